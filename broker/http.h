@@ -1,0 +1,86 @@
+/*
+ * http.h - quorumd's HTTPS/1.1 server: libuv TCP streams, TLS on OpenSSL
+ * memory BIOs, requests parsed with http-parser (kept behind this module so
+ * it can be swapped for llhttp later).
+ *
+ * The server knows nothing of routes, JSON, PostgreSQL or Redis: it hands
+ * each complete request to one handler callback and sends whatever response
+ * the handler gives back, now or later (the handler may wait on a backend).
+ * Requests on one connection are answered in order; while a request waits
+ * for its response the connection reads no further request (no pipelining
+ * ahead of the answer).
+ *
+ * Limits are enforced here, before the handler sees anything:
+ *   - request line + headers over max_header_bytes -> 431 and close;
+ *   - a body (Content-Length or chunked) over max_body_bytes -> 413 and close;
+ *   - malformed HTTP -> 400 and close;
+ *   - no complete request within idle_timeout_ms of the last byte -> close;
+ *   - TLS below 1.2 -> handshake refused.
+ * Error responses from the server itself use the API's error shape
+ * {"error": {"code": "...", "message": "..."}}.
+ */
+#ifndef QR_HTTP_H
+#define QR_HTTP_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct qr_http_server_s qr_http_server_t;
+
+/* One request. Everything in it is owned by the server and stays valid
+ * until qr_http_respond is called for it (after which it is freed). */
+typedef struct qr_http_request_s {
+    const char *method;        /* "GET", "POST", ... */
+    const char *path;          /* URL path, percent-decoding not applied, no query */
+    const char *query;         /* text after '?', or NULL */
+    const char *authorization; /* value of the Authorization header, or NULL */
+    const char *content_type;  /* value of Content-Type, or NULL */
+    const char *body;          /* NUL-terminated copy of the body ("" if none) */
+    size_t body_len;           /* bytes in body, without the NUL */
+    const char *peer;          /* "ip:port" of the client */
+    void *data;                /* free for the handler's use */
+    void *priv_;               /* private to http.c */
+} qr_http_request_t;
+
+/* Called once per complete request. The handler must eventually call
+ * qr_http_respond(req, ...) exactly once, from the loop thread, even if the
+ * client has gone away meanwhile (the response is then dropped). */
+typedef void (*qr_http_handler_cb)(qr_http_request_t *req, void *user);
+
+typedef struct qr_http_config_s {
+    const char *host;        /* listen address, e.g. "127.0.0.1" */
+    int port;                /* listen port; 0 picks a free one (see qr_http_port) */
+    const char *cert_file;   /* PEM certificate chain */
+    const char *key_file;    /* PEM private key */
+    size_t max_header_bytes; /* request line + headers; default 16384 */
+    size_t max_body_bytes;   /* default 64 MiB */
+    int idle_timeout_ms;     /* default 30000 */
+    int max_connections;     /* default 10000; past it new connections get 503 and close */
+} qr_http_config_t;
+
+/* Creates the TLS context (TLS 1.2+, no renegotiation, RELEASE_BUFFERS), binds
+ * and listens. On failure returns a negative code and writes a message to
+ * err (errlen bytes). The server is freed by qr_http_server_close. */
+int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_handler_cb handler,
+                         void *user, qr_http_server_t **out, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int qr_http_port(const qr_http_server_t *srv);
+
+/* Sends the response and frees req. body may be NULL for no body; it is
+ * copied. extra_headers, if not NULL, is a block of "Name: value\r\n" lines.
+ * Returns 0, or a negative code if req's connection was already gone (the
+ * request is freed all the same). */
+int qr_http_respond(qr_http_request_t *req, int status, const char *content_type,
+                    const char *body, size_t body_len, const char *extra_headers);
+
+/* Stops listening, closes every connection (pending requests are answered
+ * by nobody: their later qr_http_respond calls just free them), and frees
+ * the server once all handles have closed. cb (may be NULL) runs then. */
+void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *arg);
+
+/* The reason phrase for a status code ("Not Found"). */
+const char *qr_http_reason(int status);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * pg.h - asynchronous PostgreSQL for the event loop: a small pool of libpq
+ * connections in non-blocking mode, each driven by a uv_poll_t on PQsocket.
+ * No call here blocks the loop.
+ *
+ * Queries are queued and run in FIFO order on the first idle connection;
+ * every query is one statement sent with PQsendQueryParams (parameters are
+ * always bound, text format). Use CTEs to make several changes atomically in
+ * one statement. COPY FROM STDIN is supported through qr_pg_copy_in.
+ *
+ * A connection that fails is reconnected with backoff; the queries that were
+ * running on it fail with an error (they are not retried: the caller decides).
+ */
+#ifndef QR_PG_H
+#define QR_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct qr_pg_s qr_pg_t;
+
+/* The result callback. On success res is the PGresult (PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK; COPY reports PGRES_COMMAND_OK) and err is NULL. On any
+ * failure res is NULL and err is the message; sqlstate is the five-character
+ * SQLSTATE when the server sent one ("23505" unique violation...), else "".
+ * res is owned by the pool and cleared after the callback returns. */
+typedef void (*qr_pg_cb)(const PGresult *res, const char *err, const char *sqlstate, void *arg);
+
+/* Opens a pool of `size` connections (conninfo as for PQconnectdb). Returns at
+ * once; connections come up in the background and queries queue until one is
+ * ready. connect_timeout_ms bounds each attempt (our own timer, since libpq
+ * ignores connect_timeout in non-blocking mode). */
+int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size, int connect_timeout_ms,
+               qr_pg_t **out);
+
+/* Queues one statement with nparams text parameters (values may be NULL for
+ * SQL NULL). The strings are copied; the caller may free them on return.
+ * cb is always called exactly once, later, never from inside this call.
+ * Returns 0, or a negative code (and does not call cb) if the pool is closing. */
+int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                qr_pg_cb cb, void *arg);
+
+/* Runs `copy_sql` (a "COPY ... FROM STDIN" statement) and streams `len` bytes
+ * of COPY text-format data from `data` (copied) into it. Atomic as COPY is:
+ * on error nothing is inserted. cb as for qr_pg_query. */
+int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
+                  void *arg);
+
+/* Number of connections currently connected (for /readyz and tests). */
+int qr_pg_connected(const qr_pg_t *pg);
+
+/* Fails every queued query, closes every connection and frees the pool once
+ * all handles are closed; cb (may be NULL) runs then. */
+void qr_pg_close(qr_pg_t *pg, void (*cb)(void *arg), void *arg);
+
+#endif

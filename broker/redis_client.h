@@ -1,0 +1,55 @@
+/*
+ * redis_client.h - one asynchronous Redis connection for the event loop,
+ * with reconnect and a registry of Lua scripts.
+ *
+ * Built on hiredis 0.14 async and our adapter (common/hiredis_uv.h). The
+ * client reconnects with exponential backoff (from a uv_timer, never from
+ * inside a hiredis callback). On every (re)connect it sends SCRIPT LOAD for
+ * each registered script. qr_redis_eval sends EVALSHA and, on a NOSCRIPT
+ * error, resends the same call as EVAL with the script text (so a restarted
+ * or flushed Redis costs one extra round trip, never an error). hiredis has
+ * no timeouts: each command is failed by our own timer after
+ * command_timeout_ms.
+ */
+#ifndef QR_REDIS_CLIENT_H
+#define QR_REDIS_CLIENT_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct qr_redis_s qr_redis_t;
+typedef struct qr_redis_script_s qr_redis_script_t;
+
+/* reply is valid only during the callback. On failure (not connected,
+ * connection lost, timeout) reply is NULL and err says why. A Redis error
+ * reply (REDIS_REPLY_ERROR) is delivered as a reply, err NULL. */
+typedef void (*qr_redis_cb)(redisReply *reply, const char *err, void *arg);
+
+/* Starts connecting to host:port; returns at once. Commands sent before the
+ * connection is up fail at once with err "redis not connected" (callers
+ * retry), so they never pile up unboundedly. */
+int qr_redis_open(uv_loop_t *loop, const char *host, int port, int command_timeout_ms,
+                  qr_redis_t **out);
+
+/* Registers a Lua script (text copied). Do this before or after open; the
+ * script is loaded on every connect. The handle lives as long as the client. */
+qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua);
+
+/* EVALSHA script numkeys keys... args... with NOSCRIPT fallback. argv holds
+ * the keys first, then the args; argvlen may be NULL for NUL-terminated
+ * strings. cb is called exactly once, never from inside this call. */
+int qr_redis_eval(qr_redis_t *r, qr_redis_script_t *s, int nkeys, int argc, const char **argv,
+                  const size_t *argvlen, qr_redis_cb cb, void *arg);
+
+/* Any other command, as redisAsyncCommandArgv. Same callback rules. */
+int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                     qr_redis_cb cb, void *arg);
+
+/* 1 when connected and every script is loaded. */
+int qr_redis_ready(const qr_redis_t *r);
+
+/* Fails pending commands, disconnects, frees once handles are closed. */
+void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg);
+
+#endif

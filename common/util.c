@@ -1,0 +1,186 @@
+/*
+ * util.c - allocation, buffers, clocks and hashing shared by every binary.
+ */
+#include "util.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "quorum: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *qr_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *qr_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *qr_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *qr_xstrdup(const char *s)
+{
+    return qr_xstrndup(s, strlen(s));
+}
+
+char *qr_xstrndup(const char *s, size_t n)
+{
+    char *p = qr_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *qr_xasprintf(const char *fmt, ...)
+{
+    qr_buf_t b;
+    va_list ap;
+    qr_buf_init(&b);
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom(0);
+    b.data = qr_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return b.data;
+}
+
+void qr_buf_init(qr_buf_t *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void qr_buf_free(qr_buf_t *b)
+{
+    free(b->data);
+    qr_buf_init(b);
+}
+
+void qr_buf_reset(qr_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static void reserve(qr_buf_t *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->data = qr_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void qr_buf_append(qr_buf_t *b, const void *p, size_t n)
+{
+    reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void qr_buf_appends(qr_buf_t *b, const char *s)
+{
+    qr_buf_append(b, s, strlen(s));
+}
+
+void qr_buf_appendf(qr_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *qr_buf_steal(qr_buf_t *b)
+{
+    char *d = b->data ? b->data : qr_xstrdup("");
+    qr_buf_init(b);
+    return d;
+}
+
+int64_t qr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t qr_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void qr_sha256_hex(const void *s, size_t n, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        fprintf(stderr, "quorum: SHA-256 failed\n");
+        abort();
+    }
+    to_hex(md, 32, out);
+}
+
+int qr_random_hex(size_t n, char *out)
+{
+    unsigned char raw[64];
+    if (n > sizeof raw)
+        return QR_EINVAL;
+    if (RAND_bytes(raw, (int)n) != 1)
+        return QR_EIO;
+    to_hex(raw, n, out);
+    return 0;
+}

@@ -1,0 +1,55 @@
+/*
+ * util.h - small helpers every Quorum module uses: allocation that aborts on
+ * out-of-memory (for small, program-driven sizes only), a growable byte
+ * buffer, a monotonic/wall clock in milliseconds, and hex/SHA-256 helpers.
+ *
+ * Sizes driven by user input (request bodies, imports) must be checked by the
+ * caller against a limit before they reach qr_buf_append.
+ */
+#ifndef QR_UTIL_H
+#define QR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Our own error codes; libuv/errno codes are negative too, so ours start far below. */
+#define QR_EINVAL   (-10001) /* bad input */
+#define QR_ENOTFND  (-10002) /* no such thing */
+#define QR_ECONFLCT (-10003) /* conflicts with current state */
+#define QR_EIO      (-10004) /* a backend (PostgreSQL, Redis) failed */
+#define QR_ETOOBIG  (-10005) /* over a configured limit */
+
+void *qr_xmalloc(size_t n);
+void *qr_xcalloc(size_t n, size_t size);
+void *qr_xrealloc(void *p, size_t n);
+char *qr_xstrdup(const char *s);
+char *qr_xstrndup(const char *s, size_t n);
+/* printf into a fresh heap string; the caller frees it. */
+char *qr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer; data is always NUL-terminated (not counted in len). */
+typedef struct qr_buf_s {
+    char *data;
+    size_t len;
+    size_t cap;
+} qr_buf_t;
+
+void qr_buf_init(qr_buf_t *b);
+void qr_buf_free(qr_buf_t *b);
+void qr_buf_reset(qr_buf_t *b);
+void qr_buf_append(qr_buf_t *b, const void *p, size_t n);
+void qr_buf_appends(qr_buf_t *b, const char *s);
+void qr_buf_appendf(qr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Takes ownership of the bytes: returns data and leaves b empty. */
+char *qr_buf_steal(qr_buf_t *b);
+
+/* Milliseconds: wall clock since the epoch, and a monotonic clock. */
+int64_t qr_now_ms(void);
+int64_t qr_mono_ms(void);
+
+/* SHA-256 of s as 64 lowercase hex characters plus NUL into out[65]. */
+void qr_sha256_hex(const void *s, size_t n, char out[65]);
+/* n random bytes from the OS CSPRNG as 2n hex characters + NUL; 0 or negative. */
+int qr_random_hex(size_t n, char *out);
+
+#endif

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# stack.sh - start or stop a private PostgreSQL cluster and redis-server on
+# free loopback ports, for the tests and for `deploy/dev.sh up`.
+#
+#   deploy/stack.sh start DIR   # writes DIR/env (QR_PG_CONNINFO, QR_REDIS_PORT, ...)
+#   deploy/stack.sh stop DIR    # stops both and removes their data
+#
+# initdb and postgres refuse to run as root: as root the cluster runs as the
+# `postgres` user, with its data in a private folder under /tmp that this
+# user owns (DIR itself may sit in a tree that user cannot write).
+set -euo pipefail
+
+die() { echo "stack.sh: $*" >&2; exit 1; }
+
+pg_bindir() {
+    local d
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [ -x "$d/initdb" ] && { echo "$d"; return; }
+    done
+    command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return; }
+    die "PostgreSQL server binaries not found (apt-get install postgresql)"
+}
+
+# A loopback port nothing listens on (checked by trying to connect).
+free_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"; return
+        fi
+    done
+    die "no free port found"
+}
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start() {
+    local dir=$1
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ -f "$dir/env" ] && { stop "$dir" >/dev/null 2>&1 || true; }
+    local bin; bin=$(pg_bindir)
+    command -v redis-server >/dev/null || die "redis-server not found (deploy/dev.sh deps installs it)"
+
+    local data; data=$(mktemp -d /tmp/quorum-pg.XXXXXX)
+    chmod 700 "$data"
+    [ "$(id -u)" = 0 ] && chown postgres: "$data"
+    as_pg "$bin/initdb" -D "$data/db" -U quorum --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+
+    local pgport try
+    for try in 1 2 3 4 5; do
+        pgport=$(free_port)
+        if as_pg "$bin/pg_ctl" -D "$data/db" -l "$data/postgres.log" -w -t 60 \
+            -o "-p $pgport -k $data -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null 2>&1; then
+            break
+        fi
+        pgport=""
+    done
+    [ -n "$pgport" ] || { cat "$data/postgres.log" >&2 2>/dev/null; die "postgres did not start"; }
+    "$bin/createdb" -h 127.0.0.1 -p "$pgport" -U quorum quorum || die "createdb failed"
+
+    local rport rdir="$data/redis"
+    mkdir -p "$rdir"
+    for try in 1 2 3 4 5; do
+        rport=$(free_port)
+        if redis-server --port "$rport" --bind 127.0.0.1 --daemonize yes --dir "$rdir" \
+            --pidfile "$rdir/redis.pid" --logfile "$rdir/redis.log" --save '' --appendonly no >/dev/null; then
+            local i ok=0
+            for i in $(seq 1 50); do
+                redis-cli -p "$rport" ping >/dev/null 2>&1 && { ok=1; break; }
+                sleep 0.1
+            done
+            [ $ok = 1 ] && break
+        fi
+        rport=""
+    done
+    [ -n "$rport" ] || die "redis-server did not start"
+
+    cat >"$dir/env" <<ENV
+QR_STACK_DATA='$data'
+QR_PG_BINDIR='$bin'
+QR_PG_PORT=$pgport
+QR_PG_CONNINFO='host=127.0.0.1 port=$pgport user=quorum dbname=quorum'
+QR_REDIS_HOST=127.0.0.1
+QR_REDIS_PORT=$rport
+ENV
+    echo "stack up: postgres on 127.0.0.1:$pgport, redis on 127.0.0.1:$rport ($dir/env)"
+}
+
+stop() {
+    local dir=$1
+    [ -f "$dir/env" ] || { echo "stack.sh: nothing to stop in $dir"; return 0; }
+    # shellcheck disable=SC1091
+    . "$dir/env"
+    if [ -n "${QR_REDIS_PORT:-}" ]; then
+        redis-cli -p "$QR_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+        if [ -f "$QR_STACK_DATA/redis/redis.pid" ]; then
+            kill "$(cat "$QR_STACK_DATA/redis/redis.pid")" 2>/dev/null || true
+        fi
+    fi
+    if [ -d "$QR_STACK_DATA/db" ]; then
+        as_pg "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    case "$QR_STACK_DATA" in /tmp/quorum-pg.*) rm -rf "$QR_STACK_DATA" ;; esac
+    rm -f "$dir/env"
+    echo "stack down"
+}
+
+case "${1:-}" in
+start) [ $# = 2 ] || die "usage: stack.sh start DIR"; start "$2" ;;
+stop) [ $# = 2 ] || die "usage: stack.sh stop DIR"; stop "$2" ;;
+*) echo "usage: stack.sh start|stop DIR" >&2; exit 2 ;;
+esac
