@@ -1,0 +1,2 @@
+/* redis_client.c: being written. */
+typedef int qr_placeholder_redis_client_t;

@@ -1,0 +1,2 @@
+/* client.c: being written. */
+typedef int qr_placeholder_client_t;
