@@ -1,2 +1,952 @@
-/* api.c: being written. */
-typedef int qr_placeholder_api_t;
+/*
+ * api.c - the v1 JSON API (docs/API.md): routing, authentication, role
+ * checks and the handlers. Each request is a small state machine driven by
+ * the callbacks of PostgreSQL (pg.h) and the lease engine (lease.h); nothing
+ * here blocks. SQL text lives in store.h.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agreement.h"
+#include "broker_int.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define MAX_LEASES_PER_REQUEST 100
+#define SUBMIT_GRACE_MS        30000
+
+typedef struct ctx_s ctx_t;
+typedef void (*handler_fn)(ctx_t *c);
+
+typedef struct route_s {
+    const char *method;
+    const char *pattern; /* '*' matches one path segment of digits */
+    handler_fn fn;
+    int roles;       /* QR_ROLE_* allowed; 0 = no authentication */
+    int project_arg; /* 1 if the first '*' is a project id */
+} route_t;
+
+/* One request in flight. */
+struct ctx_s {
+    qr_broker_t *b;
+    qr_http_request_t *req;
+    const route_t *route;
+    int64_t ids[2]; /* the path's numeric segments */
+    qr_user_t user;
+    qr_project_t *project;
+    json_t *body; /* parsed JSON body, if any */
+    char digest[65];
+    /* handler state */
+    int max;
+    int retried;
+    int64_t task_id, granted_ms, expires_ms;
+    char *label, *idem_key;
+    int64_t active_ms;
+    char *copy_data;
+    size_t copy_len;
+    int64_t ntasks;
+    json_t *out;
+    qr_agreement_t *agr;
+    uv_work_t work;
+    json_t *agr_json;
+};
+
+/* --- responses ----------------------------------------------------------------- */
+
+static void ctx_free(ctx_t *c)
+{
+    qr_project_release(c->project);
+    json_decref(c->body);
+    json_decref(c->out);
+    json_decref(c->agr_json);
+    if (c->agr)
+        qr_agreement_free(c->agr);
+    free(c->label);
+    free(c->idem_key);
+    free(c->copy_data);
+    free(c);
+}
+
+static void respond_json(ctx_t *c, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
+    free(s);
+    ctx_free(c);
+}
+
+static void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    respond_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+static void respond_backend(ctx_t *c, const char *what, const char *err)
+{
+    qr_warn("%s %s: %s failed: %s", c->req->method, c->req->path, what, err ? err : "?");
+    respond_error(c, 503, "unavailable", "%s is not available right now; retry", what);
+}
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static char *i64(int64_t v, char buf[24])
+{
+    snprintf(buf, 24, "%" PRId64, v);
+    return buf;
+}
+
+/* Parses the body as a JSON object; an empty body is {} when allow_empty.
+ * Responds 400 and returns -1 on failure. */
+static int parse_body(ctx_t *c, int allow_empty)
+{
+    const char *p = c->req->body;
+    size_t n = c->req->body_len;
+    while (n && isspace((unsigned char)*p)) {
+        p++;
+        n--;
+    }
+    if (n == 0 && allow_empty) {
+        c->body = json_object();
+        return 0;
+    }
+    json_error_t e;
+    c->body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+    if (!c->body) {
+        respond_error(c, 400, "invalid_json", "line %d column %d: %s", e.line, e.column, e.text);
+        return -1;
+    }
+    if (!json_is_object(c->body)) {
+        respond_error(c, 400, "invalid_json", "the body must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
+/* An optional integer field in [lo, hi]; 422 on a wrong type or range. */
+static int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out)
+{
+    json_t *v = json_object_get(c->body, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        respond_error(c, 422, "invalid", "%s must be an integer from %" PRId64 " to %" PRId64, key,
+                      lo, hi);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static const char *role_name(int role)
+{
+    switch (role) {
+    case QR_ROLE_ADMIN:
+        return "admin";
+    case QR_ROLE_MANAGER:
+        return "manager";
+    case QR_ROLE_REVIEWER:
+        return "reviewer";
+    default:
+        return "annotator";
+    }
+}
+
+static int role_of(const char *s)
+{
+    if (!s)
+        return 0;
+    if (!strcmp(s, "admin"))
+        return QR_ROLE_ADMIN;
+    if (!strcmp(s, "manager"))
+        return QR_ROLE_MANAGER;
+    if (!strcmp(s, "reviewer"))
+        return QR_ROLE_REVIEWER;
+    if (!strcmp(s, "annotator"))
+        return QR_ROLE_ANNOTATOR;
+    return 0;
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 200;
+}
+
+/* --- GET /healthz ---------------------------------------------------------------------- */
+
+static void h_healthz(ctx_t *c)
+{
+    respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* --- POST /v1/users -------------------------------------------------------------------- */
+
+static void on_user_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    json_t *o = c->out;
+    c->out = NULL;
+    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    json_object_set_new(o, "role", json_string(PQgetvalue(res, 0, 1)));
+    respond_json(c, 201, o);
+}
+
+static void h_user_create(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    const char *name = json_string_value(json_object_get(c->body, "name"));
+    const char *role = json_string_value(json_object_get(c->body, "role"));
+    int r = role_of(role);
+    if (!valid_name(name)) {
+        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+        return;
+    }
+    if (!r) {
+        respond_error(c, 422, "invalid", "role must be admin, manager, reviewer or annotator");
+        return;
+    }
+    if (r == QR_ROLE_ADMIN && c->user.role != QR_ROLE_ADMIN) {
+        respond_error(c, 403, "forbidden", "only an admin may create an admin");
+        return;
+    }
+    char token[3 + 64 + 1] = "qr_";
+    if (qr_random_hex(32, token + 3) < 0) {
+        respond_error(c, 503, "unavailable", "no randomness for a token");
+        return;
+    }
+    char digest[65], prefix[12], org[24];
+    qr_sha256_hex(token, strlen(token), digest);
+    snprintf(prefix, sizeof prefix, "%.10s", token);
+    c->out = json_pack("{s:s s:s}", "name", name, "token", token);
+    const char *params[] = {i64(c->user.org_id, org), name, role, digest, prefix};
+    if (qr_pg_query(c->b->pg, QR_SQL_USER_CREATE, 5, params, on_user_created, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- POST /v1/projects, GET /v1/projects/{id} ------------------------------------------ */
+
+static void on_project_created(const PGresult *res, const char *err, const char *sqlstate,
+                               void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    qr_project_t *p = o ? qr_project_from_json(o) : NULL;
+    json_decref(o);
+    if (!p) {
+        respond_backend(c, "PostgreSQL", "bad project row");
+        return;
+    }
+    qr_project_cache_put(c->b, p);
+    respond_json(c, 201, qr_project_to_json(p));
+    qr_project_release(p);
+}
+
+static void h_project_create(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    const char *name = json_string_value(json_object_get(c->body, "name"));
+    json_t *labels = json_object_get(c->body, "labels");
+    int64_t apt, ttl;
+    if (!valid_name(name)) {
+        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+        return;
+    }
+    size_t n = json_array_size(labels);
+    if (!json_is_array(labels) || n < 1 || n > 1000) {
+        respond_error(c, 422, "invalid", "labels must be an array of 1 to 1000 strings");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *l = json_string_value(json_array_get(labels, i));
+        if (!valid_name(l)) {
+            respond_error(c, 422, "invalid", "label %zu must be a string of 1 to 200 characters",
+                          i + 1);
+            return;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(l, json_string_value(json_array_get(labels, j)))) {
+                respond_error(c, 422, "invalid", "label \"%s\" appears twice", l);
+                return;
+            }
+    }
+    if (int_field(c, "annotations_per_task", 1, 100, 1, &apt) < 0 ||
+        int_field(c, "lease_ttl_ms", 1000, 86400000, 60000, &ttl) < 0)
+        return;
+    char *labels_text = json_dumps(labels, JSON_COMPACT);
+    char org[24], user[24], a[24], t[24];
+    const char *params[] = {i64(c->user.org_id, org), name, labels_text, i64(apt, a), i64(ttl, t),
+                            i64(c->user.id, user)};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 6, params, on_project_created, c);
+    free(labels_text);
+    if (rc < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void h_project_get(ctx_t *c)
+{
+    respond_json(c, 200, qr_project_to_json(c->project));
+}
+
+/* --- POST /v1/projects/{id}/tasks (JSONL import) ----------------------------------------- */
+
+/* Appends s to the COPY text-format buffer, escaping what COPY treats specially. */
+static void copy_escape(qr_buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\':
+            qr_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            qr_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            qr_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            qr_buf_append(b, "\\t", 2);
+            break;
+        default:
+            qr_buf_append(b, s, 1);
+        }
+    }
+}
+
+static void on_import_reopened(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    /* Redis being down does not undo the import: the window reloads later. */
+    json_t *o = c->out;
+    c->out = NULL;
+    respond_json(c, 201, o);
+}
+
+static void on_import_copied(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    qr_info("project %" PRId64 ": imported %" PRId64 " tasks", c->project->id, c->ntasks);
+    if (qr_lease_window_reopen(c->b->lease, c->project->id, on_import_reopened, c) < 0)
+        on_import_reopened(QR_EIO, c);
+}
+
+static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != c->ntasks) {
+        respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
+        return;
+    }
+    /* Prefix each prepared line (which starts with a tab) with its id. */
+    qr_buf_t b;
+    qr_buf_init(&b);
+    const char *line = c->copy_data;
+    for (int i = 0; i < c->ntasks; i++) {
+        const char *end = strchr(line, '\n');
+        qr_buf_appends(&b, PQgetvalue(res, i, 0));
+        qr_buf_append(&b, line, (size_t)(end - line) + 1);
+        line = end + 1;
+    }
+    c->out = json_pack("{sI sI sI}", "imported", (json_int_t)c->ntasks, "first_task_id",
+                       (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "last_task_id",
+                       (json_int_t)strtoll(PQgetvalue(res, c->ntasks - 1, 0), NULL, 10));
+    if (qr_pg_copy_in(c->b->pg, QR_SQL_TASKS_COPY, b.data, b.len, on_import_copied, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+    qr_buf_free(&b);
+}
+
+static void h_import(ctx_t *c)
+{
+    qr_buf_t rows;
+    qr_buf_init(&rows);
+    const char *p = c->req->body, *end = p + c->req->body_len;
+    int lineno = 0;
+    char proj[24], req[24];
+    i64(c->project->id, proj);
+    i64(c->project->annotations_per_task, req);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        lineno++;
+        const char *q = p;
+        while (q < le && isspace((unsigned char)*q))
+            q++;
+        if (q == le) { /* blank line */
+            p = nl ? nl + 1 : end;
+            continue;
+        }
+        json_error_t e;
+        json_t *o = json_loadb(p, (size_t)(le - p), JSON_REJECT_DUPLICATES, &e);
+        if (!o || !json_is_object(o)) {
+            respond_error(c, 400, "invalid_jsonl", "line %d: %s", lineno,
+                          o ? "a task must be a JSON object" : e.text);
+            json_decref(o);
+            qr_buf_free(&rows);
+            return;
+        }
+        json_t *data = json_object_get(o, "data");
+        if (data && !json_is_object(data)) {
+            respond_error(c, 400, "invalid_jsonl", "line %d: \"data\" must be a JSON object",
+                          lineno);
+            json_decref(o);
+            qr_buf_free(&rows);
+            return;
+        }
+        char *text = json_dumps(data ? data : o, JSON_COMPACT);
+        json_decref(o);
+        if (!text || strchr(text, '\0') != text + strlen(text)) {
+            free(text);
+            respond_error(c, 400, "invalid_jsonl", "line %d: cannot encode the task", lineno);
+            qr_buf_free(&rows);
+            return;
+        }
+        /* The id is prepended once ids are allocated: "\t<project>\t<data>\t<required>\n". */
+        qr_buf_appendf(&rows, "\t%s\t", proj);
+        copy_escape(&rows, text);
+        qr_buf_appendf(&rows, "\t%s\n", req);
+        free(text);
+        c->ntasks++;
+        p = nl ? nl + 1 : end;
+    }
+    if (c->ntasks == 0) {
+        qr_buf_free(&rows);
+        respond_error(c, 400, "invalid_jsonl", "the body holds no task");
+        return;
+    }
+    c->copy_len = rows.len;
+    c->copy_data = qr_buf_steal(&rows);
+    char n[24];
+    const char *params[] = {i64(c->ntasks, n)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TASK_IDS, 1, params, on_import_ids, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- POST /v1/projects/{id}/leases --------------------------------------------------------- */
+
+static void lease_try(ctx_t *c);
+
+static void on_complete_checked(const PGresult *res, const char *err, const char *sqlstate,
+                                void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int complete = PQgetvalue(res, 0, 0)[0] == 't';
+    respond_json(c, 200, json_pack("{s:[] s:b}", "leases", "project_complete", complete));
+}
+
+static void on_refilled(void *arg)
+{
+    ctx_t *c = arg;
+    lease_try(c);
+}
+
+static void on_background_refill(void *arg) {}
+
+static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        respond_backend(c, "Redis", "lease grant");
+        return;
+    }
+    if (n == 0 && !c->retried) {
+        /* The window may just be empty: load more and try once again. */
+        c->retried = 1;
+        qr_window_refill(c->b, c->project->id, on_refilled, c);
+        return;
+    }
+    if (ready_left < c->b->cfg.window_low)
+        qr_window_refill(c->b, c->project->id, on_background_refill, NULL);
+    if (n == 0) {
+        char proj[24];
+        const char *params[] = {i64(c->project->id, proj)};
+        if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_COMPLETE, 1, params, on_complete_checked, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        char tok[24];
+        json_t *data = json_loads(leases[i].data, JSON_DECODE_ANY, NULL);
+        json_array_append_new(
+            arr, json_pack("{s:s sI sI sI s:o}", "lease", i64(leases[i].token, tok), "task_id",
+                           (json_int_t)leases[i].task_id, "fencing_token",
+                           (json_int_t)leases[i].token, "expires_at_ms",
+                           (json_int_t)leases[i].expires_ms, "data", data ? data : json_object()));
+    }
+    respond_json(c, 200, json_pack("{s:o s:b}", "leases", arr, "project_complete", 0));
+}
+
+static void lease_try(ctx_t *c)
+{
+    if (qr_lease_grant(c->b->lease, c->project->id, c->user.id, c->max, qr_now_ms(),
+                       c->project->lease_ttl_ms, on_granted, c) < 0)
+        respond_backend(c, "Redis", "lease grant");
+}
+
+static void h_lease(ctx_t *c)
+{
+    int64_t max;
+    if (parse_body(c, 1) < 0 || int_field(c, "max", 1, MAX_LEASES_PER_REQUEST, 1, &max) < 0)
+        return;
+    c->max = (int)max;
+    lease_try(c);
+}
+
+/* --- POST /v1/projects/{id}/leases/{lease}/heartbeat ---------------------------------------- */
+
+static void on_heartbeat(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    char tok[24];
+    if (rc == QR_ECONFLCT) {
+        respond_error(c, 409, "lease_expired",
+                      "lease %" PRId64 " is not live (expired, ended or "
+                      "not yours)",
+                      c->ids[1]);
+        return;
+    }
+    if (rc < 0) {
+        respond_backend(c, "Redis", "heartbeat");
+        return;
+    }
+    respond_json(c, 200,
+                 json_pack("{s:s sI}", "lease", i64(c->ids[1], tok), "expires_at_ms",
+                           (json_int_t)info->expires_ms));
+}
+
+static void h_heartbeat(ctx_t *c)
+{
+    if (qr_lease_heartbeat(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(),
+                           c->project->lease_ttl_ms, on_heartbeat, c) < 0)
+        respond_backend(c, "Redis", "heartbeat");
+}
+
+/* --- POST /v1/projects/{id}/leases/{lease}/submit -------------------------------------------- */
+
+static void on_lease_ended(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = c->out;
+    int status = json_is_true(json_object_get(o, "replayed")) ? 200 : 201;
+    c->out = NULL;
+    if (o) {
+        respond_json(c, status, o);
+        return;
+    }
+    respond_error(c, 409, "conflict",
+                  "task %" PRId64 " needs no more annotations, or you labeled it already",
+                  c->task_id);
+}
+
+/* An earlier submission with this idempotency key, if any, is the answer. */
+static void on_idem_found(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) == 1) {
+        c->out = json_pack("{sI sI s:b}", "annotation_id",
+                           (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "task_id",
+                           (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10), "replayed", 1);
+        /* The lease, if still pinned by a submit that died half-way, ends. */
+        if (c->task_id &&
+            qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) == 0)
+            return;
+        on_lease_ended(0, c);
+        return;
+    }
+    if (c->task_id) {
+        /* Lease was live but PostgreSQL refused: give the slot back. */
+        if (qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
+            on_lease_ended(QR_EIO, c);
+        return;
+    }
+    respond_error(c, 409, "lease_expired",
+                  "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
+                  c->ids[1]);
+}
+
+static void find_idempotent(ctx_t *c)
+{
+    char user[24];
+    const char *params[] = {i64(c->user.id, user), c->idem_key};
+    if (qr_pg_query(c->b->pg, QR_SQL_ANNOTATION_BY_KEY, 2, params, on_idem_found, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_annotation_written(const PGresult *res, const char *err, const char *sqlstate,
+                                  void *arg)
+{
+    ctx_t *c = arg;
+    if (!res && sqlstate && !strcmp(sqlstate, "23505") && c->idem_key) {
+        find_idempotent(c); /* the same key was used before */
+        return;
+    }
+    if (!res) {
+        qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], NULL, NULL);
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        if (c->idem_key) {
+            find_idempotent(c);
+            return;
+        }
+        if (qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
+            on_lease_ended(QR_EIO, c);
+        return;
+    }
+    c->out = json_pack("{sI sI s:b}", "annotation_id",
+                       (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "task_id",
+                       (json_int_t)c->task_id, "replayed", 0);
+    /* The annotation is committed: the answer is "created" even if Redis is
+     * unreachable now (the pinned lease then expires, and PostgreSQL's
+     * done_count keeps the task from being over-filled). */
+    if (qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
+        on_lease_ended(QR_EIO, c);
+}
+
+static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc == QR_ECONFLCT) {
+        if (c->idem_key) {
+            find_idempotent(c);
+            return;
+        }
+        respond_error(c, 409, "lease_expired",
+                      "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
+                      c->ids[1]);
+        return;
+    }
+    if (rc < 0) {
+        respond_backend(c, "Redis", "submit");
+        return;
+    }
+    c->task_id = info->task_id;
+    char task[24], proj[24], user[24], tok[24], act[24], g[24], x[24];
+    const char *params[] = {i64(info->task_id, task),
+                            i64(c->project->id, proj),
+                            i64(c->user.id, user),
+                            c->label,
+                            i64(c->ids[1], tok),
+                            c->idem_key,
+                            c->active_ms >= 0 ? i64(c->active_ms, act) : NULL,
+                            i64(info->granted_ms, g),
+                            i64(info->expires_ms, x)};
+    if (qr_pg_query(c->b->pg, QR_SQL_SUBMIT, 9, params, on_annotation_written, c) < 0) {
+        qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], NULL, NULL);
+        respond_backend(c, "PostgreSQL", "pool closing");
+    }
+}
+
+static void h_submit(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    json_t *label = json_object_get(c->body, "label");
+    json_t *key = json_object_get(c->body, "idempotency_key");
+    if (!json_is_string(label)) {
+        respond_error(c, 422, "invalid", "label must be a string");
+        return;
+    }
+    int known = 0;
+    for (int i = 0; i < c->project->nlabels && !known; i++)
+        known = !strcmp(c->project->labels[i], json_string_value(label));
+    if (!known) {
+        respond_error(c, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
+                      json_string_value(label));
+        return;
+    }
+    if (key && !json_is_null(key) &&
+        (!json_is_string(key) || !valid_name(json_string_value(key)))) {
+        respond_error(c, 422, "invalid", "idempotency_key must be a string of 1 to 200 characters");
+        return;
+    }
+    if (int_field(c, "active_ms", 0, 86400000, -1, &c->active_ms) < 0)
+        return;
+    c->label = qr_xstrdup(json_string_value(label));
+    c->idem_key = json_is_string(key) ? qr_xstrdup(json_string_value(key)) : NULL;
+    if (qr_lease_submit_begin(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(),
+                              SUBMIT_GRACE_MS, on_submit_begun, c) < 0)
+        respond_backend(c, "Redis", "submit");
+}
+
+/* --- GET /v1/projects/{id}/report ---------------------------------------------------------------
+ */
+
+static void agreement_work(uv_work_t *w)
+{
+    ctx_t *c = w->data;
+    c->agr_json = qr_agreement_json(c->agr, 0);
+}
+
+static json_t *metric_value(json_t *agr, const char *name)
+{
+    json_t *m = json_object_get(json_object_get(agr, "metrics"), name);
+    json_t *v = json_object_get(m, "value");
+    return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
+}
+
+static void agreement_done(uv_work_t *w, int status)
+{
+    ctx_t *c = w->data;
+    json_t *o = c->out;
+    c->out = NULL;
+    json_object_set_new(o, "agreement",
+                        json_pack("{s:o s:o}", "percent_agreement",
+                                  metric_value(c->agr_json, "percent_agreement"),
+                                  "krippendorff_alpha_nominal",
+                                  metric_value(c->agr_json, "krippendorff_alpha_nominal")));
+    respond_json(c, 200, o);
+}
+
+static void on_report_labels(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    c->agr = qr_agreement_new();
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        qr_agreement_add(c->agr, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0),
+                         PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1),
+                         PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
+    /* The coefficients over a large project take a while: off the loop. */
+    c->work.data = c;
+    int rc = uv_queue_work(c->b->loop, &c->work, agreement_work, agreement_done);
+    if (rc < 0)
+        respond_error(c, 503, "unavailable", "cannot schedule the computation: %s",
+                      uv_strerror(rc));
+}
+
+static void on_report_counts(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    c->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    if (!c->out) {
+        respond_backend(c, "PostgreSQL", "bad report row");
+        return;
+    }
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REPORT_LABELS, 1, params, on_report_labels, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void h_report(ctx_t *c)
+{
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 1, params, on_report_counts, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- routing, authentication, project loading --------------------------------------------------
+ */
+
+static const route_t routes[] = {
+    {"GET", "/healthz", h_healthz, 0, 0},
+    {"POST", "/v1/users", h_user_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"POST", "/v1/projects", h_project_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"GET", "/v1/projects/*", h_project_get, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/tasks", h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
+    {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/leases/*/heartbeat", h_heartbeat, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/leases/*/submit", h_submit, QR_ROLE_ANY, 1},
+    {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
+     1},
+};
+
+/* Matches path against pattern; fills ids with the '*' segments. */
+static int match(const char *pattern, const char *path, int64_t ids[2])
+{
+    int k = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            if (!isdigit((unsigned char)*path))
+                return 0;
+            char *end;
+            long long v = strtoll(path, &end, 10);
+            if (end - path > 18)
+                return 0;
+            if (k < 2)
+                ids[k++] = v;
+            path = end;
+            pattern++;
+            continue;
+        }
+        if (*pattern != *path)
+            return 0;
+        pattern++;
+        path++;
+    }
+    if (*path == '/' && path[1] == '\0')
+        path++; /* a trailing slash is fine */
+    return *pattern == '\0' && *path == '\0';
+}
+
+static void on_project_loaded(const PGresult *res, const char *err, const char *sqlstate,
+                              void *arg);
+
+static void run(ctx_t *c)
+{
+    if (c->route->project_arg) {
+        qr_project_t *p = qr_project_cache_get(c->b, c->ids[0]);
+        if (!p) {
+            char id[24];
+            const char *params[] = {i64(c->ids[0], id)};
+            if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_GET, 1, params, on_project_loaded, c) < 0)
+                respond_backend(c, "PostgreSQL", "pool closing");
+            return;
+        }
+        /* Another organization's project does not exist, as far as you know. */
+        if (p->org_id != c->user.org_id) {
+            qr_project_release(p);
+            respond_error(c, 404, "not_found", "no project %" PRId64, c->ids[0]);
+            return;
+        }
+        c->project = p;
+    }
+    c->route->fn(c);
+}
+
+static void on_project_loaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found", "no project %" PRId64, c->ids[0]);
+        return;
+    }
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    qr_project_t *p = o ? qr_project_from_json(o) : NULL;
+    json_decref(o);
+    if (!p) {
+        respond_backend(c, "PostgreSQL", "bad project row");
+        return;
+    }
+    qr_project_cache_put(c->b, p);
+    qr_project_release(p);
+    run(c);
+}
+
+static void authorized(ctx_t *c)
+{
+    if (!(c->route->roles & c->user.role)) {
+        respond_error(c, 403, "forbidden", "a %s may not %s %s", role_name(c->user.role),
+                      c->req->method, c->req->path);
+        return;
+    }
+    run(c);
+}
+
+static void on_token_loaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 401, "unauthorized", "unknown, revoked or expired token");
+        return;
+    }
+    c->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    c->user.org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    c->user.role = role_of(PQgetvalue(res, 0, 2));
+    snprintf(c->user.name, sizeof c->user.name, "%s", PQgetvalue(res, 0, 3));
+    qr_auth_cache_put(c->b, c->digest, &c->user);
+    authorized(c);
+}
+
+void qr_api_handle(qr_http_request_t *req, void *user)
+{
+    ctx_t *c = qr_xcalloc(1, sizeof *c);
+    c->b = user;
+    c->req = req;
+    int path_known = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int64_t ids[2] = {0, 0};
+        if (!match(routes[i].pattern, req->path, ids))
+            continue;
+        path_known = 1;
+        if (strcmp(routes[i].method, req->method))
+            continue;
+        c->route = &routes[i];
+        memcpy(c->ids, ids, sizeof ids);
+        break;
+    }
+    if (!c->route) {
+        if (path_known)
+            respond_error(c, 405, "method_not_allowed", "%s is not allowed on %s", req->method,
+                          req->path);
+        else
+            respond_error(c, 404, "not_found", "no route %s %s", req->method, req->path);
+        return;
+    }
+    if (!c->route->roles) {
+        c->route->fn(c);
+        return;
+    }
+    const char *auth = req->authorization;
+    if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
+        respond_error(c, 401, "unauthorized", "missing bearer token (Authorization: Bearer ...)");
+        return;
+    }
+    const char *token = auth + 7;
+    while (*token == ' ')
+        token++;
+    qr_sha256_hex(token, strlen(token), c->digest);
+    if (qr_auth_cache_get(c->b, c->digest, &c->user)) {
+        authorized(c);
+        return;
+    }
+    const char *params[] = {c->digest};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_LOOKUP, 1, params, on_token_loaded, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}

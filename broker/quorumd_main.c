@@ -1,6 +1,277 @@
+/*
+ * quorumd_main.c - the quorumd command: `serve` (the broker), `migrate`
+ * (apply sql/) and `bootstrap-admin` (first admin token). Every flag has an
+ * environment variable; flags win.
+ */
+#include <getopt.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "broker.h"
+#include "log.h"
+#include "util.h"
+
+static void usage(FILE *f)
 {
-    puts("quorumd: not yet");
+    fprintf(f,
+            "usage: quorumd [serve] [options]     run the broker (HTTPS API)\n"
+            "       quorumd migrate [--pg CONNINFO] [--sql-dir DIR]\n"
+            "       quorumd bootstrap-admin [--pg CONNINFO] [--org NAME] [--user NAME]\n"
+            "\n"
+            "quorumd leases labeling tasks to annotator agents through Redis and stores\n"
+            "every annotation in PostgreSQL. Any number of brokers may share one\n"
+            "PostgreSQL and one Redis.\n"
+            "\n"
+            "options (environment variable in brackets):\n"
+            "  --listen HOST:PORT    HTTPS address [QUORUM_LISTEN] (127.0.0.1:8443; port 0 = any)\n"
+            "  --pg CONNINFO         libpq connection string [QUORUM_PG]\n"
+            "  --pg-pool N           PostgreSQL connections [QUORUM_PG_POOL] (8)\n"
+            "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
+            "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
+            "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
+            "  --max-body-bytes N    largest request body [QUORUM_MAX_BODY_BYTES] (67108864)\n"
+            "  --idle-timeout-ms N   close idle connections after N ms [QUORUM_IDLE_TIMEOUT_MS]\n"
+            "                        (30000)\n"
+            "  --reaper-ms N         return expired leases every N ms [QUORUM_REAPER_MS] (1000)\n"
+            "  --port-file FILE      write the bound port to FILE once listening\n"
+            "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s)\n"
+            "  --org NAME, --user NAME   bootstrap-admin: organization and admin user\n"
+            "                        (owner, admin)\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error\n",
+            QR_SQL_DIR);
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static int parse_hostport(const char *s, const char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    *host = qr_xstrndup(s, (size_t)(colon - s));
+    *port = (int)p;
     return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static uv_signal_t sig_int, sig_term;
+static qr_broker_t *broker;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    qr_info("signal %d: stopping", signum);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    if (broker) {
+        qr_broker_stop(broker, NULL, NULL);
+        broker = NULL;
+    }
+}
+
+static int serve(qr_broker_config_t *cfg)
+{
+    if (!cfg->cert_file || !cfg->key_file) {
+        fprintf(stderr, "quorumd: --cert and --key are required (TLS is not optional)\n");
+        return 2;
+    }
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc < 0) {
+        fprintf(stderr, "quorumd: uv_loop_init: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    char err[512] = "";
+    rc = qr_broker_start(&loop, cfg, &broker, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "quorumd: %s\n", err);
+        return 1;
+    }
+    int port = qr_broker_port(broker);
+    qr_info("listening on https://%s:%d", cfg->listen_host, port);
+    if (cfg->port_file) {
+        FILE *f = fopen(cfg->port_file, "w");
+        if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "quorumd: cannot write %s\n", cfg->port_file);
+            return 1;
+        }
+    }
+    if ((rc = uv_signal_init(&loop, &sig_int)) < 0 || (rc = uv_signal_init(&loop, &sig_term)) < 0 ||
+        (rc = uv_signal_start(&sig_int, on_signal, SIGINT)) < 0 ||
+        (rc = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0) {
+        fprintf(stderr, "quorumd: signals: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    if (rc < 0)
+        qr_warn("loop closed with handles open: %s", uv_strerror(rc));
+    qr_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    qr_log_init("quorumd", QR_LOG_INFO);
+    qr_broker_config_t cfg;
+    qr_broker_config_defaults(&cfg);
+    const char *cmd = "serve";
+    if (argc > 1 && argv[1][0] != '-') {
+        cmd = argv[1];
+        argv++;
+        argc--;
+    }
+    const char *listen = env_or("QUORUM_LISTEN", NULL);
+    const char *redis = env_or("QUORUM_REDIS", NULL);
+    const char *sql_dir = env_or("QUORUM_SQL_DIR", QR_SQL_DIR);
+    const char *org = "owner", *user = "admin";
+    cfg.pg_conninfo = env_or("QUORUM_PG", cfg.pg_conninfo);
+    cfg.cert_file = env_or("QUORUM_TLS_CERT", NULL);
+    cfg.key_file = env_or("QUORUM_TLS_KEY", NULL);
+    long v;
+    const char *e;
+    if ((e = env_or("QUORUM_PG_POOL", NULL)) && parse_int(e, 1, 100, &v) == 0)
+        cfg.pg_pool = (int)v;
+    if ((e = env_or("QUORUM_MAX_BODY_BYTES", NULL)) && parse_int(e, 1024, 1L << 32, &v) == 0)
+        cfg.max_body_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_IDLE_TIMEOUT_MS", NULL)) && parse_int(e, 100, 3600000, &v) == 0)
+        cfg.idle_timeout_ms = (int)v;
+    if ((e = env_or("QUORUM_REAPER_MS", NULL)) && parse_int(e, 10, 60000, &v) == 0)
+        cfg.reaper_ms = (int)v;
+
+    enum {
+        O_LISTEN = 1000,
+        O_PG,
+        O_POOL,
+        O_REDIS,
+        O_CERT,
+        O_KEY,
+        O_BODY,
+        O_IDLE,
+        O_REAPER,
+        O_PORTFILE,
+        O_SQL,
+        O_ORG,
+        O_USER
+    };
+    static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
+                                         {"pg", required_argument, 0, O_PG},
+                                         {"pg-pool", required_argument, 0, O_POOL},
+                                         {"redis", required_argument, 0, O_REDIS},
+                                         {"cert", required_argument, 0, O_CERT},
+                                         {"key", required_argument, 0, O_KEY},
+                                         {"max-body-bytes", required_argument, 0, O_BODY},
+                                         {"idle-timeout-ms", required_argument, 0, O_IDLE},
+                                         {"reaper-ms", required_argument, 0, O_REAPER},
+                                         {"port-file", required_argument, 0, O_PORTFILE},
+                                         {"sql-dir", required_argument, 0, O_SQL},
+                                         {"org", required_argument, 0, O_ORG},
+                                         {"user", required_argument, 0, O_USER},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_PG:
+            cfg.pg_conninfo = optarg;
+            break;
+        case O_POOL:
+            if (parse_int(optarg, 1, 100, &v) < 0)
+                goto bad;
+            cfg.pg_pool = (int)v;
+            break;
+        case O_REDIS:
+            redis = optarg;
+            break;
+        case O_CERT:
+            cfg.cert_file = optarg;
+            break;
+        case O_KEY:
+            cfg.key_file = optarg;
+            break;
+        case O_BODY:
+            if (parse_int(optarg, 1024, 1L << 32, &v) < 0)
+                goto bad;
+            cfg.max_body_bytes = (size_t)v;
+            break;
+        case O_IDLE:
+            if (parse_int(optarg, 100, 3600000, &v) < 0)
+                goto bad;
+            cfg.idle_timeout_ms = (int)v;
+            break;
+        case O_REAPER:
+            if (parse_int(optarg, 10, 60000, &v) < 0)
+                goto bad;
+            cfg.reaper_ms = (int)v;
+            break;
+        case O_PORTFILE:
+            cfg.port_file = optarg;
+            break;
+        case O_SQL:
+            sql_dir = optarg;
+            break;
+        case O_ORG:
+            org = optarg;
+            break;
+        case O_USER:
+            user = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (listen && parse_hostport(listen, &cfg.listen_host, &cfg.listen_port) < 0) {
+        fprintf(stderr, "quorumd: --listen wants HOST:PORT, not '%s'\n", listen);
+        return 2;
+    }
+    if (redis && parse_hostport(redis, &cfg.redis_host, &cfg.redis_port) < 0) {
+        fprintf(stderr, "quorumd: --redis wants HOST:PORT, not '%s'\n", redis);
+        return 2;
+    }
+    if (!strcmp(cmd, "serve"))
+        return serve(&cfg);
+    if (!strcmp(cmd, "migrate"))
+        return qr_admin_migrate(cfg.pg_conninfo, sql_dir) == 0 ? 0 : 1;
+    if (!strcmp(cmd, "bootstrap-admin"))
+        return qr_admin_bootstrap(cfg.pg_conninfo, org, user) == 0 ? 0 : 1;
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "quorumd: unknown command '%s' (try --help)\n", cmd);
+    return 2;
+bad:
+    fprintf(stderr, "quorumd: bad value '%s' for --%s\n", optarg, opts[o - O_LISTEN].name);
+    return 2;
 }

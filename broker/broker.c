@@ -1,0 +1,417 @@
+/*
+ * broker.c - quorumd's lifecycle (start, stop), its caches of tokens and
+ * projects, the lease reaper and the refill of each project's Redis window
+ * from PostgreSQL.
+ */
+#include "broker_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+void qr_broker_config_defaults(qr_broker_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_host = "127.0.0.1";
+    cfg->listen_port = 8443;
+    cfg->pg_conninfo = "host=127.0.0.1 dbname=quorum";
+    cfg->pg_pool = 8;
+    cfg->redis_host = "127.0.0.1";
+    cfg->redis_port = 6379;
+    cfg->max_body_bytes = 64u << 20;
+    cfg->max_header_bytes = 16u << 10;
+    cfg->idle_timeout_ms = 30000;
+    cfg->reaper_ms = 1000;
+    cfg->window_tasks = 1000;
+    cfg->window_low = 256;
+    cfg->cache_ttl_ms = 5000;
+}
+
+/* --- token cache ---------------------------------------------------------- */
+
+struct token_entry_s {
+    char digest[65];
+    qr_user_t user;
+    int64_t loaded_ms;
+    token_entry_t *next;
+};
+
+static unsigned bucket_of(const char *digest)
+{
+    /* The digest is uniformly random hex already. */
+    return (unsigned)strtoul((char[3]){digest[0], digest[1], 0}, NULL, 16) & 255u;
+}
+
+int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u)
+{
+    token_entry_t **pp = &b->tokens[bucket_of(digest)];
+    int64_t now = qr_mono_ms();
+    while (*pp) {
+        token_entry_t *t = *pp;
+        if (now - t->loaded_ms > b->cfg.cache_ttl_ms) {
+            *pp = t->next;
+            free(t);
+            continue;
+        }
+        if (!strcmp(t->digest, digest)) {
+            *u = t->user;
+            return 1;
+        }
+        pp = &t->next;
+    }
+    return 0;
+}
+
+void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u)
+{
+    token_entry_t *t = qr_xcalloc(1, sizeof *t);
+    memcpy(t->digest, digest, 65);
+    t->user = *u;
+    t->loaded_ms = qr_mono_ms();
+    unsigned k = bucket_of(digest);
+    t->next = b->tokens[k];
+    b->tokens[k] = t;
+}
+
+/* --- project cache -------------------------------------------------------- */
+
+static void project_free(qr_project_t *p)
+{
+    for (int i = 0; i < p->nlabels; i++)
+        free(p->labels[i]);
+    free(p->labels);
+    free(p->name);
+    free(p);
+}
+
+void qr_project_release(qr_project_t *p)
+{
+    if (p && --p->refs == 0)
+        project_free(p);
+}
+
+qr_project_t *qr_project_cache_get(qr_broker_t *b, int64_t id)
+{
+    qr_project_t **pp = &b->projects[(uint64_t)id & 255u];
+    int64_t now = qr_mono_ms();
+    while (*pp) {
+        qr_project_t *p = *pp;
+        if (now - p->loaded_ms > b->cfg.cache_ttl_ms) {
+            *pp = p->next;
+            qr_project_release(p); /* the cache's reference */
+            continue;
+        }
+        if (p->id == id) {
+            p->refs++;
+            return p;
+        }
+        pp = &p->next;
+    }
+    return NULL;
+}
+
+void qr_project_cache_put(qr_broker_t *b, qr_project_t *p)
+{
+    unsigned k = (unsigned)((uint64_t)p->id & 255u);
+    /* Drop an older copy of the same project. */
+    for (qr_project_t **pp = &b->projects[k]; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == p->id) {
+            qr_project_t *old = *pp;
+            *pp = old->next;
+            qr_project_release(old);
+            break;
+        }
+    }
+    p->loaded_ms = qr_mono_ms();
+    p->refs++; /* the cache's reference */
+    p->next = b->projects[k];
+    b->projects[k] = p;
+}
+
+qr_project_t *qr_project_from_json(json_t *o)
+{
+    json_t *labels = json_object_get(o, "labels");
+    if (!json_is_object(o) || !json_is_array(labels))
+        return NULL;
+    qr_project_t *p = qr_xcalloc(1, sizeof *p);
+    p->id = (int64_t)json_integer_value(json_object_get(o, "id"));
+    p->org_id = (int64_t)json_integer_value(json_object_get(o, "org_id"));
+    const char *name = json_string_value(json_object_get(o, "name"));
+    p->name = qr_xstrdup(name ? name : "");
+    p->annotations_per_task = (int)json_integer_value(json_object_get(o, "annotations_per_task"));
+    p->lease_ttl_ms = (int)json_integer_value(json_object_get(o, "lease_ttl_ms"));
+    p->nlabels = (int)json_array_size(labels);
+    p->labels = qr_xcalloc((size_t)p->nlabels + 1, sizeof *p->labels);
+    for (int i = 0; i < p->nlabels; i++) {
+        const char *l = json_string_value(json_array_get(labels, (size_t)i));
+        p->labels[i] = qr_xstrdup(l ? l : "");
+    }
+    p->refs = 1;
+    return p;
+}
+
+json_t *qr_project_to_json(const qr_project_t *p)
+{
+    json_t *labels = json_array();
+    for (int i = 0; i < p->nlabels; i++)
+        json_array_append_new(labels, json_string(p->labels[i]));
+    return json_pack("{sI s:s s:o s:i s:i}", "id", (json_int_t)p->id, "name", p->name, "labels",
+                     labels, "annotations_per_task", p->annotations_per_task, "lease_ttl_ms",
+                     p->lease_ttl_ms);
+}
+
+/* --- window refill ---------------------------------------------------------- */
+
+typedef struct refill_s {
+    qr_broker_t *b;
+    int64_t project;
+    void (*cb)(void *);
+    void *arg;
+    int exhausted;
+} refill_t;
+
+static void refill_finish(refill_t *r)
+{
+    if (r->cb)
+        r->cb(r->arg);
+    free(r);
+}
+
+static void on_refill_ended(int rc, void *arg)
+{
+    refill_finish(arg);
+}
+
+static void on_window_added(int rc, void *arg)
+{
+    refill_t *r = arg;
+    if (qr_lease_refill_end(r->b->lease, r->project, rc == 0 && r->exhausted, on_refill_ended, r) <
+        0)
+        refill_finish(r);
+}
+
+static void on_refill_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    refill_t *r = arg;
+    if (!res) {
+        qr_warn("refill of project %" PRId64 " failed: %s", r->project, err);
+        if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+            refill_finish(r);
+        return;
+    }
+    int n = PQntuples(res);
+    r->exhausted = n < r->b->cfg.window_tasks;
+    if (n == 0) {
+        if (qr_lease_refill_end(r->b->lease, r->project, 1, on_refill_ended, r) < 0)
+            refill_finish(r);
+        return;
+    }
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    int *free_slots = qr_xcalloc((size_t)n, sizeof *free_slots);
+    const char **datas = qr_xcalloc((size_t)n, sizeof *datas);
+    for (int i = 0; i < n; i++) {
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        free_slots[i] = atoi(PQgetvalue(res, i, 1));
+        datas[i] = PQgetvalue(res, i, 2);
+    }
+    int rc = qr_lease_window_add(r->b->lease, r->project, n, ids, free_slots, datas, ids[n - 1],
+                                 on_window_added, r);
+    free(ids);
+    free(free_slots);
+    free(datas);
+    if (rc < 0 && qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+        refill_finish(r);
+}
+
+static void on_refill_begun(int rc, int64_t cursor, int exhausted, int locked, void *arg)
+{
+    refill_t *r = arg;
+    if (rc < 0 || exhausted || !locked) {
+        refill_finish(r);
+        return;
+    }
+    char project[24], after[24], limit[16];
+    snprintf(project, sizeof project, "%" PRId64, r->project);
+    snprintf(after, sizeof after, "%" PRId64, cursor);
+    snprintf(limit, sizeof limit, "%d", r->b->cfg.window_tasks);
+    const char *params[] = {project, after, limit};
+    if (qr_pg_query(r->b->pg,
+                    "SELECT id, required - done_count, data::text FROM tasks"
+                    " WHERE project_id = $1 AND id > $2 AND state <> 'complete'"
+                    " ORDER BY id LIMIT $3",
+                    3, params, on_refill_rows, r) < 0) {
+        if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+            refill_finish(r);
+    }
+}
+
+void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg)
+{
+    refill_t *r = qr_xcalloc(1, sizeof *r);
+    r->b = b;
+    r->project = project;
+    r->cb = cb;
+    r->arg = arg;
+    if (qr_lease_refill_begin(b->lease, project, 10000, on_refill_begun, r) < 0)
+        refill_finish(r);
+}
+
+/* --- reaper ----------------------------------------------------------------- */
+
+static void on_history_written(const PGresult *res, const char *err, const char *sqlstate,
+                               void *arg)
+{
+    if (!res)
+        qr_warn("recording expired leases failed: %s", err);
+}
+
+/* Records expired leases in the history, one statement per batch. */
+static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
+{
+    qr_broker_t *b = arg;
+    qr_buf_t cols[6];
+    for (int c = 0; c < 6; c++) {
+        qr_buf_init(&cols[c]);
+        qr_buf_appends(&cols[c], "{");
+    }
+    for (int i = 0; i < n; i++) {
+        const char *sep = i ? "," : "";
+        qr_buf_appendf(&cols[0], "%s%" PRId64, sep, e[i].project_id);
+        qr_buf_appendf(&cols[1], "%s%" PRId64, sep, e[i].token);
+        qr_buf_appendf(&cols[2], "%s%" PRId64, sep, e[i].task_id);
+        qr_buf_appendf(&cols[3], "%s%" PRId64, sep, e[i].annotator_id);
+        qr_buf_appendf(&cols[4], "%s%" PRId64, sep, e[i].granted_ms);
+        qr_buf_appendf(&cols[5], "%s%" PRId64, sep, e[i].expires_ms);
+    }
+    const char *params[6];
+    for (int c = 0; c < 6; c++) {
+        qr_buf_appends(&cols[c], "}");
+        params[c] = cols[c].data;
+    }
+    qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
+            e[0].project_id);
+    qr_pg_query(b->pg,
+                "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"
+                " expires_at, outcome)"
+                " SELECT p, t, k, a, to_timestamp(g / 1000.0), to_timestamp(x / 1000.0), 'expired'"
+                " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"
+                " $5::bigint[], $6::bigint[]) AS u(p, t, k, a, g, x)"
+                " ON CONFLICT DO NOTHING",
+                6, params, on_history_written, b);
+    for (int c = 0; c < 6; c++)
+        qr_buf_free(&cols[c]);
+}
+
+static void on_reaper_tick(uv_timer_t *t)
+{
+    qr_broker_t *b = t->data;
+    if (qr_redis_ready(b->redis))
+        qr_lease_reap(b->lease, qr_now_ms(), on_expired, b);
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
+                    size_t errlen)
+{
+    int rc;
+    qr_broker_t *b = qr_xcalloc(1, sizeof *b);
+    b->loop = loop;
+    b->cfg = *cfg;
+    rc = qr_pg_open(loop, cfg->pg_conninfo, cfg->pg_pool, 5000, &b->pg);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);
+        goto fail;
+    }
+    rc = qr_redis_open(loop, cfg->redis_host, cfg->redis_port, 5000, &b->redis);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the Redis client (%d)", rc);
+        goto fail;
+    }
+    b->lease = qr_lease_engine_new(b->redis);
+    qr_http_config_t hc = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .max_header_bytes = cfg->max_header_bytes,
+        .max_body_bytes = cfg->max_body_bytes,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_connections = 10000,
+    };
+    rc = qr_http_server_start(loop, &hc, qr_api_handle, b, &b->http, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = uv_timer_init(loop, &b->reaper);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(rc));
+        goto fail;
+    }
+    b->reaper.data = b;
+    rc = uv_timer_start(&b->reaper, on_reaper_tick, (uint64_t)cfg->reaper_ms,
+                        (uint64_t)cfg->reaper_ms);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_timer_start: %s", uv_strerror(rc));
+        goto fail;
+    }
+    *out = b;
+    return 0;
+fail:
+    /* Start-up failures end the process; the caller closes the loop. */
+    *out = NULL;
+    return rc < 0 ? rc : QR_EIO;
+}
+
+int qr_broker_port(const qr_broker_t *b)
+{
+    return qr_http_port(b->http);
+}
+
+static void broker_free(qr_broker_t *b)
+{
+    for (int i = 0; i < 256; i++) {
+        while (b->tokens[i]) {
+            token_entry_t *t = b->tokens[i];
+            b->tokens[i] = t->next;
+            free(t);
+        }
+        while (b->projects[i]) {
+            qr_project_t *p = b->projects[i];
+            b->projects[i] = p->next;
+            qr_project_release(p);
+        }
+    }
+    qr_lease_engine_free(b->lease);
+    void (*cb)(void *) = b->stop_cb;
+    void *arg = b->stop_arg;
+    free(b);
+    if (cb)
+        cb(arg);
+}
+
+static void one_closed(void *arg)
+{
+    qr_broker_t *b = arg;
+    if (--b->closing == 0)
+        broker_free(b);
+}
+
+static void on_reaper_closed(uv_handle_t *h)
+{
+    one_closed(h->data);
+}
+
+void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
+{
+    b->stop_cb = cb;
+    b->stop_arg = arg;
+    b->closing = 4;
+    uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
+    qr_http_server_close(b->http, one_closed, b);
+    qr_redis_close(b->redis, one_closed, b);
+    qr_pg_close(b->pg, one_closed, b);
+}

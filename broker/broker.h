@@ -1,0 +1,54 @@
+/*
+ * broker.h - quorumd's running state: configuration, the backends
+ * (PostgreSQL pool, Redis, lease engine), the HTTPS server, and the caches
+ * of tokens and projects. One broker per event loop; it holds nothing that
+ * another replica needs (PostgreSQL and Redis do).
+ */
+#ifndef QR_BROKER_H
+#define QR_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http.h"
+#include "lease.h"
+#include "pg.h"
+#include "redis_client.h"
+
+typedef struct qr_broker_config_s {
+    const char *listen_host; /* default 127.0.0.1 */
+    int listen_port;         /* default 8443; 0 picks a free port */
+    const char *pg_conninfo; /* libpq connection string */
+    int pg_pool;             /* connections; default 8 */
+    const char *redis_host;  /* default 127.0.0.1 */
+    int redis_port;          /* default 6379 */
+    const char *cert_file, *key_file;
+    size_t max_body_bytes;   /* default 64 MiB */
+    size_t max_header_bytes; /* default 16 KiB */
+    int idle_timeout_ms;     /* default 30000 */
+    int reaper_ms;           /* how often expired leases are returned; default 1000 */
+    int window_tasks;        /* tasks loaded per refill; default 1000 */
+    int window_low;          /* refill when fewer are ready; default 256 */
+    int cache_ttl_ms;        /* token and project cache lifetime; default 5000 */
+    const char *port_file;   /* if set, the bound port is written here */
+} qr_broker_config_t;
+
+typedef struct qr_broker_s qr_broker_t;
+
+/* Fills cfg with defaults. */
+void qr_broker_config_defaults(qr_broker_config_t *cfg);
+
+/* Starts the broker on loop: connects to PostgreSQL and Redis (in the
+ * background) and listens. 0, or negative with a message in err. */
+int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
+                    size_t errlen);
+
+/* The HTTPS port bound. */
+int qr_broker_port(const qr_broker_t *b);
+
+/* Stops listening and closes every backend; frees the broker when all its
+ * handles are closed, then runs cb (may be NULL). */
+void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg);
+
+#endif

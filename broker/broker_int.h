@@ -1,0 +1,81 @@
+/*
+ * broker_int.h - what broker.c (lifecycle, caches, reaper) shares with the
+ * API handlers (api.c), the SQL layer (store.c) and the window refill. Not
+ * for use outside broker/.
+ */
+#ifndef QR_BROKER_INT_H
+#define QR_BROKER_INT_H
+
+#include <jansson.h>
+
+#include "broker.h"
+
+enum {
+    QR_ROLE_ADMIN = 1,
+    QR_ROLE_MANAGER = 2,
+    QR_ROLE_REVIEWER = 4,
+    QR_ROLE_ANNOTATOR = 8,
+    QR_ROLE_ANY = 15,
+};
+
+/* The caller, resolved from the bearer token. */
+typedef struct qr_user_s {
+    int64_t id;
+    int64_t org_id;
+    int role; /* one QR_ROLE_* bit */
+    char name[201];
+} qr_user_t;
+
+/* A project as the hot paths need it (cached for cache_ttl_ms). */
+typedef struct qr_project_s {
+    int64_t id;
+    int64_t org_id;
+    char *name;
+    char **labels;
+    int nlabels;
+    int annotations_per_task;
+    int lease_ttl_ms;
+    int64_t loaded_ms; /* monotonic */
+    int refs;          /* requests using it; freed when 0 and evicted */
+    struct qr_project_s *next;
+} qr_project_t;
+
+typedef struct token_entry_s token_entry_t;
+
+struct qr_broker_s {
+    uv_loop_t *loop;
+    qr_broker_config_t cfg;
+    qr_pg_t *pg;
+    qr_redis_t *redis;
+    qr_lease_engine_t *lease;
+    qr_http_server_t *http;
+    uv_timer_t reaper;
+    token_entry_t *tokens[256];  /* auth cache by token digest */
+    qr_project_t *projects[256]; /* project cache by id */
+    int closing;                 /* handles still to close before freeing */
+    void (*stop_cb)(void *);
+    void *stop_arg;
+};
+
+/* The HTTP handler: routes, authenticates and runs one request. */
+void qr_api_handle(qr_http_request_t *req, void *user);
+
+/* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
+int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);
+void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u);
+
+/* Project cache (broker.c). get returns a referenced project or NULL;
+ * put takes ownership; release drops a reference. */
+qr_project_t *qr_project_cache_get(qr_broker_t *b, int64_t id);
+void qr_project_cache_put(qr_broker_t *b, qr_project_t *p);
+void qr_project_release(qr_project_t *p);
+/* Builds a project from a JSON object (id, org_id, name, labels, ...). */
+qr_project_t *qr_project_from_json(json_t *o);
+json_t *qr_project_to_json(const qr_project_t *p);
+
+/* Loads more of a project's tasks from PostgreSQL into its Redis window
+ * (one refill at a time across all brokers); cb(arg) runs when done,
+ * whatever happened (it may be NULL). */
+void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg);
+
+#endif

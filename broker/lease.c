@@ -1,0 +1,536 @@
+/*
+ * lease.c - the lease engine over Redis (see lease.h for the key layout).
+ *
+ * Each operation is one Lua script call; the scripts are registered with the
+ * Redis client, which loads them on every connect and falls back to EVAL on
+ * NOSCRIPT. Times are epoch milliseconds passed in by the broker, so a
+ * script is a pure function of its arguments and the keys.
+ */
+#include "lease.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Grants up to ARGV[3] leases scanning at most ARGV[6] ready tasks.
+ * Returns {ready_left, {task, token, expires, data}...}. */
+static const char GRANT_LUA[] =
+    "local p, ann, max, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), "
+    "tonumber(ARGV[5])\n"
+    "local cands = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)\n"
+    "local out = {}\n"
+    "for _, tid in ipairs(cands) do\n"
+    "  if #out >= max then break end\n"
+    "  if redis.call('SISMEMBER', p .. ':seen:' .. tid, ann) == 0 then\n"
+    "    local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
+    "    if free <= 0 then\n"
+    "      redis.call('ZREM', KEYS[1], tid)\n"
+    "    else\n"
+    "      free = redis.call('HINCRBY', p .. ':free', tid, -1)\n"
+    "      if free <= 0 then redis.call('ZREM', KEYS[1], tid) end\n"
+    "      redis.call('HINCRBY', p .. ':held', tid, 1)\n"
+    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
+    "      local tok = redis.call('INCR', p .. ':fence')\n"
+    "      local exp = now + ttl\n"
+    "      redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
+    "'expires', exp, 'state', 'live')\n"
+    "      redis.call('ZADD', KEYS[2], exp, tok)\n"
+    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', p .. ':data', tid) or '{}'}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {redis.call('ZCARD', KEYS[1]), out}\n";
+
+/* KEYS: lease hash, leases zset. ARGV: ann, now, new expiry, token, mode.
+ * mode 'hb' extends a live lease; 'begin' pins it for the submit. Returns
+ * {task, granted, expires} or 0 when the lease is not live and the caller's. */
+static const char TOUCH_LUA[] =
+    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state')\n"
+    "if not l[1] or l[2] ~= ARGV[1] or l[5] ~= 'live' or tonumber(l[4]) <= tonumber(ARGV[2]) "
+    "then return 0 end\n"
+    "if ARGV[5] == 'begin' then\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'submitting')\n"
+    "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
+    "  return {l[1], l[3], l[4]}\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'expires', ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
+    "return {l[1], l[3], ARGV[3]}\n";
+
+/* KEYS: lease hash, leases zset, ready zset. ARGV: prefix, token, mode
+ * ('commit' consumes the slot, 'abort' returns it). */
+static const char END_LUA[] =
+    "local p = ARGV[1]\n"
+    "local tid = redis.call('HGET', KEYS[1], 'task')\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "if not tid then return 0 end\n"
+    "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
+    "if ARGV[3] == 'abort' then\n"
+    "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
+    "  redis.call('ZADD', KEYS[3], tid, tid)\n"
+    "  return 1\n"
+    "end\n"
+    "local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
+    "if free <= 0 and held <= 0 then\n"
+    "  redis.call('DEL', p .. ':seen:' .. tid)\n"
+    "  redis.call('HDEL', p .. ':free', tid)\n"
+    "  redis.call('HDEL', p .. ':held', tid)\n"
+    "  redis.call('HDEL', p .. ':data', tid)\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: leases zset, ready zset. ARGV: prefix, now, limit. Returns the
+ * expired leases as {token, task, ann, granted, expires}... */
+static const char REAP_LUA[] =
+    "local p = ARGV[1]\n"
+    "local toks = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, tok in ipairs(toks) do\n"
+    "  local lk = p .. ':lease:' .. tok\n"
+    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires')\n"
+    "  redis.call('ZREM', KEYS[1], tok)\n"
+    "  redis.call('DEL', lk)\n"
+    "  if l[1] then\n"
+    "    redis.call('HINCRBY', p .. ':free', l[1], 1)\n"
+    "    redis.call('HINCRBY', p .. ':held', l[1], -1)\n"
+    "    redis.call('SREM', p .. ':seen:' .. l[1], l[2])\n"
+    "    redis.call('ZADD', KEYS[2], l[1], l[1])\n"
+    "    out[#out + 1] = {tok, l[1], l[2], l[3], l[4]}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, data) triples. */
+static const char WINDOW_ADD_LUA[] =
+    "local p = ARGV[1]\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  local tid, free = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
+    "    redis.call('HSET', p .. ':free', tid, free)\n"
+    "    redis.call('HSET', p .. ':held', tid, 0)\n"
+    "    redis.call('HSET', p .. ':data', tid, ARGV[i + 2])\n"
+    "    if free > 0 then redis.call('ZADD', KEYS[1], tid, tid) end\n"
+    "  end\n"
+    "end\n"
+    "local cur = tonumber(redis.call('GET', p .. ':cursor') or '0')\n"
+    "if tonumber(ARGV[2]) > cur then redis.call('SET', p .. ':cursor', ARGV[2]) end\n"
+    "return redis.call('ZCARD', KEYS[1])\n";
+
+/* ARGV: prefix, lock ms, want lock, project id. Returns {cursor, exhausted, locked}. */
+static const char REFILL_BEGIN_LUA[] =
+    "local p = ARGV[1]\n"
+    "local cur = tonumber(redis.call('GET', p .. ':cursor') or '0')\n"
+    "local ex = redis.call('EXISTS', p .. ':exhausted')\n"
+    "local locked = 0\n"
+    "if ARGV[3] == '1' and ex == 0 then\n"
+    "  if redis.call('SET', p .. ':refill', '1', 'NX', 'PX', ARGV[2]) then locked = 1 end\n"
+    "end\n"
+    "return {cur, ex, locked}\n";
+
+/* ARGV: prefix, exhausted flag ('1', '0', or 'reopen'), project id. */
+static const char REFILL_END_LUA[] =
+    "local p = ARGV[1]\n"
+    "if ARGV[2] == 'reopen' then\n"
+    "  redis.call('DEL', p .. ':exhausted')\n"
+    "  redis.call('SADD', 'quorum:projects', ARGV[3])\n"
+    "  return 1\n"
+    "end\n"
+    "if ARGV[2] == '1' then redis.call('SET', p .. ':exhausted', '1') end\n"
+    "redis.call('DEL', p .. ':refill')\n"
+    "return 1\n";
+
+struct qr_lease_engine_s {
+    qr_redis_t *redis;
+    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end;
+};
+
+qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
+{
+    qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
+    e->redis = redis;
+    e->grant = qr_redis_script(redis, GRANT_LUA);
+    e->touch = qr_redis_script(redis, TOUCH_LUA);
+    e->end = qr_redis_script(redis, END_LUA);
+    e->reap = qr_redis_script(redis, REAP_LUA);
+    e->window_add = qr_redis_script(redis, WINDOW_ADD_LUA);
+    e->refill_begin = qr_redis_script(redis, REFILL_BEGIN_LUA);
+    e->refill_end = qr_redis_script(redis, REFILL_END_LUA);
+    return e;
+}
+
+void qr_lease_engine_free(qr_lease_engine_t *e)
+{
+    free(e);
+}
+
+/* One pending script call: what to call back and the strings its argv
+ * points into (kept until the call returns, for the NOSCRIPT resend). */
+typedef struct op_s {
+    qr_lease_engine_t *e;
+    int64_t project;
+    void (*cb)(void);
+    void *arg;
+    int nargs;
+    char *args[16];
+} op_t;
+
+static op_t *op_new(qr_lease_engine_t *e, int64_t project, void (*cb)(void), void *arg)
+{
+    op_t *op = qr_xcalloc(1, sizeof *op);
+    op->e = e;
+    op->project = project;
+    op->cb = cb;
+    op->arg = arg;
+    return op;
+}
+
+static void op_arg(op_t *op, char *s)
+{
+    op->args[op->nargs++] = s;
+}
+
+static void op_free(op_t *op)
+{
+    for (int i = 0; i < op->nargs; i++)
+        free(op->args[i]);
+    free(op);
+}
+
+static char *prefix(int64_t project)
+{
+    return qr_xasprintf("{p:%" PRId64 "}", project);
+}
+
+static int64_t reply_int(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static int reply_failed(redisReply *r, const char *err, const char *what)
+{
+    if (!r) {
+        qr_warn("redis %s failed: %s", what, err ? err : "no reply");
+        return 1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        qr_warn("redis %s failed: %s", what, r->str);
+        return 1;
+    }
+    return 0;
+}
+
+static int send_op(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
+{
+    int rc =
+        qr_redis_eval(op->e->redis, s, nkeys, op->nargs, (const char **)op->args, NULL, cb, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
+/* --- grant ------------------------------------------------------------- */
+
+static void on_grant(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_grant_cb cb = (qr_lease_grant_cb)op->cb;
+    if (reply_failed(r, err, "grant") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        cb(QR_EIO, NULL, 0, 0, op->arg);
+        op_free(op);
+        return;
+    }
+    redisReply *list = r->element[1];
+    int n = (int)list->elements;
+    qr_lease_t *leases = qr_xcalloc((size_t)(n ? n : 1), sizeof *leases);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *l = list->element[i];
+        if (l->type != REDIS_REPLY_ARRAY || l->elements != 4)
+            continue;
+        leases[k].task_id = reply_int(l->element[0]);
+        leases[k].token = reply_int(l->element[1]);
+        leases[k].expires_ms = reply_int(l->element[2]);
+        leases[k].data = l->element[3]->type == REDIS_REPLY_STRING ? l->element[3]->str : "{}";
+        k++;
+    }
+    cb(0, leases, k, reply_int(r->element[0]), op->arg);
+    free(leases);
+    op_free(op);
+}
+
+int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+                   int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:ready", p));
+    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, p);
+    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xasprintf("%d", max));
+    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xasprintf("%d", ttl_ms));
+    /* Scan enough candidates to step over the tasks this annotator has seen
+     * at the head of the window. */
+    op_arg(op, qr_xasprintf("%d", 256 + 4 * max));
+    return send_op(op, e->grant, 2, on_grant);
+}
+
+/* --- heartbeat and submit ---------------------------------------------- */
+
+static void on_touch(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
+    if (reply_failed(r, err, "lease touch")) {
+        cb(QR_EIO, NULL, op->arg);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        cb(QR_ECONFLCT, NULL, op->arg);
+    } else {
+        qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
+                                reply_int(r->element[2])};
+        cb(0, &info, op->arg);
+    }
+    op_free(op);
+}
+
+static int touch(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                 int64_t now_ms, int64_t new_expiry, const char *mode, qr_lease_info_cb cb,
+                 void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
+    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xasprintf("%" PRId64, new_expiry));
+    op_arg(op, qr_xasprintf("%" PRId64, token));
+    op_arg(op, qr_xstrdup(mode));
+    free(p);
+    return send_op(op, e->touch, 2, on_touch);
+}
+
+int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                       int64_t now_ms, int ttl_ms, qr_lease_info_cb cb, void *arg)
+{
+    return touch(e, project, annotator, token, now_ms, now_ms + ttl_ms, "hb", cb, arg);
+}
+
+int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                          int64_t now_ms, int grace_ms, qr_lease_info_cb cb, void *arg)
+{
+    return touch(e, project, annotator, token, now_ms, now_ms + grace_ms, "begin", cb, arg);
+}
+
+static void on_done(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_done_cb cb = (qr_lease_done_cb)op->cb;
+    int rc = reply_failed(r, err, "lease step") ? QR_EIO : 0;
+    if (cb)
+        cb(rc, op->arg);
+    op_free(op);
+}
+
+static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t token, const char *mode,
+                     qr_lease_done_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
+    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, qr_xasprintf("%s:ready", p));
+    op_arg(op, p);
+    op_arg(op, qr_xasprintf("%" PRId64, token));
+    op_arg(op, qr_xstrdup(mode));
+    return send_op(op, e->end, 3, on_done);
+}
+
+int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
+                           qr_lease_done_cb cb, void *arg)
+{
+    return end_lease(e, project, token, "commit", cb, arg);
+}
+
+int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
+                          void *arg)
+{
+    return end_lease(e, project, token, "abort", cb, arg);
+}
+
+/* --- window ------------------------------------------------------------- */
+
+int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
+                        const int *free_slots, const char *const *datas, int64_t cursor,
+                        qr_lease_done_cb cb, void *arg)
+{
+    /* Variable-length: build argv directly rather than through op->args. */
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    int argc = 3 + 3 * n;
+    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    char **owned = qr_xcalloc((size_t)argc, sizeof *owned);
+    char *p = prefix(project);
+    owned[0] = qr_xasprintf("%s:ready", p);
+    owned[1] = p;
+    owned[2] = qr_xasprintf("%" PRId64, cursor);
+    for (int i = 0; i < n; i++) {
+        owned[3 + 3 * i] = qr_xasprintf("%" PRId64, ids[i]);
+        owned[4 + 3 * i] = qr_xasprintf("%d", free_slots[i]);
+        argv[5 + 3 * i] = datas[i];
+    }
+    for (int i = 0; i < argc; i++)
+        if (owned[i])
+            argv[i] = owned[i];
+    int rc = qr_redis_eval(e->redis, e->window_add, 1, argc, argv, NULL, on_done, op);
+    for (int i = 0; i < argc; i++)
+        free(owned[i]);
+    free(owned);
+    free(argv);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
+static void on_refill_begin(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_refill_cb cb = (qr_lease_refill_cb)op->cb;
+    if (reply_failed(r, err, "refill") || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        cb(QR_EIO, 0, 0, 0, op->arg);
+    else
+        cb(0, reply_int(r->element[0]), (int)reply_int(r->element[1]),
+           (int)reply_int(r->element[2]), op->arg);
+    op_free(op);
+}
+
+int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
+                          void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:refill", p));
+    op_arg(op, p);
+    op_arg(op, qr_xasprintf("%d", lock_ms));
+    op_arg(op, qr_xstrdup(lock_ms > 0 ? "1" : "0"));
+    op_arg(op, qr_xasprintf("%" PRId64, project));
+    return send_op(op, e->refill_begin, 1, on_refill_begin);
+}
+
+static int refill_end(qr_lease_engine_t *e, int64_t project, const char *flag, qr_lease_done_cb cb,
+                      void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:refill", p));
+    op_arg(op, p);
+    op_arg(op, qr_xstrdup(flag));
+    op_arg(op, qr_xasprintf("%" PRId64, project));
+    return send_op(op, e->refill_end, 1, on_done);
+}
+
+int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
+                        void *arg)
+{
+    return refill_end(e, project, exhausted ? "1" : "0", cb, arg);
+}
+
+int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
+{
+    return refill_end(e, project, "reopen", cb, arg);
+}
+
+/* --- reaper ------------------------------------------------------------- */
+
+typedef struct reap_s {
+    qr_lease_engine_t *e;
+    int64_t now_ms;
+    qr_lease_expired_cb cb;
+    void *arg;
+    int pending; /* per-project calls still out; the last one frees this */
+} reap_t;
+
+static void reap_release(reap_t *rp)
+{
+    if (--rp->pending == 0)
+        free(rp);
+}
+
+static void on_reap_project(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    reap_t *rp = (reap_t *)op->arg;
+    if (!reply_failed(r, err, "reap") && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        qr_lease_expired_t *ex = qr_xcalloc(r->elements, sizeof *ex);
+        int k = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *x = r->element[i];
+            if (x->type != REDIS_REPLY_ARRAY || x->elements != 5)
+                continue;
+            ex[k].project_id = op->project;
+            ex[k].token = reply_int(x->element[0]);
+            ex[k].task_id = reply_int(x->element[1]);
+            ex[k].annotator_id = reply_int(x->element[2]);
+            ex[k].granted_ms = reply_int(x->element[3]);
+            ex[k].expires_ms = reply_int(x->element[4]);
+            k++;
+        }
+        if (k && rp->cb)
+            rp->cb(ex, k, rp->arg);
+        free(ex);
+    }
+    op_free(op);
+    reap_release(rp);
+}
+
+static void on_reap_projects(redisReply *r, const char *err, void *arg)
+{
+    reap_t *rp = arg;
+    if (reply_failed(r, err, "reap projects") || r->type != REDIS_REPLY_ARRAY) {
+        reap_release(rp);
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t project = strtoll(r->element[i]->str, NULL, 10);
+        op_t *op = op_new(rp->e, project, NULL, rp);
+        char *p = prefix(project);
+        op_arg(op, qr_xasprintf("%s:leases", p));
+        op_arg(op, qr_xasprintf("%s:ready", p));
+        op_arg(op, p);
+        op_arg(op, qr_xasprintf("%" PRId64, rp->now_ms));
+        op_arg(op, qr_xstrdup("1000"));
+        rp->pending++;
+        if (send_op(op, rp->e->reap, 2, on_reap_project) < 0)
+            rp->pending--;
+    }
+    reap_release(rp);
+}
+
+int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expired_cb, void *arg)
+{
+    reap_t *rp = qr_xcalloc(1, sizeof *rp);
+    rp->e = e;
+    rp->now_ms = now_ms;
+    rp->cb = expired_cb;
+    rp->arg = arg;
+    rp->pending = 1;
+    const char *argv[] = {"SMEMBERS", "quorum:projects"};
+    int rc = qr_redis_command(e->redis, 2, argv, NULL, on_reap_projects, rp);
+    if (rc < 0)
+        free(rp);
+    return rc;
+}

@@ -1,0 +1,110 @@
+/*
+ * lease.h - the lease engine: the hot frontier of each project in Redis.
+ *
+ * Keys of project P all carry the hash tag {p:P} so each Lua script touches
+ * one slot (and would run unchanged on Redis Cluster):
+ *   {p:P}:ready        ZSET  task ids with a free slot, scored by import order
+ *   {p:P}:free         HASH  task id -> free slots (required - done - leased)
+ *   {p:P}:held         HASH  task id -> live leases
+ *   {p:P}:data         HASH  task id -> task data (JSON text)
+ *   {p:P}:seen:<task>  SET   annotators who hold or did the task
+ *   {p:P}:leases       ZSET  fencing token -> expiry (ms since the epoch)
+ *   {p:P}:lease:<tok>  HASH  task, ann, granted, expires, state
+ *   {p:P}:fence        STRING the fencing counter (INCR in the grant script)
+ *   {p:P}:cursor       STRING highest task id loaded into the window
+ *   {p:P}:exhausted    STRING set when a refill found no more tasks
+ *   quorum:projects    SET   projects the reaper visits
+ * A task leaves the window once all its slots are done (free = held = 0), so
+ * Redis memory follows the window size, not the dataset.
+ *
+ * The engine knows nothing of HTTP. Every multi-key step is one Lua script.
+ */
+#ifndef QR_LEASE_H
+#define QR_LEASE_H
+
+#include <stdint.h>
+
+#include "redis_client.h"
+
+typedef struct qr_lease_engine_s qr_lease_engine_t;
+
+typedef struct qr_lease_s {
+    int64_t task_id;
+    int64_t token;      /* fencing token; also the lease's name */
+    int64_t expires_ms; /* epoch ms */
+    char *data;         /* task data JSON (owned by the grant result) */
+} qr_lease_t;
+
+/* The outcome of a grant. leases[0..n) are valid during the callback only. */
+typedef void (*qr_lease_grant_cb)(int rc, const qr_lease_t *leases, int n, int64_t ready_left,
+                                  void *arg);
+
+/* Facts about a live lease, for submit. */
+typedef struct qr_lease_info_s {
+    int64_t task_id;
+    int64_t granted_ms;
+    int64_t expires_ms;
+} qr_lease_info_t;
+
+/* rc: 0, QR_ECONFLCT (expired, unknown, or someone else's), QR_EIO (Redis). */
+typedef void (*qr_lease_info_cb)(int rc, const qr_lease_info_t *info, void *arg);
+typedef void (*qr_lease_done_cb)(int rc, void *arg);
+
+/* One expired lease, handed to the expiry callback for the history. */
+typedef struct qr_lease_expired_s {
+    int64_t project_id, token, task_id, annotator_id, granted_ms, expires_ms;
+} qr_lease_expired_t;
+typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *arg);
+
+qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
+void qr_lease_engine_free(qr_lease_engine_t *e);
+
+/* Adds tasks to the project's window: ids[i] with free[i] slots and data
+ * datas[i]. Tasks already in the window are left as they are. */
+int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
+                        const int *free, const char *const *datas, int64_t cursor,
+                        qr_lease_done_cb cb, void *arg);
+
+/* Forgets that the window was exhausted (after an import). */
+int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg);
+
+/* Reads the refill state: cursor (highest id loaded) and whether the last
+ * refill found nothing; takes the project's refill lock for lock_ms when
+ * want_lock. cb(rc, cursor, exhausted, locked). */
+typedef void (*qr_lease_refill_cb)(int rc, int64_t cursor, int exhausted, int locked, void *arg);
+int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
+                          void *arg);
+/* Marks the window exhausted (nothing left in PostgreSQL past the cursor)
+ * and drops the refill lock. */
+int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
+                        void *arg);
+
+/* Grants up to max leases of tasks the annotator has not held or done,
+ * in window order, each with a fresh fencing token, expiring ttl_ms after
+ * now_ms. */
+int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+                   int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg);
+
+/* Extends a live lease of this annotator to now + ttl. cb gets the info. */
+int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                       int64_t now_ms, int ttl_ms, qr_lease_info_cb cb, void *arg);
+
+/* First half of a submit: checks the lease is live and the annotator's,
+ * and pins it for grace_ms so the reaper leaves it while PostgreSQL commits. */
+int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                          int64_t now_ms, int grace_ms, qr_lease_info_cb cb, void *arg);
+
+/* Second half: the annotation is committed; the slot is consumed and the
+ * lease ends. When the task has no slot left, it leaves the window. */
+int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
+                           qr_lease_done_cb cb, void *arg);
+
+/* The submit failed in PostgreSQL: the lease ends and its slot returns. */
+int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
+                          void *arg);
+
+/* Returns every lease expired at now_ms, in every project, to its queue;
+ * reports them (batched per project) through expired_cb. */
+int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expired_cb, void *arg);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * store.h - every SQL statement quorumd runs on the hot paths, in one place.
+ * Parameters are always bound ($1, $2, ...), never pasted into the text.
+ * Each statement is one round trip; where several rows must change together
+ * they do so in one statement (CTEs), so there is no transaction spanning
+ * callbacks.
+ */
+#ifndef QR_STORE_H
+#define QR_STORE_H
+
+/* $1 token digest -> user id, org id, role, name (live tokens only). */
+#define QR_SQL_TOKEN_LOOKUP                                                                        \
+    "WITH t AS (UPDATE api_tokens SET last_used_at = now()"                                        \
+    "  WHERE token_sha256 = $1 AND revoked_at IS NULL"                                             \
+    "    AND (expires_at IS NULL OR expires_at > now())"                                           \
+    "  RETURNING user_id)"                                                                         \
+    " SELECT u.id, u.org_id, u.role, u.name FROM users u JOIN t ON t.user_id = u.id"
+
+/* $1 org, $2 name, $3 role, $4 token digest, $5 token prefix -> id, role.
+ * An existing user of that name gets a new token; its role is unchanged. */
+#define QR_SQL_USER_CREATE                                                                         \
+    "WITH u AS (INSERT INTO users (org_id, name, role) VALUES ($1, $2, $3)"                        \
+    "  ON CONFLICT (org_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id, role)"          \
+    " INSERT INTO api_tokens (user_id, token_sha256, prefix)"                                      \
+    "  SELECT id, $4, $5 FROM u RETURNING user_id, (SELECT role FROM u)"
+
+#define QR_SQL_PROJECT_JSON                                                                        \
+    "json_build_object('id', id, 'org_id', org_id, 'name', name, 'labels', labels,"                \
+    " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms)::text"
+
+/* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
+ * $5 lease TTL ms, $6 creator -> the project as JSON. */
+#define QR_SQL_PROJECT_CREATE                                                                      \
+    "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by)"  \
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6) RETURNING " QR_SQL_PROJECT_JSON
+
+/* $1 project id -> the project as JSON. */
+#define QR_SQL_PROJECT_GET "SELECT " QR_SQL_PROJECT_JSON " FROM projects WHERE id = $1"
+
+/* $1 count -> that many fresh task ids, ascending (import order). */
+#define QR_SQL_TASK_IDS "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::int)"
+
+/* COPY text rows: id, project, data, required. */
+#define QR_SQL_TASKS_COPY "COPY tasks (id, project_id, data, required) FROM STDIN"
+
+/* $1 project -> true when every task has all its annotations. */
+#define QR_SQL_PROJECT_COMPLETE                                                                    \
+    "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete')"
+
+/* Stores one annotation and the history of its lease, and counts it on the
+ * task, in one statement. Nothing is written (zero rows) when the task has
+ * all its annotations already or this annotator labeled it before; a reused
+ * idempotency key fails with 23505.
+ * $1 task, $2 project, $3 annotator, $4 label, $5 fencing token,
+ * $6 idempotency key, $7 active ms, $8 granted ms, $9 expires ms -> id. */
+#define QR_SQL_SUBMIT                                                                              \
+    "WITH t AS (UPDATE tasks SET done_count = done_count + 1,"                                     \
+    "    state = CASE WHEN done_count + 1 = required THEN 'complete' ELSE state END"               \
+    "  WHERE id = $1 AND project_id = $2 AND done_count < required"                                \
+    "    AND NOT EXISTS (SELECT 1 FROM annotations WHERE task_id = $1 AND annotator_id = $3)"      \
+    "  RETURNING id),"                                                                             \
+    " a AS (INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token,"     \
+    "    idempotency_key, active_ms)"                                                              \
+    "  SELECT $1, $2, $3, $4, $5, $6, $7 FROM t RETURNING id),"                                    \
+    " l AS (INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"     \
+    "    expires_at, outcome)"                                                                     \
+    "  SELECT $2, $5, $1, $3, to_timestamp($8::bigint / 1000.0), to_timestamp($9::bigint / "       \
+    "1000.0),"                                                                                     \
+    "    'submitted' FROM a ON CONFLICT DO NOTHING)"                                               \
+    " SELECT id FROM a"
+
+/* $1 annotator, $2 idempotency key -> annotation id, task id. */
+#define QR_SQL_ANNOTATION_BY_KEY                                                                   \
+    "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"
+
+/* $1 project -> the report's counts as one JSON object. duplicate_assignments
+ * and overfilled_tasks are counted over what PostgreSQL holds. */
+#define QR_SQL_REPORT                                                                              \
+    "WITH a AS (SELECT * FROM annotations WHERE project_id = $1),"                                 \
+    " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s FROM a)"          \
+    " SELECT json_build_object("                                                                   \
+    "  'project', $1::bigint,"                                                                     \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
+    "'complete'),"                                                                                 \
+    "  'annotations', (SELECT count(*) FROM a),"                                                   \
+    "  'annotators', (SELECT count(DISTINCT annotator_id) FROM a),"                                \
+    "  'duplicate_assignments', (SELECT count(*) FROM (SELECT 1 FROM a"                            \
+    "     GROUP BY task_id, annotator_id HAVING count(*) > 1) d),"                                 \
+    "  'overfilled_tasks', (SELECT count(*) FROM (SELECT 1 FROM a JOIN tasks t ON t.id = "         \
+    "a.task_id"                                                                                    \
+    "     GROUP BY t.id, t.required HAVING count(*) > t.required) o),"                             \
+    "  'elapsed_seconds', round(coalesce((SELECT s FROM span), 0)::numeric, 3),"                   \
+    "  'completions_per_second', CASE WHEN (SELECT s FROM span) > 0"                               \
+    "     THEN round(((SELECT count(*) FROM a) / (SELECT s FROM span))::numeric, 2) ELSE 0 END,"   \
+    "  'per_annotator', (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"          \
+    "     'annotations', x.n) ORDER BY u.name), '[]'::json)"                                       \
+    "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
+    "     JOIN users u ON u.id = x.annotator_id)"                                                  \
+    " )::text"
+
+/* $1 project -> task id, annotator id, label of every annotation. */
+#define QR_SQL_REPORT_LABELS                                                                       \
+    "SELECT task_id::text, annotator_id::text, label FROM annotations WHERE project_id = $1"
+
+#endif

@@ -1,0 +1,89 @@
+# lib.sh - sourced by the end-to-end tests: a fresh database on the shared
+# test stack, TLS certificates, and a quorumd of their own on a free port.
+# Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by ctest).
+set -euo pipefail
+
+: "${QR_TEST_STACK:?}" "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
+# shellcheck disable=SC1091
+. "$QR_TEST_STACK/env"
+
+E2E_DIR=$(mktemp -d /tmp/quorum-e2e.XXXXXX)
+E2E_DB="e2e_$$_$RANDOM"
+QUORUMD_PID=""
+FAILS=0
+PASSES=0
+
+cleanup() {
+    [ -n "$QUORUMD_PID" ] && kill -TERM "$QUORUMD_PID" 2>/dev/null && wait "$QUORUMD_PID" 2>/dev/null
+    [ -n "${S_SERVER_PID:-}" ] && kill "$S_SERVER_PID" 2>/dev/null
+    psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
+    rm -rf "$E2E_DIR"
+}
+trap cleanup EXIT
+
+pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+check() { # check DESCRIPTION EXPECTED ACTUAL
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1 (expected '$2', got '$3')"; fi
+}
+finish() {
+    echo "$PASSES passed, $FAILS failed"
+    [ "$FAILS" = 0 ]
+}
+
+free_port() {
+    local p
+    while :; do
+        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+make_certs() {
+    local d=$E2E_DIR/tls
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=Quorum test CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext.cnf"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
+}
+
+# start_broker [extra quorumd flags...]: fresh database, migrations, admin token, quorumd.
+start_broker() {
+    psql "$QR_PG_CONNINFO" -qc "CREATE DATABASE $E2E_DB" >/dev/null
+    E2E_PG="host=127.0.0.1 port=$QR_PG_PORT user=quorum dbname=$E2E_DB"
+    redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
+    make_certs
+    "$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate.log"
+    ADMIN_TOKEN=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG")
+    PORT=$(free_port)
+    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$E2E_PG" \
+        --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
+        --key "$E2E_DIR/tls/server.key" "$@" >"$E2E_DIR/quorumd.log" 2>&1 &
+    QUORUMD_PID=$!
+    URL="https://127.0.0.1:$PORT"
+    CA="$E2E_DIR/tls/ca.crt"
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS --cacert "$CA" "$URL/healthz" >/dev/null 2>&1 && break
+        kill -0 "$QUORUMD_PID" 2>/dev/null || { cat "$E2E_DIR/quorumd.log"; exit 1; }
+        sleep 0.1
+    done
+    export QUORUM_URL=$URL QUORUM_TOKEN=$ADMIN_TOKEN QUORUM_CA=$CA
+}
+
+# api METHOD PATH [TOKEN] [BODY] -> prints "STATUS BODY"
+api() {
+    local method=$1 path=$2 token=${3-$ADMIN_TOKEN} body=${4-}
+    local args=(-sS --cacert "$CA" -X "$method" -o "$E2E_DIR/resp" -w '%{http_code}')
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    [ -n "$body" ] && args+=(--data-binary "$body" -H 'Content-Type: application/json')
+    local status
+    status=$(curl "${args[@]}" "$URL$path")
+    printf '%s %s' "$status" "$(cat "$E2E_DIR/resp")"
+}
+
+sql() { psql "$E2E_PG" -Atqc "$1"; }
