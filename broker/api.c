@@ -14,6 +14,7 @@
 
 #include "agreement.h"
 #include "broker_int.h"
+#include "import.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -315,29 +316,6 @@ static void h_project_get(ctx_t *c)
 
 /* --- POST /v1/projects/{id}/tasks (JSONL import) ----------------------------------------- */
 
-/* Appends s to the COPY text-format buffer, escaping what COPY treats specially. */
-static void copy_escape(qr_buf_t *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '\\':
-            qr_buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            qr_buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            qr_buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            qr_buf_append(b, "\\t", 2);
-            break;
-        default:
-            qr_buf_append(b, s, 1);
-        }
-    }
-}
-
 static void on_import_reopened(int rc, void *arg)
 {
     ctx_t *c = arg;
@@ -387,59 +365,12 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
 static void h_import(ctx_t *c)
 {
     qr_buf_t rows;
+    char err[512];
     qr_buf_init(&rows);
-    const char *p = c->req->body, *end = p + c->req->body_len;
-    int lineno = 0;
-    char proj[24], req[24];
-    i64(c->project->id, proj);
-    i64(c->project->annotations_per_task, req);
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        lineno++;
-        const char *q = p;
-        while (q < le && isspace((unsigned char)*q))
-            q++;
-        if (q == le) { /* blank line */
-            p = nl ? nl + 1 : end;
-            continue;
-        }
-        json_error_t e;
-        json_t *o = json_loadb(p, (size_t)(le - p), JSON_REJECT_DUPLICATES, &e);
-        if (!o || !json_is_object(o)) {
-            respond_error(c, 400, "invalid_jsonl", "line %d: %s", lineno,
-                          o ? "a task must be a JSON object" : e.text);
-            json_decref(o);
-            qr_buf_free(&rows);
-            return;
-        }
-        json_t *data = json_object_get(o, "data");
-        if (data && !json_is_object(data)) {
-            respond_error(c, 400, "invalid_jsonl", "line %d: \"data\" must be a JSON object",
-                          lineno);
-            json_decref(o);
-            qr_buf_free(&rows);
-            return;
-        }
-        char *text = json_dumps(data ? data : o, JSON_COMPACT);
-        json_decref(o);
-        if (!text || strchr(text, '\0') != text + strlen(text)) {
-            free(text);
-            respond_error(c, 400, "invalid_jsonl", "line %d: cannot encode the task", lineno);
-            qr_buf_free(&rows);
-            return;
-        }
-        /* The id is prepended once ids are allocated: "\t<project>\t<data>\t<required>\n". */
-        qr_buf_appendf(&rows, "\t%s\t", proj);
-        copy_escape(&rows, text);
-        qr_buf_appendf(&rows, "\t%s\n", req);
-        free(text);
-        c->ntasks++;
-        p = nl ? nl + 1 : end;
-    }
-    if (c->ntasks == 0) {
+    if (qr_import_jsonl(c->req->body, c->req->body_len, c->project->id,
+                        c->project->annotations_per_task, &rows, &c->ntasks, err, sizeof err) < 0) {
         qr_buf_free(&rows);
-        respond_error(c, 400, "invalid_jsonl", "the body holds no task");
+        respond_error(c, 400, "invalid_jsonl", "%s", err);
         return;
     }
     c->copy_len = rows.len;
