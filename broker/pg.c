@@ -1,2 +1,789 @@
-/* pg.c: being written. */
-typedef int qr_placeholder_pg_t;
+/*
+ * pg.c - asynchronous PostgreSQL pool on libuv (see pg.h).
+ *
+ * Each connection is a small state machine driven by a uv_poll_t on
+ * PQsocket and one uv_timer_t (connect timeout, then reconnect backoff):
+ *
+ *   DOWN --timer--> CONNECTING --PQconnectPoll OK--> IDLE <--> BUSY
+ *     ^                  |  (fail / timeout)                    |
+ *     +------------------+-----------(connection lost)----------+
+ *
+ * While connecting, libpq may replace its socket between PQconnectPoll
+ * calls (another address, SSL/GSS fallback), possibly under the same fd
+ * number, so the poll handle is closed and a fresh one made after every
+ * step; once connected the socket is stable and one handle serves. Poll
+ * handles are allocated apart from the connection and freed in their close
+ * callback, because a closing handle cannot be re-initialised.
+ *
+ * Callbacks. A query's callback runs once. Results are delivered straight
+ * from the poll callback; every failure goes through a zero timer (the
+ * "done" list), so a callback never runs inside qr_pg_query. A callback may
+ * close the pool: every path that runs one checks pg->closing afterwards.
+ *
+ * When no connection is up or being attempted (all waiting out a backoff),
+ * queued and new queries fail at once instead of piling up.
+ */
+#include "pg.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BACKOFF_MIN_MS 100   /* first reconnect delay */
+#define BACKOFF_MAX_MS 5000  /* reconnect delay cap */
+#define COPY_CHUNK     65536 /* bytes per PQputCopyData */
+
+enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
+
+/* What a BUSY connection is doing with its query. */
+enum { P_RESULTS, P_COPY_SEND };
+
+typedef struct query_s query_t;
+struct query_s {
+    query_t *next;
+    qr_pg_cb cb;
+    void *arg;
+    char *sql;
+    int nparams;
+    char **params;
+    /* COPY FROM STDIN only. */
+    int is_copy;
+    char *data;
+    size_t len, off; /* bytes to send, bytes queued with libpq */
+    int end_sent;    /* PQputCopyEnd accepted */
+    /* Outcome. */
+    PGresult *res;
+    char *err;
+    char sqlstate[6];
+};
+
+typedef struct {
+    query_t *head, *tail;
+} query_list_t;
+
+typedef struct conn_s {
+    qr_pg_t *pg;
+    int idx;
+    int state;       /* C_* */
+    int phase;       /* P_* while C_BUSY */
+    PGconn *pq;      /* NULL unless CONNECTING, IDLE or BUSY */
+    uv_poll_t *poll; /* on PQsocket(pq), or NULL */
+    int poll_fd;
+    uv_timer_t timer; /* connect timeout, then reconnect backoff */
+    int backoff_ms;
+    query_t *q; /* running query (BUSY) */
+} conn_t;
+
+struct qr_pg_s {
+    uv_loop_t *loop;
+    char *conninfo;
+    int size;
+    int connect_timeout_ms;
+    conn_t *conns;
+    query_list_t queue; /* waiting for an idle connection */
+    query_list_t done;  /* failed; callbacks run from `defer` */
+    uv_timer_t defer;
+    char last_err[256]; /* why the last connection attempt failed */
+    int closing;
+    int open_handles; /* uv handles not yet closed; freed at 0 */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+static void conn_start(conn_t *c);
+static void conn_lost(conn_t *c, const char *why);
+static void dispatch(qr_pg_t *pg);
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* ---- queries ---- */
+
+static void qlist_push(query_list_t *l, query_t *q)
+{
+    q->next = NULL;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+}
+
+static query_t *qlist_pop(query_list_t *l)
+{
+    query_t *q = l->head;
+    if (q) {
+        l->head = q->next;
+        if (!l->head)
+            l->tail = NULL;
+        q->next = NULL;
+    }
+    return q;
+}
+
+static void query_free(query_t *q)
+{
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q->data);
+    free(q->err);
+    PQclear(q->res);
+    free(q);
+}
+
+/* Runs the callback with the query's outcome, then frees the query (and so
+ * clears the result: the callback must not keep it). */
+static void query_finish(query_t *q)
+{
+    if (q->err)
+        q->cb(NULL, q->err, q->sqlstate, q->arg);
+    else
+        q->cb(q->res, NULL, "", q->arg);
+    query_free(q);
+}
+
+/* Copies a libpq message on one line: libpq ends messages with a newline
+ * and indents hints with "\n\t"; our logs and callers want one line. */
+static void one_line(char *dst, size_t size, const char *src)
+{
+    size_t n = 0;
+    int space = 0;
+    for (; *src && n + 1 < size; src++) {
+        if (*src == '\n' || *src == '\t' || *src == '\r' || *src == ' ') {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < size)
+            dst[n++] = ' ';
+        space = 0;
+        dst[n++] = *src;
+    }
+    dst[n] = '\0';
+}
+
+static void set_error(query_t *q, const char *msg, const char *sqlstate)
+{
+    if (q->err)
+        return; /* keep the first error: it is the cause */
+    PQclear(q->res);
+    q->res = NULL;
+    char line[1024];
+    one_line(line, sizeof line, msg);
+    q->err = qr_xstrdup(line);
+    snprintf(q->sqlstate, sizeof q->sqlstate, "%s", sqlstate ? sqlstate : "");
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    qr_pg_t *pg = t->data;
+    query_t *q;
+    /* One at a time: a callback may close the pool, which then fails the
+     * rest of the list itself. */
+    while (!pg->closing && (q = qlist_pop(&pg->done)))
+        query_finish(q);
+}
+
+/* Fails q from a later loop turn. */
+static void fail_later(qr_pg_t *pg, query_t *q, const char *msg, const char *sqlstate)
+{
+    set_error(q, msg, sqlstate);
+    qlist_push(&pg->done, q);
+    int rc = uv_timer_start(&pg->defer, on_defer, 0, 0);
+    if (rc < 0) /* cannot fail on an open timer */
+        qr_error("pg: uv_timer_start: %s", uv_strerror(rc));
+}
+
+/* True when no connection is up or trying to come up. */
+static int all_down(const qr_pg_t *pg)
+{
+    for (int i = 0; i < pg->size; i++)
+        if (pg->conns[i].state != C_DOWN && pg->conns[i].state != C_CLOSED)
+            return 0;
+    return 1;
+}
+
+static void fail_queue_if_all_down(qr_pg_t *pg)
+{
+    if (!all_down(pg))
+        return;
+    char msg[320];
+    snprintf(msg, sizeof msg, "PostgreSQL unavailable: %s", pg->last_err);
+    query_t *q;
+    while ((q = qlist_pop(&pg->queue)))
+        fail_later(pg, q, msg, NULL);
+}
+
+/* ---- poll handles ---- */
+
+/* Every uv handle of the pool ends here; the last one frees the pool. */
+static void handle_closed(qr_pg_t *pg)
+{
+    if (--pg->open_handles > 0 || !pg->closing)
+        return;
+    void (*cb)(void *) = pg->close_cb;
+    void *arg = pg->close_arg;
+    free(pg->conns);
+    free(pg->conninfo);
+    free(pg);
+    if (cb)
+        cb(arg);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    qr_pg_t *pg = ((conn_t *)h->data)->pg;
+    free(h);
+    handle_closed(pg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    handle_closed(((conn_t *)h->data)->pg);
+}
+
+static void on_defer_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+/* Stops watching the socket. uv_close takes the fd out of epoll at once, so
+ * the caller may PQfinish right after. */
+static void conn_unwatch(conn_t *c)
+{
+    if (c->poll) {
+        uv_close((uv_handle_t *)c->poll, on_poll_closed);
+        c->poll = NULL;
+    }
+}
+
+/* Watches PQsocket for `events`, making a new poll handle when there is none
+ * or the socket changed. Returns 0 or a negative uv error. */
+static int conn_watch(conn_t *c, int events)
+{
+    int fd = PQsocket(c->pq);
+    if (fd < 0)
+        return UV_EBADF;
+    if (c->poll && c->poll_fd != fd)
+        conn_unwatch(c);
+    if (!c->poll) {
+        uv_poll_t *h = qr_xmalloc(sizeof *h);
+        int rc = uv_poll_init(c->pg->loop, h, fd);
+        if (rc < 0) {
+            free(h);
+            return rc;
+        }
+        h->data = c;
+        c->poll = h;
+        c->poll_fd = fd;
+        c->pg->open_handles++;
+    }
+    return uv_poll_start(c->poll, events, on_poll);
+}
+
+/* ---- connection life ---- */
+
+static void on_backoff(uv_timer_t *t)
+{
+    conn_start(t->data);
+}
+
+/* Drops the libpq connection and retries after the backoff delay. */
+static void conn_retry_later(conn_t *c)
+{
+    conn_unwatch(c);
+    if (c->pq) {
+        PQfinish(c->pq);
+        c->pq = NULL;
+    }
+    c->state = C_DOWN;
+    int rc = uv_timer_start(&c->timer, on_backoff, (uint64_t)c->backoff_ms, 0);
+    if (rc < 0)
+        qr_error("pg: uv_timer_start: %s", uv_strerror(rc));
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    fail_queue_if_all_down(c->pg);
+}
+
+static void conn_connect_failed(conn_t *c, const char *why)
+{
+    one_line(c->pg->last_err, sizeof c->pg->last_err, why);
+    qr_warn("pg: connection %d: connect failed: %s (retry in %d ms)", c->idx, c->pg->last_err,
+            c->backoff_ms);
+    conn_retry_later(c);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    char msg[64];
+    snprintf(msg, sizeof msg, "timeout expired after %d ms", c->pg->connect_timeout_ms);
+    conn_connect_failed(c, msg);
+}
+
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    qr_debug("pg: %s", message);
+}
+
+/* The connection is up: from now on its socket is fixed. */
+static void conn_ready(conn_t *c)
+{
+    int rc = uv_timer_stop(&c->timer);
+    if (rc < 0)
+        qr_error("pg: uv_timer_stop: %s", uv_strerror(rc));
+    if (PQsetnonblocking(c->pq, 1) != 0) {
+        conn_connect_failed(c, PQerrorMessage(c->pq));
+        return;
+    }
+    PQsetNoticeProcessor(c->pq, on_notice, NULL);
+    /* A fresh handle for the final socket (see the top of the file). */
+    conn_unwatch(c);
+    rc = conn_watch(c, UV_READABLE);
+    if (rc < 0) {
+        conn_connect_failed(c, uv_strerror(rc));
+        return;
+    }
+    c->state = C_IDLE;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    qr_debug("pg: connection %d up (backend pid %d)", c->idx, PQbackendPID(c->pq));
+    dispatch(c->pg);
+}
+
+/* Acts on what PQconnectPoll (or PQconnectStart) asked for: wait for the
+ * socket to become readable or writable, or finish. */
+static void conn_connect_step(conn_t *c, PostgresPollingStatusType st)
+{
+    int events;
+    switch (st) {
+    case PGRES_POLLING_OK:
+        conn_ready(c);
+        return;
+    case PGRES_POLLING_READING:
+        events = UV_READABLE;
+        break;
+    case PGRES_POLLING_WRITING:
+        events = UV_WRITABLE;
+        break;
+    default:
+        conn_connect_failed(c, PQerrorMessage(c->pq));
+        return;
+    }
+    conn_unwatch(c);
+    int rc = conn_watch(c, events);
+    if (rc < 0)
+        conn_connect_failed(c, uv_strerror(rc));
+}
+
+static void conn_start(conn_t *c)
+{
+    qr_pg_t *pg = c->pg;
+    if (pg->closing)
+        return;
+    c->pq = PQconnectStart(pg->conninfo);
+    if (!c->pq) {
+        conn_connect_failed(c, "out of memory");
+        return;
+    }
+    if (PQstatus(c->pq) == CONNECTION_BAD) {
+        conn_connect_failed(c, PQerrorMessage(c->pq));
+        return;
+    }
+    c->state = C_CONNECTING;
+    int rc = uv_timer_start(&c->timer, on_connect_timeout, (uint64_t)pg->connect_timeout_ms, 0);
+    if (rc < 0) {
+        conn_connect_failed(c, uv_strerror(rc));
+        return;
+    }
+    /* libpq: after PQconnectStart, behave as if PQconnectPoll had returned
+     * PGRES_POLLING_WRITING. */
+    conn_connect_step(c, PGRES_POLLING_WRITING);
+}
+
+/* The connection broke: fail its query, reconnect later. */
+static void conn_lost(conn_t *c, const char *why)
+{
+    char msg[320];
+    one_line(c->pg->last_err, sizeof c->pg->last_err, why);
+    snprintf(msg, sizeof msg, "PostgreSQL connection lost: %s", c->pg->last_err);
+    qr_warn("pg: connection %d: %s (retry in %d ms)", c->idx, msg, c->backoff_ms);
+    query_t *q = c->q;
+    c->q = NULL;
+    if (q)
+        fail_later(c->pg, q, msg, NULL);
+    conn_retry_later(c);
+}
+
+/* ---- running a query ---- */
+
+/* Flushes libpq's output and sets the poll events accordingly: read always
+ * (the server may be blocked writing to us), write while data remains.
+ * Returns 0, or -1 after handling a lost connection. */
+static int conn_flush(conn_t *c)
+{
+    int f = PQflush(c->pq);
+    if (f < 0) {
+        conn_lost(c, PQerrorMessage(c->pq));
+        return -1;
+    }
+    int rc = conn_watch(c, f == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    if (rc < 0) {
+        conn_lost(c, uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Queues as much COPY data as libpq takes without growing without bound,
+ * then the end marker; waits for writable whenever libpq is full. */
+static void copy_send(conn_t *c)
+{
+    query_t *q = c->q;
+    while (q->off < q->len) {
+        size_t n = q->len - q->off < COPY_CHUNK ? q->len - q->off : COPY_CHUNK;
+        int r = PQputCopyData(c->pq, q->data + q->off, (int)n);
+        if (r < 0) {
+            conn_lost(c, PQerrorMessage(c->pq));
+            return;
+        }
+        if (r == 0) { /* buffers full: wait for writable, flush, retry */
+            if (conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
+                conn_lost(c, "cannot poll the socket");
+            return;
+        }
+        q->off += n;
+        int f = PQflush(c->pq);
+        if (f < 0) {
+            conn_lost(c, PQerrorMessage(c->pq));
+            return;
+        }
+        if (f == 1) { /* the socket is full: continue when writable */
+            if (conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
+                conn_lost(c, "cannot poll the socket");
+            return;
+        }
+    }
+    int r = PQputCopyEnd(c->pq, NULL);
+    if (r < 0) {
+        conn_lost(c, PQerrorMessage(c->pq));
+        return;
+    }
+    if (r == 0) {
+        if (conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
+            conn_lost(c, "cannot poll the socket");
+        return;
+    }
+    q->end_sent = 1;
+    c->phase = P_RESULTS;
+    conn_flush(c);
+}
+
+/* Takes every result libpq has complete. When the query is over (NULL
+ * result), the connection goes idle, the callback runs and the next query
+ * is dispatched. */
+static void conn_drain(conn_t *c)
+{
+    qr_pg_t *pg = c->pg;
+    while (c->state == C_BUSY && c->phase == P_RESULTS && !PQisBusy(c->pq)) {
+        query_t *q = c->q;
+        PGresult *res = PQgetResult(c->pq);
+        if (!res) {
+            c->q = NULL;
+            c->state = C_IDLE;
+            if (PQstatus(c->pq) == CONNECTION_BAD) {
+                conn_lost(c, PQerrorMessage(c->pq));
+            } else {
+                int rc = conn_watch(c, UV_READABLE);
+                if (rc < 0)
+                    conn_lost(c, uv_strerror(rc));
+            }
+            if (!q->err && !q->res)
+                set_error(q, "PostgreSQL sent no result", NULL);
+            query_finish(q);
+            if (!pg->closing)
+                dispatch(pg);
+            return;
+        }
+        switch (PQresultStatus(res)) {
+        case PGRES_TUPLES_OK:
+        case PGRES_COMMAND_OK:
+        case PGRES_EMPTY_QUERY:
+            if (!q->res && !q->err)
+                q->res = res;
+            else
+                PQclear(res);
+            break;
+        case PGRES_COPY_IN:
+            PQclear(res);
+            if (q->is_copy && !q->end_sent) {
+                c->phase = P_COPY_SEND;
+                copy_send(c);
+                return;
+            }
+            /* A COPY FROM STDIN sent through qr_pg_query: abort it. */
+            set_error(q, "COPY FROM STDIN needs qr_pg_copy_in", NULL);
+            if (PQputCopyEnd(c->pq, "not supported by qr_pg_query") < 0) {
+                conn_lost(c, PQerrorMessage(c->pq));
+                return;
+            }
+            if (conn_flush(c) < 0)
+                return;
+            break;
+        case PGRES_COPY_OUT:
+        case PGRES_COPY_BOTH:
+            /* Not supported; the simplest sound way out is a new session. */
+            PQclear(res);
+            set_error(q, "COPY TO STDOUT is not supported", NULL);
+            c->q = NULL;
+            fail_later(pg, q, q->err, NULL);
+            conn_lost(c, "COPY TO STDOUT is not supported");
+            return;
+        default: {
+            const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            set_error(q, msg ? msg : PQresultErrorMessage(res), state);
+            PQclear(res);
+            break;
+        }
+        }
+    }
+}
+
+/* Sends q on the idle connection c. */
+static void conn_send(conn_t *c, query_t *q)
+{
+    c->q = q;
+    c->state = C_BUSY;
+    c->phase = P_RESULTS;
+    if (!PQsendQueryParams(c->pq, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
+                           NULL, 0)) {
+        const char *msg = PQerrorMessage(c->pq);
+        if (PQstatus(c->pq) == CONNECTION_BAD) {
+            conn_lost(c, msg);
+            return;
+        }
+        c->q = NULL;
+        c->state = C_IDLE;
+        fail_later(c->pg, q, msg, NULL);
+        return;
+    }
+    /* Results come through on_poll: none can be buffered yet, and running a
+     * callback here would run it inside qr_pg_query. */
+    conn_flush(c);
+}
+
+static void dispatch(qr_pg_t *pg)
+{
+    for (int i = 0; i < pg->size && pg->queue.head && !pg->closing; i++) {
+        conn_t *c = &pg->conns[i];
+        if (c->state == C_IDLE)
+            conn_send(c, qlist_pop(&pg->queue));
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    conn_t *c = h->data;
+    if (c->pg->closing || c->poll != h)
+        return; /* a stale event for a handle being replaced */
+
+    if (c->state == C_CONNECTING) {
+        /* On a poll error let libpq find the reason (e.g. refused). */
+        conn_connect_step(c, PQconnectPoll(c->pq));
+        return;
+    }
+    if (status < 0) {
+        /* libuv stopped the handle on POLLERR; let libpq name the error. */
+        conn_lost(c, PQconsumeInput(c->pq) ? uv_strerror(status) : PQerrorMessage(c->pq));
+        return;
+    }
+    if (c->state == C_BUSY && (events & UV_WRITABLE)) {
+        if (c->phase == P_COPY_SEND) {
+            int f = PQflush(c->pq);
+            if (f < 0) {
+                conn_lost(c, PQerrorMessage(c->pq));
+                return;
+            }
+            if (f == 0)
+                copy_send(c);
+        } else if (conn_flush(c) < 0) {
+            return;
+        }
+    }
+    if (!(events & UV_READABLE) || (c->state != C_IDLE && c->state != C_BUSY))
+        return;
+    if (!PQconsumeInput(c->pq)) {
+        conn_lost(c, PQerrorMessage(c->pq));
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(c->pq)))
+        PQfreemem(n); /* LISTEN belongs on a dedicated connection */
+    if (c->state == C_IDLE) {
+        /* Input on an idle connection: the server is telling us it is
+         * going away (admin shutdown, idle timeout). */
+        if (PQstatus(c->pq) == CONNECTION_BAD)
+            conn_lost(c, PQerrorMessage(c->pq));
+        return;
+    }
+    conn_drain(c);
+}
+
+/* ---- public API ---- */
+
+int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size, int connect_timeout_ms,
+               qr_pg_t **out)
+{
+    if (!loop || !conninfo || size <= 0 || size > 1000 || connect_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_pg_t *pg = qr_xcalloc(1, sizeof *pg);
+    pg->loop = loop;
+    pg->conninfo = qr_xstrdup(conninfo);
+    pg->size = size;
+    pg->connect_timeout_ms = connect_timeout_ms;
+    pg->conns = qr_xcalloc((size_t)size, sizeof *pg->conns);
+    snprintf(pg->last_err, sizeof pg->last_err, "not connected yet");
+    /* uv_timer_init cannot fail on Linux; if it did, the handles opened so
+     * far are closed and the last close callback frees the pool. */
+    int rc = uv_timer_init(loop, &pg->defer);
+    if (rc < 0) {
+        qr_error("pg: uv_timer_init: %s", uv_strerror(rc));
+        free(pg->conns);
+        free(pg->conninfo);
+        free(pg);
+        return rc;
+    }
+    pg->defer.data = pg;
+    pg->open_handles++;
+    for (int i = 0; i < size; i++) {
+        conn_t *c = &pg->conns[i];
+        c->pg = pg;
+        c->idx = i;
+        c->state = C_DOWN;
+        c->backoff_ms = BACKOFF_MIN_MS;
+        rc = uv_timer_init(loop, &c->timer);
+        if (rc < 0)
+            goto fail;
+        c->timer.data = c;
+        pg->open_handles++;
+    }
+    for (int i = 0; i < size; i++)
+        conn_start(&pg->conns[i]);
+    *out = pg;
+    return 0;
+fail:
+    qr_error("pg: uv_timer_init: %s", uv_strerror(rc));
+    pg->closing = 1;
+    uv_close((uv_handle_t *)&pg->defer, on_defer_closed);
+    for (int i = 0; i < size && pg->conns[i].timer.data; i++)
+        uv_close((uv_handle_t *)&pg->conns[i].timer, on_timer_closed);
+    return rc;
+}
+
+static query_t *query_new(qr_pg_cb cb, void *arg, const char *sql)
+{
+    query_t *q = qr_xcalloc(1, sizeof *q);
+    q->cb = cb;
+    q->arg = arg;
+    q->sql = qr_xstrdup(sql);
+    return q;
+}
+
+/* Queues q, or fails it (later) when no connection can take it soon. */
+static void enqueue(qr_pg_t *pg, query_t *q)
+{
+    if (all_down(pg)) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "PostgreSQL unavailable: %s", pg->last_err);
+        fail_later(pg, q, msg, NULL);
+        return;
+    }
+    qlist_push(&pg->queue, q);
+    dispatch(pg);
+}
+
+int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
+                void *arg)
+{
+    if (pg->closing)
+        return QR_EIO;
+    if (!sql || !cb || nparams < 0 || nparams > 65535 || (nparams > 0 && !params))
+        return QR_EINVAL;
+    query_t *q = query_new(cb, arg, sql);
+    if (nparams > 0) {
+        q->nparams = nparams;
+        q->params = qr_xcalloc((size_t)nparams, sizeof *q->params);
+        for (int i = 0; i < nparams; i++)
+            q->params[i] = params[i] ? qr_xstrdup(params[i]) : NULL;
+    }
+    enqueue(pg, q);
+    return 0;
+}
+
+int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
+                  void *arg)
+{
+    if (pg->closing)
+        return QR_EIO;
+    if (!copy_sql || !cb || (len > 0 && !data))
+        return QR_EINVAL;
+    query_t *q = query_new(cb, arg, copy_sql);
+    q->is_copy = 1;
+    q->data = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(q->data, data, len);
+    q->len = len;
+    enqueue(pg, q);
+    return 0;
+}
+
+int qr_pg_connected(const qr_pg_t *pg)
+{
+    int n = 0;
+    for (int i = 0; i < pg->size; i++)
+        if (pg->conns[i].state == C_IDLE || pg->conns[i].state == C_BUSY)
+            n++;
+    return n;
+}
+
+void qr_pg_close(qr_pg_t *pg, void (*cb)(void *arg), void *arg)
+{
+    if (pg->closing)
+        return;
+    pg->closing = 1;
+    pg->close_cb = cb;
+    pg->close_arg = arg;
+
+    /* Close every connection first, so callbacks run below see a pool that
+     * is already shut. A running statement is abandoned: the server notices
+     * the closed socket (PQcancel would block the loop). */
+    query_list_t failed = {NULL, NULL};
+    for (int i = 0; i < pg->size; i++) {
+        conn_t *c = &pg->conns[i];
+        if (c->q) {
+            set_error(c->q, "PostgreSQL pool closed", NULL);
+            qlist_push(&failed, c->q);
+            c->q = NULL;
+        }
+        conn_unwatch(c);
+        if (c->pq) {
+            PQfinish(c->pq);
+            c->pq = NULL;
+        }
+        c->state = C_CLOSED;
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    }
+    query_t *q;
+    while ((q = qlist_pop(&pg->queue))) {
+        set_error(q, "PostgreSQL pool closed", NULL);
+        qlist_push(&failed, q);
+    }
+    while ((q = qlist_pop(&pg->done)))
+        query_finish(q);
+    while ((q = qlist_pop(&failed)))
+        query_finish(q);
+    uv_close((uv_handle_t *)&pg->defer, on_defer_closed);
+}

@@ -1,2 +1,624 @@
-/* redis_client.c: being written. */
-typedef int qr_placeholder_redis_client_t;
+/*
+ * redis_client.c - one asynchronous Redis connection for the event loop:
+ * reconnect with exponential backoff, a registry of Lua scripts loaded on
+ * every connect, EVALSHA with a NOSCRIPT fallback to EVAL, and per-command
+ * timeouts (hiredis 0.14 has none).
+ *
+ * Lifetimes. A command (cmd_t) lives until both its user callback has run
+ * (done) and hiredis no longer holds it as privdata (in_hiredis == 0): a
+ * command that timed out stays allocated until its late reply, or the NULL
+ * reply hiredis gives every pending callback when the context is freed,
+ * arrives. The hiredis context is only created from a uv timer (or the
+ * resolver callback), never from inside a hiredis callback, and r->ac is
+ * cleared in the callbacks after which hiredis frees the context, so a freed
+ * context is never touched. The client itself is freed from the close
+ * callback of its last handle, strictly after hiredis released the context.
+ *
+ * Timeouts. Every command gets the same timeout, so deadlines grow with
+ * submission order: the pending list is kept in deadline order by appending,
+ * and one uv timer armed for the list head enforces them all.
+ */
+#include "redis_client.h"
+
+#include <arpa/inet.h>
+#include <hiredis/async.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hiredis_uv.h"
+#include "log.h"
+#include "util.h"
+
+#define BACKOFF_MIN_MS 100  /* first reconnect delay */
+#define BACKOFF_MAX_MS 5000 /* reconnect delay cap */
+
+enum { ST_DOWN, ST_CONNECTING, ST_UP };
+
+struct qr_redis_script_s {
+    qr_redis_script_t *next;
+    char *lua;
+    char sha[41];        /* SHA1 from SCRIPT LOAD; "" until the first load */
+    unsigned loaded_gen; /* r->gen of the connection that loaded it */
+};
+
+typedef struct cmd_s cmd_t;
+struct cmd_s {
+    qr_redis_t *r;
+    cmd_t *prev, *next; /* in r->pending (deadline order) or r->failing */
+    qr_redis_cb cb;
+    void *arg;
+    uint64_t deadline; /* uv_now() ms after which the command times out */
+    int done;          /* the user callback has run */
+    int in_hiredis;    /* hiredis holds this as privdata */
+    const char *err;   /* reason for a deferred failure (static string) */
+    /* EVAL/EVALSHA only: the script and a copy of the keys and args. */
+    qr_redis_script_t *script;
+    int eval_retried; /* EVAL already sent: no second fallback */
+    char numkeys[16];
+    int nargs;
+    char **args;
+    size_t *arglens;
+};
+
+typedef struct {
+    cmd_t *head, *tail;
+} cmd_list_t;
+
+struct qr_redis_s {
+    uv_loop_t *loop;
+    char *host;
+    int port;
+    int timeout_ms;
+    redisAsyncContext *ac; /* NULL when there is no live context */
+    int state;             /* ST_* */
+    unsigned gen;          /* bumped on every successful connect */
+    int backoff_ms;        /* next reconnect delay */
+    uv_timer_t reconnect;  /* backoff before the next connect attempt */
+    uv_timer_t deadline;   /* armed for r->pending.head->deadline */
+    uv_timer_t defer;      /* runs r->failing callbacks on the next turn */
+    uv_getaddrinfo_t gai;  /* resolves host when it is not an address */
+    int resolving;         /* gai in flight */
+    cmd_list_t pending;    /* sent to hiredis, user callback not yet run */
+    cmd_list_t failing;    /* failed before sending; callback deferred */
+    qr_redis_script_t *scripts;
+    qr_redis_script_t **scripts_tail;
+    int closing;
+    int open_handles; /* timers not yet closed */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    char errbuf[160]; /* message for the callback being run */
+};
+
+static void connect_now(qr_redis_t *r);
+static void finish_close(qr_redis_t *r);
+static void on_handle_closed(uv_handle_t *h);
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    connect_now(t->data);
+}
+
+/* ---- command lists ---- */
+
+static void list_push(cmd_list_t *l, cmd_t *c)
+{
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static void list_remove(cmd_list_t *l, cmd_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static cmd_t *cmd_new(qr_redis_t *r, qr_redis_cb cb, void *arg)
+{
+    cmd_t *c = qr_xcalloc(1, sizeof *c);
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    return c;
+}
+
+static void cmd_free(cmd_t *c)
+{
+    for (int i = 0; i < c->nargs; i++)
+        free(c->args[i]);
+    free(c->args);
+    free(c->arglens);
+    free(c);
+}
+
+/* ---- deferred failures ---- */
+
+static void on_defer(uv_timer_t *t)
+{
+    qr_redis_t *r = t->data;
+    cmd_t *c;
+    /* One at a time from the list head: a callback may close the client,
+     * which then fails the rest itself. */
+    while (!r->closing && (c = r->failing.head)) {
+        list_remove(&r->failing, c);
+        c->done = 1;
+        c->cb(NULL, c->err, c->arg);
+        cmd_free(c);
+    }
+}
+
+/* Fails c from the next loop turn, so the callback never runs inside the
+ * call that submitted it. */
+static void fail_later(qr_redis_t *r, cmd_t *c, const char *err)
+{
+    c->err = err;
+    list_push(&r->failing, c);
+    int rc = uv_timer_start(&r->defer, on_defer, 0, 0);
+    if (rc < 0) /* cannot happen for an initialised, open timer */
+        qr_error("redis: uv_timer_start: %s", uv_strerror(rc));
+}
+
+/* ---- timeouts ---- */
+
+static void on_deadline(uv_timer_t *t);
+
+static void arm_deadline(qr_redis_t *r)
+{
+    int rc;
+    if (!r->pending.head) {
+        rc = uv_timer_stop(&r->deadline);
+    } else {
+        uint64_t now = uv_now(r->loop);
+        uint64_t d = r->pending.head->deadline;
+        rc = uv_timer_start(&r->deadline, on_deadline, d > now ? d - now : 0, 0);
+    }
+    if (rc < 0)
+        qr_error("redis: deadline timer: %s", uv_strerror(rc));
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    qr_redis_t *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    cmd_t *c;
+    while ((c = r->pending.head) && c->deadline <= now) {
+        /* The reply may still come: the command stays with hiredis and is
+         * freed by on_reply, which ignores it. */
+        list_remove(&r->pending, c);
+        c->done = 1;
+        c->cb(NULL, "redis command timed out", c->arg);
+        if (r->closing)
+            return;
+    }
+    arm_deadline(r);
+}
+
+/* ---- replies ---- */
+
+static int send_eval(qr_redis_t *r, cmd_t *c, int by_sha);
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    cmd_t *c = privdata;
+    qr_redis_t *r = c->r;
+    redisReply *rep = reply;
+
+    c->in_hiredis = 0;
+    if (c->done) { /* timed out or failed by close: ignore the late reply */
+        cmd_free(c);
+        return;
+    }
+    if (rep && c->script && !c->eval_retried && rep->type == REDIS_REPLY_ERROR && rep->str &&
+        !strncmp(rep->str, "NOSCRIPT", 8)) {
+        /* The server lost the script (restart, failover, SCRIPT FLUSH):
+         * resend with the text, keeping the original deadline. */
+        c->eval_retried = 1;
+        if (send_eval(r, c, 0) == REDIS_OK) {
+            c->in_hiredis = 1;
+            return;
+        }
+        rep = NULL;
+    }
+    list_remove(&r->pending, c);
+    c->done = 1;
+    if (rep) {
+        c->cb(rep, NULL, c->arg);
+    } else {
+        snprintf(r->errbuf, sizeof r->errbuf, "redis connection lost: %s",
+                 ac->err && ac->errstr ? ac->errstr : "closed");
+        c->cb(NULL, r->errbuf, c->arg);
+    }
+    cmd_free(c);
+}
+
+/* ---- connection ---- */
+
+static void schedule_reconnect(qr_redis_t *r)
+{
+    if (r->closing)
+        return;
+    int rc = uv_timer_start(&r->reconnect, on_reconnect_timer, (uint64_t)r->backoff_ms, 0);
+    if (rc < 0)
+        qr_error("redis: reconnect timer: %s", uv_strerror(rc));
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    qr_redis_script_t *s = privdata;
+    redisReply *rep = reply;
+    if (!rep)
+        return; /* connection gone; the next connect loads it again */
+    if (rep->type == REDIS_REPLY_STRING && rep->len == 40) {
+        memcpy(s->sha, rep->str, 40);
+        s->sha[40] = '\0';
+        s->loaded_gen = r->gen;
+    } else {
+        qr_error("redis: SCRIPT LOAD failed: %s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
+}
+
+static void load_script(qr_redis_t *r, qr_redis_script_t *s)
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", s->lua};
+    if (redisAsyncCommandArgv(r->ac, on_script_loaded, s, 3, argv, NULL) != REDIS_OK)
+        qr_warn("redis: cannot queue SCRIPT LOAD");
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    qr_redis_t *r = cac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when we return. */
+        qr_warn("redis: connect to %s:%d failed: %s (retry in %d ms)", r->host, r->port,
+                cac->c.errstr, r->backoff_ms);
+        r->ac = NULL;
+        r->state = ST_DOWN;
+        schedule_reconnect(r);
+        return;
+    }
+    r->state = ST_UP;
+    r->gen++;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    qr_info("redis: connected to %s:%d", r->host, r->port);
+    for (qr_redis_script_t *s = r->scripts; s; s = s->next)
+        load_script(r, s);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    qr_redis_t *r = cac->data;
+    /* hiredis has failed every pending command and frees the context when
+     * we return. */
+    r->ac = NULL;
+    r->state = ST_DOWN;
+    if (r->closing)
+        return;
+    qr_warn("redis: connection to %s:%d lost: %s (retry in %d ms)", r->host, r->port,
+            cac->err && cac->errstr ? cac->errstr : "closed", r->backoff_ms);
+    schedule_reconnect(r);
+}
+
+/* Starts a non-blocking connect to a numeric address. */
+static void connect_to(qr_redis_t *r, const char *addr)
+{
+    redisAsyncContext *ac = redisAsyncConnect(addr, r->port);
+    if (!ac) {
+        qr_error("redis: out of memory creating a context");
+        goto fail;
+    }
+    if (ac->err) {
+        qr_warn("redis: connect to %s:%d failed: %s (retry in %d ms)", r->host, r->port, ac->errstr,
+                r->backoff_ms);
+        redisAsyncFree(ac);
+        goto fail;
+    }
+    ac->data = r;
+    if (qr_hiredis_uv_attach(ac, r->loop) != REDIS_OK) {
+        qr_warn("redis: cannot attach the connection to the loop");
+        redisAsyncFree(ac);
+        goto fail;
+    }
+    if (redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
+        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
+        qr_warn("redis: cannot set connection callbacks");
+        redisAsyncFree(ac);
+        goto fail;
+    }
+    r->ac = ac;
+    r->state = ST_CONNECTING;
+    return;
+fail:
+    r->state = ST_DOWN;
+    schedule_reconnect(r);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    qr_redis_t *r = req->data;
+    char addr[64] = "";
+    int rc = status;
+    r->resolving = 0;
+    if (rc == 0) {
+        if (res->ai_family == AF_INET6)
+            rc = uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, addr, sizeof addr);
+        else
+            rc = uv_ip4_name((const struct sockaddr_in *)res->ai_addr, addr, sizeof addr);
+    }
+    uv_freeaddrinfo(res);
+    if (r->closing) {
+        finish_close(r);
+        return;
+    }
+    if (rc < 0) {
+        qr_warn("redis: cannot resolve %s: %s (retry in %d ms)", r->host, uv_strerror(rc),
+                r->backoff_ms);
+        r->state = ST_DOWN;
+        schedule_reconnect(r);
+        return;
+    }
+    connect_to(r, addr);
+}
+
+/* Starts one connect attempt: resolves the host without blocking the loop
+ * (hiredis would call getaddrinfo itself) unless it is already an address. */
+static void connect_now(qr_redis_t *r)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (r->closing)
+        return;
+    if (inet_pton(AF_INET, r->host, buf) == 1 || inet_pton(AF_INET6, r->host, buf) == 1) {
+        connect_to(r, r->host);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    r->gai.data = r;
+    int rc = uv_getaddrinfo(r->loop, &r->gai, on_resolved, r->host, NULL, &hints);
+    if (rc < 0) {
+        qr_warn("redis: cannot resolve %s: %s", r->host, uv_strerror(rc));
+        r->state = ST_DOWN;
+        schedule_reconnect(r);
+        return;
+    }
+    r->resolving = 1;
+    r->state = ST_CONNECTING;
+}
+
+/* ---- public API ---- */
+
+int qr_redis_open(uv_loop_t *loop, const char *host, int port, int command_timeout_ms,
+                  qr_redis_t **out)
+{
+    if (!loop || !host || port <= 0 || port > 65535 || command_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_redis_t *r = qr_xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->host = qr_xstrdup(host);
+    r->port = port;
+    r->timeout_ms = command_timeout_ms;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->scripts_tail = &r->scripts;
+    r->reconnect.data = r->deadline.data = r->defer.data = r;
+    /* uv_timer_init cannot fail on Linux; checked all the same. */
+    uv_timer_t *timers[3] = {&r->reconnect, &r->deadline, &r->defer};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        rc = uv_timer_init(loop, timers[i]);
+        if (rc == 0)
+            r->open_handles++;
+    }
+    if (rc < 0)
+        goto fail;
+    connect_now(r);
+    *out = r;
+    return 0;
+fail:
+    qr_error("redis: uv_timer_init: %s", uv_strerror(rc));
+    /* r is freed by finish_close once the timers that did open are closed. */
+    r->closing = 1;
+    for (int i = 0; i < r->open_handles; i++)
+        uv_close((uv_handle_t *)timers[i], on_handle_closed);
+    if (r->open_handles == 0)
+        finish_close(r);
+    return rc;
+}
+
+qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
+{
+    qr_redis_script_t *s = qr_xcalloc(1, sizeof *s);
+    s->lua = qr_xstrdup(lua);
+    *r->scripts_tail = s;
+    r->scripts_tail = &s->next;
+    if (r->state == ST_UP && r->ac)
+        load_script(r, s);
+    return s;
+}
+
+/* c was handed to hiredis: start its timeout. */
+static void track(qr_redis_t *r, cmd_t *c)
+{
+    c->in_hiredis = 1;
+    c->deadline = uv_now(r->loop) + (uint64_t)r->timeout_ms;
+    list_push(&r->pending, c);
+    if (r->pending.head == c)
+        arm_deadline(r);
+}
+
+/* Queues c with hiredis and starts its timeout; on failure fails it later. */
+static int submit(qr_redis_t *r, cmd_t *c, int argc, const char **argv, const size_t *argvlen)
+{
+    if (r->state != ST_UP || !r->ac) {
+        fail_later(r, c, "redis not connected");
+        return 0;
+    }
+    if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+        fail_later(r, c, "redis connection is closing");
+        return 0;
+    }
+    track(r, c);
+    return 0;
+}
+
+/* Sends c as EVALSHA (by_sha) or EVAL with its stored keys and args. */
+static int send_eval(qr_redis_t *r, cmd_t *c, int by_sha)
+{
+    int argc = 3 + c->nargs;
+    const char **argv = qr_xmalloc((size_t)argc * sizeof *argv);
+    size_t *lens = qr_xmalloc((size_t)argc * sizeof *lens);
+    argv[0] = by_sha ? "EVALSHA" : "EVAL";
+    argv[1] = by_sha ? c->script->sha : c->script->lua;
+    argv[2] = c->numkeys;
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    for (int i = 0; i < c->nargs; i++) {
+        argv[3 + i] = c->args[i];
+        lens[3 + i] = c->arglens[i];
+    }
+    int rc = REDIS_ERR;
+    if (r->ac && r->state == ST_UP)
+        rc = redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, lens);
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int qr_redis_eval(qr_redis_t *r, qr_redis_script_t *s, int nkeys, int argc, const char **argv,
+                  const size_t *argvlen, qr_redis_cb cb, void *arg)
+{
+    if (r->closing)
+        return QR_EIO;
+    if (!s || !cb || nkeys < 0 || argc < nkeys || (argc > 0 && !argv))
+        return QR_EINVAL;
+    cmd_t *c = cmd_new(r, cb, arg);
+    c->script = s;
+    snprintf(c->numkeys, sizeof c->numkeys, "%d", nkeys);
+    c->nargs = argc;
+    if (argc > 0) {
+        c->args = qr_xmalloc((size_t)argc * sizeof *c->args);
+        c->arglens = qr_xmalloc((size_t)argc * sizeof *c->arglens);
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+        c->args[i] = qr_xmalloc(n + 1);
+        memcpy(c->args[i], argv[i], n);
+        c->args[i][n] = '\0';
+        c->arglens[i] = n;
+    }
+    if (r->state != ST_UP || !r->ac) {
+        fail_later(r, c, "redis not connected");
+        return 0;
+    }
+    /* Until the first SCRIPT LOAD answered we do not know the SHA1: send the
+     * text (EVAL caches it on the server as well). */
+    int by_sha = s->sha[0] != '\0';
+    if (!by_sha)
+        c->eval_retried = 1;
+    if (send_eval(r, c, by_sha) != REDIS_OK) {
+        fail_later(r, c, "redis connection is closing");
+        return 0;
+    }
+    track(r, c);
+    return 0;
+}
+
+int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                     qr_redis_cb cb, void *arg)
+{
+    if (r->closing)
+        return QR_EIO;
+    if (!cb || argc <= 0 || !argv)
+        return QR_EINVAL;
+    return submit(r, cmd_new(r, cb, arg), argc, argv, argvlen);
+}
+
+int qr_redis_ready(const qr_redis_t *r)
+{
+    if (r->state != ST_UP || !r->ac)
+        return 0;
+    for (const qr_redis_script_t *s = r->scripts; s; s = s->next)
+        if (s->loaded_gen != r->gen)
+            return 0;
+    return 1;
+}
+
+static void finish_close(qr_redis_t *r)
+{
+    if (r->open_handles > 0 || r->resolving)
+        return;
+    void (*cb)(void *) = r->close_cb;
+    void *arg = r->close_arg;
+    qr_redis_script_t *s = r->scripts;
+    while (s) {
+        qr_redis_script_t *next = s->next;
+        free(s->lua);
+        free(s);
+        s = next;
+    }
+    free(r->host);
+    free(r);
+    if (cb)
+        cb(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    qr_redis_t *r = h->data;
+    r->open_handles--;
+    finish_close(r);
+}
+
+void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
+{
+    if (r->closing)
+        return;
+    r->closing = 1;
+    r->close_cb = cb;
+    r->close_arg = arg;
+
+    /* Fail everything the user waits for. Commands still held by hiredis are
+     * freed when hiredis hands them back (NULL reply) in redisAsyncFree. */
+    cmd_t *c;
+    while ((c = r->pending.head)) {
+        list_remove(&r->pending, c);
+        c->done = 1;
+        c->cb(NULL, "redis client closed", c->arg);
+    }
+    while ((c = r->failing.head)) {
+        list_remove(&r->failing, c);
+        c->done = 1;
+        c->cb(NULL, c->err, c->arg);
+        cmd_free(c);
+    }
+    if (r->ac) {
+        /* Inside a hiredis callback this only marks the context; hiredis
+         * frees it when the callback returns, before r can be freed (r goes
+         * in a close callback, on a later loop phase). */
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    r->state = ST_DOWN;
+    if (r->resolving) {
+        int rc = uv_cancel((uv_req_t *)&r->gai);
+        if (rc < 0) /* already running: its callback comes anyway */
+            qr_debug("redis: uv_cancel(getaddrinfo): %s", uv_strerror(rc));
+    }
+    uv_close((uv_handle_t *)&r->reconnect, on_handle_closed);
+    uv_close((uv_handle_t *)&r->deadline, on_handle_closed);
+    uv_close((uv_handle_t *)&r->defer, on_handle_closed);
+}

@@ -1,0 +1,491 @@
+/*
+ * test_pg.c - the PostgreSQL pool (broker/pg.c) against the private server
+ * of the test stack: bound parameters under concurrency, SQL errors and
+ * SQLSTATEs, COPY FROM STDIN (and its atomicity), a backend killed
+ * server-side, unreachable servers, and closing with work in flight. Every
+ * test ends by proving its loop closes with no handle left open.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pg.h"
+#include "testlib.h"
+#include "util.h"
+
+/* The outcome of one query, filled by on_result. */
+typedef struct {
+    int calls;
+    int in_call; /* the callback ran inside qr_pg_query */
+    int ok;
+    char err[512];
+    char sqlstate[6];
+    int ntuples;
+    char val[4][256];
+    int isnull[4];
+} outcome_t;
+
+static volatile int g_inside_submit; /* set around qr_pg_query calls */
+static int g_pending;                /* callbacks still expected */
+static volatile int g_all_done;      /* g_pending reached 0 */
+
+static void on_result(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    outcome_t *o = arg;
+    o->calls++;
+    o->in_call |= g_inside_submit;
+    if (res) {
+        o->ok = 1;
+        o->ntuples = PQntuples(res);
+        for (int i = 0; i < PQnfields(res) && i < 4 && o->ntuples > 0; i++) {
+            o->isnull[i] = PQgetisnull(res, 0, i);
+            snprintf(o->val[i], sizeof o->val[i], "%s", PQgetvalue(res, 0, i));
+        }
+    } else {
+        assert_non_null(err);
+        assert_non_null(sqlstate);
+        snprintf(o->err, sizeof o->err, "%s", err);
+        snprintf(o->sqlstate, sizeof o->sqlstate, "%s", sqlstate);
+    }
+    if (--g_pending == 0)
+        g_all_done = 1;
+}
+
+static void submit(qr_pg_t *pg, const char *sql, int n, const char *const *params, outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    g_pending++;
+    g_all_done = 0;
+    g_inside_submit = 1;
+    int rc = qr_pg_query(pg, sql, n, params, on_result, o);
+    g_inside_submit = 0;
+    assert_int_equal(rc, 0);
+    assert_int_equal(o->calls, 0);
+}
+
+static void wait_all(uv_loop_t *loop, int timeout_ms)
+{
+    if (g_pending > 0)
+        assert_true(qr_test_run_until(loop, &g_all_done, timeout_ms));
+}
+
+/* Runs one statement to completion. */
+static void run_one(uv_loop_t *loop, qr_pg_t *pg, const char *sql, int n, const char *const *params,
+                    outcome_t *o)
+{
+    submit(pg, sql, n, params, o);
+    wait_all(loop, 10000);
+    assert_int_equal(o->calls, 1);
+    assert_int_equal(o->in_call, 0);
+}
+
+static void run_ok(uv_loop_t *loop, qr_pg_t *pg, const char *sql)
+{
+    outcome_t o;
+    run_one(loop, pg, sql, 0, NULL, &o);
+    if (!o.ok)
+        fail_msg("%s: %s", sql, o.err);
+}
+
+/* Polls cond-like state from a timer while the loop runs. */
+typedef struct {
+    qr_pg_t *pg;
+    int want;
+    volatile int met;
+} wait_conn_t;
+
+static void on_check(uv_timer_t *t)
+{
+    wait_conn_t *w = t->data;
+    if (qr_pg_connected(w->pg) == w->want)
+        w->met = 1;
+}
+
+static void wait_connected(uv_loop_t *loop, qr_pg_t *pg, int want, int timeout_ms)
+{
+    wait_conn_t w = {pg, want, 0};
+    uv_timer_t t;
+    assert_int_equal(uv_timer_init(loop, &t), 0);
+    t.data = &w;
+    assert_int_equal(uv_timer_start(&t, on_check, 0, 10), 0);
+    int met = qr_test_run_until(loop, &w.met, timeout_ms);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_true(met);
+}
+
+static void run_for(uv_loop_t *loop, int ms)
+{
+    volatile int never = 0;
+    assert_false(qr_test_run_until(loop, &never, ms));
+}
+
+static void on_closed(void *arg)
+{
+    *(volatile int *)arg = 1;
+}
+
+static void close_pool(uv_loop_t *loop, qr_pg_t *pg)
+{
+    volatile int closed = 0;
+    qr_pg_close(pg, on_closed, (void *)&closed);
+    assert_true(qr_test_run_until(loop, &closed, 5000));
+}
+
+/* A pool on the stack's server; application_name tags its backends so a
+ * test only ever terminates its own. */
+static qr_pg_t *open_pool(uv_loop_t *loop, int size)
+{
+    const char *base = qr_test_stack_get("QR_PG_CONNINFO");
+    assert_non_null(base);
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "%s application_name=qr_test_pg", base);
+    qr_pg_t *pg = NULL;
+    assert_int_equal(qr_pg_open(loop, conninfo, size, 5000, &pg), 0);
+    assert_non_null(pg);
+    return pg;
+}
+
+/* A loopback port nothing listens on, or (listening) one that accepts TCP
+ * connections through the backlog but never answers. */
+static int loopback_port(int listening, int *fd_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    if (listening) {
+        assert_int_equal(listen(fd, 16), 0);
+        *fd_out = fd;
+    } else {
+        close(fd);
+    }
+    return ntohs(sa.sin_port);
+}
+
+/* 200 statements at once over 4 connections, with bound parameters that
+ * would break a query built by pasting text: quotes, backslashes, SQL, NULL. */
+static void test_concurrent_bound_params(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 4);
+
+    enum { N = 200 };
+    static outcome_t o[N];
+    static char nums[N][16];
+    const char *tricky = "O'Brien said \"hi\" \\ back\\slash'); DROP TABLE x; --";
+    for (int i = 0; i < N; i++) {
+        snprintf(nums[i], sizeof nums[i], "%d", i);
+        const char *params[3] = {nums[i], tricky, NULL};
+        submit(pg,
+               "SELECT $1::int * 2, $2::text, $3::text IS NULL, pg_backend_pid() "
+               "FROM pg_sleep(0.005)",
+               3, params, &o[i]);
+    }
+    wait_all(&loop, 30000);
+
+    int pids[N], npids = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].calls, 1);
+        assert_int_equal(o[i].in_call, 0);
+        if (!o[i].ok)
+            fail_msg("query %d: %s", i, o[i].err);
+        assert_int_equal(o[i].ntuples, 1);
+        assert_int_equal(atoi(o[i].val[0]), 2 * i);
+        assert_string_equal(o[i].val[1], tricky);
+        assert_string_equal(o[i].val[2], "t");
+        int pid = atoi(o[i].val[3]), seen = 0;
+        for (int k = 0; k < npids; k++)
+            seen |= pids[k] == pid;
+        if (!seen)
+            pids[npids++] = pid;
+    }
+    assert_int_equal(npids, 4); /* the work spread over the whole pool */
+    assert_int_equal(qr_pg_connected(pg), 4);
+
+    /* A NULL parameter reaches the server as SQL NULL, not as "". */
+    outcome_t n;
+    const char *null_param[1] = {NULL};
+    run_one(&loop, pg, "SELECT $1::text", 1, null_param, &n);
+    assert_true(n.ok);
+    assert_true(n.isnull[0]);
+
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
+/* SQL errors arrive as err + SQLSTATE, and the pool keeps working. */
+static void test_sql_errors(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 2);
+    outcome_t o;
+
+    run_one(&loop, pg, "SELECT 1 / 0", 0, NULL, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "22012");
+    assert_non_null(strstr(o.err, "division by zero"));
+
+    run_one(&loop, pg, "SELEC 1", 0, NULL, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "42601");
+
+    run_ok(&loop, pg, "DROP TABLE IF EXISTS qr_test_pg_uniq");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_uniq (k text PRIMARY KEY)");
+    const char *k[1] = {"task-1"};
+    run_one(&loop, pg, "INSERT INTO qr_test_pg_uniq VALUES ($1)", 1, k, &o);
+    assert_true(o.ok);
+    run_one(&loop, pg, "INSERT INTO qr_test_pg_uniq VALUES ($1)", 1, k, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "23505");
+
+    /* Wrong parameter count is refused by the server, not by a crash. */
+    run_one(&loop, pg, "SELECT $1::int + $2::int", 1, (const char *const[]){"1"}, &o);
+    assert_false(o.ok);
+    assert_true(strlen(o.err) > 0);
+
+    /* Still healthy: several statements at once, all succeed. */
+    outcome_t many[8];
+    for (int i = 0; i < 8; i++)
+        submit(pg, "SELECT count(*) FROM qr_test_pg_uniq", 0, NULL, &many[i]);
+    wait_all(&loop, 10000);
+    for (int i = 0; i < 8; i++) {
+        assert_true(many[i].ok);
+        assert_string_equal(many[i].val[0], "1");
+    }
+    assert_int_equal(qr_pg_connected(pg), 2);
+    run_ok(&loop, pg, "DROP TABLE qr_test_pg_uniq");
+
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
+static void copy_in(uv_loop_t *loop, qr_pg_t *pg, const char *sql, const qr_buf_t *b, outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    g_pending++;
+    g_all_done = 0;
+    g_inside_submit = 1;
+    assert_int_equal(qr_pg_copy_in(pg, sql, b->data, b->len, on_result, o), 0);
+    g_inside_submit = 0;
+    wait_all(loop, 30000);
+    assert_int_equal(o->calls, 1);
+    assert_int_equal(o->in_call, 0);
+}
+
+/* COPY streams thousands of rows (more than one PQputCopyData chunk and
+ * more than a socket buffer); a bad row makes the whole COPY insert nothing. */
+static void test_copy(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 2);
+    run_ok(&loop, pg, "DROP TABLE IF EXISTS qr_test_pg_copy");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_copy (id int PRIMARY KEY, label text)");
+
+    enum { ROWS = 20000 };
+    qr_buf_t b;
+    qr_buf_init(&b);
+    for (int i = 1; i <= ROWS; i++)
+        qr_buf_appendf(&b, "%d\tlabel %d\\twith tab 'q' \\\\\n", i, i);
+    outcome_t o;
+    copy_in(&loop, pg, "COPY qr_test_pg_copy (id, label) FROM STDIN", &b, &o);
+    if (!o.ok)
+        fail_msg("COPY: %s", o.err);
+
+    run_one(&loop, pg, "SELECT count(*), sum(id) FROM qr_test_pg_copy", 0, NULL, &o);
+    assert_true(o.ok);
+    assert_int_equal(atoi(o.val[0]), ROWS);
+    assert_int_equal(atoll(o.val[1]), (long long)ROWS * (ROWS + 1) / 2);
+    run_one(&loop, pg, "SELECT label FROM qr_test_pg_copy WHERE id = 7", 0, NULL, &o);
+    assert_string_equal(o.val[0], "label 7\twith tab 'q' \\");
+
+    /* Row 1500 of 3000 is bad: nothing of this COPY lands. */
+    qr_buf_reset(&b);
+    for (int i = 1; i <= 3000; i++) {
+        if (i == 1500)
+            qr_buf_appends(&b, "not-a-number\tbad\n");
+        else
+            qr_buf_appendf(&b, "%d\tmore %d\n", ROWS + i, i);
+    }
+    copy_in(&loop, pg, "COPY qr_test_pg_copy (id, label) FROM STDIN", &b, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "22P02");
+    run_one(&loop, pg, "SELECT count(*) FROM qr_test_pg_copy", 0, NULL, &o);
+    assert_true(o.ok);
+    assert_int_equal(atoi(o.val[0]), ROWS);
+
+    /* A COPY whose statement fails before any data is sent. */
+    copy_in(&loop, pg, "COPY qr_test_pg_no_such_table FROM STDIN", &b, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "42P01");
+
+    /* The connections are still usable afterwards. */
+    run_ok(&loop, pg, "SELECT 1");
+    run_ok(&loop, pg, "DROP TABLE qr_test_pg_copy");
+    qr_buf_free(&b);
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
+/* A backend killed by the server: its running query fails, the pool
+ * reconnects that connection, and later queries succeed. */
+static void test_backend_terminated(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 4);
+    wait_connected(&loop, pg, 4, 10000);
+
+    outcome_t victim, killer;
+    submit(pg, "SELECT /* qr-victim */ pg_sleep(30)", 0, NULL, &victim);
+    run_for(&loop, 300);
+    assert_int_equal(victim.calls, 0);
+    uint64_t t0 = uv_now(&loop);
+    submit(pg,
+           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE application_name = 'qr_test_pg' AND query LIKE '%qr-' || 'victim%' "
+           "AND pid <> pg_backend_pid()",
+           0, NULL, &killer);
+    wait_all(&loop, 10000);
+    assert_true(uv_now(&loop) - t0 < 10000);
+    assert_int_equal(killer.calls, 1);
+    if (!killer.ok)
+        fail_msg("terminate: %s", killer.err);
+    assert_string_equal(killer.val[0], "1");
+    assert_int_equal(victim.calls, 1);
+    assert_false(victim.ok);
+    assert_true(strlen(victim.err) > 0);
+
+    /* The killed connection comes back; the pool serves everything. */
+    wait_connected(&loop, pg, 4, 10000);
+    outcome_t after[16];
+    for (int i = 0; i < 16; i++)
+        submit(pg, "SELECT 7", 0, NULL, &after[i]);
+    wait_all(&loop, 10000);
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(after[i].calls, 1);
+        assert_true(after[i].ok);
+        assert_string_equal(after[i].val[0], "7");
+    }
+
+    /* An idle connection killed server-side is noticed and replaced too. */
+    outcome_t o;
+    run_one(&loop, pg,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'qr_test_pg' AND pid <> pg_backend_pid()",
+            0, NULL, &o);
+    assert_true(o.ok);
+    assert_string_equal(o.val[0], "3");
+    wait_connected(&loop, pg, 1, 5000);  /* the three deaths are noticed... */
+    wait_connected(&loop, pg, 4, 10000); /* ...and repaired */
+    run_ok(&loop, pg, "SELECT 1");
+
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
+/* Nothing listens: queries fail quickly with the connect error; a query
+ * submitted while every connection waits out its backoff fails later, not
+ * inside the call. */
+static void test_closed_port(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    char conninfo[128];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=quorum dbname=quorum",
+             loopback_port(0, NULL));
+    qr_pg_t *pg = NULL;
+    assert_int_equal(qr_pg_open(&loop, conninfo, 2, 2000, &pg), 0);
+
+    outcome_t o;
+    uint64_t t0 = uv_now(&loop);
+    run_one(&loop, pg, "SELECT 1", 0, NULL, &o);
+    assert_false(o.ok);
+    assert_non_null(strstr(o.err, "unavailable"));
+    assert_true(uv_now(&loop) - t0 < 2000);
+    assert_int_equal(qr_pg_connected(pg), 0);
+
+    run_one(&loop, pg, "SELECT 1", 0, NULL, &o);
+    assert_false(o.ok);
+
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
+/* The server accepts TCP but never answers: our own timer ends the attempt. */
+static void test_connect_timeout(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    int lfd = -1;
+    char conninfo[128];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=quorum dbname=quorum",
+             loopback_port(1, &lfd));
+    qr_pg_t *pg = NULL;
+    assert_int_equal(qr_pg_open(&loop, conninfo, 2, 300, &pg), 0);
+
+    outcome_t o;
+    uint64_t t0 = uv_now(&loop);
+    run_one(&loop, pg, "SELECT 1", 0, NULL, &o);
+    uint64_t took = uv_now(&loop) - t0;
+    assert_false(o.ok);
+    assert_non_null(strstr(o.err, "timeout"));
+    assert_true(took >= 250 && took < 3000);
+
+    close_pool(&loop, pg);
+    close(lfd);
+    qr_test_loop_close(&loop);
+}
+
+/* Closing with statements running and queued fails each exactly once,
+ * refuses new work, and frees everything (the loop closes). */
+static void test_close_in_flight(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 2);
+    wait_connected(&loop, pg, 2, 10000);
+
+    enum { N = 10 };
+    outcome_t o[N];
+    for (int i = 0; i < N; i++)
+        submit(pg, "SELECT pg_sleep(0.2)", 0, NULL, &o[i]);
+    run_for(&loop, 50);
+
+    volatile int closed = 0;
+    qr_pg_close(pg, on_closed, (void *)&closed);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].calls, 1);
+        assert_false(o[i].ok);
+        assert_non_null(strstr(o[i].err, "closed"));
+    }
+    assert_int_equal(g_pending, 0);
+    outcome_t late;
+    assert_true(qr_pg_query(pg, "SELECT 1", 0, NULL, on_result, &late) < 0);
+    assert_true(qr_test_run_until(&loop, &closed, 5000));
+    qr_test_loop_close(&loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concurrent_bound_params),
+        cmocka_unit_test(test_sql_errors),
+        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_backend_terminated),
+        cmocka_unit_test(test_closed_port),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_close_in_flight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
