@@ -1,6 +1,717 @@
+/*
+ * ctl_main.c - quorumctl, the managers' command line: create projects and
+ * users, import tasks, read a project's report (all over the broker's HTTPS
+ * API, docs/API.md), and compute agreement on a CSV file offline
+ * (ctl_agreement.c).
+ *
+ * Exit codes: 0 success, 1 the broker or the network failed the request,
+ * 2 the command line (or the connection settings) was wrong.
+ */
+#include "client.h"
+#include "ctl_agreement.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define EXIT_OK     0
+#define EXIT_BROKER 1
+#define EXIT_USAGE  2
+
+/* Largest JSONL import we read into memory (bytes). The broker has its own,
+ * usually smaller, limit and answers 413 above it. */
+#define MAX_IMPORT_BYTES ((size_t)1 << 30)
+
+static const char *const prog = "quorumctl";
+
+static const char main_help[] =
+    "Usage: quorumctl [CONNECTION FLAGS] COMMAND [ARGS]\n"
+    "\n"
+    "Manage a Quorum broker: projects, users, task imports and reports.\n"
+    "\n"
+    "Commands:\n"
+    "  project create --name N --labels a,b,c [--annotations-per-task K]\n"
+    "                 [--lease-ttl-ms MS] [--json]   create a project; prints its id\n"
+    "  import --project ID FILE|-                    import tasks from JSONL\n"
+    "  report --project ID [--json]                  progress, throughput, agreement\n"
+    "  user create --name N --role R                 create a user; prints its token\n"
+    "  agreement FILE.csv [--json] [--per-item]      agreement on a CSV (offline)\n"
+    "\n"
+    "Run `quorumctl COMMAND --help` for a command's flags.\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error\n"
+    "(bad flags or arguments, unreadable FILE, missing connection settings).\n";
+
+static const char project_help[] =
+    "Usage: quorumctl project create --name N --labels a,b,c\n"
+    "                 [--annotations-per-task K] [--lease-ttl-ms MS] [--json]\n"
+    "\n"
+    "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
+    "stdout, or the whole project object with --json.\n"
+    "\n"
+    "  --name N                   project name\n"
+    "  --labels a,b,c             the label choices, comma-separated (1-1000)\n"
+    "  --annotations-per-task K   annotations each task needs (broker default 1)\n"
+    "  --lease-ttl-ms MS          how long a lease lasts (broker default 60000)\n"
+    "  --json                     print the project as JSON\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char import_help[] =
+    "Usage: quorumctl import --project ID FILE|-\n"
+    "\n"
+    "Imports tasks into a project from a JSONL file (or stdin with -), one task\n"
+    "a line: {\"data\": {...}} or a bare JSON object taken as the data. All or\n"
+    "nothing: a bad line fails the whole import with its line number.\n"
+    "Prints \"imported N tasks (ids A..B)\".\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char report_help[] =
+    "Usage: quorumctl report --project ID [--json]\n"
+    "\n"
+    "Prints a project's report: progress, annotations, throughput, duplicate\n"
+    "and overfilled counts, agreement, and annotations per annotator.\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "  --json         print the broker's JSON report instead\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char user_help[] =
+    "Usage: quorumctl user create --name N --role R\n"
+    "\n"
+    "Creates a user in the caller's organization (POST /v1/users) and prints\n"
+    "the new bearer token alone on stdout (it is shown only once); the id and\n"
+    "role go to stderr. For an existing name the user gets a new token.\n"
+    "\n"
+    "  --name N   user name\n"
+    "  --role R   admin, manager, reviewer or annotator\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static void print_help(FILE *out, const char *fmt)
 {
-    puts("quorumctl: not yet");
+    fprintf(out, fmt, qr_client_help_text);
+}
+
+/* Prints "quorumctl: <why>" and a pointer to the help; returns EXIT_USAGE. */
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun `quorumctl %s--help` for usage.\n", cmd);
+    return EXIT_USAGE;
+}
+
+/*
+ * If argv[*i] is the flag `name` (as `name VALUE` or `name=VALUE`), stores a
+ * pointer to the value (borrowed from argv) in *value, advances *i and returns
+ * 1. Returns 0 for another argument and -1 (message printed) for a missing value.
+ */
+static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    const char *arg = argv[*i];
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, name);
+        return -1;
+    }
+    *i += 1;
+    *value = argv[*i];
+    return 1;
+}
+
+/* Parses a decimal integer in [min, max]; returns 0 or -1. */
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
     return 0;
+}
+
+static int is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* Resolves the connection settings and opens a call; returns an exit code. */
+static int connect_broker(qr_client_config_t *cfg, qr_client_call_t *call)
+{
+    char err[512];
+    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return EXIT_USAGE;
+    }
+    if (qr_client_call_init(call, cfg, 0) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call->message);
+        qr_client_call_free(call);
+        return EXIT_BROKER;
+    }
+    return EXIT_OK;
+}
+
+/* Parses a 2xx response body as JSON; prints why and returns NULL if it is not. */
+static json_t *parse_response(const qr_client_call_t *call)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(call->body.data ? call->body.data : "", call->body.len, 0, &jerr);
+    if (!root)
+        fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call->url, jerr.text);
+    return root;
+}
+
+/* Prints the response body exactly as received (the caller checked it is
+ * valid JSON), ending with a newline; returns an exit code. */
+static int print_raw(const qr_client_call_t *call)
+{
+    size_t n = call->body.len;
+    if (fwrite(call->body.data, 1, n, stdout) != n ||
+        ((n == 0 || call->body.data[n - 1] != '\n') && putchar('\n') == EOF) ||
+        fflush(stdout) != 0) {
+        fprintf(stderr, "%s: cannot write to stdout\n", prog);
+        return EXIT_BROKER;
+    }
+    return EXIT_OK;
+}
+
+/* POSTs a JSON object to path and returns the parsed 2xx response, or NULL
+ * (message printed) with *rc set to the exit code. */
+static json_t *post_json(qr_client_call_t *call, const char *path, json_t *body, int *rc)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text) {
+        fprintf(stderr, "%s: cannot encode the request body\n", prog);
+        *rc = EXIT_BROKER;
+        return NULL;
+    }
+    int r = qr_client_call_perform(call, "POST", path, text, strlen(text), "application/json",
+                                   call->cfg->token);
+    free(text);
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call->message);
+        *rc = EXIT_BROKER;
+        return NULL;
+    }
+    json_t *root = parse_response(call);
+    *rc = root ? EXIT_OK : EXIT_BROKER;
+    return root;
+}
+
+/* Splits "a,b,c" into a JSON array of strings; NULL on an empty item. */
+static json_t *split_labels(const char *s)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (n == 0)
+            goto fail;
+        json_t *label = json_stringn(s, n);
+        if (!label || json_array_append_new(arr, label) < 0)
+            goto fail;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    return arr;
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL;
+    int as_json = 0;
+    long long k = 0, ttl_ms = 0;
+
+    if (argc < 2 || is_help(argv[1])) {
+        print_help(argc < 2 ? stderr : stdout, project_help);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (strcmp(argv[1], "create") != 0)
+        return usage_error("project create ", "unknown project command '%s'", argv[1]);
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, project_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
+            (r = take_value(argc, argv, &i, "--labels", &labels)) != 0 ||
+            (r = take_value(argc, argv, &i, "--annotations-per-task", &per_task)) != 0 ||
+            (r = take_value(argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return usage_error("project create ", "project create: unexpected argument '%s'",
+                               argv[i]);
+        }
+    }
+    if (!name || !name[0])
+        return usage_error("project create ", "project create: --name is required");
+    if (!labels)
+        return usage_error("project create ", "project create: --labels is required");
+    if (per_task && parse_int(per_task, 1, 100, &k) < 0)
+        return usage_error("project create ",
+                           "project create: --annotations-per-task must be 1-100, not '%s'",
+                           per_task);
+    if (ttl && parse_int(ttl, 1, 86400000, &ttl_ms) < 0)
+        return usage_error("project create ",
+                           "project create: --lease-ttl-ms must be a positive "
+                           "number of ms, not '%s'",
+                           ttl);
+    json_t *label_arr = split_labels(labels);
+    if (!label_arr)
+        return usage_error("project create ", "project create: --labels has an empty label in '%s'",
+                           labels);
+
+    json_t *body = json_object();
+    if (!body || json_object_set_new(body, "name", json_string(name)) < 0 ||
+        json_object_set_new(body, "labels", label_arr) < 0 ||
+        (per_task && json_object_set_new(body, "annotations_per_task", json_integer(k)) < 0) ||
+        (ttl && json_object_set_new(body, "lease_ttl_ms", json_integer(ttl_ms)) < 0)) {
+        fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
+        json_decref(body);
+        return EXIT_USAGE;
+    }
+
+    qr_client_call_t call;
+    int rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK) {
+        json_decref(body);
+        return rc;
+    }
+    json_t *project = post_json(&call, "/v1/projects", body, &rc);
+    json_decref(body);
+    if (project) {
+        json_t *id = json_object_get(project, "id");
+        if (as_json) {
+            rc = print_raw(&call);
+        } else if (json_is_integer(id)) {
+            printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+        } else if (json_is_string(id)) {
+            printf("%s\n", json_string_value(id));
+        } else {
+            fprintf(stderr, "%s: broker's answer has no project id\n", prog);
+            rc = EXIT_BROKER;
+        }
+    }
+    json_decref(project);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+/*
+ * Reads a whole file (or stdin for "-") into b, refusing more than
+ * MAX_IMPORT_BYTES. Returns 0 or -1 (message printed).
+ */
+static int read_input(const char *path, qr_buf_t *b)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char chunk[65536];
+    size_t n;
+    if (!f) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b->len + n > MAX_IMPORT_BYTES) {
+            fprintf(stderr, "%s: %s is over %zu bytes; split it into several imports\n", prog, path,
+                    MAX_IMPORT_BYTES);
+            goto fail;
+        }
+        qr_buf_append(b, chunk, n);
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, strerror(errno));
+        goto fail;
+    }
+    if (f != stdin)
+        fclose(f);
+    return 0;
+fail:
+    if (f != stdin)
+        fclose(f);
+    return -1;
+}
+
+/* Parses a project id from the command line: a positive integer. */
+static int check_project_id(const char *cmd, const char *id, long long *out)
+{
+    if (!id) {
+        fprintf(stderr, "%s: %s: --project ID is required\n", prog, cmd);
+        return -1;
+    }
+    if (parse_int(id, 1, INT64_MAX, out) < 0) {
+        fprintf(stderr, "%s: %s: --project must be a positive integer, not '%s'\n", prog, cmd, id);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *file = NULL;
+    long long pid;
+
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, import_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return usage_error("import ", "import: unknown flag '%s'", argv[i]);
+        } else if (file) {
+            return usage_error("import ", "import: only one FILE, got also '%s'", argv[i]);
+        } else {
+            file = argv[i];
+        }
+    }
+    if (check_project_id("import", project, &pid) < 0) {
+        fprintf(stderr, "Run `quorumctl import --help` for usage.\n");
+        return EXIT_USAGE;
+    }
+    if (!file)
+        return usage_error("import ", "import: FILE (or - for stdin) is required");
+
+    qr_buf_t data;
+    qr_buf_init(&data);
+    if (read_input(file, &data) < 0) {
+        qr_buf_free(&data);
+        return EXIT_USAGE;
+    }
+    qr_client_call_t call;
+    int rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK) {
+        qr_buf_free(&data);
+        return rc;
+    }
+    char *path = qr_xasprintf("/v1/projects/%lld/tasks", pid);
+    int r = qr_client_call_perform(&call, "POST", path, data.data ? data.data : "", data.len,
+                                   "application/x-ndjson", cfg->token);
+    free(path);
+    qr_buf_free(&data);
+    if (r < 0) {
+        fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return EXIT_BROKER;
+    }
+    json_t *res = parse_response(&call);
+    if (!res) {
+        qr_client_call_free(&call);
+        return EXIT_BROKER;
+    }
+    json_t *n = json_object_get(res, "imported");
+    json_t *first = json_object_get(res, "first_task_id");
+    json_t *last = json_object_get(res, "last_task_id");
+    if (!json_is_integer(n)) {
+        fprintf(stderr, "%s: broker's answer lacks \"imported\"\n", prog);
+        rc = EXIT_BROKER;
+    } else if (json_is_integer(first) && json_is_integer(last)) {
+        printf("imported %" JSON_INTEGER_FORMAT " tasks (ids %" JSON_INTEGER_FORMAT
+               "..%" JSON_INTEGER_FORMAT ")\n",
+               json_integer_value(n), json_integer_value(first), json_integer_value(last));
+    } else {
+        printf("imported %" JSON_INTEGER_FORMAT " tasks\n", json_integer_value(n));
+    }
+    json_decref(res);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+/* A JSON number (integer or real) as a double; NAN-free default 0. */
+static double num(json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+/* Prints "label  value" where value is a number to `decimals` places, or
+ * "undefined" for null/missing. */
+static void print_metric(const char *label, json_t *v, int decimals)
+{
+    if (json_is_number(v))
+        printf("%-24s %.*f\n", label, decimals, json_number_value(v));
+    else
+        printf("%-24s undefined\n", label);
+}
+
+/* The manager-facing text rendering of GET /v1/projects/{id}/report. */
+static void print_report(json_t *r)
+{
+    double tasks = num(r, "tasks"), complete = num(r, "tasks_complete");
+    json_t *agreement = json_object_get(r, "agreement");
+    json_t *per = json_object_get(r, "per_annotator");
+
+    printf("%-24s %.0f\n", "project", num(r, "project"));
+    printf("%-24s %.0f\n", "tasks", tasks);
+    if (tasks > 0)
+        printf("%-24s %.0f (%.1f%%)\n", "complete", complete, 100.0 * complete / tasks);
+    else
+        printf("%-24s %.0f\n", "complete", complete);
+    printf("%-24s %.0f\n", "annotations", num(r, "annotations"));
+    printf("%-24s %.0f\n", "annotators", num(r, "annotators"));
+    printf("%-24s %.0f%s\n", "duplicate assignments", num(r, "duplicate_assignments"),
+           num(r, "duplicate_assignments") > 0 ? "  (should be 0)" : "");
+    printf("%-24s %.0f%s\n", "overfilled tasks", num(r, "overfilled_tasks"),
+           num(r, "overfilled_tasks") > 0 ? "  (should be 0)" : "");
+    print_metric("completions/s", json_object_get(r, "completions_per_second"), 1);
+    if (json_is_number(json_object_get(r, "elapsed_seconds")))
+        printf("%-24s %.2f s\n", "elapsed", num(r, "elapsed_seconds"));
+    else
+        printf("%-24s undefined\n", "elapsed");
+    print_metric("percent agreement", json_object_get(agreement, "percent_agreement"), 3);
+    print_metric("krippendorff alpha", json_object_get(agreement, "krippendorff_alpha_nominal"), 3);
+
+    if (!json_is_array(per) || json_array_size(per) == 0)
+        return;
+    int width = 9; /* strlen("annotator") */
+    size_t i;
+    json_t *row;
+    json_array_foreach(per, i, row)
+    {
+        const char *name = json_string_value(json_object_get(row, "annotator"));
+        int len = name ? (int)strlen(name) : 1;
+        if (len > width && len <= 64)
+            width = len;
+    }
+    printf("\n%-*s  %11s\n", width, "annotator", "annotations");
+    json_array_foreach(per, i, row)
+    {
+        json_t *who = json_object_get(row, "annotator");
+        char idbuf[32];
+        const char *name = json_string_value(who);
+        if (!name && json_is_integer(who)) {
+            snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(who));
+            name = idbuf;
+        }
+        printf("%-*s  %11.0f\n", width, name ? name : "?", num(row, "annotations"));
+    }
+}
+
+static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL;
+    int as_json = 0;
+    long long pid;
+
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, report_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return usage_error("report ", "report: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (check_project_id("report", project, &pid) < 0) {
+        fprintf(stderr, "Run `quorumctl report --help` for usage.\n");
+        return EXIT_USAGE;
+    }
+    qr_client_call_t call;
+    int rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK)
+        return rc;
+    char *path = qr_xasprintf("/v1/projects/%lld/report", pid);
+    int r = qr_client_call_perform(&call, "GET", path, NULL, 0, NULL, cfg->token);
+    free(path);
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return EXIT_BROKER;
+    }
+    json_t *report = parse_response(&call);
+    if (!report) {
+        rc = EXIT_BROKER;
+    } else if (as_json) {
+        rc = print_raw(&call);
+    } else if (!json_is_object(report)) {
+        fprintf(stderr, "%s: broker's report is not a JSON object\n", prog);
+        rc = EXIT_BROKER;
+    } else {
+        print_report(report);
+    }
+    json_decref(report);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
+{
+    static const char *const roles[] = {"admin", "manager", "reviewer", "annotator"};
+    const char *name = NULL, *role = NULL;
+
+    if (argc < 2 || is_help(argv[1])) {
+        print_help(argc < 2 ? stderr : stdout, user_help);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (strcmp(argv[1], "create") != 0)
+        return usage_error("user create ", "unknown user command '%s'", argv[1]);
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, user_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
+            (r = take_value(argc, argv, &i, "--role", &role)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("user create ", "user create: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!name || !name[0])
+        return usage_error("user create ", "user create: --name is required");
+    if (!role)
+        return usage_error("user create ", "user create: --role is required");
+    size_t k = 0;
+    while (k < sizeof roles / sizeof roles[0] && strcmp(roles[k], role) != 0)
+        k++;
+    if (k == sizeof roles / sizeof roles[0])
+        return usage_error("user create ",
+                           "user create: --role must be admin, manager, reviewer or "
+                           "annotator, not '%s'",
+                           role);
+
+    json_t *body = json_pack("{s:s, s:s}", "name", name, "role", role);
+    if (!body) {
+        fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
+        return EXIT_USAGE;
+    }
+    qr_client_call_t call;
+    int rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK) {
+        json_decref(body);
+        return rc;
+    }
+    json_t *user = post_json(&call, "/v1/users", body, &rc);
+    json_decref(body);
+    if (user) {
+        const char *token = json_string_value(json_object_get(user, "token"));
+        const char *got_role = json_string_value(json_object_get(user, "role"));
+        json_t *id = json_object_get(user, "id");
+        if (!token) {
+            fprintf(stderr, "%s: broker's answer has no token\n", prog);
+            rc = EXIT_BROKER;
+        } else {
+            fprintf(stderr, "user %" JSON_INTEGER_FORMAT " '%s', role %s\n", json_integer_value(id),
+                    name, got_role ? got_role : role);
+            if (got_role && strcmp(got_role, role) != 0)
+                fprintf(stderr, "%s: note: '%s' existed already; its role stays %s\n", prog, name,
+                        got_role);
+            printf("%s\n", token);
+        }
+    }
+    json_decref(user);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    qr_client_config_t cfg;
+    int i = 1, rc;
+
+    qr_client_config_init(&cfg);
+    /* Connection flags may come before the command too. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, main_help);
+            qr_client_config_free(&cfg);
+            return EXIT_OK;
+        }
+        r = qr_client_config_flag(&cfg, prog, argc, argv, &i);
+        if (r == 0)
+            fprintf(stderr, "%s: unknown flag '%s'\n", prog, argv[i]);
+        if (r <= 0) {
+            qr_client_config_free(&cfg);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_help(stderr, main_help);
+        qr_client_config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "agreement") == 0) {
+        qr_client_config_free(&cfg);
+        return qr_ctl_agreement(argc - i, argv + i);
+    }
+    if (strcmp(cmd, "help") == 0) {
+        print_help(stdout, main_help);
+        qr_client_config_free(&cfg);
+        return EXIT_OK;
+    }
+    if (qr_client_global_init() < 0) {
+        qr_client_config_free(&cfg);
+        return EXIT_BROKER;
+    }
+    if (strcmp(cmd, "project") == 0)
+        rc = cmd_project(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "import") == 0)
+        rc = cmd_import(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "report") == 0)
+        rc = cmd_report(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "user") == 0)
+        rc = cmd_user(argc - i, argv + i, &cfg);
+    else
+        rc = usage_error("", "unknown command '%s'", cmd);
+    qr_client_global_cleanup();
+    qr_client_config_free(&cfg);
+    return rc;
 }

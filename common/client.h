@@ -1,0 +1,127 @@
+/*
+ * client.h - HTTPS client plumbing shared by quorumctl and quorum-agent.
+ *
+ * Two parts:
+ *   - connection settings (broker URL, bearer token, CA file), resolved from
+ *     command-line flags, then the QUORUM_URL / QUORUM_TOKEN / QUORUM_CA
+ *     environment variables, then the nearest `.quorum/env` file in the
+ *     current directory or one of its parents;
+ *   - a call object wrapping one reusable libcurl easy handle. A call is set
+ *     up for one request at a time; quorumctl performs it blocking
+ *     (qr_client_call_perform), quorum-agent adds the easy handle to a multi
+ *     handle and calls qr_client_call_finish when libcurl reports it done.
+ *     Reusing the same call keeps the kept-alive connection.
+ *
+ * Certificate verification is always on, against the configured CA file, and
+ * TLS 1.2 is the minimum; there is deliberately no way to turn either off.
+ *
+ * Every failure is summarised as one line in call->message: "cannot reach
+ * the broker at URL: ...", "TLS certificate problem with URL: ...", or, for
+ * an HTTP error, "401 unauthorized: <the API's error message>".
+ */
+#ifndef QR_CLIENT_H
+#define QR_CLIENT_H
+
+#include "util.h"
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+/* Largest response body we accept (bytes); a bigger one fails the call. */
+#define QR_CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
+
+/* Connection settings. All strings are owned by the config (heap) and freed by
+ * qr_client_config_free; any may be NULL until resolved. */
+typedef struct qr_client_config_s {
+    char *url;   /* broker base URL without trailing '/', e.g. https://127.0.0.1:8443 */
+    char *token; /* bearer token (admin/manager for quorumctl) */
+    char *ca;    /* PEM file of the CA that signed the broker's certificate */
+} qr_client_config_t;
+
+void qr_client_config_init(qr_client_config_t *cfg);
+void qr_client_config_free(qr_client_config_t *cfg);
+
+/*
+ * If argv[*i] is one of the connection flags (`--url URL`, `--token TOKEN`,
+ * `--ca FILE`, or the `--flag=value` forms), stores its value in cfg (a later
+ * flag wins), advances *i past the value and returns 1. Returns 0 if argv[*i]
+ * is something else, and -1 (after printing "PROG: --url needs a value" to
+ * stderr) when the value is missing.
+ */
+int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i);
+
+/*
+ * Fills the settings not given by flags from the environment, then from the
+ * nearest `.quorum/env` (lines `KEY=value` or `export KEY=value`, value bare,
+ * 'single-' or "double-quoted"; `#` comments). A relative QUORUM_CA from the
+ * file is taken relative to the directory that holds `.quorum/`.
+ *
+ * need_token: whether a missing token is an error. Returns 0, or -1 with a
+ * one-line reason in err (err_size bytes) when the URL, the CA file or a
+ * needed token is missing.
+ */
+int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err, size_t err_size);
+
+/* Text listing the connection flags and variables, for --help output. */
+extern const char qr_client_help_text[];
+
+/* curl_global_init (and SIGPIPE ignored) / curl_global_cleanup; call once per process, before any
+ * other thread exists. qr_client_global_init returns 0 or -1 (message printed). */
+int qr_client_global_init(void);
+void qr_client_global_cleanup(void);
+
+/* One request/response at a time over one easy handle. */
+typedef struct qr_client_call_s {
+    CURL *easy;                    /* owned; reused so the connection stays alive */
+    const qr_client_config_t *cfg; /* borrowed; must outlive the call */
+    struct curl_slist *headers;    /* owned; for the current request */
+    char *url;                     /* owned; full URL of the current request */
+    qr_buf_t request_body;         /* owned copy of the body being sent */
+    qr_buf_t body;                 /* response body (NUL-terminated) */
+    int body_too_large;            /* response exceeded QR_CLIENT_MAX_RESPONSE */
+    long status;                   /* HTTP status, 0 when no response arrived */
+    CURLcode result;               /* libcurl's result for the transfer */
+    char code[64];                 /* API error code ("lease_expired") or "" */
+    char message[512];             /* one-line summary of a failure, or "" */
+    char errbuf[CURL_ERROR_SIZE];  /* libcurl's detailed error text */
+    void *data;                    /* for the caller */
+} qr_client_call_t;
+
+/*
+ * Creates the easy handle with the options every request shares (CA file,
+ * TLS 1.2+, HTTP/1.1, connect timeout). timeout_ms bounds each whole request
+ * (0 = no bound; a stall of 60 s without progress still fails it).
+ * Returns 0, or -1 with call->message set.
+ */
+int qr_client_call_init(qr_client_call_t *call, const qr_client_config_t *cfg, long timeout_ms);
+/* Frees everything the call owns. The easy handle must not be in a multi. */
+void qr_client_call_free(qr_client_call_t *call);
+
+/*
+ * Prepares the next request: method ("GET", "POST"), path ("/v1/..."), body
+ * (copied; may be NULL for none) of body_len bytes with content_type, and the
+ * bearer token (NULL: no Authorization header). Resets the previous response.
+ * Returns 0, or -1 with call->message set.
+ */
+int qr_client_call_setup(qr_client_call_t *call, const char *method, const char *path,
+                         const void *body, size_t body_len, const char *content_type,
+                         const char *token);
+
+/*
+ * Records the outcome of the transfer (result as given by libcurl) and fills
+ * status, code and message. Returns 0 when a response with a 2xx status
+ * arrived, -1 otherwise (transport failure: status 0; HTTP error: status >= 300,
+ * code = the API's error code).
+ */
+int qr_client_call_finish(qr_client_call_t *call, CURLcode result);
+
+/* setup + curl_easy_perform + finish, blocking. The body is sent in place,
+ * not copied. Same return as finish. */
+int qr_client_call_perform(qr_client_call_t *call, const char *method, const char *path,
+                           const void *body, size_t body_len, const char *content_type,
+                           const char *token);
+
+/* Whether a failed call is worth retrying unchanged: no response, or 5xx. */
+int qr_client_call_retryable(const qr_client_call_t *call);
+
+#endif
