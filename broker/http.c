@@ -1,2 +1,1186 @@
-/* http.c: being written. */
-typedef int qr_placeholder_http_t;
+/*
+ * http.c - quorumd's HTTPS/1.1 server (interface and limits in http.h).
+ *
+ * One libuv loop drives everything. Each connection owns a uv_tcp_t, a
+ * uv_timer_t and an SSL object whose two memory BIOs sit between the socket
+ * and OpenSSL: ciphertext read from the socket is written into the read BIO,
+ * and whatever OpenSSL leaves in the write BIO after any SSL call is handed
+ * to uv_write. Decrypted bytes collect in the connection's input buffer and
+ * are fed to http-parser, which stops (pauses) at the end of each request;
+ * the next request is not parsed before the current one was answered.
+ *
+ * Lifetime rules, which every callback below relies on:
+ *   - A connection is freed only in the close callback of its last handle.
+ *     Code that may close a connection (conn_abort, conn_finish) only marks
+ *     it and starts closing, so the connection stays valid for the rest of
+ *     the callback chain that is running.
+ *   - A request handed to the handler points at its connection until either
+ *     qr_http_respond or the connection's end; whichever comes first cuts
+ *     the link, so a late qr_http_respond just frees the request.
+ *   - Write buffers are heap blocks that live until their write callback.
+ *
+ * Timing: one timer per connection is a deadline, not an inactivity timer.
+ * It starts when the connection becomes idle (accepted, or its last response
+ * sent) and stops when a complete request is handed to the handler, so a
+ * client trickling bytes cannot hold a connection past idle_timeout_ms.
+ * While the connection closes, the same timer bounds the lingering close.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <signal.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+#define DEFAULT_MAX_HEADER_BYTES 16384
+#define DEFAULT_MAX_BODY_BYTES   ((size_t)64 << 20)
+#define DEFAULT_IDLE_TIMEOUT_MS  30000
+#define DEFAULT_MAX_CONNECTIONS  10000
+
+#define READ_BUF_BYTES 65536       /* one socket read, shared by all connections */
+#define TLS_READ_BYTES 16384       /* one SSL_read: a full TLS record */
+#define OUT_HIGH_WATER (256 << 10) /* stop reading while this much ciphertext is queued */
+#define IN_HIGH_WATER  (64 << 10)  /* stop reading while this much plaintext waits unparsed */
+#define LINGER_MS      2000        /* longest wait for the client after our last byte */
+#define REFUSE_SLACK   64          /* connections past max that still get a 503 */
+#define LISTEN_BACKLOG 511
+
+typedef struct conn_s conn_t;
+typedef struct req_s req_t;
+
+enum conn_state {
+    CONN_OPEN,     /* TLS handshake or HTTP in progress */
+    CONN_DRAINING, /* last bytes queued; waiting for them and for the client's EOF */
+    CONN_CLOSED,   /* uv_close called; freed in the last close callback */
+};
+
+/* Which request header the value being parsed belongs to. */
+enum header_slot { SLOT_NONE, SLOT_AUTH, SLOT_CTYPE, SLOT_EXPECT };
+
+struct qr_http_server_s {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    SSL_CTX *ssl_ctx;
+    qr_http_handler_cb handler;
+    void *user;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    uint64_t idle_timeout_ms;
+    int max_connections;
+    int port;
+    conn_t *conns;                /* connections not yet closing, doubly linked */
+    int nconns;                   /* entries in conns */
+    int live;                     /* listener + connections not yet freed */
+    int closing;                  /* qr_http_server_close was called */
+    void (*close_cb)(void *arg);  /* run once everything is freed */
+    void *close_arg;              /* its argument */
+    char readbuf[READ_BUF_BYTES]; /* safe to share: each read is consumed in its callback */
+};
+
+struct conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;                    /* request deadline, then lingering-close bound */
+    uv_shutdown_t shutdown_req;          /* our FIN, after the last write */
+    qr_http_server_t *srv;               /* borrowed; outlives the connection */
+    conn_t *prev, *next;                 /* in srv->conns while not closing */
+    SSL *ssl;                            /* owns rbio and wbio */
+    BIO *rbio;                           /* ciphertext from the socket */
+    BIO *wbio;                           /* ciphertext for the socket */
+    http_parser parser;                  /* parser.data = this connection */
+    enum conn_state state;               /* see enum conn_state */
+    int handles;                         /* initialised handles not yet closed */
+    int reading;                         /* uv_read_start is in effect */
+    int handshake_done;                  /* TLS established */
+    int tls_failed;                      /* fatal TLS error: no SSL_shutdown */
+    int peer_done;                       /* client sent close_notify */
+    int refused;                         /* over max_connections: gets a 503 */
+    int in_process;                      /* conn_process is on the stack */
+    int in_head;                         /* parsing a request line or headers */
+    size_t head_bytes;                   /* bytes of the current head so far */
+    int fail_status;                     /* a parser callback refused the request (413, 400...) */
+    size_t out_bytes;                    /* ciphertext handed to uv_write, not yet written */
+    qr_buf_t in;                         /* decrypted bytes not yet parsed */
+    qr_buf_t url;                        /* request target of the request being parsed */
+    qr_buf_t field;                      /* header name being parsed */
+    qr_buf_t body;                       /* body of the request being parsed */
+    qr_buf_t auth, ctype, expect;        /* the headers we keep */
+    int has_auth, has_ctype, has_expect; /* seen in this request */
+    enum header_slot slot;               /* where the current header value goes */
+    int value_started;                   /* last header callback was a value */
+    req_t *ready;                        /* parsed, not yet handed to the handler */
+    req_t *inflight;                     /* with the handler, not yet answered */
+    char peer[64];                       /* "ip:port" */
+};
+
+struct req_s {
+    qr_http_request_t pub; /* pub.priv_ points back here */
+    conn_t *conn;          /* NULL once answered or the connection is gone */
+    int keep_alive;        /* the client allows another request */
+    int head;              /* HEAD request: headers only */
+    char *path, *query, *auth, *ctype, *body;
+    char peer[64];
+};
+
+typedef struct write_s {
+    uv_write_t req;
+    conn_t *conn;
+    size_t len;
+    char data[]; /* len bytes of ciphertext */
+} write_t;
+
+static void conn_abort(conn_t *c);
+static void conn_finish(conn_t *c, int notify);
+static void conn_process(conn_t *c);
+static void update_reading(conn_t *c);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* --- small helpers -------------------------------------------------------- */
+
+static void req_free(req_t *r)
+{
+    free(r->path);
+    free(r->query);
+    free(r->auth);
+    free(r->ctype);
+    free(r->body);
+    free(r);
+}
+
+/* Drops n bytes from the front of b. */
+static void buf_consume(qr_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        qr_buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+const char *qr_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Entity";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+/* --- output --------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_t *w = (write_t *)req;
+    conn_t *c = w->conn;
+    c->out_bytes -= w->len;
+    free(w);
+    if (status < 0) {
+        /* UV_ECANCELED after uv_close is expected; anything else ends it. */
+        if (c->state != CONN_CLOSED)
+            qr_debug("http %s: write failed: %s", c->peer, uv_strerror(status));
+        conn_abort(c);
+        return;
+    }
+    update_reading(c);
+}
+
+/*
+ * Moves everything OpenSSL left in the write BIO to the socket. Must follow
+ * every SSL call: handshakes, reads (TLS 1.3 session tickets, alerts) and
+ * writes may all produce output. Returns 0 or a negative code; on failure
+ * the caller aborts the connection.
+ */
+static int flush_out(conn_t *c)
+{
+    for (;;) {
+        size_t pending = BIO_ctrl_pending(c->wbio);
+        if (pending == 0)
+            return 0;
+        if (pending > INT_MAX / 2)
+            pending = INT_MAX / 2;
+        write_t *w = qr_xmalloc(sizeof *w + pending);
+        int n = BIO_read(c->wbio, w->data, (int)pending);
+        if (n <= 0) {
+            free(w);
+            return QR_EIO;
+        }
+        if (c->state == CONN_CLOSED) {
+            free(w); /* nobody to send it to */
+            continue;
+        }
+        w->conn = c;
+        w->len = (size_t)n;
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc < 0) {
+            free(w);
+            qr_debug("http %s: uv_write: %s", c->peer, uv_strerror(rc));
+            return rc;
+        }
+        c->out_bytes += w->len;
+    }
+}
+
+/* Encrypts len plaintext bytes and queues them. 0 or a negative code. */
+static int tls_send(conn_t *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 20) ? (1 << 20) : (int)len;
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, data, chunk);
+        int rc = flush_out(c);
+        if (n <= 0) {
+            char why[256];
+            qr_debug("http %s: SSL_write: %s", c->peer, qr_tls_errstr(why, sizeof why));
+            c->tls_failed = 1;
+            return QR_EIO;
+        }
+        if (rc < 0)
+            return rc;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Formats a complete response into out. */
+static void format_response(qr_buf_t *out, int status, const char *content_type, const char *body,
+                            size_t body_len, const char *extra_headers, int keep_alive,
+                            int head_only)
+{
+    /* 204 and 304 carry neither a body nor a length (RFC 9110 8.6). */
+    int bodyless = status == 204 || status == 304;
+    qr_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, qr_http_reason(status));
+    if (content_type)
+        qr_buf_appendf(out, "Content-Type: %s\r\n", content_type);
+    else if (body_len && !bodyless)
+        qr_buf_appends(out, "Content-Type: application/octet-stream\r\n");
+    if (!bodyless)
+        qr_buf_appendf(out, "Content-Length: %zu\r\n", body_len);
+    qr_buf_appendf(out, "Connection: %s\r\n", keep_alive ? "keep-alive" : "close");
+    if (extra_headers)
+        qr_buf_appends(out, extra_headers);
+    qr_buf_appends(out, "\r\n");
+    if (body && body_len && !bodyless && !head_only)
+        qr_buf_append(out, body, body_len);
+}
+
+/*
+ * The server's own error answer (limits, malformed input, overload): sends
+ * the response with Connection: close and closes the connection gracefully.
+ */
+static void send_error(conn_t *c, int status)
+{
+    const char *code, *message;
+    switch (status) {
+    case 413:
+        code = "body_too_large";
+        message = "the request body is over the server's limit";
+        break;
+    case 431:
+        code = "headers_too_large";
+        message = "the request line and headers are over the server's limit";
+        break;
+    case 503:
+        code = "unavailable";
+        message = "the server has too many connections; retry later";
+        break;
+    default:
+        status = 400;
+        code = "bad_request";
+        message = "malformed HTTP request";
+        break;
+    }
+    qr_debug("http %s: %d %s", c->peer, status, code);
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                     message);
+    qr_buf_t out;
+    qr_buf_init(&out);
+    format_response(&out, status, "application/json", body, (size_t)n, NULL, 0, 0);
+    int rc = tls_send(c, out.data, out.len);
+    qr_buf_free(&out);
+    if (rc < 0) {
+        conn_abort(c);
+        return;
+    }
+    conn_finish(c, 1);
+}
+
+/* --- closing -------------------------------------------------------------- */
+
+static void server_maybe_free(qr_http_server_t *srv)
+{
+    if (!srv->closing || srv->live > 0)
+        return;
+    void (*cb)(void *) = srv->close_cb;
+    void *arg = srv->close_arg;
+    SSL_CTX_free(srv->ssl_ctx);
+    free(srv);
+    if (cb)
+        cb(arg);
+}
+
+static void conn_free(conn_t *c)
+{
+    qr_http_server_t *srv = c->srv;
+    SSL_free(c->ssl); /* frees both BIOs */
+    qr_buf_free(&c->in);
+    qr_buf_free(&c->url);
+    qr_buf_free(&c->field);
+    qr_buf_free(&c->body);
+    qr_buf_free(&c->auth);
+    qr_buf_free(&c->ctype);
+    qr_buf_free(&c->expect);
+    free(c);
+    srv->live--;
+    server_maybe_free(srv);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles == 0)
+        conn_free(c);
+}
+
+/* Cuts the link between a connection and the request its handler holds. */
+static void detach_requests(conn_t *c)
+{
+    if (c->inflight) {
+        c->inflight->conn = NULL;
+        c->inflight = NULL;
+    }
+    if (c->ready) {
+        req_free(c->ready);
+        c->ready = NULL;
+    }
+}
+
+static void unlink_conn(conn_t *c)
+{
+    qr_http_server_t *srv = c->srv;
+    if (!c->prev && srv->conns != c)
+        return; /* not linked */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->nconns--;
+}
+
+/*
+ * Closes the connection now: pending writes are cancelled (their callbacks
+ * run with UV_ECANCELED) and the connection is freed in the last close
+ * callback. Safe to call more than once and from any callback of c.
+ */
+static void conn_abort(conn_t *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    c->reading = 0;
+    detach_requests(c);
+    unlink_conn(c);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    /* Our last byte is out; keep reading (and discarding) until the client
+     * closes or the linger timer fires, so that unread input does not make
+     * the kernel answer with a reset that destroys our response in flight. */
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->state == CONN_OPEN && c->handshake_done && !c->tls_failed) {
+        qr_debug("http %s: no complete request in time; closing", c->peer);
+        conn_finish(c, 1);
+    } else {
+        conn_abort(c);
+    }
+}
+
+/*
+ * Ends the connection gracefully: sends close_notify if notify (and TLS is
+ * healthy), queues our FIN behind the pending writes, and gives the client
+ * LINGER_MS to read it all before the connection is closed for good.
+ */
+static void conn_finish(conn_t *c, int notify)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    c->state = CONN_DRAINING;
+    detach_requests(c);
+    if (notify && c->handshake_done && !c->tls_failed) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl); /* 0: sent, not yet answered; both fine here */
+        ERR_clear_error();
+    }
+    int rc = flush_out(c);
+    if (rc < 0)
+        goto fail;
+    rc = uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    if (rc < 0)
+        goto fail;
+    c->shutdown_req.data = c;
+    rc = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown);
+    if (rc < 0)
+        goto fail;
+    update_reading(c);
+    return;
+fail:
+    conn_abort(c);
+}
+
+/* If the client sent close_notify and nothing is left to answer, close. */
+static void maybe_finish(conn_t *c)
+{
+    if (c->state == CONN_OPEN && c->peer_done && !c->inflight && !c->in_process)
+        conn_finish(c, 1);
+}
+
+/* --- input ---------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn_t *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->srv->readbuf, sizeof c->srv->readbuf);
+}
+
+/*
+ * Reads from the socket only while doing so is useful and bounded: not while
+ * too much ciphertext waits to be written (a client that does not read) or
+ * too much plaintext waits behind an unanswered request (pipelining).
+ */
+static void update_reading(conn_t *c)
+{
+    int want;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->state == CONN_DRAINING)
+        want = 1; /* discard input; notice the client's EOF */
+    else
+        want = c->out_bytes < OUT_HIGH_WATER && c->in.len < IN_HIGH_WATER && !c->peer_done;
+    if (want == c->reading)
+        return;
+    int rc = want ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
+                  : uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        qr_warn("http %s: uv_read_%s: %s", c->peer, want ? "start" : "stop", uv_strerror(rc));
+        conn_abort(c);
+        return;
+    }
+    c->reading = want;
+}
+
+/*
+ * Runs TLS over the ciphertext now in the read BIO: finishes the handshake,
+ * then decrypts everything available into c->in and parses it.
+ */
+static void tls_pump(conn_t *c)
+{
+    char why[256];
+    if (!c->handshake_done) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        if (flush_out(c) < 0) {
+            conn_abort(c);
+            return;
+        }
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ)
+                return;
+            qr_debug("http %s: TLS handshake failed: %s", c->peer, qr_tls_errstr(why, sizeof why));
+            c->tls_failed = 1;
+            conn_finish(c, 0); /* let the alert reach the client */
+            return;
+        }
+        c->handshake_done = 1;
+    }
+    char plain[TLS_READ_BYTES];
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, plain, sizeof plain);
+        if (flush_out(c) < 0) {
+            conn_abort(c);
+            return;
+        }
+        if (n > 0) {
+            qr_buf_append(&c->in, plain, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            c->peer_done = 1;
+            break;
+        }
+        qr_debug("http %s: TLS read failed: %s", c->peer, qr_tls_errstr(why, sizeof why));
+        c->tls_failed = 1;
+        conn_finish(c, 0);
+        return;
+    }
+    conn_process(c);
+    maybe_finish(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* EOF or reset. A request still with the handler is detached: the
+         * client cannot be answered any more. */
+        conn_abort(c);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return; /* draining: discard */
+    int n = BIO_write(c->rbio, buf->base, (int)nread);
+    if (n != (int)nread) {
+        qr_warn("http %s: BIO_write failed", c->peer);
+        conn_abort(c);
+        return;
+    }
+    tls_pump(c);
+    update_reading(c);
+}
+
+/* --- http-parser callbacks ------------------------------------------------ */
+
+static int on_message_begin(http_parser *p)
+{
+    conn_t *c = p->data;
+    qr_buf_reset(&c->url);
+    qr_buf_reset(&c->field);
+    qr_buf_reset(&c->body);
+    qr_buf_reset(&c->auth);
+    qr_buf_reset(&c->ctype);
+    qr_buf_reset(&c->expect);
+    c->has_auth = c->has_ctype = c->has_expect = 0;
+    c->slot = SLOT_NONE;
+    c->value_started = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    qr_buf_append(&c->url, at, len); /* bounded by the head limit */
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (!c->in_head)
+        return 0; /* a chunked trailer: ignored */
+    if (c->value_started) {
+        qr_buf_reset(&c->field);
+        c->value_started = 0;
+    }
+    qr_buf_append(&c->field, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (!c->in_head)
+        return 0;
+    if (!c->value_started) {
+        /* The name is complete: decide where the value goes. Repeating a
+         * header we act on is ambiguous, so it is refused. */
+        int *seen = NULL;
+        c->value_started = 1;
+        c->slot = SLOT_NONE;
+        if (!strcasecmp(c->field.data, "authorization")) {
+            c->slot = SLOT_AUTH;
+            seen = &c->has_auth;
+        } else if (!strcasecmp(c->field.data, "content-type")) {
+            c->slot = SLOT_CTYPE;
+            seen = &c->has_ctype;
+        } else if (!strcasecmp(c->field.data, "expect")) {
+            c->slot = SLOT_EXPECT;
+            seen = &c->has_expect;
+        }
+        if (seen) {
+            if (*seen) {
+                c->fail_status = 400;
+                return -1;
+            }
+            *seen = 1;
+        }
+    }
+    switch (c->slot) {
+    case SLOT_AUTH:
+        qr_buf_append(&c->auth, at, len);
+        break;
+    case SLOT_CTYPE:
+        qr_buf_append(&c->ctype, at, len);
+        break;
+    case SLOT_EXPECT:
+        qr_buf_append(&c->expect, at, len);
+        break;
+    case SLOT_NONE:
+        break;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    qr_http_server_t *srv = c->srv;
+    c->in_head = 0;
+    if (c->refused) {
+        c->fail_status = 503;
+        return -1;
+    }
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    int has_length = !chunked && p->content_length != ULLONG_MAX;
+    if (has_length && p->content_length > srv->max_body_bytes) {
+        c->fail_status = 413; /* refused before a byte of the body is read */
+        return -1;
+    }
+    /* A client that asks before sending its body (curl does, for large
+     * ones) is told to go ahead now rather than after its own timeout. */
+    if (c->has_expect && !strcasecmp(c->expect.data, "100-continue") && p->http_major == 1 &&
+        p->http_minor >= 1 && (chunked || (has_length && p->content_length > 0))) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (tls_send(c, cont, sizeof cont - 1) < 0) {
+            c->fail_status = -1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    conn_t *c = p->data;
+    /* p->content_length is this chunk's size: refuse before buffering it. */
+    if (p->content_length > c->srv->max_body_bytes - c->body.len) {
+        c->fail_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (len > c->srv->max_body_bytes - c->body.len) {
+        c->fail_status = 413;
+        return -1;
+    }
+    qr_buf_append(&c->body, at, len);
+    return 0;
+}
+
+/* Builds the request and pauses the parser, which then returns at once. */
+static int on_message_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (c->url.len == 0 ||
+        http_parser_parse_url(c->url.data, c->url.len, p->method == HTTP_CONNECT, &u) != 0) {
+        c->fail_status = 400;
+        return -1;
+    }
+    req_t *r = qr_xcalloc(1, sizeof *r);
+    r->pub.priv_ = r;
+    r->pub.method = http_method_str((enum http_method)p->method);
+    if (u.field_set & (1 << UF_PATH))
+        r->path = qr_xstrndup(c->url.data + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+    else
+        r->path = qr_xstrdup("/");
+    if (u.field_set & (1 << UF_QUERY))
+        r->query =
+            qr_xstrndup(c->url.data + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+    r->auth = c->has_auth ? qr_buf_steal(&c->auth) : NULL;
+    r->ctype = c->has_ctype ? qr_buf_steal(&c->ctype) : NULL;
+    r->pub.body_len = c->body.len;
+    r->body = qr_buf_steal(&c->body);
+    snprintf(r->peer, sizeof r->peer, "%s", c->peer);
+    r->pub.path = r->path;
+    r->pub.query = r->query;
+    r->pub.authorization = r->auth;
+    r->pub.content_type = r->ctype;
+    r->pub.body = r->body;
+    r->pub.peer = r->peer;
+    r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+    r->head = p->method == HTTP_HEAD;
+    r->conn = c;
+    c->ready = r;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+/*
+ * Parses the buffered plaintext, one request at a time: each complete
+ * request goes to the handler, and parsing stops until it was answered
+ * (qr_http_respond calls back in here). The head is fed to the parser in
+ * slices no longer than what is left of max_header_bytes, so the limit is
+ * exact whatever the parser's own compiled-in limit.
+ */
+static void conn_process(conn_t *c)
+{
+    qr_http_server_t *srv = c->srv;
+    if (c->in_process)
+        return; /* the loop below, further up the stack, carries on */
+    c->in_process = 1;
+    while (c->state == CONN_OPEN && !c->inflight && c->in.len > 0) {
+        size_t n = c->in.len;
+        int was_head = c->in_head;
+        if (was_head && n > srv->max_header_bytes - c->head_bytes)
+            n = srv->max_header_bytes - c->head_bytes;
+        size_t used = http_parser_execute(&c->parser, &parser_settings, c->in.data, n);
+        if (c->state != CONN_OPEN)
+            break; /* a callback ended the connection (100-continue write failed) */
+        buf_consume(&c->in, used);
+        if (was_head && c->in_head && !c->ready)
+            c->head_bytes += used;
+        if (c->ready) {
+            req_t *r = c->ready;
+            c->ready = NULL;
+            http_parser_pause(&c->parser, 0);
+            c->in_head = 1;
+            c->head_bytes = 0;
+            c->inflight = r;
+            /* The handler's time is not the client's: no deadline now. */
+            int rc = uv_timer_stop(&c->timer);
+            if (rc < 0) {
+                conn_abort(c);
+                break;
+            }
+            srv->handler(&r->pub, srv->user);
+            continue;
+        }
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e != HPE_OK) {
+            int status = c->fail_status;
+            if (status < 0) {
+                conn_abort(c);
+                break;
+            }
+            if (!status)
+                status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+            if (status == 400)
+                qr_debug("http %s: %s", c->peer, http_errno_description(e));
+            send_error(c, status);
+            break;
+        }
+        if (c->in_head && c->head_bytes >= srv->max_header_bytes) {
+            send_error(c, 431);
+            break;
+        }
+    }
+    /* An idle connection should not keep the buffer a burst needed. */
+    if (c->in.len == 0 && c->in.cap > TLS_READ_BYTES)
+        qr_buf_free(&c->in);
+    c->in_process = 0;
+}
+
+/* --- responding ----------------------------------------------------------- */
+
+int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
+                    size_t body_len, const char *extra_headers)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!c) {
+        req_free(r);
+        return UV_ENOTCONN;
+    }
+    r->conn = NULL;
+    c->inflight = NULL;
+    if (status < 200 || status > 599) {
+        qr_warn("http %s: handler answered status %d; sending 500", c->peer, status);
+        status = 500;
+        content_type = NULL;
+        body = NULL;
+        body_len = 0;
+        extra_headers = NULL;
+    }
+    if (!body)
+        body_len = 0;
+    int keep = r->keep_alive && !c->srv->closing && !c->peer_done;
+    qr_buf_t out;
+    qr_buf_init(&out);
+    format_response(&out, status, content_type, body, body_len, extra_headers, keep, r->head);
+    req_free(r);
+    int rc = tls_send(c, out.data, out.len);
+    qr_buf_free(&out);
+    if (rc < 0) {
+        conn_abort(c);
+        return rc;
+    }
+    if (!keep) {
+        conn_finish(c, 1);
+        return 0;
+    }
+    /* A new deadline for the next request. */
+    rc = uv_timer_start(&c->timer, on_timer, c->srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        conn_abort(c);
+        return rc;
+    }
+    if (!c->in_process) {
+        conn_process(c); /* requests already pipelined behind this one */
+        maybe_finish(c);
+        update_reading(c);
+    }
+    return 0;
+}
+
+/* --- accepting ------------------------------------------------------------ */
+
+static void format_peer(conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            if (uv_ip6_name(a, ip, sizeof ip) < 0)
+                snprintf(ip, sizeof ip, "?");
+            port = ntohs(a->sin6_port);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
+            return;
+        }
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        if (uv_ip4_name(a, ip, sizeof ip) < 0)
+            snprintf(ip, sizeof ip, "?");
+        port = ntohs(a->sin_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+}
+
+/* Sets up TLS for an accepted connection. 0 or a negative code. */
+static int conn_tls_init(conn_t *c)
+{
+    c->ssl = SSL_new(c->srv->ssl_ctx);
+    if (!c->ssl)
+        return QR_EIO;
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        return QR_EIO;
+    }
+    /* An empty read BIO means "no data yet", not EOF. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns them now */
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    qr_http_server_t *srv = listener->data;
+    char why[256];
+    if (status < 0) {
+        qr_warn("http: accept: %s", uv_strerror(status));
+        return;
+    }
+    conn_t *c = qr_xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->state = CONN_OPEN;
+    c->in_head = 1;
+    int rc = uv_tcp_init(srv->loop, &c->tcp);
+    if (rc < 0) {
+        qr_warn("http: uv_tcp_init: %s", uv_strerror(rc));
+        free(c);
+        return;
+    }
+    srv->live++;
+    c->handles = 1;
+    c->tcp.data = c;
+    rc = uv_timer_init(srv->loop, &c->timer);
+    if (rc < 0) {
+        qr_warn("http: uv_timer_init: %s", uv_strerror(rc));
+        c->state = CONN_CLOSED;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    c->handles = 2;
+    c->timer.data = c;
+    /* Link first, so that conn_abort below unlinks consistently. */
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        qr_warn("http: uv_accept: %s", uv_strerror(rc));
+        goto fail;
+    }
+    format_peer(c);
+    if (srv->nconns > srv->max_connections + REFUSE_SLACK) {
+        qr_debug("http %s: far over max_connections; dropped", c->peer);
+        goto fail;
+    }
+    if (srv->nconns > srv->max_connections)
+        c->refused = 1;
+    rc = uv_tcp_nodelay(&c->tcp, 1);
+    if (rc < 0) {
+        qr_warn("http %s: uv_tcp_nodelay: %s", c->peer, uv_strerror(rc));
+        goto fail;
+    }
+    if (conn_tls_init(c) < 0) {
+        qr_warn("http %s: SSL_new: %s", c->peer, qr_tls_errstr(why, sizeof why));
+        goto fail;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    rc = uv_timer_start(&c->timer, on_timer, srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        qr_warn("http %s: uv_timer_start: %s", c->peer, uv_strerror(rc));
+        goto fail;
+    }
+    update_reading(c);
+    return;
+fail:
+    conn_abort(c);
+}
+
+/* --- server --------------------------------------------------------------- */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    qr_http_server_t *srv = h->data;
+    srv->live--;
+    server_maybe_free(srv);
+}
+
+int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_handler_cb handler,
+                         void *user, qr_http_server_t **out, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    int rc;
+    *out = NULL;
+    if (!cfg || !cfg->host || !handler || cfg->port < 0 || cfg->port > 65535) {
+        snprintf(err, errlen, "http: a listen host, a port in 0..65535 and a handler are needed");
+        return QR_EINVAL;
+    }
+    if (strchr(cfg->host, ':'))
+        rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    else
+        rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: bad listen address %s: %s", cfg->host, uv_strerror(rc));
+        return rc;
+    }
+    SSL_CTX *ctx = qr_tls_server_ctx(cfg->cert_file, cfg->key_file, err, errlen);
+    if (!ctx)
+        return QR_EINVAL;
+
+    qr_http_server_t *srv = qr_xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    srv->ssl_ctx = ctx;
+    srv->handler = handler;
+    srv->user = user;
+    srv->max_header_bytes =
+        cfg->max_header_bytes ? cfg->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    srv->max_body_bytes = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    srv->idle_timeout_ms =
+        cfg->idle_timeout_ms > 0 ? (uint64_t)cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
+    srv->max_connections =
+        cfg->max_connections > 0 ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+    if (srv->max_header_bytes > (1u << 30))
+        srv->max_header_bytes = 1u << 30;
+    /* http-parser's own head limit is a process-wide setting (80 KB by
+     * default); keep it above ours so that ours is the one that applies. It
+     * also bounds chunk-size lines and trailers, which we do not count. */
+    static uint32_t parser_limit = HTTP_MAX_HEADER_SIZE;
+    if (srv->max_header_bytes + 1024 > parser_limit) {
+        parser_limit = (uint32_t)srv->max_header_bytes + 1024;
+        http_parser_set_max_header_size(parser_limit);
+    }
+
+    /* libuv writes with write(2): a client that reset its connection would
+     * kill the process with SIGPIPE. Unless someone installed a handler, the
+     * signal is ignored and the write fails with EPIPE instead. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+
+    rc = uv_tcp_init(loop, &srv->listener);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: uv_tcp_init: %s", uv_strerror(rc));
+        SSL_CTX_free(ctx);
+        free(srv);
+        return rc;
+    }
+    srv->listener.data = srv;
+    srv->live = 1;
+    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: bind %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        goto fail;
+    }
+    rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: listen %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        goto fail;
+    }
+    int len = sizeof addr;
+    rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&addr, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: getsockname: %s", uv_strerror(rc));
+        goto fail;
+    }
+    srv->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    *out = srv;
+    return 0;
+fail:
+    /* The listener handle exists: the server is freed in its close callback,
+     * on the caller's next turn of the loop. */
+    srv->closing = 1;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    return rc;
+}
+
+int qr_http_port(const qr_http_server_t *srv)
+{
+    return srv->port;
+}
+
+void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *arg)
+{
+    if (srv->closing)
+        return;
+    srv->closing = 1;
+    srv->close_cb = cb;
+    srv->close_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    while (srv->conns)
+        conn_abort(srv->conns);
+}
