@@ -76,7 +76,7 @@ static void ctx_free(ctx_t *c)
 
 static void respond_json(ctx_t *c, int status, json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(j);
     qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
     free(s);

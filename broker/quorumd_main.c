@@ -51,16 +51,19 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
-static int parse_hostport(const char *s, const char **host, int *port)
+/* Splits "HOST:PORT"; the host is copied into buf (hostlen bytes). */
+static int parse_hostport(const char *s, char *buf, size_t hostlen, const char **host, int *port)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon)
+    if (!colon || (size_t)(colon - s) >= hostlen)
         return -1;
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (*end || p < 0 || p > 65535)
         return -1;
-    *host = qr_xstrndup(s, (size_t)(colon - s));
+    memcpy(buf, s, (size_t)(colon - s));
+    buf[colon - s] = '\0';
+    *host = buf;
     *port = (int)p;
     return 0;
 }
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
     const char *redis = env_or("QUORUM_REDIS", NULL);
     const char *sql_dir = env_or("QUORUM_SQL_DIR", QR_SQL_DIR);
     const char *org = "owner", *user = "admin";
+    char listen_host[256], redis_host[256];
     cfg.pg_conninfo = env_or("QUORUM_PG", cfg.pg_conninfo);
     cfg.cert_file = env_or("QUORUM_TLS_CERT", NULL);
     cfg.key_file = env_or("QUORUM_TLS_KEY", NULL);
@@ -251,11 +255,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (listen && parse_hostport(listen, &cfg.listen_host, &cfg.listen_port) < 0) {
+    if (listen && parse_hostport(listen, listen_host, sizeof listen_host, &cfg.listen_host,
+                                 &cfg.listen_port) < 0) {
         fprintf(stderr, "quorumd: --listen wants HOST:PORT, not '%s'\n", listen);
         return 2;
     }
-    if (redis && parse_hostport(redis, &cfg.redis_host, &cfg.redis_port) < 0) {
+    if (redis && parse_hostport(redis, redis_host, sizeof redis_host, &cfg.redis_host,
+                                &cfg.redis_port) < 0) {
         fprintf(stderr, "quorumd: --redis wants HOST:PORT, not '%s'\n", redis);
         return 2;
     }

@@ -14,12 +14,30 @@ FAILS=0
 PASSES=0
 
 cleanup() {
-    [ -n "$QUORUMD_PID" ] && kill -TERM "$QUORUMD_PID" 2>/dev/null && wait "$QUORUMD_PID" 2>/dev/null
-    [ -n "${S_SERVER_PID:-}" ] && kill "$S_SERVER_PID" 2>/dev/null
+    local rc=$?
+    stop_broker || rc=1
+    if [ -n "${S_SERVER_PID:-}" ]; then kill "$S_SERVER_PID" 2>/dev/null || true; fi
     psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
     rm -rf "$E2E_DIR"
+    exit $rc
 }
 trap cleanup EXIT
+
+# Stops quorumd with SIGTERM; fails if it does not stop cleanly or its log
+# holds a sanitizer report (the tests run the ASan + UBSan build).
+stop_broker() {
+    [ -n "$QUORUMD_PID" ] || return 0
+    local st=0
+    kill -TERM "$QUORUMD_PID" 2>/dev/null || true
+    wait "$QUORUMD_PID" 2>/dev/null || st=$?
+    QUORUMD_PID=""
+    if [ "$st" != 0 ] || grep -q 'Sanitizer\|runtime error' "$E2E_DIR/quorumd.log"; then
+        echo "not ok - quorumd stopped with status $st:"
+        grep -A30 'Sanitizer\|runtime error' "$E2E_DIR/quorumd.log" | head -60
+        return 1
+    fi
+    echo "ok - quorumd stopped cleanly on SIGTERM"
+}
 
 pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
@@ -27,8 +45,10 @@ check() { # check DESCRIPTION EXPECTED ACTUAL
     if [ "$2" = "$3" ]; then pass "$1"; else fail "$1 (expected '$2', got '$3')"; fi
 }
 finish() {
+    stop_broker || FAILS=$((FAILS + 1))
     echo "$PASSES passed, $FAILS failed"
-    [ "$FAILS" = 0 ]
+    [ "$FAILS" = 0 ] && exit 0
+    exit 1
 }
 
 free_port() {

@@ -5,6 +5,12 @@
 
 start_broker --max-body-bytes 262144
 
+# Migrations are recorded and safe to run again.
+"$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate2.log"
+check "second migrate applies nothing" 1 "$(grep -c '(0 applied' "$E2E_DIR/migrate2.log")"
+check "migrations recorded" "$(ls "$QR_SOURCE_DIR"/sql/[0-9][0-9][0-9][0-9]_*.sql | wc -l)" \
+    "$(sql "SELECT count(*) FROM schema_migrations")"
+
 # --- the main job -------------------------------------------------------------
 head -n 300 "$QR_SOURCE_DIR/deploy/sample/news.jsonl" >"$E2E_DIR/tasks.jsonl"
 PROJECT=$("$QR_BIN_DIR/quorumctl" project create --name e2e --labels sports,technology,cooking,weather \
