@@ -49,9 +49,17 @@ struct ctx_s {
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
     int64_t active_ms;
-    char *copy_data;
-    size_t copy_len;
     int64_t ntasks;
+    qr_import_t imp;
+    qr_strata_t strata;
+    int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */
+    int waiting;           /* on the broker's waiter list */
+    uv_timer_t wait_timer;
+    int timer_inited;
+    ctx_t *wait_prev, *wait_next;
+    ctx_t *parent; /* batch submit: the request this result belongs to */
+    int index;     /* batch submit: position in the parent's results */
+    int pending;   /* batch submit: results still running */
     json_t *out;
     qr_agreement_t *agr;
     uv_work_t work;
@@ -60,8 +68,18 @@ struct ctx_s {
 
 /* --- responses ----------------------------------------------------------------- */
 
+static void on_ctx_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void ctx_free(ctx_t *c)
 {
+    qr_import_free(&c->imp);
+    for (size_t i = 0; i < c->strata.n; i++)
+        free(c->strata.names[i]);
+    free(c->strata.names);
+    free(c->strata.counts);
     qr_project_release(c->project);
     json_decref(c->body);
     json_decref(c->out);
@@ -70,12 +88,22 @@ static void ctx_free(ctx_t *c)
         qr_agreement_free(c->agr);
     free(c->label);
     free(c->idem_key);
-    free(c->copy_data);
+    if (c->timer_inited) {
+        c->wait_timer.data = c;
+        uv_close((uv_handle_t *)&c->wait_timer, on_ctx_timer_closed);
+        return;
+    }
     free(c);
 }
 
+static void batch_result(ctx_t *child, int status, json_t *j);
+
 static void respond_json(ctx_t *c, int status, json_t *j)
 {
+    if (c->parent) {
+        batch_result(c, status, j);
+        return;
+    }
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(j);
     qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
@@ -296,14 +324,58 @@ static void h_project_create(ctx_t *c)
                 return;
             }
     }
+    int64_t ov_ann;
     if (int_field(c, "annotations_per_task", 1, 100, 1, &apt) < 0 ||
-        int_field(c, "lease_ttl_ms", 1000, 86400000, 60000, &ttl) < 0)
+        int_field(c, "lease_ttl_ms", 1000, 86400000, 60000, &ttl) < 0 ||
+        int_field(c, "overlap_annotations", 1, 100, apt, &ov_ann) < 0)
         return;
+    json_t *frac = json_object_get(c->body, "overlap_fraction");
+    double fraction = 0;
+    if (frac && !json_is_null(frac)) {
+        if (!json_is_number(frac) || json_number_value(frac) < 0 || json_number_value(frac) > 1) {
+            respond_error(c, 422, "invalid", "overlap_fraction must be a number from 0 to 1");
+            return;
+        }
+        fraction = json_number_value(frac);
+    }
+    json_t *first = json_object_get(c->body, "overlap_first");
+    if (first && !json_is_boolean(first) && !json_is_null(first)) {
+        respond_error(c, 422, "invalid", "overlap_first must be true or false");
+        return;
+    }
+    const char *sampling = json_string_value(json_object_get(c->body, "sampling"));
+    const char *field = json_string_value(json_object_get(c->body, "stratify_field"));
+    if (json_object_get(c->body, "sampling") &&
+        !json_is_null(json_object_get(c->body, "sampling")) &&
+        !(sampling && (!strcmp(sampling, "sequential") || !strcmp(sampling, "random") ||
+                       !strcmp(sampling, "uncertainty") || !strcmp(sampling, "stratified")))) {
+        respond_error(c, 422, "invalid",
+                      "sampling must be sequential, random, uncertainty or stratified");
+        return;
+    }
+    if (!sampling)
+        sampling = "sequential";
+    if (!strcmp(sampling, "stratified") && !valid_name(field)) {
+        respond_error(c, 422, "invalid", "stratified sampling needs stratify_field (a data field)");
+        return;
+    }
+    if (strcmp(sampling, "stratified"))
+        field = NULL;
     char *labels_text = json_dumps(labels, JSON_COMPACT);
-    char org[24], user[24], a[24], t[24];
-    const char *params[] = {i64(c->user.org_id, org), name, labels_text, i64(apt, a), i64(ttl, t),
-                            i64(c->user.id, user)};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 6, params, on_project_created, c);
+    char org[24], user[24], a[24], t[24], fr[40], oa[24];
+    snprintf(fr, sizeof fr, "%.17g", fraction);
+    const char *params[] = {i64(c->user.org_id, org),
+                            name,
+                            labels_text,
+                            i64(apt, a),
+                            i64(ttl, t),
+                            i64(c->user.id, user),
+                            fr,
+                            i64(ov_ann, oa),
+                            json_is_true(first) ? "true" : "false",
+                            sampling,
+                            field};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 11, params, on_project_created, c);
     free(labels_text);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
@@ -319,6 +391,7 @@ static void h_project_get(ctx_t *c)
 static void on_import_reopened(int rc, void *arg)
 {
     ctx_t *c = arg;
+    qr_api_wake(c->b, c->project->id);
     /* Redis being down does not undo the import: the window reloads later. */
     json_t *o = c->out;
     c->out = NULL;
@@ -340,50 +413,174 @@ static void on_import_copied(const PGresult *res, const char *err, const char *s
 static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res || PQntuples(res) != c->ntasks) {
+    if (!res || PQntuples(res) != c->imp.n) {
         respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
         return;
     }
-    /* Prefix each prepared line (which starts with a tab) with its id. */
-    qr_buf_t b;
-    qr_buf_init(&b);
-    const char *line = c->copy_data;
-    for (int i = 0; i < c->ntasks; i++) {
-        const char *end = strchr(line, '\n');
-        qr_buf_appends(&b, PQgetvalue(res, i, 0));
-        qr_buf_append(&b, line, (size_t)(end - line) + 1);
-        line = end + 1;
-    }
-    c->out = json_pack("{sI sI sI}", "imported", (json_int_t)c->ntasks, "first_task_id",
-                       (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "last_task_id",
-                       (json_int_t)strtoll(PQgetvalue(res, c->ntasks - 1, 0), NULL, 10));
-    if (qr_pg_copy_in(c->b->pg, QR_SQL_TASKS_COPY, b.data, b.len, on_import_copied, c) < 0)
+    int64_t n = c->imp.n;
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    qr_project_t *p = c->project;
+    qr_import_policy_t pol = {
+        .project_id = p->id,
+        .annotations_per_task = p->annotations_per_task,
+        .overlap_fraction = p->overlap_fraction,
+        .overlap_annotations = p->overlap_annotations,
+        .overlap_first = p->overlap_first,
+        .sampling = p->sampling,
+        .stratify_field = p->stratify_field,
+    };
+    uint64_t seed;
+    char hex[17];
+    if (qr_random_hex(8, hex) < 0)
+        seed = (uint64_t)qr_now_ms();
+    else
+        seed = strtoull(hex, NULL, 16);
+    qr_buf_t rows;
+    qr_buf_init(&rows);
+    qr_import_rows(&c->imp, ids, &pol, c->strata.n ? &c->strata : NULL, seed, &rows);
+    c->ntasks = n;
+    c->out = json_pack("{sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
+                       "last_task_id", (json_int_t)ids[n - 1]);
+    free(ids);
+    qr_import_free(&c->imp);
+    if (qr_pg_copy_in(c->b->pg, QR_SQL_TASKS_COPY, rows.data, rows.len, on_import_copied, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
-    qr_buf_free(&b);
+    qr_buf_free(&rows);
+}
+
+static void import_allocate_ids(ctx_t *c)
+{
+    char n[24];
+    const char *params[] = {i64(c->imp.n, n)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TASK_IDS, 1, params, on_import_ids, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_import_strata(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    size_t n = (size_t)PQntuples(res);
+    c->strata.n = n;
+    c->strata.names = qr_xcalloc(n + 1, sizeof *c->strata.names);
+    c->strata.counts = qr_xcalloc(n + 1, sizeof *c->strata.counts);
+    for (size_t i = 0; i < n; i++) {
+        c->strata.names[i] = qr_xstrdup(PQgetvalue(res, (int)i, 0));
+        c->strata.counts[i] = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+    }
+    import_allocate_ids(c);
 }
 
 static void h_import(ctx_t *c)
 {
-    qr_buf_t rows;
     char err[512];
-    qr_buf_init(&rows);
-    if (qr_import_jsonl(c->req->body, c->req->body_len, c->project->id,
-                        c->project->annotations_per_task, &rows, &c->ntasks, err, sizeof err) < 0) {
-        qr_buf_free(&rows);
+    if (qr_import_parse(c->req->body, c->req->body_len, c->project->stratify_field, &c->imp, err,
+                        sizeof err) < 0) {
         respond_error(c, 400, "invalid_jsonl", "%s", err);
         return;
     }
-    c->copy_len = rows.len;
-    c->copy_data = qr_buf_steal(&rows);
-    char n[24];
-    const char *params[] = {i64(c->ntasks, n)};
-    if (qr_pg_query(c->b->pg, QR_SQL_TASK_IDS, 1, params, on_import_ids, c) < 0)
-        respond_backend(c, "PostgreSQL", "pool closing");
+    if (c->imp.n > 10000000) {
+        respond_error(c, 413, "body_too_large", "at most 10,000,000 tasks per import");
+        return;
+    }
+    if (!strcmp(c->project->sampling, "stratified")) {
+        char proj[24];
+        const char *params[] = {i64(c->project->id, proj)};
+        if (qr_pg_query(c->b->pg, QR_SQL_STRATA, 1, params, on_import_strata, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    import_allocate_ids(c);
 }
 
 /* --- POST /v1/projects/{id}/leases --------------------------------------------------------- */
 
 static void lease_try(ctx_t *c);
+
+/* Long-poll waiters: requests that found nothing and wait for work. They sit
+ * on the broker's list until woken (qr_api_wake) or their deadline passes. */
+static void waiter_remove(ctx_t *c)
+{
+    if (!c->waiting)
+        return;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        c->b->api_waiters = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    c->wait_prev = c->wait_next = NULL;
+    c->waiting = 0;
+    uv_timer_stop(&c->wait_timer);
+}
+
+static void respond_no_lease(ctx_t *c, int complete)
+{
+    respond_json(c, 200, json_pack("{s:[] s:b}", "leases", "project_complete", complete));
+}
+
+static void on_wait_timeout(uv_timer_t *t)
+{
+    ctx_t *c = t->data;
+    waiter_remove(c);
+    respond_no_lease(c, 0);
+}
+
+/* Parks c until work may be ready or its deadline passes. */
+static void wait_for_work(ctx_t *c)
+{
+    int rc = 0;
+    if (!c->timer_inited) {
+        rc = uv_timer_init(c->b->loop, &c->wait_timer);
+        if (rc < 0) {
+            respond_no_lease(c, 0);
+            return;
+        }
+        c->timer_inited = 1;
+    }
+    c->wait_timer.data = c;
+    int64_t left = c->wait_until_ms - qr_mono_ms();
+    rc = uv_timer_start(&c->wait_timer, on_wait_timeout, (uint64_t)(left > 0 ? left : 0), 0);
+    if (rc < 0) {
+        respond_no_lease(c, 0);
+        return;
+    }
+    c->waiting = 1;
+    c->wait_prev = NULL;
+    c->wait_next = c->b->api_waiters;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c;
+    c->b->api_waiters = c;
+}
+
+void qr_api_wake(qr_broker_t *b, int64_t project)
+{
+    /* Detach the project's waiters first: a retry may park them again. */
+    ctx_t *woken = NULL;
+    for (ctx_t *c = b->api_waiters, *next; c; c = next) {
+        next = c->wait_next;
+        if (project && c->project->id != project)
+            continue;
+        waiter_remove(c);
+        c->wait_next = woken;
+        woken = c;
+    }
+    while (woken) {
+        ctx_t *c = woken;
+        woken = c->wait_next;
+        c->wait_next = NULL;
+        c->retried = 0;
+        if (b->stopping)
+            respond_no_lease(c, 0);
+        else
+            lease_try(c);
+    }
+}
 
 static void on_complete_checked(const PGresult *res, const char *err, const char *sqlstate,
                                 void *arg)
@@ -394,7 +591,11 @@ static void on_complete_checked(const PGresult *res, const char *err, const char
         return;
     }
     int complete = PQgetvalue(res, 0, 0)[0] == 't';
-    respond_json(c, 200, json_pack("{s:[] s:b}", "leases", "project_complete", complete));
+    if (!complete && c->wait_until_ms > qr_mono_ms() && !c->b->stopping) {
+        wait_for_work(c);
+        return;
+    }
+    respond_no_lease(c, complete);
 }
 
 static void on_refilled(void *arg)
@@ -449,11 +650,89 @@ static void lease_try(ctx_t *c)
 
 static void h_lease(ctx_t *c)
 {
-    int64_t max;
-    if (parse_body(c, 1) < 0 || int_field(c, "max", 1, MAX_LEASES_PER_REQUEST, 1, &max) < 0)
+    int64_t max, wait_ms;
+    if (parse_body(c, 1) < 0 || int_field(c, "max", 1, MAX_LEASES_PER_REQUEST, 1, &max) < 0 ||
+        int_field(c, "wait_ms", 0, 60000, 0, &wait_ms) < 0)
         return;
     c->max = (int)max;
+    c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
     lease_try(c);
+}
+
+/* --- release and skip --------------------------------------------------------------------- */
+
+static void on_release_recorded(const PGresult *res, const char *err, const char *sqlstate,
+                                void *arg)
+{
+    ctx_t *c = arg;
+    if (!res)
+        qr_warn("recording lease %" PRId64 " failed: %s", c->ids[1], err);
+    char tok[24];
+    int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
+    respond_json(
+        c, 200,
+        json_pack("{s:s s:b}", "lease", i64(c->ids[1], tok), skip ? "skipped" : "released", 1));
+}
+
+static void on_released(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc == QR_ECONFLCT) {
+        respond_error(c, 409, "lease_expired",
+                      "lease %" PRId64 " is not live (expired, ended or not yours)", c->ids[1]);
+        return;
+    }
+    if (rc < 0) {
+        respond_backend(c, "Redis", "release");
+        return;
+    }
+    qr_api_wake(c->b, c->project->id);
+    int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
+    char proj[24], tok[24], task[24], ann[24], g[24], x[24];
+    const char *reason = json_string_value(json_object_get(c->body, "reason"));
+    const char *params[] = {i64(c->project->id, proj),     i64(c->ids[1], tok),
+                            i64(info->task_id, task),      i64(c->user.id, ann),
+                            i64(info->granted_ms, g),      i64(info->expires_ms, x),
+                            skip ? "skipped" : "released", reason};
+    if (qr_pg_query(c->b->pg, QR_SQL_LEASE_ENDED, 8, params, on_release_recorded, c) < 0)
+        on_release_recorded(NULL, "pool closing", "", c);
+}
+
+static void h_release(ctx_t *c)
+{
+    if (parse_body(c, 1) < 0)
+        return;
+    json_t *reason = json_object_get(c->body, "reason");
+    if (reason && !json_is_null(reason) &&
+        (!json_is_string(reason) || json_string_length(reason) > 500)) {
+        respond_error(c, 422, "invalid", "reason must be a string of at most 500 characters");
+        return;
+    }
+    int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
+    if (qr_lease_release(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(), skip,
+                         on_released, c) < 0)
+        respond_backend(c, "Redis", "release");
+}
+
+/* --- GET /v1/projects/{id}/progress ----------------------------------------------------------- */
+
+static void on_progress(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad progress row");
+        return;
+    }
+    respond_json(c, 200, o);
+}
+
+static void h_progress(ctx_t *c)
+{
+    char proj[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROGRESS, 2, params, on_progress, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
 }
 
 /* --- POST /v1/projects/{id}/leases/{lease}/heartbeat ---------------------------------------- */
@@ -606,15 +885,15 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
     }
 }
 
-static void h_submit(ctx_t *c)
+/* Reads one result object (label, idempotency_key, active_ms) into c.
+ * Responds 422 and returns -1 when a field is wrong. */
+static int read_result(ctx_t *c, json_t *o)
 {
-    if (parse_body(c, 0) < 0)
-        return;
-    json_t *label = json_object_get(c->body, "label");
-    json_t *key = json_object_get(c->body, "idempotency_key");
+    json_t *label = json_object_get(o, "label");
+    json_t *key = json_object_get(o, "idempotency_key");
     if (!json_is_string(label)) {
         respond_error(c, 422, "invalid", "label must be a string");
-        return;
+        return -1;
     }
     int known = 0;
     for (int i = 0; i < c->project->nlabels && !known; i++)
@@ -622,20 +901,106 @@ static void h_submit(ctx_t *c)
     if (!known) {
         respond_error(c, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
                       json_string_value(label));
-        return;
+        return -1;
     }
     if (key && !json_is_null(key) &&
         (!json_is_string(key) || !valid_name(json_string_value(key)))) {
         respond_error(c, 422, "invalid", "idempotency_key must be a string of 1 to 200 characters");
-        return;
+        return -1;
     }
-    if (int_field(c, "active_ms", 0, 86400000, -1, &c->active_ms) < 0)
-        return;
+    json_t *act = json_object_get(o, "active_ms");
+    c->active_ms = -1;
+    if (act && !json_is_null(act)) {
+        if (!json_is_integer(act) || json_integer_value(act) < 0 ||
+            json_integer_value(act) > 86400000) {
+            respond_error(c, 422, "invalid", "active_ms must be an integer from 0 to 86400000");
+            return -1;
+        }
+        c->active_ms = json_integer_value(act);
+    }
     c->label = qr_xstrdup(json_string_value(label));
     c->idem_key = json_is_string(key) ? qr_xstrdup(json_string_value(key)) : NULL;
+    return 0;
+}
+
+static void submit_start(ctx_t *c)
+{
     if (qr_lease_submit_begin(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(),
                               SUBMIT_GRACE_MS, on_submit_begun, c) < 0)
         respond_backend(c, "Redis", "submit");
+}
+
+static void h_submit(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0 || read_result(c, c->body) < 0)
+        return;
+    submit_start(c);
+}
+
+/* --- POST /v1/projects/{id}/submit (batch) -----------------------------------------------------
+ */
+
+static void batch_result(ctx_t *child, int status, json_t *j)
+{
+    ctx_t *parent = child->parent;
+    char tok[24];
+    json_t *entry = json_pack("{s:s s:i}", "lease", i64(child->ids[1], tok), "status", status);
+    json_object_update(entry, j);
+    json_decref(j);
+    json_array_set_new(parent->out, (size_t)child->index, entry);
+    child->parent = NULL;
+    ctx_free(child);
+    if (--parent->pending == 0) {
+        json_t *o = json_pack("{s:O}", "results", parent->out);
+        respond_json(parent, 200, o);
+    }
+}
+
+static void h_batch_submit(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    json_t *results = json_object_get(c->body, "results");
+    size_t n = json_array_size(results);
+    if (!json_is_array(results) || n < 1 || n > MAX_LEASES_PER_REQUEST) {
+        respond_error(c, 400, "bad_request", "results must be an array of 1 to %d results",
+                      MAX_LEASES_PER_REQUEST);
+        return;
+    }
+    c->out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(c->out, json_null());
+    c->pending = (int)n + 1; /* +1 until every child has started */
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(results, i);
+        json_t *lease = json_object_get(o, "lease");
+        ctx_t *k = qr_xcalloc(1, sizeof *k);
+        k->b = c->b;
+        k->route = c->route;
+        k->user = c->user;
+        k->project = c->project;
+        k->project->refs++;
+        k->parent = c;
+        k->index = (int)i;
+        k->ids[0] = c->ids[0];
+        char *end = NULL;
+        if (json_is_integer(lease))
+            k->ids[1] = json_integer_value(lease);
+        else if (json_is_string(lease))
+            k->ids[1] = strtoll(json_string_value(lease), &end, 10);
+        if (!json_is_object(o) ||
+            !(json_is_integer(lease) || (end && !*end && end != json_string_value(lease)))) {
+            respond_error(k, 422, "invalid", "each result needs an object with a lease");
+            continue;
+        }
+        if (read_result(k, o) < 0)
+            continue;
+        submit_start(k);
+    }
+    if (--c->pending == 0) {
+        json_t *o = json_pack("{s:O}", "results", c->out);
+        respond_json(c, 200, o);
+    }
 }
 
 /* --- GET /v1/projects/{id}/report ---------------------------------------------------------------
@@ -726,6 +1091,10 @@ static const route_t routes[] = {
     {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/leases/*/heartbeat", h_heartbeat, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/leases/*/submit", h_submit, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/leases/*/release", h_release, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/leases/*/skip", h_release, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/submit", h_batch_submit, QR_ROLE_ANY, 1},
+    {"GET", "/v1/projects/*/progress", h_progress, QR_ROLE_ANY, 1},
     {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1},
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 void qr_broker_config_defaults(qr_broker_config_t *cfg)
@@ -85,6 +86,8 @@ static void project_free(qr_project_t *p)
         free(p->labels[i]);
     free(p->labels);
     free(p->name);
+    free(p->sampling);
+    free(p->stratify_field);
     free(p);
 }
 
@@ -144,6 +147,13 @@ qr_project_t *qr_project_from_json(json_t *o)
     p->name = qr_xstrdup(name ? name : "");
     p->annotations_per_task = (int)json_integer_value(json_object_get(o, "annotations_per_task"));
     p->lease_ttl_ms = (int)json_integer_value(json_object_get(o, "lease_ttl_ms"));
+    p->overlap_fraction = json_number_value(json_object_get(o, "overlap_fraction"));
+    p->overlap_annotations = (int)json_integer_value(json_object_get(o, "overlap_annotations"));
+    p->overlap_first = json_is_true(json_object_get(o, "overlap_first"));
+    const char *sampling = json_string_value(json_object_get(o, "sampling"));
+    p->sampling = qr_xstrdup(sampling ? sampling : "sequential");
+    const char *field = json_string_value(json_object_get(o, "stratify_field"));
+    p->stratify_field = field ? qr_xstrdup(field) : NULL;
     p->nlabels = (int)json_array_size(labels);
     p->labels = qr_xcalloc((size_t)p->nlabels + 1, sizeof *p->labels);
     for (int i = 0; i < p->nlabels; i++) {
@@ -159,9 +169,12 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_t *labels = json_array();
     for (int i = 0; i < p->nlabels; i++)
         json_array_append_new(labels, json_string(p->labels[i]));
-    return json_pack("{sI s:s s:o s:i s:i}", "id", (json_int_t)p->id, "name", p->name, "labels",
-                     labels, "annotations_per_task", p->annotations_per_task, "lease_ttl_ms",
-                     p->lease_ttl_ms);
+    return json_pack("{sI s:s s:o s:i s:i s:f s:i s:b s:s s:s?}", "id", (json_int_t)p->id, "name",
+                     p->name, "labels", labels, "annotations_per_task", p->annotations_per_task,
+                     "lease_ttl_ms", p->lease_ttl_ms, "overlap_fraction", p->overlap_fraction,
+                     "overlap_annotations", p->overlap_annotations, "overlap_first",
+                     p->overlap_first, "sampling", p->sampling, "stratify_field",
+                     p->stratify_field);
 }
 
 /* --- window refill ---------------------------------------------------------- */
@@ -212,38 +225,36 @@ static void on_refill_rows(const PGresult *res, const char *err, const char *sql
     }
     int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
     int *free_slots = qr_xcalloc((size_t)n, sizeof *free_slots);
+    double *prios = qr_xcalloc((size_t)n, sizeof *prios);
     const char **datas = qr_xcalloc((size_t)n, sizeof *datas);
     for (int i = 0; i < n; i++) {
         ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         free_slots[i] = atoi(PQgetvalue(res, i, 1));
-        datas[i] = PQgetvalue(res, i, 2);
+        prios[i] = strtod(PQgetvalue(res, i, 2), NULL);
+        datas[i] = PQgetvalue(res, i, 3);
     }
-    int rc = qr_lease_window_add(r->b->lease, r->project, n, ids, free_slots, datas, ids[n - 1],
-                                 on_window_added, r);
+    int rc = qr_lease_window_add(r->b->lease, r->project, n, ids, free_slots, prios, datas,
+                                 PQgetvalue(res, n - 1, 4), on_window_added, r);
     free(ids);
     free(free_slots);
+    free(prios);
     free(datas);
     if (rc < 0 && qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
         refill_finish(r);
 }
 
-static void on_refill_begun(int rc, int64_t cursor, int exhausted, int locked, void *arg)
+static void on_refill_begun(int rc, const char *cursor, int exhausted, int locked, void *arg)
 {
     refill_t *r = arg;
     if (rc < 0 || exhausted || !locked) {
         refill_finish(r);
         return;
     }
-    char project[24], after[24], limit[16];
+    char project[24], limit[16];
     snprintf(project, sizeof project, "%" PRId64, r->project);
-    snprintf(after, sizeof after, "%" PRId64, cursor);
     snprintf(limit, sizeof limit, "%d", r->b->cfg.window_tasks);
-    const char *params[] = {project, after, limit};
-    if (qr_pg_query(r->b->pg,
-                    "SELECT id, required - done_count, data::text FROM tasks"
-                    " WHERE project_id = $1 AND id > $2 AND state <> 'complete'"
-                    " ORDER BY id LIMIT $3",
-                    3, params, on_refill_rows, r) < 0) {
+    const char *params[] = {project, cursor, limit};
+    if (qr_pg_query(r->b->pg, QR_SQL_WINDOW_REFILL, 3, params, on_refill_rows, r) < 0) {
         if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
             refill_finish(r);
     }
@@ -294,6 +305,7 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
     }
     qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
             e[0].project_id);
+    qr_api_wake(b, e[0].project_id);
     qr_pg_query(b->pg,
                 "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"
                 " expires_at, outcome)"
@@ -409,6 +421,8 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
 {
     b->stop_cb = cb;
     b->stop_arg = arg;
+    b->stopping = 1;
+    qr_api_wake(b, 0); /* long polls end now, empty */
     b->closing = 4;
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
     qr_http_server_close(b->http, one_closed, b);

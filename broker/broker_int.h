@@ -35,8 +35,13 @@ typedef struct qr_project_s {
     int nlabels;
     int annotations_per_task;
     int lease_ttl_ms;
-    int64_t loaded_ms; /* monotonic */
-    int refs;          /* requests using it; freed when 0 and evicted */
+    double overlap_fraction; /* share of each import that gets overlap_annotations */
+    int overlap_annotations;
+    int overlap_first;    /* overlap tasks served first */
+    char *sampling;       /* sequential, random, uncertainty, stratified */
+    char *stratify_field; /* NULL unless stratified */
+    int64_t loaded_ms;    /* monotonic */
+    int refs;             /* requests using it; freed when 0 and evicted */
     struct qr_project_s *next;
 } qr_project_t;
 
@@ -52,6 +57,8 @@ struct qr_broker_s {
     uv_timer_t reaper;
     token_entry_t *tokens[256];  /* auth cache by token digest */
     qr_project_t *projects[256]; /* project cache by id */
+    void *api_waiters;           /* long-poll lease requests (api.c) */
+    int stopping;                /* qr_broker_stop was called */
     int closing;                 /* handles still to close before freeing */
     void (*stop_cb)(void *);
     void *stop_arg;
@@ -59,6 +66,10 @@ struct qr_broker_s {
 
 /* The HTTP handler: routes, authenticates and runs one request. */
 void qr_api_handle(qr_http_request_t *req, void *user);
+
+/* Work may have become ready in project (0: any): long-poll lease requests
+ * waiting on it try again. After qr_broker_stop they are answered empty. */
+void qr_api_wake(qr_broker_t *b, int64_t project);
 
 /* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
 int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);

@@ -72,8 +72,8 @@ int qr_http_port(const qr_http_server_t *srv);
  * copied. extra_headers, if not NULL, is a block of "Name: value\r\n" lines.
  * Returns 0, or a negative code if req's connection was already gone (the
  * request is freed all the same). */
-int qr_http_respond(qr_http_request_t *req, int status, const char *content_type,
-                    const char *body, size_t body_len, const char *extra_headers);
+int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
+                    size_t body_len, const char *extra_headers);
 
 /* Stops listening, closes every connection (pending requests are answered
  * by nobody: their later qr_http_respond calls just free them), and frees

@@ -1,6 +1,14 @@
 /*
  * import.h - turns a JSONL import body into COPY text-format rows for the
- * tasks table. Pure: no I/O, so the whole validation is unit-tested.
+ * tasks table, applying the project's overlap policy and sampling order.
+ * Pure: no I/O, so all of it is unit-tested.
+ *
+ * Import is two steps because task ids come from PostgreSQL in between:
+ *   1. qr_import_parse validates every line (all or nothing) and keeps what
+ *      each task carries: data, prediction and its score, gold answer,
+ *      stratum (the value of the project's stratify field);
+ *   2. once n ids are allocated, qr_import_rows decides which tasks get the
+ *      higher overlap and each task's priority, and writes the COPY rows.
  */
 #ifndef QR_IMPORT_H
 #define QR_IMPORT_H
@@ -10,14 +18,64 @@
 
 #include "util.h"
 
-/* Parses body (len bytes): one task per line, {"data": {...}} or a bare
- * object taken as the data; blank lines are skipped. For each task appends
- * "\t<project>\t<data, COPY-escaped>\t<required>\n" to out (the caller puts
- * the task id in front of each line once ids are allocated) and counts it in
- * *ntasks. Returns 0, or QR_EINVAL with "line N: reason" in err (out is then
- * meaningless and nothing must be imported). */
-int qr_import_jsonl(const char *body, size_t len, int64_t project, int required, qr_buf_t *out,
-                    int64_t *ntasks, char *err, size_t errlen);
+typedef struct qr_import_task_s {
+    char *data;       /* JSON text of the task's data */
+    char *prediction; /* JSON text of the prediction, or NULL */
+    double score;     /* prediction score; NAN when none */
+    char *gold;       /* gold answer label, or NULL */
+    char *stratum;    /* value of the stratify field as text, or NULL */
+} qr_import_task_t;
+
+typedef struct qr_import_s {
+    qr_import_task_t *tasks;
+    int64_t n;
+} qr_import_t;
+
+/* What the project says about new tasks. */
+typedef struct qr_import_policy_s {
+    int64_t project_id;
+    int annotations_per_task;
+    double overlap_fraction; /* share of the batch that gets overlap_annotations */
+    int overlap_annotations;
+    int overlap_first;    /* overlap tasks are served before all others */
+    const char *sampling; /* sequential, random, uncertainty, stratified */
+    const char *stratify_field;
+} qr_import_policy_t;
+
+/* Parses body (len bytes): one task per line, {"data": {...}, "prediction":
+ * {"label": ..., "score": ...}, "predictions": [{"score": ...}], "gold": ...}
+ * or a bare object taken as the data; blank lines are skipped. Returns 0 and
+ * fills imp, or QR_EINVAL with "line N: reason" in err (imp is then empty). */
+int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
+                    char *err, size_t errlen);
+
+/* How many tasks of each stratum the project held before this batch
+ * (from PostgreSQL); names sorted with strcmp. */
+typedef struct qr_strata_s {
+    char **names;
+    int64_t *counts;
+    size_t n;
+} qr_strata_t;
+
+/* Writes one COPY row per task (columns as QR_SQL_TASKS_COPY lists them:
+ * id, project_id, data, required, priority, overlap, prediction,
+ * prediction_score, gold, stratum) into out. ids[i] is task i's id,
+ * ascending. prior may be NULL (no stratified sampling). seed drives the
+ * random choices (which tasks get the higher overlap; random order).
+ *
+ * Priority, lower served first:
+ *   sequential   the task id (import order);
+ *   random       a uniform draw in [0, 1);
+ *   uncertainty  the prediction score; a task without one comes first (-1);
+ *   stratified   (k + 0.5) / n_s for the k-th task (from 0, over all imports)
+ *                of a stratum holding n_s tasks: strata interleave in
+ *                proportion to their size, so any prefix of the queue
+ *                follows the dataset's distribution;
+ * and with overlap_first, overlap tasks are shifted ahead of all others. */
+void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_policy_t *pol,
+                    const qr_strata_t *prior, uint64_t seed, qr_buf_t *out);
+
+void qr_import_free(qr_import_t *imp);
 
 /* Appends s to out escaped for COPY's text format (\\, \n, \r, \t). */
 void qr_import_copy_escape(qr_buf_t *out, const char *s);

@@ -61,19 +61,26 @@ static const char TOUCH_LUA[] =
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "return {l[1], l[3], ARGV[3]}\n";
 
-/* KEYS: lease hash, leases zset, ready zset. ARGV: prefix, token, mode
- * ('commit' consumes the slot, 'abort' returns it). */
+/* KEYS: lease hash, leases zset, ready zset. ARGV: prefix, token, mode,
+ * annotator, now. 'commit' consumes the slot; 'abort' returns it; 'release'
+ * and 'skip' first check the lease is live and the annotator's, then return
+ * the slot ('release' also lets the annotator have the task again). Returns
+ * {task, granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
-    "local p = ARGV[1]\n"
-    "local tid = redis.call('HGET', KEYS[1], 'task')\n"
+    "local p, mode = ARGV[1], ARGV[3]\n"
+    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state')\n"
+    "local tid = l[1]\n"
+    "if not tid then return 0 end\n"
+    "if (mode == 'release' or mode == 'skip') and (l[2] ~= ARGV[4] or l[5] ~= 'live' or\n"
+    "    tonumber(l[4]) <= tonumber(ARGV[5])) then return 0 end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('ZREM', KEYS[2], ARGV[2])\n"
-    "if not tid then return 0 end\n"
     "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
-    "if ARGV[3] == 'abort' then\n"
+    "if mode ~= 'commit' then\n"
     "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
-    "  redis.call('ZADD', KEYS[3], tid, tid)\n"
-    "  return 1\n"
+    "  if mode == 'release' then redis.call('SREM', p .. ':seen:' .. tid, l[2]) end\n"
+    "  redis.call('ZADD', KEYS[3], redis.call('HGET', p .. ':prio', tid) or tid, tid)\n"
+    "  return {tid, l[3], l[4]}\n"
     "end\n"
     "local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
     "if free <= 0 and held <= 0 then\n"
@@ -81,8 +88,9 @@ static const char END_LUA[] =
     "  redis.call('HDEL', p .. ':free', tid)\n"
     "  redis.call('HDEL', p .. ':held', tid)\n"
     "  redis.call('HDEL', p .. ':data', tid)\n"
+    "  redis.call('HDEL', p .. ':prio', tid)\n"
     "end\n"
-    "return 1\n";
+    "return {tid, l[3], l[4]}\n";
 
 /* KEYS: leases zset, ready zset. ARGV: prefix, now, limit. Returns the
  * expired leases as {token, task, ann, granted, expires}... */
@@ -99,32 +107,35 @@ static const char REAP_LUA[] =
     "    redis.call('HINCRBY', p .. ':free', l[1], 1)\n"
     "    redis.call('HINCRBY', p .. ':held', l[1], -1)\n"
     "    redis.call('SREM', p .. ':seen:' .. l[1], l[2])\n"
-    "    redis.call('ZADD', KEYS[2], l[1], l[1])\n"
+    "    redis.call('ZADD', KEYS[2], redis.call('HGET', p .. ':prio', l[1]) or l[1], l[1])\n"
     "    out[#out + 1] = {tok, l[1], l[2], l[3], l[4]}\n"
     "  end\n"
     "end\n"
     "return out\n";
 
-/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, data) triples. */
+/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, priority, data)
+ * quadruples. The cursor ("priority id" of the last row read from
+ * PostgreSQL) is where the next refill starts. */
 static const char WINDOW_ADD_LUA[] =
     "local p = ARGV[1]\n"
-    "for i = 3, #ARGV, 3 do\n"
+    "for i = 3, #ARGV, 4 do\n"
     "  local tid, free = ARGV[i], tonumber(ARGV[i + 1])\n"
     "  if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
     "    redis.call('HSET', p .. ':free', tid, free)\n"
     "    redis.call('HSET', p .. ':held', tid, 0)\n"
-    "    redis.call('HSET', p .. ':data', tid, ARGV[i + 2])\n"
-    "    if free > 0 then redis.call('ZADD', KEYS[1], tid, tid) end\n"
+    "    redis.call('HSET', p .. ':prio', tid, ARGV[i + 2])\n"
+    "    redis.call('HSET', p .. ':data', tid, ARGV[i + 3])\n"
+    "    if free > 0 then redis.call('ZADD', KEYS[1], ARGV[i + 2], tid) end\n"
     "  end\n"
     "end\n"
-    "local cur = tonumber(redis.call('GET', p .. ':cursor') or '0')\n"
-    "if tonumber(ARGV[2]) > cur then redis.call('SET', p .. ':cursor', ARGV[2]) end\n"
+    "redis.call('SET', p .. ':cursor', ARGV[2])\n"
     "return redis.call('ZCARD', KEYS[1])\n";
 
-/* ARGV: prefix, lock ms, want lock, project id. Returns {cursor, exhausted, locked}. */
+/* ARGV: prefix, lock ms, want lock, project id. Returns {cursor, exhausted, locked};
+ * the cursor is "" when the window starts from the beginning. */
 static const char REFILL_BEGIN_LUA[] =
     "local p = ARGV[1]\n"
-    "local cur = tonumber(redis.call('GET', p .. ':cursor') or '0')\n"
+    "local cur = redis.call('GET', p .. ':cursor') or ''\n"
     "local ex = redis.call('EXISTS', p .. ':exhausted')\n"
     "local locked = 0\n"
     "if ARGV[3] == '1' and ex == 0 then\n"
@@ -132,11 +143,14 @@ static const char REFILL_BEGIN_LUA[] =
     "end\n"
     "return {cur, ex, locked}\n";
 
-/* ARGV: prefix, exhausted flag ('1', '0', or 'reopen'), project id. */
+/* ARGV: prefix, exhausted flag ('1', '0', or 'reopen': new tasks exist, so
+ * forget the cursor and exhaustion; tasks already in the window are kept),
+ * project id. */
 static const char REFILL_END_LUA[] =
     "local p = ARGV[1]\n"
     "if ARGV[2] == 'reopen' then\n"
     "  redis.call('DEL', p .. ':exhausted')\n"
+    "  redis.call('DEL', p .. ':cursor')\n"
     "  redis.call('SADD', 'quorum:projects', ARGV[3])\n"
     "  return 1\n"
     "end\n"
@@ -345,8 +359,26 @@ static void on_done(redisReply *r, const char *err, void *arg)
     op_free(op);
 }
 
-static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t token, const char *mode,
-                     qr_lease_done_cb cb, void *arg)
+static void on_ended(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
+    if (reply_failed(r, err, "lease end")) {
+        if (cb)
+            cb(QR_EIO, NULL, op->arg);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        if (cb)
+            cb(QR_ECONFLCT, NULL, op->arg);
+    } else if (cb) {
+        qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
+                                reply_int(r->element[2])};
+        cb(0, &info, op->arg);
+    }
+    op_free(op);
+}
+
+static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                     int64_t now_ms, const char *mode, qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
     char *p = prefix(project);
@@ -356,40 +388,75 @@ static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t token, const
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
-    return send_op(op, e->end, 3, on_done);
+    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    return send_op(op, e->end, 3, on_ended);
+}
+
+/* Adapts a done-callback to the info-callback end_lease reports through. */
+typedef struct done_adapter_s {
+    qr_lease_done_cb cb;
+    void *arg;
+} done_adapter_t;
+
+static void on_end_done(int rc, const qr_lease_info_t *info, void *arg)
+{
+    done_adapter_t *d = arg;
+    if (d->cb)
+        d->cb(rc == QR_ECONFLCT ? 0 : rc, d->arg);
+    free(d);
+}
+
+static int end_simple(qr_lease_engine_t *e, int64_t project, int64_t token, const char *mode,
+                      qr_lease_done_cb cb, void *arg)
+{
+    done_adapter_t *d = qr_xcalloc(1, sizeof *d);
+    d->cb = cb;
+    d->arg = arg;
+    int rc = end_lease(e, project, 0, token, 0, mode, on_end_done, d);
+    if (rc < 0)
+        free(d);
+    return rc;
 }
 
 int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
                            qr_lease_done_cb cb, void *arg)
 {
-    return end_lease(e, project, token, "commit", cb, arg);
+    return end_simple(e, project, token, "commit", cb, arg);
 }
 
 int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
                           void *arg)
 {
-    return end_lease(e, project, token, "abort", cb, arg);
+    return end_simple(e, project, token, "abort", cb, arg);
+}
+
+int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                     int64_t now_ms, int skip, qr_lease_info_cb cb, void *arg)
+{
+    return end_lease(e, project, annotator, token, now_ms, skip ? "skip" : "release", cb, arg);
 }
 
 /* --- window ------------------------------------------------------------- */
 
 int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
-                        const int *free_slots, const char *const *datas, int64_t cursor,
-                        qr_lease_done_cb cb, void *arg)
+                        const int *free_slots, const double *priorities, const char *const *datas,
+                        const char *cursor, qr_lease_done_cb cb, void *arg)
 {
     /* Variable-length: build argv directly rather than through op->args. */
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 3 + 3 * n;
+    int argc = 3 + 4 * n;
     const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
     char **owned = qr_xcalloc((size_t)argc, sizeof *owned);
     char *p = prefix(project);
     owned[0] = qr_xasprintf("%s:ready", p);
     owned[1] = p;
-    owned[2] = qr_xasprintf("%" PRId64, cursor);
+    owned[2] = qr_xstrdup(cursor);
     for (int i = 0; i < n; i++) {
-        owned[3 + 3 * i] = qr_xasprintf("%" PRId64, ids[i]);
-        owned[4 + 3 * i] = qr_xasprintf("%d", free_slots[i]);
-        argv[5 + 3 * i] = datas[i];
+        owned[3 + 4 * i] = qr_xasprintf("%" PRId64, ids[i]);
+        owned[4 + 4 * i] = qr_xasprintf("%d", free_slots[i]);
+        owned[5 + 4 * i] = qr_xasprintf("%.17g", priorities[i]);
+        argv[6 + 4 * i] = datas[i];
     }
     for (int i = 0; i < argc; i++)
         if (owned[i])
@@ -408,11 +475,12 @@ static void on_refill_begin(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
     qr_lease_refill_cb cb = (qr_lease_refill_cb)op->cb;
-    if (reply_failed(r, err, "refill") || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
-        cb(QR_EIO, 0, 0, 0, op->arg);
+    if (reply_failed(r, err, "refill") || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        cb(QR_EIO, "", 0, 0, op->arg);
     else
-        cb(0, reply_int(r->element[0]), (int)reply_int(r->element[1]),
-           (int)reply_int(r->element[2]), op->arg);
+        cb(0, r->element[0]->str, (int)reply_int(r->element[1]), (int)reply_int(r->element[2]),
+           op->arg);
     op_free(op);
 }
 

@@ -7,11 +7,12 @@
  *   {p:P}:free         HASH  task id -> free slots (required - done - leased)
  *   {p:P}:held         HASH  task id -> live leases
  *   {p:P}:data         HASH  task id -> task data (JSON text)
+ *   {p:P}:prio         HASH  task id -> priority (the ready set's score)
  *   {p:P}:seen:<task>  SET   annotators who hold or did the task
  *   {p:P}:leases       ZSET  fencing token -> expiry (ms since the epoch)
  *   {p:P}:lease:<tok>  HASH  task, ann, granted, expires, state
  *   {p:P}:fence        STRING the fencing counter (INCR in the grant script)
- *   {p:P}:cursor       STRING highest task id loaded into the window
+ *   {p:P}:cursor       STRING "priority id" of the last task read from PostgreSQL
  *   {p:P}:exhausted    STRING set when a refill found no more tasks
  *   quorum:projects    SET   projects the reaper visits
  * A task leaves the window once all its slots are done (free = held = 0), so
@@ -59,19 +60,22 @@ typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *ar
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
 void qr_lease_engine_free(qr_lease_engine_t *e);
 
-/* Adds tasks to the project's window: ids[i] with free[i] slots and data
- * datas[i]. Tasks already in the window are left as they are. */
+/* Adds tasks to the project's window: ids[i] with free[i] slots, priority
+ * priorities[i] (lower first) and data datas[i]; records cursor as where
+ * the next refill starts. Tasks already in the window are left as they are. */
 int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
-                        const int *free, const char *const *datas, int64_t cursor,
-                        qr_lease_done_cb cb, void *arg);
+                        const int *free, const double *priorities, const char *const *datas,
+                        const char *cursor, qr_lease_done_cb cb, void *arg);
 
-/* Forgets that the window was exhausted (after an import). */
+/* New tasks exist (after an import): the next refill starts from the
+ * beginning again and the window is no longer exhausted. */
 int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg);
 
-/* Reads the refill state: cursor (highest id loaded) and whether the last
- * refill found nothing; takes the project's refill lock for lock_ms when
- * want_lock. cb(rc, cursor, exhausted, locked). */
-typedef void (*qr_lease_refill_cb)(int rc, int64_t cursor, int exhausted, int locked, void *arg);
+/* Reads the refill state: cursor ("" or "priority id", valid during the
+ * callback) and whether the last refill found nothing; takes the project's
+ * refill lock for lock_ms when lock_ms > 0. cb(rc, cursor, exhausted, locked). */
+typedef void (*qr_lease_refill_cb)(int rc, const char *cursor, int exhausted, int locked,
+                                   void *arg);
 int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
                           void *arg);
 /* Marks the window exhausted (nothing left in PostgreSQL past the cursor)
@@ -102,6 +106,13 @@ int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
 /* The submit failed in PostgreSQL: the lease ends and its slot returns. */
 int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
                           void *arg);
+
+/* Ends a live lease of this annotator early and returns its slot to the
+ * queue: a release (the annotator may get the task again) or, with skip,
+ * a skip (they never get it again). cb gets the lease's task and grant time,
+ * or QR_ECONFLCT when the lease is not live or not theirs. */
+int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                     int64_t now_ms, int skip, qr_lease_info_cb cb, void *arg);
 
 /* Returns every lease expired at now_ms, in every project, to its queue;
  * reports them (batched per project) through expired_cb. */

@@ -38,8 +38,8 @@ int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size, int connect_time
  * SQL NULL). The strings are copied; the caller may free them on return.
  * cb is always called exactly once, later, never from inside this call.
  * Returns 0, or a negative code (and does not call cb) if the pool is closing. */
-int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
-                qr_pg_cb cb, void *arg);
+int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
+                void *arg);
 
 /* Runs `copy_sql` (a "COPY ... FROM STDIN" statement) and streams `len` bytes
  * of COPY text-format data from `data` (copied) into it. Atomic as COPY is:

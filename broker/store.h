@@ -29,19 +29,38 @@
     " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms)::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
- * $5 lease TTL ms, $6 creator -> the project as JSON. */
+ * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
+ * $9 overlap first, $10 sampling, $11 stratify field -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
-    "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by)"  \
-    " VALUES ($1, $2, $3::jsonb, $4, $5, $6) RETURNING " QR_SQL_PROJECT_JSON
+    "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
+    " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field)"             \
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
 #define QR_SQL_PROJECT_GET "SELECT " QR_SQL_PROJECT_JSON " FROM projects WHERE id = $1"
+
+/* The next tasks for a project's Redis window, in priority order, after the
+ * cursor ("" for the beginning, else "priority id" of the last row read).
+ * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor. */
+#define QR_SQL_WINDOW_REFILL                                                                       \
+    "SELECT id, required - done_count, priority, data::text, priority::text || ' ' || id::text"    \
+    " FROM tasks WHERE project_id = $1 AND state <> 'complete'"                                    \
+    "  AND ($2 = '' OR (priority, id) > (split_part($2, ' ', 1)::float8,"                          \
+    "                                    split_part($2, ' ', 2)::bigint))"                         \
+    " ORDER BY priority, id LIMIT $3"
+
+/* $1 project -> stratum, count (sorted by stratum, byte order). */
+#define QR_SQL_STRATA                                                                              \
+    "SELECT coalesce(stratum, ''), count(*) FROM tasks WHERE project_id = $1"                      \
+    " GROUP BY 1 ORDER BY 1 COLLATE \"C\""
 
 /* $1 count -> that many fresh task ids, ascending (import order). */
 #define QR_SQL_TASK_IDS "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::int)"
 
 /* COPY text rows: id, project, data, required. */
-#define QR_SQL_TASKS_COPY "COPY tasks (id, project_id, data, required) FROM STDIN"
+#define QR_SQL_TASKS_COPY                                                                          \
+    "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \
+    " prediction_score, gold, stratum) FROM STDIN"
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
@@ -68,6 +87,27 @@
     "1000.0),"                                                                                     \
     "    'submitted' FROM a ON CONFLICT DO NOTHING)"                                               \
     " SELECT id FROM a"
+
+/* Records a released or skipped lease. $1 project, $2 token, $3 task,
+ * $4 annotator, $5 granted ms, $6 expires ms, $7 outcome, $8 reason. */
+#define QR_SQL_LEASE_ENDED                                                                         \
+    "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at, "           \
+    "expires_at,"                                                                                  \
+    " outcome, reason) VALUES ($1, $2, $3, $4, to_timestamp($5::bigint / 1000.0),"                 \
+    " to_timestamp($6::bigint / 1000.0), $7, $8) ON CONFLICT DO NOTHING"
+
+/* $1 project, $2 annotator -> the progress line's figures as JSON. */
+#define QR_SQL_PROGRESS                                                                            \
+    "SELECT json_build_object("                                                                    \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
+    "'complete'),"                                                                                 \
+    "  'annotations_remaining', (SELECT coalesce(sum(required - done_count), 0) FROM tasks"        \
+    "     WHERE project_id = $1 AND state <> 'complete'),"                                         \
+    "  'my_annotations', (SELECT count(*) FROM annotations WHERE project_id = $1"                  \
+    "     AND annotator_id = $2),"                                                                 \
+    "  'my_annotations_today', (SELECT count(*) FROM annotations WHERE project_id = $1"            \
+    "     AND annotator_id = $2 AND created_at >= date_trunc('day', now())))::text"
 
 /* $1 annotator, $2 idempotency key -> annotation id, task id. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \

@@ -123,13 +123,16 @@ static void fill_window(int n, int slots)
     int64_t ids[NTASKS];
     int free_slots[NTASKS];
     const char *datas[NTASKS];
+    double prios[NTASKS];
     for (int i = 0; i < n; i++) {
         ids[i] = i + 1;
+        prios[i] = (double)(n - i); /* served last-imported first */
         free_slots[i] = slots;
         datas[i] = "{\"text\":\"t\"}";
     }
     assert_int_equal(
-        qr_lease_window_add(engine, project, n, ids, free_slots, datas, n, on_done, NULL), 0);
+        qr_lease_window_add(engine, project, n, ids, free_slots, prios, datas, "", on_done, NULL),
+        0);
     wait_done();
     assert_int_equal(last_rc, 0);
 }
@@ -256,6 +259,47 @@ static void test_scripts_survive_flush(void **state)
     assert_int_equal(ngot, 3);
 }
 
+static void test_priority_release_and_skip(void **state)
+{
+    project = 9005;
+    fill_window(3, 1); /* priorities 3, 2, 1 for tasks 1, 2, 3 */
+    int64_t now = qr_now_ms();
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 3); /* lowest priority value first */
+    int64_t tok = got[0].token;
+    /* Not yours: no release. */
+    assert_int_equal(qr_lease_release(engine, project, 2, tok, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, QR_ECONFLCT);
+    /* Released: the same annotator may get the task again, first in line. */
+    assert_int_equal(qr_lease_release(engine, project, 1, tok, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(info.task_id, 3);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 3);
+    tok = got[0].token;
+    /* Skipped: annotator 1 never gets task 3 again; annotator 2 does. */
+    assert_int_equal(qr_lease_release(engine, project, 1, tok, now, 1, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(qr_lease_release(engine, project, 1, tok, now, 1, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, QR_ECONFLCT); /* a lease ends once */
+    assert_int_equal(qr_lease_grant(engine, project, 1, 3, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 2);
+    assert_true(got[0].task_id != 3 && got[1].task_id != 3);
+    assert_int_equal(qr_lease_grant(engine, project, 2, 3, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_and_submit_rules),
         cmocka_unit_test(test_reaper_returns_slots),
         cmocka_unit_test(test_scripts_survive_flush),
+        cmocka_unit_test(test_priority_release_and_skip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
