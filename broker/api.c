@@ -391,7 +391,7 @@ static void h_project_get(ctx_t *c)
 static void on_import_reopened(int rc, void *arg)
 {
     ctx_t *c = arg;
-    qr_api_wake(c->b, c->project->id);
+    qr_broker_work_ready(c->b, c->project->id);
     /* Redis being down does not undo the import: the window reloads later. */
     json_t *o = c->out;
     c->out = NULL;
@@ -686,7 +686,7 @@ static void on_released(int rc, const qr_lease_info_t *info, void *arg)
         respond_backend(c, "Redis", "release");
         return;
     }
-    qr_api_wake(c->b, c->project->id);
+    qr_broker_work_ready(c->b, c->project->id);
     int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
     char proj[24], tok[24], task[24], ann[24], g[24], x[24];
     const char *reason = json_string_value(json_object_get(c->body, "reason"));

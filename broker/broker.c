@@ -305,7 +305,7 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
     }
     qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
             e[0].project_id);
-    qr_api_wake(b, e[0].project_id);
+    qr_broker_work_ready(b, e[0].project_id);
     qr_pg_query(b->pg,
                 "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"
                 " expires_at, outcome)"
@@ -323,6 +323,24 @@ static void on_reaper_tick(uv_timer_t *t)
     qr_broker_t *b = t->data;
     if (qr_redis_ready(b->redis))
         qr_lease_reap(b->lease, qr_now_ms(), on_expired, b);
+}
+
+/* --- wake-ups across brokers ------------------------------------------------ */
+
+static void on_published(redisReply *r, const char *err, void *arg) {}
+
+void qr_broker_work_ready(qr_broker_t *b, int64_t project)
+{
+    qr_api_wake(b, project);
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, project);
+    const char *argv[] = {"PUBLISH", "quorum:ready", id};
+    qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
+}
+
+static void on_notified(int64_t project, void *arg)
+{
+    qr_api_wake(arg, project);
 }
 
 /* --- lifecycle -------------------------------------------------------------- */
@@ -345,6 +363,11 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         goto fail;
     }
     b->lease = qr_lease_engine_new(b->redis);
+    rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the Redis subscriber (%d)", rc);
+        goto fail;
+    }
     qr_http_config_t hc = {
         .host = cfg->listen_host,
         .port = cfg->listen_port,
@@ -423,8 +446,9 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     b->stop_arg = arg;
     b->stopping = 1;
     qr_api_wake(b, 0); /* long polls end now, empty */
-    b->closing = 4;
+    b->closing = 5;
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
+    qr_notify_close(b->notify, one_closed, b);
     qr_http_server_close(b->http, one_closed, b);
     qr_redis_close(b->redis, one_closed, b);
     qr_pg_close(b->pg, one_closed, b);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "broker.h"
+#include "notify.h"
 
 enum {
     QR_ROLE_ADMIN = 1,
@@ -54,6 +55,7 @@ struct qr_broker_s {
     qr_redis_t *redis;
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
+    qr_notify_t *notify;
     uv_timer_t reaper;
     token_entry_t *tokens[256];  /* auth cache by token digest */
     qr_project_t *projects[256]; /* project cache by id */
@@ -70,6 +72,10 @@ void qr_api_handle(qr_http_request_t *req, void *user);
 /* Work may have become ready in project (0: any): long-poll lease requests
  * waiting on it try again. After qr_broker_stop they are answered empty. */
 void qr_api_wake(qr_broker_t *b, int64_t project);
+
+/* Work became ready in project: wakes this broker's long polls now and
+ * every other broker's through Redis pub/sub. */
+void qr_broker_work_ready(qr_broker_t *b, int64_t project);
 
 /* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
 int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);

@@ -26,7 +26,9 @@
 
 #define QR_SQL_PROJECT_JSON                                                                        \
     "json_build_object('id', id, 'org_id', org_id, 'name', name, 'labels', labels,"                \
-    " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms)::text"
+    " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                \
+    " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
+    " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', stratify_field)::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
  * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,

@@ -16,6 +16,7 @@ PASSES=0
 cleanup() {
     local rc=$?
     stop_broker || rc=1
+    if [ -n "${QUORUMD2_PID:-}" ]; then kill -TERM "$QUORUMD2_PID" 2>/dev/null; wait "$QUORUMD2_PID" 2>/dev/null || true; fi
     if [ -n "${S_SERVER_PID:-}" ]; then kill "$S_SERVER_PID" 2>/dev/null || true; fi
     psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
     rm -rf "$E2E_DIR"
@@ -95,15 +96,35 @@ start_broker() {
     export QUORUM_URL=$URL QUORUM_TOKEN=$ADMIN_TOKEN QUORUM_CA=$CA
 }
 
+# start_second_broker: another quorumd on the same PostgreSQL and Redis;
+# sets URL2 and QUORUMD2_PID.
+start_second_broker() {
+    local port2; port2=$(free_port)
+    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$port2" --pg "$E2E_PG" \
+        --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
+        --key "$E2E_DIR/tls/server.key" "$@" >"$E2E_DIR/quorumd2.log" 2>&1 &
+    QUORUMD2_PID=$!
+    URL2="https://127.0.0.1:$port2"
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS --cacert "$CA" "$URL2/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    cat "$E2E_DIR/quorumd2.log"
+    return 1
+}
+
 # api METHOD PATH [TOKEN] [BODY] -> prints "STATUS BODY"
 api() {
     local method=$1 path=$2 token=${3-$ADMIN_TOKEN} body=${4-}
-    local args=(-sS --cacert "$CA" -X "$method" -o "$E2E_DIR/resp" -w '%{http_code}')
+    local resp; resp=$(mktemp "$E2E_DIR/resp.XXXXXX")
+    local args=(-sS --cacert "$CA" -X "$method" -o "$resp" -w '%{http_code}')
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     [ -n "$body" ] && args+=(--data-binary "$body" -H 'Content-Type: application/json')
     local status
-    status=$(curl "${args[@]}" "$URL$path")
-    printf '%s %s' "$status" "$(cat "$E2E_DIR/resp")"
+    status=$(curl "${args[@]}" "${API_URL:-$URL}$path")
+    printf '%s %s' "$status" "$(cat "$resp")"
+    rm -f "$resp"
 }
 
 sql() { psql "$E2E_PG" -Atqc "$1"; }

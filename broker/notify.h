@@ -1,0 +1,27 @@
+/*
+ * notify.h - "work is ready" across brokers, over Redis pub/sub.
+ *
+ * A broker that makes work ready in a project (an import, a release, a skip,
+ * an expired lease) publishes the project id on the channel quorum:ready;
+ * every broker subscribes to it on a connection of its own and wakes its
+ * long-poll lease requests for that project. A lost message costs at most
+ * one long-poll period: waiters also wake on their own deadline.
+ */
+#ifndef QR_NOTIFY_H
+#define QR_NOTIFY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct qr_notify_s qr_notify_t;
+typedef void (*qr_notify_cb)(int64_t project, void *arg);
+
+/* Subscribes (reconnecting with backoff) and calls cb for every message.
+ * host should be an IP address: hiredis resolves names with a blocking call. */
+int qr_notify_open(uv_loop_t *loop, const char *host, int port, qr_notify_cb cb, void *arg,
+                   qr_notify_t **out);
+
+/* Unsubscribes, closes, frees; done (may be NULL) runs once all is closed. */
+void qr_notify_close(qr_notify_t *n, void (*done)(void *arg), void *arg);
+
+#endif
