@@ -227,14 +227,17 @@ static void on_refill_rows(const PGresult *res, const char *err, const char *sql
     int *free_slots = qr_xcalloc((size_t)n, sizeof *free_slots);
     double *prios = qr_xcalloc((size_t)n, sizeof *prios);
     const char **datas = qr_xcalloc((size_t)n, sizeof *datas);
+    const char **done_by = qr_xcalloc((size_t)n, sizeof *done_by);
     for (int i = 0; i < n; i++) {
+        done_by[i] = PQgetvalue(res, i, 5);
         ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         free_slots[i] = atoi(PQgetvalue(res, i, 1));
         prios[i] = strtod(PQgetvalue(res, i, 2), NULL);
         datas[i] = PQgetvalue(res, i, 3);
     }
-    int rc = qr_lease_window_add(r->b->lease, r->project, n, ids, free_slots, prios, datas,
+    int rc = qr_lease_window_add(r->b->lease, r->project, n, ids, free_slots, prios, datas, done_by,
                                  PQgetvalue(res, n - 1, 4), on_window_added, r);
+    free(done_by);
     free(ids);
     free(free_slots);
     free(prios);
@@ -243,13 +246,62 @@ static void on_refill_rows(const PGresult *res, const char *err, const char *sql
         refill_finish(r);
 }
 
-static void on_refill_begun(int rc, const char *cursor, int exhausted, int locked, void *arg)
+static void refill_load(refill_t *r, const char *cursor);
+
+static void on_initialised(int rc, void *arg)
+{
+    refill_t *r = arg;
+    if (rc < 0) {
+        if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+            refill_finish(r);
+        return;
+    }
+    refill_load(r, "");
+}
+
+static void on_max_token(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    refill_t *r = arg;
+    if (!res || PQntuples(res) != 1) {
+        qr_warn("project %" PRId64 ": cannot read its fencing tokens: %s", r->project, err);
+        if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+            refill_finish(r);
+        return;
+    }
+    /* Leases granted but not yet recorded in PostgreSQL when Redis lost
+     * its state may have used tokens above the recorded maximum: leave a
+     * gap wider than any such run. */
+    int64_t floor = strtoll(PQgetvalue(res, 0, 0), NULL, 10) + 1000000;
+    qr_info("project %" PRId64 ": building its Redis state from PostgreSQL (tokens from %" PRId64
+            ")",
+            r->project, floor);
+    if (qr_lease_init(r->b->lease, r->project, floor, on_initialised, r) < 0)
+        on_initialised(QR_EIO, r);
+}
+
+static void on_refill_begun(int rc, const char *cursor, int exhausted, int locked, int initialised,
+                            void *arg)
 {
     refill_t *r = arg;
     if (rc < 0 || exhausted || !locked) {
         refill_finish(r);
         return;
     }
+    if (!initialised) {
+        char project[24];
+        snprintf(project, sizeof project, "%" PRId64, r->project);
+        const char *params[] = {project};
+        if (qr_pg_query(r->b->pg, QR_SQL_MAX_TOKEN, 1, params, on_max_token, r) < 0) {
+            if (qr_lease_refill_end(r->b->lease, r->project, 0, on_refill_ended, r) < 0)
+                refill_finish(r);
+        }
+        return;
+    }
+    refill_load(r, cursor);
+}
+
+static void refill_load(refill_t *r, const char *cursor)
+{
     char project[24], limit[16];
     snprintf(project, sizeof project, "%" PRId64, r->project);
     snprintf(limit, sizeof limit, "%d", r->b->cfg.window_tasks);

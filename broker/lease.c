@@ -113,18 +113,22 @@ static const char REAP_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, priority, data)
- * quadruples. The cursor ("priority id" of the last row read from
- * PostgreSQL) is where the next refill starts. */
+/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, priority, data,
+ * done-by) quintuples; done-by lists (comma-separated) the annotators who
+ * annotated or skipped the task already. The cursor ("priority id" of the
+ * last row read from PostgreSQL) is where the next refill starts. */
 static const char WINDOW_ADD_LUA[] =
     "local p = ARGV[1]\n"
-    "for i = 3, #ARGV, 4 do\n"
+    "for i = 3, #ARGV, 5 do\n"
     "  local tid, free = ARGV[i], tonumber(ARGV[i + 1])\n"
     "  if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
     "    redis.call('HSET', p .. ':free', tid, free)\n"
     "    redis.call('HSET', p .. ':held', tid, 0)\n"
     "    redis.call('HSET', p .. ':prio', tid, ARGV[i + 2])\n"
     "    redis.call('HSET', p .. ':data', tid, ARGV[i + 3])\n"
+    "    for ann in string.gmatch(ARGV[i + 4], '[^,]+') do\n"
+    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
+    "    end\n"
     "    if free > 0 then redis.call('ZADD', KEYS[1], ARGV[i + 2], tid) end\n"
     "  end\n"
     "end\n"
@@ -138,10 +142,24 @@ static const char REFILL_BEGIN_LUA[] =
     "local cur = redis.call('GET', p .. ':cursor') or ''\n"
     "local ex = redis.call('EXISTS', p .. ':exhausted')\n"
     "local locked = 0\n"
+    "local init = redis.call('EXISTS', p .. ':init')\n"
+    "if init == 0 then cur = ''; ex = 0 end\n"
     "if ARGV[3] == '1' and ex == 0 then\n"
     "  if redis.call('SET', p .. ':refill', '1', 'NX', 'PX', ARGV[2]) then locked = 1 end\n"
     "end\n"
-    "return {cur, ex, locked}\n";
+    "return {cur, ex, locked, init}\n";
+
+/* ARGV: prefix, fencing floor, project id. Marks the project's Redis state
+ * as initialised (after a first use, a FLUSHALL or a restart without
+ * persistence) and lifts the fencing counter above every token PostgreSQL
+ * has seen, so tokens never repeat. */
+static const char INIT_LUA[] =
+    "local p = ARGV[1]\n"
+    "local cur = tonumber(redis.call('GET', p .. ':fence') or '0')\n"
+    "if cur < tonumber(ARGV[2]) then redis.call('SET', p .. ':fence', ARGV[2]) end\n"
+    "redis.call('SET', p .. ':init', '1')\n"
+    "redis.call('SADD', 'quorum:projects', ARGV[3])\n"
+    "return 1\n";
 
 /* ARGV: prefix, exhausted flag ('1', '0', or 'reopen': new tasks exist, so
  * forget the cursor and exhaustion; tasks already in the window are kept),
@@ -160,7 +178,7 @@ static const char REFILL_END_LUA[] =
 
 struct qr_lease_engine_s {
     qr_redis_t *redis;
-    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end;
+    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init;
 };
 
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
@@ -174,6 +192,7 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
     e->window_add = qr_redis_script(redis, WINDOW_ADD_LUA);
     e->refill_begin = qr_redis_script(redis, REFILL_BEGIN_LUA);
     e->refill_end = qr_redis_script(redis, REFILL_END_LUA);
+    e->init = qr_redis_script(redis, INIT_LUA);
     return e;
 }
 
@@ -441,11 +460,12 @@ int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, i
 
 int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
                         const int *free_slots, const double *priorities, const char *const *datas,
-                        const char *cursor, qr_lease_done_cb cb, void *arg)
+                        const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
+                        void *arg)
 {
     /* Variable-length: build argv directly rather than through op->args. */
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 3 + 4 * n;
+    int argc = 3 + 5 * n;
     const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
     char **owned = qr_xcalloc((size_t)argc, sizeof *owned);
     char *p = prefix(project);
@@ -453,10 +473,11 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
     owned[1] = p;
     owned[2] = qr_xstrdup(cursor);
     for (int i = 0; i < n; i++) {
-        owned[3 + 4 * i] = qr_xasprintf("%" PRId64, ids[i]);
-        owned[4 + 4 * i] = qr_xasprintf("%d", free_slots[i]);
-        owned[5 + 4 * i] = qr_xasprintf("%.17g", priorities[i]);
-        argv[6 + 4 * i] = datas[i];
+        owned[3 + 5 * i] = qr_xasprintf("%" PRId64, ids[i]);
+        owned[4 + 5 * i] = qr_xasprintf("%d", free_slots[i]);
+        owned[5 + 5 * i] = qr_xasprintf("%.17g", priorities[i]);
+        argv[6 + 5 * i] = datas[i];
+        argv[7 + 5 * i] = done_by ? done_by[i] : "";
     }
     for (int i = 0; i < argc; i++)
         if (owned[i])
@@ -475,12 +496,12 @@ static void on_refill_begin(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
     qr_lease_refill_cb cb = (qr_lease_refill_cb)op->cb;
-    if (reply_failed(r, err, "refill") || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (reply_failed(r, err, "refill") || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[0]->type != REDIS_REPLY_STRING)
-        cb(QR_EIO, "", 0, 0, op->arg);
+        cb(QR_EIO, "", 0, 0, 0, op->arg);
     else
         cb(0, r->element[0]->str, (int)reply_int(r->element[1]), (int)reply_int(r->element[2]),
-           op->arg);
+           (int)reply_int(r->element[3]), op->arg);
     op_free(op);
 }
 
@@ -513,6 +534,18 @@ int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr
                         void *arg)
 {
     return refill_end(e, project, exhausted ? "1" : "0", cb, arg);
+}
+
+int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
+                  void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:init", p));
+    op_arg(op, p);
+    op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
+    op_arg(op, qr_xasprintf("%" PRId64, project));
+    return send_op(op, e->init, 1, on_done);
 }
 
 int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)

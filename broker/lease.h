@@ -14,6 +14,9 @@
  *   {p:P}:fence        STRING the fencing counter (INCR in the grant script)
  *   {p:P}:cursor       STRING "priority id" of the last task read from PostgreSQL
  *   {p:P}:exhausted    STRING set when a refill found no more tasks
+ *   {p:P}:init         STRING set once the project's state was built from
+ *                      PostgreSQL; missing after a FLUSHALL or a restart
+ *                      without persistence, which triggers a rebuild
  *   quorum:projects    SET   projects the reaper visits
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
@@ -65,7 +68,13 @@ void qr_lease_engine_free(qr_lease_engine_t *e);
  * the next refill starts. Tasks already in the window are left as they are. */
 int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
                         const int *free, const double *priorities, const char *const *datas,
-                        const char *cursor, qr_lease_done_cb cb, void *arg);
+                        const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
+                        void *arg);
+
+/* Marks the project's Redis state as built and lifts its fencing counter to
+ * at least fence_floor (so a rebuilt Redis never reissues a token). */
+int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
+                  void *arg);
 
 /* New tasks exist (after an import): the next refill starts from the
  * beginning again and the window is no longer exhausted. */
@@ -73,9 +82,11 @@ int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_
 
 /* Reads the refill state: cursor ("" or "priority id", valid during the
  * callback) and whether the last refill found nothing; takes the project's
- * refill lock for lock_ms when lock_ms > 0. cb(rc, cursor, exhausted, locked). */
+ * refill lock for lock_ms when lock_ms > 0. initialised is 0 when Redis holds
+ * no state for the project (new, or lost): the caller runs qr_lease_init
+ * before loading tasks. cb(rc, cursor, exhausted, locked, initialised). */
 typedef void (*qr_lease_refill_cb)(int rc, const char *cursor, int exhausted, int locked,
-                                   void *arg);
+                                   int initialised, void *arg);
 int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
                           void *arg);
 /* Marks the window exhausted (nothing left in PostgreSQL past the cursor)

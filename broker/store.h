@@ -26,9 +26,10 @@
 
 #define QR_SQL_PROJECT_JSON                                                                        \
     "json_build_object('id', id, 'org_id', org_id, 'name', name, 'labels', labels,"                \
-    " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                \
+    " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                 \
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
-    " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', stratify_field)::text"
+    " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
+    "stratify_field)::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
  * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
@@ -43,13 +44,22 @@
 
 /* The next tasks for a project's Redis window, in priority order, after the
  * cursor ("" for the beginning, else "priority id" of the last row read).
- * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor. */
+ * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor,
+ * and who annotated or skipped the task already (comma-separated ids). */
 #define QR_SQL_WINDOW_REFILL                                                                       \
-    "SELECT id, required - done_count, priority, data::text, priority::text || ' ' || id::text"    \
-    " FROM tasks WHERE project_id = $1 AND state <> 'complete'"                                    \
+    "SELECT id, required - done_count, priority, data::text, priority::text || ' ' || id::text,"   \
+    "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
+    "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION"                     \
+    "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
+    " FROM tasks t WHERE project_id = $1 AND state <> 'complete'"                                  \
     "  AND ($2 = '' OR (priority, id) > (split_part($2, ' ', 1)::float8,"                          \
     "                                    split_part($2, ' ', 2)::bigint))"                         \
     " ORDER BY priority, id LIMIT $3"
+
+/* $1 project -> the highest fencing token PostgreSQL holds for it. */
+#define QR_SQL_MAX_TOKEN                                                                           \
+    "SELECT greatest((SELECT max(fencing_token) FROM leases WHERE project_id = $1),"               \
+    "  (SELECT max(fencing_token) FROM annotations WHERE project_id = $1), 0)"
 
 /* $1 project -> stratum, count (sorted by stratum, byte order). */
 #define QR_SQL_STRATA                                                                              \

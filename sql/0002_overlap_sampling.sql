@@ -30,3 +30,8 @@ CREATE INDEX tasks_open ON tasks (project_id, priority, id) WHERE state <> 'comp
 CREATE INDEX tasks_stratum ON tasks (project_id, stratum);
 
 ALTER TABLE leases ADD COLUMN reason text CHECK (length(reason) <= 500);
+-- Who skipped a task, for rebuilding Redis after it lost its state.
+CREATE INDEX leases_skipped ON leases (task_id) WHERE outcome = 'skipped';
+-- The highest fencing token of a project, for the same rebuild.
+CREATE INDEX leases_token ON leases (project_id, fencing_token DESC);
+CREATE INDEX annotations_token ON annotations (project_id, fencing_token DESC);

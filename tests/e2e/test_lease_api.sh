@@ -102,4 +102,25 @@ check "malformed batch: 400" 400 "${r%% *}"
 r=$(api GET "/v1/projects/$PB/progress" "$A")
 check "progress" "5 3 2 3 3" "$(echo "${r#* }" | jq -r '"\(.tasks) \(.tasks_complete) \(.annotations_remaining) \(.my_annotations) \(.my_annotations_today)"')"
 
+# --- Redis loses everything: the broker rebuilds from PostgreSQL --------------------------
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"flush","labels":["x","y"],"annotations_per_task":2}')
+PF=$(echo "${r#* }" | jq .id)
+seq 1 10 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$PF" - >/dev/null
+r=$(api POST "/v1/projects/$PF/leases" "$A" '{"max":5}')
+body=$(echo "${r#* }" | jq -c '{results: [.leases[] | {lease, label: "x"}]}')
+maxtok=$(echo "${r#* }" | jq '[.leases[].fencing_token] | max')
+r=$(api POST "/v1/projects/$PF/submit" "$A" "$body")
+check "5 labeled before the flush" "201 201 201 201 201" "$(echo "${r#* }" | jq -r '[.results[].status] | join(" ")')"
+r=$(api POST "/v1/projects/$PF/leases" "$A" '{"max":1}')
+LIVE=$(echo "${r#* }" | jq -r '.leases[0].lease')
+redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
+r=$(api POST "/v1/projects/$PF/leases" "$A" '{"max":10}')
+check "after FLUSHALL the annotator gets only what they have not labeled" 5 "$(echo "${r#* }" | jq '.leases | length')"
+check "none of them one they labeled" 0 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $PF AND annotator_id = (SELECT id FROM users WHERE name = 'ann-a') AND task_id IN ($(echo "${r#* }" | jq -r '[.leases[].task_id] | join(",")'))")"
+check "fencing tokens keep growing past the flush" true "$(echo "${r#* }" | jq "[.leases[].fencing_token] | min > $maxtok")"
+r=$(api POST "/v1/projects/$PF/leases" "$B" '{"max":10}')
+check "another annotator still gets all 10" 10 "$(echo "${r#* }" | jq '.leases | length')"
+r=$(api POST "/v1/projects/$PF/leases/$LIVE/submit" "$A" '{"label":"x"}')
+check "a lease Redis forgot: 409, nothing stored" "409 5" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
+
 finish

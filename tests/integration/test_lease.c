@@ -130,9 +130,9 @@ static void fill_window(int n, int slots)
         free_slots[i] = slots;
         datas[i] = "{\"text\":\"t\"}";
     }
-    assert_int_equal(
-        qr_lease_window_add(engine, project, n, ids, free_slots, prios, datas, "", on_done, NULL),
-        0);
+    assert_int_equal(qr_lease_window_add(engine, project, n, ids, free_slots, prios, datas, NULL,
+                                         "", on_done, NULL),
+                     0);
     wait_done();
     assert_int_equal(last_rc, 0);
 }
