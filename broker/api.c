@@ -14,6 +14,7 @@
 
 #include "agreement.h"
 #include "broker_int.h"
+#include "committer.h"
 #include "import.h"
 #include "log.h"
 #include "store.h"
@@ -819,20 +820,19 @@ static void find_idempotent(ctx_t *c)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
-static void on_annotation_written(const PGresult *res, const char *err, const char *sqlstate,
-                                  void *arg)
+static void on_committed(int rc, int64_t annotation_id, const char *outcome, const char *err,
+                         void *arg)
 {
     ctx_t *c = arg;
-    if (!res && sqlstate && !strcmp(sqlstate, "23505") && c->idem_key) {
-        find_idempotent(c); /* the same key was used before */
-        return;
-    }
-    if (!res) {
+    if (rc < 0) {
         qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], NULL, NULL);
         respond_backend(c, "PostgreSQL", err);
         return;
     }
-    if (PQntuples(res) == 0) {
+    if (strcmp(outcome, "created")) {
+        /* "duplicate": this idempotency key was used before; "full": the
+         * task needs nothing more, or this annotator labeled it already
+         * (perhaps with this very key, by a submit whose answer was lost). */
         if (c->idem_key) {
             find_idempotent(c);
             return;
@@ -841,8 +841,7 @@ static void on_annotation_written(const PGresult *res, const char *err, const ch
             on_lease_ended(QR_EIO, c);
         return;
     }
-    c->out = json_pack("{sI sI s:b}", "annotation_id",
-                       (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "task_id",
+    c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)annotation_id, "task_id",
                        (json_int_t)c->task_id, "replayed", 0);
     /* The annotation is committed: the answer is "created" even if Redis is
      * unreachable now (the pinned lease then expires, and PostgreSQL's
@@ -869,20 +868,18 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
         return;
     }
     c->task_id = info->task_id;
-    char task[24], proj[24], user[24], tok[24], act[24], g[24], x[24];
-    const char *params[] = {i64(info->task_id, task),
-                            i64(c->project->id, proj),
-                            i64(c->user.id, user),
-                            c->label,
-                            i64(c->ids[1], tok),
-                            c->idem_key,
-                            c->active_ms >= 0 ? i64(c->active_ms, act) : NULL,
-                            i64(info->granted_ms, g),
-                            i64(info->expires_ms, x)};
-    if (qr_pg_query(c->b->pg, QR_SQL_SUBMIT, 9, params, on_annotation_written, c) < 0) {
-        qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], NULL, NULL);
-        respond_backend(c, "PostgreSQL", "pool closing");
-    }
+    qr_commit_row_t row = {
+        .task_id = info->task_id,
+        .project_id = c->project->id,
+        .annotator_id = c->user.id,
+        .token = c->ids[1],
+        .granted_ms = info->granted_ms,
+        .expires_ms = info->expires_ms,
+        .active_ms = c->active_ms,
+        .label = c->label,
+        .idempotency_key = c->idem_key,
+    };
+    qr_committer_add(c->b->committer, &row, on_committed, c);
 }
 
 /* Reads one result object (label, idempotency_key, active_ms) into c.

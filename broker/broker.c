@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "committer.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -415,6 +416,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         goto fail;
     }
     b->lease = qr_lease_engine_new(b->redis);
+    b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
     rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the Redis subscriber (%d)", rc);
@@ -473,6 +475,7 @@ static void broker_free(qr_broker_t *b)
         }
     }
     qr_lease_engine_free(b->lease);
+    qr_committer_free(b->committer);
     void (*cb)(void *) = b->stop_cb;
     void *arg = b->stop_arg;
     free(b);

@@ -78,28 +78,6 @@
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
     "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete')"
 
-/* Stores one annotation and the history of its lease, and counts it on the
- * task, in one statement. Nothing is written (zero rows) when the task has
- * all its annotations already or this annotator labeled it before; a reused
- * idempotency key fails with 23505.
- * $1 task, $2 project, $3 annotator, $4 label, $5 fencing token,
- * $6 idempotency key, $7 active ms, $8 granted ms, $9 expires ms -> id. */
-#define QR_SQL_SUBMIT                                                                              \
-    "WITH t AS (UPDATE tasks SET done_count = done_count + 1,"                                     \
-    "    state = CASE WHEN done_count + 1 = required THEN 'complete' ELSE state END"               \
-    "  WHERE id = $1 AND project_id = $2 AND done_count < required"                                \
-    "    AND NOT EXISTS (SELECT 1 FROM annotations WHERE task_id = $1 AND annotator_id = $3)"      \
-    "  RETURNING id),"                                                                             \
-    " a AS (INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token,"     \
-    "    idempotency_key, active_ms)"                                                              \
-    "  SELECT $1, $2, $3, $4, $5, $6, $7 FROM t RETURNING id),"                                    \
-    " l AS (INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"     \
-    "    expires_at, outcome)"                                                                     \
-    "  SELECT $2, $5, $1, $3, to_timestamp($8::bigint / 1000.0), to_timestamp($9::bigint / "       \
-    "1000.0),"                                                                                     \
-    "    'submitted' FROM a ON CONFLICT DO NOTHING)"                                               \
-    " SELECT id FROM a"
-
 /* Records a released or skipped lease. $1 project, $2 token, $3 task,
  * $4 annotator, $5 granted ms, $6 expires ms, $7 outcome, $8 reason. */
 #define QR_SQL_LEASE_ENDED                                                                         \
