@@ -300,6 +300,77 @@ static void test_priority_release_and_skip(void **state)
     assert_int_equal(got[0].task_id, 3);
 }
 
+static void on_refill_state(int rc, const char *cursor, int exhausted, int locked, int init,
+                            void *arg)
+{
+    int *out = arg;
+    out[0] = rc;
+    out[1] = locked;
+    out[2] = init;
+    done = 1;
+}
+
+/* The edge cases of each script: the last free slot, an annotator who has
+ * seen the whole window, expiry racing a heartbeat, two refills at once. */
+static void test_script_edges(void **state)
+{
+    project = 9006;
+    fill_window(1, 1);
+    int64_t now = qr_now_ms();
+    /* Last free slot: two annotators in a row, one gets it. */
+    assert_int_equal(qr_lease_grant(engine, project, 1, 5, now, 1000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    int64_t tok = got[0].token;
+    assert_int_equal(qr_lease_grant(engine, project, 2, 5, now, 1000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 0);
+    assert_int_equal(redis_int("ZCARD", "{p:9006}:ready", NULL), 0);
+    /* Expiry racing a heartbeat: a heartbeat one millisecond after the
+     * expiry loses, even before the reaper ran. */
+    assert_int_equal(qr_lease_heartbeat(engine, project, 1, tok, now + 1001, 1000, on_info, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, QR_ECONFLCT);
+    /* ...and one just before it wins, pushing the expiry out. */
+    assert_int_equal(qr_lease_heartbeat(engine, project, 1, tok, now + 999, 1000, on_info, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(info.expires_ms, now + 1999);
+
+    /* An annotator who has seen every task in the window gets nothing
+     * while another still gets work. */
+    project = 9007;
+    fill_window(3, 2);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 10, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 3);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 10, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 0);
+    assert_int_equal(qr_lease_grant(engine, project, 2, 10, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 3);
+
+    /* Two brokers refilling at once: one holds the lock, the other waits
+     * its turn; once the first ends, the next may refill. */
+    int a[3], b[3];
+    assert_int_equal(qr_lease_refill_begin(engine, 9008, 5000, on_refill_state, a), 0);
+    wait_done();
+    assert_int_equal(qr_lease_refill_begin(engine, 9008, 5000, on_refill_state, b), 0);
+    wait_done();
+    assert_int_equal(a[0], 0);
+    assert_int_equal(a[1], 1);
+    assert_int_equal(a[2], 0); /* a new project: not initialised yet */
+    assert_int_equal(b[1], 0);
+    assert_int_equal(qr_lease_refill_end(engine, 9008, 0, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(qr_lease_refill_begin(engine, 9008, 5000, on_refill_state, b), 0);
+    wait_done();
+    assert_int_equal(b[1], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_reaper_returns_slots),
         cmocka_unit_test(test_scripts_survive_flush),
         cmocka_unit_test(test_priority_release_and_skip),
+        cmocka_unit_test(test_script_edges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
