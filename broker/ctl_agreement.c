@@ -1,10 +1,295 @@
-/* ctl_agreement.c: being written. */
+/*
+ * ctl_agreement.c - `quorumctl agreement FILE.csv [--json] [--per-item]`:
+ * inter-annotator agreement on a CSV of judgements, offline (issue 4).
+ *
+ * Reading is qr_agreement_read_csv() and the math is qr_agreement_json(), both
+ * in common/agreement*.c; this file parses flags and renders the report, as
+ * JSON or as plain text drawn from that same JSON so the two never disagree.
+ * On bad input nothing is printed on stdout: only the error, on stderr.
+ */
 #include "ctl_agreement.h"
 
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "agreement.h"
+
+#define EXIT_OK    0
+#define EXIT_IO    1
+#define EXIT_USAGE 2
+
+static const char help_text[] =
+    "Usage: quorumctl agreement FILE.csv|- [--json] [--per-item]\n"
+    "\n"
+    "Computes inter-annotator agreement on a CSV file of judgements, offline.\n"
+    "The header names the columns item, annotator and label (any order; other\n"
+    "columns are ignored); RFC 4180 quoting, UTF-8 with or without a byte-order\n"
+    "mark, LF or CRLF. `-` reads stdin. Labels are strings; when every label is a\n"
+    "number the numeric coefficients (weighted kappa, Krippendorff's ordinal,\n"
+    "interval and ratio alpha) apply too.\n"
+    "\n"
+    "Prints counts; percent agreement, Cohen's kappa (plain, linear, quadratic),\n"
+    "Scott's pi, Fleiss' kappa, Davies-Fleiss kappa, Krippendorff's alpha\n"
+    "(nominal, ordinal, interval, ratio) and Gwet's AC1, each with its value or\n"
+    "why it is undefined or not applicable; every annotator pair with shared\n"
+    "items; each annotator's agreement with the majority of the others; the label\n"
+    "distribution.\n"
+    "\n"
+    "  --json       print the report as JSON (full precision)\n"
+    "  --per-item   also list each item's agreement and majority label\n"
+    "  --project ID compute on a broker project (not yet supported)\n"
+    "  --help       show this help\n"
+    "\n"
+    "Exit codes: 0 success, 1 output error, 2 usage error or bad input (a\n"
+    "duplicate (item, annotator), an empty label, invalid UTF-8, a missing\n"
+    "column or bad quoting; the error names the line).\n";
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "quorumctl agreement: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun `quorumctl agreement --help` for usage.\n");
+    return EXIT_USAGE;
+}
+
+/* Prints s with control characters as '?', padded with spaces to width
+ * columns (counting UTF-8 code points, not bytes). */
+static void put_name(FILE *out, const char *s, int width)
+{
+    int cols = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fputc('?', out);
+        else
+            fputc(*p, out);
+        if ((*p & 0xc0) != 0x80)
+            cols++;
+    }
+    for (; cols < width; cols++)
+        fputc(' ', out);
+}
+
+static int name_width(const char *s)
+{
+    int cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        cols += (*p & 0xc0) != 0x80;
+    return cols;
+}
+
+/* "0.7430", "undefined (reason)" or "n/a (reason)" for a metric object. */
+static void put_metric(FILE *out, const json_t *m, int with_reason)
+{
+    const char *status = json_string_value(json_object_get(m, "status"));
+    const char *reason = json_string_value(json_object_get(m, "reason"));
+
+    if (status && strcmp(status, "defined") == 0) {
+        fprintf(out, "%.4f", json_real_value(json_object_get(m, "value")));
+        return;
+    }
+    fputs(status && strcmp(status, "undefined") == 0 ? "undefined" : "n/a", out);
+    if (with_reason && reason)
+        fprintf(out, " (%s)", reason);
+}
+
+static json_int_t count_of(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static void print_text(FILE *out, const json_t *r, const char *source)
+{
+    const json_t *counts = json_object_get(r, "counts");
+    const json_t *metrics = json_object_get(r, "metrics");
+    const json_t *labels = json_object_get(r, "labels");
+    const json_t *pairs = json_object_get(r, "pairwise");
+    const json_t *anns = json_object_get(r, "per_annotator");
+    const json_t *items = json_object_get(r, "per_item");
+    const json_t *v;
+    const char *key;
+    size_t i;
+    int w;
+
+    fprintf(out, "Agreement on %s\n", source);
+    fprintf(out,
+            "  %" JSON_INTEGER_FORMAT " judgements, %" JSON_INTEGER_FORMAT
+            " items (%" JSON_INTEGER_FORMAT " with two or more judgements), %" JSON_INTEGER_FORMAT
+            " annotators, %zu labels%s\n",
+            count_of(counts, "judgements"), count_of(counts, "items"),
+            count_of(counts, "pairable_items"), count_of(counts, "annotators"),
+            json_object_size(labels),
+            json_is_true(json_object_get(r, "labels_numeric")) ? " (numeric)" : "");
+
+    fprintf(out, "\nCoefficients\n");
+    json_object_foreach((json_t *)metrics, key, v)
+    {
+        fprintf(out, "  %-29s ", key);
+        put_metric(out, v, 1);
+        fputc('\n', out);
+    }
+
+    fprintf(out, "\nLabels (judgements)\n");
+    w = 5;
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        if (name_width(key) > w)
+            w = name_width(key);
+    }
+    w = w > 40 ? 40 : w;
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        fputs("  ", out);
+        put_name(out, key, w);
+        fprintf(out, "  %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
+    }
+
+    w = 9;
+    json_array_foreach(anns, i, v)
+    {
+        int n = name_width(json_string_value(json_object_get(v, "annotator")));
+        w = n > w ? n : w;
+    }
+    w = w > 32 ? 32 : w;
+
+    fprintf(out, "\nPairwise (annotator pairs with shared items)\n  ");
+    put_name(out, "A", w);
+    fputs("  ", out);
+    put_name(out, "B", w);
+    fprintf(out, "  %8s  %9s  %s\n", "items", "agreement", "cohen_kappa");
+    if (json_array_size(pairs) == 0)
+        fprintf(out, "  (no two annotators labeled the same item)\n");
+    json_array_foreach(pairs, i, v)
+    {
+        fputs("  ", out);
+        put_name(out, json_string_value(json_object_get(v, "a")), w);
+        fputs("  ", out);
+        put_name(out, json_string_value(json_object_get(v, "b")), w);
+        fprintf(out, "  %8" JSON_INTEGER_FORMAT "  %9.4f  ", count_of(v, "items"),
+                json_real_value(json_object_get(v, "percent_agreement")));
+        put_metric(out, json_object_get(v, "cohen_kappa"), 0);
+        fputc('\n', out);
+    }
+
+    fprintf(out, "\nPer annotator (agreement with the unique majority of the others)\n  ");
+    put_name(out, "ANNOTATOR", w);
+    fprintf(out, "  %10s  %9s  %s\n", "judgements", "agreement", "agree/compared");
+    json_array_foreach(anns, i, v)
+    {
+        const json_t *maj = json_object_get(v, "majority_agreement");
+        fputs("  ", out);
+        put_name(out, json_string_value(json_object_get(v, "annotator")), w);
+        fprintf(out, "  %10" JSON_INTEGER_FORMAT "  ", count_of(v, "judgements"));
+        if (json_is_real(json_object_get(maj, "value")))
+            fprintf(out, "%9.4f", json_real_value(json_object_get(maj, "value")));
+        else
+            fprintf(out, "%9s", "undefined");
+        fprintf(out, "  %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT "\n",
+                count_of(maj, "agree"), count_of(maj, "compared"));
+    }
+
+    if (items) {
+        w = 4;
+        json_array_foreach(items, i, v)
+        {
+            int n = name_width(json_string_value(json_object_get(v, "item")));
+            w = n > w ? n : w;
+        }
+        w = w > 32 ? 32 : w;
+        fprintf(out, "\nPer item (share of agreeing pairs; unique most common label)\n  ");
+        put_name(out, "ITEM", w);
+        fprintf(out, "  %10s  %9s  %s\n", "judgements", "agreement", "majority");
+        json_array_foreach(items, i, v)
+        {
+            const json_t *agr = json_object_get(v, "agreement");
+            const json_t *maj = json_object_get(v, "majority_label");
+            fputs("  ", out);
+            put_name(out, json_string_value(json_object_get(v, "item")), w);
+            fprintf(out, "  %10" JSON_INTEGER_FORMAT "  ", count_of(v, "judgements"));
+            if (json_is_real(agr))
+                fprintf(out, "%9.4f  ", json_real_value(agr));
+            else
+                fprintf(out, "%9s  ", "-");
+            if (json_is_string(maj))
+                put_name(out, json_string_value(maj), 0);
+            else
+                fputs("(tie)", out);
+            fputc('\n', out);
+        }
+    }
+}
 
 int qr_ctl_agreement(int argc, char **argv)
 {
-    fprintf(stderr, "quorumctl agreement: not built yet\n");
-    return 2;
+    const char *path = NULL;
+    int as_json = 0, per_item = 0, only_files = 0;
+    char err[512];
+    FILE *f;
+    int rc = EXIT_OK;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!only_files && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+            fputs(help_text, stdout);
+            return EXIT_OK;
+        } else if (!only_files && strcmp(arg, "--json") == 0) {
+            as_json = 1;
+        } else if (!only_files && strcmp(arg, "--per-item") == 0) {
+            per_item = 1;
+        } else if (!only_files &&
+                   (strcmp(arg, "--project") == 0 || strncmp(arg, "--project=", 10) == 0)) {
+            fprintf(stderr, "quorumctl agreement: --project is not yet supported; export the "
+                            "project's annotations to CSV and pass the file\n");
+            return EXIT_USAGE;
+        } else if (!only_files && strcmp(arg, "--") == 0) {
+            only_files = 1;
+        } else if (!only_files && arg[0] == '-' && arg[1] != '\0') {
+            return usage("unknown flag %s", arg);
+        } else if (path) {
+            return usage("one file only; got a second: %s", arg);
+        } else {
+            path = arg;
+        }
+    }
+    if (!path)
+        return usage("%s", "missing FILE.csv (or - for stdin)");
+
+    if (strcmp(path, "-") == 0) {
+        f = stdin;
+    } else if (!(f = fopen(path, "rb"))) {
+        fprintf(stderr, "quorumctl agreement: cannot open %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    qr_agreement_t *a = qr_agreement_new();
+    int r = qr_agreement_read_csv(f, a, err, sizeof(err));
+    if (f != stdin)
+        fclose(f);
+    if (r < 0) {
+        fprintf(stderr, "quorumctl agreement: %s: %s\n", strcmp(path, "-") ? path : "stdin", err);
+        qr_agreement_free(a);
+        return EXIT_USAGE;
+    }
+    json_t *report = qr_agreement_json(a, per_item);
+    qr_agreement_free(a);
+    if (as_json) {
+        if (json_dumpf(report, stdout, JSON_INDENT(2)) != 0)
+            rc = EXIT_IO;
+        fputc('\n', stdout);
+    } else {
+        print_text(stdout, report, strcmp(path, "-") ? path : "stdin");
+    }
+    json_decref(report);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "quorumctl agreement: writing the report: %s\n", strerror(errno));
+        rc = EXIT_IO;
+    }
+    return rc;
 }

@@ -1,2 +1,441 @@
-/* agreement.c: being written. */
-typedef int qr_placeholder_agreement_t;
+/*
+ * agreement.c - the judgement store behind the agreement engine: interning of
+ * item, annotator and label strings in hash tables, the (item, annotator)
+ * duplicate check, and the label facts (numeric or not) the coefficients need.
+ * The coefficients themselves are in agreement_stats.c.
+ *
+ * Everything is kept in flat arrays of 32-bit ids so that a million judgements
+ * take about 40 MiB and the statistics pass runs over contiguous memory.
+ */
+#include "agreement_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MAX_IDS UINT32_C(0xfffffffe)
+
+/* A fast non-cryptographic 64-bit hash (word-at-a-time multiply/xor with a
+ * murmur3 finaliser). The inputs are labeling data, not an attacker's hash
+ * flood; a broker that interns untrusted names at scale should seed it. */
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)n * UINT64_C(0xff51afd7ed558ccd));
+    uint64_t w;
+    size_t len = n;
+
+    while (n >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+        h ^= h >> 31;
+        s += 8;
+        n -= 8;
+    }
+    if (n) {
+        /* The tail in at most two loads (no byte-wise copy through the stack,
+         * which stalls store forwarding): the last 8 bytes when the string is
+         * that long, else two overlapping 4-byte or three single-byte loads. */
+        if (len >= 8) {
+            memcpy(&w, s + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t x, y;
+            memcpy(&x, s, 4);
+            memcpy(&y, s + n - 4, 4);
+            w = (uint64_t)x << 32 | y;
+        } else {
+            w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
+                (unsigned char)s[n - 1];
+        }
+        h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+        h ^= h >> 31;
+    }
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= UINT64_C(0xff51afd7ed558ccd);
+    k ^= k >> 33;
+    k *= UINT64_C(0xc4ceb9fe1a85ec53);
+    k ^= k >> 33;
+    return k;
+}
+
+static void strtab_init(qr_strtab_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->mask = 63;
+    t->slots = qr_xcalloc(t->mask + 1, sizeof(*t->slots));
+}
+
+static void strtab_free(qr_strtab_t *t)
+{
+    free(t->bytes);
+    free(t->off);
+    free(t->len);
+    free(t->slots);
+}
+
+/* Slot index of s in t: the slot holding it, or the empty slot where it goes. */
+static size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n, uint64_t h)
+{
+    uint64_t tag = h >> 32;
+    size_t i = (size_t)h & t->mask;
+
+    for (;;) {
+        uint64_t v = t->slots[i];
+        if (v == 0)
+            return i;
+        if ((v >> 32) == tag) {
+            uint32_t id = (uint32_t)v - 1;
+            if (t->len[id] == n && memcmp(t->bytes + t->off[id], s, n) == 0)
+                return i;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+static void strtab_grow(qr_strtab_t *t)
+{
+    size_t ncap = (t->mask + 1) * 2;
+    uint64_t *ns = qr_xcalloc(ncap, sizeof(*ns));
+
+    for (size_t i = 0; i <= t->mask; i++) {
+        uint64_t v = t->slots[i];
+        if (v == 0)
+            continue;
+        uint32_t id = (uint32_t)v - 1;
+        size_t j = (size_t)hash_bytes(t->bytes + t->off[id], t->len[id]) & (ncap - 1);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = v;
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->mask = ncap - 1;
+}
+
+/* Id of s (found or newly added) through *id; *added says which. Returns 0 or
+ * QR_ETOOBIG. Load factor stays at or below one half. */
+static int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint32_t *id, int *added)
+{
+    *added = 0;
+    /* Exports are usually grouped by item: the same string again is common. */
+    if (t->n && t->len[t->last] == n && memcmp(t->bytes + t->off[t->last], s, n) == 0) {
+        *id = t->last;
+        return 0;
+    }
+    uint64_t h = hash_bytes(s, n);
+    size_t i = strtab_probe(t, s, n, h);
+
+    if (t->slots[i]) {
+        *id = t->last = (uint32_t)t->slots[i] - 1;
+        return 0;
+    }
+    if (t->n >= MAX_IDS || n >= UINT32_MAX)
+        return QR_ETOOBIG;
+    if (t->n == t->cap_id) {
+        t->cap_id = t->cap_id ? (t->cap_id > MAX_IDS / 2 ? MAX_IDS : t->cap_id * 2) : 64;
+        t->off = qr_xrealloc(t->off, (size_t)t->cap_id * sizeof(*t->off));
+        t->len = qr_xrealloc(t->len, (size_t)t->cap_id * sizeof(*t->len));
+    }
+    if (t->cap - t->used < n + 1) {
+        size_t ncap = t->cap ? t->cap : 4096;
+        while (ncap - t->used < n + 1)
+            ncap *= 2;
+        t->bytes = qr_xrealloc(t->bytes, ncap);
+        t->cap = ncap;
+    }
+    memcpy(t->bytes + t->used, s, n);
+    t->bytes[t->used + n] = '\0';
+    t->off[t->n] = t->used;
+    t->len[t->n] = (uint32_t)n;
+    t->used += n + 1;
+    *id = t->last = t->n++;
+    t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
+    *added = 1;
+    if ((size_t)t->n * 2 > t->mask + 1)
+        strtab_grow(t);
+    return 0;
+}
+
+/* Id of s, or -1 when it was never interned. */
+static long strtab_find(const qr_strtab_t *t, const char *s, size_t n)
+{
+    size_t i = strtab_probe(t, s, n, hash_bytes(s, n));
+    return t->slots[i] ? (long)((uint32_t)t->slots[i] - 1) : -1;
+}
+
+int qr_agreement_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + n;
+
+    while (p < end) {
+        if (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & UINT64_C(0x8080808080808080))) {
+                p += 8;
+                continue;
+            }
+        }
+        unsigned c = *p;
+        size_t need;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - p) <= need)
+            return 0;
+        unsigned c1 = p[1];
+        if ((c1 & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+            (c == 0xf4 && c1 > 0x8f))
+            return 0; /* overlong, surrogate or past U+10FFFF */
+        for (size_t k = 2; k <= need; k++)
+            if ((p[k] & 0xc0) != 0x80)
+                return 0;
+        p += need + 1;
+    }
+    return 1;
+}
+
+/* 1 and the value in *v if s (NUL-terminated at s[n]) is a finite decimal
+ * number: [+-] digits [. digits] [e [+-] digits], digits on at least one side
+ * of the point. No spaces, hex, "inf" or "nan". */
+static int parse_number(const char *s, size_t n, double *v)
+{
+    size_t i = 0, digits = 0;
+    char *end;
+
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++, digits++;
+    if (i < n && s[i] == '.') {
+        i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++, digits++;
+    }
+    if (digits == 0)
+        return 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++, e++;
+        if (e == 0)
+            return 0;
+    }
+    if (i != n)
+        return 0;
+    errno = 0;
+    *v = strtod(s, &end);
+    return end == s + n && isfinite(*v);
+}
+
+/* Non-empty, no NUL byte, valid UTF-8. One byte loop for the ASCII case,
+ * which is all that labels and ids usually are. */
+static int valid_name(const char *s, size_t n)
+{
+    unsigned char hi = 0, zero = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        hi |= c;
+        zero |= c == 0;
+    }
+    return n > 0 && !zero && (!(hi & 0x80) || qr_agreement_utf8_valid(s, n));
+}
+
+qr_agreement_t *qr_agreement_new(void)
+{
+    qr_agreement_t *a = qr_xcalloc(1, sizeof(*a));
+
+    strtab_init(&a->items);
+    strtab_init(&a->annotators);
+    strtab_init(&a->labels);
+    return a;
+}
+
+void qr_agreement_free(qr_agreement_t *a)
+{
+    if (!a)
+        return;
+    strtab_free(&a->items);
+    strtab_free(&a->annotators);
+    strtab_free(&a->labels);
+    free(a->j_item);
+    free(a->j_ann);
+    free(a->j_label);
+    free(a->j_next);
+    free(a->item_head);
+    free(a->item_cnt);
+    free(a->seen);
+    free(a->seen_j);
+    free(a->label_value);
+    free(a->label_is_num);
+    free(a);
+}
+
+size_t qr_agreement_count(const qr_agreement_t *a)
+{
+    return a->n;
+}
+
+static size_t seen_probe(const qr_agreement_t *a, uint64_t key)
+{
+    size_t i = (size_t)mix64(key) & a->seen_mask;
+
+    while (a->seen[i] && a->seen[i] != key)
+        i = (i + 1) & a->seen_mask;
+    return i;
+}
+
+static void seen_insert(qr_agreement_t *a, uint64_t key, uint32_t j)
+{
+    if ((a->seen_n + 1) * 2 > (a->seen ? a->seen_mask + 1 : 0)) {
+        uint64_t *old = a->seen;
+        uint32_t *old_j = a->seen_j;
+        size_t old_cap = old ? a->seen_mask + 1 : 0;
+        size_t cap = old_cap ? old_cap * 2 : 1024;
+
+        a->seen_mask = cap - 1;
+        a->seen = qr_xcalloc(cap, sizeof(*a->seen));
+        a->seen_j = qr_xmalloc(cap * sizeof(*a->seen_j));
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old[i])
+                continue;
+            size_t s = seen_probe(a, old[i]);
+            a->seen[s] = old[i];
+            a->seen_j[s] = old_j[i];
+        }
+        free(old);
+        free(old_j);
+    }
+    size_t s = seen_probe(a, key);
+    a->seen[s] = key;
+    a->seen_j[s] = j;
+    a->seen_n++;
+}
+
+/* Judgement index of (it, an), or -1. */
+static long judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
+{
+    if (a->item_cnt[it] < QR_AGR_LIST_MAX) {
+        for (uint32_t j = a->item_head[it]; j; j = a->j_next[j - 1])
+            if (a->j_ann[j - 1] == an)
+                return (long)j - 1;
+        return -1;
+    }
+    size_t s = seen_probe(a, ((uint64_t)it + 1) << 32 | an);
+    return a->seen[s] ? (long)a->seen_j[s] : -1;
+}
+
+long qr_agreement_find(const qr_agreement_t *a, const char *item, size_t item_len,
+                       const char *annotator, size_t annotator_len)
+{
+    long it = strtab_find(&a->items, item, item_len);
+    long an = strtab_find(&a->annotators, annotator, annotator_len);
+
+    if (it < 0 || an < 0)
+        return -1;
+    return judgement_of(a, (uint32_t)it, (uint32_t)an);
+}
+
+/* Records the numeric facts of a newly interned label. */
+static void label_added(qr_agreement_t *a, uint32_t id)
+{
+    if (id >= a->label_cap) {
+        a->label_cap = a->label_cap ? a->label_cap * 2 : 64;
+        a->label_value = qr_xrealloc(a->label_value, a->label_cap * sizeof(*a->label_value));
+        a->label_is_num = qr_xrealloc(a->label_is_num, a->label_cap);
+    }
+    double v = 0;
+    int num = parse_number(qr_strtab_str(&a->labels, id), a->labels.len[id], &v);
+    a->label_value[id] = num ? v : 0;
+    a->label_is_num[id] = (unsigned char)num;
+    if (!num)
+        a->non_numeric++;
+}
+
+int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const char *annotator,
+                     size_t annotator_len, const char *label, size_t label_len)
+{
+    uint32_t it, an, lb;
+    int added, rc;
+
+    if (!valid_name(item, item_len) || !valid_name(annotator, annotator_len) ||
+        !valid_name(label, label_len))
+        return QR_EINVAL;
+    /* Checked up front so that interning below cannot fail half-way and leave
+     * an item or annotator without a judgement. */
+    if (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
+        a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
+        label_len >= UINT32_MAX)
+        return QR_ETOOBIG;
+    if ((rc = strtab_intern(&a->items, item, item_len, &it, &added)) < 0)
+        return rc;
+    if (added) {
+        if (it >= a->item_cap) {
+            a->item_cap = a->item_cap ? a->item_cap * 2 : 1024;
+            a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
+            a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
+        }
+        a->item_head[it] = 0;
+        a->item_cnt[it] = 0;
+    }
+    if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, &an, &added)) < 0)
+        return rc;
+    /* A duplicate needs the item and the annotator to exist already, so the
+     * interning above never leaves a judgement-less item behind. */
+    if (!added && a->item_cnt[it] > 0 && judgement_of(a, it, an) >= 0)
+        return QR_ECONFLCT;
+    if ((rc = strtab_intern(&a->labels, label, label_len, &lb, &added)) < 0)
+        return rc;
+    if (added)
+        label_added(a, lb);
+
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 1024;
+        a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
+        a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
+        a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
+        a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
+    }
+    uint32_t j = (uint32_t)a->n++;
+    a->j_item[j] = it;
+    a->j_ann[j] = an;
+    a->j_label[j] = lb;
+    a->j_next[j] = a->item_head[it];
+    a->item_head[it] = j + 1;
+    a->item_cnt[it]++;
+    if (a->item_cnt[it] == QR_AGR_LIST_MAX) {
+        for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
+            seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x - 1], x - 1);
+    } else if (a->item_cnt[it] > QR_AGR_LIST_MAX) {
+        seen_insert(a, ((uint64_t)it + 1) << 32 | an, j);
+    }
+    return 0;
+}

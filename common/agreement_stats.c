@@ -1,0 +1,1019 @@
+/*
+ * agreement_stats.c - the coefficients and breakdowns of issue 4, computed
+ * from the judgement store in a few linear passes, and their JSON form.
+ *
+ * Layout: the judgements are counting-sorted once by item (so each item's
+ * judgements are contiguous) and once by annotator. One pass over the items
+ * then yields percent agreement, Fleiss, Krippendorff (all four metrics, the
+ * ordinal one in a second cheap pass), Gwet's chance term and the majority
+ * comparisons; one pass per annotator over the items it labeled yields the
+ * pair table. No step is quadratic in the number of items or judgements;
+ * pairs cost what the data has (k(k-1)/2 per item with k judgements), and the
+ * ratio metric's expected disagreement is quadratic in the number of distinct
+ * numeric levels.
+ *
+ * Definitions (the issue fixes them where the literature varies):
+ * - percent agreement: Fleiss' mean over items with k >= 2 judgements of the
+ *   share of agreeing ordered pairs, sum_c n_c (n_c - 1) / (k (k - 1)).
+ * - Cohen's kappa (weighted forms with sklearn's rank weights), Scott's pi:
+ *   exactly two annotators, over the items both labeled.
+ * - Fleiss (1971): every item has the same k >= 2.
+ * - Davies & Fleiss (1982) / Conger / NLTK multi_kappa: every annotator labeled
+ *   every item; observed = mean pairwise agreement, expected = mean over
+ *   annotator pairs of sum_c p_ac p_bc.
+ * - Krippendorff (2011): coincidence matrix over pairable values.
+ * - Gwet's AC1 (2008) as irrCAC's gwet.ac1.raw: pa as percent agreement, pi_c
+ *   averaged over all items (single-judgement items included), pe =
+ *   sum_c pi_c (1 - pi_c) / (q - 1) with q the labels used.
+ * Where a coefficient is 0/0 on the data it is "undefined" with the reason;
+ * where its precondition does not hold it is "not_applicable".
+ */
+#include "agreement_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum { ST_DEFINED, ST_UNDEFINED, ST_NOT_APPLICABLE };
+
+typedef struct {
+    int status;
+    double value;     /* meaningful only when status == ST_DEFINED */
+    char reason[200]; /* set when status != ST_DEFINED */
+} coef_t;
+
+enum {
+    M_PERCENT,
+    M_COHEN,
+    M_COHEN_LINEAR,
+    M_COHEN_QUADRATIC,
+    M_SCOTT,
+    M_FLEISS,
+    M_DAVIES_FLEISS,
+    M_ALPHA_NOMINAL,
+    M_ALPHA_ORDINAL,
+    M_ALPHA_INTERVAL,
+    M_ALPHA_RATIO,
+    M_GWET,
+    M_COUNT
+};
+
+static const char *const metric_names[M_COUNT] = {
+    "percent_agreement",
+    "cohen_kappa",
+    "cohen_kappa_linear",
+    "cohen_kappa_quadratic",
+    "scott_pi",
+    "fleiss_kappa",
+    "davies_fleiss_kappa",
+    "krippendorff_alpha_nominal",
+    "krippendorff_alpha_ordinal",
+    "krippendorff_alpha_interval",
+    "krippendorff_alpha_ratio",
+    "gwet_ac1",
+};
+
+/* One annotator pair with shared items; ranks index the name-sorted order. */
+typedef struct {
+    uint32_t a, b;     /* annotator ranks, a < b */
+    uint64_t items;    /* items both labeled */
+    uint64_t agree;    /* of those, items with the same label */
+    uint64_t sum_prod; /* sum over labels of (a's count) * (b's count) on those items */
+} pair_t;
+
+/* One pair instance gathered while scanning an annotator's items. */
+typedef struct {
+    uint32_t b;  /* the other annotator's rank */
+    uint32_t la; /* label of the lower-ranked annotator */
+    uint32_t lb; /* label of the other annotator */
+} rec_t;
+
+typedef struct {
+    const qr_agreement_t *a;
+    uint32_t ni, na, nl;
+    size_t n;
+    uint32_t *istart;      /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
+    uint32_t *irank;       /* per position: annotator rank */
+    uint32_t *ilab;        /* per position: label id */
+    uint32_t *pitem;       /* per position: item id */
+    uint32_t *astart;      /* na + 1: by annotator rank, into apos */
+    uint32_t *apos;        /* item-order positions grouped by annotator rank */
+    uint32_t *ann_by_rank; /* annotator ids in name order */
+    uint32_t *rank_of_ann; /* inverse of ann_by_rank */
+    uint32_t *lab_order;   /* label ids in output order */
+    uint64_t *label_count; /* per label id: judgements */
+    uint32_t labels_used;  /* labels with at least one judgement (all of them) */
+    int numeric;           /* every label is a number */
+    uint32_t nlev;         /* distinct numeric values */
+    double *lev_value;     /* per level, ascending */
+    uint32_t *lev_of_label;
+    uint32_t pairable; /* items with >= 2 judgements */
+    coef_t m[M_COUNT];
+    pair_t *pairs;
+    size_t npairs, cap_pairs;
+    uint64_t *maj_agree;    /* per rank */
+    uint64_t *maj_compared; /* per rank */
+    double *item_agr;       /* per item (per_item only): share of agreeing pairs, or -1 */
+    int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
+} an_t;
+
+static void coef_value(coef_t *c, double v)
+{
+    c->status = ST_DEFINED;
+    c->value = v;
+    c->reason[0] = '\0';
+}
+
+static void coef_reason(coef_t *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void coef_reason(coef_t *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->status = status;
+    c->value = 0;
+    va_start(ap, fmt);
+    vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* kappa = (po - pe) / (1 - pe) with po = agree / n and pe = sum_prod / n^2,
+ * computed from integers so the 0/0 case is found exactly. */
+static void kappa_counts(coef_t *c, uint64_t n, uint64_t agree, uint64_t sum_prod)
+{
+    if (n == 0) {
+        coef_reason(c, ST_UNDEFINED, "the two annotators share no item");
+        return;
+    }
+    double nn = (double)n * (double)n;
+    double den = nn - (double)sum_prod;
+    if (den <= 0) {
+        coef_reason(c, ST_UNDEFINED,
+                    "chance agreement is 1: both annotators gave one and the same label "
+                    "on every shared item");
+        return;
+    }
+    coef_value(c, ((double)n * (double)agree - (double)sum_prod) / den);
+}
+
+/* Byte order of (s, n) strings, shorter prefix first. */
+typedef struct {
+    const char *s;
+    uint32_t len;
+    uint32_t id;
+    double v;
+} sortkey_t;
+
+static int cmp_bytes(const sortkey_t *x, const sortkey_t *y)
+{
+    size_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, m);
+    if (c)
+        return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static int cmp_key_bytes(const void *p, const void *q)
+{
+    return cmp_bytes(p, q);
+}
+
+static int cmp_key_value(const void *p, const void *q)
+{
+    const sortkey_t *x = p, *y = q;
+    if (x->v != y->v)
+        return x->v < y->v ? -1 : 1;
+    return cmp_bytes(x, y);
+}
+
+/* Ids of t in output order into out[t->n]: byte order, or numeric order when
+ * values is non-NULL. */
+static void sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out)
+{
+    sortkey_t *k = qr_xmalloc((size_t)t->n * sizeof(*k) + 1);
+
+    for (uint32_t i = 0; i < t->n; i++) {
+        k[i].s = qr_strtab_str(t, i);
+        k[i].len = t->len[i];
+        k[i].id = i;
+        k[i].v = values ? values[i] : 0;
+    }
+    qsort(k, t->n, sizeof(*k), values ? cmp_key_value : cmp_key_bytes);
+    for (uint32_t i = 0; i < t->n; i++)
+        out[i] = k[i].id;
+    free(k);
+}
+
+static int cmp_u32(const void *p, const void *q)
+{
+    uint32_t x = *(const uint32_t *)p, y = *(const uint32_t *)q;
+    return (x > y) - (x < y);
+}
+
+/* Builds the item-major and annotator-major layouts and the label orders. */
+static void layout(an_t *s)
+{
+    const qr_agreement_t *a = s->a;
+    uint32_t *fill;
+
+    s->ann_by_rank = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
+    s->rank_of_ann = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
+    sort_ids(&a->annotators, NULL, s->ann_by_rank);
+    for (uint32_t r = 0; r < s->na; r++)
+        s->rank_of_ann[s->ann_by_rank[r]] = r;
+
+    s->numeric = s->nl > 0 && a->non_numeric == 0;
+    s->lab_order = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
+    sort_ids(&a->labels, s->numeric ? a->label_value : NULL, s->lab_order);
+    s->lev_of_label = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
+    s->lev_value = qr_xmalloc((size_t)s->nl * sizeof(double) + 1);
+    if (s->numeric) {
+        for (uint32_t i = 0; i < s->nl; i++) {
+            uint32_t l = s->lab_order[i];
+            double v = a->label_value[l];
+            if (s->nlev == 0 || s->lev_value[s->nlev - 1] != v)
+                s->lev_value[s->nlev++] = v;
+            s->lev_of_label[l] = s->nlev - 1;
+        }
+    }
+
+    s->label_count = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
+    s->istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
+    s->astart = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
+    for (size_t j = 0; j < s->n; j++) {
+        s->istart[a->j_item[j] + 1]++;
+        s->astart[s->rank_of_ann[a->j_ann[j]] + 1]++;
+        s->label_count[a->j_label[j]]++;
+    }
+    for (uint32_t i = 0; i < s->ni; i++)
+        s->istart[i + 1] += s->istart[i];
+    for (uint32_t r = 0; r < s->na; r++)
+        s->astart[r + 1] += s->astart[r];
+    for (uint32_t l = 0; l < s->nl; l++)
+        s->labels_used += s->label_count[l] > 0;
+
+    s->irank = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
+    s->ilab = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
+    s->pitem = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
+    s->apos = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
+    fill = qr_xmalloc(((size_t)s->ni + s->na) * sizeof(uint32_t) + 1);
+    memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
+    memcpy(fill + s->ni, s->astart, (size_t)s->na * sizeof(uint32_t));
+    for (size_t j = 0; j < s->n; j++) {
+        uint32_t it = a->j_item[j], r = s->rank_of_ann[a->j_ann[j]];
+        uint32_t p = fill[it]++;
+        s->irank[p] = r;
+        s->ilab[p] = a->j_label[j];
+        s->pitem[p] = it;
+        s->apos[fill[s->ni + r]++] = p;
+    }
+    free(fill);
+}
+
+/* Krippendorff's alpha from the summed observed disagreement do_sum =
+ * sum_ck o_ck delta_ck and the expected de_sum = sum_ck n_c n_k delta_ck over
+ * n pairable values: alpha = 1 - (n - 1) do_sum / de_sum. */
+static void alpha_from(coef_t *c, double n, double do_sum, double de_sum)
+{
+    coef_value(c, 1.0 - (n - 1.0) * do_sum / de_sum);
+}
+
+/*
+ * The pass over items: percent agreement, Fleiss, Krippendorff, Gwet, the
+ * majority comparisons per annotator and, when asked, per-item results.
+ */
+static void item_pass(an_t *s, int per_item)
+{
+    const qr_agreement_t *a = s->a;
+    uint32_t *cnt = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
+    uint32_t *touched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
+    uint64_t *pc = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t)); /* pairable counts */
+    double *pi_sum = qr_xcalloc((size_t)s->nl + 1, sizeof(double));
+    double pa_sum = 0, do_nom = 0, do_int = 0, do_ratio = 0;
+    uint64_t q_sum = 0, npair_values = 0;
+    uint32_t kmin = UINT32_MAX, kmax = 0;
+    int ratio_ok = s->numeric && s->lev_value[0] >= 0;
+
+    s->maj_agree = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
+    s->maj_compared = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
+    if (per_item) {
+        s->item_agr = qr_xmalloc((size_t)s->ni * sizeof(double) + 1);
+        s->item_major = qr_xmalloc((size_t)s->ni * sizeof(int64_t) + 1);
+    }
+
+    for (uint32_t i = 0; i < s->ni; i++) {
+        uint32_t b = s->istart[i], e = s->istart[i + 1], k = e - b, d = 0;
+        uint32_t c1 = 0, c2 = 0, c3 = 0, l1 = UINT32_MAX, l2 = UINT32_MAX;
+        uint64_t sumsq = 0;
+
+        for (uint32_t p = b; p < e; p++) {
+            uint32_t l = s->ilab[p];
+            if (cnt[l]++ == 0)
+                touched[d++] = l;
+        }
+        for (uint32_t t = 0; t < d; t++) {
+            uint32_t l = touched[t], c = cnt[l];
+            sumsq += (uint64_t)c * c;
+            pi_sum[l] += (double)c / k;
+            if (c > c1) {
+                c3 = c2, c2 = c1, l2 = l1;
+                c1 = c, l1 = l;
+            } else if (c > c2) {
+                c3 = c2;
+                c2 = c, l2 = l;
+            } else if (c > c3) {
+                c3 = c;
+            }
+        }
+        kmin = k < kmin ? k : kmin;
+        kmax = k > kmax ? k : kmax;
+        q_sum += sumsq;
+        if (per_item) {
+            s->item_agr[i] = k >= 2 ? (double)(sumsq - k) / ((double)k * (double)(k - 1)) : -1.0;
+            s->item_major[i] = c1 > c2 ? (int64_t)l1 : -1;
+        }
+
+        if (k >= 2) {
+            s->pairable++;
+            npair_values += k;
+            pa_sum += (double)(sumsq - k) / ((double)k * (double)(k - 1));
+            do_nom += ((double)k * (double)k - (double)sumsq) / (double)(k - 1);
+            for (uint32_t t = 0; t < d; t++)
+                pc[touched[t]] += cnt[touched[t]];
+            if (s->numeric) {
+                double sum = 0, ss = 0;
+                for (uint32_t t = 0; t < d; t++)
+                    sum += cnt[touched[t]] * a->label_value[touched[t]];
+                double mean = sum / k;
+                for (uint32_t t = 0; t < d; t++) {
+                    double dv = a->label_value[touched[t]] - mean;
+                    ss += cnt[touched[t]] * dv * dv;
+                }
+                do_int += 2.0 * k * ss / (k - 1);
+                if (ratio_ok) {
+                    double r = 0;
+                    for (uint32_t t = 0; t < d; t++) {
+                        double x = a->label_value[touched[t]];
+                        for (uint32_t u = t + 1; u < d; u++) {
+                            double y = a->label_value[touched[u]];
+                            if (x + y > 0) {
+                                double q = (x - y) / (x + y);
+                                r += (double)cnt[touched[t]] * cnt[touched[u]] * q * q;
+                            }
+                        }
+                    }
+                    do_ratio += 2.0 * r / (k - 1);
+                }
+            }
+            /* Majority of the others: the counts minus this judgement. */
+            for (uint32_t p = b; p < e; p++) {
+                uint32_t l = s->ilab[p];
+                int64_t win = -1;
+                if (l != l1 && l != l2) {
+                    if (c1 > c2)
+                        win = l1;
+                } else if (l == l1) {
+                    if (c1 - 1 > c2)
+                        win = l1;
+                    else if (c2 > c1 - 1 && c2 > c3)
+                        win = l2;
+                } else if (c1 > c3) { /* l == l2: l1 keeps c1 > c2 - 1 */
+                    win = l1;
+                }
+                if (win >= 0) {
+                    s->maj_compared[s->irank[p]]++;
+                    s->maj_agree[s->irank[p]] += (uint32_t)win == l;
+                }
+            }
+        }
+        for (uint32_t t = 0; t < d; t++)
+            cnt[touched[t]] = 0;
+    }
+
+    /* percent_agreement */
+    if (s->pairable == 0)
+        coef_reason(&s->m[M_PERCENT], ST_UNDEFINED, "no item has two or more judgements");
+    else
+        coef_value(&s->m[M_PERCENT], pa_sum / s->pairable);
+
+    /* fleiss_kappa */
+    coef_t *fk = &s->m[M_FLEISS];
+    if (s->ni == 0) {
+        coef_reason(fk, ST_NOT_APPLICABLE, "there are no items");
+    } else if (kmin != kmax) {
+        coef_reason(fk, ST_NOT_APPLICABLE,
+                    "needs the same number of judgements on every item; items have %u to %u", kmin,
+                    kmax);
+    } else if (kmin < 2) {
+        coef_reason(fk, ST_NOT_APPLICABLE, "needs at least two judgements per item; items have %u",
+                    kmin);
+    } else if (s->labels_used < 2) {
+        coef_reason(fk, ST_UNDEFINED, "every judgement has the same label (chance agreement is 1)");
+    } else {
+        double k = kmin, ni = s->ni, t = ni * k, sumc2 = 0;
+        for (uint32_t l = 0; l < s->nl; l++)
+            sumc2 += (double)s->label_count[l] * (double)s->label_count[l];
+        double pbar = ((double)q_sum - t) / (t * (k - 1));
+        double pe = sumc2 / (t * t);
+        coef_value(fk, (pbar - pe) / (1 - pe));
+    }
+
+    /* krippendorff_alpha_* */
+    uint32_t pairable_labels = 0;
+    double sum_pc2 = 0, nv = (double)npair_values;
+    for (uint32_t l = 0; l < s->nl; l++) {
+        pairable_labels += pc[l] > 0;
+        sum_pc2 += (double)pc[l] * (double)pc[l];
+    }
+    if (s->pairable == 0)
+        coef_reason(&s->m[M_ALPHA_NOMINAL], ST_UNDEFINED, "no item has two or more judgements");
+    else if (pairable_labels < 2)
+        coef_reason(&s->m[M_ALPHA_NOMINAL], ST_UNDEFINED,
+                    "every pairable judgement has the same label (expected disagreement is 0)");
+    else
+        alpha_from(&s->m[M_ALPHA_NOMINAL], nv, do_nom, nv * nv - sum_pc2);
+
+    if (!s->numeric) {
+        for (int m = M_ALPHA_ORDINAL; m <= M_ALPHA_RATIO; m++)
+            coef_reason(&s->m[m], ST_NOT_APPLICABLE,
+                        "needs numeric labels; %u of %u are not numbers", a->non_numeric, s->nl);
+    } else {
+        /* Pairable counts per numeric level; distinct levels decide 0/0. */
+        double *nc = qr_xcalloc(s->nlev + 1, sizeof(double));
+        uint32_t levels = 0;
+        for (uint32_t l = 0; l < s->nl; l++)
+            nc[s->lev_of_label[l]] += (double)pc[l];
+        for (uint32_t v = 0; v < s->nlev; v++)
+            levels += nc[v] > 0;
+        const char *why = NULL;
+        if (s->pairable == 0)
+            why = "no item has two or more judgements";
+        else if (levels < 2)
+            why = "every pairable judgement has the same value (expected disagreement is 0)";
+        if (why) {
+            for (int m = M_ALPHA_ORDINAL; m <= M_ALPHA_RATIO; m++)
+                coef_reason(&s->m[m], ST_UNDEFINED, "%s", why);
+        } else {
+            /* interval: sum_ck n_c n_k (v_c - v_k)^2 = 2 n sum_c n_c (v_c - mean)^2 */
+            double sum = 0, ss = 0;
+            for (uint32_t v = 0; v < s->nlev; v++)
+                sum += nc[v] * s->lev_value[v];
+            double mean = sum / nv;
+            for (uint32_t v = 0; v < s->nlev; v++)
+                ss += nc[v] * (s->lev_value[v] - mean) * (s->lev_value[v] - mean);
+            alpha_from(&s->m[M_ALPHA_INTERVAL], nv, do_int, 2.0 * nv * ss);
+
+            /* ordinal: delta_ck = (sum_{g=c..k} n_g - (n_c + n_k) / 2)^2, which is
+             * the interval metric on the mid-rank F_c = sum_{g<c} n_g + n_c / 2. */
+            double *f = qr_xmalloc(s->nlev * sizeof(double) + 1);
+            double below = 0, fsum = 0, fss = 0, do_ord = 0;
+            for (uint32_t v = 0; v < s->nlev; v++) {
+                f[v] = below + nc[v] / 2;
+                below += nc[v];
+                fsum += nc[v] * f[v];
+            }
+            double fmean = fsum / nv;
+            for (uint32_t v = 0; v < s->nlev; v++)
+                fss += nc[v] * (f[v] - fmean) * (f[v] - fmean);
+            for (uint32_t i = 0; i < s->ni; i++) {
+                uint32_t b = s->istart[i], e = s->istart[i + 1], k = e - b;
+                if (k < 2)
+                    continue;
+                double us = 0, uss = 0;
+                for (uint32_t p = b; p < e; p++)
+                    us += f[s->lev_of_label[s->ilab[p]]];
+                double um = us / k;
+                for (uint32_t p = b; p < e; p++) {
+                    double dv = f[s->lev_of_label[s->ilab[p]]] - um;
+                    uss += dv * dv;
+                }
+                do_ord += 2.0 * k * uss / (k - 1);
+            }
+            alpha_from(&s->m[M_ALPHA_ORDINAL], nv, do_ord, 2.0 * nv * fss);
+            free(f);
+
+            /* ratio: delta_ck = ((c - k) / (c + k))^2; needs values >= 0. */
+            if (!ratio_ok) {
+                coef_reason(&s->m[M_ALPHA_RATIO], ST_NOT_APPLICABLE,
+                            "the ratio metric needs non-negative values; the smallest is %g",
+                            s->lev_value[0]);
+            } else {
+                double de = 0;
+                for (uint32_t x = 0; x < s->nlev; x++) {
+                    if (nc[x] == 0)
+                        continue;
+                    for (uint32_t y = x + 1; y < s->nlev; y++) {
+                        if (nc[y] == 0)
+                            continue;
+                        double q = (s->lev_value[x] - s->lev_value[y]) /
+                                   (s->lev_value[x] + s->lev_value[y]);
+                        de += 2.0 * nc[x] * nc[y] * q * q;
+                    }
+                }
+                alpha_from(&s->m[M_ALPHA_RATIO], nv, do_ratio, de);
+            }
+        }
+        free(nc);
+    }
+
+    /* gwet_ac1 */
+    coef_t *g = &s->m[M_GWET];
+    if (s->pairable == 0) {
+        coef_reason(g, ST_UNDEFINED, "no item has two or more judgements");
+    } else if (s->labels_used < 2) {
+        coef_reason(g, ST_UNDEFINED,
+                    "every judgement has the same label (chance agreement is 0/0 with one "
+                    "category)");
+    } else {
+        double pe = 0;
+        for (uint32_t l = 0; l < s->nl; l++) {
+            double pi = pi_sum[l] / s->ni;
+            pe += pi * (1 - pi);
+        }
+        pe /= (double)(s->labels_used - 1);
+        coef_value(g, (s->m[M_PERCENT].value - pe) / (1 - pe));
+    }
+
+    free(cnt);
+    free(touched);
+    free(pc);
+    free(pi_sum);
+}
+
+/* davies_fleiss_kappa: needs per-annotator label counts, so one pass over the
+ * annotator-major layout. */
+static void davies_fleiss(an_t *s)
+{
+    coef_t *c = &s->m[M_DAVIES_FLEISS];
+
+    if (s->na < 2) {
+        coef_reason(c, ST_NOT_APPLICABLE, "needs at least two annotators; found %u", s->na);
+        return;
+    }
+    if (s->ni == 0 || (double)s->n != (double)s->ni * s->na) {
+        coef_reason(c, ST_NOT_APPLICABLE,
+                    "needs every annotator to label every item; %zu of %u x %u judgements present",
+                    s->n, s->ni, s->na);
+        return;
+    }
+    if (s->labels_used < 2) {
+        coef_reason(c, ST_UNDEFINED, "every judgement has the same label (chance agreement is 1)");
+        return;
+    }
+    uint32_t *cnt = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
+    uint32_t *touched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
+    double within = 0, total = 0, pbar = 0;
+    for (uint32_t r = 0; r < s->na; r++) {
+        uint32_t d = 0;
+        for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
+            uint32_t l = s->ilab[s->apos[q]];
+            if (cnt[l]++ == 0)
+                touched[d++] = l;
+        }
+        for (uint32_t t = 0; t < d; t++) {
+            within += (double)cnt[touched[t]] * cnt[touched[t]];
+            cnt[touched[t]] = 0;
+        }
+    }
+    for (uint32_t l = 0; l < s->nl; l++)
+        total += (double)s->label_count[l] * (double)s->label_count[l];
+    free(cnt);
+    free(touched);
+    double ni = s->ni, m = s->na;
+    double pe = (total - within) / (ni * ni * m * (m - 1));
+    pbar = s->m[M_PERCENT].value; /* every item has m >= 2 judgements */
+    coef_value(c, (pbar - pe) / (1 - pe));
+}
+
+/* The two-annotator coefficients over the items both labeled. */
+static void two_annotators(an_t *s)
+{
+    static const int ms[] = {M_COHEN, M_COHEN_LINEAR, M_COHEN_QUADRATIC, M_SCOTT};
+    const qr_agreement_t *a = s->a;
+
+    if (s->na != 2) {
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+            coef_reason(&s->m[ms[i]], ST_NOT_APPLICABLE, "needs exactly 2 annotators; found %u",
+                        s->na);
+        return;
+    }
+    uint64_t *ra = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
+    uint64_t *rb = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
+    uint64_t n = 0, agree = 0, sum_prod = 0;
+    double wl = 0, wq = 0; /* sum of weights over the observed pairs, by level rank */
+    uint32_t *rank = NULL;
+    if (s->numeric) {
+        /* Rank of each level among the levels present on shared items. */
+        unsigned char *present = qr_xcalloc(s->nlev + 1, 1);
+        rank = qr_xcalloc(s->nlev + 1, sizeof(uint32_t));
+        for (uint32_t i = 0; i < s->ni; i++) {
+            if (s->istart[i + 1] - s->istart[i] != 2)
+                continue;
+            present[s->lev_of_label[s->ilab[s->istart[i]]]] = 1;
+            present[s->lev_of_label[s->ilab[s->istart[i] + 1]]] = 1;
+        }
+        for (uint32_t v = 0, r = 0; v < s->nlev; v++)
+            if (present[v])
+                rank[v] = r++;
+        free(present);
+    }
+    for (uint32_t i = 0; i < s->ni; i++) {
+        uint32_t b = s->istart[i];
+        if (s->istart[i + 1] - b != 2)
+            continue;
+        uint32_t p0 = s->irank[b] == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
+        uint32_t la = s->ilab[p0], lb = s->ilab[p1];
+        n++;
+        agree += la == lb;
+        ra[la]++;
+        rb[lb]++;
+        if (rank) {
+            double d = (double)rank[s->lev_of_label[la]] - (double)rank[s->lev_of_label[lb]];
+            wl += fabs(d);
+            wq += d * d;
+        }
+    }
+    uint64_t scott = 0;
+    uint32_t used = 0;
+    for (uint32_t l = 0; l < s->nl; l++) {
+        sum_prod += ra[l] * rb[l];
+        scott += (ra[l] + rb[l]) * (ra[l] + rb[l]);
+        used += ra[l] + rb[l] > 0;
+    }
+    kappa_counts(&s->m[M_COHEN], n, agree, sum_prod);
+
+    /* Scott: pe = sum_c ((ra_c + rb_c) / 2n)^2 -> (4 n agree - S) / (4 n^2 - S). */
+    if (n == 0)
+        coef_reason(&s->m[M_SCOTT], ST_UNDEFINED, "the two annotators share no item");
+    else if (used < 2)
+        coef_reason(&s->m[M_SCOTT], ST_UNDEFINED,
+                    "every shared judgement has the same label (chance agreement is 1)");
+    else
+        coef_value(&s->m[M_SCOTT], (4.0 * n * agree - (double)scott) /
+                                       (4.0 * (double)n * (double)n - (double)scott));
+
+    /* Weighted kappa (sklearn): 1 - n sum w_ij o_ij / sum_ij w_ij r_i c_j with
+     * w = |i - j| or (i - j)^2 over level ranks. */
+    if (!s->numeric) {
+        coef_reason(&s->m[M_COHEN_LINEAR], ST_NOT_APPLICABLE,
+                    "needs numeric labels; %u of %u are not numbers", a->non_numeric, s->nl);
+        coef_reason(&s->m[M_COHEN_QUADRATIC], ST_NOT_APPLICABLE,
+                    "needs numeric labels; %u of %u are not numbers", a->non_numeric, s->nl);
+    } else if (n == 0) {
+        coef_reason(&s->m[M_COHEN_LINEAR], ST_UNDEFINED, "the two annotators share no item");
+        coef_reason(&s->m[M_COHEN_QUADRATIC], ST_UNDEFINED, "the two annotators share no item");
+    } else {
+        /* Marginals per level rank; E_lin and E_quad by prefix sums, O(levels). */
+        double *rr = qr_xcalloc(s->nlev + 1, sizeof(double));
+        double *cc = qr_xcalloc(s->nlev + 1, sizeof(double));
+        uint32_t nr = 0;
+        for (uint32_t l = 0; l < s->nl; l++) {
+            if (ra[l] + rb[l] == 0)
+                continue;
+            uint32_t r = rank[s->lev_of_label[l]];
+            rr[r] += (double)ra[l];
+            cc[r] += (double)rb[l];
+            nr = r + 1 > nr ? r + 1 : nr;
+        }
+        double sr = 0, sri = 0, sri2 = 0, sc = 0, sci = 0, sci2 = 0;
+        for (uint32_t r = 0; r < nr; r++) {
+            sr += rr[r], sri += rr[r] * r, sri2 += rr[r] * r * (double)r;
+            sc += cc[r], sci += cc[r] * r, sci2 += cc[r] * r * (double)r;
+        }
+        double eq = sri2 * sc + sr * sci2 - 2.0 * sri * sci;
+        /* sum_ij |i - j| r_i c_j: for each column j, rows below and above it. */
+        double el = 0, pr = 0, pri = 0;
+        for (uint32_t j = 0; j < nr; j++) {
+            double below = j * pr - pri;
+            double above = (sri - pri - rr[j] * j) - j * (sr - pr - rr[j]);
+            el += cc[j] * (below + above);
+            pr += rr[j];
+            pri += rr[j] * j;
+        }
+        const char *why = "expected weighted disagreement is 0: both annotators gave one and "
+                          "the same label on every shared item";
+        if (el <= 0)
+            coef_reason(&s->m[M_COHEN_LINEAR], ST_UNDEFINED, "%s", why);
+        else
+            coef_value(&s->m[M_COHEN_LINEAR], 1.0 - (double)n * wl / el);
+        if (eq <= 0)
+            coef_reason(&s->m[M_COHEN_QUADRATIC], ST_UNDEFINED, "%s", why);
+        else
+            coef_value(&s->m[M_COHEN_QUADRATIC], 1.0 - (double)n * wq / eq);
+        free(rr);
+        free(cc);
+    }
+    free(rank);
+    free(ra);
+    free(rb);
+}
+
+/* Largest dense pair table, in label counters per side: (annotator pairs) x
+ * labels. Above it the sparse pass below is used. Overridable for tests. */
+#ifndef QR_AGR_DENSE_PAIR_COUNTERS
+#define QR_AGR_DENSE_PAIR_COUNTERS (1u << 20)
+#endif
+
+/*
+ * The pair table when annotator pairs x labels is small (the usual case: tens
+ * of annotators, a handful of labels): one sequential pass over the items,
+ * each pair of judgements on an item counted straight into a dense table
+ * indexed by the pair's rank. Returns 0 when the table would be too big.
+ */
+static int pair_pass_dense(an_t *s)
+{
+    if (s->na < 2)
+        return 1;
+    uint64_t na = s->na, np = na * (na - 1) / 2;
+    if (np > QR_AGR_DENSE_PAIR_COUNTERS || np * s->nl > QR_AGR_DENSE_PAIR_COUNTERS)
+        return 0;
+    uint32_t *items = qr_xcalloc(np, sizeof(uint32_t));
+    uint32_t *agree = qr_xcalloc(np, sizeof(uint32_t));
+    uint32_t *ca = qr_xcalloc(np * s->nl, sizeof(uint32_t));
+    uint32_t *cb = qr_xcalloc(np * s->nl, sizeof(uint32_t));
+    for (uint32_t i = 0; i < s->ni; i++) {
+        uint32_t b = s->istart[i], e = s->istart[i + 1];
+        for (uint32_t x = b; x < e; x++) {
+            for (uint32_t y = x + 1; y < e; y++) {
+                uint64_t ra = s->irank[x], rb = s->irank[y];
+                uint32_t la = s->ilab[x], lb = s->ilab[y];
+                if (ra > rb) {
+                    uint64_t t = ra;
+                    ra = rb, rb = t;
+                    uint32_t u = la;
+                    la = lb, lb = u;
+                }
+                /* Pairs (a, b), a < b, numbered in order of a then b. */
+                uint64_t idx = ra * na - ra * (ra + 1) / 2 + (rb - ra - 1);
+                items[idx]++;
+                agree[idx] += la == lb;
+                ca[idx * s->nl + la]++;
+                cb[idx * s->nl + lb]++;
+            }
+        }
+    }
+    uint64_t idx = 0;
+    for (uint32_t ra = 0; ra < s->na; ra++) {
+        for (uint32_t rb = ra + 1; rb < s->na; rb++, idx++) {
+            if (items[idx] == 0)
+                continue;
+            uint64_t sp = 0;
+            const uint32_t *pa = ca + idx * s->nl, *pb = cb + idx * s->nl;
+            for (uint32_t l = 0; l < s->nl; l++)
+                sp += (uint64_t)pa[l] * pb[l];
+            if (s->npairs == s->cap_pairs) {
+                s->cap_pairs = s->cap_pairs ? s->cap_pairs * 2 : 256;
+                s->pairs = qr_xrealloc(s->pairs, s->cap_pairs * sizeof(*s->pairs));
+            }
+            pair_t *pp = &s->pairs[s->npairs++];
+            pp->a = ra;
+            pp->b = rb;
+            pp->items = items[idx];
+            pp->agree = agree[idx];
+            pp->sum_prod = sp;
+        }
+    }
+    free(items);
+    free(agree);
+    free(ca);
+    free(cb);
+    return 1;
+}
+
+/*
+ * The pair table in general. For each annotator (in name order) gather, over the items it
+ * labeled, one record per higher-ranked co-annotator; bucket the records by
+ * that co-annotator and reduce each bucket to (items, agree, sum_prod). Work is
+ * the number of (pair, shared item) incidences; memory is bounded by the
+ * judgements on one annotator's items.
+ */
+static void pair_pass(an_t *s)
+{
+    uint32_t *bcnt = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
+    uint32_t *btouched = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
+    uint64_t *ca = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
+    uint64_t *cb = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
+    uint32_t *ltouched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
+    rec_t *rec = NULL, *sorted = NULL;
+    size_t rec_cap = 0;
+
+    for (uint32_t r = 0; r < s->na; r++) {
+        size_t need = 0, nrec = 0;
+        for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
+            uint32_t it = s->pitem[s->apos[q]];
+            need += s->istart[it + 1] - s->istart[it] - 1;
+        }
+        if (need == 0)
+            continue;
+        if (need > rec_cap) {
+            rec_cap = need;
+            free(rec);
+            free(sorted);
+            rec = qr_xmalloc(rec_cap * sizeof(*rec));
+            sorted = qr_xmalloc(rec_cap * sizeof(*sorted));
+        }
+        uint32_t nb = 0;
+        for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
+            uint32_t p = s->apos[q], it = s->pitem[p], la = s->ilab[p];
+            for (uint32_t p2 = s->istart[it]; p2 < s->istart[it + 1]; p2++) {
+                uint32_t rb = s->irank[p2];
+                if (rb <= r)
+                    continue;
+                rec[nrec].b = rb;
+                rec[nrec].la = la;
+                rec[nrec].lb = s->ilab[p2];
+                nrec++;
+                if (bcnt[rb]++ == 0)
+                    btouched[nb++] = rb;
+            }
+        }
+        if (nrec == 0)
+            continue;
+        qsort(btouched, nb, sizeof(*btouched), cmp_u32);
+        /* bcnt becomes each bucket's fill cursor. */
+        uint32_t off = 0;
+        for (uint32_t t = 0; t < nb; t++) {
+            uint32_t c = bcnt[btouched[t]];
+            bcnt[btouched[t]] = off;
+            off += c;
+        }
+        for (size_t x = 0; x < nrec; x++)
+            sorted[bcnt[rec[x].b]++] = rec[x];
+        size_t x = 0;
+        for (uint32_t t = 0; t < nb; t++) {
+            uint32_t rb = btouched[t], d = 0;
+            uint64_t items = 0, agree = 0, sp = 0;
+            for (; x < nrec && sorted[x].b == rb; x++) {
+                uint32_t la = sorted[x].la, lb = sorted[x].lb;
+                items++;
+                agree += la == lb;
+                if (ca[la] == 0 && cb[la] == 0)
+                    ltouched[d++] = la;
+                ca[la]++;
+                if (ca[lb] == 0 && cb[lb] == 0)
+                    ltouched[d++] = lb;
+                cb[lb]++;
+            }
+            for (uint32_t u = 0; u < d; u++) {
+                sp += ca[ltouched[u]] * cb[ltouched[u]];
+                ca[ltouched[u]] = cb[ltouched[u]] = 0;
+            }
+            if (s->npairs == s->cap_pairs) {
+                s->cap_pairs = s->cap_pairs ? s->cap_pairs * 2 : 256;
+                s->pairs = qr_xrealloc(s->pairs, s->cap_pairs * sizeof(*s->pairs));
+            }
+            pair_t *pp = &s->pairs[s->npairs++];
+            pp->a = r;
+            pp->b = rb;
+            pp->items = items;
+            pp->agree = agree;
+            pp->sum_prod = sp;
+            bcnt[rb] = 0;
+        }
+    }
+    free(rec);
+    free(sorted);
+    free(bcnt);
+    free(btouched);
+    free(ca);
+    free(cb);
+    free(ltouched);
+}
+
+static void analysis_free(an_t *s)
+{
+    free(s->istart);
+    free(s->irank);
+    free(s->ilab);
+    free(s->pitem);
+    free(s->astart);
+    free(s->apos);
+    free(s->ann_by_rank);
+    free(s->rank_of_ann);
+    free(s->lab_order);
+    free(s->label_count);
+    free(s->lev_value);
+    free(s->lev_of_label);
+    free(s->pairs);
+    free(s->maj_agree);
+    free(s->maj_compared);
+    free(s->item_agr);
+    free(s->item_major);
+}
+
+static json_t *coef_json(const coef_t *c)
+{
+    static const char *const names[] = {"defined", "undefined", "not_applicable"};
+
+    if (c->status == ST_DEFINED)
+        return json_pack("{s:f, s:s}", "value", c->value, "status", names[0]);
+    return json_pack("{s:n, s:s, s:s}", "value", "status", names[c->status], "reason", c->reason);
+}
+
+static json_t *str_json(const qr_strtab_t *t, uint32_t id)
+{
+    return json_stringn_nocheck(qr_strtab_str(t, id), t->len[id]); /* validated on add */
+}
+
+static json_t *build_json(const an_t *s, int per_item)
+{
+    const qr_agreement_t *a = s->a;
+    json_t *root = json_object(), *metrics = json_object(), *arr, *labels = json_object();
+
+    json_object_set_new(root, "counts",
+                        json_pack("{s:I, s:I, s:I, s:I}", "items", (json_int_t)s->ni, "annotators",
+                                  (json_int_t)s->na, "judgements", (json_int_t)s->n,
+                                  "pairable_items", (json_int_t)s->pairable));
+    for (int m = 0; m < M_COUNT; m++)
+        json_object_set_new(metrics, metric_names[m], coef_json(&s->m[m]));
+    json_object_set_new(root, "metrics", metrics);
+
+    arr = json_array();
+    for (size_t i = 0; i < s->npairs; i++) {
+        const pair_t *p = &s->pairs[i];
+        coef_t k;
+        kappa_counts(&k, p->items, p->agree, p->sum_prod);
+        json_t *o = json_object();
+        json_object_set_new(o, "a", str_json(&a->annotators, s->ann_by_rank[p->a]));
+        json_object_set_new(o, "b", str_json(&a->annotators, s->ann_by_rank[p->b]));
+        json_object_set_new(o, "items", json_integer((json_int_t)p->items));
+        json_object_set_new(o, "agree", json_integer((json_int_t)p->agree));
+        json_object_set_new(o, "percent_agreement", json_real((double)p->agree / p->items));
+        json_object_set_new(o, "cohen_kappa", coef_json(&k));
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "pairwise", arr);
+
+    arr = json_array();
+    for (uint32_t r = 0; r < s->na; r++) {
+        json_t *o = json_object(), *maj;
+        uint64_t agree = s->maj_agree[r], compared = s->maj_compared[r];
+        json_object_set_new(o, "annotator", str_json(&a->annotators, s->ann_by_rank[r]));
+        json_object_set_new(o, "judgements", json_integer(s->astart[r + 1] - s->astart[r]));
+        if (compared)
+            maj = json_pack("{s:f, s:s}", "value", (double)agree / compared, "status", "defined");
+        else
+            maj = json_pack("{s:n, s:s, s:s}", "value", "status", "undefined", "reason",
+                            "no item with a unique majority among the other annotators");
+        json_object_set_new(maj, "agree", json_integer((json_int_t)agree));
+        json_object_set_new(maj, "compared", json_integer((json_int_t)compared));
+        json_object_set_new(o, "majority_agreement", maj);
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "per_annotator", arr);
+
+    for (uint32_t i = 0; i < s->nl; i++) {
+        uint32_t l = s->lab_order[i];
+        json_object_set_new_nocheck(labels, qr_strtab_str(&a->labels, l),
+                                    json_integer((json_int_t)s->label_count[l]));
+    }
+    json_object_set_new(root, "labels", labels);
+    json_object_set_new(root, "labels_numeric", json_boolean(s->numeric));
+
+    if (per_item) {
+        uint32_t *order = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
+        sort_ids(&a->items, NULL, order);
+        arr = json_array();
+        for (uint32_t x = 0; x < s->ni; x++) {
+            uint32_t i = order[x];
+            json_t *o = json_object();
+            json_object_set_new(o, "item", str_json(&a->items, i));
+            json_object_set_new(o, "judgements", json_integer(s->istart[i + 1] - s->istart[i]));
+            json_object_set_new(o, "agreement",
+                                s->item_agr[i] >= 0 ? json_real(s->item_agr[i]) : json_null());
+            json_object_set_new(o, "majority_label",
+                                s->item_major[i] >= 0
+                                    ? str_json(&a->labels, (uint32_t)s->item_major[i])
+                                    : json_null());
+            json_array_append_new(arr, o);
+        }
+        free(order);
+        json_object_set_new(root, "per_item", arr);
+    }
+    return root;
+}
+
+json_t *qr_agreement_json(qr_agreement_t *a, int per_item)
+{
+    an_t s;
+
+    memset(&s, 0, sizeof(s));
+    s.a = a;
+    s.ni = a->items.n;
+    s.na = a->annotators.n;
+    s.nl = a->labels.n;
+    s.n = a->n;
+    layout(&s);
+    item_pass(&s, per_item);
+    davies_fleiss(&s);
+    two_annotators(&s);
+    if (!pair_pass_dense(&s))
+        pair_pass(&s);
+    json_t *j = build_json(&s, per_item);
+    analysis_free(&s);
+    return j;
+}

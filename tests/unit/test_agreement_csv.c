@@ -1,0 +1,170 @@
+/*
+ * test_agreement_csv.c - the CSV reader behind `quorumctl agreement`
+ * (common/agreement_csv.c): what RFC 4180 allows is read, and every bad input
+ * is refused with an error naming the line of the offending record.
+ */
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agreement.h"
+
+/* Reads text (len bytes) into a fresh set; returns the reader's result and
+ * leaves the message in err. *out gets the set (caller frees) or NULL. */
+static int read_text(const char *text, size_t len, char *err, size_t errlen, qr_agreement_t **out)
+{
+    /* fmemopen refuses a zero-length buffer on some libcs; read "" from a
+     * one-byte buffer opened for zero bytes instead. */
+    static char empty[1];
+    FILE *f = fmemopen(len ? (void *)text : empty, len ? len : 1, "r");
+    assert_non_null(f);
+    if (!len)
+        fseek(f, 1, SEEK_SET);
+    qr_agreement_t *a = qr_agreement_new();
+    int rc = qr_agreement_read_csv(f, a, err, errlen);
+    fclose(f);
+    if (out)
+        *out = a;
+    else
+        qr_agreement_free(a);
+    return rc;
+}
+
+/* Asserts the text is refused at line `line` with a message naming that line
+ * and containing `what`. */
+static void expect_error(const char *text, size_t len, int line, const char *what)
+{
+    char err[512], prefix[32];
+    int rc = read_text(text, len, err, sizeof err, NULL);
+    if (rc != -line)
+        fail_msg("expected error on line %d, got %d (%s)", line, rc, err);
+    snprintf(prefix, sizeof prefix, "line %d: ", line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, what))
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", err, prefix, what);
+}
+
+#define EXPECT_ERROR(text, line, what) expect_error(text, sizeof(text) - 1, line, what)
+
+static json_int_t counts(qr_agreement_t *a, const char *key, json_t **keep)
+{
+    json_t *r = qr_agreement_json(a, 0);
+    json_int_t v = json_integer_value(json_object_get(json_object_get(r, "counts"), key));
+    if (keep)
+        *keep = r;
+    else
+        json_decref(r);
+    return v;
+}
+
+static void test_reads_rfc4180(void **state)
+{
+    /* BOM, CRLF, columns in another order plus an ignored one, quoted
+     * fields with commas, doubled quotes and a line break, a blank line,
+     * no final line break. */
+    static const char text[] = "\xef\xbb\xbf"
+                               "label,note,Annotator,item\r\n"
+                               "\"a, b\",n1,ann1,i1\r\n"
+                               "\"a, b\",\"x\"\"y\",ann2,i1\r\n"
+                               "\r\n"
+                               "\"say \"\"hi\"\"\",,ann1,\"two\r\nlines\"\r\n"
+                               "\xc3\xa9,n,ann2,\"two\r\nlines\"";
+    char err[256];
+    qr_agreement_t *a;
+    json_t *r;
+
+    assert_int_equal(read_text(text, sizeof text - 1, err, sizeof err, &a), 0);
+    assert_int_equal(qr_agreement_count(a), 4);
+    assert_int_equal(counts(a, "items", &r), 2);
+    const json_t *labels = json_object_get(r, "labels");
+    assert_int_equal(json_integer_value(json_object_get(labels, "a, b")), 2);
+    assert_int_equal(json_integer_value(json_object_get(labels, "say \"hi\"")), 1);
+    assert_int_equal(json_integer_value(json_object_get(labels, "\xc3\xa9")), 1);
+    assert_int_equal(qr_agreement_find(a, "two\r\nlines", 10, "ann2", 4), 3);
+    json_decref(r);
+    qr_agreement_free(a);
+
+    /* A header alone is a valid, empty set. */
+    assert_int_equal(read_text("item,annotator,label\n", 21, err, sizeof err, &a), 0);
+    assert_int_equal(qr_agreement_count(a), 0);
+    qr_agreement_free(a);
+}
+
+/* Lines are counted across CRLF, blank lines and quoted line breaks. */
+static void test_line_numbers(void **state)
+{
+    EXPECT_ERROR("item,annotator,label\r\n"
+                 "\r\n"
+                 "\"multi\nline\",a,x\r\n"
+                 "\n"
+                 "1,a\r\n",
+                 6, "row has 2 fields but the header has 3");
+}
+
+static void test_duplicate(void **state)
+{
+    EXPECT_ERROR("item,annotator,label\n1,a,x\n2,a,y\n1,a,z\n", 4,
+                 "duplicate judgement: annotator \"a\" already labeled item \"1\" on line 2");
+}
+
+static void test_missing_column(void **state)
+{
+    EXPECT_ERROR("item,label\n1,x\n", 1, "missing column \"annotator\"");
+    EXPECT_ERROR("item,annotator,lable\n1,a,x\n", 1, "missing column \"label\"");
+    EXPECT_ERROR("item,annotator,label,item\n1,a,x,1\n", 1, "column \"item\" twice");
+    /* A row missing its label field. */
+    EXPECT_ERROR("item,annotator,label\n1,a,x\n2,b\n", 3, "row has 2 fields");
+    EXPECT_ERROR("item,annotator,label\n1,a,x,extra\n", 2, "row has 4 fields");
+}
+
+static void test_ragged_quote(void **state)
+{
+    EXPECT_ERROR("item,annotator,label\n1,a,x\n2,a,x\"y\n", 3, "malformed quoting");
+    EXPECT_ERROR("item,annotator,label\n1,a,\"x\"y\n", 2, "malformed quoting");
+    /* Unterminated: the record starting on line 3 runs to the end. */
+    EXPECT_ERROR("item,annotator,label\n1,a,x\n2,a,\"y\n3,a,z\n", 3, "unterminated quoted field");
+    EXPECT_ERROR("item,annotator,label\n\"1,a,x\n", 2, "unterminated quoted field");
+}
+
+static void test_invalid_utf8(void **state)
+{
+    EXPECT_ERROR("item,annotator,label\n1,a,ok\n2,a,\xff\xfe\n", 3, "field 3 is not valid UTF-8");
+    EXPECT_ERROR("item,annotator,label\n1,\xc3(,x\n", 2, "field 2 is not valid UTF-8");
+    EXPECT_ERROR("item,annotator,label\n1,\xed\xa0\x80,x\n", 2, "not valid UTF-8"); /* surrogate */
+    EXPECT_ERROR("item,annotator,label\n1,\xc0\xaf,x\n", 2, "not valid UTF-8");     /* overlong */
+    EXPECT_ERROR("item,annotator,label\n1,a,x\0y\n", 2, "NUL byte");
+    /* UTF-16 is not UTF-8 either. */
+    EXPECT_ERROR("\xff\xfei\0t\0e\0m\0\n", 1, "not valid UTF-8");
+}
+
+static void test_empty_inputs(void **state)
+{
+    EXPECT_ERROR("", 1, "empty file");
+    EXPECT_ERROR("\xef\xbb\xbf", 1, "empty file");
+    EXPECT_ERROR("\n\r\n  \n", 1, "empty file");
+    EXPECT_ERROR("item,annotator,label\n1,a,\n", 2, "empty label");
+    EXPECT_ERROR("item,annotator,label\n1,\"\",x\n", 2, "empty annotator");
+    EXPECT_ERROR("item,annotator,label\n,a,x\n", 2, "empty item");
+}
+
+/* The message always fits the buffer and is NUL-terminated. */
+static void test_small_error_buffer(void **state)
+{
+    char err[12];
+    memset(err, 'z', sizeof err);
+    assert_int_equal(read_text("item,label\n", 11, err, sizeof err, NULL), -1);
+    assert_non_null(memchr(err, '\0', sizeof err));
+    assert_int_equal(read_text("item,label\n", 11, NULL, 0, NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reads_rfc4180), cmocka_unit_test(test_line_numbers),
+        cmocka_unit_test(test_duplicate),     cmocka_unit_test(test_missing_column),
+        cmocka_unit_test(test_ragged_quote),  cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_empty_inputs),  cmocka_unit_test(test_small_error_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
