@@ -15,6 +15,7 @@
 #include "agreement.h"
 #include "broker_int.h"
 #include "committer.h"
+#include "live_agreement.h"
 #include "import.h"
 #include "log.h"
 #include "store.h"
@@ -47,6 +48,7 @@ struct ctx_s {
     /* handler state */
     int max;
     int retried;
+    int full_precision; /* numbers with 17 significant digits */
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
     int64_t active_ms;
@@ -62,9 +64,6 @@ struct ctx_s {
     int index;     /* batch submit: position in the parent's results */
     int pending;   /* batch submit: results still running */
     json_t *out;
-    qr_agreement_t *agr;
-    uv_work_t work;
-    json_t *agr_json;
 };
 
 /* --- responses ----------------------------------------------------------------- */
@@ -84,9 +83,6 @@ static void ctx_free(ctx_t *c)
     qr_project_release(c->project);
     json_decref(c->body);
     json_decref(c->out);
-    json_decref(c->agr_json);
-    if (c->agr)
-        qr_agreement_free(c->agr);
     free(c->label);
     free(c->idem_key);
     if (c->timer_inited) {
@@ -105,7 +101,10 @@ static void respond_json(ctx_t *c, int status, json_t *j)
         batch_result(c, status, j);
         return;
     }
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    /* 12 significant digits keep rounded figures readable (891.21, not
+     * 891.21000000000004); the agreement report keeps all 17, so it equals
+     * the offline computation to the last bit. */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(c->full_precision ? 17 : 12));
     json_decref(j);
     qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
     free(s);
@@ -1003,12 +1002,6 @@ static void h_batch_submit(ctx_t *c)
 /* --- GET /v1/projects/{id}/report ---------------------------------------------------------------
  */
 
-static void agreement_work(uv_work_t *w)
-{
-    ctx_t *c = w->data;
-    c->agr_json = qr_agreement_json(c->agr, 0);
-}
-
 static json_t *metric_value(json_t *agr, const char *name)
 {
     json_t *m = json_object_get(json_object_get(agr, "metrics"), name);
@@ -1016,38 +1009,22 @@ static json_t *metric_value(json_t *agr, const char *name)
     return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
 }
 
-static void agreement_done(uv_work_t *w, int status)
+static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
 {
-    ctx_t *c = w->data;
+    ctx_t *c = arg;
+    if (status != 200) {
+        respond_backend(c, "agreement", err);
+        return;
+    }
     json_t *o = c->out;
     c->out = NULL;
     json_object_set_new(o, "agreement",
                         json_pack("{s:o s:o}", "percent_agreement",
-                                  metric_value(c->agr_json, "percent_agreement"),
+                                  metric_value(report, "percent_agreement"),
                                   "krippendorff_alpha_nominal",
-                                  metric_value(c->agr_json, "krippendorff_alpha_nominal")));
+                                  metric_value(report, "krippendorff_alpha_nominal")));
+    json_decref(report);
     respond_json(c, 200, o);
-}
-
-static void on_report_labels(const PGresult *res, const char *err, const char *sqlstate, void *arg)
-{
-    ctx_t *c = arg;
-    if (!res) {
-        respond_backend(c, "PostgreSQL", err);
-        return;
-    }
-    c->agr = qr_agreement_new();
-    int n = PQntuples(res);
-    for (int i = 0; i < n; i++)
-        qr_agreement_add(c->agr, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0),
-                         PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1),
-                         PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
-    /* The coefficients over a large project take a while: off the loop. */
-    c->work.data = c;
-    int rc = uv_queue_work(c->b->loop, &c->work, agreement_work, agreement_done);
-    if (rc < 0)
-        respond_error(c, 503, "unavailable", "cannot schedule the computation: %s",
-                      uv_strerror(rc));
 }
 
 static void on_report_counts(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -1062,10 +1039,8 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
         respond_backend(c, "PostgreSQL", "bad report row");
         return;
     }
-    char proj[24];
-    const char *params[] = {i64(c->project->id, proj)};
-    if (qr_pg_query(c->b->pg, QR_SQL_REPORT_LABELS, 1, params, on_report_labels, c) < 0)
-        respond_backend(c, "PostgreSQL", "pool closing");
+    /* Fresh: the report's agreement covers every annotation it counted. */
+    qr_live_agreement_get(c->b->agreement, c->project->id, 1, on_report_agreement, c);
 }
 
 static void h_report(ctx_t *c)
@@ -1073,6 +1048,116 @@ static void h_report(ctx_t *c)
     char proj[24];
     const char *params[] = {i64(c->project->id, proj)};
     if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 1, params, on_report_counts, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- GET /v1/projects/{id}/agreement ------------------------------------------------------------
+ */
+
+/* Value of key in a URL query string ("a=1&b=2"), copied into buf; NULL if absent. */
+static const char *query_param(const char *query, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n > klen && !strncmp(p, key, klen) && p[klen] == '=') {
+            snprintf(buf, len, "%.*s", (int)(n - klen - 1), p + klen + 1);
+            return buf;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void on_live_agreement(int status, json_t *report, const char *err, void *arg)
+{
+    ctx_t *c = arg;
+    if (status != 200) {
+        respond_backend(c, "agreement", err);
+        return;
+    }
+    c->full_precision = 1;
+    respond_json(c, 200, report);
+}
+
+static void h_agreement(ctx_t *c)
+{
+    char v[16];
+    const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
+    qr_live_agreement_get(c->b->agreement, c->project->id, fresh && strcmp(fresh, "0"),
+                          on_live_agreement, c);
+}
+
+/* --- GET /v1/projects/{id}/export
+ * ------------------------------------------------------------------ */
+
+/* Appends s as one RFC 4180 field: quoted when it holds a comma, quote or
+ * line break, with quotes doubled. */
+static void csv_field(qr_buf_t *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        qr_buf_appends(b, s);
+        return;
+    }
+    qr_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"')
+            qr_buf_append(b, "\"", 1);
+        qr_buf_append(b, s, 1);
+    }
+    qr_buf_append(b, "\"", 1);
+}
+
+static void on_export_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int csv = c->max == 1;
+    qr_buf_t b;
+    qr_buf_init(&b);
+    if (csv)
+        qr_buf_appends(&b, "item,annotator,label,created_at\r\n");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (csv) {
+            for (int k = 0; k < 4; k++) {
+                if (k)
+                    qr_buf_append(&b, ",", 1);
+                csv_field(&b, PQgetvalue(res, i, k));
+            }
+            qr_buf_appends(&b, "\r\n");
+        } else {
+            json_t *o = json_pack("{s:s s:s s:s s:s}", "task_id", PQgetvalue(res, i, 0),
+                                  "annotator", PQgetvalue(res, i, 1), "label",
+                                  PQgetvalue(res, i, 2), "created_at", PQgetvalue(res, i, 3));
+            char *line = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            qr_buf_appends(&b, line);
+            qr_buf_append(&b, "\n", 1);
+            free(line);
+        }
+    }
+    qr_http_respond(c->req, 200, csv ? "text/csv; charset=utf-8" : "application/x-ndjson", b.data,
+                    b.len, NULL);
+    qr_buf_free(&b);
+    ctx_free(c);
+}
+
+static void h_export(ctx_t *c)
+{
+    char v[16];
+    const char *format = query_param(c->req->query, "format", v, sizeof v);
+    if (format && strcmp(format, "csv") && strcmp(format, "jsonl")) {
+        respond_error(c, 422, "invalid", "format must be csv or jsonl");
+        return;
+    }
+    c->max = !format || !strcmp(format, "csv");
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj)};
+    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT, 1, params, on_export_rows, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -1092,6 +1177,10 @@ static const route_t routes[] = {
     {"POST", "/v1/projects/*/leases/*/skip", h_release, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/submit", h_batch_submit, QR_ROLE_ANY, 1},
     {"GET", "/v1/projects/*/progress", h_progress, QR_ROLE_ANY, 1},
+    {"GET", "/v1/projects/*/agreement", h_agreement,
+     QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},
+    {"GET", "/v1/projects/*/export", h_export, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
+     1},
     {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1},
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "committer.h"
+#include "live_agreement.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -416,6 +417,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         goto fail;
     }
     b->lease = qr_lease_engine_new(b->redis);
+    b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
     rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
     if (rc < 0) {
@@ -476,6 +478,7 @@ static void broker_free(qr_broker_t *b)
     }
     qr_lease_engine_free(b->lease);
     qr_committer_free(b->committer);
+    qr_live_agreement_free(b->agreement);
     void (*cb)(void *) = b->stop_cb;
     void *arg = b->stop_arg;
     free(b);

@@ -56,7 +56,8 @@ struct qr_broker_s {
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
     qr_notify_t *notify;
-    struct qr_committer_s *committer; /* group commit of annotations */
+    struct qr_committer_s *committer;      /* group commit of annotations */
+    struct qr_live_agreement_s *agreement; /* warm agreement reports */
     uv_timer_t reaper;
     token_entry_t *tokens[256];  /* auth cache by token digest */
     qr_project_t *projects[256]; /* project cache by id */

@@ -41,6 +41,8 @@ static const char main_help[] =
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
     "  agreement FILE.csv [--json] [--per-item]      agreement on a CSV (offline)\n"
+    "  agreement --project ID [--json] [--fresh]     live agreement of a project\n"
+    "  export --project ID [--format csv|jsonl]      every annotation, to stdout\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -660,6 +662,145 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
     return rc;
 }
 
+/* GET path; the body goes to stdout as it is (raw) or through show(). */
+static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
+                         void (*show)(json_t *o))
+{
+    qr_client_call_t call;
+    int rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK)
+        return rc;
+    int r = qr_client_call_perform(&call, "GET", path, NULL, 0, NULL, cfg->token);
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return EXIT_BROKER;
+    }
+    if (raw || !show) {
+        rc = print_raw(&call);
+    } else {
+        json_t *o = parse_response(&call);
+        if (o)
+            show(o);
+        else
+            rc = EXIT_BROKER;
+        json_decref(o);
+    }
+    qr_client_call_free(&call);
+    return rc;
+}
+
+static void show_agreement(json_t *o)
+{
+    json_t *counts = json_object_get(o, "counts");
+    printf("items %lld, annotators %lld, judgements %lld, pairable items %lld\n",
+           (long long)json_integer_value(json_object_get(counts, "items")),
+           (long long)json_integer_value(json_object_get(counts, "annotators")),
+           (long long)json_integer_value(json_object_get(counts, "judgements")),
+           (long long)json_integer_value(json_object_get(counts, "pairable_items")));
+    const char *key;
+    json_t *m;
+    json_object_foreach(json_object_get(o, "metrics"), key, m)
+    {
+        const char *status = json_string_value(json_object_get(m, "status"));
+        if (status && !strcmp(status, "defined"))
+            printf("%-28s %.4f\n", key, json_number_value(json_object_get(m, "value")));
+        else
+            printf("%-28s %s (%s)\n", key,
+                   status && !strcmp(status, "undefined") ? "undefined" : "n/a",
+                   json_string_value(json_object_get(m, "reason")));
+    }
+    json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
+    if (json_is_number(json_object_get(gold, "value")))
+        printf("%-28s %.4f\n", "gold accuracy", json_number_value(json_object_get(gold, "value")));
+}
+
+static const char live_agreement_help[] =
+    "usage: quorumctl agreement --project ID [--json] [--fresh] [connection flags]\n"
+    "       quorumctl agreement FILE.csv [--json] [--per-item]   (offline)\n"
+    "\n"
+    "With --project, the broker's live agreement report over the project's\n"
+    "annotations (GET /v1/projects/ID/agreement): the same coefficients as the\n"
+    "offline command on `quorumctl export --project ID`, plus agreement with\n"
+    "gold answers. Reports are at most a second old; --fresh waits for one\n"
+    "that includes every annotation committed before the request.\n";
+
+/* `agreement --project ID`: the live report; anything else is offline. */
+static int cmd_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL;
+    int as_json = 0, fresh = 0;
+    long long pid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, live_agreement_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else if (strcmp(argv[i], "--fresh") == 0) {
+            fresh = 1;
+        } else {
+            return usage_error("agreement ", "agreement: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (check_project_id("agreement", project, &pid) < 0)
+        return EXIT_USAGE;
+    char *path = qr_xasprintf("/v1/projects/%lld/agreement%s", pid, fresh ? "?fresh=1" : "");
+    int rc = get_and_print(cfg, path, as_json, show_agreement);
+    free(path);
+    return rc;
+}
+
+static const char export_help[] =
+    "usage: quorumctl export --project ID [--format csv|jsonl] [connection flags]\n"
+    "\n"
+    "Every annotation of the project, in the order they were stored: CSV with\n"
+    "the header item,annotator,label,created_at (the input of `quorumctl\n"
+    "agreement FILE.csv`), or JSON lines. Written to stdout.\n";
+
+static int cmd_export(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *format = "csv";
+    long long pid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, export_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("export ", "export: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (check_project_id("export", project, &pid) < 0)
+        return EXIT_USAGE;
+    if (strcmp(format, "csv") && strcmp(format, "jsonl"))
+        return usage_error("export ", "export: --format must be csv or jsonl");
+    char *path = qr_xasprintf("/v1/projects/%lld/export?format=%s", pid, format);
+    int rc = get_and_print(cfg, path, 1, NULL);
+    free(path);
+    return rc;
+}
+
+static int has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag) || !strncmp(argv[i], "--project=", 10))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     qr_client_config_t cfg;
@@ -688,7 +829,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[i];
-    if (strcmp(cmd, "agreement") == 0) {
+    if (strcmp(cmd, "agreement") == 0 && !has_flag(argc - i, argv + i, "--project")) {
         qr_client_config_free(&cfg);
         return qr_ctl_agreement(argc - i, argv + i);
     }
@@ -709,6 +850,10 @@ int main(int argc, char **argv)
         rc = cmd_report(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "user") == 0)
         rc = cmd_user(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "agreement") == 0)
+        rc = cmd_live_agreement(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "export") == 0)
+        rc = cmd_export(argc - i, argv + i, &cfg);
     else
         rc = usage_error("", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

@@ -129,8 +129,12 @@
     "     JOIN users u ON u.id = x.annotator_id)"                                                  \
     " )::text"
 
-/* $1 project -> task id, annotator id, label of every annotation. */
-#define QR_SQL_REPORT_LABELS                                                                       \
-    "SELECT task_id::text, annotator_id::text, label FROM annotations WHERE project_id = $1"
+/* $1 project -> every annotation as item (task id), annotator (name),
+ * label, created_at (ISO 8601), in id order. */
+#define QR_SQL_EXPORT                                                                              \
+    "SELECT a.task_id::text, u.name, a.label,"                                                     \
+    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"               \
+    " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
+    " WHERE a.project_id = $1 ORDER BY a.id"
 
 #endif

@@ -1,0 +1,40 @@
+/*
+ * live_agreement.h - GET /v1/projects/{id}/agreement: the agreement report
+ * of issue 4 over a project's annotations, kept warm per project.
+ *
+ * Design (cache and refresh): each project's judgements live in an
+ * in-memory qr_agreement_t fed incrementally (annotations with an id above
+ * the last one read). A request is answered from the last computed report
+ * when one exists; if that report is older than max_age_ms, a refresh runs
+ * in the background (one at a time per project) for the next request. The
+ * first request of a project, or one with fresh=1, waits for a refresh.
+ * The coefficients are computed on libuv's thread pool, never on the loop.
+ * A refresh notices annotations committed out of id order (its count does
+ * not match PostgreSQL's) and then reloads the project from scratch.
+ */
+#ifndef QR_LIVE_AGREEMENT_H
+#define QR_LIVE_AGREEMENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pg.h"
+
+typedef struct qr_live_agreement_s qr_live_agreement_t;
+
+/* status: 200 with report (a new reference the callback owns), or 503 with
+ * report NULL and err set. */
+typedef void (*qr_live_agreement_cb)(int status, json_t *report, const char *err, void *arg);
+
+qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max_age_ms);
+
+/* The report for project; fresh forces a refresh before answering. */
+void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh,
+                           qr_live_agreement_cb cb, void *arg);
+
+/* Frees every cache; call when no refresh is running (after the loop ran
+ * dry, or from the broker's final free). */
+void qr_live_agreement_free(qr_live_agreement_t *la);
+
+#endif

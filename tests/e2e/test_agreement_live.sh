@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The live agreement report equals the offline `quorumctl agreement` on the
+# project's exported annotations; gold answers are scored; the report's
+# agreement figures are the live report's.
+. "$(dirname "$0")/lib.sh"
+
+start_broker
+
+P=$("$QR_BIN_DIR/quorumctl" project create --name agr --labels sports,technology,cooking,weather \
+    --annotations-per-task 3)
+# 150 tasks; the first 30 carry a gold answer (their true label).
+head -n 150 "$QR_SOURCE_DIR/deploy/sample/news.jsonl" |
+    jq -c 'if .data.id <= 30 then . + {gold: .data.true_label} else . end' >"$E2E_DIR/t.jsonl"
+"$QR_BIN_DIR/quorumctl" import --project "$P" "$E2E_DIR/t.jsonl" >/dev/null
+check "30 gold tasks" 30 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P AND gold IS NOT NULL")"
+
+r=$(api GET "/v1/projects/$P/agreement")
+check "agreement with no annotations: 200" 200 "${r%% *}"
+check "no annotations: percent agreement undefined or n/a, not NaN" true \
+    "$(echo "${r#* }" | jq '.metrics.percent_agreement.value == null and (.metrics.percent_agreement.status != "defined")')"
+
+timeout 300 "$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 4 --accuracy 0.8 \
+    --think-ms 0-1 --seed 3 >/dev/null
+
+"$QR_BIN_DIR/quorumctl" export --project "$P" >"$E2E_DIR/export.csv"
+check "export: header + 450 rows" 451 "$(wc -l <"$E2E_DIR/export.csv")"
+"$QR_BIN_DIR/quorumctl" agreement "$E2E_DIR/export.csv" --json >"$E2E_DIR/offline.json"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" --fresh --json >"$E2E_DIR/live.json"
+check "live counts = offline counts" "$(jq -cS .counts "$E2E_DIR/offline.json")" "$(jq -cS .counts "$E2E_DIR/live.json")"
+check "live metrics = offline metrics" "$(jq -cS .metrics "$E2E_DIR/offline.json")" "$(jq -cS .metrics "$E2E_DIR/live.json")"
+check "live pairwise = offline pairwise" "$(jq -cS .pairwise "$E2E_DIR/offline.json")" "$(jq -cS .pairwise "$E2E_DIR/live.json")"
+check "live per_annotator = offline" "$(jq -cS .per_annotator "$E2E_DIR/offline.json")" "$(jq -cS .per_annotator "$E2E_DIR/live.json")"
+check "gold: 90 judgements on gold tasks" 90 "$(jq .gold.accuracy.compared "$E2E_DIR/live.json")"
+check "gold accuracy matches SQL" \
+    "$(sql "SELECT count(*) FILTER (WHERE a.label = t.gold) FROM annotations a JOIN tasks t ON t.id = a.task_id WHERE t.project_id = $P AND t.gold IS NOT NULL")" \
+    "$(jq .gold.accuracy.agree "$E2E_DIR/live.json")"
+check "gold accuracy near the crew's 0.8" true "$(jq '.gold.accuracy.value > 0.6 and .gold.accuracy.value < 0.95' "$E2E_DIR/live.json")"
+REPORT=$("$QR_BIN_DIR/quorumctl" report --project "$P" --json)
+check "report's alpha = live alpha (to the report's 12 digits)" \
+    "$(jq '.metrics.krippendorff_alpha_nominal.value * 1e9 | round' "$E2E_DIR/live.json")" \
+    "$(echo "$REPORT" | jq '.agreement.krippendorff_alpha_nominal * 1e9 | round')"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grep -q '^krippendorff_alpha_nominal' && pass "plain-text live report" || fail "plain-text live report"
+r=$(api GET "/v1/projects/$P/export?format=xml")
+check "export in an unknown format: 422" 422 "${r%% *}"
+
+finish
