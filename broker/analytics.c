@@ -1,0 +1,626 @@
+/*
+ * analytics.c - the throughput and workforce report (analytics.h,
+ * docs/THROUGHPUT.md) and the Prometheus text of queue sizes.
+ *
+ * The report is one SQL statement: the window's lease events of the crew in
+ * scope are read once (a CTE over the (project_id, at) index) and every
+ * figure is an aggregate over them, over the annotations table (the record
+ * of what was completed) and over tasks (the queue). PostgreSQL builds the
+ * JSON; this file parses the query string, binds the parameters and hands
+ * the result to the caller. All parameters are bound, never pasted.
+ */
+#include "analytics.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/*
+ * The SQL below is kept out of clang-format's hands (it would re-flow the
+ * string pieces as if they were code); each line is one clause.
+ */
+// clang-format off
+
+/* Fragments repeated in the statement. $4/$5: window bounds in epoch ms. */
+#define T0         "to_timestamp($4::bigint / 1000.0)"
+#define T1         "to_timestamp($5::bigint / 1000.0)"
+#define NOW        "to_timestamp($6::bigint / 1000.0)"
+#define HOURS      "(($5::bigint - $4::bigint) / 3600000.0)"
+#define R1(x)      "round((" x ")::numeric, 1)"
+#define ISO(ts)    "to_char((" ts ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define ISO_MS(ms) ISO("to_timestamp((" ms ") / 1000.0)")
+/* The crew in scope: organization $2 (0: all) and annotator $3 (0: all);
+ * u is the users row, a the row carrying annotator_id. */
+#define SCOPE(u, a) \
+    "($2::bigint = 0 OR " u ".org_id = $2::bigint)" \
+    " AND ($3::bigint = 0 OR " a ".annotator_id = $3::bigint)"
+/* Time on task of a submit event e: reported active time, else submit - grant. */
+#define TOT(e) \
+    "coalesce(" e ".active_ms::float8," \
+    " extract(epoch FROM " e ".at - " e ".granted_at)::float8 * 1000)"
+#define STATS(v) \
+    "count(" v ") AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY " v ") AS med," \
+    " percentile_cont(0.9) WITHIN GROUP (ORDER BY " v ") AS p90, avg(" v ") AS mean"
+#define STATS_JSON(a) \
+    "json_build_object('n', coalesce(" a ".n, 0), 'median_ms', " R1(a ".med") "," \
+    " 'p90_ms', " R1(a ".p90") ", 'mean_ms', " R1(a ".mean") ")"
+#define SHARE(x, total) \
+    "CASE WHEN " total " > 0 THEN round((" x ")::numeric / (" total ")::numeric, 4) END"
+#define LEASES_JSON(g, s, k, r, x) \
+    "json_build_object('granted', " g ", 'ended', " s " + " k " + " r " + " x "," \
+    " 'submitted', " s ", 'skipped', " k ", 'released', " r ", 'expired', " x ")"
+#define HOUR_OF(ts) "(floor(extract(epoch FROM " ts ") / 3600)::bigint * 3600000)"
+
+/*
+ * The report. $1 project, $2 organization (0: all), $3 annotator (0: all),
+ * $4 window start ms, $5 window end ms, $6 now ms, $7 idle gap ms, $8 by,
+ * $9 fast-response minimum submissions, $10 fast-response ratio, $11 ETA
+ * rate window ms, $12 the window as asked -> one row, the report as JSON
+ * text; no row when the project does not exist.
+ *
+ * CTEs: ev (the window's events in scope, read once through the
+ * (project_id, at) index), crew_each/crew (the project-wide fast-response
+ * baseline), annw (annotations in the window, in scope), recent (for the
+ * ETA), span (all time), presence (active/idle gaps), per/pan/who (one row
+ * per annotator), live (live leases from the log), counts/leased/queue,
+ * done_w (tasks completed in the window), tot, labels, outc, pres, eta.
+ */
+#define SQL_THROUGHPUT \
+    "WITH proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
+    " ev AS (SELECT e.kind, e.at, e.annotator_id, u.org_id, e.label," \
+    "   CASE WHEN e.kind = 'submit' THEN " TOT("e") " END AS tot" \
+    "  FROM lease_events e JOIN users u ON u.id = e.annotator_id" \
+    "  WHERE e.project_id = $1::bigint AND e.at >= " T0 " AND e.at < " T1 \
+    "   AND " SCOPE("u", "e") ")," \
+    " crew_each AS (SELECT e.annotator_id, count(*) AS n," \
+    "   percentile_cont(0.5) WITHIN GROUP (ORDER BY " TOT("e") ") AS med" \
+    "  FROM lease_events e WHERE e.project_id = $1::bigint AND e.kind = 'submit'" \
+    "   AND e.at >= " T0 " AND e.at < " T1 \
+    "   AND (e.active_ms IS NOT NULL OR e.granted_at IS NOT NULL)" \
+    "  GROUP BY e.annotator_id)," \
+    " crew AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY med) AS med, count(*) AS n" \
+    "  FROM crew_each WHERE n >= $9::int)," \
+    " annw AS (SELECT a.id, a.task_id, a.annotator_id, a.created_at" \
+    "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
+    "   AND " SCOPE("u", "a") ")," \
+    " recent AS (SELECT count(*) AS n FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
+    "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
+    "   AND " SCOPE("u", "a") ")," \
+    " span AS (SELECT (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
+    "    FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
+    "    JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") AS n," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at LIMIT 1) AS first," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
+    " gaps AS (SELECT annotator_id, extract(epoch FROM at - lag(at)" \
+    "   OVER (PARTITION BY annotator_id ORDER BY at))::float8 * 1000 AS gap FROM ev)," \
+    " presence AS (SELECT annotator_id," \
+    "   coalesce(sum(gap) FILTER (WHERE gap <= $7::float8), 0) AS active_ms," \
+    "   coalesce(sum(gap) FILTER (WHERE gap > $7::float8), 0) AS idle_ms," \
+    "   count(*) FILTER (WHERE gap > $7::float8) AS idle_gaps" \
+    "  FROM gaps GROUP BY annotator_id)," \
+    " per AS (SELECT annotator_id, " STATS("tot") "," \
+    "   count(*) FILTER (WHERE kind = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE kind = 'submit') AS submitted," \
+    "   count(*) FILTER (WHERE kind = 'skip') AS skipped," \
+    "   count(*) FILTER (WHERE kind = 'release') AS released," \
+    "   count(*) FILTER (WHERE kind = 'expire') AS expired" \
+    "  FROM ev GROUP BY annotator_id)," \
+    " pan AS (SELECT annotator_id, count(*) AS n FROM annw GROUP BY annotator_id)," \
+    " who AS (SELECT w.annotator_id, u.name, u.org_id, o.name AS org," \
+    "   coalesce(pan.n, 0) AS annotations, coalesce(per.n, 0) AS n, per.med, per.p90, per.mean," \
+    "   coalesce(per.granted, 0) AS granted, coalesce(per.submitted, 0) AS submitted," \
+    "   coalesce(per.skipped, 0) AS skipped, coalesce(per.released, 0) AS released," \
+    "   coalesce(per.expired, 0) AS expired," \
+    "   coalesce(per.submitted + per.skipped + per.released + per.expired, 0) AS ended," \
+    "   coalesce(pr.active_ms, 0) AS active_ms, coalesce(pr.idle_ms, 0) AS idle_ms," \
+    "   coalesce(pr.idle_gaps, 0) AS idle_gaps," \
+    "   (per.n >= $9::int AND per.med < $10::float8 * crew.med) IS TRUE AS fast" \
+    "  FROM (SELECT annotator_id FROM per UNION SELECT annotator_id FROM pan) w" \
+    "  JOIN users u ON u.id = w.annotator_id JOIN organizations o ON o.id = u.org_id" \
+    "  LEFT JOIN per ON per.annotator_id = w.annotator_id" \
+    "  LEFT JOIN pan ON pan.annotator_id = w.annotator_id" \
+    "  LEFT JOIN presence pr ON pr.annotator_id = w.annotator_id CROSS JOIN crew)," \
+    " live AS (SELECT e.token, min(e.task_id) AS task_id FROM lease_events e" \
+    "  WHERE e.project_id = $1::bigint AND e.at <= " NOW \
+    "   AND e.at > " NOW " - (SELECT lease_ttl_ms FROM proj) * interval '1 millisecond'" \
+    "  GROUP BY e.token HAVING bool_and(e.kind IN ('grant', 'heartbeat')))," \
+    " counts AS (SELECT count(*) AS tasks," \
+    "   count(*) FILTER (WHERE state = 'complete') AS complete," \
+    "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
+    "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining" \
+    "  FROM tasks WHERE project_id = $1::bigint)," \
+    " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
+    "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
+    " queue AS (SELECT c.tasks, c.complete, c.partial + l.n AS in_progress," \
+    "   c.tasks - c.complete - c.partial - l.n AS waiting, c.remaining FROM counts c, leased l)," \
+    " done_w AS (SELECT count(*) AS n FROM annotations a" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
+    "   AND (SELECT t.state FROM tasks t WHERE t.id = a.task_id) = 'complete'" \
+    "   AND NOT EXISTS (SELECT 1 FROM annotations b WHERE b.task_id = a.task_id" \
+    "     AND (b.created_at, b.id) > (a.created_at, a.id)))," \
+    " tot AS (SELECT " STATS("tot") " FROM ev)," \
+    " labels AS (SELECT label, " STATS("tot") " FROM ev WHERE kind = 'submit'" \
+    "  AND tot IS NOT NULL GROUP BY label)," \
+    " outc AS (SELECT count(*) FILTER (WHERE kind = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE kind = 'submit') AS s, count(*) FILTER (WHERE kind = 'skip') AS k," \
+    "   count(*) FILTER (WHERE kind = 'release') AS r," \
+    "   count(*) FILTER (WHERE kind = 'expire') AS x," \
+    "   count(*) FILTER (WHERE kind IN ('submit', 'skip', 'release', 'expire')) AS ended" \
+    "  FROM ev)," \
+    " pres AS (SELECT coalesce(sum(active_ms), 0) AS a, coalesce(sum(idle_ms), 0) AS i," \
+    "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
+    " eta AS (SELECT CASE WHEN queue.remaining = 0 THEN 0 WHEN recent.n > 0" \
+    "   THEN round(queue.remaining * ($11::bigint / 1000.0) / recent.n) END AS s" \
+    "  FROM queue, recent)" \
+    " SELECT json_build_object(" \
+    "  'project', proj.id, 'organization_id', nullif($2::bigint, 0)," \
+    "  'annotator_id', nullif($3::bigint, 0), 'by', $8::text, 'now_ms', $6::bigint," \
+    "  'window', json_build_object('spec', $12::text, 'from', " ISO_MS("$4::bigint") "," \
+    "   'to', " ISO_MS("$5::bigint") ", 'from_ms', $4::bigint, 'to_ms', $5::bigint," \
+    "   'hours', round(" HOURS ", 4))," \
+    "  'totals', json_build_object(" \
+    "   'annotations', (SELECT count(*) FROM annw)," \
+    "   'annotations_per_hour', round((SELECT count(*) FROM annw) / " HOURS ", 2)," \
+    "   'annotations_all_time', span.n," \
+    "   'annotations_per_hour_all_time', CASE WHEN span.last > span.first THEN round(span.n" \
+    "     / (extract(epoch FROM span.last - span.first) / 3600), 2) END," \
+    "   'first_annotation_at', " ISO("span.first") ", 'last_annotation_at', " ISO("span.last") "," \
+    "   'annotators', (SELECT count(*) FROM who)," \
+    "   'tasks_completed', queue.complete, 'tasks_completed_in_window', done_w.n," \
+    "   'leases_granted', outc.granted)," \
+    "  'time_on_task', json_build_object('n', tot.n, 'median_ms', " R1("tot.med") "," \
+    "   'p90_ms', " R1("tot.p90") ", 'mean_ms', " R1("tot.mean") "," \
+    "   'by_label', (SELECT coalesce(json_agg(json_build_object('label', l.label, 'n', l.n," \
+    "     'median_ms', " R1("l.med") ", 'p90_ms', " R1("l.p90") ", 'mean_ms', " R1("l.mean") ")" \
+    "     ORDER BY l.label), '[]'::json) FROM labels l))," \
+    "  'activity', json_build_object('idle_gap_ms', $7::float8::bigint," \
+    "   'active_ms', round(pres.a)::bigint, 'idle_ms', round(pres.i)::bigint," \
+    "   'idle_gaps', pres.g, 'utilisation', " SHARE("pres.a", "(pres.a + pres.i)") ")," \
+    "  'outcomes', json_build_object('ended', outc.ended, 'submitted', outc.s," \
+    "   'skipped', outc.k, 'released', outc.r, 'expired', outc.x," \
+    "   'submitted_share', " SHARE("outc.s", "outc.ended") "," \
+    "   'skipped_share', " SHARE("outc.k", "outc.ended") "," \
+    "   'released_share', " SHARE("outc.r", "outc.ended") "," \
+    "   'expired_share', " SHARE("outc.x", "outc.ended") ")," \
+    "  'queue', json_build_object('tasks', queue.tasks, 'waiting', queue.waiting," \
+    "   'in_progress', queue.in_progress, 'complete', queue.complete, 'auto_accepted', 0," \
+    "   'ready_window', NULL, 'leases_live', (SELECT count(*) FROM live)," \
+    "   'annotations_remaining', queue.remaining)," \
+    "  'eta', json_build_object('annotations_remaining', queue.remaining," \
+    "   'rate_window_ms', $11::bigint, 'annotations_in_rate_window', recent.n," \
+    "   'rate_per_hour', round(recent.n / ($11::bigint / 3600000.0), 2)," \
+    "   'seconds', eta.s, 'at', " ISO(NOW " + eta.s * interval '1 second'") ")," \
+    "  'fast_response', json_build_object('min_annotations', $9::int, 'ratio', $10::float8," \
+    "   'crew_median_ms', " R1("crew.med") ", 'crew_annotators', crew.n," \
+    "   'flagged', (SELECT coalesce(json_agg(json_build_object('annotator_id', w.annotator_id," \
+    "     'annotator', w.name, 'organization_id', w.org_id, 'median_ms', " R1("w.med") "," \
+    "     'n', w.n) ORDER BY w.name, w.annotator_id), '[]'::json) FROM who w WHERE w.fast))," \
+    "  'rows', CASE $8::text" \
+    "   WHEN 'vendor' THEN (" SQL_ROWS_VENDOR ")" \
+    "   WHEN 'hour' THEN (" SQL_ROWS_HOUR ")" \
+    "   ELSE (" SQL_ROWS_ANNOTATOR ") END" \
+    " )::text" \
+    " FROM proj, span, tot, outc, queue, recent, eta, crew, done_w, pres"
+
+/* by=annotator: one row per annotator of `who`, by name. */
+#define SQL_ROWS_ANNOTATOR \
+    "SELECT coalesce(json_agg(json_build_object('annotator_id', w.annotator_id," \
+    " 'annotator', w.name, 'organization_id', w.org_id, 'organization', w.org," \
+    " 'annotations', w.annotations, 'annotations_per_hour', round(w.annotations / " HOURS ", 2)," \
+    " 'time_on_task', " STATS_JSON("w") "," \
+    " 'active_ms', round(w.active_ms)::bigint, 'idle_ms', round(w.idle_ms)::bigint," \
+    " 'idle_gaps', w.idle_gaps," \
+    " 'utilisation', " SHARE("w.active_ms", "(w.active_ms + w.idle_ms)") "," \
+    " 'leases', " \
+    LEASES_JSON("w.granted", "w.submitted", "w.skipped", "w.released", "w.expired") "," \
+    " 'expiry_rate', " SHARE("w.expired", "w.ended") ", 'fast_response', w.fast)" \
+    " ORDER BY w.name, w.annotator_id), '[]'::json) FROM who w"
+
+/* by=vendor: `who` summed per organization; time on task over its events. */
+#define SQL_ROWS_VENDOR \
+    "SELECT coalesce(json_agg(json_build_object('organization_id', g.org_id," \
+    " 'organization', g.org, 'annotators', g.annotators, 'annotations', g.annotations," \
+    " 'annotations_per_hour', round(g.annotations / " HOURS ", 2)," \
+    " 'time_on_task', " STATS_JSON("v") "," \
+    " 'active_ms', round(g.active_ms)::bigint, 'idle_ms', round(g.idle_ms)::bigint," \
+    " 'utilisation', " SHARE("g.active_ms", "(g.active_ms + g.idle_ms)") "," \
+    " 'leases', " \
+    LEASES_JSON("g.granted", "g.submitted", "g.skipped", "g.released", "g.expired") "," \
+    " 'expiry_rate', " SHARE("g.expired", "g.ended") ", 'fast_response_flagged', g.fast)" \
+    " ORDER BY g.org, g.org_id), '[]'::json)" \
+    " FROM (SELECT org_id, org, count(*) AS annotators, sum(annotations) AS annotations," \
+    "   sum(active_ms) AS active_ms, sum(idle_ms) AS idle_ms, sum(granted) AS granted," \
+    "   sum(submitted) AS submitted, sum(skipped) AS skipped, sum(released) AS released," \
+    "   sum(expired) AS expired, sum(ended) AS ended, count(*) FILTER (WHERE fast) AS fast" \
+    "  FROM who GROUP BY org_id, org) g" \
+    " LEFT JOIN (SELECT org_id, " STATS("tot") " FROM ev GROUP BY org_id) v" \
+    "  ON v.org_id = g.org_id"
+
+/* by=hour: every UTC hour overlapping the window, empty ones included. */
+#define SQL_ROWS_HOUR \
+    "SELECT coalesce(json_agg(json_build_object('hour', " ISO_MS("h.h") ", 'hour_ms', h.h," \
+    " 'annotations', coalesce(a.n, 0), 'time_on_task', " STATS_JSON("e") "," \
+    " 'annotators_active', coalesce(e.annotators, 0)," \
+    " 'leases_granted', coalesce(e.granted, 0), 'leases_expired', coalesce(e.expired, 0))" \
+    " ORDER BY h.h), '[]'::json)" \
+    " FROM generate_series(floor($4::bigint / 3600000.0)::bigint * 3600000, $5::bigint - 1," \
+    "   3600000::bigint) AS h(h)" \
+    " LEFT JOIN (SELECT " HOUR_OF("created_at") " AS h, count(*) AS n FROM annw GROUP BY 1) a" \
+    "  ON a.h = h.h" \
+    " LEFT JOIN (SELECT " HOUR_OF("at") " AS h, " STATS("tot") "," \
+    "   count(DISTINCT annotator_id) AS annotators," \
+    "   count(*) FILTER (WHERE kind = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE kind = 'expire') AS expired FROM ev GROUP BY 1) e" \
+    "  ON e.h = h.h"
+
+/* Per project: open tasks, complete tasks, annotations remaining, annotations. */
+#define SQL_METRICS \
+    "SELECT p.id, coalesce(t.open, 0), coalesce(t.complete, 0), coalesce(t.remaining, 0)," \
+    " coalesce(a.n, 0)" \
+    " FROM projects p" \
+    " LEFT JOIN (SELECT project_id, count(*) FILTER (WHERE state <> 'complete') AS open," \
+    "   count(*) FILTER (WHERE state = 'complete') AS complete," \
+    "   sum(required - done_count) FILTER (WHERE state <> 'complete') AS remaining" \
+    "  FROM tasks GROUP BY project_id) t ON t.project_id = p.id" \
+    " LEFT JOIN (SELECT project_id, count(*) AS n FROM annotations GROUP BY project_id) a" \
+    "  ON a.project_id = p.id" \
+    " ORDER BY p.id"
+
+// clang-format on
+
+/* --- the query string ---------------------------------------------------------- */
+
+/* Percent-decodes src[0..n) into dst (dst_size bytes, NUL-terminated), '+'
+ * as a space. -1 on a bad escape, an embedded NUL or a value too long. */
+static int url_decode(const char *src, size_t n, char *dst, size_t dst_size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)src[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            if (!isxdigit((unsigned char)src[i + 1]) || !isxdigit((unsigned char)src[i + 2]))
+                return -1;
+            char hex[3] = {src[i + 1], src[i + 2], 0};
+            c = (int)strtol(hex, NULL, 16);
+            i += 2;
+            if (c == 0)
+                return -1;
+        }
+        if (o + 1 >= dst_size)
+            return -1;
+        dst[o++] = (char)c;
+    }
+    dst[o] = '\0';
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Reads exactly n digits at *p into *v and advances; -1 if they are not. */
+static int digits(const char **p, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        x = x * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *v = x;
+    return 0;
+}
+
+/*
+ * Parses an ISO 8601 instant: YYYY-MM-DD[(T|space)HH:MM[:SS[.fraction]]]
+ * [Z | (+|-|space)HH[:MM]] into epoch ms (UTC when no offset; a space
+ * stands for '+' because form decoding turns '+' into a space). 0 or -1.
+ */
+static int parse_iso(const char *s, int64_t *out)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
+    if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        digits(&p, 2, &d) < 0)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
+        return -1;
+    if (*p == 'T' || *p == 't' || (*p == ' ' && isdigit((unsigned char)p[1]))) {
+        p++;
+        if (digits(&p, 2, &h) < 0 || *p++ != ':' || digits(&p, 2, &mi) < 0 || h > 23 || mi > 59)
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &sec) < 0 || sec > 59)
+                return -1;
+            if (*p == '.' || *p == ',') {
+                p++;
+                if (!isdigit((unsigned char)*p))
+                    return -1;
+                for (int scale = 100; isdigit((unsigned char)*p); p++, scale /= 10)
+                    ms += (*p - '0') * scale;
+            }
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-' || *p == ' ') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+            if (digits(&p, 2, &oh) < 0 || oh > 23)
+                return -1;
+            if (*p == ':')
+                p++;
+            if (isdigit((unsigned char)*p) && (digits(&p, 2, &om) < 0 || om > 59))
+                return -1;
+            off = sign * (oh * 60 + om);
+        }
+    }
+    if (*p)
+        return -1;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60;
+    *out = secs * 1000 + ms;
+    return 0;
+}
+
+/* "15m", "1h", "7d": a positive count of minutes, hours or days, in ms. */
+static int parse_relative(const char *s, int64_t *out)
+{
+    int64_t n = 0;
+    const char *p = s;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        n = n * 10 + (*p - '0');
+        if (n > 1000000)
+            return -1;
+    }
+    int64_t unit = *p == 'm' ? 60000 : *p == 'h' ? 3600000 : *p == 'd' ? 86400000 : 0;
+    if (!unit || p[1] || n == 0)
+        return -1;
+    *out = n * unit;
+    return 0;
+}
+
+int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_query_t *out,
+                             char *msg, size_t msg_size)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->window, sizeof out->window, "1h");
+    snprintf(out->by, sizeof out->by, "annotator");
+    out->from_ms = now_ms - 3600000;
+    out->to_ms = now_ms;
+    const char *p = query ? query : "";
+    while (*p) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        char key[32], val[256];
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        if (!eq || url_decode(p, (size_t)(eq - p), key, sizeof key) < 0 ||
+            url_decode(eq + 1, len - (size_t)(eq - p) - 1, val, sizeof val) < 0) {
+            snprintf(msg, msg_size, "malformed query string near \"%.*s\"",
+                     (int)(len > 40 ? 40 : len), p);
+            return QR_EINVAL;
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+        if (!strcmp(key, "window")) {
+            const char *dots = strstr(val, "..");
+            int64_t span;
+            if (dots) {
+                char from[128];
+                size_t fl = (size_t)(dots - val);
+                if (fl >= sizeof from) {
+                    snprintf(msg, msg_size, "window: the start is too long");
+                    return QR_EINVAL;
+                }
+                memcpy(from, val, fl);
+                from[fl] = '\0';
+                if (parse_iso(from, &out->from_ms) < 0 || parse_iso(dots + 2, &out->to_ms) < 0) {
+                    snprintf(msg, msg_size,
+                             "window must be 15m, 1h, 1d (N followed by m, h or d) or FROM..TO in "
+                             "ISO 8601 (2030-01-01T00:00:00Z)");
+                    return QR_EINVAL;
+                }
+                if (out->to_ms <= out->from_ms) {
+                    snprintf(msg, msg_size, "window: FROM must be before TO");
+                    return QR_EINVAL;
+                }
+            } else if (parse_relative(val, &span) == 0) {
+                out->from_ms = now_ms - span;
+                out->to_ms = now_ms;
+            } else {
+                snprintf(msg, msg_size,
+                         "window must be 15m, 1h, 1d (N followed by m, h or d) or FROM..TO in "
+                         "ISO 8601 (2030-01-01T00:00:00Z)");
+                return QR_EINVAL;
+            }
+            if (out->to_ms - out->from_ms > QR_ANALYTICS_MAX_WINDOW_MS) {
+                snprintf(msg, msg_size, "window: at most 92 days");
+                return QR_EINVAL;
+            }
+            snprintf(out->window, sizeof out->window, "%s", val);
+        } else if (!strcmp(key, "by")) {
+            if (strcmp(val, "annotator") && strcmp(val, "vendor") && strcmp(val, "hour")) {
+                snprintf(msg, msg_size, "by must be annotator, vendor or hour");
+                return QR_EINVAL;
+            }
+            memcpy(out->by, val, strlen(val) + 1); /* one of the three names above */
+        } else if (!strcmp(key, "annotator")) {
+            char *end;
+            long long id = strtoll(val, &end, 10);
+            if (!isdigit((unsigned char)val[0]) || *end || id <= 0) {
+                snprintf(msg, msg_size, "annotator must be a user id");
+                return QR_EINVAL;
+            }
+            out->annotator = id;
+        } else {
+            snprintf(msg, msg_size, "unknown parameter \"%.31s\" (window, by, annotator)", key);
+            return QR_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* --- the report ------------------------------------------------------------------ */
+
+typedef struct report_s {
+    qr_analytics_cb cb;
+    void *arg;
+    int64_t project;
+} report_t;
+
+static json_t *error_body(const char *code, const char *message)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+static void on_report(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    report_t *r = arg;
+    qr_analytics_cb cb = r->cb;
+    void *cb_arg = r->arg;
+    int64_t project = r->project;
+    free(r);
+    if (!res) {
+        qr_warn("throughput report of project %" PRId64 " failed: %s%s%s", project, err ? err : "?",
+                sqlstate && sqlstate[0] ? " SQLSTATE " : "", sqlstate ? sqlstate : "");
+        cb(503, error_body("unavailable", "PostgreSQL is not available right now; retry"), cb_arg);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        cb(404, error_body("not_found", "no such project"), cb_arg);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    if (!body) {
+        qr_warn("throughput report of project %" PRId64 ": bad JSON from PostgreSQL: %s", project,
+                jerr.text);
+        cb(503, error_body("unavailable", "the report could not be built; retry"), cb_arg);
+        return;
+    }
+    cb(200, body, cb_arg);
+}
+
+int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id, const char *query,
+                            int64_t now_ms, qr_analytics_cb cb, void *arg)
+{
+    qr_throughput_query_t q;
+    char msg[256];
+    if (qr_analytics_parse_query(query, now_ms, &q, msg, sizeof msg) < 0) {
+        cb(422, error_body("invalid", msg), arg);
+        return 0;
+    }
+    char proj[24], org[24], ann[24], from[24], to[24], now[24], idle[24], fast_n[24], ratio[32],
+        eta[24];
+    snprintf(proj, sizeof proj, "%" PRId64, project_id);
+    snprintf(org, sizeof org, "%" PRId64, only_org_id);
+    snprintf(ann, sizeof ann, "%" PRId64, q.annotator);
+    snprintf(from, sizeof from, "%" PRId64, q.from_ms);
+    snprintf(to, sizeof to, "%" PRId64, q.to_ms);
+    snprintf(now, sizeof now, "%" PRId64, now_ms);
+    snprintf(idle, sizeof idle, "%d", QR_ANALYTICS_IDLE_GAP_MS);
+    snprintf(fast_n, sizeof fast_n, "%d", QR_ANALYTICS_FAST_MIN_N);
+    snprintf(ratio, sizeof ratio, "%.17g", QR_ANALYTICS_FAST_RATIO);
+    snprintf(eta, sizeof eta, "%d", QR_ANALYTICS_ETA_WINDOW_MS);
+    const char *params[] = {proj, org,  ann,    from,  to,  now,
+                            idle, q.by, fast_n, ratio, eta, q.window};
+    report_t *r = qr_xmalloc(sizeof *r);
+    r->cb = cb;
+    r->arg = arg;
+    r->project = project_id;
+    int rc = qr_pg_query(pg, SQL_THROUGHPUT, 12, params, on_report, r);
+    if (rc < 0)
+        free(r);
+    return rc;
+}
+
+/* --- Prometheus text ------------------------------------------------------------------ */
+
+typedef struct metrics_s {
+    qr_analytics_text_cb cb;
+    void *arg;
+} metrics_t;
+
+static void on_metrics(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    metrics_t *m = arg;
+    qr_analytics_text_cb cb = m->cb;
+    void *cb_arg = m->arg;
+    free(m);
+    if (!res) {
+        qr_warn("metrics: PostgreSQL failed: %s", err ? err : "?");
+        const char *t = "PostgreSQL is not available right now\n";
+        cb(503, t, strlen(t), cb_arg);
+        return;
+    }
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"quorum_tasks", "gauge", "Tasks per project by state (open: not all annotations in)."},
+        {"quorum_annotations_remaining", "gauge",
+         "Annotations still needed per project (sum over open tasks of required - done)."},
+        {"quorum_annotations_total", "counter", "Annotations stored per project."},
+    };
+    int n = PQntuples(res);
+    qr_buf_t b;
+    qr_buf_init(&b);
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        qr_buf_appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                       fam[f].type);
+        for (int i = 0; i < n; i++) {
+            const char *p = PQgetvalue(res, i, 0);
+            if (f == 0) {
+                qr_buf_appendf(&b, "quorum_tasks{project=\"%s\",state=\"open\"} %s\n", p,
+                               PQgetvalue(res, i, 1));
+                qr_buf_appendf(&b, "quorum_tasks{project=\"%s\",state=\"complete\"} %s\n", p,
+                               PQgetvalue(res, i, 2));
+            } else {
+                qr_buf_appendf(&b, "%s{project=\"%s\"} %s\n", fam[f].name, p,
+                               PQgetvalue(res, i, f == 1 ? 3 : 4));
+            }
+        }
+    }
+    cb(200, b.data ? b.data : "", b.len, cb_arg);
+    qr_buf_free(&b);
+}
+
+int qr_analytics_metrics_text(qr_pg_t *pg, qr_analytics_text_cb cb, void *arg)
+{
+    metrics_t *m = qr_xmalloc(sizeof *m);
+    m->cb = cb;
+    m->arg = arg;
+    int rc = qr_pg_query(pg, SQL_METRICS, 0, NULL, on_metrics, m);
+    if (rc < 0)
+        free(m);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * analytics.h - the throughput and workforce report of a project (issue 6,
+ * docs/THROUGHPUT.md): rates, time on task, active and idle time, lease
+ * outcomes, the queue, an ETA and fast-response flags, computed by one SQL
+ * statement over lease_events, annotations, tasks, users and organizations.
+ *
+ * The module knows nothing of HTTP beyond handing back the status and body
+ * the API should answer with; the router decides who may ask and for which
+ * organization's crew.
+ */
+#ifndef QR_ANALYTICS_H
+#define QR_ANALYTICS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "pg.h"
+
+/* Idle threshold: a gap between two lease events of one annotator longer
+ * than this (ms) is idle time; shorter gaps are active time. */
+#define QR_ANALYTICS_IDLE_GAP_MS 300000
+/* Fast-response rule: flagged when an annotator has at least MIN_N timed
+ * submissions in the window and their median time on task is below RATIO
+ * times the crew median (the median of the medians of every annotator of
+ * the project with at least MIN_N timed submissions in the window). */
+#define QR_ANALYTICS_FAST_MIN_N 10
+#define QR_ANALYTICS_FAST_RATIO 0.25
+/* The ETA divides the remaining annotations by the rate of this window,
+ * ending now (ms). */
+#define QR_ANALYTICS_ETA_WINDOW_MS 3600000
+/* Longest report window (ms): 92 days. */
+#define QR_ANALYTICS_MAX_WINDOW_MS (92LL * 86400000)
+
+/* status: 200 (the report), 404 (no such project), 422 (bad query string:
+ * {"error":{"code":"invalid","message":...}}) or 503 (PostgreSQL failed:
+ * {"error":{"code":"unavailable",...}}). body is a new reference that the
+ * callback owns (it must json_decref it or hand it on). */
+typedef void (*qr_analytics_cb)(int status, json_t *body, void *arg);
+
+/* The parsed query string of a throughput request. */
+typedef struct qr_throughput_query_s {
+    int64_t from_ms, to_ms; /* the window [from, to), epoch ms */
+    char window[256];       /* the window as asked ("1h", or "FROM..TO") */
+    char by[16];            /* "annotator", "vendor" or "hour" */
+    int64_t annotator;      /* only this annotator (0: all) */
+} qr_throughput_query_t;
+
+/*
+ * Parses a raw URL query string (NULL or "" for the defaults: window=1h,
+ * by=annotator). Keys: window=15m|1h|1d (any N followed by m, h or d) or
+ * window=FROM..TO (ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM],
+ * UTC when no offset); by=annotator|vendor|hour; annotator=ID. A relative
+ * window ends at now_ms. Returns 0, or QR_EINVAL with a one-line reason in
+ * msg (msg_size bytes) for an unknown key, a bad value, a window that is
+ * empty, reversed or longer than 92 days.
+ */
+int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_query_t *out,
+                             char *msg, size_t msg_size);
+
+/*
+ * Computes the throughput report of project_id (docs/THROUGHPUT.md) over the
+ * window of `query` (raw URL query string, may be NULL; see above).
+ * only_org_id: 0 for every annotator, else only annotators of that
+ * organization are counted and listed (the project-wide queue, ETA baseline
+ * remaining work and the crew median of the fast-response rule are still
+ * reported; see the document). now_ms: the wall clock (epoch ms), passed in
+ * so tests can fix it.
+ *
+ * cb runs exactly once. For a bad query string it runs before this function
+ * returns (status 422) and the function returns 0; otherwise it runs later
+ * from the loop. Returns a negative code, without calling cb, only when the
+ * pool refuses the query (it is closing): answer 503 then.
+ */
+int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id, const char *query,
+                            int64_t now_ms, qr_analytics_cb cb, void *arg);
+
+/*
+ * Prometheus text exposition (version 0.0.4) of every project's queue, from
+ * PostgreSQL: quorum_tasks{project,state="open"|"complete"} (gauge),
+ * quorum_annotations_remaining{project} (gauge) and
+ * quorum_annotations_total{project} (counter). It scans tasks and the
+ * annotations index, so scrape it every 15 s or more, not every second.
+ * cb gets the status (200 or 503) and the text (owned by the module, valid
+ * during the callback only; a one-line message for 503). Returns a negative
+ * code, without calling cb, only when the pool is closing.
+ */
+typedef void (*qr_analytics_text_cb)(int status, const char *text, size_t len, void *arg);
+int qr_analytics_metrics_text(qr_pg_t *pg, qr_analytics_text_cb cb, void *arg);
+
+#endif

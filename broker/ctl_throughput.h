@@ -1,0 +1,22 @@
+/*
+ * ctl_throughput.h - `quorumctl throughput --project ID [--window 1h]
+ * [--by annotator|vendor|hour] [--annotator ID] [--json] [--watch[=S]]`:
+ * the throughput report (GET /v1/projects/{id}/throughput, docs/THROUGHPUT.md)
+ * as an aligned table with totals, or as the broker's JSON.
+ */
+#ifndef QR_CTL_THROUGHPUT_H
+#define QR_CTL_THROUGHPUT_H
+
+#include "client.h"
+
+/* argv[0] is "throughput". Resolves its own connection settings (flags after
+ * the command, environment, .quorum/env) and initialises libcurl itself.
+ * Returns the process exit code: 0 ok, 1 broker or network error, 2 usage. */
+int qr_ctl_throughput(int argc, char **argv);
+
+/* The same with settings the caller already holds (flags given before the
+ * command; those given after it are added to cfg). The caller has called
+ * qr_client_global_init. */
+int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg);
+
+#endif

@@ -1,0 +1,694 @@
+/*
+ * test_analytics.c - the lease log (events.c) and the throughput report
+ * (analytics.c) against the stack's real PostgreSQL, in a database of their
+ * own (created, migrated with qr_admin_migrate, dropped at the end).
+ *
+ * The report test writes a known history (four annotators of two vendors,
+ * fixed think times, an idle pause, skips, a release, an expiry, a live
+ * lease, a stale grant) and checks every figure exactly: counts, rates,
+ * median/p90/mean time on task overall and by label, active and idle time,
+ * outcome shares, expiry rates, the queue, the ETA, the fast-response flag,
+ * the vendor and hour breakdowns, and that a vendor's view holds only its
+ * own crew. Every event-loop test ends by proving the loop closes cleanly.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "admin.h"
+#include "analytics.h"
+#include "events.h"
+#include "pg.h"
+#include "testlib.h"
+#include "util.h"
+
+#define MIN_MS  60000LL
+#define HOUR_MS 3600000LL
+#define T0      1893456000000LL /* 2030-01-01T00:00:00Z */
+#define W0      (T0 + HOUR_MS)  /* the report's window is [W0, NOW) */
+#define NOW     (T0 + 2 * HOUR_MS)
+
+static char g_dbname[64];
+static char g_conninfo[1024];
+static PGconn *g_db; /* blocking connection for fixtures and checks */
+
+/* --- blocking helpers (test set-up only, never on the loop) ---------------------- */
+
+/* Runs sql with text params; returns the first value as an integer (0 if
+ * none) and fails the test on an error. */
+static int64_t sql_int(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        fail_msg("%s\n-> %s", sql, PQresultErrorMessage(r));
+    int64_t v = 0;
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static const char *num(char buf[24], int64_t v)
+{
+    snprintf(buf, 24, "%" PRId64, v);
+    return buf;
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    return c;
+}
+
+static int group_setup(void **state)
+{
+    const char *base = qr_test_stack_get("QR_PG_CONNINFO");
+    assert_non_null(base);
+    snprintf(g_dbname, sizeof g_dbname, "analytics_%ld", (long)getpid());
+    PGconn *admin = connect_db(base);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", g_dbname);
+    sql_int(admin, sql, 0, NULL);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", g_dbname);
+    sql_int(admin, sql, 0, NULL);
+    PQfinish(admin);
+    /* A later keyword wins in a libpq conninfo string. */
+    snprintf(g_conninfo, sizeof g_conninfo, "%s dbname=%s", base, g_dbname);
+    assert_int_equal(qr_admin_migrate(g_conninfo, QR_SQL_DIR), 0);
+    g_db = connect_db(g_conninfo);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    PQfinish(g_db);
+    PGconn *admin = connect_db(qr_test_stack_get("QR_PG_CONNINFO"));
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", g_dbname);
+    sql_int(admin, sql, 0, NULL);
+    PQfinish(admin);
+    return 0;
+}
+
+/* --- loop helpers ------------------------------------------------------------------ */
+
+static uv_loop_t loop;
+static qr_pg_t *pool;
+static qr_events_t *events;
+static volatile int flag;
+
+static void on_flag(void *arg)
+{
+    flag = 1;
+}
+
+static void open_all(const char *conninfo, int flush_ms, int max_batch)
+{
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(qr_pg_open(&loop, conninfo, 2, 2000, &pool), 0);
+    assert_int_equal(qr_events_open(&loop, pool, flush_ms, max_batch, &events), 0);
+}
+
+static void close_events(void)
+{
+    flag = 0;
+    qr_events_close(events, on_flag, NULL);
+    assert_true(qr_test_run_until(&loop, &flag, 20000));
+    events = NULL;
+}
+
+static void close_all(void)
+{
+    if (events)
+        close_events();
+    flag = 0;
+    qr_pg_close(pool, on_flag, NULL);
+    assert_true(qr_test_run_until(&loop, &flag, 5000));
+    qr_test_loop_close(&loop);
+}
+
+static void add(qr_event_kind_t kind, int64_t project, int64_t task, int64_t ann, int64_t token,
+                int64_t at, int64_t granted, int64_t active, const char *label, const char *reason)
+{
+    qr_event_t e = {kind, project, task, ann, token, at, granted, active, label, reason};
+    qr_events_add(events, &e);
+}
+
+/* --- the lease log -------------------------------------------------------------------- */
+
+static const char *tricky = "he said \"hi\", {x} \\ NULL é";
+
+/* Batches go out when full; close writes the rest; strings survive quoting. */
+static void test_events_close_flushes(void **state)
+{
+    open_all(g_conninfo, 60000, 1000); /* the timer never fires in this test */
+    for (int i = 0; i < 2500; i++)
+        add((qr_event_kind_t)(i % 6), 900, i, 7, 10000 + i, T0 + i, i % 3 ? T0 : 0, i % 2 ? i : -1,
+            i == 44 ? tricky : NULL, i == 45 ? "unreadable" : NULL);
+    assert_int_equal(qr_events_dropped(events), 0);
+    close_events();
+    char buf[24];
+    const char *p[] = {num(buf, 900)};
+    assert_int_equal(sql_int(g_db, "SELECT count(*) FROM lease_events WHERE project_id = $1", 1, p),
+                     2500);
+    assert_int_equal(sql_int(g_db,
+                             "SELECT count(*) FROM lease_events WHERE project_id = $1"
+                             " AND granted_at IS NULL",
+                             1, p),
+                     834); /* i % 3 == 0 */
+    assert_int_equal(sql_int(g_db,
+                             "SELECT count(*) FROM lease_events WHERE project_id = $1"
+                             " AND active_ms IS NULL",
+                             1, p),
+                     1250);
+    PGresult *r = PQexecParams(g_db,
+                               "SELECT label, kind, (extract(epoch FROM at) * 1000)::bigint"
+                               " FROM lease_events WHERE project_id = $1 AND token = 10044",
+                               1, NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), tricky);
+    assert_string_equal(PQgetvalue(r, 0, 1), "submit"); /* 44 % 6 == QR_EV_SUBMIT */
+    assert_int_equal(strtoll(PQgetvalue(r, 0, 2), NULL, 10), T0 + 44);
+    PQclear(r);
+    close_all();
+}
+
+/* A few events go out on the timer, without a full batch or a close. */
+static void test_events_timer_flush(void **state)
+{
+    open_all(g_conninfo, 20, 1000);
+    for (int i = 0; i < 3; i++)
+        add(QR_EV_GRANT, 901, i, 7, i, T0, 0, -1, NULL, NULL);
+    char buf[24];
+    const char *p[] = {num(buf, 901)};
+    int64_t n = 0;
+    for (int tries = 0; tries < 100 && n < 3; tries++) {
+        volatile int never = 0;
+        qr_test_run_until(&loop, &never, 20);
+        n = sql_int(g_db, "SELECT count(*) FROM lease_events WHERE project_id = $1", 1, p);
+    }
+    assert_int_equal(n, 3);
+    close_all();
+}
+
+/* PostgreSQL unreachable: the buffer stays bounded, the oldest events are
+ * dropped and counted, and close still ends cleanly. */
+static void test_events_bounded_when_down(void **state)
+{
+    open_all("host=127.0.0.1 port=1 user=nobody dbname=none", 50, 1000);
+    for (int i = 0; i < 100010; i++)
+        add(QR_EV_HEARTBEAT, 902, i, 7, i, T0 + i, T0, -1, NULL, NULL);
+    assert_int_equal(qr_events_dropped(events), 10);
+    volatile int never = 0;
+    qr_test_run_until(&loop, &never, 200); /* a failed attempt or two, then retries */
+    assert_int_equal(qr_events_dropped(events), 10);
+    close_all();
+}
+
+/* --- the report ------------------------------------------------------------------- */
+
+static int64_t org_a, org_b, owner, project;
+static int64_t alice, bob, carol, dave;
+static int64_t task_ids[41]; /* task_ids[1..40] */
+static int64_t next_token = 1;
+
+static int64_t insert_returning(const char *sql, int n, const char *const *params)
+{
+    int64_t id = sql_int(g_db, sql, n, params);
+    assert_true(id > 0);
+    return id;
+}
+
+static int64_t make_org(const char *name, const char *kind)
+{
+    const char *p[] = {name, kind};
+    return insert_returning("INSERT INTO organizations (name, kind) VALUES ($1, $2) RETURNING id",
+                            2, p);
+}
+
+static int64_t make_user(int64_t org, const char *name)
+{
+    char b[24];
+    const char *p[] = {num(b, org), name};
+    return insert_returning(
+        "INSERT INTO users (org_id, name, role) VALUES ($1, $2, 'annotator') RETURNING id", 2, p);
+}
+
+static void annotation(int64_t ann, int task, int64_t token, int64_t at, int64_t active,
+                       const char *label)
+{
+    char b[6][24];
+    const char *p[] = {num(b[0], task_ids[task]),
+                       num(b[1], project),
+                       num(b[2], ann),
+                       label,
+                       num(b[3], token),
+                       active >= 0 ? num(b[4], active) : NULL,
+                       num(b[5], at)};
+    sql_int(g_db,
+            "INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token,"
+            " active_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6::int,"
+            " to_timestamp($7::bigint / 1000.0))",
+            7, p);
+}
+
+/* A lease granted at g that ends after dur ms with a submit (annotation
+ * stored at the same instant), a skip, a release or an expiry. */
+static void lease(qr_event_kind_t end, int64_t ann, int task, int64_t g, int64_t dur,
+                  int64_t active, const char *label)
+{
+    int64_t tok = next_token++;
+    add(QR_EV_GRANT, project, task_ids[task], ann, tok, g, g, -1, NULL, NULL);
+    add(end, project, task_ids[task], ann, tok, g + dur, g, end == QR_EV_SUBMIT ? active : -1,
+        end == QR_EV_SUBMIT ? label : NULL, end == QR_EV_SKIP ? "unreadable" : NULL);
+    if (end == QR_EV_SUBMIT)
+        annotation(ann, task, tok, g + dur, active, label);
+}
+
+static void build_history(void)
+{
+    char b[2][24];
+    owner = make_org("owner-co", "owner");
+    org_a = make_org("vendor-a", "vendor");
+    org_b = make_org("vendor-b", "vendor");
+    alice = make_user(org_a, "alice");
+    bob = make_user(org_a, "bob");
+    carol = make_user(org_b, "carol");
+    dave = make_user(org_b, "dave");
+    const char *pp[] = {num(b[0], owner)};
+    project = insert_returning("INSERT INTO projects (org_id, name, labels, lease_ttl_ms)"
+                               " VALUES ($1, 'cats', '[\"cat\",\"dog\"]', 60000) RETURNING id",
+                               1, pp);
+    /* Tasks 1..33 need one annotation, 34..40 need three. */
+    for (int t = 1; t <= 40; t++) {
+        const char *p[] = {num(b[0], project), num(b[1], t <= 33 ? 1 : 3)};
+        task_ids[t] = insert_returning("INSERT INTO tasks (project_id, data, required)"
+                                       " VALUES ($1, '{}', $2) RETURNING id",
+                                       2, p);
+    }
+
+    /* alice: two annotations in the hour before the window; then ten in it
+     * of 10 s, 20 s ... 100 s (agent-reported), 1 s apart except one pause
+     * of 10 min after the fifth. Labels alternate cat, dog. */
+    lease(QR_EV_SUBMIT, alice, 1, T0, 20000, 20000, "cat");
+    lease(QR_EV_SUBMIT, alice, 2, T0 + 10 * MIN_MS, 20000, 20000, "dog");
+    int64_t g = W0;
+    for (int i = 0; i < 10; i++) {
+        int64_t dur = (i + 1) * 10000;
+        lease(QR_EV_SUBMIT, alice, 3 + i, g, dur, dur, i % 2 ? "dog" : "cat");
+        g += dur + (i == 4 ? 10 * MIN_MS : 1000);
+    }
+    /* bob: ten of 40 s with no active time reported (submit - grant), the
+     * last on a task needing three; then two skips and a release of 5 s. */
+    g = W0;
+    for (int i = 0; i < 10; i++) {
+        lease(QR_EV_SUBMIT, bob, i < 9 ? 13 + i : 34, g, 40000, -1, "dog");
+        g += 41000;
+    }
+    lease(QR_EV_SKIP, bob, 35, g, 5000, -1, NULL);
+    g += 6000;
+    lease(QR_EV_SKIP, bob, 36, g, 5000, -1, NULL);
+    g += 6000;
+    lease(QR_EV_RELEASE, bob, 37, g, 5000, -1, NULL);
+    /* carol: ten of 5 s reported (6 s between grant and submit): fast. */
+    g = W0;
+    for (int i = 0; i < 10; i++) {
+        lease(QR_EV_SUBMIT, carol, 22 + i, g, 6000, 5000, "cat");
+        g += 7000;
+    }
+    /* dave: two of 30 s, a lease that expires (recorded 1 s after its TTL),
+     * a grant long ago never ended (not live: past its TTL), and a live
+     * lease granted 10 s before now and renewed 5 s before now. */
+    lease(QR_EV_SUBMIT, dave, 32, W0, 30000, 30000, "dog");
+    lease(QR_EV_SUBMIT, dave, 33, W0 + 31000, 30000, 30000, "dog");
+    lease(QR_EV_EXPIRE, dave, 38, W0 + 62000, 61000, -1, NULL);
+    add(QR_EV_GRANT, project, task_ids[39], dave, next_token++, T0 + 1000000, T0 + 1000000, -1,
+        NULL, NULL);
+    int64_t live = next_token++;
+    add(QR_EV_GRANT, project, task_ids[35], dave, live, NOW - 10000, NOW - 10000, -1, NULL, NULL);
+    add(QR_EV_HEARTBEAT, project, task_ids[35], dave, live, NOW - 5000, NOW - 10000, -1, NULL,
+        NULL);
+
+    const char *p[] = {num(b[0], project)};
+    sql_int(g_db,
+            "UPDATE tasks t SET done_count = c.n,"
+            " state = CASE WHEN c.n = t.required THEN 'complete' ELSE 'waiting' END"
+            " FROM (SELECT t2.id, (SELECT count(*) FROM annotations a WHERE a.task_id = t2.id) AS n"
+            "       FROM tasks t2 WHERE t2.project_id = $1) c WHERE c.id = t.id",
+            1, p);
+}
+
+/* One awaited report. */
+static int got_status;
+static json_t *got_body;
+
+static void on_report(int status, json_t *body, void *arg)
+{
+    got_status = status;
+    got_body = body;
+    flag = 1;
+}
+
+static json_t *report_as(int64_t org, const char *query, int want_status)
+{
+    flag = 0;
+    got_body = NULL;
+    assert_int_equal(qr_analytics_throughput(pool, project, org, query, NOW, on_report, NULL), 0);
+    assert_true(qr_test_run_until(&loop, &flag, 20000));
+    if (got_status != want_status) {
+        char *s = json_dumps(got_body, JSON_INDENT(1));
+        fail_msg("status %d, wanted %d: %s", got_status, want_status, s ? s : "(null)");
+    }
+    assert_non_null(got_body);
+    if (getenv("QR_ANALYTICS_PRINT")) { /* to read the reports by eye */
+        char *s = json_dumps(got_body, JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+    }
+    return got_body;
+}
+
+/* The value at a dotted path; a numeric segment indexes an array. */
+static json_t *at(json_t *j, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *seg = strtok_r(buf, ".", &save); seg && j;
+         seg = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(j))
+            j = json_array_get(j, strtoul(seg, NULL, 10));
+        else
+            j = json_object_get(j, seg);
+    }
+    return j;
+}
+
+static void expect_num(json_t *j, const char *path, double want)
+{
+    json_t *v = at(j, path);
+    if (!json_is_number(v))
+        fail_msg("%s: not a number (wanted %.4f)", path, want);
+    if (fabs(json_number_value(v) - want) > 1e-6)
+        fail_msg("%s: %.6f, wanted %.6f", path, json_number_value(v), want);
+}
+
+static void expect_null(json_t *j, const char *path)
+{
+    if (!json_is_null(at(j, path)))
+        fail_msg("%s: not null", path);
+}
+
+static void expect_str(json_t *j, const char *path, const char *want)
+{
+    const char *s = json_string_value(at(j, path));
+    if (!s || strcmp(s, want))
+        fail_msg("%s: \"%s\", wanted \"%s\"", path, s ? s : "(none)", want);
+}
+
+/* The row of `rows` whose `key` is the string `value`. */
+static json_t *row(json_t *body, const char *key, const char *value)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(body, "rows"), i, r)
+    {
+        const char *s = json_string_value(json_object_get(r, key));
+        if (s && !strcmp(s, value))
+            return r;
+    }
+    fail_msg("no row with %s = %s", key, value);
+    return NULL;
+}
+
+static void check_project_hour(json_t *j)
+{
+    expect_num(j, "window.from_ms", (double)W0);
+    expect_num(j, "window.to_ms", (double)NOW);
+    expect_num(j, "totals.annotations", 32);
+    expect_num(j, "totals.annotations_per_hour", 32);
+    expect_num(j, "totals.annotations_all_time", 34);
+    /* 34 annotations from T0+20 s to W0+1158 s: 4738 s. */
+    expect_num(j, "totals.annotations_per_hour_all_time", 25.83);
+    expect_str(j, "totals.first_annotation_at", "2030-01-01T00:00:20.000Z");
+    expect_num(j, "totals.annotators", 4);
+    expect_num(j, "totals.tasks_completed", 33);
+    expect_num(j, "totals.tasks_completed_in_window", 31);
+    expect_num(j, "totals.leases_granted", 37);
+
+    /* 32 times: 5 s x10, 10, 20, 30 x3, 40 x11, 50 ... 100 s. */
+    expect_num(j, "time_on_task.n", 32);
+    expect_num(j, "time_on_task.median_ms", 40000);
+    expect_num(j, "time_on_task.p90_ms", 69000);
+    expect_num(j, "time_on_task.mean_ms", 33125);
+    expect_str(j, "time_on_task.by_label.0.label", "cat");
+    expect_num(j, "time_on_task.by_label.0.n", 15);
+    expect_num(j, "time_on_task.by_label.0.median_ms", 5000);
+    expect_num(j, "time_on_task.by_label.0.p90_ms", 62000);
+    expect_num(j, "time_on_task.by_label.0.mean_ms", 20000);
+    expect_str(j, "time_on_task.by_label.1.label", "dog");
+    expect_num(j, "time_on_task.by_label.1.n", 17);
+    expect_num(j, "time_on_task.by_label.1.median_ms", 40000);
+    expect_num(j, "time_on_task.by_label.1.mean_ms", 44705.9);
+
+    expect_num(j, "activity.idle_gap_ms", 300000);
+    expect_num(j, "activity.active_ms", 558000 + 427000 + 69000 + 128000);
+    expect_num(j, "activity.idle_ms", 600000 + 3467000);
+    expect_num(j, "activity.idle_gaps", 2);
+    expect_num(j, "activity.utilisation", 0.2252);
+
+    expect_num(j, "outcomes.ended", 36);
+    expect_num(j, "outcomes.submitted", 32);
+    expect_num(j, "outcomes.skipped", 2);
+    expect_num(j, "outcomes.released", 1);
+    expect_num(j, "outcomes.expired", 1);
+    expect_num(j, "outcomes.submitted_share", 0.8889);
+    expect_num(j, "outcomes.skipped_share", 0.0556);
+    expect_num(j, "outcomes.released_share", 0.0278);
+    expect_num(j, "outcomes.expired_share", 0.0278);
+
+    expect_num(j, "queue.tasks", 40);
+    expect_num(j, "queue.complete", 33);
+    expect_num(j, "queue.in_progress", 2); /* task 34 (1 of 3), task 35 (live lease) */
+    expect_num(j, "queue.waiting", 5);
+    expect_num(j, "queue.auto_accepted", 0);
+    expect_null(j, "queue.ready_window");
+    expect_num(j, "queue.leases_live", 1);
+    expect_num(j, "queue.annotations_remaining", 20);
+
+    expect_num(j, "eta.annotations_remaining", 20);
+    expect_num(j, "eta.rate_window_ms", 3600000);
+    expect_num(j, "eta.rate_per_hour", 32);
+    expect_num(j, "eta.seconds", 2250);
+    expect_str(j, "eta.at", "2030-01-01T02:37:30.000Z");
+
+    expect_num(j, "fast_response.crew_median_ms", 40000); /* of 55, 40 and 5 s */
+    expect_num(j, "fast_response.crew_annotators", 3);
+    assert_int_equal(json_array_size(at(j, "fast_response.flagged")), 1);
+    expect_str(j, "fast_response.flagged.0.annotator", "carol");
+    expect_num(j, "fast_response.flagged.0.median_ms", 5000);
+}
+
+static void test_report(void **state)
+{
+    open_all(g_conninfo, 50, 1000);
+    build_history();
+    close_events(); /* flushes the whole history */
+
+    /* The project, last hour, per annotator. */
+    json_t *j = report_as(0, "window=1h&by=annotator", 200);
+    check_project_hour(j);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 4);
+    json_t *a = row(j, "annotator", "alice");
+    expect_num(a, "annotations", 10);
+    expect_num(a, "time_on_task.n", 10);
+    expect_num(a, "time_on_task.median_ms", 55000);
+    expect_num(a, "time_on_task.p90_ms", 91000);
+    expect_num(a, "time_on_task.mean_ms", 55000);
+    expect_num(a, "active_ms", 558000);
+    expect_num(a, "idle_ms", 600000);
+    expect_num(a, "idle_gaps", 1);
+    expect_num(a, "utilisation", 0.4819);
+    expect_num(a, "expiry_rate", 0);
+    assert_true(json_is_false(json_object_get(a, "fast_response")));
+    json_t *b = row(j, "annotator", "bob");
+    expect_num(b, "time_on_task.median_ms", 40000); /* submit - grant */
+    expect_num(b, "leases.granted", 13);
+    expect_num(b, "leases.ended", 13);
+    expect_num(b, "leases.skipped", 2);
+    expect_num(b, "leases.released", 1);
+    expect_num(b, "active_ms", 427000);
+    expect_num(b, "utilisation", 1);
+    json_t *c = row(j, "annotator", "carol");
+    expect_num(c, "time_on_task.median_ms", 5000); /* reported active time wins */
+    assert_true(json_is_true(json_object_get(c, "fast_response")));
+    json_t *d = row(j, "annotator", "dave");
+    expect_num(d, "annotations", 2);
+    expect_num(d, "leases.granted", 4);
+    expect_num(d, "leases.expired", 1);
+    expect_num(d, "expiry_rate", 0.3333);
+    expect_num(d, "active_ms", 128000);
+    expect_num(d, "idle_ms", 3467000);
+    expect_num(d, "utilisation", 0.0356);
+    assert_true(json_is_false(json_object_get(d, "fast_response"))); /* 2 < 10 submissions */
+    json_decref(j);
+
+    /* The same window given as FROM..TO, in UTC and with an offset. */
+    j = report_as(0, "window=2030-01-01T01:00:00Z..2030-01-01T02:00:00Z", 200);
+    check_project_hour(j);
+    json_decref(j);
+    j = report_as(0, "window=2030-01-01T02:00%2B01:00..2030-01-01T03:00:00.000+01:00", 200);
+    check_project_hour(j);
+    json_decref(j);
+
+    /* Per vendor. */
+    j = report_as(0, "by=vendor", 200);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 2);
+    json_t *va = row(j, "organization", "vendor-a");
+    expect_num(va, "annotators", 2);
+    expect_num(va, "annotations", 20);
+    expect_num(va, "leases.ended", 23);
+    expect_num(va, "expiry_rate", 0);
+    expect_num(va, "fast_response_flagged", 0);
+    json_t *vb = row(j, "organization", "vendor-b");
+    expect_num(vb, "annotations", 12);
+    expect_num(vb, "time_on_task.median_ms", 5000);
+    expect_num(vb, "expiry_rate", 0.0769);
+    expect_num(vb, "fast_response_flagged", 1);
+    json_decref(j);
+
+    /* Per hour over two hours. */
+    j = report_as(0, "window=2h&by=hour", 200);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 2);
+    expect_str(j, "rows.0.hour", "2030-01-01T00:00:00.000Z");
+    expect_num(j, "rows.0.annotations", 2);
+    expect_num(j, "rows.0.time_on_task.median_ms", 20000);
+    expect_num(j, "rows.0.leases_granted", 3);
+    expect_num(j, "rows.1.annotations", 32);
+    expect_num(j, "rows.1.time_on_task.median_ms", 40000);
+    expect_num(j, "rows.1.annotators_active", 4);
+    expect_num(j, "rows.1.leases_expired", 1);
+    expect_num(j, "totals.annotations", 34);
+    json_decref(j);
+
+    /* Vendor A's manager: only alice and bob, anywhere in the answer. */
+    j = report_as(org_a, "window=1h", 200);
+    char *text = json_dumps(j, 0);
+    assert_null(strstr(text, "carol"));
+    assert_null(strstr(text, "dave"));
+    assert_null(strstr(text, "vendor-b"));
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 2);
+    expect_num(j, "totals.annotations", 20);
+    expect_num(j, "totals.annotators", 2);
+    expect_num(j, "outcomes.ended", 23);
+    expect_num(j, "outcomes.submitted_share", 0.8696);
+    expect_num(j, "outcomes.skipped_share", 0.087);
+    expect_num(j, "outcomes.released_share", 0.0435);
+    expect_num(j, "outcomes.expired_share", 0);
+    expect_num(j, "eta.seconds", 3600);                   /* 20 remaining at the crew's 20/h */
+    expect_num(j, "fast_response.crew_median_ms", 40000); /* the project's baseline */
+    assert_int_equal(json_array_size(at(j, "fast_response.flagged")), 0);
+    json_decref(j);
+    j = report_as(org_a, "by=vendor", 200);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+    json_decref(j);
+    /* ... and asking for another vendor's annotator gives nothing. */
+    char q[64];
+    snprintf(q, sizeof q, "annotator=%" PRId64, carol);
+    j = report_as(org_a, q, 200);
+    expect_num(j, "totals.annotations", 0);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
+    json_decref(j);
+    /* One annotator, seen by the owner. */
+    j = report_as(0, q, 200);
+    expect_num(j, "totals.annotations", 10);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+    assert_int_equal(json_array_size(at(j, "fast_response.flagged")), 1);
+    json_decref(j);
+
+    /* Bad query strings: 422, through the callback, before returning. */
+    static const char *const bad[] = {
+        "window=2x",
+        "window=0m",
+        "window=93d",
+        "by=task",
+        "colour=red",
+        "window=2030-01-02..2030-01-01",
+        "window=2030-02-30..2030-03-01",
+        "annotator=abc",
+        "window=%zz",
+        "window",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        flag = 0;
+        assert_int_equal(qr_analytics_throughput(pool, project, 0, bad[i], NOW, on_report, NULL),
+                         0);
+        assert_true(flag);
+        if (got_status != 422)
+            fail_msg("%s: status %d", bad[i], got_status);
+        expect_str(got_body, "error.code", "invalid");
+        json_decref(got_body);
+    }
+    /* No such project. */
+    flag = 0;
+    assert_int_equal(qr_analytics_throughput(pool, 987654, 0, NULL, NOW, on_report, NULL), 0);
+    assert_true(qr_test_run_until(&loop, &flag, 20000));
+    assert_int_equal(got_status, 404);
+    json_decref(got_body);
+    close_all();
+}
+
+/* The Prometheus text names every project with its queue. */
+static const char *got_text;
+static char text_copy[8192];
+
+static void on_text(int status, const char *text, size_t len, void *arg)
+{
+    got_status = status;
+    snprintf(text_copy, sizeof text_copy, "%.*s", (int)len, text);
+    got_text = text_copy;
+    flag = 1;
+}
+
+static void test_metrics_text(void **state)
+{
+    open_all(g_conninfo, 50, 1000);
+    flag = 0;
+    assert_int_equal(qr_analytics_metrics_text(pool, on_text, NULL), 0);
+    assert_true(qr_test_run_until(&loop, &flag, 20000));
+    assert_int_equal(got_status, 200);
+    char want[128];
+    snprintf(want, sizeof want, "quorum_tasks{project=\"%" PRId64 "\",state=\"complete\"} 33\n",
+             project);
+    assert_non_null(strstr(got_text, want));
+    snprintf(want, sizeof want, "quorum_annotations_remaining{project=\"%" PRId64 "\"} 20\n",
+             project);
+    assert_non_null(strstr(got_text, want));
+    snprintf(want, sizeof want, "quorum_annotations_total{project=\"%" PRId64 "\"} 34\n", project);
+    assert_non_null(strstr(got_text, want));
+    assert_non_null(strstr(got_text, "# TYPE quorum_annotations_total counter\n"));
+    close_all();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_events_close_flushes),
+        cmocka_unit_test(test_events_timer_flush),
+        cmocka_unit_test(test_events_bounded_when_down),
+        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_metrics_text),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
