@@ -14,7 +14,9 @@
 
 #include "agreement.h"
 #include "broker_int.h"
+#include "analytics.h"
 #include "committer.h"
+#include "events.h"
 #include "live_agreement.h"
 #include "import.h"
 #include "log.h"
@@ -215,6 +217,23 @@ static int valid_name(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     return n >= 1 && n <= 200;
+}
+
+/* Records one lease event for the throughput log (batched, off the path). */
+static void record(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, int64_t at_ms,
+                   int64_t granted_ms, const char *label, const char *reason)
+{
+    qr_event_t ev = {.kind = kind,
+                     .project_id = c->project->id,
+                     .task_id = task,
+                     .annotator_id = c->user.id,
+                     .token = token,
+                     .at_ms = at_ms,
+                     .granted_ms = granted_ms,
+                     .active_ms = kind == QR_EV_SUBMIT ? c->active_ms : -1,
+                     .label = label,
+                     .reason = reason};
+    qr_events_add(c->b->events, &ev);
 }
 
 /* --- GET /healthz ---------------------------------------------------------------------- */
@@ -631,6 +650,8 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         char tok[24];
+        record(c, QR_EV_GRANT, leases[i].task_id, leases[i].token, c->granted_ms, c->granted_ms,
+               NULL, NULL);
         json_t *data = json_loads(leases[i].data, JSON_DECODE_ANY, NULL);
         json_array_append_new(
             arr, json_pack("{s:s sI sI sI s:o}", "lease", i64(leases[i].token, tok), "task_id",
@@ -643,7 +664,8 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
 
 static void lease_try(ctx_t *c)
 {
-    if (qr_lease_grant(c->b->lease, c->project->id, c->user.id, c->max, qr_now_ms(),
+    c->granted_ms = qr_now_ms();
+    if (qr_lease_grant(c->b->lease, c->project->id, c->user.id, c->max, c->granted_ms,
                        c->project->lease_ttl_ms, on_granted, c) < 0)
         respond_backend(c, "Redis", "lease grant");
 }
@@ -687,6 +709,9 @@ static void on_released(int rc, const qr_lease_info_t *info, void *arg)
         return;
     }
     qr_broker_work_ready(c->b, c->project->id);
+    int skip_ev = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
+    record(c, skip_ev ? QR_EV_SKIP : QR_EV_RELEASE, info->task_id, c->ids[1], qr_now_ms(),
+           info->granted_ms, NULL, json_string_value(json_object_get(c->body, "reason")));
     int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
     char proj[24], tok[24], task[24], ann[24], g[24], x[24];
     const char *reason = json_string_value(json_object_get(c->body, "reason"));
@@ -752,6 +777,7 @@ static void on_heartbeat(int rc, const qr_lease_info_t *info, void *arg)
         respond_backend(c, "Redis", "heartbeat");
         return;
     }
+    record(c, QR_EV_HEARTBEAT, info->task_id, c->ids[1], qr_now_ms(), info->granted_ms, NULL, NULL);
     respond_json(c, 200,
                  json_pack("{s:s sI}", "lease", i64(c->ids[1], tok), "expires_at_ms",
                            (json_int_t)info->expires_ms));
@@ -842,6 +868,7 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
     }
     c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)annotation_id, "task_id",
                        (json_int_t)c->task_id, "replayed", 0);
+    record(c, QR_EV_SUBMIT, c->task_id, c->ids[1], qr_now_ms(), c->granted_ms, c->label, NULL);
     /* The annotation is committed: the answer is "created" even if Redis is
      * unreachable now (the pinned lease then expires, and PostgreSQL's
      * done_count keeps the task from being over-filled). */
@@ -867,6 +894,7 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
         return;
     }
     c->task_id = info->task_id;
+    c->granted_ms = info->granted_ms;
     qr_commit_row_t row = {
         .task_id = info->task_id,
         .project_id = c->project->id,
@@ -1161,6 +1189,49 @@ static void h_export(ctx_t *c)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
+/* --- GET /v1/projects/{id}/throughput, GET /metrics ---------------------------------------- */
+
+static void on_throughput(int status, json_t *body, void *arg)
+{
+    respond_json(arg, status, body);
+}
+
+static void h_throughput(ctx_t *c)
+{
+    /* A vendor (another organization than the project's) sees its own crew. */
+    int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
+    if (qr_analytics_throughput(c->b->pg, c->project->id, org, c->req->query, qr_now_ms(),
+                                on_throughput, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_metrics_text(int status, const char *text, size_t len, void *arg)
+{
+    ctx_t *c = arg;
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_buf_append(&b, text, len);
+    if (status == 200)
+        qr_buf_appendf(&b,
+                       "# HELP quorum_events_dropped_total Lease events dropped (buffer full).\n"
+                       "# TYPE quorum_events_dropped_total counter\n"
+                       "quorum_events_dropped_total %llu\n"
+                       "# HELP quorum_annotation_commits_total Group commits of annotations.\n"
+                       "# TYPE quorum_annotation_commits_total counter\n"
+                       "quorum_annotation_commits_total %llu\n",
+                       (unsigned long long)qr_events_dropped(c->b->events),
+                       (unsigned long long)qr_committer_batches(c->b->committer));
+    qr_http_respond(c->req, status, "text/plain; version=0.0.4", b.data, b.len, NULL);
+    qr_buf_free(&b);
+    ctx_free(c);
+}
+
+static void h_metrics(ctx_t *c)
+{
+    if (qr_analytics_metrics_text(c->b->pg, on_metrics_text, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 /* --- routing, authentication, project loading --------------------------------------------------
  */
 
@@ -1179,6 +1250,9 @@ static const route_t routes[] = {
     {"GET", "/v1/projects/*/progress", h_progress, QR_ROLE_ANY, 1},
     {"GET", "/v1/projects/*/agreement", h_agreement,
      QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},
+    {"GET", "/v1/projects/*/throughput", h_throughput,
+     QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},
+    {"GET", "/metrics", h_metrics, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/projects/*/export", h_export, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1},
     {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "committer.h"
+#include "events.h"
 #include "live_agreement.h"
 #include "log.h"
 #include "store.h"
@@ -357,6 +358,17 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
         qr_buf_appends(&cols[c], "}");
         params[c] = cols[c].data;
     }
+    for (int i = 0; i < n; i++) {
+        qr_event_t ev = {.kind = QR_EV_EXPIRE,
+                         .project_id = e[i].project_id,
+                         .task_id = e[i].task_id,
+                         .annotator_id = e[i].annotator_id,
+                         .token = e[i].token,
+                         .at_ms = e[i].expires_ms,
+                         .granted_ms = e[i].granted_ms,
+                         .active_ms = -1};
+        qr_events_add(b->events, &ev);
+    }
     qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
             e[0].project_id);
     qr_broker_work_ready(b, e[0].project_id);
@@ -409,6 +421,11 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
     rc = qr_pg_open(loop, cfg->pg_conninfo, cfg->pg_pool, 5000, &b->pg);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);
+        goto fail;
+    }
+    rc = qr_events_open(loop, b->pg, 200, 1000, &b->events);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the event log (%d)", rc);
         goto fail;
     }
     rc = qr_redis_open(loop, cfg->redis_host, cfg->redis_port, 5000, &b->redis);
@@ -493,6 +510,12 @@ static void one_closed(void *arg)
         broker_free(b);
 }
 
+static void on_events_closed(void *arg)
+{
+    qr_broker_t *b = arg;
+    qr_pg_close(b->pg, one_closed, b);
+}
+
 static void on_reaper_closed(uv_handle_t *h)
 {
     one_closed(h->data);
@@ -509,5 +532,6 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     qr_notify_close(b->notify, one_closed, b);
     qr_http_server_close(b->http, one_closed, b);
     qr_redis_close(b->redis, one_closed, b);
-    qr_pg_close(b->pg, one_closed, b);
+    /* The event log writes what it holds first: only then may the pool go. */
+    qr_events_close(b->events, on_events_closed, b);
 }

@@ -56,6 +56,7 @@ struct qr_broker_s {
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
     qr_notify_t *notify;
+    struct qr_events_s *events;            /* lease event log, batched */
     struct qr_committer_s *committer;      /* group commit of annotations */
     struct qr_live_agreement_s *agreement; /* warm agreement reports */
     uv_timer_t reaper;

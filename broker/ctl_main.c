@@ -9,6 +9,7 @@
  */
 #include "client.h"
 #include "ctl_agreement.h"
+#include "ctl_throughput.h"
 #include "util.h"
 
 #include <errno.h>
@@ -43,6 +44,8 @@ static const char main_help[] =
     "  agreement FILE.csv [--json] [--per-item]      agreement on a CSV (offline)\n"
     "  agreement --project ID [--json] [--fresh]     live agreement of a project\n"
     "  export --project ID [--format csv|jsonl]      every annotation, to stdout\n"
+    "  throughput --project ID [--window 1h] [--by annotator|vendor|hour] [--json]\n"
+    "                                                rates, time on task, queue, ETA\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -852,6 +855,8 @@ int main(int argc, char **argv)
         rc = cmd_user(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "agreement") == 0)
         rc = cmd_live_agreement(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "throughput") == 0)
+        rc = qr_ctl_throughput_cfg(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "export") == 0)
         rc = cmd_export(argc - i, argv + i, &cfg);
     else

@@ -44,6 +44,21 @@ check "SQL: submitted leases recorded with fencing tokens" 900 \
 check "tokens stored hashed (no plaintext)" 0 \
     "$(sql "SELECT count(*) FROM api_tokens WHERE token_sha256 = '$ADMIN_TOKEN' OR prefix = '$ADMIN_TOKEN'")"
 
+# --- the lease log and throughput (issue 6) ----------------------------------------------
+sleep 0.5 # the event log flushes every 200 ms
+check "every grant and submit is in the lease log" "900 900" \
+    "$(sql "SELECT count(*) FILTER (WHERE kind = 'grant') || ' ' || count(*) FILTER (WHERE kind = 'submit') FROM lease_events WHERE project_id = $PROJECT")"
+TP=$("$QR_BIN_DIR/quorumctl" throughput --project "$PROJECT" --window 1h --json)
+check "throughput: 900 annotations in the last hour" 900 "$(echo "$TP" | jq .totals.annotations)"
+check "throughput: every lease submitted" 1 "$(echo "$TP" | jq .outcomes.submitted_share)"
+check "throughput: queue empty, ETA 0" "0 0" "$(echo "$TP" | jq -r '"\(.queue.annotations_remaining) \(.eta.annotations_remaining)"')"
+check "throughput: one row per annotator" 5 "$(echo "$TP" | jq '.rows | length')"
+"$QR_BIN_DIR/quorumctl" throughput --project "$PROJECT" >"$E2E_DIR/tp.txt" && pass "throughput table prints" || fail "throughput table"
+r=$(api GET "/v1/projects/$PROJECT/throughput?window=forever")
+check "throughput with a bad window: 422" 422 "${r%% *}"
+r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics")
+echo "$r" | grep -q '^quorum_annotations_total{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
+
 # --- bad input, each changing nothing --------------------------------------------
 P2=$("$QR_BIN_DIR/quorumctl" project create --name bad --labels a,b --annotations-per-task 1 --lease-ttl-ms 1000)
 before=$(sql "SELECT count(*) FROM tasks")
