@@ -46,14 +46,25 @@ static const char GRANT_LUA[] =
     "return {redis.call('ZCARD', KEYS[1]), out}\n";
 
 /* KEYS: lease hash, leases zset. ARGV: ann, now, new expiry, token, mode.
- * mode 'hb' extends a live lease; 'begin' pins it for the submit. Returns
- * {task, granted, expires} or 0 when the lease is not live and the caller's. */
+ * mode 'hb' extends a live lease; 'begin' pins it for the submit until the
+ * new expiry. A lease already pinned may be begun again by its annotator
+ * while the pin holds: the submit that pinned it may have died with its
+ * broker before committing, and the agent's resend (same idempotency key)
+ * must then go through; PostgreSQL keeps two racing submits to one row.
+ * Returns {task, granted, expires} or 0 when the lease is not live (or
+ * pinned) and the caller's. */
 static const char TOUCH_LUA[] =
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state')\n"
-    "if not l[1] or l[2] ~= ARGV[1] or l[5] ~= 'live' or tonumber(l[4]) <= tonumber(ARGV[2]) "
-    "then return 0 end\n"
+    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state',"
+    " 'pinned')\n"
+    "if not l[1] or l[2] ~= ARGV[1] then return 0 end\n"
+    "local now = tonumber(ARGV[2])\n"
+    "if l[5] == 'live' then\n"
+    "  if tonumber(l[4]) <= now then return 0 end\n"
+    "elseif l[5] ~= 'submitting' or ARGV[5] ~= 'begin' or tonumber(l[6]) <= now then\n"
+    "  return 0\n"
+    "end\n"
     "if ARGV[5] == 'begin' then\n"
-    "  redis.call('HSET', KEYS[1], 'state', 'submitting')\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'submitting', 'pinned', ARGV[3])\n"
     "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "  return {l[1], l[3], l[4]}\n"
     "end\n"

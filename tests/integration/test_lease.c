@@ -204,9 +204,23 @@ static void test_heartbeat_and_submit_rules(void **state)
     wait_done();
     assert_int_equal(last_rc, 0);
     assert_int_equal(info.task_id, got[0].task_id);
-    /* A pinned lease takes no heartbeat and no second submit. */
+    /* A pinned lease takes no heartbeat and no other annotator's submit; its
+     * own annotator may begin again (a resend after a broker died), until
+     * the pin runs out. */
+    assert_int_equal(qr_lease_heartbeat(engine, project, 1, tok, now + 2000, 60000, on_info, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, QR_ECONFLCT);
     assert_int_equal(
-        qr_lease_submit_begin(engine, project, 1, tok, now + 2000, 30000, on_info, NULL), 0);
+        qr_lease_submit_begin(engine, project, 2, tok, now + 2000, 30000, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, QR_ECONFLCT);
+    assert_int_equal(
+        qr_lease_submit_begin(engine, project, 1, tok, now + 3000, 30000, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(
+        qr_lease_submit_begin(engine, project, 1, tok, now + 40000, 30000, on_info, NULL), 0);
     wait_done();
     assert_int_equal(last_rc, QR_ECONFLCT);
     assert_int_equal(qr_lease_submit_commit(engine, project, tok, on_done, NULL), 0);
