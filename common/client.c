@@ -2,14 +2,16 @@
  * client.c - connection settings and a reusable libcurl request for the
  * broker's HTTPS API (see client.h and docs/API.md).
  *
- * The settings come from three places in decreasing priority: flags, the
- * environment, and the nearest `.quorum/env` file. The file is read with a
- * small subset of shell quoting so it can also be `source`d by a shell.
+ * The settings come from up to four places in decreasing priority: flags,
+ * the environment, the user's profile (quorum-agent), and the nearest
+ * `.quorum/env` file. Both files are read with a small subset of shell
+ * quoting so they can also be `source`d by a shell.
  */
 #include "client.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,6 +27,9 @@ const char qr_client_help_text[] =
     "  --token TOKEN  bearer token                   (QUORUM_TOKEN)\n"
     "  --ca FILE      CA certificate (PEM) that signed the broker's certificate\n"
     "                 (QUORUM_CA); certificates are always verified\n"
+    "  --cert FILE    client certificate (PEM) for brokers that require mutual TLS\n"
+    "                 (QUORUM_CERT)\n"
+    "  --key FILE     the client certificate's private key (QUORUM_KEY)\n"
     "  .quorum/env is searched in the current directory and its parents;\n"
     "  lines look like QUORUM_URL='https://127.0.0.1:8443' or export QUORUM_CA=...\n";
 
@@ -33,6 +38,9 @@ void qr_client_config_init(qr_client_config_t *cfg)
     cfg->url = NULL;
     cfg->token = NULL;
     cfg->ca = NULL;
+    cfg->cert = NULL;
+    cfg->key = NULL;
+    cfg->insecure = 0;
 }
 
 void qr_client_config_free(qr_client_config_t *cfg)
@@ -40,6 +48,8 @@ void qr_client_config_free(qr_client_config_t *cfg)
     free(cfg->url);
     free(cfg->token);
     free(cfg->ca);
+    free(cfg->cert);
+    free(cfg->key);
     qr_client_config_init(cfg);
 }
 
@@ -51,8 +61,8 @@ static void set_str(char **slot, const char *value)
 
 int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i)
 {
-    static const char *const names[] = {"--url", "--token", "--ca"};
-    char **slots[] = {&cfg->url, &cfg->token, &cfg->ca};
+    static const char *const names[] = {"--url", "--token", "--ca", "--cert", "--key"};
+    char **slots[] = {&cfg->url, &cfg->token, &cfg->ca, &cfg->cert, &cfg->key};
     const char *arg = argv[*i];
 
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -160,6 +170,12 @@ static int read_env_file(qr_client_config_t *cfg, const char *path, const char *
         } else if (strncmp(p, "QUORUM_CA=", 10) == 0) {
             slot = &found.ca;
             p += 10;
+        } else if (strncmp(p, "QUORUM_CERT=", 12) == 0) {
+            slot = &found.cert;
+            p += 12;
+        } else if (strncmp(p, "QUORUM_KEY=", 11) == 0) {
+            slot = &found.key;
+            p += 11;
         } else {
             continue; /* other variables are someone else's */
         }
@@ -181,17 +197,21 @@ static int read_env_file(qr_client_config_t *cfg, const char *path, const char *
     }
     fclose(f);
 
-    if (found.ca && found.ca[0] && found.ca[0] != '/') {
-        char *abs = qr_xasprintf("%s/%s", base_dir, found.ca);
-        free(found.ca);
-        found.ca = abs;
+    char **files[] = {&found.ca, &found.cert, &found.key};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char **f = files[k];
+        if (*f && (*f)[0] && (*f)[0] != '/') {
+            char *abs = qr_xasprintf("%s/%s", base_dir, *f);
+            free(*f);
+            *f = abs;
+        }
     }
-    if (!cfg->url && found.url && found.url[0])
-        cfg->url = qr_xstrdup(found.url);
-    if (!cfg->token && found.token && found.token[0])
-        cfg->token = qr_xstrdup(found.token);
-    if (!cfg->ca && found.ca && found.ca[0])
-        cfg->ca = qr_xstrdup(found.ca);
+    char **mine[] = {&cfg->url, &cfg->token, &cfg->ca, &cfg->cert, &cfg->key};
+    char **theirs[] = {&found.url, &found.token, &found.ca, &found.cert, &found.key};
+    for (size_t k = 0; k < sizeof mine / sizeof mine[0]; k++) {
+        if (!*mine[k] && *theirs[k] && (*theirs[k])[0])
+            *mine[k] = qr_xstrdup(*theirs[k]);
+    }
     qr_client_config_free(&found);
     return 0;
 }
@@ -229,14 +249,80 @@ static void fill_from_env(char **slot, const char *name)
         *slot = qr_xstrdup(v);
 }
 
+char *qr_client_profile_path(void)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        return qr_xasprintf("%s/quorum/profile", xdg);
+    if (home && home[0])
+        return qr_xasprintf("%s/.config/quorum/profile", home);
+    return NULL;
+}
+
+/* Reads the profile at path into the settings still unset; a missing file is
+ * fine. Returns 0 or -1 with err set. */
+static int read_profile(qr_client_config_t *cfg, const char *path, char *err, size_t err_size)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf(err, err_size, "cannot read profile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, err_size,
+                 "profile %s holds a token but is readable by others (mode %03o); "
+                 "run chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    char *dir = qr_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int rc = read_env_file(cfg, path, slash ? dir : ".", err, err_size);
+    free(dir);
+    return rc;
+}
+
+/* The checks shared by both resolve functions, once every source was read. */
+static int check_settings(qr_client_config_t *cfg, int need_token, char *err, size_t err_size);
+
+int qr_client_config_resolve_profile(qr_client_config_t *cfg, int need_token,
+                                     const char *profile_path, char *err, size_t err_size)
+{
+    fill_from_env(&cfg->url, "QUORUM_URL");
+    fill_from_env(&cfg->token, "QUORUM_TOKEN");
+    fill_from_env(&cfg->ca, "QUORUM_CA");
+    fill_from_env(&cfg->cert, "QUORUM_CERT");
+    fill_from_env(&cfg->key, "QUORUM_KEY");
+    char *def = profile_path ? NULL : qr_client_profile_path();
+    const char *path = profile_path ? profile_path : def;
+    int rc = path ? read_profile(cfg, path, err, err_size) : 0;
+    free(def);
+    if (rc < 0)
+        return -1;
+    if ((!cfg->url || !cfg->token || !cfg->ca) && read_nearest_env_file(cfg, err, err_size) < 0)
+        return -1;
+    return check_settings(cfg, need_token, err, err_size);
+}
+
 int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err, size_t err_size)
 {
     fill_from_env(&cfg->url, "QUORUM_URL");
     fill_from_env(&cfg->token, "QUORUM_TOKEN");
     fill_from_env(&cfg->ca, "QUORUM_CA");
+    fill_from_env(&cfg->cert, "QUORUM_CERT");
+    fill_from_env(&cfg->key, "QUORUM_KEY");
     if ((!cfg->url || !cfg->token || !cfg->ca) && read_nearest_env_file(cfg, err, err_size) < 0)
         return -1;
+    return check_settings(cfg, need_token, err, err_size);
+}
 
+static int check_settings(qr_client_config_t *cfg, int need_token, char *err, size_t err_size)
+{
     if (!cfg->url || !cfg->url[0]) {
         snprintf(err, err_size, "no broker URL: give --url, set QUORUM_URL or write .quorum/env");
         return -1;
@@ -248,14 +334,22 @@ int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err,
     size_t n = strlen(cfg->url);
     while (n > 8 && cfg->url[n - 1] == '/')
         cfg->url[--n] = '\0';
-    if (!cfg->ca || !cfg->ca[0]) {
+    if (!cfg->insecure && (!cfg->ca || !cfg->ca[0])) {
         snprintf(err, err_size,
                  "no CA file: give --ca, set QUORUM_CA or write .quorum/env "
                  "(certificates are always verified)");
         return -1;
     }
-    if (access(cfg->ca, R_OK) != 0) {
-        snprintf(err, err_size, "cannot read CA file %s: %s", cfg->ca, strerror(errno));
+    const char *what[] = {"CA file", "client certificate", "client key"};
+    const char *files[] = {cfg->ca, cfg->cert, cfg->key};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        if (files[k] && files[k][0] && access(files[k], R_OK) != 0) {
+            snprintf(err, err_size, "cannot read %s %s: %s", what[k], files[k], strerror(errno));
+            return -1;
+        }
+    }
+    if (cfg->key && cfg->key[0] && !(cfg->cert && cfg->cert[0])) {
+        snprintf(err, err_size, "--key given without --cert");
         return -1;
     }
     if (need_token && (!cfg->token || !cfg->token[0])) {
@@ -334,9 +428,18 @@ int qr_client_call_init(qr_client_call_t *call, const qr_client_config_t *cfg, l
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    SETOPT(CURLOPT_CAINFO, cfg->ca);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+    if (cfg->ca && cfg->ca[0])
+        SETOPT(CURLOPT_CAINFO, cfg->ca);
+    if (cfg->cert && cfg->cert[0]) {
+        SETOPT(CURLOPT_SSLCERT, cfg->cert);
+        SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (cfg->key && cfg->key[0]) {
+        SETOPT(CURLOPT_SSLKEY, cfg->key);
+        SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
+    }
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
     SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -517,8 +620,8 @@ static void describe_transport_error(qr_client_call_t *call)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         snprintf(call->message, sizeof call->message,
-                 "TLS certificate problem with %s (CA file %s): %s", call->cfg->url, call->cfg->ca,
-                 one);
+                 "TLS certificate problem with %s (CA file %s): %s", call->cfg->url,
+                 call->cfg->ca ? call->cfg->ca : "(none)", one);
         break;
     case CURLE_SSL_CONNECT_ERROR:
         snprintf(call->message, sizeof call->message, "TLS handshake with %s failed: %s",
@@ -621,4 +724,116 @@ int qr_client_call_retryable(const qr_client_call_t *call)
         }
     }
     return call->status >= 500;
+}
+
+/* Appends KEY='value' to out, quoting value for a POSIX shell (and for
+ * parse_value): ' becomes '\''. */
+static void append_assignment(qr_buf_t *out, const char *key, const char *value)
+{
+    qr_buf_appendf(out, "%s='", key);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'')
+            qr_buf_appends(out, "'\\''");
+        else
+            qr_buf_append(out, p, 1);
+    }
+    qr_buf_appends(out, "'\n");
+}
+
+/* mkdir -p of the directory holding path, new levels with mode 0700. */
+static int make_parent_dirs(const char *path, char *err, size_t err_size)
+{
+    char *dir = qr_xstrdup(path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, err_size, "cannot create %s: %s", dir, strerror(errno));
+            free(dir);
+            return -1;
+        }
+        *p = '/';
+    }
+    free(dir);
+    return 0;
+}
+
+int qr_client_profile_write(const char *path, const qr_client_config_t *cfg, char *err,
+                            size_t err_size)
+{
+    qr_buf_t text;
+    char *tmp = NULL;
+    int fd = -1, rc = -1;
+
+    qr_buf_init(&text);
+    qr_buf_appends(&text, "# quorum-agent profile, written by `quorum-agent login`.\n"
+                          "# Holds a bearer token: keep it mode 0600.\n");
+    const char *keys[] = {"QUORUM_URL", "QUORUM_TOKEN", "QUORUM_CA", "QUORUM_CERT", "QUORUM_KEY"};
+    const char *values[] = {cfg->url, cfg->token, cfg->ca, cfg->cert, cfg->key};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        if (!values[k] || !values[k][0])
+            continue;
+        if (strchr(values[k], '\n') || strchr(values[k], '\r')) {
+            snprintf(err, err_size, "%s contains a line break", keys[k]);
+            goto out;
+        }
+        if (k >= 2 && values[k][0] != '/') {
+            char abs[PATH_MAX];
+            if (!realpath(values[k], abs)) {
+                snprintf(err, err_size, "cannot resolve %s: %s", values[k], strerror(errno));
+                goto out;
+            }
+            append_assignment(&text, keys[k], abs);
+        } else {
+            append_assignment(&text, keys[k], values[k]);
+        }
+    }
+    if (make_parent_dirs(path, err, err_size) < 0)
+        goto out;
+    tmp = qr_xasprintf("%s.tmp", path);
+    (void)unlink(tmp); /* a leftover of an interrupted login */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, err_size, "cannot create %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    /* 0600 whatever the umask was. */
+    if (fchmod(fd, 0600) < 0) {
+        snprintf(err, err_size, "cannot chmod %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (size_t off = 0; off < text.len;) {
+        ssize_t w = write(fd, text.data + off, text.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0) {
+        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    int cr = close(fd);
+    fd = -1;
+    if (cr < 0) {
+        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (rename(tmp, path) < 0) {
+        snprintf(err, err_size, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd); /* already failing; the error above is the one to report */
+    if (rc < 0 && tmp)
+        (void)unlink(tmp);
+    free(tmp);
+    qr_buf_free(&text);
+    return rc;
 }

@@ -2,18 +2,23 @@
  * client.h - HTTPS client plumbing shared by quorumctl and quorum-agent.
  *
  * Two parts:
- *   - connection settings (broker URL, bearer token, CA file), resolved from
- *     command-line flags, then the QUORUM_URL / QUORUM_TOKEN / QUORUM_CA
- *     environment variables, then the nearest `.quorum/env` file in the
- *     current directory or one of its parents;
+ *   - connection settings (broker URL, bearer token, CA file, optional client
+ *     certificate and key), resolved from command-line flags, then the
+ *     QUORUM_URL / QUORUM_TOKEN / QUORUM_CA / QUORUM_CERT / QUORUM_KEY
+ *     environment variables, then (quorum-agent only, through
+ *     qr_client_config_resolve_profile) the user's profile written by
+ *     `quorum-agent login`, then the nearest `.quorum/env` file in the current
+ *     directory or one of its parents;
  *   - a call object wrapping one reusable libcurl easy handle. A call is set
  *     up for one request at a time; quorumctl performs it blocking
  *     (qr_client_call_perform), quorum-agent adds the easy handle to a multi
  *     handle and calls qr_client_call_finish when libcurl reports it done.
  *     Reusing the same call keeps the kept-alive connection.
  *
- * Certificate verification is always on, against the configured CA file, and
- * TLS 1.2 is the minimum; there is deliberately no way to turn either off.
+ * Certificate verification is on, against the configured CA file, and TLS
+ * 1.2 is the minimum. The only way to turn verification off is the config's
+ * insecure field, which quorum-agent sets for its loud `--insecure` flag; it
+ * is never read from a file or the environment.
  *
  * Every failure is summarised as one line in call->message: "cannot reach
  * the broker at URL: ...", "TLS certificate problem with URL: ...", or, for
@@ -33,9 +38,12 @@
 /* Connection settings. All strings are owned by the config (heap) and freed by
  * qr_client_config_free; any may be NULL until resolved. */
 typedef struct qr_client_config_s {
-    char *url;   /* broker base URL without trailing '/', e.g. https://127.0.0.1:8443 */
-    char *token; /* bearer token (admin/manager for quorumctl) */
-    char *ca;    /* PEM file of the CA that signed the broker's certificate */
+    char *url;    /* broker base URL without trailing '/', e.g. https://127.0.0.1:8443 */
+    char *token;  /* bearer token (admin/manager for quorumctl) */
+    char *ca;     /* PEM file of the CA that signed the broker's certificate */
+    char *cert;   /* client certificate (PEM) for mutual TLS, or NULL */
+    char *key;    /* its private key (PEM), or NULL (then taken from cert) */
+    int insecure; /* 1: do not verify the broker's certificate (--insecure) */
 } qr_client_config_t;
 
 void qr_client_config_init(qr_client_config_t *cfg);
@@ -43,10 +51,9 @@ void qr_client_config_free(qr_client_config_t *cfg);
 
 /*
  * If argv[*i] is one of the connection flags (`--url URL`, `--token TOKEN`,
- * `--ca FILE`, or the `--flag=value` forms), stores its value in cfg (a later
- * flag wins), advances *i past the value and returns 1. Returns 0 if argv[*i]
- * is something else, and -1 (after printing "PROG: --url needs a value" to
- * stderr) when the value is missing.
+ * `--ca FILE`, `--cert FILE`, `--key FILE`, or the `--flag=value` forms), stores its value in cfg
+ * (a later flag wins), advances *i past the value and returns 1. Returns 0 if argv[*i] is something
+ * else, and -1 (after printing "PROG: --url needs a value" to stderr) when the value is missing.
  */
 int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i);
 
@@ -61,6 +68,33 @@ int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, c
  * needed token is missing.
  */
 int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err, size_t err_size);
+
+/*
+ * As qr_client_config_resolve, but reads the profile at profile_path (NULL:
+ * qr_client_profile_path(); a missing file is fine) between the environment
+ * and `.quorum/env`. Precedence: flags > environment > profile > .quorum/env.
+ * Each setting is taken from the first place that has it. A profile readable
+ * by group or others is refused, as ssh refuses such a key.
+ */
+int qr_client_config_resolve_profile(qr_client_config_t *cfg, int need_token,
+                                     const char *profile_path, char *err, size_t err_size);
+
+/*
+ * The default profile path, $XDG_CONFIG_HOME/quorum/profile or
+ * ~/.config/quorum/profile (heap; the caller frees), or NULL when neither
+ * XDG_CONFIG_HOME nor HOME is set.
+ */
+char *qr_client_profile_path(void);
+
+/*
+ * Writes cfg's url, token, ca, cert and key (never insecure) to the profile
+ * at path in the `.quorum/env` syntax: the parent directory is created with
+ * mode 0700, the file written to a temporary name with mode 0600, fsynced
+ * and renamed into place. Relative file paths are made absolute first.
+ * Returns 0, or -1 with a one-line reason in err.
+ */
+int qr_client_profile_write(const char *path, const qr_client_config_t *cfg, char *err,
+                            size_t err_size);
 
 /* Text listing the connection flags and variables, for --help output. */
 extern const char qr_client_help_text[];

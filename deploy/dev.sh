@@ -22,7 +22,7 @@ SAMPLE_LABELS="sports,technology,cooking,weather"
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev libssl-dev
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
-    postgresql redis-server openssl curl jq ca-certificates)
+    postgresql redis-server openssl curl jq ca-certificates tmux python3 bc)
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }

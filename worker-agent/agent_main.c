@@ -1,26 +1,54 @@
 /*
- * agent_main.c - quorum-agent, the annotators' client. For now it has one
- * command, `simulate`, which runs a crew of virtual annotators against a
- * project (simulate.c); flag parsing and help live here.
+ * agent_main.c - quorum-agent, the annotators' client: flag parsing, help
+ * and the small commands (login, spool); the big ones live in their own
+ * files: simulate.c (virtual crews), exec.c (a command as the annotator),
+ * label.c (the terminal labeler).
  *
- * Exit codes: 0 success, 1 broker or network error (or the run did not
- * complete), 2 usage error.
+ * Connection settings are resolved with the precedence flags > QUORUM_*
+ * environment > profile (written by `login`) > nearest .quorum/env. Exit
+ * codes are the AGENT_EXIT_* of session.h, listed in --help.
  */
 #include "client.h"
+#include "exec.h"
+#include "label.h"
+#include "session.h"
 #include "simulate.h"
+#include "spool.h"
 #include "util.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE AGENT_EXIT_USAGE
 
 /* Upper bound on --annotators: each holds a connection and a file descriptor. */
 #define MAX_ANNOTATORS 1000
+
+/* Appended to every help text after the connection flags. */
+#define PROFILE_HELP                                                                               \
+    "  --insecure     do NOT verify the broker's certificate (testing only; loud,\n"               \
+    "                 never the default, never stored in a profile)\n"                             \
+    "Settings precedence: flags > QUORUM_* environment > profile written by\n"                     \
+    "`quorum-agent login` ($XDG_CONFIG_HOME/quorum/profile, else\n"                                \
+    "~/.config/quorum/profile) > nearest .quorum/env.\n"
+
+#define EXIT_CODES_HELP                                                                            \
+    "Exit codes:\n"                                                                                \
+    "  0  done: project complete, idle exit, or stopped with nothing left to send\n"               \
+    "  1  broker or network error, or the run did not complete\n"                                  \
+    "  2  usage or settings error\n"                                                               \
+    "  3  the broker refused the token (401/403)\n"                                                \
+    "  4  TLS certificate problem (wrong CA, name mismatch, bad client certificate)\n"             \
+    "  5  no such project\n"                                                                       \
+    "  6  the spool cannot be opened or written\n"                                                 \
+    "  7  stopped with results still spooled (they are sent first at the next start)\n"
 
 static const char main_help[] =
     "Usage: quorum-agent [CONNECTION FLAGS] COMMAND [ARGS]\n"
@@ -28,13 +56,21 @@ static const char main_help[] =
     "The annotators' client for a Quorum broker.\n"
     "\n"
     "Commands:\n"
+    "  login      store the broker URL, token and CA in your profile (mode 0600)\n"
+    "  label      label tasks interactively in this terminal\n"
+    "  exec       let a program label tasks: task JSON on its stdin, result on stdout\n"
+    "  spool      show results waiting in the local spool (or --send them)\n"
     "  simulate   run virtual annotators against a project (load tests, checks)\n"
     "\n"
     "Run `quorum-agent COMMAND --help` for a command's flags.\n"
     "\n"
-    "%s"
+    "Examples:\n"
+    "  quorum-agent login --url https://broker:8443 --token qr_... --ca ca.crt\n"
+    "  quorum-agent label --project 7\n"
+    "  quorum-agent exec --project 7 --concurrency 4 -- python3 model.py\n"
+    "  quorum-agent spool\n"
     "\n"
-    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+    "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
 
 static const char simulate_help[] =
     "Usage: quorum-agent simulate --project ID --annotators N --accuracy P\n"
@@ -59,14 +95,107 @@ static const char simulate_help[] =
     "                        decisions per task and annotator\n"
     "  --max-seconds S       give up after S seconds (default 600)\n"
     "  --json-summary FILE   also write the summary as JSON to FILE\n"
+    "  --spool FILE          spool results in FILE (default: a private temporary\n"
+    "                        directory, removed when the run ends with nothing\n"
+    "                        pending); each result is fsynced before it is sent\n"
+    "  --no-spool            do not spool (pure load tests)\n"
     "\n"
     "Progress goes to stderr once a second; the summary (per annotator counts,\n"
     "total, elapsed, completions/s, errors by kind) to stdout.\n"
     "\n"
-    "%s"
-    "\n"
+    "%s" PROFILE_HELP "\n"
     "Exit codes: 0 the project completed, 1 broker or network error, or\n"
     "--max-seconds reached first, 2 usage error.\n";
+
+static const char login_help[] =
+    "Usage: quorum-agent login --url URL --token TOKEN [--ca FILE] [--cert FILE --key FILE]\n"
+    "           [--no-check]\n"
+    "\n"
+    "Checks the settings against the broker (TLS and token) and stores them in\n"
+    "your profile, $XDG_CONFIG_HOME/quorum/profile (else ~/.config/quorum/profile),\n"
+    "mode 0600 in a 0700 directory, read by every other command. File paths are\n"
+    "stored absolute. Settings not given are taken from the environment.\n"
+    "\n"
+    "  --no-check   store without contacting the broker\n"
+    "\n"
+    "Example:\n"
+    "  quorum-agent login --url https://broker.example:8443 --token qr_... --ca ca.crt\n"
+    "\n"
+    "%s"
+    "\n" EXIT_CODES_HELP;
+
+static const char exec_help[] =
+    "Usage: quorum-agent exec --project ID [--concurrency N] [--persistent]\n"
+    "           [--timeout-ms T] [--attempts K] [--idle-exit S] [--spool FILE] -- CMD [ARGS]\n"
+    "\n"
+    "Lets a program label tasks. For each leased task CMD gets on stdin one JSON\n"
+    "object: {\"project\": 7, \"lease\": \"17\", \"task_id\": 5, \"labels\": [...],\n"
+    "\"data\": {...}} and answers on stdout {\"label\": \"positive\"} (or {\"skip\": true,\n"
+    "\"reason\": \"...\"}) and exits 0. With --persistent one CMD per worker stays\n"
+    "up and gets one task per line, answering one line per task.\n"
+    "A non-zero exit, a crash, invalid JSON, an unknown label, or no answer within\n"
+    "the timeout releases the lease with that reason and the agent goes on; a task\n"
+    "that fails K times here is skipped instead. Heartbeats keep the lease while\n"
+    "CMD runs. Results are spooled (fsynced) before they are sent; spooled results\n"
+    "are sent first at start-up. SIGINT/SIGTERM stop cleanly, releasing leases.\n"
+    "\n"
+    "  --project ID       the project's id\n"
+    "  --concurrency N    tasks worked on at once, 1-256 (default 1)\n"
+    "  --persistent       keep one CMD per worker, JSON lines\n"
+    "  --timeout-ms T     per task (default 60000)\n"
+    "  --attempts K       failures of one task before it is skipped (default 2)\n"
+    "  --idle-exit S      exit 0 after S seconds without a task (default: wait for\n"
+    "                     the project to complete)\n"
+    "  --spool FILE       spool file (default $XDG_STATE_HOME/quorum/spool, else\n"
+    "                     ~/.local/state/quorum/spool)\n"
+    "\n"
+    "Example:\n"
+    "  quorum-agent exec --project 7 --concurrency 4 --timeout-ms 5000 -- ./classify.py\n"
+    "\n"
+    "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
+
+static const char spool_help[] =
+    "Usage: quorum-agent spool [--spool FILE] [--json] [--send]\n"
+    "\n"
+    "Shows the results waiting in the spool (not yet acknowledged by a broker),\n"
+    "and whether its tail is torn (a write cut by a crash or power loss: the\n"
+    "records before it are intact; the next exec or label moves the torn bytes\n"
+    "to FILE.torn-<ms> and goes on). Read-only unless --send.\n"
+    "\n"
+    "  --spool FILE   spool file (default $XDG_STATE_HOME/quorum/spool, else\n"
+    "                 ~/.local/state/quorum/spool)\n"
+    "  --json         one JSON object per pending result, one per line\n"
+    "  --send         send the results of the configured broker and token now\n"
+    "\n"
+    "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
+
+static const char label_help[] =
+    "Usage: quorum-agent label --project ID [--prefetch K] [--spool FILE]\n"
+    "\n"
+    "Label tasks interactively in this terminal (80x24 or larger; resizing is\n"
+    "fine). The screen shows the task's fields, the numbered choices, your\n"
+    "progress (done today, annotations left in the queue) and the time the task\n"
+    "has been on screen, which is sent with the label as active_ms.\n"
+    "\n"
+    "Keys: 1-9 (0 for the 10th) choose a label and submit it; s skip the task\n"
+    "(you will not get it again); r release it (back to the queue); u undo the\n"
+    "last submit (not supported by this broker yet: says so); q quit, giving\n"
+    "back every task held. Ctrl-C quits the same way.\n"
+    "\n"
+    "The next K tasks are leased ahead so the next one appears at once; a\n"
+    "background thread beats their heartbeats. Labels are spooled (fsynced)\n"
+    "before they are sent and sent first at the next start if the broker was\n"
+    "unreachable. Refuses to run when stdin is not a terminal.\n"
+    "\n"
+    "  --project ID    the project's id\n"
+    "  --prefetch K    tasks leased ahead, 0-10 (default 2)\n"
+    "  --spool FILE    spool file (default $XDG_STATE_HOME/quorum/spool, else\n"
+    "                  ~/.local/state/quorum/spool)\n"
+    "\n"
+    "Example:\n"
+    "  quorum-agent label --project 7\n"
+    "\n"
+    "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
 
 static int is_help(const char *arg)
 {
@@ -107,6 +236,42 @@ static int take_value(int argc, char **argv, int *i, const char *name, const cha
     *i += 1;
     *value = argv[*i];
     return 1;
+}
+
+/* A boolean flag: sets *on and returns 1 when arg is name. */
+static int flag(const char *arg, const char *name, int *on)
+{
+    if (strcmp(arg, name) != 0)
+        return 0;
+    *on = 1;
+    return 1;
+}
+
+/* Connection flags plus --insecure: see qr_client_config_flag. */
+static int agent_flag(qr_client_config_t *cfg, int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--insecure") == 0) {
+        cfg->insecure = 1;
+        return 1;
+    }
+    return qr_client_config_flag(cfg, "quorum-agent", argc, argv, i);
+}
+
+/* Resolves the settings (flags > env > profile > .quorum/env); prints the
+ * reason and returns -1 when they are incomplete. */
+static int resolve_settings(qr_client_config_t *cfg)
+{
+    char err[512];
+    if (qr_client_config_resolve_profile(cfg, 1, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", err);
+        return -1;
+    }
+    if (cfg->insecure)
+        fprintf(stderr,
+                "quorum-agent: WARNING: --insecure: the broker's TLS certificate is NOT "
+                "verified;\nquorum-agent: WARNING: anyone on the network path can read your "
+                "token and your labels.\n");
+    return 0;
 }
 
 static int parse_ll(const char *s, long long min, long long max, long long *out)
@@ -153,7 +318,8 @@ static int parse_think(const char *s, int *min, int *max)
 static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *annotators = NULL, *accuracy = NULL, *think = NULL, *truth = NULL,
-               *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL;
+               *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL;
+    int no_spool = 0;
     qr_sim_options_t opt;
     long long v;
 
@@ -163,8 +329,10 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             printf(simulate_help, qr_client_help_text);
             return 0;
         }
-        if ((r = qr_client_config_flag(cfg, "quorum-agent", argc, argv, &i)) != 0 ||
+        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--spool", &spool)) != 0 ||
+            (r = flag(argv[i], "--no-spool", &no_spool)) != 0 ||
             (r = take_value(argc, argv, &i, "--annotators", &annotators)) != 0 ||
             (r = take_value(argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
             (r = take_value(argc, argv, &i, "--think-ms", &think)) != 0 ||
@@ -233,16 +401,356 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                            "simulate: --max-seconds must be a positive number, not '%s'",
                            max_seconds);
     opt.json_summary = summary;
+    if (spool && no_spool)
+        return usage_error("simulate ", "simulate: --spool and --no-spool exclude each other");
+    opt.spool_path = spool;
+    opt.use_spool = !no_spool;
 
-    char err[512];
-    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
-        fprintf(stderr, "quorum-agent: %s\n", err);
+    if (resolve_settings(cfg) < 0)
         return EXIT_USAGE;
-    }
     if (qr_client_global_init() < 0)
         return 1;
     int rc = qr_sim_run(&opt, cfg);
     qr_client_global_cleanup();
+    return rc;
+}
+
+static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
+{
+    int no_check = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(login_help, qr_client_help_text);
+            return 0;
+        }
+        if (strcmp(argv[i], "--insecure") == 0)
+            return usage_error("login ", "login: --insecure is never stored in a profile");
+        if ((r = qr_client_config_flag(cfg, "quorum-agent", argc, argv, &i)) != 0 ||
+            (r = flag(argv[i], "--no-check", &no_check)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("login ", "login: unexpected argument '%s'", argv[i]);
+        }
+    }
+    /* Only flags and the environment: an older profile must not fill gaps. */
+    char err[512];
+    char *none = qr_xstrdup("/nonexistent/quorum-profile");
+    int r = qr_client_config_resolve_profile(cfg, 1, none, err, sizeof err);
+    free(none);
+    if (r < 0) {
+        fprintf(stderr, "quorum-agent: login: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (!no_check) {
+        qr_client_call_t call;
+        if (qr_client_global_init() < 0)
+            return AGENT_EXIT_ERROR;
+        if (qr_client_call_init(&call, cfg, 15000) < 0) {
+            fprintf(stderr, "quorum-agent: login: %s\n", call.message);
+            qr_client_call_free(&call);
+            qr_client_global_cleanup();
+            return AGENT_EXIT_ERROR;
+        }
+        /* Project 0 never exists: 404 proves TLS and the token are good. */
+        r = qr_client_call_perform(&call, "GET", "/v1/projects/0", NULL, 0, NULL, cfg->token);
+        int code = 0;
+        if (r < 0 && call.status != 404) {
+            fprintf(stderr, "quorum-agent: login: %s\n", call.message);
+            code = agent_exit_code(&call);
+            if (code == AGENT_EXIT_PROJECT)
+                code = AGENT_EXIT_ERROR;
+        }
+        qr_client_call_free(&call);
+        qr_client_global_cleanup();
+        if (code)
+            return code;
+    }
+    char *path = qr_client_profile_path();
+    if (!path) {
+        fprintf(stderr, "quorum-agent: login: neither XDG_CONFIG_HOME nor HOME is set\n");
+        return EXIT_USAGE;
+    }
+    if (qr_client_profile_write(path, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "quorum-agent: login: %s\n", err);
+        free(path);
+        return AGENT_EXIT_ERROR;
+    }
+    printf("logged in to %s; settings stored in %s\n", cfg->url, path);
+    free(path);
+    return 0;
+}
+
+/* Opens the spool at path (NULL: the default). Returns 0, or an exit code
+ * with the reason printed. Reports a torn tail. */
+static int open_spool(qr_spool_t *sp, const char *path, int flags)
+{
+    char *def = path ? NULL : agent_default_spool_path();
+    if (!path && !def)
+        return AGENT_EXIT_SPOOL;
+    int rc = qr_spool_open(sp, path ? path : def, flags);
+    free(def);
+    if (rc < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", sp->errstr);
+        return AGENT_EXIT_SPOOL;
+    }
+    if (sp->torn_offset >= 0) {
+        fprintf(stderr,
+                "quorum-agent: spool %s: torn record at byte %lld (%s); the %zu result(s) "
+                "before it are intact; %lld byte(s) after it %s%s\n",
+                sp->path, (long long)sp->torn_offset, sp->torn_reason, sp->npending,
+                (long long)sp->torn_bytes,
+                sp->torn_copy ? "were moved to " : "are ignored (read-only)",
+                sp->torn_copy ? sp->torn_copy : "");
+    }
+    return 0;
+}
+
+static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *conc = NULL, *timeout = NULL, *attempts = NULL, *idle = NULL,
+               *spool_path = NULL;
+    int persistent = 0, i;
+    qr_exec_options_t opt;
+    long long v;
+    double d;
+
+    for (i = 1; i < argc; i++) {
+        int r;
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if (is_help(argv[i])) {
+            printf(exec_help, qr_client_help_text);
+            return 0;
+        }
+        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--concurrency", &conc)) != 0 ||
+            (r = take_value(argc, argv, &i, "--timeout-ms", &timeout)) != 0 ||
+            (r = take_value(argc, argv, &i, "--attempts", &attempts)) != 0 ||
+            (r = take_value(argc, argv, &i, "--idle-exit", &idle)) != 0 ||
+            (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0 ||
+            (r = flag(argv[i], "--persistent", &persistent)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("exec ", "exec: unexpected argument '%s' (CMD goes after --)",
+                               argv[i]);
+        }
+    }
+    memset(&opt, 0, sizeof opt);
+    if (i >= argc)
+        return usage_error("exec ", "exec: no command: give -- CMD [ARGS]");
+    opt.argv = (const char **)(argv + i); /* argv is NULL-terminated */
+    if (!project || parse_ll(project, 1, INT64_MAX, &opt.project) < 0)
+        return usage_error("exec ", "exec: --project ID (a positive integer) is required");
+    opt.concurrency = 1;
+    if (conc) {
+        if (parse_ll(conc, 1, 256, &v) < 0)
+            return usage_error("exec ", "exec: --concurrency must be 1-256, not '%s'", conc);
+        opt.concurrency = (int)v;
+    }
+    opt.timeout_ms = 60000;
+    if (timeout) {
+        if (parse_ll(timeout, 1, 86400000, &v) < 0)
+            return usage_error("exec ", "exec: --timeout-ms must be 1-86400000, not '%s'", timeout);
+        opt.timeout_ms = v;
+    }
+    opt.attempts = 2;
+    if (attempts) {
+        if (parse_ll(attempts, 1, 1000, &v) < 0)
+            return usage_error("exec ", "exec: --attempts must be 1-1000, not '%s'", attempts);
+        opt.attempts = (int)v;
+    }
+    if (idle) {
+        if (parse_double(idle, 0.001, 1e7, &d) < 0)
+            return usage_error("exec ", "exec: --idle-exit must be a positive number, not '%s'",
+                               idle);
+        opt.idle_exit_ms = (int64_t)(d * 1000.0);
+    }
+    opt.persistent = persistent;
+    if (resolve_settings(cfg) < 0)
+        return EXIT_USAGE;
+
+    qr_spool_t spool;
+    int rc = open_spool(&spool, spool_path, 0);
+    if (rc)
+        return rc;
+    if (qr_client_global_init() < 0) {
+        qr_spool_close(&spool);
+        return AGENT_EXIT_ERROR;
+    }
+    rc = qr_exec_run(&opt, cfg, &spool);
+    qr_client_global_cleanup();
+    if (spool.npending)
+        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
+                spool.path);
+    qr_spool_close(&spool);
+    return rc;
+}
+
+static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *prefetch = NULL, *spool_path = NULL;
+    qr_label_options_t opt;
+    long long v;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(label_help, qr_client_help_text);
+            return 0;
+        }
+        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
+            (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("label ", "label: unexpected argument '%s'", argv[i]);
+        }
+    }
+    memset(&opt, 0, sizeof opt);
+    if (!project || parse_ll(project, 1, INT64_MAX, &opt.project) < 0)
+        return usage_error("label ", "label: --project ID (a positive integer) is required");
+    opt.prefetch = 2;
+    if (prefetch) {
+        if (parse_ll(prefetch, 0, 10, &v) < 0)
+            return usage_error("label ", "label: --prefetch must be 0-10, not '%s'", prefetch);
+        opt.prefetch = (int)v;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for "
+                        "programs use `quorum-agent exec`\n");
+        return EXIT_USAGE;
+    }
+    if (resolve_settings(cfg) < 0)
+        return EXIT_USAGE;
+    qr_spool_t spool;
+    int rc = open_spool(&spool, spool_path, 0);
+    if (rc)
+        return rc;
+    if (qr_client_global_init() < 0) {
+        qr_spool_close(&spool);
+        return AGENT_EXIT_ERROR;
+    }
+    rc = qr_label_run(&opt, cfg, &spool);
+    qr_client_global_cleanup();
+    if (spool.npending)
+        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
+                spool.path);
+    qr_spool_close(&spool);
+    return rc;
+}
+
+/* Prints one pending result of the spool as a table row (or JSON line). */
+static void show_record(const qr_spool_record_t *r, int as_json)
+{
+    json_error_t jerr;
+    json_t *rec = json_loads(r->payload, 0, &jerr);
+    if (as_json) {
+        json_t *row = json_pack("{s:I, s:O*}", "id", (json_int_t)r->id, "result", rec);
+        char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(row);
+        json_decref(rec);
+        return;
+    }
+    if (!rec) {
+        printf("%6llu  (not JSON: %zu bytes)\n", (unsigned long long)r->id, r->len);
+        return;
+    }
+    char when[32] = "-";
+    json_int_t ms = json_integer_value(json_object_get(rec, "spooled_at_ms"));
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms > 0 && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *lease = json_string_value(json_object_get(rec, "lease"));
+    const char *label = json_string_value(json_object_get(rec, "label"));
+    const char *url = json_string_value(json_object_get(rec, "url"));
+    printf("%6llu  %-20s  %7lld  %7lld  %8s  %-16s  %s\n", (unsigned long long)r->id, when,
+           (long long)json_integer_value(json_object_get(rec, "project")),
+           (long long)json_integer_value(json_object_get(rec, "task_id")), lease ? lease : "-",
+           label ? label : "-", url ? url : "-");
+    json_decref(rec);
+}
+
+static volatile sig_atomic_t spool_stop;
+
+static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *path = NULL;
+    int as_json = 0, send = 0, rc;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(spool_help, qr_client_help_text);
+            return 0;
+        }
+        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--spool", &path)) != 0 ||
+            (r = flag(argv[i], "--json", &as_json)) != 0 ||
+            (r = flag(argv[i], "--send", &send)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
+            return usage_error("spool ", "spool: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (send && resolve_settings(cfg) < 0)
+        return EXIT_USAGE;
+    qr_spool_t sp;
+    char *def = path ? NULL : agent_default_spool_path();
+    if (!path && !def)
+        return AGENT_EXIT_SPOOL;
+    if (!send && access(path ? path : def, F_OK) != 0) {
+        if (!as_json)
+            printf("spool %s: no file, nothing pending\n", path ? path : def);
+        free(def);
+        return 0;
+    }
+    rc = open_spool(&sp, path ? path : def, send ? 0 : QR_SPOOL_READONLY);
+    free(def);
+    if (rc)
+        return rc;
+    if (send) {
+        agent_t ag;
+        agent_sess_t sess;
+        size_t foreign = 0;
+        rc = AGENT_EXIT_ERROR;
+        if (qr_client_global_init() < 0)
+            goto closed;
+        if (agent_init(&ag, cfg, &spool_stop) == 0) {
+            ag.spool = &sp;
+            if (agent_sess_init(&sess, &ag) == 0) {
+                int r = agent_flush_spool(&sess, &foreign);
+                rc = r == 0 ? 0 : r == AGENT_STOPPED ? AGENT_EXIT_PENDING : -r;
+                agent_sess_free(&sess);
+            }
+            printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending (%zu of another "
+                   "broker or token)\n",
+                   ag.submitted, ag.replayed, ag.rejected, sp.npending, foreign);
+            agent_free(&ag);
+        }
+        qr_client_global_cleanup();
+        goto closed;
+    }
+    if (!as_json) {
+        printf("spool %s: %zu result(s) pending\n", sp.path, sp.npending);
+        if (sp.npending)
+            printf("%6s  %-20s  %7s  %7s  %8s  %-16s  %s\n", "id", "spooled at", "project", "task",
+                   "lease", "label", "broker");
+    }
+    for (size_t i = 0; i < sp.npending; i++)
+        show_record(&sp.pending[i], as_json);
+    rc = 0;
+closed:
+    qr_spool_close(&sp);
     return rc;
 }
 
@@ -258,7 +766,7 @@ int main(int argc, char **argv)
             qr_client_config_free(&cfg);
             return 0;
         }
-        int r = qr_client_config_flag(&cfg, "quorum-agent", argc, argv, &i);
+        int r = agent_flag(&cfg, argc, argv, &i);
         if (r == 0)
             fprintf(stderr, "quorum-agent: unknown flag '%s'\n", argv[i]);
         if (r <= 0) {
@@ -273,6 +781,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "simulate") == 0)
         rc = cmd_simulate(argc - i, argv + i, &cfg);
+    else if (strcmp(argv[i], "login") == 0)
+        rc = cmd_login(argc - i, argv + i, &cfg);
+    else if (strcmp(argv[i], "label") == 0)
+        rc = cmd_label(argc - i, argv + i, &cfg);
+    else if (strcmp(argv[i], "exec") == 0)
+        rc = cmd_exec(argc - i, argv + i, &cfg);
+    else if (strcmp(argv[i], "spool") == 0)
+        rc = cmd_spool(argc - i, argv + i, &cfg);
     else if (strcmp(argv[i], "help") == 0)
         rc = (printf(main_help, qr_client_help_text), 0);
     else

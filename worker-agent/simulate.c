@@ -19,17 +19,26 @@
  * Which label an annotator gives a task, and how long it thinks about it, are
  * hashed from (seed, task id, annotator index): the same seed gives the same
  * decisions for the same task and annotator whatever the timing.
+ *
+ * Unless --no-spool, every result is appended to a spool before its first
+ * send; the submits that fall due in one loop turn share one fdatasync (a
+ * group commit), and an answered submit is acknowledged in the spool. The
+ * spool lives in a private temporary directory unless --spool names a file;
+ * the temporary one is removed when the run ends with nothing pending.
  */
 #include "simulate.h"
 
+#include "spool.h"
 #include "util.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Each request as a whole may take this long before it is retried (ms). */
 #define REQUEST_TIMEOUT_MS 30000L
@@ -76,6 +85,7 @@ typedef struct annotator_s {
     const char *label;  /* label chosen for held[head] (borrowed from sim) */
     int active_ms;      /* think time for held[head] */
     char idem[33];      /* idempotency key for held[head]: 16 random bytes */
+    uint64_t spool_id;  /* spool record of held[head]'s result, 0 if not spooled yet */
     uint64_t rng;       /* for backoff jitter only */
     long submitted;     /* annotations stored (201, or 200 replayed) */
     long matched_truth; /* of those, how many had the true label */
@@ -104,7 +114,10 @@ typedef struct sim_s {
     int64_t last_submit_ms;                   /* monotonic time of the last stored annotation */
     error_kind_t errors[MAX_ERROR_KINDS + 1]; /* the last one is "other" */
     size_t nerrors;
-    int noisy; /* failure messages printed so far (capped) */
+    int noisy;        /* failure messages printed so far (capped) */
+    qr_spool_t spool; /* results not yet answered (when opt->use_spool) */
+    int spool_open;   /* spool is open */
+    int spool_failed; /* a spool write failed: the run stops */
     int timed_out;
     int interrupted;
 } sim_t;
@@ -237,9 +250,16 @@ static void next_step(annotator_t *a, int64_t now)
     a->wake_ms = now + a->active_ms;
 }
 
-/* Drops the current lease (counted by the caller) and moves on. */
+/* Drops the current lease (counted by the caller) and moves on; its result,
+ * if spooled, was answered and leaves the spool. */
 static void drop_current(annotator_t *a, int64_t now)
 {
+    sim_t *s = a->sim;
+    if (a->spool_id && s->spool_open && qr_spool_ack(&s->spool, a->spool_id) < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", s->spool.errstr);
+        s->spool_failed = 1;
+    }
+    a->spool_id = 0;
     a->head++;
     next_step(a, now);
 }
@@ -560,6 +580,28 @@ static void print_progress(sim_t *s, int64_t now, long *last_total, int64_t *las
     *last_ms = now;
 }
 
+/* Appends the result a is about to submit for the first time to the spool
+ * (not yet synced). Returns 0 or -1 (spool_failed set, message printed). */
+static int spool_result(sim_t *s, annotator_t *a)
+{
+    const held_lease_t *l = &a->held[a->head];
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:i, s:I}", "url", s->cfg->url, "run",
+                  s->run_id, "annotator", a->name, "project", (json_int_t)s->opt->project, "lease",
+                  l->lease, "task_id", (json_int_t)l->task_id, "label", a->label, "idempotency_key",
+                  a->idem, "active_ms", a->active_ms, "spooled_at_ms", (json_int_t)qr_now_ms());
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!text || qr_spool_append(&s->spool, text, strlen(text), &a->spool_id) < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", text ? s->spool.errstr : "cannot encode a result");
+        free(text);
+        s->spool_failed = 1;
+        return -1;
+    }
+    free(text);
+    return 0;
+}
+
 /* The annotation loop: runs until every annotator is done or failed, the
  * deadline passes, or a stop signal arrives. Returns 0, or -1 on a libcurl
  * multi error. */
@@ -587,6 +629,22 @@ static int run_loop(sim_t *s)
             s->timed_out = 1;
             return 0;
         }
+        /* Spool the results about to be sent for the first time, then make
+         * them durable with one sync before any of them goes out. */
+        if (s->spool_open) {
+            for (int i = 0; i < n; i++) {
+                annotator_t *a = &s->ann[i];
+                if (a->state == ST_WAITING && a->wake_ms <= now && a->op == OP_SUBMIT &&
+                    !a->spool_id && spool_result(s, a) < 0)
+                    return -1;
+            }
+            if (qr_spool_sync(&s->spool) < 0) {
+                fprintf(stderr, "quorum-agent: %s\n", s->spool.errstr);
+                return -1;
+            }
+        }
+        if (s->spool_failed)
+            return -1;
         for (int i = 0; i < n; i++) {
             annotator_t *a = &s->ann[i];
             if (a->state == ST_WAITING && a->wake_ms <= now)
@@ -779,11 +837,77 @@ static void install_stop_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/*
+ * Opens the run's spool: opt->spool_path, or "spool" in a new private
+ * directory under $TMPDIR (its path stored in dir). Results of an earlier run
+ * found in a given file cannot be resent (their annotators' tokens are gone):
+ * they are reported and left for `quorum-agent spool`. Returns 0 or -1.
+ */
+static int open_sim_spool(sim_t *s, char *dir, size_t dir_size)
+{
+    char *path;
+    if (s->opt->spool_path) {
+        path = qr_xstrdup(s->opt->spool_path);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, dir_size, "%s/quorum-sim.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
+        if (!mkdtemp(dir)) {
+            fprintf(stderr, "quorum-agent: cannot create a spool directory %s: %s\n", dir,
+                    strerror(errno));
+            dir[0] = '\0';
+            return -1;
+        }
+        path = qr_xasprintf("%s/spool", dir);
+    }
+    int rc = qr_spool_open(&s->spool, path, 0);
+    free(path);
+    if (rc < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", s->spool.errstr);
+        return -1;
+    }
+    s->spool_open = 1;
+    if (s->spool.torn_offset >= 0)
+        fprintf(stderr, "quorum-agent: spool %s: torn record at byte %lld (%s), moved to %s\n",
+                s->spool.path, (long long)s->spool.torn_offset, s->spool.torn_reason,
+                s->spool.torn_copy ? s->spool.torn_copy : "-");
+    if (s->spool.npending)
+        fprintf(stderr,
+                "quorum-agent: spool %s holds %zu result(s) of an earlier run; they stay there "
+                "(see `quorum-agent spool --spool %s`)\n",
+                s->spool.path, s->spool.npending, s->spool.path);
+    return 0;
+}
+
+/* Closes the spool; removes the temporary directory when nothing is left
+ * pending in it. Returns 0, or -1 when a spool write had failed. */
+static int close_sim_spool(sim_t *s, const char *dir)
+{
+    if (!s->spool_open)
+        return 0;
+    size_t pending = s->spool.npending;
+    char *path = qr_xstrdup(s->spool.path);
+    qr_spool_close(&s->spool);
+    s->spool_open = 0;
+    if (dir[0] && pending == 0) {
+        char *lock = qr_xasprintf("%s.lock", path);
+        if (unlink(path) < 0 || unlink(lock) < 0 || rmdir(dir) < 0)
+            fprintf(stderr, "quorum-agent: cannot remove the spool directory %s: %s\n", dir,
+                    strerror(errno));
+        free(lock);
+    } else if (pending) {
+        fprintf(stderr, "quorum-agent: %zu result(s) were not answered and stay in spool %s\n",
+                pending, path);
+    }
+    free(path);
+    return s->spool_failed ? -1 : 0;
+}
+
 int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
 {
     sim_t s;
     qr_client_call_t admin;
     int rc = 1, admin_ready = 0;
+    char spool_dir[256] = "";
 
     memset(&s, 0, sizeof s);
     s.opt = opt;
@@ -834,6 +958,8 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
         a->call.data = a;
         a->call_ready = 1;
     }
+    if (opt->use_spool && open_sim_spool(&s, spool_dir, sizeof spool_dir) < 0)
+        goto out;
     fprintf(stderr, "quorum-agent: run %s: %d annotators on project %lld (%zu labels)\n", s.run_id,
             opt->annotators, opt->project, s.nlabels);
 
@@ -880,5 +1006,7 @@ out:
         free(s.labels[i]);
     free(s.labels);
     free(s.ann);
+    if (close_sim_spool(&s, spool_dir) < 0)
+        rc = 1;
     return rc;
 }

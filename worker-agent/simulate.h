@@ -23,6 +23,8 @@ typedef struct qr_sim_options_s {
     uint64_t seed;            /* drives label choices and think times */
     double max_seconds;       /* the run fails if not complete by then */
     const char *json_summary; /* file for the JSON summary, or NULL (borrowed) */
+    int use_spool;            /* spool every result (fsync) before sending it */
+    const char *spool_path;   /* spool file, or NULL for one in a temporary directory */
 } qr_sim_options_t;
 
 /*

@@ -1,0 +1,706 @@
+/*
+ * label.c - `quorum-agent label`: an annotator labels tasks in a terminal.
+ *
+ * Two threads. The UI thread owns the terminal (raw mode, alternate screen)
+ * and never waits on the network: it polls stdin, a wake-up pipe and a 1 s
+ * tick (for the time-on-task clock). The network thread keeps `prefetch`
+ * tasks leased ahead of the one on screen, beats the heartbeat of every
+ * lease held (TTL/3), carries out the UI's actions in order (submit through
+ * the spool, skip, release) and refreshes the progress line. They share a
+ * label_t under its mutex; the network thread wakes the UI through the pipe.
+ *
+ * Time on task is the time the task was on screen, in ms, sent as active_ms.
+ * Quitting (q, Ctrl-C, SIGTERM) releases every lease held, then restores
+ * the terminal. The API has no undo yet: `u` says so.
+ */
+#include "label.h"
+
+#include "session.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* A leased task waiting on screen or in the prefetch queue. */
+typedef struct task_s {
+    char *lease;     /* lease name (owned) */
+    int64_t task_id; /* the task */
+    json_t *data;    /* its data (owned reference) */
+} task_t;
+
+typedef enum { ACT_SUBMIT, ACT_SKIP, ACT_RELEASE } act_kind_t;
+
+typedef struct action_s {
+    act_kind_t kind;
+    task_t task;       /* owned */
+    char *label;       /* ACT_SUBMIT (owned) */
+    int64_t active_ms; /* ACT_SUBMIT */
+} action_t;
+
+typedef struct label_s {
+    const qr_label_options_t *opt;
+    agent_t ag;
+    pthread_mutex_t mu;  /* guards everything below */
+    pthread_cond_t cond; /* the network thread waits on it */
+    task_t *queue;       /* prefetched tasks, oldest first */
+    size_t nqueue;
+    action_t *actions; /* the UI's actions, in order */
+    size_t nactions;
+    int busy;         /* the network thread is carrying out an action */
+    int complete;     /* the broker said project_complete */
+    int quitting;     /* the UI is leaving: release everything and stop */
+    char *current;    /* lease of the task on screen (owned), or NULL */
+    long done_today;  /* progress: my_annotations_today, -1 unknown */
+    long remaining;   /* progress: annotations_remaining, -1 unknown */
+    char status[256]; /* last message for the status line */
+    int wake_w;       /* write end of the UI's wake-up pipe */
+} label_t;
+
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t resized;
+static int wake_fd = -1; /* for the signal handlers */
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    if (signo == SIGWINCH)
+        resized = 1;
+    else
+        stop_flag = 1;
+    if (wake_fd >= 0)
+        (void)!write(wake_fd, "s", 1);
+    errno = saved;
+}
+
+static void task_free(task_t *t)
+{
+    free(t->lease);
+    json_decref(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+static void lock(label_t *lb)
+{
+    if (pthread_mutex_lock(&lb->mu) != 0)
+        abort();
+}
+
+static void unlock(label_t *lb)
+{
+    pthread_mutex_unlock(&lb->mu);
+}
+
+/* Called with mu held: wakes the UI. */
+static void wake_ui(label_t *lb)
+{
+    (void)!write(lb->wake_w, "w", 1); /* a full pipe already means "wake up" */
+}
+
+static void set_status(label_t *lb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_status(label_t *lb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lb->status, sizeof lb->status, fmt, ap);
+    va_end(ap);
+    for (char *p = lb->status; *p; p++)
+        if ((unsigned char)*p < ' ')
+            *p = ' ';
+}
+
+/* --- the network thread ----------------------------------------------------------------- */
+
+/* Leases up to n more tasks into the queue; returns how many came. */
+static int fetch(label_t *lb, agent_sess_t *s, int n)
+{
+    int got = 0;
+    char *path = qr_xasprintf("/v1/projects/%lld/leases", lb->ag.project);
+    json_t *body = json_pack("{s:i}", "max", n);
+    json_t *ans = NULL;
+    int r = agent_request(s, "POST", path, body, &ans, 1);
+    json_decref(body);
+    free(path);
+    lock(lb);
+    if (r == AGENT_FAILED) {
+        set_status(lb, "lease: %s", s->call.message);
+        if (s->call.status == 401 || s->call.status == 403 || s->call.status == 404 ||
+            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
+            agent_fatal(&lb->ag, agent_exit_code(&s->call));
+    } else if (r == 0) {
+        json_t *leases = json_object_get(ans, "leases");
+        size_t i;
+        json_t *l;
+        if (json_array_size(leases) == 0 && json_is_true(json_object_get(ans, "project_complete")))
+            lb->complete = 1;
+        json_array_foreach(leases, i, l)
+        {
+            char *name = agent_lease_name(l);
+            if (!name)
+                continue;
+            lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);
+            lb->queue[lb->nqueue++] =
+                (task_t){name, json_integer_value(json_object_get(l, "task_id")),
+                         json_incref(json_object_get(l, "data"))};
+            got++;
+        }
+    }
+    wake_ui(lb);
+    unlock(lb);
+    json_decref(ans);
+    return got;
+}
+
+static void refresh_progress(label_t *lb, agent_sess_t *s)
+{
+    char *path = qr_xasprintf("/v1/projects/%lld/progress", lb->ag.project);
+    json_t *ans = NULL;
+    int r = agent_request(s, "GET", path, NULL, &ans, 1);
+    free(path);
+    if (r != 0)
+        return;
+    lock(lb);
+    lb->done_today = (long)json_integer_value(json_object_get(ans, "my_annotations_today"));
+    lb->remaining = (long)json_integer_value(json_object_get(ans, "annotations_remaining"));
+    wake_ui(lb);
+    unlock(lb);
+    json_decref(ans);
+}
+
+/* Beats the heartbeat of the lease on screen and of every prefetched one.
+ * Drops prefetched leases that are gone; says so for the one on screen. */
+static void beat(label_t *lb, agent_sess_t *s)
+{
+    lock(lb);
+    size_t n = lb->nqueue + 1;
+    char **names = qr_xcalloc(n, sizeof *names);
+    for (size_t i = 0; i < lb->nqueue; i++)
+        names[i] = qr_xstrdup(lb->queue[i].lease);
+    names[n - 1] = lb->current ? qr_xstrdup(lb->current) : NULL;
+    unlock(lb);
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        int hb = agent_heartbeat(s, names[i]);
+        if (hb == 1 && i == n - 1) {
+            lock(lb);
+            set_status(lb, "the lease of the task on screen expired; its label will not count");
+            wake_ui(lb);
+            unlock(lb);
+        } else if (hb == 1) {
+            lock(lb);
+            for (size_t k = 0; k < lb->nqueue; k++) {
+                if (strcmp(lb->queue[k].lease, names[i]) == 0) {
+                    set_status(lb, "task %lld: its lease expired; moving on",
+                               (long long)lb->queue[k].task_id);
+                    task_free(&lb->queue[k]);
+                    memmove(&lb->queue[k], &lb->queue[k + 1],
+                            (lb->nqueue - k - 1) * sizeof *lb->queue);
+                    lb->nqueue--;
+                    wake_ui(lb);
+                    break;
+                }
+            }
+            unlock(lb);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
+{
+    int r;
+    if (a->kind == ACT_SUBMIT) {
+        r = agent_submit(s, a->task.lease, a->task.task_id, a->label, a->active_ms);
+        lock(lb);
+        if (r == 1)
+            set_status(lb, "task %lld: not stored (see the .rejected file)",
+                       (long long)a->task.task_id);
+        else if (r < 0 && r != AGENT_STOPPED)
+            set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
+        unlock(lb);
+    } else {
+        r = agent_release(s, a->task.lease,
+                          a->kind == ACT_SKIP ? "skipped in the terminal"
+                                              : "released in the terminal",
+                          a->kind == ACT_SKIP);
+        if (r == AGENT_FAILED) {
+            lock(lb);
+            set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
+            unlock(lb);
+        }
+    }
+}
+
+static void *net_main(void *arg)
+{
+    label_t *lb = arg;
+    agent_sess_t s;
+    int64_t next_beat = 0, next_progress = 0, next_fetch = 0;
+    int64_t beat_every = lb->ag.lease_ttl_ms / 3 > 200 ? lb->ag.lease_ttl_ms / 3 : 200;
+
+    if (agent_sess_init(&s, &lb->ag) < 0) {
+        lock(lb);
+        agent_fatal(&lb->ag, AGENT_EXIT_ERROR);
+        lb->quitting = 1;
+        wake_ui(lb);
+        unlock(lb);
+        return NULL;
+    }
+    lock(lb);
+    for (;;) {
+        if (lb->nactions) {
+            action_t a = lb->actions[0];
+            memmove(&lb->actions[0], &lb->actions[1], (lb->nactions - 1) * sizeof *lb->actions);
+            lb->nactions--;
+            lb->busy = 1;
+            unlock(lb);
+            carry_out(lb, &s, &a);
+            task_free(&a.task);
+            free(a.label);
+            next_progress = 0;
+            lock(lb);
+            lb->busy = 0;
+            wake_ui(lb);
+            continue;
+        }
+        if (lb->quitting)
+            break;
+        int64_t now = qr_mono_ms();
+        int want = lb->opt->prefetch + 1 - (int)lb->nqueue;
+        int complete = lb->complete;
+        unlock(lb);
+        if (want > 0 && !complete && now >= next_fetch && !stop_flag) {
+            /* When nothing came, ask again in a second. */
+            next_fetch = fetch(lb, &s, want) > 0 ? 0 : now + 1000;
+        }
+        if (now >= next_beat) {
+            beat(lb, &s);
+            next_beat = now + beat_every;
+        }
+        if (now >= next_progress) {
+            refresh_progress(lb, &s);
+            next_progress = now + 10000;
+        }
+        lock(lb);
+        if (!lb->nactions && !lb->quitting) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            (void)pthread_cond_timedwait(&lb->cond, &lb->mu, &ts);
+        }
+    }
+    /* Quitting: give back every lease still queued. */
+    while (lb->nqueue) {
+        task_t t = lb->queue[--lb->nqueue];
+        unlock(lb);
+        if (agent_release(&s, t.lease, "annotator quit", 0) == AGENT_FAILED)
+            fprintf(stderr, "quorum-agent: cannot release lease %s: %s\n", t.lease, s.call.message);
+        task_free(&t);
+        lock(lb);
+    }
+    unlock(lb);
+    agent_sess_free(&s);
+    return NULL;
+}
+
+/* --- the terminal ------------------------------------------------------------------------ */
+
+static struct termios saved_tio;
+static int tio_saved;
+
+static void restore_terminal(void)
+{
+    if (!tio_saved)
+        return;
+    fputs("\x1b[?25h\x1b[?1049l", stdout);
+    fflush(stdout);
+    (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+    tio_saved = 0;
+}
+
+static int raw_terminal(void)
+{
+    struct termios t;
+    if (tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+        return -1;
+    t = saved_tio;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO | IEXTEN); /* ISIG stays: Ctrl-C quits cleanly */
+    t.c_iflag &= ~(tcflag_t)(IXON | ICRNL);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0)
+        return -1;
+    tio_saved = 1;
+    fputs("\x1b[?1049h\x1b[?25l", stdout); /* alternate screen, hide the cursor */
+    return 0;
+}
+
+/* Appends s to out, cut to width columns (bytes; control characters shown
+ * as spaces), then a line break. Returns 1. */
+static int line(qr_buf_t *out, const char *s, int width)
+{
+    int n = 0;
+    for (; *s && n < width; s++, n++) {
+        char c = (unsigned char)*s < ' ' ? ' ' : *s;
+        qr_buf_append(out, &c, 1);
+    }
+    qr_buf_appends(out, "\x1b[K\r\n");
+    return 1;
+}
+
+/* Appends text wrapped to width, at most max_lines lines. Returns lines used. */
+static int wrapped(qr_buf_t *out, const char *text, int width, int max_lines)
+{
+    int used = 0;
+    size_t len = strlen(text);
+    while (len > 0 && used < max_lines) {
+        size_t take = len < (size_t)width ? len : (size_t)width;
+        const char *nl = memchr(text, '\n', take);
+        if (nl)
+            take = (size_t)(nl - text);
+        char *piece = qr_xstrndup(text, take);
+        used += line(out, piece, width);
+        free(piece);
+        text += take + (nl ? 1 : 0);
+        len -= take + (nl ? 1 : 0);
+    }
+    return used;
+}
+
+/* Draws the whole screen for the task on screen (NULL: waiting). */
+static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
+{
+    struct winsize ws;
+    int rows = 24, cols = 80;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+        rows = ws.ws_row;
+        cols = ws.ws_col;
+    }
+    qr_buf_t out;
+    qr_buf_init(&out);
+    qr_buf_appends(&out, "\x1b[H");
+    char head[256];
+    lock(lb);
+    int64_t secs = cur ? (qr_mono_ms() - shown_ms) / 1000 : 0;
+    char today[32] = "-", left[32] = "-";
+    if (lb->done_today >= 0)
+        snprintf(today, sizeof today, "%ld", lb->done_today);
+    if (lb->remaining >= 0)
+        snprintf(left, sizeof left, "%ld", lb->remaining);
+    snprintf(
+        head, sizeof head,
+        "Quorum  project %lld  |  done today %s  |  queue left %s  |  time on task %lld:%02lld",
+        lb->ag.project, today, left, (long long)(secs / 60), (long long)(secs % 60));
+    int used = line(&out, head, cols);
+    used += line(&out, "", cols);
+    int body = rows - 4 - (int)lb->ag.nlabels / 3 - 3;
+    if (body < 1)
+        body = 1;
+    if (!cur) {
+        used += line(&out,
+                     lb->complete ? "The project is complete. Press q to quit."
+                                  : "Waiting for a task...",
+                     cols);
+    } else {
+        char title[64];
+        snprintf(title, sizeof title, "Task %lld", (long long)cur->task_id);
+        used += line(&out, title, cols);
+        const char *key;
+        json_t *v;
+        int shown = 0;
+        json_object_foreach(cur->data, key, v)
+        {
+            if (shown >= body)
+                break;
+            char *text = json_is_string(v) ? qr_xstrdup(json_string_value(v))
+                                           : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *fieldline = qr_xasprintf("%s: %s", key, text ? text : "");
+            int k = wrapped(&out, fieldline, cols, body - shown);
+            shown += k;
+            used += k;
+            free(fieldline);
+            free(text);
+        }
+        if (!json_is_object(cur->data)) {
+            char *text = json_dumps(cur->data, JSON_COMPACT | JSON_ENCODE_ANY);
+            used += wrapped(&out, text ? text : "null", cols, body);
+            free(text);
+        }
+    }
+    /* Blank lines down to the choices. */
+    int choice_rows = 0;
+    qr_buf_t choices;
+    qr_buf_init(&choices);
+    qr_buf_t row;
+    qr_buf_init(&row);
+    for (size_t i = 0; i < lb->ag.nlabels && i < 10; i++) {
+        char item[128];
+        snprintf(item, sizeof item, "[%zu] %s   ", (i + 1) % 10, lb->ag.labels[i]);
+        if (row.len && row.len + strlen(item) > (size_t)cols) {
+            choice_rows += line(&choices, row.data, cols);
+            qr_buf_reset(&row);
+        }
+        qr_buf_appends(&row, item);
+    }
+    if (row.len)
+        choice_rows += line(&choices, row.data, cols);
+    qr_buf_free(&row);
+    while (used < rows - choice_rows - 3)
+        used += line(&out, "", cols);
+    qr_buf_append(&out, choices.data ? choices.data : "", choices.len);
+    qr_buf_free(&choices);
+    line(&out, "", cols);
+    line(&out, "digits choose   s skip   r release   u undo   q quit", cols);
+    char status[300];
+    snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
+             lb->status);
+    unlock(lb);
+    qr_buf_appends(&out, "\x1b[K");
+    qr_buf_append(&out, status, strlen(status) < (size_t)cols ? strlen(status) : (size_t)cols);
+    qr_buf_appends(&out, "\x1b[J");
+    fwrite(out.data, 1, out.len, stdout);
+    fflush(stdout);
+    qr_buf_free(&out);
+}
+
+/* Queues an action on the task on screen (taken over by the action). */
+static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, int64_t active_ms)
+{
+    lock(lb);
+    lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
+    lb->actions[lb->nactions++] =
+        (action_t){kind, *cur, label ? qr_xstrdup(label) : NULL, active_ms};
+    free(lb->current);
+    lb->current = NULL;
+    memset(cur, 0, sizeof *cur);
+    pthread_cond_signal(&lb->cond);
+    unlock(lb);
+}
+
+/* Takes the next prefetched task, if any, as the one on screen. */
+static int take_current(label_t *lb, task_t *cur)
+{
+    int got = 0;
+    lock(lb);
+    if (lb->nqueue) {
+        *cur = lb->queue[0];
+        free(lb->current);
+        lb->current = qr_xstrdup(cur->lease);
+        memmove(&lb->queue[0], &lb->queue[1], (lb->nqueue - 1) * sizeof *lb->queue);
+        lb->nqueue--;
+        got = 1;
+        pthread_cond_signal(&lb->cond); /* prefetch the next */
+    }
+    unlock(lb);
+    return got;
+}
+
+int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
+{
+    label_t lb;
+    int pipefd[2] = {-1, -1}, rc = AGENT_EXIT_ERROR, thread_started = 0;
+    pthread_t net;
+    agent_sess_t main_sess;
+    int main_ready = 0, mu_ok = 0, cond_ok = 0;
+    task_t cur;
+
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for programs "
+                        "use `quorum-agent exec`\n");
+        return AGENT_EXIT_USAGE;
+    }
+    memset(&lb, 0, sizeof lb);
+    memset(&cur, 0, sizeof cur);
+    lb.opt = opt;
+    lb.done_today = lb.remaining = -1;
+    if (agent_init(&lb.ag, cfg, &stop_flag) < 0)
+        return AGENT_EXIT_ERROR;
+    lb.ag.project = opt->project;
+    lb.ag.spool = spool;
+    if (pthread_mutex_init(&lb.mu, NULL) != 0 || !(mu_ok = 1) ||
+        pthread_cond_init(&lb.cond, NULL) != 0 || !(cond_ok = 1)) {
+        fprintf(stderr, "quorum-agent: cannot create a mutex\n");
+        goto out;
+    }
+    if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        fprintf(stderr, "quorum-agent: pipe: %s\n", strerror(errno));
+        goto out;
+    }
+    lb.wake_w = pipefd[1];
+    wake_fd = pipefd[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
+        sigaction(SIGWINCH, &sa, NULL) < 0 || sigaction(SIGHUP, &sa, NULL) < 0) {
+        fprintf(stderr, "quorum-agent: sigaction: %s\n", strerror(errno));
+        goto out;
+    }
+    json_object_seed(0);
+    if (agent_sess_init(&main_sess, &lb.ag) < 0)
+        goto out;
+    main_ready = 1;
+    int r = agent_flush_spool(&main_sess, NULL);
+    if (r == AGENT_STOPPED) {
+        rc = AGENT_EXIT_PENDING;
+        goto out;
+    }
+    if (r < 0) {
+        rc = -r;
+        goto out;
+    }
+    if ((r = agent_load_project(&main_sess)) != 0) {
+        rc = r;
+        goto out;
+    }
+    if (raw_terminal() < 0) {
+        fprintf(stderr, "quorum-agent: cannot set the terminal to raw mode: %s\n", strerror(errno));
+        rc = AGENT_EXIT_USAGE;
+        goto out;
+    }
+    int e = pthread_create(&net, NULL, net_main, &lb);
+    if (e != 0) {
+        restore_terminal();
+        fprintf(stderr, "quorum-agent: pthread_create: %s\n", strerror(e));
+        goto out;
+    }
+    thread_started = 1;
+
+    int64_t shown_ms = 0;
+    int have = 0;
+    for (;;) {
+        if (stop_flag || atomic_load(&lb.ag.fatal))
+            break;
+        if (!have && take_current(&lb, &cur)) {
+            have = 1;
+            shown_ms = qr_mono_ms();
+        }
+        resized = 0;
+        draw(&lb, have ? &cur : NULL, shown_ms);
+        struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                               {.fd = pipefd[0], .events = POLLIN}};
+        if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents & POLLIN) {
+            char drain[64];
+            while (read(pipefd[0], drain, sizeof drain) > 0)
+                ;
+        }
+        if (!(pf[0].revents & (POLLIN | POLLHUP)))
+            continue;
+        char c;
+        ssize_t n = read(STDIN_FILENO, &c, 1);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            break; /* the terminal went away */
+        if (n < 0)
+            continue;
+        if (c == 'q' || c == 'Q')
+            break;
+        if (c == 'u' || c == 'U') {
+            lock(&lb);
+            set_status(&lb, "undo: not supported by this broker (the API has no undo yet)");
+            unlock(&lb);
+            continue;
+        }
+        if (!have)
+            continue;
+        int64_t active = qr_mono_ms() - shown_ms;
+        if (c >= '0' && c <= '9') {
+            size_t k = c == '0' ? 9 : (size_t)(c - '1');
+            if (k >= lb.ag.nlabels) {
+                lock(&lb);
+                set_status(&lb, "no choice %c", c);
+                unlock(&lb);
+                continue;
+            }
+            lock(&lb);
+            set_status(&lb, "task %lld: %s", (long long)cur.task_id, lb.ag.labels[k]);
+            unlock(&lb);
+            act(&lb, ACT_SUBMIT, &cur, lb.ag.labels[k], active);
+            have = 0;
+        } else if (c == 's' || c == 'S') {
+            lock(&lb);
+            set_status(&lb, "task %lld: skipped", (long long)cur.task_id);
+            unlock(&lb);
+            act(&lb, ACT_SKIP, &cur, NULL, 0);
+            have = 0;
+        } else if (c == 'r' || c == 'R') {
+            lock(&lb);
+            set_status(&lb, "task %lld: released", (long long)cur.task_id);
+            unlock(&lb);
+            act(&lb, ACT_RELEASE, &cur, NULL, 0);
+            have = 0;
+        }
+    }
+    /* Leaving: the task on screen goes back, then everything prefetched. */
+    if (have) {
+        act(&lb, ACT_RELEASE, &cur, NULL, 0);
+        have = 0;
+    }
+    lock(&lb);
+    lb.quitting = 1;
+    set_status(&lb, "quitting: giving back the tasks held...");
+    pthread_cond_signal(&lb.cond);
+    unlock(&lb);
+    draw(&lb, NULL, 0);
+    e = pthread_join(net, NULL);
+    if (e != 0)
+        fprintf(stderr, "quorum-agent: pthread_join: %s\n", strerror(e));
+    thread_started = 0;
+    restore_terminal();
+    printf("quorum-agent: label: %ld submitted, %ld skipped, %ld released%s\n", lb.ag.submitted,
+           lb.ag.skipped, lb.ag.released, lb.complete ? "; project complete" : "");
+    rc = atomic_load(&lb.ag.fatal);
+    if (!rc && spool && spool->npending)
+        rc = AGENT_EXIT_PENDING;
+out:
+    if (thread_started) {
+        lock(&lb);
+        lb.quitting = 1;
+        pthread_cond_signal(&lb.cond);
+        unlock(&lb);
+        (void)pthread_join(net, NULL);
+    }
+    restore_terminal();
+    if (lb.status[0] && rc != 0)
+        fprintf(stderr, "quorum-agent: %s\n", lb.status);
+    if (main_ready)
+        agent_sess_free(&main_sess);
+    task_free(&cur);
+    for (size_t i = 0; i < lb.nqueue; i++)
+        task_free(&lb.queue[i]);
+    free(lb.queue);
+    for (size_t i = 0; i < lb.nactions; i++) {
+        task_free(&lb.actions[i].task);
+        free(lb.actions[i].label);
+    }
+    free(lb.actions);
+    free(lb.current);
+    wake_fd = -1;
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    if (cond_ok)
+        pthread_cond_destroy(&lb.cond);
+    if (mu_ok)
+        pthread_mutex_destroy(&lb.mu);
+    agent_free(&lb.ag);
+    return rc;
+}

@@ -1,0 +1,602 @@
+/*
+ * session.c - one annotator's requests with retries, and the delivery of
+ * results through the spool (see session.h for the contract).
+ */
+#include "session.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Each request may take this long as a whole (ms); long polls add their wait. */
+#define REQUEST_TIMEOUT_MS 30000L
+/* Retry delays: from 100 ms doubling to 10 s, with jitter. */
+#define RETRY_BASE_MS 100
+#define RETRY_MAX_MS  10000
+/* Results per batch submit (the API's maximum). */
+#define BATCH_MAX 100
+
+int agent_init(agent_t *ag, const qr_client_config_t *cfg, volatile sig_atomic_t *stop)
+{
+    memset(ag, 0, sizeof *ag);
+    ag->cfg = cfg;
+    ag->stop = stop;
+    atomic_init(&ag->fatal, 0);
+    char hex[65];
+    qr_sha256_hex(cfg->token ? cfg->token : "", cfg->token ? strlen(cfg->token) : 0, hex);
+    memcpy(ag->who, hex, 16);
+    ag->who[16] = '\0';
+    int rc = pthread_mutex_init(&ag->lock, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "quorum-agent: pthread_mutex_init: %s\n", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void agent_free(agent_t *ag)
+{
+    for (size_t i = 0; i < ag->nlabels; i++)
+        free(ag->labels[i]);
+    free(ag->labels);
+    ag->labels = NULL;
+    ag->nlabels = 0;
+    pthread_mutex_destroy(&ag->lock);
+}
+
+void agent_fatal(agent_t *ag, int code)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&ag->fatal, &none, code);
+    *ag->stop = 1;
+}
+
+/* libcurl progress callback of abortable requests: non-zero aborts. */
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const agent_t *ag = clientp;
+    return *ag->stop ? 1 : 0;
+}
+
+int agent_sess_init(agent_sess_t *s, agent_t *ag)
+{
+    memset(s, 0, sizeof *s);
+    s->ag = ag;
+    char hex[17];
+    uint64_t seed = (uint64_t)qr_now_ms();
+    if (qr_random_hex(8, hex) == 0)
+        seed = strtoull(hex, NULL, 16);
+    qr_backoff_init(&s->backoff, RETRY_BASE_MS, RETRY_MAX_MS, seed);
+    if (qr_client_call_init(&s->call, ag->cfg, REQUEST_TIMEOUT_MS) < 0) {
+        fprintf(stderr, "quorum-agent: %s\n", s->call.message);
+        qr_client_call_free(&s->call);
+        return -1;
+    }
+    s->call_ready = 1;
+    CURLcode rc = curl_easy_setopt(s->call.easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(s->call.easy, CURLOPT_XFERINFODATA, (void *)ag);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "quorum-agent: libcurl: %s\n", curl_easy_strerror(rc));
+        agent_sess_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void agent_sess_free(agent_sess_t *s)
+{
+    if (s->call_ready)
+        qr_client_call_free(&s->call);
+    s->call_ready = 0;
+}
+
+int agent_exit_code(const qr_client_call_t *call)
+{
+    if (call->status == 401 || call->status == 403)
+        return AGENT_EXIT_AUTH;
+    if (call->status == 404)
+        return AGENT_EXIT_PROJECT;
+    switch (call->result) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return AGENT_EXIT_TLS;
+    default:
+        return AGENT_EXIT_ERROR;
+    }
+}
+
+/* Sleeps ms, waking every 100 ms to look at the stop flag. Returns 0, or
+ * AGENT_STOPPED. */
+static int nap(const agent_t *ag, int64_t ms)
+{
+    int64_t until = qr_mono_ms() + ms;
+    for (;;) {
+        if (*ag->stop)
+            return AGENT_STOPPED;
+        int64_t left = until - qr_mono_ms();
+        if (left <= 0)
+            return 0;
+        (void)poll(NULL, 0, (int)(left < 100 ? left : 100)); /* EINTR just wakes early */
+    }
+}
+
+int agent_request(agent_sess_t *s, const char *method, const char *path, json_t *body, json_t **out,
+                  int abortable)
+{
+    agent_t *ag = s->ag;
+    char *text = NULL;
+    int said = 0;
+
+    if (out)
+        *out = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        if (!text) {
+            snprintf(s->call.message, sizeof s->call.message, "cannot encode a request body");
+            s->call.status = 0;
+            return AGENT_FAILED;
+        }
+    }
+    for (;;) {
+        if (abortable && *ag->stop) {
+            free(text);
+            return AGENT_STOPPED;
+        }
+        CURLcode rc = curl_easy_setopt(s->call.easy, CURLOPT_NOPROGRESS, abortable ? 0L : 1L);
+        int r;
+        if (rc != CURLE_OK) {
+            snprintf(s->call.message, sizeof s->call.message, "libcurl: %s",
+                     curl_easy_strerror(rc));
+            r = -1;
+        } else {
+            r = qr_client_call_perform(&s->call, method, path, text, text ? strlen(text) : 0,
+                                       text ? "application/json" : NULL, ag->cfg->token);
+        }
+        if (r == 0) {
+            if (said)
+                fprintf(stderr, "quorum-agent: broker reachable again\n");
+            qr_backoff_reset(&s->backoff);
+            free(text);
+            if (out) {
+                json_error_t jerr;
+                *out = json_loadb(s->call.body.data ? s->call.body.data : "", s->call.body.len, 0,
+                                  &jerr);
+                if (!*out) {
+                    snprintf(s->call.message, sizeof s->call.message,
+                             "the broker's answer to %s is not JSON: %s", path, jerr.text);
+                    return AGENT_FAILED;
+                }
+            }
+            return 0;
+        }
+        if (s->call.result == CURLE_ABORTED_BY_CALLBACK) {
+            free(text);
+            return AGENT_STOPPED;
+        }
+        if (!qr_client_call_retryable(&s->call)) {
+            free(text);
+            return AGENT_FAILED;
+        }
+        int64_t delay = qr_backoff_next(&s->backoff);
+        if (!said || s->backoff.attempt % 10 == 0)
+            fprintf(stderr, "quorum-agent: %s; retrying in %lld ms\n", s->call.message,
+                    (long long)delay);
+        said = 1;
+        if (nap(ag, delay) < 0) {
+            free(text);
+            return AGENT_STOPPED;
+        }
+    }
+}
+
+int agent_load_project(agent_sess_t *s)
+{
+    agent_t *ag = s->ag;
+    json_t *root = NULL;
+    char *path = qr_xasprintf("/v1/projects/%lld", ag->project);
+    int r = agent_request(s, "GET", path, NULL, &root, 1);
+    free(path);
+    if (r == AGENT_STOPPED)
+        return AGENT_EXIT_PENDING;
+    if (r < 0) {
+        fprintf(stderr, "quorum-agent: cannot read project %lld: %s\n", ag->project,
+                s->call.message);
+        return agent_exit_code(&s->call);
+    }
+    json_t *labels = json_object_get(root, "labels");
+    size_t n = json_array_size(labels);
+    if (n == 0) {
+        fprintf(stderr, "quorum-agent: project %lld has no labels in the broker's answer\n",
+                ag->project);
+        json_decref(root);
+        return AGENT_EXIT_ERROR;
+    }
+    ag->labels = qr_xcalloc(n, sizeof *ag->labels);
+    for (size_t i = 0; i < n; i++) {
+        const char *l = json_string_value(json_array_get(labels, i));
+        if (!l) {
+            fprintf(stderr, "quorum-agent: project %lld: label %zu is not a string\n", ag->project,
+                    i);
+            json_decref(root);
+            return AGENT_EXIT_ERROR;
+        }
+        ag->labels[ag->nlabels++] = qr_xstrdup(l);
+    }
+    json_t *ttl = json_object_get(root, "lease_ttl_ms");
+    ag->lease_ttl_ms = json_is_integer(ttl) ? json_integer_value(ttl) : 60000;
+    json_decref(root);
+    return 0;
+}
+
+int agent_label_known(const agent_t *ag, const char *label)
+{
+    for (size_t i = 0; i < ag->nlabels; i++) {
+        if (strcmp(ag->labels[i], label) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+char *agent_lease_name(json_t *lease)
+{
+    json_t *name = json_object_get(lease, "lease");
+    if (json_is_string(name))
+        return qr_xstrdup(json_string_value(name));
+    if (json_is_integer(name))
+        return qr_xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(name));
+    return NULL;
+}
+
+/* Appends a rejected result with its reason to "<spool>.rejected" (fsynced).
+ * Called with ag->lock held. Failure is only reported. */
+static void write_rejected(agent_t *ag, const char *payload, const char *reason)
+{
+    if (!ag->spool)
+        return;
+    char *path = qr_xasprintf("%s.rejected", ag->spool->path);
+    json_error_t jerr;
+    json_t *result = json_loads(payload, 0, &jerr);
+    json_t *line = json_pack("{s:I, s:s, s:o*}", "rejected_at_ms", (json_int_t)qr_now_ms(),
+                             "reason", reason, "result", result);
+    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int ok = fd >= 0 && text;
+    if (ok) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* replaces the NUL; written with its length */
+        ok = write(fd, text, n + 1) == (ssize_t)(n + 1) && fsync(fd) == 0;
+    }
+    if (fd >= 0 && close(fd) < 0)
+        ok = 0;
+    if (!ok)
+        fprintf(stderr, "quorum-agent: cannot record a rejected result in %s: %s\n", path,
+                strerror(errno));
+    free(text);
+    free(path);
+}
+
+/*
+ * Settles spooled result id after an answer with this HTTP status:
+ * delivered (2xx) or rejected for good (404, 409, 422) leave the spool.
+ * Returns 0 delivered, 1 rejected, 2 kept (anything else), or a negative
+ * AGENT_EXIT_* code when removing it from the spool failed.
+ */
+static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const char *why)
+{
+    agent_t *ag = s->ag;
+    int outcome;
+    if (status >= 200 && status < 300)
+        outcome = 0;
+    else if (status == 404 || status == 409 || status == 422)
+        outcome = 1;
+    else
+        return 2;
+
+    int rc = pthread_mutex_lock(&ag->lock);
+    if (rc != 0)
+        abort(); /* only fails on a corrupted mutex */
+    if (outcome == 0) {
+        ag->submitted++;
+        ag->replayed += replayed;
+    } else {
+        ag->rejected++;
+    }
+    int ret = outcome;
+    if (ag->spool) {
+        const qr_spool_record_t *r = qr_spool_find(ag->spool, id);
+        if (r && outcome == 1) {
+            write_rejected(ag, r->payload, why);
+            fprintf(stderr, "quorum-agent: result not stored, kept in %s.rejected: %s\n",
+                    ag->spool->path, why);
+        }
+        if (qr_spool_ack(ag->spool, id) < 0) {
+            fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
+            ret = -AGENT_EXIT_SPOOL;
+        }
+    } else if (outcome == 1) {
+        fprintf(stderr, "quorum-agent: result not stored: %s\n", why);
+    }
+    pthread_mutex_unlock(&ag->lock);
+    if (ret == -AGENT_EXIT_SPOOL)
+        agent_fatal(ag, AGENT_EXIT_SPOOL);
+    return ret;
+}
+
+int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+                 int64_t active_ms)
+{
+    agent_t *ag = s->ag;
+    char idem[33];
+    uint64_t id = 0;
+    int r;
+
+    if ((r = qr_random_hex(16, idem)) < 0) {
+        fprintf(stderr, "quorum-agent: no randomness for an idempotency key\n");
+        agent_fatal(ag, AGENT_EXIT_ERROR);
+        return -AGENT_EXIT_ERROR;
+    }
+    json_t *rec =
+        json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:I, s:I}", "url", ag->cfg->url, "who",
+                  ag->who, "project", (json_int_t)ag->project, "lease", lease, "task_id",
+                  (json_int_t)task_id, "label", label, "idempotency_key", idem, "active_ms",
+                  (json_int_t)active_ms, "spooled_at_ms", (json_int_t)qr_now_ms());
+    char *payload = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!payload) {
+        fprintf(stderr, "quorum-agent: cannot encode a result\n");
+        agent_fatal(ag, AGENT_EXIT_ERROR);
+        return -AGENT_EXIT_ERROR;
+    }
+    if (ag->spool) {
+        if (pthread_mutex_lock(&ag->lock) != 0)
+            abort();
+        r = qr_spool_put(ag->spool, payload, strlen(payload), &id);
+        if (r < 0)
+            fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
+        pthread_mutex_unlock(&ag->lock);
+        if (r < 0) {
+            free(payload);
+            agent_fatal(ag, AGENT_EXIT_SPOOL);
+            return -AGENT_EXIT_SPOOL;
+        }
+    }
+    free(payload);
+
+    json_t *body = json_pack("{s:s, s:s, s:I}", "label", label, "idempotency_key", idem,
+                             "active_ms", (json_int_t)active_ms);
+    char *esc = curl_easy_escape(s->call.easy, lease, 0);
+    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/submit", ag->project, esc ? esc : "");
+    curl_free(esc);
+    json_t *answer = NULL;
+    r = body ? agent_request(s, "POST", path, body, &answer, 0) : AGENT_FAILED;
+    json_decref(body);
+    free(path);
+    if (r == AGENT_STOPPED) {
+        json_decref(answer);
+        return AGENT_STOPPED;
+    }
+    int replayed = json_is_true(json_object_get(answer, "replayed"));
+    json_decref(answer);
+    if (r < 0 && (s->call.status == 401 || s->call.status == 403)) {
+        fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
+        agent_fatal(ag, AGENT_EXIT_AUTH);
+        return -AGENT_EXIT_AUTH;
+    }
+    if (r < 0 && s->call.status == 0) {
+        fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
+        agent_fatal(ag, agent_exit_code(&s->call));
+        return -agent_exit_code(&s->call);
+    }
+    int o = settle(s, id, s->call.status, replayed, s->call.message);
+    if (o == 2) {
+        fprintf(stderr, "quorum-agent: submit: %s (the result stays spooled)\n", s->call.message);
+        agent_fatal(ag, AGENT_EXIT_ERROR);
+        return -AGENT_EXIT_ERROR;
+    }
+    return o;
+}
+
+int agent_release(agent_sess_t *s, const char *lease, const char *reason, int skip)
+{
+    agent_t *ag = s->ag;
+    char *esc = curl_easy_escape(s->call.easy, lease, 0);
+    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/%s", ag->project, esc ? esc : "",
+                              skip ? "skip" : "release");
+    curl_free(esc);
+    char cut[501];
+    snprintf(cut, sizeof cut, "%s", reason ? reason : "");
+    json_t *body = reason ? json_pack("{s:s}", "reason", cut) : json_object();
+    int r = agent_request(s, "POST", path, body, NULL, 0);
+    json_decref(body);
+    free(path);
+    if (r == AGENT_FAILED && s->call.status == 409)
+        r = 0;
+    if (r == 0) {
+        if (pthread_mutex_lock(&ag->lock) != 0)
+            abort();
+        if (skip)
+            ag->skipped++;
+        else
+            ag->released++;
+        pthread_mutex_unlock(&ag->lock);
+    }
+    return r;
+}
+
+int agent_heartbeat(agent_sess_t *s, const char *lease)
+{
+    agent_t *ag = s->ag;
+    char *esc = curl_easy_escape(s->call.easy, lease, 0);
+    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/heartbeat", ag->project, esc ? esc : "");
+    curl_free(esc);
+    int r =
+        qr_client_call_perform(&s->call, "POST", path, "", 0, "application/json", ag->cfg->token);
+    free(path);
+    if (r == 0)
+        return 0;
+    if (s->call.status == 409)
+        return 1;
+    return AGENT_FAILED;
+}
+
+/* The spooled result as JSON if it belongs to this broker and token and
+ * names a project, else NULL. */
+static json_t *our_record(const agent_t *ag, const qr_spool_record_t *r)
+{
+    json_error_t jerr;
+    json_t *rec = json_loads(r->payload, 0, &jerr);
+    const char *url = json_string_value(json_object_get(rec, "url"));
+    const char *who = json_string_value(json_object_get(rec, "who"));
+    if (url && who && strcmp(url, ag->cfg->url) == 0 && strcmp(who, ag->who) == 0 &&
+        json_integer_value(json_object_get(rec, "project")) > 0 &&
+        json_is_string(json_object_get(rec, "lease")))
+        return rec;
+    json_decref(rec);
+    return NULL;
+}
+
+int agent_flush_spool(agent_sess_t *s, size_t *foreign)
+{
+    agent_t *ag = s->ag;
+    size_t sent = 0, others = 0;
+
+    if (foreign)
+        *foreign = 0;
+    if (!ag->spool)
+        return 0;
+    if (pthread_mutex_lock(&ag->lock) != 0)
+        abort();
+    for (size_t i = 0; i < ag->spool->npending; i++) {
+        json_t *rec = our_record(ag, &ag->spool->pending[i]);
+        others += rec == NULL;
+        json_decref(rec);
+    }
+    pthread_mutex_unlock(&ag->lock);
+    if (foreign)
+        *foreign = others;
+
+    for (;;) {
+        /* Up to BATCH_MAX of our results for one project, oldest first. */
+        uint64_t ids[BATCH_MAX];
+        json_t *results = json_array();
+        json_int_t project = 0;
+        size_t n = 0;
+        if (!results)
+            abort();
+        if (pthread_mutex_lock(&ag->lock) != 0)
+            abort();
+        for (size_t i = 0; i < ag->spool->npending && n < BATCH_MAX; i++) {
+            const qr_spool_record_t *r = &ag->spool->pending[i];
+            json_t *rec = our_record(ag, r);
+            json_int_t p = json_integer_value(json_object_get(rec, "project"));
+            if (!rec || (project && p != project)) {
+                json_decref(rec);
+                continue;
+            }
+            project = p;
+            json_t *item = json_pack("{s:O, s:O, s:O, s:O}", "lease", json_object_get(rec, "lease"),
+                                     "label", json_object_get(rec, "label"), "idempotency_key",
+                                     json_object_get(rec, "idempotency_key"), "active_ms",
+                                     json_object_get(rec, "active_ms"));
+            json_decref(rec);
+            if (!item || json_array_append_new(results, item) < 0)
+                abort(); /* out of memory */
+            ids[n++] = r->id;
+        }
+        pthread_mutex_unlock(&ag->lock);
+        if (n == 0) {
+            json_decref(results);
+            break;
+        }
+        json_t *body = json_pack("{s:o}", "results", results);
+        char *path = qr_xasprintf("/v1/projects/%lld/submit", (long long)project);
+        json_t *answer = NULL;
+        int r = agent_request(s, "POST", path, body, &answer, 1);
+        free(path);
+        json_decref(body);
+        if (r == AGENT_STOPPED)
+            return AGENT_STOPPED;
+        if (r < 0) {
+            fprintf(stderr, "quorum-agent: sending spooled results: %s\n", s->call.message);
+            json_decref(answer);
+            return -agent_exit_code(&s->call);
+        }
+        json_t *list = json_object_get(answer, "results");
+        int kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(list, i);
+            long status = (long)json_integer_value(json_object_get(e, "status"));
+            const char *msg =
+                json_string_value(json_object_get(json_object_get(e, "error"), "message"));
+            char why[512];
+            snprintf(why, sizeof why, "%ld %s", status, msg ? msg : "");
+            if (status == 401 || status == 403) {
+                json_decref(answer);
+                fprintf(stderr, "quorum-agent: spooled result refused: %s\n", why);
+                return -AGENT_EXIT_AUTH;
+            }
+            int o = settle(s, ids[i], status, json_is_true(json_object_get(e, "replayed")), why);
+            if (o < 0) {
+                json_decref(answer);
+                return o;
+            }
+            kept += o == 2;
+            sent += o != 2;
+        }
+        json_decref(answer);
+        if (kept) {
+            /* A 5xx for some entries: try them again after a pause. */
+            if (nap(ag, qr_backoff_next(&s->backoff)) < 0)
+                return AGENT_STOPPED;
+        }
+    }
+    if (sent)
+        fprintf(stderr, "quorum-agent: sent %zu spooled result(s) first\n", sent);
+    if (foreign)
+        *foreign = others;
+    return 0;
+}
+
+char *agent_default_spool_path(void)
+{
+    const char *state = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char *dir;
+    if (state && state[0] == '/')
+        dir = qr_xasprintf("%s/quorum", state);
+    else if (home && home[0])
+        dir = qr_xasprintf("%s/.local/state/quorum", home);
+    else
+        return NULL;
+    /* mkdir -p with 0700 for the levels we create. */
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            fprintf(stderr, "quorum-agent: cannot create %s: %s\n", dir, strerror(errno));
+            free(dir);
+            return NULL;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    char *path = qr_xasprintf("%s/spool", dir);
+    free(dir);
+    return path;
+}
