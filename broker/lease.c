@@ -192,6 +192,24 @@ struct qr_lease_engine_s {
     qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init;
 };
 
+const char *qr_lease_script_text(const char *name)
+{
+    static const struct {
+        const char *name, *text;
+    } scripts[] = {{"grant", GRANT_LUA},
+                   {"touch", TOUCH_LUA},
+                   {"end", END_LUA},
+                   {"reap", REAP_LUA},
+                   {"window_add", WINDOW_ADD_LUA},
+                   {"refill_begin", REFILL_BEGIN_LUA},
+                   {"refill_end", REFILL_END_LUA},
+                   {"init", INIT_LUA}};
+    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
+        if (!strcmp(scripts[i].name, name))
+            return scripts[i].text;
+    return NULL;
+}
+
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);

@@ -61,6 +61,10 @@ typedef struct qr_lease_expired_s {
 typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *arg);
 
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
+
+/* The Lua text of a script by name (grant, touch, end, reap, window_add,
+ * refill_begin, refill_end, init), or NULL: for benchmarks and debugging. */
+const char *qr_lease_script_text(const char *name);
 void qr_lease_engine_free(qr_lease_engine_t *e);
 
 /* Adds tasks to the project's window: ids[i] with free[i] slots, priority

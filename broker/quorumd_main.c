@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "broker.h"
+#include "lease.h"
 #include "log.h"
 #include "util.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *f)
             "usage: quorumd [serve] [options]     run the broker (HTTPS API)\n"
             "       quorumd migrate [--pg CONNINFO] [--sql-dir DIR]\n"
             "       quorumd bootstrap-admin [--pg CONNINFO] [--org NAME] [--user NAME]\n"
+            "       quorumd print-script NAME   print a lease engine Lua script (benchmarks)\n"
             "\n"
             "quorumd leases labeling tasks to annotator agents through Redis and stores\n"
             "every annotation in PostgreSQL. Any number of brokers may share one\n"
@@ -254,7 +256,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
+    if (optind < argc && strcmp(cmd, "print-script")) {
         fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
@@ -274,6 +276,16 @@ int main(int argc, char **argv)
         return qr_admin_migrate(cfg.pg_conninfo, sql_dir) == 0 ? 0 : 1;
     if (!strcmp(cmd, "bootstrap-admin"))
         return qr_admin_bootstrap(cfg.pg_conninfo, org, user) == 0 ? 0 : 1;
+    if (!strcmp(cmd, "print-script")) {
+        const char *text = argc > optind ? qr_lease_script_text(argv[optind]) : NULL;
+        if (!text) {
+            fprintf(stderr, "quorumd: print-script wants one of grant, touch, end, reap, "
+                            "window_add, refill_begin, refill_end, init\n");
+            return 2;
+        }
+        fputs(text, stdout);
+        return 0;
+    }
     if (!strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

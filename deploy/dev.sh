@@ -7,6 +7,8 @@
 #   deploy/dev.sh demo [--json-report FILE]   the whole job end to end, then stop
 #   deploy/dev.sh test                  deps, sanitizer build, every test
 #   deploy/dev.sh down                  stop what `up` left running
+#   deploy/dev.sh chaos                 the lease engine under faults (build/chaos.json)
+#   deploy/dev.sh bench                 lease throughput and latency (build/bench.json)
 #
 # The local stack lives in .quorum/ (git-ignored): a private PostgreSQL and
 # redis-server on free loopback ports, a self-signed CA and server
@@ -28,7 +30,7 @@ say() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- deps -------------------------------------------------------------------
@@ -224,6 +226,8 @@ up) up "$@" ;;
 demo) demo "$@" ;;
 test) run_tests ;;
 down) stack_down ;;
+chaos) deps; build; "$ROOT/deploy/chaos.sh" --bin "$BIN" "$@" ;;
+bench) deps; "$ROOT/deploy/bench.sh" "$@" ;;
 -h|--help|help) usage ;;
 *) usage >&2; exit 2 ;;
 esac

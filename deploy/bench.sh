@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# bench.sh - lease throughput and latency (deploy/dev.sh bench). A benchmark,
+# not a test: it prints figures and writes them as JSON.
+#
+#   deploy/bench.sh [--agents N] [--seconds S] [--runs R] [--out FILE]
+#
+# A Release build, a private PostgreSQL + Redis, one quorumd; N simulated
+# agents over TLS (keep-alive) for S seconds, R runs of each mode:
+#   single   one lease per request, one submit per request;
+#   batched  up to 8 leases per request, their results in one batch submit.
+# Every annotation is durable (committed before its ack). Per run it reads
+# Redis calls (INFO commandstats) and PostgreSQL commits (pg_stat_database)
+# per completion and the broker's RSS; and, on the same Redis, the ceiling
+# redis-benchmark reaches with the lease (grant) script. Medians over runs.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+AGENTS=1000
+SECONDS_PER_RUN=15
+RUNS=3
+OUT="$ROOT/build/bench.json"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --agents) AGENTS=$2; shift 2 ;;
+    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+B="$ROOT/build-rel"
+echo "building (Release)..."
+cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$B" --target quorumd quorumctl quorum-agent -j"$(nproc)" >/dev/null
+mkdir -p "$(dirname "$OUT")"
+W=$(mktemp -d /tmp/quorum-bench.XXXXXX)
+cleanup() {
+    [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+    "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+"$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
+. "$W/stack/env"
+PG="$QR_PG_CONNINFO"
+R=(redis-cli -p "$QR_REDIS_PORT")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+"$B/bin/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
+export QUORUM_TOKEN
+QUORUM_TOKEN=$("$B/bin/quorumd" bootstrap-admin --pg "$PG")
+PORT=$(( (RANDOM % 20000) + 30000 ))
+"$B/bin/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
+    --cert "$W/cert.pem" --key "$W/key.pem" --pg-pool 8 2>"$W/quorumd.log" &
+QPID=$!
+export QUORUM_URL="https://127.0.0.1:$PORT" QUORUM_CA="$W/cert.pem"
+for i in $(seq 1 100); do curl -fsS --cacert "$W/cert.pem" "$QUORUM_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+redis_calls() { "${R[@]}" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}'; }
+pg_commits() { psql "$PG" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
+    local mode=$1 run=$2 extra=()
+    [ "$mode" = batched ] && extra=(--prefetch 8 --batch) || extra=(--prefetch 1)
+    local project
+    project=$("$B/bin/quorumctl" project create --name "bench-$mode-$run" --labels a,b,c --lease-ttl-ms 60000)
+    # Enough tasks that the crew never runs dry within the run.
+    seq 1 400000 | awk '{printf "{\"n\":%d,\"true_label\":\"a\"}\n", $1}' >"$W/tasks.jsonl"
+    "$B/bin/quorumctl" import --project "$project" "$W/tasks.jsonl" >/dev/null
+    local rc0 pc0 n0
+    rc0=$(redis_calls); pc0=$(pg_commits)
+    n0=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
+    "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
+        --think-ms 0 --seed "$run" --duration "$SECONDS_PER_RUN" --max-seconds $((SECONDS_PER_RUN + 120)) \
+        --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true
+    local rc1 pc1 n1 rss
+    rc1=$(redis_calls); pc1=$(pg_commits)
+    n1=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$QPID/status")
+    jq -c --arg mode "$mode" --argjson run "$run" --argjson dr $((rc1 - rc0)) --argjson dp $((pc1 - pc0)) \
+        --argjson dn $((n1 - n0)) --argjson rss "$rss" \
+        '{mode: $mode, run: $run, completions: $dn, completions_per_second: .completions_per_second,
+          lease_latency_ms: .lease_latency_ms, submit_latency_ms: .submit_latency_ms,
+          redis_calls_per_completion: (if $dn > 0 then $dr / $dn else null end),
+          pg_transactions_per_completion: (if $dn > 0 then $dp / $dn else null end),
+          broker_rss_mb: ($rss / 1024)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
+}
+
+echo "$AGENTS agents, $SECONDS_PER_RUN s per run, $RUNS runs per mode"
+for run in $(seq 1 "$RUNS"); do
+    run_mode single "$run"
+    run_mode batched "$run"
+done
+
+# The Redis ceiling with the lease script, on the same Redis.
+SHA=$("${R[@]}" script load "$("$B/bin/quorumd" print-script grant)")
+for t in $(seq 1 16); do
+    "${R[@]}" hset "{p:999999}:free" "$t" 1000000000 >/dev/null
+    "${R[@]}" zadd "{p:999999}:ready" "$t" "$t" >/dev/null
+done
+NOW=$(( $(date +%s) * 1000 ))
+ceiling() { # extra redis-benchmark flags
+    redis-benchmark -p "$QR_REDIS_PORT" -c 50 -n 200000 -r 1000000 "$@" -q \
+        evalsha "$SHA" 2 "{p:999999}:ready" "{p:999999}:leases" "{p:999999}" __rand_int__ 1 "$NOW" 60000 260 \
+        2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i} END {print v}'
+}
+CEIL_SINGLE=$(ceiling)
+CEIL_PIPE=$(ceiling -P 16)
+
+med() { jq -r "select(.mode == \"$1\") | $2" "$W/runs.jsonl" | median; }
+SINGLE=$(med single .completions_per_second)
+BATCHED=$(med batched .completions_per_second)
+jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson runs "$RUNS" \
+    --argjson single "$SINGLE" --argjson batched "$BATCHED" \
+    --argjson l50 "$(med batched .lease_latency_ms.p50)" --argjson l99 "$(med batched .lease_latency_ms.p99)" \
+    --argjson l999 "$(med batched .lease_latency_ms.p999)" \
+    --argjson sl50 "$(med single .lease_latency_ms.p50)" --argjson sl99 "$(med single .lease_latency_ms.p99)" \
+    --argjson sl999 "$(med single .lease_latency_ms.p999)" \
+    --argjson s50 "$(med batched .submit_latency_ms.p50)" --argjson s99 "$(med batched .submit_latency_ms.p99)" \
+    --argjson ss50 "$(med single .submit_latency_ms.p50)" --argjson ss99 "$(med single .submit_latency_ms.p99)" \
+    --argjson rcpc "$(med batched .redis_calls_per_completion)" --argjson srcpc "$(med single .redis_calls_per_completion)" \
+    --argjson pgpc "$(med batched .pg_transactions_per_completion)" --argjson spgpc "$(med single .pg_transactions_per_completion)" \
+    --argjson rss "$(jq -r .broker_rss_mb "$W/runs.jsonl" | sort -g | tail -1)" \
+    --argjson ceil "$CEIL_PIPE" --argjson ceil1 "$CEIL_SINGLE" --slurpfile all "$W/runs.jsonl" \
+    '{agents: $agents, seconds_per_run: $secs, runs_per_mode: $runs,
+      completions_per_second: {single: $single, batched: $batched},
+      lease_latency_ms: {p50: $l50, p99: $l99, p999: $l999},
+      submit_latency_ms: {p50: $s50, p99: $s99},
+      single_mode_latency_ms: {lease: {p50: $sl50, p99: $sl99, p999: $sl999}, submit: {p50: $ss50, p99: $ss99}},
+      redis_calls_per_completion: $rcpc, pg_transactions_per_completion: $pgpc,
+      single_mode_per_completion: {redis_calls: $srcpc, pg_transactions: $spgpc},
+      broker_rss_mb: $rss,
+      redis_lease_script_ceiling_per_second: $ceil,
+      redis_lease_script_unpipelined_per_second: $ceil1,
+      ratio_to_ceiling: {single: ($single / $ceil), batched: ($batched / $ceil)},
+      runs: $all}' >"$OUT"
+jq '{agents, completions_per_second, lease_latency_ms, submit_latency_ms, redis_calls_per_completion,
+     pg_transactions_per_completion, broker_rss_mb, redis_lease_script_ceiling_per_second,
+     redis_lease_script_unpipelined_per_second, ratio_to_ceiling}' "$OUT"
+echo "wrote $OUT (medians of $RUNS runs; latencies of the batched mode, single mode under single_mode_latency_ms)"

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# chaos.sh - the lease engine under faults (deploy/dev.sh chaos; also run by
+# ctest as e2e.test_chaos).
+#
+#   deploy/chaos.sh [--bin DIR] [--tasks N] [--annotators N] [--out FILE]
+#
+# Two quorumd on one PostgreSQL and one Redis; a crew of simulated annotators
+# spread over both (skips, releases, abandoned leases, batch submits); one
+# broker SIGKILLed mid-run and restarted, one Redis FLUSHALL, one PostgreSQL
+# restart. Then it checks, in PostgreSQL: every task holds exactly its
+# required annotations; no (task, annotator) pair twice; every submit an
+# agent saw acknowledged is stored; no lease open past TTL + reaper period.
+# Exits non-zero if a check fails; writes the figures as JSON (--out,
+# default build/chaos.json).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/build/bin"
+TASKS=17000
+ANNOTATORS=200
+OUT="$ROOT/build/chaos.json"
+TTL_MS=3000
+REAPER_MS=200
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --bin) BIN=$2; shift 2 ;;
+    --tasks) TASKS=$2; shift 2 ;;
+    --annotators) ANNOTATORS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$(dirname "$OUT")"
+W=$(mktemp -d /tmp/quorum-chaos.XXXXXX)
+PIDS=()
+say() { printf '[chaos %5ss] %s\n' "$SECONDS" "$*"; }
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}" ${Q1:-} ${Q2:-} ${SIM:-}; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() {
+    local p
+    while :; do
+        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+"$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
+. "$W/stack/env"
+PG="$QR_PG_CONNINFO"
+sql() { psql "$PG" -Atqc "$1"; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+"$BIN/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
+TOKEN=$("$BIN/quorumd" bootstrap-admin --pg "$PG")
+P1=$(free_port)
+P2=$(free_port)
+start_broker() { # PORT LOG
+    "$BIN/quorumd" serve --listen "127.0.0.1:$1" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
+        --cert "$W/cert.pem" --key "$W/key.pem" --reaper-ms "$REAPER_MS" >>"$2" 2>&1 &
+    echo $!
+}
+wait_up() {
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS --cacert "$W/cert.pem" "https://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "chaos: broker on $1 did not come up" >&2
+    return 1
+}
+Q1=$(start_broker "$P1" "$W/q1.log")
+Q2=$(start_broker "$P2" "$W/q2.log")
+wait_up "$P1"
+wait_up "$P2"
+export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/cert.pem"
+
+PROJECT=$(curl -fsS --cacert "$W/cert.pem" -H "Authorization: Bearer $TOKEN" \
+    --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],\"annotations_per_task\":1,
+             \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS}" \
+    "$QUORUM_URL/v1/projects" | jq .id)
+seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("abc", $1 % 3 + 1, 1)}' >"$W/tasks.jsonl"
+"$BIN/quorumctl" import --project "$PROJECT" "$W/tasks.jsonl" >/dev/null
+REQUIRED=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT")
+say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on $P1 and $P2"
+
+"$BIN/quorum-agent" simulate --project "$PROJECT" --annotators "$ANNOTATORS" --accuracy 0.9 \
+    --think-ms 0-20 --seed 11 --prefetch 2 --batch --skip-rate 0.03 --release-rate 0.03 \
+    --abandon-rate 0.02 --wait-ms 1000 --urls "https://127.0.0.1:$P1,https://127.0.0.1:$P2" \
+    --ack-log "$W/acks.tsv" --json-summary "$W/sim.json" --max-seconds 600 >"$W/sim.out" 2>"$W/sim.err" &
+SIM=$!
+
+done_count() { sql "SELECT count(*) FROM annotations WHERE project_id = $PROJECT" 2>/dev/null || echo 0; }
+wait_for() { # fraction of REQUIRED, then return
+    local target=$(( REQUIRED * $1 / 100 ))
+    while [ "$(done_count)" -lt "$target" ]; do
+        kill -0 "$SIM" 2>/dev/null || return 0
+        sleep 0.5
+    done
+}
+KILLS=0 FLUSHES=0 PGRESTARTS=0
+wait_for 20
+say "SIGKILL broker 1 at $(done_count) annotations"
+kill -KILL "$Q1"; wait "$Q1" 2>/dev/null || true
+KILLS=$((KILLS + 1))
+sleep 2
+Q1=$(start_broker "$P1" "$W/q1.log")
+wait_up "$P1" && say "broker 1 restarted"
+wait_for 45
+say "Redis FLUSHALL at $(done_count) annotations"
+redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
+FLUSHES=$((FLUSHES + 1))
+wait_for 70
+say "PostgreSQL restart at $(done_count) annotations"
+if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart >/dev/null 2>&1
+else
+    "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart >/dev/null 2>&1
+fi
+PGRESTARTS=$((PGRESTARTS + 1))
+say "PostgreSQL back"
+SIM_RC=0
+wait "$SIM" || SIM_RC=$?
+SIM=""
+say "crew finished (exit $SIM_RC): $(done_count) of $REQUIRED annotations"
+# Let the reapers run past the TTL once more, then look for stale leases.
+sleep $(( (TTL_MS + REAPER_MS) / 1000 + 1 ))
+
+# --- checks ---------------------------------------------------------------------
+bad_overlap=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND
+    t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")
+dup_pairs=$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
+    GROUP BY task_id, annotator_id HAVING count(*) > 1) d")
+acked=$(cut -f3 "$W/acks.tsv" | sort -u | wc -l)
+cut -f1,3 "$W/acks.tsv" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$W/acks.csv"
+missing=$(psql "$PG" -Atq <<SQL
+CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
+\copy acks FROM '$W/acks.csv' WITH (FORMAT csv)
+SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
+ WHERE a.id IS NULL;
+SQL
+)
+now_ms=$(( $(date +%s%N) / 1000000 ))
+stale=$(redis-cli -p "$QR_REDIS_PORT" zcount "{p:$PROJECT}:leases" -inf $(( now_ms - TTL_MS - REAPER_MS - 1000 )))
+live=$(redis-cli -p "$QR_REDIS_PORT" zcard "{p:$PROJECT}:leases")
+completions=$(done_count)
+outcomes=$(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases
+    WHERE project_id = $PROJECT GROUP BY outcome ORDER BY outcome) o")
+say "completions $completions (required $REQUIRED); acknowledged $acked; lease outcomes: $outcomes"
+ok() { [ "$1" = 0 ] && echo true || echo false; }
+EXACT=$(ok "$bad_overlap"); NODUP=$(ok "$dup_pairs"); ACKED=$(ok "$missing"); NOSTALE=$(ok "$stale")
+say "exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live)"
+jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argjson acked "$acked" \
+    --argjson kills "$KILLS" --argjson flushes "$FLUSHES" --argjson pgr "$PGRESTARTS" \
+    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" \
+    --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
+    --arg outcomes "$outcomes" --slurpfile sim "$W/sim.json" \
+    '{completions: $completions, required: $required, acknowledged: $acked, tasks: $tasks,
+      annotators: $annotators, brokers: 2, simulate_exit: $simrc, lease_outcomes: $outcomes,
+      faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
+      checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
+               no_stale_leases: $nostale},
+      simulate: ($sim[0] // null)}' >"$OUT"
+say "wrote $OUT"
+[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ]
