@@ -294,6 +294,21 @@ static void h_user_create(ctx_t *c)
 
 /* --- POST /v1/projects, GET /v1/projects/{id} ------------------------------------------ */
 
+/* Caches the project row (JSON text) of a PostgreSQL answer and returns
+ * it referenced, or responds 503 and returns NULL. */
+static qr_project_t *cache_project_row(ctx_t *c, const PGresult *res)
+{
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    qr_project_t *p = o ? qr_project_from_json(o) : NULL;
+    json_decref(o);
+    if (!p) {
+        respond_backend(c, "PostgreSQL", "bad project row");
+        return NULL;
+    }
+    qr_project_cache_put(c->b, p);
+    return p;
+}
+
 static void on_project_created(const PGresult *res, const char *err, const char *sqlstate,
                                void *arg)
 {
@@ -302,14 +317,9 @@ static void on_project_created(const PGresult *res, const char *err, const char 
         respond_backend(c, "PostgreSQL", err);
         return;
     }
-    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    qr_project_t *p = o ? qr_project_from_json(o) : NULL;
-    json_decref(o);
-    if (!p) {
-        respond_backend(c, "PostgreSQL", "bad project row");
+    qr_project_t *p = cache_project_row(c, res);
+    if (!p)
         return;
-    }
-    qr_project_cache_put(c->b, p);
     respond_json(c, 201, qr_project_to_json(p));
     qr_project_release(p);
 }
@@ -1323,14 +1333,9 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
         respond_error(c, 404, "not_found", "no project %" PRId64, c->ids[0]);
         return;
     }
-    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    qr_project_t *p = o ? qr_project_from_json(o) : NULL;
-    json_decref(o);
-    if (!p) {
-        respond_backend(c, "PostgreSQL", "bad project row");
+    qr_project_t *p = cache_project_row(c, res);
+    if (!p)
         return;
-    }
-    qr_project_cache_put(c->b, p);
     qr_project_release(p);
     run(c);
 }

@@ -44,17 +44,17 @@ trap cleanup EXIT
 . "$W/stack/env"
 PG="$QR_PG_CONNINFO"
 R=(redis-cli -p "$QR_REDIS_PORT")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+. "$ROOT/deploy/common.sh"
+make_certs "$W/tls" 1
 "$B/bin/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
 export QUORUM_TOKEN
 QUORUM_TOKEN=$("$B/bin/quorumd" bootstrap-admin --pg "$PG")
-PORT=$(( (RANDOM % 20000) + 30000 ))
+PORT=$(free_port)
 "$B/bin/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$W/cert.pem" --key "$W/key.pem" --pg-pool 8 2>"$W/quorumd.log" &
+    --cert "$W/tls/server.crt" --key "$W/tls/server.key" --pg-pool 8 2>"$W/quorumd.log" &
 QPID=$!
-export QUORUM_URL="https://127.0.0.1:$PORT" QUORUM_CA="$W/cert.pem"
-for i in $(seq 1 100); do curl -fsS --cacert "$W/cert.pem" "$QUORUM_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+export QUORUM_URL="https://127.0.0.1:$PORT" QUORUM_CA="$W/tls/ca.crt"
+wait_https "$QUORUM_URL" "$QUORUM_CA" "$QPID" || { cat "$W/quorumd.log" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 redis_calls() { "${R[@]}" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}'; }

@@ -31,6 +31,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 mkdir -p "$(dirname "$OUT")"
+. "$ROOT/deploy/common.sh"
 W=$(mktemp -d /tmp/quorum-chaos.XXXXXX)
 PIDS=()
 say() { printf '[chaos %5ss] %s\n' "$SECONDS" "$*"; }
@@ -44,45 +45,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local p
-    while :; do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
 "$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
 . "$W/stack/env"
 PG="$QR_PG_CONNINFO"
 sql() { psql "$PG" -Atqc "$1"; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+make_certs "$W/tls" 1
 "$BIN/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
 TOKEN=$("$BIN/quorumd" bootstrap-admin --pg "$PG")
 P1=$(free_port)
 P2=$(free_port)
 start_broker() { # PORT LOG
     "$BIN/quorumd" serve --listen "127.0.0.1:$1" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
-        --cert "$W/cert.pem" --key "$W/key.pem" --reaper-ms "$REAPER_MS" >>"$2" 2>&1 &
+        --cert "$W/tls/server.crt" --key "$W/tls/server.key" --reaper-ms "$REAPER_MS" >>"$2" 2>&1 &
     echo $!
 }
 wait_up() {
-    local i
-    for i in $(seq 1 100); do
-        curl -fsS --cacert "$W/cert.pem" "https://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "chaos: broker on $1 did not come up" >&2
-    return 1
+    wait_https "https://127.0.0.1:$1" "$W/tls/ca.crt" || { echo "chaos: broker on $1 did not come up" >&2; return 1; }
 }
 Q1=$(start_broker "$P1" "$W/q1.log")
 Q2=$(start_broker "$P2" "$W/q2.log")
 wait_up "$P1"
 wait_up "$P2"
-export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/cert.pem"
+export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/tls/ca.crt"
 
-PROJECT=$(curl -fsS --cacert "$W/cert.pem" -H "Authorization: Bearer $TOKEN" \
+PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
     --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],\"annotations_per_task\":1,
              \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS}" \
     "$QUORUM_URL/v1/projects" | jq .id)

@@ -21,6 +21,7 @@ STATE="$ROOT/.quorum"
 BIN="$ROOT/build/bin"
 SAMPLE="$ROOT/deploy/sample/news.jsonl"
 SAMPLE_LABELS="sports,technology,cooking,weather"
+. "$ROOT/deploy/common.sh"
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev libssl-dev
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
@@ -60,27 +61,7 @@ build() {
 }
 
 # --- the local stack ------------------------------------------------------------
-free_port() {
-    local p
-    while :; do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
-make_certs() {
-    local d=$1
-    [ -f "$d/server.crt" ] && return 0
-    mkdir -p "$d"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-        -subj "/CN=Quorum dev CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 30 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
-    chmod 600 "$d"/*.key
-}
 
 # Starts PostgreSQL, Redis and quorumd; writes $STATE/env. $1 = 1 for the sample project.
 stack_up() {
@@ -101,12 +82,8 @@ stack_up() {
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$STATE/tls/server.crt" \
         --key "$STATE/tls/server.key" >"$STATE/quorumd.log" 2>&1 &
     echo $! >"$STATE/quorumd.pid"
-    local i
-    for i in $(seq 1 100); do
-        curl -fsS --cacert "$STATE/tls/ca.crt" "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-        kill -0 "$(cat "$STATE/quorumd.pid")" 2>/dev/null || { cat "$STATE/quorumd.log" >&2; die "quorumd exited"; }
-        sleep 0.1
-    done
+    wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$(cat "$STATE/quorumd.pid")" ||
+        { cat "$STATE/quorumd.log" >&2; die "quorumd did not come up"; }
     cat >"$STATE/env" <<ENV
 QUORUM_URL='https://127.0.0.1:$port'
 QUORUM_TOKEN='$token'

@@ -11,6 +11,7 @@
 set -euo pipefail
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 
 pg_bindir() {
     local d
@@ -22,16 +23,6 @@ pg_bindir() {
 }
 
 # A loopback port nothing listens on (checked by trying to connect).
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"; return
-        fi
-    done
-    die "no free port found"
-}
 
 as_pg() {
     if [ "$(id -u)" = 0 ]; then

@@ -43,14 +43,14 @@ INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token
     JOIN users u ON u.name = 'ann' || (((k * 10 + t) % 50) + 1);
 ANALYZE;
 SQL
-PORT=$(( (RANDOM % 20000) + 30000 ))
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$W/k.pem" -out "$W/c.pem" 2>/dev/null
+. "$ROOT/deploy/common.sh"
+PORT=$(free_port)
+make_certs "$W/tls" 1
 "$B/bin/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$W/c.pem" --key "$W/k.pem" 2>"$W/q.log" &
+    --cert "$W/tls/server.crt" --key "$W/tls/server.key" 2>"$W/q.log" &
 QPID=$!
-for i in $(seq 1 50); do curl -fsS --cacert "$W/c.pem" "https://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-get() { curl -fsS --cacert "$W/c.pem" -H "Authorization: Bearer $TOKEN" -o "$W/a.json" -w '%{time_total}' "https://127.0.0.1:$PORT/v1/projects/1/agreement$1"; }
+for i in $(seq 1 50); do curl -fsS --cacert "$W/tls/ca.crt" "https://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+get() { curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" -o "$W/a.json" -w '%{time_total}' "https://127.0.0.1:$PORT/v1/projects/1/agreement$1"; }
 cold=$(get "")
 echo "judgements: $(jq .counts.judgements "$W/a.json"), alpha nominal $(jq .metrics.krippendorff_alpha_nominal.value "$W/a.json")"
 times=()

@@ -6,6 +6,7 @@ set -euo pipefail
 : "${QR_TEST_STACK:?}" "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
 # shellcheck disable=SC1091
 . "$QR_TEST_STACK/env"
+. "$QR_SOURCE_DIR/deploy/common.sh"
 
 E2E_DIR=$(mktemp -d /tmp/quorum-e2e.XXXXXX)
 E2E_DB="e2e_$$_$RANDOM"
@@ -52,32 +53,14 @@ finish() {
     exit 1
 }
 
-free_port() {
-    local p
-    while :; do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
-make_certs() {
-    local d=$E2E_DIR/tls
-    mkdir -p "$d"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj "/CN=Quorum test CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext.cnf"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
-}
 
 # start_broker [extra quorumd flags...]: fresh database, migrations, admin token, quorumd.
 start_broker() {
     psql "$QR_PG_CONNINFO" -qc "CREATE DATABASE $E2E_DB" >/dev/null
     E2E_PG="host=127.0.0.1 port=$QR_PG_PORT user=quorum dbname=$E2E_DB"
     redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
-    make_certs
+    make_certs "$E2E_DIR/tls" 2
     "$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate.log"
     ADMIN_TOKEN=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG")
     PORT=$(free_port)
