@@ -292,6 +292,145 @@ static void h_user_create(ctx_t *c)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
+/* --- tokens: POST /v1/tokens, GET /v1/tokens, DELETE /v1/tokens/{id} ----------------------- */
+
+/* "30d", "12h", "90m", "45s" or plain seconds -> seconds, or -1. */
+static int64_t parse_lifetime(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0)
+        return -1;
+    int64_t unit = 1;
+    if (*end == 'd')
+        unit = 86400;
+    else if (*end == 'h')
+        unit = 3600;
+    else if (*end == 'm')
+        unit = 60;
+    else if (*end == 's' || *end == '\0')
+        unit = 1;
+    else
+        return -1;
+    if (*end && end[1])
+        return -1;
+    if (v > 3650LL * 86400 / unit)
+        return -1;
+    return v * unit;
+}
+
+static void on_token_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 409, "conflict", "user \"%s\" exists with another role",
+                      json_string_value(json_object_get(c->body, "user")));
+        return;
+    }
+    json_t *o = c->out;
+    c->out = NULL;
+    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    json_object_set_new(o, "expires_at",
+                        PQgetisnull(res, 0, 3) ? json_null() : json_string(PQgetvalue(res, 0, 3)));
+    respond_json(c, 201, o);
+}
+
+static void h_token_create(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    const char *user = json_string_value(json_object_get(c->body, "user"));
+    const char *role = json_string_value(json_object_get(c->body, "role"));
+    json_t *exp = json_object_get(c->body, "expires");
+    int r = role_of(role);
+    if (!valid_name(user)) {
+        respond_error(c, 422, "invalid", "user must be a string of 1 to 200 characters");
+        return;
+    }
+    if (!r) {
+        respond_error(c, 422, "invalid", "role must be admin, manager, reviewer or annotator");
+        return;
+    }
+    if (r == QR_ROLE_ADMIN && c->user.role != QR_ROLE_ADMIN) {
+        respond_error(c, 403, "forbidden", "only an admin may create an admin token");
+        return;
+    }
+    int64_t lifetime = 0;
+    if (exp && !json_is_null(exp)) {
+        lifetime = json_is_string(exp) ? parse_lifetime(json_string_value(exp)) : -1;
+        if (lifetime < 0) {
+            respond_error(c, 422, "invalid",
+                          "expires must look like 30d, 12h, 90m or 45s (at most 10 years)");
+            return;
+        }
+    }
+    char token[3 + 64 + 1] = "qr_";
+    if (qr_random_hex(32, token + 3) < 0) {
+        respond_error(c, 503, "unavailable", "no randomness for a token");
+        return;
+    }
+    char digest[65], prefix[12], org[24], secs[24];
+    qr_sha256_hex(token, strlen(token), digest);
+    snprintf(prefix, sizeof prefix, "%.10s", token);
+    c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "role", role, "token", token, "prefix",
+                       prefix);
+    const char *params[] = {i64(c->user.org_id, org),
+                            user,
+                            role,
+                            digest,
+                            prefix,
+                            lifetime ? i64(lifetime, secs) : NULL};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 6, params, on_token_created, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_tokens_listed(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad token list");
+        return;
+    }
+    respond_json(c, 200, json_pack("{s:o}", "tokens", o));
+}
+
+static void h_token_list(ctx_t *c)
+{
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_LIST, 1, params, on_tokens_listed, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_token_revoked(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found", "no live token %" PRId64, c->ids[0]);
+        return;
+    }
+    qr_broker_token_revoked(c->b);
+    respond_json(c, 200, json_pack("{sI s:b}", "id", (json_int_t)c->ids[0], "revoked", 1));
+}
+
+static void h_token_revoke(ctx_t *c)
+{
+    char id[24], org[24];
+    const char *params[] = {i64(c->ids[0], id), i64(c->user.org_id, org), role_name(c->user.role)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_REVOKE, 3, params, on_token_revoked, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 /* --- POST /v1/projects, GET /v1/projects/{id} ------------------------------------------ */
 
 /* Caches the project row (JSON text) of a PostgreSQL answer and returns
@@ -1249,6 +1388,9 @@ static const route_t routes[] = {
     {"GET", "/healthz", h_healthz, 0, 0},
     {"POST", "/v1/users", h_user_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"POST", "/v1/projects", h_project_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"POST", "/v1/tokens", h_token_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"GET", "/v1/tokens", h_token_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"DELETE", "/v1/tokens/*", h_token_revoke, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/projects/*", h_project_get, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/tasks", h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
     {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_ANY, 1},
@@ -1365,6 +1507,7 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
     c->user.org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     c->user.role = role_of(PQgetvalue(res, 0, 2));
     snprintf(c->user.name, sizeof c->user.name, "%s", PQgetvalue(res, 0, 3));
+    c->user.expires_ms = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     qr_auth_cache_put(c->b, c->digest, &c->user);
     authorized(c);
 }

@@ -62,12 +62,26 @@ int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u)
             continue;
         }
         if (!strcmp(t->digest, digest)) {
+            /* A token that expired while cached is refused at once. */
+            if (t->user.expires_ms && t->user.expires_ms <= qr_now_ms())
+                return 0;
             *u = t->user;
             return 1;
         }
         pp = &t->next;
     }
     return 0;
+}
+
+void qr_auth_cache_clear(qr_broker_t *b)
+{
+    for (int i = 0; i < 256; i++) {
+        while (b->tokens[i]) {
+            token_entry_t *t = b->tokens[i];
+            b->tokens[i] = t->next;
+            free(t);
+        }
+    }
 }
 
 void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u)
@@ -406,7 +420,19 @@ void qr_broker_work_ready(qr_broker_t *b, int64_t project)
 
 static void on_notified(int64_t project, void *arg)
 {
-    qr_api_wake(arg, project);
+    if (project == QR_NOTIFY_REVOKED)
+        qr_auth_cache_clear(arg);
+    else
+        qr_api_wake(arg, project);
+}
+
+void qr_broker_token_revoked(qr_broker_t *b)
+{
+    qr_auth_cache_clear(b);
+    char id[24];
+    snprintf(id, sizeof id, "%d", QR_NOTIFY_REVOKED);
+    const char *argv[] = {"PUBLISH", "quorum:ready", id};
+    qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
 }
 
 /* --- lifecycle -------------------------------------------------------------- */
@@ -481,12 +507,8 @@ int qr_broker_port(const qr_broker_t *b)
 
 static void broker_free(qr_broker_t *b)
 {
+    qr_auth_cache_clear(b);
     for (int i = 0; i < 256; i++) {
-        while (b->tokens[i]) {
-            token_entry_t *t = b->tokens[i];
-            b->tokens[i] = t->next;
-            free(t);
-        }
         while (b->projects[i]) {
             qr_project_t *p = b->projects[i];
             b->projects[i] = p->next;

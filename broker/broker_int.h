@@ -25,6 +25,7 @@ typedef struct qr_user_s {
     int64_t org_id;
     int role; /* one QR_ROLE_* bit */
     char name[201];
+    int64_t expires_ms; /* when the token used expires (epoch ms), 0 = never */
 } qr_user_t;
 
 /* A project as the hot paths need it (cached for cache_ttl_ms). */
@@ -80,9 +81,15 @@ void qr_api_wake(qr_broker_t *b, int64_t project);
  * every other broker's through Redis pub/sub. */
 void qr_broker_work_ready(qr_broker_t *b, int64_t project);
 
+/* A token was revoked: every broker forgets its cached tokens now (through
+ * Redis pub/sub), so the revocation holds everywhere at once. */
+void qr_broker_token_revoked(qr_broker_t *b);
+
 /* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
 int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);
 void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u);
+/* Forgets every cached token (after a revocation on any broker). */
+void qr_auth_cache_clear(qr_broker_t *b);
 
 /* Project cache (broker.c). get returns a referenced project or NULL;
  * put takes ownership; release drops a reference. */

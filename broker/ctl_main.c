@@ -41,6 +41,7 @@ static const char main_help[] =
     "  import --project ID FILE|-                    import tasks from JSONL\n"
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
+    "  token create|list|revoke                      API tokens (create shows it once)\n"
     "  agreement FILE.csv [--json] [--per-item]      agreement on a CSV (offline)\n"
     "  agreement --project ID [--json] [--fresh]     live agreement of a project\n"
     "  export --project ID [--format csv|jsonl]      every annotation, to stdout\n"
@@ -718,6 +719,122 @@ static void show_agreement(json_t *o)
         printf("%-28s %.4f\n", "gold accuracy", json_number_value(json_object_get(gold, "value")));
 }
 
+static const char token_help[] =
+    "usage: quorumctl token create --user U --role R [--expires 30d]\n"
+    "       quorumctl token list [--json]\n"
+    "       quorumctl token revoke ID\n"
+    "\n"
+    "API tokens of the caller's organization. create makes the user if needed\n"
+    "and prints the new token alone on stdout: it is shown once, only its\n"
+    "SHA-256 is stored. --expires takes 30d, 12h, 90m or 45s. list shows each\n"
+    "token's id, prefix, owner, role, created, last used, expiry and revocation.\n"
+    "revoke takes effect at once on every broker.\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char *json_str_or(json_t *o, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : dflt;
+}
+
+static void show_tokens(json_t *o)
+{
+    json_t *t;
+    size_t i;
+    printf("%-6s %-12s %-20s %-10s %-26s %-26s %s\n", "id", "prefix", "user", "role", "last used",
+           "expires", "revoked");
+    json_array_foreach(json_object_get(o, "tokens"), i, t)
+    {
+        printf("%-6lld %-12s %-20s %-10s %-26s %-26s %s\n",
+               (long long)json_integer_value(json_object_get(t, "id")),
+               json_str_or(t, "prefix", ""), json_str_or(t, "user", ""), json_str_or(t, "role", ""),
+               json_str_or(t, "last_used_at", "-"), json_str_or(t, "expires_at", "never"),
+               json_str_or(t, "revoked_at", "-"));
+    }
+}
+
+static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *user = NULL, *role = NULL, *expires = NULL, *id = NULL;
+    int as_json = 0;
+    if (argc < 2 || is_help(argv[1])) {
+        print_help(argc < 2 ? stderr : stdout, token_help);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
+        return usage_error("token ", "unknown token command '%s'", sub);
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            print_help(stdout, token_help);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = take_value(argc, argv, &i, "--user", &user)) != 0 ||
+            (r = take_value(argc, argv, &i, "--role", &role)) != 0 ||
+            (r = take_value(argc, argv, &i, "--expires", &expires)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else if (!strcmp(sub, "revoke") && !id && argv[i][0] != '-') {
+            id = argv[i];
+        } else {
+            return usage_error("token ", "token %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!strcmp(sub, "list"))
+        return get_and_print(cfg, "/v1/tokens", as_json, show_tokens);
+    qr_client_call_t call;
+    int rc;
+    if (!strcmp(sub, "revoke")) {
+        long long tid;
+        if (!id || parse_int(id, 1, INT64_MAX, &tid) < 0)
+            return usage_error("token ", "token revoke: wants a token id (see token list)");
+        rc = connect_broker(cfg, &call);
+        if (rc != EXIT_OK)
+            return rc;
+        char *path = qr_xasprintf("/v1/tokens/%lld", tid);
+        int r = qr_client_call_perform(&call, "DELETE", path, NULL, 0, NULL, cfg->token);
+        free(path);
+        if (r < 0) {
+            fprintf(stderr, "%s: %s\n", prog, call.message);
+            rc = EXIT_BROKER;
+        } else {
+            fprintf(stderr, "token %lld revoked\n", tid);
+        }
+        qr_client_call_free(&call);
+        return rc;
+    }
+    if (!user || !user[0] || !role)
+        return usage_error("token ", "token create: --user and --role are required");
+    json_t *body = json_pack("{s:s s:s}", "user", user, "role", role);
+    if (!body)
+        return usage_error("token ", "token create: --user must be valid UTF-8");
+    if (expires)
+        json_object_set_new(body, "expires", json_string(expires));
+    rc = connect_broker(cfg, &call);
+    if (rc != EXIT_OK) {
+        json_decref(body);
+        return rc;
+    }
+    json_t *t = post_json(&call, "/v1/tokens", body, &rc);
+    json_decref(body);
+    if (t) {
+        fprintf(stderr, "token %lld for %s (%s), expires %s\n",
+                (long long)json_integer_value(json_object_get(t, "id")), user, role,
+                json_str_or(t, "expires_at", "never"));
+        printf("%s\n", json_str_or(t, "token", ""));
+    }
+    json_decref(t);
+    qr_client_call_free(&call);
+    return rc;
+}
+
 static const char live_agreement_help[] =
     "usage: quorumctl agreement --project ID [--json] [--fresh] [connection flags]\n"
     "       quorumctl agreement FILE.csv [--json] [--per-item]   (offline)\n"
@@ -855,6 +972,8 @@ int main(int argc, char **argv)
         rc = cmd_user(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "agreement") == 0)
         rc = cmd_live_agreement(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "token") == 0)
+        rc = cmd_token(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "throughput") == 0)
         rc = qr_ctl_throughput_cfg(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "export") == 0)

@@ -14,6 +14,9 @@
 #include <uv.h>
 
 typedef struct qr_notify_s qr_notify_t;
+
+/* The message that means "a token was revoked" instead of a project id. */
+#define QR_NOTIFY_REVOKED (-1)
 typedef void (*qr_notify_cb)(int64_t project, void *arg);
 
 /* Subscribes (reconnecting with backoff) and calls cb for every message.

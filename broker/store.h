@@ -13,8 +13,39 @@
     "WITH t AS (UPDATE api_tokens SET last_used_at = now()"                                        \
     "  WHERE token_sha256 = $1 AND revoked_at IS NULL"                                             \
     "    AND (expires_at IS NULL OR expires_at > now())"                                           \
-    "  RETURNING user_id)"                                                                         \
-    " SELECT u.id, u.org_id, u.role, u.name FROM users u JOIN t ON t.user_id = u.id"
+    "  RETURNING user_id, expires_at)"                                                             \
+    " SELECT u.id, u.org_id, u.role, u.name,"                                                      \
+    "  coalesce((extract(epoch FROM t.expires_at) * 1000)::bigint, 0)"                             \
+    " FROM users u JOIN t ON t.user_id = u.id"
+
+/* Token lifecycle. Create: $1 org, $2 user name, $3 role, $4 digest,
+ * $5 prefix, $6 lifetime in seconds (NULL: never expires) -> token id, user
+ * id, the user's role, expires_at (ISO 8601 or NULL). A new user gets the
+ * role; for an existing user of another role nothing is created (no row). */
+#define QR_SQL_TOKEN_CREATE                                                                        \
+    "WITH u AS (INSERT INTO users (org_id, name, role) VALUES ($1, $2, $3)"                        \
+    "  ON CONFLICT (org_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id, role)"          \
+    " INSERT INTO api_tokens (user_id, token_sha256, prefix, expires_at)"                          \
+    "  SELECT id, $4, $5, now() + make_interval(secs => $6::double precision) FROM u"              \
+    "  WHERE u.role = $3"                                                                          \
+    " RETURNING id, user_id, (SELECT role FROM u),"                                                \
+    "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* $1 org -> the organization's tokens as one JSON array (never the secret). */
+#define QR_SQL_TOKEN_LIST                                                                          \
+    "SELECT coalesce(json_agg(json_build_object('id', t.id, 'prefix', t.prefix, 'user', u.name,"   \
+    "  'role', u.role, 'created_at', t.created_at, 'last_used_at', t.last_used_at,"                \
+    "  'expires_at', t.expires_at, 'revoked_at', t.revoked_at) ORDER BY t.id), '[]')::text"        \
+    " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.org_id = $1"
+
+/* $1 token id, $2 org, $3 the caller's role -> the token's digest, once
+ * revoked (no row: no such live token in this organization, or an admin's
+ * token and the caller is no admin). */
+#define QR_SQL_TOKEN_REVOKE                                                                        \
+    "UPDATE api_tokens t SET revoked_at = now() FROM users u"                                      \
+    " WHERE t.id = $1 AND u.id = t.user_id AND u.org_id = $2 AND t.revoked_at IS NULL"             \
+    "  AND (u.role <> 'admin' OR $3 = 'admin')"                                                    \
+    " RETURNING t.token_sha256"
 
 /* $1 org, $2 name, $3 role, $4 token digest, $5 token prefix -> id, role.
  * An existing user of that name gets a new token; its role is unchanged. */
