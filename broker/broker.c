@@ -500,6 +500,11 @@ fail:
     return rc < 0 ? rc : QR_EIO;
 }
 
+int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
+{
+    return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
+}
+
 int qr_broker_port(const qr_broker_t *b)
 {
     return qr_http_port(b->http);

@@ -44,6 +44,10 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg);
 int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
                     size_t errlen);
 
+/* Reloads the TLS certificate and key from the configured files (SIGHUP).
+ * 0, or negative with the reason in err; the old certificate stays then. */
+int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen);
+
 /* The HTTPS port bound. */
 int qr_broker_port(const qr_broker_t *b);
 

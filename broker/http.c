@@ -1168,6 +1168,19 @@ fail:
     return rc;
 }
 
+int qr_http_reload_tls(qr_http_server_t *srv, const char *cert_file, const char *key_file,
+                       char *err, size_t errlen)
+{
+    SSL_CTX *ctx = qr_tls_server_ctx(cert_file, key_file, err, errlen);
+    if (!ctx)
+        return QR_EINVAL;
+    /* Connections made so far keep the context they hold a reference to;
+     * new ones get the new certificate. */
+    SSL_CTX_free(srv->ssl_ctx);
+    srv->ssl_ctx = ctx;
+    return 0;
+}
+
 int qr_http_port(const qr_http_server_t *srv)
 {
     return srv->port;

@@ -65,6 +65,12 @@ typedef struct qr_http_config_s {
 int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_handler_cb handler,
                          void *user, qr_http_server_t **out, char *err, size_t errlen);
 
+/* Loads a new certificate chain and key (e.g. on SIGHUP): new connections
+ * are served with it, open ones keep theirs. On failure (bad files, key
+ * not matching) nothing changes and err says why. */
+int qr_http_reload_tls(qr_http_server_t *srv, const char *cert_file, const char *key_file,
+                       char *err, size_t errlen);
+
 /* The port actually bound (useful with port 0). */
 int qr_http_port(const qr_http_server_t *srv);
 

@@ -43,6 +43,7 @@ static void usage(FILE *f)
             "                        (owner, admin)\n"
             "  -h, --help            this text\n"
             "\n"
+            "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate and key\n"
             "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error\n",
             QR_SQL_DIR);
 }
@@ -80,14 +81,24 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static uv_signal_t sig_int, sig_term;
+static uv_signal_t sig_int, sig_term, sig_hup;
 static qr_broker_t *broker;
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    char err[512] = "";
+    if (broker && qr_broker_reload_tls(broker, err, sizeof err) == 0)
+        qr_info("SIGHUP: TLS certificate reloaded");
+    else if (broker)
+        qr_error("SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     qr_info("signal %d: stopping", signum);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
     if (broker) {
         qr_broker_stop(broker, NULL, NULL);
         broker = NULL;
@@ -123,7 +134,9 @@ static int serve(qr_broker_config_t *cfg)
     }
     if ((rc = uv_signal_init(&loop, &sig_int)) < 0 || (rc = uv_signal_init(&loop, &sig_term)) < 0 ||
         (rc = uv_signal_start(&sig_int, on_signal, SIGINT)) < 0 ||
-        (rc = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0) {
+        (rc = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
+        (rc = uv_signal_init(&loop, &sig_hup)) < 0 ||
+        (rc = uv_signal_start(&sig_hup, on_hup, SIGHUP)) < 0) {
         fprintf(stderr, "quorumd: signals: %s\n", uv_strerror(rc));
         return 1;
     }
