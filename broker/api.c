@@ -25,6 +25,9 @@
 
 #define MAX_LEASES_PER_REQUEST 100
 #define SUBMIT_GRACE_MS        30000
+/* Who may hold leases: annotators, and managers and admins trying a project;
+ * reviewers read, they do not label. */
+#define QR_ROLE_LEASE (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_ANNOTATOR)
 
 typedef struct ctx_s ctx_t;
 typedef void (*handler_fn)(ctx_t *c);
@@ -1393,18 +1396,19 @@ static const route_t routes[] = {
     {"DELETE", "/v1/tokens/*", h_token_revoke, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/projects/*", h_project_get, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/tasks", h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
-    {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_ANY, 1},
-    {"POST", "/v1/projects/*/leases/*/heartbeat", h_heartbeat, QR_ROLE_ANY, 1},
-    {"POST", "/v1/projects/*/leases/*/submit", h_submit, QR_ROLE_ANY, 1},
-    {"POST", "/v1/projects/*/leases/*/release", h_release, QR_ROLE_ANY, 1},
-    {"POST", "/v1/projects/*/leases/*/skip", h_release, QR_ROLE_ANY, 1},
-    {"POST", "/v1/projects/*/submit", h_batch_submit, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/leases/*/heartbeat", h_heartbeat, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/leases/*/submit", h_submit, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/leases/*/release", h_release, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/leases/*/skip", h_release, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/submit", h_batch_submit, QR_ROLE_LEASE, 1},
     {"GET", "/v1/projects/*/progress", h_progress, QR_ROLE_ANY, 1},
     {"GET", "/v1/projects/*/agreement", h_agreement,
      QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},
     {"GET", "/v1/projects/*/throughput", h_throughput,
      QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},
-    {"GET", "/metrics", h_metrics, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    /* Metrics cover every organization's projects: admins only. */
+    {"GET", "/metrics", h_metrics, QR_ROLE_ADMIN, 0},
     {"GET", "/v1/projects/*/export", h_export, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1},
     {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
@@ -1510,6 +1514,22 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
     c->user.expires_ms = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     qr_auth_cache_put(c->b, c->digest, &c->user);
     authorized(c);
+}
+
+void qr_api_print_routes(FILE *f)
+{
+    static const char *names[] = {"admin", "manager", "reviewer", "annotator"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        fprintf(f, "{\"method\":\"%s\",\"path\":\"%s\",\"project\":%s,\"roles\":[",
+                routes[i].method, routes[i].pattern, routes[i].project_arg ? "true" : "false");
+        int first = 1;
+        for (int r = 0; r < 4; r++)
+            if (routes[i].roles & (1 << r)) {
+                fprintf(f, "%s\"%s\"", first ? "" : ",", names[r]);
+                first = 0;
+            }
+        fprintf(f, "]}\n");
+    }
 }
 
 void qr_api_handle(qr_http_request_t *req, void *user)

@@ -505,6 +505,11 @@ int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
     return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
 }
 
+void qr_broker_print_routes(FILE *f)
+{
+    qr_api_print_routes(f);
+}
+
 int qr_broker_port(const qr_broker_t *b)
 {
     return qr_http_port(b->http);

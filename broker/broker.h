@@ -8,6 +8,7 @@
 #define QR_BROKER_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -47,6 +48,9 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
 /* Reloads the TLS certificate and key from the configured files (SIGHUP).
  * 0, or negative with the reason in err; the old certificate stays then. */
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen);
+
+/* Writes the API's route table as JSON lines (quorumd routes). */
+void qr_broker_print_routes(FILE *f);
 
 /* The HTTPS port bound. */
 int qr_broker_port(const qr_broker_t *b);

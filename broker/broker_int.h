@@ -7,6 +7,7 @@
 #define QR_BROKER_INT_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "broker.h"
 #include "notify.h"
@@ -72,6 +73,10 @@ struct qr_broker_s {
 
 /* The HTTP handler: routes, authenticates and runs one request. */
 void qr_api_handle(qr_http_request_t *req, void *user);
+
+/* Writes the route table, one JSON object a line (method, path with '*'
+ * for ids, project, roles): what the isolation test enumerates. */
+void qr_api_print_routes(FILE *f);
 
 /* Work may have become ready in project (0: any): long-poll lease requests
  * waiting on it try again. After qr_broker_stop they are answered empty. */

@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "       quorumd migrate [--pg CONNINFO] [--sql-dir DIR]\n"
             "       quorumd bootstrap-admin [--pg CONNINFO] [--org NAME] [--user NAME]\n"
             "       quorumd print-script NAME   print a lease engine Lua script (benchmarks)\n"
+            "       quorumd routes              the API's routes and roles, as JSON lines\n"
             "\n"
             "quorumd leases labeling tasks to annotator agents through Redis and stores\n"
             "every annotation in PostgreSQL. Any number of brokers may share one\n"
@@ -289,6 +290,10 @@ int main(int argc, char **argv)
         return qr_admin_migrate(cfg.pg_conninfo, sql_dir) == 0 ? 0 : 1;
     if (!strcmp(cmd, "bootstrap-admin"))
         return qr_admin_bootstrap(cfg.pg_conninfo, org, user) == 0 ? 0 : 1;
+    if (!strcmp(cmd, "routes")) {
+        qr_broker_print_routes(stdout);
+        return 0;
+    }
     if (!strcmp(cmd, "print-script")) {
         const char *text = argc > optind ? qr_lease_script_text(argv[optind]) : NULL;
         if (!text) {

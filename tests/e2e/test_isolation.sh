@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Isolation: every route of the router's own table (quorumd routes), tried
+# with no token, a revoked token, an expired token, and a token of each role
+# in the project's organization (A) and in another organization (B). The
+# expected status of every (route, caller) is in the one table below; a
+# route missing from the table, or in the table but not in the router,
+# fails the test, so a new route cannot be forgotten.
+. "$(dirname "$0")/lib.sh"
+
+start_broker
+
+# --- the expected outcomes ------------------------------------------------------------
+# columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | B:admin B:manager B:reviewer B:annotator
+read -r -d '' EXPECTED <<'TABLE' || true
+GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200
+POST /v1/users                                401 401 401  201 201 403 403  201 201 403 403
+POST /v1/projects                             401 401 401  201 201 403 403  201 201 403 403
+POST /v1/tokens                               401 401 401  201 201 403 403  201 201 403 403
+GET /v1/tokens                                401 401 401  200 200 403 403  200 200 403 403
+DELETE /v1/tokens/*                           401 401 401  404 404 403 403  404 404 403 403
+GET /v1/projects/*                            401 401 401  200 200 200 200  404 404 404 404
+POST /v1/projects/*/tasks                     401 401 401  201 201 403 403  404 404 403 403
+POST /v1/projects/*/leases                    401 401 401  200 200 403 200  404 404 403 404
+POST /v1/projects/*/leases/*/heartbeat        401 401 401  409 409 403 409  404 404 403 404
+POST /v1/projects/*/leases/*/submit           401 401 401  409 409 403 409  404 404 403 404
+POST /v1/projects/*/leases/*/release          401 401 401  409 409 403 409  404 404 403 404
+POST /v1/projects/*/leases/*/skip             401 401 401  409 409 403 409  404 404 403 404
+POST /v1/projects/*/submit                    401 401 401  200 200 403 200  404 404 403 404
+GET /v1/projects/*/progress                   401 401 401  200 200 200 200  404 404 404 404
+GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  404 404 404 403
+GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  404 404 404 403
+GET /metrics                                  401 401 401  200 403 403 403  200 403 403 403
+GET /v1/projects/*/export                     401 401 401  200 200 200 403  404 404 404 403
+GET /v1/projects/*/report                     401 401 401  200 200 200 403  404 404 404 403
+TABLE
+
+# --- callers ----------------------------------------------------------------------------
+ADMIN_B=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG" --org vendor-b --user admin-b)
+declare -A TOK
+TOK[A:admin]=$ADMIN_TOKEN
+TOK[B:admin]=$ADMIN_B
+for org in A B; do
+    for role in manager reviewer annotator; do
+        r=$(api POST /v1/tokens "${TOK[$org:admin]}" "{\"user\":\"$org-$role\",\"role\":\"$role\"}")
+        TOK[$org:$role]=$(echo "${r#* }" | jq -r .token)
+    done
+done
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"gone","role":"annotator"}')
+REVOKED=$(echo "${r#* }" | jq -r .token)
+api DELETE "/v1/tokens/$(echo "${r#* }" | jq .id)" >/dev/null
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"late","role":"annotator","expires":"1s"}')
+EXPIRED=$(echo "${r#* }" | jq -r .token)
+sleep 1.2
+
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"iso","labels":["a","b"],"annotations_per_task":3}')
+P=$(echo "${r#* }" | jq .id)
+seq 1 50 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
+
+body_for() { # ROUTE TAG -> a valid body
+    case "$1" in
+    "POST /v1/users") echo "{\"name\":\"u-$2\",\"role\":\"annotator\"}" ;;
+    "POST /v1/projects") echo "{\"name\":\"p-$2\",\"labels\":[\"x\"]}" ;;
+    "POST /v1/tokens") echo "{\"user\":\"t-$2\",\"role\":\"annotator\"}" ;;
+    "POST /v1/projects/*/tasks") echo '{"text":"new"}' ;;
+    "POST /v1/projects/*/leases") echo '{"max":1}' ;;
+    "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
+    "POST /v1/projects/*/submit") echo '{"results":[{"lease":"999999","label":"a"}]}' ;;
+    POST*) echo '{}' ;;
+    *) echo "" ;;
+    esac
+}
+
+# --- the routes of the router itself ------------------------------------------------------
+"$QR_BIN_DIR/quorumd" routes | jq -r '"\(.method) \(.path)"' | sort >"$E2E_DIR/routes"
+echo "$EXPECTED" | awk 'NF {print $1 " " $2}' | sort >"$E2E_DIR/table"
+check "every route of the router is in the table, and no other" "" "$(diff "$E2E_DIR/routes" "$E2E_DIR/table")"
+
+CALLERS=(none revoked expired A:admin A:manager A:reviewer A:annotator B:admin B:manager B:reviewer B:annotator)
+while read -r method path rest; do
+    [ -n "$method" ] || continue
+    read -r -a want <<<"$rest"
+    route="$method $path"
+    # The first '*' is the project (or a token id); a second is a lease.
+    concrete=$(echo "$path" | sed "s|/v1/tokens/\\*|/v1/tokens/999999|; s|/v1/projects/\\*|/v1/projects/$P|; s|\\*|999999|")
+    for k in "${!CALLERS[@]}"; do
+        who=${CALLERS[$k]}
+        case "$who" in
+        none) tok="" ;;
+        revoked) tok=$REVOKED ;;
+        expired) tok=$EXPIRED ;;
+        *) tok=${TOK[$who]} ;;
+        esac
+        tag=$(echo "$who" | tr ':' '-')
+        got=$(api "$method" "$concrete" "$tok" "$(body_for "$route" "$tag")")
+        got=${got%% *}
+        if [ "$got" = "${want[$k]}" ]; then
+            PASSES=$((PASSES + 1))
+        else
+            fail "$route as $who: expected ${want[$k]}, got $got"
+        fi
+    done
+done <<<"$EXPECTED"
+echo "ok - $PASSES (route, caller) outcomes as the table says"
+
+# --- no enumeration of other organizations' projects ---------------------------------------
+a=$(api GET "/v1/projects/$P" "${TOK[B:admin]}")
+b=$(api GET "/v1/projects/987654" "${TOK[B:admin]}")
+check "another organization's project looks like no project at all" \
+    "$(echo "${b#* }" | jq -r .error.code) ${b%% *}" "$(echo "${a#* }" | jq -r .error.code) ${a%% *}"
+
+# --- an annotator cannot act on a lease someone else holds ------------------------------------
+r=$(api POST "/v1/projects/$P/leases" "${TOK[A:annotator]}" '{"max":1}')
+L=$(echo "${r#* }" | jq -r '.leases[0].lease')
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"other-ann","role":"annotator"}')
+O=$(echo "${r#* }" | jq -r .token)
+for step in submit skip release heartbeat; do
+    body='{}'; [ $step = submit ] && body='{"label":"a"}'
+    r=$(api POST "/v1/projects/$P/leases/$L/$step" "$O" "$body")
+    check "another annotator cannot $step a held lease" 409 "${r%% *}"
+done
+check "and nothing was stored" 0 "$(sql "SELECT count(*) FROM annotations")"
+r=$(api POST "/v1/projects/$P/leases/$L/submit" "${TOK[A:annotator]}" '{"label":"a"}')
+check "its holder can" 201 "${r%% *}"
+
+finish
