@@ -1488,6 +1488,20 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
 
 static void authorized(ctx_t *c)
 {
+    int64_t retry_ms = 0;
+    if (!qr_rate_take(c->b, c->digest, &retry_ms)) {
+        char hdr[64];
+        int64_t secs = (retry_ms + 999) / 1000;
+        snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", secs);
+        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "rate_limited", "message",
+                              "too many requests for this token; retry later");
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        qr_http_respond(c->req, 429, "application/json", s, s ? strlen(s) : 0, hdr);
+        free(s);
+        ctx_free(c);
+        return;
+    }
     if (!(c->route->roles & c->user.role)) {
         respond_error(c, 403, "forbidden", "a %s may not %s %s", role_name(c->user.role),
                       c->req->method, c->req->path);

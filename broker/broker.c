@@ -33,6 +33,8 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->window_tasks = 1000;
     cfg->window_low = 256;
     cfg->cache_ttl_ms = 5000;
+    cfg->rate_per_sec = 2000;
+    cfg->rate_burst = 0; /* 2 x rate */
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -70,6 +72,55 @@ int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u)
         }
         pp = &t->next;
     }
+    return 0;
+}
+
+/* --- per-token rate limits (token buckets) -------------------------------------------- */
+
+struct rate_entry_s {
+    char digest[65];
+    double tokens;   /* requests left in the bucket */
+    int64_t last_ms; /* monotonic time of the last refill */
+    rate_entry_t *next;
+};
+
+int qr_rate_take(qr_broker_t *b, const char *digest, int64_t *retry_after_ms)
+{
+    if (b->cfg.rate_per_sec <= 0)
+        return 1;
+    double rate = b->cfg.rate_per_sec;
+    double burst = b->cfg.rate_burst > 0 ? b->cfg.rate_burst : 2 * rate;
+    int64_t now = qr_mono_ms();
+    rate_entry_t **pp = &b->rates[bucket_of(digest)], *e = NULL;
+    while (*pp) {
+        rate_entry_t *x = *pp;
+        /* A bucket idle long enough to be full again carries no state. */
+        if ((double)(now - x->last_ms) * rate / 1000.0 > burst && strcmp(x->digest, digest)) {
+            *pp = x->next;
+            free(x);
+            continue;
+        }
+        if (!strcmp(x->digest, digest))
+            e = x;
+        pp = &x->next;
+    }
+    if (!e) {
+        e = qr_xcalloc(1, sizeof *e);
+        memcpy(e->digest, digest, 65);
+        e->tokens = burst;
+        e->last_ms = now;
+        e->next = b->rates[bucket_of(digest)];
+        b->rates[bucket_of(digest)] = e;
+    }
+    e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
+    if (e->tokens > burst)
+        e->tokens = burst;
+    e->last_ms = now;
+    if (e->tokens >= 1.0) {
+        e->tokens -= 1.0;
+        return 1;
+    }
+    *retry_after_ms = (int64_t)((1.0 - e->tokens) * 1000.0 / rate) + 1;
     return 0;
 }
 
@@ -519,6 +570,11 @@ static void broker_free(qr_broker_t *b)
 {
     qr_auth_cache_clear(b);
     for (int i = 0; i < 256; i++) {
+        while (b->rates[i]) {
+            rate_entry_t *r = b->rates[i];
+            b->rates[i] = r->next;
+            free(r);
+        }
         while (b->projects[i]) {
             qr_project_t *p = b->projects[i];
             b->projects[i] = p->next;

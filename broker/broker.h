@@ -32,6 +32,8 @@ typedef struct qr_broker_config_s {
     int window_tasks;        /* tasks loaded per refill; default 1000 */
     int window_low;          /* refill when fewer are ready; default 256 */
     int cache_ttl_ms;        /* token and project cache lifetime; default 5000 */
+    int rate_per_sec;        /* requests per second per token; 0 = no limit; default 2000 */
+    int rate_burst;          /* bucket size; default 2 x rate_per_sec */
     const char *port_file;   /* if set, the bound port is written here */
 } qr_broker_config_t;
 

@@ -49,6 +49,7 @@ typedef struct qr_project_s {
 } qr_project_t;
 
 typedef struct token_entry_s token_entry_t;
+typedef struct rate_entry_s rate_entry_t;
 
 struct qr_broker_s {
     uv_loop_t *loop;
@@ -64,6 +65,7 @@ struct qr_broker_s {
     uv_timer_t reaper;
     token_entry_t *tokens[256];  /* auth cache by token digest */
     qr_project_t *projects[256]; /* project cache by id */
+    rate_entry_t *rates[256];    /* request rate buckets by token digest */
     void *api_waiters;           /* long-poll lease requests (api.c) */
     int stopping;                /* qr_broker_stop was called */
     int closing;                 /* handles still to close before freeing */
@@ -93,6 +95,10 @@ void qr_broker_token_revoked(qr_broker_t *b);
 /* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
 int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);
 void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u);
+/* Takes one request from the token's bucket: 1 if allowed; 0 if over the
+ * limit, with *retry_after_ms until the next request would be. */
+int qr_rate_take(qr_broker_t *b, const char *digest, int64_t *retry_after_ms);
+
 /* Forgets every cached token (after a revocation on any broker). */
 void qr_auth_cache_clear(qr_broker_t *b);
 

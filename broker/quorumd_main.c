@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "  --idle-timeout-ms N   close idle connections after N ms [QUORUM_IDLE_TIMEOUT_MS]\n"
             "                        (30000)\n"
             "  --reaper-ms N         return expired leases every N ms [QUORUM_REAPER_MS] (1000)\n"
+            "  --rate-limit N        requests per second per token, bursts of 2N; 0 = off\n"
+            "                        [QUORUM_RATE_LIMIT] (2000); past it: 429 with Retry-After\n"
             "  --port-file FILE      write the bound port to FILE once listening\n"
             "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s)\n"
             "  --org NAME, --user NAME   bootstrap-admin: organization and admin user\n"
@@ -181,6 +183,8 @@ int main(int argc, char **argv)
         cfg.idle_timeout_ms = (int)v;
     if ((e = env_or("QUORUM_REAPER_MS", NULL)) && parse_int(e, 10, 60000, &v) == 0)
         cfg.reaper_ms = (int)v;
+    if ((e = env_or("QUORUM_RATE_LIMIT", NULL)) && parse_int(e, 0, 10000000, &v) == 0)
+        cfg.rate_per_sec = (int)v;
 
     enum {
         O_LISTEN = 1000,
@@ -195,7 +199,8 @@ int main(int argc, char **argv)
         O_PORTFILE,
         O_SQL,
         O_ORG,
-        O_USER
+        O_USER,
+        O_RATE
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"pg", required_argument, 0, O_PG},
@@ -210,6 +215,7 @@ int main(int argc, char **argv)
                                          {"sql-dir", required_argument, 0, O_SQL},
                                          {"org", required_argument, 0, O_ORG},
                                          {"user", required_argument, 0, O_USER},
+                                         {"rate-limit", required_argument, 0, O_RATE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o;
@@ -261,6 +267,11 @@ int main(int argc, char **argv)
             break;
         case O_USER:
             user = optarg;
+            break;
+        case O_RATE:
+            if (parse_int(optarg, 0, 10000000, &v) < 0)
+                goto bad;
+            cfg.rate_per_sec = (int)v;
             break;
         case 'h':
             usage(stdout);
