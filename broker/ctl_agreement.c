@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agreement.h"
@@ -65,15 +67,19 @@ static int usage(const char *fmt, ...)
 static void put_name(FILE *out, const char *s, int width)
 {
     int cols = 0;
+    const unsigned char *p = (const unsigned char *)s, *run = p;
 
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
+    /* Runs without control characters go out in one fwrite. */
+    for (; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            fwrite(run, 1, (size_t)(p - run), out);
             fputc('?', out);
-        else
-            fputc(*p, out);
+            run = p + 1;
+        }
         if ((*p & 0xc0) != 0x80)
             cols++;
     }
+    fwrite(run, 1, (size_t)(p - run), out);
     for (; cols < width; cols++)
         fputc(' ', out);
 }
@@ -106,14 +112,13 @@ static json_int_t count_of(const json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
-static void print_text(FILE *out, const json_t *r, const char *source)
+static void print_text(FILE *out, const json_t *r, qr_agreement_items_t *items, const char *source)
 {
     const json_t *counts = json_object_get(r, "counts");
     const json_t *metrics = json_object_get(r, "metrics");
     const json_t *labels = json_object_get(r, "labels");
     const json_t *pairs = json_object_get(r, "pairwise");
     const json_t *anns = json_object_get(r, "per_annotator");
-    const json_t *items = json_object_get(r, "per_item");
     const json_t *v;
     const char *key;
     size_t i;
@@ -197,34 +202,186 @@ static void print_text(FILE *out, const json_t *r, const char *source)
     }
 
     if (items) {
+        qr_agreement_item_t e;
         w = 4;
-        json_array_foreach(items, i, v)
-        {
-            int n = name_width(json_string_value(json_object_get(v, "item")));
+        while (qr_agreement_items_next(items, &e)) {
+            int n = name_width(e.item);
             w = n > w ? n : w;
         }
+        qr_agreement_items_rewind(items);
         w = w > 32 ? 32 : w;
         fprintf(out, "\nPer item (share of agreeing pairs; unique most common label)\n  ");
         put_name(out, "ITEM", w);
         fprintf(out, "  %10s  %9s  %s\n", "judgements", "agreement", "majority");
-        json_array_foreach(items, i, v)
-        {
-            const json_t *agr = json_object_get(v, "agreement");
-            const json_t *maj = json_object_get(v, "majority_label");
+        while (qr_agreement_items_next(items, &e)) {
             fputs("  ", out);
-            put_name(out, json_string_value(json_object_get(v, "item")), w);
-            fprintf(out, "  %10" JSON_INTEGER_FORMAT "  ", count_of(v, "judgements"));
-            if (json_is_real(agr))
-                fprintf(out, "%9.4f  ", json_real_value(agr));
+            put_name(out, e.item, w);
+            fprintf(out, "  %10zu  ", e.judgements);
+            if (e.has_agreement)
+                fprintf(out, "%9.4f  ", e.agreement);
             else
                 fprintf(out, "%9s  ", "-");
-            if (json_is_string(maj))
-                put_name(out, json_string_value(maj), 0);
+            if (e.majority)
+                put_name(out, e.majority, 0);
             else
                 fputs("(tie)", out);
             fputc('\n', out);
         }
     }
+}
+
+/*
+ * The JSON report with "per_item" streamed: byte for byte what
+ * json_dumpf(JSON_INDENT(2)) prints for qr_agreement_json(a, 1), without
+ * building one jansson object per item. The report proper is dumped by
+ * jansson; each item is written here, with jansson formatting every number
+ * and every string that needs escaping, so the two cannot drift apart.
+ */
+typedef struct {
+    FILE *out;
+    char buf[64 * 1024];
+    size_t n;
+    int failed;
+} wbuf_t;
+
+static void w_flush(wbuf_t *w)
+{
+    if (w->n && fwrite(w->buf, 1, w->n, w->out) != w->n)
+        w->failed = 1;
+    w->n = 0;
+}
+
+static void w_put(wbuf_t *w, const char *s, size_t n)
+{
+    if (n > sizeof(w->buf) - w->n) {
+        w_flush(w);
+        if (n > sizeof(w->buf)) {
+            if (fwrite(s, 1, n, w->out) != n)
+                w->failed = 1;
+            return;
+        }
+    }
+    memcpy(w->buf + w->n, s, n);
+    w->n += n;
+}
+
+static void w_puts(wbuf_t *w, const char *s)
+{
+    w_put(w, s, strlen(s));
+}
+
+/* Dumps j (a string or number) through jansson into w. */
+static void w_json(wbuf_t *w, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+    if (!s)
+        w->failed = 1;
+    else
+        w_puts(w, s);
+    free(s);
+    json_decref(j);
+}
+
+static void w_string(wbuf_t *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            w_json(w, json_stringn_nocheck(s, n));
+            return;
+        }
+    }
+    w_put(w, "\"", 1);
+    w_put(w, s, n);
+    w_put(w, "\"", 1);
+}
+
+/* Per-item agreements take few distinct values: each is formatted by
+ * jansson once and then served from this cache. */
+typedef struct {
+    double v;
+    int set;
+    char s[40];
+} real_memo_t;
+
+static void w_real(wbuf_t *w, real_memo_t memo[64], double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    real_memo_t *m = &memo[(bits * UINT64_C(0x9e3779b97f4a7c15)) >> 58];
+    if (!m->set || memcmp(&m->v, &v, sizeof(v)) != 0) {
+        json_t *j = json_real(v);
+        size_t n = j ? json_dumpb(j, m->s, sizeof(m->s) - 1, JSON_ENCODE_ANY) : 0;
+        json_decref(j);
+        if (n == 0 || n >= sizeof(m->s)) {
+            w->failed = 1;
+            return;
+        }
+        m->s[n] = '\0';
+        m->v = v;
+        m->set = 1;
+    }
+    w_puts(w, m->s);
+}
+
+static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *items)
+{
+    char *head = json_dumps(report, JSON_INDENT(2));
+    size_t hn = head ? strlen(head) : 0;
+
+    if (!items) {
+        int rc = head && fwrite(head, 1, hn, out) == hn ? 0 : -1;
+        free(head);
+        return rc;
+    }
+    /* The report ends with "\n}": "per_item" goes in as its last key. */
+    if (!head || hn < 2 || strcmp(head + hn - 2, "\n}") != 0) {
+        free(head);
+        return -1;
+    }
+    wbuf_t *wp = malloc(sizeof(*wp));
+    real_memo_t *memo = calloc(64, sizeof(*memo));
+    qr_agreement_item_t e;
+    char num[32];
+    int first = 1, rc;
+
+    if (!wp || !memo) {
+        free(wp);
+        free(memo);
+        free(head);
+        return -1;
+    }
+    wp->out = out;
+    wp->n = 0;
+    wp->failed = 0;
+    w_put(wp, head, hn - 2);
+    free(head);
+    w_puts(wp, ",\n  \"per_item\": [");
+    while (qr_agreement_items_next(items, &e)) {
+        w_puts(wp, first ? "\n    {\n      \"item\": " : ",\n    {\n      \"item\": ");
+        first = 0;
+        w_string(wp, e.item, e.item_len);
+        int n = snprintf(num, sizeof(num), ",\n      \"judgements\": %zu", e.judgements);
+        w_put(wp, num, (size_t)n);
+        w_puts(wp, ",\n      \"agreement\": ");
+        if (e.has_agreement)
+            w_real(wp, memo, e.agreement);
+        else
+            w_puts(wp, "null");
+        w_puts(wp, ",\n      \"majority_label\": ");
+        if (e.majority)
+            w_string(wp, e.majority, e.majority_len);
+        else
+            w_puts(wp, "null");
+        w_puts(wp, "\n    }");
+    }
+    w_puts(wp, first ? "]\n}" : "\n  ]\n}");
+    w_flush(wp);
+    rc = wp->failed ? -1 : 0;
+    free(wp);
+    free(memo);
+    return rc;
 }
 
 int qr_ctl_agreement(int argc, char **argv)
@@ -277,15 +434,17 @@ int qr_ctl_agreement(int argc, char **argv)
         qr_agreement_free(a);
         return EXIT_USAGE;
     }
-    json_t *report = qr_agreement_json(a, per_item);
-    qr_agreement_free(a);
+    qr_agreement_items_t *items = NULL;
+    json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
     if (as_json) {
-        if (json_dumpf(report, stdout, JSON_INDENT(2)) != 0)
+        if (print_json(stdout, report, items) != 0)
             rc = EXIT_IO;
         fputc('\n', stdout);
     } else {
-        print_text(stdout, report, strcmp(path, "-") ? path : "stdin");
+        print_text(stdout, report, items, strcmp(path, "-") ? path : "stdin");
     }
+    qr_agreement_items_free(items);
+    qr_agreement_free(a);
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "quorumctl agreement: writing the report: %s\n", strerror(errno));

@@ -10,54 +10,34 @@
 #include "agreement_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
 #define MAX_IDS UINT32_C(0xfffffffe)
 
-/* A fast non-cryptographic 64-bit hash (word-at-a-time multiply/xor with a
- * murmur3 finaliser). The inputs are labeling data, not an attacker's hash
- * flood; a broker that interns untrusted names at scale should seed it. */
-static uint64_t hash_bytes(const char *s, size_t n)
+/* A hash seed from the OS random source; if that fails, from the clock and
+ * addresses (still different per process and per call). */
+static uint64_t seed_new(void)
 {
-    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)n * UINT64_C(0xff51afd7ed558ccd));
-    uint64_t w;
-    size_t len = n;
+    static _Atomic uint64_t counter;
+    uint64_t s = 0;
 
-    while (n >= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
+    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^ (uint64_t)(uintptr_t)&ts ^
+            (uint64_t)getpid() << 16 ^
+            (atomic_fetch_add(&counter, 1) + 1) * UINT64_C(0x9e3779b97f4a7c15);
     }
-    if (n) {
-        /* The tail in at most two loads (no byte-wise copy through the stack,
-         * which stalls store forwarding): the last 8 bytes when the string is
-         * that long, else two overlapping 4-byte or three single-byte loads. */
-        if (len >= 8) {
-            memcpy(&w, s + n - 8, 8);
-        } else if (n >= 4) {
-            uint32_t x, y;
-            memcpy(&x, s, 4);
-            memcpy(&y, s + n - 4, 4);
-            w = (uint64_t)x << 32 | y;
-        } else {
-            w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
-                (unsigned char)s[n - 1];
-        }
-        h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
-        h ^= h >> 31;
-    }
-    h ^= h >> 33;
-    h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33;
-    h *= UINT64_C(0xc4ceb9fe1a85ec53);
-    h ^= h >> 33;
-    return h;
+    return qr_agr_mum(s ^ UINT64_C(0x9e3779b97f4a7c15), UINT64_C(0xbf58476d1ce4e5b9)) | 1;
 }
 
 static uint64_t mix64(uint64_t k)
@@ -70,23 +50,23 @@ static uint64_t mix64(uint64_t k)
     return k;
 }
 
-static void strtab_init(qr_strtab_t *t)
+static void strtab_init(qr_strtab_t *t, uint64_t seed)
 {
     memset(t, 0, sizeof(*t));
     t->mask = 63;
     t->slots = qr_xcalloc(t->mask + 1, sizeof(*t->slots));
+    t->seed = seed;
 }
 
 static void strtab_free(qr_strtab_t *t)
 {
     free(t->bytes);
-    free(t->off);
-    free(t->len);
+    free(t->ent);
     free(t->slots);
 }
 
 /* Slot index of s in t: the slot holding it, or the empty slot where it goes. */
-static size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n, uint64_t h)
+static inline size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n, uint64_t h)
 {
     uint64_t tag = h >> 32;
     size_t i = (size_t)h & t->mask;
@@ -96,14 +76,16 @@ static size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n, uint64
         if (v == 0)
             return i;
         if ((v >> 32) == tag) {
-            uint32_t id = (uint32_t)v - 1;
-            if (t->len[id] == n && memcmp(t->bytes + t->off[id], s, n) == 0)
+            const qr_strent_t *e = &t->ent[(uint32_t)v - 1];
+            if (e->len == n && qr_agr_bytes_eq(t->bytes + e->off, s, n))
                 return i;
         }
         i = (i + 1) & t->mask;
     }
 }
 
+/* Doubles the slot table; each string's full hash is its slot's high half and
+ * its entry's low half, so no string is read again. */
 static void strtab_grow(qr_strtab_t *t)
 {
     size_t ncap = (t->mask + 1) * 2;
@@ -113,8 +95,8 @@ static void strtab_grow(qr_strtab_t *t)
         uint64_t v = t->slots[i];
         if (v == 0)
             continue;
-        uint32_t id = (uint32_t)v - 1;
-        size_t j = (size_t)hash_bytes(t->bytes + t->off[id], t->len[id]) & (ncap - 1);
+        uint64_t h = (v & ~(uint64_t)UINT32_MAX) | t->ent[(uint32_t)v - 1].hlo;
+        size_t j = (size_t)h & (ncap - 1);
         while (ns[j])
             j = (j + 1) & (ncap - 1);
         ns[j] = v;
@@ -124,17 +106,20 @@ static void strtab_grow(qr_strtab_t *t)
     t->mask = ncap - 1;
 }
 
-/* Id of s (found or newly added) through *id; *added says which. Returns 0 or
- * QR_ETOOBIG. Load factor stays at or below one half. */
-static int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint32_t *id, int *added)
+/* Id of s (found or newly added) through *id; *added says which. h is the
+ * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
+ * stays at or below one half. */
+static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
+                                int *added)
 {
     *added = 0;
     /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && t->len[t->last] == n && memcmp(t->bytes + t->off[t->last], s, n) == 0) {
+    if (t->n && t->ent[t->last].len == n && qr_agr_bytes_eq(t->bytes + t->ent[t->last].off, s, n)) {
         *id = t->last;
         return 0;
     }
-    uint64_t h = hash_bytes(s, n);
+    if (h == 0)
+        h = qr_agr_hash(t->seed, s, n);
     size_t i = strtab_probe(t, s, n, h);
 
     if (t->slots[i]) {
@@ -145,8 +130,7 @@ static int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint32_t *id, 
         return QR_ETOOBIG;
     if (t->n == t->cap_id) {
         t->cap_id = t->cap_id ? (t->cap_id > MAX_IDS / 2 ? MAX_IDS : t->cap_id * 2) : 64;
-        t->off = qr_xrealloc(t->off, (size_t)t->cap_id * sizeof(*t->off));
-        t->len = qr_xrealloc(t->len, (size_t)t->cap_id * sizeof(*t->len));
+        t->ent = qr_xrealloc(t->ent, (size_t)t->cap_id * sizeof(*t->ent));
     }
     if (t->cap - t->used < n + 1) {
         size_t ncap = t->cap ? t->cap : 4096;
@@ -157,8 +141,9 @@ static int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint32_t *id, 
     }
     memcpy(t->bytes + t->used, s, n);
     t->bytes[t->used + n] = '\0';
-    t->off[t->n] = t->used;
-    t->len[t->n] = (uint32_t)n;
+    t->ent[t->n].off = t->used;
+    t->ent[t->n].len = (uint32_t)n;
+    t->ent[t->n].hlo = (uint32_t)h;
     t->used += n + 1;
     *id = t->last = t->n++;
     t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
@@ -171,7 +156,7 @@ static int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint32_t *id, 
 /* Id of s, or -1 when it was never interned. */
 static long strtab_find(const qr_strtab_t *t, const char *s, size_t n)
 {
-    size_t i = strtab_probe(t, s, n, hash_bytes(s, n));
+    size_t i = strtab_probe(t, s, n, qr_agr_hash(t->seed, s, n));
     return t->slots[i] ? (long)((uint32_t)t->slots[i] - 1) : -1;
 }
 
@@ -273,9 +258,13 @@ qr_agreement_t *qr_agreement_new(void)
 {
     qr_agreement_t *a = qr_xcalloc(1, sizeof(*a));
 
-    strtab_init(&a->items);
-    strtab_init(&a->annotators);
-    strtab_init(&a->labels);
+    /* One seed for the three tables: the CSV reader hashes every field once,
+     * before it knows which table the field goes to. */
+    uint64_t seed = seed_new();
+
+    strtab_init(&a->items, seed);
+    strtab_init(&a->annotators, seed);
+    strtab_init(&a->labels, seed);
     return a;
 }
 
@@ -373,7 +362,7 @@ static void label_added(qr_agreement_t *a, uint32_t id)
         a->label_is_num = qr_xrealloc(a->label_is_num, a->label_cap);
     }
     double v = 0;
-    int num = parse_number(qr_strtab_str(&a->labels, id), a->labels.len[id], &v);
+    int num = parse_number(qr_strtab_str(&a->labels, id), qr_strtab_len(&a->labels, id), &v);
     a->label_value[id] = num ? v : 0;
     a->label_is_num[id] = (unsigned char)num;
     if (!num)
@@ -383,19 +372,26 @@ static void label_added(qr_agreement_t *a, uint32_t id)
 int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const char *annotator,
                      size_t annotator_len, const char *label, size_t label_len)
 {
-    uint32_t it, an, lb;
-    int added, rc;
-
     if (!valid_name(item, item_len) || !valid_name(annotator, annotator_len) ||
         !valid_name(label, label_len))
         return QR_EINVAL;
+    return qr_agr_add_valid(a, item, item_len, 0, annotator, annotator_len, 0, label, label_len, 0);
+}
+
+int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
+                     const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
+                     size_t label_len, uint64_t h_label)
+{
+    uint32_t it, an, lb;
+    int added, rc;
+
     /* Checked up front so that interning below cannot fail half-way and leave
      * an item or annotator without a judgement. */
     if (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
         a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
         label_len >= UINT32_MAX)
         return QR_ETOOBIG;
-    if ((rc = strtab_intern(&a->items, item, item_len, &it, &added)) < 0)
+    if ((rc = strtab_intern(&a->items, item, item_len, h_item, &it, &added)) < 0)
         return rc;
     if (added) {
         if (it >= a->item_cap) {
@@ -406,13 +402,13 @@ int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const
         a->item_head[it] = 0;
         a->item_cnt[it] = 0;
     }
-    if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, &an, &added)) < 0)
+    if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, h_ann, &an, &added)) < 0)
         return rc;
     /* A duplicate needs the item and the annotator to exist already, so the
      * interning above never leaves a judgement-less item behind. */
     if (!added && a->item_cnt[it] > 0 && judgement_of(a, it, an) >= 0)
         return QR_ECONFLCT;
-    if ((rc = strtab_intern(&a->labels, label, label_len, &lb, &added)) < 0)
+    if ((rc = strtab_intern(&a->labels, label, label_len, h_label, &lb, &added)) < 0)
         return rc;
     if (added)
         label_added(a, lb);

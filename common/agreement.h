@@ -62,6 +62,38 @@ long qr_agreement_find(const qr_agreement_t *a, const char *item, size_t item_le
  */
 json_t *qr_agreement_json(qr_agreement_t *a, int per_item);
 
+/*
+ * Per-item results without a JSON tree (200,000 items as jansson objects cost
+ * more than the whole analysis): qr_agreement_report(a, &items) returns what
+ * qr_agreement_json(a, 0) returns and, when items is non-NULL, sets *items to
+ * an iterator over the entries that qr_agreement_json(a, 1) lists under
+ * "per_item", in the same order. The iterator reads a's strings: free it with
+ * qr_agreement_items_free() before a, and add nothing to a meanwhile.
+ */
+typedef struct qr_agreement_items_s qr_agreement_items_t;
+
+typedef struct {
+    const char *item;     /* the item's name (NUL-terminated) */
+    size_t item_len;      /* its length in bytes */
+    size_t judgements;    /* judgements on the item */
+    int has_agreement;    /* 0 when the item has fewer than 2 judgements */
+    double agreement;     /* share of agreeing pairs, when has_agreement */
+    const char *majority; /* the unique most common label, or NULL on a tie */
+    size_t majority_len;  /* its length in bytes */
+} qr_agreement_item_t;
+
+json_t *qr_agreement_report(qr_agreement_t *a, qr_agreement_items_t **items);
+
+/* The next entry into *out: 1, or 0 past the last one. */
+int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out);
+
+/* Number of entries, and back to the first one. */
+size_t qr_agreement_items_count(const qr_agreement_items_t *it);
+void qr_agreement_items_rewind(qr_agreement_items_t *it);
+
+/* Frees the iterator; NULL is a no-op. */
+void qr_agreement_items_free(qr_agreement_items_t *it);
+
 /* Frees a and everything it holds; NULL is a no-op. */
 void qr_agreement_free(qr_agreement_t *a);
 

@@ -1,30 +1,42 @@
 /*
  * agreement_internal.h - the judgement store shared by agreement.c (adding and
- * interning) and agreement_stats.c (the coefficients). Private to the
- * qr_agreement library.
+ * interning), agreement_stats.c (the coefficients) and agreement_csv.c (which
+ * interns fields it has validated itself). Private to the qr_agreement library.
  */
 #ifndef QR_AGREEMENT_INTERNAL_H
 #define QR_AGREEMENT_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "agreement.h"
 
 #define QR_AGR_LIST_MAX 16
 
-/* Interned strings: ids run from 0 in order of first appearance. */
+/* One interned string. */
 typedef struct {
-    char *bytes;     /* arena; each string is NUL-terminated */
-    size_t used;     /* bytes used in the arena */
-    size_t cap;      /* bytes allocated for the arena */
-    size_t *off;     /* per id: offset of its string in bytes */
-    uint32_t *len;   /* per id: length in bytes, without the NUL */
-    uint32_t n;      /* number of ids */
-    uint32_t cap_id; /* capacity of off[] and len[] */
-    uint32_t last;   /* id interned or found last (valid when n > 0) */
-    uint64_t *slots; /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
-    size_t mask;     /* slot count - 1; slot count is a power of two */
+    uint64_t off; /* offset of its bytes in the arena (NUL-terminated there) */
+    uint32_t len; /* length in bytes, without the NUL */
+    uint32_t hlo; /* low 32 bits of its hash (the high half is in its slot) */
+} qr_strent_t;
+
+/* Interned strings: ids run from 0 in order of first appearance. The hash is
+ * seeded per agreement set (the same seed for its three tables) from the OS
+ * random source, so the slot layout differs from
+ * run to run; nothing that is output depends on it (ids are in order of first
+ * appearance and every listing is sorted by name). */
+typedef struct {
+    char *bytes;      /* arena; each string is NUL-terminated */
+    size_t used;      /* bytes used in the arena */
+    size_t cap;       /* bytes allocated for the arena */
+    qr_strent_t *ent; /* per id */
+    uint32_t n;       /* number of ids */
+    uint32_t cap_id;  /* capacity of ent[] */
+    uint32_t last;    /* id interned or found last (valid when n > 0) */
+    uint64_t *slots;  /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
+    size_t mask;      /* slot count - 1; slot count is a power of two */
+    uint64_t seed;    /* hash seed */
 } qr_strtab_t;
 
 struct qr_agreement_s {
@@ -55,7 +67,119 @@ struct qr_agreement_s {
 
 static inline const char *qr_strtab_str(const qr_strtab_t *t, uint32_t id)
 {
-    return t->bytes + t->off[id];
+    return t->bytes + t->ent[id].off;
 }
+
+static inline uint32_t qr_strtab_len(const qr_strtab_t *t, uint32_t id)
+{
+    return t->ent[id].len;
+}
+
+/* 64 x 64 -> 128-bit multiply, folded (the wyhash/mum primitive). */
+static inline uint64_t qr_agr_mum(uint64_t a, uint64_t b)
+{
+    __extension__ typedef unsigned __int128 u128;
+    u128 r = (u128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t qr_agr_load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t qr_agr_load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/*
+ * A seeded 64-bit hash in the style of wyhash: 16 bytes per multiply, a string
+ * of up to 16 bytes (all names in practice) in one multiply plus the
+ * finaliser, the tail read in at most two loads (never past s[n-1]). The seed
+ * is random per agreement set (seed_new), so names chosen by users cannot be picked to
+ * collide in advance.
+ */
+static inline uint64_t qr_agr_hash(uint64_t seed, const char *s, size_t n)
+{
+    const uint64_t k0 = UINT64_C(0xa0761d6478bd642f), k1 = UINT64_C(0xe7037ed1a0b428db),
+                   k2 = UINT64_C(0x8ebc6af09c88c6e3);
+    uint64_t a, b, h = seed ^ qr_agr_mum(seed ^ k0, (uint64_t)n ^ k1);
+
+    if (n <= 16) {
+        if (n >= 8) {
+            a = qr_agr_load64(s);
+            b = qr_agr_load64(s + n - 8);
+        } else if (n >= 4) {
+            a = qr_agr_load32(s) << 32 | qr_agr_load32(s + n - 4);
+            b = 0;
+        } else if (n > 0) {
+            a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
+                (unsigned char)s[n - 1];
+            b = 0;
+        } else {
+            a = b = 0;
+        }
+    } else {
+        size_t i = n;
+        while (i > 16) {
+            h = qr_agr_mum(qr_agr_load64(s) ^ k1, qr_agr_load64(s + 8) ^ h);
+            s += 16;
+            i -= 16;
+        }
+        a = qr_agr_load64(s + i - 16);
+        b = qr_agr_load64(s + i - 8);
+    }
+    return qr_agr_mum(k1 ^ (uint64_t)n, qr_agr_mum(a ^ k1, b ^ h ^ k2));
+}
+
+/* The seeded hash of s[0..n) for table t. */
+static inline uint64_t qr_strtab_hash(const qr_strtab_t *t, const char *s, size_t n)
+{
+    return qr_agr_hash(t->seed, s, n);
+}
+
+/* Prefetches the slot where a string of hash h is looked up first. */
+static inline void qr_strtab_prefetch(const qr_strtab_t *t, uint64_t h)
+{
+    __builtin_prefetch(&t->slots[(size_t)h & t->mask]);
+}
+
+/* 1 if a[0..n) == b[0..n); short strings without a library call. Both may be
+ * read in full (n bytes) and no further. */
+static inline int qr_agr_bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + n - 8, 8);
+        memcpy(&y1, b + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&x1, a + n - 4, 4);
+        memcpy(&y1, b + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/*
+ * qr_agreement_add() without its checks of the strings, for a caller that has
+ * already checked each one (non-empty, valid UTF-8, no NUL byte). h_item,
+ * h_ann and h_label are the strings' qr_strtab_hash() in their tables, or 0 to
+ * have them computed here. Same return values otherwise.
+ */
+int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
+                     const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
+                     size_t label_len, uint64_t h_label);
 
 #endif

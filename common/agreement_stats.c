@@ -194,11 +194,28 @@ static int cmp_key_value(const void *p, const void *q)
  * values is non-NULL. */
 static void sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out)
 {
+    /* Exports usually list items (and often annotators) in name order: then
+     * the order of first appearance is the answer, found in one pass. */
+    if (!values) {
+        uint32_t i = 1;
+        for (; i < t->n; i++) {
+            const char *x = qr_strtab_str(t, i - 1), *y = qr_strtab_str(t, i);
+            uint32_t lx = qr_strtab_len(t, i - 1), ly = qr_strtab_len(t, i);
+            int c = memcmp(x, y, lx < ly ? lx : ly);
+            if (c > 0 || (c == 0 && lx > ly))
+                break;
+        }
+        if (i >= t->n) {
+            for (i = 0; i < t->n; i++)
+                out[i] = i;
+            return;
+        }
+    }
     sortkey_t *k = qr_xmalloc((size_t)t->n * sizeof(*k) + 1);
 
     for (uint32_t i = 0; i < t->n; i++) {
         k[i].s = qr_strtab_str(t, i);
-        k[i].len = t->len[i];
+        k[i].len = qr_strtab_len(t, i);
         k[i].id = i;
         k[i].v = values ? values[i] : 0;
     }
@@ -258,18 +275,31 @@ static void layout(an_t *s)
 
     s->irank = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
     s->ilab = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
+    fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
+    memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
+    for (size_t j = 0; j < s->n; j++) {
+        uint32_t p = fill[a->j_item[j]]++;
+        s->irank[p] = s->rank_of_ann[a->j_ann[j]];
+        s->ilab[p] = a->j_label[j];
+    }
+    free(fill);
+}
+
+/* The annotator-major layout (pitem, apos), built only by the passes that
+ * need it: Davies-Fleiss when it applies and the sparse pair pass. */
+static void layout_by_annotator(an_t *s)
+{
+    if (s->apos)
+        return;
+    uint32_t *fill = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
     s->pitem = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
     s->apos = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
-    fill = qr_xmalloc(((size_t)s->ni + s->na) * sizeof(uint32_t) + 1);
-    memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
-    memcpy(fill + s->ni, s->astart, (size_t)s->na * sizeof(uint32_t));
-    for (size_t j = 0; j < s->n; j++) {
-        uint32_t it = a->j_item[j], r = s->rank_of_ann[a->j_ann[j]];
-        uint32_t p = fill[it]++;
-        s->irank[p] = r;
-        s->ilab[p] = a->j_label[j];
-        s->pitem[p] = it;
-        s->apos[fill[s->ni + r]++] = p;
+    memcpy(fill, s->astart, (size_t)s->na * sizeof(uint32_t));
+    for (uint32_t i = 0; i < s->ni; i++) {
+        for (uint32_t p = s->istart[i]; p < s->istart[i + 1]; p++) {
+            s->pitem[p] = i;
+            s->apos[fill[s->irank[p]]++] = p;
+        }
     }
     free(fill);
 }
@@ -564,6 +594,7 @@ static void davies_fleiss(an_t *s)
         coef_reason(c, ST_UNDEFINED, "every judgement has the same label (chance agreement is 1)");
         return;
     }
+    layout_by_annotator(s);
     uint32_t *cnt = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
     uint32_t *touched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
     double within = 0, total = 0, pbar = 0;
@@ -801,6 +832,7 @@ static void pair_pass(an_t *s)
     rec_t *rec = NULL, *sorted = NULL;
     size_t rec_cap = 0;
 
+    layout_by_annotator(s);
     for (uint32_t r = 0; r < s->na; r++) {
         size_t need = 0, nrec = 0;
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
@@ -916,10 +948,10 @@ static json_t *coef_json(const coef_t *c)
 
 static json_t *str_json(const qr_strtab_t *t, uint32_t id)
 {
-    return json_stringn_nocheck(qr_strtab_str(t, id), t->len[id]); /* validated on add */
+    return json_stringn_nocheck(qr_strtab_str(t, id), qr_strtab_len(t, id)); /* validated on add */
 }
 
-static json_t *build_json(const an_t *s, int per_item)
+static json_t *build_json(const an_t *s)
 {
     const qr_agreement_t *a = s->a;
     json_t *root = json_object(), *metrics = json_object(), *arr, *labels = json_object();
@@ -974,30 +1006,75 @@ static json_t *build_json(const an_t *s, int per_item)
     json_object_set_new(root, "labels", labels);
     json_object_set_new(root, "labels_numeric", json_boolean(s->numeric));
 
-    if (per_item) {
-        uint32_t *order = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
-        sort_ids(&a->items, NULL, order);
-        arr = json_array();
-        for (uint32_t x = 0; x < s->ni; x++) {
-            uint32_t i = order[x];
-            json_t *o = json_object();
-            json_object_set_new(o, "item", str_json(&a->items, i));
-            json_object_set_new(o, "judgements", json_integer(s->istart[i + 1] - s->istart[i]));
-            json_object_set_new(o, "agreement",
-                                s->item_agr[i] >= 0 ? json_real(s->item_agr[i]) : json_null());
-            json_object_set_new(o, "majority_label",
-                                s->item_major[i] >= 0
-                                    ? str_json(&a->labels, (uint32_t)s->item_major[i])
-                                    : json_null());
-            json_array_append_new(arr, o);
-        }
-        free(order);
-        json_object_set_new(root, "per_item", arr);
-    }
     return root;
 }
 
-json_t *qr_agreement_json(qr_agreement_t *a, int per_item)
+struct qr_agreement_items_s {
+    const qr_agreement_t *a;
+    uint32_t n, pos;
+    uint32_t *order; /* item ids in byte order of their names */
+    double *agr;     /* per item id: share of agreeing pairs, or -1 */
+    int64_t *major;  /* per item id: unique plurality label, or -1 */
+};
+
+int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out)
+{
+    if (it->pos >= it->n)
+        return 0;
+    const qr_agreement_t *a = it->a;
+    uint32_t i = it->order[it->pos++];
+    out->item = qr_strtab_str(&a->items, i);
+    out->item_len = qr_strtab_len(&a->items, i);
+    out->judgements = a->item_cnt[i];
+    out->has_agreement = it->agr[i] >= 0;
+    out->agreement = it->agr[i] >= 0 ? it->agr[i] : 0;
+    if (it->major[i] >= 0) {
+        out->majority = qr_strtab_str(&a->labels, (uint32_t)it->major[i]);
+        out->majority_len = qr_strtab_len(&a->labels, (uint32_t)it->major[i]);
+    } else {
+        out->majority = NULL;
+        out->majority_len = 0;
+    }
+    return 1;
+}
+
+size_t qr_agreement_items_count(const qr_agreement_items_t *it)
+{
+    return it->n;
+}
+
+void qr_agreement_items_rewind(qr_agreement_items_t *it)
+{
+    it->pos = 0;
+}
+
+void qr_agreement_items_free(qr_agreement_items_t *it)
+{
+    if (!it)
+        return;
+    free(it->order);
+    free(it->agr);
+    free(it->major);
+    free(it);
+}
+
+/* Moves the per-item results out of s into a new iterator. */
+static qr_agreement_items_t *items_new(an_t *s)
+{
+    qr_agreement_items_t *it = qr_xcalloc(1, sizeof(*it));
+
+    it->a = s->a;
+    it->n = s->ni;
+    it->order = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
+    sort_ids(&s->a->items, NULL, it->order);
+    it->agr = s->item_agr;
+    it->major = s->item_major;
+    s->item_agr = NULL;
+    s->item_major = NULL;
+    return it;
+}
+
+json_t *qr_agreement_report(qr_agreement_t *a, qr_agreement_items_t **items)
 {
     an_t s;
 
@@ -1008,12 +1085,39 @@ json_t *qr_agreement_json(qr_agreement_t *a, int per_item)
     s.nl = a->labels.n;
     s.n = a->n;
     layout(&s);
-    item_pass(&s, per_item);
+    item_pass(&s, items != NULL);
     davies_fleiss(&s);
     two_annotators(&s);
     if (!pair_pass_dense(&s))
         pair_pass(&s);
-    json_t *j = build_json(&s, per_item);
+    json_t *j = build_json(&s);
+    if (items)
+        *items = items_new(&s);
     analysis_free(&s);
     return j;
+}
+
+json_t *qr_agreement_json(qr_agreement_t *a, int per_item)
+{
+    qr_agreement_items_t *it = NULL;
+    json_t *root = qr_agreement_report(a, per_item ? &it : NULL);
+    qr_agreement_item_t e;
+
+    if (it) {
+        json_t *arr = json_array();
+        while (qr_agreement_items_next(it, &e)) {
+            json_t *o = json_object();
+            json_object_set_new(o, "item", json_stringn_nocheck(e.item, e.item_len));
+            json_object_set_new(o, "judgements", json_integer((json_int_t)e.judgements));
+            json_object_set_new(o, "agreement",
+                                e.has_agreement ? json_real(e.agreement) : json_null());
+            json_object_set_new(o, "majority_label",
+                                e.majority ? json_stringn_nocheck(e.majority, e.majority_len)
+                                           : json_null());
+            json_array_append_new(arr, o);
+        }
+        json_object_set_new(root, "per_item", arr);
+        qr_agreement_items_free(it);
+    }
+    return root;
 }

@@ -9,6 +9,8 @@
 #              is not quorumctl is run as `BINARY FILE --json` (a driver that
 #              calls qr_ctl_agreement directly).
 #   RUNS       timed runs per case (default 7); the median is reported.
+# Cases: --json, --json --per-item, text, text --per-item; for each the JSON
+# records the median, minimum, maximum and every wall time, and the peak RSS.
 #   OUT.json   where the results go (default: agreement_bench.json in the
 #              current directory).
 # Environment: QR_BENCH_DIR keeps the generated CSV (default: a temp dir,
@@ -58,34 +60,45 @@ case "$(basename "$bin")" in
     *) cmd=("$bin") ;;
 esac
 
-# run_case NAME FLAGS...: RUNS timed runs; prints and records median wall
-# seconds and the largest peak RSS (KiB).
+# run_case NAME FLAGS...: RUNS timed runs; prints and records the median,
+# minimum and maximum wall seconds (millisecond resolution, from bash's
+# EPOCHREALTIME around the run; GNU time's %e has only 10 ms) and the largest
+# peak RSS (KiB, from GNU time).
 results=()
+now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
 run_case() {
     local name=$1; shift
-    local walls=() rss_max=0 t w r
+    local walls=() rss_max=0 t w r t0 t1
     "${cmd[@]}" "$csv" "$@" > /dev/null # warm the page cache
     for ((t = 0; t < runs; t++)); do
+        t0=$(now_us)
         /usr/bin/time -f '%e %M' -o "$dir/time.txt" "${cmd[@]}" "$csv" "$@" > /dev/null
+        t1=$(now_us)
         read -r w r < "$dir/time.txt"
-        walls+=("$w")
+        walls+=("$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e6 }')")
         ((r > rss_max)) && rss_max=$r
     done
-    local median
-    median=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    printf '%-22s median %6.3f s over %d runs (all: %s), peak RSS %d KiB (%.1f MiB)\n' \
-        "$name" "$median" "$runs" "${walls[*]}" "$rss_max" "$(awk -v k="$rss_max" 'BEGIN { print k / 1024 }')"
-    results+=("{\"case\": \"$name\", \"flags\": \"$*\", \"runs\": $runs, \"median_wall_s\": $median, \"walls_s\": [$(IFS=,; echo "${walls[*]}")], \"peak_rss_kib\": $rss_max}")
+    local sorted median min max
+    sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
+    median=$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' <<< "$sorted")
+    min=$(head -n1 <<< "$sorted")
+    max=$(tail -n1 <<< "$sorted")
+    printf '%-22s median %6.3f s over %d runs (min %s, max %s; all: %s), peak RSS %d KiB (%.1f MiB)\n' \
+        "$name" "$median" "$runs" "$min" "$max" "${walls[*]}" "$rss_max" \
+        "$(awk -v k="$rss_max" 'BEGIN { print k / 1024 }')"
+    results+=("{\"case\": \"$name\", \"flags\": \"$*\", \"runs\": $runs, \"median_wall_s\": $median, \"min_wall_s\": $min, \"max_wall_s\": $max, \"walls_s\": [$(IFS=,; echo "${walls[*]}")], \"peak_rss_kib\": $rss_max, \"peak_rss_mib\": $(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')}")
 }
 
 echo "agreement_bench: $lines judgements, $bytes bytes, $(nproc) cores, binary $bin"
 run_case json --json
 run_case json_per_item --json --per-item
 run_case text
+run_case text_per_item --per-item
 
 {
-    printf '{"judgements": %d, "csv_bytes": %d, "binary": "%s", "cores": %d, "date": "%s", "results": [\n' \
-        "$lines" "$bytes" "$bin" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    printf '{"judgements": %d, "csv_bytes": %d, "binary": "%s", "cores": %d, "loadavg_1m": %s, "date": "%s",\n' \
+        "$lines" "$bytes" "$bin" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    printf ' "limits": {"wall_s": 0.25, "rss_mib": 200}, "results": [\n'
     (IFS=$'\n'; echo "${results[*]}" | sed '$!s/$/,/')
     printf ']}\n'
 } > "$out"

@@ -670,6 +670,73 @@ static void test_pairwise_dense_and_sparse(void **state)
     free(rows);
 }
 
+/* qr_agreement_report()'s item iterator lists what qr_agreement_json(a, 1)
+ * puts under "per_item", in the same order; and the report does not depend
+ * on the random hash seed (two sets built from the same rows, each with its
+ * own seed, dump to the same bytes), with items given in name order or not. */
+static void test_items_iterator_and_seed(void **state)
+{
+    row_t *rows = qr_xmalloc(3000 * 6 * sizeof(*rows));
+    size_t *order = qr_xmalloc(3000 * 6 * sizeof(*order));
+    rng_state = 11;
+    size_t n = gen_rows(rows, 3000, 6, 5, 50, 0);
+    for (size_t i = 0; i < n; i++)
+        order[i] = n - 1 - i; /* items in reverse order of their names' first appearance */
+
+    for (int pass = 0; pass < 2; pass++) {
+        qr_agreement_t *a = qr_agreement_new(), *b = qr_agreement_new();
+        for (size_t i = 0; i < n; i++) {
+            const row_t *r = &rows[pass ? order[i] : i];
+            add(a, r->item, r->ann, r->label);
+            add(b, r->item, r->ann, r->label);
+        }
+        json_t *ja = qr_agreement_json(a, 1), *jb = qr_agreement_json(b, 1);
+        char *da = json_dumps(ja, JSON_INDENT(2)), *db = json_dumps(jb, JSON_INDENT(2));
+        assert_string_equal(da, db);
+        free(da);
+        free(db);
+
+        qr_agreement_items_t *it = NULL;
+        json_t *rep = qr_agreement_report(a, &it);
+        assert_non_null(it);
+        assert_null(json_object_get(rep, "per_item"));
+        const json_t *arr = json_object_get(ja, "per_item");
+        assert_int_equal(qr_agreement_items_count(it), json_array_size(arr));
+        for (int round = 0; round < 2; round++) {
+            qr_agreement_item_t e;
+            size_t k = 0;
+            while (qr_agreement_items_next(it, &e)) {
+                const json_t *o = json_array_get(arr, k++);
+                assert_string_equal(e.item, json_string_value(json_object_get(o, "item")));
+                assert_int_equal(e.item_len, strlen(e.item));
+                assert_int_equal(e.judgements,
+                                 json_integer_value(json_object_get(o, "judgements")));
+                const json_t *ag = json_object_get(o, "agreement");
+                assert_int_equal(e.has_agreement, json_is_real(ag));
+                if (e.has_agreement)
+                    assert_true(e.agreement == json_real_value(ag));
+                const json_t *mj = json_object_get(o, "majority_label");
+                if (e.majority)
+                    assert_string_equal(e.majority, json_string_value(mj));
+                else
+                    assert_true(json_is_null(mj));
+            }
+            assert_int_equal(k, json_array_size(arr));
+            qr_agreement_items_rewind(it);
+        }
+        json_object_set(rep, "per_item", (json_t *)arr);
+        assert_true(json_equal(rep, ja));
+        qr_agreement_items_free(it);
+        json_decref(rep);
+        json_decref(ja);
+        json_decref(jb);
+        qr_agreement_free(a);
+        qr_agreement_free(b);
+    }
+    free(rows);
+    free(order);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_identical_annotators),
         cmocka_unit_test(test_coefficient_relations),
         cmocka_unit_test(test_pairwise_dense_and_sparse),
+        cmocka_unit_test(test_items_iterator_and_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

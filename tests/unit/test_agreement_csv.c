@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "util.h"
 
 /* Reads text (len bytes) into a fresh set; returns the reader's result and
  * leaves the message in err. *out gets the set (caller frees) or NULL. */
@@ -148,6 +149,63 @@ static void test_empty_inputs(void **state)
     EXPECT_ERROR("item,annotator,label\n,a,x\n", 2, "empty item");
 }
 
+/* Large inputs cross many of the reader's batches (its producer thread hands
+ * over at most 64K callbacks at a time): results and error lines must be what
+ * a single pass gives, wherever the batch boundaries fall. */
+static char *big_csv(int rows, int dup_at, int quoted_at, size_t *len)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_buf_appends(&b, "item,annotator,label\n");
+    for (int i = 0; i < rows; i++) {
+        if (i == quoted_at)
+            qr_buf_appendf(&b, "\"it\n%d\",a%d,\"l\n%d\"\n", i / 4, i % 4, i % 3);
+        else if (i == dup_at)
+            qr_buf_appendf(&b, "it%d,a%d,l%d\n", (i - 4) / 4, (i - 4) % 4, i % 3);
+        else
+            qr_buf_appendf(&b, "it%d,a%d,l%d\n", i / 4, i % 4, i % 3);
+    }
+    *len = b.len;
+    return qr_buf_steal(&b);
+}
+
+static void test_large_input_batches(void **state)
+{
+    char err[512];
+    size_t len;
+    qr_agreement_t *a;
+    json_t *r;
+
+    /* A quoted field with line feeds near the end: every later line number
+     * counts them. Row i is on line i + 2 before it, i + 4 after it. */
+    char *text = big_csv(200000, -1, 150001, &len);
+    assert_int_equal(read_text(text, len, err, sizeof err, &a), 0);
+    assert_int_equal(counts(a, "judgements", &r), 200000);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "counts"), "items")),
+                     50001);
+    json_decref(r);
+    qr_agreement_free(a);
+    free(text);
+
+    /* A duplicate far from the start, after the multi-line field. */
+    text = big_csv(200000, 190003, 150001, &len);
+    assert_int_equal(read_text(text, len, err, sizeof err, NULL), -(190003 + 4));
+    char want[128];
+    snprintf(want, sizeof want, "already labeled item \"it%d\" on line %d", 47499, 189999 + 4);
+    if (!strstr(err, want))
+        fail_msg("message \"%s\" lacks \"%s\"", err, want);
+    free(text);
+
+    /* A bad quote late in the file. */
+    text = big_csv(120000, -1, -1, &len);
+    char *q = strstr(text, "\nit29000,a1,");
+    assert_non_null(q);
+    q[3] = '"'; /* it29000 -> it"9000: a quote inside an unquoted field */
+    assert_int_equal(read_text(text, len, err, sizeof err, NULL), -(116001 + 2));
+    assert_non_null(strstr(err, "malformed quoting"));
+    free(text);
+}
+
 /* The message always fits the buffer and is NUL-terminated. */
 static void test_small_error_buffer(void **state)
 {
@@ -161,10 +219,11 @@ static void test_small_error_buffer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reads_rfc4180), cmocka_unit_test(test_line_numbers),
-        cmocka_unit_test(test_duplicate),     cmocka_unit_test(test_missing_column),
-        cmocka_unit_test(test_ragged_quote),  cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_empty_inputs),  cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_reads_rfc4180),       cmocka_unit_test(test_line_numbers),
+        cmocka_unit_test(test_duplicate),           cmocka_unit_test(test_missing_column),
+        cmocka_unit_test(test_ragged_quote),        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_empty_inputs),        cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_large_input_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
