@@ -9,6 +9,7 @@
 #   deploy/dev.sh down                  stop what `up` left running
 #   deploy/dev.sh chaos                 the lease engine under faults (build/chaos.json)
 #   deploy/dev.sh bench                 lease throughput and latency (build/bench.json)
+#   deploy/dev.sh fuzz [SECONDS]        every libFuzzer harness, SECONDS in all (default 600)
 #
 # The local stack lives in .quorum/ (git-ignored): a private PostgreSQL and
 # redis-server on free loopback ports, a self-signed CA and server
@@ -25,13 +26,13 @@ SAMPLE_LABELS="sports,technology,cooking,weather"
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev libssl-dev
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
-    postgresql redis-server openssl curl jq ca-certificates tmux python3 bc)
+    postgresql redis-server openssl curl jq ca-certificates tmux python3 bc clang libclang-rt-14-dev)
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- deps -------------------------------------------------------------------
@@ -205,6 +206,7 @@ test) run_tests ;;
 down) stack_down ;;
 chaos) deps; build; "$ROOT/deploy/chaos.sh" --bin "$BIN" "$@" ;;
 bench) deps; "$ROOT/deploy/bench.sh" "$@" ;;
+fuzz) deps; "$ROOT/deploy/fuzz.sh" "$@" ;;
 -h|--help|help) usage ;;
 *) usage >&2; exit 2 ;;
 esac
