@@ -891,6 +891,55 @@ static void h_release(ctx_t *c)
         respond_backend(c, "Redis", "release");
 }
 
+/* --- POST /v1/projects/{id}/annotations/{annotation}/undo ------------------------------------ */
+
+static void on_regranted(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        /* The annotation is gone and its slot back in PostgreSQL; Redis
+         * will offer the task again once the window is rebuilt. */
+        respond_json(c, 200, json_pack("{s:b s:n}", "undone", 1, "lease"));
+        return;
+    }
+    char tok[24];
+    json_t *data = json_loads(c->label, JSON_DECODE_ANY, NULL);
+    respond_json(c, 200,
+                 json_pack("{s:b s:{s:s sI sI sI s:o}}", "undone", 1, "lease", "lease",
+                           i64(info->task_id, tok), "task_id", (json_int_t)c->task_id,
+                           "fencing_token", (json_int_t)info->task_id, "expires_at_ms",
+                           (json_int_t)info->expires_ms, "data", data ? data : json_object()));
+}
+
+static void on_undone(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 409, "lease_expired",
+                      "annotation %" PRId64 " cannot be undone (not yours, or its lease ended)",
+                      c->ids[1]);
+        return;
+    }
+    c->task_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    c->label = qr_xstrdup(PQgetvalue(res, 0, 2)); /* the task's data, kept for the answer */
+    if (qr_lease_regrant(c->b->lease, c->project->id, c->task_id, c->user.id, qr_now_ms(),
+                         c->project->lease_ttl_ms, strtod(PQgetvalue(res, 0, 1), NULL), c->label,
+                         on_regranted, c) < 0)
+        on_regranted(QR_EIO, NULL, c);
+}
+
+static void h_undo(ctx_t *c)
+{
+    char ann[24], user[24], proj[24];
+    const char *params[] = {i64(c->ids[1], ann), i64(c->user.id, user), i64(c->project->id, proj)};
+    if (qr_pg_query(c->b->pg, QR_SQL_UNDO, 3, params, on_undone, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 /* --- GET /v1/projects/{id}/progress ----------------------------------------------------------- */
 
 static void on_progress(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -1402,6 +1451,7 @@ static const route_t routes[] = {
     {"POST", "/v1/projects/*/leases/*/release", h_release, QR_ROLE_LEASE, 1},
     {"POST", "/v1/projects/*/leases/*/skip", h_release, QR_ROLE_LEASE, 1},
     {"POST", "/v1/projects/*/submit", h_batch_submit, QR_ROLE_LEASE, 1},
+    {"POST", "/v1/projects/*/annotations/*/undo", h_undo, QR_ROLE_LEASE, 1},
     {"GET", "/v1/projects/*/progress", h_progress, QR_ROLE_ANY, 1},
     {"GET", "/v1/projects/*/agreement", h_agreement,
      QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1},

@@ -72,6 +72,28 @@ static const char TOUCH_LUA[] =
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "return {l[1], l[3], ARGV[3]}\n";
 
+/* KEYS: leases zset. ARGV: prefix, task, annotator, now, ttl, priority, data.
+ * An undone annotation: its slot goes straight back to the annotator who
+ * undid it, as a new lease with a new fencing token (the task re-enters the
+ * window if it had left it). Returns {token, expires}. */
+static const char REGRANT_LUA[] =
+    "local p, tid, ann = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
+    "  redis.call('HSET', p .. ':free', tid, 0)\n"
+    "  redis.call('HSET', p .. ':held', tid, 0)\n"
+    "  redis.call('HSET', p .. ':prio', tid, ARGV[6])\n"
+    "  redis.call('HSET', p .. ':data', tid, ARGV[7])\n"
+    "end\n"
+    "redis.call('HINCRBY', p .. ':held', tid, 1)\n"
+    "redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
+    "local tok = redis.call('INCR', p .. ':fence')\n"
+    "local exp = now + ttl\n"
+    "redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
+    "'expires', exp, 'state', 'live')\n"
+    "redis.call('ZADD', KEYS[1], exp, tok)\n"
+    "return {tok, exp}\n";
+
 /* KEYS: lease hash, leases zset, ready zset. ARGV: prefix, token, mode,
  * annotator, now. 'commit' consumes the slot; 'abort' returns it; 'release'
  * and 'skip' first check the lease is live and the annotator's, then return
@@ -189,7 +211,8 @@ static const char REFILL_END_LUA[] =
 
 struct qr_lease_engine_s {
     qr_redis_t *redis;
-    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init;
+    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init,
+        *regrant;
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -203,7 +226,8 @@ const char *qr_lease_script_text(const char *name)
                    {"window_add", WINDOW_ADD_LUA},
                    {"refill_begin", REFILL_BEGIN_LUA},
                    {"refill_end", REFILL_END_LUA},
-                   {"init", INIT_LUA}};
+                   {"init", INIT_LUA},
+                   {"regrant", REGRANT_LUA}};
     for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
         if (!strcmp(scripts[i].name, name))
             return scripts[i].text;
@@ -222,6 +246,7 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
     e->refill_begin = qr_redis_script(redis, REFILL_BEGIN_LUA);
     e->refill_end = qr_redis_script(redis, REFILL_END_LUA);
     e->init = qr_redis_script(redis, INIT_LUA);
+    e->regrant = qr_redis_script(redis, REGRANT_LUA);
     return e;
 }
 
@@ -477,6 +502,37 @@ int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, 
                           void *arg)
 {
     return end_simple(e, project, token, "abort", cb, arg);
+}
+
+static void on_regranted(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
+    if (reply_failed(r, err, "regrant") || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        cb(QR_EIO, NULL, op->arg);
+    } else {
+        /* For a regrant, info carries the new token in task_id's place. */
+        qr_lease_info_t info = {reply_int(r->element[0]), 0, reply_int(r->element[1])};
+        cb(0, &info, op->arg);
+    }
+    op_free(op);
+}
+
+int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
+                     int64_t now_ms, int ttl_ms, double priority, const char *data,
+                     qr_lease_info_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, p);
+    op_arg(op, qr_xasprintf("%" PRId64, task));
+    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xasprintf("%d", ttl_ms));
+    op_arg(op, qr_xasprintf("%.17g", priority));
+    op_arg(op, qr_xstrdup(data));
+    return send_op(op, e->regrant, 1, on_regranted);
 }
 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,

@@ -129,6 +129,14 @@ int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                      int64_t now_ms, int skip, qr_lease_info_cb cb, void *arg);
 
+/* Undo: a new lease of task for annotator (who just retracted their
+ * annotation of it), bypassing the queue; the task re-enters the window
+ * with priority and data if it had left it. cb's info holds the new
+ * fencing token in task_id and the expiry in expires_ms. */
+int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
+                     int64_t now_ms, int ttl_ms, double priority, const char *data,
+                     qr_lease_info_cb cb, void *arg);
+
 /* Returns every lease expired at now_ms, in every project, to its queue;
  * reports them (batched per project) through expired_cb. */
 int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expired_cb, void *arg);

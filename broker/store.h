@@ -130,6 +130,22 @@
     "  'my_annotations_today', (SELECT count(*) FROM annotations WHERE project_id = $1"            \
     "     AND annotator_id = $2 AND created_at >= date_trunc('day', now())))::text"
 
+/* Undo: deletes the annotation if it is the caller's and its lease has not
+ * expired yet, and counts it off its task, in one statement.
+ * $1 annotation id, $2 annotator, $3 project -> task id, priority, data
+ * (no row: not theirs, or too late). */
+#define QR_SQL_UNDO                                                                                \
+    "WITH a AS (DELETE FROM annotations an USING leases l"                                         \
+    "  WHERE an.id = $1 AND an.annotator_id = $2 AND an.project_id = $3"                           \
+    "    AND l.project_id = an.project_id AND l.fencing_token = an.fencing_token"                  \
+    "    AND l.expires_at > now()"                                                                 \
+    "  RETURNING an.task_id, an.fencing_token),"                                                   \
+    " l AS (UPDATE leases SET outcome = 'released', reason = 'undone'"                             \
+    "  FROM a WHERE leases.project_id = $3 AND leases.fencing_token = a.fencing_token),"           \
+    " t AS (UPDATE tasks SET done_count = done_count - 1, state = 'waiting'"                       \
+    "  FROM a WHERE tasks.id = a.task_id RETURNING tasks.id, tasks.priority, tasks.data::text)"    \
+    " SELECT id, priority, data FROM t"
+
 /* $1 annotator, $2 idempotency key -> annotation id, task id. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
     "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"

@@ -26,6 +26,7 @@ POST /v1/projects/*/leases/*/submit           401 401 401  409 409 403 409  404 
 POST /v1/projects/*/leases/*/release          401 401 401  409 409 403 409  404 404 403 404
 POST /v1/projects/*/leases/*/skip             401 401 401  409 409 403 409  404 404 403 404
 POST /v1/projects/*/submit                    401 401 401  200 200 403 200  404 404 403 404
+POST /v1/projects/*/annotations/*/undo        401 401 401  409 409 403 409  404 404 403 404
 GET /v1/projects/*/progress                   401 401 401  200 200 200 200  404 404 404 404
 GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  404 404 404 403
 GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  404 404 404 403

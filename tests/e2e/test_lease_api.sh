@@ -102,6 +102,28 @@ check "malformed batch: 400" 400 "${r%% *}"
 r=$(api GET "/v1/projects/$PB/progress" "$A")
 check "progress" "5 3 2 3 3" "$(echo "${r#* }" | jq -r '"\(.tasks) \(.tasks_complete) \(.annotations_remaining) \(.my_annotations) \(.my_annotations_today)"')"
 
+# --- undo -------------------------------------------------------------------------------------
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"undo","labels":["x","y"],"annotations_per_task":1,"lease_ttl_ms":1500}')
+PUN=$(echo "${r#* }" | jq .id)
+printf '{"text":"u1"}\n{"text":"u2"}\n' | "$QR_BIN_DIR/quorumctl" import --project "$PUN" - >/dev/null
+r=$(api POST "/v1/projects/$PUN/leases" "$A" '{}')
+L=$(echo "${r#* }" | jq -r '.leases[0].lease'); T=$(echo "${r#* }" | jq '.leases[0].task_id')
+r=$(api POST "/v1/projects/$PUN/leases/$L/submit" "$A" '{"label":"x"}')
+AN=$(echo "${r#* }" | jq .annotation_id)
+r=$(api POST "/v1/projects/$PUN/annotations/$AN/undo" "$B" '{}')
+check "someone else's annotation cannot be undone" 409 "${r%% *}"
+r=$(api POST "/v1/projects/$PUN/annotations/$AN/undo" "$A" '{}')
+check "undo: 200 with a new lease on the same task" "200 $T" "${r%% *} $(echo "${r#* }" | jq .lease.task_id)"
+check "undo: the annotation is gone, the task open again" "0 waiting" \
+    "$(sql "SELECT count(*) FROM annotations WHERE project_id = $PUN") $(sql "SELECT state FROM tasks WHERE id = $T")"
+L2=$(echo "${r#* }" | jq -r .lease.lease)
+r=$(api POST "/v1/projects/$PUN/leases/$L2/submit" "$A" '{"label":"y"}')
+check "the new lease takes the corrected label" "201 y" "${r%% *} $(sql "SELECT label FROM annotations WHERE task_id = $T")"
+AN2=$(echo "${r#* }" | jq .annotation_id)
+sleep 1.7
+r=$(api POST "/v1/projects/$PUN/annotations/$AN2/undo" "$A" '{}')
+check "undo after the lease's expiry: 409, label kept" "409 1" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PUN")"
+
 # --- Redis loses everything: the broker rebuilds from PostgreSQL --------------------------
 r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"flush","labels":["x","y"],"annotations_per_task":2}')
 PF=$(echo "${r#* }" | jq .id)
