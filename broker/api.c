@@ -1009,6 +1009,8 @@ static void on_lease_ended(int rc, void *arg)
 }
 
 /* An earlier submission with this idempotency key, if any, is the answer. */
+static void lease_unknown(ctx_t *c);
+
 static void on_idem_found(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -1033,9 +1035,7 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
             on_lease_ended(QR_EIO, c);
         return;
     }
-    respond_error(c, 409, "lease_expired",
-                  "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
-                  c->ids[1]);
+    lease_unknown(c);
 }
 
 static void find_idempotent(ctx_t *c)
@@ -1077,6 +1077,56 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
         on_lease_ended(QR_EIO, c);
 }
 
+static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg);
+
+/* The lease is unknown to Redis. If Redis lost its state after granting
+ * it (the project's state was rebuilt since) and PostgreSQL's lease log
+ * shows it granted to this annotator, unexpired and not ended, the submit
+ * goes through on the log's word; PostgreSQL's constraints still keep the
+ * task from being over-filled. Anything else is 409. */
+static void lease_refused(ctx_t *c)
+{
+    respond_error(c, 409, "lease_expired",
+                  "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
+                  c->ids[1]);
+}
+
+static void on_init_time(int rc, int64_t init_ms, void *arg)
+{
+    ctx_t *c = arg;
+    int64_t now = qr_now_ms();
+    if (rc < 0 || init_ms <= c->granted_ms || c->granted_ms + c->project->lease_ttl_ms <= now) {
+        lease_refused(c);
+        return;
+    }
+    qr_info("project %" PRId64 ": lease %" PRId64 " lost with Redis; accepted from the lease log",
+            c->project->id, c->ids[1]);
+    qr_lease_info_t info = {c->task_id, c->granted_ms, c->granted_ms + c->project->lease_ttl_ms};
+    c->task_id = 0;
+    on_submit_begun(0, &info, c);
+}
+
+static void on_lease_from_log(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        lease_refused(c);
+        return;
+    }
+    c->task_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    c->granted_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (qr_lease_init_time(c->b->lease, c->project->id, on_init_time, c) < 0)
+        lease_refused(c);
+}
+
+static void lease_unknown(ctx_t *c)
+{
+    char proj[24], tok[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->ids[1], tok), i64(c->user.id, user)};
+    if (qr_pg_query(c->b->pg, QR_SQL_LEASE_FROM_LOG, 3, params, on_lease_from_log, c) < 0)
+        lease_refused(c);
+}
+
 static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
 {
     ctx_t *c = arg;
@@ -1085,9 +1135,7 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
             find_idempotent(c);
             return;
         }
-        respond_error(c, 409, "lease_expired",
-                      "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
-                      c->ids[1]);
+        lease_unknown(c);
         return;
     }
     if (rc < 0) {

@@ -182,7 +182,7 @@ static const char REFILL_BEGIN_LUA[] =
     "end\n"
     "return {cur, ex, locked, init}\n";
 
-/* ARGV: prefix, fencing floor, project id. Marks the project's Redis state
+/* ARGV: prefix, fencing floor, project id, now. Marks the project's Redis state
  * as initialised (after a first use, a FLUSHALL or a restart without
  * persistence) and lifts the fencing counter above every token PostgreSQL
  * has seen, so tokens never repeat. */
@@ -190,7 +190,7 @@ static const char INIT_LUA[] =
     "local p = ARGV[1]\n"
     "local cur = tonumber(redis.call('GET', p .. ':fence') or '0')\n"
     "if cur < tonumber(ARGV[2]) then redis.call('SET', p .. ':fence', ARGV[2]) end\n"
-    "redis.call('SET', p .. ':init', '1')\n"
+    "redis.call('SET', p .. ':init', ARGV[4])\n"
     "redis.call('SADD', 'quorum:projects', ARGV[3])\n"
     "return 1\n";
 
@@ -621,6 +621,31 @@ int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr
     return refill_end(e, project, exhausted ? "1" : "0", cb, arg);
 }
 
+static void on_init_time(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    void (*cb)(int, int64_t, void *) = (void (*)(int, int64_t, void *))op->cb;
+    if (reply_failed(r, err, "init time"))
+        cb(QR_EIO, 0, op->arg);
+    else
+        cb(0, r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0, op->arg);
+    op_free(op);
+}
+
+int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
+                       void (*cb)(int rc, int64_t init_ms, void *arg), void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    char *p = prefix(project);
+    op_arg(op, qr_xstrdup("GET"));
+    op_arg(op, qr_xasprintf("%s:init", p));
+    free(p);
+    int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_init_time, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
 int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
                   void *arg)
 {
@@ -630,6 +655,7 @@ int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
     op_arg(op, qr_xasprintf("%" PRId64, project));
+    op_arg(op, qr_xasprintf("%" PRId64, qr_now_ms()));
     return send_op(op, e->init, 1, on_done);
 }
 

@@ -75,6 +75,11 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
                         const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
                         void *arg);
 
+/* When the project's Redis state was last built (epoch ms; 0 if never):
+ * a lease granted before that and unknown to Redis was lost with Redis. */
+int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
+                       void (*cb)(int rc, int64_t init_ms, void *arg), void *arg);
+
 /* Marks the project's Redis state as built and lifts its fencing counter to
  * at least fence_floor (so a rebuilt Redis never reissues a token). */
 int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,

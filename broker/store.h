@@ -146,6 +146,15 @@
     "  FROM a WHERE tasks.id = a.task_id RETURNING tasks.id, tasks.priority, tasks.data::text)"    \
     " SELECT id, priority, data FROM t"
 
+/* A lease as PostgreSQL's lease log knows it, if granted to this annotator
+ * and not ended since. $1 project, $2 token, $3 annotator -> task id,
+ * granted ms. */
+#define QR_SQL_LEASE_FROM_LOG                                                                      \
+    "SELECT g.task_id, (extract(epoch FROM g.at) * 1000)::bigint FROM lease_events g"              \
+    " WHERE g.project_id = $1 AND g.token = $2 AND g.annotator_id = $3 AND g.kind = 'grant'"       \
+    "  AND NOT EXISTS (SELECT 1 FROM lease_events e WHERE e.project_id = $1 AND e.token = $2"      \
+    "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
+
 /* $1 annotator, $2 idempotency key -> annotation id, task id. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
     "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"

@@ -135,6 +135,7 @@ r=$(api POST "/v1/projects/$PF/submit" "$A" "$body")
 check "5 labeled before the flush" "201 201 201 201 201" "$(echo "${r#* }" | jq -r '[.results[].status] | join(" ")')"
 r=$(api POST "/v1/projects/$PF/leases" "$A" '{"max":1}')
 LIVE=$(echo "${r#* }" | jq -r '.leases[0].lease')
+sleep 0.5 # the lease log (batched every 200 ms) records the grant
 redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
 r=$(api POST "/v1/projects/$PF/leases" "$A" '{"max":10}')
 check "after FLUSHALL the annotator gets only what they have not labeled" 5 "$(echo "${r#* }" | jq '.leases | length')"
@@ -143,6 +144,11 @@ check "fencing tokens keep growing past the flush" true "$(echo "${r#* }" | jq "
 r=$(api POST "/v1/projects/$PF/leases" "$B" '{"max":10}')
 check "another annotator still gets all 10" 10 "$(echo "${r#* }" | jq '.leases | length')"
 r=$(api POST "/v1/projects/$PF/leases/$LIVE/submit" "$A" '{"label":"x"}')
-check "a lease Redis forgot: 409, nothing stored" "409 5" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
+check "a lease Redis forgot but PostgreSQL's log knows: accepted" "201 6" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
+r=$(api POST "/v1/projects/$PF/leases/$LIVE/submit" "$A" '{"label":"x"}')
+check "the same lease again: 409" 409 "${r%% *}"
+r=$(api POST "/v1/projects/$PF/leases/999999/submit" "$A" '{"label":"x"}')
+check "a lease nobody knows: 409, nothing stored" "409 6" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
+check "no task over-filled" 0 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $PF AND done_count > required")"
 
 finish
