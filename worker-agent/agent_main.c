@@ -73,39 +73,70 @@ static const char main_help[] =
     "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
 
 static const char simulate_help[] =
-    "Usage: quorum-agent simulate --project ID --annotators N --accuracy P\n"
-    "           [--think-ms MIN[-MAX]] [--truth-field NAME] [--prefetch K]\n"
+    "Usage: quorum-agent simulate --project ID --annotators N --accuracy P[-Q]\n"
+    "           [--think-ms MIN[-MAX]] [--truth-field NAME] [--prefetch K] [--batch]\n"
+    "           [--skip-rate P] [--release-rate P] [--abandon-rate P] [--wait-ms N]\n"
+    "           [--urls URL1,URL2,...] [--ack-log FILE] [--duration S]\n"
     "           [--seed S] [--max-seconds S] [--json-summary FILE]\n"
     "\n"
     "Creates N annotator users (sim-<run>-<i>, new names each run) with the\n"
     "admin or manager token of the connection settings, then runs them in one\n"
-    "process until the project is complete. Each leases tasks, thinks, and\n"
-    "submits the true label (the task data's truth field) with probability P,\n"
-    "else a different label chosen uniformly. Failed submits are retried with\n"
-    "the same idempotency key; expired leases are dropped.\n"
+    "process until the project is complete (or --duration is over). Each leases\n"
+    "tasks, thinks, and submits the true label (the task data's truth field)\n"
+    "with its accuracy, else a different label chosen uniformly; or skips,\n"
+    "releases or abandons the lease at the given rates. Failed requests are\n"
+    "retried with the same idempotency keys; expired leases are dropped.\n"
     "\n"
     "  --project ID          the project's id\n"
     "  --annotators N        number of virtual annotators (1-1000)\n"
-    "  --accuracy P          probability of the true label, 0 to 1\n"
+    "  --accuracy P[-Q]      probability of the true label, 0 to 1; with a range,\n"
+    "                        each annotator's is drawn uniformly in [P, Q]\n"
     "  --think-ms MIN[-MAX]  think time per task, uniform in ms (default 0-5)\n"
     "  --truth-field NAME    task data field with the true label (default true_label)\n"
     "  --prefetch K          leases asked for at a time, 1-100 (default 1)\n"
-    "  --seed S              seed for label choices and think times (default:\n"
-    "                        random, printed in the summary); same seed, same\n"
-    "                        decisions per task and annotator\n"
-    "  --max-seconds S       give up after S seconds (default 600)\n"
-    "  --json-summary FILE   also write the summary as JSON to FILE\n"
+    "  --batch               send the results of one lease request together in\n"
+    "                        one batch submit (each with its own idempotency key)\n"
+    "  --skip-rate P         fraction of leases skipped, with a reason (default 0)\n"
+    "  --release-rate P      fraction of leases released, with a reason (default 0)\n"
+    "  --abandon-rate P      fraction of leases silently dropped, left to expire on\n"
+    "                        the broker (default 0); the three rates sum to <= 1.\n"
+    "                        An annotator releases or abandons a task only once\n"
+    "  --wait-ms N           lease requests wait up to N ms for work when none is\n"
+    "                        ready (long poll; 0-60000, default 2000)\n"
+    "  --urls URL1,URL2,...  brokers sharing one PostgreSQL and Redis: annotator i\n"
+    "                        starts on URL[i mod n] and moves to the next one after\n"
+    "                        a network error (instead of --url; same CA and token)\n"
+    "  --ack-log FILE        append \"task_id<TAB>annotator<TAB>annotation_id<TAB>lease\"\n"
+    "                        for every acknowledged submit (201 or 200 replayed),\n"
+    "                        flushed as the acknowledgements arrive\n"
+    "  --duration S          stop leasing after S seconds, finish and send what is\n"
+    "                        held, and exit 0 even if the project is not complete\n"
+    "                        (benchmarks)\n"
+    "  --seed S              seed for label choices, think times and lease outcomes\n"
+    "                        (default: random, printed in the summary); same seed,\n"
+    "                        same decisions per task and annotator\n"
+    "  --max-seconds S       give up (exit 1) after S seconds (default 600)\n"
+    "  --json-summary FILE   also write the summary as JSON to FILE (completions,\n"
+    "                        completions_per_second, lease_latency_ms and\n"
+    "                        submit_latency_ms {p50, p99, p999, n}, requests,\n"
+    "                        skipped, released, abandoned, errors by kind, ...)\n"
     "  --spool FILE          spool results in FILE (default: a private temporary\n"
     "                        directory, removed when the run ends with nothing\n"
     "                        pending); each result is fsynced before it is sent\n"
     "  --no-spool            do not spool (pure load tests)\n"
     "\n"
-    "Progress goes to stderr once a second; the summary (per annotator counts,\n"
-    "total, elapsed, completions/s, errors by kind) to stdout.\n"
+    "Progress goes to stderr once a second (completions/s, lease p99); the\n"
+    "summary (per annotator counts, total, elapsed, completions/s, latencies,\n"
+    "errors by kind) to stdout.\n"
+    "\n"
+    "Examples:\n"
+    "  quorum-agent simulate --project 7 --annotators 8 --accuracy 0.7-0.95 --think-ms 200-2000\n"
+    "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --think-ms 0 \\\n"
+    "      --prefetch 8 --batch --no-spool --duration 30 --json-summary sim.json\n"
     "\n"
     "%s" PROFILE_HELP "\n"
-    "Exit codes: 0 the project completed, 1 broker or network error, or\n"
-    "--max-seconds reached first, 2 usage error.\n";
+    "Exit codes: 0 the project completed (or --duration ended cleanly), 1 broker\n"
+    "or network error, or --max-seconds reached first, 2 usage error.\n";
 
 static const char login_help[] =
     "Usage: quorum-agent login --url URL --token TOKEN [--ca FILE] [--cert FILE --key FILE]\n"
@@ -315,11 +346,61 @@ static int parse_think(const char *s, int *min, int *max)
     return 0;
 }
 
+/* "P" or "P-Q" with 0 <= P <= Q <= 1. */
+static int parse_accuracy(const char *s, double *lo, double *hi)
+{
+    if (parse_double(s, 0.0, 1.0, lo) == 0) {
+        *hi = *lo;
+        return 0;
+    }
+    const char *dash = strchr(s, '-');
+    char first[64];
+    if (!dash || (size_t)(dash - s) >= sizeof first)
+        return -1;
+    memcpy(first, s, (size_t)(dash - s));
+    first[dash - s] = '\0';
+    if (parse_double(first, 0.0, 1.0, lo) < 0 || parse_double(dash + 1, 0.0, 1.0, hi) < 0 ||
+        *hi < *lo)
+        return -1;
+    return 0;
+}
+
+/* Splits "URL1,URL2,..." into *urls (heap copies, trailing '/' removed).
+ * Returns the count, or -1 on an empty entry or a URL that is not https. */
+static int split_urls(const char *list, char ***urls)
+{
+    int n = 0;
+    char **out = NULL;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && p[len - 1] == '/')
+            len--;
+        if (len == 0 || strncmp(p, "https://", 8) != 0 || len <= 8) {
+            for (int i = 0; i < n; i++)
+                free(out[i]);
+            free(out);
+            *urls = NULL;
+            return -1;
+        }
+        out = qr_xrealloc(out, (size_t)(n + 1) * sizeof *out);
+        out[n++] = qr_xstrndup(p, len);
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *urls = out;
+    return n;
+}
+
 static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *annotators = NULL, *accuracy = NULL, *think = NULL, *truth = NULL,
-               *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL;
-    int no_spool = 0;
+               *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL,
+               *skip = NULL, *release = NULL, *abandon = NULL, *wait = NULL, *ack_log = NULL,
+               *urls = NULL, *duration = NULL;
+    int no_spool = 0, batch = 0;
     qr_sim_options_t opt;
     long long v;
 
@@ -333,6 +414,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
             (r = take_value(argc, argv, &i, "--spool", &spool)) != 0 ||
             (r = flag(argv[i], "--no-spool", &no_spool)) != 0 ||
+            (r = flag(argv[i], "--batch", &batch)) != 0 ||
             (r = take_value(argc, argv, &i, "--annotators", &annotators)) != 0 ||
             (r = take_value(argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
             (r = take_value(argc, argv, &i, "--think-ms", &think)) != 0 ||
@@ -340,7 +422,14 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
             (r = take_value(argc, argv, &i, "--seed", &seed)) != 0 ||
             (r = take_value(argc, argv, &i, "--max-seconds", &max_seconds)) != 0 ||
-            (r = take_value(argc, argv, &i, "--json-summary", &summary)) != 0) {
+            (r = take_value(argc, argv, &i, "--json-summary", &summary)) != 0 ||
+            (r = take_value(argc, argv, &i, "--skip-rate", &skip)) != 0 ||
+            (r = take_value(argc, argv, &i, "--release-rate", &release)) != 0 ||
+            (r = take_value(argc, argv, &i, "--abandon-rate", &abandon)) != 0 ||
+            (r = take_value(argc, argv, &i, "--wait-ms", &wait)) != 0 ||
+            (r = take_value(argc, argv, &i, "--ack-log", &ack_log)) != 0 ||
+            (r = take_value(argc, argv, &i, "--urls", &urls)) != 0 ||
+            (r = take_value(argc, argv, &i, "--duration", &duration)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
         } else {
@@ -362,8 +451,9 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     opt.annotators = (int)v;
     if (!accuracy)
         return usage_error("simulate ", "simulate: --accuracy P is required");
-    if (parse_double(accuracy, 0.0, 1.0, &opt.accuracy) < 0)
-        return usage_error("simulate ", "simulate: --accuracy must be between 0 and 1, not '%s'",
+    if (parse_accuracy(accuracy, &opt.accuracy, &opt.accuracy_max) < 0)
+        return usage_error("simulate ",
+                           "simulate: --accuracy must be P or P-Q with 0 <= P <= Q <= 1, not '%s'",
                            accuracy);
     opt.think_min_ms = 0;
     opt.think_max_ms = 5;
@@ -382,6 +472,31 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                                prefetch);
         opt.prefetch = (int)v;
     }
+    opt.batch = batch;
+    const char *rate_names[] = {"--skip-rate", "--release-rate", "--abandon-rate"};
+    const char *rate_values[] = {skip, release, abandon};
+    double *rate_slots[] = {&opt.skip_rate, &opt.release_rate, &opt.abandon_rate};
+    for (int k = 0; k < 3; k++) {
+        if (rate_values[k] && parse_double(rate_values[k], 0.0, 1.0, rate_slots[k]) < 0)
+            return usage_error("simulate ", "simulate: %s must be between 0 and 1, not '%s'",
+                               rate_names[k], rate_values[k]);
+    }
+    if (opt.skip_rate + opt.release_rate + opt.abandon_rate > 1.0 + 1e-9)
+        return usage_error("simulate ",
+                           "simulate: --skip-rate, --release-rate and --abandon-rate add up to "
+                           "more than 1");
+    opt.wait_ms = 2000;
+    if (wait) {
+        if (parse_ll(wait, 0, 60000, &v) < 0)
+            return usage_error("simulate ", "simulate: --wait-ms must be 0-60000, not '%s'", wait);
+        opt.wait_ms = (int)v;
+    }
+    if (duration && parse_double(duration, 0.001, 1e7, &opt.duration) < 0)
+        return usage_error("simulate ", "simulate: --duration must be a positive number, not '%s'",
+                           duration);
+    opt.ack_log = ack_log;
+    if (ack_log && !ack_log[0])
+        return usage_error("simulate ", "simulate: --ack-log must name a file");
     if (seed) {
         if (parse_ll(seed, 0, INT64_MAX, &v) < 0)
             return usage_error("simulate ",
@@ -405,13 +520,31 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         return usage_error("simulate ", "simulate: --spool and --no-spool exclude each other");
     opt.spool_path = spool;
     opt.use_spool = !no_spool;
+    if (urls) {
+        opt.nurls = split_urls(urls, &opt.urls);
+        if (opt.nurls < 0)
+            return usage_error("simulate ",
+                               "simulate: --urls must be a comma-separated list of https:// "
+                               "URLs, not '%s'",
+                               urls);
+        /* The first broker is the one the settings name (for the project and
+         * user set-up); the others share its token and CA. */
+        free(cfg->url);
+        cfg->url = qr_xstrdup(opt.urls[0]);
+    }
 
+    int rc = EXIT_USAGE;
     if (resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
+        goto out;
+    rc = 1;
     if (qr_client_global_init() < 0)
-        return 1;
-    int rc = qr_sim_run(&opt, cfg);
+        goto out;
+    rc = qr_sim_run(&opt, cfg);
     qr_client_global_cleanup();
+out:
+    for (int i = 0; i < opt.nurls; i++)
+        free(opt.urls[i]);
+    free(opt.urls);
     return rc;
 }
 
