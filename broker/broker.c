@@ -30,8 +30,8 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->max_header_bytes = 16u << 10;
     cfg->idle_timeout_ms = 30000;
     cfg->reaper_ms = 1000;
-    cfg->window_tasks = 1000;
-    cfg->window_low = 256;
+    cfg->window_tasks = 4000;
+    cfg->window_low = 1500;
     cfg->cache_ttl_ms = 5000;
     cfg->rate_per_sec = 2000;
     cfg->rate_burst = 0; /* 2 x rate */
@@ -270,6 +270,10 @@ static void on_refill_ended(int rc, void *arg)
 static void on_window_added(int rc, void *arg)
 {
     refill_t *r = arg;
+    /* Long polls that found the window empty while another request held the
+     * refill lock are waiting: wake them now that there is work. */
+    if (rc == 0)
+        qr_broker_work_ready(r->b, r->project);
     if (qr_lease_refill_end(r->b->lease, r->project, rc == 0 && r->exhausted, on_refill_ended, r) <
         0)
         refill_finish(r);

@@ -29,8 +29,8 @@ typedef struct qr_broker_config_s {
     size_t max_header_bytes; /* default 16 KiB */
     int idle_timeout_ms;     /* default 30000 */
     int reaper_ms;           /* how often expired leases are returned; default 1000 */
-    int window_tasks;        /* tasks loaded per refill; default 1000 */
-    int window_low;          /* refill when fewer are ready; default 256 */
+    int window_tasks;        /* tasks loaded per refill; default 4000 */
+    int window_low;          /* refill when fewer are ready; default 1500 */
     int cache_ttl_ms;        /* token and project cache lifetime; default 5000 */
     int rate_per_sec;        /* requests per second per token; 0 = no limit; default 2000 */
     int rate_burst;          /* bucket size; default 2 x rate_per_sec */
