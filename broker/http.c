@@ -1197,3 +1197,112 @@ void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *ar
     while (srv->conns)
         conn_abort(srv->conns);
 }
+
+/* --- for the fuzz harness (tests/fuzz/fuzz_http.c) ------------------------ */
+
+/* The request handler while fuzzing: reads every field the way a real
+ * handler would (so that the sanitizers check them) and counts requests. */
+static void fuzz_handler(qr_http_request_t *req, void *user)
+{
+    int *count = user;
+    size_t n = strlen(req->method) + strlen(req->path) + strlen(req->peer);
+    if (req->query)
+        n += strlen(req->query);
+    if (req->authorization)
+        n += strlen(req->authorization);
+    if (req->content_type)
+        n += strlen(req->content_type);
+    if (req->body[req->body_len] != '\0' || n == 0)
+        abort(); /* the body is documented as NUL-terminated; a method is never empty */
+    (*count)++;
+}
+
+/*
+ * For the fuzz harness only; not called by quorumd. Runs one connection's
+ * request parsing (conn_process and the http-parser callbacks above,
+ * unchanged) over plain bytes: no socket, no TLS session. The bytes are
+ * added to the connection's input chunk bytes at a time (0: all at once),
+ * as successive socket reads would add them. Each complete request goes to
+ * fuzz_handler and is then answered as qr_http_respond does, minus the
+ * encryption and the write: the response is formatted and dropped, and
+ * parsing resumes if the request allows keep-alive. What cannot be sent
+ * without a TLS session (the server's own 4xx answers, a 100 Continue)
+ * fails to encrypt and ends the connection, as a broken TLS write would.
+ * Limits: 1024 bytes of head, 4096 of body. Returns the number of requests
+ * parsed, or a negative code if the setup failed.
+ */
+int qr_http_fuzz_parse(const uint8_t *data, size_t len, size_t chunk)
+{
+    static SSL_CTX *ctx; /* shared by every call; each server holds a reference */
+    if (!ctx && !(ctx = SSL_CTX_new(TLS_server_method())))
+        return QR_EIO;
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc < 0)
+        return rc;
+    int parsed = 0;
+    qr_http_server_t *srv = qr_xcalloc(1, sizeof *srv);
+    srv->loop = &loop;
+    SSL_CTX_up_ref(ctx);
+    srv->ssl_ctx = ctx;
+    srv->handler = fuzz_handler;
+    srv->user = &parsed;
+    srv->max_header_bytes = 1024;
+    srv->max_body_bytes = 4096;
+    srv->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    srv->max_connections = 1;
+    srv->closing = 1; /* freed with its last connection, at the end */
+
+    /* The connection as on_connection sets it up, minus accept. */
+    conn_t *c = qr_xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->state = CONN_OPEN;
+    c->in_head = 1;
+    snprintf(c->peer, sizeof c->peer, "fuzz:0");
+    if (uv_tcp_init(&loop, &c->tcp) < 0 || uv_timer_init(&loop, &c->timer) < 0)
+        abort(); /* neither allocates nor touches a socket: cannot fail */
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    srv->live = 1;
+    c->next = srv->conns;
+    srv->conns = c;
+    srv->nconns = 1;
+    if (conn_tls_init(c) < 0) {
+        conn_abort(c);
+        goto out;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+
+    size_t off = 0;
+    while (c->state == CONN_OPEN) {
+        if (c->inflight) {
+            req_t *r = c->inflight;
+            r->conn = NULL;
+            c->inflight = NULL;
+            int keep = r->keep_alive;
+            qr_buf_t out;
+            qr_buf_init(&out);
+            format_response(&out, 200, "application/json", "{}", 2, NULL, keep, r->head);
+            qr_buf_free(&out);
+            req_free(r);
+            if (!keep) {
+                conn_finish(c, 1);
+                break;
+            }
+            conn_process(c); /* requests pipelined behind this one */
+            continue;
+        }
+        if (off == len)
+            break;
+        size_t n = chunk && chunk < len - off ? chunk : len - off;
+        qr_buf_append(&c->in, data + off, n);
+        off += n;
+        conn_process(c);
+    }
+    conn_abort(c);
+out:
+    uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks free c, then srv */
+    uv_loop_close(&loop);
+    return parsed;
+}

@@ -24,6 +24,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct qr_http_server_s qr_http_server_t;
@@ -88,5 +89,11 @@ void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *ar
 
 /* The reason phrase for a status code ("Not Found"). */
 const char *qr_http_reason(int status);
+
+/* For the fuzz harness (tests/fuzz/fuzz_http.c) only; quorumd never calls
+ * it. Parses len bytes of plain HTTP (no TLS, no socket) with the server's
+ * own per-connection parser, fed chunk bytes at a time (0: all at once);
+ * returns the number of complete requests parsed (see http.c). */
+int qr_http_fuzz_parse(const uint8_t *data, size_t len, size_t chunk);
 
 #endif

@@ -11,7 +11,17 @@
  *
  * Time on task is the time the task was on screen, in ms, sent as active_ms.
  * Quitting (q, Ctrl-C, SIGTERM) releases every lease held, then restores
- * the terminal. The API has no undo yet: `u` says so.
+ * the terminal.
+ *
+ * Undo (`u`) retracts the last submit of this session: the network thread
+ * keeps the annotation id of the last submit the broker acknowledged and
+ * the expiry its lease had then (the latest heartbeat's). The broker undoes
+ * only while that lease has not expired, so past it `u` says "too late to
+ * undo" without asking. A submit still being sent is waited for: the undo
+ * is an action queued behind it, carried out once it is acknowledged. An
+ * undo answers with a new lease on the same task; the task goes on screen at
+ * once (the one that was there goes back to the head of the queue), shows
+ * the label it had, and is heartbeated and submitted like any other.
  */
 #include "label.h"
 
@@ -33,12 +43,23 @@
 
 /* A leased task waiting on screen or in the prefetch queue. */
 typedef struct task_s {
-    char *lease;     /* lease name (owned) */
-    int64_t task_id; /* the task */
-    json_t *data;    /* its data (owned reference) */
+    char *lease;          /* lease name (owned) */
+    int64_t task_id;      /* the task */
+    json_t *data;         /* its data (owned reference) */
+    int64_t expires_ms;   /* the lease's expiry as last heard (wall-clock ms), 0 unknown */
+    char *prev_label;     /* the label an undo took back (owned), or NULL */
+    int64_t on_screen_ms; /* time on screen before it was put back in the queue */
 } task_t;
 
-typedef enum { ACT_SUBMIT, ACT_SKIP, ACT_RELEASE } act_kind_t;
+typedef enum { ACT_SUBMIT, ACT_SKIP, ACT_RELEASE, ACT_UNDO } act_kind_t;
+
+/* The last submit of this session the broker acknowledged: what `u` undoes. */
+typedef struct last_s {
+    int64_t annotation_id; /* 0: nothing to undo */
+    int64_t task_id;
+    int64_t expires_ms; /* expiry of the lease it was submitted on, 0 unknown */
+    char *label;        /* owned */
+} last_t;
 
 typedef struct action_s {
     act_kind_t kind;
@@ -56,14 +77,21 @@ typedef struct label_s {
     size_t nqueue;
     action_t *actions; /* the UI's actions, in order */
     size_t nactions;
-    int busy;         /* the network thread is carrying out an action */
-    int complete;     /* the broker said project_complete */
-    int quitting;     /* the UI is leaving: release everything and stop */
-    char *current;    /* lease of the task on screen (owned), or NULL */
-    long done_today;  /* progress: my_annotations_today, -1 unknown */
-    long remaining;   /* progress: annotations_remaining, -1 unknown */
-    char status[256]; /* last message for the status line */
-    int wake_w;       /* write end of the UI's wake-up pipe */
+    int busy;                 /* the network thread is carrying out an action */
+    int complete;             /* the broker said project_complete */
+    int quitting;             /* the UI is leaving: release everything and stop */
+    char *current;            /* lease of the task on screen (owned), or NULL */
+    int64_t cur_expires_ms;   /* expiry of that lease as last heard, 0 unknown */
+    act_kind_t doing;         /* the action being carried out, when busy */
+    int64_t doing_task;       /* its task (0 for an undo) */
+    last_t last;              /* the last acknowledged submit (see the top) */
+    int64_t unstored_task;    /* the last submit cannot be undone: its task, else 0 */
+    const char *unstored_why; /* why not (static text) */
+    int undo_ready;           /* an undone task is at the head of the queue: show it now */
+    long done_today;          /* progress: my_annotations_today, -1 unknown */
+    long remaining;           /* progress: annotations_remaining, -1 unknown */
+    char status[256];         /* last message for the status line */
+    int wake_w;               /* write end of the UI's wake-up pipe */
 } label_t;
 
 static volatile sig_atomic_t stop_flag;
@@ -86,7 +114,14 @@ static void task_free(task_t *t)
 {
     free(t->lease);
     json_decref(t->data);
+    free(t->prev_label);
     memset(t, 0, sizeof *t);
+}
+
+static void last_clear(last_t *l)
+{
+    free(l->label);
+    memset(l, 0, sizeof *l);
 }
 
 static void lock(label_t *lb)
@@ -149,8 +184,10 @@ static int fetch(label_t *lb, agent_sess_t *s, int n)
                 continue;
             lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);
             lb->queue[lb->nqueue++] =
-                (task_t){name, json_integer_value(json_object_get(l, "task_id")),
-                         json_incref(json_object_get(l, "data"))};
+                (task_t){.lease = name,
+                         .task_id = json_integer_value(json_object_get(l, "task_id")),
+                         .data = json_incref(json_object_get(l, "data")),
+                         .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms"))};
             got++;
         }
     }
@@ -176,6 +213,20 @@ static void refresh_progress(label_t *lb, agent_sess_t *s)
     json_decref(ans);
 }
 
+/* Called with mu held: records a heartbeat's new expiry for lease wherever
+ * it is now (on screen, prefetched, or handed to an action meanwhile). */
+static void note_expiry(label_t *lb, const char *lease, int64_t expires_ms)
+{
+    if (lb->current && strcmp(lb->current, lease) == 0)
+        lb->cur_expires_ms = expires_ms;
+    for (size_t k = 0; k < lb->nqueue; k++)
+        if (strcmp(lb->queue[k].lease, lease) == 0)
+            lb->queue[k].expires_ms = expires_ms;
+    for (size_t k = 0; k < lb->nactions; k++)
+        if (lb->actions[k].task.lease && strcmp(lb->actions[k].task.lease, lease) == 0)
+            lb->actions[k].task.expires_ms = expires_ms;
+}
+
 /* Beats the heartbeat of the lease on screen and of every prefetched one.
  * Drops prefetched leases that are gone; says so for the one on screen. */
 static void beat(label_t *lb, agent_sess_t *s)
@@ -190,8 +241,13 @@ static void beat(label_t *lb, agent_sess_t *s)
     for (size_t i = 0; i < n; i++) {
         if (!names[i])
             continue;
-        int hb = agent_heartbeat(s, names[i]);
-        if (hb == 1 && i == n - 1) {
+        int64_t until = 0;
+        int hb = agent_heartbeat_until(s, names[i], &until);
+        if (hb == 0 && until > 0) {
+            lock(lb);
+            note_expiry(lb, names[i], until);
+            unlock(lb);
+        } else if (hb == 1 && i == n - 1) {
             lock(lb);
             set_status(lb, "the lease of the task on screen expired; its label will not count");
             wake_ui(lb);
@@ -217,12 +273,117 @@ static void beat(label_t *lb, agent_sess_t *s)
     free(names);
 }
 
+/* Called with mu held: whether the last acknowledged submit cannot be undone
+ * (nothing acknowledged, or its lease has expired: then it is forgotten);
+ * if so the status line says why. */
+static int undo_refused(label_t *lb)
+{
+    if (!lb->last.annotation_id && lb->unstored_task) {
+        set_status(lb, "cannot undo: task %lld's label %s", (long long)lb->unstored_task,
+                   lb->unstored_why);
+        return 1;
+    }
+    if (!lb->last.annotation_id) {
+        set_status(lb, "nothing to undo");
+        return 1;
+    }
+    if (lb->last.expires_ms > 0 && qr_now_ms() >= lb->last.expires_ms) {
+        set_status(lb, "too late to undo: task %lld's lease has ended (label %s kept)",
+                   (long long)lb->last.task_id, lb->last.label);
+        last_clear(&lb->last);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Undoes the last acknowledged submit, if its lease allows: on success the
+ * task comes back at the head of the queue on the new lease, flagged for the
+ * UI to show at once.
+ */
+static void undo(label_t *lb, agent_sess_t *s)
+{
+    lock(lb);
+    if (undo_refused(lb)) {
+        wake_ui(lb);
+        unlock(lb);
+        return;
+    }
+    int64_t id = lb->last.annotation_id, task = lb->last.task_id;
+    char *label = qr_xstrdup(lb->last.label);
+    unlock(lb);
+
+    char *path =
+        qr_xasprintf("/v1/projects/%lld/annotations/%lld/undo", lb->ag.project, (long long)id);
+    json_t *body = json_object();
+    json_t *ans = NULL;
+    int r = agent_request(s, "POST", path, body, &ans, 0);
+    json_decref(body);
+    free(path);
+    lock(lb);
+    if (r == 0) {
+        if (lb->last.annotation_id == id)
+            last_clear(&lb->last);
+        json_t *l = json_object_get(ans, "lease");
+        char *name = agent_lease_name(l);
+        if (!name) {
+            set_status(lb, "task %lld: label %s undone; the task will come back from the queue",
+                       (long long)task, label);
+        } else {
+            json_int_t tid = json_integer_value(json_object_get(l, "task_id"));
+            task_t t = {.lease = name,
+                        .task_id = tid ? tid : task,
+                        .data = json_incref(json_object_get(l, "data")),
+                        .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms")),
+                        .prev_label = qr_xstrdup(label)};
+            lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);
+            memmove(&lb->queue[1], &lb->queue[0], lb->nqueue * sizeof *lb->queue);
+            lb->queue[0] = t;
+            lb->nqueue++;
+            lb->undo_ready = 1;
+            set_status(lb, "task %lld: label %s undone; choose again", (long long)t.task_id, label);
+        }
+    } else if (r == AGENT_FAILED && s->call.status == 409) {
+        if (lb->last.annotation_id == id)
+            last_clear(&lb->last);
+        set_status(lb, "too late to undo: task %lld's lease has ended (label %s kept)",
+                   (long long)task, label);
+    } else if (r == AGENT_FAILED) {
+        set_status(lb, "undo: %s", s->call.message);
+        if (s->call.status == 401 || s->call.status == 403 ||
+            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
+            agent_fatal(&lb->ag, agent_exit_code(&s->call));
+    }
+    wake_ui(lb);
+    unlock(lb);
+    json_decref(ans);
+    free(label);
+}
+
 static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
 {
     int r;
-    if (a->kind == ACT_SUBMIT) {
-        r = agent_submit(s, a->task.lease, a->task.task_id, a->label, a->active_ms);
+    if (a->kind == ACT_UNDO) {
+        undo(lb, s);
+    } else if (a->kind == ACT_SUBMIT) {
+        int64_t annotation = 0;
+        r = agent_submit_id(s, a->task.lease, a->task.task_id, a->label, a->active_ms, &annotation);
         lock(lb);
+        last_clear(&lb->last);
+        lb->unstored_task = 0;
+        if (r == 0 && annotation > 0) {
+            lb->last.annotation_id = annotation;
+            lb->last.task_id = a->task.task_id;
+            lb->last.expires_ms = a->task.expires_ms;
+            lb->last.label = qr_xstrdup(a->label);
+        } else {
+            lb->unstored_task = a->task.task_id;
+            lb->unstored_why = r == 0   ? "has no annotation id in the broker's answer"
+                               : r == 1 ? "was not stored"
+                               : r == AGENT_STOPPED
+                                   ? "is still only in the spool (not acknowledged)"
+                                   : "was not acknowledged";
+        }
         if (r == 1)
             set_status(lb, "task %lld: not stored (see the .rejected file)",
                        (long long)a->task.task_id);
@@ -264,6 +425,8 @@ static void *net_main(void *arg)
             memmove(&lb->actions[0], &lb->actions[1], (lb->nactions - 1) * sizeof *lb->actions);
             lb->nactions--;
             lb->busy = 1;
+            lb->doing = a.kind;
+            lb->doing_task = a.task.task_id;
             unlock(lb);
             carry_out(lb, &s, &a);
             task_free(&a.task);
@@ -417,8 +580,12 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
                                   : "Waiting for a task...",
                      cols);
     } else {
-        char title[64];
-        snprintf(title, sizeof title, "Task %lld", (long long)cur->task_id);
+        char title[192];
+        if (cur->prev_label)
+            snprintf(title, sizeof title, "Task %lld   (undone; it was labeled %.100s)",
+                     (long long)cur->task_id, cur->prev_label);
+        else
+            snprintf(title, sizeof title, "Task %lld", (long long)cur->task_id);
         used += line(&out, title, cols);
         const char *key;
         json_t *v;
@@ -482,6 +649,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
 static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, int64_t active_ms)
 {
     lock(lb);
+    cur->expires_ms = lb->cur_expires_ms;
     lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
     lb->actions[lb->nactions++] =
         (action_t){kind, *cur, label ? qr_xstrdup(label) : NULL, active_ms};
@@ -492,22 +660,69 @@ static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, in
     unlock(lb);
 }
 
-/* Takes the next prefetched task, if any, as the one on screen. */
-static int take_current(label_t *lb, task_t *cur)
+/*
+ * Takes the next prefetched task, if any, as the one on screen when there is
+ * none (have = 0); an undone task at the head of the queue goes on screen even
+ * when there is one, which then takes its place at the head of the queue
+ * (keeping its time on screen). *shown_ms: when the one now on screen came,
+ * counting its earlier time on screen. Returns 1 when cur changed.
+ */
+static int take_current(label_t *lb, task_t *cur, int have, int64_t *shown_ms)
 {
     int got = 0;
+    int64_t now = qr_mono_ms();
     lock(lb);
-    if (lb->nqueue) {
+    if (lb->undo_ready && have && lb->nqueue && lb->queue[0].prev_label) {
+        task_t undone = lb->queue[0];
+        cur->expires_ms = lb->cur_expires_ms;
+        cur->on_screen_ms = now - *shown_ms;
+        lb->queue[0] = *cur;
+        *cur = undone;
+        got = 1;
+    } else if (!have && lb->nqueue) {
         *cur = lb->queue[0];
-        free(lb->current);
-        lb->current = qr_xstrdup(cur->lease);
         memmove(&lb->queue[0], &lb->queue[1], (lb->nqueue - 1) * sizeof *lb->queue);
         lb->nqueue--;
         got = 1;
         pthread_cond_signal(&lb->cond); /* prefetch the next */
     }
+    lb->undo_ready = 0;
+    if (got) {
+        free(lb->current);
+        lb->current = qr_xstrdup(cur->lease);
+        lb->cur_expires_ms = cur->expires_ms;
+        *shown_ms = now - cur->on_screen_ms;
+    }
     unlock(lb);
     return got;
+}
+
+/* `u`: queues an undo of the last submit, behind a submit still being sent
+ * (it waits for the broker's answer), or says at once why there is none. */
+static void request_undo(label_t *lb)
+{
+    lock(lb);
+    int64_t sending = lb->busy && lb->doing == ACT_SUBMIT ? lb->doing_task : 0;
+    int undoing = lb->busy && lb->doing == ACT_UNDO;
+    for (size_t i = 0; i < lb->nactions; i++) {
+        if (lb->actions[i].kind == ACT_SUBMIT)
+            sending = lb->actions[i].task.task_id;
+        undoing |= lb->actions[i].kind == ACT_UNDO;
+    }
+    if (undoing) {
+        set_status(lb, "undo: already on its way");
+    } else if (sending || !undo_refused(lb)) {
+        if (sending)
+            set_status(lb, "undo: waiting for the broker to acknowledge task %lld's label...",
+                       (long long)sending);
+        else
+            set_status(lb, "undo: taking back task %lld's label %s...", (long long)lb->last.task_id,
+                       lb->last.label);
+        lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
+        lb->actions[lb->nactions++] = (action_t){.kind = ACT_UNDO};
+        pthread_cond_signal(&lb->cond);
+    }
+    unlock(lb);
 }
 
 int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
@@ -587,10 +802,8 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     for (;;) {
         if (stop_flag || atomic_load(&lb.ag.fatal))
             break;
-        if (!have && take_current(&lb, &cur)) {
+        if (take_current(&lb, &cur, have, &shown_ms))
             have = 1;
-            shown_ms = qr_mono_ms();
-        }
         resized = 0;
         draw(&lb, have ? &cur : NULL, shown_ms);
         struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
@@ -613,9 +826,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         if (c == 'q' || c == 'Q')
             break;
         if (c == 'u' || c == 'U') {
-            lock(&lb);
-            set_status(&lb, "undo: not supported by this broker (the API has no undo yet)");
-            unlock(&lb);
+            request_undo(&lb);
             continue;
         }
         if (!have)
@@ -692,6 +903,7 @@ out:
     }
     free(lb.actions);
     free(lb.current);
+    last_clear(&lb.last);
     wake_fd = -1;
     if (pipefd[0] >= 0)
         close(pipefd[0]);

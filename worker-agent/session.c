@@ -338,10 +338,19 @@ static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const
 int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
                  int64_t active_ms)
 {
+    return agent_submit_id(s, lease, task_id, label, active_ms, NULL);
+}
+
+int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+                    int64_t active_ms, int64_t *annotation_id)
+{
     agent_t *ag = s->ag;
     char idem[33];
     uint64_t id = 0;
     int r;
+
+    if (annotation_id)
+        *annotation_id = 0;
 
     if ((r = qr_random_hex(16, idem)) < 0) {
         fprintf(stderr, "quorum-agent: no randomness for an idempotency key\n");
@@ -389,6 +398,7 @@ int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char
         return AGENT_STOPPED;
     }
     int replayed = json_is_true(json_object_get(answer, "replayed"));
+    json_int_t stored = json_integer_value(json_object_get(answer, "annotation_id"));
     json_decref(answer);
     if (r < 0 && (s->call.status == 401 || s->call.status == 403)) {
         fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
@@ -406,6 +416,8 @@ int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char
         agent_fatal(ag, AGENT_EXIT_ERROR);
         return -AGENT_EXIT_ERROR;
     }
+    if (o == 0 && annotation_id)
+        *annotation_id = (int64_t)stored;
     return o;
 }
 
@@ -438,6 +450,11 @@ int agent_release(agent_sess_t *s, const char *lease, const char *reason, int sk
 
 int agent_heartbeat(agent_sess_t *s, const char *lease)
 {
+    return agent_heartbeat_until(s, lease, NULL);
+}
+
+int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_ms)
+{
     agent_t *ag = s->ag;
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
     char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/heartbeat", ag->project, esc ? esc : "");
@@ -445,8 +462,18 @@ int agent_heartbeat(agent_sess_t *s, const char *lease)
     int r =
         qr_client_call_perform(&s->call, "POST", path, "", 0, "application/json", ag->cfg->token);
     free(path);
-    if (r == 0)
+    if (r == 0) {
+        if (expires_ms) {
+            json_error_t jerr;
+            json_t *ans =
+                json_loadb(s->call.body.data ? s->call.body.data : "", s->call.body.len, 0, &jerr);
+            json_t *exp = json_object_get(ans, "expires_at_ms");
+            if (json_is_integer(exp))
+                *expires_ms = (int64_t)json_integer_value(exp);
+            json_decref(ans);
+        }
         return 0;
+    }
     if (s->call.status == 409)
         return 1;
     return AGENT_FAILED;

@@ -109,6 +109,12 @@ int agent_load_project(agent_sess_t *s);
 int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
                  int64_t active_ms);
 
+/* agent_submit that also gives the stored annotation's id (the answer's
+ * annotation_id) in *annotation_id when it returns 0; 0 otherwise or when
+ * the answer had none. annotation_id may be NULL. */
+int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+                    int64_t active_ms, int64_t *annotation_id);
+
 /* Releases (skip = 0) or skips (skip = 1) a lease with a reason (may be
  * NULL). A 409 counts as done: the lease is gone either way. Returns 0,
  * AGENT_STOPPED or AGENT_FAILED. */
@@ -117,6 +123,11 @@ int agent_release(agent_sess_t *s, const char *lease, const char *reason, int sk
 /* Heartbeat: 0 while the lease is valid, 1 when it is gone (409), or
  * AGENT_STOPPED / AGENT_FAILED. Not retried: the caller beats again later. */
 int agent_heartbeat(agent_sess_t *s, const char *lease);
+
+/* agent_heartbeat that also gives the lease's new expiry (the answer's
+ * expires_at_ms, wall-clock ms) in *expires_ms when it returns 0 and the
+ * answer has one; *expires_ms is left alone otherwise. */
+int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_ms);
 
 /*
  * Sends every spooled result of this broker and token (batch submit, 100 at

@@ -1,0 +1,97 @@
+/*
+ * fuzz_agreement_csv.c - libFuzzer harness for the agreement CSV reader
+ * (common/agreement_csv.c, libcsv underneath) and the report built from
+ * what it read (common/agreement*.c): qr_agreement_read_csv over the input
+ * through fmemopen, then qr_agreement_json with and without per-item
+ * entries, and the per-item iterator of qr_agreement_report.
+ *
+ * Checked beyond the sanitizers: an error names a line ("line N: ...") and
+ * is the negative of that N; the report is a JSON object that encodes; the
+ * iterator lists as many items as "per_item" does, with agreements in
+ * [0, 1].
+ */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agreement.h"
+#include "log.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    qr_log_init("fuzz_agreement_csv", QR_LOG_ERROR);
+    return 0;
+}
+
+static void check_report(qr_agreement_t *a)
+{
+    json_t *full = qr_agreement_json(a, 1);
+    if (!json_is_object(full))
+        abort();
+    char *text = json_dumps(full, JSON_COMPACT);
+    if (!text)
+        abort();
+    free(text);
+    size_t listed = json_array_size(json_object_get(full, "per_item"));
+    json_decref(full);
+
+    qr_agreement_items_t *it = NULL;
+    json_t *report = qr_agreement_report(a, &it);
+    if (!json_is_object(report) || !it)
+        abort();
+    if (qr_agreement_items_count(it) != listed) {
+        fprintf(stderr, "fuzz_agreement_csv: iterator has %zu items, per_item %zu\n",
+                qr_agreement_items_count(it), listed);
+        abort();
+    }
+    qr_agreement_item_t item;
+    size_t seen = 0;
+    while (qr_agreement_items_next(it, &item)) {
+        seen++;
+        if (!item.item || strlen(item.item) != item.item_len || item.judgements == 0)
+            abort();
+        if (item.has_agreement && !(item.agreement >= 0.0 && item.agreement <= 1.0))
+            abort();
+        if (item.majority && strlen(item.majority) != item.majority_len)
+            abort();
+    }
+    if (seen != listed)
+        abort();
+    qr_agreement_items_free(it);
+    json_decref(report);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    FILE *f = fmemopen((void *)data, size, "r");
+    if (!f)
+        return 0; /* size 0 on an old libc */
+    qr_agreement_t *a = qr_agreement_new();
+    char err[512];
+    int rc = qr_agreement_read_csv(f, a, err, sizeof err);
+    fclose(f);
+    if (rc > 0)
+        abort();
+    if (rc < 0) {
+        char want[32];
+        snprintf(want, sizeof want, "line %d: ", -rc);
+        if (strncmp(err, want, strlen(want)) != 0) {
+            fprintf(stderr, "fuzz_agreement_csv: returned %d with \"%s\"\n", rc, err);
+            abort();
+        }
+    } else if (err[0] != '\0') {
+        abort();
+    }
+    /* Rows read before an error are a valid set too: report on them all. */
+    check_report(a);
+    qr_agreement_free(a);
+    return 0;
+}
