@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # quorum-agent label driven through tmux (send-keys / capture-pane): the
 # screen shows the task text, the numbered choices and the progress line; a
-# digit submits that label with the time on screen as active_ms, s skips,
-# u says undo is not supported by this broker, a resize redraws, q quits and
-# gives back the prefetched leases. Also: it refuses a non-terminal stdin.
+# digit submits that label with the time on screen as active_ms; u undoes
+# the last submit (the annotation leaves PostgreSQL, the task is on screen
+# again on a new lease, and the next choice stores the corrected label: one
+# annotation for the task); u with nothing to undo says so; s skips, a
+# resize redraws, q quits and gives back the leases held. Also: it refuses a
+# non-terminal stdin.
 . "$(dirname "$0")/lib.sh"
 
 command -v tmux >/dev/null || { echo "ok - SKIP: tmux not installed"; finish; }
@@ -47,13 +50,37 @@ screen | sed 's/^/    | /'
 screen | grep -q "review number 1: the soup was cold" && pass "shows the task text" || fail "no task text"
 screen | grep -q "\[1\] positive   \[2\] negative   \[3\] neutral" && pass "shows the numbered choices" || fail "no choices"
 check "fits 80 columns" 0 "$(screen | awk 'length > 80' | wc -l)"
+T1="(SELECT min(id) FROM tasks WHERE project_id = $P)"
+wait_sql() { # wait_sql EXPECTED QUERY: until the query gives EXPECTED (10 s); prints the last answer
+    local i v=""
+    for i in $(seq 1 100); do v=$(sql "$2"); [ "$v" = "$1" ] && break; sleep 0.1; done
+    printf '%s' "$v"
+}
+"${TMUX_CMD[@]}" send-keys -t label u
+wait_for "nothing to undo" && pass "u before any submit: nothing to undo" || fail "u with nothing: $(screen)"
+"${TMUX_CMD[@]}" send-keys -t label 1
+wait_for "Task 2" && pass "choosing shows the next task at once (prefetched)" || fail "after choosing: $(screen)"
+check "the first choice is stored" "positive" \
+    "$(wait_sql positive "SELECT string_agg(label, ',') FROM annotations WHERE task_id = $T1")"
+"${TMUX_CMD[@]}" send-keys -t label u
+wait_for "Task 1 .*undone; it was labeled positive" && pass "u: task 1 is on screen again, its label shown" ||
+    fail "after u: $(screen)"
+screen | grep -q "review number 1: the soup was cold" && pass "u: the same task's text is on screen again" ||
+    fail "no task 1 text after u: $(screen)"
+check "u: the annotation is gone from PostgreSQL" 0 \
+    "$(wait_sql 0 "SELECT count(*) FROM annotations WHERE task_id = $T1")"
+check "u: the submitted lease is ended as undone" 1 \
+    "$(sql "SELECT count(*) FROM leases WHERE project_id = $P AND task_id = $T1 AND reason = 'undone'")"
+screen | sed 's/^/    | /'
+"${TMUX_CMD[@]}" send-keys -t label u
+wait_for "nothing to undo" && pass "u again: nothing to undo (one level)" || fail "second u: $(screen)"
 sleep 1.2 # time on task
 "${TMUX_CMD[@]}" send-keys -t label 2
-wait_for "Task 2" && pass "choosing shows the next task at once (prefetched)" || fail "after choosing: $(screen)"
+wait_for "Task 2" && pass "after the corrected choice the task put aside is back" || fail "after re-choosing: $(screen)"
+check "the corrected label is stored, one annotation for the task" "negative" \
+    "$(wait_sql negative "SELECT string_agg(label, ',') FROM annotations WHERE task_id = $T1")"
 "${TMUX_CMD[@]}" send-keys -t label s
 wait_for "Task 3" && pass "s skips to the next task" || fail "after skip: $(screen)"
-"${TMUX_CMD[@]}" send-keys -t label u
-wait_for "not supported by this broker" && pass "u: undo not supported, said on screen" || fail "after u: $(screen)"
 "${TMUX_CMD[@]}" resize-window -t label -x 100 -y 30 2>/dev/null || "${TMUX_CMD[@]}" resize-pane -t label -x 100 -y 30
 sleep 0.5
 screen | grep -q "review number 3" && pass "redrawn after a resize" || fail "after resize: $(screen)"
@@ -63,7 +90,7 @@ for i in $(seq 1 100); do [ -s "$E2E_DIR/label.rc" ] && break; sleep 0.1; done
 check "q exits 0" 0 "$(cat "$E2E_DIR/label.rc" 2>/dev/null)"
 sed 's/^/    stderr: /' "$E2E_DIR/label.err"
 
-check "task 1 labeled negative" negative "$(sql "SELECT label FROM annotations WHERE project_id = $P AND task_id = (SELECT min(id) FROM tasks WHERE project_id = $P)")"
+check "task 1 labeled negative" negative "$(sql "SELECT label FROM annotations WHERE project_id = $P AND task_id = $T1")"
 check "one annotation in all" 1 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
 check "active_ms is the time on screen (>= 1 s)" t "$(sql "SELECT active_ms >= 1000 AND active_ms < 30000 FROM annotations WHERE project_id = $P")"
 check "task 2 skipped" skipped "$(sql "SELECT outcome FROM leases WHERE project_id = $P AND task_id = (SELECT min(id) + 1 FROM tasks WHERE project_id = $P)")"
@@ -72,5 +99,25 @@ check "quitting released the task on screen and the prefetched ones" 3 \
 r=$(api POST "/v1/projects/$P/leases" "$TOKEN" '{"max":10}')
 check "the released tasks can be leased again at once" 3 "$(echo "${r#* }" | jq '.leases | length')"
 check "label spool empty" "spool $E2E_DIR/label-spool: 0 result(s) pending" "$("$AGENT" spool --spool "$E2E_DIR/label-spool")"
+
+# Past the expiry of the lease a label was submitted on, u says "too late to
+# undo" and the label stays.
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"term-late","labels":["x","y"],"annotations_per_task":1,"lease_ttl_ms":1000}')
+P2=$(echo "${r#* }" | jq .id)
+for i in 1 2; do echo "{\"text\":\"late review $i\"}"; done | "$QR_BIN_DIR/quorumctl" import --project "$P2" - >/dev/null
+sed -e "s/--project $P /--project $P2 /" -e 's/label\.rc/label2.rc/' "$E2E_DIR/run-label.sh" >"$E2E_DIR/run-label2.sh"
+chmod +x "$E2E_DIR/run-label2.sh"
+"${TMUX_CMD[@]}" new-session -d -s late -x 80 -y 24 "$E2E_DIR/run-label2.sh"
+screen() { "${TMUX_CMD[@]}" capture-pane -p -t late; }
+wait_for "late review 1" && pass "late: a task is on screen" || fail "late: no task: $(screen)"
+"${TMUX_CMD[@]}" send-keys -t late 1
+check "late: the label is stored" 1 "$(wait_sql 1 "SELECT count(*) FROM annotations WHERE project_id = $P2")"
+sleep 1.5 # past the 1 s lease
+"${TMUX_CMD[@]}" send-keys -t late u
+wait_for "too late to undo" && pass "late: u says too late to undo" || fail "late u: $(screen)"
+check "late: the label stays" 1 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P2")"
+"${TMUX_CMD[@]}" send-keys -t late q
+for i in $(seq 1 100); do [ -s "$E2E_DIR/label2.rc" ] && break; sleep 0.1; done
+check "late: q exits 0" 0 "$(cat "$E2E_DIR/label2.rc" 2>/dev/null)"
 tmux_cleanup
 finish
