@@ -46,5 +46,8 @@ void qr_log(int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000, prog,
-            names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+            names[level < 0   ? 0
+                  : level > 3 ? 3
+                              : level],
+            line);
 }
