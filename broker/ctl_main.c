@@ -131,30 +131,10 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/*
- * If argv[*i] is the flag `name` (as `name VALUE` or `name=VALUE`), stores a
- * pointer to the value (borrowed from argv) in *value, advances *i and returns
- * 1. Returns 0 for another argument and -1 (message printed) for a missing value.
- */
+/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
 static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", prog, name);
-        return -1;
-    }
-    *i += 1;
-    *value = argv[*i];
-    return 1;
+    return qr_client_take_value(prog, argc, argv, i, name, value);
 }
 
 /* Parses a decimal integer in [min, max]; returns 0 or -1. */

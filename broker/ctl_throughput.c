@@ -336,25 +336,10 @@ static void query_add(qr_buf_t *q, const char *key, const char *value)
     }
 }
 
+/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
 static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", prog, name);
-        return -1;
-    }
-    *i += 1;
-    *value = argv[*i];
-    return 1;
+    return qr_client_take_value(prog, argc, argv, i, name, value);
 }
 
 static int positive(const char *s, long long max, long long *out)

@@ -58,6 +58,15 @@ void qr_client_config_free(qr_client_config_t *cfg);
 int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i);
 
 /*
+ * If argv[*i] is the flag `name`, given as `name VALUE` or `name=VALUE`, stores a pointer to the
+ * value (borrowed from argv) in *value, advances *i past it and returns 1. Returns 0 for any other
+ * argument (including `nameX`), and -1 after printing "PROG: NAME needs a value" to stderr when
+ * `name` is the last argument. The one flag parser of quorumctl and quorum-agent.
+ */
+int qr_client_take_value(const char *prog, int argc, char **argv, int *i, const char *name,
+                         const char **value);
+
+/*
  * Fills the settings not given by flags from the environment, then from the
  * nearest `.quorum/env` (lines `KEY=value` or `export KEY=value`, value bare,
  * 'single-' or "double-quoted"; `#` comments). A relative QUORUM_CA from the

@@ -247,26 +247,10 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* See take_value in broker/ctl_main.c: `name VALUE` or `name=VALUE`. */
+/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
 static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "quorum-agent: %s needs a value\n", name);
-        return -1;
-    }
-    *i += 1;
-    *value = argv[*i];
-    return 1;
+    return qr_client_take_value("quorum-agent", argc, argv, i, name, value);
 }
 
 /* A boolean flag: sets *on and returns 1 when arg is name. */
