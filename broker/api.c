@@ -1051,7 +1051,10 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
 {
     ctx_t *c = arg;
     if (rc < 0) {
-        qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], NULL, NULL);
+        /* Unknown whether PostgreSQL committed. The lease stays pinned, so
+         * the agent's resend (same lease, same idempotency key) within the
+         * grace goes through or finds the first result; past it the reaper
+         * returns the slot, and PostgreSQL's constraints keep it exact. */
         respond_backend(c, "PostgreSQL", err);
         return;
     }
@@ -1249,6 +1252,9 @@ static void h_batch_submit(ctx_t *c)
         json_t *lease = json_object_get(o, "lease");
         ctx_t *k = qr_xcalloc(1, sizeof *k);
         k->b = c->b;
+        /* Borrowed for logging: the parent holds the request until every
+         * child has answered through batch_result. */
+        k->req = c->req;
         k->route = c->route;
         k->user = c->user;
         k->project = c->project;

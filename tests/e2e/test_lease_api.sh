@@ -151,4 +151,25 @@ r=$(api POST "/v1/projects/$PF/leases/999999/submit" "$A" '{"label":"x"}')
 check "a lease nobody knows: 409, nothing stored" "409 6" "${r%% *} $(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
 check "no task over-filled" 0 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $PF AND done_count > required")"
 
+# --- PostgreSQL failing under a batch submit ------------------------------------------------
+# Each result of the batch answers 503 on its own (this path once crashed the
+# broker), nothing is stored, and the leases stay live for a retry.
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"pgfail","labels":["x","y"]}')
+PF=$(echo "${r#* }" | jq .id)
+seq 1 2 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$PF" - >/dev/null
+r=$(api POST "/v1/projects/$PF/leases" "$B" '{"max":2}')
+L1=$(echo "${r#* }" | jq -r '.leases[0].lease')
+L2=$(echo "${r#* }" | jq -r '.leases[1].lease')
+before=$(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")
+sql "ALTER FUNCTION quorum_submit_batch RENAME TO quorum_submit_batch_away" >/dev/null
+r=$(api POST "/v1/projects/$PF/submit" "$B" "{\"results\":[{\"lease\":\"$L1\",\"label\":\"x\"},{\"lease\":\"$L2\",\"label\":\"x\"}]}")
+sql "ALTER FUNCTION quorum_submit_batch_away RENAME TO quorum_submit_batch" >/dev/null
+check "batch submit while PostgreSQL fails: 200 with 503 per result" "200 503 503" \
+    "${r%% *} $(echo "${r#* }" | jq -r '[.results[].status] | join(" ")')"
+check "and nothing stored" "$before" "$(sql "SELECT count(*) FROM annotations WHERE project_id = $PF")"
+r=$(api GET /healthz "")
+check "the broker is still up" 200 "${r%% *}"
+r=$(api POST "/v1/projects/$PF/submit" "$B" "{\"results\":[{\"lease\":\"$L1\",\"label\":\"x\"},{\"lease\":\"$L2\",\"label\":\"x\"}]}")
+check "the retry is stored" "201 201" "$(echo "${r#* }" | jq -r '[.results[].status] | join(" ")')"
+
 finish
