@@ -141,19 +141,36 @@ completions=$(done_count)
 outcomes=$(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases
     WHERE project_id = $PROJECT GROUP BY outcome ORDER BY outcome) o")
 say "completions $completions (required $REQUIRED); acknowledged $acked; lease outcomes: $outcomes"
+# Both brokers stop cleanly (SIGTERM), and neither logged a sanitizer report
+# or a crash (the test build runs with ASan + UBSan).
+BROKERS_OK=true
+for q in 1 2; do # not our children (started in a subshell): poll, then read the log
+    pid=Q$q
+    kill -TERM "${!pid}" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "${!pid}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${!pid}" 2>/dev/null || [ "$(tail -n1 "$W/q$q.log" | grep -c 'quorumd info: stopped')" != 1 ]; then
+        say "broker $q did not stop cleanly: $(tail -n1 "$W/q$q.log")"
+        BROKERS_OK=false
+    fi
+done
+Q1="" Q2=""
+if grep -l 'Sanitizer\|runtime error' "$W/q1.log" "$W/q2.log"; then
+    grep -h -A20 'Sanitizer\|runtime error' "$W/q1.log" "$W/q2.log" | head -60
+    BROKERS_OK=false
+fi
 ok() { [ "$1" = 0 ] && echo true || echo false; }
 EXACT=$(ok "$bad_overlap"); NODUP=$(ok "$dup_pairs"); ACKED=$(ok "$missing"); NOSTALE=$(ok "$stale")
-say "exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live)"
+say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live)"
 jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argjson acked "$acked" \
     --argjson kills "$KILLS" --argjson flushes "$FLUSHES" --argjson pgr "$PGRESTARTS" \
-    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" \
+    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" \
     --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
     --arg outcomes "$outcomes" --slurpfile sim "$W/sim.json" \
     '{completions: $completions, required: $required, acknowledged: $acked, tasks: $tasks,
       annotators: $annotators, brokers: 2, simulate_exit: $simrc, lease_outcomes: $outcomes,
       faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
       checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
-               no_stale_leases: $nostale},
+               no_stale_leases: $nostale, brokers_clean: $brokers},
       simulate: ($sim[0] // null)}' >"$OUT"
 say "wrote $OUT"
-[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ]
+[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]

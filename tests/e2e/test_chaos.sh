@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The chaos run of deploy/chaos.sh (issue 3) on the test build: two brokers,
+# 200 annotators, >= 20,000 completions, a broker SIGKILLed and restarted, a
+# Redis FLUSHALL and a PostgreSQL restart; every check must hold. It starts
+# its own PostgreSQL and Redis (it restarts them), not the shared stack.
+set -euo pipefail
+: "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
+out=$(mktemp /tmp/quorum-chaos-json.XXXXXX)
+trap 'rm -f "$out"' EXIT
+rc=0
+"$QR_SOURCE_DIR/deploy/chaos.sh" --bin "$QR_BIN_DIR" --out "$out" || rc=$?
+jq -c '{completions, faults, checks}' "$out" || true
+if [ $rc = 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi
+exit $rc
