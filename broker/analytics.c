@@ -264,12 +264,15 @@
     "   count(*) FILTER (WHERE kind = 'expire') AS expired FROM ev GROUP BY 1) e" \
     "  ON e.h = h.h"
 
-/* Per project: open tasks, complete tasks, annotations remaining, annotations. */
-#define SQL_METRICS \
-    "SELECT p.id, coalesce(t.open, 0), coalesce(t.complete, 0), coalesce(t.remaining, 0)," \
-    " coalesce(a.n, 0)" \
+/* Per project: waiting, in progress and complete tasks, annotations
+ * remaining, annotations stored. */
+#define SQL_QUEUE \
+    "SELECT p.id, coalesce(t.waiting, 0), coalesce(t.in_progress, 0), coalesce(t.complete, 0)," \
+    " coalesce(t.remaining, 0), coalesce(a.n, 0)" \
     " FROM projects p" \
-    " LEFT JOIN (SELECT project_id, count(*) FILTER (WHERE state <> 'complete') AS open," \
+    " LEFT JOIN (SELECT project_id," \
+    "   count(*) FILTER (WHERE state <> 'complete' AND done_count = 0) AS waiting," \
+    "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS in_progress," \
     "   count(*) FILTER (WHERE state = 'complete') AS complete," \
     "   sum(required - done_count) FILTER (WHERE state <> 'complete') AS remaining" \
     "  FROM tasks GROUP BY project_id) t ON t.project_id = p.id" \
@@ -564,63 +567,43 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     return rc;
 }
 
-/* --- Prometheus text ------------------------------------------------------------------ */
+/* --- the queue of every project (GET /metrics) ------------------------------------- */
 
-typedef struct metrics_s {
-    qr_analytics_text_cb cb;
+typedef struct queue_req_s {
+    qr_analytics_queue_cb cb;
     void *arg;
-} metrics_t;
+} queue_req_t;
 
-static void on_metrics(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+static void on_queue(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
-    metrics_t *m = arg;
-    qr_analytics_text_cb cb = m->cb;
-    void *cb_arg = m->arg;
-    free(m);
+    queue_req_t *q = arg;
+    qr_analytics_queue_cb cb = q->cb;
+    void *cb_arg = q->arg;
+    free(q);
     if (!res) {
-        qr_warn("metrics: PostgreSQL failed: %s", err ? err : "?");
-        const char *t = "PostgreSQL is not available right now\n";
-        cb(503, t, strlen(t), cb_arg);
+        qr_warn("metrics: the queue query failed: %s", err ? err : "?");
+        cb(NULL, 0, err ? err : "PostgreSQL failed", cb_arg);
         return;
     }
-    static const struct {
-        const char *name, *type, *help;
-    } fam[] = {
-        {"quorum_tasks", "gauge", "Tasks per project by state (open: not all annotations in)."},
-        {"quorum_annotations_remaining", "gauge",
-         "Annotations still needed per project (sum over open tasks of required - done)."},
-        {"quorum_annotations_total", "counter", "Annotations stored per project."},
-    };
     int n = PQntuples(res);
-    qr_buf_t b;
-    qr_buf_init(&b);
-    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-        qr_buf_appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
-                       fam[f].type);
-        for (int i = 0; i < n; i++) {
-            const char *p = PQgetvalue(res, i, 0);
-            if (f == 0) {
-                qr_buf_appendf(&b, "quorum_tasks{project=\"%s\",state=\"open\"} %s\n", p,
-                               PQgetvalue(res, i, 1));
-                qr_buf_appendf(&b, "quorum_tasks{project=\"%s\",state=\"complete\"} %s\n", p,
-                               PQgetvalue(res, i, 2));
-            } else {
-                qr_buf_appendf(&b, "%s{project=\"%s\"} %s\n", fam[f].name, p,
-                               PQgetvalue(res, i, f == 1 ? 3 : 4));
-            }
-        }
+    qr_analytics_queue_t *rows = qr_xcalloc(n > 0 ? (size_t)n : 1, sizeof *rows);
+    for (int i = 0; i < n; i++) {
+        int64_t *f[] = {&rows[i].project,  &rows[i].waiting,   &rows[i].in_progress,
+                        &rows[i].complete, &rows[i].remaining, &rows[i].annotations};
+        for (int k = 0; k < 6; k++)
+            *f[k] = strtoll(PQgetvalue(res, i, k), NULL, 10);
     }
-    cb(200, b.data ? b.data : "", b.len, cb_arg);
-    qr_buf_free(&b);
+    cb(rows, n, NULL, cb_arg);
+    free(rows);
 }
 
-int qr_analytics_metrics_text(qr_pg_t *pg, qr_analytics_text_cb cb, void *arg)
+int qr_analytics_queue(qr_pg_t *pg, qr_analytics_queue_cb cb, void *arg)
 {
-    metrics_t *m = qr_xmalloc(sizeof *m);
-    m->cb = cb;
-    m->arg = arg;
-    int rc = qr_pg_query(pg, SQL_METRICS, 0, NULL, on_metrics, m);
+    queue_req_t *q = qr_xmalloc(sizeof *q);
+    q->cb = cb;
+    q->arg = arg;
+    int rc = qr_pg_query(pg, SQL_QUEUE, 0, NULL, on_queue, q);
     if (rc < 0)
-        free(m);
+        free(q);
     return rc;
 }

@@ -74,17 +74,27 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
 int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id, const char *query,
                             int64_t now_ms, qr_analytics_cb cb, void *arg);
 
+/* One project's queue, as GET /metrics reports it. */
+typedef struct qr_analytics_queue_s {
+    int64_t project;
+    int64_t waiting;     /* not complete, no annotation yet (leased or not) */
+    int64_t in_progress; /* not complete, some annotations in */
+    int64_t complete;    /* every required annotation in */
+    int64_t remaining;   /* annotations still needed (sum of required - done) */
+    int64_t annotations; /* annotations stored */
+} qr_analytics_queue_t;
+
+/* rows: n projects by id (valid during the callback only), or NULL with err
+ * when PostgreSQL failed. */
+typedef void (*qr_analytics_queue_cb)(const qr_analytics_queue_t *rows, int n, const char *err,
+                                      void *arg);
+
 /*
- * Prometheus text exposition (version 0.0.4) of every project's queue, from
- * PostgreSQL: quorum_tasks{project,state="open"|"complete"} (gauge),
- * quorum_annotations_remaining{project} (gauge) and
- * quorum_annotations_total{project} (counter). It scans tasks and the
- * annotations index, so scrape it every 15 s or more, not every second.
- * cb gets the status (200 or 503) and the text (owned by the module, valid
- * during the callback only; a one-line message for 503). Returns a negative
- * code, without calling cb, only when the pool is closing.
+ * Every project's queue from PostgreSQL (tasks by state, annotations
+ * remaining and stored). It scans tasks and the annotations index, so
+ * scrape it every 15 s or more, not every second. Returns a negative code,
+ * without calling cb, only when the pool is closing.
  */
-typedef void (*qr_analytics_text_cb)(int status, const char *text, size_t len, void *arg);
-int qr_analytics_metrics_text(qr_pg_t *pg, qr_analytics_text_cb cb, void *arg);
+int qr_analytics_queue(qr_pg_t *pg, qr_analytics_queue_cb cb, void *arg);
 
 #endif

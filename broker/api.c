@@ -20,6 +20,7 @@
 #include "live_agreement.h"
 #include "import.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -69,6 +70,8 @@ struct ctx_s {
     int index;     /* batch submit: position in the parent's results */
     int pending;   /* batch submit: results still running */
     json_t *out;
+    uint64_t start_ns; /* uv_hrtime() when the request was complete (metrics) */
+    int timed;         /* 1 + the qr_metric_request_t to record, or 0 */
 };
 
 /* --- responses ----------------------------------------------------------------- */
@@ -106,6 +109,8 @@ static void respond_json(ctx_t *c, int status, json_t *j)
         batch_result(c, status, j);
         return;
     }
+    if (c->timed)
+        qr_metrics_request((qr_metric_request_t)(c->timed - 1), uv_hrtime() - c->start_ns, status);
     /* 12 significant digits keep rounded figures readable (891.21, not
      * 891.21000000000004); the agreement report keeps all 17, so it equals
      * the offline computation to the last bit. */
@@ -722,6 +727,7 @@ static void wait_for_work(ctx_t *c)
         return;
     }
     c->waiting = 1;
+    c->timed = 0; /* its time is the long-poll wait, not the broker's */
     c->wait_prev = NULL;
     c->wait_next = c->b->api_waiters;
     if (c->wait_next)
@@ -829,6 +835,7 @@ static void h_lease(ctx_t *c)
         int_field(c, "wait_ms", 0, 60000, 0, &wait_ms) < 0)
         return;
     c->max = (int)max;
+    c->timed = 1 + QR_METRIC_LEASE;
     c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
     lease_try(c);
 }
@@ -1208,6 +1215,7 @@ static void submit_start(ctx_t *c)
 
 static void h_submit(ctx_t *c)
 {
+    c->timed = 1 + QR_METRIC_SUBMIT;
     if (parse_body(c, 0) < 0 || read_result(c, c->body) < 0)
         return;
     submit_start(c);
@@ -1234,6 +1242,7 @@ static void batch_result(ctx_t *child, int status, json_t *j)
 
 static void h_batch_submit(ctx_t *c)
 {
+    c->timed = 1 + QR_METRIC_BATCH_SUBMIT;
     if (parse_body(c, 0) < 0)
         return;
     json_t *results = json_object_get(c->body, "results");
@@ -1460,31 +1469,140 @@ static void h_throughput(ctx_t *c)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
-static void on_metrics_text(int status, const char *text, size_t len, void *arg)
+static void on_metrics_scraped(const char *text, size_t len, void *arg)
 {
     ctx_t *c = arg;
-    qr_buf_t b;
-    qr_buf_init(&b);
-    qr_buf_append(&b, text, len);
-    if (status == 200)
-        qr_buf_appendf(&b,
-                       "# HELP quorum_events_dropped_total Lease events dropped (buffer full).\n"
-                       "# TYPE quorum_events_dropped_total counter\n"
-                       "quorum_events_dropped_total %llu\n"
-                       "# HELP quorum_annotation_commits_total Group commits of annotations.\n"
-                       "# TYPE quorum_annotation_commits_total counter\n"
-                       "quorum_annotation_commits_total %llu\n",
-                       (unsigned long long)qr_events_dropped(c->b->events),
-                       (unsigned long long)qr_committer_batches(c->b->committer));
-    qr_http_respond(c->req, status, "text/plain; version=0.0.4", b.data, b.len, NULL);
-    qr_buf_free(&b);
+    qr_http_respond(c->req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
     ctx_free(c);
 }
 
+/* Admins, or anyone with --metrics-public (qr_api_handle): the text format
+ * of metrics.h, with the queue sizes from PostgreSQL and Redis. */
 static void h_metrics(ctx_t *c)
 {
-    if (qr_analytics_metrics_text(c->b->pg, on_metrics_text, c) < 0)
+    qr_broker_t *b = c->b;
+    qr_metrics_sources_t src = {
+        .connections = qr_http_connections(b->http),
+        .pg = qr_pg_stats(b->pg),
+        .redis = qr_redis_stats(b->redis),
+        .pg_connected = qr_pg_connected(b->pg),
+        .pg_pool = b->cfg.pg_pool,
+        .redis_ready = qr_redis_ready(b->redis),
+        .events_dropped = qr_events_dropped(b->events),
+        .commit_batches = qr_committer_batches(b->committer),
+    };
+    if (qr_metrics_scrape(b->pg, b->redis, &src, on_metrics_scraped, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- GET /readyz ------------------------------------------------------------------------------ */
+
+/* How long /readyz waits for PostgreSQL's and Redis's answers (ms). */
+#define READY_DEADLINE_MS 1000
+
+/* One readiness probe: a SELECT 1 and a PING in flight, and a deadline.
+ * Freed once it answered, both probes called back and the timer closed. */
+typedef struct ready_s {
+    ctx_t *c; /* NULL once answered */
+    uv_timer_t timer;
+    int pending;        /* probes not yet called back */
+    int timer_open;     /* the timer is initialised and not yet closed */
+    int ok[2];          /* 0 PostgreSQL, 1 Redis: answered fine */
+    char why[2][200];   /* why not, when answered badly */
+    uint64_t start_ns;  /* probes sent */
+    double ms[2];       /* round trip of each, ms */
+} ready_t;
+
+static void ready_free_maybe(ready_t *r)
+{
+    if (!r->c && r->pending == 0 && !r->timer_open)
+        free(r);
+}
+
+static void on_ready_timer_closed(uv_handle_t *h)
+{
+    ready_t *r = h->data;
+    r->timer_open = 0;
+    ready_free_maybe(r);
+}
+
+/* Answers with what is known now; a probe still out counts as down. */
+static void ready_answer(ready_t *r)
+{
+    ctx_t *c = r->c;
+    if (!c)
+        return;
+    r->c = NULL;
+    static const char *const names[2] = {"postgresql", "redis"};
+    json_t *o = json_pack("{s:b}", "ready", r->ok[0] && r->ok[1]);
+    char down[512] = "";
+    for (int i = 0; i < 2; i++) {
+        if (r->ok[i]) {
+            json_object_set_new(o, names[i], json_pack("{s:b s:f}", "ok", 1, "ms", r->ms[i]));
+            continue;
+        }
+        const char *why = r->why[i][0] ? r->why[i] : "no answer within 1000 ms";
+        json_object_set_new(o, names[i], json_pack("{s:b s:s}", "ok", 0, "error", why));
+        size_t n = strlen(down);
+        snprintf(down + n, sizeof down - n, "%s%s is down: %s", n ? "; " : "", names[i], why);
+    }
+    if (!(r->ok[0] && r->ok[1]))
+        json_object_set_new(o, "error", json_pack("{s:s s:s}", "code", "unavailable", "message",
+                                                  down));
+    respond_json(c, r->ok[0] && r->ok[1] ? 200 : 503, o);
+    if (r->timer_open)
+        uv_close((uv_handle_t *)&r->timer, on_ready_timer_closed);
+}
+
+static void ready_probe_done(ready_t *r, int which, int ok, const char *why)
+{
+    r->ok[which] = ok;
+    r->ms[which] = (double)(uv_hrtime() - r->start_ns) / 1e6;
+    if (!ok)
+        snprintf(r->why[which], sizeof r->why[which], "%s", why ? why : "?");
+    if (--r->pending == 0)
+        ready_answer(r);
+    ready_free_maybe(r);
+}
+
+static void on_ready_pg(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ready_probe_done(arg, 0, res != NULL, err);
+}
+
+static void on_ready_redis(redisReply *reply, const char *err, void *arg)
+{
+    int ok = reply && reply->type == REDIS_REPLY_STATUS;
+    ready_probe_done(arg, 1, ok,
+                     err ? err : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+}
+
+static void on_ready_deadline(uv_timer_t *t)
+{
+    ready_answer(t->data);
+}
+
+static void h_readyz(ctx_t *c)
+{
+    ready_t *r = qr_xcalloc(1, sizeof *r);
+    r->c = c;
+    r->start_ns = uv_hrtime();
+    int rc = uv_timer_init(c->b->loop, &r->timer);
+    if (rc == 0) {
+        r->timer_open = 1;
+        r->timer.data = r;
+        rc = uv_timer_start(&r->timer, on_ready_deadline, READY_DEADLINE_MS, 0);
+        if (rc < 0) /* cannot fail on a new timer; answer when both are back */
+            qr_warn("readyz: uv_timer_start: %s", uv_strerror(rc));
+    } else {
+        qr_warn("readyz: uv_timer_init: %s", uv_strerror(rc));
+    }
+    r->pending = 2;
+    if (qr_pg_query(c->b->pg, "SELECT 1", 0, NULL, on_ready_pg, r) < 0)
+        ready_probe_done(r, 0, 0, "the PostgreSQL pool is closing");
+    const char *argv[] = {"PING"};
+    if (qr_redis_command(c->b->redis, 1, argv, NULL, on_ready_redis, r) < 0)
+        ready_probe_done(r, 1, 0, "the Redis client is closing");
 }
 
 /* --- routing, authentication, project loading --------------------------------------------------
@@ -1492,6 +1610,7 @@ static void h_metrics(ctx_t *c)
 
 static const route_t routes[] = {
     {"GET", "/healthz", h_healthz, 0, 0},
+    {"GET", "/readyz", h_readyz, 0, 0},
     {"POST", "/v1/users", h_user_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"POST", "/v1/projects", h_project_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"POST", "/v1/tokens", h_token_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
@@ -1655,6 +1774,7 @@ void qr_api_handle(qr_http_request_t *req, void *user)
     ctx_t *c = qr_xcalloc(1, sizeof *c);
     c->b = user;
     c->req = req;
+    c->start_ns = uv_hrtime();
     int path_known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int64_t ids[2] = {0, 0};
@@ -1675,7 +1795,7 @@ void qr_api_handle(qr_http_request_t *req, void *user)
             respond_error(c, 404, "not_found", "no route %s %s", req->method, req->path);
         return;
     }
-    if (!c->route->roles) {
+    if (!c->route->roles || (c->route->fn == h_metrics && c->b->cfg.metrics_public)) {
         c->route->fn(c);
         return;
     }

@@ -35,6 +35,7 @@ typedef struct qr_broker_config_s {
     int rate_per_sec;        /* requests per second per token; 0 = no limit; default 2000 */
     int rate_burst;          /* bucket size; default 2 x rate_per_sec */
     const char *port_file;   /* if set, the bound port is written here */
+    int metrics_public;      /* GET /metrics without a token (default 0: admins) */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* Buffered plus in-flight events, at most (see events.h). */
@@ -377,6 +378,8 @@ int qr_events_open(uv_loop_t *loop, qr_pg_t *pg, int flush_ms, int max_batch, qr
 
 void qr_events_add(qr_events_t *ev, const qr_event_t *e)
 {
+    /* Prometheus counts what happened, whether or not the log keeps it. */
+    qr_metrics_lease_event((int)e->kind, e->project_id);
     if (ev->finished || (unsigned)e->kind > QR_EV_EXPIRE) {
         ev->dropped++;
         return;

@@ -1186,6 +1186,11 @@ int qr_http_port(const qr_http_server_t *srv)
     return srv->port;
 }
 
+int qr_http_connections(const qr_http_server_t *srv)
+{
+    return srv->nconns;
+}
+
 void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *arg)
 {
     if (srv->closing)

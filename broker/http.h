@@ -75,6 +75,9 @@ int qr_http_reload_tls(qr_http_server_t *srv, const char *cert_file, const char 
 /* The port actually bound (useful with port 0). */
 int qr_http_port(const qr_http_server_t *srv);
 
+/* Connections open now (accepted and not yet closing; GET /metrics). */
+int qr_http_connections(const qr_http_server_t *srv);
+
 /* Sends the response and frees req. body may be NULL for no body; it is
  * copied. extra_headers, if not NULL, is a block of "Name: value\r\n" lines.
  * Returns 0, or a negative code if req's connection was already gone (the

@@ -59,6 +59,9 @@ struct query_s {
     PGresult *res;
     char *err;
     char sqlstate[6];
+    /* Round-trip timing (metrics.h): the pool's stats, when sent (ns). */
+    qr_latency_t *stats;
+    uint64_t sent_ns;
 };
 
 typedef struct {
@@ -88,6 +91,7 @@ struct qr_pg_s {
     query_list_t done;  /* failed; callbacks run from `defer` */
     uv_timer_t defer;
     char last_err[256]; /* why the last connection attempt failed */
+    qr_latency_t stats; /* round trips and failed statements (qr_pg_stats) */
     int closing;
     int open_handles; /* uv handles not yet closed; freed at 0 */
     void (*close_cb)(void *arg);
@@ -139,6 +143,12 @@ static void query_free(query_t *q)
  * clears the result: the callback must not keep it). */
 static void query_finish(query_t *q)
 {
+    if (q->stats) {
+        if (q->err)
+            q->stats->errors++;
+        else if (q->sent_ns)
+            qr_latency_observe(q->stats, uv_hrtime() - q->sent_ns);
+    }
     if (q->err)
         q->cb(NULL, q->err, q->sqlstate, q->arg);
     else
@@ -558,6 +568,7 @@ static void conn_send(conn_t *c, query_t *q)
     c->q = q;
     c->state = C_BUSY;
     c->phase = P_RESULTS;
+    q->sent_ns = uv_hrtime();
     if (!PQsendQueryParams(c->pq, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
                            NULL, 0)) {
         const char *msg = PQerrorMessage(c->pq);
@@ -695,6 +706,7 @@ static query_t *query_new(qr_pg_cb cb, void *arg, const char *sql)
 /* Queues q, or fails it (later) when no connection can take it soon. */
 static void enqueue(qr_pg_t *pg, query_t *q)
 {
+    q->stats = &pg->stats;
     if (all_down(pg)) {
         char msg[320];
         snprintf(msg, sizeof msg, "PostgreSQL unavailable: %s", pg->last_err);
@@ -738,6 +750,11 @@ int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t le
     q->len = len;
     enqueue(pg, q);
     return 0;
+}
+
+const qr_latency_t *qr_pg_stats(const qr_pg_t *pg)
+{
+    return &pg->stats;
 }
 
 int qr_pg_connected(const qr_pg_t *pg)

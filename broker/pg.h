@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "metrics.h"
+
 typedef struct qr_pg_s qr_pg_t;
 
 /* The result callback. On success res is the PGresult (PGRES_TUPLES_OK or
@@ -46,6 +48,11 @@ int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *pa
  * on error nothing is inserted. cb as for qr_pg_query. */
 int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
                   void *arg);
+
+/* Round-trip times of the statements that succeeded (sent to last result)
+ * and the count of those that failed, since the pool opened (GET /metrics).
+ * Valid as long as the pool. */
+const qr_latency_t *qr_pg_stats(const qr_pg_t *pg);
 
 /* Number of connections currently connected (for /readyz and tests). */
 int qr_pg_connected(const qr_pg_t *pg);

@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --reaper-ms N         return expired leases every N ms [QUORUM_REAPER_MS] (1000)\n"
             "  --rate-limit N        requests per second per token, bursts of 2N; 0 = off\n"
             "                        [QUORUM_RATE_LIMIT] (2000); past it: 429 with Retry-After\n"
+            "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
+            "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
             "  --port-file FILE      write the bound port to FILE once listening\n"
             "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s)\n"
             "  --org NAME, --user NAME   bootstrap-admin: organization and admin user\n"
@@ -185,6 +187,8 @@ int main(int argc, char **argv)
         cfg.reaper_ms = (int)v;
     if ((e = env_or("QUORUM_RATE_LIMIT", NULL)) && parse_int(e, 0, 10000000, &v) == 0)
         cfg.rate_per_sec = (int)v;
+    if ((e = env_or("QUORUM_METRICS_PUBLIC", NULL)) && !strcmp(e, "1"))
+        cfg.metrics_public = 1;
 
     enum {
         O_LISTEN = 1000,
@@ -200,7 +204,8 @@ int main(int argc, char **argv)
         O_SQL,
         O_ORG,
         O_USER,
-        O_RATE
+        O_RATE,
+        O_METRICS_PUBLIC
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"pg", required_argument, 0, O_PG},
@@ -216,6 +221,7 @@ int main(int argc, char **argv)
                                          {"org", required_argument, 0, O_ORG},
                                          {"user", required_argument, 0, O_USER},
                                          {"rate-limit", required_argument, 0, O_RATE},
+                                         {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o;
@@ -272,6 +278,9 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 0, 10000000, &v) < 0)
                 goto bad;
             cfg.rate_per_sec = (int)v;
+            break;
+        case O_METRICS_PUBLIC:
+            cfg.metrics_public = 1;
             break;
         case 'h':
             usage(stdout);

@@ -50,6 +50,7 @@ struct cmd_s {
     qr_redis_cb cb;
     void *arg;
     uint64_t deadline; /* uv_now() ms after which the command times out */
+    uint64_t sent_ns;  /* uv_hrtime() when handed to hiredis (metrics) */
     int done;          /* the user callback has run */
     int in_hiredis;    /* hiredis holds this as privdata */
     const char *err;   /* reason for a deferred failure (static string) */
@@ -89,6 +90,7 @@ struct qr_redis_s {
     void (*close_cb)(void *arg);
     void *close_arg;
     char errbuf[160]; /* message for the callback being run */
+    qr_latency_t stats; /* round trips and failed commands (qr_redis_stats) */
 };
 
 static void connect_now(qr_redis_t *r);
@@ -165,6 +167,7 @@ static void on_defer(uv_timer_t *t)
 static void fail_later(qr_redis_t *r, cmd_t *c, const char *err)
 {
     c->err = err;
+    r->stats.errors++;
     list_push(&r->failing, c);
     int rc = uv_timer_start(&r->defer, on_defer, 0, 0);
     if (rc < 0) /* cannot happen for an initialised, open timer */
@@ -199,6 +202,7 @@ static void on_deadline(uv_timer_t *t)
          * freed by on_reply, which ignores it. */
         list_remove(&r->pending, c);
         c->done = 1;
+        r->stats.errors++;
         c->cb(NULL, "redis command timed out", c->arg);
         if (r->closing)
             return;
@@ -234,6 +238,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     list_remove(&r->pending, c);
     c->done = 1;
+    if (rep && rep->type != REDIS_REPLY_ERROR)
+        qr_latency_observe(&r->stats, uv_hrtime() - c->sent_ns);
+    else
+        r->stats.errors++;
     if (rep) {
         c->cb(rep, NULL, c->arg);
     } else {
@@ -454,6 +462,7 @@ static void track(qr_redis_t *r, cmd_t *c)
 {
     c->in_hiredis = 1;
     c->deadline = uv_now(r->loop) + (uint64_t)r->timeout_ms;
+    c->sent_ns = uv_hrtime();
     list_push(&r->pending, c);
     if (r->pending.head == c)
         arm_deadline(r);
@@ -544,6 +553,11 @@ int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *a
     if (!cb || argc <= 0 || !argv)
         return QR_EINVAL;
     return submit(r, cmd_new(r, cb, arg), argc, argv, argvlen);
+}
+
+const qr_latency_t *qr_redis_stats(const qr_redis_t *r)
+{
+    return &r->stats;
 }
 
 int qr_redis_ready(const qr_redis_t *r)

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "metrics.h"
+
 typedef struct qr_redis_s qr_redis_t;
 typedef struct qr_redis_script_s qr_redis_script_t;
 
@@ -45,6 +47,12 @@ int qr_redis_eval(qr_redis_t *r, qr_redis_script_t *s, int nkeys, int argc, cons
 /* Any other command, as redisAsyncCommandArgv. Same callback rules. */
 int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                      qr_redis_cb cb, void *arg);
+
+/* Round-trip times of the commands answered (sent to reply; a NOSCRIPT
+ * retry counts from the first send) and the count of those that failed
+ * (error reply, timeout, not connected, connection lost) since open
+ * (GET /metrics). Valid as long as the client. */
+const qr_latency_t *qr_redis_stats(const qr_redis_t *r);
 
 /* 1 when connected and every script is loaded. */
 int qr_redis_ready(const qr_redis_t *r);

@@ -13,6 +13,7 @@ start_broker
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | B:admin B:manager B:reviewer B:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200
+GET /readyz                                   200 200 200  200 200 200 200  200 200 200 200
 POST /v1/users                                401 401 401  201 201 403 403  201 201 403 403
 POST /v1/projects                             401 401 401  201 201 403 403  201 201 403 403
 POST /v1/tokens                               401 401 401  201 201 403 403  201 201 403 403

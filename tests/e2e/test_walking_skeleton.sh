@@ -57,7 +57,7 @@ check "throughput: one row per annotator" 5 "$(echo "$TP" | jq '.rows | length')
 r=$(api GET "/v1/projects/$PROJECT/throughput?window=forever")
 check "throughput with a bad window: 422" 422 "${r%% *}"
 r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics")
-echo "$r" | grep -q '^quorum_annotations_total{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
+echo "$r" | grep -q '^quorum_annotations{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
 
 # --- bad input, each changing nothing --------------------------------------------
 P2=$("$QR_BIN_DIR/quorumctl" project create --name bad --labels a,b --annotations-per-task 1 --lease-ttl-ms 1000)
