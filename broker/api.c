@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "agreement.h"
 #include "broker_int.h"
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 
 #define MAX_LEASES_PER_REQUEST 100
@@ -436,6 +438,125 @@ static void h_token_revoke(ctx_t *c)
     char id[24], org[24];
     const char *params[] = {i64(c->ids[0], id), i64(c->user.org_id, org), role_name(c->user.role)};
     if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_REVOKE, 3, params, on_token_revoked, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- client certificates: POST /v1/certs, GET /v1/certs, DELETE /v1/certs/{id} ----------- */
+
+#define MAX_CERT_PEM_BYTES 16384
+
+static void on_cert_added(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    const char *user = json_string_value(json_object_get(c->body, "user"));
+    if (!res && sqlstate && !strcmp(sqlstate, "23505")) {
+        respond_error(c, 409, "conflict", "this certificate is mapped already (see cert list)");
+        return;
+    }
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found", "no user \"%s\" in your organization", user);
+        return;
+    }
+    if (PQgetisnull(res, 0, 2)) {
+        respond_error(c, 403, "forbidden", "only an admin may map a certificate to an admin");
+        return;
+    }
+    json_t *o = c->out;
+    c->out = NULL;
+    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
+    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    json_object_set_new(o, "role", json_string(PQgetvalue(res, 0, 1)));
+    respond_json(c, 201, o);
+}
+
+/* Maps a client certificate (PEM, the certificate itself, not its key) to
+ * a user of the caller's organization: requests over TLS with that
+ * certificate and no bearer token then act as that user. */
+static void h_cert_add(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    const char *user = json_string_value(json_object_get(c->body, "user"));
+    json_t *pem = json_object_get(c->body, "certificate");
+    if (!valid_name(user)) {
+        respond_error(c, 422, "invalid", "user must be a string of 1 to 200 characters");
+        return;
+    }
+    if (!json_is_string(pem) || json_string_length(pem) > MAX_CERT_PEM_BYTES) {
+        respond_error(c, 422, "invalid",
+                      "certificate must be a PEM certificate of at most %d bytes",
+                      MAX_CERT_PEM_BYTES);
+        return;
+    }
+    char sha[65], subject[1001], why[300], secs[24], org[24], when[32];
+    int64_t not_after;
+    if (qr_tls_cert_info(json_string_value(pem), json_string_length(pem), sha, subject,
+                         sizeof subject, &not_after, why, sizeof why) < 0) {
+        respond_error(c, 422, "invalid", "certificate: %s", why);
+        return;
+    }
+    if (not_after <= qr_now_ms() / 1000) {
+        respond_error(c, 422, "invalid", "the certificate has expired");
+        return;
+    }
+    time_t t = (time_t)not_after;
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "sha256", sha, "subject", subject,
+                       "not_after", when);
+    if (!c->out) {
+        respond_error(c, 422, "invalid", "certificate: the subject is not UTF-8");
+        return;
+    }
+    const char *params[] = {i64(c->user.org_id, org), user, sha, subject, i64(not_after, secs),
+                            role_name(c->user.role)};
+    if (qr_pg_query(c->b->pg, QR_SQL_CERT_ADD, 6, params, on_cert_added, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_certs_listed(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad certificate list");
+        return;
+    }
+    respond_json(c, 200, json_pack("{s:o}", "certificates", o));
+}
+
+static void h_cert_list(ctx_t *c)
+{
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_CERT_LIST, 1, params, on_certs_listed, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_cert_revoked(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found", "no live certificate mapping %" PRId64, c->ids[0]);
+        return;
+    }
+    qr_broker_token_revoked(c->b); /* every broker forgets its cached credentials */
+    respond_json(c, 200, json_pack("{sI s:b}", "id", (json_int_t)c->ids[0], "revoked", 1));
+}
+
+static void h_cert_revoke(ctx_t *c)
+{
+    char id[24], org[24];
+    const char *params[] = {i64(c->ids[0], id), i64(c->user.org_id, org), role_name(c->user.role)};
+    if (qr_pg_query(c->b->pg, QR_SQL_CERT_REVOKE, 3, params, on_cert_revoked, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -1616,6 +1737,9 @@ static const route_t routes[] = {
     {"POST", "/v1/tokens", h_token_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/tokens", h_token_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"DELETE", "/v1/tokens/*", h_token_revoke, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"POST", "/v1/certs", h_cert_add, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"GET", "/v1/certs", h_cert_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
+    {"DELETE", "/v1/certs/*", h_cert_revoke, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/projects/*", h_project_get, QR_ROLE_ANY, 1},
     {"POST", "/v1/projects/*/tasks", h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
     {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_LEASE, 1},
@@ -1800,19 +1924,33 @@ void qr_api_handle(qr_http_request_t *req, void *user)
         return;
     }
     const char *auth = req->authorization;
-    if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
-        respond_error(c, 401, "unauthorized", "missing bearer token (Authorization: Bearer ...)");
-        return;
+    const char *lookup = QR_SQL_TOKEN_LOOKUP, *key = c->digest;
+    if (!auth && req->client_cert) {
+        /* Mutual TLS: a verified client certificate and no token. Its
+         * mapping (sql/0009) stands for a token, through the same cache,
+         * rate limit and 401; the cache key is kept apart from token
+         * digests by hashing it with a prefix. */
+        char tagged[80];
+        snprintf(tagged, sizeof tagged, "client-cert:%s", req->client_cert);
+        qr_sha256_hex(tagged, strlen(tagged), c->digest);
+        lookup = QR_SQL_CERT_LOOKUP;
+        key = req->client_cert;
+    } else {
+        if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
+            respond_error(c, 401, "unauthorized",
+                          "missing bearer token (Authorization: Bearer ...)");
+            return;
+        }
+        const char *token = auth + 7;
+        while (*token == ' ')
+            token++;
+        qr_sha256_hex(token, strlen(token), c->digest);
     }
-    const char *token = auth + 7;
-    while (*token == ' ')
-        token++;
-    qr_sha256_hex(token, strlen(token), c->digest);
     if (qr_auth_cache_get(c->b, c->digest, &c->user)) {
         authorized(c);
         return;
     }
-    const char *params[] = {c->digest};
-    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_LOOKUP, 1, params, on_token_loaded, c) < 0)
+    const char *params[] = {key};
+    if (qr_pg_query(c->b->pg, lookup, 1, params, on_token_loaded, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }

@@ -29,6 +29,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->max_body_bytes = 64u << 20;
     cfg->max_header_bytes = 16u << 10;
     cfg->idle_timeout_ms = 30000;
+    cfg->max_connections = 10000;
     cfg->reaper_ms = 1000;
     cfg->window_tasks = 4000;
     cfg->window_low = 1500;
@@ -530,7 +531,9 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         .max_header_bytes = cfg->max_header_bytes,
         .max_body_bytes = cfg->max_body_bytes,
         .idle_timeout_ms = cfg->idle_timeout_ms,
-        .max_connections = 10000,
+        .max_connections = cfg->max_connections,
+        .client_ca_file = cfg->client_ca_file,
+        .require_client_cert = cfg->require_client_cert,
     };
     rc = qr_http_server_start(loop, &hc, qr_api_handle, b, &b->http, err, errlen);
     if (rc < 0)

@@ -9,6 +9,7 @@
  */
 #include "client.h"
 #include "ctl_agreement.h"
+#include "ctl_cert.h"
 #include "ctl_throughput.h"
 #include "util.h"
 
@@ -42,6 +43,7 @@ static const char main_help[] =
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
     "  token create|list|revoke                      API tokens (create shows it once)\n"
+    "  cert add|list|revoke                          client certificates for mutual TLS\n"
     "  agreement FILE.csv [--json] [--per-item]      agreement on a CSV (offline)\n"
     "  agreement --project ID [--json] [--fresh]     live agreement of a project\n"
     "  export --project ID [--format csv|jsonl]      every annotation, to stdout\n"
@@ -954,6 +956,8 @@ int main(int argc, char **argv)
         rc = cmd_live_agreement(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "token") == 0)
         rc = cmd_token(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "cert") == 0)
+        rc = qr_ctl_cert(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "throughput") == 0)
         rc = qr_ctl_throughput_cfg(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "export") == 0)

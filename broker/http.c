@@ -29,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <http_parser.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <openssl/bio.h>
@@ -77,6 +78,9 @@ struct qr_http_server_s {
     size_t max_body_bytes;
     uint64_t idle_timeout_ms;
     int max_connections;
+    char *client_ca_file;    /* verify client certificates against it, or NULL */
+    int require_client_cert; /* no client certificate: no handshake */
+    uint64_t refusals;       /* connections answered 503 past max_connections */
     int port;
     conn_t *conns;                /* connections not yet closing, doubly linked */
     int nconns;                   /* entries in conns */
@@ -120,6 +124,7 @@ struct conn_s {
     req_t *ready;                        /* parsed, not yet handed to the handler */
     req_t *inflight;                     /* with the handler, not yet answered */
     char peer[64];                       /* "ip:port" */
+    char client_cert[65];                /* verified client certificate's SHA-256, or "" */
 };
 
 struct req_s {
@@ -129,6 +134,7 @@ struct req_s {
     int head;              /* HEAD request: headers only */
     char *path, *query, *auth, *ctype, *body;
     char peer[64];
+    char client_cert[65]; /* "" when the client sent no verified certificate */
 };
 
 typedef struct write_s {
@@ -408,6 +414,7 @@ static void server_maybe_free(qr_http_server_t *srv)
     void (*cb)(void *) = srv->close_cb;
     void *arg = srv->close_arg;
     SSL_CTX_free(srv->ssl_ctx);
+    free(srv->client_ca_file);
     free(srv);
     if (cb)
         cb(arg);
@@ -579,6 +586,24 @@ static void update_reading(conn_t *c)
 }
 
 /*
+ * Keeps the fingerprint of the client's certificate once the handshake is
+ * done, if OpenSSL verified it (a certificate that fails verification has
+ * failed the handshake already; the check is a second lock on that door).
+ */
+static void note_client_cert(conn_t *c)
+{
+    if (!c->srv->client_ca_file)
+        return;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    if (qr_tls_cert_sha256(peer, c->client_cert) < 0) {
+        c->client_cert[0] = '\0';
+        qr_warn("http %s: cannot hash the client certificate", c->peer);
+    }
+}
+
+/*
  * Runs TLS over the ciphertext now in the read BIO: finishes the handshake,
  * then decrypts everything available into c->in and parses it.
  */
@@ -602,6 +627,7 @@ static void tls_pump(conn_t *c)
             return;
         }
         c->handshake_done = 1;
+        note_client_cert(c);
     }
     char plain[TLS_READ_BYTES];
     for (;;) {
@@ -812,12 +838,14 @@ static int on_message_complete(http_parser *p)
     r->pub.body_len = c->body.len;
     r->body = qr_buf_steal(&c->body);
     snprintf(r->peer, sizeof r->peer, "%s", c->peer);
+    memcpy(r->client_cert, c->client_cert, sizeof r->client_cert);
     r->pub.path = r->path;
     r->pub.query = r->query;
     r->pub.authorization = r->auth;
     r->pub.content_type = r->ctype;
     r->pub.body = r->body;
     r->pub.peer = r->peer;
+    r->pub.client_cert = r->client_cert[0] ? r->client_cert : NULL;
     r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     r->head = p->method == HTTP_HEAD;
     r->conn = c;
@@ -1046,8 +1074,16 @@ static void on_connection(uv_stream_t *listener, int status)
         qr_debug("http %s: far over max_connections; dropped", c->peer);
         goto fail;
     }
-    if (srv->nconns > srv->max_connections)
+    if (srv->nconns > srv->max_connections) {
+        /* Logged at the first refusal and then at every power of two, so a
+         * flood of connections cannot flood the log too. */
         c->refused = 1;
+        srv->refusals++;
+        if ((srv->refusals & (srv->refusals - 1)) == 0)
+            qr_warn("http %s: over --max-connections (%d open): answered 503 "
+                    "(%" PRIu64 " refused so far)",
+                    c->peer, srv->max_connections, srv->refusals);
+    }
     rc = uv_tcp_nodelay(&c->tcp, 1);
     if (rc < 0) {
         qr_warn("http %s: uv_tcp_nodelay: %s", c->peer, uv_strerror(rc));
@@ -1079,6 +1115,20 @@ static void on_listener_closed(uv_handle_t *h)
     server_maybe_free(srv);
 }
 
+/* The TLS context of qr_tls_server_ctx, plus client verification when a
+ * client CA bundle is configured. NULL with the reason in err. */
+static SSL_CTX *server_ctx(const char *cert_file, const char *key_file, const char *client_ca,
+                           int require_client_cert, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = qr_tls_server_ctx(cert_file, key_file, err, errlen);
+    if (ctx && client_ca &&
+        qr_tls_verify_clients(ctx, client_ca, require_client_cert, err, errlen)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_handler_cb handler,
                          void *user, qr_http_server_t **out, char *err, size_t errlen)
 {
@@ -1097,11 +1147,14 @@ int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_h
         snprintf(err, errlen, "http: bad listen address %s: %s", cfg->host, uv_strerror(rc));
         return rc;
     }
-    SSL_CTX *ctx = qr_tls_server_ctx(cfg->cert_file, cfg->key_file, err, errlen);
+    SSL_CTX *ctx = server_ctx(cfg->cert_file, cfg->key_file, cfg->client_ca_file,
+                              cfg->require_client_cert, err, errlen);
     if (!ctx)
         return QR_EINVAL;
 
     qr_http_server_t *srv = qr_xcalloc(1, sizeof *srv);
+    srv->client_ca_file = cfg->client_ca_file ? qr_xstrdup(cfg->client_ca_file) : NULL;
+    srv->require_client_cert = cfg->require_client_cert;
     srv->loop = loop;
     srv->ssl_ctx = ctx;
     srv->handler = handler;
@@ -1135,6 +1188,7 @@ int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_h
     if (rc < 0) {
         snprintf(err, errlen, "http: uv_tcp_init: %s", uv_strerror(rc));
         SSL_CTX_free(ctx);
+        free(srv->client_ca_file);
         free(srv);
         return rc;
     }
@@ -1171,7 +1225,8 @@ fail:
 int qr_http_reload_tls(qr_http_server_t *srv, const char *cert_file, const char *key_file,
                        char *err, size_t errlen)
 {
-    SSL_CTX *ctx = qr_tls_server_ctx(cert_file, key_file, err, errlen);
+    SSL_CTX *ctx =
+        server_ctx(cert_file, key_file, srv->client_ca_file, srv->require_client_cert, err, errlen);
     if (!ctx)
         return QR_EINVAL;
     /* Connections made so far keep the context they hold a reference to;

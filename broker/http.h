@@ -15,7 +15,11 @@
  *   - a body (Content-Length or chunked) over max_body_bytes -> 413 and close;
  *   - malformed HTTP -> 400 and close;
  *   - no complete request within idle_timeout_ms of the last byte -> close;
- *   - TLS below 1.2 -> handshake refused.
+ *   - TLS below 1.2 -> handshake refused;
+ *   - with a client CA: a client certificate that does not verify -> handshake
+ *     refused (and no certificate at all, when one is required);
+ *   - past max_connections: the connection is accepted, its first request
+ *     answered 503 (Connection: close) and the refusal logged.
  * Error responses from the server itself use the API's error shape
  * {"error": {"code": "...", "message": "..."}}.
  */
@@ -40,6 +44,7 @@ typedef struct qr_http_request_s {
     const char *body;          /* NUL-terminated copy of the body ("" if none) */
     size_t body_len;           /* bytes in body, without the NUL */
     const char *peer;          /* "ip:port" of the client */
+    const char *client_cert;   /* SHA-256 (hex) of the client's verified certificate, or NULL */
     void *data;                /* free for the handler's use */
     void *priv_;               /* private to http.c */
 } qr_http_request_t;
@@ -50,14 +55,16 @@ typedef struct qr_http_request_s {
 typedef void (*qr_http_handler_cb)(qr_http_request_t *req, void *user);
 
 typedef struct qr_http_config_s {
-    const char *host;        /* listen address, e.g. "127.0.0.1" */
-    int port;                /* listen port; 0 picks a free one (see qr_http_port) */
-    const char *cert_file;   /* PEM certificate chain */
-    const char *key_file;    /* PEM private key */
-    size_t max_header_bytes; /* request line + headers; default 16384 */
-    size_t max_body_bytes;   /* default 64 MiB */
-    int idle_timeout_ms;     /* default 30000 */
-    int max_connections;     /* default 10000; past it new connections get 503 and close */
+    const char *host;           /* listen address, e.g. "127.0.0.1" */
+    int port;                   /* listen port; 0 picks a free one (see qr_http_port) */
+    const char *cert_file;      /* PEM certificate chain */
+    const char *key_file;       /* PEM private key */
+    size_t max_header_bytes;    /* request line + headers; default 16384 */
+    size_t max_body_bytes;      /* default 64 MiB */
+    int idle_timeout_ms;        /* default 30000 */
+    int max_connections;        /* default 10000; past it new connections get 503 and close */
+    const char *client_ca_file; /* PEM CA bundle: verify client certificates (NULL: none asked) */
+    int require_client_cert;    /* with client_ca_file: no certificate, no handshake */
 } qr_http_config_t;
 
 /* Creates the TLS context (TLS 1.2+, no renegotiation, RELEASE_BUFFERS), binds
@@ -66,9 +73,10 @@ typedef struct qr_http_config_s {
 int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_handler_cb handler,
                          void *user, qr_http_server_t **out, char *err, size_t errlen);
 
-/* Loads a new certificate chain and key (e.g. on SIGHUP): new connections
- * are served with it, open ones keep theirs. On failure (bad files, key
- * not matching) nothing changes and err says why. */
+/* Loads a new certificate chain and key, and the client CA bundle again if
+ * one was configured (e.g. on SIGHUP): new connections are served with
+ * them, open ones keep theirs. On failure (bad files, key not matching)
+ * nothing changes and err says why. */
 int qr_http_reload_tls(qr_http_server_t *srv, const char *cert_file, const char *key_file,
                        char *err, size_t errlen);
 

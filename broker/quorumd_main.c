@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "admin.h"
 #include "broker.h"
@@ -37,6 +38,14 @@ static void usage(FILE *f)
             "  --max-body-bytes N    largest request body [QUORUM_MAX_BODY_BYTES] (67108864)\n"
             "  --idle-timeout-ms N   close idle connections after N ms [QUORUM_IDLE_TIMEOUT_MS]\n"
             "                        (30000)\n"
+            "  --max-connections N   open connections; past it a new one gets 503 and is\n"
+            "                        closed [QUORUM_MAX_CONNECTIONS] (10000, or fewer if the\n"
+            "                        open-files limit is lower)\n"
+            "  --client-ca FILE      verify client certificates against this PEM CA bundle;\n"
+            "                        a mapped certificate (quorumctl cert add) authenticates\n"
+            "                        without a token [QUORUM_CLIENT_CA]\n"
+            "  --require-client-cert with --client-ca: refuse clients without a certificate\n"
+            "                        [QUORUM_REQUIRE_CLIENT_CERT=1]\n"
             "  --reaper-ms N         return expired leases every N ms [QUORUM_REAPER_MS] (1000)\n"
             "  --rate-limit N        requests per second per token, bursts of 2N; 0 = off\n"
             "                        [QUORUM_RATE_LIMIT] (2000); past it: 429 with Retry-After\n"
@@ -48,7 +57,8 @@ static void usage(FILE *f)
             "                        (owner, admin)\n"
             "  -h, --help            this text\n"
             "\n"
-            "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate and key\n"
+            "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate, key and\n"
+            "client CA\n"
             "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error\n",
             QR_SQL_DIR);
 }
@@ -86,6 +96,24 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/*
+ * The default connection cap: want, unless the open-files limit is lower.
+ * Each connection is a descriptor; the PostgreSQL pool, Redis, the listener,
+ * logs and the 64 connections past the cap that still get their 503 need
+ * theirs too, so those are kept aside. Never below 16.
+ */
+static int default_max_connections(int want, int pg_pool)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    long reserve = 64 + 32 + pg_pool * 2L;
+    long fit = (long)rl.rlim_cur - reserve;
+    if (fit < 16)
+        fit = 16;
+    return fit < want ? (int)fit : want;
+}
+
 static uv_signal_t sig_int, sig_term, sig_hup;
 static qr_broker_t *broker;
 
@@ -114,6 +142,10 @@ static int serve(qr_broker_config_t *cfg)
 {
     if (!cfg->cert_file || !cfg->key_file) {
         fprintf(stderr, "quorumd: --cert and --key are required (TLS is not optional)\n");
+        return 2;
+    }
+    if (cfg->require_client_cert && !cfg->client_ca_file) {
+        fprintf(stderr, "quorumd: --require-client-cert needs --client-ca FILE\n");
         return 2;
     }
     uv_loop_t loop;
@@ -187,6 +219,12 @@ int main(int argc, char **argv)
         cfg.reaper_ms = (int)v;
     if ((e = env_or("QUORUM_RATE_LIMIT", NULL)) && parse_int(e, 0, 10000000, &v) == 0)
         cfg.rate_per_sec = (int)v;
+    cfg.max_connections = default_max_connections(cfg.max_connections, cfg.pg_pool);
+    if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0)
+        cfg.max_connections = (int)v;
+    cfg.client_ca_file = env_or("QUORUM_CLIENT_CA", NULL);
+    if ((e = env_or("QUORUM_REQUIRE_CLIENT_CERT", NULL)) && !strcmp(e, "1"))
+        cfg.require_client_cert = 1;
     if ((e = env_or("QUORUM_METRICS_PUBLIC", NULL)) && !strcmp(e, "1"))
         cfg.metrics_public = 1;
 
@@ -205,6 +243,9 @@ int main(int argc, char **argv)
         O_ORG,
         O_USER,
         O_RATE,
+        O_MAXCONN,
+        O_CLIENT_CA,
+        O_REQUIRE_CERT,
         O_METRICS_PUBLIC
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
@@ -221,6 +262,9 @@ int main(int argc, char **argv)
                                          {"org", required_argument, 0, O_ORG},
                                          {"user", required_argument, 0, O_USER},
                                          {"rate-limit", required_argument, 0, O_RATE},
+                                         {"max-connections", required_argument, 0, O_MAXCONN},
+                                         {"client-ca", required_argument, 0, O_CLIENT_CA},
+                                         {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
                                          {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -278,6 +322,17 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 0, 10000000, &v) < 0)
                 goto bad;
             cfg.rate_per_sec = (int)v;
+            break;
+        case O_MAXCONN:
+            if (parse_int(optarg, 1, 1000000, &v) < 0)
+                goto bad;
+            cfg.max_connections = (int)v;
+            break;
+        case O_CLIENT_CA:
+            cfg.client_ca_file = optarg;
+            break;
+        case O_REQUIRE_CERT:
+            cfg.require_client_cert = 1;
             break;
         case O_METRICS_PUBLIC:
             cfg.metrics_public = 1;

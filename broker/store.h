@@ -47,6 +47,44 @@
     "  AND (u.role <> 'admin' OR $3 = 'admin')"                                                    \
     " RETURNING t.token_sha256"
 
+/* Client certificates (mutual TLS, sql/0009). Lookup: $1 the verified
+ * certificate's SHA-256 -> the columns of QR_SQL_TOKEN_LOOKUP (the user,
+ * and the certificate's notAfter as the expiry in epoch ms). */
+#define QR_SQL_CERT_LOOKUP                                                                         \
+    "WITH c AS (UPDATE client_certs SET last_used_at = now()"                                      \
+    "  WHERE cert_sha256 = $1 AND revoked_at IS NULL AND not_after > now()"                        \
+    "  RETURNING user_id, not_after)"                                                              \
+    " SELECT u.id, u.org_id, u.role, u.name, (extract(epoch FROM c.not_after) * 1000)::bigint"     \
+    " FROM users u JOIN c ON c.user_id = u.id"
+
+/* $1 org, $2 user name, $3 SHA-256, $4 subject, $5 notAfter (epoch s), $6 the
+ * caller's role -> the user's id and role, and the new mapping's id (NULL
+ * when the user is an admin and the caller is not). No row: no such user in
+ * the organization. A live mapping of the same certificate: 23505. */
+#define QR_SQL_CERT_ADD                                                                            \
+    "WITH u AS (SELECT id, role FROM users WHERE org_id = $1 AND name = $2),"                      \
+    " c AS (INSERT INTO client_certs (user_id, cert_sha256, subject, not_after)"                   \
+    "  SELECT id, $3, $4, to_timestamp($5::double precision) FROM u"                               \
+    "  WHERE u.role <> 'admin' OR $6 = 'admin' RETURNING id)"                                      \
+    " SELECT u.id, u.role, (SELECT id FROM c) FROM u"
+
+/* $1 org -> the organization's certificate mappings as one JSON array. */
+#define QR_SQL_CERT_LIST                                                                           \
+    "SELECT coalesce(json_agg(json_build_object('id', c.id, 'user', u.name, 'role', u.role,"       \
+    "  'sha256', c.cert_sha256, 'subject', c.subject, 'not_after', c.not_after,"                   \
+    "  'created_at', c.created_at, 'last_used_at', c.last_used_at,"                                \
+    "  'revoked_at', c.revoked_at) ORDER BY c.id), '[]')::text"                                    \
+    " FROM client_certs c JOIN users u ON u.id = c.user_id WHERE u.org_id = $1"
+
+/* $1 mapping id, $2 org, $3 the caller's role -> the id, once revoked (no
+ * row: no live mapping of that id in the organization, or an admin's and
+ * the caller is no admin). */
+#define QR_SQL_CERT_REVOKE                                                                         \
+    "UPDATE client_certs c SET revoked_at = now() FROM users u"                                    \
+    " WHERE c.id = $1 AND u.id = c.user_id AND u.org_id = $2 AND c.revoked_at IS NULL"             \
+    "  AND (u.role <> 'admin' OR $3 = 'admin')"                                                    \
+    " RETURNING c.id"
+
 /* $1 org, $2 name, $3 role, $4 token digest, $5 token prefix -> id, role.
  * An existing user of that name gets a new token; its role is unchanged. */
 #define QR_SQL_USER_CREATE                                                                         \

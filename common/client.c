@@ -365,7 +365,9 @@ static int check_settings(qr_client_config_t *cfg, int need_token, char *err, si
         snprintf(err, err_size, "--key given without --cert");
         return -1;
     }
-    if (need_token && (!cfg->token || !cfg->token[0])) {
+    /* A client certificate the broker maps to a user (mutual TLS) stands
+     * for the token. */
+    if (need_token && (!cfg->token || !cfg->token[0]) && !(cfg->cert && cfg->cert[0])) {
         snprintf(err, err_size, "no token: give --token, set QUORUM_TOKEN or write .quorum/env");
         return -1;
     }
@@ -517,7 +519,7 @@ static int setup_request(qr_client_call_t *call, const char *method, const char 
     /* "Expect:" stops libcurl from waiting for a 100 Continue on large bodies. */
     if (add_header(call, "Accept: application/json") < 0 || add_header(call, "Expect:") < 0)
         return -1;
-    if (token) {
+    if (token && token[0]) {
         char *h = qr_xasprintf("Authorization: Bearer %s", token);
         int rc = add_header(call, h);
         free(h);

@@ -30,6 +30,18 @@ make_certs() {
     chmod 600 "$d"/*.key
 }
 
+# make_client_cert DIR NAME: a client certificate (CN=NAME, clientAuth) for
+# mutual TLS, signed by the CA of `make_certs DIR`: DIR/NAME.crt, DIR/NAME.key.
+make_client_cert() {
+    local d=$1 n=$2
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$n" \
+        -keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.cnf"
+    openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/client.cnf" -out "$d/$n.crt" 2>/dev/null
+    chmod 600 "$d/$n.key"
+}
+
 # wait_https URL CA [PID]: until URL/healthz answers (10 s); fails early if
 # PID (the server) exits.
 wait_https() {

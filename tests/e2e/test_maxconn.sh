@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Maximum connections (issue 7, item 4): with --max-connections 20, twenty
+# idle TLS connections are held open; the 21st is accepted, its request is
+# answered 503 {"error":{"code":"unavailable"}} with Connection: close and
+# the connection closed, and the refusal is logged; the held connections are
+# still served (200); once some close, a new connection is served again.
+. "$(dirname "$0")/lib.sh"
+
+start_broker --max-connections 20
+sleep 2.5 # the health checks' connections have lingered out (LINGER_MS 2000)
+
+out=$(python3 - "$PORT" "$CA" <<'PY'
+import socket, ssl, sys, time
+
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+
+def connect():
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")  # handshake now
+
+def get(s):
+    """One GET /healthz: (status, body, whether the server then closed)."""
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return 0, "", True
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    length = next(int(l.split(":")[1]) for l in lines if l.lower().startswith("content-length"))
+    while len(body) < length:
+        body += s.recv(65536)
+    closes = any(l.lower() == "connection: close" for l in lines)
+    closed = False
+    if closes:
+        try:
+            closed = s.recv(100) == b""
+        except (ssl.SSLError, OSError):
+            closed = True
+    return int(lines[0].split()[1]), body.decode(), closes and closed
+
+held = [connect() for _ in range(20)]
+time.sleep(0.3)
+st, body, closed = get(connect())
+print("refused", st, body, "closed" if closed else "open")
+print("held", get(held[0])[0], get(held[19])[0])
+for s in held[10:]:
+    s.close()
+time.sleep(0.5)
+print("after", get(connect())[0])
+for s in held[:10]:
+    s.close()
+PY
+)
+echo "$out" | sed 's/^/    /'
+check "the 21st connection: 503, then closed" "refused 503 closed" \
+    "$(echo "$out" | awk '/^refused/ {print $1, $2, $NF}')"
+check "its body says why" unavailable \
+    "$(echo "$out" | sed -n 's/^refused 503 \(.*\) closed$/\1/p' | jq -r .error.code)"
+check "the held connections are still served" "held 200 200" "$(echo "$out" | grep '^held')"
+check "after 10 closed, a new connection is served" "after 200" "$(echo "$out" | grep '^after')"
+grep -q 'over --max-connections (20 open): answered 503' "$E2E_DIR/quorumd.log" &&
+    pass "the refusal is logged: $(grep -m1 'over --max-connections' "$E2E_DIR/quorumd.log" | cut -c1-120)" ||
+    fail "no log line for the refusal"
+check "and the broker serves as usual" 200 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" "$URL/healthz")"
+
+check "--max-connections 0 is a usage error (2)" 2 \
+    "$("$QR_BIN_DIR/quorumd" serve --max-connections 0 >/dev/null 2>&1; echo $?)"
+finish
