@@ -5,7 +5,7 @@
 #   deploy/dev.sh build                 configure and build into build/
 #   deploy/dev.sh up [--empty]          run a local stack until Ctrl-C
 #   deploy/dev.sh demo [--json-report FILE]   the whole job end to end, then stop
-#   deploy/dev.sh test                  deps, sanitizer build, every test
+#   deploy/dev.sh test                  deps, sanitizer build, every test, 10 s per fuzz harness
 #   deploy/dev.sh down                  stop what `up` left running
 #   deploy/dev.sh chaos                 the lease engine under faults (build/chaos.json)
 #   deploy/dev.sh bench                 lease throughput and latency (build/bench.json)
@@ -193,6 +193,8 @@ run_tests() {
     ctest --output-on-failure -j2 --timeout 600 || rc=$?
     # Never leave the test stack behind, whatever happened.
     "$ROOT/deploy/stack.sh" stop "$b/teststack" >/dev/null 2>&1 || true
+    # Every libFuzzer harness 10 s on its seeds (clang build in build-fuzz).
+    "$ROOT/deploy/fuzz.sh" --ci 10 || rc=1
     return $rc
 }
 

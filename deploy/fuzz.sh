@@ -2,6 +2,8 @@
 # fuzz.sh - builds and runs every libFuzzer harness of tests/fuzz (issue 7).
 #
 #   deploy/fuzz.sh [SECONDS]    SECONDS in all (default 600), split evenly
+#   deploy/fuzz.sh --ci [SECONDS]   each harness SECONDS (default 10) on its seeds,
+#                                   as `ctest -L fuzz` (what deploy/dev.sh test runs)
 #
 # Configures and builds build-fuzz with clang (QUORUM_FUZZ, QUORUM_SANITIZE:
 # ASan + UBSan + libFuzzer), then runs each harness for its share on a copy of
@@ -22,9 +24,14 @@ HARNESSES=(fuzz_http:8192 fuzz_import:8192 fuzz_json:4096 fuzz_agreement_csv:819
 
 say() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 
-total=${1:-600}
-if ! [[ "$total" =~ ^[0-9]+$ ]] || [ "$total" -lt 1 ]; then
-    say "usage: deploy/fuzz.sh [SECONDS]"
+ci=0
+if [ "${1:-}" = --ci ]; then
+    ci=1
+    shift
+fi
+total=${1:-$([ $ci = 1 ] && echo 10 || echo 600)}
+if [ $# -gt 1 ] || ! [[ "$total" =~ ^[0-9]+$ ]] || [ "$total" -lt 1 ]; then
+    say "usage: deploy/fuzz.sh [--ci] [SECONDS]"
     exit 2
 fi
 share=$((total / ${#HARNESSES[@]}))
@@ -32,7 +39,9 @@ share=$((total / ${#HARNESSES[@]}))
 
 command -v clang >/dev/null || { say "clang is needed (apt-get install clang libclang-rt-14-dev)"; exit 2; }
 say "configuring and building $BUILD"
-if ! CC=clang cmake -S "$ROOT" -B "$BUILD" -DQUORUM_FUZZ=ON -DQUORUM_SANITIZE=ON >"$BUILD.cmake.log" 2>&1; then
+# QUORUM_FUZZ_SECONDS is how long each harness runs under ctest -L fuzz.
+if ! CC=clang cmake -S "$ROOT" -B "$BUILD" -DQUORUM_FUZZ=ON -DQUORUM_SANITIZE=ON \
+    -DQUORUM_FUZZ_SECONDS="$([ $ci = 1 ] && echo "$total" || echo 10)" >"$BUILD.cmake.log" 2>&1; then
     cat "$BUILD.cmake.log" >&2
     exit 2
 fi
@@ -40,6 +49,14 @@ rm -f "$BUILD.cmake.log"
 if ! cmake --build "$BUILD" -j"$(nproc)" --target fuzz_all >/dev/null; then
     say "build failed"
     exit 2
+fi
+
+# CI: every harness for SECONDS on a copy of its seeds, two at a time; a
+# crash, leak or sanitizer report fails its test (run_harness.sh prints the
+# tail of libFuzzer's log).
+if [ $ci = 1 ]; then
+    say "ctest -L fuzz: each harness ${total} s"
+    exec ctest --test-dir "$BUILD" -L fuzz -j2 --output-on-failure
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/quorum-fuzz.XXXXXX")
