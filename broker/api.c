@@ -25,8 +25,8 @@
 #include "store.h"
 #include "tls.h"
 #include "util.h"
+#include "validate.h"
 
-#define MAX_LEASES_PER_REQUEST 100
 #define SUBMIT_GRACE_MS        30000
 /* Who may hold leases: annotators, and managers and admins trying a project;
  * reviewers read, they do not label. */
@@ -150,47 +150,36 @@ static char *i64(int64_t v, char buf[24])
     return buf;
 }
 
-/* Parses the body as a JSON object; an empty body is {} when allow_empty.
- * Responds 400 and returns -1 on failure. */
+/* Responds with why validate.h refused a body. */
+static void respond_invalid(ctx_t *c, const qr_invalid_t *why)
+{
+    respond_error(c, why->status, why->code, "%s", why->message);
+}
+
+/* Parses the body as a JSON object (qr_validate_body); an empty body is {}
+ * when allow_empty. Responds 400 and returns -1 on failure. */
 static int parse_body(ctx_t *c, int allow_empty)
 {
-    const char *p = c->req->body;
-    size_t n = c->req->body_len;
-    while (n && isspace((unsigned char)*p)) {
-        p++;
-        n--;
-    }
-    if (n == 0 && allow_empty) {
-        c->body = json_object();
-        return 0;
-    }
-    json_error_t e;
-    c->body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+    qr_invalid_t why;
+    c->body = qr_validate_body(c->req->body, c->req->body_len, allow_empty, &why);
     if (!c->body) {
-        respond_error(c, 400, "invalid_json", "line %d column %d: %s", e.line, e.column, e.text);
-        return -1;
-    }
-    if (!json_is_object(c->body)) {
-        respond_error(c, 400, "invalid_json", "the body must be a JSON object");
+        respond_invalid(c, &why);
         return -1;
     }
     return 0;
 }
 
-/* An optional integer field in [lo, hi]; 422 on a wrong type or range. */
-static int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out)
+/* An optional integer field of the body in [lo, hi] (qr_validate_int);
+ * responds 422 and returns -1 on a wrong type or range. For handlers whose
+ * body has no validator in validate.h yet (hence `unused` when none has). */
+__attribute__((unused)) static int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi,
+                                             int64_t dflt, int64_t *out)
 {
-    json_t *v = json_object_get(c->body, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        respond_error(c, 422, "invalid", "%s must be an integer from %" PRId64 " to %" PRId64, key,
-                      lo, hi);
+    qr_invalid_t why;
+    if (qr_validate_int(c->body, key, lo, hi, dflt, out, &why) < 0) {
+        respond_invalid(c, &why);
         return -1;
     }
-    *out = json_integer_value(v);
     return 0;
 }
 
@@ -208,26 +197,9 @@ static const char *role_name(int role)
     }
 }
 
-static int role_of(const char *s)
-{
-    if (!s)
-        return 0;
-    if (!strcmp(s, "admin"))
-        return QR_ROLE_ADMIN;
-    if (!strcmp(s, "manager"))
-        return QR_ROLE_MANAGER;
-    if (!strcmp(s, "reviewer"))
-        return QR_ROLE_REVIEWER;
-    if (!strcmp(s, "annotator"))
-        return QR_ROLE_ANNOTATOR;
-    return 0;
-}
-
-static int valid_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= 200;
-}
+/* The handlers' short names for two checks of validate.h. */
+#define role_of(s)    qr_validate_role(s)
+#define valid_name(s) qr_validate_name(s)
 
 /* Records one lease event for the throughput log (batched, off the path). */
 static void record(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, int64_t at_ms,
@@ -273,21 +245,14 @@ static void h_user_create(ctx_t *c)
 {
     if (parse_body(c, 0) < 0)
         return;
-    const char *name = json_string_value(json_object_get(c->body, "name"));
-    const char *role = json_string_value(json_object_get(c->body, "role"));
-    int r = role_of(role);
-    if (!valid_name(name)) {
-        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+    const char *name;
+    int r;
+    qr_invalid_t why;
+    if (qr_validate_user_body(c->body, c->user.role, &name, &r, &why) < 0) {
+        respond_invalid(c, &why);
         return;
     }
-    if (!r) {
-        respond_error(c, 422, "invalid", "role must be admin, manager, reviewer or annotator");
-        return;
-    }
-    if (r == QR_ROLE_ADMIN && c->user.role != QR_ROLE_ADMIN) {
-        respond_error(c, 403, "forbidden", "only an admin may create an admin");
-        return;
-    }
+    const char *role = role_name(r);
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
         respond_error(c, 503, "unavailable", "no randomness for a token");
@@ -303,31 +268,6 @@ static void h_user_create(ctx_t *c)
 }
 
 /* --- tokens: POST /v1/tokens, GET /v1/tokens, DELETE /v1/tokens/{id} ----------------------- */
-
-/* "30d", "12h", "90m", "45s" or plain seconds -> seconds, or -1. */
-static int64_t parse_lifetime(const char *s)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v <= 0)
-        return -1;
-    int64_t unit = 1;
-    if (*end == 'd')
-        unit = 86400;
-    else if (*end == 'h')
-        unit = 3600;
-    else if (*end == 'm')
-        unit = 60;
-    else if (*end == 's' || *end == '\0')
-        unit = 1;
-    else
-        return -1;
-    if (*end && end[1])
-        return -1;
-    if (v > 3650LL * 86400 / unit)
-        return -1;
-    return v * unit;
-}
 
 static void on_token_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
@@ -354,31 +294,14 @@ static void h_token_create(ctx_t *c)
 {
     if (parse_body(c, 0) < 0)
         return;
-    const char *user = json_string_value(json_object_get(c->body, "user"));
-    const char *role = json_string_value(json_object_get(c->body, "role"));
-    json_t *exp = json_object_get(c->body, "expires");
-    int r = role_of(role);
-    if (!valid_name(user)) {
-        respond_error(c, 422, "invalid", "user must be a string of 1 to 200 characters");
+    qr_token_body_t tb;
+    qr_invalid_t why;
+    if (qr_validate_token_body(c->body, c->user.role, &tb, &why) < 0) {
+        respond_invalid(c, &why);
         return;
     }
-    if (!r) {
-        respond_error(c, 422, "invalid", "role must be admin, manager, reviewer or annotator");
-        return;
-    }
-    if (r == QR_ROLE_ADMIN && c->user.role != QR_ROLE_ADMIN) {
-        respond_error(c, 403, "forbidden", "only an admin may create an admin token");
-        return;
-    }
-    int64_t lifetime = 0;
-    if (exp && !json_is_null(exp)) {
-        lifetime = json_is_string(exp) ? parse_lifetime(json_string_value(exp)) : -1;
-        if (lifetime < 0) {
-            respond_error(c, 422, "invalid",
-                          "expires must look like 30d, 12h, 90m or 45s (at most 10 years)");
-            return;
-        }
-    }
+    const char *user = tb.user, *role = tb.role;
+    int64_t lifetime = tb.lifetime_s;
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
         respond_error(c, 503, "unavailable", "no randomness for a token");
@@ -596,68 +519,16 @@ static void h_project_create(ctx_t *c)
 {
     if (parse_body(c, 0) < 0)
         return;
-    const char *name = json_string_value(json_object_get(c->body, "name"));
-    json_t *labels = json_object_get(c->body, "labels");
-    int64_t apt, ttl;
-    if (!valid_name(name)) {
-        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+    qr_project_body_t pb;
+    qr_invalid_t why;
+    if (qr_validate_project_body(c->body, &pb, &why) < 0) {
+        respond_invalid(c, &why);
         return;
     }
-    size_t n = json_array_size(labels);
-    if (!json_is_array(labels) || n < 1 || n > 1000) {
-        respond_error(c, 422, "invalid", "labels must be an array of 1 to 1000 strings");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *l = json_string_value(json_array_get(labels, i));
-        if (!valid_name(l)) {
-            respond_error(c, 422, "invalid", "label %zu must be a string of 1 to 200 characters",
-                          i + 1);
-            return;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(l, json_string_value(json_array_get(labels, j)))) {
-                respond_error(c, 422, "invalid", "label \"%s\" appears twice", l);
-                return;
-            }
-    }
-    int64_t ov_ann;
-    if (int_field(c, "annotations_per_task", 1, 100, 1, &apt) < 0 ||
-        int_field(c, "lease_ttl_ms", 1000, 86400000, 60000, &ttl) < 0 ||
-        int_field(c, "overlap_annotations", 1, 100, apt, &ov_ann) < 0)
-        return;
-    json_t *frac = json_object_get(c->body, "overlap_fraction");
-    double fraction = 0;
-    if (frac && !json_is_null(frac)) {
-        if (!json_is_number(frac) || json_number_value(frac) < 0 || json_number_value(frac) > 1) {
-            respond_error(c, 422, "invalid", "overlap_fraction must be a number from 0 to 1");
-            return;
-        }
-        fraction = json_number_value(frac);
-    }
-    json_t *first = json_object_get(c->body, "overlap_first");
-    if (first && !json_is_boolean(first) && !json_is_null(first)) {
-        respond_error(c, 422, "invalid", "overlap_first must be true or false");
-        return;
-    }
-    const char *sampling = json_string_value(json_object_get(c->body, "sampling"));
-    const char *field = json_string_value(json_object_get(c->body, "stratify_field"));
-    if (json_object_get(c->body, "sampling") &&
-        !json_is_null(json_object_get(c->body, "sampling")) &&
-        !(sampling && (!strcmp(sampling, "sequential") || !strcmp(sampling, "random") ||
-                       !strcmp(sampling, "uncertainty") || !strcmp(sampling, "stratified")))) {
-        respond_error(c, 422, "invalid",
-                      "sampling must be sequential, random, uncertainty or stratified");
-        return;
-    }
-    if (!sampling)
-        sampling = "sequential";
-    if (!strcmp(sampling, "stratified") && !valid_name(field)) {
-        respond_error(c, 422, "invalid", "stratified sampling needs stratify_field (a data field)");
-        return;
-    }
-    if (strcmp(sampling, "stratified"))
-        field = NULL;
+    const char *name = pb.name, *sampling = pb.sampling, *field = pb.stratify_field;
+    json_t *labels = pb.labels;
+    int64_t apt = pb.annotations_per_task, ttl = pb.lease_ttl_ms, ov_ann = pb.overlap_annotations;
+    double fraction = pb.overlap_fraction;
     char *labels_text = json_dumps(labels, JSON_COMPACT);
     char org[24], user[24], a[24], t[24], fr[40], oa[24];
     snprintf(fr, sizeof fr, "%.17g", fraction);
@@ -669,7 +540,7 @@ static void h_project_create(ctx_t *c)
                             i64(c->user.id, user),
                             fr,
                             i64(ov_ann, oa),
-                            json_is_true(first) ? "true" : "false",
+                            pb.overlap_first ? "true" : "false",
                             sampling,
                             field};
     int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 11, params, on_project_created, c);
@@ -952,9 +823,13 @@ static void lease_try(ctx_t *c)
 static void h_lease(ctx_t *c)
 {
     int64_t max, wait_ms;
-    if (parse_body(c, 1) < 0 || int_field(c, "max", 1, MAX_LEASES_PER_REQUEST, 1, &max) < 0 ||
-        int_field(c, "wait_ms", 0, 60000, 0, &wait_ms) < 0)
+    qr_invalid_t why;
+    if (parse_body(c, 1) < 0)
         return;
+    if (qr_validate_lease_body(c->body, &max, &wait_ms, &why) < 0) {
+        respond_invalid(c, &why);
+        return;
+    }
     c->max = (int)max;
     c->timed = 1 + QR_METRIC_LEASE;
     c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
@@ -1007,10 +882,10 @@ static void h_release(ctx_t *c)
 {
     if (parse_body(c, 1) < 0)
         return;
-    json_t *reason = json_object_get(c->body, "reason");
-    if (reason && !json_is_null(reason) &&
-        (!json_is_string(reason) || json_string_length(reason) > 500)) {
-        respond_error(c, 422, "invalid", "reason must be a string of at most 500 characters");
+    const char *reason; /* read again from the body once released */
+    qr_invalid_t why;
+    if (qr_validate_release_body(c->body, &reason, &why) < 0) {
+        respond_invalid(c, &why);
         return;
     }
     int skip = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
@@ -1293,37 +1168,15 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
  * Responds 422 and returns -1 when a field is wrong. */
 static int read_result(ctx_t *c, json_t *o)
 {
-    json_t *label = json_object_get(o, "label");
-    json_t *key = json_object_get(o, "idempotency_key");
-    if (!json_is_string(label)) {
-        respond_error(c, 422, "invalid", "label must be a string");
+    qr_result_body_t r;
+    qr_invalid_t why;
+    if (qr_validate_result(o, c->project->labels, c->project->nlabels, &r, &why) < 0) {
+        respond_invalid(c, &why);
         return -1;
     }
-    int known = 0;
-    for (int i = 0; i < c->project->nlabels && !known; i++)
-        known = !strcmp(c->project->labels[i], json_string_value(label));
-    if (!known) {
-        respond_error(c, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
-                      json_string_value(label));
-        return -1;
-    }
-    if (key && !json_is_null(key) &&
-        (!json_is_string(key) || !valid_name(json_string_value(key)))) {
-        respond_error(c, 422, "invalid", "idempotency_key must be a string of 1 to 200 characters");
-        return -1;
-    }
-    json_t *act = json_object_get(o, "active_ms");
-    c->active_ms = -1;
-    if (act && !json_is_null(act)) {
-        if (!json_is_integer(act) || json_integer_value(act) < 0 ||
-            json_integer_value(act) > 86400000) {
-            respond_error(c, 422, "invalid", "active_ms must be an integer from 0 to 86400000");
-            return -1;
-        }
-        c->active_ms = json_integer_value(act);
-    }
-    c->label = qr_xstrdup(json_string_value(label));
-    c->idem_key = json_is_string(key) ? qr_xstrdup(json_string_value(key)) : NULL;
+    c->active_ms = r.active_ms;
+    c->label = qr_xstrdup(r.label);
+    c->idem_key = r.idempotency_key ? qr_xstrdup(r.idempotency_key) : NULL;
     return 0;
 }
 
@@ -1366,20 +1219,19 @@ static void h_batch_submit(ctx_t *c)
     c->timed = 1 + QR_METRIC_BATCH_SUBMIT;
     if (parse_body(c, 0) < 0)
         return;
-    json_t *results = json_object_get(c->body, "results");
-    size_t n = json_array_size(results);
-    if (!json_is_array(results) || n < 1 || n > MAX_LEASES_PER_REQUEST) {
-        respond_error(c, 400, "bad_request", "results must be an array of 1 to %d results",
-                      MAX_LEASES_PER_REQUEST);
+    json_t *results;
+    qr_invalid_t why;
+    if (qr_validate_batch_body(c->body, &results, &why) < 0) {
+        respond_invalid(c, &why);
         return;
     }
+    size_t n = json_array_size(results);
     c->out = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(c->out, json_null());
     c->pending = (int)n + 1; /* +1 until every child has started */
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_array_get(results, i);
-        json_t *lease = json_object_get(o, "lease");
         ctx_t *k = qr_xcalloc(1, sizeof *k);
         k->b = c->b;
         /* Borrowed for logging: the parent holds the request until every
@@ -1392,14 +1244,8 @@ static void h_batch_submit(ctx_t *c)
         k->parent = c;
         k->index = (int)i;
         k->ids[0] = c->ids[0];
-        char *end = NULL;
-        if (json_is_integer(lease))
-            k->ids[1] = json_integer_value(lease);
-        else if (json_is_string(lease))
-            k->ids[1] = strtoll(json_string_value(lease), &end, 10);
-        if (!json_is_object(o) ||
-            !(json_is_integer(lease) || (end && !*end && end != json_string_value(lease)))) {
-            respond_error(k, 422, "invalid", "each result needs an object with a lease");
+        if (qr_validate_batch_entry(o, &k->ids[1], &why) < 0) {
+            respond_invalid(k, &why);
             continue;
         }
         if (read_result(k, o) < 0)

@@ -1,22 +1,23 @@
 /*
- * fuzz_json.c - libFuzzer harness for the JSON request bodies of the API
- * (broker/api.c). The handlers' validators are static functions bound to a
- * request context with PostgreSQL and Redis behind it, so this harness runs
- * the same steps on its own: the body parsed as parse_body() parses it
- * (leading white space skipped, empty means {}, json_loadb with
- * JSON_REJECT_DUPLICATES, an object required), then every field access and
- * check the handlers make (users, tokens, projects, leases, release/skip,
- * submit and batch submit), mirrored from api.c. Then two properties of
- * jansson the broker relies on when it stores and re-serves bodies: what it
- * encodes decodes to an equal value, and encoding is deterministic.
+ * fuzz_json.c - libFuzzer harness for the JSON request bodies of the API.
+ * It runs the very validators api.c answers with (broker/validate.h): the
+ * body parsed as a request body (qr_validate_body), then every body check of
+ * users, tokens, projects, leases, release/skip, submit and batch submit.
+ * Besides the sanitizers' findings it asserts the validators' promises: a
+ * refusal carries a status, a code and a one-line message, and an accepted
+ * body's values lie in the documented ranges. Then two properties of jansson
+ * the broker relies on when it stores and re-serves bodies: what it encodes
+ * decodes to an equal value, and encoding is deterministic.
  */
-#include <ctype.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "broker_int.h"
+#include "validate.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,168 +29,154 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* api.c's valid_name. */
-static int valid_name(const char *s)
+/* Aborts (a finding) with what broke. */
+static void broken(const char *what, const char *detail)
 {
-    size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= 200;
+    fprintf(stderr, "fuzz_json: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
 }
 
-/* api.c's int_field, returning the outcome instead of responding. */
-static int int_field(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
-                     int64_t *out)
+/* A refusal must say why in a way api.c can answer with. */
+static void check_refusal(const qr_invalid_t *why)
 {
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return -1;
-    *out = json_integer_value(v);
-    return 0;
+    if (why->status != 400 && why->status != 403 && why->status != 422)
+        broken("refusal with an unexpected status", why->message);
+    if (!why->code || !why->code[0])
+        broken("refusal without a code", why->message);
+    if (!why->message[0] || strchr(why->message, '\n'))
+        broken("refusal message empty or not one line", why->message);
 }
 
-/* api.c's parse_lifetime: "30d", "12h", "90m", "45s" or seconds -> seconds. */
-static int64_t parse_lifetime(const char *s)
+static void check_in(int64_t v, int64_t lo, int64_t hi, const char *what)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v <= 0)
-        return -1;
-    int64_t unit = 1;
-    if (*end == 'd')
-        unit = 86400;
-    else if (*end == 'h')
-        unit = 3600;
-    else if (*end == 'm')
-        unit = 60;
-    else if (*end == 's' || *end == '\0')
-        unit = 1;
-    else
-        return -1;
-    if (*end && end[1])
-        return -1;
-    if (v > 3650LL * 86400 / unit)
-        return -1;
-    return v * unit;
+    if (v < lo || v > hi)
+        broken("accepted value out of range", what);
 }
 
-static int role_of(const char *s)
-{
-    static const char *const roles[] = {"admin", "manager", "reviewer", "annotator"};
-    for (int i = 0; s && i < 4; i++)
-        if (!strcmp(s, roles[i]))
-            return i + 1;
-    return 0;
-}
-
-/* POST /v1/users and POST /v1/tokens. */
+/* POST /v1/users and POST /v1/tokens, as an admin and as a manager. */
 static void check_user_and_token(json_t *b)
 {
-    (void)valid_name(json_string_value(json_object_get(b, "name")));
-    (void)role_of(json_string_value(json_object_get(b, "role")));
-    (void)valid_name(json_string_value(json_object_get(b, "user")));
-    json_t *exp = json_object_get(b, "expires");
-    if (exp && !json_is_null(exp) && json_is_string(exp)) {
-        int64_t s = parse_lifetime(json_string_value(exp));
-        if (s > 3650LL * 86400)
-            abort();
+    static const int callers[] = {QR_ROLE_ADMIN, QR_ROLE_MANAGER};
+    for (int i = 0; i < 2; i++) {
+        qr_invalid_t why;
+        const char *name;
+        int role;
+        if (qr_validate_user_body(b, callers[i], &name, &role, &why) < 0) {
+            check_refusal(&why);
+        } else {
+            if (!qr_validate_name(name) || !role)
+                broken("user body accepted without a name or role", NULL);
+            if (role == QR_ROLE_ADMIN && callers[i] != QR_ROLE_ADMIN)
+                broken("a manager may create an admin", NULL);
+        }
+        qr_token_body_t tb;
+        if (qr_validate_token_body(b, callers[i], &tb, &why) < 0) {
+            check_refusal(&why);
+        } else {
+            if (!qr_validate_name(tb.user) || qr_validate_role(tb.role) != tb.role_bit)
+                broken("token body accepted without a user or role", NULL);
+            check_in(tb.lifetime_s, 0, 3650LL * 86400, "expires");
+        }
     }
 }
 
 /* POST /v1/projects. */
 static void check_project(json_t *b)
 {
-    json_t *labels = json_object_get(b, "labels");
-    size_t n = json_array_size(labels);
-    if (json_is_array(labels) && n >= 1 && n <= 1000) {
-        for (size_t i = 0; i < n; i++) {
-            const char *l = json_string_value(json_array_get(labels, i));
-            if (!valid_name(l))
-                break;
-            size_t j = 0;
-            while (j < i && strcmp(l, json_string_value(json_array_get(labels, j))))
-                j++;
-            if (j < i)
-                break;
-        }
-        char *text = json_dumps(labels, JSON_COMPACT);
-        if (!text)
-            abort();
-        free(text);
+    qr_project_body_t pb;
+    qr_invalid_t why;
+    if (qr_validate_project_body(b, &pb, &why) < 0) {
+        check_refusal(&why);
+        return;
     }
-    int64_t apt, ttl, ov;
-    if (int_field(b, "annotations_per_task", 1, 100, 1, &apt) == 0 &&
-        int_field(b, "lease_ttl_ms", 1000, 86400000, 60000, &ttl) == 0 &&
-        int_field(b, "overlap_annotations", 1, 100, apt, &ov) == 0) {
-        if (apt < 1 || apt > 100 || ttl < 1000 || ov < 1 || ov > 100)
-            abort();
+    size_t n = json_array_size(pb.labels);
+    if (!qr_validate_name(pb.name) || n < 1 || n > 1000)
+        broken("project accepted without a name or labels", NULL);
+    for (size_t i = 0; i < n; i++) {
+        const char *l = json_string_value(json_array_get(pb.labels, i));
+        if (!qr_validate_name(l))
+            broken("project label not a name", NULL);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(l, json_string_value(json_array_get(pb.labels, j))))
+                broken("project label twice", l);
     }
-    json_t *frac = json_object_get(b, "overlap_fraction");
-    if (json_is_number(frac)) {
-        char fr[40];
-        snprintf(fr, sizeof fr, "%.17g", json_number_value(frac));
-    }
-    (void)json_is_boolean(json_object_get(b, "overlap_first"));
-    const char *sampling = json_string_value(json_object_get(b, "sampling"));
-    const char *field = json_string_value(json_object_get(b, "stratify_field"));
-    if (sampling && !strcmp(sampling, "stratified"))
-        (void)valid_name(field);
+    char *text = json_dumps(pb.labels, JSON_COMPACT);
+    if (!text)
+        broken("labels do not encode", NULL);
+    free(text);
+    check_in(pb.annotations_per_task, 1, 100, "annotations_per_task");
+    check_in(pb.lease_ttl_ms, 1000, 86400000, "lease_ttl_ms");
+    check_in(pb.overlap_annotations, 1, 100, "overlap_annotations");
+    if (!(pb.overlap_fraction >= 0 && pb.overlap_fraction <= 1))
+        broken("overlap_fraction out of range", NULL);
+    int stratified = !strcmp(pb.sampling, "stratified");
+    if (!stratified && strcmp(pb.sampling, "sequential") && strcmp(pb.sampling, "random") &&
+        strcmp(pb.sampling, "uncertainty"))
+        broken("unknown sampling accepted", pb.sampling);
+    if (stratified != (pb.stratify_field != NULL) ||
+        (stratified && !qr_validate_name(pb.stratify_field)))
+        broken("stratify_field without stratified sampling, or the reverse", NULL);
 }
 
 /* POST .../leases, .../release and .../skip. */
 static void check_lease_and_release(json_t *b)
 {
+    qr_invalid_t why;
     int64_t max, wait_ms;
-    if (int_field(b, "max", 1, 100, 1, &max) == 0 && (max < 1 || max > 100))
-        abort();
-    if (int_field(b, "wait_ms", 0, 60000, 0, &wait_ms) == 0 && (wait_ms < 0 || wait_ms > 60000))
-        abort();
-    json_t *reason = json_object_get(b, "reason");
-    if (json_is_string(reason) && json_string_length(reason) <= 500)
-        (void)strlen(json_string_value(reason));
+    if (qr_validate_lease_body(b, &max, &wait_ms, &why) < 0) {
+        check_refusal(&why);
+    } else {
+        check_in(max, 1, QR_MAX_LEASES_PER_REQUEST, "max");
+        check_in(wait_ms, 0, 60000, "wait_ms");
+    }
+    const char *reason;
+    if (qr_validate_release_body(b, &reason, &why) < 0)
+        check_refusal(&why);
+    else if (reason && strlen(reason) > 500)
+        broken("reason longer than 500 bytes accepted", NULL);
 }
 
-/* api.c's read_result: one submit (label, idempotency_key, active_ms). */
+/* One result (a submit's body or a batch entry) against a fixed label set. */
 static void check_result(json_t *o)
 {
-    static const char *const labels[] = {"cat", "dog", "positive", "negative"};
-    json_t *label = json_object_get(o, "label");
-    if (!json_is_string(label))
+    static char *const labels[] = {"cat", "dog", "positive", "negative"};
+    qr_result_body_t r;
+    qr_invalid_t why;
+    if (qr_validate_result(o, labels, 4, &r, &why) < 0) {
+        check_refusal(&why);
         return;
+    }
+    int known = 0;
     for (int i = 0; i < 4; i++)
-        if (!strcmp(labels[i], json_string_value(label)))
-            break;
-    char msg[300];
-    snprintf(msg, sizeof msg, "\"%.200s\" is not one of the project's labels",
-             json_string_value(label));
-    json_t *key = json_object_get(o, "idempotency_key");
-    if (key && !json_is_null(key) && (!json_is_string(key) || !valid_name(json_string_value(key))))
-        return;
-    int64_t act;
-    (void)int_field(o, "active_ms", 0, 86400000, -1, &act);
+        known |= !strcmp(labels[i], r.label);
+    if (!known)
+        broken("unknown label accepted", r.label);
+    if (r.idempotency_key && !qr_validate_name(r.idempotency_key))
+        broken("idempotency_key not a name", NULL);
+    if (r.active_ms != -1)
+        check_in(r.active_ms, 0, 86400000, "active_ms");
 }
 
 /* POST .../submit (one) and POST .../submit (batch). */
 static void check_submit(json_t *b)
 {
     check_result(b);
-    json_t *results = json_object_get(b, "results");
-    size_t n = json_array_size(results);
-    if (!json_is_array(results) || n < 1 || n > 100)
+    json_t *results;
+    qr_invalid_t why;
+    if (qr_validate_batch_body(b, &results, &why) < 0) {
+        check_refusal(&why);
         return;
+    }
+    size_t n = json_array_size(results);
+    check_in((int64_t)n, 1, QR_MAX_LEASES_PER_REQUEST, "results");
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_array_get(results, i);
-        json_t *lease = json_object_get(o, "lease");
-        char *end = NULL;
-        long long id = 0;
-        if (json_is_integer(lease))
-            id = json_integer_value(lease);
-        else if (json_is_string(lease))
-            id = strtoll(json_string_value(lease), &end, 10);
-        (void)id;
-        if (json_is_object(o))
+        int64_t lease;
+        if (qr_validate_batch_entry(o, &lease, &why) < 0)
+            check_refusal(&why);
+        else if (!json_is_object(o))
+            broken("batch entry accepted that is not an object", NULL);
+        else
             check_result(o);
     }
 }
@@ -217,18 +204,21 @@ static void check_round_trip(json_t *v, size_t flags)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *p = (const char *)data;
-    size_t n = size;
-    while (n && isspace((unsigned char)*p)) {
-        p++;
-        n--;
-    }
-    json_error_t e;
-    json_t *body = n ? json_loadb(p, n, JSON_REJECT_DUPLICATES, &e) : json_object();
-    if (!body) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "line %d column %d: %s", e.line, e.column, e.text);
-    } else if (json_is_object(body)) {
+    for (int allow_empty = 0; allow_empty < 2; allow_empty++) {
+        qr_invalid_t why;
+        json_t *body = qr_validate_body((const char *)data, size, allow_empty, &why);
+        if (!body) {
+            check_refusal(&why);
+            if (why.status != 400)
+                broken("body refused with a status other than 400", why.message);
+            continue;
+        }
+        if (!json_is_object(body))
+            broken("body accepted that is not an object", NULL);
+        if (allow_empty) { /* the checks do not depend on allow_empty: run them once */
+            json_decref(body);
+            continue;
+        }
         check_user_and_token(body);
         check_project(body);
         check_lease_and_release(body);
@@ -236,10 +226,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_round_trip(body, JSON_COMPACT);
         check_round_trip(body, JSON_COMPACT | JSON_SORT_KEYS);
         check_round_trip(body, JSON_INDENT(2));
+        json_decref(body);
     }
-    json_decref(body);
 
     /* Task data as the lease path reloads it: any JSON value. */
+    json_error_t e;
     json_t *any = json_loadb((const char *)data, size, JSON_DECODE_ANY, &e);
     if (any) {
         check_round_trip(any, JSON_COMPACT);

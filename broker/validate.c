@@ -1,0 +1,276 @@
+/*
+ * validate.c - the v1 API's checks of JSON request bodies (validate.h). Pure
+ * functions over jansson values: api.c answers with what they report, and the
+ * fuzz harness calls them directly, so there is one copy of each rule.
+ */
+#include "validate.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+
+/* Fills why and returns -1. */
+static int refuse(qr_invalid_t *why, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int refuse(qr_invalid_t *why, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    why->status = status;
+    why->code = code;
+    va_start(ap, fmt);
+    vsnprintf(why->message, sizeof why->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_invalid_t *why)
+{
+    const char *p = body;
+    size_t n = len;
+    while (n && isspace((unsigned char)*p)) {
+        p++;
+        n--;
+    }
+    if (n == 0 && allow_empty)
+        return json_object();
+    json_error_t e;
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+    if (!o) {
+        refuse(why, 400, "invalid_json", "line %d column %d: %s", e.line, e.column, e.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        refuse(why, 400, "invalid_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+int qr_validate_int(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+                    int64_t *out, qr_invalid_t *why)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return refuse(why, 422, "invalid", "%s must be an integer from %" PRId64 " to %" PRId64,
+                      key, lo, hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+int qr_validate_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 200;
+}
+
+int qr_validate_role(const char *s)
+{
+    if (!s)
+        return 0;
+    if (!strcmp(s, "admin"))
+        return QR_ROLE_ADMIN;
+    if (!strcmp(s, "manager"))
+        return QR_ROLE_MANAGER;
+    if (!strcmp(s, "reviewer"))
+        return QR_ROLE_REVIEWER;
+    if (!strcmp(s, "annotator"))
+        return QR_ROLE_ANNOTATOR;
+    return 0;
+}
+
+int64_t qr_validate_lifetime(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0)
+        return -1;
+    int64_t unit = 1;
+    if (*end == 'd')
+        unit = 86400;
+    else if (*end == 'h')
+        unit = 3600;
+    else if (*end == 'm')
+        unit = 60;
+    else if (*end == 's' || *end == '\0')
+        unit = 1;
+    else
+        return -1;
+    if (*end && end[1])
+        return -1;
+    if (v > 3650LL * 86400 / unit)
+        return -1;
+    return v * unit;
+}
+
+int qr_validate_user_body(json_t *body, int caller_role, const char **name, int *role,
+                          qr_invalid_t *why)
+{
+    *name = json_string_value(json_object_get(body, "name"));
+    *role = qr_validate_role(json_string_value(json_object_get(body, "role")));
+    if (!qr_validate_name(*name))
+        return refuse(why, 422, "invalid", "name must be a string of 1 to 200 characters");
+    if (!*role)
+        return refuse(why, 422, "invalid", "role must be admin, manager, reviewer or annotator");
+    if (*role == QR_ROLE_ADMIN && caller_role != QR_ROLE_ADMIN)
+        return refuse(why, 403, "forbidden", "only an admin may create an admin");
+    return 0;
+}
+
+int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, qr_invalid_t *why)
+{
+    out->user = json_string_value(json_object_get(body, "user"));
+    out->role = json_string_value(json_object_get(body, "role"));
+    out->role_bit = qr_validate_role(out->role);
+    out->lifetime_s = 0;
+    json_t *exp = json_object_get(body, "expires");
+    if (!qr_validate_name(out->user))
+        return refuse(why, 422, "invalid", "user must be a string of 1 to 200 characters");
+    if (!out->role_bit)
+        return refuse(why, 422, "invalid", "role must be admin, manager, reviewer or annotator");
+    if (out->role_bit == QR_ROLE_ADMIN && caller_role != QR_ROLE_ADMIN)
+        return refuse(why, 403, "forbidden", "only an admin may create an admin token");
+    if (exp && !json_is_null(exp)) {
+        out->lifetime_s = json_is_string(exp) ? qr_validate_lifetime(json_string_value(exp)) : -1;
+        if (out->lifetime_s < 0)
+            return refuse(why, 422, "invalid",
+                          "expires must look like 30d, 12h, 90m or 45s (at most 10 years)");
+    }
+    return 0;
+}
+
+int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why)
+{
+    memset(out, 0, sizeof *out);
+    out->name = json_string_value(json_object_get(body, "name"));
+    out->labels = json_object_get(body, "labels");
+    if (!qr_validate_name(out->name))
+        return refuse(why, 422, "invalid", "name must be a string of 1 to 200 characters");
+    size_t n = json_array_size(out->labels);
+    if (!json_is_array(out->labels) || n < 1 || n > 1000)
+        return refuse(why, 422, "invalid", "labels must be an array of 1 to 1000 strings");
+    for (size_t i = 0; i < n; i++) {
+        const char *l = json_string_value(json_array_get(out->labels, i));
+        if (!qr_validate_name(l))
+            return refuse(why, 422, "invalid", "label %zu must be a string of 1 to 200 characters",
+                          i + 1);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(l, json_string_value(json_array_get(out->labels, j))))
+                return refuse(why, 422, "invalid", "label \"%s\" appears twice", l);
+    }
+    if (qr_validate_int(body, "annotations_per_task", 1, 100, 1, &out->annotations_per_task, why) <
+            0 ||
+        qr_validate_int(body, "lease_ttl_ms", 1000, 86400000, 60000, &out->lease_ttl_ms, why) < 0 ||
+        qr_validate_int(body, "overlap_annotations", 1, 100, out->annotations_per_task,
+                        &out->overlap_annotations, why) < 0)
+        return -1;
+    json_t *frac = json_object_get(body, "overlap_fraction");
+    if (frac && !json_is_null(frac)) {
+        if (!json_is_number(frac) || json_number_value(frac) < 0 || json_number_value(frac) > 1)
+            return refuse(why, 422, "invalid", "overlap_fraction must be a number from 0 to 1");
+        out->overlap_fraction = json_number_value(frac);
+    }
+    json_t *first = json_object_get(body, "overlap_first");
+    if (first && !json_is_boolean(first) && !json_is_null(first))
+        return refuse(why, 422, "invalid", "overlap_first must be true or false");
+    out->overlap_first = json_is_true(first);
+    json_t *sampling = json_object_get(body, "sampling");
+    const char *s = json_string_value(sampling);
+    const char *field = json_string_value(json_object_get(body, "stratify_field"));
+    if (sampling && !json_is_null(sampling) &&
+        !(s && (!strcmp(s, "sequential") || !strcmp(s, "random") || !strcmp(s, "uncertainty") ||
+                !strcmp(s, "stratified"))))
+        return refuse(why, 422, "invalid",
+                      "sampling must be sequential, random, uncertainty or stratified");
+    if (!s)
+        s = "sequential";
+    if (!strcmp(s, "stratified") && !qr_validate_name(field))
+        return refuse(why, 422, "invalid",
+                      "stratified sampling needs stratify_field (a data field)");
+    out->sampling = s;
+    out->stratify_field = strcmp(s, "stratified") ? NULL : field;
+    return 0;
+}
+
+int qr_validate_lease_body(json_t *body, int64_t *max, int64_t *wait_ms, qr_invalid_t *why)
+{
+    if (qr_validate_int(body, "max", 1, QR_MAX_LEASES_PER_REQUEST, 1, max, why) < 0 ||
+        qr_validate_int(body, "wait_ms", 0, 60000, 0, wait_ms, why) < 0)
+        return -1;
+    return 0;
+}
+
+int qr_validate_release_body(json_t *body, const char **reason, qr_invalid_t *why)
+{
+    json_t *r = json_object_get(body, "reason");
+    *reason = NULL;
+    if (r && !json_is_null(r) && (!json_is_string(r) || json_string_length(r) > 500))
+        return refuse(why, 422, "invalid", "reason must be a string of at most 500 characters");
+    *reason = json_string_value(r);
+    return 0;
+}
+
+int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_body_t *out,
+                       qr_invalid_t *why)
+{
+    json_t *label = json_object_get(o, "label");
+    json_t *key = json_object_get(o, "idempotency_key");
+    memset(out, 0, sizeof *out);
+    out->active_ms = -1;
+    if (!json_is_string(label))
+        return refuse(why, 422, "invalid", "label must be a string");
+    int known = 0;
+    for (int i = 0; i < nlabels && !known; i++)
+        known = !strcmp(labels[i], json_string_value(label));
+    if (!known)
+        return refuse(why, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
+                      json_string_value(label));
+    if (key && !json_is_null(key) &&
+        (!json_is_string(key) || !qr_validate_name(json_string_value(key))))
+        return refuse(why, 422, "invalid",
+                      "idempotency_key must be a string of 1 to 200 characters");
+    json_t *act = json_object_get(o, "active_ms");
+    if (act && !json_is_null(act)) {
+        if (!json_is_integer(act) || json_integer_value(act) < 0 ||
+            json_integer_value(act) > 86400000)
+            return refuse(why, 422, "invalid", "active_ms must be an integer from 0 to 86400000");
+        out->active_ms = json_integer_value(act);
+    }
+    out->label = json_string_value(label);
+    out->idempotency_key = json_string_value(key);
+    return 0;
+}
+
+int qr_validate_batch_body(json_t *body, json_t **results, qr_invalid_t *why)
+{
+    *results = json_object_get(body, "results");
+    size_t n = json_array_size(*results);
+    if (!json_is_array(*results) || n < 1 || n > QR_MAX_LEASES_PER_REQUEST)
+        return refuse(why, 400, "bad_request", "results must be an array of 1 to %d results",
+                      QR_MAX_LEASES_PER_REQUEST);
+    return 0;
+}
+
+int qr_validate_batch_entry(json_t *o, int64_t *lease, qr_invalid_t *why)
+{
+    json_t *l = json_object_get(o, "lease");
+    char *end = NULL;
+    *lease = 0;
+    if (json_is_integer(l))
+        *lease = json_integer_value(l);
+    else if (json_is_string(l))
+        *lease = strtoll(json_string_value(l), &end, 10);
+    if (!json_is_object(o) ||
+        !(json_is_integer(l) || (end && !*end && end != json_string_value(l))))
+        return refuse(why, 422, "invalid", "each result needs an object with a lease");
+    return 0;
+}

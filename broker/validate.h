@@ -1,0 +1,116 @@
+/*
+ * validate.h - the checks the v1 API makes on JSON request bodies, as pure
+ * functions: no I/O, no request context, no PostgreSQL or Redis. api.c turns
+ * a failure into its HTTP answer; tests/fuzz/fuzz_json.c runs the very same
+ * functions on arbitrary bytes.
+ *
+ * Each body validator takes a parsed body (a JSON object, borrowed) and
+ * either fills its output and returns 0, or fills a qr_invalid_t with the
+ * HTTP status, the API error code and a one-line message and returns -1.
+ * Strings and JSON values handed back are borrowed from the body and live as
+ * long as it does. Checks run in the order the API documents its errors, so
+ * the first wrong field is the one reported.
+ */
+#ifndef QR_VALIDATE_H
+#define QR_VALIDATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most leases one lease request may take, and most results one batch submit may carry. */
+#define QR_MAX_LEASES_PER_REQUEST 100
+
+/* Why a body was refused. */
+typedef struct qr_invalid_s {
+    int status;        /* HTTP status: 400, 403 or 422 */
+    const char *code;  /* API error code ("invalid_json", "invalid", ...); static */
+    char message[320]; /* one line, no trailing newline */
+} qr_invalid_t;
+
+/*
+ * Parses a request body as a JSON object: leading white space is skipped, an
+ * empty body is {} when allow_empty, duplicate keys are refused. Returns a new
+ * reference (the caller decrefs), or NULL with why filled (400 invalid_json).
+ */
+json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_invalid_t *why);
+
+/*
+ * An optional integer field of body in [lo, hi]: *out = dflt when it is
+ * absent or null. Returns 0, or -1 (422 invalid) on a wrong type or range.
+ */
+int qr_validate_int(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+                    int64_t *out, qr_invalid_t *why);
+
+/* 1 when s is a string of 1 to 200 bytes (names, labels, keys), else 0. */
+int qr_validate_name(const char *s);
+
+/* The QR_ROLE_* bit of "admin", "manager", "reviewer" or "annotator"; 0 otherwise (or NULL). */
+int qr_validate_role(const char *s);
+
+/* A token lifetime "30d", "12h", "90m", "45s" or plain seconds, in seconds;
+ * -1 when malformed, not positive or over 10 years. */
+int64_t qr_validate_lifetime(const char *s);
+
+/*
+ * POST /v1/users: name and role. caller_role is the caller's QR_ROLE_* bit:
+ * only an admin may create an admin (403 forbidden).
+ */
+int qr_validate_user_body(json_t *body, int caller_role, const char **name, int *role,
+                          qr_invalid_t *why);
+
+/* POST /v1/tokens: user, role and an optional expires (lifetime_s = 0: never). */
+typedef struct qr_token_body_s {
+    const char *user;
+    const char *role; /* as given, known valid */
+    int role_bit;     /* its QR_ROLE_* bit */
+    int64_t lifetime_s;
+} qr_token_body_t;
+
+int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, qr_invalid_t *why);
+
+/* POST /v1/projects. */
+typedef struct qr_project_body_s {
+    const char *name;
+    json_t *labels; /* array of 1 to 1000 distinct valid names */
+    int64_t annotations_per_task;
+    int64_t lease_ttl_ms;
+    int64_t overlap_annotations;
+    double overlap_fraction;    /* 0 to 1 */
+    int overlap_first;          /* 0 or 1 */
+    const char *sampling;       /* "sequential" (default), "random", "uncertainty", "stratified" */
+    const char *stratify_field; /* set only for stratified sampling, else NULL */
+} qr_project_body_t;
+
+int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why);
+
+/* POST .../leases: max (1 to QR_MAX_LEASES_PER_REQUEST, default 1) and wait_ms
+ * (0 to 60000 ms, default 0). */
+int qr_validate_lease_body(json_t *body, int64_t *max, int64_t *wait_ms, qr_invalid_t *why);
+
+/* POST .../release and .../skip: an optional reason of at most 500 bytes (NULL when absent). */
+int qr_validate_release_body(json_t *body, const char **reason, qr_invalid_t *why);
+
+/* One submitted result. */
+typedef struct qr_result_body_s {
+    const char *label;           /* one of the project's labels */
+    const char *idempotency_key; /* NULL when absent or null */
+    int64_t active_ms;           /* 0 to 86400000, or -1 when absent */
+} qr_result_body_t;
+
+/* A result object (a submit's body, or one entry of a batch) against the project's labels. */
+int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_body_t *out,
+                       qr_invalid_t *why);
+
+/* POST .../submit (batch): results must be an array of 1 to QR_MAX_LEASES_PER_REQUEST
+ * (400 bad_request). *results is borrowed from body. */
+int qr_validate_batch_body(json_t *body, json_t **results, qr_invalid_t *why);
+
+/*
+ * One entry of a batch: an object whose lease is an integer or a string of
+ * digits. *lease gets what could be read of it (0 if nothing) even when the
+ * entry is refused, since the answer echoes it.
+ */
+int qr_validate_batch_entry(json_t *o, int64_t *lease, qr_invalid_t *why);
+
+#endif
