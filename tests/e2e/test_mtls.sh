@@ -127,10 +127,24 @@ list=$(QUORUM_TOKEN=$MGR "$CTL" cert list --json)
 check "cert list: ann's mapping, with its fingerprint and last use" "ann $fp true" \
     "$(echo "$list" | jq -r '.certificates[0] | "\(.user) \(.sha256) \(.last_used_at != null)"')"
 
+# A resumed TLS session (no certificate sent again) still stands for the
+# certificate's user: OpenSSL keeps the verified peer in the session.
+req='GET /v1/projects/'"$P"'/progress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+printf "$req" | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT" -CAfile "$CA" \
+    -cert "$T/ann.crt" -key "$T/ann.key" -sess_out "$E2E_DIR/sess" 2>/dev/null >/dev/null || true
+out=$(printf "$req" | timeout 10 openssl s_client -ign_eof -connect "127.0.0.1:$PORT" -CAfile "$CA" \
+    -sess_in "$E2E_DIR/sess" 2>/dev/null || true)
+check "a resumed session without the certificate: reused, and still ann's (200)" "Reused 200" \
+    "$(echo "$out" | grep -o '^Reused' | head -1) $(echo "$out" | sed -n 's/^HTTP\/1.1 \([0-9]*\).*/\1/p' | head -1)"
+
 # --- revocation ---------------------------------------------------------------------
 QUORUM_TOKEN=$MGR "$CTL" cert revoke "$id" 2>/dev/null
 r=$(capi "$T/ann" GET "/v1/projects/$P")
 check "a revoked certificate: the same 401 as a bad token, at once" "$bad" "$r"
+out=$(printf "$req" | timeout 10 openssl s_client -ign_eof -connect "127.0.0.1:$PORT" -CAfile "$CA" \
+    -sess_in "$E2E_DIR/sess" 2>/dev/null || true)
+check "and a session resumed after the revocation gets 401" 401 \
+    "$(echo "$out" | sed -n 's/^HTTP\/1.1 \([0-9]*\).*/\1/p' | head -1)"
 set +e
 QUORUM_TOKEN=$MGR "$CTL" cert revoke "$id" 2>/dev/null
 check "revoking it again: exit 1 (404)" 1 "$?"
