@@ -3,9 +3,13 @@
  */
 #include "testlib.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -71,4 +75,59 @@ void qr_test_loop_close(uv_loop_t *loop)
      * then uv_loop_close fails with UV_EBUSY if any handle is still open. */
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(loop), 0);
+}
+
+void qr_test_run_for(uv_loop_t *loop, int ms)
+{
+    volatile int never = 0;
+    assert_false(qr_test_run_until(loop, &never, ms));
+}
+
+typedef struct poll_s {
+    int (*check)(void *arg);
+    void *arg;
+    volatile int met;
+} poll_t;
+
+static void on_poll(uv_timer_t *t)
+{
+    poll_t *p = t->data;
+    if (!p->met && p->check(p->arg))
+        p->met = 1;
+}
+
+int qr_test_poll_until(uv_loop_t *loop, int (*check)(void *arg), void *arg, int timeout_ms)
+{
+    poll_t p = {check, arg, 0};
+    uv_timer_t t;
+    assert_int_equal(uv_timer_init(loop, &t), 0);
+    t.data = &p;
+    assert_int_equal(uv_timer_start(&t, on_poll, 0, 10), 0);
+    int met = qr_test_run_until(loop, &p.met, timeout_ms);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return met;
+}
+
+void qr_test_set_flag(void *arg)
+{
+    *(volatile int *)arg = 1;
+}
+
+int qr_test_loopback_port(int *listen_fd)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    if (listen_fd) {
+        assert_int_equal(listen(fd, 16), 0);
+        *listen_fd = fd;
+    } else {
+        close(fd);
+    }
+    return ntohs(sa.sin_port);
 }

@@ -1,7 +1,8 @@
 /*
  * testlib.h - what integration tests share: the private stack's addresses
- * (written by deploy/stack.sh start into $QR_TEST_STACK/env) and a helper to
- * run a libuv loop until a flag is set or a deadline passes.
+ * (written by deploy/stack.sh start into $QR_TEST_STACK/env), helpers that run
+ * a libuv loop until a flag is set, a state is reached or a deadline passes,
+ * and loopback ports for servers that are down or never answer.
  */
 #ifndef QR_TESTLIB_H
 #define QR_TESTLIB_H
@@ -23,5 +24,23 @@ int qr_test_run_until(uv_loop_t *loop, volatile int *done, int timeout_ms);
 /* Runs loop until nothing is active and asserts uv_loop_close succeeds: no
  * handle was left open. */
 void qr_test_loop_close(uv_loop_t *loop);
+
+/* Runs loop for ms milliseconds (a timer of its own ends the run). */
+void qr_test_run_for(uv_loop_t *loop, int ms);
+
+/* Runs loop, calling check(arg) every 10 ms (first at once), until it returns
+ * non-zero or timeout_ms passes; returns 1 if check said so, 0 on timeout.
+ * For states a client reaches on its own: connected, ready, closed. */
+int qr_test_poll_until(uv_loop_t *loop, int (*check)(void *arg), void *arg, int timeout_ms);
+
+/* A done-callback (`void (*)(void *)`) that sets the volatile int at arg to 1:
+ * pass it with a flag to qr_pg_close, qr_redis_close and the like. */
+void qr_test_set_flag(void *arg);
+
+/* A free loopback TCP port. With listen_fd NULL the socket is closed again,
+ * so nothing listens there (until someone else takes the port). Otherwise it
+ * listens (backlog 16) and *listen_fd gets it: connections complete through
+ * the backlog but are never answered. */
+int qr_test_loopback_port(int *listen_fd);
 
 #endif

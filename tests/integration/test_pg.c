@@ -5,12 +5,9 @@
  * server-side, unreachable servers, and closing with work in flight. Every
  * test ends by proving its loop closes with no handle left open.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pg.h"
@@ -91,48 +88,28 @@ static void run_ok(uv_loop_t *loop, qr_pg_t *pg, const char *sql)
         fail_msg("%s: %s", sql, o.err);
 }
 
-/* Polls cond-like state from a timer while the loop runs. */
 typedef struct {
     qr_pg_t *pg;
     int want;
-    volatile int met;
-} wait_conn_t;
+} conn_want_t;
 
-static void on_check(uv_timer_t *t)
+static int pg_connected_is(void *arg)
 {
-    wait_conn_t *w = t->data;
-    if (qr_pg_connected(w->pg) == w->want)
-        w->met = 1;
+    conn_want_t *w = arg;
+    return qr_pg_connected(w->pg) == w->want;
 }
 
+/* Runs the loop until qr_pg_connected(pg) == want. */
 static void wait_connected(uv_loop_t *loop, qr_pg_t *pg, int want, int timeout_ms)
 {
-    wait_conn_t w = {pg, want, 0};
-    uv_timer_t t;
-    assert_int_equal(uv_timer_init(loop, &t), 0);
-    t.data = &w;
-    assert_int_equal(uv_timer_start(&t, on_check, 0, 10), 0);
-    int met = qr_test_run_until(loop, &w.met, timeout_ms);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_true(met);
-}
-
-static void run_for(uv_loop_t *loop, int ms)
-{
-    volatile int never = 0;
-    assert_false(qr_test_run_until(loop, &never, ms));
-}
-
-static void on_closed(void *arg)
-{
-    *(volatile int *)arg = 1;
+    conn_want_t w = {pg, want};
+    assert_true(qr_test_poll_until(loop, pg_connected_is, &w, timeout_ms));
 }
 
 static void close_pool(uv_loop_t *loop, qr_pg_t *pg)
 {
     volatile int closed = 0;
-    qr_pg_close(pg, on_closed, (void *)&closed);
+    qr_pg_close(pg, qr_test_set_flag, (void *)&closed);
     assert_true(qr_test_run_until(loop, &closed, 5000));
 }
 
@@ -148,26 +125,6 @@ static qr_pg_t *open_pool(uv_loop_t *loop, int size)
     assert_int_equal(qr_pg_open(loop, conninfo, size, 5000, &pg), 0);
     assert_non_null(pg);
     return pg;
-}
-
-/* A loopback port nothing listens on, or (listening) one that accepts TCP
- * connections through the backlog but never answers. */
-static int loopback_port(int listening, int *fd_out)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    if (listening) {
-        assert_int_equal(listen(fd, 16), 0);
-        *fd_out = fd;
-    } else {
-        close(fd);
-    }
-    return ntohs(sa.sin_port);
 }
 
 /* 200 statements at once over 4 connections, with bound parameters that
@@ -348,7 +305,7 @@ static void test_backend_terminated(void **state)
 
     outcome_t victim, killer;
     submit(pg, "SELECT /* qr-victim */ pg_sleep(30)", 0, NULL, &victim);
-    run_for(&loop, 300);
+    qr_test_run_for(&loop, 300);
     assert_int_equal(victim.calls, 0);
     uint64_t t0 = uv_now(&loop);
     submit(pg,
@@ -403,7 +360,7 @@ static void test_closed_port(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     char conninfo[128];
     snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=quorum dbname=quorum",
-             loopback_port(0, NULL));
+             qr_test_loopback_port(NULL));
     qr_pg_t *pg = NULL;
     assert_int_equal(qr_pg_open(&loop, conninfo, 2, 2000, &pg), 0);
 
@@ -430,7 +387,7 @@ static void test_connect_timeout(void **state)
     int lfd = -1;
     char conninfo[128];
     snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=quorum dbname=quorum",
-             loopback_port(1, &lfd));
+             qr_test_loopback_port(&lfd));
     qr_pg_t *pg = NULL;
     assert_int_equal(qr_pg_open(&loop, conninfo, 2, 300, &pg), 0);
 
@@ -460,10 +417,10 @@ static void test_close_in_flight(void **state)
     outcome_t o[N];
     for (int i = 0; i < N; i++)
         submit(pg, "SELECT pg_sleep(0.2)", 0, NULL, &o[i]);
-    run_for(&loop, 50);
+    qr_test_run_for(&loop, 50);
 
     volatile int closed = 0;
-    qr_pg_close(pg, on_closed, (void *)&closed);
+    qr_pg_close(pg, qr_test_set_flag, (void *)&closed);
     for (int i = 0; i < N; i++) {
         assert_int_equal(o[i].calls, 1);
         assert_false(o[i].ok);

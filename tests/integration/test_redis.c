@@ -6,15 +6,12 @@
  * timeouts, server-side kills and restarts, unreachable servers and closing.
  * Every test ends by proving its loop closes with no handle left open.
  */
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,45 +113,25 @@ static void wait_all(uv_loop_t *loop, int timeout_ms)
 typedef struct {
     qr_redis_t *r;
     int want;
-    volatile int met;
-} wait_ready_t;
+} ready_want_t;
 
-static void on_check(uv_timer_t *t)
+static int redis_ready_is(void *arg)
 {
-    wait_ready_t *w = t->data;
-    if (qr_redis_ready(w->r) == w->want)
-        w->met = 1;
+    ready_want_t *w = arg;
+    return qr_redis_ready(w->r) == w->want;
 }
 
 /* Runs the loop until qr_redis_ready(r) == want. */
 static void wait_ready(uv_loop_t *loop, qr_redis_t *r, int want, int timeout_ms)
 {
-    wait_ready_t w = {r, want, 0};
-    uv_timer_t t;
-    assert_int_equal(uv_timer_init(loop, &t), 0);
-    t.data = &w;
-    assert_int_equal(uv_timer_start(&t, on_check, 0, 10), 0);
-    int met = qr_test_run_until(loop, &w.met, timeout_ms);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_true(met);
-}
-
-static void run_for(uv_loop_t *loop, int ms)
-{
-    volatile int never = 0;
-    assert_false(qr_test_run_until(loop, &never, ms));
-}
-
-static void on_closed(void *arg)
-{
-    *(volatile int *)arg = 1;
+    ready_want_t w = {r, want};
+    assert_true(qr_test_poll_until(loop, redis_ready_is, &w, timeout_ms));
 }
 
 static void close_client(uv_loop_t *loop, qr_redis_t *r)
 {
     volatile int closed = 0;
-    qr_redis_close(r, on_closed, (void *)&closed);
+    qr_redis_close(r, qr_test_set_flag, (void *)&closed);
     assert_true(qr_test_run_until(loop, &closed, 5000));
 }
 
@@ -171,20 +148,6 @@ static qr_redis_t *open_client(uv_loop_t *loop, int port, int timeout_ms)
     assert_int_equal(qr_redis_open(loop, "127.0.0.1", port, timeout_ms, &r), 0);
     assert_non_null(r);
     return r;
-}
-
-/* A loopback port nothing listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* Starts a private redis-server in the foreground on port; returns its pid. */
@@ -360,7 +323,7 @@ static void test_timeout(void **state)
     assert_true(blocked.at - t0 >= 190 && blocked.at - t0 < 800);
 
     /* Let BLPOP's real (nil) reply arrive: it must not call back again. */
-    run_for(&loop, 1200);
+    qr_test_run_for(&loop, 1200);
     assert_int_equal(blocked.calls, 1);
     outcome_t o;
     RUN(r, &o, "PING");
@@ -376,7 +339,7 @@ static void test_timeout(void **state)
     wait_ready(&loop, other, 1, 5000);
     outcome_t spun, ping;
     eval(other, spin, &spun, 0, 1, (const char *[]){"600000"});
-    run_for(&loop, 50);
+    qr_test_run_for(&loop, 50);
     assert_int_equal(spun.calls, 0); /* the server is stuck in the script */
     t0 = uv_now(&loop);
     cmd(r, &ping, 1, (const char *[]){"PING"}, NULL);
@@ -386,7 +349,7 @@ static void test_timeout(void **state)
     assert_int_equal(spun.calls, 1);
     assert_int_equal(spun.integer, 1);
     wait_all(&loop, 5000);
-    run_for(&loop, 100);
+    qr_test_run_for(&loop, 100);
     RUN(r, &o, "PING");
     assert_string_equal(o.str, "PONG");
 
@@ -411,7 +374,7 @@ static void test_client_kill(void **state)
     outcome_t inflight, k;
     const char *blpop[] = {"BLPOP", "qr:test:empty", "5"};
     cmd(r, &inflight, 3, blpop, NULL);
-    run_for(&loop, 100);
+    qr_test_run_for(&loop, 100);
     const char *kill_cmd[] = {"CLIENT", "KILL", "TYPE", "normal"};
     cmd(killer, &k, 4, kill_cmd, NULL);
     wait_all(&loop, 5000);
@@ -444,7 +407,7 @@ static void test_server_restart(void **state)
     uv_loop_t loop;
     g_loop = &loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    int port = free_port();
+    int port = qr_test_loopback_port(NULL);
     pid_t pid = start_redis(port);
     qr_redis_t *r = open_client(&loop, port, 2000);
     qr_redis_script_t *pair = qr_redis_script(r, LUA_PAIR);
@@ -460,7 +423,7 @@ static void test_server_restart(void **state)
     wait_ready(&loop, r, 0, 5000);
     RUN(r, &o, "PING");
     assert_string_equal(o.err, "redis not connected");
-    run_for(&loop, 500); /* a few failed attempts */
+    qr_test_run_for(&loop, 500); /* a few failed attempts */
 
     pid = start_redis(port);
     wait_ready(&loop, r, 1, 15000);
@@ -485,9 +448,9 @@ static void test_closed_port(void **state)
     uv_loop_t loop;
     g_loop = &loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    int port = free_port();
+    int port = qr_test_loopback_port(NULL);
     qr_redis_t *r = open_client(&loop, port, 2000);
-    run_for(&loop, 800);
+    qr_test_run_for(&loop, 800);
     assert_int_equal(qr_redis_ready(r), 0);
     outcome_t o;
     RUN(r, &o, "PING");
@@ -509,7 +472,7 @@ static volatile int g_closed_in_cb;
 static void on_reply_then_close(redisReply *reply, const char *err, void *arg)
 {
     on_reply(reply, err, arg);
-    qr_redis_close(g_close_me, on_closed, (void *)&g_closed_in_cb);
+    qr_redis_close(g_close_me, qr_test_set_flag, (void *)&g_closed_in_cb);
 }
 
 /* Closing fails what is in flight exactly once, refuses new commands, and
@@ -525,9 +488,9 @@ static void test_close(void **state)
     outcome_t blocked;
     const char *blpop[] = {"BLPOP", "qr:test:empty", "3"};
     cmd(r, &blocked, 3, blpop, NULL);
-    run_for(&loop, 50);
+    qr_test_run_for(&loop, 50);
     volatile int closed = 0;
-    qr_redis_close(r, on_closed, (void *)&closed);
+    qr_redis_close(r, qr_test_set_flag, (void *)&closed);
     assert_int_equal(blocked.calls, 1);
     assert_string_equal(blocked.err, "redis client closed");
     outcome_t late;
