@@ -198,6 +198,11 @@ static const char spool_help[] =
     "  --json         one JSON object per pending result, one per line\n"
     "  --send         send the results of the configured broker and token now\n"
     "\n"
+    "Examples:\n"
+    "  quorum-agent spool                 # what is waiting, and whether the tail is torn\n"
+    "  quorum-agent spool --json | jq .   # the same, one JSON object per result\n"
+    "  quorum-agent spool --send          # send them now to the configured broker\n"
+    "\n"
     "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
 
 static const char label_help[] =
@@ -210,8 +215,10 @@ static const char label_help[] =
     "\n"
     "Keys: 1-9 (0 for the 10th) choose a label and submit it; s skip the task\n"
     "(you will not get it again); r release it (back to the queue); u undo the\n"
-    "last submit (not supported by this broker yet: says so); q quit, giving\n"
-    "back every task held. Ctrl-C quits the same way.\n"
+    "last submit while the lease it was submitted on lasts (the task comes back\n"
+    "on screen to be labeled again; once that lease has ended the label is kept\n"
+    "and the status line says so); q quit, giving back every task held. Ctrl-C\n"
+    "quits the same way.\n"
     "\n"
     "The next K tasks are leased ahead so the next one appears at once; a\n"
     "background thread beats their heartbeats. Labels are spooled (fsynced)\n"
