@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test_agent_help.sh - issue 5 item 6 for quorum-agent: every command's
+# --help has examples and the documented exit codes; label's help describes
+# the undo it has; an unknown command and an unreachable broker each give one
+# clear line and their documented exit code (2 usage, 1 network).
+#
+# Offline: no broker and no database, only QR_BIN_DIR (set by ctest).
+set -euo pipefail
+: "${QR_BIN_DIR:?}"
+AGENT="$QR_BIN_DIR/quorum-agent"
+DIR=$(mktemp -d /tmp/quorum-agent-help.XXXXXX)
+trap 'rm -rf "$DIR"' EXIT
+export XDG_CONFIG_HOME="$DIR/config" XDG_STATE_HOME="$DIR/state"
+unset QUORUM_URL QUORUM_TOKEN QUORUM_CA QUORUM_CERT QUORUM_KEY
+FAILS=0
+PASSES=0
+pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+check() { # check DESCRIPTION EXPECTED ACTUAL
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1 (expected '$2', got '$3')"; fi
+}
+
+for cmd in "" login label exec spool simulate; do
+    name=${cmd:-main}
+    rc=0
+    # shellcheck disable=SC2086
+    "$AGENT" $cmd --help >"$DIR/help" 2>&1 || rc=$?
+    check "$name --help: exit 0" 0 "$rc"
+    grep -q '^Examples\?:$' "$DIR/help" && pass "$name --help: has examples" ||
+        fail "$name --help: no Example(s): section"
+    grep -q '^  quorum-agent ' "$DIR/help" && pass "$name --help: an example command line" ||
+        fail "$name --help: no example command line"
+    grep -q '^Exit codes:' "$DIR/help" && pass "$name --help: documents exit codes" ||
+        fail "$name --help: no Exit codes"
+done
+
+"$AGENT" label --help >"$DIR/help"
+if grep -q 'not supported' "$DIR/help"; then fail "label --help still says undo is not supported"; else pass "label --help: no 'not supported'"; fi
+tr '\n' ' ' <"$DIR/help" | grep -q 'u undo the last submit while the lease it was submitted on lasts' &&
+    pass "label --help: u undoes while the lease lasts" || fail "label --help: undo not described"
+
+rc=0
+"$AGENT" frobnicate >"$DIR/out" 2>"$DIR/err" || rc=$?
+check "unknown command: exit 2" 2 "$rc"
+check "unknown command: nothing on stdout" 0 "$(wc -c <"$DIR/out")"
+check "unknown command: names it" "quorum-agent: unknown command 'frobnicate'" "$(head -1 "$DIR/err")"
+
+# A port nothing listens on; the CA file only has to exist (no TLS is reached).
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+: >"$DIR/ca.pem"
+rc=0
+"$AGENT" login --url "https://127.0.0.1:$PORT" --token qr_x --ca "$DIR/ca.pem" >"$DIR/out" 2>"$DIR/err" || rc=$?
+check "login to an unreachable broker: exit 1" 1 "$rc"
+check "login to an unreachable broker: one line" 1 "$(wc -l <"$DIR/err")"
+case "$(cat "$DIR/err")" in
+"quorum-agent: login: cannot reach the broker at https://127.0.0.1:$PORT: "*) pass "login to an unreachable broker: says so ($(cat "$DIR/err"))" ;;
+*) fail "login to an unreachable broker: $(cat "$DIR/err")" ;;
+esac
+[ -e "$XDG_CONFIG_HOME/quorum/profile" ] && fail "login stored a profile it could not check" ||
+    pass "login stored no profile"
+
+echo "$PASSES passed, $FAILS failed"
+[ "$FAILS" = 0 ]
