@@ -170,8 +170,11 @@ int qr_tls_cert_info(const char *pem, size_t len, char sha256_hex[65], char *sub
     }
     *not_after = (int64_t)timegm(&tm);
     if (subject_len) {
-        subject[0] = '\0';
-        X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)subject_len);
+        /* Whole, then cut: given a short buffer, OpenSSL would drop whole
+         * entries instead. Non-ASCII bytes come escaped (\xC3...). */
+        char *line = X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
+        snprintf(subject, subject_len, "%s", line ? line : "");
+        OPENSSL_free(line);
     }
     X509_free(cert);
     BIO_free(bio);
