@@ -49,6 +49,10 @@ static void usage(FILE *f)
             "  --reaper-ms N         return expired leases every N ms [QUORUM_REAPER_MS] (1000)\n"
             "  --rate-limit N        requests per second per token, bursts of 2N; 0 = off\n"
             "                        [QUORUM_RATE_LIMIT] (2000); past it: 429 with Retry-After\n"
+            "  --window-tasks N      tasks per project read into Redis per refill\n"
+            "                        [QUORUM_WINDOW_TASKS] (4000)\n"
+            "  --window-low N        refill when fewer tasks are ready, below --window-tasks\n"
+            "                        [QUORUM_WINDOW_LOW] (1500)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
             "  --port-file FILE      write the bound port to FILE once listening\n"
@@ -96,22 +100,37 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* --max-connections or QUORUM_MAX_CONNECTIONS was given (not the default). */
+static int max_connections_given;
+
 /*
- * The default connection cap: want, unless the open-files limit is lower.
- * Each connection is a descriptor; the PostgreSQL pool, Redis, the listener,
- * logs and the 64 connections past the cap that still get their 503 need
- * theirs too, so those are kept aside. Never below 16.
+ * Makes room for cfg->max_connections descriptors. Each connection is one;
+ * the PostgreSQL pool, Redis, the listener, logs and the 64 connections past
+ * the cap that still get their 503 need theirs too. The soft open-files
+ * limit is raised as far as needed and the hard limit allows (a soft limit
+ * of 1024 is a common default). If that is still short, the default cap is
+ * lowered to fit (never below 16); a cap given explicitly is kept, with a
+ * warning, and connections past the limit fail at accept.
  */
-static int default_max_connections(int want, int pg_pool)
+static void fit_max_connections(qr_broker_config_t *cfg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return want;
-    long reserve = 64 + 32 + pg_pool * 2L;
-    long fit = (long)rl.rlim_cur - reserve;
-    if (fit < 16)
-        fit = 16;
-    return fit < want ? (int)fit : want;
+    rlim_t reserve = 64 + 32 + 2 * (rlim_t)cfg->pg_pool;
+    rlim_t need = (rlim_t)cfg->max_connections + reserve;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    struct rlimit more = rl;
+    more.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (more.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &more) == 0)
+        rl = more;
+    if (rl.rlim_cur >= need)
+        return;
+    long fit = rl.rlim_cur > reserve + 16 ? (long)(rl.rlim_cur - reserve) : 16;
+    if (max_connections_given)
+        qr_warn("--max-connections %d: the open-files limit (%llu) has room for about %ld",
+                cfg->max_connections, (unsigned long long)rl.rlim_cur, fit);
+    else
+        cfg->max_connections = (int)fit;
 }
 
 static uv_signal_t sig_int, sig_term, sig_hup;
@@ -148,6 +167,7 @@ static int serve(qr_broker_config_t *cfg)
         fprintf(stderr, "quorumd: --require-client-cert needs --client-ca FILE\n");
         return 2;
     }
+    fit_max_connections(cfg);
     uv_loop_t loop;
     int rc = uv_loop_init(&loop);
     if (rc < 0) {
@@ -162,6 +182,7 @@ static int serve(qr_broker_config_t *cfg)
     }
     int port = qr_broker_port(broker);
     qr_info("listening on https://%s:%d", cfg->listen_host, port);
+    qr_info("at most %d connections at once", cfg->max_connections);
     if (cfg->port_file) {
         FILE *f = fopen(cfg->port_file, "w");
         if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
@@ -219,9 +240,14 @@ int main(int argc, char **argv)
         cfg.reaper_ms = (int)v;
     if ((e = env_or("QUORUM_RATE_LIMIT", NULL)) && parse_int(e, 0, 10000000, &v) == 0)
         cfg.rate_per_sec = (int)v;
-    cfg.max_connections = default_max_connections(cfg.max_connections, cfg.pg_pool);
-    if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0)
+    if ((e = env_or("QUORUM_WINDOW_TASKS", NULL)) && parse_int(e, 2, 1000000, &v) == 0)
+        cfg.window_tasks = (int)v;
+    if ((e = env_or("QUORUM_WINDOW_LOW", NULL)) && parse_int(e, 1, 1000000, &v) == 0)
+        cfg.window_low = (int)v;
+    if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0) {
         cfg.max_connections = (int)v;
+        max_connections_given = 1;
+    }
     cfg.client_ca_file = env_or("QUORUM_CLIENT_CA", NULL);
     if ((e = env_or("QUORUM_REQUIRE_CLIENT_CERT", NULL)) && !strcmp(e, "1"))
         cfg.require_client_cert = 1;
@@ -246,7 +272,9 @@ int main(int argc, char **argv)
         O_MAXCONN,
         O_CLIENT_CA,
         O_REQUIRE_CERT,
-        O_METRICS_PUBLIC
+        O_METRICS_PUBLIC,
+        O_WINDOW,
+        O_WINDOW_LOW
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"pg", required_argument, 0, O_PG},
@@ -266,6 +294,8 @@ int main(int argc, char **argv)
                                          {"client-ca", required_argument, 0, O_CLIENT_CA},
                                          {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
                                          {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
+                                         {"window-tasks", required_argument, 0, O_WINDOW},
+                                         {"window-low", required_argument, 0, O_WINDOW_LOW},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o;
@@ -323,10 +353,21 @@ int main(int argc, char **argv)
                 goto bad;
             cfg.rate_per_sec = (int)v;
             break;
+        case O_WINDOW:
+            if (parse_int(optarg, 2, 1000000, &v) < 0)
+                goto bad;
+            cfg.window_tasks = (int)v;
+            break;
+        case O_WINDOW_LOW:
+            if (parse_int(optarg, 1, 1000000, &v) < 0)
+                goto bad;
+            cfg.window_low = (int)v;
+            break;
         case O_MAXCONN:
             if (parse_int(optarg, 1, 1000000, &v) < 0)
                 goto bad;
             cfg.max_connections = (int)v;
+            max_connections_given = 1;
             break;
         case O_CLIENT_CA:
             cfg.client_ca_file = optarg;
@@ -347,6 +388,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(cmd, "print-script")) {
         fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.window_low >= cfg.window_tasks) {
+        fprintf(stderr, "quorumd: --window-low (%d) must be below --window-tasks (%d)\n",
+                cfg.window_low, cfg.window_tasks);
         return 2;
     }
     if (listen && parse_hostport(listen, listen_host, sizeof listen_host, &cfg.listen_host,
