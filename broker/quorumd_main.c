@@ -40,7 +40,7 @@ static void usage(FILE *f)
             "                        (30000)\n"
             "  --max-connections N   open connections; past it a new one gets 503 and is\n"
             "                        closed [QUORUM_MAX_CONNECTIONS] (10000, or fewer if the\n"
-            "                        open-files limit is lower)\n"
+            "                        hard open-files limit is lower; the soft one is raised)\n"
             "  --client-ca FILE      verify client certificates against this PEM CA bundle;\n"
             "                        a mapped certificate (quorumctl cert add) authenticates\n"
             "                        without a token [QUORUM_CLIENT_CA]\n"

@@ -4,6 +4,7 @@
 # answered 503 {"error":{"code":"unavailable"}} with Connection: close and
 # the connection closed, and the refusal is logged; the held connections are
 # still served (200); once some close, a new connection is served again.
+# The default cap follows the open-files limit.
 . "$(dirname "$0")/lib.sh"
 
 start_broker --max-connections 20
@@ -66,6 +67,22 @@ grep -q 'over --max-connections (20 open): answered 503' "$E2E_DIR/quorumd.log" 
     pass "the refusal is logged: $(grep -m1 'over --max-connections' "$E2E_DIR/quorumd.log" | cut -c1-120)" ||
     fail "no log line for the refusal"
 check "and the broker serves as usual" 200 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" "$URL/healthz")"
+
+# The default cap fits the open-files limit: lowered under a hard limit of
+# 300 (300 - 64 - 32 - 2 x 8 pool = 188), or the soft limit raised for it.
+capline() { # [quorumd flags]: the "at most N connections" line of a short run
+    timeout 3 "$QR_BIN_DIR/quorumd" serve --listen 127.0.0.1:0 --cert "$E2E_DIR/tls/server.crt" \
+        --key "$E2E_DIR/tls/server.key" --pg "$E2E_PG" --redis "127.0.0.1:$QR_REDIS_PORT" "$@" 2>&1 |
+        grep -o 'at most [0-9]* connections\|has room for about [0-9]*' | tr '\n' ' ' || true
+}
+check "open-files limit 300: the default cap is lowered to fit" "at most 188 connections " \
+    "$(ulimit -n 300; capline)"
+check "open-files limit 300, --max-connections 5000: kept, with a warning" \
+    "has room for about 188 at most 5000 connections " "$(ulimit -n 300; capline --max-connections 5000)"
+if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10112 ]; then
+    check "soft limit 1024 under a higher hard limit: raised, the cap stays 10000" \
+        "at most 10000 connections " "$(ulimit -Sn 1024; capline)"
+fi
 
 check "--max-connections 0 is a usage error (2)" 2 \
     "$("$QR_BIN_DIR/quorumd" serve --max-connections 0 >/dev/null 2>&1; echo $?)"
