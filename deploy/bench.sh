@@ -59,6 +59,16 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 redis_calls() { "${R[@]}" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}'; }
 pg_commits() { psql "$PG" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+# CPU time (ms, user + system) of a process and its children still running.
+cpu_ms() { # PID...
+    local t=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo $((t * 1000 / $(getconf CLK_TCK)))
+}
+pg_pids() { local pm; pm=$(head -1 "$QR_STACK_DATA/db/postmaster.pid"); echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"; }
+REDIS_PID=$(cat "$QR_STACK_DATA/redis/redis.pid")
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
@@ -69,23 +79,32 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     # Enough tasks that the crew never runs dry within the run.
     seq 1 400000 | awk '{printf "{\"n\":%d,\"true_label\":\"a\"}\n", $1}' >"$W/tasks.jsonl"
     "$B/bin/quorumctl" import --project "$project" "$W/tasks.jsonl" >/dev/null
-    local rc0 pc0 n0
+    local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp
+    pgp=$(pg_pids)
     rc0=$(redis_calls); pc0=$(pg_commits)
+    qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms $pgp)
     n0=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
-    "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
+    local TIMEFORMAT=%U,%S
+    { time "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
         --think-ms 0 --seed "$run" --duration "$SECONDS_PER_RUN" --max-seconds $((SECONDS_PER_RUN + 120)) \
-        --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true
-    local rc1 pc1 n1 rss
+        --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true; } 2>"$W/agent.time"
+    local rc1 pc1 n1 rss qc1 rcpu1 pcpu1 acpu
+    qc1=$(cpu_ms "$QPID"); rcpu1=$(cpu_ms "$REDIS_PID"); pcpu1=$(cpu_ms $pgp)
+    acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.time")
     rc1=$(redis_calls); pc1=$(pg_commits)
     n1=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$QPID/status")
     jq -c --arg mode "$mode" --argjson run "$run" --argjson dr $((rc1 - rc0)) --argjson dp $((pc1 - pc0)) \
         --argjson dn $((n1 - n0)) --argjson rss "$rss" \
+        --argjson cq $((qc1 - qc0)) --argjson cr $((rcpu1 - rcpu0)) --argjson cp $((pcpu1 - pcpu0)) \
+        --argjson ca "$acpu" \
         '{mode: $mode, run: $run, completions: $dn, completions_per_second: .completions_per_second,
           lease_latency_ms: .lease_latency_ms, submit_latency_ms: .submit_latency_ms,
           redis_calls_per_completion: (if $dn > 0 then $dr / $dn else null end),
           pg_transactions_per_completion: (if $dn > 0 then $dp / $dn else null end),
-          broker_rss_mb: ($rss / 1024)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
+          broker_rss_mb: ($rss / 1024),
+          cpu_us_per_completion: (if $dn > 0 then {broker: ($cq * 1000 / $dn), agents: ($ca * 1000 / $dn),
+            redis: ($cr * 1000 / $dn), postgres: ($cp * 1000 / $dn)} else null end)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
 }
 
 echo "$AGENTS agents, $SECONDS_PER_RUN s per run, $RUNS runs per mode"
@@ -110,6 +129,11 @@ CEIL_SINGLE=$(ceiling)
 CEIL_PIPE=$(ceiling -P 16)
 
 med() { jq -r "select(.mode == \"$1\") | $2" "$W/runs.jsonl" | median; }
+cpu_med() { # MODE -> {broker, agents, redis, postgres} medians
+    printf '{"broker":%s,"agents":%s,"redis":%s,"postgres":%s}' "$(med "$1" .cpu_us_per_completion.broker)" \
+        "$(med "$1" .cpu_us_per_completion.agents)" "$(med "$1" .cpu_us_per_completion.redis)" \
+        "$(med "$1" .cpu_us_per_completion.postgres)"
+}
 SINGLE=$(med single .completions_per_second)
 BATCHED=$(med batched .completions_per_second)
 jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson runs "$RUNS" \
@@ -124,6 +148,7 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson run
     --argjson pgpc "$(med batched .pg_transactions_per_completion)" --argjson spgpc "$(med single .pg_transactions_per_completion)" \
     --argjson rss "$(jq -r .broker_rss_mb "$W/runs.jsonl" | sort -g | tail -1)" \
     --argjson ceil "$CEIL_PIPE" --argjson ceil1 "$CEIL_SINGLE" --slurpfile all "$W/runs.jsonl" \
+    --argjson cpus "$(cpu_med single)" --argjson cpub "$(cpu_med batched)" \
     '{agents: $agents, seconds_per_run: $secs, runs_per_mode: $runs,
       completions_per_second: {single: $single, batched: $batched},
       lease_latency_ms: {p50: $l50, p99: $l99, p999: $l999},
@@ -132,11 +157,12 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson run
       redis_calls_per_completion: $rcpc, pg_transactions_per_completion: $pgpc,
       single_mode_per_completion: {redis_calls: $srcpc, pg_transactions: $spgpc},
       broker_rss_mb: $rss,
+      cpu_us_per_completion: {single: $cpus, batched: $cpub},
       redis_lease_script_ceiling_per_second: $ceil,
       redis_lease_script_unpipelined_per_second: $ceil1,
       ratio_to_ceiling: {single: ($single / $ceil), batched: ($batched / $ceil)},
       runs: $all}' >"$OUT"
 jq '{agents, completions_per_second, lease_latency_ms, submit_latency_ms, redis_calls_per_completion,
      pg_transactions_per_completion, broker_rss_mb, redis_lease_script_ceiling_per_second,
-     redis_lease_script_unpipelined_per_second, ratio_to_ceiling}' "$OUT"
+     redis_lease_script_unpipelined_per_second, ratio_to_ceiling, cpu_us_per_completion}' "$OUT"
 echo "wrote $OUT (medians of $RUNS runs; latencies of the batched mode, single mode under single_mode_latency_ms)"
