@@ -42,7 +42,8 @@ static const char help_text[] =
     "\n"
     "  --json       print the report as JSON (full precision)\n"
     "  --per-item   also list each item's agreement and majority label\n"
-    "  --project ID compute on a broker project (not yet supported)\n"
+    "  --project ID the live agreement of a broker project instead (see\n"
+    "               `quorumctl agreement --project ID --help`)\n"
     "  --help       show this help\n"
     "\n"
     "Exit codes: 0 success, 1 output error, 2 usage error or bad input (a\n"
@@ -403,9 +404,10 @@ int qr_ctl_agreement(int argc, char **argv)
             per_item = 1;
         } else if (!only_files &&
                    (strcmp(arg, "--project") == 0 || strncmp(arg, "--project=", 10) == 0)) {
-            fprintf(stderr, "quorumctl agreement: --project is not yet supported; export the "
-                            "project's annotations to CSV and pass the file\n");
-            return EXIT_USAGE;
+            /* quorumctl's main routes `agreement --project` to the live
+             * command before this one is reached. */
+            return usage("%s", "--project goes to the live command; run quorumctl agreement "
+                               "--project ID");
         } else if (!only_files && strcmp(arg, "--") == 0) {
             only_files = 1;
         } else if (!only_files && arg[0] == '-' && arg[1] != '\0') {
