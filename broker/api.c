@@ -60,6 +60,9 @@ struct ctx_s {
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
     int64_t active_ms;
+    int64_t org_target; /* users, tokens: the organization named in the body (0: the caller's) */
+    int why;            /* lease: why the last grant stopped short (QR_LEASE_*) */
+    int seeded;         /* lease: this request built the quota counters already */
     int64_t ntasks;
     qr_import_t imp;
     qr_strata_t strata;
@@ -225,6 +228,57 @@ static void h_healthz(ctx_t *c)
     respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* --- "organization" in a user or token body ----------------------------------------------- */
+
+static void on_org_resolved(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found", "no organization \"%s\" you may add users to",
+                      json_string_value(json_object_get(c->body, "organization")));
+        return;
+    }
+    c->org_target = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    /* The handler runs again from the start, now knowing the organization. */
+    json_decref(c->body);
+    c->body = NULL;
+    c->route->fn(c);
+}
+
+/* A user or token body may name the organization to make the user in
+ * ("organization": NAME): admins only, their own organization or, for an
+ * owner organization's admin, any (so a vendor gets its first manager).
+ * Returns 0 to go on (c->org_target set, or none named), 1 when it has
+ * responded or resolves the name and runs the handler again. */
+static int target_org(ctx_t *c)
+{
+    json_t *v = json_object_get(c->body, "organization");
+    if (c->org_target || !v || json_is_null(v))
+        return 0;
+    if (!valid_name(json_string_value(v))) {
+        respond_error(c, 422, "invalid", "organization must be a string of 1 to 200 characters");
+        return 1;
+    }
+    if (c->user.role != QR_ROLE_ADMIN) {
+        respond_error(c, 403, "forbidden", "only an admin may name an organization");
+        return 1;
+    }
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org), json_string_value(v)};
+    if (qr_pg_query(c->b->pg, QR_SQL_ORG_RESOLVE, 2, params, on_org_resolved, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+    return 1;
+}
+
+static int64_t org_of(const ctx_t *c)
+{
+    return c->org_target ? c->org_target : c->user.org_id;
+}
+
 /* --- POST /v1/users -------------------------------------------------------------------- */
 
 static void on_user_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -243,7 +297,7 @@ static void on_user_created(const PGresult *res, const char *err, const char *sq
 
 static void h_user_create(ctx_t *c)
 {
-    if (parse_body(c, 0) < 0)
+    if (parse_body(c, 0) < 0 || target_org(c))
         return;
     const char *name;
     int r;
@@ -262,7 +316,7 @@ static void h_user_create(ctx_t *c)
     qr_sha256_hex(token, strlen(token), digest);
     snprintf(prefix, sizeof prefix, "%.10s", token);
     c->out = json_pack("{s:s s:s}", "name", name, "token", token);
-    const char *params[] = {i64(c->user.org_id, org), name, role, digest, prefix};
+    const char *params[] = {i64(org_of(c), org), name, role, digest, prefix};
     if (qr_pg_query(c->b->pg, QR_SQL_USER_CREATE, 5, params, on_user_created, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
@@ -292,7 +346,7 @@ static void on_token_created(const PGresult *res, const char *err, const char *s
 
 static void h_token_create(ctx_t *c)
 {
-    if (parse_body(c, 0) < 0)
+    if (parse_body(c, 0) < 0 || target_org(c))
         return;
     qr_token_body_t tb;
     qr_invalid_t why;
@@ -312,12 +366,8 @@ static void h_token_create(ctx_t *c)
     snprintf(prefix, sizeof prefix, "%.10s", token);
     c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "role", role, "token", token, "prefix",
                        prefix);
-    const char *params[] = {i64(c->user.org_id, org),
-                            user,
-                            role,
-                            digest,
-                            prefix,
-                            lifetime ? i64(lifetime, secs) : NULL};
+    const char *params[] = {
+        i64(org_of(c), org), user, role, digest, prefix, lifetime ? i64(lifetime, secs) : NULL};
     if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 6, params, on_token_created, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
@@ -689,7 +739,14 @@ static void waiter_remove(ctx_t *c)
 
 static void respond_no_lease(ctx_t *c, int complete)
 {
-    respond_json(c, 200, json_pack("{s:[] s:b}", "leases", "project_complete", complete));
+    json_t *o = json_pack("{s:[] s:b}", "leases", "project_complete", complete);
+    /* Not an error: the vendor's quota or the annotator's cap is used up
+     * (until a lease of theirs ends without an annotation). */
+    if (c->why == QR_LEASE_QUOTA_REACHED || c->why == QR_LEASE_CAP_REACHED)
+        json_object_set_new(
+            o, "reason",
+            json_string(c->why == QR_LEASE_QUOTA_REACHED ? "quota_reached" : "cap_reached"));
+    respond_json(c, 200, o);
 }
 
 static void on_wait_timeout(uv_timer_t *t)
@@ -775,11 +832,64 @@ static void on_refilled(void *arg)
 
 static void on_background_refill(void *arg) {}
 
-static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, void *arg)
+static void on_counts_seeded(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        respond_backend(c, "Redis", "lease counters");
+        return;
+    }
+    lease_try(c);
+}
+
+/* The project's quota and cap counters are not in Redis (a new project, or
+ * Redis lost its state): build them from PostgreSQL, then grant again. */
+static void on_lease_counts(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res);
+    int64_t *v = qr_xcalloc((size_t)(3 * n + 1), sizeof *v);
+    for (int i = 0; i < n; i++) {
+        v[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        v[n + i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        v[2 * n + i] = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    }
+    int rc = qr_lease_count_seed(c->b->lease, c->project->id, n, v, v + n, v + 2 * n,
+                                 on_counts_seeded, c);
+    free(v);
+    if (rc < 0)
+        respond_backend(c, "Redis", "lease counters");
+}
+
+static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, int why,
+                       void *arg)
 {
     ctx_t *c = arg;
     if (rc < 0) {
         respond_backend(c, "Redis", "lease grant");
+        return;
+    }
+    if (why == QR_LEASE_UNCOUNTED) {
+        char proj[24];
+        const char *params[] = {i64(c->project->id, proj)};
+        if (c->seeded)
+            respond_backend(c, "Redis", "lease counters (lost again)");
+        else if (qr_pg_query(c->b->pg, QR_SQL_LEASE_COUNTS, 1, params, on_lease_counts, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        c->seeded = 1;
+        return;
+    }
+    c->why = why;
+    if (n == 0 && why != QR_LEASE_GRANTED) {
+        /* Quota or cap: a long poll waits for a lease of theirs to end. */
+        if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
+            wait_for_work(c);
+        else
+            respond_no_lease(c, 0);
         return;
     }
     if (n == 0 && !c->retried) {
@@ -812,11 +922,23 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     respond_json(c, 200, json_pack("{s:o s:b}", "leases", arr, "project_complete", 0));
 }
 
+/* The share of the caller's organization in c's project; NULL for the
+ * project's own organization. */
+static const qr_share_t *caller_share(const ctx_t *c)
+{
+    for (int i = 0; i < c->project->nshares; i++)
+        if (c->project->shares[i].org_id == c->user.org_id)
+            return &c->project->shares[i];
+    return NULL;
+}
+
 static void lease_try(ctx_t *c)
 {
     c->granted_ms = qr_now_ms();
-    if (qr_lease_grant(c->b->lease, c->project->id, c->user.id, c->max, c->granted_ms,
-                       c->project->lease_ttl_ms, on_granted, c) < 0)
+    const qr_share_t *s = caller_share(c);
+    qr_lease_limits_t lim = {c->user.org_id, s ? s->quota : -1, s ? s->cap : -1};
+    if (qr_lease_grant_limited(c->b->lease, c->project->id, c->user.id, &lim, c->max, c->granted_ms,
+                               c->project->lease_ttl_ms, on_granted, c) < 0)
         respond_backend(c, "Redis", "lease grant");
 }
 
@@ -929,9 +1051,9 @@ static void on_undone(const PGresult *res, const char *err, const char *sqlstate
     }
     c->task_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     c->label = qr_xstrdup(PQgetvalue(res, 0, 2)); /* the task's data, kept for the answer */
-    if (qr_lease_regrant(c->b->lease, c->project->id, c->task_id, c->user.id, qr_now_ms(),
-                         c->project->lease_ttl_ms, strtod(PQgetvalue(res, 0, 1), NULL), c->label,
-                         on_regranted, c) < 0)
+    if (qr_lease_regrant(c->b->lease, c->project->id, c->task_id, c->user.id, c->user.org_id,
+                         qr_now_ms(), c->project->lease_ttl_ms, strtod(PQgetvalue(res, 0, 1), NULL),
+                         c->label, on_regranted, c) < 0)
         on_regranted(QR_EIO, NULL, c);
 }
 
@@ -1298,15 +1420,31 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
         respond_backend(c, "PostgreSQL", "bad report row");
         return;
     }
+    if (c->user.org_id != c->project->org_id) {
+        /* A vendor's report covers its crew only; the agreement report
+         * covers every organization's annotators, so it is left out. */
+        json_t *o = c->out;
+        c->out = NULL;
+        json_object_set_new(o, "agreement", json_null());
+        respond_json(c, 200, o);
+        return;
+    }
     /* Fresh: the report's agreement covers every annotation it counted. */
     qr_live_agreement_get(c->b->agreement, c->project->id, 1, on_report_agreement, c);
 }
 
+/* The organization whose crew a vendor's reads are limited to, as a
+ * parameter: "0" (everyone) for the project's own organization. */
+static const char *crew_scope(const ctx_t *c, char buf[24])
+{
+    return i64(c->user.org_id == c->project->org_id ? 0 : c->user.org_id, buf);
+}
+
 static void h_report(ctx_t *c)
 {
-    char proj[24];
-    const char *params[] = {i64(c->project->id, proj)};
-    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 1, params, on_report_counts, c) < 0)
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 2, params, on_report_counts, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -1414,9 +1552,9 @@ static void h_export(ctx_t *c)
         return;
     }
     c->max = !format || !strcmp(format, "csv");
-    char proj[24];
-    const char *params[] = {i64(c->project->id, proj)};
-    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT, 1, params, on_export_rows, c) < 0)
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT, 2, params, on_export_rows, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -1572,6 +1710,187 @@ static void h_readyz(ctx_t *c)
         ready_probe_done(r, 1, 0, "the Redis client is closing");
 }
 
+/* --- organizations: POST /v1/organizations, GET /v1/organizations --------------------------- */
+
+static void on_org_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res && sqlstate && !strcmp(sqlstate, "23505")) {
+        respond_error(c, 409, "conflict", "an organization named \"%s\" exists",
+                      json_string_value(json_object_get(c->body, "name")));
+        return;
+    }
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 403, "forbidden", "only an owner organization's admin may create one");
+        return;
+    }
+    respond_json(c, 201,
+                 json_pack("{sI s:s s:s}", "id",
+                           (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "name",
+                           PQgetvalue(res, 0, 1), "kind", PQgetvalue(res, 0, 2)));
+}
+
+static void h_org_create(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    const char *name = json_string_value(json_object_get(c->body, "name"));
+    json_t *kind = json_object_get(c->body, "kind");
+    const char *k = kind && !json_is_null(kind) ? json_string_value(kind) : "vendor";
+    if (!valid_name(name)) {
+        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+        return;
+    }
+    if (!k || (strcmp(k, "vendor") && strcmp(k, "owner"))) {
+        respond_error(c, 422, "invalid", "kind must be vendor or owner");
+        return;
+    }
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org), name, k};
+    if (qr_pg_query(c->b->pg, QR_SQL_ORG_CREATE, 3, params, on_org_created, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void h_share_list(ctx_t *c);
+
+/* A JSON array from PostgreSQL, answered as {"organizations": [...]} or,
+ * for the share list, {"shares": [...]}. */
+static void on_json_list(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad list");
+        return;
+    }
+    respond_json(c, 200,
+                 json_pack("{s:o}", c->route->fn == h_share_list ? "shares" : "organizations", o));
+}
+
+static void h_org_list(ctx_t *c)
+{
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_ORG_LIST, 1, params, on_json_list, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- shares: PUT, DELETE /v1/projects/{id}/shares/{org}, GET /v1/projects/{id}/shares -------- */
+
+/* After a share changed: this broker's copy of the project is replaced at
+ * once; other brokers' copies expire within cache_ttl_ms (docs/API.md). */
+static void on_share_reloaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = res && PQntuples(res) == 1 ? cache_project_row(c, res) : NULL;
+    if (!p) {
+        if (!res || PQntuples(res) != 1)
+            respond_backend(c, "PostgreSQL", err ? err : "project gone");
+        return;
+    }
+    qr_project_release(p);
+    /* Long polls of the project try again: a raised quota frees work. */
+    qr_broker_work_ready(c->b, c->project->id);
+    json_t *o = c->out;
+    c->out = NULL;
+    respond_json(c, c->max, o);
+}
+
+/* Answers status with o once the project is reloaded (c->max holds the
+ * status meanwhile). */
+static void share_reload(ctx_t *c, int status, json_t *o)
+{
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj)};
+    c->out = o;
+    c->max = status;
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_GET, 1, params, on_share_reloaded, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static json_t *int_or_null(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? json_null()
+                                    : json_integer(strtoll(PQgetvalue(res, 0, col), NULL, 10));
+}
+
+static void on_share_put(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res && sqlstate && !strcmp(sqlstate, "23503")) {
+        respond_error(c, 404, "not_found", "no organization %" PRId64, c->ids[1]);
+        return;
+    }
+    if (!res && sqlstate && !strcmp(sqlstate, "23514")) {
+        respond_error(c, 422, "invalid", "organization %" PRId64 " is not a vendor organization",
+                      c->ids[1]);
+        return;
+    }
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no share row");
+        return;
+    }
+    int created = PQgetvalue(res, 0, 3)[0] == 't';
+    share_reload(c, created ? 201 : 200,
+                 json_pack("{sI sI s:o s:o s:b}", "project_id", (json_int_t)c->project->id,
+                           "org_id", (json_int_t)c->ids[1], "quota_annotations",
+                           int_or_null(res, 1), "max_tasks_per_annotator", int_or_null(res, 2),
+                           "created", created));
+}
+
+static void h_share_put(ctx_t *c)
+{
+    int64_t quota, cap;
+    if (parse_body(c, 1) < 0 || int_field(c, "quota_annotations", 0, 1000000000, -1, &quota) < 0 ||
+        int_field(c, "max_tasks_per_annotator", 0, 1000000000, -1, &cap) < 0)
+        return;
+    char proj[24], org[24], q[24], k[24], owner[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->ids[1], org),
+                            quota < 0 ? NULL : i64(quota, q), cap < 0 ? NULL : i64(cap, k),
+                            i64(c->user.org_id, owner)};
+    if (qr_pg_query(c->b->pg, QR_SQL_SHARE_PUT, 5, params, on_share_put, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_share_deleted(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, "not_found",
+                      "project %" PRId64 " is not shared with organization %" PRId64,
+                      c->project->id, c->ids[1]);
+        return;
+    }
+    share_reload(c, 200,
+                 json_pack("{sI sI s:b}", "project_id", (json_int_t)c->project->id, "org_id",
+                           (json_int_t)c->ids[1], "removed", 1));
+}
+
+static void h_share_delete(ctx_t *c)
+{
+    char proj[24], org[24], owner[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->ids[1], org),
+                            i64(c->user.org_id, owner)};
+    if (qr_pg_query(c->b->pg, QR_SQL_SHARE_DELETE, 3, params, on_share_deleted, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void h_share_list(ctx_t *c)
+{
+    char proj[24], owner[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.org_id, owner)};
+    if (qr_pg_query(c->b->pg, QR_SQL_SHARE_LIST, 2, params, on_json_list, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 /* --- routing, authentication, project loading --------------------------------------------------
  */
 
@@ -1606,6 +1925,11 @@ static const route_t routes[] = {
      1},
     {"GET", "/v1/projects/*/report", h_report, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1},
+    {"POST", "/v1/organizations", h_org_create, QR_ROLE_ADMIN, 0},
+    {"GET", "/v1/organizations", h_org_list, QR_ROLE_ADMIN, 0},
+    {"GET", "/v1/projects/*/shares", h_share_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
+    {"PUT", "/v1/projects/*/shares/*", h_share_put, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
+    {"DELETE", "/v1/projects/*/shares/*", h_share_delete, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
 };
 
 /* Matches path against pattern; fills ids with the '*' segments. */
@@ -1639,6 +1963,40 @@ static int match(const char *pattern, const char *path, int64_t ids[2])
 static void on_project_loaded(const PGresult *res, const char *err, const char *sqlstate,
                               void *arg);
 
+/* What an organization a project is shared with may not do there: import
+ * tasks, read or change the shares, read the agreement report (it covers
+ * every organization's annotators; a vendor exports its own crew's
+ * annotations instead). */
+static int vendor_may(handler_fn fn)
+{
+    return fn != h_import && fn != h_share_put && fn != h_share_delete && fn != h_share_list &&
+           fn != h_agreement;
+}
+
+/* The one access rule for a project (issue 7): its own organization sees it
+ * (each role as the route allows), and so do the vendor organizations it is
+ * shared with, within vendor_may. To anyone else a project answers the same
+ * 403 whether it exists or not, so ids cannot be enumerated. Responds and
+ * returns 1 when c may not go on. */
+static int project_denied(ctx_t *c, const qr_project_t *p)
+{
+    if (p && p->org_id == c->user.org_id)
+        return 0;
+    int shared = 0;
+    for (int i = 0; p && i < p->nshares; i++)
+        shared |= p->shares[i].org_id == c->user.org_id;
+    if (!shared) {
+        respond_error(c, 403, "forbidden", "no access to project %" PRId64, c->ids[0]);
+        return 1;
+    }
+    if (!vendor_may(c->route->fn)) {
+        respond_error(c, 403, "forbidden", "a vendor's %s may not %s %s", role_name(c->user.role),
+                      c->req->method, c->req->path);
+        return 1;
+    }
+    return 0;
+}
+
 static void run(ctx_t *c)
 {
     if (c->route->project_arg) {
@@ -1650,10 +2008,8 @@ static void run(ctx_t *c)
                 respond_backend(c, "PostgreSQL", "pool closing");
             return;
         }
-        /* Another organization's project does not exist, as far as you know. */
-        if (p->org_id != c->user.org_id) {
+        if (project_denied(c, p)) {
             qr_project_release(p);
-            respond_error(c, 404, "not_found", "no project %" PRId64, c->ids[0]);
             return;
         }
         c->project = p;
@@ -1669,7 +2025,7 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 404, "not_found", "no project %" PRId64, c->ids[0]);
+        project_denied(c, NULL);
         return;
     }
     qr_project_t *p = cache_project_row(c, res);

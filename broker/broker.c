@@ -157,6 +157,7 @@ static void project_free(qr_project_t *p)
     free(p->name);
     free(p->sampling);
     free(p->stratify_field);
+    free(p->shares);
     free(p);
 }
 
@@ -228,6 +229,17 @@ qr_project_t *qr_project_from_json(json_t *o)
     for (int i = 0; i < p->nlabels; i++) {
         const char *l = json_string_value(json_array_get(labels, (size_t)i));
         p->labels[i] = qr_xstrdup(l ? l : "");
+    }
+    json_t *shares = json_object_get(o, "shares");
+    p->nshares = (int)json_array_size(shares);
+    p->shares = qr_xcalloc((size_t)p->nshares + 1, sizeof *p->shares);
+    for (int i = 0; i < p->nshares; i++) {
+        json_t *s = json_array_get(shares, (size_t)i);
+        json_t *quota = json_object_get(s, "quota_annotations");
+        json_t *cap = json_object_get(s, "max_tasks_per_annotator");
+        p->shares[i].org_id = (int64_t)json_integer_value(json_object_get(s, "org_id"));
+        p->shares[i].quota = json_is_integer(quota) ? (int64_t)json_integer_value(quota) : -1;
+        p->shares[i].cap = json_is_integer(cap) ? (int64_t)json_integer_value(cap) : -1;
     }
     p->refs = 1;
     return p;

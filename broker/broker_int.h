@@ -29,6 +29,14 @@ typedef struct qr_user_s {
     int64_t expires_ms; /* when the token used expires (epoch ms), 0 = never */
 } qr_user_t;
 
+/* An organization a project is shared with (a vendor), and the bounds of
+ * the share, enforced at lease time (lease.h). */
+typedef struct qr_share_s {
+    int64_t org_id;
+    int64_t quota; /* annotations of the vendor's crew (submitted + live leases); -1: none */
+    int64_t cap;   /* tasks per annotator of the vendor (submitted + live leases); -1: none */
+} qr_share_t;
+
 /* A project as the hot paths need it (cached for cache_ttl_ms). */
 typedef struct qr_project_s {
     int64_t id;
@@ -43,6 +51,8 @@ typedef struct qr_project_s {
     int overlap_first;    /* overlap tasks served first */
     char *sampling;       /* sequential, random, uncertainty, stratified */
     char *stratify_field; /* NULL unless stratified */
+    qr_share_t *shares;   /* the vendors it is shared with (nshares of them) */
+    int nshares;          /* 0: the project is its organization's alone */
     int64_t loaded_ms;    /* monotonic */
     int refs;             /* requests using it; freed when 0 and evicted */
     struct qr_project_s *next;

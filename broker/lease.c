@@ -17,14 +17,37 @@
 #include "util.h"
 
 /* Grants up to ARGV[3] leases scanning at most ARGV[6] ready tasks.
- * Returns {ready_left, {task, token, expires, data}...}. */
+ * With ARGV[7] (the annotator's organization) the grant is counted: each
+ * lease adds one to {p:P}:vused[org] and {p:P}:aused[ann] (submitted
+ * annotations plus live leases; see SEED_LUA), and no lease is granted past
+ * the quota ARGV[8] of the organization or the cap ARGV[9] of the annotator
+ * (-1: none). Counting needs the counters built ({p:P}:counted): until they
+ * are, nothing is granted and the reason is 'uncounted'.
+ * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
+ * '', 'quota_reached', 'cap_reached' or 'uncounted'. */
 static const char GRANT_LUA[] =
     "local p, ann, max, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), "
     "tonumber(ARGV[5])\n"
+    "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "local vused, aused = 0, 0\n"
+    "if org then\n"
+    "  if redis.call('EXISTS', p .. ':counted') == 0 then\n"
+    "    return {redis.call('ZCARD', KEYS[1]), {}, 'uncounted'}\n"
+    "  end\n"
+    "  vused = tonumber(redis.call('HGET', p .. ':vused', org) or '0')\n"
+    "  aused = tonumber(redis.call('HGET', p .. ':aused', ann) or '0')\n"
+    "  if quota >= 0 and vused >= quota then\n"
+    "    return {redis.call('ZCARD', KEYS[1]), {}, 'quota_reached'}\n"
+    "  end\n"
+    "  if cap >= 0 and aused >= cap then\n"
+    "    return {redis.call('ZCARD', KEYS[1]), {}, 'cap_reached'}\n"
+    "  end\n"
+    "end\n"
     "local cands = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)\n"
     "local out = {}\n"
     "for _, tid in ipairs(cands) do\n"
     "  if #out >= max then break end\n"
+    "  if (quota >= 0 and vused >= quota) or (cap >= 0 and aused >= cap) then break end\n"
     "  if redis.call('SISMEMBER', p .. ':seen:' .. tid, ann) == 0 then\n"
     "    local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
     "    if free <= 0 then\n"
@@ -39,11 +62,39 @@ static const char GRANT_LUA[] =
     "      redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
     "'expires', exp, 'state', 'live')\n"
     "      redis.call('ZADD', KEYS[2], exp, tok)\n"
+    "      if org then\n"
+    "        redis.call('HSET', p .. ':lease:' .. tok, 'org', org)\n"
+    "        vused = redis.call('HINCRBY', p .. ':vused', org, 1)\n"
+    "        aused = redis.call('HINCRBY', p .. ':aused', ann, 1)\n"
+    "      end\n"
     "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', p .. ':data', tid) or '{}'}\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "return {redis.call('ZCARD', KEYS[1]), out}\n";
+    "return {redis.call('ZCARD', KEYS[1]), out, ''}\n";
+
+/* KEYS: the counted marker. ARGV: prefix, then (org, annotator, annotations)
+ * triples from PostgreSQL. Builds the quota and cap counters of a project
+ * unless they exist: each organization's and each annotator's submitted
+ * annotations, plus the live leases Redis holds (a lease granted with an
+ * organization carries it). Returns 1 when built, 0 when they existed. */
+static const char SEED_LUA[] =
+    "local p = ARGV[1]\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('DEL', p .. ':vused', p .. ':aused')\n"
+    "for i = 2, #ARGV, 3 do\n"
+    "  redis.call('HINCRBY', p .. ':vused', ARGV[i], ARGV[i + 2])\n"
+    "  redis.call('HINCRBY', p .. ':aused', ARGV[i + 1], ARGV[i + 2])\n"
+    "end\n"
+    "for _, tok in ipairs(redis.call('ZRANGE', p .. ':leases', 0, -1)) do\n"
+    "  local l = redis.call('HMGET', p .. ':lease:' .. tok, 'ann', 'org')\n"
+    "  if l[1] and l[2] then\n"
+    "    redis.call('HINCRBY', p .. ':vused', l[2], 1)\n"
+    "    redis.call('HINCRBY', p .. ':aused', l[1], 1)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], '1')\n"
+    "return 1\n";
 
 /* KEYS: lease hash, leases zset. ARGV: ann, now, new expiry, token, mode.
  * mode 'hb' extends a live lease; 'begin' pins it for the submit until the
@@ -72,10 +123,11 @@ static const char TOUCH_LUA[] =
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "return {l[1], l[3], ARGV[3]}\n";
 
-/* KEYS: leases zset. ARGV: prefix, task, annotator, now, ttl, priority, data.
- * An undone annotation: its slot goes straight back to the annotator who
- * undid it, as a new lease with a new fencing token (the task re-enters the
- * window if it had left it). Returns {token, expires}. */
+/* KEYS: leases zset. ARGV: prefix, task, annotator, now, ttl, priority, data,
+ * organization. An undone annotation: its slot goes straight back to the
+ * annotator who undid it, as a new lease with a new fencing token (the task
+ * re-enters the window if it had left it). The quota counters do not move:
+ * one annotation less, one live lease more. Returns {token, expires}. */
 static const char REGRANT_LUA[] =
     "local p, tid, ann = ARGV[1], ARGV[2], ARGV[3]\n"
     "local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
@@ -91,6 +143,7 @@ static const char REGRANT_LUA[] =
     "local exp = now + ttl\n"
     "redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
     "'expires', exp, 'state', 'live')\n"
+    "if ARGV[8] then redis.call('HSET', p .. ':lease:' .. tok, 'org', ARGV[8]) end\n"
     "redis.call('ZADD', KEYS[1], exp, tok)\n"
     "return {tok, exp}\n";
 
@@ -101,7 +154,7 @@ static const char REGRANT_LUA[] =
  * {task, granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
     "local p, mode = ARGV[1], ARGV[3]\n"
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state')\n"
+    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state', 'org')\n"
     "local tid = l[1]\n"
     "if not tid then return 0 end\n"
     "if (mode == 'release' or mode == 'skip') and (l[2] ~= ARGV[4] or l[5] ~= 'live' or\n"
@@ -110,6 +163,10 @@ static const char END_LUA[] =
     "redis.call('ZREM', KEYS[2], ARGV[2])\n"
     "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
     "if mode ~= 'commit' then\n"
+    "  if l[6] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
+    "    redis.call('HINCRBY', p .. ':vused', l[6], -1)\n"
+    "    redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
+    "  end\n"
     "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
     "  if mode == 'release' then redis.call('SREM', p .. ':seen:' .. tid, l[2]) end\n"
     "  redis.call('ZADD', KEYS[3], redis.call('HGET', p .. ':prio', tid) or tid, tid)\n"
@@ -133,10 +190,14 @@ static const char REAP_LUA[] =
     "local out = {}\n"
     "for _, tok in ipairs(toks) do\n"
     "  local lk = p .. ':lease:' .. tok\n"
-    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires')\n"
+    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires', 'org')\n"
     "  redis.call('ZREM', KEYS[1], tok)\n"
     "  redis.call('DEL', lk)\n"
     "  if l[1] then\n"
+    "    if l[5] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
+    "      redis.call('HINCRBY', p .. ':vused', l[5], -1)\n"
+    "      redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
+    "    end\n"
     "    redis.call('HINCRBY', p .. ':free', l[1], 1)\n"
     "    redis.call('HINCRBY', p .. ':held', l[1], -1)\n"
     "    redis.call('SREM', p .. ':seen:' .. l[1], l[2])\n"
@@ -212,7 +273,7 @@ static const char REFILL_END_LUA[] =
 struct qr_lease_engine_s {
     qr_redis_t *redis;
     qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init,
-        *regrant;
+        *regrant, *seed;
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -227,7 +288,8 @@ const char *qr_lease_script_text(const char *name)
                    {"refill_begin", REFILL_BEGIN_LUA},
                    {"refill_end", REFILL_END_LUA},
                    {"init", INIT_LUA},
-                   {"regrant", REGRANT_LUA}};
+                   {"regrant", REGRANT_LUA},
+                   {"seed", SEED_LUA}};
     for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
         if (!strcmp(scripts[i].name, name))
             return scripts[i].text;
@@ -247,6 +309,7 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
     e->refill_end = qr_redis_script(redis, REFILL_END_LUA);
     e->init = qr_redis_script(redis, INIT_LUA);
     e->regrant = qr_redis_script(redis, REGRANT_LUA);
+    e->seed = qr_redis_script(redis, SEED_LUA);
     return e;
 }
 
@@ -262,6 +325,7 @@ typedef struct op_s {
     int64_t project;
     void (*cb)(void);
     void *arg;
+    int limited; /* grant: cb is a qr_lease_grant_limited_cb */
     int nargs;
     char *args[16];
 } op_t;
@@ -328,13 +392,19 @@ static int send_op(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
 
 /* --- grant ------------------------------------------------------------- */
 
+static void on_done(redisReply *r, const char *err, void *arg);
+
 static void on_grant(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
     qr_lease_grant_cb cb = (qr_lease_grant_cb)op->cb;
-    if (reply_failed(r, err, "grant") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+    qr_lease_grant_limited_cb lcb = (qr_lease_grant_limited_cb)op->cb;
+    if (reply_failed(r, err, "grant") || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_ARRAY) {
-        cb(QR_EIO, NULL, 0, 0, op->arg);
+        if (op->limited)
+            lcb(QR_EIO, NULL, 0, 0, QR_LEASE_GRANTED, op->arg);
+        else
+            cb(QR_EIO, NULL, 0, 0, op->arg);
         op_free(op);
         return;
     }
@@ -352,15 +422,27 @@ static void on_grant(redisReply *r, const char *err, void *arg)
         leases[k].data = l->element[3]->type == REDIS_REPLY_STRING ? l->element[3]->str : "{}";
         k++;
     }
-    cb(0, leases, k, reply_int(r->element[0]), op->arg);
+    if (op->limited) {
+        const char *why =
+            r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+        lcb(0, leases, k, reply_int(r->element[0]),
+            !strcmp(why, "quota_reached") ? QR_LEASE_QUOTA_REACHED
+            : !strcmp(why, "cap_reached") ? QR_LEASE_CAP_REACHED
+            : !strcmp(why, "uncounted")   ? QR_LEASE_UNCOUNTED
+                                          : QR_LEASE_GRANTED,
+            op->arg);
+    } else {
+        cb(0, leases, k, reply_int(r->element[0]), op->arg);
+    }
     free(leases);
     op_free(op);
 }
 
-int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
-                   int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
+/* The grant script's call, without the counting arguments. */
+static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+                      int64_t now_ms, int ttl_ms, void (*cb)(void), void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    op_t *op = op_new(e, project, cb, arg);
     char *p = prefix(project);
     op_arg(op, qr_xasprintf("%s:ready", p));
     op_arg(op, qr_xasprintf("%s:leases", p));
@@ -372,7 +454,51 @@ int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int
     /* Scan enough candidates to step over the tasks this annotator has seen
      * at the head of the window. */
     op_arg(op, qr_xasprintf("%d", 256 + 4 * max));
+    return op;
+}
+
+int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+                   int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
+{
+    op_t *op = grant_op(e, project, annotator, max, now_ms, ttl_ms, (void (*)(void))cb, arg);
     return send_op(op, e->grant, 2, on_grant);
+}
+
+int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                           const qr_lease_limits_t *lim, int max, int64_t now_ms, int ttl_ms,
+                           qr_lease_grant_limited_cb cb, void *arg)
+{
+    op_t *op = grant_op(e, project, annotator, max, now_ms, ttl_ms, (void (*)(void))cb, arg);
+    op->limited = 1;
+    op_arg(op, qr_xasprintf("%" PRId64, lim->org));
+    op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
+    op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
+    return send_op(op, e->grant, 2, on_grant);
+}
+
+int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
+                        const int64_t *annotators, const int64_t *counts, qr_lease_done_cb cb,
+                        void *arg)
+{
+    /* Variable-length, like qr_lease_window_add. */
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    int argc = 2 + 3 * n;
+    char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    char *p = prefix(project);
+    argv[0] = qr_xasprintf("%s:counted", p);
+    argv[1] = p;
+    for (int i = 0; i < n; i++) {
+        argv[2 + 3 * i] = qr_xasprintf("%" PRId64, orgs[i]);
+        argv[3 + 3 * i] = qr_xasprintf("%" PRId64, annotators[i]);
+        argv[4 + 3 * i] = qr_xasprintf("%" PRId64, counts[i]);
+    }
+    int rc = qr_redis_eval(e->redis, e->seed, 1, argc, (const char **)argv, NULL, on_done, op);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    free(argv);
+    if (rc < 0)
+        op_free(op);
+    return rc;
 }
 
 /* --- heartbeat and submit ---------------------------------------------- */
@@ -519,7 +645,7 @@ static void on_regranted(redisReply *r, const char *err, void *arg)
 }
 
 int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
-                     int64_t now_ms, int ttl_ms, double priority, const char *data,
+                     int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
                      qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
@@ -532,6 +658,8 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xasprintf("%d", ttl_ms));
     op_arg(op, qr_xasprintf("%.17g", priority));
     op_arg(op, qr_xstrdup(data));
+    if (org > 0)
+        op_arg(op, qr_xasprintf("%" PRId64, org));
     return send_op(op, e->regrant, 1, on_regranted);
 }
 

@@ -17,6 +17,11 @@
  *   {p:P}:init         STRING set once the project's state was built from
  *                      PostgreSQL; missing after a FLUSHALL or a restart
  *                      without persistence, which triggers a rebuild
+ *   {p:P}:vused        HASH  organization -> its annotators' submitted
+ *                      annotations + live leases (the vendor quota's count)
+ *   {p:P}:aused        HASH  annotator -> submitted + live leases (the cap's)
+ *   {p:P}:counted      STRING set once vused/aused were built from PostgreSQL
+ *                      (qr_lease_count_seed); missing: grants wait for it
  *   quorum:projects    SET   projects the reaper visits
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
@@ -109,6 +114,41 @@ int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr
 int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
                    int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg);
 
+/* Who asks for a counted grant, and the bounds of their share (-1: none). */
+typedef struct qr_lease_limits_s {
+    int64_t org;   /* the annotator's organization */
+    int64_t quota; /* annotations (submitted + live leases) of all of org's annotators */
+    int64_t cap;   /* tasks (submitted + live leases) of this annotator */
+} qr_lease_limits_t;
+
+/* Why a counted grant gave fewer leases than asked (or none). */
+enum {
+    QR_LEASE_GRANTED = 0,   /* nothing stopped it but the window */
+    QR_LEASE_QUOTA_REACHED, /* the organization's quota is used up */
+    QR_LEASE_CAP_REACHED,   /* this annotator's cap is used up */
+    QR_LEASE_UNCOUNTED,     /* the counters are not built: qr_lease_count_seed first */
+};
+typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int n,
+                                          int64_t ready_left, int why, void *arg);
+
+/* As qr_lease_grant, and counted: in the same script that grants, each lease
+ * adds one to the organization's and the annotator's counts, and no lease is
+ * granted past lim's quota or cap, so the bounds hold exactly whatever the
+ * number of brokers. A lease granted so carries its organization; when it
+ * ends without an annotation (release, skip, expiry, abort) the counts drop
+ * by one; a submit turns it into an annotation and leaves them. */
+int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                           const qr_lease_limits_t *lim, int max, int64_t now_ms, int ttl_ms,
+                           qr_lease_grant_limited_cb cb, void *arg);
+
+/* Builds the project's counters, unless they exist: n (organization,
+ * annotator, submitted annotations) rows read from PostgreSQL, plus the live
+ * leases Redis holds. Run after a grant answered QR_LEASE_UNCOUNTED (a new
+ * project, or Redis lost its state); two brokers may race: the first wins. */
+int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
+                        const int64_t *annotators, const int64_t *counts, qr_lease_done_cb cb,
+                        void *arg);
+
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
 int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                        int64_t now_ms, int ttl_ms, qr_lease_info_cb cb, void *arg);
@@ -134,12 +174,13 @@ int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                      int64_t now_ms, int skip, qr_lease_info_cb cb, void *arg);
 
-/* Undo: a new lease of task for annotator (who just retracted their
- * annotation of it), bypassing the queue; the task re-enters the window
- * with priority and data if it had left it. cb's info holds the new
- * fencing token in task_id and the expiry in expires_ms. */
+/* Undo: a new lease of task for annotator of organization org (who just
+ * retracted their annotation of it), bypassing the queue; the task re-enters
+ * the window with priority and data if it had left it. The lease is counted
+ * like a granted one (org > 0). cb's info holds the new fencing token in
+ * task_id and the expiry in expires_ms. */
 int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
-                     int64_t now_ms, int ttl_ms, double priority, const char *data,
+                     int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
                      qr_lease_info_cb cb, void *arg);
 
 /* Returns every lease expired at now_ms, in every project, to its queue;

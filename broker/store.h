@@ -93,12 +93,20 @@
     " INSERT INTO api_tokens (user_id, token_sha256, prefix)"                                      \
     "  SELECT id, $4, $5 FROM u RETURNING user_id, (SELECT role FROM u)"
 
+/* The organizations a project is shared with and the bounds of each share
+ * (NULL: none), as a JSON array; part of the cached project row. */
+#define QR_SQL_PROJECT_SHARES                                                                      \
+    "(SELECT coalesce(json_agg(json_build_object('org_id', s.org_id,"                              \
+    "  'quota_annotations', s.quota_annotations,"                                                  \
+    "  'max_tasks_per_annotator', s.max_tasks_per_annotator)), '[]'::json)"                        \
+    " FROM project_shares s WHERE s.project_id = projects.id)"
+
 #define QR_SQL_PROJECT_JSON                                                                        \
     "json_build_object('id', id, 'org_id', org_id, 'name', name, 'labels', labels,"                \
     " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                 \
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
-    "stratify_field)::text"
+    "stratify_field, 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
  * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
@@ -197,10 +205,13 @@
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
     "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"
 
-/* $1 project -> the report's counts as one JSON object. duplicate_assignments
- * and overfilled_tasks are counted over what PostgreSQL holds. */
+/* $1 project, $2 organization (0: every annotator; else only that
+ * organization's crew) -> the report's counts as one JSON object.
+ * duplicate_assignments and overfilled_tasks are counted over what
+ * PostgreSQL holds. */
 #define QR_SQL_REPORT                                                                              \
-    "WITH a AS (SELECT * FROM annotations WHERE project_id = $1),"                                 \
+    "WITH a AS (SELECT an.* FROM annotations an JOIN users u ON u.id = an.annotator_id"            \
+    "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                   \
     " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s FROM a)"          \
     " SELECT json_build_object("                                                                   \
     "  'project', $1::bigint,"                                                                     \
@@ -223,12 +234,73 @@
     "     JOIN users u ON u.id = x.annotator_id)"                                                  \
     " )::text"
 
-/* $1 project -> every annotation as item (task id), annotator (name),
- * label, created_at (ISO 8601), in id order. */
+/* $1 project, $2 organization (0: all; else only its annotators') -> every
+ * annotation as item (task id), annotator (name), label, created_at
+ * (ISO 8601), in id order. */
 #define QR_SQL_EXPORT                                                                              \
     "SELECT a.task_id::text, u.name, a.label,"                                                     \
     " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"               \
     " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
-    " WHERE a.project_id = $1 ORDER BY a.id"
+    " WHERE a.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint) ORDER BY a.id"
+
+/* --- organizations and project shares (issue 7) --------------------------------------------- */
+
+/* $1 the caller's organization, $2 name, $3 kind -> id, name, kind. No row
+ * when the caller's organization is not an owner: vendors make no orgs. */
+#define QR_SQL_ORG_CREATE                                                                          \
+    "INSERT INTO organizations (name, kind) SELECT $2, $3"                                         \
+    " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND kind = 'owner')"                 \
+    " RETURNING id, name, kind"
+
+/* $1 the caller's organization -> the organizations it may see as one JSON
+ * array: every one for an owner organization, only itself for a vendor. */
+#define QR_SQL_ORG_LIST                                                                            \
+    "SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'kind', o.kind,"       \
+    "  'created_at', o.created_at) ORDER BY o.id), '[]')::text FROM organizations o"               \
+    " WHERE o.id = $1 OR EXISTS (SELECT 1 FROM organizations c WHERE c.id = $1 AND c.kind = "      \
+    "'owner')"
+
+/* $1 the caller's organization, $2 an organization's name -> its id, if the
+ * caller may make users there: their own, or any when theirs is an owner. */
+#define QR_SQL_ORG_RESOLVE                                                                         \
+    "SELECT o.id FROM organizations o WHERE o.name = $2 AND (o.id = $1"                            \
+    " OR EXISTS (SELECT 1 FROM organizations c WHERE c.id = $1 AND c.kind = 'owner'))"
+
+/* Shares a project of organization $5 with organization $2, or changes the
+ * share's bounds. $1 project, $3 quota of annotations, $4 tasks per
+ * annotator (NULL: none) -> org id, quota, cap, whether it is new. No row
+ * when the project is not $5's. The trigger of 0007_sharing.sql refuses an
+ * organization that is not a vendor (23514); an unknown one breaks the
+ * foreign key (23503). */
+#define QR_SQL_SHARE_PUT                                                                           \
+    "INSERT INTO project_shares (project_id, org_id, quota_annotations, max_tasks_per_annotator)"  \
+    " SELECT p.id, $2, $3, $4 FROM projects p WHERE p.id = $1 AND p.org_id = $5"                   \
+    " ON CONFLICT (project_id, org_id) DO UPDATE SET"                                              \
+    "  quota_annotations = EXCLUDED.quota_annotations,"                                            \
+    "  max_tasks_per_annotator = EXCLUDED.max_tasks_per_annotator"                                 \
+    " RETURNING org_id, quota_annotations, max_tasks_per_annotator, (xmax = 0)"
+
+/* $1 project, $2 organization, $3 the project's organization -> the org id
+ * (no row: no such share). */
+#define QR_SQL_SHARE_DELETE                                                                        \
+    "DELETE FROM project_shares s USING projects p WHERE s.project_id = $1 AND s.org_id = $2"      \
+    " AND p.id = s.project_id AND p.org_id = $3 RETURNING s.org_id"
+
+/* $1 project, $2 the project's organization -> its shares as one JSON array,
+ * with the annotations each vendor's crew has submitted. */
+#define QR_SQL_SHARE_LIST                                                                          \
+    "SELECT coalesce(json_agg(json_build_object('org_id', s.org_id, 'organization', o.name,"       \
+    "  'quota_annotations', s.quota_annotations,"                                                  \
+    "  'max_tasks_per_annotator', s.max_tasks_per_annotator, 'created_at', s.created_at,"          \
+    "  'annotations', (SELECT count(*) FROM annotations a JOIN users u ON u.id = a.annotator_id"   \
+    "     WHERE a.project_id = s.project_id AND u.org_id = s.org_id)) ORDER BY s.org_id), '[]')"   \
+    "  ::text FROM project_shares s JOIN organizations o ON o.id = s.org_id"                       \
+    " JOIN projects p ON p.id = s.project_id WHERE s.project_id = $1 AND p.org_id = $2"
+
+/* $1 project -> organization, annotator, annotations: what the lease
+ * engine's quota and cap counters start from (qr_lease_count_seed). */
+#define QR_SQL_LEASE_COUNTS                                                                        \
+    "SELECT u.org_id, a.annotator_id, count(*) FROM annotations a"                                 \
+    " JOIN users u ON u.id = a.annotator_id WHERE a.project_id = $1 GROUP BY 1, 2"
 
 #endif

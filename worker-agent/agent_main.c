@@ -577,10 +577,11 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
             qr_client_global_cleanup();
             return AGENT_EXIT_ERROR;
         }
-        /* Project 0 never exists: 404 proves TLS and the token are good. */
+        /* Project 0 never exists: 403 "no access to project 0" (or 404 from
+         * an older broker) proves TLS and the token are good. */
         r = qr_client_call_perform(&call, "GET", "/v1/projects/0", NULL, 0, NULL, cfg->token);
         int code = 0;
-        if (r < 0 && call.status != 404) {
+        if (r < 0 && agent_exit_code(&call) != AGENT_EXIT_PROJECT) {
             fprintf(stderr, "quorum-agent: login: %s\n", call.message);
             code = agent_exit_code(&call);
             if (code == AGENT_EXIT_PROJECT)

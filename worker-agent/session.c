@@ -101,10 +101,13 @@ void agent_sess_free(agent_sess_t *s)
 
 int agent_exit_code(const qr_client_call_t *call)
 {
+    /* A project the caller's organization neither owns nor shares answers
+     * 403 "no access to project N", exactly as one that does not exist. */
+    if (call->status == 404 ||
+        (call->status == 403 && strstr(call->message, "no access to project")))
+        return AGENT_EXIT_PROJECT;
     if (call->status == 401 || call->status == 403)
         return AGENT_EXIT_AUTH;
-    if (call->status == 404)
-        return AGENT_EXIT_PROJECT;
     switch (call->result) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -290,7 +293,9 @@ static void write_rejected(agent_t *ag, const char *payload, const char *reason)
 
 /*
  * Settles spooled result id after an answer with this HTTP status:
- * delivered (2xx) or rejected for good (404, 409, 422) leave the spool.
+ * delivered (2xx) or rejected for good (403 no access to the project: it is
+ * no longer shared with the annotator's organization; 404, 409, 422) leave
+ * the spool.
  * Returns 0 delivered, 1 rejected, 2 kept (anything else), or a negative
  * AGENT_EXIT_* code when removing it from the spool failed.
  */
@@ -300,7 +305,7 @@ static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const
     int outcome;
     if (status >= 200 && status < 300)
         outcome = 0;
-    else if (status == 404 || status == 409 || status == 422)
+    else if (status == 403 || status == 404 || status == 409 || status == 422)
         outcome = 1;
     else
         return 2;

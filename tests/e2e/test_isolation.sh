@@ -1,54 +1,74 @@
 #!/usr/bin/env bash
 # Isolation: every route of the router's own table (quorumd routes), tried
 # with no token, a revoked token, an expired token, and a token of each role
-# in the project's organization (A) and in another organization (B). The
-# expected status of every (route, caller) is in the one table below; a
-# route missing from the table, or in the table but not in the router,
-# fails the test, so a new route cannot be forgotten.
+# in the project's organization (A, the owner), in a vendor organization the
+# project is shared with (V) and in a vendor organization it is not shared
+# with (W). The expected status of every (route, caller) is in the one table
+# below; a route missing from the table, or in the table but not in the
+# router, fails the test, so a new route cannot be forgotten.
 . "$(dirname "$0")/lib.sh"
 
 start_broker
 
 # --- the expected outcomes ------------------------------------------------------------
-# columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | B:admin B:manager B:reviewer B:annotator
+# A project the caller's organization neither owns nor shares answers 403,
+# whether it exists or not (ids cannot be enumerated). A vendor (V) may lease
+# and read the project, its progress and its own crew's throughput, report
+# and export; it may not import, see or change shares, or read the agreement
+# report (every organization's annotators). PUT/DELETE of a share name the
+# organization 999999, which does not exist (404 for the owner).
+# columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
-GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200
-GET /readyz                                   200 200 200  200 200 200 200  200 200 200 200
-POST /v1/users                                401 401 401  201 201 403 403  201 201 403 403
-POST /v1/projects                             401 401 401  201 201 403 403  201 201 403 403
-POST /v1/tokens                               401 401 401  201 201 403 403  201 201 403 403
-GET /v1/tokens                                401 401 401  200 200 403 403  200 200 403 403
-DELETE /v1/tokens/*                           401 401 401  404 404 403 403  404 404 403 403
-POST /v1/certs                                401 401 401  422 422 403 403  422 422 403 403
-GET /v1/certs                                 401 401 401  200 200 403 403  200 200 403 403
-DELETE /v1/certs/*                            401 401 401  404 404 403 403  404 404 403 403
-GET /v1/projects/*                            401 401 401  200 200 200 200  404 404 404 404
-POST /v1/projects/*/tasks                     401 401 401  201 201 403 403  404 404 403 403
-POST /v1/projects/*/leases                    401 401 401  200 200 403 200  404 404 403 404
-POST /v1/projects/*/leases/*/heartbeat        401 401 401  409 409 403 409  404 404 403 404
-POST /v1/projects/*/leases/*/submit           401 401 401  409 409 403 409  404 404 403 404
-POST /v1/projects/*/leases/*/release          401 401 401  409 409 403 409  404 404 403 404
-POST /v1/projects/*/leases/*/skip             401 401 401  409 409 403 409  404 404 403 404
-POST /v1/projects/*/submit                    401 401 401  200 200 403 200  404 404 403 404
-POST /v1/projects/*/annotations/*/undo        401 401 401  409 409 403 409  404 404 403 404
-GET /v1/projects/*/progress                   401 401 401  200 200 200 200  404 404 404 404
-GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  404 404 404 403
-GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  404 404 404 403
-GET /metrics                                  401 401 401  200 403 403 403  200 403 403 403
-GET /v1/projects/*/export                     401 401 401  200 200 200 403  404 404 404 403
-GET /v1/projects/*/report                     401 401 401  200 200 200 403  404 404 404 403
+GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
+GET /readyz                                   200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
+POST /v1/users                                401 401 401  201 201 403 403  201 201 403 403  201 201 403 403
+POST /v1/projects                             401 401 401  201 201 403 403  201 201 403 403  201 201 403 403
+POST /v1/tokens                               401 401 401  201 201 403 403  201 201 403 403  201 201 403 403
+GET /v1/tokens                                401 401 401  200 200 403 403  200 200 403 403  200 200 403 403
+DELETE /v1/tokens/*                           401 401 401  404 404 403 403  404 404 403 403  404 404 403 403
+POST /v1/certs                                401 401 401  422 422 403 403  422 422 403 403  422 422 403 403
+GET /v1/certs                                 401 401 401  200 200 403 403  200 200 403 403  200 200 403 403
+DELETE /v1/certs/*                            401 401 401  404 404 403 403  404 404 403 403  404 404 403 403
+POST /v1/organizations                        401 401 401  201 403 403 403  403 403 403 403  403 403 403 403
+GET /v1/organizations                         401 401 401  200 403 403 403  200 403 403 403  200 403 403 403
+GET /v1/projects/*                            401 401 401  200 200 200 200  200 200 200 200  403 403 403 403
+POST /v1/projects/*/tasks                     401 401 401  201 201 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/shares                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+PUT /v1/projects/*/shares/*                   401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
+DELETE /v1/projects/*/shares/*                401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/leases                    401 401 401  200 200 403 200  200 200 403 200  403 403 403 403
+POST /v1/projects/*/leases/*/heartbeat        401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
+POST /v1/projects/*/leases/*/submit           401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
+POST /v1/projects/*/leases/*/release          401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
+POST /v1/projects/*/leases/*/skip             401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
+POST /v1/projects/*/submit                    401 401 401  200 200 403 200  200 200 403 200  403 403 403 403
+POST /v1/projects/*/annotations/*/undo        401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
+GET /v1/projects/*/progress                   401 401 401  200 200 200 200  200 200 200 200  403 403 403 403
+GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
+GET /metrics                                  401 401 401  200 403 403 403  200 403 403 403  200 403 403 403
+GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
+GET /v1/projects/*/report                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
-ADMIN_B=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG" --org vendor-b --user admin-b)
-declare -A TOK
+# The owner's admin makes the vendor organizations and a user of each role
+# in them ("organization" in POST /v1/tokens).
+declare -A TOK ORG
 TOK[A:admin]=$ADMIN_TOKEN
-TOK[B:admin]=$ADMIN_B
-for org in A B; do
-    for role in manager reviewer annotator; do
-        r=$(api POST /v1/tokens "${TOK[$org:admin]}" "{\"user\":\"$org-$role\",\"role\":\"$role\"}")
+for org in V W; do
+    r=$(api POST /v1/organizations "$ADMIN_TOKEN" "{\"name\":\"vendor-$org\",\"kind\":\"vendor\"}")
+    check "the owner's admin creates vendor $org" 201 "${r%% *}"
+    ORG[$org]=$(echo "${r#* }" | jq .id)
+    for role in admin manager reviewer annotator; do
+        r=$(api POST /v1/tokens "$ADMIN_TOKEN" \
+            "{\"user\":\"$org-$role\",\"role\":\"$role\",\"organization\":\"vendor-$org\"}")
         TOK[$org:$role]=$(echo "${r#* }" | jq -r .token)
     done
+done
+for role in manager reviewer annotator; do
+    r=$(api POST /v1/tokens "$ADMIN_TOKEN" "{\"user\":\"A-$role\",\"role\":\"$role\"}")
+    TOK[A:$role]=$(echo "${r#* }" | jq -r .token)
 done
 r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"gone","role":"annotator"}')
 REVOKED=$(echo "${r#* }" | jq -r .token)
@@ -60,12 +80,15 @@ sleep 1.2
 r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"iso","labels":["a","b"],"annotations_per_task":3}')
 P=$(echo "${r#* }" | jq .id)
 seq 1 50 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
+r=$(api PUT "/v1/projects/$P/shares/${ORG[V]}" "$ADMIN_TOKEN" '{}')
+check "the project is shared with V" 201 "${r%% *}"
 
 body_for() { # ROUTE TAG -> a valid body
     case "$1" in
     "POST /v1/users") echo "{\"name\":\"u-$2\",\"role\":\"annotator\"}" ;;
     "POST /v1/projects") echo "{\"name\":\"p-$2\",\"labels\":[\"x\"]}" ;;
     "POST /v1/tokens") echo "{\"user\":\"t-$2\",\"role\":\"annotator\"}" ;;
+    "POST /v1/organizations") echo "{\"name\":\"o-$2\",\"kind\":\"vendor\"}" ;;
     "POST /v1/projects/*/tasks") echo '{"text":"new"}' ;;
     "POST /v1/projects/*/leases") echo '{"max":1}' ;;
     "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
@@ -80,13 +103,14 @@ body_for() { # ROUTE TAG -> a valid body
 echo "$EXPECTED" | awk 'NF {print $1 " " $2}' | sort >"$E2E_DIR/table"
 check "every route of the router is in the table, and no other" "" "$(diff "$E2E_DIR/routes" "$E2E_DIR/table")"
 
-CALLERS=(none revoked expired A:admin A:manager A:reviewer A:annotator B:admin B:manager B:reviewer B:annotator)
+CALLERS=(none revoked expired A:admin A:manager A:reviewer A:annotator V:admin V:manager V:reviewer V:annotator
+    W:admin W:manager W:reviewer W:annotator)
 while read -r method path rest; do
     [ -n "$method" ] || continue
     read -r -a want <<<"$rest"
     route="$method $path"
     # The first '*' is the project (or a token id); a second is a lease.
-    concrete=$(echo "$path" | sed "s|/v1/tokens/\\*|/v1/tokens/999999|; s|/v1/projects/\\*|/v1/projects/$P|; s|\\*|999999|")
+    concrete=$(echo "$path" | sed "s|/v1/projects/\\*|/v1/projects/$P|; s|\\*|999999|")
     for k in "${!CALLERS[@]}"; do
         who=${CALLERS[$k]}
         case "$who" in
@@ -108,10 +132,15 @@ done <<<"$EXPECTED"
 echo "ok - $PASSES (route, caller) outcomes as the table says"
 
 # --- no enumeration of other organizations' projects ---------------------------------------
-a=$(api GET "/v1/projects/$P" "${TOK[B:admin]}")
-b=$(api GET "/v1/projects/987654" "${TOK[B:admin]}")
-check "another organization's project looks like no project at all" \
-    "$(echo "${b#* }" | jq -r .error.code) ${b%% *}" "$(echo "${a#* }" | jq -r .error.code) ${a%% *}"
+# The same status, code and message (but for the id asked) whether the
+# project exists or not, for every role of W.
+for role in admin manager reviewer annotator; do
+    a=$(api GET "/v1/projects/$P" "${TOK[W:$role]}")
+    b=$(api GET "/v1/projects/987654" "${TOK[W:$role]}")
+    check "W:$role: a project not shared with W looks like no project at all" \
+        "$(echo "${b#* }" | jq -r '.error.code + " " + .error.message' | sed 's/987654/N/') ${b%% *}" \
+        "$(echo "${a#* }" | jq -r '.error.code + " " + .error.message' | sed "s/$P/N/") ${a%% *}"
+done
 
 # --- an annotator cannot act on a lease someone else holds ------------------------------------
 r=$(api POST "/v1/projects/$P/leases" "${TOK[A:annotator]}" '{"max":1}')
@@ -121,10 +150,27 @@ O=$(echo "${r#* }" | jq -r .token)
 for step in submit skip release heartbeat; do
     body='{}'; [ $step = submit ] && body='{"label":"a"}'
     r=$(api POST "/v1/projects/$P/leases/$L/$step" "$O" "$body")
-    check "another annotator cannot $step a held lease" 409 "${r%% *}"
+    check "another annotator of A cannot $step a held lease" 409 "${r%% *}"
+    r=$(api POST "/v1/projects/$P/leases/$L/$step" "${TOK[V:annotator]}" "$body")
+    check "V's annotator cannot $step A's annotator's lease" 409 "${r%% *}"
+    # W cannot tell a live lease from a made-up one, nor the project from none.
+    a=$(api POST "/v1/projects/$P/leases/$L/$step" "${TOK[W:annotator]}" "$body")
+    b=$(api POST "/v1/projects/$P/leases/999999/$step" "${TOK[W:annotator]}" "$body")
+    check "W's annotator gets the same answer for a held lease and none ($step)" "${b}" "${a}"
 done
 check "and nothing was stored" 0 "$(sql "SELECT count(*) FROM annotations")"
 r=$(api POST "/v1/projects/$P/leases/$L/submit" "${TOK[A:annotator]}" '{"label":"a"}')
 check "its holder can" 201 "${r%% *}"
+ANN=$(echo "${r#* }" | jq .annotation_id)
+# Nor undo someone else's annotation (annotation ids are not enumerable either).
+r=$(api POST "/v1/projects/$P/annotations/$ANN/undo" "$O" '{}')
+c=$(api POST "/v1/projects/$P/annotations/999999/undo" "$O" '{}')
+check "another annotator cannot undo it, and cannot tell it from no annotation" \
+    "409 $(echo "${c#* }" | jq -r .error.code)" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
+check "still one annotation" 1 "$(sql "SELECT count(*) FROM annotations")"
+# There is no route that reads a task by id: an annotator sees task data only
+# in the leases it is granted (every route is in the table above).
+check "no route reads a task by its id" "" \
+    "$("$QR_BIN_DIR/quorumd" routes | jq -r 'select(.path | test("tasks/\\*")) | .path')"
 
 finish

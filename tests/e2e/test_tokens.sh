@@ -11,7 +11,7 @@ T=$("$QR_BIN_DIR/quorumctl" token create --user tok-ann --role annotator --expir
 check "token shown once, stored hashed" "1 0" \
     "$(sql "SELECT count(*) FROM api_tokens WHERE token_sha256 = encode(sha256('$T'::bytea), 'hex')") $(sql "SELECT count(*) FROM api_tokens WHERE prefix = '$T' OR token_sha256 = '$T'")"
 r=$(api GET /v1/projects/1 "$T")
-check "a fresh token works (404: no project 1, but authenticated)" 404 "${r%% *}"
+check "a fresh token works (403: no access to project 1, but authenticated)" 403 "${r%% *}"
 sleep 2.5
 r=$(api GET /v1/projects/1 "$T")
 unknown=$(api GET /v1/projects/1 "qr_$(printf '%064d' 7)")
