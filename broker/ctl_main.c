@@ -10,6 +10,7 @@
 #include "client.h"
 #include "ctl_agreement.h"
 #include "ctl_cert.h"
+#include "ctl_org.h"
 #include "ctl_throughput.h"
 #include "util.h"
 
@@ -49,6 +50,11 @@ static const char main_help[] =
     "  export --project ID [--format csv|jsonl]      every annotation, to stdout\n"
     "  throughput --project ID [--window 1h] [--by annotator|vendor|hour] [--json]\n"
     "                                                rates, time on task, queue, ETA\n"
+    "  org create NAME [--kind vendor|owner]         create an organization (admins)\n"
+    "  org list [--json]                             organizations you may see\n"
+    "  project share|unshare --project ID --org NAME|ID [--quota N] [--cap N]\n"
+    "                                                share a project with a vendor\n"
+    "  project shares --project ID [--json]          a project's shares and their use\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -944,7 +950,11 @@ int main(int argc, char **argv)
         qr_client_config_free(&cfg);
         return EXIT_BROKER;
     }
-    if (strcmp(cmd, "project") == 0)
+    if (strcmp(cmd, "org") == 0)
+        rc = qr_ctl_org(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "project") == 0 && i + 1 < argc && qr_ctl_share_command(argv[i + 1]))
+        rc = qr_ctl_share(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "project") == 0)
         rc = cmd_project(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "import") == 0)
         rc = cmd_import(argc - i, argv + i, &cfg);

@@ -1,0 +1,325 @@
+/*
+ * ctl_org.c - `quorumctl org create|list` and `quorumctl project
+ * share|unshare|shares`: an owner's admin makes vendor organizations and
+ * shares projects with them, with an optional quota of annotations for the
+ * vendor and a cap of tasks per annotator (enforced by the broker at lease
+ * time). An organization is named by its id or its name; a name is looked up
+ * in GET /v1/organizations.
+ */
+#include "ctl_org.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_OK     0
+#define EXIT_BROKER 1
+#define EXIT_USAGE  2
+
+static const char *const prog = "quorumctl";
+
+static const char org_help[] =
+    "Usage: quorumctl org create NAME [--kind vendor|owner] [--json]\n"
+    "       quorumctl org list [--json]\n"
+    "\n"
+    "Organizations (admins only). create makes one (a vendor unless --kind\n"
+    "owner) and prints its id; only an owner organization's admin may. list\n"
+    "prints id, kind and name: every organization for an owner's admin, only\n"
+    "their own for a vendor's. An admin gives a vendor its first users with\n"
+    "POST /v1/tokens or /v1/users and \"organization\": NAME (docs/API.md).\n"
+    "\n"
+    "  --kind K   vendor (default) or owner\n"
+    "  --json     print the broker's JSON\n"
+    "\n"
+    "Example:\n"
+    "  quorumctl org create acme-labeling\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char share_help[] =
+    "Usage: quorumctl project share --project ID --org NAME|ID [--quota N] [--cap N] [--json]\n"
+    "       quorumctl project unshare --project ID --org NAME|ID\n"
+    "       quorumctl project shares --project ID [--json]\n"
+    "\n"
+    "Shares a project with a vendor organization, or changes the share: the\n"
+    "vendor's annotators may then lease its tasks and its managers read its\n"
+    "progress and their own crew's throughput, report and export. The bounds\n"
+    "hold at lease time across every broker; each counts submitted\n"
+    "annotations plus live leases. A bound not given is removed. unshare ends\n"
+    "the share (the vendor gets 403 on its next request to this broker, and\n"
+    "within 5 s on others). shares lists the shares and each vendor's\n"
+    "annotations.\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "  --org O        the vendor organization, by name or id\n"
+    "  --quota N      annotations the vendor's whole crew may do (0 and up)\n"
+    "  --cap N        tasks each of the vendor's annotators may do (0 and up)\n"
+    "  --json         print the broker's JSON\n"
+    "\n"
+    "Example:\n"
+    "  quorumctl project share --project 7 --org acme-labeling --quota 5000 --cap 200\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error (or no such\n"
+    "organization), 2 usage error.\n";
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    return EXIT_USAGE;
+}
+
+static int is_help(const char *arg)
+{
+    return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+/* A decimal integer in [0, max] -> *out; -1 when it is not one. */
+static int parse_count(const char *s, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/*
+ * One request: method on path with body (a JSON object, or NULL for none).
+ * On a 2xx answer returns EXIT_OK with the parsed body in *out (the caller
+ * decrefs) and, when raw, the body as received on stdout; otherwise prints
+ * why and returns the exit code.
+ */
+static int request(qr_client_config_t *cfg, const char *method, const char *path, json_t *body,
+                   int raw, json_t **out)
+{
+    char err[512];
+    qr_client_call_t call;
+    *out = NULL;
+    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return EXIT_USAGE;
+    }
+    if (qr_client_call_init(&call, cfg, 0) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return EXIT_BROKER;
+    }
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc = EXIT_OK;
+    if (qr_client_call_perform(&call, method, path, text, text ? strlen(text) : 0,
+                               text ? "application/json" : NULL, cfg->token) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        rc = EXIT_BROKER;
+    } else {
+        json_error_t jerr;
+        *out = json_loadb(call.body.data ? call.body.data : "", call.body.len, 0, &jerr);
+        if (!*out) {
+            fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call.url,
+                    jerr.text);
+            rc = EXIT_BROKER;
+        } else if (raw) {
+            printf("%.*s\n", (int)call.body.len, call.body.data);
+        }
+    }
+    free(text);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+/* --- org ------------------------------------------------------------------------------ */
+
+int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *kind = "vendor", *name = NULL;
+    int as_json = 0;
+    if (argc < 2 || is_help(argv[1])) {
+        fprintf(argc < 2 ? stderr : stdout, org_help, qr_client_help_text);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "create") && strcmp(sub, "list"))
+        return usage("unknown org command '%s' (create, list)", sub);
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(org_help, qr_client_help_text);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else if (!strcmp(sub, "create") && !name && (argv[i][0] != '-' || !argv[i][0])) {
+            name = argv[i];
+        } else {
+            return usage("org %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    json_t *o;
+    if (!strcmp(sub, "list")) {
+        int rc = request(cfg, "GET", "/v1/organizations", NULL, as_json, &o);
+        json_t *org;
+        size_t k;
+        if (rc == EXIT_OK && !as_json) {
+            printf("%-8s %-7s %s\n", "id", "kind", "name");
+            json_array_foreach(json_object_get(o, "organizations"), k, org)
+            {
+                printf("%-8lld %-7s %s\n",
+                       (long long)json_integer_value(json_object_get(org, "id")),
+                       json_string_value(json_object_get(org, "kind")),
+                       json_string_value(json_object_get(org, "name")));
+            }
+        }
+        json_decref(o);
+        return rc;
+    }
+    if (!name || !name[0] || strlen(name) > 200)
+        return usage("org create: wants a NAME of 1 to 200 characters");
+    if (strcmp(kind, "vendor") && strcmp(kind, "owner"))
+        return usage("org create: --kind must be vendor or owner, not '%s'", kind);
+    json_t *body = json_pack("{s:s s:s}", "name", name, "kind", kind);
+    if (!body)
+        return usage("org create: NAME must be valid UTF-8");
+    int rc = request(cfg, "POST", "/v1/organizations", body, as_json, &o);
+    json_decref(body);
+    if (rc == EXIT_OK && !as_json)
+        printf("%lld\n", (long long)json_integer_value(json_object_get(o, "id")));
+    json_decref(o);
+    return rc;
+}
+
+/* --- project share, unshare, shares ------------------------------------------------------- */
+
+int qr_ctl_share_command(const char *sub)
+{
+    return !strcmp(sub, "share") || !strcmp(sub, "unshare") || !strcmp(sub, "shares");
+}
+
+/* The id of organization `org` (an id, or a name looked up on the broker),
+ * or -1 (message printed, *rc the exit code). */
+static long long org_id(qr_client_config_t *cfg, const char *org, int *rc)
+{
+    long long id;
+    if (parse_count(org, INT64_MAX, &id) == 0 && id > 0)
+        return id;
+    json_t *o, *x;
+    size_t k;
+    *rc = request(cfg, "GET", "/v1/organizations", NULL, 0, &o);
+    id = -1;
+    json_array_foreach(json_object_get(o, "organizations"), k, x)
+    {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        if (name && !strcmp(name, org))
+            id = (long long)json_integer_value(json_object_get(x, "id"));
+    }
+    json_decref(o);
+    if (*rc == EXIT_OK && id < 0) {
+        fprintf(stderr, "%s: no organization '%s' (see quorumctl org list)\n", prog, org);
+        *rc = EXIT_BROKER;
+    }
+    return id;
+}
+
+int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *org = NULL, *quota = NULL, *cap = NULL;
+    int as_json = 0;
+    long long pid, q = -1, k = -1;
+    const char *sub = argv[1];
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(share_help, qr_client_help_text);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--org", &org)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--quota", &quota)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--cap", &cap)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else {
+            return usage("project %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!project || parse_count(project, INT64_MAX, &pid) < 0 || pid < 1)
+        return usage("project %s: --project ID (a positive integer) is required", sub);
+    if (strcmp(sub, "shares") && (!org || !org[0]))
+        return usage("project %s: --org NAME|ID is required", sub);
+    if (quota && parse_count(quota, 1000000000, &q) < 0)
+        return usage("project %s: --quota must be a count from 0, not '%s'", sub, quota);
+    if (cap && parse_count(cap, 1000000000, &k) < 0)
+        return usage("project %s: --cap must be a count from 0, not '%s'", sub, cap);
+    if (strcmp(sub, "share") && (quota || cap))
+        return usage("project %s: --quota and --cap go with share", sub);
+
+    json_t *o = NULL;
+    char path[96];
+    int rc = EXIT_OK;
+    if (!strcmp(sub, "shares")) {
+        snprintf(path, sizeof path, "/v1/projects/%lld/shares", pid);
+        rc = request(cfg, "GET", path, NULL, as_json, &o);
+        json_t *s;
+        size_t n;
+        if (rc == EXIT_OK && !as_json) {
+            printf("%-8s %-24s %-12s %-12s %s\n", "org", "name", "quota", "cap", "annotations");
+            json_array_foreach(json_object_get(o, "shares"), n, s)
+            {
+                json_t *sq = json_object_get(s, "quota_annotations");
+                json_t *sc = json_object_get(s, "max_tasks_per_annotator");
+                char qs[24] = "-", cs[24] = "-";
+                if (json_is_integer(sq))
+                    snprintf(qs, sizeof qs, "%lld", (long long)json_integer_value(sq));
+                if (json_is_integer(sc))
+                    snprintf(cs, sizeof cs, "%lld", (long long)json_integer_value(sc));
+                printf("%-8lld %-24s %-12s %-12s %lld\n",
+                       (long long)json_integer_value(json_object_get(s, "org_id")),
+                       json_string_value(json_object_get(s, "organization")), qs, cs,
+                       (long long)json_integer_value(json_object_get(s, "annotations")));
+            }
+        }
+        json_decref(o);
+        return rc;
+    }
+    long long oid = org_id(cfg, org, &rc);
+    if (oid < 0)
+        return rc;
+    snprintf(path, sizeof path, "/v1/projects/%lld/shares/%lld", pid, oid);
+    if (!strcmp(sub, "unshare")) {
+        rc = request(cfg, "DELETE", path, NULL, as_json, &o);
+        if (rc == EXIT_OK && !as_json)
+            fprintf(stderr, "project %lld no longer shared with organization %lld\n", pid, oid);
+        json_decref(o);
+        return rc;
+    }
+    json_t *body =
+        json_pack("{s:o s:o}", "quota_annotations", q < 0 ? json_null() : json_integer(q),
+                  "max_tasks_per_annotator", k < 0 ? json_null() : json_integer(k));
+    rc = request(cfg, "PUT", path, body, as_json, &o);
+    json_decref(body);
+    if (rc == EXIT_OK && !as_json)
+        fprintf(stderr, "project %lld shared with organization %lld (quota %s, cap %s)\n", pid, oid,
+                quota ? quota : "none", cap ? cap : "none");
+    json_decref(o);
+    return rc;
+}
