@@ -77,6 +77,19 @@ check "quorum-agent exec with a client certificate and no token exits 0" 0 "$rc"
 check "and labeled the four other tasks as ann" "4" \
     "$(sql "SELECT count(*) FROM annotations a JOIN users u ON u.id = a.annotator_id WHERE a.project_id = $P AND u.name = 'ann' AND a.label = 'b'")"
 
+# quorum-agent login checks the certificate instead of a token, and stores it.
+set +e
+env -u QUORUM_TOKEN "$QR_BIN_DIR/quorum-agent" login --cert "$T/ann.crt" --key "$T/ann.key" \
+    >/dev/null 2>"$E2E_DIR/login.err"
+check "quorum-agent login with a mapped certificate and no token: exit 0" 0 "$?"
+env -u QUORUM_TOKEN "$QR_BIN_DIR/quorum-agent" login --cert "$T/stranger.crt" \
+    --key "$T/stranger.key" >/dev/null 2>>"$E2E_DIR/login.err"
+check "quorum-agent login with an unmapped certificate: exit 3 (refused)" 3 "$?"
+set -e
+grep -q "QUORUM_CERT=.*ann.crt" "$XDG_CONFIG_HOME/quorum/profile" &&
+    ! grep -q QUORUM_TOKEN "$XDG_CONFIG_HOME/quorum/profile" &&
+    pass "the profile holds the certificate and no token" || fail "profile: $(cat "$XDG_CONFIG_HOME/quorum/profile")"
+
 # --- what is refused --------------------------------------------------------------
 bad=$(api GET "/v1/projects/$P" qr_not_a_token)
 check "a bad token: 401" 401 "${bad%% *}"
