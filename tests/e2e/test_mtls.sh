@@ -170,6 +170,15 @@ sleep 0.5
 r=$(capi "$O/mallory" GET "/v1/projects/$P")
 check "after SIGHUP with the other CA added, its certificate passes the handshake (unmapped: 401)" \
     401 "${r%% *}"
+cp "$E2E_DIR/client-ca.pem" "$E2E_DIR/client-ca.good"
+echo "not a CA bundle" >"$E2E_DIR/client-ca.pem"
+kill -HUP "$QUORUMD_PID"
+sleep 0.5
+grep -q 'not reloaded.*client CA' "$E2E_DIR/quorumd.log" &&
+    pass "SIGHUP with a broken client CA file: logged, nothing changed" || fail "no log line for the failed reload"
+r=$(capi "$O/mallory" GET "/v1/projects/$P")
+check "and the CA bundle loaded before still applies" 401 "${r%% *}"
+cp "$E2E_DIR/client-ca.good" "$E2E_DIR/client-ca.pem"
 
 # --- required mode: a second broker on the same database ---------------------------------
 check "--require-client-cert without --client-ca: usage error (2)" 2 \
