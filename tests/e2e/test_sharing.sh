@@ -170,6 +170,28 @@ r=$(api POST "/v1/projects/$P2/leases" "${VANN[1]}" '{"max":5}')
 check "a skipped lease frees its unit of the cap" 1 "$(echo "${r#* }" | jq '.leases | length')"
 P=$P_SAVE
 
+# An expired lease and an undone annotation keep the count right: with a cap
+# of 1, lease and submit (1 used), refused, undo (the annotation goes, its
+# task comes back as a new lease: still 1), let that lease expire (0), lease.
+P4=$("$CTL" project create --name expiry --labels a,b --lease-ttl-ms 1000)
+seq 1 5 | sed 's/.*/{"n":&}/' | "$CTL" import --project "$P4" - >/dev/null
+"$CTL" project share --project "$P4" --org vendor-v --cap 1 >/dev/null
+r=$(api POST "/v1/projects/$P4/leases" "${VANN[1]}" '{"max":1}')
+L=$(echo "${r#* }" | jq -r '.leases[0].lease')
+r=$(api POST "/v1/projects/$P4/leases/$L/submit" "${VANN[1]}" '{"label":"a"}')
+A=$(echo "${r#* }" | jq .annotation_id)
+r=$(api POST "/v1/projects/$P4/leases" "${VANN[1]}" '{"max":1}')
+check "cap 1: after one submit, cap_reached" "0 cap_reached" \
+    "$(echo "${r#* }" | jq -r '"\(.leases | length) \(.reason)"')"
+r=$(api POST "/v1/projects/$P4/annotations/$A/undo" "${VANN[1]}" '{}')
+check "undo gives the task back as a lease" "200 true" "${r%% *} $(echo "${r#* }" | jq '.lease != null')"
+r=$(api POST "/v1/projects/$P4/leases" "${VANN[1]}" '{"max":1}')
+check "the undone task's lease still counts" "0 cap_reached" \
+    "$(echo "${r#* }" | jq -r '"\(.leases | length) \(.reason)"')"
+sleep 2.5 # the lease expires (1 s) and the reaper (every 1 s) returns it
+r=$(api POST "/v1/projects/$P4/leases" "${VANN[1]}" '{"max":1}')
+check "an expired lease gives its unit back" 1 "$(echo "${r#* }" | jq '.leases | length')"
+
 # --- removing a share: 403 on the next request, on both brokers ---------------------------------
 r=$(api GET "/v1/projects/$P/progress" "${VANN[1]}")
 check "V's annotator reads the progress of the shared project" 200 "${r%% *}"
