@@ -3,8 +3,9 @@
 #   - a body over --max-body-bytes: 413, nothing created;
 #   - headers over the head limit: 431;
 #   - idle timeout: a connection that sends nothing is closed at the deadline;
-#   - request deadline: a slowloris client trickling one byte every 200 ms is
-#     cut off at the deadline all the same (the timer is not reset by bytes);
+#   - request deadline: a slowloris client trickling one byte every 200 ms, of
+#     headers or of a body, is cut off at the deadline all the same (the
+#     timer is not reset by bytes);
 #   - a flood from one token gets 429 with Retry-After while a second token is
 #     served within its normal latency (p50 before vs during the flood);
 #   - JSON nesting and string length limits: 400 / 422, nothing created.
@@ -28,7 +29,8 @@ check "oversized headers: 431" 431 "$(curl -s -o /dev/null -w '%{http_code}' --c
 # --- idle timeout and request deadline (slowloris) --------------------------------------
 # held PORT CA MODE -> ms until the server closed the connection. MODE idle:
 # nothing after the handshake; half: half a request, then silence; trickle:
-# one byte of an endless header every 200 ms.
+# one byte of an endless header every 200 ms; body: whole headers announcing
+# 60 KB (under the limit), then one byte of body every 200 ms (a slow POST).
 held() {
     python3 - "$PORT" "$CA" "$1" <<'PY'
 import socket, ssl, sys, time
@@ -38,15 +40,19 @@ mode = sys.argv[3]
 t0 = time.time()
 if mode == "half":
     t.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # ...and never the end of it
-t.settimeout(0.2 if mode == "trickle" else 10)
+t.settimeout(0.2 if mode in ("trickle", "body") else 10)
 sent = b"GET /healthz HTTP/1.1\r\nX-Slow: "
+if mode == "body":
+    t.sendall(b"POST /v1/projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 60000\r\n\r\n")
+    sent = b""
 i = 0
 while time.time() - t0 < 10:
     try:
         if t.recv(100) == b"":
             break
     except socket.timeout:
-        if mode == "trickle":
+        if mode in ("trickle", "body"):
             try:
                 t.sendall(sent[i:i + 1] if i < len(sent) else b"a")
             except OSError:
@@ -57,7 +63,7 @@ while time.time() - t0 < 10:
 print(int((time.time() - t0) * 1000))
 PY
 }
-for mode in idle half trickle; do
+for mode in idle half trickle body; do
     ms=$(held $mode)
     [ "$ms" -ge 1200 ] && [ "$ms" -lt 3500 ] &&
         pass "$mode client closed after ${ms} ms (deadline 1500 ms)" || fail "$mode client lived ${ms} ms"
