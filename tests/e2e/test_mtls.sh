@@ -128,6 +128,19 @@ check "an annotator may not map certificates: 403" 403 \
     "$(capi "$T/ann" POST /v1/certs "{\"user\":\"stranger\",\"certificate\":$pem}" | cut -d' ' -f1)"
 check "the same certificate twice: 409" 409 \
     "$(api POST /v1/certs "$MGR" "{\"user\":\"stranger\",\"certificate\":$(jq -Rs . <"$T/ann.crt")}" | cut -d' ' -f1)"
+# An expired certificate (notAfter = notBefore = now): refused by the API
+# and at the handshake.
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=old" \
+    -keyout "$T/old.key" -out "$T/old.csr" 2>/dev/null
+openssl x509 -req -in "$T/old.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 0 \
+    -extfile "$T/client.cnf" -out "$T/old.crt" 2>/dev/null
+sleep 1.1
+r=$(api POST /v1/certs "$MGR" "{\"user\":\"stranger\",\"certificate\":$(jq -Rs . <"$T/old.crt")}")
+check "an expired certificate: 422" "422 the certificate has expired" "${r%% *} $(echo "${r#* }" | jq -r .error.message)"
+r=$(capi "$T/old" GET "/v1/projects/$P")
+check "an expired certificate: handshake refused" 000 "${r%% *}"
+grep -qi 'expired' "$E2E_DIR/c.err" && pass "curl: $(head -c 150 "$E2E_DIR/c.err")" ||
+    fail "curl said: $(cat "$E2E_DIR/c.err")"
 set +e
 QUORUM_TOKEN=$MGR "$CTL" cert add --user ann --cert "$E2E_DIR/missing.crt" 2>/dev/null
 check "quorumctl cert add with an unreadable file: exit 2" 2 "$?"
