@@ -5,7 +5,9 @@
  * The report is one SQL statement: the window's lease events of the crew in
  * scope are read once (a CTE over the (project_id, at) index) and every
  * figure is an aggregate over them, over the annotations table (the record
- * of what was completed) and over tasks (the queue). PostgreSQL builds the
+ * of what was completed) and over tasks (the queue). Windows longer than
+ * QR_ANALYTICS_EXACT_MAX_MS read the per-minute rollup instead, with the
+ * raw events of the two partial edge minutes (SQL_HEAD_ROLLUP). PostgreSQL builds the
  * JSON; this file parses the query string, binds the parameters and hands
  * the result to the caller. All parameters are bound, never pasted.
  */
@@ -70,8 +72,8 @@
  * per annotator), live (live leases from the log), counts/leased/queue,
  * done_w (tasks completed in the window), tot, labels, outc, pres, eta.
  */
-#define SQL_THROUGHPUT \
-    "WITH proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
+#define SQL_HEAD_RAW \
+    " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
     " ev AS (SELECT e.kind, e.at, e.annotator_id, u.org_id, e.label," \
     "   CASE WHEN e.kind = 'submit' THEN " TOT("e") " END AS tot" \
     "  FROM lease_events e JOIN users u ON u.id = e.annotator_id" \
@@ -85,23 +87,6 @@
     "  GROUP BY e.annotator_id)," \
     " crew AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY med) AS med, count(*) AS n" \
     "  FROM crew_each WHERE n >= $9::int)," \
-    " annw AS (SELECT a.id, a.task_id, a.annotator_id, a.created_at" \
-    "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
-    "   AND " SCOPE("u", "a") ")," \
-    " recent AS (SELECT count(*) AS n FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
-    "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
-    "   AND " SCOPE("u", "a") ")," \
-    " span AS (SELECT (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
-    "    FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
-    "    JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") AS n," \
-    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
-    "    ORDER BY a.created_at LIMIT 1) AS first," \
-    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
-    "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " gaps AS (SELECT annotator_id, extract(epoch FROM at - lag(at)" \
     "   OVER (PARTITION BY annotator_id ORDER BY at))::float8 * 1000 AS gap FROM ev)," \
     " presence AS (SELECT annotator_id," \
@@ -116,6 +101,39 @@
     "   count(*) FILTER (WHERE kind = 'release') AS released," \
     "   count(*) FILTER (WHERE kind = 'expire') AS expired" \
     "  FROM ev GROUP BY annotator_id)," \
+    " tot AS (SELECT " STATS("tot") " FROM ev)," \
+    " labels AS (SELECT label, " STATS("tot") " FROM ev WHERE kind = 'submit'" \
+    "  AND tot IS NOT NULL GROUP BY label)," \
+    " outc AS (SELECT count(*) FILTER (WHERE kind = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE kind = 'submit') AS s, count(*) FILTER (WHERE kind = 'skip') AS k," \
+    "   count(*) FILTER (WHERE kind = 'release') AS r," \
+    "   count(*) FILTER (WHERE kind = 'expire') AS x," \
+    "   count(*) FILTER (WHERE kind IN ('submit', 'skip', 'release', 'expire')) AS ended" \
+    "  FROM ev)," \
+    " vstats AS (SELECT org_id, " STATS("tot") " FROM ev GROUP BY org_id)," \
+    " hstats AS (SELECT " HOUR_OF("at") " AS h, " STATS("tot") "," \
+    "   count(DISTINCT annotator_id) AS annotators," \
+    "   count(*) FILTER (WHERE kind = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE kind = 'expire') AS expired FROM ev GROUP BY 1),"
+
+#define SQL_TAIL \
+    " annw AS (SELECT a.id, a.task_id, a.annotator_id, a.created_at" \
+    "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
+    "   AND " SCOPE("u", "a") ")," \
+    " recent AS (SELECT count(*) AS n FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
+    "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
+    "   AND " SCOPE("u", "a") ")," \
+    " span AS MATERIALIZED (SELECT (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
+    "    FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
+    "    JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") AS n," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at LIMIT 1) AS first," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " pan AS (SELECT annotator_id, count(*) AS n FROM annw GROUP BY annotator_id)," \
     " who AS (SELECT w.annotator_id, u.name, u.org_id, o.name AS org," \
     "   coalesce(pan.n, 0) AS annotations, coalesce(per.n, 0) AS n, per.med, per.p90, per.mean," \
@@ -149,15 +167,6 @@
     "   AND (SELECT t.state FROM tasks t WHERE t.id = a.task_id) = 'complete'" \
     "   AND NOT EXISTS (SELECT 1 FROM annotations b WHERE b.task_id = a.task_id" \
     "     AND (b.created_at, b.id) > (a.created_at, a.id)))," \
-    " tot AS (SELECT " STATS("tot") " FROM ev)," \
-    " labels AS (SELECT label, " STATS("tot") " FROM ev WHERE kind = 'submit'" \
-    "  AND tot IS NOT NULL GROUP BY label)," \
-    " outc AS (SELECT count(*) FILTER (WHERE kind = 'grant') AS granted," \
-    "   count(*) FILTER (WHERE kind = 'submit') AS s, count(*) FILTER (WHERE kind = 'skip') AS k," \
-    "   count(*) FILTER (WHERE kind = 'release') AS r," \
-    "   count(*) FILTER (WHERE kind = 'expire') AS x," \
-    "   count(*) FILTER (WHERE kind IN ('submit', 'skip', 'release', 'expire')) AS ended" \
-    "  FROM ev)," \
     " pres AS (SELECT coalesce(sum(active_ms), 0) AS a, coalesce(sum(idle_ms), 0) AS i," \
     "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
     " eta AS (SELECT CASE WHEN queue.remaining = 0 THEN 0 WHEN recent.n > 0" \
@@ -168,7 +177,7 @@
     "  'annotator_id', nullif($3::bigint, 0), 'by', $8::text, 'now_ms', $6::bigint," \
     "  'window', json_build_object('spec', $12::text, 'from', " ISO_MS("$4::bigint") "," \
     "   'to', " ISO_MS("$5::bigint") ", 'from_ms', $4::bigint, 'to_ms', $5::bigint," \
-    "   'hours', round(" HOURS ", 4))," \
+    "   'hours', round(" HOURS ", 4), 'source', $13::text)," \
     "  'totals', json_build_object(" \
     "   'annotations', (SELECT count(*) FROM annw)," \
     "   'annotations_per_hour', round((SELECT count(*) FROM annw) / " HOURS ", 2)," \
@@ -213,6 +222,102 @@
     " )::text" \
     " FROM proj, span, tot, outc, queue, recent, eta, crew, done_w, pres"
 
+
+/* Time on task histogram: bucket b holds values v with
+ * floor(ln(v) * HB_K) = b, that is HB_PER_DOUBLING buckets per doubling
+ * (v <= 0: bucket -1); a bucket is reported at its geometric middle. */
+#define HB_K "23.083120654223414" /* 16 / ln 2 */
+#define BREP(b) "(CASE WHEN (" b ") < 0 THEN 0 ELSE exp(((" b ") + 0.5) / " HB_K ") END)"
+/* n, med, p90 (nearest rank on the histogram, at percentile_cont's rank
+ * p * (n - 1) + 1) and mean (exact) per `keys` of the histogram rows (b, n
+ * values, sum s) of `src` matching `where`. */
+#define HSTATS(keys, src, where) \
+    "SELECT " keys ", sum(n)::bigint AS n," \
+    " " BREP("min(b) FILTER (WHERE cum >= 0.5 * (cnt - 1) + 1)") " AS med," \
+    " " BREP("min(b) FILTER (WHERE cum >= 0.9 * (cnt - 1) + 1)") " AS p90," \
+    " sum(s)::float8 / nullif(sum(n), 0) AS mean" \
+    " FROM (SELECT " keys ", b, n, s, sum(n) OVER (PARTITION BY " keys " ORDER BY b) AS cum," \
+    "   sum(n) OVER (PARTITION BY " keys ") AS cnt" \
+    "  FROM (SELECT " keys ", b, sum(n) AS n, sum(s) AS s FROM " src " WHERE " where \
+    "   GROUP BY " keys ", b) h) c" \
+    " GROUP BY " keys
+
+/*
+ * The same figures from the per-minute rollup (sql/0008_event_minutes.sql)
+ * for the window's whole minutes, and from lease_events for the partial
+ * minutes at its two edges, merged into one row per annotator and minute
+ * (mm). Counts, means and activity are exact (inside a minute every gap is
+ * under the idle threshold, so active time there is last - first); medians
+ * and p90 come from the histogram above. CTEs: bnd (the whole minutes),
+ * mm, mmu (with organization, hour and scope), evm (in scope), tv (one row
+ * per timed submission), ann (per annotator, project-wide: per and the
+ * crew baseline), then the CTEs of SQL_HEAD_RAW under the same names.
+ */
+/* The first and the end of the window's whole minutes. */
+#define M0 "to_timestamp(ceil($4::bigint / 60000.0) * 60)"
+#define M1 "to_timestamp(floor($5::bigint / 60000.0) * 60)"
+/* A time on task's histogram bucket. */
+#define BUCKET(v) "CASE WHEN " v " <= 0 THEN -1 ELSE floor(ln(" v ") * " HB_K ")::int END"
+#define SQL_HEAD_ROLLUP \
+    " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
+    " mm AS (SELECT r.annotator_id, r.minute, r.granted, r.submitted, r.skipped, r.released," \
+    "   r.expired, r.first_at, r.last_at, r.tot_ms, r.tot_label" \
+    "  FROM lease_event_minutes r WHERE r.project_id = $1::bigint" \
+    "   AND r.minute >= " M0 " AND r.minute < " M1 \
+    "  UNION ALL SELECT e.annotator_id, date_trunc('minute', e.at)," \
+    "   count(*) FILTER (WHERE e.kind = 'grant'), count(*) FILTER (WHERE e.kind = 'submit')," \
+    "   count(*) FILTER (WHERE e.kind = 'skip'), count(*) FILTER (WHERE e.kind = 'release')," \
+    "   count(*) FILTER (WHERE e.kind = 'expire'), min(e.at), max(e.at)," \
+    "   coalesce(array_agg(e.tot) FILTER (WHERE e.tot IS NOT NULL), '{}')," \
+    "   coalesce(array_agg(e.label) FILTER (WHERE e.tot IS NOT NULL), '{}')" \
+    "  FROM (SELECT e.annotator_id, e.at, e.kind, e.label, CASE WHEN e.kind = 'submit'" \
+    "     THEN greatest(0, least(round(" TOT("e") "), 2147483647))::integer END AS tot" \
+    "    FROM lease_events e WHERE e.project_id = $1::bigint" \
+    "     AND ((e.at >= " T0 " AND e.at < " M0 ") OR (e.at >= " M1 " AND e.at < " T1 "))) e" \
+    "  GROUP BY 1, 2)," \
+    " mmu AS (SELECT mm.*, u.org_id, " SCOPE("u", "mm") " AS inscope" \
+    "  FROM mm JOIN users u ON u.id = mm.annotator_id)," \
+    " evm AS (SELECT annotator_id, minute, granted, submitted, skipped, released, expired," \
+    "   first_at, last_at, " HOUR_OF("minute") " AS hour FROM mmu WHERE inscope)," \
+    " tv AS (SELECT m.annotator_id, m.org_id, m.inscope, x.label, " BUCKET("x.v") " AS b," \
+    "   count(*) AS n, sum(x.v) AS s" \
+    "  FROM mmu m, unnest(m.tot_ms, m.tot_label) AS x(v, label) GROUP BY 1, 2, 3, 4, 5)," \
+    " ann AS (" HSTATS("annotator_id", "tv", "true") ")," \
+    " crew AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY med) AS med, count(*) AS n" \
+    "  FROM ann WHERE n >= $9::int)," \
+    " gaps AS (SELECT annotator_id, extract(epoch FROM first_at - lag(last_at)" \
+    "   OVER (PARTITION BY annotator_id ORDER BY minute))::float8 * 1000 AS gap," \
+    "   extract(epoch FROM last_at - first_at)::float8 * 1000 AS inner_ms FROM evm)," \
+    " presence AS (SELECT annotator_id," \
+    "   coalesce(sum(gap) FILTER (WHERE gap <= $7::float8), 0) + sum(inner_ms) AS active_ms," \
+    "   coalesce(sum(gap) FILTER (WHERE gap > $7::float8), 0) AS idle_ms," \
+    "   count(*) FILTER (WHERE gap > $7::float8) AS idle_gaps" \
+    "  FROM gaps GROUP BY annotator_id)," \
+    " per AS (SELECT c.annotator_id, coalesce(a.n, 0) AS n, a.med, a.p90, a.mean, c.granted," \
+    "   c.submitted, c.skipped, c.released, c.expired" \
+    "  FROM (SELECT annotator_id, sum(granted) AS granted, sum(submitted) AS submitted," \
+    "    sum(skipped) AS skipped, sum(released) AS released, sum(expired) AS expired" \
+    "   FROM evm GROUP BY annotator_id) c LEFT JOIN ann a ON a.annotator_id = c.annotator_id)," \
+    " tot AS (SELECT coalesce(t.n, 0) AS n, t.med, t.p90, t.mean" \
+    "  FROM (SELECT 1) one LEFT JOIN (" HSTATS("z", "(SELECT 0 AS z, * FROM tv) tz", "inscope") ") t" \
+    "  ON true)," \
+    " labels AS (" HSTATS("label", "tv", "inscope") ")," \
+    " outc AS (SELECT coalesce(sum(granted), 0) AS granted, coalesce(sum(submitted), 0) AS s," \
+    "   coalesce(sum(skipped), 0) AS k, coalesce(sum(released), 0) AS r," \
+    "   coalesce(sum(expired), 0) AS x," \
+    "   coalesce(sum(submitted + skipped + released + expired), 0) AS ended FROM evm)," \
+    " vstats AS (" HSTATS("org_id", "tv", "inscope") ")," \
+    " tvh AS (SELECT " HOUR_OF("m.minute") " AS hour, " BUCKET("x.v") " AS b, count(*) AS n," \
+    "   sum(x.v) AS s FROM mmu m, unnest(m.tot_ms) AS x(v) WHERE m.inscope GROUP BY 1, 2)," \
+    " hstats AS (SELECT c.h, coalesce(s.n, 0) AS n, s.med, s.p90, s.mean, c.annotators," \
+    "   c.granted, c.expired" \
+    "  FROM (SELECT hour AS h, count(DISTINCT annotator_id) AS annotators," \
+    "    sum(granted) AS granted, sum(expired) AS expired FROM evm GROUP BY hour) c" \
+    "  LEFT JOIN (" HSTATS("hour", "tvh", "true") ") s ON s.hour = c.h),"
+
+#define SQL_THROUGHPUT "WITH" SQL_HEAD_RAW SQL_TAIL
+#define SQL_THROUGHPUT_ROLLUP "WITH" SQL_HEAD_ROLLUP SQL_TAIL
+
 /* by=annotator: one row per annotator of `who`, by name. */
 #define SQL_ROWS_ANNOTATOR \
     "SELECT coalesce(json_agg(json_build_object('annotator_id', w.annotator_id," \
@@ -244,8 +349,7 @@
     "   sum(submitted) AS submitted, sum(skipped) AS skipped, sum(released) AS released," \
     "   sum(expired) AS expired, sum(ended) AS ended, count(*) FILTER (WHERE fast) AS fast" \
     "  FROM who GROUP BY org_id, org) g" \
-    " LEFT JOIN (SELECT org_id, " STATS("tot") " FROM ev GROUP BY org_id) v" \
-    "  ON v.org_id = g.org_id"
+    " LEFT JOIN vstats v ON v.org_id = g.org_id"
 
 /* by=hour: every UTC hour overlapping the window, empty ones included. */
 #define SQL_ROWS_HOUR \
@@ -258,11 +362,7 @@
     "   3600000::bigint) AS h(h)" \
     " LEFT JOIN (SELECT " HOUR_OF("created_at") " AS h, count(*) AS n FROM annw GROUP BY 1) a" \
     "  ON a.h = h.h" \
-    " LEFT JOIN (SELECT " HOUR_OF("at") " AS h, " STATS("tot") "," \
-    "   count(DISTINCT annotator_id) AS annotators," \
-    "   count(*) FILTER (WHERE kind = 'grant') AS granted," \
-    "   count(*) FILTER (WHERE kind = 'expire') AS expired FROM ev GROUP BY 1) e" \
-    "  ON e.h = h.h"
+    " LEFT JOIN hstats e ON e.h = h.h"
 
 /* Per project: waiting, in progress and complete tasks, annotations
  * remaining, annotations stored. */
@@ -417,6 +517,7 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
     snprintf(out->by, sizeof out->by, "annotator");
     out->from_ms = now_ms - 3600000;
     out->to_ms = now_ms;
+    out->idle_gap_ms = QR_ANALYTICS_IDLE_GAP_MS;
     const char *p = query ? query : "";
     while (*p) {
         size_t len = strcspn(p, "&");
@@ -477,6 +578,20 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
                 return QR_EINVAL;
             }
             memcpy(out->by, val, strlen(val) + 1); /* one of the three names above */
+        } else if (!strcmp(key, "idle_gap_ms")) {
+            char *end;
+            long long v = strtoll(val, &end, 10);
+            if (!isdigit((unsigned char)val[0]) || *end || v < 1000 || v > 86400000) {
+                snprintf(msg, msg_size, "idle_gap_ms must be an integer from 1000 to 86400000");
+                return QR_EINVAL;
+            }
+            out->idle_gap_ms = v;
+        } else if (!strcmp(key, "exact")) {
+            if (strcmp(val, "0") && strcmp(val, "1")) {
+                snprintf(msg, msg_size, "exact must be 0 or 1");
+                return QR_EINVAL;
+            }
+            out->exact = val[0] == '1';
         } else if (!strcmp(key, "annotator")) {
             char *end;
             long long id = strtoll(val, &end, 10);
@@ -486,7 +601,9 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
             }
             out->annotator = id;
         } else {
-            snprintf(msg, msg_size, "unknown parameter \"%.31s\" (window, by, annotator)", key);
+            snprintf(msg, msg_size,
+                     "unknown parameter \"%.31s\" (window, by, annotator, exact, idle_gap_ms)",
+                     key);
             return QR_EINVAL;
         }
     }
@@ -551,17 +668,31 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     snprintf(from, sizeof from, "%" PRId64, q.from_ms);
     snprintf(to, sizeof to, "%" PRId64, q.to_ms);
     snprintf(now, sizeof now, "%" PRId64, now_ms);
-    snprintf(idle, sizeof idle, "%d", QR_ANALYTICS_IDLE_GAP_MS);
+    snprintf(idle, sizeof idle, "%" PRId64, q.idle_gap_ms);
     snprintf(fast_n, sizeof fast_n, "%d", QR_ANALYTICS_FAST_MIN_N);
     snprintf(ratio, sizeof ratio, "%.17g", QR_ANALYTICS_FAST_RATIO);
     snprintf(eta, sizeof eta, "%d", QR_ANALYTICS_ETA_WINDOW_MS);
-    const char *params[] = {proj, org,  ann,    from,  to,  now,
-                            idle, q.by, fast_n, ratio, eta, q.window};
+    int rollup =
+        !q.exact && q.idle_gap_ms >= 60000 && q.to_ms - q.from_ms > QR_ANALYTICS_EXACT_MAX_MS;
+    const char *params[] = {proj,
+                            org,
+                            ann,
+                            from,
+                            to,
+                            now,
+                            idle,
+                            q.by,
+                            fast_n,
+                            ratio,
+                            eta,
+                            q.window,
+                            rollup ? "rollup" : "events"};
     report_t *r = qr_xmalloc(sizeof *r);
     r->cb = cb;
     r->arg = arg;
     r->project = project_id;
-    int rc = qr_pg_query(pg, SQL_THROUGHPUT, 12, params, on_report, r);
+    int rc =
+        qr_pg_query(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 13, params, on_report, r);
     if (rc < 0)
         free(r);
     return rc;

@@ -43,14 +43,23 @@ typedef struct qr_throughput_query_s {
     char window[256];       /* the window as asked ("1h", or "FROM..TO") */
     char by[16];            /* "annotator", "vendor" or "hour" */
     int64_t annotator;      /* only this annotator (0: all) */
+    int exact;              /* 1: read every event even for a long window */
+    int64_t idle_gap_ms;    /* idle threshold (default QR_ANALYTICS_IDLE_GAP_MS) */
 } qr_throughput_query_t;
+
+/* Windows up to this long (ms) are computed from the raw lease events,
+ * exactly; longer ones from the per-minute rollup plus the raw events of
+ * the partial minutes at the edges (docs/THROUGHPUT.md, "Precision"),
+ * unless the query asks for exact=1 or an idle threshold under a minute
+ * (the rollup counts every gap inside a minute as active). */
+#define QR_ANALYTICS_EXACT_MAX_MS (2LL * 3600000)
 
 /*
  * Parses a raw URL query string (NULL or "" for the defaults: window=1h,
- * by=annotator). Keys: window=15m|1h|1d (any N followed by m, h or d) or
- * window=FROM..TO (ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM],
- * UTC when no offset); by=annotator|vendor|hour; annotator=ID. A relative
- * window ends at now_ms. Returns 0, or QR_EINVAL with a one-line reason in
+ * by=annotator). Keys: exact=0|1; idle_gap_ms=N (1000 to 86400000); window=15m|1h|1d (any N
+ * followed by m, h or d) or window=FROM..TO (ISO 8601:
+ * YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM], UTC when no offset); by=annotator|vendor|hour;
+ * annotator=ID. A relative window ends at now_ms. Returns 0, or QR_EINVAL with a one-line reason in
  * msg (msg_size bytes) for an unknown key, a bad value, a window that is
  * empty, reversed or longer than 92 days.
  */

@@ -2,7 +2,10 @@
  * events.c - the lease log recorder (events.h): buffers lease events in
  * memory and writes them to lease_events (sql/0003_events.sql) as one
  * multi-row INSERT per batch, bound as ten arrays and expanded by unnest, so
- * a batch of any size is one statement with ten parameters.
+ * a batch of any size is one statement with ten parameters. The same
+ * statement merges the batch into the per-minute rollup the throughput
+ * report reads for long windows (sql/0008_event_minutes.sql). Every event
+ * added is also counted for GET /metrics (metrics.h).
  *
  * At most one INSERT is in flight: batches stay in order and the recorder
  * never takes more than one connection of the pool from the lease path. The
@@ -31,13 +34,40 @@
 /* The ring's first allocation (events). */
 #define RING_MIN 256
 
-#define SQL_EVENTS_INSERT                                                                          \
-    "INSERT INTO lease_events (project_id, at, kind, task_id, annotator_id, token, granted_at,"    \
-    " active_ms, label, reason)"                                                                   \
-    " SELECT p, to_timestamp(a / 1000.0), k, t, u, f, to_timestamp(g / 1000.0), m, l, r"           \
-    " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"             \
-    "   $6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::text[])"                           \
-    "   AS e(p, a, k, t, u, f, g, m, l, r)"
+/* The batch goes into lease_events and, in the same statement (so in the
+ * same transaction), into its per-minute rollup (sql/0008_event_minutes.sql):
+ * grouped by (project, minute, annotator) in key order, so that two brokers
+ * merging into the same rows lock them in the same order. Time on task is
+ * the reported active time, else submit - grant, in ms, clamped to
+ * [0, 2^31 - 1]. */
+// clang-format off
+#define SQL_EVENTS_INSERT \
+    "WITH e AS (SELECT p, to_timestamp(a / 1000.0) AS at, k, t, u, f," \
+    "   to_timestamp(g / 1000.0) AS g, m, l, r," \
+    "   CASE WHEN k = 'submit' THEN greatest(0, least(coalesce(m::bigint, a - g)," \
+    "     2147483647))::integer END AS tot" \
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[]," \
+    "   $6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::text[])" \
+    "   AS x(p, a, k, t, u, f, g, m, l, r))," \
+    " ins AS (INSERT INTO lease_events (project_id, at, kind, task_id, annotator_id, token," \
+    "   granted_at, active_ms, label, reason) SELECT p, at, k, t, u, f, g, m, l, r FROM e)" \
+    " INSERT INTO lease_event_minutes AS o (project_id, minute, annotator_id, granted," \
+    "  heartbeats, submitted, skipped, released, expired, first_at, last_at, tot_ms, tot_label)" \
+    " SELECT p, date_trunc('minute', at), u, count(*) FILTER (WHERE k = 'grant')," \
+    "  count(*) FILTER (WHERE k = 'heartbeat'), count(*) FILTER (WHERE k = 'submit')," \
+    "  count(*) FILTER (WHERE k = 'skip'), count(*) FILTER (WHERE k = 'release')," \
+    "  count(*) FILTER (WHERE k = 'expire'), min(at), max(at)," \
+    "  coalesce(array_agg(tot) FILTER (WHERE tot IS NOT NULL), '{}')," \
+    "  coalesce(array_agg(l) FILTER (WHERE tot IS NOT NULL), '{}')" \
+    " FROM e GROUP BY 1, 2, 3 ORDER BY 1, 2, 3" \
+    " ON CONFLICT (project_id, minute, annotator_id) DO UPDATE SET" \
+    "  granted = o.granted + excluded.granted, heartbeats = o.heartbeats + excluded.heartbeats," \
+    "  submitted = o.submitted + excluded.submitted, skipped = o.skipped + excluded.skipped," \
+    "  released = o.released + excluded.released, expired = o.expired + excluded.expired," \
+    "  first_at = least(o.first_at, excluded.first_at)," \
+    "  last_at = greatest(o.last_at, excluded.last_at)," \
+    "  tot_ms = o.tot_ms || excluded.tot_ms, tot_label = o.tot_label || excluded.tot_label"
+// clang-format on
 
 /* One buffered event; label and reason are owned copies (or NULL). */
 typedef struct rec_s {
