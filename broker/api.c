@@ -1782,7 +1782,8 @@ static void h_org_list(ctx_t *c)
 /* --- shares: PUT, DELETE /v1/projects/{id}/shares/{org}, GET /v1/projects/{id}/shares -------- */
 
 /* After a share changed: this broker's copy of the project is replaced at
- * once; other brokers' copies expire within cache_ttl_ms (docs/API.md). */
+ * once, and other brokers drop theirs when Redis pub/sub tells them (or,
+ * should that message be lost, when it expires: cache_ttl_ms). */
 static void on_share_reloaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -1793,6 +1794,7 @@ static void on_share_reloaded(const PGresult *res, const char *err, const char *
         return;
     }
     qr_project_release(p);
+    qr_broker_project_changed(c->b, c->project->id);
     /* Long polls of the project try again: a raised quota frees work. */
     qr_broker_work_ready(c->b, c->project->id);
     json_t *o = c->out;

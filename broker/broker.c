@@ -190,19 +190,23 @@ qr_project_t *qr_project_cache_get(qr_broker_t *b, int64_t id)
 void qr_project_cache_put(qr_broker_t *b, qr_project_t *p)
 {
     unsigned k = (unsigned)((uint64_t)p->id & 255u);
-    /* Drop an older copy of the same project. */
-    for (qr_project_t **pp = &b->projects[k]; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == p->id) {
-            qr_project_t *old = *pp;
-            *pp = old->next;
-            qr_project_release(old);
-            break;
-        }
-    }
+    qr_project_cache_drop(b, p->id); /* an older copy of the same project */
     p->loaded_ms = qr_mono_ms();
     p->refs++; /* the cache's reference */
     p->next = b->projects[k];
     b->projects[k] = p;
+}
+
+void qr_project_cache_drop(qr_broker_t *b, int64_t id)
+{
+    for (qr_project_t **pp = &b->projects[(uint64_t)id & 255u]; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            qr_project_t *old = *pp;
+            *pp = old->next;
+            qr_project_release(old); /* the cache's reference */
+            return;
+        }
+    }
 }
 
 qr_project_t *qr_project_from_json(json_t *o)
@@ -490,6 +494,8 @@ static void on_notified(int64_t project, void *arg)
 {
     if (project == QR_NOTIFY_REVOKED)
         qr_auth_cache_clear(arg);
+    else if (project < 0)
+        qr_project_cache_drop(arg, -1 - project);
     else
         qr_api_wake(arg, project);
 }
@@ -499,6 +505,14 @@ void qr_broker_token_revoked(qr_broker_t *b)
     qr_auth_cache_clear(b);
     char id[24];
     snprintf(id, sizeof id, "%d", QR_NOTIFY_REVOKED);
+    const char *argv[] = {"PUBLISH", "quorum:ready", id};
+    qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
+}
+
+void qr_broker_project_changed(qr_broker_t *b, int64_t project)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, QR_NOTIFY_CHANGED(project));
     const char *argv[] = {"PUBLISH", "quorum:ready", id};
     qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
 }

@@ -102,6 +102,11 @@ void qr_broker_work_ready(qr_broker_t *b, int64_t project);
  * Redis pub/sub), so the revocation holds everywhere at once. */
 void qr_broker_token_revoked(qr_broker_t *b);
 
+/* A project's shares changed: every other broker drops its cached copy now
+ * (through Redis pub/sub; a lost message leaves the copy until it expires,
+ * cache_ttl_ms). The caller refreshes this broker's copy itself. */
+void qr_broker_project_changed(qr_broker_t *b, int64_t project);
+
 /* Token cache (broker.c). Returns 1 and fills u when cached and fresh. */
 int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u);
 void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u);
@@ -116,6 +121,8 @@ void qr_auth_cache_clear(qr_broker_t *b);
  * put takes ownership; release drops a reference. */
 qr_project_t *qr_project_cache_get(qr_broker_t *b, int64_t id);
 void qr_project_cache_put(qr_broker_t *b, qr_project_t *p);
+/* Forgets the cached copy of project id, if any. */
+void qr_project_cache_drop(qr_broker_t *b, int64_t id);
 void qr_project_release(qr_project_t *p);
 /* Builds a project from a JSON object (id, org_id, name, labels, ...). */
 qr_project_t *qr_project_from_json(json_t *o);

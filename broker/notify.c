@@ -54,7 +54,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
         !strcmp(reply->element[0]->str, "message") &&
         reply->element[2]->type == REDIS_REPLY_STRING) {
         int64_t project = strtoll(reply->element[2]->str, NULL, 10);
-        if ((project > 0 || project == QR_NOTIFY_REVOKED) && !n->closing)
+        if (project != 0 && !n->closing)
             n->cb(project, n->arg);
     }
 }

@@ -17,6 +17,9 @@ typedef struct qr_notify_s qr_notify_t;
 
 /* The message that means "a token was revoked" instead of a project id. */
 #define QR_NOTIFY_REVOKED (-1)
+/* A message below -1 means "project P changed (its shares)": it is -1 - P.
+ * Brokers drop their cached copy of P. */
+#define QR_NOTIFY_CHANGED(p) (-1 - (p))
 typedef void (*qr_notify_cb)(int64_t project, void *arg);
 
 /* Subscribes (reconnecting with backoff) and calls cb for every message.
