@@ -272,6 +272,17 @@ for q in "by=annotator" "by=vendor" "by=hour&window=1d"; do
 done
 r=$(api GET "/v1/projects/$P/report" "$VMGR")
 check "report of a project not shared with V: 403" 403 "${r%% *}"
+# Another vendor's own project (W made it; vendors may run projects too).
+r=$(api POST /v1/projects "$WMGR" '{"name":"w-own","labels":["a"]}')
+PW=$(echo "${r#* }" | jq .id)
+for q in "by=annotator" "by=vendor" "by=hour&window=1d"; do
+    r=$(api GET "/v1/projects/$PW/throughput?$q" "$VMGR")
+    check "throughput?$q of W's own project, asked by V's manager: 403" 403 "${r%% *}"
+done
+r=$(api GET "/v1/projects/$PW/report" "$VMGR")
+check "report of W's own project, asked by V's manager: 403" 403 "${r%% *}"
+r=$(api GET "/v1/projects/$PW/throughput" "$WMGR")
+check "W's manager reads its own project's throughput" 200 "${r%% *}"
 
 kill -TERM "$QUORUMD2_PID"
 st=0
