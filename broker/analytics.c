@@ -162,11 +162,11 @@
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
     " queue AS (SELECT c.tasks, c.complete, c.partial + l.n AS in_progress," \
     "   c.tasks - c.complete - c.partial - l.n AS waiting, c.remaining FROM counts c, leased l)," \
-    " done_w AS (SELECT count(*) AS n FROM annotations a" \
-    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
-    "   AND (SELECT t.state FROM tasks t WHERE t.id = a.task_id) = 'complete'" \
-    "   AND NOT EXISTS (SELECT 1 FROM annotations b WHERE b.task_id = a.task_id" \
-    "     AND (b.created_at, b.id) > (a.created_at, a.id)))," \
+    " done_w AS (SELECT count(*) AS n FROM (SELECT DISTINCT a.task_id FROM annotations a" \
+    "   WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 ") w" \
+    "  JOIN tasks t ON t.id = w.task_id AND t.state = 'complete'" \
+    "  WHERE NOT EXISTS (SELECT 1 FROM annotations b WHERE b.project_id = $1::bigint" \
+    "   AND b.created_at >= " T1 " AND b.task_id = w.task_id))," \
     " pres AS (SELECT coalesce(sum(active_ms), 0) AS a, coalesce(sum(idle_ms), 0) AS i," \
     "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
     " eta AS (SELECT CASE WHEN queue.remaining = 0 THEN 0 WHEN recent.n > 0" \
