@@ -136,6 +136,7 @@ static void respond_error(ctx_t *c, int status, const char *code, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    qr_validate_scrub(msg); /* else json_pack fails on a cut character: an empty answer */
     respond_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 

@@ -14,7 +14,22 @@
 
 #include "broker_int.h"
 
-/* Fills why and returns -1. */
+void qr_validate_scrub(char *message)
+{
+    for (char *p = message; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    json_t *ok = json_string(message); /* jansson's own UTF-8 check */
+    if (ok) {
+        json_decref(ok);
+        return;
+    }
+    for (char *p = message; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+}
+
+/* Fills why (a one-line, valid UTF-8 message) and returns -1. */
 static int refuse(qr_invalid_t *why, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int refuse(qr_invalid_t *why, int status, const char *code, const char *fmt, ...)
@@ -25,6 +40,7 @@ static int refuse(qr_invalid_t *why, int status, const char *code, const char *f
     va_start(ap, fmt);
     vsnprintf(why->message, sizeof why->message, fmt, ap);
     va_end(ap);
+    qr_validate_scrub(why->message);
     return -1;
 }
 

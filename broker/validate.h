@@ -29,6 +29,15 @@ typedef struct qr_invalid_s {
 } qr_invalid_t;
 
 /*
+ * Makes message fit for the JSON error answer, in place: control characters
+ * (a newline jansson quoted from the body) become '?', and if the text is
+ * not valid UTF-8 (a multibyte character cut by a length limit, or bytes
+ * quoted from a malformed body) so does every non-ASCII byte. Every refusal
+ * below is scrubbed so; api.c scrubs its own messages the same way.
+ */
+void qr_validate_scrub(char *message);
+
+/*
  * Parses a request body as a JSON object: leading white space is skipped, an
  * empty body is {} when allow_empty, duplicate keys are refused. Returns a new
  * reference (the caller decrefs), or NULL with why filled (400 invalid_json).

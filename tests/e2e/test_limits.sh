@@ -147,6 +147,27 @@ r=$(api POST /v1/projects "$ADMIN_TOKEN" "{\"name\":\"x\",\"labels\":[\"$huge\"]
 check "a 50 KB label: 422" 422 "${r%% *}"
 r=$(api POST /v1/tokens "$ADMIN_TOKEN" "{\"user\":\"$long\",\"role\":\"annotator\"}")
 check "a 201-byte user name: 422" 422 "${r%% *}"
+# Error messages quote the body: a newline or a UTF-8 character cut short
+# there must still give a one-line message in a JSON answer (found by
+# fuzz_json: the cut character made the 400 answer empty).
+errmsg() { # BODYFILE [PATH] -> "STATUS CODE LINES" of the answer
+    local out st
+    out=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        --data-binary @"$1" -o "$E2E_DIR/err.json" -w '%{http_code}' "$URL${2:-/v1/projects}")
+    echo "$out $(jq -r .error.code "$E2E_DIR/err.json" 2>/dev/null || echo not-json) $(jq -r .error.message "$E2E_DIR/err.json" 2>/dev/null | wc -l)"
+}
+printf '"\\ud80\n" \n' >"$E2E_DIR/nl.json"
+check "a bad escape before a newline: 400, JSON answer, one-line message" "400 invalid_json 1" "$(errmsg "$E2E_DIR/nl.json")"
+printf '{"name":"\\u12\xc3\xa9"}' >"$E2E_DIR/cut.json"
+check "a bad escape before a 2-byte character: 400, JSON answer" "400 invalid_json 1" "$(errmsg "$E2E_DIR/cut.json")"
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"utf","labels":["a"]}')
+PU=$(echo "${r#* }" | jq .id)
+echo '{"n":1}' | "$QR_BIN_DIR/quorumctl" import --project "$PU" - >/dev/null
+L=$(api POST "/v1/projects/$PU/leases" "$ADMIN_TOKEN" '{}' | cut -d' ' -f2- | jq -r '.leases[0].lease')
+printf '{"label":"%s\xc3\xa9"}' "$(head -c 199 /dev/zero | tr '\0' x)" >"$E2E_DIR/label.json"
+check "an unknown 201-byte label cut at 200 bytes in the message: 422, JSON answer" "422 unknown_label 1" \
+    "$(errmsg "$E2E_DIR/label.json" "/v1/projects/$PU/leases/$L/submit")"
+n0=$((n0 + 1))
 check "none of them created anything" "$n0 0" \
     "$(sql "SELECT count(*) FROM projects") $(sql "SELECT count(*) FROM users WHERE length(name) > 200")"
 

@@ -45,6 +45,11 @@ static void check_refusal(const qr_invalid_t *why)
         broken("refusal without a code", why->message);
     if (!why->message[0] || strchr(why->message, '\n'))
         broken("refusal message empty or not one line", why->message);
+    /* The message goes into the JSON error answer: jansson must take it. */
+    json_t *m = json_string(why->message);
+    if (!m)
+        broken("refusal message not valid UTF-8", why->message);
+    json_decref(m);
 }
 
 static void check_in(int64_t v, int64_t lo, int64_t hi, const char *what)
