@@ -578,7 +578,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
     size_t foreign = 0;
     int r = agent_flush_spool(&main_sess, &foreign);
     if (r == AGENT_STOPPED) {
-        rc = AGENT_EXIT_PENDING;
+        rc = spool && spool->npending ? AGENT_EXIT_PENDING : AGENT_EXIT_OK;
         goto out;
     }
     if (r < 0) {
@@ -591,7 +591,9 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
                 "in the spool (see `quorum-agent spool`)\n",
                 foreign);
     if ((r = agent_load_project(&main_sess)) != 0) {
-        rc = r;
+        /* Stopped while the broker was unreachable: 7 only if results are
+         * still spooled, as the exit codes say. */
+        rc = r == AGENT_EXIT_PENDING && !(spool && spool->npending) ? AGENT_EXIT_OK : r;
         goto out;
     }
 

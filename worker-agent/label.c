@@ -773,7 +773,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     main_ready = 1;
     int r = agent_flush_spool(&main_sess, NULL);
     if (r == AGENT_STOPPED) {
-        rc = AGENT_EXIT_PENDING;
+        rc = spool && spool->npending ? AGENT_EXIT_PENDING : AGENT_EXIT_OK;
         goto out;
     }
     if (r < 0) {
@@ -781,7 +781,9 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         goto out;
     }
     if ((r = agent_load_project(&main_sess)) != 0) {
-        rc = r;
+        /* Stopped while the broker was unreachable: 7 only if results are
+         * still spooled, as the exit codes say. */
+        rc = r == AGENT_EXIT_PENDING && !(spool && spool->npending) ? AGENT_EXIT_OK : r;
         goto out;
     }
     if (raw_terminal() < 0) {

@@ -59,5 +59,16 @@ esac
 [ -e "$XDG_CONFIG_HOME/quorum/profile" ] && fail "login stored a profile it could not check" ||
     pass "login stored no profile"
 
+# Stopped (SIGTERM) while retrying an unreachable broker with nothing spooled:
+# exit 0, as the exit codes say (not 7, "results still spooled").
+"$AGENT" exec --url "https://127.0.0.1:$PORT" --token qr_x --ca "$DIR/ca.pem" --project 1 \
+    -- cat >"$DIR/out" 2>"$DIR/err" &
+pid=$!
+sleep 1
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+check "exec stopped while the broker is unreachable, nothing spooled: exit 0" 0 "$rc"
+
 echo "$PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]
