@@ -62,15 +62,20 @@
  * The report. $1 project, $2 organization (0: all), $3 annotator (0: all),
  * $4 window start ms, $5 window end ms, $6 now ms, $7 idle gap ms, $8 by,
  * $9 fast-response minimum submissions, $10 fast-response ratio, $11 ETA
- * rate window ms, $12 the window as asked -> one row, the report as JSON
- * text; no row when the project does not exist.
+ * rate window ms, $12 the window as asked, $13 the source ("events" or
+ * "rollup") -> one row, the report as JSON text; no row when the project
+ * does not exist. SQL_HEAD_RAW or SQL_HEAD_ROLLUP computes the figures of
+ * the lease log, SQL_TAIL the rest and the JSON.
  *
  * CTEs: ev (the window's events in scope, read once through the
  * (project_id, at) index), crew_each/crew (the project-wide fast-response
- * baseline), annw (annotations in the window, in scope), recent (for the
- * ETA), span (all time), presence (active/idle gaps), per/pan/who (one row
- * per annotator), live (live leases from the log), counts/leased/queue,
- * done_w (tasks completed in the window), tot, labels, outc, pres, eta.
+ * baseline), presence (active/idle gaps), per (one row per annotator), tot,
+ * labels, outc, vstats (per organization), hstats (per hour); then annw
+ * (annotations in the window, in scope), recent (for the ETA), pan/who (one
+ * row per annotator), live (live leases from the log), counts/leased/queue,
+ * span (all time; unscoped, its count is counts' sum of done_count, which
+ * rises and falls with the annotations stored), done_w (tasks whose last
+ * annotation is in the window), pres, eta.
  */
 #define SQL_HEAD_RAW \
     " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
@@ -125,15 +130,6 @@
     "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
     "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
     "   AND " SCOPE("u", "a") ")," \
-    " span AS MATERIALIZED (SELECT (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
-    "    FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
-    "    JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") AS n," \
-    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
-    "    ORDER BY a.created_at LIMIT 1) AS first," \
-    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
-    "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " pan AS (SELECT annotator_id, count(*) AS n FROM annw GROUP BY annotator_id)," \
     " who AS (SELECT w.annotator_id, u.name, u.org_id, o.name AS org," \
     "   coalesce(pan.n, 0) AS annotations, coalesce(per.n, 0) AS n, per.med, per.p90, per.mean," \
@@ -156,8 +152,20 @@
     " counts AS (SELECT count(*) AS tasks," \
     "   count(*) FILTER (WHERE state = 'complete') AS complete," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
-    "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining" \
+    "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining," \
+    "   coalesce(sum(done_count), 0) AS annotations" \
     "  FROM tasks WHERE project_id = $1::bigint)," \
+    " span AS MATERIALIZED (SELECT CASE WHEN $2::bigint = 0 AND $3::bigint = 0" \
+    "    THEN (SELECT annotations FROM counts)" \
+    "    ELSE (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
+    "     FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
+    "     JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") END AS n," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at LIMIT 1) AS first," \
+    "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
     " queue AS (SELECT c.tasks, c.complete, c.partial + l.n AS in_progress," \
