@@ -82,6 +82,11 @@ check "removing a share that is not there: 404" 404 "${r%% *}"
 check "quorumctl project share --org with an unknown name fails" 1 "$(ctl_rc project share --project "$P" --org nobody)"
 check "quorumctl project share --quota -3: usage error" 2 "$(ctl_rc project share --project "$P" --org vendor-v --quota -3)"
 check "quorumctl project share without --project: usage error" 2 "$(ctl_rc project share --org vendor-v)"
+check "quorumctl project unshare --quota: usage error" 2 "$(ctl_rc project unshare --project "$P" --org vendor-v --quota 1)"
+check "quorumctl project share --cap x: usage error" 2 "$(ctl_rc project share --project "$P" --org vendor-v --cap x)"
+check "quorumctl org frob: usage error" 2 "$(ctl_rc org frob)"
+check "quorumctl org create a b: usage error" 2 "$(ctl_rc org create a b)"
+check "quorumctl org list as a manager: broker error (403)" 1 "$(ctl_rc org list --token "$VMGR")"
 check "nothing was shared" 0 "$(sql "SELECT count(*) FROM project_shares")"
 
 # --- the quota: 5 annotations for V, 3 annotators leasing hard from two brokers ---------------
