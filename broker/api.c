@@ -62,7 +62,7 @@ struct ctx_s {
     int64_t active_ms;
     int64_t org_target; /* users, tokens: the organization named in the body (0: the caller's) */
     int why;            /* lease: why the last grant stopped short (QR_LEASE_*) */
-    int seeded;         /* lease: this request built the quota counters already */
+    int seeded;         /* lease: the counters were built since the last grant answered */
     int64_t ntasks;
     qr_import_t imp;
     qr_strata_t strata;
@@ -884,6 +884,7 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
         c->seeded = 1;
         return;
     }
+    c->seeded = 0; /* built: should Redis lose them again later, rebuild again */
     c->why = why;
     if (n == 0 && why != QR_LEASE_GRANTED) {
         /* Quota or cap: a long poll waits for a lease of theirs to end. */
