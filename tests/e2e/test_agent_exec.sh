@@ -33,10 +33,13 @@ slow) sleep 3; jq -c '{label: .data.want}' <<<"$task" ;;
 crash) echo "about to crash" >&2; kill -SEGV $$ ;;
 garbage) echo "this is not json {" ;;
 badlabel) echo '{"label":"zebra"}' ;;
-hang) sleep 1000 & wait ;;
+hang) sleep "$HANG_SECONDS" & wait ;;
 esac
 EOF
 chmod +x "$E2E_DIR/cmd.sh"
+# A duration only this test uses, so the check below finds our sleep alone
+# even while other tests run on the machine.
+export HANG_SECONDS="1000.$$"
 
 SPOOL="$E2E_DIR/agent/spool"
 mkdir -p "$E2E_DIR/agent"
@@ -68,7 +71,7 @@ expect_reason garbage "invalid JSON"
 expect_reason badlabel "zebra"
 expect_reason hang "timed out after 5000 ms"
 check "no expired lease (heartbeats held them)" 0 "$(sql "SELECT count(*) FROM leases WHERE project_id = $P AND outcome = 'expired'")"
-check "no process left behind (the hang's grandchild was killed)" 0 "$(pgrep -f 'sleep 1000' | wc -l)"
+check "no process left behind (the hang's grandchild was killed)" 0 "$(pgrep -f "sleep $HANG_SECONDS" | wc -l)"
 check "spool empty" "spool $SPOOL: 0 result(s) pending" "$("$AGENT" spool --spool "$SPOOL")"
 check "every result was spooled before being sent (the file exists, 0600)" 600 "$(stat -c %a "$SPOOL")"
 
