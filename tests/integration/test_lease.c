@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lease.h"
+#include "lease_fixture.h"
 #include "redis_client.h"
 #include "util.h"
 
@@ -91,30 +92,13 @@ static long long redis_int(const char *a, const char *b, const char *c)
 
 static int setup(void **state)
 {
-    assert_int_equal(uv_loop_init(&loop), 0);
-    const char *port = qr_test_stack_get("QR_REDIS_PORT");
-    assert_non_null(port);
-    assert_int_equal(qr_redis_open(&loop, "127.0.0.1", atoi(port), 2000, &redis), 0);
-    engine = qr_lease_engine_new(redis);
-    /* Wait until connected and the scripts are loaded. */
-    for (int i = 0; i < 200 && !qr_redis_ready(redis); i++)
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_true(qr_redis_ready(redis));
-    raw("FLUSHALL", NULL, NULL);
+    lease_fixture_open(&loop, &redis, &engine);
     return 0;
-}
-
-static void on_closed(void *arg)
-{
-    done = 1;
 }
 
 static int teardown(void **state)
 {
-    qr_lease_engine_free(engine);
-    qr_redis_close(redis, on_closed, NULL);
-    wait_done();
-    qr_test_loop_close(&loop);
+    lease_fixture_close(&loop, redis, engine);
     return 0;
 }
 
