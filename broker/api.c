@@ -27,7 +27,7 @@
 #include "util.h"
 #include "validate.h"
 
-#define SUBMIT_GRACE_MS        30000
+#define SUBMIT_GRACE_MS 30000
 /* Who may hold leases: annotators, and managers and admins trying a project;
  * reviewers read, they do not label. */
 #define QR_ROLE_LEASE (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_ANNOTATOR)
@@ -1585,7 +1585,43 @@ static void on_metrics_scraped(const char *text, size_t len, void *arg)
 
 /* Admins, or anyone with --metrics-public (qr_api_handle): the text format
  * of metrics.h, with the queue sizes from PostgreSQL and Redis. */
+static void metrics_scrape(ctx_t *c);
+
+/* $1 organization -> true when it is an owner (not a vendor) organization. */
+#define SQL_ORG_IS_OWNER "SELECT kind = 'owner' FROM organizations WHERE id = $1"
+
+static void on_metrics_org(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)sqlstate;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t")) {
+        respond_error(c, 403, "forbidden",
+                      "metrics cover every organization's projects: an owner admin's only");
+        return;
+    }
+    metrics_scrape(c);
+}
+
+/* /metrics shows every organization's queues: an admin of an owner
+ * organization only (a vendor's admin is refused), unless quorumd runs with
+ * --metrics-public (then no token is asked for at all). */
 static void h_metrics(ctx_t *c)
+{
+    if (c->b->cfg.metrics_public) {
+        metrics_scrape(c);
+        return;
+    }
+    char org[24];
+    const char *params[] = {i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, SQL_ORG_IS_OWNER, 1, params, on_metrics_org, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void metrics_scrape(ctx_t *c)
 {
     qr_broker_t *b = c->b;
     qr_metrics_sources_t src = {
@@ -1612,12 +1648,12 @@ static void h_metrics(ctx_t *c)
 typedef struct ready_s {
     ctx_t *c; /* NULL once answered */
     uv_timer_t timer;
-    int pending;        /* probes not yet called back */
-    int timer_open;     /* the timer is initialised and not yet closed */
-    int ok[2];          /* 0 PostgreSQL, 1 Redis: answered fine */
-    char why[2][200];   /* why not, when answered badly */
-    uint64_t start_ns;  /* probes sent */
-    double ms[2];       /* round trip of each, ms */
+    int pending;       /* probes not yet called back */
+    int timer_open;    /* the timer is initialised and not yet closed */
+    int ok[2];         /* 0 PostgreSQL, 1 Redis: answered fine */
+    char why[2][200];  /* why not, when answered badly */
+    uint64_t start_ns; /* probes sent */
+    double ms[2];      /* round trip of each, ms */
 } ready_t;
 
 static void ready_free_maybe(ready_t *r)
@@ -1654,8 +1690,8 @@ static void ready_answer(ready_t *r)
         snprintf(down + n, sizeof down - n, "%s%s is down: %s", n ? "; " : "", names[i], why);
     }
     if (!(r->ok[0] && r->ok[1]))
-        json_object_set_new(o, "error", json_pack("{s:s s:s}", "code", "unavailable", "message",
-                                                  down));
+        json_object_set_new(o, "error",
+                            json_pack("{s:s s:s}", "code", "unavailable", "message", down));
     respond_json(c, r->ok[0] && r->ok[1] ? 200 : 503, o);
     if (r->timer_open)
         uv_close((uv_handle_t *)&r->timer, on_ready_timer_closed);
@@ -1681,7 +1717,9 @@ static void on_ready_redis(redisReply *reply, const char *err, void *arg)
 {
     int ok = reply && reply->type == REDIS_REPLY_STATUS;
     ready_probe_done(arg, 1, ok,
-                     err ? err : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+                     err                                         ? err
+                     : reply && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                 : "?");
 }
 
 static void on_ready_deadline(uv_timer_t *t)
