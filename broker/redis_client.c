@@ -89,7 +89,7 @@ struct qr_redis_s {
     int open_handles; /* timers not yet closed */
     void (*close_cb)(void *arg);
     void *close_arg;
-    char errbuf[160]; /* message for the callback being run */
+    char errbuf[160];   /* message for the callback being run */
     qr_latency_t stats; /* round trips and failed commands (qr_redis_stats) */
 };
 
