@@ -63,6 +63,7 @@ struct ctx_s {
     int64_t org_target; /* users, tokens: the organization named in the body (0: the caller's) */
     int why;            /* lease: why the last grant stopped short (QR_LEASE_*) */
     int seeded;         /* lease: the counters were built since the last grant answered */
+    void (*then)(ctx_t *c); /* lease: what runs once project_refresh has the project */
     int64_t ntasks;
     qr_import_t imp;
     qr_strata_t strata;
@@ -605,6 +606,52 @@ static void h_project_get(ctx_t *c)
     respond_json(c, 200, qr_project_to_json(c->project));
 }
 
+/* --- POST /v1/projects/{id}/pause and /resume ------------------------------------------------ */
+
+/* The project in res (one row of QR_SQL_PROJECT_JSON), cached and referenced;
+ * NULL, answered 503, when res has none. */
+static qr_project_t *cache_project_result(ctx_t *c, const PGresult *res, const char *err)
+{
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "project gone");
+        return NULL;
+    }
+    return cache_project_row(c, res);
+}
+
+/* The project is stored paused or running: this broker's copy is replaced at
+ * once and every other broker drops its own through pub/sub, so the next
+ * lease request anywhere sees the change. A resume also wakes the long polls
+ * waiting for it, here and on every broker. */
+static void on_project_paused(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = cache_project_result(c, res, err);
+    if (!p)
+        return;
+    qr_broker_project_changed(c->b, p->id);
+    if (!p->paused_at)
+        qr_broker_work_ready(c->b, p->id);
+    qr_info("project %" PRId64 " %s", p->id, p->paused_at ? "paused" : "resumed");
+    respond_json(c, 200,
+                 json_pack("{sI s:b s:s?}", "id", (json_int_t)p->id, "paused", p->paused_at != NULL,
+                           "paused_at", p->paused_at));
+    qr_project_release(p);
+}
+
+/* Idempotent: pausing a paused project, or resuming a running one, answers
+ * its state unchanged. Who may: the owning organization's admins and
+ * managers (the route's roles, and vendor_may). */
+static void h_project_pause(ctx_t *c)
+{
+    int pause = !strcmp(c->route->pattern + strlen(c->route->pattern) - 5, "pause");
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.org_id, org),
+                            pause ? "true" : "false"};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_PAUSE, 3, params, on_project_paused, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 /* --- POST /v1/projects/{id}/tasks (JSONL import) ----------------------------------------- */
 
 static void on_import_reopened(int rc, void *arg)
@@ -750,11 +797,56 @@ static void respond_no_lease(ctx_t *c, int complete)
     respond_json(c, 200, o);
 }
 
+static void respond_paused(ctx_t *c)
+{
+    respond_error(c, 409, "project_paused", "project %" PRId64 " is paused", c->project->id);
+}
+
+static void on_project_refreshed(const PGresult *res, const char *err, const char *sqlstate,
+                                 void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = cache_project_result(c, res, err);
+    if (!p)
+        return;
+    qr_project_release(c->project);
+    c->project = p;
+    c->then(c);
+}
+
+/* Runs then(c) with c->project the broker's current copy of the project (a
+ * long poll may hold one that a pause or a share change replaced since),
+ * loading it from PostgreSQL when no broker copy is cached. */
+static void project_refresh(ctx_t *c, void (*then)(ctx_t *c))
+{
+    qr_project_t *p = qr_project_cache_get(c->b, c->project->id);
+    if (p) {
+        qr_project_release(c->project);
+        c->project = p;
+        then(c);
+        return;
+    }
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj)};
+    c->then = then;
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_GET, 1, params, on_project_refreshed, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* A long poll's deadline: nothing to lease, or the project is paused. */
+static void wait_ended(ctx_t *c)
+{
+    if (c->project->paused_at)
+        respond_paused(c);
+    else
+        respond_no_lease(c, 0);
+}
+
 static void on_wait_timeout(uv_timer_t *t)
 {
     ctx_t *c = t->data;
     waiter_remove(c);
-    respond_no_lease(c, 0);
+    project_refresh(c, wait_ended);
 }
 
 /* Parks c until work may be ready or its deadline passes. */
@@ -934,14 +1026,28 @@ static const qr_share_t *caller_share(const ctx_t *c)
     return NULL;
 }
 
-static void lease_try(ctx_t *c)
+/* One grant attempt on the current copy of the project. A paused project
+ * grants nothing: a long poll waits (a resume wakes it), else 409. */
+static void lease_grant(ctx_t *c)
 {
+    if (c->project->paused_at) {
+        if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
+            wait_for_work(c);
+        else
+            respond_paused(c);
+        return;
+    }
     c->granted_ms = qr_now_ms();
     const qr_share_t *s = caller_share(c);
     qr_lease_limits_t lim = {c->user.org_id, s ? s->quota : -1, s ? s->cap : -1};
     if (qr_lease_grant_limited(c->b->lease, c->project->id, c->user.id, &lim, c->max, c->granted_ms,
                                c->project->lease_ttl_ms, on_granted, c) < 0)
         respond_backend(c, "Redis", "lease grant");
+}
+
+static void lease_try(ctx_t *c)
+{
+    project_refresh(c, lease_grant);
 }
 
 static void h_lease(ctx_t *c)
@@ -1948,6 +2054,8 @@ static const route_t routes[] = {
     {"GET", "/v1/certs", h_cert_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"DELETE", "/v1/certs/*", h_cert_revoke, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0},
     {"GET", "/v1/projects/*", h_project_get, QR_ROLE_ANY, 1},
+    {"POST", "/v1/projects/*/pause", h_project_pause, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
+    {"POST", "/v1/projects/*/resume", h_project_pause, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
     {"POST", "/v1/projects/*/tasks", h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1},
     {"POST", "/v1/projects/*/leases", h_lease, QR_ROLE_LEASE, 1},
     {"POST", "/v1/projects/*/leases/*/heartbeat", h_heartbeat, QR_ROLE_LEASE, 1},
@@ -2008,11 +2116,11 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
 /* What an organization a project is shared with may not do there: import
  * tasks, read or change the shares, read the agreement report (it covers
  * every organization's annotators; a vendor exports its own crew's
- * annotations instead). */
+ * annotations instead), pause or resume the project. */
 static int vendor_may(handler_fn fn)
 {
     return fn != h_import && fn != h_share_put && fn != h_share_delete && fn != h_share_list &&
-           fn != h_agreement;
+           fn != h_agreement && fn != h_project_pause;
 }
 
 /* The one access rule for a project (issue 7): its own organization sees it

@@ -158,6 +158,7 @@ static void project_free(qr_project_t *p)
     free(p->sampling);
     free(p->stratify_field);
     free(p->shares);
+    free(p->paused_at);
     free(p);
 }
 
@@ -245,6 +246,8 @@ qr_project_t *qr_project_from_json(json_t *o)
         p->shares[i].quota = json_is_integer(quota) ? (int64_t)json_integer_value(quota) : -1;
         p->shares[i].cap = json_is_integer(cap) ? (int64_t)json_integer_value(cap) : -1;
     }
+    const char *paused_at = json_string_value(json_object_get(o, "paused_at"));
+    p->paused_at = paused_at ? qr_xstrdup(paused_at) : NULL;
     p->refs = 1;
     return p;
 }
@@ -254,12 +257,12 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_t *labels = json_array();
     for (int i = 0; i < p->nlabels; i++)
         json_array_append_new(labels, json_string(p->labels[i]));
-    return json_pack("{sI s:s s:o s:i s:i s:f s:i s:b s:s s:s?}", "id", (json_int_t)p->id, "name",
-                     p->name, "labels", labels, "annotations_per_task", p->annotations_per_task,
-                     "lease_ttl_ms", p->lease_ttl_ms, "overlap_fraction", p->overlap_fraction,
-                     "overlap_annotations", p->overlap_annotations, "overlap_first",
-                     p->overlap_first, "sampling", p->sampling, "stratify_field",
-                     p->stratify_field);
+    return json_pack("{sI s:s s:o s:i s:i s:f s:i s:b s:s s:s? s:b s:s?}", "id", (json_int_t)p->id,
+                     "name", p->name, "labels", labels, "annotations_per_task",
+                     p->annotations_per_task, "lease_ttl_ms", p->lease_ttl_ms, "overlap_fraction",
+                     p->overlap_fraction, "overlap_annotations", p->overlap_annotations,
+                     "overlap_first", p->overlap_first, "sampling", p->sampling, "stratify_field",
+                     p->stratify_field, "paused", p->paused_at != NULL, "paused_at", p->paused_at);
 }
 
 /* --- window refill ---------------------------------------------------------- */

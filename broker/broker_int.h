@@ -53,6 +53,7 @@ typedef struct qr_project_s {
     char *stratify_field; /* NULL unless stratified */
     qr_share_t *shares;   /* the vendors it is shared with (nshares of them) */
     int nshares;          /* 0: the project is its organization's alone */
+    char *paused_at;      /* when it was paused (PostgreSQL's text), NULL: it runs */
     int64_t loaded_ms;    /* monotonic */
     int refs;             /* requests using it; freed when 0 and evicted */
     struct qr_project_s *next;
@@ -102,7 +103,7 @@ void qr_broker_work_ready(qr_broker_t *b, int64_t project);
  * Redis pub/sub), so the revocation holds everywhere at once. */
 void qr_broker_token_revoked(qr_broker_t *b);
 
-/* A project's shares changed: every other broker drops its cached copy now
+/* A project's shares or pause changed: every other broker drops its cached copy now
  * (through Redis pub/sub; a lost message leaves the copy until it expires,
  * cache_ttl_ms). The caller refreshes this broker's copy itself. */
 void qr_broker_project_changed(qr_broker_t *b, int64_t project);

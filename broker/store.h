@@ -106,7 +106,7 @@
     " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                 \
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
-    "stratify_field, 'shares', " QR_SQL_PROJECT_SHARES ")::text"
+    "stratify_field, 'paused_at', paused_at, 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
  * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
@@ -118,6 +118,13 @@
 
 /* $1 project id -> the project as JSON. */
 #define QR_SQL_PROJECT_GET "SELECT " QR_SQL_PROJECT_JSON " FROM projects WHERE id = $1"
+
+/* $1 project, $2 its organization, $3 true to pause, false to resume -> the
+ * project as JSON; no row when the project is not that organization's. A
+ * second pause keeps the time of the first (idempotent). */
+#define QR_SQL_PROJECT_PAUSE                                                                       \
+    "UPDATE projects SET paused_at = CASE WHEN $3::boolean THEN coalesce(paused_at, now()) END"    \
+    " WHERE id = $1 AND org_id = $2 RETURNING " QR_SQL_PROJECT_JSON
 
 /* The next tasks for a project's Redis window, in priority order, after the
  * cursor ("" for the beginning, else "priority id" of the last row read).

@@ -16,7 +16,9 @@ start_broker
 # and read the project, its progress and its own crew's throughput, report
 # and export; it may not import, see or change shares, or read the agreement
 # report (every organization's annotators). PUT/DELETE of a share name the
-# organization 999999, which does not exist (404 for the owner).
+# organization 999999, which does not exist (404 for the owner). Only the
+# owner's admins and managers pause and resume (the resume row follows the
+# pause row, so the project runs again for what comes after the table).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -49,6 +51,8 @@ GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  200 
 GET /metrics                                  401 401 401  200 403 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 GET /v1/projects/*/report                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
+POST /v1/projects/*/pause                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/resume                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
