@@ -55,6 +55,7 @@ static const char main_help[] =
     "  project share|unshare --project ID --org NAME|ID [--quota N] [--cap N]\n"
     "                                                share a project with a vendor\n"
     "  project shares --project ID [--json]          a project's shares and their use\n"
+    "  project pause|resume --project ID             stop or restart handing out tasks\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"

@@ -1,10 +1,11 @@
 /*
  * ctl_org.c - `quorumctl org create|list` and `quorumctl project
- * share|unshare|shares`: an owner's admin makes vendor organizations and
- * shares projects with them, with an optional quota of annotations for the
- * vendor and a cap of tasks per annotator (enforced by the broker at lease
- * time). An organization is named by its id or its name; a name is looked up
- * in GET /v1/organizations.
+ * share|unshare|shares|pause|resume`: an owner's admin makes vendor
+ * organizations and shares projects with them, with an optional quota of
+ * annotations for the vendor and a cap of tasks per annotator (enforced by
+ * the broker at lease time). An organization is named by its id or its name;
+ * a name is looked up in GET /v1/organizations. The owner's admins and
+ * managers pause a project (no new leases anywhere) and resume it.
  */
 #include "ctl_org.h"
 
@@ -67,6 +68,28 @@ static const char share_help[] =
     "\n"
     "Exit codes: 0 success, 1 broker or network error (or no such\n"
     "organization), 2 usage error.\n";
+
+static const char pause_help[] =
+    "Usage: quorumctl project pause --project ID [--json]\n"
+    "       quorumctl project resume --project ID [--json]\n"
+    "\n"
+    "pause stops handing out the project's tasks on every broker at once: lease\n"
+    "requests answer 409 project_paused (quorum-agent then exits with code 8).\n"
+    "Leases already held may still be submitted, released or skipped, and tasks\n"
+    "may still be imported, so no work is lost. resume hands out tasks again and\n"
+    "wakes the agents' waiting lease requests. Both are idempotent; only the\n"
+    "project's own organization's admins and managers may.\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "  --json         print the broker's JSON\n"
+    "\n"
+    "Example:\n"
+    "  quorumctl project pause --project 7\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error (or no access to the\n"
+    "project), 2 usage error.\n";
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage(const char *fmt, ...)
@@ -208,7 +231,49 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
 
 int qr_ctl_share_command(const char *sub)
 {
-    return !strcmp(sub, "share") || !strcmp(sub, "unshare") || !strcmp(sub, "shares");
+    return !strcmp(sub, "share") || !strcmp(sub, "unshare") || !strcmp(sub, "shares") ||
+           !strcmp(sub, "pause") || !strcmp(sub, "resume");
+}
+
+/* `project pause|resume --project ID`: POST /v1/projects/{id}/pause or
+ * /resume; prints the project's state on stderr (its JSON on stdout with
+ * --json). */
+static int project_pause(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *sub = argv[1];
+    int as_json = 0;
+    long long pid;
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (is_help(argv[i])) {
+            printf(pause_help, qr_client_help_text);
+            return EXIT_OK;
+        }
+        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else {
+            return usage("project %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!project || parse_count(project, INT64_MAX, &pid) < 0 || pid < 1)
+        return usage("project %s: --project ID (a positive integer) is required", sub);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/projects/%lld/%s", pid, sub);
+    json_t *o;
+    int rc = request(cfg, "POST", path, NULL, as_json, &o);
+    if (rc == EXIT_OK && !as_json) {
+        const char *at = json_string_value(json_object_get(o, "paused_at"));
+        if (json_is_true(json_object_get(o, "paused")))
+            fprintf(stderr, "project %lld is paused (since %s)\n", pid, at ? at : "?");
+        else
+            fprintf(stderr, "project %lld is running\n", pid);
+    }
+    json_decref(o);
+    return rc;
 }
 
 /* The id of organization `org` (an id, or a name looked up on the broker),
@@ -242,6 +307,8 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0;
     long long pid, q = -1, k = -1;
     const char *sub = argv[1];
+    if (!strcmp(sub, "pause") || !strcmp(sub, "resume"))
+        return project_pause(argc, argv, cfg);
     for (int i = 2; i < argc; i++) {
         int r;
         if (is_help(argv[i])) {

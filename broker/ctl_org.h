@@ -1,7 +1,8 @@
 /*
  * ctl_org.h - quorumctl's organizations and project shares (issue 7):
  * `org create|list` and `project share|unshare|shares`, over
- * /v1/organizations and /v1/projects/{id}/shares (docs/API.md).
+ * /v1/organizations and /v1/projects/{id}/shares (docs/API.md); and
+ * `project pause|resume` over /v1/projects/{id}/pause and /resume.
  */
 #ifndef QR_CTL_ORG_H
 #define QR_CTL_ORG_H
@@ -13,10 +14,12 @@
  * exit code: 0 ok, 1 broker or network error, 2 usage. */
 int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg);
 
-/* 1 when `project SUB` is one of this module's (share, unshare, shares). */
+/* 1 when `project SUB` is one of this module's (share, unshare, shares,
+ * pause, resume). */
 int qr_ctl_share_command(const char *sub);
 
-/* argv[0] is "project", argv[1] share, unshare or shares; as qr_ctl_org. */
+/* argv[0] is "project", argv[1] share, unshare, shares, pause or resume; as
+ * qr_ctl_org. */
 int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg);
 
 #endif
