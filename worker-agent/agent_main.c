@@ -48,7 +48,9 @@
     "  4  TLS certificate problem (wrong CA, name mismatch, bad client certificate)\n"             \
     "  5  no such project\n"                                                                       \
     "  6  the spool cannot be opened or written\n"                                                 \
-    "  7  stopped with results still spooled (they are sent first at the next start)\n"
+    "  7  stopped with results still spooled (they are sent first at the next start)\n"            \
+    "  8  the project is paused (409 project_paused): no new task is leased, the\n"                \
+    "     tasks held are finished or given back first; run again once it is resumed\n"
 
 static const char main_help[] =
     "Usage: quorum-agent [CONNECTION FLAGS] COMMAND [ARGS]\n"
@@ -136,7 +138,8 @@ static const char simulate_help[] =
     "\n"
     "%s" PROFILE_HELP "\n"
     "Exit codes: 0 the project completed (or --duration ended cleanly), 1 broker\n"
-    "or network error, or --max-seconds reached first, 2 usage error.\n";
+    "or network error, or --max-seconds reached first, 2 usage error, 8 the\n"
+    "project was paused (annotators finished what they held, then stopped).\n";
 
 static const char login_help[] =
     "Usage: quorum-agent login --url URL --token TOKEN [--ca FILE] [--cert FILE --key FILE]\n"

@@ -53,6 +53,7 @@ typedef struct exec_run_s {
     failure_t *failures; /* guarded by ag.lock */
     size_t nfailures;
     atomic_int complete;       /* a worker saw project_complete */
+    atomic_int paused;         /* a worker saw 409 project_paused: lease no more */
     atomic_llong last_work_ms; /* monotonic time a task was last leased */
 } exec_run_t;
 
@@ -500,13 +501,19 @@ static void *worker_main(void *arg)
     if (opt->idle_exit_ms > 0 && opt->idle_exit_ms < wait_ms)
         wait_ms = opt->idle_exit_ms;
 
-    while (!stop_flag && !atomic_load(&run->complete)) {
+    while (!stop_flag && !atomic_load(&run->complete) && !atomic_load(&run->paused)) {
         json_t *body = json_pack("{s:i, s:I}", "max", 1, "wait_ms", (json_int_t)wait_ms);
         json_t *ans = NULL;
         int r = agent_request(&w->sess, "POST", path, body, &ans, 1);
         json_decref(body);
         if (r == AGENT_STOPPED)
             break;
+        if (r < 0 && agent_exit_code(&w->sess.call) == AGENT_EXIT_PAUSED) {
+            /* The other workers finish the task they hold (submits still
+             * work) and stop at their next lease request. */
+            atomic_store(&run->paused, 1);
+            break;
+        }
         if (r < 0) {
             fprintf(stderr, "quorum-agent: lease: %s\n", w->sess.call.message);
             agent_fatal(&run->ag, agent_exit_code(&w->sess.call));
@@ -560,6 +567,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
     run.ag.project = opt->project;
     run.ag.spool = spool;
     atomic_init(&run.complete, 0);
+    atomic_init(&run.paused, 0);
     atomic_init(&run.last_work_ms, qr_mono_ms());
 
     struct sigaction sa;
@@ -631,6 +639,12 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
             run.ag.submitted, run.ag.replayed, run.ag.released, run.ag.skipped, run.ag.rejected,
             atomic_load(&run.complete) ? "; project complete" : "");
     rc = atomic_load(&run.ag.fatal);
+    if (!rc && atomic_load(&run.paused)) {
+        agent_say_paused(&run.ag, spool && spool->npending
+                                      ? "no new task was leased, some results stay spooled"
+                                      : "no new task was leased and every result was sent");
+        rc = AGENT_EXIT_PAUSED;
+    }
     if (!rc && spool && spool->npending)
         rc = AGENT_EXIT_PENDING;
 out:

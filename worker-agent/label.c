@@ -79,6 +79,7 @@ typedef struct label_s {
     size_t nactions;
     int busy;                 /* the network thread is carrying out an action */
     int complete;             /* the broker said project_complete */
+    int paused;               /* the broker said project_paused: no more fetching */
     int quitting;             /* the UI is leaving: release everything and stop */
     char *current;            /* lease of the task on screen (owned), or NULL */
     int64_t cur_expires_ms;   /* expiry of that lease as last heard, 0 unknown */
@@ -166,7 +167,11 @@ static int fetch(label_t *lb, agent_sess_t *s, int n)
     json_decref(body);
     free(path);
     lock(lb);
-    if (r == AGENT_FAILED) {
+    if (r == AGENT_FAILED && agent_exit_code(&s->call) == AGENT_EXIT_PAUSED) {
+        /* The tasks already here may still be labeled; then the UI leaves. */
+        lb->paused = 1;
+        set_status(lb, "project %lld is paused: no new tasks after these", lb->ag.project);
+    } else if (r == AGENT_FAILED) {
         set_status(lb, "lease: %s", s->call.message);
         if (s->call.status == 401 || s->call.status == 403 || s->call.status == 404 ||
             agent_exit_code(&s->call) == AGENT_EXIT_TLS)
@@ -441,7 +446,7 @@ static void *net_main(void *arg)
             break;
         int64_t now = qr_mono_ms();
         int want = lb->opt->prefetch + 1 - (int)lb->nqueue;
-        int complete = lb->complete;
+        int complete = lb->complete || lb->paused;
         unlock(lb);
         if (want > 0 && !complete && now >= next_fetch && !stop_flag) {
             /* When nothing came, ask again in a second. */
@@ -577,6 +582,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     if (!cur) {
         used += line(&out,
                      lb->complete ? "The project is complete. Press q to quit."
+                     : lb->paused ? "The project is paused."
                                   : "Waiting for a task...",
                      cols);
     } else {
@@ -806,6 +812,11 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
             break;
         if (take_current(&lb, &cur, have, &shown_ms))
             have = 1;
+        lock(&lb);
+        int paused_out = lb.paused && !have && !lb.nqueue;
+        unlock(&lb);
+        if (paused_out)
+            break; /* paused, and every task held is done */
         resized = 0;
         draw(&lb, have ? &cur : NULL, shown_ms);
         struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
@@ -880,6 +891,13 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     printf("quorum-agent: label: %ld submitted, %ld skipped, %ld released%s\n", lb.ag.submitted,
            lb.ag.skipped, lb.ag.released, lb.complete ? "; project complete" : "");
     rc = atomic_load(&lb.ag.fatal);
+    if (!rc && lb.paused) {
+        agent_say_paused(&lb.ag, spool && spool->npending
+                                     ? "the tasks held were labeled or given back, some results "
+                                       "stay spooled"
+                                     : "the tasks held were labeled or given back");
+        rc = AGENT_EXIT_PAUSED;
+    }
     if (!rc && spool && spool->npending)
         rc = AGENT_EXIT_PENDING;
 out:

@@ -51,6 +51,14 @@ void agent_free(agent_t *ag)
     pthread_mutex_destroy(&ag->lock);
 }
 
+void agent_say_paused(const agent_t *ag, const char *what)
+{
+    fprintf(stderr,
+            "quorum-agent: project %lld is paused; %s; run again once a manager resumes it "
+            "(exit 8)\n",
+            ag->project, what);
+}
+
 void agent_fatal(agent_t *ag, int code)
 {
     int none = 0;
@@ -108,6 +116,8 @@ int agent_exit_code(const qr_client_call_t *call)
         return AGENT_EXIT_PROJECT;
     if (call->status == 401 || call->status == 403)
         return AGENT_EXIT_AUTH;
+    if (call->status == 409 && !strcmp(call->code, "project_paused"))
+        return AGENT_EXIT_PAUSED;
     switch (call->result) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:

@@ -39,6 +39,7 @@
 #define AGENT_EXIT_PROJECT 5 /* no such project */
 #define AGENT_EXIT_SPOOL   6 /* the spool cannot be opened or written */
 #define AGENT_EXIT_PENDING 7 /* stopped with results still spooled (sent at the next start) */
+#define AGENT_EXIT_PAUSED  8 /* the project is paused (409 project_paused on a lease request) */
 
 /* Return codes of the request helpers besides 0. */
 #define AGENT_STOPPED (-1) /* the stop flag was raised while retrying */
@@ -80,6 +81,10 @@ void agent_fatal(agent_t *ag, int code);
 /* Per thread. Returns 0, or -1 with the message printed. */
 int agent_sess_init(agent_sess_t *s, agent_t *ag);
 void agent_sess_free(agent_sess_t *s);
+
+/* Prints the one line that says the project is paused, with what the
+ * command did about it (what: "the leases held were finished"). */
+void agent_say_paused(const agent_t *ag, const char *what);
 
 /* The exit code a failed call deserves (AGENT_EXIT_*). */
 int agent_exit_code(const qr_client_call_t *call);

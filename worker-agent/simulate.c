@@ -16,6 +16,9 @@
  *                                   --wait-ms; an instant empty answer backs
  *                                   off 20-50 ms)
  *         --empty, project_complete--> DONE
+ *         --409 project_paused--> PAUSED; every other annotator finishes what
+ *                                 it holds and stops at its next lease
+ *                                 request (the run exits 8)
  *   any request --5xx/network--> the same request again (same idempotency
  *                                keys) after exponential backoff with jitter;
  *                                a network error also moves the annotator to
@@ -114,6 +117,7 @@ typedef enum {
     ST_BUSY,    /* a request is in flight */
     ST_DONE,    /* saw project_complete */
     ST_STOPPED, /* --duration over: stopped leasing with nothing left to send */
+    ST_PAUSED,  /* the project was paused: stopped leasing with nothing left to send */
     ST_FAILED   /* a non-retryable error (bad token, no such project) */
 } state_t;
 
@@ -196,6 +200,7 @@ typedef struct sim_s {
     int ack_failed;   /* an ack-log write failed: the run stops */
     int timed_out;
     int interrupted;
+    int paused; /* a lease request answered 409 project_paused */
 } sim_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -386,7 +391,8 @@ static void finish(annotator_t *a, state_t st)
 {
     sim_t *s = a->sim;
     heap_remove(s, a);
-    if (a->state != ST_DONE && a->state != ST_STOPPED && a->state != ST_FAILED)
+    if (a->state != ST_DONE && a->state != ST_STOPPED && a->state != ST_PAUSED &&
+        a->state != ST_FAILED)
         s->live--;
     a->state = st;
     free_held(a);
@@ -717,10 +723,14 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
     sim_t *s = a->sim;
     if (!ok) {
         count_error(s, &a->call);
-        if (qr_client_call_retryable(&a->call))
+        if (a->call.status == 409 && !strcmp(a->call.code, "project_paused")) {
+            s->paused = 1;
+            finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
+        } else if (qr_client_call_retryable(&a->call)) {
             retry_later(a, now);
-        else
+        } else {
             fail_annotator(a, "lease");
+        }
         return;
     }
     json_error_t jerr;
@@ -743,6 +753,8 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
         a->op = OP_LEASE;
         if (complete)
             finish(a, ST_DONE);
+        else if (s->paused)
+            finish(a, ST_PAUSED);
         else if (s->stopping)
             finish(a, ST_STOPPED);
         else if (took_ms < INSTANT_ANSWER_MS)
@@ -1067,7 +1079,9 @@ static void wake(sim_t *s, annotator_t *a, int64_t now)
 {
     switch (a->op) {
     case OP_LEASE:
-        if (s->stopping)
+        if (s->paused)
+            finish(a, ST_PAUSED);
+        else if (s->stopping)
             finish(a, ST_STOPPED);
         else
             (void)start_request(a, now);
@@ -1193,6 +1207,8 @@ static const char *state_name(state_t st)
         return "done";
     case ST_STOPPED:
         return "stopped";
+    case ST_PAUSED:
+        return "paused";
     case ST_FAILED:
         return "failed";
     default:
@@ -1275,7 +1291,7 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
     double span = to_last(s);
     json_t *body = json_pack(
         "{s:I, s:s, s:I, s:i, s:f, s:[f,f], s:i, s:[i,i], s:b, s:i, s:f, s:f, s:f, s:f, s:O, "
-        "s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:o, s:b, s:b, s:b, s:b}",
+        "s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:o, s:b, s:b, s:b, s:b, s:b}",
         "project", (json_int_t)o->project, "run", s->run_id, "seed", (json_int_t)o->seed,
         "annotators", o->annotators, "accuracy", (o->accuracy + o->accuracy_max) / 2,
         "accuracy_range", o->accuracy, o->accuracy_max, "prefetch", o->prefetch, "think_ms",
@@ -1288,7 +1304,7 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
         "abandoned", (json_int_t)s->total_abandoned, "lease_latency_ms",
         latency_json(&s->lease_hist), "submit_latency_ms", latency_json(&s->submit_hist),
         "project_complete", complete, "stopped_by_duration", s->stopping, "timed_out", s->timed_out,
-        "interrupted", s->interrupted);
+        "interrupted", s->interrupted, "paused", s->paused);
     if (!body || json_object_update(root, body) < 0) {
         json_decref(body);
         goto fail;
@@ -1358,9 +1374,9 @@ static void print_summary(const sim_t *s, double elapsed, int complete)
            s->total_released, s->total_abandoned, total_requests(s));
     print_latency("lease", &s->lease_hist);
     print_latency("submit", &s->submit_hist);
-    printf("project complete: %s%s%s%s\n", complete ? "yes" : "no",
+    printf("project complete: %s%s%s%s%s\n", complete ? "yes" : "no",
            s->stopping ? " (--duration over)" : "", s->timed_out ? " (--max-seconds reached)" : "",
-           s->interrupted ? " (interrupted)" : "");
+           s->interrupted ? " (interrupted)" : "", s->paused ? " (paused)" : "");
     printf("errors:");
     int any = 0;
     for (size_t i = 0; i <= MAX_ERROR_KINDS; i++) {
@@ -1637,6 +1653,13 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     }
     print_summary(&s, elapsed, complete);
     rc = complete || (opt->duration > 0 && finished) ? 0 : 1;
+    if (rc && s.paused && loop_rc == 0 && !s.timed_out && !s.interrupted) {
+        fprintf(stderr,
+                "quorum-agent: project %lld is paused; the annotators finished the tasks they "
+                "held; run again once a manager resumes it (exit 8)\n",
+                opt->project);
+        rc = 8; /* AGENT_EXIT_PAUSED */
+    }
     if (opt->json_summary && write_summary(&s, opt->json_summary, elapsed, complete) < 0)
         rc = 1;
     if (s.timed_out)
