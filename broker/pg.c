@@ -22,6 +22,19 @@
  *
  * When no connection is up or being attempted (all waiting out a backoff),
  * queued and new queries fail at once instead of piling up.
+ *
+ * Prepared statements. The broker runs a small, fixed set of SQL texts, so
+ * parsing and planning them on every call was most of PostgreSQL's work for
+ * the cheap ones. The pool numbers each distinct text it is given (up to
+ * STMT_MAX; later ones run unprepared) and each connection prepares a text
+ * the first time it runs it (PQsendPrepare, its own round trip: without
+ * pipeline mode libpq allows one command in flight) and from then on sends
+ * only PQsendQueryPrepared. A reconnect is a new session: its connection
+ * forgets what it prepared. A statement that fails because the server lost
+ * the prepared statement (26000) or because its cached plan can no longer
+ * produce the same columns after a schema change (0A000) changed nothing,
+ * so it is sent once more, prepared afresh or (after 0A000) unprepared on
+ * that connection from then on.
  */
 #include "pg.h"
 
@@ -36,11 +49,16 @@
 #define BACKOFF_MIN_MS 100   /* first reconnect delay */
 #define BACKOFF_MAX_MS 5000  /* reconnect delay cap */
 #define COPY_CHUNK     65536 /* bytes per PQputCopyData */
+#define STMT_MAX       256   /* distinct SQL texts prepared, at most */
+#define STMT_SLOTS     512   /* hash slots of the text registry (power of 2) */
 
 enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
 
 /* What a BUSY connection is doing with its query. */
-enum { P_RESULTS, P_COPY_SEND };
+enum { P_PREPARE, P_RESULTS, P_COPY_SEND };
+
+/* What a connection knows of a registered statement. */
+enum { S_NONE, S_READY, S_OFF };
 
 typedef struct query_s query_t;
 struct query_s {
@@ -50,6 +68,8 @@ struct query_s {
     char *sql;
     int nparams;
     char **params;
+    int stmt;    /* registered statement number, or -1: run unprepared */
+    int retried; /* sent again after losing its prepared statement */
     /* COPY FROM STDIN only. */
     int is_copy;
     char *data;
@@ -78,7 +98,8 @@ typedef struct conn_s {
     int poll_fd;
     uv_timer_t timer; /* connect timeout, then reconnect backoff */
     int backoff_ms;
-    query_t *q; /* running query (BUSY) */
+    query_t *q;                         /* running query (BUSY) */
+    unsigned char stmt_state[STMT_MAX]; /* S_* per registered statement */
 } conn_t;
 
 struct qr_pg_s {
@@ -90,8 +111,11 @@ struct qr_pg_s {
     query_list_t queue; /* waiting for an idle connection */
     query_list_t done;  /* failed; callbacks run from `defer` */
     uv_timer_t defer;
-    char last_err[256]; /* why the last connection attempt failed */
-    qr_latency_t stats; /* round trips and failed statements (qr_pg_stats) */
+    char last_err[256];       /* why the last connection attempt failed */
+    qr_latency_t stats;       /* round trips and failed statements (qr_pg_stats) */
+    char *stmt_sql[STMT_MAX]; /* registered texts, by statement number */
+    int nstmts;
+    int stmt_slot[STMT_SLOTS]; /* hash of the text -> statement number + 1 */
     int closing;
     int open_handles; /* uv handles not yet closed; freed at 0 */
     void (*close_cb)(void *arg);
@@ -100,6 +124,7 @@ struct qr_pg_s {
 
 static void conn_start(conn_t *c);
 static void conn_lost(conn_t *c, const char *why);
+static void conn_send(conn_t *c, query_t *q);
 static void dispatch(qr_pg_t *pg);
 static void on_poll(uv_poll_t *h, int status, int events);
 
@@ -236,6 +261,8 @@ static void handle_closed(qr_pg_t *pg)
         return;
     void (*cb)(void *) = pg->close_cb;
     void *arg = pg->close_arg;
+    for (int i = 0; i < pg->nstmts; i++)
+        free(pg->stmt_sql[i]);
     free(pg->conns);
     free(pg->conninfo);
     free(pg);
@@ -359,6 +386,7 @@ static void conn_ready(conn_t *c)
     }
     c->state = C_IDLE;
     c->backoff_ms = BACKOFF_MIN_MS;
+    memset(c->stmt_state, S_NONE, sizeof c->stmt_state); /* a new session */
     qr_debug("pg: connection %d up (backend pid %d)", c->idx, PQbackendPID(c->pq));
     dispatch(c->pg);
 }
@@ -491,15 +519,61 @@ static void copy_send(conn_t *c)
     conn_flush(c);
 }
 
+/* A prepared query that failed for want of its prepared statement (26000:
+ * the session lost it) or because the schema changed under its cached plan
+ * (0A000: "cached plan must not change result type") changed nothing, since
+ * every query is one statement outside any transaction: true (after
+ * noting what the connection should do next time) when it is to be sent
+ * once more. */
+static int should_resend(conn_t *c, query_t *q)
+{
+    if (q->stmt < 0 || q->retried || !q->err || c->stmt_state[q->stmt] != S_READY ||
+        PQstatus(c->pq) != CONNECTION_OK || PQtransactionStatus(c->pq) != PQTRANS_IDLE)
+        return 0;
+    if (strcmp(q->sqlstate, "26000") == 0)
+        c->stmt_state[q->stmt] = S_NONE; /* prepare it again */
+    else if (strcmp(q->sqlstate, "0A000") == 0)
+        c->stmt_state[q->stmt] = S_OFF; /* unprepared on this connection from now */
+    else
+        return 0;
+    qr_debug("pg: connection %d: statement %d resent: %s", c->idx, q->stmt, q->err);
+    free(q->err);
+    q->err = NULL;
+    q->sqlstate[0] = '\0';
+    PQclear(q->res);
+    q->res = NULL;
+    q->retried = 1;
+    return 1;
+}
+
 /* Takes every result libpq has complete. When the query is over (NULL
  * result), the connection goes idle, the callback runs and the next query
- * is dispatched. */
+ * is dispatched. When its prepare step is over, the query itself is sent, or
+ * fails with the prepare's error (the error it would have met unprepared). */
 static void conn_drain(conn_t *c)
 {
     qr_pg_t *pg = c->pg;
-    while (c->state == C_BUSY && c->phase == P_RESULTS && !PQisBusy(c->pq)) {
+    while (c->state == C_BUSY && c->phase != P_COPY_SEND && !PQisBusy(c->pq)) {
         query_t *q = c->q;
         PGresult *res = PQgetResult(c->pq);
+        if (!res && PQstatus(c->pq) != CONNECTION_BAD &&
+            ((c->phase == P_PREPARE && !q->err) || should_resend(c, q))) {
+            if (c->phase == P_PREPARE)
+                c->stmt_state[q->stmt] = S_READY;
+            conn_send(c, q); /* results come through on_poll */
+            if (c->state == C_IDLE && !pg->closing)
+                dispatch(pg); /* the send failed and q with it */
+            return;
+        }
+        if (res && c->phase == P_PREPARE) {
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                set_error(q, msg ? msg : PQresultErrorMessage(res), state);
+            }
+            PQclear(res);
+            continue;
+        }
         if (!res) {
             c->q = NULL;
             c->state = C_IDLE;
@@ -562,15 +636,33 @@ static void conn_drain(conn_t *c)
     }
 }
 
-/* Sends q on the idle connection c. */
+/* Sends q on the idle connection c (or on c busy with q's prepare step):
+ * its prepare step if the connection has not prepared it yet, else the
+ * prepared statement, else (unregistered, or off on this connection) the
+ * text. */
 static void conn_send(conn_t *c, query_t *q)
 {
     c->q = q;
     c->state = C_BUSY;
     c->phase = P_RESULTS;
-    q->sent_ns = uv_hrtime();
-    if (!PQsendQueryParams(c->pq, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                           NULL, 0)) {
+    if (!q->sent_ns)
+        q->sent_ns = uv_hrtime();
+    const char *const *params = (const char *const *)q->params;
+    int state = q->stmt >= 0 ? c->stmt_state[q->stmt] : S_OFF;
+    char name[16];
+    snprintf(name, sizeof name, "qr_%d", q->stmt);
+    int sent;
+    if (state == S_NONE) {
+        /* No parameter types, as PQsendQueryParams sends none: the server
+         * infers the same ones. */
+        c->phase = P_PREPARE;
+        sent = PQsendPrepare(c->pq, name, q->sql, 0, NULL);
+    } else if (state == S_READY) {
+        sent = PQsendQueryPrepared(c->pq, name, q->nparams, params, NULL, NULL, 0);
+    } else {
+        sent = PQsendQueryParams(c->pq, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+    }
+    if (!sent) {
         const char *msg = PQerrorMessage(c->pq);
         if (PQstatus(c->pq) == CONNECTION_BAD) {
             conn_lost(c, msg);
@@ -700,7 +792,31 @@ static query_t *query_new(qr_pg_cb cb, void *arg, const char *sql)
     q->cb = cb;
     q->arg = arg;
     q->sql = qr_xstrdup(sql);
+    q->stmt = -1;
     return q;
+}
+
+/* The statement number of sql, registering it if it is new; -1 once
+ * STMT_MAX texts are registered (the rest run unprepared). FNV-1a hash,
+ * linear probing; the table is never more than half full. */
+static int stmt_number(qr_pg_t *pg, const char *sql)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    for (size_t i = (size_t)h & (STMT_SLOTS - 1);; i = (i + 1) & (STMT_SLOTS - 1)) {
+        int n = pg->stmt_slot[i] - 1;
+        if (n < 0) {
+            if (pg->nstmts == STMT_MAX)
+                return -1;
+            n = pg->nstmts++;
+            pg->stmt_sql[n] = qr_xstrdup(sql);
+            pg->stmt_slot[i] = n + 1;
+            return n;
+        }
+        if (strcmp(pg->stmt_sql[n], sql) == 0)
+            return n;
+    }
 }
 
 /* Queues q, or fails it (later) when no connection can take it soon. */
@@ -725,6 +841,7 @@ int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *pa
     if (!sql || !cb || nparams < 0 || nparams > 65535 || (nparams > 0 && !params))
         return QR_EINVAL;
     query_t *q = query_new(cb, arg, sql);
+    q->stmt = stmt_number(pg, sql);
     if (nparams > 0) {
         q->nparams = nparams;
         q->params = qr_xcalloc((size_t)nparams, sizeof *q->params);

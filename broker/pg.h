@@ -4,9 +4,12 @@
  * No call here blocks the loop.
  *
  * Queries are queued and run in FIFO order on the first idle connection;
- * every query is one statement sent with PQsendQueryParams (parameters are
- * always bound, text format). Use CTEs to make several changes atomically in
- * one statement. COPY FROM STDIN is supported through qr_pg_copy_in.
+ * every query is one statement with its parameters bound (text format). Use
+ * CTEs to make several changes atomically in one statement. Each connection
+ * prepares a statement the first time it runs its text and then only
+ * executes it (pg.c: "Prepared statements"), so callers should pass fixed
+ * texts; the first 256 distinct ones are prepared, any further ones run
+ * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in.
  *
  * A connection that fails is reconnected with backoff; the queries that were
  * running on it fail with an error (they are not retried: the caller decides).

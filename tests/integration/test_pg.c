@@ -226,6 +226,73 @@ static void test_sql_errors(void **state)
     qr_test_loop_close(&loop);
 }
 
+/* Statements are prepared once per connection and then only executed; a
+ * statement that fails to prepare fails with its SQL error each time; one
+ * whose prepared statement the session lost (26000) or whose result columns
+ * changed under its cached plan (0A000) still succeeds. One connection, so
+ * every statement meets the same session. */
+static void test_prepared(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 1);
+    outcome_t o;
+    const char *p41[1] = {"41"};
+    const char *sum = "SELECT $1::int + 1";
+
+    for (int i = 0; i < 3; i++) {
+        run_one(&loop, pg, sum, 1, p41, &o);
+        assert_true(o.ok);
+        assert_string_equal(o.val[0], "42");
+    }
+    const char *count_prepared = "SELECT count(*) FROM pg_prepared_statements"
+                                 " WHERE statement = 'SELECT $1::int + 1'";
+    run_one(&loop, pg, count_prepared, 0, NULL, &o);
+    assert_true(o.ok);
+    assert_string_equal(o.val[0], "1"); /* prepared once, not three times */
+
+    /* An error at prepare time is the query's error, every time. */
+    for (int i = 0; i < 2; i++) {
+        run_one(&loop, pg, "SELECT no_such_column FROM pg_class WHERE oid = $1", 1, p41, &o);
+        assert_false(o.ok);
+        assert_string_equal(o.sqlstate, "42703");
+    }
+
+    /* The session loses the statement: the query is prepared again. */
+    run_ok(&loop, pg, "DEALLOCATE ALL");
+    run_one(&loop, pg, sum, 1, p41, &o);
+    if (!o.ok)
+        fail_msg("after DEALLOCATE ALL: %s", o.err);
+    assert_string_equal(o.val[0], "42");
+
+    /* The table gains a column: the cached plan of SELECT * cannot give
+     * it, so the query runs unprepared and sees both columns. */
+    run_ok(&loop, pg, "DROP TABLE IF EXISTS qr_test_pg_prep");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_prep (a int)");
+    run_ok(&loop, pg, "INSERT INTO qr_test_pg_prep VALUES (7)");
+    const char *star = "SELECT * FROM qr_test_pg_prep";
+    run_one(&loop, pg, star, 0, NULL, &o);
+    assert_true(o.ok);
+    assert_string_equal(o.val[0], "7");
+    run_ok(&loop, pg, "ALTER TABLE qr_test_pg_prep ADD COLUMN b int DEFAULT 8");
+    for (int i = 0; i < 2; i++) {
+        run_one(&loop, pg, star, 0, NULL, &o);
+        if (!o.ok)
+            fail_msg("after ALTER TABLE: %s", o.err);
+        assert_string_equal(o.val[0], "7");
+        assert_string_equal(o.val[1], "8");
+    }
+    run_ok(&loop, pg, "DROP TABLE qr_test_pg_prep");
+
+    /* Still one healthy connection. */
+    run_one(&loop, pg, sum, 1, p41, &o);
+    assert_true(o.ok);
+    assert_int_equal(qr_pg_connected(pg), 1);
+
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
 static void copy_in(uv_loop_t *loop, qr_pg_t *pg, const char *sql, const qr_buf_t *b, outcome_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -438,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_bound_params),
         cmocka_unit_test(test_sql_errors),
+        cmocka_unit_test(test_prepared),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_backend_terminated),
         cmocka_unit_test(test_closed_port),
