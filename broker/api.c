@@ -742,12 +742,33 @@ static void on_import_strata(const PGresult *res, const char *err, const char *s
     import_allocate_ids(c);
 }
 
+/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
+ * (its first non-blank byte is '[') or JSON lines. */
+static int import_parse(ctx_t *c, const char **code, char *err, size_t errlen)
+{
+    const char *ct = c->req->content_type, *body = c->req->body;
+    size_t len = c->req->body_len, i = 0;
+    const char *field = c->project->stratify_field;
+    if (ct && !strncasecmp(ct, "text/csv", 8)) {
+        *code = "invalid_csv";
+        return qr_import_parse_csv(body, len, field, &c->imp, err, errlen);
+    }
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (i < len && body[i] == '[') {
+        *code = "invalid_json";
+        return qr_import_parse_json_array(body, len, field, &c->imp, err, errlen);
+    }
+    *code = "invalid_jsonl";
+    return qr_import_parse(body, len, field, &c->imp, err, errlen);
+}
+
 static void h_import(ctx_t *c)
 {
     char err[512];
-    if (qr_import_parse(c->req->body, c->req->body_len, c->project->stratify_field, &c->imp, err,
-                        sizeof err) < 0) {
-        respond_error(c, 400, "invalid_jsonl", "%s", err);
+    const char *code;
+    if (import_parse(c, &code, err, sizeof err) < 0) {
+        respond_error(c, 400, code, "%s", err);
         return;
     }
     if (c->imp.n > 10000000) {

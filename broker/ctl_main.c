@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define EXIT_OK     0
@@ -82,14 +83,25 @@ static const char project_help[] =
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
 
 static const char import_help[] =
-    "Usage: quorumctl import --project ID FILE|-\n"
+    "Usage: quorumctl import --project ID [--format jsonl|json|csv] FILE|-\n"
     "\n"
-    "Imports tasks into a project from a JSONL file (or stdin with -), one task\n"
-    "a line: {\"data\": {...}} or a bare JSON object taken as the data. All or\n"
-    "nothing: a bad line fails the whole import with its line number.\n"
+    "Imports tasks into a project from a file (or stdin with -):\n"
+    "  jsonl  one task a line: {\"data\": {...}, \"prediction\": {\"label\": ...,\n"
+    "         \"score\": ...}, \"gold\": ...} or a bare JSON object taken as the data;\n"
+    "  json   a JSON array of such tasks (Label Studio's task export);\n"
+    "  csv    a header row naming the fields, then a task a row (RFC 4180, UTF-8);\n"
+    "         the columns prediction, prediction_score and gold are the task's\n"
+    "         prediction and gold answer, every other column is data.\n"
+    "The format defaults to the file's extension (.csv, .json, else jsonl). All\n"
+    "or nothing: a bad line fails the whole import, naming its line.\n"
     "Prints \"imported N tasks (ids A..B)\".\n"
     "\n"
-    "  --project ID   the project's id\n"
+    "  --project ID     the project's id\n"
+    "  --format F       jsonl, json or csv\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl import --project 3 tasks.jsonl\n"
+    "  quorumctl import --project 3 --format csv - < reviews.csv\n"
     "\n"
     "%s"
     "\n"
@@ -386,7 +398,7 @@ static int check_project_id(const char *cmd, const char *id, long long *out)
 
 static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL, *file = NULL;
+    const char *project = NULL, *file = NULL, *format = NULL;
     long long pid;
 
     for (int i = 1; i < argc; i++) {
@@ -396,7 +408,8 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
             return EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -413,6 +426,19 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (!file)
         return usage_error("import ", "import: FILE (or - for stdin) is required");
+    if (!format) {
+        size_t n = strlen(file);
+        format = n > 4 && !strcasecmp(file + n - 4, ".csv")    ? "csv"
+                 : n > 5 && !strcasecmp(file + n - 5, ".json") ? "json"
+                                                               : "jsonl";
+    }
+    const char *content_type = !strcmp(format, "csv")     ? "text/csv; charset=utf-8"
+                               : !strcmp(format, "json")  ? "application/json"
+                               : !strcmp(format, "jsonl") ? "application/x-ndjson"
+                                                          : NULL;
+    if (!content_type)
+        return usage_error("import ", "import: --format must be jsonl, json or csv, not '%s'",
+                           format);
 
     qr_buf_t data;
     qr_buf_init(&data);
@@ -428,7 +454,7 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
     }
     char *path = qr_xasprintf("/v1/projects/%lld/tasks", pid);
     int r = qr_client_call_perform(&call, "POST", path, data.data ? data.data : "", data.len,
-                                   "application/x-ndjson", cfg->token);
+                                   content_type, cfg->token);
     free(path);
     qr_buf_free(&data);
     if (r < 0) {

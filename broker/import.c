@@ -167,6 +167,47 @@ fail:
     return QR_EINVAL;
 }
 
+int qr_import_parse_json_array(const char *body, size_t len, const char *stratify_field,
+                               qr_import_t *imp, char *err, size_t errlen)
+{
+    imp->tasks = NULL;
+    imp->n = 0;
+    json_error_t e;
+    json_t *a = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
+    if (!a) {
+        snprintf(err, errlen, "line %d: %s", e.line, e.text);
+        return QR_EINVAL;
+    }
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || n == 0) {
+        snprintf(err, errlen,
+                 json_is_array(a) ? "the array holds no task"
+                                  : "the body must be a JSON array of tasks");
+        json_decref(a);
+        return QR_EINVAL;
+    }
+    imp->tasks = qr_xcalloc(n, sizeof *imp->tasks);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(a, i);
+        char why[256];
+        imp->n++;
+        if (!json_is_object(o)) {
+            snprintf(err, errlen, "task %zu: a task must be a JSON object", i + 1);
+            goto fail;
+        }
+        if (parse_task(o, stratify_field, &imp->tasks[i], why, sizeof why) < 0) {
+            snprintf(err, errlen, "task %zu: %s", i + 1, why);
+            goto fail;
+        }
+    }
+    json_decref(a);
+    return 0;
+fail:
+    json_decref(a);
+    qr_import_free(imp);
+    return QR_EINVAL;
+}
+
 /* splitmix64: small, fast, good enough to draw tasks and orders. */
 static uint64_t next_rand(uint64_t *s)
 {

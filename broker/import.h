@@ -49,6 +49,21 @@ typedef struct qr_import_policy_s {
 int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
                     char *err, size_t errlen);
 
+/* The same from a JSON array of such tasks (a Label Studio task export):
+ * errors name "task N" (from 1). */
+int qr_import_parse_json_array(const char *body, size_t len, const char *stratify_field,
+                               qr_import_t *imp, char *err, size_t errlen);
+
+/* The same from CSV (RFC 4180; UTF-8, with or without a byte-order mark; LF
+ * or CRLF): a header row names the fields, each row is a task whose data maps
+ * every other column to its cell text; the columns `prediction` (a label),
+ * `prediction_score` (a number) and `gold` (a label) are the task's
+ * prediction and gold answer, as in JSONL. A ragged row, a duplicate or
+ * empty column name, bad quoting, invalid UTF-8 or a NUL byte is an error
+ * naming the line where its record starts (import_csv.c). */
+int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
+                        char *err, size_t errlen);
+
 /* How many tasks of each stratum the project held before this batch
  * (from PostgreSQL); names sorted with strcmp. */
 typedef struct qr_strata_s {

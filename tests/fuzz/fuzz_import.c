@@ -1,6 +1,7 @@
 /*
- * fuzz_import.c - libFuzzer harness for JSONL task imports (broker/import.c):
- * qr_import_parse validates the body, then qr_import_rows writes the COPY
+ * fuzz_import.c - libFuzzer harness for task imports (broker/import.c,
+ * import_csv.c): JSONL, a JSON array or CSV (chosen by the first byte) is
+ * validated, then qr_import_rows writes the COPY
  * rows under every sampling policy, with and without overlap.
  *
  * Checked beyond the sanitizers: a failed parse leaves the import empty and
@@ -61,7 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *field = size && (data[0] & 1) ? "category" : NULL;
     qr_import_t imp;
     char err[256] = "";
-    int rc = qr_import_parse((const char *)data, size, field, &imp, err, sizeof err);
+    /* The importer the broker would pick: a JSON array, JSON lines (a task
+     * line starts with '{' or blanks), else CSV. */
+    const char *s = (const char *)data;
+    int rc =
+        size && s[0] == '[' ? qr_import_parse_json_array(s, size, field, &imp, err, sizeof err)
+        : size == 0 || s[0] == '{' || s[0] == ' ' || s[0] == '\n' || s[0] == '\r' || s[0] == '\t'
+            ? qr_import_parse(s, size, field, &imp, err, sizeof err)
+            : qr_import_parse_csv(s, size, field, &imp, err, sizeof err);
     if (rc != 0) {
         if (imp.n != 0 || imp.tasks != NULL || err[0] == '\0')
             abort();

@@ -1,5 +1,5 @@
 /*
- * test_import.c - the JSONL importer: both task shapes, predictions and
+ * test_import.c - the importers (JSONL, JSON array, CSV): task shapes, predictions and
  * gold answers, COPY escaping, every malformed line named by its number, and
  * the overlap draw and sampling priorities written into the rows.
  */
@@ -124,6 +124,87 @@ static void test_bad_lines_are_named(void **state)
     expect_error("\n \n", "the body holds no task");
 }
 
+/* Parses CSV; the error (or "") into err. */
+static int csv(const char *body, qr_import_t *imp, char *err, size_t n)
+{
+    err[0] = '\0';
+    return qr_import_parse_csv(body, strlen(body), "genre", imp, err, n);
+}
+
+static void test_csv_tasks(void **state)
+{
+    qr_import_t imp;
+    char err[256];
+    /* BOM, CRLF, quoted commas, quotes and line feeds, UTF-8; the special
+     * columns become the prediction and the gold answer, not data. */
+    const char *body = "\xef\xbb\xbftext,genre,prediction,prediction_score,gold\r\n"
+                       "\"Hello, \"\"world\"\"\",news,pos,0.25,neg\r\n"
+                       "\"two\nlines\",caf\xc3\xa9,,,\r\n"
+                       "\r\n";
+    assert_int_equal(csv(body, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 2);
+    assert_string_equal(imp.tasks[0].data,
+                        "{\"text\":\"Hello, \\\"world\\\"\",\"genre\":\"news\"}");
+    assert_string_equal(imp.tasks[0].prediction, "{\"label\":\"pos\",\"score\":0.25}");
+    assert_true(imp.tasks[0].score == 0.25);
+    assert_string_equal(imp.tasks[0].gold, "neg");
+    assert_string_equal(imp.tasks[0].stratum, "news");
+    assert_string_equal(imp.tasks[1].data, "{\"text\":\"two\\nlines\",\"genre\":\"caf\xc3\xa9\"}");
+    assert_null(imp.tasks[1].prediction);
+    assert_true(isnan(imp.tasks[1].score));
+    assert_null(imp.tasks[1].gold);
+    qr_import_free(&imp);
+}
+
+static void expect_csv_error(const char *body, const char *want)
+{
+    qr_import_t imp;
+    char err[256];
+    assert_int_equal(csv(body, &imp, err, sizeof err), QR_EINVAL);
+    assert_int_equal(imp.n, 0);
+    if (strcmp(err, want))
+        fail_msg("error \"%s\", wanted \"%s\"", err, want);
+}
+
+static void test_csv_errors_name_the_line(void **state)
+{
+    expect_csv_error("a,b\n1,2\n\"x\ny\",2\n3\n", "line 5: row has 1 fields but the header has 2");
+    expect_csv_error("a,b\n1,2,3\n", "line 2: row has 3 fields but the header has 2");
+    expect_csv_error("a,a\n1,2\n", "line 1: the header names column \"a\" twice");
+    expect_csv_error("a,,b\n1,2,3\n", "line 1: column 2 of the header has no name");
+    expect_csv_error("a\n\"ok\"\n\"open\n", "line 3: a quoted field is not closed before the end");
+    expect_csv_error("a\n1\nx\"y\n",
+                     "line 3: malformed quoting: a quote inside an unquoted field, or text after "
+                     "a closing quote (a literal quote is written \"\" inside a quoted field)");
+    expect_csv_error("a\n\xff\n", "line 2: field 1 is not valid UTF-8");
+    expect_csv_error("a,prediction_score\nx,high\n",
+                     "line 2: prediction_score \"high\" is not a number");
+    expect_csv_error("", "the body holds no CSV header");
+    expect_csv_error("a,b\r\n", "the body holds no task (a header and no rows)");
+}
+
+static void test_json_array(void **state)
+{
+    qr_import_t imp;
+    char err[256] = "";
+    const char *ls = "[{\"data\": {\"text\": \"a\"}, \"predictions\": [{\"score\": 0.5}]},"
+                     " {\"text\": \"b\"}]";
+    assert_int_equal(qr_import_parse_json_array(ls, strlen(ls), NULL, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 2);
+    assert_string_equal(imp.tasks[0].data, "{\"text\":\"a\"}");
+    assert_true(imp.tasks[0].score == 0.5);
+    assert_string_equal(imp.tasks[1].data, "{\"text\":\"b\"}");
+    qr_import_free(&imp);
+    const char *bad = "[{\"text\": \"a\"}, 7]";
+    assert_int_equal(qr_import_parse_json_array(bad, strlen(bad), NULL, &imp, err, sizeof err),
+                     QR_EINVAL);
+    assert_string_equal(err, "task 2: a task must be a JSON object");
+    assert_int_equal(qr_import_parse_json_array("[]", 2, NULL, &imp, err, sizeof err), QR_EINVAL);
+    assert_string_equal(err, "the array holds no task");
+    assert_int_equal(qr_import_parse_json_array("[1,", 3, NULL, &imp, err, sizeof err), QR_EINVAL);
+    assert_int_equal(strncmp(err, "line 1:", 7), 0);
+}
+
 static char *many(int n, const char *(*genre)(int))
 {
     qr_buf_t b;
@@ -243,6 +324,9 @@ int main(void)
         cmocka_unit_test(test_label_studio_predictions),
         cmocka_unit_test(test_copy_escaping),
         cmocka_unit_test(test_bad_lines_are_named),
+        cmocka_unit_test(test_csv_tasks),
+        cmocka_unit_test(test_csv_errors_name_the_line),
+        cmocka_unit_test(test_json_array),
         cmocka_unit_test(test_overlap_draw_is_exact),
         cmocka_unit_test(test_random_order),
         cmocka_unit_test(test_stratified_follows_distribution),

@@ -1,0 +1,244 @@
+/*
+ * import_csv.c - CSV import bodies to tasks (see import.h).
+ *
+ * RFC 4180 through Debian's libcsv in strict mode. The header names the
+ * fields; every row becomes a task whose data is an object of header ->
+ * cell text. Three columns are not data: `prediction` (the model's label),
+ * `prediction_score` (its confidence, a number) and `gold` (the known
+ * answer), as the JSONL fields of the same names. libcsv counts no lines,
+ * so it runs with CSV_REPALL_NL (every unquoted line feed ends a row; blank
+ * lines are rows of no fields) and line feeds inside quoted fields are
+ * counted here: every error names the line where its record starts.
+ */
+#include <csv.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agreement.h" /* qr_agreement_utf8_valid */
+#include "import.h"
+
+#define MAX_COLUMNS 1000
+
+typedef struct reader_s {
+    qr_import_t *imp;
+    const char *stratify_field;
+    char **cols; /* header names */
+    size_t ncols;
+    int header_done;
+    int pred_col, score_col, gold_col; /* -1 when absent */
+    json_t *row;                       /* data of the row being read */
+    char *pred, *gold;
+    double score;
+    size_t field;                 /* fields of the current row so far */
+    unsigned long line, rec_line; /* physical lines, from 1 */
+    int64_t cap;
+    int failed;
+    char *err;
+    size_t errlen;
+} reader_t;
+
+static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Keeps the first error: "line N: " and the message. */
+static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = 1;
+    int n = snprintf(r->err, r->errlen, "line %lu: ", line);
+    if (n >= 0 && (size_t)n < r->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int column_is(const char *name, const char *s, size_t len)
+{
+    return strlen(name) == len && memcmp(name, s, len) == 0;
+}
+
+static void on_field(void *s, size_t len, void *arg)
+{
+    reader_t *r = arg;
+    const char *p = s;
+    if (r->failed)
+        return;
+    if (r->field == 0)
+        r->rec_line = r->line;
+    for (size_t i = 0; i < len; i++)
+        r->line += p[i] == '\n';
+    size_t k = r->field++;
+    if (memchr(p, '\0', len)) {
+        fail(r, r->rec_line, "field %zu contains a NUL byte", k + 1);
+        return;
+    }
+    if (!qr_agreement_utf8_valid(p, len)) {
+        fail(r, r->rec_line, "field %zu is not valid UTF-8", k + 1);
+        return;
+    }
+    if (!r->header_done) {
+        if (k >= MAX_COLUMNS) {
+            fail(r, r->rec_line, "more than %d columns", MAX_COLUMNS);
+            return;
+        }
+        if (len == 0) {
+            fail(r, r->rec_line, "column %zu of the header has no name", k + 1);
+            return;
+        }
+        for (size_t j = 0; j < k; j++) {
+            if (column_is(r->cols[j], p, len)) {
+                fail(r, r->rec_line, "the header names column \"%s\" twice", r->cols[j]);
+                return;
+            }
+        }
+        r->cols = qr_xrealloc(r->cols, (k + 1) * sizeof *r->cols);
+        r->cols[k] = qr_xstrndup(p, len);
+        r->ncols = k + 1;
+        if (column_is("prediction", p, len))
+            r->pred_col = (int)k;
+        else if (column_is("prediction_score", p, len))
+            r->score_col = (int)k;
+        else if (column_is("gold", p, len))
+            r->gold_col = (int)k;
+        return;
+    }
+    if (k >= r->ncols)
+        return; /* a ragged row: reported at its end */
+    if ((int)k == r->pred_col) {
+        r->pred = len ? qr_xstrndup(p, len) : NULL;
+    } else if ((int)k == r->gold_col) {
+        r->gold = len ? qr_xstrndup(p, len) : NULL;
+    } else if ((int)k == r->score_col) {
+        if (len == 0)
+            return;
+        char buf[64], *end;
+        if (len >= sizeof buf) {
+            fail(r, r->rec_line, "prediction_score is not a number");
+            return;
+        }
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        double v = strtod(buf, &end);
+        if (end == buf || *end || !isfinite(v)) {
+            fail(r, r->rec_line, "prediction_score \"%s\" is not a number", buf);
+            return;
+        }
+        r->score = v;
+    } else {
+        json_object_set_new(r->row, r->cols[k], json_stringn(p, len));
+    }
+}
+
+static void row_reset(reader_t *r)
+{
+    json_object_clear(r->row);
+    free(r->pred);
+    free(r->gold);
+    r->pred = r->gold = NULL;
+    r->score = NAN;
+}
+
+static void on_row(int term, void *arg)
+{
+    reader_t *r = arg;
+    size_t nf = r->field;
+    r->field = 0;
+    if (term == '\n')
+        r->line++; /* the next record starts on the following line */
+    if (r->failed || nf == 0)
+        return; /* nf == 0: a blank line, or the LF of a CRLF */
+    if (!r->header_done) {
+        r->header_done = 1;
+        return;
+    }
+    if (nf != r->ncols) {
+        fail(r, r->rec_line, "row has %zu fields but the header has %zu", nf, r->ncols);
+        row_reset(r);
+        return;
+    }
+    qr_import_t *imp = r->imp;
+    if (imp->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        imp->tasks = qr_xrealloc(imp->tasks, (size_t)r->cap * sizeof *imp->tasks);
+    }
+    qr_import_task_t *t = &imp->tasks[imp->n++];
+    memset(t, 0, sizeof *t);
+    t->data = json_dumps(r->row, JSON_COMPACT);
+    t->score = r->score;
+    if (r->pred || !isnan(r->score)) {
+        json_t *pr = json_object();
+        if (r->pred)
+            json_object_set_new(pr, "label", json_string(r->pred));
+        if (!isnan(r->score))
+            json_object_set_new(pr, "score", json_real(r->score));
+        t->prediction = json_dumps(pr, JSON_COMPACT);
+        json_decref(pr);
+    }
+    t->gold = r->gold;
+    r->gold = NULL;
+    json_t *st = r->stratify_field ? json_object_get(r->row, r->stratify_field) : NULL;
+    t->stratum = st ? qr_xstrdup(json_string_value(st)) : NULL;
+    if (!t->data)
+        fail(r, r->rec_line, "cannot encode the task");
+    row_reset(r);
+}
+
+int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
+                        char *err, size_t errlen)
+{
+    reader_t r = {.imp = imp,
+                  .stratify_field = stratify_field,
+                  .pred_col = -1,
+                  .score_col = -1,
+                  .gold_col = -1,
+                  .row = json_object(),
+                  .score = NAN,
+                  .line = 1,
+                  .rec_line = 1,
+                  .err = err,
+                  .errlen = errlen};
+    imp->tasks = NULL;
+    imp->n = 0;
+    if (len >= 3 && !memcmp(body, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte-order mark */
+        body += 3;
+        len -= 3;
+    }
+    struct csv_parser p;
+    if (!r.row || csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL) != 0) {
+        snprintf(err, errlen, "out of memory");
+        json_decref(r.row);
+        return QR_EINVAL;
+    }
+    if (csv_parse(&p, body, len, on_field, on_row, &r) != len) {
+        if (csv_error(&p) == CSV_EPARSE)
+            fail(&r, r.field ? r.rec_line : r.line,
+                 "malformed quoting: a quote inside an unquoted field, or text after a "
+                 "closing quote (a literal quote is written \"\" inside a quoted field)");
+        else
+            fail(&r, r.line, "%s", csv_strerror(csv_error(&p)));
+    } else if (csv_fini(&p, on_field, on_row, &r) != 0) {
+        fail(&r, r.field ? r.rec_line : r.line, "a quoted field is not closed before the end");
+    }
+    csv_free(&p);
+    row_reset(&r);
+    json_decref(r.row);
+    for (size_t i = 0; i < r.ncols; i++)
+        free(r.cols[i]);
+    free(r.cols);
+    if (!r.failed && !r.header_done)
+        snprintf(err, errlen, "the body holds no CSV header");
+    else if (!r.failed && imp->n == 0)
+        snprintf(err, errlen, "the body holds no task (a header and no rows)");
+    else if (!r.failed)
+        return 0;
+    qr_import_free(imp);
+    return QR_EINVAL;
+}
