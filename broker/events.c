@@ -3,9 +3,11 @@
  * memory and writes them to lease_events (sql/0003_events.sql) as one
  * multi-row INSERT per batch, bound as ten arrays and expanded by unnest, so
  * a batch of any size is one statement with ten parameters. The same
- * statement merges the batch into the per-minute rollup the throughput
- * report reads for long windows (sql/0008_event_minutes.sql). Every event
- * added is also counted for GET /metrics (metrics.h).
+ * statement merges the batch into the per-minute and per-hour rollups the
+ * throughput report reads for long windows (sql/0008_event_minutes.sql,
+ * sql/0013_event_hours.sql), and once an hour the recorder rolls the
+ * annotations of the hours just closed (maybe_roll). Every event added is
+ * also counted for GET /metrics (metrics.h).
  *
  * At most one INSERT is in flight: batches stay in order and the recorder
  * never takes more than one connection of the pool from the lease path. The
@@ -35,12 +37,26 @@
 #define RING_MIN 256
 
 /* The batch goes into lease_events and, in the same statement (so in the
- * same transaction), into its per-minute rollup (sql/0008_event_minutes.sql):
- * grouped by (project, minute, annotator) in key order, so that two brokers
- * merging into the same rows lock them in the same order. Time on task is
- * the reported active time, else submit - grant, in ms, clamped to
- * [0, 2^31 - 1]. */
+ * same transaction), into its per-minute rollup (sql/0008_event_minutes.sql)
+ * and its per-hour rollup (sql/0013_event_hours.sql): grouped by (project,
+ * minute or hour, annotator) in key order, so that two brokers merging into
+ * the same rows lock them in the same order. Time on task is the reported
+ * active time, else submit - grant, in ms, clamped to [0, 2^31 - 1].
+ *
+ * The hour rows: counts add up; the histogram (label, bucket, n, sum) is
+ * merged and kept sorted; the activity inside the hour (gaps of at most
+ * 5 minutes are active, QR_ANALYTICS_IDLE_GAP_MS) adds the batch's own gaps
+ * and the gap at the seam when the batch comes wholly after (or before) what
+ * the row holds. When it interleaves (two brokers writing for one
+ * annotator), the hour's activity is recomputed from its minute rows: those
+ * this statement touched as it leaves them (RETURNING of `mins`), the others
+ * as they are. */
 // clang-format off
+#define HOUR_IDLE_MS "300000"
+#define MS(iv) "(extract(epoch FROM " iv ")::float8 * 1000)"
+/* A time on task's histogram bucket, as broker/analytics.c reads it. */
+#define BUCKET(v) \
+    "CASE WHEN " v " <= 0 THEN -1 ELSE floor(ln(" v ") * 23.083120654223414)::int END"
 #define SQL_EVENTS_INSERT \
     "WITH e AS (SELECT p, to_timestamp(a / 1000.0) AS at, k, t, u, f," \
     "   to_timestamp(g / 1000.0) AS g, m, l, r," \
@@ -50,8 +66,8 @@
     "   $6::bigint[], $7::bigint[], $8::int[], $9::text[], $10::text[])" \
     "   AS x(p, a, k, t, u, f, g, m, l, r))," \
     " ins AS (INSERT INTO lease_events (project_id, at, kind, task_id, annotator_id, token," \
-    "   granted_at, active_ms, label, reason) SELECT p, at, k, t, u, f, g, m, l, r FROM e)" \
-    " INSERT INTO lease_event_minutes AS o (project_id, minute, annotator_id, granted," \
+    "   granted_at, active_ms, label, reason) SELECT p, at, k, t, u, f, g, m, l, r FROM e)," \
+    " mins AS (INSERT INTO lease_event_minutes AS o (project_id, minute, annotator_id, granted," \
     "  heartbeats, submitted, skipped, released, expired, first_at, last_at, tot_ms, tot_label)" \
     " SELECT p, date_trunc('minute', at), u, count(*) FILTER (WHERE k = 'grant')," \
     "  count(*) FILTER (WHERE k = 'heartbeat'), count(*) FILTER (WHERE k = 'submit')," \
@@ -66,8 +82,85 @@
     "  released = o.released + excluded.released, expired = o.expired + excluded.expired," \
     "  first_at = least(o.first_at, excluded.first_at)," \
     "  last_at = greatest(o.last_at, excluded.last_at)," \
-    "  tot_ms = o.tot_ms || excluded.tot_ms, tot_label = o.tot_label || excluded.tot_label"
+    "  tot_ms = o.tot_ms || excluded.tot_ms, tot_label = o.tot_label || excluded.tot_label" \
+    "  RETURNING o.project_id, o.annotator_id, o.minute, o.first_at, o.last_at)," \
+    " eh AS (SELECT p, u, date_trunc('hour', at, 'UTC') AS h, at, k, l, tot," \
+    "   " MS("at - lag(at) OVER (PARTITION BY p, u, date_trunc('hour', at, 'UTC') ORDER BY at)") " AS gap" \
+    "  FROM e)," \
+    " hh AS (SELECT p, h, u, count(*) FILTER (WHERE k = 'grant') AS granted," \
+    "   count(*) FILTER (WHERE k = 'heartbeat') AS heartbeats," \
+    "   count(*) FILTER (WHERE k = 'submit') AS submitted," \
+    "   count(*) FILTER (WHERE k = 'skip') AS skipped," \
+    "   count(*) FILTER (WHERE k = 'release') AS released," \
+    "   count(*) FILTER (WHERE k = 'expire') AS expired, min(at) AS first_at, max(at) AS last_at," \
+    "   coalesce(sum(gap) FILTER (WHERE gap <= " HOUR_IDLE_MS "), 0) AS active_ms," \
+    "   coalesce(sum(gap) FILTER (WHERE gap > " HOUR_IDLE_MS "), 0) AS idle_ms," \
+    "   count(*) FILTER (WHERE gap > " HOUR_IDLE_MS ") AS idle_gaps" \
+    "  FROM eh GROUP BY p, h, u)," \
+    " hg AS (SELECT p, h, u, array_agg(l ORDER BY l, b) AS l, array_agg(b ORDER BY l, b) AS b," \
+    "   array_agg(n ORDER BY l, b) AS n, array_agg(s ORDER BY l, b) AS s" \
+    "  FROM (SELECT p, h, u, l, " BUCKET("tot") " AS b, count(*)::integer AS n," \
+    "    sum(tot)::bigint AS s FROM eh WHERE tot IS NOT NULL GROUP BY 1, 2, 3, 4, 5) z" \
+    "  GROUP BY p, h, u)" \
+    " INSERT INTO lease_event_hours AS o (project_id, hour, annotator_id, granted, heartbeats," \
+    "  submitted, skipped, released, expired, first_at, last_at, active_ms, idle_ms, idle_gaps," \
+    "  tot_label, tot_bucket, tot_n, tot_sum)" \
+    " SELECT hh.p, hh.h, hh.u, granted, heartbeats, submitted, skipped, released, expired," \
+    "  first_at, last_at, active_ms, idle_ms, idle_gaps, coalesce(hg.l, '{}')," \
+    "  coalesce(hg.b, '{}'), coalesce(hg.n, '{}'), coalesce(hg.s, '{}')" \
+    " FROM hh LEFT JOIN hg ON hg.p = hh.p AND hg.h = hh.h AND hg.u = hh.u" \
+    " ORDER BY 1, 2, 3" \
+    " ON CONFLICT (project_id, hour, annotator_id) DO UPDATE SET" \
+    "  granted = o.granted + excluded.granted, heartbeats = o.heartbeats + excluded.heartbeats," \
+    "  submitted = o.submitted + excluded.submitted, skipped = o.skipped + excluded.skipped," \
+    "  released = o.released + excluded.released, expired = o.expired + excluded.expired," \
+    "  first_at = least(o.first_at, excluded.first_at)," \
+    "  last_at = greatest(o.last_at, excluded.last_at)," \
+    "  (active_ms, idle_ms, idle_gaps) = (SELECT" \
+    "    CASE WHEN s.gap IS NULL THEN r.a" \
+    "     ELSE o.active_ms + excluded.active_ms" \
+    "      + CASE WHEN s.gap <= " HOUR_IDLE_MS " THEN s.gap ELSE 0 END END," \
+    "    CASE WHEN s.gap IS NULL THEN r.i" \
+    "     ELSE o.idle_ms + excluded.idle_ms" \
+    "      + CASE WHEN s.gap > " HOUR_IDLE_MS " THEN s.gap ELSE 0 END END," \
+    "    CASE WHEN s.gap IS NULL THEN r.g" \
+    "     ELSE o.idle_gaps + excluded.idle_gaps + (s.gap > " HOUR_IDLE_MS ")::int END" \
+    "   FROM (SELECT CASE WHEN excluded.first_at >= o.last_at" \
+    "      THEN " MS("excluded.first_at - o.last_at") \
+    "     WHEN excluded.last_at <= o.first_at THEN " MS("o.first_at - excluded.last_at") \
+    "     END AS gap) s" \
+    "   LEFT JOIN LATERAL (SELECT sum(" MS("q.last_at - q.first_at") ")" \
+    "      + coalesce(sum(q.gap) FILTER (WHERE q.gap <= " HOUR_IDLE_MS "), 0) AS a," \
+    "     coalesce(sum(q.gap) FILTER (WHERE q.gap > " HOUR_IDLE_MS "), 0) AS i," \
+    "     count(*) FILTER (WHERE q.gap > " HOUR_IDLE_MS ")::int AS g" \
+    "    FROM (SELECT w.first_at, w.last_at," \
+    "      " MS("w.first_at - lag(w.last_at) OVER (ORDER BY w.minute)") " AS gap" \
+    "     FROM (SELECT x.minute, x.first_at, x.last_at FROM mins x" \
+    "       WHERE x.project_id = o.project_id AND x.annotator_id = o.annotator_id" \
+    "        AND x.minute >= o.hour AND x.minute < o.hour + interval '1 hour'" \
+    "      UNION ALL SELECT y.minute, y.first_at, y.last_at FROM lease_event_minutes y" \
+    "       WHERE y.project_id = o.project_id AND y.annotator_id = o.annotator_id" \
+    "        AND y.minute >= o.hour AND y.minute < o.hour + interval '1 hour'" \
+    "        AND NOT EXISTS (SELECT 1 FROM mins z WHERE z.project_id = y.project_id" \
+    "         AND z.annotator_id = y.annotator_id AND z.minute = y.minute)) w) q" \
+    "    WHERE s.gap IS NULL) r ON true)," \
+    "  (tot_label, tot_bucket, tot_n, tot_sum) = (SELECT coalesce(array_agg(l ORDER BY l, b), '{}')," \
+    "    coalesce(array_agg(b ORDER BY l, b), '{}'), coalesce(array_agg(n ORDER BY l, b), '{}')," \
+    "    coalesce(array_agg(s ORDER BY l, b), '{}')" \
+    "   FROM (SELECT l, b, sum(n)::integer AS n, sum(s)::bigint AS s" \
+    "    FROM unnest(o.tot_label || excluded.tot_label, o.tot_bucket || excluded.tot_bucket," \
+    "     o.tot_n || excluded.tot_n, o.tot_sum || excluded.tot_sum) AS x(l, b, n, s)" \
+    "    GROUP BY l, b) y)"
 // clang-format on
+
+/* Rolls the closed hours of every project's annotations into
+ * annotation_hours (sql/0013_event_hours.sql), stopping 5 minutes short of
+ * now so that a submission still committing is not missed. */
+#define SQL_ROLL_ANNOTATION_HOURS                                                                  \
+    "SELECT quorum_roll_annotation_hours(clock_timestamp() - interval '5 minutes')"
+/* The roll runs this long (ms) after each hour boundary, and again this
+ * long after a failure. */
+#define ROLL_DELAY_MS (6 * 60000)
 
 /* One buffered event; label and reason are owned copies (or NULL). */
 typedef struct rec_s {
@@ -80,22 +173,24 @@ typedef struct rec_s {
 
 struct qr_events_s {
     uv_loop_t *loop;
-    qr_pg_t *pg;      /* borrowed; must outlive the recorder */
-    uv_timer_t timer; /* one-shot: next flush, or the retry after a failure */
-    int flush_ms;     /* longest an event waits in the buffer */
-    int max_batch;    /* rows per INSERT */
-    rec_t *ring;      /* buffered events, oldest at head */
-    size_t cap;       /* ring slots */
-    size_t head;      /* index of the oldest buffered event */
-    size_t count;     /* buffered events */
-    rec_t *batch;     /* the events of the INSERT in flight (max_batch slots) */
-    size_t nbatch;    /* events in batch; 0 when nothing is in flight */
-    int in_flight;    /* an INSERT is running */
-    int backing_off;  /* the last INSERT failed: wait for the timer */
-    int failing;      /* the last INSERT failed (to log changes only) */
-    int closing;      /* qr_events_close was called */
-    int finished;     /* the timer is closing; nothing more is accepted */
-    uint64_t dropped; /* events lost: buffer full, refused, or closing */
+    qr_pg_t *pg;          /* borrowed; must outlive the recorder */
+    uv_timer_t timer;     /* one-shot: next flush, or the retry after a failure */
+    int flush_ms;         /* longest an event waits in the buffer */
+    int max_batch;        /* rows per INSERT */
+    rec_t *ring;          /* buffered events, oldest at head */
+    size_t cap;           /* ring slots */
+    size_t head;          /* index of the oldest buffered event */
+    size_t count;         /* buffered events */
+    rec_t *batch;         /* the events of the INSERT in flight (max_batch slots) */
+    size_t nbatch;        /* events in batch; 0 when nothing is in flight */
+    int in_flight;        /* an INSERT is running */
+    int backing_off;      /* the last INSERT failed: wait for the timer */
+    int failing;          /* the last INSERT failed (to log changes only) */
+    int closing;          /* qr_events_close was called */
+    int finished;         /* the timer is closing; nothing more is accepted */
+    int rolling;          /* the annotation-hours roll is running */
+    int64_t next_roll_ms; /* wall clock (ms) after which the next batch starts a roll */
+    uint64_t dropped;     /* events lost: buffer full, refused, or closing */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -255,8 +350,8 @@ static void on_timer_closed(uv_handle_t *h)
 /* Closing and nothing left to write: close the timer, then free. */
 static void finish(qr_events_t *ev)
 {
-    if (ev->finished)
-        return;
+    if (ev->finished || ev->rolling)
+        return; /* on_rolled finishes */
     ev->finished = 1;
     if (ev->dropped)
         qr_warn("lease log: closed; %" PRIu64 " event(s) were dropped in all", ev->dropped);
@@ -286,6 +381,43 @@ static int retryable(const char *sqlstate)
            !strncmp(sqlstate, "40", 2);
 }
 
+static void on_rolled(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    qr_events_t *ev = arg;
+    ev->rolling = 0;
+    if (!res) {
+        qr_warn("lease log: rolling annotations into hours failed, will retry: %s%s%s",
+                err ? err : "?", sqlstate && sqlstate[0] ? " SQLSTATE " : "",
+                sqlstate ? sqlstate : "");
+        ev->next_roll_ms = qr_now_ms() + ROLL_DELAY_MS;
+    }
+    if (ev->closing && !ev->in_flight && ev->count == 0)
+        finish(ev);
+}
+
+/*
+ * Once an hour, a few minutes past the hour, the recorder asks PostgreSQL to
+ * roll the hours just closed of every project's annotations into
+ * annotation_hours (the throughput report reads hours that are not rolled
+ * yet from annotations, so a late or missed roll costs time, not
+ * exactness). It rides on the lease log because that is the one writer
+ * every broker has that runs off the request path: a broker with no lease
+ * traffic does not roll, and several brokers rolling at once take turns in
+ * PostgreSQL (an advisory lock) and find nothing left to do. The first
+ * batch after start rolls whatever was missed.
+ */
+static void maybe_roll(qr_events_t *ev)
+{
+    if (ev->closing || ev->rolling)
+        return;
+    int64_t now = qr_now_ms();
+    if (now < ev->next_roll_ms)
+        return;
+    ev->next_roll_ms = (now / 3600000 + 1) * 3600000 + ROLL_DELAY_MS;
+    if (qr_pg_query(ev->pg, SQL_ROLL_ANNOTATION_HOURS, 0, NULL, on_rolled, ev) == 0)
+        ev->rolling = 1;
+}
+
 /* What to do once the batch in flight has answered (or failed to start). */
 static void after_batch(qr_events_t *ev)
 {
@@ -313,6 +445,7 @@ static void on_inserted(const PGresult *res, const char *err, const char *sqlsta
         if (ev->failing)
             qr_info("lease log: writing to PostgreSQL again");
         ev->failing = 0;
+        maybe_roll(ev);
     } else if (!ev->closing && retryable(sqlstate)) {
         if (!ev->failing)
             qr_warn("lease log: INSERT failed, will retry every %d ms: %s", ev->flush_ms,
