@@ -62,16 +62,18 @@
  * The report. $1 project, $2 organization (0: all), $3 annotator (0: all),
  * $4 window start ms, $5 window end ms, $6 now ms, $7 idle gap ms, $8 by,
  * $9 fast-response minimum submissions, $10 fast-response ratio, $11 ETA
- * rate window ms, $12 the window as asked, $13 the source ("events" or
- * "rollup") -> one row, the report as JSON text; no row when the project
+ * rate window ms, $12 the window as asked, $13 the source ("events",
+ * "rollup" or "hourly") -> one row, the report as JSON text; no row when the project
  * does not exist. SQL_HEAD_RAW or SQL_HEAD_ROLLUP computes the figures of
  * the lease log, SQL_TAIL the rest and the JSON.
  *
  * CTEs: ev (the window's events in scope, read once through the
  * (project_id, at) index), crew_each/crew (the project-wide fast-response
  * baseline), presence (active/idle gaps), per (one row per annotator), tot,
- * labels, outc, vstats (per organization), hstats (per hour); then annw
- * (annotations in the window, in scope), recent (for the ETA), pan/who (one
+ * labels, outc, vstats (per organization), hstats (per hour); then ab
+ * (the hours whose annotations are rolled up), annc (annotations in the
+ * window, in scope, per annotator and hour: rolled hours plus raw rows),
+ * recent (for the ETA), pan/who (one
  * row per annotator), live (live leases from the log), counts/leased/queue,
  * span (all time; unscoped, its count is counts' sum of done_count, which
  * rises and falls with the annotations stored), done_w (tasks whose last
@@ -121,16 +123,37 @@
     "   count(*) FILTER (WHERE kind = 'grant') AS granted," \
     "   count(*) FILTER (WHERE kind = 'expire') AS expired FROM ev GROUP BY 1),"
 
-#define SQL_TAIL \
-    " annw AS (SELECT a.id, a.task_id, a.annotator_id, a.created_at" \
-    "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "  WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 \
-    "   AND " SCOPE("u", "a") ")," \
+/* The whole hours of the window whose annotations come from the hourly
+ * rollup (sql/0013_event_hours.sql): [ab.a0, ab.a1), from the first whole
+ * hour to the last one rolled, none for the "events" source; the rest of
+ * the window, [T0, a0) and [a1, T1), is read from annotations. */
+#define ANN_BOUNDS \
+    " ab AS MATERIALIZED (SELECT a0, CASE WHEN $13::text = 'events' THEN a0" \
+    "   ELSE greatest(a0, least(to_timestamp(floor($5::bigint / 3600000.0) * 3600)," \
+    "    coalesce((SELECT r.rolled_to FROM annotation_hours_rolled r" \
+    "     WHERE r.project_id = $1::bigint), a0))) END AS a1" \
+    "  FROM (SELECT CASE WHEN $13::text = 'events' THEN " T0 \
+    "   ELSE to_timestamp(ceil($4::bigint / 3600000.0) * 3600) END AS a0) b),"
+/* Raw annotations a of the window outside the rolled hours. */
+#define ANN_RAW(a) \
+    "((" a ".created_at >= " T0 " AND " a ".created_at < ab.a0)" \
+    " OR (" a ".created_at >= ab.a1 AND " a ".created_at < " T1 "))"
+
+#define SQL_TAIL(DONE_W) \
+    ANN_BOUNDS \
+    " annc AS (SELECT h.annotator_id, h.hour AS h, h.annotations::bigint AS n" \
+    "  FROM ab, annotation_hours h JOIN users u ON u.id = h.annotator_id" \
+    "  WHERE h.project_id = $1::bigint AND h.hour >= ab.a0 AND h.hour < ab.a1" \
+    "   AND h.annotations <> 0 AND " SCOPE("u", "h") \
+    "  UNION ALL SELECT a.annotator_id, date_trunc('hour', a.created_at, 'UTC'), count(*)" \
+    "  FROM ab, annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND " ANN_RAW("a") " AND " SCOPE("u", "a") \
+    "  GROUP BY 1, 2)," \
     " recent AS (SELECT count(*) AS n FROM annotations a JOIN users u ON u.id = a.annotator_id" \
     "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
     "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
     "   AND " SCOPE("u", "a") ")," \
-    " pan AS (SELECT annotator_id, count(*) AS n FROM annw GROUP BY annotator_id)," \
+    " pan AS (SELECT annotator_id, sum(n) AS n FROM annc GROUP BY annotator_id)," \
     " who AS (SELECT w.annotator_id, u.name, u.org_id, o.name AS org," \
     "   coalesce(pan.n, 0) AS annotations, coalesce(per.n, 0) AS n, per.med, per.p90, per.mean," \
     "   coalesce(per.granted, 0) AS granted, coalesce(per.submitted, 0) AS submitted," \
@@ -170,11 +193,7 @@
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
     " queue AS (SELECT c.tasks, c.complete, c.partial + l.n AS in_progress," \
     "   c.tasks - c.complete - c.partial - l.n AS waiting, c.remaining FROM counts c, leased l)," \
-    " done_w AS (SELECT count(*) AS n FROM (SELECT DISTINCT a.task_id FROM annotations a" \
-    "   WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 ") w" \
-    "  JOIN tasks t ON t.id = w.task_id AND t.state = 'complete'" \
-    "  WHERE NOT EXISTS (SELECT 1 FROM annotations b WHERE b.project_id = $1::bigint" \
-    "   AND b.created_at >= " T1 " AND b.task_id = w.task_id))," \
+    DONE_W \
     " pres AS (SELECT coalesce(sum(active_ms), 0) AS a, coalesce(sum(idle_ms), 0) AS i," \
     "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
     " eta AS (SELECT CASE WHEN queue.remaining = 0 THEN 0 WHEN recent.n > 0" \
@@ -187,8 +206,8 @@
     "   'to', " ISO_MS("$5::bigint") ", 'from_ms', $4::bigint, 'to_ms', $5::bigint," \
     "   'hours', round(" HOURS ", 4), 'source', $13::text)," \
     "  'totals', json_build_object(" \
-    "   'annotations', (SELECT count(*) FROM annw)," \
-    "   'annotations_per_hour', round((SELECT count(*) FROM annw) / " HOURS ", 2)," \
+    "   'annotations', (SELECT coalesce(sum(n), 0) FROM annc)," \
+    "   'annotations_per_hour', round((SELECT coalesce(sum(n), 0) FROM annc) / " HOURS ", 2)," \
     "   'annotations_all_time', span.n," \
     "   'annotations_per_hour_all_time', CASE WHEN span.last > span.first THEN round(span.n" \
     "     / (extract(epoch FROM span.last - span.first) / 3600), 2) END," \
@@ -251,55 +270,100 @@
     " GROUP BY " keys
 
 /*
- * The same figures from the per-minute rollup (sql/0008_event_minutes.sql)
- * for the window's whole minutes, and from lease_events for the partial
- * minutes at its two edges, merged into one row per annotator and minute
- * (mm). Counts, means and activity are exact (inside a minute every gap is
- * under the idle threshold, so active time there is last - first); medians
- * and p90 come from the histogram above. CTEs: bnd (the whole minutes),
- * mm, mmu (with organization, hour and scope), evm (in scope), tv (one row
- * per timed submission), ann (per annotator, project-wide: per and the
- * crew baseline), then the CTEs of SQL_HEAD_RAW under the same names.
+ * The same figures from the rollups, for the window cut into tiers: its
+ * whole hours from the per-hour rollup (sql/0013_event_hours.sql) when the
+ * source is "hourly" (the idle threshold is the default, which the hour
+ * rows' inner activity assumes), the whole minutes outside those hours from
+ * the per-minute rollup (sql/0008_event_minutes.sql), and the partial
+ * minutes at the two edges from lease_events; with the source "rollup" the
+ * hour range is empty and every whole minute comes from the minute rollup.
+ * Each tier gives one row per annotator and segment (hour, minute) in mm:
+ * counts, first and last event, the activity inside the segment (for a
+ * minute, last - first: every gap inside a minute is under the threshold,
+ * which is then at least a minute; for an hour, the row's active and idle
+ * time), and the times on task, as values (tms, tlab: minutes and edges) or
+ * as histogram entries (hl, hb, hn, hs: hours). Counts, means and activity
+ * are exact; medians and p90 come from the histogram above. CTEs: mm, mmu
+ * (with organization and scope), evm (in scope), tv (histogram rows per
+ * annotator, organization and label), ann (per annotator, project-wide: per
+ * and the crew baseline), then the CTEs of SQL_HEAD_RAW under the same names.
  */
 /* The first and the end of the window's whole minutes. */
 #define M0 "to_timestamp(ceil($4::bigint / 60000.0) * 60)"
 #define M1 "to_timestamp(floor($5::bigint / 60000.0) * 60)"
-/* A time on task's histogram bucket. */
+/* The first and the end of the whole hours read from the hour rollup: none
+ * (an empty range at M0) unless the source is "hourly". A window longer
+ * than QR_ANALYTICS_EXACT_MAX_MS always holds a whole hour. */
+#define H0 \
+    "(CASE WHEN $13::text = 'hourly' THEN to_timestamp(ceil($4::bigint / 3600000.0) * 3600)" \
+    " ELSE " M0 " END)"
+#define H1 \
+    "(CASE WHEN $13::text = 'hourly' THEN to_timestamp(floor($5::bigint / 3600000.0) * 3600)" \
+    " ELSE " M0 " END)"
+/* A time on task's histogram bucket (as sql/0013_event_hours.sql and
+ * broker/events.c compute it). */
 #define BUCKET(v) "CASE WHEN " v " <= 0 THEN -1 ELSE floor(ln(" v ") * " HB_K ")::int END"
+#define MS(iv) "(extract(epoch FROM " iv ")::float8 * 1000)"
+/* Segments of the minute rollup, r a lease_event_minutes row. */
+#define MINUTE_SEG \
+    " SELECT r.annotator_id, r.minute, r.granted, r.submitted, r.skipped, r.released," \
+    "   r.expired, r.first_at, r.last_at, " MS("r.last_at - r.first_at") ", 0::float8, 0" \
+    "  FROM lease_event_minutes r WHERE r.project_id = $1::bigint"
+/* Times on task of minute rows, one row per value. */
+#define MINUTE_TOT \
+    " SELECT annotator_id, minute, label, " BUCKET("v") ", 1::bigint, v::bigint" \
+    "  FROM (SELECT r.annotator_id, r.minute, unnest(r.tot_label) AS label," \
+    "    unnest(r.tot_ms) AS v FROM lease_event_minutes r WHERE r.project_id = $1::bigint"
+/* The histogram entries of the window (annotator, segment start, label,
+ * bucket b, count n, sum s), read where they are: the hour rows'
+ * histograms, the minute rows' values, the edges' events. A subquery, not
+ * a CTE: it runs once for tv and, for by=hour only, once more for tvh,
+ * without storing its rows. */
+#define HSRC \
+    "(SELECT r.annotator_id, r.hour AS seg, unnest(r.tot_label) AS label," \
+    "   unnest(r.tot_bucket) AS b, unnest(r.tot_n)::bigint AS n, unnest(r.tot_sum) AS s" \
+    "  FROM lease_event_hours r WHERE r.project_id = $1::bigint" \
+    "   AND r.hour >= " H0 " AND r.hour < " H1 \
+    "  UNION ALL" MINUTE_TOT " AND r.minute >= " M0 " AND r.minute < " H0 ") x" \
+    "  UNION ALL" MINUTE_TOT " AND r.minute >= " H1 " AND r.minute < " M1 ") x" \
+    "  UNION ALL SELECT annotator_id, at, label, " BUCKET("tot") ", 1, tot FROM edge" \
+    "   WHERE tot IS NOT NULL) z"
 #define SQL_HEAD_ROLLUP \
     " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
-    " mm AS (SELECT r.annotator_id, r.minute, r.granted, r.submitted, r.skipped, r.released," \
-    "   r.expired, r.first_at, r.last_at, r.tot_ms, r.tot_label" \
-    "  FROM lease_event_minutes r WHERE r.project_id = $1::bigint" \
-    "   AND r.minute >= " M0 " AND r.minute < " M1 \
-    "  UNION ALL SELECT e.annotator_id, date_trunc('minute', e.at)," \
-    "   count(*) FILTER (WHERE e.kind = 'grant'), count(*) FILTER (WHERE e.kind = 'submit')," \
-    "   count(*) FILTER (WHERE e.kind = 'skip'), count(*) FILTER (WHERE e.kind = 'release')," \
-    "   count(*) FILTER (WHERE e.kind = 'expire'), min(e.at), max(e.at)," \
-    "   coalesce(array_agg(e.tot) FILTER (WHERE e.tot IS NOT NULL), '{}')," \
-    "   coalesce(array_agg(e.label) FILTER (WHERE e.tot IS NOT NULL), '{}')" \
-    "  FROM (SELECT e.annotator_id, e.at, e.kind, e.label, CASE WHEN e.kind = 'submit'" \
-    "     THEN greatest(0, least(round(" TOT("e") "), 2147483647))::integer END AS tot" \
-    "    FROM lease_events e WHERE e.project_id = $1::bigint" \
-    "     AND ((e.at >= " T0 " AND e.at < " M0 ") OR (e.at >= " M1 " AND e.at < " T1 "))) e" \
-    "  GROUP BY 1, 2)," \
+    " edge AS (SELECT e.annotator_id, e.at, e.kind, e.label, CASE WHEN e.kind = 'submit'" \
+    "   THEN greatest(0, least(round(" TOT("e") "), 2147483647))::integer END AS tot" \
+    "  FROM lease_events e WHERE e.project_id = $1::bigint" \
+    "   AND ((e.at >= " T0 " AND e.at < " M0 ") OR (e.at >= " M1 " AND e.at < " T1 ")))," \
+    " mm AS (SELECT r.annotator_id, r.hour AS minute, r.granted, r.submitted, r.skipped," \
+    "   r.released, r.expired, r.first_at, r.last_at, r.active_ms AS ia, r.idle_ms AS ii," \
+    "   r.idle_gaps AS ig" \
+    "  FROM lease_event_hours r WHERE r.project_id = $1::bigint" \
+    "   AND r.hour >= " H0 " AND r.hour < " H1 \
+    "  UNION ALL" MINUTE_SEG " AND r.minute >= " M0 " AND r.minute < " H0 \
+    "  UNION ALL" MINUTE_SEG " AND r.minute >= " H1 " AND r.minute < " M1 \
+    "  UNION ALL SELECT annotator_id, date_trunc('minute', at)," \
+    "   count(*) FILTER (WHERE kind = 'grant'), count(*) FILTER (WHERE kind = 'submit')," \
+    "   count(*) FILTER (WHERE kind = 'skip'), count(*) FILTER (WHERE kind = 'release')," \
+    "   count(*) FILTER (WHERE kind = 'expire'), min(at), max(at)," \
+    "   " MS("max(at) - min(at)") ", 0::float8, 0" \
+    "  FROM edge GROUP BY 1, 2)," \
     " mmu AS (SELECT mm.*, u.org_id, " SCOPE("u", "mm") " AS inscope" \
     "  FROM mm JOIN users u ON u.id = mm.annotator_id)," \
     " evm AS (SELECT annotator_id, minute, granted, submitted, skipped, released, expired," \
-    "   first_at, last_at, " HOUR_OF("minute") " AS hour FROM mmu WHERE inscope)," \
-    " tv AS (SELECT m.annotator_id, m.org_id, m.inscope, x.label, " BUCKET("x.v") " AS b," \
-    "   count(*) AS n, sum(x.v) AS s" \
-    "  FROM mmu m, unnest(m.tot_ms, m.tot_label) AS x(v, label) GROUP BY 1, 2, 3, 4, 5)," \
+    "   first_at, last_at, ia, ii, ig, " HOUR_OF("minute") " AS hour FROM mmu WHERE inscope)," \
+    " tv AS (SELECT h.annotator_id, u.org_id, " SCOPE("u", "h") " AS inscope, h.label, h.b," \
+    "   h.n, h.s" \
+    "  FROM (SELECT annotator_id, label, b, sum(n) AS n, sum(s) AS s FROM " HSRC \
+    "   GROUP BY 1, 2, 3) h JOIN users u ON u.id = h.annotator_id)," \
     " ann AS (" HSTATS("annotator_id", "tv", "true") ")," \
     " crew AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY med) AS med, count(*) AS n" \
     "  FROM ann WHERE n >= $9::int)," \
-    " gaps AS (SELECT annotator_id, extract(epoch FROM first_at - lag(last_at)" \
-    "   OVER (PARTITION BY annotator_id ORDER BY minute))::float8 * 1000 AS gap," \
-    "   extract(epoch FROM last_at - first_at)::float8 * 1000 AS inner_ms FROM evm)," \
+    " gaps AS (SELECT annotator_id, " MS("first_at - lag(last_at) OVER (PARTITION BY annotator_id" \
+    "   ORDER BY minute)") " AS gap, ia, ii, ig FROM evm)," \
     " presence AS (SELECT annotator_id," \
-    "   coalesce(sum(gap) FILTER (WHERE gap <= $7::float8), 0) + sum(inner_ms) AS active_ms," \
-    "   coalesce(sum(gap) FILTER (WHERE gap > $7::float8), 0) AS idle_ms," \
-    "   count(*) FILTER (WHERE gap > $7::float8) AS idle_gaps" \
+    "   coalesce(sum(gap) FILTER (WHERE gap <= $7::float8), 0) + sum(ia) AS active_ms," \
+    "   coalesce(sum(gap) FILTER (WHERE gap > $7::float8), 0) + sum(ii) AS idle_ms," \
+    "   count(*) FILTER (WHERE gap > $7::float8) + sum(ig) AS idle_gaps" \
     "  FROM gaps GROUP BY annotator_id)," \
     " per AS (SELECT c.annotator_id, coalesce(a.n, 0) AS n, a.med, a.p90, a.mean, c.granted," \
     "   c.submitted, c.skipped, c.released, c.expired" \
@@ -315,16 +379,40 @@
     "   coalesce(sum(expired), 0) AS x," \
     "   coalesce(sum(submitted + skipped + released + expired), 0) AS ended FROM evm)," \
     " vstats AS (" HSTATS("org_id", "tv", "inscope") ")," \
-    " tvh AS (SELECT " HOUR_OF("m.minute") " AS hour, " BUCKET("x.v") " AS b, count(*) AS n," \
-    "   sum(x.v) AS s FROM mmu m, unnest(m.tot_ms) AS x(v) WHERE m.inscope GROUP BY 1, 2)," \
+    " tvh AS (SELECT " HOUR_OF("z.seg") " AS hour, z.b, sum(z.n) AS n, sum(z.s) AS s" \
+    "  FROM " HSRC " JOIN users u ON u.id = z.annotator_id WHERE " SCOPE("u", "z") \
+    "  GROUP BY 1, 2)," \
     " hstats AS (SELECT c.h, coalesce(s.n, 0) AS n, s.med, s.p90, s.mean, c.annotators," \
     "   c.granted, c.expired" \
     "  FROM (SELECT hour AS h, count(DISTINCT annotator_id) AS annotators," \
     "    sum(granted) AS granted, sum(expired) AS expired FROM evm GROUP BY hour) c" \
     "  LEFT JOIN (" HSTATS("hour", "tvh", "true") ") s ON s.hour = c.h),"
 
-#define SQL_THROUGHPUT "WITH" SQL_HEAD_RAW SQL_TAIL
-#define SQL_THROUGHPUT_ROLLUP "WITH" SQL_HEAD_ROLLUP SQL_TAIL
+/* Tasks completed in the window (project-wide): complete tasks whose last
+ * annotation is in it. Raw: through the window's annotations. */
+#define DONE_W_RAW \
+    " done_w AS (SELECT count(*) AS n FROM (SELECT DISTINCT a.task_id FROM annotations a" \
+    "   WHERE a.project_id = $1::bigint AND a.created_at >= " T0 " AND a.created_at < " T1 ") w" \
+    "  JOIN tasks t ON t.id = w.task_id AND t.state = 'complete'" \
+    "  WHERE NOT EXISTS (SELECT 1 FROM annotations b WHERE b.project_id = $1::bigint" \
+    "   AND b.created_at >= " T1 " AND b.task_id = w.task_id)),"
+/* With the rollups: the rolled hours' counts, plus the raw pieces, each
+ * task counted in the piece holding its last annotation (none later than
+ * the piece's end, wb). The pieces are short (under an hour each): one
+ * look-up per task through the indexes, as subplans, which the planner
+ * cannot turn into a hash join over every annotation of the project. */
+#define DONE_W_ROLLUP \
+    " done_w AS (SELECT (SELECT coalesce(sum(h.tasks_completed), 0) FROM ab, annotation_hours h" \
+    "   WHERE h.project_id = $1::bigint AND h.hour >= ab.a0 AND h.hour < ab.a1)" \
+    "  + (SELECT count(*) FROM (SELECT DISTINCT a.task_id," \
+    "     CASE WHEN a.created_at < ab.a0 THEN ab.a0 ELSE " T1 " END AS wb" \
+    "    FROM ab, annotations a WHERE a.project_id = $1::bigint AND " ANN_RAW("a") ") w" \
+    "   WHERE (SELECT t.state FROM tasks t WHERE t.id = w.task_id) = 'complete'" \
+    "    AND (SELECT max(b.created_at) FROM annotations b WHERE b.task_id = w.task_id)" \
+    "     < w.wb) AS n),"
+
+#define SQL_THROUGHPUT "WITH" SQL_HEAD_RAW SQL_TAIL(DONE_W_RAW)
+#define SQL_THROUGHPUT_ROLLUP "WITH" SQL_HEAD_ROLLUP SQL_TAIL(DONE_W_ROLLUP)
 
 /* by=annotator: one row per annotator of `who`, by name. */
 #define SQL_ROWS_ANNOTATOR \
@@ -368,7 +456,7 @@
     " ORDER BY h.h), '[]'::json)" \
     " FROM generate_series(floor($4::bigint / 3600000.0)::bigint * 3600000, $5::bigint - 1," \
     "   3600000::bigint) AS h(h)" \
-    " LEFT JOIN (SELECT " HOUR_OF("created_at") " AS h, count(*) AS n FROM annw GROUP BY 1) a" \
+    " LEFT JOIN (SELECT " HOUR_OF("h") " AS h, sum(n) AS n FROM annc GROUP BY 1) a" \
     "  ON a.h = h.h" \
     " LEFT JOIN hstats e ON e.h = h.h"
 
@@ -680,21 +768,16 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     snprintf(fast_n, sizeof fast_n, "%d", QR_ANALYTICS_FAST_MIN_N);
     snprintf(ratio, sizeof ratio, "%.17g", QR_ANALYTICS_FAST_RATIO);
     snprintf(eta, sizeof eta, "%d", QR_ANALYTICS_ETA_WINDOW_MS);
+    /* The source: every raw event; the minute rollup (an idle threshold
+     * other than the default, which the hour rows assume); or the hour
+     * rollup with minutes and raw events at the edges. */
     int rollup =
         !q.exact && q.idle_gap_ms >= 60000 && q.to_ms - q.from_ms > QR_ANALYTICS_EXACT_MAX_MS;
-    const char *params[] = {proj,
-                            org,
-                            ann,
-                            from,
-                            to,
-                            now,
-                            idle,
-                            q.by,
-                            fast_n,
-                            ratio,
-                            eta,
-                            q.window,
-                            rollup ? "rollup" : "events"};
+    const char *source = !rollup                                     ? "events"
+                         : q.idle_gap_ms == QR_ANALYTICS_IDLE_GAP_MS ? "hourly"
+                                                                     : "rollup";
+    const char *params[] = {proj, org,    ann,   from, to,       now,   idle,
+                            q.by, fast_n, ratio, eta,  q.window, source};
     report_t *r = qr_xmalloc(sizeof *r);
     r->cb = cb;
     r->arg = arg;

@@ -18,8 +18,11 @@
 # skips and times), with the tolerance stated at each check: counts, shares
 # and agent-reported times on task are exact; rates and activity, which
 # depend on real scheduling, within 5-10%. The same window is then asked for
-# with a 3-hour window, which reads the per-minute rollup plus the raw
-# events of the current minute, and must agree with the exact reading.
+# with a 3-hour window, which reads the rollups (the per-hour one for whole
+# hours, none of which the run fills; the per-minute one; the raw events of
+# the current minute), and must agree with the exact reading. The hour rows
+# are checked against the log here, and read and compared with exact=1 over
+# whole hours in tests/integration/test_analytics.c.
 . "$(dirname "$0")/lib.sh"
 
 start_broker --reaper-ms 200
@@ -214,9 +217,13 @@ check "by=vendor: one organization with all five" "1 5 $total" "$(echo "${r#* }"
 # --- the rollup agrees with the raw log -----------------------------------------------------------------------
 check "rollup rows written with the events" "$(sql "SELECT count(*) FROM lease_events WHERE project_id = $P")" \
     "$(sql "SELECT sum(granted + heartbeats + submitted + skipped + released + expired) FROM lease_event_minutes WHERE project_id = $P")"
+check "hour rollup rows written with the events" "$(sql "SELECT count(*) FROM lease_event_hours WHERE project_id = $P")" \
+    "$(sql "SELECT count(*) FROM (SELECT DISTINCT annotator_id, date_trunc('hour', at, 'UTC') FROM lease_events WHERE project_id = $P) h")"
+check "hour rollup: counts and submits" "$(sql "SELECT count(*), count(*) FILTER (WHERE kind = 'submit') FROM lease_events WHERE project_id = $P")" \
+    "$(sql "SELECT sum(granted + heartbeats + submitted + skipped + released + expired), sum(submitted) FROM lease_event_hours WHERE project_id = $P")"
 r=$(api GET "/v1/projects/$P/throughput?window=3h" "$ADMIN_TOKEN"); F=${r#* }
 r=$(api GET "/v1/projects/$P/throughput?window=3h&exact=1" "$ADMIN_TOKEN"); E=${r#* }
-check "3h window: read from the rollup" "rollup events" "$(echo "$F" | jq -r .window.source) $(echo "$E" | jq -r .window.source)"
+check "3h window: read from the rollups (hours, minutes, the edges)" "hourly events" "$(echo "$F" | jq -r .window.source) $(echo "$E" | jq -r .window.source)"
 check "rollup = exact: totals, outcomes, queue" "$(echo "$E" | jq -c '[.totals, .outcomes, .queue]')" "$(echo "$F" | jq -c '[.totals, .outcomes, .queue]')"
 check "rollup = exact: per annotator counts, leases, idle gaps" \
     "$(echo "$E" | jq -c '[.rows[] | [.annotations, .leases, .idle_gaps, .time_on_task.n, .fast_response]]')" \

@@ -499,8 +499,85 @@ static void check_project_hour(json_t *j)
     expect_num(j, "fast_response.flagged.0.median_ms", 5000);
 }
 
+/* The hour path: a window of more than two hours, whose whole hours come
+ * from lease_event_hours and annotation_hours, its whole minutes at the
+ * edges from lease_event_minutes and its partial minutes from the log,
+ * gives the figures of exact=1 (counts, activity to the millisecond), and
+ * the medians of the minute rollup's histogram. */
+static void expect_close(json_t *fast, json_t *exact, const char *path, double tol)
+{
+    json_t *f = at(fast, path), *e = at(exact, path);
+    if (json_is_null(f) && json_is_null(e))
+        return;
+    if (!json_is_number(f) || !json_is_number(e))
+        fail_msg("%s: not numbers", path);
+    double a = json_number_value(f), b = json_number_value(e);
+    if (fabs(a - b) > tol * fabs(b) + 1e-9)
+        fail_msg("%s: %.3f from the rollups, %.3f exact", path, a, b);
+}
+
+static void expect_same(json_t *fast, json_t *exact, const char *path)
+{
+    if (!json_equal(at(fast, path), at(exact, path))) {
+        char *a = json_dumps(at(fast, path), JSON_SORT_KEYS);
+        char *b = json_dumps(at(exact, path), JSON_SORT_KEYS);
+        fail_msg("%s: %s from the rollups, %s exact", path, a ? a : "-", b ? b : "-");
+    }
+}
+
+static void compare_hourly(int64_t org, const char *window, const char *by)
+{
+    char q[256], qe[272];
+    snprintf(q, sizeof q, "window=%s&by=%s", window, by);
+    snprintf(qe, sizeof qe, "%s&exact=1", q);
+    json_t *f = report_as(org, q, 200);
+    json_t *e = report_as(org, qe, 200);
+    expect_str(f, "window.source", "hourly");
+    expect_str(e, "window.source", "events");
+    static const char *const same[] = {"totals",
+                                       "outcomes",
+                                       "queue",
+                                       "eta",
+                                       "activity",
+                                       "time_on_task.n",
+                                       "fast_response.crew_annotators"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        expect_same(f, e, same[i]);
+    expect_close(f, e, "time_on_task.mean_ms", 0.0001);
+    /* Medians and p90: the minute rollup reads the same histogram (an idle
+     * threshold of 299999 ms keeps the report off the hour rows), so they
+     * must be the very same figures. */
+    char qm[288];
+    snprintf(qm, sizeof qm, "%s&idle_gap_ms=299999", q);
+    json_t *m = report_as(org, qm, 200);
+    expect_str(m, "window.source", "rollup");
+    expect_same(f, m, "time_on_task");
+    expect_same(f, m, "fast_response");
+    assert_int_equal(json_array_size(json_object_get(f, "rows")),
+                     json_array_size(json_object_get(e, "rows")));
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(e, "rows"), i, r)
+    {
+        json_t *fr = json_array_get(json_object_get(f, "rows"), i);
+        static const char *const keys[] = {"annotator",      "organization",   "hour",
+                                           "annotations",    "leases",         "idle_gaps",
+                                           "active_ms",      "idle_ms",        "annotators_active",
+                                           "leases_granted", "leases_expired", "time_on_task.n"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (at(r, keys[k]))
+                expect_same(fr, r, keys[k]);
+        expect_close(fr, r, "time_on_task.mean_ms", 0.0001);
+        expect_same(fr, json_array_get(json_object_get(m, "rows"), i), "time_on_task");
+    }
+    json_decref(m);
+    json_decref(f);
+    json_decref(e);
+}
+
 static void test_report(void **state)
 {
+    char b0[24];
     open_all(g_conninfo, 50, 1000);
     build_history();
     close_events(); /* flushes the whole history */
@@ -617,6 +694,36 @@ static void test_report(void **state)
     assert_int_equal(json_array_size(at(j, "fast_response.flagged")), 1);
     json_decref(j);
 
+    /* The hour path. 00:00-01:00 from the hour rows (alice's two leases
+     * 10 minutes apart: an idle gap inside the hour); 01:00-01:59 from the
+     * minute rows; 23:58:30.5-23:59 and 01:59-01:59:30.25 from the log.
+     * Annotations: hours up to 01:00 rolled, the rest read raw. */
+    assert_int_equal(
+        sql_int(g_db, "SELECT quorum_roll_annotation_hours('2030-01-01T01:05:00Z')", 0, NULL), 1);
+    {
+        const char *p[] = {num(b0, project)};
+        assert_int_equal(sql_int(g_db,
+                                 "SELECT sum(annotations) * 1000 + sum(tasks_completed)"
+                                 " FROM annotation_hours WHERE project_id = $1",
+                                 1, p),
+                         2002); /* alice's two, each completing its task */
+        assert_int_equal(sql_int(g_db,
+                                 "SELECT count(*) FROM lease_event_hours WHERE project_id = $1"
+                                 " AND idle_gaps = 1 AND hour = '2030-01-01T00:00:00Z'",
+                                 1, p),
+                         1); /* alice's 9 m 40 s between her two leases */
+    }
+    static const char *const hourly = "2029-12-31T23:58:30.500Z..2030-01-01T01:59:30.250Z";
+    compare_hourly(0, hourly, "annotator");
+    compare_hourly(0, hourly, "vendor");
+    compare_hourly(0, hourly, "hour");
+    compare_hourly(org_a, hourly, "annotator");
+    /* Another idle threshold: the minute rollup alone. */
+    j = report_as(0, "window=3h&idle_gap_ms=120000", 200);
+    expect_str(j, "window.source", "rollup");
+    expect_num(j, "totals.annotations", 34);
+    json_decref(j);
+
     /* Bad query strings: 422, through the callback, before returning. */
     static const char *const bad[] = {
         "window=2x",
@@ -679,6 +786,122 @@ static void test_metrics_queue(void **state)
     close_all();
 }
 
+/* The hour rollup merges batches exactly: one after the other (the gap at
+ * the seam), and one interleaving with what a row holds (recomputed from
+ * the minute rows), for counts, activity and the histogram. */
+static void test_event_hours_merge(void **state)
+{
+    /* Events at 0, 30, 60, 400, 700, 720 and 2000 s after T0: gaps 30, 30,
+     * 340 (idle), 300 (active: at most 5 min), 20 and 1280 s (idle). */
+    static const int64_t batch1[] = {0, 60, 700, 720}, batch2[] = {30, 400}, batch3[] = {2000};
+    const int64_t *batches[] = {batch1, batch2, batch3};
+    size_t sizes[] = {4, 2, 1};
+    for (int b = 0; b < 3; b++) {
+        open_all(g_conninfo, 60000, 1000);
+        for (size_t i = 0; i < sizes[b]; i++) {
+            int64_t t = T0 + batches[b][i] * 1000;
+            add(QR_EV_SUBMIT, 903, i, 7, 100 * b + (int64_t)i, t, t - 5000, 1000 * (b + 1),
+                b == 2 ? "dog" : "cat", NULL);
+        }
+        close_all();
+    }
+    char buf[24];
+    const char *p[] = {num(buf, 903)};
+    assert_int_equal(sql_int(g_db,
+                             "SELECT count(*) FROM lease_event_hours WHERE project_id = $1"
+                             " AND submitted = 7 AND active_ms = 380000 AND idle_ms = 1620000"
+                             " AND idle_gaps = 2 AND first_at = to_timestamp(1893456000)"
+                             " AND last_at = to_timestamp(1893458000)",
+                             1, p),
+                     1);
+    /* The histogram: cat 1000 ms x4, cat 2000 ms x2, dog 3000 ms x1, by
+     * label then bucket, merged across the three batches. */
+    PGresult *r =
+        PQexecParams(g_db,
+                     "SELECT tot_label::text, tot_n::text, tot_sum::text,"
+                     " tot_bucket = ARRAY[floor(ln(1000) * 16 / ln(2)),"
+                     "  floor(ln(2000) * 16 / ln(2)), floor(ln(3000) * 16 / ln(2))]::int[]"
+                     " FROM lease_event_hours WHERE project_id = $1",
+                     1, NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "{cat,cat,dog}");
+    assert_string_equal(PQgetvalue(r, 0, 1), "{4,2,1}");
+    assert_string_equal(PQgetvalue(r, 0, 2), "{4000,4000,3000}");
+    assert_string_equal(PQgetvalue(r, 0, 3), "t");
+    PQclear(r);
+}
+
+/* Annotations and completed tasks per hour: rolled once an hour closes, an
+ * undo taken back out of a rolled hour, a second roll idempotent. */
+static void test_annotation_hours(void **state)
+{
+    char b[4][24];
+    int64_t org = make_org("roll-co", "owner");
+    int64_t ann1 = make_user(org, "roll-1"), ann2 = make_user(org, "roll-2");
+    const char *pp[] = {num(b[0], org)};
+    int64_t proj = insert_returning("INSERT INTO projects (org_id, name, labels)"
+                                    " VALUES ($1, 'roll', '[\"x\"]') RETURNING id",
+                                    1, pp);
+    /* t1 needs one (ann1 at 00:10), t2 two (ann1 at 00:20, ann2 at 00:40:
+     * ann2 completes it), t3 one (ann2 at 01:10). */
+    static const struct {
+        int task, who, required;
+        const char *at;
+    } rows[] = {{0, 0, 1, "00:10"}, {1, 0, 2, "00:20"}, {1, 1, 2, "00:40"}, {2, 1, 1, "01:10"}};
+    int64_t tasks[3];
+    for (int t = 0; t < 3; t++) {
+        const char *p[] = {num(b[0], proj), num(b[1], t == 1 ? 2 : 1)};
+        tasks[t] = insert_returning("INSERT INTO tasks (project_id, data, required, done_count,"
+                                    " state) VALUES ($1, '{}', $2, $2, 'complete') RETURNING id",
+                                    2, p);
+    }
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char at[64];
+        snprintf(at, sizeof at, "2030-01-01T%s:00Z", rows[i].at);
+        const char *p[] = {num(b[0], tasks[rows[i].task]), num(b[1], proj),
+                           num(b[2], rows[i].who ? ann2 : ann1), num(b[3], 1000 + (int64_t)i), at};
+        sql_int(g_db,
+                "INSERT INTO annotations (task_id, project_id, annotator_id, label,"
+                " fencing_token, created_at) VALUES ($1, $2, $3, 'x', $4, $5)",
+                5, p);
+    }
+    char pbuf[24];
+    const char *pj[] = {num(pbuf, proj)};
+    const char *hours_sql = "SELECT string_agg(to_char(hour AT TIME ZONE 'UTC', 'HH24') || ':' ||"
+                            " a.name || '=' || annotations || '/' || tasks_completed, ' '"
+                            " ORDER BY hour, a.name) FROM annotation_hours h"
+                            " JOIN users a ON a.id = h.annotator_id WHERE project_id = $1";
+    sql_int(g_db, "SELECT quorum_roll_annotation_hours('2030-01-01T01:05:00Z')", 0, NULL);
+    PGresult *r = PQexecParams(g_db, hours_sql, 1, NULL, pj, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "00:roll-1=2/1 00:roll-2=1/1");
+    PQclear(r);
+    assert_int_equal(sql_int(g_db,
+                             "SELECT extract(epoch FROM rolled_to)::bigint"
+                             " FROM annotation_hours_rolled WHERE project_id = $1",
+                             1, pj),
+                     1893459600); /* 01:00 */
+    /* An undo of ann1's annotation of t2 (as QR_SQL_UNDO does it): its count
+     * leaves 00:00, and so does t2's completion, credited to ann2. */
+    const char *pu[] = {num(b[0], tasks[1]), num(b[1], ann1)};
+    sql_int(g_db,
+            "WITH a AS (DELETE FROM annotations WHERE task_id = $1 AND annotator_id = $2"
+            "  RETURNING task_id)"
+            " UPDATE tasks SET done_count = done_count - 1, state = 'waiting'"
+            " FROM a WHERE tasks.id = a.task_id",
+            2, pu);
+    r = PQexecParams(g_db, hours_sql, 1, NULL, pj, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "00:roll-1=1/1 00:roll-2=1/0");
+    PQclear(r);
+    /* The next hour; then a roll that has nothing left to do. */
+    sql_int(g_db, "SELECT quorum_roll_annotation_hours('2030-01-01T02:05:00Z')", 0, NULL);
+    sql_int(g_db, "SELECT quorum_roll_annotation_hours('2030-01-01T02:10:00Z')", 0, NULL);
+    sql_int(g_db, "SELECT quorum_roll_annotation_hours('2030-01-01T01:10:00Z')", 0, NULL);
+    r = PQexecParams(g_db, hours_sql, 1, NULL, pj, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "00:roll-1=1/1 00:roll-2=1/0 01:roll-2=1/1");
+    PQclear(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -687,6 +910,8 @@ int main(void)
         cmocka_unit_test(test_events_bounded_when_down),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_metrics_queue),
+        cmocka_unit_test(test_event_hours_merge),
+        cmocka_unit_test(test_annotation_hours),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
