@@ -378,11 +378,12 @@
     "   coalesce(sum(skipped), 0) AS k, coalesce(sum(released), 0) AS r," \
     "   coalesce(sum(expired), 0) AS x," \
     "   coalesce(sum(submitted + skipped + released + expired), 0) AS ended FROM evm)," \
-    " vstats AS (" HSTATS("org_id", "tv", "inscope") ")," \
+    " vstats AS MATERIALIZED (" HSTATS("org_id", "tv", "inscope") ")," \
     " tvh AS (SELECT " HOUR_OF("z.seg") " AS hour, z.b, sum(z.n) AS n, sum(z.s) AS s" \
     "  FROM " HSRC " JOIN users u ON u.id = z.annotator_id WHERE " SCOPE("u", "z") \
     "  GROUP BY 1, 2)," \
-    " hstats AS (SELECT c.h, coalesce(s.n, 0) AS n, s.med, s.p90, s.mean, c.annotators," \
+    " hstats AS MATERIALIZED (SELECT c.h, coalesce(s.n, 0) AS n, s.med, s.p90, s.mean," \
+    "   c.annotators," \
     "   c.granted, c.expired" \
     "  FROM (SELECT hour AS h, count(DISTINCT annotator_id) AS annotators," \
     "    sum(granted) AS granted, sum(expired) AS expired FROM evm GROUP BY hour) c" \

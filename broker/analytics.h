@@ -48,10 +48,14 @@ typedef struct qr_throughput_query_s {
 } qr_throughput_query_t;
 
 /* Windows up to this long (ms) are computed from the raw lease events,
- * exactly; longer ones from the per-minute rollup plus the raw events of
- * the partial minutes at the edges (docs/THROUGHPUT.md, "Precision"),
- * unless the query asks for exact=1 or an idle threshold under a minute
- * (the rollup counts every gap inside a minute as active). */
+ * exactly; longer ones from the rollups (docs/THROUGHPUT.md, "Precision"):
+ * whole hours from the per-hour rollups, whole minutes around them from the
+ * per-minute rollup, the partial minutes at the edges from the raw events;
+ * with an idle threshold other than QR_ANALYTICS_IDLE_GAP_MS (which the
+ * hour rows' inner activity assumes) every whole minute comes from the
+ * minute rollup. Raw events throughout when the query asks for exact=1 or
+ * an idle threshold under a minute (the rollups count every gap inside a
+ * minute as active). */
 #define QR_ANALYTICS_EXACT_MAX_MS (2LL * 3600000)
 
 /*
