@@ -4,7 +4,8 @@
 # a second"). Fills a private PostgreSQL with one project holding ~10 M lease
 # events over 30 days (200 annotators working 8-hour shifts, a task every
 # 35 s each: grant, then submit or 10% skip; 5 fast clickers), its per-minute
-# rollup, 1 M complete tasks with 2 M annotations and 50 k waiting tasks;
+# and per-hour rollups, 1 M complete tasks with 2 M annotations (and their
+# per-hour rollup) and 50 k waiting tasks;
 # then times GET /v1/projects/{id}/throughput through a real quorumd for the
 # windows 15m, 1h, 1d and 7d (and 1d by hour, 7d by vendor), median of RUNS,
 # and the same windows with exact=1 (every raw event, no rollup) once, and
@@ -15,7 +16,10 @@
 #   BIN_DIR  where quorumd is (default: build-rel/bin, else build/bin)
 #   RUNS     timed runs per window (default 3; the median is reported)
 #   OUT.json results (default: analytics_bench.json in the current directory)
-# Environment: QR_BENCH_DIR keeps the stack's folder (default: a temp dir);
+# Environment: PGOPTIONS reaches quorumd's pool (docs/THROUGHPUT.md: run
+# with "-c jit=off -c plan_cache_mode=force_custom_plan" to keep the report
+# off generic plans) and is recorded in OUT.json;
+# QR_BENCH_DIR keeps the stack's folder (default: a temp dir);
 # with QR_BENCH_KEEP=1 the stack is left running at the end, and a later run
 # with the same QR_BENCH_DIR reuses its data instead of filling again.
 # Takes a few minutes, most of it filling the database. Windows are fixed
@@ -108,8 +112,12 @@ CROSS JOIN LATERAL (VALUES ('grant', g.gat, NULL::int, NULL::text, NULL::text),
      CASE WHEN g.skip THEN 'unclear' END)) v(kind, at, active, label, reason)
 WHERE v.at < now();
 
--- The rollup, as broker/events.c keeps it: 0008's own backfill statement.
+-- The rollups, as broker/events.c keeps them: 0008's and 0013's own
+-- backfill statements (minutes, then hours from the minutes), and the roll
+-- of the annotations' closed hours that events.c runs once an hour.
 $(sed -n '/^INSERT INTO lease_event_minutes/,/;$/p' "$root/sql/0008_event_minutes.sql")
+$(sed -n '/^INSERT INTO lease_event_hours/,/;$/p' "$root/sql/0013_event_hours.sql")
+SELECT quorum_roll_annotation_hours(clock_timestamp() - interval '5 minutes');
 VACUUM ANALYZE;
 SQL
 fill_s=$(($(date +%s) - t0))
@@ -118,8 +126,9 @@ echo "TOKEN='$TOKEN' P=$P fill_s=$fill_s END_MS=$END_MS" >"$dir/state"
 fi
 events=$(psql "$PG" -Atc "SELECT count(*) FROM lease_events WHERE project_id = $P")
 minutes=$(psql "$PG" -Atc "SELECT count(*) FROM lease_event_minutes WHERE project_id = $P")
+hours=$(psql "$PG" -Atc "SELECT count(*) FROM lease_event_hours WHERE project_id = $P")
 annots=$(psql "$PG" -Atc "SELECT count(*) FROM annotations WHERE project_id = $P")
-say "filled in ${fill_s}s: $events events, $minutes rollup rows, $annots annotations"
+say "filled in ${fill_s}s: $events events, $minutes minute rows, $hours hour rows, $annots annotations"
 
 # time_report QUERY -> seconds of one GET (the body goes to $dir/last.json)
 time_report() {
@@ -161,6 +170,6 @@ for ci in "${!cases[@]}"; do
         '{query: $q, source: $src, median_s: $med, exact_s: $ex, runs_s: ($all | split(" ") | map(tonumber)), rollup_matches_exact: $agree}')")
 done
 printf '%s\n' "${json_rows[@]}" | jq -s --argjson ev "$events" --argjson mi "$minutes" --argjson an "$annots" \
-    --argjson fill "$fill_s" --argjson runs "$runs" \
-    '{events: $ev, rollup_rows: $mi, annotations: $an, tasks: 1050000, annotators: 200, fill_s: $fill, runs: $runs, reports: .}' >"$out"
+    --argjson fill "$fill_s" --argjson runs "$runs" --argjson ho "$hours" --arg pgo "${PGOPTIONS:-}" \
+    '{events: $ev, rollup_rows: $mi, hour_rows: $ho, annotations: $an, pgoptions: $pgo, tasks: 1050000, annotators: 200, fill_s: $fill, runs: $runs, reports: .}' >"$out"
 say "results in $out"
