@@ -783,8 +783,9 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     r->cb = cb;
     r->arg = arg;
     r->project = project_id;
-    int rc =
-        qr_pg_query(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 13, params, on_report, r);
+    /* Unprepared: the best plan depends on the window (see qr_pg_query_unprepared). */
+    int rc = qr_pg_query_unprepared(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 13, params,
+                                    on_report, r);
     if (rc < 0)
         free(r);
     return rc;

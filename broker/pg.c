@@ -833,15 +833,15 @@ static void enqueue(qr_pg_t *pg, query_t *q)
     dispatch(pg);
 }
 
-int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
-                void *arg)
+static int query_submit(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                        qr_pg_cb cb, void *arg, int prepared)
 {
     if (pg->closing)
         return QR_EIO;
     if (!sql || !cb || nparams < 0 || nparams > 65535 || (nparams > 0 && !params))
         return QR_EINVAL;
     query_t *q = query_new(cb, arg, sql);
-    q->stmt = stmt_number(pg, sql);
+    q->stmt = prepared ? stmt_number(pg, sql) : -1;
     if (nparams > 0) {
         q->nparams = nparams;
         q->params = qr_xcalloc((size_t)nparams, sizeof *q->params);
@@ -850,6 +850,18 @@ int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *pa
     }
     enqueue(pg, q);
     return 0;
+}
+
+int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
+                void *arg)
+{
+    return query_submit(pg, sql, nparams, params, cb, arg, 1);
+}
+
+int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                           qr_pg_cb cb, void *arg)
+{
+    return query_submit(pg, sql, nparams, params, cb, arg, 0);
 }
 
 int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,

@@ -46,6 +46,13 @@ int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size, int connect_time
 int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
                 void *arg);
 
+/* The same, never prepared: planned afresh for its parameter values each
+ * time. For heavy reports whose best plan depends on the values (a window of
+ * 15 minutes or of 7 days): a prepared statement may fall back to a generic
+ * plan after five runs, which for these is many times slower. */
+int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                           qr_pg_cb cb, void *arg);
+
 /* Runs `copy_sql` (a "COPY ... FROM STDIN" statement) and streams `len` bytes
  * of COPY text-format data from `data` (copied) into it. Atomic as COPY is:
  * on error nothing is inserted. cb as for qr_pg_query. */

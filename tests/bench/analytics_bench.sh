@@ -16,9 +16,8 @@
 #   BIN_DIR  where quorumd is (default: build-rel/bin, else build/bin)
 #   RUNS     timed runs per window (default 3; the median is reported)
 #   OUT.json results (default: analytics_bench.json in the current directory)
-# Environment: PGOPTIONS reaches quorumd's pool (docs/THROUGHPUT.md: run
-# with "-c jit=off -c plan_cache_mode=force_custom_plan" to keep the report
-# off generic plans) and is recorded in OUT.json;
+# Environment: PGOPTIONS reaches quorumd's pool and is recorded in OUT.json
+# (the report runs unprepared, so no plan_cache_mode is needed);
 # QR_BENCH_DIR keeps the stack's folder (default: a temp dir);
 # with QR_BENCH_KEEP=1 the stack is left running at the end, and a later run
 # with the same QR_BENCH_DIR reuses its data instead of filling again.

@@ -251,6 +251,23 @@ static void test_prepared(void **state)
     assert_true(o.ok);
     assert_string_equal(o.val[0], "1"); /* prepared once, not three times */
 
+    /* qr_pg_query_unprepared: the same results, never prepared. */
+    const char *twice = "SELECT $1::int * 2";
+    for (int i = 0; i < 3; i++) {
+        memset(&o, 0, sizeof o);
+        g_pending++;
+        g_all_done = 0;
+        assert_int_equal(qr_pg_query_unprepared(pg, twice, 1, p41, on_result, &o), 0);
+        wait_all(&loop, 10000);
+        assert_true(o.ok);
+        assert_string_equal(o.val[0], "82");
+    }
+    run_one(&loop, pg,
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int * 2'", 0,
+            NULL, &o);
+    assert_true(o.ok);
+    assert_string_equal(o.val[0], "0");
+
     /* An error at prepare time is the query's error, every time. */
     for (int i = 0; i < 2; i++) {
         run_one(&loop, pg, "SELECT no_such_column FROM pg_class WHERE oid = $1", 1, p41, &o);
