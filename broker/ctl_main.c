@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define EXIT_OK     0
 #define EXIT_BROKER 1
@@ -108,13 +109,23 @@ static const char import_help[] =
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
 
 static const char report_help[] =
-    "Usage: quorumctl report --project ID [--json]\n"
+    "Usage: quorumctl report --project ID [--window W] [--json] [--watch[=S]]\n"
     "\n"
     "Prints a project's report: progress, annotations, throughput, duplicate\n"
-    "and overfilled counts, agreement, and annotations per annotator.\n"
+    "and overfilled counts, agreement, and annotations per annotator; then the\n"
+    "crew's throughput over the window as a table, annotators as rows (rate,\n"
+    "time on task, active and idle time, lease outcomes, flags) with totals,\n"
+    "the queue and the ETA (as `quorumctl throughput` prints it). A vendor's\n"
+    "manager sees their own crew only.\n"
     "\n"
     "  --project ID   the project's id\n"
-    "  --json         print the broker's JSON report instead\n"
+    "  --window W     15m, 1h, 1d, ... or FROM..TO (default 1h)\n"
+    "  --json         the broker's JSON report, its throughput under \"throughput\"\n"
+    "  --watch[=S]    clear the screen and refresh every S seconds (default 5)\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl report --project 3\n"
+    "  quorumctl report --project 3 --window 1d --watch\n"
     "\n"
     "%s"
     "\n"
@@ -554,10 +565,27 @@ static void print_report(json_t *r)
     }
 }
 
+/* GETs path into a parsed JSON object; NULL (message printed) on failure. */
+static json_t *get_object(qr_client_call_t *call, const char *path, qr_client_config_t *cfg)
+{
+    if (qr_client_call_perform(call, "GET", path, NULL, 0, NULL, cfg->token) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call->message);
+        return NULL;
+    }
+    json_t *o = parse_response(call);
+    if (o && !json_is_object(o)) {
+        fprintf(stderr, "%s: the broker's answer to %s is not a JSON object\n", prog, path);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL;
+    const char *project = NULL, *window = "1h";
     int as_json = 0;
+    long watch = 0;
     long long pid;
 
     for (int i = 1; i < argc; i++) {
@@ -567,11 +595,20 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
             return EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
+            (r = take_value(argc, argv, &i, "--window", &window)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
+        } else if (strcmp(argv[i], "--watch") == 0) {
+            watch = 5;
+        } else if (strncmp(argv[i], "--watch=", 8) == 0) {
+            char *end;
+            watch = strtol(argv[i] + 8, &end, 10);
+            if (*end || end == argv[i] + 8 || watch < 1 || watch > 3600)
+                return usage_error("report ", "report: --watch must be 1 to 3600 seconds, not '%s'",
+                                   argv[i] + 8);
         } else {
             return usage_error("report ", "report: unexpected argument '%s'", argv[i]);
         }
@@ -580,30 +617,48 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
         fprintf(stderr, "Run `quorumctl report --help` for usage.\n");
         return EXIT_USAGE;
     }
+    if (!*window || strspn(window, "0123456789abcdefghijklmnopqrstuvwxyzTZ:.-+") != strlen(window))
+        return usage_error("report ", "report: bad --window '%s'", window);
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
     if (rc != EXIT_OK)
         return rc;
-    char *path = qr_xasprintf("/v1/projects/%lld/report", pid);
-    int r = qr_client_call_perform(&call, "GET", path, NULL, 0, NULL, cfg->token);
-    free(path);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return EXIT_BROKER;
+    char *report_path = qr_xasprintf("/v1/projects/%lld/report", pid);
+    char *tp_path = qr_xasprintf("/v1/projects/%lld/throughput?window=%s", pid, window);
+    for (;;) {
+        json_t *report = get_object(&call, report_path, cfg);
+        /* A window the broker refuses is the user's mistake (422). */
+        json_t *tp = report ? get_object(&call, tp_path, cfg) : NULL;
+        if (!tp) {
+            rc = call.status == 422 ? EXIT_USAGE : EXIT_BROKER;
+            json_decref(report);
+            break;
+        }
+        if (watch)
+            printf("\033[H\033[2J"); /* clear the terminal */
+        if (as_json) {
+            json_object_set_new(report, "throughput", tp);
+            char *s = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            if (!s || puts(s) == EOF)
+                rc = EXIT_BROKER;
+            free(s);
+        } else {
+            print_report(report);
+            putchar('\n');
+            qr_ctl_throughput_print(tp);
+            json_decref(tp);
+        }
+        json_decref(report);
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "%s: cannot write to stdout\n", prog);
+            rc = EXIT_BROKER;
+        }
+        if (!watch || rc != EXIT_OK)
+            break;
+        sleep((unsigned)watch);
     }
-    json_t *report = parse_response(&call);
-    if (!report) {
-        rc = EXIT_BROKER;
-    } else if (as_json) {
-        rc = print_raw(&call);
-    } else if (!json_is_object(report)) {
-        fprintf(stderr, "%s: broker's report is not a JSON object\n", prog);
-        rc = EXIT_BROKER;
-    } else {
-        print_report(report);
-    }
-    json_decref(report);
+    free(report_path);
+    free(tp_path);
     qr_client_call_free(&call);
     return rc;
 }

@@ -281,7 +281,7 @@ static void fill_row(char cells[MAX_COLS][CELL], const char *by, json_t *row, js
         strcpy(cells[c++], json_is_true(json_object_get(row, "fast_response")) ? "FAST" : "");
 }
 
-static void print_report(json_t *r)
+void qr_ctl_throughput_print(json_t *r)
 {
     static const char *const head_ann[] = {
         "annotator", "organization", "annot.", "per h", "median", "p90",    "active", "idle",
@@ -447,7 +447,7 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
             if (call.body.len == 0 || call.body.data[call.body.len - 1] != '\n')
                 putchar('\n');
         } else {
-            print_report(r);
+            qr_ctl_throughput_print(r);
         }
         json_decref(r);
         if (fflush(stdout) != 0) {

@@ -7,6 +7,8 @@
 #ifndef QR_CTL_THROUGHPUT_H
 #define QR_CTL_THROUGHPUT_H
 
+#include <jansson.h>
+
 #include "client.h"
 
 /* argv[0] is "throughput". Resolves its own connection settings (flags after
@@ -18,5 +20,9 @@ int qr_ctl_throughput(int argc, char **argv);
  * command; those given after it are added to cfg). The caller has called
  * qr_client_global_init. */
 int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg);
+
+/* Prints a GET /v1/projects/{id}/throughput answer as `quorumctl throughput`
+ * does: the window, the crew as a table with totals, the queue and the ETA. */
+void qr_ctl_throughput_print(json_t *r);
 
 #endif

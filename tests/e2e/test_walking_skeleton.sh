@@ -56,6 +56,22 @@ check "throughput: one row per annotator" 5 "$(echo "$TP" | jq '.rows | length')
 "$QR_BIN_DIR/quorumctl" throughput --project "$PROJECT" >"$E2E_DIR/tp.txt" && pass "throughput table prints" || fail "throughput table"
 r=$(api GET "/v1/projects/$PROJECT/throughput?window=forever")
 check "throughput with a bad window: 422" 422 "${r%% *}"
+# quorumctl report carries the crew's throughput too (issue 6 item 4).
+REPORT=$("$QR_BIN_DIR/quorumctl" report --project "$PROJECT" --window 1h --json)
+check "report --json: the throughput's rows and totals" "5 900" \
+    "$(echo "$REPORT" | jq -r '"\(.throughput.rows | length) \(.throughput.totals.annotations)"')"
+"$QR_BIN_DIR/quorumctl" report --project "$PROJECT" >"$E2E_DIR/report.txt"
+check "report: each annotator in the summary and in the throughput table" 10 "$(grep -c '^sim-' "$E2E_DIR/report.txt")"
+grep -q '^total' "$E2E_DIR/report.txt" && pass "report's table has totals" || fail "no totals in: $(cat "$E2E_DIR/report.txt")"
+rc=0
+"$QR_BIN_DIR/quorumctl" report --project "$PROJECT" --window forever >/dev/null 2>&1 || rc=$?
+check "report --window forever: usage error" 2 "$rc"
+rc=0
+"$QR_BIN_DIR/quorumctl" report --project "$PROJECT" --watch=0 >/dev/null 2>&1 || rc=$?
+check "report --watch=0: usage error" 2 "$rc"
+timeout 3 "$QR_BIN_DIR/quorumctl" report --project "$PROJECT" --watch=1 >"$E2E_DIR/watch.txt" 2>&1 || true
+check "report --watch refreshes (at least twice in 3 s)" true \
+    "$([ "$(grep -c 'annotations' "$E2E_DIR/watch.txt")" -ge 4 ] && echo true || echo "false: $(grep -c annotations "$E2E_DIR/watch.txt")")"
 r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics")
 echo "$r" | grep -q '^quorum_annotations{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
 
