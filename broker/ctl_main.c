@@ -617,14 +617,16 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
         fprintf(stderr, "Run `quorumctl report --help` for usage.\n");
         return EXIT_USAGE;
     }
-    if (!*window || strspn(window, "0123456789abcdefghijklmnopqrstuvwxyzTZ:.-+") != strlen(window))
-        return usage_error("report ", "report: bad --window '%s'", window);
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
     if (rc != EXIT_OK)
         return rc;
     char *report_path = qr_xasprintf("/v1/projects/%lld/report", pid);
-    char *tp_path = qr_xasprintf("/v1/projects/%lld/throughput?window=%s", pid, window);
+    qr_buf_t q;
+    qr_buf_init(&q);
+    qr_ctl_query_add(&q, "window", window);
+    char *tp_path = qr_xasprintf("/v1/projects/%lld/throughput%s", pid, q.data);
+    qr_buf_free(&q);
     for (;;) {
         json_t *report = get_object(&call, report_path, cfg);
         /* A window the broker refuses is the user's mistake (422). */

@@ -321,7 +321,7 @@ void qr_ctl_throughput_print(json_t *r)
 /* --- the command ---------------------------------------------------------------------- */
 
 /* Appends key=value to the query, value percent-encoded. */
-static void query_add(qr_buf_t *q, const char *key, const char *value)
+void qr_ctl_query_add(qr_buf_t *q, const char *key, const char *value)
 {
     static const char hex[] = "0123456789ABCDEF";
     qr_buf_appendf(q, "%s%s=", q->len ? "&" : "?", key);
@@ -416,11 +416,11 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
     qr_buf_t q;
     qr_buf_init(&q);
     if (window)
-        query_add(&q, "window", window);
+        qr_ctl_query_add(&q, "window", window);
     if (by)
-        query_add(&q, "by", by);
+        qr_ctl_query_add(&q, "by", by);
     if (annotator)
-        query_add(&q, "annotator", annotator);
+        qr_ctl_query_add(&q, "annotator", annotator);
     qr_buf_appendf(&path, "/v1/projects/%lld/throughput%s", pid, q.data ? q.data : "");
     qr_buf_free(&q);
 

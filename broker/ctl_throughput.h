@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "util.h"
 
 /* argv[0] is "throughput". Resolves its own connection settings (flags after
  * the command, environment, .quorum/env) and initialises libcurl itself.
@@ -24,5 +25,8 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg);
 /* Prints a GET /v1/projects/{id}/throughput answer as `quorumctl throughput`
  * does: the window, the crew as a table with totals, the queue and the ETA. */
 void qr_ctl_throughput_print(json_t *r);
+
+/* Appends "?key=value" (or "&key=value") to q, the value percent-encoded. */
+void qr_ctl_query_add(qr_buf_t *q, const char *key, const char *value);
 
 #endif
