@@ -128,10 +128,12 @@ struct conn_s {
 };
 
 struct req_s {
-    qr_http_request_t pub; /* pub.priv_ points back here */
-    conn_t *conn;          /* NULL once answered or the connection is gone */
-    int keep_alive;        /* the client allows another request */
-    int head;              /* HEAD request: headers only */
+    qr_http_request_t pub;   /* pub.priv_ points back here */
+    conn_t *conn;            /* NULL once answered or the connection is gone */
+    int keep_alive;          /* the client allows another request */
+    int head;                /* HEAD request: headers only */
+    qr_http_gone_cb gone_cb; /* run once if conn goes first (qr_http_on_gone) */
+    void *gone_arg;          /* its argument */
     char *path, *query, *auth, *ctype, *body;
     char peer[64];
     char client_cert[65]; /* "" when the client sent no verified certificate */
@@ -446,13 +448,18 @@ static void on_conn_closed(uv_handle_t *h)
 /* Cuts the link between a connection and the request its handler holds. */
 static void detach_requests(conn_t *c)
 {
-    if (c->inflight) {
-        c->inflight->conn = NULL;
-        c->inflight = NULL;
-    }
     if (c->ready) {
         req_free(c->ready);
         c->ready = NULL;
+    }
+    req_t *r = c->inflight;
+    if (r) {
+        r->conn = NULL;
+        c->inflight = NULL;
+        qr_http_gone_cb cb = r->gone_cb;
+        r->gone_cb = NULL;
+        if (cb)
+            cb(&r->pub, r->gone_arg); /* may answer (and so free) r */
     }
 }
 
@@ -931,6 +938,19 @@ static void conn_process(conn_t *c)
 }
 
 /* --- responding ----------------------------------------------------------- */
+
+void qr_http_on_gone(qr_http_request_t *req, qr_http_gone_cb cb, void *arg)
+{
+    req_t *r = req->priv_;
+    r->gone_cb = cb;
+    r->gone_arg = arg;
+}
+
+int qr_http_request_gone(const qr_http_request_t *req)
+{
+    const req_t *r = req->priv_;
+    return r->conn == NULL;
+}
 
 int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
                     size_t body_len, const char *extra_headers)

@@ -86,6 +86,18 @@ int qr_http_port(const qr_http_server_t *srv);
 /* Connections open now (accepted and not yet closing; GET /metrics). */
 int qr_http_connections(const qr_http_server_t *srv);
 
+/* Called at most once, on the loop thread, when req's connection goes away
+ * before qr_http_respond was called for it (the client closed or reset it,
+ * or the server is closing). The handler still owns req and must still call
+ * qr_http_respond, which then only frees it; cb may do so itself. Lets a
+ * handler that waits (a long poll) give back what it holds for a client
+ * that is gone, instead of granting it to nobody. */
+typedef void (*qr_http_gone_cb)(qr_http_request_t *req, void *arg);
+void qr_http_on_gone(qr_http_request_t *req, qr_http_gone_cb cb, void *arg);
+
+/* 1 if req's connection is gone (its response can no longer be sent). */
+int qr_http_request_gone(const qr_http_request_t *req);
+
 /* Sends the response and frees req. body may be NULL for no body; it is
  * copied. extra_headers, if not NULL, is a block of "Name: value\r\n" lines.
  * Returns 0, or a negative code if req's connection was already gone (the
