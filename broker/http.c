@@ -43,10 +43,11 @@
 #include "tls.h"
 #include "util.h"
 
-#define DEFAULT_MAX_HEADER_BYTES 16384
-#define DEFAULT_MAX_BODY_BYTES   ((size_t)64 << 20)
-#define DEFAULT_IDLE_TIMEOUT_MS  30000
-#define DEFAULT_MAX_CONNECTIONS  10000
+#define DEFAULT_MAX_HEADER_BYTES     16384
+#define DEFAULT_MAX_BODY_BYTES       ((size_t)64 << 20)
+#define DEFAULT_MAX_BODY_TOTAL_BYTES ((size_t)128 << 20)
+#define DEFAULT_IDLE_TIMEOUT_MS      30000
+#define DEFAULT_MAX_CONNECTIONS      10000
 
 #define READ_BUF_BYTES 65536       /* one socket read, shared by all connections */
 #define TLS_READ_BYTES 16384       /* one SSL_read: a full TLS record */
@@ -58,6 +59,14 @@
 
 typedef struct conn_s conn_t;
 typedef struct req_s req_t;
+
+/* Where a request is: with the head handler (its body not read yet), its
+ * body being read, or complete with the request handler. */
+enum req_stage { STAGE_HEAD, STAGE_BODY, STAGE_FULL };
+
+/* head_check's place in the head: the request line, the start of a header
+ * line, a header name, a header value, or past the head. */
+enum head_scan { SCAN_REQUEST_LINE, SCAN_LINE_START, SCAN_NAME, SCAN_VALUE, SCAN_DONE };
 
 enum conn_state {
     CONN_OPEN,     /* TLS handshake or HTTP in progress */
@@ -73,9 +82,15 @@ struct qr_http_server_s {
     uv_tcp_t listener;
     SSL_CTX *ssl_ctx;
     qr_http_handler_cb handler;
+    qr_http_handler_cb head_handler; /* sees each head before its body is read, or NULL */
     void *user;
     size_t max_header_bytes;
     size_t max_body_bytes;
+    size_t body_budget;   /* bytes all bodies being read or held may reserve; 0 = no bound */
+    size_t body_reserved; /* bytes reserved now by requests past their head */
+    conn_t *parked_head;  /* connections waiting for body budget, oldest first */
+    conn_t *parked_tail;  /* the newest of them */
+    int waking;           /* budget_wake is on the stack */
     uint64_t idle_timeout_ms;
     int max_connections;
     char *client_ca_file;    /* verify client certificates against it, or NULL */
@@ -112,6 +127,14 @@ struct conn_s {
     int in_head;                         /* parsing a request line or headers */
     size_t head_bytes;                   /* bytes of the current head so far */
     int fail_status;                     /* a parser callback refused the request (413, 400...) */
+    int head_scan;                       /* where head_check is in the head (enum head_scan) */
+    int discard_message;                 /* the rest of an answered head-only request: drop it */
+    size_t body_limit;                   /* the current request's body limit (qr_http_continue) */
+    req_t *head_ready;                   /* head parsed, not yet handed to the head handler */
+    req_t *body_req;                     /* head accepted, body being read */
+    conn_t *park_next;                   /* in srv's parked list, waiting for body budget */
+    int parked;                          /* in that list */
+    size_t body_need;                    /* budget the parked request waits for */
     size_t out_bytes;                    /* ciphertext handed to uv_write, not yet written */
     qr_buf_t in;                         /* decrypted bytes not yet parsed */
     qr_buf_t url;                        /* request target of the request being parsed */
@@ -134,6 +157,12 @@ struct req_s {
     int head;                /* HEAD request: headers only */
     qr_http_gone_cb gone_cb; /* run once if conn goes first (qr_http_on_gone) */
     void *gone_arg;          /* its argument */
+    int stage;               /* enum req_stage */
+    int64_t content_length;  /* from the head; -1 for chunked */
+    int expect_continue;     /* the client waits for 100 Continue before its body */
+    size_t reserved;         /* bytes of srv->body_reserved held for this request */
+    int continued;           /* between qr_http_continue and the request handler: ours */
+    qr_http_server_t *srv;   /* for the budget, when conn is gone */
     char *path, *query, *auth, *ctype, *body;
     char peer[64];
     char client_cert[65]; /* "" when the client sent no verified certificate */
@@ -154,8 +183,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 /* --- small helpers -------------------------------------------------------- */
 
+static void budget_wake(qr_http_server_t *srv);
+
 static void req_free(req_t *r)
 {
+    if (r->reserved) {
+        r->srv->body_reserved -= r->reserved;
+        r->reserved = 0;
+        budget_wake(r->srv);
+    }
     free(r->path);
     free(r->query);
     free(r->auth);
@@ -385,6 +421,11 @@ static void send_error(conn_t *c, int status)
         code = "unavailable";
         message = "the server has too many connections; retry later";
         break;
+    case 507:
+        status = 503;
+        code = "busy";
+        message = "the server is reading too many request bodies; retry later";
+        break;
     default:
         status = 400;
         code = "bad_request";
@@ -448,24 +489,39 @@ static void on_conn_closed(uv_handle_t *h)
 /* Cuts the link between a connection and the request its handler holds. */
 static void detach_requests(conn_t *c)
 {
-    if (c->ready) {
-        req_free(c->ready);
-        c->ready = NULL;
+    if (c->head_ready) {
+        req_free(c->head_ready); /* no handler has seen it */
+        c->head_ready = NULL;
     }
-    req_t *r = c->inflight;
-    if (r) {
+    req_t *seen[] = {c->inflight, c->body_req, c->ready};
+    c->inflight = c->body_req = c->ready = NULL;
+    for (size_t i = 0; i < sizeof seen / sizeof seen[0]; i++) {
+        req_t *r = seen[i];
+        if (!r)
+            continue;
+        /* The body's budget is free now: the server may be gone by the
+         * time the handler answers. */
+        if (r->reserved) {
+            c->srv->body_reserved -= r->reserved;
+            r->reserved = 0;
+            budget_wake(c->srv);
+        }
         r->conn = NULL;
-        c->inflight = NULL;
         qr_http_gone_cb cb = r->gone_cb;
         r->gone_cb = NULL;
         if (cb)
             cb(&r->pub, r->gone_arg); /* may answer (and so free) r */
+        else if (r->continued)
+            req_free(r); /* the server's, and nobody asked to hear of it */
     }
 }
+
+static void unpark(conn_t *c);
 
 static void unlink_conn(conn_t *c)
 {
     qr_http_server_t *srv = c->srv;
+    unpark(c);
     if (!c->prev && srv->conns != c)
         return; /* not linked */
     if (c->prev)
@@ -507,9 +563,17 @@ static void on_shutdown(uv_shutdown_t *req, int status)
      * the kernel answer with a reset that destroys our response in flight. */
 }
 
+static void send_error(conn_t *c, int status);
+
 static void on_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
+    if (c->parked) {
+        /* Waited its turn for body budget as long as a request may take. */
+        unpark(c);
+        send_error(c, 507);
+        return;
+    }
     if (c->state == CONN_OPEN && c->handshake_done && !c->tls_failed) {
         qr_debug("http %s: no complete request in time; closing", c->peer);
         conn_finish(c, 1);
@@ -769,6 +833,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/*
+ * Builds the request from its head and pauses the parser, which returns at
+ * once: the head handler decides (qr_http_continue) whether and how much of
+ * the body is read. Nothing of the body is buffered before that.
+ */
 static int on_headers_complete(http_parser *p)
 {
     conn_t *c = p->data;
@@ -784,45 +853,6 @@ static int on_headers_complete(http_parser *p)
         c->fail_status = 413; /* refused before a byte of the body is read */
         return -1;
     }
-    /* A client that asks before sending its body (curl does, for large
-     * ones) is told to go ahead now rather than after its own timeout. */
-    if (c->has_expect && !strcasecmp(c->expect.data, "100-continue") && p->http_major == 1 &&
-        p->http_minor >= 1 && (chunked || (has_length && p->content_length > 0))) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (tls_send(c, cont, sizeof cont - 1) < 0) {
-            c->fail_status = -1;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int on_chunk_header(http_parser *p)
-{
-    conn_t *c = p->data;
-    /* p->content_length is this chunk's size: refuse before buffering it. */
-    if (p->content_length > c->srv->max_body_bytes - c->body.len) {
-        c->fail_status = 413;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    conn_t *c = p->data;
-    if (len > c->srv->max_body_bytes - c->body.len) {
-        c->fail_status = 413;
-        return -1;
-    }
-    qr_buf_append(&c->body, at, len);
-    return 0;
-}
-
-/* Builds the request and pauses the parser, which then returns at once. */
-static int on_message_complete(http_parser *p)
-{
-    conn_t *c = p->data;
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (c->url.len == 0 ||
@@ -832,6 +862,13 @@ static int on_message_complete(http_parser *p)
     }
     req_t *r = qr_xcalloc(1, sizeof *r);
     r->pub.priv_ = r;
+    r->srv = srv;
+    r->stage = STAGE_HEAD;
+    r->content_length = chunked ? -1 : has_length ? (int64_t)p->content_length : 0;
+    /* A client that asks before sending its body (curl does, for large
+     * ones) is told to go ahead once the head handler accepted the head. */
+    r->expect_continue = c->has_expect && !strcasecmp(c->expect.data, "100-continue") &&
+                         p->http_major == 1 && p->http_minor >= 1 && r->content_length != 0;
     r->pub.method = http_method_str((enum http_method)p->method);
     if (u.field_set & (1 << UF_PATH))
         r->path = qr_xstrndup(c->url.data + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
@@ -842,8 +879,7 @@ static int on_message_complete(http_parser *p)
             qr_xstrndup(c->url.data + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     r->auth = c->has_auth ? qr_buf_steal(&c->auth) : NULL;
     r->ctype = c->has_ctype ? qr_buf_steal(&c->ctype) : NULL;
-    r->pub.body_len = c->body.len;
-    r->body = qr_buf_steal(&c->body);
+    r->body = qr_xstrdup(""); /* the body comes later, if the head is accepted */
     snprintf(r->peer, sizeof r->peer, "%s", c->peer);
     memcpy(r->client_cert, c->client_cert, sizeof r->client_cert);
     r->pub.path = r->path;
@@ -853,11 +889,62 @@ static int on_message_complete(http_parser *p)
     r->pub.body = r->body;
     r->pub.peer = r->peer;
     r->pub.client_cert = r->client_cert[0] ? r->client_cert : NULL;
+    r->pub.content_length = r->content_length;
     r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     r->head = p->method == HTTP_HEAD;
     r->conn = c;
-    c->ready = r;
+    c->head_ready = r;
     http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    conn_t *c = p->data;
+    /* p->content_length is this chunk's size: refuse before buffering it. */
+    if (p->content_length > c->body_limit - c->body.len) {
+        c->fail_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn_t *c = p->data;
+    if (c->discard_message)
+        return 0;
+    if (len > c->body_limit - c->body.len) {
+        c->fail_status = 413;
+        return -1;
+    }
+    qr_buf_append(&c->body, at, len);
+    return 0;
+}
+
+/* Completes the request with its body and pauses the parser, which then
+ * returns at once; conn_process hands the request to the handler. */
+static int on_message_complete(http_parser *p)
+{
+    conn_t *c = p->data;
+    /* What follows is the next request's head. */
+    c->in_head = 1;
+    c->head_bytes = 0;
+    c->head_scan = SCAN_REQUEST_LINE;
+    http_parser_pause(p, 1);
+    if (c->discard_message) {
+        /* The head was answered already (a refusal without a body). */
+        c->discard_message = 0;
+        return 0;
+    }
+    req_t *r = c->body_req;
+    c->body_req = NULL;
+    free(r->body);
+    r->pub.body_len = c->body.len;
+    r->body = qr_buf_steal(&c->body);
+    r->pub.body = r->body;
+    r->stage = STAGE_FULL;
+    c->ready = r;
     return 0;
 }
 
@@ -879,6 +966,51 @@ static const http_parser_settings parser_settings = {
  * slices no longer than what is left of max_header_bytes, so the limit is
  * exact whatever the parser's own compiled-in limit.
  */
+/*
+ * Refuses what http-parser lets through but a proxy in front of us may read
+ * differently (request smuggling): whitespace between a header's name and
+ * its colon ("Transfer-Encoding : chunked") and obsolete line folding (a
+ * header line that starts with a space or tab). Scans the head's bytes once
+ * each, before the parser sees them; stops at the empty line that ends the
+ * head. Returns 0, or -1 for a head to refuse with 400.
+ */
+static int head_check(conn_t *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->head_scan != SCAN_DONE; i++) {
+        char ch = p[i];
+        switch (c->head_scan) {
+        case SCAN_REQUEST_LINE:
+            if (ch == '\n')
+                c->head_scan = SCAN_LINE_START;
+            break;
+        case SCAN_LINE_START:
+            if (ch == ' ' || ch == '\t')
+                return -1; /* obs-fold */
+            if (ch == '\n')
+                c->head_scan = SCAN_DONE;
+            else if (ch != '\r')
+                c->head_scan = ch == ':' ? SCAN_VALUE : SCAN_NAME;
+            break;
+        case SCAN_NAME:
+            if (ch == ':') {
+                c->head_scan = SCAN_VALUE;
+            } else if (ch == ' ' || ch == '\t') {
+                return -1; /* whitespace in or after a name, before its colon */
+            } else if (ch == '\n') {
+                c->head_scan = SCAN_LINE_START; /* no colon: the parser refuses it */
+            }
+            break;
+        case SCAN_VALUE:
+            if (ch == '\n')
+                c->head_scan = SCAN_LINE_START;
+            break;
+        }
+    }
+    return 0;
+}
+
+static void hand_head(conn_t *c, req_t *r);
+
 static void conn_process(conn_t *c)
 {
     qr_http_server_t *srv = c->srv;
@@ -890,19 +1022,29 @@ static void conn_process(conn_t *c)
         int was_head = c->in_head;
         if (was_head && n > srv->max_header_bytes - c->head_bytes)
             n = srv->max_header_bytes - c->head_bytes;
+        if (was_head && head_check(c, c->in.data, n) < 0) {
+            qr_debug("http %s: whitespace before a header colon or a folded header line", c->peer);
+            send_error(c, 400);
+            break;
+        }
         size_t used = http_parser_execute(&c->parser, &parser_settings, c->in.data, n);
         if (c->state != CONN_OPEN)
-            break; /* a callback ended the connection (100-continue write failed) */
+            break; /* a callback ended the connection */
         buf_consume(&c->in, used);
-        if (was_head && c->in_head && !c->ready)
+        if (was_head && c->in_head && !c->head_ready)
             c->head_bytes += used;
+        if (c->head_ready) {
+            req_t *r = c->head_ready;
+            c->head_ready = NULL;
+            hand_head(c, r);
+            continue;
+        }
         if (c->ready) {
             req_t *r = c->ready;
             c->ready = NULL;
             http_parser_pause(&c->parser, 0);
-            c->in_head = 1;
-            c->head_bytes = 0;
             c->inflight = r;
+            r->continued = 0; /* the handler's now */
             /* The handler's time is not the client's: no deadline now. */
             int rc = uv_timer_stop(&c->timer);
             if (rc < 0) {
@@ -913,6 +1055,10 @@ static void conn_process(conn_t *c)
             continue;
         }
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0); /* a discarded request's end */
+            continue;
+        }
         if (e != HPE_OK) {
             int status = c->fail_status;
             if (status < 0) {
@@ -935,6 +1081,141 @@ static void conn_process(conn_t *c)
     if (c->in.len == 0 && c->in.cap > TLS_READ_BYTES)
         qr_buf_free(&c->in);
     c->in_process = 0;
+}
+
+/* --- the head, the body budget ------------------------------------------------ */
+
+/* Takes c out of the server's list of connections waiting for budget. */
+static void unpark(conn_t *c)
+{
+    if (!c->parked)
+        return;
+    qr_http_server_t *srv = c->srv;
+    conn_t **pp = &srv->parked_head, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->park_next;
+    }
+    if (*pp)
+        *pp = c->park_next;
+    if (srv->parked_tail == c)
+        srv->parked_tail = prev;
+    c->park_next = NULL;
+    c->parked = 0;
+}
+
+/*
+ * Lets the body of r in: reserves its budget, sends 100 Continue if the
+ * client waits for it, and resumes parsing. The body must arrive within
+ * idle_timeout_ms from now.
+ */
+static void body_start(conn_t *c, req_t *r)
+{
+    qr_http_server_t *srv = c->srv;
+    r->reserved = c->body_need;
+    srv->body_reserved += c->body_need;
+    c->inflight = NULL;
+    c->body_req = r;
+    r->stage = STAGE_BODY;
+    if (r->expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (tls_send(c, cont, sizeof cont - 1) < 0) {
+            conn_abort(c);
+            return;
+        }
+    }
+    http_parser_pause(&c->parser, 0);
+    int rc = uv_timer_start(&c->timer, on_timer, srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        conn_abort(c);
+        return;
+    }
+    if (!c->in_process) {
+        conn_process(c);
+        maybe_finish(c);
+        update_reading(c);
+    }
+}
+
+/* Starts the bodies of parked requests, oldest first, while they fit. */
+static void budget_wake(qr_http_server_t *srv)
+{
+    if (srv->waking)
+        return; /* the loop below, further up the stack, carries on */
+    srv->waking = 1;
+    while (srv->parked_head) {
+        conn_t *c = srv->parked_head;
+        if (srv->body_reserved > 0 && srv->body_reserved + c->body_need > srv->body_budget)
+            break;
+        unpark(c);
+        body_start(c, c->inflight);
+    }
+    srv->waking = 0;
+}
+
+/* Gives a parsed head to the head handler, or without one lets its body in
+ * at the server's limit. The handler's time is not the client's: the
+ * deadline stops until the body is let in. */
+static void hand_head(conn_t *c, req_t *r)
+{
+    qr_http_server_t *srv = c->srv;
+    int rc = uv_timer_stop(&c->timer);
+    if (rc < 0) {
+        req_free(r);
+        conn_abort(c);
+        return;
+    }
+    c->inflight = r;
+    if (srv->head_handler)
+        srv->head_handler(&r->pub, srv->user);
+    else
+        (void)qr_http_continue(&r->pub, srv->max_body_bytes);
+}
+
+int qr_http_continue(qr_http_request_t *req, size_t max_body_bytes)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!c || r->stage != STAGE_HEAD || c->inflight != r) {
+        if (c && c->inflight == r)
+            c->inflight = NULL;
+        r->conn = NULL;
+        req_free(r);
+        return UV_ENOTCONN;
+    }
+    qr_http_server_t *srv = c->srv;
+    if (max_body_bytes > srv->max_body_bytes)
+        max_body_bytes = srv->max_body_bytes;
+    if (r->content_length > 0 && (uint64_t)r->content_length > max_body_bytes) {
+        c->inflight = NULL;
+        r->conn = NULL;
+        req_free(r);
+        send_error(c, 413); /* refused before a byte of the body is read */
+        return QR_EINVAL;
+    }
+    r->continued = 1;
+    c->body_limit = max_body_bytes;
+    c->body_need = r->content_length > 0   ? (size_t)r->content_length
+                   : r->content_length < 0 ? max_body_bytes
+                                           : 0;
+    /* Wait for budget behind those already waiting, unless nothing is held:
+     * a body larger than the whole budget still gets its turn alone. */
+    if (srv->body_budget && c->body_need > 0 &&
+        (srv->parked_head ||
+         (srv->body_reserved > 0 && srv->body_reserved + c->body_need > srv->body_budget))) {
+        c->parked = 1;
+        if (srv->parked_tail)
+            srv->parked_tail->park_next = c;
+        else
+            srv->parked_head = c;
+        srv->parked_tail = c;
+        int rc = uv_timer_start(&c->timer, on_timer, srv->idle_timeout_ms, 0);
+        if (rc < 0)
+            conn_abort(c); /* the handler learns it through the gone callback */
+        return 0;
+    }
+    body_start(c, r);
+    return 0;
 }
 
 /* --- responding ----------------------------------------------------------- */
@@ -963,6 +1244,17 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     }
     r->conn = NULL;
     c->inflight = NULL;
+    if (c->parked)
+        unpark(c);
+    int unread_body = 0;
+    if (r->stage == STAGE_HEAD) {
+        /* Answered from its head: a body the client may send is never
+         * read, so the connection cannot carry another request; a request
+         * without one is skipped to its end. */
+        unread_body = r->content_length != 0;
+        c->discard_message = !unread_body;
+        http_parser_pause(&c->parser, 0);
+    }
     if (status < 200 || status > 599) {
         qr_warn("http %s: handler answered status %d; sending 500", c->peer, status);
         status = 500;
@@ -973,7 +1265,7 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     }
     if (!body)
         body_len = 0;
-    int keep = r->keep_alive && !c->srv->closing && !c->peer_done;
+    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body;
     qr_buf_t out;
     qr_buf_init(&out);
     format_response(&out, status, content_type, body, body_len, extra_headers, keep, r->head);
@@ -1182,6 +1474,9 @@ int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_h
     srv->max_header_bytes =
         cfg->max_header_bytes ? cfg->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
     srv->max_body_bytes = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    srv->body_budget =
+        cfg->max_body_total_bytes ? cfg->max_body_total_bytes : DEFAULT_MAX_BODY_TOTAL_BYTES;
+    srv->head_handler = cfg->head_handler;
     srv->idle_timeout_ms =
         cfg->idle_timeout_ms > 0 ? (uint64_t)cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     srv->max_connections =

@@ -10,9 +10,23 @@
  * for its response the connection reads no further request (no pipelining
  * ahead of the answer).
  *
+ * A request reaches the handler in two steps when a head handler is set:
+ * its head first (method, path, headers; no body read yet), which the head
+ * handler answers at once (a refusal: 401, 404...) or lets through with a
+ * body limit of its choosing (qr_http_continue); then, body complete, the
+ * whole request to the request handler. So a server can authenticate and
+ * choose the limit per route before it buffers a byte of a body, and sends
+ * 100 Continue only to a request it accepted.
+ *
  * Limits are enforced here, before the handler sees anything:
  *   - request line + headers over max_header_bytes -> 431 and close;
- *   - a body (Content-Length or chunked) over max_body_bytes -> 413 and close;
+ *   - a body (Content-Length or chunked) over max_body_bytes, or over the
+ *     limit given to qr_http_continue -> 413 and close;
+ *   - whitespace between a header name and its colon, or an obsolete folded
+ *     header line (a smuggling risk behind a proxy) -> 400 and close;
+ *   - bodies in memory (being read or held by the handler) bounded by
+ *     max_body_total_bytes: a request past it waits, reading paused, until
+ *     enough is free (oldest first), and gets 503 after idle_timeout_ms;
  *   - malformed HTTP -> 400 and close;
  *   - no complete request within idle_timeout_ms of the last byte -> close;
  *   - TLS below 1.2 -> handshake refused;
@@ -41,10 +55,11 @@ typedef struct qr_http_request_s {
     const char *query;         /* text after '?', or NULL */
     const char *authorization; /* value of the Authorization header, or NULL */
     const char *content_type;  /* value of Content-Type, or NULL */
-    const char *body;          /* NUL-terminated copy of the body ("" if none) */
+    const char *body;          /* NUL-terminated copy of the body ("" if none, or not read yet) */
     size_t body_len;           /* bytes in body, without the NUL */
     const char *peer;          /* "ip:port" of the client */
     const char *client_cert;   /* SHA-256 (hex) of the client's verified certificate, or NULL */
+    int64_t content_length;    /* from the head: bytes of body announced, -1 if chunked */
     void *data;                /* free for the handler's use */
     void *priv_;               /* private to http.c */
 } qr_http_request_t;
@@ -55,14 +70,17 @@ typedef struct qr_http_request_s {
 typedef void (*qr_http_handler_cb)(qr_http_request_t *req, void *user);
 
 typedef struct qr_http_config_s {
-    const char *host;           /* listen address, e.g. "127.0.0.1" */
-    int port;                   /* listen port; 0 picks a free one (see qr_http_port) */
-    const char *cert_file;      /* PEM certificate chain */
-    const char *key_file;       /* PEM private key */
-    size_t max_header_bytes;    /* request line + headers; default 16384 */
-    size_t max_body_bytes;      /* default 64 MiB */
-    int idle_timeout_ms;        /* default 30000 */
-    int max_connections;        /* default 10000; past it new connections get 503 and close */
+    const char *host;            /* listen address, e.g. "127.0.0.1" */
+    int port;                    /* listen port; 0 picks a free one (see qr_http_port) */
+    const char *cert_file;       /* PEM certificate chain */
+    const char *key_file;        /* PEM private key */
+    size_t max_header_bytes;     /* request line + headers; default 16384 */
+    size_t max_body_bytes;       /* the largest body any request may have; default 64 MiB */
+    size_t max_body_total_bytes; /* all bodies in memory at once; default 128 MiB; 0 = default */
+    qr_http_handler_cb head_handler; /* sees each head first (see above); NULL: every body
+                                        is read at max_body_bytes */
+    int idle_timeout_ms;             /* default 30000 */
+    int max_connections;             /* default 10000; past it new connections get 503 and close */
     const char *client_ca_file; /* PEM CA bundle: verify client certificates (NULL: none asked) */
     int require_client_cert;    /* with client_ca_file: no certificate, no handshake */
 } qr_http_config_t;
@@ -85,6 +103,17 @@ int qr_http_port(const qr_http_server_t *srv);
 
 /* Connections open now (accepted and not yet closing; GET /metrics). */
 int qr_http_connections(const qr_http_server_t *srv);
+
+/* From the head handler: lets req's body in, at most max_body_bytes of it
+ * (capped by the server's max_body_bytes), then passes the complete
+ * request to the request handler. Sends 100 Continue if the client asked.
+ * Returns 0; or a negative code when req was not let through: its body is
+ * over the limit (answered 413) or its connection is gone; req is then
+ * freed and must not be touched. A handler that keeps state for req must
+ * register qr_http_on_gone first: if the connection ends before the body
+ * is complete, that callback is how it learns (and it answers then, which
+ * frees req); without one, req is freed silently. */
+int qr_http_continue(qr_http_request_t *req, size_t max_body_bytes);
 
 /* Called at most once, on the loop thread, when req's connection goes away
  * before qr_http_respond was called for it (the client closed or reset it,

@@ -248,6 +248,8 @@ typedef struct fixture_s {
     volatile int late_done;     /* an asynchronous answer was given */
     int late_rc;                /* what qr_http_respond returned for it */
     qr_http_request_t *held;    /* H_HOLD: the request kept unanswered */
+    int heads;                  /* head handler calls */
+    size_t head_body_len;       /* body_len the head handler saw last */
     pthread_t thread;
     /* what the client thread saw */
     int rc[8];
@@ -1070,6 +1072,164 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* --- the head handler: refusal before the body, per-request limits ---------- */
+
+/* Refuses paths under /deny (401) from the head alone; lets /small in with a
+ * 10-byte limit and anything else with the server's limit. */
+static void head_handler(qr_http_request_t *req, void *user)
+{
+    fixture_t *f = user;
+    f->heads++;
+    f->head_body_len = req->body_len;
+    if (!strncmp(req->path, "/deny", 5)) {
+        static const char msg[] = "{\"error\":{\"code\":\"unauthorized\",\"message\":\"no\"}}";
+        qr_http_respond(req, 401, "application/json", msg, sizeof msg - 1, NULL);
+        return;
+    }
+    (void)qr_http_continue(req, !strcmp(req->path, "/small") ? 10 : (size_t)1 << 20);
+}
+
+static void *head_client(void *arg)
+{
+    fixture_t *f = arg;
+    /* 1: refused from its head: no 100 Continue, the body is never read,
+     * and the connection ends (the unread body cannot be skipped safely). */
+    client_t *cl = client_new();
+    f->rc[0] = client_open(cl, f->port, 0, 0, 0);
+    if (f->rc[0] == 0) {
+        client_sends(cl, "POST /deny HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                         "Content-Length: 100000\r\n\r\n");
+        f->rc[1] = client_response(cl, f->resp[0], sizeof f->resp[0]);
+        f->closed[0] = client_closed(cl);
+    }
+    client_free(cl);
+    /* 2: a per-request limit: 11 bytes where 10 are allowed -> 413; then a
+     * refused GET without a body keeps the connection for the next one. */
+    cl = client_new();
+    f->rc[2] = client_open(cl, f->port, 0, 0, 0);
+    if (f->rc[2] == 0) {
+        client_sends(cl, "GET /deny HTTP/1.1\r\nHost: x\r\n\r\n");
+        f->rc[3] = client_response(cl, f->resp[1], sizeof f->resp[1]);
+        client_sends(cl, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+                         "0123456789");
+        f->rc[4] = client_response(cl, f->resp[2], sizeof f->resp[2]);
+        client_sends(cl, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n");
+        f->rc[5] = client_response(cl, f->resp[3], sizeof f->resp[3]);
+        f->closed[1] = client_closed(cl);
+    }
+    client_free(cl);
+    client_done(f);
+    return NULL;
+}
+
+static void test_head_handler(void **state)
+{
+    (void)state;
+    qr_http_config_t cfg = {.idle_timeout_ms = 5000, .head_handler = head_handler};
+    fixture_t *f = fixture_start(H_ECHO, &cfg);
+    run_client(f, head_client);
+    assert_int_equal(f->rc[0], 0);
+    assert_true(strncmp(f->resp[0], "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    assert_non_null(strstr(f->resp[0], "\r\nConnection: close\r\n"));
+    assert_int_equal(f->closed[0], 1);
+    assert_true(strncmp(f->resp[1], "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    assert_non_null(strstr(f->resp[1], "\r\nConnection: keep-alive\r\n"));
+    assert_true(strncmp(f->resp[2], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_string_equal(body_of(f->resp[2]), "POST /small? ct=- auth=- body=0123456789");
+    assert_true(strncmp(f->resp[3], "HTTP/1.1 413 ", 13) == 0);
+    assert_int_equal(f->closed[1], 1);
+    assert_int_equal(f->heads, 4);
+    assert_int_equal(f->head_body_len, 0); /* the head handler never sees a body */
+    assert_int_equal(f->handled, 1);       /* only the accepted one */
+    fixture_stop(f);
+}
+
+/* --- the body budget: a request past it waits its turn ------------------- */
+
+static void *budget_client(void *arg)
+{
+    fixture_t *f = arg;
+    client_t *a = client_new(), *b = client_new();
+    f->rc[0] = client_open(a, f->port, 0, 0, 0);
+    f->rc[1] = client_open(b, f->port, 0, 0, 0);
+    if (f->rc[0] == 0 && f->rc[1] == 0) {
+        /* a holds 80 of the 100 budget bytes while its body trickles in. */
+        client_sends(a, "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 80\r\n\r\n");
+        f->rc[2] = client_response(a, f->resp[0], sizeof f->resp[0]);
+        /* b's 80 do not fit: no 100 Continue for it while a is open. */
+        client_sends(b, "POST /b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 80\r\n\r\n");
+        f->closed[0] = client_poll_closed(b, 300);
+        f->rc[3] = (int)b->len; /* nothing arrived for b */
+        char body[80];
+        memset(body, 'x', sizeof body);
+        client_send(a, body, sizeof body);
+        f->rc[4] = client_response(a, f->resp[1], sizeof f->resp[1]);
+        /* a answered: b gets its turn. */
+        f->rc[5] = client_response(b, f->resp[2], sizeof f->resp[2]);
+        client_send(b, body, sizeof body);
+        f->rc[6] = client_response(b, f->resp[3], sizeof f->resp[3]);
+    }
+    client_free(a);
+    client_free(b);
+    client_done(f);
+    return NULL;
+}
+
+static void test_body_budget(void **state)
+{
+    (void)state;
+    qr_http_config_t cfg = {.idle_timeout_ms = 5000, .max_body_total_bytes = 100};
+    fixture_t *f = fixture_start(H_ECHO, &cfg);
+    run_client(f, budget_client);
+    assert_string_equal(f->resp[0], "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_int_equal(f->closed[0], 0);
+    assert_int_equal(f->rc[3], 0);
+    assert_true(strncmp(f->resp[1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_string_equal(f->resp[2], "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_true(strncmp(f->resp[3], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_int_equal(f->handled, 2);
+    fixture_stop(f);
+}
+
+/* --- header rules a proxy may read differently (request smuggling) ------- */
+
+static void *smuggle_client(void *arg)
+{
+    fixture_t *f = arg;
+    static const char *heads[] = {
+        "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length\t: 1\r\n\r\na",
+        "GET /x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded: yes\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tfolded\r\n\r\n",
+    };
+    for (int i = 0; i < 4; i++) {
+        client_t *cl = client_new();
+        if (client_open(cl, f->port, 0, 0, 0) == 0) {
+            client_sends(cl, heads[i]);
+            f->rc[i] = client_response(cl, f->resp[i], sizeof f->resp[i]);
+            f->closed[i] = client_closed(cl);
+        }
+        client_free(cl);
+    }
+    client_done(f);
+    return NULL;
+}
+
+static void test_header_whitespace_and_folding(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_start(H_ECHO, NULL);
+    run_client(f, smuggle_client);
+    for (int i = 0; i < 4; i++) {
+        assert_true(strncmp(f->resp[i], "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+        assert_int_equal(f->closed[i], 1);
+    }
+    assert_int_equal(f->handled, 0);
+    fixture_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1090,6 +1250,9 @@ int main(void)
         cmocka_unit_test(test_tls12_and_tls13_accepted),
         cmocka_unit_test(test_tls_context_policy),
         cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_head_handler),
+        cmocka_unit_test(test_body_budget),
+        cmocka_unit_test(test_header_whitespace_and_folding),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
