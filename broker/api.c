@@ -32,8 +32,20 @@
  * reviewers read, they do not label. */
 #define QR_ROLE_LEASE (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_ANNOTATOR)
 
+/* JSON bodies larger than this are parsed in libuv's thread pool, not on
+ * the loop (up to the JSON limit, 1 MiB by default: some 10 ms of parsing). */
+#define PARSE_OFF_LOOP_BYTES (64 << 10)
+
 typedef struct ctx_s ctx_t;
 typedef void (*handler_fn)(ctx_t *c);
+
+/* A body parsed in the thread pool: the result, or why it was refused. */
+typedef struct parsed_s {
+    uv_work_t work;
+    ctx_t *ctx;
+    json_t *body;
+    qr_invalid_t why;
+} parsed_t;
 
 typedef struct route_s {
     const char *method;
@@ -53,6 +65,9 @@ struct ctx_s {
     qr_project_t *project;
     json_t *body; /* parsed JSON body, if any */
     char digest[65];
+    struct parsed_s *parsed; /* a large body parsed in the thread pool, or NULL */
+    const char *touch_sql;   /* QR_SQL_*_TOUCH for the credential being looked up */
+    const char *touch_key;   /* its parameter (borrowed from req) */
     /* handler state */
     int max;
     int retried;
@@ -95,6 +110,10 @@ static void ctx_free(ctx_t *c)
     free(c->strata.names);
     free(c->strata.counts);
     qr_project_release(c->project);
+    if (c->parsed) {
+        json_decref(c->parsed->body);
+        free(c->parsed);
+    }
     json_decref(c->body);
     json_decref(c->out);
     free(c->label);
@@ -166,6 +185,15 @@ static void respond_invalid(ctx_t *c, const qr_invalid_t *why)
 static int parse_body(ctx_t *c, int allow_empty)
 {
     qr_invalid_t why;
+    if (c->parsed) {
+        /* Parsed off the loop already (qr_api_handle); never empty. */
+        if (c->parsed->body) {
+            c->body = json_incref(c->parsed->body);
+            return 0;
+        }
+        respond_invalid(c, &c->parsed->why);
+        return -1;
+    }
     c->body = qr_validate_body(c->req->body, c->req->body_len, allow_empty, &why);
     if (!c->body) {
         respond_invalid(c, &why);
@@ -2168,6 +2196,67 @@ static int project_denied(ctx_t *c, const qr_project_t *p)
     return 0;
 }
 
+static void on_req_gone(qr_http_request_t *req, void *arg)
+{
+    ctx_t *c = arg;
+    /* The client left before its body was complete: nobody to answer. */
+    respond_error(c, 400, "bad_request", "the connection ended before the request's body");
+}
+
+/*
+ * Lets the body in once the caller may use the route (and the project): at
+ * most the import limit for an import, the JSON limit for anything else.
+ * Nothing of a body is read before this point.
+ */
+static void let_body_in(ctx_t *c)
+{
+    size_t limit =
+        c->route->fn == h_import ? c->b->cfg.max_body_bytes : c->b->cfg.max_json_body_bytes;
+    qr_http_on_gone(c->req, on_req_gone, c);
+    if (qr_http_continue(c->req, limit) < 0) {
+        /* Answered (413) or gone, and freed: only our state is left. */
+        c->req = NULL;
+        ctx_free(c);
+    }
+}
+
+static void parse_work(uv_work_t *w)
+{
+    parsed_t *pb = w->data;
+    const qr_http_request_t *req = pb->ctx->req;
+    pb->body = qr_validate_body(req->body, req->body_len, 0, &pb->why);
+}
+
+static void on_parsed(uv_work_t *w, int status)
+{
+    parsed_t *pb = w->data;
+    ctx_t *c = pb->ctx;
+    if (status < 0) {
+        respond_backend(c, "the parser", uv_strerror(status));
+        return;
+    }
+    c->route->fn(c);
+}
+
+void qr_api_handle(qr_http_request_t *req, void *user)
+{
+    ctx_t *c = req->data;
+    (void)user;
+    qr_http_on_gone(req, NULL, NULL); /* the route's handler may set its own */
+    if (c->route->fn != h_import && req->body_len > PARSE_OFF_LOOP_BYTES) {
+        /* The request (and so its body) stays alive until answered. */
+        parsed_t *pb = qr_xcalloc(1, sizeof *pb);
+        pb->ctx = c;
+        pb->work.data = pb;
+        c->parsed = pb;
+        int rc = uv_queue_work(c->b->loop, &pb->work, parse_work, on_parsed);
+        if (rc < 0)
+            respond_backend(c, "the parser", uv_strerror(rc));
+        return;
+    }
+    c->route->fn(c);
+}
+
 static void run(ctx_t *c)
 {
     if (c->route->project_arg) {
@@ -2185,7 +2274,7 @@ static void run(ctx_t *c)
         }
         c->project = p;
     }
-    c->route->fn(c);
+    let_body_in(c);
 }
 
 static void on_project_loaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -2206,20 +2295,25 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
     run(c);
 }
 
+/* 429 with Retry-After in whole seconds. */
+static void respond_rate_limited(ctx_t *c, int64_t retry_ms, const char *message)
+{
+    char hdr[64];
+    int64_t secs = (retry_ms + 999) / 1000;
+    snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", secs);
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "rate_limited", "message", message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    qr_http_respond(c->req, 429, "application/json", s, s ? strlen(s) : 0, hdr);
+    free(s);
+    ctx_free(c);
+}
+
 static void authorized(ctx_t *c)
 {
     int64_t retry_ms = 0;
     if (!qr_rate_take(c->b, c->digest, &retry_ms)) {
-        char hdr[64];
-        int64_t secs = (retry_ms + 999) / 1000;
-        snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", secs);
-        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "rate_limited", "message",
-                              "too many requests for this token; retry later");
-        char *s = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        qr_http_respond(c->req, 429, "application/json", s, s ? strlen(s) : 0, hdr);
-        free(s);
-        ctx_free(c);
+        respond_rate_limited(c, retry_ms, "too many requests for this token; retry later");
         return;
     }
     if (!(c->route->roles & c->user.role)) {
@@ -2230,6 +2324,12 @@ static void authorized(ctx_t *c)
     run(c);
 }
 
+static void on_token_touched(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    if (!res)
+        qr_debug("token last_used_at: %s", err ? err : "?");
+}
+
 static void on_token_loaded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -2238,8 +2338,15 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
         return;
     }
     if (PQntuples(res) != 1) {
+        qr_authfail_note(c->b, c->req->peer);
         respond_error(c, 401, "unauthorized", "unknown, revoked or expired token");
         return;
+    }
+    /* last_used_at is written at most once a minute, not per lookup. */
+    if (!strcmp(PQgetvalue(res, 0, 5), "t")) {
+        const char *params[] = {c->touch_key};
+        if (qr_pg_query(c->b->pg, c->touch_sql, 1, params, on_token_touched, NULL) < 0)
+            qr_debug("token last_used_at: pool closing");
     }
     c->user.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     c->user.org_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -2266,11 +2373,12 @@ void qr_api_print_routes(FILE *f)
     }
 }
 
-void qr_api_handle(qr_http_request_t *req, void *user)
+void qr_api_head(qr_http_request_t *req, void *user)
 {
     ctx_t *c = qr_xcalloc(1, sizeof *c);
     c->b = user;
     c->req = req;
+    req->data = c;
     c->start_ns = uv_hrtime();
     int path_known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -2293,7 +2401,7 @@ void qr_api_handle(qr_http_request_t *req, void *user)
         return;
     }
     if (!c->route->roles || (c->route->fn == h_metrics && c->b->cfg.metrics_public)) {
-        c->route->fn(c);
+        let_body_in(c);
         return;
     }
     const char *auth = req->authorization;
@@ -2307,6 +2415,7 @@ void qr_api_handle(qr_http_request_t *req, void *user)
         snprintf(tagged, sizeof tagged, "client-cert:%s", req->client_cert);
         qr_sha256_hex(tagged, strlen(tagged), c->digest);
         lookup = QR_SQL_CERT_LOOKUP;
+        c->touch_sql = QR_SQL_CERT_TOUCH;
         key = req->client_cert;
     } else {
         if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
@@ -2318,11 +2427,20 @@ void qr_api_handle(qr_http_request_t *req, void *user)
         while (*token == ' ')
             token++;
         qr_sha256_hex(token, strlen(token), c->digest);
+        c->touch_sql = QR_SQL_TOKEN_TOUCH;
     }
     if (qr_auth_cache_get(c->b, c->digest, &c->user)) {
         authorized(c);
         return;
     }
+    /* An address that keeps failing waits before it may try again: one
+     * cannot guess tokens, or make PostgreSQL look them up, at line rate. */
+    int64_t retry_ms = 0;
+    if (!qr_authfail_allowed(c->b, req->peer, &retry_ms)) {
+        respond_rate_limited(c, retry_ms, "too many failed authentications from this address");
+        return;
+    }
+    c->touch_key = key;
     const char *params[] = {key};
     if (qr_pg_query(c->b->pg, lookup, 1, params, on_token_loaded, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

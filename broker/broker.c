@@ -36,6 +36,9 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->cache_ttl_ms = 5000;
     cfg->rate_per_sec = 2000;
     cfg->rate_burst = 0; /* 2 x rate */
+    cfg->auth_fail_per_sec = 5;
+    cfg->max_json_body_bytes = 1u << 20;
+    cfg->max_body_total_bytes = 128u << 20;
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -76,14 +79,67 @@ int qr_auth_cache_get(qr_broker_t *b, const char *digest, qr_user_t *u)
     return 0;
 }
 
-/* --- per-token rate limits (token buckets) -------------------------------------------- */
+/* --- rate limits (token buckets) ------------------------------------------------------ */
 
 struct rate_entry_s {
-    char digest[65];
+    char key[65];    /* a token digest, or a client address */
     double tokens;   /* requests left in the bucket */
     int64_t last_ms; /* monotonic time of the last refill */
     rate_entry_t *next;
 };
+
+static unsigned bucket_of_key(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: addresses are not random like digests */
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    return h & 255u;
+}
+
+/*
+ * The bucket of key in table, refilled at rate per second up to burst.
+ * Takes one request from it if take (and there is one). Returns 1 if the
+ * bucket had a request to give; else 0 with *retry_after_ms until it will.
+ * Buckets idle long enough to be full again are dropped on the way, so the
+ * table holds only clients active in the last few seconds.
+ */
+static int bucket_take(rate_entry_t **table, const char *key, double rate, double burst, int take,
+                       int64_t *retry_after_ms)
+{
+    int64_t now = qr_mono_ms();
+    unsigned k = bucket_of_key(key);
+    rate_entry_t **pp = &table[k], *e = NULL;
+    while (*pp) {
+        rate_entry_t *x = *pp;
+        if ((double)(now - x->last_ms) * rate / 1000.0 > burst && strcmp(x->key, key)) {
+            *pp = x->next;
+            free(x);
+            continue;
+        }
+        if (!strcmp(x->key, key))
+            e = x;
+        pp = &x->next;
+    }
+    if (!e) {
+        e = qr_xcalloc(1, sizeof *e);
+        snprintf(e->key, sizeof e->key, "%s", key);
+        e->tokens = burst;
+        e->last_ms = now;
+        e->next = table[k];
+        table[k] = e;
+    }
+    e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
+    if (e->tokens > burst)
+        e->tokens = burst;
+    e->last_ms = now;
+    if (e->tokens >= 1.0) {
+        if (take)
+            e->tokens -= 1.0;
+        return 1;
+    }
+    *retry_after_ms = (int64_t)((1.0 - e->tokens) * 1000.0 / rate) + 1;
+    return 0;
+}
 
 int qr_rate_take(qr_broker_t *b, const char *digest, int64_t *retry_after_ms)
 {
@@ -91,38 +147,37 @@ int qr_rate_take(qr_broker_t *b, const char *digest, int64_t *retry_after_ms)
         return 1;
     double rate = b->cfg.rate_per_sec;
     double burst = b->cfg.rate_burst > 0 ? b->cfg.rate_burst : 2 * rate;
-    int64_t now = qr_mono_ms();
-    rate_entry_t **pp = &b->rates[bucket_of(digest)], *e = NULL;
-    while (*pp) {
-        rate_entry_t *x = *pp;
-        /* A bucket idle long enough to be full again carries no state. */
-        if ((double)(now - x->last_ms) * rate / 1000.0 > burst && strcmp(x->digest, digest)) {
-            *pp = x->next;
-            free(x);
-            continue;
-        }
-        if (!strcmp(x->digest, digest))
-            e = x;
-        pp = &x->next;
-    }
-    if (!e) {
-        e = qr_xcalloc(1, sizeof *e);
-        memcpy(e->digest, digest, 65);
-        e->tokens = burst;
-        e->last_ms = now;
-        e->next = b->rates[bucket_of(digest)];
-        b->rates[bucket_of(digest)] = e;
-    }
-    e->tokens += (double)(now - e->last_ms) * rate / 1000.0;
-    if (e->tokens > burst)
-        e->tokens = burst;
-    e->last_ms = now;
-    if (e->tokens >= 1.0) {
-        e->tokens -= 1.0;
+    return bucket_take(b->rates, digest, rate, burst, 1, retry_after_ms);
+}
+
+/* The address part of "ip:port" or "[ip6]:port". */
+static void peer_address(const char *peer, char out[65])
+{
+    snprintf(out, 65, "%s", peer);
+    char *colon = strrchr(out, ':');
+    if (colon && colon != out)
+        *colon = '\0';
+}
+
+int qr_authfail_allowed(qr_broker_t *b, const char *peer, int64_t *retry_after_ms)
+{
+    if (b->cfg.auth_fail_per_sec <= 0)
         return 1;
-    }
-    *retry_after_ms = (int64_t)((1.0 - e->tokens) * 1000.0 / rate) + 1;
-    return 0;
+    char addr[65];
+    peer_address(peer, addr);
+    double rate = b->cfg.auth_fail_per_sec;
+    return bucket_take(b->authfails, addr, rate, 10 * rate, 0, retry_after_ms);
+}
+
+void qr_authfail_note(qr_broker_t *b, const char *peer)
+{
+    if (b->cfg.auth_fail_per_sec <= 0)
+        return;
+    char addr[65];
+    int64_t retry;
+    peer_address(peer, addr);
+    double rate = b->cfg.auth_fail_per_sec;
+    (void)bucket_take(b->authfails, addr, rate, 10 * rate, 1, &retry);
 }
 
 void qr_auth_cache_clear(qr_broker_t *b)
@@ -558,7 +613,10 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         .cert_file = cfg->cert_file,
         .key_file = cfg->key_file,
         .max_header_bytes = cfg->max_header_bytes,
-        .max_body_bytes = cfg->max_body_bytes,
+        .max_body_bytes = cfg->max_body_bytes > cfg->max_json_body_bytes ? cfg->max_body_bytes
+                                                                         : cfg->max_json_body_bytes,
+        .max_body_total_bytes = cfg->max_body_total_bytes,
+        .head_handler = qr_api_head,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
         .client_ca_file = cfg->client_ca_file,
@@ -602,15 +660,21 @@ int qr_broker_port(const qr_broker_t *b)
     return qr_http_port(b->http);
 }
 
+static void rate_table_free(rate_entry_t **head)
+{
+    while (*head) {
+        rate_entry_t *r = *head;
+        *head = r->next;
+        free(r);
+    }
+}
+
 static void broker_free(qr_broker_t *b)
 {
     qr_auth_cache_clear(b);
     for (int i = 0; i < 256; i++) {
-        while (b->rates[i]) {
-            rate_entry_t *r = b->rates[i];
-            b->rates[i] = r->next;
-            free(r);
-        }
+        rate_table_free(&b->rates[i]);
+        rate_table_free(&b->authfails[i]);
         while (b->projects[i]) {
             qr_project_t *p = b->projects[i];
             b->projects[i] = p->next;

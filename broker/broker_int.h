@@ -74,17 +74,23 @@ struct qr_broker_s {
     struct qr_committer_s *committer;      /* group commit of annotations */
     struct qr_live_agreement_s *agreement; /* warm agreement reports */
     uv_timer_t reaper;
-    token_entry_t *tokens[256];  /* auth cache by token digest */
-    qr_project_t *projects[256]; /* project cache by id */
-    rate_entry_t *rates[256];    /* request rate buckets by token digest */
-    void *api_waiters;           /* long-poll lease requests (api.c) */
-    int stopping;                /* qr_broker_stop was called */
-    int closing;                 /* handles still to close before freeing */
+    token_entry_t *tokens[256];   /* auth cache by token digest */
+    qr_project_t *projects[256];  /* project cache by id */
+    rate_entry_t *rates[256];     /* request rate buckets by token digest */
+    rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
+    void *api_waiters;            /* long-poll lease requests (api.c) */
+    int stopping;                 /* qr_broker_stop was called */
+    int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);
     void *stop_arg;
 };
 
-/* The HTTP handler: routes, authenticates and runs one request. */
+/* The HTTP head handler: routes, authenticates and checks access from the
+ * head alone, then lets the body in at the route's limit. */
+void qr_api_head(qr_http_request_t *req, void *user);
+
+/* The HTTP request handler: runs a request qr_api_head let through, body
+ * complete. */
 void qr_api_handle(qr_http_request_t *req, void *user);
 
 /* Writes the route table, one JSON object a line (method, path with '*'
@@ -114,6 +120,12 @@ void qr_auth_cache_put(qr_broker_t *b, const char *digest, const qr_user_t *u);
 /* Takes one request from the token's bucket: 1 if allowed; 0 if over the
  * limit, with *retry_after_ms until the next request would be. */
 int qr_rate_take(qr_broker_t *b, const char *digest, int64_t *retry_after_ms);
+
+/* Failed authentications per client address (peer "ip:port"): allowed
+ * says whether the address may try another unknown token now (else
+ * *retry_after_ms); note counts one failure. */
+int qr_authfail_allowed(qr_broker_t *b, const char *peer, int64_t *retry_after_ms);
+void qr_authfail_note(qr_broker_t *b, const char *peer);
 
 /* Forgets every cached token (after a revocation on any broker). */
 void qr_auth_cache_clear(qr_broker_t *b);

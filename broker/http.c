@@ -1117,6 +1117,8 @@ static void body_start(conn_t *c, req_t *r)
     c->inflight = NULL;
     c->body_req = r;
     r->stage = STAGE_BODY;
+    if (r->content_length > 0)
+        qr_buf_reserve(&c->body, (size_t)r->content_length); /* one block, not doublings */
     if (r->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (tls_send(c, cont, sizeof cont - 1) < 0) {

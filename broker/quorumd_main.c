@@ -35,7 +35,15 @@ static void usage(FILE *f)
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
-            "  --max-body-bytes N    largest request body [QUORUM_MAX_BODY_BYTES] (67108864)\n"
+            "  --max-body-bytes N    largest import body (POST .../tasks)\n"
+            "                        [QUORUM_MAX_BODY_BYTES] (67108864)\n"
+            "  --max-json-bytes N    largest body of every other route\n"
+            "                        [QUORUM_MAX_JSON_BYTES] (1048576)\n"
+            "  --max-body-total-bytes N  request bodies in memory at once; past it a request\n"
+            "                        waits its turn [QUORUM_MAX_BODY_TOTAL_BYTES] (134217728)\n"
+            "  --auth-fail-rate N    failed authentications per second per client address,\n"
+            "                        bursts of 10N; 0 = off [QUORUM_AUTH_FAIL_RATE] (5);\n"
+            "                        past it: 429 with Retry-After\n"
             "  --idle-timeout-ms N   close idle connections after N ms [QUORUM_IDLE_TIMEOUT_MS]\n"
             "                        (30000)\n"
             "  --max-connections N   open connections; past it a new one gets 503 and is\n"
@@ -234,6 +242,12 @@ int main(int argc, char **argv)
         cfg.pg_pool = (int)v;
     if ((e = env_or("QUORUM_MAX_BODY_BYTES", NULL)) && parse_int(e, 1024, 1L << 32, &v) == 0)
         cfg.max_body_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_MAX_JSON_BYTES", NULL)) && parse_int(e, 1024, 1L << 32, &v) == 0)
+        cfg.max_json_body_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_MAX_BODY_TOTAL_BYTES", NULL)) && parse_int(e, 1024, 1L << 40, &v) == 0)
+        cfg.max_body_total_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_AUTH_FAIL_RATE", NULL)) && parse_int(e, 0, 1000000, &v) == 0)
+        cfg.auth_fail_per_sec = (int)v;
     if ((e = env_or("QUORUM_IDLE_TIMEOUT_MS", NULL)) && parse_int(e, 100, 3600000, &v) == 0)
         cfg.idle_timeout_ms = (int)v;
     if ((e = env_or("QUORUM_REAPER_MS", NULL)) && parse_int(e, 10, 60000, &v) == 0)
@@ -256,6 +270,9 @@ int main(int argc, char **argv)
 
     enum {
         O_LISTEN = 1000,
+        O_JSON_BODY,
+        O_BODY_TOTAL,
+        O_AUTH_FAIL,
         O_PG,
         O_POOL,
         O_REDIS,
@@ -276,28 +293,32 @@ int main(int argc, char **argv)
         O_WINDOW,
         O_WINDOW_LOW
     };
-    static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
-                                         {"pg", required_argument, 0, O_PG},
-                                         {"pg-pool", required_argument, 0, O_POOL},
-                                         {"redis", required_argument, 0, O_REDIS},
-                                         {"cert", required_argument, 0, O_CERT},
-                                         {"key", required_argument, 0, O_KEY},
-                                         {"max-body-bytes", required_argument, 0, O_BODY},
-                                         {"idle-timeout-ms", required_argument, 0, O_IDLE},
-                                         {"reaper-ms", required_argument, 0, O_REAPER},
-                                         {"port-file", required_argument, 0, O_PORTFILE},
-                                         {"sql-dir", required_argument, 0, O_SQL},
-                                         {"org", required_argument, 0, O_ORG},
-                                         {"user", required_argument, 0, O_USER},
-                                         {"rate-limit", required_argument, 0, O_RATE},
-                                         {"max-connections", required_argument, 0, O_MAXCONN},
-                                         {"client-ca", required_argument, 0, O_CLIENT_CA},
-                                         {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
-                                         {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
-                                         {"window-tasks", required_argument, 0, O_WINDOW},
-                                         {"window-low", required_argument, 0, O_WINDOW_LOW},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"pg", required_argument, 0, O_PG},
+        {"pg-pool", required_argument, 0, O_POOL},
+        {"redis", required_argument, 0, O_REDIS},
+        {"cert", required_argument, 0, O_CERT},
+        {"key", required_argument, 0, O_KEY},
+        {"max-body-bytes", required_argument, 0, O_BODY},
+        {"max-json-bytes", required_argument, 0, O_JSON_BODY},
+        {"max-body-total-bytes", required_argument, 0, O_BODY_TOTAL},
+        {"auth-fail-rate", required_argument, 0, O_AUTH_FAIL},
+        {"idle-timeout-ms", required_argument, 0, O_IDLE},
+        {"reaper-ms", required_argument, 0, O_REAPER},
+        {"port-file", required_argument, 0, O_PORTFILE},
+        {"sql-dir", required_argument, 0, O_SQL},
+        {"org", required_argument, 0, O_ORG},
+        {"user", required_argument, 0, O_USER},
+        {"rate-limit", required_argument, 0, O_RATE},
+        {"max-connections", required_argument, 0, O_MAXCONN},
+        {"client-ca", required_argument, 0, O_CLIENT_CA},
+        {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
+        {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
+        {"window-tasks", required_argument, 0, O_WINDOW},
+        {"window-low", required_argument, 0, O_WINDOW_LOW},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -325,6 +346,21 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1024, 1L << 32, &v) < 0)
                 goto bad;
             cfg.max_body_bytes = (size_t)v;
+            break;
+        case O_JSON_BODY:
+            if (parse_int(optarg, 1024, 1L << 32, &v) < 0)
+                goto bad;
+            cfg.max_json_body_bytes = (size_t)v;
+            break;
+        case O_BODY_TOTAL:
+            if (parse_int(optarg, 1024, 1L << 40, &v) < 0)
+                goto bad;
+            cfg.max_body_total_bytes = (size_t)v;
+            break;
+        case O_AUTH_FAIL:
+            if (parse_int(optarg, 0, 1000000, &v) < 0)
+                goto bad;
+            cfg.auth_fail_per_sec = (int)v;
             break;
         case O_IDLE:
             if (parse_int(optarg, 100, 3600000, &v) < 0)

@@ -10,13 +10,18 @@
 
 /* $1 token digest -> user id, org id, role, name (live tokens only). */
 #define QR_SQL_TOKEN_LOOKUP                                                                        \
-    "WITH t AS (UPDATE api_tokens SET last_used_at = now()"                                        \
-    "  WHERE token_sha256 = $1 AND revoked_at IS NULL"                                             \
-    "    AND (expires_at IS NULL OR expires_at > now())"                                           \
-    "  RETURNING user_id, expires_at)"                                                             \
-    " SELECT u.id, u.org_id, u.role, u.name,"                                                      \
-    "  coalesce((extract(epoch FROM t.expires_at) * 1000)::bigint, 0)"                             \
-    " FROM users u JOIN t ON t.user_id = u.id"
+    "SELECT u.id, u.org_id, u.role, u.name,"                                                       \
+    "  coalesce((extract(epoch FROM t.expires_at) * 1000)::bigint, 0),"                            \
+    "  t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'"                     \
+    " FROM api_tokens t JOIN users u ON u.id = t.user_id"                                          \
+    " WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL"                                          \
+    "   AND (t.expires_at IS NULL OR t.expires_at > now())"
+
+/* $1 token SHA-256: records a use, at most once a minute (a lookup that
+ * finds nothing writes nothing; QR_SQL_TOKEN_LOOKUP says when it is due). */
+#define QR_SQL_TOKEN_TOUCH                                                                         \
+    "UPDATE api_tokens SET last_used_at = now() WHERE token_sha256 = $1"                           \
+    "  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
 
 /* Token lifecycle. Create: $1 org, $2 user name, $3 role, $4 digest,
  * $5 prefix, $6 lifetime in seconds (NULL: never expires) -> token id, user
@@ -51,11 +56,15 @@
  * certificate's SHA-256 -> the columns of QR_SQL_TOKEN_LOOKUP (the user,
  * and the certificate's notAfter as the expiry in epoch ms). */
 #define QR_SQL_CERT_LOOKUP                                                                         \
-    "WITH c AS (UPDATE client_certs SET last_used_at = now()"                                      \
-    "  WHERE cert_sha256 = $1 AND revoked_at IS NULL AND not_after > now()"                        \
-    "  RETURNING user_id, not_after)"                                                              \
-    " SELECT u.id, u.org_id, u.role, u.name, (extract(epoch FROM c.not_after) * 1000)::bigint"     \
-    " FROM users u JOIN c ON c.user_id = u.id"
+    "SELECT u.id, u.org_id, u.role, u.name, (extract(epoch FROM c.not_after) * 1000)::bigint,"     \
+    "  c.last_used_at IS NULL OR c.last_used_at < now() - interval '1 minute'"                     \
+    " FROM client_certs c JOIN users u ON u.id = c.user_id"                                        \
+    " WHERE c.cert_sha256 = $1 AND c.revoked_at IS NULL AND c.not_after > now()"
+
+/* $1 certificate SHA-256: as QR_SQL_TOKEN_TOUCH. */
+#define QR_SQL_CERT_TOUCH                                                                          \
+    "UPDATE client_certs SET last_used_at = now() WHERE cert_sha256 = $1"                          \
+    "  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
 
 /* $1 org, $2 user name, $3 SHA-256, $4 subject, $5 notAfter (epoch s), $6 the
  * caller's role -> the user's id and role, and the new mapping's id (NULL

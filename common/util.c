@@ -103,6 +103,15 @@ static void reserve(qr_buf_t *b, size_t extra)
     b->cap = cap;
 }
 
+void qr_buf_reserve(qr_buf_t *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    b->data = qr_xrealloc(b->data, need);
+    b->cap = need;
+}
+
 void qr_buf_append(qr_buf_t *b, const void *p, size_t n)
 {
     reserve(b, n);

@@ -38,6 +38,9 @@ void qr_buf_init(qr_buf_t *b);
 void qr_buf_free(qr_buf_t *b);
 void qr_buf_reset(qr_buf_t *b);
 void qr_buf_append(qr_buf_t *b, const void *p, size_t n);
+/* Makes room for exactly extra more bytes (and the NUL) at once, for a
+ * size known in advance: appending grows by doubling instead. */
+void qr_buf_reserve(qr_buf_t *b, size_t extra);
 void qr_buf_appends(qr_buf_t *b, const char *s);
 void qr_buf_appendf(qr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Takes ownership of the bytes: returns data and leaves b empty. */

@@ -12,14 +12,14 @@
 # (The connection limit has its own test, test_maxconn.sh.)
 . "$(dirname "$0")/lib.sh"
 
-start_broker --rate-limit 20 --idle-timeout-ms 1500 --max-body-bytes 65536
+start_broker --rate-limit 20 --idle-timeout-ms 1500 --max-body-bytes 65536 --max-json-bytes 65536
 F=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"flood","role":"manager"}' | cut -d' ' -f2- | jq -r .token)
 G=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"calm","role":"manager"}' | cut -d' ' -f2- | jq -r .token)
 
 # --- body and header sizes --------------------------------------------------------------
 body=$(printf '{"name":"big","labels":["a"],"pad":"%s"}' "$(head -c 70000 /dev/zero | tr '\0' x)")
 r=$(api POST /v1/projects "$ADMIN_TOKEN" "$body")
-check "a 70 KB body over --max-body-bytes 65536: 413 body_too_large, nothing created" \
+check "a 70 KB body over --max-json-bytes 65536: 413 body_too_large, nothing created" \
     "413 body_too_large 0" "${r%% *} $(echo "${r#* }" | jq -r .error.code) $(sql "SELECT count(*) FROM projects")"
 body=$(printf '{"name":"fits","labels":["a"],"pad":"%s"}' "$(head -c 60000 /dev/zero | tr '\0' x)")
 check "a 60 KB body under the limit is served" 201 "$(api POST /v1/projects "$ADMIN_TOKEN" "$body" | cut -d' ' -f1)"
@@ -32,7 +32,7 @@ check "oversized headers: 431" 431 "$(curl -s -o /dev/null -w '%{http_code}' --c
 # one byte of an endless header every 200 ms; body: whole headers announcing
 # 60 KB (under the limit), then one byte of body every 200 ms (a slow POST).
 held() {
-    python3 - "$PORT" "$CA" "$1" <<'PY'
+    python3 - "$PORT" "$CA" "$1" "$ADMIN_TOKEN" <<'PY'
 import socket, ssl, sys, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="127.0.0.1")
@@ -43,7 +43,9 @@ if mode == "half":
 t.settimeout(0.2 if mode in ("trickle", "body") else 10)
 sent = b"GET /healthz HTTP/1.1\r\nX-Slow: "
 if mode == "body":
+    # Authenticated: a body is read only for a caller who may use the route.
     t.sendall(b"POST /v1/projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Authorization: Bearer " + sys.argv[4].encode() + b"\r\n"
               b"Content-Length: 60000\r\n\r\n")
     sent = b""
 i = 0
