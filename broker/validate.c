@@ -44,6 +44,28 @@ static int refuse(qr_invalid_t *why, int status, const char *code, const char *f
     return -1;
 }
 
+/* An upper bound of the values in a JSON text, counted without parsing it:
+ * one for the text, one more for each '[', '{' or ',' outside strings. */
+static size_t count_values(const char *p, size_t n)
+{
+    size_t values = 1;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{' || ch == ',') {
+            values++;
+        }
+    }
+    return values;
+}
+
 json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_invalid_t *why)
 {
     const char *p = body;
@@ -54,6 +76,11 @@ json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_inval
     }
     if (n == 0 && allow_empty)
         return json_object();
+    if (count_values(p, n) > QR_JSON_MAX_VALUES) {
+        refuse(why, 400, "too_many_values", "the body holds more than %d JSON values",
+               QR_JSON_MAX_VALUES);
+        return NULL;
+    }
     json_error_t e;
     json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
     if (!o) {
