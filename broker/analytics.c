@@ -80,7 +80,7 @@
  * annotation is in the window), pres, eta.
  */
 #define SQL_HEAD_RAW \
-    " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
+    " proj AS (SELECT id, org_id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
     " ev AS (SELECT e.kind, e.at, e.annotator_id, u.org_id, e.label," \
     "   CASE WHEN e.kind = 'submit' THEN " TOT("e") " END AS tot" \
     "  FROM lease_events e JOIN users u ON u.id = e.annotator_id" \
@@ -200,7 +200,8 @@
     "   THEN round(queue.remaining * ($11::bigint / 1000.0) / recent.n) END AS s" \
     "  FROM queue, recent)" \
     " SELECT json_build_object(" \
-    "  'project', proj.id, 'organization_id', nullif($2::bigint, 0)," \
+    "  'project', proj.id, 'project_org_id', proj.org_id," \
+    "  'organization_id', nullif($2::bigint, 0)," \
     "  'annotator_id', nullif($3::bigint, 0), 'by', $8::text, 'now_ms', $6::bigint," \
     "  'window', json_build_object('spec', $12::text, 'from', " ISO_MS("$4::bigint") "," \
     "   'to', " ISO_MS("$5::bigint") ", 'from_ms', $4::bigint, 'to_ms', $5::bigint," \
@@ -240,7 +241,8 @@
     "  'fast_response', json_build_object('min_annotations', $9::int, 'ratio', $10::float8," \
     "   'crew_median_ms', " R1("crew.med") ", 'crew_annotators', crew.n," \
     "   'flagged', (SELECT coalesce(json_agg(json_build_object('annotator_id', w.annotator_id," \
-    "     'annotator', w.name, 'organization_id', w.org_id, 'median_ms', " R1("w.med") "," \
+    "     'annotator', w.name, 'organization_id', w.org_id, 'organization', w.org," \
+    "     'median_ms', " R1("w.med") "," \
     "     'n', w.n) ORDER BY w.name, w.annotator_id), '[]'::json) FROM who w WHERE w.fast))," \
     "  'rows', CASE $8::text" \
     "   WHEN 'vendor' THEN (" SQL_ROWS_VENDOR ")" \
@@ -329,7 +331,7 @@
     "  UNION ALL SELECT annotator_id, at, label, " BUCKET("tot") ", 1, tot FROM edge" \
     "   WHERE tot IS NOT NULL) z"
 #define SQL_HEAD_ROLLUP \
-    " proj AS (SELECT id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
+    " proj AS (SELECT id, org_id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
     " edge AS (SELECT e.annotator_id, e.at, e.kind, e.label, CASE WHEN e.kind = 'submit'" \
     "   THEN greatest(0, least(round(" TOT("e") "), 2147483647))::integer END AS tot" \
     "  FROM lease_events e WHERE e.project_id = $1::bigint" \

@@ -1632,6 +1632,8 @@ static void on_live_agreement(int status, json_t *report, const char *err, void 
         return;
     }
     c->full_precision = 1;
+    /* Tables name annotators of other organizations "name@organization". */
+    json_object_set_new(report, "project_org_id", json_integer((json_int_t)c->project->org_id));
     respond_json(c, 200, report);
 }
 
@@ -1674,19 +1676,23 @@ static void on_export_rows(const PGresult *res, const char *err, const char *sql
     qr_buf_t b;
     qr_buf_init(&b);
     if (csv)
-        qr_buf_appends(&b, "item,annotator,label,created_at\r\n");
+        qr_buf_appends(&b, "item,annotator,label,created_at,annotator_id,organization\r\n");
     for (int i = 0; i < PQntuples(res); i++) {
         if (csv) {
-            for (int k = 0; k < 4; k++) {
+            for (int k = 0; k < 6; k++) {
                 if (k)
                     qr_buf_append(&b, ",", 1);
                 csv_field(&b, PQgetvalue(res, i, k));
             }
             qr_buf_appends(&b, "\r\n");
         } else {
-            json_t *o = json_pack("{s:s s:s s:s s:s}", "task_id", PQgetvalue(res, i, 0),
-                                  "annotator", PQgetvalue(res, i, 1), "label",
-                                  PQgetvalue(res, i, 2), "created_at", PQgetvalue(res, i, 3));
+            json_t *o =
+                json_pack("{s:s s:s s:s s:s sI sI s:s}", "task_id", PQgetvalue(res, i, 0),
+                          "annotator", PQgetvalue(res, i, 7), "label", PQgetvalue(res, i, 2),
+                          "created_at", PQgetvalue(res, i, 3), "annotator_id",
+                          (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10), "organization_id",
+                          (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "organization",
+                          PQgetvalue(res, i, 5));
             char *line = json_dumps(o, JSON_COMPACT);
             json_decref(o);
             qr_buf_appends(&b, line);

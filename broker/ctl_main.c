@@ -512,6 +512,37 @@ static void print_metric(const char *label, json_t *v, int decimals)
         printf("%-24s undefined\n", label);
 }
 
+/*
+ * How a table names an annotator: the row's name under `key`, or
+ * "name@organization" when the row's organization (`prefix` +
+ * "organization_id", `prefix` + "organization") is not the project's
+ * (report's "project_org_id"), so that two organizations' "alice" stay two
+ * rows. Written into buf (n bytes); returns buf.
+ */
+static const char *annotator_label(const json_t *report, const json_t *row, const char *key,
+                                   const char *prefix, char *buf, size_t n)
+{
+    char k_id[40], k_org[40];
+    snprintf(k_id, sizeof k_id, "%sorganization_id", prefix);
+    snprintf(k_org, sizeof k_org, "%sorganization", prefix);
+    const json_t *who = json_object_get(row, key);
+    const json_t *own = json_object_get(report, "project_org_id");
+    const json_t *org_id = json_object_get(row, k_id);
+    const char *org = json_string_value(json_object_get(row, k_org));
+    if (json_is_string(who))
+        snprintf(buf, n, "%s", json_string_value(who));
+    else if (json_is_integer(who))
+        snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(who));
+    else
+        snprintf(buf, n, "?");
+    if (org && json_is_integer(org_id) && json_is_integer(own) &&
+        json_integer_value(org_id) != json_integer_value(own)) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "@%s", org);
+    }
+    return buf;
+}
+
 /* The manager-facing text rendering of GET /v1/projects/{id}/report. */
 static void print_report(json_t *r)
 {
@@ -544,24 +575,18 @@ static void print_report(json_t *r)
     int width = 9; /* strlen("annotator") */
     size_t i;
     json_t *row;
+    char name[512];
     json_array_foreach(per, i, row)
     {
-        const char *name = json_string_value(json_object_get(row, "annotator"));
-        int len = name ? (int)strlen(name) : 1;
+        int len = (int)strlen(annotator_label(r, row, "annotator", "", name, sizeof name));
         if (len > width && len <= 64)
             width = len;
     }
     printf("\n%-*s  %11s\n", width, "annotator", "annotations");
     json_array_foreach(per, i, row)
     {
-        json_t *who = json_object_get(row, "annotator");
-        char idbuf[32];
-        const char *name = json_string_value(who);
-        if (!name && json_is_integer(who)) {
-            snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(who));
-            name = idbuf;
-        }
-        printf("%-*s  %11.0f\n", width, name ? name : "?", num(row, "annotations"));
+        printf("%-*s  %11.0f\n", width, annotator_label(r, row, "annotator", "", name, sizeof name),
+               num(row, "annotations"));
     }
 }
 
@@ -789,6 +814,24 @@ static void show_agreement(json_t *o)
     json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
     if (json_is_number(json_object_get(gold, "value")))
         printf("%-28s %.4f\n", "gold accuracy", json_number_value(json_object_get(gold, "value")));
+    json_t *per = json_object_get(o, "per_annotator");
+    if (json_array_size(per) == 0)
+        return;
+    char name[512];
+    size_t i;
+    json_t *row;
+    printf("\n%-28s %10s  %s\n", "annotator", "judgements", "majority agreement");
+    json_array_foreach(per, i, row)
+    {
+        json_t *maj = json_object_get(row, "majority_agreement");
+        printf("%-28s %10" JSON_INTEGER_FORMAT "  ",
+               annotator_label(o, row, "annotator", "", name, sizeof name),
+               json_integer_value(json_object_get(row, "judgements")));
+        if (json_is_number(json_object_get(maj, "value")))
+            printf("%.4f\n", json_number_value(json_object_get(maj, "value")));
+        else
+            printf("undefined\n");
+    }
 }
 
 static const char token_help[] =
@@ -953,8 +996,10 @@ static const char export_help[] =
     "usage: quorumctl export --project ID [--format csv|jsonl] [connection flags]\n"
     "\n"
     "Every annotation of the project, in the order they were stored: CSV with\n"
-    "the header item,annotator,label,created_at (the input of `quorumctl\n"
-    "agreement FILE.csv`), or JSON lines. Written to stdout.\n";
+    "the header item,annotator,label,created_at,annotator_id,organization (the\n"
+    "input of `quorumctl agreement FILE.csv`; an annotator of another\n"
+    "organization than the project's is named name@organization), or JSON\n"
+    "lines. Written to stdout.\n";
 
 static int cmd_export(int argc, char **argv, qr_client_config_t *cfg)
 {

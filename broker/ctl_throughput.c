@@ -198,7 +198,15 @@ static void print_flags(json_t *r)
         printf("none flagged");
     json_array_foreach(flagged, i, f)
     {
-        printf("%s%s (median %s)", i ? ", " : "", fmt_str(a, json_object_get(f, "annotator")),
+        /* Another organization's annotator is "name@organization": two
+         * organizations may each have an "alice". */
+        json_t *org = json_object_get(f, "organization");
+        json_t *own = json_object_get(r, "project_org_id");
+        int other =
+            json_is_string(org) && json_is_integer(own) &&
+            json_integer_value(json_object_get(f, "organization_id")) != json_integer_value(own);
+        printf("%s%s%s%s (median %s)", i ? ", " : "", fmt_str(a, json_object_get(f, "annotator")),
+               other ? "@" : "", other ? json_string_value(org) : "",
                fmt_dur(b, json_object_get(f, "median_ms")));
     }
     printf("  [rule: median < %s x crew median %s, >= %s timed]\n",

@@ -11,21 +11,16 @@
 
 #include "agreement.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
-/* New annotations of a project since an id, and the project's total (to
- * notice rows committed out of id order). $1 project, $2 after id. */
-#define SQL_NEW_ANNOTATIONS                                                                        \
-    "SELECT a.id, a.task_id::text, u.name, a.label,"                                               \
-    " (SELECT count(*) FROM annotations WHERE project_id = $1)"                                    \
-    " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
-    " WHERE a.project_id = $1 AND a.id > $2 ORDER BY a.id"
-
-/* Agreement with gold answers, per annotator. $1 project. */
-#define SQL_GOLD                                                                                   \
-    "SELECT u.name, count(*), count(*) FILTER (WHERE a.label = t.gold)"                            \
-    " FROM tasks t JOIN annotations a ON a.task_id = t.id JOIN users u ON u.id = a.annotator_id"   \
-    " WHERE t.project_id = $1 AND t.gold IS NOT NULL GROUP BY u.name ORDER BY u.name"
+/* The agreement code keys annotators by string. Two organizations may each
+ * have an "alice", so the key is the user's name, U+001F and the user's id:
+ * unique by the id, and in the name's byte order as the offline report of
+ * an export lists them (save names holding control characters, which may
+ * sort apart but still count apart). `who` maps each key back to the
+ * annotator's id, name and organization for the report. */
+#define KEY_SEP '\x1f'
 
 typedef struct waiter_s {
     qr_live_agreement_cb cb;
@@ -43,6 +38,8 @@ typedef struct entry_s {
     int full_reload;   /* the running refresh started from scratch */
     json_t *report;    /* last computed report, or NULL */
     json_t *gold;      /* gold section being built by the running refresh */
+    json_t *who;       /* agreement key -> {annotator_id, annotator, organization_id,
+                          organization}; written by refreshes, read by compute */
     int64_t report_ms; /* monotonic time of report */
     waiter_t *waiters; /* requests waiting for the running refresh */
     uv_work_t work;
@@ -74,6 +71,7 @@ static void entry_free(entry_t *e)
         qr_agreement_free(e->agr);
     json_decref(e->report);
     json_decref(e->gold);
+    json_decref(e->who);
     json_decref(e->computed);
     while (e->waiters) {
         waiter_t *w = e->waiters;
@@ -112,6 +110,7 @@ static entry_t *entry_of(qr_live_agreement_t *la, int64_t project)
     e->la = la;
     e->project = project;
     e->agr = qr_agreement_new();
+    e->who = json_object();
     e->next = la->entries;
     la->entries = e;
     return e;
@@ -140,10 +139,53 @@ static void refresh_failed(entry_t *e, const char *err)
     answer_waiters(e, err);
 }
 
+/* The identity of an annotator: id, name and organization. */
+static json_t *identity(const char *id, const char *name, const char *org_id, const char *org)
+{
+    return json_pack("{sI ss sI ss}", "annotator_id", (json_int_t)strtoll(id, NULL, 10),
+                     "annotator", name, "organization_id", (json_int_t)strtoll(org_id, NULL, 10),
+                     "organization", org);
+}
+
+/* Replaces the agreement key under `key` in o by the annotator's name and
+ * adds the annotator's id and organization under the names prefix + "id",
+ * prefix + "organization_id", prefix + "organization" ("annotator_id",
+ * "organization_id", "organization" for a per-annotator row; "a_id",
+ * "a_organization_id", "a_organization" for a pair's a). */
+static void identify(json_t *who, json_t *o, const char *key, const char *prefix)
+{
+    json_t *id = json_object_get(who, json_string_value(json_object_get(o, key)));
+    if (!id)
+        return; /* every fed key is in who; nothing to add otherwise */
+    char name[64];
+    json_object_set(o, key, json_object_get(id, "annotator"));
+    snprintf(name, sizeof name, "%sid", *prefix ? prefix : "annotator_");
+    json_object_set(o, name, json_object_get(id, "annotator_id"));
+    snprintf(name, sizeof name, "%sorganization_id", prefix);
+    json_object_set(o, name, json_object_get(id, "organization_id"));
+    snprintf(name, sizeof name, "%sorganization", prefix);
+    json_object_set(o, name, json_object_get(id, "organization"));
+}
+
+/* Runs on the thread pool while the entry is busy: no refresh writes `who`
+ * meanwhile. */
 static void compute(uv_work_t *w)
 {
     entry_t *e = w->data;
     e->computed = qr_agreement_json(e->agr, 0);
+    if (!e->computed)
+        return;
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(e->computed, "per_annotator"), i, row)
+    {
+        identify(e->who, row, "annotator", "");
+    }
+    json_array_foreach(json_object_get(e->computed, "pairwise"), i, row)
+    {
+        identify(e->who, row, "a", "a_");
+        identify(e->who, row, "b", "b_");
+    }
 }
 
 static void computed(uv_work_t *w, int status)
@@ -183,13 +225,16 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
     json_t *per = json_array();
     int64_t n_all = 0, agree_all = 0;
     for (int i = 0; i < PQntuples(res); i++) {
-        int64_t n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        int64_t agree = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        int64_t n = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        int64_t agree = strtoll(PQgetvalue(res, i, 5), NULL, 10);
         n_all += n;
         agree_all += agree;
-        json_array_append_new(per, json_pack("{s:s sI sI s:f}", "annotator", PQgetvalue(res, i, 0),
-                                             "compared", (json_int_t)n, "agree", (json_int_t)agree,
-                                             "accuracy", (double)agree / (double)n));
+        json_t *row = identity(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                               PQgetvalue(res, i, 3));
+        json_object_set_new(row, "compared", json_integer((json_int_t)n));
+        json_object_set_new(row, "agree", json_integer((json_int_t)agree));
+        json_object_set_new(row, "accuracy", json_real((double)agree / (double)n));
+        json_array_append_new(per, row);
     }
     json_t *overall =
         n_all ? json_pack("{s:f s:s sI sI}", "value", (double)agree_all / (double)n_all, "status",
@@ -219,17 +264,29 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
         return;
     }
     int n = PQntuples(res);
+    qr_buf_t key;
+    qr_buf_init(&key);
     for (int i = 0; i < n; i++) {
+        const char *id = PQgetvalue(res, i, 4), *name = PQgetvalue(res, i, 5);
+        qr_buf_reset(&key);
+        qr_buf_append(&key, name, (size_t)PQgetlength(res, i, 5));
+        qr_buf_append(&key, (char[]){KEY_SEP}, 1);
+        qr_buf_appends(&key, id);
+        qr_buf_append(&key, "", 1); /* NUL for json_object_get */
+        if (!json_object_get(e->who, key.data))
+            json_object_set_new(e->who, key.data,
+                                identity(id, name, PQgetvalue(res, i, 6), PQgetvalue(res, i, 7)));
         int rc = qr_agreement_add(e->agr, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1),
-                                  PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2),
-                                  PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
+                                  key.data, key.len - 1, PQgetvalue(res, i, 2),
+                                  (size_t)PQgetlength(res, i, 2));
         if (rc == 0)
             e->fed++;
         e->last_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
     }
+    qr_buf_free(&key);
     /* Rows committed after a higher id was read would be missed forever:
      * PostgreSQL's count says whether the feed is complete. */
-    int64_t total = n ? strtoll(PQgetvalue(res, 0, 4), NULL, 10) : e->fed;
+    int64_t total = n ? strtoll(PQgetvalue(res, 0, 3), NULL, 10) : e->fed;
     if (total != e->fed && !e->full_reload) {
         qr_info("agreement of project %" PRId64 ": reloading (%" PRId64 " fed, %" PRId64
                 " in PostgreSQL)",
@@ -245,7 +302,7 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
     char proj[24];
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     const char *params[] = {proj};
-    if (qr_pg_query(e->la->pg, SQL_GOLD, 1, params, on_gold, e) < 0)
+    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_GOLD, 1, params, on_gold, e) < 0)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 
@@ -256,7 +313,7 @@ static void start_refresh(entry_t *e)
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     snprintf(after, sizeof after, "%" PRId64, e->last_id);
     const char *params[] = {proj, after};
-    if (qr_pg_query(e->la->pg, SQL_NEW_ANNOTATIONS, 2, params, on_rows, e) < 0)
+    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_NEW, 2, params, on_rows, e) < 0)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 

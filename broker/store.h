@@ -222,7 +222,8 @@
     "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"
 
 /* $1 project, $2 organization (0: every annotator; else only that
- * organization's crew) -> the report's counts as one JSON object.
+ * organization's crew) -> the report's counts as one JSON object. Rows of
+ * per_annotator are one per annotator id, with the organization's name.
  * duplicate_assignments and overfilled_tasks are counted over what
  * PostgreSQL holds. */
 #define QR_SQL_REPORT                                                                              \
@@ -244,20 +245,53 @@
     "  'elapsed_seconds', round(coalesce((SELECT s FROM span), 0)::numeric, 3),"                   \
     "  'completions_per_second', CASE WHEN (SELECT s FROM span) > 0"                               \
     "     THEN round(((SELECT count(*) FROM a) / (SELECT s FROM span))::numeric, 2) ELSE 0 END,"   \
+    "  'project_org_id', (SELECT org_id FROM projects WHERE id = $1),"                             \
     "  'per_annotator', (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"          \
-    "     'annotations', x.n) ORDER BY u.name), '[]'::json)"                                       \
+    "     'annotations', x.n, 'annotator_id', u.id, 'organization_id', u.org_id,"                  \
+    "     'organization', o.name) ORDER BY u.name, u.id), '[]'::json)"                             \
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
-    "     JOIN users u ON u.id = x.annotator_id)"                                                  \
+    "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id)"          \
     " )::text"
 
 /* $1 project, $2 organization (0: all; else only its annotators') -> every
- * annotation as item (task id), annotator (name), label, created_at
- * (ISO 8601), in id order. */
+ * annotation as item (task id), annotator as the CSV names it (the user's
+ * name, "name@organization" for an annotator of another organization than
+ * the project's, so that two organizations' "alice" stay apart), label,
+ * created_at (ISO 8601), annotator id, organization name, organization id,
+ * the user's name, in id order. */
 #define QR_SQL_EXPORT                                                                              \
-    "SELECT a.task_id::text, u.name, a.label,"                                                     \
-    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"               \
+    "SELECT a.task_id::text,"                                                                      \
+    " CASE WHEN u.org_id = p.org_id THEN u.name ELSE u.name || '@' || o.name END, a.label,"        \
+    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"              \
+    " u.id::text, o.name, u.org_id::text, u.name"                                                  \
     " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
+    " JOIN organizations o ON o.id = u.org_id JOIN projects p ON p.id = a.project_id"              \
     " WHERE a.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint) ORDER BY a.id"
+
+/* --- agreement (live_agreement.c) -------------------------------------------------------------
+ * Annotators are told apart by id, never by name: two organizations may each
+ * have an "alice". */
+
+/* New annotations of a project since an id, and the project's total (to
+ * notice rows committed out of id order). $1 project, $2 after id -> id,
+ * task id, label, total, annotator id, annotator name, organization id,
+ * organization name. */
+#define QR_SQL_AGREEMENT_NEW                                                                       \
+    "SELECT a.id, a.task_id::text, a.label,"                                                       \
+    " (SELECT count(*) FROM annotations WHERE project_id = $1),"                                   \
+    " u.id, u.name, u.org_id, o.name"                                                              \
+    " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
+    " JOIN organizations o ON o.id = u.org_id"                                                     \
+    " WHERE a.project_id = $1 AND a.id > $2 ORDER BY a.id"
+
+/* Agreement with gold answers, per annotator. $1 project -> annotator id,
+ * name, organization id, organization name, compared, agreeing. */
+#define QR_SQL_AGREEMENT_GOLD                                                                      \
+    "SELECT u.id, u.name, u.org_id, o.name, count(*), count(*) FILTER (WHERE a.label = t.gold)"    \
+    " FROM tasks t JOIN annotations a ON a.task_id = t.id JOIN users u ON u.id = a.annotator_id"   \
+    " JOIN organizations o ON o.id = u.org_id"                                                     \
+    " WHERE t.project_id = $1 AND t.gold IS NOT NULL"                                              \
+    " GROUP BY u.id, u.name, u.org_id, o.name ORDER BY u.name, u.id"
 
 /* --- organizations and project shares (issue 7) --------------------------------------------- */
 

@@ -28,8 +28,12 @@ check "export: header + 450 rows" 451 "$(wc -l <"$E2E_DIR/export.csv")"
 "$QR_BIN_DIR/quorumctl" agreement --project "$P" --fresh --json >"$E2E_DIR/live.json"
 check "live counts = offline counts" "$(jq -cS .counts "$E2E_DIR/offline.json")" "$(jq -cS .counts "$E2E_DIR/live.json")"
 check "live metrics = offline metrics" "$(jq -cS .metrics "$E2E_DIR/offline.json")" "$(jq -cS .metrics "$E2E_DIR/live.json")"
-check "live pairwise = offline pairwise" "$(jq -cS .pairwise "$E2E_DIR/offline.json")" "$(jq -cS .pairwise "$E2E_DIR/live.json")"
-check "live per_annotator = offline" "$(jq -cS .per_annotator "$E2E_DIR/offline.json")" "$(jq -cS .per_annotator "$E2E_DIR/live.json")"
+# The live report adds each annotator's id and organization to the offline keys.
+PAIR_IDS='del(.[] | .a_id, .a_organization_id, .a_organization, .b_id, .b_organization_id, .b_organization)'
+ANN_IDS='del(.[] | .annotator_id, .organization_id, .organization)'
+check "live pairwise = offline pairwise" "$(jq -cS .pairwise "$E2E_DIR/offline.json")" "$(jq -cS ".pairwise | $PAIR_IDS" "$E2E_DIR/live.json")"
+check "live per_annotator = offline" "$(jq -cS .per_annotator "$E2E_DIR/offline.json")" "$(jq -cS ".per_annotator | $ANN_IDS" "$E2E_DIR/live.json")"
+check "live rows carry the annotators' ids" 4 "$(jq '[.per_annotator[].annotator_id | numbers] | unique | length' "$E2E_DIR/live.json")"
 check "gold: 90 judgements on gold tasks" 90 "$(jq .gold.accuracy.compared "$E2E_DIR/live.json")"
 check "gold accuracy matches SQL" \
     "$(sql "SELECT count(*) FILTER (WHERE a.label = t.gold) FROM annotations a JOIN tasks t ON t.id = a.task_id WHERE t.project_id = $P AND t.gold IS NOT NULL")" \
