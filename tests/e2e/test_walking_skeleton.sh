@@ -76,7 +76,7 @@ r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metric
 echo "$r" | grep -q '^quorum_annotations{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
 
 # --- bad input, each changing nothing --------------------------------------------
-P2=$("$QR_BIN_DIR/quorumctl" project create --name bad --labels a,b --annotations-per-task 1 --lease-ttl-ms 1000)
+P2=$("$QR_BIN_DIR/quorumctl" project create --name bad --labels a,b --annotations-per-task 1 --lease-ttl-ms 3000)
 before=$(sql "SELECT count(*) FROM tasks")
 printf '{"data":{"text":"one"}}\n{"text":"two"}\n{"data": oops}\n{"text":"four"}\n' >"$E2E_DIR/bad.jsonl"
 r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/x-ndjson' \
@@ -110,10 +110,10 @@ check "replay writes nothing" "$((ann_before + 1))" "$(sql "SELECT count(*) FROM
 r=$(api POST "/v1/projects/$P2/leases/$LEASE/submit" "$ANN_TOKEN" '{"label":"a","idempotency_key":"k2"}')
 check "ended lease, new key: 409 lease_expired" "409 lease_expired" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
 
-# A lease left alone expires (TTL 1 s) and its slot returns within the reaper period.
+# A lease left alone expires (TTL 3 s) and its slot returns within the reaper period.
 r=$(api POST "/v1/projects/$P2/leases" "$ANN_TOKEN" '{"max":1}')
 LEASE2=$(echo "${r#* }" | jq -r '.leases[0].lease')
-sleep 2.5
+sleep 4.5
 r=$(api POST "/v1/projects/$P2/leases/$LEASE2/heartbeat" "$ANN_TOKEN" '')
 check "heartbeat on an expired lease: 409" 409 "${r%% *}"
 check "expired lease recorded" expired "$(sql "SELECT outcome FROM leases WHERE project_id = $P2 AND fencing_token = $LEASE2")"
