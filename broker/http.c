@@ -66,7 +66,14 @@ enum req_stage { STAGE_HEAD, STAGE_BODY, STAGE_FULL };
 
 /* head_check's place in the head: the request line, the start of a header
  * line, a header name, a header value, or past the head. */
-enum head_scan { SCAN_REQUEST_LINE, SCAN_LINE_START, SCAN_NAME, SCAN_VALUE, SCAN_DONE };
+enum head_scan {
+    SCAN_PRELUDE,
+    SCAN_REQUEST_LINE,
+    SCAN_LINE_START,
+    SCAN_NAME,
+    SCAN_VALUE,
+    SCAN_DONE
+};
 
 enum conn_state {
     CONN_OPEN,     /* TLS handshake or HTTP in progress */
@@ -128,6 +135,7 @@ struct conn_s {
     size_t head_bytes;                   /* bytes of the current head so far */
     int fail_status;                     /* a parser callback refused the request (413, 400...) */
     int head_scan;                       /* where head_check is in the head (enum head_scan) */
+    int head_cr;                         /* head_check's last byte was a CR */
     int discard_message;                 /* the rest of an answered head-only request: drop it */
     size_t body_limit;                   /* the current request's body limit (qr_http_continue) */
     req_t *head_ready;                   /* head parsed, not yet handed to the head handler */
@@ -930,7 +938,8 @@ static int on_message_complete(http_parser *p)
     /* What follows is the next request's head. */
     c->in_head = 1;
     c->head_bytes = 0;
-    c->head_scan = SCAN_REQUEST_LINE;
+    c->head_scan = SCAN_PRELUDE;
+    c->head_cr = 0;
     http_parser_pause(p, 1);
     if (c->discard_message) {
         /* The head was answered already (a refusal without a body). */
@@ -970,7 +979,7 @@ static const http_parser_settings parser_settings = {
  * Refuses what http-parser lets through but a proxy in front of us may read
  * differently (request smuggling): whitespace between a header's name and
  * its colon ("Transfer-Encoding : chunked") and obsolete line folding (a
- * header line that starts with a space or tab). Scans the head's bytes once
+ * header line that starts with a space or tab), and a bare CR. Scans the head's bytes once
  * each, before the parser sees them; stops at the empty line that ends the
  * head. Returns 0, or -1 for a head to refuse with 400.
  */
@@ -978,7 +987,17 @@ static int head_check(conn_t *c, const char *p, size_t n)
 {
     for (size_t i = 0; i < n && c->head_scan != SCAN_DONE; i++) {
         char ch = p[i];
+        /* A CR not followed by LF: http-parser ends a line (or the head)
+         * there, a proxy may not. */
+        if (c->head_cr && ch != '\n')
+            return -1;
+        c->head_cr = ch == '\r';
         switch (c->head_scan) {
+        case SCAN_PRELUDE:
+            /* Empty lines before a request line are allowed (RFC 9112 2.2). */
+            if (ch != '\r' && ch != '\n')
+                c->head_scan = SCAN_REQUEST_LINE;
+            break;
         case SCAN_REQUEST_LINE:
             if (ch == '\n')
                 c->head_scan = SCAN_LINE_START;
