@@ -286,8 +286,15 @@ static int64_t org_of(const ctx_t *c)
 static void on_user_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res || PQntuples(res) != 1) {
+    if (!res) {
         respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        /* Never a token for an existing user here: that is POST /v1/tokens,
+         * which checks whom the caller may act for. */
+        respond_error(c, 409, "user_exists", "a user named \"%s\" exists in the organization",
+                      json_string_value(json_object_get(c->out, "name")));
         return;
     }
     json_t *o = c->out;
@@ -328,21 +335,30 @@ static void h_user_create(ctx_t *c)
 static void on_token_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res) {
-        respond_backend(c, "PostgreSQL", err);
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "the user changed meanwhile");
         return;
     }
-    if (PQntuples(res) != 1) {
-        respond_error(c, 409, "conflict", "user \"%s\" exists with another role",
-                      json_string_value(json_object_get(c->body, "user")));
+    const char *user = json_string_value(json_object_get(c->out, "user"));
+    if (PQgetisnull(res, 0, 3)) {
+        /* An existing user the caller may not act for is refused before its
+         * role is compared, so the answer tells nothing about that user. */
+        int may = qr_validate_role_rank(qr_validate_role(PQgetvalue(res, 0, 1))) <=
+                      qr_validate_role_rank(c->user.role) &&
+                  org_of(c) == c->user.org_id;
+        if (!may)
+            respond_error(c, 403, "forbidden",
+                          "you may not issue a token for the existing user \"%s\"", user);
+        else
+            respond_error(c, 409, "conflict", "user \"%s\" exists with another role", user);
         return;
     }
     json_t *o = c->out;
     c->out = NULL;
-    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
-    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 3), NULL, 10)));
+    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
     json_object_set_new(o, "expires_at",
-                        PQgetisnull(res, 0, 3) ? json_null() : json_string(PQgetvalue(res, 0, 3)));
+                        PQgetisnull(res, 0, 4) ? json_null() : json_string(PQgetvalue(res, 0, 4)));
     respond_json(c, 201, o);
 }
 
@@ -368,9 +384,16 @@ static void h_token_create(ctx_t *c)
     snprintf(prefix, sizeof prefix, "%.10s", token);
     c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "role", role, "token", token, "prefix",
                        prefix);
-    const char *params[] = {
-        i64(org_of(c), org), user, role, digest, prefix, lifetime ? i64(lifetime, secs) : NULL};
-    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 6, params, on_token_created, c) < 0)
+    char caller_org[24];
+    const char *params[] = {i64(org_of(c), org),
+                            user,
+                            role,
+                            digest,
+                            prefix,
+                            lifetime ? i64(lifetime, secs) : NULL,
+                            i64(c->user.org_id, caller_org),
+                            role_name(c->user.role)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 8, params, on_token_created, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

@@ -136,7 +136,8 @@ static const char user_help[] =
     "\n"
     "Creates a user in the caller's organization (POST /v1/users) and prints\n"
     "the new bearer token alone on stdout (it is shown only once); the id and\n"
-    "role go to stderr. For an existing name the user gets a new token.\n"
+    "role go to stderr. An existing name is refused (409): to give an\n"
+    "existing user a new token, use `quorumctl token create`.\n"
     "\n"
     "  --name N   user name\n"
     "  --role R   admin, manager, reviewer or annotator\n"
@@ -727,9 +728,6 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
         } else {
             fprintf(stderr, "user %" JSON_INTEGER_FORMAT " '%s', role %s\n", json_integer_value(id),
                     name, got_role ? got_role : role);
-            if (got_role && strcmp(got_role, role) != 0)
-                fprintf(stderr, "%s: note: '%s' existed already; its role stays %s\n", prog, name,
-                        got_role);
             printf("%s\n", token);
         }
     }

@@ -104,6 +104,22 @@ int qr_validate_role(const char *s)
     return 0;
 }
 
+int qr_validate_role_rank(int role)
+{
+    switch (role) {
+    case QR_ROLE_ANNOTATOR:
+        return 1;
+    case QR_ROLE_REVIEWER:
+        return 2;
+    case QR_ROLE_MANAGER:
+        return 3;
+    case QR_ROLE_ADMIN:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
 int64_t qr_validate_lifetime(const char *s)
 {
     char *end;

@@ -57,6 +57,11 @@ int qr_validate_name(const char *s);
 /* The QR_ROLE_* bit of "admin", "manager", "reviewer" or "annotator"; 0 otherwise (or NULL). */
 int qr_validate_role(const char *s);
 
+/* The rank of a QR_ROLE_* bit, lowest first: annotator 1, reviewer 2,
+ * manager 3, admin 4 (0 for anything else). A caller acts for an existing
+ * user only up to its own rank (the same order as QR_SQL_ROLE_RANK). */
+int qr_validate_role_rank(int role);
+
 /* A token lifetime "30d", "12h", "90m", "45s" or plain seconds, in seconds;
  * -1 when malformed, not positive or over 10 years. */
 int64_t qr_validate_lifetime(const char *s);
