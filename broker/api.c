@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "text_out.h"
 #include "tls.h"
 #include "util.h"
 #include "validate.h"
@@ -1641,23 +1642,6 @@ static void h_agreement(ctx_t *c)
 /* --- GET /v1/projects/{id}/export
  * ------------------------------------------------------------------ */
 
-/* Appends s as one RFC 4180 field: quoted when it holds a comma, quote or
- * line break, with quotes doubled. */
-static void csv_field(qr_buf_t *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        qr_buf_appends(b, s);
-        return;
-    }
-    qr_buf_append(b, "\"", 1);
-    for (; *s; s++) {
-        if (*s == '"')
-            qr_buf_append(b, "\"", 1);
-        qr_buf_append(b, s, 1);
-    }
-    qr_buf_append(b, "\"", 1);
-}
-
 static void on_export_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -1675,7 +1659,7 @@ static void on_export_rows(const PGresult *res, const char *err, const char *sql
             for (int k = 0; k < 4; k++) {
                 if (k)
                     qr_buf_append(&b, ",", 1);
-                csv_field(&b, PQgetvalue(res, i, k));
+                qr_csv_cell(&b, PQgetvalue(res, i, k)); /* neutralized: text_out.h */
             }
             qr_buf_appends(&b, "\r\n");
         } else {

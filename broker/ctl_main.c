@@ -12,6 +12,7 @@
 #include "ctl_cert.h"
 #include "ctl_org.h"
 #include "ctl_throughput.h"
+#include "text_out.h"
 #include "util.h"
 
 #include <errno.h>
@@ -547,8 +548,9 @@ static void print_report(json_t *r)
     json_t *row;
     json_array_foreach(per, i, row)
     {
+        char esc[256];
         const char *name = json_string_value(json_object_get(row, "annotator"));
-        int len = name ? (int)strlen(name) : 1;
+        int len = name ? (int)strlen(qr_term_escape_to(esc, sizeof esc, name)) : 1;
         if (len > width && len <= 64)
             width = len;
     }
@@ -556,8 +558,10 @@ static void print_report(json_t *r)
     json_array_foreach(per, i, row)
     {
         json_t *who = json_object_get(row, "annotator");
-        char idbuf[32];
+        char idbuf[32], esc[256];
         const char *name = json_string_value(who);
+        if (name) /* a name cannot forge rows (text_out.h) */
+            name = qr_term_escape_to(esc, sizeof esc, name);
         if (!name && json_is_integer(who)) {
             snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(who));
             name = idbuf;
@@ -818,11 +822,13 @@ static void show_tokens(json_t *o)
            "expires", "revoked");
     json_array_foreach(json_object_get(o, "tokens"), i, t)
     {
+        char user[256];
         printf("%-6lld %-12s %-20s %-10s %-26s %-26s %s\n",
                (long long)json_integer_value(json_object_get(t, "id")),
-               json_str_or(t, "prefix", ""), json_str_or(t, "user", ""), json_str_or(t, "role", ""),
-               json_str_or(t, "last_used_at", "-"), json_str_or(t, "expires_at", "never"),
-               json_str_or(t, "revoked_at", "-"));
+               json_str_or(t, "prefix", ""),
+               qr_term_escape_to(user, sizeof user, json_str_or(t, "user", "")),
+               json_str_or(t, "role", ""), json_str_or(t, "last_used_at", "-"),
+               json_str_or(t, "expires_at", "never"), json_str_or(t, "revoked_at", "-"));
     }
 }
 
