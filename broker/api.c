@@ -263,7 +263,9 @@ static int target_org(ctx_t *c)
     if (c->org_target || !v || json_is_null(v))
         return 0;
     if (!valid_name(json_string_value(v))) {
-        respond_error(c, 422, "invalid", "organization must be a string of 1 to 200 characters");
+        respond_error(
+            c, 422, "invalid",
+            "organization must be a string of 1 to 200 characters and no control characters");
         return 1;
     }
     if (c->user.role != QR_ROLE_ADMIN) {
@@ -482,7 +484,8 @@ static void h_cert_add(ctx_t *c)
     const char *user = json_string_value(json_object_get(c->body, "user"));
     json_t *pem = json_object_get(c->body, "certificate");
     if (!valid_name(user)) {
-        respond_error(c, 422, "invalid", "user must be a string of 1 to 200 characters");
+        respond_error(c, 422, "invalid",
+                      "user must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!json_is_string(pem) || json_string_length(pem) > MAX_CERT_PEM_BYTES) {
@@ -1916,7 +1919,8 @@ static void h_org_create(ctx_t *c)
     json_t *kind = json_object_get(c->body, "kind");
     const char *k = kind && !json_is_null(kind) ? json_string_value(kind) : "vendor";
     if (!valid_name(name)) {
-        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+        respond_error(c, 422, "invalid",
+                      "name must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!k || (strcmp(k, "vendor") && strcmp(k, "owner"))) {
