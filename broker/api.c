@@ -2001,13 +2001,10 @@ static json_t *int_or_null(const PGresult *res, int col)
 static void on_share_put(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res && sqlstate && !strcmp(sqlstate, "23503")) {
-        respond_error(c, 404, "not_found", "no organization %" PRId64, c->ids[1]);
-        return;
-    }
-    if (!res && sqlstate && !strcmp(sqlstate, "23514")) {
-        respond_error(c, 422, "invalid", "organization %" PRId64 " is not a vendor organization",
-                      c->ids[1]);
+    /* No such organization (23503) and an owner organization (23514) get
+     * the same answer: a share does not tell which organizations exist. */
+    if (!res && sqlstate && (!strcmp(sqlstate, "23503") || !strcmp(sqlstate, "23514"))) {
+        respond_error(c, 404, "not_found", "no vendor organization %" PRId64, c->ids[1]);
         return;
     }
     if (!res || PQntuples(res) != 1) {
