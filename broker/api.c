@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "text_out.h"
 #include "tls.h"
 #include "util.h"
 #include "validate.h"
@@ -290,7 +291,9 @@ static int target_org(ctx_t *c)
     if (c->org_target || !v || json_is_null(v))
         return 0;
     if (!valid_name(json_string_value(v))) {
-        respond_error(c, 422, "invalid", "organization must be a string of 1 to 200 characters");
+        respond_error(
+            c, 422, "invalid",
+            "organization must be a string of 1 to 200 characters and no control characters");
         return 1;
     }
     if (c->user.role != QR_ROLE_ADMIN) {
@@ -314,8 +317,15 @@ static int64_t org_of(const ctx_t *c)
 static void on_user_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res || PQntuples(res) != 1) {
+    if (!res) {
         respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        /* Never a token for an existing user here: that is POST /v1/tokens,
+         * which checks whom the caller may act for. */
+        respond_error(c, 409, "user_exists", "a user named \"%s\" exists in the organization",
+                      json_string_value(json_object_get(c->out, "name")));
         return;
     }
     json_t *o = c->out;
@@ -356,21 +366,30 @@ static void h_user_create(ctx_t *c)
 static void on_token_created(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res) {
-        respond_backend(c, "PostgreSQL", err);
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "the user changed meanwhile");
         return;
     }
-    if (PQntuples(res) != 1) {
-        respond_error(c, 409, "conflict", "user \"%s\" exists with another role",
-                      json_string_value(json_object_get(c->body, "user")));
+    const char *user = json_string_value(json_object_get(c->out, "user"));
+    if (PQgetisnull(res, 0, 3)) {
+        /* An existing user the caller may not act for is refused before its
+         * role is compared, so the answer tells nothing about that user. */
+        int may = qr_validate_role_rank(qr_validate_role(PQgetvalue(res, 0, 1))) <=
+                      qr_validate_role_rank(c->user.role) &&
+                  org_of(c) == c->user.org_id;
+        if (!may)
+            respond_error(c, 403, "forbidden",
+                          "you may not issue a token for the existing user \"%s\"", user);
+        else
+            respond_error(c, 409, "conflict", "user \"%s\" exists with another role", user);
         return;
     }
     json_t *o = c->out;
     c->out = NULL;
-    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
-    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    json_object_set_new(o, "id", json_integer(strtoll(PQgetvalue(res, 0, 3), NULL, 10)));
+    json_object_set_new(o, "user_id", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
     json_object_set_new(o, "expires_at",
-                        PQgetisnull(res, 0, 3) ? json_null() : json_string(PQgetvalue(res, 0, 3)));
+                        PQgetisnull(res, 0, 4) ? json_null() : json_string(PQgetvalue(res, 0, 4)));
     respond_json(c, 201, o);
 }
 
@@ -396,9 +415,16 @@ static void h_token_create(ctx_t *c)
     snprintf(prefix, sizeof prefix, "%.10s", token);
     c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "role", role, "token", token, "prefix",
                        prefix);
-    const char *params[] = {
-        i64(org_of(c), org), user, role, digest, prefix, lifetime ? i64(lifetime, secs) : NULL};
-    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 6, params, on_token_created, c) < 0)
+    char caller_org[24];
+    const char *params[] = {i64(org_of(c), org),
+                            user,
+                            role,
+                            digest,
+                            prefix,
+                            lifetime ? i64(lifetime, secs) : NULL,
+                            i64(c->user.org_id, caller_org),
+                            role_name(c->user.role)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TOKEN_CREATE, 8, params, on_token_created, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -486,7 +512,8 @@ static void h_cert_add(ctx_t *c)
     const char *user = json_string_value(json_object_get(c->body, "user"));
     json_t *pem = json_object_get(c->body, "certificate");
     if (!valid_name(user)) {
-        respond_error(c, 422, "invalid", "user must be a string of 1 to 200 characters");
+        respond_error(c, 422, "invalid",
+                      "user must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!json_is_string(pem) || json_string_length(pem) > MAX_CERT_PEM_BYTES) {
@@ -1648,23 +1675,6 @@ static void h_agreement(ctx_t *c)
 /* --- GET /v1/projects/{id}/export
  * ------------------------------------------------------------------ */
 
-/* Appends s as one RFC 4180 field: quoted when it holds a comma, quote or
- * line break, with quotes doubled. */
-static void csv_field(qr_buf_t *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        qr_buf_appends(b, s);
-        return;
-    }
-    qr_buf_append(b, "\"", 1);
-    for (; *s; s++) {
-        if (*s == '"')
-            qr_buf_append(b, "\"", 1);
-        qr_buf_append(b, s, 1);
-    }
-    qr_buf_append(b, "\"", 1);
-}
-
 static void on_export_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -1682,7 +1692,7 @@ static void on_export_rows(const PGresult *res, const char *err, const char *sql
             for (int k = 0; k < 6; k++) {
                 if (k)
                     qr_buf_append(&b, ",", 1);
-                csv_field(&b, PQgetvalue(res, i, k));
+                qr_csv_cell(&b, PQgetvalue(res, i, k)); /* neutralized: text_out.h */
             }
             qr_buf_appends(&b, "\r\n");
         } else {
@@ -1943,7 +1953,8 @@ static void h_org_create(ctx_t *c)
     json_t *kind = json_object_get(c->body, "kind");
     const char *k = kind && !json_is_null(kind) ? json_string_value(kind) : "vendor";
     if (!valid_name(name)) {
-        respond_error(c, 422, "invalid", "name must be a string of 1 to 200 characters");
+        respond_error(c, 422, "invalid",
+                      "name must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!k || (strcmp(k, "vendor") && strcmp(k, "owner"))) {
@@ -2024,13 +2035,10 @@ static json_t *int_or_null(const PGresult *res, int col)
 static void on_share_put(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
-    if (!res && sqlstate && !strcmp(sqlstate, "23503")) {
-        respond_error(c, 404, "not_found", "no organization %" PRId64, c->ids[1]);
-        return;
-    }
-    if (!res && sqlstate && !strcmp(sqlstate, "23514")) {
-        respond_error(c, 422, "invalid", "organization %" PRId64 " is not a vendor organization",
-                      c->ids[1]);
+    /* No such organization (23503) and an owner organization (23514) get
+     * the same answer: a share does not tell which organizations exist. */
+    if (!res && sqlstate && (!strcmp(sqlstate, "23503") || !strcmp(sqlstate, "23514"))) {
+        respond_error(c, 404, "not_found", "no vendor organization %" PRId64, c->ids[1]);
         return;
     }
     if (!res || PQntuples(res) != 1) {

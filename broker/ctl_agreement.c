@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "text_out.h"
+#include "util.h"
 
 #define EXIT_OK    0
 #define EXIT_IO    1
@@ -63,34 +65,30 @@ static int usage(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* Prints s with control characters as '?', padded with spaces to width
- * columns (counting UTF-8 code points, not bytes). */
-static void put_name(FILE *out, const char *s, int width)
-{
-    int cols = 0;
-    const unsigned char *p = (const unsigned char *)s, *run = p;
-
-    /* Runs without control characters go out in one fwrite. */
-    for (; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            fwrite(run, 1, (size_t)(p - run), out);
-            fputc('?', out);
-            run = p + 1;
-        }
-        if ((*p & 0xc0) != 0x80)
-            cols++;
-    }
-    fwrite(run, 1, (size_t)(p - run), out);
-    for (; cols < width; cols++)
-        fputc(' ', out);
-}
-
+/* Columns s takes once escaped for the terminal (UTF-8 code points). */
 static int name_width(const char *s)
 {
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_term_escape(&b, s ? s : "");
     int cols = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        cols += (*p & 0xc0) != 0x80;
+    for (size_t i = 0; i < b.len; i++)
+        cols += ((unsigned char)b.data[i] & 0xc0) != 0x80;
+    qr_buf_free(&b);
     return cols;
+}
+
+/* Prints s escaped for the terminal (text_out.h: a name cannot forge rows),
+ * padded with spaces to width columns. */
+static void put_name(FILE *out, const char *s, int width)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_term_escape(&b, s ? s : "");
+    fwrite(b.data, 1, b.len, out);
+    qr_buf_free(&b);
+    for (int cols = name_width(s); cols < width; cols++)
+        fputc(' ', out);
 }
 
 /* "0.7430", "undefined (reason)" or "n/a (reason)" for a metric object. */

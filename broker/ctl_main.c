@@ -12,6 +12,7 @@
 #include "ctl_cert.h"
 #include "ctl_org.h"
 #include "ctl_throughput.h"
+#include "text_out.h"
 #include "util.h"
 
 #include <errno.h>
@@ -136,7 +137,8 @@ static const char user_help[] =
     "\n"
     "Creates a user in the caller's organization (POST /v1/users) and prints\n"
     "the new bearer token alone on stdout (it is shown only once); the id and\n"
-    "role go to stderr. For an existing name the user gets a new token.\n"
+    "role go to stderr. An existing name is refused (409): to give an\n"
+    "existing user a new token, use `quorumctl token create`.\n"
     "\n"
     "  --name N   user name\n"
     "  --role R   admin, manager, reviewer or annotator\n"
@@ -578,14 +580,20 @@ static void print_report(json_t *r)
     char name[512];
     json_array_foreach(per, i, row)
     {
-        int len = (int)strlen(annotator_label(r, row, "annotator", "", name, sizeof name));
+        char esc[512];
+        int len = (int)strlen(qr_term_escape_to(
+            esc, sizeof esc, annotator_label(r, row, "annotator", "", name, sizeof name)));
         if (len > width && len <= 64)
             width = len;
     }
     printf("\n%-*s  %11s\n", width, "annotator", "annotations");
     json_array_foreach(per, i, row)
     {
-        printf("%-*s  %11.0f\n", width, annotator_label(r, row, "annotator", "", name, sizeof name),
+        char esc[512]; /* a name cannot forge rows (text_out.h) */
+        printf("%-*s  %11.0f
+               ", width,
+               qr_term_escape_to(esc, sizeof esc,
+                                 annotator_label(r, row, "annotator", "", name, sizeof name)),
                num(row, "annotations"));
     }
 }
@@ -752,9 +760,6 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
         } else {
             fprintf(stderr, "user %" JSON_INTEGER_FORMAT " '%s', role %s\n", json_integer_value(id),
                     name, got_role ? got_role : role);
-            if (got_role && strcmp(got_role, role) != 0)
-                fprintf(stderr, "%s: note: '%s' existed already; its role stays %s\n", prog, name,
-                        got_role);
             printf("%s\n", token);
         }
     }
@@ -863,11 +868,13 @@ static void show_tokens(json_t *o)
            "expires", "revoked");
     json_array_foreach(json_object_get(o, "tokens"), i, t)
     {
+        char user[256];
         printf("%-6lld %-12s %-20s %-10s %-26s %-26s %s\n",
                (long long)json_integer_value(json_object_get(t, "id")),
-               json_str_or(t, "prefix", ""), json_str_or(t, "user", ""), json_str_or(t, "role", ""),
-               json_str_or(t, "last_used_at", "-"), json_str_or(t, "expires_at", "never"),
-               json_str_or(t, "revoked_at", "-"));
+               json_str_or(t, "prefix", ""),
+               qr_term_escape_to(user, sizeof user, json_str_or(t, "user", "")),
+               json_str_or(t, "role", ""), json_str_or(t, "last_used_at", "-"),
+               json_str_or(t, "expires_at", "never"), json_str_or(t, "revoked_at", "-"));
     }
 }
 

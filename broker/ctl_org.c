@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_out.h"
+
 #define EXIT_OK     0
 #define EXIT_BROKER 1
 #define EXIT_USAGE  2
@@ -203,10 +205,12 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
             printf("%-8s %-7s %s\n", "id", "kind", "name");
             json_array_foreach(json_object_get(o, "organizations"), k, org)
             {
+                char name[256];
+                const char *n = json_string_value(json_object_get(org, "name"));
                 printf("%-8lld %-7s %s\n",
                        (long long)json_integer_value(json_object_get(org, "id")),
                        json_string_value(json_object_get(org, "kind")),
-                       json_string_value(json_object_get(org, "name")));
+                       qr_term_escape_to(name, sizeof name, n ? n : ""));
             }
         }
         json_decref(o);
@@ -358,9 +362,11 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
                     snprintf(qs, sizeof qs, "%lld", (long long)json_integer_value(sq));
                 if (json_is_integer(sc))
                     snprintf(cs, sizeof cs, "%lld", (long long)json_integer_value(sc));
+                char name[256];
+                const char *n = json_string_value(json_object_get(s, "organization"));
                 printf("%-8lld %-24s %-12s %-12s %lld\n",
                        (long long)json_integer_value(json_object_get(s, "org_id")),
-                       json_string_value(json_object_get(s, "organization")), qs, cs,
+                       qr_term_escape_to(name, sizeof name, n ? n : ""), qs, cs,
                        (long long)json_integer_value(json_object_get(s, "annotations")));
             }
         }

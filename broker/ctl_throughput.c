@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "text_out.h"
+
 #define EXIT_OK     0
 #define EXIT_BROKER 1
 #define EXIT_USAGE  2
@@ -100,7 +102,7 @@ static const char *fmt_str(char out[CELL], json_t *v)
     if (!s && json_is_integer(v))
         snprintf(out, CELL, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     else
-        snprintf(out, CELL, "%s", s ? s : "?");
+        qr_term_escape_to(out, CELL, s ? s : "?"); /* a name cannot forge rows */
     return out;
 }
 

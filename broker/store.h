@@ -24,17 +24,30 @@
     "  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
 
 /* Token lifecycle. Create: $1 org, $2 user name, $3 role, $4 digest,
- * $5 prefix, $6 lifetime in seconds (NULL: never expires) -> token id, user
- * id, the user's role, expires_at (ISO 8601 or NULL). A new user gets the
- * role; for an existing user of another role nothing is created (no row). */
+ * $5 prefix, $6 lifetime in seconds (NULL: never expires), $7 the caller's
+ * organization, $8 the caller's role -> the user's id and role, whether it
+ * was created now, and the token's id and expires_at (ISO 8601), both NULL
+ * when no token was made. A new user gets the role. An existing user is
+ * never changed; it gets a token only when it has the role asked, is of
+ * the caller's organization and its role is not above the caller's
+ * (annotator < reviewer < manager < admin). No row: the user appeared
+ * between the insert and the read (a concurrent create); retry. */
+#define QR_SQL_ROLE_RANK(r) "array_position(ARRAY['annotator','reviewer','manager','admin'], " r ")"
 #define QR_SQL_TOKEN_CREATE                                                                        \
-    "WITH u AS (INSERT INTO users (org_id, name, role) VALUES ($1, $2, $3)"                        \
-    "  ON CONFLICT (org_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id, role)"          \
-    " INSERT INTO api_tokens (user_id, token_sha256, prefix, expires_at)"                          \
-    "  SELECT id, $4, $5, now() + make_interval(secs => $6::double precision) FROM u"              \
-    "  WHERE u.role = $3"                                                                          \
-    " RETURNING id, user_id, (SELECT role FROM u),"                                                \
-    "  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    "WITH ins AS (INSERT INTO users (org_id, name, role) VALUES ($1, $2, $3)"                      \
+    "  ON CONFLICT (org_id, name) DO NOTHING RETURNING id, role),"                                 \
+    " u AS (SELECT id, role, true AS created FROM ins UNION ALL"                                   \
+    "  SELECT id, role, false FROM users WHERE org_id = $1 AND name = $2),"                        \
+    " ok AS (SELECT id FROM u WHERE u.role = $3 AND (u.created OR ($1::bigint = $7::bigint"        \
+    "  AND " QR_SQL_ROLE_RANK("u.role") " <= " QR_SQL_ROLE_RANK(                                   \
+        "$8::text") "))),"                                                                         \
+                    " t AS (INSERT INTO api_tokens (user_id, token_sha256, prefix, expires_at)"    \
+                    "  SELECT id, $4, $5, now() + make_interval(secs => $6::double precision) "    \
+                    "FROM ok"                                                                      \
+                    "  RETURNING id, expires_at)"                                                  \
+                    " SELECT u.id, u.role, u.created, t.id,"                                       \
+                    "  to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" \
+                    " FROM u LEFT JOIN t ON true LIMIT 1"
 
 /* $1 org -> the organization's tokens as one JSON array (never the secret). */
 #define QR_SQL_TOKEN_LIST                                                                          \
@@ -95,10 +108,11 @@
     " RETURNING c.id"
 
 /* $1 org, $2 name, $3 role, $4 token digest, $5 token prefix -> id, role.
- * An existing user of that name gets a new token; its role is unchanged. */
+ * Only a new user: a name that exists in the organization gives no row and
+ * changes nothing (its tokens come from QR_SQL_TOKEN_CREATE and its checks). */
 #define QR_SQL_USER_CREATE                                                                         \
     "WITH u AS (INSERT INTO users (org_id, name, role) VALUES ($1, $2, $3)"                        \
-    "  ON CONFLICT (org_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id, role)"          \
+    "  ON CONFLICT (org_id, name) DO NOTHING RETURNING id, role)"                                  \
     " INSERT INTO api_tokens (user_id, token_sha256, prefix)"                                      \
     "  SELECT id, $4, $5 FROM u RETURNING user_id, (SELECT role FROM u)"
 

@@ -110,10 +110,21 @@ int qr_validate_int(json_t *body, const char *key, int64_t lo, int64_t hi, int64
     return 0;
 }
 
+int qr_validate_text(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+        if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* U+0080-U+009F in UTF-8 */
+            return 0;
+    }
+    return 1;
+}
+
 int qr_validate_name(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= 200;
+    return n >= 1 && n <= 200 && qr_validate_text(s);
 }
 
 int qr_validate_role(const char *s)
@@ -129,6 +140,22 @@ int qr_validate_role(const char *s)
     if (!strcmp(s, "annotator"))
         return QR_ROLE_ANNOTATOR;
     return 0;
+}
+
+int qr_validate_role_rank(int role)
+{
+    switch (role) {
+    case QR_ROLE_ANNOTATOR:
+        return 1;
+    case QR_ROLE_REVIEWER:
+        return 2;
+    case QR_ROLE_MANAGER:
+        return 3;
+    case QR_ROLE_ADMIN:
+        return 4;
+    default:
+        return 0;
+    }
 }
 
 int64_t qr_validate_lifetime(const char *s)
@@ -161,7 +188,8 @@ int qr_validate_user_body(json_t *body, int caller_role, const char **name, int 
     *name = json_string_value(json_object_get(body, "name"));
     *role = qr_validate_role(json_string_value(json_object_get(body, "role")));
     if (!qr_validate_name(*name))
-        return refuse(why, 422, "invalid", "name must be a string of 1 to 200 characters");
+        return refuse(why, 422, "invalid",
+                      "name must be a string of 1 to 200 characters and no control characters");
     if (!*role)
         return refuse(why, 422, "invalid", "role must be admin, manager, reviewer or annotator");
     if (*role == QR_ROLE_ADMIN && caller_role != QR_ROLE_ADMIN)
@@ -177,7 +205,8 @@ int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, 
     out->lifetime_s = 0;
     json_t *exp = json_object_get(body, "expires");
     if (!qr_validate_name(out->user))
-        return refuse(why, 422, "invalid", "user must be a string of 1 to 200 characters");
+        return refuse(why, 422, "invalid",
+                      "user must be a string of 1 to 200 characters and no control characters");
     if (!out->role_bit)
         return refuse(why, 422, "invalid", "role must be admin, manager, reviewer or annotator");
     if (out->role_bit == QR_ROLE_ADMIN && caller_role != QR_ROLE_ADMIN)
@@ -197,15 +226,18 @@ int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t 
     out->name = json_string_value(json_object_get(body, "name"));
     out->labels = json_object_get(body, "labels");
     if (!qr_validate_name(out->name))
-        return refuse(why, 422, "invalid", "name must be a string of 1 to 200 characters");
+        return refuse(why, 422, "invalid",
+                      "name must be a string of 1 to 200 characters and no control characters");
     size_t n = json_array_size(out->labels);
     if (!json_is_array(out->labels) || n < 1 || n > 1000)
         return refuse(why, 422, "invalid", "labels must be an array of 1 to 1000 strings");
     for (size_t i = 0; i < n; i++) {
         const char *l = json_string_value(json_array_get(out->labels, i));
         if (!qr_validate_name(l))
-            return refuse(why, 422, "invalid", "label %zu must be a string of 1 to 200 characters",
-                          i + 1);
+            return refuse(
+                why, 422, "invalid",
+                "label %zu must be a string of 1 to 200 characters and no control characters",
+                i + 1);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(l, json_string_value(json_array_get(out->labels, j))))
                 return refuse(why, 422, "invalid", "label \"%s\" appears twice", l);
@@ -256,8 +288,13 @@ int qr_validate_release_body(json_t *body, const char **reason, qr_invalid_t *wh
 {
     json_t *r = json_object_get(body, "reason");
     *reason = NULL;
-    if (r && !json_is_null(r) && (!json_is_string(r) || json_string_length(r) > 500))
-        return refuse(why, 422, "invalid", "reason must be a string of at most 500 characters");
+    if (r && !json_is_null(r) &&
+        (!json_is_string(r) || json_string_length(r) > 500 ||
+         strlen(json_string_value(r)) != json_string_length(r) ||
+         !qr_validate_text(json_string_value(r))))
+        return refuse(why, 422, "invalid",
+                      "reason must be a string of at most 500 characters and no control "
+                      "characters");
     *reason = json_string_value(r);
     return 0;
 }
@@ -279,8 +316,9 @@ int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_bo
                       json_string_value(label));
     if (key && !json_is_null(key) &&
         (!json_is_string(key) || !qr_validate_name(json_string_value(key))))
-        return refuse(why, 422, "invalid",
-                      "idempotency_key must be a string of 1 to 200 characters");
+        return refuse(
+            why, 422, "invalid",
+            "idempotency_key must be a string of 1 to 200 characters and no control characters");
     json_t *act = json_object_get(o, "active_ms");
     if (act && !json_is_null(act)) {
         if (!json_is_integer(act) || json_integer_value(act) < 0 ||

@@ -60,11 +60,22 @@ json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_inval
 int qr_validate_int(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
                     int64_t *out, qr_invalid_t *why);
 
-/* 1 when s is a string of 1 to 200 bytes (names, labels, keys), else 0. */
+/* 1 when s holds no control character: no byte below 0x20, no DEL (0x7f)
+ * and no C1 control (U+0080-U+009F); else 0. Names, labels and reasons are
+ * shown on terminals and in spreadsheets, so they may not carry any. */
+int qr_validate_text(const char *s);
+
+/* 1 when s is a string of 1 to 200 bytes (names, labels, keys) with no
+ * control character (qr_validate_text), else 0. */
 int qr_validate_name(const char *s);
 
 /* The QR_ROLE_* bit of "admin", "manager", "reviewer" or "annotator"; 0 otherwise (or NULL). */
 int qr_validate_role(const char *s);
+
+/* The rank of a QR_ROLE_* bit, lowest first: annotator 1, reviewer 2,
+ * manager 3, admin 4 (0 for anything else). A caller acts for an existing
+ * user only up to its own rank (the same order as QR_SQL_ROLE_RANK). */
+int qr_validate_role_rank(int role);
 
 /* A token lifetime "30d", "12h", "90m", "45s" or plain seconds, in seconds;
  * -1 when malformed, not positive or over 10 years. */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text_out.h"
 #include "util.h"
 
 #define READ_CHUNK (256 * 1024) /* bytes per fread */
@@ -163,6 +164,10 @@ static void on_field(reader_t *r, const char *s, size_t len, unsigned flags)
         int k = r->field < r->ncols ? r->colk[r->field] : -1;
         if (k >= 0) {
             val_t *v = &r->val[k];
+            /* A cell our export neutralized ('=x) stands for =x. */
+            size_t skip = qr_csv_cell_value(s, len);
+            s += skip;
+            len -= skip;
             if (len == 0) {
                 v->len = 0;
             } else if (len != v->len || !qr_agr_bytes_eq(v->s, s, len)) {

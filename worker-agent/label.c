@@ -26,6 +26,7 @@
 #include "label.h"
 
 #include "session.h"
+#include "text_out.h"
 #include "util.h"
 
 #include <errno.h>
@@ -518,15 +519,16 @@ static int raw_terminal(void)
     return 0;
 }
 
-/* Appends s to out, cut to width columns (bytes; control characters shown
- * as spaces), then a line break. Returns 1. */
+/* Appends s to out escaped for the terminal (text_out.h: task data, labels
+ * and messages from the server can neither move the cursor nor add lines),
+ * cut to width columns (bytes), then a line break. Returns 1. */
 static int line(qr_buf_t *out, const char *s, int width)
 {
-    int n = 0;
-    for (; *s && n < width; s++, n++) {
-        char c = (unsigned char)*s < ' ' ? ' ' : *s;
-        qr_buf_append(out, &c, 1);
-    }
+    qr_buf_t esc;
+    qr_buf_init(&esc);
+    qr_term_escape(&esc, s);
+    qr_buf_append(out, esc.data ? esc.data : "", esc.len < (size_t)width ? esc.len : (size_t)width);
+    qr_buf_free(&esc);
     qr_buf_appends(out, "\x1b[K\r\n");
     return 1;
 }
@@ -644,7 +646,9 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
              lb->status);
     unlock(lb);
     qr_buf_appends(&out, "\x1b[K");
-    qr_buf_append(&out, status, strlen(status) < (size_t)cols ? strlen(status) : (size_t)cols);
+    char safe[sizeof status];
+    qr_term_escape_to(safe, sizeof safe, status);
+    qr_buf_append(&out, safe, strlen(safe) < (size_t)cols ? strlen(safe) : (size_t)cols);
     qr_buf_appends(&out, "\x1b[J");
     fwrite(out.data, 1, out.len, stdout);
     fflush(stdout);
@@ -909,8 +913,10 @@ out:
         (void)pthread_join(net, NULL);
     }
     restore_terminal();
-    if (lb.status[0] && rc != 0)
-        fprintf(stderr, "quorum-agent: %s\n", lb.status);
+    if (lb.status[0] && rc != 0) {
+        char safe[sizeof lb.status];
+        fprintf(stderr, "quorum-agent: %s\n", qr_term_escape_to(safe, sizeof safe, lb.status));
+    }
     if (main_ready)
         agent_sess_free(&main_sess);
     task_free(&cur);

@@ -135,6 +135,72 @@ while read -r method path rest; do
 done <<<"$EXPECTED"
 echo "ok - $PASSES (route, caller) outcomes as the table says"
 
+# --- taking over existing users -----------------------------------------------------------------
+# Every caller tries to reach an existing user: POST /v1/users with its name
+# (a name that exists is 409, never a token) and POST /v1/tokens for it with
+# another role than its own (the bare role check would let a manager ask
+# for an "annotator" token of its admin). The targets are the admins of the
+# owner A, of the vendor V and of another owner organization B; the body
+# names the target's organization when it is not the caller's (only admins
+# may, and only an owner's admin finds another organization: else 404).
+# Nothing may answer 2xx, and no user or token may change.
+r=$(api POST /v1/organizations "$ADMIN_TOKEN" '{"name":"owner-B","kind":"owner"}')
+check "the owner's admin creates another owner organization B" 201 "${r%% *}"
+for role in admin manager reviewer annotator; do
+    r=$(api POST /v1/tokens "$ADMIN_TOKEN" \
+        "{\"user\":\"B-$role\",\"role\":\"$role\",\"organization\":\"owner-B\"}")
+    TOK[B:$role]=$(echo "${r#* }" | jq -r .token)
+done
+A_ADMIN=$(sql "SELECT name FROM users WHERE role = 'admin' ORDER BY id LIMIT 1")
+A_ORG=$(sql "SELECT o.name FROM organizations o JOIN users u ON u.org_id = o.id WHERE u.name = '$A_ADMIN'")
+declare -A ORGNAME=([A]=$A_ORG [V]=vendor-V [W]=vendor-W [B]=owner-B)
+declare -A TARGET=([A]=$A_ADMIN [V]=V-admin [B]=B-admin)
+# columns: A:admin A:manager A:reviewer A:annotator | V:... | W:... | B:...
+read -r -d '' TAKEOVER <<'TABLE' || true
+users A   409 409 403 403  404 403 403 403  404 403 403 403  409 403 403 403
+tokens A  409 403 403 403  404 403 403 403  404 403 403 403  403 403 403 403
+users V   409 403 403 403  409 409 403 403  404 403 403 403  409 403 403 403
+tokens V  403 403 403 403  409 403 403 403  404 403 403 403  403 403 403 403
+users B   409 403 403 403  404 403 403 403  404 403 403 403  409 409 403 403
+tokens B  403 403 403 403  404 403 403 403  404 403 403 403  409 403 403 403
+TABLE
+counts() { sql "SELECT (SELECT count(*) FROM api_tokens) || ' ' || (SELECT string_agg(id || ':' || org_id || ':' || name || ':' || role, ',' ORDER BY id) FROM users)"; }
+before=$(counts)
+TAKERS=(A:admin A:manager A:reviewer A:annotator V:admin V:manager V:reviewer V:annotator
+    W:admin W:manager W:reviewer W:annotator B:admin B:manager B:reviewer B:annotator)
+n=0
+while read -r what target rest; do
+    [ -n "$what" ] || continue
+    read -r -a want <<<"$rest"
+    for k in "${!TAKERS[@]}"; do
+        who=${TAKERS[$k]}
+        org=""
+        [ "${who%%:*}" = "$target" ] || org=",\"organization\":\"${ORGNAME[$target]}\""
+        if [ "$what" = users ]; then
+            r=$(api POST /v1/users "${TOK[$who]}" "{\"name\":\"${TARGET[$target]}\",\"role\":\"annotator\"$org}")
+        else
+            r=$(api POST /v1/tokens "${TOK[$who]}" "{\"user\":\"${TARGET[$target]}\",\"role\":\"annotator\"$org}")
+        fi
+        if [ "${r%% *}" = "${want[$k]}" ]; then
+            n=$((n + 1))
+        else
+            fail "$what of $target's admin as $who: expected ${want[$k]}, got ${r%% *}"
+        fi
+    done
+done <<<"$TAKEOVER"
+check "every takeover attempt refused as the table says" 96 "$n"
+check "no user or token changed by them" "$before" "$(counts)"
+# Nor with the target's own role: only an admin mints an admin's token.
+for who in A:manager V:manager B:manager; do
+    r=$(api POST /v1/tokens "${TOK[$who]}" "{\"user\":\"${TARGET[${who%%:*}]}\",\"role\":\"admin\"}")
+    check "$who cannot mint its admin's token" 403 "${r%% *}"
+done
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"V-admin","role":"admin","organization":"vendor-V"}')
+check "A's admin cannot mint V's admin's token" 403 "${r%% *}"
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"B-manager","role":"manager","organization":"owner-B"}')
+check "nor a token of another owner's manager" 403 "${r%% *}"
+check "still no user or token changed" "$before" "$(counts)"
+
 # --- no enumeration of other organizations' projects ---------------------------------------
 # The same status, code and message (but for the id asked) whether the
 # project exists or not, for every role of W.

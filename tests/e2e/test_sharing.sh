@@ -73,10 +73,14 @@ r=$(api PUT "/v1/projects/$P/shares/$V" "$ADMIN_TOKEN" '{"max_tasks_per_annotato
 check "a cap that is not an integer: 422" 422 "${r%% *}"
 r=$(api PUT "/v1/projects/$P/shares/$V" "$ADMIN_TOKEN" '[1]')
 check "a body that is not an object: 400" 400 "${r%% *}"
+shares_before=$(sql "SELECT count(*) FROM project_shares")
 r=$(api PUT "/v1/projects/$P/shares/$OWNER" "$ADMIN_TOKEN" '{}')
-check "sharing with an owner organization: 422" 422 "${r%% *}"
-r=$(api PUT "/v1/projects/$P/shares/987654" "$ADMIN_TOKEN" '{}')
-check "sharing with no organization: 404" 404 "${r%% *}"
+check "sharing with an owner organization: 404" 404 "${r%% *}"
+b=$(api PUT "/v1/projects/$P/shares/987654" "$ADMIN_TOKEN" '{}')
+check "sharing with no organization: 404" 404 "${b%% *}"
+check "an owner organization and none get the same answer (but for the id)" \
+    "$(echo "${b#* }" | sed 's/987654/N/')" "$(echo "${r#* }" | sed "s/$OWNER/N/")"
+check "and no share was made" "$shares_before" "$(sql "SELECT count(*) FROM project_shares")"
 r=$(api DELETE "/v1/projects/$P/shares/$W" "$ADMIN_TOKEN")
 check "removing a share that is not there: 404" 404 "${r%% *}"
 check "quorumctl project share --org with an unknown name fails" 1 "$(ctl_rc project share --project "$P" --org nobody)"

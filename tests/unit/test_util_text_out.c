@@ -1,0 +1,95 @@
+/*
+ * test_util_text_out.c - common/text_out.c: CSV cells neutralized against
+ * formula injection (OWASP's rule, reversibly), and text escaped for the
+ * terminal so that a name cannot move the cursor or forge a row.
+ */
+#include "testlib.h"
+
+#include <string.h>
+
+#include "text_out.h"
+#include "util.h"
+
+static void expect_cell(const char *in, const char *out)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_csv_cell(&b, in);
+    assert_string_equal(b.data ? b.data : "", out);
+    qr_buf_free(&b);
+}
+
+static void test_csv_neutralized(void **state)
+{
+    (void)state;
+    expect_cell("=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+    expect_cell("=1+2", "'=1+2");
+    expect_cell("+1", "'+1");
+    expect_cell("-1", "'-1");
+    expect_cell("@SUM(A1)", "'@SUM(A1)");
+    expect_cell("\tx", "'\tx");
+    expect_cell("\rx", "\"'\rx\"");
+    expect_cell("'=x", "''=x"); /* so reading back is exact */
+    expect_cell("alice", "alice");
+    expect_cell("a,b", "\"a,b\"");
+    expect_cell("", "");
+    expect_cell("x=1", "x=1");
+    expect_cell("'quoted", "'quoted");
+}
+
+static void test_csv_value(void **state)
+{
+    (void)state;
+    assert_int_equal(qr_csv_cell_value("'=x", 3), 1);
+    assert_int_equal(qr_csv_cell_value("''=x", 4), 1);
+    assert_int_equal(qr_csv_cell_value("'-1", 3), 1);
+    assert_int_equal(qr_csv_cell_value("'quoted", 7), 0);
+    assert_int_equal(qr_csv_cell_value("'", 1), 0);
+    assert_int_equal(qr_csv_cell_value("=x", 2), 0);
+}
+
+static void expect_term(const char *in, const char *out)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_term_escape(&b, in);
+    assert_string_equal(b.data ? b.data : "", out);
+    qr_buf_free(&b);
+    char small[512];
+    assert_string_equal(qr_term_escape_to(small, sizeof small, in), out);
+}
+
+static void test_term_escape(void **state)
+{
+    (void)state;
+    expect_term("\x1b[31mred\nevil  999", "\\x1b[31mred\\x0aevil  999");
+    expect_term("del\x7f", "del\\x7f");
+    expect_term("csi\xc2\x9b"
+                "2J",
+                "csi\\u009b2J");                 /* U+009B, a C1 CSI */
+    expect_term("bad\xff\xc2", "bad\\xff\\xc2"); /* not UTF-8 */
+    expect_term("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x99\x82",
+                "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x99\x82");
+    expect_term("\xed\xa0\x80", "\\xed\\xa0\\x80"); /* a surrogate */
+    expect_term("plain", "plain");
+}
+
+static void test_term_escape_cut(void **state)
+{
+    (void)state;
+    char out[8];
+    /* "ab" then "\x1b" (4 bytes) fits 7; the next escape does not: cut before it. */
+    assert_string_equal(qr_term_escape_to(out, sizeof out, "ab\x1b\x1b"), "ab\\x1b");
+    assert_string_equal(qr_term_escape_to(out, 4, "ab\xc3\xa9"), "ab");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_neutralized),
+        cmocka_unit_test(test_csv_value),
+        cmocka_unit_test(test_term_escape),
+        cmocka_unit_test(test_term_escape_cut),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
