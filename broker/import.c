@@ -418,12 +418,22 @@ static int parse_array(const char *body, size_t len, const char *stratify_field,
     return 0;
 }
 
+qr_import_format_t qr_import_sniff(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    return i < len && body[i] == '[' ? QR_IMPORT_JSON_ARRAY : QR_IMPORT_JSONL;
+}
+
 int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t len,
                             const char *stratify_field, const qr_import_limits_t *limits,
                             qr_import_t *imp, char *err, size_t errlen)
 {
     qr_import_sink_t s;
     int rc;
+    if (format == QR_IMPORT_JSON_ANY)
+        format = qr_import_sniff(body, len);
     switch (format) {
     case QR_IMPORT_CSV:
         return qr_import_parse_csv_bounded(body, len, stratify_field, limits, imp, err, errlen);

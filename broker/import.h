@@ -54,7 +54,12 @@ typedef enum {
     QR_IMPORT_JSONL,      /* JSON lines (qr_import_parse) */
     QR_IMPORT_JSON_ARRAY, /* a JSON array (qr_import_parse_json_array) */
     QR_IMPORT_CSV,        /* CSV (qr_import_parse_csv) */
+    QR_IMPORT_JSON_ANY,   /* a JSON array or JSON lines (qr_import_sniff) */
 } qr_import_format_t;
+
+/* Which JSON format body holds: a JSON array when its first non-blank byte
+ * is '[', else JSON lines. Reads up to the first non-blank byte. */
+qr_import_format_t qr_import_sniff(const char *body, size_t len);
 
 /* What the project says about new tasks. */
 typedef struct qr_import_policy_s {
