@@ -20,6 +20,7 @@
 #include "events.h"
 #include "live_agreement.h"
 #include "import.h"
+#include "import_queue.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -797,37 +798,42 @@ static void on_import_strata(const PGresult *res, const char *err, const char *s
     import_allocate_ids(c);
 }
 
-/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
- * (its first non-blank byte is '[') or JSON lines. */
-static int import_parse(ctx_t *c, const char **code, char *err, size_t errlen)
+/* The client went away while its import waited for a parse slot: it is not
+ * parsed for nobody (import_queue.h). */
+static void on_import_gone(qr_http_request_t *req, void *arg)
 {
-    const char *ct = c->req->content_type, *body = c->req->body;
-    size_t len = c->req->body_len, i = 0;
-    const char *field = c->project->stratify_field;
-    if (ct && !strncasecmp(ct, "text/csv", 8)) {
-        *code = "invalid_csv";
-        return qr_import_parse_csv(body, len, field, &c->imp, err, errlen);
-    }
-    while (i < len && isspace((unsigned char)body[i]))
-        i++;
-    if (i < len && body[i] == '[') {
-        *code = "invalid_json";
-        return qr_import_parse_json_array(body, len, field, &c->imp, err, errlen);
-    }
-    *code = "invalid_jsonl";
-    return qr_import_parse(body, len, field, &c->imp, err, errlen);
+    (void)req;
+    qr_import_job_t *job = arg;
+    job->cancelled = 1;
 }
 
-static void h_import(ctx_t *c)
+/* Back on the loop once the parse ran in the thread pool (or did not: the
+ * client left, or the broker is stopping). */
+static void on_import_parsed(qr_import_job_t *job, int status)
 {
-    char err[512];
-    const char *code;
-    if (import_parse(c, &code, err, sizeof err) < 0) {
-        respond_error(c, 400, code, "%s", err);
+    ctx_t *c = job->data;
+    qr_http_on_gone(c->req, NULL, NULL);
+    int rc = job->rc;
+    char err[sizeof job->err];
+    memcpy(err, job->err, sizeof err);
+    const char *code = job->format == QR_IMPORT_CSV          ? "invalid_csv"
+                       : job->format == QR_IMPORT_JSON_ARRAY ? "invalid_json"
+                                                             : "invalid_jsonl";
+    c->imp = job->imp;
+    free((char *)job->stratify_field);
+    free(job);
+    if (status < 0 || qr_http_request_gone(c->req)) {
+        /* Nobody to tell: a client that left imports nothing. */
+        qr_import_free(&c->imp);
+        respond_error(c, 503, "unavailable", "the broker is stopping; retry");
         return;
     }
-    if (c->imp.n > 10000000) {
-        respond_error(c, 413, "body_too_large", "at most 10,000,000 tasks per import");
+    if (rc == QR_ETOOBIG) {
+        respond_error(c, 413, "import_too_large", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        respond_error(c, 400, code, "%s", err);
         return;
     }
     if (!strcmp(c->project->sampling, "stratified")) {
@@ -838,6 +844,35 @@ static void h_import(ctx_t *c)
         return;
     }
     import_allocate_ids(c);
+}
+
+/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
+ * (its first non-blank byte is '[') or JSON lines. Parsed in the thread
+ * pool within the configured budget and task cap, a few imports at a time
+ * (import_queue.h): the body stays valid until the request is answered, and
+ * the job holds its own copy of the stratify field. */
+static void h_import(ctx_t *c)
+{
+    const char *ct = c->req->content_type;
+    qr_import_job_t *job = qr_xcalloc(1, sizeof *job);
+    job->format = ct && !strncasecmp(ct, "text/csv", 8) ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY;
+    job->body = c->req->body;
+    job->len = c->req->body_len;
+    job->stratify_field =
+        c->project->stratify_field ? qr_xstrdup(c->project->stratify_field) : NULL;
+    job->limits = c->b->cfg.import;
+    job->data = c;
+    int rc = qr_import_queue_submit(c->b->imports, job, on_import_parsed);
+    if (rc < 0) {
+        free((char *)job->stratify_field);
+        free(job);
+        if (rc == UV_ECANCELED)
+            respond_error(c, 503, "unavailable", "the broker is stopping; retry");
+        else
+            respond_backend(c, "the import parser", uv_strerror(rc));
+        return;
+    }
+    qr_http_on_gone(c->req, on_import_gone, job);
 }
 
 /* --- POST /v1/projects/{id}/leases --------------------------------------------------------- */

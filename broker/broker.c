@@ -12,6 +12,7 @@
 
 #include "committer.h"
 #include "events.h"
+#include "import_queue.h"
 #include "live_agreement.h"
 #include "log.h"
 #include "store.h"
@@ -39,6 +40,9 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->auth_fail_per_sec = 5;
     cfg->max_json_body_bytes = 1u << 20;
     cfg->max_body_total_bytes = 128u << 20;
+    cfg->import.max_bytes = QR_IMPORT_MAX_BYTES;
+    cfg->import.max_tasks = QR_IMPORT_MAX_TASKS;
+    cfg->import_parses = 2;
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -601,6 +605,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
     }
     b->lease = qr_lease_engine_new(b->redis);
     b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
+    b->imports = qr_import_queue_new(loop, cfg->import_parses);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
     rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
     if (rc < 0) {
@@ -715,10 +720,12 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     b->stop_arg = arg;
     b->stopping = 1;
     qr_api_wake(b, 0); /* long polls end now, empty */
-    b->closing = 5;
+    b->closing = 6;
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
     qr_notify_close(b->notify, one_closed, b);
     qr_http_server_close(b->http, one_closed, b);
+    /* Imports waiting to parse are answered 503; running parses end first. */
+    qr_import_queue_close(b->imports, one_closed, b);
     qr_redis_close(b->redis, one_closed, b);
     /* The event log writes what it holds first: only then may the pool go. */
     qr_events_close(b->events, on_events_closed, b);

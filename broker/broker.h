@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "http.h"
+#include "import.h"
 #include "lease.h"
 #include "pg.h"
 #include "redis_client.h"
@@ -43,6 +44,8 @@ typedef struct qr_broker_config_s {
     int rate_burst;              /* bucket size; default 2 x rate_per_sec */
     const char *port_file;       /* if set, the bound port is written here */
     int metrics_public;          /* GET /metrics without a token (default 0: admins) */
+    qr_import_limits_t import;   /* one import's parse: budget 64 MiB, cap 10,000,000 tasks */
+    int import_parses;           /* import parses at once (thread pool); more wait; default 2 */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

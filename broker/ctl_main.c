@@ -590,8 +590,7 @@ static void print_report(json_t *r)
     json_array_foreach(per, i, row)
     {
         char esc[512]; /* a name cannot forge rows (text_out.h) */
-        printf("%-*s  %11.0f
-               ", width,
+        printf("%-*s  %11.0f\n", width,
                qr_term_escape_to(esc, sizeof esc,
                                  annotator_label(r, row, "annotator", "", name, sizeof name)),
                num(row, "annotations"));

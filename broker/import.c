@@ -2,6 +2,7 @@
  * import.c - JSONL import bodies to COPY rows (see import.h).
  */
 #include "import.h"
+#include "import_int.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -48,6 +49,7 @@ void qr_import_free(qr_import_t *imp)
     free(imp->tasks);
     imp->tasks = NULL;
     imp->n = 0;
+    imp->bytes = 0; /* peak_bytes stays: how far a failed parse went */
 }
 
 /* The stratify field's value as text: a string as it is, anything else as
@@ -111,13 +113,219 @@ static int parse_task(json_t *o, const char *stratify_field, qr_import_task_t *t
     return 0;
 }
 
-int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
-                    char *err, size_t errlen)
+/* --- the budget (import_int.h) ------------------------------------------------------- */
+
+/* What the COPY row of a task adds beyond its strings (ids, numbers, tabs),
+ * counted with the task so the budget also stands for what is sent. */
+#define ROW_EXTRA 64
+
+/* A malloc'd block of n bytes as glibc's allocator takes it (header and
+ * 16-byte rounding, 32 at least). */
+static size_t chunk(size_t n)
+{
+    return n + 8 <= 32 ? 32 : (n + 8 + 15) & ~(size_t)15;
+}
+
+static size_t str_cost(const char *s)
+{
+    return s ? chunk(strlen(s) + 1) : 0;
+}
+
+void qr_import_sink_init(qr_import_sink_t *s, qr_import_t *imp, const qr_import_limits_t *limits,
+                         const char *unit)
+{
+    memset(imp, 0, sizeof *imp);
+    s->imp = imp;
+    s->cap = 0;
+    s->max_bytes = limits ? limits->max_bytes : QR_IMPORT_MAX_BYTES;
+    s->max_tasks = limits ? limits->max_tasks : QR_IMPORT_MAX_TASKS;
+    s->unit = unit;
+}
+
+static int over_budget(qr_import_sink_t *s, int64_t where, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "%s %" PRId64 ": the import is larger than the broker parses at once (%zu bytes "
+             "after %" PRId64 " tasks, over a budget of %zu); split it into several imports",
+             s->unit, where, s->imp->bytes, s->imp->n, s->max_bytes);
+    return QR_ETOOBIG;
+}
+
+/* Whether held + extra bytes fit the budget; records the peak when they do. */
+static int fits(qr_import_sink_t *s, size_t extra)
+{
+    size_t total = s->imp->bytes + extra;
+    if (total < extra || (s->max_bytes && total > s->max_bytes))
+        return 0;
+    if (total > s->imp->peak_bytes)
+        s->imp->peak_bytes = total;
+    return 1;
+}
+
+int qr_import_sink_admit(qr_import_sink_t *s, size_t transient, int64_t where, char *err,
+                         size_t errlen)
+{
+    if (s->max_tasks && s->imp->n >= s->max_tasks) {
+        snprintf(err, errlen,
+                 "%s %" PRId64 ": more than %" PRId64
+                 " tasks in one import; split it into several imports",
+                 s->unit, where, s->max_tasks);
+        return QR_ETOOBIG;
+    }
+    return fits(s, transient) ? 0 : over_budget(s, where, err, errlen);
+}
+
+qr_import_task_t *qr_import_sink_add(qr_import_sink_t *s, size_t transient, int64_t where,
+                                     char *err, size_t errlen)
+{
+    qr_import_t *imp = s->imp;
+    if (imp->n == s->cap) {
+        /* Grow by half, and no further than the budget or the cap allow:
+         * the array is the one allocation that is not per task. */
+        int64_t cap = s->cap ? s->cap + s->cap / 2 : 256;
+        if (s->max_tasks && cap > s->max_tasks)
+            cap = s->max_tasks;
+        if (s->max_bytes) {
+            size_t room = s->max_bytes > imp->bytes + transient
+                              ? (s->max_bytes - imp->bytes - transient) / sizeof *imp->tasks
+                              : 0;
+            if ((size_t)(cap - s->cap) > room)
+                cap = s->cap + (int64_t)room;
+        }
+        if (cap <= s->cap) {
+            over_budget(s, where, err, errlen);
+            return NULL;
+        }
+        imp->tasks = qr_xrealloc(imp->tasks, (size_t)cap * sizeof *imp->tasks);
+        imp->bytes += (size_t)(cap - s->cap) * sizeof *imp->tasks;
+        s->cap = cap;
+        fits(s, transient);
+    }
+    qr_import_task_t *t = &imp->tasks[imp->n++];
+    memset(t, 0, sizeof *t);
+    t->score = NAN;
+    return t;
+}
+
+int qr_import_sink_charge(qr_import_sink_t *s, size_t transient, int64_t where, char *err,
+                          size_t errlen)
+{
+    const qr_import_task_t *t = &s->imp->tasks[s->imp->n - 1];
+    s->imp->bytes += str_cost(t->data) + str_cost(t->prediction) + str_cost(t->gold) +
+                     str_cost(t->stratum) + ROW_EXTRA;
+    return fits(s, transient) ? 0 : over_budget(s, where, err, errlen);
+}
+
+/* Walks one JSON value from p to at most end, outside strings counting
+ * containers and separators, and line feeds everywhere. With stop, ends at
+ * the first ',', ']' or '}' at depth 0 (the end of an array element); the
+ * value is not validated here: jansson does that. Returns where it ended. */
+typedef struct scan_s {
+    size_t containers, separators;
+    int64_t newlines;
+} scan_t;
+
+static const char *scan_json(const char *p, const char *end, int stop, scan_t *st)
+{
+    size_t depth = 0;
+    int in_string = 0;
+    for (; p < end; p++) {
+        char ch = *p;
+        if (ch == '\n')
+            st->newlines++;
+        if (in_string) {
+            if (ch == '\\' && p + 1 < end) {
+                p++;
+                st->newlines += *p == '\n';
+            } else if (ch == '"') {
+                in_string = 0;
+            }
+            continue;
+        }
+        switch (ch) {
+        case '"':
+            in_string = 1;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            st->containers++;
+            break;
+        case '}':
+        case ']':
+            if (depth == 0 && stop)
+                return p;
+            if (depth)
+                depth--;
+            break;
+        case ',':
+            if (depth == 0 && stop)
+                return p;
+            st->separators++;
+            break;
+        case ':':
+            st->separators++;
+            break;
+        default:
+            break;
+        }
+    }
+    return p;
+}
+
+static size_t cost_of(size_t n, const scan_t *st)
+{
+    return 3 * n + 256 * st->containers + 160 * st->separators + 512;
+}
+
+size_t qr_import_json_cost(const char *p, size_t n)
+{
+    scan_t st = {0};
+    scan_json(p, p + n, 0, &st);
+    return cost_of(n, &st);
+}
+
+/* Parses one task (n bytes at p) into the sink: 0, QR_EINVAL or QR_ETOOBIG
+ * with "<unit> <where>: reason" in err. */
+static int parse_one(qr_import_sink_t *s, const char *p, size_t n, size_t transient,
+                     const char *stratify_field, int64_t where, char *err, size_t errlen)
+{
+    int rc = qr_import_sink_admit(s, transient, where, err, errlen);
+    if (rc < 0)
+        return rc;
+    json_error_t e;
+    /* jansson refuses "\u0000" unless JSON_ALLOW_NUL is given, which
+     * suits jsonb: it cannot hold NUL characters either. */
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    if (!o) {
+        snprintf(err, errlen, "%s %" PRId64 ": %s", s->unit, where, e.text);
+        return QR_EINVAL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        snprintf(err, errlen, "%s %" PRId64 ": a task must be a JSON object", s->unit, where);
+        return QR_EINVAL;
+    }
+    qr_import_task_t *t = qr_import_sink_add(s, transient, where, err, errlen);
+    if (!t) {
+        json_decref(o);
+        return QR_ETOOBIG;
+    }
+    char why[256];
+    rc = parse_task(o, stratify_field, t, why, sizeof why);
+    json_decref(o);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s %" PRId64 ": %s", s->unit, where, why);
+        return QR_EINVAL;
+    }
+    return qr_import_sink_charge(s, transient, where, err, errlen);
+}
+
+static int parse_jsonl(const char *body, size_t len, const char *stratify_field,
+                       qr_import_sink_t *s, char *err, size_t errlen)
 {
     const char *p = body, *end = body + len;
-    int64_t lineno = 0, cap = 0;
-    imp->tasks = NULL;
-    imp->n = 0;
+    int64_t lineno = 0;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
@@ -125,87 +333,136 @@ int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr
         const char *q = p;
         while (q < le && isspace((unsigned char)*q))
             q++;
-        if (q == le) {
-            p = nl ? nl + 1 : end;
-            continue;
-        }
-        json_error_t e;
-        /* jansson refuses "\u0000" unless JSON_ALLOW_NUL is given, which
-         * suits jsonb: it cannot hold NUL characters either. */
-        json_t *o = json_loadb(p, (size_t)(le - p), JSON_REJECT_DUPLICATES, &e);
-        char why[256];
-        if (!o) {
-            snprintf(err, errlen, "line %" PRId64 ": %s", lineno, e.text);
-            goto fail;
-        }
-        if (!json_is_object(o)) {
-            json_decref(o);
-            snprintf(err, errlen, "line %" PRId64 ": a task must be a JSON object", lineno);
-            goto fail;
-        }
-        if (imp->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            imp->tasks = qr_xrealloc(imp->tasks, (size_t)cap * sizeof *imp->tasks);
-        }
-        qr_import_task_t *t = &imp->tasks[imp->n++];
-        memset(t, 0, sizeof *t);
-        int rc = parse_task(o, stratify_field, t, why, sizeof why);
-        json_decref(o);
-        if (rc < 0) {
-            snprintf(err, errlen, "line %" PRId64 ": %s", lineno, why);
-            goto fail;
+        if (q < le) {
+            size_t n = (size_t)(le - p);
+            int rc =
+                parse_one(s, p, n, qr_import_json_cost(p, n), stratify_field, lineno, err, errlen);
+            if (rc < 0)
+                return rc;
         }
         p = nl ? nl + 1 : end;
     }
-    if (imp->n == 0) {
+    if (s->imp->n == 0) {
         snprintf(err, errlen, "the body holds no task");
         return QR_EINVAL;
     }
     return 0;
-fail:
-    qr_import_free(imp);
-    return QR_EINVAL;
+}
+
+static const char *skip_blanks(const char *p, const char *end, int64_t *line)
+{
+    for (; p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'); p++)
+        *line += *p == '\n';
+    return p;
+}
+
+/* The array element by element: each is cut out by scan_json and parsed
+ * alone, so what is held at a time is one element's tree. */
+static int parse_array(const char *body, size_t len, const char *stratify_field,
+                       qr_import_sink_t *s, char *err, size_t errlen)
+{
+    const char *p = body, *end = body + len;
+    int64_t line = 1, task = 0;
+    p = skip_blanks(p, end, &line);
+    if (p == end || *p != '[') {
+        snprintf(err, errlen, "the body must be a JSON array of tasks");
+        return QR_EINVAL;
+    }
+    p = skip_blanks(p + 1, end, &line);
+    if (p < end && *p == ']') {
+        snprintf(err, errlen, "the array holds no task");
+        return QR_EINVAL;
+    }
+    for (;;) {
+        task++;
+        p = skip_blanks(p, end, &line);
+        int64_t first = line;
+        scan_t st = {0};
+        const char *e = scan_json(p, end, 1, &st);
+        line += st.newlines;
+        if (p == e) {
+            snprintf(err, errlen, "task %" PRId64 " (line %" PRId64 "): %s", task, line,
+                     e == end ? "the array is not closed" : "a task is missing here");
+            return QR_EINVAL;
+        }
+        char where[512];
+        int rc = parse_one(s, p, (size_t)(e - p), cost_of((size_t)(e - p), &st), stratify_field,
+                           task, where, sizeof where);
+        if (rc < 0) {
+            /* "task N: why" becomes "task N (line L): why". */
+            const char *why = strchr(where, ':');
+            snprintf(err, errlen, "task %" PRId64 " (line %" PRId64 ")%s", task, first,
+                     why ? why : ": invalid");
+            return rc;
+        }
+        p = skip_blanks(e, end, &line);
+        if (p == end) {
+            snprintf(err, errlen, "line %" PRId64 ": the array is not closed after task %" PRId64,
+                     line, task);
+            return QR_EINVAL;
+        }
+        if (*p == ']')
+            break;
+        if (*p != ',') {
+            snprintf(err, errlen, "line %" PRId64 ": expected ',' or ']' after task %" PRId64, line,
+                     task);
+            return QR_EINVAL;
+        }
+        p++;
+    }
+    p = skip_blanks(p + 1, end, &line);
+    if (p != end) {
+        snprintf(err, errlen, "line %" PRId64 ": text after the array's closing ']'", line);
+        return QR_EINVAL;
+    }
+    return 0;
+}
+
+qr_import_format_t qr_import_sniff(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    return i < len && body[i] == '[' ? QR_IMPORT_JSON_ARRAY : QR_IMPORT_JSONL;
+}
+
+int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t len,
+                            const char *stratify_field, const qr_import_limits_t *limits,
+                            qr_import_t *imp, char *err, size_t errlen)
+{
+    qr_import_sink_t s;
+    int rc;
+    if (format == QR_IMPORT_JSON_ANY)
+        format = qr_import_sniff(body, len);
+    switch (format) {
+    case QR_IMPORT_CSV:
+        return qr_import_parse_csv_bounded(body, len, stratify_field, limits, imp, err, errlen);
+    case QR_IMPORT_JSON_ARRAY:
+        qr_import_sink_init(&s, imp, limits, "task");
+        rc = parse_array(body, len, stratify_field, &s, err, errlen);
+        break;
+    default:
+        qr_import_sink_init(&s, imp, limits, "line");
+        rc = parse_jsonl(body, len, stratify_field, &s, err, errlen);
+        break;
+    }
+    if (rc < 0)
+        qr_import_free(imp);
+    return rc;
+}
+
+int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
+                    char *err, size_t errlen)
+{
+    return qr_import_parse_bounded(QR_IMPORT_JSONL, body, len, stratify_field, NULL, imp, err,
+                                   errlen);
 }
 
 int qr_import_parse_json_array(const char *body, size_t len, const char *stratify_field,
                                qr_import_t *imp, char *err, size_t errlen)
 {
-    imp->tasks = NULL;
-    imp->n = 0;
-    json_error_t e;
-    json_t *a = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
-    if (!a) {
-        snprintf(err, errlen, "line %d: %s", e.line, e.text);
-        return QR_EINVAL;
-    }
-    size_t n = json_array_size(a);
-    if (!json_is_array(a) || n == 0) {
-        snprintf(err, errlen,
-                 json_is_array(a) ? "the array holds no task"
-                                  : "the body must be a JSON array of tasks");
-        json_decref(a);
-        return QR_EINVAL;
-    }
-    imp->tasks = qr_xcalloc(n, sizeof *imp->tasks);
-    for (size_t i = 0; i < n; i++) {
-        json_t *o = json_array_get(a, i);
-        char why[256];
-        imp->n++;
-        if (!json_is_object(o)) {
-            snprintf(err, errlen, "task %zu: a task must be a JSON object", i + 1);
-            goto fail;
-        }
-        if (parse_task(o, stratify_field, &imp->tasks[i], why, sizeof why) < 0) {
-            snprintf(err, errlen, "task %zu: %s", i + 1, why);
-            goto fail;
-        }
-    }
-    json_decref(a);
-    return 0;
-fail:
-    json_decref(a);
-    qr_import_free(imp);
-    return QR_EINVAL;
+    return qr_import_parse_bounded(QR_IMPORT_JSON_ARRAY, body, len, stratify_field, NULL, imp, err,
+                                   errlen);
 }
 
 /* splitmix64: small, fast, good enough to draw tasks and orders. */

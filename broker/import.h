@@ -29,7 +29,37 @@ typedef struct qr_import_task_s {
 typedef struct qr_import_s {
     qr_import_task_t *tasks;
     int64_t n;
+    size_t bytes;      /* what the tasks hold, as the budget counts it (see below) */
+    size_t peak_bytes; /* the most the parse held at once, output + transient */
 } qr_import_t;
+
+/* Bounds on one parse. The budget counts, in bytes: the task array, every
+ * string a task keeps (with the allocator's overhead) and a fixed share for
+ * the columns its COPY row adds (the output); plus the transient state of
+ * the element being parsed, estimated before it is parsed from its length
+ * and its count of containers and values (jansson's tree, then its dump).
+ * A parse that would go over either bound stops there, with QR_ETOOBIG: it
+ * never holds more than max_bytes by that count, and refuses task number
+ * max_tasks + 1 as soon as it meets it. The COPY text built later from the output is of the same
+ * order. */
+typedef struct qr_import_limits_s {
+    size_t max_bytes;  /* 0: no budget */
+    int64_t max_tasks; /* 0: no cap */
+} qr_import_limits_t;
+
+#define QR_IMPORT_MAX_BYTES ((size_t)64 << 20) /* quorumd's default budget */
+#define QR_IMPORT_MAX_TASKS 10000000           /* quorumd's default cap */
+
+typedef enum {
+    QR_IMPORT_JSONL,      /* JSON lines (qr_import_parse) */
+    QR_IMPORT_JSON_ARRAY, /* a JSON array (qr_import_parse_json_array) */
+    QR_IMPORT_CSV,        /* CSV (qr_import_parse_csv) */
+    QR_IMPORT_JSON_ANY,   /* a JSON array or JSON lines (qr_import_sniff) */
+} qr_import_format_t;
+
+/* Which JSON format body holds: a JSON array when its first non-blank byte
+ * is '[', else JSON lines. Reads up to the first non-blank byte. */
+qr_import_format_t qr_import_sniff(const char *body, size_t len);
 
 /* What the project says about new tasks. */
 typedef struct qr_import_policy_s {
@@ -42,6 +72,18 @@ typedef struct qr_import_policy_s {
     const char *stratify_field;
 } qr_import_policy_t;
 
+/* Parses body (len bytes, need not be NUL-terminated) in format, within
+ * limits (NULL: the defaults above). Returns 0 and fills imp; QR_EINVAL for
+ * bad input, QR_ETOOBIG over a limit, each with "line N: ..." or "task N:
+ * ..." in err; imp then holds no task (peak_bytes still says how far the
+ * parse went). Thread-safe: it touches only its arguments and jansson (whose
+ * only global, the hash seed, is set once thread-safely), and logs nothing,
+ * so quorumd runs it in libuv's thread pool. The three functions below are
+ * this with the default limits. */
+int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t len,
+                            const char *stratify_field, const qr_import_limits_t *limits,
+                            qr_import_t *imp, char *err, size_t errlen);
+
 /* Parses body (len bytes): one task per line, {"data": {...}, "prediction":
  * {"label": ..., "score": ...}, "predictions": [{"score": ...}], "gold": ...}
  * or a bare object taken as the data; blank lines are skipped. Returns 0 and
@@ -49,8 +91,10 @@ typedef struct qr_import_policy_s {
 int qr_import_parse(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
                     char *err, size_t errlen);
 
-/* The same from a JSON array of such tasks (a Label Studio task export):
- * errors name "task N" (from 1). */
+/* The same from a JSON array of such tasks (a Label Studio task export),
+ * walked one element at a time, never loaded whole: errors name "task N"
+ * (from 1) and the line it starts on; text after the closing bracket or a
+ * missing one is an error too. */
 int qr_import_parse_json_array(const char *body, size_t len, const char *stratify_field,
                                qr_import_t *imp, char *err, size_t errlen);
 

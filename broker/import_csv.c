@@ -21,11 +21,20 @@
 
 #include "agreement.h" /* qr_agreement_utf8_valid */
 #include "import.h"
+#include "import_int.h"
 
 #define MAX_COLUMNS 1000
+/* Bytes of body handed to libcsv at a time: a parse that failed stops
+ * within this much of where it failed. */
+#define CHUNK_BYTES (64u << 10)
+/* A row's member in jansson's object, beside its text (import_int.h). */
+#define MEMBER_COST 160
 
 typedef struct reader_s {
     qr_import_t *imp;
+    qr_import_sink_t sink;
+    size_t header_cost; /* the column names, held for the whole parse */
+    size_t row_cost;    /* the row being read: its object, then its dump */
     const char *stratify_field;
     char **cols; /* header names */
     size_t ncols;
@@ -36,8 +45,8 @@ typedef struct reader_s {
     double score;
     size_t field;                 /* fields of the current row so far */
     unsigned long line, rec_line; /* physical lines, from 1 */
-    int64_t cap;
     int failed;
+    int rc; /* QR_EINVAL, or QR_ETOOBIG over a limit */
     char *err;
     size_t errlen;
 } reader_t;
@@ -51,6 +60,7 @@ static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
     if (r->failed)
         return;
     r->failed = 1;
+    r->rc = QR_EINVAL;
     int n = snprintf(r->err, r->errlen, "line %lu: ", line);
     if (n >= 0 && (size_t)n < r->errlen) {
         va_list ap;
@@ -82,6 +92,17 @@ static void on_field(void *s, size_t len, void *arg)
     }
     if (!qr_agreement_utf8_valid(p, len)) {
         fail(r, r->rec_line, "field %zu is not valid UTF-8", k + 1);
+        return;
+    }
+    size_t cost = MEMBER_COST + 3 * len;
+    if (!r->header_done)
+        r->header_cost += cost;
+    else
+        r->row_cost += cost;
+    if (!r->failed && qr_import_sink_admit(&r->sink, r->header_cost + r->row_cost,
+                                           (int64_t)r->rec_line, r->err, r->errlen) < 0) {
+        r->failed = 1;
+        r->rc = QR_ETOOBIG;
         return;
     }
     if (!r->header_done) {
@@ -139,6 +160,7 @@ static void on_field(void *s, size_t len, void *arg)
 
 static void row_reset(reader_t *r)
 {
+    r->row_cost = 0;
     json_object_clear(r->row);
     free(r->pred);
     free(r->gold);
@@ -164,13 +186,15 @@ static void on_row(int term, void *arg)
         row_reset(r);
         return;
     }
-    qr_import_t *imp = r->imp;
-    if (imp->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 256;
-        imp->tasks = qr_xrealloc(imp->tasks, (size_t)r->cap * sizeof *imp->tasks);
+    size_t transient = r->header_cost + r->row_cost;
+    qr_import_task_t *t =
+        qr_import_sink_add(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen);
+    if (!t) {
+        r->failed = 1;
+        r->rc = QR_ETOOBIG;
+        row_reset(r);
+        return;
     }
-    qr_import_task_t *t = &imp->tasks[imp->n++];
-    memset(t, 0, sizeof *t);
     t->data = json_dumps(r->row, JSON_COMPACT);
     t->score = r->score;
     if (r->pred || !isnan(r->score)) {
@@ -188,11 +212,23 @@ static void on_row(int term, void *arg)
     t->stratum = st ? qr_xstrdup(json_string_value(st)) : NULL;
     if (!t->data)
         fail(r, r->rec_line, "cannot encode the task");
+    else if (qr_import_sink_charge(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen) <
+             0) {
+        r->failed = 1;
+        r->rc = QR_ETOOBIG;
+    }
     row_reset(r);
 }
 
 int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
                         char *err, size_t errlen)
+{
+    return qr_import_parse_csv_bounded(body, len, stratify_field, NULL, imp, err, errlen);
+}
+
+int qr_import_parse_csv_bounded(const char *body, size_t len, const char *stratify_field,
+                                const qr_import_limits_t *limits, qr_import_t *imp, char *err,
+                                size_t errlen)
 {
     reader_t r = {.imp = imp,
                   .stratify_field = stratify_field,
@@ -205,8 +241,7 @@ int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field
                   .rec_line = 1,
                   .err = err,
                   .errlen = errlen};
-    imp->tasks = NULL;
-    imp->n = 0;
+    qr_import_sink_init(&r.sink, imp, limits, "line");
     if (len >= 3 && !memcmp(body, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte-order mark */
         body += 3;
         len -= 3;
@@ -217,7 +252,16 @@ int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field
         json_decref(r.row);
         return QR_EINVAL;
     }
-    if (csv_parse(&p, body, len, on_field, on_row, &r) != len) {
+    size_t done = 0;
+    while (done < len && !r.failed) {
+        size_t n = len - done < CHUNK_BYTES ? len - done : CHUNK_BYTES;
+        if (csv_parse(&p, body + done, n, on_field, on_row, &r) != n)
+            break;
+        done += n;
+    }
+    if (r.failed) {
+        /* a row's error, or a limit: err says which */
+    } else if (done < len) {
         if (csv_error(&p) == CSV_EPARSE)
             fail(&r, r.field ? r.rec_line : r.line,
                  "malformed quoting: a quote inside an unquoted field, or text after a "
@@ -240,5 +284,5 @@ int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field
     else if (!r.failed)
         return 0;
     qr_import_free(imp);
-    return QR_EINVAL;
+    return r.failed && r.rc ? r.rc : QR_EINVAL;
 }

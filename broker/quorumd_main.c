@@ -61,6 +61,11 @@ static void usage(FILE *f)
             "                        [QUORUM_WINDOW_TASKS] (4000)\n"
             "  --window-low N        refill when fewer tasks are ready, below --window-tasks\n"
             "                        [QUORUM_WINDOW_LOW] (1500)\n"
+            "  --max-import-parse-bytes N  memory one import's parse may hold; a larger import\n"
+            "                        is refused (413) [QUORUM_MAX_IMPORT_PARSE_BYTES] (67108864)\n"
+            "  --max-import-tasks N  tasks per import [QUORUM_MAX_IMPORT_TASKS] (10000000)\n"
+            "  --import-parses N     imports parsed at once; more wait their turn\n"
+            "                        [QUORUM_IMPORT_PARSES] (2)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
             "  --port-file FILE      write the bound port to FILE once listening\n"
@@ -258,6 +263,13 @@ int main(int argc, char **argv)
         cfg.window_tasks = (int)v;
     if ((e = env_or("QUORUM_WINDOW_LOW", NULL)) && parse_int(e, 1, 1000000, &v) == 0)
         cfg.window_low = (int)v;
+    if ((e = env_or("QUORUM_MAX_IMPORT_PARSE_BYTES", NULL)) &&
+        parse_int(e, 1024, 1L << 40, &v) == 0)
+        cfg.import.max_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_MAX_IMPORT_TASKS", NULL)) && parse_int(e, 1, 1000000000, &v) == 0)
+        cfg.import.max_tasks = v;
+    if ((e = env_or("QUORUM_IMPORT_PARSES", NULL)) && parse_int(e, 1, 64, &v) == 0)
+        cfg.import_parses = (int)v;
     if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0) {
         cfg.max_connections = (int)v;
         max_connections_given = 1;
@@ -291,7 +303,10 @@ int main(int argc, char **argv)
         O_REQUIRE_CERT,
         O_METRICS_PUBLIC,
         O_WINDOW,
-        O_WINDOW_LOW
+        O_WINDOW_LOW,
+        O_IPB,
+        O_ITASKS,
+        O_IPARSES
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -317,6 +332,9 @@ int main(int argc, char **argv)
         {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
         {"window-tasks", required_argument, 0, O_WINDOW},
         {"window-low", required_argument, 0, O_WINDOW_LOW},
+        {"max-import-parse-bytes", required_argument, 0, O_IPB},
+        {"max-import-tasks", required_argument, 0, O_ITASKS},
+        {"import-parses", required_argument, 0, O_IPARSES},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
@@ -398,6 +416,21 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1, 1000000, &v) < 0)
                 goto bad;
             cfg.window_low = (int)v;
+            break;
+        case O_IPB:
+            if (parse_int(optarg, 1024, 1L << 40, &v) < 0)
+                goto bad;
+            cfg.import.max_bytes = (size_t)v;
+            break;
+        case O_ITASKS:
+            if (parse_int(optarg, 1, 1000000000, &v) < 0)
+                goto bad;
+            cfg.import.max_tasks = v;
+            break;
+        case O_IPARSES:
+            if (parse_int(optarg, 1, 64, &v) < 0)
+                goto bad;
+            cfg.import_parses = (int)v;
             break;
         case O_MAXCONN:
             if (parse_int(optarg, 1, 1000000, &v) < 0)

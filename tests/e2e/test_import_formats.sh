@@ -51,7 +51,7 @@ status=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Con
 check "invalid UTF-8 in a CSV: 400 naming the line" "400 line 2: field 2 is not valid UTF-8" \
     "$status $(jq -r .error.message "$resp")"
 r=$(api POST "/v1/projects/$P/tasks" "$ADMIN_TOKEN" '[{"text": "a"}, 5]')
-check "a JSON array with a non-object: 400 invalid_json naming task 2" "400 invalid_json task 2: a task must be a JSON object" \
+check "a JSON array with a non-object: 400 invalid_json naming task 2" "400 invalid_json task 2 (line 1): a task must be a JSON object" \
     "${r%% *} $(echo "${r#* }" | jq -r '.error.code + " " + .error.message')"
 check "nothing imported by the bad bodies" "$before" "$(count)"
 rc=0

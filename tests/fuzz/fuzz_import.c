@@ -5,8 +5,9 @@
  * rows under every sampling policy, with and without overlap.
  *
  * Checked beyond the sanitizers: a failed parse leaves the import empty and
- * says why; a successful one has at least one task, each with its data; and
- * every COPY row is one line of exactly ten tab-separated columns (anything
+ * says why; under tight limits (half the inputs) the parse never counts
+ * more than its budget nor keeps more tasks than its cap; a successful one has at least one task,
+ * each with its data; and every COPY row is one line of exactly ten tab-separated columns (anything
  * else would let a task's text inject rows or columns into COPY).
  */
 #include <stddef.h>
@@ -65,13 +66,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The importer the broker would pick: a JSON array, JSON lines (a task
      * line starts with '{' or blanks), else CSV. */
     const char *s = (const char *)data;
-    int rc =
-        size && s[0] == '[' ? qr_import_parse_json_array(s, size, field, &imp, err, sizeof err)
+    qr_import_format_t fmt =
+        size && s[0] == '[' ? QR_IMPORT_JSON_ARRAY
         : size == 0 || s[0] == '{' || s[0] == ' ' || s[0] == '\n' || s[0] == '\r' || s[0] == '\t'
-            ? qr_import_parse(s, size, field, &imp, err, sizeof err)
-            : qr_import_parse_csv(s, size, field, &imp, err, sizeof err);
+            ? QR_IMPORT_JSONL
+            : QR_IMPORT_CSV;
+    /* Half the inputs (by their last byte) parse under tight limits, which
+     * must hold whatever the input: never more than the budget counted,
+     * never more tasks than the cap. */
+    qr_import_limits_t tight = {4096, 5};
+    int limited = size && (data[size - 1] & 2);
+    int rc = limited ? qr_import_parse_bounded(fmt, s, size, field, &tight, &imp, err, sizeof err)
+             : fmt == QR_IMPORT_JSON_ARRAY
+                 ? qr_import_parse_json_array(s, size, field, &imp, err, sizeof err)
+             : fmt == QR_IMPORT_JSONL ? qr_import_parse(s, size, field, &imp, err, sizeof err)
+                                      : qr_import_parse_csv(s, size, field, &imp, err, sizeof err);
+    if (limited && (imp.peak_bytes > tight.max_bytes || imp.n > tight.max_tasks)) {
+        fprintf(stderr, "fuzz_import: %zu bytes and %lld tasks held, over the limits\n",
+                imp.peak_bytes, (long long)imp.n);
+        abort();
+    }
     if (rc != 0) {
-        if (imp.n != 0 || imp.tasks != NULL || err[0] == '\0')
+        if ((rc != QR_EINVAL && rc != QR_ETOOBIG) || imp.n != 0 || imp.tasks != NULL ||
+            err[0] == '\0')
             abort();
         return 0;
     }

@@ -5,6 +5,8 @@
  */
 #include "testlib.h"
 
+#include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,11 +200,221 @@ static void test_json_array(void **state)
     const char *bad = "[{\"text\": \"a\"}, 7]";
     assert_int_equal(qr_import_parse_json_array(bad, strlen(bad), NULL, &imp, err, sizeof err),
                      QR_EINVAL);
-    assert_string_equal(err, "task 2: a task must be a JSON object");
+    assert_string_equal(err, "task 2 (line 1): a task must be a JSON object");
     assert_int_equal(qr_import_parse_json_array("[]", 2, NULL, &imp, err, sizeof err), QR_EINVAL);
     assert_string_equal(err, "the array holds no task");
     assert_int_equal(qr_import_parse_json_array("[1,", 3, NULL, &imp, err, sizeof err), QR_EINVAL);
-    assert_int_equal(strncmp(err, "line 1:", 7), 0);
+    assert_string_equal(err, "task 1 (line 1): a task must be a JSON object");
+}
+
+/* Parses a JSON array that must succeed with n tasks; returns the import. */
+static qr_import_t array_ok(const char *body, int64_t n)
+{
+    qr_import_t imp;
+    char err[512] = "";
+    int rc = qr_import_parse_json_array(body, strlen(body), NULL, &imp, err, sizeof err);
+    if (rc != 0)
+        fail_msg("%s: %s", body, err);
+    assert_int_equal(imp.n, n);
+    return imp;
+}
+
+static void expect_array_error(const char *body, const char *want)
+{
+    qr_import_t imp;
+    char err[512] = "";
+    assert_int_equal(qr_import_parse_json_array(body, strlen(body), NULL, &imp, err, sizeof err),
+                     QR_EINVAL);
+    assert_int_equal(imp.n, 0);
+    assert_null(imp.tasks);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("%s: got \"%s\", want \"%s...\"", body, err, want);
+}
+
+/* The array is walked one element at a time: the walker must find each
+ * element's end through nesting, strings holding brackets, commas and
+ * escaped quotes, and any whitespace, and refuse what is not one array. */
+static void test_json_array_walker(void **state)
+{
+    qr_import_t imp = array_ok("[{\"a\": [1, [2, {\"b\": [3]}]], \"c\": {\"d\": {}}},"
+                               " {\"data\": {\"e\": [[[]]]}}]",
+                               2);
+    assert_string_equal(imp.tasks[0].data, "{\"a\":[1,[2,{\"b\":[3]}]],\"c\":{\"d\":{}}}");
+    assert_string_equal(imp.tasks[1].data, "{\"e\":[[[]]]}");
+    qr_import_free(&imp);
+
+    imp = array_ok("[{\"t\": \"a ] b, } [ { \\\" ], \\\\\"}, {\"u\": \"\\\\\", \"v\": \"]\"}]", 2);
+    assert_string_equal(imp.tasks[0].data, "{\"t\":\"a ] b, } [ { \\\" ], \\\\\"}");
+    assert_string_equal(imp.tasks[1].data, "{\"u\":\"\\\\\",\"v\":\"]\"}");
+    qr_import_free(&imp);
+
+    imp = array_ok("\n\t [ \r\n {\"a\":1} \n ,\n\n {\"b\":2}\n ] \n", 2);
+    assert_string_equal(imp.tasks[1].data, "{\"b\":2}");
+    qr_import_free(&imp);
+    imp = array_ok("[{}]", 1);
+    qr_import_free(&imp);
+
+    expect_array_error("[]", "the array holds no task");
+    expect_array_error(" [ \n ] ", "the array holds no task");
+    expect_array_error("", "the body must be a JSON array of tasks");
+    expect_array_error("{}", "the body must be a JSON array of tasks");
+    expect_array_error("[{}] x", "line 1: text after the array's closing ']'");
+    expect_array_error("[{}]\n]", "line 2: text after the array's closing ']'");
+    expect_array_error("[{}", "line 1: the array is not closed after task 1");
+    expect_array_error("[{},\n", "task 2 (line 2): the array is not closed");
+    expect_array_error("[{\"a\": \"b]", "task 1 (line 1):");
+    expect_array_error("[{\"a\": [}]", "task 1 (line 1):");
+    expect_array_error("[{]}", "task 1 (line 1):");
+    expect_array_error("[{},]", "task 2 (line 1): a task is missing here");
+    expect_array_error("[,{}]", "task 1 (line 1): a task is missing here");
+    expect_array_error("[{} {}]", "task 1 (line 1):");
+    expect_array_error("[{}\n{}]", "task 1 (line 1):");
+    expect_array_error("[{}\n}", "line 2: expected ',' or ']' after task 1");
+    expect_array_error("[{},\n{},\n{oops}]", "task 3 (line 3):");
+    expect_array_error("[{},\n{\"a\":1,\n\"a\":2}]", "task 2 (line 2):");
+    expect_array_error("[{}, \"x\"]", "task 2 (line 1): a task must be a JSON object");
+    expect_array_error("[{\"data\": 5}]", "task 1 (line 1): \"data\" must be a JSON object");
+    expect_array_error("[{\"a\":\"\\u0000\"}]", "task 1 (line 1):");
+}
+
+/* --- the budget and the cap ------------------------------------------------ */
+
+/* jansson's allocations, counted by the bytes the allocator hands out. */
+static size_t json_live, json_peak;
+
+static void *counting_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p) {
+        json_live += malloc_usable_size(p);
+        if (json_live > json_peak)
+            json_peak = json_live;
+    }
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    if (p)
+        json_live -= malloc_usable_size(p);
+    free(p);
+}
+
+/* Parses body under limits with jansson's memory counted; returns rc. */
+static int bounded(qr_import_format_t f, const char *body, size_t max_bytes, int64_t max_tasks,
+                   qr_import_t *imp, char *err, size_t errlen)
+{
+    qr_import_limits_t lim = {max_bytes, max_tasks};
+    json_live = json_peak = 0;
+    json_set_alloc_funcs(counting_malloc, counting_free);
+    int rc = qr_import_parse_bounded(f, body, strlen(body), "genre", &lim, imp, err, errlen);
+    json_set_alloc_funcs(malloc, free);
+    return rc;
+}
+
+/* The finding: a large JSON array of {} is refused while parsing, once the
+ * budget is reached, not after: neither the parse's own count nor what
+ * jansson really allocated ever passes the budget. */
+static void test_budget_refuses_while_parsing(void **state)
+{
+    const size_t budget = 1u << 20;
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_buf_appends(&b, "[");
+    for (int i = 0; i < 50000; i++)
+        qr_buf_appends(&b, i ? ",{}" : "{}");
+    qr_buf_appends(&b, "]");
+    char *body = qr_buf_steal(&b);
+    qr_import_t imp;
+    char err[512] = "";
+    assert_int_equal(bounded(QR_IMPORT_JSON_ARRAY, body, budget, 0, &imp, err, sizeof err),
+                     QR_ETOOBIG);
+    assert_int_equal(imp.n, 0);
+    assert_null(imp.tasks);
+    assert_non_null(strstr(err, "split it into several imports"));
+    assert_int_equal(strncmp(err, "task ", 5), 0);
+    long at = strtol(err + 5, NULL, 10);
+    assert_in_range(at, 1000, 49999); /* stopped early, where the budget ran out */
+    assert_true(imp.peak_bytes <= budget);
+    assert_true(imp.peak_bytes > budget / 2);
+    assert_true(json_peak <= budget); /* the tasks' strings and one element's tree */
+
+    /* The same tasks fit a larger budget, and the count stays under it. */
+    assert_int_equal(bounded(QR_IMPORT_JSON_ARRAY, body, 64u << 20, 0, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 50000);
+    assert_true(imp.bytes <= imp.peak_bytes && imp.peak_bytes <= 64u << 20);
+    qr_import_free(&imp);
+    free(body);
+
+    /* One element alone over the budget is refused before jansson sees it. */
+    qr_buf_init(&b);
+    qr_buf_appends(&b, "[{\"x\": [");
+    for (int i = 0; i < 100000; i++)
+        qr_buf_appends(&b, i ? ",[]" : "[]");
+    qr_buf_appends(&b, "]}]");
+    body = qr_buf_steal(&b);
+    assert_int_equal(bounded(QR_IMPORT_JSON_ARRAY, body, budget, 0, &imp, err, sizeof err),
+                     QR_ETOOBIG);
+    assert_string_equal(strstr(err, "task 1 (line 1): ") ? "ok" : err, "ok");
+    assert_true(json_peak < 4096);
+    /* ... and as a JSON line. */
+    assert_int_equal(bounded(QR_IMPORT_JSONL, body + 1, budget, 0, &imp, err, sizeof err),
+                     QR_ETOOBIG);
+    assert_int_equal(strncmp(err, "line 1: ", 8), 0);
+    assert_true(json_peak < 4096);
+    free(body);
+
+    /* JSONL and CSV count the same way. */
+    qr_buf_init(&b);
+    for (int i = 0; i < 50000; i++)
+        qr_buf_appendf(&b, "{\"i\": %d}\n", i);
+    body = qr_buf_steal(&b);
+    assert_int_equal(bounded(QR_IMPORT_JSONL, body, budget, 0, &imp, err, sizeof err), QR_ETOOBIG);
+    assert_int_equal(strncmp(err, "line ", 5), 0);
+    assert_true(imp.peak_bytes <= budget && json_peak <= budget);
+    free(body);
+    qr_buf_init(&b);
+    qr_buf_appends(&b, "text,genre\n");
+    for (int i = 0; i < 50000; i++)
+        qr_buf_appendf(&b, "t%d,g\n", i);
+    body = qr_buf_steal(&b);
+    assert_int_equal(bounded(QR_IMPORT_CSV, body, budget, 0, &imp, err, sizeof err), QR_ETOOBIG);
+    assert_int_equal(strncmp(err, "line ", 5), 0);
+    assert_non_null(strstr(err, "split it into several imports"));
+    assert_true(imp.peak_bytes <= budget && json_peak <= budget);
+    assert_int_equal(bounded(QR_IMPORT_CSV, body, 64u << 20, 0, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 50000);
+    qr_import_free(&imp);
+    free(body);
+}
+
+/* The task cap is checked while parsing: the parse stops at task cap + 1,
+ * before reading further (the broken task after it is never reached). */
+static void test_task_cap_while_parsing(void **state)
+{
+    qr_import_t imp;
+    char err[512] = "";
+    const char *jsonl = "{}\n{}\n\n{}\n{}\n{oops\n";
+    assert_int_equal(bounded(QR_IMPORT_JSONL, jsonl, 0, 3, &imp, err, sizeof err), QR_ETOOBIG);
+    assert_string_equal(err,
+                        "line 5: more than 3 tasks in one import; split it into several imports");
+    assert_int_equal(imp.n, 0);
+    assert_int_equal(bounded(QR_IMPORT_JSONL, "{}\n{}\n{}\n", 0, 3, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 3);
+    qr_import_free(&imp);
+
+    assert_int_equal(
+        bounded(QR_IMPORT_JSON_ARRAY, "[{},{},{},\n{}, oops]", 0, 3, &imp, err, sizeof err),
+        QR_ETOOBIG);
+    assert_string_equal(err, "task 4 (line 2): more than 3 tasks in one import; split it into "
+                             "several imports");
+    assert_int_equal(bounded(QR_IMPORT_CSV, "a\n1\n2\n3\n4\n\"open\n", 0, 3, &imp, err, sizeof err),
+                     QR_ETOOBIG);
+    assert_string_equal(err,
+                        "line 5: more than 3 tasks in one import; split it into several imports");
+    assert_int_equal(bounded(QR_IMPORT_CSV, "a\n1\n2\n3\n", 0, 3, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 3);
+    qr_import_free(&imp);
 }
 
 static char *many(int n, const char *(*genre)(int))
@@ -327,6 +539,9 @@ int main(void)
         cmocka_unit_test(test_csv_tasks),
         cmocka_unit_test(test_csv_errors_name_the_line),
         cmocka_unit_test(test_json_array),
+        cmocka_unit_test(test_json_array_walker),
+        cmocka_unit_test(test_budget_refuses_while_parsing),
+        cmocka_unit_test(test_task_cap_while_parsing),
         cmocka_unit_test(test_overlap_draw_is_exact),
         cmocka_unit_test(test_random_order),
         cmocka_unit_test(test_stratified_follows_distribution),
