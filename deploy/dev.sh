@@ -79,12 +79,13 @@ stack_up() {
         { cat "$STATE/migrate.log" >&2; die "migration failed"; }
     local token port
     token=$("$BIN/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO")
-    port=$(free_port)
-    "$BIN/quorumd" serve --listen "127.0.0.1:$port" --pg "$QR_PG_CONNINFO" \
+    : >"$STATE/quorumd.log"
+    start_quorumd "$BIN/quorumd" "$STATE/quorumd.log" --pg "$QR_PG_CONNINFO" \
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$STATE/tls/server.crt" \
-        --key "$STATE/tls/server.key" >"$STATE/quorumd.log" 2>&1 &
-    echo $! >"$STATE/quorumd.pid"
-    wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$(cat "$STATE/quorumd.pid")" ||
+        --key "$STATE/tls/server.key" || die "quorumd did not start"
+    port=$QD_PORT
+    echo "$QD_PID" >"$STATE/quorumd.pid"
+    wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$QD_PID" ||
         { cat "$STATE/quorumd.log" >&2; die "quorumd did not come up"; }
     cat >"$STATE/env" <<ENV
 QUORUM_URL='https://127.0.0.1:$port'
