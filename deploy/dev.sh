@@ -87,11 +87,18 @@ stack_up() {
     echo "$QD_PID" >"$STATE/quorumd.pid"
     wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$QD_PID" ||
         { cat "$STATE/quorumd.log" >&2; die "quorumd did not come up"; }
-    cat >"$STATE/env" <<ENV
+    # The env file holds the admin token: mode 0600 from its creation (the
+    # umask, in a subshell), written to a temporary name and renamed.
+    (
+        umask 077
+        cat >"$STATE/env.tmp" <<ENV
 QUORUM_URL='https://127.0.0.1:$port'
 QUORUM_TOKEN='$token'
 QUORUM_CA='$STATE/tls/ca.crt'
 ENV
+        chmod 600 "$STATE/env.tmp"
+        mv -f "$STATE/env.tmp" "$STATE/env"
+    )
     export QUORUM_URL="https://127.0.0.1:$port" QUORUM_TOKEN="$token" QUORUM_CA="$STATE/tls/ca.crt"
     if [ "$with_sample" = 1 ]; then
         local project
