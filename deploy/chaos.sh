@@ -95,6 +95,7 @@ say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on 
 "$BIN/quorum-agent" simulate --project "$PROJECT" --annotators "$ANNOTATORS" --accuracy 0.9 \
     --think-ms 0-20 --seed 11 --prefetch 2 --batch --skip-rate 0.03 --release-rate 0.03 \
     --abandon-rate 0.02 --wait-ms 1000 --urls "https://127.0.0.1:$P1,https://127.0.0.1:$P2" \
+    --token "$TOKEN" --ca "$W/tls/ca.crt" \
     --ack-log "$W/acks.tsv" --json-summary "$W/sim.json" --max-seconds 600 >"$W/sim.out" 2>"$W/sim.err" &
 SIM=$!
 
