@@ -120,7 +120,7 @@ stack_down() {
         rm -f "$STATE/quorumd.pid"
     fi
     "$ROOT/deploy/stack.sh" stop "$STATE/stack" >/dev/null 2>&1 || true
-    rm -f "$STATE/env"
+    rm -f "$STATE/env" "$STATE/quorumd.log.port"
 }
 
 up() {
