@@ -581,10 +581,12 @@ void qr_broker_project_changed(qr_broker_t *b, int64_t project)
 
 /* --- lifecycle -------------------------------------------------------------- */
 
+static void broker_abort(qr_broker_t *b, int reaper_open);
+
 int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
                     size_t errlen)
 {
-    int rc;
+    int rc, reaper_open = 0;
     qr_broker_t *b = qr_xcalloc(1, sizeof *b);
     b->loop = loop;
     b->cfg = *cfg;
@@ -635,6 +637,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(rc));
         goto fail;
     }
+    reaper_open = 1;
     b->reaper.data = b;
     rc = uv_timer_start(&b->reaper, on_reaper_tick, (uint64_t)cfg->reaper_ms,
                         (uint64_t)cfg->reaper_ms);
@@ -645,8 +648,10 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
     *out = b;
     return 0;
 fail:
-    /* Start-up failures end the process; the caller closes the loop. */
+    /* What was opened is closed on the loop's next turns: the caller runs
+     * the loop until it is empty, then closes it. */
     *out = NULL;
+    broker_abort(b, reaper_open);
     return rc < 0 ? rc : QR_EIO;
 }
 
@@ -688,7 +693,8 @@ static void broker_free(qr_broker_t *b)
     }
     qr_lease_engine_free(b->lease);
     qr_committer_free(b->committer);
-    qr_live_agreement_free(b->agreement);
+    if (b->agreement)
+        qr_live_agreement_free(b->agreement);
     void (*cb)(void *) = b->stop_cb;
     void *arg = b->stop_arg;
     free(b);
@@ -712,6 +718,43 @@ static void on_events_closed(void *arg)
 static void on_reaper_closed(uv_handle_t *h)
 {
     one_closed(h->data);
+}
+
+/*
+ * Undoes a qr_broker_start that failed part way: closes whatever it had
+ * opened, in the order qr_broker_stop closes it, and frees the broker once
+ * the last of them has closed (on later turns of the loop). The one extra
+ * count taken here is dropped at the end, so a broker that had opened
+ * nothing is freed at once.
+ */
+static void broker_abort(qr_broker_t *b, int reaper_open)
+{
+    b->stopping = 1;
+    b->closing = 1;
+    if (reaper_open) {
+        b->closing++;
+        uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
+    }
+    if (b->notify) {
+        b->closing++;
+        qr_notify_close(b->notify, one_closed, b);
+    }
+    if (b->http) {
+        b->closing++;
+        qr_http_server_close(b->http, one_closed, b);
+    }
+    if (b->redis) {
+        b->closing++;
+        qr_redis_close(b->redis, one_closed, b);
+    }
+    if (b->events) {
+        b->closing++;
+        qr_events_close(b->events, on_events_closed, b);
+    } else if (b->pg) {
+        b->closing++;
+        qr_pg_close(b->pg, one_closed, b);
+    }
+    one_closed(b);
 }
 
 void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)

@@ -3,11 +3,13 @@
  * (apply sql/) and `bootstrap-admin` (first admin token). Every flag has an
  * environment variable; flags win.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "broker.h"
@@ -68,7 +70,9 @@ static void usage(FILE *f)
             "                        [QUORUM_IMPORT_PARSES] (2)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
-            "  --port-file FILE      write the bound port to FILE once listening\n"
+            "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
+            "                        a temporary file renamed over it); with port 0 in\n"
+            "                        --listen, how a script learns the port the kernel chose\n"
             "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s)\n"
             "  --org NAME, --user NAME   bootstrap-admin: organization and admin user\n"
             "                        (owner, admin)\n"
@@ -170,6 +174,37 @@ static void on_signal(uv_signal_t *s, int signum)
     }
 }
 
+/*
+ * Writes port to path as one line, atomically: into a temporary file next
+ * to it, then renamed over it, so a reader polling for path never sees it
+ * empty or half written. Runs before the loop does (it may block).
+ * Returns 0, or -1 with the reason printed.
+ */
+static int write_port_file(const char *path, int port)
+{
+    char *tmp = qr_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        goto fail;
+    int bad = fprintf(f, "%d\n", port) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0)
+        goto fail;
+    free(tmp);
+    return 0;
+fail:
+    fprintf(stderr, "quorumd: cannot write the port file %s: %s\n", path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return -1;
+}
+
+/*
+ * Runs the broker until SIGTERM or SIGINT. Every exit, clean or not, runs
+ * the loop until whatever was opened has closed and then closes the loop,
+ * so a failed start-up (a port already in use, say) ends with one line on
+ * stderr, status 1, and nothing for LeakSanitizer to report.
+ */
 static int serve(qr_broker_config_t *cfg)
 {
     if (!cfg->cert_file || !cfg->key_file) {
@@ -187,36 +222,50 @@ static int serve(qr_broker_config_t *cfg)
         fprintf(stderr, "quorumd: uv_loop_init: %s\n", uv_strerror(rc));
         return 1;
     }
+    int status = 1;
     char err[512] = "";
     rc = qr_broker_start(&loop, cfg, &broker, err, sizeof err);
     if (rc < 0) {
+        /* qr_broker_start has closed what it opened: drain and go. */
         fprintf(stderr, "quorumd: %s\n", err);
-        return 1;
+        goto drain;
     }
     int port = qr_broker_port(broker);
     qr_info("listening on https://%s:%d", cfg->listen_host, port);
     qr_info("at most %d connections at once", cfg->max_connections);
-    if (cfg->port_file) {
-        FILE *f = fopen(cfg->port_file, "w");
-        if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "quorumd: cannot write %s\n", cfg->port_file);
-            return 1;
+    if (cfg->port_file && write_port_file(cfg->port_file, port) < 0)
+        goto stop;
+    uv_signal_t *sigs[] = {&sig_int, &sig_term, &sig_hup};
+    uv_signal_cb cbs[] = {on_signal, on_signal, on_hup};
+    int signums[] = {SIGINT, SIGTERM, SIGHUP};
+    int nsigs = 0;
+    for (; nsigs < 3; nsigs++) {
+        if ((rc = uv_signal_init(&loop, sigs[nsigs])) < 0)
+            break;
+        if ((rc = uv_signal_start(sigs[nsigs], cbs[nsigs], signums[nsigs])) < 0) {
+            nsigs++; /* initialised: it is closed below */
+            break;
         }
     }
-    if ((rc = uv_signal_init(&loop, &sig_int)) < 0 || (rc = uv_signal_init(&loop, &sig_term)) < 0 ||
-        (rc = uv_signal_start(&sig_int, on_signal, SIGINT)) < 0 ||
-        (rc = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
-        (rc = uv_signal_init(&loop, &sig_hup)) < 0 ||
-        (rc = uv_signal_start(&sig_hup, on_hup, SIGHUP)) < 0) {
+    if (rc < 0) {
         fprintf(stderr, "quorumd: signals: %s\n", uv_strerror(rc));
-        return 1;
+        for (int i = 0; i < nsigs; i++)
+            uv_close((uv_handle_t *)sigs[i], NULL);
+        goto stop;
     }
+    status = 0;
+    goto drain;
+stop:
+    qr_broker_stop(broker, NULL, NULL);
+    broker = NULL;
+drain:
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     if (rc < 0)
         qr_warn("loop closed with handles open: %s", uv_strerror(rc));
-    qr_info("stopped");
-    return 0;
+    if (status == 0)
+        qr_info("stopped");
+    return status;
 }
 
 int main(int argc, char **argv)

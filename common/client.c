@@ -2,10 +2,11 @@
  * client.c - connection settings and a reusable libcurl request for the
  * broker's HTTPS API (see client.h and docs/API.md).
  *
- * The settings come from up to four places in decreasing priority: flags,
- * the environment, the user's profile (quorum-agent), and the nearest
- * `.quorum/env` file. Both files are read with a small subset of shell
- * quoting so they can also be `source`d by a shell.
+ * The settings come from one of up to four places, the first that names a
+ * broker URL: flags, the environment, the user's profile (quorum-agent),
+ * the nearest `.quorum/env` file; they are never mixed field by field (see
+ * resolve()). Both files are read with a small subset of shell quoting so
+ * they can also be `source`d by a shell.
  */
 #include "client.h"
 
@@ -22,7 +23,7 @@
 #include <unistd.h>
 
 const char qr_client_help_text[] =
-    "Connection (flags override environment, which overrides .quorum/env):\n"
+    "Connection (URL, token, CA and client certificate come from ONE place):\n"
     "  --url URL      broker base URL, https only    (QUORUM_URL)\n"
     "  --token TOKEN  bearer token                   (QUORUM_TOKEN)\n"
     "  --ca FILE      CA certificate (PEM) that signed the broker's certificate\n"
@@ -30,8 +31,15 @@ const char qr_client_help_text[] =
     "  --cert FILE    client certificate (PEM) for brokers that require mutual TLS\n"
     "                 (QUORUM_CERT)\n"
     "  --key FILE     the client certificate's private key (QUORUM_KEY)\n"
-    "  .quorum/env is searched in the current directory and its parents;\n"
-    "  lines look like QUORUM_URL='https://127.0.0.1:8443' or export QUORUM_CA=...\n";
+    "  The URL comes from --url, else QUORUM_URL, else the nearest .quorum/env\n"
+    "  (searched in the current directory and its parents), and the rest from\n"
+    "  the same place: with --url, give --token and --ca too (QUORUM_TOKEN is\n"
+    "  never sent to a URL from the command line: exit 2); flags may complete\n"
+    "  QUORUM_URL's settings but never a .quorum/env's; QUORUM_TOKEN (or _CA,\n"
+    "  _CERT, _KEY) without QUORUM_URL is refused rather than sent to a file's\n"
+    "  URL. A .quorum/env not owned by you, or writable by group or others, is\n"
+    "  ignored with a warning. Its lines look like\n"
+    "  QUORUM_URL='https://127.0.0.1:8443' or export QUORUM_CA=...\n";
 
 void qr_client_config_init(qr_client_config_t *cfg)
 {
@@ -144,23 +152,17 @@ fail:
 }
 
 /*
- * Reads QUORUM_URL, QUORUM_TOKEN and QUORUM_CA from the env file at path
- * into the slots that are still NULL. base_dir: the directory relative CA
+ * Parses QUORUM_URL, QUORUM_TOKEN, QUORUM_CA, QUORUM_CERT and QUORUM_KEY
+ * from the env file open as f (named path in messages) into found, which
+ * the caller initialised and frees. base_dir: the directory relative file
  * paths are taken from. Returns 0, or -1 with err set.
  */
-static int read_env_file(qr_client_config_t *cfg, const char *path, const char *base_dir, char *err,
-                         size_t err_size)
+static int parse_env_stream(FILE *f, const char *path, const char *base_dir,
+                            qr_client_config_t *found, char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "r");
     char line[4096];
     int lineno = 0;
-    qr_client_config_t found;
 
-    if (!f) {
-        snprintf(err, err_size, "cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    qr_client_config_init(&found);
     while (fgets(line, sizeof line, f)) {
         const char *p = line;
         char **slot = NULL;
@@ -175,19 +177,19 @@ static int read_env_file(qr_client_config_t *cfg, const char *path, const char *
                 p++;
         }
         if (strncmp(p, "QUORUM_URL=", 11) == 0) {
-            slot = &found.url;
+            slot = &found->url;
             p += 11;
         } else if (strncmp(p, "QUORUM_TOKEN=", 13) == 0) {
-            slot = &found.token;
+            slot = &found->token;
             p += 13;
         } else if (strncmp(p, "QUORUM_CA=", 10) == 0) {
-            slot = &found.ca;
+            slot = &found->ca;
             p += 10;
         } else if (strncmp(p, "QUORUM_CERT=", 12) == 0) {
-            slot = &found.cert;
+            slot = &found->cert;
             p += 12;
         } else if (strncmp(p, "QUORUM_KEY=", 11) == 0) {
-            slot = &found.key;
+            slot = &found->key;
             p += 11;
         } else {
             continue; /* other variables are someone else's */
@@ -195,43 +197,41 @@ static int read_env_file(qr_client_config_t *cfg, const char *path, const char *
         char *value = parse_value(p);
         if (!value) {
             snprintf(err, err_size, "%s:%d: unterminated quote", path, lineno);
-            qr_client_config_free(&found);
-            fclose(f);
             return -1;
         }
         free(*slot);
-        *slot = value; /* the last assignment wins, as in a shell */
+        *slot = value[0] ? value : NULL; /* the last assignment wins, as in a shell */
+        if (!*slot)
+            free(value);
     }
     if (ferror(f)) {
         snprintf(err, err_size, "cannot read %s", path);
-        qr_client_config_free(&found);
-        fclose(f);
         return -1;
     }
-    fclose(f);
-
-    char **files[] = {&found.ca, &found.cert, &found.key};
+    char **files[] = {&found->ca, &found->cert, &found->key};
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-        char **f = files[k];
-        if (*f && (*f)[0] && (*f)[0] != '/') {
-            char *abs = qr_xasprintf("%s/%s", base_dir, *f);
-            free(*f);
-            *f = abs;
+        char **file = files[k];
+        if (*file && (*file)[0] != '/') {
+            char *abs = qr_xasprintf("%s/%s", base_dir, *file);
+            free(*file);
+            *file = abs;
         }
     }
-    char **mine[] = {&cfg->url, &cfg->token, &cfg->ca, &cfg->cert, &cfg->key};
-    char **theirs[] = {&found.url, &found.token, &found.ca, &found.cert, &found.key};
-    for (size_t k = 0; k < sizeof mine / sizeof mine[0]; k++) {
-        if (!*mine[k] && *theirs[k] && (*theirs[k])[0])
-            *mine[k] = qr_xstrdup(*theirs[k]);
-    }
-    qr_client_config_free(&found);
     return 0;
 }
 
-/* Finds the nearest .quorum/env from the current directory upwards and reads
- * it. No file is not an error. */
-static int read_nearest_env_file(qr_client_config_t *cfg, char *err, size_t err_size)
+/*
+ * Finds the nearest .quorum/env from the current directory upwards and, if
+ * it is safe to trust, reads it into found. Only that nearest file is ever
+ * considered. It is ignored, with one warning line on stderr naming it,
+ * when it is not a regular file (a symbolic link included), is not owned by
+ * the user running us, or is writable by group or others: someone else
+ * could have written the URL and CA it names. The checks are made on the
+ * open descriptor, so the file cannot be swapped in between. *where gets
+ * the file's path (heap) when it was read. No file is not an error.
+ */
+static int read_nearest_env_file(qr_client_config_t *found, char **where, char *err,
+                                 size_t err_size)
 {
     char dir[PATH_MAX];
     if (!getcwd(dir, sizeof dir))
@@ -239,9 +239,42 @@ static int read_nearest_env_file(qr_client_config_t *cfg, char *err, size_t err_
     for (;;) {
         char *path = qr_xasprintf("%s%s.quorum/env", dir, strcmp(dir, "/") == 0 ? "" : "/");
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            int rc = read_env_file(cfg, path, dir, err, err_size);
-            free(path);
+        if (lstat(path, &st) == 0) {
+            const char *why = NULL;
+            char mode[64];
+            int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            if (fd < 0 || fstat(fd, &st) != 0)
+                why = errno == ELOOP ? "it is a symbolic link" : strerror(errno);
+            else if (!S_ISREG(st.st_mode))
+                why = "it is not a regular file";
+            else if (st.st_uid != geteuid())
+                why = "it is owned by someone else";
+            else if (st.st_mode & 022) {
+                snprintf(mode, sizeof mode, "it is writable by group or others (mode %04o)",
+                         (unsigned)(st.st_mode & 07777));
+                why = mode;
+            }
+            if (why) {
+                fprintf(stderr, "%s: warning: ignoring %s: %s\n", program_invocation_short_name,
+                        path, why);
+                if (fd >= 0)
+                    close(fd);
+                free(path);
+                return 0;
+            }
+            FILE *f = fdopen(fd, "r");
+            if (!f) {
+                snprintf(err, err_size, "cannot read %s: %s", path, strerror(errno));
+                close(fd);
+                free(path);
+                return -1;
+            }
+            int rc = parse_env_stream(f, path, dir, found, err, err_size);
+            fclose(f);
+            if (rc == 0)
+                *where = path;
+            else
+                free(path);
             return rc;
         }
         free(path);
@@ -255,13 +288,6 @@ static int read_nearest_env_file(qr_client_config_t *cfg, char *err, size_t err_
     }
 }
 
-static void fill_from_env(char **slot, const char *name)
-{
-    const char *v = getenv(name);
-    if (!*slot && v && v[0])
-        *slot = qr_xstrdup(v);
-}
-
 char *qr_client_profile_path(void)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME");
@@ -273,9 +299,9 @@ char *qr_client_profile_path(void)
     return NULL;
 }
 
-/* Reads the profile at path into the settings still unset; a missing file is
- * fine. Returns 0 or -1 with err set. */
-static int read_profile(qr_client_config_t *cfg, const char *path, char *err, size_t err_size)
+/* Reads the profile at path into found; a missing file is fine. A profile
+ * readable by group or others is refused. Returns 0 or -1 with err set. */
+static int read_profile(qr_client_config_t *found, const char *path, char *err, size_t err_size)
 {
     struct stat st;
     if (stat(path, &st) < 0) {
@@ -291,47 +317,162 @@ static int read_profile(qr_client_config_t *cfg, const char *path, char *err, si
                  path, (unsigned)(st.st_mode & 0777), path);
         return -1;
     }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_size, "cannot read profile %s: %s", path, strerror(errno));
+        return -1;
+    }
     char *dir = qr_xstrdup(path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    int rc = read_env_file(cfg, path, slash ? dir : ".", err, err_size);
+    int rc = parse_env_stream(f, path, slash ? dir : ".", found, err, err_size);
+    fclose(f);
     free(dir);
     return rc;
+}
+
+/* The five connection settings of a config, in the order of the names below. */
+static void config_slots(qr_client_config_t *c, char **slots[5])
+{
+    slots[0] = &c->url;
+    slots[1] = &c->token;
+    slots[2] = &c->ca;
+    slots[3] = &c->cert;
+    slots[4] = &c->key;
+}
+
+static const char *const env_names[5] = {"QUORUM_URL", "QUORUM_TOKEN", "QUORUM_CA", "QUORUM_CERT",
+                                         "QUORUM_KEY"};
+static const char *const flag_names[5] = {"--url", "--token", "--ca", "--cert", "--key"};
+
+/* Copies the settings of from that cfg does not have yet. */
+static void complete_from(qr_client_config_t *cfg, qr_client_config_t *from)
+{
+    char **mine[5], **theirs[5];
+    config_slots(cfg, mine);
+    config_slots(from, theirs);
+    for (int k = 0; k < 5; k++)
+        if (!*mine[k] && *theirs[k])
+            *mine[k] = qr_xstrdup(*theirs[k]);
 }
 
 /* The checks shared by both resolve functions, once every source was read. */
 static int check_settings(qr_client_config_t *cfg, int need_token, char *err, size_t err_size);
 
+/*
+ * The one resolution rule (client.h, README "Connection settings"). On
+ * entry cfg holds only what the command line gave. The URL's source is the
+ * first of: the command line, the environment, the profile (when
+ * profile_path is given), the nearest .quorum/env. The other settings come
+ * from that same source; the command line may add to the environment or the
+ * profile, both the user's own. Anything that would send a token (or use a
+ * CA or certificate) from one source with a URL from another is refused.
+ */
+static int resolve(qr_client_config_t *cfg, int need_token, const char *profile_path, char *err,
+                   size_t err_size)
+{
+    qr_client_config_t env, found;
+    char **env_slots[5], **flag_slots[5];
+    char *where = NULL; /* the URL's source, for messages: a profile or a .quorum/env */
+    int from_file = 0;  /* the URL came from a .quorum/env */
+    int rc = -1;
+
+    qr_client_config_init(&env);
+    qr_client_config_init(&found);
+    config_slots(&env, env_slots);
+    config_slots(cfg, flag_slots);
+    for (int k = 0; k < 5; k++) {
+        const char *v = getenv(env_names[k]);
+        if (v && v[0])
+            *env_slots[k] = qr_xstrdup(v);
+        if (*flag_slots[k] && !(*flag_slots[k])[0]) {
+            free(*flag_slots[k]); /* --token= is no token */
+            *flag_slots[k] = NULL;
+        }
+    }
+
+    if (cfg->url) {
+        /* The command line named the broker: nothing else is used. */
+        if (env.token && !cfg->token) {
+            snprintf(err, err_size,
+                     "QUORUM_TOKEN is not sent to a URL given on the command line (%s): "
+                     "give --token too, or set QUORUM_URL instead of --url",
+                     cfg->url);
+            goto out;
+        }
+        if (env.ca && !cfg->ca && !cfg->insecure) {
+            snprintf(err, err_size,
+                     "no CA file for the URL given on the command line: give --ca too "
+                     "(QUORUM_CA goes with QUORUM_URL only)");
+            goto out;
+        }
+    } else if (env.url) {
+        complete_from(cfg, &env); /* flags first, then the environment */
+    } else {
+        if (profile_path && read_profile(&found, profile_path, err, err_size) < 0)
+            goto out;
+        if (found.url) {
+            where = qr_xasprintf("the profile %s", profile_path);
+        } else {
+            qr_client_config_free(&found);
+            char *file = NULL;
+            if (read_nearest_env_file(&found, &file, err, err_size) < 0)
+                goto out;
+            if (found.url) {
+                where = file;
+                from_file = 1;
+            } else {
+                free(file);
+            }
+        }
+        if (where) {
+            /* The environment gives no URL: any of its settings would be mixed
+             * with a URL from somewhere else. */
+            for (int k = 1; k < 5; k++) {
+                if (*env_slots[k]) {
+                    snprintf(err, err_size,
+                             "%s is set but QUORUM_URL is not, and the broker URL would come "
+                             "from %s: settings are never mixed across sources; set QUORUM_URL "
+                             "too, give --url, or unset %s",
+                             env_names[k], where, env_names[k]);
+                    goto out;
+                }
+            }
+            /* A file found by directory could be anyone's: nothing from the
+             * command line goes with its URL. The profile is the user's own. */
+            for (int k = 1; k < 5 && from_file; k++) {
+                if (*flag_slots[k]) {
+                    snprintf(err, err_size,
+                             "%s given, but the broker URL would come from %s: give --url too "
+                             "(the command line is never mixed with a .quorum/env)",
+                             flag_names[k], where);
+                    goto out;
+                }
+            }
+            complete_from(cfg, &found);
+        }
+    }
+    rc = check_settings(cfg, need_token, err, err_size);
+out:
+    qr_client_config_free(&env);
+    qr_client_config_free(&found);
+    free(where);
+    return rc;
+}
+
 int qr_client_config_resolve_profile(qr_client_config_t *cfg, int need_token,
                                      const char *profile_path, char *err, size_t err_size)
 {
-    fill_from_env(&cfg->url, "QUORUM_URL");
-    fill_from_env(&cfg->token, "QUORUM_TOKEN");
-    fill_from_env(&cfg->ca, "QUORUM_CA");
-    fill_from_env(&cfg->cert, "QUORUM_CERT");
-    fill_from_env(&cfg->key, "QUORUM_KEY");
     char *def = profile_path ? NULL : qr_client_profile_path();
-    const char *path = profile_path ? profile_path : def;
-    int rc = path ? read_profile(cfg, path, err, err_size) : 0;
+    int rc = resolve(cfg, need_token, profile_path ? profile_path : def, err, err_size);
     free(def);
-    if (rc < 0)
-        return -1;
-    if ((!cfg->url || !cfg->token || !cfg->ca) && read_nearest_env_file(cfg, err, err_size) < 0)
-        return -1;
-    return check_settings(cfg, need_token, err, err_size);
+    return rc;
 }
 
 int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err, size_t err_size)
 {
-    fill_from_env(&cfg->url, "QUORUM_URL");
-    fill_from_env(&cfg->token, "QUORUM_TOKEN");
-    fill_from_env(&cfg->ca, "QUORUM_CA");
-    fill_from_env(&cfg->cert, "QUORUM_CERT");
-    fill_from_env(&cfg->key, "QUORUM_KEY");
-    if ((!cfg->url || !cfg->token || !cfg->ca) && read_nearest_env_file(cfg, err, err_size) < 0)
-        return -1;
-    return check_settings(cfg, need_token, err, err_size);
+    return resolve(cfg, need_token, NULL, err, err_size);
 }
 
 static int check_settings(qr_client_config_t *cfg, int need_token, char *err, size_t err_size)

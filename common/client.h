@@ -3,12 +3,14 @@
  *
  * Two parts:
  *   - connection settings (broker URL, bearer token, CA file, optional client
- *     certificate and key), resolved from command-line flags, then the
- *     QUORUM_URL / QUORUM_TOKEN / QUORUM_CA / QUORUM_CERT / QUORUM_KEY
- *     environment variables, then (quorum-agent only, through
- *     qr_client_config_resolve_profile) the user's profile written by
- *     `quorum-agent login`, then the nearest `.quorum/env` file in the current
- *     directory or one of its parents;
+ *     certificate and key), taken as one set from one source: the first of
+ *     the command-line flags, the QUORUM_URL / QUORUM_TOKEN / QUORUM_CA /
+ *     QUORUM_CERT / QUORUM_KEY environment variables, (quorum-agent only,
+ *     through qr_client_config_resolve_profile) the user's profile written
+ *     by `quorum-agent login`, and the nearest `.quorum/env` file in the
+ *     current directory or one of its parents, that names a broker URL. A
+ *     token is never sent to a URL from another source (details at
+ *     qr_client_config_resolve);
  *   - a call object wrapping one reusable libcurl easy handle. A call is set
  *     up for one request at a time; quorumctl performs it blocking
  *     (qr_client_call_perform), quorum-agent adds the easy handle to a multi
@@ -67,23 +69,41 @@ int qr_client_take_value(const char *prog, int argc, char **argv, int *i, const 
                          const char **value);
 
 /*
- * Fills the settings not given by flags from the environment, then from the
- * nearest `.quorum/env` (lines `KEY=value` or `export KEY=value`, value bare,
- * 'single-' or "double-quoted"; `#` comments). A relative QUORUM_CA from the
- * file is taken relative to the directory that holds `.quorum/`.
+ * Completes cfg, which holds only what the command line gave, from one
+ * source; the rule, in full:
+ *   1. --url given: every setting comes from the command line. If
+ *      QUORUM_TOKEN is set and --token is not, that is an error (the token
+ *      is never sent to a URL typed for this command); so is QUORUM_CA set
+ *      without --ca. Files are not read.
+ *   2. QUORUM_URL set: the environment's settings, each overridden by its
+ *      flag if given (both are the user's own, for this shell or command).
+ *      Files are not read.
+ *   3. Otherwise the nearest `.quorum/env` (lines `KEY=value` or `export
+ *      KEY=value`, value bare, 'single-' or "double-quoted"; `#` comments;
+ *      a relative QUORUM_CA taken relative to the directory that holds
+ *      `.quorum/`), if it names a URL: all settings from it alone. Any
+ *      QUORUM_TOKEN/_CA/_CERT/_KEY in the environment, or --token/--ca/
+ *      --cert/--key on the command line, is then an error: they would be
+ *      mixed with a URL from a file found by where one stands. Only the
+ *      nearest file is considered; one that is not a regular file owned by
+ *      the user, or is writable by group or others, is ignored with one
+ *      warning line on stderr.
  *
  * need_token: whether a missing token is an error. Returns 0, or -1 with a
- * one-line reason in err (err_size bytes) when the URL, the CA file or a
- * needed token is missing.
+ * one-line reason in err (err_size bytes): a conflict above, or a missing
+ * URL, CA file or needed token. Callers exit 2 (usage) on -1.
  */
 int qr_client_config_resolve(qr_client_config_t *cfg, int need_token, char *err, size_t err_size);
 
 /*
- * As qr_client_config_resolve, but reads the profile at profile_path (NULL:
- * qr_client_profile_path(); a missing file is fine) between the environment
- * and `.quorum/env`. Precedence: flags > environment > profile > .quorum/env.
- * Each setting is taken from the first place that has it. A profile readable
- * by group or others is refused, as ssh refuses such a key.
+ * As qr_client_config_resolve, with the profile at profile_path (NULL:
+ * qr_client_profile_path(); a missing file is fine) as a source between the
+ * environment and `.quorum/env`: when neither flags nor the environment
+ * name a URL and the profile does, every setting comes from the profile,
+ * each overridden by its flag if given (the profile is the user's own);
+ * QUORUM_TOKEN and the like without QUORUM_URL are an error as in step 3.
+ * A profile readable by group or others is refused, as ssh refuses such a
+ * key.
  */
 int qr_client_config_resolve_profile(qr_client_config_t *cfg, int need_token,
                                      const char *profile_path, char *err, size_t err_size);

@@ -49,10 +49,9 @@ make_certs "$W/tls" 1
 "$B/bin/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
 export QUORUM_TOKEN
 QUORUM_TOKEN=$("$B/bin/quorumd" bootstrap-admin --pg "$PG")
-PORT=$(free_port)
-"$B/bin/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$W/tls/server.crt" --key "$W/tls/server.key" --pg-pool 8 2>"$W/quorumd.log" &
-QPID=$!
+start_quorumd "$B/bin/quorumd" "$W/quorumd.log" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
+    --cert "$W/tls/server.crt" --key "$W/tls/server.key" --pg-pool 8 || exit 1
+QPID=$QD_PID PORT=$QD_PORT
 export QUORUM_URL="https://127.0.0.1:$PORT" QUORUM_CA="$W/tls/ca.crt"
 wait_https "$QUORUM_URL" "$QUORUM_CA" "$QPID" || { cat "$W/quorumd.log" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

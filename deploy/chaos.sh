@@ -53,20 +53,34 @@ sql() { psql "$PG" -Atqc "$1"; }
 make_certs "$W/tls" 1
 "$BIN/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
 TOKEN=$("$BIN/quorumd" bootstrap-admin --pg "$PG")
-P1=$(free_port)
-P2=$(free_port)
-start_broker() { # PORT LOG
-    "$BIN/quorumd" serve --listen "127.0.0.1:$1" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
-        --cert "$W/tls/server.crt" --key "$W/tls/server.key" --reaper-ms "$REAPER_MS" >>"$2" 2>&1 &
-    echo $!
-}
+BROKER_FLAGS=(--pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$W/tls/server.crt"
+    --key "$W/tls/server.key" --reaper-ms "$REAPER_MS")
 wait_up() {
     wait_https "https://127.0.0.1:$1" "$W/tls/ca.crt" || { echo "chaos: broker on $1 did not come up" >&2; return 1; }
 }
-Q1=$(start_broker "$P1" "$W/q1.log")
-Q2=$(start_broker "$P2" "$W/q2.log")
+# Both brokers bind port 0 (the kernel's choice: nothing takes it first).
+start_quorumd "$BIN/quorumd" "$W/q1.log" "${BROKER_FLAGS[@]}"
+Q1=$QD_PID P1=$QD_PORT
+start_quorumd "$BIN/quorumd" "$W/q2.log" "${BROKER_FLAGS[@]}"
+Q2=$QD_PID P2=$QD_PORT
 wait_up "$P1"
 wait_up "$P2"
+# restart_broker1: quorumd again on P1, which the crew's --urls name. The
+# port was free for a moment: while another process holds it (address
+# already in use), try again, for up to 30 s. Sets Q1.
+restart_broker1() {
+    local i
+    for i in $(seq 1 60); do
+        "$BIN/quorumd" serve --listen "127.0.0.1:$P1" "${BROKER_FLAGS[@]}" >>"$W/q1.log" 2>&1 &
+        Q1=$!
+        wait_https "https://127.0.0.1:$P1" "$W/tls/ca.crt" "$Q1" && return 0
+        kill -0 "$Q1" 2>/dev/null && return 1 # up but not answering: a real failure
+        tail -1 "$W/q1.log" | grep -q 'address already in use' || return 1
+        say "port $P1 is taken for now: retrying"
+        sleep 0.5
+    done
+    return 1
+}
 export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/tls/ca.crt"
 
 PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
@@ -81,6 +95,7 @@ say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on 
 "$BIN/quorum-agent" simulate --project "$PROJECT" --annotators "$ANNOTATORS" --accuracy 0.9 \
     --think-ms 0-20 --seed 11 --prefetch 2 --batch --skip-rate 0.03 --release-rate 0.03 \
     --abandon-rate 0.02 --wait-ms 1000 --urls "https://127.0.0.1:$P1,https://127.0.0.1:$P2" \
+    --token "$TOKEN" --ca "$W/tls/ca.crt" \
     --ack-log "$W/acks.tsv" --json-summary "$W/sim.json" --max-seconds 600 >"$W/sim.out" 2>"$W/sim.err" &
 SIM=$!
 
@@ -98,8 +113,7 @@ say "SIGKILL broker 1 at $(done_count) annotations"
 kill -KILL "$Q1"; wait "$Q1" 2>/dev/null || true
 KILLS=$((KILLS + 1))
 sleep 2
-Q1=$(start_broker "$P1" "$W/q1.log")
-wait_up "$P1" && say "broker 1 restarted"
+restart_broker1 && say "broker 1 restarted"
 wait_for 45
 say "Redis FLUSHALL at $(done_count) annotations"
 redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null

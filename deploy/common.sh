@@ -1,10 +1,19 @@
 # common.sh - shell functions shared by deploy/*.sh and the tests (sourced).
 
-# A loopback port nothing listens on (checked by trying to connect).
+# A loopback port nothing listens on now (checked by trying to connect), for
+# servers that cannot bind port 0 and report it (PostgreSQL, redis-server).
+# Something else may still take it before the server binds it: callers
+# retry with another port when the server fails to start. The port is drawn
+# below the kernel's ephemeral range, so the ports the kernel hands out
+# (port-0 binds, outgoing connections) never collide with it.
 free_port() {
-    local p i
+    local p i lo=20000 hi=32767 eph
+    if read -r eph _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && [ "$eph" -gt 11024 ]; then
+        hi=$((eph - 1))
+        lo=$((hi - 10000))
+    fi
     for i in $(seq 1 500); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        p=$(( (RANDOM * 32768 + RANDOM) % (hi - lo + 1) + lo ))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
@@ -12,6 +21,83 @@ free_port() {
     done
     echo "no free port found" >&2
     return 1
+}
+
+# wait_port_file FILE PID: prints the port a server wrote to FILE (quorumd
+# --port-file writes it atomically once listening); fails if PID exits
+# first or after 60 s (sanitizer builds start slowly on a loaded machine).
+wait_port_file() {
+    local i
+    for i in $(seq 1 600); do
+        if [ -s "$1" ]; then
+            cat "$1"
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || { [ -s "$1" ] && { cat "$1"; return 0; }; return 1; }
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_quorumd BIN LOG [serve flags...]: `BIN serve` in the background on
+# 127.0.0.1 and a port the kernel picks (--listen 127.0.0.1:0 --port-file
+# LOG.port), so no other process can take the port between choosing and
+# binding it. Appends quorumd's output to LOG. Sets QD_PID and QD_PORT;
+# returns 1 (LOG on stderr) if quorumd exits before listening.
+start_quorumd() {
+    local bin=$1 log=$2
+    shift 2
+    rm -f "$log.port"
+    "$bin" serve --listen 127.0.0.1:0 --port-file "$log.port" "$@" >>"$log" 2>&1 &
+    QD_PID=$!
+    QD_PORT=$(wait_port_file "$log.port" "$QD_PID") || {
+        cat "$log" >&2
+        return 1
+    }
+}
+
+# wait_accept_line FILE PID: the port `openssl s_server -accept 127.0.0.1:0`
+# bound, from the "ACCEPT 127.0.0.1:PORT" line it prints to FILE (its
+# stdout; not with -quiet, which drops that line); fails if PID exits first.
+wait_accept_line() {
+    local i line
+    for i in $(seq 1 300); do
+        line=$(grep -m1 '^ACCEPT ' "$1" 2>/dev/null || true)
+        if [ -n "$line" ]; then
+            echo "${line##*:}"
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# hold_dead_port: a loopback port bound but not listening, held by a small
+# background process until it is killed: connecting to it is refused, and
+# no other process can start listening on it meanwhile. Sets DEAD_PORT and
+# DEAD_PID (the caller kills DEAD_PID when done).
+hold_dead_port() {
+    local d
+    d=$(mktemp -d "${TMPDIR:-/tmp}/quorum-dead-port.XXXXXX")
+    python3 -c '
+import os, signal, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d\n" % s.getsockname()[1])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+signal.pause()
+' "$d/port" </dev/null >/dev/null 2>&1 &
+    DEAD_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        [ -s "$d/port" ] && break
+        sleep 0.05
+    done
+    DEAD_PORT=$(cat "$d/port" 2>/dev/null || true)
+    rm -rf "$d"
+    [ -n "$DEAD_PORT" ]
 }
 
 # make_certs DIR DAYS: a private CA (DIR/ca.crt) and a server certificate

@@ -79,18 +79,26 @@ stack_up() {
         { cat "$STATE/migrate.log" >&2; die "migration failed"; }
     local token port
     token=$("$BIN/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO")
-    port=$(free_port)
-    "$BIN/quorumd" serve --listen "127.0.0.1:$port" --pg "$QR_PG_CONNINFO" \
+    : >"$STATE/quorumd.log"
+    start_quorumd "$BIN/quorumd" "$STATE/quorumd.log" --pg "$QR_PG_CONNINFO" \
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$STATE/tls/server.crt" \
-        --key "$STATE/tls/server.key" >"$STATE/quorumd.log" 2>&1 &
-    echo $! >"$STATE/quorumd.pid"
-    wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$(cat "$STATE/quorumd.pid")" ||
+        --key "$STATE/tls/server.key" || die "quorumd did not start"
+    port=$QD_PORT
+    echo "$QD_PID" >"$STATE/quorumd.pid"
+    wait_https "https://127.0.0.1:$port" "$STATE/tls/ca.crt" "$QD_PID" ||
         { cat "$STATE/quorumd.log" >&2; die "quorumd did not come up"; }
-    cat >"$STATE/env" <<ENV
+    # The env file holds the admin token: mode 0600 from its creation (the
+    # umask, in a subshell), written to a temporary name and renamed.
+    (
+        umask 077
+        cat >"$STATE/env.tmp" <<ENV
 QUORUM_URL='https://127.0.0.1:$port'
 QUORUM_TOKEN='$token'
 QUORUM_CA='$STATE/tls/ca.crt'
 ENV
+        chmod 600 "$STATE/env.tmp"
+        mv -f "$STATE/env.tmp" "$STATE/env"
+    )
     export QUORUM_URL="https://127.0.0.1:$port" QUORUM_TOKEN="$token" QUORUM_CA="$STATE/tls/ca.crt"
     if [ "$with_sample" = 1 ]; then
         local project
@@ -112,7 +120,7 @@ stack_down() {
         rm -f "$STATE/quorumd.pid"
     fi
     "$ROOT/deploy/stack.sh" stop "$STATE/stack" >/dev/null 2>&1 || true
-    rm -f "$STATE/env"
+    rm -f "$STATE/env" "$STATE/quorumd.log.port"
 }
 
 up() {

@@ -22,8 +22,6 @@ pg_bindir() {
     die "PostgreSQL server binaries not found (apt-get install postgresql)"
 }
 
-# A loopback port nothing listens on (checked by trying to connect).
-
 as_pg() {
     if [ "$(id -u)" = 0 ]; then
         runuser -u postgres -- "$@"
@@ -46,8 +44,11 @@ start() {
     as_pg "$bin/initdb" -D "$data/db" -U quorum --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
 
+    # Neither server can bind port 0 and tell the port back usefully: each is
+    # started on a port free a moment ago (free_port) and, when another
+    # process took it first (EADDRINUSE), started again on another.
     local pgport try
-    for try in 1 2 3 4 5; do
+    for try in $(seq 1 10); do
         pgport=$(free_port)
         if as_pg "$bin/pg_ctl" -D "$data/db" -l "$data/postgres.log" -w -t 60 \
             -o "-p $pgport -k $data -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null 2>&1; then
@@ -60,16 +61,25 @@ start() {
 
     local rport rdir="$data/redis"
     mkdir -p "$rdir"
-    for try in 1 2 3 4 5; do
+    for try in $(seq 1 10); do
         rport=$(free_port)
+        rm -f "$rdir/redis.pid"
         if redis-server --port "$rport" --bind 127.0.0.1 --daemonize yes --dir "$rdir" \
             --pidfile "$rdir/redis.pid" --logfile "$rdir/redis.log" --save '' --appendonly no >/dev/null; then
+            # --daemonize returns before the bind: wait until a server answers
+            # and is ours (its dir is rdir), not one that holds the port.
             local i ok=0
             for i in $(seq 1 50); do
-                redis-cli -p "$rport" ping >/dev/null 2>&1 && { ok=1; break; }
+                if [ "$(redis-cli -p "$rport" config get dir 2>/dev/null | sed -n 2p)" = "$rdir" ]; then
+                    ok=1
+                    break
+                fi
+                grep -q 'Address already in use\|Could not create server TCP' "$rdir/redis.log" 2>/dev/null && break
                 sleep 0.1
             done
             [ $ok = 1 ] && break
+            if [ -f "$rdir/redis.pid" ]; then kill "$(cat "$rdir/redis.pid")" 2>/dev/null || true; fi
+            : >"$rdir/redis.log"
         fi
         rport=""
     done

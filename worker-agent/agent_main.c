@@ -4,9 +4,10 @@
  * files: simulate.c (virtual crews), exec.c (a command as the annotator),
  * label.c (the terminal labeler).
  *
- * Connection settings are resolved with the precedence flags > QUORUM_*
- * environment > profile (written by `login`) > nearest .quorum/env. Exit
- * codes are the AGENT_EXIT_* of session.h, listed in --help.
+ * Connection settings come as one set from the first of flags, QUORUM_*
+ * environment, profile (written by `login`), nearest .quorum/env that names
+ * a URL, never mixed (qr_client_config_resolve_profile). Exit codes are
+ * the AGENT_EXIT_* of session.h, listed in --help.
  */
 #include "client.h"
 #include "exec.h"
@@ -35,9 +36,10 @@
 #define PROFILE_HELP                                                                               \
     "  --insecure     do NOT verify the broker's certificate (testing only; loud,\n"               \
     "                 never the default, never stored in a profile)\n"                             \
-    "Settings precedence: flags > QUORUM_* environment > profile written by\n"                     \
+    "Where the URL comes from, in order: --url, QUORUM_URL, the profile written by\n"              \
     "`quorum-agent login` ($XDG_CONFIG_HOME/quorum/profile, else\n"                                \
-    "~/.config/quorum/profile) > nearest .quorum/env.\n"
+    "~/.config/quorum/profile), the nearest .quorum/env; the token and CA come\n"                  \
+    "from the same place (flags may complete QUORUM_URL's or the profile's).\n"
 
 #define EXIT_CODES_HELP                                                                            \
     "Exit codes:\n"                                                                                \
@@ -282,8 +284,8 @@ static int agent_flag(qr_client_config_t *cfg, int argc, char **argv, int *i)
     return qr_client_config_flag(cfg, "quorum-agent", argc, argv, i);
 }
 
-/* Resolves the settings (flags > env > profile > .quorum/env); prints the
- * reason and returns -1 when they are incomplete. */
+/* Resolves the settings (one source: flags, env, profile or .quorum/env);
+ * prints the reason and returns -1 when they are incomplete or mixed. */
 static int resolve_settings(qr_client_config_t *cfg)
 {
     char err[512];
@@ -561,7 +563,7 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
             return usage_error("login ", "login: unexpected argument '%s'", argv[i]);
         }
     }
-    /* Only flags and the environment: an older profile must not fill gaps. */
+    /* Not the profile: an older profile must not fill gaps. */
     char err[512];
     char *none = qr_xstrdup("/nonexistent/quorum-profile");
     int r = qr_client_config_resolve_profile(cfg, 1, none, err, sizeof err);

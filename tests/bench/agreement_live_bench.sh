@@ -44,11 +44,10 @@ INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token
 ANALYZE;
 SQL
 . "$ROOT/deploy/common.sh"
-PORT=$(free_port)
 make_certs "$W/tls" 1
-"$B/bin/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$W/tls/server.crt" --key "$W/tls/server.key" 2>"$W/q.log" &
-QPID=$!
+start_quorumd "$B/bin/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
+    --cert "$W/tls/server.crt" --key "$W/tls/server.key" || exit 1
+QPID=$QD_PID PORT=$QD_PORT
 for i in $(seq 1 50); do curl -fsS --cacert "$W/tls/ca.crt" "https://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 get() { curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" -o "$W/a.json" -w '%{time_total}' "https://127.0.0.1:$PORT/v1/projects/1/agreement$1"; }
 cold=$(get "")

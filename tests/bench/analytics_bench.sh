@@ -63,10 +63,10 @@ if [ "$reuse" = 0 ]; then
 else
     . "$dir/state"
 fi
-port=$(free_port)
-"$bin/quorumd" serve --listen "127.0.0.1:$port" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$dir/tls/server.crt" --key "$dir/tls/server.key" --rate-limit 0 >"$dir/quorumd.log" 2>&1 &
-QPID=$!
+: >"$dir/quorumd.log"
+start_quorumd "$bin/quorumd" "$dir/quorumd.log" --pg "$PG" --redis "127.0.0.1:$QR_REDIS_PORT" \
+    --cert "$dir/tls/server.crt" --key "$dir/tls/server.key" --rate-limit 0 || exit 1
+QPID=$QD_PID port=$QD_PORT
 URL=https://127.0.0.1:$port
 wait_https "$URL" "$dir/tls/ca.crt" "$QPID"
 api() { curl -sS --cacert "$dir/tls/ca.crt" -H "Authorization: Bearer $TOKEN" "$@"; }

@@ -11,6 +11,7 @@ set -euo pipefail
 E2E_DIR=$(mktemp -d /tmp/quorum-e2e.XXXXXX)
 E2E_DB="e2e_$$_$RANDOM"
 QUORUMD_PID=""
+HELPER_PIDS=() # background helpers (servers, proxies) killed at exit
 FAILS=0
 PASSES=0
 
@@ -19,6 +20,8 @@ cleanup() {
     stop_broker || rc=1
     if [ -n "${QUORUMD2_PID:-}" ]; then kill -TERM "$QUORUMD2_PID" 2>/dev/null; wait "$QUORUMD2_PID" 2>/dev/null || true; fi
     if [ -n "${S_SERVER_PID:-}" ]; then kill "$S_SERVER_PID" 2>/dev/null || true; fi
+    local p
+    for p in ${HELPER_PIDS[@]+"${HELPER_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
     psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
     rm -rf "$E2E_DIR"
     exit $rc
@@ -63,11 +66,11 @@ start_broker() {
     make_certs "$E2E_DIR/tls" 2
     "$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate.log"
     ADMIN_TOKEN=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG")
-    PORT=$(free_port)
-    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$E2E_PG" \
+    start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" --pg "$E2E_PG" \
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
-        --key "$E2E_DIR/tls/server.key" "$@" >"$E2E_DIR/quorumd.log" 2>&1 &
-    QUORUMD_PID=$!
+        --key "$E2E_DIR/tls/server.key" "$@" || exit 1
+    QUORUMD_PID=$QD_PID
+    PORT=$QD_PORT
     URL="https://127.0.0.1:$PORT"
     CA="$E2E_DIR/tls/ca.crt"
     local i
@@ -82,12 +85,12 @@ start_broker() {
 # start_second_broker: another quorumd on the same PostgreSQL and Redis;
 # sets URL2 and QUORUMD2_PID.
 start_second_broker() {
-    local port2; port2=$(free_port)
-    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$port2" --pg "$E2E_PG" \
+    : >"$E2E_DIR/quorumd2.log"
+    start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd2.log" --pg "$E2E_PG" \
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
-        --key "$E2E_DIR/tls/server.key" "$@" >"$E2E_DIR/quorumd2.log" 2>&1 &
-    QUORUMD2_PID=$!
-    URL2="https://127.0.0.1:$port2"
+        --key "$E2E_DIR/tls/server.key" "$@" || return 1
+    QUORUMD2_PID=$QD_PID
+    URL2="https://127.0.0.1:$QD_PORT"
     local i
     for i in $(seq 1 100); do
         curl -fsS --cacert "$CA" "$URL2/healthz" >/dev/null 2>&1 && return 0

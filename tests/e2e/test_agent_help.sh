@@ -45,8 +45,13 @@ check "unknown command: exit 2" 2 "$rc"
 check "unknown command: nothing on stdout" 0 "$(wc -c <"$DIR/out")"
 check "unknown command: names it" "quorum-agent: unknown command 'frobnicate'" "$(head -1 "$DIR/err")"
 
-# A port nothing listens on; the CA file only has to exist (no TLS is reached).
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A port bound but not listening, held to the end (connections refused; no
+# other process can start listening on it meanwhile); the CA file only has
+# to exist (no TLS is reached).
+. "$(dirname "$0")/../../deploy/common.sh"
+hold_dead_port
+trap 'kill "$DEAD_PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+PORT=$DEAD_PORT
 : >"$DIR/ca.pem"
 rc=0
 "$AGENT" login --url "https://127.0.0.1:$PORT" --token qr_x --ca "$DIR/ca.pem" >"$DIR/out" 2>"$DIR/err" || rc=$?

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
 # Agents keep working through outages: three `quorum-agent exec` agents
 # (each its own annotator and spool) label through a loopback TCP proxy
-# while quorumd is killed with SIGKILL and restarted twice and the proxy is
-# stopped for 5 s. Every label an agent reports stored is in PostgreSQL
+# while quorumd is killed with SIGKILL and restarted twice and the proxy
+# cuts every connection for 5 s. Every label an agent reports stored is in PostgreSQL
 # exactly once, every task is complete, the spools are empty, and the agents
 # finish on their own.
 . "$(dirname "$0")/lib.sh"
 
 start_broker --reaper-ms 200
-BPORT=$PORT
 AGENT="$QR_BIN_DIR/quorum-agent"
 r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"outage","labels":["a","b","c"],"annotations_per_task":2,"lease_ttl_ms":15000}')
 P=$(echo "${r#* }" | jq .id)
 seq 1 300 | awk '{print "{\"n\":" $1 ",\"want\":\"" substr("abc", $1 % 3 + 1, 1) "\"}"}' |
     "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
 
-# The proxy: accepts on PPORT and pipes bytes to quorumd; killing it cuts
-# every connection and refuses new ones until it is started again.
-PPORT=$(free_port)
+# The proxy: accepts on a port of its own (bound once, port 0, so nothing
+# can take it while the network is "down") and pipes bytes to the port
+# quorumd wrote to its port file, read afresh for each connection (a
+# restarted quorumd binds a new port 0 too). SIGUSR1 cuts the network: every
+# connection is closed and new ones are closed at once; SIGUSR2 restores it.
 cat >"$E2E_DIR/proxy.py" <<'EOF'
-import asyncio, sys
-listen, target = int(sys.argv[1]), int(sys.argv[2])
+import asyncio, os, signal, sys
+port_out, target_file = sys.argv[1], sys.argv[2]
+down = False
+live = set()
+def target():
+    try:
+        with open(target_file) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 async def pipe(r, w):
     try:
         while data := await r.read(65536):
@@ -31,40 +40,71 @@ async def pipe(r, w):
     finally:
         w.close()
 async def handle(cr, cw):
-    try:
-        sr, sw = await asyncio.open_connection("127.0.0.1", target)
-    except OSError:
-        cw.close()
+    port = target()
+    if down or port is None:
+        cw.transport.abort()
         return
-    await asyncio.gather(pipe(cr, sw), pipe(sr, cw))
+    try:
+        sr, sw = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        cw.transport.abort()
+        return
+    pair = (cw, sw)
+    live.add(pair)
+    try:
+        await asyncio.gather(pipe(cr, sw), pipe(sr, cw))
+    finally:
+        live.discard(pair)
+def cut():
+    global down
+    down = True
+    for pair in list(live):
+        for w in pair:
+            w.transport.abort()
+def restore():
+    global down
+    down = False
 async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", listen, reuse_address=True)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, cut)
+    loop.add_signal_handler(signal.SIGUSR2, restore)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    with open(port_out + ".tmp", "w") as f:
+        f.write("%d\n" % server.sockets[0].getsockname()[1])
+    os.rename(port_out + ".tmp", port_out)
     async with server:
         await server.serve_forever()
 asyncio.run(main())
 EOF
-PROXY_PID=""
-start_proxy() {
-    python3 "$E2E_DIR/proxy.py" "$PPORT" "$BPORT" &
-    PROXY_PID=$!
-    for i in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null && return 0; sleep 0.1; done
+python3 "$E2E_DIR/proxy.py" "$E2E_DIR/proxy.port" "$E2E_DIR/quorumd.log.port" &
+PROXY_PID=$!
+HELPER_PIDS+=("$PROXY_PID")
+PPORT=$(wait_port_file "$E2E_DIR/proxy.port" "$PROXY_PID") || { echo "the proxy did not start"; exit 1; }
+cut_network() { kill -USR1 "$PROXY_PID"; }
+restore_network() { # then a connection through the proxy reaches quorumd again
+    kill -USR2 "$PROXY_PID"
+    for i in $(seq 1 50); do
+        curl -fsS --cacert "$CA" "https://127.0.0.1:$PPORT/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
     return 1
 }
-stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""; }
-restart_broker() { # SIGKILL, then the same quorumd on the same port
+restart_broker() { # SIGKILL, then the same quorumd on a new port the proxy finds
     kill -KILL "$QUORUMD_PID"
     wait "$QUORUMD_PID" 2>/dev/null || true
     sleep 1
-    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$BPORT" --pg "$E2E_PG" \
+    start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" --pg "$E2E_PG" \
         --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
-        --key "$E2E_DIR/tls/server.key" --reaper-ms 200 >>"$E2E_DIR/quorumd.log" 2>&1 &
-    QUORUMD_PID=$!
+        --key "$E2E_DIR/tls/server.key" --reaper-ms 200 || return 1
+    QUORUMD_PID=$QD_PID
+    PORT=$QD_PORT
+    URL="https://127.0.0.1:$PORT"
+    export QUORUM_URL=$URL
     for i in $(seq 1 100); do curl -fsS --cacert "$CA" "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
     return 1
 }
 AGENT_PIDS=()
-trap 'stop_proxy; for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
-start_proxy
+trap 'for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
 
 # The command labels after a short think, so the run spans the outages.
 printf '#!/bin/sh\nsleep 0.05\nexec jq -c "{label: .data.want}"\n' >"$E2E_DIR/cmd.sh"
@@ -84,9 +124,9 @@ echo "    $(done_count) annotations: SIGKILL quorumd"
 restart_broker && pass "quorumd restarted after SIGKILL" || fail "quorumd did not restart"
 wait_count 200
 echo "    $(done_count) annotations: cutting the network for 5 s"
-stop_proxy
+cut_network
 sleep 5
-start_proxy && pass "network back" || fail "proxy did not restart"
+restore_network && pass "network back" || fail "the proxy does not reach quorumd again"
 wait_count 320
 echo "    $(done_count) annotations: SIGKILL quorumd again"
 restart_broker && pass "quorumd restarted after the second SIGKILL" || fail "quorumd did not restart"
@@ -117,5 +157,4 @@ done
 check "no label refused by the broker after an outage (none lost)" 0 \
     "$(cat "$E2E_DIR"/a*/spool.rejected 2>/dev/null | wc -l)"
 grep -q 'retrying in' "$E2E_DIR"/a*/err && pass "agents saw the outages and retried" || fail "no retries seen (outages missed?)"
-stop_proxy
 finish

@@ -110,9 +110,14 @@ out=$(env -u QUORUM_URL -u QUORUM_TOKEN -u QUORUM_CA "$AGENT" login --url "$URL"
 set -e
 check "login with the wrong CA: exit 4, profile untouched" "4 $CA" "$rc $(grep QUORUM_CA "$XDG_CONFIG_HOME/quorum/profile" | cut -d"'" -f2)"
 set +e
-out=$(QUORUM_TOKEN=qr_nope "$AGENT" login --url "$URL" --ca "$CA" 2>&1); rc=$?
+out=$(QUORUM_TOKEN=qr_nope "$AGENT" login --url "$URL" --token qr_nope --ca "$CA" 2>&1); rc=$?
 set -e
 check "login with a bad token: exit 3" 3 "$rc"
+set +e
+out=$(QUORUM_TOKEN=$TOKEN "$AGENT" login --url "$URL" --ca "$CA" 2>&1); rc=$?
+set -e
+check "login --url with the token only in QUORUM_TOKEN: exit 2 (never sent)" 2 "$rc"
+case "$out" in *"QUORUM_TOKEN is not sent to a URL given on the command line"*) pass "and says why" ;; *) fail "mixed sources: $out" ;; esac
 set +e
 out=$(QUORUM_TOKEN=$TOKEN "$AGENT" --insecure exec --ca "$E2E_DIR/other/ca.crt" --project "$P" --idle-exit 0.5 \
     --spool "$E2E_DIR/state/spool3" -- true 2>&1); rc=$?

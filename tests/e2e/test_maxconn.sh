@@ -86,4 +86,16 @@ fi
 
 check "--max-connections 0 is a usage error (2)" 2 \
     "$("$QR_BIN_DIR/quorumd" serve --max-connections 0 >/dev/null 2>&1; echo $?)"
+
+# A port already in use: status 1, one line saying so, and the backends opened
+# before the listen failed closed again (no LeakSanitizer report), no port file.
+rc=0
+timeout 30 "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$PORT" --port-file "$E2E_DIR/taken.port" \
+    --cert "$E2E_DIR/tls/server.crt" --key "$E2E_DIR/tls/server.key" --pg "$E2E_PG" \
+    --redis "127.0.0.1:$QR_REDIS_PORT" >"$E2E_DIR/taken.out" 2>"$E2E_DIR/taken.err" || rc=$?
+sed 's/^/    /' "$E2E_DIR/taken.err"
+check "listen on a port in use: exit 1" 1 "$rc"
+check "... one line on stderr" 1 "$(wc -l <"$E2E_DIR/taken.err")"
+check "... saying so" "quorumd: http: listen 127.0.0.1:$PORT: address already in use" "$(cat "$E2E_DIR/taken.err")"
+check "... no port file" no "$([ -e "$E2E_DIR/taken.port" ] && echo yes || echo no)"
 finish

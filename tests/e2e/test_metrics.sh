@@ -119,11 +119,11 @@ check "readyz: redis ok" true "$(echo "${r#* }" | jq .redis.ok)"
 
 # readyz_of ARGS...: a broker of its own with ARGS; prints /readyz's "STATUS BODY".
 readyz_of() {
-    local port; port=$(free_port)
-    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$port" --cert "$E2E_DIR/tls/server.crt" \
-        --key "$E2E_DIR/tls/server.key" "$@" >"$E2E_DIR/quorumd3.log" 2>&1 &
-    QUORUMD2_PID=$!
-    local i
+    : >"$E2E_DIR/quorumd3.log"
+    start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd3.log" --cert "$E2E_DIR/tls/server.crt" \
+        --key "$E2E_DIR/tls/server.key" "$@" || { echo "000 the readyz broker did not start"; return 0; }
+    QUORUMD2_PID=$QD_PID
+    local port=$QD_PORT i
     for i in $(seq 1 100); do
         curl -fsS --cacert "$CA" "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
         sleep 0.1
@@ -143,7 +143,10 @@ readyz_of() {
         grep -A20 'Sanitizer\|runtime error' "$E2E_DIR/quorumd3.log" | head -40
     fi
 }
-DEAD=$(free_port)
+# A port bound but not listening (connections refused), held to the end.
+hold_dead_port
+HELPER_PIDS+=("$DEAD_PID")
+DEAD=$DEAD_PORT
 r=$(readyz_of --pg "$E2E_PG" --redis "127.0.0.1:$DEAD")
 check "readyz with Redis down: 503" 503 "${r%% *}"
 check "... not ready" false "$(echo "${r#* }" | jq .ready)"

@@ -197,12 +197,12 @@ cp "$E2E_DIR/client-ca.good" "$E2E_DIR/client-ca.pem"
 check "--require-client-cert without --client-ca: usage error (2)" 2 \
     "$("$QR_BIN_DIR/quorumd" serve --cert "$T/server.crt" --key "$T/server.key" --require-client-cert >/dev/null 2>&1; echo $?)"
 QUORUM_TOKEN=$MGR "$CTL" cert add --user stranger --cert "$T/stranger.crt" >/dev/null 2>&1
-port2=$(free_port)
-"$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$port2" --pg "$E2E_PG" \
+: >"$E2E_DIR/quorumd2.log"
+start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd2.log" --pg "$E2E_PG" \
     --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$T/server.crt" --key "$T/server.key" \
-    --client-ca "$T/ca.crt" --require-client-cert >"$E2E_DIR/quorumd2.log" 2>&1 &
-QUORUMD2_PID=$!
-URL2="https://127.0.0.1:$port2"
+    --client-ca "$T/ca.crt" --require-client-cert || fail "the second broker did not start"
+QUORUMD2_PID=$QD_PID
+URL2="https://127.0.0.1:$QD_PORT"
 for i in $(seq 1 100); do
     [ "$(API_URL=$URL2 capi "$T/stranger" GET /healthz | cut -d' ' -f1)" = 200 ] && break
     sleep 0.1

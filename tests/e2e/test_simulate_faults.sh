@@ -25,7 +25,7 @@ SUMMARY=$E2E_DIR/sim.json
 timeout 300 "$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 40 \
     --accuracy 0.7-0.95 --think-ms 5-40 --seed 5 --prefetch 4 --batch \
     --skip-rate 0.05 --release-rate 0.05 --abandon-rate 0.05 --wait-ms 1000 \
-    --urls "$URL,$URL2" --ack-log "$ACKS" --json-summary "$SUMMARY" --max-seconds 240 \
+    --urls "$URL,$URL2" --token "$ADMIN_TOKEN" --ca "$CA" --ack-log "$ACKS" --json-summary "$SUMMARY" --max-seconds 240 \
     >"$E2E_DIR/sim.out" 2>"$E2E_DIR/sim.err" &
 SIM=$!
 

@@ -11,11 +11,13 @@ for v in tls1_2 tls1_3; do
     out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -$v -CAfile "$CA" 2>&1 || true)
     echo "$out" | grep -q 'Verify return code: 0' && pass "$v accepted and verified" || fail "$v: $(echo "$out" | tail -2)"
 done
-CTRL=$(free_port)
-openssl s_server -accept "$CTRL" -cert "$E2E_DIR/tls/server.crt" -key "$E2E_DIR/tls/server.key" \
-    -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -quiet </dev/null >/dev/null 2>&1 &
+# Port 0, read back from its ACCEPT line. Its stdin is a FIFO it holds open
+# itself: without -quiet (which hides that line) an EOF on stdin stops it.
+mkfifo "$E2E_DIR/s_server.in"
+openssl s_server -accept 127.0.0.1:0 -cert "$E2E_DIR/tls/server.crt" -key "$E2E_DIR/tls/server.key" \
+    -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' <>"$E2E_DIR/s_server.in" >"$E2E_DIR/s_server.out" 2>&1 &
 S_SERVER_PID=$!
-sleep 0.5
+CTRL=$(wait_accept_line "$E2E_DIR/s_server.out" "$S_SERVER_PID") || { cat "$E2E_DIR/s_server.out"; CTRL=0; }
 echo | timeout 10 openssl s_client -connect "127.0.0.1:$CTRL" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1 |
     grep -q 'Protocol *: TLSv1.1' && pass "control: the client negotiates TLS 1.1 with a server allowing it" ||
     fail "control client cannot do TLS 1.1: the refusal below would prove nothing"

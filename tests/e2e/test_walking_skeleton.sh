@@ -129,11 +129,13 @@ check "413 imports nothing" 2 "$(sql "SELECT count(*) FROM tasks WHERE project_i
 # --- TLS below 1.2 is refused, by a client that can really offer it ----------------
 # The control: the same client completes a TLS 1.1 handshake with a server
 # that allows it, so a refusal below is quorumd's, not the client's.
-CTRL_PORT=$(free_port)
-openssl s_server -accept "$CTRL_PORT" -cert "$E2E_DIR/tls/server.crt" -key "$E2E_DIR/tls/server.key" \
-    -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -quiet </dev/null >/dev/null 2>&1 &
+# Port 0, read back from its ACCEPT line. Its stdin is a FIFO it holds open
+# itself: without -quiet (which hides that line) an EOF on stdin stops it.
+mkfifo "$E2E_DIR/s_server.in"
+openssl s_server -accept 127.0.0.1:0 -cert "$E2E_DIR/tls/server.crt" -key "$E2E_DIR/tls/server.key" \
+    -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' <>"$E2E_DIR/s_server.in" >"$E2E_DIR/s_server.out" 2>&1 &
 S_SERVER_PID=$!
-sleep 0.5
+CTRL_PORT=$(wait_accept_line "$E2E_DIR/s_server.out" "$S_SERVER_PID") || { cat "$E2E_DIR/s_server.out"; CTRL_PORT=0; }
 for v in tls1 tls1_1; do
     ctrl=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$CTRL_PORT" -$v -cipher 'DEFAULT:@SECLEVEL=0' 2>&1 | grep -c 'Protocol *: TLSv1' || true)
     [ $v = tls1_1 ] && check "control: the client can negotiate TLS 1.1" 1 "$ctrl"
