@@ -88,14 +88,11 @@ check "a second lookup within the minute writes nothing" "$((w1 + 1))" "$(sql "S
 # --- 32 connections, each with the largest body its route accepts ------------------------
 # Unknown tokens are refused from the head (rate limit off: each is looked up).
 kill -TERM "$QUORUMD_PID"; wait "$QUORUMD_PID" || true; QUORUMD_PID=""
-start_broker_again() {
-    "$QR_BIN_DIR/quorumd" serve --listen "127.0.0.1:$PORT" --pg "$E2E_PG" \
-        --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
-        --key "$E2E_DIR/tls/server.key" --auth-fail-rate 0 >>"$E2E_DIR/quorumd.log" 2>&1 &
-    QUORUMD_PID=$!
-    wait_https "$URL" "$CA" "$QUORUMD_PID" || { cat "$E2E_DIR/quorumd.log"; exit 1; }
-}
-start_broker_again
+start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" --pg "$E2E_PG" \
+    --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
+    --key "$E2E_DIR/tls/server.key" --auth-fail-rate 0 || exit 1
+QUORUMD_PID=$QD_PID PORT=$QD_PORT URL="https://127.0.0.1:$QD_PORT"
+wait_https "$URL" "$CA" "$QUORUMD_PID" || { cat "$E2E_DIR/quorumd.log"; exit 1; }
 tasks0=$(sql "SELECT count(*) FROM tasks")
 run() { # NAME TOKEN PATH KIND BYTES EXPECTED_STATUSES_REGEX
     local out
