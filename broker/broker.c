@@ -743,6 +743,10 @@ static void broker_abort(qr_broker_t *b, int reaper_open)
         b->closing++;
         qr_http_server_close(b->http, one_closed, b);
     }
+    if (b->imports) {
+        b->closing++;
+        qr_import_queue_close(b->imports, one_closed, b);
+    }
     if (b->redis) {
         b->closing++;
         qr_redis_close(b->redis, one_closed, b);
