@@ -49,13 +49,14 @@
 #define DEFAULT_IDLE_TIMEOUT_MS      30000
 #define DEFAULT_MAX_CONNECTIONS      10000
 
-#define READ_BUF_BYTES 65536       /* one socket read, shared by all connections */
-#define TLS_READ_BYTES 16384       /* one SSL_read: a full TLS record */
-#define OUT_HIGH_WATER (256 << 10) /* stop reading while this much ciphertext is queued */
-#define IN_HIGH_WATER  (64 << 10)  /* stop reading while this much plaintext waits unparsed */
-#define LINGER_MS      2000        /* longest wait for the client after our last byte */
-#define REFUSE_SLACK   64          /* connections past max that still get a 503 */
-#define LISTEN_BACKLOG 511
+#define READ_BUF_BYTES   65536       /* one socket read, shared by all connections */
+#define TLS_READ_BYTES   16384       /* one SSL_read: a full TLS record */
+#define OUT_HIGH_WATER   (256 << 10) /* stop reading while this much ciphertext is queued */
+#define IN_HIGH_WATER    (64 << 10)  /* stop reading while this much plaintext waits unparsed */
+#define LINGER_MS        2000        /* longest wait for the client after our last byte */
+#define REFUSE_SLACK     64          /* connections past max that still get a 503 */
+#define LISTEN_BACKLOG   511
+#define READ_SLICE_BYTES (256 << 10) /* one connection's reads per loop turn, at most */
 
 typedef struct conn_s conn_t;
 typedef struct req_s req_t;
@@ -98,6 +99,11 @@ struct qr_http_server_s {
     conn_t *parked_head;  /* connections waiting for body budget, oldest first */
     conn_t *parked_tail;  /* the newest of them */
     int waking;           /* budget_wake is on the stack */
+    uv_prepare_t tick;    /* counts the loop's turns (iteration) */
+    uv_idle_t resume;     /* active while connections wait to read again */
+    uint64_t iteration;   /* turns of the loop so far */
+    conn_t *throttled;    /* connections that read their slice this turn */
+    int aux_handles;      /* tick and resume initialised */
     uint64_t idle_timeout_ms;
     int max_connections;
     char *client_ca_file;    /* verify client certificates against it, or NULL */
@@ -143,6 +149,10 @@ struct conn_s {
     conn_t *park_next;                   /* in srv's parked list, waiting for body budget */
     int parked;                          /* in that list */
     size_t body_need;                    /* budget the parked request waits for */
+    uint64_t read_turn;                  /* the loop turn read_bytes counts for */
+    size_t read_bytes;                   /* bytes read in that turn */
+    int throttled;                       /* reading stopped until the next turn */
+    conn_t *throttle_next;               /* in srv->throttled */
     size_t out_bytes;                    /* ciphertext handed to uv_write, not yet written */
     qr_buf_t in;                         /* decrypted bytes not yet parsed */
     qr_buf_t url;                        /* request target of the request being parsed */
@@ -526,10 +536,24 @@ static void detach_requests(conn_t *c)
 
 static void unpark(conn_t *c);
 
+static void unthrottle(conn_t *c)
+{
+    if (!c->throttled)
+        return;
+    conn_t **pp = &c->srv->throttled;
+    while (*pp && *pp != c)
+        pp = &(*pp)->throttle_next;
+    if (*pp)
+        *pp = c->throttle_next;
+    c->throttle_next = NULL;
+    c->throttled = 0;
+}
+
 static void unlink_conn(conn_t *c)
 {
     qr_http_server_t *srv = c->srv;
     unpark(c);
+    unthrottle(c);
     if (!c->prev && srv->conns != c)
         return; /* not linked */
     if (c->prev)
@@ -648,7 +672,9 @@ static void update_reading(conn_t *c)
     int want;
     if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CONN_DRAINING)
+    if (c->throttled)
+        want = 0; /* read its slice this turn; the next turn resumes it */
+    else if (c->state == CONN_DRAINING)
         want = 1; /* discard input; notice the client's EOF */
     else
         want = c->out_bytes < OUT_HIGH_WATER && c->in.len < IN_HIGH_WATER && !c->peer_done;
@@ -736,6 +762,58 @@ static void tls_pump(conn_t *c)
     maybe_finish(c);
 }
 
+static void on_tick(uv_prepare_t *h)
+{
+    qr_http_server_t *srv = h->data;
+    srv->iteration++;
+}
+
+/* The next turn: connections that read their slice read again. */
+static void on_resume(uv_idle_t *h)
+{
+    qr_http_server_t *srv = h->data;
+    conn_t *list = srv->throttled;
+    srv->throttled = NULL;
+    (void)uv_idle_stop(&srv->resume); /* cannot fail on an initialised handle */
+    while (list) {
+        conn_t *c = list;
+        list = c->throttle_next;
+        c->throttle_next = NULL;
+        c->throttled = 0;
+        update_reading(c);
+    }
+}
+
+/*
+ * libuv reads a readable socket up to 32 times in a row: a client sending
+ * at line rate would hold the loop for megabytes while everyone else
+ * waits. Counts what c read this turn of the loop; after its slice, c
+ * stops reading until the next turn (on_resume).
+ */
+static void read_slice(conn_t *c, size_t n)
+{
+    qr_http_server_t *srv = c->srv;
+    if (c->read_turn != srv->iteration) {
+        c->read_turn = srv->iteration;
+        c->read_bytes = 0;
+    }
+    c->read_bytes += n;
+    if (c->read_bytes < READ_SLICE_BYTES || !c->reading || !srv->aux_handles)
+        return;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_abort(c);
+        return;
+    }
+    c->reading = 0;
+    c->throttled = 1;
+    c->throttle_next = srv->throttled;
+    srv->throttled = c;
+    rc = uv_idle_start(&srv->resume, on_resume);
+    if (rc < 0)
+        qr_warn("http: uv_idle_start: %s", uv_strerror(rc)); /* a closed server only */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = stream->data;
@@ -747,8 +825,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_abort(c);
         return;
     }
-    if (c->state != CONN_OPEN)
-        return; /* draining: discard */
+    if (c->state != CONN_OPEN) {
+        read_slice(c, (size_t)nread); /* draining: discard, a slice a turn */
+        return;
+    }
     int n = BIO_write(c->rbio, buf->base, (int)nread);
     if (n != (int)nread) {
         qr_warn("http %s: BIO_write failed", c->peer);
@@ -757,6 +837,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     tls_pump(c);
     update_reading(c);
+    if (c->state != CONN_CLOSED)
+        read_slice(c, (size_t)nread);
 }
 
 /* --- http-parser callbacks ------------------------------------------------ */
@@ -1448,6 +1530,16 @@ static void on_listener_closed(uv_handle_t *h)
     server_maybe_free(srv);
 }
 
+/* Closes the loop-turn counter and the resume handle, if they were made. */
+static void close_aux(qr_http_server_t *srv)
+{
+    if (!srv->aux_handles)
+        return;
+    srv->aux_handles = 0;
+    uv_close((uv_handle_t *)&srv->tick, on_listener_closed);
+    uv_close((uv_handle_t *)&srv->resume, on_listener_closed);
+}
+
 /* The TLS context of qr_tls_server_ctx, plus client verification when a
  * client CA bundle is configured. NULL with the reason in err. */
 static SSL_CTX *server_ctx(const char *cert_file, const char *key_file, const char *client_ca,
@@ -1548,12 +1640,28 @@ int qr_http_server_start(uv_loop_t *loop, const qr_http_config_t *cfg, qr_http_h
     }
     srv->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    if ((rc = uv_prepare_init(loop, &srv->tick)) < 0 ||
+        (rc = uv_idle_init(loop, &srv->resume)) < 0) {
+        /* Neither allocates: they do not fail on a loop that works. */
+        snprintf(err, errlen, "http: uv_prepare_init/uv_idle_init: %s", uv_strerror(rc));
+        goto fail;
+    }
+    srv->tick.data = srv->resume.data = srv;
+    srv->aux_handles = 1;
+    srv->live += 2;
+    rc = uv_prepare_start(&srv->tick, on_tick);
+    if (rc < 0) {
+        snprintf(err, errlen, "http: uv_prepare_start: %s", uv_strerror(rc));
+        goto fail;
+    }
+    uv_unref((uv_handle_t *)&srv->tick); /* the listener keeps the loop alive, not this */
     *out = srv;
     return 0;
 fail:
     /* The listener handle exists: the server is freed in its close callback,
      * on the caller's next turn of the loop. */
     srv->closing = 1;
+    close_aux(srv);
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
     return rc;
 }
@@ -1590,6 +1698,7 @@ void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *ar
     srv->close_cb = cb;
     srv->close_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    close_aux(srv);
     while (srv->conns)
         conn_abort(srv->conns);
 }
