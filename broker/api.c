@@ -2273,6 +2273,7 @@ static void parse_work(uv_work_t *w)
 {
     parsed_t *pb = w->data;
     const qr_http_request_t *req = pb->ctx->req;
+    qr_thread_background();
     pb->body = qr_validate_body(req->body, req->body_len, 0, &pb->why);
 }
 

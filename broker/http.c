@@ -56,7 +56,7 @@
 #define LINGER_MS        2000        /* longest wait for the client after our last byte */
 #define REFUSE_SLACK     64          /* connections past max that still get a 503 */
 #define LISTEN_BACKLOG   511
-#define READ_SLICE_BYTES (256 << 10) /* one connection's reads per loop turn, at most */
+#define READ_SLICE_BYTES (128 << 10) /* one connection's reads per loop turn, at most */
 
 typedef struct conn_s conn_t;
 typedef struct req_s req_t;

@@ -32,6 +32,7 @@ qr_import_queue_t *qr_import_queue_new(uv_loop_t *loop, int parallel)
 static void run_parse(uv_work_t *w)
 {
     qr_import_job_t *job = w->data;
+    qr_thread_background();
     job->err[0] = '\0';
     if (job->format == QR_IMPORT_JSON_ANY)
         job->format = qr_import_sniff(job->body, job->len);

@@ -171,6 +171,7 @@ static void identify(json_t *who, json_t *o, const char *key, const char *prefix
  * meanwhile. */
 static void compute(uv_work_t *w)
 {
+    qr_thread_background();
     entry_t *e = w->data;
     e->computed = qr_agreement_json(e->agr, 0);
     if (!e->computed)

@@ -3,6 +3,10 @@
  */
 #include "util.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -192,4 +196,15 @@ int qr_random_hex(size_t n, char *out)
         return QR_EIO;
     to_hex(raw, n, out);
     return 0;
+}
+
+void qr_thread_background(void)
+{
+    static _Thread_local int done;
+    if (done)
+        return;
+    done = 1;
+    /* Linux: a thread is a process to setpriority. Failure only means the
+     * thread keeps the loop's priority. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }

@@ -27,6 +27,12 @@ char *qr_xstrndup(const char *s, size_t n);
 /* printf into a fresh heap string; the caller frees it. */
 char *qr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Lowers the calling thread's priority (nice 10), once per thread: for
+ * libuv's thread-pool work (parsing large bodies, agreement reports), so
+ * that on a machine with few cores it yields to the event loop's thread,
+ * whose latency every client feels. */
+void qr_thread_background(void);
+
 /* A growable byte buffer; data is always NUL-terminated (not counted in len). */
 typedef struct qr_buf_s {
     char *data;

@@ -2,10 +2,11 @@
 /healthz is timed on a connection of its own and the broker's resident memory
 is sampled from /proc (used by test_bodies.sh).
 
-usage: bodies.py PORT CA PID CONNS KIND TOKEN PATH BYTES
+usage: bodies.py PORT CA PID CONNS KIND TOKEN PATH BYTES [ROUNDS]
   KIND json: a body of BYTES bytes of '[],' inside {"max":1,"x":[...]};
   KIND jsonl: BYTES bytes of JSON lines whose first line is not JSON;
-  TOKEN "-" sends no Authorization header.
+  TOKEN "-" sends no Authorization header; each sender sends ROUNDS
+  bodies (default 1), one after the other, each on a new connection.
 Prints one JSON object: statuses seen (or "reset"), healthz p50/p99/max in
 ms, the broker's peak VmRSS in MiB during the run, and the seconds taken.
 """
@@ -13,6 +14,7 @@ import json, multiprocessing, os, socket, ssl, sys, threading, time
 
 port, ca, pid, conns = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 kind, token, path, size = sys.argv[5], sys.argv[6], sys.argv[7], int(sys.argv[8])
+rounds = int(sys.argv[9]) if len(sys.argv) > 9 else 1
 ctx = ssl.create_default_context(cafile=ca)
 
 def connect():
@@ -41,6 +43,10 @@ def read_status(t):
     return line[1].decode() if len(line) > 1 else "eof"
 
 def sender():
+    for _ in range(rounds):
+        send_one()
+
+def send_one():
     st = "reset"
     try:
         t = connect()

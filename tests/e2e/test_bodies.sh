@@ -10,7 +10,9 @@
 #     once a minute for a good token;
 #   - 32 connections at once, each sending the largest body its route
 #     accepts (unauthenticated, annotator JSON, manager import): the
-#     broker's RSS stays under 300 MiB and /healthz p99 under 50 ms.
+#     broker's RSS stays under 300 MiB and /healthz p99 under 50 ms (under
+#     150 ms on the sanitizer build, which slows the loop 2-3 times;
+#     tests/bench/bodies_bench.sh measures the Release build).
 . "$(dirname "$0")/lib.sh"
 
 # The sanitizer's quarantine would otherwise hold 256 MiB of freed bodies.
@@ -95,19 +97,24 @@ start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" --pg "$E2E_PG" \
 QUORUMD_PID=$QD_PID PORT=$QD_PORT URL="https://127.0.0.1:$QD_PORT"
 wait_https "$URL" "$CA" "$QUORUMD_PID" || { cat "$E2E_DIR/quorumd.log"; exit 1; }
 tasks0=$(sql "SELECT count(*) FROM tasks")
-run() { # NAME TOKEN PATH KIND BYTES EXPECTED_STATUSES_REGEX
+P99_LIMIT=50
+ldd "$QR_BIN_DIR/quorumd" | grep -q libasan && P99_LIMIT=150
+run() { # NAME TOKEN PATH KIND BYTES EXPECTED_STATUSES_REGEX ROUNDS
     local out
-    out=$(python3 "$(dirname "$0")/bodies.py" "$PORT" "$CA" "$QUORUMD_PID" 32 "$4" "$2" "$3" "$5")
+    out=$(python3 "$(dirname "$0")/bodies.py" "$PORT" "$CA" "$QUORUMD_PID" 32 "$4" "$2" "$3" "$5" "$7")
     echo "# $1: $out"
     local rss p99 st
     rss=$(echo "$out" | jq .rss_peak_mib); p99=$(echo "$out" | jq .healthz_p99_ms)
     st=$(echo "$out" | jq -r '.statuses | keys | join(",")')
     awk -v r="$rss" 'BEGIN {exit !(r < 300)}' && pass "$1: peak RSS $rss MiB < 300" || fail "$1: peak RSS $rss MiB"
-    awk -v p="$p99" 'BEGIN {exit !(p < 50)}' && pass "$1: /healthz p99 $p99 ms < 50" || fail "$1: /healthz p99 $p99 ms"
+    awk -v p="$p99" -v l="$P99_LIMIT" 'BEGIN {exit !(p < l)}' && pass "$1: /healthz p99 $p99 ms < $P99_LIMIT" ||
+        fail "$1: /healthz p99 $p99 ms (limit $P99_LIMIT)"
     [[ "$st" =~ $6 ]] && pass "$1: every sender answered ($st)" || fail "$1: answers $st"
 }
-run "no token, 64 MiB imports" - "/v1/projects/$P/tasks" jsonl $((64 << 20)) '^(401|reset)(,reset)?$'
-run "annotator, 1 MiB JSON to /leases" "$ANN" "/v1/projects/$P/leases" json $((1 << 20)) '^400$'
-run "manager, 64 MiB imports" "$MGR" "/v1/projects/$P/tasks" jsonl $((64 << 20)) '^400(,503)?$'
+# Rounds so that each phase lasts some seconds: a p99 over a few hundred
+# probes, not the one slowest of sixty.
+run "no token, 64 MiB imports" - "/v1/projects/$P/tasks" jsonl $((64 << 20)) '^(401|reset)(,reset)?$' 3
+run "annotator, 1 MiB JSON to /leases" "$ANN" "/v1/projects/$P/leases" json $((1 << 20)) '^400$' 5
+run "manager, 64 MiB imports" "$MGR" "/v1/projects/$P/tasks" jsonl $((64 << 20)) '^400(,503)?$' 1
 check "nothing imported" "$tasks0" "$(sql "SELECT count(*) FROM tasks")"
 finish
