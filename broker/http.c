@@ -677,7 +677,7 @@ static void update_reading(conn_t *c)
     else if (c->state == CONN_DRAINING)
         want = 1; /* discard input; notice the client's EOF */
     else
-        want = c->out_bytes < OUT_HIGH_WATER && c->in.len < IN_HIGH_WATER && !c->peer_done;
+        want = c->out_bytes < OUT_HIGH_WATER && c->in.len < IN_HIGH_WATER;
     if (want == c->reading)
         return;
     int rc = want ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
@@ -825,8 +825,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_abort(c);
         return;
     }
-    if (c->state != CONN_OPEN) {
-        read_slice(c, (size_t)nread); /* draining: discard, a slice a turn */
+    if (c->state != CONN_OPEN || c->peer_done) {
+        /* Draining, or after the client's close_notify: nothing more is
+         * read, but reading goes on (a slice a turn) so that its EOF is
+         * seen and a request still waiting (a long poll) learns it is
+         * gone. */
+        read_slice(c, (size_t)nread);
         return;
     }
     int n = BIO_write(c->rbio, buf->base, (int)nread);
