@@ -53,6 +53,9 @@ static void usage(FILE *f)
             "                        [QUORUM_WINDOW_TASKS] (4000)\n"
             "  --window-low N        refill when fewer tasks are ready, below --window-tasks\n"
             "                        [QUORUM_WINDOW_LOW] (1500)\n"
+            "  --max-leases-per-annotator N   live leases one annotator may hold in a\n"
+            "                        project that sets no bound of its own\n"
+            "                        [QUORUM_MAX_LEASES_PER_ANNOTATOR] (10)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
             "  --port-file FILE      write the bound port to FILE once listening\n"
@@ -244,6 +247,8 @@ int main(int argc, char **argv)
         cfg.window_tasks = (int)v;
     if ((e = env_or("QUORUM_WINDOW_LOW", NULL)) && parse_int(e, 1, 1000000, &v) == 0)
         cfg.window_low = (int)v;
+    if ((e = env_or("QUORUM_MAX_LEASES_PER_ANNOTATOR", NULL)) && parse_int(e, 1, 10000, &v) == 0)
+        cfg.max_leases_per_annotator = (int)v;
     if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0) {
         cfg.max_connections = (int)v;
         max_connections_given = 1;
@@ -274,30 +279,33 @@ int main(int argc, char **argv)
         O_REQUIRE_CERT,
         O_METRICS_PUBLIC,
         O_WINDOW,
-        O_WINDOW_LOW
+        O_WINDOW_LOW,
+        O_MAX_LEASES
     };
-    static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
-                                         {"pg", required_argument, 0, O_PG},
-                                         {"pg-pool", required_argument, 0, O_POOL},
-                                         {"redis", required_argument, 0, O_REDIS},
-                                         {"cert", required_argument, 0, O_CERT},
-                                         {"key", required_argument, 0, O_KEY},
-                                         {"max-body-bytes", required_argument, 0, O_BODY},
-                                         {"idle-timeout-ms", required_argument, 0, O_IDLE},
-                                         {"reaper-ms", required_argument, 0, O_REAPER},
-                                         {"port-file", required_argument, 0, O_PORTFILE},
-                                         {"sql-dir", required_argument, 0, O_SQL},
-                                         {"org", required_argument, 0, O_ORG},
-                                         {"user", required_argument, 0, O_USER},
-                                         {"rate-limit", required_argument, 0, O_RATE},
-                                         {"max-connections", required_argument, 0, O_MAXCONN},
-                                         {"client-ca", required_argument, 0, O_CLIENT_CA},
-                                         {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
-                                         {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
-                                         {"window-tasks", required_argument, 0, O_WINDOW},
-                                         {"window-low", required_argument, 0, O_WINDOW_LOW},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"pg", required_argument, 0, O_PG},
+        {"pg-pool", required_argument, 0, O_POOL},
+        {"redis", required_argument, 0, O_REDIS},
+        {"cert", required_argument, 0, O_CERT},
+        {"key", required_argument, 0, O_KEY},
+        {"max-body-bytes", required_argument, 0, O_BODY},
+        {"idle-timeout-ms", required_argument, 0, O_IDLE},
+        {"reaper-ms", required_argument, 0, O_REAPER},
+        {"port-file", required_argument, 0, O_PORTFILE},
+        {"sql-dir", required_argument, 0, O_SQL},
+        {"org", required_argument, 0, O_ORG},
+        {"user", required_argument, 0, O_USER},
+        {"rate-limit", required_argument, 0, O_RATE},
+        {"max-connections", required_argument, 0, O_MAXCONN},
+        {"client-ca", required_argument, 0, O_CLIENT_CA},
+        {"require-client-cert", no_argument, 0, O_REQUIRE_CERT},
+        {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
+        {"window-tasks", required_argument, 0, O_WINDOW},
+        {"window-low", required_argument, 0, O_WINDOW_LOW},
+        {"max-leases-per-annotator", required_argument, 0, O_MAX_LEASES},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -362,6 +370,11 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1, 1000000, &v) < 0)
                 goto bad;
             cfg.window_low = (int)v;
+            break;
+        case O_MAX_LEASES:
+            if (parse_int(optarg, 1, 10000, &v) < 0)
+                goto bad;
+            cfg.max_leases_per_annotator = (int)v;
             break;
         case O_MAXCONN:
             if (parse_int(optarg, 1, 1000000, &v) < 0)
