@@ -76,6 +76,7 @@ struct ctx_s {
     int full_precision; /* numbers with 17 significant digits */
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
+    int64_t idem_annotation, idem_task, idem_token; /* submit: what the key names already */
     int64_t active_ms;
     int64_t org_target; /* users, tokens: the organization named in the body (0: the caller's) */
     int why;            /* lease: why the last grant stopped short (QR_LEASE_*) */
@@ -89,6 +90,8 @@ struct ctx_s {
     uv_timer_t wait_timer;
     int timer_inited;
     ctx_t *wait_prev, *wait_next;
+    int handoff;   /* woken for freed slots: waiters to pass the wake on to if
+                      this one gets nothing (qr_api_wake) */
     ctx_t *parent; /* batch submit: the request this result belongs to */
     int index;     /* batch submit: position in the parent's results */
     int pending;   /* batch submit: results still running */
@@ -130,11 +133,13 @@ static void ctx_free(ctx_t *c)
 
 static void batch_result(ctx_t *child, int status, json_t *j);
 
-static void respond_json(ctx_t *c, int status, json_t *j)
+/* Answers c with j (taken) and frees c. Returns qr_http_respond's code: 0,
+ * or negative when the client was gone and the answer went nowhere. */
+static int respond_json(ctx_t *c, int status, json_t *j)
 {
     if (c->parent) {
         batch_result(c, status, j);
-        return;
+        return 0;
     }
     if (c->timed)
         qr_metrics_request((qr_metric_request_t)(c->timed - 1), uv_hrtime() - c->start_ns, status);
@@ -143,9 +148,10 @@ static void respond_json(ctx_t *c, int status, json_t *j)
      * the offline computation to the last bit. */
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(c->full_precision ? 17 : 12));
     json_decref(j);
-    qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
+    int rc = qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
     free(s);
     ctx_free(c);
+    return rc;
 }
 
 static void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
@@ -638,7 +644,7 @@ static void h_project_create(ctx_t *c)
     int64_t apt = pb.annotations_per_task, ttl = pb.lease_ttl_ms, ov_ann = pb.overlap_annotations;
     double fraction = pb.overlap_fraction;
     char *labels_text = json_dumps(labels, JSON_COMPACT);
-    char org[24], user[24], a[24], t[24], fr[40], oa[24];
+    char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24];
     snprintf(fr, sizeof fr, "%.17g", fraction);
     const char *params[] = {i64(c->user.org_id, org),
                             name,
@@ -650,8 +656,10 @@ static void h_project_create(ctx_t *c)
                             i64(ov_ann, oa),
                             pb.overlap_first ? "true" : "false",
                             sampling,
-                            field};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 11, params, on_project_created, c);
+                            field,
+                            pb.max_leases_per_annotator ? i64(pb.max_leases_per_annotator, ml)
+                                                        : NULL};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 12, params, on_project_created, c);
     free(labels_text);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
@@ -880,7 +888,8 @@ static void h_import(ctx_t *c)
 static void lease_try(ctx_t *c);
 
 /* Long-poll waiters: requests that found nothing and wait for work. They sit
- * on the broker's list until woken (qr_api_wake) or their deadline passes. */
+ * on the broker's list, newest first, until woken (qr_api_wake), their
+ * deadline passes, or their client goes away (on_lease_gone). */
 static void waiter_remove(ctx_t *c)
 {
     if (!c->waiting)
@@ -896,15 +905,30 @@ static void waiter_remove(ctx_t *c)
     uv_timer_stop(&c->wait_timer);
 }
 
+/* Why a grant gave fewer leases than asked, as the answer's "reason"; NULL
+ * when only the window stopped it. */
+static const char *why_name(int why)
+{
+    switch (why) {
+    case QR_LEASE_QUOTA_REACHED:
+        return "quota_reached";
+    case QR_LEASE_CAP_REACHED:
+        return "cap_reached";
+    case QR_LEASE_MAX_LEASES:
+        return "max_leases_reached";
+    default:
+        return NULL;
+    }
+}
+
 static void respond_no_lease(ctx_t *c, int complete)
 {
     json_t *o = json_pack("{s:[] s:b}", "leases", "project_complete", complete);
-    /* Not an error: the vendor's quota or the annotator's cap is used up
-     * (until a lease of theirs ends without an annotation). */
-    if (c->why == QR_LEASE_QUOTA_REACHED || c->why == QR_LEASE_CAP_REACHED)
-        json_object_set_new(
-            o, "reason",
-            json_string(c->why == QR_LEASE_QUOTA_REACHED ? "quota_reached" : "cap_reached"));
+    /* Not an error: the vendor's quota, the annotator's cap or their bound
+     * on live leases is used up (until a lease of theirs ends). */
+    const char *why = why_name(c->why);
+    if (why)
+        json_object_set_new(o, "reason", json_string(why));
     respond_json(c, 200, o);
 }
 
@@ -960,15 +984,28 @@ static void on_wait_timeout(uv_timer_t *t)
     project_refresh(c, wait_ended);
 }
 
-/* Parks c until work may be ready or its deadline passes. */
+static void wake(qr_broker_t *b, int64_t project, int slots, int hops, ctx_t *skip);
+
+/* Parks c until work may be ready or its deadline passes. A request whose
+ * client is gone is answered (to nobody) instead: nothing may be granted to
+ * a waiter nobody listens to. A waiter woken for a freed slot that got
+ * nothing passes the wake on to the next one (c->handoff). */
 static void wait_for_work(ctx_t *c)
 {
     int rc = 0;
+    int hops = c->handoff;
+    qr_broker_t *b = c->b;
+    int64_t project = c->project->id;
+    c->handoff = 0;
+    if (qr_http_request_gone(c->req)) {
+        respond_no_lease(c, 0);
+        goto pass;
+    }
     if (!c->timer_inited) {
         rc = uv_timer_init(c->b->loop, &c->wait_timer);
         if (rc < 0) {
             respond_no_lease(c, 0);
-            return;
+            goto pass;
         }
         c->timer_inited = 1;
     }
@@ -977,7 +1014,7 @@ static void wait_for_work(ctx_t *c)
     rc = uv_timer_start(&c->wait_timer, on_wait_timeout, (uint64_t)(left > 0 ? left : 0), 0);
     if (rc < 0) {
         respond_no_lease(c, 0);
-        return;
+        goto pass;
     }
     c->waiting = 1;
     c->timed = 0; /* its time is the long-poll wait, not the broker's */
@@ -986,19 +1023,44 @@ static void wait_for_work(ctx_t *c)
     if (c->wait_next)
         c->wait_next->wait_prev = c;
     c->b->api_waiters = c;
+    if (hops > 0)
+        wake(b, project, 1, hops - 1, c);
+    return;
+pass:
+    /* c is answered and freed; the wake it held goes on all the same. */
+    if (hops > 0 && !b->stopping)
+        wake(b, project, 1, hops - 1, NULL);
 }
 
-void qr_api_wake(qr_broker_t *b, int64_t project)
+/* Wakes the waiters of project (of every project when 0), oldest first:
+ * all of them when slots <= 0, else at most slots. One woken for a slot
+ * carries hops: how many more waiters it passes the wake on to, one at a
+ * time, should it get nothing (-1: as many as wait now). So a release wakes
+ * one waiter, not all, yet a slot that waiter cannot take (seen the task,
+ * at its own bound) still reaches one that can. skip is not woken. */
+static void wake(qr_broker_t *b, int64_t project, int slots, int hops, ctx_t *skip)
 {
-    /* Detach the project's waiters first: a retry may park them again. */
-    ctx_t *woken = NULL;
-    for (ctx_t *c = b->api_waiters, *next; c; c = next) {
-        next = c->wait_next;
-        if (project && c->project->id != project)
+    ctx_t *oldest = NULL;
+    int waiting = 0;
+    for (ctx_t *c = b->api_waiters; c; c = c->wait_next) {
+        oldest = c;
+        if (!project || c->project->id == project)
+            waiting++;
+    }
+    if (hops < 0)
+        hops = waiting - 1;
+    /* Detach them first, oldest first: a retry may park them again. */
+    ctx_t *woken = NULL, **tail = &woken;
+    int n = 0;
+    for (ctx_t *c = oldest, *prev; c && (slots <= 0 || n < slots); c = prev) {
+        prev = c->wait_prev;
+        if ((project && c->project->id != project) || c == skip)
             continue;
         waiter_remove(c);
-        c->wait_next = woken;
-        woken = c;
+        c->handoff = slots > 0 ? hops : 0;
+        *tail = c;
+        tail = &c->wait_next;
+        n++;
     }
     while (woken) {
         ctx_t *c = woken;
@@ -1009,6 +1071,88 @@ void qr_api_wake(qr_broker_t *b, int64_t project)
             respond_no_lease(c, 0);
         else
             lease_try(c);
+    }
+}
+
+void qr_api_wake(qr_broker_t *b, int64_t project, int slots)
+{
+    wake(b, project, slots, -1, NULL);
+}
+
+/* The client of a lease request went away. A waiter leaves the list and is
+ * answered (to nobody) at once, before anything can be granted to it; a
+ * request whose grant is under way learns it from qr_http_respond, and
+ * gives back what it got (on_granted). */
+static void on_lease_gone(qr_http_request_t *req, void *arg)
+{
+    ctx_t *c = arg;
+    (void)req;
+    if (!c->waiting)
+        return;
+    waiter_remove(c);
+    respond_no_lease(c, 0);
+}
+
+/* A lease granted to a client that was gone by the answer. */
+typedef struct give_back_s {
+    qr_broker_t *b;
+    int64_t project, annotator, token;
+} give_back_t;
+
+static void on_give_back_recorded(const PGresult *res, const char *err, const char *sqlstate,
+                                  void *arg)
+{
+    if (!res)
+        qr_warn("recording a lease given back failed: %s", err ? err : "?");
+}
+
+static void on_given_back(int rc, const qr_lease_info_t *info, void *arg)
+{
+    give_back_t *g = arg;
+    if (rc < 0) {
+        /* Gone already (or Redis is down): the reaper returns it at expiry. */
+        qr_warn("project %" PRId64 ": lease %" PRId64 " of a gone client not given back (%d)",
+                g->project, g->token, rc);
+        free(g);
+        return;
+    }
+    const char *reason = "client gone before the answer";
+    qr_event_t ev = {.kind = QR_EV_RELEASE,
+                     .project_id = g->project,
+                     .task_id = info->task_id,
+                     .annotator_id = g->annotator,
+                     .token = g->token,
+                     .at_ms = qr_now_ms(),
+                     .granted_ms = info->granted_ms,
+                     .active_ms = -1,
+                     .reason = reason};
+    qr_events_add(g->b->events, &ev);
+    char proj[24], tok[24], task[24], ann[24], gr[24], x[24];
+    const char *params[] = {i64(g->project, proj),
+                            i64(g->token, tok),
+                            i64(info->task_id, task),
+                            i64(g->annotator, ann),
+                            i64(info->granted_ms, gr),
+                            i64(info->expires_ms, x),
+                            "released",
+                            reason};
+    qr_pg_query(g->b->pg, QR_SQL_LEASE_ENDED, 8, params, on_give_back_recorded, NULL);
+    qr_broker_slots_freed(g->b, g->project, 1);
+    free(g);
+}
+
+/* Releases leases[0..n) of annotator at once: their answer reached nobody. */
+static void give_back(qr_broker_t *b, int64_t project, int64_t annotator, const qr_lease_t *leases,
+                      int n)
+{
+    qr_info("project %" PRId64 ": client of annotator %" PRId64 " gone; %d lease(s) given back",
+            project, annotator, n);
+    for (int i = 0; i < n; i++) {
+        give_back_t *g = qr_xcalloc(1, sizeof *g);
+        *g = (give_back_t){b, project, annotator, leases[i].token};
+        if (qr_lease_release(b->lease, project, annotator, leases[i].token, qr_now_ms(), 0,
+                             on_given_back, g) < 0)
+            on_given_back(QR_EIO, NULL, g);
     }
 }
 
@@ -1090,7 +1234,8 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     c->seeded = 0; /* built: should Redis lose them again later, rebuild again */
     c->why = why;
     if (n == 0 && why != QR_LEASE_GRANTED) {
-        /* Quota or cap: a long poll waits for a lease of theirs to end. */
+        /* Quota, cap or bound on live leases: a long poll waits for a lease
+         * of theirs to end. */
         if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
             wait_for_work(c);
         else
@@ -1124,7 +1269,14 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
                            (json_int_t)leases[i].token, "expires_at_ms",
                            (json_int_t)leases[i].expires_ms, "data", data ? data : json_object()));
     }
-    respond_json(c, 200, json_pack("{s:o s:b}", "leases", arr, "project_complete", 0));
+    json_t *o = json_pack("{s:o s:b}", "leases", arr, "project_complete", 0);
+    /* Fewer than asked because of a bound: say which. */
+    if (why_name(why))
+        json_object_set_new(o, "reason", json_string(why_name(why)));
+    qr_broker_t *b = c->b;
+    int64_t project = c->project->id, annotator = c->user.id;
+    if (respond_json(c, 200, o) < 0)
+        give_back(b, project, annotator, leases, n); /* leases[] live until we return */
 }
 
 /* The share of the caller's organization in c's project; NULL for the
@@ -1150,7 +1302,9 @@ static void lease_grant(ctx_t *c)
     }
     c->granted_ms = qr_now_ms();
     const qr_share_t *s = caller_share(c);
-    qr_lease_limits_t lim = {c->user.org_id, s ? s->quota : -1, s ? s->cap : -1};
+    qr_lease_limits_t lim = {c->user.org_id, s ? s->quota : -1, s ? s->cap : -1,
+                             c->project->max_leases ? c->project->max_leases
+                                                    : c->b->cfg.max_leases_per_annotator};
     if (qr_lease_grant_limited(c->b->lease, c->project->id, c->user.id, &lim, c->max, c->granted_ms,
                                c->project->lease_ttl_ms, on_granted, c) < 0)
         respond_backend(c, "Redis", "lease grant");
@@ -1174,6 +1328,7 @@ static void h_lease(ctx_t *c)
     c->max = (int)max;
     c->timed = 1 + QR_METRIC_LEASE;
     c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
+    qr_http_on_gone(c->req, on_lease_gone, c);
     lease_try(c);
 }
 
@@ -1204,7 +1359,7 @@ static void on_released(int rc, const qr_lease_info_t *info, void *arg)
         respond_backend(c, "Redis", "release");
         return;
     }
-    qr_broker_work_ready(c->b, c->project->id);
+    qr_broker_slots_freed(c->b, c->project->id, 1);
     int skip_ev = !strcmp(c->route->pattern + strlen(c->route->pattern) - 4, "skip");
     record(c, skip_ev ? QR_EV_SKIP : QR_EV_RELEASE, info->task_id, c->ids[1], qr_now_ms(),
            info->granted_ms, NULL, json_string_value(json_object_get(c->body, "reason")));
@@ -1352,9 +1507,67 @@ static void on_lease_ended(int rc, void *arg)
                   c->task_id);
 }
 
-/* An earlier submission with this idempotency key, if any, is the answer. */
 static void lease_unknown(ctx_t *c);
 
+static void respond_idem_conflict(ctx_t *c)
+{
+    respond_error(c, 409, "idempotency_conflict",
+                  "idempotency key \"%s\" was used for annotation %" PRId64 " (task %" PRId64
+                  ", lease %" PRId64 ") in this project; nothing stored, lease %" PRId64
+                  " given back",
+                  c->idem_key, c->idem_annotation, c->idem_task, c->idem_token, c->ids[1]);
+}
+
+static void on_idem_release_recorded(const PGresult *res, const char *err, const char *sqlstate,
+                                     void *arg)
+{
+    ctx_t *c = arg;
+    if (!res)
+        qr_warn("recording lease %" PRId64 " failed: %s", c->ids[1], err);
+    respond_idem_conflict(c);
+}
+
+static void on_idem_returned(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        /* Gone meanwhile, or Redis is down: the reaper returns it at expiry. */
+        respond_idem_conflict(c);
+        return;
+    }
+    qr_broker_slots_freed(c->b, c->project->id, 1);
+    const char *reason = "idempotency_conflict";
+    record(c, QR_EV_RELEASE, info->task_id, c->ids[1], qr_now_ms(), info->granted_ms, NULL, reason);
+    char proj[24], tok[24], task[24], ann[24], g[24], x[24];
+    const char *params[] = {i64(c->project->id, proj),
+                            i64(c->ids[1], tok),
+                            i64(info->task_id, task),
+                            i64(c->user.id, ann),
+                            i64(info->granted_ms, g),
+                            i64(info->expires_ms, x),
+                            "released",
+                            reason};
+    if (qr_pg_query(c->b->pg, QR_SQL_LEASE_ENDED, 8, params, on_idem_release_recorded, c) < 0)
+        on_idem_release_recorded(NULL, "pool closing", "", c);
+}
+
+/* The idempotency key names another annotation of this annotator in this
+ * project (another task, or another lease): this is no resend, and storing
+ * nothing while answering the other annotation would lose this one. Nothing
+ * is stored; a lease still held is given back as released (the slot returns
+ * to the queue and the annotator may have the task again), never committed:
+ * 409 idempotency_conflict. */
+static void idem_conflict(ctx_t *c)
+{
+    if (c->task_id &&
+        qr_lease_submit_return(c->b->lease, c->project->id, c->ids[1], on_idem_returned, c) == 0)
+        return;
+    respond_idem_conflict(c);
+}
+
+/* An earlier submission with this idempotency key, if any, is the answer,
+ * when it was made on this very lease (a resend); on another lease it is a
+ * conflict (idem_conflict). */
 static void on_idem_found(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -1363,9 +1576,18 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
         return;
     }
     if (PQntuples(res) == 1) {
-        c->out = json_pack("{sI sI s:b}", "annotation_id",
-                           (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "task_id",
-                           (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10), "replayed", 1);
+        c->idem_annotation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        c->idem_task = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        c->idem_token = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        /* A token names one lease of one task in the project; c->task_id is
+         * 0 when the lease is no longer live (the resend of a committed
+         * submit). */
+        if (c->idem_token != c->ids[1] || (c->task_id && c->idem_task != c->task_id)) {
+            idem_conflict(c);
+            return;
+        }
+        c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)c->idem_annotation,
+                           "task_id", (json_int_t)c->idem_task, "replayed", 1);
         /* The lease, if still pinned by a submit that died half-way, ends. */
         if (c->task_id &&
             qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) == 0)
@@ -1384,9 +1606,9 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
 
 static void find_idempotent(ctx_t *c)
 {
-    char user[24];
-    const char *params[] = {i64(c->user.id, user), c->idem_key};
-    if (qr_pg_query(c->b->pg, QR_SQL_ANNOTATION_BY_KEY, 2, params, on_idem_found, c) < 0)
+    char proj[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user), c->idem_key};
+    if (qr_pg_query(c->b->pg, QR_SQL_ANNOTATION_BY_KEY, 3, params, on_idem_found, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

@@ -34,6 +34,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->reaper_ms = 1000;
     cfg->window_tasks = 4000;
     cfg->window_low = 1500;
+    cfg->max_leases_per_annotator = 10;
     cfg->cache_ttl_ms = 5000;
     cfg->rate_per_sec = 2000;
     cfg->rate_burst = 0; /* 2 x rate */
@@ -307,6 +308,7 @@ qr_project_t *qr_project_from_json(json_t *o)
     }
     const char *paused_at = json_string_value(json_object_get(o, "paused_at"));
     p->paused_at = paused_at ? qr_xstrdup(paused_at) : NULL;
+    p->max_leases = (int)json_integer_value(json_object_get(o, "max_leases_per_annotator"));
     p->refs = 1;
     return p;
 }
@@ -316,12 +318,17 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_t *labels = json_array();
     for (int i = 0; i < p->nlabels; i++)
         json_array_append_new(labels, json_string(p->labels[i]));
-    return json_pack("{sI s:s s:o s:i s:i s:f s:i s:b s:s s:s? s:b s:s?}", "id", (json_int_t)p->id,
-                     "name", p->name, "labels", labels, "annotations_per_task",
-                     p->annotations_per_task, "lease_ttl_ms", p->lease_ttl_ms, "overlap_fraction",
-                     p->overlap_fraction, "overlap_annotations", p->overlap_annotations,
-                     "overlap_first", p->overlap_first, "sampling", p->sampling, "stratify_field",
-                     p->stratify_field, "paused", p->paused_at != NULL, "paused_at", p->paused_at);
+    json_t *o =
+        json_pack("{sI s:s s:o s:i s:i s:f s:i s:b s:s s:s? s:b s:s?}", "id", (json_int_t)p->id,
+                  "name", p->name, "labels", labels, "annotations_per_task",
+                  p->annotations_per_task, "lease_ttl_ms", p->lease_ttl_ms, "overlap_fraction",
+                  p->overlap_fraction, "overlap_annotations", p->overlap_annotations,
+                  "overlap_first", p->overlap_first, "sampling", p->sampling, "stratify_field",
+                  p->stratify_field, "paused", p->paused_at != NULL, "paused_at", p->paused_at);
+    /* null: the broker's default (quorumd --max-leases-per-annotator) */
+    json_object_set_new(o, "max_leases_per_annotator",
+                        p->max_leases ? json_integer(p->max_leases) : json_null());
+    return o;
 }
 
 /* --- window refill ---------------------------------------------------------- */
@@ -519,7 +526,7 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
     }
     qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
             e[0].project_id);
-    qr_broker_work_ready(b, e[0].project_id);
+    qr_broker_slots_freed(b, e[0].project_id, n);
     qr_pg_query(b->pg,
                 "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"
                 " expires_at, outcome)"
@@ -545,21 +552,28 @@ static void on_published(redisReply *r, const char *err, void *arg) {}
 
 void qr_broker_work_ready(qr_broker_t *b, int64_t project)
 {
-    qr_api_wake(b, project);
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, project);
-    const char *argv[] = {"PUBLISH", "quorum:ready", id};
+    qr_broker_slots_freed(b, project, 0);
+}
+
+void qr_broker_slots_freed(qr_broker_t *b, int64_t project, int slots)
+{
+    qr_api_wake(b, project, slots);
+    char msg[80];
+    snprintf(msg, sizeof msg, "%" PRId64 " %d %" PRIx64, project, slots > 0 ? slots : 0,
+             b->instance);
+    const char *argv[] = {"PUBLISH", "quorum:ready", msg};
     qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
 }
 
-static void on_notified(int64_t project, void *arg)
+static void on_notified(int64_t project, int slots, uint64_t origin, void *arg)
 {
+    qr_broker_t *b = arg;
     if (project == QR_NOTIFY_REVOKED)
-        qr_auth_cache_clear(arg);
+        qr_auth_cache_clear(b);
     else if (project < 0)
-        qr_project_cache_drop(arg, -1 - project);
-    else
-        qr_api_wake(arg, project);
+        qr_project_cache_drop(b, -1 - project);
+    else if (origin != b->instance) /* our own waiters were woken already */
+        qr_api_wake(b, project, slots);
 }
 
 void qr_broker_token_revoked(qr_broker_t *b)
@@ -589,6 +603,10 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
     int rc, reaper_open = 0;
     qr_broker_t *b = qr_xcalloc(1, sizeof *b);
     b->loop = loop;
+    /* Tells this broker's wake-ups from others' on the shared channel. */
+    b->instance = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 40) ^ (uint64_t)qr_now_ms() << 20;
+    if (!b->instance)
+        b->instance = 1;
     b->cfg = *cfg;
     rc = qr_pg_open(loop, cfg->pg_conninfo, cfg->pg_pool, 5000, &b->pg);
     if (rc < 0) {
@@ -766,7 +784,7 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     b->stop_cb = cb;
     b->stop_arg = arg;
     b->stopping = 1;
-    qr_api_wake(b, 0); /* long polls end now, empty */
+    qr_api_wake(b, 0, 0); /* long polls end now, empty */
     b->closing = 6;
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
     qr_notify_close(b->notify, one_closed, b);

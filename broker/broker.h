@@ -26,26 +26,28 @@ typedef struct qr_broker_config_s {
     const char *redis_host;  /* default 127.0.0.1 */
     int redis_port;          /* default 6379 */
     const char *cert_file, *key_file;
-    size_t max_body_bytes;       /* import bodies (the largest a route takes); default 64 MiB */
-    size_t max_json_body_bytes;  /* every other route's JSON body; default 1 MiB */
-    size_t max_body_total_bytes; /* all bodies in memory at once; default 128 MiB */
-    int auth_fail_per_sec;       /* failed authentications per client address; bursts of 10x;
-                                    0 = no limit; default 5 */
-    size_t max_header_bytes;     /* default 16 KiB */
-    int idle_timeout_ms;         /* default 30000 */
-    int max_connections;         /* past it: 503; default min(10000, what RLIMIT_NOFILE allows) */
-    const char *client_ca_file;  /* verify client certificates (mutual TLS); NULL: none asked */
-    int require_client_cert;     /* with client_ca_file: refuse clients without one */
-    int reaper_ms;               /* how often expired leases are returned; default 1000 */
-    int window_tasks;            /* tasks loaded per refill; default 4000 */
-    int window_low;              /* refill when fewer are ready; default 1500 */
-    int cache_ttl_ms;            /* token and project cache lifetime; default 5000 */
-    int rate_per_sec;            /* requests per second per token; 0 = no limit; default 2000 */
-    int rate_burst;              /* bucket size; default 2 x rate_per_sec */
-    const char *port_file;       /* if set, the bound port is written here */
-    int metrics_public;          /* GET /metrics without a token (default 0: admins) */
-    qr_import_limits_t import;   /* one import's parse: budget 64 MiB, cap 10,000,000 tasks */
-    int import_parses;           /* import parses at once (thread pool); more wait; default 2 */
+    size_t max_body_bytes;        /* import bodies (the largest a route takes); default 64 MiB */
+    size_t max_json_body_bytes;   /* every other route's JSON body; default 1 MiB */
+    size_t max_body_total_bytes;  /* all bodies in memory at once; default 128 MiB */
+    int auth_fail_per_sec;        /* failed authentications per client address; bursts of 10x;
+                                     0 = no limit; default 5 */
+    size_t max_header_bytes;      /* default 16 KiB */
+    int idle_timeout_ms;          /* default 30000 */
+    int max_connections;          /* past it: 503; default min(10000, what RLIMIT_NOFILE allows) */
+    const char *client_ca_file;   /* verify client certificates (mutual TLS); NULL: none asked */
+    int require_client_cert;      /* with client_ca_file: refuse clients without one */
+    int reaper_ms;                /* how often expired leases are returned; default 1000 */
+    int window_tasks;             /* tasks loaded per refill; default 4000 */
+    int window_low;               /* refill when fewer are ready; default 1500 */
+    int max_leases_per_annotator; /* live leases per annotator where the project sets
+                                     none; default 10 */
+    int cache_ttl_ms;             /* token and project cache lifetime; default 5000 */
+    int rate_per_sec;             /* requests per second per token; 0 = no limit; default 2000 */
+    int rate_burst;               /* bucket size; default 2 x rate_per_sec */
+    const char *port_file;        /* if set, the bound port is written here */
+    int metrics_public;           /* GET /metrics without a token (default 0: admins) */
+    qr_import_limits_t import;    /* one import's parse: budget 64 MiB, cap 10,000,000 tasks */
+    int import_parses;            /* import parses at once (thread pool); more wait; default 2 */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

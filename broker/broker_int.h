@@ -54,6 +54,7 @@ typedef struct qr_project_s {
     qr_share_t *shares;   /* the vendors it is shared with (nshares of them) */
     int nshares;          /* 0: the project is its organization's alone */
     char *paused_at;      /* when it was paused (PostgreSQL's text), NULL: it runs */
+    int max_leases;       /* live leases per annotator; 0: the broker's default */
     int64_t loaded_ms;    /* monotonic */
     int refs;             /* requests using it; freed when 0 and evicted */
     struct qr_project_s *next;
@@ -80,6 +81,7 @@ struct qr_broker_s {
     rate_entry_t *rates[256];     /* request rate buckets by token digest */
     rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
     void *api_waiters;            /* long-poll lease requests (api.c) */
+    uint64_t instance;            /* random id of this broker in pub/sub messages */
     int stopping;                 /* qr_broker_stop was called */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);
@@ -99,12 +101,20 @@ void qr_api_handle(qr_http_request_t *req, void *user);
 void qr_api_print_routes(FILE *f);
 
 /* Work may have become ready in project (0: any): long-poll lease requests
- * waiting on it try again. After qr_broker_stop they are answered empty. */
-void qr_api_wake(qr_broker_t *b, int64_t project);
+ * waiting on it try again, oldest first; all of them when slots <= 0, else
+ * that many (a woken one that gets nothing passes the wake on). After
+ * qr_broker_stop they are answered empty. */
+void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
 
-/* Work became ready in project: wakes this broker's long polls now and
- * every other broker's through Redis pub/sub. */
+/* Work became ready in project (an import, a refill, a resume): wakes every
+ * long poll of it, this broker's now and every other broker's through
+ * Redis pub/sub. */
 void qr_broker_work_ready(qr_broker_t *b, int64_t project);
+
+/* slots leases of project ended and their slots are back in the queue (a
+ * release, a skip, expiries): wakes that many long polls of it on this
+ * broker now and on every other broker through pub/sub, not all of them. */
+void qr_broker_slots_freed(qr_broker_t *b, int64_t project, int slots);
 
 /* A token was revoked: every broker forgets its cached tokens now (through
  * Redis pub/sub), so the revocation holds everywhere at once. */

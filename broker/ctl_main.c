@@ -42,7 +42,8 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  project create --name N --labels a,b,c [--annotations-per-task K]\n"
-    "                 [--lease-ttl-ms MS] [--json]   create a project; prints its id\n"
+    "                 [--lease-ttl-ms MS] [--max-leases-per-annotator N] [--json]\n"
+    "                                  create a project; prints its id\n"
     "  import --project ID FILE|-                    import tasks from JSONL\n"
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
@@ -69,7 +70,8 @@ static const char main_help[] =
 
 static const char project_help[] =
     "Usage: quorumctl project create --name N --labels a,b,c\n"
-    "                 [--annotations-per-task K] [--lease-ttl-ms MS] [--json]\n"
+    "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
+    "                 [--max-leases-per-annotator N] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -78,6 +80,8 @@ static const char project_help[] =
     "  --labels a,b,c             the label choices, comma-separated (1-1000)\n"
     "  --annotations-per-task K   annotations each task needs (broker default 1)\n"
     "  --lease-ttl-ms MS          how long a lease lasts (broker default 60000)\n"
+    "  --max-leases-per-annotator N   live leases one annotator may hold at once\n"
+    "                             (1-10000; broker default 10)\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "%s"
@@ -277,9 +281,9 @@ fail:
 
 static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL;
+    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL;
     int as_json = 0;
-    long long k = 0, ttl_ms = 0;
+    long long k = 0, ttl_ms = 0, max_leases = 0;
 
     if (argc < 2 || is_help(argv[1])) {
         print_help(argc < 2 ? stderr : stdout, project_help);
@@ -297,7 +301,8 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
             (r = take_value(argc, argv, &i, "--labels", &labels)) != 0 ||
             (r = take_value(argc, argv, &i, "--annotations-per-task", &per_task)) != 0 ||
-            (r = take_value(argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0) {
+            (r = take_value(argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
+            (r = take_value(argc, argv, &i, "--max-leases-per-annotator", &max_live)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -320,6 +325,10 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
                            "project create: --lease-ttl-ms must be a positive "
                            "number of ms, not '%s'",
                            ttl);
+    if (max_live && parse_int(max_live, 1, 10000, &max_leases) < 0)
+        return usage_error("project create ",
+                           "project create: --max-leases-per-annotator must be 1-10000, not '%s'",
+                           max_live);
     json_t *label_arr = split_labels(labels);
     if (!label_arr)
         return usage_error("project create ", "project create: --labels has an empty label in '%s'",
@@ -329,7 +338,9 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
     if (!body || json_object_set_new(body, "name", json_string(name)) < 0 ||
         json_object_set_new(body, "labels", label_arr) < 0 ||
         (per_task && json_object_set_new(body, "annotations_per_task", json_integer(k)) < 0) ||
-        (ttl && json_object_set_new(body, "lease_ttl_ms", json_integer(ttl_ms)) < 0)) {
+        (ttl && json_object_set_new(body, "lease_ttl_ms", json_integer(ttl_ms)) < 0) ||
+        (max_live &&
+         json_object_set_new(body, "max_leases_per_annotator", json_integer(max_leases)) < 0)) {
         fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
         json_decref(body);
         return EXIT_USAGE;

@@ -16,19 +16,25 @@
 #include "log.h"
 #include "util.h"
 
-/* Grants up to ARGV[3] leases scanning at most ARGV[6] ready tasks.
- * With ARGV[7] (the annotator's organization) the grant is counted: each
+/* KEYS: ready zset, leases zset, alive hash. Grants up to ARGV[3] leases
+ * scanning at most ARGV[6] ready tasks, and no lease past ARGV[7] live ones
+ * of this annotator (-1: no bound): {p:P}:alive counts each annotator's
+ * live leases, and a lease counted there carries 'alive' so that whatever
+ * ends it (END_LUA, REAP_LUA) takes it off again.
+ * With ARGV[8] (the annotator's organization) the grant is counted: each
  * lease adds one to {p:P}:vused[org] and {p:P}:aused[ann] (submitted
  * annotations plus live leases; see SEED_LUA), and no lease is granted past
- * the quota ARGV[8] of the organization or the cap ARGV[9] of the annotator
+ * the quota ARGV[9] of the organization or the cap ARGV[10] of the annotator
  * (-1: none). Counting needs the counters built ({p:P}:counted): until they
  * are, nothing is granted and the reason is 'uncounted'.
  * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
- * '', 'quota_reached', 'cap_reached' or 'uncounted'. */
+ * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
+ * than asked, or none, because of ARGV[7]) or 'uncounted'. */
 static const char GRANT_LUA[] =
     "local p, ann, max, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), "
     "tonumber(ARGV[5])\n"
-    "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "local live = tonumber(ARGV[7] or '-1')\n"
+    "local org, quota, cap = ARGV[8], tonumber(ARGV[9] or '-1'), tonumber(ARGV[10] or '-1')\n"
     "local vused, aused = 0, 0\n"
     "if org then\n"
     "  if redis.call('EXISTS', p .. ':counted') == 0 then\n"
@@ -43,11 +49,16 @@ static const char GRANT_LUA[] =
     "    return {redis.call('ZCARD', KEYS[1]), {}, 'cap_reached'}\n"
     "  end\n"
     "end\n"
+    "local alive = tonumber(redis.call('HGET', KEYS[3], ann) or '0')\n"
+    "if live >= 0 and alive >= live then\n"
+    "  return {redis.call('ZCARD', KEYS[1]), {}, 'max_leases_reached'}\n"
+    "end\n"
     "local cands = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)\n"
     "local out = {}\n"
     "for _, tid in ipairs(cands) do\n"
     "  if #out >= max then break end\n"
     "  if (quota >= 0 and vused >= quota) or (cap >= 0 and aused >= cap) then break end\n"
+    "  if live >= 0 and alive >= live then break end\n"
     "  if redis.call('SISMEMBER', p .. ':seen:' .. tid, ann) == 0 then\n"
     "    local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
     "    if free <= 0 then\n"
@@ -60,8 +71,9 @@ static const char GRANT_LUA[] =
     "      local tok = redis.call('INCR', p .. ':fence')\n"
     "      local exp = now + ttl\n"
     "      redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live')\n"
+    "'expires', exp, 'state', 'live', 'alive', '1')\n"
     "      redis.call('ZADD', KEYS[2], exp, tok)\n"
+    "      alive = redis.call('HINCRBY', KEYS[3], ann, 1)\n"
     "      if org then\n"
     "        redis.call('HSET', p .. ':lease:' .. tok, 'org', org)\n"
     "        vused = redis.call('HINCRBY', p .. ':vused', org, 1)\n"
@@ -71,7 +83,9 @@ static const char GRANT_LUA[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "return {redis.call('ZCARD', KEYS[1]), out, ''}\n";
+    "local why = ''\n"
+    "if #out < max and live >= 0 and alive >= live then why = 'max_leases_reached' end\n"
+    "return {redis.call('ZCARD', KEYS[1]), out, why}\n";
 
 /* KEYS: the counted marker. ARGV: prefix, then (org, annotator, annotations)
  * triples from PostgreSQL. Builds the quota and cap counters of a project
@@ -123,11 +137,13 @@ static const char TOUCH_LUA[] =
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "return {l[1], l[3], ARGV[3]}\n";
 
-/* KEYS: leases zset. ARGV: prefix, task, annotator, now, ttl, priority, data,
- * organization. An undone annotation: its slot goes straight back to the
- * annotator who undid it, as a new lease with a new fencing token (the task
- * re-enters the window if it had left it). The quota counters do not move:
- * one annotation less, one live lease more. Returns {token, expires}. */
+/* KEYS: leases zset, alive hash. ARGV: prefix, task, annotator, now, ttl,
+ * priority, data, organization. An undone annotation: its slot goes straight
+ * back to the annotator who undid it, as a new lease with a new fencing
+ * token (the task re-enters the window if it had left it). The quota
+ * counters do not move: one annotation less, one live lease more. The lease
+ * counts among the annotator's live ones, but is never refused for them: the
+ * annotator asked for this very task back. Returns {token, expires}. */
 static const char REGRANT_LUA[] =
     "local p, tid, ann = ARGV[1], ARGV[2], ARGV[3]\n"
     "local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
@@ -142,25 +158,33 @@ static const char REGRANT_LUA[] =
     "local tok = redis.call('INCR', p .. ':fence')\n"
     "local exp = now + ttl\n"
     "redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live')\n"
+    "'expires', exp, 'state', 'live', 'alive', '1')\n"
+    "redis.call('HINCRBY', KEYS[2], ann, 1)\n"
     "if ARGV[8] then redis.call('HSET', p .. ':lease:' .. tok, 'org', ARGV[8]) end\n"
     "redis.call('ZADD', KEYS[1], exp, tok)\n"
     "return {tok, exp}\n";
 
-/* KEYS: lease hash, leases zset, ready zset. ARGV: prefix, token, mode,
- * annotator, now. 'commit' consumes the slot; 'abort' returns it; 'release'
- * and 'skip' first check the lease is live and the annotator's, then return
- * the slot ('release' also lets the annotator have the task again). Returns
- * {task, granted, expires}, or 0 when there was no such (live) lease. */
+/* KEYS: lease hash, leases zset, ready zset, alive hash. ARGV: prefix,
+ * token, mode, annotator, now. 'commit' consumes the slot; 'abort' returns
+ * it; 'return' returns it and lets the annotator have the task again (a
+ * submit refused before anything was stored); 'release' and 'skip' first
+ * check the lease is live and the annotator's, then return the slot
+ * ('release' also lets the annotator have the task again). Every mode takes
+ * the lease off its annotator's live count. Returns {task, granted,
+ * expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
     "local p, mode = ARGV[1], ARGV[3]\n"
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state', 'org')\n"
+    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state', 'org',"
+    " 'alive')\n"
     "local tid = l[1]\n"
     "if not tid then return 0 end\n"
     "if (mode == 'release' or mode == 'skip') and (l[2] ~= ARGV[4] or l[5] ~= 'live' or\n"
     "    tonumber(l[4]) <= tonumber(ARGV[5])) then return 0 end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "if l[7] and redis.call('HINCRBY', KEYS[4], l[2], -1) <= 0 then\n"
+    "  redis.call('HDEL', KEYS[4], l[2])\n"
+    "end\n"
     "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
     "if mode ~= 'commit' then\n"
     "  if l[6] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
@@ -168,7 +192,9 @@ static const char END_LUA[] =
     "    redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
     "  end\n"
     "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
-    "  if mode == 'release' then redis.call('SREM', p .. ':seen:' .. tid, l[2]) end\n"
+    "  if mode == 'release' or mode == 'return' then\n"
+    "    redis.call('SREM', p .. ':seen:' .. tid, l[2])\n"
+    "  end\n"
     "  redis.call('ZADD', KEYS[3], redis.call('HGET', p .. ':prio', tid) or tid, tid)\n"
     "  return {tid, l[3], l[4]}\n"
     "end\n"
@@ -182,18 +208,21 @@ static const char END_LUA[] =
     "end\n"
     "return {tid, l[3], l[4]}\n";
 
-/* KEYS: leases zset, ready zset. ARGV: prefix, now, limit. Returns the
- * expired leases as {token, task, ann, granted, expires}... */
+/* KEYS: leases zset, ready zset, alive hash. ARGV: prefix, now, limit.
+ * Returns the expired leases as {token, task, ann, granted, expires}... */
 static const char REAP_LUA[] =
     "local p = ARGV[1]\n"
     "local toks = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])\n"
     "local out = {}\n"
     "for _, tok in ipairs(toks) do\n"
     "  local lk = p .. ':lease:' .. tok\n"
-    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires', 'org')\n"
+    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires', 'org', 'alive')\n"
     "  redis.call('ZREM', KEYS[1], tok)\n"
     "  redis.call('DEL', lk)\n"
     "  if l[1] then\n"
+    "    if l[6] and redis.call('HINCRBY', KEYS[3], l[2], -1) <= 0 then\n"
+    "      redis.call('HDEL', KEYS[3], l[2])\n"
+    "    end\n"
     "    if l[5] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
     "      redis.call('HINCRBY', p .. ':vused', l[5], -1)\n"
     "      redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
@@ -426,10 +455,11 @@ static void on_grant(redisReply *r, const char *err, void *arg)
         const char *why =
             r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
         lcb(0, leases, k, reply_int(r->element[0]),
-            !strcmp(why, "quota_reached") ? QR_LEASE_QUOTA_REACHED
-            : !strcmp(why, "cap_reached") ? QR_LEASE_CAP_REACHED
-            : !strcmp(why, "uncounted")   ? QR_LEASE_UNCOUNTED
-                                          : QR_LEASE_GRANTED,
+            !strcmp(why, "quota_reached")        ? QR_LEASE_QUOTA_REACHED
+            : !strcmp(why, "cap_reached")        ? QR_LEASE_CAP_REACHED
+            : !strcmp(why, "uncounted")          ? QR_LEASE_UNCOUNTED
+            : !strcmp(why, "max_leases_reached") ? QR_LEASE_MAX_LEASES
+                                                 : QR_LEASE_GRANTED,
             op->arg);
     } else {
         cb(0, leases, k, reply_int(r->element[0]), op->arg);
@@ -439,13 +469,14 @@ static void on_grant(redisReply *r, const char *err, void *arg)
 }
 
 /* The grant script's call, without the counting arguments. */
-static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max, int live,
                       int64_t now_ms, int ttl_ms, void (*cb)(void), void *arg)
 {
     op_t *op = op_new(e, project, cb, arg);
     char *p = prefix(project);
     op_arg(op, qr_xasprintf("%s:ready", p));
     op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, qr_xasprintf("%s:alive", p));
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%d", max));
@@ -454,26 +485,28 @@ static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, 
     /* Scan enough candidates to step over the tasks this annotator has seen
      * at the head of the window. */
     op_arg(op, qr_xasprintf("%d", 256 + 4 * max));
+    op_arg(op, qr_xasprintf("%d", live > 0 ? live : -1));
     return op;
 }
 
 int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
                    int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
 {
-    op_t *op = grant_op(e, project, annotator, max, now_ms, ttl_ms, (void (*)(void))cb, arg);
-    return send_op(op, e->grant, 2, on_grant);
+    op_t *op = grant_op(e, project, annotator, max, -1, now_ms, ttl_ms, (void (*)(void))cb, arg);
+    return send_op(op, e->grant, 3, on_grant);
 }
 
 int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                            const qr_lease_limits_t *lim, int max, int64_t now_ms, int ttl_ms,
                            qr_lease_grant_limited_cb cb, void *arg)
 {
-    op_t *op = grant_op(e, project, annotator, max, now_ms, ttl_ms, (void (*)(void))cb, arg);
+    op_t *op =
+        grant_op(e, project, annotator, max, lim->live, now_ms, ttl_ms, (void (*)(void))cb, arg);
     op->limited = 1;
     op_arg(op, qr_xasprintf("%" PRId64, lim->org));
     op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
     op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
-    return send_op(op, e->grant, 2, on_grant);
+    return send_op(op, e->grant, 3, on_grant);
 }
 
 int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
@@ -584,12 +617,13 @@ static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, i
     op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
     op_arg(op, qr_xasprintf("%s:leases", p));
     op_arg(op, qr_xasprintf("%s:ready", p));
+    op_arg(op, qr_xasprintf("%s:alive", p));
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    return send_op(op, e->end, 3, on_ended);
+    return send_op(op, e->end, 4, on_ended);
 }
 
 /* Adapts a done-callback to the info-callback end_lease reports through. */
@@ -630,6 +664,12 @@ int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, 
     return end_simple(e, project, token, "abort", cb, arg);
 }
 
+int qr_lease_submit_return(qr_lease_engine_t *e, int64_t project, int64_t token,
+                           qr_lease_info_cb cb, void *arg)
+{
+    return end_lease(e, project, 0, token, 0, "return", cb, arg);
+}
+
 static void on_regranted(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
@@ -651,6 +691,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
     char *p = prefix(project);
     op_arg(op, qr_xasprintf("%s:leases", p));
+    op_arg(op, qr_xasprintf("%s:alive", p));
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, task));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
@@ -660,7 +701,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xstrdup(data));
     if (org > 0)
         op_arg(op, qr_xasprintf("%" PRId64, org));
-    return send_op(op, e->regrant, 1, on_regranted);
+    return send_op(op, e->regrant, 2, on_regranted);
 }
 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -850,11 +891,12 @@ static void on_reap_projects(redisReply *r, const char *err, void *arg)
         char *p = prefix(project);
         op_arg(op, qr_xasprintf("%s:leases", p));
         op_arg(op, qr_xasprintf("%s:ready", p));
+        op_arg(op, qr_xasprintf("%s:alive", p));
         op_arg(op, p);
         op_arg(op, qr_xasprintf("%" PRId64, rp->now_ms));
         op_arg(op, qr_xstrdup("1000"));
         rp->pending++;
-        if (send_op(op, rp->e->reap, 2, on_reap_project) < 0)
+        if (send_op(op, rp->e->reap, 3, on_reap_project) < 0)
             rp->pending--;
     }
     reap_release(rp);

@@ -20,6 +20,8 @@
  *   {p:P}:vused        HASH  organization -> its annotators' submitted
  *                      annotations + live leases (the vendor quota's count)
  *   {p:P}:aused        HASH  annotator -> submitted + live leases (the cap's)
+ *   {p:P}:alive        HASH  annotator -> live leases (the per-annotator
+ *                      bound on live leases, qr_lease_limits_t.live)
  *   {p:P}:counted      STRING set once vused/aused were built from PostgreSQL
  *                      (qr_lease_count_seed); missing: grants wait for it
  *   quorum:projects    SET   projects the reaper visits
@@ -119,6 +121,7 @@ typedef struct qr_lease_limits_s {
     int64_t org;   /* the annotator's organization */
     int64_t quota; /* annotations (submitted + live leases) of all of org's annotators */
     int64_t cap;   /* tasks (submitted + live leases) of this annotator */
+    int live;      /* live leases of this annotator (0: no bound) */
 } qr_lease_limits_t;
 
 /* Why a counted grant gave fewer leases than asked (or none). */
@@ -127,6 +130,7 @@ enum {
     QR_LEASE_QUOTA_REACHED, /* the organization's quota is used up */
     QR_LEASE_CAP_REACHED,   /* this annotator's cap is used up */
     QR_LEASE_UNCOUNTED,     /* the counters are not built: qr_lease_count_seed first */
+    QR_LEASE_MAX_LEASES,    /* this annotator holds lim.live live leases */
 };
 typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int n,
                                           int64_t ready_left, int why, void *arg);
@@ -166,6 +170,13 @@ int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
 /* The submit failed in PostgreSQL: the lease ends and its slot returns. */
 int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
                           void *arg);
+
+/* The submit was refused before anything was stored (its idempotency key
+ * names another annotation): the lease ends as if released, pinned or not;
+ * the slot returns and the annotator may have the task again. cb gets the
+ * lease's task and times, or QR_ECONFLCT when the lease was gone. */
+int qr_lease_submit_return(qr_lease_engine_t *e, int64_t project, int64_t token,
+                           qr_lease_info_cb cb, void *arg);
 
 /* Ends a live lease of this annotator early and returns its slot to the
  * queue: a release (the annotator may get the task again) or, with skip,

@@ -53,9 +53,14 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
     if (reply->element[0]->type == REDIS_REPLY_STRING &&
         !strcmp(reply->element[0]->str, "message") &&
         reply->element[2]->type == REDIS_REPLY_STRING) {
-        int64_t project = strtoll(reply->element[2]->str, NULL, 10);
+        /* "P", or "P SLOTS ORIGIN" (qr_notify_cb). */
+        char *end;
+        int64_t project = strtoll(reply->element[2]->str, &end, 10);
+        long slots = strtol(end, &end, 10);
+        unsigned long long origin = strtoull(end, NULL, 16);
         if (project != 0 && !n->closing)
-            n->cb(project, n->arg);
+            n->cb(project, slots > 0 && slots <= INT32_MAX ? (int)slots : 0, (uint64_t)origin,
+                  n->arg);
     }
 }
 

@@ -6,6 +6,11 @@
  * every broker subscribes to it on a connection of its own and wakes its
  * long-poll lease requests for that project. A lost message costs at most
  * one long-poll period: waiters also wake on their own deadline.
+ *
+ * A message is "P" (work is ready in project P: wake every waiter) or
+ * "P SLOTS ORIGIN" (SLOTS slots of P were freed, by the broker whose
+ * instance id is ORIGIN in hex: wake that many waiters; the publisher woke
+ * its own already).
  */
 #ifndef QR_NOTIFY_H
 #define QR_NOTIFY_H
@@ -20,7 +25,8 @@ typedef struct qr_notify_s qr_notify_t;
 /* A message below -1 means "project P changed (its shares)": it is -1 - P.
  * Brokers drop their cached copy of P. */
 #define QR_NOTIFY_CHANGED(p) (-1 - (p))
-typedef void (*qr_notify_cb)(int64_t project, void *arg);
+/* slots: 0 for every waiter; origin: the publisher's instance id, 0 if none. */
+typedef void (*qr_notify_cb)(int64_t project, int slots, uint64_t origin, void *arg);
 
 /* Subscribes (reconnecting with backoff) and calls cb for every message.
  * host should be an IP address: hiredis resolves names with a blocking call. */

@@ -68,6 +68,9 @@ static void usage(FILE *f)
             "  --max-import-tasks N  tasks per import [QUORUM_MAX_IMPORT_TASKS] (10000000)\n"
             "  --import-parses N     imports parsed at once; more wait their turn\n"
             "                        [QUORUM_IMPORT_PARSES] (2)\n"
+            "  --max-leases-per-annotator N   live leases one annotator may hold in a\n"
+            "                        project that sets no bound of its own\n"
+            "                        [QUORUM_MAX_LEASES_PER_ANNOTATOR] (10)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
@@ -319,6 +322,8 @@ int main(int argc, char **argv)
         cfg.import.max_tasks = v;
     if ((e = env_or("QUORUM_IMPORT_PARSES", NULL)) && parse_int(e, 1, 64, &v) == 0)
         cfg.import_parses = (int)v;
+    if ((e = env_or("QUORUM_MAX_LEASES_PER_ANNOTATOR", NULL)) && parse_int(e, 1, 10000, &v) == 0)
+        cfg.max_leases_per_annotator = (int)v;
     if ((e = env_or("QUORUM_MAX_CONNECTIONS", NULL)) && parse_int(e, 1, 1000000, &v) == 0) {
         cfg.max_connections = (int)v;
         max_connections_given = 1;
@@ -355,7 +360,8 @@ int main(int argc, char **argv)
         O_WINDOW_LOW,
         O_IPB,
         O_ITASKS,
-        O_IPARSES
+        O_IPARSES,
+        O_MAX_LEASES
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -384,6 +390,7 @@ int main(int argc, char **argv)
         {"max-import-parse-bytes", required_argument, 0, O_IPB},
         {"max-import-tasks", required_argument, 0, O_ITASKS},
         {"import-parses", required_argument, 0, O_IPARSES},
+        {"max-leases-per-annotator", required_argument, 0, O_MAX_LEASES},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
@@ -480,6 +487,11 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1, 64, &v) < 0)
                 goto bad;
             cfg.import_parses = (int)v;
+            break;
+        case O_MAX_LEASES:
+            if (parse_int(optarg, 1, 10000, &v) < 0)
+                goto bad;
+            cfg.max_leases_per_annotator = (int)v;
             break;
         case O_MAXCONN:
             if (parse_int(optarg, 1, 1000000, &v) < 0)

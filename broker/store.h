@@ -129,15 +129,20 @@
     " 'annotations_per_task', annotations_per_task, 'lease_ttl_ms', lease_ttl_ms,"                 \
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
-    "stratify_field, 'paused_at', paused_at, 'shares', " QR_SQL_PROJECT_SHARES ")::text"
+    "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
+    "max_leases_per_annotator,"                                                                    \
+    " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
  * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
- * $9 overlap first, $10 sampling, $11 stratify field -> the project as JSON. */
+ * $9 overlap first, $10 sampling, $11 stratify field, $12 the bound on each
+ * annotator's live leases (NULL: the broker's default) -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
-    " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field)"             \
-    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING " QR_SQL_PROJECT_JSON
+    " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
+    " max_leases_per_annotator)"                                                                   \
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12) "                          \
+    "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
 #define QR_SQL_PROJECT_GET "SELECT " QR_SQL_PROJECT_JSON " FROM projects WHERE id = $1"
@@ -231,9 +236,12 @@
     "  AND NOT EXISTS (SELECT 1 FROM lease_events e WHERE e.project_id = $1 AND e.token = $2"      \
     "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
 
-/* $1 annotator, $2 idempotency key -> annotation id, task id. */
+/* $1 project, $2 annotator, $3 idempotency key -> annotation id, task id,
+ * fencing token. Keys are unique per (project, annotator)
+ * (sql/0014_idempotency_scope.sql). */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
-    "SELECT id, task_id FROM annotations WHERE annotator_id = $1 AND idempotency_key = $2"
+    "SELECT id, task_id, fencing_token FROM annotations"                                           \
+    " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
 /* $1 project, $2 organization (0: every annotator; else only that
  * organization's crew) -> the report's counts as one JSON object. Rows of

@@ -246,7 +246,9 @@ int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t 
             0 ||
         qr_validate_int(body, "lease_ttl_ms", 1000, 86400000, 60000, &out->lease_ttl_ms, why) < 0 ||
         qr_validate_int(body, "overlap_annotations", 1, 100, out->annotations_per_task,
-                        &out->overlap_annotations, why) < 0)
+                        &out->overlap_annotations, why) < 0 ||
+        qr_validate_int(body, "max_leases_per_annotator", 1, 10000, 0,
+                        &out->max_leases_per_annotator, why) < 0)
         return -1;
     json_t *frac = json_object_get(body, "overlap_fraction");
     if (frac && !json_is_null(frac)) {

@@ -109,6 +109,7 @@ typedef struct qr_project_body_s {
     int overlap_first;          /* 0 or 1 */
     const char *sampling;       /* "sequential" (default), "random", "uncertainty", "stratified" */
     const char *stratify_field; /* set only for stratified sampling, else NULL */
+    int64_t max_leases_per_annotator; /* 1 to 10000; 0 when absent (the broker's default) */
 } qr_project_body_t;
 
 int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why);

@@ -121,7 +121,7 @@ done
 NOW=$(( $(date +%s) * 1000 ))
 ceiling() { # extra redis-benchmark flags
     redis-benchmark -p "$QR_REDIS_PORT" -c 50 -n 200000 -r 1000000 "$@" -q \
-        evalsha "$SHA" 2 "{p:999999}:ready" "{p:999999}:leases" "{p:999999}" __rand_int__ 1 "$NOW" 60000 260 \
+        evalsha "$SHA" 3 "{p:999999}:ready" "{p:999999}:leases" "{p:999999}:alive" "{p:999999}" __rand_int__ 1 "$NOW" 60000 260 \
         2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i} END {print v}'
 }
 CEIL_SINGLE=$(ceiling)

@@ -12,7 +12,7 @@ A=$(mkuser ann-a)
 B=$(mkuser ann-b)
 
 # --- overlap: exactly 10 % of an import at 3, the rest at 1 -----------------------------
-r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"ov","labels":["x","y"],"annotations_per_task":1,"overlap_fraction":0.1,"overlap_annotations":3,"overlap_first":true}')
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"ov","labels":["x","y"],"annotations_per_task":1,"overlap_fraction":0.1,"overlap_annotations":3,"overlap_first":true,"max_leases_per_annotator":20}')
 check "project with overlap policy: 201" 201 "${r%% *}"
 P=$(echo "${r#* }" | jq .id)
 check "overlap policy echoed" "0.1 3 true" "$(echo "${r#* }" | jq -r '"\(.overlap_fraction) \(.overlap_annotations) \(.overlap_first)"')"

@@ -5,7 +5,9 @@
  * PostgreSQL's annotations plus the live leases Redis holds, and happens
  * once; every way a lease ends without an annotation (release, skip, abort,
  * expiry) gives its unit back and a submit keeps it; uncounted leases never
- * move the counters.
+ * move the counters. The bound on each annotator's live leases
+ * (qr_lease_limits_t.live) holds exactly, and every way a lease ends
+ * (release, skip, submit, abort, return, expiry) takes it off the count.
  */
 #include "testlib.h"
 
@@ -102,9 +104,26 @@ static long long aused(int ann)
     return command("HGET", key, field);
 }
 
+static long long alive(int ann)
+{
+    char key[32], field[16];
+    snprintf(key, sizeof key, "{p:%d}:alive", (int)project);
+    snprintf(field, sizeof field, "%d", ann);
+    return command("HGET", key, field);
+}
+
+static void grant_live(int ann, int org, int quota, int cap, int live, int max, int64_t now)
+{
+    qr_lease_limits_t lim = {org, quota, cap, live};
+    assert_int_equal(
+        qr_lease_grant_limited(engine, project, ann, &lim, max, now, 1000, on_limited, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+}
+
 static void grant(int ann, int org, int quota, int cap, int max, int64_t now)
 {
-    qr_lease_limits_t lim = {org, quota, cap};
+    qr_lease_limits_t lim = {org, quota, cap, 0};
     assert_int_equal(
         qr_lease_grant_limited(engine, project, ann, &lim, max, now, 1000, on_limited, NULL), 0);
     wait_done();
@@ -224,10 +243,74 @@ static void test_counters(void **state)
     assert_int_equal(aused(1), 3);
 }
 
+/* One annotator cannot hold more than `live` leases at once, however they
+ * ask; the count follows every way a lease ends. */
+static void test_live_bound(void **state)
+{
+    project = 42;
+    command("SADD", "quorum:projects", "42");
+    int64_t ids[12];
+    int free_slots[12];
+    double prios[12];
+    const char *datas[12];
+    for (int i = 0; i < 12; i++) {
+        ids[i] = i + 1;
+        free_slots[i] = 1;
+        prios[i] = i;
+        datas[i] = "{}";
+    }
+    assert_int_equal(qr_lease_window_add(engine, project, 12, ids, free_slots, prios, datas, NULL,
+                                         "", on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(qr_lease_count_seed(engine, project, 0, NULL, NULL, NULL, on_done, NULL), 0);
+    wait_done();
+    int64_t now = qr_now_ms();
+
+    /* Asks 10 with a bound of 3: gets 3, and the answer says why. */
+    grant_live(5, ORG_V, -1, -1, 3, 10, now);
+    assert_int_equal(ngot, 3);
+    assert_int_equal(last_why, QR_LEASE_MAX_LEASES);
+    assert_int_equal(alive(5), 3);
+    int64_t t[3] = {tokens[0], tokens[1], tokens[2]};
+    /* Again: nothing. Another annotator has a bound of their own. */
+    grant_live(5, ORG_V, -1, -1, 3, 10, now);
+    assert_int_equal(ngot, 0);
+    assert_int_equal(last_why, QR_LEASE_MAX_LEASES);
+    grant_live(6, ORG_V, -1, -1, 3, 2, now);
+    assert_int_equal(ngot, 2);
+    assert_int_equal(last_why, QR_LEASE_GRANTED); /* asked 2, got 2 */
+    assert_int_equal(alive(6), 2);
+
+    /* A release, a submit, a returned submit each free one place. */
+    assert_int_equal(qr_lease_release(engine, project, 5, t[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(alive(5), 2);
+    assert_int_equal(qr_lease_submit_commit(engine, project, t[1], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(alive(5), 1);
+    assert_int_equal(qr_lease_submit_return(engine, project, t[2], on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(command("EXISTS", "{p:42}:alive", NULL), 1); /* annotator 6 still */
+    grant_live(5, ORG_V, -1, -1, 3, 10, now);
+    assert_int_equal(ngot, 3);
+    assert_int_equal(alive(5), 3);
+
+    /* Expiry takes them all off; an empty count leaves no field behind. */
+    assert_int_equal(qr_lease_reap(engine, now + 1500, NULL, NULL), 0);
+    qr_test_run_for(&loop, 200);
+    assert_int_equal(alive(5), 0);
+    assert_int_equal(alive(6), 0);
+    assert_int_equal(command("EXISTS", "{p:42}:alive", NULL), 0);
+    project = 41;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_live_bound),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
