@@ -562,6 +562,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "quorumd: unknown command '%s' (try --help)\n", cmd);
     return 2;
 bad:
-    fprintf(stderr, "quorumd: bad value '%s' for --%s\n", optarg, opts[o - O_LISTEN].name);
+    /* The option by its value: the table's order need not follow the enum's. */
+    for (const struct option *x = opts; x->name; x++)
+        if (x->val == o)
+            fprintf(stderr, "quorumd: bad value '%s' for --%s\n", optarg, x->name);
     return 2;
 }

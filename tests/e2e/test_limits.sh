@@ -173,4 +173,10 @@ n0=$((n0 + 1))
 check "none of them created anything" "$n0 0" \
     "$(sql "SELECT count(*) FROM projects") $(sql "SELECT count(*) FROM users WHERE length(name) > 200")"
 
+# --- flags: a bad value names the flag it was given to --------------------------------------
+for f in max-json-bytes max-body-total-bytes auth-fail-rate max-body-bytes idle-timeout-ms; do
+    out=$("$QR_BIN_DIR/quorumd" serve --$f abc 2>&1) && st=0 || st=$?
+    check "quorumd serve --$f abc: exit 2, the flag named" "2 quorumd: bad value 'abc' for --$f" "$st $out"
+done
+
 finish
