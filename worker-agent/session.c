@@ -203,6 +203,8 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
             return AGENT_FAILED;
         }
         int64_t delay = qr_backoff_next(&s->backoff);
+        if (s->retry_cap_ms > 0 && delay > s->retry_cap_ms)
+            delay = s->retry_cap_ms / 2 + delay % (s->retry_cap_ms / 2 + 1);
         if (!said || s->backoff.attempt % 10 == 0)
             fprintf(stderr, "quorum-agent: %s; retrying in %lld ms\n", s->call.message,
                     (long long)delay);
@@ -356,6 +358,25 @@ int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char
     return agent_submit_id(s, lease, task_id, label, active_ms, NULL);
 }
 
+/*
+ * The longest pause between two tries of sending a result. A result only
+ * counts while its lease lives (a lease_ttl_ms after the last heartbeat), so
+ * the full backoff of up to RETRY_MAX_MS could sleep through the short window
+ * between two outages and let the lease expire with the label in the spool.
+ * An eighth of the TTL gives several tries inside any window of an eighth of
+ * the TTL or longer: 1.9 s for a 15 s lease, 7.5 s for the default minute.
+ * 0 (no cap) when the project's TTL is unknown.
+ */
+static int64_t result_retry_cap(const agent_t *ag)
+{
+    if (ag->lease_ttl_ms <= 0)
+        return 0; /* the project was not read: the plain backoff */
+    int64_t cap = ag->lease_ttl_ms / 8;
+    if (cap < 2 * RETRY_BASE_MS)
+        cap = 2 * RETRY_BASE_MS;
+    return cap < RETRY_MAX_MS ? cap : RETRY_MAX_MS;
+}
+
 int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
                     int64_t active_ms, int64_t *annotation_id)
 {
@@ -405,7 +426,9 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/submit", ag->project, esc ? esc : "");
     curl_free(esc);
     json_t *answer = NULL;
+    s->retry_cap_ms = result_retry_cap(ag);
     r = body ? agent_request(s, "POST", path, body, &answer, 0) : AGENT_FAILED;
+    s->retry_cap_ms = 0;
     json_decref(body);
     free(path);
     if (r == AGENT_STOPPED) {
@@ -566,7 +589,9 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
         json_t *body = json_pack("{s:o}", "results", results);
         char *path = qr_xasprintf("/v1/projects/%lld/submit", (long long)project);
         json_t *answer = NULL;
+        s->retry_cap_ms = result_retry_cap(ag);
         int r = agent_request(s, "POST", path, body, &answer, 1);
+        s->retry_cap_ms = 0;
         free(path);
         json_decref(body);
         if (r == AGENT_STOPPED)

@@ -68,6 +68,7 @@ typedef struct agent_sess_s {
     qr_client_call_t call; /* this thread's request handle */
     int call_ready;        /* call initialised */
     qr_backoff_t backoff;  /* retry delays of this thread */
+    int64_t retry_cap_ms;  /* > 0: no retry delay longer (results, see session.c) */
 } agent_sess_t;
 
 /* Initialises ag (not the spool, labels or project: the caller sets them).
@@ -91,7 +92,8 @@ int agent_exit_code(const qr_client_call_t *call);
 
 /*
  * One request with retries: a transport failure or 5xx is retried after the
- * session's backoff, for ever, until an answer or the stop flag (checked at
+ * session's backoff (at most s->retry_cap_ms when that is set), for ever,
+ * until an answer or the stop flag (checked at
  * least every 100 ms while waiting). body (may be NULL) is sent as JSON; the
  * parsed 2xx answer is stored in *out (caller decrefs) when out is given.
  * abortable: the stop flag also aborts a transfer in flight (long polls).

@@ -104,7 +104,8 @@ restart_broker() { # SIGKILL, then the same quorumd on a new port the proxy find
     return 1
 }
 AGENT_PIDS=()
-trap 'for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+# cleanup takes the script's exit status from $?: keep it past the loop.
+trap 'rc=$?; for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; (exit $rc); cleanup' EXIT
 
 # The command labels after a short think, so the run spans the outages.
 printf '#!/bin/sh\nsleep 0.05\nexec jq -c "{label: .data.want}"\n' >"$E2E_DIR/cmd.sh"
@@ -118,7 +119,13 @@ for i in 1 2 3; do
 done
 
 done_count() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
-wait_count() { while [ "$(done_count)" -lt "$1" ]; do sleep 0.2; done; }
+wait_count() { # N: until N annotations are stored; a stuck run fails within 180 s
+    local end=$((SECONDS + 180))
+    while [ "$(done_count)" -lt "$1" ]; do
+        [ "$SECONDS" -lt "$end" ] || { echo "not ok - stuck at $(done_count) of $1 annotations"; exit 1; }
+        sleep 0.2
+    done
+}
 wait_count 60
 echo "    $(done_count) annotations: SIGKILL quorumd"
 restart_broker && pass "quorumd restarted after SIGKILL" || fail "quorumd did not restart"
@@ -152,9 +159,11 @@ for i in 1 2 3; do
     check "agent $i spool empty" "spool $E2E_DIR/a$i/spool: 0 result(s) pending" "$("$AGENT" spool --spool "$E2E_DIR/a$i/spool" 2>/dev/null)"
 done
 # A result the broker refused for good would be in <spool>.rejected: lost.
-# (Known broker issue: a submit pinned in Redis by a quorumd killed before
-# its PostgreSQL commit is answered 409 on the idempotent resend.)
+# (A result retried with the full 10 s backoff could sleep through the short
+# window between two outages until its 15 s lease expired: 409 lease_expired.
+# The agent's retries of results are capped at an eighth of the lease TTL.)
 check "no label refused by the broker after an outage (none lost)" 0 \
     "$(cat "$E2E_DIR"/a*/spool.rejected 2>/dev/null | wc -l)"
+cat "$E2E_DIR"/a*/spool.rejected 2>/dev/null | sed 's/^/    rejected: /' | head -5 || true
 grep -q 'retrying in' "$E2E_DIR"/a*/err && pass "agents saw the outages and retried" || fail "no retries seen (outages missed?)"
 finish
