@@ -61,6 +61,19 @@ state() {
         (SELECT count(*) FROM lease_events),
         (SELECT string_agg(concat_ws(' ', id, user_id, revoked_at), ',' ORDER BY id) FROM api_tokens)))"
 }
+# The lease log is written in batches a moment after each request: wait
+# until it holds all 8 submits and stops moving, so only reading is measured.
+settled() {
+    local i n prev=x
+    for i in $(seq 1 50); do
+        n=$(sql "SELECT count(*) FILTER (WHERE kind = 'submit') || ' ' || count(*) FROM lease_events")
+        [ "${n%% *}" = 8 ] && [ "$n" = "$prev" ] && return 0
+        prev=$n
+        sleep 0.5
+    done
+    echo "lease log did not settle: $n" >&2
+}
+settled
 BEFORE=$(state)
 
 # By hand: one pair of annotators, 4 shared tasks, agreeing on tasks 1 and 2:
