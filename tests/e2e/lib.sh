@@ -1,6 +1,7 @@
 # lib.sh - sourced by the end-to-end tests: a fresh database on the shared
 # test stack, TLS certificates, and a quorumd of their own on a free port.
-# Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by ctest).
+# Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by ctest); with
+# E2E_KEEP=1 the test's folder (logs, spools) stays in /tmp for a post-mortem.
 set -euo pipefail
 
 : "${QR_TEST_STACK:?}" "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
@@ -23,7 +24,7 @@ cleanup() {
     local p
     for p in ${HELPER_PIDS[@]+"${HELPER_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
     psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
-    rm -rf "$E2E_DIR"
+    [ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_DIR"
     exit $rc
 }
 trap cleanup EXIT
