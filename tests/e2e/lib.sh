@@ -16,8 +16,15 @@ HELPER_PIDS=() # background helpers (servers, proxies) killed at exit
 FAILS=0
 PASSES=0
 
+AT_EXIT=() # commands a test adds with at_exit, run first by cleanup
+
+# at_exit COMMAND: run COMMAND (eval'd) at exit, before quorumd is stopped;
+# the script's exit status is kept (a trap of its own would replace it).
+at_exit() { AT_EXIT+=("$1"); }
+
 cleanup() {
-    local rc=$?
+    local rc=$? c
+    for c in ${AT_EXIT[@]+"${AT_EXIT[@]}"}; do eval "$c" || true; done
     stop_broker || rc=1
     if [ -n "${QUORUMD2_PID:-}" ]; then kill -TERM "$QUORUMD2_PID" 2>/dev/null; wait "$QUORUMD2_PID" 2>/dev/null || true; fi
     if [ -n "${S_SERVER_PID:-}" ]; then kill "$S_SERVER_PID" 2>/dev/null || true; fi

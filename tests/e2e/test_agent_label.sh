@@ -27,7 +27,7 @@ case "$out" in *"needs a terminal"*) pass "and says so" ;; *) fail "non-tty: $ou
 SOCK="qr-e2e-$$"
 TMUX_CMD=(tmux -L "$SOCK" -f /dev/null)
 tmux_cleanup() { "${TMUX_CMD[@]}" kill-server 2>/dev/null || true; }
-trap 'tmux_cleanup; cleanup' EXIT
+at_exit tmux_cleanup
 cat >"$E2E_DIR/run-label.sh" <<EOF
 #!/usr/bin/env bash
 export QUORUM_URL='$URL' QUORUM_TOKEN='$TOKEN' QUORUM_CA='$CA' TERM=xterm

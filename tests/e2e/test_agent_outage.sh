@@ -104,8 +104,7 @@ restart_broker() { # SIGKILL, then the same quorumd on a new port the proxy find
     return 1
 }
 AGENT_PIDS=()
-# cleanup takes the script's exit status from $?: keep it past the loop.
-trap 'rc=$?; for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; (exit $rc); cleanup' EXIT
+at_exit 'for p in ${AGENT_PIDS[@]+"${AGENT_PIDS[@]}"}; do kill "$p" 2>/dev/null; done'
 
 # The command labels after a short think, so the run spans the outages.
 printf '#!/bin/sh\nsleep 0.05\nexec jq -c "{label: .data.want}"\n' >"$E2E_DIR/cmd.sh"

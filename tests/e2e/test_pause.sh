@@ -207,7 +207,7 @@ if command -v tmux >/dev/null; then
     seq 1 6 | sed 's/.*/{"text":"task &"}/' | "$CTL" import --project "$T" - >/dev/null
     SOCK="qr-pause-$$"
     TMUX_CMD=(tmux -L "$SOCK" -f /dev/null)
-    trap '"${TMUX_CMD[@]}" kill-server 2>/dev/null || true; cleanup' EXIT
+    at_exit '"${TMUX_CMD[@]}" kill-server 2>/dev/null'
     cat >"$E2E_DIR/run-label.sh" <<EOF
 #!/usr/bin/env bash
 export QUORUM_URL='$URL' QUORUM_TOKEN='$ANN3' QUORUM_CA='$CA' TERM=xterm
