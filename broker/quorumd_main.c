@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "api.h"
 #include "broker.h"
 #include "lease.h"
 #include "log.h"
@@ -227,7 +228,7 @@ static int serve(qr_broker_config_t *cfg)
     }
     int status = 1;
     char err[512] = "";
-    rc = qr_broker_start(&loop, cfg, &broker, err, sizeof err);
+    rc = qr_broker_start(&loop, cfg, &qr_api, &broker, err, sizeof err);
     if (rc < 0) {
         /* qr_broker_start has closed what it opened: drain and go. */
         fprintf(stderr, "quorumd: %s\n", err);
@@ -542,7 +543,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bootstrap-admin"))
         return qr_admin_bootstrap(cfg.pg_conninfo, org, user) == 0 ? 0 : 1;
     if (!strcmp(cmd, "routes")) {
-        qr_broker_print_routes(stdout);
+        qr_api_print_routes(stdout);
         return 0;
     }
     if (!strcmp(cmd, "print-script")) {

@@ -208,3 +208,10 @@ void qr_thread_background(void)
      * thread keeps the loop's priority. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
+
+void qr_assert_failed(const char *file, int line, const char *func, const char *cond)
+{
+    fprintf(stderr, "quorum: invariant failed at %s:%d in %s(): %s\n", file, line, func, cond);
+    fflush(stderr);
+    abort();
+}

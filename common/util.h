@@ -19,6 +19,20 @@
 #define QR_EIO      (-10004) /* a backend (PostgreSQL, Redis) failed */
 #define QR_ETOOBIG  (-10005) /* over a configured limit */
 
+/* A fallible function whose result must not be dropped: the compiler warns
+ * (and -Werror fails the build) where a caller ignores it. */
+#ifndef QR_MUST_CHECK
+#define QR_MUST_CHECK __attribute__((warn_unused_result))
+#endif
+
+/* An invariant that must hold whatever the input: when it does not, the
+ * process logs where and what, and aborts (in every build type: a broker
+ * that goes on with a broken invariant can lose or duplicate work). Not for
+ * input checks, which answer an error instead. */
+#define QR_ASSERT(cond) ((cond) ? (void)0 : qr_assert_failed(__FILE__, __LINE__, __func__, #cond))
+__attribute__((noreturn, cold)) void qr_assert_failed(const char *file, int line, const char *func,
+                                                      const char *cond);
+
 void *qr_xmalloc(size_t n);
 void *qr_xcalloc(size_t n, size_t size);
 void *qr_xrealloc(void *p, size_t n);

@@ -1,6 +1,6 @@
 -- 0003_events.sql - the lease log (issue 6): one row per lease grant,
 -- heartbeat, submit, skip, release and expiry, written in batches by
--- broker/events.c and read by the throughput report (broker/analytics.c).
+-- broker/store/events.c and read by the throughput report (broker/reports/analytics.c).
 --
 -- It is an append-only log, so it deliberately has no foreign keys and no
 -- primary key: a batch must never be refused as a whole because of one row,

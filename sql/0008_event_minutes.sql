@@ -2,7 +2,7 @@
 -- (issue 6 item 6), so a throughput report over a long window reads one row
 -- per annotator-minute instead of every event (docs/THROUGHPUT.md, "Cost").
 --
--- broker/events.c keeps it in the same statement that inserts a batch into
+-- broker/store/events.c keeps it in the same statement that inserts a batch into
 -- lease_events: the batch is grouped by (project, annotator, minute) and
 -- merged into existing rows (counts added, first/last widened, times on
 -- task appended), so the rollup never disagrees with the log. Rows name

@@ -3,7 +3,7 @@
 -- throughput report over a week reads one row per annotator-hour instead of
 -- sixty (docs/THROUGHPUT.md, "Cost").
 --
--- broker/events.c keeps it in the same statement that inserts a batch into
+-- broker/store/events.c keeps it in the same statement that inserts a batch into
 -- lease_events and merges it into lease_event_minutes, so all three commit
 -- together or not at all. Rows name their project and annotator by id,
 -- without foreign keys, like the log.
@@ -91,7 +91,7 @@ LEFT JOIN (SELECT project_id, annotator_id, hour, array_agg(l ORDER BY l, b) AS 
 -- over a week does not read the week's annotations (docs/THROUGHPUT.md,
 -- "Cost"). The table of record stays `annotations`: this is a rollup of its
 -- closed hours, filled off the lease path by quorum_roll_annotation_hours
--- (broker/events.c calls it once an hour, a few minutes after the hour
+-- (broker/store/events.c calls it once an hour, a few minutes after the hour
 -- closes), never by a trigger on INSERT, so a submission costs nothing more.
 --
 --  * annotations: the annotator's annotations created in the hour;

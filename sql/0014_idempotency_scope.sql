@@ -7,7 +7,7 @@
 -- project 3, the annotation it made in project 1: the broker answered that
 -- one as a replay, stored nothing, and ended the lease as committed. Keys
 -- are now unique per (project, annotator), and the broker looks them up so
--- (broker/store.h, QR_SQL_ANNOTATION_BY_KEY). Every pair of rows distinct
+-- (broker/store/store.h, QR_SQL_ANNOTATION_BY_KEY). Every pair of rows distinct
 -- under the old constraint is distinct under the new one.
 ALTER TABLE annotations DROP CONSTRAINT annotations_annotator_id_idempotency_key_key;
 ALTER TABLE annotations

@@ -111,7 +111,7 @@ CROSS JOIN LATERAL (VALUES ('grant', g.gat, NULL::int, NULL::text, NULL::text),
      CASE WHEN g.skip THEN 'unclear' END)) v(kind, at, active, label, reason)
 WHERE v.at < now();
 
--- The rollups, as broker/events.c keeps them: 0008's and 0013's own
+-- The rollups, as broker/store/events.c keeps them: 0008's and 0013's own
 -- backfill statements (minutes, then hours from the minutes), and the roll
 -- of the annotations' closed hours that events.c runs once an hour.
 $(sed -n '/^INSERT INTO lease_event_minutes/,/;$/p' "$root/sql/0008_event_minutes.sql")

@@ -1,6 +1,6 @@
 /*
  * fuzz_agreement_csv.c - libFuzzer harness for the agreement CSV reader
- * (common/agreement_csv.c, libcsv underneath) and the report built from
+ * (common/agreement/agreement_csv.c, libcsv underneath) and the report built from
  * what it read (common/agreement*.c): qr_agreement_read_csv over the input
  * through fmemopen, then qr_agreement_json with and without per-item
  * entries, and the per-item iterator of qr_agreement_report.

@@ -1,5 +1,5 @@
 /*
- * fuzz_import.c - libFuzzer harness for task imports (broker/import.c,
+ * fuzz_import.c - libFuzzer harness for task imports (broker/import/import.c,
  * import_csv.c): JSONL, a JSON array or CSV (chosen by the first byte) is
  * validated, then qr_import_rows writes the COPY
  * rows under every sampling policy, with and without overlap.

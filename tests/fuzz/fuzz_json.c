@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c - libFuzzer harness for the JSON request bodies of the API.
- * It runs the very validators api.c answers with (broker/validate.h): the
+ * It runs the very validators api.c answers with (broker/api/validate.h): the
  * body parsed as a request body (qr_validate_body), then every body check of
  * users, tokens, projects, leases, release/skip, submit and batch submit.
  * Besides the sanitizers' findings it asserts the validators' promises: a

@@ -1,5 +1,5 @@
 /*
- * test_pg.c - the PostgreSQL pool (broker/pg.c) against the private server
+ * test_pg.c - the PostgreSQL pool (broker/store/pg.c) against the private server
  * of the test stack: bound parameters under concurrency, SQL errors and
  * SQLSTATEs, COPY FROM STDIN (and its atomicity), a backend killed
  * server-side, unreachable servers, and closing with work in flight. Every

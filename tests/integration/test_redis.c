@@ -1,5 +1,5 @@
 /*
- * test_redis.c - the Redis client (broker/redis_client.c, on our hiredis
+ * test_redis.c - the Redis client (broker/lease/redis_client.c, on our hiredis
  * adapter) against real servers: the test stack's redis-server, and private
  * redis-servers this test starts and kills on free loopback ports to prove
  * reconnects. Covers commands, scripts with the NOSCRIPT fallback, command

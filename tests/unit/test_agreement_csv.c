@@ -1,6 +1,6 @@
 /*
  * test_agreement_csv.c - the CSV reader behind `quorumctl agreement`
- * (common/agreement_csv.c): what RFC 4180 allows is read, and every bad input
+ * (common/agreement/agreement_csv.c): what RFC 4180 allows is read, and every bad input
  * is refused with an error naming the line of the offending record.
  */
 #include "testlib.h"

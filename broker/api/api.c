@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api.h"
+
 #include "agreement.h"
 #include "broker_int.h"
 #include "analytics.h"
@@ -23,11 +25,16 @@
 #include "import_queue.h"
 #include "log.h"
 #include "metrics.h"
+#include "scrape.h"
 #include "store.h"
 #include "text_out.h"
 #include "tls.h"
 #include "util.h"
 #include "validate.h"
+
+void qr_api_head(qr_http_request_t *req, void *user);
+void qr_api_handle(qr_http_request_t *req, void *user);
+void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
 
 #define SUBMIT_GRACE_MS 30000
 /* Who may hold leases: annotators, and managers and admins trying a project;
@@ -2051,18 +2058,7 @@ static void h_metrics(ctx_t *c)
 
 static void metrics_scrape(ctx_t *c)
 {
-    qr_broker_t *b = c->b;
-    qr_metrics_sources_t src = {
-        .connections = qr_http_connections(b->http),
-        .pg = qr_pg_stats(b->pg),
-        .redis = qr_redis_stats(b->redis),
-        .pg_connected = qr_pg_connected(b->pg),
-        .pg_pool = b->cfg.pg_pool,
-        .redis_ready = qr_redis_ready(b->redis),
-        .events_dropped = qr_events_dropped(b->events),
-        .commit_batches = qr_committer_batches(b->committer),
-    };
-    if (qr_metrics_scrape(b->pg, b->redis, &src, on_metrics_scraped, c) < 0)
+    if (qr_broker_scrape(c->b, on_metrics_scraped, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -2141,13 +2137,9 @@ static void on_ready_pg(const PGresult *res, const char *err, const char *sqlsta
     ready_probe_done(arg, 0, res != NULL, err);
 }
 
-static void on_ready_redis(redisReply *reply, const char *err, void *arg)
+static void on_ready_redis(int rc, void *arg)
 {
-    int ok = reply && reply->type == REDIS_REPLY_STATUS;
-    ready_probe_done(arg, 1, ok,
-                     err                                         ? err
-                     : reply && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                 : "?");
+    ready_probe_done(arg, 1, rc == 0, rc == 0 ? "" : "no PONG from Redis");
 }
 
 static void on_ready_deadline(uv_timer_t *t)
@@ -2173,8 +2165,7 @@ static void h_readyz(ctx_t *c)
     r->pending = 2;
     if (qr_pg_query(c->b->pg, "SELECT 1", 0, NULL, on_ready_pg, r) < 0)
         ready_probe_done(r, 0, 0, "the PostgreSQL pool is closing");
-    const char *argv[] = {"PING"};
-    if (qr_redis_command(c->b->redis, 1, argv, NULL, on_ready_redis, r) < 0)
+    if (qr_lease_ping(c->b->lease, on_ready_redis, r) < 0)
         ready_probe_done(r, 1, 0, "the Redis client is closing");
 }
 
@@ -2717,3 +2708,9 @@ void qr_api_head(qr_http_request_t *req, void *user)
     if (qr_pg_query(c->b->pg, lookup, 1, params, on_token_loaded, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
+
+const qr_broker_api_t qr_api = {
+    .head = qr_api_head,
+    .handle = qr_api_handle,
+    .wake = qr_api_wake,
+};

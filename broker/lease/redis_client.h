@@ -2,7 +2,7 @@
  * redis_client.h - one asynchronous Redis connection for the event loop,
  * with reconnect and a registry of Lua scripts.
  *
- * Built on hiredis 0.14 async and our adapter (common/hiredis_uv.h). The
+ * Built on hiredis 0.14 async and our adapter (broker/lease/hiredis_uv.h). The
  * client reconnects with exponential backoff (from a uv_timer, never from
  * inside a hiredis callback). On every (re)connect it sends SCRIPT LOAD for
  * each registered script. qr_redis_eval sends EVALSHA and, on a NOSCRIPT
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "metrics.h"
+#include "histogram.h"
 
 typedef struct qr_redis_s qr_redis_t;
 typedef struct qr_redis_script_s qr_redis_script_t;

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "metrics.h"
+#include "histogram.h"
 
 typedef struct qr_pg_s qr_pg_t;
 

@@ -557,7 +557,7 @@ void qr_broker_work_ready(qr_broker_t *b, int64_t project)
 
 void qr_broker_slots_freed(qr_broker_t *b, int64_t project, int slots)
 {
-    qr_api_wake(b, project, slots);
+    b->api.wake(b, project, slots);
     char msg[80];
     snprintf(msg, sizeof msg, "%" PRId64 " %d %" PRIx64, project, slots > 0 ? slots : 0,
              b->instance);
@@ -573,7 +573,7 @@ static void on_notified(int64_t project, int slots, uint64_t origin, void *arg)
     else if (project < 0)
         qr_project_cache_drop(b, -1 - project);
     else if (origin != b->instance) /* our own waiters were woken already */
-        qr_api_wake(b, project, slots);
+        b->api.wake(b, project, slots);
 }
 
 void qr_broker_token_revoked(qr_broker_t *b)
@@ -597,12 +597,13 @@ void qr_broker_project_changed(qr_broker_t *b, int64_t project)
 
 static void broker_abort(qr_broker_t *b, int reaper_open);
 
-int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
-                    size_t errlen)
+int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_broker_api_t *api,
+                    qr_broker_t **out, char *err, size_t errlen)
 {
     int rc, reaper_open = 0;
     qr_broker_t *b = qr_xcalloc(1, sizeof *b);
     b->loop = loop;
+    b->api = *api;
     /* Tells this broker's wake-ups from others' on the shared channel. */
     b->instance = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 40) ^ (uint64_t)qr_now_ms() << 20;
     if (!b->instance)
@@ -641,13 +642,13 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t 
         .max_body_bytes = cfg->max_body_bytes > cfg->max_json_body_bytes ? cfg->max_body_bytes
                                                                          : cfg->max_json_body_bytes,
         .max_body_total_bytes = cfg->max_body_total_bytes,
-        .head_handler = qr_api_head,
+        .head_handler = api->head,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
         .client_ca_file = cfg->client_ca_file,
         .require_client_cert = cfg->require_client_cert,
     };
-    rc = qr_http_server_start(loop, &hc, qr_api_handle, b, &b->http, err, errlen);
+    rc = qr_http_server_start(loop, &hc, api->handle, b, &b->http, err, errlen);
     if (rc < 0)
         goto fail;
     rc = uv_timer_init(loop, &b->reaper);
@@ -676,11 +677,6 @@ fail:
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
 {
     return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
-}
-
-void qr_broker_print_routes(FILE *f)
-{
-    qr_api_print_routes(f);
 }
 
 int qr_broker_port(const qr_broker_t *b)
@@ -784,7 +780,7 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     b->stop_cb = cb;
     b->stop_arg = arg;
     b->stopping = 1;
-    qr_api_wake(b, 0, 0); /* long polls end now, empty */
+    b->api.wake(b, 0, 0); /* long polls end now, empty */
     b->closing = 6;
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
     qr_notify_close(b->notify, one_closed, b);

@@ -916,3 +916,103 @@ int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expi
         free(rp);
     return rc;
 }
+
+/* --- probes -------------------------------------------------------------- */
+
+typedef struct sizes_s {
+    qr_lease_sizes_cb cb;
+    void *arg;
+    int n;
+    int64_t *ready, *live;
+    int pending; /* replies still to come, plus one while sending */
+} sizes_t;
+
+typedef struct size_reply_s {
+    sizes_t *s;
+    int64_t *slot;
+} size_reply_t;
+
+static void sizes_finish(sizes_t *s)
+{
+    s->cb(s->ready, s->live, s->n, s->arg);
+    free(s->ready);
+    free(s->live);
+    free(s);
+}
+
+static void on_size(redisReply *r, const char *err, void *arg)
+{
+    size_reply_t *z = arg;
+    sizes_t *s = z->s;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        *z->slot = r->integer;
+    free(z);
+    if (--s->pending == 0)
+        sizes_finish(s);
+}
+
+void qr_lease_window_sizes(qr_lease_engine_t *e, const int64_t *projects, int n,
+                           qr_lease_sizes_cb cb, void *arg)
+{
+    sizes_t *s = qr_xcalloc(1, sizeof *s);
+    s->cb = cb;
+    s->arg = arg;
+    s->n = n;
+    s->ready = qr_xmalloc((n ? (size_t)n : 1) * sizeof *s->ready);
+    s->live = qr_xmalloc((n ? (size_t)n : 1) * sizeof *s->live);
+    for (int i = 0; i < n; i++)
+        s->ready[i] = s->live[i] = -1;
+    /* One more than the replies, so a reply cannot finish while commands
+     * are still being sent. */
+    s->pending = 1;
+    for (int i = 0; e && qr_redis_ready(e->redis) && i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            char *p = prefix(projects[i]);
+            char *key = qr_xasprintf("%s:%s", p, k ? "leases" : "ready");
+            free(p);
+            const char *argv[] = {"ZCARD", key};
+            size_reply_t *z = qr_xmalloc(sizeof *z);
+            z->s = s;
+            z->slot = k ? &s->live[i] : &s->ready[i];
+            s->pending++;
+            if (qr_redis_command(e->redis, 2, argv, NULL, on_size, z) < 0) {
+                s->pending--;
+                free(z);
+            }
+            free(key);
+        }
+    if (--s->pending == 0)
+        sizes_finish(s);
+}
+
+int qr_lease_ready(const qr_lease_engine_t *e)
+{
+    return e && qr_redis_ready(e->redis);
+}
+
+typedef struct ping_s {
+    qr_lease_done_cb cb;
+    void *arg;
+} ping_t;
+
+static void on_ping(redisReply *r, const char *err, void *arg)
+{
+    ping_t *p = arg;
+    int ok = r && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG");
+    if (!ok)
+        qr_warn("redis PING failed: %s", err ? err : r && r->str ? r->str : "unexpected reply");
+    p->cb(ok ? 0 : QR_EIO, p->arg);
+    free(p);
+}
+
+int qr_lease_ping(qr_lease_engine_t *e, qr_lease_done_cb cb, void *arg)
+{
+    ping_t *p = qr_xmalloc(sizeof *p);
+    p->cb = cb;
+    p->arg = arg;
+    const char *argv[] = {"PING"};
+    int rc = qr_redis_command(e->redis, 1, argv, NULL, on_ping, p);
+    if (rc < 0)
+        free(p);
+    return rc;
+}

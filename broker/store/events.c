@@ -29,6 +29,16 @@
 #include "metrics.h"
 #include "util.h"
 
+/* metrics.h counts lease events by the same kinds, in the same order. */
+_Static_assert((int)QR_EV_GRANT == (int)QR_METRIC_GRANT &&
+                   (int)QR_EV_HEARTBEAT == (int)QR_METRIC_HEARTBEAT &&
+                   (int)QR_EV_SUBMIT == (int)QR_METRIC_SUBMITTED &&
+                   (int)QR_EV_SKIP == (int)QR_METRIC_SKIP &&
+                   (int)QR_EV_RELEASE == (int)QR_METRIC_RELEASE &&
+                   (int)QR_EV_EXPIRE == (int)QR_METRIC_EXPIRE &&
+                   (int)QR_EV_EXPIRE + 1 == (int)QR_METRIC_NLEASE,
+               "lease event kinds and metric kinds differ");
+
 /* Buffered plus in-flight events, at most (see events.h). */
 #define QR_EVENTS_MAX_BUFFERED 100000
 /* Largest batch accepted by qr_events_open (rows per INSERT). */
@@ -54,7 +64,7 @@
 // clang-format off
 #define HOUR_IDLE_MS "300000"
 #define MS(iv) "(extract(epoch FROM " iv ")::float8 * 1000)"
-/* A time on task's histogram bucket, as broker/analytics.c reads it. */
+/* A time on task's histogram bucket, as broker/reports/analytics.c reads it. */
 #define BUCKET(v) \
     "CASE WHEN " v " <= 0 THEN -1 ELSE floor(ln(" v ") * 23.083120654223414)::int END"
 #define SQL_EVENTS_INSERT \
@@ -542,7 +552,7 @@ int qr_events_open(uv_loop_t *loop, qr_pg_t *pg, int flush_ms, int max_batch, qr
 void qr_events_add(qr_events_t *ev, const qr_event_t *e)
 {
     /* Prometheus counts what happened, whether or not the log keeps it. */
-    qr_metrics_lease_event((int)e->kind, e->project_id);
+    qr_metrics_lease_event((qr_metric_lease_t)e->kind, e->project_id);
     if (ev->finished || (unsigned)e->kind > QR_EV_EXPIRE) {
         ev->dropped++;
         return;

@@ -19,13 +19,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "analytics.h"
-#include "events.h"
 #include "log.h"
-#include "pg.h"
-#include "redis_client.h"
 
-#define NKINDS (QR_EV_EXPIRE + 1)
+#define NKINDS QR_METRIC_NLEASE
 
 typedef struct slot_s {
     int64_t project; /* 0: empty */
@@ -66,9 +62,9 @@ static void grow(void)
     cap = ncap;
 }
 
-void qr_metrics_lease_event(int kind, int64_t project)
+void qr_metrics_lease_event(qr_metric_lease_t kind, int64_t project)
 {
-    if (kind < 0 || kind >= NKINDS || project <= 0)
+    if ((int)kind < 0 || kind >= NKINDS || project <= 0)
         return;
     if ((used + 1) * 2 > cap)
         grow();
@@ -143,12 +139,13 @@ static void lease_counters(qr_buf_t *out)
         int kind;
         const char *name, *help;
     } fam[] = {
-        {QR_EV_GRANT, "quorum_leases_granted_total", "Leases granted by this broker."},
-        {QR_EV_HEARTBEAT, "quorum_lease_heartbeats_total", "Lease heartbeats (extensions)."},
-        {QR_EV_SUBMIT, "quorum_leases_submitted_total", "Leases ended by a stored submission."},
-        {QR_EV_SKIP, "quorum_leases_skipped_total", "Leases ended by a skip."},
-        {QR_EV_RELEASE, "quorum_leases_released_total", "Leases given back unlabeled."},
-        {QR_EV_EXPIRE, "quorum_leases_expired_total", "Leases this broker's reaper expired."},
+        {QR_METRIC_GRANT, "quorum_leases_granted_total", "Leases granted by this broker."},
+        {QR_METRIC_HEARTBEAT, "quorum_lease_heartbeats_total", "Lease heartbeats (extensions)."},
+        {QR_METRIC_SUBMITTED, "quorum_leases_submitted_total",
+         "Leases ended by a stored submission."},
+        {QR_METRIC_SKIP, "quorum_leases_skipped_total", "Leases ended by a skip."},
+        {QR_METRIC_RELEASE, "quorum_leases_released_total", "Leases given back unlabeled."},
+        {QR_METRIC_EXPIRE, "quorum_leases_expired_total", "Leases this broker's reaper expired."},
     };
     slot_t *sorted = qr_xmalloc((used ? used : 1) * sizeof *sorted);
     size_t n = 0;
@@ -243,136 +240,4 @@ void qr_metrics_render_process(const qr_metrics_sources_t *src, qr_buf_t *out)
                    "unknown"
 #endif
     );
-}
-
-/* --- a scrape ------------------------------------------------------------------------ */
-
-typedef struct scrape_s {
-    qr_redis_t *redis;
-    qr_metrics_sources_t src;
-    qr_metrics_text_cb cb;
-    void *arg;
-    qr_analytics_queue_t *rows; /* the queue, or NULL when PostgreSQL failed */
-    int n;
-    int64_t *ready, *live; /* per row; -1 when Redis did not answer */
-    int pending;           /* Redis replies still to come */
-} scrape_t;
-
-static void scrape_finish(scrape_t *s)
-{
-    qr_buf_t b;
-    qr_buf_init(&b);
-    qr_metrics_family(&b, "quorum_queue_up", "gauge",
-                      "1 when the queue figures below could be read from PostgreSQL.");
-    qr_buf_appendf(&b, "quorum_queue_up %d\n", s->rows ? 1 : 0);
-    static const char *const states[] = {"waiting", "in_progress", "complete", "auto_accepted"};
-    qr_metrics_family(&b, "quorum_tasks", "gauge",
-                      "Tasks per project by state: waiting (no annotation yet, leased or not), "
-                      "in_progress (some annotations in), complete, auto_accepted (always 0).");
-    for (int i = 0; i < s->n; i++) {
-        int64_t v[] = {s->rows[i].waiting, s->rows[i].in_progress, s->rows[i].complete, 0};
-        for (int k = 0; k < 4; k++)
-            qr_buf_appendf(&b, "quorum_tasks{project=\"%lld\",state=\"%s\"} %lld\n",
-                           (long long)s->rows[i].project, states[k], (long long)v[k]);
-    }
-    qr_metrics_family(&b, "quorum_annotations_remaining", "gauge",
-                      "Annotations still needed per project (sum over open tasks of required - "
-                      "done).");
-    for (int i = 0; i < s->n; i++)
-        qr_buf_appendf(&b, "quorum_annotations_remaining{project=\"%lld\"} %lld\n",
-                       (long long)s->rows[i].project, (long long)s->rows[i].remaining);
-    qr_metrics_family(&b, "quorum_annotations", "gauge",
-                      "Annotations stored per project (an undo removes one).");
-    for (int i = 0; i < s->n; i++)
-        qr_buf_appendf(&b, "quorum_annotations{project=\"%lld\"} %lld\n",
-                       (long long)s->rows[i].project, (long long)s->rows[i].annotations);
-    qr_metrics_family(&b, "quorum_ready_window_tasks", "gauge",
-                      "Tasks in the project's Redis ready window.");
-    for (int i = 0; i < s->n; i++)
-        if (s->ready[i] >= 0)
-            qr_buf_appendf(&b, "quorum_ready_window_tasks{project=\"%lld\"} %lld\n",
-                           (long long)s->rows[i].project, (long long)s->ready[i]);
-    qr_metrics_family(&b, "quorum_leases_live", "gauge", "Leases live in Redis per project.");
-    for (int i = 0; i < s->n; i++)
-        if (s->live[i] >= 0)
-            qr_buf_appendf(&b, "quorum_leases_live{project=\"%lld\"} %lld\n",
-                           (long long)s->rows[i].project, (long long)s->live[i]);
-    qr_metrics_render_process(&s->src, &b);
-    s->cb(b.data ? b.data : "", b.len, s->arg);
-    qr_buf_free(&b);
-    free(s->rows);
-    free(s->ready);
-    free(s->live);
-    free(s);
-}
-
-/* A ZCARD reply; the slot to fill is passed as the argument. */
-typedef struct zcard_s {
-    scrape_t *s;
-    int64_t *slot;
-} zcard_t;
-
-static void on_zcard(redisReply *reply, const char *err, void *arg)
-{
-    zcard_t *z = arg;
-    scrape_t *s = z->s;
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
-        *z->slot = reply->integer;
-    free(z);
-    if (--s->pending == 0)
-        scrape_finish(s);
-}
-
-static void on_queue_rows(const qr_analytics_queue_t *rows, int n, const char *err, void *arg)
-{
-    scrape_t *s = arg;
-    if (rows) {
-        s->n = n;
-        s->rows = qr_xmalloc((n ? (size_t)n : 1) * sizeof *rows);
-        memcpy(s->rows, rows, (size_t)n * sizeof *rows);
-    }
-    s->ready = qr_xmalloc((s->n ? (size_t)s->n : 1) * sizeof *s->ready);
-    s->live = qr_xmalloc((s->n ? (size_t)s->n : 1) * sizeof *s->live);
-    for (int i = 0; i < s->n; i++)
-        s->ready[i] = s->live[i] = -1;
-    if (!s->redis || !qr_redis_ready(s->redis)) {
-        scrape_finish(s);
-        return;
-    }
-    /* One more than the replies, so a reply cannot finish the scrape while
-     * commands are still being sent. */
-    s->pending = 1;
-    int nq = s->n < QR_METRICS_MAX_PROJECTS ? s->n : QR_METRICS_MAX_PROJECTS;
-    for (int i = 0; i < nq; i++)
-        for (int k = 0; k < 2; k++) {
-            /* The lease engine's keys (lease.c): {p:ID}:ready, {p:ID}:leases. */
-            char key[64];
-            snprintf(key, sizeof key, "{p:%lld}:%s", (long long)s->rows[i].project,
-                     k ? "leases" : "ready");
-            const char *argv[] = {"ZCARD", key};
-            zcard_t *z = qr_xmalloc(sizeof *z);
-            z->s = s;
-            z->slot = k ? &s->live[i] : &s->ready[i];
-            s->pending++;
-            if (qr_redis_command(s->redis, 2, argv, NULL, on_zcard, z) < 0) {
-                s->pending--;
-                free(z);
-            }
-        }
-    if (--s->pending == 0)
-        scrape_finish(s);
-}
-
-int qr_metrics_scrape(struct qr_pg_s *pg, struct qr_redis_s *redis, const qr_metrics_sources_t *src,
-                      qr_metrics_text_cb cb, void *arg)
-{
-    scrape_t *s = qr_xcalloc(1, sizeof *s);
-    s->redis = redis;
-    s->src = *src;
-    s->cb = cb;
-    s->arg = arg;
-    int rc = qr_analytics_queue(pg, on_queue_rows, s);
-    if (rc < 0)
-        free(s);
-    return rc;
 }

@@ -303,7 +303,7 @@
     "(CASE WHEN $13::text = 'hourly' THEN to_timestamp(floor($5::bigint / 3600000.0) * 3600)" \
     " ELSE " M0 " END)"
 /* A time on task's histogram bucket (as sql/0013_event_hours.sql and
- * broker/events.c compute it). */
+ * broker/store/events.c compute it). */
 #define BUCKET(v) "CASE WHEN " v " <= 0 THEN -1 ELSE floor(ln(" v ") * " HB_K ")::int END"
 #define MS(iv) "(extract(epoch FROM " iv ")::float8 * 1000)"
 /* Segments of the minute rollup, r a lease_event_minutes row. */

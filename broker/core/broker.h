@@ -52,20 +52,27 @@ typedef struct qr_broker_config_s {
 
 typedef struct qr_broker_s qr_broker_t;
 
+/* What the API gives the core (quorumd_main.c wires it): the HTTP head and
+ * request handlers (user: the broker), and the wake of long-poll lease
+ * requests, which the core calls when work may have become ready in project
+ * (0: any): all waiters of it when slots <= 0, else that many. */
+typedef struct qr_broker_api_s {
+    void (*head)(qr_http_request_t *req, void *broker);
+    void (*handle)(qr_http_request_t *req, void *broker);
+    void (*wake)(qr_broker_t *b, int64_t project, int slots);
+} qr_broker_api_t;
+
 /* Fills cfg with defaults. */
 void qr_broker_config_defaults(qr_broker_config_t *cfg);
 
 /* Starts the broker on loop: connects to PostgreSQL and Redis (in the
  * background) and listens. 0, or negative with a message in err. */
-int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, qr_broker_t **out, char *err,
-                    size_t errlen);
+int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_broker_api_t *api,
+                    qr_broker_t **out, char *err, size_t errlen);
 
 /* Reloads the TLS certificate and key from the configured files (SIGHUP).
  * 0, or negative with the reason in err; the old certificate stays then. */
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen);
-
-/* Writes the API's route table as JSON lines (quorumd routes). */
-void qr_broker_print_routes(FILE *f);
 
 /* The HTTPS port bound. */
 int qr_broker_port(const qr_broker_t *b);

@@ -70,6 +70,7 @@ struct qr_broker_s {
     qr_redis_t *redis;
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
+    qr_broker_api_t api; /* the API's handlers and wake (quorumd_main.c) */
     qr_notify_t *notify;
     struct qr_events_s *events;            /* lease event log, batched */
     struct qr_committer_s *committer;      /* group commit of annotations */
@@ -87,24 +88,6 @@ struct qr_broker_s {
     void (*stop_cb)(void *);
     void *stop_arg;
 };
-
-/* The HTTP head handler: routes, authenticates and checks access from the
- * head alone, then lets the body in at the route's limit. */
-void qr_api_head(qr_http_request_t *req, void *user);
-
-/* The HTTP request handler: runs a request qr_api_head let through, body
- * complete. */
-void qr_api_handle(qr_http_request_t *req, void *user);
-
-/* Writes the route table, one JSON object a line (method, path with '*'
- * for ids, project, roles): what the isolation test enumerates. */
-void qr_api_print_routes(FILE *f);
-
-/* Work may have become ready in project (0: any): long-poll lease requests
- * waiting on it try again, oldest first; all of them when slots <= 0, else
- * that many (a woken one that gets nothing passes the wake on). After
- * qr_broker_stop they are answered empty. */
-void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
 
 /* Work became ready in project (an import, a refill, a resume): wakes every
  * long poll of it, this broker's now and every other broker's through

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "redis_client.h"
+#include "util.h"
 
 typedef struct qr_lease_engine_s qr_lease_engine_t;
 
@@ -197,5 +198,21 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
 /* Returns every lease expired at now_ms, in every project, to its queue;
  * reports them (batched per project) through expired_cb. */
 int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expired_cb, void *arg);
+
+/* --- what the broker's probes ask of the lease engine -------------------- */
+
+/* The sizes of projects' ready windows and live leases: ready[i] and
+ * live[i] belong to projects[i], -1 where Redis did not answer. Valid
+ * during the callback only; cb runs exactly once (also when Redis is down). */
+typedef void (*qr_lease_sizes_cb)(const int64_t *ready, const int64_t *live, int n, void *arg);
+void qr_lease_window_sizes(qr_lease_engine_t *e, const int64_t *projects, int n,
+                           qr_lease_sizes_cb cb, void *arg);
+
+/* 1 when Redis is connected and the scripts are loaded. */
+int qr_lease_ready(const qr_lease_engine_t *e);
+
+/* Round-trips a PING: cb(0) when Redis answered PONG, cb(QR_EIO) otherwise.
+ * Returns a negative code, without calling cb, when the client is closing. */
+QR_MUST_CHECK int qr_lease_ping(qr_lease_engine_t *e, qr_lease_done_cb cb, void *arg);
 
 #endif
