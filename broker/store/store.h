@@ -326,6 +326,12 @@
 
 /* $1 the caller's organization -> the organizations it may see as one JSON
  * array: every one for an owner organization, only itself for a vendor. */
+/* Whether an organization is an owner (GET /metrics: owner admins only). */
+#define QR_SQL_ORG_IS_OWNER "SELECT kind = 'owner' FROM organizations WHERE id = $1"
+
+/* A round trip that touches nothing (GET /readyz). */
+#define QR_SQL_PING "SELECT 1"
+
 #define QR_SQL_ORG_LIST                                                                            \
     "SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'kind', o.kind,"       \
     "  'created_at', o.created_at) ORDER BY o.id), '[]')::text FROM organizations o"               \

@@ -1,0 +1,156 @@
+/*
+ * api_common.c - what every handler shares: answering (JSON, errors, backend failures), body
+ * parsing, the project cache rows, the lease event record.
+ */
+#include "api_int.h"
+
+/* --- responses ----------------------------------------------------------------- */
+
+static void on_ctx_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void ctx_free(ctx_t *c)
+{
+    qr_import_free(&c->imp);
+    for (size_t i = 0; i < c->strata.n; i++)
+        free(c->strata.names[i]);
+    free(c->strata.names);
+    free(c->strata.counts);
+    qr_project_release(c->project);
+    if (c->parsed) {
+        json_decref(c->parsed->body);
+        free(c->parsed);
+    }
+    json_decref(c->body);
+    json_decref(c->out);
+    free(c->label);
+    free(c->idem_key);
+    if (c->timer_inited) {
+        c->wait_timer.data = c;
+        uv_close((uv_handle_t *)&c->wait_timer, on_ctx_timer_closed);
+        return;
+    }
+    free(c);
+}
+
+/* Answers c with j (taken) and frees c. Returns qr_http_respond's code: 0,
+ * or negative when the client was gone and the answer went nowhere. */
+int respond_json(ctx_t *c, int status, json_t *j)
+{
+    if (c->parent) {
+        batch_result(c, status, j);
+        return 0;
+    }
+    if (c->timed)
+        qr_metrics_request((qr_metric_request_t)(c->timed - 1), uv_hrtime() - c->start_ns, status);
+    /* 12 significant digits keep rounded figures readable (891.21, not
+     * 891.21000000000004); the agreement report keeps all 17, so it equals
+     * the offline computation to the last bit. */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(c->full_precision ? 17 : 12));
+    json_decref(j);
+    int rc = qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
+    free(s);
+    ctx_free(c);
+    return rc;
+}
+
+void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    qr_validate_scrub(msg); /* else json_pack fails on a cut character: an empty answer */
+    respond_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+void respond_backend(ctx_t *c, const char *what, const char *err)
+{
+    qr_warn("%s %s: %s failed: %s", c->req->method, c->req->path, what, err ? err : "?");
+    respond_error(c, 503, "unavailable", "%s is not available right now; retry", what);
+}
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+char *i64(int64_t v, char buf[24])
+{
+    snprintf(buf, 24, "%" PRId64, v);
+    return buf;
+}
+
+/* Responds with why validate.h refused a body. */
+void respond_invalid(ctx_t *c, const qr_invalid_t *why)
+{
+    respond_error(c, why->status, why->code, "%s", why->message);
+}
+
+/* Parses the body as a JSON object (qr_validate_body); an empty body is {}
+ * when allow_empty. Responds 400 and returns -1 on failure. */
+int parse_body(ctx_t *c, int allow_empty)
+{
+    qr_invalid_t why;
+    if (c->parsed) {
+        /* Parsed off the loop already (qr_api_handle); never empty. */
+        if (c->parsed->body) {
+            c->body = json_incref(c->parsed->body);
+            return 0;
+        }
+        respond_invalid(c, &c->parsed->why);
+        return -1;
+    }
+    c->body = qr_validate_body(c->req->body, c->req->body_len, allow_empty, &why);
+    if (!c->body) {
+        respond_invalid(c, &why);
+        return -1;
+    }
+    return 0;
+}
+
+/* An optional integer field of the body in [lo, hi] (qr_validate_int);
+ * responds 422 and returns -1 on a wrong type or range. For handlers whose
+ * body has no validator in validate.h yet. */
+int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out)
+{
+    qr_invalid_t why;
+    if (qr_validate_int(c->body, key, lo, hi, dflt, out, &why) < 0) {
+        respond_invalid(c, &why);
+        return -1;
+    }
+    return 0;
+}
+
+const char *role_name(int role)
+{
+    switch (role) {
+    case QR_ROLE_ADMIN:
+        return "admin";
+    case QR_ROLE_MANAGER:
+        return "manager";
+    case QR_ROLE_REVIEWER:
+        return "reviewer";
+    default:
+        return "annotator";
+    }
+}
+
+/* The handlers' short names for two checks of validate.h. */
+
+/* Records one lease event for the throughput log (batched, off the path). */
+void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, int64_t at_ms,
+                  int64_t granted_ms, const char *label, const char *reason)
+{
+    qr_event_t ev = {.kind = kind,
+                     .project_id = c->project->id,
+                     .task_id = task,
+                     .annotator_id = c->user.id,
+                     .token = token,
+                     .at_ms = at_ms,
+                     .granted_ms = granted_ms,
+                     .active_ms = kind == QR_EV_SUBMIT ? c->active_ms : -1,
+                     .label = label,
+                     .reason = reason};
+    qr_events_add(c->b->events, &ev);
+}

@@ -1,0 +1,192 @@
+/*
+ * api_int.h - what the API's files share: the request context (ctx_t), the
+ * route table's shape, the handlers the table names and the helpers every
+ * handler uses. Each request is a small state machine driven by the
+ * callbacks of PostgreSQL (pg.h) and the lease engine (lease.h); nothing in
+ * the API blocks. SQL text lives in the store (store.h). Not for use outside
+ * broker/api/.
+ */
+#ifndef QR_API_INT_H
+#define QR_API_INT_H
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api.h"
+#include "agreement.h"
+#include "broker_int.h"
+#include "analytics.h"
+#include "committer.h"
+#include "events.h"
+#include "live_agreement.h"
+#include "import.h"
+#include "import_queue.h"
+#include "log.h"
+#include "metrics.h"
+#include "scrape.h"
+#include "store.h"
+#include "text_out.h"
+#include "tls.h"
+#include "util.h"
+#include "validate.h"
+
+/* The handlers the core calls (qr_api, api.h). */
+void qr_api_head(qr_http_request_t *req, void *user);
+void qr_api_handle(qr_http_request_t *req, void *user);
+void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
+
+#define SUBMIT_GRACE_MS 30000
+/* Who may hold leases: annotators, and managers and admins trying a project;
+ * reviewers read, they do not label. */
+#define QR_ROLE_LEASE (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_ANNOTATOR)
+
+/* JSON bodies larger than this are parsed in libuv's thread pool, not on
+ * the loop (up to the JSON limit, 1 MiB by default: some 10 ms of parsing). */
+#define PARSE_OFF_LOOP_BYTES (64 << 10)
+
+typedef struct ctx_s ctx_t;
+typedef void (*handler_fn)(ctx_t *c);
+
+/* A body parsed in the thread pool: the result, or why it was refused. */
+typedef struct parsed_s {
+    uv_work_t work;
+    ctx_t *ctx;
+    json_t *body;
+    qr_invalid_t why;
+} parsed_t;
+
+typedef struct route_s {
+    const char *method;
+    const char *pattern; /* '*' matches one path segment of digits */
+    handler_fn fn;
+    int roles;       /* QR_ROLE_* allowed; 0 = no authentication */
+    int project_arg; /* 1 if the first '*' is a project id */
+    int flags;       /* ROUTE_* */
+} route_t;
+
+/* Route flags. */
+#define ROUTE_NOT_VENDOR 1 /* refused to an organization the project is shared with */
+#define ROUTE_IMPORT     2 /* takes an import body (its own limit, parsed by the import queue) */
+#define ROUTE_METRICS    4 /* open without a token under --metrics-public */
+
+/* One request in flight. */
+struct ctx_s {
+    qr_broker_t *b;
+    qr_http_request_t *req;
+    const route_t *route;
+    int64_t ids[2]; /* the path's numeric segments */
+    qr_user_t user;
+    qr_project_t *project;
+    json_t *body; /* parsed JSON body, if any */
+    char digest[65];
+    struct parsed_s *parsed; /* a large body parsed in the thread pool, or NULL */
+    const char *touch_sql;   /* QR_SQL_*_TOUCH for the credential being looked up */
+    const char *touch_key;   /* its parameter (borrowed from req) */
+    /* handler state */
+    int max;
+    int retried;
+    int full_precision; /* numbers with 17 significant digits */
+    int64_t task_id, granted_ms, expires_ms;
+    char *label, *idem_key;
+    int64_t idem_annotation, idem_task, idem_token; /* submit: what the key names already */
+    int64_t active_ms;
+    const char *list_key; /* on_json_list: the answer's one key */
+    int64_t org_target;   /* users, tokens: the organization named in the body (0: the caller's) */
+    int why;              /* lease: why the last grant stopped short (QR_LEASE_*) */
+    int seeded;           /* lease: the counters were built since the last grant answered */
+    void (*then)(ctx_t *c); /* lease: what runs once project_refresh has the project */
+    int64_t ntasks;
+    qr_import_t imp;
+    qr_strata_t strata;
+    int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */
+    int waiting;           /* on the broker's waiter list */
+    uv_timer_t wait_timer;
+    int timer_inited;
+    ctx_t *wait_prev, *wait_next;
+    int handoff;   /* woken for freed slots: waiters to pass the wake on to if
+                      this one gets nothing (qr_api_wake) */
+    ctx_t *parent; /* batch submit: the request this result belongs to */
+    int index;     /* batch submit: position in the parent's results */
+    int pending;   /* batch submit: results still running */
+    json_t *out;
+    uint64_t start_ns; /* uv_hrtime() when the request was complete (metrics) */
+    int timed;         /* 1 + the qr_metric_request_t to record, or 0 */
+};
+
+/* The route table (routes.c). */
+extern const route_t qr_api_routes[];
+extern const size_t qr_api_nroutes;
+
+/* The handlers' short names for two checks of validate.h. */
+#define role_of(s)    qr_validate_role(s)
+#define valid_name(s) qr_validate_name(s)
+
+/* api_common.c */
+void ctx_free(ctx_t *c);
+int respond_json(ctx_t *c, int status, json_t *j);
+void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void respond_backend(ctx_t *c, const char *what, const char *err);
+char *i64(int64_t v, char buf[24]);
+void respond_invalid(ctx_t *c, const qr_invalid_t *why);
+int parse_body(ctx_t *c, int allow_empty);
+int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out);
+const char *role_name(int role);
+void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, int64_t at_ms,
+                  int64_t granted_ms, const char *label, const char *reason);
+
+/* api_ops.c */
+void h_healthz(ctx_t *c);
+void h_metrics(ctx_t *c);
+void h_readyz(ctx_t *c);
+
+/* api_accounts.c */
+void h_user_create(ctx_t *c);
+void h_token_create(ctx_t *c);
+void h_token_list(ctx_t *c);
+void h_token_revoke(ctx_t *c);
+void h_cert_add(ctx_t *c);
+void h_cert_list(ctx_t *c);
+void h_cert_revoke(ctx_t *c);
+void h_org_create(ctx_t *c);
+void on_json_list(const PGresult *res, const char *err, const char *sqlstate, void *arg);
+void h_org_list(ctx_t *c);
+
+/* api_projects.c */
+qr_project_t *cache_project_row(ctx_t *c, const PGresult *res);
+void h_project_create(ctx_t *c);
+void h_project_get(ctx_t *c);
+qr_project_t *cache_project_result(ctx_t *c, const PGresult *res, const char *err);
+void h_project_pause(ctx_t *c);
+void h_share_put(ctx_t *c);
+void h_share_delete(ctx_t *c);
+void h_share_list(ctx_t *c);
+
+/* api_tasks.c */
+void h_import(ctx_t *c);
+
+/* api_leases.c */
+void h_lease(ctx_t *c);
+void h_release(ctx_t *c);
+void h_undo(ctx_t *c);
+void h_heartbeat(ctx_t *c);
+
+/* api_reports.c */
+void h_progress(ctx_t *c);
+void h_report(ctx_t *c);
+void h_agreement(ctx_t *c);
+void h_export(ctx_t *c);
+void h_throughput(ctx_t *c);
+
+/* api_submit.c */
+void h_submit(ctx_t *c);
+void batch_result(ctx_t *child, int status, json_t *j);
+void h_batch_submit(ctx_t *c);
+
+#endif

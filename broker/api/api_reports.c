@@ -1,0 +1,208 @@
+/*
+ * api_reports.c - progress, report, agreement, export and throughput.
+ */
+#include "api_int.h"
+
+/* --- GET /v1/projects/{id}/progress ----------------------------------------------------------- */
+
+static void on_progress(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad progress row");
+        return;
+    }
+    respond_json(c, 200, o);
+}
+
+void h_progress(ctx_t *c)
+{
+    char proj[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROGRESS, 2, params, on_progress, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- GET /v1/projects/{id}/report ---------------------------------------------------------------
+ */
+
+static json_t *metric_value(json_t *agr, const char *name)
+{
+    json_t *m = json_object_get(json_object_get(agr, "metrics"), name);
+    json_t *v = json_object_get(m, "value");
+    return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
+}
+
+static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
+{
+    ctx_t *c = arg;
+    if (status != 200) {
+        respond_backend(c, "agreement", err);
+        return;
+    }
+    json_t *o = c->out;
+    c->out = NULL;
+    json_object_set_new(o, "agreement",
+                        json_pack("{s:o s:o}", "percent_agreement",
+                                  metric_value(report, "percent_agreement"),
+                                  "krippendorff_alpha_nominal",
+                                  metric_value(report, "krippendorff_alpha_nominal")));
+    json_decref(report);
+    respond_json(c, 200, o);
+}
+
+static void on_report_counts(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    c->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    if (!c->out) {
+        respond_backend(c, "PostgreSQL", "bad report row");
+        return;
+    }
+    if (c->user.org_id != c->project->org_id) {
+        /* A vendor's report covers its crew only; the agreement report
+         * covers every organization's annotators, so it is left out. */
+        json_t *o = c->out;
+        c->out = NULL;
+        json_object_set_new(o, "agreement", json_null());
+        respond_json(c, 200, o);
+        return;
+    }
+    /* Fresh: the report's agreement covers every annotation it counted. */
+    qr_live_agreement_get(c->b->agreement, c->project->id, 1, on_report_agreement, c);
+}
+
+/* The organization whose crew a vendor's reads are limited to, as a
+ * parameter: "0" (everyone) for the project's own organization. */
+static const char *crew_scope(const ctx_t *c, char buf[24])
+{
+    return i64(c->user.org_id == c->project->org_id ? 0 : c->user.org_id, buf);
+}
+
+void h_report(ctx_t *c)
+{
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 2, params, on_report_counts, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- GET /v1/projects/{id}/agreement ------------------------------------------------------------
+ */
+
+/* Value of key in a URL query string ("a=1&b=2"), copied into buf; NULL if absent. */
+static const char *query_param(const char *query, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n > klen && !strncmp(p, key, klen) && p[klen] == '=') {
+            snprintf(buf, len, "%.*s", (int)(n - klen - 1), p + klen + 1);
+            return buf;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void on_live_agreement(int status, json_t *report, const char *err, void *arg)
+{
+    ctx_t *c = arg;
+    if (status != 200) {
+        respond_backend(c, "agreement", err);
+        return;
+    }
+    c->full_precision = 1;
+    /* Tables name annotators of other organizations "name@organization". */
+    json_object_set_new(report, "project_org_id", json_integer((json_int_t)c->project->org_id));
+    respond_json(c, 200, report);
+}
+
+void h_agreement(ctx_t *c)
+{
+    char v[16];
+    const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
+    qr_live_agreement_get(c->b->agreement, c->project->id, fresh && strcmp(fresh, "0"),
+                          on_live_agreement, c);
+}
+
+/* --- GET /v1/projects/{id}/export
+ * ------------------------------------------------------------------ */
+
+static void on_export_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int csv = c->max == 1;
+    qr_buf_t b;
+    qr_buf_init(&b);
+    if (csv)
+        qr_buf_appends(&b, "item,annotator,label,created_at,annotator_id,organization\r\n");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (csv) {
+            for (int k = 0; k < 6; k++) {
+                if (k)
+                    qr_buf_append(&b, ",", 1);
+                qr_csv_cell(&b, PQgetvalue(res, i, k)); /* neutralized: text_out.h */
+            }
+            qr_buf_appends(&b, "\r\n");
+        } else {
+            json_t *o =
+                json_pack("{s:s s:s s:s s:s sI sI s:s}", "task_id", PQgetvalue(res, i, 0),
+                          "annotator", PQgetvalue(res, i, 7), "label", PQgetvalue(res, i, 2),
+                          "created_at", PQgetvalue(res, i, 3), "annotator_id",
+                          (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10), "organization_id",
+                          (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "organization",
+                          PQgetvalue(res, i, 5));
+            char *line = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            qr_buf_appends(&b, line);
+            qr_buf_append(&b, "\n", 1);
+            free(line);
+        }
+    }
+    qr_http_respond(c->req, 200, csv ? "text/csv; charset=utf-8" : "application/x-ndjson", b.data,
+                    b.len, NULL);
+    qr_buf_free(&b);
+    ctx_free(c);
+}
+
+void h_export(ctx_t *c)
+{
+    char v[16];
+    const char *format = query_param(c->req->query, "format", v, sizeof v);
+    if (format && strcmp(format, "csv") && strcmp(format, "jsonl")) {
+        respond_error(c, 422, "invalid", "format must be csv or jsonl");
+        return;
+    }
+    c->max = !format || !strcmp(format, "csv");
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT, 2, params, on_export_rows, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- GET /v1/projects/{id}/throughput ---------------------------------------- */
+
+static void on_throughput(int status, json_t *body, void *arg)
+{
+    respond_json(arg, status, body);
+}
+
+void h_throughput(ctx_t *c)
+{
+    /* A vendor (another organization than the project's) sees its own crew. */
+    int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
+    if (qr_analytics_throughput(c->b->pg, c->project->id, org, c->req->query, qr_now_ms(),
+                                on_throughput, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
