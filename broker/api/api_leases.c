@@ -256,7 +256,8 @@ static void on_given_back(int rc, const qr_lease_info_t *info, void *arg)
                             i64(info->expires_ms, x),
                             "released",
                             reason};
-    qr_pg_query(g->b->pg, QR_SQL_LEASE_ENDED, 8, params, on_give_back_recorded, NULL);
+    if (qr_pg_query(g->b->pg, QR_SQL_LEASE_ENDED, 8, params, on_give_back_recorded, NULL) < 0)
+        qr_warn("recording a given-back lease: the PostgreSQL pool is closing");
     qr_broker_slots_freed(g->b, g->project, 1);
     free(g);
 }

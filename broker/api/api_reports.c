@@ -193,16 +193,36 @@ void h_export(ctx_t *c)
 
 /* --- GET /v1/projects/{id}/throughput ---------------------------------------- */
 
-static void on_throughput(int status, json_t *body, void *arg)
+static void on_throughput(qr_report_status_t st, json_t *data, const char *message, void *arg)
 {
-    respond_json(arg, status, body);
+    ctx_t *c = arg;
+    switch (st) {
+    case QR_REPORT_OK:
+        respond_json(c, 200, data);
+        return;
+    case QR_REPORT_NOT_FOUND:
+        respond_error(c, 404, "not_found", "%s", message);
+        return;
+    case QR_REPORT_INVALID:
+        respond_error(c, 422, "invalid", "%s", message);
+        return;
+    case QR_REPORT_UNAVAILABLE:
+        break;
+    }
+    respond_error(c, 503, "unavailable", "%s", message);
 }
 
 void h_throughput(ctx_t *c)
 {
+    int64_t now_ms = qr_now_ms();
+    qr_throughput_query_t q;
+    char msg[256];
+    if (qr_analytics_parse_query(c->req->query, now_ms, &q, msg, sizeof msg) < 0) {
+        respond_error(c, 422, "invalid", "%s", msg);
+        return;
+    }
     /* A vendor (another organization than the project's) sees its own crew. */
     int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
-    if (qr_analytics_throughput(c->b->pg, c->project->id, org, c->req->query, qr_now_ms(),
-                                on_throughput, c) < 0)
+    if (qr_analytics_throughput(c->b->pg, c->project->id, org, &q, now_ms, on_throughput, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }

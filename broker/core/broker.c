@@ -527,14 +527,8 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
     qr_info("reaper: %d expired lease(s) of project %" PRId64 " returned to the queue", n,
             e[0].project_id);
     qr_broker_slots_freed(b, e[0].project_id, n);
-    qr_pg_query(b->pg,
-                "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"
-                " expires_at, outcome)"
-                " SELECT p, t, k, a, to_timestamp(g / 1000.0), to_timestamp(x / 1000.0), 'expired'"
-                " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"
-                " $5::bigint[], $6::bigint[]) AS u(p, t, k, a, g, x)"
-                " ON CONFLICT DO NOTHING",
-                6, params, on_history_written, b);
+    if (qr_pg_query(b->pg, QR_SQL_LEASES_EXPIRED, 6, params, on_history_written, b) < 0)
+        qr_warn("recording %d expired lease(s): the PostgreSQL pool is closing", n);
     for (int c = 0; c < 6; c++)
         qr_buf_free(&cols[c]);
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "pg.h"
+#include "report.h"
+#include "util.h"
 
 /* Idle threshold: a gap between two lease events of one annotator longer
  * than this (ms) is idle time; shorter gaps are active time. */
@@ -31,11 +33,12 @@
 /* Longest report window (ms): 92 days. */
 #define QR_ANALYTICS_MAX_WINDOW_MS (92LL * 86400000)
 
-/* status: 200 (the report), 404 (no such project), 422 (bad query string:
- * {"error":{"code":"invalid","message":...}}) or 503 (PostgreSQL failed:
- * {"error":{"code":"unavailable",...}}). body is a new reference that the
- * callback owns (it must json_decref it or hand it on). */
-typedef void (*qr_analytics_cb)(int status, json_t *body, void *arg);
+/* st: QR_REPORT_OK with the report in data (a new reference that the
+ * callback owns: it must json_decref it or hand it on), QR_REPORT_NOT_FOUND
+ * (no such project) or QR_REPORT_UNAVAILABLE (PostgreSQL failed), with
+ * data NULL and a one-line reason in message. */
+typedef void (*qr_analytics_cb)(qr_report_status_t st, json_t *data, const char *message,
+                                void *arg);
 
 /* The parsed query string of a throughput request. */
 typedef struct qr_throughput_query_s {
@@ -72,20 +75,19 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
 
 /*
  * Computes the throughput report of project_id (docs/THROUGHPUT.md) over the
- * window of `query` (raw URL query string, may be NULL; see above).
+ * window and options of q (qr_analytics_parse_query).
  * only_org_id: 0 for every annotator, else only annotators of that
  * organization are counted and listed (the project-wide queue, ETA baseline
  * remaining work and the crew median of the fast-response rule are still
  * reported; see the document). now_ms: the wall clock (epoch ms), passed in
  * so tests can fix it.
  *
- * cb runs exactly once. For a bad query string it runs before this function
- * returns (status 422) and the function returns 0; otherwise it runs later
- * from the loop. Returns a negative code, without calling cb, only when the
- * pool refuses the query (it is closing): answer 503 then.
+ * cb runs exactly once, later, from the loop. Returns a negative code,
+ * without calling cb, only when the pool refuses the query (it is closing).
  */
-int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id, const char *query,
-                            int64_t now_ms, qr_analytics_cb cb, void *arg);
+QR_MUST_CHECK int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id,
+                                          const qr_throughput_query_t *q, int64_t now_ms,
+                                          qr_analytics_cb cb, void *arg);
 
 /* One project's queue, as GET /metrics reports it. */
 typedef struct qr_analytics_queue_s {

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "histogram.h"
+#include "util.h"
 
 typedef struct qr_pg_s qr_pg_t;
 
@@ -36,28 +37,28 @@ typedef void (*qr_pg_cb)(const PGresult *res, const char *err, const char *sqlst
  * once; connections come up in the background and queries queue until one is
  * ready. connect_timeout_ms bounds each attempt (our own timer, since libpq
  * ignores connect_timeout in non-blocking mode). */
-int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size, int connect_timeout_ms,
-               qr_pg_t **out);
+QR_MUST_CHECK int qr_pg_open(uv_loop_t *loop, const char *conninfo, int size,
+                             int connect_timeout_ms, qr_pg_t **out);
 
 /* Queues one statement with nparams text parameters (values may be NULL for
  * SQL NULL). The strings are copied; the caller may free them on return.
  * cb is always called exactly once, later, never from inside this call.
  * Returns 0, or a negative code (and does not call cb) if the pool is closing. */
-int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params, qr_pg_cb cb,
-                void *arg);
+QR_MUST_CHECK int qr_pg_query(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                              qr_pg_cb cb, void *arg);
 
 /* The same, never prepared: planned afresh for its parameter values each
  * time. For heavy reports whose best plan depends on the values (a window of
  * 15 minutes or of 7 days): a prepared statement may fall back to a generic
  * plan after five runs, which for these is many times slower. */
-int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char *const *params,
-                           qr_pg_cb cb, void *arg);
+QR_MUST_CHECK int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams,
+                                         const char *const *params, qr_pg_cb cb, void *arg);
 
 /* Runs `copy_sql` (a "COPY ... FROM STDIN" statement) and streams `len` bytes
  * of COPY text-format data from `data` (copied) into it. Atomic as COPY is:
  * on error nothing is inserted. cb as for qr_pg_query. */
-int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
-                  void *arg);
+QR_MUST_CHECK int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len,
+                                qr_pg_cb cb, void *arg);
 
 /* Round-trip times of the statements that succeeded (sent to last result)
  * and the count of those that failed, since the pool opened (GET /metrics).

@@ -381,4 +381,14 @@
     "SELECT u.org_id, a.annotator_id, count(*) FROM annotations a"                                 \
     " JOIN users u ON u.id = a.annotator_id WHERE a.project_id = $1 GROUP BY 1, 2"
 
+/* The reaper's history of expired leases: $1..$6 arrays of project,
+ * fencing token, task, annotator, granted and expiry (epoch ms). */
+#define QR_SQL_LEASES_EXPIRED                                                                      \
+    "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"             \
+    " expires_at, outcome)"                                                                        \
+    " SELECT p, t, k, a, to_timestamp(g / 1000.0), to_timestamp(x / 1000.0), 'expired'"            \
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"                         \
+    " $5::bigint[], $6::bigint[]) AS u(p, t, k, a, g, x)"                                          \
+    " ON CONFLICT DO NOTHING"
+
 #endif
