@@ -40,7 +40,7 @@ void ctx_free(ctx_t *c)
 int respond_json(ctx_t *c, int status, json_t *j)
 {
     if (c->parent) {
-        batch_result(c, status, j);
+        c->child_done(c, status, j);
         return 0;
     }
     if (c->timed)

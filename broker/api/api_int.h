@@ -112,8 +112,11 @@ struct ctx_s {
     int handoff;   /* woken for freed slots: waiters to pass the wake on to if
                       this one gets nothing (qr_api_wake) */
     ctx_t *parent; /* batch submit: the request this result belongs to */
-    int index;     /* batch submit: position in the parent's results */
-    int pending;   /* batch submit: results still running */
+    /* batch submit: takes this result's answer (status, j taken) instead
+     * of the client */
+    void (*child_done)(ctx_t *child, int status, json_t *j);
+    int index;   /* batch submit: position in the parent's results */
+    int pending; /* batch submit: results still running */
     json_t *out;
     uint64_t start_ns; /* uv_hrtime() when the request was complete (metrics) */
     int timed;         /* 1 + the qr_metric_request_t to record, or 0 */
@@ -186,7 +189,6 @@ void h_throughput(ctx_t *c);
 
 /* api_submit.c */
 void h_submit(ctx_t *c);
-void batch_result(ctx_t *child, int status, json_t *j);
 void h_batch_submit(ctx_t *c);
 
 #endif

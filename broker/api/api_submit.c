@@ -276,7 +276,7 @@ void h_submit(ctx_t *c)
 /* --- POST /v1/projects/{id}/submit (batch) -----------------------------------------------------
  */
 
-void batch_result(ctx_t *child, int status, json_t *j)
+static void batch_result(ctx_t *child, int status, json_t *j)
 {
     ctx_t *parent = child->parent;
     char tok[24];
@@ -320,6 +320,7 @@ void h_batch_submit(ctx_t *c)
         k->project = c->project;
         k->project->refs++;
         k->parent = c;
+        k->child_done = batch_result;
         k->index = (int)i;
         k->ids[0] = c->ids[0];
         if (qr_validate_batch_entry(o, &k->ids[1], &why) < 0) {

@@ -1,7 +1,7 @@
 /*
- * import_int.h - what the importers (import.c, import_csv.c) share: the
- * budget of one parse (import.h, qr_import_limits_t) and the task array it
- * bounds. Not for use outside them.
+ * import_int.h - what the importers (import.c, import_csv.c) share through
+ * import_sink.c: the budget of one parse (import.h, qr_import_limits_t) and
+ * the task array it bounds. Not for use outside them.
  */
 #ifndef QR_IMPORT_INT_H
 #define QR_IMPORT_INT_H
