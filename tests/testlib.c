@@ -131,3 +131,30 @@ int qr_test_loopback_port(int *listen_fd)
     }
     return ntohs(sa.sin_port);
 }
+
+/* Runs before main in every test that links this file: the environment a
+ * developer's shell holds (a sourced .quorum/env, QUORUM_LOG_LEVEL, ...)
+ * must not change what a test sees. Names are collected first: unsetenv
+ * changes environ under a loop walking it. */
+__attribute__((constructor)) static void unset_quorum_env(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n += strncmp(*e, "QUORUM_", 7) == 0;
+    if (n == 0)
+        return;
+    char **names = qr_xmalloc(n * sizeof *names);
+    size_t k = 0;
+    for (char **e = environ; *e && k < n; e++) {
+        if (strncmp(*e, "QUORUM_", 7) == 0) {
+            size_t len = strcspn(*e, "=");
+            names[k++] = qr_xstrndup(*e, len);
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        unsetenv(names[i]);
+        free(names[i]);
+    }
+    free(names);
+}

@@ -3,6 +3,10 @@
  * (written by deploy/stack.sh start into $QR_TEST_STACK/env), helpers that run
  * a libuv loop until a flag is set, a state is reached or a deadline passes,
  * and loopback ports for servers that are down or never answer.
+ *
+ * Linking it makes a test hermetic: before main, every QUORUM_* variable is
+ * removed from the environment (the code under test reads some, such as
+ * QUORUM_LOG_LEVEL); the tests take what they use from QR_TEST_STACK.
  */
 #ifndef QR_TESTLIB_H
 #define QR_TESTLIB_H
