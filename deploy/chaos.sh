@@ -120,11 +120,23 @@ redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
 FLUSHES=$((FLUSHES + 1))
 wait_for 70
 say "PostgreSQL restart at $(done_count) annotations"
-if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart >/dev/null 2>&1
-else
-    "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart >/dev/null 2>&1
-fi
+# PostgreSQL comes back on its port (the brokers' --pg names it), which was
+# free for a moment: while another process holds it, the start fails and
+# `pg_ctl restart` (same options, from postmaster.opts) tries again, for up
+# to 30 s.
+pg_restart() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart
+    else
+        "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w restart
+    fi
+}
+for i in $(seq 1 60); do
+    pg_restart >/dev/null 2>&1 && break
+    [ "$i" = 60 ] && { say "PostgreSQL did not come back"; exit 1; }
+    say "PostgreSQL did not start (port $QR_PG_PORT taken?): retrying"
+    sleep 0.5
+done
 PGRESTARTS=$((PGRESTARTS + 1))
 say "PostgreSQL back"
 SIM_RC=0

@@ -12,6 +12,11 @@ set -euo pipefail
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
 . "$(dirname "$0")/common.sh"
+# The stack is private and named in full on every command line: a PGHOST,
+# PGSSLMODE or PGOPTIONS meant for another server must not reach initdb,
+# pg_ctl or createdb.
+# shellcheck disable=SC2046
+unset $(compgen -v PG || true) 2>/dev/null || true
 
 pg_bindir() {
     local d

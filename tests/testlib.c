@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,20 +115,70 @@ void qr_test_set_flag(void *arg)
     *(volatile int *)arg = 1;
 }
 
-int qr_test_loopback_port(int *listen_fd)
+/* Binds a TCP socket to 127.0.0.1:port (0: the kernel's choice), with
+ * SO_REUSEADDR when reuse is set; returns it, *port set to the bound port,
+ * or -1 when the bind fails (the port is taken). */
+static int bind_loopback(int *port, int reuse)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    if (reuse) {
+        int on = 1;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on), 0);
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
     socklen_t len = sizeof sa;
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    if (listen_fd) {
-        assert_int_equal(listen(fd, 16), 0);
-        *listen_fd = fd;
-    } else {
-        close(fd);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int qr_test_loopback_port(int *listen_fd)
+{
+    int port = 0;
+    int fd = bind_loopback(&port, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(listen(fd, 16), 0);
+    *listen_fd = fd;
+    return port;
+}
+
+int qr_test_hold_port(int port, int *held_fd)
+{
+    *held_fd = bind_loopback(&port, port != 0);
+    if (*held_fd < 0 && port == 0)
+        fail_msg("bind 127.0.0.1:0: %s", strerror(errno));
+    return *held_fd < 0 ? -1 : port;
+}
+
+/* Runs before main in every test that links this file: the environment a
+ * developer's shell holds (a sourced .quorum/env, QUORUM_LOG_LEVEL, ...)
+ * must not change what a test sees. Names are collected first: unsetenv
+ * changes environ under a loop walking it. */
+__attribute__((constructor)) static void unset_quorum_env(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n += strncmp(*e, "QUORUM_", 7) == 0;
+    if (n == 0)
+        return;
+    char **names = qr_xmalloc(n * sizeof *names);
+    size_t k = 0;
+    for (char **e = environ; *e && k < n; e++) {
+        if (strncmp(*e, "QUORUM_", 7) == 0) {
+            size_t len = strcspn(*e, "=");
+            names[k++] = qr_xstrndup(*e, len);
+        }
     }
-    return ntohs(sa.sin_port);
+    for (size_t i = 0; i < k; i++) {
+        unsetenv(names[i]);
+        free(names[i]);
+    }
+    free(names);
 }

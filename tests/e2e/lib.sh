@@ -1,15 +1,20 @@
 # lib.sh - sourced by the end-to-end tests: a fresh database on the shared
-# test stack, TLS certificates, and a quorumd of their own on a free port.
-# Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by ctest); with
-# E2E_KEEP=1 the test's folder (logs, spools) stays in /tmp for a post-mortem.
+# test stack, TLS certificates, and a quorumd of their own on a port the
+# kernel picks. Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by
+# ctest) and nothing else: no QUORUM_* variable reaches the test (hermetic.sh),
+# which runs in its own folder, E2E_DIR, with its own profile and spool
+# folders. With E2E_KEEP=1 E2E_DIR (logs, spools) stays in /tmp for a
+# post-mortem.
 set -euo pipefail
 
 : "${QR_TEST_STACK:?}" "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
+. "$QR_SOURCE_DIR/tests/e2e/hermetic.sh"
 # shellcheck disable=SC1091
 . "$QR_TEST_STACK/env"
 . "$QR_SOURCE_DIR/deploy/common.sh"
 
 E2E_DIR=$(mktemp -d /tmp/quorum-e2e.XXXXXX)
+hermetic_home "$E2E_DIR"
 E2E_DB="e2e_$$_$RANDOM"
 QUORUMD_PID=""
 HELPER_PIDS=() # background helpers (servers, proxies) killed at exit

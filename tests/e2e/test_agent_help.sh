@@ -7,11 +7,11 @@
 # Offline: no broker and no database, only QR_BIN_DIR (set by ctest).
 set -euo pipefail
 : "${QR_BIN_DIR:?}"
+. "$(dirname "$0")/hermetic.sh"
 AGENT="$QR_BIN_DIR/quorum-agent"
 DIR=$(mktemp -d /tmp/quorum-agent-help.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
-export XDG_CONFIG_HOME="$DIR/config" XDG_STATE_HOME="$DIR/state"
-unset QUORUM_URL QUORUM_TOKEN QUORUM_CA QUORUM_CERT QUORUM_KEY
+hermetic_home "$DIR"
 FAILS=0
 PASSES=0
 pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }

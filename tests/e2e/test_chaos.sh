@@ -5,8 +5,11 @@
 # its own PostgreSQL and Redis (it restarts them), not the shared stack.
 set -euo pipefail
 : "${QR_SOURCE_DIR:?}" "${QR_BIN_DIR:?}"
-out=$(mktemp /tmp/quorum-chaos-json.XXXXXX)
-trap 'rm -f "$out"' EXIT
+. "$(dirname "$0")/hermetic.sh"
+dir=$(mktemp -d /tmp/quorum-chaos-test.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+hermetic_home "$dir"
+out=$dir/chaos.json
 rc=0
 "$QR_SOURCE_DIR/deploy/chaos.sh" --bin "$QR_BIN_DIR" --out "$out" || rc=$?
 jq -c '{completions, faults, checks}' "$out" || true

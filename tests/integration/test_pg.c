@@ -442,9 +442,10 @@ static void test_closed_port(void **state)
 {
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
+    int held = -1; /* the port stays bound, not listening: refused, and nobody else's */
     char conninfo[128];
     snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=quorum dbname=quorum",
-             qr_test_loopback_port(NULL));
+             qr_test_hold_port(0, &held));
     qr_pg_t *pg = NULL;
     assert_int_equal(qr_pg_open(&loop, conninfo, 2, 2000, &pg), 0);
 
@@ -460,6 +461,7 @@ static void test_closed_port(void **state)
     assert_false(o.ok);
 
     close_pool(&loop, pg);
+    close(held);
     qr_test_loop_close(&loop);
 }
 

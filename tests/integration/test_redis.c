@@ -1,17 +1,21 @@
 /*
  * test_redis.c - the Redis client (broker/lease/redis_client.c, on our hiredis
  * adapter) against real servers: the test stack's redis-server, and private
- * redis-servers this test starts and kills on free loopback ports to prove
- * reconnects. Covers commands, scripts with the NOSCRIPT fallback, command
+ * redis-servers this test starts and kills on loopback ports it holds, to
+ * prove reconnects. Covers commands, scripts with the NOSCRIPT fallback, command
  * timeouts, server-side kills and restarts, unreachable servers and closing.
  * Every test ends by proving its loop closes with no handle left open.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,8 +154,8 @@ static qr_redis_t *open_client(uv_loop_t *loop, int port, int timeout_ms)
     return r;
 }
 
-/* Starts a private redis-server in the foreground on port; returns its pid. */
-static pid_t start_redis(int port)
+/* Forks and execs a private redis-server in the foreground on port. */
+static pid_t spawn_redis(int port)
 {
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
@@ -168,6 +172,72 @@ static pid_t start_redis(int port)
         _exit(127);
     }
     return pid;
+}
+
+/* 1 if the redis-server answering on the loopback port is process pid (its
+ * INFO says so), 0 if none answers or another one does. Blocking, at most
+ * about a second. */
+static int redis_answers_as(int port, pid_t pid)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 1};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char want[32], buf[8192];
+    size_t len = 0;
+    int ours = 0;
+    snprintf(want, sizeof want, "\nprocess_id:%d\r", (int)pid);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        write(fd, "INFO server\r\n", 13) == 13) {
+        ssize_t n;
+        while (!ours && len < sizeof buf - 1 &&
+               (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            ours = strstr(buf, want) != NULL;
+        }
+    }
+    close(fd);
+    return ours;
+}
+
+/*
+ * Starts a private redis-server on port, which the test holds bound in *held
+ * (qr_test_hold_port) so that nobody else listens there while it is meant
+ * to be down; returns its pid once it answers. The hold is let go just
+ * before the start: if another process takes the port in that moment, the
+ * server exits (address already in use) and it is started again, for up to
+ * about 10 s, on the same port (the client under test is pointed at it).
+ */
+static pid_t start_redis(int port, int *held)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (*held >= 0) {
+            close(*held);
+            *held = -1;
+        }
+        pid_t pid = spawn_redis(port);
+        for (int i = 0; i < 100; i++) {
+            if (redis_answers_as(port, pid))
+                return pid;
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                pid = -1; /* it exited: the port was taken */
+                break;
+            }
+            usleep(100 * 1000);
+        }
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("redis-server on port %d runs but does not answer", port);
+        }
+        usleep(500 * 1000);
+    }
+    fail_msg("redis-server could not listen on port %d: it stays taken", port);
+    return -1;
 }
 
 static void stop_redis(pid_t pid)
@@ -401,14 +471,17 @@ static void test_client_kill(void **state)
 }
 
 /* The server dies and comes back on the same port: the client notices,
- * retries with backoff, reloads its scripts and serves again. */
+ * retries with backoff, reloads its scripts and serves again. While it is
+ * down the test holds the port (connections are refused, as with no
+ * server, and no other process can take it before the restart). */
 static void test_server_restart(void **state)
 {
     uv_loop_t loop;
     g_loop = &loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    int port = qr_test_loopback_port(NULL);
-    pid_t pid = start_redis(port);
+    int held = -1;
+    int port = qr_test_hold_port(0, &held);
+    pid_t pid = start_redis(port, &held);
     qr_redis_t *r = open_client(&loop, port, 2000);
     qr_redis_script_t *pair = qr_redis_script(r, LUA_PAIR);
     wait_ready(&loop, r, 1, 10000);
@@ -420,12 +493,13 @@ static void test_server_restart(void **state)
     assert_int_equal(o.type, REDIS_REPLY_ARRAY);
 
     stop_redis(pid);
+    (void)qr_test_hold_port(port, &held); /* if taken already, start_redis retries */
     wait_ready(&loop, r, 0, 5000);
     RUN(r, &o, "PING");
     assert_string_equal(o.err, "redis not connected");
     qr_test_run_for(&loop, 500); /* a few failed attempts */
 
-    pid = start_redis(port);
+    pid = start_redis(port, &held);
     wait_ready(&loop, r, 1, 15000);
     char sha[41];
     sha1_hex(LUA_PAIR, sha);
@@ -441,14 +515,16 @@ static void test_server_restart(void **state)
     qr_test_loop_close(&loop);
 }
 
-/* Nothing listens: the client reports not connected, keeps retrying with
- * backoff, and connects once a server appears on that port. */
+/* Nothing listens (the test holds the port bound, not listening): the
+ * client reports not connected, keeps retrying with backoff, and connects
+ * once a server appears on that port. */
 static void test_closed_port(void **state)
 {
     uv_loop_t loop;
     g_loop = &loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    int port = qr_test_loopback_port(NULL);
+    int held = -1;
+    int port = qr_test_hold_port(0, &held);
     qr_redis_t *r = open_client(&loop, port, 2000);
     qr_test_run_for(&loop, 800);
     assert_int_equal(qr_redis_ready(r), 0);
@@ -456,7 +532,7 @@ static void test_closed_port(void **state)
     RUN(r, &o, "PING");
     assert_string_equal(o.err, "redis not connected");
 
-    pid_t pid = start_redis(port);
+    pid_t pid = start_redis(port, &held);
     wait_ready(&loop, r, 1, 15000);
     RUN(r, &o, "PING");
     assert_string_equal(o.str, "PONG");
@@ -517,7 +593,7 @@ static void test_close(void **state)
 
 int main(void)
 {
-    qr_log_init("test_redis", QR_LOG_INFO); /* QUORUM_LOG_LEVEL=debug for more */
+    qr_log_init("test_redis", QR_LOG_INFO); /* QR_LOG_DEBUG for more */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commands),       cmocka_unit_test(test_scripts),
         cmocka_unit_test(test_timeout),        cmocka_unit_test(test_client_kill),
