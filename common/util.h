@@ -19,6 +19,13 @@
 #define QR_EIO      (-10004) /* a backend (PostgreSQL, Redis) failed */
 #define QR_ETOOBIG  (-10005) /* over a configured limit */
 
+/* On a fallible function whose result is easy to drop: the compiler warns
+ * (an error under -Werror) when a caller ignores it; a (void) cast does not
+ * silence it, so handle or log the failure. */
+#ifndef QR_MUST_CHECK
+#define QR_MUST_CHECK __attribute__((warn_unused_result))
+#endif
+
 void *qr_xmalloc(size_t n);
 void *qr_xcalloc(size_t n, size_t size);
 void *qr_xrealloc(void *p, size_t n);
