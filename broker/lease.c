@@ -50,7 +50,10 @@ typedef struct op_s {
     int64_t project;
     void (*cb)(void);
     void *arg;
-    int limited; /* grant: cb is a qr_lease_grant_limited_cb */
+    int limited;             /* grant: cb is a qr_lease_grant_limited_cb */
+    qr_redis_script_t *then; /* registered: the script to run once registered */
+    int then_nkeys;          /* ... its number of keys */
+    qr_redis_cb then_cb;     /* ... and its reply callback */
     int nargs;
     char *args[16];
 } op_t;
@@ -110,6 +113,41 @@ static int send_op(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
 {
     int rc =
         qr_redis_eval(op->e->redis, s, nkeys, op->nargs, (const char **)op->args, NULL, cb, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
+/* The registry of projects the reaper visits. It lies outside every
+ * project's slot, so no script touches it (on Redis Cluster a script may
+ * only touch its own slot): init and reopen register the project with a
+ * plain command first, and run their script only once it is registered, so
+ * a project whose state exists is always in the registry. The reaper
+ * tolerates a registered project whose keys are gone. */
+#define REGISTRY "quorum:projects"
+
+static void on_registered(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    if (reply_failed(r, err, "project registry")) {
+        op->then_cb(NULL, "project not registered", op);
+        return;
+    }
+    if (qr_redis_eval(op->e->redis, op->then, op->then_nkeys, op->nargs, (const char **)op->args,
+                      NULL, op->then_cb, op) < 0)
+        op->then_cb(NULL, "redis client closing", op);
+}
+
+/* As send_op, after adding the project to the registry. */
+static int send_registered(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, op->project);
+    const char *argv[] = {"SADD", REGISTRY, id};
+    op->then = s;
+    op->then_nkeys = nkeys;
+    op->then_cb = cb;
+    int rc = qr_redis_command(op->e->redis, 3, argv, NULL, on_registered, op);
     if (rc < 0)
         op_free(op);
     return rc;
@@ -478,8 +516,10 @@ static int refill_end(qr_lease_engine_t *e, int64_t project, const char *flag, q
     op_arg(op, qr_xasprintf("%s:refill", p));
     op_arg(op, p);
     op_arg(op, qr_xstrdup(flag));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_REFILL_END], 1, on_done);
+    qr_redis_script_t *s = e->script[QR_LEASE_SCRIPT_REFILL_END];
+    /* A reopen registers the project again: it may predate the registry. */
+    return !strcmp(flag, "reopen") ? send_registered(op, s, 1, on_done)
+                                   : send_op(op, s, 1, on_done);
 }
 
 int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
@@ -521,9 +561,8 @@ int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr
     op_arg(op, qr_xasprintf("%s:init", p));
     op_arg(op, p);
     op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
     op_arg(op, qr_xasprintf("%" PRId64, qr_now_ms()));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_INIT], 1, on_done);
+    return send_registered(op, e->script[QR_LEASE_SCRIPT_INIT], 1, on_done);
 }
 
 int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
@@ -608,7 +647,7 @@ int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expi
     rp->cb = expired_cb;
     rp->arg = arg;
     rp->pending = 1;
-    const char *argv[] = {"SMEMBERS", "quorum:projects"};
+    const char *argv[] = {"SMEMBERS", REGISTRY};
     int rc = qr_redis_command(e->redis, 2, argv, NULL, on_reap_projects, rp);
     if (rc < 0)
         free(rp);

@@ -24,7 +24,10 @@
  *                      bound on live leases, qr_lease_limits_t.live)
  *   {p:P}:counted      STRING set once vused/aused were built from PostgreSQL
  *                      (qr_lease_count_seed); missing: grants wait for it
- *   quorum:projects    SET   projects the reaper visits
+ *   quorum:projects    SET   projects the reaper visits; outside every
+ *                      project's slot, so no script touches it: init and
+ *                      reopen add the project with a plain SADD before
+ *                      their script runs
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
  *

@@ -262,27 +262,26 @@ static const char REFILL_BEGIN_LUA[] =
     "end\n"
     "return {cur, ex, locked, init}\n";
 
-/* ARGV: prefix, fencing floor, project id, now. Marks the project's Redis state
- * as initialised (after a first use, a FLUSHALL or a restart without
+/* ARGV: prefix, fencing floor, now. Marks the project's Redis state as
+ * initialised (after a first use, a FLUSHALL or a restart without
  * persistence) and lifts the fencing counter above every token PostgreSQL
- * has seen, so tokens never repeat. */
+ * has seen, so tokens never repeat. The caller registered the project for
+ * the reaper first (it is outside the project's slot). */
 static const char INIT_LUA[] =
     "local p = ARGV[1]\n"
     "local cur = tonumber(redis.call('GET', p .. ':fence') or '0')\n"
     "if cur < tonumber(ARGV[2]) then redis.call('SET', p .. ':fence', ARGV[2]) end\n"
-    "redis.call('SET', p .. ':init', ARGV[4])\n"
-    "redis.call('SADD', 'quorum:projects', ARGV[3])\n"
+    "redis.call('SET', p .. ':init', ARGV[3])\n"
     "return 1\n";
 
 /* ARGV: prefix, exhausted flag ('1', '0', or 'reopen': new tasks exist, so
- * forget the cursor and exhaustion; tasks already in the window are kept),
- * project id. */
+ * forget the cursor and exhaustion; tasks already in the window are kept;
+ * the caller registered the project for the reaper first). */
 static const char REFILL_END_LUA[] =
     "local p = ARGV[1]\n"
     "if ARGV[2] == 'reopen' then\n"
     "  redis.call('DEL', p .. ':exhausted')\n"
     "  redis.call('DEL', p .. ':cursor')\n"
-    "  redis.call('SADD', 'quorum:projects', ARGV[3])\n"
     "  return 1\n"
     "end\n"
     "if ARGV[2] == '1' then redis.call('SET', p .. ':exhausted', '1') end\n"
