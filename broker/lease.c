@@ -43,19 +43,20 @@ void qr_lease_engine_free(qr_lease_engine_t *e)
     free(e);
 }
 
-/* One pending script call: what to call back and the strings its argv
- * points into (kept until the call returns, for the NOSCRIPT resend). */
+/* One pending script call: what to call back, and its keys and arguments
+ * (kept until the reply, for a call sent only once the project is
+ * registered). */
 typedef struct op_s {
     qr_lease_engine_t *e;
     int64_t project;
     void (*cb)(void);
     void *arg;
     int limited;             /* grant: cb is a qr_lease_grant_limited_cb */
-    qr_redis_script_t *then; /* registered: the script to run once registered */
-    int then_nkeys;          /* ... its number of keys */
-    qr_redis_cb then_cb;     /* ... and its reply callback */
-    int nargs;
-    char *args[16];
+    qr_lease_script_id_t id; /* the script */
+    int nkeys;               /* args[0..nkeys) are its keys */
+    qr_redis_cb then_cb;     /* registered: the reply callback of the script */
+    int nargs, cap;
+    char **args;
 } op_t;
 
 static op_t *op_new(qr_lease_engine_t *e, int64_t project, void (*cb)(void), void *arg)
@@ -70,6 +71,10 @@ static op_t *op_new(qr_lease_engine_t *e, int64_t project, void (*cb)(void), voi
 
 static void op_arg(op_t *op, char *s)
 {
+    if (op->nargs == op->cap) {
+        op->cap = op->cap ? 2 * op->cap : 32;
+        op->args = qr_xrealloc(op->args, (size_t)op->cap * sizeof *op->args);
+    }
     op->args[op->nargs++] = s;
 }
 
@@ -77,12 +82,26 @@ static void op_free(op_t *op)
 {
     for (int i = 0; i < op->nargs; i++)
         free(op->args[i]);
+    free(op->args);
     free(op);
 }
 
-static char *prefix(int64_t project)
+/* The name of one of the project's keys: {p:P}:name. */
+static char *project_key(int64_t project, const char *name)
 {
-    return qr_xasprintf("{p:%" PRId64 "}", project);
+    return qr_xasprintf("{p:%" PRId64 "}:%s", project, name);
+}
+
+/* A call of script id: the op, with the script's keys as its first
+ * arguments (the caller appends the rest). */
+static op_t *op_script(qr_lease_engine_t *e, int64_t project, qr_lease_script_id_t id,
+                       void (*cb)(void), void *arg)
+{
+    op_t *op = op_new(e, project, cb, arg);
+    op->id = id;
+    for (const char *const *k = qr_lease_scripts[id].keys; *k; k++, op->nkeys++)
+        op_arg(op, project_key(project, *k));
+    return op;
 }
 
 static int64_t reply_int(const redisReply *r)
@@ -109,10 +128,17 @@ static int reply_failed(redisReply *r, const char *err, const char *what)
     return 0;
 }
 
-static int send_op(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
+static int eval_op(op_t *op, qr_redis_cb cb)
 {
-    int rc =
-        qr_redis_eval(op->e->redis, s, nkeys, op->nargs, (const char **)op->args, NULL, cb, op);
+    return qr_redis_eval(op->e->redis, op->e->script[op->id], op->nkeys, op->nargs,
+                         (const char **)op->args, NULL, cb, op);
+}
+
+/* Sends op's script call; cb gets the reply and frees op. On failure op is
+ * freed and cb never runs. */
+static int send_op(op_t *op, qr_redis_cb cb)
+{
+    int rc = eval_op(op, cb);
     if (rc < 0)
         op_free(op);
     return rc;
@@ -133,19 +159,16 @@ static void on_registered(redisReply *r, const char *err, void *arg)
         op->then_cb(NULL, "project not registered", op);
         return;
     }
-    if (qr_redis_eval(op->e->redis, op->then, op->then_nkeys, op->nargs, (const char **)op->args,
-                      NULL, op->then_cb, op) < 0)
+    if (eval_op(op, op->then_cb) < 0)
         op->then_cb(NULL, "redis client closing", op);
 }
 
 /* As send_op, after adding the project to the registry. */
-static int send_registered(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
+static int send_registered(op_t *op, qr_redis_cb cb)
 {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, op->project);
     const char *argv[] = {"SADD", REGISTRY, id};
-    op->then = s;
-    op->then_nkeys = nkeys;
     op->then_cb = cb;
     int rc = qr_redis_command(op->e->redis, 3, argv, NULL, on_registered, op);
     if (rc < 0)
@@ -206,12 +229,7 @@ static void on_grant(redisReply *r, const char *err, void *arg)
 static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max, int live,
                       int64_t now_ms, int ttl_ms, void (*cb)(void), void *arg)
 {
-    op_t *op = op_new(e, project, cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:ready", p));
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_GRANT, cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%d", max));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
@@ -227,7 +245,7 @@ int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int
                    int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
 {
     op_t *op = grant_op(e, project, annotator, max, -1, now_ms, ttl_ms, (void (*)(void))cb, arg);
-    return send_op(op, e->script[QR_LEASE_SCRIPT_GRANT], 3, on_grant);
+    return send_op(op, on_grant);
 }
 
 int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
@@ -240,33 +258,20 @@ int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annota
     op_arg(op, qr_xasprintf("%" PRId64, lim->org));
     op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
     op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_GRANT], 3, on_grant);
+    return send_op(op, on_grant);
 }
 
 int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
                         const int64_t *annotators, const int64_t *counts, qr_lease_done_cb cb,
                         void *arg)
 {
-    /* Variable-length, like qr_lease_window_add. */
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 2 + 3 * n;
-    char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
-    char *p = prefix(project);
-    argv[0] = qr_xasprintf("%s:counted", p);
-    argv[1] = p;
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_SEED, (void (*)(void))cb, arg);
     for (int i = 0; i < n; i++) {
-        argv[2 + 3 * i] = qr_xasprintf("%" PRId64, orgs[i]);
-        argv[3 + 3 * i] = qr_xasprintf("%" PRId64, annotators[i]);
-        argv[4 + 3 * i] = qr_xasprintf("%" PRId64, counts[i]);
+        op_arg(op, qr_xasprintf("%" PRId64, orgs[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, annotators[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, counts[i]));
     }
-    int rc = qr_redis_eval(e->redis, e->script[QR_LEASE_SCRIPT_SEED], 1, argc, (const char **)argv,
-                           NULL, on_done, op);
-    for (int i = 0; i < argc; i++)
-        free(argv[i]);
-    free(argv);
-    if (rc < 0)
-        op_free(op);
-    return rc;
+    return send_op(op, on_done);
 }
 
 /* --- heartbeat and submit ---------------------------------------------- */
@@ -291,17 +296,13 @@ static int touch(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64
                  int64_t now_ms, int64_t new_expiry, const char *mode, qr_lease_info_cb cb,
                  void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
-    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_TOUCH, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
     op_arg(op, qr_xasprintf("%" PRId64, new_expiry));
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
-    free(p);
-    return send_op(op, e->script[QR_LEASE_SCRIPT_TOUCH], 2, on_touch);
+    return send_op(op, on_touch);
 }
 
 int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -347,18 +348,12 @@ static void on_ended(redisReply *r, const char *err, void *arg)
 static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                      int64_t now_ms, const char *mode, qr_lease_info_cb cb, void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:ready", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_END, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_END], 4, on_ended);
+    return send_op(op, on_ended);
 }
 
 /* Adapts a done-callback to the info-callback end_lease reports through. */
@@ -423,11 +418,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
                      int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
                      qr_lease_info_cb cb, void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REGRANT, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, task));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
@@ -436,7 +427,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xstrdup(data));
     if (org > 0)
         op_arg(op, qr_xasprintf("%" PRId64, org));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_REGRANT], 2, on_regranted);
+    return send_op(op, on_regranted);
 }
 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -452,30 +443,26 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
                         const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
                         void *arg)
 {
-    /* Variable-length: build argv directly rather than through op->args. */
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 3 + 5 * n;
-    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
-    char **owned = qr_xcalloc((size_t)argc, sizeof *owned);
-    char *p = prefix(project);
-    owned[0] = qr_xasprintf("%s:ready", p);
-    owned[1] = p;
-    owned[2] = qr_xstrdup(cursor);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_WINDOW_ADD, (void (*)(void))cb, arg);
+    op_arg(op, qr_xstrdup(cursor));
     for (int i = 0; i < n; i++) {
-        owned[3 + 5 * i] = qr_xasprintf("%" PRId64, ids[i]);
-        owned[4 + 5 * i] = qr_xasprintf("%d", free_slots[i]);
-        owned[5 + 5 * i] = qr_xasprintf("%.17g", priorities[i]);
-        argv[6 + 5 * i] = datas[i];
-        argv[7 + 5 * i] = done_by ? done_by[i] : "";
+        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
+        op_arg(op, qr_xasprintf("%d", free_slots[i]));
+        op_arg(op, qr_xasprintf("%.17g", priorities[i]));
     }
-    for (int i = 0; i < argc; i++)
-        if (owned[i])
-            argv[i] = owned[i];
-    int rc = qr_redis_eval(e->redis, e->script[QR_LEASE_SCRIPT_WINDOW_ADD], 1, argc, argv, NULL,
-                           on_done, op);
-    for (int i = 0; i < argc; i++)
-        free(owned[i]);
-    free(owned);
+    /* The task data and done-by lists are large: argv borrows them, in
+     * between op's own strings. */
+    int head = op->nkeys + 1, argc = head + 5 * n;
+    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    for (int i = 0; i < head; i++)
+        argv[i] = op->args[i];
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 3; k++)
+            argv[head + 5 * i + k] = op->args[head + 3 * i + k];
+        argv[head + 5 * i + 3] = datas[i];
+        argv[head + 5 * i + 4] = done_by ? done_by[i] : "";
+    }
+    int rc = qr_redis_eval(e->redis, e->script[op->id], op->nkeys, argc, argv, NULL, on_done, op);
     free(argv);
     if (rc < 0)
         op_free(op);
@@ -498,28 +485,19 @@ static void on_refill_begin(redisReply *r, const char *err, void *arg)
 int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
                           void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:refill", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REFILL_BEGIN, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%d", lock_ms));
     op_arg(op, qr_xstrdup(lock_ms > 0 ? "1" : "0"));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
-    return send_op(op, e->script[QR_LEASE_SCRIPT_REFILL_BEGIN], 1, on_refill_begin);
+    return send_op(op, on_refill_begin);
 }
 
 static int refill_end(qr_lease_engine_t *e, int64_t project, const char *flag, qr_lease_done_cb cb,
                       void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:refill", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REFILL_END, (void (*)(void))cb, arg);
     op_arg(op, qr_xstrdup(flag));
-    qr_redis_script_t *s = e->script[QR_LEASE_SCRIPT_REFILL_END];
     /* A reopen registers the project again: it may predate the registry. */
-    return !strcmp(flag, "reopen") ? send_registered(op, s, 1, on_done)
-                                   : send_op(op, s, 1, on_done);
+    return !strcmp(flag, "reopen") ? send_registered(op, on_done) : send_op(op, on_done);
 }
 
 int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
@@ -543,10 +521,8 @@ int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
                        void (*cb)(int rc, int64_t init_ms, void *arg), void *arg)
 {
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
     op_arg(op, qr_xstrdup("GET"));
-    op_arg(op, qr_xasprintf("%s:init", p));
-    free(p);
+    op_arg(op, project_key(project, "built"));
     int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_init_time, op);
     if (rc < 0)
         op_free(op);
@@ -556,13 +532,10 @@ int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
 int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
                   void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:init", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_INIT, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
     op_arg(op, qr_xasprintf("%" PRId64, qr_now_ms()));
-    return send_registered(op, e->script[QR_LEASE_SCRIPT_INIT], 1, on_done);
+    return send_registered(op, on_done);
 }
 
 int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
@@ -624,16 +597,11 @@ static void on_reap_projects(redisReply *r, const char *err, void *arg)
         if (r->element[i]->type != REDIS_REPLY_STRING)
             continue;
         int64_t project = strtoll(r->element[i]->str, NULL, 10);
-        op_t *op = op_new(rp->e, project, NULL, rp);
-        char *p = prefix(project);
-        op_arg(op, qr_xasprintf("%s:leases", p));
-        op_arg(op, qr_xasprintf("%s:ready", p));
-        op_arg(op, qr_xasprintf("%s:alive", p));
-        op_arg(op, p);
+        op_t *op = op_script(rp->e, project, QR_LEASE_SCRIPT_REAP, NULL, rp);
         op_arg(op, qr_xasprintf("%" PRId64, rp->now_ms));
         op_arg(op, qr_xstrdup("1000"));
         rp->pending++;
-        if (send_op(op, rp->e->script[QR_LEASE_SCRIPT_REAP], 3, on_reap_project) < 0)
+        if (send_op(op, on_reap_project) < 0)
             rp->pending--;
     }
     reap_release(rp);

@@ -1,22 +1,35 @@
 /*
  * lease.h - the lease engine: the hot frontier of each project in Redis.
  *
- * Keys of project P all carry the hash tag {p:P} so each Lua script touches
- * one slot (and would run unchanged on Redis Cluster):
+ * Keys of project P all carry the hash tag {p:P}, so they lie in one hash
+ * slot. A Lua script reads and writes only keys of one project, and only
+ * keys passed to it in KEYS (lease_scripts.h): it builds no key name of its
+ * own, so the scripts would run unchanged on Redis Cluster, which wants
+ * every key a script touches declared and in one slot
+ * (tests/integration/test_lease_cluster.c checks both). What is per task or
+ * per lease is therefore a member of one sorted set or hash, never a key of
+ * its own.
  *   {p:P}:ready        ZSET  task ids with a free slot, scored by import order
  *   {p:P}:free         HASH  task id -> free slots (required - done - leased)
  *   {p:P}:held         HASH  task id -> live leases
  *   {p:P}:data         HASH  task id -> task data (JSON text)
  *   {p:P}:prio         HASH  task id -> priority (the ready set's score)
- *   {p:P}:seen:<task>  SET   annotators who hold or did the task
+ *   {p:P}:seen         ZSET  "task:annotator" scored by task id: who holds or
+ *                      did each task
  *   {p:P}:leases       ZSET  fencing token -> expiry (ms since the epoch)
- *   {p:P}:lease:<tok>  HASH  task, ann, granted, expires, state
+ *   {p:P}:lease        HASH  fencing token -> "task ann granted expires state
+ *                      pinned org" (a live lease; '-': no pin, not counted)
  *   {p:P}:fence        STRING the fencing counter (INCR in the grant script)
  *   {p:P}:cursor       STRING "priority id" of the last task read from PostgreSQL
  *   {p:P}:exhausted    STRING set when a refill found no more tasks
- *   {p:P}:init         STRING set once the project's state was built from
- *                      PostgreSQL; missing after a FLUSHALL or a restart
- *                      without persistence, which triggers a rebuild
+ *   {p:P}:refill       STRING the refill lock (SET NX PX)
+ *   {p:P}:built        STRING when the project's state was built from
+ *                      PostgreSQL (epoch ms); missing after a FLUSHALL, a
+ *                      restart without persistence or an upgrade from the
+ *                      layout before this one (which had {p:P}:init, and a
+ *                      key per task and per lease, {p:P}:seen:<task> and
+ *                      {p:P}:lease:<token>): grants find the window empty,
+ *                      and the refill they start rebuilds it
  *   {p:P}:vused        HASH  organization -> its annotators' submitted
  *                      annotations + live leases (the vendor quota's count)
  *   {p:P}:aused        HASH  annotator -> submitted + live leases (the cap's)
@@ -97,8 +110,11 @@ QR_MUST_CHECK int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int
 QR_MUST_CHECK int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
                                      void (*cb)(int rc, int64_t init_ms, void *arg), void *arg);
 
-/* Marks the project's Redis state as built and lifts its fencing counter to
- * at least fence_floor (so a rebuilt Redis never reissues a token). */
+/* Registers the project for the reaper, lifts its fencing counter to at
+ * least fence_floor (so a rebuilt Redis never reissues a token) and, unless
+ * another broker did so already, drops what is left of the project's state
+ * (the layout before this one, after an upgrade) and marks it built: the
+ * caller loads the window next. */
 QR_MUST_CHECK int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor,
                                 qr_lease_done_cb cb, void *arg);
 

@@ -1,302 +1,373 @@
 /*
  * lease_scripts.c - the text of the lease engine's Lua scripts (see
- * lease_scripts.h). Each script's comment says what it takes in KEYS and
- * ARGV and what it returns. Times are epoch milliseconds passed in by the
- * broker, so a script is a pure function of its arguments and the keys.
+ * lease_scripts.h) and the keys each takes. Each script's comment says what
+ * it takes in ARGV and what it returns. Times are epoch milliseconds passed
+ * in by the broker, so a script is a pure function of its arguments and the
+ * keys.
+ *
+ * No script builds a key name: what used to be one key per task or per
+ * lease ({p:P}:seen:<task>, {p:P}:lease:<token>) is one member of a sorted
+ * set or one field of a hash of the project, because a task id read from
+ * the window or a token made by INCR cannot be declared before the script
+ * runs.
+ *
+ * {p:P}:seen holds "task:annotator" for each annotator who holds or did a
+ * task, scored by the task id (exact: ids stay below 2^53), so that a grant
+ * asks about one pair (ZSCORE, O(1)) and a task leaving the window drops
+ * all of its pairs at once (ZREMRANGEBYSCORE), however many there are.
  */
 #include "lease_scripts.h"
 
-/* KEYS: ready zset, leases zset, alive hash. Grants up to ARGV[3] leases
- * scanning at most ARGV[6] ready tasks, and no lease past ARGV[7] live ones
- * of this annotator (-1: no bound): {p:P}:alive counts each annotator's
- * live leases, and a lease counted there carries 'alive' so that whatever
- * ends it (END_LUA, REAP_LUA) takes it off again.
- * With ARGV[8] (the annotator's organization) the grant is counted: each
- * lease adds one to {p:P}:vused[org] and {p:P}:aused[ann] (submitted
- * annotations plus live leases; see SEED_LUA), and no lease is granted past
- * the quota ARGV[9] of the organization or the cap ARGV[10] of the annotator
- * (-1: none). Counting needs the counters built ({p:P}:counted): until they
- * are, nothing is granted and the reason is 'uncounted'.
+/* The scripts keep one Lua line per C line. */
+/* clang-format off */
+
+/* A lease is one field of {p:P}:lease: its fencing token maps to
+ * "task annotator granted expires state pinned org", where state is 'live'
+ * or 'submitting' (pinned: the end of the submit's grace, ms) and org is
+ * the organization a counted lease counts against; '-' when none. */
+#define LEASE_CODEC_LUA                                                                            \
+    "local function lease_parse(v)\n"                                                              \
+    "  local t, a, g, x, s, pin, org =\n"                                                          \
+    "    string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')\n"                         \
+    "  return {task = t, ann = a, granted = g, expires = x, state = s, pinned = pin, org = org}\n" \
+    "end\n"                                                                                        \
+    "local function lease_get(key, tok)\n"                                                         \
+    "  local v = redis.call('HGET', key, tok)\n"                                                   \
+    "  if v then return lease_parse(v) end\n"                                                      \
+    "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function lease_put(key, tok, l)\n"                                                      \
+    "  redis.call('HSET', key, tok, string.format('%s %s %d %d %s %s %s', l.task, l.ann,\n"        \
+    "    l.granted, l.expires, l.state, l.pinned, l.org))\n"                                       \
+    "end\n"
+
+/* ARGV: annotator, max, now, ttl, scan, live[, org, quota, cap]. Grants up
+ * to max leases scanning at most scan ready tasks, and no lease past live
+ * ones of this annotator (-1: no bound): alive counts each annotator's live
+ * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
+ * With org (the annotator's organization) the grant is counted: each lease
+ * adds one to vused[org] and aused[ann] (submitted annotations plus live
+ * leases; see SEED_LUA), and no lease is granted past the quota of the
+ * organization or the cap of the annotator (-1: none). Counting needs the
+ * counters built (counted): until they are, nothing is granted and the
+ * reason is 'uncounted'. Nothing is granted either from a window not built
+ * (INIT_LUA): the grant finds it empty, and the broker refills it.
  * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
  * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
- * than asked, or none, because of ARGV[7]) or 'uncounted'. */
+ * than asked, or none, because of live) or 'uncounted'. */
 static const char GRANT_LUA[] =
-    "local p, ann, max, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), "
-    "tonumber(ARGV[5])\n"
-    "local live = tonumber(ARGV[7] or '-1')\n"
-    "local org, quota, cap = ARGV[8], tonumber(ARGV[9] or '-1'), tonumber(ARGV[10] or '-1')\n"
-    "local vused, aused = 0, 0\n"
+    "local built, ready, leases, alive, counted, vused, aused, seen, free, held, fence, lease,"
+    " data = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "if redis.call('EXISTS', built) == 0 then return {0, {}, ''} end\n"
+    "local nvused, naused = 0, 0\n"
     "if org then\n"
-    "  if redis.call('EXISTS', p .. ':counted') == 0 then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'uncounted'}\n"
+    "  if redis.call('EXISTS', counted) == 0 then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'uncounted'}\n"
     "  end\n"
-    "  vused = tonumber(redis.call('HGET', p .. ':vused', org) or '0')\n"
-    "  aused = tonumber(redis.call('HGET', p .. ':aused', ann) or '0')\n"
-    "  if quota >= 0 and vused >= quota then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'quota_reached'}\n"
+    "  nvused = tonumber(redis.call('HGET', vused, org) or '0')\n"
+    "  naused = tonumber(redis.call('HGET', aused, ann) or '0')\n"
+    "  if quota >= 0 and nvused >= quota then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'quota_reached'}\n"
     "  end\n"
-    "  if cap >= 0 and aused >= cap then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'cap_reached'}\n"
+    "  if cap >= 0 and naused >= cap then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'cap_reached'}\n"
     "  end\n"
     "end\n"
-    "local alive = tonumber(redis.call('HGET', KEYS[3], ann) or '0')\n"
-    "if live >= 0 and alive >= live then\n"
-    "  return {redis.call('ZCARD', KEYS[1]), {}, 'max_leases_reached'}\n"
+    "local nalive = tonumber(redis.call('HGET', alive, ann) or '0')\n"
+    "if live >= 0 and nalive >= live then\n"
+    "  return {redis.call('ZCARD', ready), {}, 'max_leases_reached'}\n"
     "end\n"
-    "local cands = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)\n"
     "local out = {}\n"
-    "for _, tid in ipairs(cands) do\n"
+    "for _, tid in ipairs(redis.call('ZRANGE', ready, 0, scan - 1)) do\n"
     "  if #out >= max then break end\n"
-    "  if (quota >= 0 and vused >= quota) or (cap >= 0 and aused >= cap) then break end\n"
-    "  if live >= 0 and alive >= live then break end\n"
-    "  if redis.call('SISMEMBER', p .. ':seen:' .. tid, ann) == 0 then\n"
-    "    local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
-    "    if free <= 0 then\n"
-    "      redis.call('ZREM', KEYS[1], tid)\n"
+    "  if (quota >= 0 and nvused >= quota) or (cap >= 0 and naused >= cap) then break end\n"
+    "  if live >= 0 and nalive >= live then break end\n"
+    "  if not redis.call('ZSCORE', seen, tid .. ':' .. ann) then\n"
+    "    if tonumber(redis.call('HGET', free, tid) or '0') <= 0 then\n"
+    "      redis.call('ZREM', ready, tid)\n"
     "    else\n"
-    "      free = redis.call('HINCRBY', p .. ':free', tid, -1)\n"
-    "      if free <= 0 then redis.call('ZREM', KEYS[1], tid) end\n"
-    "      redis.call('HINCRBY', p .. ':held', tid, 1)\n"
-    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
-    "      local tok = redis.call('INCR', p .. ':fence')\n"
+    "      if redis.call('HINCRBY', free, tid, -1) <= 0 then redis.call('ZREM', ready, tid) end\n"
+    "      redis.call('HINCRBY', held, tid, 1)\n"
+    "      redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "      local tok = redis.call('INCR', fence)\n"
     "      local exp = now + ttl\n"
-    "      redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live', 'alive', '1')\n"
-    "      redis.call('ZADD', KEYS[2], exp, tok)\n"
-    "      alive = redis.call('HINCRBY', KEYS[3], ann, 1)\n"
+    "      lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp,\n"
+    "        state = 'live', pinned = '-', org = org or '-'})\n"
+    "      redis.call('ZADD', leases, exp, tok)\n"
+    "      nalive = redis.call('HINCRBY', alive, ann, 1)\n"
     "      if org then\n"
-    "        redis.call('HSET', p .. ':lease:' .. tok, 'org', org)\n"
-    "        vused = redis.call('HINCRBY', p .. ':vused', org, 1)\n"
-    "        aused = redis.call('HINCRBY', p .. ':aused', ann, 1)\n"
+    "        nvused = redis.call('HINCRBY', vused, org, 1)\n"
+    "        naused = redis.call('HINCRBY', aused, ann, 1)\n"
     "      end\n"
-    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', p .. ':data', tid) or '{}'}\n"
+    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', data, tid) or '{}'}\n"
     "    end\n"
     "  end\n"
     "end\n"
     "local why = ''\n"
-    "if #out < max and live >= 0 and alive >= live then why = 'max_leases_reached' end\n"
-    "return {redis.call('ZCARD', KEYS[1]), out, why}\n";
+    "if #out < max and live >= 0 and nalive >= live then why = 'max_leases_reached' end\n"
+    "return {redis.call('ZCARD', ready), out, why}\n";
 
-/* KEYS: the counted marker. ARGV: prefix, then (org, annotator, annotations)
- * triples from PostgreSQL. Builds the quota and cap counters of a project
- * unless they exist: each organization's and each annotator's submitted
- * annotations, plus the live leases Redis holds (a lease granted with an
- * organization carries it). Returns 1 when built, 0 when they existed. */
-static const char SEED_LUA[] =
-    "local p = ARGV[1]\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "redis.call('DEL', p .. ':vused', p .. ':aused')\n"
-    "for i = 2, #ARGV, 3 do\n"
-    "  redis.call('HINCRBY', p .. ':vused', ARGV[i], ARGV[i + 2])\n"
-    "  redis.call('HINCRBY', p .. ':aused', ARGV[i + 1], ARGV[i + 2])\n"
-    "end\n"
-    "for _, tok in ipairs(redis.call('ZRANGE', p .. ':leases', 0, -1)) do\n"
-    "  local l = redis.call('HMGET', p .. ':lease:' .. tok, 'ann', 'org')\n"
-    "  if l[1] and l[2] then\n"
-    "    redis.call('HINCRBY', p .. ':vused', l[2], 1)\n"
-    "    redis.call('HINCRBY', p .. ':aused', l[1], 1)\n"
-    "  end\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], '1')\n"
-    "return 1\n";
+/* ARGV: (org, annotator, annotations) triples from PostgreSQL. Builds the
+ * quota and cap counters of a project unless they exist: each
+ * organization's and each annotator's submitted annotations, plus the live
+ * leases Redis holds (a counted lease carries its organization). Returns 1
+ * when built, 0 when they existed. */
+static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+                               "if redis.call('EXISTS', counted) == 1 then return 0 end\n"
+                               "redis.call('DEL', vused, aused)\n"
+                               "for i = 1, #ARGV, 3 do\n"
+                               "  redis.call('HINCRBY', vused, ARGV[i], ARGV[i + 2])\n"
+                               "  redis.call('HINCRBY', aused, ARGV[i + 1], ARGV[i + 2])\n"
+                               "end\n"
+                               "for _, v in ipairs(redis.call('HVALS', lease)) do\n"
+                               "  local l = lease_parse(v)\n"
+                               "  if l.org ~= '-' then\n"
+                               "    redis.call('HINCRBY', vused, l.org, 1)\n"
+                               "    redis.call('HINCRBY', aused, l.ann, 1)\n"
+                               "  end\n"
+                               "end\n"
+                               "redis.call('SET', counted, '1')\n"
+                               "return 1\n";
 
-/* KEYS: lease hash, leases zset. ARGV: ann, now, new expiry, token, mode.
- * mode 'hb' extends a live lease; 'begin' pins it for the submit until the
- * new expiry. A lease already pinned may be begun again by its annotator
- * while the pin holds: the submit that pinned it may have died with its
- * broker before committing, and the agent's resend (same idempotency key)
- * must then go through; PostgreSQL keeps two racing submits to one row.
- * Returns {task, granted, expires} or 0 when the lease is not live (or
- * pinned) and the caller's. */
+/* ARGV: annotator, now, new expiry, token, mode. mode 'hb' extends a live
+ * lease; 'begin' pins it for the submit until the new expiry. A lease
+ * already pinned may be begun again by its annotator while the pin holds:
+ * the submit that pinned it may have died with its broker before
+ * committing, and the agent's resend (same idempotency key) must then go
+ * through; PostgreSQL keeps two racing submits to one row. Returns {task,
+ * granted, expires} or 0 when the lease is not live (or pinned) and the
+ * caller's. */
 static const char TOUCH_LUA[] =
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state',"
-    " 'pinned')\n"
-    "if not l[1] or l[2] ~= ARGV[1] then return 0 end\n"
+    "local lease, leases = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tok, mode = ARGV[4], ARGV[5]\n"
+    "local l = lease_get(lease, tok)\n"
+    "if not l or l.ann ~= ARGV[1] then return 0 end\n"
     "local now = tonumber(ARGV[2])\n"
-    "if l[5] == 'live' then\n"
-    "  if tonumber(l[4]) <= now then return 0 end\n"
-    "elseif l[5] ~= 'submitting' or ARGV[5] ~= 'begin' or tonumber(l[6]) <= now then\n"
+    "if l.state == 'live' then\n"
+    "  if tonumber(l.expires) <= now then return 0 end\n"
+    "elseif l.state ~= 'submitting' or mode ~= 'begin' or tonumber(l.pinned) <= now then\n"
     "  return 0\n"
     "end\n"
-    "if ARGV[5] == 'begin' then\n"
-    "  redis.call('HSET', KEYS[1], 'state', 'submitting', 'pinned', ARGV[3])\n"
-    "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
-    "  return {l[1], l[3], l[4]}\n"
+    "if mode == 'begin' then\n"
+    "  l.state, l.pinned = 'submitting', ARGV[3]\n"
+    "else\n"
+    "  l.expires = ARGV[3]\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'expires', ARGV[3])\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
-    "return {l[1], l[3], ARGV[3]}\n";
+    "lease_put(lease, tok, l)\n"
+    "redis.call('ZADD', leases, ARGV[3], tok)\n"
+    "return {l.task, l.granted, l.expires}\n";
 
-/* KEYS: leases zset, alive hash. ARGV: prefix, task, annotator, now, ttl,
- * priority, data, organization. An undone annotation: its slot goes straight
- * back to the annotator who undid it, as a new lease with a new fencing
- * token (the task re-enters the window if it had left it). The quota
- * counters do not move: one annotation less, one live lease more. The lease
- * counts among the annotator's live ones, but is never refused for them: the
- * annotator asked for this very task back. Returns {token, expires}. */
+/* ARGV: task, annotator, now, ttl, priority, data[, organization]. An
+ * undone annotation: its slot goes straight back to the annotator who undid
+ * it, as a new lease with a new fencing token (the task re-enters the
+ * window if it had left it). The quota counters do not move: one annotation
+ * less, one live lease more. The lease counts among the annotator's live
+ * ones, but is never refused for them: the annotator asked for this very
+ * task back. Returns {token, expires}. */
 static const char REGRANT_LUA[] =
-    "local p, tid, ann = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-    "if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
-    "  redis.call('HSET', p .. ':free', tid, 0)\n"
-    "  redis.call('HSET', p .. ':held', tid, 0)\n"
-    "  redis.call('HSET', p .. ':prio', tid, ARGV[6])\n"
-    "  redis.call('HSET', p .. ':data', tid, ARGV[7])\n"
+    "local leases, alive, free, held, prio, data, seen, fence, lease ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tid, ann = ARGV[1], ARGV[2]\n"
+    "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "if redis.call('HEXISTS', free, tid) == 0 then\n"
+    "  redis.call('HSET', free, tid, 0)\n"
+    "  redis.call('HSET', held, tid, 0)\n"
+    "  redis.call('HSET', prio, tid, ARGV[5])\n"
+    "  redis.call('HSET', data, tid, ARGV[6])\n"
     "end\n"
-    "redis.call('HINCRBY', p .. ':held', tid, 1)\n"
-    "redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
-    "local tok = redis.call('INCR', p .. ':fence')\n"
+    "redis.call('HINCRBY', held, tid, 1)\n"
+    "redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "local tok = redis.call('INCR', fence)\n"
     "local exp = now + ttl\n"
-    "redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live', 'alive', '1')\n"
-    "redis.call('HINCRBY', KEYS[2], ann, 1)\n"
-    "if ARGV[8] then redis.call('HSET', p .. ':lease:' .. tok, 'org', ARGV[8]) end\n"
-    "redis.call('ZADD', KEYS[1], exp, tok)\n"
+    "lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp, state = 'live',\n"
+    "  pinned = '-', org = ARGV[7] or '-'})\n"
+    "redis.call('HINCRBY', alive, ann, 1)\n"
+    "redis.call('ZADD', leases, exp, tok)\n"
     "return {tok, exp}\n";
 
-/* KEYS: lease hash, leases zset, ready zset, alive hash. ARGV: prefix,
- * token, mode, annotator, now. 'commit' consumes the slot; 'abort' returns
- * it; 'return' returns it and lets the annotator have the task again (a
- * submit refused before anything was stored); 'release' and 'skip' first
- * check the lease is live and the annotator's, then return the slot
+/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'abort'
+ * returns it; 'return' returns it and lets the annotator have the task
+ * again (a submit refused before anything was stored); 'release' and 'skip'
+ * first check the lease is live and the annotator's, then return the slot
  * ('release' also lets the annotator have the task again). Every mode takes
  * the lease off its annotator's live count. Returns {task, granted,
  * expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
-    "local p, mode = ARGV[1], ARGV[3]\n"
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state', 'org',"
-    " 'alive')\n"
-    "local tid = l[1]\n"
-    "if not tid then return 0 end\n"
-    "if (mode == 'release' or mode == 'skip') and (l[2] ~= ARGV[4] or l[5] ~= 'live' or\n"
-    "    tonumber(l[4]) <= tonumber(ARGV[5])) then return 0 end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
-    "if l[7] and redis.call('HINCRBY', KEYS[4], l[2], -1) <= 0 then\n"
-    "  redis.call('HDEL', KEYS[4], l[2])\n"
+    "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tok, mode = ARGV[1], ARGV[2]\n"
+    "local l = lease_get(lease, tok)\n"
+    "if not l then return 0 end\n"
+    "if (mode == 'release' or mode == 'skip') and (l.ann ~= ARGV[3] or l.state ~= 'live' or\n"
+    "    tonumber(l.expires) <= tonumber(ARGV[4])) then return 0 end\n"
+    "local tid = l.task\n"
+    "redis.call('HDEL', lease, tok)\n"
+    "redis.call('ZREM', leases, tok)\n"
+    "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
+    "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
+    "if mode == 'release' or mode == 'return' then\n"
+    "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
     "end\n"
-    "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
     "if mode ~= 'commit' then\n"
-    "  if l[6] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
-    "    redis.call('HINCRBY', p .. ':vused', l[6], -1)\n"
-    "    redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
+    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "    redis.call('HINCRBY', vused, l.org, -1)\n"
+    "    redis.call('HINCRBY', aused, l.ann, -1)\n"
     "  end\n"
-    "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
-    "  if mode == 'release' or mode == 'return' then\n"
-    "    redis.call('SREM', p .. ':seen:' .. tid, l[2])\n"
-    "  end\n"
-    "  redis.call('ZADD', KEYS[3], redis.call('HGET', p .. ':prio', tid) or tid, tid)\n"
-    "  return {tid, l[3], l[4]}\n"
+    "  redis.call('HINCRBY', free, tid, 1)\n"
+    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "  return {tid, l.granted, l.expires}\n"
     "end\n"
-    "local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
-    "if free <= 0 and held <= 0 then\n"
-    "  redis.call('DEL', p .. ':seen:' .. tid)\n"
-    "  redis.call('HDEL', p .. ':free', tid)\n"
-    "  redis.call('HDEL', p .. ':held', tid)\n"
-    "  redis.call('HDEL', p .. ':data', tid)\n"
-    "  redis.call('HDEL', p .. ':prio', tid)\n"
+    "if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
+    "  redis.call('HDEL', free, tid)\n"
+    "  redis.call('HDEL', held, tid)\n"
+    "  redis.call('HDEL', data, tid)\n"
+    "  redis.call('HDEL', prio, tid)\n"
     "end\n"
-    "return {tid, l[3], l[4]}\n";
+    "return {tid, l.granted, l.expires}\n";
 
-/* KEYS: leases zset, ready zset, alive hash. ARGV: prefix, now, limit.
- * Returns the expired leases as {token, task, ann, granted, expires}... */
+/* ARGV: now, limit. Ends up to limit leases expired at now and returns
+ * their slots. Returns them as {token, task, ann, granted, expires}... */
 static const char REAP_LUA[] =
-    "local p = ARGV[1]\n"
-    "local toks = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])\n"
+    "local leases, lease, ready, alive, held, free, seen, prio, counted, vused, aused ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
     "local out = {}\n"
-    "for _, tok in ipairs(toks) do\n"
-    "  local lk = p .. ':lease:' .. tok\n"
-    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires', 'org', 'alive')\n"
-    "  redis.call('ZREM', KEYS[1], tok)\n"
-    "  redis.call('DEL', lk)\n"
-    "  if l[1] then\n"
-    "    if l[6] and redis.call('HINCRBY', KEYS[3], l[2], -1) <= 0 then\n"
-    "      redis.call('HDEL', KEYS[3], l[2])\n"
+    "for _, tok in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', ARGV[1], 'LIMIT', 0,\n"
+    "    ARGV[2])) do\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  redis.call('ZREM', leases, tok)\n"
+    "  redis.call('HDEL', lease, tok)\n"
+    "  if l then\n"
+    "    if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) "
+    "end\n"
+    "    if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "      redis.call('HINCRBY', vused, l.org, -1)\n"
+    "      redis.call('HINCRBY', aused, l.ann, -1)\n"
     "    end\n"
-    "    if l[5] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
-    "      redis.call('HINCRBY', p .. ':vused', l[5], -1)\n"
-    "      redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
-    "    end\n"
-    "    redis.call('HINCRBY', p .. ':free', l[1], 1)\n"
-    "    redis.call('HINCRBY', p .. ':held', l[1], -1)\n"
-    "    redis.call('SREM', p .. ':seen:' .. l[1], l[2])\n"
-    "    redis.call('ZADD', KEYS[2], redis.call('HGET', p .. ':prio', l[1]) or l[1], l[1])\n"
-    "    out[#out + 1] = {tok, l[1], l[2], l[3], l[4]}\n"
+    "    redis.call('HINCRBY', free, l.task, 1)\n"
+    "    redis.call('HINCRBY', held, l.task, -1)\n"
+    "    redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, l.task) or l.task, l.task)\n"
+    "    out[#out + 1] = {tok, l.task, l.ann, l.granted, l.expires}\n"
     "  end\n"
     "end\n"
     "return out\n";
 
-/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, priority, data,
- * done-by) quintuples; done-by lists (comma-separated) the annotators who
- * annotated or skipped the task already. The cursor ("priority id" of the
- * last row read from PostgreSQL) is where the next refill starts. */
+/* ARGV: cursor, then (id, free, priority, data, done-by) quintuples;
+ * done-by lists (comma-separated) the annotators who annotated or skipped
+ * the task already. The cursor ("priority id" of the last row read from
+ * PostgreSQL) is where the next refill starts. Returns the ready count. */
 static const char WINDOW_ADD_LUA[] =
-    "local p = ARGV[1]\n"
-    "for i = 3, #ARGV, 5 do\n"
-    "  local tid, free = ARGV[i], tonumber(ARGV[i + 1])\n"
-    "  if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
-    "    redis.call('HSET', p .. ':free', tid, free)\n"
-    "    redis.call('HSET', p .. ':held', tid, 0)\n"
-    "    redis.call('HSET', p .. ':prio', tid, ARGV[i + 2])\n"
-    "    redis.call('HSET', p .. ':data', tid, ARGV[i + 3])\n"
+    "local ready, free, held, prio, data, seen, cursor = unpack(KEYS)\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local tid, nfree = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  if redis.call('HEXISTS', free, tid) == 0 then\n"
+    "    redis.call('HSET', free, tid, nfree)\n"
+    "    redis.call('HSET', held, tid, 0)\n"
+    "    redis.call('HSET', prio, tid, ARGV[i + 2])\n"
+    "    redis.call('HSET', data, tid, ARGV[i + 3])\n"
     "    for ann in string.gmatch(ARGV[i + 4], '[^,]+') do\n"
-    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
+    "      redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
     "    end\n"
-    "    if free > 0 then redis.call('ZADD', KEYS[1], ARGV[i + 2], tid) end\n"
+    "    if nfree > 0 then redis.call('ZADD', ready, ARGV[i + 2], tid) end\n"
     "  end\n"
     "end\n"
-    "redis.call('SET', p .. ':cursor', ARGV[2])\n"
-    "return redis.call('ZCARD', KEYS[1])\n";
+    "redis.call('SET', cursor, ARGV[1])\n"
+    "return redis.call('ZCARD', ready)\n";
 
-/* ARGV: prefix, lock ms, want lock, project id. Returns {cursor, exhausted, locked};
- * the cursor is "" when the window starts from the beginning. */
+/* ARGV: lock ms, want lock ('1' or '0'). Returns {cursor, exhausted,
+ * locked, built}; the cursor is "" when the window starts from the
+ * beginning, and built 0 when the project's state must be built first. */
 static const char REFILL_BEGIN_LUA[] =
-    "local p = ARGV[1]\n"
-    "local cur = redis.call('GET', p .. ':cursor') or ''\n"
-    "local ex = redis.call('EXISTS', p .. ':exhausted')\n"
+    "local cursor, exhausted, built, refill = unpack(KEYS)\n"
+    "local cur = redis.call('GET', cursor) or ''\n"
+    "local ex = redis.call('EXISTS', exhausted)\n"
+    "local nbuilt = redis.call('EXISTS', built)\n"
+    "if nbuilt == 0 then cur = ''; ex = 0 end\n"
     "local locked = 0\n"
-    "local init = redis.call('EXISTS', p .. ':init')\n"
-    "if init == 0 then cur = ''; ex = 0 end\n"
-    "if ARGV[3] == '1' and ex == 0 then\n"
-    "  if redis.call('SET', p .. ':refill', '1', 'NX', 'PX', ARGV[2]) then locked = 1 end\n"
+    "if ARGV[2] == '1' and ex == 0 then\n"
+    "  if redis.call('SET', refill, '1', 'NX', 'PX', ARGV[1]) then locked = 1 end\n"
     "end\n"
-    "return {cur, ex, locked, init}\n";
+    "return {cur, ex, locked, nbuilt}\n";
 
-/* ARGV: prefix, fencing floor, now. Marks the project's Redis state as
- * initialised (after a first use, a FLUSHALL or a restart without
- * persistence) and lifts the fencing counter above every token PostgreSQL
- * has seen, so tokens never repeat. The caller registered the project for
- * the reaper first (it is outside the project's slot). */
+/* ARGV: fencing floor, now. Lifts the fencing counter above every token
+ * PostgreSQL has seen, so tokens never repeat, and, unless another broker
+ * did so already, marks the project's state built (at now): after a first
+ * use, a FLUSHALL or a restart without persistence. After an upgrade from
+ * the older layout (marked by init, with a key per task and per lease that
+ * no script may name) it first drops what is left of that layout's window,
+ * leases and counters. The caller registered the project for the reaper
+ * first (the registry is outside the project's slot) and loads the window
+ * next. Returns 1 when it built, 0 when the state was built already. */
 static const char INIT_LUA[] =
-    "local p = ARGV[1]\n"
-    "local cur = tonumber(redis.call('GET', p .. ':fence') or '0')\n"
-    "if cur < tonumber(ARGV[2]) then redis.call('SET', p .. ':fence', ARGV[2]) end\n"
-    "redis.call('SET', p .. ':init', ARGV[3])\n"
+    "local fence, built, init, ready, free, held, prio, data, seen, leases, lease, alive, counted,"
+    " vused, aused, cursor, exhausted = unpack(KEYS)\n"
+    "if tonumber(redis.call('GET', fence) or '0') < tonumber(ARGV[1]) then\n"
+    "  redis.call('SET', fence, ARGV[1])\n"
+    "end\n"
+    "if redis.call('EXISTS', built) == 1 then return 0 end\n"
+    "if redis.call('EXISTS', init) == 1 then\n"
+    "  redis.call('DEL', init, ready, free, held, prio, data, seen, leases, lease, alive, counted,\n"
+    "    vused, aused, cursor, exhausted)\n"
+    "end\n"
+    "redis.call('SET', built, ARGV[2])\n"
     "return 1\n";
 
-/* ARGV: prefix, exhausted flag ('1', '0', or 'reopen': new tasks exist, so
- * forget the cursor and exhaustion; tasks already in the window are kept;
- * the caller registered the project for the reaper first). */
+/* ARGV: exhausted flag ('1', '0', or 'reopen': new tasks exist, so forget
+ * the cursor and exhaustion; tasks already in the window are kept; the
+ * caller registered the project for the reaper first). '1' and '0' drop
+ * the refill lock. */
 static const char REFILL_END_LUA[] =
-    "local p = ARGV[1]\n"
-    "if ARGV[2] == 'reopen' then\n"
-    "  redis.call('DEL', p .. ':exhausted')\n"
-    "  redis.call('DEL', p .. ':cursor')\n"
+    "local exhausted, cursor, refill = unpack(KEYS)\n"
+    "if ARGV[1] == 'reopen' then\n"
+    "  redis.call('DEL', exhausted, cursor)\n"
     "  return 1\n"
     "end\n"
-    "if ARGV[2] == '1' then redis.call('SET', p .. ':exhausted', '1') end\n"
-    "redis.call('DEL', p .. ':refill')\n"
+    "if ARGV[1] == '1' then redis.call('SET', exhausted, '1') end\n"
+    "redis.call('DEL', refill)\n"
     "return 1\n";
+/* clang-format on */
 
 const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
-    [QR_LEASE_SCRIPT_GRANT] = {"grant", GRANT_LUA},
-    [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA},
-    [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA},
-    [QR_LEASE_SCRIPT_REGRANT] = {"regrant", REGRANT_LUA},
-    [QR_LEASE_SCRIPT_END] = {"end", END_LUA},
-    [QR_LEASE_SCRIPT_REAP] = {"reap", REAP_LUA},
-    [QR_LEASE_SCRIPT_WINDOW_ADD] = {"window_add", WINDOW_ADD_LUA},
-    [QR_LEASE_SCRIPT_REFILL_BEGIN] = {"refill_begin", REFILL_BEGIN_LUA},
-    [QR_LEASE_SCRIPT_INIT] = {"init", INIT_LUA},
-    [QR_LEASE_SCRIPT_REFILL_END] = {"refill_end", REFILL_END_LUA},
+    [QR_LEASE_SCRIPT_GRANT] = {"grant",
+                               GRANT_LUA,
+                               {"built", "ready", "leases", "alive", "counted", "vused", "aused",
+                                "seen", "free", "held", "fence", "lease", "data"}},
+    [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA, {"counted", "vused", "aused", "lease"}},
+    [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases"}},
+    [QR_LEASE_SCRIPT_REGRANT] = {"regrant",
+                                 REGRANT_LUA,
+                                 {"leases", "alive", "free", "held", "prio", "data", "seen",
+                                  "fence", "lease"}},
+    [QR_LEASE_SCRIPT_END] = {"end",
+                             END_LUA,
+                             {"lease", "leases", "ready", "alive", "held", "free", "seen", "prio",
+                              "data", "counted", "vused", "aused"}},
+    [QR_LEASE_SCRIPT_REAP] = {"reap",
+                              REAP_LUA,
+                              {"leases", "lease", "ready", "alive", "held", "free", "seen", "prio",
+                               "counted", "vused", "aused"}},
+    [QR_LEASE_SCRIPT_WINDOW_ADD] = {"window_add",
+                                    WINDOW_ADD_LUA,
+                                    {"ready", "free", "held", "prio", "data", "seen", "cursor"}},
+    [QR_LEASE_SCRIPT_REFILL_BEGIN] = {"refill_begin",
+                                      REFILL_BEGIN_LUA,
+                                      {"cursor", "exhausted", "built", "refill"}},
+    [QR_LEASE_SCRIPT_INIT] = {"init",
+                              INIT_LUA,
+                              {"fence", "built", "init", "ready", "free", "held", "prio", "data",
+                               "seen", "leases", "lease", "alive", "counted", "vused", "aused",
+                               "cursor", "exhausted"}},
+    [QR_LEASE_SCRIPT_REFILL_END] = {"refill_end",
+                                    REFILL_END_LUA,
+                                    {"exhausted", "cursor", "refill"}},
 };

@@ -22,9 +22,19 @@ typedef enum qr_lease_script_id_e {
     QR_LEASE_NSCRIPTS
 } qr_lease_script_id_t;
 
+/* The most keys a script takes. */
+#define QR_LEASE_MAX_KEYS 17
+
+/* A script and the keys it takes. Every key a script reads or writes is one
+ * of the project's, {p:P}:<name>, passed in KEYS in the order of keys[]; a
+ * script builds no key name of its own, so all of a call's keys are known
+ * to Redis and lie in the project's hash slot (Redis Cluster's rule). The
+ * text starts with `local <names> = unpack(KEYS)`, the same names in the
+ * same order, and uses the keys by those names. */
 typedef struct qr_lease_script_def_s {
-    const char *name; /* as quorumd print-script takes it */
-    const char *lua;  /* the script's text */
+    const char *name;                        /* as quorumd print-script takes it */
+    const char *lua;                         /* the script's text */
+    const char *keys[QR_LEASE_MAX_KEYS + 1]; /* key names, NULL-terminated */
 } qr_lease_script_def_t;
 
 /* Indexed by qr_lease_script_id_t; static storage. */
