@@ -75,9 +75,15 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     [ "$mode" = batched ] && extra=(--prefetch 8 --batch) || extra=(--prefetch 1)
     local project
     project=$("$B/bin/quorumctl" project create --name "bench-$mode-$run" --labels a,b,c --lease-ttl-ms 60000)
-    # Enough tasks that the crew never runs dry within the run.
+    # Enough tasks that the crew never runs dry within the run, in imports of
+    # 100,000 (one import of them all is over what the broker parses at once).
     seq 1 400000 | awk '{printf "{\"n\":%d,\"true_label\":\"a\"}\n", $1}' >"$W/tasks.jsonl"
-    "$B/bin/quorumctl" import --project "$project" "$W/tasks.jsonl" >/dev/null
+    rm -f "$W"/tasks.part.*
+    split -l 100000 "$W/tasks.jsonl" "$W/tasks.part."
+    local part
+    for part in "$W"/tasks.part.*; do
+        "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
+    done
     local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp
     pgp=$(pg_pids)
     rc0=$(redis_calls); pc0=$(pg_commits)
