@@ -19,8 +19,9 @@
 #define QR_EIO      (-10004) /* a backend (PostgreSQL, Redis) failed */
 #define QR_ETOOBIG  (-10005) /* over a configured limit */
 
-/* A fallible function whose result must not be dropped: the compiler warns
- * (and -Werror fails the build) where a caller ignores it. */
+/* On a fallible function whose result is easy to drop: the compiler warns
+ * (an error under -Werror) when a caller ignores it; a (void) cast does not
+ * silence it, so handle or log the failure. */
 #ifndef QR_MUST_CHECK
 #define QR_MUST_CHECK __attribute__((warn_unused_result))
 #endif

@@ -75,9 +75,15 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     [ "$mode" = batched ] && extra=(--prefetch 8 --batch) || extra=(--prefetch 1)
     local project
     project=$("$B/bin/quorumctl" project create --name "bench-$mode-$run" --labels a,b,c --lease-ttl-ms 60000)
-    # Enough tasks that the crew never runs dry within the run.
+    # Enough tasks that the crew never runs dry within the run, in imports of
+    # 100,000 (one import of them all is over what the broker parses at once).
     seq 1 400000 | awk '{printf "{\"n\":%d,\"true_label\":\"a\"}\n", $1}' >"$W/tasks.jsonl"
-    "$B/bin/quorumctl" import --project "$project" "$W/tasks.jsonl" >/dev/null
+    rm -f "$W"/tasks.part.*
+    split -l 100000 "$W/tasks.jsonl" "$W/tasks.part."
+    local part
+    for part in "$W"/tasks.part.*; do
+        "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
+    done
     local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp
     pgp=$(pg_pids)
     rc0=$(redis_calls); pc0=$(pg_commits)
@@ -113,15 +119,23 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 # The Redis ceiling with the lease script, on the same Redis.
-SHA=$("${R[@]}" script load "$("$B/bin/quorumd" print-script grant)")
+GRANT_LUA=$("$B/bin/quorumd" print-script grant)
+SHA=$("${R[@]}" script load "$GRANT_LUA")
+# Its keys, in order, as its first line names them: local <names> = unpack(KEYS).
+GRANT_KEYS=()
+for k in $(head -1 <<<"$GRANT_LUA" | sed 's/^local \(.*\) = unpack(KEYS)$/\1/; s/,//g'); do
+    GRANT_KEYS+=("{p:999999}:$k")
+done
+"${R[@]}" set "{p:999999}:built" 1 >/dev/null # as if a broker had built it
 for t in $(seq 1 16); do
     "${R[@]}" hset "{p:999999}:free" "$t" 1000000000 >/dev/null
     "${R[@]}" zadd "{p:999999}:ready" "$t" "$t" >/dev/null
 done
 NOW=$(( $(date +%s) * 1000 ))
 ceiling() { # extra redis-benchmark flags
+    # ARGV: annotator, max, now, ttl, scan, live (-1: no bound).
     redis-benchmark -p "$QR_REDIS_PORT" -c 50 -n 200000 -r 1000000 "$@" -q \
-        evalsha "$SHA" 3 "{p:999999}:ready" "{p:999999}:leases" "{p:999999}:alive" "{p:999999}" __rand_int__ 1 "$NOW" 60000 260 \
+        evalsha "$SHA" "${#GRANT_KEYS[@]}" "${GRANT_KEYS[@]}" __rand_int__ 1 "$NOW" 60000 260 -1 \
         2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i} END {print v}'
 }
 CEIL_SINGLE=$(ceiling)

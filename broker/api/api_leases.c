@@ -345,11 +345,14 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     if (why == QR_LEASE_UNCOUNTED) {
         char proj[24];
         const char *params[] = {i64(c->project->id, proj)};
-        if (c->seeded)
+        if (c->seeded) {
             respond_backend(c, "Redis", "lease counters (lost again)");
-        else if (qr_pg_query(c->b->pg, QR_SQL_LEASE_COUNTS, 1, params, on_lease_counts, c) < 0)
-            respond_backend(c, "PostgreSQL", "pool closing");
+            return;
+        }
+        /* Set before the query: an answer frees c. */
         c->seeded = 1;
+        if (qr_pg_query(c->b->pg, QR_SQL_LEASE_COUNTS, 1, params, on_lease_counts, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
         return;
     }
     c->seeded = 0; /* built: should Redis lose them again later, rebuild again */

@@ -536,8 +536,10 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
 static void on_reaper_tick(uv_timer_t *t)
 {
     qr_broker_t *b = t->data;
-    if (qr_redis_ready(b->redis))
-        qr_lease_reap(b->lease, qr_now_ms(), on_expired, b);
+    /* Not connected after all (the ready check raced a disconnect): the
+     * next tick tries again. */
+    if (qr_redis_ready(b->redis) && qr_lease_reap(b->lease, qr_now_ms(), on_expired, b) < 0)
+        qr_warn("reaper: cannot ask Redis for expired leases; retrying on the next tick");
 }
 
 /* --- wake-ups across brokers ------------------------------------------------ */

@@ -3,8 +3,7 @@
  *
  * Each operation is one Lua script call; the scripts are registered with the
  * Redis client, which loads them on every connect and falls back to EVAL on
- * NOSCRIPT. Times are epoch milliseconds passed in by the broker, so a
- * script is a pure function of its arguments and the keys.
+ * NOSCRIPT. Their text is in lease_scripts.c.
  */
 #include "lease.h"
 
@@ -13,315 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lease_scripts.h"
 #include "log.h"
 #include "util.h"
 
-/* KEYS: ready zset, leases zset, alive hash. Grants up to ARGV[3] leases
- * scanning at most ARGV[6] ready tasks, and no lease past ARGV[7] live ones
- * of this annotator (-1: no bound): {p:P}:alive counts each annotator's
- * live leases, and a lease counted there carries 'alive' so that whatever
- * ends it (END_LUA, REAP_LUA) takes it off again.
- * With ARGV[8] (the annotator's organization) the grant is counted: each
- * lease adds one to {p:P}:vused[org] and {p:P}:aused[ann] (submitted
- * annotations plus live leases; see SEED_LUA), and no lease is granted past
- * the quota ARGV[9] of the organization or the cap ARGV[10] of the annotator
- * (-1: none). Counting needs the counters built ({p:P}:counted): until they
- * are, nothing is granted and the reason is 'uncounted'.
- * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
- * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
- * than asked, or none, because of ARGV[7]) or 'uncounted'. */
-static const char GRANT_LUA[] =
-    "local p, ann, max, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), "
-    "tonumber(ARGV[5])\n"
-    "local live = tonumber(ARGV[7] or '-1')\n"
-    "local org, quota, cap = ARGV[8], tonumber(ARGV[9] or '-1'), tonumber(ARGV[10] or '-1')\n"
-    "local vused, aused = 0, 0\n"
-    "if org then\n"
-    "  if redis.call('EXISTS', p .. ':counted') == 0 then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'uncounted'}\n"
-    "  end\n"
-    "  vused = tonumber(redis.call('HGET', p .. ':vused', org) or '0')\n"
-    "  aused = tonumber(redis.call('HGET', p .. ':aused', ann) or '0')\n"
-    "  if quota >= 0 and vused >= quota then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'quota_reached'}\n"
-    "  end\n"
-    "  if cap >= 0 and aused >= cap then\n"
-    "    return {redis.call('ZCARD', KEYS[1]), {}, 'cap_reached'}\n"
-    "  end\n"
-    "end\n"
-    "local alive = tonumber(redis.call('HGET', KEYS[3], ann) or '0')\n"
-    "if live >= 0 and alive >= live then\n"
-    "  return {redis.call('ZCARD', KEYS[1]), {}, 'max_leases_reached'}\n"
-    "end\n"
-    "local cands = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)\n"
-    "local out = {}\n"
-    "for _, tid in ipairs(cands) do\n"
-    "  if #out >= max then break end\n"
-    "  if (quota >= 0 and vused >= quota) or (cap >= 0 and aused >= cap) then break end\n"
-    "  if live >= 0 and alive >= live then break end\n"
-    "  if redis.call('SISMEMBER', p .. ':seen:' .. tid, ann) == 0 then\n"
-    "    local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
-    "    if free <= 0 then\n"
-    "      redis.call('ZREM', KEYS[1], tid)\n"
-    "    else\n"
-    "      free = redis.call('HINCRBY', p .. ':free', tid, -1)\n"
-    "      if free <= 0 then redis.call('ZREM', KEYS[1], tid) end\n"
-    "      redis.call('HINCRBY', p .. ':held', tid, 1)\n"
-    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
-    "      local tok = redis.call('INCR', p .. ':fence')\n"
-    "      local exp = now + ttl\n"
-    "      redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live', 'alive', '1')\n"
-    "      redis.call('ZADD', KEYS[2], exp, tok)\n"
-    "      alive = redis.call('HINCRBY', KEYS[3], ann, 1)\n"
-    "      if org then\n"
-    "        redis.call('HSET', p .. ':lease:' .. tok, 'org', org)\n"
-    "        vused = redis.call('HINCRBY', p .. ':vused', org, 1)\n"
-    "        aused = redis.call('HINCRBY', p .. ':aused', ann, 1)\n"
-    "      end\n"
-    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', p .. ':data', tid) or '{}'}\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local why = ''\n"
-    "if #out < max and live >= 0 and alive >= live then why = 'max_leases_reached' end\n"
-    "return {redis.call('ZCARD', KEYS[1]), out, why}\n";
-
-/* KEYS: the counted marker. ARGV: prefix, then (org, annotator, annotations)
- * triples from PostgreSQL. Builds the quota and cap counters of a project
- * unless they exist: each organization's and each annotator's submitted
- * annotations, plus the live leases Redis holds (a lease granted with an
- * organization carries it). Returns 1 when built, 0 when they existed. */
-static const char SEED_LUA[] =
-    "local p = ARGV[1]\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "redis.call('DEL', p .. ':vused', p .. ':aused')\n"
-    "for i = 2, #ARGV, 3 do\n"
-    "  redis.call('HINCRBY', p .. ':vused', ARGV[i], ARGV[i + 2])\n"
-    "  redis.call('HINCRBY', p .. ':aused', ARGV[i + 1], ARGV[i + 2])\n"
-    "end\n"
-    "for _, tok in ipairs(redis.call('ZRANGE', p .. ':leases', 0, -1)) do\n"
-    "  local l = redis.call('HMGET', p .. ':lease:' .. tok, 'ann', 'org')\n"
-    "  if l[1] and l[2] then\n"
-    "    redis.call('HINCRBY', p .. ':vused', l[2], 1)\n"
-    "    redis.call('HINCRBY', p .. ':aused', l[1], 1)\n"
-    "  end\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], '1')\n"
-    "return 1\n";
-
-/* KEYS: lease hash, leases zset. ARGV: ann, now, new expiry, token, mode.
- * mode 'hb' extends a live lease; 'begin' pins it for the submit until the
- * new expiry. A lease already pinned may be begun again by its annotator
- * while the pin holds: the submit that pinned it may have died with its
- * broker before committing, and the agent's resend (same idempotency key)
- * must then go through; PostgreSQL keeps two racing submits to one row.
- * Returns {task, granted, expires} or 0 when the lease is not live (or
- * pinned) and the caller's. */
-static const char TOUCH_LUA[] =
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state',"
-    " 'pinned')\n"
-    "if not l[1] or l[2] ~= ARGV[1] then return 0 end\n"
-    "local now = tonumber(ARGV[2])\n"
-    "if l[5] == 'live' then\n"
-    "  if tonumber(l[4]) <= now then return 0 end\n"
-    "elseif l[5] ~= 'submitting' or ARGV[5] ~= 'begin' or tonumber(l[6]) <= now then\n"
-    "  return 0\n"
-    "end\n"
-    "if ARGV[5] == 'begin' then\n"
-    "  redis.call('HSET', KEYS[1], 'state', 'submitting', 'pinned', ARGV[3])\n"
-    "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
-    "  return {l[1], l[3], l[4]}\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], 'expires', ARGV[3])\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
-    "return {l[1], l[3], ARGV[3]}\n";
-
-/* KEYS: leases zset, alive hash. ARGV: prefix, task, annotator, now, ttl,
- * priority, data, organization. An undone annotation: its slot goes straight
- * back to the annotator who undid it, as a new lease with a new fencing
- * token (the task re-enters the window if it had left it). The quota
- * counters do not move: one annotation less, one live lease more. The lease
- * counts among the annotator's live ones, but is never refused for them: the
- * annotator asked for this very task back. Returns {token, expires}. */
-static const char REGRANT_LUA[] =
-    "local p, tid, ann = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-    "if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
-    "  redis.call('HSET', p .. ':free', tid, 0)\n"
-    "  redis.call('HSET', p .. ':held', tid, 0)\n"
-    "  redis.call('HSET', p .. ':prio', tid, ARGV[6])\n"
-    "  redis.call('HSET', p .. ':data', tid, ARGV[7])\n"
-    "end\n"
-    "redis.call('HINCRBY', p .. ':held', tid, 1)\n"
-    "redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
-    "local tok = redis.call('INCR', p .. ':fence')\n"
-    "local exp = now + ttl\n"
-    "redis.call('HSET', p .. ':lease:' .. tok, 'task', tid, 'ann', ann, 'granted', now, "
-    "'expires', exp, 'state', 'live', 'alive', '1')\n"
-    "redis.call('HINCRBY', KEYS[2], ann, 1)\n"
-    "if ARGV[8] then redis.call('HSET', p .. ':lease:' .. tok, 'org', ARGV[8]) end\n"
-    "redis.call('ZADD', KEYS[1], exp, tok)\n"
-    "return {tok, exp}\n";
-
-/* KEYS: lease hash, leases zset, ready zset, alive hash. ARGV: prefix,
- * token, mode, annotator, now. 'commit' consumes the slot; 'abort' returns
- * it; 'return' returns it and lets the annotator have the task again (a
- * submit refused before anything was stored); 'release' and 'skip' first
- * check the lease is live and the annotator's, then return the slot
- * ('release' also lets the annotator have the task again). Every mode takes
- * the lease off its annotator's live count. Returns {task, granted,
- * expires}, or 0 when there was no such (live) lease. */
-static const char END_LUA[] =
-    "local p, mode = ARGV[1], ARGV[3]\n"
-    "local l = redis.call('HMGET', KEYS[1], 'task', 'ann', 'granted', 'expires', 'state', 'org',"
-    " 'alive')\n"
-    "local tid = l[1]\n"
-    "if not tid then return 0 end\n"
-    "if (mode == 'release' or mode == 'skip') and (l[2] ~= ARGV[4] or l[5] ~= 'live' or\n"
-    "    tonumber(l[4]) <= tonumber(ARGV[5])) then return 0 end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
-    "if l[7] and redis.call('HINCRBY', KEYS[4], l[2], -1) <= 0 then\n"
-    "  redis.call('HDEL', KEYS[4], l[2])\n"
-    "end\n"
-    "local held = redis.call('HINCRBY', p .. ':held', tid, -1)\n"
-    "if mode ~= 'commit' then\n"
-    "  if l[6] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
-    "    redis.call('HINCRBY', p .. ':vused', l[6], -1)\n"
-    "    redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
-    "  end\n"
-    "  redis.call('HINCRBY', p .. ':free', tid, 1)\n"
-    "  if mode == 'release' or mode == 'return' then\n"
-    "    redis.call('SREM', p .. ':seen:' .. tid, l[2])\n"
-    "  end\n"
-    "  redis.call('ZADD', KEYS[3], redis.call('HGET', p .. ':prio', tid) or tid, tid)\n"
-    "  return {tid, l[3], l[4]}\n"
-    "end\n"
-    "local free = tonumber(redis.call('HGET', p .. ':free', tid) or '0')\n"
-    "if free <= 0 and held <= 0 then\n"
-    "  redis.call('DEL', p .. ':seen:' .. tid)\n"
-    "  redis.call('HDEL', p .. ':free', tid)\n"
-    "  redis.call('HDEL', p .. ':held', tid)\n"
-    "  redis.call('HDEL', p .. ':data', tid)\n"
-    "  redis.call('HDEL', p .. ':prio', tid)\n"
-    "end\n"
-    "return {tid, l[3], l[4]}\n";
-
-/* KEYS: leases zset, ready zset, alive hash. ARGV: prefix, now, limit.
- * Returns the expired leases as {token, task, ann, granted, expires}... */
-static const char REAP_LUA[] =
-    "local p = ARGV[1]\n"
-    "local toks = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])\n"
-    "local out = {}\n"
-    "for _, tok in ipairs(toks) do\n"
-    "  local lk = p .. ':lease:' .. tok\n"
-    "  local l = redis.call('HMGET', lk, 'task', 'ann', 'granted', 'expires', 'org', 'alive')\n"
-    "  redis.call('ZREM', KEYS[1], tok)\n"
-    "  redis.call('DEL', lk)\n"
-    "  if l[1] then\n"
-    "    if l[6] and redis.call('HINCRBY', KEYS[3], l[2], -1) <= 0 then\n"
-    "      redis.call('HDEL', KEYS[3], l[2])\n"
-    "    end\n"
-    "    if l[5] and redis.call('EXISTS', p .. ':counted') == 1 then\n"
-    "      redis.call('HINCRBY', p .. ':vused', l[5], -1)\n"
-    "      redis.call('HINCRBY', p .. ':aused', l[2], -1)\n"
-    "    end\n"
-    "    redis.call('HINCRBY', p .. ':free', l[1], 1)\n"
-    "    redis.call('HINCRBY', p .. ':held', l[1], -1)\n"
-    "    redis.call('SREM', p .. ':seen:' .. l[1], l[2])\n"
-    "    redis.call('ZADD', KEYS[2], redis.call('HGET', p .. ':prio', l[1]) or l[1], l[1])\n"
-    "    out[#out + 1] = {tok, l[1], l[2], l[3], l[4]}\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: ready zset. ARGV: prefix, cursor, then (id, free, priority, data,
- * done-by) quintuples; done-by lists (comma-separated) the annotators who
- * annotated or skipped the task already. The cursor ("priority id" of the
- * last row read from PostgreSQL) is where the next refill starts. */
-static const char WINDOW_ADD_LUA[] =
-    "local p = ARGV[1]\n"
-    "for i = 3, #ARGV, 5 do\n"
-    "  local tid, free = ARGV[i], tonumber(ARGV[i + 1])\n"
-    "  if redis.call('HEXISTS', p .. ':free', tid) == 0 then\n"
-    "    redis.call('HSET', p .. ':free', tid, free)\n"
-    "    redis.call('HSET', p .. ':held', tid, 0)\n"
-    "    redis.call('HSET', p .. ':prio', tid, ARGV[i + 2])\n"
-    "    redis.call('HSET', p .. ':data', tid, ARGV[i + 3])\n"
-    "    for ann in string.gmatch(ARGV[i + 4], '[^,]+') do\n"
-    "      redis.call('SADD', p .. ':seen:' .. tid, ann)\n"
-    "    end\n"
-    "    if free > 0 then redis.call('ZADD', KEYS[1], ARGV[i + 2], tid) end\n"
-    "  end\n"
-    "end\n"
-    "redis.call('SET', p .. ':cursor', ARGV[2])\n"
-    "return redis.call('ZCARD', KEYS[1])\n";
-
-/* ARGV: prefix, lock ms, want lock, project id. Returns {cursor, exhausted, locked};
- * the cursor is "" when the window starts from the beginning. */
-static const char REFILL_BEGIN_LUA[] =
-    "local p = ARGV[1]\n"
-    "local cur = redis.call('GET', p .. ':cursor') or ''\n"
-    "local ex = redis.call('EXISTS', p .. ':exhausted')\n"
-    "local locked = 0\n"
-    "local init = redis.call('EXISTS', p .. ':init')\n"
-    "if init == 0 then cur = ''; ex = 0 end\n"
-    "if ARGV[3] == '1' and ex == 0 then\n"
-    "  if redis.call('SET', p .. ':refill', '1', 'NX', 'PX', ARGV[2]) then locked = 1 end\n"
-    "end\n"
-    "return {cur, ex, locked, init}\n";
-
-/* ARGV: prefix, fencing floor, project id, now. Marks the project's Redis state
- * as initialised (after a first use, a FLUSHALL or a restart without
- * persistence) and lifts the fencing counter above every token PostgreSQL
- * has seen, so tokens never repeat. */
-static const char INIT_LUA[] =
-    "local p = ARGV[1]\n"
-    "local cur = tonumber(redis.call('GET', p .. ':fence') or '0')\n"
-    "if cur < tonumber(ARGV[2]) then redis.call('SET', p .. ':fence', ARGV[2]) end\n"
-    "redis.call('SET', p .. ':init', ARGV[4])\n"
-    "redis.call('SADD', 'quorum:projects', ARGV[3])\n"
-    "return 1\n";
-
-/* ARGV: prefix, exhausted flag ('1', '0', or 'reopen': new tasks exist, so
- * forget the cursor and exhaustion; tasks already in the window are kept),
- * project id. */
-static const char REFILL_END_LUA[] =
-    "local p = ARGV[1]\n"
-    "if ARGV[2] == 'reopen' then\n"
-    "  redis.call('DEL', p .. ':exhausted')\n"
-    "  redis.call('DEL', p .. ':cursor')\n"
-    "  redis.call('SADD', 'quorum:projects', ARGV[3])\n"
-    "  return 1\n"
-    "end\n"
-    "if ARGV[2] == '1' then redis.call('SET', p .. ':exhausted', '1') end\n"
-    "redis.call('DEL', p .. ':refill')\n"
-    "return 1\n";
-
 struct qr_lease_engine_s {
     qr_redis_t *redis;
-    qr_redis_script_t *grant, *touch, *end, *reap, *window_add, *refill_begin, *refill_end, *init,
-        *regrant, *seed;
+    qr_redis_script_t *script[QR_LEASE_NSCRIPTS]; /* by qr_lease_script_id_t */
 };
 
 const char *qr_lease_script_text(const char *name)
 {
-    static const struct {
-        const char *name, *text;
-    } scripts[] = {{"grant", GRANT_LUA},
-                   {"touch", TOUCH_LUA},
-                   {"end", END_LUA},
-                   {"reap", REAP_LUA},
-                   {"window_add", WINDOW_ADD_LUA},
-                   {"refill_begin", REFILL_BEGIN_LUA},
-                   {"refill_end", REFILL_END_LUA},
-                   {"init", INIT_LUA},
-                   {"regrant", REGRANT_LUA},
-                   {"seed", SEED_LUA}};
-    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
-        if (!strcmp(scripts[i].name, name))
-            return scripts[i].text;
+    for (int i = 0; i < QR_LEASE_NSCRIPTS; i++)
+        if (!strcmp(qr_lease_scripts[i].name, name))
+            return qr_lease_scripts[i].lua;
     return NULL;
 }
 
@@ -329,16 +33,8 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
     e->redis = redis;
-    e->grant = qr_redis_script(redis, GRANT_LUA);
-    e->touch = qr_redis_script(redis, TOUCH_LUA);
-    e->end = qr_redis_script(redis, END_LUA);
-    e->reap = qr_redis_script(redis, REAP_LUA);
-    e->window_add = qr_redis_script(redis, WINDOW_ADD_LUA);
-    e->refill_begin = qr_redis_script(redis, REFILL_BEGIN_LUA);
-    e->refill_end = qr_redis_script(redis, REFILL_END_LUA);
-    e->init = qr_redis_script(redis, INIT_LUA);
-    e->regrant = qr_redis_script(redis, REGRANT_LUA);
-    e->seed = qr_redis_script(redis, SEED_LUA);
+    for (int i = 0; i < QR_LEASE_NSCRIPTS; i++)
+        e->script[i] = qr_redis_script(redis, qr_lease_scripts[i].lua);
     return e;
 }
 
@@ -347,16 +43,20 @@ void qr_lease_engine_free(qr_lease_engine_t *e)
     free(e);
 }
 
-/* One pending script call: what to call back and the strings its argv
- * points into (kept until the call returns, for the NOSCRIPT resend). */
+/* One pending script call: what to call back, and its keys and arguments
+ * (kept until the reply, for a call sent only once the project is
+ * registered). */
 typedef struct op_s {
     qr_lease_engine_t *e;
     int64_t project;
     void (*cb)(void);
     void *arg;
-    int limited; /* grant: cb is a qr_lease_grant_limited_cb */
-    int nargs;
-    char *args[16];
+    int limited;             /* grant: cb is a qr_lease_grant_limited_cb */
+    qr_lease_script_id_t id; /* the script */
+    int nkeys;               /* args[0..nkeys) are its keys */
+    qr_redis_cb then_cb;     /* registered: the reply callback of the script */
+    int nargs, cap;
+    char **args;
 } op_t;
 
 static op_t *op_new(qr_lease_engine_t *e, int64_t project, void (*cb)(void), void *arg)
@@ -371,6 +71,10 @@ static op_t *op_new(qr_lease_engine_t *e, int64_t project, void (*cb)(void), voi
 
 static void op_arg(op_t *op, char *s)
 {
+    if (op->nargs == op->cap) {
+        op->cap = op->cap ? 2 * op->cap : 32;
+        op->args = qr_xrealloc(op->args, (size_t)op->cap * sizeof *op->args);
+    }
     op->args[op->nargs++] = s;
 }
 
@@ -378,12 +82,26 @@ static void op_free(op_t *op)
 {
     for (int i = 0; i < op->nargs; i++)
         free(op->args[i]);
+    free(op->args);
     free(op);
 }
 
-static char *prefix(int64_t project)
+/* The name of one of the project's keys: {p:P}:name. */
+static char *project_key(int64_t project, const char *name)
 {
-    return qr_xasprintf("{p:%" PRId64 "}", project);
+    return qr_xasprintf("{p:%" PRId64 "}:%s", project, name);
+}
+
+/* A call of script id: the op, with the script's keys as its first
+ * arguments (the caller appends the rest). */
+static op_t *op_script(qr_lease_engine_t *e, int64_t project, qr_lease_script_id_t id,
+                       void (*cb)(void), void *arg)
+{
+    op_t *op = op_new(e, project, cb, arg);
+    op->id = id;
+    for (const char *const *k = qr_lease_scripts[id].keys; *k; k++, op->nkeys++)
+        op_arg(op, project_key(project, *k));
+    return op;
 }
 
 static int64_t reply_int(const redisReply *r)
@@ -410,10 +128,49 @@ static int reply_failed(redisReply *r, const char *err, const char *what)
     return 0;
 }
 
-static int send_op(op_t *op, qr_redis_script_t *s, int nkeys, qr_redis_cb cb)
+static int eval_op(op_t *op, qr_redis_cb cb)
 {
-    int rc =
-        qr_redis_eval(op->e->redis, s, nkeys, op->nargs, (const char **)op->args, NULL, cb, op);
+    return qr_redis_eval(op->e->redis, op->e->script[op->id], op->nkeys, op->nargs,
+                         (const char **)op->args, NULL, cb, op);
+}
+
+/* Sends op's script call; cb gets the reply and frees op. On failure op is
+ * freed and cb never runs. */
+static int send_op(op_t *op, qr_redis_cb cb)
+{
+    int rc = eval_op(op, cb);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
+/* The registry of projects the reaper visits. It lies outside every
+ * project's slot, so no script touches it (on Redis Cluster a script may
+ * only touch its own slot): init and reopen register the project with a
+ * plain command first, and run their script only once it is registered, so
+ * a project whose state exists is always in the registry. The reaper
+ * tolerates a registered project whose keys are gone. */
+#define REGISTRY "quorum:projects"
+
+static void on_registered(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    if (reply_failed(r, err, "project registry")) {
+        op->then_cb(NULL, "project not registered", op);
+        return;
+    }
+    if (eval_op(op, op->then_cb) < 0)
+        op->then_cb(NULL, "redis client closing", op);
+}
+
+/* As send_op, after adding the project to the registry. */
+static int send_registered(op_t *op, qr_redis_cb cb)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, op->project);
+    const char *argv[] = {"SADD", REGISTRY, id};
+    op->then_cb = cb;
+    int rc = qr_redis_command(op->e->redis, 3, argv, NULL, on_registered, op);
     if (rc < 0)
         op_free(op);
     return rc;
@@ -472,12 +229,7 @@ static void on_grant(redisReply *r, const char *err, void *arg)
 static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max, int live,
                       int64_t now_ms, int ttl_ms, void (*cb)(void), void *arg)
 {
-    op_t *op = op_new(e, project, cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:ready", p));
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_GRANT, cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%d", max));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
@@ -493,7 +245,7 @@ int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int
                    int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg)
 {
     op_t *op = grant_op(e, project, annotator, max, -1, now_ms, ttl_ms, (void (*)(void))cb, arg);
-    return send_op(op, e->grant, 3, on_grant);
+    return send_op(op, on_grant);
 }
 
 int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
@@ -506,32 +258,20 @@ int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annota
     op_arg(op, qr_xasprintf("%" PRId64, lim->org));
     op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
     op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
-    return send_op(op, e->grant, 3, on_grant);
+    return send_op(op, on_grant);
 }
 
 int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
                         const int64_t *annotators, const int64_t *counts, qr_lease_done_cb cb,
                         void *arg)
 {
-    /* Variable-length, like qr_lease_window_add. */
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 2 + 3 * n;
-    char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
-    char *p = prefix(project);
-    argv[0] = qr_xasprintf("%s:counted", p);
-    argv[1] = p;
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_SEED, (void (*)(void))cb, arg);
     for (int i = 0; i < n; i++) {
-        argv[2 + 3 * i] = qr_xasprintf("%" PRId64, orgs[i]);
-        argv[3 + 3 * i] = qr_xasprintf("%" PRId64, annotators[i]);
-        argv[4 + 3 * i] = qr_xasprintf("%" PRId64, counts[i]);
+        op_arg(op, qr_xasprintf("%" PRId64, orgs[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, annotators[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, counts[i]));
     }
-    int rc = qr_redis_eval(e->redis, e->seed, 1, argc, (const char **)argv, NULL, on_done, op);
-    for (int i = 0; i < argc; i++)
-        free(argv[i]);
-    free(argv);
-    if (rc < 0)
-        op_free(op);
-    return rc;
+    return send_op(op, on_done);
 }
 
 /* --- heartbeat and submit ---------------------------------------------- */
@@ -556,17 +296,13 @@ static int touch(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64
                  int64_t now_ms, int64_t new_expiry, const char *mode, qr_lease_info_cb cb,
                  void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
-    op_arg(op, qr_xasprintf("%s:leases", p));
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_TOUCH, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
     op_arg(op, qr_xasprintf("%" PRId64, new_expiry));
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
-    free(p);
-    return send_op(op, e->touch, 2, on_touch);
+    return send_op(op, on_touch);
 }
 
 int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -612,18 +348,12 @@ static void on_ended(redisReply *r, const char *err, void *arg)
 static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                      int64_t now_ms, const char *mode, qr_lease_info_cb cb, void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:lease:%" PRId64, p, token));
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:ready", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_END, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, token));
     op_arg(op, qr_xstrdup(mode));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    return send_op(op, e->end, 4, on_ended);
+    return send_op(op, on_ended);
 }
 
 /* Adapts a done-callback to the info-callback end_lease reports through. */
@@ -688,11 +418,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
                      int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
                      qr_lease_info_cb cb, void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:leases", p));
-    op_arg(op, qr_xasprintf("%s:alive", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REGRANT, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, task));
     op_arg(op, qr_xasprintf("%" PRId64, annotator));
     op_arg(op, qr_xasprintf("%" PRId64, now_ms));
@@ -701,7 +427,7 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xstrdup(data));
     if (org > 0)
         op_arg(op, qr_xasprintf("%" PRId64, org));
-    return send_op(op, e->regrant, 2, on_regranted);
+    return send_op(op, on_regranted);
 }
 
 int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -717,29 +443,26 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
                         const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
                         void *arg)
 {
-    /* Variable-length: build argv directly rather than through op->args. */
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    int argc = 3 + 5 * n;
-    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
-    char **owned = qr_xcalloc((size_t)argc, sizeof *owned);
-    char *p = prefix(project);
-    owned[0] = qr_xasprintf("%s:ready", p);
-    owned[1] = p;
-    owned[2] = qr_xstrdup(cursor);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_WINDOW_ADD, (void (*)(void))cb, arg);
+    op_arg(op, qr_xstrdup(cursor));
     for (int i = 0; i < n; i++) {
-        owned[3 + 5 * i] = qr_xasprintf("%" PRId64, ids[i]);
-        owned[4 + 5 * i] = qr_xasprintf("%d", free_slots[i]);
-        owned[5 + 5 * i] = qr_xasprintf("%.17g", priorities[i]);
-        argv[6 + 5 * i] = datas[i];
-        argv[7 + 5 * i] = done_by ? done_by[i] : "";
+        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
+        op_arg(op, qr_xasprintf("%d", free_slots[i]));
+        op_arg(op, qr_xasprintf("%.17g", priorities[i]));
     }
-    for (int i = 0; i < argc; i++)
-        if (owned[i])
-            argv[i] = owned[i];
-    int rc = qr_redis_eval(e->redis, e->window_add, 1, argc, argv, NULL, on_done, op);
-    for (int i = 0; i < argc; i++)
-        free(owned[i]);
-    free(owned);
+    /* The task data and done-by lists are large: argv borrows them, in
+     * between op's own strings. */
+    int head = op->nkeys + 1, argc = head + 5 * n;
+    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    for (int i = 0; i < head; i++)
+        argv[i] = op->args[i];
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 3; k++)
+            argv[head + 5 * i + k] = op->args[head + 3 * i + k];
+        argv[head + 5 * i + 3] = datas[i];
+        argv[head + 5 * i + 4] = done_by ? done_by[i] : "";
+    }
+    int rc = qr_redis_eval(e->redis, e->script[op->id], op->nkeys, argc, argv, NULL, on_done, op);
     free(argv);
     if (rc < 0)
         op_free(op);
@@ -762,26 +485,19 @@ static void on_refill_begin(redisReply *r, const char *err, void *arg)
 int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
                           void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:refill", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REFILL_BEGIN, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%d", lock_ms));
     op_arg(op, qr_xstrdup(lock_ms > 0 ? "1" : "0"));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
-    return send_op(op, e->refill_begin, 1, on_refill_begin);
+    return send_op(op, on_refill_begin);
 }
 
 static int refill_end(qr_lease_engine_t *e, int64_t project, const char *flag, qr_lease_done_cb cb,
                       void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:refill", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REFILL_END, (void (*)(void))cb, arg);
     op_arg(op, qr_xstrdup(flag));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
-    return send_op(op, e->refill_end, 1, on_done);
+    /* A reopen registers the project again: it may predate the registry. */
+    return !strcmp(flag, "reopen") ? send_registered(op, on_done) : send_op(op, on_done);
 }
 
 int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
@@ -805,10 +521,8 @@ int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
                        void (*cb)(int rc, int64_t init_ms, void *arg), void *arg)
 {
     op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
     op_arg(op, qr_xstrdup("GET"));
-    op_arg(op, qr_xasprintf("%s:init", p));
-    free(p);
+    op_arg(op, project_key(project, "built"));
     int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_init_time, op);
     if (rc < 0)
         op_free(op);
@@ -818,14 +532,10 @@ int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
 int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
                   void *arg)
 {
-    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
-    char *p = prefix(project);
-    op_arg(op, qr_xasprintf("%s:init", p));
-    op_arg(op, p);
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_INIT, (void (*)(void))cb, arg);
     op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
-    op_arg(op, qr_xasprintf("%" PRId64, project));
     op_arg(op, qr_xasprintf("%" PRId64, qr_now_ms()));
-    return send_op(op, e->init, 1, on_done);
+    return send_registered(op, on_done);
 }
 
 int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
@@ -887,16 +597,11 @@ static void on_reap_projects(redisReply *r, const char *err, void *arg)
         if (r->element[i]->type != REDIS_REPLY_STRING)
             continue;
         int64_t project = strtoll(r->element[i]->str, NULL, 10);
-        op_t *op = op_new(rp->e, project, NULL, rp);
-        char *p = prefix(project);
-        op_arg(op, qr_xasprintf("%s:leases", p));
-        op_arg(op, qr_xasprintf("%s:ready", p));
-        op_arg(op, qr_xasprintf("%s:alive", p));
-        op_arg(op, p);
+        op_t *op = op_script(rp->e, project, QR_LEASE_SCRIPT_REAP, NULL, rp);
         op_arg(op, qr_xasprintf("%" PRId64, rp->now_ms));
         op_arg(op, qr_xstrdup("1000"));
         rp->pending++;
-        if (send_op(op, rp->e->reap, 3, on_reap_project) < 0)
+        if (send_op(op, on_reap_project) < 0)
             rp->pending--;
     }
     reap_release(rp);
@@ -910,7 +615,7 @@ int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expi
     rp->cb = expired_cb;
     rp->arg = arg;
     rp->pending = 1;
-    const char *argv[] = {"SMEMBERS", "quorum:projects"};
+    const char *argv[] = {"SMEMBERS", REGISTRY};
     int rc = qr_redis_command(e->redis, 2, argv, NULL, on_reap_projects, rp);
     if (rc < 0)
         free(rp);
@@ -967,9 +672,7 @@ void qr_lease_window_sizes(qr_lease_engine_t *e, const int64_t *projects, int n,
     s->pending = 1;
     for (int i = 0; e && qr_redis_ready(e->redis) && i < n; i++)
         for (int k = 0; k < 2; k++) {
-            char *p = prefix(projects[i]);
-            char *key = qr_xasprintf("%s:%s", p, k ? "leases" : "ready");
-            free(p);
+            char *key = project_key(projects[i], k ? "leases" : "ready");
             const char *argv[] = {"ZCARD", key};
             size_reply_t *z = qr_xmalloc(sizeof *z);
             z->s = s;

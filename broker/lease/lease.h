@@ -1,22 +1,35 @@
 /*
  * lease.h - the lease engine: the hot frontier of each project in Redis.
  *
- * Keys of project P all carry the hash tag {p:P} so each Lua script touches
- * one slot (and would run unchanged on Redis Cluster):
+ * Keys of project P all carry the hash tag {p:P}, so they lie in one hash
+ * slot. A Lua script reads and writes only keys of one project, and only
+ * keys passed to it in KEYS (lease_scripts.h): it builds no key name of its
+ * own, so the scripts would run unchanged on Redis Cluster, which wants
+ * every key a script touches declared and in one slot
+ * (tests/integration/test_lease_cluster.c checks both). What is per task or
+ * per lease is therefore a member of one sorted set or hash, never a key of
+ * its own.
  *   {p:P}:ready        ZSET  task ids with a free slot, scored by import order
  *   {p:P}:free         HASH  task id -> free slots (required - done - leased)
  *   {p:P}:held         HASH  task id -> live leases
  *   {p:P}:data         HASH  task id -> task data (JSON text)
  *   {p:P}:prio         HASH  task id -> priority (the ready set's score)
- *   {p:P}:seen:<task>  SET   annotators who hold or did the task
+ *   {p:P}:seen         ZSET  "task:annotator" scored by task id: who holds or
+ *                      did each task
  *   {p:P}:leases       ZSET  fencing token -> expiry (ms since the epoch)
- *   {p:P}:lease:<tok>  HASH  task, ann, granted, expires, state
+ *   {p:P}:lease        HASH  fencing token -> "task ann granted expires state
+ *                      pinned org" (a live lease; '-': no pin, not counted)
  *   {p:P}:fence        STRING the fencing counter (INCR in the grant script)
  *   {p:P}:cursor       STRING "priority id" of the last task read from PostgreSQL
  *   {p:P}:exhausted    STRING set when a refill found no more tasks
- *   {p:P}:init         STRING set once the project's state was built from
- *                      PostgreSQL; missing after a FLUSHALL or a restart
- *                      without persistence, which triggers a rebuild
+ *   {p:P}:refill       STRING the refill lock (SET NX PX)
+ *   {p:P}:built        STRING when the project's state was built from
+ *                      PostgreSQL (epoch ms); missing after a FLUSHALL, a
+ *                      restart without persistence or an upgrade from the
+ *                      layout before this one (which had {p:P}:init, and a
+ *                      key per task and per lease, {p:P}:seen:<task> and
+ *                      {p:P}:lease:<token>): grants find the window empty,
+ *                      and the refill they start rebuilds it
  *   {p:P}:vused        HASH  organization -> its annotators' submitted
  *                      annotations + live leases (the vendor quota's count)
  *   {p:P}:aused        HASH  annotator -> submitted + live leases (the cap's)
@@ -24,11 +37,20 @@
  *                      bound on live leases, qr_lease_limits_t.live)
  *   {p:P}:counted      STRING set once vused/aused were built from PostgreSQL
  *                      (qr_lease_count_seed); missing: grants wait for it
- *   quorum:projects    SET   projects the reaper visits
+ *   quorum:projects    SET   projects the reaper visits; outside every
+ *                      project's slot, so no script touches it: init and
+ *                      reopen add the project with a plain SADD before
+ *                      their script runs
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
  *
  * The engine knows nothing of HTTP. Every multi-key step is one Lua script.
+ *
+ * The functions returning int return 0 when the call is on its way, and
+ * then its callback runs exactly once, later (with QR_EIO when Redis is
+ * down); or a negative code (the client is closing), and then the callback
+ * never runs and the caller must finish the work itself: they are marked
+ * QR_MUST_CHECK.
  */
 #ifndef QR_LEASE_H
 #define QR_LEASE_H
@@ -78,24 +100,28 @@ void qr_lease_engine_free(qr_lease_engine_t *e);
 /* Adds tasks to the project's window: ids[i] with free[i] slots, priority
  * priorities[i] (lower first) and data datas[i]; records cursor as where
  * the next refill starts. Tasks already in the window are left as they are. */
-int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
-                        const int *free, const double *priorities, const char *const *datas,
-                        const char *const *done_by, const char *cursor, qr_lease_done_cb cb,
-                        void *arg);
+QR_MUST_CHECK int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n,
+                                      const int64_t *ids, const int *free, const double *priorities,
+                                      const char *const *datas, const char *const *done_by,
+                                      const char *cursor, qr_lease_done_cb cb, void *arg);
 
 /* When the project's Redis state was last built (epoch ms; 0 if never):
  * a lease granted before that and unknown to Redis was lost with Redis. */
-int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
-                       void (*cb)(int rc, int64_t init_ms, void *arg), void *arg);
+QR_MUST_CHECK int qr_lease_init_time(qr_lease_engine_t *e, int64_t project,
+                                     void (*cb)(int rc, int64_t init_ms, void *arg), void *arg);
 
-/* Marks the project's Redis state as built and lifts its fencing counter to
- * at least fence_floor (so a rebuilt Redis never reissues a token). */
-int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr_lease_done_cb cb,
-                  void *arg);
+/* Registers the project for the reaper, lifts its fencing counter to at
+ * least fence_floor (so a rebuilt Redis never reissues a token) and, unless
+ * another broker did so already, drops what is left of the project's state
+ * (the layout before this one, after an upgrade) and marks it built: the
+ * caller loads the window next. */
+QR_MUST_CHECK int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor,
+                                qr_lease_done_cb cb, void *arg);
 
 /* New tasks exist (after an import): the next refill starts from the
  * beginning again and the window is no longer exhausted. */
-int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb,
+                                         void *arg);
 
 /* Reads the refill state: cursor ("" or "priority id", valid during the
  * callback) and whether the last refill found nothing; takes the project's
@@ -104,18 +130,18 @@ int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_
  * before loading tasks. cb(rc, cursor, exhausted, locked, initialised). */
 typedef void (*qr_lease_refill_cb)(int rc, const char *cursor, int exhausted, int locked,
                                    int initialised, void *arg);
-int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr_lease_refill_cb cb,
-                          void *arg);
+QR_MUST_CHECK int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms,
+                                        qr_lease_refill_cb cb, void *arg);
 /* Marks the window exhausted (nothing left in PostgreSQL past the cursor)
  * and drops the refill lock. */
-int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted, qr_lease_done_cb cb,
-                        void *arg);
+QR_MUST_CHECK int qr_lease_refill_end(qr_lease_engine_t *e, int64_t project, int exhausted,
+                                      qr_lease_done_cb cb, void *arg);
 
 /* Grants up to max leases of tasks the annotator has not held or done,
  * in window order, each with a fresh fencing token, expiring ttl_ms after
  * now_ms. */
-int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
-                   int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t annotator, int max,
+                                 int64_t now_ms, int ttl_ms, qr_lease_grant_cb cb, void *arg);
 
 /* Who asks for a counted grant, and the bounds of their share (-1: none). */
 typedef struct qr_lease_limits_s {
@@ -142,62 +168,67 @@ typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int 
  * number of brokers. A lease granted so carries its organization; when it
  * ends without an annotation (release, skip, expiry, abort) the counts drop
  * by one; a submit turns it into an annotation and leaves them. */
-int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
-                           const qr_lease_limits_t *lim, int max, int64_t now_ms, int ttl_ms,
-                           qr_lease_grant_limited_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                         const qr_lease_limits_t *lim, int max, int64_t now_ms,
+                                         int ttl_ms, qr_lease_grant_limited_cb cb, void *arg);
 
 /* Builds the project's counters, unless they exist: n (organization,
  * annotator, submitted annotations) rows read from PostgreSQL, plus the live
  * leases Redis holds. Run after a grant answered QR_LEASE_UNCOUNTED (a new
  * project, or Redis lost its state); two brokers may race: the first wins. */
-int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
-                        const int64_t *annotators, const int64_t *counts, qr_lease_done_cb cb,
-                        void *arg);
+QR_MUST_CHECK int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n,
+                                      const int64_t *orgs, const int64_t *annotators,
+                                      const int64_t *counts, qr_lease_done_cb cb, void *arg);
 
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
-int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
-                       int64_t now_ms, int ttl_ms, qr_lease_info_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                     int64_t token, int64_t now_ms, int ttl_ms, qr_lease_info_cb cb,
+                                     void *arg);
 
 /* First half of a submit: checks the lease is live and the annotator's,
  * and pins it for grace_ms so the reaper leaves it while PostgreSQL commits. */
-int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
-                          int64_t now_ms, int grace_ms, qr_lease_info_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                        int64_t token, int64_t now_ms, int grace_ms,
+                                        qr_lease_info_cb cb, void *arg);
 
 /* Second half: the annotation is committed; the slot is consumed and the
  * lease ends. When the task has no slot left, it leaves the window. */
-int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
-                           qr_lease_done_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
+                                         qr_lease_done_cb cb, void *arg);
 
 /* The submit failed in PostgreSQL: the lease ends and its slot returns. */
-int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
-                          void *arg);
+QR_MUST_CHECK int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token,
+                                        qr_lease_done_cb cb, void *arg);
 
 /* The submit was refused before anything was stored (its idempotency key
  * names another annotation): the lease ends as if released, pinned or not;
  * the slot returns and the annotator may have the task again. cb gets the
  * lease's task and times, or QR_ECONFLCT when the lease was gone. */
-int qr_lease_submit_return(qr_lease_engine_t *e, int64_t project, int64_t token,
-                           qr_lease_info_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_submit_return(qr_lease_engine_t *e, int64_t project, int64_t token,
+                                         qr_lease_info_cb cb, void *arg);
 
 /* Ends a live lease of this annotator early and returns its slot to the
  * queue: a release (the annotator may get the task again) or, with skip,
  * a skip (they never get it again). cb gets the lease's task and grant time,
  * or QR_ECONFLCT when the lease is not live or not theirs. */
-int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
-                     int64_t now_ms, int skip, qr_lease_info_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                   int64_t token, int64_t now_ms, int skip, qr_lease_info_cb cb,
+                                   void *arg);
 
 /* Undo: a new lease of task for annotator of organization org (who just
  * retracted their annotation of it), bypassing the queue; the task re-enters
  * the window with priority and data if it had left it. The lease is counted
  * like a granted one (org > 0). cb's info holds the new fencing token in
  * task_id and the expiry in expires_ms. */
-int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
-                     int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
-                     qr_lease_info_cb cb, void *arg);
+QR_MUST_CHECK int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task,
+                                   int64_t annotator, int64_t org, int64_t now_ms, int ttl_ms,
+                                   double priority, const char *data, qr_lease_info_cb cb,
+                                   void *arg);
 
 /* Returns every lease expired at now_ms, in every project, to its queue;
  * reports them (batched per project) through expired_cb. */
-int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expired_cb, void *arg);
+QR_MUST_CHECK int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms,
+                                qr_lease_expired_cb expired_cb, void *arg);
 
 /* --- what the broker's probes ask of the lease engine -------------------- */
 

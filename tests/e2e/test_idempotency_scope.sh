@@ -71,7 +71,7 @@ check "the lease ended as released, not submitted" "released idempotency_conflic
     "$(sql "SELECT outcome || ' ' || reason FROM leases WHERE project_id = $P3 AND fencing_token = $LX")"
 r=$(api POST "/v1/projects/$P3/leases/$LX/heartbeat" "$ANN" '{}')
 check "the lease is no longer live" "409 lease_expired" "$(code "$r")"
-check "nothing of it left in Redis" 0 "$(redis-cli -p "$QR_REDIS_PORT" exists "{p:$P3}:lease:$LX")"
+check "nothing of it left in Redis" 0 "$(redis-cli -p "$QR_REDIS_PORT" hexists "{p:$P3}:lease" "$LX")"
 b=$(lease "$P3" 10)
 check "task $TX is offered again" 1 "$(echo "$b" | jq "[.leases[] | select(.task_id == $TX)] | length")"
 LY=$(echo "$b" | jq -r ".leases[] | select(.task_id == $TX) | .lease")

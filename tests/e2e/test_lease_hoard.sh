@@ -45,8 +45,9 @@ L=$(api POST "/v1/projects/$P/leases" "$OTHER" '{"max":1}' | cut -d' ' -f2- | jq
 r=$(api POST "/v1/projects/$P/leases" "$HOARD" '{"max":100}')
 H1=$(echo "${r#* }" | jq -r '.leases[0].lease // empty')
 check "still none for the hoarder" "" "$H1"
+# A lease's record (broker/lease/lease.h): "task annotator granted expires ...".
 HL=$(rcli zrange "{p:$P}:leases" 0 -1 | while read -r t; do
-    [ "$(rcli hget "{p:$P}:lease:$t" ann)" = "$(uid hoarder)" ] && echo "$t" && break; done)
+    [ "$(rcli hget "{p:$P}:lease" "$t" | cut -d' ' -f2)" = "$(uid hoarder)" ] && echo "$t" && break; done)
 api POST "/v1/projects/$P/leases/$HL/release" "$HOARD" '{}' >/dev/null
 r=$(api POST "/v1/projects/$P/leases" "$HOARD" '{"max":100}')
 check "after one release: one lease" "1 max_leases_reached" "$(echo "${r#* }" | jq -r '"\(.leases | length) \(.reason)"')"

@@ -52,5 +52,7 @@ check "every task holds exactly its 2 annotations" "0 60" \
 check "no (task, annotator) pair twice" 0 \
     "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $P GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
 check "the window is empty at the end" 0 "$(redis-cli -p "$QR_REDIS_PORT" hlen "{p:$P}:free")"
+check "and so are who did what and the leases" "0 0" \
+    "$(redis-cli -p "$QR_REDIS_PORT" exists "{p:$P}:seen") $(redis-cli -p "$QR_REDIS_PORT" hlen "{p:$P}:lease")"
 
 finish

@@ -102,8 +102,13 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Builds the project's state (as a broker's first refill does, before it
+ * loads tasks) unless it is, and adds n tasks of slots slots. */
 static void fill_window(int n, int slots)
 {
+    assert_int_equal(qr_lease_init(engine, project, 0, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
     int64_t ids[NTASKS];
     int free_slots[NTASKS];
     const char *datas[NTASKS];
@@ -211,14 +216,15 @@ static void test_heartbeat_and_submit_rules(void **state)
     wait_done();
     assert_int_equal(last_rc, 0);
     assert_int_equal(redis_int("HLEN", "{p:9002}:free", NULL), 1); /* only the other task */
-    assert_int_equal(redis_int("EXISTS", "{p:9002}:lease:1", NULL), 0);
+    assert_int_equal(redis_int("HEXISTS", "{p:9002}:lease", "1"), 0);
+    assert_int_equal(redis_int("ZCARD", "{p:9002}:seen", NULL), 0); /* nobody did the other */
 }
 
 static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
 {
     int *count = arg;
     for (int i = 0; i < n; i++)
-        if (e[i].project_id == 9003)
+        if (e[i].project_id == project)
             (*count)++;
 }
 
@@ -234,7 +240,6 @@ static void test_reaper_returns_slots(void **state)
     assert_int_equal(qr_lease_grant(engine, project, 6, 1, now, 1000, on_grant, NULL), 0);
     wait_done();
     assert_int_equal(ngot, 0);
-    raw("SADD", "quorum:projects", "9003");
     int expired = 0;
     assert_int_equal(qr_lease_reap(engine, now + 5000, on_expired, &expired), 0);
     for (int i = 0; i < 100 && !expired; i++)
@@ -369,6 +374,147 @@ static void test_script_edges(void **state)
     assert_int_equal(b[1], 1);
 }
 
+static void on_init_time(int rc, int64_t init_ms, void *arg)
+{
+    last_rc = rc;
+    *(int64_t *)arg = init_ms;
+    done = 1;
+}
+
+/* Sends a command of up to 5 arguments and waits for its reply. */
+static void raw5(const char *a, const char *b, const char *c, const char *d, const char *e)
+{
+    const char *argv[] = {a, b, c, d, e};
+    int argc = e ? 5 : d ? 4 : 3;
+    assert_int_equal(qr_redis_command(redis, argc, argv, NULL, on_any_reply, NULL), 0);
+    wait_done();
+}
+
+/* An upgrade from the layout before the one of lease.h ({p:P}:init, a key
+ * per task and per lease): grants find the window empty until a refill
+ * rebuilds it; init drops what is left of the old window, leases and
+ * counters, so the broker loads it again from PostgreSQL, and lifts the
+ * fencing counter. A second init (a broker that raced the first) drops
+ * nothing. */
+static void test_rebuild_drops_older_layout(void **state)
+{
+    project = 9009;
+    raw("SET", "{p:9009}:init", "1");
+    raw5("ZADD", "{p:9009}:ready", "1", "1", NULL);
+    raw5("HSET", "{p:9009}:free", "1", "1", NULL);
+    raw5("ZADD", "{p:9009}:leases", "1", "7", NULL);
+    raw5("HSET", "{p:9009}:lease:7", "task", "2", NULL);
+    raw5("HSET", "{p:9009}:alive", "3", "1", NULL);
+    raw5("SADD", "{p:9009}:seen:2", "3", NULL, NULL);
+    raw("SET", "{p:9009}:counted", "1");
+    int64_t now = qr_now_ms();
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(ngot, 0); /* not from the old window */
+    int st[3];
+    assert_int_equal(qr_lease_refill_begin(engine, project, 5000, on_refill_state, st), 0);
+    wait_done();
+    assert_int_equal(st[1], 1);
+    assert_int_equal(st[2], 0); /* not built */
+    assert_int_equal(qr_lease_init(engine, project, 5000, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9009}:ready", "{p:9009}:free"), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9009}:leases", "{p:9009}:alive"), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9009}:init", "{p:9009}:counted"), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9009}:built", NULL), 1);
+    int64_t built_ms = 0;
+    assert_int_equal(qr_lease_init_time(engine, project, on_init_time, &built_ms), 0);
+    wait_done();
+    assert_in_range(built_ms, now, qr_now_ms());
+    assert_int_equal(qr_lease_refill_end(engine, project, 0, on_done, NULL), 0);
+    wait_done();
+    fill_window(2, 1);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_true(got[0].token > 5000); /* above the floor */
+    raw("SET", "{p:9009}:init", "1"); /* an older broker still running: no wipe */
+    assert_int_equal(qr_lease_init(engine, project, 10, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("ZCARD", "{p:9009}:leases", NULL), 1); /* kept */
+    assert_int_equal(redis_int("HLEN", "{p:9009}:free", NULL), 2);
+    assert_int_equal(qr_lease_init_time(engine, project, on_init_time, &now), 0);
+    wait_done();
+    assert_int_equal(now, built_ms); /* built once */
+}
+
+/* Every way a lease ends, on one task of 2 slots: a skip, an aborted
+ * submit and a commit keep the annotator from the task; a release and an
+ * expiry do not. Once its last slot is done, nothing of the task is left. */
+static void test_task_leaves_no_trace(void **state)
+{
+    project = 9010;
+    fill_window(1, 2);
+    int64_t now = qr_now_ms();
+    int64_t tok[7];
+    for (int a = 1; a <= 2; a++) {
+        assert_int_equal(qr_lease_grant(engine, project, a, 1, now, 60000, on_grant, NULL), 0);
+        wait_done();
+        assert_int_equal(ngot, 1);
+        tok[a] = got[0].token;
+    }
+    assert_int_equal(qr_lease_release(engine, project, 1, tok[1], now, 1, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0); /* skipped */
+    assert_int_equal(qr_lease_grant(engine, project, 3, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(qr_lease_release(engine, project, 3, got[0].token, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0); /* released */
+    assert_int_equal(qr_lease_grant(engine, project, 4, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    tok[4] = got[0].token;
+    assert_int_equal(qr_lease_submit_begin(engine, project, 4, tok[4], now, 30000, on_info, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(qr_lease_submit_abort(engine, project, tok[4], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(qr_lease_grant(engine, project, 5, 1, now, 1, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    int expired = 0;
+    assert_int_equal(qr_lease_reap(engine, now + 5000, on_expired, &expired), 0);
+    for (int i = 0; i < 100 && !expired; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(expired, 1);
+    /* The skipper and the aborted submitter are kept from it; the releaser
+     * and the one whose lease expired are not. */
+    for (int a = 1; a <= 5; a++) {
+        if (a == 2)
+            continue;
+        assert_int_equal(qr_lease_grant(engine, project, a, 1, now, 60000, on_grant, NULL), 0);
+        wait_done();
+        assert_int_equal(ngot, a == 3 || a == 5);
+        if (ngot) {
+            assert_int_equal(
+                qr_lease_release(engine, project, a, got[0].token, now, 0, on_info, NULL), 0);
+            wait_done();
+        }
+    }
+    assert_int_equal(qr_lease_grant(engine, project, 6, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    tok[6] = got[0].token;
+    for (int a = 2; a <= 6; a += 4) {
+        assert_int_equal(qr_lease_submit_commit(engine, project, tok[a], on_done, NULL), 0);
+        wait_done();
+        assert_int_equal(last_rc, 0);
+    }
+    assert_int_equal(redis_int("EXISTS", "{p:9010}:free", "{p:9010}:held"), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9010}:seen", NULL), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9010}:lease", "{p:9010}:alive"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +524,8 @@ int main(void)
         cmocka_unit_test(test_scripts_survive_flush),
         cmocka_unit_test(test_priority_release_and_skip),
         cmocka_unit_test(test_script_edges),
+        cmocka_unit_test(test_rebuild_drops_older_layout),
+        cmocka_unit_test(test_task_leaves_no_trace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -130,10 +130,19 @@ static void grant(int ann, int org, int quota, int cap, int max, int64_t now)
     assert_int_equal(last_rc, 0);
 }
 
+/* Builds the project's state, as a broker's first refill does: the reaper
+ * visits it, and grants serve its window. */
+static void build(void)
+{
+    assert_int_equal(qr_lease_init(engine, project, 0, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+}
+
 static int setup(void **state)
 {
     lease_fixture_open(&loop, &redis, &engine);
-    command("SADD", "quorum:projects", "41"); /* the reaper visits it */
+    build();
     /* 20 tasks of 3 slots each. */
     int64_t ids[20];
     int free_slots[20];
@@ -248,7 +257,7 @@ static void test_counters(void **state)
 static void test_live_bound(void **state)
 {
     project = 42;
-    command("SADD", "quorum:projects", "42");
+    build();
     int64_t ids[12];
     int free_slots[12];
     double prios[12];

@@ -1,0 +1,373 @@
+/*
+ * lease_scripts.c - the text of the lease engine's Lua scripts (see
+ * lease_scripts.h) and the keys each takes. Each script's comment says what
+ * it takes in ARGV and what it returns. Times are epoch milliseconds passed
+ * in by the broker, so a script is a pure function of its arguments and the
+ * keys.
+ *
+ * No script builds a key name: what used to be one key per task or per
+ * lease ({p:P}:seen:<task>, {p:P}:lease:<token>) is one member of a sorted
+ * set or one field of a hash of the project, because a task id read from
+ * the window or a token made by INCR cannot be declared before the script
+ * runs.
+ *
+ * {p:P}:seen holds "task:annotator" for each annotator who holds or did a
+ * task, scored by the task id (exact: ids stay below 2^53), so that a grant
+ * asks about one pair (ZSCORE, O(1)) and a task leaving the window drops
+ * all of its pairs at once (ZREMRANGEBYSCORE), however many there are.
+ */
+#include "lease_scripts.h"
+
+/* The scripts keep one Lua line per C line. */
+/* clang-format off */
+
+/* A lease is one field of {p:P}:lease: its fencing token maps to
+ * "task annotator granted expires state pinned org", where state is 'live'
+ * or 'submitting' (pinned: the end of the submit's grace, ms) and org is
+ * the organization a counted lease counts against; '-' when none. */
+#define LEASE_CODEC_LUA                                                                            \
+    "local function lease_parse(v)\n"                                                              \
+    "  local t, a, g, x, s, pin, org =\n"                                                          \
+    "    string.match(v, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')\n"                         \
+    "  return {task = t, ann = a, granted = g, expires = x, state = s, pinned = pin, org = org}\n" \
+    "end\n"                                                                                        \
+    "local function lease_get(key, tok)\n"                                                         \
+    "  local v = redis.call('HGET', key, tok)\n"                                                   \
+    "  if v then return lease_parse(v) end\n"                                                      \
+    "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function lease_put(key, tok, l)\n"                                                      \
+    "  redis.call('HSET', key, tok, string.format('%s %s %d %d %s %s %s', l.task, l.ann,\n"        \
+    "    l.granted, l.expires, l.state, l.pinned, l.org))\n"                                       \
+    "end\n"
+
+/* ARGV: annotator, max, now, ttl, scan, live[, org, quota, cap]. Grants up
+ * to max leases scanning at most scan ready tasks, and no lease past live
+ * ones of this annotator (-1: no bound): alive counts each annotator's live
+ * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
+ * With org (the annotator's organization) the grant is counted: each lease
+ * adds one to vused[org] and aused[ann] (submitted annotations plus live
+ * leases; see SEED_LUA), and no lease is granted past the quota of the
+ * organization or the cap of the annotator (-1: none). Counting needs the
+ * counters built (counted): until they are, nothing is granted and the
+ * reason is 'uncounted'. Nothing is granted either from a window not built
+ * (INIT_LUA): the grant finds it empty, and the broker refills it.
+ * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
+ * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
+ * than asked, or none, because of live) or 'uncounted'. */
+static const char GRANT_LUA[] =
+    "local built, ready, leases, alive, counted, vused, aused, seen, free, held, fence, lease,"
+    " data = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "if redis.call('EXISTS', built) == 0 then return {0, {}, ''} end\n"
+    "local nvused, naused = 0, 0\n"
+    "if org then\n"
+    "  if redis.call('EXISTS', counted) == 0 then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'uncounted'}\n"
+    "  end\n"
+    "  nvused = tonumber(redis.call('HGET', vused, org) or '0')\n"
+    "  naused = tonumber(redis.call('HGET', aused, ann) or '0')\n"
+    "  if quota >= 0 and nvused >= quota then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'quota_reached'}\n"
+    "  end\n"
+    "  if cap >= 0 and naused >= cap then\n"
+    "    return {redis.call('ZCARD', ready), {}, 'cap_reached'}\n"
+    "  end\n"
+    "end\n"
+    "local nalive = tonumber(redis.call('HGET', alive, ann) or '0')\n"
+    "if live >= 0 and nalive >= live then\n"
+    "  return {redis.call('ZCARD', ready), {}, 'max_leases_reached'}\n"
+    "end\n"
+    "local out = {}\n"
+    "for _, tid in ipairs(redis.call('ZRANGE', ready, 0, scan - 1)) do\n"
+    "  if #out >= max then break end\n"
+    "  if (quota >= 0 and nvused >= quota) or (cap >= 0 and naused >= cap) then break end\n"
+    "  if live >= 0 and nalive >= live then break end\n"
+    "  if not redis.call('ZSCORE', seen, tid .. ':' .. ann) then\n"
+    "    if tonumber(redis.call('HGET', free, tid) or '0') <= 0 then\n"
+    "      redis.call('ZREM', ready, tid)\n"
+    "    else\n"
+    "      if redis.call('HINCRBY', free, tid, -1) <= 0 then redis.call('ZREM', ready, tid) end\n"
+    "      redis.call('HINCRBY', held, tid, 1)\n"
+    "      redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "      local tok = redis.call('INCR', fence)\n"
+    "      local exp = now + ttl\n"
+    "      lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp,\n"
+    "        state = 'live', pinned = '-', org = org or '-'})\n"
+    "      redis.call('ZADD', leases, exp, tok)\n"
+    "      nalive = redis.call('HINCRBY', alive, ann, 1)\n"
+    "      if org then\n"
+    "        nvused = redis.call('HINCRBY', vused, org, 1)\n"
+    "        naused = redis.call('HINCRBY', aused, ann, 1)\n"
+    "      end\n"
+    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', data, tid) or '{}'}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local why = ''\n"
+    "if #out < max and live >= 0 and nalive >= live then why = 'max_leases_reached' end\n"
+    "return {redis.call('ZCARD', ready), out, why}\n";
+
+/* ARGV: (org, annotator, annotations) triples from PostgreSQL. Builds the
+ * quota and cap counters of a project unless they exist: each
+ * organization's and each annotator's submitted annotations, plus the live
+ * leases Redis holds (a counted lease carries its organization). Returns 1
+ * when built, 0 when they existed. */
+static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+                               "if redis.call('EXISTS', counted) == 1 then return 0 end\n"
+                               "redis.call('DEL', vused, aused)\n"
+                               "for i = 1, #ARGV, 3 do\n"
+                               "  redis.call('HINCRBY', vused, ARGV[i], ARGV[i + 2])\n"
+                               "  redis.call('HINCRBY', aused, ARGV[i + 1], ARGV[i + 2])\n"
+                               "end\n"
+                               "for _, v in ipairs(redis.call('HVALS', lease)) do\n"
+                               "  local l = lease_parse(v)\n"
+                               "  if l.org ~= '-' then\n"
+                               "    redis.call('HINCRBY', vused, l.org, 1)\n"
+                               "    redis.call('HINCRBY', aused, l.ann, 1)\n"
+                               "  end\n"
+                               "end\n"
+                               "redis.call('SET', counted, '1')\n"
+                               "return 1\n";
+
+/* ARGV: annotator, now, new expiry, token, mode. mode 'hb' extends a live
+ * lease; 'begin' pins it for the submit until the new expiry. A lease
+ * already pinned may be begun again by its annotator while the pin holds:
+ * the submit that pinned it may have died with its broker before
+ * committing, and the agent's resend (same idempotency key) must then go
+ * through; PostgreSQL keeps two racing submits to one row. Returns {task,
+ * granted, expires} or 0 when the lease is not live (or pinned) and the
+ * caller's. */
+static const char TOUCH_LUA[] =
+    "local lease, leases = unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tok, mode = ARGV[4], ARGV[5]\n"
+    "local l = lease_get(lease, tok)\n"
+    "if not l or l.ann ~= ARGV[1] then return 0 end\n"
+    "local now = tonumber(ARGV[2])\n"
+    "if l.state == 'live' then\n"
+    "  if tonumber(l.expires) <= now then return 0 end\n"
+    "elseif l.state ~= 'submitting' or mode ~= 'begin' or tonumber(l.pinned) <= now then\n"
+    "  return 0\n"
+    "end\n"
+    "if mode == 'begin' then\n"
+    "  l.state, l.pinned = 'submitting', ARGV[3]\n"
+    "else\n"
+    "  l.expires = ARGV[3]\n"
+    "end\n"
+    "lease_put(lease, tok, l)\n"
+    "redis.call('ZADD', leases, ARGV[3], tok)\n"
+    "return {l.task, l.granted, l.expires}\n";
+
+/* ARGV: task, annotator, now, ttl, priority, data[, organization]. An
+ * undone annotation: its slot goes straight back to the annotator who undid
+ * it, as a new lease with a new fencing token (the task re-enters the
+ * window if it had left it). The quota counters do not move: one annotation
+ * less, one live lease more. The lease counts among the annotator's live
+ * ones, but is never refused for them: the annotator asked for this very
+ * task back. Returns {token, expires}. */
+static const char REGRANT_LUA[] =
+    "local leases, alive, free, held, prio, data, seen, fence, lease ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tid, ann = ARGV[1], ARGV[2]\n"
+    "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "if redis.call('HEXISTS', free, tid) == 0 then\n"
+    "  redis.call('HSET', free, tid, 0)\n"
+    "  redis.call('HSET', held, tid, 0)\n"
+    "  redis.call('HSET', prio, tid, ARGV[5])\n"
+    "  redis.call('HSET', data, tid, ARGV[6])\n"
+    "end\n"
+    "redis.call('HINCRBY', held, tid, 1)\n"
+    "redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "local tok = redis.call('INCR', fence)\n"
+    "local exp = now + ttl\n"
+    "lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp, state = 'live',\n"
+    "  pinned = '-', org = ARGV[7] or '-'})\n"
+    "redis.call('HINCRBY', alive, ann, 1)\n"
+    "redis.call('ZADD', leases, exp, tok)\n"
+    "return {tok, exp}\n";
+
+/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'abort'
+ * returns it; 'return' returns it and lets the annotator have the task
+ * again (a submit refused before anything was stored); 'release' and 'skip'
+ * first check the lease is live and the annotator's, then return the slot
+ * ('release' also lets the annotator have the task again). Every mode takes
+ * the lease off its annotator's live count. Returns {task, granted,
+ * expires}, or 0 when there was no such (live) lease. */
+static const char END_LUA[] =
+    "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local tok, mode = ARGV[1], ARGV[2]\n"
+    "local l = lease_get(lease, tok)\n"
+    "if not l then return 0 end\n"
+    "if (mode == 'release' or mode == 'skip') and (l.ann ~= ARGV[3] or l.state ~= 'live' or\n"
+    "    tonumber(l.expires) <= tonumber(ARGV[4])) then return 0 end\n"
+    "local tid = l.task\n"
+    "redis.call('HDEL', lease, tok)\n"
+    "redis.call('ZREM', leases, tok)\n"
+    "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
+    "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
+    "if mode == 'release' or mode == 'return' then\n"
+    "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
+    "end\n"
+    "if mode ~= 'commit' then\n"
+    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "    redis.call('HINCRBY', vused, l.org, -1)\n"
+    "    redis.call('HINCRBY', aused, l.ann, -1)\n"
+    "  end\n"
+    "  redis.call('HINCRBY', free, tid, 1)\n"
+    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "  return {tid, l.granted, l.expires}\n"
+    "end\n"
+    "if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
+    "  redis.call('HDEL', free, tid)\n"
+    "  redis.call('HDEL', held, tid)\n"
+    "  redis.call('HDEL', data, tid)\n"
+    "  redis.call('HDEL', prio, tid)\n"
+    "end\n"
+    "return {tid, l.granted, l.expires}\n";
+
+/* ARGV: now, limit. Ends up to limit leases expired at now and returns
+ * their slots. Returns them as {token, task, ann, granted, expires}... */
+static const char REAP_LUA[] =
+    "local leases, lease, ready, alive, held, free, seen, prio, counted, vused, aused ="
+    " unpack(KEYS)\n"
+    LEASE_CODEC_LUA
+    "local out = {}\n"
+    "for _, tok in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', ARGV[1], 'LIMIT', 0,\n"
+    "    ARGV[2])) do\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  redis.call('ZREM', leases, tok)\n"
+    "  redis.call('HDEL', lease, tok)\n"
+    "  if l then\n"
+    "    if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) "
+    "end\n"
+    "    if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "      redis.call('HINCRBY', vused, l.org, -1)\n"
+    "      redis.call('HINCRBY', aused, l.ann, -1)\n"
+    "    end\n"
+    "    redis.call('HINCRBY', free, l.task, 1)\n"
+    "    redis.call('HINCRBY', held, l.task, -1)\n"
+    "    redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, l.task) or l.task, l.task)\n"
+    "    out[#out + 1] = {tok, l.task, l.ann, l.granted, l.expires}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: cursor, then (id, free, priority, data, done-by) quintuples;
+ * done-by lists (comma-separated) the annotators who annotated or skipped
+ * the task already. The cursor ("priority id" of the last row read from
+ * PostgreSQL) is where the next refill starts. Returns the ready count. */
+static const char WINDOW_ADD_LUA[] =
+    "local ready, free, held, prio, data, seen, cursor = unpack(KEYS)\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local tid, nfree = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  if redis.call('HEXISTS', free, tid) == 0 then\n"
+    "    redis.call('HSET', free, tid, nfree)\n"
+    "    redis.call('HSET', held, tid, 0)\n"
+    "    redis.call('HSET', prio, tid, ARGV[i + 2])\n"
+    "    redis.call('HSET', data, tid, ARGV[i + 3])\n"
+    "    for ann in string.gmatch(ARGV[i + 4], '[^,]+') do\n"
+    "      redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "    end\n"
+    "    if nfree > 0 then redis.call('ZADD', ready, ARGV[i + 2], tid) end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', cursor, ARGV[1])\n"
+    "return redis.call('ZCARD', ready)\n";
+
+/* ARGV: lock ms, want lock ('1' or '0'). Returns {cursor, exhausted,
+ * locked, built}; the cursor is "" when the window starts from the
+ * beginning, and built 0 when the project's state must be built first. */
+static const char REFILL_BEGIN_LUA[] =
+    "local cursor, exhausted, built, refill = unpack(KEYS)\n"
+    "local cur = redis.call('GET', cursor) or ''\n"
+    "local ex = redis.call('EXISTS', exhausted)\n"
+    "local nbuilt = redis.call('EXISTS', built)\n"
+    "if nbuilt == 0 then cur = ''; ex = 0 end\n"
+    "local locked = 0\n"
+    "if ARGV[2] == '1' and ex == 0 then\n"
+    "  if redis.call('SET', refill, '1', 'NX', 'PX', ARGV[1]) then locked = 1 end\n"
+    "end\n"
+    "return {cur, ex, locked, nbuilt}\n";
+
+/* ARGV: fencing floor, now. Lifts the fencing counter above every token
+ * PostgreSQL has seen, so tokens never repeat, and, unless another broker
+ * did so already, marks the project's state built (at now): after a first
+ * use, a FLUSHALL or a restart without persistence. After an upgrade from
+ * the older layout (marked by init, with a key per task and per lease that
+ * no script may name) it first drops what is left of that layout's window,
+ * leases and counters. The caller registered the project for the reaper
+ * first (the registry is outside the project's slot) and loads the window
+ * next. Returns 1 when it built, 0 when the state was built already. */
+static const char INIT_LUA[] =
+    "local fence, built, init, ready, free, held, prio, data, seen, leases, lease, alive, counted,"
+    " vused, aused, cursor, exhausted = unpack(KEYS)\n"
+    "if tonumber(redis.call('GET', fence) or '0') < tonumber(ARGV[1]) then\n"
+    "  redis.call('SET', fence, ARGV[1])\n"
+    "end\n"
+    "if redis.call('EXISTS', built) == 1 then return 0 end\n"
+    "if redis.call('EXISTS', init) == 1 then\n"
+    "  redis.call('DEL', init, ready, free, held, prio, data, seen, leases, lease, alive, counted,\n"
+    "    vused, aused, cursor, exhausted)\n"
+    "end\n"
+    "redis.call('SET', built, ARGV[2])\n"
+    "return 1\n";
+
+/* ARGV: exhausted flag ('1', '0', or 'reopen': new tasks exist, so forget
+ * the cursor and exhaustion; tasks already in the window are kept; the
+ * caller registered the project for the reaper first). '1' and '0' drop
+ * the refill lock. */
+static const char REFILL_END_LUA[] =
+    "local exhausted, cursor, refill = unpack(KEYS)\n"
+    "if ARGV[1] == 'reopen' then\n"
+    "  redis.call('DEL', exhausted, cursor)\n"
+    "  return 1\n"
+    "end\n"
+    "if ARGV[1] == '1' then redis.call('SET', exhausted, '1') end\n"
+    "redis.call('DEL', refill)\n"
+    "return 1\n";
+/* clang-format on */
+
+const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
+    [QR_LEASE_SCRIPT_GRANT] = {"grant",
+                               GRANT_LUA,
+                               {"built", "ready", "leases", "alive", "counted", "vused", "aused",
+                                "seen", "free", "held", "fence", "lease", "data"}},
+    [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA, {"counted", "vused", "aused", "lease"}},
+    [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases"}},
+    [QR_LEASE_SCRIPT_REGRANT] = {"regrant",
+                                 REGRANT_LUA,
+                                 {"leases", "alive", "free", "held", "prio", "data", "seen",
+                                  "fence", "lease"}},
+    [QR_LEASE_SCRIPT_END] = {"end",
+                             END_LUA,
+                             {"lease", "leases", "ready", "alive", "held", "free", "seen", "prio",
+                              "data", "counted", "vused", "aused"}},
+    [QR_LEASE_SCRIPT_REAP] = {"reap",
+                              REAP_LUA,
+                              {"leases", "lease", "ready", "alive", "held", "free", "seen", "prio",
+                               "counted", "vused", "aused"}},
+    [QR_LEASE_SCRIPT_WINDOW_ADD] = {"window_add",
+                                    WINDOW_ADD_LUA,
+                                    {"ready", "free", "held", "prio", "data", "seen", "cursor"}},
+    [QR_LEASE_SCRIPT_REFILL_BEGIN] = {"refill_begin",
+                                      REFILL_BEGIN_LUA,
+                                      {"cursor", "exhausted", "built", "refill"}},
+    [QR_LEASE_SCRIPT_INIT] = {"init",
+                              INIT_LUA,
+                              {"fence", "built", "init", "ready", "free", "held", "prio", "data",
+                               "seen", "leases", "lease", "alive", "counted", "vused", "aused",
+                               "cursor", "exhausted"}},
+    [QR_LEASE_SCRIPT_REFILL_END] = {"refill_end",
+                                    REFILL_END_LUA,
+                                    {"exhausted", "cursor", "refill"}},
+};
