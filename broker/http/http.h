@@ -61,7 +61,7 @@ typedef struct qr_http_request_s {
     const char *client_cert;   /* SHA-256 (hex) of the client's verified certificate, or NULL */
     int64_t content_length;    /* from the head: bytes of body announced, -1 if chunked */
     void *data;                /* free for the handler's use */
-    void *priv_;               /* private to http.c */
+    void *priv_;               /* private to the server (http_int.h) */
 } qr_http_request_t;
 
 /* Called once per complete request. The handler must eventually call
@@ -145,7 +145,7 @@ const char *qr_http_reason(int status);
 /* For the fuzz harness (tests/fuzz/fuzz_http.c) only; quorumd never calls
  * it. Parses len bytes of plain HTTP (no TLS, no socket) with the server's
  * own per-connection parser, fed chunk bytes at a time (0: all at once);
- * returns the number of complete requests parsed (see http.c). */
+ * returns the number of complete requests parsed (see http_parse.c). */
 int qr_http_fuzz_parse(const uint8_t *data, size_t len, size_t chunk);
 
 #endif

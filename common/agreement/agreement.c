@@ -2,7 +2,8 @@
  * agreement.c - the judgement store behind the agreement engine: interning of
  * item, annotator and label strings in hash tables, the (item, annotator)
  * duplicate check, and the label facts (numeric or not) the coefficients need.
- * The coefficients themselves are in agreement_stats.c.
+ * The coefficients themselves are in agreement_stats.c and agreement_pairs.c,
+ * their JSON form in agreement_json.c.
  *
  * Everything is kept in flat arrays of 32-bit ids so that a million judgements
  * take about 40 MiB and the statistics pass runs over contiguous memory.

@@ -1,6 +1,7 @@
 /*
  * agreement_internal.h - the judgement store shared by agreement.c (adding and
- * interning), agreement_stats.c (the coefficients) and agreement_csv.c (which
+ * interning), the analysis (agreement_stats.c, agreement_pairs.c), its JSON
+ * form (agreement_json.c, which reads the names) and agreement_csv.c (which
  * interns fields it has validated itself). Private to the qr_agreement library.
  */
 #ifndef QR_AGREEMENT_INTERNAL_H

@@ -1,6 +1,8 @@
 /*
  * agreement_stats.c - the coefficients and breakdowns of issue 4, computed
- * from the judgement store in a few linear passes, and their JSON form.
+ * from the judgement store in a few linear passes. The pair table is in
+ * agreement_pairs.c and the JSON form in agreement_json.c; this file does no
+ * I/O and builds no JSON.
  *
  * Layout: the judgements are counting-sorted once by item (so each item's
  * judgements are contiguous) and once by annotator. One pass over the items
@@ -37,89 +39,7 @@
 #include <string.h>
 
 #include "util.h"
-
-enum { ST_DEFINED, ST_UNDEFINED, ST_NOT_APPLICABLE };
-
-typedef struct {
-    int status;
-    double value;     /* meaningful only when status == ST_DEFINED */
-    char reason[200]; /* set when status != ST_DEFINED */
-} coef_t;
-
-enum {
-    M_PERCENT,
-    M_COHEN,
-    M_COHEN_LINEAR,
-    M_COHEN_QUADRATIC,
-    M_SCOTT,
-    M_FLEISS,
-    M_DAVIES_FLEISS,
-    M_ALPHA_NOMINAL,
-    M_ALPHA_ORDINAL,
-    M_ALPHA_INTERVAL,
-    M_ALPHA_RATIO,
-    M_GWET,
-    M_COUNT
-};
-
-static const char *const metric_names[M_COUNT] = {
-    "percent_agreement",
-    "cohen_kappa",
-    "cohen_kappa_linear",
-    "cohen_kappa_quadratic",
-    "scott_pi",
-    "fleiss_kappa",
-    "davies_fleiss_kappa",
-    "krippendorff_alpha_nominal",
-    "krippendorff_alpha_ordinal",
-    "krippendorff_alpha_interval",
-    "krippendorff_alpha_ratio",
-    "gwet_ac1",
-};
-
-/* One annotator pair with shared items; ranks index the name-sorted order. */
-typedef struct {
-    uint32_t a, b;     /* annotator ranks, a < b */
-    uint64_t items;    /* items both labeled */
-    uint64_t agree;    /* of those, items with the same label */
-    uint64_t sum_prod; /* sum over labels of (a's count) * (b's count) on those items */
-} pair_t;
-
-/* One pair instance gathered while scanning an annotator's items. */
-typedef struct {
-    uint32_t b;  /* the other annotator's rank */
-    uint32_t la; /* label of the lower-ranked annotator */
-    uint32_t lb; /* label of the other annotator */
-} rec_t;
-
-typedef struct {
-    const qr_agreement_t *a;
-    uint32_t ni, na, nl;
-    size_t n;
-    uint32_t *istart;      /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
-    uint32_t *irank;       /* per position: annotator rank */
-    uint32_t *ilab;        /* per position: label id */
-    uint32_t *pitem;       /* per position: item id */
-    uint32_t *astart;      /* na + 1: by annotator rank, into apos */
-    uint32_t *apos;        /* item-order positions grouped by annotator rank */
-    uint32_t *ann_by_rank; /* annotator ids in name order */
-    uint32_t *rank_of_ann; /* inverse of ann_by_rank */
-    uint32_t *lab_order;   /* label ids in output order */
-    uint64_t *label_count; /* per label id: judgements */
-    uint32_t labels_used;  /* labels with at least one judgement (all of them) */
-    int numeric;           /* every label is a number */
-    uint32_t nlev;         /* distinct numeric values */
-    double *lev_value;     /* per level, ascending */
-    uint32_t *lev_of_label;
-    uint32_t pairable; /* items with >= 2 judgements */
-    coef_t m[M_COUNT];
-    pair_t *pairs;
-    size_t npairs, cap_pairs;
-    uint64_t *maj_agree;    /* per rank */
-    uint64_t *maj_compared; /* per rank */
-    double *item_agr;       /* per item (per_item only): share of agreeing pairs, or -1 */
-    int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
-} an_t;
+#include "agreement_stats_internal.h"
 
 static void coef_value(coef_t *c, double v)
 {
@@ -143,7 +63,7 @@ static void coef_reason(coef_t *c, int status, const char *fmt, ...)
 
 /* kappa = (po - pe) / (1 - pe) with po = agree / n and pe = sum_prod / n^2,
  * computed from integers so the 0/0 case is found exactly. */
-static void kappa_counts(coef_t *c, uint64_t n, uint64_t agree, uint64_t sum_prod)
+void qr_agr_kappa_counts(coef_t *c, uint64_t n, uint64_t agree, uint64_t sum_prod)
 {
     if (n == 0) {
         coef_reason(c, ST_UNDEFINED, "the two annotators share no item");
@@ -225,12 +145,6 @@ static void sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out)
     free(k);
 }
 
-static int cmp_u32(const void *p, const void *q)
-{
-    uint32_t x = *(const uint32_t *)p, y = *(const uint32_t *)q;
-    return (x > y) - (x < y);
-}
-
 /* Builds the item-major and annotator-major layouts and the label orders. */
 static void layout(an_t *s)
 {
@@ -287,7 +201,7 @@ static void layout(an_t *s)
 
 /* The annotator-major layout (pitem, apos), built only by the passes that
  * need it: Davies-Fleiss when it applies and the sparse pair pass. */
-static void layout_by_annotator(an_t *s)
+void qr_agr_layout_by_annotator(an_t *s)
 {
     if (s->apos)
         return;
@@ -594,7 +508,7 @@ static void davies_fleiss(an_t *s)
         coef_reason(c, ST_UNDEFINED, "every judgement has the same label (chance agreement is 1)");
         return;
     }
-    layout_by_annotator(s);
+    qr_agr_layout_by_annotator(s);
     uint32_t *cnt = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
     uint32_t *touched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
     double within = 0, total = 0, pbar = 0;
@@ -675,7 +589,7 @@ static void two_annotators(an_t *s)
         scott += (ra[l] + rb[l]) * (ra[l] + rb[l]);
         used += ra[l] + rb[l] > 0;
     }
-    kappa_counts(&s->m[M_COHEN], n, agree, sum_prod);
+    qr_agr_kappa_counts(&s->m[M_COHEN], n, agree, sum_prod);
 
     /* Scott: pe = sum_c ((ra_c + rb_c) / 2n)^2 -> (4 n agree - S) / (4 n^2 - S). */
     if (n == 0)
@@ -743,180 +657,7 @@ static void two_annotators(an_t *s)
     free(rb);
 }
 
-/* Largest dense pair table, in label counters per side: (annotator pairs) x
- * labels. Above it the sparse pass below is used. Overridable for tests. */
-#ifndef QR_AGR_DENSE_PAIR_COUNTERS
-#define QR_AGR_DENSE_PAIR_COUNTERS (1u << 20)
-#endif
-
-/*
- * The pair table when annotator pairs x labels is small (the usual case: tens
- * of annotators, a handful of labels): one sequential pass over the items,
- * each pair of judgements on an item counted straight into a dense table
- * indexed by the pair's rank. Returns 0 when the table would be too big.
- */
-static int pair_pass_dense(an_t *s)
-{
-    if (s->na < 2)
-        return 1;
-    uint64_t na = s->na, np = na * (na - 1) / 2;
-    if (np > QR_AGR_DENSE_PAIR_COUNTERS || np * s->nl > QR_AGR_DENSE_PAIR_COUNTERS)
-        return 0;
-    uint32_t *items = qr_xcalloc(np, sizeof(uint32_t));
-    uint32_t *agree = qr_xcalloc(np, sizeof(uint32_t));
-    uint32_t *ca = qr_xcalloc(np * s->nl, sizeof(uint32_t));
-    uint32_t *cb = qr_xcalloc(np * s->nl, sizeof(uint32_t));
-    for (uint32_t i = 0; i < s->ni; i++) {
-        uint32_t b = s->istart[i], e = s->istart[i + 1];
-        for (uint32_t x = b; x < e; x++) {
-            for (uint32_t y = x + 1; y < e; y++) {
-                uint64_t ra = s->irank[x], rb = s->irank[y];
-                uint32_t la = s->ilab[x], lb = s->ilab[y];
-                if (ra > rb) {
-                    uint64_t t = ra;
-                    ra = rb, rb = t;
-                    uint32_t u = la;
-                    la = lb, lb = u;
-                }
-                /* Pairs (a, b), a < b, numbered in order of a then b. */
-                uint64_t idx = ra * na - ra * (ra + 1) / 2 + (rb - ra - 1);
-                items[idx]++;
-                agree[idx] += la == lb;
-                ca[idx * s->nl + la]++;
-                cb[idx * s->nl + lb]++;
-            }
-        }
-    }
-    uint64_t idx = 0;
-    for (uint32_t ra = 0; ra < s->na; ra++) {
-        for (uint32_t rb = ra + 1; rb < s->na; rb++, idx++) {
-            if (items[idx] == 0)
-                continue;
-            uint64_t sp = 0;
-            const uint32_t *pa = ca + idx * s->nl, *pb = cb + idx * s->nl;
-            for (uint32_t l = 0; l < s->nl; l++)
-                sp += (uint64_t)pa[l] * pb[l];
-            if (s->npairs == s->cap_pairs) {
-                s->cap_pairs = s->cap_pairs ? s->cap_pairs * 2 : 256;
-                s->pairs = qr_xrealloc(s->pairs, s->cap_pairs * sizeof(*s->pairs));
-            }
-            pair_t *pp = &s->pairs[s->npairs++];
-            pp->a = ra;
-            pp->b = rb;
-            pp->items = items[idx];
-            pp->agree = agree[idx];
-            pp->sum_prod = sp;
-        }
-    }
-    free(items);
-    free(agree);
-    free(ca);
-    free(cb);
-    return 1;
-}
-
-/*
- * The pair table in general. For each annotator (in name order) gather, over the items it
- * labeled, one record per higher-ranked co-annotator; bucket the records by
- * that co-annotator and reduce each bucket to (items, agree, sum_prod). Work is
- * the number of (pair, shared item) incidences; memory is bounded by the
- * judgements on one annotator's items.
- */
-static void pair_pass(an_t *s)
-{
-    uint32_t *bcnt = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
-    uint32_t *btouched = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
-    uint64_t *ca = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
-    uint64_t *cb = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
-    uint32_t *ltouched = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
-    rec_t *rec = NULL, *sorted = NULL;
-    size_t rec_cap = 0;
-
-    layout_by_annotator(s);
-    for (uint32_t r = 0; r < s->na; r++) {
-        size_t need = 0, nrec = 0;
-        for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t it = s->pitem[s->apos[q]];
-            need += s->istart[it + 1] - s->istart[it] - 1;
-        }
-        if (need == 0)
-            continue;
-        if (need > rec_cap) {
-            rec_cap = need;
-            free(rec);
-            free(sorted);
-            rec = qr_xmalloc(rec_cap * sizeof(*rec));
-            sorted = qr_xmalloc(rec_cap * sizeof(*sorted));
-        }
-        uint32_t nb = 0;
-        for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t p = s->apos[q], it = s->pitem[p], la = s->ilab[p];
-            for (uint32_t p2 = s->istart[it]; p2 < s->istart[it + 1]; p2++) {
-                uint32_t rb = s->irank[p2];
-                if (rb <= r)
-                    continue;
-                rec[nrec].b = rb;
-                rec[nrec].la = la;
-                rec[nrec].lb = s->ilab[p2];
-                nrec++;
-                if (bcnt[rb]++ == 0)
-                    btouched[nb++] = rb;
-            }
-        }
-        if (nrec == 0)
-            continue;
-        qsort(btouched, nb, sizeof(*btouched), cmp_u32);
-        /* bcnt becomes each bucket's fill cursor. */
-        uint32_t off = 0;
-        for (uint32_t t = 0; t < nb; t++) {
-            uint32_t c = bcnt[btouched[t]];
-            bcnt[btouched[t]] = off;
-            off += c;
-        }
-        for (size_t x = 0; x < nrec; x++)
-            sorted[bcnt[rec[x].b]++] = rec[x];
-        size_t x = 0;
-        for (uint32_t t = 0; t < nb; t++) {
-            uint32_t rb = btouched[t], d = 0;
-            uint64_t items = 0, agree = 0, sp = 0;
-            for (; x < nrec && sorted[x].b == rb; x++) {
-                uint32_t la = sorted[x].la, lb = sorted[x].lb;
-                items++;
-                agree += la == lb;
-                if (ca[la] == 0 && cb[la] == 0)
-                    ltouched[d++] = la;
-                ca[la]++;
-                if (ca[lb] == 0 && cb[lb] == 0)
-                    ltouched[d++] = lb;
-                cb[lb]++;
-            }
-            for (uint32_t u = 0; u < d; u++) {
-                sp += ca[ltouched[u]] * cb[ltouched[u]];
-                ca[ltouched[u]] = cb[ltouched[u]] = 0;
-            }
-            if (s->npairs == s->cap_pairs) {
-                s->cap_pairs = s->cap_pairs ? s->cap_pairs * 2 : 256;
-                s->pairs = qr_xrealloc(s->pairs, s->cap_pairs * sizeof(*s->pairs));
-            }
-            pair_t *pp = &s->pairs[s->npairs++];
-            pp->a = r;
-            pp->b = rb;
-            pp->items = items;
-            pp->agree = agree;
-            pp->sum_prod = sp;
-            bcnt[rb] = 0;
-        }
-    }
-    free(rec);
-    free(sorted);
-    free(bcnt);
-    free(btouched);
-    free(ca);
-    free(cb);
-    free(ltouched);
-}
-
-static void analysis_free(an_t *s)
+void qr_agr_analysis_free(an_t *s)
 {
     free(s->istart);
     free(s->irank);
@@ -935,78 +676,6 @@ static void analysis_free(an_t *s)
     free(s->maj_compared);
     free(s->item_agr);
     free(s->item_major);
-}
-
-static json_t *coef_json(const coef_t *c)
-{
-    static const char *const names[] = {"defined", "undefined", "not_applicable"};
-
-    if (c->status == ST_DEFINED)
-        return json_pack("{s:f, s:s}", "value", c->value, "status", names[0]);
-    return json_pack("{s:n, s:s, s:s}", "value", "status", names[c->status], "reason", c->reason);
-}
-
-static json_t *str_json(const qr_strtab_t *t, uint32_t id)
-{
-    return json_stringn_nocheck(qr_strtab_str(t, id), qr_strtab_len(t, id)); /* validated on add */
-}
-
-static json_t *build_json(const an_t *s)
-{
-    const qr_agreement_t *a = s->a;
-    json_t *root = json_object(), *metrics = json_object(), *arr, *labels = json_object();
-
-    json_object_set_new(root, "counts",
-                        json_pack("{s:I, s:I, s:I, s:I}", "items", (json_int_t)s->ni, "annotators",
-                                  (json_int_t)s->na, "judgements", (json_int_t)s->n,
-                                  "pairable_items", (json_int_t)s->pairable));
-    for (int m = 0; m < M_COUNT; m++)
-        json_object_set_new(metrics, metric_names[m], coef_json(&s->m[m]));
-    json_object_set_new(root, "metrics", metrics);
-
-    arr = json_array();
-    for (size_t i = 0; i < s->npairs; i++) {
-        const pair_t *p = &s->pairs[i];
-        coef_t k;
-        kappa_counts(&k, p->items, p->agree, p->sum_prod);
-        json_t *o = json_object();
-        json_object_set_new(o, "a", str_json(&a->annotators, s->ann_by_rank[p->a]));
-        json_object_set_new(o, "b", str_json(&a->annotators, s->ann_by_rank[p->b]));
-        json_object_set_new(o, "items", json_integer((json_int_t)p->items));
-        json_object_set_new(o, "agree", json_integer((json_int_t)p->agree));
-        json_object_set_new(o, "percent_agreement", json_real((double)p->agree / p->items));
-        json_object_set_new(o, "cohen_kappa", coef_json(&k));
-        json_array_append_new(arr, o);
-    }
-    json_object_set_new(root, "pairwise", arr);
-
-    arr = json_array();
-    for (uint32_t r = 0; r < s->na; r++) {
-        json_t *o = json_object(), *maj;
-        uint64_t agree = s->maj_agree[r], compared = s->maj_compared[r];
-        json_object_set_new(o, "annotator", str_json(&a->annotators, s->ann_by_rank[r]));
-        json_object_set_new(o, "judgements", json_integer(s->astart[r + 1] - s->astart[r]));
-        if (compared)
-            maj = json_pack("{s:f, s:s}", "value", (double)agree / compared, "status", "defined");
-        else
-            maj = json_pack("{s:n, s:s, s:s}", "value", "status", "undefined", "reason",
-                            "no item with a unique majority among the other annotators");
-        json_object_set_new(maj, "agree", json_integer((json_int_t)agree));
-        json_object_set_new(maj, "compared", json_integer((json_int_t)compared));
-        json_object_set_new(o, "majority_agreement", maj);
-        json_array_append_new(arr, o);
-    }
-    json_object_set_new(root, "per_annotator", arr);
-
-    for (uint32_t i = 0; i < s->nl; i++) {
-        uint32_t l = s->lab_order[i];
-        json_object_set_new_nocheck(labels, qr_strtab_str(&a->labels, l),
-                                    json_integer((json_int_t)s->label_count[l]));
-    }
-    json_object_set_new(root, "labels", labels);
-    json_object_set_new(root, "labels_numeric", json_boolean(s->numeric));
-
-    return root;
 }
 
 struct qr_agreement_items_s {
@@ -1059,7 +728,7 @@ void qr_agreement_items_free(qr_agreement_items_t *it)
 }
 
 /* Moves the per-item results out of s into a new iterator. */
-static qr_agreement_items_t *items_new(an_t *s)
+qr_agreement_items_t *qr_agr_items_new(an_t *s)
 {
     qr_agreement_items_t *it = qr_xcalloc(1, sizeof(*it));
 
@@ -1074,50 +743,17 @@ static qr_agreement_items_t *items_new(an_t *s)
     return it;
 }
 
-json_t *qr_agreement_report(qr_agreement_t *a, qr_agreement_items_t **items)
+void qr_agr_analyse(an_t *s, const qr_agreement_t *a, int per_item)
 {
-    an_t s;
-
-    memset(&s, 0, sizeof(s));
-    s.a = a;
-    s.ni = a->items.n;
-    s.na = a->annotators.n;
-    s.nl = a->labels.n;
-    s.n = a->n;
-    layout(&s);
-    item_pass(&s, items != NULL);
-    davies_fleiss(&s);
-    two_annotators(&s);
-    if (!pair_pass_dense(&s))
-        pair_pass(&s);
-    json_t *j = build_json(&s);
-    if (items)
-        *items = items_new(&s);
-    analysis_free(&s);
-    return j;
-}
-
-json_t *qr_agreement_json(qr_agreement_t *a, int per_item)
-{
-    qr_agreement_items_t *it = NULL;
-    json_t *root = qr_agreement_report(a, per_item ? &it : NULL);
-    qr_agreement_item_t e;
-
-    if (it) {
-        json_t *arr = json_array();
-        while (qr_agreement_items_next(it, &e)) {
-            json_t *o = json_object();
-            json_object_set_new(o, "item", json_stringn_nocheck(e.item, e.item_len));
-            json_object_set_new(o, "judgements", json_integer((json_int_t)e.judgements));
-            json_object_set_new(o, "agreement",
-                                e.has_agreement ? json_real(e.agreement) : json_null());
-            json_object_set_new(o, "majority_label",
-                                e.majority ? json_stringn_nocheck(e.majority, e.majority_len)
-                                           : json_null());
-            json_array_append_new(arr, o);
-        }
-        json_object_set_new(root, "per_item", arr);
-        qr_agreement_items_free(it);
-    }
-    return root;
+    memset(s, 0, sizeof(*s));
+    s->a = a;
+    s->ni = a->items.n;
+    s->na = a->annotators.n;
+    s->nl = a->labels.n;
+    s->n = a->n;
+    layout(s);
+    item_pass(s, per_item);
+    davies_fleiss(s);
+    two_annotators(s);
+    qr_agr_pair_table(s);
 }

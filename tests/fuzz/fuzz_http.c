@@ -1,7 +1,7 @@
 /*
  * fuzz_http.c - libFuzzer harness for quorumd's HTTP request parsing
- * (broker/http/http.c: http-parser callbacks, head and body limits, keep-alive
- * and pipelining), through qr_http_fuzz_parse: the server's own
+ * (broker/http/http_parse.c: http-parser callbacks, head and body limits,
+ * keep-alive and pipelining), through qr_http_fuzz_parse: the server's own
  * per-connection parser run over plain bytes, without TLS or a socket.
  *
  * Each input is parsed twice: all at once, and in slices whose size comes
@@ -42,7 +42,8 @@ static uint32_t fnv1a(const uint8_t *p, size_t n)
  * 1 if the first request's head (after any empty lines, up to the empty
  * line that ends it) has a header line that starts with a space or tab
  * (obsolete folding) or whitespace between a header name and its colon.
- * Written from RFC 9112 5.1 and 5.2, apart from broker/http/http.c's scanner.
+ * Written from RFC 9112 5.1 and 5.2, apart from the scanner in
+ * broker/http/http_parse.c.
  */
 static int first_head_smuggles(const uint8_t *p, size_t n)
 {
