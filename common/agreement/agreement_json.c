@@ -102,6 +102,7 @@ json_t *qr_agreement_report(qr_agreement_t *a, qr_agreement_items_t **items)
     an_t s;
 
     qr_agr_analyse(&s, a, items != NULL);
+    qr_agr_pair_table(&s);
     json_t *j = build_json(&s);
     if (items)
         *items = qr_agr_items_new(&s);

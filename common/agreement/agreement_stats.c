@@ -755,5 +755,4 @@ void qr_agr_analyse(an_t *s, const qr_agreement_t *a, int per_item)
     item_pass(s, per_item);
     davies_fleiss(s);
     two_annotators(s);
-    qr_agr_pair_table(s);
 }

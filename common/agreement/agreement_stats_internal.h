@@ -75,8 +75,9 @@ typedef struct {
 } an_t;
 
 /* Fills s (its previous contents are ignored) with the analysis of a: the
- * layouts, every coefficient, the pair table and, when per_item, the
- * per-item results. Free with qr_agr_analysis_free. */
+ * layouts, every coefficient and, when per_item, the per-item results (the
+ * pair table is a pass of its own, qr_agr_pair_table). Free with
+ * qr_agr_analysis_free. */
 void qr_agr_analyse(an_t *s, const qr_agreement_t *a, int per_item);
 
 /* Frees what s holds (not s itself). */
