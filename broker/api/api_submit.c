@@ -279,6 +279,9 @@ void h_submit(ctx_t *c)
 static void batch_result(ctx_t *child, int status, json_t *j)
 {
     ctx_t *parent = child->parent;
+    /* Each child answers once, and the parent waits for all of them: an
+     * answer too many would free the parent under the others. */
+    QR_ASSERT(parent->pending > 0);
     char tok[24];
     json_t *entry = json_pack("{s:s s:i}", "lease", i64(child->ids[1], tok), "status", status);
     json_object_update(entry, j);

@@ -1,6 +1,6 @@
 /*
  * validate.c - the v1 API's checks of JSON request bodies (validate.h). Pure
- * functions over jansson values: api.c answers with what they report, and the
+ * functions over jansson values: the handlers answer with what they report, and the
  * fuzz harness calls them directly, so there is one copy of each rule.
  */
 #include "validate.h"

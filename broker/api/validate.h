@@ -1,6 +1,6 @@
 /*
  * validate.h - the checks the v1 API makes on JSON request bodies, as pure
- * functions: no I/O, no request context, no PostgreSQL or Redis. api.c turns
+ * functions: no I/O, no request context, no PostgreSQL or Redis. the handlers turn
  * a failure into its HTTP answer; tests/fuzz/fuzz_json.c runs the very same
  * functions on arbitrary bytes.
  *
@@ -33,7 +33,7 @@ typedef struct qr_invalid_s {
  * (a newline jansson quoted from the body) become '?', and if the text is
  * not valid UTF-8 (a multibyte character cut by a length limit, or bytes
  * quoted from a malformed body) so does every non-ASCII byte. Every refusal
- * below is scrubbed so; api.c scrubs its own messages the same way.
+ * below is scrubbed so; the API scrubs its own messages the same way.
  */
 void qr_validate_scrub(char *message);
 

@@ -1,7 +1,8 @@
 /*
- * broker_int.h - what broker.c (lifecycle, caches, reaper) shares with the
- * API handlers (api.c), the SQL layer (store.c) and the window refill. Not
- * for use outside broker/.
+ * broker_int.h - what the core (broker.c: lifecycle, caches, refill,
+ * reaper; scrape.c) offers the API handlers (broker/api/): the caller and
+ * project types, the caches, the wake-ups across brokers. Not for use
+ * below the API.
  */
 #ifndef QR_BROKER_INT_H
 #define QR_BROKER_INT_H
@@ -81,7 +82,7 @@ struct qr_broker_s {
     qr_project_t *projects[256];  /* project cache by id */
     rate_entry_t *rates[256];     /* request rate buckets by token digest */
     rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
-    void *api_waiters;            /* long-poll lease requests (api.c) */
+    void *api_waiters;            /* long-poll lease requests (api_leases.c) */
     uint64_t instance;            /* random id of this broker in pub/sub messages */
     int stopping;                 /* qr_broker_stop was called */
     int closing;                  /* handles still to close before freeing */

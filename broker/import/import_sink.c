@@ -113,6 +113,7 @@ qr_import_task_t *qr_import_sink_add(qr_import_sink_t *s, size_t transient, int6
         s->cap = cap;
         fits(s, transient);
     }
+    QR_ASSERT(imp->n < s->cap); /* grown above, or refused */
     qr_import_task_t *t = &imp->tasks[imp->n++];
     memset(t, 0, sizeof *t);
     t->score = NAN;

@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c - libFuzzer harness for the JSON request bodies of the API.
- * It runs the very validators api.c answers with (broker/api/validate.h): the
+ * It runs the very validators the API answers with (broker/api/validate.h): the
  * body parsed as a request body (qr_validate_body), then every body check of
  * users, tokens, projects, leases, release/skip, submit and batch submit.
  * Besides the sanitizers' findings it asserts the validators' promises: a
@@ -36,7 +36,7 @@ static void broken(const char *what, const char *detail)
     abort();
 }
 
-/* A refusal must say why in a way api.c can answer with. */
+/* A refusal must say why in a way the API can answer with. */
 static void check_refusal(const qr_invalid_t *why)
 {
     if (why->status != 400 && why->status != 403 && why->status != 422)
