@@ -7,11 +7,12 @@
  * Connection settings come as one set from the first of flags, QUORUM_*
  * environment, profile (written by `login`), nearest .quorum/env that names
  * a URL, never mixed (qr_client_config_resolve_profile). Exit codes are
- * the AGENT_EXIT_* of session.h, listed in --help.
+ * the QR_EXIT_* of protocol.h, listed in --help.
  */
 #include "client.h"
 #include "exec.h"
 #include "label.h"
+#include "protocol.h"
 #include "session.h"
 #include "simulate.h"
 #include "spool.h"
@@ -26,8 +27,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EXIT_USAGE AGENT_EXIT_USAGE
 
 /* Upper bound on --annotators: each holds a connection and a file descriptor. */
 #define MAX_ANNOTATORS 1000
@@ -247,7 +246,7 @@ static int is_help(const char *arg)
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prints "quorum-agent: <why>" and a pointer to the help; returns EXIT_USAGE. */
+/* Prints "quorum-agent: <why>" and a pointer to the help; returns QR_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -256,7 +255,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nRun `quorum-agent %s--help` for usage.\n", cmd);
-    return EXIT_USAGE;
+    return QR_EXIT_USAGE;
 }
 
 /* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
@@ -427,7 +426,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--urls", &urls)) != 0 ||
             (r = take_value(argc, argv, &i, "--duration", &duration)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("simulate ", "simulate: unexpected argument '%s'", argv[i]);
         }
@@ -529,7 +528,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         cfg->url = qr_xstrdup(opt.urls[0]);
     }
 
-    int rc = EXIT_USAGE;
+    int rc = QR_EXIT_USAGE;
     if (resolve_settings(cfg) < 0)
         goto out;
     rc = 1;
@@ -558,7 +557,7 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
         if ((r = qr_client_config_flag(cfg, "quorum-agent", argc, argv, &i)) != 0 ||
             (r = flag(argv[i], "--no-check", &no_check)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("login ", "login: unexpected argument '%s'", argv[i]);
         }
@@ -570,27 +569,27 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
     free(none);
     if (r < 0) {
         fprintf(stderr, "quorum-agent: login: %s\n", err);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (!no_check) {
         qr_client_call_t call;
         if (qr_client_global_init() < 0)
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         if (qr_client_call_init(&call, cfg, 15000) < 0) {
             fprintf(stderr, "quorum-agent: login: %s\n", call.message);
             qr_client_call_free(&call);
             qr_client_global_cleanup();
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         }
         /* Project 0 never exists: 403 "no access to project 0" (or 404 from
          * an older broker) proves TLS and the token are good. */
-        r = qr_client_call_perform(&call, "GET", "/v1/projects/0", NULL, 0, NULL, cfg->token);
+        r = qr_client_call_perform(&call, "GET", QR_API_PROJECT("0"), NULL, 0, NULL, cfg->token);
         int code = 0;
-        if (r < 0 && agent_exit_code(&call) != AGENT_EXIT_PROJECT) {
+        if (r < 0 && agent_exit_code(&call) != QR_EXIT_PROJECT) {
             fprintf(stderr, "quorum-agent: login: %s\n", call.message);
             code = agent_exit_code(&call);
-            if (code == AGENT_EXIT_PROJECT)
-                code = AGENT_EXIT_ERROR;
+            if (code == QR_EXIT_PROJECT)
+                code = QR_EXIT_ERROR;
         }
         qr_client_call_free(&call);
         qr_client_global_cleanup();
@@ -600,12 +599,12 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
     char *path = qr_client_profile_path();
     if (!path) {
         fprintf(stderr, "quorum-agent: login: neither XDG_CONFIG_HOME nor HOME is set\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (qr_client_profile_write(path, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "quorum-agent: login: %s\n", err);
         free(path);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     printf("logged in to %s; settings stored in %s\n", cfg->url, path);
     free(path);
@@ -618,12 +617,12 @@ static int open_spool(qr_spool_t *sp, const char *path, int flags)
 {
     char *def = path ? NULL : agent_default_spool_path();
     if (!path && !def)
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     int rc = qr_spool_open(sp, path ? path : def, flags);
     free(def);
     if (rc < 0) {
         fprintf(stderr, "quorum-agent: %s\n", sp->errstr);
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     }
     if (sp->torn_offset >= 0) {
         fprintf(stderr,
@@ -665,7 +664,7 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0 ||
             (r = flag(argv[i], "--persistent", &persistent)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("exec ", "exec: unexpected argument '%s' (CMD goes after --)",
                                argv[i]);
@@ -703,7 +702,7 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
     }
     opt.persistent = persistent;
     if (resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
 
     qr_spool_t spool;
     int rc = open_spool(&spool, spool_path, 0);
@@ -711,7 +710,7 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
         return rc;
     if (qr_client_global_init() < 0) {
         qr_spool_close(&spool);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     rc = qr_exec_run(&opt, cfg, &spool);
     qr_client_global_cleanup();
@@ -738,7 +737,7 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
             (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("label ", "label: unexpected argument '%s'", argv[i]);
         }
@@ -755,17 +754,17 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for "
                         "programs use `quorum-agent exec`\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     qr_spool_t spool;
     int rc = open_spool(&spool, spool_path, 0);
     if (rc)
         return rc;
     if (qr_client_global_init() < 0) {
         qr_spool_close(&spool);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     rc = qr_label_run(&opt, cfg, &spool);
     qr_client_global_cleanup();
@@ -827,17 +826,17 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
             (r = flag(argv[i], "--json", &as_json)) != 0 ||
             (r = flag(argv[i], "--send", &send)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("spool ", "spool: unexpected argument '%s'", argv[i]);
         }
     }
     if (send && resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     qr_spool_t sp;
     char *def = path ? NULL : agent_default_spool_path();
     if (!path && !def)
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     if (!send && access(path ? path : def, F_OK) != 0) {
         if (!as_json)
             printf("spool %s: no file, nothing pending\n", path ? path : def);
@@ -852,14 +851,14 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
         agent_t ag;
         agent_sess_t sess;
         size_t foreign = 0;
-        rc = AGENT_EXIT_ERROR;
+        rc = QR_EXIT_ERROR;
         if (qr_client_global_init() < 0)
             goto closed;
         if (agent_init(&ag, cfg, &spool_stop) == 0) {
             ag.spool = &sp;
             if (agent_sess_init(&sess, &ag) == 0) {
                 int r = agent_flush_spool(&sess, &foreign);
-                rc = r == 0 ? 0 : r == AGENT_STOPPED ? AGENT_EXIT_PENDING : -r;
+                rc = r == 0 ? 0 : r == AGENT_STOPPED ? QR_EXIT_PENDING : -r;
                 agent_sess_free(&sess);
             }
             printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending (%zu of another "
@@ -901,13 +900,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "quorum-agent: unknown flag '%s'\n", argv[i]);
         if (r <= 0) {
             qr_client_config_free(&cfg);
-            return EXIT_USAGE;
+            return QR_EXIT_USAGE;
         }
     }
     if (i >= argc) {
         fprintf(stderr, main_help, qr_client_help_text);
         qr_client_config_free(&cfg);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (strcmp(argv[i], "simulate") == 0)
         rc = cmd_simulate(argc - i, argv + i, &cfg);

@@ -25,6 +25,7 @@
  */
 #include "label.h"
 
+#include "protocol.h"
 #include "session.h"
 #include "text_out.h"
 #include "util.h"
@@ -161,21 +162,21 @@ static void set_status(label_t *lb, const char *fmt, ...)
 static int fetch(label_t *lb, agent_sess_t *s, int n)
 {
     int got = 0;
-    char *path = qr_xasprintf("/v1/projects/%lld/leases", lb->ag.project);
+    char *path = qr_xasprintf(QR_API_LEASES("%lld"), lb->ag.project);
     json_t *body = json_pack("{s:i}", "max", n);
     json_t *ans = NULL;
     int r = agent_request(s, "POST", path, body, &ans, 1);
     json_decref(body);
     free(path);
     lock(lb);
-    if (r == AGENT_FAILED && agent_exit_code(&s->call) == AGENT_EXIT_PAUSED) {
+    if (r == AGENT_FAILED && agent_exit_code(&s->call) == QR_EXIT_PAUSED) {
         /* The tasks already here may still be labeled; then the UI leaves. */
         lb->paused = 1;
         set_status(lb, "project %lld is paused: no new tasks after these", lb->ag.project);
     } else if (r == AGENT_FAILED) {
         set_status(lb, "lease: %s", s->call.message);
         if (s->call.status == 401 || s->call.status == 403 || s->call.status == 404 ||
-            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
+            agent_exit_code(&s->call) == QR_EXIT_TLS)
             agent_fatal(&lb->ag, agent_exit_code(&s->call));
     } else if (r == 0) {
         json_t *leases = json_object_get(ans, "leases");
@@ -205,7 +206,7 @@ static int fetch(label_t *lb, agent_sess_t *s, int n)
 
 static void refresh_progress(label_t *lb, agent_sess_t *s)
 {
-    char *path = qr_xasprintf("/v1/projects/%lld/progress", lb->ag.project);
+    char *path = qr_xasprintf(QR_API_PROGRESS("%lld"), lb->ag.project);
     json_t *ans = NULL;
     int r = agent_request(s, "GET", path, NULL, &ans, 1);
     free(path);
@@ -319,8 +320,7 @@ static void undo(label_t *lb, agent_sess_t *s)
     char *label = qr_xstrdup(lb->last.label);
     unlock(lb);
 
-    char *path =
-        qr_xasprintf("/v1/projects/%lld/annotations/%lld/undo", lb->ag.project, (long long)id);
+    char *path = qr_xasprintf(QR_API_UNDO("%lld", "%lld"), lb->ag.project, (long long)id);
     json_t *body = json_object();
     json_t *ans = NULL;
     int r = agent_request(s, "POST", path, body, &ans, 0);
@@ -357,7 +357,7 @@ static void undo(label_t *lb, agent_sess_t *s)
     } else if (r == AGENT_FAILED) {
         set_status(lb, "undo: %s", s->call.message);
         if (s->call.status == 401 || s->call.status == 403 ||
-            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
+            agent_exit_code(&s->call) == QR_EXIT_TLS)
             agent_fatal(&lb->ag, agent_exit_code(&s->call));
     }
     wake_ui(lb);
@@ -418,7 +418,7 @@ static void *net_main(void *arg)
 
     if (agent_sess_init(&s, &lb->ag) < 0) {
         lock(lb);
-        agent_fatal(&lb->ag, AGENT_EXIT_ERROR);
+        agent_fatal(&lb->ag, QR_EXIT_ERROR);
         lb->quitting = 1;
         wake_ui(lb);
         unlock(lb);
@@ -738,7 +738,7 @@ static void request_undo(label_t *lb)
 int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
 {
     label_t lb;
-    int pipefd[2] = {-1, -1}, rc = AGENT_EXIT_ERROR, thread_started = 0;
+    int pipefd[2] = {-1, -1}, rc = QR_EXIT_ERROR, thread_started = 0;
     pthread_t net;
     agent_sess_t main_sess;
     int main_ready = 0, mu_ok = 0, cond_ok = 0;
@@ -747,14 +747,14 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for programs "
                         "use `quorum-agent exec`\n");
-        return AGENT_EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     memset(&lb, 0, sizeof lb);
     memset(&cur, 0, sizeof cur);
     lb.opt = opt;
     lb.done_today = lb.remaining = -1;
     if (agent_init(&lb.ag, cfg, &stop_flag) < 0)
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     lb.ag.project = opt->project;
     lb.ag.spool = spool;
     if (pthread_mutex_init(&lb.mu, NULL) != 0 || !(mu_ok = 1) ||
@@ -783,7 +783,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     main_ready = 1;
     int r = agent_flush_spool(&main_sess, NULL);
     if (r == AGENT_STOPPED) {
-        rc = spool && spool->npending ? AGENT_EXIT_PENDING : AGENT_EXIT_OK;
+        rc = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
         goto out;
     }
     if (r < 0) {
@@ -793,12 +793,12 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if ((r = agent_load_project(&main_sess)) != 0) {
         /* Stopped while the broker was unreachable: 7 only if results are
          * still spooled, as the exit codes say. */
-        rc = r == AGENT_EXIT_PENDING && !(spool && spool->npending) ? AGENT_EXIT_OK : r;
+        rc = r == QR_EXIT_PENDING && !(spool && spool->npending) ? QR_EXIT_OK : r;
         goto out;
     }
     if (raw_terminal() < 0) {
         fprintf(stderr, "quorum-agent: cannot set the terminal to raw mode: %s\n", strerror(errno));
-        rc = AGENT_EXIT_USAGE;
+        rc = QR_EXIT_USAGE;
         goto out;
     }
     int e = pthread_create(&net, NULL, net_main, &lb);
@@ -900,10 +900,10 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
                                      ? "the tasks held were labeled or given back, some results "
                                        "stay spooled"
                                      : "the tasks held were labeled or given back");
-        rc = AGENT_EXIT_PAUSED;
+        rc = QR_EXIT_PAUSED;
     }
     if (!rc && spool && spool->npending)
-        rc = AGENT_EXIT_PENDING;
+        rc = QR_EXIT_PENDING;
 out:
     if (thread_started) {
         lock(&lb);

@@ -4,6 +4,7 @@
  */
 #include "session.h"
 
+#include "protocol.h"
 #include "util.h"
 
 #include <errno.h>
@@ -111,22 +112,21 @@ int agent_exit_code(const qr_client_call_t *call)
 {
     /* A project the caller's organization neither owns nor shares answers
      * 403 "no access to project N", exactly as one that does not exist. */
-    if (call->status == 404 ||
-        (call->status == 403 && strstr(call->message, "no access to project")))
-        return AGENT_EXIT_PROJECT;
+    if (call->status == 404 || (call->status == 403 && strstr(call->message, QR_MSG_NO_ACCESS)))
+        return QR_EXIT_PROJECT;
     if (call->status == 401 || call->status == 403)
-        return AGENT_EXIT_AUTH;
-    if (call->status == 409 && !strcmp(call->code, "project_paused"))
-        return AGENT_EXIT_PAUSED;
+        return QR_EXIT_AUTH;
+    if (call->status == 409 && !strcmp(call->code, QR_CODE_PROJECT_PAUSED))
+        return QR_EXIT_PAUSED;
     switch (call->result) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        return AGENT_EXIT_TLS;
+        return QR_EXIT_TLS;
     default:
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
 }
 
@@ -220,11 +220,11 @@ int agent_load_project(agent_sess_t *s)
 {
     agent_t *ag = s->ag;
     json_t *root = NULL;
-    char *path = qr_xasprintf("/v1/projects/%lld", ag->project);
+    char *path = qr_xasprintf(QR_API_PROJECT("%lld"), ag->project);
     int r = agent_request(s, "GET", path, NULL, &root, 1);
     free(path);
     if (r == AGENT_STOPPED)
-        return AGENT_EXIT_PENDING;
+        return QR_EXIT_PENDING;
     if (r < 0) {
         fprintf(stderr, "quorum-agent: cannot read project %lld: %s\n", ag->project,
                 s->call.message);
@@ -236,7 +236,7 @@ int agent_load_project(agent_sess_t *s)
         fprintf(stderr, "quorum-agent: project %lld has no labels in the broker's answer\n",
                 ag->project);
         json_decref(root);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     ag->labels = qr_xcalloc(n, sizeof *ag->labels);
     for (size_t i = 0; i < n; i++) {
@@ -245,7 +245,7 @@ int agent_load_project(agent_sess_t *s)
             fprintf(stderr, "quorum-agent: project %lld: label %zu is not a string\n", ag->project,
                     i);
             json_decref(root);
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         }
         ag->labels[ag->nlabels++] = qr_xstrdup(l);
     }
@@ -309,7 +309,7 @@ static void write_rejected(agent_t *ag, const char *payload, const char *reason)
  * no longer shared with the annotator's organization; 404, 409, 422) leave
  * the spool.
  * Returns 0 delivered, 1 rejected, 2 kept (anything else), or a negative
- * AGENT_EXIT_* code when removing it from the spool failed.
+ * QR_EXIT_* code when removing it from the spool failed.
  */
 static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const char *why)
 {
@@ -341,14 +341,14 @@ static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const
         }
         if (qr_spool_ack(ag->spool, id) < 0) {
             fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
-            ret = -AGENT_EXIT_SPOOL;
+            ret = -QR_EXIT_SPOOL;
         }
     } else if (outcome == 1) {
         fprintf(stderr, "quorum-agent: result not stored: %s\n", why);
     }
     pthread_mutex_unlock(&ag->lock);
-    if (ret == -AGENT_EXIT_SPOOL)
-        agent_fatal(ag, AGENT_EXIT_SPOOL);
+    if (ret == -QR_EXIT_SPOOL)
+        agent_fatal(ag, QR_EXIT_SPOOL);
     return ret;
 }
 
@@ -390,8 +390,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
 
     if ((r = qr_random_hex(16, idem)) < 0) {
         fprintf(stderr, "quorum-agent: no randomness for an idempotency key\n");
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     json_t *rec =
         json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:I, s:I}", "url", ag->cfg->url, "who",
@@ -402,8 +402,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_decref(rec);
     if (!payload) {
         fprintf(stderr, "quorum-agent: cannot encode a result\n");
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     if (ag->spool) {
         if (pthread_mutex_lock(&ag->lock) != 0)
@@ -414,8 +414,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
         pthread_mutex_unlock(&ag->lock);
         if (r < 0) {
             free(payload);
-            agent_fatal(ag, AGENT_EXIT_SPOOL);
-            return -AGENT_EXIT_SPOOL;
+            agent_fatal(ag, QR_EXIT_SPOOL);
+            return -QR_EXIT_SPOOL;
         }
     }
     free(payload);
@@ -423,7 +423,7 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_t *body = json_pack("{s:s, s:s, s:I}", "label", label, "idempotency_key", idem,
                              "active_ms", (json_int_t)active_ms);
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/submit", ag->project, esc ? esc : "");
+    char *path = qr_xasprintf(QR_API_LEASE_SUBMIT("%lld", "%s"), ag->project, esc ? esc : "");
     curl_free(esc);
     json_t *answer = NULL;
     s->retry_cap_ms = result_retry_cap(ag);
@@ -440,8 +440,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_decref(answer);
     if (r < 0 && (s->call.status == 401 || s->call.status == 403)) {
         fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
-        agent_fatal(ag, AGENT_EXIT_AUTH);
-        return -AGENT_EXIT_AUTH;
+        agent_fatal(ag, QR_EXIT_AUTH);
+        return -QR_EXIT_AUTH;
     }
     if (r < 0 && s->call.status == 0) {
         fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
@@ -451,8 +451,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     int o = settle(s, id, s->call.status, replayed, s->call.message);
     if (o == 2) {
         fprintf(stderr, "quorum-agent: submit: %s (the result stays spooled)\n", s->call.message);
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     if (o == 0 && annotation_id)
         *annotation_id = (int64_t)stored;
@@ -463,8 +463,9 @@ int agent_release(agent_sess_t *s, const char *lease, const char *reason, int sk
 {
     agent_t *ag = s->ag;
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/%s", ag->project, esc ? esc : "",
-                              skip ? "skip" : "release");
+    char *path =
+        qr_xasprintf(skip ? QR_API_LEASE_SKIP("%lld", "%s") : QR_API_LEASE_RELEASE("%lld", "%s"),
+                     ag->project, esc ? esc : "");
     curl_free(esc);
     char cut[501];
     snprintf(cut, sizeof cut, "%s", reason ? reason : "");
@@ -495,7 +496,7 @@ int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_m
 {
     agent_t *ag = s->ag;
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/heartbeat", ag->project, esc ? esc : "");
+    char *path = qr_xasprintf(QR_API_LEASE_HEARTBEAT("%lld", "%s"), ag->project, esc ? esc : "");
     curl_free(esc);
     int r =
         qr_client_call_perform(&s->call, "POST", path, "", 0, "application/json", ag->cfg->token);
@@ -587,7 +588,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             break;
         }
         json_t *body = json_pack("{s:o}", "results", results);
-        char *path = qr_xasprintf("/v1/projects/%lld/submit", (long long)project);
+        char *path = qr_xasprintf(QR_API_BATCH_SUBMIT("%lld"), (long long)project);
         json_t *answer = NULL;
         s->retry_cap_ms = result_retry_cap(ag);
         int r = agent_request(s, "POST", path, body, &answer, 1);
@@ -613,7 +614,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             if (status == 401 || status == 403) {
                 json_decref(answer);
                 fprintf(stderr, "quorum-agent: spooled result refused: %s\n", why);
-                return -AGENT_EXIT_AUTH;
+                return -QR_EXIT_AUTH;
             }
             int o = settle(s, ids[i], status, json_is_true(json_object_get(e, "replayed")), why);
             if (o < 0) {

@@ -50,6 +50,7 @@
 
 #include "agent_backoff.h"
 #include "agent_hist.h"
+#include "protocol.h"
 #include "spool.h"
 #include "util.h"
 
@@ -627,8 +628,8 @@ static int start_request(annotator_t *a, int64_t now)
     int rc = -1;
 
     if (a->op == OP_USER) {
-        json_t *j = json_pack("{s:s, s:s}", "name", a->name, "role", "annotator");
-        path = qr_xstrdup("/v1/users");
+        json_t *j = json_pack("{s:s, s:s}", "name", a->name, "role", QR_ROLE_NAME_ANNOTATOR);
+        path = qr_xstrdup(QR_API_USERS);
         body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         token = s->cfg->token;
@@ -636,7 +637,7 @@ static int start_request(annotator_t *a, int64_t now)
         int64_t wait = s->opt->wait_ms;
         if (s->opt->duration > 0 && wait > s->stop_ms - now)
             wait = s->stop_ms > now ? s->stop_ms - now : 0;
-        path = qr_xasprintf("/v1/projects/%lld/leases", s->opt->project);
+        path = qr_xasprintf(QR_API_LEASES("%lld"), s->opt->project);
         if (wait > 0)
             body = qr_xasprintf("{\"max\":%d,\"wait_ms\":%lld}", s->opt->prefetch, (long long)wait);
         else
@@ -654,19 +655,21 @@ static int start_request(annotator_t *a, int64_t now)
             }
         }
         json_t *j = results ? json_pack("{s:o}", "results", results) : NULL;
-        path = qr_xasprintf("/v1/projects/%lld/submit", s->opt->project);
+        path = qr_xasprintf(QR_API_BATCH_SUBMIT("%lld"), s->opt->project);
         body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
     } else {
         const held_lease_t *l = &a->held[a->head];
         char *esc = curl_easy_escape(a->call.easy, l->lease, 0);
-        const char *verb = a->op == OP_SUBMIT ? "submit" : a->op == OP_SKIP ? "skip" : "release";
         json_t *j = a->op == OP_SUBMIT ? result_json(l, 0)
                                        : json_pack("{s:s}", "reason",
                                                    a->op == OP_SKIP ? "simulated: cannot label this"
                                                                     : "simulated: giving it back");
         if (esc)
-            path = qr_xasprintf("/v1/projects/%lld/leases/%s/%s", s->opt->project, esc, verb);
+            path = qr_xasprintf(a->op == OP_SUBMIT ? QR_API_LEASE_SUBMIT("%lld", "%s")
+                                : a->op == OP_SKIP ? QR_API_LEASE_SKIP("%lld", "%s")
+                                                   : QR_API_LEASE_RELEASE("%lld", "%s"),
+                                s->opt->project, esc);
         curl_free(esc);
         body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
@@ -723,7 +726,7 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
     sim_t *s = a->sim;
     if (!ok) {
         count_error(s, &a->call);
-        if (a->call.status == 409 && !strcmp(a->call.code, "project_paused")) {
+        if (a->call.status == 409 && !strcmp(a->call.code, QR_CODE_PROJECT_PAUSED)) {
             s->paused = 1;
             finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
         } else if (qr_client_call_retryable(&a->call)) {
@@ -1439,7 +1442,7 @@ static void raise_fd_limit(const sim_t *s)
 /* Fetches the project's label choices with the admin call. Returns 0 or -1. */
 static int load_project(sim_t *s, qr_client_call_t *call)
 {
-    char *path = qr_xasprintf("/v1/projects/%lld", s->opt->project);
+    char *path = qr_xasprintf(QR_API_PROJECT("%lld"), s->opt->project);
     int r = qr_client_call_perform(call, "GET", path, NULL, 0, NULL, s->cfg->token);
     free(path);
     if (r < 0) {
@@ -1658,7 +1661,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
                 "quorum-agent: project %lld is paused; the annotators finished the tasks they "
                 "held; run again once a manager resumes it (exit 8)\n",
                 opt->project);
-        rc = 8; /* AGENT_EXIT_PAUSED */
+        rc = QR_EXIT_PAUSED;
     }
     if (opt->json_summary && write_summary(&s, opt->json_summary, elapsed, complete) < 0)
         rc = 1;

@@ -18,12 +18,9 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "protocol.h"
 #include "text_out.h"
 #include "util.h"
-
-#define EXIT_OK    0
-#define EXIT_IO    1
-#define EXIT_USAGE 2
 
 static const char help_text[] =
     "Usage: quorumctl agreement FILE.csv|- [--json] [--per-item]\n"
@@ -62,7 +59,7 @@ static int usage(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nRun `quorumctl agreement --help` for usage.\n");
-    return EXIT_USAGE;
+    return QR_EXIT_USAGE;
 }
 
 /* Columns s takes once escaped for the terminal (UTF-8 code points). */
@@ -389,13 +386,13 @@ int qr_ctl_agreement(int argc, char **argv)
     int as_json = 0, per_item = 0, only_files = 0;
     char err[512];
     FILE *f;
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!only_files && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
             fputs(help_text, stdout);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         } else if (!only_files && strcmp(arg, "--json") == 0) {
             as_json = 1;
         } else if (!only_files && strcmp(arg, "--per-item") == 0) {
@@ -423,7 +420,7 @@ int qr_ctl_agreement(int argc, char **argv)
         f = stdin;
     } else if (!(f = fopen(path, "rb"))) {
         fprintf(stderr, "quorumctl agreement: cannot open %s: %s\n", path, strerror(errno));
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_agreement_t *a = qr_agreement_new();
     int r = qr_agreement_read_csv(f, a, err, sizeof(err));
@@ -432,13 +429,13 @@ int qr_ctl_agreement(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "quorumctl agreement: %s: %s\n", strcmp(path, "-") ? path : "stdin", err);
         qr_agreement_free(a);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_agreement_items_t *items = NULL;
     json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
     if (as_json) {
         if (print_json(stdout, report, items) != 0)
-            rc = EXIT_IO;
+            rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
     } else {
         print_text(stdout, report, items, strcmp(path, "-") ? path : "stdin");
@@ -448,7 +445,7 @@ int qr_ctl_agreement(int argc, char **argv)
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "quorumctl agreement: writing the report: %s\n", strerror(errno));
-        rc = EXIT_IO;
+        rc = QR_EXIT_ERROR;
     }
     return rc;
 }

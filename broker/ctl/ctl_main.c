@@ -12,6 +12,7 @@
 #include "ctl_cert.h"
 #include "ctl_org.h"
 #include "ctl_throughput.h"
+#include "protocol.h"
 #include "text_out.h"
 #include "util.h"
 
@@ -24,10 +25,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 /* Largest JSONL import we read into memory (bytes). The broker has its own,
  * usually smaller, limit and answers 413 above it. */
@@ -156,7 +153,7 @@ static void print_help(FILE *out, const char *fmt)
     fprintf(out, fmt, qr_client_help_text);
 }
 
-/* Prints "quorumctl: <why>" and a pointer to the help; returns EXIT_USAGE. */
+/* Prints "quorumctl: <why>" and a pointer to the help; returns QR_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -166,7 +163,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nRun `quorumctl %s--help` for usage.\n", cmd);
-    return EXIT_USAGE;
+    return QR_EXIT_USAGE;
 }
 
 /* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
@@ -198,14 +195,14 @@ static int connect_broker(qr_client_config_t *cfg, qr_client_call_t *call)
     char err[512];
     if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (qr_client_call_init(call, cfg, 0) < 0) {
         fprintf(stderr, "%s: %s\n", prog, call->message);
         qr_client_call_free(call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
-    return EXIT_OK;
+    return QR_EXIT_OK;
 }
 
 /* Parses a 2xx response body as JSON; prints why and returns NULL if it is not. */
@@ -227,9 +224,9 @@ static int print_raw(const qr_client_call_t *call)
         ((n == 0 || call->body.data[n - 1] != '\n') && putchar('\n') == EOF) ||
         fflush(stdout) != 0) {
         fprintf(stderr, "%s: cannot write to stdout\n", prog);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
-    return EXIT_OK;
+    return QR_EXIT_OK;
 }
 
 /* POSTs a JSON object to path and returns the parsed 2xx response, or NULL
@@ -239,7 +236,7 @@ static json_t *post_json(qr_client_call_t *call, const char *path, json_t *body,
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text) {
         fprintf(stderr, "%s: cannot encode the request body\n", prog);
-        *rc = EXIT_BROKER;
+        *rc = QR_EXIT_ERROR;
         return NULL;
     }
     int r = qr_client_call_perform(call, "POST", path, text, strlen(text), "application/json",
@@ -247,11 +244,11 @@ static json_t *post_json(qr_client_call_t *call, const char *path, json_t *body,
     free(text);
     if (r < 0) {
         fprintf(stderr, "%s: %s\n", prog, call->message);
-        *rc = EXIT_BROKER;
+        *rc = QR_EXIT_ERROR;
         return NULL;
     }
     json_t *root = parse_response(call);
-    *rc = root ? EXIT_OK : EXIT_BROKER;
+    *rc = root ? QR_EXIT_OK : QR_EXIT_ERROR;
     return root;
 }
 
@@ -287,7 +284,7 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
 
     if (argc < 2 || is_help(argv[1])) {
         print_help(argc < 2 ? stderr : stdout, project_help);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     if (strcmp(argv[1], "create") != 0)
         return usage_error("project create ", "unknown project command '%s'", argv[1]);
@@ -295,7 +292,7 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, project_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
@@ -304,7 +301,7 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
             (r = take_value(argc, argv, &i, "--max-leases-per-annotator", &max_live)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
         } else {
@@ -343,16 +340,16 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
          json_object_set_new(body, "max_leases_per_annotator", json_integer(max_leases)) < 0)) {
         fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
         json_decref(body);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
 
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK) {
+    if (rc != QR_EXIT_OK) {
         json_decref(body);
         return rc;
     }
-    json_t *project = post_json(&call, "/v1/projects", body, &rc);
+    json_t *project = post_json(&call, QR_API_PROJECTS, body, &rc);
     json_decref(body);
     if (project) {
         json_t *id = json_object_get(project, "id");
@@ -364,7 +361,7 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
             printf("%s\n", json_string_value(id));
         } else {
             fprintf(stderr, "%s: broker's answer has no project id\n", prog);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         }
     }
     json_decref(project);
@@ -429,13 +426,13 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, import_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
             (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return usage_error("import ", "import: unknown flag '%s'", argv[i]);
         } else if (file) {
@@ -446,7 +443,7 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (check_project_id("import", project, &pid) < 0) {
         fprintf(stderr, "Run `quorumctl import --help` for usage.\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (!file)
         return usage_error("import ", "import: FILE (or - for stdin) is required");
@@ -468,15 +465,15 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
     qr_buf_init(&data);
     if (read_input(file, &data) < 0) {
         qr_buf_free(&data);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK) {
+    if (rc != QR_EXIT_OK) {
         qr_buf_free(&data);
         return rc;
     }
-    char *path = qr_xasprintf("/v1/projects/%lld/tasks", pid);
+    char *path = qr_xasprintf(QR_API_TASKS("%lld"), pid);
     int r = qr_client_call_perform(&call, "POST", path, data.data ? data.data : "", data.len,
                                    content_type, cfg->token);
     free(path);
@@ -484,19 +481,19 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
     if (r < 0) {
         fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
         qr_client_call_free(&call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     json_t *res = parse_response(&call);
     if (!res) {
         qr_client_call_free(&call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     json_t *n = json_object_get(res, "imported");
     json_t *first = json_object_get(res, "first_task_id");
     json_t *last = json_object_get(res, "last_task_id");
     if (!json_is_integer(n)) {
         fprintf(stderr, "%s: broker's answer lacks \"imported\"\n", prog);
-        rc = EXIT_BROKER;
+        rc = QR_EXIT_ERROR;
     } else if (json_is_integer(first) && json_is_integer(last)) {
         printf("imported %" JSON_INTEGER_FORMAT " tasks (ids %" JSON_INTEGER_FORMAT
                "..%" JSON_INTEGER_FORMAT ")\n",
@@ -635,13 +632,13 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, report_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
             (r = take_value(argc, argv, &i, "--window", &window)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
         } else if (strcmp(argv[i], "--watch") == 0) {
@@ -658,24 +655,24 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (check_project_id("report", project, &pid) < 0) {
         fprintf(stderr, "Run `quorumctl report --help` for usage.\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK)
+    if (rc != QR_EXIT_OK)
         return rc;
-    char *report_path = qr_xasprintf("/v1/projects/%lld/report", pid);
+    char *report_path = qr_xasprintf(QR_API_REPORT("%lld"), pid);
     qr_buf_t q;
     qr_buf_init(&q);
     qr_ctl_query_add(&q, "window", window);
-    char *tp_path = qr_xasprintf("/v1/projects/%lld/throughput%s", pid, q.data);
+    char *tp_path = qr_xasprintf(QR_API_THROUGHPUT("%lld") "%s", pid, q.data);
     qr_buf_free(&q);
     for (;;) {
         json_t *report = get_object(&call, report_path, cfg);
         /* A window the broker refuses is the user's mistake (422). */
         json_t *tp = report ? get_object(&call, tp_path, cfg) : NULL;
         if (!tp) {
-            rc = call.status == 422 ? EXIT_USAGE : EXIT_BROKER;
+            rc = call.status == 422 ? QR_EXIT_USAGE : QR_EXIT_ERROR;
             json_decref(report);
             break;
         }
@@ -685,7 +682,7 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
             json_object_set_new(report, "throughput", tp);
             char *s = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
             if (!s || puts(s) == EOF)
-                rc = EXIT_BROKER;
+                rc = QR_EXIT_ERROR;
             free(s);
         } else {
             print_report(report);
@@ -696,9 +693,9 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
         json_decref(report);
         if (fflush(stdout) != 0) {
             fprintf(stderr, "%s: cannot write to stdout\n", prog);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         }
-        if (!watch || rc != EXIT_OK)
+        if (!watch || rc != QR_EXIT_OK)
             break;
         sleep((unsigned)watch);
     }
@@ -710,12 +707,12 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
 
 static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
 {
-    static const char *const roles[] = {"admin", "manager", "reviewer", "annotator"};
+    static const char *const roles[] = {QR_ROLE_NAMES};
     const char *name = NULL, *role = NULL;
 
     if (argc < 2 || is_help(argv[1])) {
         print_help(argc < 2 ? stderr : stdout, user_help);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     if (strcmp(argv[1], "create") != 0)
         return usage_error("user create ", "unknown user command '%s'", argv[1]);
@@ -723,13 +720,13 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, user_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
             (r = take_value(argc, argv, &i, "--role", &role)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("user create ", "user create: unexpected argument '%s'", argv[i]);
         }
@@ -750,15 +747,15 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
     json_t *body = json_pack("{s:s, s:s}", "name", name, "role", role);
     if (!body) {
         fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK) {
+    if (rc != QR_EXIT_OK) {
         json_decref(body);
         return rc;
     }
-    json_t *user = post_json(&call, "/v1/users", body, &rc);
+    json_t *user = post_json(&call, QR_API_USERS, body, &rc);
     json_decref(body);
     if (user) {
         const char *token = json_string_value(json_object_get(user, "token"));
@@ -766,7 +763,7 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
         json_t *id = json_object_get(user, "id");
         if (!token) {
             fprintf(stderr, "%s: broker's answer has no token\n", prog);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         } else {
             fprintf(stderr, "user %" JSON_INTEGER_FORMAT " '%s', role %s\n", json_integer_value(id),
                     name, got_role ? got_role : role);
@@ -784,13 +781,13 @@ static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
 {
     qr_client_call_t call;
     int rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK)
+    if (rc != QR_EXIT_OK)
         return rc;
     int r = qr_client_call_perform(&call, "GET", path, NULL, 0, NULL, cfg->token);
     if (r < 0) {
         fprintf(stderr, "%s: %s\n", prog, call.message);
         qr_client_call_free(&call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     if (raw || !show) {
         rc = print_raw(&call);
@@ -799,7 +796,7 @@ static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
         if (o)
             show(o);
         else
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         json_decref(o);
     }
     qr_client_call_free(&call);
@@ -894,7 +891,7 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0;
     if (argc < 2 || is_help(argv[1])) {
         print_help(argc < 2 ? stderr : stdout, token_help);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
@@ -903,14 +900,14 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, token_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--user", &user)) != 0 ||
             (r = take_value(argc, argv, &i, "--role", &role)) != 0 ||
             (r = take_value(argc, argv, &i, "--expires", &expires)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(sub, "revoke") && !id && argv[i][0] != '-') {
@@ -920,7 +917,7 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
         }
     }
     if (!strcmp(sub, "list"))
-        return get_and_print(cfg, "/v1/tokens", as_json, show_tokens);
+        return get_and_print(cfg, QR_API_TOKENS, as_json, show_tokens);
     qr_client_call_t call;
     int rc;
     if (!strcmp(sub, "revoke")) {
@@ -928,14 +925,14 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
         if (!id || parse_int(id, 1, INT64_MAX, &tid) < 0)
             return usage_error("token ", "token revoke: wants a token id (see token list)");
         rc = connect_broker(cfg, &call);
-        if (rc != EXIT_OK)
+        if (rc != QR_EXIT_OK)
             return rc;
-        char *path = qr_xasprintf("/v1/tokens/%lld", tid);
+        char *path = qr_xasprintf(QR_API_TOKEN("%lld"), tid);
         int r = qr_client_call_perform(&call, "DELETE", path, NULL, 0, NULL, cfg->token);
         free(path);
         if (r < 0) {
             fprintf(stderr, "%s: %s\n", prog, call.message);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         } else {
             fprintf(stderr, "token %lld revoked\n", tid);
         }
@@ -950,11 +947,11 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
     if (expires)
         json_object_set_new(body, "expires", json_string(expires));
     rc = connect_broker(cfg, &call);
-    if (rc != EXIT_OK) {
+    if (rc != QR_EXIT_OK) {
         json_decref(body);
         return rc;
     }
-    json_t *t = post_json(&call, "/v1/tokens", body, &rc);
+    json_t *t = post_json(&call, QR_API_TOKENS, body, &rc);
     json_decref(body);
     if (t) {
         fprintf(stderr, "token %lld for %s (%s), expires %s\n",
@@ -987,12 +984,12 @@ static int cmd_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, live_agreement_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
         } else if (strcmp(argv[i], "--fresh") == 0) {
@@ -1002,8 +999,8 @@ static int cmd_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
         }
     }
     if (check_project_id("agreement", project, &pid) < 0)
-        return EXIT_USAGE;
-    char *path = qr_xasprintf("/v1/projects/%lld/agreement%s", pid, fresh ? "?fresh=1" : "");
+        return QR_EXIT_USAGE;
+    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s", pid, fresh ? "?fresh=1" : "");
     int rc = get_and_print(cfg, path, as_json, show_agreement);
     free(path);
     return rc;
@@ -1026,22 +1023,22 @@ static int cmd_export(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             print_help(stdout, export_help);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
             (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
             return usage_error("export ", "export: unexpected argument '%s'", argv[i]);
         }
     }
     if (check_project_id("export", project, &pid) < 0)
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     if (strcmp(format, "csv") && strcmp(format, "jsonl"))
         return usage_error("export ", "export: --format must be csv or jsonl");
-    char *path = qr_xasprintf("/v1/projects/%lld/export?format=%s", pid, format);
+    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s", pid, format);
     int rc = get_and_print(cfg, path, 1, NULL);
     free(path);
     return rc;
@@ -1067,20 +1064,20 @@ int main(int argc, char **argv)
         if (is_help(argv[i])) {
             print_help(stdout, main_help);
             qr_client_config_free(&cfg);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         r = qr_client_config_flag(&cfg, prog, argc, argv, &i);
         if (r == 0)
             fprintf(stderr, "%s: unknown flag '%s'\n", prog, argv[i]);
         if (r <= 0) {
             qr_client_config_free(&cfg);
-            return EXIT_USAGE;
+            return QR_EXIT_USAGE;
         }
     }
     if (i >= argc) {
         print_help(stderr, main_help);
         qr_client_config_free(&cfg);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     const char *cmd = argv[i];
     if (strcmp(cmd, "agreement") == 0 && !has_flag(argc - i, argv + i, "--project")) {
@@ -1090,11 +1087,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         print_help(stdout, main_help);
         qr_client_config_free(&cfg);
-        return EXIT_OK;
+        return QR_EXIT_OK;
     }
     if (qr_client_global_init() < 0) {
         qr_client_config_free(&cfg);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     if (strcmp(cmd, "org") == 0)
         rc = qr_ctl_org(argc - i, argv + i, &cfg);

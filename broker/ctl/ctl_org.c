@@ -8,6 +8,7 @@
  * managers pause a project (no new leases anywhere) and resume it.
  */
 #include "ctl_org.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -17,10 +18,6 @@
 #include <string.h>
 
 #include "text_out.h"
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 static const char *const prog = "quorumctl";
 
@@ -102,7 +99,7 @@ static int usage(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n");
-    return EXIT_USAGE;
+    return QR_EXIT_USAGE;
 }
 
 static int is_help(const char *arg)
@@ -124,7 +121,7 @@ static int parse_count(const char *s, long long max, long long *out)
 
 /*
  * One request: method on path with body (a JSON object, or NULL for none).
- * On a 2xx answer returns EXIT_OK with the parsed body in *out (the caller
+ * On a 2xx answer returns QR_EXIT_OK with the parsed body in *out (the caller
  * decrefs) and, when raw, the body as received on stdout; otherwise prints
  * why and returns the exit code.
  */
@@ -136,26 +133,26 @@ static int request(qr_client_config_t *cfg, const char *method, const char *path
     *out = NULL;
     if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (qr_client_call_init(&call, cfg, 0) < 0) {
         fprintf(stderr, "%s: %s\n", prog, call.message);
         qr_client_call_free(&call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
     if (qr_client_call_perform(&call, method, path, text, text ? strlen(text) : 0,
                                text ? "application/json" : NULL, cfg->token) < 0) {
         fprintf(stderr, "%s: %s\n", prog, call.message);
-        rc = EXIT_BROKER;
+        rc = QR_EXIT_ERROR;
     } else {
         json_error_t jerr;
         *out = json_loadb(call.body.data ? call.body.data : "", call.body.len, 0, &jerr);
         if (!*out) {
             fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call.url,
                     jerr.text);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
         } else if (raw) {
             printf("%.*s\n", (int)call.body.len, call.body.data);
         }
@@ -173,7 +170,7 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0;
     if (argc < 2 || is_help(argv[1])) {
         fprintf(argc < 2 ? stderr : stdout, org_help, qr_client_help_text);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "create") && strcmp(sub, "list"))
@@ -182,12 +179,12 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             printf(org_help, qr_client_help_text);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_client_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(sub, "create") && !name && (argv[i][0] != '-' || !argv[i][0])) {
@@ -198,10 +195,10 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
     }
     json_t *o;
     if (!strcmp(sub, "list")) {
-        int rc = request(cfg, "GET", "/v1/organizations", NULL, as_json, &o);
+        int rc = request(cfg, "GET", QR_API_ORGANIZATIONS, NULL, as_json, &o);
         json_t *org;
         size_t k;
-        if (rc == EXIT_OK && !as_json) {
+        if (rc == QR_EXIT_OK && !as_json) {
             printf("%-8s %-7s %s\n", "id", "kind", "name");
             json_array_foreach(json_object_get(o, "organizations"), k, org)
             {
@@ -223,9 +220,9 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
     json_t *body = json_pack("{s:s s:s}", "name", name, "kind", kind);
     if (!body)
         return usage("org create: NAME must be valid UTF-8");
-    int rc = request(cfg, "POST", "/v1/organizations", body, as_json, &o);
+    int rc = request(cfg, "POST", QR_API_ORGANIZATIONS, body, as_json, &o);
     json_decref(body);
-    if (rc == EXIT_OK && !as_json)
+    if (rc == QR_EXIT_OK && !as_json)
         printf("%lld\n", (long long)json_integer_value(json_object_get(o, "id")));
     json_decref(o);
     return rc;
@@ -251,12 +248,12 @@ static int project_pause(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             printf(pause_help, qr_client_help_text);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else {
@@ -266,10 +263,11 @@ static int project_pause(int argc, char **argv, qr_client_config_t *cfg)
     if (!project || parse_count(project, INT64_MAX, &pid) < 0 || pid < 1)
         return usage("project %s: --project ID (a positive integer) is required", sub);
     char path[96];
-    snprintf(path, sizeof path, "/v1/projects/%lld/%s", pid, sub);
+    snprintf(path, sizeof path,
+             !strcmp(sub, "pause") ? QR_API_PAUSE("%lld") : QR_API_RESUME("%lld"), pid);
     json_t *o;
     int rc = request(cfg, "POST", path, NULL, as_json, &o);
-    if (rc == EXIT_OK && !as_json) {
+    if (rc == QR_EXIT_OK && !as_json) {
         const char *at = json_string_value(json_object_get(o, "paused_at"));
         if (json_is_true(json_object_get(o, "paused")))
             fprintf(stderr, "project %lld is paused (since %s)\n", pid, at ? at : "?");
@@ -289,7 +287,7 @@ static long long org_id(qr_client_config_t *cfg, const char *org, int *rc)
         return id;
     json_t *o, *x;
     size_t k;
-    *rc = request(cfg, "GET", "/v1/organizations", NULL, 0, &o);
+    *rc = request(cfg, "GET", QR_API_ORGANIZATIONS, NULL, 0, &o);
     id = -1;
     json_array_foreach(json_object_get(o, "organizations"), k, x)
     {
@@ -298,9 +296,9 @@ static long long org_id(qr_client_config_t *cfg, const char *org, int *rc)
             id = (long long)json_integer_value(json_object_get(x, "id"));
     }
     json_decref(o);
-    if (*rc == EXIT_OK && id < 0) {
+    if (*rc == QR_EXIT_OK && id < 0) {
         fprintf(stderr, "%s: no organization '%s' (see quorumctl org list)\n", prog, org);
-        *rc = EXIT_BROKER;
+        *rc = QR_EXIT_ERROR;
     }
     return id;
 }
@@ -317,7 +315,7 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (is_help(argv[i])) {
             printf(share_help, qr_client_help_text);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
@@ -325,7 +323,7 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_client_take_value(prog, argc, argv, &i, "--quota", &quota)) != 0 ||
             (r = qr_client_take_value(prog, argc, argv, &i, "--cap", &cap)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else {
@@ -345,13 +343,13 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
 
     json_t *o = NULL;
     char path[96];
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
     if (!strcmp(sub, "shares")) {
-        snprintf(path, sizeof path, "/v1/projects/%lld/shares", pid);
+        snprintf(path, sizeof path, QR_API_SHARES("%lld"), pid);
         rc = request(cfg, "GET", path, NULL, as_json, &o);
         json_t *s;
         size_t n;
-        if (rc == EXIT_OK && !as_json) {
+        if (rc == QR_EXIT_OK && !as_json) {
             printf("%-8s %-24s %-12s %-12s %s\n", "org", "name", "quota", "cap", "annotations");
             json_array_foreach(json_object_get(o, "shares"), n, s)
             {
@@ -376,10 +374,10 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     long long oid = org_id(cfg, org, &rc);
     if (oid < 0)
         return rc;
-    snprintf(path, sizeof path, "/v1/projects/%lld/shares/%lld", pid, oid);
+    snprintf(path, sizeof path, QR_API_SHARE("%lld", "%lld"), pid, oid);
     if (!strcmp(sub, "unshare")) {
         rc = request(cfg, "DELETE", path, NULL, as_json, &o);
-        if (rc == EXIT_OK && !as_json)
+        if (rc == QR_EXIT_OK && !as_json)
             fprintf(stderr, "project %lld no longer shared with organization %lld\n", pid, oid);
         json_decref(o);
         return rc;
@@ -389,7 +387,7 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
                   "max_tasks_per_annotator", k < 0 ? json_null() : json_integer(k));
     rc = request(cfg, "PUT", path, body, as_json, &o);
     json_decref(body);
-    if (rc == EXIT_OK && !as_json)
+    if (rc == QR_EXIT_OK && !as_json)
         fprintf(stderr, "project %lld shared with organization %lld (quota %s, cap %s)\n", pid, oid,
                 quota ? quota : "none", cap ? cap : "none");
     json_decref(o);

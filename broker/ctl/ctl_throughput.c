@@ -7,6 +7,7 @@
  * repeats every few seconds until interrupted.
  */
 #include "ctl_throughput.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,10 +18,6 @@
 #include <unistd.h>
 
 #include "text_out.h"
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 #define MAX_COLS 16
 #define CELL     48
@@ -368,7 +365,7 @@ static int usage(const char *fmt, const char *arg)
     fprintf(stderr, "%s: throughput: ", prog);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nRun `quorumctl throughput --help` for usage.\n");
-    return EXIT_USAGE;
+    return QR_EXIT_USAGE;
 }
 
 int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
@@ -381,7 +378,7 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf(help, qr_client_help_text);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         }
         if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
@@ -389,7 +386,7 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
             (r = take_value(argc, argv, &i, "--by", &by)) != 0 ||
             (r = take_value(argc, argv, &i, "--annotator", &annotator)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(argv[i], "--watch")) {
@@ -413,13 +410,13 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
     char err[512];
     if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_client_call_t call;
     if (qr_client_call_init(&call, cfg, 0) < 0) {
         fprintf(stderr, "%s: %s\n", prog, call.message);
         qr_client_call_free(&call);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     qr_buf_t path;
     qr_buf_init(&path);
@@ -431,14 +428,14 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
         qr_ctl_query_add(&q, "by", by);
     if (annotator)
         qr_ctl_query_add(&q, "annotator", annotator);
-    qr_buf_appendf(&path, "/v1/projects/%lld/throughput%s", pid, q.data ? q.data : "");
+    qr_buf_appendf(&path, QR_API_THROUGHPUT("%lld") "%s", pid, q.data ? q.data : "");
     qr_buf_free(&q);
 
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
     for (;;) {
         if (qr_client_call_perform(&call, "GET", path.data, NULL, 0, NULL, cfg->token) < 0) {
             fprintf(stderr, "%s: %s\n", prog, call.message);
-            rc = call.status == 422 ? EXIT_USAGE : EXIT_BROKER;
+            rc = call.status == 422 ? QR_EXIT_USAGE : QR_EXIT_ERROR;
             break;
         }
         json_error_t jerr;
@@ -447,7 +444,7 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
             fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call.url,
                     r ? "not an object" : jerr.text);
             json_decref(r);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
             break;
         }
         if (watch)
@@ -462,7 +459,7 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
         json_decref(r);
         if (fflush(stdout) != 0) {
             fprintf(stderr, "%s: cannot write to stdout\n", prog);
-            rc = EXIT_BROKER;
+            rc = QR_EXIT_ERROR;
             break;
         }
         if (!watch)
@@ -480,7 +477,7 @@ int qr_ctl_throughput(int argc, char **argv)
     qr_client_config_init(&cfg);
     if (qr_client_global_init() < 0) {
         qr_client_config_free(&cfg);
-        return EXIT_BROKER;
+        return QR_EXIT_ERROR;
     }
     int rc = qr_ctl_throughput_cfg(argc, argv, &cfg);
     qr_client_global_cleanup();
