@@ -61,52 +61,6 @@ void qr_client_config_free(qr_client_config_t *cfg)
     qr_client_config_init(cfg);
 }
 
-static void set_str(char **slot, const char *value)
-{
-    free(*slot);
-    *slot = qr_xstrdup(value);
-}
-
-int qr_client_take_value(const char *prog, int argc, char **argv, int *i, const char *name,
-                         const char **value)
-{
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", prog, name);
-        return -1;
-    }
-    *i += 1;
-    *value = argv[*i];
-    return 1;
-}
-
-int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i)
-{
-    static const char *const names[] = {"--url", "--token", "--ca", "--cert", "--key"};
-    char **slots[] = {&cfg->url, &cfg->token, &cfg->ca, &cfg->cert, &cfg->key};
-
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const char *value;
-        int r = qr_client_take_value(prog, argc, argv, i, names[k], &value);
-        if (r < 0)
-            return -1;
-        if (r > 0) {
-            set_str(slots[k], value);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /*
  * Parses one shell-like value starting at p: a concatenation of bare words,
  * '...' (literal) and "..." (backslash escapes \ " $ `) segments, ending at

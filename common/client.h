@@ -52,23 +52,6 @@ void qr_client_config_init(qr_client_config_t *cfg);
 void qr_client_config_free(qr_client_config_t *cfg);
 
 /*
- * If argv[*i] is one of the connection flags (`--url URL`, `--token TOKEN`,
- * `--ca FILE`, `--cert FILE`, `--key FILE`, or the `--flag=value` forms), stores its value in cfg
- * (a later flag wins), advances *i past the value and returns 1. Returns 0 if argv[*i] is something
- * else, and -1 (after printing "PROG: --url needs a value" to stderr) when the value is missing.
- */
-int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i);
-
-/*
- * If argv[*i] is the flag `name`, given as `name VALUE` or `name=VALUE`, stores a pointer to the
- * value (borrowed from argv) in *value, advances *i past it and returns 1. Returns 0 for any other
- * argument (including `nameX`), and -1 after printing "PROG: NAME needs a value" to stderr when
- * `name` is the last argument. The one flag parser of quorumctl and quorum-agent.
- */
-int qr_client_take_value(const char *prog, int argc, char **argv, int *i, const char *name,
-                         const char **value);
-
-/*
  * Completes cfg, which holds only what the command line gave, from one
  * source; the rule, in full:
  *   1. --url given: every setting comes from the command line. If

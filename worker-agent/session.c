@@ -4,6 +4,7 @@
  */
 #include "session.h"
 
+#include "cli.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -149,24 +150,13 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
                   int abortable)
 {
     agent_t *ag = s->ag;
-    char *text = NULL;
     int said = 0;
 
     if (out)
         *out = NULL;
-    if (body) {
-        text = json_dumps(body, JSON_COMPACT);
-        if (!text) {
-            snprintf(s->call.message, sizeof s->call.message, "cannot encode a request body");
-            s->call.status = 0;
-            return AGENT_FAILED;
-        }
-    }
     for (;;) {
-        if (abortable && *ag->stop) {
-            free(text);
+        if (abortable && *ag->stop)
             return AGENT_STOPPED;
-        }
         CURLcode rc = curl_easy_setopt(s->call.easy, CURLOPT_NOPROGRESS, abortable ? 0L : 1L);
         int r;
         if (rc != CURLE_OK) {
@@ -174,34 +164,18 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
                      curl_easy_strerror(rc));
             r = -1;
         } else {
-            r = qr_client_call_perform(&s->call, method, path, text, text ? strlen(text) : 0,
-                                       text ? "application/json" : NULL, ag->cfg->token);
+            r = qr_cli_call(&s->call, method, path, body, out);
         }
         if (r == 0) {
             if (said)
                 fprintf(stderr, "quorum-agent: broker reachable again\n");
             qr_backoff_reset(&s->backoff);
-            free(text);
-            if (out) {
-                json_error_t jerr;
-                *out = json_loadb(s->call.body.data ? s->call.body.data : "", s->call.body.len, 0,
-                                  &jerr);
-                if (!*out) {
-                    snprintf(s->call.message, sizeof s->call.message,
-                             "the broker's answer to %s is not JSON: %s", path, jerr.text);
-                    return AGENT_FAILED;
-                }
-            }
             return 0;
         }
-        if (s->call.result == CURLE_ABORTED_BY_CALLBACK) {
-            free(text);
+        if (s->call.result == CURLE_ABORTED_BY_CALLBACK)
             return AGENT_STOPPED;
-        }
-        if (!qr_client_call_retryable(&s->call)) {
-            free(text);
+        if (!qr_client_call_retryable(&s->call))
             return AGENT_FAILED;
-        }
         int64_t delay = qr_backoff_next(&s->backoff);
         if (s->retry_cap_ms > 0 && delay > s->retry_cap_ms)
             delay = s->retry_cap_ms / 2 + delay % (s->retry_cap_ms / 2 + 1);
@@ -209,10 +183,8 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
             fprintf(stderr, "quorum-agent: %s; retrying in %lld ms\n", s->call.message,
                     (long long)delay);
         said = 1;
-        if (nap(ag, delay) < 0) {
-            free(text);
+        if (nap(ag, delay) < 0)
             return AGENT_STOPPED;
-        }
     }
 }
 

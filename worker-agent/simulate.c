@@ -50,6 +50,7 @@
 
 #include "agent_backoff.h"
 #include "agent_hist.h"
+#include "cli.h"
 #include "protocol.h"
 #include "spool.h"
 #include "util.h"
@@ -1443,15 +1444,14 @@ static void raise_fd_limit(const sim_t *s)
 static int load_project(sim_t *s, qr_client_call_t *call)
 {
     char *path = qr_xasprintf(QR_API_PROJECT("%lld"), s->opt->project);
-    int r = qr_client_call_perform(call, "GET", path, NULL, 0, NULL, s->cfg->token);
+    json_t *root;
+    int r = qr_cli_call(call, "GET", path, NULL, &root);
     free(path);
     if (r < 0) {
         fprintf(stderr, "quorum-agent: cannot read project %lld: %s\n", s->opt->project,
                 call->message);
         return -1;
     }
-    json_error_t jerr;
-    json_t *root = json_loadb(call->body.data, call->body.len, 0, &jerr);
     json_t *labels = json_object_get(root, "labels");
     size_t n = json_array_size(labels);
     if (!json_is_array(labels) || n == 0) {

@@ -7,6 +7,7 @@
  * Exit codes: 0 success, 1 the broker or the network failed the request,
  * 2 the command line (or the connection settings) was wrong.
  */
+#include "cli.h"
 #include "client.h"
 #include "ctl_agreement.h"
 #include "ctl_cert.h"
@@ -148,110 +149,6 @@ static const char user_help[] =
     "\n"
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
 
-static void print_help(FILE *out, const char *fmt)
-{
-    fprintf(out, fmt, qr_client_help_text);
-}
-
-/* Prints "quorumctl: <why>" and a pointer to the help; returns QR_EXIT_USAGE. */
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun `quorumctl %s--help` for usage.\n", cmd);
-    return QR_EXIT_USAGE;
-}
-
-/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    return qr_client_take_value(prog, argc, argv, i, name, value);
-}
-
-/* Parses a decimal integer in [min, max]; returns 0 or -1. */
-static int parse_int(const char *s, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int is_help(const char *arg)
-{
-    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
-}
-
-/* Resolves the connection settings and opens a call; returns an exit code. */
-static int connect_broker(qr_client_config_t *cfg, qr_client_call_t *call)
-{
-    char err[512];
-    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return QR_EXIT_USAGE;
-    }
-    if (qr_client_call_init(call, cfg, 0) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call->message);
-        qr_client_call_free(call);
-        return QR_EXIT_ERROR;
-    }
-    return QR_EXIT_OK;
-}
-
-/* Parses a 2xx response body as JSON; prints why and returns NULL if it is not. */
-static json_t *parse_response(const qr_client_call_t *call)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(call->body.data ? call->body.data : "", call->body.len, 0, &jerr);
-    if (!root)
-        fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call->url, jerr.text);
-    return root;
-}
-
-/* Prints the response body exactly as received (the caller checked it is
- * valid JSON), ending with a newline; returns an exit code. */
-static int print_raw(const qr_client_call_t *call)
-{
-    size_t n = call->body.len;
-    if (fwrite(call->body.data, 1, n, stdout) != n ||
-        ((n == 0 || call->body.data[n - 1] != '\n') && putchar('\n') == EOF) ||
-        fflush(stdout) != 0) {
-        fprintf(stderr, "%s: cannot write to stdout\n", prog);
-        return QR_EXIT_ERROR;
-    }
-    return QR_EXIT_OK;
-}
-
-/* POSTs a JSON object to path and returns the parsed 2xx response, or NULL
- * (message printed) with *rc set to the exit code. */
-static json_t *post_json(qr_client_call_t *call, const char *path, json_t *body, int *rc)
-{
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!text) {
-        fprintf(stderr, "%s: cannot encode the request body\n", prog);
-        *rc = QR_EXIT_ERROR;
-        return NULL;
-    }
-    int r = qr_client_call_perform(call, "POST", path, text, strlen(text), "application/json",
-                                   call->cfg->token);
-    free(text);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call->message);
-        *rc = QR_EXIT_ERROR;
-        return NULL;
-    }
-    json_t *root = parse_response(call);
-    *rc = root ? QR_EXIT_OK : QR_EXIT_ERROR;
-    return root;
-}
-
 /* Splits "a,b,c" into a JSON array of strings; NULL on an empty item. */
 static json_t *split_labels(const char *s)
 {
@@ -282,54 +179,56 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
-    if (argc < 2 || is_help(argv[1])) {
-        print_help(argc < 2 ? stderr : stdout, project_help);
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, project_help);
         return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     if (strcmp(argv[1], "create") != 0)
-        return usage_error("project create ", "unknown project command '%s'", argv[1]);
+        return qr_cli_usage_error(prog, "project create ", "unknown project command '%s'", argv[1]);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, project_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, project_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
-            (r = take_value(argc, argv, &i, "--labels", &labels)) != 0 ||
-            (r = take_value(argc, argv, &i, "--annotations-per-task", &per_task)) != 0 ||
-            (r = take_value(argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
-            (r = take_value(argc, argv, &i, "--max-leases-per-annotator", &max_live)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--name", &name)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--labels", &labels)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--annotations-per-task", &per_task)) !=
+                0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--max-leases-per-annotator",
+                                   &max_live)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
         } else {
-            return usage_error("project create ", "project create: unexpected argument '%s'",
-                               argv[i]);
+            return qr_cli_usage_error(prog, "project create ",
+                                      "project create: unexpected argument '%s'", argv[i]);
         }
     }
     if (!name || !name[0])
-        return usage_error("project create ", "project create: --name is required");
+        return qr_cli_usage_error(prog, "project create ", "project create: --name is required");
     if (!labels)
-        return usage_error("project create ", "project create: --labels is required");
-    if (per_task && parse_int(per_task, 1, 100, &k) < 0)
-        return usage_error("project create ",
-                           "project create: --annotations-per-task must be 1-100, not '%s'",
-                           per_task);
-    if (ttl && parse_int(ttl, 1, 86400000, &ttl_ms) < 0)
-        return usage_error("project create ",
-                           "project create: --lease-ttl-ms must be a positive "
-                           "number of ms, not '%s'",
-                           ttl);
-    if (max_live && parse_int(max_live, 1, 10000, &max_leases) < 0)
-        return usage_error("project create ",
-                           "project create: --max-leases-per-annotator must be 1-10000, not '%s'",
-                           max_live);
+        return qr_cli_usage_error(prog, "project create ", "project create: --labels is required");
+    if (per_task && qr_cli_parse_ll(per_task, 1, 100, &k) < 0)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --annotations-per-task must be 1-100, not '%s'",
+                                  per_task);
+    if (ttl && qr_cli_parse_ll(ttl, 1, 86400000, &ttl_ms) < 0)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --lease-ttl-ms must be a positive "
+                                  "number of ms, not '%s'",
+                                  ttl);
+    if (max_live && qr_cli_parse_ll(max_live, 1, 10000, &max_leases) < 0)
+        return qr_cli_usage_error(
+            prog, "project create ",
+            "project create: --max-leases-per-annotator must be 1-10000, not '%s'", max_live);
     json_t *label_arr = split_labels(labels);
     if (!label_arr)
-        return usage_error("project create ", "project create: --labels has an empty label in '%s'",
-                           labels);
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --labels has an empty label in '%s'", labels);
 
     json_t *body = json_object();
     if (!body || json_object_set_new(body, "name", json_string(name)) < 0 ||
@@ -343,19 +242,13 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
         return QR_EXIT_USAGE;
     }
 
-    qr_client_call_t call;
-    int rc = connect_broker(cfg, &call);
-    if (rc != QR_EXIT_OK) {
-        json_decref(body);
-        return rc;
-    }
-    json_t *project = post_json(&call, QR_API_PROJECTS, body, &rc);
+    json_t *project;
+    int rc = qr_cli_request(prog, cfg, "POST", QR_API_PROJECTS, body, as_json ? QR_CLI_ECHO : 0,
+                            &project);
     json_decref(body);
-    if (project) {
+    if (rc == QR_EXIT_OK && !as_json) {
         json_t *id = json_object_get(project, "id");
-        if (as_json) {
-            rc = print_raw(&call);
-        } else if (json_is_integer(id)) {
+        if (json_is_integer(id)) {
             printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
         } else if (json_is_string(id)) {
             printf("%s\n", json_string_value(id));
@@ -365,7 +258,6 @@ static int cmd_project(int argc, char **argv, qr_client_config_t *cfg)
         }
     }
     json_decref(project);
-    qr_client_call_free(&call);
     return rc;
 }
 
@@ -403,20 +295,6 @@ fail:
     return -1;
 }
 
-/* Parses a project id from the command line: a positive integer. */
-static int check_project_id(const char *cmd, const char *id, long long *out)
-{
-    if (!id) {
-        fprintf(stderr, "%s: %s: --project ID is required\n", prog, cmd);
-        return -1;
-    }
-    if (parse_int(id, 1, INT64_MAX, out) < 0) {
-        fprintf(stderr, "%s: %s: --project must be a positive integer, not '%s'\n", prog, cmd, id);
-        return -1;
-    }
-    return 0;
-}
-
 static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *file = NULL, *format = NULL;
@@ -424,29 +302,28 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
 
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, import_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, import_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return usage_error("import ", "import: unknown flag '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "import ", "import: unknown flag '%s'", argv[i]);
         } else if (file) {
-            return usage_error("import ", "import: only one FILE, got also '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "import ", "import: only one FILE, got also '%s'",
+                                      argv[i]);
         } else {
             file = argv[i];
         }
     }
-    if (check_project_id("import", project, &pid) < 0) {
-        fprintf(stderr, "Run `quorumctl import --help` for usage.\n");
+    if (qr_cli_project_id(prog, "import ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    }
     if (!file)
-        return usage_error("import ", "import: FILE (or - for stdin) is required");
+        return qr_cli_usage_error(prog, "import ", "import: FILE (or - for stdin) is required");
     if (!format) {
         size_t n = strlen(file);
         format = n > 4 && !strcasecmp(file + n - 4, ".csv")    ? "csv"
@@ -458,8 +335,8 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
                                : !strcmp(format, "jsonl") ? "application/x-ndjson"
                                                           : NULL;
     if (!content_type)
-        return usage_error("import ", "import: --format must be jsonl, json or csv, not '%s'",
-                           format);
+        return qr_cli_usage_error(prog, "import ",
+                                  "import: --format must be jsonl, json or csv, not '%s'", format);
 
     qr_buf_t data;
     qr_buf_init(&data);
@@ -468,7 +345,7 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
         return QR_EXIT_USAGE;
     }
     qr_client_call_t call;
-    int rc = connect_broker(cfg, &call);
+    int rc = qr_cli_connect(prog, cfg, &call);
     if (rc != QR_EXIT_OK) {
         qr_buf_free(&data);
         return rc;
@@ -483,8 +360,9 @@ static int cmd_import(int argc, char **argv, qr_client_config_t *cfg)
         qr_client_call_free(&call);
         return QR_EXIT_ERROR;
     }
-    json_t *res = parse_response(&call);
+    json_t *res = qr_cli_answer(&call);
     if (!res) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
         qr_client_call_free(&call);
         return QR_EXIT_ERROR;
     }
@@ -605,22 +483,6 @@ static void print_report(json_t *r)
     }
 }
 
-/* GETs path into a parsed JSON object; NULL (message printed) on failure. */
-static json_t *get_object(qr_client_call_t *call, const char *path, qr_client_config_t *cfg)
-{
-    if (qr_client_call_perform(call, "GET", path, NULL, 0, NULL, cfg->token) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call->message);
-        return NULL;
-    }
-    json_t *o = parse_response(call);
-    if (o && !json_is_object(o)) {
-        fprintf(stderr, "%s: the broker's answer to %s is not a JSON object\n", prog, path);
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
 static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *window = "1h";
@@ -630,13 +492,13 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
 
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, report_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, report_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--window", &window)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--window", &window)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -647,18 +509,17 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
             char *end;
             watch = strtol(argv[i] + 8, &end, 10);
             if (*end || end == argv[i] + 8 || watch < 1 || watch > 3600)
-                return usage_error("report ", "report: --watch must be 1 to 3600 seconds, not '%s'",
-                                   argv[i] + 8);
+                return qr_cli_usage_error(prog, "report ",
+                                          "report: --watch must be 1 to 3600 seconds, not '%s'",
+                                          argv[i] + 8);
         } else {
-            return usage_error("report ", "report: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "report ", "report: unexpected argument '%s'", argv[i]);
         }
     }
-    if (check_project_id("report", project, &pid) < 0) {
-        fprintf(stderr, "Run `quorumctl report --help` for usage.\n");
+    if (qr_cli_project_id(prog, "report ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    }
     qr_client_call_t call;
-    int rc = connect_broker(cfg, &call);
+    int rc = qr_cli_connect(prog, cfg, &call);
     if (rc != QR_EXIT_OK)
         return rc;
     char *report_path = qr_xasprintf(QR_API_REPORT("%lld"), pid);
@@ -668,9 +529,9 @@ static int cmd_report(int argc, char **argv, qr_client_config_t *cfg)
     char *tp_path = qr_xasprintf(QR_API_THROUGHPUT("%lld") "%s", pid, q.data);
     qr_buf_free(&q);
     for (;;) {
-        json_t *report = get_object(&call, report_path, cfg);
+        json_t *report = qr_cli_get_object(prog, &call, report_path);
         /* A window the broker refuses is the user's mistake (422). */
-        json_t *tp = report ? get_object(&call, tp_path, cfg) : NULL;
+        json_t *tp = report ? qr_cli_get_object(prog, &call, tp_path) : NULL;
         if (!tp) {
             rc = call.status == 422 ? QR_EXIT_USAGE : QR_EXIT_ERROR;
             json_decref(report);
@@ -710,54 +571,50 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
     static const char *const roles[] = {QR_ROLE_NAMES};
     const char *name = NULL, *role = NULL;
 
-    if (argc < 2 || is_help(argv[1])) {
-        print_help(argc < 2 ? stderr : stdout, user_help);
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, user_help);
         return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     if (strcmp(argv[1], "create") != 0)
-        return usage_error("user create ", "unknown user command '%s'", argv[1]);
+        return qr_cli_usage_error(prog, "user create ", "unknown user command '%s'", argv[1]);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, user_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, user_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--name", &name)) != 0 ||
-            (r = take_value(argc, argv, &i, "--role", &role)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--name", &name)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--role", &role)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else {
-            return usage_error("user create ", "user create: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "user create ", "user create: unexpected argument '%s'",
+                                      argv[i]);
         }
     }
     if (!name || !name[0])
-        return usage_error("user create ", "user create: --name is required");
+        return qr_cli_usage_error(prog, "user create ", "user create: --name is required");
     if (!role)
-        return usage_error("user create ", "user create: --role is required");
+        return qr_cli_usage_error(prog, "user create ", "user create: --role is required");
     size_t k = 0;
     while (k < sizeof roles / sizeof roles[0] && strcmp(roles[k], role) != 0)
         k++;
     if (k == sizeof roles / sizeof roles[0])
-        return usage_error("user create ",
-                           "user create: --role must be admin, manager, reviewer or "
-                           "annotator, not '%s'",
-                           role);
+        return qr_cli_usage_error(prog, "user create ",
+                                  "user create: --role must be admin, manager, reviewer or "
+                                  "annotator, not '%s'",
+                                  role);
 
     json_t *body = json_pack("{s:s, s:s}", "name", name, "role", role);
     if (!body) {
         fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
         return QR_EXIT_USAGE;
     }
-    qr_client_call_t call;
-    int rc = connect_broker(cfg, &call);
-    if (rc != QR_EXIT_OK) {
-        json_decref(body);
-        return rc;
-    }
-    json_t *user = post_json(&call, QR_API_USERS, body, &rc);
+    json_t *user;
+    int rc = qr_cli_request(prog, cfg, "POST", QR_API_USERS, body, 0, &user);
     json_decref(body);
-    if (user) {
+    if (rc == QR_EXIT_OK) {
         const char *token = json_string_value(json_object_get(user, "token"));
         const char *got_role = json_string_value(json_object_get(user, "role"));
         json_t *id = json_object_get(user, "id");
@@ -771,7 +628,6 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
         }
     }
     json_decref(user);
-    qr_client_call_free(&call);
     return rc;
 }
 
@@ -779,27 +635,11 @@ static int cmd_user(int argc, char **argv, qr_client_config_t *cfg)
 static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
                          void (*show)(json_t *o))
 {
-    qr_client_call_t call;
-    int rc = connect_broker(cfg, &call);
-    if (rc != QR_EXIT_OK)
-        return rc;
-    int r = qr_client_call_perform(&call, "GET", path, NULL, 0, NULL, cfg->token);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return QR_EXIT_ERROR;
-    }
-    if (raw || !show) {
-        rc = print_raw(&call);
-    } else {
-        json_t *o = parse_response(&call);
-        if (o)
-            show(o);
-        else
-            rc = QR_EXIT_ERROR;
-        json_decref(o);
-    }
-    qr_client_call_free(&call);
+    json_t *o = NULL;
+    int rc = qr_cli_request(prog, cfg, "GET", path, NULL, raw ? QR_CLI_ECHO : 0, raw ? NULL : &o);
+    if (rc == QR_EXIT_OK && !raw)
+        show(o);
+    json_decref(o);
     return rc;
 }
 
@@ -889,23 +729,23 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *user = NULL, *role = NULL, *expires = NULL, *id = NULL;
     int as_json = 0;
-    if (argc < 2 || is_help(argv[1])) {
-        print_help(argc < 2 ? stderr : stdout, token_help);
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, token_help);
         return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
-        return usage_error("token ", "unknown token command '%s'", sub);
+        return qr_cli_usage_error(prog, "token ", "unknown token command '%s'", sub);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, token_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, token_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--user", &user)) != 0 ||
-            (r = take_value(argc, argv, &i, "--role", &role)) != 0 ||
-            (r = take_value(argc, argv, &i, "--expires", &expires)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--user", &user)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--role", &role)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--expires", &expires)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
@@ -913,54 +753,42 @@ static int cmd_token(int argc, char **argv, qr_client_config_t *cfg)
         } else if (!strcmp(sub, "revoke") && !id && argv[i][0] != '-') {
             id = argv[i];
         } else {
-            return usage_error("token ", "token %s: unexpected argument '%s'", sub, argv[i]);
+            return qr_cli_usage_error(prog, "token ", "token %s: unexpected argument '%s'", sub,
+                                      argv[i]);
         }
     }
     if (!strcmp(sub, "list"))
         return get_and_print(cfg, QR_API_TOKENS, as_json, show_tokens);
-    qr_client_call_t call;
     int rc;
     if (!strcmp(sub, "revoke")) {
         long long tid;
-        if (!id || parse_int(id, 1, INT64_MAX, &tid) < 0)
-            return usage_error("token ", "token revoke: wants a token id (see token list)");
-        rc = connect_broker(cfg, &call);
-        if (rc != QR_EXIT_OK)
-            return rc;
+        if (!id || qr_cli_parse_ll(id, 1, INT64_MAX, &tid) < 0)
+            return qr_cli_usage_error(prog, "token ",
+                                      "token revoke: wants a token id (see token list)");
         char *path = qr_xasprintf(QR_API_TOKEN("%lld"), tid);
-        int r = qr_client_call_perform(&call, "DELETE", path, NULL, 0, NULL, cfg->token);
+        rc = qr_cli_request(prog, cfg, "DELETE", path, NULL, 0, NULL);
         free(path);
-        if (r < 0) {
-            fprintf(stderr, "%s: %s\n", prog, call.message);
-            rc = QR_EXIT_ERROR;
-        } else {
+        if (rc == QR_EXIT_OK)
             fprintf(stderr, "token %lld revoked\n", tid);
-        }
-        qr_client_call_free(&call);
         return rc;
     }
     if (!user || !user[0] || !role)
-        return usage_error("token ", "token create: --user and --role are required");
+        return qr_cli_usage_error(prog, "token ", "token create: --user and --role are required");
     json_t *body = json_pack("{s:s s:s}", "user", user, "role", role);
     if (!body)
-        return usage_error("token ", "token create: --user must be valid UTF-8");
+        return qr_cli_usage_error(prog, "token ", "token create: --user must be valid UTF-8");
     if (expires)
         json_object_set_new(body, "expires", json_string(expires));
-    rc = connect_broker(cfg, &call);
-    if (rc != QR_EXIT_OK) {
-        json_decref(body);
-        return rc;
-    }
-    json_t *t = post_json(&call, QR_API_TOKENS, body, &rc);
+    json_t *t;
+    rc = qr_cli_request(prog, cfg, "POST", QR_API_TOKENS, body, 0, &t);
     json_decref(body);
-    if (t) {
+    if (rc == QR_EXIT_OK) {
         fprintf(stderr, "token %lld for %s (%s), expires %s\n",
                 (long long)json_integer_value(json_object_get(t, "id")), user, role,
                 json_str_or(t, "expires_at", "never"));
         printf("%s\n", json_str_or(t, "token", ""));
     }
     json_decref(t);
-    qr_client_call_free(&call);
     return rc;
 }
 
@@ -982,12 +810,12 @@ static int cmd_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
     long long pid;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, live_agreement_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, live_agreement_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -995,10 +823,11 @@ static int cmd_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
         } else if (strcmp(argv[i], "--fresh") == 0) {
             fresh = 1;
         } else {
-            return usage_error("agreement ", "agreement: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "agreement ", "agreement: unexpected argument '%s'",
+                                      argv[i]);
         }
     }
-    if (check_project_id("agreement", project, &pid) < 0)
+    if (qr_cli_project_id(prog, "agreement ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
     char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s", pid, fresh ? "?fresh=1" : "");
     int rc = get_and_print(cfg, path, as_json, show_agreement);
@@ -1021,23 +850,23 @@ static int cmd_export(int argc, char **argv, qr_client_config_t *cfg)
     long long pid;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, export_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, export_help);
             return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--format", &format)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else {
-            return usage_error("export ", "export: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "export ", "export: unexpected argument '%s'", argv[i]);
         }
     }
-    if (check_project_id("export", project, &pid) < 0)
+    if (qr_cli_project_id(prog, "export ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
     if (strcmp(format, "csv") && strcmp(format, "jsonl"))
-        return usage_error("export ", "export: --format must be csv or jsonl");
+        return qr_cli_usage_error(prog, "export ", "export: --format must be csv or jsonl");
     char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s", pid, format);
     int rc = get_and_print(cfg, path, 1, NULL);
     free(path);
@@ -1061,12 +890,12 @@ int main(int argc, char **argv)
     /* Connection flags may come before the command too. */
     for (; i < argc && argv[i][0] == '-'; i++) {
         int r;
-        if (is_help(argv[i])) {
-            print_help(stdout, main_help);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, main_help);
             qr_client_config_free(&cfg);
             return QR_EXIT_OK;
         }
-        r = qr_client_config_flag(&cfg, prog, argc, argv, &i);
+        r = qr_cli_config_flag(&cfg, prog, argc, argv, &i);
         if (r == 0)
             fprintf(stderr, "%s: unknown flag '%s'\n", prog, argv[i]);
         if (r <= 0) {
@@ -1075,7 +904,7 @@ int main(int argc, char **argv)
         }
     }
     if (i >= argc) {
-        print_help(stderr, main_help);
+        qr_cli_help(stderr, main_help);
         qr_client_config_free(&cfg);
         return QR_EXIT_USAGE;
     }
@@ -1085,7 +914,7 @@ int main(int argc, char **argv)
         return qr_ctl_agreement(argc - i, argv + i);
     }
     if (strcmp(cmd, "help") == 0) {
-        print_help(stdout, main_help);
+        qr_cli_help(stdout, main_help);
         qr_client_config_free(&cfg);
         return QR_EXIT_OK;
     }
@@ -1112,11 +941,11 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "cert") == 0)
         rc = qr_ctl_cert(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "throughput") == 0)
-        rc = qr_ctl_throughput_cfg(argc - i, argv + i, &cfg);
+        rc = qr_ctl_throughput(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "export") == 0)
         rc = cmd_export(argc - i, argv + i, &cfg);
     else
-        rc = usage_error("", "unknown command '%s'", cmd);
+        rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();
     qr_client_config_free(&cfg);
     return rc;
