@@ -155,7 +155,8 @@ int qr_ctl_cert(int argc, char **argv, qr_client_config_t *cfg)
     }
     const char *sub = argv[1];
     if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "revoke"))
-        return qr_cli_usage_error(prog, "cert ", "cert: unknown command '%s'", sub);
+        return qr_cli_usage_error(prog, "cert ", "cert: unknown command '%s' (add, list, revoke)",
+                                  sub);
     for (int i = 2; i < argc; i++) {
         int r;
         if (qr_cli_is_help(argv[i])) {
