@@ -1,21 +1,23 @@
 /*
  * client.h - HTTPS client plumbing shared by quorumctl and quorum-agent.
  *
- * Two parts:
- *   - connection settings (broker URL, bearer token, CA file, optional client
- *     certificate and key), taken as one set from one source: the first of
- *     the command-line flags, the QUORUM_URL / QUORUM_TOKEN / QUORUM_CA /
- *     QUORUM_CERT / QUORUM_KEY environment variables, (quorum-agent only,
- *     through qr_client_config_resolve_profile) the user's profile written
- *     by `quorum-agent login`, and the nearest `.quorum/env` file in the
+ * Two parts, each in a file of its own:
+ *   - connection settings (client_config.c: broker URL, bearer token, CA
+ *     file, optional client certificate and key), taken as one set from one
+ *     source: the first of the command-line flags, the QUORUM_URL /
+ *     QUORUM_TOKEN / QUORUM_CA / QUORUM_CERT / QUORUM_KEY environment
+ *     variables, (quorum-agent only, through
+ *     qr_client_config_resolve_profile) the user's profile written by
+ *     `quorum-agent login`, and the nearest `.quorum/env` file in the
  *     current directory or one of its parents, that names a broker URL. A
  *     token is never sent to a URL from another source (details at
- *     qr_client_config_resolve);
- *   - a call object wrapping one reusable libcurl easy handle. A call is set
- *     up for one request at a time; quorumctl performs it blocking
- *     (qr_client_call_perform), quorum-agent adds the easy handle to a multi
- *     handle and calls qr_client_call_finish when libcurl reports it done.
- *     Reusing the same call keeps the kept-alive connection.
+ *     qr_client_config_resolve). The flags are parsed by cli.h;
+ *   - a call object (client.c) wrapping one reusable libcurl easy handle. A
+ *     call is set up for one request at a time; quorumctl performs it
+ *     blocking (qr_client_call_perform, or cli.h's qr_cli_call with JSON),
+ *     quorum-agent adds the easy handle to a multi handle and calls
+ *     qr_client_call_finish when libcurl reports it done. Reusing the same
+ *     call keeps the kept-alive connection.
  *
  * Certificate verification is on, against the configured CA file, and TLS
  * 1.2 is the minimum. The only way to turn verification off is the config's
