@@ -119,6 +119,29 @@ void qr_cli_help(FILE *out, const char *help_fmt)
     fprintf(out, help_fmt, qr_client_help_text);
 }
 
+int qr_cli_leading_flags(const char *prog, const char *help_fmt, qr_cli_flag_fn *flag,
+                         qr_client_config_t *cfg, int argc, char **argv, int *cmd)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, help_fmt);
+            return QR_EXIT_OK;
+        }
+        int r = flag(cfg, prog, argc, argv, &i);
+        if (r == 0)
+            fprintf(stderr, "%s: unknown flag '%s'\n", prog, argv[i]);
+        if (r <= 0)
+            return QR_EXIT_USAGE;
+    }
+    if (i >= argc) {
+        qr_cli_help(stderr, help_fmt);
+        return QR_EXIT_USAGE;
+    }
+    *cmd = i;
+    return -1;
+}
+
 /* --- requests ----------------------------------------------------------------------------- */
 
 json_t *qr_cli_answer(qr_client_call_t *call)

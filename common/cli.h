@@ -70,6 +70,21 @@ int qr_cli_project_id(const char *prog, const char *cmd, const char *value, long
  * flags (qr_client_help_text) go. */
 void qr_cli_help(FILE *out, const char *help_fmt);
 
+/* A parser of flags that go with cfg, as qr_cli_config_flag. */
+typedef int qr_cli_flag_fn(qr_client_config_t *cfg, const char *prog, int argc, char **argv,
+                           int *i);
+
+/*
+ * The flags before the command in `PROG [FLAGS] COMMAND [ARGS]`: each is
+ * --help, or taken by flag (qr_cli_config_flag, or one that adds the
+ * program's own). Sets *cmd to the command's index in argv. Returns -1 to
+ * go on with that command, or the exit code to end with: QR_EXIT_OK after
+ * the help (help_fmt, see qr_cli_help) on stdout, QR_EXIT_USAGE after
+ * "PROG: unknown flag 'X'" or, when no command follows, the help on stderr.
+ */
+int qr_cli_leading_flags(const char *prog, const char *help_fmt, qr_cli_flag_fn *flag,
+                         qr_client_config_t *cfg, int argc, char **argv, int *cmd);
+
 /* --- requests ----------------------------------------------------------------------------- */
 
 /*

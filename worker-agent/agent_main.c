@@ -243,7 +243,7 @@ static const char label_help[] =
 static const char *const prog = "quorum-agent";
 
 /* Connection flags plus --insecure: see qr_cli_config_flag. */
-static int agent_flag(qr_client_config_t *cfg, int argc, char **argv, int *i)
+static int agent_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--insecure") == 0) {
         cfg->insecure = 1;
@@ -353,7 +353,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             qr_cli_help(stdout, simulate_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--no-spool", &no_spool)) != 0 ||
@@ -591,6 +591,35 @@ static int open_spool(qr_spool_t *sp, const char *path, int flags)
     return 0;
 }
 
+/* What exec and label do before their run: the settings resolved, the
+ * spool at spool_path (NULL: the default) open, libcurl initialised.
+ * Returns 0, or the exit code (reason printed). */
+static int begin_run(qr_client_config_t *cfg, const char *spool_path, qr_spool_t *spool)
+{
+    if (resolve_settings(cfg) < 0)
+        return QR_EXIT_USAGE;
+    int rc = open_spool(spool, spool_path, 0);
+    if (rc)
+        return rc;
+    if (qr_client_global_init() < 0) {
+        qr_spool_close(spool);
+        return QR_EXIT_ERROR;
+    }
+    return 0;
+}
+
+/* ... and after it, which ended with exit code rc: says what stays
+ * spooled, closes the spool. Returns rc. */
+static int end_run(qr_spool_t *spool, int rc)
+{
+    qr_client_global_cleanup();
+    if (spool->npending)
+        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool->npending,
+                spool->path);
+    qr_spool_close(spool);
+    return rc;
+}
+
 static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *conc = NULL, *timeout = NULL, *attempts = NULL, *idle = NULL,
@@ -610,7 +639,7 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
             qr_cli_help(stdout, exec_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--concurrency", &conc)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--timeout-ms", &timeout)) != 0 ||
@@ -659,24 +688,11 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
         opt.idle_exit_ms = (int64_t)(d * 1000.0);
     }
     opt.persistent = persistent;
-    if (resolve_settings(cfg) < 0)
-        return QR_EXIT_USAGE;
-
     qr_spool_t spool;
-    int rc = open_spool(&spool, spool_path, 0);
+    int rc = begin_run(cfg, spool_path, &spool);
     if (rc)
         return rc;
-    if (qr_client_global_init() < 0) {
-        qr_spool_close(&spool);
-        return QR_EXIT_ERROR;
-    }
-    rc = qr_exec_run(&opt, cfg, &spool);
-    qr_client_global_cleanup();
-    if (spool.npending)
-        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
-                spool.path);
-    qr_spool_close(&spool);
-    return rc;
+    return end_run(&spool, qr_exec_run(&opt, cfg, &spool));
 }
 
 static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
@@ -690,7 +706,7 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
             qr_cli_help(stdout, label_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool_path)) != 0) {
@@ -715,23 +731,11 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
                         "programs use `quorum-agent exec`\n");
         return QR_EXIT_USAGE;
     }
-    if (resolve_settings(cfg) < 0)
-        return QR_EXIT_USAGE;
     qr_spool_t spool;
-    int rc = open_spool(&spool, spool_path, 0);
+    int rc = begin_run(cfg, spool_path, &spool);
     if (rc)
         return rc;
-    if (qr_client_global_init() < 0) {
-        qr_spool_close(&spool);
-        return QR_EXIT_ERROR;
-    }
-    rc = qr_label_run(&opt, cfg, &spool);
-    qr_client_global_cleanup();
-    if (spool.npending)
-        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
-                spool.path);
-    qr_spool_close(&spool);
-    return rc;
+    return end_run(&spool, qr_label_run(&opt, cfg, &spool));
 }
 
 /* Prints one pending result of the spool as a table row (or JSON line). */
@@ -780,7 +784,7 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
             qr_cli_help(stdout, spool_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &path)) != 0 ||
             (r = qr_cli_flag(argv[i], "--json", &as_json)) != 0 ||
             (r = qr_cli_flag(argv[i], "--send", &send)) != 0) {
@@ -848,24 +852,10 @@ int main(int argc, char **argv)
     int i = 1, rc;
 
     qr_client_config_init(&cfg);
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (qr_cli_is_help(argv[i])) {
-            qr_cli_help(stdout, main_help);
-            qr_client_config_free(&cfg);
-            return 0;
-        }
-        int r = agent_flag(&cfg, argc, argv, &i);
-        if (r == 0)
-            fprintf(stderr, "quorum-agent: unknown flag '%s'\n", argv[i]);
-        if (r <= 0) {
-            qr_client_config_free(&cfg);
-            return QR_EXIT_USAGE;
-        }
-    }
-    if (i >= argc) {
-        qr_cli_help(stderr, main_help);
+    rc = qr_cli_leading_flags(prog, main_help, agent_flag, &cfg, argc, argv, &i);
+    if (rc >= 0) {
         qr_client_config_free(&cfg);
-        return QR_EXIT_USAGE;
+        return rc;
     }
     if (strcmp(argv[i], "simulate") == 0)
         rc = cmd_simulate(argc - i, argv + i, &cfg);

@@ -584,27 +584,8 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
     if (agent_sess_init(&main_sess, &run.ag) < 0)
         goto out;
     main_ready = 1;
-    size_t foreign = 0;
-    int r = agent_flush_spool(&main_sess, &foreign);
-    if (r == AGENT_STOPPED) {
-        rc = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
+    if (agent_start(&main_sess, 1, &rc) < 0)
         goto out;
-    }
-    if (r < 0) {
-        rc = -r;
-        goto out;
-    }
-    if (foreign)
-        fprintf(stderr,
-                "quorum-agent: %zu spooled result(s) belong to another broker or token and stay "
-                "in the spool (see `quorum-agent spool`)\n",
-                foreign);
-    if ((r = agent_load_project(&main_sess)) != 0) {
-        /* Stopped while the broker was unreachable: 7 only if results are
-         * still spooled, as the exit codes say. */
-        rc = r == QR_EXIT_PENDING && !(spool && spool->npending) ? QR_EXIT_OK : r;
-        goto out;
-    }
 
     workers = qr_xcalloc((size_t)opt->concurrency, sizeof *workers);
     for (int i = 0; i < opt->concurrency; i++) {

@@ -422,21 +422,8 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if (agent_sess_init(&main_sess, &lb.ag) < 0)
         goto out;
     main_ready = 1;
-    int r = agent_flush_spool(&main_sess, NULL);
-    if (r == AGENT_STOPPED) {
-        rc = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
+    if (agent_start(&main_sess, 0, &rc) < 0)
         goto out;
-    }
-    if (r < 0) {
-        rc = -r;
-        goto out;
-    }
-    if ((r = agent_load_project(&main_sess)) != 0) {
-        /* Stopped while the broker was unreachable: 7 only if results are
-         * still spooled, as the exit codes say. */
-        rc = r == QR_EXIT_PENDING && !(spool && spool->npending) ? QR_EXIT_OK : r;
-        goto out;
-    }
     if (raw_terminal() < 0) {
         fprintf(stderr, "quorum-agent: cannot set the terminal to raw mode: %s\n", strerror(errno));
         rc = QR_EXIT_USAGE;

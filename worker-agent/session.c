@@ -227,6 +227,33 @@ int agent_load_project(agent_sess_t *s)
     return 0;
 }
 
+int agent_start(agent_sess_t *s, int say_foreign, int *exit_code)
+{
+    const qr_spool_t *spool = s->ag->spool;
+    size_t foreign = 0;
+    int r = agent_flush_spool(s, &foreign);
+    if (r == AGENT_STOPPED) {
+        *exit_code = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
+        return -1;
+    }
+    if (r < 0) {
+        *exit_code = -r;
+        return -1;
+    }
+    if (say_foreign && foreign)
+        fprintf(stderr,
+                "quorum-agent: %zu spooled result(s) belong to another broker or token and stay "
+                "in the spool (see `quorum-agent spool`)\n",
+                foreign);
+    if ((r = agent_load_project(s)) != 0) {
+        /* Stopped while the broker was unreachable: 7 only if results are
+         * still spooled, as the exit codes say. */
+        *exit_code = r == QR_EXIT_PENDING && !(spool && spool->npending) ? QR_EXIT_OK : r;
+        return -1;
+    }
+    return 0;
+}
+
 int agent_label_known(const agent_t *ag, const char *label)
 {
     for (size_t i = 0; i < ag->nlabels; i++) {

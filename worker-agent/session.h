@@ -100,6 +100,15 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
 int agent_load_project(agent_sess_t *s);
 
 /*
+ * What exec and label do first: send the results spooled for this broker
+ * and token (agent_flush_spool; with say_foreign, one line on stderr counts
+ * those of another broker or token, which stay), then load the project.
+ * Returns 0 to go on, or -1 with the exit code the command ends with in
+ * *exit_code (QR_EXIT_OK when stopped with nothing left spooled).
+ */
+int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
+
+/*
  * Spools (append + fsync) and delivers one result as described above.
  * Returns 0 when the broker stored it, 1 when it was rejected for good,
  * AGENT_STOPPED (still spooled), or a negative QR_EXIT_* code (fatal:

@@ -77,25 +77,10 @@ int main(int argc, char **argv)
 
     qr_client_config_init(&cfg);
     /* Connection flags may come before the command too. */
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        int r;
-        if (qr_cli_is_help(argv[i])) {
-            qr_cli_help(stdout, main_help);
-            qr_client_config_free(&cfg);
-            return QR_EXIT_OK;
-        }
-        r = qr_cli_config_flag(&cfg, prog, argc, argv, &i);
-        if (r == 0)
-            fprintf(stderr, "%s: unknown flag '%s'\n", prog, argv[i]);
-        if (r <= 0) {
-            qr_client_config_free(&cfg);
-            return QR_EXIT_USAGE;
-        }
-    }
-    if (i >= argc) {
-        qr_cli_help(stderr, main_help);
+    rc = qr_cli_leading_flags(prog, main_help, qr_cli_config_flag, &cfg, argc, argv, &i);
+    if (rc >= 0) {
         qr_client_config_free(&cfg);
-        return QR_EXIT_USAGE;
+        return rc;
     }
     const char *cmd = argv[i];
     if (strcmp(cmd, "agreement") == 0 && !has_flag(argc - i, argv + i, "--project")) {

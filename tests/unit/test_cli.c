@@ -188,6 +188,48 @@ static void test_usage_error_and_project_id(void **state)
     assert_int_equal(pid, 12);
 }
 
+static void test_leading_flags(void **state)
+{
+    (void)state;
+    qr_client_config_t cfg;
+    capture_t c;
+    int cmd = 0;
+    qr_client_config_init(&cfg);
+
+    char *go[] = {"quorumctl", "--url=https://a:1", "--token", "t",
+                  "report",    "--project",         "1",       NULL};
+    assert_int_equal(
+        qr_cli_leading_flags("quorumctl", "HELP %s", qr_cli_config_flag, &cfg, 7, go, &cmd), -1);
+    assert_int_equal(cmd, 4);
+    assert_string_equal(cfg.url, "https://a:1");
+    assert_string_equal(cfg.token, "t");
+
+    char *help[] = {"quorumctl", "-h", "report", NULL};
+    capture_start(&c, stdout);
+    int rc = qr_cli_leading_flags("quorumctl", "HELP\n", qr_cli_config_flag, &cfg, 3, help, &cmd);
+    char *out = capture_end(&c);
+    assert_int_equal(rc, QR_EXIT_OK);
+    assert_string_equal(out, "HELP\n");
+    free(out);
+
+    char *typo[] = {"quorumctl", "--urll", "x", "report", NULL};
+    capture_start(&c, stderr);
+    rc = qr_cli_leading_flags("quorumctl", "HELP\n", qr_cli_config_flag, &cfg, 4, typo, &cmd);
+    char *err = capture_end(&c);
+    assert_int_equal(rc, QR_EXIT_USAGE);
+    assert_string_equal(err, "quorumctl: unknown flag '--urll'\n");
+    free(err);
+
+    char *none[] = {"quorumctl", "--token", "t", NULL};
+    capture_start(&c, stderr);
+    rc = qr_cli_leading_flags("quorumctl", "HELP\n", qr_cli_config_flag, &cfg, 3, none, &cmd);
+    err = capture_end(&c);
+    assert_int_equal(rc, QR_EXIT_USAGE);
+    assert_string_equal(err, "HELP\n");
+    free(err);
+    qr_client_config_free(&cfg);
+}
+
 /* --- a canned HTTPS server ------------------------------------------------------------------ */
 
 #define MAX_CANNED 8
@@ -425,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_flag_and_config_flags),
         cmocka_unit_test(test_parse_numbers),
         cmocka_unit_test(test_usage_error_and_project_id),
+        cmocka_unit_test(test_leading_flags),
         cmocka_unit_test(test_call_sends_json_and_parses_the_answer),
         cmocka_unit_test(test_call_reports_the_api_error),
         cmocka_unit_test(test_call_refuses_an_answer_that_is_not_json),
