@@ -31,13 +31,14 @@
 typedef struct capture_s {
     FILE *stream;
     int saved_fd;
-    char path[64];
+    char path[256];
 } capture_t;
 
 static void capture_start(capture_t *c, FILE *stream)
 {
     c->stream = stream;
-    snprintf(c->path, sizeof c->path, "/tmp/test_cli.XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(c->path, sizeof c->path, "%s/test_cli.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
     int fd = mkstemp(c->path);
     assert_true(fd >= 0);
     fflush(stream);
