@@ -1,21 +1,23 @@
 /*
  * client.h - HTTPS client plumbing shared by quorumctl and quorum-agent.
  *
- * Two parts:
- *   - connection settings (broker URL, bearer token, CA file, optional client
- *     certificate and key), taken as one set from one source: the first of
- *     the command-line flags, the QUORUM_URL / QUORUM_TOKEN / QUORUM_CA /
- *     QUORUM_CERT / QUORUM_KEY environment variables, (quorum-agent only,
- *     through qr_client_config_resolve_profile) the user's profile written
- *     by `quorum-agent login`, and the nearest `.quorum/env` file in the
+ * Two parts, each in a file of its own:
+ *   - connection settings (client_config.c: broker URL, bearer token, CA
+ *     file, optional client certificate and key), taken as one set from one
+ *     source: the first of the command-line flags, the QUORUM_URL /
+ *     QUORUM_TOKEN / QUORUM_CA / QUORUM_CERT / QUORUM_KEY environment
+ *     variables, (quorum-agent only, through
+ *     qr_client_config_resolve_profile) the user's profile written by
+ *     `quorum-agent login`, and the nearest `.quorum/env` file in the
  *     current directory or one of its parents, that names a broker URL. A
  *     token is never sent to a URL from another source (details at
- *     qr_client_config_resolve);
- *   - a call object wrapping one reusable libcurl easy handle. A call is set
- *     up for one request at a time; quorumctl performs it blocking
- *     (qr_client_call_perform), quorum-agent adds the easy handle to a multi
- *     handle and calls qr_client_call_finish when libcurl reports it done.
- *     Reusing the same call keeps the kept-alive connection.
+ *     qr_client_config_resolve). The flags are parsed by cli.h;
+ *   - a call object (client.c) wrapping one reusable libcurl easy handle. A
+ *     call is set up for one request at a time; quorumctl performs it
+ *     blocking (qr_client_call_perform, or cli.h's qr_cli_call with JSON),
+ *     quorum-agent adds the easy handle to a multi handle and calls
+ *     qr_client_call_finish when libcurl reports it done. Reusing the same
+ *     call keeps the kept-alive connection.
  *
  * Certificate verification is on, against the configured CA file, and TLS
  * 1.2 is the minimum. The only way to turn verification off is the config's
@@ -50,23 +52,6 @@ typedef struct qr_client_config_s {
 
 void qr_client_config_init(qr_client_config_t *cfg);
 void qr_client_config_free(qr_client_config_t *cfg);
-
-/*
- * If argv[*i] is one of the connection flags (`--url URL`, `--token TOKEN`,
- * `--ca FILE`, `--cert FILE`, `--key FILE`, or the `--flag=value` forms), stores its value in cfg
- * (a later flag wins), advances *i past the value and returns 1. Returns 0 if argv[*i] is something
- * else, and -1 (after printing "PROG: --url needs a value" to stderr) when the value is missing.
- */
-int qr_client_config_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i);
-
-/*
- * If argv[*i] is the flag `name`, given as `name VALUE` or `name=VALUE`, stores a pointer to the
- * value (borrowed from argv) in *value, advances *i past it and returns 1. Returns 0 for any other
- * argument (including `nameX`), and -1 after printing "PROG: NAME needs a value" to stderr when
- * `name` is the last argument. The one flag parser of quorumctl and quorum-agent.
- */
-int qr_client_take_value(const char *prog, int argc, char **argv, int *i, const char *name,
-                         const char **value);
 
 /*
  * Completes cfg, which holds only what the command line gave, from one

@@ -7,11 +7,13 @@
  * Connection settings come as one set from the first of flags, QUORUM_*
  * environment, profile (written by `login`), nearest .quorum/env that names
  * a URL, never mixed (qr_client_config_resolve_profile). Exit codes are
- * the AGENT_EXIT_* of session.h, listed in --help.
+ * the QR_EXIT_* of protocol.h, listed in --help.
  */
+#include "cli.h"
 #include "client.h"
 #include "exec.h"
 #include "label.h"
+#include "protocol.h"
 #include "session.h"
 #include "simulate.h"
 #include "spool.h"
@@ -26,8 +28,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EXIT_USAGE AGENT_EXIT_USAGE
 
 /* Upper bound on --annotators: each holds a connection and a file descriptor. */
 #define MAX_ANNOTATORS 1000
@@ -240,48 +240,16 @@ static const char label_help[] =
     "\n"
     "%s" PROFILE_HELP "\n" EXIT_CODES_HELP;
 
-static int is_help(const char *arg)
-{
-    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
-}
+static const char *const prog = "quorum-agent";
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Prints "quorum-agent: <why>" and a pointer to the help; returns EXIT_USAGE. */
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "quorum-agent: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun `quorum-agent %s--help` for usage.\n", cmd);
-    return EXIT_USAGE;
-}
-
-/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    return qr_client_take_value("quorum-agent", argc, argv, i, name, value);
-}
-
-/* A boolean flag: sets *on and returns 1 when arg is name. */
-static int flag(const char *arg, const char *name, int *on)
-{
-    if (strcmp(arg, name) != 0)
-        return 0;
-    *on = 1;
-    return 1;
-}
-
-/* Connection flags plus --insecure: see qr_client_config_flag. */
-static int agent_flag(qr_client_config_t *cfg, int argc, char **argv, int *i)
+/* Connection flags plus --insecure: see qr_cli_config_flag. */
+static int agent_flag(qr_client_config_t *cfg, const char *prog, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--insecure") == 0) {
         cfg->insecure = 1;
         return 1;
     }
-    return qr_client_config_flag(cfg, "quorum-agent", argc, argv, i);
+    return qr_cli_config_flag(cfg, prog, argc, argv, i);
 }
 
 /* Resolves the settings (one source: flags, env, profile or .quorum/env);
@@ -301,28 +269,6 @@ static int resolve_settings(qr_client_config_t *cfg)
     return 0;
 }
 
-static int parse_ll(const char *s, long long min, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* "MIN" or "MIN-MAX" in ms, 0 <= MIN <= MAX <= 1 hour. */
 static int parse_think(const char *s, int *min, int *max)
 {
@@ -330,12 +276,13 @@ static int parse_think(const char *s, int *min, int *max)
     long long lo, hi;
     char first[32];
     if (!dash)
-        return parse_ll(s, 0, 3600000, &lo) < 0 ? -1 : (*min = *max = (int)lo, 0);
+        return qr_cli_parse_ll(s, 0, 3600000, &lo) < 0 ? -1 : (*min = *max = (int)lo, 0);
     if ((size_t)(dash - s) >= sizeof first)
         return -1;
     memcpy(first, s, (size_t)(dash - s));
     first[dash - s] = '\0';
-    if (parse_ll(first, 0, 3600000, &lo) < 0 || parse_ll(dash + 1, 0, 3600000, &hi) < 0 || hi < lo)
+    if (qr_cli_parse_ll(first, 0, 3600000, &lo) < 0 ||
+        qr_cli_parse_ll(dash + 1, 0, 3600000, &hi) < 0 || hi < lo)
         return -1;
     *min = (int)lo;
     *max = (int)hi;
@@ -345,7 +292,7 @@ static int parse_think(const char *s, int *min, int *max)
 /* "P" or "P-Q" with 0 <= P <= Q <= 1. */
 static int parse_accuracy(const char *s, double *lo, double *hi)
 {
-    if (parse_double(s, 0.0, 1.0, lo) == 0) {
+    if (qr_cli_parse_double(s, 0.0, 1.0, lo) == 0) {
         *hi = *lo;
         return 0;
     }
@@ -355,8 +302,8 @@ static int parse_accuracy(const char *s, double *lo, double *hi)
         return -1;
     memcpy(first, s, (size_t)(dash - s));
     first[dash - s] = '\0';
-    if (parse_double(first, 0.0, 1.0, lo) < 0 || parse_double(dash + 1, 0.0, 1.0, hi) < 0 ||
-        *hi < *lo)
+    if (qr_cli_parse_double(first, 0.0, 1.0, lo) < 0 ||
+        qr_cli_parse_double(dash + 1, 0.0, 1.0, hi) < 0 || *hi < *lo)
         return -1;
     return 0;
 }
@@ -402,70 +349,70 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
 
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(simulate_help, qr_client_help_text);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, simulate_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--spool", &spool)) != 0 ||
-            (r = flag(argv[i], "--no-spool", &no_spool)) != 0 ||
-            (r = flag(argv[i], "--batch", &batch)) != 0 ||
-            (r = take_value(argc, argv, &i, "--annotators", &annotators)) != 0 ||
-            (r = take_value(argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
-            (r = take_value(argc, argv, &i, "--think-ms", &think)) != 0 ||
-            (r = take_value(argc, argv, &i, "--truth-field", &truth)) != 0 ||
-            (r = take_value(argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
-            (r = take_value(argc, argv, &i, "--seed", &seed)) != 0 ||
-            (r = take_value(argc, argv, &i, "--max-seconds", &max_seconds)) != 0 ||
-            (r = take_value(argc, argv, &i, "--json-summary", &summary)) != 0 ||
-            (r = take_value(argc, argv, &i, "--skip-rate", &skip)) != 0 ||
-            (r = take_value(argc, argv, &i, "--release-rate", &release)) != 0 ||
-            (r = take_value(argc, argv, &i, "--abandon-rate", &abandon)) != 0 ||
-            (r = take_value(argc, argv, &i, "--wait-ms", &wait)) != 0 ||
-            (r = take_value(argc, argv, &i, "--ack-log", &ack_log)) != 0 ||
-            (r = take_value(argc, argv, &i, "--urls", &urls)) != 0 ||
-            (r = take_value(argc, argv, &i, "--duration", &duration)) != 0) {
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--no-spool", &no_spool)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--batch", &batch)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--annotators", &annotators)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--think-ms", &think)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--truth-field", &truth)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--seed", &seed)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--max-seconds", &max_seconds)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--json-summary", &summary)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--skip-rate", &skip)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--release-rate", &release)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--abandon-rate", &abandon)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--wait-ms", &wait)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--ack-log", &ack_log)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--urls", &urls)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--duration", &duration)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
-            return usage_error("simulate ", "simulate: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "simulate ", "simulate: unexpected argument '%s'",
+                                      argv[i]);
         }
     }
 
     memset(&opt, 0, sizeof opt);
-    if (!project)
-        return usage_error("simulate ", "simulate: --project ID is required");
-    if (parse_ll(project, 1, INT64_MAX, &opt.project) < 0)
-        return usage_error("simulate ", "simulate: --project must be a positive integer, not '%s'",
-                           project);
+    if (qr_cli_project_id(prog, "simulate ", project, &opt.project) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     if (!annotators)
-        return usage_error("simulate ", "simulate: --annotators N is required");
-    if (parse_ll(annotators, 1, MAX_ANNOTATORS, &v) < 0)
-        return usage_error("simulate ", "simulate: --annotators must be 1-%d, not '%s'",
-                           MAX_ANNOTATORS, annotators);
+        return qr_cli_usage_error(prog, "simulate ", "simulate: --annotators N is required");
+    if (qr_cli_parse_ll(annotators, 1, MAX_ANNOTATORS, &v) < 0)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --annotators must be 1-%d, not '%s'", MAX_ANNOTATORS,
+                                  annotators);
     opt.annotators = (int)v;
     if (!accuracy)
-        return usage_error("simulate ", "simulate: --accuracy P is required");
+        return qr_cli_usage_error(prog, "simulate ", "simulate: --accuracy P is required");
     if (parse_accuracy(accuracy, &opt.accuracy, &opt.accuracy_max) < 0)
-        return usage_error("simulate ",
-                           "simulate: --accuracy must be P or P-Q with 0 <= P <= Q <= 1, not '%s'",
-                           accuracy);
+        return qr_cli_usage_error(
+            prog, "simulate ",
+            "simulate: --accuracy must be P or P-Q with 0 <= P <= Q <= 1, not '%s'", accuracy);
     opt.think_min_ms = 0;
     opt.think_max_ms = 5;
     if (think && parse_think(think, &opt.think_min_ms, &opt.think_max_ms) < 0)
-        return usage_error("simulate ",
-                           "simulate: --think-ms must be MIN or MIN-MAX in ms (MIN <= MAX <= "
-                           "3600000), not '%s'",
-                           think);
+        return qr_cli_usage_error(
+            prog, "simulate ",
+            "simulate: --think-ms must be MIN or MIN-MAX in ms (MIN <= MAX <= "
+            "3600000), not '%s'",
+            think);
     opt.truth_field = truth ? truth : "true_label";
     if (!opt.truth_field[0])
-        return usage_error("simulate ", "simulate: --truth-field must not be empty");
+        return qr_cli_usage_error(prog, "simulate ", "simulate: --truth-field must not be empty");
     opt.prefetch = 1;
     if (prefetch) {
-        if (parse_ll(prefetch, 1, 100, &v) < 0)
-            return usage_error("simulate ", "simulate: --prefetch must be 1-100, not '%s'",
-                               prefetch);
+        if (qr_cli_parse_ll(prefetch, 1, 100, &v) < 0)
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: --prefetch must be 1-100, not '%s'", prefetch);
         opt.prefetch = (int)v;
     }
     opt.batch = batch;
@@ -473,30 +420,35 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     const char *rate_values[] = {skip, release, abandon};
     double *rate_slots[] = {&opt.skip_rate, &opt.release_rate, &opt.abandon_rate};
     for (int k = 0; k < 3; k++) {
-        if (rate_values[k] && parse_double(rate_values[k], 0.0, 1.0, rate_slots[k]) < 0)
-            return usage_error("simulate ", "simulate: %s must be between 0 and 1, not '%s'",
-                               rate_names[k], rate_values[k]);
+        if (rate_values[k] && qr_cli_parse_double(rate_values[k], 0.0, 1.0, rate_slots[k]) < 0)
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: %s must be between 0 and 1, not '%s'",
+                                      rate_names[k], rate_values[k]);
     }
     if (opt.skip_rate + opt.release_rate + opt.abandon_rate > 1.0 + 1e-9)
-        return usage_error("simulate ",
-                           "simulate: --skip-rate, --release-rate and --abandon-rate add up to "
-                           "more than 1");
+        return qr_cli_usage_error(
+            prog, "simulate ",
+            "simulate: --skip-rate, --release-rate and --abandon-rate add up to "
+            "more than 1");
     opt.wait_ms = 2000;
     if (wait) {
-        if (parse_ll(wait, 0, 60000, &v) < 0)
-            return usage_error("simulate ", "simulate: --wait-ms must be 0-60000, not '%s'", wait);
+        if (qr_cli_parse_ll(wait, 0, 60000, &v) < 0)
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: --wait-ms must be 0-60000, not '%s'", wait);
         opt.wait_ms = (int)v;
     }
-    if (duration && parse_double(duration, 0.001, 1e7, &opt.duration) < 0)
-        return usage_error("simulate ", "simulate: --duration must be a positive number, not '%s'",
-                           duration);
+    if (duration && qr_cli_parse_double(duration, 0.001, 1e7, &opt.duration) < 0)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --duration must be a positive number, not '%s'",
+                                  duration);
     opt.ack_log = ack_log;
     if (ack_log && !ack_log[0])
-        return usage_error("simulate ", "simulate: --ack-log must name a file");
+        return qr_cli_usage_error(prog, "simulate ", "simulate: --ack-log must name a file");
     if (seed) {
-        if (parse_ll(seed, 0, INT64_MAX, &v) < 0)
-            return usage_error("simulate ",
-                               "simulate: --seed must be a non-negative integer, not '%s'", seed);
+        if (qr_cli_parse_ll(seed, 0, INT64_MAX, &v) < 0)
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: --seed must be a non-negative integer, not '%s'",
+                                      seed);
         opt.seed = (uint64_t)v;
     } else {
         char hex[17];
@@ -507,29 +459,30 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         opt.seed = strtoull(hex, NULL, 16); /* 56 bits: fits a JSON integer */
     }
     opt.max_seconds = 600;
-    if (max_seconds && parse_double(max_seconds, 0.001, 1e7, &opt.max_seconds) < 0)
-        return usage_error("simulate ",
-                           "simulate: --max-seconds must be a positive number, not '%s'",
-                           max_seconds);
+    if (max_seconds && qr_cli_parse_double(max_seconds, 0.001, 1e7, &opt.max_seconds) < 0)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --max-seconds must be a positive number, not '%s'",
+                                  max_seconds);
     opt.json_summary = summary;
     if (spool && no_spool)
-        return usage_error("simulate ", "simulate: --spool and --no-spool exclude each other");
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --spool and --no-spool exclude each other");
     opt.spool_path = spool;
     opt.use_spool = !no_spool;
     if (urls) {
         opt.nurls = split_urls(urls, &opt.urls);
         if (opt.nurls < 0)
-            return usage_error("simulate ",
-                               "simulate: --urls must be a comma-separated list of https:// "
-                               "URLs, not '%s'",
-                               urls);
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: --urls must be a comma-separated list of https:// "
+                                      "URLs, not '%s'",
+                                      urls);
         /* The first broker is the one the settings name (for the project and
          * user set-up); the others share its token and CA. */
         free(cfg->url);
         cfg->url = qr_xstrdup(opt.urls[0]);
     }
 
-    int rc = EXIT_USAGE;
+    int rc = QR_EXIT_USAGE;
     if (resolve_settings(cfg) < 0)
         goto out;
     rc = 1;
@@ -549,18 +502,19 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
     int no_check = 0;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(login_help, qr_client_help_text);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, login_help);
             return 0;
         }
         if (strcmp(argv[i], "--insecure") == 0)
-            return usage_error("login ", "login: --insecure is never stored in a profile");
-        if ((r = qr_client_config_flag(cfg, "quorum-agent", argc, argv, &i)) != 0 ||
-            (r = flag(argv[i], "--no-check", &no_check)) != 0) {
+            return qr_cli_usage_error(prog, "login ",
+                                      "login: --insecure is never stored in a profile");
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--no-check", &no_check)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
-            return usage_error("login ", "login: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "login ", "login: unexpected argument '%s'", argv[i]);
         }
     }
     /* Not the profile: an older profile must not fill gaps. */
@@ -570,27 +524,27 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
     free(none);
     if (r < 0) {
         fprintf(stderr, "quorum-agent: login: %s\n", err);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (!no_check) {
         qr_client_call_t call;
         if (qr_client_global_init() < 0)
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         if (qr_client_call_init(&call, cfg, 15000) < 0) {
             fprintf(stderr, "quorum-agent: login: %s\n", call.message);
             qr_client_call_free(&call);
             qr_client_global_cleanup();
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         }
         /* Project 0 never exists: 403 "no access to project 0" (or 404 from
          * an older broker) proves TLS and the token are good. */
-        r = qr_client_call_perform(&call, "GET", "/v1/projects/0", NULL, 0, NULL, cfg->token);
+        r = qr_cli_call(&call, "GET", QR_API_PROJECT("0"), NULL, NULL);
         int code = 0;
-        if (r < 0 && agent_exit_code(&call) != AGENT_EXIT_PROJECT) {
+        if (r < 0 && agent_exit_code(&call) != QR_EXIT_PROJECT) {
             fprintf(stderr, "quorum-agent: login: %s\n", call.message);
             code = agent_exit_code(&call);
-            if (code == AGENT_EXIT_PROJECT)
-                code = AGENT_EXIT_ERROR;
+            if (code == QR_EXIT_PROJECT)
+                code = QR_EXIT_ERROR;
         }
         qr_client_call_free(&call);
         qr_client_global_cleanup();
@@ -600,12 +554,12 @@ static int cmd_login(int argc, char **argv, qr_client_config_t *cfg)
     char *path = qr_client_profile_path();
     if (!path) {
         fprintf(stderr, "quorum-agent: login: neither XDG_CONFIG_HOME nor HOME is set\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     if (qr_client_profile_write(path, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "quorum-agent: login: %s\n", err);
         free(path);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     printf("logged in to %s; settings stored in %s\n", cfg->url, path);
     free(path);
@@ -618,12 +572,12 @@ static int open_spool(qr_spool_t *sp, const char *path, int flags)
 {
     char *def = path ? NULL : agent_default_spool_path();
     if (!path && !def)
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     int rc = qr_spool_open(sp, path ? path : def, flags);
     free(def);
     if (rc < 0) {
         fprintf(stderr, "quorum-agent: %s\n", sp->errstr);
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     }
     if (sp->torn_offset >= 0) {
         fprintf(stderr,
@@ -635,6 +589,35 @@ static int open_spool(qr_spool_t *sp, const char *path, int flags)
                 sp->torn_copy ? sp->torn_copy : "");
     }
     return 0;
+}
+
+/* What exec and label do before their run: the settings resolved, the
+ * spool at spool_path (NULL: the default) open, libcurl initialised.
+ * Returns 0, or the exit code (reason printed). */
+static int begin_run(qr_client_config_t *cfg, const char *spool_path, qr_spool_t *spool)
+{
+    if (resolve_settings(cfg) < 0)
+        return QR_EXIT_USAGE;
+    int rc = open_spool(spool, spool_path, 0);
+    if (rc)
+        return rc;
+    if (qr_client_global_init() < 0) {
+        qr_spool_close(spool);
+        return QR_EXIT_ERROR;
+    }
+    return 0;
+}
+
+/* ... and after it, which ended with exit code rc: says what stays
+ * spooled, closes the spool. Returns rc. */
+static int end_run(qr_spool_t *spool, int rc)
+{
+    qr_client_global_cleanup();
+    if (spool->npending)
+        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool->npending,
+                spool->path);
+    qr_spool_close(spool);
+    return rc;
 }
 
 static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
@@ -652,74 +635,64 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
             i++;
             break;
         }
-        if (is_help(argv[i])) {
-            printf(exec_help, qr_client_help_text);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, exec_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--concurrency", &conc)) != 0 ||
-            (r = take_value(argc, argv, &i, "--timeout-ms", &timeout)) != 0 ||
-            (r = take_value(argc, argv, &i, "--attempts", &attempts)) != 0 ||
-            (r = take_value(argc, argv, &i, "--idle-exit", &idle)) != 0 ||
-            (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0 ||
-            (r = flag(argv[i], "--persistent", &persistent)) != 0) {
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--concurrency", &conc)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--timeout-ms", &timeout)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--attempts", &attempts)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--idle-exit", &idle)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool_path)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--persistent", &persistent)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
-            return usage_error("exec ", "exec: unexpected argument '%s' (CMD goes after --)",
-                               argv[i]);
+            return qr_cli_usage_error(
+                prog, "exec ", "exec: unexpected argument '%s' (CMD goes after --)", argv[i]);
         }
     }
     memset(&opt, 0, sizeof opt);
     if (i >= argc)
-        return usage_error("exec ", "exec: no command: give -- CMD [ARGS]");
+        return qr_cli_usage_error(prog, "exec ", "exec: no command: give -- CMD [ARGS]");
     opt.argv = (const char **)(argv + i); /* argv is NULL-terminated */
-    if (!project || parse_ll(project, 1, INT64_MAX, &opt.project) < 0)
-        return usage_error("exec ", "exec: --project ID (a positive integer) is required");
+    if (qr_cli_project_id(prog, "exec ", project, &opt.project) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     opt.concurrency = 1;
     if (conc) {
-        if (parse_ll(conc, 1, 256, &v) < 0)
-            return usage_error("exec ", "exec: --concurrency must be 1-256, not '%s'", conc);
+        if (qr_cli_parse_ll(conc, 1, 256, &v) < 0)
+            return qr_cli_usage_error(prog, "exec ", "exec: --concurrency must be 1-256, not '%s'",
+                                      conc);
         opt.concurrency = (int)v;
     }
     opt.timeout_ms = 60000;
     if (timeout) {
-        if (parse_ll(timeout, 1, 86400000, &v) < 0)
-            return usage_error("exec ", "exec: --timeout-ms must be 1-86400000, not '%s'", timeout);
+        if (qr_cli_parse_ll(timeout, 1, 86400000, &v) < 0)
+            return qr_cli_usage_error(prog, "exec ",
+                                      "exec: --timeout-ms must be 1-86400000, not '%s'", timeout);
         opt.timeout_ms = v;
     }
     opt.attempts = 2;
     if (attempts) {
-        if (parse_ll(attempts, 1, 1000, &v) < 0)
-            return usage_error("exec ", "exec: --attempts must be 1-1000, not '%s'", attempts);
+        if (qr_cli_parse_ll(attempts, 1, 1000, &v) < 0)
+            return qr_cli_usage_error(prog, "exec ", "exec: --attempts must be 1-1000, not '%s'",
+                                      attempts);
         opt.attempts = (int)v;
     }
     if (idle) {
-        if (parse_double(idle, 0.001, 1e7, &d) < 0)
-            return usage_error("exec ", "exec: --idle-exit must be a positive number, not '%s'",
-                               idle);
+        if (qr_cli_parse_double(idle, 0.001, 1e7, &d) < 0)
+            return qr_cli_usage_error(
+                prog, "exec ", "exec: --idle-exit must be a positive number, not '%s'", idle);
         opt.idle_exit_ms = (int64_t)(d * 1000.0);
     }
     opt.persistent = persistent;
-    if (resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
-
     qr_spool_t spool;
-    int rc = open_spool(&spool, spool_path, 0);
+    int rc = begin_run(cfg, spool_path, &spool);
     if (rc)
         return rc;
-    if (qr_client_global_init() < 0) {
-        qr_spool_close(&spool);
-        return AGENT_EXIT_ERROR;
-    }
-    rc = qr_exec_run(&opt, cfg, &spool);
-    qr_client_global_cleanup();
-    if (spool.npending)
-        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
-                spool.path);
-    qr_spool_close(&spool);
-    return rc;
+    return end_run(&spool, qr_exec_run(&opt, cfg, &spool));
 }
 
 static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
@@ -729,51 +702,40 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
     long long v;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(label_help, qr_client_help_text);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, label_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
-            (r = take_value(argc, argv, &i, "--spool", &spool_path)) != 0) {
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--prefetch", &prefetch)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool_path)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
-            return usage_error("label ", "label: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "label ", "label: unexpected argument '%s'", argv[i]);
         }
     }
     memset(&opt, 0, sizeof opt);
-    if (!project || parse_ll(project, 1, INT64_MAX, &opt.project) < 0)
-        return usage_error("label ", "label: --project ID (a positive integer) is required");
+    if (qr_cli_project_id(prog, "label ", project, &opt.project) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     opt.prefetch = 2;
     if (prefetch) {
-        if (parse_ll(prefetch, 0, 10, &v) < 0)
-            return usage_error("label ", "label: --prefetch must be 0-10, not '%s'", prefetch);
+        if (qr_cli_parse_ll(prefetch, 0, 10, &v) < 0)
+            return qr_cli_usage_error(prog, "label ", "label: --prefetch must be 0-10, not '%s'",
+                                      prefetch);
         opt.prefetch = (int)v;
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for "
                         "programs use `quorum-agent exec`\n");
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
-    if (resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
     qr_spool_t spool;
-    int rc = open_spool(&spool, spool_path, 0);
+    int rc = begin_run(cfg, spool_path, &spool);
     if (rc)
         return rc;
-    if (qr_client_global_init() < 0) {
-        qr_spool_close(&spool);
-        return AGENT_EXIT_ERROR;
-    }
-    rc = qr_label_run(&opt, cfg, &spool);
-    qr_client_global_cleanup();
-    if (spool.npending)
-        fprintf(stderr, "quorum-agent: %zu result(s) stay in spool %s\n", spool.npending,
-                spool.path);
-    qr_spool_close(&spool);
-    return rc;
+    return end_run(&spool, qr_label_run(&opt, cfg, &spool));
 }
 
 /* Prints one pending result of the spool as a table row (or JSON line). */
@@ -818,26 +780,26 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0, send = 0, rc;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(spool_help, qr_client_help_text);
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, spool_help);
             return 0;
         }
-        if ((r = agent_flag(cfg, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--spool", &path)) != 0 ||
-            (r = flag(argv[i], "--json", &as_json)) != 0 ||
-            (r = flag(argv[i], "--send", &send)) != 0) {
+        if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &path)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--json", &as_json)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--send", &send)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else {
-            return usage_error("spool ", "spool: unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "spool ", "spool: unexpected argument '%s'", argv[i]);
         }
     }
     if (send && resolve_settings(cfg) < 0)
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     qr_spool_t sp;
     char *def = path ? NULL : agent_default_spool_path();
     if (!path && !def)
-        return AGENT_EXIT_SPOOL;
+        return QR_EXIT_SPOOL;
     if (!send && access(path ? path : def, F_OK) != 0) {
         if (!as_json)
             printf("spool %s: no file, nothing pending\n", path ? path : def);
@@ -852,14 +814,14 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
         agent_t ag;
         agent_sess_t sess;
         size_t foreign = 0;
-        rc = AGENT_EXIT_ERROR;
+        rc = QR_EXIT_ERROR;
         if (qr_client_global_init() < 0)
             goto closed;
         if (agent_init(&ag, cfg, &spool_stop) == 0) {
             ag.spool = &sp;
             if (agent_sess_init(&sess, &ag) == 0) {
                 int r = agent_flush_spool(&sess, &foreign);
-                rc = r == 0 ? 0 : r == AGENT_STOPPED ? AGENT_EXIT_PENDING : -r;
+                rc = r == 0 ? 0 : r == AGENT_STOPPED ? QR_EXIT_PENDING : -r;
                 agent_sess_free(&sess);
             }
             printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending (%zu of another "
@@ -890,24 +852,10 @@ int main(int argc, char **argv)
     int i = 1, rc;
 
     qr_client_config_init(&cfg);
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (is_help(argv[i])) {
-            printf(main_help, qr_client_help_text);
-            qr_client_config_free(&cfg);
-            return 0;
-        }
-        int r = agent_flag(&cfg, argc, argv, &i);
-        if (r == 0)
-            fprintf(stderr, "quorum-agent: unknown flag '%s'\n", argv[i]);
-        if (r <= 0) {
-            qr_client_config_free(&cfg);
-            return EXIT_USAGE;
-        }
-    }
-    if (i >= argc) {
-        fprintf(stderr, main_help, qr_client_help_text);
+    rc = qr_cli_leading_flags(prog, main_help, agent_flag, &cfg, argc, argv, &i);
+    if (rc >= 0) {
         qr_client_config_free(&cfg);
-        return EXIT_USAGE;
+        return rc;
     }
     if (strcmp(argv[i], "simulate") == 0)
         rc = cmd_simulate(argc - i, argv + i, &cfg);
@@ -920,9 +868,9 @@ int main(int argc, char **argv)
     else if (strcmp(argv[i], "spool") == 0)
         rc = cmd_spool(argc - i, argv + i, &cfg);
     else if (strcmp(argv[i], "help") == 0)
-        rc = (printf(main_help, qr_client_help_text), 0);
+        rc = (qr_cli_help(stdout, main_help), 0);
     else
-        rc = usage_error("", "unknown command '%s'", argv[i]);
+        rc = qr_cli_usage_error(prog, "", "unknown command '%s'", argv[i]);
     qr_client_config_free(&cfg);
     return rc;
 }

@@ -20,6 +20,7 @@
  */
 #include "exec.h"
 
+#include "protocol.h"
 #include "session.h"
 #include "util.h"
 
@@ -496,7 +497,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     exec_run_t *run = w->run;
     const qr_exec_options_t *opt = run->opt;
-    char *path = qr_xasprintf("/v1/projects/%lld/leases", run->ag.project);
+    char *path = qr_xasprintf(QR_API_LEASES("%lld"), run->ag.project);
     int64_t wait_ms = 5000;
     if (opt->idle_exit_ms > 0 && opt->idle_exit_ms < wait_ms)
         wait_ms = opt->idle_exit_ms;
@@ -508,7 +509,7 @@ static void *worker_main(void *arg)
         json_decref(body);
         if (r == AGENT_STOPPED)
             break;
-        if (r < 0 && agent_exit_code(&w->sess.call) == AGENT_EXIT_PAUSED) {
+        if (r < 0 && agent_exit_code(&w->sess.call) == QR_EXIT_PAUSED) {
             /* The other workers finish the task they hold (submits still
              * work) and stop at their next lease request. */
             atomic_store(&run->paused, 1);
@@ -556,14 +557,14 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
 {
     exec_run_t run;
     worker_t *workers = NULL;
-    int rc = AGENT_EXIT_ERROR;
+    int rc = QR_EXIT_ERROR;
     agent_sess_t main_sess;
     int main_ready = 0;
 
     memset(&run, 0, sizeof run);
     run.opt = opt;
     if (agent_init(&run.ag, cfg, &stop_flag) < 0)
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     run.ag.project = opt->project;
     run.ag.spool = spool;
     atomic_init(&run.complete, 0);
@@ -583,27 +584,8 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
     if (agent_sess_init(&main_sess, &run.ag) < 0)
         goto out;
     main_ready = 1;
-    size_t foreign = 0;
-    int r = agent_flush_spool(&main_sess, &foreign);
-    if (r == AGENT_STOPPED) {
-        rc = spool && spool->npending ? AGENT_EXIT_PENDING : AGENT_EXIT_OK;
+    if (agent_start(&main_sess, 1, &rc) < 0)
         goto out;
-    }
-    if (r < 0) {
-        rc = -r;
-        goto out;
-    }
-    if (foreign)
-        fprintf(stderr,
-                "quorum-agent: %zu spooled result(s) belong to another broker or token and stay "
-                "in the spool (see `quorum-agent spool`)\n",
-                foreign);
-    if ((r = agent_load_project(&main_sess)) != 0) {
-        /* Stopped while the broker was unreachable: 7 only if results are
-         * still spooled, as the exit codes say. */
-        rc = r == AGENT_EXIT_PENDING && !(spool && spool->npending) ? AGENT_EXIT_OK : r;
-        goto out;
-    }
 
     workers = qr_xcalloc((size_t)opt->concurrency, sizeof *workers);
     for (int i = 0; i < opt->concurrency; i++) {
@@ -612,14 +594,14 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
         w->index = i;
         child_init(&w->child);
         if (agent_sess_init(&w->sess, &run.ag) < 0) {
-            agent_fatal(&run.ag, AGENT_EXIT_ERROR);
+            agent_fatal(&run.ag, QR_EXIT_ERROR);
             break;
         }
         int e = pthread_create(&w->thread, NULL, worker_main, w);
         if (e != 0) {
             fprintf(stderr, "quorum-agent: pthread_create: %s\n", strerror(e));
             agent_sess_free(&w->sess);
-            agent_fatal(&run.ag, AGENT_EXIT_ERROR);
+            agent_fatal(&run.ag, QR_EXIT_ERROR);
             break;
         }
         w->started = 1;
@@ -643,10 +625,10 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
         agent_say_paused(&run.ag, spool && spool->npending
                                       ? "no new task was leased, some results stay spooled"
                                       : "no new task was leased and every result was sent");
-        rc = AGENT_EXIT_PAUSED;
+        rc = QR_EXIT_PAUSED;
     }
     if (!rc && spool && spool->npending)
-        rc = AGENT_EXIT_PENDING;
+        rc = QR_EXIT_PENDING;
 out:
     if (main_ready)
         agent_sess_free(&main_sess);

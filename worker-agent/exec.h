@@ -24,7 +24,7 @@ typedef struct qr_exec_options_s {
  * Sends what is spooled for this broker and token first, then works until
  * the project is complete, --idle-exit passes, a fatal error, or SIGINT /
  * SIGTERM (leases in hand are released). spool: open, borrowed. Returns an
- * AGENT_EXIT_* code.
+ * QR_EXIT_* code.
  */
 int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool);
 

@@ -1,5 +1,7 @@
 /*
  * label.c - `quorum-agent label`: an annotator labels tasks in a terminal.
+ * This file is the UI thread and the state both threads share; the network
+ * thread is label_net.c.
  *
  * Two threads. The UI thread owns the terminal (raw mode, alternate screen)
  * and never waits on the network: it polls stdin, a wake-up pipe and a 1 s
@@ -23,9 +25,9 @@
  * once (the one that was there goes back to the head of the queue), shows
  * the label it had, and is heartbeated and submitted like any other.
  */
-#include "label.h"
+#include "label_int.h"
 
-#include "session.h"
+#include "protocol.h"
 #include "text_out.h"
 #include "util.h"
 
@@ -42,62 +44,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-/* A leased task waiting on screen or in the prefetch queue. */
-typedef struct task_s {
-    char *lease;          /* lease name (owned) */
-    int64_t task_id;      /* the task */
-    json_t *data;         /* its data (owned reference) */
-    int64_t expires_ms;   /* the lease's expiry as last heard (wall-clock ms), 0 unknown */
-    char *prev_label;     /* the label an undo took back (owned), or NULL */
-    int64_t on_screen_ms; /* time on screen before it was put back in the queue */
-} task_t;
-
-typedef enum { ACT_SUBMIT, ACT_SKIP, ACT_RELEASE, ACT_UNDO } act_kind_t;
-
-/* The last submit of this session the broker acknowledged: what `u` undoes. */
-typedef struct last_s {
-    int64_t annotation_id; /* 0: nothing to undo */
-    int64_t task_id;
-    int64_t expires_ms; /* expiry of the lease it was submitted on, 0 unknown */
-    char *label;        /* owned */
-} last_t;
-
-typedef struct action_s {
-    act_kind_t kind;
-    task_t task;       /* owned */
-    char *label;       /* ACT_SUBMIT (owned) */
-    int64_t active_ms; /* ACT_SUBMIT */
-} action_t;
-
-typedef struct label_s {
-    const qr_label_options_t *opt;
-    agent_t ag;
-    pthread_mutex_t mu;  /* guards everything below */
-    pthread_cond_t cond; /* the network thread waits on it */
-    task_t *queue;       /* prefetched tasks, oldest first */
-    size_t nqueue;
-    action_t *actions; /* the UI's actions, in order */
-    size_t nactions;
-    int busy;                 /* the network thread is carrying out an action */
-    int complete;             /* the broker said project_complete */
-    int paused;               /* the broker said project_paused: no more fetching */
-    int quitting;             /* the UI is leaving: release everything and stop */
-    char *current;            /* lease of the task on screen (owned), or NULL */
-    int64_t cur_expires_ms;   /* expiry of that lease as last heard, 0 unknown */
-    act_kind_t doing;         /* the action being carried out, when busy */
-    int64_t doing_task;       /* its task (0 for an undo) */
-    last_t last;              /* the last acknowledged submit (see the top) */
-    int64_t unstored_task;    /* the last submit cannot be undone: its task, else 0 */
-    const char *unstored_why; /* why not (static text) */
-    int undo_ready;           /* an undone task is at the head of the queue: show it now */
-    long done_today;          /* progress: my_annotations_today, -1 unknown */
-    long remaining;           /* progress: annotations_remaining, -1 unknown */
-    char status[256];         /* last message for the status line */
-    int wake_w;               /* write end of the UI's wake-up pipe */
-} label_t;
-
 static volatile sig_atomic_t stop_flag;
+
 static volatile sig_atomic_t resized;
+
 static int wake_fd = -1; /* for the signal handlers */
 
 static void on_signal(int signo)
@@ -112,7 +62,7 @@ static void on_signal(int signo)
     errno = saved;
 }
 
-static void task_free(task_t *t)
+void label_task_free(task_t *t)
 {
     free(t->lease);
     json_decref(t->data);
@@ -120,31 +70,30 @@ static void task_free(task_t *t)
     memset(t, 0, sizeof *t);
 }
 
-static void last_clear(last_t *l)
+void label_last_clear(last_t *l)
 {
     free(l->label);
     memset(l, 0, sizeof *l);
 }
 
-static void lock(label_t *lb)
+void label_lock(label_t *lb)
 {
     if (pthread_mutex_lock(&lb->mu) != 0)
         abort();
 }
 
-static void unlock(label_t *lb)
+void label_unlock(label_t *lb)
 {
     pthread_mutex_unlock(&lb->mu);
 }
 
 /* Called with mu held: wakes the UI. */
-static void wake_ui(label_t *lb)
+void label_wake_ui(label_t *lb)
 {
     (void)!write(lb->wake_w, "w", 1); /* a full pipe already means "wake up" */
 }
 
-static void set_status(label_t *lb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_status(label_t *lb, const char *fmt, ...)
+void label_set_status(label_t *lb, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -155,341 +104,33 @@ static void set_status(label_t *lb, const char *fmt, ...)
             *p = ' ';
 }
 
-/* --- the network thread ----------------------------------------------------------------- */
-
-/* Leases up to n more tasks into the queue; returns how many came. */
-static int fetch(label_t *lb, agent_sess_t *s, int n)
-{
-    int got = 0;
-    char *path = qr_xasprintf("/v1/projects/%lld/leases", lb->ag.project);
-    json_t *body = json_pack("{s:i}", "max", n);
-    json_t *ans = NULL;
-    int r = agent_request(s, "POST", path, body, &ans, 1);
-    json_decref(body);
-    free(path);
-    lock(lb);
-    if (r == AGENT_FAILED && agent_exit_code(&s->call) == AGENT_EXIT_PAUSED) {
-        /* The tasks already here may still be labeled; then the UI leaves. */
-        lb->paused = 1;
-        set_status(lb, "project %lld is paused: no new tasks after these", lb->ag.project);
-    } else if (r == AGENT_FAILED) {
-        set_status(lb, "lease: %s", s->call.message);
-        if (s->call.status == 401 || s->call.status == 403 || s->call.status == 404 ||
-            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
-            agent_fatal(&lb->ag, agent_exit_code(&s->call));
-    } else if (r == 0) {
-        json_t *leases = json_object_get(ans, "leases");
-        size_t i;
-        json_t *l;
-        if (json_array_size(leases) == 0 && json_is_true(json_object_get(ans, "project_complete")))
-            lb->complete = 1;
-        json_array_foreach(leases, i, l)
-        {
-            char *name = agent_lease_name(l);
-            if (!name)
-                continue;
-            lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);
-            lb->queue[lb->nqueue++] =
-                (task_t){.lease = name,
-                         .task_id = json_integer_value(json_object_get(l, "task_id")),
-                         .data = json_incref(json_object_get(l, "data")),
-                         .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms"))};
-            got++;
-        }
-    }
-    wake_ui(lb);
-    unlock(lb);
-    json_decref(ans);
-    return got;
-}
-
-static void refresh_progress(label_t *lb, agent_sess_t *s)
-{
-    char *path = qr_xasprintf("/v1/projects/%lld/progress", lb->ag.project);
-    json_t *ans = NULL;
-    int r = agent_request(s, "GET", path, NULL, &ans, 1);
-    free(path);
-    if (r != 0)
-        return;
-    lock(lb);
-    lb->done_today = (long)json_integer_value(json_object_get(ans, "my_annotations_today"));
-    lb->remaining = (long)json_integer_value(json_object_get(ans, "annotations_remaining"));
-    wake_ui(lb);
-    unlock(lb);
-    json_decref(ans);
-}
-
-/* Called with mu held: records a heartbeat's new expiry for lease wherever
- * it is now (on screen, prefetched, or handed to an action meanwhile). */
-static void note_expiry(label_t *lb, const char *lease, int64_t expires_ms)
-{
-    if (lb->current && strcmp(lb->current, lease) == 0)
-        lb->cur_expires_ms = expires_ms;
-    for (size_t k = 0; k < lb->nqueue; k++)
-        if (strcmp(lb->queue[k].lease, lease) == 0)
-            lb->queue[k].expires_ms = expires_ms;
-    for (size_t k = 0; k < lb->nactions; k++)
-        if (lb->actions[k].task.lease && strcmp(lb->actions[k].task.lease, lease) == 0)
-            lb->actions[k].task.expires_ms = expires_ms;
-}
-
-/* Beats the heartbeat of the lease on screen and of every prefetched one.
- * Drops prefetched leases that are gone; says so for the one on screen. */
-static void beat(label_t *lb, agent_sess_t *s)
-{
-    lock(lb);
-    size_t n = lb->nqueue + 1;
-    char **names = qr_xcalloc(n, sizeof *names);
-    for (size_t i = 0; i < lb->nqueue; i++)
-        names[i] = qr_xstrdup(lb->queue[i].lease);
-    names[n - 1] = lb->current ? qr_xstrdup(lb->current) : NULL;
-    unlock(lb);
-    for (size_t i = 0; i < n; i++) {
-        if (!names[i])
-            continue;
-        int64_t until = 0;
-        int hb = agent_heartbeat_until(s, names[i], &until);
-        if (hb == 0 && until > 0) {
-            lock(lb);
-            note_expiry(lb, names[i], until);
-            unlock(lb);
-        } else if (hb == 1 && i == n - 1) {
-            lock(lb);
-            set_status(lb, "the lease of the task on screen expired; its label will not count");
-            wake_ui(lb);
-            unlock(lb);
-        } else if (hb == 1) {
-            lock(lb);
-            for (size_t k = 0; k < lb->nqueue; k++) {
-                if (strcmp(lb->queue[k].lease, names[i]) == 0) {
-                    set_status(lb, "task %lld: its lease expired; moving on",
-                               (long long)lb->queue[k].task_id);
-                    task_free(&lb->queue[k]);
-                    memmove(&lb->queue[k], &lb->queue[k + 1],
-                            (lb->nqueue - k - 1) * sizeof *lb->queue);
-                    lb->nqueue--;
-                    wake_ui(lb);
-                    break;
-                }
-            }
-            unlock(lb);
-        }
-        free(names[i]);
-    }
-    free(names);
-}
-
 /* Called with mu held: whether the last acknowledged submit cannot be undone
  * (nothing acknowledged, or its lease has expired: then it is forgotten);
  * if so the status line says why. */
-static int undo_refused(label_t *lb)
+int label_undo_refused(label_t *lb)
 {
     if (!lb->last.annotation_id && lb->unstored_task) {
-        set_status(lb, "cannot undo: task %lld's label %s", (long long)lb->unstored_task,
-                   lb->unstored_why);
+        label_set_status(lb, "cannot undo: task %lld's label %s", (long long)lb->unstored_task,
+                         lb->unstored_why);
         return 1;
     }
     if (!lb->last.annotation_id) {
-        set_status(lb, "nothing to undo");
+        label_set_status(lb, "nothing to undo");
         return 1;
     }
     if (lb->last.expires_ms > 0 && qr_now_ms() >= lb->last.expires_ms) {
-        set_status(lb, "too late to undo: task %lld's lease has ended (label %s kept)",
-                   (long long)lb->last.task_id, lb->last.label);
-        last_clear(&lb->last);
+        label_set_status(lb, "too late to undo: task %lld's lease has ended (label %s kept)",
+                         (long long)lb->last.task_id, lb->last.label);
+        label_last_clear(&lb->last);
         return 1;
     }
     return 0;
 }
 
-/*
- * Undoes the last acknowledged submit, if its lease allows: on success the
- * task comes back at the head of the queue on the new lease, flagged for the
- * UI to show at once.
- */
-static void undo(label_t *lb, agent_sess_t *s)
-{
-    lock(lb);
-    if (undo_refused(lb)) {
-        wake_ui(lb);
-        unlock(lb);
-        return;
-    }
-    int64_t id = lb->last.annotation_id, task = lb->last.task_id;
-    char *label = qr_xstrdup(lb->last.label);
-    unlock(lb);
-
-    char *path =
-        qr_xasprintf("/v1/projects/%lld/annotations/%lld/undo", lb->ag.project, (long long)id);
-    json_t *body = json_object();
-    json_t *ans = NULL;
-    int r = agent_request(s, "POST", path, body, &ans, 0);
-    json_decref(body);
-    free(path);
-    lock(lb);
-    if (r == 0) {
-        if (lb->last.annotation_id == id)
-            last_clear(&lb->last);
-        json_t *l = json_object_get(ans, "lease");
-        char *name = agent_lease_name(l);
-        if (!name) {
-            set_status(lb, "task %lld: label %s undone; the task will come back from the queue",
-                       (long long)task, label);
-        } else {
-            json_int_t tid = json_integer_value(json_object_get(l, "task_id"));
-            task_t t = {.lease = name,
-                        .task_id = tid ? tid : task,
-                        .data = json_incref(json_object_get(l, "data")),
-                        .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms")),
-                        .prev_label = qr_xstrdup(label)};
-            lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);
-            memmove(&lb->queue[1], &lb->queue[0], lb->nqueue * sizeof *lb->queue);
-            lb->queue[0] = t;
-            lb->nqueue++;
-            lb->undo_ready = 1;
-            set_status(lb, "task %lld: label %s undone; choose again", (long long)t.task_id, label);
-        }
-    } else if (r == AGENT_FAILED && s->call.status == 409) {
-        if (lb->last.annotation_id == id)
-            last_clear(&lb->last);
-        set_status(lb, "too late to undo: task %lld's lease has ended (label %s kept)",
-                   (long long)task, label);
-    } else if (r == AGENT_FAILED) {
-        set_status(lb, "undo: %s", s->call.message);
-        if (s->call.status == 401 || s->call.status == 403 ||
-            agent_exit_code(&s->call) == AGENT_EXIT_TLS)
-            agent_fatal(&lb->ag, agent_exit_code(&s->call));
-    }
-    wake_ui(lb);
-    unlock(lb);
-    json_decref(ans);
-    free(label);
-}
-
-static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
-{
-    int r;
-    if (a->kind == ACT_UNDO) {
-        undo(lb, s);
-    } else if (a->kind == ACT_SUBMIT) {
-        int64_t annotation = 0;
-        r = agent_submit_id(s, a->task.lease, a->task.task_id, a->label, a->active_ms, &annotation);
-        lock(lb);
-        last_clear(&lb->last);
-        lb->unstored_task = 0;
-        if (r == 0 && annotation > 0) {
-            lb->last.annotation_id = annotation;
-            lb->last.task_id = a->task.task_id;
-            lb->last.expires_ms = a->task.expires_ms;
-            lb->last.label = qr_xstrdup(a->label);
-        } else {
-            lb->unstored_task = a->task.task_id;
-            lb->unstored_why = r == 0   ? "has no annotation id in the broker's answer"
-                               : r == 1 ? "was not stored"
-                               : r == AGENT_STOPPED
-                                   ? "is still only in the spool (not acknowledged)"
-                                   : "was not acknowledged";
-        }
-        if (r == 1)
-            set_status(lb, "task %lld: not stored (see the .rejected file)",
-                       (long long)a->task.task_id);
-        else if (r < 0 && r != AGENT_STOPPED)
-            set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
-        unlock(lb);
-    } else {
-        r = agent_release(s, a->task.lease,
-                          a->kind == ACT_SKIP ? "skipped in the terminal"
-                                              : "released in the terminal",
-                          a->kind == ACT_SKIP);
-        if (r == AGENT_FAILED) {
-            lock(lb);
-            set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
-            unlock(lb);
-        }
-    }
-}
-
-static void *net_main(void *arg)
-{
-    label_t *lb = arg;
-    agent_sess_t s;
-    int64_t next_beat = 0, next_progress = 0, next_fetch = 0;
-    int64_t beat_every = lb->ag.lease_ttl_ms / 3 > 200 ? lb->ag.lease_ttl_ms / 3 : 200;
-
-    if (agent_sess_init(&s, &lb->ag) < 0) {
-        lock(lb);
-        agent_fatal(&lb->ag, AGENT_EXIT_ERROR);
-        lb->quitting = 1;
-        wake_ui(lb);
-        unlock(lb);
-        return NULL;
-    }
-    lock(lb);
-    for (;;) {
-        if (lb->nactions) {
-            action_t a = lb->actions[0];
-            memmove(&lb->actions[0], &lb->actions[1], (lb->nactions - 1) * sizeof *lb->actions);
-            lb->nactions--;
-            lb->busy = 1;
-            lb->doing = a.kind;
-            lb->doing_task = a.task.task_id;
-            unlock(lb);
-            carry_out(lb, &s, &a);
-            task_free(&a.task);
-            free(a.label);
-            next_progress = 0;
-            lock(lb);
-            lb->busy = 0;
-            wake_ui(lb);
-            continue;
-        }
-        if (lb->quitting)
-            break;
-        int64_t now = qr_mono_ms();
-        int want = lb->opt->prefetch + 1 - (int)lb->nqueue;
-        int complete = lb->complete || lb->paused;
-        unlock(lb);
-        if (want > 0 && !complete && now >= next_fetch && !stop_flag) {
-            /* When nothing came, ask again in a second. */
-            next_fetch = fetch(lb, &s, want) > 0 ? 0 : now + 1000;
-        }
-        if (now >= next_beat) {
-            beat(lb, &s);
-            next_beat = now + beat_every;
-        }
-        if (now >= next_progress) {
-            refresh_progress(lb, &s);
-            next_progress = now + 10000;
-        }
-        lock(lb);
-        if (!lb->nactions && !lb->quitting) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            (void)pthread_cond_timedwait(&lb->cond, &lb->mu, &ts);
-        }
-    }
-    /* Quitting: give back every lease still queued. */
-    while (lb->nqueue) {
-        task_t t = lb->queue[--lb->nqueue];
-        unlock(lb);
-        if (agent_release(&s, t.lease, "annotator quit", 0) == AGENT_FAILED)
-            fprintf(stderr, "quorum-agent: cannot release lease %s: %s\n", t.lease, s.call.message);
-        task_free(&t);
-        lock(lb);
-    }
-    unlock(lb);
-    agent_sess_free(&s);
-    return NULL;
-}
-
 /* --- the terminal ------------------------------------------------------------------------ */
 
 static struct termios saved_tio;
+
 static int tio_saved;
 
 static void restore_terminal(void)
@@ -565,7 +206,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     qr_buf_init(&out);
     qr_buf_appends(&out, "\x1b[H");
     char head[256];
-    lock(lb);
+    label_lock(lb);
     int64_t secs = cur ? (qr_mono_ms() - shown_ms) / 1000 : 0;
     char today[32] = "-", left[32] = "-";
     if (lb->done_today >= 0)
@@ -644,7 +285,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     char status[300];
     snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
              lb->status);
-    unlock(lb);
+    label_unlock(lb);
     qr_buf_appends(&out, "\x1b[K");
     char safe[sizeof status];
     qr_term_escape_to(safe, sizeof safe, status);
@@ -658,7 +299,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
 /* Queues an action on the task on screen (taken over by the action). */
 static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, int64_t active_ms)
 {
-    lock(lb);
+    label_lock(lb);
     cur->expires_ms = lb->cur_expires_ms;
     lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
     lb->actions[lb->nactions++] =
@@ -667,7 +308,7 @@ static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, in
     lb->current = NULL;
     memset(cur, 0, sizeof *cur);
     pthread_cond_signal(&lb->cond);
-    unlock(lb);
+    label_unlock(lb);
 }
 
 /*
@@ -681,7 +322,7 @@ static int take_current(label_t *lb, task_t *cur, int have, int64_t *shown_ms)
 {
     int got = 0;
     int64_t now = qr_mono_ms();
-    lock(lb);
+    label_lock(lb);
     if (lb->undo_ready && have && lb->nqueue && lb->queue[0].prev_label) {
         task_t undone = lb->queue[0];
         cur->expires_ms = lb->cur_expires_ms;
@@ -703,7 +344,7 @@ static int take_current(label_t *lb, task_t *cur, int have, int64_t *shown_ms)
         lb->cur_expires_ms = cur->expires_ms;
         *shown_ms = now - cur->on_screen_ms;
     }
-    unlock(lb);
+    label_unlock(lb);
     return got;
 }
 
@@ -711,7 +352,7 @@ static int take_current(label_t *lb, task_t *cur, int have, int64_t *shown_ms)
  * (it waits for the broker's answer), or says at once why there is none. */
 static void request_undo(label_t *lb)
 {
-    lock(lb);
+    label_lock(lb);
     int64_t sending = lb->busy && lb->doing == ACT_SUBMIT ? lb->doing_task : 0;
     int undoing = lb->busy && lb->doing == ACT_UNDO;
     for (size_t i = 0; i < lb->nactions; i++) {
@@ -720,25 +361,25 @@ static void request_undo(label_t *lb)
         undoing |= lb->actions[i].kind == ACT_UNDO;
     }
     if (undoing) {
-        set_status(lb, "undo: already on its way");
-    } else if (sending || !undo_refused(lb)) {
+        label_set_status(lb, "undo: already on its way");
+    } else if (sending || !label_undo_refused(lb)) {
         if (sending)
-            set_status(lb, "undo: waiting for the broker to acknowledge task %lld's label...",
-                       (long long)sending);
+            label_set_status(lb, "undo: waiting for the broker to acknowledge task %lld's label...",
+                             (long long)sending);
         else
-            set_status(lb, "undo: taking back task %lld's label %s...", (long long)lb->last.task_id,
-                       lb->last.label);
+            label_set_status(lb, "undo: taking back task %lld's label %s...",
+                             (long long)lb->last.task_id, lb->last.label);
         lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
         lb->actions[lb->nactions++] = (action_t){.kind = ACT_UNDO};
         pthread_cond_signal(&lb->cond);
     }
-    unlock(lb);
+    label_unlock(lb);
 }
 
 int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
 {
     label_t lb;
-    int pipefd[2] = {-1, -1}, rc = AGENT_EXIT_ERROR, thread_started = 0;
+    int pipefd[2] = {-1, -1}, rc = QR_EXIT_ERROR, thread_started = 0;
     pthread_t net;
     agent_sess_t main_sess;
     int main_ready = 0, mu_ok = 0, cond_ok = 0;
@@ -747,14 +388,14 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "quorum-agent: label needs a terminal on stdin and stdout; for programs "
                         "use `quorum-agent exec`\n");
-        return AGENT_EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     memset(&lb, 0, sizeof lb);
     memset(&cur, 0, sizeof cur);
     lb.opt = opt;
     lb.done_today = lb.remaining = -1;
     if (agent_init(&lb.ag, cfg, &stop_flag) < 0)
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     lb.ag.project = opt->project;
     lb.ag.spool = spool;
     if (pthread_mutex_init(&lb.mu, NULL) != 0 || !(mu_ok = 1) ||
@@ -781,27 +422,14 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if (agent_sess_init(&main_sess, &lb.ag) < 0)
         goto out;
     main_ready = 1;
-    int r = agent_flush_spool(&main_sess, NULL);
-    if (r == AGENT_STOPPED) {
-        rc = spool && spool->npending ? AGENT_EXIT_PENDING : AGENT_EXIT_OK;
+    if (agent_start(&main_sess, 0, &rc) < 0)
         goto out;
-    }
-    if (r < 0) {
-        rc = -r;
-        goto out;
-    }
-    if ((r = agent_load_project(&main_sess)) != 0) {
-        /* Stopped while the broker was unreachable: 7 only if results are
-         * still spooled, as the exit codes say. */
-        rc = r == AGENT_EXIT_PENDING && !(spool && spool->npending) ? AGENT_EXIT_OK : r;
-        goto out;
-    }
     if (raw_terminal() < 0) {
         fprintf(stderr, "quorum-agent: cannot set the terminal to raw mode: %s\n", strerror(errno));
-        rc = AGENT_EXIT_USAGE;
+        rc = QR_EXIT_USAGE;
         goto out;
     }
-    int e = pthread_create(&net, NULL, net_main, &lb);
+    int e = pthread_create(&net, NULL, label_net_main, &lb);
     if (e != 0) {
         restore_terminal();
         fprintf(stderr, "quorum-agent: pthread_create: %s\n", strerror(e));
@@ -816,9 +444,9 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
             break;
         if (take_current(&lb, &cur, have, &shown_ms))
             have = 1;
-        lock(&lb);
+        label_lock(&lb);
         int paused_out = lb.paused && !have && !lb.nqueue;
-        unlock(&lb);
+        label_unlock(&lb);
         if (paused_out)
             break; /* paused, and every task held is done */
         resized = 0;
@@ -852,26 +480,26 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         if (c >= '0' && c <= '9') {
             size_t k = c == '0' ? 9 : (size_t)(c - '1');
             if (k >= lb.ag.nlabels) {
-                lock(&lb);
-                set_status(&lb, "no choice %c", c);
-                unlock(&lb);
+                label_lock(&lb);
+                label_set_status(&lb, "no choice %c", c);
+                label_unlock(&lb);
                 continue;
             }
-            lock(&lb);
-            set_status(&lb, "task %lld: %s", (long long)cur.task_id, lb.ag.labels[k]);
-            unlock(&lb);
+            label_lock(&lb);
+            label_set_status(&lb, "task %lld: %s", (long long)cur.task_id, lb.ag.labels[k]);
+            label_unlock(&lb);
             act(&lb, ACT_SUBMIT, &cur, lb.ag.labels[k], active);
             have = 0;
         } else if (c == 's' || c == 'S') {
-            lock(&lb);
-            set_status(&lb, "task %lld: skipped", (long long)cur.task_id);
-            unlock(&lb);
+            label_lock(&lb);
+            label_set_status(&lb, "task %lld: skipped", (long long)cur.task_id);
+            label_unlock(&lb);
             act(&lb, ACT_SKIP, &cur, NULL, 0);
             have = 0;
         } else if (c == 'r' || c == 'R') {
-            lock(&lb);
-            set_status(&lb, "task %lld: released", (long long)cur.task_id);
-            unlock(&lb);
+            label_lock(&lb);
+            label_set_status(&lb, "task %lld: released", (long long)cur.task_id);
+            label_unlock(&lb);
             act(&lb, ACT_RELEASE, &cur, NULL, 0);
             have = 0;
         }
@@ -881,11 +509,11 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         act(&lb, ACT_RELEASE, &cur, NULL, 0);
         have = 0;
     }
-    lock(&lb);
+    label_lock(&lb);
     lb.quitting = 1;
-    set_status(&lb, "quitting: giving back the tasks held...");
+    label_set_status(&lb, "quitting: giving back the tasks held...");
     pthread_cond_signal(&lb.cond);
-    unlock(&lb);
+    label_unlock(&lb);
     draw(&lb, NULL, 0);
     e = pthread_join(net, NULL);
     if (e != 0)
@@ -900,16 +528,16 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
                                      ? "the tasks held were labeled or given back, some results "
                                        "stay spooled"
                                      : "the tasks held were labeled or given back");
-        rc = AGENT_EXIT_PAUSED;
+        rc = QR_EXIT_PAUSED;
     }
     if (!rc && spool && spool->npending)
-        rc = AGENT_EXIT_PENDING;
+        rc = QR_EXIT_PENDING;
 out:
     if (thread_started) {
-        lock(&lb);
+        label_lock(&lb);
         lb.quitting = 1;
         pthread_cond_signal(&lb.cond);
-        unlock(&lb);
+        label_unlock(&lb);
         (void)pthread_join(net, NULL);
     }
     restore_terminal();
@@ -919,17 +547,17 @@ out:
     }
     if (main_ready)
         agent_sess_free(&main_sess);
-    task_free(&cur);
+    label_task_free(&cur);
     for (size_t i = 0; i < lb.nqueue; i++)
-        task_free(&lb.queue[i]);
+        label_task_free(&lb.queue[i]);
     free(lb.queue);
     for (size_t i = 0; i < lb.nactions; i++) {
-        task_free(&lb.actions[i].task);
+        label_task_free(&lb.actions[i].task);
         free(lb.actions[i].label);
     }
     free(lb.actions);
     free(lb.current);
-    last_clear(&lb.last);
+    label_last_clear(&lb.last);
     wake_fd = -1;
     if (pipefd[0] >= 0)
         close(pipefd[0]);

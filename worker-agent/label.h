@@ -15,8 +15,8 @@ typedef struct qr_label_options_s {
 
 /*
  * Runs the labeler on the terminal on stdin/stdout until q, Ctrl-C, or the
- * project is complete. Refuses (AGENT_EXIT_USAGE) when stdin is not a
- * terminal. spool: open, borrowed. Returns an AGENT_EXIT_* code.
+ * project is complete. Refuses (QR_EXIT_USAGE) when stdin is not a
+ * terminal. spool: open, borrowed. Returns an QR_EXIT_* code.
  */
 int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool);
 

@@ -4,6 +4,8 @@
  */
 #include "session.h"
 
+#include "cli.h"
+#include "protocol.h"
 #include "util.h"
 
 #include <errno.h>
@@ -111,22 +113,21 @@ int agent_exit_code(const qr_client_call_t *call)
 {
     /* A project the caller's organization neither owns nor shares answers
      * 403 "no access to project N", exactly as one that does not exist. */
-    if (call->status == 404 ||
-        (call->status == 403 && strstr(call->message, "no access to project")))
-        return AGENT_EXIT_PROJECT;
+    if (call->status == 404 || (call->status == 403 && strstr(call->message, QR_MSG_NO_ACCESS)))
+        return QR_EXIT_PROJECT;
     if (call->status == 401 || call->status == 403)
-        return AGENT_EXIT_AUTH;
-    if (call->status == 409 && !strcmp(call->code, "project_paused"))
-        return AGENT_EXIT_PAUSED;
+        return QR_EXIT_AUTH;
+    if (call->status == 409 && !strcmp(call->code, QR_CODE_PROJECT_PAUSED))
+        return QR_EXIT_PAUSED;
     switch (call->result) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        return AGENT_EXIT_TLS;
+        return QR_EXIT_TLS;
     default:
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
 }
 
@@ -149,24 +150,13 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
                   int abortable)
 {
     agent_t *ag = s->ag;
-    char *text = NULL;
     int said = 0;
 
     if (out)
         *out = NULL;
-    if (body) {
-        text = json_dumps(body, JSON_COMPACT);
-        if (!text) {
-            snprintf(s->call.message, sizeof s->call.message, "cannot encode a request body");
-            s->call.status = 0;
-            return AGENT_FAILED;
-        }
-    }
     for (;;) {
-        if (abortable && *ag->stop) {
-            free(text);
+        if (abortable && *ag->stop)
             return AGENT_STOPPED;
-        }
         CURLcode rc = curl_easy_setopt(s->call.easy, CURLOPT_NOPROGRESS, abortable ? 0L : 1L);
         int r;
         if (rc != CURLE_OK) {
@@ -174,34 +164,18 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
                      curl_easy_strerror(rc));
             r = -1;
         } else {
-            r = qr_client_call_perform(&s->call, method, path, text, text ? strlen(text) : 0,
-                                       text ? "application/json" : NULL, ag->cfg->token);
+            r = qr_cli_call(&s->call, method, path, body, out);
         }
         if (r == 0) {
             if (said)
                 fprintf(stderr, "quorum-agent: broker reachable again\n");
             qr_backoff_reset(&s->backoff);
-            free(text);
-            if (out) {
-                json_error_t jerr;
-                *out = json_loadb(s->call.body.data ? s->call.body.data : "", s->call.body.len, 0,
-                                  &jerr);
-                if (!*out) {
-                    snprintf(s->call.message, sizeof s->call.message,
-                             "the broker's answer to %s is not JSON: %s", path, jerr.text);
-                    return AGENT_FAILED;
-                }
-            }
             return 0;
         }
-        if (s->call.result == CURLE_ABORTED_BY_CALLBACK) {
-            free(text);
+        if (s->call.result == CURLE_ABORTED_BY_CALLBACK)
             return AGENT_STOPPED;
-        }
-        if (!qr_client_call_retryable(&s->call)) {
-            free(text);
+        if (!qr_client_call_retryable(&s->call))
             return AGENT_FAILED;
-        }
         int64_t delay = qr_backoff_next(&s->backoff);
         if (s->retry_cap_ms > 0 && delay > s->retry_cap_ms)
             delay = s->retry_cap_ms / 2 + delay % (s->retry_cap_ms / 2 + 1);
@@ -209,10 +183,8 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
             fprintf(stderr, "quorum-agent: %s; retrying in %lld ms\n", s->call.message,
                     (long long)delay);
         said = 1;
-        if (nap(ag, delay) < 0) {
-            free(text);
+        if (nap(ag, delay) < 0)
             return AGENT_STOPPED;
-        }
     }
 }
 
@@ -220,11 +192,11 @@ int agent_load_project(agent_sess_t *s)
 {
     agent_t *ag = s->ag;
     json_t *root = NULL;
-    char *path = qr_xasprintf("/v1/projects/%lld", ag->project);
+    char *path = qr_xasprintf(QR_API_PROJECT("%lld"), ag->project);
     int r = agent_request(s, "GET", path, NULL, &root, 1);
     free(path);
     if (r == AGENT_STOPPED)
-        return AGENT_EXIT_PENDING;
+        return QR_EXIT_PENDING;
     if (r < 0) {
         fprintf(stderr, "quorum-agent: cannot read project %lld: %s\n", ag->project,
                 s->call.message);
@@ -236,7 +208,7 @@ int agent_load_project(agent_sess_t *s)
         fprintf(stderr, "quorum-agent: project %lld has no labels in the broker's answer\n",
                 ag->project);
         json_decref(root);
-        return AGENT_EXIT_ERROR;
+        return QR_EXIT_ERROR;
     }
     ag->labels = qr_xcalloc(n, sizeof *ag->labels);
     for (size_t i = 0; i < n; i++) {
@@ -245,13 +217,40 @@ int agent_load_project(agent_sess_t *s)
             fprintf(stderr, "quorum-agent: project %lld: label %zu is not a string\n", ag->project,
                     i);
             json_decref(root);
-            return AGENT_EXIT_ERROR;
+            return QR_EXIT_ERROR;
         }
         ag->labels[ag->nlabels++] = qr_xstrdup(l);
     }
     json_t *ttl = json_object_get(root, "lease_ttl_ms");
     ag->lease_ttl_ms = json_is_integer(ttl) ? json_integer_value(ttl) : 60000;
     json_decref(root);
+    return 0;
+}
+
+int agent_start(agent_sess_t *s, int say_foreign, int *exit_code)
+{
+    const qr_spool_t *spool = s->ag->spool;
+    size_t foreign = 0;
+    int r = agent_flush_spool(s, &foreign);
+    if (r == AGENT_STOPPED) {
+        *exit_code = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
+        return -1;
+    }
+    if (r < 0) {
+        *exit_code = -r;
+        return -1;
+    }
+    if (say_foreign && foreign)
+        fprintf(stderr,
+                "quorum-agent: %zu spooled result(s) belong to another broker or token and stay "
+                "in the spool (see `quorum-agent spool`)\n",
+                foreign);
+    if ((r = agent_load_project(s)) != 0) {
+        /* Stopped while the broker was unreachable: 7 only if results are
+         * still spooled, as the exit codes say. */
+        *exit_code = r == QR_EXIT_PENDING && !(spool && spool->npending) ? QR_EXIT_OK : r;
+        return -1;
+    }
     return 0;
 }
 
@@ -309,7 +308,7 @@ static void write_rejected(agent_t *ag, const char *payload, const char *reason)
  * no longer shared with the annotator's organization; 404, 409, 422) leave
  * the spool.
  * Returns 0 delivered, 1 rejected, 2 kept (anything else), or a negative
- * AGENT_EXIT_* code when removing it from the spool failed.
+ * QR_EXIT_* code when removing it from the spool failed.
  */
 static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const char *why)
 {
@@ -341,14 +340,14 @@ static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const
         }
         if (qr_spool_ack(ag->spool, id) < 0) {
             fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
-            ret = -AGENT_EXIT_SPOOL;
+            ret = -QR_EXIT_SPOOL;
         }
     } else if (outcome == 1) {
         fprintf(stderr, "quorum-agent: result not stored: %s\n", why);
     }
     pthread_mutex_unlock(&ag->lock);
-    if (ret == -AGENT_EXIT_SPOOL)
-        agent_fatal(ag, AGENT_EXIT_SPOOL);
+    if (ret == -QR_EXIT_SPOOL)
+        agent_fatal(ag, QR_EXIT_SPOOL);
     return ret;
 }
 
@@ -390,8 +389,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
 
     if ((r = qr_random_hex(16, idem)) < 0) {
         fprintf(stderr, "quorum-agent: no randomness for an idempotency key\n");
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     json_t *rec =
         json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:I, s:I}", "url", ag->cfg->url, "who",
@@ -402,8 +401,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_decref(rec);
     if (!payload) {
         fprintf(stderr, "quorum-agent: cannot encode a result\n");
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     if (ag->spool) {
         if (pthread_mutex_lock(&ag->lock) != 0)
@@ -414,8 +413,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
         pthread_mutex_unlock(&ag->lock);
         if (r < 0) {
             free(payload);
-            agent_fatal(ag, AGENT_EXIT_SPOOL);
-            return -AGENT_EXIT_SPOOL;
+            agent_fatal(ag, QR_EXIT_SPOOL);
+            return -QR_EXIT_SPOOL;
         }
     }
     free(payload);
@@ -423,7 +422,7 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_t *body = json_pack("{s:s, s:s, s:I}", "label", label, "idempotency_key", idem,
                              "active_ms", (json_int_t)active_ms);
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/submit", ag->project, esc ? esc : "");
+    char *path = qr_xasprintf(QR_API_LEASE_SUBMIT("%lld", "%s"), ag->project, esc ? esc : "");
     curl_free(esc);
     json_t *answer = NULL;
     s->retry_cap_ms = result_retry_cap(ag);
@@ -440,8 +439,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_decref(answer);
     if (r < 0 && (s->call.status == 401 || s->call.status == 403)) {
         fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
-        agent_fatal(ag, AGENT_EXIT_AUTH);
-        return -AGENT_EXIT_AUTH;
+        agent_fatal(ag, QR_EXIT_AUTH);
+        return -QR_EXIT_AUTH;
     }
     if (r < 0 && s->call.status == 0) {
         fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
@@ -451,8 +450,8 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     int o = settle(s, id, s->call.status, replayed, s->call.message);
     if (o == 2) {
         fprintf(stderr, "quorum-agent: submit: %s (the result stays spooled)\n", s->call.message);
-        agent_fatal(ag, AGENT_EXIT_ERROR);
-        return -AGENT_EXIT_ERROR;
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
     }
     if (o == 0 && annotation_id)
         *annotation_id = (int64_t)stored;
@@ -463,8 +462,9 @@ int agent_release(agent_sess_t *s, const char *lease, const char *reason, int sk
 {
     agent_t *ag = s->ag;
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/%s", ag->project, esc ? esc : "",
-                              skip ? "skip" : "release");
+    char *path =
+        qr_xasprintf(skip ? QR_API_LEASE_SKIP("%lld", "%s") : QR_API_LEASE_RELEASE("%lld", "%s"),
+                     ag->project, esc ? esc : "");
     curl_free(esc);
     char cut[501];
     snprintf(cut, sizeof cut, "%s", reason ? reason : "");
@@ -495,7 +495,7 @@ int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_m
 {
     agent_t *ag = s->ag;
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
-    char *path = qr_xasprintf("/v1/projects/%lld/leases/%s/heartbeat", ag->project, esc ? esc : "");
+    char *path = qr_xasprintf(QR_API_LEASE_HEARTBEAT("%lld", "%s"), ag->project, esc ? esc : "");
     curl_free(esc);
     int r =
         qr_client_call_perform(&s->call, "POST", path, "", 0, "application/json", ag->cfg->token);
@@ -587,7 +587,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             break;
         }
         json_t *body = json_pack("{s:o}", "results", results);
-        char *path = qr_xasprintf("/v1/projects/%lld/submit", (long long)project);
+        char *path = qr_xasprintf(QR_API_BATCH_SUBMIT("%lld"), (long long)project);
         json_t *answer = NULL;
         s->retry_cap_ms = result_retry_cap(ag);
         int r = agent_request(s, "POST", path, body, &answer, 1);
@@ -613,7 +613,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             if (status == 401 || status == 403) {
                 json_decref(answer);
                 fprintf(stderr, "quorum-agent: spooled result refused: %s\n", why);
-                return -AGENT_EXIT_AUTH;
+                return -QR_EXIT_AUTH;
             }
             int o = settle(s, ids[i], status, json_is_true(json_object_get(e, "replayed")), why);
             if (o < 0) {

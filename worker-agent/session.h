@@ -22,6 +22,7 @@
 
 #include "agent_backoff.h"
 #include "client.h"
+#include "protocol.h"
 #include "spool.h"
 
 #include <jansson.h>
@@ -30,16 +31,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Exit codes of quorum-agent (documented in --help). */
-#define AGENT_EXIT_OK      0 /* done (project complete, or stopped with nothing left to send) */
-#define AGENT_EXIT_ERROR   1 /* broker or network error, or the run did not complete */
-#define AGENT_EXIT_USAGE   2 /* bad flags or settings */
-#define AGENT_EXIT_AUTH    3 /* the broker refused the token (401/403) */
-#define AGENT_EXIT_TLS     4 /* TLS certificate problem */
-#define AGENT_EXIT_PROJECT 5 /* no such project */
-#define AGENT_EXIT_SPOOL   6 /* the spool cannot be opened or written */
-#define AGENT_EXIT_PENDING 7 /* stopped with results still spooled (sent at the next start) */
-#define AGENT_EXIT_PAUSED  8 /* the project is paused (409 project_paused on a lease request) */
+/* Exit codes: QR_EXIT_* of protocol.h (listed in --help). */
 
 /* Return codes of the request helpers besides 0. */
 #define AGENT_STOPPED (-1) /* the stop flag was raised while retrying */
@@ -87,7 +79,7 @@ void agent_sess_free(agent_sess_t *s);
  * command did about it (what: "the leases held were finished"). */
 void agent_say_paused(const agent_t *ag, const char *what);
 
-/* The exit code a failed call deserves (AGENT_EXIT_*). */
+/* The exit code a failed call deserves (QR_EXIT_*). */
 int agent_exit_code(const qr_client_call_t *call);
 
 /*
@@ -104,13 +96,22 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
                   int abortable);
 
 /* GET the project: fills ag->labels and ag->lease_ttl_ms. Returns 0, or an
- * AGENT_EXIT_* code with the message printed. */
+ * QR_EXIT_* code with the message printed. */
 int agent_load_project(agent_sess_t *s);
+
+/*
+ * What exec and label do first: send the results spooled for this broker
+ * and token (agent_flush_spool; with say_foreign, one line on stderr counts
+ * those of another broker or token, which stay), then load the project.
+ * Returns 0 to go on, or -1 with the exit code the command ends with in
+ * *exit_code (QR_EXIT_OK when stopped with nothing left spooled).
+ */
+int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
 
 /*
  * Spools (append + fsync) and delivers one result as described above.
  * Returns 0 when the broker stored it, 1 when it was rejected for good,
- * AGENT_STOPPED (still spooled), or a negative AGENT_EXIT_* code (fatal:
+ * AGENT_STOPPED (still spooled), or a negative QR_EXIT_* code (fatal:
  * bad token, spool failure) after agent_fatal.
  */
 int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
@@ -140,7 +141,7 @@ int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_m
  * Sends every spooled result of this broker and token (batch submit, 100 at
  * a time), removing each that is answered. Results of another broker or
  * token stay spooled and are counted in *foreign (may be NULL). Returns 0,
- * AGENT_STOPPED, or a negative AGENT_EXIT_* code.
+ * AGENT_STOPPED, or a negative QR_EXIT_* code.
  */
 int agent_flush_spool(agent_sess_t *s, size_t *foreign);
 

@@ -11,19 +11,16 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agreement.h"
+#include "cli.h"
+#include "protocol.h"
 #include "text_out.h"
 #include "util.h"
-
-#define EXIT_OK    0
-#define EXIT_IO    1
-#define EXIT_USAGE 2
 
 static const char help_text[] =
     "Usage: quorumctl agreement FILE.csv|- [--json] [--per-item]\n"
@@ -52,18 +49,8 @@ static const char help_text[] =
     "duplicate (item, annotator), an empty label, invalid UTF-8, a missing\n"
     "column or bad quoting; the error names the line).\n";
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "quorumctl agreement: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun `quorumctl agreement --help` for usage.\n");
-    return EXIT_USAGE;
-}
+/* How messages start: "quorumctl agreement: ...". */
+static const char *const prog = "quorumctl agreement";
 
 /* Columns s takes once escaped for the terminal (UTF-8 code points). */
 static int name_width(const char *s)
@@ -389,13 +376,13 @@ int qr_ctl_agreement(int argc, char **argv)
     int as_json = 0, per_item = 0, only_files = 0;
     char err[512];
     FILE *f;
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!only_files && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
             fputs(help_text, stdout);
-            return EXIT_OK;
+            return QR_EXIT_OK;
         } else if (!only_files && strcmp(arg, "--json") == 0) {
             as_json = 1;
         } else if (!only_files && strcmp(arg, "--per-item") == 0) {
@@ -404,41 +391,42 @@ int qr_ctl_agreement(int argc, char **argv)
                    (strcmp(arg, "--project") == 0 || strncmp(arg, "--project=", 10) == 0)) {
             /* quorumctl's main routes `agreement --project` to the live
              * command before this one is reached. */
-            return usage("%s", "--project goes to the live command; run quorumctl agreement "
-                               "--project ID");
+            return qr_cli_usage_error(prog, "", "%s",
+                                      "--project goes to the live command; run quorumctl agreement "
+                                      "--project ID");
         } else if (!only_files && strcmp(arg, "--") == 0) {
             only_files = 1;
         } else if (!only_files && arg[0] == '-' && arg[1] != '\0') {
-            return usage("unknown flag %s", arg);
+            return qr_cli_usage_error(prog, "", "unknown flag %s", arg);
         } else if (path) {
-            return usage("one file only; got a second: %s", arg);
+            return qr_cli_usage_error(prog, "", "one file only; got a second: %s", arg);
         } else {
             path = arg;
         }
     }
     if (!path)
-        return usage("%s", "missing FILE.csv (or - for stdin)");
+        return qr_cli_usage_error(prog, "", "%s", "missing FILE.csv (or - for stdin)");
 
     if (strcmp(path, "-") == 0) {
         f = stdin;
     } else if (!(f = fopen(path, "rb"))) {
-        fprintf(stderr, "quorumctl agreement: cannot open %s: %s\n", path, strerror(errno));
-        return EXIT_USAGE;
+        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+        return QR_EXIT_USAGE;
     }
     qr_agreement_t *a = qr_agreement_new();
     int r = qr_agreement_read_csv(f, a, err, sizeof(err));
     if (f != stdin)
         fclose(f);
     if (r < 0) {
-        fprintf(stderr, "quorumctl agreement: %s: %s\n", strcmp(path, "-") ? path : "stdin", err);
+        fprintf(stderr, "%s: %s: %s\n", prog, strcmp(path, "-") ? path : "stdin", err);
         qr_agreement_free(a);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     qr_agreement_items_t *items = NULL;
     json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
     if (as_json) {
         if (print_json(stdout, report, items) != 0)
-            rc = EXIT_IO;
+            rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
     } else {
         print_text(stdout, report, items, strcmp(path, "-") ? path : "stdin");
@@ -447,8 +435,8 @@ int qr_ctl_agreement(int argc, char **argv)
     qr_agreement_free(a);
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "quorumctl agreement: writing the report: %s\n", strerror(errno));
-        rc = EXIT_IO;
+        fprintf(stderr, "%s: writing the report: %s\n", prog, strerror(errno));
+        rc = QR_EXIT_ERROR;
     }
     return rc;
 }

@@ -6,6 +6,9 @@
  * subject and expiry; the private key never leaves the agent's machine.
  */
 #include "ctl_cert.h"
+
+#include "cli.h"
+#include "protocol.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,10 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 /* A client certificate in PEM is a few KB; the broker refuses over 16 KB. */
 #define MAX_PEM_BYTES 16384
@@ -50,14 +49,6 @@ static const char cert_help[] =
     "Exit codes: 0 success, 1 broker or network error, 2 usage error\n"
     "(bad flags, unreadable FILE, missing connection settings).\n";
 
-static int usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: cert: ", prog);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nRun `quorumctl cert --help` for usage.\n");
-    return EXIT_USAGE;
-}
-
 /* Reads a PEM file of at most MAX_PEM_BYTES into b. 0, or -1 (printed). */
 static int read_pem(const char *path, qr_buf_t *b)
 {
@@ -82,41 +73,6 @@ static int read_pem(const char *path, qr_buf_t *b)
     return 0;
 }
 
-/*
- * One request to the broker: method on path with body (NULL: none). On a 2xx
- * answer returns EXIT_OK with the parsed JSON in *out (the caller decrefs);
- * otherwise prints why and returns the exit code.
- */
-static int request(qr_client_config_t *cfg, const char *method, const char *path, json_t *body,
-                   json_t **out)
-{
-    char err[512];
-    *out = NULL;
-    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
-    }
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    if (body && !text) {
-        fprintf(stderr, "%s: cannot encode the request\n", prog);
-        return EXIT_BROKER;
-    }
-    qr_client_call_t call;
-    int rc = EXIT_OK;
-    if (qr_client_call_init(&call, cfg, 0) < 0 ||
-        qr_client_call_perform(&call, method, path, text, text ? strlen(text) : 0,
-                               text ? "application/json" : NULL, cfg->token) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        rc = EXIT_BROKER;
-    } else if (!(*out = json_loadb(call.body.data ? call.body.data : "", call.body.len, 0, NULL))) {
-        fprintf(stderr, "%s: the broker's answer is not JSON\n", prog);
-        rc = EXIT_BROKER;
-    }
-    qr_client_call_free(&call);
-    free(text);
-    return rc;
-}
-
 static const char *str_or(json_t *o, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -126,21 +82,22 @@ static const char *str_or(json_t *o, const char *key, const char *dflt)
 static int cert_add(qr_client_config_t *cfg, const char *user, const char *file)
 {
     if (!user || !user[0] || !file)
-        return usage("add: --user and --cert are required%s", "");
+        return qr_cli_usage_error(prog, "cert ", "cert: add: --user and --cert are required");
     qr_buf_t pem;
     qr_buf_init(&pem);
     if (read_pem(file, &pem) < 0) {
         qr_buf_free(&pem);
-        return EXIT_USAGE;
+        return QR_EXIT_USAGE;
     }
     json_t *body = json_pack("{s:s s:s%}", "user", user, "certificate", pem.data, pem.len);
     qr_buf_free(&pem);
     if (!body)
-        return usage("add: --user and the certificate must be UTF-8 text%s", "");
+        return qr_cli_usage_error(prog, "cert ",
+                                  "cert: add: --user and the certificate must be UTF-8 text");
     json_t *o;
-    int rc = request(cfg, "POST", "/v1/certs", body, &o);
+    int rc = qr_cli_request(prog, cfg, "POST", QR_API_CERTS, body, 0, &o);
     json_decref(body);
-    if (rc == EXIT_OK) {
+    if (rc == QR_EXIT_OK) {
         fprintf(stderr, "certificate %s (SHA-256 %s) now acts as %s (%s) until %s\n",
                 str_or(o, "subject", "?"), str_or(o, "sha256", "?"), user, str_or(o, "role", "?"),
                 str_or(o, "not_after", "?"));
@@ -154,13 +111,10 @@ static int cert_list(qr_client_config_t *cfg, int as_json)
 {
     json_t *o, *m;
     size_t i;
-    int rc = request(cfg, "GET", "/v1/certs", NULL, &o);
-    if (rc != EXIT_OK)
+    int rc = qr_cli_request(prog, cfg, "GET", QR_API_CERTS, NULL, as_json ? QR_CLI_ECHO : 0, &o);
+    if (rc != QR_EXIT_OK)
         return rc;
-    if (as_json) {
-        json_dumpf(o, stdout, JSON_COMPACT);
-        putchar('\n');
-    } else {
+    if (!as_json) {
         printf("%-6s %-20s %-10s %-64s %-26s %-26s %s\n", "id", "user", "role", "sha256",
                "not after", "last used", "revoked");
         json_array_foreach(json_object_get(o, "certificates"), i, m)
@@ -172,21 +126,20 @@ static int cert_list(qr_client_config_t *cfg, int as_json)
         }
     }
     json_decref(o);
-    return fflush(stdout) == 0 ? EXIT_OK : EXIT_BROKER;
+    return fflush(stdout) == 0 ? QR_EXIT_OK : QR_EXIT_ERROR;
 }
 
 static int cert_revoke(qr_client_config_t *cfg, const char *id)
 {
-    char *end;
-    errno = 0;
-    long long v = id ? strtoll(id, &end, 10) : 0;
-    if (!id || errno || end == id || *end || v < 1)
-        return usage("revoke: wants a mapping id (see cert list)%s", "");
+    long long v;
+    if (!id || qr_cli_parse_ll(id, 1, INT64_MAX, &v) < 0)
+        return qr_cli_usage_error(prog, "cert ",
+                                  "cert: revoke: wants a mapping id (see cert list)");
     char path[64];
-    snprintf(path, sizeof path, "/v1/certs/%lld", v);
+    snprintf(path, sizeof path, QR_API_CERT("%lld"), v);
     json_t *o;
-    int rc = request(cfg, "DELETE", path, NULL, &o);
-    if (rc == EXIT_OK)
+    int rc = qr_cli_request(prog, cfg, "DELETE", path, NULL, 0, &o);
+    if (rc == QR_EXIT_OK)
         fprintf(stderr, "certificate mapping %lld revoked\n", v);
     json_decref(o);
     return rc;
@@ -196,31 +149,32 @@ int qr_ctl_cert(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *user = NULL, *file = NULL, *id = NULL;
     int as_json = 0;
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fprintf(argc < 2 ? stderr : stdout, cert_help, qr_client_help_text);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, cert_help);
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "revoke"))
-        return usage("unknown command '%s'", sub);
+        return qr_cli_usage_error(prog, "cert ", "cert: unknown command '%s' (add, list, revoke)",
+                                  sub);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fprintf(stdout, cert_help, qr_client_help_text);
-            return EXIT_OK;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, cert_help);
+            return QR_EXIT_OK;
         }
         /* --cert is this command's own flag, before the connection flags. */
-        if ((r = qr_client_take_value(prog, argc, argv, &i, "--user", &user)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--cert", &file)) != 0 ||
-            (r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0) {
+        if ((r = qr_cli_take_value(prog, argc, argv, &i, "--user", &user)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--cert", &file)) != 0 ||
+            (r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(sub, "revoke") && !id && argv[i][0] != '-') {
             id = argv[i];
         } else {
-            return usage("unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "cert ", "cert: unexpected argument '%s'", argv[i]);
         }
     }
     if (!strcmp(sub, "add"))

@@ -9,18 +9,14 @@
  */
 #include "ctl_org.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+#include "protocol.h"
 #include "text_out.h"
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 static const char *const prog = "quorumctl";
 
@@ -93,115 +89,45 @@ static const char pause_help[] =
     "Exit codes: 0 success, 1 broker or network error (or no access to the\n"
     "project), 2 usage error.\n";
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    return EXIT_USAGE;
-}
-
-static int is_help(const char *arg)
-{
-    return !strcmp(arg, "--help") || !strcmp(arg, "-h");
-}
-
-/* A decimal integer in [0, max] -> *out; -1 when it is not one. */
-static int parse_count(const char *s, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/*
- * One request: method on path with body (a JSON object, or NULL for none).
- * On a 2xx answer returns EXIT_OK with the parsed body in *out (the caller
- * decrefs) and, when raw, the body as received on stdout; otherwise prints
- * why and returns the exit code.
- */
-static int request(qr_client_config_t *cfg, const char *method, const char *path, json_t *body,
-                   int raw, json_t **out)
-{
-    char err[512];
-    qr_client_call_t call;
-    *out = NULL;
-    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
-    }
-    if (qr_client_call_init(&call, cfg, 0) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return EXIT_BROKER;
-    }
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc = EXIT_OK;
-    if (qr_client_call_perform(&call, method, path, text, text ? strlen(text) : 0,
-                               text ? "application/json" : NULL, cfg->token) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        rc = EXIT_BROKER;
-    } else {
-        json_error_t jerr;
-        *out = json_loadb(call.body.data ? call.body.data : "", call.body.len, 0, &jerr);
-        if (!*out) {
-            fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call.url,
-                    jerr.text);
-            rc = EXIT_BROKER;
-        } else if (raw) {
-            printf("%.*s\n", (int)call.body.len, call.body.data);
-        }
-    }
-    free(text);
-    qr_client_call_free(&call);
-    return rc;
-}
-
 /* --- org ------------------------------------------------------------------------------ */
 
 int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *kind = "vendor", *name = NULL;
     int as_json = 0;
-    if (argc < 2 || is_help(argv[1])) {
-        fprintf(argc < 2 ? stderr : stdout, org_help, qr_client_help_text);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, org_help);
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "create") && strcmp(sub, "list"))
-        return usage("unknown org command '%s' (create, list)", sub);
+        return qr_cli_usage_error(prog, "org ", "unknown org command '%s' (create, list)", sub);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(org_help, qr_client_help_text);
-            return EXIT_OK;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, org_help);
+            return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(sub, "create") && !name && (argv[i][0] != '-' || !argv[i][0])) {
             name = argv[i];
         } else {
-            return usage("org %s: unexpected argument '%s'", sub, argv[i]);
+            return qr_cli_usage_error(prog, "org ", "org %s: unexpected argument '%s'", sub,
+                                      argv[i]);
         }
     }
     json_t *o;
     if (!strcmp(sub, "list")) {
-        int rc = request(cfg, "GET", "/v1/organizations", NULL, as_json, &o);
+        int rc = qr_cli_request(prog, cfg, "GET", QR_API_ORGANIZATIONS, NULL,
+                                as_json ? QR_CLI_ECHO : 0, &o);
         json_t *org;
         size_t k;
-        if (rc == EXIT_OK && !as_json) {
+        if (rc == QR_EXIT_OK && !as_json) {
             printf("%-8s %-7s %s\n", "id", "kind", "name");
             json_array_foreach(json_object_get(o, "organizations"), k, org)
             {
@@ -217,15 +143,17 @@ int qr_ctl_org(int argc, char **argv, qr_client_config_t *cfg)
         return rc;
     }
     if (!name || !name[0] || strlen(name) > 200)
-        return usage("org create: wants a NAME of 1 to 200 characters");
+        return qr_cli_usage_error(prog, "org ", "org create: wants a NAME of 1 to 200 characters");
     if (strcmp(kind, "vendor") && strcmp(kind, "owner"))
-        return usage("org create: --kind must be vendor or owner, not '%s'", kind);
+        return qr_cli_usage_error(prog, "org ",
+                                  "org create: --kind must be vendor or owner, not '%s'", kind);
     json_t *body = json_pack("{s:s s:s}", "name", name, "kind", kind);
     if (!body)
-        return usage("org create: NAME must be valid UTF-8");
-    int rc = request(cfg, "POST", "/v1/organizations", body, as_json, &o);
+        return qr_cli_usage_error(prog, "org ", "org create: NAME must be valid UTF-8");
+    int rc = qr_cli_request(prog, cfg, "POST", QR_API_ORGANIZATIONS, body,
+                            as_json ? QR_CLI_ECHO : 0, &o);
     json_decref(body);
-    if (rc == EXIT_OK && !as_json)
+    if (rc == QR_EXIT_OK && !as_json)
         printf("%lld\n", (long long)json_integer_value(json_object_get(o, "id")));
     json_decref(o);
     return rc;
@@ -247,29 +175,33 @@ static int project_pause(int argc, char **argv, qr_client_config_t *cfg)
     const char *project = NULL, *sub = argv[1];
     int as_json = 0;
     long long pid;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "project %s ", sub);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(pause_help, qr_client_help_text);
-            return EXIT_OK;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, pause_help);
+            return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else {
-            return usage("project %s: unexpected argument '%s'", sub, argv[i]);
+            return qr_cli_usage_error(prog, cmd, "project %s: unexpected argument '%s'", sub,
+                                      argv[i]);
         }
     }
-    if (!project || parse_count(project, INT64_MAX, &pid) < 0 || pid < 1)
-        return usage("project %s: --project ID (a positive integer) is required", sub);
+    if (qr_cli_project_id(prog, cmd, project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     char path[96];
-    snprintf(path, sizeof path, "/v1/projects/%lld/%s", pid, sub);
+    snprintf(path, sizeof path,
+             !strcmp(sub, "pause") ? QR_API_PAUSE("%lld") : QR_API_RESUME("%lld"), pid);
     json_t *o;
-    int rc = request(cfg, "POST", path, NULL, as_json, &o);
-    if (rc == EXIT_OK && !as_json) {
+    int rc = qr_cli_request(prog, cfg, "POST", path, NULL, as_json ? QR_CLI_ECHO : 0, &o);
+    if (rc == QR_EXIT_OK && !as_json) {
         const char *at = json_string_value(json_object_get(o, "paused_at"));
         if (json_is_true(json_object_get(o, "paused")))
             fprintf(stderr, "project %lld is paused (since %s)\n", pid, at ? at : "?");
@@ -285,11 +217,11 @@ static int project_pause(int argc, char **argv, qr_client_config_t *cfg)
 static long long org_id(qr_client_config_t *cfg, const char *org, int *rc)
 {
     long long id;
-    if (parse_count(org, INT64_MAX, &id) == 0 && id > 0)
+    if (qr_cli_parse_ll(org, 1, INT64_MAX, &id) == 0)
         return id;
     json_t *o, *x;
     size_t k;
-    *rc = request(cfg, "GET", "/v1/organizations", NULL, 0, &o);
+    *rc = qr_cli_request(prog, cfg, "GET", QR_API_ORGANIZATIONS, NULL, 0, &o);
     id = -1;
     json_array_foreach(json_object_get(o, "organizations"), k, x)
     {
@@ -298,9 +230,9 @@ static long long org_id(qr_client_config_t *cfg, const char *org, int *rc)
             id = (long long)json_integer_value(json_object_get(x, "id"));
     }
     json_decref(o);
-    if (*rc == EXIT_OK && id < 0) {
+    if (*rc == QR_EXIT_OK && id < 0) {
         fprintf(stderr, "%s: no organization '%s' (see quorumctl org list)\n", prog, org);
-        *rc = EXIT_BROKER;
+        *rc = QR_EXIT_ERROR;
     }
     return id;
 }
@@ -311,47 +243,52 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     int as_json = 0;
     long long pid, q = -1, k = -1;
     const char *sub = argv[1];
+    char cmd[32];
     if (!strcmp(sub, "pause") || !strcmp(sub, "resume"))
         return project_pause(argc, argv, cfg);
+    snprintf(cmd, sizeof cmd, "project %s ", sub);
     for (int i = 2; i < argc; i++) {
         int r;
-        if (is_help(argv[i])) {
-            printf(share_help, qr_client_help_text);
-            return EXIT_OK;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, share_help);
+            return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--org", &org)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--quota", &quota)) != 0 ||
-            (r = qr_client_take_value(prog, argc, argv, &i, "--cap", &cap)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--org", &org)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--quota", &quota)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--cap", &cap)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else {
-            return usage("project %s: unexpected argument '%s'", sub, argv[i]);
+            return qr_cli_usage_error(prog, cmd, "project %s: unexpected argument '%s'", sub,
+                                      argv[i]);
         }
     }
-    if (!project || parse_count(project, INT64_MAX, &pid) < 0 || pid < 1)
-        return usage("project %s: --project ID (a positive integer) is required", sub);
+    if (qr_cli_project_id(prog, cmd, project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     if (strcmp(sub, "shares") && (!org || !org[0]))
-        return usage("project %s: --org NAME|ID is required", sub);
-    if (quota && parse_count(quota, 1000000000, &q) < 0)
-        return usage("project %s: --quota must be a count from 0, not '%s'", sub, quota);
-    if (cap && parse_count(cap, 1000000000, &k) < 0)
-        return usage("project %s: --cap must be a count from 0, not '%s'", sub, cap);
+        return qr_cli_usage_error(prog, cmd, "project %s: --org NAME|ID is required", sub);
+    if (quota && qr_cli_parse_ll(quota, 0, 1000000000, &q) < 0)
+        return qr_cli_usage_error(prog, cmd, "project %s: --quota must be a count from 0, not '%s'",
+                                  sub, quota);
+    if (cap && qr_cli_parse_ll(cap, 0, 1000000000, &k) < 0)
+        return qr_cli_usage_error(prog, cmd, "project %s: --cap must be a count from 0, not '%s'",
+                                  sub, cap);
     if (strcmp(sub, "share") && (quota || cap))
-        return usage("project %s: --quota and --cap go with share", sub);
+        return qr_cli_usage_error(prog, cmd, "project %s: --quota and --cap go with share", sub);
 
     json_t *o = NULL;
     char path[96];
-    int rc = EXIT_OK;
+    int rc = QR_EXIT_OK;
     if (!strcmp(sub, "shares")) {
-        snprintf(path, sizeof path, "/v1/projects/%lld/shares", pid);
-        rc = request(cfg, "GET", path, NULL, as_json, &o);
+        snprintf(path, sizeof path, QR_API_SHARES("%lld"), pid);
+        rc = qr_cli_request(prog, cfg, "GET", path, NULL, as_json ? QR_CLI_ECHO : 0, &o);
         json_t *s;
         size_t n;
-        if (rc == EXIT_OK && !as_json) {
+        if (rc == QR_EXIT_OK && !as_json) {
             printf("%-8s %-24s %-12s %-12s %s\n", "org", "name", "quota", "cap", "annotations");
             json_array_foreach(json_object_get(o, "shares"), n, s)
             {
@@ -376,10 +313,10 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     long long oid = org_id(cfg, org, &rc);
     if (oid < 0)
         return rc;
-    snprintf(path, sizeof path, "/v1/projects/%lld/shares/%lld", pid, oid);
+    snprintf(path, sizeof path, QR_API_SHARE("%lld", "%lld"), pid, oid);
     if (!strcmp(sub, "unshare")) {
-        rc = request(cfg, "DELETE", path, NULL, as_json, &o);
-        if (rc == EXIT_OK && !as_json)
+        rc = qr_cli_request(prog, cfg, "DELETE", path, NULL, as_json ? QR_CLI_ECHO : 0, &o);
+        if (rc == QR_EXIT_OK && !as_json)
             fprintf(stderr, "project %lld no longer shared with organization %lld\n", pid, oid);
         json_decref(o);
         return rc;
@@ -387,9 +324,9 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     json_t *body =
         json_pack("{s:o s:o}", "quota_annotations", q < 0 ? json_null() : json_integer(q),
                   "max_tasks_per_annotator", k < 0 ? json_null() : json_integer(k));
-    rc = request(cfg, "PUT", path, body, as_json, &o);
+    rc = qr_cli_request(prog, cfg, "PUT", path, body, as_json ? QR_CLI_ECHO : 0, &o);
     json_decref(body);
-    if (rc == EXIT_OK && !as_json)
+    if (rc == QR_EXIT_OK && !as_json)
         fprintf(stderr, "project %lld shared with organization %lld (quota %s, cap %s)\n", pid, oid,
                 quota ? quota : "none", cap ? cap : "none");
     json_decref(o);

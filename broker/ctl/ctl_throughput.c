@@ -8,7 +8,6 @@
  */
 #include "ctl_throughput.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -16,11 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "protocol.h"
 #include "text_out.h"
-
-#define EXIT_OK     0
-#define EXIT_BROKER 1
-#define EXIT_USAGE  2
 
 #define MAX_COLS 16
 #define CELL     48
@@ -346,32 +343,7 @@ void qr_ctl_query_add(qr_buf_t *q, const char *key, const char *value)
     }
 }
 
-/* `name VALUE` or `name=VALUE`: see qr_client_take_value. */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    return qr_client_take_value(prog, argc, argv, i, name, value);
-}
-
-static int positive(const char *s, long long max, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: throughput: ", prog);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nRun `quorumctl throughput --help` for usage.\n");
-    return EXIT_USAGE;
-}
-
-int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
+int qr_ctl_throughput(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *window = NULL, *by = NULL, *annotator = NULL;
     int as_json = 0;
@@ -379,48 +351,45 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
 
     for (int i = 1; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(help, qr_client_help_text);
-            return EXIT_OK;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, help);
+            return QR_EXIT_OK;
         }
-        if ((r = qr_client_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = take_value(argc, argv, &i, "--project", &project)) != 0 ||
-            (r = take_value(argc, argv, &i, "--window", &window)) != 0 ||
-            (r = take_value(argc, argv, &i, "--by", &by)) != 0 ||
-            (r = take_value(argc, argv, &i, "--annotator", &annotator)) != 0) {
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--window", &window)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--by", &by)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--annotator", &annotator)) != 0) {
             if (r < 0)
-                return EXIT_USAGE;
+                return QR_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else if (!strcmp(argv[i], "--watch")) {
             watch = 5;
         } else if (!strncmp(argv[i], "--watch=", 8)) {
-            if (positive(argv[i] + 8, 3600, &watch) < 0)
-                return usage("--watch must be 1 to 3600 seconds, not '%s'", argv[i] + 8);
+            if (qr_cli_parse_ll(argv[i] + 8, 1, 3600, &watch) < 0)
+                return qr_cli_usage_error(prog, "throughput ",
+                                          "throughput: --watch must be 1 to 3600 seconds, not '%s'",
+                                          argv[i] + 8);
         } else {
-            return usage("unexpected argument '%s'", argv[i]);
+            return qr_cli_usage_error(prog, "throughput ", "throughput: unexpected argument '%s'",
+                                      argv[i]);
         }
     }
-    if (!project)
-        return usage("--project ID is required%s", "");
-    if (positive(project, INT64_MAX, &pid) < 0)
-        return usage("--project must be a positive integer, not '%s'", project);
+    if (qr_cli_project_id(prog, "throughput ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
     if (by && strcmp(by, "annotator") && strcmp(by, "vendor") && strcmp(by, "hour"))
-        return usage("--by must be annotator, vendor or hour, not '%s'", by);
-    if (annotator && positive(annotator, INT64_MAX, &tmp) < 0)
-        return usage("--annotator must be a user id, not '%s'", annotator);
+        return qr_cli_usage_error(prog, "throughput ",
+                                  "throughput: --by must be annotator, vendor or hour, not '%s'",
+                                  by);
+    if (annotator && qr_cli_parse_ll(annotator, 1, INT64_MAX, &tmp) < 0)
+        return qr_cli_usage_error(prog, "throughput ",
+                                  "throughput: --annotator must be a user id, not '%s'", annotator);
 
-    char err[512];
-    if (qr_client_config_resolve(cfg, 1, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return EXIT_USAGE;
-    }
     qr_client_call_t call;
-    if (qr_client_call_init(&call, cfg, 0) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return EXIT_BROKER;
-    }
+    int rc = qr_cli_connect(prog, cfg, &call);
+    if (rc != QR_EXIT_OK)
+        return rc;
     qr_buf_t path;
     qr_buf_init(&path);
     qr_buf_t q;
@@ -431,59 +400,33 @@ int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg)
         qr_ctl_query_add(&q, "by", by);
     if (annotator)
         qr_ctl_query_add(&q, "annotator", annotator);
-    qr_buf_appendf(&path, "/v1/projects/%lld/throughput%s", pid, q.data ? q.data : "");
+    qr_buf_appendf(&path, QR_API_THROUGHPUT("%lld") "%s", pid, q.data ? q.data : "");
     qr_buf_free(&q);
 
-    int rc = EXIT_OK;
     for (;;) {
-        if (qr_client_call_perform(&call, "GET", path.data, NULL, 0, NULL, cfg->token) < 0) {
-            fprintf(stderr, "%s: %s\n", prog, call.message);
-            rc = call.status == 422 ? EXIT_USAGE : EXIT_BROKER;
-            break;
-        }
-        json_error_t jerr;
-        json_t *r = json_loadb(call.body.data ? call.body.data : "", call.body.len, 0, &jerr);
-        if (!json_is_object(r)) {
-            fprintf(stderr, "%s: broker sent invalid JSON from %s: %s\n", prog, call.url,
-                    r ? "not an object" : jerr.text);
-            json_decref(r);
-            rc = EXIT_BROKER;
+        json_t *r = qr_cli_get_object(prog, &call, path.data);
+        if (!r) {
+            /* A window the broker refuses is the user's mistake (422). */
+            rc = call.status == 422 ? QR_EXIT_USAGE : QR_EXIT_ERROR;
             break;
         }
         if (watch)
             printf("\033[H\033[2J"); /* clear the terminal */
         if (as_json) {
-            fwrite(call.body.data, 1, call.body.len, stdout);
-            if (call.body.len == 0 || call.body.data[call.body.len - 1] != '\n')
-                putchar('\n');
+            rc = qr_cli_echo(prog, &call);
         } else {
             qr_ctl_throughput_print(r);
+            if (fflush(stdout) != 0) {
+                fprintf(stderr, "%s: cannot write to stdout\n", prog);
+                rc = QR_EXIT_ERROR;
+            }
         }
         json_decref(r);
-        if (fflush(stdout) != 0) {
-            fprintf(stderr, "%s: cannot write to stdout\n", prog);
-            rc = EXIT_BROKER;
-            break;
-        }
-        if (!watch)
+        if (!watch || rc != QR_EXIT_OK)
             break;
         sleep((unsigned)watch);
     }
     qr_buf_free(&path);
     qr_client_call_free(&call);
-    return rc;
-}
-
-int qr_ctl_throughput(int argc, char **argv)
-{
-    qr_client_config_t cfg;
-    qr_client_config_init(&cfg);
-    if (qr_client_global_init() < 0) {
-        qr_client_config_free(&cfg);
-        return EXIT_BROKER;
-    }
-    int rc = qr_ctl_throughput_cfg(argc, argv, &cfg);
-    qr_client_global_cleanup();
-    qr_client_config_free(&cfg);
     return rc;
 }

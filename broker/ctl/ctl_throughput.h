@@ -12,15 +12,11 @@
 #include "client.h"
 #include "util.h"
 
-/* argv[0] is "throughput". Resolves its own connection settings (flags after
- * the command, environment, .quorum/env) and initialises libcurl itself.
- * Returns the process exit code: 0 ok, 1 broker or network error, 2 usage. */
-int qr_ctl_throughput(int argc, char **argv);
-
-/* The same with settings the caller already holds (flags given before the
- * command; those given after it are added to cfg). The caller has called
- * qr_client_global_init. */
-int qr_ctl_throughput_cfg(int argc, char **argv, qr_client_config_t *cfg);
+/* argv[0] is "throughput". cfg holds the connection flags given before the
+ * command; those given after it are added. The caller has called
+ * qr_client_global_init. Returns the process exit code: 0 ok, 1 broker or
+ * network error, 2 usage (also a window the broker refuses). */
+int qr_ctl_throughput(int argc, char **argv, qr_client_config_t *cfg);
 
 /* Prints a GET /v1/projects/{id}/throughput answer as `quorumctl throughput`
  * does: the window, the crew as a table with totals, the queue and the ETA. */

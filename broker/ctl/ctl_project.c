@@ -1,0 +1,307 @@
+/*
+ * ctl_project.c - `quorumctl project create` (POST /v1/projects) and
+ * `quorumctl import` (POST /v1/projects/{id}/tasks): a manager makes a
+ * labeling project and fills it with tasks from a JSONL, JSON or CSV file.
+ * The file is sent as it is; the broker parses it, all or nothing.
+ */
+#include "ctl_project.h"
+
+#include "cli.h"
+#include "protocol.h"
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Largest import we read into memory (bytes). The broker has its own,
+ * usually smaller, limit and answers 413 above it. */
+#define MAX_IMPORT_BYTES ((size_t)1 << 30)
+
+static const char *const prog = "quorumctl";
+
+static const char project_help[] =
+    "Usage: quorumctl project create --name N --labels a,b,c\n"
+    "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
+    "                 [--max-leases-per-annotator N] [--json]\n"
+    "\n"
+    "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
+    "stdout, or the whole project object with --json.\n"
+    "\n"
+    "  --name N                   project name\n"
+    "  --labels a,b,c             the label choices, comma-separated (1-1000)\n"
+    "  --annotations-per-task K   annotations each task needs (broker default 1)\n"
+    "  --lease-ttl-ms MS          how long a lease lasts (broker default 60000)\n"
+    "  --max-leases-per-annotator N   live leases one annotator may hold at once\n"
+    "                             (1-10000; broker default 10)\n"
+    "  --json                     print the project as JSON\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+static const char import_help[] =
+    "Usage: quorumctl import --project ID [--format jsonl|json|csv] FILE|-\n"
+    "\n"
+    "Imports tasks into a project from a file (or stdin with -):\n"
+    "  jsonl  one task a line: {\"data\": {...}, \"prediction\": {\"label\": ...,\n"
+    "         \"score\": ...}, \"gold\": ...} or a bare JSON object taken as the data;\n"
+    "  json   a JSON array of such tasks (Label Studio's task export);\n"
+    "  csv    a header row naming the fields, then a task a row (RFC 4180, UTF-8);\n"
+    "         the columns prediction, prediction_score and gold are the task's\n"
+    "         prediction and gold answer, every other column is data.\n"
+    "The format defaults to the file's extension (.csv, .json, else jsonl). All\n"
+    "or nothing: a bad line fails the whole import, naming its line.\n"
+    "Prints \"imported N tasks (ids A..B)\".\n"
+    "\n"
+    "  --project ID     the project's id\n"
+    "  --format F       jsonl, json or csv\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl import --project 3 tasks.jsonl\n"
+    "  quorumctl import --project 3 --format csv - < reviews.csv\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+/* Splits "a,b,c" into a JSON array of strings; NULL on an empty item. */
+static json_t *split_labels(const char *s)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (n == 0)
+            goto fail;
+        json_t *label = json_stringn(s, n);
+        if (!label || json_array_append_new(arr, label) < 0)
+            goto fail;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    return arr;
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL;
+    int as_json = 0;
+    long long k = 0, ttl_ms = 0, max_leases = 0;
+
+    if (argc < 2 || qr_cli_is_help(argv[1])) {
+        qr_cli_help(argc < 2 ? stderr : stdout, project_help);
+        return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
+    }
+    if (strcmp(argv[1], "create") != 0)
+        return qr_cli_usage_error(prog, "",
+                                  "unknown project command '%s' (create, share, unshare, shares, "
+                                  "pause, resume)",
+                                  argv[1]);
+    for (int i = 2; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, project_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--name", &name)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--labels", &labels)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--annotations-per-task", &per_task)) !=
+                0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--max-leases-per-annotator",
+                                   &max_live)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return qr_cli_usage_error(prog, "project create ",
+                                      "project create: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!name || !name[0])
+        return qr_cli_usage_error(prog, "project create ", "project create: --name is required");
+    if (!labels)
+        return qr_cli_usage_error(prog, "project create ", "project create: --labels is required");
+    if (per_task && qr_cli_parse_ll(per_task, 1, 100, &k) < 0)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --annotations-per-task must be 1-100, not '%s'",
+                                  per_task);
+    if (ttl && qr_cli_parse_ll(ttl, 1, 86400000, &ttl_ms) < 0)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --lease-ttl-ms must be a positive "
+                                  "number of ms, not '%s'",
+                                  ttl);
+    if (max_live && qr_cli_parse_ll(max_live, 1, 10000, &max_leases) < 0)
+        return qr_cli_usage_error(
+            prog, "project create ",
+            "project create: --max-leases-per-annotator must be 1-10000, not '%s'", max_live);
+    json_t *label_arr = split_labels(labels);
+    if (!label_arr)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: --labels has an empty label in '%s'", labels);
+
+    json_t *body = json_object();
+    if (!body || json_object_set_new(body, "name", json_string(name)) < 0 ||
+        json_object_set_new(body, "labels", label_arr) < 0 ||
+        (per_task && json_object_set_new(body, "annotations_per_task", json_integer(k)) < 0) ||
+        (ttl && json_object_set_new(body, "lease_ttl_ms", json_integer(ttl_ms)) < 0) ||
+        (max_live &&
+         json_object_set_new(body, "max_leases_per_annotator", json_integer(max_leases)) < 0)) {
+        fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
+        json_decref(body);
+        return QR_EXIT_USAGE;
+    }
+
+    json_t *project;
+    int rc = qr_cli_request(prog, cfg, "POST", QR_API_PROJECTS, body, as_json ? QR_CLI_ECHO : 0,
+                            &project);
+    json_decref(body);
+    if (rc == QR_EXIT_OK && !as_json) {
+        json_t *id = json_object_get(project, "id");
+        if (json_is_integer(id)) {
+            printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+        } else if (json_is_string(id)) {
+            printf("%s\n", json_string_value(id));
+        } else {
+            fprintf(stderr, "%s: broker's answer has no project id\n", prog);
+            rc = QR_EXIT_ERROR;
+        }
+    }
+    json_decref(project);
+    return rc;
+}
+
+/*
+ * Reads a whole file (or stdin for "-") into b, refusing more than
+ * MAX_IMPORT_BYTES. Returns 0 or -1 (message printed).
+ */
+static int read_input(const char *path, qr_buf_t *b)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char chunk[65536];
+    size_t n;
+    if (!f) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b->len + n > MAX_IMPORT_BYTES) {
+            fprintf(stderr, "%s: %s is over %zu bytes; split it into several imports\n", prog, path,
+                    MAX_IMPORT_BYTES);
+            goto fail;
+        }
+        qr_buf_append(b, chunk, n);
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, strerror(errno));
+        goto fail;
+    }
+    if (f != stdin)
+        fclose(f);
+    return 0;
+fail:
+    if (f != stdin)
+        fclose(f);
+    return -1;
+}
+
+int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *file = NULL, *format = NULL;
+    long long pid;
+
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, import_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return qr_cli_usage_error(prog, "import ", "import: unknown flag '%s'", argv[i]);
+        } else if (file) {
+            return qr_cli_usage_error(prog, "import ", "import: only one FILE, got also '%s'",
+                                      argv[i]);
+        } else {
+            file = argv[i];
+        }
+    }
+    if (qr_cli_project_id(prog, "import ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    if (!file)
+        return qr_cli_usage_error(prog, "import ", "import: FILE (or - for stdin) is required");
+    if (!format) {
+        size_t n = strlen(file);
+        format = n > 4 && !strcasecmp(file + n - 4, ".csv")    ? "csv"
+                 : n > 5 && !strcasecmp(file + n - 5, ".json") ? "json"
+                                                               : "jsonl";
+    }
+    const char *content_type = !strcmp(format, "csv")     ? "text/csv; charset=utf-8"
+                               : !strcmp(format, "json")  ? "application/json"
+                               : !strcmp(format, "jsonl") ? "application/x-ndjson"
+                                                          : NULL;
+    if (!content_type)
+        return qr_cli_usage_error(prog, "import ",
+                                  "import: --format must be jsonl, json or csv, not '%s'", format);
+
+    qr_buf_t data;
+    qr_buf_init(&data);
+    if (read_input(file, &data) < 0) {
+        qr_buf_free(&data);
+        return QR_EXIT_USAGE;
+    }
+    qr_client_call_t call;
+    int rc = qr_cli_connect(prog, cfg, &call);
+    if (rc != QR_EXIT_OK) {
+        qr_buf_free(&data);
+        return rc;
+    }
+    char *path = qr_xasprintf(QR_API_TASKS("%lld"), pid);
+    int r = qr_client_call_perform(&call, "POST", path, data.data ? data.data : "", data.len,
+                                   content_type, cfg->token);
+    free(path);
+    qr_buf_free(&data);
+    if (r < 0) {
+        fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return QR_EXIT_ERROR;
+    }
+    json_t *res = qr_cli_answer(&call);
+    if (!res) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        qr_client_call_free(&call);
+        return QR_EXIT_ERROR;
+    }
+    json_t *n = json_object_get(res, "imported");
+    json_t *first = json_object_get(res, "first_task_id");
+    json_t *last = json_object_get(res, "last_task_id");
+    if (!json_is_integer(n)) {
+        fprintf(stderr, "%s: broker's answer lacks \"imported\"\n", prog);
+        rc = QR_EXIT_ERROR;
+    } else if (json_is_integer(first) && json_is_integer(last)) {
+        printf("imported %" JSON_INTEGER_FORMAT " tasks (ids %" JSON_INTEGER_FORMAT
+               "..%" JSON_INTEGER_FORMAT ")\n",
+               json_integer_value(n), json_integer_value(first), json_integer_value(last));
+    } else {
+        printf("imported %" JSON_INTEGER_FORMAT " tasks\n", json_integer_value(n));
+    }
+    json_decref(res);
+    qr_client_call_free(&call);
+    return rc;
+}

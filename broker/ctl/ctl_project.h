@@ -1,0 +1,19 @@
+/*
+ * ctl_project.h - `quorumctl project create` and `quorumctl import`.
+ */
+#ifndef QR_CTL_PROJECT_H
+#define QR_CTL_PROJECT_H
+
+#include "client.h"
+
+/* argv[0] is "project", argv[1] "create" (or --help). cfg holds the
+ * connection flags given before the command; those given after it are
+ * added. The caller has called qr_client_global_init. Returns the process
+ * exit code: 0 ok, 1 broker or network error, 2 usage error. */
+int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg);
+
+/* argv[0] is "import"; as qr_ctl_project (an unreadable FILE is a usage
+ * error). */
+int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * ctl_report.c - what a manager reads about a project: `quorumctl report`
+ * (GET /v1/projects/{id}/report with the crew's throughput, once or
+ * --watch), `quorumctl agreement --project` (the live agreement report) and
+ * `quorumctl export` (every annotation as CSV or JSON lines). Names that
+ * come from the broker are escaped for the terminal (text_out.h).
+ */
+#include "ctl_report.h"
+
+#include "cli.h"
+#include "ctl_throughput.h"
+#include "protocol.h"
+#include "text_out.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const prog = "quorumctl";
+
+static const char report_help[] =
+    "Usage: quorumctl report --project ID [--window W] [--json] [--watch[=S]]\n"
+    "\n"
+    "Prints a project's report: progress, annotations, throughput, duplicate\n"
+    "and overfilled counts, agreement, and annotations per annotator; then the\n"
+    "crew's throughput over the window as a table, annotators as rows (rate,\n"
+    "time on task, active and idle time, lease outcomes, flags) with totals,\n"
+    "the queue and the ETA (as `quorumctl throughput` prints it). A vendor's\n"
+    "manager sees their own crew only.\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "  --window W     15m, 1h, 1d, ... or FROM..TO (default 1h)\n"
+    "  --json         the broker's JSON report, its throughput under \"throughput\"\n"
+    "  --watch[=S]    clear the screen and refresh every S seconds (default 5)\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl report --project 3\n"
+    "  quorumctl report --project 3 --window 1d --watch\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
+
+/* A JSON number (integer or real) as a double; NAN-free default 0. */
+static double num(json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+/* Prints "label  value" where value is a number to `decimals` places, or
+ * "undefined" for null/missing. */
+static void print_metric(const char *label, json_t *v, int decimals)
+{
+    if (json_is_number(v))
+        printf("%-24s %.*f\n", label, decimals, json_number_value(v));
+    else
+        printf("%-24s undefined\n", label);
+}
+
+/*
+ * How a table names an annotator: the row's name under `key`, or
+ * "name@organization" when the row's organization (`prefix` +
+ * "organization_id", `prefix` + "organization") is not the project's
+ * (report's "project_org_id"), so that two organizations' "alice" stay two
+ * rows. Written into buf (n bytes); returns buf.
+ */
+static const char *annotator_label(const json_t *report, const json_t *row, const char *key,
+                                   const char *prefix, char *buf, size_t n)
+{
+    char k_id[40], k_org[40];
+    snprintf(k_id, sizeof k_id, "%sorganization_id", prefix);
+    snprintf(k_org, sizeof k_org, "%sorganization", prefix);
+    const json_t *who = json_object_get(row, key);
+    const json_t *own = json_object_get(report, "project_org_id");
+    const json_t *org_id = json_object_get(row, k_id);
+    const char *org = json_string_value(json_object_get(row, k_org));
+    if (json_is_string(who))
+        snprintf(buf, n, "%s", json_string_value(who));
+    else if (json_is_integer(who))
+        snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(who));
+    else
+        snprintf(buf, n, "?");
+    if (org && json_is_integer(org_id) && json_is_integer(own) &&
+        json_integer_value(org_id) != json_integer_value(own)) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "@%s", org);
+    }
+    return buf;
+}
+
+/* The manager-facing text rendering of GET /v1/projects/{id}/report. */
+static void print_report(json_t *r)
+{
+    double tasks = num(r, "tasks"), complete = num(r, "tasks_complete");
+    json_t *agreement = json_object_get(r, "agreement");
+    json_t *per = json_object_get(r, "per_annotator");
+
+    printf("%-24s %.0f\n", "project", num(r, "project"));
+    printf("%-24s %.0f\n", "tasks", tasks);
+    if (tasks > 0)
+        printf("%-24s %.0f (%.1f%%)\n", "complete", complete, 100.0 * complete / tasks);
+    else
+        printf("%-24s %.0f\n", "complete", complete);
+    printf("%-24s %.0f\n", "annotations", num(r, "annotations"));
+    printf("%-24s %.0f\n", "annotators", num(r, "annotators"));
+    printf("%-24s %.0f%s\n", "duplicate assignments", num(r, "duplicate_assignments"),
+           num(r, "duplicate_assignments") > 0 ? "  (should be 0)" : "");
+    printf("%-24s %.0f%s\n", "overfilled tasks", num(r, "overfilled_tasks"),
+           num(r, "overfilled_tasks") > 0 ? "  (should be 0)" : "");
+    print_metric("completions/s", json_object_get(r, "completions_per_second"), 1);
+    if (json_is_number(json_object_get(r, "elapsed_seconds")))
+        printf("%-24s %.2f s\n", "elapsed", num(r, "elapsed_seconds"));
+    else
+        printf("%-24s undefined\n", "elapsed");
+    print_metric("percent agreement", json_object_get(agreement, "percent_agreement"), 3);
+    print_metric("krippendorff alpha", json_object_get(agreement, "krippendorff_alpha_nominal"), 3);
+
+    if (!json_is_array(per) || json_array_size(per) == 0)
+        return;
+    int width = 9; /* strlen("annotator") */
+    size_t i;
+    json_t *row;
+    char name[512];
+    json_array_foreach(per, i, row)
+    {
+        char esc[512];
+        int len = (int)strlen(qr_term_escape_to(
+            esc, sizeof esc, annotator_label(r, row, "annotator", "", name, sizeof name)));
+        if (len > width && len <= 64)
+            width = len;
+    }
+    printf("\n%-*s  %11s\n", width, "annotator", "annotations");
+    json_array_foreach(per, i, row)
+    {
+        char esc[512]; /* a name cannot forge rows (text_out.h) */
+        printf("%-*s  %11.0f\n", width,
+               qr_term_escape_to(esc, sizeof esc,
+                                 annotator_label(r, row, "annotator", "", name, sizeof name)),
+               num(row, "annotations"));
+    }
+}
+
+int qr_ctl_report(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *window = "1h";
+    int as_json = 0;
+    long watch = 0;
+    long long pid;
+
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, report_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--window", &window)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else if (strcmp(argv[i], "--watch") == 0) {
+            watch = 5;
+        } else if (strncmp(argv[i], "--watch=", 8) == 0) {
+            char *end;
+            watch = strtol(argv[i] + 8, &end, 10);
+            if (*end || end == argv[i] + 8 || watch < 1 || watch > 3600)
+                return qr_cli_usage_error(prog, "report ",
+                                          "report: --watch must be 1 to 3600 seconds, not '%s'",
+                                          argv[i] + 8);
+        } else {
+            return qr_cli_usage_error(prog, "report ", "report: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (qr_cli_project_id(prog, "report ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    qr_client_call_t call;
+    int rc = qr_cli_connect(prog, cfg, &call);
+    if (rc != QR_EXIT_OK)
+        return rc;
+    char *report_path = qr_xasprintf(QR_API_REPORT("%lld"), pid);
+    qr_buf_t q;
+    qr_buf_init(&q);
+    qr_ctl_query_add(&q, "window", window);
+    char *tp_path = qr_xasprintf(QR_API_THROUGHPUT("%lld") "%s", pid, q.data);
+    qr_buf_free(&q);
+    for (;;) {
+        json_t *report = qr_cli_get_object(prog, &call, report_path);
+        /* A window the broker refuses is the user's mistake (422). */
+        json_t *tp = report ? qr_cli_get_object(prog, &call, tp_path) : NULL;
+        if (!tp) {
+            rc = call.status == 422 ? QR_EXIT_USAGE : QR_EXIT_ERROR;
+            json_decref(report);
+            break;
+        }
+        if (watch)
+            printf("\033[H\033[2J"); /* clear the terminal */
+        if (as_json) {
+            json_object_set_new(report, "throughput", tp);
+            char *s = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            if (!s || puts(s) == EOF)
+                rc = QR_EXIT_ERROR;
+            free(s);
+        } else {
+            print_report(report);
+            putchar('\n');
+            qr_ctl_throughput_print(tp);
+            json_decref(tp);
+        }
+        json_decref(report);
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "%s: cannot write to stdout\n", prog);
+            rc = QR_EXIT_ERROR;
+        }
+        if (!watch || rc != QR_EXIT_OK)
+            break;
+        sleep((unsigned)watch);
+    }
+    free(report_path);
+    free(tp_path);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+/* GET path; the body goes to stdout as it is (raw) or through show(). */
+static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
+                         void (*show)(json_t *o))
+{
+    json_t *o = NULL;
+    int rc = qr_cli_request(prog, cfg, "GET", path, NULL, raw ? QR_CLI_ECHO : 0, raw ? NULL : &o);
+    if (rc == QR_EXIT_OK && !raw)
+        show(o);
+    json_decref(o);
+    return rc;
+}
+
+static void show_agreement(json_t *o)
+{
+    json_t *counts = json_object_get(o, "counts");
+    printf("items %lld, annotators %lld, judgements %lld, pairable items %lld\n",
+           (long long)json_integer_value(json_object_get(counts, "items")),
+           (long long)json_integer_value(json_object_get(counts, "annotators")),
+           (long long)json_integer_value(json_object_get(counts, "judgements")),
+           (long long)json_integer_value(json_object_get(counts, "pairable_items")));
+    const char *key;
+    json_t *m;
+    json_object_foreach(json_object_get(o, "metrics"), key, m)
+    {
+        const char *status = json_string_value(json_object_get(m, "status"));
+        if (status && !strcmp(status, "defined"))
+            printf("%-28s %.4f\n", key, json_number_value(json_object_get(m, "value")));
+        else
+            printf("%-28s %s (%s)\n", key,
+                   status && !strcmp(status, "undefined") ? "undefined" : "n/a",
+                   json_string_value(json_object_get(m, "reason")));
+    }
+    json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
+    if (json_is_number(json_object_get(gold, "value")))
+        printf("%-28s %.4f\n", "gold accuracy", json_number_value(json_object_get(gold, "value")));
+    json_t *per = json_object_get(o, "per_annotator");
+    if (json_array_size(per) == 0)
+        return;
+    char name[512];
+    size_t i;
+    json_t *row;
+    printf("\n%-28s %10s  %s\n", "annotator", "judgements", "majority agreement");
+    json_array_foreach(per, i, row)
+    {
+        json_t *maj = json_object_get(row, "majority_agreement");
+        printf("%-28s %10" JSON_INTEGER_FORMAT "  ",
+               annotator_label(o, row, "annotator", "", name, sizeof name),
+               json_integer_value(json_object_get(row, "judgements")));
+        if (json_is_number(json_object_get(maj, "value")))
+            printf("%.4f\n", json_number_value(json_object_get(maj, "value")));
+        else
+            printf("undefined\n");
+    }
+}
+
+static const char live_agreement_help[] =
+    "usage: quorumctl agreement --project ID [--json] [--fresh] [connection flags]\n"
+    "       quorumctl agreement FILE.csv [--json] [--per-item]   (offline)\n"
+    "\n"
+    "With --project, the broker's live agreement report over the project's\n"
+    "annotations (GET /v1/projects/ID/agreement): the same coefficients as the\n"
+    "offline command on `quorumctl export --project ID`, plus agreement with\n"
+    "gold answers. Reports are at most a second old; --fresh waits for one\n"
+    "that includes every annotation committed before the request.\n";
+
+/* `agreement --project ID`: the live report; anything else is offline. */
+int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL;
+    int as_json = 0, fresh = 0;
+    long long pid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, live_agreement_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else if (strcmp(argv[i], "--fresh") == 0) {
+            fresh = 1;
+        } else {
+            return qr_cli_usage_error(prog, "agreement ", "agreement: unexpected argument '%s'",
+                                      argv[i]);
+        }
+    }
+    if (qr_cli_project_id(prog, "agreement ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s", pid, fresh ? "?fresh=1" : "");
+    int rc = get_and_print(cfg, path, as_json, show_agreement);
+    free(path);
+    return rc;
+}
+
+static const char export_help[] =
+    "usage: quorumctl export --project ID [--format csv|jsonl] [connection flags]\n"
+    "\n"
+    "Every annotation of the project, in the order they were stored: CSV with\n"
+    "the header item,annotator,label,created_at,annotator_id,organization (the\n"
+    "input of `quorumctl agreement FILE.csv`; an annotator of another\n"
+    "organization than the project's is named name@organization), or JSON\n"
+    "lines. Written to stdout.\n";
+
+int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *format = "csv";
+    long long pid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, export_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else {
+            return qr_cli_usage_error(prog, "export ", "export: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (qr_cli_project_id(prog, "export ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    if (strcmp(format, "csv") && strcmp(format, "jsonl"))
+        return qr_cli_usage_error(prog, "export ", "export: --format must be csv or jsonl");
+    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s", pid, format);
+    int rc = get_and_print(cfg, path, 1, NULL);
+    free(path);
+    return rc;
+}

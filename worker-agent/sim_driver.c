@@ -1,0 +1,628 @@
+/*
+ * sim_driver.c - the libcurl multi driver of `quorum-agent simulate`: it
+ * starts each annotator's next request on its own easy handle (lease,
+ * submit, batch submit, skip, release, user creation), collects finished
+ * transfers and hands each answer to the crew model (sim_crew.c), and runs
+ * the loop that sleeps in curl_multi_poll until a transfer has news or the
+ * earliest waiting annotator is due.
+ */
+#include "sim_int.h"
+
+#include "protocol.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A long-polling lease may take wait_ms plus this long (ms). */
+#define LEASE_TIMEOUT_SLACK_MS 15000L
+/* Backoff after an instant empty lease answer with work still pending (ms). */
+#define EMPTY_BACKOFF_MIN_MS 20
+#define EMPTY_BACKOFF_MAX_MS 50
+/* An empty lease answer faster than this did not long-poll (ms). */
+#define INSTANT_ANSWER_MS 5
+/* User creation: requests in flight at once, and tries per user. */
+#define USER_CONCURRENCY 64
+#define USER_ATTEMPTS    8
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+void sim_install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* JSON body for a submit of l (single, or one entry of a batch). */
+static json_t *result_json(const held_lease_t *l, int with_lease)
+{
+    if (with_lease)
+        return json_pack("{s:s, s:s, s:s, s:i}", "lease", l->lease, "label", l->label,
+                         "idempotency_key", l->idem, "active_ms", l->active_ms);
+    return json_pack("{s:s, s:s, s:i}", "label", l->label, "idempotency_key", l->idem, "active_ms",
+                     l->active_ms);
+}
+
+/* Starts the annotator's next request (op). Returns 0, or -1 if it could
+ * not even be built (then the annotator is marked failed). */
+static int start_request(annotator_t *a, int64_t now)
+{
+    sim_t *s = a->sim;
+    char *path = NULL, *body = NULL;
+    const char *token = a->token;
+    long timeout = REQUEST_TIMEOUT_MS;
+    int rc = -1;
+
+    if (a->op == OP_USER) {
+        json_t *j = json_pack("{s:s, s:s}", "name", a->name, "role", QR_ROLE_NAME_ANNOTATOR);
+        path = qr_xstrdup(QR_API_USERS);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        token = s->cfg->token;
+    } else if (a->op == OP_LEASE) {
+        int64_t wait = s->opt->wait_ms;
+        if (s->opt->duration > 0 && wait > s->stop_ms - now)
+            wait = s->stop_ms > now ? s->stop_ms - now : 0;
+        path = qr_xasprintf(QR_API_LEASES("%lld"), s->opt->project);
+        if (wait > 0)
+            body = qr_xasprintf("{\"max\":%d,\"wait_ms\":%lld}", s->opt->prefetch, (long long)wait);
+        else
+            body = qr_xasprintf("{\"max\":%d}", s->opt->prefetch);
+        timeout = wait + LEASE_TIMEOUT_SLACK_MS;
+    } else if (a->op == OP_BATCH) {
+        json_t *results = json_array();
+        a->batch = qr_xrealloc(a->batch, (a->nheld ? a->nheld : 1) * sizeof *a->batch);
+        a->nbatch = 0;
+        for (size_t i = 0; results && i < a->nheld; i++) {
+            const held_lease_t *l = &a->held[i];
+            if (l->ready && !l->answered) {
+                json_array_append_new(results, result_json(l, 1));
+                a->batch[a->nbatch++] = i;
+            }
+        }
+        json_t *j = results ? json_pack("{s:o}", "results", results) : NULL;
+        path = qr_xasprintf(QR_API_BATCH_SUBMIT("%lld"), s->opt->project);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+    } else {
+        const held_lease_t *l = &a->held[a->head];
+        char *esc = curl_easy_escape(a->call.easy, l->lease, 0);
+        json_t *j = a->op == OP_SUBMIT ? result_json(l, 0)
+                                       : json_pack("{s:s}", "reason",
+                                                   a->op == OP_SKIP ? "simulated: cannot label this"
+                                                                    : "simulated: giving it back");
+        if (esc)
+            path = qr_xasprintf(a->op == OP_SUBMIT ? QR_API_LEASE_SUBMIT("%lld", "%s")
+                                : a->op == OP_SKIP ? QR_API_LEASE_SKIP("%lld", "%s")
+                                                   : QR_API_LEASE_RELEASE("%lld", "%s"),
+                                s->opt->project, esc);
+        curl_free(esc);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+    }
+    if (!path || !body) {
+        snprintf(a->call.message, sizeof a->call.message, "cannot build the %s request",
+                 sim_op_names[a->op]);
+        goto out;
+    }
+    if (qr_client_call_setup(&a->call, "POST", path, body, strlen(body), "application/json",
+                             token) < 0)
+        goto out;
+    CURLcode cc = curl_easy_setopt(a->call.easy, CURLOPT_TIMEOUT_MS, timeout);
+    if (cc != CURLE_OK) {
+        snprintf(a->call.message, sizeof a->call.message, "CURLOPT_TIMEOUT_MS: %s",
+                 curl_easy_strerror(cc));
+        goto out;
+    }
+    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    if (mc != CURLM_OK) {
+        snprintf(a->call.message, sizeof a->call.message, "curl_multi_add_handle: %s",
+                 curl_multi_strerror(mc));
+        goto out;
+    }
+    sim_heap_remove(s, a);
+    a->state = ST_BUSY;
+    a->sent_us = mono_us();
+    s->requests[a->op]++;
+    rc = 0;
+out:
+    free(path);
+    free(body);
+    if (rc < 0)
+        sim_fail(a, sim_op_names[a->op]);
+    return rc;
+}
+
+/* Copies data[truth_field] as a string (numbers formatted), or NULL. */
+static char *truth_of(const sim_t *s, json_t *data)
+{
+    json_t *v = json_object_get(data, s->opt->truth_field);
+    if (json_is_string(v))
+        return qr_xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return qr_xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    if (json_is_true(v) || json_is_false(v))
+        return qr_xstrdup(json_is_true(v) ? "true" : "false");
+    return NULL;
+}
+
+/* Handles a finished lease request. */
+static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
+{
+    sim_t *s = a->sim;
+    if (!ok) {
+        sim_count_error(s, &a->call);
+        if (a->call.status == 409 && !strcmp(a->call.code, QR_CODE_PROJECT_PAUSED)) {
+            s->paused = 1;
+            sim_finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
+        } else if (qr_client_call_retryable(&a->call)) {
+            sim_retry_later(a, now);
+        } else {
+            sim_fail(a, "lease");
+        }
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(a->call.body.data, a->call.body.len, 0, &jerr);
+    json_t *leases = json_object_get(root, "leases");
+    if (!json_is_array(leases)) {
+        snprintf(a->call.message, sizeof a->call.message,
+                 "lease answer is not {\"leases\": [...]}: %s",
+                 root ? "no leases array" : jerr.text);
+        json_decref(root);
+        sim_count_kind(s, "bad_lease_answer");
+        sim_retry_later(a, now); /* a broker mid-upgrade may answer oddly: try again */
+        return;
+    }
+    size_t n = json_array_size(leases);
+    if (n == 0) {
+        int complete = json_is_true(json_object_get(root, "project_complete"));
+        json_decref(root);
+        qr_backoff_reset(&a->backoff);
+        a->op = OP_LEASE;
+        if (complete)
+            sim_finish(a, ST_DONE);
+        else if (s->paused)
+            sim_finish(a, ST_PAUSED);
+        else if (s->stopping)
+            sim_finish(a, ST_STOPPED);
+        else if (took_ms < INSTANT_ANSWER_MS)
+            sim_schedule(a, now + sim_jitter(a, EMPTY_BACKOFF_MIN_MS, EMPTY_BACKOFF_MAX_MS));
+        else
+            sim_schedule(a, now); /* it long-polled: ask again at once */
+        return;
+    }
+    sim_free_held(a);
+    a->held = qr_xcalloc(n, sizeof *a->held);
+    size_t i;
+    json_t *l;
+    json_array_foreach(leases, i, l)
+    {
+        json_t *name = json_object_get(l, "lease");
+        json_t *task = json_object_get(l, "task_id");
+        held_lease_t *h = &a->held[a->nheld];
+        if (json_is_string(name))
+            h->lease = qr_xstrdup(json_string_value(name));
+        else if (json_is_integer(name))
+            h->lease = qr_xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(name));
+        else
+            continue; /* unusable; it will expire on the broker */
+        h->task_id = json_integer_value(task);
+        h->truth = truth_of(s, json_object_get(l, "data"));
+        sim_plan(a, h, now);
+        a->nheld++;
+    }
+    json_decref(root);
+    sim_next_step(a, now);
+}
+
+/* A request about held[head] (submit, skip, release) failed: retried, the
+ * lease dropped, or the annotator stopped. */
+static void on_single_failed(annotator_t *a, int64_t now)
+{
+    sim_t *s = a->sim;
+    held_lease_t *l = &a->held[a->head];
+    sim_count_error(s, &a->call);
+    if (a->call.status == 409) {
+        a->expired++;
+    } else if (qr_client_call_retryable(&a->call)) {
+        sim_retry_later(a, now); /* same request, same idempotency key */
+        return;
+    } else if (a->call.status == 401 || a->call.status == 403 || a->call.status == 0) {
+        sim_fail(a, sim_op_names[a->op]);
+        return;
+    } else {
+        sim_say(s, "%s: dropping lease %s after %s: %s", a->name, l->lease, sim_op_names[a->op],
+                a->call.message);
+        a->dropped++;
+    }
+    sim_unspool(a, l);
+    a->head++;
+    sim_next_step(a, now);
+}
+
+/* Handles a finished single submit, skip or release. */
+static void on_single_done(annotator_t *a, int ok, int64_t now)
+{
+    sim_t *s = a->sim;
+    held_lease_t *l = &a->held[a->head];
+    if (!ok) {
+        on_single_failed(a, now);
+        return;
+    }
+    if (a->op == OP_SUBMIT) {
+        json_error_t jerr;
+        json_t *root = json_loadb(a->call.body.data, a->call.body.len, 0, &jerr);
+        sim_acknowledged(a, l, a->call.status, root, now);
+        json_decref(root);
+    } else if (a->op == OP_SKIP) {
+        a->skipped++;
+        s->total_skipped++;
+        l->answered = 1;
+    } else {
+        a->released++;
+        s->total_released++;
+        l->answered = 1;
+    }
+    a->head++;
+    sim_next_step(a, now);
+}
+
+/* Handles a finished batch submit: per result, 201/200 acknowledged, 409 and
+ * other 4xx dropped, 5xx (or no entry) kept and sent again with the same key. */
+static void on_batch_done(annotator_t *a, int ok, int64_t now)
+{
+    sim_t *s = a->sim;
+    if (!ok) {
+        sim_count_error(s, &a->call);
+        if (qr_client_call_retryable(&a->call)) {
+            sim_retry_later(a, now);
+        } else if (a->call.status == 401 || a->call.status == 403 || a->call.status == 0) {
+            sim_fail(a, "batch submit");
+        } else {
+            sim_say(s, "%s: dropping %zu result(s) after a batch submit: %s", a->name, a->nbatch,
+                    a->call.message);
+            for (size_t k = 0; k < a->nbatch; k++) {
+                a->dropped++;
+                sim_unspool(a, &a->held[a->batch[k]]);
+            }
+            sim_next_step(a, now);
+        }
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(a->call.body.data, a->call.body.len, 0, &jerr);
+    json_t *results = json_object_get(root, "results");
+    int again = 0;
+    for (size_t k = 0; k < a->nbatch; k++) {
+        held_lease_t *l = &a->held[a->batch[k]];
+        json_t *r = json_array_get(results, k);
+        json_t *st = json_object_get(r, "status");
+        long status = json_is_integer(st) ? (long)json_integer_value(st) : 0;
+        if (status == 201 || status == 200) {
+            sim_acknowledged(a, l, status, r, now);
+            continue;
+        }
+        const char *code = json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+        char kind[64];
+        if (code)
+            snprintf(kind, sizeof kind, "%s", code);
+        else
+            snprintf(kind, sizeof kind, status ? "http_%ld" : "batch_no_status", status);
+        sim_count_kind(s, kind);
+        if (status == 0 || status >= 500) {
+            again = 1; /* sent again with the same idempotency key */
+        } else {
+            if (status == 409)
+                a->expired++;
+            else
+                a->dropped++;
+            sim_unspool(a, l);
+        }
+    }
+    json_decref(root);
+    if (again)
+        sim_retry_later(a, now);
+    else
+        sim_next_step(a, now);
+}
+
+/* Handles a finished user creation. Returns 0, or -1 when the run cannot
+ * go on (message printed). */
+static int on_user_done(annotator_t *a, int ok, int64_t now)
+{
+    sim_t *s = a->sim;
+    if (ok) {
+        json_error_t jerr;
+        json_t *root = json_loadb(a->call.body.data, a->call.body.len, 0, &jerr);
+        const char *token = json_string_value(json_object_get(root, "token"));
+        if (!token) {
+            fprintf(stderr, "quorum-agent: user %s: the broker's answer has no token\n", a->name);
+            json_decref(root);
+            return -1;
+        }
+        a->token = qr_xstrdup(token);
+        json_decref(root);
+        a->state = ST_IDLE;
+        return 0;
+    }
+    if (qr_client_call_retryable(&a->call) && ++a->attempts < USER_ATTEMPTS) {
+        sim_count_error(s, &a->call);
+        sim_retry_later(a, now);
+        return 0;
+    }
+    fprintf(stderr, "quorum-agent: cannot create user %s: %s\n", a->name, a->call.message);
+    return -1;
+}
+
+/* Collects finished transfers from the multi handle and hands each to its
+ * annotator. Returns 0 or -1. */
+static int collect_done(sim_t *s)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        char *priv = NULL;
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+            return -1;
+        }
+        /* qr_client_call_init stores the call as the private pointer. */
+        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
+        if (!a) {
+            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+            return -1;
+        }
+        /* Removing the handle invalidates msg: everything needed was copied. */
+        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
+                    curl_multi_strerror(mc));
+            return -1;
+        }
+        a->state = ST_WAITING;
+        int ok = qr_client_call_finish(&a->call, result) == 0;
+        int64_t took_us = mono_us() - a->sent_us;
+        int64_t now = qr_mono_ms();
+        if (a->call.status != 0) {
+            if (a->op == OP_LEASE) {
+                qr_hist_record(&s->lease_hist, (uint64_t)took_us);
+                qr_hist_record(&s->lease_second, (uint64_t)took_us);
+            } else if (a->op == OP_SUBMIT || a->op == OP_BATCH) {
+                qr_hist_record(&s->submit_hist, (uint64_t)took_us);
+            }
+        }
+        switch (a->op) {
+        case OP_USER:
+            if (on_user_done(a, ok, now) < 0)
+                return -1;
+            break;
+        case OP_LEASE:
+            on_lease_done(a, ok, now, took_us / 1000);
+            break;
+        case OP_BATCH:
+            on_batch_done(a, ok, now);
+            break;
+        default:
+            on_single_done(a, ok, now);
+            break;
+        }
+    }
+    if (s->ack && s->ack_dirty) {
+        if (fflush(s->ack) != 0)
+            s->ack_failed = 1;
+        s->ack_dirty = 0;
+    }
+    if (s->ack_failed) {
+        fprintf(stderr, "quorum-agent: cannot write the ack log %s: %s\n", s->opt->ack_log,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates the crew's users, each with its own token, USER_CONCURRENCY at a
+ * time over the multi handle (each on its own starting broker). Returns 0
+ * or -1 (message printed). */
+int sim_create_users(sim_t *s)
+{
+    int n = s->opt->annotators, next = 0, inflight = 0, created = 0;
+    while (created < n) {
+        if (stop_requested) {
+            fprintf(stderr, "quorum-agent: interrupted while creating users\n");
+            return -1;
+        }
+        int64_t now = qr_mono_ms();
+        /* Retries whose backoff is over, then new users, up to the limit. */
+        while (inflight < USER_CONCURRENCY && s->nheap > 0 && s->heap[0]->wake_ms <= now) {
+            if (start_request(s->heap[0], now) < 0)
+                return -1;
+            inflight++;
+        }
+        while (inflight < USER_CONCURRENCY && next < n) {
+            annotator_t *a = &s->ann[next++];
+            a->op = OP_USER;
+            if (start_request(a, now) < 0)
+                return -1;
+            inflight++;
+        }
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(s->multi, &running);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_perform: %s\n", curl_multi_strerror(mc));
+            return -1;
+        }
+        if (collect_done(s) < 0)
+            return -1;
+        created = 0;
+        inflight = 0;
+        for (int i = 0; i < next; i++) {
+            created += s->ann[i].token != NULL;
+            inflight += s->ann[i].state == ST_BUSY;
+        }
+        if (created == n)
+            break;
+        int wait = 100;
+        if (s->nheap > 0 && s->heap[0]->wake_ms - now < wait)
+            wait = (int)(s->heap[0]->wake_ms > now ? s->heap[0]->wake_ms - now : 0);
+        if (running > 0 || wait > 0) {
+            mc = curl_multi_poll(s->multi, NULL, 0, wait, NULL);
+            if (mc != CURLM_OK) {
+                fprintf(stderr, "quorum-agent: curl_multi_poll: %s\n", curl_multi_strerror(mc));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Acts for an annotator whose wake time came. */
+static void wake(sim_t *s, annotator_t *a, int64_t now)
+{
+    switch (a->op) {
+    case OP_LEASE:
+        if (s->paused)
+            sim_finish(a, ST_PAUSED);
+        else if (s->stopping)
+            sim_finish(a, ST_STOPPED);
+        else
+            (void)start_request(a, now);
+        break;
+    case OP_THINK:
+        a->held[a->head].ready = 1;
+        a->head++;
+        sim_next_step(a, now);
+        break;
+    default:
+        (void)start_request(a, now);
+        break;
+    }
+}
+
+/* The annotation loop: runs until every annotator is done, stopped or
+ * failed, the deadline passes, or a stop signal arrives. Returns 0, or -1 on
+ * a libcurl multi error or a failed spool or ack-log write. */
+int sim_run_loop(sim_t *s)
+{
+    int n = s->opt->annotators;
+    int64_t deadline = s->start_ms + (int64_t)(s->opt->max_seconds * 1000.0);
+    int64_t last_ms = s->start_ms, next_report = s->start_ms + 1000;
+    long last_total = 0;
+    annotator_t **due = qr_xcalloc((size_t)n, sizeof *due);
+    int rc = 0;
+
+    for (int i = 0; i < n; i++) {
+        s->ann[i].op = OP_LEASE;
+        sim_schedule(&s->ann[i], s->start_ms);
+    }
+    for (;;) {
+        int64_t now = qr_mono_ms();
+
+        if (stop_requested) {
+            s->interrupted = 1;
+            break;
+        }
+        if (now >= deadline) {
+            s->timed_out = 1;
+            break;
+        }
+        if (s->opt->duration > 0 && !s->stopping && now >= s->stop_ms)
+            s->stopping = 1;
+        /* The annotators due now, earliest first. */
+        int ndue = 0;
+        while (s->nheap > 0 && s->heap[0]->wake_ms <= now) {
+            annotator_t *a = s->heap[0];
+            sim_heap_remove(s, a);
+            due[ndue++] = a;
+        }
+        /* Spool the results about to be sent for the first time, then make
+         * them durable with one sync before any of them goes out. */
+        if (s->spool_open && ndue > 0) {
+            for (int i = 0; i < ndue; i++) {
+                if (sim_spool_due(s, due[i]) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            }
+            if (qr_spool_sync(&s->spool) < 0) {
+                fprintf(stderr, "quorum-agent: %s\n", s->spool.errstr);
+                rc = -1;
+                goto out;
+            }
+        }
+        if (s->spool_failed) {
+            rc = -1;
+            goto out;
+        }
+        for (int i = 0; i < ndue; i++)
+            wake(s, due[i], now);
+        if (s->live == 0)
+            break;
+
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(s->multi, &running);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_perform: %s\n", curl_multi_strerror(mc));
+            rc = -1;
+            goto out;
+        }
+        if (collect_done(s) < 0 || s->spool_failed) {
+            rc = -1;
+            goto out;
+        }
+        if (s->live == 0)
+            break;
+
+        now = qr_mono_ms();
+        if (now >= next_report) {
+            sim_print_progress(s, now, &last_total, &last_ms);
+            next_report = now + 1000;
+        }
+        /* Sleep until a transfer has news, an annotator wakes, the next
+         * progress line, the end of --duration, or the deadline. */
+        int64_t until = next_report < deadline ? next_report : deadline;
+        if (s->opt->duration > 0 && !s->stopping && s->stop_ms < until)
+            until = s->stop_ms;
+        if (s->nheap > 0 && s->heap[0]->wake_ms < until)
+            until = s->heap[0]->wake_ms;
+        int64_t wait = until - now;
+        if (wait <= 0)
+            continue;
+        if (wait > 250)
+            wait = 250; /* bounds the latency of noticing a stop signal */
+        mc = curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_poll: %s\n", curl_multi_strerror(mc));
+            rc = -1;
+            goto out;
+        }
+    }
+out:
+    free(due);
+    return rc;
+}
