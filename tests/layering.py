@@ -12,7 +12,9 @@ or when files include each other in a circle.
 Each layer is a folder; a file may include headers of its own layer and of
 the layers listed for it in ALLOWED, nothing else of the project. A header
 is found by its name (every project header name is unique; the check fails
-if one is not).
+if one is not). Circles are looked for between files (headers including
+each other, directly or through others) and, over the objects, between
+layers.
 """
 import os
 import re
@@ -99,12 +101,6 @@ def source_files(root):
     return sorted(out)
 
 
-def module_of(rel):
-    """A source, its header and its private header (NAME_int.h,
-    NAME_internal.h) are one module: circles are counted between modules."""
-    return re.sub(r"_(int|internal)$", "", rel[:-2])
-
-
 def strip_comments(text):
     # Strings first, so that "/*" inside a string does not open a comment.
     return re.sub(
@@ -155,12 +151,12 @@ def check_sources(root):
         if len(paths) > 1:
             problems.append("header name %s is not unique: %s" % (name, ", ".join(paths)))
     uses = 0
-    graph = {}  # module (path without extension) -> modules it includes
+    graph = {}  # file -> the project files it includes
     for f in files:
         layer = layer_of(f)
         text = open(os.path.join(root, f), encoding="utf-8", errors="replace").read()
         code = strip_comments(text)
-        module = module_of(f)
+        module = f
         graph.setdefault(module, set())
         for kind, inc in INCLUDE.findall(code):
             if kind == "<":
@@ -174,8 +170,8 @@ def check_sources(root):
             target = target[0]
             tl = layer_of(target)
             uses += 1
-            if module_of(target) != module:
-                graph[module].add(module_of(target))
+            if target != module:
+                graph[module].add(target)
             if tl != layer and tl not in ALLOWED.get(layer, []):
                 problems.append('%s: the %s layer may not include "%s" (%s layer)'
                                 % (f, layer, inc, tl))

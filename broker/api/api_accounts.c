@@ -13,7 +13,7 @@ static void on_org_resolved(const PGresult *res, const char *err, const char *sq
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 404, "not_found", "no organization \"%s\" you may add users to",
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "no organization \"%s\" you may add users to",
                       json_string_value(json_object_get(c->body, "organization")));
         return;
     }
@@ -36,12 +36,12 @@ static int target_org(ctx_t *c)
         return 0;
     if (!valid_name(json_string_value(v))) {
         respond_error(
-            c, 422, "invalid",
+            c, 422, QR_CODE_INVALID,
             "organization must be a string of 1 to 200 characters and no control characters");
         return 1;
     }
     if (c->user.role != QR_ROLE_ADMIN) {
-        respond_error(c, 403, "forbidden", "only an admin may name an organization");
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "only an admin may name an organization");
         return 1;
     }
     char org[24];
@@ -68,7 +68,7 @@ static void on_user_created(const PGresult *res, const char *err, const char *sq
     if (PQntuples(res) != 1) {
         /* Never a token for an existing user here: that is POST /v1/tokens,
          * which checks whom the caller may act for. */
-        respond_error(c, 409, "user_exists", "a user named \"%s\" exists in the organization",
+        respond_error(c, 409, QR_CODE_USER_EXISTS, "a user named \"%s\" exists in the organization",
                       json_string_value(json_object_get(c->out, "name")));
         return;
     }
@@ -93,7 +93,7 @@ void h_user_create(ctx_t *c)
     const char *role = role_name(r);
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
-        respond_error(c, 503, "unavailable", "no randomness for a token");
+        respond_error(c, 503, QR_CODE_UNAVAILABLE, "no randomness for a token");
         return;
     }
     char digest[65], prefix[12], org[24];
@@ -122,10 +122,10 @@ static void on_token_created(const PGresult *res, const char *err, const char *s
                       qr_validate_role_rank(c->user.role) &&
                   org_of(c) == c->user.org_id;
         if (!may)
-            respond_error(c, 403, "forbidden",
+            respond_error(c, 403, QR_CODE_FORBIDDEN,
                           "you may not issue a token for the existing user \"%s\"", user);
         else
-            respond_error(c, 409, "conflict", "user \"%s\" exists with another role", user);
+            respond_error(c, 409, QR_CODE_CONFLICT, "user \"%s\" exists with another role", user);
         return;
     }
     json_t *o = c->out;
@@ -151,7 +151,7 @@ void h_token_create(ctx_t *c)
     int64_t lifetime = tb.lifetime_s;
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
-        respond_error(c, 503, "unavailable", "no randomness for a token");
+        respond_error(c, 503, QR_CODE_UNAVAILABLE, "no randomness for a token");
         return;
     }
     char digest[65], prefix[12], org[24], secs[24];
@@ -199,7 +199,7 @@ static void on_token_revoked(const PGresult *res, const char *err, const char *s
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 404, "not_found", "no live token %" PRId64, c->ids[0]);
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "no live token %" PRId64, c->ids[0]);
         return;
     }
     qr_broker_token_revoked(c->b);
@@ -223,7 +223,8 @@ static void on_cert_added(const PGresult *res, const char *err, const char *sqls
     ctx_t *c = arg;
     const char *user = json_string_value(json_object_get(c->body, "user"));
     if (!res && sqlstate && !strcmp(sqlstate, "23505")) {
-        respond_error(c, 409, "conflict", "this certificate is mapped already (see cert list)");
+        respond_error(c, 409, QR_CODE_CONFLICT,
+                      "this certificate is mapped already (see cert list)");
         return;
     }
     if (!res) {
@@ -231,11 +232,11 @@ static void on_cert_added(const PGresult *res, const char *err, const char *sqls
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 404, "not_found", "no user \"%s\" in your organization", user);
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "no user \"%s\" in your organization", user);
         return;
     }
     if (PQgetisnull(res, 0, 2)) {
-        respond_error(c, 403, "forbidden", "only an admin may map a certificate to an admin");
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "only an admin may map a certificate to an admin");
         return;
     }
     json_t *o = c->out;
@@ -256,12 +257,12 @@ void h_cert_add(ctx_t *c)
     const char *user = json_string_value(json_object_get(c->body, "user"));
     json_t *pem = json_object_get(c->body, "certificate");
     if (!valid_name(user)) {
-        respond_error(c, 422, "invalid",
+        respond_error(c, 422, QR_CODE_INVALID,
                       "user must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!json_is_string(pem) || json_string_length(pem) > MAX_CERT_PEM_BYTES) {
-        respond_error(c, 422, "invalid",
+        respond_error(c, 422, QR_CODE_INVALID,
                       "certificate must be a PEM certificate of at most %d bytes",
                       MAX_CERT_PEM_BYTES);
         return;
@@ -270,11 +271,11 @@ void h_cert_add(ctx_t *c)
     int64_t not_after;
     if (qr_tls_cert_info(json_string_value(pem), json_string_length(pem), sha, subject,
                          sizeof subject, &not_after, why, sizeof why) < 0) {
-        respond_error(c, 422, "invalid", "certificate: %s", why);
+        respond_error(c, 422, QR_CODE_INVALID, "certificate: %s", why);
         return;
     }
     if (not_after <= qr_now_ms() / 1000) {
-        respond_error(c, 422, "invalid", "the certificate has expired");
+        respond_error(c, 422, QR_CODE_INVALID, "the certificate has expired");
         return;
     }
     time_t t = (time_t)not_after;
@@ -283,7 +284,7 @@ void h_cert_add(ctx_t *c)
     c->out = json_pack("{s:s s:s s:s s:s}", "user", user, "sha256", sha, "subject", subject,
                        "not_after", when);
     if (!c->out) {
-        respond_error(c, 422, "invalid", "certificate: the subject is not UTF-8");
+        respond_error(c, 422, QR_CODE_INVALID, "certificate: the subject is not UTF-8");
         return;
     }
     const char *params[] = {i64(c->user.org_id, org), user, sha, subject, i64(not_after, secs),
@@ -319,7 +320,7 @@ static void on_cert_revoked(const PGresult *res, const char *err, const char *sq
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 404, "not_found", "no live certificate mapping %" PRId64, c->ids[0]);
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "no live certificate mapping %" PRId64, c->ids[0]);
         return;
     }
     qr_broker_token_revoked(c->b); /* every broker forgets its cached credentials */
@@ -340,7 +341,7 @@ static void on_org_created(const PGresult *res, const char *err, const char *sql
 {
     ctx_t *c = arg;
     if (!res && sqlstate && !strcmp(sqlstate, "23505")) {
-        respond_error(c, 409, "conflict", "an organization named \"%s\" exists",
+        respond_error(c, 409, QR_CODE_CONFLICT, "an organization named \"%s\" exists",
                       json_string_value(json_object_get(c->body, "name")));
         return;
     }
@@ -349,7 +350,8 @@ static void on_org_created(const PGresult *res, const char *err, const char *sql
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 403, "forbidden", "only an owner organization's admin may create one");
+        respond_error(c, 403, QR_CODE_FORBIDDEN,
+                      "only an owner organization's admin may create one");
         return;
     }
     respond_json(c, 201,
@@ -366,12 +368,12 @@ void h_org_create(ctx_t *c)
     json_t *kind = json_object_get(c->body, "kind");
     const char *k = kind && !json_is_null(kind) ? json_string_value(kind) : "vendor";
     if (!valid_name(name)) {
-        respond_error(c, 422, "invalid",
+        respond_error(c, 422, QR_CODE_INVALID,
                       "name must be a string of 1 to 200 characters and no control characters");
         return;
     }
     if (!k || (strcmp(k, "vendor") && strcmp(k, "owner"))) {
-        respond_error(c, 422, "invalid", "kind must be vendor or owner");
+        respond_error(c, 422, QR_CODE_INVALID, "kind must be vendor or owner");
         return;
     }
     char org[24];

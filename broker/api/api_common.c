@@ -70,7 +70,7 @@ void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
 void respond_backend(ctx_t *c, const char *what, const char *err)
 {
     qr_warn("%s %s: %s failed: %s", c->req->method, c->req->path, what, err ? err : "?");
-    respond_error(c, 503, "unavailable", "%s is not available right now; retry", what);
+    respond_error(c, 503, QR_CODE_UNAVAILABLE, "%s is not available right now; retry", what);
 }
 
 /* --- helpers ---------------------------------------------------------------------- */

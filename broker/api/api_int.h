@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "protocol.h"
 #include "agreement.h"
 #include "broker_int.h"
 #include "analytics.h"

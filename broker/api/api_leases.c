@@ -54,7 +54,7 @@ static void respond_no_lease(ctx_t *c, int complete)
 
 static void respond_paused(ctx_t *c)
 {
-    respond_error(c, 409, "project_paused", "project %" PRId64 " is paused", c->project->id);
+    respond_error(c, 409, QR_CODE_PROJECT_PAUSED, "project %" PRId64 " is paused", c->project->id);
 }
 
 static void on_project_refreshed(const PGresult *res, const char *err, const char *sqlstate,
@@ -475,7 +475,7 @@ static void on_released(int rc, const qr_lease_info_t *info, void *arg)
 {
     ctx_t *c = arg;
     if (rc == QR_ECONFLCT) {
-        respond_error(c, 409, "lease_expired",
+        respond_error(c, 409, QR_CODE_LEASE_EXPIRED,
                       "lease %" PRId64 " is not live (expired, ended or not yours)", c->ids[1]);
         return;
     }
@@ -542,7 +542,7 @@ static void on_undone(const PGresult *res, const char *err, const char *sqlstate
         return;
     }
     if (PQntuples(res) != 1) {
-        respond_error(c, 409, "lease_expired",
+        respond_error(c, 409, QR_CODE_LEASE_EXPIRED,
                       "annotation %" PRId64 " cannot be undone (not yours, or its lease ended)",
                       c->ids[1]);
         return;
@@ -570,7 +570,7 @@ static void on_heartbeat(int rc, const qr_lease_info_t *info, void *arg)
     ctx_t *c = arg;
     char tok[24];
     if (rc == QR_ECONFLCT) {
-        respond_error(c, 409, "lease_expired",
+        respond_error(c, 409, QR_CODE_LEASE_EXPIRED,
                       "lease %" PRId64 " is not live (expired, ended or "
                       "not yours)",
                       c->ids[1]);

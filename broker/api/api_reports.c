@@ -181,7 +181,7 @@ void h_export(ctx_t *c)
     char v[16];
     const char *format = query_param(c->req->query, "format", v, sizeof v);
     if (format && strcmp(format, "csv") && strcmp(format, "jsonl")) {
-        respond_error(c, 422, "invalid", "format must be csv or jsonl");
+        respond_error(c, 422, QR_CODE_INVALID, "format must be csv or jsonl");
         return;
     }
     c->max = !format || !strcmp(format, "csv");
@@ -201,15 +201,15 @@ static void on_throughput(qr_report_status_t st, json_t *data, const char *messa
         respond_json(c, 200, data);
         return;
     case QR_REPORT_NOT_FOUND:
-        respond_error(c, 404, "not_found", "%s", message);
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "%s", message);
         return;
     case QR_REPORT_INVALID:
-        respond_error(c, 422, "invalid", "%s", message);
+        respond_error(c, 422, QR_CODE_INVALID, "%s", message);
         return;
     case QR_REPORT_UNAVAILABLE:
         break;
     }
-    respond_error(c, 503, "unavailable", "%s", message);
+    respond_error(c, 503, QR_CODE_UNAVAILABLE, "%s", message);
 }
 
 void h_throughput(ctx_t *c)
@@ -218,7 +218,7 @@ void h_throughput(ctx_t *c)
     qr_throughput_query_t q;
     char msg[256];
     if (qr_analytics_parse_query(c->req->query, now_ms, &q, msg, sizeof msg) < 0) {
-        respond_error(c, 422, "invalid", "%s", msg);
+        respond_error(c, 422, QR_CODE_INVALID, "%s", msg);
         return;
     }
     /* A vendor (another organization than the project's) sees its own crew. */

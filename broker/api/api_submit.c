@@ -15,7 +15,7 @@ static void on_lease_ended(int rc, void *arg)
         respond_json(c, status, o);
         return;
     }
-    respond_error(c, 409, "conflict",
+    respond_error(c, 409, QR_CODE_CONFLICT,
                   "task %" PRId64 " needs no more annotations, or you labeled it already",
                   c->task_id);
 }
@@ -24,7 +24,7 @@ static void lease_unknown(ctx_t *c);
 
 static void respond_idem_conflict(ctx_t *c)
 {
-    respond_error(c, 409, "idempotency_conflict",
+    respond_error(c, 409, QR_CODE_IDEMPOTENCY_CONFLICT,
                   "idempotency key \"%s\" was used for annotation %" PRId64 " (task %" PRId64
                   ", lease %" PRId64 ") in this project; nothing stored, lease %" PRId64
                   " given back",
@@ -170,7 +170,7 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg);
  * task from being over-filled. Anything else is 409. */
 static void lease_refused(ctx_t *c)
 {
-    respond_error(c, 409, "lease_expired",
+    respond_error(c, 409, QR_CODE_LEASE_EXPIRED,
                   "lease %" PRId64 " is not live (expired, ended or not yours); nothing stored",
                   c->ids[1]);
 }

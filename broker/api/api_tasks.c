@@ -120,11 +120,11 @@ static void on_import_parsed(qr_import_job_t *job, int status)
     if (status < 0 || qr_http_request_gone(c->req)) {
         /* Nobody to tell: a client that left imports nothing. */
         qr_import_free(&c->imp);
-        respond_error(c, 503, "unavailable", "the broker is stopping; retry");
+        respond_error(c, 503, QR_CODE_UNAVAILABLE, "the broker is stopping; retry");
         return;
     }
     if (rc == QR_ETOOBIG) {
-        respond_error(c, 413, "import_too_large", "%s", err);
+        respond_error(c, 413, QR_CODE_IMPORT_TOO_LARGE, "%s", err);
         return;
     }
     if (rc < 0) {
@@ -162,7 +162,7 @@ void h_import(ctx_t *c)
         free((char *)job->stratify_field);
         free(job);
         if (rc == UV_ECANCELED)
-            respond_error(c, 503, "unavailable", "the broker is stopping; retry");
+            respond_error(c, 503, QR_CODE_UNAVAILABLE, "the broker is stopping; retry");
         else
             respond_backend(c, "the import parser", uv_strerror(rc));
         return;

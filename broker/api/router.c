@@ -60,12 +60,12 @@ static int project_denied(ctx_t *c, const qr_project_t *p)
     for (int i = 0; p && i < p->nshares; i++)
         shared |= p->shares[i].org_id == c->user.org_id;
     if (!shared) {
-        respond_error(c, 403, "forbidden", "no access to project %" PRId64, c->ids[0]);
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "no access to project %" PRId64, c->ids[0]);
         return 1;
     }
     if (!vendor_may(c->route)) {
-        respond_error(c, 403, "forbidden", "a vendor's %s may not %s %s", role_name(c->user.role),
-                      c->req->method, c->req->path);
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "a vendor's %s may not %s %s",
+                      role_name(c->user.role), c->req->method, c->req->path);
         return 1;
     }
     return 0;
@@ -75,7 +75,7 @@ static void on_req_gone(qr_http_request_t *req, void *arg)
 {
     ctx_t *c = arg;
     /* The client left before its body was complete: nobody to answer. */
-    respond_error(c, 400, "bad_request", "the connection ended before the request's body");
+    respond_error(c, 400, QR_CODE_BAD_REQUEST, "the connection ended before the request's body");
 }
 
 /*
@@ -193,7 +193,7 @@ static void authorized(ctx_t *c)
         return;
     }
     if (!(c->route->roles & c->user.role)) {
-        respond_error(c, 403, "forbidden", "a %s may not %s %s", role_name(c->user.role),
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "a %s may not %s %s", role_name(c->user.role),
                       c->req->method, c->req->path);
         return;
     }
@@ -215,7 +215,7 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
     }
     if (PQntuples(res) != 1) {
         qr_authfail_note(c->b, c->req->peer);
-        respond_error(c, 401, "unauthorized", "unknown, revoked or expired token");
+        respond_error(c, 401, QR_CODE_UNAUTHORIZED, "unknown, revoked or expired token");
         return;
     }
     /* last_used_at is written at most once a minute, not per lookup. */
@@ -271,10 +271,10 @@ void qr_api_head(qr_http_request_t *req, void *user)
     }
     if (!c->route) {
         if (path_known)
-            respond_error(c, 405, "method_not_allowed", "%s is not allowed on %s", req->method,
-                          req->path);
+            respond_error(c, 405, QR_CODE_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
+                          req->method, req->path);
         else
-            respond_error(c, 404, "not_found", "no route %s %s", req->method, req->path);
+            respond_error(c, 404, QR_CODE_NOT_FOUND, "no route %s %s", req->method, req->path);
         return;
     }
     if (!c->route->roles || (c->route->flags & ROUTE_METRICS && c->b->cfg.metrics_public)) {
@@ -296,7 +296,7 @@ void qr_api_head(qr_http_request_t *req, void *user)
         key = req->client_cert;
     } else {
         if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
-            respond_error(c, 401, "unauthorized",
+            respond_error(c, 401, QR_CODE_UNAUTHORIZED,
                           "missing bearer token (Authorization: Bearer ...)");
             return;
         }

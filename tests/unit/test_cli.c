@@ -446,7 +446,11 @@ static void test_call_without_a_broker(void **state)
     (void)state;
     qr_client_config_t cfg;
     qr_client_config_init(&cfg);
-    cfg.url = qr_xasprintf("https://127.0.0.1:%d", qr_test_loopback_port(NULL));
+    /* A port held bound but not listening: connecting is refused. */
+    int held = -1;
+    int port = qr_test_hold_port(0, &held);
+    assert_true(port > 0);
+    cfg.url = qr_xasprintf("https://127.0.0.1:%d", port);
     cfg.token = qr_xstrdup("tok");
     cfg.ca = qr_xstrdup(srv.cert.cert);
     qr_client_call_t call;
@@ -459,6 +463,7 @@ static void test_call_without_a_broker(void **state)
     assert_non_null(strstr(call.message, "cannot reach the broker at https://127.0.0.1:"));
     qr_client_call_free(&call);
     qr_client_config_free(&cfg);
+    close(held);
 }
 
 int main(void)
