@@ -24,7 +24,6 @@
 #include "sql_analytics.h"
 #include "util.h"
 
-
 /* --- the query string ---------------------------------------------------------- */
 
 /* Percent-decodes src[0..n) into dst (dst_size bytes, NUL-terminated), '+'

@@ -384,7 +384,7 @@
 /* The reaper's history of expired leases: $1..$6 arrays of project,
  * fencing token, task, annotator, granted and expiry (epoch ms). */
 #define QR_SQL_LEASES_EXPIRED                                                                      \
-    "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"             \
+    "INSERT INTO leases (project_id, fencing_token, task_id, annotator_id, granted_at,"            \
     " expires_at, outcome)"                                                                        \
     " SELECT p, t, k, a, to_timestamp(g / 1000.0), to_timestamp(x / 1000.0), 'expired'"            \
     " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"                         \
