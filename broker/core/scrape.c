@@ -22,7 +22,8 @@ typedef struct scrape_s {
     void *arg;
     qr_analytics_queue_t *rows; /* the queue, or NULL when PostgreSQL failed */
     int n;
-    const int64_t *ready, *live; /* per row; -1 when Redis did not answer */
+    const int64_t *ready, *live; /* the first nsizes rows; -1 when Redis did not answer */
+    int nsizes;                  /* rows asked of Redis (at most QR_METRICS_MAX_PROJECTS) */
 } scrape_t;
 
 static void scrape_finish(scrape_t *s)
@@ -56,12 +57,12 @@ static void scrape_finish(scrape_t *s)
     qr_metrics_family(&b, "quorum_ready_window_tasks", "gauge",
                       "Tasks in the project's Redis ready window.");
     for (int i = 0; i < s->n; i++)
-        if (s->ready[i] >= 0)
+        if (i < s->nsizes && s->ready[i] >= 0)
             qr_buf_appendf(&b, "quorum_ready_window_tasks{project=\"%lld\"} %lld\n",
                            (long long)s->rows[i].project, (long long)s->ready[i]);
     qr_metrics_family(&b, "quorum_leases_live", "gauge", "Leases live in Redis per project.");
     for (int i = 0; i < s->n; i++)
-        if (s->live[i] >= 0)
+        if (i < s->nsizes && s->live[i] >= 0)
             qr_buf_appendf(&b, "quorum_leases_live{project=\"%lld\"} %lld\n",
                            (long long)s->rows[i].project, (long long)s->live[i]);
     qr_metrics_render_process(&s->src, &b);
@@ -74,21 +75,10 @@ static void scrape_finish(scrape_t *s)
 static void on_sizes(const int64_t *ready, const int64_t *live, int n, void *arg)
 {
     scrape_t *s = arg;
-    int64_t none = -1;
-    int64_t *unknown = NULL;
-    if (n < s->n) { /* projects past the cap: no sizes */
-        unknown = qr_xmalloc((size_t)s->n * 2 * sizeof *unknown);
-        for (int i = 0; i < 2 * s->n; i++)
-            unknown[i] = none;
-        memcpy(unknown, ready, (size_t)n * sizeof *ready);
-        memcpy(unknown + s->n, live, (size_t)n * sizeof *live);
-        ready = unknown;
-        live = unknown + s->n;
-    }
     s->ready = ready;
     s->live = live;
+    s->nsizes = n;
     scrape_finish(s);
-    free(unknown);
 }
 
 static void on_queue_rows(const qr_analytics_queue_t *rows, int n, const char *err, void *arg)
