@@ -17,10 +17,16 @@
 
 /* --- paths ------------------------------------------------------------------------------ */
 
+/* The response header naming the deployment (one PostgreSQL + Redis, any
+ * number of brokers) that answered: on every JSON answer, and in the body
+ * of GET QR_API_WHOAMI. */
+#define QR_HEADER_DEPLOYMENT "Quorum-Deployment"
+
 #define QR_API_HEALTHZ "/healthz"
 #define QR_API_READYZ  "/readyz"
 #define QR_API_METRICS "/metrics"
 
+#define QR_API_WHOAMI        "/v1/whoami"
 #define QR_API_USERS         "/v1/users"
 #define QR_API_TOKENS        "/v1/tokens"
 #define QR_API_TOKEN(id)     QR_API_TOKENS "/" id

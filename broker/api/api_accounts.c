@@ -79,6 +79,18 @@ static void on_user_created(const PGresult *res, const char *err, const char *sq
     respond_json(c, 201, o);
 }
 
+/* --- GET /v1/whoami ------------------------------------------------------------------------- */
+
+/* The caller as the token resolved it, and the deployment that answered:
+ * what an agent keys its spooled results by (docs/LEASES.md). */
+void h_whoami(ctx_t *c)
+{
+    respond_json(c, 200,
+                 json_pack("{s:I, s:s, s:s, s:I, s:s}", "user_id", (json_int_t)c->user.id, "name",
+                           c->user.name, "role", role_name(c->user.role), "organization_id",
+                           (json_int_t)c->user.org_id, "deployment", c->b->deployment));
+}
+
 void h_user_create(ctx_t *c)
 {
     if (parse_body(c, 0) < 0 || target_org(c))

@@ -50,7 +50,8 @@ int respond_json(ctx_t *c, int status, json_t *j)
      * the offline computation to the last bit. */
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(c->full_precision ? 17 : 12));
     json_decref(j);
-    int rc = qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, NULL);
+    int rc = qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0,
+                             c->b->deployment_header);
     free(s);
     ctx_free(c);
     return rc;

@@ -151,6 +151,7 @@ void h_metrics(ctx_t *c);
 void h_readyz(ctx_t *c);
 
 /* api_accounts.c */
+void h_whoami(ctx_t *c);
 void h_user_create(ctx_t *c);
 void h_token_create(ctx_t *c);
 void h_token_list(ctx_t *c);

@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "committer.h"
 #include "events.h"
 #include "import_queue.h"
 #include "live_agreement.h"
 #include "log.h"
+#include "protocol.h"
 #include "store.h"
 #include "util.h"
 
@@ -605,6 +607,13 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     if (!b->instance)
         b->instance = 1;
     b->cfg = *cfg;
+    /* Before the loop runs, so blocking is fine: every answer reports it. */
+    if (qr_admin_deployment(cfg->pg_conninfo, b->deployment, err, errlen) < 0) {
+        rc = QR_EIO;
+        goto fail;
+    }
+    snprintf(b->deployment_header, sizeof b->deployment_header, "%s: %s\r\n", QR_HEADER_DEPLOYMENT,
+             b->deployment);
     rc = qr_pg_open(loop, cfg->pg_conninfo, cfg->pg_pool, 5000, &b->pg);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);

@@ -84,6 +84,8 @@ struct qr_broker_s {
     rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
     void *api_waiters;            /* long-poll lease requests (api_leases.c) */
     uint64_t instance;            /* random id of this broker in pub/sub messages */
+    char deployment[37];          /* the deployment's id (sql/0016), read at start */
+    char deployment_header[80];   /* "Quorum-Deployment: <id>\r\n", on every JSON answer */
     int stopping;                 /* qr_broker_stop was called */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);

@@ -332,6 +332,9 @@
 /* A round trip that touches nothing (GET /readyz). */
 #define QR_SQL_PING "SELECT 1"
 
+/* The deployment's id (sql/0016_deployment.sql), read once at start. */
+#define QR_SQL_DEPLOYMENT_ID "SELECT id::text FROM deployment"
+
 #define QR_SQL_ORG_LIST                                                                            \
     "SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'kind', o.kind,"       \
     "  'created_at', o.created_at) ORDER BY o.id), '[]')::text FROM organizations o"               \
