@@ -201,7 +201,11 @@ static const char spool_help[] =
     "  --spool FILE   spool file (default $XDG_STATE_HOME/quorum/spool, else\n"
     "                 ~/.local/state/quorum/spool)\n"
     "  --json         one JSON object per pending result, one per line\n"
-    "  --send         send the results of the configured broker and token now\n"
+    "  --send         send now, through the configured broker, the results of its\n"
+    "                 deployment and of the token's user (made through any broker\n"
+    "                 of that deployment); results of another deployment or user\n"
+    "                 are never sent: one line per kind says why, and the exit\n"
+    "                 status is 7\n"
     "\n"
     "Examples:\n"
     "  quorum-agent spool                 # what is waiting, and whether the tail is torn\n"
@@ -765,10 +769,21 @@ static void show_record(const qr_spool_record_t *r, int as_json)
     const char *lease = json_string_value(json_object_get(rec, "lease"));
     const char *label = json_string_value(json_object_get(rec, "label"));
     const char *url = json_string_value(json_object_get(rec, "url"));
+    const char *dep = json_string_value(json_object_get(rec, "deployment"));
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    char owner[160];
+    if (dep)
+        snprintf(owner, sizeof owner, "deployment %.8s user %lld (via %s)", dep,
+                 (long long)json_integer_value(json_object_get(rec, "user")), url ? url : "-");
+    else
+        snprintf(owner, sizeof owner, "%s (older format)", url ? url : "-");
     printf("%6llu  %-20s  %7lld  %7lld  %8s  %-16s  %s\n", (unsigned long long)r->id, when,
            (long long)json_integer_value(json_object_get(rec, "project")),
            (long long)json_integer_value(json_object_get(rec, "task_id")), lease ? lease : "-",
-           label ? label : "-", url ? url : "-");
+           kind && strcmp(kind, "submit") ? kind
+           : label                        ? label
+                                          : "-",
+           owner);
     json_decref(rec);
 }
 
@@ -813,7 +828,7 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
     if (send) {
         agent_t ag;
         agent_sess_t sess;
-        size_t foreign = 0;
+        agent_foreign_t foreign = {0, 0, 0};
         rc = QR_EXIT_ERROR;
         if (qr_client_global_init() < 0)
             goto closed;
@@ -824,9 +839,11 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
                 rc = r == 0 ? 0 : r == AGENT_STOPPED ? QR_EXIT_PENDING : -r;
                 agent_sess_free(&sess);
             }
-            printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending (%zu of another "
-                   "broker or token)\n",
-                   ag.submitted, ag.replayed, ag.rejected, sp.npending, foreign);
+            printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending\n", ag.submitted,
+                   ag.replayed, ag.rejected, sp.npending);
+            /* Records never sent here are not "nothing left to send". */
+            if (agent_say_foreign(&ag, &foreign) && rc == 0)
+                rc = QR_EXIT_PENDING;
             agent_free(&ag);
         }
         qr_client_global_cleanup();
@@ -836,7 +853,7 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
         printf("spool %s: %zu result(s) pending\n", sp.path, sp.npending);
         if (sp.npending)
             printf("%6s  %-20s  %7s  %7s  %8s  %-16s  %s\n", "id", "spooled at", "project", "task",
-                   "lease", "label", "broker");
+                   "lease", "label", "made for");
     }
     for (size_t i = 0; i < sp.npending; i++)
         show_record(&sp.pending[i], as_json);

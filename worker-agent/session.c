@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,19 @@ void agent_say_paused(const agent_t *ag, const char *what)
             "quorum-agent: project %lld is paused; %s; run again once a manager resumes it "
             "(exit 8)\n",
             ag->project, what);
+}
+
+void agent_note(agent_t *ag, agent_note_t kind, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ag->note)
+        ag->note(ag->note_arg, kind, msg);
+    else
+        fprintf(stderr, "quorum-agent: %s\n", msg);
 }
 
 void agent_fatal(agent_t *ag, int code)
@@ -154,6 +168,7 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
 
     if (out)
         *out = NULL;
+    abortable |= ag->abort_all;
     for (;;) {
         if (abortable && *ag->stop)
             return AGENT_STOPPED;
@@ -168,7 +183,7 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
         }
         if (r == 0) {
             if (said)
-                fprintf(stderr, "quorum-agent: broker reachable again\n");
+                agent_note(ag, AGENT_NOTE_REACHABLE, "broker reachable again");
             qr_backoff_reset(&s->backoff);
             return 0;
         }
@@ -180,8 +195,8 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
         if (s->retry_cap_ms > 0 && delay > s->retry_cap_ms)
             delay = s->retry_cap_ms / 2 + delay % (s->retry_cap_ms / 2 + 1);
         if (!said || s->backoff.attempt % 10 == 0)
-            fprintf(stderr, "quorum-agent: %s; retrying in %lld ms\n", s->call.message,
-                    (long long)delay);
+            agent_note(ag, AGENT_NOTE_UNREACHABLE, "%s; retrying in %lld ms", s->call.message,
+                       (long long)delay);
         said = 1;
         if (nap(ag, delay) < 0)
             return AGENT_STOPPED;
@@ -227,11 +242,61 @@ int agent_load_project(agent_sess_t *s)
     return 0;
 }
 
+int agent_whoami(agent_sess_t *s)
+{
+    agent_t *ag = s->ag;
+    json_t *who = NULL;
+    int r = agent_request(s, "GET", QR_API_WHOAMI, NULL, &who, 1);
+    if (r == AGENT_STOPPED)
+        return AGENT_STOPPED;
+    if (r < 0) {
+        fprintf(stderr, "quorum-agent: cannot learn whose results these are (%s): %s\n",
+                QR_API_WHOAMI, s->call.message);
+        return -agent_exit_code(&s->call);
+    }
+    const char *dep = json_string_value(json_object_get(who, "deployment"));
+    json_int_t user = json_integer_value(json_object_get(who, "user_id"));
+    if (!dep || !dep[0] || strlen(dep) >= sizeof ag->deployment || user <= 0) {
+        fprintf(stderr,
+                "quorum-agent: the broker at %s reports no deployment id or user "
+                "(an older broker?); nothing is sent\n",
+                ag->cfg->url);
+        json_decref(who);
+        return -QR_EXIT_ERROR;
+    }
+    snprintf(ag->deployment, sizeof ag->deployment, "%s", dep);
+    ag->user_id = (int64_t)user;
+    json_decref(who);
+    return 0;
+}
+
+size_t agent_say_foreign(const agent_t *ag, const agent_foreign_t *f)
+{
+    if (f->deployment)
+        fprintf(stderr,
+                "quorum-agent: %zu spooled record(s) belong to another deployment (not %s, the "
+                "one at %s): never sent here; they stay in the spool\n",
+                f->deployment, ag->deployment[0] ? ag->deployment : "?", ag->cfg->url);
+    if (f->user)
+        fprintf(stderr,
+                "quorum-agent: %zu spooled record(s) belong to another user of this deployment "
+                "(not user %lld): never sent with this token; they stay in the spool\n",
+                f->user, (long long)ag->user_id);
+    if (f->old)
+        fprintf(stderr,
+                "quorum-agent: %zu spooled record(s) of the older format were made for another "
+                "broker URL or token (or by simulate): not sent; they stay in the spool\n",
+                f->old);
+    return f->deployment + f->user + f->old;
+}
+
 int agent_start(agent_sess_t *s, int say_foreign, int *exit_code)
 {
     const qr_spool_t *spool = s->ag->spool;
-    size_t foreign = 0;
-    int r = agent_flush_spool(s, &foreign);
+    agent_foreign_t foreign = {0, 0, 0};
+    int r = agent_whoami(s);
+    if (r == 0)
+        r = agent_flush_spool(s, &foreign);
     if (r == AGENT_STOPPED) {
         *exit_code = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
         return -1;
@@ -240,11 +305,8 @@ int agent_start(agent_sess_t *s, int say_foreign, int *exit_code)
         *exit_code = -r;
         return -1;
     }
-    if (say_foreign && foreign)
-        fprintf(stderr,
-                "quorum-agent: %zu spooled result(s) belong to another broker or token and stay "
-                "in the spool (see `quorum-agent spool`)\n",
-                foreign);
+    if (say_foreign)
+        agent_say_foreign(s->ag, &foreign);
     if ((r = agent_load_project(s)) != 0) {
         /* Stopped while the broker was unreachable: 7 only if results are
          * still spooled, as the exit codes say. */
@@ -296,8 +358,8 @@ static void write_rejected(agent_t *ag, const char *payload, const char *reason)
     if (fd >= 0 && close(fd) < 0)
         ok = 0;
     if (!ok)
-        fprintf(stderr, "quorum-agent: cannot record a rejected result in %s: %s\n", path,
-                strerror(errno));
+        agent_note(ag, AGENT_NOTE_INFO, "cannot record a rejected result in %s: %s", path,
+                   strerror(errno));
     free(text);
     free(path);
 }
@@ -331,21 +393,24 @@ static int settle(agent_sess_t *s, uint64_t id, long status, int replayed, const
         ag->rejected++;
     }
     int ret = outcome;
+    char said[700] = "";
     if (ag->spool) {
         const qr_spool_record_t *r = qr_spool_find(ag->spool, id);
         if (r && outcome == 1) {
             write_rejected(ag, r->payload, why);
-            fprintf(stderr, "quorum-agent: result not stored, kept in %s.rejected: %s\n",
-                    ag->spool->path, why);
+            snprintf(said, sizeof said, "result not stored, kept in %s.rejected: %s",
+                     ag->spool->path, why);
         }
         if (qr_spool_ack(ag->spool, id) < 0) {
-            fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
+            snprintf(said, sizeof said, "%s", ag->spool->errstr);
             ret = -QR_EXIT_SPOOL;
         }
     } else if (outcome == 1) {
-        fprintf(stderr, "quorum-agent: result not stored: %s\n", why);
+        snprintf(said, sizeof said, "result not stored: %s", why);
     }
     pthread_mutex_unlock(&ag->lock);
+    if (said[0])
+        agent_note(ag, AGENT_NOTE_INFO, "%s", said);
     if (ret == -QR_EXIT_SPOOL)
         agent_fatal(ag, QR_EXIT_SPOOL);
     return ret;
@@ -376,49 +441,114 @@ static int64_t result_retry_cap(const agent_t *ag)
     return cap < RETRY_MAX_MS ? cap : RETRY_MAX_MS;
 }
 
+/* A new record of ag's deployment and user (kind "submit" for a result),
+ * for lease (may be NULL). */
+static json_t *new_record(const agent_t *ag, const char *kind, const char *lease, int64_t task_id)
+{
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:I}", "deployment", ag->deployment,
+                            "user", (json_int_t)ag->user_id, "url", ag->cfg->url, "project",
+                            (json_int_t)ag->project, "kind", kind, "task_id", (json_int_t)task_id,
+                            "spooled_at_ms", (json_int_t)qr_now_ms());
+    if (!rec || (lease && json_object_set_new(rec, "lease", json_string(lease)) < 0))
+        abort(); /* out of memory */
+    return rec;
+}
+
+/* Appends rec (taken) to the spool and fsyncs it; *id its spool id (0
+ * without a spool). Returns 0, or -QR_EXIT_SPOOL after agent_fatal. */
+static int spool_record(agent_t *ag, json_t *rec, uint64_t *id)
+{
+    char *payload = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    int r = 0;
+    *id = 0;
+    if (!payload)
+        abort(); /* out of memory: jansson fails on nothing else here */
+    if (ag->spool) {
+        char err[sizeof ag->spool->errstr] = "";
+        if (pthread_mutex_lock(&ag->lock) != 0)
+            abort();
+        r = qr_spool_put(ag->spool, payload, strlen(payload), id);
+        if (r < 0)
+            memcpy(err, ag->spool->errstr, sizeof err);
+        pthread_mutex_unlock(&ag->lock);
+        if (r < 0) {
+            agent_note(ag, AGENT_NOTE_INFO, "%s", err);
+            agent_fatal(ag, QR_EXIT_SPOOL);
+            r = -QR_EXIT_SPOOL;
+        }
+    }
+    free(payload);
+    return r;
+}
+
+int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const char *label,
+                       int64_t active_ms, char idem[33], uint64_t *id)
+{
+    *id = 0;
+    if (qr_random_hex(16, idem) < 0) {
+        agent_note(ag, AGENT_NOTE_INFO, "no randomness for an idempotency key");
+        agent_fatal(ag, QR_EXIT_ERROR);
+        return -QR_EXIT_ERROR;
+    }
+    json_t *rec = new_record(ag, "submit", lease, task_id);
+    if (json_object_set_new(rec, "label", json_string(label)) < 0 ||
+        json_object_set_new(rec, "idempotency_key", json_string(idem)) < 0 ||
+        json_object_set_new(rec, "active_ms", json_integer(active_ms)) < 0)
+        abort(); /* out of memory, or a label that is not UTF-8 (checked by the caller) */
+    return spool_record(ag, rec, id);
+}
+
+int agent_spool_action(agent_t *ag, const char *kind, const char *lease, int64_t task_id,
+                       int64_t annotation_id, uint64_t *id)
+{
+    json_t *rec = new_record(ag, kind, lease, task_id);
+    if (annotation_id && json_object_set_new(rec, "annotation_id", json_integer(annotation_id)) < 0)
+        abort();
+    return spool_record(ag, rec, id);
+}
+
+int agent_unspool(agent_t *ag, uint64_t id)
+{
+    int r = 0;
+    char err[sizeof ag->spool->errstr] = "";
+    if (!ag->spool || !id)
+        return 0;
+    if (pthread_mutex_lock(&ag->lock) != 0)
+        abort();
+    if (qr_spool_ack(ag->spool, id) < 0) {
+        memcpy(err, ag->spool->errstr, sizeof err);
+        r = -QR_EXIT_SPOOL;
+    }
+    pthread_mutex_unlock(&ag->lock);
+    if (r < 0) {
+        agent_note(ag, AGENT_NOTE_INFO, "%s", err);
+        agent_fatal(ag, QR_EXIT_SPOOL);
+    }
+    return r;
+}
+
 int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
                     int64_t active_ms, int64_t *annotation_id)
 {
-    agent_t *ag = s->ag;
     char idem[33];
     uint64_t id = 0;
+    if (annotation_id)
+        *annotation_id = 0;
+    int r = agent_spool_result(s->ag, lease, task_id, label, active_ms, idem, &id);
+    if (r < 0)
+        return r;
+    return agent_send_result(s, id, lease, label, idem, active_ms, annotation_id);
+}
+
+int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const char *label,
+                      const char *idem, int64_t active_ms, int64_t *annotation_id)
+{
+    agent_t *ag = s->ag;
     int r;
 
     if (annotation_id)
         *annotation_id = 0;
-
-    if ((r = qr_random_hex(16, idem)) < 0) {
-        fprintf(stderr, "quorum-agent: no randomness for an idempotency key\n");
-        agent_fatal(ag, QR_EXIT_ERROR);
-        return -QR_EXIT_ERROR;
-    }
-    json_t *rec =
-        json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:I, s:I}", "url", ag->cfg->url, "who",
-                  ag->who, "project", (json_int_t)ag->project, "lease", lease, "task_id",
-                  (json_int_t)task_id, "label", label, "idempotency_key", idem, "active_ms",
-                  (json_int_t)active_ms, "spooled_at_ms", (json_int_t)qr_now_ms());
-    char *payload = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-    json_decref(rec);
-    if (!payload) {
-        fprintf(stderr, "quorum-agent: cannot encode a result\n");
-        agent_fatal(ag, QR_EXIT_ERROR);
-        return -QR_EXIT_ERROR;
-    }
-    if (ag->spool) {
-        if (pthread_mutex_lock(&ag->lock) != 0)
-            abort();
-        r = qr_spool_put(ag->spool, payload, strlen(payload), &id);
-        if (r < 0)
-            fprintf(stderr, "quorum-agent: %s\n", ag->spool->errstr);
-        pthread_mutex_unlock(&ag->lock);
-        if (r < 0) {
-            free(payload);
-            agent_fatal(ag, QR_EXIT_SPOOL);
-            return -QR_EXIT_SPOOL;
-        }
-    }
-    free(payload);
-
     json_t *body = json_pack("{s:s, s:s, s:I}", "label", label, "idempotency_key", idem,
                              "active_ms", (json_int_t)active_ms);
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
@@ -438,18 +568,18 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
     json_int_t stored = json_integer_value(json_object_get(answer, "annotation_id"));
     json_decref(answer);
     if (r < 0 && (s->call.status == 401 || s->call.status == 403)) {
-        fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
+        agent_note(ag, AGENT_NOTE_INFO, "%s (the result stays spooled)", s->call.message);
         agent_fatal(ag, QR_EXIT_AUTH);
         return -QR_EXIT_AUTH;
     }
     if (r < 0 && s->call.status == 0) {
-        fprintf(stderr, "quorum-agent: %s (the result stays spooled)\n", s->call.message);
+        agent_note(ag, AGENT_NOTE_INFO, "%s (the result stays spooled)", s->call.message);
         agent_fatal(ag, agent_exit_code(&s->call));
         return -agent_exit_code(&s->call);
     }
     int o = settle(s, id, s->call.status, replayed, s->call.message);
     if (o == 2) {
-        fprintf(stderr, "quorum-agent: submit: %s (the result stays spooled)\n", s->call.message);
+        agent_note(ag, AGENT_NOTE_INFO, "submit: %s (the result stays spooled)", s->call.message);
         agent_fatal(ag, QR_EXIT_ERROR);
         return -QR_EXIT_ERROR;
     }
@@ -486,6 +616,17 @@ int agent_release(agent_sess_t *s, const char *lease, const char *reason, int sk
     return r;
 }
 
+int agent_release_spooled(agent_sess_t *s, uint64_t id, const char *lease, const char *reason,
+                          int skip)
+{
+    int r = agent_release(s, lease, reason, skip);
+    /* Done, or refused for good (no such project or lease name): it leaves. */
+    int gone = r == 0 || (r == AGENT_FAILED && (s->call.status == 404 || s->call.status == 422));
+    if (gone && agent_unspool(s->ag, id) < 0)
+        return AGENT_FAILED;
+    return r;
+}
+
 int agent_heartbeat(agent_sess_t *s, const char *lease)
 {
     return agent_heartbeat_until(s, lease, NULL);
@@ -517,39 +658,212 @@ int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_m
     return AGENT_FAILED;
 }
 
-/* The spooled result as JSON if it belongs to this broker and token and
- * names a project, else NULL. */
+/* Whose a spooled record is (see the top of session.h). */
+typedef enum { OWN_OURS, OWN_LEGACY, OWN_DEPLOYMENT, OWN_USER, OWN_OLD } owner_t;
+
+static owner_t owner_of(const agent_t *ag, json_t *rec)
+{
+    const char *dep = json_string_value(json_object_get(rec, "deployment"));
+    if (dep) {
+        if (strcmp(dep, ag->deployment) != 0)
+            return OWN_DEPLOYMENT;
+        if (json_integer_value(json_object_get(rec, "user")) != ag->user_id)
+            return OWN_USER;
+        return OWN_OURS;
+    }
+    const char *url = json_string_value(json_object_get(rec, "url"));
+    const char *who = json_string_value(json_object_get(rec, "who"));
+    if (url && who && strcmp(url, ag->cfg->url) == 0 && strcmp(who, ag->who) == 0)
+        return OWN_LEGACY;
+    return OWN_OLD;
+}
+
+/* The spooled record as JSON if it is ours and well formed (a project; a
+ * lease, but for an undo, which names an annotation), else NULL. */
 static json_t *our_record(const agent_t *ag, const qr_spool_record_t *r)
 {
     json_error_t jerr;
     json_t *rec = json_loads(r->payload, 0, &jerr);
-    const char *url = json_string_value(json_object_get(rec, "url"));
-    const char *who = json_string_value(json_object_get(rec, "who"));
-    if (url && who && strcmp(url, ag->cfg->url) == 0 && strcmp(who, ag->who) == 0 &&
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    int undo = kind && strcmp(kind, "undo") == 0;
+    if (rec && owner_of(ag, rec) == OWN_OURS &&
         json_integer_value(json_object_get(rec, "project")) > 0 &&
-        json_is_string(json_object_get(rec, "lease")))
+        (undo ? json_integer_value(json_object_get(rec, "annotation_id")) > 0
+              : json_is_string(json_object_get(rec, "lease"))))
         return rec;
     json_decref(rec);
     return NULL;
 }
 
-int agent_flush_spool(agent_sess_t *s, size_t *foreign)
+/* Whether rec is a result (kind "submit", or none: every older record). */
+static int is_result(json_t *rec)
 {
-    agent_t *ag = s->ag;
-    size_t sent = 0, others = 0;
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    return !kind || strcmp(kind, "submit") == 0;
+}
 
-    if (foreign)
-        *foreign = 0;
-    if (!ag->spool)
-        return 0;
+/*
+ * Counts the records that are not ours by why, and re-keys the older-format
+ * ones of this URL and token: each is appended again with the deployment
+ * and user (fsynced), then the old one is acknowledged. Returns 0 or
+ * -QR_EXIT_SPOOL (after agent_fatal).
+ */
+static int sort_records(agent_t *ag, agent_foreign_t *f)
+{
+    qr_spool_t *sp = ag->spool;
+    size_t n, nold = 0;
+    int rc = 0;
+    char err[sizeof sp->errstr] = "";
+
+    memset(f, 0, sizeof *f);
     if (pthread_mutex_lock(&ag->lock) != 0)
         abort();
-    for (size_t i = 0; i < ag->spool->npending; i++) {
-        json_t *rec = our_record(ag, &ag->spool->pending[i]);
-        others += rec == NULL;
+    n = sp->npending;
+    uint64_t *old = qr_xcalloc(n ? n : 1, sizeof *old);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_error_t jerr;
+        json_t *rec = json_loads(sp->pending[i].payload, 0, &jerr);
+        owner_t o = rec ? owner_of(ag, rec) : OWN_OLD;
+        f->deployment += o == OWN_DEPLOYMENT;
+        f->user += o == OWN_USER;
+        f->old += o == OWN_OLD;
+        if (o == OWN_LEGACY) {
+            uint64_t id;
+            uint64_t was = sp->pending[i].id; /* the append may move pending[] */
+            json_object_del(rec, "who");
+            json_object_set_new(rec, "deployment", json_string(ag->deployment));
+            json_object_set_new(rec, "user", json_integer(ag->user_id));
+            char *text = json_dumps(rec, JSON_COMPACT);
+            if (!text)
+                abort();
+            rc = qr_spool_append(sp, text, strlen(text), &id);
+            free(text);
+            old[nold++] = was;
+        }
         json_decref(rec);
     }
+    if (rc == 0)
+        rc = qr_spool_sync(sp);
+    for (size_t i = 0; i < nold && rc == 0; i++)
+        rc = qr_spool_ack(sp, old[i]);
+    if (rc < 0)
+        memcpy(err, sp->errstr, sizeof err);
     pthread_mutex_unlock(&ag->lock);
+    free(old);
+    if (rc < 0) {
+        agent_note(ag, AGENT_NOTE_INFO, "%s", err);
+        agent_fatal(ag, QR_EXIT_SPOOL);
+        return -QR_EXIT_SPOOL;
+    }
+    if (nold)
+        agent_note(ag, AGENT_NOTE_INFO,
+                   "%zu spooled record(s) of the older format (for %s) now belong to deployment "
+                   "%s, user %lld",
+                   nold, ag->cfg->url, ag->deployment, (long long)ag->user_id);
+    return 0;
+}
+
+/*
+ * Sends one of label's spooled actions (rec, spool id id): a skip or
+ * release of its lease, or an undo of its annotation (whose new lease is
+ * given back at once: nobody is there to label it again). Returns 0 when
+ * it was answered for good (it left the spool), 1 when it stays, or
+ * AGENT_STOPPED / a negative QR_EXIT_* code.
+ */
+static int send_action(agent_sess_t *s, json_t *rec, uint64_t id)
+{
+    agent_t *ag = s->ag;
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    const char *lease = json_string_value(json_object_get(rec, "lease"));
+    long long project = (long long)json_integer_value(json_object_get(rec, "project"));
+    long long saved = ag->project;
+    int r;
+
+    ag->project = project; /* the request helpers take it from the agent */
+    if (strcmp(kind, "undo") == 0) {
+        char *path =
+            qr_xasprintf(QR_API_UNDO("%lld", "%lld"), project,
+                         (long long)json_integer_value(json_object_get(rec, "annotation_id")));
+        json_t *ans = NULL, *body = json_object();
+        r = agent_request(s, "POST", path, body, &ans, 1);
+        json_decref(body);
+        free(path);
+        char *name = r == 0 ? agent_lease_name(json_object_get(ans, "lease")) : NULL;
+        json_decref(ans);
+        if (name)
+            (void)agent_release(s, name, "undone in the terminal; the labeler had left", 0);
+        free(name);
+        if (r == 0 || (r == AGENT_FAILED && (s->call.status == 404 || s->call.status == 409)))
+            r = agent_unspool(ag, id) < 0 ? -QR_EXIT_SPOOL : 0;
+    } else if (lease && (strcmp(kind, "skip") == 0 || strcmp(kind, "release") == 0)) {
+        int skip = kind[0] == 's';
+        r = agent_release_spooled(
+            s, id, lease, skip ? "skipped in the terminal" : "released in the terminal", skip);
+        if (r == AGENT_FAILED && atomic_load(&ag->fatal))
+            r = -QR_EXIT_SPOOL;
+    } else {
+        r = 1; /* a kind this agent does not know: it stays */
+    }
+    ag->project = saved;
+    if (r == AGENT_FAILED) {
+        agent_note(ag, AGENT_NOTE_INFO, "spooled %s: %s", kind, s->call.message);
+        if (s->call.status == 401 || s->call.status == 403)
+            return -agent_exit_code(&s->call);
+        return 1;
+    }
+    return r;
+}
+
+/* Sends every spooled action of ours (not results), oldest first. */
+static int flush_actions(agent_sess_t *s, size_t *sent)
+{
+    agent_t *ag = s->ag;
+    uint64_t after = 0; /* ids at or below were tried */
+    for (;;) {
+        json_t *rec = NULL;
+        uint64_t id = 0;
+        if (pthread_mutex_lock(&ag->lock) != 0)
+            abort();
+        for (size_t i = 0; i < ag->spool->npending && !rec; i++) {
+            const qr_spool_record_t *r = &ag->spool->pending[i];
+            if (r->id <= after)
+                continue;
+            json_t *j = our_record(ag, r);
+            if (j && !is_result(j)) {
+                rec = j;
+                id = r->id;
+            } else {
+                json_decref(j);
+            }
+        }
+        pthread_mutex_unlock(&ag->lock);
+        if (!rec)
+            return 0;
+        after = id;
+        int r = send_action(s, rec, id);
+        json_decref(rec);
+        if (r < 0)
+            return r;
+        *sent += r == 0;
+    }
+}
+
+int agent_flush_spool(agent_sess_t *s, agent_foreign_t *foreign)
+{
+    agent_t *ag = s->ag;
+    size_t sent = 0;
+    agent_foreign_t others;
+    int r;
+
+    memset(&others, 0, sizeof others);
+    if (foreign)
+        *foreign = others;
+    if (!ag->spool || ag->spool->npending == 0)
+        return 0;
+    if (!ag->deployment[0] && (r = agent_whoami(s)) != 0)
+        return r;
+    if ((r = sort_records(ag, &others)) < 0)
+        return r;
     if (foreign)
         *foreign = others;
 
@@ -567,7 +881,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             const qr_spool_record_t *r = &ag->spool->pending[i];
             json_t *rec = our_record(ag, r);
             json_int_t p = json_integer_value(json_object_get(rec, "project"));
-            if (!rec || (project && p != project)) {
+            if (!rec || !is_result(rec) || (project && p != project)) {
                 json_decref(rec);
                 continue;
             }
@@ -590,14 +904,14 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
         char *path = qr_xasprintf(QR_API_BATCH_SUBMIT("%lld"), (long long)project);
         json_t *answer = NULL;
         s->retry_cap_ms = result_retry_cap(ag);
-        int r = agent_request(s, "POST", path, body, &answer, 1);
+        r = agent_request(s, "POST", path, body, &answer, 1);
         s->retry_cap_ms = 0;
         free(path);
         json_decref(body);
         if (r == AGENT_STOPPED)
             return AGENT_STOPPED;
         if (r < 0) {
-            fprintf(stderr, "quorum-agent: sending spooled results: %s\n", s->call.message);
+            agent_note(ag, AGENT_NOTE_INFO, "sending spooled results: %s", s->call.message);
             json_decref(answer);
             return -agent_exit_code(&s->call);
         }
@@ -612,7 +926,7 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
             snprintf(why, sizeof why, "%ld %s", status, msg ? msg : "");
             if (status == 401 || status == 403) {
                 json_decref(answer);
-                fprintf(stderr, "quorum-agent: spooled result refused: %s\n", why);
+                agent_note(ag, AGENT_NOTE_INFO, "spooled result refused: %s", why);
                 return -QR_EXIT_AUTH;
             }
             int o = settle(s, ids[i], status, json_is_true(json_object_get(e, "replayed")), why);
@@ -630,10 +944,10 @@ int agent_flush_spool(agent_sess_t *s, size_t *foreign)
                 return AGENT_STOPPED;
         }
     }
+    if ((r = flush_actions(s, &sent)) < 0)
+        return r;
     if (sent)
-        fprintf(stderr, "quorum-agent: sent %zu spooled result(s) first\n", sent);
-    if (foreign)
-        *foreign = others;
+        agent_note(ag, AGENT_NOTE_INFO, "sent %zu spooled result(s) first", sent);
     return 0;
 }
 

@@ -16,6 +16,18 @@
  * rejected results are appended to "<spool>.rejected" (JSON lines, with the
  * reason) so no label disappears unseen. 401/403 stop the agent and keep the
  * result spooled.
+ *
+ * Whose a spooled record is: every record names the deployment (the id the
+ * broker reports, GET /v1/whoami) and the user (the token's user id) it was
+ * made for, and is sent to any broker of that deployment with any token of
+ * that user, never elsewhere. A record of the older format (keyed by broker
+ * URL and a hash of the token) counts as this deployment's and user's when
+ * its URL and token hash are the ones in use: on that first contact it is
+ * re-keyed (rewritten with the deployment and user) before it is sent.
+ *
+ * Besides results ("kind" absent or "submit"), `label` spools its other
+ * actions the same way: "skip" and "release" of a lease, "undo" of an
+ * annotation. They leave the spool once the broker has answered them.
  */
 #ifndef QR_AGENT_SESSION_H
 #define QR_AGENT_SESSION_H
@@ -37,22 +49,46 @@
 #define AGENT_STOPPED (-1) /* the stop flag was raised while retrying */
 #define AGENT_FAILED  (-2) /* the broker answered with an error (see sess->call) */
 
+/* What agent_note says. */
+typedef enum {
+    AGENT_NOTE_INFO,        /* a one-line message */
+    AGENT_NOTE_UNREACHABLE, /* the broker cannot be reached; retrying */
+    AGENT_NOTE_REACHABLE,   /* ... and now it can again */
+} agent_note_t;
+
+/* Spooled records the agent does not send, by why (agent_flush_spool). */
+typedef struct agent_foreign_s {
+    size_t deployment; /* made for another deployment */
+    size_t user;       /* made for another user of this deployment */
+    size_t old;        /* older format, for another broker URL or token, or a
+                          simulate run's (no owner) */
+} agent_foreign_t;
+
 typedef struct agent_s {
     const qr_client_config_t *cfg; /* borrowed; outlives the agent */
     long long project;             /* project id */
     char **labels;                 /* the project's label choices (owned) */
     size_t nlabels;                /* entries in labels */
     int64_t lease_ttl_ms;          /* the project's lease TTL */
-    char who[17];                  /* first 16 hex of SHA-256(token): whose results */
-    qr_spool_t *spool;             /* borrowed, shared; NULL: no spool */
-    pthread_mutex_t lock;          /* guards spool, the counters and rejected file */
-    volatile sig_atomic_t *stop;   /* raised by SIGINT/SIGTERM (borrowed) */
-    atomic_int fatal;              /* first fatal exit code, 0 if none */
-    long submitted;                /* results the broker stored (201/200) */
-    long replayed;                 /* of those, answered as replays */
-    long rejected;                 /* results refused for good (see above) */
-    long released;                 /* leases given back */
-    long skipped;                  /* leases skipped */
+    char who[17];                  /* first 16 hex of SHA-256(token): older records' owner */
+    char deployment[64];           /* the broker's deployment id (whoami), "" until known */
+    int64_t user_id;               /* the token's user (whoami), 0 until known */
+    /* Where messages go while a run is on: NULL prints "quorum-agent: ..."
+     * on stderr; label shows them on its screen. Called from any thread,
+     * never with lock held. */
+    void (*note)(void *arg, agent_note_t kind, const char *msg);
+    void *note_arg;
+    int abort_all;               /* the stop flag aborts every transfer, not only
+                                    long polls (label: everything is spooled first) */
+    qr_spool_t *spool;           /* borrowed, shared; NULL: no spool */
+    pthread_mutex_t lock;        /* guards spool, the counters and rejected file */
+    volatile sig_atomic_t *stop; /* raised by SIGINT/SIGTERM (borrowed) */
+    atomic_int fatal;            /* first fatal exit code, 0 if none */
+    long submitted;              /* results the broker stored (201/200) */
+    long replayed;               /* of those, answered as replays */
+    long rejected;               /* results refused for good (see above) */
+    long released;               /* leases given back */
+    long skipped;                /* leases skipped */
 } agent_t;
 
 typedef struct agent_sess_s {
@@ -67,6 +103,10 @@ typedef struct agent_sess_s {
  * Returns 0 or -1. */
 int agent_init(agent_t *ag, const qr_client_config_t *cfg, volatile sig_atomic_t *stop);
 void agent_free(agent_t *ag);
+
+/* Says msg (printf format) through ag->note, or on stderr. */
+void agent_note(agent_t *ag, agent_note_t kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Records a fatal exit code (the first one wins) and raises the stop flag. */
 void agent_fatal(agent_t *ag, int code);
@@ -99,14 +139,24 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
  * QR_EXIT_* code with the message printed. */
 int agent_load_project(agent_sess_t *s);
 
+/* GET /v1/whoami: fills ag->deployment and ag->user_id (retrying while the
+ * broker is unreachable). Returns 0, AGENT_STOPPED, or a negative QR_EXIT_*
+ * code with the reason printed. */
+int agent_whoami(agent_sess_t *s);
+
 /*
- * What exec and label do first: send the results spooled for this broker
- * and token (agent_flush_spool; with say_foreign, one line on stderr counts
- * those of another broker or token, which stay), then load the project.
- * Returns 0 to go on, or -1 with the exit code the command ends with in
- * *exit_code (QR_EXIT_OK when stopped with nothing left spooled).
+ * What exec and label do first: learn whose results these are (whoami),
+ * send the results spooled for this deployment and user
+ * (agent_flush_spool; with say_foreign, agent_say_foreign on stderr for
+ * those that stay), then load the project. Returns 0 to go on, or -1 with
+ * the exit code the command ends with in *exit_code (QR_EXIT_OK when
+ * stopped with nothing left spooled).
  */
 int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
+
+/* One line on stderr per kind of spooled record not sent (none: nothing),
+ * with its count and why. Returns the total. */
+size_t agent_say_foreign(const agent_t *ag, const agent_foreign_t *f);
 
 /*
  * Spools (append + fsync) and delivers one result as described above.
@@ -117,6 +167,28 @@ int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
 int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
                  int64_t active_ms);
 
+/*
+ * The two halves of agent_submit, for a caller that must have the result on
+ * disk before it goes on (label): agent_spool_result builds the record
+ * (a new idempotency key, written to idem), appends it and fsyncs (no
+ * spool: nothing written, *id = 0); agent_send_result sends it and settles
+ * it as agent_submit does. Each returns what agent_submit would.
+ */
+int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const char *label,
+                       int64_t active_ms, char idem[33], uint64_t *id);
+int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const char *label,
+                      const char *idem, int64_t active_ms, int64_t *annotation_id);
+
+/* Spools (append + fsync) an action of label: kind "skip" or "release" of
+ * lease, or "undo" of annotation_id (then lease may be NULL). Returns 0, or
+ * -QR_EXIT_SPOOL after agent_fatal. */
+int agent_spool_action(agent_t *ag, const char *kind, const char *lease, int64_t task_id,
+                       int64_t annotation_id, uint64_t *id);
+
+/* The spooled record id was answered: it leaves the spool (0: nothing).
+ * Returns 0, or -QR_EXIT_SPOOL after agent_fatal. */
+int agent_unspool(agent_t *ag, uint64_t id);
+
 /* agent_submit that also gives the stored annotation's id (the answer's
  * annotation_id) in *annotation_id when it returns 0; 0 otherwise or when
  * the answer had none. annotation_id may be NULL. */
@@ -124,9 +196,14 @@ int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const c
                     int64_t active_ms, int64_t *annotation_id);
 
 /* Releases (skip = 0) or skips (skip = 1) a lease with a reason (may be
- * NULL). A 409 counts as done: the lease is gone either way. Returns 0,
- * AGENT_STOPPED or AGENT_FAILED. */
+ * NULL). A 409 or 404 counts as done: the lease is gone either way.
+ * Returns 0, AGENT_STOPPED or AGENT_FAILED. */
 int agent_release(agent_sess_t *s, const char *lease, const char *reason, int skip);
+
+/* agent_release of an action spooled as id (agent_spool_action), which
+ * leaves the spool once done. */
+int agent_release_spooled(agent_sess_t *s, uint64_t id, const char *lease, const char *reason,
+                          int skip);
 
 /* Heartbeat: 0 while the lease is valid, 1 when it is gone (409), or
  * AGENT_STOPPED / AGENT_FAILED. Not retried: the caller beats again later. */
@@ -138,12 +215,14 @@ int agent_heartbeat(agent_sess_t *s, const char *lease);
 int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_ms);
 
 /*
- * Sends every spooled result of this broker and token (batch submit, 100 at
- * a time), removing each that is answered. Results of another broker or
- * token stay spooled and are counted in *foreign (may be NULL). Returns 0,
- * AGENT_STOPPED, or a negative QR_EXIT_* code.
+ * Sends every spooled record of this deployment and user (asking whoami
+ * first when not known yet): results by batch submit, 100 at a time, then
+ * label's skips, releases and undos one by one, removing each that is
+ * answered. Older-format records of this URL and token are re-keyed first.
+ * The others stay spooled and are counted by why in *foreign (may be NULL).
+ * Returns 0, AGENT_STOPPED, or a negative QR_EXIT_* code.
  */
-int agent_flush_spool(agent_sess_t *s, size_t *foreign);
+int agent_flush_spool(agent_sess_t *s, agent_foreign_t *foreign);
 
 /* The default spool path ($XDG_STATE_HOME/quorum/spool or
  * ~/.local/state/quorum/spool), heap, or NULL; its directory is created. */
