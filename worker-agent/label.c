@@ -12,8 +12,22 @@
  * label_t under its mutex; the network thread wakes the UI through the pipe.
  *
  * Time on task is the time the task was on screen, in ms, sent as active_ms.
- * Quitting (q, Ctrl-C, SIGTERM) releases every lease held, then restores
- * the terminal.
+ *
+ * Nothing typed is lost: a label (and a skip or release) is appended to the
+ * spool and fsynced by the UI thread before the next task is shown; the
+ * network thread then sends it, and it leaves the spool once the broker
+ * answered. While the broker is unreachable the network thread retries, the
+ * status line says how many labels are kept on disk, and the annotator goes
+ * on with the tasks already prefetched; after a crash (even kill -9) the
+ * next start, or `quorum-agent spool --send`, sends them (exactly once:
+ * each has its idempotency key). An undo is spooled by the network thread
+ * before it is sent (it waits for the submit it takes back).
+ *
+ * Quitting (q, Ctrl-C, SIGTERM) gives back every lease held, waiting at most
+ * QUIT_GRACE_MS for the broker: then the stop flag aborts what is left (the
+ * leases not given back expire on their own, as the screen and the summary
+ * say), and the terminal is restored. The summary counts what the broker
+ * acknowledged, and what stays spooled.
  *
  * Undo (`u`) retracts the last submit of this session: the network thread
  * keeps the annotation id of the last submit the broker acknowledged and
@@ -43,6 +57,9 @@
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
+
+/* The longest a quit waits for the broker to take back the leases (ms). */
+#define QUIT_GRACE_MS 3000
 
 static volatile sig_atomic_t stop_flag;
 
@@ -102,6 +119,18 @@ void label_set_status(label_t *lb, const char *fmt, ...)
     for (char *p = lb->status; *p; p++)
         if ((unsigned char)*p < ' ')
             *p = ' ';
+}
+
+/* agent_note's target while the screen is up (any thread, mu not held):
+ * messages go to the status line, not across the screen. */
+static void on_note(void *arg, agent_note_t kind, const char *msg)
+{
+    label_t *lb = arg;
+    label_lock(lb);
+    lb->unreachable = kind == AGENT_NOTE_UNREACHABLE;
+    label_set_status(lb, "%s", msg);
+    label_wake_ui(lb);
+    label_unlock(lb);
 }
 
 /* Called with mu held: whether the last acknowledged submit cannot be undone
@@ -282,9 +311,14 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     qr_buf_free(&choices);
     line(&out, "", cols);
     line(&out, "digits choose   s skip   r release   u undo   q quit", cols);
-    char status[300];
-    snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
-             lb->status);
+    char status[400];
+    if (lb->unreachable)
+        snprintf(status, sizeof status,
+                 "broker unreachable \u2014 %ld label%s kept on disk, sent when it is back (%s)",
+                 lb->unacked, lb->unacked == 1 ? "" : "s", lb->status);
+    else
+        snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
+                 lb->status);
     label_unlock(lb);
     qr_buf_appends(&out, "\x1b[K");
     char safe[sizeof status];
@@ -296,14 +330,22 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     qr_buf_free(&out);
 }
 
-/* Queues an action on the task on screen (taken over by the action). */
+/* Spools (fsynced) and queues an action on the task on screen (taken over
+ * by the action). A spool that fails is fatal (the UI leaves); the action
+ * is queued all the same, unspooled. */
 static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, int64_t active_ms)
 {
+    action_t a = {kind, *cur, label ? qr_xstrdup(label) : NULL, active_ms, 0, ""};
+    int r = kind == ACT_SUBMIT ? agent_spool_result(&lb->ag, cur->lease, cur->task_id, label,
+                                                    active_ms, a.idem, &a.spool_id)
+                               : agent_spool_action(&lb->ag, kind == ACT_SKIP ? "skip" : "release",
+                                                    cur->lease, cur->task_id, 0, &a.spool_id);
     label_lock(lb);
-    cur->expires_ms = lb->cur_expires_ms;
+    if (r == 0 && kind == ACT_SUBMIT && a.spool_id)
+        lb->unacked++;
+    a.task.expires_ms = lb->cur_expires_ms;
     lb->actions = qr_xrealloc(lb->actions, (lb->nactions + 1) * sizeof *lb->actions);
-    lb->actions[lb->nactions++] =
-        (action_t){kind, *cur, label ? qr_xstrdup(label) : NULL, active_ms};
+    lb->actions[lb->nactions++] = a;
     free(lb->current);
     lb->current = NULL;
     memset(cur, 0, sizeof *cur);
@@ -376,6 +418,43 @@ static void request_undo(label_t *lb)
     label_unlock(lb);
 }
 
+/* Waits up to ms for the network thread to finish. Returns 0, or -1 when
+ * it has not. */
+static int wait_net_done(label_t *lb, int64_t ms)
+{
+    int64_t until = qr_mono_ms() + ms;
+    label_lock(lb);
+    while (!lb->net_done && qr_mono_ms() < until) {
+        label_unlock(lb);
+        (void)poll(NULL, 0, 50); /* EINTR just wakes early */
+        label_lock(lb);
+    }
+    int done = lb->net_done;
+    label_unlock(lb);
+    return done ? 0 : -1;
+}
+
+/* The end-of-session lines: what the broker acknowledged, what stays on
+ * disk, and the leases left to expire. */
+static void say_summary(const label_t *lb)
+{
+    const agent_t *ag = &lb->ag;
+    printf("quorum-agent: label: %ld label%s stored by the broker, %ld skipped, %ld released%s\n",
+           ag->submitted, ag->submitted == 1 ? "" : "s", ag->skipped, ag->released,
+           lb->complete ? "; project complete" : "");
+    if (lb->unacked > 0)
+        printf("quorum-agent: label: %ld label%s not acknowledged yet stay%s spooled in %s (sent "
+               "at the next start, or by `quorum-agent spool --send`)\n",
+               lb->unacked, lb->unacked == 1 ? "" : "s", lb->unacked == 1 ? "s" : "",
+               ag->spool ? ag->spool->path : "?");
+    if (lb->not_returned > 0)
+        printf("quorum-agent: label: %ld lease%s could not be given back; %s on %s own within "
+               "the lease TTL (%lld s)\n",
+               lb->not_returned, lb->not_returned == 1 ? "" : "s",
+               lb->not_returned == 1 ? "it expires" : "they expire",
+               lb->not_returned == 1 ? "its" : "their", (long long)(ag->lease_ttl_ms / 1000));
+}
+
 int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
 {
     label_t lb;
@@ -422,8 +501,13 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     if (agent_sess_init(&main_sess, &lb.ag) < 0)
         goto out;
     main_ready = 1;
-    if (agent_start(&main_sess, 0, &rc) < 0)
+    if (agent_start(&main_sess, 1, &rc) < 0)
         goto out;
+    /* From here on messages go to the status line, and every action is on
+     * disk before it is sent, so a quit may abort any transfer. */
+    lb.ag.note = on_note;
+    lb.ag.note_arg = &lb;
+    lb.ag.abort_all = 1;
     if (raw_terminal() < 0) {
         fprintf(stderr, "quorum-agent: cannot set the terminal to raw mode: %s\n", strerror(errno));
         rc = QR_EXIT_USAGE;
@@ -511,17 +595,26 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     }
     label_lock(&lb);
     lb.quitting = 1;
-    label_set_status(&lb, "quitting: giving back the tasks held...");
+    label_set_status(&lb, "quitting: giving back the tasks held (at most %d s)...",
+                     QUIT_GRACE_MS / 1000);
     pthread_cond_signal(&lb.cond);
     label_unlock(&lb);
     draw(&lb, NULL, 0);
+    if (wait_net_done(&lb, QUIT_GRACE_MS) < 0) {
+        /* The broker does not answer: stop retrying; what is on disk stays. */
+        stop_flag = 1;
+        label_lock(&lb);
+        label_set_status(&lb, "broker unreachable: leases not given back expire on their own");
+        label_unlock(&lb);
+        draw(&lb, NULL, 0);
+    }
     e = pthread_join(net, NULL);
     if (e != 0)
         fprintf(stderr, "quorum-agent: pthread_join: %s\n", strerror(e));
     thread_started = 0;
     restore_terminal();
-    printf("quorum-agent: label: %ld submitted, %ld skipped, %ld released%s\n", lb.ag.submitted,
-           lb.ag.skipped, lb.ag.released, lb.complete ? "; project complete" : "");
+    lb.ag.note = NULL;
+    say_summary(&lb);
     rc = atomic_load(&lb.ag.fatal);
     if (!rc && lb.paused) {
         agent_say_paused(&lb.ag, spool && spool->npending

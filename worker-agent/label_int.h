@@ -35,11 +35,16 @@ typedef struct last_s {
     char *label;        /* owned */
 } last_t;
 
+/* An action of the UI. Submits, skips and releases are in the spool
+ * (fsynced) before the UI shows the next task; the network thread sends
+ * them and they leave the spool once answered. */
 typedef struct action_s {
     act_kind_t kind;
     task_t task;       /* owned */
     char *label;       /* ACT_SUBMIT (owned) */
     int64_t active_ms; /* ACT_SUBMIT */
+    uint64_t spool_id; /* its spool record, 0: none (no spool, or the spool failed) */
+    char idem[33];     /* ACT_SUBMIT: its idempotency key */
 } action_t;
 
 typedef struct label_s {
@@ -65,6 +70,10 @@ typedef struct label_s {
     int undo_ready;           /* an undone task is at the head of the queue: show it now */
     long done_today;          /* progress: my_annotations_today, -1 unknown */
     long remaining;           /* progress: annotations_remaining, -1 unknown */
+    long unacked;             /* labels on disk the broker has not acknowledged yet */
+    int unreachable;          /* the network thread is retrying: the broker is unreachable */
+    long not_returned;        /* leases the quit could not give back (they expire) */
+    int net_done;             /* the network thread has finished */
     char status[256];         /* last message for the status line */
     int wake_w;               /* write end of the UI's wake-up pipe */
 } label_t;

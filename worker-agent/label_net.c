@@ -155,6 +155,11 @@ static void undo(label_t *lb, agent_sess_t *s)
     int64_t id = lb->last.annotation_id, task = lb->last.task_id;
     char *label = qr_xstrdup(lb->last.label);
     label_unlock(lb);
+    uint64_t spooled = 0;
+    if (agent_spool_action(&lb->ag, "undo", NULL, task, id, &spooled) < 0) {
+        free(label);
+        return; /* fatal: the UI leaves */
+    }
 
     char *path = qr_xasprintf(QR_API_UNDO("%lld", "%lld"), lb->ag.project, (long long)id);
     json_t *body = json_object();
@@ -162,6 +167,9 @@ static void undo(label_t *lb, agent_sess_t *s)
     int r = agent_request(s, "POST", path, body, &ans, 0);
     json_decref(body);
     free(path);
+    /* Answered for good: the undo leaves the spool. */
+    if (r == 0 || (r == AGENT_FAILED && (s->call.status == 404 || s->call.status == 409)))
+        (void)agent_unspool(&lb->ag, spooled); /* a failure is fatal: the UI leaves */
     label_lock(lb);
     if (r == 0) {
         if (lb->last.annotation_id == id)
@@ -211,8 +219,11 @@ static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
         undo(lb, s);
     } else if (a->kind == ACT_SUBMIT) {
         int64_t annotation = 0;
-        r = agent_submit_id(s, a->task.lease, a->task.task_id, a->label, a->active_ms, &annotation);
+        r = agent_send_result(s, a->spool_id, a->task.lease, a->label, a->idem, a->active_ms,
+                              &annotation);
         label_lock(lb);
+        if ((r == 0 || r == 1) && a->spool_id)
+            lb->unacked--; /* stored, or refused for good: no longer on disk */
         label_last_clear(&lb->last);
         lb->unstored_task = 0;
         if (r == 0 && annotation > 0) {
@@ -235,15 +246,16 @@ static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
             label_set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
         label_unlock(lb);
     } else {
-        r = agent_release(s, a->task.lease,
-                          a->kind == ACT_SKIP ? "skipped in the terminal"
-                                              : "released in the terminal",
-                          a->kind == ACT_SKIP);
-        if (r == AGENT_FAILED) {
-            label_lock(lb);
+        r = agent_release_spooled(s, a->spool_id, a->task.lease,
+                                  a->kind == ACT_SKIP ? "skipped in the terminal"
+                                                      : "released in the terminal",
+                                  a->kind == ACT_SKIP);
+        label_lock(lb);
+        if (r == AGENT_FAILED)
             label_set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
-            label_unlock(lb);
-        }
+        if (r != 0 && a->kind == ACT_RELEASE && lb->quitting)
+            lb->not_returned++;
+        label_unlock(lb);
     }
 }
 
@@ -311,15 +323,21 @@ void *label_net_main(void *arg)
             (void)pthread_cond_timedwait(&lb->cond, &lb->mu, &ts);
         }
     }
-    /* Quitting: give back every lease still queued. */
+    /* Quitting: give back every lease still queued (the UI raises the stop
+     * flag when that takes too long: those left expire on their own). */
     while (lb->nqueue) {
         task_t t = lb->queue[--lb->nqueue];
         label_unlock(lb);
-        if (agent_release(&s, t.lease, "annotator quit", 0) == AGENT_FAILED)
-            fprintf(stderr, "quorum-agent: cannot release lease %s: %s\n", t.lease, s.call.message);
-        label_task_free(&t);
+        int r = agent_release(&s, t.lease, "annotator quit", 0);
         label_lock(lb);
+        if (r != 0)
+            lb->not_returned++;
+        if (r == AGENT_FAILED)
+            label_set_status(lb, "cannot release lease %s: %s", t.lease, s.call.message);
+        label_task_free(&t);
     }
+    lb->net_done = 1;
+    label_wake_ui(lb);
     label_unlock(lb);
     agent_sess_free(&s);
     return NULL;
