@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Spools reach any broker of the same deployment (docs/LEASES.md, "Spools
+# and deployments").
+#  - Every broker of one PostgreSQL + Redis reports the same deployment id
+#    (Quorum-Deployment header, GET /v1/whoami); another database another.
+#  - Results spooled by `exec` against broker A (stopped before it could
+#    send them) are delivered through broker B by `spool --send`, each
+#    stored exactly once (one had reached B already: a replay); a second
+#    --send has nothing left to do.
+#  - A spool whose records name another deployment or another user is
+#    refused: nothing sent, one line per kind with its count, exit 7.
+. "$(dirname "$0")/lib.sh"
+
+start_broker --reaper-ms 200
+AGENT="$QR_BIN_DIR/quorum-agent"
+TOKEN=$(api POST /v1/users "$ADMIN_TOKEN" '{"name":"dep-ann","role":"annotator"}' | cut -d' ' -f2- | jq -r .token)
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"dep","labels":["x","y"],"annotations_per_task":1,"lease_ttl_ms":300000}')
+P=$(echo "${r#* }" | jq .id)
+seq 1 3 | sed 's/.*/{"text":"t&"}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
+start_second_broker --reaper-ms 200
+URL_A=$URL
+
+# --- the deployment id -------------------------------------------------------
+DEP=$(sql "SELECT id FROM deployment")
+header() { curl -sS -D - -o /dev/null --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$1/v1/whoami" |
+    tr -d '\r' | sed -n 's/^[Qq]uorum-[Dd]eployment: //p'; }
+check "broker A reports the deployment in a header" "$DEP" "$(header "$URL_A")"
+check "broker B reports the same deployment" "$DEP" "$(header "$URL2")"
+r=$(api GET /v1/whoami "$TOKEN")
+check "whoami: 200" 200 "${r%% *}"
+check "whoami names the deployment and the user" "$DEP dep-ann annotator" \
+    "$(echo "${r#* }" | jq -r '"\(.deployment) \(.name) \(.role)"')"
+check "whoami's user_id is the token's user" "$(sql "SELECT id FROM users WHERE name = 'dep-ann'")" \
+    "$(echo "${r#* }" | jq -r .user_id)"
+r=$(api GET /v1/whoami "qr_nope")
+check "whoami without a valid token: 401" 401 "${r%% *}"
+OTHER_DB="${E2E_DB}_other"
+at_exit "psql \"\$QR_PG_CONNINFO\" -qc \"DROP DATABASE IF EXISTS $OTHER_DB\" >/dev/null 2>&1"
+psql "$QR_PG_CONNINFO" -qc "CREATE DATABASE $OTHER_DB" >/dev/null
+OTHER_PG="host=127.0.0.1 port=$QR_PG_PORT user=quorum dbname=$OTHER_DB"
+"$QR_BIN_DIR/quorumd" migrate --pg "$OTHER_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>/dev/null
+OTHER_DEP=$(psql "$OTHER_PG" -Atqc "SELECT id FROM deployment")
+[ -n "$OTHER_DEP" ] && [ "$OTHER_DEP" != "$DEP" ] && pass "another database is another deployment" ||
+    fail "deployment ids: '$DEP' and '$OTHER_DEP'"
+set +e
+out=$(psql "$OTHER_PG" -qc "INSERT INTO deployment DEFAULT VALUES" 2>&1); rc=$?
+set -e
+[ "$rc" != 0 ] && pass "a deployment has one id (a second row is refused)" || fail "second deployment row: $out"
+
+# --- results spooled against A, delivered through B ----------------------------
+SPOOL="$E2E_DIR/state/spool"
+mkdir -p "$E2E_DIR/state"
+QUORUM_TOKEN=$TOKEN "$AGENT" exec --project "$P" --concurrency 3 --spool "$SPOOL" -- \
+    sh -c 'touch "$0/started.$$"; sleep 4; echo "{\"label\":\"y\"}"' "$E2E_DIR" 2>"$E2E_DIR/exec.err" &
+EXEC_PID=$!
+at_exit "kill $EXEC_PID 2>/dev/null"
+started() { find "$E2E_DIR" -maxdepth 1 -name 'started.*' | wc -l; }
+for i in $(seq 1 100); do [ "$(started)" = 3 ] && break; sleep 0.1; done # three tasks leased
+check "exec leased the three tasks through A (three commands run)" 3 "$(started)"
+stop_broker # A goes away before the results are ready
+pending() { "$AGENT" spool --spool "$1" 2>/dev/null | head -1 | grep -o '[0-9]* result' | cut -d' ' -f1; }
+for i in $(seq 1 150); do [ "$(pending "$SPOOL")" = 3 ] && break; sleep 0.1; done
+check "the three results are spooled" 3 "$(pending "$SPOOL")"
+kill -TERM "$EXEC_PID"
+set +e
+wait "$EXEC_PID"
+rc=$?
+set -e
+sed 's/^/    /' "$E2E_DIR/exec.err" | tail -5
+check "exec stopped with results spooled: exit 7" 7 "$rc"
+check "nothing stored yet" 0 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
+"$AGENT" spool --spool "$SPOOL" | sed 's/^/    /'
+
+# A copy of the spool whose records were made for another deployment (two)
+# and for another user of this one (one), written by an independent encoder.
+python3 - "$SPOOL" "$E2E_DIR/state/foreign" "$OTHER_DEP" <<'EOF'
+import json, struct, sys, zlib
+src, dst, other = sys.argv[1:4]
+data = open(src, "rb").read()
+assert data[:8] == b"QRSPOOL1"
+off, out, n = 8, b"QRSPOOL1", 0
+while off < len(data):
+    length, crc = struct.unpack_from("<II", data, off)
+    kind, rid = data[off + 8:off + 9], struct.unpack_from("<Q", data, off + 9)[0]
+    payload = data[off + 17:off + 17 + length]
+    off += 17 + length
+    if kind != b"R":
+        continue
+    rec = json.loads(payload)
+    if n < 2:
+        rec["deployment"] = other
+    else:
+        rec["user"] = rec["user"] + 1000
+    n += 1
+    p = json.dumps(rec).encode()
+    body = b"R" + struct.pack("<Q", rid) + p
+    out += struct.pack("<II", len(p), zlib.crc32(body)) + body
+open(dst, "wb").write(out)
+EOF
+chmod 600 "$E2E_DIR/state/foreign"
+set +e
+out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$E2E_DIR/state/foreign" 2>&1); rc=$?
+set -e
+echo "$out" | sed 's/^/    /'
+check "another deployment's or user's spool: exit 7" 7 "$rc"
+check "... nothing of it sent" 0 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
+check "... one line for the other deployment, with its count" 1 \
+    "$(echo "$out" | grep -c "2 spooled record(s) belong to another deployment (not $DEP, the one at $URL2)")"
+check "... one line for the other user, with its count" 1 \
+    "$(echo "$out" | grep -c "1 spooled record(s) belong to another user of this deployment")"
+check "... and they stay in the spool" 3 "$(pending "$E2E_DIR/state/foreign")"
+
+# The first result reached the deployment before (through B), its
+# acknowledgement lost: the resend is a replay, not a second annotation.
+first=$("$AGENT" spool --json --spool "$SPOOL" | head -1 | jq -c .result)
+r=$(API_URL=$URL2 api POST "/v1/projects/$P/leases/$(echo "$first" | jq -r .lease)/submit" "$TOKEN" \
+    "$(echo "$first" | jq -c '{label: .label, idempotency_key, active_ms}')")
+check "the first result stored through B before the resend" 201 "${r%% *}"
+set +e
+out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$SPOOL" 2>&1); rc=$?
+set -e
+echo "$out" | sed 's/^/    /'
+check "spool --send through broker B: exit 0" 0 "$rc"
+check "... says three stored, one of them a replay" 1 \
+    "$(echo "$out" | grep -c '^sent: 3 stored (1 replayed), 0 rejected; 0 pending$')"
+check "every spooled result stored exactly once, through B" "3 3 3" \
+    "$(sql "SELECT count(*), count(DISTINCT task_id), count(DISTINCT idempotency_key) FROM annotations WHERE project_id = $P" | tr '|' ' ')"
+check "with the label spooled" "y" "$(sql "SELECT string_agg(DISTINCT label, ',') FROM annotations WHERE project_id = $P")"
+set +e
+out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$SPOOL" 2>&1); rc=$?
+set -e
+check "a second --send has nothing to send" "0 sent: 0 stored (0 replayed), 0 rejected; 0 pending" "$rc $out"
+check "still exactly three annotations" 3 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
+
+finish
