@@ -85,6 +85,12 @@ static void on_user_created(const PGresult *res, const char *err, const char *sq
  * what an agent keys its spooled results by (docs/LEASES.md). */
 void h_whoami(ctx_t *c)
 {
+    if (!c->b->deployment[0]) {
+        respond_error(c, 503, QR_CODE_UNAVAILABLE,
+                      "the deployment id is not known yet: PostgreSQL has not answered since "
+                      "this broker started; retry");
+        return;
+    }
     respond_json(c, 200,
                  json_pack("{s:I, s:s, s:s, s:I, s:s}", "user_id", (json_int_t)c->user.id, "name",
                            c->user.name, "role", role_name(c->user.role), "organization_id",

@@ -174,9 +174,9 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
 /* 429 with Retry-After in whole seconds. */
 static void respond_rate_limited(ctx_t *c, int64_t retry_ms, const char *message)
 {
-    char hdr[64];
+    char hdr[160];
     int64_t secs = (retry_ms + 999) / 1000;
-    snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", secs);
+    snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n%s", secs, c->b->deployment_header);
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "rate_limited", "message", message);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
 #include "committer.h"
 #include "events.h"
 #include "import_queue.h"
@@ -535,9 +534,47 @@ static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
         qr_buf_free(&cols[c]);
 }
 
+/* --- the deployment's id ------------------------------------------------------ */
+
+/*
+ * Asked at start and on every reaper tick until known: PostgreSQL may be
+ * down when the broker starts, which must not keep it from starting. Until
+ * then answers carry no Quorum-Deployment header and GET /v1/whoami
+ * answers 503, which agents retry.
+ */
+static void on_deployment(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    qr_broker_t *b = arg;
+    b->deployment_asked = 0;
+    if (res && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 36) {
+        memcpy(b->deployment, PQgetvalue(res, 0, 0), 36);
+        b->deployment[36] = '\0';
+        snprintf(b->deployment_header, sizeof b->deployment_header, "%s: %s\r\n",
+                 QR_HEADER_DEPLOYMENT, b->deployment);
+        qr_info("deployment %s", b->deployment);
+        return;
+    }
+    if (b->deployment_warned)
+        return;
+    b->deployment_warned = 1;
+    if (res || strcmp(sqlstate, "42P01") == 0) /* no row, or no table */
+        qr_warn("the database has no deployment id: run `quorumd migrate`");
+    else
+        qr_warn("cannot read the deployment id yet (retrying every tick): %s", err);
+}
+
+static void ask_deployment(qr_broker_t *b)
+{
+    if (b->deployment[0] || b->deployment_asked || b->stopping)
+        return;
+    if (qr_pg_query(b->pg, QR_SQL_DEPLOYMENT_ID, 0, NULL, on_deployment, b) == 0)
+        b->deployment_asked = 1;
+}
+
 static void on_reaper_tick(uv_timer_t *t)
 {
     qr_broker_t *b = t->data;
+    ask_deployment(b);
     /* Not connected after all (the ready check raced a disconnect): the
      * next tick tries again. */
     if (qr_redis_ready(b->redis) && qr_lease_reap(b->lease, qr_now_ms(), on_expired, b) < 0)
@@ -607,13 +644,6 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     if (!b->instance)
         b->instance = 1;
     b->cfg = *cfg;
-    /* Before the loop runs, so blocking is fine: every answer reports it. */
-    if (qr_admin_deployment(cfg->pg_conninfo, b->deployment, err, errlen) < 0) {
-        rc = QR_EIO;
-        goto fail;
-    }
-    snprintf(b->deployment_header, sizeof b->deployment_header, "%s: %s\r\n", QR_HEADER_DEPLOYMENT,
-             b->deployment);
     rc = qr_pg_open(loop, cfg->pg_conninfo, cfg->pg_pool, 5000, &b->pg);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);
@@ -629,6 +659,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         snprintf(err, errlen, "cannot open the Redis client (%d)", rc);
         goto fail;
     }
+    ask_deployment(b);
     b->lease = qr_lease_engine_new(b->redis);
     b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
     b->imports = qr_import_queue_new(loop, cfg->import_parses);

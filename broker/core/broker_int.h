@@ -84,8 +84,10 @@ struct qr_broker_s {
     rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
     void *api_waiters;            /* long-poll lease requests (api_leases.c) */
     uint64_t instance;            /* random id of this broker in pub/sub messages */
-    char deployment[37];          /* the deployment's id (sql/0016), read at start */
-    char deployment_header[80];   /* "Quorum-Deployment: <id>\r\n", on every JSON answer */
+    char deployment[37];          /* the deployment's id (sql/0016), "" until known */
+    char deployment_header[80];   /* "Quorum-Deployment: <id>\r\n" once known, else "" */
+    int deployment_asked;         /* the query for it is under way */
+    int deployment_warned;        /* why it is not known was logged */
     int stopping;                 /* qr_broker_stop was called */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);

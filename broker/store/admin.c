@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
 #include "util.h"
 
 static int exec_ok(PGconn *c, PGresult *r, const char *what)
@@ -199,42 +198,6 @@ int qr_admin_bootstrap(const char *conninfo, const char *org, const char *user)
     printf("%s\n", token);
     rc = 0;
 fail:
-    PQclear(r);
-    PQfinish(c);
-    return rc;
-}
-
-int qr_admin_deployment(const char *conninfo, char out[37], char *err, size_t errlen)
-{
-    int rc = -1;
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r = NULL;
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL to read the deployment id: %s",
-                 PQerrorMessage(c));
-        goto out;
-    }
-    r = PQexec(c, QR_SQL_DEPLOYMENT_ID);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (state && strcmp(state, "42P01") == 0) /* undefined_table */
-            snprintf(err, errlen, "the database has no deployment id yet: run `quorumd migrate`");
-        else
-            snprintf(err, errlen, "cannot read the deployment id: %s", PQerrorMessage(c));
-        goto out;
-    }
-    if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != 36) {
-        snprintf(err, errlen, "the deployment table holds %d row(s), not one id", PQntuples(r));
-        goto out;
-    }
-    memcpy(out, PQgetvalue(r, 0, 0), 36);
-    out[36] = '\0';
-    rc = 0;
-out:
-    /* libpq's messages end in a newline: one line it is. */
-    for (char *p = err; rc < 0 && *p; p++)
-        if (*p == '\n')
-            *p = *(p + 1) ? ' ' : '\0';
     PQclear(r);
     PQfinish(c);
     return rc;

@@ -1,13 +1,10 @@
 /*
  * admin.h - quorumd's one-shot commands that run before or beside the event
  * loop and may therefore use blocking libpq: `migrate` (apply sql/ in order)
- * and `bootstrap-admin` (create an organization, an admin user and a token),
- * and the one read quorumd makes before its loop starts (the deployment id).
+ * and `bootstrap-admin` (create an organization, an admin user and a token).
  */
 #ifndef QR_ADMIN_H
 #define QR_ADMIN_H
-
-#include <stddef.h>
 
 /* Applies every sql/NNNN_*.sql not yet recorded in schema_migrations, each
  * in its own transaction, under an advisory lock so two brokers starting at
@@ -19,10 +16,5 @@ int qr_admin_migrate(const char *conninfo, const char *sql_dir);
  * creates a new API token for that user, printed on stdout. Only its SHA-256
  * digest is stored. 0 or -1. */
 int qr_admin_bootstrap(const char *conninfo, const char *org, const char *user);
-
-/* Reads the deployment's id (a UUID, sql/0016_deployment.sql) into out.
- * Blocking: for start-up, before the event loop runs. 0, or -1 with the
- * reason in err (a database not migrated says to run `quorumd migrate`). */
-int qr_admin_deployment(const char *conninfo, char out[37], char *err, size_t errlen);
 
 #endif

@@ -332,7 +332,7 @@
 /* A round trip that touches nothing (GET /readyz). */
 #define QR_SQL_PING "SELECT 1"
 
-/* The deployment's id (sql/0016_deployment.sql), read once at start. */
+/* The deployment's id (sql/0016_deployment.sql), asked at start until known. */
 #define QR_SQL_DEPLOYMENT_ID "SELECT id::text FROM deployment"
 
 #define QR_SQL_ORG_LIST                                                                            \
