@@ -17,6 +17,7 @@
 #include "session.h"
 #include "simulate.h"
 #include "spool.h"
+#include "spool_send.h"
 #include "util.h"
 
 #include <errno.h>
@@ -231,8 +232,13 @@ static const char label_help[] =
     "\n"
     "The next K tasks are leased ahead so the next one appears at once; a\n"
     "background thread beats their heartbeats. Labels are spooled (fsynced)\n"
-    "before they are sent and sent first at the next start if the broker was\n"
-    "unreachable. Refuses to run when stdin is not a terminal.\n"
+    "before they are sent: each label, skip, release and undo is on disk before\n"
+    "the next task shows. While the broker is unreachable the status line says\n"
+    "how many labels are kept on disk and you go on with the tasks leased ahead;\n"
+    "they are sent first at the next start (or by `quorum-agent spool --send`),\n"
+    "through any broker of the same deployment. q waits at most 3 s for the\n"
+    "broker: leases it cannot give back expire on their own. The summary counts\n"
+    "what the broker stored. Refuses to run when stdin is not a terminal.\n"
     "\n"
     "  --project ID    the project's id\n"
     "  --prefetch K    tasks leased ahead, 0-10 (default 2)\n"
@@ -742,53 +748,6 @@ static int cmd_label(int argc, char **argv, qr_client_config_t *cfg)
     return end_run(&spool, qr_label_run(&opt, cfg, &spool));
 }
 
-/* Prints one pending result of the spool as a table row (or JSON line). */
-static void show_record(const qr_spool_record_t *r, int as_json)
-{
-    json_error_t jerr;
-    json_t *rec = json_loads(r->payload, 0, &jerr);
-    if (as_json) {
-        json_t *row = json_pack("{s:I, s:O*}", "id", (json_int_t)r->id, "result", rec);
-        char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        json_decref(row);
-        json_decref(rec);
-        return;
-    }
-    if (!rec) {
-        printf("%6llu  (not JSON: %zu bytes)\n", (unsigned long long)r->id, r->len);
-        return;
-    }
-    char when[32] = "-";
-    json_int_t ms = json_integer_value(json_object_get(rec, "spooled_at_ms"));
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms > 0 && gmtime_r(&t, &tm))
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const char *lease = json_string_value(json_object_get(rec, "lease"));
-    const char *label = json_string_value(json_object_get(rec, "label"));
-    const char *url = json_string_value(json_object_get(rec, "url"));
-    const char *dep = json_string_value(json_object_get(rec, "deployment"));
-    const char *kind = json_string_value(json_object_get(rec, "kind"));
-    char owner[160];
-    if (dep)
-        snprintf(owner, sizeof owner, "deployment %.8s user %lld (via %s)", dep,
-                 (long long)json_integer_value(json_object_get(rec, "user")), url ? url : "-");
-    else
-        snprintf(owner, sizeof owner, "%s (older format)", url ? url : "-");
-    printf("%6llu  %-20s  %7lld  %7lld  %8s  %-16s  %s\n", (unsigned long long)r->id, when,
-           (long long)json_integer_value(json_object_get(rec, "project")),
-           (long long)json_integer_value(json_object_get(rec, "task_id")), lease ? lease : "-",
-           kind && strcmp(kind, "submit") ? kind
-           : label                        ? label
-                                          : "-",
-           owner);
-    json_decref(rec);
-}
-
-static volatile sig_atomic_t spool_stop;
-
 static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *path = NULL;
@@ -825,40 +784,15 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
     free(def);
     if (rc)
         return rc;
-    if (send) {
-        agent_t ag;
-        agent_sess_t sess;
-        agent_foreign_t foreign = {0, 0, 0};
-        rc = QR_EXIT_ERROR;
-        if (qr_client_global_init() < 0)
-            goto closed;
-        if (agent_init(&ag, cfg, &spool_stop) == 0) {
-            ag.spool = &sp;
-            if (agent_sess_init(&sess, &ag) == 0) {
-                int r = agent_flush_spool(&sess, &foreign);
-                rc = r == 0 ? 0 : r == AGENT_STOPPED ? QR_EXIT_PENDING : -r;
-                agent_sess_free(&sess);
-            }
-            printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending\n", ag.submitted,
-                   ag.replayed, ag.rejected, sp.npending);
-            /* Records never sent here are not "nothing left to send". */
-            if (agent_say_foreign(&ag, &foreign) && rc == 0)
-                rc = QR_EXIT_PENDING;
-            agent_free(&ag);
-        }
-        qr_client_global_cleanup();
-        goto closed;
-    }
-    if (!as_json) {
-        printf("spool %s: %zu result(s) pending\n", sp.path, sp.npending);
-        if (sp.npending)
-            printf("%6s  %-20s  %7s  %7s  %8s  %-16s  %s\n", "id", "spooled at", "project", "task",
-                   "lease", "label", "made for");
-    }
-    for (size_t i = 0; i < sp.npending; i++)
-        show_record(&sp.pending[i], as_json);
     rc = 0;
-closed:
+    if (send && qr_client_global_init() < 0) {
+        rc = QR_EXIT_ERROR;
+    } else if (send) {
+        rc = agent_spool_send(&sp, cfg);
+        qr_client_global_cleanup();
+    } else {
+        agent_spool_list(&sp, as_json);
+    }
     qr_spool_close(&sp);
     return rc;
 }

@@ -56,14 +56,6 @@ typedef enum {
     AGENT_NOTE_REACHABLE,   /* ... and now it can again */
 } agent_note_t;
 
-/* Spooled records the agent does not send, by why (agent_flush_spool). */
-typedef struct agent_foreign_s {
-    size_t deployment; /* made for another deployment */
-    size_t user;       /* made for another user of this deployment */
-    size_t old;        /* older format, for another broker URL or token, or a
-                          simulate run's (no owner) */
-} agent_foreign_t;
-
 typedef struct agent_s {
     const qr_client_config_t *cfg; /* borrowed; outlives the agent */
     long long project;             /* project id */
@@ -146,17 +138,13 @@ int agent_whoami(agent_sess_t *s);
 
 /*
  * What exec and label do first: learn whose results these are (whoami),
- * send the results spooled for this deployment and user
- * (agent_flush_spool; with say_foreign, agent_say_foreign on stderr for
- * those that stay), then load the project. Returns 0 to go on, or -1 with
- * the exit code the command ends with in *exit_code (QR_EXIT_OK when
- * stopped with nothing left spooled).
+ * send the results spooled for this deployment and user (agent_flush_spool
+ * of spool_send.h; with say_foreign, agent_say_foreign on stderr for those
+ * that stay), then load the project. Returns 0 to go on, or -1 with the
+ * exit code the command ends with in *exit_code (QR_EXIT_OK when stopped
+ * with nothing left spooled).
  */
 int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
-
-/* One line on stderr per kind of spooled record not sent (none: nothing),
- * with its count and why. Returns the total. */
-size_t agent_say_foreign(const agent_t *ag, const agent_foreign_t *f);
 
 /*
  * Spools (append + fsync) and delivers one result as described above.
@@ -214,15 +202,14 @@ int agent_heartbeat(agent_sess_t *s, const char *lease);
  * answer has one; *expires_ms is left alone otherwise. */
 int agent_heartbeat_until(agent_sess_t *s, const char *lease, int64_t *expires_ms);
 
-/*
- * Sends every spooled record of this deployment and user (asking whoami
- * first when not known yet): results by batch submit, 100 at a time, then
- * label's skips, releases and undos one by one, removing each that is
- * answered. Older-format records of this URL and token are re-keyed first.
- * The others stay spooled and are counted by why in *foreign (may be NULL).
- * Returns 0, AGENT_STOPPED, or a negative QR_EXIT_* code.
- */
-int agent_flush_spool(agent_sess_t *s, agent_foreign_t *foreign);
+/* What spool_send.c shares with this file: a nap that wakes on the stop
+ * flag (0, or AGENT_STOPPED); the settling of spooled result id after an
+ * answer with this HTTP status (0 delivered, 1 rejected for good, 2 kept,
+ * or a negative QR_EXIT_* code: see session.c); the cap on the pause
+ * between two tries of sending a result (ms, 0: none). */
+int agent_nap(const agent_t *ag, int64_t ms);
+int agent_settle(agent_sess_t *s, uint64_t id, long status, int replayed, const char *why);
+int64_t agent_result_retry_cap(const agent_t *ag);
 
 /* The default spool path ($XDG_STATE_HOME/quorum/spool or
  * ~/.local/state/quorum/spool), heap, or NULL; its directory is created. */
