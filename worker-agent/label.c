@@ -313,9 +313,9 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     line(&out, "digits choose   s skip   r release   u undo   q quit", cols);
     char status[400];
     if (lb->unreachable)
-        snprintf(status, sizeof status,
-                 "broker unreachable \u2014 %ld label%s kept on disk, sent when it is back (%s)",
-                 lb->unacked, lb->unacked == 1 ? "" : "s", lb->status);
+        snprintf(status, sizeof status, "broker unreachable \u2014 %ld label%s kept on disk; %s",
+                 lb->unacked, lb->unacked == 1 ? "" : "s",
+                 lb->quitting ? lb->status : "sent when it is back");
     else
         snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
                  lb->status);
@@ -604,7 +604,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         /* The broker does not answer: stop retrying; what is on disk stays. */
         stop_flag = 1;
         label_lock(&lb);
-        label_set_status(&lb, "broker unreachable: leases not given back expire on their own");
+        label_set_status(&lb, "leases not given back expire on their own");
         label_unlock(&lb);
         draw(&lb, NULL, 0);
     }
@@ -615,6 +615,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     restore_terminal();
     lb.ag.note = NULL;
     say_summary(&lb);
+    lb.status[0] = '\0'; /* the summary said it all */
     rc = atomic_load(&lb.ag.fatal);
     if (!rc && lb.paused) {
         agent_say_paused(&lb.ag, spool && spool->npending

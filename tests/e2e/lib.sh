@@ -127,3 +127,24 @@ api() {
 }
 
 sql() { psql "$E2E_PG" -Atqc "$1"; }
+
+# new_annotator NAME: an annotator in the admin's organization; prints its token.
+new_annotator() {
+    api POST /v1/users "$ADMIN_TOKEN" "{\"name\":\"$1\",\"role\":\"annotator\"}" | cut -d' ' -f2- | jq -r .token
+}
+
+# new_project BODY: creates the project BODY describes; prints its id.
+new_project() {
+    local r
+    r=$(api POST /v1/projects "$ADMIN_TOKEN" "$1")
+    echo "${r#* }" | jq .id
+}
+
+# tmux_server: a private tmux server (run it as "${TMUX_CMD[@]}" ...), killed
+# at exit; without tmux the test passes as skipped and ends here.
+tmux_server() {
+    command -v tmux >/dev/null || { echo "ok - SKIP: tmux not installed"; finish; }
+    TMUX_CMD=(tmux -L "qr-e2e-$$" -f /dev/null)
+    at_exit tmux_cleanup
+}
+tmux_cleanup() { "${TMUX_CMD[@]}" kill-server 2>/dev/null || true; }

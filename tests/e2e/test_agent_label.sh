@@ -9,12 +9,11 @@
 # non-terminal stdin.
 . "$(dirname "$0")/lib.sh"
 
-command -v tmux >/dev/null || { echo "ok - SKIP: tmux not installed"; finish; }
+tmux_server
 start_broker --reaper-ms 200
 AGENT="$QR_BIN_DIR/quorum-agent"
-TOKEN=$(api POST /v1/users "$ADMIN_TOKEN" '{"name":"term-ann","role":"annotator"}' | cut -d' ' -f2- | jq -r .token)
-r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"term","labels":["positive","negative","neutral"],"annotations_per_task":1}')
-P=$(echo "${r#* }" | jq .id)
+TOKEN=$(new_annotator term-ann)
+P=$(new_project '{"name":"term","labels":["positive","negative","neutral"],"annotations_per_task":1}')
 for i in 1 2 3 4 5; do echo "{\"text\":\"review number $i: the soup was cold\"}"; done |
     "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
 
@@ -24,10 +23,6 @@ set -e
 check "stdin not a terminal: exit 2" 2 "$rc"
 case "$out" in *"needs a terminal"*) pass "and says so" ;; *) fail "non-tty: $out" ;; esac
 
-SOCK="qr-e2e-$$"
-TMUX_CMD=(tmux -L "$SOCK" -f /dev/null)
-tmux_cleanup() { "${TMUX_CMD[@]}" kill-server 2>/dev/null || true; }
-at_exit tmux_cleanup
 cat >"$E2E_DIR/run-label.sh" <<EOF
 #!/usr/bin/env bash
 export QUORUM_URL='$URL' QUORUM_TOKEN='$TOKEN' QUORUM_CA='$CA' TERM=xterm

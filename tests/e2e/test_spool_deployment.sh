@@ -13,9 +13,8 @@
 
 start_broker --reaper-ms 200
 AGENT="$QR_BIN_DIR/quorum-agent"
-TOKEN=$(api POST /v1/users "$ADMIN_TOKEN" '{"name":"dep-ann","role":"annotator"}' | cut -d' ' -f2- | jq -r .token)
-r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"dep","labels":["x","y"],"annotations_per_task":1,"lease_ttl_ms":300000}')
-P=$(echo "${r#* }" | jq .id)
+TOKEN=$(new_annotator dep-ann)
+P=$(new_project '{"name":"dep","labels":["x","y"],"annotations_per_task":1,"lease_ttl_ms":300000}')
 seq 1 3 | sed 's/.*/{"text":"t&"}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
 start_second_broker --reaper-ms 200
 URL_A=$URL
@@ -51,13 +50,15 @@ set -e
 SPOOL="$E2E_DIR/state/spool"
 mkdir -p "$E2E_DIR/state"
 QUORUM_TOKEN=$TOKEN "$AGENT" exec --project "$P" --concurrency 3 --spool "$SPOOL" -- \
-    sh -c 'touch "$0/started.$$"; sleep 4; echo "{\"label\":\"y\"}"' "$E2E_DIR" 2>"$E2E_DIR/exec.err" &
+    sh -c 'touch "$0/started.$$"; until [ -e "$0/go" ]; do sleep 0.1; done; echo "{\"label\":\"y\"}"' \
+    "$E2E_DIR" 2>"$E2E_DIR/exec.err" &
 EXEC_PID=$!
 at_exit "kill $EXEC_PID 2>/dev/null"
 started() { find "$E2E_DIR" -maxdepth 1 -name 'started.*' | wc -l; }
 for i in $(seq 1 100); do [ "$(started)" = 3 ] && break; sleep 0.1; done # three tasks leased
 check "exec leased the three tasks through A (three commands run)" 3 "$(started)"
 stop_broker # A goes away before the results are ready
+touch "$E2E_DIR/go"
 pending() { "$AGENT" spool --spool "$1" 2>/dev/null | head -1 | grep -o '[0-9]* result' | cut -d' ' -f1; }
 for i in $(seq 1 150); do [ "$(pending "$SPOOL")" = 3 ] && break; sleep 0.1; done
 check "the three results are spooled" 3 "$(pending "$SPOOL")"
