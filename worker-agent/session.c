@@ -252,6 +252,7 @@ int agent_whoami(agent_sess_t *s)
     if (r < 0) {
         fprintf(stderr, "quorum-agent: cannot learn whose results these are (%s): %s\n",
                 QR_API_WHOAMI, s->call.message);
+        agent_fatal(ag, agent_exit_code(&s->call)); /* -1 would read as AGENT_STOPPED */
         return -agent_exit_code(&s->call);
     }
     const char *dep = json_string_value(json_object_get(who, "deployment"));
@@ -262,6 +263,7 @@ int agent_whoami(agent_sess_t *s)
                 "(an older broker?); nothing is sent\n",
                 ag->cfg->url);
         json_decref(who);
+        agent_fatal(ag, QR_EXIT_ERROR);
         return -QR_EXIT_ERROR;
     }
     snprintf(ag->deployment, sizeof ag->deployment, "%s", dep);
@@ -277,6 +279,10 @@ int agent_start(agent_sess_t *s, int say_foreign, int *exit_code)
     int r = agent_whoami(s);
     if (r == 0)
         r = agent_flush_spool(s, &foreign);
+    if (r < 0 && atomic_load(&s->ag->fatal)) {
+        *exit_code = atomic_load(&s->ag->fatal);
+        return -1;
+    }
     if (r == AGENT_STOPPED) {
         *exit_code = spool && spool->npending ? QR_EXIT_PENDING : QR_EXIT_OK;
         return -1;

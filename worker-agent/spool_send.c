@@ -391,7 +391,7 @@ void agent_spool_list(const qr_spool_t *sp, int as_json)
         show_record(&sp->pending[i], as_json);
 }
 
-/* Never raised: `spool --send` ends with its work or with the process. */
+/* Raised only by agent_fatal: `spool --send` ends with its work or with the process. */
 static volatile sig_atomic_t spool_stop;
 
 int agent_spool_send(qr_spool_t *sp, const qr_client_config_t *cfg)
@@ -405,7 +405,10 @@ int agent_spool_send(qr_spool_t *sp, const qr_client_config_t *cfg)
     ag.spool = sp;
     if (agent_sess_init(&sess, &ag) == 0) {
         int r = agent_flush_spool(&sess, &foreign);
-        rc = r == 0 ? 0 : r == AGENT_STOPPED ? QR_EXIT_PENDING : -r;
+        rc = r == 0                   ? 0
+             : atomic_load(&ag.fatal) ? atomic_load(&ag.fatal)
+             : r == AGENT_STOPPED     ? QR_EXIT_PENDING
+                                      : -r;
         agent_sess_free(&sess);
     }
     printf("sent: %ld stored (%ld replayed), %ld rejected; %zu pending\n", ag.submitted,
