@@ -128,6 +128,13 @@ api() {
 
 sql() { psql "$E2E_PG" -Atqc "$1"; }
 
+# wait_sql EXPECTED QUERY: until the query gives EXPECTED (10 s); prints the last answer.
+wait_sql() {
+    local i v=""
+    for i in $(seq 1 100); do v=$(sql "$2"); [ "$v" = "$1" ] && break; sleep 0.1; done
+    printf '%s' "$v"
+}
+
 # new_annotator NAME: an annotator in the admin's organization; prints its token.
 new_annotator() {
     api POST /v1/users "$ADMIN_TOKEN" "{\"name\":\"$1\",\"role\":\"annotator\"}" | cut -d' ' -f2- | jq -r .token

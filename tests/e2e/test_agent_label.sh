@@ -46,11 +46,6 @@ screen | grep -q "review number 1: the soup was cold" && pass "shows the task te
 screen | grep -q "\[1\] positive   \[2\] negative   \[3\] neutral" && pass "shows the numbered choices" || fail "no choices"
 check "fits 80 columns" 0 "$(screen | awk 'length > 80' | wc -l)"
 T1="(SELECT min(id) FROM tasks WHERE project_id = $P)"
-wait_sql() { # wait_sql EXPECTED QUERY: until the query gives EXPECTED (10 s); prints the last answer
-    local i v=""
-    for i in $(seq 1 100); do v=$(sql "$2"); [ "$v" = "$1" ] && break; sleep 0.1; done
-    printf '%s' "$v"
-}
 "${TMUX_CMD[@]}" send-keys -t label u
 wait_for "nothing to undo" && pass "u before any submit: nothing to undo" || fail "u with nothing: $(screen)"
 "${TMUX_CMD[@]}" send-keys -t label 1

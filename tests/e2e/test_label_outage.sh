@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # quorum-agent label with the broker gone (tmux: send-keys / capture-pane).
-#  - The broker is killed while tasks are prefetched; five labels typed then
-#    are each fsynced to the spool before the next task shows, and the
+#  - The broker is killed while tasks are prefetched; five labels (and a
+#    skip) typed then are each fsynced to the spool before the next task
+#    shows, and the
 #    screen says "broker unreachable — N labels kept on disk" (no raw
 #    errors across it). After kill -9 of the agent all five are on disk;
 #    with the broker back (a new port: the same deployment) `spool --send`
@@ -62,13 +63,17 @@ for k in 1 2 3 1 2; do
 done
 wait_for crash "broker unreachable — 5 labels kept on disk" 50 &&
     pass "the screen says: broker unreachable — 5 labels kept on disk" || fail "no outage state: $(screen crash)"
+before=$(on_screen crash)
+SKIPPED=$before
+"${TMUX_CMD[@]}" send-keys -t crash s # a skip goes to disk the same way
+for i in $(seq 1 50); do now=$(on_screen crash); [ -n "$now" ] && [ "$now" != "$before" ] && break; sleep 0.1; done
 screen crash | sed 's/^/    | /'
 check "no raw error across the screen" 0 "$(screen crash | grep -c 'quorum-agent:\|retrying in' || true)"
-check "a sixth task is on screen (the labeling went on)" 1 "$(screen crash | grep -c '^Task ')"
-check "all five labels on disk before the agent is killed" 5 "$(pending "$E2E_DIR/crash.spool")"
+check "a seventh task is on screen (the labeling went on)" 1 "$(screen crash | grep -c '^Task ')"
+check "all five labels and the skip on disk before the agent is killed" 6 "$(pending "$E2E_DIR/crash.spool")"
 kill -KILL "$(cat "$E2E_DIR/crash.pid")"
 sleep 0.5
-check "after kill -9: five labels in the spool" 5 "$(pending "$E2E_DIR/crash.spool")"
+check "after kill -9: five labels and the skip in the spool" 6 "$(pending "$E2E_DIR/crash.spool")"
 "$AGENT" spool --spool "$E2E_DIR/crash.spool" | sed 's/^/    /'
 restart_broker
 set +e
@@ -81,6 +86,9 @@ check "five annotations in PostgreSQL, five tasks, five keys" "5 5 5" \
     "$(sql "SELECT count(*), count(DISTINCT task_id), count(DISTINCT idempotency_key) FROM annotations WHERE project_id = $P" | tr '|' ' ')"
 check "the labels as typed" "blue green green red red" \
     "$(sql "SELECT string_agg(label, ' ' ORDER BY label) FROM annotations WHERE project_id = $P")"
+check "... and the skip sent after them" 1 "$(echo "$out" | grep -c 'sent 1 spooled skip(s), release(s) or undo(s)')"
+check "the skipped task's lease ended as skipped" skipped \
+    "$(wait_sql skipped "SELECT outcome FROM leases WHERE project_id = $P AND task_id = $SKIPPED")"
 "${TMUX_CMD[@]}" kill-session -t crash
 
 # --- q with the broker down returns at once ----------------------------------

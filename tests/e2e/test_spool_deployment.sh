@@ -9,6 +9,8 @@
 #    --send has nothing left to do.
 #  - A spool whose records name another deployment or another user is
 #    refused: nothing sent, one line per kind with its count, exit 7.
+#  - An older spool (keyed by URL): the records of this URL and token are
+#    re-keyed and sent, the others listed and kept (exit 7).
 . "$(dirname "$0")/lib.sh"
 
 start_broker --reaper-ms 200
@@ -110,6 +112,37 @@ check "... one line for the other deployment, with its count" 1 \
 check "... one line for the other user, with its count" 1 \
     "$(echo "$out" | grep -c "1 spooled record(s) belong to another user of this deployment")"
 check "... and they stay in the spool" 3 "$(pending "$E2E_DIR/state/foreign")"
+
+# A spool of the older format (keyed by broker URL and token hash): the
+# record made through this URL with this token is re-keyed and sent (its
+# lease is made up: refused, kept in .rejected); the one made through
+# another URL is listed and stays.
+python3 - "$E2E_DIR/state/old" "$URL2" "$TOKEN" "$P" <<'EOF2'
+import hashlib, json, struct, sys, zlib
+path, url, token, project = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+who = hashlib.sha256(token.encode()).hexdigest()[:16]
+out = b"QRSPOOL1"
+for rid, u in ((1, url), (2, "https://127.0.0.1:9")):
+    rec = {"url": u, "who": who, "project": project, "lease": "999999", "task_id": 1, "label": "x",
+           "idempotency_key": "legacy-%d" % rid, "active_ms": 5, "spooled_at_ms": 1700000000000}
+    p = json.dumps(rec).encode()
+    body = b"R" + struct.pack("<Q", rid) + p
+    out += struct.pack("<II", len(p), zlib.crc32(body)) + body
+open(path, "wb").write(out)
+EOF2
+chmod 600 "$E2E_DIR/state/old"
+set +e
+out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$E2E_DIR/state/old" 2>&1); rc=$?
+set -e
+echo "$out" | sed 's/^/    /'
+check "older format: exit 7 (one stays)" 7 "$rc"
+check "... the one of this URL and token re-keyed" 1 \
+    "$(echo "$out" | grep -c "1 spooled record(s) of the older format (for $URL2) now belong to deployment $DEP")"
+check "... and sent (refused: its lease is made up)" 1 "$(echo "$out" | grep -c '^sent: 0 stored (0 replayed), 1 rejected; 1 pending$')"
+check "... the one of another URL listed, with its count" 1 \
+    "$(echo "$out" | grep -c '1 spooled record(s) of the older format were made for another broker URL or token')"
+check "... and left in the spool as it was" "https://127.0.0.1:9 (older format)" \
+    "$("$AGENT" spool --spool "$E2E_DIR/state/old" | tail -1 | awk '{print $(NF-2), $(NF-1), $NF}')"
 
 # The first result reached the deployment before (through B), its
 # acknowledgement lost: the resend is a replay, not a second annotation.
