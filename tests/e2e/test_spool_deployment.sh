@@ -75,36 +75,19 @@ check "nothing stored yet" 0 "$(sql "SELECT count(*) FROM annotations WHERE proj
 "$AGENT" spool --spool "$SPOOL" | sed 's/^/    /'
 
 # A copy of the spool whose records were made for another deployment (two)
-# and for another user of this one (one), written by an independent encoder.
-python3 - "$SPOOL" "$E2E_DIR/state/foreign" "$OTHER_DEP" <<'EOF'
-import json, struct, sys, zlib
-src, dst, other = sys.argv[1:4]
-data = open(src, "rb").read()
-assert data[:8] == b"QRSPOOL1"
-off, out, n = 8, b"QRSPOOL1", 0
-while off < len(data):
-    length, crc = struct.unpack_from("<II", data, off)
-    kind, rid = data[off + 8:off + 9], struct.unpack_from("<Q", data, off + 9)[0]
-    payload = data[off + 17:off + 17 + length]
-    off += 17 + length
-    if kind != b"R":
-        continue
-    rec = json.loads(payload)
-    if n < 2:
-        rec["deployment"] = other
-    else:
-        rec["user"] = rec["user"] + 1000
-    n += 1
-    p = json.dumps(rec).encode()
-    body = b"R" + struct.pack("<Q", rid) + p
-    out += struct.pack("<II", len(p), zlib.crc32(body)) + body
-open(dst, "wb").write(out)
-EOF
-chmod 600 "$E2E_DIR/state/foreign"
-set +e
-out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$E2E_DIR/state/foreign" 2>&1); rc=$?
-set -e
-echo "$out" | sed 's/^/    /'
+# and for another user of this one (one), written by an encoder of its own.
+SPOOL_FILE=(python3 "$(dirname "$0")/spool_file.py")
+"${SPOOL_FILE[@]}" read "$SPOOL" |
+    jq -c --arg o "$OTHER_DEP" 'if .id <= 2 then .result.deployment = $o else .result.user += 1000 end' |
+    "${SPOOL_FILE[@]}" write "$E2E_DIR/state/foreign"
+send_spool() { # send_spool FILE: spool --send through B; sets out and rc
+    set +e
+    out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$1" 2>&1)
+    rc=$?
+    set -e
+    echo "$out" | sed 's/^/    /'
+}
+send_spool "$E2E_DIR/state/foreign"
 check "another deployment's or user's spool: exit 7" 7 "$rc"
 check "... nothing of it sent" 0 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
 check "... one line for the other deployment, with its count" 1 \
@@ -117,24 +100,12 @@ check "... and they stay in the spool" 3 "$(pending "$E2E_DIR/state/foreign")"
 # record made through this URL with this token is re-keyed and sent (its
 # lease is made up: refused, kept in .rejected); the one made through
 # another URL is listed and stays.
-python3 - "$E2E_DIR/state/old" "$URL2" "$TOKEN" "$P" <<'EOF2'
-import hashlib, json, struct, sys, zlib
-path, url, token, project = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-who = hashlib.sha256(token.encode()).hexdigest()[:16]
-out = b"QRSPOOL1"
-for rid, u in ((1, url), (2, "https://127.0.0.1:9")):
-    rec = {"url": u, "who": who, "project": project, "lease": "999999", "task_id": 1, "label": "x",
-           "idempotency_key": "legacy-%d" % rid, "active_ms": 5, "spooled_at_ms": 1700000000000}
-    p = json.dumps(rec).encode()
-    body = b"R" + struct.pack("<Q", rid) + p
-    out += struct.pack("<II", len(p), zlib.crc32(body)) + body
-open(path, "wb").write(out)
-EOF2
-chmod 600 "$E2E_DIR/state/old"
-set +e
-out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$E2E_DIR/state/old" 2>&1); rc=$?
-set -e
-echo "$out" | sed 's/^/    /'
+who=$(printf '%s' "$TOKEN" | sha256sum | cut -c1-16)
+for u in "$URL2" "https://127.0.0.1:9"; do
+    jq -nc --arg u "$u" --arg w "$who" --argjson p "$P" '{url: $u, who: $w, project: $p, lease: "999999",
+        task_id: 1, label: "x", idempotency_key: "legacy-\($u)", active_ms: 5, spooled_at_ms: 1700000000000}'
+done | jq -c --slurp 'to_entries[] | {id: (.key + 1), result: .value}' | "${SPOOL_FILE[@]}" write "$E2E_DIR/state/old"
+send_spool "$E2E_DIR/state/old"
 check "older format: exit 7 (one stays)" 7 "$rc"
 check "... the one of this URL and token re-keyed" 1 \
     "$(echo "$out" | grep -c "1 spooled record(s) of the older format (for $URL2) now belong to deployment $DEP")"
@@ -150,19 +121,14 @@ first=$("$AGENT" spool --json --spool "$SPOOL" | head -1 | jq -c .result)
 r=$(API_URL=$URL2 api POST "/v1/projects/$P/leases/$(echo "$first" | jq -r .lease)/submit" "$TOKEN" \
     "$(echo "$first" | jq -c '{label: .label, idempotency_key, active_ms}')")
 check "the first result stored through B before the resend" 201 "${r%% *}"
-set +e
-out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$SPOOL" 2>&1); rc=$?
-set -e
-echo "$out" | sed 's/^/    /'
+send_spool "$SPOOL"
 check "spool --send through broker B: exit 0" 0 "$rc"
 check "... says three stored, one of them a replay" 1 \
     "$(echo "$out" | grep -c '^sent: 3 stored (1 replayed), 0 rejected; 0 pending$')"
 check "every spooled result stored exactly once, through B" "3 3 3" \
     "$(sql "SELECT count(*), count(DISTINCT task_id), count(DISTINCT idempotency_key) FROM annotations WHERE project_id = $P" | tr '|' ' ')"
 check "with the label spooled" "y" "$(sql "SELECT string_agg(DISTINCT label, ',') FROM annotations WHERE project_id = $P")"
-set +e
-out=$(QUORUM_URL=$URL2 QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$SPOOL" 2>&1); rc=$?
-set -e
+send_spool "$SPOOL" >/dev/null
 check "a second --send has nothing to send" "0 sent: 0 stored (0 replayed), 0 rejected; 0 pending" "$rc $out"
 check "still exactly three annotations" 3 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
 
