@@ -588,7 +588,11 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
             have = 0;
         }
     }
-    /* Leaving: the task on screen goes back, then everything prefetched. */
+    /* Leaving: the task on screen goes back, then everything prefetched.
+     * A signal quits as q does (the stop flag would abort every request):
+     * a second one, or the grace running out, raises it again. */
+    if (!atomic_load(&lb.ag.fatal))
+        stop_flag = 0;
     if (have) {
         act(&lb, ACT_RELEASE, &cur, NULL, 0);
         have = 0;

@@ -10,6 +10,7 @@
 #  - q with the broker down returns within a few seconds; the summary counts
 #    what the broker stored (nothing), what stays spooled, and says the
 #    leases left expire on their own. That label is delivered later too.
+#  - Ctrl-C with the broker up quits as q does, giving the leases back.
 . "$(dirname "$0")/lib.sh"
 
 tmux_server
@@ -25,6 +26,7 @@ restart_broker() { # on a new port, as after `deploy/dev.sh up`; sets URL
     start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" "${BROKER_ARGS[@]}" || exit 1
     QUORUMD_PID=$QD_PID
     URL="https://127.0.0.1:$QD_PORT"
+    export QUORUM_URL=$URL
     local i
     for i in $(seq 1 100); do curl -fsS --cacert "$CA" "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
     fail "the broker did not come back"
@@ -124,5 +126,22 @@ check "the label typed before q is delivered later: exit 0" 0 "$rc"
 check "... with the release of the task that was on screen" 1 \
     "$(echo "$out" | grep -c 'sent 1 spooled skip(s), release(s) or undo(s)')"
 check "six annotations in all" 6 "$(stored)"
+
+# --- Ctrl-C with the broker up quits as q does: the leases go back ----------
+live() { redis-cli -p "$QR_REDIS_PORT" hvals "{p:$P}:lease" | grep -c ' live ' || true; }
+base=$(live)
+for i in 13 14 15; do echo "{\"text\":\"item $i\"}"; done | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
+echo "$URL" >"$E2E_DIR/url"
+"${TMUX_CMD[@]}" new-session -d -s sigint -x 200 -y 24 "$E2E_DIR/run-label.sh sigint 2"
+wait_for sigint "Task " && pass "Ctrl-C: a task is on screen" || fail "Ctrl-C: no task: $(screen sigint)"
+sleep 1
+held=$(( $(live) - base ))
+[ "$held" -ge 3 ] && pass "Ctrl-C: the labeler holds $held leases" || fail "Ctrl-C: holds $held leases"
+"${TMUX_CMD[@]}" send-keys -t sigint C-c
+for i in $(seq 1 100); do [ -s "$E2E_DIR/sigint.rc" ] && break; sleep 0.1; done
+check "Ctrl-C: exit 0" 0 "$(cat "$E2E_DIR/sigint.rc" 2>/dev/null)"
+check "Ctrl-C gave back every lease it held" "$base" "$(live)"
+screen sigint | grep -q "label: 0 labels stored by the broker, 0 skipped, $held released" &&
+    pass "... and says so" || fail "Ctrl-C summary: $(screen sigint)"
 
 finish
