@@ -127,7 +127,7 @@ static void on_note(void *arg, agent_note_t kind, const char *msg)
 {
     label_t *lb = arg;
     label_lock(lb);
-    lb->unreachable = kind == AGENT_NOTE_UNREACHABLE;
+    lb->unreachable = kind == AGENT_NOTE_UNREACHABLE ? 1 : kind == AGENT_NOTE_UNAVAILABLE ? 2 : 0;
     label_set_status(lb, "%s", msg);
     label_wake_ui(lb);
     label_unlock(lb);
@@ -313,9 +313,9 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
     line(&out, "digits choose   s skip   r release   u undo   q quit", cols);
     char status[400];
     if (lb->unreachable)
-        snprintf(status, sizeof status, "broker unreachable \u2014 %ld label%s kept on disk; %s",
-                 lb->unacked, lb->unacked == 1 ? "" : "s",
-                 lb->quitting ? lb->status : "sent when it is back");
+        snprintf(status, sizeof status, "broker %s \u2014 %ld label%s kept on disk; %s",
+                 lb->unreachable == 1 ? "unreachable" : "unavailable", lb->unacked,
+                 lb->unacked == 1 ? "" : "s", lb->quitting ? lb->status : "sent when it is back");
     else
         snprintf(status, sizeof status, "%s%s", lb->busy || lb->nactions ? "(sending) " : "",
                  lb->status);

@@ -71,7 +71,8 @@ typedef struct label_s {
     long done_today;          /* progress: my_annotations_today, -1 unknown */
     long remaining;           /* progress: annotations_remaining, -1 unknown */
     long unacked;             /* labels on disk the broker has not acknowledged yet */
-    int unreachable;          /* the network thread is retrying: the broker is unreachable */
+    int unreachable;          /* the network thread is retrying: 1 the broker is unreachable,
+                                 2 it answers 5xx (unavailable); 0 neither */
     long not_returned;        /* leases the quit could not give back (they expire) */
     int net_done;             /* the network thread has finished */
     char status[256];         /* last message for the status line */

@@ -195,8 +195,8 @@ int agent_request(agent_sess_t *s, const char *method, const char *path, json_t 
         if (s->retry_cap_ms > 0 && delay > s->retry_cap_ms)
             delay = s->retry_cap_ms / 2 + delay % (s->retry_cap_ms / 2 + 1);
         if (!said || s->backoff.attempt % 10 == 0)
-            agent_note(ag, AGENT_NOTE_UNREACHABLE, "%s; retrying in %lld ms", s->call.message,
-                       (long long)delay);
+            agent_note(ag, s->call.status ? AGENT_NOTE_UNAVAILABLE : AGENT_NOTE_UNREACHABLE,
+                       "%s; retrying in %lld ms", s->call.message, (long long)delay);
         said = 1;
         if (agent_nap(ag, delay) < 0)
             return AGENT_STOPPED;

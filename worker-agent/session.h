@@ -53,6 +53,7 @@
 typedef enum {
     AGENT_NOTE_INFO,        /* a one-line message */
     AGENT_NOTE_UNREACHABLE, /* the broker cannot be reached; retrying */
+    AGENT_NOTE_UNAVAILABLE, /* it answers 5xx (a backend of it is down); retrying */
     AGENT_NOTE_REACHABLE,   /* ... and now it can again */
 } agent_note_t;
 
