@@ -7,11 +7,9 @@
  * stdout until EOF, exit status 0. With --persistent each worker keeps one
  * CMD running and speaks JSON lines: one task line in, one result line out.
  *
- * CMD runs in its own process group, with the default signal dispositions,
- * and nothing of ours but stdin/stdout/stderr (every descriptor we open is
- * close-on-exec). A worker talks to it with poll() over non-blocking pipes,
- * so a CMD that neither reads nor writes cannot block us; it beats the
- * lease's heartbeat every TTL/3 meanwhile. A timeout, a non-zero exit, a
+ * CMD's process is exec_child.c's. A worker talks to it with poll() over
+ * non-blocking pipes, so a CMD that neither reads nor writes cannot block
+ * us; it beats the lease's heartbeat every TTL/3 meanwhile. A timeout, a non-zero exit, a
  * crash, or output that is not {"label": <one of the choices>} ends with the
  * whole process group killed and reaped, and the lease released with the
  * reason; a task that fails --attempts times on this agent is skipped
@@ -20,23 +18,20 @@
  */
 #include "exec.h"
 
+#include "exec_child.h"
 #include "protocol.h"
 #include "session.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* Largest answer accepted from CMD (bytes). */
 #define MAX_OUTPUT (16u * 1024 * 1024)
@@ -58,18 +53,11 @@ typedef struct exec_run_s {
     atomic_llong last_work_ms; /* monotonic time a task was last leased */
 } exec_run_t;
 
-typedef struct child_s {
-    pid_t pid;    /* -1 when none */
-    int in_fd;    /* our end of CMD's stdin, -1 once closed */
-    int out_fd;   /* our end of CMD's stdout, -1 once closed */
-    qr_buf_t out; /* what CMD wrote and we have not consumed */
-} child_t;
-
 typedef struct worker_s {
     exec_run_t *run;
     int index;
     agent_sess_t sess;
-    child_t child;
+    exec_child_t child;
     pthread_t thread;
     int started;
 } worker_t;
@@ -82,129 +70,6 @@ static void on_stop(int signo)
     stop_flag = 1;
 }
 
-static void child_init(child_t *c)
-{
-    c->pid = -1;
-    c->in_fd = c->out_fd = -1;
-    qr_buf_init(&c->out);
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd); /* a pipe end: nothing buffered to lose */
-    *fd = -1;
-}
-
-/*
- * Starts CMD with pipes for stdin and stdout. Returns 0, or -1 with a reason
- * in err.
- */
-static int child_start(child_t *c, char *const argv[], char *err, size_t err_size)
-{
-    int in[2] = {-1, -1}, out[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    int fa_ok = 0, attr_ok = 0, rc;
-    sigset_t def, none;
-
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
-        goto fail;
-    }
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
-        snprintf(err, err_size, "posix_spawn_file_actions_init: %s", strerror(rc));
-        goto fail;
-    }
-    fa_ok = 1;
-    if ((rc = posix_spawnattr_init(&attr)) != 0) {
-        snprintf(err, err_size, "posix_spawnattr_init: %s", strerror(rc));
-        goto fail;
-    }
-    attr_ok = 1;
-    /* dup2 clears close-on-exec on the copies; the originals close at exec. */
-    sigfillset(&def);
-    sigemptyset(&none);
-    if ((rc = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) != 0 ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) != 0 ||
-        (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                                  POSIX_SPAWN_SETSIGMASK)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(&attr, &def)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) {
-        snprintf(err, err_size, "posix_spawn setup: %s", strerror(rc));
-        goto fail;
-    }
-    rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
-    if (rc != 0) {
-        c->pid = -1;
-        snprintf(err, err_size, "cannot run %s: %s", argv[0], strerror(rc));
-        goto fail;
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close_fd(&in[0]);
-    close_fd(&out[1]);
-    c->in_fd = in[1];
-    c->out_fd = out[0];
-    if (fcntl(c->in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(c->out_fd, F_SETFL, O_NONBLOCK) < 0) {
-        snprintf(err, err_size, "fcntl: %s", strerror(errno));
-        return -1; /* the caller kills and reaps the child */
-    }
-    qr_buf_reset(&c->out);
-    return 0;
-fail:
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (attr_ok)
-        posix_spawnattr_destroy(&attr);
-    close_fd(&in[0]);
-    close_fd(&in[1]);
-    close_fd(&out[0]);
-    close_fd(&out[1]);
-    return -1;
-}
-
-/* Waits for CMD until deadline (monotonic ms). Returns 1 with *status when
- * it exited, 0 if it is still running at the deadline. */
-static int child_wait(child_t *c, int64_t deadline, int *status)
-{
-    for (;;) {
-        pid_t p = waitpid(c->pid, status, WNOHANG);
-        if (p == c->pid || (p < 0 && errno == ECHILD)) {
-            c->pid = -1;
-            return 1;
-        }
-        if (p < 0 && errno != EINTR)
-            return 0;
-        if (qr_mono_ms() >= deadline)
-            return 0;
-        (void)poll(NULL, 0, 5);
-    }
-}
-
-/* Kills CMD's whole process group, reaps it, and closes the pipes. */
-static void child_kill(child_t *c)
-{
-    close_fd(&c->in_fd);
-    close_fd(&c->out_fd);
-    if (c->pid > 0) {
-        int status;
-        if (kill(-c->pid, SIGKILL) < 0 && errno != ESRCH)
-            (void)kill(c->pid, SIGKILL);
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        c->pid = -1;
-    }
-    qr_buf_reset(&c->out);
-}
-
-static void child_free(child_t *c)
-{
-    child_kill(c);
-    qr_buf_free(&c->out);
-}
-
 /*
  * Sends request to CMD and collects its answer: in one-shot mode until EOF,
  * then the exit status; in persistent mode one line. Beats the lease's
@@ -215,7 +80,7 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
                     char *why, size_t why_size)
 {
     exec_run_t *run = w->run;
-    child_t *c = &w->child;
+    exec_child_t *c = &w->child;
     const qr_exec_options_t *opt = run->opt;
     int64_t start = qr_mono_ms();
     int64_t deadline = start + opt->timeout_ms;
@@ -265,7 +130,7 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
             if (k >= 0) {
                 woff += (size_t)k;
             } else if (errno == EPIPE) {
-                close_fd(&c->in_fd); /* CMD does not read its input: its choice */
+                exec_close_fd(&c->in_fd); /* CMD does not read its input: its choice */
                 woff = len;
             } else if (errno != EAGAIN && errno != EINTR) {
                 snprintf(why, why_size, "writing to the command: %s", strerror(errno));
@@ -273,7 +138,7 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
             }
         }
         if (woff >= len && !opt->persistent)
-            close_fd(&c->in_fd); /* end of the task: EOF on CMD's stdin */
+            exec_close_fd(&c->in_fd); /* end of the task: EOF on CMD's stdin */
         if (pf[ir].revents & (POLLIN | POLLHUP | POLLERR)) {
             char chunk[65536];
             ssize_t k = read(c->out_fd, chunk, sizeof chunk);
@@ -306,7 +171,8 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
             }
             if (eof) {
                 int status = 0;
-                if (child_wait(c, qr_mono_ms() + EXIT_GRACE_MS, &status) && WIFSIGNALED(status))
+                if (exec_child_wait(c, qr_mono_ms() + EXIT_GRACE_MS, &status) &&
+                    WIFSIGNALED(status))
                     snprintf(why, why_size, "command killed by signal %d without answering",
                              WTERMSIG(status));
                 else if (c->pid < 0)
@@ -321,7 +187,7 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
     /* One-shot: the answer is complete; the exit status decides. */
     int status = 0;
     int64_t grace = qr_mono_ms() + EXIT_GRACE_MS;
-    if (!child_wait(c, grace < deadline ? grace : deadline, &status)) {
+    if (!exec_child_wait(c, grace < deadline ? grace : deadline, &status)) {
         snprintf(why, why_size, "command closed its output but did not exit");
         return -1;
     }
@@ -450,13 +316,13 @@ static void work_on(worker_t *w, json_t *l)
 
     int64_t start = qr_mono_ms();
     if (w->child.pid < 0 &&
-        child_start(&w->child, (char *const *)run->opt->argv, why, sizeof why) < 0) {
-        child_kill(&w->child);
+        exec_child_start(&w->child, (char *const *)run->opt->argv, why, sizeof why) < 0) {
+        exec_child_kill(&w->child);
         give_back(w, lease, task_id, why);
         goto out;
     }
     if (exchange(w, lease, req.data, req.len, &answer, why, sizeof why) < 0) {
-        child_kill(&w->child);
+        exec_child_kill(&w->child);
         if (stop_flag) {
             if (agent_release(&w->sess, lease, "agent stopped", 0) == AGENT_FAILED)
                 fprintf(stderr, "quorum-agent: cannot release lease %s: %s\n", lease,
@@ -467,7 +333,7 @@ static void work_on(worker_t *w, json_t *l)
         goto out;
     }
     if (!run->opt->persistent)
-        child_kill(&w->child); /* already reaped; closes the pipes */
+        exec_child_kill(&w->child); /* already reaped; closes the pipes */
     int64_t active = qr_mono_ms() - start;
 
     json_error_t jerr;
@@ -548,7 +414,7 @@ static void *worker_main(void *arg)
         atomic_store(&run->last_work_ms, qr_mono_ms());
         json_decref(ans);
     }
-    child_kill(&w->child);
+    exec_child_kill(&w->child);
     free(path);
     return NULL;
 }
@@ -592,7 +458,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
         worker_t *w = &workers[i];
         w->run = &run;
         w->index = i;
-        child_init(&w->child);
+        exec_child_init(&w->child);
         if (agent_sess_init(&w->sess, &run.ag) < 0) {
             agent_fatal(&run.ag, QR_EXIT_ERROR);
             break;
@@ -613,7 +479,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
                 fprintf(stderr, "quorum-agent: pthread_join: %s\n", strerror(e));
             agent_sess_free(&workers[i].sess);
         }
-        child_free(&workers[i].child);
+        exec_child_free(&workers[i].child);
     }
     fprintf(stderr,
             "quorum-agent: exec: %ld submitted (%ld replayed), %ld released, %ld skipped, %ld "
