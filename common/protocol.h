@@ -114,5 +114,6 @@
 #define QR_EXIT_SPOOL   6 /* quorum-agent: the spool cannot be opened or written */
 #define QR_EXIT_PENDING 7 /* quorum-agent: stopped with results still spooled */
 #define QR_EXIT_PAUSED  8 /* quorum-agent: the project is paused (409 project_paused) */
+#define QR_EXIT_COMMAND 9 /* quorum-agent exec: CMD failed --max-failures times in a row */
 
 #endif

@@ -72,7 +72,7 @@ int exec_child_start(exec_child_t *c, char *const argv[], char *err, size_t err_
     rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
     if (rc != 0) {
         c->pid = -1;
-        snprintf(err, err_size, "cannot run %s: %s", argv[0], strerror(rc));
+        snprintf(err, err_size, "%s", strerror(rc));
         goto fail;
     }
     posix_spawn_file_actions_destroy(&fa);

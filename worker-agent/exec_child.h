@@ -25,7 +25,7 @@ void exec_child_init(exec_child_t *c);
  * Starts CMD (argv, NULL-terminated, looked up in PATH) with non-blocking
  * pipes for stdin and stdout, the default signal dispositions and an empty
  * signal mask. Returns 0, or -1 with why it could not be started in err
- * ("cannot run ./x: No such file or directory"); the caller
+ * ("No such file or directory", "pipe: Too many open files"); the caller
  * then calls exec_child_kill, which reaps a child started before a later
  * step failed.
  */
