@@ -47,10 +47,13 @@ crash) kill -SEGV $$ ;;
 garbage) echo "this is not json {" ;;
 zebra) echo '{"label":"zebra"}' ;;
 hang) sleep "$HANG_SECONDS" & wait ;;
+mixed) # exit 4 and garbage by turns
+    n=$(( $(cat "$E2E_DIR/turn" 2>/dev/null || echo 0) + 1 )); echo "$n" >"$E2E_DIR/turn"
+    if [ $((n % 2)) = 1 ]; then exit 4; else echo "not json"; fi ;;
 esac
 EOF
 chmod +x "$E2E_DIR/cmd.sh"
-export HANG_SECONDS="1000.$$" # a duration only this test uses (see the pgrep below)
+export HANG_SECONDS="1000.$$" E2E_DIR # a duration only this test uses (see the pgrep below)
 
 # run_exec NAME PROJECT [FLAGS...] -- CMD: runs exec as exec-bot; sets RC,
 # MS (wall time) and LAST (its last line on stderr).
@@ -121,6 +124,12 @@ expect_stop garbage 3 "gave an invalid result 3 times in a row (invalid JSON: 't
 expect_stop zebra 3 "gave an invalid result 3 times in a row (label 'zebra' is not one of the project's: a, b)"
 expect_stop hang 2 "timed out 2 times in a row (no answer within 500 ms)" --timeout-ms 500
 check "no process left behind (the hang's grandchildren were killed)" 0 "$(pgrep -f "sleep $HANG_SECONDS" | wc -l)"
+# Failures of different kinds in a row: the line says so and names the last.
+P=$(new_project mixed 2)
+BROKEN=mixed run_exec mixed "$P" -- ./cmd.sh
+check "mixed failures: exit 9" 9 "$RC"
+check "mixed failures: the cause names the last" \
+    "quorum-agent: stopping: ./cmd.sh failed 3 times in a row (the last time it failed: exited with status 4); 3 leases released" "$LAST"
 
 # --- one task that always breaks the command: --attempts -----------------------------------------
 # Released, it comes back; after 2 failures on it exec stops, keeping the
