@@ -134,7 +134,7 @@ check "mixed failures: the cause names the last" \
 # --- one task that always breaks the command: --attempts -----------------------------------------
 # Released, it comes back; after 2 failures on it exec stops, keeping the
 # label of the task answered before.
-MODES=exit
+MODES="exit"
 P=$(new_project attempts 1)
 MODES=
 run_exec attempts "$P" --max-failures 10 --attempts 2 -- ./cmd.sh
