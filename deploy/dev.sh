@@ -52,7 +52,7 @@ die() { say "$*"; exit 1; }
 usage() {
     sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed -n '/^#/s/^# \{0,1\}//p'
 }
-usage_error() { say "$*"; say "usage: deploy/dev.sh COMMAND (deploy/dev.sh --help lists them)"; exit 2; }
+usage_error() { say "$* (deploy/dev.sh --help lists the commands)"; exit 2; }
 
 # --- deps -------------------------------------------------------------------
 deps() {
