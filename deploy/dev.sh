@@ -101,6 +101,7 @@ need_bin() {
 lock_open() {
     # Traversable by others: as root, PostgreSQL runs as `postgres` on a
     # cluster inside. What is secret in it is mode 0600.
+    # shellcheck disable=SC2174 # only the state folder itself needs o+x
     [ -d "$STATE" ] || mkdir -p -m 711 "$STATE"
     exec 9>>"$STATE/lock"
 }
@@ -196,7 +197,7 @@ stack_up() {
         --cert "$dir/tls/server.crt" --key "$dir/tls/server.key")
     [ -s "$dir/admin-token" ] ||
         "$BIN/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO" | write_secret "$dir/admin-token"
-    local token port="" try
+    local token port=""
     token=$(cat "$dir/admin-token")
     : >"$dir/quorumd.log"
     if [ "$keep" = 0 ]; then
@@ -212,7 +213,7 @@ stack_up() {
     else
         # A port below the kernel's ephemeral range (free_port), which no
         # outgoing connection takes on a later up; another if it was taken.
-        for try in 1 2 3 4 5; do
+        for _ in 1 2 3 4 5; do
             port=$(free_port)
             QD_LISTEN="127.0.0.1:$port" start_quorumd "$BIN/quorumd" "$dir/quorumd.log" "${serve[@]}" \
                 9>&- 2>/dev/null && break
@@ -253,12 +254,12 @@ ctl() {
 # stack_down DIR: stops quorumd, Redis and PostgreSQL; a kept stack's data
 # stays, a throwaway stack's goes.
 stack_down() {
-    local dir=$1 pid i
+    local dir=$1 pid
     pid=$(cat "$dir/quorumd.pid" 2>/dev/null || true)
     if [ -n "$pid" ] && alive_as "$pid" quorumd; then
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 100); do alive_as "$pid" quorumd || break; sleep 0.1; done
-        alive_as "$pid" quorumd && kill -KILL "$pid" 2>/dev/null
+        for _ in $(seq 1 100); do alive_as "$pid" quorumd || break; sleep 0.1; done
+        if alive_as "$pid" quorumd; then kill -KILL "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$dir/quorumd.pid" "$dir/env" "$dir/quorumd.log.port"
     "$ROOT/deploy/stack.sh" stop "$dir/stack" >/dev/null 2>&1 9>&- || true
@@ -267,12 +268,14 @@ stack_down() {
 KEPT_LINE="data kept in $STATE (deploy/dev.sh reset deletes it)"
 
 # The EXIT trap of up: stops what it started (a second Ctrl-C meanwhile is
-# ignored), keeps the data.
+# ignored), keeps the data, and says so unless up failed before the stack
+# answered (the failure's line is then the one to read).
+UP_READY=0 UP_STOPPED=0
 up_exit() {
     trap '' INT TERM HUP
     trap - EXIT
     stack_down "$STATE"
-    say "stopped; $KEPT_LINE"
+    [ "$UP_READY$UP_STOPPED" = 00 ] || say "stopped; $KEPT_LINE"
 }
 
 up() {
@@ -286,10 +289,13 @@ up() {
     take_lock up
     need_bin
     # From here on the stack is this process's: any exit stops it.
-    trap 'exit 0' INT TERM HUP
+    # (Ctrl-C: after the terminal's ^C, on a line of its own.)
+    trap 'UP_STOPPED=1; [ -t 2 ] && echo >&2; exit 0' INT
+    trap 'UP_STOPPED=1; exit 0' TERM HUP
     trap up_exit EXIT
     say "starting PostgreSQL, Redis and quorumd in $STATE"
     stack_up "$STATE" 1 "$with_sample"
+    UP_READY=1
     local b=${BIN#"$ROOT"/} s=${STATE#"$ROOT"/}
     cat <<MSG
 Quorum is up.

@@ -89,7 +89,7 @@ start_pg() {
 # its files in RDIR, on FIRST_PORT if given and free, else on a free port;
 # sets RPORT_UP.
 start_redis() {
-    local rdir=$1 port=$2 try i ok
+    local rdir=$1 port=$2 try ok
     shift 2
     mkdir -p "$rdir"
     for try in $(seq 1 10); do
@@ -100,7 +100,7 @@ start_redis() {
             # --daemonize returns before the bind: wait until a server answers
             # and is ours (its dir is rdir), not one that holds the port.
             ok=0
-            for i in $(seq 1 100); do
+            for _ in $(seq 1 100); do
                 if [ "$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)" = "$rdir" ]; then
                     ok=1
                     break
@@ -168,6 +168,7 @@ kept_running() {
 
 start_keep() {
     local dir=$1
+    # shellcheck disable=SC2174 # only DIR itself needs o+x (for postgres)
     [ -d "$dir" ] || mkdir -p -m 711 "$dir"
     dir=$(cd "$dir" && pwd)
     local bin running; bin=$(pg_bindir)
@@ -209,11 +210,11 @@ start_keep() {
 # Redis writes its append-only file out first), then makes sure the process
 # named in RDIR/redis.pid is gone.
 stop_redis() {
-    local port=$1 rdir=$2 i rpid
+    local port=$1 rdir=$2 rpid
     [ -z "$port" ] || redis-cli -p "$port" shutdown $3 >/dev/null 2>&1 || true
     rpid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
     [ -n "$rpid" ] || return 0
-    for i in $(seq 1 50); do grep -qs redis "/proc/$rpid/comm" || return 0; sleep 0.1; done
+    for _ in $(seq 1 50); do grep -qs redis "/proc/$rpid/comm" || return 0; sleep 0.1; done
     kill "$rpid" 2>/dev/null || true
 }
 

@@ -35,8 +35,7 @@ up_bg() {
     "$DEV" up >"$UP_LOG" 2>&1 &
     UP_PID=$!
     set +m
-    local i
-    for i in $(seq 1 900); do
+    for _ in $(seq 1 900); do
         if [ -f "$STATE/env" ]; then
             ENV_SEEN=$(cat "$STATE/env")
             return 0
@@ -50,11 +49,16 @@ up_bg() {
 }
 
 # up_wait: waits (60 s) for the up in the background to exit; sets UP_RC.
+# quorumd's log of that run (the next up empties it) holds no sanitizer
+# report (the binaries are the ASan + UBSan build).
 up_wait() {
-    local i
-    for i in $(seq 1 600); do kill -0 "$UP_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 600); do kill -0 "$UP_PID" 2>/dev/null || break; sleep 0.1; done
     UP_RC=0
     wait "$UP_PID" || UP_RC=$?
+    if grep -q 'Sanitizer\|runtime error' "$STATE/quorumd.log" 2>/dev/null; then
+        fail "up #$UP_N: a sanitizer report in quorumd's log"
+        grep -A30 'Sanitizer\|runtime error' "$STATE/quorumd.log" | head -40
+    fi
 }
 
 # dev_sql QUERY: on the PostgreSQL of the stack dev.sh runs.
@@ -84,7 +88,6 @@ check "every line of env is an export or a comment" 0 "$(grep -cv '^export QUORU
 URL=$(env_value QUORUM_URL) TOKEN=$(env_value QUORUM_TOKEN) CA=$(env_value QUORUM_CA)
 SAMPLE=$(env_value QUORUM_PROJECT)
 PORT=${URL##*:}
-ADMIN_TOKEN=$TOKEN
 export QUORUM_URL=$URL QUORUM_TOKEN=$TOKEN QUORUM_CA=$CA
 check "sourced in another folder, env reaches the broker: the sample's 2,000 tasks" 2000 \
     "$(cd / && unset QUORUM_URL QUORUM_TOKEN QUORUM_CA && . "$STATE/env" &&
@@ -187,5 +190,4 @@ check "in PostgreSQL: one project (the sample), no annotation" "1 0" "$(dev_sql 
 "$DEV" down >/dev/null 2>&1
 up_wait
 check "down, then up exits 0" 0 "$UP_RC"
-grep -h 'Sanitizer\|runtime error' "$STATE/quorumd.log" "$E2E_DIR"/up*.log && fail "sanitizer report" || pass "no sanitizer report"
 finish
