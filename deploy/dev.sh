@@ -199,6 +199,8 @@ stack_up() {
         "$BIN/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO" | write_secret "$dir/admin-token"
     local token port=""
     token=$(cat "$dir/admin-token")
+    # The last run's log stays beside the new one (a crash's, say).
+    if [ -s "$dir/quorumd.log" ]; then mv -f "$dir/quorumd.log" "$dir/quorumd.log.1"; fi
     : >"$dir/quorumd.log"
     if [ "$keep" = 0 ]; then
         start_quorumd "$BIN/quorumd" "$dir/quorumd.log" "${serve[@]}" 9>&- || die "quorumd did not start"
@@ -333,7 +335,7 @@ down() {
 }
 
 # What reset deletes: every name a stack of up writes into $STATE.
-STATE_FILES=(env env.tmp tls stack quorumd.log quorumd.log.port quorumd.pid migrate.log
+STATE_FILES=(env env.tmp tls stack quorumd.log quorumd.log.1 quorumd.log.port quorumd.pid migrate.log
     port admin-token admin-token.tmp sample-project lock)
 
 reset() {
