@@ -8,7 +8,8 @@
 #    project with exactly its 20 annotations, on the same port;
 #  - a second up (and demo, bench) while one runs exits 1 at once with one
 #    line and changes nothing: the same quorumd serves the next request;
-#  - Ctrl-C (SIGINT to up's process group) and kill -9 of quorumd keep it;
+#  - Ctrl-C (SIGINT to up's process group, or to up alone) and kill -9 of
+#    quorumd keep it;
 #  - reset refuses without a terminal or --yes; reset --yes deletes it, and
 #    the next up starts afresh (a new token, the sample project only).
 # The shared test stack is not used: dev.sh starts a PostgreSQL and Redis of
@@ -162,6 +163,14 @@ grep -q "quorumd exited (status 137" "$UP_LOG" && pass "and says quorumd exited"
 up_bg
 check "after the crash: the same token" "$TOKEN" "$(env_value QUORUM_TOKEN)"
 check "after the crash: the 20 annotations" 20 "$("$QR_BIN_DIR/quorumctl" report --project "$P" --json | jq .annotations)"
+
+# --- SIGINT to the up process alone (not its group) ----------------------------
+kill -INT "$UP_PID"
+up_wait
+check "SIGINT to up alone: exit 0" 0 "$UP_RC"
+check "and no quorumd left" "" "$(pgrep -f "$STATE/tls/server.crt" || true)"
+up_bg
+check "after it: the 20 annotations" 20 "$(dev_sql "SELECT count(*) FROM annotations WHERE project_id = $P")"
 
 # --- reset -------------------------------------------------------------------
 rc=0
