@@ -455,7 +455,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     } else {
         char hex[17];
         if (qr_random_hex(7, hex) < 0) {
-            fprintf(stderr, "quorum-agent: no randomness for a seed; give --seed\n");
+            fprintf(stderr,
+                    "quorum-agent: cannot draw random bytes for a seed; give one with --seed N\n");
             return 1;
         }
         opt.seed = strtoull(hex, NULL, 16); /* 56 bits: fits a JSON integer */

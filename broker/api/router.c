@@ -211,8 +211,10 @@ static void authorized(ctx_t *c)
         return;
     }
     if (!(c->route->roles & c->user.role)) {
-        respond_error(c, 403, QR_CODE_FORBIDDEN, "a %s may not %s %s", role_name(c->user.role),
-                      c->req->method, c->req->path);
+        /* "an annotator may not POST /v1/projects" */
+        const char *role = role_name(c->user.role);
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "%s %s may not %s %s",
+                      strchr("aeiou", role[0]) ? "an" : "a", role, c->req->method, c->req->path);
         return;
     }
     run(c);
@@ -233,11 +235,9 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
     }
     if (PQntuples(res) != 1) {
         qr_authfail_note(c->b, c->req->peer);
+        /* The same answer for a token and a client certificate: docs/API.md. */
         respond_unauthorized(c, 1,
-                             c->req->client_cert && !c->req->authorization
-                                 ? "the client certificate is not mapped to a user, or its "
-                                   "mapping was revoked"
-                                 : "the token is unknown, revoked or expired");
+                             "the token (or client certificate) is unknown, revoked or expired");
         return;
     }
     /* last_used_at is written at most once a minute, not per lookup. */
@@ -293,10 +293,12 @@ void qr_api_head(qr_http_request_t *req, void *user)
     }
     if (!c->route) {
         if (path_known)
-            respond_error(c, 405, QR_CODE_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
+            respond_error(c, 405, QR_CODE_METHOD_NOT_ALLOWED, "the method %s is not allowed on %s",
                           req->method, req->path);
         else
-            respond_error(c, 404, QR_CODE_NOT_FOUND, "no route %s %s", req->method, req->path);
+            respond_error(c, 404, QR_CODE_NOT_FOUND,
+                          "there is no route %s %s (docs/API.md lists them)", req->method,
+                          req->path);
         return;
     }
     if (!c->route->roles || (c->route->flags & ROUTE_METRICS && c->b->cfg.metrics_public)) {
