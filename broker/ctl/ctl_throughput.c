@@ -314,6 +314,15 @@ static void print_flags(json_t *r)
            fmt_num(c, at(r, "fast_response.min_annotations"), 0));
 }
 
+/* A per-hour figure for a table cell: 12.5, or 1,674 from 100 up. */
+static void fmt_rate_value(char out[CELL], double per_hour)
+{
+    if (per_hour >= 100)
+        fmt_thousands(out, CELL, per_hour);
+    else
+        snprintf(out, CELL, "%.1f", per_hour);
+}
+
 /* The "per h" cell: annotations per hour of working time (ms), the one
  * definition of a rate (broker/store/sql_work.h); "-" without working time. */
 static void fmt_rate_cell(char out[CELL], json_t *annotations, json_t *working_ms)
@@ -323,11 +332,7 @@ static void fmt_rate_cell(char out[CELL], json_t *annotations, json_t *working_m
         strcpy(out, "-");
         return;
     }
-    double per_hour = json_number_value(annotations) * 3600000.0 / ms;
-    if (per_hour >= 100)
-        fmt_thousands(out, CELL, per_hour);
-    else
-        snprintf(out, CELL, "%.1f", per_hour);
+    fmt_rate_value(out, json_number_value(annotations) * 3600000.0 / ms);
 }
 
 /* Fills one table row from a row object (or the totals for the last row). */
@@ -365,8 +370,11 @@ static void fill_row(char cells[MAX_COLS][CELL], const char *by, json_t *row, js
         else
             fmt_num(cells[c++], at(report, "totals.annotators"), 0);
         fmt_num(cells[c++], at(report, "totals.annotations"), 0);
-        fmt_rate_cell(cells[c++], at(report, "totals.annotations"),
-                      at(report, "totals.working_ms"));
+        if (json_is_number(at(report, "totals.annotations_per_working_hour")))
+            fmt_rate_value(cells[c++],
+                           json_number_value(at(report, "totals.annotations_per_working_hour")));
+        else
+            strcpy(cells[c++], "-");
         fmt_dur(cells[c++], at(report, "time_on_task.median_ms"));
         fmt_dur(cells[c++], at(report, "time_on_task.p90_ms"));
         fmt_dur(cells[c++], at(report, "activity.active_ms"));
