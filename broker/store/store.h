@@ -255,6 +255,9 @@
  * scope); pace covers the annotations of the last $4 ms up to the latest
  * one; eta_seconds = annotations still needed / pace (0 when none are
  * needed, NULL without a pace). */
+/* Kept out of clang-format's hands: it would re-flow the SQL pieces
+ * around the sql_work.h macros as if they were code. */
+// clang-format off
 #define QR_SQL_REPORT                                                                              \
     "WITH a AS (SELECT an.* FROM annotations an JOIN users u ON u.id = an.annotator_id"            \
     "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                   \
@@ -302,6 +305,7 @@
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
     "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id)"          \
     " )::text FROM span, work, pace, rem"
+// clang-format on
 
 /* $1 project, $2 organization (0: all; else only its annotators') -> every
  * annotation as item (task id), annotator as the CSV names it (the user's
