@@ -7,7 +7,7 @@
 # reading and a count; no row for auto-acceptance (not built); the
 # simulator's rate and the report's are one definition and agree; the
 # simulated crew reads its truth from "_true_label", which the exec bridge
-# never hands to a command.
+# never hands to a command and the terminal labeler never shows.
 . "$(dirname "$0")/lib.sh"
 
 start_broker
@@ -97,5 +97,31 @@ SEEN="$E2E_DIR/seen.jsonl" QUORUM_TOKEN=$TOKEN timeout 60 "$AGENT" exec --projec
     --spool "$E2E_DIR/spool" -- "$E2E_DIR/look.sh" >/dev/null 2>"$E2E_DIR/exec.err" || true
 check "exec: the command saw every task's text" 3 "$(jq -r .data.text "$E2E_DIR/seen.jsonl" 2>/dev/null | grep -c .)"
 check "exec: and never a key starting with _" 0 "$(grep -c '_true_label' "$E2E_DIR/seen.jsonl")"
+
+# ...nor shown by the terminal labeler, which shows the text.
+if command -v tmux >/dev/null; then
+    SOCK="qr-plain-$$"
+    TMUX_CMD=(tmux -L "$SOCK" -f /dev/null)
+    at_exit "${TMUX_CMD[*]} kill-server 2>/dev/null || true"
+    R=$("$CTL" project create --name look --labels sports,technology,cooking,weather --annotations-per-task 1)
+    head -1 "$SAMPLE" | "$CTL" import --project "$R" - >/dev/null
+    cat >"$E2E_DIR/run-label.sh" <<EOF
+#!/usr/bin/env bash
+export QUORUM_URL='$URL' QUORUM_TOKEN='$TOKEN' QUORUM_CA='$CA' TERM=xterm
+exec '$AGENT' label --project $R --spool '$E2E_DIR/label-spool' 2>'$E2E_DIR/label.err'
+EOF
+    chmod +x "$E2E_DIR/run-label.sh"
+    "${TMUX_CMD[@]}" new-session -d -s label -x 80 -y 24 "$E2E_DIR/run-label.sh"
+    for _ in $(seq 1 100); do
+        "${TMUX_CMD[@]}" capture-pane -p -t label | grep -q "text: " && break
+        sleep 0.1
+    done
+    SCREEN=$("${TMUX_CMD[@]}" capture-pane -p -t label)
+    check "label: the task's text is on screen" 1 "$(echo "$SCREEN" | grep -c '^text: The compiler team')"
+    check "label: the true label is not" 0 "$(echo "$SCREEN" | grep -c 'true_label')"
+    "${TMUX_CMD[@]}" send-keys -t label q
+else
+    pass "SKIP: tmux not installed (the labeler's screen is not checked)"
+fi
 
 finish
