@@ -64,7 +64,7 @@ static double num_or_nan(json_t *v)
 }
 
 /* What Krippendorff's alpha says, by his usual thresholds (Krippendorff,
- * Content Analysis, 2004, p. 241): 0.800 and up reliable, 0.667 up to
+ * Content Analysis, 2nd ed., 2004): 0.800 and up reliable, 0.667 up to
  * 0.800 for tentative conclusions only, below 0.667 not to be relied on. */
 static const char *alpha_reading(double alpha)
 {
