@@ -98,7 +98,9 @@ static const char simulate_help[] =
     "  --accuracy P[-Q]      probability of the true label, 0 to 1; with a range,\n"
     "                        each annotator's is drawn uniformly in [P, Q]\n"
     "  --think-ms MIN[-MAX]  think time per task, uniform in ms (default 0-5)\n"
-    "  --truth-field NAME    task data field with the true label (default true_label)\n"
+    "  --truth-field NAME    task data field with the true label (default _true_label,\n"
+    "                        else true_label; keys starting with _ are never shown\n"
+    "                        to annotators)\n"
     "  --prefetch K          leases asked for at a time, 1-100 (default 1)\n"
     "  --batch               send the results of one lease request together in\n"
     "                        one batch submit (each with its own idempotency key)\n"
@@ -413,7 +415,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             "simulate: --think-ms must be MIN or MIN-MAX in ms (MIN <= MAX <= "
             "3600000), not '%s'",
             think);
-    opt.truth_field = truth ? truth : "true_label";
+    opt.truth_field = truth ? truth : QR_SIM_TRUTH_FIELD;
     if (!opt.truth_field[0])
         return qr_cli_usage_error(prog, "simulate ", "simulate: --truth-field must not be empty");
     opt.prefetch = 1;
@@ -461,7 +463,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     } else {
         char hex[17];
         if (qr_random_hex(7, hex) < 0) {
-            fprintf(stderr, "quorum-agent: no randomness for a seed; give --seed\n");
+            fprintf(stderr,
+                    "quorum-agent: cannot draw random bytes for a seed; give one with --seed N\n");
             return 1;
         }
         opt.seed = strtoull(hex, NULL, 16); /* 56 bits: fits a JSON integer */

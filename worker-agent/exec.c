@@ -31,6 +31,7 @@
 #include "exec_child.h"
 #include "protocol.h"
 #include "session.h"
+#include "task_view.h"
 #include "util.h"
 
 #include <errno.h>
@@ -397,10 +398,10 @@ static cmd_outcome_t ask_command(worker_t *w, json_t *l, const char *lease, int6
     json_t *labels = json_array();
     for (size_t i = 0; labels && i < run->ag.nlabels; i++)
         json_array_append_new(labels, json_string(run->ag.labels[i]));
-    json_t *task =
-        json_pack("{s:I, s:s, s:I, s:o, s:O}", "project", (json_int_t)run->ag.project, "lease",
-                  lease, "task_id", (json_int_t)task_id, "labels", labels, "data",
-                  json_object_get(l, "data") ? json_object_get(l, "data") : json_null());
+    json_t *data = qr_task_visible_data(json_object_get(l, "data")); /* task_view.h */
+    json_t *task = json_pack("{s:I, s:s, s:I, s:o, s:o}", "project", (json_int_t)run->ag.project,
+                             "lease", lease, "task_id", (json_int_t)task_id, "labels", labels,
+                             "data", data ? data : json_null());
     char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
     json_decref(task);
     *answer = NULL;
