@@ -70,7 +70,8 @@
 #define QR_CODE_USER_EXISTS "user_exists"
 /* 409: the lease is no longer valid (expired, superseded, or not the caller's). */
 #define QR_CODE_LEASE_EXPIRED "lease_expired"
-/* 409: an idempotency key reused with another request. */
+/* 409: an idempotency key reused with another request: on another lease, or on the same
+ * lease with another body (label, active_ms). */
 #define QR_CODE_IDEMPOTENCY_CONFLICT "idempotency_conflict"
 /* 409: a lease request on a paused project (quorum-agent exits QR_EXIT_PAUSED). */
 #define QR_CODE_PROJECT_PAUSED "project_paused"

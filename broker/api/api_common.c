@@ -27,6 +27,7 @@ void ctx_free(ctx_t *c)
     json_decref(c->out);
     free(c->label);
     free(c->idem_key);
+    free(c->idem_label);
     if (c->timer_inited) {
         c->wait_timer.data = c;
         uv_close((uv_handle_t *)&c->wait_timer, on_ctx_timer_closed);

@@ -237,10 +237,11 @@
     "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
 
 /* $1 project, $2 annotator, $3 idempotency key -> annotation id, task id,
- * fencing token. Keys are unique per (project, annotator)
- * (sql/0014_idempotency_scope.sql). */
+ * fencing token, label, active ms (-1: none). Keys are unique per (project,
+ * annotator) (sql/0014_idempotency_scope.sql); the label and active ms are
+ * what the submit's body said, so a resend is told from a conflict. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
-    "SELECT id, task_id, fencing_token FROM annotations"                                           \
+    "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1) FROM annotations"           \
     " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
 /* $1 project, $2 organization (0: every annotator; else only that
