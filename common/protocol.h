@@ -33,6 +33,7 @@
 #define QR_API_PAUSE(p)              QR_API_PROJECT(p) "/pause"
 #define QR_API_RESUME(p)             QR_API_PROJECT(p) "/resume"
 #define QR_API_TASKS(p)              QR_API_PROJECT(p) "/tasks"
+#define QR_API_IMPORTS(p)            QR_API_PROJECT(p) "/imports"
 #define QR_API_LEASES(p)             QR_API_PROJECT(p) "/leases"
 #define QR_API_LEASE_HEARTBEAT(p, l) QR_API_LEASES(p) "/" l "/heartbeat"
 #define QR_API_LEASE_SUBMIT(p, l)    QR_API_LEASES(p) "/" l "/submit"
@@ -73,6 +74,9 @@
 /* 409: an idempotency key reused with another request: on another lease, or on the same
  * lease with another body (label, active_ms). */
 #define QR_CODE_IDEMPOTENCY_CONFLICT "idempotency_conflict"
+/* 409: an import of a file the project imported already (same SHA-256), or of tasks whose
+ * external_id it holds already; the error carries "duplicates" and "import_id". */
+#define QR_CODE_DUPLICATE_IMPORT "duplicate_import"
 /* 409: a lease request on a paused project (quorum-agent exits QR_EXIT_PAUSED). */
 #define QR_CODE_PROJECT_PAUSED "project_paused"
 /* 413: body over the server's limit; an import over its budget. */
