@@ -108,6 +108,7 @@ struct ctx_s {
     qr_import_t imp;
     char *import_file, *import_key; /* import: the client's file name and key, or NULL */
     int allow_duplicates;           /* import: ?allow_duplicates=1 */
+    int64_t external_dropped;       /* import: external ids held already, so not kept */
     char import_sha256[65];         /* import: the body's digest */
     qr_strata_t strata;
     int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */

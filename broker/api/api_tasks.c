@@ -105,6 +105,9 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     c->out =
         json_pack("{sI sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
                   "last_task_id", (json_int_t)ids[n - 1], "import_id", (json_int_t)import_id);
+    if (c->external_dropped)
+        json_object_set_new(c->out, "external_ids_dropped",
+                            json_integer((json_int_t)c->external_dropped));
     char proj[24], imp[24], user[24], count[24], first[24], last[24];
     char *external = qr_import_external_ids(&c->imp);
     const char *params[] = {i64(p->id, proj),
@@ -154,6 +157,51 @@ static void on_import_strata(const PGresult *res, const char *err, const char *s
     import_allocate_ids(c);
 }
 
+/* The steps before the task ids: the strata's counts, for stratified
+ * sampling. */
+static void import_prepare(ctx_t *c)
+{
+    if (!strcmp(c->project->sampling, "stratified")) {
+        char proj[24];
+        const char *params[] = {i64(c->project->id, proj)};
+        if (qr_pg_query(c->b->pg, QR_SQL_STRATA, 1, params, on_import_strata, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    import_allocate_ids(c);
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* allow_duplicates: the tasks whose external id the project holds already
+ * are imported without one (an external id names one task of a project). */
+static void on_external_held(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    size_t n = (size_t)PQntuples(res);
+    char **held = qr_xcalloc(n + 1, sizeof *held);
+    for (size_t i = 0; i < n; i++)
+        held[i] = PQgetvalue(res, (int)i, 0);
+    qsort(held, n, sizeof *held, by_string);
+    for (int64_t i = 0; i < c->imp.n && n; i++) {
+        qr_import_task_t *t = &c->imp.tasks[i];
+        if (t->external_id && bsearch(&t->external_id, held, n, sizeof *held, by_string)) {
+            free(t->external_id);
+            t->external_id = NULL;
+            c->external_dropped++;
+        }
+    }
+    free(held);
+    import_prepare(c);
+}
+
 /* The client went away while its import waited for a parse slot: it is not
  * parsed for nobody (import_queue.h). */
 static void on_import_gone(qr_http_request_t *req, void *arg)
@@ -193,14 +241,19 @@ static void on_import_parsed(qr_import_job_t *job, int status)
         respond_error(c, 400, code, "%s", err);
         return;
     }
-    if (!strcmp(c->project->sampling, "stratified")) {
-        char proj[24];
-        const char *params[] = {i64(c->project->id, proj)};
-        if (qr_pg_query(c->b->pg, QR_SQL_STRATA, 1, params, on_import_strata, c) < 0)
-            respond_backend(c, "PostgreSQL", "pool closing");
-        return;
+    if (c->allow_duplicates) {
+        char *external = qr_import_external_ids(&c->imp);
+        if (strcmp(external, "[]")) {
+            char proj[24];
+            const char *params[] = {i64(c->project->id, proj), external};
+            if (qr_pg_query(c->b->pg, QR_SQL_EXTERNAL_IDS_HELD, 2, params, on_external_held, c) < 0)
+                respond_backend(c, "PostgreSQL", "pool closing");
+            free(external);
+            return;
+        }
+        free(external);
     }
-    import_allocate_ids(c);
+    import_prepare(c);
 }
 
 /* The body by its Content-Type: text/csv is CSV; otherwise a JSON array

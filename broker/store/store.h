@@ -200,6 +200,11 @@
 #define QR_SQL_IMPORT_BEGIN                                                                        \
     "SELECT quorum_import_begin($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
+/* $1 project, $2 external ids (JSON array) -> those the project holds. */
+#define QR_SQL_EXTERNAL_IDS_HELD                                                                   \
+    "SELECT external_id FROM tasks WHERE project_id = $1"                                          \
+    " AND external_id IN (SELECT jsonb_array_elements_text($2::jsonb))"
+
 /* The SQLSTATE of QR_SQL_IMPORT_BEGIN's refusal; its message is
  * "DUPLICATES EARLIER_IMPORT SAME_FILE". */
 #define QR_SQLSTATE_DUPLICATE_IMPORT "QI409"
