@@ -9,7 +9,9 @@
  * prepares a statement the first time it runs its text and then only
  * executes it (pg.c: "Prepared statements"), so callers should pass fixed
  * texts; the first 256 distinct ones are prepared, any further ones run
- * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in.
+ * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in, alone or
+ * in one transaction with a statement before it (qr_pg_copy_in_tx: the
+ * one multi-statement transaction, still within one call).
  *
  * A connection that fails is reconnected with backoff; the queries that were
  * running on it fail with an error (they are not retried: the caller decides).
