@@ -600,7 +600,8 @@ static int tx_send(conn_t *c, query_t *q, int step)
 }
 
 /* The step of q's transaction that just ended (all its results taken):
- * sends the next one and returns 1, or returns 0 when q is over. The
+ * sends the next one and returns 1 (q is then in flight, or was failed by
+ * tx_send: either way no longer the caller's), or returns 0 when q is over. The
  * statement's result before the COPY is what the callback gets; on the
  * first error the transaction is rolled back and the callback gets that. */
 static int tx_next(conn_t *c, query_t *q)
@@ -611,7 +612,8 @@ static int tx_next(conn_t *c, query_t *q)
     if (q->err) {
         if (step == TX_BEGIN || PQtransactionStatus(c->pq) == PQTRANS_IDLE)
             return 0;
-        return tx_send(c, q, TX_ROLLBACK) == 0;
+        tx_send(c, q, TX_ROLLBACK); /* sent, or q failed with the connection */
+        return 1;
     }
     if (step == TX_PRE) {
         q->pre_res = q->res;
