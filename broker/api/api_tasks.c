@@ -57,8 +57,8 @@ static void on_import_copied(const PGresult *res, const char *err, const char *s
              * key) since: nothing of this one was committed. */
             respond_error(c, 409, QR_CODE_DUPLICATE_IMPORT,
                           "an external_id of this file, or its import key, is in project %" PRId64
-                          " already: %s; nothing imported",
-                          c->project->id, err);
+                          " already (another import took it meanwhile); nothing imported",
+                          c->project->id);
             return;
         }
         respond_backend(c, "PostgreSQL", err);
@@ -256,11 +256,6 @@ static void on_import_parsed(qr_import_job_t *job, int status)
     import_prepare(c);
 }
 
-/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
- * (its first non-blank byte is '[') or JSON lines. Parsed in the thread
- * pool within the configured budget and task cap, a few imports at a time
- * (import_queue.h): the body stays valid until the request is answered, and
- * the job holds its own copy of the stratify field. */
 /* The import's query parameters into c: file_name (1-1000 bytes), key
  * (import_key: 1-200 of [A-Za-z0-9_.-]), allow_duplicates (1 or true).
  * Responds 400 and returns -1 on a bad one. */
@@ -304,6 +299,11 @@ static int import_params(ctx_t *c)
     return 0;
 }
 
+/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
+ * (its first non-blank byte is '[') or JSON lines. Parsed in the thread
+ * pool within the configured budget and task cap, a few imports at a time
+ * (import_queue.h): the body stays valid until the request is answered, and
+ * the job holds its own copy of the stratify field. */
 void h_import(ctx_t *c)
 {
     if (import_params(c) < 0)
