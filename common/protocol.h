@@ -119,6 +119,7 @@
 #define QR_EXIT_SPOOL   6 /* quorum-agent: the spool cannot be opened or written */
 #define QR_EXIT_PENDING 7 /* quorum-agent: stopped with results still spooled */
 #define QR_EXIT_PAUSED  8 /* quorum-agent: the project is paused (409 project_paused) */
+#define QR_EXIT_COMMAND 9 /* quorum-agent exec: CMD failed --max-failures times in a row */
 /* quorumctl import: stopped by Ctrl-C; the line before says whether the import committed
  * (128 + SIGINT, as a shell reports a command killed by it). */
 #define QR_EXIT_INTERRUPTED 130
