@@ -102,22 +102,6 @@ void h_report(ctx_t *c)
 /* --- GET /v1/projects/{id}/agreement ------------------------------------------------------------
  */
 
-/* Value of key in a URL query string ("a=1&b=2"), copied into buf; NULL if absent. */
-static const char *query_param(const char *query, const char *key, char *buf, size_t len)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n > klen && !strncmp(p, key, klen) && p[klen] == '=') {
-            snprintf(buf, len, "%.*s", (int)(n - klen - 1), p + klen + 1);
-            return buf;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 static void on_live_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;

@@ -183,10 +183,43 @@
 /* $1 count -> that many fresh task ids, ascending (import order). */
 #define QR_SQL_TASK_IDS "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::int)"
 
-/* COPY text rows: id, project, data, required. */
+/* $1 count -> that many fresh task ids, ascending (import order), and on
+ * every row the same fresh import id (an uncorrelated subquery runs once). */
+#define QR_SQL_IMPORT_IDS                                                                          \
+    "SELECT nextval('tasks_id_seq'), (SELECT nextval('imports_id_seq'))"                           \
+    " FROM generate_series(1, $1::int)"
+
+/* COPY text rows: id, project, data, required, ... (import.h, qr_import_rows). */
 #define QR_SQL_TASKS_COPY                                                                          \
     "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \
-    " prediction_score, gold, stratum) FROM STDIN"
+    " prediction_score, gold, stratum, import_id, external_id) FROM STDIN"
+
+/* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
+ * import $2 of project $1, or refuses a duplicate with SQLSTATE QI409
+ * (sql/0017_imports.sql). $3 import key, $4 file name, $5 SHA-256 of the
+ * body, $6 user, $7 tasks, $8 first and $9 last task id, $10 allow
+ * duplicates, $11 the file's external ids (JSON array) -> the import id. */
+#define QR_SQL_IMPORT_BEGIN                                                                        \
+    "SELECT quorum_import_begin($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+/* $1 project, $2 external ids (JSON array) -> those the project holds. */
+#define QR_SQL_EXTERNAL_IDS_HELD                                                                   \
+    "SELECT external_id FROM tasks WHERE project_id = $1"                                          \
+    " AND external_id IN (SELECT jsonb_array_elements_text($2::jsonb))"
+
+/* The SQLSTATE of QR_SQL_IMPORT_BEGIN's refusal; its message is
+ * "DUPLICATES EARLIER_IMPORT SAME_FILE". */
+#define QR_SQLSTATE_DUPLICATE_IMPORT "QI409"
+
+/* $1 project, $2 import key ("" for all) -> the project's imports as one
+ * JSON array, newest first, with who made each. */
+#define QR_SQL_IMPORT_LIST                                                                         \
+    "SELECT coalesce(json_agg(json_build_object('id', i.id, 'file_name', i.file_name,"             \
+    "  'rows', i.task_count, 'first_task_id', i.first_task_id, 'last_task_id', i.last_task_id,"    \
+    "  'sha256', i.sha256, 'import_key', i.import_key, 'created_at', i.created_at,"                \
+    "  'user_id', i.created_by, 'user', u.name) ORDER BY i.id DESC), '[]')::text"                  \
+    " FROM imports i LEFT JOIN users u ON u.id = i.created_by"                                     \
+    " WHERE i.project_id = $1 AND ($2 = '' OR i.import_key = $2)"
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
@@ -239,10 +272,11 @@
     "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
 
 /* $1 project, $2 annotator, $3 idempotency key -> annotation id, task id,
- * fencing token. Keys are unique per (project, annotator)
- * (sql/0014_idempotency_scope.sql). */
+ * fencing token, label, active ms (-1: none). Keys are unique per (project,
+ * annotator) (sql/0014_idempotency_scope.sql); the label and active ms are
+ * what the submit's body said, so a resend is told from a conflict. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
-    "SELECT id, task_id, fencing_token FROM annotations"                                           \
+    "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1) FROM annotations"           \
     " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
 /* $1 project, $2 organization (0: every annotator; else only that
