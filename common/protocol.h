@@ -39,6 +39,7 @@
 #define QR_API_PAUSE(p)              QR_API_PROJECT(p) "/pause"
 #define QR_API_RESUME(p)             QR_API_PROJECT(p) "/resume"
 #define QR_API_TASKS(p)              QR_API_PROJECT(p) "/tasks"
+#define QR_API_IMPORTS(p)            QR_API_PROJECT(p) "/imports"
 #define QR_API_LEASES(p)             QR_API_PROJECT(p) "/leases"
 #define QR_API_LEASE_HEARTBEAT(p, l) QR_API_LEASES(p) "/" l "/heartbeat"
 #define QR_API_LEASE_SUBMIT(p, l)    QR_API_LEASES(p) "/" l "/submit"
@@ -76,8 +77,12 @@
 #define QR_CODE_USER_EXISTS "user_exists"
 /* 409: the lease is no longer valid (expired, superseded, or not the caller's). */
 #define QR_CODE_LEASE_EXPIRED "lease_expired"
-/* 409: an idempotency key reused with another request. */
+/* 409: an idempotency key reused with another request: on another lease, or on the same
+ * lease with another body (label, active_ms). */
 #define QR_CODE_IDEMPOTENCY_CONFLICT "idempotency_conflict"
+/* 409: an import of a file the project imported already (same SHA-256), or of tasks whose
+ * external_id it holds already; the error carries "duplicates" and "import_id". */
+#define QR_CODE_DUPLICATE_IMPORT "duplicate_import"
 /* 409: a lease request on a paused project (quorum-agent exits QR_EXIT_PAUSED). */
 #define QR_CODE_PROJECT_PAUSED "project_paused"
 /* 413: body over the server's limit; an import over its budget. */
@@ -120,5 +125,9 @@
 #define QR_EXIT_SPOOL   6 /* quorum-agent: the spool cannot be opened or written */
 #define QR_EXIT_PENDING 7 /* quorum-agent: stopped with results still spooled */
 #define QR_EXIT_PAUSED  8 /* quorum-agent: the project is paused (409 project_paused) */
+#define QR_EXIT_COMMAND 9 /* quorum-agent exec: CMD failed --max-failures times in a row */
+/* quorumctl import: stopped by Ctrl-C; the line before says whether the import committed
+ * (128 + SIGINT, as a shell reports a command killed by it). */
+#define QR_EXIT_INTERRUPTED 130
 
 #endif

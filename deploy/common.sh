@@ -42,13 +42,14 @@ wait_port_file() {
 # start_quorumd BIN LOG [serve flags...]: `BIN serve` in the background on
 # 127.0.0.1 and a port the kernel picks (--listen 127.0.0.1:0 --port-file
 # LOG.port), so no other process can take the port between choosing and
-# binding it. Appends quorumd's output to LOG. Sets QD_PID and QD_PORT;
-# returns 1 (LOG on stderr) if quorumd exits before listening.
+# binding it; on $QD_LISTEN instead if set (a fixed HOST:PORT). Appends
+# quorumd's output to LOG. Sets QD_PID and QD_PORT; returns 1 (LOG on
+# stderr) if quorumd exits before listening.
 start_quorumd() {
     local bin=$1 log=$2
     shift 2
     rm -f "$log.port"
-    "$bin" serve --listen 127.0.0.1:0 --port-file "$log.port" "$@" >>"$log" 2>&1 &
+    "$bin" serve --listen "${QD_LISTEN:-127.0.0.1:0}" --port-file "$log.port" "$@" >>"$log" 2>&1 &
     QD_PID=$!
     QD_PORT=$(wait_port_file "$log.port" "$QD_PID") || {
         cat "$log" >&2

@@ -53,7 +53,9 @@
     "  6  the spool cannot be opened or written\n"                                                 \
     "  7  stopped with results still spooled (they are sent first at the next start)\n"            \
     "  8  the project is paused (409 project_paused): no new task is leased, the\n"                \
-    "     tasks held are finished or given back first; run again once it is resumed\n"
+    "     tasks held are finished or given back first; run again once it is resumed\n"             \
+    "  9  exec: CMD failed --max-failures times in a row (or --attempts times on one\n"            \
+    "     task); its leases were released, spooled results are kept\n"
 
 static const char main_help[] =
     "Usage: quorum-agent [CONNECTION FLAGS] COMMAND [ARGS]\n"
@@ -97,7 +99,9 @@ static const char simulate_help[] =
     "  --accuracy P[-Q]      probability of the true label, 0 to 1; with a range,\n"
     "                        each annotator's is drawn uniformly in [P, Q]\n"
     "  --think-ms MIN[-MAX]  think time per task, uniform in ms (default 0-5)\n"
-    "  --truth-field NAME    task data field with the true label (default true_label)\n"
+    "  --truth-field NAME    task data field with the true label (default _true_label,\n"
+    "                        else true_label; keys starting with _ are never shown\n"
+    "                        to annotators)\n"
     "  --prefetch K          leases asked for at a time, 1-100 (default 1)\n"
     "  --batch               send the results of one lease request together in\n"
     "                        one batch submit (each with its own idempotency key)\n"
@@ -163,24 +167,30 @@ static const char login_help[] =
 
 static const char exec_help[] =
     "Usage: quorum-agent exec --project ID [--concurrency N] [--persistent]\n"
-    "           [--timeout-ms T] [--attempts K] [--idle-exit S] [--spool FILE] -- CMD [ARGS]\n"
+    "           [--timeout-ms T] [--max-failures N] [--attempts K] [--idle-exit S]\n"
+    "           [--spool FILE] -- CMD [ARGS]\n"
     "\n"
     "Lets a program label tasks. For each leased task CMD gets on stdin one JSON\n"
     "object: {\"project\": 7, \"lease\": \"17\", \"task_id\": 5, \"labels\": [...],\n"
     "\"data\": {...}} and answers on stdout {\"label\": \"positive\"} (or {\"skip\": true,\n"
     "\"reason\": \"...\"}) and exits 0. With --persistent one CMD per worker stays\n"
     "up and gets one task per line, answering one line per task.\n"
-    "A non-zero exit, a crash, invalid JSON, an unknown label, or no answer within\n"
-    "the timeout releases the lease with that reason and the agent goes on; a task\n"
-    "that fails K times here is skipped instead. Heartbeats keep the lease while\n"
-    "CMD runs. Results are spooled (fsynced) before they are sent; spooled results\n"
-    "are sent first at start-up. SIGINT/SIGTERM stop cleanly, releasing leases.\n"
+    "A CMD that cannot be started, exits non-zero or crashes, gives no answer within\n"
+    "the timeout, or answers invalid JSON or a label not among the project's has\n"
+    "failed: the lease is released with the reason (never skipped: the task goes\n"
+    "back to the queue) and the agent goes on; a valid answer resets the count.\n"
+    "After N failures in a row (or K of one task) exec stops: it releases every\n"
+    "lease it holds, prints one line naming the cause and exits 9. Only CMD's\n"
+    "{\"skip\": true} skips a task. Heartbeats keep the lease while CMD runs.\n"
+    "Results are spooled (fsynced) before they are sent; spooled results are sent\n"
+    "first at start-up. SIGINT/SIGTERM stop cleanly, releasing leases.\n"
     "\n"
     "  --project ID       the project's id\n"
     "  --concurrency N    tasks worked on at once, 1-256 (default 1)\n"
     "  --persistent       keep one CMD per worker, JSON lines\n"
     "  --timeout-ms T     per task (default 60000)\n"
-    "  --attempts K       failures of one task before it is skipped (default 2)\n"
+    "  --max-failures N   failures in a row that stop exec, 1-1000 (default 3)\n"
+    "  --attempts K       failures of one task that stop exec, 1-1000 (default 3)\n"
     "  --idle-exit S      exit 0 after S seconds without a task (default: wait for\n"
     "                     the project to complete)\n"
     "  --spool FILE       spool file (default $XDG_STATE_HOME/quorum/spool, else\n"
@@ -415,7 +425,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             "simulate: --think-ms must be MIN or MIN-MAX in ms (MIN <= MAX <= "
             "3600000), not '%s'",
             think);
-    opt.truth_field = truth ? truth : "true_label";
+    opt.truth_field = truth ? truth : QR_SIM_TRUTH_FIELD;
     if (!opt.truth_field[0])
         return qr_cli_usage_error(prog, "simulate ", "simulate: --truth-field must not be empty");
     opt.prefetch = 1;
@@ -463,7 +473,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     } else {
         char hex[17];
         if (qr_random_hex(7, hex) < 0) {
-            fprintf(stderr, "quorum-agent: no randomness for a seed; give --seed\n");
+            fprintf(stderr,
+                    "quorum-agent: cannot draw random bytes for a seed; give one with --seed N\n");
             return 1;
         }
         opt.seed = strtoull(hex, NULL, 16); /* 56 bits: fits a JSON integer */
@@ -632,12 +643,10 @@ static int end_run(qr_spool_t *spool, int rc)
 
 static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL, *conc = NULL, *timeout = NULL, *attempts = NULL, *idle = NULL,
-               *spool_path = NULL;
+    const char *project = NULL, *spool_path = NULL;
+    qr_exec_flags_t f = {0};
     int persistent = 0, i;
     qr_exec_options_t opt;
-    long long v;
-    double d;
 
     for (i = 1; i < argc; i++) {
         int r;
@@ -651,10 +660,11 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
         }
         if ((r = agent_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--concurrency", &conc)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--timeout-ms", &timeout)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--attempts", &attempts)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--idle-exit", &idle)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--concurrency", &f.concurrency)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--timeout-ms", &f.timeout_ms)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--attempts", &f.attempts)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--max-failures", &f.max_failures)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--idle-exit", &f.idle_exit)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool_path)) != 0 ||
             (r = qr_cli_flag(argv[i], "--persistent", &persistent)) != 0) {
             if (r < 0)
@@ -670,33 +680,8 @@ static int cmd_exec(int argc, char **argv, qr_client_config_t *cfg)
     opt.argv = (const char **)(argv + i); /* argv is NULL-terminated */
     if (qr_cli_project_id(prog, "exec ", project, &opt.project) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    opt.concurrency = 1;
-    if (conc) {
-        if (qr_cli_parse_ll(conc, 1, 256, &v) < 0)
-            return qr_cli_usage_error(prog, "exec ", "exec: --concurrency must be 1-256, not '%s'",
-                                      conc);
-        opt.concurrency = (int)v;
-    }
-    opt.timeout_ms = 60000;
-    if (timeout) {
-        if (qr_cli_parse_ll(timeout, 1, 86400000, &v) < 0)
-            return qr_cli_usage_error(prog, "exec ",
-                                      "exec: --timeout-ms must be 1-86400000, not '%s'", timeout);
-        opt.timeout_ms = v;
-    }
-    opt.attempts = 2;
-    if (attempts) {
-        if (qr_cli_parse_ll(attempts, 1, 1000, &v) < 0)
-            return qr_cli_usage_error(prog, "exec ", "exec: --attempts must be 1-1000, not '%s'",
-                                      attempts);
-        opt.attempts = (int)v;
-    }
-    if (idle) {
-        if (qr_cli_parse_double(idle, 0.001, 1e7, &d) < 0)
-            return qr_cli_usage_error(
-                prog, "exec ", "exec: --idle-exit must be a positive number, not '%s'", idle);
-        opt.idle_exit_ms = (int64_t)(d * 1000.0);
-    }
+    if (qr_exec_options_set(&opt, &f, prog) != 0)
+        return QR_EXIT_USAGE;
     opt.persistent = persistent;
     qr_spool_t spool;
     int rc = begin_run(cfg, spool_path, &spool);

@@ -7,69 +7,95 @@
  * stdout until EOF, exit status 0. With --persistent each worker keeps one
  * CMD running and speaks JSON lines: one task line in, one result line out.
  *
- * CMD runs in its own process group, with the default signal dispositions,
- * and nothing of ours but stdin/stdout/stderr (every descriptor we open is
- * close-on-exec). A worker talks to it with poll() over non-blocking pipes,
- * so a CMD that neither reads nor writes cannot block us; it beats the
- * lease's heartbeat every TTL/3 meanwhile. A timeout, a non-zero exit, a
- * crash, or output that is not {"label": <one of the choices>} ends with the
- * whole process group killed and reaped, and the lease released with the
- * reason; a task that fails --attempts times on this agent is skipped
- * instead, so one poisonous task cannot loop for ever. Every child is waited
- * for: no zombie outlives its task.
+ * CMD's process is exec_child.c's. A worker talks to it with poll() over
+ * non-blocking pipes, so a CMD that neither reads nor writes cannot block us;
+ * it beats the lease's heartbeat every TTL/3 meanwhile.
+ *
+ * A CMD that cannot be started, exits non-zero or crashes, gives no answer
+ * within --timeout-ms, or answers something that is not a valid result
+ * (not JSON, no label, a label outside the project's choices, or one the
+ * broker refuses with 422) has failed: its process group is killed and
+ * reaped and the lease is released with the reason (never skipped: the task
+ * goes back to the queue, for another annotator or a later run). A valid
+ * answer resets the count. --max-failures failures in a row (all workers
+ * together), or --attempts failures of one task (a released task comes
+ * back, so a task that breaks CMD would otherwise return for ever), stop
+ * exec: every lease in hand is released, results already spooled stay
+ * spooled and are sent as always, and one line names the cause; the exit
+ * status is QR_EXIT_COMMAND. A lease is skipped only when CMD answers
+ * {"skip": true}.
  */
 #include "exec.h"
 
+#include "cli.h"
+#include "exec_child.h"
 #include "protocol.h"
 #include "session.h"
+#include "task_view.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 /* Largest answer accepted from CMD (bytes). */
 #define MAX_OUTPUT (16u * 1024 * 1024)
 /* How long to wait for CMD to exit after it closed stdout (ms). */
 #define EXIT_GRACE_MS 2000
 
+/* How CMD did on one task. */
+typedef enum {
+    CMD_OK,          /* a valid answer */
+    CMD_NOT_STARTED, /* these four are failures of CMD: they count */
+    CMD_FAILED,
+    CMD_TIMED_OUT,
+    CMD_INVALID,
+    CMD_NOT_COUNTED /* not CMD's doing: the agent stopped, the lease ended */
+} cmd_outcome_t;
+
+/* "CMD <verb> (detail)" for each outcome that counts. */
+static const char *const outcome_verbs[] = {
+    [CMD_NOT_STARTED] = "could not be started",
+    [CMD_FAILED] = "failed",
+    [CMD_TIMED_OUT] = "timed out",
+    [CMD_INVALID] = "gave an invalid result",
+};
+
+/* Failures counted together: in a row, or of one task. */
+typedef struct tally_s {
+    int count;          /* how many */
+    cmd_outcome_t kind; /* of the last one */
+    int mixed;          /* not all of one kind */
+} tally_t;
+
 typedef struct failure_s {
     int64_t task_id; /* task that failed on this agent */
-    int count;       /* how many times */
+    tally_t tally;   /* its failures here */
 } failure_t;
 
 typedef struct exec_run_s {
     const qr_exec_options_t *opt;
     agent_t ag;
-    failure_t *failures; /* guarded by ag.lock */
+    failure_t *failures; /* guarded by ag.lock, like the next three */
     size_t nfailures;
+    tally_t in_a_row;          /* failures since the last valid answer */
+    char cause[1024];          /* why exec stops ("" while it does not) */
     atomic_int complete;       /* a worker saw project_complete */
     atomic_int paused;         /* a worker saw 409 project_paused: lease no more */
     atomic_llong last_work_ms; /* monotonic time a task was last leased */
 } exec_run_t;
 
-typedef struct child_s {
-    pid_t pid;    /* -1 when none */
-    int in_fd;    /* our end of CMD's stdin, -1 once closed */
-    int out_fd;   /* our end of CMD's stdout, -1 once closed */
-    qr_buf_t out; /* what CMD wrote and we have not consumed */
-} child_t;
-
 typedef struct worker_s {
     exec_run_t *run;
     int index;
     agent_sess_t sess;
-    child_t child;
+    exec_child_t child;
     pthread_t thread;
     int started;
 } worker_t;
@@ -82,140 +108,17 @@ static void on_stop(int signo)
     stop_flag = 1;
 }
 
-static void child_init(child_t *c)
-{
-    c->pid = -1;
-    c->in_fd = c->out_fd = -1;
-    qr_buf_init(&c->out);
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd); /* a pipe end: nothing buffered to lose */
-    *fd = -1;
-}
-
-/*
- * Starts CMD with pipes for stdin and stdout. Returns 0, or -1 with a reason
- * in err.
- */
-static int child_start(child_t *c, char *const argv[], char *err, size_t err_size)
-{
-    int in[2] = {-1, -1}, out[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    int fa_ok = 0, attr_ok = 0, rc;
-    sigset_t def, none;
-
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
-        goto fail;
-    }
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
-        snprintf(err, err_size, "posix_spawn_file_actions_init: %s", strerror(rc));
-        goto fail;
-    }
-    fa_ok = 1;
-    if ((rc = posix_spawnattr_init(&attr)) != 0) {
-        snprintf(err, err_size, "posix_spawnattr_init: %s", strerror(rc));
-        goto fail;
-    }
-    attr_ok = 1;
-    /* dup2 clears close-on-exec on the copies; the originals close at exec. */
-    sigfillset(&def);
-    sigemptyset(&none);
-    if ((rc = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) != 0 ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) != 0 ||
-        (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                                  POSIX_SPAWN_SETSIGMASK)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(&attr, &def)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) {
-        snprintf(err, err_size, "posix_spawn setup: %s", strerror(rc));
-        goto fail;
-    }
-    rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
-    if (rc != 0) {
-        c->pid = -1;
-        snprintf(err, err_size, "cannot run %s: %s", argv[0], strerror(rc));
-        goto fail;
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close_fd(&in[0]);
-    close_fd(&out[1]);
-    c->in_fd = in[1];
-    c->out_fd = out[0];
-    if (fcntl(c->in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(c->out_fd, F_SETFL, O_NONBLOCK) < 0) {
-        snprintf(err, err_size, "fcntl: %s", strerror(errno));
-        return -1; /* the caller kills and reaps the child */
-    }
-    qr_buf_reset(&c->out);
-    return 0;
-fail:
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (attr_ok)
-        posix_spawnattr_destroy(&attr);
-    close_fd(&in[0]);
-    close_fd(&in[1]);
-    close_fd(&out[0]);
-    close_fd(&out[1]);
-    return -1;
-}
-
-/* Waits for CMD until deadline (monotonic ms). Returns 1 with *status when
- * it exited, 0 if it is still running at the deadline. */
-static int child_wait(child_t *c, int64_t deadline, int *status)
-{
-    for (;;) {
-        pid_t p = waitpid(c->pid, status, WNOHANG);
-        if (p == c->pid || (p < 0 && errno == ECHILD)) {
-            c->pid = -1;
-            return 1;
-        }
-        if (p < 0 && errno != EINTR)
-            return 0;
-        if (qr_mono_ms() >= deadline)
-            return 0;
-        (void)poll(NULL, 0, 5);
-    }
-}
-
-/* Kills CMD's whole process group, reaps it, and closes the pipes. */
-static void child_kill(child_t *c)
-{
-    close_fd(&c->in_fd);
-    close_fd(&c->out_fd);
-    if (c->pid > 0) {
-        int status;
-        if (kill(-c->pid, SIGKILL) < 0 && errno != ESRCH)
-            (void)kill(c->pid, SIGKILL);
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        c->pid = -1;
-    }
-    qr_buf_reset(&c->out);
-}
-
-static void child_free(child_t *c)
-{
-    child_kill(c);
-    qr_buf_free(&c->out);
-}
-
 /*
  * Sends request to CMD and collects its answer: in one-shot mode until EOF,
  * then the exit status; in persistent mode one line. Beats the lease's
- * heartbeat meanwhile. Returns 0 with the answer in *answer (heap), or -1
- * with the reason in why (the caller kills CMD).
+ * heartbeat meanwhile. Returns CMD_OK with the answer in *answer (heap), or
+ * another outcome with the reason in why (the caller kills CMD).
  */
-static int exchange(worker_t *w, const char *lease, const char *request, size_t len, char **answer,
-                    char *why, size_t why_size)
+static cmd_outcome_t exchange(worker_t *w, const char *lease, const char *request, size_t len,
+                              char **answer, char *why, size_t why_size)
 {
     exec_run_t *run = w->run;
-    child_t *c = &w->child;
+    exec_child_t *c = &w->child;
     const qr_exec_options_t *opt = run->opt;
     int64_t start = qr_mono_ms();
     int64_t deadline = start + opt->timeout_ms;
@@ -229,17 +132,17 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
         int64_t now = qr_mono_ms();
         if (stop_flag) {
             snprintf(why, why_size, "agent stopped");
-            return -1;
+            return CMD_NOT_COUNTED;
         }
         if (now >= deadline) {
-            snprintf(why, why_size, "timed out after %lld ms", (long long)opt->timeout_ms);
-            return -1;
+            snprintf(why, why_size, "no answer within %lld ms", (long long)opt->timeout_ms);
+            return CMD_TIMED_OUT;
         }
         if (now >= next_beat) {
             int hb = agent_heartbeat(&w->sess, lease);
             if (hb == 1) {
-                snprintf(why, why_size, "lease expired while the command ran");
-                return -1;
+                snprintf(why, why_size, "the lease expired while the command ran");
+                return CMD_NOT_COUNTED;
             }
             /* A failed heartbeat (network) is tried again at the next beat. */
             next_beat = now + beat_every;
@@ -258,36 +161,36 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
             wait = 100;
         if (poll(pf, (nfds_t)n, (int)wait) < 0 && errno != EINTR) {
             snprintf(why, why_size, "poll: %s", strerror(errno));
-            return -1;
+            return CMD_FAILED;
         }
         if (iw >= 0 && (pf[iw].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t k = write(c->in_fd, request + woff, len - woff);
             if (k >= 0) {
                 woff += (size_t)k;
             } else if (errno == EPIPE) {
-                close_fd(&c->in_fd); /* CMD does not read its input: its choice */
+                exec_close_fd(&c->in_fd); /* CMD does not read its input: its choice */
                 woff = len;
             } else if (errno != EAGAIN && errno != EINTR) {
-                snprintf(why, why_size, "writing to the command: %s", strerror(errno));
-                return -1;
+                snprintf(why, why_size, "writing to it: %s", strerror(errno));
+                return CMD_FAILED;
             }
         }
         if (woff >= len && !opt->persistent)
-            close_fd(&c->in_fd); /* end of the task: EOF on CMD's stdin */
+            exec_close_fd(&c->in_fd); /* end of the task: EOF on CMD's stdin */
         if (pf[ir].revents & (POLLIN | POLLHUP | POLLERR)) {
             char chunk[65536];
             ssize_t k = read(c->out_fd, chunk, sizeof chunk);
             if (k > 0) {
                 if (c->out.len + (size_t)k > MAX_OUTPUT) {
-                    snprintf(why, why_size, "output over %u bytes", MAX_OUTPUT);
-                    return -1;
+                    snprintf(why, why_size, "an answer over %u bytes", MAX_OUTPUT);
+                    return CMD_INVALID;
                 }
                 qr_buf_append(&c->out, chunk, (size_t)k);
             } else if (k == 0) {
                 eof = 1;
             } else if (errno != EAGAIN && errno != EINTR) {
-                snprintf(why, why_size, "reading from the command: %s", strerror(errno));
-                return -1;
+                snprintf(why, why_size, "reading from it: %s", strerror(errno));
+                return CMD_FAILED;
             }
         }
         if (opt->persistent) {
@@ -302,70 +205,52 @@ static int exchange(worker_t *w, const char *lease, const char *request, size_t 
                 memmove(c->out.data, nl + 1, c->out.len - line - 1);
                 c->out.len -= line + 1;
                 c->out.data[c->out.len] = '\0';
-                return 0;
+                return CMD_OK;
             }
             if (eof) {
                 int status = 0;
-                if (child_wait(c, qr_mono_ms() + EXIT_GRACE_MS, &status) && WIFSIGNALED(status))
-                    snprintf(why, why_size, "command killed by signal %d without answering",
-                             WTERMSIG(status));
+                if (exec_child_wait(c, qr_mono_ms() + EXIT_GRACE_MS, &status) &&
+                    WIFSIGNALED(status))
+                    snprintf(why, why_size, "killed by signal %d: %s, without answering",
+                             WTERMSIG(status), strsignal(WTERMSIG(status)));
                 else if (c->pid < 0)
-                    snprintf(why, why_size, "command exited with status %d without answering",
+                    snprintf(why, why_size, "exited with status %d without answering",
                              WEXITSTATUS(status));
                 else
-                    snprintf(why, why_size, "command closed its output without answering");
-                return -1;
+                    snprintf(why, why_size, "closed its output without answering");
+                return CMD_FAILED;
             }
         }
     }
     /* One-shot: the answer is complete; the exit status decides. */
     int status = 0;
     int64_t grace = qr_mono_ms() + EXIT_GRACE_MS;
-    if (!child_wait(c, grace < deadline ? grace : deadline, &status)) {
-        snprintf(why, why_size, "command closed its output but did not exit");
-        return -1;
+    if (!exec_child_wait(c, grace < deadline ? grace : deadline, &status)) {
+        snprintf(why, why_size, "closed its output but did not exit");
+        return CMD_FAILED;
     }
     if (WIFSIGNALED(status)) {
-        snprintf(why, why_size, "command killed by signal %d (%s)", WTERMSIG(status),
+        snprintf(why, why_size, "killed by signal %d: %s", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
-        return -1;
+        return CMD_FAILED;
     }
     if (WEXITSTATUS(status) != 0) {
-        snprintf(why, why_size, "command exited with status %d", WEXITSTATUS(status));
-        return -1;
+        snprintf(why, why_size, "exited with status %d", WEXITSTATUS(status));
+        return CMD_FAILED;
     }
     *answer = qr_xstrndup(c->out.data ? c->out.data : "", c->out.len);
     qr_buf_reset(&c->out);
-    return 0;
+    return CMD_OK;
 }
 
-/* Counts one more failure of task_id on this agent; returns the count. */
-static int count_failure(exec_run_t *run, int64_t task_id)
-{
-    int n = 0;
-    if (pthread_mutex_lock(&run->ag.lock) != 0)
-        abort();
-    for (size_t i = 0; i < run->nfailures; i++) {
-        if (run->failures[i].task_id == task_id) {
-            n = ++run->failures[i].count;
-            break;
-        }
-    }
-    if (!n) {
-        run->failures = qr_xrealloc(run->failures, (run->nfailures + 1) * sizeof *run->failures);
-        run->failures[run->nfailures++] = (failure_t){task_id, 1};
-        n = 1;
-    }
-    pthread_mutex_unlock(&run->ag.lock);
-    return n;
-}
-
-/* Copies s into dst as one printable line. */
+/* Copies s into dst as one printable line, without trailing blanks. */
 static void one_line(char *dst, size_t size, const char *s)
 {
     size_t i = 0;
     for (; s[i] && i + 1 < size; i++)
         dst[i] = (unsigned char)s[i] < ' ' ? ' ' : s[i];
+    while (i > 0 && dst[i - 1] == ' ')
+        i--;
     dst[i] = '\0';
 }
 
@@ -379,7 +264,7 @@ static int parse_answer(exec_run_t *run, json_t *root, const char *text, const c
     char shown[80];
     one_line(shown, sizeof shown, text);
     if (!json_is_object(root)) {
-        snprintf(why, why_size, "invalid JSON from the command: '%s'", shown);
+        snprintf(why, why_size, "invalid JSON: '%s'", shown);
         return -1;
     }
     if (json_is_true(json_object_get(root, "skip"))) {
@@ -388,32 +273,160 @@ static int parse_answer(exec_run_t *run, json_t *root, const char *text, const c
     }
     *label = json_string_value(json_object_get(root, "label"));
     if (!*label) {
-        snprintf(why, why_size, "the command's answer has no \"label\" string: '%s'", shown);
+        snprintf(why, why_size, "no \"label\" string in '%s'", shown);
         return -1;
     }
     if (!agent_label_known(&run->ag, *label)) {
+        qr_buf_t known;
+        qr_buf_init(&known);
+        for (size_t i = 0; i < run->ag.nlabels && known.len < 200; i++)
+            qr_buf_appendf(&known, "%s%s", i ? ", " : "", run->ag.labels[i]);
         one_line(shown, sizeof shown, *label);
-        snprintf(why, why_size, "the command answered label '%s', not one of the project's", shown);
+        snprintf(why, why_size, "label '%s' is not one of the project's: %s", shown,
+                 known.data ? known.data : "");
+        qr_buf_free(&known);
         return -1;
     }
     return 0;
 }
 
-/* Gives the lease back after a failure: released, or skipped once the task
- * has failed --attempts times here. */
-static void give_back(worker_t *w, const char *lease, int64_t task_id, const char *why)
+static void tally_add(tally_t *t, cmd_outcome_t kind)
+{
+    t->mixed |= t->count > 0 && t->kind != kind;
+    t->kind = kind;
+    t->count++;
+}
+
+/* The one line that names why exec stops: "./x.py could not be started 3
+ * times in a row (No such file or directory)"; where: "in a row", "on task
+ * 5"; detail: the reason of the last failure. */
+static void say_cause(char *dst, size_t size, const char *cmd, const tally_t *t, const char *where,
+                      const char *detail)
+{
+    if (t->mixed)
+        snprintf(dst, size, "%s failed %d times %s (the last time it %s: %s)", cmd, t->count, where,
+                 outcome_verbs[t->kind], detail);
+    else
+        snprintf(dst, size, "%s %s %d times %s (%s)", cmd, outcome_verbs[t->kind], t->count, where,
+                 detail);
+}
+
+/*
+ * Counts a failure of CMD on task_id (kind: an outcome that counts) and
+ * returns the failures in a row; names the cause and returns it in stop when
+ * this one reaches --max-failures in a row or --attempts on the task (the
+ * first cause wins; stop is 1 only for the worker that named it).
+ */
+static int count_failure(exec_run_t *run, int64_t task_id, cmd_outcome_t kind, const char *why,
+                         int *stop)
+{
+    const qr_exec_options_t *opt = run->opt;
+    failure_t *f = NULL;
+    if (pthread_mutex_lock(&run->ag.lock) != 0)
+        abort();
+    for (size_t i = 0; i < run->nfailures && !f; i++)
+        if (run->failures[i].task_id == task_id)
+            f = &run->failures[i];
+    if (!f) {
+        run->failures = qr_xrealloc(run->failures, (run->nfailures + 1) * sizeof *run->failures);
+        f = &run->failures[run->nfailures++];
+        *f = (failure_t){.task_id = task_id};
+    }
+    tally_add(&f->tally, kind);
+    tally_add(&run->in_a_row, kind);
+    int n = run->in_a_row.count;
+    *stop = 0;
+    if (!run->cause[0] && n >= opt->max_failures) {
+        say_cause(run->cause, sizeof run->cause, opt->argv[0], &run->in_a_row, "in a row", why);
+        *stop = 1;
+    } else if (!run->cause[0] && f->tally.count >= opt->attempts) {
+        char where[48];
+        snprintf(where, sizeof where, "on task %lld", (long long)task_id);
+        say_cause(run->cause, sizeof run->cause, opt->argv[0], &f->tally, where, why);
+        *stop = 1;
+    }
+    pthread_mutex_unlock(&run->ag.lock);
+    return n;
+}
+
+/* CMD gave a valid answer: the failures in a row start again from 0. */
+static void count_success(exec_run_t *run)
+{
+    if (pthread_mutex_lock(&run->ag.lock) != 0)
+        abort();
+    run->in_a_row = (tally_t){0};
+    pthread_mutex_unlock(&run->ag.lock);
+}
+
+/*
+ * Releases the lease after outcome (never skips: the task goes back to the
+ * queue). A failure of CMD is counted and said in one line; the one that
+ * reaches a bound stops exec (QR_EXIT_COMMAND).
+ */
+static void give_back(worker_t *w, const char *lease, int64_t task_id, cmd_outcome_t outcome,
+                      const char *why)
 {
     exec_run_t *run = w->run;
-    int n = count_failure(run, task_id);
-    int skip = n >= run->opt->attempts;
-    char *reason = qr_xasprintf("exec: %s%s", why, skip ? " (again; skipped)" : "");
-    fprintf(stderr, "quorum-agent: task %lld: %s; %s the lease\n", (long long)task_id, why,
-            skip ? "skipping" : "releasing");
-    int r = agent_release(&w->sess, lease, reason, skip);
-    if (r == AGENT_FAILED)
-        fprintf(stderr, "quorum-agent: task %lld: cannot %s the lease: %s\n", (long long)task_id,
-                skip ? "skip" : "release", w->sess.call.message);
+    const char *cmd = run->opt->argv[0];
+    char *reason;
+    if (outcome == CMD_NOT_COUNTED) {
+        reason = qr_xasprintf("exec: %s", why);
+    } else {
+        int stop;
+        int n = count_failure(run, task_id, outcome, why, &stop);
+        reason = qr_xasprintf("exec: %s %s (%s)", cmd, outcome_verbs[outcome], why);
+        fprintf(stderr,
+                "quorum-agent: task %lld: %s %s (%s); releasing the lease (%d failure%s in a "
+                "row, exec stops at %d)\n",
+                (long long)task_id, cmd, outcome_verbs[outcome], why, n, n == 1 ? "" : "s",
+                run->opt->max_failures);
+        if (stop)
+            agent_fatal(&run->ag, QR_EXIT_COMMAND); /* the other workers give theirs back */
+    }
+    if (agent_release(&w->sess, lease, reason, 0) == AGENT_FAILED)
+        fprintf(stderr, "quorum-agent: task %lld: cannot release the lease: %s\n",
+                (long long)task_id, w->sess.call.message);
     free(reason);
+}
+
+/* Hands the task to CMD. Returns CMD_OK with its answer (heap) in *answer
+ * and the time it took in *active_ms, or another outcome with why. */
+static cmd_outcome_t ask_command(worker_t *w, json_t *l, const char *lease, int64_t task_id,
+                                 char **answer, int64_t *active_ms, char *why, size_t why_size)
+{
+    exec_run_t *run = w->run;
+    json_t *labels = json_array();
+    for (size_t i = 0; labels && i < run->ag.nlabels; i++)
+        json_array_append_new(labels, json_string(run->ag.labels[i]));
+    json_t *data = qr_task_visible_data(json_object_get(l, "data")); /* task_view.h */
+    json_t *task = json_pack("{s:I, s:s, s:I, s:o, s:o}", "project", (json_int_t)run->ag.project,
+                             "lease", lease, "task_id", (json_int_t)task_id, "labels", labels,
+                             "data", data ? data : json_null());
+    char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
+    json_decref(task);
+    *answer = NULL;
+    if (!text) {
+        snprintf(why, why_size, "cannot encode the task");
+        return CMD_NOT_COUNTED;
+    }
+    qr_buf_t req;
+    qr_buf_init(&req);
+    qr_buf_appends(&req, text);
+    qr_buf_appends(&req, "\n");
+    free(text);
+
+    int64_t start = qr_mono_ms();
+    cmd_outcome_t o = CMD_OK;
+    if (w->child.pid < 0 &&
+        exec_child_start(&w->child, (char *const *)run->opt->argv, why, why_size) < 0)
+        o = CMD_NOT_STARTED;
+    if (o == CMD_OK)
+        o = exchange(w, lease, req.data, req.len, answer, why, why_size);
+    if (o != CMD_OK || !run->opt->persistent)
+        exec_child_kill(&w->child); /* one-shot: already reaped; closes the pipes */
+    *active_ms = qr_mono_ms() - start;
+    qr_buf_free(&req);
+    return o;
 }
 
 /* Works on one leased task. */
@@ -424,71 +437,41 @@ static void work_on(worker_t *w, json_t *l)
     int64_t task_id = json_integer_value(json_object_get(l, "task_id"));
     char why[512];
     char *answer = NULL;
-    json_t *root = NULL;
+    int64_t active = 0;
 
     if (!lease)
         return; /* unusable; it expires on the broker */
-    json_t *labels = json_array();
-    for (size_t i = 0; labels && i < run->ag.nlabels; i++)
-        json_array_append_new(labels, json_string(run->ag.labels[i]));
-    json_t *task =
-        json_pack("{s:I, s:s, s:I, s:o, s:O}", "project", (json_int_t)run->ag.project, "lease",
-                  lease, "task_id", (json_int_t)task_id, "labels", labels, "data",
-                  json_object_get(l, "data") ? json_object_get(l, "data") : json_null());
-    char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
-    json_decref(task);
-    if (!text) {
-        give_back(w, lease, task_id, "cannot encode the task");
+    cmd_outcome_t o = ask_command(w, l, lease, task_id, &answer, &active, why, sizeof why);
+    if (o != CMD_OK) {
+        give_back(w, lease, task_id, o, why);
         free(lease);
         return;
     }
-    qr_buf_t req;
-    qr_buf_init(&req);
-    qr_buf_appends(&req, text);
-    qr_buf_appends(&req, "\n");
-    free(text);
-
-    int64_t start = qr_mono_ms();
-    if (w->child.pid < 0 &&
-        child_start(&w->child, (char *const *)run->opt->argv, why, sizeof why) < 0) {
-        child_kill(&w->child);
-        give_back(w, lease, task_id, why);
-        goto out;
-    }
-    if (exchange(w, lease, req.data, req.len, &answer, why, sizeof why) < 0) {
-        child_kill(&w->child);
-        if (stop_flag) {
-            if (agent_release(&w->sess, lease, "agent stopped", 0) == AGENT_FAILED)
-                fprintf(stderr, "quorum-agent: cannot release lease %s: %s\n", lease,
-                        w->sess.call.message);
-        } else {
-            give_back(w, lease, task_id, why);
-        }
-        goto out;
-    }
-    if (!run->opt->persistent)
-        child_kill(&w->child); /* already reaped; closes the pipes */
-    int64_t active = qr_mono_ms() - start;
-
     json_error_t jerr;
     const char *label = NULL, *reason = NULL;
-    root = json_loads(answer, 0, &jerr);
+    json_t *root = json_loads(answer, 0, &jerr);
     int p = parse_answer(run, root, answer, &label, &reason, why, sizeof why);
     if (p < 0) {
-        give_back(w, lease, task_id, why);
+        give_back(w, lease, task_id, CMD_INVALID, why);
     } else if (p == 1) {
+        count_success(run);
         char *r = qr_xasprintf("exec: %s", reason ? reason : "skipped by the command");
         if (agent_release(&w->sess, lease, r, 1) == AGENT_FAILED)
             fprintf(stderr, "quorum-agent: cannot skip lease %s: %s\n", lease,
                     w->sess.call.message);
         free(r);
     } else {
-        (void)agent_submit(&w->sess, lease, task_id, label, active);
+        count_success(run);
+        /* The broker refuses a label it does not know with 422 (the labels
+         * read at start are then out of date): the lease still lives. */
+        if (agent_submit(&w->sess, lease, task_id, label, active) == 1 &&
+            w->sess.call.status == 422) {
+            snprintf(why, sizeof why, "the broker refused it: %.400s", w->sess.call.message);
+            give_back(w, lease, task_id, CMD_INVALID, why);
+        }
     }
-out:
     json_decref(root);
     free(answer);
-    qr_buf_free(&req);
     free(lease);
 }
 
@@ -548,9 +531,45 @@ static void *worker_main(void *arg)
         atomic_store(&run->last_work_ms, qr_mono_ms());
         json_decref(ans);
     }
-    child_kill(&w->child);
+    exec_child_kill(&w->child);
     free(path);
     return NULL;
+}
+
+/* *out = the number value gives, def when it is NULL. Returns 0, or
+ * QR_EXIT_USAGE with the error printed. */
+static int number_flag(const char *prog, const char *name, const char *value, long long min,
+                       long long max, long long def, long long *out)
+{
+    *out = def;
+    if (value && qr_cli_parse_ll(value, min, max, out) < 0)
+        return qr_cli_usage_error(prog, "exec ", "exec: %s must be %lld-%lld, not '%s'", name, min,
+                                  max, value);
+    return 0;
+}
+
+int qr_exec_options_set(qr_exec_options_t *opt, const qr_exec_flags_t *f, const char *prog)
+{
+    long long conc, timeout, attempts, max_failures;
+    if (number_flag(prog, "--concurrency", f->concurrency, 1, 256, 1, &conc) ||
+        number_flag(prog, "--timeout-ms", f->timeout_ms, 1, 86400000, 60000, &timeout) ||
+        number_flag(prog, "--attempts", f->attempts, 1, 1000, 3, &attempts) ||
+        number_flag(prog, "--max-failures", f->max_failures, 1, 1000, 3, &max_failures))
+        return QR_EXIT_USAGE;
+    opt->concurrency = (int)conc;
+    opt->timeout_ms = timeout;
+    opt->attempts = (int)attempts;
+    opt->max_failures = (int)max_failures;
+    opt->idle_exit_ms = 0;
+    if (f->idle_exit) {
+        double d;
+        if (qr_cli_parse_double(f->idle_exit, 0.001, 1e7, &d) < 0)
+            return qr_cli_usage_error(prog, "exec ",
+                                      "exec: --idle-exit must be a positive number, not '%s'",
+                                      f->idle_exit);
+        opt->idle_exit_ms = (int64_t)(d * 1000.0);
+    }
+    return 0;
 }
 
 int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_spool_t *spool)
@@ -592,7 +611,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
         worker_t *w = &workers[i];
         w->run = &run;
         w->index = i;
-        child_init(&w->child);
+        exec_child_init(&w->child);
         if (agent_sess_init(&w->sess, &run.ag) < 0) {
             agent_fatal(&run.ag, QR_EXIT_ERROR);
             break;
@@ -613,7 +632,7 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
                 fprintf(stderr, "quorum-agent: pthread_join: %s\n", strerror(e));
             agent_sess_free(&workers[i].sess);
         }
-        child_free(&workers[i].child);
+        exec_child_free(&workers[i].child);
     }
     fprintf(stderr,
             "quorum-agent: exec: %ld submitted (%ld replayed), %ld released, %ld skipped, %ld "
@@ -621,6 +640,9 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
             run.ag.submitted, run.ag.replayed, run.ag.released, run.ag.skipped, run.ag.rejected,
             atomic_load(&run.complete) ? "; project complete" : "");
     rc = atomic_load(&run.ag.fatal);
+    if (rc == QR_EXIT_COMMAND)
+        fprintf(stderr, "quorum-agent: stopping: %s; %ld lease%s released\n", run.cause,
+                run.ag.released, run.ag.released == 1 ? "" : "s");
     if (!rc && atomic_load(&run.paused)) {
         agent_say_paused(&run.ag, spool && spool->npending
                                       ? "no new task was leased, some results stay spooled"

@@ -42,6 +42,7 @@
 #include "label_int.h"
 
 #include "protocol.h"
+#include "task_view.h"
 #include "text_out.h"
 #include "util.h"
 
@@ -272,6 +273,8 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
         {
             if (shown >= body)
                 break;
+            if (qr_task_key_hidden(key)) /* tools' keys, e.g. the simulation's truth */
+                continue;
             char *text = json_is_string(v) ? qr_xstrdup(json_string_value(v))
                                            : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
             char *fieldline = qr_xasprintf("%s: %s", key, text ? text : "");

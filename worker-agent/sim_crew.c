@@ -344,6 +344,8 @@ void sim_acknowledged(annotator_t *a, held_lease_t *l, long status, json_t *answ
     sim_t *s = a->sim;
     a->submitted++;
     s->total_submitted++;
+    if (!s->first_submit_ms)
+        s->first_submit_ms = now;
     s->last_submit_ms = now;
     if (status == 200)
         a->replayed++;

@@ -154,10 +154,14 @@ out:
     return rc;
 }
 
-/* Copies data[truth_field] as a string (numbers formatted), or NULL. */
+/* Copies data[truth_field] as a string (numbers formatted), or NULL. The
+ * default field, "_true_label" (hidden from annotators: task_view.h), falls
+ * back to "true_label", where data made before that convention keeps it. */
 static char *truth_of(const sim_t *s, json_t *data)
 {
     json_t *v = json_object_get(data, s->opt->truth_field);
+    if (!v && !strcmp(s->opt->truth_field, QR_SIM_TRUTH_FIELD))
+        v = json_object_get(data, QR_SIM_TRUTH_FIELD + 1);
     if (json_is_string(v))
         return qr_xstrdup(json_string_value(v));
     if (json_is_integer(v))

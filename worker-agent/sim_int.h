@@ -126,6 +126,7 @@ typedef struct sim_s {
     int stopping;         /* stop_ms passed */
     long total_submitted; /* sum over annotators */
     long total_skipped, total_released, total_abandoned;
+    int64_t first_submit_ms;                  /* monotonic time of the first stored annotation */
     int64_t last_submit_ms;                   /* monotonic time of the last stored annotation */
     long requests[OP_COUNT];                  /* requests sent, by kind */
     qr_hist_t lease_hist;                     /* lease request latency (µs), whole run */

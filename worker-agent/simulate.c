@@ -213,7 +213,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     make_configs(&s);
     raise_fd_limit(&s);
     if (qr_random_hex(4, s.run_id) < 0) {
-        fprintf(stderr, "quorum-agent: no randomness for the run id\n");
+        fprintf(stderr, "quorum-agent: cannot draw random bytes for the run id\n");
         free(s.cfgs);
         return 1;
     }
@@ -256,7 +256,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
 
     s.multi = curl_multi_init();
     if (!s.multi) {
-        fprintf(stderr, "quorum-agent: curl_multi_init failed\n");
+        fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
         goto out;
     }
     /* The multi handle owns the connection cache, and by default sizes it by

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+/* The default task data field with the true label: hidden from annotators
+ * (task_view.h); data without it is read from the same name without "_". */
+#define QR_SIM_TRUTH_FIELD "_true_label"
+
 typedef struct qr_sim_options_s {
     long long project;        /* project id */
     int annotators;           /* how many virtual annotators (users created) */

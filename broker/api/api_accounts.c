@@ -111,7 +111,8 @@ void h_user_create(ctx_t *c)
     const char *role = role_name(r);
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
-        respond_error(c, 503, QR_CODE_UNAVAILABLE, "no randomness for a token");
+        respond_error(c, 503, QR_CODE_UNAVAILABLE,
+                      "the broker could not draw random bytes for a token; retry");
         return;
     }
     char digest[65], prefix[12], org[24];
@@ -169,7 +170,8 @@ void h_token_create(ctx_t *c)
     int64_t lifetime = tb.lifetime_s;
     char token[3 + 64 + 1] = "qr_";
     if (qr_random_hex(32, token + 3) < 0) {
-        respond_error(c, 503, QR_CODE_UNAVAILABLE, "no randomness for a token");
+        respond_error(c, 503, QR_CODE_UNAVAILABLE,
+                      "the broker could not draw random bytes for a token; retry");
         return;
     }
     char digest[65], prefix[12], org[24], secs[24];
@@ -289,7 +291,7 @@ void h_cert_add(ctx_t *c)
     int64_t not_after;
     if (qr_tls_cert_info(json_string_value(pem), json_string_length(pem), sha, subject,
                          sizeof subject, &not_after, why, sizeof why) < 0) {
-        respond_error(c, 422, QR_CODE_INVALID, "certificate: %s", why);
+        respond_error(c, 422, QR_CODE_INVALID, "the certificate cannot be read: %s", why);
         return;
     }
     if (not_after <= qr_now_ms() / 1000) {

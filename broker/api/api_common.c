@@ -27,6 +27,9 @@ void ctx_free(ctx_t *c)
     json_decref(c->out);
     free(c->label);
     free(c->idem_key);
+    free(c->idem_label);
+    free(c->import_file);
+    free(c->import_key);
     if (c->timer_inited) {
         c->wait_timer.data = c;
         uv_close((uv_handle_t *)&c->wait_timer, on_ctx_timer_closed);
@@ -80,6 +83,43 @@ char *i64(int64_t v, char buf[24])
 {
     snprintf(buf, 24, "%" PRId64, v);
     return buf;
+}
+
+static int hex_value(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Value of key in a URL query string ("a=1&b=2"), percent-decoded ('+' is
+ * a space) into buf (len bytes, cut to fit); NULL if absent. A "%00" or a
+ * bad escape is kept as it is written. */
+const char *query_param(const char *query, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n >= klen + 1 && !strncmp(p, key, klen) && p[klen] == '=') {
+            size_t o = 0;
+            for (const char *v = p + klen + 1, *e = p + n; v < e && o + 1 < len; v++) {
+                int hi, lo;
+                if (*v == '%' && e - v >= 3 && (hi = hex_value(v[1])) >= 0 &&
+                    (lo = hex_value(v[2])) >= 0 && (hi | lo)) {
+                    buf[o++] = (char)(hi * 16 + lo);
+                    v += 2;
+                } else {
+                    buf[o++] = *v == '+' ? ' ' : *v;
+                }
+            }
+            buf[o] = '\0';
+            return buf;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
 }
 
 /* Responds with why validate.h refused a body. */

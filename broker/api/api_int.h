@@ -96,6 +96,8 @@ struct ctx_s {
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
     int64_t idem_annotation, idem_task, idem_token; /* submit: what the key names already */
+    char *idem_label;    /* submit: the label the key's annotation holds */
+    int64_t idem_active; /* submit: its active ms (-1: none) */
     int64_t active_ms;
     const char *list_key; /* on_json_list: the answer's one key */
     int64_t org_target;   /* users, tokens: the organization named in the body (0: the caller's) */
@@ -104,6 +106,10 @@ struct ctx_s {
     void (*then)(ctx_t *c); /* lease: what runs once project_refresh has the project */
     int64_t ntasks;
     qr_import_t imp;
+    char *import_file, *import_key; /* import: the client's file name and key, or NULL */
+    int allow_duplicates;           /* import: ?allow_duplicates=1 */
+    int64_t external_dropped;       /* import: external ids held already, so not kept */
+    char import_sha256[65];         /* import: the body's digest */
     qr_strata_t strata;
     int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */
     int waiting;           /* on the broker's waiter list */
@@ -141,6 +147,7 @@ char *i64(int64_t v, char buf[24]);
 void respond_invalid(ctx_t *c, const qr_invalid_t *why);
 int parse_body(ctx_t *c, int allow_empty);
 int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out);
+const char *query_param(const char *query, const char *key, char *buf, size_t len);
 const char *role_name(int role);
 void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, int64_t at_ms,
                   int64_t granted_ms, const char *label, const char *reason);
@@ -175,6 +182,7 @@ void h_share_list(ctx_t *c);
 
 /* api_tasks.c */
 void h_import(ctx_t *c);
+void h_import_list(ctx_t *c);
 
 /* api_leases.c */
 void h_lease(ctx_t *c);

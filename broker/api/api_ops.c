@@ -34,8 +34,10 @@ static void on_metrics_org(const PGresult *res, const char *err, const char *sql
         return;
     }
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t")) {
-        respond_error(c, 403, QR_CODE_FORBIDDEN,
-                      "metrics cover every organization's projects: an owner admin's only");
+        respond_error(
+            c, 403, QR_CODE_FORBIDDEN,
+            "the metrics cover every organization's projects: only an owner organization's "
+            "admin may read them");
         return;
     }
     metrics_scrape(c);

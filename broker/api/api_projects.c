@@ -169,7 +169,8 @@ static void on_share_put(const PGresult *res, const char *err, const char *sqlst
     /* No such organization (23503) and an owner organization (23514) get
      * the same answer: a share does not tell which organizations exist. */
     if (!res && sqlstate && (!strcmp(sqlstate, "23503") || !strcmp(sqlstate, "23514"))) {
-        respond_error(c, 404, QR_CODE_NOT_FOUND, "no vendor organization %" PRId64, c->ids[1]);
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "there is no vendor organization %" PRId64,
+                      c->ids[1]);
         return;
     }
     if (!res || PQntuples(res) != 1) {

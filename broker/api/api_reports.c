@@ -43,11 +43,16 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     }
     json_t *o = c->out;
     c->out = NULL;
-    json_object_set_new(o, "agreement",
-                        json_pack("{s:o s:o}", "percent_agreement",
-                                  metric_value(report, "percent_agreement"),
-                                  "krippendorff_alpha_nominal",
-                                  metric_value(report, "krippendorff_alpha_nominal")));
+    /* pairable_tasks: the tasks with two or more annotations, the ones
+     * both figures are computed over; judgements: every annotation read. */
+    json_t *counts = json_object_get(report, "counts");
+    json_object_set_new(
+        o, "agreement",
+        json_pack("{s:o s:o s:I s:I}", "percent_agreement",
+                  metric_value(report, "percent_agreement"), "krippendorff_alpha_nominal",
+                  metric_value(report, "krippendorff_alpha_nominal"), "pairable_tasks",
+                  json_integer_value(json_object_get(counts, "pairable_items")), "judgements",
+                  json_integer_value(json_object_get(counts, "judgements"))));
     json_decref(report);
     respond_json(c, 200, o);
 }
@@ -86,30 +91,16 @@ static const char *crew_scope(const ctx_t *c, char buf[24])
 
 void h_report(ctx_t *c)
 {
-    char proj[24], org[24];
-    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
-    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 2, params, on_report_counts, c) < 0)
+    char proj[24], org[24], idle[24], pace[24], now[24];
+    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org),
+                            i64(QR_ANALYTICS_IDLE_GAP_MS, idle),
+                            i64(QR_ANALYTICS_PACE_SPAN_MS, pace), i64(qr_now_ms(), now)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 5, params, on_report_counts, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
 /* --- GET /v1/projects/{id}/agreement ------------------------------------------------------------
  */
-
-/* Value of key in a URL query string ("a=1&b=2"), copied into buf; NULL if absent. */
-static const char *query_param(const char *query, const char *key, char *buf, size_t len)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n > klen && !strncmp(p, key, klen) && p[klen] == '=') {
-            snprintf(buf, len, "%.*s", (int)(n - klen - 1), p + klen + 1);
-            return buf;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
 
 static void on_live_agreement(int status, json_t *report, const char *err, void *arg)
 {

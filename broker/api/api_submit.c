@@ -79,9 +79,43 @@ static void idem_conflict(ctx_t *c)
     respond_idem_conflict(c);
 }
 
+static void respond_body_conflict(ctx_t *c)
+{
+    char was[48] = "", now[48] = "";
+    if (c->idem_active != c->active_ms) {
+        snprintf(was, sizeof was, ", active_ms %" PRId64, c->idem_active);
+        snprintf(now, sizeof now, ", active_ms %" PRId64, c->active_ms);
+    }
+    respond_error(c, 409, QR_CODE_IDEMPOTENCY_CONFLICT,
+                  "idempotency key \"%s\" was used for annotation %" PRId64 " (task %" PRId64
+                  ") with label \"%s\"%s; this request says label \"%s\"%s: a resend must "
+                  "repeat the body; nothing changed",
+                  c->idem_key, c->idem_annotation, c->idem_task, c->idem_label, was, c->label, now);
+}
+
+static void on_body_conflict_ended(int rc, void *arg)
+{
+    (void)rc;
+    respond_body_conflict(arg);
+}
+
+/* The key names this very lease's annotation, but the body differs (another
+ * label or active_ms): not a resend. The stored annotation stands and
+ * nothing changes: 409 idempotency_conflict. A lease still pinned by a
+ * submit that died half-way ends as committed, as for a replay, since its
+ * annotation is stored. */
+static void body_conflict(ctx_t *c)
+{
+    if (c->task_id && qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1],
+                                             on_body_conflict_ended, c) == 0)
+        return;
+    respond_body_conflict(c);
+}
+
 /* An earlier submission with this idempotency key, if any, is the answer,
- * when it was made on this very lease (a resend); on another lease it is a
- * conflict (idem_conflict). */
+ * when it was made on this very lease with the same body (a resend); on
+ * another lease (idem_conflict) or with another body (body_conflict) it is a
+ * conflict. */
 static void on_idem_found(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -98,6 +132,12 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
          * submit). */
         if (c->idem_token != c->ids[1] || (c->task_id && c->idem_task != c->task_id)) {
             idem_conflict(c);
+            return;
+        }
+        c->idem_label = qr_xstrdup(PQgetvalue(res, 0, 3));
+        c->idem_active = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+        if (strcmp(c->idem_label, c->label) || c->idem_active != c->active_ms) {
+            body_conflict(c);
             return;
         }
         c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)c->idem_annotation,

@@ -1,5 +1,7 @@
 /*
- * api_tasks.c - POST /v1/projects/{id}/tasks: imports, parsed off the loop.
+ * api_tasks.c - POST /v1/projects/{id}/tasks: imports, parsed off the loop,
+ * each recorded with its tasks in one transaction (sql/0017_imports.sql);
+ * GET /v1/projects/{id}/imports lists them.
  */
 #include "api_int.h"
 
@@ -15,10 +17,50 @@ static void on_import_reopened(int rc, void *arg)
     respond_json(c, 201, o);
 }
 
+/* 409 duplicate_import, with the count of duplicate tasks and the earlier
+ * import (0: unknown) beside the message. */
+static void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_file)
+{
+    char msg[512], ago[64] = "";
+    if (earlier)
+        snprintf(ago, sizeof ago, " (import %lld)", earlier);
+    if (same_file)
+        snprintf(msg, sizeof msg,
+                 "this file (SHA-256 %.12s...) was imported into project %" PRId64
+                 " already%s; nothing imported; allow_duplicates=1 imports it again",
+                 c->import_sha256, c->project->id, ago);
+    else
+        snprintf(msg, sizeof msg,
+                 "%lld of these %" PRId64 " tasks have an external_id project %" PRId64
+                 " holds already%s; nothing imported; allow_duplicates=1 imports them again"
+                 " (without their external ids)",
+                 dups, c->imp.n ? c->imp.n : c->ntasks, c->project->id, ago);
+    respond_json(c, 409,
+                 json_pack("{s:{s:s,s:s,s:I,s:I}}", "error", "code", QR_CODE_DUPLICATE_IMPORT,
+                           "message", msg, "duplicates", (json_int_t)dups, "import_id",
+                           (json_int_t)earlier));
+}
+
 static void on_import_copied(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
     if (!res) {
+        long long dups = 0, earlier = 0;
+        int same = 0;
+        if (!strcmp(sqlstate, QR_SQLSTATE_DUPLICATE_IMPORT) &&
+            sscanf(err, "%lld %lld %d", &dups, &earlier, &same) == 3) {
+            respond_duplicate(c, dups, earlier, same);
+            return;
+        }
+        if (!strcmp(sqlstate, "23505")) {
+            /* Another import took one of these external ids (or this import
+             * key) since: nothing of this one was committed. */
+            respond_error(c, 409, QR_CODE_DUPLICATE_IMPORT,
+                          "an external_id of this file, or its import key, is in project %" PRId64
+                          " already (another import took it meanwhile); nothing imported",
+                          c->project->id);
+            return;
+        }
         respond_backend(c, "PostgreSQL", err);
         return;
     }
@@ -38,6 +80,7 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
     for (int64_t i = 0; i < n; i++)
         ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    int64_t import_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     qr_project_t *p = c->project;
     qr_import_policy_t pol = {
         .project_id = p->id,
@@ -47,6 +90,7 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
         .overlap_first = p->overlap_first,
         .sampling = p->sampling,
         .stratify_field = p->stratify_field,
+        .import_id = import_id,
     };
     uint64_t seed;
     char hex[17];
@@ -58,12 +102,32 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     qr_buf_init(&rows);
     qr_import_rows(&c->imp, ids, &pol, c->strata.n ? &c->strata : NULL, seed, &rows);
     c->ntasks = n;
-    c->out = json_pack("{sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
-                       "last_task_id", (json_int_t)ids[n - 1]);
+    c->out =
+        json_pack("{sI sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
+                  "last_task_id", (json_int_t)ids[n - 1], "import_id", (json_int_t)import_id);
+    if (c->external_dropped)
+        json_object_set_new(c->out, "external_ids_dropped",
+                            json_integer((json_int_t)c->external_dropped));
+    char proj[24], imp[24], user[24], count[24], first[24], last[24];
+    char *external = qr_import_external_ids(&c->imp);
+    const char *params[] = {i64(p->id, proj),
+                            i64(import_id, imp),
+                            c->import_key,
+                            c->import_file,
+                            c->import_sha256,
+                            i64(c->user.id, user),
+                            i64(n, count),
+                            i64(ids[0], first),
+                            i64(ids[n - 1], last),
+                            c->allow_duplicates ? "true" : "false",
+                            external};
     free(ids);
     qr_import_free(&c->imp);
-    if (qr_pg_copy_in(c->b->pg, QR_SQL_TASKS_COPY, rows.data, rows.len, on_import_copied, c) < 0)
+    /* The import's row and its tasks commit together, or neither. */
+    if (qr_pg_copy_in_tx(c->b->pg, QR_SQL_IMPORT_BEGIN, 11, params, QR_SQL_TASKS_COPY, rows.data,
+                         rows.len, on_import_copied, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
+    free(external);
     qr_buf_free(&rows);
 }
 
@@ -71,7 +135,7 @@ static void import_allocate_ids(ctx_t *c)
 {
     char n[24];
     const char *params[] = {i64(c->imp.n, n)};
-    if (qr_pg_query(c->b->pg, QR_SQL_TASK_IDS, 1, params, on_import_ids, c) < 0)
+    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_IDS, 1, params, on_import_ids, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -91,6 +155,51 @@ static void on_import_strata(const PGresult *res, const char *err, const char *s
         c->strata.counts[i] = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
     }
     import_allocate_ids(c);
+}
+
+/* The steps before the task ids: the strata's counts, for stratified
+ * sampling. */
+static void import_prepare(ctx_t *c)
+{
+    if (!strcmp(c->project->sampling, "stratified")) {
+        char proj[24];
+        const char *params[] = {i64(c->project->id, proj)};
+        if (qr_pg_query(c->b->pg, QR_SQL_STRATA, 1, params, on_import_strata, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    import_allocate_ids(c);
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* allow_duplicates: the tasks whose external id the project holds already
+ * are imported without one (an external id names one task of a project). */
+static void on_external_held(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    size_t n = (size_t)PQntuples(res);
+    char **held = qr_xcalloc(n + 1, sizeof *held);
+    for (size_t i = 0; i < n; i++)
+        held[i] = PQgetvalue(res, (int)i, 0);
+    qsort(held, n, sizeof *held, by_string);
+    for (int64_t i = 0; i < c->imp.n && n; i++) {
+        qr_import_task_t *t = &c->imp.tasks[i];
+        if (t->external_id && bsearch(&t->external_id, held, n, sizeof *held, by_string)) {
+            free(t->external_id);
+            t->external_id = NULL;
+            c->external_dropped++;
+        }
+    }
+    free(held);
+    import_prepare(c);
 }
 
 /* The client went away while its import waited for a parse slot: it is not
@@ -115,6 +224,7 @@ static void on_import_parsed(qr_import_job_t *job, int status)
                        : job->format == QR_IMPORT_JSON_ARRAY ? "invalid_json"
                                                              : "invalid_jsonl";
     c->imp = job->imp;
+    memcpy(c->import_sha256, job->sha256, sizeof c->import_sha256);
     free((char *)job->stratify_field);
     free(job);
     if (status < 0 || qr_http_request_gone(c->req)) {
@@ -131,14 +241,62 @@ static void on_import_parsed(qr_import_job_t *job, int status)
         respond_error(c, 400, code, "%s", err);
         return;
     }
-    if (!strcmp(c->project->sampling, "stratified")) {
-        char proj[24];
-        const char *params[] = {i64(c->project->id, proj)};
-        if (qr_pg_query(c->b->pg, QR_SQL_STRATA, 1, params, on_import_strata, c) < 0)
-            respond_backend(c, "PostgreSQL", "pool closing");
-        return;
+    if (c->allow_duplicates) {
+        char *external = qr_import_external_ids(&c->imp);
+        if (strcmp(external, "[]")) {
+            char proj[24];
+            const char *params[] = {i64(c->project->id, proj), external};
+            if (qr_pg_query(c->b->pg, QR_SQL_EXTERNAL_IDS_HELD, 2, params, on_external_held, c) < 0)
+                respond_backend(c, "PostgreSQL", "pool closing");
+            free(external);
+            return;
+        }
+        free(external);
     }
-    import_allocate_ids(c);
+    import_prepare(c);
+}
+
+/* The import's query parameters into c: file_name (1-1000 bytes), key
+ * (import_key: 1-200 of [A-Za-z0-9_.-]), allow_duplicates (1 or true).
+ * Responds 400 and returns -1 on a bad one. */
+static int import_params(ctx_t *c)
+{
+    char buf[1024];
+    const char *v = query_param(c->req->query, "file_name", buf, sizeof buf);
+    if (v) {
+        json_t *utf8 = json_string(v); /* NULL: not UTF-8 */
+        int ok = utf8 && *v && strlen(v) <= 1000 && qr_validate_text(v);
+        json_decref(utf8);
+        if (!ok) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "file_name must be 1 to 1000 bytes of UTF-8 text without control "
+                          "characters");
+            return -1;
+        }
+        c->import_file = qr_xstrdup(v);
+    }
+    v = query_param(c->req->query, "import_key", buf, sizeof buf);
+    if (v) {
+        size_t n = strlen(v);
+        if (n < 1 || n > 200 ||
+            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789_.-") != n) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "import_key must be 1 to 200 characters of A-Z a-z 0-9 _ . -");
+            return -1;
+        }
+        c->import_key = qr_xstrdup(v);
+    }
+    v = query_param(c->req->query, "allow_duplicates", buf, sizeof buf);
+    if (v) {
+        if (strcmp(v, "1") && strcmp(v, "true") && strcmp(v, "0") && strcmp(v, "false")) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "allow_duplicates must be 1, true, 0 or false");
+            return -1;
+        }
+        c->allow_duplicates = !strcmp(v, "1") || !strcmp(v, "true");
+    }
+    return 0;
 }
 
 /* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
@@ -148,6 +306,8 @@ static void on_import_parsed(qr_import_job_t *job, int status)
  * the job holds its own copy of the stratify field. */
 void h_import(ctx_t *c)
 {
+    if (import_params(c) < 0)
+        return;
     const char *ct = c->req->content_type;
     qr_import_job_t *job = qr_xcalloc(1, sizeof *job);
     job->format = ct && !strncasecmp(ct, "text/csv", 8) ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY;
@@ -168,4 +328,18 @@ void h_import(ctx_t *c)
         return;
     }
     qr_http_on_gone(c->req, on_import_gone, job);
+}
+
+/* --- GET /v1/projects/{id}/imports[?key=K] ----------------------------------------------- */
+
+/* The project's imports, newest first; with key, only the import made with
+ * that import key (none: it did not commit, or not yet). */
+void h_import_list(ctx_t *c)
+{
+    char buf[256], proj[24];
+    const char *key = query_param(c->req->query, "key", buf, sizeof buf);
+    const char *params[] = {i64(c->project->id, proj), key ? key : ""};
+    c->list_key = "imports";
+    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_LIST, 2, params, on_json_list, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
 }

@@ -171,18 +171,39 @@ static void on_project_loaded(const PGresult *res, const char *err, const char *
     run(c);
 }
 
+/* An error answer with one extra header line ("Name: value\r\n"), and
+ * the deployment's, as every JSON answer. */
+static void respond_with_header(ctx_t *c, int status, const char *code, const char *message,
+                                const char *header)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char *headers = qr_xasprintf("%s%s", header, c->b->deployment_header);
+    qr_http_respond(c->req, status, "application/json", s, s ? strlen(s) : 0, headers);
+    free(headers);
+    free(s);
+    ctx_free(c);
+}
+
 /* 429 with Retry-After in whole seconds. */
 static void respond_rate_limited(ctx_t *c, int64_t retry_ms, const char *message)
 {
-    char hdr[160];
+    char hdr[64];
     int64_t secs = (retry_ms + 999) / 1000;
-    snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n%s", secs, c->b->deployment_header);
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "rate_limited", "message", message);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    qr_http_respond(c->req, 429, "application/json", s, s ? strlen(s) : 0, hdr);
-    free(s);
-    ctx_free(c);
+    snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", secs);
+    respond_with_header(c, 429, "rate_limited", message, hdr);
+}
+
+/* 401 with the challenge RFC 6750 asks for: `Bearer realm="quorum"`, and
+ * error="invalid_token" when a token (or client certificate) was given
+ * but refused; without one, no error code (section 3.1). */
+static void respond_unauthorized(ctx_t *c, int refused, const char *message)
+{
+    respond_with_header(c, 401, QR_CODE_UNAUTHORIZED, message,
+                        refused ? "WWW-Authenticate: Bearer realm=\"quorum\", "
+                                  "error=\"invalid_token\"\r\n"
+                                : "WWW-Authenticate: Bearer realm=\"quorum\"\r\n");
 }
 
 static void authorized(ctx_t *c)
@@ -193,8 +214,10 @@ static void authorized(ctx_t *c)
         return;
     }
     if (!(c->route->roles & c->user.role)) {
-        respond_error(c, 403, QR_CODE_FORBIDDEN, "a %s may not %s %s", role_name(c->user.role),
-                      c->req->method, c->req->path);
+        /* "an annotator may not POST /v1/projects" */
+        const char *role = role_name(c->user.role);
+        respond_error(c, 403, QR_CODE_FORBIDDEN, "%s %s may not %s %s",
+                      strchr("aeiou", role[0]) ? "an" : "a", role, c->req->method, c->req->path);
         return;
     }
     run(c);
@@ -215,7 +238,9 @@ static void on_token_loaded(const PGresult *res, const char *err, const char *sq
     }
     if (PQntuples(res) != 1) {
         qr_authfail_note(c->b, c->req->peer);
-        respond_error(c, 401, QR_CODE_UNAUTHORIZED, "unknown, revoked or expired token");
+        /* The same answer for a token and a client certificate: docs/API.md. */
+        respond_unauthorized(c, 1,
+                             "the token (or client certificate) is unknown, revoked or expired");
         return;
     }
     /* last_used_at is written at most once a minute, not per lookup. */
@@ -271,10 +296,12 @@ void qr_api_head(qr_http_request_t *req, void *user)
     }
     if (!c->route) {
         if (path_known)
-            respond_error(c, 405, QR_CODE_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
+            respond_error(c, 405, QR_CODE_METHOD_NOT_ALLOWED, "the method %s is not allowed on %s",
                           req->method, req->path);
         else
-            respond_error(c, 404, QR_CODE_NOT_FOUND, "no route %s %s", req->method, req->path);
+            respond_error(c, 404, QR_CODE_NOT_FOUND,
+                          "there is no route %s %s (docs/API.md lists them)", req->method,
+                          req->path);
         return;
     }
     if (!c->route->roles || (c->route->flags & ROUTE_METRICS && c->b->cfg.metrics_public)) {
@@ -296,8 +323,9 @@ void qr_api_head(qr_http_request_t *req, void *user)
         key = req->client_cert;
     } else {
         if (!auth || strncasecmp(auth, "Bearer ", 7) || !auth[7]) {
-            respond_error(c, 401, QR_CODE_UNAUTHORIZED,
-                          "missing bearer token (Authorization: Bearer ...)");
+            respond_unauthorized(c, 0,
+                                 "this request needs a token: send the header "
+                                 "\"Authorization: Bearer TOKEN\"");
             return;
         }
         const char *token = auth + 7;

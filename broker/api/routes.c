@@ -23,6 +23,8 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"POST", QR_API_TASKS("*"), h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_IMPORT | ROUTE_NOT_VENDOR},
+    {"GET", QR_API_IMPORTS("*"), h_import_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
     {"POST", QR_API_LEASES("*"), h_lease, QR_ROLE_LEASE, 1, 0},
     {"POST", QR_API_LEASE_HEARTBEAT("*", "*"), h_heartbeat, QR_ROLE_LEASE, 1, 0},
     {"POST", QR_API_LEASE_SUBMIT("*", "*"), h_submit, QR_ROLE_LEASE, 1, 0},

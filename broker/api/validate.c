@@ -84,7 +84,8 @@ json_t *qr_validate_body(const char *body, size_t len, int allow_empty, qr_inval
     json_error_t e;
     json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
     if (!o) {
-        refuse(why, 400, "invalid_json", "line %d column %d: %s", e.line, e.column, e.text);
+        refuse(why, 400, "invalid_json", "the body is not valid JSON: line %d column %d: %s",
+               e.line, e.column, e.text);
         return NULL;
     }
     if (!json_is_object(o)) {

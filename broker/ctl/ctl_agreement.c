@@ -435,7 +435,7 @@ int qr_ctl_agreement(int argc, char **argv)
     qr_agreement_free(a);
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: writing the report: %s\n", prog, strerror(errno));
+        fprintf(stderr, "%s: cannot write the report: %s\n", prog, strerror(errno));
         rc = QR_EXIT_ERROR;
     }
     return rc;

@@ -2,7 +2,8 @@
  * ctl_main.c - quorumctl, the managers' command line: the connection flags
  * given before the command, the help, and the dispatch to a command's own
  * file (all over the broker's HTTPS API, docs/API.md):
- *   ctl_project.c     project create, import
+ *   ctl_project.c     project create
+ *   ctl_import.c      import, import list
  *   ctl_user.c        user create, token create|list|revoke
  *   ctl_report.c      report, agreement --project, export
  *   ctl_throughput.c  throughput
@@ -17,6 +18,7 @@
 #include "client.h"
 #include "ctl_agreement.h"
 #include "ctl_cert.h"
+#include "ctl_import.h"
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
@@ -38,7 +40,10 @@ static const char main_help[] =
     "  project create --name N --labels a,b,c [--annotations-per-task K]\n"
     "                 [--lease-ttl-ms MS] [--max-leases-per-annotator N] [--json]\n"
     "                                  create a project; prints its id\n"
-    "  import --project ID FILE|-                    import tasks from JSONL\n"
+    "  import --project ID [--allow-duplicates] FILE|-\n"
+    "                                                import tasks (JSONL, JSON, CSV)\n"
+    "  import list --project ID [--json]             a project's imports: id, file, rows,\n"
+    "                                                time, who\n"
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
     "  token create|list|revoke                      API tokens (create shows it once)\n"
@@ -60,7 +65,8 @@ static const char main_help[] =
     "%s"
     "\n"
     "Exit codes: 0 success, 1 broker or network error, 2 usage error\n"
-    "(bad flags or arguments, unreadable FILE, missing connection settings).\n";
+    "(bad flags or arguments, unreadable FILE, missing connection settings),\n"
+    "130 import interrupted by Ctrl-C (a line says whether it was committed).\n";
 
 static int has_flag(int argc, char **argv, const char *flag)
 {

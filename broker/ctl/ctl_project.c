@@ -1,8 +1,6 @@
 /*
- * ctl_project.c - `quorumctl project create` (POST /v1/projects) and
- * `quorumctl import` (POST /v1/projects/{id}/tasks): a manager makes a
- * labeling project and fills it with tasks from a JSONL, JSON or CSV file.
- * The file is sent as it is; the broker parses it, all or nothing.
+ * ctl_project.c - `quorumctl project create` (POST /v1/projects): a manager
+ * makes a labeling project (ctl_import.c fills it with tasks).
  */
 #include "ctl_project.h"
 
@@ -16,10 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* Largest import we read into memory (bytes). The broker has its own,
- * usually smaller, limit and answers 413 above it. */
-#define MAX_IMPORT_BYTES ((size_t)1 << 30)
 
 static const char *const prog = "quorumctl";
 
@@ -38,31 +32,6 @@ static const char project_help[] =
     "  --max-leases-per-annotator N   live leases one annotator may hold at once\n"
     "                             (1-10000; broker default 10)\n"
     "  --json                     print the project as JSON\n"
-    "\n"
-    "%s"
-    "\n"
-    "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
-
-static const char import_help[] =
-    "Usage: quorumctl import --project ID [--format jsonl|json|csv] FILE|-\n"
-    "\n"
-    "Imports tasks into a project from a file (or stdin with -):\n"
-    "  jsonl  one task a line: {\"data\": {...}, \"prediction\": {\"label\": ...,\n"
-    "         \"score\": ...}, \"gold\": ...} or a bare JSON object taken as the data;\n"
-    "  json   a JSON array of such tasks (Label Studio's task export);\n"
-    "  csv    a header row naming the fields, then a task a row (RFC 4180, UTF-8);\n"
-    "         the columns prediction, prediction_score and gold are the task's\n"
-    "         prediction and gold answer, every other column is data.\n"
-    "The format defaults to the file's extension (.csv, .json, else jsonl). All\n"
-    "or nothing: a bad line fails the whole import, naming its line.\n"
-    "Prints \"imported N tasks (ids A..B)\".\n"
-    "\n"
-    "  --project ID     the project's id\n"
-    "  --format F       jsonl, json or csv\n"
-    "\n"
-    "Examples:\n"
-    "  quorumctl import --project 3 tasks.jsonl\n"
-    "  quorumctl import --project 3 --format csv - < reviews.csv\n"
     "\n"
     "%s"
     "\n"
@@ -180,128 +149,5 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         }
     }
     json_decref(project);
-    return rc;
-}
-
-/*
- * Reads a whole file (or stdin for "-") into b, refusing more than
- * MAX_IMPORT_BYTES. Returns 0 or -1 (message printed).
- */
-static int read_input(const char *path, qr_buf_t *b)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    char chunk[65536];
-    size_t n;
-    if (!f) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
-        return -1;
-    }
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b->len + n > MAX_IMPORT_BYTES) {
-            fprintf(stderr, "%s: %s is over %zu bytes; split it into several imports\n", prog, path,
-                    MAX_IMPORT_BYTES);
-            goto fail;
-        }
-        qr_buf_append(b, chunk, n);
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, strerror(errno));
-        goto fail;
-    }
-    if (f != stdin)
-        fclose(f);
-    return 0;
-fail:
-    if (f != stdin)
-        fclose(f);
-    return -1;
-}
-
-int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
-{
-    const char *project = NULL, *file = NULL, *format = NULL;
-    long long pid;
-
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (qr_cli_is_help(argv[i])) {
-            qr_cli_help(stdout, import_help);
-            return QR_EXIT_OK;
-        }
-        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
-            if (r < 0)
-                return QR_EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return qr_cli_usage_error(prog, "import ", "import: unknown flag '%s'", argv[i]);
-        } else if (file) {
-            return qr_cli_usage_error(prog, "import ", "import: only one FILE, got also '%s'",
-                                      argv[i]);
-        } else {
-            file = argv[i];
-        }
-    }
-    if (qr_cli_project_id(prog, "import ", project, &pid) != QR_EXIT_OK)
-        return QR_EXIT_USAGE;
-    if (!file)
-        return qr_cli_usage_error(prog, "import ", "import: FILE (or - for stdin) is required");
-    if (!format) {
-        size_t n = strlen(file);
-        format = n > 4 && !strcasecmp(file + n - 4, ".csv")    ? "csv"
-                 : n > 5 && !strcasecmp(file + n - 5, ".json") ? "json"
-                                                               : "jsonl";
-    }
-    const char *content_type = !strcmp(format, "csv")     ? "text/csv; charset=utf-8"
-                               : !strcmp(format, "json")  ? "application/json"
-                               : !strcmp(format, "jsonl") ? "application/x-ndjson"
-                                                          : NULL;
-    if (!content_type)
-        return qr_cli_usage_error(prog, "import ",
-                                  "import: --format must be jsonl, json or csv, not '%s'", format);
-
-    qr_buf_t data;
-    qr_buf_init(&data);
-    if (read_input(file, &data) < 0) {
-        qr_buf_free(&data);
-        return QR_EXIT_USAGE;
-    }
-    qr_client_call_t call;
-    int rc = qr_cli_connect(prog, cfg, &call);
-    if (rc != QR_EXIT_OK) {
-        qr_buf_free(&data);
-        return rc;
-    }
-    char *path = qr_xasprintf(QR_API_TASKS("%lld"), pid);
-    int r = qr_client_call_perform(&call, "POST", path, data.data ? data.data : "", data.len,
-                                   content_type, cfg->token);
-    free(path);
-    qr_buf_free(&data);
-    if (r < 0) {
-        fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return QR_EXIT_ERROR;
-    }
-    json_t *res = qr_cli_answer(&call);
-    if (!res) {
-        fprintf(stderr, "%s: %s\n", prog, call.message);
-        qr_client_call_free(&call);
-        return QR_EXIT_ERROR;
-    }
-    json_t *n = json_object_get(res, "imported");
-    json_t *first = json_object_get(res, "first_task_id");
-    json_t *last = json_object_get(res, "last_task_id");
-    if (!json_is_integer(n)) {
-        fprintf(stderr, "%s: broker's answer lacks \"imported\"\n", prog);
-        rc = QR_EXIT_ERROR;
-    } else if (json_is_integer(first) && json_is_integer(last)) {
-        printf("imported %" JSON_INTEGER_FORMAT " tasks (ids %" JSON_INTEGER_FORMAT
-               "..%" JSON_INTEGER_FORMAT ")\n",
-               json_integer_value(n), json_integer_value(first), json_integer_value(last));
-    } else {
-        printf("imported %" JSON_INTEGER_FORMAT " tasks\n", json_integer_value(n));
-    }
-    json_decref(res);
-    qr_client_call_free(&call);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * ctl_project.h - `quorumctl project create` and `quorumctl import`.
+ * ctl_project.h - `quorumctl project create`.
  */
 #ifndef QR_CTL_PROJECT_H
 #define QR_CTL_PROJECT_H
@@ -11,9 +11,5 @@
  * added. The caller has called qr_client_global_init. Returns the process
  * exit code: 0 ok, 1 broker or network error, 2 usage error. */
 int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg);
-
-/* argv[0] is "import"; as qr_ctl_project (an unreadable FILE is a usage
- * error). */
-int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg);
 
 #endif

@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +25,18 @@ static const char *const prog = "quorumctl";
 static const char report_help[] =
     "Usage: quorumctl report --project ID [--window W] [--json] [--watch[=S]]\n"
     "\n"
-    "Prints a project's report: progress, annotations, throughput, duplicate\n"
-    "and overfilled counts, agreement, and annotations per annotator; then the\n"
-    "crew's throughput over the window as a table, annotators as rows (rate,\n"
-    "time on task, active and idle time, lease outcomes, flags) with totals,\n"
-    "the queue and the ETA (as `quorumctl throughput` prints it). A vendor's\n"
+    "Prints a project's report: progress, annotations, duplicate and overfilled\n"
+    "counts, working time, rate, ETA, agreement, and annotations per annotator;\n"
+    "then the crew's throughput over the window as a table, annotators as rows\n"
+    "(rate, time on task, active and idle time, lease outcomes, flags) with\n"
+    "totals and the queue (as `quorumctl throughput` prints it). A vendor's\n"
     "manager sees their own crew only.\n"
+    "\n"
+    "Working time is the time from the first to the last annotation with every\n"
+    "pause of more than 5 minutes (no annotation stored) left out; a rate is\n"
+    "annotations / working time. The ETA divides the annotations still needed\n"
+    "by the pace of the last 10 minutes of work (the annotations of the 10\n"
+    "minutes up to the latest one, over their working time).\n"
     "\n"
     "  --project ID   the project's id\n"
     "  --window W     15m, 1h, 1d, ... or FROM..TO (default 1h)\n"
@@ -50,14 +57,54 @@ static double num(json_t *obj, const char *key)
     return json_number_value(json_object_get(obj, key));
 }
 
-/* Prints "label  value" where value is a number to `decimals` places, or
- * "undefined" for null/missing. */
-static void print_metric(const char *label, json_t *v, int decimals)
+/* A JSON number, or NAN for null or missing. */
+static double num_or_nan(json_t *v)
 {
-    if (json_is_number(v))
-        printf("%-24s %.*f\n", label, decimals, json_number_value(v));
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* What Krippendorff's alpha says, by his usual thresholds (Krippendorff,
+ * Content Analysis, 2nd ed., 2004): 0.800 and up reliable, 0.667 up to
+ * 0.800 for tentative conclusions only, below 0.667 not to be relied on. */
+static const char *alpha_reading(double alpha)
+{
+    if (alpha >= 0.8)
+        return "reliable agreement";
+    if (alpha >= 0.667)
+        return "tentative agreement: good for tentative conclusions only";
+    return "too low to rely on";
+}
+
+/* The two agreement lines, each with what it means and what it counts. */
+static void print_agreement(json_t *agreement)
+{
+    if (!json_is_object(agreement)) {
+        printf("%-22s not shown to another organization's manager: it covers every "
+               "organization's annotators\n",
+               "agreement");
+        return;
+    }
+    double pairable = json_number_value(json_object_get(agreement, "pairable_tasks"));
+    double pa = num_or_nan(json_object_get(agreement, "percent_agreement"));
+    double alpha = num_or_nan(json_object_get(agreement, "krippendorff_alpha_nominal"));
+    if (pairable <= 0) {
+        printf("%-22s none yet: no task has two or more annotations to compare\n", "agreement");
+        return;
+    }
+    if (isnan(pa))
+        printf("%-22s undefined\n", "percent agreement");
     else
-        printf("%-24s undefined\n", label);
+        printf("%-22s %.1f%%  of the pairs of annotations of one task, the share with the same "
+               "label\n%-22s (over %.0f tasks with two or more annotations)\n",
+               "percent agreement", 100 * pa, "", pairable);
+    if (isnan(alpha))
+        printf("%-22s undefined: every annotation compared has the same label, so agreement "
+               "cannot be told from chance\n",
+               "Krippendorff's alpha");
+    else
+        printf("%-22s %.3f  %s\n%-22s (agreement beyond chance, over the same %.0f tasks; "
+               ">= 0.80 is reliable,\n%-22s  0.67 to 0.80 tentative, < 0.67 too low to use)\n",
+               "Krippendorff's alpha", alpha, alpha_reading(alpha), "", pairable, "");
 }
 
 /*
@@ -91,32 +138,48 @@ static const char *annotator_label(const json_t *report, const json_t *row, cons
     return buf;
 }
 
-/* The manager-facing text rendering of GET /v1/projects/{id}/report. */
+/* The manager-facing text rendering of GET /v1/projects/{id}/report:
+ * percentages as percentages, rates over working time (store/sql_work.h),
+ * each figure with what it counts. */
 static void print_report(json_t *r)
 {
     double tasks = num(r, "tasks"), complete = num(r, "tasks_complete");
-    json_t *agreement = json_object_get(r, "agreement");
     json_t *per = json_object_get(r, "per_annotator");
+    json_t *pace = json_object_get(r, "pace");
+    char a[48], rate[64];
 
-    printf("%-24s %.0f\n", "project", num(r, "project"));
-    printf("%-24s %.0f\n", "tasks", tasks);
+    printf("%-22s %.0f\n", "project", num(r, "project"));
     if (tasks > 0)
-        printf("%-24s %.0f (%.1f%%)\n", "complete", complete, 100.0 * complete / tasks);
+        printf("%-22s %.0f of %.0f complete (%.1f%%)\n", "tasks", complete, tasks,
+               100.0 * complete / tasks);
     else
-        printf("%-24s %.0f\n", "complete", complete);
-    printf("%-24s %.0f\n", "annotations", num(r, "annotations"));
-    printf("%-24s %.0f\n", "annotators", num(r, "annotators"));
-    printf("%-24s %.0f%s\n", "duplicate assignments", num(r, "duplicate_assignments"),
-           num(r, "duplicate_assignments") > 0 ? "  (should be 0)" : "");
-    printf("%-24s %.0f%s\n", "overfilled tasks", num(r, "overfilled_tasks"),
-           num(r, "overfilled_tasks") > 0 ? "  (should be 0)" : "");
-    print_metric("completions/s", json_object_get(r, "completions_per_second"), 1);
-    if (json_is_number(json_object_get(r, "elapsed_seconds")))
-        printf("%-24s %.2f s\n", "elapsed", num(r, "elapsed_seconds"));
+        printf("%-22s none imported yet\n", "tasks");
+    printf("%-22s %.0f stored, by %.0f annotator%s\n", "annotations", num(r, "annotations"),
+           num(r, "annotators"), num(r, "annotators") == 1 ? "" : "s");
+    printf("%-22s %.0f%s\n", "duplicate assignments", num(r, "duplicate_assignments"),
+           num(r, "duplicate_assignments") > 0
+               ? "  (should be 0: an annotator labeled a task twice)"
+               : "  (as it should be)");
+    printf("%-22s %.0f%s\n", "overfilled tasks", num(r, "overfilled_tasks"),
+           num(r, "overfilled_tasks") > 0 ? "  (should be 0: more annotations than required)"
+                                          : "  (as it should be)");
+    double idle_ms = 1000 * num(r, "idle_gap_seconds");
+    printf("%-22s %s  (from the first to the last annotation, pauses over %.0f minutes left "
+           "out)\n",
+           "working time", qr_ctl_fmt_duration(a, 1000 * num(r, "working_seconds")),
+           idle_ms / 60000);
+    double per_hour = num_or_nan(json_object_get(r, "annotations_per_hour"));
+    if (isnan(per_hour))
+        printf("%-22s none yet (it needs working time)\n", "rate");
     else
-        printf("%-24s undefined\n", "elapsed");
-    print_metric("percent agreement", json_object_get(agreement, "percent_agreement"), 3);
-    print_metric("krippendorff alpha", json_object_get(agreement, "krippendorff_alpha_nominal"), 3);
+        printf("%-22s %s  (annotations / working time)\n", "rate", qr_ctl_fmt_rate(rate, per_hour));
+    printf("%-22s ", "ETA");
+    qr_ctl_print_eta(
+        23, num(r, "annotations_remaining"), num_or_nan(json_object_get(r, "eta_seconds")),
+        num_or_nan(json_object_get(pace, "per_hour")), num(pace, "annotations"),
+        1000 * num(pace, "working_seconds"), 1000 * num(pace, "span_seconds"),
+        num_or_nan(json_object_get(r, "seconds_since_last_annotation")), idle_ms, NULL);
+    print_agreement(json_object_get(r, "agreement"));
 
     if (!json_is_array(per) || json_array_size(per) == 0)
         return;
@@ -208,7 +271,7 @@ int qr_ctl_report(int argc, char **argv, qr_client_config_t *cfg)
         } else {
             print_report(report);
             putchar('\n');
-            qr_ctl_throughput_print(tp);
+            qr_ctl_throughput_print(tp, QR_CTL_TP_NO_ETA);
             json_decref(tp);
         }
         json_decref(report);

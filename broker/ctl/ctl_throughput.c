@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,10 @@ static const char help[] =
     "(median, p90, mean), active and idle time, lease outcomes, the queue, the\n"
     "ETA and fast-response flags, then a table with one row per annotator,\n"
     "vendor or hour and a totals row. A vendor's manager sees only their crew.\n"
+    "Rates are over time worked, not over the window: per annotator, their\n"
+    "active time; for the crew, its working time (first to last annotation,\n"
+    "pauses over the idle threshold left out). The ETA divides what is left by\n"
+    "the pace of the last 10 minutes of work.\n"
     "\n"
     "  --project ID     the project's id\n"
     "  --window W       15m, 1h (default), 1d, any N followed by m, h or d, or\n"
@@ -74,13 +79,11 @@ static const char *fmt_pct(char out[CELL], json_t *v)
     return out;
 }
 
-/* A duration in ms as "850ms", "42.0s", "9m18s" or "3h07m". */
-static const char *fmt_dur(char out[CELL], json_t *v)
+const char *qr_ctl_fmt_duration(char out[CELL], double ms)
 {
-    if (!json_is_number(v))
-        return strcpy(out, "-");
-    double ms = json_number_value(v);
-    if (ms == 0)
+    if (!(ms >= 0) || ms > 1e15)
+        snprintf(out, CELL, "-");
+    else if (ms == 0)
         snprintf(out, CELL, "0s");
     else if (ms < 1000)
         snprintf(out, CELL, "%.0fms", ms);
@@ -93,6 +96,84 @@ static const char *fmt_dur(char out[CELL], json_t *v)
     return out;
 }
 
+/* A duration in ms as qr_ctl_fmt_duration writes it; "-" for null. */
+static const char *fmt_dur(char out[CELL], json_t *v)
+{
+    if (!json_is_number(v))
+        return strcpy(out, "-");
+    return qr_ctl_fmt_duration(out, json_number_value(v));
+}
+
+/* A whole number with thousands separators: 2,285,963. */
+static const char *fmt_thousands(char *out, size_t n, double v)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", v < 0 ? -v : v);
+    size_t len = strlen(digits), o = 0;
+    if (v < 0 && o + 1 < n)
+        out[o++] = '-';
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A duration in words when it is whole minutes ("5 minutes"), else as
+ * qr_ctl_fmt_duration writes it. */
+static const char *fmt_minutes(char out[CELL], double ms)
+{
+    if (ms >= 60000 && ms <= 86400000 && (long long)ms % 60000 == 0) {
+        long long m = (long long)ms / 60000;
+        snprintf(out, CELL, "%lld minute%s", m, m == 1 ? "" : "s");
+        return out;
+    }
+    return qr_ctl_fmt_duration(out, ms);
+}
+
+const char *qr_ctl_fmt_rate(char out[64], double per_hour)
+{
+    char h[32];
+    if (!(per_hour >= 0))
+        snprintf(out, 64, "-");
+    else if (per_hour >= 3600)
+        snprintf(out, 64, "%.1f/s (%s/h)", per_hour / 3600, fmt_thousands(h, sizeof h, per_hour));
+    else if (per_hour >= 100)
+        snprintf(out, 64, "%s/h", fmt_thousands(h, sizeof h, per_hour));
+    else
+        snprintf(out, 64, "%.1f/h", per_hour);
+    return out;
+}
+
+void qr_ctl_print_eta(int indent, double remaining, double eta_s, double per_hour, double pace_n,
+                      double pace_ms, double span_ms, double since_last_s, double idle_ms,
+                      const char *at)
+{
+    char a[CELL], b[CELL], c[CELL], r[64];
+    if (remaining <= 0) {
+        printf("nothing left: every task has the annotations it needs\n");
+        return;
+    }
+    printf("%.0f annotations still needed; ", remaining);
+    if (isnan(eta_s) || isnan(per_hour)) {
+        printf("no estimate yet (no working time recorded: it needs two annotations less than "
+               "%s apart)\n",
+               fmt_minutes(a, idle_ms));
+        return;
+    }
+    printf("about %s at the pace of the last %s of work\n%*s(%.0f annotations in %s of work: %s)",
+           qr_ctl_fmt_duration(a, eta_s * 1000), fmt_minutes(b, span_ms), indent, "", pace_n,
+           qr_ctl_fmt_duration(c, pace_ms), qr_ctl_fmt_rate(r, per_hour));
+    if (!isnan(since_last_s) && since_last_s * 1000 > idle_ms)
+        printf("; nobody has annotated for %s, so count from when work resumes\n",
+               qr_ctl_fmt_duration(a, since_last_s * 1000));
+    else if (at)
+        printf(" -> %s\n", at);
+    else
+        printf("\n");
+}
 static const char *fmt_str(char out[CELL], json_t *v)
 {
     const char *s = json_string_value(v);
@@ -139,7 +220,7 @@ static void table_print(const table_t *t)
     }
 }
 
-static void print_summary(json_t *r)
+static void print_summary(json_t *r, int flags)
 {
     char a[CELL], b[CELL], c[CELL], d[CELL], e[CELL], f[CELL];
     json_t *org = json_object_get(r, "organization_id");
@@ -150,14 +231,24 @@ static void print_summary(json_t *r)
     if (json_is_integer(org))
         printf("%" JSON_INTEGER_FORMAT, json_integer_value(org));
     printf("\n");
-    printf("annotations     %s in window (%s/h); %s in all (%s/h); tasks completed %s (%s in "
-           "window)\n",
+    /* Rates are over working time (sql_work.h), never over the window's
+     * length: a crew that worked 43 s of the hour did not work the hour. */
+    char rate[64];
+    printf("annotations     %s in the window, %s in all; tasks completed %s (%s in the window)\n",
            fmt_num(a, at(r, "totals.annotations"), 0),
-           fmt_num(b, at(r, "totals.annotations_per_hour"), 1),
            fmt_num(c, at(r, "totals.annotations_all_time"), 0),
-           fmt_num(d, at(r, "totals.annotations_per_hour_all_time"), 1),
            fmt_num(e, at(r, "totals.tasks_completed"), 0),
            fmt_num(f, at(r, "totals.tasks_completed_in_window"), 0));
+    if (json_is_number(at(r, "totals.working_ms")))
+        printf("working time    %s in the window (pauses over %s left out): %s\n",
+               fmt_dur(a, at(r, "totals.working_ms")),
+               fmt_minutes(b, json_number_value(at(r, "activity.idle_gap_ms"))),
+               json_is_number(at(r, "totals.annotations_per_working_hour"))
+                   ? qr_ctl_fmt_rate(
+                         rate, json_number_value(at(r, "totals.annotations_per_working_hour")))
+                   : "no rate yet");
+    else
+        printf("working time    not computed for a window over 2 hours\n");
     printf("time on task    median %s  p90 %s  mean %s  (%s timed)\n",
            fmt_dur(a, at(r, "time_on_task.median_ms")), fmt_dur(b, at(r, "time_on_task.p90_ms")),
            fmt_dur(c, at(r, "time_on_task.mean_ms")), fmt_num(d, at(r, "time_on_task.n"), 0));
@@ -166,24 +257,31 @@ static void print_summary(json_t *r)
            fmt_pct(b, at(r, "outcomes.skipped_share")),
            fmt_pct(c, at(r, "outcomes.released_share")),
            fmt_pct(d, at(r, "outcomes.expired_share")), fmt_num(e, at(r, "outcomes.ended"), 0));
-    printf("queue           waiting %s  in progress %s  complete %s  auto-accepted %s  leases live "
-           "%s\n",
+    /* No auto-accepted count: that feature is not built (queue.auto_accepted
+     * stays 0 in the JSON for the clients that read it). */
+    printf("queue           waiting %s  in progress %s  complete %s  leases live %s\n",
            fmt_num(a, at(r, "queue.waiting"), 0), fmt_num(b, at(r, "queue.in_progress"), 0),
-           fmt_num(c, at(r, "queue.complete"), 0), fmt_num(d, at(r, "queue.auto_accepted"), 0),
-           fmt_num(e, at(r, "queue.leases_live"), 0));
-    printf("ETA             %s annotations left; ",
-           fmt_num(a, at(r, "eta.annotations_remaining"), 0));
-    json_t *secs = at(r, "eta.seconds");
-    if (!json_is_number(secs)) {
-        printf("no work done in the last %s: no estimate\n",
-               fmt_dur(b, at(r, "eta.rate_window_ms")));
+           fmt_num(c, at(r, "queue.complete"), 0), fmt_num(d, at(r, "queue.leases_live"), 0));
+    if (flags & QR_CTL_TP_NO_ETA)
         return;
-    }
-    json_t *ms = json_real(json_number_value(secs) * 1000);
-    printf("done in %s at %s/h (the rate of the last %s) -> %s\n", fmt_dur(b, ms),
-           fmt_num(c, at(r, "eta.rate_per_hour"), 1), fmt_dur(d, at(r, "eta.rate_window_ms")),
-           json_string_value(at(r, "eta.at")) ? json_string_value(at(r, "eta.at")) : "?");
-    json_decref(ms);
+    printf("ETA             ");
+    json_t *p = at(r, "eta.pace");
+    json_t *last = json_object_get(p, "last_annotation_ms");
+    double since = json_is_number(last) && json_is_number(at(r, "now_ms"))
+                       ? (json_number_value(at(r, "now_ms")) - json_number_value(last)) / 1000
+                       : NAN;
+    qr_ctl_print_eta(16, json_number_value(at(r, "eta.annotations_remaining")),
+                     json_is_number(json_object_get(p, "seconds"))
+                         ? json_number_value(json_object_get(p, "seconds"))
+                         : NAN,
+                     json_is_number(json_object_get(p, "per_hour"))
+                         ? json_number_value(json_object_get(p, "per_hour"))
+                         : NAN,
+                     json_number_value(json_object_get(p, "annotations")),
+                     json_number_value(json_object_get(p, "working_ms")),
+                     json_number_value(json_object_get(p, "span_ms")), since,
+                     json_number_value(at(r, "activity.idle_gap_ms")),
+                     json_string_value(json_object_get(p, "at")));
 }
 
 static void print_flags(json_t *r)
@@ -208,10 +306,37 @@ static void print_flags(json_t *r)
                other ? "@" : "", other ? json_string_value(org) : "",
                fmt_dur(b, json_object_get(f, "median_ms")));
     }
-    printf("  [rule: median < %s x crew median %s, >= %s timed]\n",
-           fmt_num(a, at(r, "fast_response.ratio"), 2),
-           fmt_dur(b, at(r, "fast_response.crew_median_ms")),
+    /* The rule in words (docs/THROUGHPUT.md, "fast_response"). */
+    json_t *ratio = at(r, "fast_response.ratio");
+    printf("\n                (flagged: whoever works much faster than the rest, which may mean "
+           "not reading:\n                 a median time on task under %.0f%% of the crew's "
+           "median",
+           json_is_number(ratio) ? 100 * json_number_value(ratio) : 25.0);
+    if (json_is_number(at(r, "fast_response.crew_median_ms")))
+        printf(" of %s", fmt_dur(b, at(r, "fast_response.crew_median_ms")));
+    printf(",\n                 after at least %s timed tasks in the window)\n",
            fmt_num(c, at(r, "fast_response.min_annotations"), 0));
+}
+
+/* A per-hour figure for a table cell: 12.5, or 1,674 from 100 up. */
+static void fmt_rate_value(char out[CELL], double per_hour)
+{
+    if (per_hour >= 100)
+        fmt_thousands(out, CELL, per_hour);
+    else
+        snprintf(out, CELL, "%.1f", per_hour);
+}
+
+/* The "per h" cell: annotations per hour of working time (ms), the one
+ * definition of a rate (broker/store/sql_work.h); "-" without working time. */
+static void fmt_rate_cell(char out[CELL], json_t *annotations, json_t *working_ms)
+{
+    double ms = json_number_value(working_ms);
+    if (!json_is_number(working_ms) || ms <= 0) {
+        strcpy(out, "-");
+        return;
+    }
+    fmt_rate_value(out, json_number_value(annotations) * 3600000.0 / ms);
 }
 
 /* Fills one table row from a row object (or the totals for the last row). */
@@ -249,7 +374,11 @@ static void fill_row(char cells[MAX_COLS][CELL], const char *by, json_t *row, js
         else
             fmt_num(cells[c++], at(report, "totals.annotators"), 0);
         fmt_num(cells[c++], at(report, "totals.annotations"), 0);
-        fmt_num(cells[c++], at(report, "totals.annotations_per_hour"), 1);
+        if (json_is_number(at(report, "totals.annotations_per_working_hour")))
+            fmt_rate_value(cells[c++],
+                           json_number_value(at(report, "totals.annotations_per_working_hour")));
+        else
+            strcpy(cells[c++], "-");
         fmt_dur(cells[c++], at(report, "time_on_task.median_ms"));
         fmt_dur(cells[c++], at(report, "time_on_task.p90_ms"));
         fmt_dur(cells[c++], at(report, "activity.active_ms"));
@@ -271,7 +400,8 @@ static void fill_row(char cells[MAX_COLS][CELL], const char *by, json_t *row, js
     else
         fmt_str(cells[c++], json_object_get(row, "organization"));
     fmt_num(cells[c++], json_object_get(row, "annotations"), 0);
-    fmt_num(cells[c++], json_object_get(row, "annotations_per_hour"), 1);
+    fmt_rate_cell(cells[c++], json_object_get(row, "annotations"),
+                  json_object_get(row, "active_ms"));
     fmt_dur(cells[c++], at(row, "time_on_task.median_ms"));
     fmt_dur(cells[c++], at(row, "time_on_task.p90_ms"));
     fmt_dur(cells[c++], json_object_get(row, "active_ms"));
@@ -288,7 +418,7 @@ static void fill_row(char cells[MAX_COLS][CELL], const char *by, json_t *row, js
         strcpy(cells[c++], json_is_true(json_object_get(row, "fast_response")) ? "FAST" : "");
 }
 
-void qr_ctl_throughput_print(json_t *r)
+void qr_ctl_throughput_print(json_t *r, int flags)
 {
     static const char *const head_ann[] = {
         "annotator", "organization", "annot.", "per h", "median", "p90",    "active", "idle",
@@ -300,7 +430,7 @@ void qr_ctl_throughput_print(json_t *r)
                                             "annotators", "granted", "expired"};
     const char *by = json_string_value(json_object_get(r, "by"));
     by = by ? by : "annotator";
-    print_summary(r);
+    print_summary(r, flags);
     print_flags(r);
     printf("\n");
 
@@ -415,7 +545,7 @@ int qr_ctl_throughput(int argc, char **argv, qr_client_config_t *cfg)
         if (as_json) {
             rc = qr_cli_echo(prog, &call);
         } else {
-            qr_ctl_throughput_print(r);
+            qr_ctl_throughput_print(r, 0);
             if (fflush(stdout) != 0) {
                 fprintf(stderr, "%s: cannot write to stdout\n", prog);
                 rc = QR_EXIT_ERROR;

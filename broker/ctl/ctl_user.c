@@ -87,7 +87,7 @@ int qr_ctl_user(int argc, char **argv, qr_client_config_t *cfg)
         const char *got_role = json_string_value(json_object_get(user, "role"));
         json_t *id = json_object_get(user, "id");
         if (!token) {
-            fprintf(stderr, "%s: broker's answer has no token\n", prog);
+            fprintf(stderr, "%s: the broker's answer has no token\n", prog);
             rc = QR_EXIT_ERROR;
         } else {
             fprintf(stderr, "user %" JSON_INTEGER_FORMAT " '%s', role %s\n", json_integer_value(id),

@@ -50,6 +50,31 @@ static char *stratum_of(json_t *data, const char *field)
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
+/* The row's top-level "external_id" into t (taken out of o when o is the
+ * data itself); 0 or a message in err. */
+static int take_external_id(json_t *o, int is_data, qr_import_task_t *t, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, "external_id");
+    if (!v || json_is_null(v))
+        goto done;
+    if (json_is_integer(v)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        t->external_id = qr_xstrdup(buf);
+    } else if (json_is_string(v) && json_string_length(v) > 0 &&
+               json_string_length(v) <= QR_IMPORT_MAX_EXTERNAL_ID) {
+        t->external_id = qr_xstrdup(json_string_value(v));
+    } else {
+        snprintf(err, errlen, "\"external_id\" must be an integer or a string of 1 to %d bytes",
+                 QR_IMPORT_MAX_EXTERNAL_ID);
+        return -1;
+    }
+done:
+    if (is_data)
+        json_object_del(o, "external_id");
+    return 0;
+}
+
 /* Reads one task line into t; 0 or a message in err. */
 static int parse_task(json_t *o, const char *stratify_field, qr_import_task_t *t, char *err,
                       size_t errlen)
@@ -59,6 +84,8 @@ static int parse_task(json_t *o, const char *stratify_field, qr_import_task_t *t
         snprintf(err, errlen, "\"data\" must be a JSON object");
         return -1;
     }
+    if (take_external_id(o, !data, t, err, errlen) < 0)
+        return -1;
     t->score = NAN;
     if (data) {
         json_t *pred = json_object_get(o, "prediction");
@@ -301,6 +328,52 @@ static int parse_array(const char *body, size_t len, const char *stratify_field,
     return 0;
 }
 
+static int by_external_id(const void *a, const void *b)
+{
+    const qr_import_task_t *x = *(const qr_import_task_t *const *)a;
+    const qr_import_task_t *y = *(const qr_import_task_t *const *)b;
+    int c = strcmp(x->external_id, y->external_id);
+    return c ? c : (x->where > y->where) - (x->where < y->where);
+}
+
+int qr_import_check_external_ids(const qr_import_t *imp, const char *unit, char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (int64_t i = 0; i < imp->n; i++)
+        n += imp->tasks[i].external_id != NULL;
+    if (n < 2)
+        return 0;
+    const qr_import_task_t **v = qr_xcalloc(n, sizeof *v);
+    n = 0;
+    for (int64_t i = 0; i < imp->n; i++)
+        if (imp->tasks[i].external_id)
+            v[n++] = &imp->tasks[i];
+    qsort(v, n, sizeof *v, by_external_id);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        if (strcmp(v[i - 1]->external_id, v[i]->external_id) == 0) {
+            snprintf(err, errlen,
+                     "%s %" PRId64 ": external_id \"%.200s\" is also on %s %" PRId64
+                     "; each task's external_id must be unique",
+                     unit, v[i]->where, v[i]->external_id, unit, v[i - 1]->where);
+            rc = QR_EINVAL;
+        }
+    }
+    free(v);
+    return rc;
+}
+
+char *qr_import_external_ids(const qr_import_t *imp)
+{
+    json_t *a = json_array();
+    for (int64_t i = 0; i < imp->n; i++)
+        if (imp->tasks[i].external_id)
+            json_array_append_new(a, json_string(imp->tasks[i].external_id));
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s ? s : qr_xstrdup("[]");
+}
+
 qr_import_format_t qr_import_sniff(const char *body, size_t len)
 {
     size_t i = 0;
@@ -329,6 +402,8 @@ int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t 
         rc = parse_jsonl(body, len, stratify_field, &s, err, errlen);
         break;
     }
+    if (rc == 0)
+        rc = qr_import_check_external_ids(imp, s.unit, err, errlen);
     if (rc < 0)
         qr_import_free(imp);
     return rc;
@@ -482,6 +557,14 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
         qr_buf_appends(out, "\t");
         if (t->stratum)
             qr_import_copy_escape(out, t->stratum);
+        else
+            qr_buf_appends(out, "\\N");
+        if (pol->import_id)
+            qr_buf_appendf(out, "\t%" PRId64 "\t", pol->import_id);
+        else
+            qr_buf_appends(out, "\t\\N\t");
+        if (t->external_id)
+            qr_import_copy_escape(out, t->external_id);
         else
             qr_buf_appends(out, "\\N");
         qr_buf_appends(out, "\n");

@@ -19,11 +19,13 @@
 #include "util.h"
 
 typedef struct qr_import_task_s {
-    char *data;       /* JSON text of the task's data */
-    char *prediction; /* JSON text of the prediction, or NULL */
-    double score;     /* prediction score; NAN when none */
-    char *gold;       /* gold answer label, or NULL */
-    char *stratum;    /* value of the stratify field as text, or NULL */
+    char *data;        /* JSON text of the task's data */
+    char *prediction;  /* JSON text of the prediction, or NULL */
+    double score;      /* prediction score; NAN when none */
+    char *gold;        /* gold answer label, or NULL */
+    char *stratum;     /* value of the stratify field as text, or NULL */
+    char *external_id; /* the row's "external_id" (unique in the project), or NULL */
+    int64_t where;     /* line (JSONL, CSV) or task number (JSON array) it came from */
 } qr_import_task_t;
 
 typedef struct qr_import_s {
@@ -70,11 +72,21 @@ typedef struct qr_import_policy_s {
     int overlap_first;    /* overlap tasks are served before all others */
     const char *sampling; /* sequential, random, uncertainty, stratified */
     const char *stratify_field;
+    int64_t import_id; /* the import the tasks come from (0: none) */
 } qr_import_policy_t;
+
+/* External ids. A task's external id is the row's top-level "external_id"
+ * (JSON, JSONL: a non-empty string of at most 1000 bytes, or an integer,
+ * kept as its decimal text; it is taken out of the data when the row is the
+ * data itself) or the CSV column external_id (an empty cell: none). Two
+ * tasks of one body with the same external id are an error naming both
+ * places; the broker refuses ids the project holds already (409). */
+#define QR_IMPORT_MAX_EXTERNAL_ID 1000
 
 /* Parses body (len bytes, need not be NUL-terminated) in format, within
  * limits (NULL: the defaults above). Returns 0 and fills imp; QR_EINVAL for
- * bad input, QR_ETOOBIG over a limit, each with "line N: ..." or "task N:
+ * bad input (a duplicate external id too), QR_ETOOBIG over a limit, each with "line N: ..." or
+ * "task N:
  * ..." in err; imp then holds no task (peak_bytes still says how far the
  * parse went). Thread-safe: it touches only its arguments and jansson (whose
  * only global, the hash seed, is set once thread-safely), and logs nothing,
@@ -118,7 +130,7 @@ typedef struct qr_strata_s {
 
 /* Writes one COPY row per task (columns as QR_SQL_TASKS_COPY lists them:
  * id, project_id, data, required, priority, overlap, prediction,
- * prediction_score, gold, stratum) into out. ids[i] is task i's id,
+ * prediction_score, gold, stratum, import_id, external_id) into out. ids[i] is task i's id,
  * ascending. prior may be NULL (no stratified sampling). seed drives the
  * random choices (which tasks get the higher overlap; random order).
  *
@@ -135,6 +147,10 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
                     const qr_strata_t *prior, uint64_t seed, qr_buf_t *out);
 
 void qr_import_free(qr_import_t *imp);
+
+/* The external ids of imp's tasks as a JSON array of strings (heap text;
+ * "[]" when none has one). */
+char *qr_import_external_ids(const qr_import_t *imp);
 
 /* Appends s to out escaped for COPY's text format (\\, \n, \r, \t). */
 void qr_import_copy_escape(qr_buf_t *out, const char *s);

@@ -39,9 +39,9 @@ typedef struct reader_s {
     char **cols; /* header names */
     size_t ncols;
     int header_done;
-    int pred_col, score_col, gold_col; /* -1 when absent */
-    json_t *row;                       /* data of the row being read */
-    char *pred, *gold;
+    int pred_col, score_col, gold_col, ext_col; /* -1 when absent */
+    json_t *row;                                /* data of the row being read */
+    char *pred, *gold, *ext;
     double score;
     size_t field;                 /* fields of the current row so far */
     unsigned long line, rec_line; /* physical lines, from 1 */
@@ -129,6 +129,8 @@ static void on_field(void *s, size_t len, void *arg)
             r->score_col = (int)k;
         else if (column_is("gold", p, len))
             r->gold_col = (int)k;
+        else if (column_is("external_id", p, len))
+            r->ext_col = (int)k;
         return;
     }
     if (k >= r->ncols)
@@ -137,6 +139,12 @@ static void on_field(void *s, size_t len, void *arg)
         r->pred = len ? qr_xstrndup(p, len) : NULL;
     } else if ((int)k == r->gold_col) {
         r->gold = len ? qr_xstrndup(p, len) : NULL;
+    } else if ((int)k == r->ext_col) {
+        if (len > QR_IMPORT_MAX_EXTERNAL_ID) {
+            fail(r, r->rec_line, "external_id is over %d bytes", QR_IMPORT_MAX_EXTERNAL_ID);
+            return;
+        }
+        r->ext = len ? qr_xstrndup(p, len) : NULL;
     } else if ((int)k == r->score_col) {
         if (len == 0)
             return;
@@ -164,7 +172,8 @@ static void row_reset(reader_t *r)
     json_object_clear(r->row);
     free(r->pred);
     free(r->gold);
-    r->pred = r->gold = NULL;
+    free(r->ext);
+    r->pred = r->gold = r->ext = NULL;
     r->score = NAN;
 }
 
@@ -208,6 +217,8 @@ static void on_row(int term, void *arg)
     }
     t->gold = r->gold;
     r->gold = NULL;
+    t->external_id = r->ext;
+    r->ext = NULL;
     json_t *st = r->stratify_field ? json_object_get(r->row, r->stratify_field) : NULL;
     t->stratum = st ? qr_xstrdup(json_string_value(st)) : NULL;
     if (!t->data)
@@ -235,6 +246,7 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const char *strati
                   .pred_col = -1,
                   .score_col = -1,
                   .gold_col = -1,
+                  .ext_col = -1,
                   .row = json_object(),
                   .score = NAN,
                   .line = 1,
@@ -281,7 +293,7 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const char *strati
         snprintf(err, errlen, "the body holds no CSV header");
     else if (!r.failed && imp->n == 0)
         snprintf(err, errlen, "the body holds no task (a header and no rows)");
-    else if (!r.failed)
+    else if (!r.failed && qr_import_check_external_ids(imp, "line", err, errlen) == 0)
         return 0;
     qr_import_free(imp);
     return r.failed && r.rc ? r.rc : QR_EINVAL;

@@ -37,6 +37,11 @@ qr_import_task_t *qr_import_sink_add(qr_import_sink_t *s, size_t transient, int6
 int qr_import_sink_charge(qr_import_sink_t *s, size_t transient, int64_t where, char *err,
                           size_t errlen);
 
+/* QR_EINVAL, with "<unit> N: external_id "x" is also on <unit> M" in err,
+ * when two tasks of imp share an external id; else 0 (import.c). */
+int qr_import_check_external_ids(const qr_import_t *imp, const char *unit, char *err,
+                                 size_t errlen);
+
 /* qr_import_parse_bounded for CSV (import_csv.c). */
 int qr_import_parse_csv_bounded(const char *body, size_t len, const char *stratify_field,
                                 const qr_import_limits_t *limits, qr_import_t *imp, char *err,

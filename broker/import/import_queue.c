@@ -36,6 +36,10 @@ static void run_parse(uv_work_t *w)
     job->err[0] = '\0';
     if (job->format == QR_IMPORT_JSON_ANY)
         job->format = qr_import_sniff(job->body, job->len);
+    /* The body's digest: how a re-import of the same file is recognised
+     * (sql/0017_imports.sql). The HTTP layer holds the body whole, so it is
+     * hashed here, off the loop, beside the parse. */
+    qr_sha256_hex(job->body, job->len, job->sha256);
     job->rc = qr_import_parse_bounded(job->format, job->body, job->len, job->stratify_field,
                                       &job->limits, &job->imp, job->err, sizeof job->err);
 }

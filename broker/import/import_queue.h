@@ -34,7 +34,8 @@ struct qr_import_job_s {
     int cancelled; /* set on the loop thread: a job not yet started never runs */
     void *data;    /* free for the caller's use */
     /* outputs */
-    int rc; /* of qr_import_parse_bounded */
+    int rc;          /* of qr_import_parse_bounded */
+    char sha256[65]; /* SHA-256 of the body, hex */
     qr_import_t imp;
     char err[512];
     /* private to import_queue.c */

@@ -18,6 +18,7 @@ void qr_import_free(qr_import_t *imp)
         free(imp->tasks[i].prediction);
         free(imp->tasks[i].gold);
         free(imp->tasks[i].stratum);
+        free(imp->tasks[i].external_id);
     }
     free(imp->tasks);
     imp->tasks = NULL;
@@ -117,6 +118,7 @@ qr_import_task_t *qr_import_sink_add(qr_import_sink_t *s, size_t transient, int6
     qr_import_task_t *t = &imp->tasks[imp->n++];
     memset(t, 0, sizeof *t);
     t->score = NAN;
+    t->where = where;
     return t;
 }
 
@@ -125,6 +127,6 @@ int qr_import_sink_charge(qr_import_sink_t *s, size_t transient, int64_t where, 
 {
     const qr_import_task_t *t = &s->imp->tasks[s->imp->n - 1];
     s->imp->bytes += str_cost(t->data) + str_cost(t->prediction) + str_cost(t->gold) +
-                     str_cost(t->stratum) + ROW_EXTRA;
+                     str_cost(t->stratum) + str_cost(t->external_id) + ROW_EXTRA;
     return fits(s, transient) ? 0 : over_budget(s, where, err, errlen);
 }

@@ -294,7 +294,7 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
 {
     const qr_throughput_query_t q = *qp;
     char proj[24], org[24], ann[24], from[24], to[24], now[24], idle[24], fast_n[24], ratio[32],
-        eta[24];
+        eta[24], pace[24];
     snprintf(proj, sizeof proj, "%" PRId64, project_id);
     snprintf(org, sizeof org, "%" PRId64, only_org_id);
     snprintf(ann, sizeof ann, "%" PRId64, q.annotator);
@@ -305,6 +305,7 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     snprintf(fast_n, sizeof fast_n, "%d", QR_ANALYTICS_FAST_MIN_N);
     snprintf(ratio, sizeof ratio, "%.17g", QR_ANALYTICS_FAST_RATIO);
     snprintf(eta, sizeof eta, "%d", QR_ANALYTICS_ETA_WINDOW_MS);
+    snprintf(pace, sizeof pace, "%d", QR_ANALYTICS_PACE_SPAN_MS);
     /* The source: every raw event; the minute rollup (an idle threshold
      * other than the default, which the hour rows assume); or the hour
      * rollup with minutes and raw events at the edges. */
@@ -313,14 +314,14 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     const char *source = !rollup                                     ? "events"
                          : q.idle_gap_ms == QR_ANALYTICS_IDLE_GAP_MS ? "hourly"
                                                                      : "rollup";
-    const char *params[] = {proj, org,    ann,   from, to,       now,   idle,
-                            q.by, fast_n, ratio, eta,  q.window, source};
+    const char *params[] = {proj, org,    ann,   from, to,       now,    idle,
+                            q.by, fast_n, ratio, eta,  q.window, source, pace};
     report_t *r = qr_xmalloc(sizeof *r);
     r->cb = cb;
     r->arg = arg;
     r->project = project_id;
     /* Unprepared: the best plan depends on the window (see qr_pg_query_unprepared). */
-    int rc = qr_pg_query_unprepared(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 13, params,
+    int rc = qr_pg_query_unprepared(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 14, params,
                                     on_report, r);
     if (rc < 0)
         free(r);

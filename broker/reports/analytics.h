@@ -27,9 +27,13 @@
  * the project with at least MIN_N timed submissions in the window). */
 #define QR_ANALYTICS_FAST_MIN_N 10
 #define QR_ANALYTICS_FAST_RATIO 0.25
-/* The ETA divides the remaining annotations by the rate of this window,
- * ending now (ms). */
+/* The old ETA (eta.seconds) divides the remaining annotations by the
+ * annotations of this window, ending now (ms). */
 #define QR_ANALYTICS_ETA_WINDOW_MS 3600000
+/* The pace (store/sql_work.h) is the rate of the annotations of this span
+ * (ms) up to the latest one: "the last 10 minutes of work"; the ETA the
+ * reports print (eta.pace, eta_seconds) divides what is left by it. */
+#define QR_ANALYTICS_PACE_SPAN_MS 600000
 /* Longest report window (ms): 92 days. */
 #define QR_ANALYTICS_MAX_WINDOW_MS (92LL * 86400000)
 

@@ -57,6 +57,9 @@ enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
 /* What a BUSY connection is doing with its query. */
 enum { P_PREPARE, P_RESULTS, P_COPY_SEND };
 
+/* The steps of a COPY in a transaction (qr_pg_copy_in_tx), in order. */
+enum { TX_NONE, TX_BEGIN, TX_PRE, TX_COPY, TX_COMMIT, TX_ROLLBACK };
+
 /* What a connection knows of a registered statement. */
 enum { S_NONE, S_READY, S_OFF };
 
@@ -75,6 +78,11 @@ struct query_s {
     char *data;
     size_t len, off; /* bytes to send, bytes queued with libpq */
     int end_sent;    /* PQputCopyEnd accepted */
+    /* qr_pg_copy_in_tx only: the step running (TX_*), and the statement run
+     * before the COPY (its parameters are params) and its result. */
+    int tx_step;
+    char *pre_sql;
+    PGresult *pre_res;
     /* Outcome. */
     PGresult *res;
     char *err;
@@ -160,7 +168,9 @@ static void query_free(query_t *q)
     free(q->sql);
     free(q->data);
     free(q->err);
+    free(q->pre_sql);
     PQclear(q->res);
+    PQclear(q->pre_res);
     free(q);
 }
 
@@ -546,6 +556,80 @@ static int should_resend(conn_t *c, query_t *q)
     return 1;
 }
 
+/* Sends step `step` of q's transaction on c (busy with q). Returns 0, or
+ * -1 when it could not be sent (q then fails, or the connection is lost). */
+static int tx_send(conn_t *c, query_t *q, int step)
+{
+    q->tx_step = step;
+    c->phase = P_RESULTS;
+    int sent;
+    switch (step) {
+    case TX_BEGIN:
+        sent = PQsendQuery(c->pq, "BEGIN");
+        break;
+    case TX_PRE:
+        sent = PQsendQueryParams(c->pq, q->pre_sql, q->nparams, NULL,
+                                 (const char *const *)q->params, NULL, NULL, 0);
+        break;
+    case TX_COPY:
+        sent = PQsendQuery(c->pq, q->sql);
+        break;
+    case TX_COMMIT:
+        sent = PQsendQuery(c->pq, "COMMIT");
+        break;
+    default:
+        sent = PQsendQuery(c->pq, "ROLLBACK");
+        break;
+    }
+    if (!sent) {
+        const char *msg = PQerrorMessage(c->pq);
+        if (PQstatus(c->pq) == CONNECTION_BAD) {
+            conn_lost(c, msg);
+            return -1;
+        }
+        c->q = NULL;
+        c->state = C_IDLE;
+        /* A step unsent in an open transaction: a new session rolls it back. */
+        fail_later(c->pg, q, msg, NULL);
+        if (PQtransactionStatus(c->pq) != PQTRANS_IDLE)
+            conn_lost(c, "a transaction step could not be sent");
+        return -1;
+    }
+    conn_flush(c);
+    return 0;
+}
+
+/* The step of q's transaction that just ended (all its results taken):
+ * sends the next one and returns 1 (q is then in flight, or was failed by
+ * tx_send: either way no longer the caller's), or returns 0 when q is over. The
+ * statement's result before the COPY is what the callback gets; on the
+ * first error the transaction is rolled back and the callback gets that. */
+static int tx_next(conn_t *c, query_t *q)
+{
+    int step = q->tx_step;
+    if (step == TX_ROLLBACK)
+        return 0;
+    if (q->err) {
+        if (step == TX_BEGIN || PQtransactionStatus(c->pq) == PQTRANS_IDLE)
+            return 0;
+        tx_send(c, q, TX_ROLLBACK); /* sent, or q failed with the connection */
+        return 1;
+    }
+    if (step == TX_PRE) {
+        q->pre_res = q->res;
+    } else {
+        PQclear(q->res);
+    }
+    q->res = NULL;
+    if (step == TX_COMMIT) {
+        q->res = q->pre_res;
+        q->pre_res = NULL;
+        return 0;
+    }
+    tx_send(c, q, step + 1);
+    return 1;
+}
+
 /* Takes every result libpq has complete. When the query is over (NULL
  * result), the connection goes idle, the callback runs and the next query
  * is dispatched. When its prepare step is over, the query itself is sent, or
@@ -573,6 +657,11 @@ static void conn_drain(conn_t *c)
             }
             PQclear(res);
             continue;
+        }
+        if (!res && q->tx_step && PQstatus(c->pq) != CONNECTION_BAD && tx_next(c, q)) {
+            if (c->state == C_IDLE && !pg->closing)
+                dispatch(pg); /* the send failed and q with it */
+            return;           /* the next step's results come through on_poll */
         }
         if (!res) {
             c->q = NULL;
@@ -647,6 +736,10 @@ static void conn_send(conn_t *c, query_t *q)
     c->phase = P_RESULTS;
     if (!q->sent_ns)
         q->sent_ns = uv_hrtime();
+    if (q->pre_sql) {
+        tx_send(c, q, TX_BEGIN);
+        return;
+    }
     const char *const *params = (const char *const *)q->params;
     int state = q->stmt >= 0 ? c->stmt_state[q->stmt] : S_OFF;
     char name[16];
@@ -864,6 +957,19 @@ int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char
     return query_submit(pg, sql, nparams, params, cb, arg, 0);
 }
 
+/* A COPY query, not yet queued. */
+static query_t *copy_query_new(const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
+                               void *arg)
+{
+    query_t *q = query_new(cb, arg, copy_sql);
+    q->is_copy = 1;
+    q->data = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(q->data, data, len);
+    q->len = len;
+    return q;
+}
+
 int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
                   void *arg)
 {
@@ -871,12 +977,24 @@ int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t le
         return QR_EIO;
     if (!copy_sql || !cb || (len > 0 && !data))
         return QR_EINVAL;
-    query_t *q = query_new(cb, arg, copy_sql);
-    q->is_copy = 1;
-    q->data = qr_xmalloc(len + 1);
-    if (len > 0)
-        memcpy(q->data, data, len);
-    q->len = len;
+    enqueue(pg, copy_query_new(copy_sql, data, len, cb, arg));
+    return 0;
+}
+
+int qr_pg_copy_in_tx(qr_pg_t *pg, const char *pre_sql, int nparams, const char *const *params,
+                     const char *copy_sql, const char *data, size_t len, qr_pg_cb cb, void *arg)
+{
+    if (pg->closing)
+        return QR_EIO;
+    if (!pre_sql || !copy_sql || !cb || (len > 0 && !data) || nparams < 0 || nparams > 65535 ||
+        (nparams > 0 && !params))
+        return QR_EINVAL;
+    query_t *q = copy_query_new(copy_sql, data, len, cb, arg);
+    q->pre_sql = qr_xstrdup(pre_sql);
+    q->nparams = nparams;
+    q->params = nparams ? qr_xcalloc((size_t)nparams, sizeof *q->params) : NULL;
+    for (int i = 0; i < nparams; i++)
+        q->params[i] = params[i] ? qr_xstrdup(params[i]) : NULL;
     enqueue(pg, q);
     return 0;
 }

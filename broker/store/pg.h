@@ -9,7 +9,9 @@
  * prepares a statement the first time it runs its text and then only
  * executes it (pg.c: "Prepared statements"), so callers should pass fixed
  * texts; the first 256 distinct ones are prepared, any further ones run
- * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in.
+ * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in, alone or
+ * in one transaction with a statement before it (qr_pg_copy_in_tx: the
+ * one multi-statement transaction, still within one call).
  *
  * A connection that fails is reconnected with backoff; the queries that were
  * running on it fail with an error (they are not retried: the caller decides).
@@ -59,6 +61,17 @@ QR_MUST_CHECK int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int npara
  * on error nothing is inserted. cb as for qr_pg_query. */
 QR_MUST_CHECK int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len,
                                 qr_pg_cb cb, void *arg);
+
+/* As qr_pg_copy_in, in one transaction with one statement before it:
+ * BEGIN; pre_sql with its nparams text parameters; the COPY; COMMIT, all on
+ * one connection, no callback in between. cb gets pre_sql's result once
+ * COMMIT succeeded, or the first error (the transaction is then rolled back;
+ * a connection lost half-way rolls back on the server's side, and cb gets
+ * the loss). So what pre_sql writes is committed exactly when the rows are.
+ * pre_sql is never prepared. */
+QR_MUST_CHECK int qr_pg_copy_in_tx(qr_pg_t *pg, const char *pre_sql, int nparams,
+                                   const char *const *params, const char *copy_sql,
+                                   const char *data, size_t len, qr_pg_cb cb, void *arg);
 
 /* Round-trip times of the statements that succeeded (sent to last result)
  * and the count of those that failed, since the pool opened (GET /metrics).

@@ -2,10 +2,12 @@
  * sql_analytics.h - the SQL of the throughput report and of the queue
  * sizes (reports/analytics.c runs them; docs/THROUGHPUT.md explains them).
  * Kept in the store with every other statement the broker runs; all
- * parameters are bound ($1...$13), never pasted.
+ * parameters are bound ($1...$14), never pasted.
  */
 #ifndef QR_SQL_ANALYTICS_H
 #define QR_SQL_ANALYTICS_H
+
+#include "sql_work.h"
 
 /*
  * The SQL below is kept out of clang-format's hands (it would re-flow the
@@ -48,7 +50,7 @@
  * $4 window start ms, $5 window end ms, $6 now ms, $7 idle gap ms, $8 by,
  * $9 fast-response minimum submissions, $10 fast-response ratio, $11 ETA
  * rate window ms, $12 the window as asked, $13 the source ("events",
- * "rollup" or "hourly") -> one row, the report as JSON text; no row when the project
+ * "rollup" or "hourly"), $14 the pace span ms -> one row, the report as JSON text; no row when the project
  * does not exist. SQL_HEAD_RAW or SQL_HEAD_ROLLUP computes the figures of
  * the lease log, SQL_TAIL the rest and the JSON.
  *
@@ -124,6 +126,29 @@
     "((" a ".created_at >= " T0 " AND " a ".created_at < ab.a0)" \
     " OR (" a ".created_at >= ab.a1 AND " a ".created_at < " T1 "))"
 
+/* The crew's working time in the window (sql_work.h), from the window's
+ * annotations in scope: for the "events" source only (a long window would
+ * sort months of annotations; its working time is NULL); and the pace: the
+ * annotations in scope of the last $14 ms up to the latest one, read with
+ * the idle threshold before them so the first one's gap is known, and the
+ * ETA it gives. $7 is the idle threshold. */
+#define WORK_AND_PACE \
+    " wg AS (SELECT " QR_SQL_GAP_MS("a.created_at") " AS gap" \
+    "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE $13::text = 'events' AND a.project_id = $1::bigint" \
+    "   AND a.created_at >= " T0 " AND a.created_at < " T1 " AND " SCOPE("u", "a") ")," \
+    " wk AS (SELECT CASE WHEN $13::text = 'events' THEN " QR_SQL_WORK_MS("gap", "$7::float8") \
+    "   END AS ms, count(*) AS n FROM wg)," \
+    " pg AS (SELECT a.created_at AS at, " QR_SQL_GAP_MS("a.created_at") " AS gap" \
+    "  FROM span, annotations a JOIN users u ON u.id = a.annotator_id" \
+    "  WHERE a.project_id = $1::bigint AND a.created_at <= span.last" \
+    "   AND a.created_at > span.last - ($14::bigint + $7::bigint) * interval '1 millisecond'" \
+    "   AND " SCOPE("u", "a") ")," \
+    " pace0 AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$7::float8") " AS ms" \
+    "  FROM pg, span WHERE pg.at > span.last - $14::bigint * interval '1 millisecond')," \
+    " pace AS (SELECT pace0.*, CASE WHEN queue.remaining = 0 THEN 0 WHEN pace0.ms > 0" \
+    "   THEN round(queue.remaining * pace0.ms / pace0.n / 1000) END AS s FROM pace0, queue)"
+
 #define SQL_TAIL(DONE_W) \
     ANN_BOUNDS \
     " annc AS (SELECT h.annotator_id, h.hour AS h, h.annotations::bigint AS n" \
@@ -183,7 +208,8 @@
     "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
     " eta AS (SELECT CASE WHEN queue.remaining = 0 THEN 0 WHEN recent.n > 0" \
     "   THEN round(queue.remaining * ($11::bigint / 1000.0) / recent.n) END AS s" \
-    "  FROM queue, recent)" \
+    "  FROM queue, recent)," \
+    WORK_AND_PACE \
     " SELECT json_build_object(" \
     "  'project', proj.id, 'project_org_id', proj.org_id," \
     "  'organization_id', nullif($2::bigint, 0)," \
@@ -199,6 +225,8 @@
     "     / (extract(epoch FROM span.last - span.first) / 3600), 2) END," \
     "   'first_annotation_at', " ISO("span.first") ", 'last_annotation_at', " ISO("span.last") "," \
     "   'annotators', (SELECT count(*) FROM who)," \
+    "   'working_ms', round(wk.ms)::bigint, 'annotations_per_working_hour', CASE WHEN wk.ms > 0" \
+    "    THEN round((wk.n * 3600000 / wk.ms)::numeric, 2) END," \
     "   'tasks_completed', queue.complete, 'tasks_completed_in_window', done_w.n," \
     "   'leases_granted', outc.granted)," \
     "  'time_on_task', json_build_object('n', tot.n, 'median_ms', " R1("tot.med") "," \
@@ -222,7 +250,13 @@
     "  'eta', json_build_object('annotations_remaining', queue.remaining," \
     "   'rate_window_ms', $11::bigint, 'annotations_in_rate_window', recent.n," \
     "   'rate_per_hour', round(recent.n / ($11::bigint / 3600000.0), 2)," \
-    "   'seconds', eta.s, 'at', " ISO(NOW " + eta.s * interval '1 second'") ")," \
+    "   'seconds', eta.s, 'at', " ISO(NOW " + eta.s * interval '1 second'") "," \
+    "   'pace', json_build_object('span_ms', $14::bigint, 'annotations', pace.n," \
+    "    'working_ms', round(pace.ms)::bigint, 'per_hour', CASE WHEN pace.ms > 0" \
+    "     THEN round((pace.n * 3600000 / pace.ms)::numeric, 2) END," \
+    "    'seconds', pace.s, 'at', " ISO(NOW " + pace.s * interval '1 second'") "," \
+    "    'last_annotation_at', " ISO("span.last") "," \
+    "    'last_annotation_ms', (extract(epoch FROM span.last) * 1000)::bigint))," \
     "  'fast_response', json_build_object('min_annotations', $9::int, 'ratio', $10::float8," \
     "   'crew_median_ms', " R1("crew.med") ", 'crew_annotators', crew.n," \
     "   'flagged', (SELECT coalesce(json_agg(json_build_object('annotator_id', w.annotator_id," \
@@ -234,7 +268,7 @@
     "   WHEN 'hour' THEN (" SQL_ROWS_HOUR ")" \
     "   ELSE (" SQL_ROWS_ANNOTATOR ") END" \
     " )::text" \
-    " FROM proj, span, tot, outc, queue, recent, eta, crew, done_w, pres"
+    " FROM proj, span, tot, outc, queue, recent, eta, crew, done_w, pres, wk, pace"
 
 
 /* Time on task histogram: bucket b holds values v with

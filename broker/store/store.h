@@ -8,6 +8,8 @@
 #ifndef QR_STORE_H
 #define QR_STORE_H
 
+#include "sql_work.h"
+
 /* $1 token digest -> user id, org id, role, name (live tokens only). */
 #define QR_SQL_TOKEN_LOOKUP                                                                        \
     "SELECT u.id, u.org_id, u.role, u.name,"                                                       \
@@ -181,10 +183,43 @@
 /* $1 count -> that many fresh task ids, ascending (import order). */
 #define QR_SQL_TASK_IDS "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::int)"
 
-/* COPY text rows: id, project, data, required. */
+/* $1 count -> that many fresh task ids, ascending (import order), and on
+ * every row the same fresh import id (an uncorrelated subquery runs once). */
+#define QR_SQL_IMPORT_IDS                                                                          \
+    "SELECT nextval('tasks_id_seq'), (SELECT nextval('imports_id_seq'))"                           \
+    " FROM generate_series(1, $1::int)"
+
+/* COPY text rows: id, project, data, required, ... (import.h, qr_import_rows). */
 #define QR_SQL_TASKS_COPY                                                                          \
     "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \
-    " prediction_score, gold, stratum) FROM STDIN"
+    " prediction_score, gold, stratum, import_id, external_id) FROM STDIN"
+
+/* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
+ * import $2 of project $1, or refuses a duplicate with SQLSTATE QI409
+ * (sql/0017_imports.sql). $3 import key, $4 file name, $5 SHA-256 of the
+ * body, $6 user, $7 tasks, $8 first and $9 last task id, $10 allow
+ * duplicates, $11 the file's external ids (JSON array) -> the import id. */
+#define QR_SQL_IMPORT_BEGIN                                                                        \
+    "SELECT quorum_import_begin($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+/* $1 project, $2 external ids (JSON array) -> those the project holds. */
+#define QR_SQL_EXTERNAL_IDS_HELD                                                                   \
+    "SELECT external_id FROM tasks WHERE project_id = $1"                                          \
+    " AND external_id IN (SELECT jsonb_array_elements_text($2::jsonb))"
+
+/* The SQLSTATE of QR_SQL_IMPORT_BEGIN's refusal; its message is
+ * "DUPLICATES EARLIER_IMPORT SAME_FILE". */
+#define QR_SQLSTATE_DUPLICATE_IMPORT "QI409"
+
+/* $1 project, $2 import key ("" for all) -> the project's imports as one
+ * JSON array, newest first, with who made each. */
+#define QR_SQL_IMPORT_LIST                                                                         \
+    "SELECT coalesce(json_agg(json_build_object('id', i.id, 'file_name', i.file_name,"             \
+    "  'rows', i.task_count, 'first_task_id', i.first_task_id, 'last_task_id', i.last_task_id,"    \
+    "  'sha256', i.sha256, 'import_key', i.import_key, 'created_at', i.created_at,"                \
+    "  'user_id', i.created_by, 'user', u.name) ORDER BY i.id DESC), '[]')::text"                  \
+    " FROM imports i LEFT JOIN users u ON u.id = i.created_by"                                     \
+    " WHERE i.project_id = $1 AND ($2 = '' OR i.import_key = $2)"
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
@@ -237,43 +272,74 @@
     "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
 
 /* $1 project, $2 annotator, $3 idempotency key -> annotation id, task id,
- * fencing token. Keys are unique per (project, annotator)
- * (sql/0014_idempotency_scope.sql). */
+ * fencing token, label, active ms (-1: none). Keys are unique per (project,
+ * annotator) (sql/0014_idempotency_scope.sql); the label and active ms are
+ * what the submit's body said, so a resend is told from a conflict. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
-    "SELECT id, task_id, fencing_token FROM annotations"                                           \
+    "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1) FROM annotations"           \
     " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
 /* $1 project, $2 organization (0: every annotator; else only that
- * organization's crew) -> the report's counts as one JSON object. Rows of
- * per_annotator are one per annotator id, with the organization's name.
- * duplicate_assignments and overfilled_tasks are counted over what
- * PostgreSQL holds. */
+ * organization's crew), $3 idle threshold ms, $4 pace span ms, $5 now ms ->
+ * the report's counts as one JSON object. Rows of per_annotator are one per
+ * annotator id, with the organization's name. duplicate_assignments and
+ * overfilled_tasks are counted over what PostgreSQL holds. Working time,
+ * rates, pace and ETA follow sql_work.h: completions_per_second and
+ * annotations_per_hour are annotations / working time (all time, in
+ * scope); pace covers the annotations of the last $4 ms up to the latest
+ * one; eta_seconds = annotations still needed / pace (0 when none are
+ * needed, NULL without a pace). */
+/* Kept out of clang-format's hands: it would re-flow the SQL pieces
+ * around the sql_work.h macros as if they were code. */
+// clang-format off
 #define QR_SQL_REPORT                                                                              \
     "WITH a AS (SELECT an.* FROM annotations an JOIN users u ON u.id = an.annotator_id"            \
     "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                   \
-    " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s FROM a)"          \
+    " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s,"                 \
+    "   max(created_at) AS last FROM a),"                                                          \
+    " g AS (SELECT created_at, " QR_SQL_GAP_MS("created_at") " AS gap FROM a),"                    \
+    " work AS (SELECT " QR_SQL_WORK_MS("gap", "$3::float8") " / 1000 AS s, count(*) AS n FROM g)," \
+    " pace AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$3::float8") " / 1000 AS s"          \
+    "   FROM g, span WHERE g.created_at > span.last - $4::bigint * interval '1 millisecond'),"     \
+    " rem AS (SELECT coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0)"  \
+    "   AS n FROM tasks WHERE project_id = $1)"                                                    \
     " SELECT json_build_object("                                                                   \
     "  'project', $1::bigint,"                                                                     \
     "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
     "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
     "'complete'),"                                                                                 \
-    "  'annotations', (SELECT count(*) FROM a),"                                                   \
+    "  'annotations', work.n,"                                                                     \
+    "  'annotations_remaining', rem.n,"                                                            \
     "  'annotators', (SELECT count(DISTINCT annotator_id) FROM a),"                                \
     "  'duplicate_assignments', (SELECT count(*) FROM (SELECT 1 FROM a"                            \
     "     GROUP BY task_id, annotator_id HAVING count(*) > 1) d),"                                 \
     "  'overfilled_tasks', (SELECT count(*) FROM (SELECT 1 FROM a JOIN tasks t ON t.id = "         \
     "a.task_id"                                                                                    \
     "     GROUP BY t.id, t.required HAVING count(*) > t.required) o),"                             \
-    "  'elapsed_seconds', round(coalesce((SELECT s FROM span), 0)::numeric, 3),"                   \
-    "  'completions_per_second', CASE WHEN (SELECT s FROM span) > 0"                               \
-    "     THEN round(((SELECT count(*) FROM a) / (SELECT s FROM span))::numeric, 2) ELSE 0 END,"   \
+    "  'elapsed_seconds', round(coalesce(span.s, 0)::numeric, 3),"                                 \
+    "  'idle_gap_seconds', round($3::numeric / 1000, 3),"                                          \
+    "  'working_seconds', round(work.s::numeric, 3),"                                              \
+    "  'completions_per_second', CASE WHEN work.s > 0"                                             \
+    "     THEN round((work.n / work.s)::numeric, 2) ELSE 0 END,"                                   \
+    "  'annotations_per_hour', CASE WHEN work.s > 0"                                               \
+    "     THEN round((work.n * 3600 / work.s)::numeric, 1) END,"                                   \
+    "  'last_annotation_at', to_char(span.last AT TIME ZONE 'UTC',"                                \
+    "     'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"                                                  \
+    "  'seconds_since_last_annotation', round(extract(epoch FROM"                                  \
+    "     to_timestamp($5::bigint / 1000.0) - span.last)::numeric, 1),"                            \
+    "  'pace', json_build_object('span_seconds', round($4::numeric / 1000, 3),"                    \
+    "     'annotations', pace.n, 'working_seconds', round(pace.s::numeric, 3),"                    \
+    "     'per_hour', CASE WHEN pace.s > 0 THEN round((pace.n * 3600 / pace.s)::numeric, 1) END)," \
+    "  'eta_seconds', CASE WHEN rem.n = 0 THEN 0 WHEN pace.s > 0"                                  \
+    "     THEN round((rem.n * pace.s / pace.n)::numeric, 1) END,"                                  \
     "  'project_org_id', (SELECT org_id FROM projects WHERE id = $1),"                             \
     "  'per_annotator', (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"          \
     "     'annotations', x.n, 'annotator_id', u.id, 'organization_id', u.org_id,"                  \
     "     'organization', o.name) ORDER BY u.name, u.id), '[]'::json)"                             \
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
     "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id)"          \
-    " )::text"
+    " )::text FROM span, work, pace, rem"
+// clang-format on
 
 /* $1 project, $2 organization (0: all; else only its annotators') -> every
  * annotation as item (task id), annotator as the CSV names it (the user's

@@ -5,8 +5,9 @@ balanced classes (sports, technology, cooking, weather).
 The texts are synthetic, written for Quorum: each is one sentence built from
 hand-written templates and word lists below, with a fixed seed so the file is
 reproducible. No outside corpus is used, so there is nothing to license.
-Each line is {"data": {"id": N, "text": "...", "true_label": "..."}}; the
-simulated crew (quorum-agent simulate) reads true_label; a human would not.
+Each line is {"data": {"id": N, "text": "...", "_true_label": "..."}}: the
+simulated crew (quorum-agent simulate) reads _true_label; the agents never
+show a key starting with "_" to an annotator (docs/API.md, "Task data").
 
 Usage: python3 deploy/sample/generate.py > deploy/sample/news.jsonl
 """
@@ -81,7 +82,7 @@ def main():
         rows.extend((text, label) for text in sorted(seen))
     rng.shuffle(rows)
     for i, (text, label) in enumerate(rows, 1):
-        print(json.dumps({"data": {"id": i, "text": text, "true_label": label}}))
+        print(json.dumps({"data": {"id": i, "text": text, "_true_label": label}}))
 
 
 if __name__ == "__main__":

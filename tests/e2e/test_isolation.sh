@@ -37,6 +37,7 @@ GET /v1/organizations                         401 401 401  200 403 403 403  200 
 GET /v1/projects/*                            401 401 401  200 200 200 200  200 200 200 200  403 403 403 403
 POST /v1/projects/*/tasks                     401 401 401  201 201 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/shares                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/imports                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 PUT /v1/projects/*/shares/*                   401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 DELETE /v1/projects/*/shares/*                401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/leases                    401 401 401  200 200 403 200  200 200 403 200  403 403 403 403
@@ -94,7 +95,7 @@ body_for() { # ROUTE TAG -> a valid body
     "POST /v1/projects") echo "{\"name\":\"p-$2\",\"labels\":[\"x\"]}" ;;
     "POST /v1/tokens") echo "{\"user\":\"t-$2\",\"role\":\"annotator\"}" ;;
     "POST /v1/organizations") echo "{\"name\":\"o-$2\",\"kind\":\"vendor\"}" ;;
-    "POST /v1/projects/*/tasks") echo '{"text":"new"}' ;;
+    "POST /v1/projects/*/tasks") echo "{\"text\":\"new-$2\"}" ;; # a file imported twice is 409
     "POST /v1/projects/*/leases") echo '{"max":1}' ;;
     "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
     "POST /v1/projects/*/submit") echo '{"results":[{"lease":"999999","label":"a"}]}' ;;

@@ -224,7 +224,11 @@ check "hour rollup: counts and submits" "$(sql "SELECT count(*), count(*) FILTER
 r=$(api GET "/v1/projects/$P/throughput?window=3h" "$ADMIN_TOKEN"); F=${r#* }
 r=$(api GET "/v1/projects/$P/throughput?window=3h&exact=1" "$ADMIN_TOKEN"); E=${r#* }
 check "3h window: read from the rollups (hours, minutes, the edges)" "hourly events" "$(echo "$F" | jq -r .window.source) $(echo "$E" | jq -r .window.source)"
-check "rollup = exact: totals, outcomes, queue" "$(echo "$E" | jq -c '[.totals, .outcomes, .queue]')" "$(echo "$F" | jq -c '[.totals, .outcomes, .queue]')"
+# The crew's working time comes from raw annotations, for raw windows only.
+NOWORK='del(.working_ms, .annotations_per_working_hour)'
+check "rollup = exact: totals, outcomes, queue" "$(echo "$E" | jq -c "[(.totals | $NOWORK), .outcomes, .queue]")" "$(echo "$F" | jq -c "[(.totals | $NOWORK), .outcomes, .queue]")"
+check "working time: from the raw window, null from the rollups" "true null" \
+    "$(echo "$E" | jq '.totals.working_ms > 0') $(echo "$F" | jq .totals.working_ms)"
 check "rollup = exact: per annotator counts, leases, idle gaps" \
     "$(echo "$E" | jq -c '[.rows[] | [.annotations, .leases, .idle_gaps, .time_on_task.n, .fast_response]]')" \
     "$(echo "$F" | jq -c '[.rows[] | [.annotations, .leases, .idle_gaps, .time_on_task.n, .fast_response]]')"

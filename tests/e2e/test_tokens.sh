@@ -48,4 +48,22 @@ check "bad expiry: 422" 422 "${r%% *}"
 r=$(api GET /v1/tokens "$(sql "SELECT 1" >/dev/null; echo "$T")")
 check "annotators cannot list tokens (expired one: 401)" 401 "${r%% *}"
 
+# RFC 6750: every 401 carries a Bearer challenge; error="invalid_token" only
+# when a token was given and refused (section 3.1).
+challenge() { # challenge [TOKEN] -> the WWW-Authenticate value of GET /v1/tokens
+    local args=(-sS --cacert "$CA" -o /dev/null -D -)
+    [ -n "${1-}" ] && args+=(-H "Authorization: Bearer $1")
+    curl "${args[@]}" "$URL/v1/tokens" | tr -d '\r' | sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: //p'
+}
+check "401 without a token: a Bearer challenge, no error code" 'Bearer realm="quorum"' "$(challenge)"
+check "401 for a refused token: error=\"invalid_token\"" \
+    'Bearer realm="quorum", error="invalid_token"' "$(challenge "qr_$(printf '%064d' 7)")"
+check "401 for an expired token: the same challenge" \
+    'Bearer realm="quorum", error="invalid_token"' "$(challenge "$T")"
+check "a 200 carries no challenge" "" "$(challenge "$ADMIN_TOKEN")"
+r=$(api GET /v1/tokens "")
+check "the 401 message says what to send" \
+    'this request needs a token: send the header "Authorization: Bearer TOKEN"' \
+    "$(echo "${r#* }" | jq -r .error.message)"
+
 finish

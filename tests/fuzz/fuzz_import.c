@@ -38,8 +38,8 @@ static void check_rows(const qr_buf_t *out, int64_t n)
         if (out->data[i] == '\t') {
             tabs++;
         } else if (out->data[i] == '\n') {
-            if (tabs != 9) {
-                fprintf(stderr, "fuzz_import: row %lld has %d columns, not 10\n",
+            if (tabs != 11) {
+                fprintf(stderr, "fuzz_import: row %lld has %d columns, not 12\n",
                         (long long)rows + 1, tabs + 1);
                 abort();
             }

@@ -1,7 +1,8 @@
 /*
  * test_pg.c - the PostgreSQL pool (broker/store/pg.c) against the private server
  * of the test stack: bound parameters under concurrency, SQL errors and
- * SQLSTATEs, COPY FROM STDIN (and its atomicity), a backend killed
+ * SQLSTATEs, COPY FROM STDIN (and its atomicity, alone and in a transaction
+ * with a statement before it), a backend killed
  * server-side, unreachable servers, and closing with work in flight. Every
  * test ends by proving its loop closes with no handle left open.
  */
@@ -378,6 +379,86 @@ static void test_copy(void **state)
     qr_test_loop_close(&loop);
 }
 
+static void copy_in_tx(uv_loop_t *loop, qr_pg_t *pg, const char *pre, const char *param,
+                       const qr_buf_t *b, outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    g_pending++;
+    g_all_done = 0;
+    g_inside_submit = 1;
+    const char *params[] = {param};
+    assert_int_equal(qr_pg_copy_in_tx(pg, pre, 1, params, "COPY qr_test_pg_tx (id) FROM STDIN",
+                                      b->data, b->len, on_result, o),
+                     0);
+    g_inside_submit = 0;
+    wait_all(loop, 30000);
+    assert_int_equal(o->calls, 1);
+    assert_int_equal(o->in_call, 0);
+}
+
+/* A COPY in one transaction with the statement before it: both commit,
+ * or neither (a bad row, or a failing statement before); the callback gets
+ * the statement's result; the connections come back out of the
+ * transaction, ready for the next query. */
+static void test_copy_tx(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 2);
+    run_ok(&loop, pg, "DROP TABLE IF EXISTS qr_test_pg_tx, qr_test_pg_tx_log");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_tx (id int PRIMARY KEY)");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_tx_log (n text NOT NULL)");
+    const char *pre = "INSERT INTO qr_test_pg_tx_log (n) VALUES ($1) RETURNING n || '!'";
+    const char *count = "SELECT (SELECT count(*) FROM qr_test_pg_tx),"
+                        " (SELECT string_agg(n, ',' ORDER BY n) FROM qr_test_pg_tx_log)";
+
+    qr_buf_t b;
+    qr_buf_init(&b);
+    for (int i = 1; i <= 5000; i++)
+        qr_buf_appendf(&b, "%d\n", i);
+    outcome_t o;
+    copy_in_tx(&loop, pg, pre, "one", &b, &o);
+    if (!o.ok)
+        fail_msg("COPY in a transaction: %s", o.err);
+    assert_string_equal(o.val[0], "one!");
+    run_one(&loop, pg, count, 0, NULL, &o);
+    assert_string_equal(o.val[0], "5000");
+    assert_string_equal(o.val[1], "one");
+
+    /* The same ids again: the COPY fails, and the statement's row goes too. */
+    copy_in_tx(&loop, pg, pre, "two", &b, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "23505");
+    /* The statement before fails: no COPY. */
+    qr_buf_reset(&b);
+    qr_buf_appends(&b, "6001\n6002\n");
+    copy_in_tx(&loop, pg, pre, NULL, &b, &o);
+    assert_false(o.ok);
+    assert_string_equal(o.sqlstate, "23502");
+    run_one(&loop, pg, count, 0, NULL, &o);
+    assert_string_equal(o.val[0], "5000");
+    assert_string_equal(o.val[1], "one");
+
+    /* Both connections are out of any transaction: what they run next
+     * commits on its own. */
+    outcome_t a, c;
+    const char *p1[] = {"after-1"}, *p2[] = {"after-2"};
+    submit(pg, "INSERT INTO qr_test_pg_tx_log (n) VALUES ($1)", 1, p1, &a);
+    submit(pg, "INSERT INTO qr_test_pg_tx_log (n) VALUES ($1)", 1, p2, &c);
+    wait_all(&loop, 10000);
+    assert_true(a.ok && c.ok);
+    copy_in_tx(&loop, pg, pre, "three", &b, &o);
+    assert_true(o.ok);
+    run_one(&loop, pg, count, 0, NULL, &o);
+    assert_string_equal(o.val[0], "5002");
+    assert_string_equal(o.val[1], "after-1,after-2,one,three");
+
+    run_ok(&loop, pg, "DROP TABLE qr_test_pg_tx, qr_test_pg_tx_log");
+    qr_buf_free(&b);
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
 /* A backend killed by the server: its running query fails, the pool
  * reconnects that connection, and later queries succeed. */
 static void test_backend_terminated(void **state)
@@ -526,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_sql_errors),
         cmocka_unit_test(test_prepared),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_copy_tx),
         cmocka_unit_test(test_backend_terminated),
         cmocka_unit_test(test_closed_port),
         cmocka_unit_test(test_connect_timeout),

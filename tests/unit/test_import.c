@@ -63,9 +63,57 @@ static void test_shapes_and_columns(void **state)
                           &pol, NULL);
     assert_string_equal(rows,
                         "101\t7\t{\"text\":\"a\"}\t1\t101\tf\t{\"label\":\"x\",\"score\":0.25}"
-                        "\t0.25\tx\t\\N\n"
-                        "102\t7\t{\"text\":\"b\",\"k\":1}\t1\t102\tf\t\\N\t\\N\t\\N\t\\N\n");
+                        "\t0.25\tx\t\\N\t\\N\t\\N\n"
+                        "102\t7\t{\"text\":\"b\",\"k\":1}\t1\t102\tf\t\\N\t\\N\t\\N\t\\N"
+                        "\t\\N\t\\N\n");
     free(rows);
+}
+
+/* A row's top-level "external_id" is the task's, out of the data when the
+ * row is the data; the import id is on every row; a duplicate within the
+ * body, or a bad value, is an error naming where. */
+static void test_external_ids(void **state)
+{
+    qr_import_policy_t pol = policy("sequential");
+    pol.import_id = 9;
+    char *rows = rows_for("{\"data\": {\"t\": 1}, \"external_id\": \"doc-1\"}\n"
+                          "{\"t\": 2, \"external_id\": 17}\n"
+                          "{\"t\": 3}\n",
+                          &pol, NULL);
+    char buf[64];
+    assert_string_equal(field(rows, 0, 2, buf, sizeof buf), "{\"t\":1}");
+    assert_string_equal(field(rows, 0, 10, buf, sizeof buf), "9");
+    assert_string_equal(field(rows, 0, 11, buf, sizeof buf), "doc-1");
+    assert_string_equal(field(rows, 1, 2, buf, sizeof buf), "{\"t\":2}");
+    assert_string_equal(field(rows, 1, 11, buf, sizeof buf), "17");
+    assert_string_equal(field(rows, 2, 11, buf, sizeof buf), "\\N");
+    free(rows);
+
+    qr_import_t imp;
+    char err[256] = "";
+    const char *dup =
+        "{\"external_id\": \"a\"}\n{\"external_id\": \"b\"}\n\n{\"external_id\": \"a\"}\n";
+    assert_int_equal(qr_import_parse(dup, strlen(dup), NULL, &imp, err, sizeof err), QR_EINVAL);
+    assert_string_equal(err, "line 4: external_id \"a\" is also on line 1; each task's "
+                             "external_id must be unique");
+    assert_int_equal(imp.n, 0);
+    const char *bad = "{\"external_id\": \"\"}\n";
+    assert_int_equal(qr_import_parse(bad, strlen(bad), NULL, &imp, err, sizeof err), QR_EINVAL);
+    assert_non_null(strstr(err, "line 1: \"external_id\" must be"));
+    const char *csv = "external_id,text\nx1,hello\n,no id\nx1,again\n";
+    assert_int_equal(qr_import_parse_csv(csv, strlen(csv), NULL, &imp, err, sizeof err), QR_EINVAL);
+    assert_string_equal(err, "line 4: external_id \"x1\" is also on line 2; each task's "
+                             "external_id must be unique");
+    const char *csv_ok = "external_id,text\nx1,hello\n,no id\n";
+    assert_int_equal(qr_import_parse_csv(csv_ok, strlen(csv_ok), NULL, &imp, err, sizeof err), 0);
+    assert_int_equal(imp.n, 2);
+    assert_string_equal(imp.tasks[0].external_id, "x1");
+    assert_string_equal(imp.tasks[0].data, "{\"text\":\"hello\"}");
+    assert_null(imp.tasks[1].external_id);
+    char *ids = qr_import_external_ids(&imp);
+    assert_string_equal(ids, "[\"x1\"]");
+    free(ids);
+    qr_import_free(&imp);
 }
 
 static void test_label_studio_predictions(void **state)
@@ -533,6 +581,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes_and_columns),
+        cmocka_unit_test(test_external_ids),
         cmocka_unit_test(test_label_studio_predictions),
         cmocka_unit_test(test_copy_escaping),
         cmocka_unit_test(test_bad_lines_are_named),
