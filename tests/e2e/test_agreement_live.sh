@@ -10,7 +10,7 @@ P=$("$QR_BIN_DIR/quorumctl" project create --name agr --labels sports,technology
     --annotations-per-task 3)
 # 150 tasks; the first 30 carry a gold answer (their true label).
 head -n 150 "$QR_SOURCE_DIR/deploy/sample/news.jsonl" |
-    jq -c 'if .data.id <= 30 then . + {gold: .data.true_label} else . end' >"$E2E_DIR/t.jsonl"
+    jq -c 'if .data.id <= 30 then . + {gold: .data._true_label} else . end' >"$E2E_DIR/t.jsonl"
 "$QR_BIN_DIR/quorumctl" import --project "$P" "$E2E_DIR/t.jsonl" >/dev/null
 check "30 gold tasks" 30 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P AND gold IS NOT NULL")"
 
