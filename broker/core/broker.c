@@ -554,7 +554,7 @@ static void on_deployment(const PGresult *res, const char *err, const char *sqls
         qr_info("deployment %s", b->deployment);
         return;
     }
-    if (b->deployment_warned)
+    if (b->deployment_warned || b->stopping) /* a pool closed on the way out */
         return;
     b->deployment_warned = 1;
     if (res || strcmp(sqlstate, "42P01") == 0) /* no row, or no table */
