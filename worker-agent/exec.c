@@ -616,6 +616,9 @@ int qr_exec_run(const qr_exec_options_t *opt, const qr_client_config_t *cfg, qr_
             agent_fatal(&run.ag, QR_EXIT_ERROR);
             break;
         }
+        /* When another worker stops exec, a lease request under way ends
+         * (within its wait) and what it got is released, not left to expire. */
+        w->sess.finish_on_fatal = 1;
         int e = pthread_create(&w->thread, NULL, worker_main, w);
         if (e != 0) {
             fprintf(stderr, "quorum-agent: pthread_create: %s\n", strerror(e));

@@ -86,8 +86,10 @@ void agent_fatal(agent_t *ag, int code)
 static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    const agent_t *ag = clientp;
-    return *ag->stop ? 1 : 0;
+    agent_sess_t *s = clientp;
+    if (!*s->ag->stop)
+        return 0;
+    return s->finish_on_fatal && atomic_load(&s->ag->fatal) ? 0 : 1;
 }
 
 int agent_sess_init(agent_sess_t *s, agent_t *ag)
@@ -107,7 +109,7 @@ int agent_sess_init(agent_sess_t *s, agent_t *ag)
     s->call_ready = 1;
     CURLcode rc = curl_easy_setopt(s->call.easy, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(s->call.easy, CURLOPT_XFERINFODATA, (void *)ag);
+        rc = curl_easy_setopt(s->call.easy, CURLOPT_XFERINFODATA, (void *)s);
     if (rc != CURLE_OK) {
         fprintf(stderr, "quorum-agent: libcurl: %s\n", curl_easy_strerror(rc));
         agent_sess_free(s);

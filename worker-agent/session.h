@@ -90,6 +90,10 @@ typedef struct agent_sess_s {
     int call_ready;        /* call initialised */
     qr_backoff_t backoff;  /* retry delays of this thread */
     int64_t retry_cap_ms;  /* > 0: no retry delay longer (results, see session.c) */
+    /* A transfer already under way runs to its end when the stop is the
+     * agent's own (agent_fatal), not a signal: a lease the broker grants
+     * meanwhile then reaches the caller, which gives it back (exec). */
+    int finish_on_fatal;
 } agent_sess_t;
 
 /* Initialises ag (not the spool, labels or project: the caller sets them).
