@@ -18,18 +18,41 @@
 #include "log.h"
 #include "util.h"
 
+/* The "Commands:" section is read by tests/e2e/test_docs.sh: one command a
+ * line, "  NAME [SUBCOMMAND|SUBCOMMAND] ARGS  description" (two spaces end the
+ * synopsis). A command added here needs its row in README.md's table and a
+ * --help with "Reads:", "Writes:" and an example. */
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: quorumd [serve] [options]     run the broker (HTTPS API)\n"
-            "       quorumd migrate [--pg CONNINFO] [--sql-dir DIR]\n"
-            "       quorumd bootstrap-admin [--pg CONNINFO] [--org NAME] [--user NAME]\n"
-            "       quorumd print-script NAME   print a lease engine Lua script (benchmarks)\n"
-            "       quorumd routes              the API's routes and roles, as JSON lines\n"
+            "usage: quorumd [COMMAND] [options]\n"
             "\n"
             "quorumd leases labeling tasks to annotator agents through Redis and stores\n"
             "every annotation in PostgreSQL. Any number of brokers may share one\n"
             "PostgreSQL and one Redis.\n"
+            "\n"
+            "Commands:\n"
+            "  serve [options]        run the broker (HTTPS API); the default command\n"
+            "  migrate [--pg CONNINFO] [--sql-dir DIR]\n"
+            "                         apply the migrations of DIR not applied yet, in order\n"
+            "  bootstrap-admin [--pg CONNINFO] [--org NAME] [--user NAME]\n"
+            "                         create the first organization and admin; prints a token\n"
+            "  print-script NAME      print a lease engine Lua script (benchmarks)\n"
+            "  routes                 the API's routes and roles, as JSON lines\n"
+            "\n"
+            "Reads:  serve: the TLS certificate and key (PEM), PostgreSQL and Redis;\n"
+            "        migrate: DIR/NNNN_*.sql.\n"
+            "Writes: serve: its log on stderr; bootstrap-admin: the admin's token alone\n"
+            "        on stdout (qr_ and 64 hex digits); routes: one JSON object a line,\n"
+            "        {\"method\":\"GET\",\"path\":\"/v1/whoami\",\"project\":false,\n"
+            "        \"roles\":[\"admin\",\"manager\",\"reviewer\",\"annotator\"]};\n"
+            "        print-script: Lua source.\n"
+            "\n"
+            "Examples:\n"
+            "  quorumd migrate --pg 'host=127.0.0.1 dbname=quorum'\n"
+            "  quorumd bootstrap-admin --pg 'host=127.0.0.1 dbname=quorum' > admin.token\n"
+            "  quorumd serve --listen 0.0.0.0:8443 --cert server.crt --key server.key\n"
+            "  quorumd routes | jq -r '.method + \" \" + .path'\n"
             "\n"
             "options (environment variable in brackets):\n"
             "  --listen HOST:PORT    HTTPS address [QUORUM_LISTEN] (127.0.0.1:8443; port 0 = any)\n"

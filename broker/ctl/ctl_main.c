@@ -31,6 +31,10 @@
 
 static const char *const prog = "quorumctl";
 
+/* The "Commands:" section is read by tests/e2e/test_docs.sh: one command a
+ * line, "  NAME [SUBCOMMAND|SUBCOMMAND] ARGS  description" (two spaces end the
+ * synopsis). A command added here needs its row in README.md's table and a
+ * --help with "Reads:", "Writes:" and an example. */
 static const char main_help[] =
     "Usage: quorumctl [CONNECTION FLAGS] COMMAND [ARGS]\n"
     "\n"
