@@ -33,7 +33,7 @@ static const char project_help[] =
     "                             (1-10000; broker default 10)\n"
     "  --json                     print the project as JSON\n"
     "\n"
-    "Reads:  nothing but its flags.\n"
+    "Reads:  no file: the broker's JSON answer (POST /v1/projects).\n"
     "Writes: stdout: the new project's id (7); with --json the project object,\n"
     "        {\"id\":7,\"name\":\"sentiment\",\"labels\":[\"positive\",\"negative\"],...}.\n"
     "\n"

@@ -46,7 +46,7 @@ static const char help[] =
     "  --json           print the broker's JSON instead\n"
     "  --watch[=S]      repeat every S seconds (default 5) until interrupted\n"
     "\n"
-    "Reads:  nothing but its flags.\n"
+    "Reads:  no file: the broker's JSON answer (GET .../throughput).\n"
     "Writes: stdout: text, a figure a line, then the table, for example\n"
     "          time on task    median 1.1s  p90 1.2s  mean 1.1s  (2 timed)\n"
     "          queue           waiting 3  in progress 1  complete 0  leases live 0\n"
