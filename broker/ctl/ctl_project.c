@@ -73,8 +73,9 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (strcmp(argv[1], "create") != 0)
         return qr_cli_usage_error(prog, "",
-                                  "unknown project command '%s' (create, share, unshare, shares, "
-                                  "pause, resume)",
+                                  "unknown project command '%s' (create, list, show, update, "
+                                  "archive, unarchive, delete, share, unshare, shares, pause, "
+                                  "resume)",
                                   argv[1]);
     for (int i = 2; i < argc; i++) {
         int r;
