@@ -248,7 +248,7 @@ for sub in "project list" "project show" "project update" "project archive" "pro
     "project delete" "user list"; do
     # shellcheck disable=SC2086
     "$CTL" $sub --help >"$E2E_DIR/help" 2>&1 && rc=0 || rc=$?
-    check "quorumctl $sub --help: exit 0 and a usage line" "0 1" "$rc $(grep -cE "^(Usage:)? +quorumctl $sub( |$)" "$E2E_DIR/help")"
+    check "quorumctl $sub --help: exit 0 and a usage line" "0 1" "$rc $(grep -qE "^(Usage:)? +quorumctl $sub( |$)" "$E2E_DIR/help" && echo 1)"
 done
 out=$("$CTL" project list)
 check "quorumctl project list: a header and Q" "yes yes" \
