@@ -33,6 +33,9 @@ static const char project_help[] =
     "                             (1-10000; broker default 10)\n"
     "  --json                     print the project as JSON\n"
     "\n"
+    "Other project commands, each with its own --help: list, show, update,\n"
+    "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
+    "\n"
     "%s"
     "\n"
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
