@@ -54,6 +54,10 @@
 #define QR_API_REPORT(p)             QR_API_PROJECT(p) "/report"
 #define QR_API_SHARES(p)             QR_API_PROJECT(p) "/shares"
 #define QR_API_SHARE(p, org)         QR_API_SHARES(p) "/" org
+/* Project management (issue 14): GET QR_API_PROJECTS lists, PATCH and DELETE
+ * QR_API_PROJECT change and delete; GET QR_API_USERS lists users. */
+#define QR_API_ARCHIVE(p)   QR_API_PROJECT(p) "/archive"
+#define QR_API_UNARCHIVE(p) QR_API_PROJECT(p) "/unarchive"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 
@@ -85,6 +89,12 @@
 #define QR_CODE_DUPLICATE_IMPORT "duplicate_import"
 /* 409: a lease request on a paused project (quorum-agent exits QR_EXIT_PAUSED). */
 #define QR_CODE_PROJECT_PAUSED "project_paused"
+/* 409: a lease request on an archived project (quorum-agent exits QR_EXIT_PAUSED). */
+#define QR_CODE_PROJECT_ARCHIVED "project_archived"
+/* 409: DELETE of a project while leases of it are live (?force=true drops them). */
+#define QR_CODE_TASKS_LEASED "tasks_leased"
+/* 422: a user name that names several users (name@organization tells them apart). */
+#define QR_CODE_AMBIGUOUS_USER "ambiguous_user"
 /* 413: body over the server's limit; an import over its budget. */
 #define QR_CODE_BODY_TOO_LARGE   "body_too_large"
 #define QR_CODE_IMPORT_TOO_LARGE "import_too_large"
@@ -124,7 +134,7 @@
 #define QR_EXIT_PROJECT 5 /* quorum-agent: no such project */
 #define QR_EXIT_SPOOL   6 /* quorum-agent: the spool cannot be opened or written */
 #define QR_EXIT_PENDING 7 /* quorum-agent: stopped with results still spooled */
-#define QR_EXIT_PAUSED  8 /* quorum-agent: the project is paused (409 project_paused) */
+#define QR_EXIT_PAUSED  8 /* quorum-agent: the project is paused or archived (409) */
 #define QR_EXIT_COMMAND 9 /* quorum-agent exec: CMD failed --max-failures times in a row */
 /* quorumctl import: stopped by Ctrl-C; the line before says whether the import committed
  * (128 + SIGINT, as a shell reports a command killed by it). */

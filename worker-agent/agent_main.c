@@ -52,8 +52,9 @@
     "  5  no such project\n"                                                                       \
     "  6  the spool cannot be opened or written\n"                                                 \
     "  7  stopped with results still spooled (they are sent first at the next start)\n"            \
-    "  8  the project is paused (409 project_paused): no new task is leased, the\n"                \
-    "     tasks held are finished or given back first; run again once it is resumed\n"             \
+    "  8  the project is paused or archived (409 project_paused, project_archived):\n"             \
+    "     no new task is leased, the tasks held are finished or given back first;\n"               \
+    "     run again once it is resumed (an archived one takes no more work)\n"                     \
     "  9  exec: CMD failed --max-failures times in a row (or --attempts times on one\n"            \
     "     task); its leases were released, spooled results are kept\n"
 

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,23 @@ void agent_free(agent_t *ag)
     pthread_mutex_destroy(&ag->lock);
 }
 
+/* Set once by any thread; read when the agent stops. */
+static atomic_int archived_seen;
+
+int agent_project_archived(void)
+{
+    return atomic_load(&archived_seen);
+}
+
 void agent_say_paused(const agent_t *ag, const char *what)
 {
+    if (agent_project_archived()) {
+        fprintf(stderr,
+                "quorum-agent: project %lld is archived: it hands out no more tasks; %s; "
+                "there is nothing more to do here unless a manager unarchives it (exit 8)\n",
+                ag->project, what);
+        return;
+    }
     fprintf(stderr,
             "quorum-agent: project %lld is paused; %s; run again once a manager resumes it "
             "(exit 8)\n",
@@ -135,6 +151,10 @@ int agent_exit_code(const qr_client_call_t *call)
         return QR_EXIT_AUTH;
     if (call->status == 409 && !strcmp(call->code, QR_CODE_PROJECT_PAUSED))
         return QR_EXIT_PAUSED;
+    if (call->status == 409 && !strcmp(call->code, QR_CODE_PROJECT_ARCHIVED)) {
+        atomic_store(&archived_seen, 1);
+        return QR_EXIT_PAUSED;
+    }
     switch (call->result) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:

@@ -112,12 +112,18 @@ void agent_fatal(agent_t *ag, int code);
 int agent_sess_init(agent_sess_t *s, agent_t *ag);
 void agent_sess_free(agent_sess_t *s);
 
-/* Prints the one line that says the project is paused, with what the
- * command did about it (what: "the leases held were finished"). */
+/* Prints the one line that says the project is paused (or archived, once
+ * agent_exit_code saw 409 project_archived), with what the command did
+ * about it (what: "the leases held were finished"). */
 void agent_say_paused(const agent_t *ag, const char *what);
 
-/* The exit code a failed call deserves (QR_EXIT_*). */
+/* The exit code a failed call deserves (QR_EXIT_*). A paused and an
+ * archived project both give QR_EXIT_PAUSED: the agent stops leasing and
+ * finishes what it holds; agent_project_archived then tells which. */
 int agent_exit_code(const qr_client_call_t *call);
+
+/* 1 once a call was answered 409 project_archived (any thread). */
+int agent_project_archived(void);
 
 /*
  * One request with retries: a transport failure or 5xx is retried after the

@@ -177,8 +177,10 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
     sim_t *s = a->sim;
     if (!ok) {
         sim_count_error(s, &a->call);
-        if (a->call.status == 409 && !strcmp(a->call.code, QR_CODE_PROJECT_PAUSED)) {
+        if (a->call.status == 409 && (!strcmp(a->call.code, QR_CODE_PROJECT_PAUSED) ||
+                                      !strcmp(a->call.code, QR_CODE_PROJECT_ARCHIVED))) {
             s->paused = 1;
+            s->archived |= !strcmp(a->call.code, QR_CODE_PROJECT_ARCHIVED);
             sim_finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
         } else if (qr_client_call_retryable(&a->call)) {
             sim_retry_later(a, now);

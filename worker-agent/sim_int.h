@@ -143,7 +143,8 @@ typedef struct sim_s {
     int ack_failed;   /* an ack-log write failed: the run stops */
     int timed_out;
     int interrupted;
-    int paused; /* a lease request answered 409 project_paused */
+    int paused;   /* a lease request answered 409 project_paused (or project_archived) */
+    int archived; /* it was project_archived */
 } sim_t;
 
 /* What each op_t is called in messages and in the summary's "requests". */

@@ -303,7 +303,13 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     }
     sim_print_summary(&s, elapsed, complete);
     rc = complete || (opt->duration > 0 && finished) ? 0 : 1;
-    if (rc && s.paused && loop_rc == 0 && !s.timed_out && !s.interrupted) {
+    if (rc && s.paused && s.archived && loop_rc == 0 && !s.timed_out && !s.interrupted) {
+        fprintf(stderr,
+                "quorum-agent: project %lld is archived: it hands out no more tasks; the "
+                "annotators finished the tasks they held (exit 8)\n",
+                opt->project);
+        rc = QR_EXIT_PAUSED;
+    } else if (rc && s.paused && loop_rc == 0 && !s.timed_out && !s.interrupted) {
         fprintf(stderr,
                 "quorum-agent: project %lld is paused; the annotators finished the tasks they "
                 "held; run again once a manager resumes it (exit 8)\n",

@@ -105,6 +105,8 @@ struct ctx_s {
     int seeded;           /* lease: the counters were built since the last grant answered */
     void (*then)(ctx_t *c); /* lease: what runs once project_refresh has the project */
     int64_t ntasks;
+    /* resolve_user: the id the name stands for */
+    int64_t user_resolved;
     qr_import_t imp;
     char *import_file, *import_key; /* import: the client's file name and key, or NULL */
     int allow_duplicates;           /* import: ?allow_duplicates=1 */
@@ -179,6 +181,19 @@ void h_project_pause(ctx_t *c);
 void h_share_put(ctx_t *c);
 void h_share_delete(ctx_t *c);
 void h_share_list(ctx_t *c);
+
+/* api_manage.c */
+void h_project_list(ctx_t *c);
+void h_project_update(ctx_t *c);
+void h_project_archive(ctx_t *c);
+void h_project_delete(ctx_t *c);
+void h_user_list(ctx_t *c);
+/* Looks up the user name stands for (a name, or name@organization) among
+ * those the caller may see on c->project; sets c->user_resolved and runs
+ * then(c), or answers 422 (no such user; ambiguous_user, naming each) or
+ * 503. Returns -1 when it answered before returning. c->label holds the
+ * name meanwhile. */
+int resolve_user(ctx_t *c, const char *name, void (*then)(ctx_t *c));
 
 /* api_tasks.c */
 void h_import(ctx_t *c);

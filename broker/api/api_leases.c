@@ -57,6 +57,14 @@ static void respond_paused(ctx_t *c)
     respond_error(c, 409, QR_CODE_PROJECT_PAUSED, "project %" PRId64 " is paused", c->project->id);
 }
 
+/* Archived outranks paused: an archived project takes no more work at all,
+ * so a long poll does not wait for it (an archive wakes the ones waiting). */
+static void respond_archived(ctx_t *c)
+{
+    respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
+                  "project %" PRId64 " is archived: it hands out no more tasks", c->project->id);
+}
+
 static void on_project_refreshed(const PGresult *res, const char *err, const char *sqlstate,
                                  void *arg)
 {
@@ -91,7 +99,9 @@ static void project_refresh(ctx_t *c, void (*then)(ctx_t *c))
 /* A long poll's deadline: nothing to lease, or the project is paused. */
 static void wait_ended(ctx_t *c)
 {
-    if (c->project->paused_at)
+    if (c->project->archived_at)
+        respond_archived(c);
+    else if (c->project->paused_at)
         respond_paused(c);
     else
         respond_no_lease(c, 0);
@@ -417,6 +427,10 @@ static const qr_share_t *caller_share(const ctx_t *c)
  * grants nothing: a long poll waits (a resume wakes it), else 409. */
 static void lease_grant(ctx_t *c)
 {
+    if (c->project->archived_at) {
+        respond_archived(c);
+        return;
+    }
     if (c->project->paused_at) {
         if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
             wait_for_work(c);

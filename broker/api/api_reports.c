@@ -203,17 +203,36 @@ static void on_throughput(qr_report_status_t st, json_t *data, const char *messa
     respond_error(c, 503, QR_CODE_UNAVAILABLE, "%s", message);
 }
 
-void h_throughput(ctx_t *c)
+static void throughput_run(ctx_t *c)
 {
-    int64_t now_ms = qr_now_ms();
+    int64_t now_ms = c->granted_ms;
     qr_throughput_query_t q;
     char msg[256];
     if (qr_analytics_parse_query(c->req->query, now_ms, &q, msg, sizeof msg) < 0) {
         respond_error(c, 422, QR_CODE_INVALID, "%s", msg);
         return;
     }
+    if (q.annotator_name[0])
+        q.annotator = c->user_resolved;
     /* A vendor (another organization than the project's) sees its own crew. */
     int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
     if (qr_analytics_throughput(c->b->pg, c->project->id, org, &q, now_ms, on_throughput, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* ?annotator= takes a user id or a user name (name@organization for one of
+ * another organization): a name is looked up first (resolve_user). */
+void h_throughput(ctx_t *c)
+{
+    qr_throughput_query_t q;
+    char msg[256];
+    c->granted_ms = qr_now_ms();
+    if (qr_analytics_parse_query(c->req->query, c->granted_ms, &q, msg, sizeof msg) < 0) {
+        respond_error(c, 422, QR_CODE_INVALID, "%s", msg);
+        return;
+    }
+    if (q.annotator_name[0])
+        resolve_user(c, q.annotator_name, throughput_run);
+    else
+        throughput_run(c);
 }

@@ -48,6 +48,17 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"DELETE", QR_API_SHARE("*", "*"), h_share_delete, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_NOT_VENDOR},
+    /* Project and user management (api_manage.c). */
+    {"GET", QR_API_PROJECTS, h_project_list, QR_ROLE_ANY, 0, 0},
+    {"PATCH", QR_API_PROJECT("*"), h_project_update, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"DELETE", QR_API_PROJECT("*"), h_project_delete, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"POST", QR_API_ARCHIVE("*"), h_project_archive, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"POST", QR_API_UNARCHIVE("*"), h_project_archive, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"GET", QR_API_USERS, h_user_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 0, 0},
 };
 
 const size_t qr_api_nroutes = sizeof qr_api_routes / sizeof qr_api_routes[0];

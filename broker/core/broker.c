@@ -220,6 +220,7 @@ static void project_free(qr_project_t *p)
     free(p->stratify_field);
     free(p->shares);
     free(p->paused_at);
+    free(p->archived_at);
     free(p);
 }
 
@@ -309,6 +310,8 @@ qr_project_t *qr_project_from_json(json_t *o)
     }
     const char *paused_at = json_string_value(json_object_get(o, "paused_at"));
     p->paused_at = paused_at ? qr_xstrdup(paused_at) : NULL;
+    const char *archived_at = json_string_value(json_object_get(o, "archived_at"));
+    p->archived_at = archived_at ? qr_xstrdup(archived_at) : NULL;
     p->max_leases = (int)json_integer_value(json_object_get(o, "max_leases_per_annotator"));
     p->refs = 1;
     return p;
@@ -329,6 +332,10 @@ json_t *qr_project_to_json(const qr_project_t *p)
     /* null: the broker's default (quorumd --max-leases-per-annotator) */
     json_object_set_new(o, "max_leases_per_annotator",
                         p->max_leases ? json_integer(p->max_leases) : json_null());
+    json_object_set_new(o, "org_id", json_integer((json_int_t)p->org_id));
+    json_object_set_new(o, "archived", json_boolean(p->archived_at != NULL));
+    json_object_set_new(o, "archived_at",
+                        p->archived_at ? json_string(p->archived_at) : json_null());
     return o;
 }
 

@@ -55,6 +55,7 @@ typedef struct qr_project_s {
     qr_share_t *shares;   /* the vendors it is shared with (nshares of them) */
     int nshares;          /* 0: the project is its organization's alone */
     char *paused_at;      /* when it was paused (PostgreSQL's text), NULL: it runs */
+    char *archived_at;    /* when it was archived (PostgreSQL's text), NULL: in use */
     int max_leases;       /* live leases per annotator; 0: the broker's default */
     int64_t loaded_ms;    /* monotonic */
     int refs;             /* requests using it; freed when 0 and evicted */

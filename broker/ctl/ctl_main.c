@@ -9,6 +9,7 @@
  *   ctl_throughput.c  throughput
  *   ctl_org.c         org create|list, project share|unshare|shares|pause|resume
  *   ctl_cert.c        cert add|list|revoke
+ *   ctl_manage.c      project list|show|update|archive|unarchive|delete, user list
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
@@ -19,6 +20,7 @@
 #include "ctl_agreement.h"
 #include "ctl_cert.h"
 #include "ctl_import.h"
+#include "ctl_manage.h"
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
@@ -63,6 +65,15 @@ static const char main_help[] =
     "                                                share a project with a vendor\n"
     "  project shares --project ID [--json]          a project's shares and their use\n"
     "  project pause|resume --project ID             stop or restart handing out tasks\n"
+    "  project list [--json]                         the projects you may see\n"
+    "  project show ID [--json]                      one project's settings and state\n"
+    "  project update ID [--name N] [--add-label L] [--labels a,b,c] ... [--json]\n"
+    "                                                rename, add labels, raise overlap,\n"
+    "                                                lease TTL, sampling\n"
+    "  project archive|unarchive ID                  stop handing out tasks for good\n"
+    "                                                (data kept), or undo that\n"
+    "  project delete ID [--yes] [--force]           delete a project and all it holds\n"
+    "  user list [--json]                            your organization's users\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -108,6 +119,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "org") == 0)
         rc = qr_ctl_org(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "project") == 0 && i + 1 < argc && qr_ctl_manage_command(argv[i + 1]))
+        rc = qr_ctl_project_manage(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "user") == 0 && i + 1 < argc && strcmp(argv[i + 1], "list") == 0)
+        rc = qr_ctl_user_list(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "project") == 0 && i + 1 < argc && qr_ctl_share_command(argv[i + 1]))
         rc = qr_ctl_share(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "project") == 0)

@@ -41,6 +41,9 @@ static const char project_help[] =
     "  quorumctl project create --name sentiment --labels positive,negative,neutral \\\n"
     "      --annotations-per-task 3\n"
     "\n"
+    "Other project commands, each with its own --help: list, show, update,\n"
+    "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
+    "\n"
     "%s"
     "\n"
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
@@ -81,8 +84,9 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (strcmp(argv[1], "create") != 0)
         return qr_cli_usage_error(prog, "",
-                                  "unknown project command '%s' (create, share, unshare, shares, "
-                                  "pause, resume)",
+                                  "unknown project command '%s' (create, list, show, update, "
+                                  "archive, unarchive, delete, share, unshare, shares, pause, "
+                                  "resume)",
                                   argv[1]);
     for (int i = 2; i < argc; i++) {
         int r;

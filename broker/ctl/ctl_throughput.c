@@ -27,7 +27,7 @@ static const char *const prog = "quorumctl";
 
 static const char help[] =
     "Usage: quorumctl throughput --project ID [--window W] [--by annotator|vendor|hour]\n"
-    "                            [--annotator ID] [--json] [--watch[=SECONDS]]\n"
+    "                            [--annotator ID|NAME] [--json] [--watch[=SECONDS]]\n"
     "\n"
     "Prints a project's throughput report: annotations and rates, time on task\n"
     "(median, p90, mean), active and idle time, lease outcomes, the queue, the\n"
@@ -42,7 +42,8 @@ static const char help[] =
     "  --window W       15m, 1h (default), 1d, any N followed by m, h or d, or\n"
     "                   FROM..TO in ISO 8601 (2030-01-01T00:00Z..2030-01-02T00:00Z)\n"
     "  --by B           rows per annotator (default), vendor or hour\n"
-    "  --annotator ID   only this annotator\n"
+    "  --annotator ID   only this annotator: a user id or name (name@organization\n"
+    "                   for another organization's; an ambiguous name is refused)\n"
     "  --json           print the broker's JSON instead\n"
     "  --watch[=S]      repeat every S seconds (default 5) until interrupted\n"
     "\n"
@@ -487,7 +488,7 @@ int qr_ctl_throughput(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *window = NULL, *by = NULL, *annotator = NULL;
     int as_json = 0;
-    long long pid, watch = 0, tmp;
+    long long pid, watch = 0;
 
     for (int i = 1; i < argc; i++) {
         int r;
@@ -522,9 +523,9 @@ int qr_ctl_throughput(int argc, char **argv, qr_client_config_t *cfg)
         return qr_cli_usage_error(prog, "throughput ",
                                   "throughput: --by must be annotator, vendor or hour, not '%s'",
                                   by);
-    if (annotator && qr_cli_parse_ll(annotator, 1, INT64_MAX, &tmp) < 0)
+    if (annotator && !annotator[0])
         return qr_cli_usage_error(prog, "throughput ",
-                                  "throughput: --annotator must be a user id, not '%s'", annotator);
+                                  "throughput: --annotator wants a user id or a user name");
 
     qr_client_call_t call;
     int rc = qr_cli_connect(prog, cfg, &call);

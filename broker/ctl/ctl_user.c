@@ -20,6 +20,7 @@ static const char *const prog = "quorumctl";
 
 static const char user_help[] =
     "Usage: quorumctl user create --name N --role R\n"
+    "       quorumctl user list [--json]   (see quorumctl user list --help)\n"
     "\n"
     "Creates a user in the caller's organization (POST /v1/users) and prints\n"
     "the new bearer token alone on stdout (it is shown only once); the id and\n"
@@ -50,7 +51,7 @@ int qr_ctl_user(int argc, char **argv, qr_client_config_t *cfg)
         return argc < 2 ? QR_EXIT_USAGE : QR_EXIT_OK;
     }
     if (strcmp(argv[1], "create") != 0)
-        return qr_cli_usage_error(prog, "user create ", "unknown user command '%s' (create)",
+        return qr_cli_usage_error(prog, "user create ", "unknown user command '%s' (create, list)",
                                   argv[1]);
     for (int i = 2; i < argc; i++) {
         int r;

@@ -543,6 +543,46 @@ int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_
     return refill_end(e, project, "reopen", cb, arg);
 }
 
+/* --- a project's end ---------------------------------------------------- */
+
+static void on_unregistered(redisReply *r, const char *err, void *arg)
+{
+    /* A registered project without keys is harmless (the reaper finds
+     * nothing); only worth a line in the log. */
+    reply_failed(r, err, "project unregister");
+}
+
+static void on_dropped(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_drop_cb cb = (qr_lease_drop_cb)op->cb;
+    if (reply_failed(r, err, "project drop") || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        cb(QR_EIO, 0, 0, op->arg);
+        op_free(op);
+        return;
+    }
+    int dropped = reply_int(r->element[0]) == 1;
+    int64_t live = reply_int(r->element[1]);
+    if (dropped) {
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, op->project);
+        const char *argv[] = {"SREM", REGISTRY, id};
+        if (qr_redis_command(op->e->redis, 3, argv, NULL, on_unregistered, NULL) < 0)
+            qr_warn("redis project unregister: the client is closing");
+    }
+    cb(0, dropped, live, op->arg);
+    op_free(op);
+}
+
+int qr_lease_project_drop(qr_lease_engine_t *e, int64_t project, int64_t now_ms, int force,
+                          qr_lease_drop_cb cb, void *arg)
+{
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_DROP, (void (*)(void))cb, arg);
+    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xstrdup(force ? "1" : "0"));
+    return send_op(op, on_dropped);
+}
+
 /* --- reaper ------------------------------------------------------------- */
 
 typedef struct reap_s {

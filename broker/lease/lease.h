@@ -230,6 +230,22 @@ QR_MUST_CHECK int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_
 QR_MUST_CHECK int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms,
                                 qr_lease_expired_cb expired_cb, void *arg);
 
+/* --- a project's end ----------------------------------------------------- */
+
+/* The outcome of qr_lease_project_drop: rc 0 or QR_EIO (Redis); dropped 1
+ * when the project's state is gone, 0 when live leases kept it; live, the
+ * leases of it that were live (expiring after now_ms). */
+typedef void (*qr_lease_drop_cb)(int rc, int dropped, int64_t live, void *arg);
+
+/* Drops every key of a project being deleted, in one script, unless a lease
+ * of it is live at now_ms and force is 0; a dropped project also leaves the
+ * reaper's registry. Leases dropped so are gone: their submits answer as
+ * for an expired lease. A grant racing the drop may rebuild part of the
+ * state from PostgreSQL until the project's rows are gone; the caller drops
+ * again (force) after deleting them. */
+QR_MUST_CHECK int qr_lease_project_drop(qr_lease_engine_t *e, int64_t project, int64_t now_ms,
+                                        int force, qr_lease_drop_cb cb, void *arg);
+
 /* --- what the broker's probes ask of the lease engine -------------------- */
 
 /* The sizes of projects' ready windows and live leases: ready[i] and

@@ -335,6 +335,20 @@ static const char REFILL_END_LUA[] =
     "if ARGV[1] == '1' then redis.call('SET', exhausted, '1') end\n"
     "redis.call('DEL', refill)\n"
     "return 1\n";
+
+/* ARGV: now (ms), force ('1' or '0'). Drops the whole state of a project
+ * being deleted, unless a lease of it is live (expires after now) and not
+ * force. The fencing counter goes too: a deleted project's id is never
+ * used again. Returns {dropped (1 or 0), live leases}; the caller takes the
+ * project out of the reaper's registry (outside the project's slot). */
+static const char DROP_LUA[] =
+    "local leases, lease, ready, free, held, prio, data, seen, alive, counted, vused, aused,"
+    " cursor, exhausted, refill, built, fence, init = unpack(KEYS)\n"
+    "local live = redis.call('ZCOUNT', leases, '(' .. ARGV[1], '+inf')\n"
+    "if live > 0 and ARGV[2] ~= '1' then return {0, live} end\n"
+    "redis.call('DEL', leases, lease, ready, free, held, prio, data, seen, alive, counted, vused,\n"
+    "  aused, cursor, exhausted, refill, built, fence, init)\n"
+    "return {1, live}\n";
 /* clang-format on */
 
 const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
@@ -370,4 +384,9 @@ const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
     [QR_LEASE_SCRIPT_REFILL_END] = {"refill_end",
                                     REFILL_END_LUA,
                                     {"exhausted", "cursor", "refill"}},
+    [QR_LEASE_SCRIPT_DROP] = {"drop",
+                              DROP_LUA,
+                              {"leases", "lease", "ready", "free", "held", "prio", "data", "seen",
+                               "alive", "counted", "vused", "aused", "cursor", "exhausted",
+                               "refill", "built", "fence", "init"}},
 };

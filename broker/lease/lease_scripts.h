@@ -19,11 +19,12 @@ typedef enum qr_lease_script_id_e {
     QR_LEASE_SCRIPT_REFILL_BEGIN,
     QR_LEASE_SCRIPT_INIT,
     QR_LEASE_SCRIPT_REFILL_END,
+    QR_LEASE_SCRIPT_DROP,
     QR_LEASE_NSCRIPTS
 } qr_lease_script_id_t;
 
 /* The most keys a script takes. */
-#define QR_LEASE_MAX_KEYS 17
+#define QR_LEASE_MAX_KEYS 18
 
 /* A script and the keys it takes. Every key a script reads or writes is one
  * of the project's, {p:P}:<name>, passed in KEYS in the order of keys[]; a

@@ -151,6 +151,15 @@ static int parse_relative(const char *s, int64_t *out)
     return 0;
 }
 
+/* 1 when s holds no ASCII control character (a name to look up). */
+static int no_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
 int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_query_t *out,
                              char *msg, size_t msg_size)
 {
@@ -237,11 +246,16 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
         } else if (!strcmp(key, "annotator")) {
             char *end;
             long long id = strtoll(val, &end, 10);
-            if (!isdigit((unsigned char)val[0]) || *end || id <= 0) {
-                snprintf(msg, msg_size, "annotator must be a user id");
+            if (isdigit((unsigned char)val[0]) && !*end && id > 0) {
+                out->annotator = id;
+            } else if (val[0] && strlen(val) <= 200 && !isdigit((unsigned char)val[0]) &&
+                       no_control(val)) {
+                /* A user name (or name@organization): the API resolves it. */
+                snprintf(out->annotator_name, sizeof out->annotator_name, "%s", val);
+            } else {
+                snprintf(msg, msg_size, "annotator must be a user id or a user name");
                 return QR_EINVAL;
             }
-            out->annotator = id;
         } else {
             snprintf(msg, msg_size,
                      "unknown parameter \"%.31s\" (window, by, annotator, exact, idle_gap_ms)",
@@ -293,6 +307,8 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
                             void *arg)
 {
     const qr_throughput_query_t q = *qp;
+    if (q.annotator_name[0] && !q.annotator)
+        return QR_EINVAL;
     char proj[24], org[24], ann[24], from[24], to[24], now[24], idle[24], fast_n[24], ratio[32],
         eta[24], pace[24];
     snprintf(proj, sizeof proj, "%" PRId64, project_id);

@@ -52,6 +52,9 @@ typedef struct qr_throughput_query_s {
     int64_t annotator;      /* only this annotator (0: all) */
     int exact;              /* 1: read every event even for a long window */
     int64_t idle_gap_ms;    /* idle threshold (default QR_ANALYTICS_IDLE_GAP_MS) */
+    /* annotator=NAME as given ("" for an id): the API looks the name up and
+     * sets annotator (qr_analytics_throughput refuses it unresolved). */
+    char annotator_name[256];
 } qr_throughput_query_t;
 
 /* Windows up to this long (ms) are computed from the raw lease events,
@@ -87,7 +90,9 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
  * so tests can fix it.
  *
  * cb runs exactly once, later, from the loop. Returns a negative code,
- * without calling cb, only when the pool refuses the query (it is closing).
+ * without calling cb, only when the pool refuses the query (it is closing),
+ * or QR_EINVAL when q names an annotator by a name not looked up yet
+ * (annotator_name set, annotator 0).
  */
 QR_MUST_CHECK int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id,
                                           const qr_throughput_query_t *q, int64_t now_ms,

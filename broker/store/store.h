@@ -132,7 +132,7 @@
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
-    "max_leases_per_annotator,"                                                                    \
+    "max_leases_per_annotator, 'archived_at', archived_at,"                                        \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
@@ -459,5 +459,72 @@
     " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"                         \
     " $5::bigint[], $6::bigint[]) AS u(p, t, k, a, g, x)"                                          \
     " ON CONFLICT DO NOTHING"
+
+/* --- project and user management (issue 14) ------------------------------------------------- */
+
+/* $1 the caller's organization, $2 after this project id, $3 at most this
+ * many rows -> rows of QR_SQL_PROJECT_JSON in id order: the organization's
+ * own projects and those shared with it. */
+#define QR_SQL_PROJECT_LIST                                                                        \
+    "SELECT " QR_SQL_PROJECT_JSON " FROM projects"                                                 \
+    " WHERE (org_id = $1 OR id IN (SELECT project_id FROM project_shares WHERE org_id = $1))"      \
+    "   AND id > $2 ORDER BY id LIMIT $3"
+
+/* Changes a project. $1 project, $2 its organization, $3 name, $4 labels
+ * (JSON array), $5 annotations per task, $6 overlap annotations, $7 overlap
+ * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field; NULL keeps a
+ * value. The guards hold the rules against a concurrent change: labels are
+ * only added (the new list holds every old one), overlap only rises. ->
+ * the project as JSON; no row: not the organization's, or a guard failed.
+ * A stratified sampling without a field: 23514. */
+#define QR_SQL_PROJECT_UPDATE                                                                      \
+    "UPDATE projects SET name = coalesce($3, name), labels = coalesce($4::jsonb, labels),"         \
+    " annotations_per_task = coalesce($5::integer, annotations_per_task),"                         \
+    " overlap_annotations = coalesce($6::integer, overlap_annotations),"                           \
+    " overlap_fraction = coalesce($7::double precision, overlap_fraction),"                        \
+    " lease_ttl_ms = coalesce($8::integer, lease_ttl_ms), sampling = coalesce($9, sampling),"      \
+    " stratify_field = CASE WHEN coalesce($9, sampling) = 'stratified'"                            \
+    "   THEN coalesce($10, stratify_field) END"                                                    \
+    " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR $4::jsonb @> labels)"                \
+    "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
+    "  AND ($6::integer IS NULL OR $6::integer >= overlap_annotations)"                            \
+    "  AND ($7::double precision IS NULL OR $7::double precision >= overlap_fraction)"             \
+    " RETURNING " QR_SQL_PROJECT_JSON
+
+/* $1 project, $2 its organization, $3 true to archive, false to bring it
+ * back -> the project as JSON; no row when it is not that organization's.
+ * A second archive keeps the time of the first. */
+#define QR_SQL_PROJECT_ARCHIVE                                                                     \
+    "UPDATE projects SET archived_at = CASE WHEN $3::boolean THEN coalesce(archived_at, now())"    \
+    " END WHERE id = $1 AND org_id = $2 RETURNING " QR_SQL_PROJECT_JSON
+
+/* $1 project, $2 its organization -> id, and the tasks and annotations it
+ * held; every row of the project goes by ON DELETE CASCADE and the log's
+ * by a trigger (sql/0019). No row: not that organization's. */
+#define QR_SQL_PROJECT_DELETE                                                                      \
+    "WITH n AS (SELECT (SELECT count(*) FROM tasks WHERE project_id = $1) AS tasks,"               \
+    "  (SELECT count(*) FROM annotations WHERE project_id = $1) AS annotations)"                   \
+    " DELETE FROM projects p USING n WHERE p.id = $1 AND p.org_id = $2"                            \
+    " RETURNING p.id, n.tasks, n.annotations"
+
+/* $1 organization, $2 after this user id, $3 at most this many -> one JSON
+ * array of its users in id order (id, name, role, created_at, live tokens). */
+#define QR_SQL_USER_LIST                                                                           \
+    "SELECT coalesce(json_agg(x ORDER BY x.id), '[]')::text FROM (SELECT u.id, u.name, u.role,"    \
+    "  u.created_at, (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id"                    \
+    "   AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())) AS tokens"    \
+    "  FROM users u WHERE u.org_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3) x"
+
+/* A user named where an id is taken. $1 the name, or name@organization,
+ * $2 project, $3 the caller's organization -> id, name, organization name
+ * of each user it may mean (at most 10): the caller's organization's and,
+ * when the caller's organization owns the project, those of the vendors
+ * it is shared with. */
+#define QR_SQL_USER_RESOLVE                                                                        \
+    "SELECT u.id, u.name, o.name FROM users u JOIN organizations o ON o.id = u.org_id"             \
+    " WHERE (u.name = $1 OR u.name || '@' || o.name = $1)"                                         \
+    "  AND (u.org_id = $3 OR (u.org_id IN (SELECT s.org_id FROM project_shares s"                  \
+    "   JOIN projects p ON p.id = s.project_id WHERE s.project_id = $2 AND p.org_id = $3)))"       \
+    " ORDER BY u.id LIMIT 10"
 
 #endif

@@ -18,7 +18,12 @@ start_broker
 # report (every organization's annotators). PUT/DELETE of a share name the
 # organization 999999, which does not exist (404 for the owner). Only the
 # owner's admins and managers pause and resume (the resume row follows the
-# pause row, so the project runs again for what comes after the table).
+# pause row, so the project runs again for what comes after the table), and
+# so for archive and unarchive. Every caller lists its own organization's
+# projects (GET /v1/projects) and, but for annotators, its users. A delete
+# by the owner answers 409 tasks_leased: the lease rows above left leases
+# live (their TTL of 10 minutes outlasts the table; the project is still
+# needed below).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -55,6 +60,12 @@ GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 
 GET /v1/projects/*/report                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 POST /v1/projects/*/pause                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/resume                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects                              401 401 401  200 200 200 200  200 200 200 200  200 200 200 200
+GET /v1/users                                 401 401 401  200 200 200 403  200 200 200 403  200 200 200 403
+PATCH /v1/projects/*                          401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/archive                   401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/unarchive                 401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+DELETE /v1/projects/*                         401 401 401  409 409 403 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
@@ -83,7 +94,7 @@ r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"late","role":"annotator","expir
 EXPIRED=$(echo "${r#* }" | jq -r .token)
 sleep 1.2
 
-r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"iso","labels":["a","b"],"annotations_per_task":3}')
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"iso","labels":["a","b"],"annotations_per_task":3,"lease_ttl_ms":600000}')
 P=$(echo "${r#* }" | jq .id)
 seq 1 50 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
 r=$(api PUT "/v1/projects/$P/shares/${ORG[V]}" "$ADMIN_TOKEN" '{}')
@@ -99,6 +110,7 @@ body_for() { # ROUTE TAG -> a valid body
     "POST /v1/projects/*/leases") echo '{"max":1}' ;;
     "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
     "POST /v1/projects/*/submit") echo '{"results":[{"lease":"999999","label":"a"}]}' ;;
+    "PATCH /v1/projects/*") echo '{"name":"iso"}' ;;
     POST*) echo '{}' ;;
     *) echo "" ;;
     esac

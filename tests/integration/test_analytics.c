@@ -770,7 +770,8 @@ static void test_report(void **state)
         "colour=red",
         "window=2030-01-02..2030-01-01",
         "window=2030-02-30..2030-03-01",
-        "annotator=abc",
+        "annotator=0",
+        "annotator=",
         "window=%zz",
         "window",
     };

@@ -100,6 +100,17 @@ static void on_init_time(int rc, int64_t init_ms, void *arg)
     done = 1;
 }
 
+static int dropped;
+static int64_t live_at_drop;
+
+static void on_drop(int rc, int d, int64_t live, void *arg)
+{
+    last_rc = rc;
+    dropped = d;
+    live_at_drop = live;
+    done = 1;
+}
+
 static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
 {
     for (int i = 0; i < n; i++)
@@ -539,6 +550,24 @@ static void test_scripts_touch_only_declared_keys_of_one_slot(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     assert_int_equal(expired[0], 2);
     assert_int_equal(expired[1], 2);
+
+    /* A project's end: refused while a lease is live, then forced. */
+    build_window(73);
+    assert_int_equal(qr_lease_grant(engine, 73, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(qr_lease_project_drop(engine, 73, now, 0, on_drop, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(live_at_drop, 1);
+    assert_int_equal(qr_lease_project_drop(engine, 73, now, 1, on_drop, NULL), 0);
+    wait_done();
+    assert_int_equal(dropped, 1);
+    redisReply *k = redisCommand(aux, "KEYS {p:73}:*");
+    assert_true(k && k->type == REDIS_REPLY_ARRAY);
+    assert_int_equal(k->elements, 0);
+    freeReplyObject(k);
 
     int seen[NSCRIPTS] = {0};
     check_monitor(seen, calls_after);

@@ -1,0 +1,583 @@
+/*
+ * api_manage.c - managing projects and users (issue 14): the list of an
+ * organization's projects, a project's update, archive and delete, the list
+ * of an organization's users, and the lookup that lets a user name stand
+ * wherever a user id is taken.
+ *
+ * Who may: listing projects, anyone with a token (each sees its own
+ * organization's projects and those shared with it); listing users, the
+ * organization's admins, managers and reviewers (their own organization
+ * only); changing, archiving and deleting a project, its own organization's
+ * admins and managers (ROUTE_NOT_VENDOR). No body is read before that is
+ * settled (router.c).
+ */
+#include "api_int.h"
+
+/* --- paging: ?limit=N&after=ID ------------------------------------------------------------- */
+
+#define PAGE_DEFAULT 100
+#define PAGE_MAX     1000
+
+/* Refuses (422, and returns -1) a parameter of c's query not in allowed
+ * (a NULL-terminated list). */
+static int only_params(ctx_t *c, const char *const *allowed)
+{
+    const char *q = c->req->query ? c->req->query : "";
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        size_t k = strcspn(q, "=");
+        if (k > n)
+            k = n;
+        int known = 0;
+        for (int i = 0; allowed[i] && !known; i++)
+            known = strlen(allowed[i]) == k && !strncmp(q, allowed[i], k);
+        if (n && !known) {
+            qr_buf_t b;
+            qr_buf_init(&b);
+            for (int i = 0; allowed[i]; i++)
+                qr_buf_appendf(&b, "%s%s", i ? ", " : "", allowed[i]);
+            respond_error(c, 422, QR_CODE_INVALID, "unknown parameter \"%.*s\" (%s)",
+                          (int)(k > 40 ? 40 : k), q, b.data ? b.data : "none");
+            qr_buf_free(&b);
+            return -1;
+        }
+        q += n + (q[n] == '&');
+    }
+    return 0;
+}
+
+/* Reads the paging parameters of c's query, the only ones it may have.
+ * Responds 422 and returns -1 on a bad one. */
+static int page_params(ctx_t *c, int64_t *limit, int64_t *after)
+{
+    static const char *const allowed[] = {"limit", "after", NULL};
+    *limit = PAGE_DEFAULT;
+    *after = 0;
+    if (only_params(c, allowed) < 0)
+        return -1;
+    char buf[32];
+    const char *v;
+    char *end;
+    if ((v = query_param(c->req->query, "limit", buf, sizeof buf))) {
+        long long l = strtoll(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end || l < 1 || l > PAGE_MAX) {
+            respond_error(c, 422, QR_CODE_INVALID, "limit must be an integer from 1 to %d",
+                          PAGE_MAX);
+            return -1;
+        }
+        *limit = l;
+    }
+    if ((v = query_param(c->req->query, "after", buf, sizeof buf))) {
+        long long a = strtoll(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end || a < 0 || strlen(v) > 18) {
+            respond_error(c, 422, QR_CODE_INVALID,
+                          "after must be an id (0 or more): the next_after of the page before");
+            return -1;
+        }
+        *after = a;
+    }
+    return 0;
+}
+
+/* --- GET /v1/projects ------------------------------------------------------------------------ */
+
+/* Rows of QR_SQL_PROJECT_JSON, one more than the page asked (c->max): the
+ * page, and next_after when there is more. Each row is answered in the
+ * shape of GET /v1/projects/{id}. */
+static void on_project_list(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res);
+    int more = n > c->max;
+    if (more)
+        n = c->max;
+    json_t *list = json_array();
+    int64_t last = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *o = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+        qr_project_t *p = o ? qr_project_from_json(o) : NULL;
+        json_decref(o);
+        if (!p) {
+            json_decref(list);
+            respond_backend(c, "PostgreSQL", "bad project row");
+            return;
+        }
+        json_array_append_new(list, qr_project_to_json(p));
+        last = p->id;
+        qr_project_release(p);
+    }
+    respond_json(c, 200,
+                 json_pack("{s:o s:o}", "projects", list, "next_after",
+                           more ? json_integer((json_int_t)last) : json_null()));
+}
+
+void h_project_list(ctx_t *c)
+{
+    int64_t limit, after;
+    if (page_params(c, &limit, &after) < 0)
+        return;
+    char org[24], a[24], l[24];
+    c->max = (int)limit;
+    const char *params[] = {i64(c->user.org_id, org), i64(after, a), i64(limit + 1, l)};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_LIST, 3, params, on_project_list, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- PATCH /v1/projects/{id} ---------------------------------------------------------------- */
+
+/* What a PATCH may change; NULL where the body leaves it. Strings are
+ * owned (freed by patch_free). */
+typedef struct patch_s {
+    char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
+} patch_t;
+
+static void patch_free(patch_t *pt)
+{
+    free(pt->name);
+    free(pt->labels);
+    free(pt->apt);
+    free(pt->overlap_annotations);
+    free(pt->overlap_fraction);
+    free(pt->ttl);
+    free(pt->sampling);
+    free(pt->field);
+}
+
+/* A label as stored: without the white space around it (a copy). */
+static char *trimmed(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    char *t = qr_xmalloc(n + 1);
+    memcpy(t, s, n);
+    t[n] = '\0';
+    return t;
+}
+
+/* An integer field that may only rise from now (or move freely when now
+ * is negative): fills *out with its text. 0 when absent, 1 when set, -1
+ * with why filled. */
+static int patch_int(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t now, char **out,
+                     qr_invalid_t *why)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v)
+        return 0;
+    int64_t x;
+    if (json_is_null(v) || qr_validate_int(body, key, lo, hi, 0, &x, why) < 0) {
+        if (json_is_null(v)) {
+            why->status = 422;
+            why->code = QR_CODE_INVALID;
+            snprintf(why->message, sizeof why->message,
+                     "%s must be an integer from %" PRId64 " to %" PRId64, key, lo, hi);
+        }
+        return -1;
+    }
+    if (now >= 0 && x < now) {
+        why->status = 422;
+        why->code = QR_CODE_INVALID;
+        snprintf(why->message, sizeof why->message,
+                 "%s can only rise: it is %" PRId64 ", so %" PRId64 " is refused", key, now, x);
+        return -1;
+    }
+    *out = qr_xasprintf("%" PRId64, x);
+    return 1;
+}
+
+static int refuse(qr_invalid_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(qr_invalid_t *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->message, sizeof why->message, fmt, ap);
+    va_end(ap);
+    qr_validate_scrub(why->message);
+    why->status = 422;
+    why->code = QR_CODE_INVALID;
+    return -1;
+}
+
+/*
+ * Checks a PATCH body against the project as this broker knows it and
+ * fills pt: name; labels (the whole new list, trimmed: every label the
+ * project has must still be in it); annotations_per_task,
+ * overlap_annotations and overlap_fraction (only upward: tasks already
+ * imported keep the count they were given, so a lower one would leave them
+ * with more annotations than the project asks); lease_ttl_ms; sampling and
+ * stratify_field. The new values apply to tasks imported from now on and to
+ * leases granted from now on. The SQL repeats the only-upward guards, so a
+ * concurrent change cannot slip past them.
+ */
+static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_invalid_t *why)
+{
+    static const char *const keys[] = {"name",
+                                       "labels",
+                                       "annotations_per_task",
+                                       "overlap_annotations",
+                                       "overlap_fraction",
+                                       "lease_ttl_ms",
+                                       "sampling",
+                                       "stratify_field",
+                                       NULL};
+    const char *key;
+    json_t *v;
+    memset(pt, 0, sizeof *pt);
+    json_object_foreach(body, key, v)
+    {
+        int known = 0;
+        for (int i = 0; keys[i] && !known; i++)
+            known = !strcmp(key, keys[i]);
+        if (!known)
+            return refuse(why,
+                          "unknown field \"%.40s\": a project's name, labels, "
+                          "annotations_per_task, overlap_annotations, overlap_fraction, "
+                          "lease_ttl_ms, sampling and stratify_field may change",
+                          key);
+    }
+    if (json_object_size(body) == 0)
+        return refuse(why, "nothing to change: the body names no field");
+    if ((v = json_object_get(body, "name"))) {
+        if (!valid_name(json_string_value(v)))
+            return refuse(why,
+                          "name must be a string of 1 to 200 characters and no control characters");
+        pt->name = qr_xstrdup(json_string_value(v));
+    }
+    if ((v = json_object_get(body, "labels"))) {
+        size_t n = json_array_size(v);
+        if (!json_is_array(v) || n < 1 || n > 1000)
+            return refuse(why, "labels must be an array of 1 to 1000 strings");
+        json_t *out = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const char *l = json_string_value(json_array_get(v, i));
+            char *t = l ? trimmed(l) : NULL;
+            if (!t || !valid_name(t)) {
+                free(t);
+                json_decref(out);
+                return refuse(why,
+                              "label %zu must be a string of 1 to 200 characters and no control "
+                              "characters",
+                              i + 1);
+            }
+            for (size_t j = 0; j < json_array_size(out); j++)
+                if (!strcmp(t, json_string_value(json_array_get(out, j)))) {
+                    refuse(why, "label \"%s\" appears twice", t);
+                    free(t);
+                    json_decref(out);
+                    return -1;
+                }
+            json_array_append_new(out, json_string(t));
+            free(t);
+        }
+        for (int i = 0; i < p->nlabels; i++) {
+            int kept = 0;
+            for (size_t j = 0; j < json_array_size(out) && !kept; j++)
+                kept = !strcmp(p->labels[i], json_string_value(json_array_get(out, j)));
+            if (!kept) {
+                json_decref(out);
+                return refuse(why,
+                              "labels can only be added: \"%s\" is missing (annotations may "
+                              "carry it); send the whole list, old labels and new",
+                              p->labels[i]);
+            }
+        }
+        pt->labels = json_dumps(out, JSON_COMPACT);
+        json_decref(out);
+    }
+    if (patch_int(body, "annotations_per_task", 1, 100, p->annotations_per_task, &pt->apt, why) <
+            0 ||
+        patch_int(body, "overlap_annotations", 1, 100, p->overlap_annotations,
+                  &pt->overlap_annotations, why) < 0 ||
+        patch_int(body, "lease_ttl_ms", 1000, 86400000, -1, &pt->ttl, why) < 0)
+        return -1;
+    if ((v = json_object_get(body, "overlap_fraction"))) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1)
+            return refuse(why, "overlap_fraction must be a number from 0 to 1");
+        if (json_number_value(v) < p->overlap_fraction)
+            return refuse(why, "overlap_fraction can only rise: it is %g, so %g is refused",
+                          p->overlap_fraction, json_number_value(v));
+        pt->overlap_fraction = qr_xasprintf("%.17g", json_number_value(v));
+    }
+    const char *sampling = p->sampling;
+    if ((v = json_object_get(body, "sampling"))) {
+        const char *s = json_string_value(v);
+        if (!(s && (!strcmp(s, "sequential") || !strcmp(s, "random") || !strcmp(s, "uncertainty") ||
+                    !strcmp(s, "stratified"))))
+            return refuse(why, "sampling must be sequential, random, uncertainty or stratified");
+        pt->sampling = qr_xstrdup(s);
+        sampling = s;
+    }
+    if ((v = json_object_get(body, "stratify_field"))) {
+        if (!valid_name(json_string_value(v)))
+            return refuse(why, "stratify_field must be a data field's name (1 to 200 characters)");
+        if (strcmp(sampling, "stratified"))
+            return refuse(why, "stratify_field goes with sampling \"stratified\" only");
+        pt->field = qr_xstrdup(json_string_value(v));
+    }
+    if (!strcmp(sampling, "stratified") && !pt->field && !p->stratify_field)
+        return refuse(why, "stratified sampling needs stratify_field (a data field)");
+    return 0;
+}
+
+static void on_project_updated(const PGresult *res, const char *err, const char *sqlstate,
+                               void *arg)
+{
+    ctx_t *c = arg;
+    if (!res && sqlstate && !strcmp(sqlstate, "23514")) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "stratified sampling needs stratify_field (a data field)");
+        return;
+    }
+    if (res && PQntuples(res) == 0) {
+        /* The guards failed on a row another request changed meanwhile. */
+        respond_error(c, 409, QR_CODE_CONFLICT,
+                      "project %" PRId64 " changed meanwhile (labels or overlap): read it again "
+                      "and retry",
+                      c->project->id);
+        return;
+    }
+    qr_project_t *p = cache_project_result(c, res, err);
+    if (!p)
+        return;
+    qr_broker_project_changed(c->b, p->id);
+    qr_info("project %" PRId64 " updated by user %" PRId64, p->id, c->user.id);
+    respond_json(c, 200, qr_project_to_json(p));
+    qr_project_release(p);
+}
+
+void h_project_update(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    patch_t pt;
+    qr_invalid_t why;
+    if (patch_check(c->body, c->project, &pt, &why) < 0) {
+        patch_free(&pt);
+        respond_invalid(c, &why);
+        return;
+    }
+    char proj[24], org[24];
+    const char *params[] = {
+        i64(c->project->id, proj), i64(c->user.org_id, org), pt.name, pt.labels,   pt.apt,
+        pt.overlap_annotations,    pt.overlap_fraction,      pt.ttl,  pt.sampling, pt.field};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 10, params, on_project_updated, c);
+    patch_free(&pt);
+    if (rc < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- POST /v1/projects/{id}/archive and /unarchive -------------------------------------------
+ */
+
+/* As a pause (api_projects.c): this broker's copy is replaced, every other
+ * broker drops its own, and the long polls of the project wake, so that
+ * each answers 409 project_archived now rather than at its deadline. */
+static void on_project_archived(const PGresult *res, const char *err, const char *sqlstate,
+                                void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = cache_project_result(c, res, err);
+    if (!p)
+        return;
+    qr_broker_project_changed(c->b, p->id);
+    qr_broker_work_ready(c->b, p->id);
+    qr_info("project %" PRId64 " %s", p->id, p->archived_at ? "archived" : "unarchived");
+    respond_json(c, 200,
+                 json_pack("{sI s:b s:s?}", "id", (json_int_t)p->id, "archived",
+                           p->archived_at != NULL, "archived_at", p->archived_at));
+    qr_project_release(p);
+}
+
+/* Idempotent, as pause and resume are. */
+void h_project_archive(ctx_t *c)
+{
+    const char *tail = strrchr(c->route->pattern, '/');
+    int archive = tail && !strcmp(tail, "/archive");
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.org_id, org),
+                            archive ? "true" : "false"};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_ARCHIVE, 3, params, on_project_archived, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- DELETE /v1/projects/{id}[?force=true] -------------------------------------------------- */
+
+/*
+ * A delete runs in three steps. (1) The lease engine drops the project's
+ * Redis state in one script, unless a lease is live and force is off: then
+ * 409 tasks_leased and nothing changed. (2) PostgreSQL deletes the project
+ * row; every row of the project goes with it (ON DELETE CASCADE, and a
+ * trigger for the lease log, sql/0019). (3) Every broker forgets the
+ * project, and the lease engine drops again whatever a grant racing step
+ * (2) rebuilt from PostgreSQL meanwhile. c->ntasks holds the leases live at
+ * step (1); c->task_id and c->active_ms the tasks and annotations deleted.
+ */
+static void on_redis_cleared(int rc, int dropped, int64_t live, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0)
+        qr_warn("project %" PRId64 " deleted; its Redis state was not dropped again: %d",
+                c->project->id, rc);
+    respond_json(c, 200,
+                 json_pack("{sI s:b sI sI sI}", "id", (json_int_t)c->project->id, "deleted", 1,
+                           "tasks", (json_int_t)c->task_id, "annotations", (json_int_t)c->active_ms,
+                           "leases_dropped", (json_int_t)c->ntasks));
+}
+
+static void on_project_deleted(const PGresult *res, const char *err, const char *sqlstate,
+                               void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        respond_error(c, 404, QR_CODE_NOT_FOUND, "project %" PRId64 " is gone already",
+                      c->project->id);
+        return;
+    }
+    c->task_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    c->active_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    qr_project_cache_drop(c->b, c->project->id);
+    qr_broker_project_changed(c->b, c->project->id);
+    qr_info("project %" PRId64 " deleted by user %" PRId64 " (%" PRId64 " tasks, %" PRId64
+            " annotations, %" PRId64 " live leases dropped)",
+            c->project->id, c->user.id, c->task_id, c->active_ms, c->ntasks);
+    if (qr_lease_project_drop(c->b->lease, c->project->id, qr_now_ms(), 1, on_redis_cleared, c) < 0)
+        on_redis_cleared(QR_EIO, 0, 0, c);
+}
+
+static void on_redis_dropped(int rc, int dropped, int64_t live, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        respond_backend(c, "Redis", "project drop");
+        return;
+    }
+    if (!dropped) {
+        respond_error(c, 409, QR_CODE_TASKS_LEASED,
+                      "project %" PRId64 " has %" PRId64
+                      " live lease(s): wait until they end, archive the project first so no "
+                      "new ones start, or delete with ?force=true to drop them",
+                      c->project->id, live);
+        return;
+    }
+    c->ntasks = live;
+    char proj[24], org[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_DELETE, 2, params, on_project_deleted, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+void h_project_delete(ctx_t *c)
+{
+    static const char *const allowed[] = {"force", NULL};
+    char buf[16];
+    if (only_params(c, allowed) < 0)
+        return;
+    const char *f = query_param(c->req->query, "force", buf, sizeof buf);
+    int force = 0;
+    if (f) {
+        if (!strcmp(f, "true") || !strcmp(f, "1"))
+            force = 1;
+        else if (strcmp(f, "false") && strcmp(f, "0")) {
+            respond_error(c, 422, QR_CODE_INVALID, "force must be true or false");
+            return;
+        }
+    }
+    if (qr_lease_project_drop(c->b->lease, c->project->id, qr_now_ms(), force, on_redis_dropped,
+                              c) < 0)
+        respond_backend(c, "Redis", "client closing");
+}
+
+/* --- GET /v1/users -------------------------------------------------------------------------- */
+
+static void on_user_list(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *list = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!json_is_array(list)) {
+        json_decref(list);
+        respond_backend(c, "PostgreSQL", err ? err : "bad user list");
+        return;
+    }
+    json_t *next = json_null();
+    if (json_array_size(list) > (size_t)c->max) {
+        json_array_remove(list, (size_t)c->max);
+        json_t *last = json_array_get(list, (size_t)c->max - 1);
+        json_decref(next);
+        next = json_integer(json_integer_value(json_object_get(last, "id")));
+    }
+    respond_json(c, 200, json_pack("{s:o s:o}", "users", list, "next_after", next));
+}
+
+void h_user_list(ctx_t *c)
+{
+    int64_t limit, after;
+    if (page_params(c, &limit, &after) < 0)
+        return;
+    char org[24], a[24], l[24];
+    c->max = (int)limit;
+    const char *params[] = {i64(c->user.org_id, org), i64(after, a), i64(limit + 1, l)};
+    if (qr_pg_query(c->b->pg, QR_SQL_USER_LIST, 3, params, on_user_list, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- a user named where an id is taken ---------------------------------------------------- */
+
+static void on_user_resolved(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "no user \"%s\" works on project %" PRId64
+                      " as far as you may see (GET /v1/users lists yours)",
+                      c->label, c->project->id);
+        return;
+    }
+    if (n > 1) {
+        qr_buf_t b;
+        qr_buf_init(&b);
+        for (int i = 0; i < n; i++)
+            qr_buf_appendf(&b, "%s%s@%s (id %s)", i ? ", " : "", PQgetvalue(res, i, 1),
+                           PQgetvalue(res, i, 2), PQgetvalue(res, i, 0));
+        respond_error(c, 422, QR_CODE_AMBIGUOUS_USER,
+                      "\"%s\" names %d users: %s; give name@organization or the id", c->label, n,
+                      b.data);
+        qr_buf_free(&b);
+        return;
+    }
+    c->user_resolved = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    c->then(c);
+}
+
+int resolve_user(ctx_t *c, const char *name, void (*then)(ctx_t *c))
+{
+    if (!valid_name(name)) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "a user is named by an id or a name of 1 to 200 characters");
+        return -1;
+    }
+    free(c->label);
+    c->label = qr_xstrdup(name);
+    c->then = then;
+    char proj[24], org[24];
+    const char *params[] = {name, i64(c->project->id, proj), i64(c->user.org_id, org)};
+    if (qr_pg_query(c->b->pg, QR_SQL_USER_RESOLVE, 3, params, on_user_resolved, c) < 0) {
+        respond_backend(c, "PostgreSQL", "pool closing");
+        return -1;
+    }
+    return 0;
+}
