@@ -150,27 +150,29 @@ static void put_line(qr_buf_t *b, json_t *j)
     free(s);
 }
 
-/* CSV cells: NULL is an empty cell. */
+/* CSV cells: NULL is an empty cell; event, if any, is the last one. */
 static void put_cells(qr_buf_t *b, const PGresult *res, int i, const int *cols, size_t n,
                       const char *event)
 {
-    if (event) {
-        qr_csv_cell(b, event);
-        qr_buf_append(b, ",", 1);
-    }
     for (size_t k = 0; k < n; k++) {
         if (k)
             qr_buf_append(b, ",", 1);
         if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]))
             qr_csv_cell(b, PQgetvalue(res, i, cols[k]));
     }
+    if (event) {
+        qr_buf_append(b, ",", 1);
+        qr_csv_cell(b, event);
+    }
     qr_buf_appends(b, "\r\n");
 }
 
-/* The CSV header of each kind; the columns of the annotations' one are
- * filled from both the annotation and the undo rows. */
-static const char csv_annotations[] = "event,annotation_id,task_id,external_id,annotator,label,"
-                                      "lead_time,created_at,annotator_id,organization\r\n";
+/* The CSV header of each kind. The annotations' first six columns are
+ * those of the export before it had kinds (the item is named task_id now),
+ * so that scripts reading columns by position keep working; the undo rows
+ * of an increment fill the same columns. */
+static const char csv_annotations[] = "task_id,annotator,label,created_at,annotator_id,"
+                                      "organization,external_id,lead_time,annotation_id,event\r\n";
 static const char csv_consensus[] =
     "task_id,external_id,consensus,support,annotators,gold,data\r\n";
 
@@ -179,9 +181,7 @@ static void put_annotations(struct export_s *e, const PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         if (e->format == EX_CSV) {
-            /* annotation_id, task_id, external_id, annotator, label,
-             * lead_time, created_at, annotator_id, organization */
-            static const int cols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+            static const int cols[] = {1, 3, 4, 6, 7, 8, 2, 5, 0};
             put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "annotation");
             continue;
         }
@@ -206,10 +206,8 @@ static void put_undos(struct export_s *e, const PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         if (e->format == EX_CSV) {
-            /* annotation_id, task_id, external_id, annotator, label, (no
-             * lead time), undone_at as created_at, annotator_id,
-             * organization */
-            static const int cols[] = {1, 2, 3, 4, 5, -1, 6, 7, 8};
+            /* undone_at as created_at; no lead time */
+            static const int cols[] = {2, 4, 5, 6, 7, 8, 3, -1, 1};
             put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "undo");
             continue;
         }

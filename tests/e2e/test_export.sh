@@ -144,7 +144,7 @@ export_api "format=jsonl"
 check "a full export: every stored annotation, in id order" "$(paste -sd, "$E2E_DIR/want")" \
     "$(jq -r .annotation_id "$E2E_DIR/body" | paste -sd,)"
 export_api "format=csv"
-check "CSV header" "event,annotation_id,task_id,external_id,annotator,label,lead_time,created_at,annotator_id,organization" \
+check "CSV header" "task_id,annotator,label,created_at,annotator_id,organization,external_id,lead_time,annotation_id,event" \
     "$(head -1 "$E2E_DIR/body" | tr -d '\r')"
 check "CSV rows: one per annotation" "$(wc -l <"$E2E_DIR/want")" "$(($(wc -l <"$E2E_DIR/body") - 1))"
 cp "$E2E_DIR/body" "$E2E_DIR/full.csv"
