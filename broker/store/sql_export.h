@@ -61,6 +61,13 @@
 #define QR_SQL_EXPORT_WHO                                                                          \
     "CASE WHEN us.org_id = p.org_id THEN us.name ELSE us.name || '@' || o.name END"
 
+/* Row r's annotator is in the crew the export covers ($4: 0 for every
+ * annotator, else a vendor's organization). Tested in each branch, before
+ * its LIMIT, so a page is short only at the end. */
+#define QR_SQL_EXPORT_CREW(r)                                                                      \
+    "($4::bigint = 0 OR EXISTS (SELECT 1 FROM users w WHERE w.id = " r ".annotator_id"             \
+    " AND w.org_id = $4::bigint))"
+
 /* Time on task in seconds: the active time the client reported, else the
  * time from the lease's grant to the annotation. */
 #define QR_SQL_EXPORT_LEAD(x)                                                                      \
@@ -81,31 +88,32 @@
 /* kind=annotations, the annotations of the window -> annotation id, task
  * id, external id, annotator (name@organization for another organization
  * than the project's), label, lead time (s), created_at, annotator id,
- * organization, organization id, the user's name, in annotation id order. $5 after
- * annotation id. */
+ * organization, organization id, the user's name, in annotation id order.
+ * $5 after annotation id. Each branch is limited before the union, so a
+ * page reads $6 rows of an index, not the whole project. */
 #define QR_SQL_EXPORT_ANNOTATIONS                                                                  \
     "SELECT x.id, x.task_id, t.external_id, " QR_SQL_EXPORT_WHO ", x.label,"                       \
     " " QR_SQL_EXPORT_LEAD("x") ", " QR_SQL_EXPORT_TIME("x.created_at") ","                        \
     " us.id, o.name, us.org_id, us.name"                                                           \
-    " FROM (SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"           \
+    " FROM ((SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"          \
     "   a.fencing_token FROM annotations a"                                                        \
     "  WHERE a.project_id = $1 AND a.id > $5 AND " QR_SQL_IN_WINDOW("a.written_xid")               \
+    "    AND " QR_SQL_EXPORT_CREW("a") " ORDER BY a.id LIMIT $6)"                                  \
     " UNION ALL"                                                                                   \
-    " SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"    \
+    " (SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"   \
     "   u.fencing_token FROM annotation_undos u"                                                   \
     "  WHERE u.project_id = $1 AND u.annotation_id > $5"                                           \
-    "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot)"                           \
-    "    AND " QR_SQL_IN_WINDOW("u.annotation_xid") ") x"                                         \
+    "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot)"                     \
+    "    AND " QR_SQL_IN_WINDOW("u.annotation_xid") " AND " QR_SQL_EXPORT_CREW("u")                \
+    "  ORDER BY u.annotation_id LIMIT $6)) x"                                                      \
     " JOIN tasks t ON t.id = x.task_id JOIN users us ON us.id = x.annotator_id"                    \
     " JOIN organizations o ON o.id = us.org_id JOIN projects p ON p.id = $1"                       \
-    " WHERE $4::bigint = 0 OR us.org_id = $4::bigint"                                              \
     " ORDER BY x.id LIMIT $6"
 
 /* kind=annotations, the undos of the window (only in an increment) -> undo
  * id, annotation id, task id, external id, annotator, label, undone_at,
  * annotator id, organization, organization id, the user's name, in undo id
- * order. $5 after
- * undo id. */
+ * order. $5 after undo id. */
 #define QR_SQL_EXPORT_UNDOS                                                                        \
     "SELECT u.id, u.annotation_id, u.task_id, t.external_id, " QR_SQL_EXPORT_WHO ", u.label,"      \
     " " QR_SQL_EXPORT_TIME("u.undone_at") ", us.id, o.name, us.org_id, us.name"                   \
