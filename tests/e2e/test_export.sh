@@ -172,6 +172,26 @@ out=$("$CTL" export --project "$P" --kind consensus --format jsonl --since "$CUR
 check "an increment of consensus: the tasks changed since (the late row's task)" "$TASK" \
     "$(printf '%s\n' "$out" | jq -r .task_id | paste -sd,)"
 
+# --- consensus rules on hand-made annotations: a tie, too few, one of one ----------
+P3=$(new_project '{"name":"rules","labels":["x","y"],"annotations_per_task":2}')
+sql "INSERT INTO tasks (project_id, data, required, external_id)
+     SELECT $P3, jsonb_build_object('k', i), CASE WHEN i = 4 THEN 1 ELSE 2 END, 'r' || i FROM generate_series(1, 5) i" >/dev/null
+U1=$(sql "SELECT id FROM users WHERE name = 'ann_a'")
+U2=$(sql "SELECT id FROM users WHERE name = 'ann_b'")
+# r1: x,y (a tie); r2: x,x; r3: y alone of 2 (too few); r4: y alone of 1; r5: none
+sql "INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token)
+     SELECT t.id, $P3, v.u, v.l, 1000 + row_number() OVER () FROM tasks t JOIN (VALUES
+       ('r1', $U1, 'x'), ('r1', $U2, 'y'), ('r2', $U1, 'x'), ('r2', $U2, 'x'),
+       ('r3', $U1, 'y'), ('r4', $U2, 'y')) v(e, u, l) ON v.e = t.external_id
+     WHERE t.project_id = $P3" >/dev/null
+got=$("$CTL" export --project "$P3" --kind consensus --format jsonl 2>/dev/null |
+    jq -r '"\(.external_id):\(.consensus):\(.support):\(.annotators)"' | paste -sd' ')
+check "consensus: a tie null, 2 of 2 with support 1, too few null, 1 of 1, none" \
+    "r1:null:null:2 r2:x:1:2 r3:null:null:1 r4:y:1:1 r5:null:null:0" "$got"
+"$CTL" export --project "$P3" --format csv 2>/dev/null | "$CTL" agreement - --json --per-item >"$E2E_DIR/agr3.json"
+check "agreement --per-item agrees on the tie and the majority" "null x" \
+    "$(jq -r '[.per_item[] | select(.judgements == 2) | .majority_label] | map(tostring) | join(" ")' "$E2E_DIR/agr3.json")"
+
 # --- Label Studio format -------------------------------------------------------
 export_api "format=ls"
 check "ls: a JSON array of the 12 tasks" 12 "$(jq length "$E2E_DIR/body")"
@@ -187,6 +207,25 @@ check "ls annotation: completed_by, lead_time (s), was_cancelled, ground_truth" 
     "$(echo "$a1" | jq -r '[(.completed_by|type), .lead_time, .was_cancelled, (.ground_truth == (.result[0].value.choices[0] == "pos"))]|join(" ")')"
 check "ls annotations total = stored annotations" "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")" \
     "$(jq '[.[].annotations[]] | length' "$E2E_DIR/body")"
+
+# predictions and imported annotations (sql/0018_data_io.sql) come back whole;
+# an imported annotation mirrored into annotations (counted toward overlap)
+# is listed once, and the project's from_name/to_name are the imported ones
+T2=$(sql "SELECT id FROM tasks WHERE project_id = $P AND external_id = 'src-2'")
+IMPU=$(sql "SELECT annotator_id FROM annotations WHERE task_id = $T2 ORDER BY id LIMIT 1")
+sql "UPDATE tasks SET predictions = '[{\"model_version\": \"m1\", \"score\": 0.8, \"result\": [{\"from_name\": \"sentiment\", \"to_name\": \"text\", \"type\": \"choices\", \"value\": {\"choices\": [\"neg\"]}}]}]' WHERE id = $T2;
+     INSERT INTO imported_annotations (project_id, task_id, annotator_id, label, result, lead_time, ground_truth, source_id)
+     VALUES ($P, $T2, $IMPU, 'neg', '[{\"from_name\": \"sentiment\", \"to_name\": \"text\", \"type\": \"choices\", \"value\": {\"choices\": [\"neg\"]}}]', 4.5, true, '77')" >/dev/null
+export_api "format=ls"
+t2=$(jq -c '.[] | select(.meta.external_id == "src-2")' "$E2E_DIR/body")
+check "ls: the task's predictions whole" "m1 0.8 neg" \
+    "$(echo "$t2" | jq -r '.predictions[0] | [.model_version, .score, .result[0].value.choices[0]] | join(" ")')"
+check "ls: the imported annotation first, as imported (id 77, lead_time, ground_truth)" "77 4.5 true sentiment" \
+    "$(echo "$t2" | jq -r '.annotations[0] | [.id, .lead_time, .ground_truth, .result[0].from_name] | join(" ")')"
+check "ls: its mirror in annotations is not listed again" \
+    "$(($(sql "SELECT count(*) FROM annotations WHERE task_id = $T2") - 1 + 1))" "$(echo "$t2" | jq '.annotations | length')"
+check "ls: the broker's annotations take the imported from_name/to_name" "sentiment text" \
+    "$(echo "$t2" | jq -r '.annotations[1].result[0] | [.from_name, .to_name] | join(" ")')"
 
 # --- bad parameters: 422, nothing changes -------------------------------------
 before=$(sql "SELECT count(*) FROM annotations")
