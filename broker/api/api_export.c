@@ -341,7 +341,9 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
     ctx_t *c = arg;
     struct export_s *e = c->exp;
     e->wait = W_NONE;
-    if (!res && (!strcmp(sqlstate, "22P02") || !strcmp(sqlstate, "22023"))) {
+    /* Class 22 (data exception): a cursor PostgreSQL cannot read as a
+     * snapshot (a number out of range, xmin past xmax...). */
+    if (!res && !strncmp(sqlstate, "22", 2)) {
         respond_error(c, 422, QR_CODE_INVALID,
                       "since is not a cursor of this broker (give the X-Quorum-Cursor an "
                       "earlier export printed)");

@@ -230,7 +230,7 @@ check "ls: the broker's annotations take the imported from_name/to_name" "sentim
 # --- bad parameters: 422, nothing changes -------------------------------------
 before=$(sql "SELECT count(*) FROM annotations")
 for q in "format=xml" "kind=votes" "format=ls&kind=consensus" "since=abc" "since=1:2" "since=1:2:3,,4" \
-    "since=99999999:99999999:"; do
+    "since=99999999:99999999:" "since=5:3:" "since=99999999999999999999999:99999999999999999999999:"; do
     export_api "$q"
     check "?$q: 422 invalid" "422 invalid" "$ST $(jq -r .error.code "$E2E_DIR/body")"
 done
