@@ -6,11 +6,13 @@
  */
 #include "client.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int qr_client_global_init(void)
 {
@@ -35,11 +37,42 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     qr_client_call_t *call = userdata;
     size_t n = size * nmemb;
+    long status = 0;
+    if (call->sink && curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status >= 200 && status < 300) {
+        /* A streamed answer (an export): never held whole. */
+        if (fwrite(ptr, 1, n, call->sink) != n) {
+            call->sink_failed = 1;
+            return 0;
+        }
+        return n;
+    }
     if (call->body.len + n > QR_CLIENT_MAX_RESPONSE) {
         call->body_too_large = 1;
         return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
     }
     qr_buf_append(&call->body, ptr, n);
+    return n;
+}
+
+/* libcurl header callback: keeps X-Quorum-Cursor (an export's next cursor). */
+static size_t on_header(char *ptr, size_t size, size_t nitems, void *userdata)
+{
+    qr_client_call_t *call = userdata;
+    size_t n = size * nitems;
+    static const char name[] = "x-quorum-cursor:";
+    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+        const char *v = ptr + sizeof name - 1;
+        const char *e = ptr + n;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+            e--;
+        free(call->cursor);
+        call->cursor = qr_xmalloc((size_t)(e - v) + 1);
+        memcpy(call->cursor, v, (size_t)(e - v));
+        call->cursor[e - v] = '\0';
+    }
     return n;
 }
 
@@ -68,6 +101,8 @@ int qr_client_call_init(qr_client_call_t *call, const qr_client_config_t *cfg, l
     SETOPT(CURLOPT_ERRORBUFFER, call->errbuf);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, (void *)call);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, (void *)call);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -110,6 +145,8 @@ void qr_client_call_free(qr_client_call_t *call)
     call->url = NULL;
     qr_buf_free(&call->request_body);
     qr_buf_free(&call->body);
+    free(call->cursor);
+    call->cursor = NULL;
 }
 
 /* Appends a header line to the call's list; returns 0 or -1. */
@@ -141,6 +178,9 @@ static int setup_request(qr_client_call_t *call, const char *method, const char 
     qr_buf_reset(&call->body);
     qr_buf_reset(&call->request_body);
     call->body_too_large = 0;
+    call->sink_failed = 0;
+    free(call->cursor);
+    call->cursor = NULL;
     call->status = 0;
     call->result = CURLE_OK;
     call->code[0] = '\0';
@@ -278,6 +318,11 @@ static void describe_transport_error(qr_client_call_t *call)
         snprintf(call->message, sizeof call->message, "bad broker URL %s: %s", call->url, one);
         break;
     case CURLE_WRITE_ERROR:
+        if (call->sink_failed) {
+            snprintf(call->message, sizeof call->message, "cannot write the answer of %s: %s",
+                     call->url, strerror(errno));
+            break;
+        }
         if (call->body_too_large) {
             snprintf(call->message, sizeof call->message,
                      "response from %s is over %u bytes; refused", call->url,

@@ -34,6 +34,7 @@
 #include "util.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stddef.h>
 
 /* Largest response body we accept (bytes); a bigger one fails the call. */
@@ -133,6 +134,9 @@ typedef struct qr_client_call_s {
     char message[512];             /* one-line summary of a failure, or "" */
     char errbuf[CURL_ERROR_SIZE];  /* libcurl's detailed error text */
     void *data;                    /* for the caller */
+    FILE *sink;                    /* set: a 2xx body goes here as it arrives, not into body */
+    int sink_failed;               /* writing to sink failed (the transfer then fails) */
+    char *cursor; /* owned: X-Quorum-Cursor of the last answer (an export), or NULL */
 } qr_client_call_t;
 
 /*

@@ -14,6 +14,7 @@ static void on_ctx_timer_closed(uv_handle_t *h)
 void ctx_free(ctx_t *c)
 {
     qr_import_free(&c->imp);
+    export_free(c);
     for (size_t i = 0; i < c->strata.n; i++)
         free(c->strata.names[i]);
     free(c->strata.names);

@@ -127,8 +127,9 @@ struct ctx_s {
     int index;   /* batch submit: position in the parent's results */
     int pending; /* batch submit: results still running */
     json_t *out;
-    uint64_t start_ns; /* uv_hrtime() when the request was complete (metrics) */
-    int timed;         /* 1 + the qr_metric_request_t to record, or 0 */
+    struct export_s *exp; /* export: its state (api_export.c), or NULL */
+    uint64_t start_ns;    /* uv_hrtime() when the request was complete (metrics) */
+    int timed;            /* 1 + the qr_metric_request_t to record, or 0 */
 };
 
 /* The route table (routes.c). */
@@ -209,8 +210,11 @@ void h_heartbeat(ctx_t *c);
 void h_progress(ctx_t *c);
 void h_report(ctx_t *c);
 void h_agreement(ctx_t *c);
-void h_export(ctx_t *c);
 void h_throughput(ctx_t *c);
+
+/* api_export.c */
+void h_export(ctx_t *c);
+void export_free(ctx_t *c);
 
 /* api_submit.c */
 void h_submit(ctx_t *c);

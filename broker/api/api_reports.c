@@ -1,5 +1,6 @@
 /*
- * api_reports.c - progress, report, agreement, export and throughput.
+ * api_reports.c - progress, report, agreement and throughput (export:
+ * api_export.c).
  */
 #include "api_int.h"
 
@@ -121,65 +122,6 @@ void h_agreement(ctx_t *c)
     const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
     qr_live_agreement_get(c->b->agreement, c->project->id, fresh && strcmp(fresh, "0"),
                           on_live_agreement, c);
-}
-
-/* --- GET /v1/projects/{id}/export
- * ------------------------------------------------------------------ */
-
-static void on_export_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
-{
-    ctx_t *c = arg;
-    if (!res) {
-        respond_backend(c, "PostgreSQL", err);
-        return;
-    }
-    int csv = c->max == 1;
-    qr_buf_t b;
-    qr_buf_init(&b);
-    if (csv)
-        qr_buf_appends(&b, "item,annotator,label,created_at,annotator_id,organization\r\n");
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (csv) {
-            for (int k = 0; k < 6; k++) {
-                if (k)
-                    qr_buf_append(&b, ",", 1);
-                qr_csv_cell(&b, PQgetvalue(res, i, k)); /* neutralized: text_out.h */
-            }
-            qr_buf_appends(&b, "\r\n");
-        } else {
-            json_t *o =
-                json_pack("{s:s s:s s:s s:s sI sI s:s}", "task_id", PQgetvalue(res, i, 0),
-                          "annotator", PQgetvalue(res, i, 7), "label", PQgetvalue(res, i, 2),
-                          "created_at", PQgetvalue(res, i, 3), "annotator_id",
-                          (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10), "organization_id",
-                          (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "organization",
-                          PQgetvalue(res, i, 5));
-            char *line = json_dumps(o, JSON_COMPACT);
-            json_decref(o);
-            qr_buf_appends(&b, line);
-            qr_buf_append(&b, "\n", 1);
-            free(line);
-        }
-    }
-    qr_http_respond(c->req, 200, csv ? "text/csv; charset=utf-8" : "application/x-ndjson", b.data,
-                    b.len, NULL);
-    qr_buf_free(&b);
-    ctx_free(c);
-}
-
-void h_export(ctx_t *c)
-{
-    char v[16];
-    const char *format = query_param(c->req->query, "format", v, sizeof v);
-    if (format && strcmp(format, "csv") && strcmp(format, "jsonl")) {
-        respond_error(c, 422, QR_CODE_INVALID, "format must be csv or jsonl");
-        return;
-    }
-    c->max = !format || !strcmp(format, "csv");
-    char proj[24], org[24];
-    const char *params[] = {i64(c->project->id, proj), crew_scope(c, org)};
-    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT, 2, params, on_export_rows, c) < 0)
-        respond_backend(c, "PostgreSQL", "pool closing");
 }
 
 /* --- GET /v1/projects/{id}/throughput ---------------------------------------- */

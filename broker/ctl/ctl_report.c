@@ -7,6 +7,8 @@
  */
 #include "ctl_report.h"
 
+#include <ctype.h>
+
 #include "cli.h"
 #include "ctl_throughput.h"
 #include "protocol.h"
@@ -413,37 +415,73 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
 }
 
 static const char export_help[] =
-    "usage: quorumctl export --project ID [--format csv|jsonl] [connection flags]\n"
+    "usage: quorumctl export --project ID [--format csv|jsonl|ls]\n"
+    "                        [--kind annotations|consensus] [--since CURSOR]\n"
+    "                        [connection flags]\n"
     "\n"
-    "Every annotation of the project, in the order they were stored: CSV with\n"
-    "the header item,annotator,label,created_at,annotator_id,organization (the\n"
-    "input of `quorumctl agreement FILE.csv`; an annotator of another\n"
-    "organization than the project's is named name@organization), or JSON\n"
-    "lines. Written to stdout.\n"
+    "Writes the project's labels to stdout as they stream from the broker (never\n"
+    "held whole in memory), and the export's cursor to stderr as the line\n"
+    "`X-Quorum-Cursor: CURSOR`. Given to --since, a cursor makes the next export\n"
+    "return only what changed after it: a job that exports with the cursor of its\n"
+    "last run gets every annotation exactly once.\n"
     "\n"
-    "  --project ID   the project's id\n"
-    "  --format F     csv (default) or jsonl\n"
+    "  --format csv   (default) RFC 4180 CSV with a header line\n"
+    "  --format jsonl one JSON object per line\n"
+    "  --format ls    a JSON array of Label Studio tasks (data, meta.external_id,\n"
+    "                 predictions, annotations with result in Label Studio's\n"
+    "                 shape, completed_by, lead_time, was_cancelled,\n"
+    "                 ground_truth) that Label Studio imports back\n"
+    "  --kind annotations  (default) one row per annotation: task_id, annotator\n"
+    "                 (name@organization for another organization than the\n"
+    "                 project's in CSV), label, created_at, annotator_id,\n"
+    "                 organization, external_id, lead_time (seconds),\n"
+    "                 annotation_id, event (annotation; undo in an increment).\n"
+    "                 The CSV is the input of `quorumctl agreement FILE.csv`.\n"
+    "  --kind consensus    one row per task: task_id, external_id, consensus\n"
+    "                 (the majority label, empty/null on a tie or with fewer\n"
+    "                 than two annotations where two or more are asked for),\n"
+    "                 support (its share), annotators, gold, data\n"
+    "  --since CURSOR only what changed after the export that printed CURSOR\n"
     "\n"
-    "Reads:  no file: the broker's export (GET .../export), printed as it sent it.\n"
+    "Reads:  no file: the broker's export (GET /v1/projects/{id}/export), streamed.\n"
     "Writes: stdout: csv\n"
-    "          item,annotator,label,created_at,annotator_id,organization\n"
-    "          1,bob,positive,2026-12-05T23:57:26.882Z,4,owner\n"
-    "        or jsonl\n"
-    "          {\"task_id\":\"1\",\"annotator\":\"bob\",\"label\":\"positive\",\n"
-    "           \"created_at\":\"2026-12-05T23:57:26.882Z\",\"annotator_id\":4,\n"
-    "           \"organization_id\":1,\"organization\":\"owner\"}\n"
+    "          task_id,annotator,label,created_at,annotator_id,organization,...\n"
+    "          1,bob,positive,2026-12-05T23:57:26.882Z,4,owner,...\n"
+    "        or jsonl ({\"task_id\":1,\"annotator\":\"bob\",\"label\":\"positive\",...})\n"
+    "        or ls (a JSON array of Label Studio tasks); stderr: the cursor line.\n"
     "\n"
     "Examples:\n"
-    "  quorumctl export --project 7 > annotations.csv\n"
-    "  quorumctl export --project 7 --format jsonl | jq .label\n"
+    "  quorumctl export --project 3 > annotations.csv\n"
+    "  quorumctl export --project 3 --kind consensus --format jsonl\n"
+    "  quorumctl export --project 3 --format ls > labelstudio.json\n"
+    "  quorumctl export --project 3 --format jsonl 2>cursor.txt >all.jsonl\n"
+    "  quorumctl export --project 3 --format jsonl \\\n"
+    "    --since \"$(sed -n 's/^X-Quorum-Cursor: //p' cursor.txt)\" >new.jsonl\n"
     "\n"
     "%s"
     "\n"
     "Exit codes: 0 success, 1 broker or network error, 2 usage error.\n";
 
+/* s percent-encoded for a query string (every byte but unreserved ones). */
+static char *query_escape(const char *s)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == ':' ||
+            ch == ',')
+            qr_buf_append(&b, s, 1);
+        else
+            qr_buf_appendf(&b, "%%%02X", ch);
+    }
+    qr_buf_append(&b, "", 1);
+    return b.data;
+}
+
 int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL, *format = "csv";
+    const char *project = NULL, *format = "csv", *kind = "annotations", *since = NULL;
     long long pid;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -453,7 +491,9 @@ int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
         }
         if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--since", &since)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else {
@@ -462,10 +502,37 @@ int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (qr_cli_project_id(prog, "export ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    if (strcmp(format, "csv") && strcmp(format, "jsonl"))
-        return qr_cli_usage_error(prog, "export ", "export: --format must be csv or jsonl");
-    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s", pid, format);
-    int rc = get_and_print(cfg, path, 1, NULL);
+    if (strcmp(format, "csv") && strcmp(format, "jsonl") && strcmp(format, "ls"))
+        return qr_cli_usage_error(prog, "export ", "export: --format must be csv, jsonl or ls");
+    if (strcmp(kind, "annotations") && strcmp(kind, "consensus"))
+        return qr_cli_usage_error(prog, "export ",
+                                  "export: --kind must be annotations or consensus");
+    if (since && !since[0])
+        return qr_cli_usage_error(prog, "export ", "export: --since needs a cursor");
+    char *esc = since ? query_escape(since) : NULL;
+    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s&kind=%s%s%s", pid, format, kind,
+                              esc ? "&since=" : "", esc ? esc : "");
+    free(esc);
+    qr_client_call_t call;
+    int rc = qr_cli_connect(prog, cfg, &call);
+    if (rc != QR_EXIT_OK) {
+        free(path);
+        return rc;
+    }
+    call.sink = stdout;
+    if (qr_cli_call(&call, "GET", path, NULL, NULL) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, call.message);
+        rc = QR_EXIT_ERROR;
+    } else if (fflush(stdout) != 0) {
+        fprintf(stderr, "%s: cannot write to stdout\n", prog);
+        rc = QR_EXIT_ERROR;
+    } else if (!call.cursor) {
+        fprintf(stderr, "%s: the broker sent no X-Quorum-Cursor\n", prog);
+        rc = QR_EXIT_ERROR;
+    } else {
+        fprintf(stderr, "X-Quorum-Cursor: %s\n", call.cursor);
+    }
+    qr_client_call_free(&call);
     free(path);
     return rc;
 }

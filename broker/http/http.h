@@ -134,6 +134,39 @@ int qr_http_request_gone(const qr_http_request_t *req);
 int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
                     size_t body_len, const char *extra_headers);
 
+/*
+ * A response streamed in chunks (Transfer-Encoding: chunked), for answers
+ * too large to hold in memory (an export). qr_http_stream_start sends the
+ * head; the handler then sends the body piece by piece with
+ * qr_http_stream_write and ends with qr_http_stream_end, which sends the
+ * last chunk and frees req as qr_http_respond does. The request stays the
+ * connection's until then (no other request is read), and qr_http_on_gone
+ * still tells of a client that went away: the handler then calls
+ * qr_http_stream_end, which only frees req.
+ *
+ * Backpressure: after a write, qr_http_stream_busy says whether more than
+ * QR_HTTP_STREAM_LOW_WATER bytes wait to go out; if so, the handler should
+ * stop producing and ask qr_http_stream_on_drain to be called back (once,
+ * from a write callback) when they have gone below it. So a slow reader
+ * costs at most one page of the export in memory, not the export.
+ *
+ * A failure after the head was sent cannot change the status: the handler
+ * calls qr_http_stream_abort, which closes the connection without the last
+ * chunk (the client sees a truncated transfer, never a short one that
+ * looks whole) and frees req. All return 0, or a negative code when the
+ * connection is gone (req is then still the handler's until stream_end or
+ * stream_abort, except after those two, which always free it).
+ */
+#define QR_HTTP_STREAM_LOW_WATER (64 << 10)
+typedef void (*qr_http_drain_cb)(qr_http_request_t *req, void *arg);
+int qr_http_stream_start(qr_http_request_t *req, int status, const char *content_type,
+                         const char *extra_headers);
+int qr_http_stream_write(qr_http_request_t *req, const char *data, size_t len);
+int qr_http_stream_busy(const qr_http_request_t *req);
+void qr_http_stream_on_drain(qr_http_request_t *req, qr_http_drain_cb cb, void *arg);
+int qr_http_stream_end(qr_http_request_t *req);
+void qr_http_stream_abort(qr_http_request_t *req);
+
 /* Stops listening, closes every connection (pending requests are answered
  * by nobody: their later qr_http_respond calls just free them), and frees
  * the server once all handles have closed. cb (may be NULL) runs then. */

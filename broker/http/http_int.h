@@ -152,7 +152,12 @@ struct req_s {
     qr_http_server_t *srv;   /* for the budget, when conn is gone */
     char *path, *query, *auth, *ctype, *body;
     char peer[64];
-    char client_cert[65]; /* "" when the client sent no verified certificate */
+    char client_cert[65];      /* "" when the client sent no verified certificate */
+    int http10;                /* an HTTP/1.0 request: no chunked encoding */
+    int streaming;             /* its head was sent by qr_http_stream_start */
+    int stream_keep;           /* the connection may carry another request after it */
+    qr_http_drain_cb drain_cb; /* qr_http_stream_on_drain, cleared when it runs */
+    void *drain_arg;           /* its argument */
 };
 
 /* --- http.c: a connection's life ------------------------------------------ */
@@ -185,5 +190,6 @@ void qr_http_format_response(qr_buf_t *out, int status, const char *content_type
                              size_t body_len, const char *extra_headers, int keep_alive,
                              int head_only);
 void qr_http_send_error(conn_t *c, int status);
+void qr_http_stream_drained(conn_t *c);
 
 #endif

@@ -198,6 +198,7 @@ static int on_headers_complete(http_parser *p)
     r->pub.client_cert = r->client_cert[0] ? r->client_cert : NULL;
     r->pub.content_length = r->content_length;
     r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+    r->http10 = p->http_major == 1 && p->http_minor == 0;
     r->head = p->method == HTTP_HEAD;
     r->conn = c;
     c->head_ready = r;

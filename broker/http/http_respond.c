@@ -184,6 +184,30 @@ int qr_http_request_gone(const qr_http_request_t *req)
     return r->conn == NULL;
 }
 
+/*
+ * What follows an answer sent in full on c: the connection closes
+ * gracefully, or (keep) waits for the next request under a new deadline and
+ * parses any request already pipelined behind the answered one.
+ */
+static int after_answer(conn_t *c, int keep)
+{
+    if (!keep) {
+        qr_http_conn_finish(c, 1);
+        return 0;
+    }
+    int rc = uv_timer_start(&c->timer, qr_http_conn_on_timer, c->srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        qr_http_conn_abort(c);
+        return rc;
+    }
+    if (!c->in_process) {
+        qr_http_conn_process(c); /* requests already pipelined behind this one */
+        qr_http_conn_maybe_finish(c);
+        qr_http_conn_update_reading(c);
+    }
+    return 0;
+}
+
 int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
                     size_t body_len, const char *extra_headers)
 {
@@ -228,20 +252,128 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
         qr_http_conn_abort(c);
         return rc;
     }
-    if (!keep) {
-        qr_http_conn_finish(c, 1);
-        return 0;
+    return after_answer(c, keep);
+}
+
+/* --- streamed responses (http.h) ------------------------------------------ */
+
+int qr_http_stream_start(qr_http_request_t *req, int status, const char *content_type,
+                         const char *extra_headers)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!c)
+        return UV_ENOTCONN;
+    if (c->parked)
+        qr_http_unpark(c);
+    int unread_body = 0;
+    if (r->stage == STAGE_HEAD) {
+        unread_body = r->content_length != 0;
+        c->discard_message = !unread_body;
+        http_parser_pause(&c->parser, 0);
     }
-    /* A new deadline for the next request. */
-    rc = uv_timer_start(&c->timer, qr_http_conn_on_timer, c->srv->idle_timeout_ms, 0);
+    /* HTTP/1.0 knows no chunks: the body runs to the connection's end. */
+    r->stream_keep =
+        r->keep_alive && !r->http10 && !c->srv->closing && !c->peer_done && !unread_body;
+    r->streaming = 1;
+    qr_buf_t out;
+    qr_buf_init(&out);
+    qr_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, qr_http_reason(status));
+    if (content_type)
+        qr_buf_appendf(&out, "Content-Type: %s\r\n", content_type);
+    if (!r->http10)
+        qr_buf_appends(&out, "Transfer-Encoding: chunked\r\n");
+    qr_buf_appendf(&out, "Connection: %s\r\n", r->stream_keep ? "keep-alive" : "close");
+    if (extra_headers)
+        qr_buf_appends(&out, extra_headers);
+    qr_buf_appends(&out, "\r\n");
+    int rc = qr_http_tls_send(c, out.data, out.len);
+    qr_buf_free(&out);
+    if (rc < 0)
+        qr_http_conn_abort(c); /* detaches req: the gone callback runs */
+    return rc;
+}
+
+int qr_http_stream_write(qr_http_request_t *req, const char *data, size_t len)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!c)
+        return UV_ENOTCONN;
+    if (len == 0 || r->head)
+        return 0; /* a zero-length chunk would end the body */
+    int rc = 0;
+    if (r->http10) {
+        rc = qr_http_tls_send(c, data, len);
+    } else {
+        char size[24];
+        int n = snprintf(size, sizeof size, "%zx\r\n", len);
+        rc = qr_http_tls_send(c, size, (size_t)n);
+        if (rc == 0)
+            rc = qr_http_tls_send(c, data, len);
+        if (rc == 0)
+            rc = qr_http_tls_send(c, "\r\n", 2);
+    }
+    if (rc < 0)
+        qr_http_conn_abort(c);
+    return rc;
+}
+
+int qr_http_stream_busy(const qr_http_request_t *req)
+{
+    const req_t *r = req->priv_;
+    return r->conn && r->conn->out_bytes > QR_HTTP_STREAM_LOW_WATER;
+}
+
+void qr_http_stream_on_drain(qr_http_request_t *req, qr_http_drain_cb cb, void *arg)
+{
+    req_t *r = req->priv_;
+    r->drain_cb = cb;
+    r->drain_arg = arg;
+}
+
+/* From the write callback: tells a streaming handler waiting for the
+ * queue to shrink that it has. */
+void qr_http_stream_drained(conn_t *c)
+{
+    req_t *r = c->inflight;
+    if (!r || !r->streaming || !r->drain_cb || c->out_bytes > QR_HTTP_STREAM_LOW_WATER)
+        return;
+    qr_http_drain_cb cb = r->drain_cb;
+    r->drain_cb = NULL;
+    cb(&r->pub, r->drain_arg);
+}
+
+int qr_http_stream_end(qr_http_request_t *req)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!c) {
+        qr_http_req_free(r);
+        return UV_ENOTCONN;
+    }
+    r->conn = NULL;
+    c->inflight = NULL;
+    int keep = r->stream_keep && !c->srv->closing && !c->peer_done;
+    int rc = 0;
+    if (!r->http10 && !r->head)
+        rc = qr_http_tls_send(c, "0\r\n\r\n", 5);
+    qr_http_req_free(r);
     if (rc < 0) {
         qr_http_conn_abort(c);
         return rc;
     }
-    if (!c->in_process) {
-        qr_http_conn_process(c); /* requests already pipelined behind this one */
-        qr_http_conn_maybe_finish(c);
-        qr_http_conn_update_reading(c);
+    return after_answer(c, keep);
+}
+
+void qr_http_stream_abort(qr_http_request_t *req)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (c) {
+        r->conn = NULL;
+        c->inflight = NULL;
+        qr_http_conn_abort(c);
     }
-    return 0;
+    qr_http_req_free(r);
 }

@@ -39,6 +39,7 @@ static void on_write(uv_write_t *req, int status)
         qr_http_conn_abort(c);
         return;
     }
+    qr_http_stream_drained(c);
     qr_http_conn_update_reading(c);
 }
 

@@ -9,6 +9,7 @@
 #define QR_STORE_H
 
 #include "sql_work.h"
+#include "sql_export.h"
 
 /* $1 token digest -> user id, org id, role, name (live tokens only). */
 #define QR_SQL_TOKEN_LOOKUP                                                                        \
@@ -247,7 +248,9 @@
     "     AND annotator_id = $2 AND created_at >= date_trunc('day', now())))::text"
 
 /* Undo: deletes the annotation if it is the caller's and its lease has not
- * expired yet, and counts it off its task, in one statement.
+ * expired yet, counts it off its task and keeps the undo as an event for
+ * incremental exports (annotation_undos, sql/0020_export.sql), in one
+ * statement.
  * $1 annotation id, $2 annotator, $3 project -> task id, priority, data
  * (no row: not theirs, or too late). */
 #define QR_SQL_UNDO                                                                                \
@@ -255,7 +258,11 @@
     "  WHERE an.id = $1 AND an.annotator_id = $2 AND an.project_id = $3"                           \
     "    AND l.project_id = an.project_id AND l.fencing_token = an.fencing_token"                  \
     "    AND l.expires_at > now()"                                                                 \
-    "  RETURNING an.task_id, an.fencing_token),"                                                   \
+    "  RETURNING an.*),"                                                                           \
+    " u AS (INSERT INTO annotation_undos (project_id, task_id, annotation_id, annotator_id,"       \
+    "  label, active_ms, fencing_token, annotated_at, annotation_xid)"                             \
+    "  SELECT project_id, task_id, id, annotator_id, label, active_ms, fencing_token, created_at," \
+    "  written_xid FROM a),"                                                                       \
     " l AS (UPDATE leases SET outcome = 'released', reason = 'undone'"                             \
     "  FROM a WHERE leases.project_id = $3 AND leases.fencing_token = a.fencing_token),"           \
     " t AS (UPDATE tasks SET done_count = done_count - 1, state = 'waiting'"                       \
@@ -340,21 +347,6 @@
     "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id)"          \
     " )::text FROM span, work, pace, rem"
 // clang-format on
-
-/* $1 project, $2 organization (0: all; else only its annotators') -> every
- * annotation as item (task id), annotator as the CSV names it (the user's
- * name, "name@organization" for an annotator of another organization than
- * the project's, so that two organizations' "alice" stay apart), label,
- * created_at (ISO 8601), annotator id, organization name, organization id,
- * the user's name, in id order. */
-#define QR_SQL_EXPORT                                                                              \
-    "SELECT a.task_id::text,"                                                                      \
-    " CASE WHEN u.org_id = p.org_id THEN u.name ELSE u.name || '@' || o.name END, a.label,"        \
-    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"              \
-    " u.id::text, o.name, u.org_id::text, u.name"                                                  \
-    " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
-    " JOIN organizations o ON o.id = u.org_id JOIN projects p ON p.id = a.project_id"              \
-    " WHERE a.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint) ORDER BY a.id"
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
  * Annotators are told apart by id, never by name: two organizations may each

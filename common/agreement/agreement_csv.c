@@ -186,7 +186,9 @@ static void on_field(reader_t *r, const char *s, size_t len, unsigned flags)
         }
     } else {
         for (int k = 0; k < NCOLS; k++) {
-            if (len != strlen(col_names[k]) || strncasecmp(s, col_names[k], len) != 0)
+            /* An export names the item task_id. */
+            int alias = k == COL_ITEM && len == 7 && strncasecmp(s, "task_id", len) == 0;
+            if (!alias && (len != strlen(col_names[k]) || strncasecmp(s, col_names[k], len) != 0))
                 continue;
             if (r->col[k] >= 0) {
                 fail(r, r->rec_line, "the header names column \"%s\" twice", col_names[k]);
@@ -212,7 +214,7 @@ static void on_row(reader_t *r, int term)
         for (int k = 0; k < NCOLS; k++) {
             if (r->col[k] < 0) {
                 fail(r, r->rec_line,
-                     "missing column \"%s\" in the header (need item, annotator, label)",
+                     "missing column \"%s\" in the header (need item or task_id, annotator, label)",
                      col_names[k]);
                 return;
             }

@@ -119,7 +119,7 @@ check "throughput: one row per alice" "alice $OWNER 4|alice $V 4" \
 
 "$CTL" export --project "$P" >"$E2E_DIR/export.csv"
 check "CSV export names the vendor's alice with her organization" \
-    "item,annotator,label,created_at,annotator_id,organization alice:4 alice@vendor-v:4" \
+    "task_id,annotator,label,created_at,annotator_id,organization,external_id,lead_time,annotation_id,event alice:4 alice@vendor-v:4" \
     "$(head -n 1 "$E2E_DIR/export.csv" | tr -d '\r') $(tail -n +2 "$E2E_DIR/export.csv" | cut -d, -f2 | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}' | sed 's/ $//')"
 "$CTL" agreement "$E2E_DIR/export.csv" --json >"$E2E_DIR/offline.json"
 check "offline agreement of the export = live (2 annotators, 0.5)" "2 0.5" \

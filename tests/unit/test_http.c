@@ -230,7 +230,8 @@ static const char *body_of(const char *resp)
 
 /* --- the server side: a loop, a server, a handler ------------------------- */
 
-enum handler_mode { H_ECHO, H_ASYNC, H_HOLD };
+/* H_STREAM: GET /big is streamed, anything else echoed. */
+enum handler_mode { H_ECHO, H_ASYNC, H_HOLD, H_STREAM };
 
 typedef struct fixture_s {
     uv_loop_t loop;
@@ -257,6 +258,12 @@ typedef struct fixture_s {
     int closed[4];
     char resp[6][4096];
     int version[4];
+    /* H_STREAM: the streamed answer's progress */
+    qr_http_request_t *stream; /* the request being streamed */
+    int chunks_sent;           /* chunks written so far */
+    int drains;                /* times the handler waited for the client */
+    size_t body_bytes;         /* what the client decoded */
+    int body_ok;               /* and whether every byte was the expected one */
 } fixture_t;
 
 static void on_wake(uv_async_t *a)
@@ -304,6 +311,38 @@ static void on_delayed(uv_timer_t *t)
     uv_close((uv_handle_t *)&d->timer, on_delayed_closed);
 }
 
+/* H_STREAM: STREAM_CHUNKS chunks of STREAM_CHUNK bytes, byte i of the body
+ * being 'a' + i % 26, written as fast as the client lets us. */
+#define STREAM_CHUNKS 64
+#define STREAM_CHUNK  (32 << 10)
+
+static void stream_more(qr_http_request_t *req, void *arg)
+{
+    fixture_t *f = arg;
+    static char chunk[STREAM_CHUNK];
+    while (f->chunks_sent < STREAM_CHUNKS) {
+        size_t off = (size_t)f->chunks_sent * STREAM_CHUNK;
+        for (size_t i = 0; i < STREAM_CHUNK; i++)
+            chunk[i] = (char)('a' + (off + i) % 26);
+        assert_int_equal(qr_http_stream_write(req, chunk, STREAM_CHUNK), 0);
+        f->chunks_sent++;
+        if (qr_http_stream_busy(req)) {
+            f->drains++;
+            qr_http_stream_on_drain(req, stream_more, f);
+            return;
+        }
+    }
+    f->inflight--;
+    assert_int_equal(qr_http_stream_end(req), 0);
+}
+
+static void stream_start(fixture_t *f, qr_http_request_t *req)
+{
+    f->chunks_sent = 0;
+    assert_int_equal(qr_http_stream_start(req, 200, "text/plain", "X-Test: 1\r\n"), 0);
+    stream_more(req, f);
+}
+
 static void handler(qr_http_request_t *req, void *user)
 {
     fixture_t *f = user;
@@ -320,6 +359,11 @@ static void handler(qr_http_request_t *req, void *user)
         d->timer.data = d;
         assert_int_equal(uv_timer_init(&f->loop, &d->timer), 0);
         assert_int_equal(uv_timer_start(&d->timer, on_delayed, (uint64_t)f->async_ms, 0), 0);
+    } else if (f->mode == H_STREAM) {
+        if (strcmp(req->path, "/big") == 0)
+            stream_start(f, req);
+        else
+            echo(f, req);
     } else {
         f->held = req;
     }
@@ -461,6 +505,95 @@ static void test_keepalive_pipelined(void **state)
         assert_non_null(strstr(f->resp[i], "\r\nConnection: keep-alive\r\n"));
     assert_int_equal(f->handled, 4);
     assert_int_equal(f->max_inflight, 1); /* never parsed ahead of an answer */
+    fixture_stop(f);
+}
+
+/* --- a streamed (chunked) answer ------------------------------------------- */
+
+/* Reads a chunked body after the head: returns its decoded length, or -1;
+ * *ok says whether every byte was the expected one. Reads slowly at first
+ * (the server must wait for us, not buffer the answer). */
+static long read_chunked(client_t *cl, int *ok)
+{
+    char head[4096];
+    size_t got = 0;
+    long total = 0;
+    *ok = 1;
+    usleep(300 * 1000);
+    /* the head */
+    for (;;) {
+        char *end = memmem(cl->buf, cl->len, "\r\n\r\n", 4);
+        if (end) {
+            size_t n = (size_t)(end - cl->buf) + 4;
+            memcpy(head, cl->buf, n < sizeof head - 1 ? n : sizeof head - 1);
+            head[n < sizeof head - 1 ? n : sizeof head - 1] = '\0';
+            memmove(cl->buf, cl->buf + n, cl->len - n);
+            cl->len -= n;
+            break;
+        }
+        int r = SSL_read(cl->ssl, cl->buf + cl->len, (int)(sizeof cl->buf - cl->len));
+        if (r <= 0)
+            return -1;
+        cl->len += (size_t)r;
+    }
+    if (!strcasestr(head, "\r\nTransfer-Encoding: chunked\r\n") || !strstr(head, "X-Test: 1"))
+        return -1;
+    for (;;) {
+        char *crlf = memmem(cl->buf, cl->len, "\r\n", 2);
+        size_t size = crlf ? strtoul(cl->buf, NULL, 16) : 0;
+        size_t need = crlf ? (size_t)(crlf - cl->buf) + 2 + size + 2 : 0;
+        if (crlf && cl->len >= need) {
+            const char *data = crlf + 2;
+            for (size_t i = 0; i < size; i++)
+                if (data[i] != (char)('a' + (got + i) % 26))
+                    *ok = 0;
+            got += size;
+            total += (long)size;
+            memmove(cl->buf, cl->buf + need, cl->len - need);
+            cl->len -= need;
+            if (size == 0)
+                return total;
+            continue;
+        }
+        ERR_clear_error();
+        int r = SSL_read(cl->ssl, cl->buf + cl->len, (int)(sizeof cl->buf - cl->len));
+        if (r <= 0)
+            return -1;
+        cl->len += (size_t)r;
+    }
+}
+
+static void *stream_client(void *arg)
+{
+    fixture_t *f = arg;
+    client_t *cl = client_new();
+    f->rc[0] = client_open(cl, f->port, 0, 0, 0);
+    if (f->rc[0] == 0) {
+        client_sends(cl, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+        long n = read_chunked(cl, &f->body_ok);
+        f->body_bytes = n < 0 ? 0 : (size_t)n;
+        /* The connection carries the next request (answered whole). */
+        client_sends(cl, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        f->rc[1] = client_response(cl, f->resp[0], sizeof f->resp[0]);
+    }
+    client_free(cl);
+    client_done(f);
+    return NULL;
+}
+
+static void test_streamed_response(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_start(H_STREAM, NULL);
+    run_client(f, stream_client);
+    assert_int_equal(f->rc[0], 0);
+    assert_int_equal(f->body_bytes, (size_t)STREAM_CHUNKS * STREAM_CHUNK);
+    assert_int_equal(f->body_ok, 1);
+    assert_int_equal(f->chunks_sent, STREAM_CHUNKS);
+    assert_true(f->drains > 0); /* it waited for the slow client */
+    assert_true(f->rc[1] > 0);
+    assert_string_equal(body_of(f->resp[0]), "GET /next? ct=- auth=- body=");
+    assert_int_equal(f->handled, 2);
     fixture_stop(f);
 }
 
@@ -1235,6 +1368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_and_post),
         cmocka_unit_test(test_keepalive_pipelined),
+        cmocka_unit_test(test_streamed_response),
         cmocka_unit_test(test_http10),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_body_too_large),

@@ -1,0 +1,456 @@
+/*
+ * api_export.c - GET /v1/projects/{id}/export: a project's annotations, or
+ * its consensus per task, as JSON lines, CSV or Label Studio tasks, whole
+ * or as the increment after a cursor an earlier export printed.
+ *
+ * The answer is streamed (chunked transfer): the export takes a snapshot
+ * first (its cursor, sent at once in the X-Quorum-Cursor header), then reads
+ * pages of rows as of that snapshot (keyset paging, sql_export.h), writing
+ * each page before asking for the next, and waiting for the client to read
+ * when more than QR_HTTP_STREAM_LOW_WATER bytes are queued. So memory holds
+ * one page whatever the size of the project, and a slow client slows only
+ * its own export. No transaction stays open between pages: each page is
+ * one statement on whatever connection of the pool is free.
+ *
+ * A failure after the head was sent cannot change the status: the
+ * connection is closed without the last chunk, so the client sees a
+ * truncated transfer, never a short export that looks whole.
+ */
+#include "api_int.h"
+
+/* Rows per page. A Label Studio task carries its data and annotations:
+ * fewer of them per page. */
+#define PAGE_ROWS    1000
+#define PAGE_LS_ROWS 200
+
+/* The longest cursor accepted: a snapshot lists the transactions in
+ * progress when it was taken, some 20 bytes each. */
+#define CURSOR_MAX 8192
+
+enum ex_format { EX_JSONL, EX_CSV, EX_LS };
+enum ex_kind { EX_ANNOTATIONS, EX_CONSENSUS };
+enum ex_phase { PH_ANNOTATIONS, PH_UNDOS, PH_TASKS, PH_DONE };
+enum ex_wait { W_NONE, W_QUERY, W_DRAIN };
+
+struct export_s {
+    int format;     /* enum ex_format */
+    int kind;       /* enum ex_kind */
+    int phase;      /* enum ex_phase: which rows the next page reads */
+    int wait;       /* enum ex_wait: what the export waits for */
+    int gone;       /* the client went away */
+    int rows;       /* rows written so far (for Label Studio's commas) */
+    char *snapshot; /* the export's snapshot S, the next cursor (owned) */
+    char *since;    /* the cursor given, or NULL (owned) */
+    char org[24];   /* crew scope: 0, or a vendor's organization */
+    char after[24]; /* the page's key: the last id of the page before */
+    char page[24];  /* the page size */
+    qr_buf_t out;   /* the page being formatted */
+};
+
+void export_free(ctx_t *c)
+{
+    struct export_s *e = c->exp;
+    if (!e)
+        return;
+    free(e->snapshot);
+    free(e->since);
+    qr_buf_free(&e->out);
+    free(e);
+    c->exp = NULL;
+}
+
+/* A cursor is a snapshot as PostgreSQL prints it: "xmin:xmax:xip,xip...".
+ * Checked here, so that a bad one gets a clear 422 and not a cast error. */
+static int valid_cursor(const char *s)
+{
+    int colons = 0, digits = 0;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9') {
+            digits++;
+        } else if (*s == ':' || *s == ',') {
+            if (!digits)
+                return 0;
+            if (*s == ':' && ++colons > 2)
+                return 0;
+            if (*s == ',' && colons < 2)
+                return 0;
+            digits = 0;
+        } else {
+            return 0;
+        }
+    }
+    return colons == 2 && (digits || s[-1] == ':');
+}
+
+static void next_page(ctx_t *c);
+
+/* Ends the stream (the last chunk, or nothing for a client that is gone)
+ * and frees c. */
+static void finish(ctx_t *c)
+{
+    if (c->timed)
+        qr_metrics_request((qr_metric_request_t)(c->timed - 1), uv_hrtime() - c->start_ns, 200);
+    qr_http_stream_end(c->req);
+    ctx_free(c);
+}
+
+/* A failure after the head: a truncated transfer, and c freed. */
+static void fail_stream(ctx_t *c, const char *err)
+{
+    qr_warn("%s %s: export failed after %d rows: %s", c->req->method, c->req->path, c->exp->rows,
+            err ? err : "?");
+    qr_http_stream_abort(c->req);
+    ctx_free(c);
+}
+
+static void on_gone(qr_http_request_t *req, void *arg)
+{
+    (void)req;
+    ctx_t *c = arg;
+    c->exp->gone = 1;
+    /* Waiting on the client that left: no write callback will come. A
+     * query in flight sees gone when it answers. */
+    if (c->exp->wait == W_DRAIN)
+        finish(c);
+}
+
+static void on_drain(qr_http_request_t *req, void *arg)
+{
+    (void)req;
+    ctx_t *c = arg;
+    c->exp->wait = W_NONE;
+    next_page(c);
+}
+
+static json_t *int_or_null(const PGresult *res, int i, int k)
+{
+    return PQgetisnull(res, i, k)
+               ? json_null()
+               : json_integer((json_int_t)strtoll(PQgetvalue(res, i, k), NULL, 10));
+}
+
+static json_t *str_or_null(const PGresult *res, int i, int k)
+{
+    return PQgetisnull(res, i, k) ? json_null() : json_string(PQgetvalue(res, i, k));
+}
+
+static json_t *real_or_null(const PGresult *res, int i, int k)
+{
+    return PQgetisnull(res, i, k) ? json_null() : json_real(strtod(PQgetvalue(res, i, k), NULL));
+}
+
+/* One JSON value as a line of JSON lines (j taken). */
+static void put_line(qr_buf_t *b, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+    json_decref(j);
+    if (s)
+        qr_buf_appends(b, s);
+    qr_buf_append(b, "\n", 1);
+    free(s);
+}
+
+/* CSV cells: NULL is an empty cell; event, if any, is the last one. */
+static void put_cells(qr_buf_t *b, const PGresult *res, int i, const int *cols, size_t n,
+                      const char *event)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            qr_buf_append(b, ",", 1);
+        if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]))
+            qr_csv_cell(b, PQgetvalue(res, i, cols[k]));
+    }
+    if (event) {
+        qr_buf_append(b, ",", 1);
+        qr_csv_cell(b, event);
+    }
+    qr_buf_appends(b, "\r\n");
+}
+
+/* The CSV header of each kind. The annotations' first six columns are
+ * those of the export before it had kinds (the item is named task_id now),
+ * so that scripts reading columns by position keep working; the undo rows
+ * of an increment fill the same columns. */
+static const char csv_annotations[] = "task_id,annotator,label,created_at,annotator_id,"
+                                      "organization,external_id,lead_time,annotation_id,event\r\n";
+static const char csv_consensus[] =
+    "task_id,external_id,consensus,support,annotators,gold,data\r\n";
+
+/* Formats a page of QR_SQL_EXPORT_ANNOTATIONS. */
+static void put_annotations(struct export_s *e, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (e->format == EX_CSV) {
+            static const int cols[] = {1, 3, 4, 6, 7, 8, 2, 5, 0};
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "annotation");
+            continue;
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "event", json_string("annotation"));
+        json_object_set_new(o, "annotation_id", int_or_null(res, i, 0));
+        json_object_set_new(o, "task_id", int_or_null(res, i, 1));
+        json_object_set_new(o, "external_id", str_or_null(res, i, 2));
+        json_object_set_new(o, "annotator", str_or_null(res, i, 10));
+        json_object_set_new(o, "label", str_or_null(res, i, 4));
+        json_object_set_new(o, "lead_time", real_or_null(res, i, 5));
+        json_object_set_new(o, "created_at", str_or_null(res, i, 6));
+        json_object_set_new(o, "annotator_id", int_or_null(res, i, 7));
+        json_object_set_new(o, "organization", str_or_null(res, i, 8));
+        json_object_set_new(o, "organization_id", int_or_null(res, i, 9));
+        put_line(&e->out, o);
+    }
+}
+
+/* Formats a page of QR_SQL_EXPORT_UNDOS. */
+static void put_undos(struct export_s *e, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (e->format == EX_CSV) {
+            /* undone_at as created_at; no lead time */
+            static const int cols[] = {2, 4, 5, 6, 7, 8, 3, -1, 1};
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "undo");
+            continue;
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "event", json_string("undo"));
+        json_object_set_new(o, "annotation_id", int_or_null(res, i, 1));
+        json_object_set_new(o, "task_id", int_or_null(res, i, 2));
+        json_object_set_new(o, "external_id", str_or_null(res, i, 3));
+        json_object_set_new(o, "annotator", str_or_null(res, i, 10));
+        json_object_set_new(o, "label", str_or_null(res, i, 5));
+        json_object_set_new(o, "undone_at", str_or_null(res, i, 6));
+        json_object_set_new(o, "annotator_id", int_or_null(res, i, 7));
+        json_object_set_new(o, "organization", str_or_null(res, i, 8));
+        json_object_set_new(o, "organization_id", int_or_null(res, i, 9));
+        put_line(&e->out, o);
+    }
+}
+
+/* Formats a page of QR_SQL_EXPORT_CONSENSUS. */
+static void put_consensus(struct export_s *e, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (e->format == EX_CSV) {
+            static const int cols[] = {0, 1, 2, 3, 4, 5, 6};
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], NULL);
+            continue;
+        }
+        json_t *data = json_loads(PQgetvalue(res, i, 6), JSON_DECODE_ANY, NULL);
+        json_t *o = json_object();
+        json_object_set_new(o, "task_id", int_or_null(res, i, 0));
+        json_object_set_new(o, "external_id", str_or_null(res, i, 1));
+        json_object_set_new(o, "consensus", str_or_null(res, i, 2));
+        json_object_set_new(o, "support", real_or_null(res, i, 3));
+        json_object_set_new(o, "annotators", int_or_null(res, i, 4));
+        json_object_set_new(o, "gold", str_or_null(res, i, 5));
+        json_object_set_new(o, "data", data ? data : json_null());
+        put_line(&e->out, o);
+    }
+}
+
+/* Formats a page of QR_SQL_EXPORT_LS: the task objects of one JSON array,
+ * one per line. */
+static void put_ls(struct export_s *e, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        qr_buf_appends(&e->out, e->rows + i ? ",\n" : "\n");
+        qr_buf_appends(&e->out, PQgetvalue(res, i, 1));
+    }
+}
+
+static void on_page(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    (void)sqlstate;
+    ctx_t *c = arg;
+    struct export_s *e = c->exp;
+    e->wait = W_NONE;
+    if (e->gone) {
+        finish(c);
+        return;
+    }
+    if (!res) {
+        fail_stream(c, err);
+        return;
+    }
+    int n = PQntuples(res);
+    qr_buf_reset(&e->out);
+    switch (e->phase) {
+    case PH_ANNOTATIONS:
+        put_annotations(e, res);
+        break;
+    case PH_UNDOS:
+        put_undos(e, res);
+        break;
+    default:
+        if (e->format == EX_LS)
+            put_ls(e, res);
+        else
+            put_consensus(e, res);
+        break;
+    }
+    if (n > 0)
+        snprintf(e->after, sizeof e->after, "%s", PQgetvalue(res, n - 1, 0));
+    e->rows += n;
+    if (n < atoi(e->page)) {
+        /* The last page of this phase: the undos follow the annotations
+         * of an increment. */
+        e->phase = e->phase == PH_ANNOTATIONS && e->since ? PH_UNDOS : PH_DONE;
+        snprintf(e->after, sizeof e->after, "0");
+    }
+    if (e->phase == PH_DONE && e->format == EX_LS)
+        qr_buf_appends(&e->out, e->rows ? "\n]\n" : "]\n");
+    if (e->out.len && qr_http_stream_write(c->req, e->out.data, e->out.len) < 0) {
+        /* The connection is gone (on_gone ran and saw us busy). */
+        finish(c);
+        return;
+    }
+    if (e->phase == PH_DONE) {
+        finish(c);
+        return;
+    }
+    if (qr_http_stream_busy(c->req)) {
+        e->wait = W_DRAIN;
+        qr_http_stream_on_drain(c->req, on_drain, c);
+        return;
+    }
+    next_page(c);
+}
+
+/* Asks for the next page of the current phase. */
+static void next_page(ctx_t *c)
+{
+    struct export_s *e = c->exp;
+    char proj[24];
+    const char *sql = e->phase == PH_ANNOTATIONS ? QR_SQL_EXPORT_ANNOTATIONS
+                      : e->phase == PH_UNDOS     ? QR_SQL_EXPORT_UNDOS
+                      : e->format == EX_LS       ? QR_SQL_EXPORT_LS
+                                                 : QR_SQL_EXPORT_CONSENSUS;
+    const char *params[] = {
+        i64(c->project->id, proj), e->snapshot, e->since, e->org, e->after, e->page};
+    e->wait = W_QUERY;
+    /* Unprepared: the best plan of a full export and of a small increment
+     * differ, and a page costs far more than its planning. */
+    if (qr_pg_query_unprepared(c->b->pg, sql, 6, params, on_page, c) < 0) {
+        e->wait = W_NONE;
+        fail_stream(c, "pool closing");
+    }
+}
+
+static void on_begin(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    struct export_s *e = c->exp;
+    e->wait = W_NONE;
+    /* Class 22 (data exception): a cursor PostgreSQL cannot read as a
+     * snapshot (a number out of range, xmin past xmax...). */
+    if (!res && !strncmp(sqlstate, "22", 2)) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "since is not a cursor of this broker (give the X-Quorum-Cursor an "
+                      "earlier export printed)");
+        return;
+    }
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no snapshot");
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "since is a cursor from after the database's present: not one this "
+                      "broker's database printed");
+        return;
+    }
+    e->snapshot = qr_xstrdup(PQgetvalue(res, 0, 0));
+    char *headers = qr_xasprintf("X-Quorum-Cursor: %s\r\n%s", e->snapshot, c->b->deployment_header);
+    const char *ctype = e->format == EX_CSV  ? "text/csv; charset=utf-8"
+                        : e->format == EX_LS ? "application/json"
+                                             : "application/x-ndjson";
+    int rc = qr_http_stream_start(c->req, 200, ctype, headers);
+    free(headers);
+    if (rc < 0 || e->gone) {
+        finish(c);
+        return;
+    }
+    qr_http_on_gone(c->req, on_gone, c);
+    qr_buf_reset(&e->out);
+    if (e->format == EX_CSV)
+        qr_buf_appends(&e->out, e->kind == EX_CONSENSUS ? csv_consensus : csv_annotations);
+    else if (e->format == EX_LS)
+        qr_buf_appends(&e->out, "[");
+    if (qr_http_stream_write(c->req, e->out.data, e->out.len) < 0) {
+        finish(c);
+        return;
+    }
+    next_page(c);
+}
+
+/* The value of a query parameter that must be one of a list, as its index
+ * into *out; 0 when absent. Responds 422 and returns -1 when it is none. */
+static int choice_param(ctx_t *c, const char *key, const char *const *names, size_t n, int *out)
+{
+    char v[32];
+    const char *s = query_param(c->req->query, key, v, sizeof v);
+    *out = 0;
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(s, names[i])) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    qr_buf_t list;
+    qr_buf_init(&list);
+    for (size_t i = 0; i < n; i++)
+        qr_buf_appendf(&list, "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", names[i]);
+    respond_error(c, 422, QR_CODE_INVALID, "%s must be %s", key, list.data);
+    qr_buf_free(&list);
+    return -1;
+}
+
+void h_export(ctx_t *c)
+{
+    static const char *const formats[] = {"jsonl", "csv", "ls"};
+    static const char *const kinds[] = {"annotations", "consensus"};
+    int format, kind;
+    if (choice_param(c, "format", formats, 3, &format) < 0 ||
+        choice_param(c, "kind", kinds, 2, &kind) < 0)
+        return;
+    char fv[8];
+    if (!query_param(c->req->query, "format", fv, sizeof fv))
+        format = EX_CSV; /* what the export gave before it had formats */
+    if (format == EX_LS && kind == EX_CONSENSUS) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "format=ls exports tasks with their annotations: use kind=annotations "
+                      "(or format=jsonl|csv for the consensus)");
+        return;
+    }
+    char *since = qr_xmalloc(CURSOR_MAX + 1);
+    if (!query_param(c->req->query, "since", since, CURSOR_MAX + 1)) {
+        free(since);
+        since = NULL;
+    } else if (strlen(since) >= CURSOR_MAX || !valid_cursor(since)) {
+        free(since);
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "since must be a cursor an earlier export printed (its X-Quorum-Cursor, "
+                      "e.g. 1042:1050:1044)");
+        return;
+    }
+    struct export_s *e = qr_xmalloc(sizeof *e);
+    memset(e, 0, sizeof *e);
+    e->format = format;
+    e->kind = kind;
+    e->phase = kind == EX_CONSENSUS || format == EX_LS ? PH_TASKS : PH_ANNOTATIONS;
+    e->since = since;
+    /* A vendor (another organization than the project's) exports its crew's. */
+    i64(c->user.org_id == c->project->org_id ? 0 : c->user.org_id, e->org);
+    snprintf(e->after, sizeof e->after, "0");
+    snprintf(e->page, sizeof e->page, "%d", format == EX_LS ? PAGE_LS_ROWS : PAGE_ROWS);
+    qr_buf_init(&e->out);
+    c->exp = e;
+    const char *params[] = {since};
+    e->wait = W_QUERY;
+    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT_BEGIN, 1, params, on_begin, c) < 0) {
+        e->wait = W_NONE;
+        respond_backend(c, "PostgreSQL", "pool closing");
+    }
+}

@@ -1,0 +1,204 @@
+/*
+ * sql_export.h - the statements of GET /v1/projects/{id}/export (api_export.c),
+ * kept apart from store.h so that export's SQL reads as one piece.
+ *
+ * An export is a snapshot S (pg_current_snapshot(), taken first) and,
+ * for an increment, the cursor C an earlier export printed (the snapshot it
+ * was taken at; sql/0020_export.sql says why a snapshot and not an id).
+ * A row belongs to the window (C, S] when the transaction that wrote it is
+ * visible in S and not in C. Every statement below reads one page of at
+ * most $6 rows after the key $5 (keyset paging), so the export streams:
+ * each page is written to the client before the next one is asked for,
+ * and pages are read on whatever connection is free, each at its own later
+ * time; filtering by S makes them all read the same state.
+ *
+ * What the window holds, kind=annotations:
+ *   - each annotation written in it, undone since or not: one undone after
+ *     S is read from its undo row (annotation_undos keeps it whole);
+ *   - each undo written in it, of an annotation an earlier window held.
+ *   An annotation written and undone in the same window is in neither
+ *   list, so a full export (no C) holds no undo, and across increments
+ *   every annotation is listed exactly once, and its undo at most once,
+ *   later.
+ * kind=consensus and format=ls list tasks: every task of the project for a
+ * full export, the tasks with an annotation or undo in the window for an
+ * increment; each with its annotations as of S.
+ *
+ * Common parameters: $1 project, $2 S (pg_snapshot text), $3 C (text, or
+ * NULL for a full export), $4 the organization whose annotators a vendor
+ * is limited to (0: every one), $5 the key after which the page starts,
+ * $6 the page size.
+ */
+#ifndef QR_SQL_EXPORT_H
+#define QR_SQL_EXPORT_H
+
+// clang-format off
+
+/* Transaction id x is in the window (C, S]. The first test is redundant
+ * with the last but lets the planner range-scan the written_xid index. */
+#define QR_SQL_IN_WINDOW(x)                                                                        \
+    "(pg_visible_in_snapshot(" x ", $2::text::pg_snapshot) AND ($3::text IS NULL OR (" x                 \
+    " >= pg_snapshot_xmin($3::text::pg_snapshot) AND NOT pg_visible_in_snapshot(" x                      \
+    ", $3::text::pg_snapshot))))"
+
+/* The annotations of the project as of S, live or undone since: the
+ * columns id, task_id, annotator_id, label, active_ms, created_at,
+ * fencing_token, written_xid. tf: a condition on the task id t (SQL). */
+#define QR_SQL_AS_OF_S(tf)                                                                         \
+    "(SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"                 \
+    "   a.fencing_token, a.written_xid FROM annotations a"                                         \
+    "  WHERE a.project_id = $1 AND pg_visible_in_snapshot(a.written_xid, $2::text::pg_snapshot)"         \
+    "    AND a.task_id " tf                                                                        \
+    " UNION ALL"                                                                                   \
+    " SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"    \
+    "   u.fencing_token, u.annotation_xid FROM annotation_undos u"                                 \
+    "  WHERE u.project_id = $1 AND pg_visible_in_snapshot(u.annotation_xid, $2::text::pg_snapshot)"      \
+    "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot) AND u.task_id " tf ")"
+
+/* The annotator as a reader of the export names them: the user's name, or
+ * "name@organization" for an annotator of another organization than the
+ * project's (two organizations' "alice" stay apart). */
+#define QR_SQL_EXPORT_WHO                                                                          \
+    "CASE WHEN us.org_id = p.org_id THEN us.name ELSE us.name || '@' || o.name END"
+
+/* Row r's annotator is in the crew the export covers ($4: 0 for every
+ * annotator, else a vendor's organization). Tested in each branch, before
+ * its LIMIT, so a page is short only at the end. */
+#define QR_SQL_EXPORT_CREW(r)                                                                      \
+    "($4::bigint = 0 OR EXISTS (SELECT 1 FROM users w WHERE w.id = " r ".annotator_id"             \
+    " AND w.org_id = $4::bigint))"
+
+/* Time on task in seconds: the active time the client reported, else the
+ * time from the lease's grant to the annotation. */
+#define QR_SQL_EXPORT_LEAD(x)                                                                      \
+    "round(coalesce(" x ".active_ms / 1000.0, (SELECT extract(epoch FROM " x ".created_at -"       \
+    " l.granted_at) FROM leases l WHERE l.project_id = $1 AND l.fencing_token = " x                \
+    ".fencing_token))::numeric, 3)"
+
+#define QR_SQL_EXPORT_TIME(at) "to_char(" at " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The snapshot S, and whether the cursor $1 (NULL: none) is one this
+ * database could have printed (not past S: a cursor from another database
+ * or a hand-made one would skip rows). */
+#define QR_SQL_EXPORT_BEGIN                                                                        \
+    "SELECT pg_current_snapshot()::text, $1::text::pg_snapshot IS NULL OR"                               \
+    " (pg_snapshot_xmax($1::text::pg_snapshot) <= pg_snapshot_xmax(pg_current_snapshot())"               \
+    "  AND pg_snapshot_xmin($1::text::pg_snapshot) <= pg_snapshot_xmin(pg_current_snapshot()))"
+
+/* kind=annotations, the annotations of the window -> annotation id, task
+ * id, external id, annotator (name@organization for another organization
+ * than the project's), label, lead time (s), created_at, annotator id,
+ * organization, organization id, the user's name, in annotation id order.
+ * $5 after annotation id. Each branch is limited before the union, so a
+ * page reads $6 rows of an index, not the whole project. */
+#define QR_SQL_EXPORT_ANNOTATIONS                                                                  \
+    "SELECT x.id, x.task_id, t.external_id, " QR_SQL_EXPORT_WHO ", x.label,"                       \
+    " " QR_SQL_EXPORT_LEAD("x") ", " QR_SQL_EXPORT_TIME("x.created_at") ","                        \
+    " us.id, o.name, us.org_id, us.name"                                                           \
+    " FROM ((SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"          \
+    "   a.fencing_token FROM annotations a"                                                        \
+    "  WHERE a.project_id = $1 AND a.id > $5 AND " QR_SQL_IN_WINDOW("a.written_xid")               \
+    "    AND " QR_SQL_EXPORT_CREW("a") " ORDER BY a.id LIMIT $6)"                                  \
+    " UNION ALL"                                                                                   \
+    " (SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"   \
+    "   u.fencing_token FROM annotation_undos u"                                                   \
+    "  WHERE u.project_id = $1 AND u.annotation_id > $5"                                           \
+    "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot)"                     \
+    "    AND " QR_SQL_IN_WINDOW("u.annotation_xid") " AND " QR_SQL_EXPORT_CREW("u")                \
+    "  ORDER BY u.annotation_id LIMIT $6)) x"                                                      \
+    " JOIN tasks t ON t.id = x.task_id JOIN users us ON us.id = x.annotator_id"                    \
+    " JOIN organizations o ON o.id = us.org_id JOIN projects p ON p.id = $1"                       \
+    " ORDER BY x.id LIMIT $6"
+
+/* kind=annotations, the undos of the window (only in an increment) -> undo
+ * id, annotation id, task id, external id, annotator, label, undone_at,
+ * annotator id, organization, organization id, the user's name, in undo id
+ * order. $5 after undo id. */
+#define QR_SQL_EXPORT_UNDOS                                                                        \
+    "SELECT u.id, u.annotation_id, u.task_id, t.external_id, " QR_SQL_EXPORT_WHO ", u.label,"      \
+    " " QR_SQL_EXPORT_TIME("u.undone_at") ", us.id, o.name, us.org_id, us.name"                   \
+    " FROM annotation_undos u JOIN tasks t ON t.id = u.task_id"                                    \
+    " JOIN users us ON us.id = u.annotator_id JOIN organizations o ON o.id = us.org_id"            \
+    " JOIN projects p ON p.id = $1"                                                                \
+    " WHERE u.project_id = $1 AND $3::text IS NOT NULL AND u.id > $5"                              \
+    "  AND " QR_SQL_IN_WINDOW("u.written_xid")                                                     \
+    "  AND pg_visible_in_snapshot(u.annotation_xid, $3::text::pg_snapshot)"                              \
+    "  AND ($4::bigint = 0 OR us.org_id = $4::bigint)"                                             \
+    " ORDER BY u.id LIMIT $6"
+
+/* The tasks of a page of kind=consensus or format=ls: every task after $5
+ * for a full export, else those with an annotation or undo in the window. */
+#define QR_SQL_EXPORT_TASK_PAGE                                                                    \
+    "pg AS (SELECT t.* FROM tasks t WHERE t.project_id = $1 AND t.id > $5 AND ($3::text IS NULL"   \
+    "   OR t.id IN (SELECT a.task_id FROM annotations a WHERE a.project_id = $1"                   \
+    "      AND " QR_SQL_IN_WINDOW("a.written_xid")                                                 \
+    "    UNION SELECT u.task_id FROM annotation_undos u WHERE u.project_id = $1"                   \
+    "      AND (" QR_SQL_IN_WINDOW("u.written_xid") " OR "                                         \
+    QR_SQL_IN_WINDOW("u.annotation_xid") ")))"                                                     \
+    "  ORDER BY t.id LIMIT $6),"                                                                   \
+    " s AS (SELECT x.* FROM " QR_SQL_AS_OF_S("IN (SELECT id FROM pg)") " x"                        \
+    "  JOIN users us ON us.id = x.annotator_id"                                                    \
+    "  WHERE $4::bigint = 0 OR us.org_id = $4::bigint)"
+
+/* kind=consensus -> task id, external id, consensus (NULL: a tie, or fewer
+ * annotations than min(2, the task's overlap)), support (the share of the
+ * annotations that gave it), annotations, gold, data (JSON text), in task
+ * id order. The majority is the unique most frequent label, as
+ * `quorumctl agreement --per-item` computes it. */
+#define QR_SQL_EXPORT_CONSENSUS                                                                    \
+    "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
+    " c AS (SELECT task_id, label, count(*) AS n FROM s GROUP BY 1, 2),"                          \
+    " r AS (SELECT task_id, label, n, sum(n) OVER w AS total,"                                     \
+    "   row_number() OVER (PARTITION BY task_id ORDER BY n DESC, label) AS rk,"                    \
+    "   count(*) OVER (PARTITION BY task_id, n) AS same"                       \
+    "   FROM c WINDOW w AS (PARTITION BY task_id))"                                                \
+    " SELECT pg.id, pg.external_id,"                                                               \
+    "  CASE WHEN r.same = 1 AND r.total >= least(2, pg.required) THEN r.label END,"                \
+    "  CASE WHEN r.same = 1 AND r.total >= least(2, pg.required)"                                  \
+    "   THEN round(r.n::numeric / r.total, 4) END,"                                                \
+    "  coalesce(r.total, 0), pg.gold, pg.data::text"                                               \
+    " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1 ORDER BY pg.id"
+
+/* format=ls -> task id, and the task as one Label Studio task object (JSON
+ * text): data, meta (Quorum's task id and the external id), predictions
+ * (kept whole at import), and annotations: the imported ones as they came,
+ * then the broker's in Label Studio's result shape (a "choices" result
+ * whose from_name/to_name are those of the project's imported results,
+ * else "label"/"text"). An annotation of the broker that mirrors an
+ * imported one (an import counted toward overlap) is left out. */
+#define QR_SQL_EXPORT_LS                                                                           \
+    "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
+    " names AS (SELECT coalesce((SELECT r->>'from_name' FROM imported_annotations ia,"             \
+    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'from_name' LIMIT 1),"\
+    "   'label') AS from_name,"                                                                    \
+    "   coalesce((SELECT r->>'to_name' FROM imported_annotations ia,"                              \
+    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'to_name' LIMIT 1),"  \
+    "   'text') AS to_name)"                                                                       \
+    " SELECT pg.id, jsonb_build_object('id', pg.id, 'data', pg.data,"                              \
+    "  'meta', jsonb_build_object('quorum_task_id', pg.id, 'external_id', pg.external_id),"        \
+    "  'predictions', coalesce(pg.predictions, '[]'::jsonb),"                                      \
+    "  'annotations', coalesce((SELECT jsonb_agg(z.o ORDER BY z.k, z.id) FROM ("                   \
+    "   SELECT 0 AS k, ia.id, jsonb_build_object("                                                 \
+    "     'id', CASE WHEN ia.source_id ~ '^[0-9]{1,15}$' THEN to_jsonb(ia.source_id::bigint)"      \
+    "       ELSE to_jsonb(ia.source_id) END,"                                                      \
+    "     'result', ia.result, 'completed_by', ia.annotator_id, 'lead_time', ia.lead_time,"        \
+    "     'was_cancelled', ia.was_cancelled, 'ground_truth', ia.ground_truth,"                     \
+    "     'created_at', " QR_SQL_EXPORT_TIME("ia.created_at") ") AS o"                             \
+    "   FROM imported_annotations ia WHERE ia.project_id = $1 AND ia.task_id = pg.id"                                     \
+    "     AND ($4::bigint = 0 OR EXISTS (SELECT 1 FROM users w WHERE w.id = ia.annotator_id"       \
+    "       AND w.org_id = $4::bigint))"                                                           \
+    "   UNION ALL"                                                                                 \
+    "   SELECT 1, s.id, jsonb_build_object('id', s.id,"                                            \
+    "     'result', jsonb_build_array(jsonb_build_object('from_name', names.from_name,"            \
+    "       'to_name', names.to_name, 'type', 'choices',"                                          \
+    "       'value', jsonb_build_object('choices', jsonb_build_array(s.label)))),"                 \
+    "     'completed_by', s.annotator_id, 'lead_time', " QR_SQL_EXPORT_LEAD("s") ","               \
+    "     'was_cancelled', false, 'ground_truth', coalesce(s.label = pg.gold, false),"             \
+    "     'created_at', " QR_SQL_EXPORT_TIME("s.created_at") ")"                                   \
+    "   FROM s, names WHERE s.task_id = pg.id AND NOT EXISTS (SELECT 1 FROM imported_annotations"  \
+    "     m WHERE m.task_id = pg.id AND m.annotator_id = s.annotator_id)) z), '[]'::jsonb)"        \
+    " )::text FROM pg ORDER BY pg.id"
+
+// clang-format on
+
+#endif
