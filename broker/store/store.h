@@ -192,7 +192,17 @@
 /* COPY text rows: id, project, data, required, ... (import.h, qr_import_rows). */
 #define QR_SQL_TASKS_COPY                                                                          \
     "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \
-    " prediction_score, gold, stratum, import_id, external_id) FROM STDIN"
+    " prediction_score, gold, stratum, import_id, external_id, predictions) FROM STDIN"
+
+/* After an import's COPY, in its transaction (qr_pg_copy_in_tx_post): the
+ * imported annotations of project $1 by user $2 (a name; NULL: the
+ * `imported` pseudo-user), counted toward the overlap when $3; $4 the task
+ * ids (a bigint[] literal) and $5 their annotations, a JSON array of arrays
+ * aligned with $4 (sql/0021_import_rules.sql). An unknown user raises
+ * QR_SQLSTATE_IMPORT_USER. */
+#define QR_SQL_IMPORT_ANNOTATIONS                                                                  \
+    "SELECT quorum_import_annotations($1, $2, $3, $4::bigint[], $5::jsonb)"
+#define QR_SQLSTATE_IMPORT_USER "QI422"
 
 /* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
  * import $2 of project $1, or refuses a duplicate with SQLSTATE QI409
