@@ -74,18 +74,12 @@ static void on_import_copied(const PGresult *res, const char *err, const char *s
         on_import_reopened(QR_EIO, c);
 }
 
-static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+/* Writes the import: its COPY rows for task ids ids[0..n) (ascending) and
+ * import import_id, then the transaction that records it, copies them and
+ * adds their annotations. Takes ids. */
+static void import_write(ctx_t *c, int64_t *ids, int64_t import_id)
 {
-    ctx_t *c = arg;
-    if (!res || PQntuples(res) != c->imp.n) {
-        respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
-        return;
-    }
     int64_t n = c->imp.n;
-    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
-    for (int64_t i = 0; i < n; i++)
-        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-    int64_t import_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     qr_project_t *p = c->project;
     qr_import_policy_t pol = {
         .project_id = p->id,
@@ -106,6 +100,8 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     qr_buf_t rows;
     qr_buf_init(&rows);
     qr_import_rows(&c->imp, ids, &pol, c->strata.n ? &c->strata : NULL, seed, &rows);
+    size_t rows_len = rows.len;
+    char *rows_data = qr_buf_steal(&rows);
     c->ntasks = n;
     c->out =
         json_pack("{sI sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
@@ -155,20 +151,61 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     /* The import's row, its tasks and their annotations commit together, or
      * nothing does. */
     if (qr_pg_copy_in_tx_post(c->b->pg, QR_SQL_IMPORT_BEGIN, 11, params, QR_SQL_TASKS_COPY,
-                              rows.data, rows.len, task_ids.data ? QR_SQL_IMPORT_ANNOTATIONS : NULL,
+                              rows_data, rows_len, task_ids.data ? QR_SQL_IMPORT_ANNOTATIONS : NULL,
                               5, post, on_import_copied, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
     free(external);
-    qr_buf_free(&rows);
     qr_buf_free(&task_ids);
     qr_buf_free(&anns);
+}
+
+/* The ids one by one, when the range was not contiguous. */
+static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)sqlstate;
+    if (!res || PQntuples(res) != c->imp.n) {
+        respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
+        return;
+    }
+    int64_t n = c->imp.n;
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    import_write(c, ids, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+}
+
+static void on_import_range(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)sqlstate;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no id range");
+        return;
+    }
+    int64_t n = c->imp.n;
+    int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    int64_t count = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (count != n || hi - lo + 1 != n) {
+        /* Another import drew ids meanwhile: draw them one by one. */
+        char num[24];
+        const char *params[] = {i64(n, num)};
+        if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_IDS, 1, params, on_import_ids, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = lo + i;
+    import_write(c, ids, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
 }
 
 static void import_allocate_ids(ctx_t *c)
 {
     char n[24];
     const char *params[] = {i64(c->imp.n, n)};
-    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_IDS, 1, params, on_import_ids, c) < 0)
+    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_ID_RANGE, 1, params, on_import_range, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

@@ -971,17 +971,26 @@ int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char
     return query_submit(pg, sql, nparams, params, cb, arg, 0);
 }
 
-/* A COPY query, not yet queued. */
-static query_t *copy_query_new(const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
-                               void *arg)
+/* A COPY query, not yet queued, sending data (len bytes; taken: freed
+ * with the query; NULL when len is 0). */
+static query_t *copy_query_take(const char *copy_sql, char *data, size_t len, qr_pg_cb cb,
+                                void *arg)
 {
     query_t *q = query_new(cb, arg, copy_sql);
     q->is_copy = 1;
-    q->data = qr_xmalloc(len + 1);
-    if (len > 0)
-        memcpy(q->data, data, len);
+    q->data = data ? data : qr_xmalloc(1);
     q->len = len;
     return q;
+}
+
+/* The same with a copy of data. */
+static query_t *copy_query_new(const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
+                               void *arg)
+{
+    char *copy = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    return copy_query_take(copy_sql, copy, len, cb, arg);
 }
 
 int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
@@ -998,21 +1007,30 @@ int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t le
 int qr_pg_copy_in_tx(qr_pg_t *pg, const char *pre_sql, int nparams, const char *const *params,
                      const char *copy_sql, const char *data, size_t len, qr_pg_cb cb, void *arg)
 {
-    return qr_pg_copy_in_tx_post(pg, pre_sql, nparams, params, copy_sql, data, len, NULL, 0, NULL,
+    if (len > 0 && !data)
+        return QR_EINVAL;
+    char *copy = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    return qr_pg_copy_in_tx_post(pg, pre_sql, nparams, params, copy_sql, copy, len, NULL, 0, NULL,
                                  cb, arg);
 }
 
 int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int nparams, const char *const *params,
-                          const char *copy_sql, const char *data, size_t len, const char *post_sql,
+                          const char *copy_sql, char *data, size_t len, const char *post_sql,
                           int post_nparams, const char *const *post_params, qr_pg_cb cb, void *arg)
 {
-    if (pg->closing)
+    if (pg->closing) {
+        free(data);
         return QR_EIO;
+    }
     if (!pre_sql || !copy_sql || !cb || (len > 0 && !data) || nparams < 0 || nparams > 65535 ||
         (nparams > 0 && !params) || post_nparams < 0 || post_nparams > 65535 ||
-        (post_nparams > 0 && !post_params))
+        (post_nparams > 0 && !post_params)) {
+        free(data);
         return QR_EINVAL;
-    query_t *q = copy_query_new(copy_sql, data, len, cb, arg);
+    }
+    query_t *q = copy_query_take(copy_sql, data, len, cb, arg);
     q->pre_sql = qr_xstrdup(pre_sql);
     q->nparams = nparams;
     q->params = nparams ? qr_xcalloc((size_t)nparams, sizeof *q->params) : NULL;
