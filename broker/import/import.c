@@ -19,8 +19,16 @@
 
 void qr_import_copy_escape(qr_buf_t *b, const char *s)
 {
-    for (; *s; s++) {
+    /* Runs of plain bytes are appended at once: a byte at a time was a
+     * function call per byte of every task of an import. */
+    for (;;) {
+        size_t run = strcspn(s, "\\\n\r\t");
+        if (run)
+            qr_buf_append(b, s, run);
+        s += run;
         switch (*s) {
+        case '\0':
+            return;
         case '\\':
             qr_buf_append(b, "\\\\", 2);
             break;
@@ -30,12 +38,11 @@ void qr_import_copy_escape(qr_buf_t *b, const char *s)
         case '\r':
             qr_buf_append(b, "\\r", 2);
             break;
-        case '\t':
+        default:
             qr_buf_append(b, "\\t", 2);
             break;
-        default:
-            qr_buf_append(b, s, 1);
         }
+        s++;
     }
 }
 

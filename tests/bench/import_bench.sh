@@ -6,7 +6,7 @@
 #   tests/bench/import_bench.sh [ROWS] [RUNS] [OUT.json] [BIG_ROWS]
 #
 # ROWS (default 1000000) JSONL tasks are made once; each of RUNS (default 3)
-# rounds then
+# rounds then, each into an empty tasks table,
 #   - COPYs them with `psql \copy` into tasks (a project of their own; the
 #     same data text, required, priority; ids from the sequence), and
 #   - imports them with `quorumctl import` (TLS upload, parse, COPY, the
@@ -71,7 +71,14 @@ project() { "$B/bin/quorumctl" project create --name "$1" --labels pos,neg; }
 rss_reset() { echo 5 >"/proc/$QPID/clear_refs"; }
 rss_peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$QPID/status"; }
 
-# One round: COPY, then import, of the same rows.
+# Empties tasks (and what refers to it), so that each side starts from the
+# same empty table and indexes.
+empty() {
+    psql_ -c "TRUNCATE annotations, leases, imported_annotations, imports, tasks CASCADE"
+    psql_ -c "VACUUM ANALYZE tasks"
+}
+
+# One round: COPY, then import, of the same rows, each into an empty tasks.
 round() { # N JSONL COPYTEXT RUN
     local n=$1 p t0 t1 copy_s imp_s rss
     p=$(project "copy-$4")
@@ -80,6 +87,7 @@ round() { # N JSONL COPYTEXT RUN
     psql_ -c "\\copy tasks (project_id, data, required, priority) FROM '$3'"
     t1=$(now)
     copy_s=$(echo "$t1 - $t0" | bc)
+    empty
     p=$(project "import-$4")
     rss_reset
     t0=$(now)
@@ -95,9 +103,7 @@ round() { # N JSONL COPYTEXT RUN
         copy_rows_per_s: ($rows / $copy_s | floor),
         import_rows_per_s: (if $import_s == null then null else ($rows / $import_s | floor) end),
         broker_peak_rss_mib: $rss}'
-    psql_ -c "TRUNCATE annotations, leases, imported_annotations, imports, tasks CASCADE" 2>/dev/null ||
-        psql_ -c "DELETE FROM imports; DELETE FROM tasks"
-    psql_ -c "VACUUM ANALYZE tasks" 2>/dev/null || true
+    empty
 }
 
 make_rows "$ROWS" "$W/rows.jsonl" "$W/rows.copy" 0
@@ -108,7 +114,8 @@ if [ "$BIG" -gt 0 ]; then
     rm -f "$W/rows.jsonl" "$W/rows.copy"
     make_rows "$BIG" "$W/big.jsonl" "$W/big.copy" 0
     echo "big: $BIG rows ($(du -m "$W/big.jsonl" | cut -f1) MB of JSONL), once"
-    big=$(round "$BIG" "$W/big.jsonl" "$W/big.copy" 0 | tee /dev/stderr)
+    big=$(round "$BIG" "$W/big.jsonl" "$W/big.copy" 0)
+    echo "$big"
 fi
 jq -s --argjson big "$big" '{runs: ., big: $big,
     median_copy_rows_per_s: (map(.copy_rows_per_s) | sort | .[length / 2 | floor]),

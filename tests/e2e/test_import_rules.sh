@@ -111,6 +111,23 @@ check "a .txt file of JSON lines is sniffed as JSONL" "imported 1 tasks" "${out%
 r=$(post application/x-ndjson $'text,source\nx,web\n')
 case "$r" in "400 invalid_jsonl 1"*"looks like a CSV/TSV header"*) pass "CSV sent as JSON lines: 400 with a hint" ;; *) fail "no hint: $r" ;; esac
 
+# --- progress ------------------------------------------------------------------------------------
+# An upload that lasts over 5 s: plain progress lines on stderr when it is not
+# a terminal; redrawn in place (carriage return) on a terminal.
+{ printf 'text\nslow 1\n'; sleep 6; printf 'slow 2\n'; } |
+    "$QR_BIN_DIR/quorumctl" import --project "$Q" --format csv - >"$E2E_DIR/out" 2>"$E2E_DIR/err"
+check "a slow upload imports" "imported 2 tasks" "$(cut -d' ' -f1-3 "$E2E_DIR/out")"
+case "$(cat "$E2E_DIR/err")" in *" B / ?  "*" rows/s  ETA ?"*) pass "not a tty: a plain progress line (bytes, rows/s, ETA)" ;;
+    *) fail "no progress line: $(cat "$E2E_DIR/err")" ;; esac
+if command -v script >/dev/null; then
+    printf 'text\n' >"$E2E_DIR/slow.csv"
+    for i in $(seq 1 2000); do echo "tty row $i"; done >>"$E2E_DIR/slow.csv"
+    script -qec "{ head -c 100 '$E2E_DIR/slow.csv'; sleep 2; tail -c +101 '$E2E_DIR/slow.csv'; } | '$QR_BIN_DIR/quorumctl' import --project $Q --format csv -" /dev/null >"$E2E_DIR/tty" 2>&1 || true
+    if grep -q $'\r\033\[K.*rows/s' "$E2E_DIR/tty"; then pass "on a terminal: progress redrawn in place"; else fail "no tty progress: $(od -c "$E2E_DIR/tty" | head -5)"; fi
+else
+    pass "SKIP: no script(1) for a terminal"
+fi
+
 # --- external ids from a chosen column/key ---------------------------------------------------------
 printf 'doc_id,text\nD-1,one\nD-2,two\n' >"$E2E_DIR/ids.csv"
 "$QR_BIN_DIR/quorumctl" import --project "$Q" --external-id-key doc_id "$E2E_DIR/ids.csv" >/dev/null
