@@ -300,6 +300,9 @@ static void on_import_parsed(qr_import_job_t *job, int status)
         free(job->labels[i]);
     free((char **)job->labels);
     free(job);
+    /* Parsed (and hashed): the body is not needed any more, and held until
+     * the COPY commits it would sit beside the tasks and their rows. */
+    qr_http_request_drop_body(c->req);
     if (status < 0 || qr_http_request_gone(c->req)) {
         /* Nobody to tell: a client that left imports nothing. */
         qr_import_free(&c->imp);

@@ -38,6 +38,10 @@
 /* How long quorumctl waits, after Ctrl-C with the body sent, for the
  * broker's answer before asking it by import key (ms). */
 #define INTERRUPT_WAIT_MS 10000
+/* An upload that sends nothing for this long is abandoned (ms). Once the
+ * whole body is sent there is no bound: the broker answers when the import
+ * committed, minutes later for millions of tasks (Ctrl-C stops waiting). */
+#define UPLOAD_STALL_MS 60000
 /* Bound on the question by import key (ms). */
 #define KEY_LOOKUP_TIMEOUT_MS 10000
 
@@ -71,7 +75,9 @@ static const char import_help[] =
     "project's labels, scores in [0, 1]. All or nothing: a bad line fails the\n"
     "whole import, naming its line (and the field, for a broken rule: 422).\n"
     "On a terminal, progress shows on stderr (bytes sent, rows/s, ETA); when\n"
-    "stderr is not a terminal, a plain progress line every 5 s.\n"
+    "stderr is not a terminal, a plain progress line every 5 s. An upload that\n"
+    "sends nothing for 60 s is abandoned; once the file is sent, the broker's\n"
+    "answer is awaited however long it takes to write the tasks.\n"
     "Prints \"imported N tasks (ids A..B) as import I\".\n"
     "\n"
     "Every import is recorded (file name, rows, time, who) with its tasks, in\n"
@@ -136,6 +142,9 @@ typedef struct upload_s {
     int64_t shown_ms;   /* when progress was last shown */
     int tty;            /* stderr is a terminal: progress redrawn in place */
     int shown;          /* a progress line is on the terminal */
+    int64_t moved_ms;   /* when a byte was last sent */
+    int64_t moved_at;   /* u->sent then */
+    int stalled;        /* the upload stopped moving for UPLOAD_STALL_MS */
 } upload_t;
 
 static size_t read_body(char *buf, size_t size, size_t nmemb, void *arg)
@@ -219,6 +228,14 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     upload_t *u = arg;
     if (!interrupts) {
+        int64_t now = qr_now_ms();
+        if (u->sent != u->moved_at || u->body_done) {
+            u->moved_at = u->sent;
+            u->moved_ms = now;
+        } else if (now - u->moved_ms > UPLOAD_STALL_MS) {
+            u->stalled = 1;
+            return 1;
+        }
         show_progress(u);
         return 0;
     }
@@ -312,11 +329,15 @@ static int perform_upload(qr_client_call_t *call, upload_t *u)
         curl_easy_setopt(e, CURLOPT_READDATA, (void *)u) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)u) != CURLE_OK) {
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)u) != CURLE_OK ||
+        /* No low-speed limit: the broker is silent while it writes a large
+         * import; a stalled upload is caught by on_progress instead. */
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 0L) != CURLE_OK) {
         snprintf(call->message, sizeof call->message, "libcurl: cannot set up the upload");
         return -1;
     }
-    u->start_ms = u->shown_ms = qr_now_ms();
+    u->start_ms = u->shown_ms = u->moved_ms = qr_now_ms();
     u->tty = isatty(STDERR_FILENO);
     int r = qr_client_call_finish(call, curl_easy_perform(e));
     if (u->shown)
@@ -409,6 +430,12 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
         rc = say_interrupted(r, &call, &u, cfg, pid, key);
         qr_client_call_free(&call);
         return rc;
+    }
+    if (r < 0 && u.stalled) {
+        fprintf(stderr, "%s: import failed: the upload sent nothing for %d s (nothing imported)\n",
+                prog, UPLOAD_STALL_MS / 1000);
+        qr_client_call_free(&call);
+        return QR_EXIT_ERROR;
     }
     if (r < 0) {
         fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
