@@ -101,6 +101,10 @@
 /* 422: a field with a wrong value; a label outside the project's choices. */
 #define QR_CODE_INVALID       "invalid"
 #define QR_CODE_UNKNOWN_LABEL "unknown_label"
+/* 422 (import): a task breaking the project's rules (the error names its
+ * "line" and "field"); annotations_as naming no user of the organization. */
+#define QR_CODE_INVALID_TASK        "invalid_task"
+#define QR_CODE_IMPORT_UNKNOWN_USER "unknown_user"
 /* 429: over the token's request rate, or too many failed authentications. */
 #define QR_CODE_RATE_LIMITED "rate_limited"
 /* 431: request line and headers over the limit. */

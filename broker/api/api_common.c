@@ -31,6 +31,8 @@ void ctx_free(ctx_t *c)
     free(c->idem_label);
     free(c->import_file);
     free(c->import_key);
+    free(c->external_id_key);
+    free(c->annotations_as);
     if (c->timer_inited) {
         c->wait_timer.data = c;
         uv_close((uv_handle_t *)&c->wait_timer, on_ctx_timer_closed);

@@ -111,6 +111,10 @@ struct ctx_s {
     char *import_file, *import_key; /* import: the client's file name and key, or NULL */
     int allow_duplicates;           /* import: ?allow_duplicates=1 */
     int64_t external_dropped;       /* import: external ids held already, so not kept */
+    char *external_id_key;          /* import: ?external_id_key=K, or NULL */
+    char *annotations_as;           /* import: ?annotations_as=NAME, or NULL (`imported`) */
+    int count_annotations;          /* import: ?count_annotations=1 */
+    char delimiter;                 /* import: ?delimiter= (CSV), 0: detected */
     char import_sha256[65];         /* import: the body's digest */
     qr_strata_t strata;
     int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */

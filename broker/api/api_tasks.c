@@ -52,6 +52,11 @@ static void on_import_copied(const PGresult *res, const char *err, const char *s
             respond_duplicate(c, dups, earlier, same);
             return;
         }
+        if (!strcmp(sqlstate, QR_SQLSTATE_IMPORT_USER)) {
+            respond_error(c, 422, QR_CODE_IMPORT_UNKNOWN_USER,
+                          "annotations_as: %s; nothing imported", err);
+            return;
+        }
         if (!strcmp(sqlstate, "23505")) {
             /* Another import took one of these external ids (or this import
              * key) since: nothing of this one was committed. */
@@ -69,18 +74,12 @@ static void on_import_copied(const PGresult *res, const char *err, const char *s
         on_import_reopened(QR_EIO, c);
 }
 
-static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+/* Writes the import: its COPY rows for task ids ids[0..n) (ascending) and
+ * import import_id, then the transaction that records it, copies them and
+ * adds their annotations. Takes ids. */
+static void import_write(ctx_t *c, int64_t *ids, int64_t import_id)
 {
-    ctx_t *c = arg;
-    if (!res || PQntuples(res) != c->imp.n) {
-        respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
-        return;
-    }
     int64_t n = c->imp.n;
-    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
-    for (int64_t i = 0; i < n; i++)
-        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-    int64_t import_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     qr_project_t *p = c->project;
     qr_import_policy_t pol = {
         .project_id = p->id,
@@ -101,6 +100,8 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
     qr_buf_t rows;
     qr_buf_init(&rows);
     qr_import_rows(&c->imp, ids, &pol, c->strata.n ? &c->strata : NULL, seed, &rows);
+    size_t rows_len = rows.len;
+    char *rows_data = qr_buf_steal(&rows);
     c->ntasks = n;
     c->out =
         json_pack("{sI sI sI sI}", "imported", (json_int_t)n, "first_task_id", (json_int_t)ids[0],
@@ -121,21 +122,90 @@ static void on_import_ids(const PGresult *res, const char *err, const char *sqls
                             i64(ids[n - 1], last),
                             c->allow_duplicates ? "true" : "false",
                             external};
+    /* The imported annotations, written after the COPY in its transaction:
+     * the ids of the tasks that have some, and their arrays, aligned. */
+    qr_buf_t task_ids, anns;
+    qr_buf_init(&task_ids);
+    qr_buf_init(&anns);
+    if (c->imp.annotated) {
+        qr_buf_appends(&task_ids, "{");
+        qr_buf_appends(&anns, "[");
+        int64_t k = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const char *a = c->imp.tasks[i].annotations;
+            if (!a)
+                continue;
+            qr_buf_appendf(&task_ids, "%s%" PRId64, k ? "," : "", ids[i]);
+            if (k)
+                qr_buf_appends(&anns, ",");
+            qr_buf_appends(&anns, a);
+            k++;
+        }
+        qr_buf_appends(&task_ids, "}");
+        qr_buf_appends(&anns, "]");
+    }
+    const char *post[] = {proj, c->annotations_as, c->count_annotations ? "true" : "false",
+                          task_ids.data, anns.data};
     free(ids);
     qr_import_free(&c->imp);
-    /* The import's row and its tasks commit together, or neither. */
-    if (qr_pg_copy_in_tx(c->b->pg, QR_SQL_IMPORT_BEGIN, 11, params, QR_SQL_TASKS_COPY, rows.data,
-                         rows.len, on_import_copied, c) < 0)
+    /* The import's row, its tasks and their annotations commit together, or
+     * nothing does. */
+    if (qr_pg_copy_in_tx_post(c->b->pg, QR_SQL_IMPORT_BEGIN, 11, params, QR_SQL_TASKS_COPY,
+                              rows_data, rows_len, task_ids.data ? QR_SQL_IMPORT_ANNOTATIONS : NULL,
+                              5, post, on_import_copied, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
     free(external);
-    qr_buf_free(&rows);
+    qr_buf_free(&task_ids);
+    qr_buf_free(&anns);
+}
+
+/* The ids one by one, when the range was not contiguous. */
+static void on_import_ids(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)sqlstate;
+    if (!res || PQntuples(res) != c->imp.n) {
+        respond_backend(c, "PostgreSQL", err ? err : "wrong id count");
+        return;
+    }
+    int64_t n = c->imp.n;
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    import_write(c, ids, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+}
+
+static void on_import_range(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)sqlstate;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no id range");
+        return;
+    }
+    int64_t n = c->imp.n;
+    int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    int64_t count = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (count != n || hi - lo + 1 != n) {
+        /* Another import drew ids meanwhile: draw them one by one. */
+        char num[24];
+        const char *params[] = {i64(n, num)};
+        if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_IDS, 1, params, on_import_ids, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = lo + i;
+    import_write(c, ids, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
 }
 
 static void import_allocate_ids(ctx_t *c)
 {
     char n[24];
     const char *params[] = {i64(c->imp.n, n)};
-    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_IDS, 1, params, on_import_ids, c) < 0)
+    if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_ID_RANGE, 1, params, on_import_range, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -226,7 +296,13 @@ static void on_import_parsed(qr_import_job_t *job, int status)
     c->imp = job->imp;
     memcpy(c->import_sha256, job->sha256, sizeof c->import_sha256);
     free((char *)job->stratify_field);
+    for (int i = 0; i < job->nlabels; i++)
+        free(job->labels[i]);
+    free((char **)job->labels);
     free(job);
+    /* Parsed (and hashed): the body is not needed any more, and held until
+     * the COPY commits it would sit beside the tasks and their rows. */
+    qr_http_request_drop_body(c->req);
     if (status < 0 || qr_http_request_gone(c->req)) {
         /* Nobody to tell: a client that left imports nothing. */
         qr_import_free(&c->imp);
@@ -237,8 +313,21 @@ static void on_import_parsed(qr_import_job_t *job, int status)
         respond_error(c, 413, QR_CODE_IMPORT_TOO_LARGE, "%s", err);
         return;
     }
+    if (rc == QR_IMPORT_EREJECT) {
+        /* A task against the project's rules: 422 naming its line and field. */
+        respond_json(c, 422,
+                     json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code", QR_CODE_INVALID_TASK,
+                               "message", err, "line", (json_int_t)c->imp.fail_line, "field",
+                               c->imp.fail_field));
+        return;
+    }
     if (rc < 0) {
-        respond_error(c, 400, code, "%s", err);
+        if (c->imp.fail_line > 0)
+            respond_json(c, 400,
+                         json_pack("{s:{s:s,s:s,s:I}}", "error", "code", code, "message", err,
+                                   "line", (json_int_t)c->imp.fail_line));
+        else
+            respond_error(c, 400, code, "%s", err);
         return;
     }
     if (c->allow_duplicates) {
@@ -257,7 +346,9 @@ static void on_import_parsed(qr_import_job_t *job, int status)
 }
 
 /* The import's query parameters into c: file_name (1-1000 bytes), key
- * (import_key: 1-200 of [A-Za-z0-9_.-]), allow_duplicates (1 or true).
+ * (import_key: 1-200 of [A-Za-z0-9_.-]), allow_duplicates (1 or true),
+ * count_annotations (1 or true), delimiter (, ; | or tab), external_id_key
+ * (1-200 bytes), annotations_as (a user name).
  * Responds 400 and returns -1 on a bad one. */
 static int import_params(ctx_t *c)
 {
@@ -296,10 +387,55 @@ static int import_params(ctx_t *c)
         }
         c->allow_duplicates = !strcmp(v, "1") || !strcmp(v, "true");
     }
+    v = query_param(c->req->query, "count_annotations", buf, sizeof buf);
+    if (v) {
+        if (strcmp(v, "1") && strcmp(v, "true") && strcmp(v, "0") && strcmp(v, "false")) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "count_annotations must be 1, true, 0 or false");
+            return -1;
+        }
+        c->count_annotations = !strcmp(v, "1") || !strcmp(v, "true");
+    }
+    v = query_param(c->req->query, "delimiter", buf, sizeof buf);
+    if (v) {
+        if (!strcmp(v, "tab") || !strcmp(v, "\t"))
+            c->delimiter = '\t';
+        else if (strlen(v) == 1 && strchr(",;|\t", v[0]))
+            c->delimiter = v[0];
+        else {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST, "delimiter must be one of , ; | or tab");
+            return -1;
+        }
+    }
+    v = query_param(c->req->query, "external_id_key", buf, sizeof buf);
+    if (v) {
+        json_t *utf8 = json_string(v);
+        int ok = utf8 && *v && strlen(v) <= 200 && qr_validate_text(v);
+        json_decref(utf8);
+        if (!ok) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "external_id_key must be 1 to 200 bytes of UTF-8 text without control "
+                          "characters");
+            return -1;
+        }
+        c->external_id_key = qr_xstrdup(v);
+    }
+    v = query_param(c->req->query, "annotations_as", buf, sizeof buf);
+    if (v) {
+        if (!qr_validate_name(v)) {
+            respond_error(c, 400, QR_CODE_BAD_REQUEST,
+                          "annotations_as must be a user name (1 to 200 characters, no control "
+                          "characters)");
+            return -1;
+        }
+        c->annotations_as = qr_xstrdup(v);
+    }
     return 0;
 }
 
-/* The body by its Content-Type: text/csv is CSV; otherwise a JSON array
+/* The body by its Content-Type: text/csv is CSV (its delimiter detected
+ * from the header unless ?delimiter=), text/tab-separated-values TSV;
+ * otherwise a JSON array
  * (its first non-blank byte is '[') or JSON lines. Parsed in the thread
  * pool within the configured budget and task cap, a few imports at a time
  * (import_queue.h): the body stays valid until the request is answered, and
@@ -310,7 +446,16 @@ void h_import(ctx_t *c)
         return;
     const char *ct = c->req->content_type;
     qr_import_job_t *job = qr_xcalloc(1, sizeof *job);
-    job->format = ct && !strncasecmp(ct, "text/csv", 8) ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY;
+    int tsv = ct && !strncasecmp(ct, "text/tab-separated-values", 25);
+    job->format =
+        tsv || (ct && !strncasecmp(ct, "text/csv", 8)) ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY;
+    job->delimiter = c->delimiter ? c->delimiter : tsv ? '\t' : 0;
+    job->external_id_key = c->external_id_key;
+    job->nlabels = c->project->nlabels;
+    char **labels = qr_xcalloc((size_t)job->nlabels + 1, sizeof *labels);
+    for (int i = 0; i < job->nlabels; i++)
+        labels[i] = qr_xstrdup(c->project->labels[i]);
+    job->labels = labels;
     job->body = c->req->body;
     job->len = c->req->body_len;
     job->stratify_field =
@@ -320,6 +465,9 @@ void h_import(ctx_t *c)
     int rc = qr_import_queue_submit(c->b->imports, job, on_import_parsed);
     if (rc < 0) {
         free((char *)job->stratify_field);
+        for (int i = 0; i < job->nlabels; i++)
+            free(job->labels[i]);
+        free((char **)job->labels);
         free(job);
         if (rc == UV_ECANCELED)
             respond_error(c, 503, QR_CODE_UNAVAILABLE, "the broker is stopping; retry");

@@ -233,7 +233,23 @@ int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t 
     if (!json_is_array(out->labels) || n < 1 || n > 1000)
         return refuse(why, 422, "invalid", "labels must be an array of 1 to 1000 strings");
     for (size_t i = 0; i < n; i++) {
+        /* Labels are trimmed: " negative" is "negative", as a user means it
+         * and as gold answers and predictions will be compared to it. */
         const char *l = json_string_value(json_array_get(out->labels, i));
+        if (l) {
+            size_t len = strlen(l);
+            const char *t = l;
+            while (len && isspace((unsigned char)*t))
+                t++, len--;
+            while (len && isspace((unsigned char)t[len - 1]))
+                len--;
+            if (t != l || len != strlen(l)) {
+                if (len == 0)
+                    return refuse(why, 422, "invalid", "label %zu is blank", i + 1);
+                json_array_set_new(out->labels, i, json_stringn(t, len));
+                l = json_string_value(json_array_get(out->labels, i));
+            }
+        }
         if (!qr_validate_name(l))
             return refuse(
                 why, 422, "invalid",

@@ -38,13 +38,19 @@
 /* How long quorumctl waits, after Ctrl-C with the body sent, for the
  * broker's answer before asking it by import key (ms). */
 #define INTERRUPT_WAIT_MS 10000
+/* An upload that sends nothing for this long is abandoned (ms). Once the
+ * whole body is sent there is no bound: the broker answers when the import
+ * committed, minutes later for millions of tasks (Ctrl-C stops waiting). */
+#define UPLOAD_STALL_MS 60000
 /* Bound on the question by import key (ms). */
 #define KEY_LOOKUP_TIMEOUT_MS 10000
 
 static const char *const prog = "quorumctl";
 
 static const char import_help[] =
-    "Usage: quorumctl import --project ID [--format jsonl|json|csv]\n"
+    "Usage: quorumctl import --project ID [--format jsonl|json|csv|tsv]\n"
+    "                        [--delimiter C] [--external-id-key K]\n"
+    "                        [--annotations-as NAME] [--count-annotations]\n"
     "                        [--allow-duplicates] FILE|-\n"
     "       quorumctl import list --project ID [--import-key K] [--json]\n"
     "\n"
@@ -52,13 +58,26 @@ static const char import_help[] =
     "  jsonl  one task a line: {\"data\": {...}, \"prediction\": {\"label\": ...,\n"
     "         \"score\": ...}, \"gold\": ..., \"external_id\": ...} or a bare JSON\n"
     "         object taken as the data (its \"external_id\" key taken out);\n"
-    "  json   a JSON array of such tasks (Label Studio's task export);\n"
+    "  json   a JSON array of such tasks, or of Label Studio task objects\n"
+    "         {\"id\", \"data\", \"predictions\", \"annotations\"} (its task export):\n"
+    "         the id is kept as the external id, the predictions whole (the best\n"
+    "         scored one is the task's prediction), the annotations as made by\n"
+    "         --annotations-as NAME or the pseudo-user `imported`;\n"
     "  csv    a header row naming the fields, then a task a row (RFC 4180, UTF-8);\n"
     "         the columns prediction, prediction_score, gold and external_id are\n"
     "         the task's prediction, gold answer and external id, every other\n"
-    "         column is data.\n"
-    "The format defaults to the file's extension (.csv, .json, else jsonl). All\n"
-    "or nothing: a bad line fails the whole import, naming its line.\n"
+    "         column is data. The delimiter (, ; | or tab) is read from the\n"
+    "         header line unless --delimiter says it;\n"
+    "  tsv    csv with tab-separated fields.\n"
+    "The format defaults to the file's extension (.csv, .tsv, .json, .jsonl,\n"
+    ".ndjson); any other file (.txt...) is sniffed: '[' json, '{' jsonl, else csv\n"
+    "(said on stderr). Gold answers and prediction labels must be among the\n"
+    "project's labels, scores in [0, 1]. All or nothing: a bad line fails the\n"
+    "whole import, naming its line (and the field, for a broken rule: 422).\n"
+    "On a terminal, progress shows on stderr (bytes sent, rows/s, ETA); when\n"
+    "stderr is not a terminal, a plain progress line every 5 s. An upload that\n"
+    "sends nothing for 60 s is abandoned; once the file is sent, the broker's\n"
+    "answer is awaited however long it takes to write the tasks.\n"
     "Prints \"imported N tasks (ids A..B) as import I\".\n"
     "\n"
     "Every import is recorded (file name, rows, time, who) with its tasks, in\n"
@@ -77,7 +96,12 @@ static const char import_help[] =
     "time (UTC) and who; --import-key K only the import made with that key.\n"
     "\n"
     "  --project ID         the project's id\n"
-    "  --format F           jsonl, json or csv\n"
+    "  --format F           jsonl, json, csv or tsv\n"
+    "  --delimiter C        CSV delimiter: , ; | or tab (default: from the header)\n"
+    "  --external-id-key K  the external id is key K (JSON) or column K (CSV)\n"
+    "  --annotations-as NAME  imported annotations are this user's (of your\n"
+    "                       organization; default: the pseudo-user `imported`)\n"
+    "  --count-annotations  imported annotations count toward the overlap\n"
     "  --allow-duplicates   import even a file or external ids the project has\n"
     "  --import-key K       (list) the import made with this import key\n"
     "  --json               (list) the imports as the broker's JSON\n"
@@ -94,6 +118,8 @@ static const char import_help[] =
     "Examples:\n"
     "  quorumctl import --project 3 tasks.jsonl\n"
     "  quorumctl import --project 3 --format csv - < reviews.csv\n"
+    "  quorumctl import --project 3 --delimiter ';' reviews.txt\n"
+    "  quorumctl import --project 3 --annotations-as alice ls_export.json\n"
     "  quorumctl import list --project 3\n"
     "\n"
     "%s"
@@ -120,6 +146,14 @@ typedef struct upload_s {
     int read_errno;     /* a read failed: its errno */
     int waiting;        /* Ctrl-C came after the body: awaiting the answer */
     int64_t waiting_ms; /* since when (qr_now_ms) */
+    int64_t lines;      /* line feeds sent: rows, for JSONL and CSV */
+    int64_t start_ms;   /* when the upload began (qr_now_ms) */
+    int64_t shown_ms;   /* when progress was last shown */
+    int tty;            /* stderr is a terminal: progress redrawn in place */
+    int shown;          /* a progress line is on the terminal */
+    int64_t moved_ms;   /* when a byte was last sent */
+    int64_t moved_at;   /* u->sent then */
+    int stalled;        /* the upload stopped moving for UPLOAD_STALL_MS */
 } upload_t;
 
 static size_t read_body(char *buf, size_t size, size_t nmemb, void *arg)
@@ -133,6 +167,8 @@ static size_t read_body(char *buf, size_t size, size_t nmemb, void *arg)
             want = (size_t)(u->size - u->sent);
         ssize_t n = want ? read(u->fd, buf, want) : 0;
         if (n > 0) {
+            for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + n - p))) != NULL; p++)
+                u->lines++;
             u->sent += n;
             if (u->size >= 0 && u->sent == u->size)
                 u->body_done = 1;
@@ -153,6 +189,46 @@ static size_t read_body(char *buf, size_t size, size_t nmemb, void *arg)
     }
 }
 
+/* n bytes in a short human unit ("12.3 MB"). */
+static void human_bytes(double n, char *out, size_t len)
+{
+    static const char *const unit[] = {"B", "kB", "MB", "GB", "TB"};
+    int k = 0;
+    while (n >= 1000 && k < 4)
+        n /= 1000, k++;
+    snprintf(out, len, k ? "%.1f %s" : "%.0f %s", n, unit[k]);
+}
+
+/* Progress: on a terminal one line redrawn at most 4 times a second (bytes
+ * sent of the total, rows/s, ETA); otherwise a plain line every 5 s. */
+static void show_progress(upload_t *u)
+{
+    int64_t now = qr_now_ms();
+    int64_t every = u->tty ? 250 : 5000;
+    if (now - u->shown_ms < every || now - u->start_ms < every)
+        return;
+    u->shown_ms = now;
+    double secs = (double)(now - u->start_ms) / 1000.0;
+    char sent[32], total[32] = "?", eta[32] = "?";
+    human_bytes((double)u->sent, sent, sizeof sent);
+    if (u->size >= 0) {
+        human_bytes((double)u->size, total, sizeof total);
+        if (u->sent > 0) {
+            double left = secs * (double)(u->size - u->sent) / (double)u->sent;
+            snprintf(eta, sizeof eta, "%d:%02d", (int)left / 60, (int)left % 60);
+        }
+    }
+    double rate = secs > 0 ? (double)u->lines / secs : 0;
+    if (u->body_done)
+        fprintf(stderr, "%s%s sent (%" PRId64 " lines); the broker is writing the tasks...%s",
+                u->tty ? "\r\033[K" : "", sent, u->lines, u->tty ? "" : "\n");
+    else
+        fprintf(stderr, "%s%s / %s  %.0f rows/s  ETA %s%s", u->tty ? "\r\033[K" : "", sent, total,
+                rate, eta, u->tty ? "" : "\n");
+    u->shown = u->tty;
+    fflush(stderr);
+}
+
 /* libcurl calls this at least once a second during the transfer: non-zero
  * aborts it. */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -160,8 +236,18 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     upload_t *u = arg;
-    if (!interrupts)
+    if (!interrupts) {
+        int64_t now = qr_now_ms();
+        if (u->sent != u->moved_at || u->body_done) {
+            u->moved_at = u->sent;
+            u->moved_ms = now;
+        } else if (now - u->moved_ms > UPLOAD_STALL_MS) {
+            u->stalled = 1;
+            return 1;
+        }
+        show_progress(u);
         return 0;
+    }
     if (!u->body_done)
         return 1; /* the broker cannot commit a body it did not get whole */
     if (!u->waiting) {
@@ -252,11 +338,20 @@ static int perform_upload(qr_client_call_t *call, upload_t *u)
         curl_easy_setopt(e, CURLOPT_READDATA, (void *)u) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)u) != CURLE_OK) {
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)u) != CURLE_OK ||
+        /* No low-speed limit: the broker is silent while it writes a large
+         * import; a stalled upload is caught by on_progress instead. */
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 0L) != CURLE_OK) {
         snprintf(call->message, sizeof call->message, "libcurl: cannot set up the upload");
         return -1;
     }
-    return qr_client_call_finish(call, curl_easy_perform(e));
+    u->start_ms = u->shown_ms = u->moved_ms = qr_now_ms();
+    u->tty = isatty(STDERR_FILENO);
+    int r = qr_client_call_finish(call, curl_easy_perform(e));
+    if (u->shown)
+        fprintf(stderr, "\r\033[K");
+    return r;
 }
 
 /* Says in one line how an interrupted import ended. Returns the exit code. */
@@ -281,8 +376,17 @@ static int say_interrupted(int r, qr_client_call_t *call, const upload_t *u,
     return QR_EXIT_INTERRUPTED;
 }
 
+/* What the import's flags add to its query. */
+typedef struct import_flags_s {
+    int allow_duplicates;
+    int count_annotations;
+    const char *delimiter; /* ",", ";", "|", "tab" or NULL */
+    const char *external_id_key;
+    const char *annotations_as;
+} import_flags_t;
+
 static int import_upload(qr_client_config_t *cfg, long long pid, const char *file,
-                         const char *content_type, int allow_duplicates)
+                         const char *content_type, const import_flags_t *fl)
 {
     upload_t u = {0};
     if (open_input(file, &u) < 0) {
@@ -306,9 +410,19 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
         return rc;
     }
     char *name = curl_easy_escape(call.easy, base_name(file), 0);
-    char *path = qr_xasprintf(QR_API_TASKS("%lld") "?import_key=%s&file_name=%s%s", pid, key,
-                              name ? name : "", allow_duplicates ? "&allow_duplicates=1" : "");
+    char *ext = fl->external_id_key ? curl_easy_escape(call.easy, fl->external_id_key, 0) : NULL;
+    char *as = fl->annotations_as ? curl_easy_escape(call.easy, fl->annotations_as, 0) : NULL;
+    char *delim = fl->delimiter ? curl_easy_escape(call.easy, fl->delimiter, 0) : NULL;
+    char *path =
+        qr_xasprintf(QR_API_TASKS("%lld") "?import_key=%s&file_name=%s%s%s%s%s%s%s%s%s", pid, key,
+                     name ? name : "", fl->allow_duplicates ? "&allow_duplicates=1" : "",
+                     fl->count_annotations ? "&count_annotations=1" : "",
+                     ext ? "&external_id_key=" : "", ext ? ext : "", as ? "&annotations_as=" : "",
+                     as ? as : "", delim ? "&delimiter=" : "", delim ? delim : "");
     curl_free(name);
+    curl_free(ext);
+    curl_free(as);
+    curl_free(delim);
     int r = qr_client_call_setup(&call, "POST", path, "", 0, content_type, cfg->token);
     free(path);
     if (r == 0)
@@ -325,6 +439,12 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
         rc = say_interrupted(r, &call, &u, cfg, pid, key);
         qr_client_call_free(&call);
         return rc;
+    }
+    if (r < 0 && u.stalled) {
+        fprintf(stderr, "%s: import failed: the upload sent nothing for %d s (nothing imported)\n",
+                prog, UPLOAD_STALL_MS / 1000);
+        qr_client_call_free(&call);
+        return QR_EXIT_ERROR;
     }
     if (r < 0) {
         fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
@@ -366,7 +486,7 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
 /* The upload with Ctrl-C counted from its start: a Ctrl-C before anything
  * was sent is answered in one line too. */
 static int import_file(qr_client_config_t *cfg, long long pid, const char *file,
-                       const char *content_type, int allow_duplicates)
+                       const char *content_type, const import_flags_t *fl)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -374,7 +494,7 @@ static int import_file(qr_client_config_t *cfg, long long pid, const char *file,
     sigemptyset(&sa.sa_mask);
     interrupts = 0;
     int have_old = sigaction(SIGINT, &sa, &old) == 0;
-    int rc = import_upload(cfg, pid, file, content_type, allow_duplicates);
+    int rc = import_upload(cfg, pid, file, content_type, fl);
     if (have_old)
         sigaction(SIGINT, &old, NULL);
     return rc;
@@ -443,10 +563,41 @@ static int import_list(int argc, char **argv, qr_client_config_t *cfg)
     return rc;
 }
 
+/* The format of a file whose extension does not say it, from its first
+ * bytes: '[' json, '{' jsonl, else csv. NULL when the file cannot be read
+ * (the upload then reports it). */
+static const char *sniff_format(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0)
+        return NULL;
+    ssize_t i = 0;
+    if (n >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
+        i = 3;
+    while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+        i++;
+    if (i < n && buf[i] == '[')
+        return "json";
+    if (i < n && buf[i] == '{')
+        return "jsonl";
+    return "csv";
+}
+
+static int has_ext(const char *file, const char *ext)
+{
+    size_t n = strlen(file), e = strlen(ext);
+    return n > e && !strcasecmp(file + n - e, ext);
+}
+
 int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL, *file = NULL, *format = NULL;
-    int allow_duplicates = 0;
+    import_flags_t fl = {0};
     long long pid;
 
     if (argc > 1 && !strcmp(argv[1], "list"))
@@ -457,11 +608,17 @@ int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
             qr_cli_help(stdout, import_help);
             return QR_EXIT_OK;
         }
-        if (qr_cli_flag(argv[i], "--allow-duplicates", &allow_duplicates))
+        if (qr_cli_flag(argv[i], "--allow-duplicates", &fl.allow_duplicates) ||
+            qr_cli_flag(argv[i], "--count-annotations", &fl.count_annotations))
             continue;
         if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--delimiter", &fl.delimiter)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--external-id-key",
+                                   &fl.external_id_key)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--annotations-as", &fl.annotations_as)) !=
+                0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -477,18 +634,37 @@ int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
         return QR_EXIT_USAGE;
     if (!file)
         return qr_cli_usage_error(prog, "import ", "import: FILE (or - for stdin) is required");
+    if (fl.delimiter && strcmp(fl.delimiter, ",") && strcmp(fl.delimiter, ";") &&
+        strcmp(fl.delimiter, "|") && strcmp(fl.delimiter, "tab") && strcmp(fl.delimiter, "\t"))
+        return qr_cli_usage_error(
+            prog, "import ", "import: --delimiter must be , ; | or tab, not '%s'", fl.delimiter);
+    if (fl.delimiter && !strcmp(fl.delimiter, "\t"))
+        fl.delimiter = "tab";
     if (!format) {
-        size_t n = strlen(file);
-        format = n > 4 && !strcasecmp(file + n - 4, ".csv")    ? "csv"
-                 : n > 5 && !strcasecmp(file + n - 5, ".json") ? "json"
-                                                               : "jsonl";
+        format = has_ext(file, ".csv")                                 ? "csv"
+                 : has_ext(file, ".tsv") || has_ext(file, ".tab")      ? "tsv"
+                 : has_ext(file, ".json")                              ? "json"
+                 : has_ext(file, ".jsonl") || has_ext(file, ".ndjson") ? "jsonl"
+                 : !strcmp(file, "-")                                  ? "jsonl"
+                                                                       : NULL;
+        if (!format) {
+            format = sniff_format(file);
+            if (format)
+                fprintf(stderr,
+                        "%s: reading %s as %s (from its first bytes; --format jsonl|json|csv|tsv "
+                        "to choose)\n",
+                        prog, base_name(file), !strcmp(format, "csv") ? "CSV" : format);
+            else
+                format = "jsonl"; /* unreadable: the upload says why */
+        }
     }
-    const char *content_type = !strcmp(format, "csv")     ? "text/csv; charset=utf-8"
+    const char *content_type = !strcmp(format, "csv")   ? "text/csv; charset=utf-8"
+                               : !strcmp(format, "tsv") ? "text/tab-separated-values; charset=utf-8"
                                : !strcmp(format, "json")  ? "application/json"
                                : !strcmp(format, "jsonl") ? "application/x-ndjson"
                                                           : NULL;
     if (!content_type)
-        return qr_cli_usage_error(prog, "import ",
-                                  "import: --format must be jsonl, json or csv, not '%s'", format);
-    return import_file(cfg, pid, file, content_type, allow_duplicates);
+        return qr_cli_usage_error(
+            prog, "import ", "import: --format must be jsonl, json, csv or tsv, not '%s'", format);
+    return import_file(cfg, pid, file, content_type, &fl);
 }

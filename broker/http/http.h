@@ -127,6 +127,12 @@ void qr_http_on_gone(qr_http_request_t *req, qr_http_gone_cb cb, void *arg);
 /* 1 if req's connection is gone (its response can no longer be sent). */
 int qr_http_request_gone(const qr_http_request_t *req);
 
+/* Frees req's body before the response, for a handler done with it while
+ * it still waits (an import, once parsed, until its COPY commits): body
+ * becomes "" (body_len 0) and its bytes leave the server's body budget
+ * (max_body_total_bytes) at once, so the next body may be read. */
+void qr_http_request_drop_body(qr_http_request_t *req);
+
 /* Sends the response and frees req. body may be NULL for no body; it is
  * copied. extra_headers, if not NULL, is a block of "Name: value\r\n" lines.
  * Returns 0, or a negative code if req's connection was already gone (the

@@ -208,6 +208,22 @@ static int after_answer(conn_t *c, int keep)
     return 0;
 }
 
+void qr_http_request_drop_body(qr_http_request_t *req)
+{
+    req_t *r = req->priv_;
+    if (r->stage != STAGE_FULL)
+        return; /* a body still being read stays the reader's */
+    free(r->body);
+    r->body = qr_xstrdup("");
+    req->body = r->body;
+    req->body_len = 0;
+    if (r->reserved) {
+        r->srv->body_reserved -= r->reserved;
+        r->reserved = 0;
+        qr_http_budget_wake(r->srv);
+    }
+}
+
 int qr_http_respond(qr_http_request_t *req, int status, const char *content_type, const char *body,
                     size_t body_len, const char *extra_headers)
 {

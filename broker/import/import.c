@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,16 @@
 
 void qr_import_copy_escape(qr_buf_t *b, const char *s)
 {
-    for (; *s; s++) {
+    /* Runs of plain bytes are appended at once: a byte at a time was a
+     * function call per byte of every task of an import. */
+    for (;;) {
+        size_t run = strcspn(s, "\\\n\r\t");
+        if (run)
+            qr_buf_append(b, s, run);
+        s += run;
         switch (*s) {
+        case '\0':
+            return;
         case '\\':
             qr_buf_append(b, "\\\\", 2);
             break;
@@ -29,12 +38,11 @@ void qr_import_copy_escape(qr_buf_t *b, const char *s)
         case '\r':
             qr_buf_append(b, "\\r", 2);
             break;
-        case '\t':
+        default:
             qr_buf_append(b, "\\t", 2);
             break;
-        default:
-            qr_buf_append(b, s, 1);
         }
+        s++;
     }
 }
 
@@ -50,79 +58,397 @@ static char *stratum_of(json_t *data, const char *field)
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* The row's top-level "external_id" into t (taken out of o when o is the
- * data itself); 0 or a message in err. */
-static int take_external_id(json_t *o, int is_data, qr_import_task_t *t, char *err, size_t errlen)
+/* Reals in what is kept from another tool (predictions, annotations) are
+ * written with 15 significant digits, so 0.55 stays 0.55 rather than
+ * becoming 0.55000000000000004 (jansson's default of 17). */
+#define KEPT_PRECISION JSON_REAL_PRECISION(15)
+
+/* A violation of the project's rules: the field it is in, and why. */
+typedef struct verdict_s {
+    int rule; /* 1: a rule violation (QR_IMPORT_EREJECT), 0: bad input (QR_EINVAL) */
+    char field[96];
+    char why[384];
+} verdict_t;
+
+static int reject(verdict_t *v, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fills v with a rule violation in field; returns -1. */
+static int reject(verdict_t *v, const char *field, const char *fmt, ...)
 {
-    json_t *v = json_object_get(o, "external_id");
-    if (!v || json_is_null(v))
-        goto done;
-    if (json_is_integer(v)) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        t->external_id = qr_xstrdup(buf);
-    } else if (json_is_string(v) && json_string_length(v) > 0 &&
-               json_string_length(v) <= QR_IMPORT_MAX_EXTERNAL_ID) {
-        t->external_id = qr_xstrdup(json_string_value(v));
-    } else {
-        snprintf(err, errlen, "\"external_id\" must be an integer or a string of 1 to %d bytes",
-                 QR_IMPORT_MAX_EXTERNAL_ID);
-        return -1;
+    va_list ap;
+    v->rule = 1;
+    snprintf(v->field, sizeof v->field, "%s", field);
+    va_start(ap, fmt);
+    vsnprintf(v->why, sizeof v->why, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int invalid(verdict_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fills v with bad input (no rule: the shape is wrong); returns -1. */
+static int invalid(verdict_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    v->rule = 0;
+    v->field[0] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(v->why, sizeof v->why, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int qr_import_check_label(const qr_import_opts_t *opts, const char *l, size_t len, char *why,
+                          size_t whylen)
+{
+    while (len && isspace((unsigned char)*l))
+        l++, len--;
+    while (len && isspace((unsigned char)l[len - 1]))
+        len--;
+    if (!opts || opts->nlabels == 0)
+        return 0;
+    for (int i = 0; i < opts->nlabels; i++)
+        if (strlen(opts->labels[i]) == len && !memcmp(opts->labels[i], l, len))
+            return 0;
+    qr_buf_t b;
+    qr_buf_init(&b);
+    for (int i = 0; i < opts->nlabels && b.len < 200; i++)
+        qr_buf_appendf(&b, "%s%s", i ? ", " : "", opts->labels[i]);
+    snprintf(why, whylen, "\"%.*s\" is not one of the project's labels (%s%s)",
+             len > 100 ? 100 : (int)len, l, b.data ? b.data : "",
+             b.len >= 200 && opts->nlabels > 1 ? ", ..." : "");
+    qr_buf_free(&b);
+    return -1;
+}
+
+int qr_import_check_score(double v, char *why, size_t whylen)
+{
+    if (isfinite(v) && v >= 0.0 && v <= 1.0)
+        return 0;
+    snprintf(why, whylen, "score %g is outside [0, 1]", v);
+    return -1;
+}
+
+/* A label-valued JSON string checked and trimmed: heap text, or NULL with
+ * the violation in v. */
+static char *take_label(const qr_import_opts_t *opts, json_t *s, const char *field, verdict_t *v)
+{
+    if (!json_is_string(s) || json_string_length(s) == 0) {
+        reject(v, field, "must be a non-empty string");
+        return NULL;
     }
-done:
-    if (is_data)
-        json_object_del(o, "external_id");
+    const char *l = json_string_value(s);
+    size_t len = json_string_length(s);
+    char why[320];
+    if (qr_import_check_label(opts, l, len, why, sizeof why) < 0) {
+        reject(v, field, "%s", why);
+        return NULL;
+    }
+    while (len && isspace((unsigned char)*l))
+        l++, len--;
+    while (len && isspace((unsigned char)l[len - 1]))
+        len--;
+    if (len == 0) {
+        reject(v, field, "must be a non-empty string");
+        return NULL;
+    }
+    return qr_xstrndup(l, len);
+}
+
+/* A score: 0 with *out set (NAN when missing or null), or -1 with v. */
+static int take_score(json_t *score, const char *field, double *out, verdict_t *v)
+{
+    *out = NAN;
+    if (!score || json_is_null(score))
+        return 0;
+    if (!json_is_number(score) || !isfinite(json_number_value(score)))
+        return reject(v, field, "must be a number in [0, 1]");
+    char why[128];
+    if (qr_import_check_score(json_number_value(score), why, sizeof why) < 0)
+        return reject(v, field, "%s", why);
+    *out = json_number_value(score);
     return 0;
 }
 
-/* Reads one task line into t; 0 or a message in err. */
-static int parse_task(json_t *o, const char *stratify_field, qr_import_task_t *t, char *err,
-                      size_t errlen)
+/* Checks a Label Studio result array (field names it): every choice among
+ * the project's labels. Sets *single to the choice when the result holds
+ * exactly one (borrowed from result), else NULL. */
+static int check_result(const qr_import_opts_t *opts, json_t *result, const char *field,
+                        const char **single, verdict_t *v)
 {
-    json_t *data = json_object_get(o, "data");
-    if (data && !json_is_object(data)) {
-        snprintf(err, errlen, "\"data\" must be a JSON object");
-        return -1;
+    *single = NULL;
+    if (!json_is_array(result))
+        return reject(v, field, "must be an array (Label Studio's result)");
+    size_t i, nchoices = 0;
+    json_t *item;
+    json_array_foreach(result, i, item)
+    {
+        char f[96];
+        if (!json_is_object(item)) {
+            snprintf(f, sizeof f, "%s[%zu]", field, i);
+            return reject(v, f, "must be an object");
+        }
+        json_t *choices = json_object_get(json_object_get(item, "value"), "choices");
+        if (!choices)
+            continue; /* not a classification: kept as it is */
+        snprintf(f, sizeof f, "%s[%zu].value.choices", field, i);
+        if (!json_is_array(choices))
+            return reject(v, f, "must be an array of labels");
+        size_t j;
+        json_t *c;
+        json_array_foreach(choices, j, c)
+        {
+            char why[320];
+            if (!json_is_string(c))
+                return reject(v, f, "must be an array of labels");
+            if (qr_import_check_label(opts, json_string_value(c), json_string_length(c), why,
+                                      sizeof why) < 0)
+                return reject(v, f, "%s", why);
+            *single = nchoices++ ? NULL : json_string_value(c);
+        }
     }
-    if (take_external_id(o, !data, t, err, errlen) < 0)
+    if (nchoices != 1)
+        *single = NULL;
+    return 0;
+}
+
+/* Label Studio's "predictions": kept whole in t->predictions; the best
+ * scored (else the first) becomes the task's prediction {"label", "score",
+ * "model_version"} unless the row also has a "prediction". */
+static int take_predictions(const qr_import_opts_t *opts, json_t *preds, int has_own,
+                            qr_import_task_t *t, verdict_t *v)
+{
+    if (!json_is_array(preds))
+        return reject(v, "predictions", "must be an array");
+    size_t i, best = 0;
+    double best_score = NAN;
+    const char *best_label = NULL;
+    json_t *p;
+    json_array_foreach(preds, i, p)
+    {
+        char f[96];
+        snprintf(f, sizeof f, "predictions[%zu]", i);
+        if (!json_is_object(p))
+            return reject(v, f, "must be an object");
+        double score;
+        snprintf(f, sizeof f, "predictions[%zu].score", i);
+        if (take_score(json_object_get(p, "score"), f, &score, v) < 0)
+            return -1;
+        const char *single = NULL;
+        json_t *result = json_object_get(p, "result");
+        snprintf(f, sizeof f, "predictions[%zu].result", i);
+        if (result && check_result(opts, result, f, &single, v) < 0)
+            return -1;
+        if (i == 0 || (!isnan(score) && (isnan(best_score) || score > best_score))) {
+            best = i;
+            best_score = score;
+            best_label = single;
+        }
+    }
+    if (json_array_size(preds) == 0)
+        return 0;
+    t->predictions = json_dumps(preds, JSON_COMPACT | KEPT_PRECISION);
+    if (has_own)
+        return 0;
+    json_t *top = json_array_get(preds, best);
+    json_t *own = json_object();
+    if (best_label)
+        json_object_set_new(own, "label", json_string(best_label));
+    if (!isnan(best_score))
+        json_object_set_new(own, "score", json_real(best_score));
+    json_t *mv = json_object_get(top, "model_version");
+    if (mv && !json_is_null(mv))
+        json_object_set(own, "model_version", mv);
+    t->prediction = json_dumps(own, JSON_COMPACT | KEPT_PRECISION);
+    t->score = best_score;
+    json_decref(own);
+    return 0;
+}
+
+/* Label Studio's "annotations", normalized into t->annotations (import.h). */
+static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_import_task_t *t,
+                            verdict_t *v)
+{
+    if (!json_is_array(anns))
+        return reject(v, "annotations", "must be an array");
+    if (json_array_size(anns) == 0)
+        return 0;
+    json_t *out = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(anns, i, a)
+    {
+        char f[96];
+        const char *single = NULL;
+        snprintf(f, sizeof f, "annotations[%zu]", i);
+        if (!json_is_object(a))
+            goto rejected_obj;
+        json_t *result = json_object_get(a, "result");
+        snprintf(f, sizeof f, "annotations[%zu].result", i);
+        if (check_result(opts, result ? result : json_null(), f, &single, v) < 0)
+            goto fail;
+        json_t *lead = json_object_get(a, "lead_time");
+        snprintf(f, sizeof f, "annotations[%zu].lead_time", i);
+        if (lead && !json_is_null(lead) &&
+            (!json_is_number(lead) || !isfinite(json_number_value(lead)) ||
+             json_number_value(lead) < 0)) {
+            reject(v, f, "must be a number of seconds, 0 or more");
+            goto fail;
+        }
+        json_t *cancelled = json_object_get(a, "was_cancelled");
+        json_t *truth = json_object_get(a, "ground_truth");
+        snprintf(f, sizeof f, "annotations[%zu].%s", i,
+                 cancelled && !json_is_boolean(cancelled) ? "was_cancelled" : "ground_truth");
+        if ((cancelled && !json_is_boolean(cancelled)) || (truth && !json_is_boolean(truth))) {
+            reject(v, f, "must be true or false");
+            goto fail;
+        }
+        json_t *id = json_object_get(a, "id");
+        json_t *source = NULL;
+        if (json_is_integer(id)) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+            source = json_string(buf);
+        } else if (json_is_string(id) && json_string_length(id) >= 1 &&
+                   json_string_length(id) <= 1000) {
+            source = json_incref(id);
+        }
+        json_t *created = json_object_get(a, "created_at");
+        snprintf(f, sizeof f, "annotations[%zu].created_at", i);
+        if (created && !json_is_null(created)) {
+            const char *c = json_string_value(created);
+            int y, mo, d;
+            if (!c || sscanf(c, "%4d-%2d-%2d", &y, &mo, &d) != 3 || mo < 1 || mo > 12 || d < 1 ||
+                d > 31) {
+                json_decref(source);
+                reject(v, f, "must be a timestamp such as 2024-05-01T12:00:00Z");
+                goto fail;
+            }
+        }
+        json_t *n = json_object();
+        json_object_set_new(n, "label", single ? json_string(single) : json_null());
+        json_object_set(n, "result", result);
+        json_object_set(n, "lead_time", lead && json_is_number(lead) ? lead : json_null());
+        json_object_set_new(n, "was_cancelled", json_boolean(json_is_true(cancelled)));
+        json_object_set_new(n, "ground_truth", json_boolean(json_is_true(truth)));
+        json_object_set_new(n, "source_id", source ? source : json_null());
+        json_object_set(n, "created_at",
+                        created && json_is_string(created) ? created : json_null());
+        json_array_append_new(out, n);
+        continue;
+    rejected_obj:
+        reject(v, f, "must be an object");
+        goto fail;
+    }
+    t->annotations = json_dumps(out, JSON_COMPACT | KEPT_PRECISION);
+    json_decref(out);
+    return 0;
+fail:
+    json_decref(out);
+    return -1;
+}
+
+/* An external id value (integer, or a string of 1 to 1000 bytes) into t;
+ * 0 or -1 with v naming key. */
+static int take_id_value(json_t *val, const char *key, qr_import_task_t *t, verdict_t *v)
+{
+    if (!val || json_is_null(val))
+        return 0;
+    if (json_is_integer(val)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(val));
+        t->external_id = qr_xstrdup(buf);
+        return 0;
+    }
+    if (json_is_string(val) && json_string_length(val) > 0 &&
+        json_string_length(val) <= QR_IMPORT_MAX_EXTERNAL_ID) {
+        t->external_id = qr_xstrdup(json_string_value(val));
+        return 0;
+    }
+    return reject(v, key, "an external id must be an integer or a string of 1 to %d bytes",
+                  QR_IMPORT_MAX_EXTERNAL_ID);
+}
+
+/* The task's external id: the chosen key (top level, else in the data; it
+ * stays in the data), else "external_id" (taken out of o when o is the data
+ * itself), else a Label Studio task's "id". */
+static int take_external_id(const qr_import_opts_t *opts, json_t *o, json_t *data,
+                            qr_import_task_t *t, verdict_t *v)
+{
+    const char *key = opts ? opts->external_id_key : NULL;
+    if (key) {
+        json_t *val = json_object_get(o, key);
+        if (!val && data)
+            val = json_object_get(data, key);
+        if (!val || json_is_null(val))
+            return reject(v, key, "is missing (the external id key)");
+        return take_id_value(val, key, t, v);
+    }
+    json_t *val = json_object_get(o, "external_id");
+    int rc;
+    if (val && !json_is_null(val)) {
+        rc = take_id_value(val, "external_id", t, v);
+    } else if (data) {
+        rc = take_id_value(json_object_get(o, "id"), "id", t, v);
+    } else {
+        rc = 0;
+    }
+    if (!data)
+        json_object_del(o, "external_id");
+    return rc;
+}
+
+/* Reads one task into t: 0, or -1 with v filled. */
+static int parse_task(json_t *o, const qr_import_opts_t *opts, qr_import_task_t *t, verdict_t *v)
+{
+    const char *stratify_field = opts ? opts->stratify_field : NULL;
+    json_t *data = json_object_get(o, "data");
+    if (data && !json_is_object(data))
+        return invalid(v, "\"data\" must be a JSON object");
+    if (take_external_id(opts, o, data, t, v) < 0)
         return -1;
     t->score = NAN;
     if (data) {
         json_t *pred = json_object_get(o, "prediction");
         json_t *preds = json_object_get(o, "predictions");
         json_t *gold = json_object_get(o, "gold");
-        if (!pred && json_is_array(preds) && json_array_size(preds) > 0)
-            pred = json_array_get(preds, 0); /* Label Studio's format */
-        if (pred && !json_is_null(pred)) {
-            if (!json_is_object(pred)) {
-                snprintf(err, errlen, "\"prediction\" must be a JSON object");
+        json_t *anns = json_object_get(o, "annotations");
+        int has_own = pred && !json_is_null(pred);
+        if (has_own) {
+            if (!json_is_object(pred))
+                return invalid(v, "\"prediction\" must be a JSON object");
+            if (take_score(json_object_get(pred, "score"), "prediction.score", &t->score, v) < 0)
                 return -1;
-            }
-            json_t *score = json_object_get(pred, "score");
-            if (score && !json_is_null(score)) {
-                if (!json_is_number(score) || !isfinite(json_number_value(score))) {
-                    snprintf(err, errlen, "the prediction's \"score\" must be a number");
+            json_t *label = json_object_get(pred, "label");
+            if (label && !json_is_null(label)) {
+                char *l = take_label(opts, label, "prediction.label", v);
+                if (!l)
                     return -1;
-                }
-                t->score = json_number_value(score);
+                json_t *copy = json_deep_copy(pred);
+                json_object_set_new(copy, "label", json_string(l));
+                free(l);
+                t->prediction = json_dumps(copy, JSON_COMPACT);
+                json_decref(copy);
+            } else {
+                t->prediction = json_dumps(pred, JSON_COMPACT);
             }
-            t->prediction = json_dumps(pred, JSON_COMPACT);
         }
+        if (preds && !json_is_null(preds) && take_predictions(opts, preds, has_own, t, v) < 0)
+            return -1;
+        if (anns && !json_is_null(anns) && take_annotations(opts, anns, t, v) < 0)
+            return -1;
         if (gold && !json_is_null(gold)) {
-            if (!json_is_string(gold) || json_string_length(gold) == 0) {
-                snprintf(err, errlen, "\"gold\" must be a non-empty string");
+            t->gold = take_label(opts, gold, "gold", v);
+            if (!t->gold)
                 return -1;
-            }
-            t->gold = qr_xstrdup(json_string_value(gold));
         }
     }
     json_t *d = data ? data : o;
     t->data = json_dumps(d, JSON_COMPACT);
     t->stratum = stratum_of(d, stratify_field);
-    if (!t->data) {
-        snprintf(err, errlen, "cannot encode the task");
-        return -1;
-    }
+    if (!t->data)
+        return invalid(v, "cannot encode the task");
     return 0;
 }
 
@@ -195,10 +521,12 @@ size_t qr_import_json_cost(const char *p, size_t n)
     return cost_of(n, &st);
 }
 
-/* Parses one task (n bytes at p) into the sink: 0, QR_EINVAL or QR_ETOOBIG
- * with "<unit> <where>: reason" in err. */
+/* Parses one task (n bytes at p, starting on line `line`) into the sink:
+ * 0, QR_EINVAL, QR_IMPORT_EREJECT or QR_ETOOBIG with "<unit> <where>:
+ * reason" in err. */
 static int parse_one(qr_import_sink_t *s, const char *p, size_t n, size_t transient,
-                     const char *stratify_field, int64_t where, char *err, size_t errlen)
+                     const qr_import_opts_t *opts, int64_t where, int64_t line, char *err,
+                     size_t errlen)
 {
     int rc = qr_import_sink_admit(s, transient, where, err, errlen);
     if (rc < 0)
@@ -209,11 +537,13 @@ static int parse_one(qr_import_sink_t *s, const char *p, size_t n, size_t transi
     json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
     if (!o) {
         snprintf(err, errlen, "%s %" PRId64 ": %s", s->unit, where, e.text);
+        s->imp->fail_line = line;
         return QR_EINVAL;
     }
     if (!json_is_object(o)) {
         json_decref(o);
         snprintf(err, errlen, "%s %" PRId64 ": a task must be a JSON object", s->unit, where);
+        s->imp->fail_line = line;
         return QR_EINVAL;
     }
     qr_import_task_t *t = qr_import_sink_add(s, transient, where, err, errlen);
@@ -221,17 +551,25 @@ static int parse_one(qr_import_sink_t *s, const char *p, size_t n, size_t transi
         json_decref(o);
         return QR_ETOOBIG;
     }
-    char why[256];
-    rc = parse_task(o, stratify_field, t, why, sizeof why);
+    verdict_t v = {0};
+    rc = parse_task(o, opts, t, &v);
     json_decref(o);
     if (rc < 0) {
-        snprintf(err, errlen, "%s %" PRId64 ": %s", s->unit, where, why);
+        s->imp->fail_line = line;
+        if (v.rule) {
+            snprintf(s->imp->fail_field, sizeof s->imp->fail_field, "%s", v.field);
+            snprintf(err, errlen, "%s %" PRId64 ": field \"%s\": %s", s->unit, where, v.field,
+                     v.why);
+            return QR_IMPORT_EREJECT;
+        }
+        snprintf(err, errlen, "%s %" PRId64 ": %s", s->unit, where, v.why);
         return QR_EINVAL;
     }
+    s->imp->annotated += t->annotations != NULL;
     return qr_import_sink_charge(s, transient, where, err, errlen);
 }
 
-static int parse_jsonl(const char *body, size_t len, const char *stratify_field,
+static int parse_jsonl(const char *body, size_t len, const qr_import_opts_t *opts,
                        qr_import_sink_t *s, char *err, size_t errlen)
 {
     const char *p = body, *end = body + len;
@@ -246,7 +584,13 @@ static int parse_jsonl(const char *body, size_t len, const char *stratify_field,
         if (q < le) {
             size_t n = (size_t)(le - p);
             int rc =
-                parse_one(s, p, n, qr_import_json_cost(p, n), stratify_field, lineno, err, errlen);
+                parse_one(s, p, n, qr_import_json_cost(p, n), opts, lineno, lineno, err, errlen);
+            if (rc == QR_EINVAL && lineno == 1 && qr_import_looks_delimited(body, len)) {
+                size_t used = strlen(err);
+                snprintf(err + used, errlen - used,
+                         " (the first line looks like a CSV/TSV header: import it as CSV, "
+                         "quorumctl import --format csv or tsv, or Content-Type text/csv)");
+            }
             if (rc < 0)
                 return rc;
         }
@@ -268,7 +612,7 @@ static const char *skip_blanks(const char *p, const char *end, int64_t *line)
 
 /* The array element by element: each is cut out by scan_json and parsed
  * alone, so what is held at a time is one element's tree. */
-static int parse_array(const char *body, size_t len, const char *stratify_field,
+static int parse_array(const char *body, size_t len, const qr_import_opts_t *opts,
                        qr_import_sink_t *s, char *err, size_t errlen)
 {
     const char *p = body, *end = body + len;
@@ -296,8 +640,8 @@ static int parse_array(const char *body, size_t len, const char *stratify_field,
             return QR_EINVAL;
         }
         char where[512];
-        int rc = parse_one(s, p, (size_t)(e - p), cost_of((size_t)(e - p), &st), stratify_field,
-                           task, where, sizeof where);
+        int rc = parse_one(s, p, (size_t)(e - p), cost_of((size_t)(e - p), &st), opts, task, first,
+                           where, sizeof where);
         if (rc < 0) {
             /* "task N: why" becomes "task N (line L): why". */
             const char *why = strchr(where, ':');
@@ -374,6 +718,42 @@ char *qr_import_external_ids(const qr_import_t *imp)
     return s ? s : qr_xstrdup("[]");
 }
 
+char qr_import_detect_delimiter(const char *body, size_t len)
+{
+    static const char cand[] = {',', '\t', ';', '|'};
+    size_t count[4] = {0};
+    int quoted = 0;
+    size_t i = len >= 3 && !memcmp(body, "\xef\xbb\xbf", 3) ? 3 : 0;
+    for (; i < len; i++) {
+        char ch = body[i];
+        if (ch == '"')
+            quoted = !quoted;
+        else if (!quoted && (ch == '\n' || ch == '\r'))
+            break;
+        else if (!quoted)
+            for (int k = 0; k < 4; k++)
+                count[k] += ch == cand[k];
+    }
+    int best = 0;
+    for (int k = 1; k < 4; k++)
+        if (count[k] > count[best])
+            best = k;
+    return cand[best];
+}
+
+int qr_import_looks_delimited(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (i == len || body[i] == '{' || body[i] == '[')
+        return 0;
+    for (; i < len && body[i] != '\n'; i++)
+        if (body[i] == ',' || body[i] == '\t' || body[i] == ';' || body[i] == '|')
+            return 1;
+    return 0;
+}
+
 qr_import_format_t qr_import_sniff(const char *body, size_t len)
 {
     size_t i = 0;
@@ -386,20 +766,28 @@ int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t 
                             const char *stratify_field, const qr_import_limits_t *limits,
                             qr_import_t *imp, char *err, size_t errlen)
 {
+    qr_import_opts_t opts = {.stratify_field = stratify_field};
+    return qr_import_parse_opts(format, body, len, &opts, limits, imp, err, errlen);
+}
+
+int qr_import_parse_opts(qr_import_format_t format, const char *body, size_t len,
+                         const qr_import_opts_t *opts, const qr_import_limits_t *limits,
+                         qr_import_t *imp, char *err, size_t errlen)
+{
     qr_import_sink_t s;
     int rc;
     if (format == QR_IMPORT_JSON_ANY)
         format = qr_import_sniff(body, len);
     switch (format) {
     case QR_IMPORT_CSV:
-        return qr_import_parse_csv_bounded(body, len, stratify_field, limits, imp, err, errlen);
+        return qr_import_parse_csv_bounded(body, len, opts, limits, imp, err, errlen);
     case QR_IMPORT_JSON_ARRAY:
         qr_import_sink_init(&s, imp, limits, "task");
-        rc = parse_array(body, len, stratify_field, &s, err, errlen);
+        rc = parse_array(body, len, opts, &s, err, errlen);
         break;
     default:
         qr_import_sink_init(&s, imp, limits, "line");
-        rc = parse_jsonl(body, len, stratify_field, &s, err, errlen);
+        rc = parse_jsonl(body, len, opts, &s, err, errlen);
         break;
     }
     if (rc == 0)
@@ -534,6 +922,19 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
         }
     }
 
+    /* The rows' size, reserved at once: growing by doubling would hold up
+     * to twice the rows of a large import. 128 bytes a row cover the ids,
+     * numbers, tabs and \N; escapes beyond that grow the buffer. */
+    size_t need = 128 * (size_t)n;
+    for (int64_t i = 0; i < n; i++) {
+        const qr_import_task_t *t = &imp->tasks[i];
+        const char *str[] = {t->data,    t->prediction,  t->gold,
+                             t->stratum, t->external_id, t->predictions};
+        for (size_t k = 0; k < sizeof str / sizeof *str; k++)
+            need += str[k] ? strlen(str[k]) : 0;
+    }
+    qr_buf_reserve(out, need);
+
     for (int64_t i = 0; i < n; i++) {
         const qr_import_task_t *t = &imp->tasks[i];
         double pr = priority[i] - (pol->overlap_first && overlap[i] ? OVERLAP_FIRST_SHIFT : 0);
@@ -565,6 +966,11 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
             qr_buf_appends(out, "\t\\N\t");
         if (t->external_id)
             qr_import_copy_escape(out, t->external_id);
+        else
+            qr_buf_appends(out, "\\N");
+        qr_buf_appends(out, "\t");
+        if (t->predictions)
+            qr_import_copy_escape(out, t->predictions);
         else
             qr_buf_appends(out, "\\N");
         qr_buf_appends(out, "\n");

@@ -25,15 +25,54 @@ typedef struct qr_import_task_s {
     char *gold;        /* gold answer label, or NULL */
     char *stratum;     /* value of the stratify field as text, or NULL */
     char *external_id; /* the row's "external_id" (unique in the project), or NULL */
+    char *predictions; /* Label Studio's "predictions" array, kept whole (JSON text), or NULL */
+    char *annotations; /* the task's imported annotations, normalized (see below), or NULL */
     int64_t where;     /* line (JSONL, CSV) or task number (JSON array) it came from */
 } qr_import_task_t;
+
+/* A task's imported annotations (Label Studio's "annotations") are kept as
+ * a JSON array of objects {"label": the single choice or null, "result":
+ * the result array as given, "lead_time": seconds or null,
+ * "was_cancelled", "ground_truth": booleans, "source_id": the annotation's
+ * id there as text or null, "created_at": text or null}; the broker writes
+ * them to imported_annotations (sql/0021_import_rules.sql). */
 
 typedef struct qr_import_s {
     qr_import_task_t *tasks;
     int64_t n;
     size_t bytes;      /* what the tasks hold, as the budget counts it (see below) */
     size_t peak_bytes; /* the most the parse held at once, output + transient */
+    int64_t annotated; /* tasks that carry imported annotations */
+    /* Where a failed parse stopped (kept by qr_import_free): the line (from
+     * 1; 0 when the failure names none) and, for a rule violation
+     * (QR_IMPORT_EREJECT), the field that broke it. */
+    int64_t fail_line;
+    char fail_field[96];
 } qr_import_t;
+
+/* A task that parses but breaks one of the project's rules: a gold answer or
+ * a prediction's or annotation's label not among the project's labels, a
+ * score outside [0, 1]. The broker answers 422 naming the line and field. */
+#define QR_IMPORT_EREJECT (-10101)
+
+/* What the project and the request say about one parse. */
+typedef struct qr_import_opts_s {
+    const char *stratify_field; /* may be NULL */
+    char *const *labels;        /* the project's labels; nlabels 0: not checked */
+    int nlabels;
+    const char *external_id_key; /* the key (JSON) or column (CSV) holding the external
+                                    id; NULL: "external_id", or a Label Studio task's "id" */
+    char delimiter;              /* CSV: the field separator; 0: detected from the header */
+} qr_import_opts_t;
+
+/* The CSV delimiter the header line of body uses: of ',', '\t', ';' and '|'
+ * the one it holds most often outside quotes (',' when none). */
+char qr_import_detect_delimiter(const char *body, size_t len);
+
+/* Whether the first non-blank line of body looks like a delimited header
+ * (text with ',', '\t', ';' or '|' that does not start like JSON): the hint
+ * given when a JSON import meets CSV. */
+int qr_import_looks_delimited(const char *body, size_t len);
 
 /* Bounds on one parse. The budget counts, in bytes: the task array, every
  * string a task keeps (with the allocator's overhead) and a fixed share for
@@ -96,6 +135,18 @@ int qr_import_parse_bounded(qr_import_format_t format, const char *body, size_t 
                             const char *stratify_field, const qr_import_limits_t *limits,
                             qr_import_t *imp, char *err, size_t errlen);
 
+/* The same under opts (NULL: none): the project's labels checked (gold,
+ * prediction labels and Label Studio choices among them, scores in [0, 1]:
+ * QR_IMPORT_EREJECT with "line N: field F: ..." in err and imp->fail_line,
+ * imp->fail_field set), the external id taken from opts->external_id_key,
+ * and CSV split on opts->delimiter. Label Studio task objects ({"id", "data",
+ * "predictions", "annotations"}) keep their id as the external id, their
+ * predictions whole (the best-scored one, else the first, is the task's
+ * prediction) and their annotations (see above). */
+int qr_import_parse_opts(qr_import_format_t format, const char *body, size_t len,
+                         const qr_import_opts_t *opts, const qr_import_limits_t *limits,
+                         qr_import_t *imp, char *err, size_t errlen);
+
 /* Parses body (len bytes): one task per line, {"data": {...}, "prediction":
  * {"label": ..., "score": ...}, "predictions": [{"score": ...}], "gold": ...}
  * or a bare object taken as the data; blank lines are skipped. Returns 0 and
@@ -130,9 +181,9 @@ typedef struct qr_strata_s {
 
 /* Writes one COPY row per task (columns as QR_SQL_TASKS_COPY lists them:
  * id, project_id, data, required, priority, overlap, prediction,
- * prediction_score, gold, stratum, import_id, external_id) into out. ids[i] is task i's id,
- * ascending. prior may be NULL (no stratified sampling). seed drives the
- * random choices (which tasks get the higher overlap; random order).
+ * prediction_score, gold, stratum, import_id, external_id, predictions) into out. ids[i] is task
+ * i's id, ascending. prior may be NULL (no stratified sampling). seed drives the random choices
+ * (which tasks get the higher overlap; random order).
  *
  * Priority, lower served first:
  *   sequential   the task id (import order);

@@ -36,7 +36,9 @@ typedef struct reader_s {
     size_t header_cost; /* the column names, held for the whole parse */
     size_t row_cost;    /* the row being read: its object, then its dump */
     const char *stratify_field;
-    char **cols; /* header names */
+    const qr_import_opts_t *opts; /* labels, external id column (may be NULL) */
+    int ext_in_data;              /* the external id column is also data (a chosen one) */
+    char **cols;                  /* header names */
     size_t ncols;
     int header_done;
     int pred_col, score_col, gold_col, ext_col; /* -1 when absent */
@@ -53,6 +55,27 @@ typedef struct reader_s {
 
 static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void reject(reader_t *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Keeps the first error, a rule violation (QR_IMPORT_EREJECT) in column
+ * field of the record being read: "line N: field "F": " and the message. */
+static void reject(reader_t *r, const char *field, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = 1;
+    r->rc = QR_IMPORT_EREJECT;
+    r->imp->fail_line = (int64_t)r->rec_line;
+    snprintf(r->imp->fail_field, sizeof r->imp->fail_field, "%s", field);
+    int n = snprintf(r->err, r->errlen, "line %lu: field \"%s\": ", r->rec_line, field);
+    if (n >= 0 && (size_t)n < r->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
 
 /* Keeps the first error: "line N: " and the message. */
 static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
@@ -61,6 +84,7 @@ static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
         return;
     r->failed = 1;
     r->rc = QR_EINVAL;
+    r->imp->fail_line = (int64_t)line;
     int n = snprintf(r->err, r->errlen, "line %lu: ", line);
     if (n >= 0 && (size_t)n < r->errlen) {
         va_list ap;
@@ -129,35 +153,52 @@ static void on_field(void *s, size_t len, void *arg)
             r->score_col = (int)k;
         else if (column_is("gold", p, len))
             r->gold_col = (int)k;
-        else if (column_is("external_id", p, len))
+        else if (r->opts && r->opts->external_id_key ? column_is(r->opts->external_id_key, p, len)
+                                                     : column_is("external_id", p, len))
             r->ext_col = (int)k;
         return;
     }
     if (k >= r->ncols)
         return; /* a ragged row: reported at its end */
-    if ((int)k == r->pred_col) {
-        r->pred = len ? qr_xstrndup(p, len) : NULL;
-    } else if ((int)k == r->gold_col) {
-        r->gold = len ? qr_xstrndup(p, len) : NULL;
+    if ((int)k == r->pred_col || (int)k == r->gold_col) {
+        /* A label: trimmed, and among the project's. */
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        char why[320];
+        if (len && qr_import_check_label(r->opts, p, len, why, sizeof why) < 0) {
+            reject(r, r->cols[k], "%s", why);
+            return;
+        }
+        char **to = (int)k == r->pred_col ? &r->pred : &r->gold;
+        *to = len ? qr_xstrndup(p, len) : NULL;
     } else if ((int)k == r->ext_col) {
         if (len > QR_IMPORT_MAX_EXTERNAL_ID) {
-            fail(r, r->rec_line, "external_id is over %d bytes", QR_IMPORT_MAX_EXTERNAL_ID);
+            fail(r, r->rec_line, "%s is over %d bytes", r->cols[k], QR_IMPORT_MAX_EXTERNAL_ID);
             return;
         }
         r->ext = len ? qr_xstrndup(p, len) : NULL;
+        if (r->ext_in_data)
+            json_object_set_new(r->row, r->cols[k], json_stringn(p, len));
     } else if ((int)k == r->score_col) {
         if (len == 0)
             return;
         char buf[64], *end;
         if (len >= sizeof buf) {
-            fail(r, r->rec_line, "prediction_score is not a number");
+            reject(r, "prediction_score", "is not a number in [0, 1]");
             return;
         }
         memcpy(buf, p, len);
         buf[len] = '\0';
         double v = strtod(buf, &end);
         if (end == buf || *end || !isfinite(v)) {
-            fail(r, r->rec_line, "prediction_score \"%s\" is not a number", buf);
+            reject(r, "prediction_score", "\"%s\" is not a number in [0, 1]", buf);
+            return;
+        }
+        char why[128];
+        if (qr_import_check_score(v, why, sizeof why) < 0) {
+            reject(r, "prediction_score", "%s", why);
             return;
         }
         r->score = v;
@@ -234,15 +275,19 @@ static void on_row(int term, void *arg)
 int qr_import_parse_csv(const char *body, size_t len, const char *stratify_field, qr_import_t *imp,
                         char *err, size_t errlen)
 {
-    return qr_import_parse_csv_bounded(body, len, stratify_field, NULL, imp, err, errlen);
+    qr_import_opts_t opts = {.stratify_field = stratify_field, .delimiter = ','};
+    return qr_import_parse_csv_bounded(body, len, &opts, NULL, imp, err, errlen);
 }
 
-int qr_import_parse_csv_bounded(const char *body, size_t len, const char *stratify_field,
+int qr_import_parse_csv_bounded(const char *body, size_t len, const qr_import_opts_t *opts,
                                 const qr_import_limits_t *limits, qr_import_t *imp, char *err,
                                 size_t errlen)
 {
     reader_t r = {.imp = imp,
-                  .stratify_field = stratify_field,
+                  .stratify_field = opts ? opts->stratify_field : NULL,
+                  .opts = opts,
+                  .ext_in_data = opts && opts->external_id_key &&
+                                 strcmp(opts->external_id_key, "external_id") != 0,
                   .pred_col = -1,
                   .score_col = -1,
                   .gold_col = -1,
@@ -264,6 +309,8 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const char *strati
         json_decref(r.row);
         return QR_EINVAL;
     }
+    char delim = opts && opts->delimiter ? opts->delimiter : qr_import_detect_delimiter(body, len);
+    csv_set_delim(&p, (unsigned char)delim);
     size_t done = 0;
     while (done < len && !r.failed) {
         size_t n = len - done < CHUNK_BYTES ? len - done : CHUNK_BYTES;
@@ -293,6 +340,9 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const char *strati
         snprintf(err, errlen, "the body holds no CSV header");
     else if (!r.failed && imp->n == 0)
         snprintf(err, errlen, "the body holds no task (a header and no rows)");
+    else if (!r.failed && opts && opts->external_id_key && r.ext_col < 0)
+        snprintf(err, errlen, "the header has no column \"%s\" (the external id column)",
+                 opts->external_id_key);
     else if (!r.failed && qr_import_check_external_ids(imp, "line", err, errlen) == 0)
         return 0;
     qr_import_free(imp);

@@ -43,9 +43,18 @@ int qr_import_check_external_ids(const qr_import_t *imp, const char *unit, char 
                                  size_t errlen);
 
 /* qr_import_parse_bounded for CSV (import_csv.c). */
-int qr_import_parse_csv_bounded(const char *body, size_t len, const char *stratify_field,
+int qr_import_parse_csv_bounded(const char *body, size_t len, const qr_import_opts_t *opts,
                                 const qr_import_limits_t *limits, qr_import_t *imp, char *err,
                                 size_t errlen);
+
+/* The label l (len bytes) with blanks around it trimmed, checked against
+ * opts' labels: 0 when it is one of them (or opts checks none), else -1
+ * with "\"l\" is not one of the project's labels (a, b, ...)" in why. */
+int qr_import_check_label(const qr_import_opts_t *opts, const char *l, size_t len, char *why,
+                          size_t whylen);
+
+/* A score that must lie in [0, 1]: 0, or -1 with the reason in why. */
+int qr_import_check_score(double v, char *why, size_t whylen);
 
 /* Estimated bytes jansson takes to parse and then dump n bytes of JSON at
  * p: its tree (measured with jansson 2.14 on 64 bits: about 140 bytes an

@@ -40,8 +40,13 @@ static void run_parse(uv_work_t *w)
      * (sql/0017_imports.sql). The HTTP layer holds the body whole, so it is
      * hashed here, off the loop, beside the parse. */
     qr_sha256_hex(job->body, job->len, job->sha256);
-    job->rc = qr_import_parse_bounded(job->format, job->body, job->len, job->stratify_field,
-                                      &job->limits, &job->imp, job->err, sizeof job->err);
+    qr_import_opts_t opts = {.stratify_field = job->stratify_field,
+                             .labels = job->labels,
+                             .nlabels = job->nlabels,
+                             .external_id_key = job->external_id_key,
+                             .delimiter = job->delimiter};
+    job->rc = qr_import_parse_opts(job->format, job->body, job->len, &opts, &job->limits, &job->imp,
+                                   job->err, sizeof job->err);
 }
 
 static void pump(qr_import_queue_t *q);

@@ -21,8 +21,9 @@ typedef struct qr_import_job_s qr_import_job_t;
  * did not run, or ran but the queue is closing (job->imp is then empty). */
 typedef void (*qr_import_done_cb)(qr_import_job_t *job, int status);
 
-/* One parse. The caller owns the job and sets the inputs; body and
- * stratify_field must stay valid until the done callback. The worker
+/* One parse. The caller owns the job and sets the inputs; body,
+ * stratify_field, labels and external_id_key must stay valid until the done
+ * callback. The worker
  * thread reads the inputs and writes the outputs, nothing else. */
 struct qr_import_job_s {
     /* inputs */
@@ -30,11 +31,15 @@ struct qr_import_job_s {
     const char *body;
     size_t len;
     const char *stratify_field; /* may be NULL */
+    char *const *labels;        /* the project's labels (import.h, qr_import_opts_t) */
+    int nlabels;
+    const char *external_id_key; /* may be NULL */
+    char delimiter;              /* CSV; 0: detected */
     qr_import_limits_t limits;
     int cancelled; /* set on the loop thread: a job not yet started never runs */
     void *data;    /* free for the caller's use */
     /* outputs */
-    int rc;          /* of qr_import_parse_bounded */
+    int rc;          /* of qr_import_parse_opts */
     char sha256[65]; /* SHA-256 of the body, hex */
     qr_import_t imp;
     char err[512];

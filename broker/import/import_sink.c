@@ -19,11 +19,14 @@ void qr_import_free(qr_import_t *imp)
         free(imp->tasks[i].gold);
         free(imp->tasks[i].stratum);
         free(imp->tasks[i].external_id);
+        free(imp->tasks[i].predictions);
+        free(imp->tasks[i].annotations);
     }
     free(imp->tasks);
     imp->tasks = NULL;
     imp->n = 0;
-    imp->bytes = 0; /* peak_bytes stays: how far a failed parse went */
+    imp->bytes = 0; /* peak_bytes, fail_line, fail_field stay: how far a failed parse went */
+    imp->annotated = 0;
 }
 
 /* --- the budget (import_int.h) ------------------------------------------------------- */
@@ -127,6 +130,7 @@ int qr_import_sink_charge(qr_import_sink_t *s, size_t transient, int64_t where, 
 {
     const qr_import_task_t *t = &s->imp->tasks[s->imp->n - 1];
     s->imp->bytes += str_cost(t->data) + str_cost(t->prediction) + str_cost(t->gold) +
-                     str_cost(t->stratum) + str_cost(t->external_id) + ROW_EXTRA;
+                     str_cost(t->stratum) + str_cost(t->external_id) + str_cost(t->predictions) +
+                     str_cost(t->annotations) + ROW_EXTRA;
     return fits(s, transient) ? 0 : over_budget(s, where, err, errlen);
 }

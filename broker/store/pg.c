@@ -58,7 +58,7 @@ enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
 enum { P_PREPARE, P_RESULTS, P_COPY_SEND };
 
 /* The steps of a COPY in a transaction (qr_pg_copy_in_tx), in order. */
-enum { TX_NONE, TX_BEGIN, TX_PRE, TX_COPY, TX_COMMIT, TX_ROLLBACK };
+enum { TX_NONE, TX_BEGIN, TX_PRE, TX_COPY, TX_POST, TX_COMMIT, TX_ROLLBACK };
 
 /* What a connection knows of a registered statement. */
 enum { S_NONE, S_READY, S_OFF };
@@ -83,6 +83,10 @@ struct query_s {
     int tx_step;
     char *pre_sql;
     PGresult *pre_res;
+    /* qr_pg_copy_in_tx_post only: the statement run after the COPY. */
+    char *post_sql;
+    int post_nparams;
+    char **post_params;
     /* Outcome. */
     PGresult *res;
     char *err;
@@ -169,6 +173,10 @@ static void query_free(query_t *q)
     free(q->data);
     free(q->err);
     free(q->pre_sql);
+    free(q->post_sql);
+    for (int i = 0; i < q->post_nparams; i++)
+        free(q->post_params[i]);
+    free(q->post_params);
     PQclear(q->res);
     PQclear(q->pre_res);
     free(q);
@@ -574,6 +582,10 @@ static int tx_send(conn_t *c, query_t *q, int step)
     case TX_COPY:
         sent = PQsendQuery(c->pq, q->sql);
         break;
+    case TX_POST:
+        sent = PQsendQueryParams(c->pq, q->post_sql, q->post_nparams, NULL,
+                                 (const char *const *)q->post_params, NULL, NULL, 0);
+        break;
     case TX_COMMIT:
         sent = PQsendQuery(c->pq, "COMMIT");
         break;
@@ -626,6 +638,8 @@ static int tx_next(conn_t *c, query_t *q)
         q->pre_res = NULL;
         return 0;
     }
+    if (step == TX_COPY && !q->post_sql)
+        step = TX_POST; /* no statement after the COPY */
     tx_send(c, q, step + 1);
     return 1;
 }
@@ -957,17 +971,26 @@ int qr_pg_query_unprepared(qr_pg_t *pg, const char *sql, int nparams, const char
     return query_submit(pg, sql, nparams, params, cb, arg, 0);
 }
 
-/* A COPY query, not yet queued. */
-static query_t *copy_query_new(const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
-                               void *arg)
+/* A COPY query, not yet queued, sending data (len bytes; taken: freed
+ * with the query; NULL when len is 0). */
+static query_t *copy_query_take(const char *copy_sql, char *data, size_t len, qr_pg_cb cb,
+                                void *arg)
 {
     query_t *q = query_new(cb, arg, copy_sql);
     q->is_copy = 1;
-    q->data = qr_xmalloc(len + 1);
-    if (len > 0)
-        memcpy(q->data, data, len);
+    q->data = data ? data : qr_xmalloc(1);
     q->len = len;
     return q;
+}
+
+/* The same with a copy of data. */
+static query_t *copy_query_new(const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
+                               void *arg)
+{
+    char *copy = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    return copy_query_take(copy_sql, copy, len, cb, arg);
 }
 
 int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t len, qr_pg_cb cb,
@@ -984,17 +1007,43 @@ int qr_pg_copy_in(qr_pg_t *pg, const char *copy_sql, const char *data, size_t le
 int qr_pg_copy_in_tx(qr_pg_t *pg, const char *pre_sql, int nparams, const char *const *params,
                      const char *copy_sql, const char *data, size_t len, qr_pg_cb cb, void *arg)
 {
-    if (pg->closing)
-        return QR_EIO;
-    if (!pre_sql || !copy_sql || !cb || (len > 0 && !data) || nparams < 0 || nparams > 65535 ||
-        (nparams > 0 && !params))
+    if (len > 0 && !data)
         return QR_EINVAL;
-    query_t *q = copy_query_new(copy_sql, data, len, cb, arg);
+    char *copy = qr_xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    return qr_pg_copy_in_tx_post(pg, pre_sql, nparams, params, copy_sql, copy, len, NULL, 0, NULL,
+                                 cb, arg);
+}
+
+int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int nparams, const char *const *params,
+                          const char *copy_sql, char *data, size_t len, const char *post_sql,
+                          int post_nparams, const char *const *post_params, qr_pg_cb cb, void *arg)
+{
+    if (pg->closing) {
+        free(data);
+        return QR_EIO;
+    }
+    if (!pre_sql || !copy_sql || !cb || (len > 0 && !data) || nparams < 0 || nparams > 65535 ||
+        (nparams > 0 && !params) || post_nparams < 0 || post_nparams > 65535 ||
+        (post_nparams > 0 && !post_params)) {
+        free(data);
+        return QR_EINVAL;
+    }
+    query_t *q = copy_query_take(copy_sql, data, len, cb, arg);
     q->pre_sql = qr_xstrdup(pre_sql);
     q->nparams = nparams;
     q->params = nparams ? qr_xcalloc((size_t)nparams, sizeof *q->params) : NULL;
     for (int i = 0; i < nparams; i++)
         q->params[i] = params[i] ? qr_xstrdup(params[i]) : NULL;
+    if (post_sql) {
+        q->post_sql = qr_xstrdup(post_sql);
+        q->post_nparams = post_nparams;
+        q->post_params =
+            post_nparams ? qr_xcalloc((size_t)post_nparams, sizeof *q->post_params) : NULL;
+        for (int i = 0; i < post_nparams; i++)
+            q->post_params[i] = post_params[i] ? qr_xstrdup(post_params[i]) : NULL;
+    }
     enqueue(pg, q);
     return 0;
 }

@@ -73,6 +73,17 @@ QR_MUST_CHECK int qr_pg_copy_in_tx(qr_pg_t *pg, const char *pre_sql, int nparams
                                    const char *const *params, const char *copy_sql,
                                    const char *data, size_t len, qr_pg_cb cb, void *arg);
 
+/* As qr_pg_copy_in_tx with one more statement, post_sql with its
+ * post_nparams text parameters, run after the COPY and before COMMIT
+ * (NULL: none). Its result is not returned; its error is (and rolls all
+ * back). post_sql is never prepared. data (len bytes, from malloc) is taken,
+ * not copied: the pool frees it, whatever this returns, so that the rows of
+ * a large import are held once. */
+QR_MUST_CHECK int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int nparams,
+                                        const char *const *params, const char *copy_sql, char *data,
+                                        size_t len, const char *post_sql, int post_nparams,
+                                        const char *const *post_params, qr_pg_cb cb, void *arg);
+
 /* Round-trip times of the statements that succeeded (sent to last result)
  * and the count of those that failed, since the pool opened (GET /metrics).
  * Valid as long as the pool. */

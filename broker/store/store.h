@@ -190,10 +190,31 @@
     "SELECT nextval('tasks_id_seq'), (SELECT nextval('imports_id_seq'))"                           \
     " FROM generate_series(1, $1::int)"
 
+/* $1 count -> one row: the least and the greatest of that many fresh task
+ * ids, their count and a fresh import id. An import's ids are one range
+ * (ascending, min..max) when max - min + 1 = count, as they are unless
+ * another import drew ids at the same moment; then the import draws its ids
+ * again with QR_SQL_IMPORT_IDS (the range is left unused: ids may have
+ * gaps). One row instead of one per task: a 1M-row result held a 60 MB
+ * PGresult in the broker. */
+#define QR_SQL_IMPORT_ID_RANGE                                                                     \
+    "SELECT min(v), max(v), count(*), (SELECT nextval('imports_id_seq'))"                          \
+    " FROM (SELECT nextval('tasks_id_seq') AS v FROM generate_series(1, $1::int)) s"
+
 /* COPY text rows: id, project, data, required, ... (import.h, qr_import_rows). */
 #define QR_SQL_TASKS_COPY                                                                          \
     "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \
-    " prediction_score, gold, stratum, import_id, external_id) FROM STDIN"
+    " prediction_score, gold, stratum, import_id, external_id, predictions) FROM STDIN"
+
+/* After an import's COPY, in its transaction (qr_pg_copy_in_tx_post): the
+ * imported annotations of project $1 by user $2 (a name; NULL: the
+ * `imported` pseudo-user), counted toward the overlap when $3; $4 the task
+ * ids (a bigint[] literal) and $5 their annotations, a JSON array of arrays
+ * aligned with $4 (sql/0021_import_rules.sql). An unknown user raises
+ * QR_SQLSTATE_IMPORT_USER. */
+#define QR_SQL_IMPORT_ANNOTATIONS                                                                  \
+    "SELECT quorum_import_annotations($1, $2, $3, $4::bigint[], $5::jsonb)"
+#define QR_SQLSTATE_IMPORT_USER "QI422"
 
 /* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
  * import $2 of project $1, or refuses a duplicate with SQLSTATE QI409

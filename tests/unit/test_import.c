@@ -63,9 +63,9 @@ static void test_shapes_and_columns(void **state)
                           &pol, NULL);
     assert_string_equal(rows,
                         "101\t7\t{\"text\":\"a\"}\t1\t101\tf\t{\"label\":\"x\",\"score\":0.25}"
-                        "\t0.25\tx\t\\N\t\\N\t\\N\n"
+                        "\t0.25\tx\t\\N\t\\N\t\\N\t\\N\n"
                         "102\t7\t{\"text\":\"b\",\"k\":1}\t1\t102\tf\t\\N\t\\N\t\\N\t\\N"
-                        "\t\\N\t\\N\n");
+                        "\t\\N\t\\N\t\\N\n");
     free(rows);
 }
 
@@ -98,8 +98,9 @@ static void test_external_ids(void **state)
                              "external_id must be unique");
     assert_int_equal(imp.n, 0);
     const char *bad = "{\"external_id\": \"\"}\n";
-    assert_int_equal(qr_import_parse(bad, strlen(bad), NULL, &imp, err, sizeof err), QR_EINVAL);
-    assert_non_null(strstr(err, "line 1: \"external_id\" must be"));
+    assert_int_equal(qr_import_parse(bad, strlen(bad), NULL, &imp, err, sizeof err),
+                     QR_IMPORT_EREJECT);
+    assert_non_null(strstr(err, "line 1: field \"external_id\": an external id must be"));
     const char *csv = "external_id,text\nx1,hello\n,no id\nx1,again\n";
     assert_int_equal(qr_import_parse_csv(csv, strlen(csv), NULL, &imp, err, sizeof err), QR_EINVAL);
     assert_string_equal(err, "line 4: external_id \"x1\" is also on line 2; each task's "
@@ -163,9 +164,6 @@ static void test_bad_lines_are_named(void **state)
     expect_error("\"text\"\n", "line 1:");
     expect_error("{\"data\": 5}\n", "line 1: \"data\" must be a JSON object");
     expect_error("{\"data\": {}, \"prediction\": 5}\n", "line 1: \"prediction\" must be");
-    expect_error("{\"data\": {}, \"prediction\": {\"score\": \"high\"}}\n",
-                 "line 1: the prediction");
-    expect_error("{\"data\": {}, \"gold\": 3}\n", "line 1: \"gold\" must be");
     expect_error("{\"a\":1, \"a\":2}\n", "line 1:");
     expect_error("{\"a\":\"\\u0000\"}\n", "line 1:");
     expect_error("{\"a\":\"\xff\"}\n", "line 1:");
@@ -227,8 +225,6 @@ static void test_csv_errors_name_the_line(void **state)
                      "line 3: malformed quoting: a quote inside an unquoted field, or text after "
                      "a closing quote (a literal quote is written \"\" inside a quoted field)");
     expect_csv_error("a\n\xff\n", "line 2: field 1 is not valid UTF-8");
-    expect_csv_error("a,prediction_score\nx,high\n",
-                     "line 2: prediction_score \"high\" is not a number");
     expect_csv_error("", "the body holds no CSV header");
     expect_csv_error("a,b\r\n", "the body holds no task (a header and no rows)");
 }
@@ -253,6 +249,175 @@ static void test_json_array(void **state)
     assert_string_equal(err, "the array holds no task");
     assert_int_equal(qr_import_parse_json_array("[1,", 3, NULL, &imp, err, sizeof err), QR_EINVAL);
     assert_string_equal(err, "task 1 (line 1): a task must be a JSON object");
+}
+
+/* Parses body (format f) under the labels pos, neg: must break a rule, with
+ * err, fail_line and fail_field as given and nothing kept. */
+static void expect_rule(qr_import_format_t f, const char *body, const char *want, int64_t line,
+                        const char *field)
+{
+    static char *labels[] = {"pos", "neg"};
+    qr_import_opts_t o = {.labels = labels, .nlabels = 2};
+    qr_import_t imp;
+    char err[512] = "";
+    int rc = qr_import_parse_opts(f, body, strlen(body), &o, NULL, &imp, err, sizeof err);
+    if (rc != QR_IMPORT_EREJECT || strcmp(err, want))
+        fail_msg("%s: rc %d, \"%s\", want \"%s\"", body, rc, err, want);
+    assert_int_equal(imp.n, 0);
+    assert_int_equal(imp.fail_line, line);
+    assert_string_equal(imp.fail_field, field);
+}
+
+/* Every rule a task can break names its line and field, in every format. */
+static void test_rules(void **state)
+{
+    expect_rule(
+        QR_IMPORT_JSONL, "{\"data\": {}, \"gold\": \"pos\"}\n{\"data\": {}, \"gold\": \"POS\"}\n",
+        "line 2: field \"gold\": \"POS\" is not one of the project's labels (pos, neg)", 2, "gold");
+    expect_rule(QR_IMPORT_JSONL, "{\"data\": {}, \"gold\": 3}\n",
+                "line 1: field \"gold\": must be a non-empty string", 1, "gold");
+    expect_rule(QR_IMPORT_JSONL, "{\"data\": {}, \"prediction\": {\"label\": \"sarcastic\"}}\n",
+                "line 1: field \"prediction.label\": \"sarcastic\" is not one of the project's "
+                "labels (pos, neg)",
+                1, "prediction.label");
+    expect_rule(QR_IMPORT_JSONL, "{\"data\": {}, \"prediction\": {\"score\": 7}}\n",
+                "line 1: field \"prediction.score\": score 7 is outside [0, 1]", 1,
+                "prediction.score");
+    expect_rule(QR_IMPORT_JSONL, "{\"data\": {}, \"prediction\": {\"score\": \"high\"}}\n",
+                "line 1: field \"prediction.score\": must be a number in [0, 1]", 1,
+                "prediction.score");
+    expect_rule(QR_IMPORT_JSON_ARRAY,
+                "[{\"id\": 1, \"data\": {}},\n {\"id\": 2, \"data\": {}, \"predictions\": "
+                "[{\"score\": -0.5}]}]",
+                "task 2 (line 2): field \"predictions[0].score\": score -0.5 is outside [0, 1]", 2,
+                "predictions[0].score");
+    expect_rule(
+        QR_IMPORT_JSON_ARRAY,
+        "[{\"data\": {}, \"predictions\": [{\"result\": [{\"type\": \"choices\", "
+        "\"value\": {\"choices\": [\"maybe\"]}}]}]}]",
+        "task 1 (line 1): field \"predictions[0].result[0].value.choices\": \"maybe\" is not "
+        "one of the project's labels (pos, neg)",
+        1, "predictions[0].result[0].value.choices");
+    expect_rule(QR_IMPORT_JSON_ARRAY,
+                "[{\"data\": {}, \"annotations\": [{\"result\": [{\"value\": {\"choices\": "
+                "[\"Pos\"]}}]}]}]",
+                "task 1 (line 1): field \"annotations[0].result[0].value.choices\": \"Pos\" is not "
+                "one of the project's labels (pos, neg)",
+                1, "annotations[0].result[0].value.choices");
+    expect_rule(QR_IMPORT_JSON_ARRAY,
+                "[{\"data\": {}, \"annotations\": [{\"result\": [], \"lead_time\": -1}]}]",
+                "task 1 (line 1): field \"annotations[0].lead_time\": must be a number of seconds, "
+                "0 or more",
+                1, "annotations[0].lead_time");
+    expect_rule(
+        QR_IMPORT_CSV, "text,gold\na,pos\nb,POSITIVE\n",
+        "line 3: field \"gold\": \"POSITIVE\" is not one of the project's labels (pos, neg)", 3,
+        "gold");
+    expect_rule(QR_IMPORT_CSV, "text;prediction\na;sarcastic\n",
+                "line 2: field \"prediction\": \"sarcastic\" is not one of the project's labels "
+                "(pos, neg)",
+                2, "prediction");
+    expect_rule(QR_IMPORT_CSV, "text\tprediction_score\na\t7\n",
+                "line 2: field \"prediction_score\": score 7 is outside [0, 1]", 2,
+                "prediction_score");
+    expect_rule(QR_IMPORT_CSV, "a,prediction_score\nx,high\n",
+                "line 2: field \"prediction_score\": \"high\" is not a number in [0, 1]", 2,
+                "prediction_score");
+}
+
+/* A Label Studio task: id as the external id, predictions whole (the best
+ * scored feeds the prediction), annotations normalized; labels trimmed. */
+static void test_label_studio_task(void **state)
+{
+    static char *labels[] = {"pos", "neg"};
+    qr_import_opts_t o = {.labels = labels, .nlabels = 2};
+    const char *body =
+        "[{\"id\": 101, \"data\": {\"text\": \"t\"}, \"gold\": \" neg \",\n"
+        "  \"predictions\": [{\"model_version\": \"a\", \"score\": 0.2, \"result\": "
+        "[{\"from_name\": \"s\", \"to_name\": \"text\", \"type\": \"choices\", \"value\": "
+        "{\"choices\": [\"neg\"]}}]},\n"
+        "                  {\"model_version\": \"b\", \"score\": 0.9, \"result\": [{\"value\": "
+        "{\"choices\": [\"pos\"]}}]}],\n"
+        "  \"annotations\": [{\"id\": 7, \"completed_by\": 3, \"lead_time\": 2.5, "
+        "\"was_cancelled\": false, \"ground_truth\": true, \"created_at\": "
+        "\"2024-05-01T12:00:00Z\", \"result\": [{\"value\": {\"choices\": [\"pos\"]}}]}]},\n"
+        " {\"id\": \"x-2\", \"data\": {\"text\": \"u\"}}]";
+    qr_import_t imp;
+    char err[512] = "";
+    int rc = qr_import_parse_opts(QR_IMPORT_JSON_ARRAY, body, strlen(body), &o, NULL, &imp, err,
+                                  sizeof err);
+    if (rc)
+        fail_msg("%s", err);
+    assert_int_equal(imp.n, 2);
+    assert_int_equal(imp.annotated, 1);
+    assert_string_equal(imp.tasks[0].external_id, "101");
+    assert_string_equal(imp.tasks[1].external_id, "x-2");
+    assert_string_equal(imp.tasks[0].gold, "neg");
+    assert_string_equal(
+        imp.tasks[0].prediction,
+        "{\"label\":\"pos\",\"score\":0.9,\"model_version\":\"b\"}");
+    assert_true(imp.tasks[0].score == 0.9);
+    assert_non_null(strstr(imp.tasks[0].predictions, "\"model_version\":\"a\""));
+    assert_string_equal(imp.tasks[0].annotations,
+                        "[{\"label\":\"pos\",\"result\":[{\"value\":{\"choices\":[\"pos\"]}}],"
+                        "\"lead_time\":2.5,\"was_cancelled\":false,\"ground_truth\":true,"
+                        "\"source_id\":\"7\",\"created_at\":\"2024-05-01T12:00:00Z\"}]");
+    assert_null(imp.tasks[1].annotations);
+    assert_null(imp.tasks[1].predictions);
+    qr_import_free(&imp);
+
+    /* A chosen key: the external id comes from the data and stays in it. */
+    o.external_id_key = "doc";
+    const char *jl = "{\"doc\": \"d1\", \"text\": \"a\"}\n{\"text\": \"b\"}\n";
+    assert_int_equal(
+        qr_import_parse_opts(QR_IMPORT_JSONL, jl, strlen(jl), &o, NULL, &imp, err, sizeof err),
+        QR_IMPORT_EREJECT);
+    assert_string_equal(err, "line 2: field \"doc\": is missing (the external id key)");
+    jl = "{\"doc\": \"d1\", \"text\": \"a\"}\n";
+    assert_int_equal(
+        qr_import_parse_opts(QR_IMPORT_JSONL, jl, strlen(jl), &o, NULL, &imp, err, sizeof err), 0);
+    assert_string_equal(imp.tasks[0].external_id, "d1");
+    assert_string_equal(imp.tasks[0].data, "{\"doc\":\"d1\",\"text\":\"a\"}");
+    qr_import_free(&imp);
+    const char *c = "doc,text\nd9,hello\n";
+    assert_int_equal(
+        qr_import_parse_opts(QR_IMPORT_CSV, c, strlen(c), &o, NULL, &imp, err, sizeof err), 0);
+    assert_string_equal(imp.tasks[0].external_id, "d9");
+    assert_string_equal(imp.tasks[0].data, "{\"doc\":\"d9\",\"text\":\"hello\"}");
+    qr_import_free(&imp);
+}
+
+/* The delimiter comes from the header line, outside quotes. */
+static void test_delimiter_detection(void **state)
+{
+    assert_int_equal(qr_import_detect_delimiter("a,b,c\n1;2\n", 11), ',');
+    assert_int_equal(qr_import_detect_delimiter("text;source\nx,y;z\n", 19), ';');
+    assert_int_equal(qr_import_detect_delimiter("a\tb\n", 4), '\t');
+    assert_int_equal(qr_import_detect_delimiter("\"a;b\",c\n", 8), ',');
+    assert_int_equal(qr_import_detect_delimiter("a|b|c\n", 6), '|');
+    assert_int_equal(qr_import_detect_delimiter("text\n", 5), ',');
+    qr_import_opts_t o = {0};
+    qr_import_t imp;
+    char err[256];
+    const char *semi = "text;source\n\"a; b\";web\n";
+    assert_int_equal(
+        qr_import_parse_opts(QR_IMPORT_CSV, semi, strlen(semi), &o, NULL, &imp, err, sizeof err),
+        0);
+    assert_string_equal(imp.tasks[0].data, "{\"text\":\"a; b\",\"source\":\"web\"}");
+    qr_import_free(&imp);
+    o.delimiter = ',';
+    semi = "text;source\na;web\n";
+    assert_int_equal(
+        qr_import_parse_opts(QR_IMPORT_CSV, semi, strlen(semi), &o, NULL, &imp, err, sizeof err),
+        0);
+    assert_string_equal(imp.tasks[0].data, "{\"text;source\":\"a;web\"}");
+    qr_import_free(&imp);
+    assert_true(qr_import_looks_delimited("text,source\n", 12));
+    assert_false(qr_import_looks_delimited("{\"a\": 1}\n", 9));
+    const char *csvish = "text,source\nhi,web\n";
+    assert_int_equal(qr_import_parse(csvish, strlen(csvish), NULL, &imp, err, sizeof err),
+                     QR_EINVAL);
+    assert_non_null(strstr(err, "looks like a CSV/TSV header"));
 }
 
 /* Parses a JSON array that must succeed with n tasks; returns the import. */
@@ -588,6 +753,9 @@ int main(void)
         cmocka_unit_test(test_csv_tasks),
         cmocka_unit_test(test_csv_errors_name_the_line),
         cmocka_unit_test(test_json_array),
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_label_studio_task),
+        cmocka_unit_test(test_delimiter_detection),
         cmocka_unit_test(test_json_array_walker),
         cmocka_unit_test(test_budget_refuses_while_parsing),
         cmocka_unit_test(test_task_cap_while_parsing),
