@@ -58,8 +58,10 @@ for bin in quorumd quorumctl quorum-agent; do
     while IFS= read -r cmd; do
         [ -n "$cmd" ] || continue
         # One row of its own: "| `BINARY COMMAND` ..." or "| `BINARY COMMAND ARGS...`".
-        if printf '%s\n' "$section" | grep -qF "| \`$bin $cmd\`" ||
-            printf '%s\n' "$section" | grep -qF "| \`$bin $cmd "; then
+        # (grep -q reads a here-string: from a pipe, its early exit can
+        # fail the writer under pipefail when the section passes 4 KiB.)
+        if grep -qF "| \`$bin $cmd\`" <<<"$section" ||
+            grep -qF "| \`$bin $cmd " <<<"$section"; then
             pass "README.md: $bin $cmd"
         else
             fail "README.md: no row for '$bin $cmd' in its $bin table"
@@ -88,7 +90,7 @@ for bin in quorumd quorumctl quorum-agent; do
     while IFS= read -r row; do
         name=$(printf '%s' "$row" | sed -E "s/^\| \`$bin ([a-z-]+( [a-z-]+)?).*/\1/")
         first=${name%% *}
-        if printf '%s\n' "$cmds" | grep -qxF "$name" || printf '%s\n' "$cmds" | grep -qxF "$first"; then
+        if grep -qxF "$name" <<<"$cmds" || grep -qxF "$first" <<<"$cmds"; then
             pass "README.md row '$name' is a command of $bin"
         else
             fail "README.md row '$bin $name' names no command of $bin --help"
