@@ -54,6 +54,9 @@
 #define QR_API_REPORT(p)             QR_API_PROJECT(p) "/report"
 #define QR_API_SHARES(p)             QR_API_PROJECT(p) "/shares"
 #define QR_API_SHARE(p, org)         QR_API_SHARES(p) "/" org
+#define QR_API_WEBHOOKS(p)           QR_API_PROJECT(p) "/webhooks"
+#define QR_API_WEBHOOK(p, w)         QR_API_WEBHOOKS(p) "/" w
+#define QR_API_DELIVERIES(p, w)      QR_API_WEBHOOK(p, w) "/deliveries"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 

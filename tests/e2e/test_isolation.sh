@@ -19,6 +19,9 @@ start_broker
 # organization 999999, which does not exist (404 for the owner). Only the
 # owner's admins and managers pause and resume (the resume row follows the
 # pause row, so the project runs again for what comes after the table).
+# Webhooks receive every organization's annotations: only the owner's admins
+# and managers make, list or delete them (POST with "{}" is 422: no url; the
+# webhook 999999 does not exist: 404).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -55,6 +58,10 @@ GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 
 GET /v1/projects/*/report                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 POST /v1/projects/*/pause                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/resume                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/webhooks                  401 401 401  422 422 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/webhooks                   401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+DELETE /v1/projects/*/webhooks/*              401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/webhooks/*/deliveries      401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
