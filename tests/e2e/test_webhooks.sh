@@ -77,26 +77,43 @@ check "list shows it without the secret" "$W null" "$(echo "${r#* }" | jq -r '.w
 # --- labeling, with the receiver killed for 10 s in the middle ---------------------------------
 count() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
 now() { date +%s.%N; }
-"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 16 --accuracy 0.9 \
-    --think-ms 5-15 --duration 34 --max-seconds 120 --seed 14 >"$E2E_DIR/sim.out" 2>&1 &
+# sample N FILE: N one-second samples of "time count" into FILE.
+sample() {
+    local i
+    for i in $(seq 1 "$1"); do
+        sleep 1
+        echo "$(now) $(count)" >>"$2"
+    done
+}
+# rates FILE: the per-second annotation rates between FILE's samples, and
+# their median (the machine is shared: one slow second should not decide).
+median_rate() {
+    awk 'NR > 1 {print ($2 - c) / ($1 - t)} {t = $1; c = $2}' "$1" | sort -n |
+        awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}'
+}
+# The crew: 8 annotators who think 50-100 ms a task (at most some 100
+# tasks/s), so that the crew, not the machine's other work, sets the pace
+# as far as possible: the figure measures the broker, not the neighbours.
+"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 8 --accuracy 0.9 \
+    --think-ms 50-100 --duration 36 --max-seconds 120 --seed 14 >"$E2E_DIR/sim.out" 2>&1 &
 SIM=$!
 sleep 4
-t0=$(now); c0=$(count)
-sleep 10
-t1=$(now); c1=$(count)
+echo "$(now) $(count)" >"$E2E_DIR/before"
+sample 10 "$E2E_DIR/before"
 kill "$RPID"; wait "$RPID" 2>/dev/null || true
-echo "# receiver killed at $t1"
-sleep 10
-t2=$(now); c2=$(count)
+echo "# receiver killed"
+echo "$(now) $(count)" >"$E2E_DIR/during"
+sample 10 "$E2E_DIR/during"
 start_receiver
-echo "# receiver restarted at $t2"
+echo "# receiver restarted 10 s later"
 wait "$SIM" || fail "simulate exited $?: $(tail -5 "$E2E_DIR/sim.out")"
-before=$(echo "($c1 - $c0) / ($t1 - $t0)" | bc -l)
-during=$(echo "($c2 - $c1) / ($t2 - $t1)" | bc -l)
+before=$(median_rate "$E2E_DIR/before")
+during=$(median_rate "$E2E_DIR/during")
 ratio=$(echo "$during / $before" | bc -l)
-printf '# annotations/s: before the outage %.1f (%d in %.2f s), during it %.1f (%d in %.2f s), ratio %.3f\n' \
-    "$before" $((c1 - c0)) "$(echo "$t1 - $t0" | bc -l)" "$during" $((c2 - c1)) "$(echo "$t2 - $t1" | bc -l)" "$ratio"
-check "labeling went on (more than 100 annotations/s before)" 1 "$(echo "$before > 100" | bc -l)"
+total() { awk 'NR == 1 {t = $1; c = $2} END {printf "%d in %.2f s", $2 - c, $1 - t}' "$1"; }
+printf '# annotations/s (median of 1 s samples): before the outage %.1f (%s), during it %.1f (%s), ratio %.3f\n' \
+    "$before" "$(total "$E2E_DIR/before")" "$during" "$(total "$E2E_DIR/during")" "$ratio"
+check "labeling went on (more than 30 annotations/s before)" 1 "$(echo "$before > 30" | bc -l)"
 check "throughput during the outage within 10% of before" 1 "$(echo "$ratio >= 0.9 && $ratio <= 1.1" | bc -l)"
 
 # Every delivery ends delivered (retries at 0.5 s doubling, so at most some
