@@ -82,17 +82,19 @@
                         "e.id = c.event_id"                                                        \
                         " ORDER BY c.id"
 
-/* $1 delivery, $2 the receiver's status: delivered (last_error keeps why an earlier
- * attempt failed, for the log). */
-#define QR_SQL_WEBHOOK_DELIVERED                                                                   \
-    "UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(),"                     \
-    " last_status = $2::int WHERE id = $1"
-
-/* $1 delivery, $2 status (NULL: no answer), $3 why, $4 ms until the next
- * attempt, $5 true to give up (state failed). */
-#define QR_SQL_WEBHOOK_RETRY                                                                       \
-    "UPDATE webhook_deliveries SET last_status = $2::int, last_error = $3,"                        \
-    " next_attempt_at = now() + make_interval(secs => $4::double precision / 1000),"               \
-    " state = CASE WHEN $5::boolean THEN 'failed' ELSE 'pending' END WHERE id = $1"
+/* $1 a JSON array of outcomes, each {id, ok, status (absent: no answer),
+ * why, delay_ms, give_up}: a delivery is delivered when ok, else its next
+ * attempt is delay_ms away, or it failed for good with give_up. last_error
+ * keeps why the last failed attempt failed, also once delivered (the log). */
+#define QR_SQL_WEBHOOK_OUTCOMES                                                                    \
+    "UPDATE webhook_deliveries d SET"                                                              \
+    " state = CASE WHEN u.ok THEN 'delivered' WHEN u.give_up THEN 'failed' ELSE 'pending' END,"    \
+    " delivered_at = CASE WHEN u.ok THEN now() END, last_status = u.status,"                       \
+    " last_error = CASE WHEN u.ok THEN d.last_error ELSE u.why END,"                               \
+    " next_attempt_at = CASE WHEN u.ok THEN d.next_attempt_at"                                     \
+    "   ELSE now() + make_interval(secs => u.delay_ms / 1000.0) END"                               \
+    " FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, ok boolean, status integer, why text,"    \
+    "   delay_ms double precision, give_up boolean)"                                               \
+    " WHERE d.id = u.id"
 
 #endif

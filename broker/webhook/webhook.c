@@ -11,6 +11,7 @@
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct qr_webhook_s {
     uv_timer_t curl_timer; /* curl's own timeouts */
     delivery_t *inflight;  /* posts in flight (a list) */
     sock_t *socks;         /* sockets curl watches (a list) */
+    json_t *outcomes;      /* outcomes not yet written (QR_SQL_WEBHOOK_OUTCOMES rows) */
     int ninflight;
     int claiming; /* a claim query is out */
     int closing;
@@ -88,6 +90,7 @@ static void maybe_free(qr_webhook_t *d)
         return;
     void (*cb)(void *) = d->close_cb;
     void *arg = d->close_arg;
+    json_decref(d->outcomes);
     free(d);
     if (cb)
         cb(arg);
@@ -140,10 +143,30 @@ static void delivery_free(delivery_t *dl)
 
 static void on_recorded(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
-    /* A lost outcome leaves the delivery claimed: it is posted again once
-     * the claim lapses (at least once). */
+    /* Lost outcomes leave their deliveries claimed: they are posted again
+     * once the claim lapses (at least once). */
     if (!res)
-        qr_warn("webhook: cannot record a delivery's outcome: %s", err ? err : "?");
+        qr_warn("webhook: cannot record %s delivery outcomes: %s", (const char *)arg,
+                err ? err : "?");
+}
+
+/* Writes the outcomes gathered since the last flush in one statement (one
+ * round trip and one commit for a tick's worth of posts, not one each). */
+static void flush_outcomes(qr_webhook_t *d)
+{
+    size_t n = json_array_size(d->outcomes);
+    if (!n)
+        return;
+    char *text = json_dumps(d->outcomes, JSON_COMPACT);
+    json_array_clear(d->outcomes);
+    if (!text) {
+        qr_warn("webhook: cannot encode %zu delivery outcomes", n);
+        return;
+    }
+    const char *params[] = {text};
+    if (qr_pg_query(d->pg, QR_SQL_WEBHOOK_OUTCOMES, 1, params, on_recorded, "some") < 0)
+        qr_warn("webhook: pool closing, %zu deliveries stay claimed", n);
+    free(text);
 }
 
 /* The delay before attempt `attempt` + 1, in ms: retry_base_ms doubled for
@@ -163,29 +186,34 @@ static int64_t backoff_ms(const qr_webhook_config_t *cfg, int attempt)
     return (int64_t)(ms * spread);
 }
 
+/* Gathers one post's outcome (status 0: no answer) for the next flush:
+ * delivered on a 2xx, else retried later or, once the event is too old,
+ * failed. */
 static void record(delivery_t *dl, long status, const char *why)
 {
     qr_webhook_t *d = dl->d;
-    char id[24], st[24], delay[24];
-    snprintf(id, sizeof id, "%" PRId64, dl->id);
-    snprintf(st, sizeof st, "%ld", status);
-    int rc;
-    if (status >= 200 && status < 300) {
+    int ok = status >= 200 && status < 300;
+    int64_t ms = 0;
+    int give_up = 0;
+    if (ok) {
         d->delivered++;
-        const char *params[] = {id, st};
-        rc = qr_pg_query(d->pg, QR_SQL_WEBHOOK_DELIVERED, 2, params, on_recorded, NULL);
     } else {
-        int64_t ms = backoff_ms(&d->cfg, dl->attempt);
-        int give_up = dl->age_s + ms / 1000 > d->cfg.give_up_s;
-        snprintf(delay, sizeof delay, "%" PRId64, ms);
-        const char *params[] = {id, status > 0 ? st : NULL, why, delay, give_up ? "true" : "false"};
+        ms = backoff_ms(&d->cfg, dl->attempt);
+        give_up = dl->age_s + ms / 1000 > d->cfg.give_up_s;
         if (give_up)
             qr_warn("webhook: delivery %" PRId64 " failed for good after %d attempts: %s", dl->id,
                     dl->attempt, why);
-        rc = qr_pg_query(d->pg, QR_SQL_WEBHOOK_RETRY, 5, params, on_recorded, NULL);
     }
-    if (rc < 0)
-        qr_warn("webhook: pool closing, delivery %" PRId64 " stays claimed", dl->id);
+    json_t *o = json_pack("{sI ss? sI sb sb}", "id", (json_int_t)dl->id, "why", ok ? NULL : why,
+                          "delay_ms", (json_int_t)ms, "give_up", give_up, "ok", ok);
+    if (o && status > 0)
+        json_object_set_new(o, "status", json_integer(status));
+    if (!o || json_array_append_new(d->outcomes, o) < 0) {
+        qr_warn("webhook: cannot keep delivery %" PRId64 "'s outcome", dl->id);
+        return;
+    }
+    if (json_array_size(d->outcomes) >= 256)
+        flush_outcomes(d);
 }
 
 /* Takes the finished transfers from curl and records them. */
@@ -446,6 +474,7 @@ static void claim(qr_webhook_t *d)
 
 static void on_tick(uv_timer_t *t)
 {
+    flush_outcomes(t->data);
     claim(t->data);
 }
 
@@ -464,6 +493,7 @@ int qr_webhook_open(uv_loop_t *loop, const qr_webhook_config_t *cfg, qr_webhook_
     qr_webhook_t *d = qr_xcalloc(1, sizeof *d);
     d->loop = loop;
     d->cfg = *cfg;
+    d->outcomes = json_array();
     int rc = uv_timer_init(loop, &d->tick);
     if (rc < 0)
         goto fail_free;
@@ -526,6 +556,10 @@ void qr_webhook_close(qr_webhook_t *d, void (*cb)(void *arg), void *arg)
     d->closing = 1;
     while (d->inflight)
         delivery_free(d->inflight);
+    /* Queued behind nothing else, these usually reach PostgreSQL before the
+     * pool closes; if not, the deliveries are posted again later. */
+    if (d->pg)
+        flush_outcomes(d);
     if (d->multi) {
         /* Closes the sockets curl still watches (CURL_POLL_REMOVE). */
         CURLMcode mc = curl_multi_cleanup(d->multi);

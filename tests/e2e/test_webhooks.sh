@@ -77,43 +77,48 @@ check "list shows it without the secret" "$W null" "$(echo "${r#* }" | jq -r '.w
 # --- labeling, with the receiver killed for 10 s in the middle ---------------------------------
 count() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
 now() { date +%s.%N; }
-# sample N FILE: N one-second samples of "time count" into FILE.
-sample() {
-    local i
-    for i in $(seq 1 "$1"); do
-        sleep 1
-        echo "$(now) $(count)" >>"$2"
+# Acknowledged submits so far: the crew's own log (cheap to read, unlike a
+# psql per sample on a loaded machine).
+acked() { wc -l <"$E2E_DIR/acks"; }
+# window SECONDS FILE: "time acked" about every 0.5 s into FILE, until
+# SECONDS have passed by the clock (not by the count of sleeps).
+window() {
+    local t0 t
+    t0=$(now)
+    echo "$t0 $(acked)" >"$2"
+    while :; do
+        sleep 0.5
+        t=$(now)
+        echo "$t $(acked)" >>"$2"
+        [ "$(echo "$t - $t0 >= $1" | bc -l)" = 1 ] && break
     done
 }
-# rates FILE: the per-second annotation rates between FILE's samples, and
-# their median (the machine is shared: one slow second should not decide).
-median_rate() {
-    awk 'NR > 1 {print ($2 - c) / ($1 - t)} {t = $1; c = $2}' "$1" | sort -n |
-        awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}'
-}
-# The crew: 8 annotators who think 50-100 ms a task (at most some 100
-# tasks/s), so that the crew, not the machine's other work, sets the pace
-# as far as possible: the figure measures the broker, not the neighbours.
-"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 8 --accuracy 0.9 \
-    --think-ms 50-100 --duration 36 --max-seconds 120 --seed 14 >"$E2E_DIR/sim.out" 2>&1 &
+rate() { awk 'NR == 1 {t = $1; c = $2} END {printf "%.2f", ($2 - c) / ($1 - t)}' "$1"; }
+total() { awk 'NR == 1 {t = $1; c = $2} END {printf "%d in %.2f s", $2 - c, $1 - t}' "$1"; }
+# The crew: 6 annotators who think 60-120 ms a task (at most some 65
+# tasks/s), a pace the broker keeps with the machine's cores to spare, so
+# the figure measures the broker rather than the neighbours sharing this
+# machine (and the receiver, which runs here too; in production it is
+# elsewhere).
+: >"$E2E_DIR/acks"
+"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 6 --accuracy 0.9 \
+    --think-ms 60-120 --duration 36 --max-seconds 120 --seed 14 --ack-log "$E2E_DIR/acks" \
+    >"$E2E_DIR/sim.out" 2>&1 &
 SIM=$!
 sleep 4
-echo "$(now) $(count)" >"$E2E_DIR/before"
-sample 10 "$E2E_DIR/before"
+window 10 "$E2E_DIR/before"
 kill "$RPID"; wait "$RPID" 2>/dev/null || true
 echo "# receiver killed"
-echo "$(now) $(count)" >"$E2E_DIR/during"
-sample 10 "$E2E_DIR/during"
+window 10 "$E2E_DIR/during"
 start_receiver
 echo "# receiver restarted 10 s later"
 wait "$SIM" || fail "simulate exited $?: $(tail -5 "$E2E_DIR/sim.out")"
-before=$(median_rate "$E2E_DIR/before")
-during=$(median_rate "$E2E_DIR/during")
+before=$(rate "$E2E_DIR/before")
+during=$(rate "$E2E_DIR/during")
 ratio=$(echo "$during / $before" | bc -l)
-total() { awk 'NR == 1 {t = $1; c = $2} END {printf "%d in %.2f s", $2 - c, $1 - t}' "$1"; }
-printf '# annotations/s (median of 1 s samples): before the outage %.1f (%s), during it %.1f (%s), ratio %.3f\n' \
+printf '# annotations/s acknowledged: before the outage %.1f (%s), during it %.1f (%s), ratio %.3f\n' \
     "$before" "$(total "$E2E_DIR/before")" "$during" "$(total "$E2E_DIR/during")" "$ratio"
-check "labeling went on (more than 30 annotations/s before)" 1 "$(echo "$before > 30" | bc -l)"
+check "labeling went on (more than 20 annotations/s before)" 1 "$(echo "$before > 20" | bc -l)"
 check "throughput during the outage within 10% of before" 1 "$(echo "$ratio >= 0.9 && $ratio <= 1.1" | bc -l)"
 
 # Every delivery ends delivered (retries at 0.5 s doubling, so at most some
