@@ -73,26 +73,26 @@ BEGIN
 END
 $$;
 
--- annotation.created, at commit, for an annotation still there then.
+-- annotation.created, at commit, for an annotation still there then. One
+-- statement per row (each statement of a trigger costs more than its work
+-- here): the subscribed webhooks, the event, its deliveries.
 CREATE FUNCTION quorum_webhook_annotation() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    body jsonb;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM webhooks WHERE project_id = NEW.project_id
-                    AND 'annotation.created' = ANY (events)) THEN
-        RETURN NULL;
-    END IF;
-    SELECT jsonb_build_object('annotation_id', a.id, 'task_id', a.task_id,
-               'external_id', t.external_id, 'annotator_id', a.annotator_id,
-               'annotator', u.name, 'label', a.label, 'active_ms', a.active_ms,
-               'created_at', to_char(a.created_at AT TIME ZONE 'UTC',
-                                     'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-      INTO body
-      FROM annotations a JOIN tasks t ON t.id = a.task_id JOIN users u ON u.id = a.annotator_id
-     WHERE a.id = NEW.id;
-    IF body IS NOT NULL THEN
-        PERFORM quorum_webhook_emit(NEW.project_id, 'annotation.created', body);
-    END IF;
+    WITH w AS (SELECT id FROM webhooks WHERE project_id = NEW.project_id
+                AND 'annotation.created' = ANY (events)),
+    ev AS (
+        INSERT INTO webhook_events (project_id, type, payload)
+        SELECT NEW.project_id, 'annotation.created',
+               jsonb_build_object('annotation_id', a.id, 'task_id', a.task_id,
+                   'external_id', t.external_id, 'annotator_id', a.annotator_id,
+                   'annotator', u.name, 'label', a.label, 'active_ms', a.active_ms,
+                   'created_at', to_char(a.created_at AT TIME ZONE 'UTC',
+                                         'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+          FROM annotations a JOIN tasks t ON t.id = a.task_id
+          JOIN users u ON u.id = a.annotator_id
+         WHERE a.id = NEW.id AND EXISTS (SELECT 1 FROM w)
+        RETURNING id)
+    INSERT INTO webhook_deliveries (webhook_id, event_id) SELECT w.id, ev.id FROM w, ev;
     RETURN NULL;
 END
 $$;
@@ -109,34 +109,39 @@ CREATE CONSTRAINT TRIGGER webhook_annotation_created AFTER INSERT ON annotations
 -- a project's completion once (a transaction-local setting remembers it).
 CREATE FUNCTION quorum_webhook_task() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    body jsonb;
-    flag text := 'quorum.project_completed_' || NEW.project_id;
+    flag text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhooks WHERE project_id = NEW.project_id
                     AND events && ARRAY['task.completed', 'project.completed']) THEN
         RETURN NULL;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM tasks WHERE id = NEW.id AND state = 'complete') THEN
-        RETURN NULL;
-    END IF;
-    SELECT jsonb_build_object('task_id', t.id, 'external_id', t.external_id,
-               'annotations', t.done_count,
-               'labels', coalesce((SELECT jsonb_agg(jsonb_build_object('annotator_id',
-                                       a.annotator_id, 'label', a.label) ORDER BY a.id)
-                                     FROM annotations a WHERE a.task_id = t.id), '[]'::jsonb))
-      INTO body FROM tasks t WHERE t.id = NEW.id;
-    PERFORM quorum_webhook_emit(NEW.project_id, 'task.completed', body);
+    WITH w AS (SELECT id FROM webhooks WHERE project_id = NEW.project_id
+                AND 'task.completed' = ANY (events)),
+    ev AS (
+        INSERT INTO webhook_events (project_id, type, payload)
+        SELECT NEW.project_id, 'task.completed',
+               jsonb_build_object('task_id', t.id, 'external_id', t.external_id,
+                   'annotations', t.done_count,
+                   'labels', coalesce((SELECT jsonb_agg(jsonb_build_object('annotator_id',
+                                           a.annotator_id, 'label', a.label) ORDER BY a.id)
+                                         FROM annotations a WHERE a.task_id = t.id), '[]'))
+          FROM tasks t WHERE t.id = NEW.id AND t.state = 'complete' AND EXISTS (SELECT 1 FROM w)
+        RETURNING id)
+    INSERT INTO webhook_deliveries (webhook_id, event_id) SELECT w.id, ev.id FROM w, ev;
 
     IF EXISTS (SELECT 1 FROM webhooks WHERE project_id = NEW.project_id
-                AND 'project.completed' = ANY (events))
-       AND coalesce(current_setting(flag, true), '') = '' THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('quorum.project.completed', NEW.project_id));
-        IF NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = NEW.project_id
-                        AND state <> 'complete') THEN
-            PERFORM set_config(flag, '1', true);
-            PERFORM quorum_webhook_emit(NEW.project_id, 'project.completed',
-                jsonb_build_object('tasks', (SELECT count(*) FROM tasks
-                                              WHERE project_id = NEW.project_id)));
+                AND 'project.completed' = ANY (events)) THEN
+        flag := 'quorum.project_completed_' || NEW.project_id;
+        IF coalesce(current_setting(flag, true), '') = '' THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('quorum.project.completed',
+                                                           NEW.project_id));
+            IF NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = NEW.project_id
+                            AND state <> 'complete') THEN
+                PERFORM set_config(flag, '1', true);
+                PERFORM quorum_webhook_emit(NEW.project_id, 'project.completed',
+                    jsonb_build_object('tasks', (SELECT count(*) FROM tasks
+                                                  WHERE project_id = NEW.project_id)));
+            END IF;
         END IF;
     END IF;
     RETURN NULL;

@@ -95,14 +95,15 @@ window() {
 }
 rate() { awk 'NR == 1 {t = $1; c = $2} END {printf "%.2f", ($2 - c) / ($1 - t)}' "$1"; }
 total() { awk 'NR == 1 {t = $1; c = $2} END {printf "%d in %.2f s", $2 - c, $1 - t}' "$1"; }
-# The crew: 6 annotators who think 60-120 ms a task (at most some 65
-# tasks/s), a pace the broker keeps with the machine's cores to spare, so
-# the figure measures the broker rather than the neighbours sharing this
-# machine (and the receiver, which runs here too; in production it is
-# elsewhere).
+# The crew: 12 annotators who think 300-500 ms a task, as people do (some
+# 30 tasks/s together). Their pace is then what the broker adds to each
+# task, lease and submit latency, which is what a receiver that is down
+# must not change; a crew that ran the machine's two cores flat would
+# measure instead how much CPU the receiver (which runs here too; in
+# production it is elsewhere) and the other jobs on this machine take.
 : >"$E2E_DIR/acks"
-"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 6 --accuracy 0.9 \
-    --think-ms 60-120 --duration 36 --max-seconds 120 --seed 14 --ack-log "$E2E_DIR/acks" \
+"$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 12 --accuracy 0.9 \
+    --think-ms 300-500 --duration 36 --max-seconds 120 --seed 14 --ack-log "$E2E_DIR/acks" \
     >"$E2E_DIR/sim.out" 2>&1 &
 SIM=$!
 sleep 4
@@ -118,7 +119,7 @@ during=$(rate "$E2E_DIR/during")
 ratio=$(echo "$during / $before" | bc -l)
 printf '# annotations/s acknowledged: before the outage %.1f (%s), during it %.1f (%s), ratio %.3f\n' \
     "$before" "$(total "$E2E_DIR/before")" "$during" "$(total "$E2E_DIR/during")" "$ratio"
-check "labeling went on (more than 20 annotations/s before)" 1 "$(echo "$before > 20" | bc -l)"
+check "labeling went on (more than 15 annotations/s before)" 1 "$(echo "$before > 15" | bc -l)"
 check "throughput during the outage within 10% of before" 1 "$(echo "$ratio >= 0.9 && $ratio <= 1.1" | bc -l)"
 
 # Every delivery ends delivered (retries at 0.5 s doubling, so at most some
