@@ -554,6 +554,8 @@ void qr_webhook_close(qr_webhook_t *d, void (*cb)(void *arg), void *arg)
     d->close_cb = cb;
     d->close_arg = arg;
     d->closing = 1;
+    qr_info("webhook: the dispatcher stops after %" PRIu64 " posts, %" PRIu64 " delivered",
+            d->posted, d->delivered);
     while (d->inflight)
         delivery_free(d->inflight);
     /* Queued behind nothing else, these usually reach PostgreSQL before the

@@ -12,13 +12,15 @@
 #     (annotations committed per second, printed);
 #   - deliveries retried (the outage was real), and the log readable through
 #     the API and quorumctl.
-# A second, small project checks project.completed (once) and
-# task.completed. Bad requests are refused with a clear error and change
+# Two brokers run dispatchers on the one outbox throughout. A second,
+# small project checks project.completed (once) and task.completed. Bad requests are refused with a clear error and change
 # nothing; a broker without a webhook key refuses to make webhooks (503).
 . "$(dirname "$0")/lib.sh"
 
 openssl rand -hex 32 >"$E2E_DIR/webhook.key"
 start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500
+# A second broker with the same key: two dispatchers claim from one outbox.
+start_second_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500
 RECV="$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py"
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 RLOG="$E2E_DIR/received.jsonl"
@@ -207,6 +209,12 @@ check "and its deliveries" 0 "$(sql "SELECT count(*) FROM webhook_deliveries WHE
 r=$(api DELETE "/v1/projects/$P2/webhooks/$W2")
 check "a second delete: 404" 404 "${r%% *}"
 
+kill -TERM "$QUORUMD2_PID"
+wait "$QUORUMD2_PID" || fail "the second broker did not stop cleanly"
+grep -q 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log" && fail "the second broker's log holds a sanitizer report"
+posted2=$(sed -n 's/.*webhook: the dispatcher stops after \([0-9]*\) posts.*/\1/p' "$E2E_DIR/quorumd2.log")
+echo "# the second broker's dispatcher made ${posted2:-?} posts (retries included)"
+check "the second broker's dispatcher took its share" 1 "$([ "${posted2:-0}" -gt 0 ] && echo 1 || echo 0)"
 start_second_broker
 r=$(API_URL=$URL2 api POST "/v1/projects/$P/webhooks" "$ADMIN_TOKEN" "{\"url\":\"http://127.0.0.1:$RPORT/x\"}")
 check "a broker without --webhook-key-file: 503" 503 "${r%% *}"
