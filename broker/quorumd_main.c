@@ -97,6 +97,11 @@ static void usage(FILE *f)
             "                        [QUORUM_MAX_LEASES_PER_ANNOTATOR] (10)\n"
             "  --metrics-public      serve GET /metrics without a token (for a Prometheus\n"
             "                        scraper) [QUORUM_METRICS_PUBLIC=1]; default: admins only\n"
+            "  --webhook-key-file FILE  64 hex digits (`openssl rand -hex 32`) that seal the\n"
+            "                        webhooks' signing secrets in the database; without it\n"
+            "                        no webhook is made or delivered [QUORUM_WEBHOOK_KEY_FILE]\n"
+            "  --webhook-retry-ms N  a failed webhook delivery's first retry, doubling up to\n"
+            "                        1 h, for 24 h [QUORUM_WEBHOOK_RETRY_MS] (1000)\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
             "                        a temporary file renamed over it); with port 0 in\n"
             "                        --listen, how a script learns the port the kernel chose\n"
@@ -357,6 +362,9 @@ int main(int argc, char **argv)
         cfg.require_client_cert = 1;
     if ((e = env_or("QUORUM_METRICS_PUBLIC", NULL)) && !strcmp(e, "1"))
         cfg.metrics_public = 1;
+    const char *webhook_key_file = env_or("QUORUM_WEBHOOK_KEY_FILE", NULL);
+    if ((e = env_or("QUORUM_WEBHOOK_RETRY_MS", NULL)) && parse_int(e, 10, 3600000, &v) == 0)
+        cfg.webhook_retry_ms = (int)v;
 
     enum {
         O_LISTEN = 1000,
@@ -385,7 +393,9 @@ int main(int argc, char **argv)
         O_IPB,
         O_ITASKS,
         O_IPARSES,
-        O_MAX_LEASES
+        O_MAX_LEASES,
+        O_WEBHOOK_KEY,
+        O_WEBHOOK_RETRY
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -415,6 +425,8 @@ int main(int argc, char **argv)
         {"max-import-tasks", required_argument, 0, O_ITASKS},
         {"import-parses", required_argument, 0, O_IPARSES},
         {"max-leases-per-annotator", required_argument, 0, O_MAX_LEASES},
+        {"webhook-key-file", required_argument, 0, O_WEBHOOK_KEY},
+        {"webhook-retry-ms", required_argument, 0, O_WEBHOOK_RETRY},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
@@ -532,6 +544,14 @@ int main(int argc, char **argv)
         case O_METRICS_PUBLIC:
             cfg.metrics_public = 1;
             break;
+        case O_WEBHOOK_KEY:
+            webhook_key_file = optarg;
+            break;
+        case O_WEBHOOK_RETRY:
+            if (parse_int(optarg, 10, 3600000, &v) < 0)
+                goto bad;
+            cfg.webhook_retry_ms = (int)v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -558,6 +578,14 @@ int main(int argc, char **argv)
                                 &cfg.redis_port) < 0) {
         fprintf(stderr, "quorumd: --redis wants HOST:PORT, not '%s'\n", redis);
         return 2;
+    }
+    if (webhook_key_file && !strcmp(cmd, "serve")) {
+        char err[256];
+        if (qr_webhook_key_load(webhook_key_file, cfg.webhook_key, err, sizeof err) < 0) {
+            fprintf(stderr, "quorumd: %s\n", err);
+            return 2;
+        }
+        cfg.webhooks = 1;
     }
     if (!strcmp(cmd, "serve"))
         return serve(&cfg);

@@ -56,8 +56,11 @@
 #define QR_API_SHARE(p, org)         QR_API_SHARES(p) "/" org
 /* Project management (issue 14): GET QR_API_PROJECTS lists, PATCH and DELETE
  * QR_API_PROJECT change and delete; GET QR_API_USERS lists users. */
-#define QR_API_ARCHIVE(p)   QR_API_PROJECT(p) "/archive"
-#define QR_API_UNARCHIVE(p) QR_API_PROJECT(p) "/unarchive"
+#define QR_API_ARCHIVE(p)       QR_API_PROJECT(p) "/archive"
+#define QR_API_UNARCHIVE(p)     QR_API_PROJECT(p) "/unarchive"
+#define QR_API_WEBHOOKS(p)      QR_API_PROJECT(p) "/webhooks"
+#define QR_API_WEBHOOK(p, w)    QR_API_WEBHOOKS(p) "/" w
+#define QR_API_DELIVERIES(p, w) QR_API_WEBHOOK(p, w) "/deliveries"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 

@@ -33,6 +33,7 @@ LAYERS = {
     "broker/lease": "lease",
     "broker/reports": "reports",
     "broker/import": "import",
+    "broker/webhook": "webhook",
     "broker/core": "core",
     "broker/api": "api",
     "broker/ctl": "ctl",
@@ -40,7 +41,7 @@ LAYERS = {
     "worker-agent": "agent",
 }
 
-BROKER = ["http", "metrics", "store", "lease", "reports", "import", "core", "api"]
+BROKER = ["http", "metrics", "store", "lease", "reports", "import", "webhook", "core", "api"]
 
 # layer -> the other layers it may use.
 ALLOWED = {
@@ -52,7 +53,8 @@ ALLOWED = {
     "lease": ["common"],
     "reports": ["common", "agreement", "store"],
     "import": ["common", "agreement"],
-    "core": ["common", "http", "metrics", "store", "lease", "reports", "import"],
+    "webhook": ["common", "store"],
+    "core": ["common", "http", "metrics", "store", "lease", "reports", "import", "webhook"],
     "api": ["common", "agreement"] + [l for l in BROKER if l != "api"],
     "main": ["common", "agreement"] + BROKER,
     "ctl": ["common", "agreement"],
@@ -256,6 +258,8 @@ PLANTS = [
     ("agreement -> hiredis", "common/agreement/agreement.c", "#include <hiredis/hiredis.h>\n"),
     ("agent -> broker", "worker-agent/exec.c", '#include "broker.h"\n'),
     ("metrics -> store", "broker/metrics/metrics.c", '#include "events.h"\n'),
+    ("webhook -> lease", "broker/webhook/webhook.c", '#include "lease.h"\n'),
+    ("webhook -> http", "broker/webhook/webhook_crypto.c", '#include "http.h"\n'),
     ("SQL outside the store", "broker/api/api_ops.c",
      'static const char *planted = "SELECT id FROM tasks WHERE project_id = $1";\n'),
     ("include circle", "common/log.h", '#include "text_out.h"\n'),

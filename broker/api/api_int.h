@@ -219,6 +219,11 @@ void h_throughput(ctx_t *c);
 /* api_export.c */
 void h_export(ctx_t *c);
 void export_free(ctx_t *c);
+/* api_webhooks.c */
+void h_webhook_create(ctx_t *c);
+void h_webhook_list(ctx_t *c);
+void h_webhook_delete(ctx_t *c);
+void h_webhook_deliveries(ctx_t *c);
 
 /* api_submit.c */
 void h_submit(ctx_t *c);

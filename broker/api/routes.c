@@ -59,6 +59,15 @@ const route_t qr_api_routes[] = {
     {"POST", QR_API_UNARCHIVE("*"), h_project_archive, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_NOT_VENDOR},
     {"GET", QR_API_USERS, h_user_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 0, 0},
+    /* Webhooks see every organization's annotations: the owner's admins and managers only. */
+    {"POST", QR_API_WEBHOOKS("*"), h_webhook_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"GET", QR_API_WEBHOOKS("*"), h_webhook_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"DELETE", QR_API_WEBHOOK("*", "*"), h_webhook_delete, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"GET", QR_API_DELIVERIES("*", "*"), h_webhook_deliveries, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
 };
 
 const size_t qr_api_nroutes = sizeof qr_api_routes / sizeof qr_api_routes[0];

@@ -45,6 +45,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->import.max_bytes = QR_IMPORT_MAX_BYTES;
     cfg->import.max_tasks = QR_IMPORT_MAX_TASKS;
     cfg->import_parses = 2;
+    cfg->webhook_retry_ms = 1000;
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -671,6 +672,18 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
     b->imports = qr_import_queue_new(loop, cfg->import_parses);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
+    if (cfg->webhooks) {
+        qr_webhook_config_t wc;
+        qr_webhook_config_defaults(&wc);
+        wc.pg_conninfo = cfg->pg_conninfo;
+        wc.key = b->cfg.webhook_key;
+        wc.retry_base_ms = cfg->webhook_retry_ms;
+        rc = qr_webhook_open(loop, &wc, &b->webhooks);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot start the webhook dispatcher (%d)", rc);
+            goto fail;
+        }
+    }
     rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the Redis subscriber (%d)", rc);
@@ -804,6 +817,10 @@ static void broker_abort(qr_broker_t *b, int reaper_open)
         b->closing++;
         qr_import_queue_close(b->imports, one_closed, b);
     }
+    if (b->webhooks) {
+        b->closing++;
+        qr_webhook_close(b->webhooks, one_closed, b);
+    }
     if (b->redis) {
         b->closing++;
         qr_redis_close(b->redis, one_closed, b);
@@ -824,7 +841,9 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     b->stop_arg = arg;
     b->stopping = 1;
     b->api.wake(b, 0, 0); /* long polls end now, empty */
-    b->closing = 6;
+    b->closing = b->webhooks ? 7 : 6;
+    if (b->webhooks)
+        qr_webhook_close(b->webhooks, one_closed, b);
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
     qr_notify_close(b->notify, one_closed, b);
     qr_http_server_close(b->http, one_closed, b);

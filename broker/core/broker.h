@@ -17,6 +17,7 @@
 #include "lease.h"
 #include "pg.h"
 #include "redis_client.h"
+#include "webhook.h"
 
 typedef struct qr_broker_config_s {
     const char *listen_host; /* default 127.0.0.1 */
@@ -48,6 +49,10 @@ typedef struct qr_broker_config_s {
     int metrics_public;           /* GET /metrics without a token (default 0: admins) */
     qr_import_limits_t import;    /* one import's parse: budget 64 MiB, cap 10,000,000 tasks */
     int import_parses;            /* import parses at once (thread pool); more wait; default 2 */
+    int webhooks;                 /* 1: webhook_key is set; the dispatcher runs and webhooks
+                                     may be made (0: they are refused, 503) */
+    unsigned char webhook_key[QR_WEBHOOK_KEY_BYTES]; /* seals webhook secrets (never stored) */
+    int webhook_retry_ms; /* the first retry's delay, doubling; default 1000 */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

@@ -78,6 +78,7 @@ struct qr_broker_s {
     struct qr_committer_s *committer;      /* group commit of annotations */
     struct qr_live_agreement_s *agreement; /* warm agreement reports */
     struct qr_import_queue_s *imports;     /* import parses, off the loop (import_queue.h) */
+    struct qr_webhook_s *webhooks;         /* the webhook dispatcher, NULL when off */
     uv_timer_t reaper;
     token_entry_t *tokens[256];   /* auth cache by token digest */
     qr_project_t *projects[256];  /* project cache by id */

@@ -11,6 +11,7 @@
  *   ctl_cert.c        cert add|list|revoke
  *   ctl_manage.c      project list|show|update|archive|unarchive|delete, user list
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
+ *   ctl_webhook.c     webhook add|list|rm|deliveries
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -26,6 +27,7 @@
 #include "ctl_report.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
+#include "ctl_webhook.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -76,6 +78,8 @@ static const char main_help[] =
     "                                                (data kept), or undo that\n"
     "  project delete ID [--yes] [--force]           delete a project and all it holds\n"
     "  user list [--json]                            your organization's users\n"
+    "  webhook add|list|rm|deliveries --project ID   a project's webhooks (signed POSTs of\n"
+    "                                                its events) and their delivery log\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -145,6 +149,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_throughput(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "export") == 0)
         rc = qr_ctl_export(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "webhook") == 0)
+        rc = qr_ctl_webhook(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

@@ -24,6 +24,9 @@ start_broker
 # by the owner answers 409 tasks_leased: the lease rows above left leases
 # live (their TTL of 10 minutes outlasts the table; the project is still
 # needed below).
+# Webhooks receive every organization's annotations: only the owner's admins
+# and managers make, list or delete them (POST with "{}" is 422: no url; the
+# webhook 999999 does not exist: 404).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -66,6 +69,10 @@ PATCH /v1/projects/*                          401 401 401  200 200 403 403  403 
 POST /v1/projects/*/archive                   401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/unarchive                 401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 DELETE /v1/projects/*                         401 401 401  409 409 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/webhooks                  401 401 401  422 422 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/webhooks                   401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+DELETE /v1/projects/*/webhooks/*              401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/webhooks/*/deliveries      401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
