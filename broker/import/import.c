@@ -372,7 +372,8 @@ static int take_id_value(json_t *val, const char *key, qr_import_task_t *t, verd
 
 /* The task's external id: the chosen key (top level, else in the data; it
  * stays in the data), else "external_id" (taken out of o when o is the data
- * itself), else a Label Studio task's "id". */
+ * itself), else a Label Studio task's meta.external_id (what Quorum's own
+ * Label Studio export writes there), else its "id". */
 static int take_external_id(const qr_import_opts_t *opts, json_t *o, json_t *data,
                             qr_import_task_t *t, verdict_t *v)
 {
@@ -390,7 +391,15 @@ static int take_external_id(const qr_import_opts_t *opts, json_t *o, json_t *dat
     if (val && !json_is_null(val)) {
         rc = take_id_value(val, "external_id", t, v);
     } else if (data) {
-        rc = take_id_value(json_object_get(o, "id"), "id", t, v);
+        /* A task Quorum exported as Label Studio JSON carries its original
+         * id in meta.external_id ("id" is Quorum's task id there): it wins,
+         * so an export imported again keeps the ids of the source. */
+        json_t *meta = json_object_get(o, "meta");
+        json_t *kept = json_is_object(meta) ? json_object_get(meta, "external_id") : NULL;
+        if (kept && !json_is_null(kept))
+            rc = take_id_value(kept, "meta.external_id", t, v);
+        else
+            rc = take_id_value(json_object_get(o, "id"), "id", t, v);
     } else {
         rc = 0;
     }

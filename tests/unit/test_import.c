@@ -353,9 +353,8 @@ static void test_label_studio_task(void **state)
     assert_string_equal(imp.tasks[0].external_id, "101");
     assert_string_equal(imp.tasks[1].external_id, "x-2");
     assert_string_equal(imp.tasks[0].gold, "neg");
-    assert_string_equal(
-        imp.tasks[0].prediction,
-        "{\"label\":\"pos\",\"score\":0.9,\"model_version\":\"b\"}");
+    assert_string_equal(imp.tasks[0].prediction,
+                        "{\"label\":\"pos\",\"score\":0.9,\"model_version\":\"b\"}");
     assert_true(imp.tasks[0].score == 0.9);
     assert_non_null(strstr(imp.tasks[0].predictions, "\"model_version\":\"a\""));
     assert_string_equal(imp.tasks[0].annotations,
@@ -365,6 +364,23 @@ static void test_label_studio_task(void **state)
     assert_null(imp.tasks[1].annotations);
     assert_null(imp.tasks[1].predictions);
     qr_import_free(&imp);
+
+    /* Quorum's own Label Studio export: "id" is Quorum's task id there and
+     * meta.external_id the source's, which wins; a bad one is named. */
+    const char *again = "[{\"id\": 5, \"data\": {\"t\": 1}, \"meta\": {\"quorum_task_id\": 5, "
+                        "\"external_id\": \"101\"}},\n"
+                        " {\"id\": 6, \"data\": {\"t\": 2}, \"meta\": {\"external_id\": null}}]";
+    assert_int_equal(qr_import_parse_opts(QR_IMPORT_JSON_ARRAY, again, strlen(again), &o, NULL,
+                                          &imp, err, sizeof err),
+                     0);
+    assert_string_equal(imp.tasks[0].external_id, "101");
+    assert_string_equal(imp.tasks[1].external_id, "6");
+    qr_import_free(&imp);
+    const char *bad_meta = "[{\"id\": 5, \"data\": {}, \"meta\": {\"external_id\": true}}]";
+    assert_int_equal(qr_import_parse_opts(QR_IMPORT_JSON_ARRAY, bad_meta, strlen(bad_meta), &o,
+                                          NULL, &imp, err, sizeof err),
+                     QR_IMPORT_EREJECT);
+    assert_non_null(strstr(err, "field \"meta.external_id\""));
 
     /* A chosen key: the external id comes from the data and stays in it. */
     o.external_id_key = "doc";
