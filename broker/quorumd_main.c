@@ -102,6 +102,10 @@ static void usage(FILE *f)
             "                        no webhook is made or delivered [QUORUM_WEBHOOK_KEY_FILE]\n"
             "  --webhook-retry-ms N  a failed webhook delivery's first retry, doubling up to\n"
             "                        1 h, for 24 h [QUORUM_WEBHOOK_RETRY_MS] (1000)\n"
+            "  --webhook-allow-private  let webhooks post to loopback, private, link-local\n"
+            "                        and other internal addresses (refused by default: a\n"
+            "                        manager could make the broker reach what only it can\n"
+            "                        reach) [QUORUM_WEBHOOK_ALLOW_PRIVATE=1]\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
             "                        a temporary file renamed over it); with port 0 in\n"
             "                        --listen, how a script learns the port the kernel chose\n"
@@ -365,6 +369,8 @@ int main(int argc, char **argv)
     const char *webhook_key_file = env_or("QUORUM_WEBHOOK_KEY_FILE", NULL);
     if ((e = env_or("QUORUM_WEBHOOK_RETRY_MS", NULL)) && parse_int(e, 10, 3600000, &v) == 0)
         cfg.webhook_retry_ms = (int)v;
+    if ((e = env_or("QUORUM_WEBHOOK_ALLOW_PRIVATE", NULL)) && !strcmp(e, "1"))
+        cfg.webhook_allow_private = 1;
 
     enum {
         O_LISTEN = 1000,
@@ -395,7 +401,8 @@ int main(int argc, char **argv)
         O_IPARSES,
         O_MAX_LEASES,
         O_WEBHOOK_KEY,
-        O_WEBHOOK_RETRY
+        O_WEBHOOK_RETRY,
+        O_WEBHOOK_PRIVATE
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -427,6 +434,7 @@ int main(int argc, char **argv)
         {"max-leases-per-annotator", required_argument, 0, O_MAX_LEASES},
         {"webhook-key-file", required_argument, 0, O_WEBHOOK_KEY},
         {"webhook-retry-ms", required_argument, 0, O_WEBHOOK_RETRY},
+        {"webhook-allow-private", no_argument, 0, O_WEBHOOK_PRIVATE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
@@ -551,6 +559,9 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 10, 3600000, &v) < 0)
                 goto bad;
             cfg.webhook_retry_ms = (int)v;
+            break;
+        case O_WEBHOOK_PRIVATE:
+            cfg.webhook_allow_private = 1;
             break;
         case 'h':
             usage(stdout);

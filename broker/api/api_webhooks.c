@@ -137,6 +137,16 @@ void h_webhook_create(ctx_t *c)
                       "(the key that seals their secrets)");
         return;
     }
+    /* After the checks of the body: a broker that makes no webhooks says
+     * that first. */
+    if (!c->b->cfg.webhook_allow_private && qr_webhook_url_private(url, why, sizeof why)) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "url points into a private network: %s; this broker posts only to public "
+                      "addresses (quorumd --webhook-allow-private allows others)",
+                      why);
+        json_decref(names);
+        return;
+    }
     char secret[QR_WEBHOOK_SECRET_LEN + 1];
     char *sealed = NULL;
     if (qr_webhook_secret_new(secret) < 0 ||

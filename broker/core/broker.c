@@ -678,6 +678,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         wc.pg_conninfo = cfg->pg_conninfo;
         wc.key = b->cfg.webhook_key;
         wc.retry_base_ms = cfg->webhook_retry_ms;
+        wc.allow_private = cfg->webhook_allow_private;
         rc = qr_webhook_open(loop, &wc, &b->webhooks);
         if (rc < 0) {
             snprintf(err, errlen, "cannot start the webhook dispatcher (%d)", rc);

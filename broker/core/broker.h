@@ -52,7 +52,8 @@ typedef struct qr_broker_config_s {
     int webhooks;                 /* 1: webhook_key is set; the dispatcher runs and webhooks
                                      may be made (0: they are refused, 503) */
     unsigned char webhook_key[QR_WEBHOOK_KEY_BYTES]; /* seals webhook secrets (never stored) */
-    int webhook_retry_ms; /* the first retry's delay, doubling; default 1000 */
+    int webhook_retry_ms;      /* the first retry's delay, doubling; default 1000 */
+    int webhook_allow_private; /* 1: webhooks may post into private networks (default 0) */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
@@ -33,6 +34,7 @@ typedef struct delivery_s {
     int attempt;   /* 1 for the first post */
     int64_t age_s; /* the event's age when claimed */
     char err[CURL_ERROR_SIZE];
+    char refused[160]; /* why the connection was refused (a private address), or "" */
     struct delivery_s *prev, *next;
 } delivery_t;
 
@@ -233,7 +235,10 @@ static void check_done(qr_webhook_t *d)
             curl_easy_getinfo(dl->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
             status = 0;
         char why[CURL_ERROR_SIZE + 64];
-        if (result != CURLE_OK)
+        if (result != CURLE_OK && dl->refused[0])
+            snprintf(why, sizeof why, "refused: %s (quorumd --webhook-allow-private allows it)",
+                     dl->refused);
+        else if (result != CURLE_OK)
             snprintf(why, sizeof why, "%s", dl->err[0] ? dl->err : curl_easy_strerror(result));
         else
             snprintf(why, sizeof why, "the receiver answered %ld", status);
@@ -344,6 +349,19 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* libcurl's socket for a connection to addr: refused (no socket) when addr
+ * is in a private network and the broker does not allow that, so the check
+ * is on the very address connected to, whatever the name resolved to. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    delivery_t *dl = arg;
+    (void)purpose;
+    if (!dl->d->cfg.allow_private &&
+        qr_webhook_addr_private(&addr->addr, dl->refused, sizeof dl->refused))
+        return CURL_SOCKET_BAD;
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
     return size * n; /* the receiver's answer body is not kept */
@@ -423,6 +441,8 @@ static void post_row(qr_webhook_t *d, const PGresult *res, int row)
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, dl->err) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, dl) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PRIVATE, dl) != CURLE_OK)
         goto fail;
     if (curl_multi_add_handle(d->multi, e) != CURLM_OK)

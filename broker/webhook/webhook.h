@@ -44,6 +44,26 @@ int qr_webhook_event_known(const char *name);
  * in err. */
 QR_MUST_CHECK int qr_webhook_url_check(const char *url, char *err, size_t errlen);
 
+/* Receivers inside the broker's own networks. Unless quorumd is started
+ * with --webhook-allow-private, a webhook may not post to an address that is
+ * loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
+ * (169.254/16, where cloud metadata services answer; fe80::/10), shared
+ * (100.64/10), unspecified, multicast or reserved, IPv4-mapped IPv6
+ * included: a manager could otherwise make the broker reach what only it
+ * can reach. Checked when a webhook is made (a literal address, or the name
+ * localhost) and again on every connection, on the address libcurl is about
+ * to connect to, so a name that resolves there later is refused too. */
+
+/* 1 when sa (AF_INET or AF_INET6) is such an address, with its text and
+ * kind in why ("127.0.0.1 is a loopback address"); else 0. */
+struct sockaddr;
+int qr_webhook_addr_private(const struct sockaddr *sa, char *why, size_t whylen);
+
+/* 1 when url's host is such an address written out, or localhost, with the
+ * reason in why; 0 otherwise (a name is checked when it is resolved). url
+ * has passed qr_webhook_url_check. */
+int qr_webhook_url_private(const char *url, char *why, size_t whylen);
+
 /* Reads the webhook key: a file of 64 hex digits (surrounding white space
  * ignored). Blocking: call at start, before the loop runs. 0, or
  * QR_EINVAL/-errno with the reason in err. */
@@ -76,6 +96,7 @@ typedef struct qr_webhook_config_s {
     int retry_max_ms;         /* the longest delay; default 3600000 (1 h) */
     int give_up_s;            /* no more attempts once the event is this old; default 86400 */
     int max_inflight;         /* posts at once; default 32 */
+    int allow_private;        /* 1: receivers in private networks are allowed (see above) */
 } qr_webhook_config_t;
 
 typedef struct qr_webhook_s qr_webhook_t;

@@ -2,19 +2,24 @@
  * webhook_crypto.c - webhook secrets and signatures: making a secret,
  * sealing it for the database under the broker's key (AES-256-GCM, a fresh
  * 96-bit nonce each time), opening it again to sign, the HMAC-SHA256
- * signature, and the checks of a receiver URL and of event names.
+ * signature, and the checks of a receiver URL (its shape, and whether it
+ * points into the broker's own networks) and of event names.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "webhook.h"
 
@@ -81,6 +86,112 @@ done:
     curl_free(fragment);
     curl_url_cleanup(u);
     return rc;
+}
+
+/* The kind of a private IPv4 address (host order), or NULL. */
+static const char *v4_kind(uint32_t a)
+{
+    static const struct {
+        uint32_t net, mask;
+        const char *kind;
+    } nets[] = {
+        {0x00000000u, 0xff000000u, "an unspecified (0.0.0.0/8)"},
+        {0x0a000000u, 0xff000000u, "a private (10/8)"},
+        {0x64400000u, 0xffc00000u, "a shared (100.64/10)"},
+        {0x7f000000u, 0xff000000u, "a loopback"},
+        {0xa9fe0000u, 0xffff0000u, "a link-local (169.254/16)"},
+        {0xac100000u, 0xfff00000u, "a private (172.16/12)"},
+        {0xc0000000u, 0xffffff00u, "a reserved (192.0.0/24)"},
+        {0xc0a80000u, 0xffff0000u, "a private (192.168/16)"},
+        {0xc6120000u, 0xfffe0000u, "a benchmarking (198.18/15)"},
+        {0xe0000000u, 0xf0000000u, "a multicast"},
+        {0xf0000000u, 0xf0000000u, "a reserved (240/4)"},
+    };
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+        if ((a & nets[i].mask) == nets[i].net)
+            return nets[i].kind;
+    return NULL;
+}
+
+/* The kind of a private IPv6 address, or NULL (IPv4-mapped and NAT64
+ * addresses are judged by the IPv4 address they carry). */
+static const char *v6_kind(const unsigned char *b)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char zero[16] = {0};
+    if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+        return v4_kind((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                       b[15]);
+    if (!memcmp(b, zero, 15))
+        return b[15] == 1 ? "a loopback" : b[15] == 0 ? "an unspecified" : "a reserved (::/96)";
+    if ((b[0] & 0xfe) == 0xfc)
+        return "a private (fc00::/7)";
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+        return "a link-local (fe80::/10)";
+    if (b[0] == 0xff)
+        return "a multicast";
+    return NULL;
+}
+
+int qr_webhook_addr_private(const struct sockaddr *sa, char *why, size_t whylen)
+{
+    char text[INET6_ADDRSTRLEN] = "?";
+    const char *kind = NULL;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        kind = v4_kind(ntohl(in->sin_addr.s_addr));
+        if (kind && !inet_ntop(AF_INET, &in->sin_addr, text, sizeof text))
+            snprintf(text, sizeof text, "?");
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        kind = v6_kind(in6->sin6_addr.s6_addr);
+        if (kind && !inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text))
+            snprintf(text, sizeof text, "?");
+    } else {
+        snprintf(why, whylen, "an address of family %d is not IPv4 or IPv6", sa->sa_family);
+        return 1;
+    }
+    if (!kind)
+        return 0;
+    snprintf(why, whylen, "%s is %s address", text, kind);
+    return 1;
+}
+
+int qr_webhook_url_private(const char *url, char *why, size_t whylen)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int priv = 0;
+    if (!u)
+        return 0;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host)
+        goto done;
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        host[--n] = '\0'; /* "localhost." is localhost */
+    if (!strcasecmp(host, "localhost") || (n > 10 && !strcasecmp(host + n - 10, ".localhost"))) {
+        snprintf(why, whylen, "%s is a loopback name", host);
+        priv = 1;
+        goto done;
+    }
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    if (inet_pton(AF_INET, host, &in.sin_addr) == 1) {
+        priv = qr_webhook_addr_private((struct sockaddr *)&in, why, whylen);
+    } else if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        char *zone = strchr(host + 1, '%');
+        if (zone)
+            *zone = '\0';
+        if (inet_pton(AF_INET6, host + 1, &in6.sin6_addr) == 1)
+            priv = qr_webhook_addr_private((struct sockaddr *)&in6, why, whylen);
+    }
+done:
+    curl_free(host);
+    curl_url_cleanup(u);
+    return priv;
 }
 
 static int hexval(int c)

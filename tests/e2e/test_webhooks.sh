@@ -18,9 +18,9 @@
 . "$(dirname "$0")/lib.sh"
 
 openssl rand -hex 32 >"$E2E_DIR/webhook.key"
-start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500
+start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500 --webhook-allow-private
 # A second broker with the same key: two dispatchers claim from one outbox.
-start_second_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500
+start_second_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500 --webhook-allow-private
 RECV="$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py"
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 RLOG="$E2E_DIR/received.jsonl"
