@@ -57,6 +57,17 @@ stop_broker() {
     echo "ok - quorumd stopped cleanly on SIGTERM"
 }
 
+# grepq ARGS...: grep -q ARGS on stdin, read to its end first. Behind a pipe
+# (cmd | grepq PATTERN), grep -q would exit at the first match and the
+# writer, still writing, would fail with SIGPIPE: under pipefail the
+# pipeline then fails although the pattern matched (it did, for quorumctl
+# --help once its text passed 4 KiB).
+grepq() {
+    local in
+    in=$(cat)
+    grep -q "$@" <<<"$in"
+}
+
 pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
 check() { # check DESCRIPTION EXPECTED ACTUAL

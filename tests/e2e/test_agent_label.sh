@@ -36,14 +36,14 @@ chmod +x "$E2E_DIR/run-label.sh"
 screen() { "${TMUX_CMD[@]}" capture-pane -p -t label; }
 wait_for() { # wait_for PATTERN: until the screen shows it (10 s)
     local i
-    for i in $(seq 1 100); do screen | grep -q -- "$1" && return 0; sleep 0.1; done
+    for i in $(seq 1 100); do screen | grepq -- "$1" && return 0; sleep 0.1; done
     return 1
 }
 wait_for "Task " && pass "a task is on screen" || fail "no task on screen: $(screen)"
 wait_for "queue left 5" && pass "progress line: queue left" || fail "progress: $(screen | head -1)"
 screen | sed 's/^/    | /'
-screen | grep -q "review number 1: the soup was cold" && pass "shows the task text" || fail "no task text"
-screen | grep -q "\[1\] positive   \[2\] negative   \[3\] neutral" && pass "shows the numbered choices" || fail "no choices"
+screen | grepq "review number 1: the soup was cold" && pass "shows the task text" || fail "no task text"
+screen | grepq "\[1\] positive   \[2\] negative   \[3\] neutral" && pass "shows the numbered choices" || fail "no choices"
 check "fits 80 columns" 0 "$(screen | awk 'length > 80' | wc -l)"
 T1="(SELECT min(id) FROM tasks WHERE project_id = $P)"
 "${TMUX_CMD[@]}" send-keys -t label u
@@ -55,7 +55,7 @@ check "the first choice is stored" "positive" \
 "${TMUX_CMD[@]}" send-keys -t label u
 wait_for "Task 1 .*undone; it was labeled positive" && pass "u: task 1 is on screen again, its label shown" ||
     fail "after u: $(screen)"
-screen | grep -q "review number 1: the soup was cold" && pass "u: the same task's text is on screen again" ||
+screen | grepq "review number 1: the soup was cold" && pass "u: the same task's text is on screen again" ||
     fail "no task 1 text after u: $(screen)"
 check "u: the annotation is gone from PostgreSQL" 0 \
     "$(wait_sql 0 "SELECT count(*) FROM annotations WHERE task_id = $T1")"
@@ -73,7 +73,7 @@ check "the corrected label is stored, one annotation for the task" "negative" \
 wait_for "Task 3" && pass "s skips to the next task" || fail "after skip: $(screen)"
 "${TMUX_CMD[@]}" resize-window -t label -x 100 -y 30 2>/dev/null || "${TMUX_CMD[@]}" resize-pane -t label -x 100 -y 30
 sleep 0.5
-screen | grep -q "review number 3" && pass "redrawn after a resize" || fail "after resize: $(screen)"
+screen | grepq "review number 3" && pass "redrawn after a resize" || fail "after resize: $(screen)"
 check "the screen has the new height" 30 "$(screen | wc -l)"
 "${TMUX_CMD[@]}" send-keys -t label q
 for i in $(seq 1 100); do [ -s "$E2E_DIR/label.rc" ] && break; sleep 0.1; done

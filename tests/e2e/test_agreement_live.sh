@@ -43,7 +43,7 @@ REPORT=$("$QR_BIN_DIR/quorumctl" report --project "$P" --json)
 check "report's alpha = live alpha (to the report's 12 digits)" \
     "$(jq '.metrics.krippendorff_alpha_nominal.value * 1e9 | round' "$E2E_DIR/live.json")" \
     "$(echo "$REPORT" | jq '.agreement.krippendorff_alpha_nominal * 1e9 | round')"
-"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grep -q '^krippendorff_alpha_nominal' && pass "plain-text live report" || fail "plain-text live report"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq '^krippendorff_alpha_nominal' && pass "plain-text live report" || fail "plain-text live report"
 r=$(api GET "/v1/projects/$P/export?format=xml")
 check "export in an unknown format: 422" 422 "${r%% *}"
 

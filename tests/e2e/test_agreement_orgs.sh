@@ -133,7 +133,7 @@ check "quorumctl report: a row for each alice" "alice 4|alice@vendor-v 4" \
 OUT=$("$CTL" agreement --project "$P")
 check "quorumctl agreement: a row for each alice" "alice 4|alice@vendor-v 4" \
     "$(echo "$OUT" | awk '$1 ~ /^alice/ {print $1, $2}' | paste -sd'|')"
-echo "$OUT" | grep -q '^percent_agreement  *0.5000$' && pass "quorumctl agreement: percent agreement 0.5000" ||
+echo "$OUT" | grepq '^percent_agreement  *0.5000$' && pass "quorumctl agreement: percent agreement 0.5000" ||
     fail "quorumctl agreement: percent agreement 0.5000"
 
 check "reading changed nothing in PostgreSQL" "$BEFORE" "$(state)"

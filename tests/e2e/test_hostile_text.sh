@@ -71,7 +71,7 @@ out=$("$QR_BIN_DIR/quorumctl" report --project "$P")
 check "report: no escape byte reaches the terminal" 0 "$(printf '%s' "$out" | grep -c $'\x1b' || true)"
 check "report: no forged row" 0 "$(printf '%s\n' "$out" | grep -c '^forged' || true)"
 check "report: the name shown escaped" yes \
-    "$(printf '%s\n' "$out" | grep -qF 'ev\x1b[31mil\x0aforged' && echo yes)"
+    "$(printf '%s\n' "$out" | grepq -F 'ev\x1b[31mil\x0aforged' && echo yes)"
 out=$("$QR_BIN_DIR/quorumctl" throughput --project "$P" 2>&1 || true)
 check "throughput: no escape byte, no forged row" "0 0" \
     "$(printf '%s' "$out" | grep -c $'\x1b' || true) $(printf '%s\n' "$out" | grep -c '^forged' || true)"

@@ -179,7 +179,7 @@ seq 1 400000 | sed 's/.*/{"text":"large &"}/' >"$E2E_DIR/large.jsonl"
 "$CTL" import --project "$P3" "$E2E_DIR/large.jsonl" >/dev/null 2>"$E2E_DIR/large.err" &
 pid=$!
 for _ in $(seq 1 100); do # until quorumctl holds its connection to the broker
-    ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'socket:' && break
+    ls -l "/proc/$pid/fd" 2>/dev/null | grepq 'socket:' && break
     sleep 0.02
 done
 sleep 0.05

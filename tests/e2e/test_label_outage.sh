@@ -47,7 +47,7 @@ chmod +x "$E2E_DIR/run-label.sh"
 screen() { "${TMUX_CMD[@]}" capture-pane -p -t "$1"; }
 wait_for() { # wait_for SESSION PATTERN [TENTHS]: until the screen shows it
     local i
-    for i in $(seq 1 "${3:-100}"); do screen "$1" | grep -q -- "$2" && return 0; sleep 0.1; done
+    for i in $(seq 1 "${3:-100}"); do screen "$1" | grepq -- "$2" && return 0; sleep 0.1; done
     return 1
 }
 on_screen() { screen "$1" | sed -n 's/^Task \([0-9]*\).*/\1/p' | head -1; }
@@ -111,11 +111,11 @@ echo "    q returned after $ms ms"
     fail "q took $ms ms (rc file: $(cat "$E2E_DIR/quit.rc" 2>/dev/null))"
 check "exit 7: the label stays spooled" 7 "$(cat "$E2E_DIR/quit.rc")"
 screen quit | grep -v '^$' | sed 's/^/    | /'
-screen quit | grep -q "label: 0 labels stored by the broker, 0 skipped, 0 released" &&
+screen quit | grepq "label: 0 labels stored by the broker, 0 skipped, 0 released" &&
     pass "the summary counts what the broker stored (nothing)" || fail "summary: $(screen quit)"
-screen quit | grep -q "label: 1 label not acknowledged yet stays spooled" &&
+screen quit | grepq "label: 1 label not acknowledged yet stays spooled" &&
     pass "the summary counts what stays spooled" || fail "spooled summary: $(screen quit)"
-screen quit | grep -q "could not be given back; they expire on their own within the lease TTL (300 s)" &&
+screen quit | grepq "could not be given back; they expire on their own within the lease TTL (300 s)" &&
     pass "the summary says the leases left expire on their own" || fail "leases summary: $(screen quit)"
 restart_broker
 set +e
@@ -141,7 +141,7 @@ held=$(( $(live) - base ))
 for i in $(seq 1 100); do [ -s "$E2E_DIR/sigint.rc" ] && break; sleep 0.1; done
 check "Ctrl-C: exit 0" 0 "$(cat "$E2E_DIR/sigint.rc" 2>/dev/null)"
 check "Ctrl-C gave back every lease it held" "$base" "$(live)"
-screen sigint | grep -q "label: 0 labels stored by the broker, 0 skipped, $held released" &&
+screen sigint | grepq "label: 0 labels stored by the broker, 0 skipped, $held released" &&
     pass "... and says so" || fail "Ctrl-C summary: $(screen sigint)"
 
 finish

@@ -129,7 +129,7 @@ case "$(grep paused "$E2E_DIR/exec.err")" in
 esac
 for cmd in "" login label exec spool simulate; do
     # shellcheck disable=SC2086
-    "$AGENT" $cmd --help | tr '\n' ' ' | grep -q '8 *the project \(is\|was\) paused' &&
+    "$AGENT" $cmd --help | tr '\n' ' ' | grepq '8 *the project \(is\|was\) paused' &&
         pass "quorum-agent ${cmd:-main} --help documents exit 8" || fail "quorum-agent ${cmd:-main} --help: no exit 8"
 done
 rc=0
@@ -177,11 +177,11 @@ check "the waiting long poll answers 409 project_paused" "409 project_paused" "$
 
 # --- quorumctl -----------------------------------------------------------------------------------
 ctl_rc() { "$CTL" "$@" >/dev/null 2>&1 && echo 0 || echo $?; }
-"$CTL" project pause --help | grep -q 'quorumctl project pause --project ID' &&
+"$CTL" project pause --help | grepq 'quorumctl project pause --project ID' &&
     pass "quorumctl project pause --help" || fail "quorumctl project pause --help"
-"$CTL" project resume --help | grep -q '^Exit codes:' && pass "quorumctl project resume --help: exit codes" ||
+"$CTL" project resume --help | grepq '^Exit codes:' && pass "quorumctl project resume --help: exit codes" ||
     fail "quorumctl project resume --help: exit codes"
-"$CTL" --help | grep -q 'project pause|resume' && pass "quorumctl --help lists pause|resume" ||
+"$CTL" --help | grepq 'project pause|resume' && pass "quorumctl --help lists pause|resume" ||
     fail "quorumctl --help does not list pause|resume"
 check "quorumctl project pause without --project: usage error" 2 "$(ctl_rc project pause)"
 check "quorumctl project pause --project x: usage error" 2 "$(ctl_rc project pause --project x)"
@@ -217,7 +217,7 @@ sleep 60
 EOF
     chmod +x "$E2E_DIR/run-label.sh"
     "${TMUX_CMD[@]}" new-session -d -s label -x 80 -y 24 "$E2E_DIR/run-label.sh"
-    for i in $(seq 1 100); do "${TMUX_CMD[@]}" capture-pane -p -t label | grep -q "Task " && break; sleep 0.1; done
+    for i in $(seq 1 100); do "${TMUX_CMD[@]}" capture-pane -p -t label | grepq "Task " && break; sleep 0.1; done
     sleep 0.5 # the prefetch lands
     api POST "/v1/projects/$T/pause" "$MGR" >/dev/null
     presses=0

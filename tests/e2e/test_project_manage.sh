@@ -195,14 +195,14 @@ r=$(api GET "/v1/projects/$P/throughput?annotator=alice&window=1d" "$V_ADMIN")
 check "to vendor V, alice is its own alice (it sees no other)" 200 "${r%% *}"
 r=$(api GET "/v1/projects/$P/throughput?annotator=nobody" "$MGR")
 check "an unknown name: 422 naming it" "422 invalid yes" \
-    "$(code "$r") $(msg "$r" | grep -q '"nobody"' && echo yes)"
+    "$(code "$r") $(msg "$r" | grepq '"nobody"' && echo yes)"
 r=$(api GET "/v1/projects/$P/throughput?annotator=w-admin" "$MGR")
 check "a user of an organization the project is not shared with is not found" "422 invalid" "$(code "$r")"
 out=$("$CTL" throughput --project "$P" --annotator bob --window 1d --json 2>&1) && rc=0 || rc=$?
 check "quorumctl throughput --annotator bob (a name)" "0 1" "$rc $(echo "$out" | jq -c '.totals.annotations')"
 out=$("$CTL" throughput --project "$P" --annotator alice 2>&1) && rc=0 || rc=$?
 check "quorumctl throughput --annotator alice: exit 2 saying it is ambiguous" "2 yes" \
-    "$rc $(echo "$out" | grep -q 'names 2 users' && echo yes)"
+    "$rc $(echo "$out" | grepq 'names 2 users' && echo yes)"
 
 # --- DELETE /v1/projects/{id} ----------------------------------------------------------------
 r=$(api POST "/v1/projects/$P/leases" "$ALICE" '{"max":1}')
@@ -222,7 +222,7 @@ done
 r=$(api DELETE "/v1/projects/$P" "$MGR")
 check "with a live lease: 409 tasks_leased" "409 tasks_leased" "$(code "$r")"
 check "the message counts the leases and says what to do" yes \
-    "$(msg "$r" | grep -q "live lease(s).*force=true" && echo yes)"
+    "$(msg "$r" | grepq "live lease(s).*force=true" && echo yes)"
 r=$(api DELETE "/v1/projects/$P?force=maybe" "$MGR")
 check "?force=maybe: 422" "422 invalid" "$(code "$r")"
 r=$(api DELETE "/v1/projects/$P?forse=true" "$MGR")
@@ -252,7 +252,7 @@ for sub in "project list" "project show" "project update" "project archive" "pro
 done
 out=$("$CTL" project list)
 check "quorumctl project list: a header and Q" "yes yes" \
-    "$(echo "$out" | head -1 | grep -q '^id *state *per-task *name *labels' && echo yes) $(echo "$out" | grep -q "^$Q *active *1 *spare *x,y$" && echo yes)"
+    "$(echo "$out" | head -1 | grepq '^id *state *per-task *name *labels' && echo yes) $(echo "$out" | grepq "^$Q *active *1 *spare *x,y$" && echo yes)"
 out=$("$CTL" project update "$Q" --name "spare 2" --add-label z --lease-ttl-ms 120000)
 check "quorumctl project update --add-label keeps the old labels" "name: spare 2|labels: x,y,z|lease_ttl_ms: 120000" \
     "$(echo "$out" | grep -E '^(name|labels|lease_ttl_ms):' | paste -sd'|')"
@@ -264,7 +264,7 @@ check "quorumctl project update with nothing to change: exit 2" 2 "$rc"
 check "quorumctl project show" "state: active" "$("$CTL" project show --project "$Q" | grep '^state:')"
 "$CTL" project archive "$Q" 2>"$E2E_DIR/err"
 check "quorumctl project archive says so" yes "$(grep -q "^project $Q archived (since " "$E2E_DIR/err" && echo yes)"
-check "quorumctl project list shows it archived" yes "$("$CTL" project list | grep -q "^$Q *archived" && echo yes)"
+check "quorumctl project list shows it archived" yes "$("$CTL" project list | grepq "^$Q *archived" && echo yes)"
 "$CTL" project unarchive "$Q" 2>/dev/null
 check "quorumctl project unarchive" "state: active" "$("$CTL" project show "$Q" | grep '^state:')"
 "$CTL" project delete "$Q" </dev/null >/dev/null 2>"$E2E_DIR/err" && rc=0 || rc=$?
@@ -289,7 +289,7 @@ check "--yes --force deletes it" "0 yes 0" \
     "$rc $(grep -q "^project $R deleted: 2 tasks, 0 annotations, 1 live leases dropped" "$E2E_DIR/err" && echo yes) $(sql "SELECT count(*) FROM projects WHERE id = $R")"
 out=$("$CTL" user list)
 check "quorumctl user list: a header and bob" "yes yes" \
-    "$(echo "$out" | head -1 | grep -q '^id *name *role *tokens *created' && echo yes) $(echo "$out" | grep -q ' bob *annotator *1 ' && echo yes)"
+    "$(echo "$out" | head -1 | grepq '^id *name *role *tokens *created' && echo yes) $(echo "$out" | grepq ' bob *annotator *1 ' && echo yes)"
 out=$("$CTL" user list --json | jq -r '.users[].name' | sort | paste -sd,)
 check "quorumctl user list --json" "$(sql "SELECT string_agg(name, ',' ORDER BY name) FROM users u WHERE org_id = (SELECT org_id FROM users WHERE name = 'mgr')")" "$out"
 

@@ -113,7 +113,7 @@ EOF
     chmod +x "$E2E_DIR/run-label.sh"
     "${TMUX_CMD[@]}" new-session -d -s label -x 80 -y 24 "$E2E_DIR/run-label.sh"
     for _ in $(seq 1 100); do
-        "${TMUX_CMD[@]}" capture-pane -p -t label | grep -q "text: " && break
+        "${TMUX_CMD[@]}" capture-pane -p -t label | grepq "text: " && break
         sleep 0.1
     done
     SCREEN=$("${TMUX_CMD[@]}" capture-pane -p -t label)

@@ -31,8 +31,8 @@ check "quorumctl org create with an empty name: usage error" 2 "$(ctl_rc org cre
 check "quorumctl org create --kind partner: usage error" 2 "$(ctl_rc org create x --kind partner)"
 check "quorumctl org list shows both vendors" "vendor-v vendor-w" \
     "$("$CTL" org list --json | jq -r '[.organizations[] | select(.kind == "vendor") | .name] | join(" ")')"
-"$CTL" org --help | grep -q 'org create NAME' && pass "quorumctl org --help" || fail "quorumctl org --help"
-"$CTL" project share --help | grep -q -- '--quota N' && pass "quorumctl project share --help" ||
+"$CTL" org --help | grepq 'org create NAME' && pass "quorumctl org --help" || fail "quorumctl org --help"
+"$CTL" project share --help | grepq -- '--quota N' && pass "quorumctl project share --help" ||
     fail "quorumctl project share --help"
 
 # Users of a vendor: the owner's admin names the organization.

@@ -9,7 +9,7 @@ subject() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -CAfil
     openssl x509 -noout -serial 2>/dev/null; }
 for v in tls1_2 tls1_3; do
     out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -$v -CAfile "$CA" 2>&1 || true)
-    echo "$out" | grep -q 'Verify return code: 0' && pass "$v accepted and verified" || fail "$v: $(echo "$out" | tail -2)"
+    echo "$out" | grepq 'Verify return code: 0' && pass "$v accepted and verified" || fail "$v: $(echo "$out" | tail -2)"
 done
 # Port 0, read back from its ACCEPT line. Its stdin is a FIFO it holds open
 # itself: without -quiet (which hides that line) an EOF on stdin stops it.
@@ -19,7 +19,7 @@ openssl s_server -accept 127.0.0.1:0 -cert "$E2E_DIR/tls/server.crt" -key "$E2E_
 S_SERVER_PID=$!
 CTRL=$(wait_accept_line "$E2E_DIR/s_server.out" "$S_SERVER_PID") || { cat "$E2E_DIR/s_server.out"; CTRL=0; }
 echo | timeout 10 openssl s_client -connect "127.0.0.1:$CTRL" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1 |
-    grep -q 'Protocol *: TLSv1.1' && pass "control: the client negotiates TLS 1.1 with a server allowing it" ||
+    grepq 'Protocol *: TLSv1.1' && pass "control: the client negotiates TLS 1.1 with a server allowing it" ||
     fail "control client cannot do TLS 1.1: the refusal below would prove nothing"
 kill "$S_SERVER_PID" 2>/dev/null; S_SERVER_PID=""
 for v in tls1 tls1_1; do

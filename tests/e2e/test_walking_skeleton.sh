@@ -73,7 +73,7 @@ timeout 3 "$QR_BIN_DIR/quorumctl" report --project "$PROJECT" --watch=1 >"$E2E_D
 check "report --watch refreshes (at least twice in 3 s)" true \
     "$([ "$(grep -c 'annotations' "$E2E_DIR/watch.txt")" -ge 4 ] && echo true || echo "false: $(grep -c annotations "$E2E_DIR/watch.txt")")"
 r=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics")
-echo "$r" | grep -q '^quorum_annotations{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
+echo "$r" | grepq '^quorum_annotations{project="'"$PROJECT"'"} 900' && pass "/metrics counts the project's annotations" || fail "/metrics: $(echo "$r" | head -5)"
 
 # --- bad input, each changing nothing --------------------------------------------
 P2=$("$QR_BIN_DIR/quorumctl" project create --name bad --labels a,b --annotations-per-task 1 --lease-ttl-ms 3000)
@@ -151,7 +151,7 @@ for v in tls1 tls1_1; do
 done
 for v in tls1_2 tls1_3; do
     out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -$v -CAfile "$CA" 2>&1 || true)
-    echo "$out" | grep -q 'Verify return code: 0' && pass "quorumd accepts $v" || fail "quorumd $v: $(echo "$out" | tail -3)"
+    echo "$out" | grepq 'Verify return code: 0' && pass "quorumd accepts $v" || fail "quorumd $v: $(echo "$out" | tail -3)"
 done
 
 finish
