@@ -304,6 +304,13 @@ static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_impor
             reject(v, f, "must be true or false");
             goto fail;
         }
+        /* Who made it at the source: a user id, or (some Label Studio
+         * exports) an object with one; anything else is not kept. */
+        json_t *by = json_object_get(a, "completed_by");
+        if (json_is_object(by))
+            by = json_object_get(by, "id");
+        if (!json_is_integer(by))
+            by = NULL;
         json_t *id = json_object_get(a, "id");
         json_t *source = NULL;
         if (json_is_integer(id)) {
@@ -335,6 +342,7 @@ static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_impor
         json_object_set_new(n, "source_id", source ? source : json_null());
         json_object_set(n, "created_at",
                         created && json_is_string(created) ? created : json_null());
+        json_object_set(n, "completed_by", by ? by : json_null());
         json_array_append_new(out, n);
         continue;
     rejected_obj:

@@ -34,8 +34,9 @@ typedef struct qr_import_task_s {
  * a JSON array of objects {"label": the single choice or null, "result":
  * the result array as given, "lead_time": seconds or null,
  * "was_cancelled", "ground_truth": booleans, "source_id": the annotation's
- * id there as text or null, "created_at": text or null}; the broker writes
- * them to imported_annotations (sql/0021_import_rules.sql). */
+ * id there as text or null, "created_at": text or null, "completed_by": the
+ * user id there (an integer) or null}; the broker writes them to
+ * imported_annotations (sql/0021_import_rules.sql, 0023_source_completed_by.sql). */
 
 typedef struct qr_import_s {
     qr_import_task_t *tasks;

@@ -161,7 +161,8 @@
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions
- * (kept whole at import), and annotations: the imported ones as they came,
+ * (kept whole at import), and annotations: the imported ones as they came
+ * (completed_by: the user id at their source, else the broker's user),
  * then the broker's in Label Studio's result shape (a "choices" result
  * whose from_name/to_name are those of the project's imported results,
  * else "label"/"text"). An annotation of the broker that mirrors an
@@ -181,7 +182,8 @@
     "   SELECT 0 AS k, ia.id, jsonb_build_object("                                                 \
     "     'id', CASE WHEN ia.source_id ~ '^[0-9]{1,15}$' THEN to_jsonb(ia.source_id::bigint)"      \
     "       ELSE to_jsonb(ia.source_id) END,"                                                      \
-    "     'result', ia.result, 'completed_by', ia.annotator_id, 'lead_time', ia.lead_time,"        \
+    "     'result', ia.result, 'completed_by', coalesce(ia.source_completed_by, ia.annotator_id),"\
+    "     'lead_time', ia.lead_time,"                                                              \
     "     'was_cancelled', ia.was_cancelled, 'ground_truth', ia.ground_truth,"                     \
     "     'created_at', " QR_SQL_EXPORT_TIME("ia.created_at") ") AS o"                             \
     "   FROM imported_annotations ia WHERE ia.project_id = $1 AND ia.task_id = pg.id"                                     \

@@ -135,15 +135,18 @@ for s in src:
             check(f"task {ext}: prediction {i + 1} {k} = {json.dumps(p[k])}", q.get(k) == p[k])
     anns = t.get("annotations", [])
     sa = s.get("annotations", [])
-    imported = [a for a in anns if a.get("completed_by") not in (alice, bob)]
-    mine = [a for a in anns if a.get("completed_by") in (alice, bob)]
+    # (by id: an imported annotation's completed_by is a user id of the
+    # source, which may be any number, bob's Quorum id too)
+    source_ids = {a["id"] for a in s.get("annotations", [])}
+    imported = [a for a in anns if a.get("id") in source_ids]
+    mine = [a for a in anns if a.get("id") not in source_ids]
     check(f"task {ext}: {len(sa)} imported annotations and 2 new ones",
           len(imported) == len(sa) and len(mine) == 2)
     for a in sa:
         got = [b for b in imported if b.get("id") == a["id"]]
         check(f"task {ext}: imported annotation {a['id']} kept (by its id)", len(got) == 1)
         b = got[0] if got else {}
-        for k in ("result", "lead_time", "was_cancelled", "ground_truth"):
+        for k in ("result", "completed_by", "lead_time", "was_cancelled", "ground_truth"):
             check(f"task {ext}: annotation {a['id']} {k} = {json.dumps(a[k])}", b.get(k) == a[k])
         # created_at: the same instant (PostgreSQL may write it with fewer digits)
         norm = lambda x: re.sub(r"(\.\d*?)0*Z$", r"\1Z", x or "").replace(".Z", "Z")

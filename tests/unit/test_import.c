@@ -341,7 +341,9 @@ static void test_label_studio_task(void **state)
         "  \"annotations\": [{\"id\": 7, \"completed_by\": 3, \"lead_time\": 2.5, "
         "\"was_cancelled\": false, \"ground_truth\": true, \"created_at\": "
         "\"2024-05-01T12:00:00Z\", \"result\": [{\"value\": {\"choices\": [\"pos\"]}}]}]},\n"
-        " {\"id\": \"x-2\", \"data\": {\"text\": \"u\"}}]";
+        " {\"id\": \"x-2\", \"data\": {\"text\": \"u\"}, \"annotations\": [{\"completed_by\": "
+        "{\"id\": 12, \"email\": \"a@b.c\"}, \"result\": []}, {\"completed_by\": \"bob\", "
+        "\"result\": []}]}]";
     qr_import_t imp;
     char err[512] = "";
     int rc = qr_import_parse_opts(QR_IMPORT_JSON_ARRAY, body, strlen(body), &o, NULL, &imp, err,
@@ -349,7 +351,7 @@ static void test_label_studio_task(void **state)
     if (rc)
         fail_msg("%s", err);
     assert_int_equal(imp.n, 2);
-    assert_int_equal(imp.annotated, 1);
+    assert_int_equal(imp.annotated, 2);
     assert_string_equal(imp.tasks[0].external_id, "101");
     assert_string_equal(imp.tasks[1].external_id, "x-2");
     assert_string_equal(imp.tasks[0].gold, "neg");
@@ -360,8 +362,12 @@ static void test_label_studio_task(void **state)
     assert_string_equal(imp.tasks[0].annotations,
                         "[{\"label\":\"pos\",\"result\":[{\"value\":{\"choices\":[\"pos\"]}}],"
                         "\"lead_time\":2.5,\"was_cancelled\":false,\"ground_truth\":true,"
-                        "\"source_id\":\"7\",\"created_at\":\"2024-05-01T12:00:00Z\"}]");
-    assert_null(imp.tasks[1].annotations);
+                        "\"source_id\":\"7\",\"created_at\":\"2024-05-01T12:00:00Z\","
+                        "\"completed_by\":3}]");
+    /* completed_by as an object (some Label Studio exports): its id; a
+     * name is not an id and is not kept. */
+    assert_non_null(strstr(imp.tasks[1].annotations, "\"completed_by\":12}"));
+    assert_non_null(strstr(imp.tasks[1].annotations, "\"completed_by\":null}"));
     assert_null(imp.tasks[1].predictions);
     qr_import_free(&imp);
 
