@@ -174,8 +174,10 @@ check "one line, after the waiting notice: WAS committed, as the import PostgreS
 check "PostgreSQL: the 3 tasks" 3 "$(tasks "$P2")"
 
 # --- a large file, Ctrl-C early: whatever the timing, the line agrees with PostgreSQL ----------
+# (300,000 tasks: under the broker's default parse budget of 64 MiB, which a
+# whole-body import of 400,000 of them passes now that a task keeps more.)
 P3=$("$CTL" project create --name large --labels a,b)
-seq 1 400000 | sed 's/.*/{"text":"large &"}/' >"$E2E_DIR/large.jsonl"
+seq 1 300000 | sed 's/.*/{"text":"large &"}/' >"$E2E_DIR/large.jsonl"
 "$CTL" import --project "$P3" "$E2E_DIR/large.jsonl" >/dev/null 2>"$E2E_DIR/large.err" &
 pid=$!
 for _ in $(seq 1 100); do # until quorumctl holds its connection to the broker
@@ -190,8 +192,8 @@ line=$(tail -n 1 "$E2E_DIR/large.err")
 echo "# large file, Ctrl-C 0.05 s after connecting: exit $rc, $line"
 case "$line" in
 *"NOT committed (nothing imported)") check "not committed: PostgreSQL holds nothing" "0 0" "$(tasks "$P3") $(imports "$P3")" ;;
-*"WAS committed as import "*" (400000 tasks)") check "committed: PostgreSQL holds it all" "400000 1" "$(tasks "$P3") $(imports "$P3")" ;;
-"") check "Ctrl-C came after the answer: imported" "400000 1" "$(tasks "$P3") $(imports "$P3")" ;;
+*"WAS committed as import "*" (300000 tasks)") check "committed: PostgreSQL holds it all" "300000 1" "$(tasks "$P3") $(imports "$P3")" ;;
+"") check "Ctrl-C came after the answer: imported" "300000 1" "$(tasks "$P3") $(imports "$P3")" ;;
 *) fail "an unexpected line: $line" ;;
 esac
 
