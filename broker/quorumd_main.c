@@ -106,6 +106,10 @@ static void usage(FILE *f)
             "                        and other internal addresses (refused by default: a\n"
             "                        manager could make the broker reach what only it can\n"
             "                        reach) [QUORUM_WEBHOOK_ALLOW_PRIVATE=1]\n"
+            "  --webhook-keep-days D  webhook events and their delivery log are deleted D\n"
+            "                        days after they were made, once none is still being\n"
+            "                        delivered (decimals allowed) [QUORUM_WEBHOOK_KEEP_DAYS]\n"
+            "                        (30)\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
             "                        a temporary file renamed over it); with port 0 in\n"
             "                        --listen, how a script learns the port the kernel chose\n"
@@ -148,6 +152,17 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A number of days in (0, 36500], decimals allowed ("0.5" is 12 h). */
+static int parse_days(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v > 0) || v > 36500)
         return -1;
     *out = v;
     return 0;
@@ -371,6 +386,14 @@ int main(int argc, char **argv)
         cfg.webhook_retry_ms = (int)v;
     if ((e = env_or("QUORUM_WEBHOOK_ALLOW_PRIVATE", NULL)) && !strcmp(e, "1"))
         cfg.webhook_allow_private = 1;
+    if ((e = env_or("QUORUM_WEBHOOK_KEEP_DAYS", NULL)) &&
+        parse_days(e, &cfg.webhook_keep_days) < 0) {
+        fprintf(
+            stderr,
+            "quorumd: QUORUM_WEBHOOK_KEEP_DAYS must be a number of days in (0, 36500], not '%s'\n",
+            e);
+        return 2;
+    }
 
     enum {
         O_LISTEN = 1000,
@@ -402,7 +425,8 @@ int main(int argc, char **argv)
         O_MAX_LEASES,
         O_WEBHOOK_KEY,
         O_WEBHOOK_RETRY,
-        O_WEBHOOK_PRIVATE
+        O_WEBHOOK_PRIVATE,
+        O_WEBHOOK_KEEP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -435,6 +459,7 @@ int main(int argc, char **argv)
         {"webhook-key-file", required_argument, 0, O_WEBHOOK_KEY},
         {"webhook-retry-ms", required_argument, 0, O_WEBHOOK_RETRY},
         {"webhook-allow-private", no_argument, 0, O_WEBHOOK_PRIVATE},
+        {"webhook-keep-days", required_argument, 0, O_WEBHOOK_KEEP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
@@ -562,6 +587,10 @@ int main(int argc, char **argv)
             break;
         case O_WEBHOOK_PRIVATE:
             cfg.webhook_allow_private = 1;
+            break;
+        case O_WEBHOOK_KEEP:
+            if (parse_days(optarg, &cfg.webhook_keep_days) < 0)
+                goto bad;
             break;
         case 'h':
             usage(stdout);

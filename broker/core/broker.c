@@ -679,6 +679,8 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         wc.key = b->cfg.webhook_key;
         wc.retry_base_ms = cfg->webhook_retry_ms;
         wc.allow_private = cfg->webhook_allow_private;
+        if (cfg->webhook_keep_days > 0)
+            wc.keep_s = cfg->webhook_keep_days * 86400;
         rc = qr_webhook_open(loop, &wc, &b->webhooks);
         if (rc < 0) {
             snprintf(err, errlen, "cannot start the webhook dispatcher (%d)", rc);

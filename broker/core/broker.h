@@ -54,6 +54,7 @@ typedef struct qr_broker_config_s {
     unsigned char webhook_key[QR_WEBHOOK_KEY_BYTES]; /* seals webhook secrets (never stored) */
     int webhook_retry_ms;      /* the first retry's delay, doubling; default 1000 */
     int webhook_allow_private; /* 1: webhooks may post into private networks (default 0) */
+    double webhook_keep_days;  /* events and their deliveries kept this long; 0: 30 */
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

@@ -97,4 +97,15 @@
     "   delay_ms double precision, give_up boolean)"                                               \
     " WHERE d.id = u.id"
 
+/* Retention: $1 seconds, $2 at most this many events -> one row per event
+ * deleted (with its deliveries, by cascade): events older than $1 none of
+ * whose deliveries is still pending (delivered, or failed for good). Oldest
+ * first; the dispatcher runs it again while it deletes $2. */
+#define QR_SQL_WEBHOOK_PRUNE                                                                       \
+    "DELETE FROM webhook_events e WHERE e.id IN (SELECT o.id FROM webhook_events o"                \
+    "  WHERE o.created_at < now() - make_interval(secs => $1::double precision)"                   \
+    "  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = o.id"                 \
+    "    AND d.state = 'pending')"                                                                 \
+    "  ORDER BY o.created_at LIMIT $2::int) RETURNING e.id"
+
 #endif

@@ -57,7 +57,10 @@ struct qr_webhook_s {
     sock_t *socks;         /* sockets curl watches (a list) */
     json_t *outcomes;      /* outcomes not yet written (QR_SQL_WEBHOOK_OUTCOMES rows) */
     int ninflight;
-    int claiming; /* a claim query is out */
+    int claiming;           /* a claim query is out */
+    int pruning;            /* a prune query is out */
+    uint64_t next_prune_ms; /* uv_now when old events are looked for next */
+    uint64_t pruned;        /* events deleted by retention */
     int closing;
     int open_handles; /* timers and sockets not yet closed */
     int pg_open;
@@ -74,6 +77,8 @@ void qr_webhook_config_defaults(qr_webhook_config_t *cfg)
     cfg->retry_max_ms = 3600000;
     cfg->give_up_s = 86400;
     cfg->max_inflight = 32;
+    cfg->keep_s = 30.0 * 86400;
+    cfg->prune_ms = 0;
 }
 
 uint64_t qr_webhook_posted(const qr_webhook_t *d)
@@ -492,10 +497,54 @@ static void claim(qr_webhook_t *d)
         d->claiming = 1;
 }
 
+/* Retention (QR_SQL_WEBHOOK_PRUNE): a batch at a time, again at once while
+ * a batch is full, else at the next prune time. */
+#define PRUNE_BATCH 10000
+
+static void prune(qr_webhook_t *d);
+
+static void on_pruned(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    qr_webhook_t *d = arg;
+    (void)sqlstate;
+    d->pruning = 0;
+    if (d->closing)
+        return;
+    if (!res) {
+        qr_warn("webhook: cannot delete old events: %s", err ? err : "?");
+        return;
+    }
+    int n = PQntuples(res);
+    d->pruned += (uint64_t)n;
+    if (n > 0)
+        qr_info("webhook: %d events older than %.0f s deleted with their deliveries", n,
+                d->cfg.keep_s);
+    if (n == PRUNE_BATCH)
+        prune(d);
+}
+
+static void prune(qr_webhook_t *d)
+{
+    if (d->closing || d->pruning)
+        return;
+    char keep[40], batch[24];
+    snprintf(keep, sizeof keep, "%.3f", d->cfg.keep_s);
+    snprintf(batch, sizeof batch, "%d", PRUNE_BATCH);
+    const char *params[] = {keep, batch};
+    if (qr_pg_query(d->pg, QR_SQL_WEBHOOK_PRUNE, 2, params, on_pruned, d) == 0)
+        d->pruning = 1;
+}
+
 static void on_tick(uv_timer_t *t)
 {
-    flush_outcomes(t->data);
-    claim(t->data);
+    qr_webhook_t *d = t->data;
+    flush_outcomes(d);
+    claim(d);
+    uint64_t now = uv_now(d->loop);
+    if (now >= d->next_prune_ms) {
+        d->next_prune_ms = now + (uint64_t)d->cfg.prune_ms;
+        prune(d);
+    }
 }
 
 /* --- lifecycle -------------------------------------------------------------------- */
@@ -513,6 +562,13 @@ int qr_webhook_open(uv_loop_t *loop, const qr_webhook_config_t *cfg, qr_webhook_
     qr_webhook_t *d = qr_xcalloc(1, sizeof *d);
     d->loop = loop;
     d->cfg = *cfg;
+    if (d->cfg.keep_s <= 0)
+        d->cfg.keep_s = 30.0 * 86400;
+    if (d->cfg.prune_ms <= 0) {
+        double half_ms = d->cfg.keep_s * 500.0;
+        d->cfg.prune_ms = half_ms < 1000 ? 1000 : half_ms > 3600000 ? 3600000 : (int)half_ms;
+    }
+    d->next_prune_ms = uv_now(loop) + (uint64_t)d->cfg.prune_ms;
     d->outcomes = json_array();
     int rc = uv_timer_init(loop, &d->tick);
     if (rc < 0)

@@ -97,6 +97,10 @@ typedef struct qr_webhook_config_s {
     int give_up_s;            /* no more attempts once the event is this old; default 86400 */
     int max_inflight;         /* posts at once; default 32 */
     int allow_private;        /* 1: receivers in private networks are allowed (see above) */
+    double keep_s;            /* events are kept this long once none of their deliveries is
+                                 pending, then deleted with them; default 2592000 (30 days) */
+    int prune_ms;             /* how often old events are looked for; default keep_s / 2,
+                                 between 1 s and 1 h */
 } qr_webhook_config_t;
 
 typedef struct qr_webhook_s qr_webhook_t;
