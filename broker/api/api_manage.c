@@ -115,7 +115,10 @@ static void on_project_list(const PGresult *res, const char *err, const char *sq
                            more ? json_integer((json_int_t)last) : json_null()));
 }
 
-void h_project_list(ctx_t *c)
+/* A page of the caller's organization's rows: sql takes $1 the
+ * organization, $2 the id to start after, $3 the page size + 1 (the extra
+ * row says there is more); cb answers. */
+static void org_page(ctx_t *c, const char *sql, qr_pg_cb cb)
 {
     int64_t limit, after;
     if (page_params(c, &limit, &after) < 0)
@@ -123,8 +126,13 @@ void h_project_list(ctx_t *c)
     char org[24], a[24], l[24];
     c->max = (int)limit;
     const char *params[] = {i64(c->user.org_id, org), i64(after, a), i64(limit + 1, l)};
-    if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_LIST, 3, params, on_project_list, c) < 0)
+    if (qr_pg_query(c->b->pg, sql, 3, params, cb, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+void h_project_list(ctx_t *c)
+{
+    org_page(c, QR_SQL_PROJECT_LIST, on_project_list);
 }
 
 /* --- PATCH /v1/projects/{id} ---------------------------------------------------------------- */
@@ -520,14 +528,7 @@ static void on_user_list(const PGresult *res, const char *err, const char *sqlst
 
 void h_user_list(ctx_t *c)
 {
-    int64_t limit, after;
-    if (page_params(c, &limit, &after) < 0)
-        return;
-    char org[24], a[24], l[24];
-    c->max = (int)limit;
-    const char *params[] = {i64(c->user.org_id, org), i64(after, a), i64(limit + 1, l)};
-    if (qr_pg_query(c->b->pg, QR_SQL_USER_LIST, 3, params, on_user_list, c) < 0)
-        respond_backend(c, "PostgreSQL", "pool closing");
+    org_page(c, QR_SQL_USER_LIST, on_user_list);
 }
 
 /* --- a user named where an id is taken ---------------------------------------------------- */
