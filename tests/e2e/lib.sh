@@ -146,6 +146,26 @@ wait_sql() {
     printf '%s' "$v"
 }
 
+# free_port: a TCP port of 127.0.0.1 nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# webhook_receiver PORT LOG: tests/e2e/webhook_receiver.py on PORT, each
+# request it gets a line of LOG; sets RECEIVER_PID (killed at exit) and
+# returns once it answers.
+webhook_receiver() {
+    python3 "$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py" serve "$1" "$2" &
+    RECEIVER_PID=$!
+    HELPER_PIDS+=("$RECEIVER_PID")
+    local i
+    for i in $(seq 1 50); do
+        curl -s -o /dev/null -X POST --data '' "http://127.0.0.1:$1/ping" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "the webhook receiver on port $1 does not answer"
+}
+
 # new_annotator NAME: an annotator in the admin's organization; prints its token.
 new_annotator() {
     api POST /v1/users "$ADMIN_TOKEN" "{\"name\":\"$1\",\"role\":\"annotator\"}" | cut -d' ' -f2- | jq -r .token

@@ -11,15 +11,9 @@
 
 openssl rand -hex 32 >"$E2E_DIR/webhook.key"
 start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 300
-RECV="$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py"
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RPORT=$(free_port)
 RLOG="$E2E_DIR/received.jsonl"
-python3 "$RECV" serve "$RPORT" "$RLOG" &
-HELPER_PIDS+=("$!")
-for i in $(seq 1 50); do
-    curl -s -o /dev/null -X POST --data '' "http://127.0.0.1:$RPORT/ping" 2>/dev/null && break
-    sleep 0.1
-done
+webhook_receiver "$RPORT" "$RLOG"
 received() { grep -c '"event_id": *"[^"]' "$RLOG" 2>/dev/null || true; }
 before=$(received)
 

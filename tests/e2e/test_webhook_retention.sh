@@ -9,15 +9,9 @@
 openssl rand -hex 32 >"$E2E_DIR/webhook.key"
 start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 300 \
     --webhook-allow-private --webhook-keep-days 0.00004
-RECV="$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py"
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 "$RECV" serve "$RPORT" "$E2E_DIR/received.jsonl" &
-HELPER_PIDS+=("$!")
-for i in $(seq 1 50); do
-    curl -s -o /dev/null -X POST --data '' "http://127.0.0.1:$RPORT/ping" 2>/dev/null && break
-    sleep 0.1
-done
+RPORT=$(free_port)
+DEAD=$(free_port)
+webhook_receiver "$RPORT" "$E2E_DIR/received.jsonl"
 
 TOK=$(new_annotator ann)
 # label PROJECT N: imports N tasks into PROJECT and labels them through the API.

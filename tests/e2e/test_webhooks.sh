@@ -22,18 +22,12 @@ start_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500 --
 # A second broker with the same key: two dispatchers claim from one outbox.
 start_second_broker --webhook-key-file "$E2E_DIR/webhook.key" --webhook-retry-ms 500 --webhook-allow-private
 RECV="$QR_SOURCE_DIR/tests/e2e/webhook_receiver.py"
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RPORT=$(free_port)
 RLOG="$E2E_DIR/received.jsonl"
+# (the probe's line is not an event: it has no event id, dropped below)
 start_receiver() {
-    python3 "$RECV" serve "$RPORT" "$RLOG" &
-    RPID=$!
-    HELPER_PIDS+=("$RPID")
-    local i
-    for i in $(seq 1 50); do
-        curl -s -o /dev/null -X POST --data '' "http://127.0.0.1:$RPORT/ping" 2>/dev/null && break
-        sleep 0.1
-    done
-    : # the probe's line is not an event: it has no event id (dropped below)
+    webhook_receiver "$RPORT" "$RLOG"
+    RPID=$RECEIVER_PID
 }
 start_receiver
 
