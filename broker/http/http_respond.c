@@ -213,8 +213,19 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     c->inflight = NULL;
     if (c->parked)
         qr_http_unpark(c);
-    int unread_body = 0;
-    if (r->stage == STAGE_HEAD) {
+    int unread_body = 0, early = 0;
+    if (r->stage == STAGE_BODY && r->stream && c->body_req == r) {
+        /* A streamed body answered before its end: the rest is read and
+         * dropped (qr_http_continue_stream), then the connection closes. */
+        early = 1;
+        c->body_req = NULL;
+        c->discard_message = 1;
+        c->close_after_discard = 1;
+        if (c->stream_paused) {
+            c->stream_paused = 0;
+            http_parser_pause(&c->parser, 0);
+        }
+    } else if (r->stage == STAGE_HEAD) {
         /* Answered from its head: a body the client may send is never
          * read, so the connection cannot carry another request; a request
          * without one is skipped to its end. */
@@ -232,7 +243,7 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     }
     if (!body)
         body_len = 0;
-    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body;
+    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body && !early;
     qr_buf_t out;
     qr_buf_init(&out);
     qr_http_format_response(&out, status, content_type, body, body_len, extra_headers, keep,
@@ -243,6 +254,20 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     if (rc < 0) {
         qr_http_conn_abort(c);
         return rc;
+    }
+    if (early) {
+        /* The client's deadline runs again while the rest is dropped. */
+        rc = uv_timer_start(&c->timer, qr_http_conn_on_timer, c->srv->idle_timeout_ms, 0);
+        if (rc < 0) {
+            qr_http_conn_abort(c);
+            return rc;
+        }
+        if (!c->in_process) {
+            qr_http_conn_process(c);
+            qr_http_conn_maybe_finish(c);
+            qr_http_conn_update_reading(c);
+        }
+        return 0;
     }
     if (!keep) {
         qr_http_conn_finish(c, 1);
