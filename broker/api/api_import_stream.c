@@ -41,7 +41,10 @@ typedef struct istream_s {
     qr_buf_t in;        /* received, not yet in a batch */
     int64_t *ids;       /* fresh task ids, ascending: ids[idpos..nids) unused */
     size_t nids, idpos;
-    int ids_pending; /* an id block is being drawn */
+    int ids_pending;  /* an id block is being drawn */
+    size_t block;     /* ids asked for in that block */
+    int64_t length;   /* the body's Content-Length (-1: chunked) */
+    int64_t received; /* bytes of it so far */
     int64_t import_id;
     /* The batch in the thread pool (working), and its outcome. */
     uv_work_t work;
@@ -147,6 +150,18 @@ static void on_gone(qr_http_request_t *req, void *arg)
 
 /* --- task ids, in blocks --------------------------------------------------------------------- */
 
+/* The ids to draw next: ID_BLOCK, or fewer when the body's length says
+ * fewer can follow (a task takes 3 bytes at least: "{}" and a separator),
+ * so that a small import leaves no large gap in the sequence. */
+static size_t block_size(const istream_t *s)
+{
+    if (s->length < 0)
+        return ID_BLOCK;
+    int64_t left = s->length - s->received;
+    int64_t n = (left > 0 ? left : 0) / 3 + 16;
+    return n < ID_BLOCK ? (size_t)n : ID_BLOCK;
+}
+
 static void add_ids(istream_t *s, const int64_t *ids, size_t n)
 {
     if (s->idpos > 0) { /* the used ones go first */
@@ -189,10 +204,10 @@ static int take_range(istream_t *s, const PGresult *res)
     int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     int64_t count = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    if (count != ID_BLOCK || hi - lo + 1 != count) {
+    if (count != (int64_t)s->block || hi - lo + 1 != count) {
         /* Another import drew ids meanwhile: draw them one by one. */
         char num[24];
-        const char *params[] = {i64(ID_BLOCK, num)};
+        const char *params[] = {i64((int64_t)s->block, num)};
         if (qr_pg_query(s->b->pg, QR_SQL_TASK_IDS, 1, params, on_id_rows, s) < 0) {
             fail_backend(s, "PostgreSQL", "pool closing");
             return -1;
@@ -231,7 +246,8 @@ static void draw_ids(istream_t *s)
     if (s->ids_pending)
         return;
     char num[24];
-    const char *params[] = {i64(ID_BLOCK, num)};
+    s->block = block_size(s);
+    const char *params[] = {i64((int64_t)s->block, num)};
     if (qr_pg_query(s->b->pg, QR_SQL_TASK_ID_RANGE, 1, params, on_id_range, s) < 0) {
         fail_backend(s, "PostgreSQL", "pool closing");
         return;
@@ -446,7 +462,16 @@ static void submit(istream_t *s)
     s->batch_last = s->body_done;
     s->last_sent = s->body_done;
     s->more_ids = 0;
+    /* As many ids as it likely takes (one a line, or a task every 64
+     * bytes, whichever is more): a batch that needs more asks again. */
+    size_t want = 16 + s->batch_len / 64;
+    for (const char *p = s->batch, *e = s->batch + s->batch_len;
+         p && (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+        want++;
+    if (want > avail)
+        want = avail;
     free(s->batch_ids);
+    avail = want;
     s->batch_nids = avail;
     s->batch_ids = qr_xcalloc(avail, sizeof *s->batch_ids);
     memcpy(s->batch_ids, s->ids + s->idpos, avail * sizeof *s->batch_ids);
@@ -487,6 +512,7 @@ static void on_chunk(qr_http_request_t *req, const char *data, size_t len, void 
     if (s->answered)
         return;
     qr_buf_append(&s->in, data, len);
+    s->received += (int64_t)len;
     if (s->in.len >= BATCH_BYTES)
         pump(s);
 }
@@ -592,10 +618,12 @@ int h_import_stream(ctx_t *c)
     istream_t *s = qr_xcalloc(1, sizeof *s);
     s->c = c;
     s->b = c->b;
+    s->length = c->req->content_length;
     qr_buf_init(&s->in);
     qr_buf_init(&s->rows);
     char num[24];
-    const char *params[] = {i64(ID_BLOCK, num)};
+    s->block = block_size(s);
+    const char *params[] = {i64((int64_t)s->block, num)};
     if (qr_pg_query(c->b->pg, QR_SQL_IMPORT_ID_RANGE, 1, params, on_first_ids, s) < 0) {
         free(s);
         respond_backend(c, "PostgreSQL", "pool closing");
