@@ -16,7 +16,9 @@
  * body limit of its choosing (qr_http_continue); then, body complete, the
  * whole request to the request handler. So a server can authenticate and
  * choose the limit per route before it buffers a byte of a body, and sends
- * 100 Continue only to a request it accepted.
+ * 100 Continue only to a request it accepted. A route may also take its
+ * body in pieces as they arrive (qr_http_continue_stream), pausing the
+ * reading while it cannot take more: such a body is never held.
  *
  * Limits are enforced here, before the handler sees anything:
  *   - request line + headers over max_header_bytes -> 431 and close;

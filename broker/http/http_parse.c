@@ -20,6 +20,10 @@
 #include "log.h"
 #include "util.h"
 
+/* fail_status of a body past its limit after its request was answered
+ * (a streamed body answered before its end): the connection just ends. */
+#define FAIL_QUIETLY (-2)
+
 /* head_check's place in the head: the request line, the start of a header
  * line, a header name, a header value, or past the head. */
 enum head_scan {
@@ -211,7 +215,7 @@ static int on_chunk_header(http_parser *p)
     conn_t *c = p->data;
     /* p->content_length is this chunk's size: refuse before buffering it. */
     if (p->content_length > c->body_limit - c->body_count) {
-        c->fail_status = 413;
+        c->fail_status = c->close_after_discard ? FAIL_QUIETLY : 413;
         return -1;
     }
     return 0;
@@ -232,7 +236,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
     if (len > c->body_limit - c->body_count) {
-        c->fail_status = 413;
+        c->fail_status = c->close_after_discard ? FAIL_QUIETLY : 413;
         return -1;
     }
     c->body_count += len;
@@ -420,6 +424,10 @@ void qr_http_conn_process(conn_t *c)
         }
         if (e != HPE_OK) {
             int status = c->fail_status;
+            if (status == FAIL_QUIETLY) {
+                qr_http_conn_finish(c, 1); /* answered already: no second answer */
+                break;
+            }
             if (status < 0) {
                 qr_http_conn_abort(c);
                 break;

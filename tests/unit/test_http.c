@@ -1205,7 +1205,7 @@ typedef struct stream_s {
     int early;         /* answer at the first piece */
 } stream_t;
 
-static stream_t streams[4];
+static stream_t streams[8];
 static int nstreams;
 
 static void on_stream_timer_closed(uv_handle_t *h)
@@ -1313,6 +1313,23 @@ static void *stream_client(void *arg)
         f->closed[0] = client_closed(cl);
     }
     client_free(cl);
+    /* 5: answered early, then a chunk past the route's limit: no second
+     * answer, the connection just ends. */
+    cl = client_new();
+    if (client_open(cl, f->port, 0, 0, 0) == 0) {
+        client_sends(cl, "POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n");
+        f->rc[7] = client_response(cl, f->resp[5], sizeof f->resp[5]);
+        client_sends(cl, "200000\r\n");
+        char tmp[4096];
+        int extra = 0, r;
+        ERR_clear_error();
+        while ((r = SSL_read(cl->ssl, tmp, sizeof tmp)) > 0)
+            extra += r;
+        ERR_clear_error();
+        f->version[0] = extra; /* bytes after the answer: none */
+    }
+    client_free(cl);
     /* 4: over the route's limit, by its Content-Length: 413 from the head. */
     cl = client_new();
     if (client_open(cl, f->port, 0, 0, 0) == 0) {
@@ -1346,7 +1363,9 @@ static void test_streamed_body(void **state)
     assert_string_equal(body_of(f->resp[3]), "refused early");
     assert_int_equal(f->closed[0], 1);
     assert_true(strncmp(f->resp[4], "HTTP/1.1 413 ", 13) == 0);
-    assert_int_equal(nstreams, 4);
+    assert_true(strncmp(f->resp[5], "HTTP/1.1 422 ", 13) == 0);
+    assert_int_equal(f->version[0], 0);
+    assert_int_equal(nstreams, 5);
     assert_int_equal(streams[2].bytes > 0, 1);
     assert_int_equal(f->handled, 1); /* only /after: streamed bodies never reach the handler */
     fixture_stop(f);
