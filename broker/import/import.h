@@ -1,7 +1,8 @@
 /*
  * import.h - turns a JSONL import body into COPY text-format rows for the
  * tasks table, applying the project's overlap policy and sampling order.
- * Pure: no I/O, so all of it is unit-tested.
+ * Pure: no I/O, so all of it is unit-tested. A JSON body may also be read
+ * as it streams in (below, "Streamed imports").
  *
  * Import is two steps because task ids come from PostgreSQL in between:
  *   1. qr_import_parse validates every line (all or nothing) and keeps what
@@ -222,18 +223,18 @@ void qr_import_task_clear(qr_import_task_t *t);
 
 /* --- Streamed imports (import_stream.c) ---------------------------------------------------
  *
- * A JSON lines body imported as it arrives, for projects whose policy needs
- * no whole batch (no overlap fraction, no stratified sampling): the caller
- * cuts the bytes into batches of whole lines (the last batch may end
- * without a line feed) and hands each, in order, with at least as many
- * fresh task ids (ascending) as it has lines (qr_import_stream_lines), to
- * qr_import_stream_batch, which appends their COPY rows. Errors are those
- * of the whole-body parse, with the same words. What a stream holds to its
- * end: the external ids seen (to refuse one twice, and for the duplicate
- * check after a refused COPY) and the imported annotations (written after
- * the COPY); limits->max_bytes bounds that plus one line's parse, and
- * limits->max_tasks the tasks. One call at a time per stream, from any
- * thread (the batch runs in libuv's thread pool). */
+ * A JSON body (JSON lines, or a JSON array: its first non-blank byte says)
+ * imported as it arrives, for projects whose policy needs no whole batch
+ * (no overlap fraction, no stratified sampling): the caller hands the bytes
+ * in order, in batches cut anywhere, with fresh task ids (ascending), to
+ * qr_import_stream_batch, which appends the COPY rows of the tasks they
+ * complete (an unfinished task waits for the next batch). Errors are those
+ * of the whole-body parse, with the same words. What a stream holds: the
+ * unfinished task, and to its end the external ids seen (to refuse one
+ * twice, and for the duplicate check after a refused COPY) and the
+ * imported annotations (written after the COPY); limits->max_bytes bounds
+ * that plus one task's parse, and limits->max_tasks the tasks. One call at
+ * a time per stream, from any thread (batches run in libuv's thread pool). */
 typedef struct qr_import_stream_s {
     int64_t tasks; /* imported so far */
     int64_t lines; /* lines read so far */

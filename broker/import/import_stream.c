@@ -1,6 +1,7 @@
 /*
- * import_stream.c - a JSON lines import turned into COPY rows batch by
- * batch as its body arrives (see import.h, "Streamed imports"): what is
+ * import_stream.c - a JSON import (JSON lines, or a JSON array read
+ * element by element) turned into COPY rows batch by batch as its body
+ * arrives (see import.h, "Streamed imports"): what is
  * held is the batch in hand, plus what the end of the import needs (the
  * external ids, to find duplicates; the imported annotations, written after
  * the COPY), never the body or its tasks.

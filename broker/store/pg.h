@@ -11,7 +11,9 @@
  * texts; the first 256 distinct ones are prepared, any further ones run
  * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in, alone or
  * in one transaction with a statement before it (qr_pg_copy_in_tx: the
- * one multi-statement transaction, still within one call).
+ * one multi-statement transaction, still within one call), or streamed in
+ * as the caller gets its data (qr_pg_copy_open: an import read from the
+ * network, in a transaction of its own).
  *
  * A connection that fails is reconnected with backoff; the queries that were
  * running on it fail with an error (they are not retried: the caller decides).
