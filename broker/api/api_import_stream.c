@@ -81,9 +81,7 @@ static void maybe_free(istream_t *s)
 }
 
 /* Takes the request's context out of the stream for an answer: NULL when
- * answered already. The COPY is abandoned (rolled back) unless the body was
- * all there and its end sent: then it commits, as a whole-body import
- * does once its body is received. */
+ * answered already. */
 static ctx_t *take_ctx(istream_t *s)
 {
     if (s->answered)
@@ -95,6 +93,7 @@ static ctx_t *take_ctx(istream_t *s)
     return c;
 }
 
+/* Fails the COPY (rolled back: nothing imported) unless its end was sent. */
 static void abandon(istream_t *s, const char *why)
 {
     if (s->copy && !s->finished)
@@ -138,12 +137,13 @@ static void on_gone(qr_http_request_t *req, void *arg)
 {
     istream_t *s = arg;
     (void)req;
+    if (s->body_done)
+        return; /* the body is whole: the import goes on and commits, answered to nobody */
     ctx_t *c = take_ctx(s);
     if (!c)
         return;
     abandon(s, "the client went away");
-    /* Nobody to tell: a client that left imports nothing (unless its body
-     * was complete: then the COPY commits, as documented in API.md). */
+    /* Nobody to tell: a client that left mid-body imports nothing. */
     respond_error(c, 400, QR_CODE_BAD_REQUEST, "the connection ended before the import's end");
     maybe_free(s);
 }
