@@ -749,7 +749,7 @@ static void conn_drain(conn_t *c)
                     }
                 }
                 copy_send(c);
-                return;
+                continue; /* the results may be buffered already (on_poll) */
             }
             /* A COPY FROM STDIN sent through qr_pg_query: abort it. */
             set_error(q, "COPY FROM STDIN needs qr_pg_copy_in", NULL);
@@ -862,7 +862,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
             if (f == 0) {
                 c->q->stream_blocked = 0;
                 copy_send(c);
-                return; /* copy_send may have run a callback; input is read next time */
+                /* Its results may be in libpq's buffer already (a COPY that
+                 * failed half-way: the server answered while we still sent),
+                 * and the socket then never turns readable for them. */
+                if (!c->pg->closing && c->state == C_BUSY && c->phase != P_COPY_SEND)
+                    conn_drain(c);
+                return;
             }
         } else if (conn_flush(c) < 0) {
             return;
@@ -1151,13 +1156,17 @@ int qr_pg_copy_put(qr_pg_copy_t *q, const char *data, size_t len)
     return 0;
 }
 
-/* After finish or abort: sends what is left and the end, unless the socket
- * is full (the writable event carries on) or the COPY has not started. */
+/* After finish or abort: what is left and the end go out from the next
+ * writable event (on_poll), not from here: the results that follow may be
+ * buffered already, and taking them runs the callback, which must not run
+ * inside qr_pg_copy_finish or qr_pg_copy_abort. A COPY not yet started
+ * ends as it starts (conn_drain). */
 static void stream_end(query_t *q)
 {
     conn_t *c = stream_conn(q);
-    if (c && c->phase == P_COPY_SEND && q->stream_ready && !q->stream_blocked)
-        copy_send(c);
+    if (c && c->phase == P_COPY_SEND && q->stream_ready && !q->stream_blocked &&
+        conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
+        conn_lost(c, "cannot poll the socket");
 }
 
 void qr_pg_copy_finish(qr_pg_copy_t *q, const char *post_sql, int nparams,
