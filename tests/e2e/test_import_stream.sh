@@ -8,7 +8,9 @@
 #   - a JSON array streams too, element by element;
 #   - a rule broken on the body's last line, or a syntax error on its second,
 #     is answered (422 naming line and field, 400 naming the line) and
-#     nothing is imported, whatever had been copied already;
+#     nothing is imported, whatever had been copied already; an external id
+#     the project holds, on the second line of a large body, is the COPY's
+#     refusal at its end: 409 with the count and the earlier import;
 #   - a project whose policy needs the whole batch (an overlap fraction)
 #     still imports the same body whole, with its exact overlap draw.
 . "$(dirname "$0")/lib.sh"
@@ -44,6 +46,13 @@ with open(d + "/bad_last.jsonl", "w") as f:
 with open(d + "/bad_second.jsonl", "w") as f:
     f.write(row % (0, 0))
     f.write("{oops\n")
+    for i in range(200000):
+        f.write(row % (i, i % 5))
+with open(d + "/held.jsonl", "w") as f:
+    f.write('{"text": "held", "external_id": "held-1"}\n')
+with open(d + "/held_again.jsonl", "w") as f:
+    f.write(row % (0, 0))
+    f.write('{"text": "again", "external_id": "held-1"}\n')
     for i in range(200000):
         f.write(row % (i, i % 5))
 with open(d + "/array.json", "w") as f:
@@ -82,6 +91,14 @@ check "a syntax error on line 2 of a large body: 400 naming the line" "400 inval
     "${r%% *} $(echo "${r#* }" | jq -r '"\(.error.code) \(.error.line)"')"
 sleep 0.5
 check "nothing imported by either" "0 0" "$(tasks "$P3") $(sql "SELECT count(*) FROM imports WHERE project_id = $P3")"
+r=$(import "$P3" "$E2E_DIR/held.jsonl" application/x-ndjson)
+held_import=$(echo "${r#* }" | jq .import_id)
+check "a task with external id held-1: 201" "201 1" "${r%% *} $(echo "${r#* }" | jq .imported)"
+r=$(import "$P3" "$E2E_DIR/held_again.jsonl" application/x-ndjson)
+check "held-1 again on line 2 of a large body: the COPY refuses it, 409 with the count and import" \
+    "409 duplicate_import 1 $held_import" \
+    "${r%% *} $(echo "${r#* }" | jq -r '"\(.error.code) \(.error.duplicates) \(.error.import_id)"')"
+check "nothing more imported" "1 1" "$(tasks "$P3") $(sql "SELECT count(*) FROM imports WHERE project_id = $P3")"
 check "the broker still serves" 200 "$(api GET "/v1/projects/$P3/imports" | cut -d' ' -f1)"
 
 # A policy that needs the whole batch: the same kind of body, imported whole.
