@@ -224,7 +224,7 @@ void qr_import_task_clear(qr_import_task_t *t);
 /* --- Streamed imports (import_stream.c) ---------------------------------------------------
  *
  * A JSON body (JSON lines, or a JSON array: its first non-blank byte says)
- * imported as it arrives, for projects whose policy needs no whole batch
+ * or a CSV one imported as it arrives, for projects whose policy needs no whole batch
  * (no overlap fraction, no stratified sampling): the caller hands the bytes
  * in order, in batches cut anywhere, with fresh task ids (ascending), to
  * qr_import_stream_batch, which appends the COPY rows of the tasks they
@@ -247,13 +247,17 @@ typedef struct qr_import_stream_s {
                                  aligned, complete after qr_import_stream_end */
     size_t held;              /* bytes kept for the end (external ids, annotations) */
     int json_array;           /* the body is a JSON array (known from its first byte on) */
+    int csv;                  /* the body is CSV */
     void *priv_;
 } qr_import_stream_t;
 
-/* A stream under opts (NULL: none), limits (NULL: the defaults) and pol
+/* A stream of format (QR_IMPORT_JSON_ANY: JSON lines or a JSON array, as
+ * the body's first byte says; QR_IMPORT_CSV: CSV or TSV, its delimiter
+ * opts->delimiter or detected from the header line) under opts (NULL:
+ * none), limits (NULL: the defaults) and pol
  * (its sampling and overlap: annotations_per_task for every task), random
  * draws from seed. Everything is copied. Freed by qr_import_stream_free. */
-qr_import_stream_t *qr_import_stream_new(const qr_import_opts_t *opts,
+qr_import_stream_t *qr_import_stream_new(qr_import_format_t format, const qr_import_opts_t *opts,
                                          const qr_import_limits_t *limits,
                                          const qr_import_policy_t *pol, uint64_t seed);
 void qr_import_stream_free(qr_import_stream_t *s);

@@ -35,26 +35,35 @@ typedef struct priv_s {
     EVP_MD_CTX *sha; /* over every byte of the body, in order */
     seen_t *seen;    /* open addressing, a power of two slots */
     size_t nseen, cap;
-    qr_buf_t carry;     /* bytes received and not yet read (an unfinished task) */
-    size_t pos;         /* where reading is in carry */
-    int format;         /* 0 until the first non-blank byte says */
-    int array;          /* a JSON array, else JSON lines */
-    int phase;          /* the array: A_* */
-    int64_t elements;   /* the array's tasks so far */
-    size_t scan;        /* the element at pos: bytes scanned so far */
-    size_t depth;       /* its containers open */
-    int in_string;      /* inside a string of it */
-    int escaped;        /* after a backslash there */
-    int64_t elem_line;  /* the line it starts on */
-    int64_t elem_lines; /* line feeds in it */
+    qr_buf_t carry;            /* bytes received and not yet read (an unfinished task) */
+    size_t pos;                /* where reading is in carry */
+    int format;                /* 0 until the first non-blank byte says */
+    int array;                 /* a JSON array, else JSON lines */
+    int phase;                 /* the array: A_* */
+    int64_t elements;          /* the array's tasks so far */
+    size_t scan;               /* the element at pos: bytes scanned so far */
+    size_t depth;              /* its containers open */
+    int in_string;             /* inside a string of it */
+    int escaped;               /* after a backslash there */
+    int64_t elem_line;         /* the line it starts on */
+    int64_t elem_lines;        /* line feeds in it */
+    qr_import_csv_t *csv;      /* a CSV body's reader, or NULL */
+    qr_import_limits_t limits; /* for it */
+    /* The batch being read: its ids (b_used of them taken) and its rows. */
+    const int64_t *b_ids;
+    size_t b_nids;
+    size_t *b_used;
+    qr_buf_t *b_rows;
 } priv_t;
+
+static int csv_emit(void *arg, qr_import_task_t *t, int64_t line, char *err, size_t errlen);
 
 static char *dup_or_null(const char *s)
 {
     return s ? qr_xstrdup(s) : NULL;
 }
 
-qr_import_stream_t *qr_import_stream_new(const qr_import_opts_t *opts,
+qr_import_stream_t *qr_import_stream_new(qr_import_format_t format, const qr_import_opts_t *opts,
                                          const qr_import_limits_t *limits,
                                          const qr_import_policy_t *pol, uint64_t seed)
 {
@@ -76,6 +85,12 @@ qr_import_stream_t *qr_import_stream_new(const qr_import_opts_t *opts,
     p->max_bytes = limits ? limits->max_bytes : QR_IMPORT_MAX_BYTES;
     p->max_tasks = limits ? limits->max_tasks : QR_IMPORT_MAX_TASKS;
     p->rng = seed;
+    p->limits.max_bytes = p->max_bytes;
+    p->limits.max_tasks = p->max_tasks;
+    if (format == QR_IMPORT_CSV) {
+        s->csv = 1;
+        p->csv = qr_import_csv_new(&p->opts, &p->limits, csv_emit, s);
+    }
     qr_buf_init(&p->carry);
     p->sha = EVP_MD_CTX_new();
     if (!p->sha || EVP_DigestInit_ex(p->sha, EVP_sha256(), NULL) != 1) {
@@ -101,6 +116,7 @@ void qr_import_stream_free(qr_import_stream_t *s)
     free((char *)p->pol.stratify_field);
     EVP_MD_CTX_free(p->sha);
     qr_buf_free(&p->carry);
+    qr_import_csv_free(p->csv);
     for (size_t i = 0; i < p->cap; i++)
         free(p->seen[i].id);
     free(p->seen);
@@ -175,25 +191,19 @@ static int finish(qr_import_stream_t *s, priv_t *p, char *err, size_t errlen)
         qr_buf_appends(&s->ann_tasks, "}");
         qr_buf_appends(&s->anns, "]");
     }
-    if (s->tasks == 0) {
+    if (s->tasks == 0 && !p->csv) { /* the CSV reader says it in its words */
         snprintf(err, errlen, p->array ? "the array holds no task" : "the body holds no task");
         return QR_EINVAL;
     }
     return 0;
 }
 
-/* One task (n bytes at q; task or line number where, starting on line
- * line) into rows with the next id. */
-static int take_task(qr_import_stream_t *s, priv_t *p, const char *q, size_t n, int64_t where,
-                     int64_t line, const int64_t *ids, size_t *used, qr_buf_t *rows, char *err,
-                     size_t errlen)
+/* One task read (t, still the caller's) into rows with the next id: its
+ * external id checked and kept, its annotations kept for the end. */
+static int emit_task(qr_import_stream_t *s, priv_t *p, const qr_import_task_t *t, int64_t where,
+                     int64_t line, char *err, size_t errlen)
 {
     const char *unit = p->array ? "task" : "line";
-    char at[64];
-    if (p->array)
-        snprintf(at, sizeof at, "task %" PRId64 " (line %" PRId64 ")", where, line);
-    else
-        snprintf(at, sizeof at, "line %" PRId64, where);
     if (p->max_tasks && s->tasks >= p->max_tasks) {
         snprintf(err, errlen,
                  "%s %" PRId64 ": more than %" PRId64
@@ -202,6 +212,58 @@ static int take_task(qr_import_stream_t *s, priv_t *p, const char *q, size_t n, 
         s->fail_line = line;
         return QR_ETOOBIG;
     }
+    if (t->external_id) {
+        int64_t before = seen_add(p, t->external_id, where, &s->held);
+        if (before) {
+            snprintf(err, errlen,
+                     "%s %" PRId64 ": external_id \"%.200s\" is also on %s %" PRId64
+                     "; each task's external_id must be unique",
+                     unit, where, t->external_id, unit, before);
+            s->fail_line = 0; /* as the whole-body parse answers it: no line field */
+            return QR_EINVAL;
+        }
+    }
+    QR_ASSERT(*p->b_used < p->b_nids); /* the caller gave ids enough */
+    int64_t id = p->b_ids[(*p->b_used)++];
+    if (!s->tasks)
+        s->first_id = id;
+    s->last_id = id;
+    s->tasks++;
+    if (t->annotations) {
+        /* Written after the COPY (quorum_import_annotations): kept. */
+        qr_buf_appendf(&s->ann_tasks, "%s%" PRId64, s->annotated ? "," : "{", id);
+        qr_buf_appends(&s->anns, s->annotated ? "," : "[");
+        qr_buf_appends(&s->anns, t->annotations);
+        s->held += strlen(t->annotations) + 24;
+        s->annotated++;
+    }
+    double pr = qr_import_priority(t, id, p->pol.sampling, &p->rng);
+    qr_import_row(t, id, &p->pol, 0, pr, p->b_rows);
+    if (p->max_bytes && s->held > p->max_bytes)
+        return over_budget(s, p, unit, where, line, err, errlen);
+    return 0;
+}
+
+/* A CSV task, from the reader (import_csv.c). */
+static int csv_emit(void *arg, qr_import_task_t *t, int64_t line, char *err, size_t errlen)
+{
+    qr_import_stream_t *s = arg;
+    return emit_task(s, s->priv_, t, line, line, err, errlen);
+}
+
+/* One JSON task (n bytes at q; task or line number where, starting on line
+ * line) into rows with the next id. */
+static int take_task(qr_import_stream_t *s, priv_t *p, const char *q, size_t n, int64_t where,
+                     int64_t line, char *err, size_t errlen)
+{
+    const char *unit = p->array ? "task" : "line";
+    char at[64];
+    if (p->array)
+        snprintf(at, sizeof at, "task %" PRId64 " (line %" PRId64 ")", where, line);
+    else
+        snprintf(at, sizeof at, "line %" PRId64, where);
+    if (p->max_tasks && s->tasks >= p->max_tasks)
+        return emit_task(s, p, NULL, where, line, err, errlen); /* says so, before the parse */
     /* One task's parse state beside what the import holds to its end. */
     if (p->max_bytes && s->held + qr_import_json_cost(q, n) > p->max_bytes)
         return over_budget(s, p, unit, where, line, err, errlen);
@@ -224,37 +286,9 @@ static int take_task(qr_import_stream_t *s, priv_t *p, const char *q, size_t n, 
         }
         return rc;
     }
-    if (t.external_id) {
-        int64_t before = seen_add(p, t.external_id, where, &s->held);
-        if (before) {
-            snprintf(err, errlen,
-                     "%s %" PRId64 ": external_id \"%.200s\" is also on %s %" PRId64
-                     "; each task's external_id must be unique",
-                     unit, where, t.external_id, unit, before);
-            s->fail_line = 0; /* as the whole-body parse answers it: no line field */
-            qr_import_task_clear(&t);
-            return QR_EINVAL;
-        }
-    }
-    int64_t id = ids[(*used)++];
-    if (!s->tasks)
-        s->first_id = id;
-    s->last_id = id;
-    s->tasks++;
-    if (t.annotations) {
-        /* Written after the COPY (quorum_import_annotations): kept. */
-        qr_buf_appendf(&s->ann_tasks, "%s%" PRId64, s->annotated ? "," : "{", id);
-        qr_buf_appends(&s->anns, s->annotated ? "," : "[");
-        qr_buf_appends(&s->anns, t.annotations);
-        s->held += strlen(t.annotations) + 24;
-        s->annotated++;
-    }
-    double pr = qr_import_priority(&t, id, p->pol.sampling, &p->rng);
-    qr_import_row(&t, id, &p->pol, 0, pr, rows);
+    rc = emit_task(s, p, &t, where, line, err, errlen);
     qr_import_task_clear(&t);
-    if (p->max_bytes && s->held > p->max_bytes)
-        return over_budget(s, p, unit, where, line, err, errlen);
-    return 0;
+    return rc;
 }
 
 /* JSON lines: every complete line of the carry (and with last, the line
@@ -274,8 +308,7 @@ static int feed_lines(qr_import_stream_t *s, priv_t *p, int last, const int64_t 
         if (k < le) {
             if (*used == nids)
                 return 1;
-            int rc = take_task(s, p, q, (size_t)(le - q), s->lines + 1, s->lines + 1, ids, used,
-                               rows, err, errlen);
+            int rc = take_task(s, p, q, (size_t)(le - q), s->lines + 1, s->lines + 1, err, errlen);
             if (rc < 0)
                 return rc;
         }
@@ -367,8 +400,8 @@ static int feed_array(qr_import_stream_t *s, priv_t *p, int last, const int64_t 
             }
             if (*used == nids)
                 return 1;
-            int rc = take_task(s, p, p->carry.data + p->pos, p->scan, task, p->elem_line, ids, used,
-                               rows, err, errlen);
+            int rc =
+                take_task(s, p, p->carry.data + p->pos, p->scan, task, p->elem_line, err, errlen);
             if (rc < 0)
                 return rc;
             p->elements++;
@@ -413,6 +446,29 @@ static int feed_array(qr_import_stream_t *s, priv_t *p, int last, const int64_t 
     }
 }
 
+/* CSV: what the carry holds, once there are ids for every row it may
+ * complete (each ends at a line feed or carriage return, the last at the
+ * body's end); 1 when there are not. */
+static int feed_csv(qr_import_stream_t *s, priv_t *p, int last, size_t nids, char *err,
+                    size_t errlen)
+{
+    size_t rows = 1;
+    for (size_t i = p->pos; i < p->carry.len; i++)
+        rows += p->carry.data[i] == '\n' || p->carry.data[i] == '\r';
+    if (nids < rows)
+        return 1;
+    size_t taken;
+    int rc = qr_import_csv_feed(p->csv, p->carry.data + p->pos, p->carry.len - p->pos, &taken, last,
+                                err, errlen, &s->fail_line, s->fail_field, sizeof s->fail_field);
+    p->pos += taken;
+    if (rc < 0)
+        return rc;
+    if (p->max_bytes && p->carry.len - p->pos > p->max_bytes)
+        /* A header line larger than the budget. */
+        return over_budget(s, p, "line", 1, 1, err, errlen);
+    return last ? finish(s, p, err, errlen) : 0;
+}
+
 int qr_import_stream_batch(qr_import_stream_t *s, const char *data, size_t len, int last,
                            const int64_t *ids, size_t nids, size_t *ids_used, qr_buf_t *rows,
                            char *err, size_t errlen)
@@ -432,6 +488,12 @@ int qr_import_stream_batch(qr_import_stream_t *s, const char *data, size_t len, 
     }
     if (len)
         qr_buf_append(&p->carry, data, len);
+    p->b_ids = ids;
+    p->b_nids = nids;
+    p->b_used = ids_used;
+    p->b_rows = rows;
+    if (p->csv)
+        return feed_csv(s, p, last, nids, err, errlen);
     if (p->format == 0) {
         /* JSON lines, or (its first non-blank byte a '[') a JSON array. */
         size_t k = 0;

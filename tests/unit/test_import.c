@@ -746,12 +746,12 @@ static void test_stratified_follows_distribution(void **state)
 /* Streams body in pieces of chunk bytes (0: all at once) with ids 101,
  * 102, ... handed out a few at a time (so that batches also stop for want
  * of ids); returns rc, the rows in *rows (heap) and the error in err. */
-static int stream_all(const char *body, size_t chunk, char **rows, char *err, size_t errlen,
-                      int64_t *fail_line)
+static int stream_all(qr_import_format_t format, const qr_import_opts_t *opts, const char *body,
+                      size_t chunk, char **rows, char *err, size_t errlen, int64_t *fail_line,
+                      char *fail_field)
 {
     qr_import_policy_t pol = policy("sequential");
-    qr_import_opts_t opts = {.stratify_field = "genre"};
-    qr_import_stream_t *s = qr_import_stream_new(&opts, NULL, &pol, 42);
+    qr_import_stream_t *s = qr_import_stream_new(format, opts, NULL, &pol, 42);
     qr_buf_t out;
     qr_buf_init(&out);
     size_t len = strlen(body), off = 0;
@@ -766,10 +766,13 @@ static int stream_all(const char *body, size_t chunk, char **rows, char *err, si
         rc = qr_import_stream_batch(s, body + off, n, last, ids, 3, &used, &out, err, errlen);
         next += (int64_t)used;
         off += n;
-        while (rc == 1) { /* more ids, the same batch */
-            int64_t more[3] = {next, next + 1, next + 2};
-            rc = qr_import_stream_batch(s, NULL, 0, last, more, 3, &used, &out, err, errlen);
+        for (size_t more = 3; rc == 1; more *= 2) { /* more ids, the same batch */
+            int64_t *m = calloc(more, sizeof *m);
+            for (size_t k = 0; k < more; k++)
+                m[k] = next + (int64_t)k;
+            rc = qr_import_stream_batch(s, NULL, 0, last, m, more, &used, &out, err, errlen);
             next += (int64_t)used;
+            free(m);
         }
         if (rc < 0 || last)
             break;
@@ -781,9 +784,50 @@ static int stream_all(const char *body, size_t chunk, char **rows, char *err, si
         assert_string_equal(s->sha256, sha);
     }
     *fail_line = s->fail_line;
+    snprintf(fail_field, 96, "%s", s->fail_field);
     qr_import_stream_free(s);
     *rows = qr_buf_steal(&out);
     return rc;
+}
+
+/* Streams body in each of the chunk sizes and checks it says what the
+ * whole-body parse says: the same rows, or the same error, line and field. */
+static void same_as_whole_body(qr_import_format_t format, const qr_import_opts_t *opts,
+                               const char *body, const size_t *chunks, size_t nchunks)
+{
+    qr_import_t imp;
+    char want_err[512] = "";
+    int want = qr_import_parse_opts(format, body, strlen(body), opts, NULL, &imp, want_err,
+                                    sizeof want_err);
+    char *want_rows = NULL;
+    if (want == 0) {
+        int64_t *ids = calloc((size_t)imp.n, sizeof *ids);
+        for (int64_t k = 0; k < imp.n; k++)
+            ids[k] = 101 + k;
+        qr_buf_t out;
+        qr_buf_init(&out);
+        qr_import_policy_t pol = policy("sequential");
+        qr_import_rows(&imp, ids, &pol, NULL, 42, &out);
+        want_rows = qr_buf_steal(&out);
+        free(ids);
+    }
+    for (size_t k = 0; k < nchunks; k++) {
+        char *rows, err[512], field[96];
+        int64_t line;
+        int rc = stream_all(format, opts, body, chunks[k], &rows, err, sizeof err, &line, field);
+        if ((rc < 0) != (want < 0) || (want < 0 && (rc != want || strcmp(err, want_err))))
+            fail_msg("\"%s\", chunks of %zu: %d \"%s\", want %d \"%s\"", body, chunks[k], rc, err,
+                     want, want_err);
+        if (want < 0 && (line != imp.fail_line || strcmp(field, imp.fail_field)))
+            fail_msg("\"%s\", chunks of %zu: line %lld field \"%s\", want %lld \"%s\"", body,
+                     chunks[k], (long long)line, field, (long long)imp.fail_line, imp.fail_field);
+        if (want == 0 && strcmp(rows, want_rows ? want_rows : ""))
+            fail_msg("\"%s\", chunks of %zu: rows differ:\n%s\nwant\n%s", body, chunks[k], rows,
+                     want_rows);
+        free(rows);
+    }
+    free(want_rows);
+    qr_import_free(&imp);
 }
 
 /* A stream says what the whole-body parse says, whatever the pieces: the
@@ -830,42 +874,37 @@ static void test_stream_matches_whole_body(void **state)
         "[{\"external_id\": 1}, {\"external_id\": \"1\"}]",
     };
     static const size_t chunks[] = {0, 1, 2, 3, 5, 7, 64};
-    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
-        const char *body = bodies[i];
-        qr_import_t imp;
-        char want_err[512] = "";
-        qr_import_opts_t opts = {.stratify_field = "genre"};
-        int want = qr_import_parse_opts(QR_IMPORT_JSON_ANY, body, strlen(body), &opts, NULL, &imp,
-                                        want_err, sizeof want_err);
-        char *want_rows = NULL;
-        if (want == 0) {
-            int64_t *ids = calloc((size_t)imp.n, sizeof *ids);
-            for (int64_t k = 0; k < imp.n; k++)
-                ids[k] = 101 + k;
-            qr_buf_t out;
-            qr_buf_init(&out);
-            qr_import_policy_t pol = policy("sequential");
-            qr_import_rows(&imp, ids, &pol, NULL, 42, &out);
-            want_rows = qr_buf_steal(&out);
-            free(ids);
-        }
-        for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
-            char *rows, err[512];
-            int64_t line;
-            int rc = stream_all(body, chunks[k], &rows, err, sizeof err, &line);
-            if ((rc < 0) != (want < 0) || (want < 0 && strcmp(err, want_err)))
-                fail_msg("body %zu, chunks of %zu: %d \"%s\", want %d \"%s\"", i, chunks[k], rc,
-                         err, want, want_err);
-            if (want < 0)
-                assert_int_equal(line, imp.fail_line);
-            if (want == 0 && strcmp(rows, want_rows ? want_rows : ""))
-                fail_msg("body %zu, chunks of %zu: rows differ:\n%s\nwant\n%s", i, chunks[k], rows,
-                         want_rows);
-            free(rows);
-        }
-        free(want_rows);
-        qr_import_free(&imp);
-    }
+    qr_import_opts_t json_opts = {.stratify_field = "genre"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
+        same_as_whole_body(QR_IMPORT_JSON_ANY, &json_opts, bodies[i], chunks,
+                           sizeof chunks / sizeof *chunks);
+    static char *const labels[] = {"pos", "neg"};
+    qr_import_opts_t csv_opts = {.stratify_field = "genre", .labels = labels, .nlabels = 2};
+    static const char *const csv[] = {
+        "text,genre\nhello,x\n\"a, \"\"quoted\"\"\nline\",y\n",
+        "\xef\xbb\xbftext;prediction;prediction_score;gold\r\nhi;pos;0.5; neg \r\nho;;;\r\n",
+        "text\thow\na\tb\n\nc\td",
+        "external_id,text\nc1,hello\nc2,world\n",
+        "text|n\n\"x|y\"|1\n",
+        /* bad ones */
+        "",
+        "\n\n",
+        "text,genre\n",
+        "text,genre\nhello\n",
+        "text,text\nhello,x\n",
+        "text,\nhello,x\n",
+        "text,gold\nhi,maybe\n",
+        "text,prediction_score\nhi,7\n",
+        "text\n\"open\n",
+        "text\nab\"c\n",
+        "text\na\xff\n",
+        "external_id,text\nc1,a\nc2,b\nc1,c\n",
+    };
+    for (size_t i = 0; i < sizeof csv / sizeof *csv; i++)
+        same_as_whole_body(QR_IMPORT_CSV, &csv_opts, csv[i], chunks,
+                           sizeof chunks / sizeof *chunks);
+    qr_import_opts_t key_opts = {.external_id_key = "ref"};
+    same_as_whole_body(QR_IMPORT_CSV, &key_opts, "text,id\na,1\n", chunks, 1);
 }
 
 /* A stream holds an unfinished task and what the end needs, not the body:
@@ -875,7 +914,7 @@ static void test_stream_limits(void **state)
     (void)state;
     qr_import_policy_t pol = policy("sequential");
     qr_import_limits_t lim = {.max_bytes = 0, .max_tasks = 2};
-    qr_import_stream_t *s = qr_import_stream_new(NULL, &lim, &pol, 1);
+    qr_import_stream_t *s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
     qr_buf_t out;
     qr_buf_init(&out);
     int64_t ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -892,7 +931,7 @@ static void test_stream_limits(void **state)
 
     /* 10,000 small tasks through a 64 KiB budget: nothing accumulates. */
     lim = (qr_import_limits_t){.max_bytes = 64 << 10, .max_tasks = 0};
-    s = qr_import_stream_new(NULL, &lim, &pol, 1);
+    s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
     int64_t id = 1;
     for (int i = 0; i < 100; i++) {
         char chunk[4096];
@@ -913,7 +952,7 @@ static void test_stream_limits(void **state)
     qr_import_stream_free(s);
 
     /* One line larger than the budget: refused before it ends. */
-    s = qr_import_stream_new(NULL, &lim, &pol, 1);
+    s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
     char *big = malloc(70 << 10);
     memset(big, ' ', 70 << 10);
     big[0] = '{';
