@@ -1,6 +1,6 @@
 /*
- * api_import_stream.c - POST /v1/projects/{id}/tasks for a JSON body (JSON
- * lines or a JSON array) of a project whose policy needs no whole batch:
+ * api_import_stream.c - POST /v1/projects/{id}/tasks (JSON lines, a JSON
+ * array, CSV or TSV) for a project whose policy needs no whole batch:
  * imported as it arrives, never held whole (issue 14, point 2).
  *
  * The body comes in pieces from the HTTP layer (qr_http_continue_stream)
@@ -57,12 +57,15 @@ typedef struct istream_s {
     qr_buf_t rows;
     int rc;
     char err[512];
-    int more_ids;  /* the last batch stopped for want of ids: go on once there are some */
-    int body_done; /* the body ended (on_end) */
-    int last_sent; /* the batch with the body's end was handed to the pool */
-    int finished;  /* qr_pg_copy_finish was called */
-    int paused;    /* the client's reading is paused */
-    int answered;  /* the client has its answer, or is gone */
+    int more_ids;   /* the last batch stopped for want of ids: go on once there are some */
+    int stuck;      /* and took none: wait for a new block first */
+    int csv;        /* the body is CSV (or TSV) */
+    char delimiter; /* its delimiter; 0: detected from the header line */
+    int body_done;  /* the body ended (on_end) */
+    int last_sent;  /* the batch with the body's end was handed to the pool */
+    int finished;   /* qr_pg_copy_finish was called */
+    int paused;     /* the client's reading is paused */
+    int answered;   /* the client has its answer, or is gone */
 } istream_t;
 
 static void pump(istream_t *s);
@@ -155,8 +158,8 @@ static void on_gone(qr_http_request_t *req, void *arg)
  * so that a small import leaves no large gap in the sequence. */
 static size_t block_size(const istream_t *s)
 {
-    if (s->length < 0)
-        return ID_BLOCK;
+    if (s->length < 0 || s->stuck)
+        return ID_BLOCK; /* unknown, or a batch of rows shorter than 3 bytes waits */
     int64_t left = s->length - s->received;
     int64_t n = (left > 0 ? left : 0) / 3 + 16;
     return n < ID_BLOCK ? (size_t)n : ID_BLOCK;
@@ -172,6 +175,7 @@ static void add_ids(istream_t *s, const int64_t *ids, size_t n)
     s->ids = qr_xrealloc(s->ids, (s->nids + n + 1) * sizeof *s->ids);
     memcpy(s->ids + s->nids, ids, n * sizeof *ids);
     s->nids += n;
+    s->stuck = 0; /* a batch that wanted more gets them all next */
 }
 
 static void on_id_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -423,6 +427,7 @@ static void batch_done(uv_work_t *w, int status)
         qr_buf_reset(&s->rows);
         const char *code = s->rc == QR_ETOOBIG          ? QR_CODE_IMPORT_TOO_LARGE
                            : s->rc == QR_IMPORT_EREJECT ? QR_CODE_INVALID_TASK
+                           : s->csv                     ? "invalid_csv"
                            : s->st->json_array          ? "invalid_json"
                                                         : "invalid_jsonl";
         int status_code = s->rc == QR_ETOOBIG ? 413 : s->rc == QR_IMPORT_EREJECT ? 422 : 400;
@@ -438,6 +443,7 @@ static void batch_done(uv_work_t *w, int status)
         s->copy_full = r == 1;
     }
     s->more_ids = s->rc == 1;
+    s->stuck = s->more_ids && s->batch_used == 0;
     if (s->rc == 0 && s->batch_last) {
         finish(s);
         return;
@@ -453,23 +459,24 @@ static void submit(istream_t *s)
 {
     int ready = s->more_ids || s->in.len >= BATCH_BYTES || (s->body_done && !s->last_sent);
     size_t avail = s->nids - s->idpos;
-    if ((avail < ID_BLOCK / 2 && !s->body_done) || (ready && avail == 0))
+    if ((avail < ID_BLOCK / 2 && !s->body_done) || (ready && (avail == 0 || s->stuck)))
         draw_ids(s); /* ahead of need, or needed now */
-    if (!ready || s->copy_full || avail == 0 || s->answered)
+    if (!ready || s->copy_full || avail == 0 || s->answered || (s->stuck && s->ids_pending))
         return;
     s->batch_len = s->in.len;
     s->batch = s->in.len ? qr_buf_steal(&s->in) : NULL;
     s->batch_last = s->body_done;
     s->last_sent = s->body_done;
-    s->more_ids = 0;
     /* As many ids as it likely takes (one a line, or a task every 64
-     * bytes, whichever is more): a batch that needs more asks again. */
+     * bytes, whichever is more; all of them when the last batch wanted
+     * more): a batch that needs more asks again. */
     size_t want = 16 + s->batch_len / 64;
     for (const char *p = s->batch, *e = s->batch + s->batch_len;
          p && (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
         want++;
-    if (want > avail)
+    if (want > avail || s->more_ids)
         want = avail;
+    s->more_ids = s->stuck = 0;
     free(s->batch_ids);
     avail = want;
     s->batch_nids = avail;
@@ -570,7 +577,8 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     qr_import_opts_t opts = {.stratify_field = p->stratify_field,
                              .labels = p->labels,
                              .nlabels = p->nlabels,
-                             .external_id_key = c->external_id_key};
+                             .external_id_key = c->external_id_key,
+                             .delimiter = s->delimiter};
     qr_import_policy_t pol = {
         .project_id = p->id,
         .annotations_per_task = p->annotations_per_task,
@@ -587,7 +595,8 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
         seed = (uint64_t)qr_now_ms();
     else
         seed = strtoull(hex, NULL, 16);
-    s->st = qr_import_stream_new(&opts, &c->b->cfg.import, &pol, seed);
+    s->st = qr_import_stream_new(s->csv ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY, &opts,
+                                 &c->b->cfg.import, &pol, seed);
     if (take_range(s, res) < 0)
         return;
     if (qr_pg_copy_open(s->b->pg, QR_SQL_TASKS_COPY, on_copy_ready, on_copy_drain, on_copy_done, s,
@@ -604,12 +613,10 @@ int h_import_stream(ctx_t *c)
     char buf[16];
     const char *dup = query_param(c->req->query, "allow_duplicates", buf, sizeof buf);
     /* What needs the whole batch first stays with the whole-body import
-     * (api_tasks.c): CSV and TSV; an overlap fraction (exactly round(f * n)
+     * (api_tasks.c): an overlap fraction (exactly round(f * n)
      * tasks get the higher overlap); stratified sampling (n per stratum);
      * allow_duplicates (the held ids are looked up before the COPY). */
-    if ((ct &&
-         (!strncasecmp(ct, "text/csv", 8) || !strncasecmp(ct, "text/tab-separated-values", 25))) ||
-        (dup && (!strcmp(dup, "1") || !strcmp(dup, "true"))) ||
+    if ((dup && (!strcmp(dup, "1") || !strcmp(dup, "true"))) ||
         !strcmp(p->sampling, "stratified") ||
         (p->overlap_fraction > 0 && p->overlap_annotations != p->annotations_per_task))
         return 1;
@@ -618,6 +625,11 @@ int h_import_stream(ctx_t *c)
     istream_t *s = qr_xcalloc(1, sizeof *s);
     s->c = c;
     s->b = c->b;
+    /* As h_import reads the Content-Type: text/csv is CSV (its delimiter
+     * ?delimiter= or detected), text/tab-separated-values TSV. */
+    int tsv = ct && !strncasecmp(ct, "text/tab-separated-values", 25);
+    s->csv = tsv || (ct && !strncasecmp(ct, "text/csv", 8));
+    s->delimiter = c->delimiter ? c->delimiter : tsv ? '\t' : 0;
     s->length = c->req->content_length;
     qr_buf_init(&s->in);
     qr_buf_init(&s->rows);
