@@ -202,6 +202,13 @@ int resolve_user(ctx_t *c, const char *name, void (*then)(ctx_t *c));
 
 /* api_tasks.c */
 void h_import(ctx_t *c);
+int import_params(ctx_t *c);
+void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_file);
+
+/* api_import_stream.c: takes an import whose body can stream (a policy
+ * that needs no whole batch, no allow_duplicates) from its head: 0 (it answers), or 1
+ * (the whole-body import, h_import, takes it). */
+int h_import_stream(ctx_t *c);
 void h_import_list(ctx_t *c);
 
 /* api_leases.c */

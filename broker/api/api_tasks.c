@@ -19,7 +19,7 @@ static void on_import_reopened(int rc, void *arg)
 
 /* 409 duplicate_import, with the count of duplicate tasks and the earlier
  * import (0: unknown) beside the message. */
-static void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_file)
+void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_file)
 {
     char msg[512], ago[64] = "";
     if (earlier)
@@ -350,7 +350,7 @@ static void on_import_parsed(qr_import_job_t *job, int status)
  * count_annotations (1 or true), delimiter (, ; | or tab), external_id_key
  * (1-200 bytes), annotations_as (a user name).
  * Responds 400 and returns -1 on a bad one. */
-static int import_params(ctx_t *c)
+int import_params(ctx_t *c)
 {
     char buf[1024];
     const char *v = query_param(c->req->query, "file_name", buf, sizeof buf);

@@ -232,7 +232,10 @@ fail:
 /* If the client sent close_notify and nothing is left to answer, close. */
 void qr_http_conn_maybe_finish(conn_t *c)
 {
-    if (c->state == CONN_OPEN && c->peer_done && !c->inflight && !c->in_process)
+    /* Not while a streamed body's bytes wait on the handler (paused): they
+     * are parsed when it resumes, and the request answered. */
+    if (c->state == CONN_OPEN && c->peer_done && !c->inflight && !c->in_process &&
+        !(c->body_req && c->in.len > 0))
         qr_http_conn_finish(c, 1);
 }
 

@@ -16,7 +16,9 @@
  * body limit of its choosing (qr_http_continue); then, body complete, the
  * whole request to the request handler. So a server can authenticate and
  * choose the limit per route before it buffers a byte of a body, and sends
- * 100 Continue only to a request it accepted.
+ * 100 Continue only to a request it accepted. A route may also take its
+ * body in pieces as they arrive (qr_http_continue_stream), pausing the
+ * reading while it cannot take more: such a body is never held.
  *
  * Limits are enforced here, before the handler sees anything:
  *   - request line + headers over max_header_bytes -> 431 and close;
@@ -114,6 +116,38 @@ int qr_http_connections(const qr_http_server_t *srv);
  * is complete, that callback is how it learns (and it answers then, which
  * frees req); without one, req is freed silently. */
 int qr_http_continue(qr_http_request_t *req, size_t max_body_bytes);
+
+/* Streamed bodies. on_chunk gets the body's bytes as they arrive (decoded:
+ * Content-Length or chunked), data valid during the call only; on_end runs
+ * once the body is complete, and the request is then the handler's as a
+ * complete one is (it must still be answered). Both run on the loop thread. */
+typedef void (*qr_http_chunk_cb)(qr_http_request_t *req, const char *data, size_t len, void *arg);
+typedef void (*qr_http_end_cb)(qr_http_request_t *req, void *arg);
+
+/* From the head handler, instead of qr_http_continue: lets req's body in,
+ * at most max_body_bytes of it (capped by the server's max_body_bytes), but
+ * hands it to on_chunk piece by piece instead of holding it: a streamed
+ * body takes nothing of max_body_total_bytes, and is never held whole. The
+ * request handler is not called; on_end is. Over the limit the server
+ * answers 413 and closes, and the handler learns it through
+ * qr_http_on_gone, as it does of a client gone mid-body. The deadline is
+ * per byte here, not per body: idle_timeout_ms without a byte from the
+ * client (while reading is not paused by the handler) ends the connection.
+ * The handler may answer before the body's end (an error found half-way):
+ * the answer goes out at once, with Connection: close, and the rest of the
+ * body is read and dropped (within the same limit), then the connection
+ * closes. Returns as qr_http_continue does. */
+int qr_http_continue_stream(qr_http_request_t *req, size_t max_body_bytes,
+                            qr_http_chunk_cb on_chunk, qr_http_end_cb on_end, void *arg);
+
+/* Backpressure for a streamed body: after pause, on_chunk is not called
+ * again (not even for the rest of the bytes of the call it is made from)
+ * and the connection stops reading once its small input buffer is full,
+ * until resume. The client's deadline does not run while paused. Either
+ * may be called from on_chunk or later; both do nothing on a request that
+ * is not streaming its body any more. */
+void qr_http_stream_pause(qr_http_request_t *req);
+void qr_http_stream_resume(qr_http_request_t *req);
 
 /* Called at most once, on the loop thread, when req's connection goes away
  * before qr_http_respond was called for it (the client closed or reset it,

@@ -112,6 +112,10 @@ struct conn_s {
     int head_scan;              /* where head_check is in the head (enum head_scan, http_parse.c) */
     int head_cr;                /* head_check's last byte was a CR */
     int discard_message;        /* the rest of an answered head-only request: drop it */
+    int close_after_discard;    /* a streamed body answered early: close once it is dropped */
+    int finish_now;             /* that body ended: qr_http_conn_process closes the connection */
+    int stream_paused;          /* the handler paused a streamed body (qr_http_stream_pause) */
+    size_t body_count;          /* bytes of the current body so far (held or streamed) */
     size_t body_limit;          /* the current request's body limit (qr_http_continue) */
     req_t *head_ready;          /* head parsed, not yet handed to the head handler */
     req_t *body_req;            /* head accepted, body being read */
@@ -138,18 +142,22 @@ struct conn_s {
 };
 
 struct req_s {
-    qr_http_request_t pub;   /* pub.priv_ points back here */
-    conn_t *conn;            /* NULL once answered or the connection is gone */
-    int keep_alive;          /* the client allows another request */
-    int head;                /* HEAD request: headers only */
-    qr_http_gone_cb gone_cb; /* run once if conn goes first (qr_http_on_gone) */
-    void *gone_arg;          /* its argument */
-    int stage;               /* enum req_stage */
-    int64_t content_length;  /* from the head; -1 for chunked */
-    int expect_continue;     /* the client waits for 100 Continue before its body */
-    size_t reserved;         /* bytes of srv->body_reserved held for this request */
-    int continued;           /* between qr_http_continue and the request handler: ours */
-    qr_http_server_t *srv;   /* for the budget, when conn is gone */
+    qr_http_request_t pub;     /* pub.priv_ points back here */
+    conn_t *conn;              /* NULL once answered or the connection is gone */
+    int keep_alive;            /* the client allows another request */
+    int head;                  /* HEAD request: headers only */
+    qr_http_gone_cb gone_cb;   /* run once if conn goes first (qr_http_on_gone) */
+    void *gone_arg;            /* its argument */
+    int stage;                 /* enum req_stage */
+    int64_t content_length;    /* from the head; -1 for chunked */
+    int expect_continue;       /* the client waits for 100 Continue before its body */
+    size_t reserved;           /* bytes of srv->body_reserved held for this request */
+    int continued;             /* between qr_http_continue and the request handler: ours */
+    int stream;                /* the body goes to chunk_cb, not to memory */
+    qr_http_chunk_cb chunk_cb; /* qr_http_continue_stream's callbacks and their argument */
+    qr_http_end_cb end_cb;
+    void *stream_arg;
+    qr_http_server_t *srv; /* for the budget, when conn is gone */
     char *path, *query, *auth, *ctype, *body;
     char peer[64];
     char client_cert[65];      /* "" when the client sent no verified certificate */

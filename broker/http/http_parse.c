@@ -20,6 +20,10 @@
 #include "log.h"
 #include "util.h"
 
+/* fail_status of a body past its limit after its request was answered
+ * (a streamed body answered before its end): the connection just ends. */
+#define FAIL_QUIETLY (-2)
+
 /* head_check's place in the head: the request line, the start of a header
  * line, a header name, a header value, or past the head. */
 enum head_scan {
@@ -66,6 +70,7 @@ static int on_message_begin(http_parser *p)
     qr_buf_reset(&c->url);
     qr_buf_reset(&c->field);
     qr_buf_reset(&c->body);
+    c->body_count = 0;
     qr_buf_reset(&c->auth);
     qr_buf_reset(&c->ctype);
     qr_buf_reset(&c->expect);
@@ -210,8 +215,19 @@ static int on_chunk_header(http_parser *p)
 {
     conn_t *c = p->data;
     /* p->content_length is this chunk's size: refuse before buffering it. */
-    if (p->content_length > c->body_limit - c->body.len) {
-        c->fail_status = 413;
+    if (p->content_length > c->body_limit - c->body_count) {
+        c->fail_status = c->close_after_discard ? FAIL_QUIETLY : 413;
+        return -1;
+    }
+    return 0;
+}
+
+/* Restarts c's deadline: a streamed body's is per byte (http.h). */
+static int stream_deadline(conn_t *c)
+{
+    int rc = uv_timer_start(&c->timer, qr_http_conn_on_timer, c->srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        c->fail_status = -1; /* qr_http_conn_process aborts the connection */
         return -1;
     }
     return 0;
@@ -220,13 +236,25 @@ static int on_chunk_header(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
-    if (c->discard_message)
-        return 0;
-    if (len > c->body_limit - c->body.len) {
-        c->fail_status = 413;
+    if (len > c->body_limit - c->body_count) {
+        c->fail_status = c->close_after_discard ? FAIL_QUIETLY : 413;
         return -1;
     }
-    qr_buf_append(&c->body, at, len);
+    c->body_count += len;
+    if (c->discard_message)
+        return c->close_after_discard ? stream_deadline(c) : 0;
+    req_t *r = c->body_req;
+    if (!r->stream) {
+        qr_buf_append(&c->body, at, len);
+        return 0;
+    }
+    if (stream_deadline(c) < 0)
+        return -1;
+    /* The handler may pause, answer (r is then freed: the rest of the body
+     * is dropped) or see the connection end; none of it frees c. */
+    r->chunk_cb(&r->pub, at, len, r->stream_arg);
+    if (c->stream_paused)
+        http_parser_pause(p, 1);
     return 0;
 }
 
@@ -242,17 +270,24 @@ static int on_message_complete(http_parser *p)
     c->head_cr = 0;
     http_parser_pause(p, 1);
     if (c->discard_message) {
-        /* The head was answered already (a refusal without a body). */
+        /* The head was answered already (a refusal without a body), or a
+         * streamed body before its end: that connection closes now. */
         c->discard_message = 0;
+        c->finish_now = c->close_after_discard;
+        c->close_after_discard = 0;
         return 0;
     }
     req_t *r = c->body_req;
     c->body_req = NULL;
+    r->stage = STAGE_FULL;
+    if (r->stream) {
+        c->ready = r; /* its body went to the handler already; body stays "" */
+        return 0;
+    }
     free(r->body);
     r->pub.body_len = c->body.len;
     r->body = qr_buf_steal(&c->body);
     r->pub.body = r->body;
-    r->stage = STAGE_FULL;
     c->ready = r;
     return 0;
 }
@@ -336,7 +371,7 @@ void qr_http_conn_process(conn_t *c)
     if (c->in_process)
         return; /* the loop below, further up the stack, carries on */
     c->in_process = 1;
-    while (c->state == CONN_OPEN && !c->inflight && c->in.len > 0) {
+    while (c->state == CONN_OPEN && !c->inflight && !c->stream_paused && c->in.len > 0) {
         size_t n = c->in.len;
         int was_head = c->in_head;
         if (was_head && n > srv->max_header_bytes - c->head_bytes)
@@ -350,6 +385,11 @@ void qr_http_conn_process(conn_t *c)
         if (c->state != CONN_OPEN)
             break; /* a callback ended the connection */
         buf_consume(&c->in, used);
+        if (c->finish_now) {
+            c->finish_now = 0;
+            qr_http_conn_finish(c, 1);
+            break;
+        }
         if (was_head && c->in_head && !c->head_ready)
             c->head_bytes += used;
         if (c->head_ready) {
@@ -370,16 +410,25 @@ void qr_http_conn_process(conn_t *c)
                 qr_http_conn_abort(c);
                 break;
             }
-            srv->handler(&r->pub, srv->user);
+            if (r->stream)
+                r->end_cb(&r->pub, r->stream_arg);
+            else
+                srv->handler(&r->pub, srv->user);
             continue;
         }
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED && c->stream_paused)
+            break; /* qr_http_stream_resume carries on */
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0); /* a discarded request's end */
             continue;
         }
         if (e != HPE_OK) {
             int status = c->fail_status;
+            if (status == FAIL_QUIETLY) {
+                qr_http_conn_finish(c, 1); /* answered already: no second answer */
+                break;
+            }
             if (status < 0) {
                 qr_http_conn_abort(c);
                 break;
@@ -436,7 +485,8 @@ static void body_start(conn_t *c, req_t *r)
     c->inflight = NULL;
     c->body_req = r;
     r->stage = STAGE_BODY;
-    if (r->content_length > 0)
+    c->body_count = 0;
+    if (r->content_length > 0 && !r->stream)
         qr_buf_reserve(&c->body, (size_t)r->content_length); /* one block, not doublings */
     if (r->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -516,7 +566,8 @@ int qr_http_continue(qr_http_request_t *req, size_t max_body_bytes)
     }
     r->continued = 1;
     c->body_limit = max_body_bytes;
-    c->body_need = r->content_length > 0   ? (size_t)r->content_length
+    c->body_need = r->stream               ? 0 /* never held: no budget */
+                   : r->content_length > 0 ? (size_t)r->content_length
                    : r->content_length < 0 ? max_body_bytes
                                            : 0;
     /* Wait for budget behind those already waiting, unless nothing is held:
@@ -537,6 +588,60 @@ int qr_http_continue(qr_http_request_t *req, size_t max_body_bytes)
     }
     body_start(c, r);
     return 0;
+}
+
+int qr_http_continue_stream(qr_http_request_t *req, size_t max_body_bytes,
+                            qr_http_chunk_cb on_chunk, qr_http_end_cb on_end, void *arg)
+{
+    req_t *r = req->priv_;
+    r->stream = 1;
+    r->chunk_cb = on_chunk;
+    r->end_cb = on_end;
+    r->stream_arg = arg;
+    if (r->conn)
+        r->conn->stream_paused = 0;
+    return qr_http_continue(req, max_body_bytes);
+}
+
+/* The connection whose body req is streaming now, or NULL. */
+static conn_t *streaming_conn(qr_http_request_t *req)
+{
+    req_t *r = req->priv_;
+    conn_t *c = r->conn;
+    if (!r->stream || r->stage != STAGE_BODY || !c || c->body_req != r || c->state != CONN_OPEN)
+        return NULL;
+    return c;
+}
+
+void qr_http_stream_pause(qr_http_request_t *req)
+{
+    conn_t *c = streaming_conn(req);
+    if (!c || c->stream_paused)
+        return;
+    c->stream_paused = 1;
+    /* The handler's time is not the client's. */
+    int rc = uv_timer_stop(&c->timer);
+    if (rc < 0)
+        qr_http_conn_abort(c);
+}
+
+void qr_http_stream_resume(qr_http_request_t *req)
+{
+    conn_t *c = streaming_conn(req);
+    if (!c || !c->stream_paused)
+        return;
+    c->stream_paused = 0;
+    http_parser_pause(&c->parser, 0);
+    int rc = uv_timer_start(&c->timer, qr_http_conn_on_timer, c->srv->idle_timeout_ms, 0);
+    if (rc < 0) {
+        qr_http_conn_abort(c);
+        return;
+    }
+    if (!c->in_process) {
+        qr_http_conn_process(c); /* the bytes that waited */
+        qr_http_conn_maybe_finish(c);
+        qr_http_conn_update_reading(c);
+    }
 }
 
 /* --- for the fuzz harness (tests/fuzz/fuzz_http.c) ------------------------ */

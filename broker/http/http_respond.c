@@ -237,8 +237,19 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     c->inflight = NULL;
     if (c->parked)
         qr_http_unpark(c);
-    int unread_body = 0;
-    if (r->stage == STAGE_HEAD) {
+    int unread_body = 0, early = 0;
+    if (r->stage == STAGE_BODY && r->stream && c->body_req == r) {
+        /* A streamed body answered before its end: the rest is read and
+         * dropped (qr_http_continue_stream), then the connection closes. */
+        early = 1;
+        c->body_req = NULL;
+        c->discard_message = 1;
+        c->close_after_discard = 1;
+        if (c->stream_paused) {
+            c->stream_paused = 0;
+            http_parser_pause(&c->parser, 0);
+        }
+    } else if (r->stage == STAGE_HEAD) {
         /* Answered from its head: a body the client may send is never
          * read, so the connection cannot carry another request; a request
          * without one is skipped to its end. */
@@ -256,7 +267,7 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     }
     if (!body)
         body_len = 0;
-    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body;
+    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body && !early;
     qr_buf_t out;
     qr_buf_init(&out);
     qr_http_format_response(&out, status, content_type, body, body_len, extra_headers, keep,
@@ -268,7 +279,9 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
         qr_http_conn_abort(c);
         return rc;
     }
-    return after_answer(c, keep);
+    /* Answered early, the connection reads on (under the client's deadline)
+     * to drop the rest of the body, then closes: close_after_discard. */
+    return after_answer(c, keep || early);
 }
 
 /* --- streamed responses (http.h) ------------------------------------------ */

@@ -586,6 +586,49 @@ static int parse_one(qr_import_sink_t *s, const char *p, size_t n, size_t transi
     return qr_import_sink_charge(s, transient, where, err, errlen);
 }
 
+int qr_import_parse_task(const char *p, size_t n, const qr_import_opts_t *opts, qr_import_task_t *t,
+                         char *field, size_t fieldlen, char *why, size_t whylen)
+{
+    memset(t, 0, sizeof *t);
+    t->score = NAN;
+    field[0] = '\0';
+    json_error_t e;
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    if (!o) {
+        snprintf(why, whylen, "%s", e.text);
+        return QR_EINVAL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        snprintf(why, whylen, "a task must be a JSON object");
+        return QR_EINVAL;
+    }
+    verdict_t v = {0};
+    int rc = parse_task(o, opts, t, &v);
+    json_decref(o);
+    if (rc == 0)
+        return 0;
+    qr_import_task_clear(t);
+    snprintf(why, whylen, "%s", v.why);
+    if (!v.rule)
+        return QR_EINVAL;
+    snprintf(field, fieldlen, "%s", v.field);
+    return QR_IMPORT_EREJECT;
+}
+
+void qr_import_task_clear(qr_import_task_t *t)
+{
+    free(t->data);
+    free(t->prediction);
+    free(t->gold);
+    free(t->stratum);
+    free(t->external_id);
+    free(t->predictions);
+    free(t->annotations);
+    memset(t, 0, sizeof *t);
+    t->score = NAN;
+}
+
 static int parse_jsonl(const char *body, size_t len, const qr_import_opts_t *opts,
                        qr_import_sink_t *s, char *err, size_t errlen)
 {
@@ -952,46 +995,61 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
     }
     qr_buf_reserve(out, need);
 
-    for (int64_t i = 0; i < n; i++) {
-        const qr_import_task_t *t = &imp->tasks[i];
-        double pr = priority[i] - (pol->overlap_first && overlap[i] ? OVERLAP_FIRST_SHIFT : 0);
-        qr_buf_appendf(out, "%" PRId64 "\t%" PRId64 "\t", ids[i], pol->project_id);
-        qr_import_copy_escape(out, t->data);
-        qr_buf_appendf(out, "\t%d\t%.17g\t%s\t",
-                       overlap[i] ? pol->overlap_annotations : pol->annotations_per_task, pr,
-                       overlap[i] ? "t" : "f");
-        if (t->prediction)
-            qr_import_copy_escape(out, t->prediction);
-        else
-            qr_buf_appends(out, "\\N");
-        if (isnan(t->score))
-            qr_buf_appends(out, "\t\\N\t");
-        else
-            qr_buf_appendf(out, "\t%.17g\t", t->score);
-        if (t->gold)
-            qr_import_copy_escape(out, t->gold);
-        else
-            qr_buf_appends(out, "\\N");
-        qr_buf_appends(out, "\t");
-        if (t->stratum)
-            qr_import_copy_escape(out, t->stratum);
-        else
-            qr_buf_appends(out, "\\N");
-        if (pol->import_id)
-            qr_buf_appendf(out, "\t%" PRId64 "\t", pol->import_id);
-        else
-            qr_buf_appends(out, "\t\\N\t");
-        if (t->external_id)
-            qr_import_copy_escape(out, t->external_id);
-        else
-            qr_buf_appends(out, "\\N");
-        qr_buf_appends(out, "\t");
-        if (t->predictions)
-            qr_import_copy_escape(out, t->predictions);
-        else
-            qr_buf_appends(out, "\\N");
-        qr_buf_appends(out, "\n");
-    }
+    for (int64_t i = 0; i < n; i++)
+        qr_import_row(&imp->tasks[i], ids[i], pol, overlap[i], priority[i], out);
     free(priority);
     free(overlap);
+}
+
+double qr_import_priority(const qr_import_task_t *t, int64_t id, const char *sampling,
+                          uint64_t *rng)
+{
+    const char *s = sampling ? sampling : "sequential";
+    if (!strcmp(s, "random"))
+        return rand_unit(rng);
+    if (!strcmp(s, "uncertainty"))
+        return isnan(t->score) ? -1.0 : t->score;
+    return (double)id;
+}
+
+void qr_import_row(const qr_import_task_t *t, int64_t id, const qr_import_policy_t *pol,
+                   int overlap, double priority, qr_buf_t *out)
+{
+    double pr = priority - (pol->overlap_first && overlap ? OVERLAP_FIRST_SHIFT : 0);
+    qr_buf_appendf(out, "%" PRId64 "\t%" PRId64 "\t", id, pol->project_id);
+    qr_import_copy_escape(out, t->data);
+    qr_buf_appendf(out, "\t%d\t%.17g\t%s\t",
+                   overlap ? pol->overlap_annotations : pol->annotations_per_task, pr,
+                   overlap ? "t" : "f");
+    if (t->prediction)
+        qr_import_copy_escape(out, t->prediction);
+    else
+        qr_buf_appends(out, "\\N");
+    if (isnan(t->score))
+        qr_buf_appends(out, "\t\\N\t");
+    else
+        qr_buf_appendf(out, "\t%.17g\t", t->score);
+    if (t->gold)
+        qr_import_copy_escape(out, t->gold);
+    else
+        qr_buf_appends(out, "\\N");
+    qr_buf_appends(out, "\t");
+    if (t->stratum)
+        qr_import_copy_escape(out, t->stratum);
+    else
+        qr_buf_appends(out, "\\N");
+    if (pol->import_id)
+        qr_buf_appendf(out, "\t%" PRId64 "\t", pol->import_id);
+    else
+        qr_buf_appends(out, "\t\\N\t");
+    if (t->external_id)
+        qr_import_copy_escape(out, t->external_id);
+    else
+        qr_buf_appends(out, "\\N");
+    qr_buf_appends(out, "\t");
+    if (t->predictions)
+        qr_import_copy_escape(out, t->predictions);
+    else
+        qr_buf_appends(out, "\\N");
+    qr_buf_appends(out, "\n");
 }

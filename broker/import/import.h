@@ -1,7 +1,8 @@
 /*
  * import.h - turns a JSONL import body into COPY text-format rows for the
  * tasks table, applying the project's overlap policy and sampling order.
- * Pure: no I/O, so all of it is unit-tested.
+ * Pure: no I/O, so all of it is unit-tested. A JSON body may also be read
+ * as it streams in (below, "Streamed imports").
  *
  * Import is two steps because task ids come from PostgreSQL in between:
  *   1. qr_import_parse validates every line (all or nothing) and keeps what
@@ -199,6 +200,84 @@ void qr_import_rows(const qr_import_t *imp, const int64_t *ids, const qr_import_
                     const qr_strata_t *prior, uint64_t seed, qr_buf_t *out);
 
 void qr_import_free(qr_import_t *imp);
+
+/* One task's COPY row (the columns of qr_import_rows) into out: with the
+ * higher overlap when overlap, at priority (qr_import_priority, or the
+ * stratified one). */
+void qr_import_row(const qr_import_task_t *t, int64_t id, const qr_import_policy_t *pol,
+                   int overlap, double priority, qr_buf_t *out);
+
+/* A task's priority under sampling (sequential, random, uncertainty; not
+ * stratified, which needs the whole batch): see qr_import_rows. */
+double qr_import_priority(const qr_import_task_t *t, int64_t id, const char *sampling,
+                          uint64_t *rng);
+
+/* Parses one task (n bytes of JSON at p) into t (zeroed first): 0;
+ * QR_EINVAL with the reason in why (not JSON, not an object, a bad shape);
+ * or QR_IMPORT_EREJECT with the field in field and the reason in why. On
+ * failure t holds nothing. Thread-safe as qr_import_parse_bounded. */
+int qr_import_parse_task(const char *p, size_t n, const qr_import_opts_t *opts, qr_import_task_t *t,
+                         char *field, size_t fieldlen, char *why, size_t whylen);
+
+/* Frees what t holds and zeroes it. */
+void qr_import_task_clear(qr_import_task_t *t);
+
+/* --- Streamed imports (import_stream.c) ---------------------------------------------------
+ *
+ * A JSON body (JSON lines, or a JSON array: its first non-blank byte says)
+ * or a CSV one imported as it arrives, for projects whose policy needs no whole batch
+ * (no overlap fraction, no stratified sampling): the caller hands the bytes
+ * in order, in batches cut anywhere, with fresh task ids (ascending), to
+ * qr_import_stream_batch, which appends the COPY rows of the tasks they
+ * complete (an unfinished task waits for the next batch). Errors are those
+ * of the whole-body parse, with the same words. What a stream holds: the
+ * unfinished task, and to its end the external ids seen (to refuse one
+ * twice, and for the duplicate check after a refused COPY) and the
+ * imported annotations (written after the COPY); limits->max_bytes bounds
+ * that plus one task's parse, and limits->max_tasks the tasks. One call at
+ * a time per stream, from any thread (batches run in libuv's thread pool). */
+typedef struct qr_import_stream_s {
+    int64_t tasks; /* imported so far */
+    int64_t lines; /* lines read so far */
+    int64_t first_id, last_id;
+    int64_t fail_line;        /* where a failed batch stopped (0: no line to name) */
+    char fail_field[96];      /* the field of a rule violation */
+    char sha256[65];          /* the body's digest, hex, after qr_import_stream_end */
+    int64_t annotated;        /* tasks with imported annotations */
+    qr_buf_t ann_tasks, anns; /* their ids ("{1,2}") and annotations ("[[...],[...]]"),
+                                 aligned, complete after qr_import_stream_end */
+    size_t held;              /* bytes kept for the end (external ids, annotations) */
+    int json_array;           /* the body is a JSON array (known from its first byte on) */
+    int csv;                  /* the body is CSV */
+    void *priv_;
+} qr_import_stream_t;
+
+/* A stream of format (QR_IMPORT_JSON_ANY: JSON lines or a JSON array, as
+ * the body's first byte says; QR_IMPORT_CSV: CSV or TSV, its delimiter
+ * opts->delimiter or detected from the header line) under opts (NULL:
+ * none), limits (NULL: the defaults) and pol
+ * (its sampling and overlap: annotations_per_task for every task), random
+ * draws from seed. Everything is copied. Freed by qr_import_stream_free. */
+qr_import_stream_t *qr_import_stream_new(qr_import_format_t format, const qr_import_opts_t *opts,
+                                         const qr_import_limits_t *limits,
+                                         const qr_import_policy_t *pol, uint64_t seed);
+void qr_import_stream_free(qr_import_stream_t *s);
+
+/* Reads one batch (len bytes at data, the next of the body; with last, the
+ * body ended there) into COPY rows appended to rows, its tasks taking
+ * their ids from ids[0..nids) in order (*ids_used: how many). Returns 0
+ * when all of it was read (an unfinished task waits for the next batch);
+ * 1 when the ids ran out first (call again, len 0, with more); or
+ * QR_EINVAL, QR_IMPORT_EREJECT, QR_ETOOBIG with "line N: ..." or "task N
+ * (line L): ..." in err (and fail_line, fail_field): the stream is not to
+ * be fed after that. After a last batch that returned 0, sha256, ann_tasks
+ * and anns are complete; "the body holds no task" is QR_EINVAL then. */
+int qr_import_stream_batch(qr_import_stream_t *s, const char *data, size_t len, int last,
+                           const int64_t *ids, size_t nids, size_t *ids_used, qr_buf_t *rows,
+                           char *err, size_t errlen);
+
+/* The external ids seen, as a JSON array of strings (heap text). */
+char *qr_import_stream_external_ids(const qr_import_stream_t *s);
 
 /* The external ids of imp's tasks as a JSON array of strings (heap text;
  * "[]" when none has one). */

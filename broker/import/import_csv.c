@@ -51,6 +51,10 @@ typedef struct reader_s {
     int rc; /* QR_EINVAL, or QR_ETOOBIG over a limit */
     char *err;
     size_t errlen;
+    qr_import_emit_fn emit; /* streamed: each task goes here, not to the sink */
+    void *emit_arg;
+    int emit_failed; /* the failure is emit's: it named the place itself */
+    int64_t rows;    /* tasks given to emit */
 } reader_t;
 
 static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
@@ -237,8 +241,10 @@ static void on_row(int term, void *arg)
         return;
     }
     size_t transient = r->header_cost + r->row_cost;
+    qr_import_task_t one = {.score = NAN, .where = (int64_t)r->rec_line};
     qr_import_task_t *t =
-        qr_import_sink_add(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen);
+        r->emit ? &one
+                : qr_import_sink_add(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen);
     if (!t) {
         r->failed = 1;
         r->rc = QR_ETOOBIG;
@@ -262,13 +268,22 @@ static void on_row(int term, void *arg)
     r->ext = NULL;
     json_t *st = r->stratify_field ? json_object_get(r->row, r->stratify_field) : NULL;
     t->stratum = st ? qr_xstrdup(json_string_value(st)) : NULL;
-    if (!t->data)
+    if (!t->data) {
         fail(r, r->rec_line, "cannot encode the task");
-    else if (qr_import_sink_charge(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen) <
-             0) {
+    } else if (r->emit) {
+        int rc = r->emit(r->emit_arg, t, (int64_t)r->rec_line, r->err, r->errlen);
+        r->rows++;
+        if (rc < 0) {
+            r->failed = r->emit_failed = 1;
+            r->rc = rc;
+        }
+    } else if (qr_import_sink_charge(&r->sink, transient, (int64_t)r->rec_line, r->err, r->errlen) <
+               0) {
         r->failed = 1;
         r->rc = QR_ETOOBIG;
     }
+    if (r->emit)
+        qr_import_task_clear(&one);
     row_reset(r);
 }
 
@@ -347,4 +362,129 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const qr_import_op
         return 0;
     qr_import_free(imp);
     return r.failed && r.rc ? r.rc : QR_EINVAL;
+}
+
+/* --- a CSV body as it streams in (import_stream.c) ----------------------------------------- */
+
+struct qr_import_csv_s {
+    reader_t r;
+    qr_import_t held; /* the sink's array: empty (every task goes to emit) */
+    struct csv_parser p;
+    int started; /* the header line was seen: the delimiter is set */
+    char delim;  /* the caller's, or 0: detected from the header line */
+    int ended;   /* the last batch was read */
+};
+
+qr_import_csv_t *qr_import_csv_new(const qr_import_opts_t *opts, const qr_import_limits_t *limits,
+                                   qr_import_emit_fn emit, void *arg)
+{
+    qr_import_csv_t *cs = qr_xcalloc(1, sizeof *cs);
+    reader_t *r = &cs->r;
+    r->imp = &cs->held;
+    r->stratify_field = opts ? opts->stratify_field : NULL;
+    r->opts = opts;
+    r->ext_in_data = opts && opts->external_id_key && strcmp(opts->external_id_key, "external_id");
+    r->pred_col = r->score_col = r->gold_col = r->ext_col = -1;
+    r->row = json_object();
+    r->score = NAN;
+    r->line = r->rec_line = 1;
+    r->emit = emit;
+    r->emit_arg = arg;
+    cs->delim = opts ? opts->delimiter : 0;
+    qr_import_sink_init(&r->sink, &cs->held, limits, "line");
+    if (!r->row || csv_init(&cs->p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL) != 0) {
+        fprintf(stderr, "quorum: out of memory\n");
+        abort();
+    }
+    return cs;
+}
+
+void qr_import_csv_free(qr_import_csv_t *cs)
+{
+    if (!cs)
+        return;
+    csv_free(&cs->p);
+    row_reset(&cs->r);
+    json_decref(cs->r.row);
+    for (size_t i = 0; i < cs->r.ncols; i++)
+        free(cs->r.cols[i]);
+    free(cs->r.cols);
+    qr_import_free(&cs->held);
+    free(cs);
+}
+
+/* Where the header line ends (its first line feed or carriage return
+ * outside quotes) in len bytes at p, or NULL. */
+static const char *header_end(const char *p, size_t len)
+{
+    int quoted = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"')
+            quoted = !quoted;
+        else if (!quoted && (p[i] == '\n' || p[i] == '\r'))
+            return p + i;
+    }
+    return NULL;
+}
+
+int qr_import_csv_feed(qr_import_csv_t *cs, const char *data, size_t len, size_t *taken, int last,
+                       char *err, size_t errlen, int64_t *fail_line, char *fail_field,
+                       size_t fieldlen)
+{
+    reader_t *r = &cs->r;
+    r->err = err;
+    r->errlen = errlen;
+    *taken = 0;
+    if (!cs->started) {
+        if (!last && !header_end(data, len))
+            return 0; /* the header line is not whole yet: the caller keeps the bytes */
+        cs->started = 1;
+        if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte-order mark */
+            data += 3;
+            len -= 3;
+            *taken = 3;
+        }
+        char delim = cs->delim ? cs->delim : qr_import_detect_delimiter(data, len);
+        csv_set_delim(&cs->p, (unsigned char)delim);
+    }
+    size_t done = 0;
+    while (done < len && !r->failed) {
+        size_t n = len - done < CHUNK_BYTES ? len - done : CHUNK_BYTES;
+        if (csv_parse(&cs->p, data + done, n, on_field, on_row, r) != n)
+            break;
+        done += n;
+    }
+    *taken += done;
+    if (!r->failed && done < len) {
+        if (csv_error(&cs->p) == CSV_EPARSE)
+            fail(r, r->field ? r->rec_line : r->line,
+                 "malformed quoting: a quote inside an unquoted field, or text after a "
+                 "closing quote (a literal quote is written \"\" inside a quoted field)");
+        else
+            fail(r, r->line, "%s", csv_strerror(csv_error(&cs->p)));
+    } else if (!r->failed && last && csv_fini(&cs->p, on_field, on_row, r) != 0) {
+        fail(r, r->field ? r->rec_line : r->line, "a quoted field is not closed before the end");
+    }
+    int rc = 0;
+    if (r->failed) {
+        rc = r->rc ? r->rc : QR_EINVAL;
+    } else if (last) {
+        cs->ended = 1;
+        rc = QR_EINVAL;
+        cs->held.fail_line = 0;
+        if (!r->header_done)
+            snprintf(err, errlen, "the body holds no CSV header");
+        else if (r->sink.imp->n == 0 && !r->rows)
+            snprintf(err, errlen, "the body holds no task (a header and no rows)");
+        else if (r->opts && r->opts->external_id_key && r->ext_col < 0)
+            snprintf(err, errlen, "the header has no column \"%s\" (the external id column)",
+                     r->opts->external_id_key);
+        else
+            rc = 0;
+    }
+    if (rc < 0 && !r->emit_failed) {
+        *fail_line = cs->held.fail_line;
+        snprintf(fail_field, fieldlen, "%s", cs->held.fail_field);
+    }
+    return rc;
 }

@@ -42,6 +42,29 @@ int qr_import_sink_charge(qr_import_sink_t *s, size_t transient, int64_t where, 
 int qr_import_check_external_ids(const qr_import_t *imp, const char *unit, char *err,
                                  size_t errlen);
 
+/* Streamed CSV (import_csv.c, for import_stream.c): each task read is
+ * handed to emit (which keeps nothing of t: t is cleared after), with the
+ * line its record starts on; a negative return stops the read with that
+ * code (emit wrote err). */
+typedef int (*qr_import_emit_fn)(void *arg, qr_import_task_t *t, int64_t line, char *err,
+                                 size_t errlen);
+typedef struct qr_import_csv_s qr_import_csv_t;
+
+/* A CSV reader under opts (kept, not copied: they must outlive it) and
+ * limits (the row being read counts against max_bytes). */
+qr_import_csv_t *qr_import_csv_new(const qr_import_opts_t *opts, const qr_import_limits_t *limits,
+                                   qr_import_emit_fn emit, void *arg);
+void qr_import_csv_free(qr_import_csv_t *cs);
+
+/* Reads len more bytes of the body (with last, its end). *taken: the bytes
+ * read, the rest to be given again with more (only before the header line
+ * is whole: it sets the delimiter). Returns 0, or QR_EINVAL,
+ * QR_IMPORT_EREJECT, QR_ETOOBIG with "line N: ..." in err and, unless emit
+ * failed, *fail_line and fail_field set (the whole-body parse's words). */
+int qr_import_csv_feed(qr_import_csv_t *cs, const char *data, size_t len, size_t *taken, int last,
+                       char *err, size_t errlen, int64_t *fail_line, char *fail_field,
+                       size_t fieldlen);
+
 /* qr_import_parse_bounded for CSV (import_csv.c). */
 int qr_import_parse_csv_bounded(const char *body, size_t len, const qr_import_opts_t *opts,
                                 const qr_import_limits_t *limits, qr_import_t *imp, char *err,

@@ -46,11 +46,12 @@
 #include "log.h"
 #include "util.h"
 
-#define BACKOFF_MIN_MS 100   /* first reconnect delay */
-#define BACKOFF_MAX_MS 5000  /* reconnect delay cap */
-#define COPY_CHUNK     65536 /* bytes per PQputCopyData */
-#define STMT_MAX       256   /* distinct SQL texts prepared, at most */
-#define STMT_SLOTS     512   /* hash slots of the text registry (power of 2) */
+#define BACKOFF_MIN_MS 100       /* first reconnect delay */
+#define BACKOFF_MAX_MS 5000      /* reconnect delay cap */
+#define COPY_CHUNK     65536     /* bytes per PQputCopyData */
+#define STREAM_HIGH    (1 << 20) /* a streamed COPY's unsent bytes past which put says "full" */
+#define STMT_MAX       256       /* distinct SQL texts prepared, at most */
+#define STMT_SLOTS     512       /* hash slots of the text registry (power of 2) */
 
 enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSED };
 
@@ -78,6 +79,17 @@ struct query_s {
     char *data;
     size_t len, off; /* bytes to send, bytes queued with libpq */
     int end_sent;    /* PQputCopyEnd accepted */
+    /* qr_pg_copy_open only: data arrives by qr_pg_copy_put. */
+    int stream;
+    size_t cap;                   /* bytes data has room for */
+    struct conn_s *conn;          /* the connection running it, once sent */
+    int stream_ready;             /* COPY_IN reached: on_ready was called */
+    int stream_full;              /* put said full: on_drain is owed */
+    int stream_blocked;           /* libpq cannot take more until the socket is writable */
+    int stream_end;               /* finish or abort was called: end after the data */
+    char *stream_fail;            /* abort's reason: the COPY fails with it */
+    qr_pg_copy_event_cb on_ready; /* the COPY is in progress: put may be called */
+    qr_pg_copy_event_cb on_drain; /* after a put said full: room again */
     /* qr_pg_copy_in_tx only: the step running (TX_*), and the statement run
      * before the COPY (its parameters are params) and its result. */
     int tx_step;
@@ -177,6 +189,7 @@ static void query_free(query_t *q)
     for (int i = 0; i < q->post_nparams; i++)
         free(q->post_params[i]);
     free(q->post_params);
+    free(q->stream_fail);
     PQclear(q->res);
     PQclear(q->pre_res);
     free(q);
@@ -506,6 +519,7 @@ static void copy_send(conn_t *c)
             return;
         }
         if (r == 0) { /* buffers full: wait for writable, flush, retry */
+            q->stream_blocked = 1;
             if (conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
                 conn_lost(c, "cannot poll the socket");
             return;
@@ -517,12 +531,26 @@ static void copy_send(conn_t *c)
             return;
         }
         if (f == 1) { /* the socket is full: continue when writable */
+            q->stream_blocked = 1;
             if (conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
                 conn_lost(c, "cannot poll the socket");
             return;
         }
     }
-    int r = PQputCopyEnd(c->pq, NULL);
+    if (q->stream && !q->stream_end) {
+        /* All sent; more comes by qr_pg_copy_put. */
+        q->off = q->len = 0;
+        if (conn_watch(c, UV_READABLE) < 0) {
+            conn_lost(c, "cannot poll the socket");
+            return;
+        }
+        if (q->stream_full) {
+            q->stream_full = 0;
+            q->on_drain(q->arg); /* may put, finish or abort: nothing follows here */
+        }
+        return;
+    }
+    int r = PQputCopyEnd(c->pq, q->stream_fail);
     if (r < 0) {
         conn_lost(c, PQerrorMessage(c->pq));
         return;
@@ -627,8 +655,8 @@ static int tx_next(conn_t *c, query_t *q)
         tx_send(c, q, TX_ROLLBACK); /* sent, or q failed with the connection */
         return 1;
     }
-    if (step == TX_PRE) {
-        q->pre_res = q->res;
+    if (step == TX_PRE || (step == TX_POST && q->stream)) {
+        q->pre_res = q->res; /* what the callback gets */
     } else {
         PQclear(q->res);
     }
@@ -638,6 +666,8 @@ static int tx_next(conn_t *c, query_t *q)
         q->pre_res = NULL;
         return 0;
     }
+    if (step == TX_BEGIN && !q->pre_sql)
+        step = TX_PRE; /* no statement before the COPY (a stream) */
     if (step == TX_COPY && !q->post_sql)
         step = TX_POST; /* no statement after the COPY */
     tx_send(c, q, step + 1);
@@ -707,8 +737,19 @@ static void conn_drain(conn_t *c)
             PQclear(res);
             if (q->is_copy && !q->end_sent) {
                 c->phase = P_COPY_SEND;
+                if (q->stream && !q->stream_ready) {
+                    q->stream_ready = 1;
+                    if (!q->stream_end) {
+                        if (conn_watch(c, UV_READABLE) < 0) {
+                            conn_lost(c, "cannot poll the socket");
+                            return;
+                        }
+                        q->on_ready(q->arg); /* may put, finish or abort */
+                        return;
+                    }
+                }
                 copy_send(c);
-                return;
+                continue; /* the results may be buffered already (on_poll) */
             }
             /* A COPY FROM STDIN sent through qr_pg_query: abort it. */
             set_error(q, "COPY FROM STDIN needs qr_pg_copy_in", NULL);
@@ -746,11 +787,12 @@ static void conn_drain(conn_t *c)
 static void conn_send(conn_t *c, query_t *q)
 {
     c->q = q;
+    q->conn = c;
     c->state = C_BUSY;
     c->phase = P_RESULTS;
     if (!q->sent_ns)
         q->sent_ns = uv_hrtime();
-    if (q->pre_sql) {
+    if (q->pre_sql || q->stream) {
         tx_send(c, q, TX_BEGIN);
         return;
     }
@@ -817,8 +859,16 @@ static void on_poll(uv_poll_t *h, int status, int events)
                 conn_lost(c, PQerrorMessage(c->pq));
                 return;
             }
-            if (f == 0)
+            if (f == 0) {
+                c->q->stream_blocked = 0;
                 copy_send(c);
+                /* Its results may be in libpq's buffer already (a COPY that
+                 * failed half-way: the server answered while we still sent),
+                 * and the socket then never turns readable for them. */
+                if (!c->pg->closing && c->state == C_BUSY && c->phase != P_COPY_SEND)
+                    conn_drain(c);
+                return;
+            }
         } else if (conn_flush(c) < 0) {
             return;
         }
@@ -1046,6 +1096,107 @@ int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int nparams, const c
     }
     enqueue(pg, q);
     return 0;
+}
+
+int qr_pg_copy_open(qr_pg_t *pg, const char *copy_sql, qr_pg_copy_event_cb on_ready,
+                    qr_pg_copy_event_cb on_drain, qr_pg_cb cb, void *arg, qr_pg_copy_t **out)
+{
+    if (pg->closing)
+        return QR_EIO;
+    if (!copy_sql || !cb || !on_ready || !on_drain || !out)
+        return QR_EINVAL;
+    query_t *q = copy_query_take(copy_sql, NULL, 0, cb, arg);
+    q->stream = 1;
+    q->cap = 1;
+    q->on_ready = on_ready;
+    q->on_drain = on_drain;
+    *out = q;
+    enqueue(pg, q);
+    return 0;
+}
+
+/* The connection copying q's data now, or NULL (not yet sent, or failed). */
+static conn_t *stream_conn(query_t *q)
+{
+    conn_t *c = q->conn;
+    if (q->err || !c || c->q != q || c->state != C_BUSY)
+        return NULL;
+    return c;
+}
+
+int qr_pg_copy_put(qr_pg_copy_t *q, const char *data, size_t len)
+{
+    conn_t *c = stream_conn(q);
+    if (!c || !q->stream_ready || q->stream_end)
+        return QR_EIO;
+    if (q->off > 0 && q->off == q->len)
+        q->off = q->len = 0;
+    if (q->len + len > q->cap) {
+        if (q->off > 0) { /* what was sent goes first */
+            memmove(q->data, q->data + q->off, q->len - q->off);
+            q->len -= q->off;
+            q->off = 0;
+        }
+        if (q->len + len > q->cap) {
+            size_t cap = q->cap * 2 > q->len + len ? q->cap * 2 : q->len + len;
+            q->data = qr_xrealloc(q->data, cap);
+            q->cap = cap;
+        }
+    }
+    memcpy(q->data + q->len, data, len);
+    q->len += len;
+    if (c->phase == P_COPY_SEND && !q->stream_blocked)
+        copy_send(c); /* calls no callback: the stream has not ended, nothing is owed */
+    if (!stream_conn(q))
+        return QR_EIO; /* the connection was lost meanwhile: cb follows */
+    if (q->len - q->off >= STREAM_HIGH) {
+        q->stream_full = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* After finish or abort: what is left and the end go out from the next
+ * writable event (on_poll), not from here: the results that follow may be
+ * buffered already, and taking them runs the callback, which must not run
+ * inside qr_pg_copy_finish or qr_pg_copy_abort. A COPY not yet started
+ * ends as it starts (conn_drain). */
+static void stream_end(query_t *q)
+{
+    conn_t *c = stream_conn(q);
+    if (c && c->phase == P_COPY_SEND && q->stream_ready && !q->stream_blocked &&
+        conn_watch(c, UV_READABLE | UV_WRITABLE) < 0)
+        conn_lost(c, "cannot poll the socket");
+}
+
+void qr_pg_copy_finish(qr_pg_copy_t *q, const char *post_sql, int nparams,
+                       const char *const *params)
+{
+    if (q->err || q->stream_end)
+        return;
+    q->stream_end = 1;
+    if (post_sql) {
+        q->post_sql = qr_xstrdup(post_sql);
+        q->post_nparams = nparams;
+        q->post_params = nparams ? qr_xcalloc((size_t)nparams, sizeof *q->post_params) : NULL;
+        for (int i = 0; i < nparams; i++)
+            q->post_params[i] = params[i] ? qr_xstrdup(params[i]) : NULL;
+    }
+    stream_end(q);
+}
+
+void qr_pg_copy_abort(qr_pg_copy_t *q, const char *why)
+{
+    if (q->err || q->end_sent)
+        return; /* failing already, or ended: cb follows */
+    /* Still queued, or starting: the COPY fails as soon as it starts. */
+    free(q->stream_fail);
+    q->stream_fail = qr_xstrdup(why && *why ? why : "aborted");
+    free(q->post_sql); /* an abort overrides a finish not yet sent */
+    q->post_sql = NULL;
+    q->stream_end = 1;
+    q->off = q->len; /* nothing more of the data is sent */
+    stream_end(q);
 }
 
 const qr_latency_t *qr_pg_stats(const qr_pg_t *pg)

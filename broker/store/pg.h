@@ -11,7 +11,9 @@
  * texts; the first 256 distinct ones are prepared, any further ones run
  * unprepared. COPY FROM STDIN is supported through qr_pg_copy_in, alone or
  * in one transaction with a statement before it (qr_pg_copy_in_tx: the
- * one multi-statement transaction, still within one call).
+ * one multi-statement transaction, still within one call), or streamed in
+ * as the caller gets its data (qr_pg_copy_open: an import read from the
+ * network, in a transaction of its own).
  *
  * A connection that fails is reconnected with backoff; the queries that were
  * running on it fail with an error (they are not retried: the caller decides).
@@ -83,6 +85,44 @@ QR_MUST_CHECK int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int np
                                         const char *const *params, const char *copy_sql, char *data,
                                         size_t len, const char *post_sql, int post_nparams,
                                         const char *const *post_params, qr_pg_cb cb, void *arg);
+
+/* A COPY FROM STDIN streamed in as its data arrives (an import read from
+ * the network), in a transaction of its own on one pooled connection:
+ * BEGIN; the COPY; then, once qr_pg_copy_finish gives it, one statement
+ * (its result is the callback's); COMMIT. What is put is sent as the socket
+ * takes it, never blocking the loop; the caller is told to wait when more
+ * than about 1 MiB is unsent. The handle is the pool's: valid from
+ * qr_pg_copy_open until cb runs (exactly once, later, never from inside a
+ * call below), then gone. */
+typedef struct query_s qr_pg_copy_t;
+typedef void (*qr_pg_copy_event_cb)(void *arg);
+
+/* Queues the stream. on_ready(arg) runs once the COPY is in progress (put
+ * may be called from then on); cb(res or error, arg) runs at the end: the
+ * post statement's result once COMMIT succeeded, or the first error (the
+ * transaction is then rolled back; an error of the COPY itself, such as a
+ * unique violation, is known only at its end). on_drain(arg) runs after a
+ * put returned 1, once everything put is sent. Returns 0, or a negative
+ * code (no callback runs) if the pool is closing. */
+QR_MUST_CHECK int qr_pg_copy_open(qr_pg_t *pg, const char *copy_sql, qr_pg_copy_event_cb on_ready,
+                                  qr_pg_copy_event_cb on_drain, qr_pg_cb cb, void *arg,
+                                  qr_pg_copy_t **out);
+
+/* Adds len bytes of COPY text (copied) after on_ready. Returns 0; 1 when
+ * the caller should wait for on_drain before the next put (the bytes were
+ * taken all the same); or QR_EIO when the stream is failing (cb follows). */
+QR_MUST_CHECK int qr_pg_copy_put(qr_pg_copy_t *s, const char *data, size_t len);
+
+/* Ends the COPY after what was put; then post_sql with its nparams text
+ * parameters (copied), then COMMIT; cb gets post_sql's result. May be
+ * called before on_ready. Does nothing on a failing stream (cb follows). */
+void qr_pg_copy_finish(qr_pg_copy_t *s, const char *post_sql, int nparams,
+                       const char *const *params);
+
+/* Fails the COPY with why (what is unsent is dropped) and rolls the
+ * transaction back; cb then gets an error. May be called at any time
+ * before cb ran, even before on_ready. */
+void qr_pg_copy_abort(qr_pg_copy_t *s, const char *why);
 
 /* Round-trip times of the statements that succeeded (sent to last result)
  * and the count of those that failed, since the pool opened (GET /metrics).

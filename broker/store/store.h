@@ -201,6 +201,38 @@
     "SELECT min(v), max(v), count(*), (SELECT nextval('imports_id_seq'))"                          \
     " FROM (SELECT nextval('tasks_id_seq') AS v FROM generate_series(1, $1::int)) s"
 
+/* $1 count -> one row: the least and the greatest of that many fresh task
+ * ids and their count: one block of a streamed import's ids (one range
+ * unless another import drew ids at the same moment; then the block is
+ * drawn again with QR_SQL_TASK_IDS). */
+#define QR_SQL_TASK_ID_RANGE                                                                       \
+    "SELECT min(v), max(v), count(*)"                                                              \
+    " FROM (SELECT nextval('tasks_id_seq') AS v FROM generate_series(1, $1::int)) s"
+
+/* The end of a streamed import, after its COPY, in its transaction
+ * (qr_pg_copy_finish): records import $2 of project $1 as
+ * QR_SQL_IMPORT_BEGIN does ($3 key, $4 file name, $5 SHA-256 of the body,
+ * $6 user, $7 tasks, $8 first and $9 last task id; refused with
+ * QR_SQLSTATE_DUPLICATE_IMPORT when the project imported the same file
+ * already; its external ids were checked by the COPY itself, against the
+ * unique index), then writes the imported annotations as
+ * QR_SQL_IMPORT_ANNOTATIONS does ($10 user name or NULL, $11 counted, $12
+ * task ids, $13 their annotations; none when $12 is NULL). */
+#define QR_SQL_IMPORT_STREAM_END                                                                   \
+    "SELECT quorum_import_begin($1, $2, $3, $4, $5, $6, $7, $8, $9, false, NULL),"                 \
+    " CASE WHEN $12::text IS NULL THEN 0"                                                          \
+    " ELSE quorum_import_annotations($1, $10, $11::boolean, $12::bigint[], $13::jsonb) END"
+
+/* After a streamed import's COPY failed on an external id the project
+ * holds: $1 project, $2 SHA-256 of the body, $3 the file's external ids
+ * (JSON array) -> an earlier import of the same file (or NULL), how many
+ * of those ids the project holds, and the earliest import one of them
+ * came from (the words of QR_SQL_IMPORT_BEGIN's refusal). */
+#define QR_SQL_IMPORT_DUPLICATES                                                                   \
+    "SELECT (SELECT id FROM imports WHERE project_id = $1 AND sha256 = $2 ORDER BY id LIMIT 1),"   \
+    " count(*), min(t.import_id) FROM tasks t WHERE t.project_id = $1"                             \
+    " AND t.external_id IN (SELECT jsonb_array_elements_text($3::jsonb))"
+
 /* COPY text rows: id, project, data, required, ... (import.h, qr_import_rows). */
 #define QR_SQL_TASKS_COPY                                                                          \
     "COPY tasks (id, project_id, data, required, priority, overlap, prediction,"                   \

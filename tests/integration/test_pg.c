@@ -459,6 +459,163 @@ static void test_copy_tx(void **state)
     qr_test_loop_close(&loop);
 }
 
+/* --- a COPY streamed in as its data arrives (qr_pg_copy_open) ------------------------- */
+
+typedef struct producer_s {
+    qr_pg_copy_t *copy;
+    int next, last; /* rows next..last are still to put */
+    int dup_at;     /* put row dup_at twice (0: never) */
+    int abort_at;   /* abort once this row is put (0: never) */
+    int ready, drains, fulls;
+    int finished;
+    outcome_t o;
+} producer_t;
+
+/* Puts rows until the COPY says full or all are put; then finishes. */
+static void produce(producer_t *p)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    while (p->next <= p->last) {
+        qr_buf_reset(&b);
+        for (int k = 0; k < 2000 && p->next <= p->last; k++, p->next++) {
+            qr_buf_appendf(&b, "%d\t%0100d\n", p->next, p->next);
+            if (p->next == p->dup_at)
+                qr_buf_appendf(&b, "%d\tdup\n", p->next);
+        }
+        g_inside_submit = 1;
+        int r = qr_pg_copy_put(p->copy, b.data, b.len);
+        g_inside_submit = 0;
+        assert_true(r == 0 || r == 1);
+        if (p->abort_at && p->next > p->abort_at) {
+            qr_pg_copy_abort(p->copy, "stopped by the test");
+            p->finished = 1;
+            qr_buf_free(&b);
+            return;
+        }
+        if (r == 1) {
+            p->fulls++;
+            qr_buf_free(&b);
+            return; /* on_drain carries on */
+        }
+    }
+    qr_buf_free(&b);
+    if (!p->finished) {
+        p->finished = 1;
+        const char *params[] = {"done"};
+        g_inside_submit = 1;
+        qr_pg_copy_finish(
+            p->copy, "SELECT $1::text || '!', (SELECT count(*) FROM qr_test_pg_stream)", 1, params);
+        g_inside_submit = 0;
+    }
+}
+
+static void on_stream_ready(void *arg)
+{
+    producer_t *p = arg;
+    assert_false(g_inside_submit);
+    p->ready++;
+    produce(p);
+}
+
+static void on_stream_drain(void *arg)
+{
+    producer_t *p = arg;
+    assert_false(g_inside_submit);
+    p->drains++;
+    produce(p);
+}
+
+static void on_stream_done(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    producer_t *p = arg;
+    on_result(res, err, sqlstate, &p->o);
+}
+
+static void stream(uv_loop_t *loop, qr_pg_t *pg, producer_t *p, int abort_now)
+{
+    g_pending++;
+    g_all_done = 0;
+    g_inside_submit = 1;
+    assert_int_equal(qr_pg_copy_open(pg, "COPY qr_test_pg_stream (id, pad) FROM STDIN",
+                                     on_stream_ready, on_stream_drain, on_stream_done, p, &p->copy),
+                     0);
+    if (abort_now) {
+        qr_pg_copy_abort(p->copy, "stopped before it began");
+        p->finished = 1;
+    }
+    g_inside_submit = 0;
+    if (g_pending > 0 && !qr_test_run_until(loop, &g_all_done, 60000))
+        fail_msg("stream: no end (ready %d, fulls %d, drains %d, next %d, finished %d)", p->ready,
+                 p->fulls, p->drains, p->next, p->finished);
+    assert_int_equal(p->o.calls, 1);
+    assert_int_equal(p->o.in_call, 0);
+}
+
+/* 400,000 rows (some 42 MB) put as they are made: the COPY says "full"
+ * and later "drained" while the socket cannot take more, commits with the
+ * statement after it, whose result the callback gets; a duplicate row
+ * fails it at its end, and an abort (before the COPY began, or half-way)
+ * rolls it back: nothing of either is kept. */
+static void test_copy_stream(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qr_pg_t *pg = open_pool(&loop, 2);
+    run_ok(&loop, pg, "DROP TABLE IF EXISTS qr_test_pg_stream");
+    run_ok(&loop, pg, "CREATE TABLE qr_test_pg_stream (id int PRIMARY KEY, pad text)");
+    outcome_t o;
+
+    producer_t *p = calloc(1, sizeof *p);
+    p->next = 1;
+    p->last = 400000;
+    stream(&loop, pg, p, 0);
+    if (!p->o.ok)
+        fail_msg("streamed COPY: %s", p->o.err);
+    assert_string_equal(p->o.val[0], "done!");
+    assert_string_equal(p->o.val[1], "400000");
+    assert_int_equal(p->ready, 1);
+    assert_true(p->fulls > 0);
+    assert_int_equal(p->drains, p->fulls);
+
+    memset(p, 0, sizeof *p);
+    p->next = 400001;
+    p->last = 500000;
+    p->dup_at = 450000;
+    stream(&loop, pg, p, 0);
+    assert_false(p->o.ok);
+    assert_string_equal(p->o.sqlstate, "23505");
+
+    memset(p, 0, sizeof *p);
+    p->next = 400001;
+    p->last = 500000;
+    p->abort_at = 420000;
+    stream(&loop, pg, p, 0);
+    assert_false(p->o.ok);
+    assert_int_equal(p->ready, 1);
+
+    memset(p, 0, sizeof *p);
+    p->next = 400001;
+    p->last = 400010;
+    stream(&loop, pg, p, 1);
+    assert_false(p->o.ok);
+    assert_int_equal(p->ready, 0);
+    free(p);
+
+    run_one(&loop, pg, "SELECT count(*), max(id) FROM qr_test_pg_stream", 0, NULL, &o);
+    assert_string_equal(o.val[0], "400000");
+    assert_string_equal(o.val[1], "400000");
+    /* Both connections are out of any transaction. */
+    run_ok(&loop, pg, "INSERT INTO qr_test_pg_stream (id) VALUES (0)");
+    run_ok(&loop, pg, "INSERT INTO qr_test_pg_stream (id) VALUES (-1)");
+    run_one(&loop, pg, "SELECT count(*) FROM qr_test_pg_stream", 0, NULL, &o);
+    assert_string_equal(o.val[0], "400002");
+    run_ok(&loop, pg, "DROP TABLE qr_test_pg_stream");
+    close_pool(&loop, pg);
+    qr_test_loop_close(&loop);
+}
+
 /* A backend killed by the server: its running query fails, the pool
  * reconnects that connection, and later queries succeed. */
 static void test_backend_terminated(void **state)
@@ -608,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_prepared),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_copy_tx),
+        cmocka_unit_test(test_copy_stream),
         cmocka_unit_test(test_backend_terminated),
         cmocka_unit_test(test_closed_port),
         cmocka_unit_test(test_connect_timeout),

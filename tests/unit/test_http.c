@@ -1326,6 +1326,184 @@ static void test_body_budget(void **state)
     fixture_stop(f);
 }
 
+/* --- streamed bodies: pieces, pause and resume, an answer before the end --- */
+
+typedef struct stream_s {
+    fixture_t *f;
+    uv_timer_t timer; /* resumes a paused body */
+    qr_http_request_t *req;
+    size_t bytes;      /* received so far */
+    unsigned long sum; /* of their values */
+    int pauses;        /* times paused */
+    int early;         /* answer at the first piece */
+} stream_t;
+
+static stream_t streams[8];
+static int nstreams;
+
+static void on_stream_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_resume_timer(uv_timer_t *t)
+{
+    stream_t *st = t->data;
+    qr_http_stream_resume(st->req);
+}
+
+static void on_stream_chunk(qr_http_request_t *req, const char *data, size_t len, void *arg)
+{
+    stream_t *st = arg;
+    for (size_t i = 0; i < len; i++)
+        st->sum += (unsigned char)data[i];
+    size_t before = st->bytes;
+    st->bytes += len;
+    if (st->early && before == 0) {
+        static const char msg[] = "refused early";
+        qr_http_respond(req, 422, "text/plain", msg, sizeof msg - 1, NULL);
+        uv_close((uv_handle_t *)&st->timer, on_stream_timer_closed);
+        return;
+    }
+    /* Every 64 KiB: wait 5 ms, as an import waits for PostgreSQL. */
+    if (before / 65536 != st->bytes / 65536) {
+        st->pauses++;
+        qr_http_stream_pause(req);
+        assert_int_equal(uv_timer_start(&st->timer, on_resume_timer, 5, 0), 0);
+    }
+}
+
+static void on_stream_end(qr_http_request_t *req, void *arg)
+{
+    stream_t *st = arg;
+    char *body = qr_xasprintf("bytes=%zu sum=%lu paused=%d body_len=%zu", st->bytes, st->sum,
+                              st->pauses > 0, req->body_len);
+    qr_http_respond(req, 200, "text/plain", body, strlen(body), NULL);
+    free(body);
+    uv_close((uv_handle_t *)&st->timer, on_stream_timer_closed);
+}
+
+/* /stream and /early stream their bodies (at most 1 MiB); the rest echo. */
+static void stream_head(qr_http_request_t *req, void *user)
+{
+    fixture_t *f = user;
+    f->heads++;
+    if (strcmp(req->path, "/stream") && strcmp(req->path, "/early")) {
+        (void)qr_http_continue(req, (size_t)1 << 20);
+        return;
+    }
+    stream_t *st = &streams[nstreams++];
+    memset(st, 0, sizeof *st);
+    st->f = f;
+    st->req = req;
+    st->early = !strcmp(req->path, "/early");
+    assert_int_equal(uv_timer_init(&f->loop, &st->timer), 0);
+    st->timer.data = st;
+    if (qr_http_continue_stream(req, (size_t)1 << 20, on_stream_chunk, on_stream_end, st) < 0)
+        uv_close((uv_handle_t *)&st->timer, on_stream_timer_closed); /* 413, answered */
+}
+
+static void *body_stream_client(void *arg)
+{
+    fixture_t *f = arg;
+    size_t n = 300000;
+    char *body = malloc(n);
+    unsigned long sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        body[i] = (char)('a' + i % 26);
+        sum += (unsigned char)body[i];
+    }
+    f->ms[0] = (int64_t)sum;
+    client_t *cl = client_new();
+    f->rc[0] = client_open(cl, f->port, 0, 0, 0);
+    if (f->rc[0] == 0) {
+        /* 1: 300,000 bytes by Content-Length, then a request on the same
+         * connection: the body went to the route, none of it held. */
+        char head[128];
+        snprintf(head, sizeof head,
+                 "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+        client_sends(cl, head);
+        client_send(cl, body, n);
+        f->rc[1] = client_response(cl, f->resp[0], sizeof f->resp[0]);
+        client_sends(cl, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+        f->rc[2] = client_response(cl, f->resp[1], sizeof f->resp[1]);
+        /* 2: chunked. */
+        client_sends(cl, "POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        f->rc[3] = client_response(cl, f->resp[2], sizeof f->resp[2]);
+    }
+    client_free(cl);
+    /* 3: answered at its first piece: the answer comes while the client
+     * still sends; the rest is read and dropped, then the connection ends. */
+    cl = client_new();
+    if (client_open(cl, f->port, 0, 0, 0) == 0) {
+        char head[128];
+        snprintf(head, sizeof head,
+                 "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+        client_sends(cl, head);
+        f->rc[4] = client_send(cl, body, n);
+        f->rc[5] = client_response(cl, f->resp[3], sizeof f->resp[3]);
+        f->closed[0] = client_closed(cl);
+    }
+    client_free(cl);
+    /* 5: answered early, then a chunk past the route's limit: no second
+     * answer, the connection just ends. */
+    cl = client_new();
+    if (client_open(cl, f->port, 0, 0, 0) == 0) {
+        client_sends(cl, "POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n");
+        f->rc[7] = client_response(cl, f->resp[5], sizeof f->resp[5]);
+        client_sends(cl, "200000\r\n");
+        char tmp[4096];
+        int extra = 0, r;
+        ERR_clear_error();
+        while ((r = SSL_read(cl->ssl, tmp, sizeof tmp)) > 0)
+            extra += r;
+        ERR_clear_error();
+        f->version[0] = extra; /* bytes after the answer: none */
+    }
+    client_free(cl);
+    /* 4: over the route's limit, by its Content-Length: 413 from the head. */
+    cl = client_new();
+    if (client_open(cl, f->port, 0, 0, 0) == 0) {
+        client_sends(cl, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+        f->rc[6] = client_response(cl, f->resp[4], sizeof f->resp[4]);
+    }
+    client_free(cl);
+    free(body);
+    client_done(f);
+    return NULL;
+}
+
+static void test_streamed_body(void **state)
+{
+    (void)state;
+    nstreams = 0;
+    qr_http_config_t cfg = {.idle_timeout_ms = 5000, .head_handler = stream_head};
+    fixture_t *f = fixture_start(H_ECHO, &cfg);
+    run_client(f, body_stream_client);
+    assert_int_equal(f->rc[0], 0);
+    assert_true(strncmp(f->resp[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    char want[128];
+    snprintf(want, sizeof want, "bytes=300000 sum=%lu paused=1 body_len=0",
+             (unsigned long)f->ms[0]);
+    assert_string_equal(body_of(f->resp[0]), want);
+    assert_true(strncmp(f->resp[1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_string_equal(body_of(f->resp[1]), "GET /after? ct=- auth=- body=");
+    assert_string_equal(body_of(f->resp[2]), "bytes=11 sum=1116 paused=0 body_len=0");
+    assert_true(strncmp(f->resp[3], "HTTP/1.1 422 ", 13) == 0);
+    assert_non_null(strstr(f->resp[3], "\r\nConnection: close\r\n"));
+    assert_string_equal(body_of(f->resp[3]), "refused early");
+    assert_int_equal(f->closed[0], 1);
+    assert_true(strncmp(f->resp[4], "HTTP/1.1 413 ", 13) == 0);
+    assert_true(strncmp(f->resp[5], "HTTP/1.1 422 ", 13) == 0);
+    assert_int_equal(f->version[0], 0);
+    assert_int_equal(nstreams, 5);
+    assert_int_equal(streams[2].bytes > 0, 1);
+    assert_int_equal(f->handled, 1); /* only /after: streamed bodies never reach the handler */
+    fixture_stop(f);
+}
+
 /* --- header rules a proxy may read differently (request smuggling) ------- */
 
 static void *smuggle_client(void *arg)
@@ -1385,6 +1563,7 @@ int main(void)
         cmocka_unit_test(test_tls_context_policy),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_head_handler),
+        cmocka_unit_test(test_streamed_body),
         cmocka_unit_test(test_body_budget),
         cmocka_unit_test(test_header_whitespace_and_folding),
     };

@@ -764,6 +764,230 @@ static void test_stratified_follows_distribution(void **state)
             assert_true(pr[i][0] > 0.5);
 }
 
+/* --- streamed imports (import_stream.c) ----------------------------------------- */
+
+/* Streams body in pieces of chunk bytes (0: all at once) with ids 101,
+ * 102, ... handed out a few at a time (so that batches also stop for want
+ * of ids); returns rc, the rows in *rows (heap) and the error in err. */
+static int stream_all(qr_import_format_t format, const qr_import_opts_t *opts, const char *body,
+                      size_t chunk, char **rows, char *err, size_t errlen, int64_t *fail_line,
+                      char *fail_field)
+{
+    qr_import_policy_t pol = policy("sequential");
+    qr_import_stream_t *s = qr_import_stream_new(format, opts, NULL, &pol, 42);
+    qr_buf_t out;
+    qr_buf_init(&out);
+    size_t len = strlen(body), off = 0;
+    int64_t next = 101;
+    int rc;
+    err[0] = '\0';
+    for (;;) {
+        size_t n = chunk && chunk < len - off ? chunk : len - off;
+        int last = off + n == len;
+        int64_t ids[3] = {next, next + 1, next + 2};
+        size_t used = 0;
+        rc = qr_import_stream_batch(s, body + off, n, last, ids, 3, &used, &out, err, errlen);
+        next += (int64_t)used;
+        off += n;
+        for (size_t more = 3; rc == 1; more *= 2) { /* more ids, the same batch */
+            int64_t *m = calloc(more, sizeof *m);
+            for (size_t k = 0; k < more; k++)
+                m[k] = next + (int64_t)k;
+            rc = qr_import_stream_batch(s, NULL, 0, last, m, more, &used, &out, err, errlen);
+            next += (int64_t)used;
+            free(m);
+        }
+        if (rc < 0 || last)
+            break;
+    }
+    if (rc == 0) {
+        assert_int_equal(s->tasks, next - 101);
+        char sha[65];
+        qr_sha256_hex(body, len, sha);
+        assert_string_equal(s->sha256, sha);
+    }
+    *fail_line = s->fail_line;
+    snprintf(fail_field, 96, "%s", s->fail_field);
+    qr_import_stream_free(s);
+    *rows = qr_buf_steal(&out);
+    return rc;
+}
+
+/* Streams body in each of the chunk sizes and checks it says what the
+ * whole-body parse says: the same rows, or the same error, line and field. */
+static void same_as_whole_body(qr_import_format_t format, const qr_import_opts_t *opts,
+                               const char *body, const size_t *chunks, size_t nchunks)
+{
+    qr_import_t imp;
+    char want_err[512] = "";
+    int want = qr_import_parse_opts(format, body, strlen(body), opts, NULL, &imp, want_err,
+                                    sizeof want_err);
+    char *want_rows = NULL;
+    if (want == 0) {
+        int64_t *ids = calloc((size_t)imp.n, sizeof *ids);
+        for (int64_t k = 0; k < imp.n; k++)
+            ids[k] = 101 + k;
+        qr_buf_t out;
+        qr_buf_init(&out);
+        qr_import_policy_t pol = policy("sequential");
+        qr_import_rows(&imp, ids, &pol, NULL, 42, &out);
+        want_rows = qr_buf_steal(&out);
+        free(ids);
+    }
+    for (size_t k = 0; k < nchunks; k++) {
+        char *rows, err[512], field[96];
+        int64_t line;
+        int rc = stream_all(format, opts, body, chunks[k], &rows, err, sizeof err, &line, field);
+        if ((rc < 0) != (want < 0) || (want < 0 && (rc != want || strcmp(err, want_err))))
+            fail_msg("\"%s\", chunks of %zu: %d \"%s\", want %d \"%s\"", body, chunks[k], rc, err,
+                     want, want_err);
+        if (want < 0 && (line != imp.fail_line || strcmp(field, imp.fail_field)))
+            fail_msg("\"%s\", chunks of %zu: line %lld field \"%s\", want %lld \"%s\"", body,
+                     chunks[k], (long long)line, field, (long long)imp.fail_line, imp.fail_field);
+        if (want == 0 && strcmp(rows, want_rows ? want_rows : ""))
+            fail_msg("\"%s\", chunks of %zu: rows differ:\n%s\nwant\n%s", body, chunks[k], rows,
+                     want_rows);
+        free(rows);
+    }
+    free(want_rows);
+    qr_import_free(&imp);
+}
+
+/* A stream says what the whole-body parse says, whatever the pieces: the
+ * same rows for a good body, the same words for a bad one. */
+static void test_stream_matches_whole_body(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"text\": \"a\"}\n{\"data\": {\"t\": \"b\\n\\\\\", \"genre\": \"x\"}, \"gold\": \"g\"}\n",
+        "\n\n{\"a\": 1}\r\n  \n{\"b\": [1, {\"c\": \"]\"}]}",
+        "{\"data\": {\"q\": 1}, \"prediction\": {\"label\": \"p\", \"score\": 0.25}}\n",
+        "{\"text\": \"x1\", \"external_id\": \"e1\"}\n{\"text\": \"x2\", \"external_id\": 7}\n",
+        "[{\"a\": [1, [2, {\"b\": [3]}]], \"c\": {\"d\": {}}}, {\"data\": {\"e\": [[[]]]}}]",
+        "[{\"t\": \"a ] b, } [ { \\\" ], \\\\\"}, {\"u\": \"\\\\\", \"v\": \"]\"}]",
+        "\n\t [ \r\n {\"a\":1} \n ,\n\n {\"b\":2}\n ] \n",
+        "[{}]",
+        /* bad ones */
+        "",
+        "  \n ",
+        "{\"a\": 1}\n{oops}\n",
+        "{\"a\": 1}\n\n[1]\n",
+        "{\"data\": 5}",
+        "text,source\nhello,web\n",
+        "{\"text\": \"z1\", \"external_id\": \"a9\"}\n{}\n{\"external_id\": \"a9\"}\n",
+        "[]",
+        " [ \n ] ",
+        "[{}] x",
+        "[{}]\n]",
+        "[{}",
+        "[{},\n",
+        "[{\"a\": \"b]",
+        "[{\"a\": [}]",
+        "[{]}",
+        "[{},]",
+        "[,{}]",
+        "[{} {}]",
+        "[{}\n{}]",
+        "[{}\n}",
+        "[{},\n{},\n{oops}]",
+        "[{},\n{\"a\":1,\n\"a\":2}]",
+        "[{}, \"x\"]",
+        "[{\"data\": 5}]",
+        "[{\"a\":\"\\u0000\"}]",
+        "[{\"external_id\": 1}, {\"external_id\": \"1\"}]",
+    };
+    static const size_t chunks[] = {0, 1, 2, 3, 5, 7, 64};
+    qr_import_opts_t json_opts = {.stratify_field = "genre"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
+        same_as_whole_body(QR_IMPORT_JSON_ANY, &json_opts, bodies[i], chunks,
+                           sizeof chunks / sizeof *chunks);
+    static char *const labels[] = {"pos", "neg"};
+    qr_import_opts_t csv_opts = {.stratify_field = "genre", .labels = labels, .nlabels = 2};
+    static const char *const csv[] = {
+        "text,genre\nhello,x\n\"a, \"\"quoted\"\"\nline\",y\n",
+        "\xef\xbb\xbftext;prediction;prediction_score;gold\r\nhi;pos;0.5; neg \r\nho;;;\r\n",
+        "text\thow\na\tb\n\nc\td",
+        "external_id,text\nc1,hello\nc2,world\n",
+        "text|n\n\"x|y\"|1\n",
+        /* bad ones */
+        "",
+        "\n\n",
+        "text,genre\n",
+        "text,genre\nhello\n",
+        "text,text\nhello,x\n",
+        "text,\nhello,x\n",
+        "text,gold\nhi,maybe\n",
+        "text,prediction_score\nhi,7\n",
+        "text\n\"open\n",
+        "text\nab\"c\n",
+        "text\na\xff\n",
+        "external_id,text\nc1,a\nc2,b\nc1,c\n",
+    };
+    for (size_t i = 0; i < sizeof csv / sizeof *csv; i++)
+        same_as_whole_body(QR_IMPORT_CSV, &csv_opts, csv[i], chunks,
+                           sizeof chunks / sizeof *chunks);
+    qr_import_opts_t key_opts = {.external_id_key = "ref"};
+    same_as_whole_body(QR_IMPORT_CSV, &key_opts, "text,id\na,1\n", chunks, 1);
+}
+
+/* A stream holds an unfinished task and what the end needs, not the body:
+ * the cap and the budget refuse while it streams. */
+static void test_stream_limits(void **state)
+{
+    (void)state;
+    qr_import_policy_t pol = policy("sequential");
+    qr_import_limits_t lim = {.max_bytes = 0, .max_tasks = 2};
+    qr_import_stream_t *s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
+    qr_buf_t out;
+    qr_buf_init(&out);
+    int64_t ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    size_t used;
+    char err[512];
+    const char *body = "{}\n{}\n{}\n";
+    assert_int_equal(
+        qr_import_stream_batch(s, body, strlen(body), 0, ids, 8, &used, &out, err, sizeof err),
+        QR_ETOOBIG);
+    assert_string_equal(err, "line 3: more than 2 tasks in one import; split it into several "
+                             "imports");
+    qr_import_stream_free(s);
+    qr_buf_reset(&out);
+
+    /* 10,000 small tasks through a 64 KiB budget: nothing accumulates. */
+    lim = (qr_import_limits_t){.max_bytes = 64 << 10, .max_tasks = 0};
+    s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
+    int64_t id = 1;
+    for (int i = 0; i < 100; i++) {
+        char chunk[4096];
+        size_t n = 0;
+        for (int k = 0; k < 100; k++)
+            n += (size_t)snprintf(chunk + n, sizeof chunk - n, "{\"i\": %d}\n", i * 100 + k);
+        int64_t block[100];
+        for (int k = 0; k < 100; k++)
+            block[k] = id + k;
+        assert_int_equal(
+            qr_import_stream_batch(s, chunk, n, i == 99, block, 100, &used, &out, err, sizeof err),
+            0);
+        id += (int64_t)used;
+        qr_buf_reset(&out);
+    }
+    assert_int_equal(s->tasks, 10000);
+    assert_int_equal(s->last_id, 10000);
+    qr_import_stream_free(s);
+
+    /* One line larger than the budget: refused before it ends. */
+    s = qr_import_stream_new(QR_IMPORT_JSON_ANY, NULL, &lim, &pol, 1);
+    char *big = malloc(70 << 10);
+    memset(big, ' ', 70 << 10);
+    big[0] = '{';
+    assert_int_equal(
+        qr_import_stream_batch(s, big, 70 << 10, 0, ids, 8, &used, &out, err, sizeof err),
+        QR_ETOOBIG);
+    assert_non_null(strstr(err, "line 1: the import is larger than the broker holds at once"));
+    free(big);
+    qr_import_stream_free(s);
+    qr_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +1008,8 @@ int main(void)
         cmocka_unit_test(test_overlap_draw_is_exact),
         cmocka_unit_test(test_random_order),
         cmocka_unit_test(test_stratified_follows_distribution),
+        cmocka_unit_test(test_stream_matches_whole_body),
+        cmocka_unit_test(test_stream_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
