@@ -92,7 +92,8 @@ static ctx_t *take_ctx(istream_t *s)
     s->answered = 1;
     ctx_t *c = s->c;
     s->c = NULL;
-    qr_http_on_gone(c->req, NULL, NULL);
+    if (c->req)
+        qr_http_on_gone(c->req, NULL, NULL);
     return c;
 }
 
@@ -547,10 +548,12 @@ static void on_copy_ready(void *arg)
     if (s->answered)
         return; /* abandoned already: the COPY's callback follows */
     ctx_t *c = s->c;
-    if (qr_http_continue_stream(c->req, c->b->cfg.max_body_bytes, on_chunk, on_end, s) < 0) {
-        /* Answered (413: over the limit from its head) or gone, and freed. */
-        take_ctx(s);
+    if (qr_http_continue_stream(c->req, c->b->cfg.max_stream_bytes, on_chunk, on_end, s) < 0) {
+        /* Answered (413: over the limit from its head) or gone, and freed:
+         * the request is no more, so it is forgotten before anything else
+         * touches it. */
         c->req = NULL;
+        take_ctx(s);
         ctx_free(c);
         qr_pg_copy_abort(s->copy, "no body");
         maybe_free(s);
