@@ -61,8 +61,12 @@ static void usage(FILE *f)
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
-            "  --max-body-bytes N    largest import body (POST .../tasks; most stream)\n"
-            "                        [QUORUM_MAX_BODY_BYTES] (67108864)\n"
+            "  --max-body-bytes N    largest import body read whole (POST .../tasks with an\n"
+            "                        overlap fraction, stratified sampling or\n"
+            "                        allow_duplicates) [QUORUM_MAX_BODY_BYTES] (67108864)\n"
+            "  --max-stream-bytes N  largest import body streamed into PostgreSQL (every\n"
+            "                        other import; never held in memory)\n"
+            "                        [QUORUM_MAX_STREAM_BYTES] (17179869184: 16 GiB)\n"
             "  --max-json-bytes N    largest body of every other route\n"
             "                        [QUORUM_MAX_JSON_BYTES] (1048576)\n"
             "  --max-body-total-bytes N  request bodies in memory at once; past it a request\n"
@@ -350,6 +354,8 @@ int main(int argc, char **argv)
         cfg.pg_pool = (int)v;
     if ((e = env_or("QUORUM_MAX_BODY_BYTES", NULL)) && parse_int(e, 1024, 1L << 32, &v) == 0)
         cfg.max_body_bytes = (size_t)v;
+    if ((e = env_or("QUORUM_MAX_STREAM_BYTES", NULL)) && parse_int(e, 1024, 1L << 40, &v) == 0)
+        cfg.max_stream_bytes = (size_t)v;
     if ((e = env_or("QUORUM_MAX_JSON_BYTES", NULL)) && parse_int(e, 1024, 1L << 32, &v) == 0)
         cfg.max_json_body_bytes = (size_t)v;
     if ((e = env_or("QUORUM_MAX_BODY_TOTAL_BYTES", NULL)) && parse_int(e, 1024, 1L << 40, &v) == 0)
@@ -429,7 +435,8 @@ int main(int argc, char **argv)
         O_WEBHOOK_KEY,
         O_WEBHOOK_RETRY,
         O_WEBHOOK_PRIVATE,
-        O_WEBHOOK_KEEP
+        O_WEBHOOK_KEEP,
+        O_STREAM_BODY
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -439,6 +446,7 @@ int main(int argc, char **argv)
         {"cert", required_argument, 0, O_CERT},
         {"key", required_argument, 0, O_KEY},
         {"max-body-bytes", required_argument, 0, O_BODY},
+        {"max-stream-bytes", required_argument, 0, O_STREAM_BODY},
         {"max-json-bytes", required_argument, 0, O_JSON_BODY},
         {"max-body-total-bytes", required_argument, 0, O_BODY_TOTAL},
         {"auth-fail-rate", required_argument, 0, O_AUTH_FAIL},
@@ -492,6 +500,11 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1024, 1L << 32, &v) < 0)
                 goto bad;
             cfg.max_body_bytes = (size_t)v;
+            break;
+        case O_STREAM_BODY:
+            if (parse_int(optarg, 1024, 1L << 40, &v) < 0)
+                goto bad;
+            cfg.max_stream_bytes = (size_t)v;
             break;
         case O_JSON_BODY:
             if (parse_int(optarg, 1024, 1L << 32, &v) < 0)

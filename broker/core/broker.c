@@ -29,6 +29,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->redis_host = "127.0.0.1";
     cfg->redis_port = 6379;
     cfg->max_body_bytes = 64u << 20;
+    cfg->max_stream_bytes = (size_t)16 << 30;
     cfg->max_header_bytes = 16u << 10;
     cfg->idle_timeout_ms = 30000;
     cfg->max_connections = 10000;
@@ -56,6 +57,18 @@ struct token_entry_s {
     int64_t loaded_ms;
     token_entry_t *next;
 };
+
+/* The largest body any route takes: each route asks for its own limit
+ * below this (qr_http_continue caps there). */
+static size_t largest_body(const qr_broker_config_t *cfg)
+{
+    size_t n = cfg->max_body_bytes;
+    if (cfg->max_json_body_bytes > n)
+        n = cfg->max_json_body_bytes;
+    if (cfg->max_stream_bytes > n)
+        n = cfg->max_stream_bytes;
+    return n;
+}
 
 static unsigned bucket_of(const char *digest)
 {
@@ -698,8 +711,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         .cert_file = cfg->cert_file,
         .key_file = cfg->key_file,
         .max_header_bytes = cfg->max_header_bytes,
-        .max_body_bytes = cfg->max_body_bytes > cfg->max_json_body_bytes ? cfg->max_body_bytes
-                                                                         : cfg->max_json_body_bytes,
+        .max_body_bytes = largest_body(cfg),
         .max_body_total_bytes = cfg->max_body_total_bytes,
         .head_handler = api->head,
         .idle_timeout_ms = cfg->idle_timeout_ms,

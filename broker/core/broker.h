@@ -27,7 +27,8 @@ typedef struct qr_broker_config_s {
     const char *redis_host;  /* default 127.0.0.1 */
     int redis_port;          /* default 6379 */
     const char *cert_file, *key_file;
-    size_t max_body_bytes;        /* import bodies (the largest a route takes); default 64 MiB */
+    size_t max_body_bytes;        /* import bodies read whole; default 64 MiB */
+    size_t max_stream_bytes;      /* import bodies streamed (never held); default 16 GiB */
     size_t max_json_body_bytes;   /* every other route's JSON body; default 1 MiB */
     size_t max_body_total_bytes;  /* all bodies in memory at once; default 128 MiB */
     int auth_fail_per_sec;        /* failed authentications per client address; bursts of 10x;

@@ -3,7 +3,7 @@
 # leases, the report; then the bad-input paths, each checked to change nothing.
 . "$(dirname "$0")/lib.sh"
 
-start_broker --max-body-bytes 262144
+start_broker --max-body-bytes 262144 --max-stream-bytes 262144
 
 # Migrations are recorded and safe to run again.
 "$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate2.log"
