@@ -88,6 +88,14 @@ char *i64(int64_t v, char buf[24])
     return buf;
 }
 
+uint64_t import_seed(void)
+{
+    char hex[17];
+    if (qr_random_hex(8, hex) < 0)
+        return (uint64_t)qr_now_ms();
+    return strtoull(hex, NULL, 16);
+}
+
 static int hex_value(char ch)
 {
     return ch >= '0' && ch <= '9'   ? ch - '0'

@@ -228,19 +228,28 @@ static int take_range(istream_t *s, const PGresult *res)
     return 0;
 }
 
+/* The answer to a draw of ids: 1 when it may be used; else 0, the stream
+ * being answered already (freed when done) or failed now. */
+static int ids_arrived(istream_t *s, const PGresult *res, const char *err, const char *what)
+{
+    s->ids_pending = 0;
+    if (s->answered) {
+        maybe_free(s);
+        return 0;
+    }
+    if (!res || PQntuples(res) != 1) {
+        fail_backend(s, "PostgreSQL", err ? err : what);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_id_range(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     istream_t *s = arg;
     (void)sqlstate;
-    s->ids_pending = 0;
-    if (s->answered) {
-        maybe_free(s);
+    if (!ids_arrived(s, res, err, "no task ids"))
         return;
-    }
-    if (!res || PQntuples(res) != 1) {
-        fail_backend(s, "PostgreSQL", err ? err : "no task ids");
-        return;
-    }
     if (take_range(s, res) == 0 && !s->ids_pending)
         pump(s);
 }
@@ -565,15 +574,8 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
 {
     istream_t *s = arg;
     (void)sqlstate;
-    s->ids_pending = 0;
-    if (s->answered) {
-        maybe_free(s);
+    if (!ids_arrived(s, res, err, "no id range"))
         return;
-    }
-    if (!res || PQntuples(res) != 1) {
-        fail_backend(s, "PostgreSQL", err ? err : "no id range");
-        return;
-    }
     s->import_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     ctx_t *c = s->c;
     qr_project_t *p = c->project;
@@ -592,12 +594,7 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
         .stratify_field = p->stratify_field,
         .import_id = s->import_id,
     };
-    uint64_t seed;
-    char hex[17];
-    if (qr_random_hex(8, hex) < 0)
-        seed = (uint64_t)qr_now_ms();
-    else
-        seed = strtoull(hex, NULL, 16);
+    uint64_t seed = import_seed();
     s->st = qr_import_stream_new(s->csv ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY, &opts,
                                  &c->b->cfg.import, &pol, seed);
     if (take_range(s, res) < 0)

@@ -151,6 +151,10 @@ void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void respond_backend(ctx_t *c, const char *what, const char *err);
 char *i64(int64_t v, char buf[24]);
+
+/* A fresh seed for an import's random choices (overlap draw, random order):
+ * from the system's random source, else the clock. */
+uint64_t import_seed(void);
 void respond_invalid(ctx_t *c, const qr_invalid_t *why);
 int parse_body(ctx_t *c, int allow_empty);
 int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out);

@@ -91,12 +91,7 @@ static void import_write(ctx_t *c, int64_t *ids, int64_t import_id)
         .stratify_field = p->stratify_field,
         .import_id = import_id,
     };
-    uint64_t seed;
-    char hex[17];
-    if (qr_random_hex(8, hex) < 0)
-        seed = (uint64_t)qr_now_ms();
-    else
-        seed = strtoull(hex, NULL, 16);
+    uint64_t seed = import_seed();
     qr_buf_t rows;
     qr_buf_init(&rows);
     qr_import_rows(&c->imp, ids, &pol, c->strata.n ? &c->strata : NULL, seed, &rows);
