@@ -554,7 +554,7 @@ typedef struct {
 /* A matching pair of boxes (indexes into the label group). */
 typedef struct {
     double iou;
-    size_t p, q; /* p < q */
+    uint32_t p, q; /* p < q */
 } edge_t;
 
 /* A kept cluster. */
@@ -647,6 +647,7 @@ size_t qr_boxes_consensus(const qr_box_t *const *lists, const size_t *counts, si
         QR_ASSERT(counts[k] <= SIZE_MAX / 2 - total);
         total += counts[k];
     }
+    QR_ASSERT(total < UINT32_MAX);
     if (total == 0 || cap == 0)
         return 0;
     size_t off = 0;
@@ -684,20 +685,26 @@ size_t qr_boxes_consensus(const qr_box_t *const *lists, const size_t *counts, si
         for (size_t x = 0; x < gn; x++)
             c.cl[x] = x, c.first[x] = x, c.next[x] = SIZE_MAX, c.size[x] = 1;
 
+        /* Count the matching pairs first, so the list is allocated once at
+         * its size (it is the one big allocation when many boxes overlap). */
         size_t ne = 0;
+        for (size_t p = 0; p < gn; p++)
+            for (size_t q = p + 1; q < gn; q++)
+                ne += g[p].list != g[q].list && box_match(qr_box_iou(&g[p].box, &g[q].box), thr);
+        if (ne > edges_cap) {
+            QR_ASSERT(ne <= SIZE_MAX / sizeof(edge_t));
+            free(edges);
+            edges = qr_xmalloc(ne * sizeof(edge_t));
+            edges_cap = ne;
+        }
+        ne = 0;
         for (size_t p = 0; p < gn; p++) {
             for (size_t q = p + 1; q < gn; q++) {
                 if (g[p].list == g[q].list)
                     continue;
                 double iou = qr_box_iou(&g[p].box, &g[q].box);
-                if (!box_match(iou, thr))
-                    continue;
-                if (ne == edges_cap) {
-                    QR_ASSERT(edges_cap < SIZE_MAX / 2 / sizeof(edge_t) - 16);
-                    edges_cap = edges_cap * 2 + 16;
-                    edges = qr_xrealloc(edges, edges_cap * sizeof(edge_t));
-                }
-                edges[ne++] = (edge_t){iou, p, q};
+                if (box_match(iou, thr))
+                    edges[ne++] = (edge_t){iou, (uint32_t)p, (uint32_t)q};
             }
         }
         if (ne > 1)

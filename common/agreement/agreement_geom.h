@@ -130,7 +130,12 @@ size_t qr_spans_consensus(const qr_span_t *const *lists, const size_t *counts, s
  * with support 1. A box without area matches nothing, but alone is still a
  * cluster of one. support may be NULL.
  * Cost: O(T^2) IoU computations for T boxes of one label over all lists, plus
- * O(E log E) for the E matching pairs; memory O(T + E).
+ * O(E log E) for the E matching pairs of boxes of different annotators;
+ * memory O(T + E), 16 bytes a pair. E stays near T when annotators draw
+ * separate objects; its worst case, every box matching every other box of
+ * another annotator, is 5 annotators x 1000 boxes: 10^7 pairs, 160 MB (twice that
+ * while qsort sorts them) and about 5 s, against milliseconds for 100,000
+ * boxes spread over items.
  */
 size_t qr_boxes_consensus(const qr_box_t *const *lists, const size_t *counts, size_t n, double thr,
                           qr_box_t *out, size_t *support, size_t cap);
