@@ -209,7 +209,14 @@ void qr_spans_match(const qr_span_t *a, size_t na, const qr_span_t *b, size_t nb
                     size_t *overlap)
 {
     size_t ex = 0, ov = 0;
-    if (na > 0 && nb > 0) {
+    if (na == 1 && nb == 1) {
+        /* One span each (the common case of short texts): no workspace. */
+        const qr_span_t *x = a, *y = b;
+        int meet = x->label == y->label && x->start < x->end && y->start < y->end &&
+                   x->start < y->end && y->start < x->end;
+        ov = (size_t)meet;
+        ex = (size_t)(meet && x->start == y->start && x->end == y->end);
+    } else if (na > 0 && nb > 0) {
         QR_ASSERT(na < UINT32_MAX && nb < UINT32_MAX);
         size_t off = 0, n = na + nb;
         size_t o_a = carve(&off, na, sizeof(ent_t)), o_b = carve(&off, nb, sizeof(ent_t));
