@@ -330,43 +330,50 @@ static void test_boxes_many_to_one(void **state)
     expect_boxes(a, 3, b, 3, 0.5, 2, 1.0 + 9.0 / 11.0);
 }
 
-/* Best assignment by trying every one (na <= nb <= 6); ties keep the first. */
+/* Best assignment by dynamic programming over the subsets of b's boxes
+ * (na <= nb <= 10): best[mask] is the largest total IoU of a[0..popcount)
+ * assigned into the boxes of mask. Ties keep the first found. */
 static void brute_boxes(const qr_box_t *a, size_t na, const qr_box_t *b, size_t nb, double thr,
                         size_t *matched, double *sum)
 {
-    size_t perm[6] = {0, 1, 2, 3, 4, 5}, best_m = 0;
-    double best_total = -1, best_sum = 0;
-    /* Every injective map from a into b: iterate all permutations of b and
-     * read the first na. */
-    for (;;) {
-        double total = 0, s = 0;
-        size_t m = 0;
-        for (size_t i = 0; i < na; i++) {
-            double iou = a[i].label == b[perm[i]].label ? qr_box_iou(&a[i], &b[perm[i]]) : 0;
-            total += iou;
-            if (iou > 0 && iou >= thr)
-                m++, s += iou;
+    enum { MAXB = 10 };
+    static double best[1 << MAXB];
+    static signed char last[1 << MAXB];
+    double w[MAXB][MAXB];
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++)
+            w[i][j] = a[i].label == b[j].label ? qr_box_iou(&a[i], &b[j]) : 0;
+    size_t full = (size_t)1 << nb;
+    for (size_t m = 0; m < full; m++)
+        best[m] = -1, last[m] = -1;
+    best[0] = 0;
+    size_t best_mask = 0;
+    double best_total = na == 0 ? 0 : -1;
+    for (size_t m = 0; m < full; m++) {
+        if (best[m] < 0)
+            continue;
+        size_t i = (size_t)__builtin_popcount((unsigned)m);
+        if (i == na) {
+            if (best[m] > best_total + 1e-12)
+                best_total = best[m], best_mask = m;
+            continue;
         }
-        if (total > best_total + 1e-12)
-            best_total = total, best_m = m, best_sum = s;
-        /* next permutation */
-        if (nb < 2)
-            break;
-        size_t i = nb - 1;
-        while (i > 0 && perm[i - 1] >= perm[i])
-            i--;
-        if (i == 0)
-            break;
-        size_t j = nb - 1;
-        while (perm[j] <= perm[i - 1])
-            j--;
-        size_t t = perm[i - 1];
-        perm[i - 1] = perm[j], perm[j] = t;
-        for (size_t l = i, r = nb - 1; l < r; l++, r--)
-            t = perm[l], perm[l] = perm[r], perm[r] = t;
+        for (size_t j = 0; j < nb; j++) {
+            size_t to = m | ((size_t)1 << j);
+            if (to != m && best[m] + w[i][j] > best[to] + 1e-12)
+                best[to] = best[m] + w[i][j], last[to] = (signed char)j;
+        }
     }
-    *matched = best_m;
-    *sum = best_sum;
+    size_t mcount = 0;
+    double s = 0;
+    for (size_t m = best_mask, i = na; m != 0; i--) {
+        size_t j = (size_t)last[m];
+        if (w[i - 1][j] > 0 && w[i - 1][j] >= thr)
+            mcount++, s += w[i - 1][j];
+        m &= ~((size_t)1 << j);
+    }
+    *matched = mcount;
+    *sum = s;
 }
 
 static qr_box_t random_box(uint32_t labels)
@@ -379,9 +386,9 @@ static qr_box_t random_box(uint32_t labels)
 static void test_boxes_against_brute_force(void **state)
 {
     (void)state;
-    qr_box_t a[6], b[6];
+    qr_box_t a[10], b[10];
     for (int trial = 0; trial < 3000; trial++) {
-        size_t na = rnd() % 6, nb = rnd() % 6;
+        size_t na = rnd() % 11, nb = rnd() % 11;
         uint32_t labels = 1 + (uint32_t)(rnd() % 2);
         for (size_t i = 0; i < na; i++)
             a[i] = random_box(labels);
