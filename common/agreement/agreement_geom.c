@@ -354,7 +354,11 @@ double qr_box_iou(const qr_box_t *a, const qr_box_t *b)
     double uni = a->w * a->h + b->w * b->h - inter;
     if (!(uni > 0))
         return 0.0;
+    /* Areas past DBL_MAX (coordinates far outside 0..100) make inf / inf:
+     * answer 0 rather than NaN. */
     double r = inter / uni;
+    if (!(r > 0))
+        return 0.0;
     return r > 1.0 ? 1.0 : r;
 }
 

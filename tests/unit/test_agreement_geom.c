@@ -243,6 +243,12 @@ static void test_box_iou(void **state)
     expect_iou((qr_box_t){5, 5, 10, 0, CAR}, (qr_box_t){5, 5, 10, 0, CAR}, 0);
     expect_iou((qr_box_t){5, 5, NAN, 10, CAR}, (qr_box_t){0, 0, 20, 20, CAR}, 0);
     expect_iou((qr_box_t){NAN, 5, 10, 10, CAR}, (qr_box_t){0, 0, 20, 20, CAR}, 0);
+    /* Areas that overflow give a number in [0, 1], never NaN. */
+    qr_box_t huge = {0, 0, 1e300, 1e300, CAR}, big = {1e299, 0, 1e300, 1e300, CAR};
+    double r = qr_box_iou(&huge, &huge);
+    assert_true(r >= 0 && r <= 1);
+    r = qr_box_iou(&huge, &big);
+    assert_true(r >= 0 && r <= 1);
     /* Labels are not IoU's business. */
     expect_iou((qr_box_t){0, 0, 10, 10, CAR}, (qr_box_t){0, 0, 10, 10, ORG}, 1);
 }
