@@ -373,4 +373,23 @@ check "quorumctl project create with a schema the broker refuses: exit 1" 1 "$rc
 grepq "x: min (1) must be less than max (1)" <"$E2E_DIR/err" && pass "it prints the broker's reason" ||
     fail "stderr: $(cat "$E2E_DIR/err")"
 
+# --- a lease Redis lost: the lease log vouches for it, the data check still runs -------------
+
+R=$(new_project '{"name": "lost", "schema": {"fields": [{"name": "ents", "type": "spans", "over": "text", "labels": ["X"]}]}}')
+printf '%s\n' '{"text": "abcdef"}' '{"text": "ghijkl"}' | "$CTL" import --project "$R" - >/dev/null
+LIVE=$(api POST "/v1/projects/$R/leases" "$ANN" '{"max": 1}' | cut -d' ' -f2- | jq -r '.leases[0].lease')
+check "the grant is in the lease log" 1 \
+    "$(wait_sql 1 "SELECT count(*) FROM lease_events WHERE project_id = $R AND kind = 'grant'")"
+redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
+BOB=$(new_annotator bob)
+r=$(api POST "/v1/projects/$R/leases" "$BOB" '{"max": 1}')
+check "another annotator's grant rebuilds the project's Redis state" 200 "${r%% *}"
+r=$(api POST "/v1/projects/$R/leases/$LIVE/submit" "$ANN" '{"labels": {"ents": [{"start": 0, "end": 7, "label": "X"}]}}')
+check "a lost lease's span past the text: 422 invalid_labels ents" "422 invalid_labels ents" \
+    "$(code "$r") $(errfield "$r")"
+check "nothing stored" 0 "$(sql "SELECT count(*) FROM annotations WHERE project_id = $R")"
+r=$(api POST "/v1/projects/$R/leases/$LIVE/submit" "$ANN" '{"labels": {"ents": [{"start": 0, "end": 6, "label": "X"}]}}')
+check "the same lease with a valid value: 201" 201 "${r%% *}"
+check "stored" '{"ents":[{"start":0,"end":6,"label":"X"}]}' "$(sql "SELECT label FROM annotations WHERE project_id = $R")"
+
 finish
