@@ -972,6 +972,12 @@ int qr_label_check(const qr_label_schema_t *s, json_t *labels, const qr_label_da
     json_t *v;
     json_object_foreach(labels, key, v)
     {
+        /* The empty key names no field to blame: the object is. */
+        if (!key[0])
+            return fail(err, "labels",
+                        "the key \"\" is not a field of this project's schema "
+                        "(its fields: %s)",
+                        names);
         if (qr_label_schema_field(s, key) < 0)
             return fail(err, key, "not a field of this project's schema (its fields: %s)", names);
     }

@@ -413,6 +413,8 @@ static void test_values_top_level(void **state)
             "{\"sentiment\": \"positive\", \"tags\": [\"a\"], \"score\": 3, \"entities\": [], "
             "\"colour\": \"red\"}",
             &data, "colour", "not a field of this project's schema");
+    refused(s, "{\"sentiment\": \"positive\", \"\": 1}", &data, "labels",
+            "the key \"\" is not a field of this project's schema");
     refused(s, "{\"tags\": [\"a\"], \"score\": 3, \"entities\": []}", &data, "sentiment",
             "required");
     refused(s, "{\"sentiment\": null, \"tags\": [\"a\"], \"score\": 3, \"entities\": []}", &data,
