@@ -21,21 +21,28 @@ errfield() { echo "${1#* }" | jq -r '.error.field // empty'; }
 message() { echo "${1#* }" | jq -r '.error.message // empty'; }
 projects() { sql "SELECT count(*) FROM projects"; }
 
+# refusal DESCRIPTION ANSWER CODE FIELD REASON: ANSWER is 422 CODE naming
+# FIELD, and its message starts "FIELD: " and holds REASON.
+refusal() {
+    local msg
+    check "$1: 422 $3, field $4" "422 $3 $4" "$(code "$2") $(errfield "$2")"
+    msg=$(message "$2")
+    case "$msg" in
+    "$4: "*"$5"*) pass "$1: the message says why: $msg" ;;
+    *) fail "$1: the message '$msg' is not '$4: ...$5...'" ;;
+    esac
+}
+
 # --- schemas refused ---------------------------------------------------------------------
 
 # schema_refused DESCRIPTION SCHEMA FIELD REASON: POST /v1/projects with
 # SCHEMA is 422 invalid_schema naming FIELD; the message starts "FIELD: " and
 # holds REASON; no project is made.
 schema_refused() {
-    local before r msg
+    local before r
     before=$(projects)
     r=$(api POST /v1/projects "$ADMIN_TOKEN" "{\"name\": \"bad\", \"schema\": $2}")
-    check "$1: 422 invalid_schema, field $3" "422 invalid_schema $3" "$(code "$r") $(errfield "$r")"
-    msg=$(message "$r")
-    case "$msg" in
-    "$3: "*"$4"*) pass "$1: the message says why: $msg" ;;
-    *) fail "$1: the message '$msg' is not '$3: ...$4...'" ;;
-    esac
+    refusal "$1" "$r" invalid_schema "$3" "$4"
     check "$1: no project made" "$before" "$(projects)"
 }
 
@@ -165,15 +172,10 @@ stored() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
 # LEASE (L1) is 422 invalid_labels naming FIELD with REASON; nothing is
 # stored; the lease is still held (its heartbeat answers 200).
 value_refused() {
-    local lease=${5:-$L1} before r msg
+    local lease=${5:-$L1} before r
     before=$(stored)
     r=$(api POST "/v1/projects/$P/leases/$lease/submit" "$ANN" "$2")
-    check "$1: 422 invalid_labels, field $3" "422 invalid_labels $3" "$(code "$r") $(errfield "$r")"
-    msg=$(message "$r")
-    case "$msg" in
-    "$3: "*"$4"*) pass "$1: the message says why: $msg" ;;
-    *) fail "$1: the message '$msg' is not '$3: ...$4...'" ;;
-    esac
+    refusal "$1" "$r" invalid_labels "$3" "$4"
     check "$1: nothing stored" "$before" "$(stored)"
     r=$(api POST "/v1/projects/$P/leases/$lease/heartbeat" "$ANN")
     check "$1: the lease is still held (heartbeat 200)" 200 "${r%% *}"
