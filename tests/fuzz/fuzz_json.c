@@ -94,6 +94,22 @@ static void check_project(json_t *b)
         check_refusal(&why);
         return;
     }
+    if (pb.schema) {
+        /* A schema project: no labels, and the schema stored is normalized
+         * (parsing it again gives it back). */
+        qr_label_schema_t *s;
+        qr_label_error_t err;
+        if (pb.labels || !qr_validate_name(pb.name))
+            broken("schema project accepted with labels or without a name", NULL);
+        if (qr_label_schema_parse(pb.schema, &s, &err) < 0)
+            broken("normalized schema does not parse", err.message);
+        json_t *again = qr_label_schema_to_json(s);
+        if (!json_equal(again, pb.schema))
+            broken("normalized schema changes when normalized again", NULL);
+        json_decref(again);
+        qr_label_schema_free(s);
+        return;
+    }
     size_t n = json_array_size(pb.labels);
     if (!qr_validate_name(pb.name) || n < 1 || n > 1000)
         broken("project accepted without a name or labels", NULL);
@@ -162,10 +178,56 @@ static void check_result(json_t *o)
         check_in(r.active_ms, 0, 86400000, "active_ms");
 }
 
+/* One result against a schema of every type: an accepted value's canonical
+ * text is accepted again as the very same text (what idempotent resends
+ * rely on); a refusal of the labels names its field first. */
+static void check_result_labels(json_t *o)
+{
+    static qr_label_schema_t *schema;
+    if (!schema) {
+        json_t *j = json_loads(
+            "{\"fields\": [{\"name\": \"c\", \"type\": \"choice\", \"choices\": [\"a\", \"b\"], "
+            "\"required\": false}, {\"name\": \"m\", \"type\": \"multi_choice\", \"choices\": "
+            "[\"a\", \"b\", \"c\"], \"required\": false}, {\"name\": \"r\", \"type\": "
+            "\"rating\", \"min\": 0, \"max\": 1, \"step\": 0.1, \"required\": false}, {\"name\": "
+            "\"s\", \"type\": \"spans\", \"over\": \"text\", \"labels\": [\"A\", \"B\"], "
+            "\"overlap\": false, \"required\": false}, {\"name\": \"x\", \"type\": \"boxes\", "
+            "\"over\": \"image\", \"labels\": [\"A\"], \"required\": false}, {\"name\": \"t\", "
+            "\"type\": \"text\", \"max_length\": 20, \"required\": false}]}",
+            0, NULL);
+        qr_label_error_t err;
+        if (!j || qr_label_schema_parse(j, &schema, &err) < 0)
+            abort();
+        json_decref(j);
+    }
+    qr_result_body_t r;
+    qr_invalid_t why;
+    char *canonical;
+    json_t *labels;
+    if (qr_validate_result_labels(o, schema, &r, &canonical, &labels, &why) < 0) {
+        check_refusal(&why);
+        size_t f = strlen(why.field);
+        if (!strcmp(why.code, "invalid_labels") &&
+            (!f || strncmp(why.message, why.field, f) || why.message[f] != ':'))
+            broken("invalid_labels without its field first", why.message);
+        return;
+    }
+    json_t *back = json_loads(canonical, 0, NULL);
+    char *again = NULL;
+    qr_label_error_t err;
+    if (!back || qr_label_check(schema, back, NULL, &again, &err) < 0 || strcmp(again, canonical))
+        broken("canonical labels not accepted as themselves", canonical);
+    free(again);
+    json_decref(back);
+    json_decref(labels);
+    free(canonical);
+}
+
 /* POST .../submit (one) and POST .../submit (batch). */
 static void check_submit(json_t *b)
 {
     check_result(b);
+    check_result_labels(b);
     json_t *results;
     qr_invalid_t why;
     if (qr_validate_batch_body(b, &results, &why) < 0) {
