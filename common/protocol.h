@@ -108,6 +108,11 @@
  * "line" and "field"); annotations_as naming no user of the organization. */
 #define QR_CODE_INVALID_TASK        "invalid_task"
 #define QR_CODE_IMPORT_UNKNOWN_USER "unknown_user"
+/* 422 (issue 15): a project's label schema, or a submission's labels against
+ * it, breaks a rule; the error names the "field" and its message starts
+ * with it. */
+#define QR_CODE_INVALID_SCHEMA "invalid_schema"
+#define QR_CODE_INVALID_LABELS "invalid_labels"
 /* 429: over the token's request rate, or too many failed authentications. */
 #define QR_CODE_RATE_LIMITED "rate_limited"
 /* 431: request line and headers over the limit. */

@@ -27,6 +27,7 @@ void ctx_free(ctx_t *c)
     json_decref(c->body);
     json_decref(c->out);
     free(c->label);
+    json_decref(c->labels);
     free(c->idem_key);
     free(c->idem_label);
     free(c->import_file);
@@ -136,7 +137,14 @@ const char *query_param(const char *query, const char *key, char *buf, size_t le
 /* Responds with why validate.h refused a body. */
 void respond_invalid(ctx_t *c, const qr_invalid_t *why)
 {
-    respond_error(c, why->status, why->code, "%s", why->message);
+    if (!why->field[0]) {
+        respond_error(c, why->status, why->code, "%s", why->message);
+        return;
+    }
+    /* A label schema's or a submission's labels: the field they broke. */
+    respond_json(c, why->status,
+                 json_pack("{s:{s:s,s:s,s:s}}", "error", "code", why->code, "message", why->message,
+                           "field", why->field));
 }
 
 /* Parses the body as a JSON object (qr_validate_body); an empty body is {}

@@ -95,6 +95,9 @@ struct ctx_s {
     int full_precision; /* numbers with 17 significant digits */
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;
+    /* submit: a labels object whose span fields still need checking against
+     * the task's data (their code-point lengths), or NULL */
+    json_t *labels;
     int64_t idem_annotation, idem_task, idem_token; /* submit: what the key names already */
     char *idem_label;    /* submit: the label the key's annotation holds */
     int64_t idem_active; /* submit: its active ms (-1: none) */

@@ -209,6 +209,7 @@ static int refuse(qr_invalid_t *why, const char *fmt, ...)
     qr_validate_scrub(why->message);
     why->status = 422;
     why->code = QR_CODE_INVALID;
+    why->field[0] = '\0';
     return -1;
 }
 
@@ -237,6 +238,17 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     const char *key;
     json_t *v;
     memset(pt, 0, sizeof *pt);
+    /* A label schema is fixed when the project is made (annotations are
+     * stored in its canonical form, so another schema would misread them),
+     * and a schema project has no labels list to add to. */
+    if (json_object_get(body, "schema"))
+        return refuse(why, "schema is fixed when a project is made: make a new project for "
+                           "another schema");
+    if (json_object_get(body, "labels") && !p->schema->implied)
+        return refuse(why,
+                      "labels: project %" PRId64 " has a label schema, fixed when it was "
+                      "made; it has no labels list to change",
+                      p->id);
     json_object_foreach(body, key, v)
     {
         int known = 0;

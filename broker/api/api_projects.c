@@ -49,7 +49,12 @@ void h_project_create(ctx_t *c)
     json_t *labels = pb.labels;
     int64_t apt = pb.annotations_per_task, ttl = pb.lease_ttl_ms, ov_ann = pb.overlap_annotations;
     double fraction = pb.overlap_fraction;
-    char *labels_text = json_dumps(labels, JSON_COMPACT);
+    /* A schema project has no labels list: its schema says what a value is. */
+    char *labels_text = labels ? json_dumps(labels, JSON_COMPACT) : qr_xstrdup("[]");
+    /* 15 significant digits: a rating's min, max and step read back as the
+     * same doubles they were checked as (label_schema.h). */
+    char *schema_text =
+        pb.schema ? json_dumps(pb.schema, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24];
     snprintf(fr, sizeof fr, "%.17g", fraction);
     const char *params[] = {i64(c->user.org_id, org),
@@ -64,9 +69,11 @@ void h_project_create(ctx_t *c)
                             sampling,
                             field,
                             pb.max_leases_per_annotator ? i64(pb.max_leases_per_annotator, ml)
-                                                        : NULL};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 12, params, on_project_created, c);
+                                                        : NULL,
+                            schema_text};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 13, params, on_project_created, c);
     free(labels_text);
+    free(schema_text);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }

@@ -192,8 +192,10 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
     }
     c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)annotation_id, "task_id",
                        (json_int_t)c->task_id, "replayed", 0);
-    record_event(c, QR_EV_SUBMIT, c->task_id, c->ids[1], qr_now_ms(), c->granted_ms, c->label,
-                 NULL);
+    /* The lease log's label feeds time on task per label (the throughput
+     * report); a schema project's values are not labels of that kind. */
+    record_event(c, QR_EV_SUBMIT, c->task_id, c->ids[1], qr_now_ms(), c->granted_ms,
+                 c->project->schema->implied ? c->label : NULL, NULL);
     /* The annotation is committed: the answer is "created" even if Redis is
      * unreachable now (the pinned lease then expires, and PostgreSQL's
      * done_count keeps the task from being over-filled). */
@@ -251,6 +253,91 @@ static void lease_unknown(ctx_t *c)
         lease_refused(c);
 }
 
+/* --- labels checked against the task's data --------------------------------------------------
+ *
+ * A span field's value may not end past the text it marks (data[over], in
+ * code points), so a submission with span values waits for the lengths of
+ * those data keys before anything is stored. While the lease is live in
+ * Redis this happens before the submit begins: qr_lease_peek finds the
+ * task and changes nothing, so a refused value (422) leaves the lease as it
+ * was (live, heartbeats allowed, its expiry unchanged) and the annotator
+ * resubmits. A lease only the lease log still knows (Redis lost it) is
+ * checked after the log vouched for it, before its commit. */
+
+static void submit_start_now(ctx_t *c);
+static void commit_row(ctx_t *c);
+
+static void on_text_lengths(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        /* The task is gone with its project, and the lease with it. */
+        lease_refused(c);
+        return;
+    }
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int64_t lengths[QR_LABEL_FIELDS_MAX];
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++) {
+        keys[i] = PQgetvalue(res, i, 0);
+        lengths[i] = PQgetisnull(res, i, 1) ? QR_LABEL_DATA_MISSING
+                     : strcmp(PQgetvalue(res, i, 1), "string")
+                         ? QR_LABEL_DATA_NOT_TEXT
+                         : strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    }
+    qr_label_data_t data = {n < QR_LABEL_FIELDS_MAX ? n : QR_LABEL_FIELDS_MAX, keys, lengths};
+    qr_label_error_t lerr;
+    if (qr_label_check(c->project->schema, c->labels, &data, NULL, &lerr) < 0) {
+        qr_invalid_t why;
+        qr_validate_labels_refusal(&lerr, &why);
+        respond_invalid(c, &why);
+        return;
+    }
+    json_decref(c->labels);
+    c->labels = NULL;
+    c->then(c);
+}
+
+/* Reads the lengths of the data keys c->labels needs from task, checks,
+ * then runs then(c); or answers 422 (nothing stored), 409 or 503. */
+static void check_with_data(ctx_t *c, int64_t task, void (*then)(ctx_t *c))
+{
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int n = qr_label_data_keys(c->project->schema, c->labels, keys, QR_LABEL_FIELDS_MAX);
+    json_t *list = json_array();
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++)
+        json_array_append_new(list, json_string(keys[i]));
+    char *keys_text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    char t[24], proj[24];
+    const char *params[] = {i64(task, t), i64(c->project->id, proj), keys_text};
+    c->then = then;
+    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_TEXT_LENGTHS, 3, params, on_text_lengths, c);
+    free(keys_text);
+    if (rc < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+static void on_peeked(int rc, const qr_lease_info_t *info, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc == QR_ECONFLCT) {
+        /* Not live in Redis: the submit's own path answers (a resend, the
+         * lease log, or 409), checking the data first if it stores. */
+        submit_start_now(c);
+        return;
+    }
+    if (rc < 0) {
+        respond_backend(c, "Redis", "submit");
+        return;
+    }
+    check_with_data(c, info->task_id, submit_start_now);
+}
+
 static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
 {
     ctx_t *c = arg;
@@ -268,13 +355,25 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
     }
     c->task_id = info->task_id;
     c->granted_ms = info->granted_ms;
+    c->expires_ms = info->expires_ms;
+    if (c->labels) {
+        /* Only a lease from the lease log gets here unchecked: one live in
+         * Redis was checked before it began (on_peeked). */
+        check_with_data(c, info->task_id, commit_row);
+        return;
+    }
+    commit_row(c);
+}
+
+static void commit_row(ctx_t *c)
+{
     qr_commit_row_t row = {
-        .task_id = info->task_id,
+        .task_id = c->task_id,
         .project_id = c->project->id,
         .annotator_id = c->user.id,
         .token = c->ids[1],
-        .granted_ms = info->granted_ms,
-        .expires_ms = info->expires_ms,
+        .granted_ms = c->granted_ms,
+        .expires_ms = c->expires_ms,
         .active_ms = c->active_ms,
         .label = c->label,
         .idempotency_key = c->idem_key,
@@ -282,26 +381,55 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
     qr_committer_add(c->b->committer, &row, on_committed, c);
 }
 
-/* Reads one result object (label, idempotency_key, active_ms) into c.
- * Responds 422 and returns -1 when a field is wrong. */
+/* Reads one result object (label or labels, idempotency_key, active_ms)
+ * into c: c->label is the text to store (the label of a plain project, the
+ * canonical JSON of a schema project's labels, label_schema.h), c->labels
+ * the labels object when span fields still need the task's data. Responds
+ * 422 and returns -1 when a field is wrong. A plain project's "label" is
+ * checked as it always was (422 invalid or unknown_label). */
 static int read_result(ctx_t *c, json_t *o)
 {
     qr_result_body_t r;
     qr_invalid_t why;
-    if (qr_validate_result(o, c->project->labels, c->project->nlabels, &r, &why) < 0) {
+    const qr_label_schema_t *schema = c->project->schema;
+    json_t *labels = NULL;
+    char *canonical = NULL;
+    if (schema->implied && !json_object_get(o, "labels")) {
+        if (qr_validate_result(o, c->project->labels, c->project->nlabels, &r, &why) < 0) {
+            respond_invalid(c, &why);
+            return -1;
+        }
+        canonical = qr_xstrdup(r.label);
+    } else if (qr_validate_result_labels(o, schema, &r, &canonical, &labels, &why) < 0) {
         respond_invalid(c, &why);
         return -1;
     }
+    const char *keys[1];
+    if (labels && qr_label_data_keys(schema, labels, keys, 1) > 0)
+        c->labels = labels;
+    else
+        json_decref(labels);
     c->active_ms = r.active_ms;
-    c->label = qr_xstrdup(r.label);
+    c->label = canonical;
     c->idem_key = r.idempotency_key ? qr_xstrdup(r.idempotency_key) : NULL;
     return 0;
 }
 
-static void submit_start(ctx_t *c)
+static void submit_start_now(ctx_t *c)
 {
     if (qr_lease_submit_begin(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(),
                               SUBMIT_GRACE_MS, on_submit_begun, c) < 0)
+        respond_backend(c, "Redis", "submit");
+}
+
+static void submit_start(ctx_t *c)
+{
+    if (!c->labels) {
+        submit_start_now(c);
+        return;
+    }
+    if (qr_lease_peek(c->b->lease, c->project->id, c->user.id, c->ids[1], qr_now_ms(), on_peeked,
+                      c) < 0)
         respond_backend(c, "Redis", "submit");
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "protocol.h"
 
 void qr_validate_scrub(char *message)
 {
@@ -37,6 +38,7 @@ static int refuse(qr_invalid_t *why, int status, const char *code, const char *f
     va_list ap;
     why->status = status;
     why->code = code;
+    why->field[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(why->message, sizeof why->message, fmt, ap);
     va_end(ap);
@@ -221,14 +223,56 @@ int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, 
     return 0;
 }
 
+/* A refusal of a label schema or of labels: status 422, code, and the
+ * checker's field and message. */
+static int refuse_field(qr_invalid_t *why, const char *code, const qr_label_error_t *err)
+{
+    refuse(why, 422, code, "%s", err->message);
+    snprintf(why->field, sizeof why->field, "%s", err->field);
+    return -1;
+}
+
+void qr_validate_labels_refusal(const qr_label_error_t *err, qr_invalid_t *why)
+{
+    refuse_field(why, QR_CODE_INVALID_LABELS, err);
+}
+
+/* The label schema of a project body: checked, normalized, and put back
+ * into the body normalized (out->schema borrows it from there). */
+static int project_schema(json_t *body, json_t *schema, qr_project_body_t *out, qr_invalid_t *why)
+{
+    qr_label_schema_t *s;
+    qr_label_error_t err;
+    if (qr_label_schema_parse(schema, &s, &err) < 0)
+        return refuse_field(why, QR_CODE_INVALID_SCHEMA, &err);
+    json_object_set_new(body, "schema", qr_label_schema_to_json(s));
+    qr_label_schema_free(s);
+    out->schema = json_object_get(body, "schema");
+    return 0;
+}
+
 int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why)
 {
     memset(out, 0, sizeof *out);
     out->name = json_string_value(json_object_get(body, "name"));
     out->labels = json_object_get(body, "labels");
+    json_t *schema = json_object_get(body, "schema");
     if (!qr_validate_name(out->name))
         return refuse(why, 422, "invalid",
                       "name must be a string of 1 to 200 characters and no control characters");
+    if (schema && !json_is_null(schema)) {
+        if (out->labels && !json_is_null(out->labels)) {
+            qr_label_error_t err = {.field = "schema"};
+            snprintf(err.message, sizeof err.message,
+                     "schema: a project takes labels (one choice among them) or a schema, not "
+                     "both");
+            return refuse_field(why, QR_CODE_INVALID_SCHEMA, &err);
+        }
+        out->labels = NULL;
+        if (project_schema(body, schema, out, why) < 0)
+            return -1;
+        goto rest;
+    }
     size_t n = json_array_size(out->labels);
     if (!json_is_array(out->labels) || n < 1 || n > 1000)
         return refuse(why, 422, "invalid", "labels must be an array of 1 to 1000 strings");
@@ -259,6 +303,7 @@ int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t 
             if (!strcmp(l, json_string_value(json_array_get(out->labels, j))))
                 return refuse(why, 422, "invalid", "label \"%s\" appears twice", l);
     }
+rest:
     if (qr_validate_int(body, "annotations_per_task", 1, 100, 1, &out->annotations_per_task, why) <
             0 ||
         qr_validate_int(body, "lease_ttl_ms", 1000, 86400000, 60000, &out->lease_ttl_ms, why) < 0 ||
@@ -318,21 +363,10 @@ int qr_validate_release_body(json_t *body, const char **reason, qr_invalid_t *wh
     return 0;
 }
 
-int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_body_t *out,
-                       qr_invalid_t *why)
+/* A result's idempotency_key and active_ms into out. */
+static int result_rest(json_t *o, qr_result_body_t *out, qr_invalid_t *why)
 {
-    json_t *label = json_object_get(o, "label");
     json_t *key = json_object_get(o, "idempotency_key");
-    memset(out, 0, sizeof *out);
-    out->active_ms = -1;
-    if (!json_is_string(label))
-        return refuse(why, 422, "invalid", "label must be a string");
-    int known = 0;
-    for (int i = 0; i < nlabels && !known; i++)
-        known = !strcmp(labels[i], json_string_value(label));
-    if (!known)
-        return refuse(why, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
-                      json_string_value(label));
     if (key && !json_is_null(key) &&
         (!json_is_string(key) || !qr_validate_name(json_string_value(key))))
         return refuse(
@@ -345,8 +379,73 @@ int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_bo
             return refuse(why, 422, "invalid", "active_ms must be an integer from 0 to 86400000");
         out->active_ms = json_integer_value(act);
     }
-    out->label = json_string_value(label);
     out->idempotency_key = json_string_value(key);
+    return 0;
+}
+
+int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_body_t *out,
+                       qr_invalid_t *why)
+{
+    json_t *label = json_object_get(o, "label");
+    memset(out, 0, sizeof *out);
+    out->active_ms = -1;
+    if (!json_is_string(label))
+        return refuse(why, 422, "invalid", "label must be a string");
+    int known = 0;
+    for (int i = 0; i < nlabels && !known; i++)
+        known = !strcmp(labels[i], json_string_value(label));
+    if (!known)
+        return refuse(why, 422, "unknown_label", "\"%.200s\" is not one of the project's labels",
+                      json_string_value(label));
+    if (result_rest(o, out, why) < 0)
+        return -1;
+    out->label = json_string_value(label);
+    return 0;
+}
+
+int qr_validate_result_labels(json_t *o, const qr_label_schema_t *schema, qr_result_body_t *out,
+                              char **canonical, json_t **labels, qr_invalid_t *why)
+{
+    json_t *label = json_object_get(o, "label"), *given = json_object_get(o, "labels");
+    qr_label_error_t err;
+    json_t *l = NULL;
+    memset(out, 0, sizeof *out);
+    out->active_ms = -1;
+    *canonical = NULL;
+    *labels = NULL;
+    if (json_is_null(label))
+        label = NULL;
+    if (json_is_null(given))
+        given = NULL;
+    if (label && given) {
+        qr_label_error_t both = {.field = "labels"};
+        snprintf(both.message, sizeof both.message,
+                 "labels: give \"label\" or \"labels\", not both");
+        return refuse_field(why, QR_CODE_INVALID_LABELS, &both);
+    }
+    if (!label && !given) {
+        qr_label_error_t none = {.field = "labels"};
+        snprintf(none.message, sizeof none.message,
+                 "labels: missing: send \"labels\", an object with a value for each field of "
+                 "the project's schema");
+        return refuse_field(why, QR_CODE_INVALID_LABELS, &none);
+    }
+    if (given) {
+        l = json_incref(given);
+    } else if (!(l = qr_label_from_single(schema, label, &err))) {
+        return refuse_field(why, QR_CODE_INVALID_LABELS, &err);
+    }
+    if (qr_label_check(schema, l, NULL, canonical, &err) < 0) {
+        json_decref(l);
+        return refuse_field(why, QR_CODE_INVALID_LABELS, &err);
+    }
+    if (result_rest(o, out, why) < 0) {
+        json_decref(l);
+        free(*canonical);
+        *canonical = NULL;
+        return -1;
+    }
+    *labels = l;
     return 0;
 }
 

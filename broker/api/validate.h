@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "label_schema.h"
+
 /* Most leases one lease request may take, and most results one batch submit may carry. */
 #define QR_MAX_LEASES_PER_REQUEST 100
 
@@ -26,6 +28,10 @@ typedef struct qr_invalid_s {
     int status;        /* HTTP status: 400, 403 or 422 */
     const char *code;  /* API error code ("invalid_json", "invalid", ...); static */
     char message[320]; /* one line, no trailing newline */
+    /* The field a label schema or a submission's labels was refused for
+     * (422 invalid_schema, invalid_labels: the answer's "field"); "" for
+     * every other refusal. */
+    char field[QR_LABEL_NAME_MAX + 8];
 } qr_invalid_t;
 
 /*
@@ -98,10 +104,14 @@ typedef struct qr_token_body_s {
 
 int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, qr_invalid_t *why);
 
-/* POST /v1/projects. */
+/* POST /v1/projects: labels (a plain project) or schema, not both. */
 typedef struct qr_project_body_s {
     const char *name;
-    json_t *labels; /* array of 1 to 1000 distinct valid names */
+    json_t *labels; /* array of 1 to 1000 distinct valid names; NULL with a schema */
+    /* The label schema, normalized (qr_label_schema_to_json: defaults filled
+     * in), put back into the body in place of the one given; NULL for a
+     * plain project. A refused schema is 422 invalid_schema with its field. */
+    json_t *schema;
     int64_t annotations_per_task;
     int64_t lease_ttl_ms;
     int64_t overlap_annotations;
@@ -131,6 +141,25 @@ typedef struct qr_result_body_s {
 /* A result object (a submit's body, or one entry of a batch) against the project's labels. */
 int qr_validate_result(json_t *o, char *const *labels, int nlabels, qr_result_body_t *out,
                        qr_invalid_t *why);
+
+/*
+ * A result object against a label schema (issue 15): "labels", an object
+ * of the schema's fields, or "label" where the schema takes one (a plain
+ * project's, or one of a single choice field: qr_label_from_single), not
+ * both; idempotency_key and active_ms as qr_validate_result. Runs every
+ * rule of the schema but those needing the task's data (span ends), so a
+ * span field's value is checked again with the data (qr_label_check). On
+ * success *canonical is the stored text (heap: the caller frees) and
+ * *labels the labels object (a new reference: the caller decrefs); out's
+ * label is NULL. A refusal of the labels is 422 invalid_labels with the
+ * field; of anything else as qr_validate_result.
+ */
+int qr_validate_result_labels(json_t *o, const qr_label_schema_t *schema, qr_result_body_t *out,
+                              char **canonical, json_t **labels, qr_invalid_t *why);
+
+/* A refusal of labels by the schema (qr_label_check with the task's data)
+ * as the API answers it: 422 invalid_labels, the message and the field. */
+void qr_validate_labels_refusal(const qr_label_error_t *err, qr_invalid_t *why);
 
 /* POST .../submit (batch): results must be an array of 1 to QR_MAX_LEASES_PER_REQUEST
  * (400 bad_request). *results is borrowed from body. */

@@ -235,6 +235,7 @@ static void project_free(qr_project_t *p)
     free(p->shares);
     free(p->paused_at);
     free(p->archived_at);
+    qr_label_schema_free(p->schema);
     free(p);
 }
 
@@ -328,6 +329,18 @@ qr_project_t *qr_project_from_json(json_t *o)
     p->archived_at = archived_at ? qr_xstrdup(archived_at) : NULL;
     p->max_leases = (int)json_integer_value(json_object_get(o, "max_leases_per_annotator"));
     p->refs = 1;
+    json_t *schema = json_object_get(o, "schema");
+    if (json_is_null(schema) || !schema) {
+        p->schema = qr_label_schema_implied((const char *const *)p->labels, p->nlabels);
+    } else {
+        qr_label_error_t err;
+        if (qr_label_schema_parse(schema, &p->schema, &err) < 0) {
+            qr_warn("project %" PRId64 ": its stored schema does not parse: %s", p->id,
+                    err.message);
+            project_free(p);
+            return NULL;
+        }
+    }
     return p;
 }
 
@@ -350,6 +363,9 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_object_set_new(o, "archived", json_boolean(p->archived_at != NULL));
     json_object_set_new(o, "archived_at",
                         p->archived_at ? json_string(p->archived_at) : json_null());
+    json_object_set_new(o, "schema",
+                        p->schema && !p->schema->implied ? qr_label_schema_to_json(p->schema)
+                                                         : json_null());
     return o;
 }
 

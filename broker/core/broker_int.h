@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "broker.h"
+#include "label_schema.h"
 #include "notify.h"
 
 enum {
@@ -57,8 +58,12 @@ typedef struct qr_project_s {
     char *paused_at;      /* when it was paused (PostgreSQL's text), NULL: it runs */
     char *archived_at;    /* when it was archived (PostgreSQL's text), NULL: in use */
     int max_leases;       /* live leases per annotator; 0: the broker's default */
-    int64_t loaded_ms;    /* monotonic */
-    int refs;             /* requests using it; freed when 0 and evicted */
+    /* The label schema submissions are checked against: the project's own
+     * (sql/0025), or for a plain project the one its labels imply
+     * (schema->implied: one choice field "label", stored as the label). */
+    qr_label_schema_t *schema;
+    int64_t loaded_ms; /* monotonic */
+    int refs;          /* requests using it; freed when 0 and evicted */
     struct qr_project_s *next;
 } qr_project_t;
 
@@ -138,7 +143,8 @@ void qr_project_cache_put(qr_broker_t *b, qr_project_t *p);
 /* Forgets the cached copy of project id, if any. */
 void qr_project_cache_drop(qr_broker_t *b, int64_t id);
 void qr_project_release(qr_project_t *p);
-/* Builds a project from a JSON object (id, org_id, name, labels, ...). */
+/* Builds a project from a JSON object (id, org_id, name, labels, schema,
+ * ...); NULL when it is not one (a schema that does not parse). */
 qr_project_t *qr_project_from_json(json_t *o);
 json_t *qr_project_to_json(const qr_project_t *p);
 

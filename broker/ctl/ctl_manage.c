@@ -8,6 +8,7 @@
 #include "ctl_manage.h"
 
 #include "cli.h"
+#include "ctl_schema.h"
 #include "protocol.h"
 #include "text_out.h"
 #include "util.h"
@@ -28,6 +29,7 @@ static const char list_help[] =
     "to stdout, one project a line:\n"
     "  id    state     per-task  name            labels\n"
     "  7     active    3         sentiment       positive,negative,neutral\n"
+    "A project made with a label schema lists its fields: schema:sentiment,score.\n"
     "state is active, paused or archived. --json writes the API's pages as\n"
     "they come, one JSON object a line ({\"projects\": [...], \"next_after\": N|null}).\n"
     "\n"
@@ -48,7 +50,10 @@ static const char show_help[] =
     "\n"
     "Shows one project (GET /v1/projects/{id}) as \"key: value\" lines on stdout,\n"
     "e.g. \"name: sentiment\", \"labels: positive,negative\", \"archived: no\";\n"
-    "--json writes the API's JSON object instead.\n"
+    "--json writes the API's JSON object instead. A project made with a label\n"
+    "schema shows \"schema: 2 fields\" and a line per field with its type, e.g.\n"
+    "\"field: score rating required min=1 max=5 step=1\" or\n"
+    "\"field: entities spans required over=text overlap=yes labels=PER,ORG\".\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (GET /v1/projects/{id}).\n"
     "Writes: stdout: \"key: value\" lines; with --json one JSON object.\n"
@@ -169,11 +174,14 @@ static const char *str_or(json_t *o, const char *key, const char *dflt)
     return s ? s : dflt;
 }
 
-/* The labels of a project as "a,b,c" in b (terminal-safe). */
+/* The labels of a project as "a,b,c" in b (terminal-safe); a schema
+ * project's fields as "schema:name,name". */
 static void labels_text(qr_buf_t *b, json_t *p)
 {
     size_t i;
     json_t *l;
+    if (qr_ctl_schema_summary(b, p))
+        return;
     json_array_foreach(json_object_get(p, "labels"), i, l)
     {
         if (i)
@@ -203,6 +211,7 @@ static void show_project(json_t *p)
     printf("organization_id: %lld\n", (long long)json_integer_value(json_object_get(p, "org_id")));
     printf("state: %s\n", state_of(p));
     printf("labels: %s\n", b.data ? b.data : "");
+    qr_ctl_schema_show(p);
     printf("annotations_per_task: %lld\n",
            (long long)json_integer_value(json_object_get(p, "annotations_per_task")));
     printf("overlap_annotations: %lld\n",

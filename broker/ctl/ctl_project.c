@@ -1,10 +1,12 @@
 /*
  * ctl_project.c - `quorumctl project create` (POST /v1/projects): a manager
- * makes a labeling project (ctl_import.c fills it with tasks).
+ * makes a labeling project, with a label list or a label schema
+ * (ctl_schema.c reads it); ctl_import.c fills it with tasks.
  */
 #include "ctl_project.h"
 
 #include "cli.h"
+#include "ctl_schema.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -18,7 +20,7 @@
 static const char *const prog = "quorumctl";
 
 static const char project_help[] =
-    "Usage: quorumctl project create --name N --labels a,b,c\n"
+    "Usage: quorumctl project create --name N (--labels a,b,c | --schema FILE|-)\n"
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
     "                 [--max-leases-per-annotator N] [--json]\n"
     "\n"
@@ -26,20 +28,30 @@ static const char project_help[] =
     "stdout, or the whole project object with --json.\n"
     "\n"
     "  --name N                   project name\n"
-    "  --labels a,b,c             the label choices, comma-separated (1-1000)\n"
+    "  --labels a,b,c             the label choices, comma-separated (1-1000):\n"
+    "                             each task gets one of them\n"
+    "  --schema FILE|-            a label schema instead: one or more named fields\n"
+    "                             (choice, multi_choice, rating, spans, boxes, text),\n"
+    "                             from a JSON file (- for stdin) holding\n"
+    "                             {\"fields\": [...]} or {\"schema\": {\"fields\": [...]}}\n"
+    "                             (docs/API.md, \"Label schemas\"); fixed once made\n"
     "  --annotations-per-task K   annotations each task needs (broker default 1)\n"
     "  --lease-ttl-ms MS          how long a lease lasts (broker default 60000)\n"
     "  --max-leases-per-annotator N   live leases one annotator may hold at once\n"
     "                             (1-10000; broker default 10)\n"
     "  --json                     print the project as JSON\n"
     "\n"
-    "Reads:  no file: the broker's JSON answer (POST /v1/projects).\n"
+    "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
+    "        JSON answer (POST /v1/projects).\n"
     "Writes: stdout: the new project's id (7); with --json the project object,\n"
     "        {\"id\":7,\"name\":\"sentiment\",\"labels\":[\"positive\",\"negative\"],...}.\n"
     "\n"
-    "Example:\n"
+    "Examples:\n"
     "  quorumctl project create --name sentiment --labels positive,negative,neutral \\\n"
     "      --annotations-per-task 3\n"
+    "  echo '{\"fields\": [{\"name\": \"score\", \"type\": \"rating\", \"min\": 1, \"max\": 5},\n"
+    "        {\"name\": \"note\", \"type\": \"text\", \"required\": false}]}' |\n"
+    "      quorumctl project create --name reviews --schema -\n"
     "\n"
     "Other project commands, each with its own --help: list, show, update,\n"
     "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
@@ -74,7 +86,8 @@ fail:
 
 int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL;
+    const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
+               *schema_file = NULL;
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -97,6 +110,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--name", &name)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--labels", &labels)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--schema", &schema_file)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--annotations-per-task", &per_task)) !=
                 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
@@ -113,8 +127,9 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (!name || !name[0])
         return qr_cli_usage_error(prog, "project create ", "project create: --name is required");
-    if (!labels)
-        return qr_cli_usage_error(prog, "project create ", "project create: --labels is required");
+    if (!labels == !schema_file)
+        return qr_cli_usage_error(prog, "project create ",
+                                  "project create: give --labels or --schema (one of them)");
     if (per_task && qr_cli_parse_ll(per_task, 1, 100, &k) < 0)
         return qr_cli_usage_error(prog, "project create ",
                                   "project create: --annotations-per-task must be 1-100, not '%s'",
@@ -128,14 +143,17 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         return qr_cli_usage_error(
             prog, "project create ",
             "project create: --max-leases-per-annotator must be 1-10000, not '%s'", max_live);
-    json_t *label_arr = split_labels(labels);
-    if (!label_arr)
+    json_t *label_arr = NULL, *schema = NULL;
+    if (labels && !(label_arr = split_labels(labels)))
         return qr_cli_usage_error(prog, "project create ",
                                   "project create: --labels has an empty label in '%s'", labels);
+    char why[300];
+    if (schema_file && !(schema = qr_ctl_schema_load(schema_file, why, sizeof why)))
+        return qr_cli_usage_error(prog, "project create ", "project create: %s", why);
 
     json_t *body = json_object();
     if (!body || json_object_set_new(body, "name", json_string(name)) < 0 ||
-        json_object_set_new(body, "labels", label_arr) < 0 ||
+        json_object_set_new(body, labels ? "labels" : "schema", labels ? label_arr : schema) < 0 ||
         (per_task && json_object_set_new(body, "annotations_per_task", json_integer(k)) < 0) ||
         (ttl && json_object_set_new(body, "lease_ttl_ms", json_integer(ttl_ms)) < 0) ||
         (max_live &&

@@ -317,6 +317,12 @@ int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, int64_t annotat
     return touch(e, project, annotator, token, now_ms, now_ms + grace_ms, "begin", cb, arg);
 }
 
+int qr_lease_peek(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
+                  int64_t now_ms, qr_lease_info_cb cb, void *arg)
+{
+    return touch(e, project, annotator, token, now_ms, now_ms, "peek", cb, arg);
+}
+
 static void on_done(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;

@@ -191,6 +191,14 @@ QR_MUST_CHECK int qr_lease_submit_begin(qr_lease_engine_t *e, int64_t project, i
                                         int64_t token, int64_t now_ms, int grace_ms,
                                         qr_lease_info_cb cb, void *arg);
 
+/* Whether a submit could begin now (qr_lease_submit_begin's checks), and
+ * the lease's task, changing nothing: a submit whose value needs the task's
+ * data looks first, so that a refused value leaves the lease as it was
+ * (live, its expiry unchanged, heartbeats allowed). cb gets the info, or
+ * QR_ECONFLCT as qr_lease_submit_begin would. */
+QR_MUST_CHECK int qr_lease_peek(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                int64_t token, int64_t now_ms, qr_lease_info_cb cb, void *arg);
+
 /* Second half: the annotation is committed; the slot is consumed and the
  * lease ends. When the task has no slot left, it leaves the window. */
 QR_MUST_CHECK int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,

@@ -135,13 +135,14 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
                                "return 1\n";
 
 /* ARGV: annotator, now, new expiry, token, mode. mode 'hb' extends a live
- * lease; 'begin' pins it for the submit until the new expiry. A lease
- * already pinned may be begun again by its annotator while the pin holds:
- * the submit that pinned it may have died with its broker before
- * committing, and the agent's resend (same idempotency key) must then go
- * through; PostgreSQL keeps two racing submits to one row. Returns {task,
- * granted, expires} or 0 when the lease is not live (or pinned) and the
- * caller's. */
+ * lease; 'begin' pins it for the submit until the new expiry; 'peek'
+ * changes nothing and answers as 'begin' would (a submit checking its value
+ * against the task first). A lease already pinned may be begun again by its
+ * annotator while the pin holds: the submit that pinned it may have died
+ * with its broker before committing, and the agent's resend (same
+ * idempotency key) must then go through; PostgreSQL keeps two racing
+ * submits to one row. Returns {task, granted, expires} or 0 when the lease
+ * is not live (or pinned) and the caller's. */
 static const char TOUCH_LUA[] =
     "local lease, leases = unpack(KEYS)\n"
     LEASE_CODEC_LUA
@@ -151,9 +152,10 @@ static const char TOUCH_LUA[] =
     "local now = tonumber(ARGV[2])\n"
     "if l.state == 'live' then\n"
     "  if tonumber(l.expires) <= now then return 0 end\n"
-    "elseif l.state ~= 'submitting' or mode ~= 'begin' or tonumber(l.pinned) <= now then\n"
+    "elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
     "  return 0\n"
     "end\n"
+    "if mode == 'peek' then return {l.task, l.granted, l.expires} end\n"
     "if mode == 'begin' then\n"
     "  l.state, l.pinned = 'submitting', ARGV[3]\n"
     "else\n"

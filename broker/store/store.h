@@ -133,18 +133,20 @@
     " 'overlap_fraction', overlap_fraction, 'overlap_annotations', overlap_annotations,"           \
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
-    "max_leases_per_annotator, 'archived_at', archived_at,"                                        \
+    "max_leases_per_annotator, 'archived_at', archived_at, 'schema', schema,"                      \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
-/* $1 org, $2 name, $3 labels (JSON array), $4 annotations per task,
- * $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap annotations,
- * $9 overlap first, $10 sampling, $11 stratify field, $12 the bound on each
- * annotator's live leases (NULL: the broker's default) -> the project as JSON. */
+/* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
+ * per task, $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap
+ * annotations, $9 overlap first, $10 sampling, $11 stratify field, $12 the
+ * bound on each annotator's live leases (NULL: the broker's default), $13
+ * the label schema (normalized JSON; NULL: a plain project) -> the project
+ * as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
-    " max_leases_per_annotator)"                                                                   \
-    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12) "                          \
+    " max_leases_per_annotator, schema)"                                                           \
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb) "              \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -274,6 +276,17 @@
     "  'user_id', i.created_by, 'user', u.name) ORDER BY i.id DESC), '[]')::text"                  \
     " FROM imports i LEFT JOIN users u ON u.id = i.created_by"                                     \
     " WHERE i.project_id = $1 AND ($2 = '' OR i.import_key = $2)"
+
+/* What a submission's span fields need of its task's data (issue 15): $1
+ * task, $2 project, $3 the data keys (a JSON array of strings) -> per key:
+ * the key, the JSON type of its value (NULL: no such key), and the length
+ * of a string value in characters (code points, in a UTF8 database). No
+ * row: the task is not the project's (gone). */
+#define QR_SQL_TASK_TEXT_LENGTHS                                                                   \
+    "SELECT k, jsonb_typeof(t.data -> k),"                                                         \
+    " CASE WHEN jsonb_typeof(t.data -> k) = 'string' THEN length(t.data ->> k) END"                \
+    " FROM tasks t, jsonb_array_elements_text($3::jsonb) AS k"                                     \
+    " WHERE t.id = $1 AND t.project_id = $2"
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
@@ -530,7 +543,8 @@
     " lease_ttl_ms = coalesce($8::integer, lease_ttl_ms), sampling = coalesce($9, sampling),"      \
     " stratify_field = CASE WHEN coalesce($9, sampling) = 'stratified'"                            \
     "   THEN coalesce($10, stratify_field) END"                                                    \
-    " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR $4::jsonb @> labels)"                \
+    " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
+    "   AND schema IS NULL))"                                                                      \
     "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
     "  AND ($6::integer IS NULL OR $6::integer >= overlap_annotations)"                            \
     "  AND ($7::double precision IS NULL OR $7::double precision >= overlap_fraction)"             \
