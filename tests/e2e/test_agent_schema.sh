@@ -13,7 +13,8 @@
 # exec: the command gets the schema and answers {"labels": {...}}; a value
 # the broker refuses (422 "score: ...") is a failure of the command with that
 # reason, its lease released and the result kept in the .rejected file
-# (labels and all); the task comes back and its second answer is stored.
+# (labels and all); the task comes back and its second answer is stored. A
+# spooled "labels" record is listed and sent by `spool --send`.
 #
 # label (through tmux, as test_agent_label.sh): choice, multi_choice
 # (toggle, Enter, the count checked), rating (a digit; a typed decimal),
@@ -214,6 +215,29 @@ rc=$?
 set -e
 check "labels not an object: exec stops (exit 9)" 9 "$rc"
 grepq '"labels" is not an object' <"$E2E_DIR/exec2.err" && pass "and says why" || fail "exec2: $(cat "$E2E_DIR/exec2.err")"
+
+# A spooled result of a schema project carries "labels" (spool.h's records are
+# JSON): listed as such, and sent by spool --send (batch submit) as such.
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "spool-schema", "schema": {"fields": [
+    {"name": "sentiment", "type": "choice", "choices": ["pos", "neg"]}, {"name": "note", "type": "text"}]}}')
+P8=$(echo "${r#* }" | jq .id)
+echo '{"text": "t"}' | "$QR_BIN_DIR/quorumctl" import --project "$P8" - >/dev/null
+L8=$(api POST "/v1/projects/$P8/leases" "$TOKEN" '{"max": 1}' | cut -d' ' -f2- | jq -r '.leases[0].lease')
+who=$(api GET /v1/whoami "$TOKEN" | cut -d' ' -f2-)
+jq -nc --argjson w "$who" --arg l "$L8" --arg u "$URL" --argjson p "$P8" '{id: 1, result: {deployment: $w.deployment,
+    user: $w.user_id, url: $u, project: $p, kind: "submit", task_id: 1, lease: $l,
+    labels: {note: "from the spool", sentiment: "neg"}, idempotency_key: "spooled-labels-1", active_ms: 7,
+    spooled_at_ms: 1700000000000}}' | python3 "$(dirname "$0")/spool_file.py" write "$E2E_DIR/labels-spool"
+"$AGENT" spool --spool "$E2E_DIR/labels-spool" | sed 's/^/    /'
+"$AGENT" spool --spool "$E2E_DIR/labels-spool" | grepq '{"note":"from the spool","sentiment":"neg"}' &&
+    pass "spool lists a labels record with its labels" || fail "spool listing"
+set +e
+out=$(QUORUM_TOKEN=$TOKEN "$AGENT" spool --send --spool "$E2E_DIR/labels-spool" 2>/dev/null)
+rc=$?
+set -e
+check "spool --send of a labels record: exit 0" "0 sent: 1 stored (0 replayed), 0 rejected; 0 pending" "$rc $out"
+check "... stored canonical" '{"sentiment":"neg","note":"from the spool"}' \
+    "$(sql "SELECT label FROM annotations WHERE project_id = $P8")"
 
 # --- label ------------------------------------------------------------------------------------
 tmux_server
