@@ -142,6 +142,7 @@ echo "    agreement at 1: $exact"
 echo "    agreement at 0.5: $half"
 check "accuracy 1: every field agrees on every pair" \
     "sentiment=1.00 tags=1.00 score=1.00 entities=1.00 objects=1.00 note=1.00" "$exact"
+# shellcheck disable=SC2086 # one argument per field
 lower=$(python3 -c 'import sys; print(sum(float(kv.split("=")[1]) < 0.9 for kv in sys.argv[1:]))' $half)
 check "accuracy 0.5: every field agrees less (under 0.9)" 6 "$lower"
 "$AGENT" simulate --help | grepq "correct" && pass "simulate --help says what correct counts" || fail "help"
@@ -252,21 +253,9 @@ r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "term-schema", "annotations_p
 P7=$(echo "${r#* }" | jq .id)
 for i in 1 2 3; do echo "{\"text\": \"review $i: the soup was cold\"}"; done |
     "$QR_BIN_DIR/quorumctl" import --project "$P7" - >/dev/null
-cat >"$E2E_DIR/run-label.sh" <<EOF
-#!/usr/bin/env bash
-export QUORUM_URL='$URL' QUORUM_TOKEN='$TERM_TOKEN' QUORUM_CA='$CA' TERM=xterm
-'$AGENT' label --project $P7 --prefetch 1 --spool '$E2E_DIR/label-spool' 2>'$E2E_DIR/label.err'
-echo \$? >'$E2E_DIR/label.rc'
-sleep 60
-EOF
-chmod +x "$E2E_DIR/run-label.sh"
-"${TMUX_CMD[@]}" new-session -d -s label -x 100 -y 30 "$E2E_DIR/run-label.sh"
-screen() { "${TMUX_CMD[@]}" capture-pane -p -t label; }
-wait_for() { # wait_for PATTERN: until the screen shows it (10 s)
-    local i
-    for i in $(seq 1 100); do screen | grepq -- "$1" && return 0; sleep 0.1; done
-    return 1
-}
+label_in_tmux label "$TERM_TOKEN" "$P7" "$E2E_DIR/label-spool"
+screen() { tmux_screen label; }
+wait_for() { tmux_wait_for label "$1"; }
 keys() { "${TMUX_CMD[@]}" send-keys -t label "$@"; sleep 0.3; }
 T1="(SELECT min(id) FROM tasks WHERE project_id = $P7)"
 wait_for "review 1: the soup" && pass "label: a task is on screen" || fail "label: no task: $(screen)"
