@@ -137,7 +137,10 @@ const char *query_param(const char *query, const char *key, char *buf, size_t le
 /* Responds with why validate.h refused a body. */
 void respond_invalid(ctx_t *c, const qr_invalid_t *why)
 {
-    if (!why->field[0]) {
+    /* Only these two refusals carry a field (validate.h): a qr_invalid_t
+     * filled by hand elsewhere need not set it. */
+    if ((strcmp(why->code, QR_CODE_INVALID_SCHEMA) && strcmp(why->code, QR_CODE_INVALID_LABELS)) ||
+        !why->field[0]) {
         respond_error(c, why->status, why->code, "%s", why->message);
         return;
     }

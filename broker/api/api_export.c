@@ -39,6 +39,7 @@ struct export_s {
     int wait;       /* enum ex_wait: what the export waits for */
     int gone;       /* the client went away */
     int rows;       /* rows written so far (for Label Studio's commas) */
+    int schema;     /* a label schema project: labels are canonical JSON (label_schema.h) */
     char *snapshot; /* the export's snapshot S, the next cursor (owned) */
     char *since;    /* the cursor given, or NULL (owned) */
     char org[24];   /* crew scope: 0, or a vendor's organization */
@@ -150,21 +151,48 @@ static void put_line(qr_buf_t *b, json_t *j)
     free(s);
 }
 
-/* CSV cells: NULL is an empty cell; event, if any, is the last one. */
+/* CSV cells: NULL is an empty cell; event, if any, follows them. A schema
+ * project's row ends with its labels (the canonical JSON text, column
+ * labels_col) and leaves the label column (label_col) empty. */
 static void put_cells(qr_buf_t *b, const PGresult *res, int i, const int *cols, size_t n,
-                      const char *event)
+                      const char *event, int schema, int label_col)
 {
     for (size_t k = 0; k < n; k++) {
         if (k)
             qr_buf_append(b, ",", 1);
-        if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]))
+        if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]) && !(schema && cols[k] == label_col))
             qr_csv_cell(b, PQgetvalue(res, i, cols[k]));
     }
     if (event) {
         qr_buf_append(b, ",", 1);
         qr_csv_cell(b, event);
     }
+    if (schema) {
+        qr_buf_append(b, ",", 1);
+        if (!PQgetisnull(res, i, label_col))
+            qr_csv_cell(b, PQgetvalue(res, i, label_col));
+    }
     qr_buf_appends(b, "\r\n");
+}
+
+/* A stored label as the JSON export shows it: label, and for a schema
+ * project label null and labels the parsed object (the stored text as a
+ * string should it not parse: it always does, the broker wrote it). */
+static void set_label(json_t *o, const char *key, struct export_s *e, const PGresult *res, int i,
+                      int k)
+{
+    if (!e->schema) {
+        json_object_set_new(o, key, str_or_null(res, i, k));
+        return;
+    }
+    json_t *labels = NULL;
+    if (!PQgetisnull(res, i, k)) {
+        labels = json_loads(PQgetvalue(res, i, k), 0, NULL);
+        if (!labels)
+            labels = json_string(PQgetvalue(res, i, k));
+    }
+    json_object_set_new(o, key, json_null());
+    json_object_set_new(o, "labels", labels ? labels : json_null());
 }
 
 /* The CSV header of each kind. The annotations' first six columns are
@@ -175,6 +203,9 @@ static const char csv_annotations[] = "task_id,annotator,label,created_at,annota
                                       "organization,external_id,lead_time,annotation_id,event\r\n";
 static const char csv_consensus[] =
     "task_id,external_id,consensus,support,annotators,gold,data\r\n";
+/* A schema project's CSV adds one last column: labels, the canonical JSON
+ * text of the value (label and consensus stay empty). */
+static const char csv_labels_column[] = ",labels\r\n";
 
 /* Formats a page of QR_SQL_EXPORT_ANNOTATIONS. */
 static void put_annotations(struct export_s *e, const PGresult *res)
@@ -182,7 +213,8 @@ static void put_annotations(struct export_s *e, const PGresult *res)
     for (int i = 0; i < PQntuples(res); i++) {
         if (e->format == EX_CSV) {
             static const int cols[] = {1, 3, 4, 6, 7, 8, 2, 5, 0};
-            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "annotation");
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "annotation", e->schema,
+                      4);
             continue;
         }
         json_t *o = json_object();
@@ -191,7 +223,7 @@ static void put_annotations(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "task_id", int_or_null(res, i, 1));
         json_object_set_new(o, "external_id", str_or_null(res, i, 2));
         json_object_set_new(o, "annotator", str_or_null(res, i, 10));
-        json_object_set_new(o, "label", str_or_null(res, i, 4));
+        set_label(o, "label", e, res, i, 4);
         json_object_set_new(o, "lead_time", real_or_null(res, i, 5));
         json_object_set_new(o, "created_at", str_or_null(res, i, 6));
         json_object_set_new(o, "annotator_id", int_or_null(res, i, 7));
@@ -208,7 +240,7 @@ static void put_undos(struct export_s *e, const PGresult *res)
         if (e->format == EX_CSV) {
             /* undone_at as created_at; no lead time */
             static const int cols[] = {2, 4, 5, 6, 7, 8, 3, -1, 1};
-            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "undo");
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], "undo", e->schema, 5);
             continue;
         }
         json_t *o = json_object();
@@ -217,7 +249,7 @@ static void put_undos(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "task_id", int_or_null(res, i, 2));
         json_object_set_new(o, "external_id", str_or_null(res, i, 3));
         json_object_set_new(o, "annotator", str_or_null(res, i, 10));
-        json_object_set_new(o, "label", str_or_null(res, i, 5));
+        set_label(o, "label", e, res, i, 5);
         json_object_set_new(o, "undone_at", str_or_null(res, i, 6));
         json_object_set_new(o, "annotator_id", int_or_null(res, i, 7));
         json_object_set_new(o, "organization", str_or_null(res, i, 8));
@@ -232,14 +264,17 @@ static void put_consensus(struct export_s *e, const PGresult *res)
     for (int i = 0; i < PQntuples(res); i++) {
         if (e->format == EX_CSV) {
             static const int cols[] = {0, 1, 2, 3, 4, 5, 6};
-            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], NULL);
+            put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], NULL, e->schema, 2);
             continue;
         }
         json_t *data = json_loads(PQgetvalue(res, i, 6), JSON_DECODE_ANY, NULL);
         json_t *o = json_object();
         json_object_set_new(o, "task_id", int_or_null(res, i, 0));
         json_object_set_new(o, "external_id", str_or_null(res, i, 1));
-        json_object_set_new(o, "consensus", str_or_null(res, i, 2));
+        /* A schema project's consensus is, for now, the labels object a
+         * unique plurality gave whole (per-field consensus is issue 15's
+         * agreement library). */
+        set_label(o, "consensus", e, res, i, 2);
         json_object_set_new(o, "support", real_or_null(res, i, 3));
         json_object_set_new(o, "annotators", int_or_null(res, i, 4));
         json_object_set_new(o, "gold", str_or_null(res, i, 5));
@@ -372,9 +407,12 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
     }
     qr_http_on_gone(c->req, on_gone, c);
     qr_buf_reset(&e->out);
-    if (e->format == EX_CSV)
-        qr_buf_appends(&e->out, e->kind == EX_CONSENSUS ? csv_consensus : csv_annotations);
-    else if (e->format == EX_LS)
+    if (e->format == EX_CSV) {
+        const char *head = e->kind == EX_CONSENSUS ? csv_consensus : csv_annotations;
+        qr_buf_append(&e->out, head, strlen(head) - (e->schema ? 2 : 0));
+        if (e->schema)
+            qr_buf_appends(&e->out, csv_labels_column);
+    } else if (e->format == EX_LS)
         qr_buf_appends(&e->out, "[");
     if (qr_http_stream_write(c->req, e->out.data, e->out.len) < 0) {
         finish(c);
@@ -418,6 +456,14 @@ void h_export(ctx_t *c)
     char fv[8];
     if (!query_param(c->req->query, "format", fv, sizeof fv))
         format = EX_CSV; /* what the export gave before it had formats */
+    if (format == EX_LS && !c->project->schema->implied) {
+        /* Label Studio's result shapes for each field type are issue 15's
+         * data-in-and-out step; until then, no half-right tasks. */
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "Label Studio export of schema projects: not yet (use format=jsonl or "
+                      "format=csv)");
+        return;
+    }
     if (format == EX_LS && kind == EX_CONSENSUS) {
         respond_error(c, 422, QR_CODE_INVALID,
                       "format=ls exports tasks with their annotations: use kind=annotations "
@@ -439,6 +485,7 @@ void h_export(ctx_t *c)
     memset(e, 0, sizeof *e);
     e->format = format;
     e->kind = kind;
+    e->schema = !c->project->schema->implied;
     e->phase = kind == EX_CONSENSUS || format == EX_LS ? PH_TASKS : PH_ANNOTATIONS;
     e->since = since;
     /* A vendor (another organization than the project's) exports its crew's. */

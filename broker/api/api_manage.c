@@ -183,6 +183,7 @@ static int patch_int(json_t *body, const char *key, int64_t lo, int64_t hi, int6
         if (json_is_null(v)) {
             why->status = 422;
             why->code = QR_CODE_INVALID;
+            why->field[0] = '\0';
             snprintf(why->message, sizeof why->message,
                      "%s must be an integer from %" PRId64 " to %" PRId64, key, lo, hi);
         }
@@ -191,6 +192,7 @@ static int patch_int(json_t *body, const char *key, int64_t lo, int64_t hi, int6
     if (now >= 0 && x < now) {
         why->status = 422;
         why->code = QR_CODE_INVALID;
+        why->field[0] = '\0';
         snprintf(why->message, sizeof why->message,
                  "%s can only rise: it is %" PRId64 ", so %" PRId64 " is refused", key, now, x);
         return -1;
