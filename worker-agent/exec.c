@@ -11,6 +11,14 @@
  * non-blocking pipes, so a CMD that neither reads nor writes cannot block us;
  * it beats the lease's heartbeat every TTL/3 meanwhile.
  *
+ * For a project with a label schema (issue 15) the task also carries
+ * "schema" (the project's, as the broker gives it) and CMD answers
+ * {"labels": {"<field>": value, ...}}; {"labels": ...} is accepted for plain
+ * projects too, and {"label": ...} for a schema whose one field is a choice
+ * (the broker decides). The agent checks only the answer's shape and, for a
+ * plain {"label": ...}, the choice; the broker validates every value and
+ * its 422 ("<field>: <reason>") is the reason given.
+ *
  * A CMD that cannot be started, exits non-zero or crashes, gives no answer
  * within --timeout-ms, or answers something that is not a valid result
  * (not JSON, no label, a label outside the project's choices, or one the
@@ -255,10 +263,11 @@ static void one_line(char *dst, size_t size, const char *s)
 }
 
 /*
- * Validates CMD's answer. Returns 0 with *label (borrowed from root) for a
- * label, 1 with *reason for {"skip": true, "reason": ...}, -1 with why.
+ * Validates CMD's answer. Returns 0 with *value (borrowed from root: the
+ * "label" string or the "labels" object) for a result, 1 with *reason for
+ * {"skip": true, "reason": ...}, -1 with why.
  */
-static int parse_answer(exec_run_t *run, json_t *root, const char *text, const char **label,
+static int parse_answer(exec_run_t *run, json_t *root, const char *text, json_t **value,
                         const char **reason, char *why, size_t why_size)
 {
     char shown[80];
@@ -271,17 +280,29 @@ static int parse_answer(exec_run_t *run, json_t *root, const char *text, const c
         *reason = json_string_value(json_object_get(root, "reason"));
         return 1;
     }
-    *label = json_string_value(json_object_get(root, "label"));
-    if (!*label) {
-        snprintf(why, why_size, "no \"label\" string in '%s'", shown);
+    json_t *labels = json_object_get(root, "labels");
+    if (labels && !json_is_object(labels)) {
+        snprintf(why, why_size, "\"labels\" is not an object in '%s'", shown);
         return -1;
     }
-    if (!agent_label_known(&run->ag, *label)) {
+    if (labels) {
+        *value = labels; /* the broker validates it */
+        return 0;
+    }
+    *value = json_object_get(root, "label");
+    const char *label = json_string_value(*value);
+    if (!label) {
+        snprintf(why, why_size,
+                 run->ag.schema ? "no \"labels\" object in '%s'" : "no \"label\" string in '%s'",
+                 shown);
+        return -1;
+    }
+    if (!run->ag.schema && !agent_label_known(&run->ag, label)) {
         qr_buf_t known;
         qr_buf_init(&known);
         for (size_t i = 0; i < run->ag.nlabels && known.len < 200; i++)
             qr_buf_appendf(&known, "%s%s", i ? ", " : "", run->ag.labels[i]);
-        one_line(shown, sizeof shown, *label);
+        one_line(shown, sizeof shown, label);
         snprintf(why, why_size, "label '%s' is not one of the project's: %s", shown,
                  known.data ? known.data : "");
         qr_buf_free(&known);
@@ -402,6 +423,9 @@ static cmd_outcome_t ask_command(worker_t *w, json_t *l, const char *lease, int6
     json_t *task = json_pack("{s:I, s:s, s:I, s:o, s:o}", "project", (json_int_t)run->ag.project,
                              "lease", lease, "task_id", (json_int_t)task_id, "labels", labels,
                              "data", data ? data : json_null());
+    /* A schema project's fields; plain projects' tasks stay as they were. */
+    if (task && run->ag.schema && json_object_set(task, "schema", run->ag.schema) < 0)
+        abort(); /* out of memory */
     char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
     json_decref(task);
     *answer = NULL;
@@ -448,9 +472,10 @@ static void work_on(worker_t *w, json_t *l)
         return;
     }
     json_error_t jerr;
-    const char *label = NULL, *reason = NULL;
+    const char *reason = NULL;
+    json_t *value = NULL;
     json_t *root = json_loads(answer, 0, &jerr);
-    int p = parse_answer(run, root, answer, &label, &reason, why, sizeof why);
+    int p = parse_answer(run, root, answer, &value, &reason, why, sizeof why);
     if (p < 0) {
         give_back(w, lease, task_id, CMD_INVALID, why);
     } else if (p == 1) {
@@ -462,9 +487,10 @@ static void work_on(worker_t *w, json_t *l)
         free(r);
     } else {
         count_success(run);
-        /* The broker refuses a label it does not know with 422 (the labels
-         * read at start are then out of date): the lease still lives. */
-        if (agent_submit(&w->sess, lease, task_id, label, active) == 1 &&
+        /* The broker refuses a label it does not know (the labels read at
+         * start are then out of date) or a value its schema does not allow
+         * with 422, naming the field and why: the lease still lives. */
+        if (agent_submit(&w->sess, lease, task_id, value, active) == 1 &&
             w->sess.call.status == 422) {
             snprintf(why, sizeof why, "the broker refused it: %.400s", w->sess.call.message);
             give_back(w, lease, task_id, CMD_INVALID, why);

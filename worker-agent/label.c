@@ -38,6 +38,11 @@
  * undo answers with a new lease on the same task; the task goes on screen at
  * once (the one that was there goes back to the head of the queue), shows
  * the label it had, and is heartbeated and submitted like any other.
+ *
+ * A project with a label schema (issue 15) is labeled one field at a time
+ * (label_form.c) and its labels submitted together; a project whose
+ * required fields the terminal cannot label (spans, boxes) is refused
+ * before anything is leased.
  */
 #include "label_int.h"
 
@@ -193,7 +198,7 @@ static int raw_terminal(void)
 /* Appends s to out escaped for the terminal (text_out.h: task data, labels
  * and messages from the server can neither move the cursor nor add lines),
  * cut to width columns (bytes), then a line break. Returns 1. */
-static int line(qr_buf_t *out, const char *s, int width)
+int label_line(qr_buf_t *out, const char *s, int width)
 {
     qr_buf_t esc;
     qr_buf_init(&esc);
@@ -215,7 +220,7 @@ static int wrapped(qr_buf_t *out, const char *text, int width, int max_lines)
         if (nl)
             take = (size_t)(nl - text);
         char *piece = qr_xstrndup(text, take);
-        used += line(out, piece, width);
+        used += label_line(out, piece, width);
         free(piece);
         text += take + (nl ? 1 : 0);
         len -= take + (nl ? 1 : 0);
@@ -247,17 +252,21 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
         head, sizeof head,
         "Quorum  project %lld  |  done today %s  |  queue left %s  |  time on task %lld:%02lld",
         lb->ag.project, today, left, (long long)(secs / 60), (long long)(secs % 60));
-    int used = line(&out, head, cols);
-    used += line(&out, "", cols);
-    int body = rows - 4 - (int)lb->ag.nlabels / 3 - 3;
+    int used = label_line(&out, head, cols);
+    used += label_line(&out, "", cols);
+    /* A schema project's form takes the place of the choices. */
+    qr_buf_t form;
+    qr_buf_init(&form);
+    int form_rows = lb->ag.schema && cur ? label_form_draw(lb, &form, cols) : 0;
+    int body = lb->ag.schema ? rows - 6 - form_rows : rows - 4 - (int)lb->ag.nlabels / 3 - 3;
     if (body < 1)
         body = 1;
     if (!cur) {
-        used += line(&out,
-                     lb->complete ? "The project is complete. Press q to quit."
-                     : lb->paused ? "The project is paused."
-                                  : "Waiting for a task...",
-                     cols);
+        used += label_line(&out,
+                           lb->complete ? "The project is complete. Press q to quit."
+                           : lb->paused ? "The project is paused."
+                                        : "Waiting for a task...",
+                           cols);
     } else {
         char title[192];
         if (cur->prev_label)
@@ -265,7 +274,7 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
                      (long long)cur->task_id, cur->prev_label);
         else
             snprintf(title, sizeof title, "Task %lld", (long long)cur->task_id);
-        used += line(&out, title, cols);
+        used += label_line(&out, title, cols);
         const char *key;
         json_t *v;
         int shown = 0;
@@ -291,29 +300,31 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
         }
     }
     /* Blank lines down to the choices. */
-    int choice_rows = 0;
-    qr_buf_t choices;
-    qr_buf_init(&choices);
+    int choice_rows = form_rows;
+    qr_buf_t choices = form;
     qr_buf_t row;
     qr_buf_init(&row);
-    for (size_t i = 0; i < lb->ag.nlabels && i < 10; i++) {
+    for (size_t i = 0; !lb->ag.schema && i < lb->ag.nlabels && i < 10; i++) {
         char item[128];
         snprintf(item, sizeof item, "[%zu] %s   ", (i + 1) % 10, lb->ag.labels[i]);
         if (row.len && row.len + strlen(item) > (size_t)cols) {
-            choice_rows += line(&choices, row.data, cols);
+            choice_rows += label_line(&choices, row.data, cols);
             qr_buf_reset(&row);
         }
         qr_buf_appends(&row, item);
     }
     if (row.len)
-        choice_rows += line(&choices, row.data, cols);
+        choice_rows += label_line(&choices, row.data, cols);
     qr_buf_free(&row);
     while (used < rows - choice_rows - 3)
-        used += line(&out, "", cols);
+        used += label_line(&out, "", cols);
     qr_buf_append(&out, choices.data ? choices.data : "", choices.len);
     qr_buf_free(&choices);
-    line(&out, "", cols);
-    line(&out, "digits choose   s skip   r release   u undo   q quit", cols);
+    label_line(&out, "", cols);
+    label_line(&out,
+               lb->ag.schema && cur ? label_form_hint(lb)
+                                    : "digits choose   s skip   r release   u undo   q quit",
+               cols);
     char status[400];
     if (lb->unreachable)
         snprintf(status, sizeof status, "broker %s \u2014 %ld label%s kept on disk; %s",
@@ -336,10 +347,10 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
 /* Spools (fsynced) and queues an action on the task on screen (taken over
  * by the action). A spool that fails is fatal (the UI leaves); the action
  * is queued all the same, unspooled. */
-static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, int64_t active_ms)
+static void act(label_t *lb, act_kind_t kind, task_t *cur, const json_t *value, int64_t active_ms)
 {
-    action_t a = {kind, *cur, label ? qr_xstrdup(label) : NULL, active_ms, 0, ""};
-    int r = kind == ACT_SUBMIT ? agent_spool_result(&lb->ag, cur->lease, cur->task_id, label,
+    action_t a = {kind, *cur, value ? json_deep_copy(value) : NULL, active_ms, 0, ""};
+    int r = kind == ACT_SUBMIT ? agent_spool_result(&lb->ag, cur->lease, cur->task_id, value,
                                                     active_ms, a.idem, &a.spool_id)
                                : agent_spool_action(&lb->ag, kind == ACT_SKIP ? "skip" : "release",
                                                     cur->lease, cur->task_id, 0, &a.spool_id);
@@ -354,6 +365,34 @@ static void act(label_t *lb, act_kind_t kind, task_t *cur, const char *label, in
     memset(cur, 0, sizeof *cur);
     pthread_cond_signal(&lb->cond);
     label_unlock(lb);
+}
+
+/* Submits value (taken: a label string or a labels object) for the task on
+ * screen, saying so on the status line. */
+static void submit(label_t *lb, task_t *cur, json_t *value, int64_t active_ms)
+{
+    char *text = agent_value_text(value);
+    label_lock(lb);
+    label_set_status(lb, "task %lld: %s", (long long)cur->task_id, text);
+    label_unlock(lb);
+    act(lb, ACT_SUBMIT, cur, value, active_ms);
+    free(text);
+    json_decref(value);
+}
+
+/* After an Esc byte: whether more bytes follow at once (the sequence of an
+ * arrow or function key, read and dropped) rather than Esc alone. */
+static int escape_sequence(void)
+{
+    struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
+    int more = 0;
+    while (poll(&pf, 1, more ? 0 : 30) > 0 && (pf.revents & POLLIN)) {
+        char junk[16];
+        if (read(STDIN_FILENO, junk, sizeof junk) <= 0)
+            break;
+        more = 1;
+    }
+    return more;
 }
 
 /*
@@ -506,6 +545,15 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     main_ready = 1;
     if (agent_start(&main_sess, 1, &rc) < 0)
         goto out;
+    char why[256];
+    if (lb.ag.schema && label_form_check(lb.ag.schema, why, sizeof why) < 0) {
+        fprintf(stderr,
+                "quorum-agent: project %lld cannot be labeled in the terminal: %s; it needs "
+                "another labeler (`quorum-agent exec`, or `simulate`); nothing was leased\n",
+                opt->project, why);
+        rc = QR_EXIT_USAGE;
+        goto out;
+    }
     /* From here on messages go to the status line, and every action is on
      * disk before it is sent, so a quit may abort any transfer. */
     lb.ag.note = on_note;
@@ -529,8 +577,11 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
     for (;;) {
         if (stop_flag || atomic_load(&lb.ag.fatal))
             break;
-        if (take_current(&lb, &cur, have, &shown_ms))
+        if (take_current(&lb, &cur, have, &shown_ms)) {
             have = 1;
+            if (lb.ag.schema)
+                label_form_reset(&lb); /* its first field */
+        }
         label_lock(&lb);
         int paused_out = lb.paused && !have && !lb.nqueue;
         label_unlock(&lb);
@@ -555,6 +606,20 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
             break; /* the terminal went away */
         if (n < 0)
             continue;
+        if (lb.ag.schema && c == 0x1b && escape_sequence())
+            continue; /* an arrow or function key, not Esc */
+        /* A text field on screen takes every key but Ctrl-S and Ctrl-R. */
+        int typing = lb.ag.schema && have && label_form_typing(&lb);
+        if (typing && c != 0x13 && c != 0x12) {
+            json_t *value = NULL;
+            if (label_form_key(&lb, c, &value) == FORM_DONE) {
+                submit(&lb, &cur, value, qr_mono_ms() - shown_ms);
+                have = 0;
+            }
+            continue;
+        }
+        if (typing)
+            c = c == 0x13 ? 's' : 'r';
         if (c == 'q' || c == 'Q')
             break;
         if (c == 'u' || c == 'U') {
@@ -564,7 +629,13 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
         if (!have)
             continue;
         int64_t active = qr_mono_ms() - shown_ms;
-        if (c >= '0' && c <= '9') {
+        if (lb.ag.schema && c != 's' && c != 'S' && c != 'r' && c != 'R') {
+            json_t *value = NULL;
+            if (label_form_key(&lb, c, &value) == FORM_DONE) {
+                submit(&lb, &cur, value, active);
+                have = 0;
+            }
+        } else if (c >= '0' && c <= '9') {
             size_t k = c == '0' ? 9 : (size_t)(c - '1');
             if (k >= lb.ag.nlabels) {
                 label_lock(&lb);
@@ -572,10 +643,7 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
                 label_unlock(&lb);
                 continue;
             }
-            label_lock(&lb);
-            label_set_status(&lb, "task %lld: %s", (long long)cur.task_id, lb.ag.labels[k]);
-            label_unlock(&lb);
-            act(&lb, ACT_SUBMIT, &cur, lb.ag.labels[k], active);
+            submit(&lb, &cur, json_string(lb.ag.labels[k]), active);
             have = 0;
         } else if (c == 's' || c == 'S') {
             label_lock(&lb);
@@ -654,11 +722,12 @@ out:
     free(lb.queue);
     for (size_t i = 0; i < lb.nactions; i++) {
         label_task_free(&lb.actions[i].task);
-        free(lb.actions[i].label);
+        json_decref(lb.actions[i].value);
     }
     free(lb.actions);
     free(lb.current);
     label_last_clear(&lb.last);
+    label_form_free(&lb.form);
     wake_fd = -1;
     if (pipefd[0] >= 0)
         close(pipefd[0]);

@@ -1,8 +1,9 @@
 /*
  * label_int.h - what the two threads of `quorum-agent label` share, and
  * nothing else includes: the tasks, actions and state under the label_t
- * mutex, the helpers both threads use on it (label.c) and the network
- * thread's entry point (label_net.c). The design is described at the top
+ * mutex, the helpers both threads use on it (label.c), the network
+ * thread's entry point (label_net.c) and the UI thread's form for projects
+ * with a label schema (label_form.c). The design is described at the top
  * of label.c.
  */
 #ifndef QR_LABEL_INT_H
@@ -10,6 +11,7 @@
 
 #include "label.h"
 #include "session.h"
+#include "util.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -21,7 +23,7 @@ typedef struct task_s {
     int64_t task_id;      /* the task */
     json_t *data;         /* its data (owned reference) */
     int64_t expires_ms;   /* the lease's expiry as last heard (wall-clock ms), 0 unknown */
-    char *prev_label;     /* the label an undo took back (owned), or NULL */
+    char *prev_label;     /* the label an undo took back, as text (owned), or NULL */
     int64_t on_screen_ms; /* time on screen before it was put back in the queue */
 } task_t;
 
@@ -32,7 +34,7 @@ typedef struct last_s {
     int64_t annotation_id; /* 0: nothing to undo */
     int64_t task_id;
     int64_t expires_ms; /* expiry of the lease it was submitted on, 0 unknown */
-    char *label;        /* owned */
+    char *label;        /* its value as text (agent_value_text), owned */
 } last_t;
 
 /* An action of the UI. Submits, skips and releases are in the spool
@@ -41,11 +43,21 @@ typedef struct last_s {
 typedef struct action_s {
     act_kind_t kind;
     task_t task;       /* owned */
-    char *label;       /* ACT_SUBMIT (owned) */
+    json_t *value;     /* ACT_SUBMIT: the label or labels (session.h; owned) */
     int64_t active_ms; /* ACT_SUBMIT */
     uint64_t spool_id; /* its spool record, 0: none (no spool, or the spool failed) */
     char idem[33];     /* ACT_SUBMIT: its idempotency key */
 } action_t;
+
+/* The form of a schema project's task on screen (label_form.c): the UI
+ * thread's alone. */
+typedef struct form_s {
+    size_t field;   /* index in the schema's fields of the field on screen */
+    json_t *labels; /* the values given so far (owned); NULL: no form (no task) */
+    char *sel;      /* multi_choice on screen: a flag per choice (owned) */
+    size_t nsel;    /* flags in sel */
+    qr_buf_t input; /* rating or text on screen: what was typed */
+} form_t;
 
 typedef struct label_s {
     const qr_label_options_t *opt;
@@ -77,6 +89,7 @@ typedef struct label_s {
     int net_done;             /* the network thread has finished */
     char status[256];         /* last message for the status line */
     int wake_w;               /* write end of the UI's wake-up pipe */
+    form_t form;              /* schema projects: the task's fields (UI thread only) */
 } label_t;
 
 /* --- label.c -------------------------------------------------------------------------------- */
@@ -95,6 +108,31 @@ void label_set_status(label_t *lb, const char *fmt, ...) __attribute__((format(p
  * undone (nothing acknowledged, or its lease has ended: then it is
  * forgotten); if so the status line says why. */
 int label_undo_refused(label_t *lb);
+
+/* Appends s to out escaped for the terminal, cut to width columns, then a
+ * line break. Returns 1 (the lines used). */
+int label_line(qr_buf_t *out, const char *s, int width);
+
+/* --- label_form.c --------------------------------------------------------------------------- */
+
+/* What label_form_key did with a key. */
+enum { FORM_IGNORED, FORM_HANDLED, FORM_DONE };
+
+/* Whether the terminal can label schema: 0, or -1 with why (a required
+ * field of a type it cannot label, or no field it can). */
+int label_form_check(const json_t *schema, char *why, size_t size);
+/* A new task is on screen: its form starts at the first field. */
+void label_form_reset(label_t *lb);
+void label_form_free(form_t *fm);
+/* Whether a text field is on screen (every printable key is text). */
+int label_form_typing(const label_t *lb);
+/* Handles key c (mu not held). FORM_DONE: the labels are complete, in
+ * *value (the caller's). */
+int label_form_key(label_t *lb, int c, json_t **value);
+/* The form's lines for the screen (called with mu held); returns how many. */
+int label_form_draw(const label_t *lb, qr_buf_t *out, int cols);
+/* The key line for the field on screen. */
+const char *label_form_hint(const label_t *lb);
 
 /* --- label_net.c ---------------------------------------------------------------------------- */
 

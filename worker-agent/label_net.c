@@ -220,7 +220,7 @@ static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
         undo(lb, s);
     } else if (a->kind == ACT_SUBMIT) {
         int64_t annotation = 0;
-        r = agent_send_result(s, a->spool_id, a->task.lease, a->label, a->idem, a->active_ms,
+        r = agent_send_result(s, a->spool_id, a->task.lease, a->value, a->idem, a->active_ms,
                               &annotation);
         label_lock(lb);
         if ((r == 0 || r == 1) && a->spool_id)
@@ -231,7 +231,7 @@ static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
             lb->last.annotation_id = annotation;
             lb->last.task_id = a->task.task_id;
             lb->last.expires_ms = a->task.expires_ms;
-            lb->last.label = qr_xstrdup(a->label);
+            lb->last.label = agent_value_text(a->value);
         } else {
             lb->unstored_task = a->task.task_id;
             lb->unstored_why = r == 0   ? "has no annotation id in the broker's answer"
@@ -240,9 +240,9 @@ static void carry_out(label_t *lb, agent_sess_t *s, action_t *a)
                                    ? "is still only in the spool (not acknowledged)"
                                    : "was not acknowledged";
         }
-        if (r == 1)
-            label_set_status(lb, "task %lld: not stored (see the .rejected file)",
-                             (long long)a->task.task_id);
+        if (r == 1) /* the broker's reason: for a schema's 422, "<field>: <why>" */
+            label_set_status(lb, "task %lld: not stored (see the .rejected file): %s",
+                             (long long)a->task.task_id, s->call.message);
         else if (r < 0 && r != AGENT_STOPPED)
             label_set_status(lb, "task %lld: %s", (long long)a->task.task_id, s->call.message);
         label_unlock(lb);
@@ -287,7 +287,7 @@ void *label_net_main(void *arg)
             label_unlock(lb);
             carry_out(lb, &s, &a);
             label_task_free(&a.task);
-            free(a.label);
+            json_decref(a.value);
             next_progress = 0;
             label_lock(lb);
             lb->busy = 0;

@@ -52,6 +52,8 @@ void agent_free(agent_t *ag)
     free(ag->labels);
     ag->labels = NULL;
     ag->nlabels = 0;
+    json_decref(ag->schema);
+    ag->schema = NULL;
     pthread_mutex_destroy(&ag->lock);
 }
 
@@ -240,14 +242,17 @@ int agent_load_project(agent_sess_t *s)
         return agent_exit_code(&s->call);
     }
     json_t *labels = json_object_get(root, "labels");
+    json_t *schema = json_object_get(root, "schema");
     size_t n = json_array_size(labels);
-    if (n == 0) {
+    if (json_is_object(schema)) {
+        ag->schema = json_incref(schema); /* its labels are [] */
+    } else if (n == 0) {
         fprintf(stderr, "quorum-agent: project %lld has no labels in the broker's answer\n",
                 ag->project);
         json_decref(root);
         return QR_EXIT_ERROR;
     }
-    ag->labels = qr_xcalloc(n, sizeof *ag->labels);
+    ag->labels = qr_xcalloc(n ? n : 1, sizeof *ag->labels);
     for (size_t i = 0; i < n; i++) {
         const char *l = json_string_value(json_array_get(labels, i));
         if (!l) {
@@ -331,6 +336,35 @@ int agent_label_known(const agent_t *ag, const char *label)
             return 1;
     }
     return 0;
+}
+
+int agent_value_set(json_t *obj, const json_t *value)
+{
+    if (!json_is_string(value) && !json_is_object(value))
+        return -1;
+    if (json_object_set_new(obj, json_is_string(value) ? "label" : "labels",
+                            json_deep_copy(value)) < 0)
+        abort(); /* out of memory */
+    return 0;
+}
+
+json_t *agent_value_get(const json_t *obj)
+{
+    json_t *v = json_object_get(obj, "labels");
+    if (json_is_object(v))
+        return v;
+    v = json_object_get(obj, "label");
+    return json_is_string(v) ? v : NULL;
+}
+
+char *agent_value_text(const json_t *value)
+{
+    if (json_is_string(value))
+        return qr_xstrdup(json_string_value(value));
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        abort(); /* out of memory */
+    return text;
 }
 
 char *agent_lease_name(json_t *lease)
@@ -424,10 +458,10 @@ int agent_settle(agent_sess_t *s, uint64_t id, long status, int replayed, const 
     return ret;
 }
 
-int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const json_t *value,
                  int64_t active_ms)
 {
-    return agent_submit_id(s, lease, task_id, label, active_ms, NULL);
+    return agent_submit_id(s, lease, task_id, value, active_ms, NULL);
 }
 
 /*
@@ -490,7 +524,7 @@ static int spool_record(agent_t *ag, json_t *rec, uint64_t *id)
     return r;
 }
 
-int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const char *label,
+int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const json_t *value,
                        int64_t active_ms, char idem[33], uint64_t *id)
 {
     *id = 0;
@@ -500,10 +534,10 @@ int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const ch
         return -QR_EXIT_ERROR;
     }
     json_t *rec = new_record(ag, "submit", lease, task_id);
-    if (json_object_set_new(rec, "label", json_string(label)) < 0 ||
+    if (agent_value_set(rec, value) < 0 ||
         json_object_set_new(rec, "idempotency_key", json_string(idem)) < 0 ||
         json_object_set_new(rec, "active_ms", json_integer(active_ms)) < 0)
-        abort(); /* out of memory, or a label that is not UTF-8 (checked by the caller) */
+        abort(); /* out of memory, or a value neither string nor object (the caller's bug) */
     return spool_record(ag, rec, id);
 }
 
@@ -536,20 +570,20 @@ int agent_unspool(agent_t *ag, uint64_t id)
     return r;
 }
 
-int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const json_t *value,
                     int64_t active_ms, int64_t *annotation_id)
 {
     char idem[33];
     uint64_t id = 0;
     if (annotation_id)
         *annotation_id = 0;
-    int r = agent_spool_result(s->ag, lease, task_id, label, active_ms, idem, &id);
+    int r = agent_spool_result(s->ag, lease, task_id, value, active_ms, idem, &id);
     if (r < 0)
         return r;
-    return agent_send_result(s, id, lease, label, idem, active_ms, annotation_id);
+    return agent_send_result(s, id, lease, value, idem, active_ms, annotation_id);
 }
 
-int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const char *label,
+int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const json_t *value,
                       const char *idem, int64_t active_ms, int64_t *annotation_id)
 {
     agent_t *ag = s->ag;
@@ -557,14 +591,17 @@ int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const cha
 
     if (annotation_id)
         *annotation_id = 0;
-    json_t *body = json_pack("{s:s, s:s, s:I}", "label", label, "idempotency_key", idem,
-                             "active_ms", (json_int_t)active_ms);
+    json_t *body = json_object();
+    if (!body || agent_value_set(body, value) < 0 ||
+        json_object_set_new(body, "idempotency_key", json_string(idem)) < 0 ||
+        json_object_set_new(body, "active_ms", json_integer(active_ms)) < 0)
+        abort(); /* out of memory, or a value neither string nor object (the caller's bug) */
     char *esc = curl_easy_escape(s->call.easy, lease, 0);
     char *path = qr_xasprintf(QR_API_LEASE_SUBMIT("%lld", "%s"), ag->project, esc ? esc : "");
     curl_free(esc);
     json_t *answer = NULL;
     s->retry_cap_ms = agent_result_retry_cap(ag);
-    r = body ? agent_request(s, "POST", path, body, &answer, 0) : AGENT_FAILED;
+    r = agent_request(s, "POST", path, body, &answer, 0);
     s->retry_cap_ms = 0;
     json_decref(body);
     free(path);

@@ -28,6 +28,12 @@
  * Besides results ("kind" absent or "submit"), `label` spools its other
  * actions the same way: "skip" and "release" of a lease, "undo" of an
  * annotation. They leave the spool once the broker has answered them.
+ *
+ * A result's value (a "value" argument below) is a JSON string, the label
+ * of a plain project, sent and spooled as {"label": "..."} as it always
+ * was; or an object, a value per field of a project with a label schema
+ * (issue 15), sent and spooled as {"labels": {...}}. The broker validates
+ * either (a 422 names the field and the reason); the agent does not.
  */
 #ifndef QR_AGENT_SESSION_H
 #define QR_AGENT_SESSION_H
@@ -62,6 +68,7 @@ typedef struct agent_s {
     long long project;             /* project id */
     char **labels;                 /* the project's label choices (owned) */
     size_t nlabels;                /* entries in labels */
+    json_t *schema;                /* the project's label schema (owned), NULL: a plain project */
     int64_t lease_ttl_ms;          /* the project's lease TTL */
     char who[17];                  /* first 16 hex of SHA-256(token): older records' owner */
     char deployment[64];           /* the broker's deployment id (whoami), "" until known */
@@ -138,8 +145,9 @@ int agent_project_archived(void);
 int agent_request(agent_sess_t *s, const char *method, const char *path, json_t *body, json_t **out,
                   int abortable);
 
-/* GET the project: fills ag->labels and ag->lease_ttl_ms. Returns 0, or an
- * QR_EXIT_* code with the message printed. */
+/* GET the project: fills ag->labels, ag->schema (when it has one: then the
+ * labels may be none) and ag->lease_ttl_ms. Returns 0, or an QR_EXIT_* code
+ * with the message printed. */
 int agent_load_project(agent_sess_t *s);
 
 /* GET /v1/whoami: fills ag->deployment and ag->user_id (retrying while the
@@ -163,7 +171,7 @@ int agent_start(agent_sess_t *s, int say_foreign, int *exit_code);
  * AGENT_STOPPED (still spooled), or a negative QR_EXIT_* code (fatal:
  * bad token, spool failure) after agent_fatal.
  */
-int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const json_t *value,
                  int64_t active_ms);
 
 /*
@@ -173,9 +181,9 @@ int agent_submit(agent_sess_t *s, const char *lease, int64_t task_id, const char
  * spool: nothing written, *id = 0); agent_send_result sends it and settles
  * it as agent_submit does. Each returns what agent_submit would.
  */
-int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const char *label,
+int agent_spool_result(agent_t *ag, const char *lease, int64_t task_id, const json_t *value,
                        int64_t active_ms, char idem[33], uint64_t *id);
-int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const char *label,
+int agent_send_result(agent_sess_t *s, uint64_t id, const char *lease, const json_t *value,
                       const char *idem, int64_t active_ms, int64_t *annotation_id);
 
 /* Spools (append + fsync) an action of label: kind "skip" or "release" of
@@ -191,7 +199,7 @@ int agent_unspool(agent_t *ag, uint64_t id);
 /* agent_submit that also gives the stored annotation's id (the answer's
  * annotation_id) in *annotation_id when it returns 0; 0 otherwise or when
  * the answer had none. annotation_id may be NULL. */
-int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const char *label,
+int agent_submit_id(agent_sess_t *s, const char *lease, int64_t task_id, const json_t *value,
                     int64_t active_ms, int64_t *annotation_id);
 
 /* Releases (skip = 0) or skips (skip = 1) a lease with a reason (may be
@@ -228,6 +236,17 @@ char *agent_default_spool_path(void);
 
 /* Whether label is one of the project's choices. */
 int agent_label_known(const agent_t *ag, const char *label);
+
+/* Sets a result's value in obj: "label" for a string, "labels" for an
+ * object (see the top). Returns 0, or -1 for any other JSON. */
+int agent_value_set(json_t *obj, const json_t *value);
+
+/* A result's value as obj holds it ("label" or "labels"; borrowed), or NULL. */
+json_t *agent_value_get(const json_t *obj);
+
+/* A value as the annotator reads it: the label, or the labels as compact
+ * JSON; heap. */
+char *agent_value_text(const json_t *value);
 
 /* The lease name of a lease object ({"lease": "17"} or 17), heap, or NULL. */
 char *agent_lease_name(json_t *lease);

@@ -8,6 +8,7 @@
  */
 #include "sim_int.h"
 
+#include "sim_values.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -179,6 +180,8 @@ void sim_free_held(annotator_t *a)
     for (size_t i = 0; i < a->nheld; i++) {
         free(a->held[i].lease);
         free(a->held[i].truth);
+        json_decref(a->held[i].truths);
+        json_decref(a->held[i].labels);
     }
     free(a->held);
     a->held = NULL;
@@ -244,8 +247,9 @@ static void give_up(annotator_t *a, int64_t task_id)
 }
 
 /* Decides what a does with lease l: its action, label, think time and
- * idempotency key. */
-void sim_plan(annotator_t *a, held_lease_t *l, int64_t now)
+ * idempotency key. A schema project's labels are drawn from the truths
+ * (sim_values.h) with the stream the label of a plain project is drawn from. */
+void sim_plan(annotator_t *a, held_lease_t *l, json_t *data, int64_t now)
 {
     const sim_t *s = a->sim;
     const qr_sim_options_t *o = s->opt;
@@ -263,7 +267,11 @@ void sim_plan(annotator_t *a, held_lease_t *l, int64_t now)
         give_up(a, l->task_id);
 
     int span = o->think_max_ms - o->think_min_ms;
-    l->label = choose_label(s, a, l);
+    if (s->schema)
+        l->labels = qr_sim_labels(s->schema, data, l->truths, a->accuracy,
+                                  decide(s, l->task_id, a->index, 1));
+    else
+        l->label = choose_label(s, a, l);
     l->active_ms =
         o->think_min_ms + (int)(decide(s, l->task_id, a->index, 3) % (uint64_t)(span + 1));
     if (qr_random_hex(16, l->idem) < 0) {
@@ -349,7 +357,16 @@ void sim_acknowledged(annotator_t *a, held_lease_t *l, long status, json_t *answ
     s->last_submit_ms = now;
     if (status == 200)
         a->replayed++;
-    if (l->truth) {
+    if (l->truths) {
+        /* Each field's value against its truth. */
+        const char *field;
+        json_t *t;
+        json_object_foreach(l->truths, field, t)
+        {
+            a->with_truth++;
+            a->matched_truth += json_equal(t, json_object_get(l->labels, field));
+        }
+    } else if (l->truth) {
         a->with_truth++;
         if (strcmp(l->truth, l->label) == 0)
             a->matched_truth++;
@@ -374,11 +391,13 @@ void sim_acknowledged(annotator_t *a, held_lease_t *l, long status, json_t *answ
  * spool (not yet synced). Returns 0 or -1 (spool_failed set, message printed). */
 static int spool_result(sim_t *s, annotator_t *a, held_lease_t *l)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:i, s:I}", "url",
-                            a->call.cfg->url, "run", s->run_id, "annotator", a->name, "project",
-                            (json_int_t)s->opt->project, "lease", l->lease, "task_id",
-                            (json_int_t)l->task_id, "label", l->label, "idempotency_key", l->idem,
-                            "active_ms", l->active_ms, "spooled_at_ms", (json_int_t)qr_now_ms());
+    /* A plain project's "label", a schema project's "labels" (session.h). */
+    json_t *value = l->labels ? json_incref(l->labels) : json_string(l->label);
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:s, s:I, s:s, s:I, s:o, s:s, s:i, s:I}", "url", a->call.cfg->url, "run",
+        s->run_id, "annotator", a->name, "project", (json_int_t)s->opt->project, "lease", l->lease,
+        "task_id", (json_int_t)l->task_id, l->labels ? "labels" : "label", value, "idempotency_key",
+        l->idem, "active_ms", l->active_ms, "spooled_at_ms", (json_int_t)qr_now_ms());
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text || qr_spool_append(&s->spool, text, strlen(text), &l->spool_id) < 0) {

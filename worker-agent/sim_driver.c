@@ -9,6 +9,7 @@
 #include "sim_int.h"
 
 #include "protocol.h"
+#include "sim_values.h"
 #include "util.h"
 
 #include <errno.h>
@@ -54,13 +55,16 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* JSON body for a submit of l (single, or one entry of a batch). */
+/* JSON body for a submit of l (single, or one entry of a batch): "label"
+ * for a plain project, "labels" for a schema project. */
 static json_t *result_json(const held_lease_t *l, int with_lease)
 {
+    const char *key = l->labels ? "labels" : "label";
+    json_t *value = l->labels ? json_incref(l->labels) : json_string(l->label);
     if (with_lease)
-        return json_pack("{s:s, s:s, s:s, s:i}", "lease", l->lease, "label", l->label,
-                         "idempotency_key", l->idem, "active_ms", l->active_ms);
-    return json_pack("{s:s, s:s, s:i}", "label", l->label, "idempotency_key", l->idem, "active_ms",
+        return json_pack("{s:s, s:o, s:s, s:i}", "lease", l->lease, key, value, "idempotency_key",
+                         l->idem, "active_ms", l->active_ms);
+    return json_pack("{s:o, s:s, s:i}", key, value, "idempotency_key", l->idem, "active_ms",
                      l->active_ms);
 }
 
@@ -154,14 +158,21 @@ out:
     return rc;
 }
 
-/* Copies data[truth_field] as a string (numbers formatted), or NULL. The
- * default field, "_true_label" (hidden from annotators: task_view.h), falls
- * back to "true_label", where data made before that convention keeps it. */
-static char *truth_of(const sim_t *s, json_t *data)
+/* data[truth_field], borrowed, or NULL. The default field, "_true_label"
+ * (hidden from annotators: task_view.h), falls back to "true_label", where
+ * data made before that convention keeps it. */
+static json_t *truth_value(const sim_t *s, json_t *data)
 {
     json_t *v = json_object_get(data, s->opt->truth_field);
     if (!v && !strcmp(s->opt->truth_field, QR_SIM_TRUTH_FIELD))
         v = json_object_get(data, QR_SIM_TRUTH_FIELD + 1);
+    return v;
+}
+
+/* Copies data[truth_field] as a string (numbers formatted), or NULL. */
+static char *truth_of(const sim_t *s, json_t *data)
+{
+    json_t *v = truth_value(s, data);
     if (json_is_string(v))
         return qr_xstrdup(json_string_value(v));
     if (json_is_integer(v))
@@ -235,8 +246,11 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
         else
             continue; /* unusable; it will expire on the broker */
         h->task_id = json_integer_value(task);
-        h->truth = truth_of(s, json_object_get(l, "data"));
-        sim_plan(a, h, now);
+        json_t *data = json_object_get(l, "data");
+        h->truth = truth_of(s, data);
+        if (s->schema) /* the data's truth object (or a choice's string), the rest derived */
+            h->truths = qr_sim_truths(s->schema, data, truth_value(s, data), h->task_id);
+        sim_plan(a, h, data, now);
         a->nheld++;
     }
     json_decref(root);
@@ -330,7 +344,12 @@ static void on_batch_done(annotator_t *a, int ok, int64_t now)
             sim_acknowledged(a, l, status, r, now);
             continue;
         }
-        const char *code = json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+        json_t *error = json_object_get(r, "error");
+        const char *code = json_string_value(json_object_get(error, "code"));
+        const char *message = json_string_value(json_object_get(error, "message"));
+        if (status >= 400 && status < 500 && status != 409) /* a 422 names the field and why */
+            sim_say(s, "%s: dropping the result for lease %s: %ld %s", a->name, l->lease, status,
+                    message ? message : "");
         char kind[64];
         if (code)
             snprintf(kind, sizeof kind, "%s", code);

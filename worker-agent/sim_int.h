@@ -33,8 +33,10 @@ typedef struct held_lease_s {
     char *lease;       /* lease name (its fencing token), as the broker sent it */
     int64_t task_id;   /* the task leased */
     char *truth;       /* data[truth_field] as a string, or NULL if absent */
+    json_t *truths;    /* schema projects: the truth of every field (owned), else NULL */
     action_t action;   /* what the annotator does with it */
-    const char *label; /* label chosen (borrowed from sim) */
+    const char *label; /* label chosen (borrowed from sim); NULL for a schema project */
+    json_t *labels;    /* schema projects: the values given (owned, sim_values.h) */
     int active_ms;     /* think time */
     char idem[33];     /* idempotency key of the result: 16 random bytes */
     uint64_t spool_id; /* spool record of the result, 0 if not spooled (yet) */
@@ -90,8 +92,8 @@ typedef struct annotator_s {
     uint64_t rng;       /* for backoff jitter only */
     int attempts;       /* tries of the current user creation */
     long submitted;     /* annotations stored (201, or 200 replayed) */
-    long matched_truth; /* of those, how many had the true label */
-    long with_truth;    /* of those, how many tasks had a known truth */
+    long matched_truth; /* of those, how many had the true label (schema: field values) */
+    long with_truth;    /* of those, how many tasks had a known truth (schema: field values) */
     long replayed;      /* submits answered 200 replayed */
     long expired;       /* leases dropped after 409 lease_expired */
     long dropped;       /* leases dropped after another error */
@@ -116,6 +118,7 @@ typedef struct sim_s {
     char run_id[9]; /* 4 random bytes in hex: makes user names unique */
     char **labels;  /* the project's label choices */
     size_t nlabels;
+    json_t *schema;       /* the project's label schema (owned), NULL: a plain project */
     annotator_t *ann;     /* opt->annotators of them */
     annotator_t **heap;   /* waiting annotators, earliest wake_ms first */
     int nheap;            /* entries in heap */
@@ -176,8 +179,9 @@ void sim_free_held(annotator_t *a);
 void sim_finish(annotator_t *a, state_t st);
 /* Ends a's run as FAILED, saying what failed and why (a->call.message). */
 void sim_fail(annotator_t *a, const char *what);
-/* Decides what a does with lease l: action, label, think time, idempotency key. */
-void sim_plan(annotator_t *a, held_lease_t *l, int64_t now);
+/* Decides what a does with lease l of a task with this data: action, label
+ * (or labels), think time, idempotency key. */
+void sim_plan(annotator_t *a, held_lease_t *l, json_t *data, int64_t now);
 /* Works through the held leases and schedules a's next request. */
 void sim_next_step(annotator_t *a, int64_t now);
 /* Schedules the same request again after a backoff (the next broker of

@@ -87,7 +87,8 @@ static void raise_fd_limit(const sim_t *s)
                 (unsigned long long)need);
 }
 
-/* Fetches the project's label choices with the admin call. Returns 0 or -1. */
+/* Fetches the project's label choices, or its label schema (issue 15),
+ * with the admin call. Returns 0 or -1. */
 static int load_project(sim_t *s, qr_client_call_t *call)
 {
     char *path = qr_xasprintf(QR_API_PROJECT("%lld"), s->opt->project);
@@ -100,14 +101,17 @@ static int load_project(sim_t *s, qr_client_call_t *call)
         return -1;
     }
     json_t *labels = json_object_get(root, "labels");
+    json_t *schema = json_object_get(root, "schema");
     size_t n = json_array_size(labels);
-    if (!json_is_array(labels) || n == 0) {
+    if (json_is_object(schema)) {
+        s->schema = json_incref(schema); /* its labels are [] */
+    } else if (!json_is_array(labels) || n == 0) {
         fprintf(stderr, "quorum-agent: project %lld: the broker's answer has no labels\n",
                 s->opt->project);
         json_decref(root);
         return -1;
     }
-    s->labels = qr_xcalloc(n, sizeof *s->labels);
+    s->labels = qr_xcalloc(n ? n : 1, sizeof *s->labels);
     for (size_t i = 0; i < n; i++) {
         const char *l = json_string_value(json_array_get(labels, i));
         if (!l) {
@@ -283,10 +287,16 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
         goto out;
     if (opt->use_spool && open_sim_spool(&s, spool_dir, sizeof spool_dir) < 0)
         goto out;
+    char what[64];
+    if (s.schema)
+        snprintf(what, sizeof what, "a label schema of %zu fields",
+                 json_array_size(json_object_get(s.schema, "fields")));
+    else
+        snprintf(what, sizeof what, "%zu labels", s.nlabels);
     fprintf(stderr,
-            "quorum-agent: run %s: %d annotators on project %lld (%zu labels), %d broker(s); "
+            "quorum-agent: run %s: %d annotators on project %lld (%s), %d broker(s); "
             "users created in %.2f s\n",
-            s.run_id, opt->annotators, opt->project, s.nlabels, s.nurls,
+            s.run_id, opt->annotators, opt->project, what, s.nurls,
             (double)(qr_mono_ms() - setup_start) / 1000.0);
 
     s.start_ms = qr_mono_ms();
@@ -350,6 +360,7 @@ out:
     for (size_t i = 0; i < s.nlabels; i++)
         free(s.labels[i]);
     free(s.labels);
+    json_decref(s.schema);
     free(s.ann);
     free(s.heap);
     free(s.cfgs);

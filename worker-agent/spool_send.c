@@ -57,8 +57,16 @@ static owner_t owner_of(const agent_t *ag, json_t *rec)
     return OWN_OLD;
 }
 
+/* Whether rec is a result (kind "submit", or none: every older record). */
+static int is_result(json_t *rec)
+{
+    const char *kind = json_string_value(json_object_get(rec, "kind"));
+    return !kind || strcmp(kind, "submit") == 0;
+}
+
 /* The spooled record as JSON if it is ours and well formed (a project; a
- * lease, but for an undo, which names an annotation), else NULL. */
+ * lease, but for an undo, which names an annotation; a result's value, a
+ * "label" string or a "labels" object: session.h), else NULL. */
 static json_t *our_record(const agent_t *ag, const qr_spool_record_t *r)
 {
     json_error_t jerr;
@@ -68,17 +76,11 @@ static json_t *our_record(const agent_t *ag, const qr_spool_record_t *r)
     if (rec && owner_of(ag, rec) == OWN_OURS &&
         json_integer_value(json_object_get(rec, "project")) > 0 &&
         (undo ? json_integer_value(json_object_get(rec, "annotation_id")) > 0
-              : json_is_string(json_object_get(rec, "lease"))))
+              : json_is_string(json_object_get(rec, "lease"))) &&
+        (!is_result(rec) || agent_value_get(rec)))
         return rec;
     json_decref(rec);
     return NULL;
-}
-
-/* Whether rec is a result (kind "submit", or none: every older record). */
-static int is_result(json_t *rec)
-{
-    const char *kind = json_string_value(json_object_get(rec, "kind"));
-    return !kind || strcmp(kind, "submit") == 0;
 }
 
 /*
@@ -265,12 +267,14 @@ int agent_flush_spool(agent_sess_t *s, agent_foreign_t *foreign)
                 continue;
             }
             project = p;
-            json_t *item = json_pack("{s:O, s:O, s:O, s:O}", "lease", json_object_get(rec, "lease"),
-                                     "label", json_object_get(rec, "label"), "idempotency_key",
-                                     json_object_get(rec, "idempotency_key"), "active_ms",
-                                     json_object_get(rec, "active_ms"));
+            json_t *item = json_pack("{s:O}", "lease", json_object_get(rec, "lease"));
+            if (!item || agent_value_set(item, agent_value_get(rec)) < 0 ||
+                json_object_set(item, "idempotency_key", json_object_get(rec, "idempotency_key")) <
+                    0 ||
+                json_object_set(item, "active_ms", json_object_get(rec, "active_ms")) < 0)
+                abort(); /* out of memory (our_record checked the value) */
             json_decref(rec);
-            if (!item || json_array_append_new(results, item) < 0)
+            if (json_array_append_new(results, item) < 0)
                 abort(); /* out of memory */
             ids[n++] = r->id;
         }
@@ -359,7 +363,7 @@ static void show_record(const qr_spool_record_t *r, int as_json)
     if (ms > 0 && gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     const char *lease = json_string_value(json_object_get(rec, "lease"));
-    const char *label = json_string_value(json_object_get(rec, "label"));
+    char *label = agent_value_get(rec) ? agent_value_text(agent_value_get(rec)) : NULL;
     const char *url = json_string_value(json_object_get(rec, "url"));
     const char *dep = json_string_value(json_object_get(rec, "deployment"));
     const char *kind = json_string_value(json_object_get(rec, "kind"));
@@ -376,6 +380,7 @@ static void show_record(const qr_spool_record_t *r, int as_json)
            : label                        ? label
                                           : "-",
            owner);
+    free(label);
     json_decref(rec);
 }
 

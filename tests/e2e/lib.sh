@@ -186,3 +186,26 @@ tmux_server() {
     at_exit tmux_cleanup
 }
 tmux_cleanup() { "${TMUX_CMD[@]}" kill-server 2>/dev/null || true; }
+
+# label_in_tmux SESSION TOKEN PROJECT SPOOL: `quorum-agent label --project
+# PROJECT --prefetch 1` with TOKEN in a new 100x30 tmux session (after
+# tmux_server); its stderr goes to $E2E_DIR/SESSION.err, its exit status to
+# $E2E_DIR/SESSION.rc. tmux_screen SESSION prints the screen; tmux_wait_for
+# SESSION PATTERN waits (10 s) until the screen shows PATTERN.
+label_in_tmux() {
+    cat >"$E2E_DIR/run-$1.sh" <<SCRIPT
+#!/usr/bin/env bash
+export QUORUM_URL='$URL' QUORUM_TOKEN='$2' QUORUM_CA='$CA' TERM=xterm
+'$QR_BIN_DIR/quorum-agent' label --project $3 --prefetch 1 --spool '$4' 2>'$E2E_DIR/$1.err'
+echo \$? >'$E2E_DIR/$1.rc'
+sleep 60
+SCRIPT
+    chmod +x "$E2E_DIR/run-$1.sh"
+    "${TMUX_CMD[@]}" new-session -d -s "$1" -x 100 -y 30 "$E2E_DIR/run-$1.sh"
+}
+tmux_screen() { "${TMUX_CMD[@]}" capture-pane -p -t "$1"; }
+tmux_wait_for() {
+    local i
+    for i in $(seq 1 100); do tmux_screen "$1" | grepq -- "$2" && return 0; sleep 0.1; done
+    return 1
+}
