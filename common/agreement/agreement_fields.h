@@ -187,8 +187,10 @@ int qr_fields_set_text(qr_fields_t *fs, int f, const char *item, size_t item_len
  */
 json_t *qr_fields_json(qr_fields_t *fs, int per_item);
 
-/* Field f's entry alone ({"type", "counts", ...}). */
-json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item);
+/* Field f's entry alone ({"type", "counts", ...}). For a choice or rating
+ * field, report may be qr_agreement_json() of its store, already computed
+ * (NULL: computed here). */
+json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item, const json_t *report);
 
 /*
  * Declares a choice field named name backed by a (issue 4's store, say as

@@ -140,12 +140,12 @@ static json_t *field_json(qr_fields_t *fs, int f, int per_item, const json_t *re
     return o;
 }
 
-json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item)
+json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item, const json_t *report)
 {
     const qr_field_t *fd = fs->f[f];
-    json_t *report = fd->agr ? qr_agreement_json(fd->agr, 0) : NULL;
-    json_t *o = field_json(fs, f, per_item, report);
-    json_decref(report);
+    json_t *own = fd->agr && !report ? qr_agreement_json(fd->agr, 0) : NULL;
+    json_t *o = field_json(fs, f, per_item, own ? own : report);
+    json_decref(own);
     return o;
 }
 
