@@ -62,7 +62,7 @@ static uint32_t fmap_slot(const qr_fmap_t *m, const void *key, size_t len, uint6
     while (m->slot[s]) {
         uint32_t id = m->slot[s] - 1;
         if (m->hash[id] == h && qr_fmap_len(m, id) == len &&
-            memcmp(qr_fmap_str(m, id), key, len) == 0)
+            qr_agr_bytes_eq(qr_fmap_str(m, id), key, len))
             break;
         s = (s + 1) & mask;
     }
@@ -77,12 +77,19 @@ long qr_fmap_find(const qr_fmap_t *m, const void *key, size_t len)
 
 int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int *added)
 {
+    /* Input grouped by item repeats the same key: no hash for it. */
+    if (m->n && qr_fmap_len(m, m->last) == len &&
+        qr_agr_bytes_eq(qr_fmap_str(m, m->last), key, len)) {
+        *added = 0;
+        *id = m->last;
+        return 0;
+    }
     uint64_t h = qr_agr_hash(m->seed, key, len);
     uint32_t s = fmap_slot(m, key, len, h);
 
     *added = 0;
     if (m->slot[s]) {
-        *id = m->slot[s] - 1;
+        *id = m->last = m->slot[s] - 1;
         return 0;
     }
     if (len >= KEY_LIMIT || m->n >= MAX_IDS)
@@ -105,7 +112,7 @@ int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int 
     m->key[m->n] = (uint64_t)m->used << 24 | len;
     m->hash[m->n] = h;
     m->used += len + 1;
-    *id = m->n++;
+    *id = m->last = m->n++;
     m->slot[s] = *id + 1;
     *added = 1;
     if ((uint64_t)m->n * 2 > m->nslot) {
@@ -164,6 +171,9 @@ static void field_free(qr_field_t *fd)
     free(fd->j_val);
     free(fd->dup);
     free(fd->dup_j);
+    free(fd->j_next);
+    free(fd->item_head);
+    free(fd->item_cnt);
     qr_fmap_free(&fd->vals);
     qr_fmap_free(&fd->choices);
     free(fd->v_num);
@@ -283,20 +293,57 @@ int qr_fields_set_scale(qr_fields_t *fs, int f, double min, double step)
 
 /* ---- judgements ----------------------------------------------------------- */
 
+#define LIST_MAX 16 /* items with fewer judgements walk their list */
+
 static size_t dup_probe(const qr_field_t *fd, uint64_t key)
 {
-    size_t i = (size_t)((key * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & fd->dup_mask;
+    uint64_t h = key * UINT64_C(0x9e3779b97f4a7c15);
+    size_t i = (size_t)(h ^ h >> 29 ^ h >> 41) & fd->dup_mask;
     while (fd->dup[i] && fd->dup[i] != key)
         i = (i + 1) & fd->dup_mask;
     return i;
 }
 
+/* Judgement of (item, annotator) in fd, or -1: an item with few judgements
+ * walks its own list (contiguous in the common case of grouped input); the
+ * judgements of an item with LIST_MAX or more are in the hash set dup. */
 static long judgement_of(const qr_field_t *fd, uint32_t it, uint32_t an)
 {
-    if (!fd->dup)
+    if (it >= fd->item_cap)
         return -1;
+    if (fd->item_cnt[it] < LIST_MAX) {
+        for (uint32_t j = fd->item_head[it]; j; j = fd->j_next[j - 1])
+            if (fd->j_ann[j - 1] == an)
+                return (long)j - 1;
+        return -1;
+    }
     size_t s = dup_probe(fd, ((uint64_t)it + 1) << 32 | an);
     return fd->dup[s] ? (long)fd->dup_j[s] : -1;
+}
+
+static void dup_insert(qr_field_t *fd, uint64_t key, uint32_t j)
+{
+    if ((fd->dup_n + 1) * 2 > (fd->dup ? fd->dup_mask + 1 : 0)) {
+        uint64_t *old = fd->dup;
+        uint32_t *old_j = fd->dup_j;
+        size_t nold = old ? fd->dup_mask + 1 : 0;
+        fd->dup_mask = (nold ? nold * 2 : 1024) - 1;
+        fd->dup = qr_xcalloc(fd->dup_mask + 1, sizeof(uint64_t));
+        fd->dup_j = qr_xmalloc((fd->dup_mask + 1) * sizeof(uint32_t));
+        for (size_t i = 0; i < nold; i++) {
+            if (old[i]) {
+                size_t s = dup_probe(fd, old[i]);
+                fd->dup[s] = old[i];
+                fd->dup_j[s] = old_j[i];
+            }
+        }
+        free(old);
+        free(old_j);
+    }
+    size_t s = dup_probe(fd, key);
+    fd->dup[s] = key;
+    fd->dup_j[s] = j;
+    fd->dup_n++;
 }
 
 long qr_fields_find_judgement(const qr_fields_t *fs, int f, const char *item, size_t item_len,
@@ -337,33 +384,30 @@ void qr_field_push(qr_field_t *fd, uint32_t it, uint32_t an, uint32_t v)
         fd->j_item = qr_xrealloc(fd->j_item, fd->cap * sizeof(uint32_t));
         fd->j_ann = qr_xrealloc(fd->j_ann, fd->cap * sizeof(uint32_t));
         fd->j_val = qr_xrealloc(fd->j_val, fd->cap * sizeof(uint32_t));
+        fd->j_next = qr_xrealloc(fd->j_next, fd->cap * sizeof(uint32_t));
     }
-    if ((fd->dup_n + 1) * 2 > (fd->dup ? fd->dup_mask + 1 : 0)) {
-        uint64_t *old = fd->dup;
-        uint32_t *old_j = fd->dup_j;
-        size_t nold = old ? fd->dup_mask + 1 : 0;
-        fd->dup_mask = (nold ? nold * 2 : 1024) - 1;
-        fd->dup = qr_xcalloc(fd->dup_mask + 1, sizeof(uint64_t));
-        fd->dup_j = qr_xmalloc((fd->dup_mask + 1) * sizeof(uint32_t));
-        for (size_t i = 0; i < nold; i++) {
-            if (old[i]) {
-                size_t s = dup_probe(fd, old[i]);
-                fd->dup[s] = old[i];
-                fd->dup_j[s] = old_j[i];
-            }
-        }
-        free(old);
-        free(old_j);
+    if (it >= fd->item_cap) {
+        size_t ncap = fd->item_cap ? fd->item_cap * 2 : 1024;
+        while (ncap <= it)
+            ncap *= 2;
+        fd->item_head = qr_xrealloc(fd->item_head, ncap * sizeof(uint32_t));
+        fd->item_cnt = qr_xrealloc(fd->item_cnt, ncap * sizeof(uint32_t));
+        memset(fd->item_head + fd->item_cap, 0, (ncap - fd->item_cap) * sizeof(uint32_t));
+        memset(fd->item_cnt + fd->item_cap, 0, (ncap - fd->item_cap) * sizeof(uint32_t));
+        fd->item_cap = ncap;
     }
-    uint64_t key = ((uint64_t)it + 1) << 32 | an;
-    size_t s = dup_probe(fd, key);
-    fd->dup[s] = key;
-    fd->dup_j[s] = (uint32_t)fd->n;
-    fd->dup_n++;
-    fd->j_item[fd->n] = it;
-    fd->j_ann[fd->n] = an;
-    fd->j_val[fd->n] = v;
-    fd->n++;
+    uint32_t j = (uint32_t)fd->n++;
+    fd->j_item[j] = it;
+    fd->j_ann[j] = an;
+    fd->j_val[j] = v;
+    fd->j_next[j] = fd->item_head[it];
+    fd->item_head[it] = j + 1;
+    if (++fd->item_cnt[it] == LIST_MAX) {
+        for (uint32_t x = fd->item_head[it]; x; x = fd->j_next[x - 1])
+            dup_insert(fd, ((uint64_t)it + 1) << 32 | fd->j_ann[x - 1], x - 1);
+    } else if (fd->item_cnt[it] > LIST_MAX) {
+        dup_insert(fd, ((uint64_t)it + 1) << 32 | an, j);
+    }
 }
 
 /* Room for per-value facts of value id v. */
@@ -551,6 +595,8 @@ static int geo_value(qr_field_t *fd, const void *list, size_t n, size_t sz, uint
     int added, rc;
     size_t klen = n * sz;
     unsigned char small[1024], *key = klen <= sizeof(small) ? small : qr_xmalloc(klen);
+
+    small[0] = 0; /* an empty list is the empty key */
 
     /* Pack fields without padding so equal lists give equal keys. */
     for (size_t i = 0; i < n; i++) {

@@ -27,6 +27,7 @@ typedef struct {
     uint64_t *key;  /* per id: offset << 24 | length (lengths < 16 MiB), see fmap_* */
     uint64_t *hash; /* per id: its hash */
     uint32_t n, cap_id;
+    uint32_t last;  /* id interned or found last (valid when n > 0) */
     uint32_t *slot; /* id + 1, or 0 */
     uint32_t nslot; /* a power of two */
     uint64_t seed;
@@ -53,7 +54,13 @@ typedef struct {
     qr_agreement_t *agr;              /* choice and rating: the issue-4 engine */
     uint32_t *j_item, *j_ann, *j_val; /* per judgement */
     size_t n, cap;
-    uint64_t *dup; /* (item + 1) << 32 | annotator, 0 empty; open addressing */
+    uint32_t *j_next;    /* per judgement: the item's previous judgement + 1, 0 none */
+    uint32_t *item_head; /* per item id: its latest judgement + 1, 0 none */
+    uint32_t *item_cnt;  /* per item id: judgements */
+    size_t item_cap;
+    /* (item + 1) << 32 | annotator of the judgements of items with many, 0
+     * empty; open addressing */
+    uint64_t *dup;
     uint32_t *dup_j;
     size_t dup_mask, dup_n;
 
@@ -118,7 +125,7 @@ typedef struct {
     const qr_fields_t *fs;
     const qr_field_t *fd;
     uint32_t ni;         /* item ids with judgements of this field are in items[] */
-    uint32_t *items;     /* item ids, in byte order of their names */
+    uint32_t *items;     /* item ids (in byte order of names when asked) */
     uint32_t *istart;    /* per listed item: its judgements at jpos[istart[i]..istart[i+1]) */
     uint32_t *jpos;      /* judgement indexes grouped by item */
     uint32_t nann;       /* annotators with judgements of this field */
@@ -139,7 +146,8 @@ typedef struct {
 /* Builds the layout and computes every figure of field fd (not choice or
  * rating, whose figures come from the issue-4 engine; for them only the
  * layout, the per-item agreement and the per-annotator counts). */
-void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t *fd);
+void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t *fd,
+                      int sorted_items);
 void qr_field_analysis_free(qr_field_an_t *an);
 
 /* The consensus of judgements js[0..k) of field fd as JSON (a new

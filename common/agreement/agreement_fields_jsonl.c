@@ -83,7 +83,7 @@ static int add_line(reader_t *r, long line, const json_t *obj, int f)
 {
     qr_fields_t *fs = r->fs;
     char ibuf[32], abuf[32], why[256];
-    size_t ilen, alen;
+    size_t ilen = 0, alen = 0;
     const char *item = id_of(json_object_get(obj, "item"), ibuf, sizeof(ibuf), &ilen);
     const char *ann = id_of(json_object_get(obj, "annotator"), abuf, sizeof(abuf), &alen);
     const json_t *text = json_object_get(obj, "text");

@@ -316,8 +316,9 @@ static void token_alpha(qr_field_an_t *an, qr_fig_t *fig)
     free(touched);
 }
 
-/* Builds the item-major layout of fd's judgements. */
-static void layout(qr_field_an_t *an)
+/* Builds the item-major layout of fd's judgements; items in byte order of
+ * their names when sorted_items, else in order of first appearance. */
+static void layout(qr_field_an_t *an, int sorted_items)
 {
     const qr_fields_t *fs = an->fs;
     const qr_field_t *fd = an->fd;
@@ -340,7 +341,8 @@ static void layout(qr_field_an_t *an)
             an->anns[an->nann++] = a;
         }
     }
-    qr_fmap_sort_ids(&fs->items, an->items, an->ni);
+    if (sorted_items) /* only listings need the order */
+        qr_fmap_sort_ids(&fs->items, an->items, an->ni);
     qr_fmap_sort_ids(&fs->anns, an->anns, an->nann);
     for (uint32_t r = 0; r < an->nann; r++)
         an->ann_rank[an->anns[r]] = r;
@@ -361,7 +363,8 @@ static void layout(qr_field_an_t *an)
     free(pos);
 }
 
-void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t *fd)
+void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t *fd,
+                      int sorted_items)
 {
     uint32_t nv = fd->vals.n;
     uint32_t *cnt = qr_xcalloc((size_t)nv + 1, sizeof(uint32_t)); /* per value: count here */
@@ -377,7 +380,7 @@ void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t
     memset(an, 0, sizeof(*an));
     an->fs = fs;
     an->fd = fd;
-    layout(an);
+    layout(an, sorted_items);
     an->ann_j = qr_xcalloc((size_t)an->nann + 1, sizeof(uint32_t));
     an->ann_score = qr_xcalloc((size_t)an->nann + 1, sizeof(double));
     an->ann_pairs = qr_xcalloc((size_t)an->nann + 1, sizeof(uint64_t));
