@@ -79,7 +79,7 @@ static long plurality(const qr_field_t *fd, const uint32_t *js, size_t k, int no
     long winner = -1;
 
     for (size_t i = 0; i < k; i++) {
-        uint32_t v = fd->j_val[js[i]];
+        uint32_t v = fd->j[js[i]].val;
         keys[i] = norm ? fd->v_off[v] : v;
     }
     for (size_t i = 0; i < k; i++) {
@@ -118,13 +118,13 @@ json_t *qr_field_consensus_of(const qr_fields_t *fs, const qr_field_t *fd, const
         if (w < 0)
             return json_null();
         *support = (double)top / k;
-        return name_json(&fd->vals, fd->j_val[js[w]]);
+        return name_json(&fd->vals, fd->j[js[w]].val);
     }
     case QR_FIELD_RATING: {
         double *v = qr_xmalloc(k * sizeof(double));
         int integers = 1;
         for (size_t i = 0; i < k; i++) {
-            v[i] = fd->v_num[fd->j_val[js[i]]];
+            v[i] = fd->v_num[fd->j[js[i]].val];
             integers &= v[i] == floor(v[i]);
         }
         qsort(v, k, sizeof(double), cmp_double);
@@ -153,7 +153,7 @@ json_t *qr_field_consensus_of(const qr_fields_t *fs, const qr_field_t *fd, const
         uint32_t *chosen = qr_xmalloc((size_t)nc * sizeof(uint32_t) + 1), n = 0;
         size_t empty = 0;
         for (size_t i = 0; i < k; i++) {
-            uint32_t v = fd->j_val[js[i]];
+            uint32_t v = fd->j[js[i]].val;
             empty += fd->v_cnt[v] == 0;
             for (uint32_t q = 0; q < fd->v_cnt[v]; q++)
                 cnt[fd->set_ids[fd->v_off[v] + q]]++;
@@ -179,7 +179,7 @@ json_t *qr_field_consensus_of(const qr_fields_t *fs, const qr_field_t *fd, const
         const void **lists = qr_xmalloc(k * sizeof(void *));
         size_t *counts = qr_xmalloc(k * sizeof(size_t)), total = 0, empty = 0;
         for (size_t i = 0; i < k; i++) {
-            uint32_t v = fd->j_val[js[i]];
+            uint32_t v = fd->j[js[i]].val;
             counts[i] = fd->v_cnt[v];
             total += counts[i];
             empty += counts[i] == 0;

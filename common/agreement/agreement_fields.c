@@ -166,12 +166,9 @@ static void field_free(qr_field_t *fd)
 {
     free(fd->name);
     qr_agreement_free(fd->agr);
-    free(fd->j_item);
-    free(fd->j_ann);
-    free(fd->j_val);
+    free(fd->j);
     free(fd->dup);
     free(fd->dup_j);
-    free(fd->j_next);
     free(fd->item_head);
     free(fd->item_cnt);
     qr_fmap_free(&fd->vals);
@@ -312,8 +309,8 @@ static long judgement_of(const qr_field_t *fd, uint32_t it, uint32_t an)
     if (it >= fd->item_cap)
         return -1;
     if (fd->item_cnt[it] < LIST_MAX) {
-        for (uint32_t j = fd->item_head[it]; j; j = fd->j_next[j - 1])
-            if (fd->j_ann[j - 1] == an)
+        for (uint32_t j = fd->item_head[it]; j; j = fd->j[j - 1].next)
+            if (fd->j[j - 1].ann == an)
                 return (long)j - 1;
         return -1;
     }
@@ -381,10 +378,7 @@ void qr_field_push(qr_field_t *fd, uint32_t it, uint32_t an, uint32_t v)
 {
     if (fd->n == fd->cap) {
         fd->cap = fd->cap ? fd->cap * 2 : 256;
-        fd->j_item = qr_xrealloc(fd->j_item, fd->cap * sizeof(uint32_t));
-        fd->j_ann = qr_xrealloc(fd->j_ann, fd->cap * sizeof(uint32_t));
-        fd->j_val = qr_xrealloc(fd->j_val, fd->cap * sizeof(uint32_t));
-        fd->j_next = qr_xrealloc(fd->j_next, fd->cap * sizeof(uint32_t));
+        fd->j = qr_xrealloc(fd->j, fd->cap * sizeof(*fd->j));
     }
     if (it >= fd->item_cap) {
         size_t ncap = fd->item_cap ? fd->item_cap * 2 : 1024;
@@ -397,14 +391,14 @@ void qr_field_push(qr_field_t *fd, uint32_t it, uint32_t an, uint32_t v)
         fd->item_cap = ncap;
     }
     uint32_t j = (uint32_t)fd->n++;
-    fd->j_item[j] = it;
-    fd->j_ann[j] = an;
-    fd->j_val[j] = v;
-    fd->j_next[j] = fd->item_head[it];
+    fd->j[j].item = it;
+    fd->j[j].ann = an;
+    fd->j[j].val = v;
+    fd->j[j].next = fd->item_head[it];
     fd->item_head[it] = j + 1;
     if (++fd->item_cnt[it] == LIST_MAX) {
-        for (uint32_t x = fd->item_head[it]; x; x = fd->j_next[x - 1])
-            dup_insert(fd, ((uint64_t)it + 1) << 32 | fd->j_ann[x - 1], x - 1);
+        for (uint32_t x = fd->item_head[it]; x; x = fd->j[x - 1].next)
+            dup_insert(fd, ((uint64_t)it + 1) << 32 | fd->j[x - 1].ann, x - 1);
     } else if (fd->item_cnt[it] > LIST_MAX) {
         dup_insert(fd, ((uint64_t)it + 1) << 32 | an, j);
     }

@@ -47,14 +47,19 @@ int qr_fmap_cmp_ids(const void *p, const void *q, void *names);
 /* ids[0..n) into byte order of their names in m (one pass when sorted). */
 void qr_fmap_sort_ids(const qr_fmap_t *m, uint32_t *ids, size_t n);
 
+/* One judgement of a field. */
+typedef struct {
+    uint32_t item, ann, val; /* ids */
+    uint32_t next;           /* the item's previous judgement + 1, 0 none */
+} qr_judgement_t;
+
 /* One field's store. */
 typedef struct {
     char *name;
     qr_field_type_t type;
-    qr_agreement_t *agr;              /* choice and rating: the issue-4 engine */
-    uint32_t *j_item, *j_ann, *j_val; /* per judgement */
+    qr_agreement_t *agr; /* choice and rating: the issue-4 engine */
+    qr_judgement_t *j;   /* per judgement */
     size_t n, cap;
-    uint32_t *j_next;    /* per judgement: the item's previous judgement + 1, 0 none */
     uint32_t *item_head; /* per item id: its latest judgement + 1, 0 none */
     uint32_t *item_cnt;  /* per item id: judgements */
     size_t item_cap;

@@ -173,13 +173,13 @@ json_t *qr_fields_json(qr_fields_t *fs, int per_item)
             const qr_field_t *fd = fs->f[f];
             memset(item_n, 0, (size_t)fs->items.n * sizeof(uint32_t));
             for (size_t j = 0; j < fd->n; j++) {
-                uint32_t it = fd->j_item[j];
+                uint32_t it = fd->j[j].item;
                 if (++item_n[it] == 2 && !(pairable[it] & 1)) {
                     pairable[it] |= 1;
                     npair++;
                 }
-                if (!ann_seen[fd->j_ann[j]]) {
-                    ann_seen[fd->j_ann[j]] = 1;
+                if (!ann_seen[fd->j[j].ann]) {
+                    ann_seen[fd->j[j].ann] = 1;
                     anns++;
                 }
                 if (!(pairable[it] & 2)) {

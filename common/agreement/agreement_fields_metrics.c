@@ -241,7 +241,7 @@ static void token_alpha(qr_field_an_t *an, qr_fig_t *fig)
         }
         memset(tv, 0, (size_t)k * nt * sizeof(uint32_t));
         for (uint32_t p = 0; p < k; p++) {
-            uint32_t v = fd->j_val[an->jpos[b + p]];
+            uint32_t v = fd->j[an->jpos[b + p]].val;
             const qr_span_t *sp = qr_field_spans(fd, v);
             uint32_t *row = tv + (size_t)p * nt;
             for (uint32_t q = 0; q < fd->v_cnt[v]; q++) {
@@ -331,7 +331,7 @@ static void layout(qr_field_an_t *an, int sorted_items)
     for (uint32_t a = 0; a < nanns; a++)
         an->ann_rank[a] = UINT32_MAX;
     for (size_t j = 0; j < fd->n; j++) {
-        uint32_t it = fd->j_item[j], a = fd->j_ann[j];
+        uint32_t it = fd->j[j].item, a = fd->j[j].ann;
         if (!pos[it]) {
             an->items[an->ni++] = it;
             pos[it] = 1;
@@ -351,14 +351,14 @@ static void layout(qr_field_an_t *an, int sorted_items)
 
     an->istart = qr_xcalloc((size_t)an->ni + 1, sizeof(uint32_t));
     for (size_t j = 0; j < fd->n; j++)
-        an->istart[pos[fd->j_item[j]] + 1]++;
+        an->istart[pos[fd->j[j].item] + 1]++;
     for (uint32_t i = 0; i < an->ni; i++)
         an->istart[i + 1] += an->istart[i];
     uint32_t *fill = qr_xmalloc((size_t)an->ni * sizeof(uint32_t) + 1);
     memcpy(fill, an->istart, (size_t)an->ni * sizeof(uint32_t));
     an->jpos = qr_xmalloc(fd->n * sizeof(uint32_t) + 1);
     for (size_t j = 0; j < fd->n; j++)
-        an->jpos[fill[pos[fd->j_item[j]]]++] = (uint32_t)j;
+        an->jpos[fill[pos[fd->j[j].item]]++] = (uint32_t)j;
     free(fill);
     free(pos);
 }
@@ -394,7 +394,7 @@ void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t
     for (uint32_t i = 0; i < an->ni; i++) {
         uint32_t b = an->istart[i], e = an->istart[i + 1], k = e - b, d = 0;
         for (uint32_t p = b; p < e; p++)
-            an->ann_j[an->ann_rank[fd->j_ann[an->jpos[p]]]]++;
+            an->ann_j[an->ann_rank[fd->j[an->jpos[p]].ann]]++;
         if (k < 2) {
             an->item_agr[i] = -1;
             continue;
@@ -405,7 +405,7 @@ void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t
             touched = qr_xrealloc(touched, touched_cap * sizeof(uint32_t));
         }
         for (uint32_t p = b; p < e; p++) {
-            uint32_t v = fd->j_val[an->jpos[p]];
+            uint32_t v = fd->j[an->jpos[p]].val;
             if (cnt[v]++ == 0)
                 touched[d++] = v;
         }
@@ -439,13 +439,13 @@ void qr_field_analyse(qr_field_an_t *an, const qr_fields_t *fs, const qr_field_t
         }
         /* Per annotator: the judgement of value x against the k - 1 others. */
         for (uint32_t p = b; p < e; p++) {
-            uint32_t v = fd->j_val[an->jpos[p]], x = 0;
+            uint32_t v = fd->j[an->jpos[p]].val, x = 0;
             while (touched[x] != v)
                 x++;
             double row = 0;
             for (uint32_t y = 0; y < d; y++)
                 row += (y == x ? cnt[v] - 1.0 : (double)cnt[touched[y]]) * mat[(size_t)x * d + y];
-            uint32_t r = an->ann_rank[fd->j_ann[an->jpos[p]]];
+            uint32_t r = an->ann_rank[fd->j[an->jpos[p]].ann];
             an->ann_score[r] += row;
             an->ann_pairs[r] += k - 1;
         }
