@@ -51,14 +51,17 @@ FILE *qr_ctl_agreement_sniff(FILE *f, int *jsonl)
     peek_t *p = qr_xcalloc(1, sizeof(*p));
     cookie_io_functions_t io = {.read = peek_read, .close = peek_close};
     int c;
+    size_t bom = 0; /* bytes of a byte-order mark seen at the very start */
 
     p->f = f;
     *jsonl = 0;
     /* Skip a byte-order mark and whitespace, up to the first other byte. */
     while (p->n < sizeof(p->head) && (c = getc(f)) != EOF) {
         p->head[p->n++] = (char)c;
-        if (p->n <= 3 && (unsigned char)c == "\xef\xbb\xbf"[p->n - 1])
+        if (bom == p->n - 1 && bom < 3 && (unsigned char)c == (unsigned char)"\xef\xbb\xbf"[bom]) {
+            bom++;
             continue;
+        }
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
             continue;
         *jsonl = c == '{';
