@@ -167,8 +167,8 @@ static void field_free(qr_field_t *fd)
     free(fd->name);
     qr_agreement_free(fd->agr);
     free(fd->j);
-    free(fd->dup);
-    free(fd->dup_j);
+    qr_fmap_free(&fd->big);
+    free(fd->big_j);
     free(fd->item_head);
     free(fd->item_cnt);
     qr_fmap_free(&fd->vals);
@@ -230,6 +230,7 @@ int qr_fields_declare(qr_fields_t *fs, const char *name, size_t len, qr_field_ty
     if (type == QR_FIELD_CHOICE || type == QR_FIELD_RATING)
         fd->agr = qr_agreement_new();
     qr_fmap_init(&fd->vals);
+    qr_fmap_init(&fd->big);
     qr_fmap_init(&fd->choices);
     qr_fmap_init(&fd->norms);
     fs->f[fs->nf] = fd;
@@ -292,18 +293,10 @@ int qr_fields_set_scale(qr_fields_t *fs, int f, double min, double step)
 
 #define LIST_MAX 16 /* items with fewer judgements walk their list */
 
-static size_t dup_probe(const qr_field_t *fd, uint64_t key)
-{
-    uint64_t h = key * UINT64_C(0x9e3779b97f4a7c15);
-    size_t i = (size_t)(h ^ h >> 29 ^ h >> 41) & fd->dup_mask;
-    while (fd->dup[i] && fd->dup[i] != key)
-        i = (i + 1) & fd->dup_mask;
-    return i;
-}
-
 /* Judgement of (item, annotator) in fd, or -1: an item with few judgements
  * walks its own list (contiguous in the common case of grouped input); the
- * judgements of an item with LIST_MAX or more are in the hash set dup. */
+ * judgements of an item with LIST_MAX or more are also in the map big, keyed
+ * by (item, annotator). */
 static long judgement_of(const qr_field_t *fd, uint32_t it, uint32_t an)
 {
     if (it >= fd->item_cap)
@@ -314,33 +307,23 @@ static long judgement_of(const qr_field_t *fd, uint32_t it, uint32_t an)
                 return (long)j - 1;
         return -1;
     }
-    size_t s = dup_probe(fd, ((uint64_t)it + 1) << 32 | an);
-    return fd->dup[s] ? (long)fd->dup_j[s] : -1;
+    uint32_t key[2] = {it, an};
+    long id = qr_fmap_find(&fd->big, key, sizeof(key));
+    return id < 0 ? -1 : (long)fd->big_j[id];
 }
 
-static void dup_insert(qr_field_t *fd, uint64_t key, uint32_t j)
+static void big_insert(qr_field_t *fd, uint32_t it, uint32_t an, uint32_t j)
 {
-    if ((fd->dup_n + 1) * 2 > (fd->dup ? fd->dup_mask + 1 : 0)) {
-        uint64_t *old = fd->dup;
-        uint32_t *old_j = fd->dup_j;
-        size_t nold = old ? fd->dup_mask + 1 : 0;
-        fd->dup_mask = (nold ? nold * 2 : 1024) - 1;
-        fd->dup = qr_xcalloc(fd->dup_mask + 1, sizeof(uint64_t));
-        fd->dup_j = qr_xmalloc((fd->dup_mask + 1) * sizeof(uint32_t));
-        for (size_t i = 0; i < nold; i++) {
-            if (old[i]) {
-                size_t s = dup_probe(fd, old[i]);
-                fd->dup[s] = old[i];
-                fd->dup_j[s] = old_j[i];
-            }
-        }
-        free(old);
-        free(old_j);
+    uint32_t key[2] = {it, an}, id;
+    int added;
+
+    if (qr_fmap_intern(&fd->big, key, sizeof(key), &id, &added) < 0)
+        QR_ASSERT(!"fewer judgements than ids");
+    if (id >= fd->big_cap) {
+        fd->big_cap = fd->big_cap ? fd->big_cap * 2 : 256;
+        fd->big_j = qr_xrealloc(fd->big_j, fd->big_cap * sizeof(uint32_t));
     }
-    size_t s = dup_probe(fd, key);
-    fd->dup[s] = key;
-    fd->dup_j[s] = j;
-    fd->dup_n++;
+    fd->big_j[id] = j;
 }
 
 long qr_fields_find_judgement(const qr_fields_t *fs, int f, const char *item, size_t item_len,
@@ -354,7 +337,7 @@ long qr_fields_find_judgement(const qr_fields_t *fs, int f, const char *item, si
 }
 
 /* Interns the item and annotator and checks (item, annotator) is new in fd:
- * 0 with the ids and the duplicate-table slot, QR_ECONFLCT, QR_EINVAL or
+ * 0 with the ids, QR_ECONFLCT, QR_EINVAL or
  * QR_ETOOBIG. Nothing is recorded in fd yet (qr_field_push does that). */
 static int judgement_begin(qr_fields_t *fs, qr_field_t *fd, const char *item, size_t item_len,
                            const char *ann, size_t ann_len, uint32_t *it, uint32_t *an)
@@ -398,9 +381,9 @@ void qr_field_push(qr_field_t *fd, uint32_t it, uint32_t an, uint32_t v)
     fd->item_head[it] = j + 1;
     if (++fd->item_cnt[it] == LIST_MAX) {
         for (uint32_t x = fd->item_head[it]; x; x = fd->j[x - 1].next)
-            dup_insert(fd, ((uint64_t)it + 1) << 32 | fd->j[x - 1].ann, x - 1);
+            big_insert(fd, it, fd->j[x - 1].ann, x - 1);
     } else if (fd->item_cnt[it] > LIST_MAX) {
-        dup_insert(fd, ((uint64_t)it + 1) << 32 | an, j);
+        big_insert(fd, it, an, j);
     }
 }
 

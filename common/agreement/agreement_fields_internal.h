@@ -63,11 +63,9 @@ typedef struct {
     uint32_t *item_head; /* per item id: its latest judgement + 1, 0 none */
     uint32_t *item_cnt;  /* per item id: judgements */
     size_t item_cap;
-    /* (item + 1) << 32 | annotator of the judgements of items with many, 0
-     * empty; open addressing */
-    uint64_t *dup;
-    uint32_t *dup_j;
-    size_t dup_mask, dup_n;
+    qr_fmap_t big;   /* (item, annotator) of the judgements of items with many */
+    uint32_t *big_j; /* per id of big: the judgement */
+    size_t big_cap;
 
     qr_fmap_t vals; /* value key -> value id */
     /* Choices (choice, multi_choice) or labels (spans, boxes): ids in schema

@@ -25,39 +25,7 @@
 #include <time.h>
 
 #include "agreement_fields.h"
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *p, const void *q)
-{
-    double x = *(const double *)p, y = *(const double *)q;
-    return (x > y) - (x < y);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "agreement_fields_bench: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
+#include "bench_util.h"
 
 enum { ITEMS = 200000, PER_ITEM = 5, ANNS = 50, CHOICES = 10 };
 enum { SITEMS = 10000, SPANS_PER = 2, WORDS = 16 };
@@ -158,6 +126,7 @@ static void report(const char *name, double *t, int runs, double limit, const ch
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
+    rng = 0x2545f4914f6cdd1dull;
     if (runs < 1 || runs > 100)
         runs = 5;
     for (int i = 0; i < ITEMS; i++)

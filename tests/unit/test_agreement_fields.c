@@ -305,7 +305,8 @@ static void test_token_alpha(void **state)
      * annotator's [14,18) ORG over "here": units 3, only the last differs:
      * Do = 2, N = 6, N_O = 3, N_PER = 2, N_ORG = 1, De = 36 - 9 - 4 - 1 = 22,
      * alpha = 1 - 5 * 2 / 22. */
-    const char *t2 = "\xc3\x9cn\xc3\xaf" "code w\xc3\xb6rds here";
+    const char *t2 = "\xc3\x9cn\xc3\xaf"
+                     "code w\xc3\xb6rds here";
     qr_span_value_t c[] = {SP(8, 13, "PER")}, d[] = {SP(8, 13, "PER"), SP(14, 18, "ORG")};
     assert_int_equal(qr_fields_set_text(fs, f, "2", 1, t2, strlen(t2)), 0);
     add_spans(fs, f, "2", "a", c, 1);
@@ -705,6 +706,40 @@ static void test_jsonl(void **state)
         2, "has another \"text\"");
 }
 
+/* An item with many annotators (past the per-item list, into the map of
+ * big items): duplicates are still found, before and after the switch. */
+static void test_many_annotators(void **state)
+{
+    (void)state;
+    qr_fields_t *fs = qr_fields_new();
+    int f = qr_fields_declare(fs, "s", 1, QR_FIELD_CHOICE);
+    char ann[16];
+    for (int k = 0; k < 40; k++) {
+        snprintf(ann, sizeof(ann), "ann%02d", k);
+        assert_int_equal(
+            qr_fields_add_choice(fs, f, "big", 3, ann, strlen(ann), k % 3 ? "x" : "y", 1), 0);
+        for (int q = 0; q <= k; q += 7) {
+            snprintf(ann, sizeof(ann), "ann%02d", q);
+            assert_int_equal(qr_fields_add_choice(fs, f, "big", 3, ann, strlen(ann), "x", 1),
+                             QR_ECONFLCT);
+            assert_int_equal(qr_fields_find_judgement(fs, f, "big", 3, ann, strlen(ann)), q);
+        }
+    }
+    assert_int_equal(qr_fields_find_judgement(fs, f, "big", 3, "nobody", 6), -1);
+    assert_int_equal(qr_fields_judgements(fs, f), 40);
+    json_t *r = qr_fields_json(fs, 1);
+    const json_t *e = json_array_get(
+        json_object_get(json_object_get(json_object_get(r, "fields"), "s"), "per_item"), 0);
+    assert_int_equal(json_integer_value(json_object_get(e, "judgements")), 40);
+    /* 26 x and 14 y: agreement (26 * 25 + 14 * 13) / (40 * 39), support 26/40. */
+    assert_true(fabs(json_real_value(json_object_get(e, "agreement")) -
+                     (26.0 * 25 + 14.0 * 13) / (40.0 * 39)) < EPS);
+    assert_string_equal(json_string_value(json_object_get(e, "consensus")), "x");
+    assert_true(fabs(json_real_value(json_object_get(e, "support")) - 26.0 / 40) < EPS);
+    json_decref(r);
+    qr_fields_free(fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_consensus),
         cmocka_unit_test(test_rating),
         cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_many_annotators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
