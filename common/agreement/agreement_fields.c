@@ -58,10 +58,13 @@ size_t qr_fmap_len(const qr_fmap_t *m, uint32_t id)
 static uint32_t fmap_slot(const qr_fmap_t *m, const void *key, size_t len, uint64_t h)
 {
     uint32_t mask = m->nslot - 1, s = (uint32_t)h & mask;
+    uint64_t tag = h >> 32;
 
+    /* The slot's high half is the key's hash tag: a different key is
+     * usually passed over without touching its entry. */
     while (m->slot[s]) {
-        uint32_t id = m->slot[s] - 1;
-        if (m->hash[id] == h && qr_fmap_len(m, id) == len &&
+        uint32_t id = (uint32_t)m->slot[s] - 1;
+        if ((m->slot[s] >> 32) == tag && qr_fmap_len(m, id) == len &&
             qr_agr_bytes_eq(qr_fmap_str(m, id), key, len))
             break;
         s = (s + 1) & mask;
@@ -72,7 +75,7 @@ static uint32_t fmap_slot(const qr_fmap_t *m, const void *key, size_t len, uint6
 long qr_fmap_find(const qr_fmap_t *m, const void *key, size_t len)
 {
     uint32_t s = fmap_slot(m, key, len, qr_agr_hash(m->seed, key, len));
-    return m->slot[s] ? (long)m->slot[s] - 1 : -1;
+    return m->slot[s] ? (long)(uint32_t)m->slot[s] - 1 : -1;
 }
 
 int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int *added)
@@ -89,7 +92,7 @@ int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int 
 
     *added = 0;
     if (m->slot[s]) {
-        *id = m->last = m->slot[s] - 1;
+        *id = m->last = (uint32_t)m->slot[s] - 1;
         return 0;
     }
     if (len >= KEY_LIMIT || m->n >= MAX_IDS)
@@ -113,16 +116,17 @@ int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int 
     m->hash[m->n] = h;
     m->used += len + 1;
     *id = m->last = m->n++;
-    m->slot[s] = *id + 1;
+    m->slot[s] = (h >> 32) << 32 | (*id + 1);
     *added = 1;
     if ((uint64_t)m->n * 2 > m->nslot) {
-        uint32_t *old = m->slot, nold = m->nslot;
+        uint64_t *old = m->slot;
+        uint32_t nold = m->nslot;
         m->nslot *= 2;
         m->slot = qr_xcalloc(m->nslot, sizeof(*m->slot));
         for (uint32_t i = 0; i < nold; i++) {
             if (!old[i])
                 continue;
-            uint32_t t = (uint32_t)m->hash[old[i] - 1] & (m->nslot - 1);
+            uint32_t t = (uint32_t)m->hash[(uint32_t)old[i] - 1] & (m->nslot - 1);
             while (m->slot[t])
                 t = (t + 1) & (m->nslot - 1);
             m->slot[t] = old[i];

@@ -19,7 +19,7 @@
 #include "agreement_geom.h"
 
 /* Byte strings to dense ids (0, 1, ... in order of first appearance). Keys
- * live in one arena; the slot table holds ids + 1 (0: empty), probed
+ * live in one arena; the slot table holds ids + 1 (0: empty) under a hash tag, probed
  * linearly from the key's hash, at most half full. */
 typedef struct {
     char *arena; /* keys, each followed by a NUL */
@@ -28,7 +28,7 @@ typedef struct {
     uint64_t *hash; /* per id: its hash */
     uint32_t n, cap_id;
     uint32_t last;  /* id interned or found last (valid when n > 0) */
-    uint32_t *slot; /* id + 1, or 0 */
+    uint64_t *slot; /* hash >> 32 << 32 | (id + 1), or 0 */
     uint32_t nslot; /* a power of two */
     uint64_t seed;
 } qr_fmap_t;
