@@ -233,6 +233,14 @@ int qr_fields_declare(qr_fields_t *fs, const char *name, size_t len, qr_field_ty
     fd->type = type;
     if (type == QR_FIELD_CHOICE || type == QR_FIELD_RATING)
         fd->agr = qr_agreement_new();
+    /* Value arenas are never NULL, so an empty value points into one. */
+    fd->set_cap = fd->geo_cap = fd->cps_cap = 16;
+    fd->set_ids = qr_xmalloc(fd->set_cap * sizeof(uint32_t));
+    if (type == QR_FIELD_SPANS)
+        fd->spans = qr_xmalloc(fd->geo_cap * sizeof(qr_span_t));
+    else if (type == QR_FIELD_BOXES)
+        fd->boxes = qr_xmalloc(fd->geo_cap * sizeof(qr_box_t));
+    fd->cps = qr_xmalloc(fd->cps_cap * sizeof(int32_t));
     qr_fmap_init(&fd->vals);
     qr_fmap_init(&fd->big);
     qr_fmap_init(&fd->choices);
@@ -532,7 +540,8 @@ int qr_fields_add_multi(qr_fields_t *fs, int f, const char *item, size_t item_le
             else
                 fd->wide = 1;
         }
-        memcpy(fd->set_ids + fd->set_used, ids, n * sizeof(uint32_t));
+        if (n)
+            memcpy(fd->set_ids + fd->set_used, ids, n * sizeof(uint32_t));
         fd->v_off[id] = (uint32_t)fd->set_used;
         fd->v_cnt[id] = (uint32_t)n;
         fd->v_mask[id] = mask;

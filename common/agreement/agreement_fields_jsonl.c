@@ -189,17 +189,19 @@ static int line_in(reader_t *r, long line, const char *buf, size_t len)
             return 0;
         }
         if (t == -2) {
-            json_decref(obj);
-            return fail(r, line,
-                        "field \"%s\": cannot tell its type from this value (a string, a "
-                        "number, or an array of strings, spans or boxes; or give --schema)",
-                        name);
+            rc = fail(r, line,
+                      "field \"%s\": cannot tell its type from this value (a string, a "
+                      "number, or an array of strings, spans or boxes; or give --schema)",
+                      name);
+            json_decref(obj); /* after the message: name is in obj */
+            return rc;
         }
         f = qr_fields_declare(r->fs, name, json_string_length(field), (qr_field_type_t)t);
         if (f < 0) {
+            rc = fail(r, line, "field \"%s\": more than %d fields, or a bad name", name,
+                      QR_FIELDS_MAX);
             json_decref(obj);
-            return fail(r, line, "field \"%s\": more than %d fields, or a bad name", name,
-                        QR_FIELDS_MAX);
+            return rc;
         }
         if ((rc = flush(r, name, f)) < 0) {
             json_decref(obj);
