@@ -25,7 +25,7 @@
 
 static const char help_text[] =
     "Usage: quorumctl agreement FILE.csv|FILE.jsonl|- [--json] [--per-item]\n"
-    "                           [--format csv|jsonl] [--schema FILE] [--iou-threshold X]\n"
+    "         [--format csv|jsonl] [--schema FILE] [--iou-threshold X]\n"
     "\n"
     "Computes inter-annotator agreement on a CSV or JSONL file of judgements,\n"
     "offline. The format is told by the first byte ('{': JSONL) unless --format\n"
