@@ -67,6 +67,13 @@ FILE *qr_ctl_agreement_sniff(FILE *f, int *jsonl)
         *jsonl = c == '{';
         break;
     }
+    /* A file that seeks is read again from its start, as it is (the CSV
+     * reader may read it its own way); a pipe through the peeked bytes. */
+    if (fseek(f, 0, SEEK_SET) == 0) {
+        free(p);
+        return f;
+    }
+    clearerr(f);
     FILE *g = fopencookie(p, "r", io);
     if (!g)
         free(p);

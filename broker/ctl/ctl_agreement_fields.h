@@ -13,7 +13,8 @@
 
 /* A stream that reads f from its start although its first bytes were
  * peeked: *jsonl = 1 when the first byte past a byte-order mark and
- * whitespace is '{'. NULL on failure. fclose() it before f. */
+ * whitespace is '{'. f itself, rewound, when it seeks; else a new stream
+ * (fclose() it before f); NULL on failure. */
 FILE *qr_ctl_agreement_sniff(FILE *f, int *jsonl);
 
 /* Adds "fields": {"label": ...} to the report of a CSV. With per_item, the
