@@ -242,13 +242,15 @@ int qr_fields_read_jsonl(FILE *f, qr_fields_t *fs, char *err, size_t errlen)
         rc = fail(&r, line + 1, "read error");
     /* Fields whose every value was an empty array: multi_choice. */
     while (rc == 0 && r.npend > 0) {
+        /* A copy: flushing frees the line the name is in. */
         const json_t *field = json_object_get(r.pend[0].obj, "field");
-        int fi = qr_fields_declare(fs, json_string_value(field), json_string_length(field),
-                                   QR_FIELD_MULTI_CHOICE);
+        char *name = qr_xstrndup(json_string_value(field), json_string_length(field));
+        int fi = qr_fields_declare(fs, name, json_string_length(field), QR_FIELD_MULTI_CHOICE);
         if (fi < 0)
             rc = fail(&r, r.pend[0].line, "more than %d fields", QR_FIELDS_MAX);
         else
-            rc = flush(&r, json_string_value(field), fi);
+            rc = flush(&r, name, fi);
+        free(name);
     }
     if (rc == 0 && line == 0)
         rc = fail(&r, 1, "empty file");

@@ -610,6 +610,7 @@ static void test_jsonl(void **state)
         "\n"
         "{\"item\": 1, \"annotator\": \"b\", \"field\": \"tags\", \"value\": [\"x\"]}\n"
         "{\"item\": 1, \"annotator\": 7, \"field\": \"empty\", \"value\": []}\n"
+        "{\"item\": 2, \"annotator\": 7, \"field\": \"empty\", \"value\": []}\n"
         "{\"item\": \"1\", \"annotator\": \"a\", \"field\": \"s\", \"value\": \"pos\"}\n"
         "{\"item\": 1, \"annotator\": \"a\", \"field\": \"r\", \"value\": 2.5}\n"
         "{\"item\": 1, \"annotator\": \"a\", \"field\": \"e\", \"value\": [{\"start\": 0, "
@@ -624,7 +625,7 @@ static void test_jsonl(void **state)
         size_t n;
     } want[] = {{"tags", QR_FIELD_MULTI_CHOICE, 2}, {"s", QR_FIELD_CHOICE, 1},
                 {"r", QR_FIELD_RATING, 1},          {"e", QR_FIELD_SPANS, 1},
-                {"o", QR_FIELD_BOXES, 1},           {"empty", QR_FIELD_MULTI_CHOICE, 1}};
+                {"o", QR_FIELD_BOXES, 1},           {"empty", QR_FIELD_MULTI_CHOICE, 2}};
     for (int i = 0; i < 6; i++) {
         int f = qr_fields_find(fs, want[i].name, strlen(want[i].name));
         assert_true(f >= 0);
