@@ -127,7 +127,7 @@ static json_t *field_json(qr_fields_t *fs, int f, int per_item, const json_t *re
     qr_field_analyse(&an, fs, fd, per_item);
     json_object_set_new(o, "type", json_string(qr_field_type_name(fd->type)));
     json_object_set_new(o, "counts", counts_json(an.ni, an.nann, fd->n, an.pairable));
-    if (report) {
+    if (report && fd->agr) {
         json_object_set(o, "metrics", json_object_get(report, "metrics"));
         json_object_set(o, "per_annotator", json_object_get(report, "per_annotator"));
     } else {
