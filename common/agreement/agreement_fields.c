@@ -188,9 +188,8 @@ static void field_free(qr_field_t *fd)
     free(fd->norm_cp_off);
     free(fd->norm_cp_len);
     free(fd->cps);
-    free(fd->texts);
-    free(fd->item_text_off);
-    free(fd->item_text_len);
+    qr_fmap_free(&fd->texts);
+    free(fd->item_text);
     free(fd);
 }
 
@@ -242,6 +241,7 @@ int qr_fields_declare(qr_fields_t *fs, const char *name, size_t len, qr_field_ty
         fd->boxes = qr_xmalloc(fd->geo_cap * sizeof(qr_box_t));
     fd->cps = qr_xmalloc(fd->cps_cap * sizeof(int32_t));
     qr_fmap_init(&fd->vals);
+    qr_fmap_init(&fd->texts);
     qr_fmap_init(&fd->big);
     qr_fmap_init(&fd->choices);
     qr_fmap_init(&fd->norms);
@@ -772,28 +772,16 @@ int qr_fields_set_text(qr_fields_t *fs, int f, const char *item, size_t item_len
         size_t ncap = fd->item_text_cap ? fd->item_text_cap * 2 : 1024;
         while (ncap <= it)
             ncap *= 2;
-        fd->item_text_off = qr_xrealloc(fd->item_text_off, ncap * sizeof(uint64_t));
-        fd->item_text_len = qr_xrealloc(fd->item_text_len, ncap * sizeof(uint64_t));
-        memset(fd->item_text_off + fd->item_text_cap, 0,
-               (ncap - fd->item_text_cap) * sizeof(uint64_t));
+        fd->item_text = qr_xrealloc(fd->item_text, ncap * sizeof(uint32_t));
+        memset(fd->item_text + fd->item_text_cap, 0, (ncap - fd->item_text_cap) * sizeof(uint32_t));
         fd->item_text_cap = ncap;
     }
-    if (fd->item_text_off[it]) {
-        const char *old = fd->texts + fd->item_text_off[it] - 1;
-        return fd->item_text_len[it] == len && memcmp(old, text, len) == 0 ? 0 : QR_ECONFLCT;
-    }
-    if (fd->texts_cap - fd->texts_used < len + 1) {
-        size_t ncap = fd->texts_cap ? fd->texts_cap : 4096;
-        while (ncap - fd->texts_used < len + 1)
-            ncap *= 2;
-        fd->texts = qr_xrealloc(fd->texts, ncap);
-        fd->texts_cap = ncap;
-    }
-    memcpy(fd->texts + fd->texts_used, text, len);
-    fd->texts[fd->texts_used + len] = '\0';
-    fd->item_text_off[it] = fd->texts_used + 1;
-    fd->item_text_len[it] = len;
-    fd->texts_used += len + 1;
+    uint32_t id;
+    if ((rc = qr_fmap_intern(&fd->texts, text, len, &id, &added)) < 0)
+        return rc;
+    if (fd->item_text[it])
+        return fd->item_text[it] == id + 1 ? 0 : QR_ECONFLCT;
+    fd->item_text[it] = id + 1;
     return 0;
 }
 

@@ -96,11 +96,10 @@ typedef struct {
     int has_scale;
     double scale_min, scale_step;
 
-    /* spans: item texts; per item id: offset + 1 into texts (0: none), length */
-    char *texts;
-    size_t texts_used, texts_cap;
-    uint64_t *item_text_off;
-    uint64_t *item_text_len;
+    /* spans: the items' texts (equal texts stored once); per item id: its
+     * text's id + 1, 0 none */
+    qr_fmap_t texts;
+    uint32_t *item_text;
     size_t item_text_cap;
 } qr_field_t;
 

@@ -225,12 +225,12 @@ static void token_alpha(qr_field_an_t *an, qr_fig_t *fig)
     qr_fmap_init(&combos);
     for (uint32_t i = 0; i < an->ni; i++) {
         uint32_t it = an->items[i], b = an->istart[i], e = an->istart[i + 1], k = e - b;
-        if (k < 2 || it >= fd->item_text_cap || !fd->item_text_off[it])
+        if (k < 2 || it >= fd->item_text_cap || !fd->item_text[it])
             continue;
         with_text++;
         int64_t *ts, *te;
-        size_t nt =
-            qr_text_tokens(fd->texts + fd->item_text_off[it] - 1, fd->item_text_len[it], &ts, &te);
+        size_t nt = qr_text_tokens(qr_fmap_str(&fd->texts, fd->item_text[it] - 1),
+                                   qr_fmap_len(&fd->texts, fd->item_text[it] - 1), &ts, &te);
         if (k > vals_cap) {
             vals_cap = k;
             vals = qr_xrealloc(vals, vals_cap * sizeof(uint32_t));
