@@ -54,6 +54,19 @@ size_t qr_fmap_len(const qr_fmap_t *m, uint32_t id)
     return (size_t)(m->key[id] & (KEY_LIMIT - 1));
 }
 
+/* 1 if a[0..n) == b[0..n); choice names are often under 4 bytes, where
+ * qr_agr_bytes_eq would call memcmp. */
+static inline int key_eq(const char *a, const char *b, size_t n)
+{
+    if (n < 4) {
+        unsigned d = 0;
+        for (size_t i = 0; i < n; i++)
+            d |= (unsigned char)a[i] ^ (unsigned char)b[i];
+        return d == 0;
+    }
+    return qr_agr_bytes_eq(a, b, n);
+}
+
 /* Slot of key (holding it, or the empty one where it goes). */
 static uint32_t fmap_slot(const qr_fmap_t *m, const void *key, size_t len, uint64_t h)
 {
@@ -65,7 +78,7 @@ static uint32_t fmap_slot(const qr_fmap_t *m, const void *key, size_t len, uint6
     while (m->slot[s]) {
         uint32_t id = (uint32_t)m->slot[s] - 1;
         if ((m->slot[s] >> 32) == tag && qr_fmap_len(m, id) == len &&
-            qr_agr_bytes_eq(qr_fmap_str(m, id), key, len))
+            key_eq(qr_fmap_str(m, id), key, len))
             break;
         s = (s + 1) & mask;
     }
@@ -81,8 +94,7 @@ long qr_fmap_find(const qr_fmap_t *m, const void *key, size_t len)
 int qr_fmap_intern(qr_fmap_t *m, const void *key, size_t len, uint32_t *id, int *added)
 {
     /* Input grouped by item repeats the same key: no hash for it. */
-    if (m->n && qr_fmap_len(m, m->last) == len &&
-        qr_agr_bytes_eq(qr_fmap_str(m, m->last), key, len)) {
+    if (m->n && qr_fmap_len(m, m->last) == len && key_eq(qr_fmap_str(m, m->last), key, len)) {
         *added = 0;
         *id = m->last;
         return 0;
