@@ -170,7 +170,8 @@ int qr_fields_add_json(qr_fields_t *fs, int f, const char *item, size_t item_len
 
 /* The text of an item for the token alpha of spans field f (the data field
  * its spans are over). The first text given for an item stays; another one
- * later gives QR_ECONFLCT. QR_EINVAL for invalid UTF-8. */
+ * later gives QR_ECONFLCT. QR_EINVAL for invalid UTF-8, QR_ETOOBIG for a
+ * text of 16 MiB or more. */
 int qr_fields_set_text(qr_fields_t *fs, int f, const char *item, size_t item_len, const char *text,
                        size_t len);
 
