@@ -20,7 +20,8 @@ OUT_JSON="$ROOT/build/fuzz.json"
 ARTIFACTS="$ROOT/build/fuzz-artifacts"
 
 # harness:max_len (as in tests/fuzz/CMakeLists.txt)
-HARNESSES=(fuzz_http:8192 fuzz_import:8192 fuzz_json:4096 fuzz_agreement_csv:8192 fuzz_cert:8192)
+HARNESSES=(fuzz_http:8192 fuzz_import:8192 fuzz_json:4096 fuzz_agreement_csv:8192 fuzz_cert:8192
+    fuzz_agreement_jsonl:8192)
 
 say() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 

@@ -17,20 +17,39 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "ctl_agreement_fields.h"
 #include "cli.h"
 #include "protocol.h"
 #include "text_out.h"
 #include "util.h"
 
 static const char help_text[] =
-    "Usage: quorumctl agreement FILE.csv|- [--json] [--per-item]\n"
+    "Usage: quorumctl agreement FILE.csv|FILE.jsonl|- [--json] [--per-item]\n"
+    "         [--format csv|jsonl] [--schema FILE] [--iou-threshold X]\n"
     "\n"
-    "Computes inter-annotator agreement on a CSV file of judgements, offline.\n"
-    "The header names the columns item (or task_id), annotator and label (any\n"
-    "order; other columns are ignored); RFC 4180 quoting, UTF-8 with or without a byte-order\n"
-    "mark, LF or CRLF. `-` reads stdin. Labels are strings; when every label is a\n"
-    "number the numeric coefficients (weighted kappa, Krippendorff's ordinal,\n"
-    "interval and ratio alpha) apply too.\n"
+    "Computes inter-annotator agreement on a CSV or JSONL file of judgements,\n"
+    "offline. The format is told by the first byte ('{': JSONL) unless --format\n"
+    "says it.\n"
+    "\n"
+    "CSV: one field, named label. The header names the columns item (or\n"
+    "task_id), annotator and label (any order; other columns are ignored); RFC\n"
+    "4180 quoting, UTF-8 with or without a byte-order mark, LF or CRLF. `-`\n"
+    "reads stdin. Labels are strings; when every label is a number the numeric\n"
+    "coefficients (weighted kappa, Krippendorff's ordinal, interval and ratio\n"
+    "alpha) apply too.\n"
+    "\n"
+    "JSONL: a judgement a line, {\"item\": ..., \"annotator\": ..., \"field\": \"tags\",\n"
+    "\"value\": ...} (item and annotator strings or integers), for any number of\n"
+    "fields of the types of a project schema: choice (a string), multi_choice (an\n"
+    "array of strings), rating (a number), spans ([{\"start\", \"end\", \"label\"}];\n"
+    "an optional \"text\" key on the line gives the item's text, for the token\n"
+    "alpha), boxes ([{\"x\", \"y\", \"width\", \"height\", \"label\"}]) and text\n"
+    "(a string; needs --schema, else a string is a choice). Without --schema the\n"
+    "type of a field comes from its values. Per field: choice and rating get the\n"
+    "coefficients below; multi_choice Krippendorff's alpha with the MASI and the\n"
+    "Jaccard distance and per choice; spans F1 (exact and overlap) and token\n"
+    "alpha; boxes F1 and mean IoU of matches; text exact agreement and mean\n"
+    "similarity after normalization (NFC, case fold, whitespace).\n"
     "\n"
     "Prints counts; percent agreement, Cohen's kappa (plain, linear, quadratic),\n"
     "Scott's pi, Fleiss' kappa, Davies-Fleiss kappa, Krippendorff's alpha\n"
@@ -40,7 +59,12 @@ static const char help_text[] =
     "distribution.\n"
     "\n"
     "  --json       print the report as JSON (full precision)\n"
-    "  --per-item   also list each item's agreement and majority label\n"
+    "  --per-item   also list each item's agreement and majority label (per\n"
+    "               field: agreement, consensus and its support)\n"
+    "  --format F   csv or jsonl, instead of telling by the first byte\n"
+    "  --schema FILE  field types of JSONL input: {\"fields\": [...]} as in a\n"
+    "               project schema, or {\"schema\": {\"fields\": [...]}}\n"
+    "  --iou-threshold X  IoU at which two boxes match (default 0.5)\n"
     "  --project ID the live agreement of a broker project instead (see\n"
     "               `quorumctl agreement --project ID --help`)\n"
     "  --help       show this help\n"
@@ -49,18 +73,25 @@ static const char help_text[] =
     "          item,annotator,label\n"
     "          1,alice,positive\n"
     "          1,bob,negative\n"
+    "        or FILE.jsonl:\n"
+    "          {\"item\": 1, \"annotator\": \"alice\", \"field\": \"tags\", \"value\": [\"a\"]}\n"
     "Writes: stdout: the report as text (one coefficient a line, then the\n"
     "        tables), for example\n"
     "          krippendorff_alpha_nominal    0.7312\n"
-    "        with --json one JSON object {\"counts\":{...},\"metrics\":{...},...}.\n"
+    "        with --json one JSON object {\"counts\":{...},\"metrics\":{...},...,\n"
+    "        \"fields\":{\"label\":{...}}}; JSONL: a section per field, and in JSON\n"
+    "        \"fields\":{\"tags\":{\"type\":...,\"counts\":...,\"metrics\":...}}.\n"
     "\n"
     "Examples:\n"
     "  quorumctl agreement judgements.csv --per-item\n"
     "  quorumctl export --project 7 | quorumctl agreement - --json\n"
+    "  quorumctl agreement judgements.jsonl --schema schema.json --json\n"
     "\n"
     "Exit codes: 0 success, 1 output error, 2 usage error or bad input (a\n"
     "duplicate (item, annotator), an empty label, invalid UTF-8, a missing\n"
-    "column or bad quoting; the error names the line).\n";
+    "column or bad quoting; in JSONL a line that is not JSON, a value of the\n"
+    "wrong type or a duplicate (item, annotator, field); the error names the\n"
+    "line).\n";
 
 /* How messages start: "quorumctl agreement: ...". */
 static const char *const prog = "quorumctl agreement";
@@ -417,8 +448,9 @@ static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *ite
 
 int qr_ctl_agreement(int argc, char **argv)
 {
-    const char *path = NULL;
-    int as_json = 0, per_item = 0, only_files = 0;
+    const char *path = NULL, *schema = NULL, *format = NULL;
+    int as_json = 0, per_item = 0, only_files = 0, jsonl = 0;
+    double iou = 0.5;
     char err[512];
     FILE *f;
     int rc = QR_EXIT_OK;
@@ -432,6 +464,27 @@ int qr_ctl_agreement(int argc, char **argv)
             as_json = 1;
         } else if (!only_files && strcmp(arg, "--per-item") == 0) {
             per_item = 1;
+        } else if (!only_files && (strcmp(arg, "--format") == 0 || strcmp(arg, "--schema") == 0 ||
+                                   strcmp(arg, "--iou-threshold") == 0)) {
+            if (i + 1 >= argc)
+                return qr_cli_usage_error(prog, "", "%s needs a value", arg);
+            const char *val = argv[++i];
+            if (strcmp(arg, "--format") == 0) {
+                if (strcmp(val, "csv") != 0 && strcmp(val, "jsonl") != 0)
+                    return qr_cli_usage_error(prog, "", "--format is csv or jsonl; got %s", val);
+                format = val;
+            } else if (strcmp(arg, "--schema") == 0) {
+                schema = val;
+            } else {
+                char *end;
+                errno = 0;
+                iou = strtod(val, &end);
+                if (errno || end == val || *end || !(iou > 0 && iou <= 1))
+                    return qr_cli_usage_error(prog, "",
+                                              "--iou-threshold is a number in (0, 1]; "
+                                              "got %s",
+                                              val);
+            }
         } else if (!only_files &&
                    (strcmp(arg, "--project") == 0 || strncmp(arg, "--project=", 10) == 0)) {
             /* quorumctl's main routes `agreement --project` to the live
@@ -450,7 +503,8 @@ int qr_ctl_agreement(int argc, char **argv)
         }
     }
     if (!path)
-        return qr_cli_usage_error(prog, "", "%s", "missing FILE.csv (or - for stdin)");
+        return qr_cli_usage_error(prog, "", "%s",
+                                  "missing FILE.csv or FILE.jsonl (or - for stdin)");
 
     if (strcmp(path, "-") == 0) {
         f = stdin;
@@ -458,8 +512,39 @@ int qr_ctl_agreement(int argc, char **argv)
         fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
         return QR_EXIT_USAGE;
     }
+    const char *source = strcmp(path, "-") ? path : "stdin";
+    FILE *in = f;
+    if (!format) {
+        if (!(in = qr_ctl_agreement_sniff(f, &jsonl))) {
+            fprintf(stderr, "%s: cannot read %s: %s\n", prog, source, strerror(errno));
+            if (f != stdin)
+                fclose(f);
+            return QR_EXIT_USAGE;
+        }
+    } else {
+        jsonl = strcmp(format, "jsonl") == 0;
+    }
+    if (schema && !jsonl) {
+        if (in != f)
+            fclose(in);
+        if (f != stdin)
+            fclose(f);
+        return qr_cli_usage_error(prog, "", "%s",
+                                  "--schema goes with JSONL input (a CSV is one "
+                                  "choice field, label)");
+    }
+    if (jsonl) {
+        rc = qr_ctl_agreement_jsonl(in, source, schema, iou, as_json, per_item);
+        if (in != f)
+            fclose(in);
+        if (f != stdin)
+            fclose(f);
+        return rc;
+    }
     qr_agreement_t *a = qr_agreement_new();
-    int r = qr_agreement_read_csv(f, a, err, sizeof(err));
+    int r = qr_agreement_read_csv(in, a, err, sizeof(err));
+    if (in != f)
+        fclose(in);
     if (f != stdin)
         fclose(f);
     if (r < 0) {
@@ -469,7 +554,9 @@ int qr_ctl_agreement(int argc, char **argv)
     }
     qr_agreement_items_t *items = NULL;
     json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
+    void *fields = NULL;
     if (as_json) {
+        fields = qr_ctl_agreement_csv_fields(report, &a, per_item);
         if (print_json(stdout, report, items) != 0)
             rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
@@ -477,6 +564,7 @@ int qr_ctl_agreement(int argc, char **argv)
         print_text(stdout, report, items, strcmp(path, "-") ? path : "stdin");
     }
     qr_agreement_items_free(items);
+    qr_ctl_agreement_csv_done(fields);
     qr_agreement_free(a);
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -19,31 +19,9 @@
 #include <time.h>
 
 #include "agreement_geom.h"
+#include "bench_util.h"
 
 enum { ANNOTATORS = 5, TOTAL = 100000 };
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *p, const void *q)
-{
-    double x = *(const double *)p, y = *(const double *)q;
-    return (x > y) - (x < y);
-}
 
 static int cmp_span(const void *p, const void *q)
 {
@@ -53,16 +31,6 @@ static int cmp_span(const void *p, const void *q)
     if (x->end != y->end)
         return x->end < y->end ? -1 : 1;
     return (x->label > y->label) - (x->label < y->label);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "geom_bench: out of memory\n");
-        exit(1);
-    }
-    return p;
 }
 
 /* Items x annotators lists, list (i, k) at [start[i*A+k], start[i*A+k+1]). */

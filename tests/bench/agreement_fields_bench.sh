@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# agreement_fields_bench.sh - benchmark (not a test) of agreement per field
+# (issue 15): through the library, 1,000,000 judgements of a multi_choice
+# field in <= 0.5 s and 100,000 span annotations in <= 1 s (Release build,
+# median of RUNS runs; tests/bench/agreement_fields_bench.c says what is
+# timed); and, for information, `quorumctl agreement FILE.jsonl --json` on
+# 1,000,000 JSONL lines of a multi_choice field (parsing included).
+#
+# Usage: tests/bench/agreement_fields_bench.sh [BUILD_DIR] [RUNS] [OUT.json]
+#   BUILD_DIR  a Release build (default build-rel; configured and built here
+#              with -DCMAKE_BUILD_TYPE=Release when it has no bench binary)
+#   RUNS       timed runs per case (default 5); the median is reported
+#   OUT.json   where the results go (default agreement_fields_bench.json)
+# Environment: QR_BENCH_DIR keeps the generated JSONL (default: a temp dir,
+# removed on exit).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-$root/build-rel}
+runs=${2:-5}
+out=${3:-agreement_fields_bench.json}
+case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
+
+if [ ! -x "$build/bin/agreement_fields_bench" ] || [ ! -x "$build/bin/quorumctl" ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    nice cmake --build "$build" --target agreement_fields_bench quorumctl -j2 >/dev/null
+fi
+bt=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
+[ "$bt" = Release ] || echo "agreement_fields_bench: warning: $build is a $bt build, not Release" >&2
+
+if [ -n "${QR_BENCH_DIR:-}" ]; then
+    dir=$QR_BENCH_DIR; mkdir -p "$dir"
+else
+    dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+fi
+
+echo "agreement_fields_bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
+lib=$("$build/bin/agreement_fields_bench" "$runs")
+echo "$lib" | grep -v '^JSON '
+lib_json=$(echo "$lib" | sed -n 's/^JSON //p')
+
+# 1,000,000 JSONL lines: 200,000 items x 5 annotators of 50, a tags field of
+# 10 choices (the truth's 1-3 tags, each choice flipped with p = 0.1).
+jsonl=$dir/tags_1m.jsonl
+if [ ! -s "$jsonl" ]; then
+    awk 'BEGIN {
+        srand(15);
+        for (i = 0; i < 200000; i++) {
+            n = 1 + int(rand() * 3);
+            for (c = 0; c < 10; c++) t[c] = 0;
+            for (k = 0; k < n; k++) t[int(rand() * 10)] = 1;
+            start = int(rand() * 50);
+            for (k = 0; k < 5; k++) {
+                v = ""; sep = "";
+                for (c = 0; c < 10; c++) {
+                    x = t[c]; if (rand() < 0.1) x = 1 - x;
+                    if (x) { v = v sep "\"c" c "\""; sep = "," }
+                }
+                printf "{\"item\":\"item-%06d\",\"annotator\":\"ann-%02d\",\"field\":\"tags\",\"value\":[%s]}\n", i, (start + 7 * k) % 50, v;
+            }
+        }
+    }' >"$jsonl"
+fi
+now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
+walls=()
+"$build/bin/quorumctl" agreement "$jsonl" --json >/dev/null # warm the page cache
+for ((t = 0; t < runs; t++)); do
+    t0=$(now_us)
+    "$build/bin/quorumctl" agreement "$jsonl" --json >/dev/null
+    t1=$(now_us)
+    walls+=("$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e6 }')")
+done
+sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
+median=$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' <<<"$sorted")
+printf 'cli_jsonl_1m  median %.3f s  (quorumctl agreement FILE.jsonl --json, 1000000 lines, %s bytes; all: %s)\n' \
+    "$median" "$(wc -c <"$jsonl")" "${walls[*]}"
+
+printf '{"library": %s, "cli_jsonl_1m_median_s": %s, "cli_jsonl_1m_walls_s": [%s], "limits_s": {"multi_choice_1m": 0.5, "spans_100k": 1.0}, "cores": %d, "loadavg_1m": %s, "date": "%s"}\n' \
+    "$lib_json" "$median" "$(IFS=,; echo "${walls[*]}")" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$out"
+echo "agreement_fields_bench: results in $out"
