@@ -57,6 +57,7 @@ static void strtab_init(qr_strtab_t *t, uint64_t seed)
     t->mask = 63;
     t->slots = qr_xcalloc(t->mask + 1, sizeof(*t->slots));
     t->seed = seed;
+    t->order = QR_STRTAB_BYTES | QR_STRTAB_SHORTLEX;
 }
 
 static void strtab_free(qr_strtab_t *t)
@@ -85,6 +86,15 @@ static inline size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n,
     }
 }
 
+/* Puts id (whose full hash is h) into a slot table of ncap slots. */
+static inline void slots_put(uint64_t *slots, size_t ncap, uint64_t h, uint32_t id)
+{
+    size_t j = (size_t)h & (ncap - 1);
+    while (slots[j])
+        j = (j + 1) & (ncap - 1);
+    slots[j] = (h >> 32) << 32 | ((uint64_t)id + 1);
+}
+
 /* Doubles the slot table; each string's full hash is its slot's high half and
  * its entry's low half, so no string is read again. */
 static void strtab_grow(qr_strtab_t *t)
@@ -97,36 +107,53 @@ static void strtab_grow(qr_strtab_t *t)
         if (v == 0)
             continue;
         uint64_t h = (v & ~(uint64_t)UINT32_MAX) | t->ent[(uint32_t)v - 1].hlo;
-        size_t j = (size_t)h & (ncap - 1);
-        while (ns[j])
-            j = (j + 1) & (ncap - 1);
-        ns[j] = v;
+        slots_put(ns, ncap, h, (uint32_t)v - 1);
     }
     free(t->slots);
     t->slots = ns;
     t->mask = ncap - 1;
 }
 
-/* Id of s (found or newly added) through *id; *added says which. h is the
- * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
- * stays at or below one half. */
-static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
-                                int *added)
+/* The table leaves its ordered mode: every string is hashed into the slots,
+ * sized so that the load stays at or below one half. */
+static void strtab_index(qr_strtab_t *t)
 {
-    *added = 0;
-    /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && t->ent[t->last].len == n && qr_agr_bytes_eq(t->bytes + t->ent[t->last].off, s, n)) {
-        *id = t->last;
-        return 0;
-    }
-    if (h == 0)
-        h = qr_agr_hash(t->seed, s, n);
-    size_t i = strtab_probe(t, s, n, h);
+    size_t ncap = t->mask + 1;
 
-    if (t->slots[i]) {
-        *id = t->last = (uint32_t)t->slots[i] - 1;
-        return 0;
+    while ((size_t)t->n * 2 + 2 > ncap)
+        ncap *= 2;
+    if (ncap != t->mask + 1) {
+        free(t->slots);
+        t->slots = qr_xcalloc(ncap, sizeof(*t->slots));
+        t->mask = ncap - 1;
     }
+    for (uint32_t id = 0; id < t->n; id++) {
+        uint64_t h = qr_agr_hash(t->seed, t->bytes + t->ent[id].off, t->ent[id].len);
+        t->ent[id].hlo = (uint32_t)h;
+        slots_put(t->slots, ncap, h, id);
+    }
+    t->order = 0;
+}
+
+/* Compares s[0..n) with id's string in the given order (QR_STRTAB_*). */
+static inline int strtab_cmp(const qr_strtab_t *t, unsigned order, const char *s, size_t n,
+                             uint32_t id)
+{
+    const char *x = t->bytes + t->ent[id].off;
+    size_t m = t->ent[id].len;
+
+    if (order == QR_STRTAB_SHORTLEX && n != m)
+        return n < m ? -1 : 1;
+    int c = memcmp(s, x, n < m ? n : m);
+    if (c)
+        return c;
+    return (n > m) - (n < m);
+}
+
+/* Adds s as a new id (the caller found it absent); h is its hash when the
+ * table hashes. */
+static inline int strtab_append(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id)
+{
     if (t->n >= MAX_IDS || n >= UINT32_MAX)
         return QR_ETOOBIG;
     if (t->n == t->cap_id) {
@@ -147,6 +174,61 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
     t->ent[t->n].hlo = (uint32_t)h;
     t->used += n + 1;
     *id = t->last = t->n++;
+    return 0;
+}
+
+/* Id of s (found or newly added) through *id; *added says which. h is the
+ * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
+ * stays at or below one half. */
+static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
+                                int *added)
+{
+    *added = 0;
+    /* Exports are usually grouped by item: the same string again is common. */
+    if (t->n && t->ent[t->last].len == n && qr_agr_bytes_eq(t->bytes + t->ent[t->last].off, s, n)) {
+        *id = t->last;
+        return 0;
+    }
+    if (t->order) {
+        /* In order so far: greater than the last string (in an order all the
+         * others keep) means new; equal to it means found. */
+        unsigned keep = 0;
+        if (t->n == 0) {
+            keep = t->order;
+        } else {
+            for (unsigned o = QR_STRTAB_BYTES; o <= QR_STRTAB_SHORTLEX; o <<= 1) {
+                if (!(t->order & o))
+                    continue;
+                int c = strtab_cmp(t, o, s, n, t->n - 1);
+                if (c == 0) {
+                    *id = t->last = t->n - 1;
+                    return 0;
+                }
+                if (c > 0)
+                    keep |= o;
+            }
+        }
+        if (keep) {
+            int rc = strtab_append(t, s, n, 0, id);
+            if (rc == 0) {
+                t->order = keep;
+                *added = 1;
+            }
+            return rc;
+        }
+        strtab_index(t);
+    }
+    if (h == 0)
+        h = qr_agr_hash(t->seed, s, n);
+    size_t i = strtab_probe(t, s, n, h);
+
+    if (t->slots[i]) {
+        *id = t->last = (uint32_t)t->slots[i] - 1;
+        return 0;
+    }
+    int rc = strtab_append(t, s, n, h, id);
+    if (rc < 0)
+        return rc;
     t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
     *added = 1;
     if ((size_t)t->n * 2 > t->mask + 1)
@@ -157,6 +239,22 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
 /* Id of s, or -1 when it was never interned. */
 static long strtab_find(const qr_strtab_t *t, const char *s, size_t n)
 {
+    if (t->order) {
+        /* Sorted in (at least) this order: binary search. */
+        unsigned o = t->order & QR_STRTAB_BYTES ? QR_STRTAB_BYTES : QR_STRTAB_SHORTLEX;
+        uint32_t lo = 0, hi = t->n;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            int c = strtab_cmp(t, o, s, n, mid);
+            if (c == 0)
+                return (long)mid;
+            if (c < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return -1;
+    }
     size_t i = strtab_probe(t, s, n, qr_agr_hash(t->seed, s, n));
     return t->slots[i] ? (long)((uint32_t)t->slots[i] - 1) : -1;
 }
@@ -266,6 +364,7 @@ qr_agreement_t *qr_agreement_new(void)
     strtab_init(&a->items, seed);
     strtab_init(&a->annotators, seed);
     strtab_init(&a->labels, seed);
+    a->grouped = 1;
     return a;
 }
 
@@ -330,10 +429,16 @@ static void seen_insert(qr_agreement_t *a, uint64_t key, uint32_t j)
     a->seen_n++;
 }
 
-/* Judgement index of (it, an), or -1. */
-static long judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
+long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
 {
     if (a->item_cnt[it] < QR_AGR_LIST_MAX) {
+        if (a->grouped) {
+            uint32_t end = a->item_head[it];
+            for (uint32_t j = end - a->item_cnt[it]; j < end; j++)
+                if (a->j_ann[j] == an)
+                    return (long)j;
+            return -1;
+        }
         for (uint32_t j = a->item_head[it]; j; j = a->j_next[j - 1])
             if (a->j_ann[j - 1] == an)
                 return (long)j - 1;
@@ -351,7 +456,7 @@ long qr_agreement_find(const qr_agreement_t *a, const char *item, size_t item_le
 
     if (it < 0 || an < 0)
         return -1;
-    return judgement_of(a, (uint32_t)it, (uint32_t)an);
+    return qr_agr_judgement_of(a, (uint32_t)it, (uint32_t)an);
 }
 
 /* Records the numeric facts of a newly interned label. */
@@ -379,6 +484,23 @@ int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const
     return qr_agr_add_valid(a, item, item_len, 0, annotator, annotator_len, 0, label, label_len, 0);
 }
 
+/* An item gets a judgement while another item's came last: the judgements are
+ * no longer grouped by item, so the item of each and its item's chain are
+ * written out (items lie in id order, each over its index range). */
+static void ungroup(qr_agreement_t *a)
+{
+    a->j_item = qr_xmalloc(a->cap * sizeof(*a->j_item));
+    a->j_next = qr_xmalloc(a->cap * sizeof(*a->j_next));
+    for (uint32_t i = 0; i < a->items.n; i++) {
+        uint32_t end = a->item_head[i], start = end - a->item_cnt[i];
+        for (uint32_t j = start; j < end; j++) {
+            a->j_item[j] = i;
+            a->j_next[j] = j == start ? 0 : j; /* the previous one, plus 1 */
+        }
+    }
+    a->grouped = 0;
+}
+
 int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
                      const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
                      size_t label_len, uint64_t h_label)
@@ -400,37 +522,50 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
             a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
             a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
         }
-        a->item_head[it] = 0;
+        /* An empty range at the end: a grouped item starts at a->n. */
+        a->item_head[it] = (uint32_t)a->n;
         a->item_cnt[it] = 0;
     }
     if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, h_ann, &an, &added)) < 0)
         return rc;
     /* A duplicate needs the item and the annotator to exist already, so the
      * interning above never leaves a judgement-less item behind. */
-    if (!added && a->item_cnt[it] > 0 && judgement_of(a, it, an) >= 0)
+    if (!added && a->item_cnt[it] > 0 && qr_agr_judgement_of(a, it, an) >= 0)
         return QR_ECONFLCT;
     if ((rc = strtab_intern(&a->labels, label, label_len, h_label, &lb, &added)) < 0)
         return rc;
     if (added)
         label_added(a, lb);
 
+    if (a->grouped && a->item_cnt[it] > 0 && it != a->cur_item)
+        ungroup(a);
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 1024;
-        a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
         a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
         a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
-        a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
+        if (!a->grouped) {
+            a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
+            a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
+        }
     }
     uint32_t j = (uint32_t)a->n++;
-    a->j_item[j] = it;
     a->j_ann[j] = an;
     a->j_label[j] = lb;
-    a->j_next[j] = a->item_head[it];
+    if (!a->grouped) {
+        a->j_item[j] = it;
+        a->j_next[j] = a->item_cnt[it] ? a->item_head[it] : 0;
+    }
     a->item_head[it] = j + 1;
     a->item_cnt[it]++;
+    a->cur_item = it;
     if (a->item_cnt[it] == QR_AGR_LIST_MAX) {
-        for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
-            seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x - 1], x - 1);
+        if (a->grouped) {
+            for (uint32_t x = j + 1 - QR_AGR_LIST_MAX; x <= j; x++)
+                seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x], x);
+        } else {
+            for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
+                seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x - 1], x - 1);
+        }
     } else if (a->item_cnt[it] > QR_AGR_LIST_MAX) {
         seen_insert(a, ((uint64_t)it + 1) << 32 | an, j);
     }

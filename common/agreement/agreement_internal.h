@@ -26,7 +26,15 @@ typedef struct {
  * seeded per agreement set (the same seed for its three tables) from the OS
  * random source, so the slot layout differs from
  * run to run; nothing that is output depends on it (ids are in order of first
- * appearance and every listing is sorted by name). */
+ * appearance and every listing is sorted by name).
+ *
+ * While the strings arrive in increasing order (byte order, or shorter first
+ * then byte order, as numbered ids do), a new string is told from a known one
+ * by comparing it with the last: then nothing is hashed and the slots stay
+ * empty (order != 0). The first string out of order indexes them all and the
+ * table hashes from then on (order == 0). */
+enum { QR_STRTAB_BYTES = 1, QR_STRTAB_SHORTLEX = 2 };
+
 typedef struct {
     char *bytes;      /* arena; each string is NUL-terminated */
     size_t used;      /* bytes used in the arena */
@@ -35,25 +43,38 @@ typedef struct {
     uint32_t n;       /* number of ids */
     uint32_t cap_id;  /* capacity of ent[] */
     uint32_t last;    /* id interned or found last (valid when n > 0) */
+    unsigned order;   /* QR_STRTAB_*: orders ids 0..n-1 are strictly increasing in; while
+                       * non-zero the slots are empty and ent[].hlo is not set */
     uint64_t *slots;  /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
     size_t mask;      /* slot count - 1; slot count is a power of two */
     uint64_t seed;    /* hash seed */
 } qr_strtab_t;
 
+/*
+ * Judgements are stored in order of addition. While every item's judgements
+ * are adjacent (grouped != 0: exports list them so), item i's judgements are
+ * the indexes [item_head[i] - item_cnt[i], item_head[i]), items in id order,
+ * and j_item and j_next are not kept (NULL). The first judgement added to an
+ * item other than the latest one builds both and clears grouped.
+ */
 struct qr_agreement_s {
     qr_strtab_t items;
     qr_strtab_t annotators;
     qr_strtab_t labels;
-    uint32_t *j_item;    /* per judgement: item id */
+    uint32_t *j_item;    /* per judgement: item id (NULL while grouped) */
     uint32_t *j_ann;     /* per judgement: annotator id */
     uint32_t *j_label;   /* per judgement: label id */
     size_t n;            /* judgements */
     size_t cap;          /* capacity of the j_* arrays */
-    uint32_t *j_next;    /* per judgement: previous judgement of its item + 1, 0 = none */
-    uint32_t *item_head; /* per item: its latest judgement + 1, 0 = none */
+    uint32_t *j_next;    /* per judgement: previous judgement of its item + 1, 0 = none
+                          * (NULL while grouped) */
+    int grouped;         /* see above */
+    uint32_t cur_item;   /* item of the latest judgement (valid when n > 0) */
+    uint32_t *item_head; /* per item: its latest judgement + 1 (an item without one yet:
+                          * the index its first will have while grouped) */
     uint32_t *item_cnt;  /* per item: judgements */
     uint32_t item_cap;   /* capacity of item_head[] and item_cnt[] */
-    /* Duplicate check: an item with few judgements walks its j_next list; the
+    /* Duplicate check: an item with few judgements walks its judgements; the
      * judgements of items with QR_AGR_LIST_MAX or more go into this hash set,
      * so the common case touches no large table. */
     uint64_t *seen;              /* (item + 1) << 32 | annotator; 0 is empty; NULL until needed */
@@ -144,10 +165,12 @@ static inline uint64_t qr_strtab_hash(const qr_strtab_t *t, const char *s, size_
     return qr_agr_hash(t->seed, s, n);
 }
 
-/* Prefetches the slot where a string of hash h is looked up first. */
+/* Prefetches the slot where a string of hash h is looked up first (none while
+ * the table is in order: nothing is looked up there). */
 static inline void qr_strtab_prefetch(const qr_strtab_t *t, uint64_t h)
 {
-    __builtin_prefetch(&t->slots[(size_t)h & t->mask]);
+    if (!t->order)
+        __builtin_prefetch(&t->slots[(size_t)h & t->mask]);
 }
 
 /* 1 if a[0..n) == b[0..n); short strings without a library call. Both may be
@@ -182,5 +205,16 @@ static inline int qr_agr_bytes_eq(const char *a, const char *b, size_t n)
 int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
                      const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
                      size_t label_len, uint64_t h_label);
+
+/* Judgement index of (item id, annotator id), or -1. */
+long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t item, uint32_t annotator);
+
+/*
+ * qr_agreement_read_csv() with its fast path on (fast != 0: lines without
+ * anything unusual are split here, the rest go to libcsv) or off (every byte
+ * goes through libcsv, as the reference the tests compare the fast path
+ * with). Same results either way.
+ */
+int qr_agr_read_csv_mode(FILE *f, qr_agreement_t *a, char *err, size_t errlen, int fast);
 
 #endif

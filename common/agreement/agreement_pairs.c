@@ -57,7 +57,7 @@ static int pair_pass_dense(an_t *s)
         uint32_t b = s->istart[i], e = s->istart[i + 1];
         for (uint32_t x = b; x < e; x++) {
             for (uint32_t y = x + 1; y < e; y++) {
-                uint64_t ra = s->irank[x], rb = s->irank[y];
+                uint64_t ra = an_rank(s, x), rb = an_rank(s, y);
                 uint32_t la = s->ilab[x], lb = s->ilab[y];
                 if (ra > rb) {
                     uint64_t t = ra;
@@ -139,7 +139,7 @@ static void pair_pass(an_t *s)
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
             uint32_t p = s->apos[q], it = s->pitem[p], la = s->ilab[p];
             for (uint32_t p2 = s->istart[it]; p2 < s->istart[it + 1]; p2++) {
-                uint32_t rb = s->irank[p2];
+                uint32_t rb = an_rank(s, p2);
                 if (rb <= r)
                     continue;
                 rec[nrec].b = rb;

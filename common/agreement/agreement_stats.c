@@ -175,28 +175,39 @@ static void layout(an_t *s)
     s->label_count = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
     s->istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
     s->astart = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
-    for (size_t j = 0; j < s->n; j++) {
-        s->istart[a->j_item[j] + 1]++;
-        s->astart[s->rank_of_ann[a->j_ann[j]] + 1]++;
-        s->label_count[a->j_label[j]]++;
+    if (a->grouped) {
+        /* Already in item order: positions are judgement indexes. */
+        uint32_t acc = 0;
+        for (uint32_t i = 0; i < s->ni; i++)
+            s->istart[i + 1] = acc += a->item_cnt[i];
+        s->iann = a->j_ann;
+        s->ilab = a->j_label;
+    } else {
+        for (size_t j = 0; j < s->n; j++)
+            s->istart[a->j_item[j] + 1]++;
+        for (uint32_t i = 0; i < s->ni; i++)
+            s->istart[i + 1] += s->istart[i];
+        s->own_pos = qr_xmalloc(2 * s->n * sizeof(uint32_t) + 1);
+        uint32_t *iann = s->own_pos, *ilab = s->own_pos + s->n;
+        fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
+        memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
+        for (size_t j = 0; j < s->n; j++) {
+            uint32_t p = fill[a->j_item[j]]++;
+            iann[p] = a->j_ann[j];
+            ilab[p] = a->j_label[j];
+        }
+        free(fill);
+        s->iann = iann;
+        s->ilab = ilab;
     }
-    for (uint32_t i = 0; i < s->ni; i++)
-        s->istart[i + 1] += s->istart[i];
+    for (size_t p = 0; p < s->n; p++) {
+        s->astart[an_rank(s, (uint32_t)p) + 1]++;
+        s->label_count[s->ilab[p]]++;
+    }
     for (uint32_t r = 0; r < s->na; r++)
         s->astart[r + 1] += s->astart[r];
     for (uint32_t l = 0; l < s->nl; l++)
         s->labels_used += s->label_count[l] > 0;
-
-    s->irank = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
-    s->ilab = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
-    fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
-    memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
-    for (size_t j = 0; j < s->n; j++) {
-        uint32_t p = fill[a->j_item[j]]++;
-        s->irank[p] = s->rank_of_ann[a->j_ann[j]];
-        s->ilab[p] = a->j_label[j];
-    }
-    free(fill);
 }
 
 /* The annotator-major layout (pitem, apos), built only by the passes that
@@ -212,7 +223,7 @@ void qr_agr_layout_by_annotator(an_t *s)
     for (uint32_t i = 0; i < s->ni; i++) {
         for (uint32_t p = s->istart[i]; p < s->istart[i + 1]; p++) {
             s->pitem[p] = i;
-            s->apos[fill[s->irank[p]]++] = p;
+            s->apos[fill[an_rank(s, p)]++] = p;
         }
     }
     free(fill);
@@ -329,8 +340,9 @@ static void item_pass(an_t *s, int per_item)
                     win = l1;
                 }
                 if (win >= 0) {
-                    s->maj_compared[s->irank[p]]++;
-                    s->maj_agree[s->irank[p]] += (uint32_t)win == l;
+                    uint32_t r = an_rank(s, p);
+                    s->maj_compared[r]++;
+                    s->maj_agree[r] += (uint32_t)win == l;
                 }
             }
         }
@@ -570,7 +582,7 @@ static void two_annotators(an_t *s)
         uint32_t b = s->istart[i];
         if (s->istart[i + 1] - b != 2)
             continue;
-        uint32_t p0 = s->irank[b] == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
+        uint32_t p0 = an_rank(s, b) == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
         uint32_t la = s->ilab[p0], lb = s->ilab[p1];
         n++;
         agree += la == lb;
@@ -660,8 +672,7 @@ static void two_annotators(an_t *s)
 void qr_agr_analysis_free(an_t *s)
 {
     free(s->istart);
-    free(s->irank);
-    free(s->ilab);
+    free(s->own_pos);
     free(s->pitem);
     free(s->astart);
     free(s->apos);

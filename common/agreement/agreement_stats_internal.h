@@ -50,8 +50,10 @@ typedef struct {
     uint32_t ni, na, nl;
     size_t n;
     uint32_t *istart;      /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
-    uint32_t *irank;       /* per position: annotator rank */
-    uint32_t *ilab;        /* per position: label id */
+    const uint32_t *iann;  /* per position: annotator id (see an_rank) */
+    const uint32_t *ilab;  /* per position: label id */
+    uint32_t *own_pos;     /* iann and ilab when s owns them (one block), else NULL: they are
+                            * a's j_ann and j_label (grouped judgements are in item order) */
     uint32_t *pitem;       /* per position: item id */
     uint32_t *astart;      /* na + 1: by annotator rank, into apos */
     uint32_t *apos;        /* item-order positions grouped by annotator rank */
@@ -73,6 +75,12 @@ typedef struct {
     double *item_agr;       /* per item (per_item only): share of agreeing pairs, or -1 */
     int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
 } an_t;
+
+/* The annotator rank of position p. */
+static inline uint32_t an_rank(const an_t *s, uint32_t p)
+{
+    return s->rank_of_ann[s->iann[p]];
+}
 
 /* Fills s (its previous contents are ignored) with the analysis of a: the
  * layouts, every coefficient and, when per_item, the per-item results (the
