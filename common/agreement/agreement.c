@@ -135,19 +135,26 @@ static void strtab_index(qr_strtab_t *t)
     t->order = 0;
 }
 
-/* Compares s[0..n) with id's string in the given order (QR_STRTAB_*). */
-static inline int strtab_cmp(const qr_strtab_t *t, unsigned order, const char *s, size_t n,
-                             uint32_t id)
+/* Which orders s[0..n) is above id's string in (QR_STRTAB_* bits), or -1 if
+ * it is that string. */
+static inline int strtab_above(const qr_strtab_t *t, const char *s, size_t n, uint32_t id)
 {
     const char *x = t->bytes + t->ent[id].off;
     size_t m = t->ent[id].len;
-
-    if (order == QR_STRTAB_SHORTLEX && n != m)
-        return n < m ? -1 : 1;
     int c = memcmp(s, x, n < m ? n : m);
-    if (c)
-        return c;
-    return (n > m) - (n < m);
+
+    if (c == 0 && n == m)
+        return -1;
+    int bytes = c > 0 || (c == 0 && n > m);
+    int shortlex = n > m || (n == m && c > 0);
+    return (bytes ? QR_STRTAB_BYTES : 0) | (shortlex ? QR_STRTAB_SHORTLEX : 0);
+}
+
+/* -1, 0 or 1 as s[0..n) is below, at or above id's string in the order o. */
+static inline int strtab_cmp(const qr_strtab_t *t, unsigned o, const char *s, size_t n, uint32_t id)
+{
+    int up = strtab_above(t, s, n, id);
+    return up < 0 ? 0 : ((unsigned)up & o) ? 1 : -1;
 }
 
 /* Adds s as a new id (the caller found it absent); h is its hash when the
@@ -192,21 +199,14 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
     if (t->order) {
         /* In order so far: greater than the last string (in an order all the
          * others keep) means new; equal to it means found. */
-        unsigned keep = 0;
-        if (t->n == 0) {
-            keep = t->order;
-        } else {
-            for (unsigned o = QR_STRTAB_BYTES; o <= QR_STRTAB_SHORTLEX; o <<= 1) {
-                if (!(t->order & o))
-                    continue;
-                int c = strtab_cmp(t, o, s, n, t->n - 1);
-                if (c == 0) {
-                    *id = t->last = t->n - 1;
-                    return 0;
-                }
-                if (c > 0)
-                    keep |= o;
+        unsigned keep = t->order;
+        if (t->n) {
+            int up = strtab_above(t, s, n, t->n - 1);
+            if (up < 0) {
+                *id = t->last = t->n - 1;
+                return 0;
             }
+            keep &= (unsigned)up;
         }
         if (keep) {
             int rc = strtab_append(t, s, n, 0, id);

@@ -193,6 +193,8 @@ static inline int qr_agr_bytes_eq(const char *a, const char *b, size_t n)
         memcpy(&y1, b + n - 4, 4);
         return ((x0 ^ y0) | (x1 ^ y1)) == 0;
     }
+    if (n < 4) /* the first, middle and last bytes cover 0 to 3 */
+        return n == 0 || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
     return memcmp(a, b, n) == 0;
 }
 
