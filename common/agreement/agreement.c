@@ -365,6 +365,7 @@ qr_agreement_t *qr_agreement_new(void)
     strtab_init(&a->annotators, seed);
     strtab_init(&a->labels, seed);
     a->grouped = 1;
+    a->packed = 1;
     return a;
 }
 
@@ -376,6 +377,7 @@ void qr_agreement_free(qr_agreement_t *a)
     strtab_free(&a->annotators);
     strtab_free(&a->labels);
     free(a->j_item);
+    free(a->j_al);
     free(a->j_ann);
     free(a->j_label);
     free(a->j_next);
@@ -435,12 +437,12 @@ long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
         if (a->grouped) {
             uint32_t end = a->item_head[it];
             for (uint32_t j = end - a->item_cnt[it]; j < end; j++)
-                if (a->j_ann[j] == an)
+                if (qr_agr_ann_of(a, j) == an)
                     return (long)j;
             return -1;
         }
         for (uint32_t j = a->item_head[it]; j; j = a->j_next[j - 1])
-            if (a->j_ann[j - 1] == an)
+            if (qr_agr_ann_of(a, j - 1) == an)
                 return (long)j - 1;
         return -1;
     }
@@ -501,6 +503,21 @@ static void ungroup(qr_agreement_t *a)
     a->grouped = 0;
 }
 
+/* An id past QR_AGR_PACK_MAX: annotator and label ids move to arrays of their
+ * own. */
+static void unpack(qr_agreement_t *a)
+{
+    a->j_ann = qr_xmalloc(a->cap * sizeof(*a->j_ann) + 1);
+    a->j_label = qr_xmalloc(a->cap * sizeof(*a->j_label) + 1);
+    for (size_t j = 0; j < a->n; j++) {
+        a->j_ann[j] = a->j_al[j] & QR_AGR_PACK_MAX;
+        a->j_label[j] = a->j_al[j] >> 16;
+    }
+    free(a->j_al);
+    a->j_al = NULL;
+    a->packed = 0;
+}
+
 int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
                      const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
                      size_t label_len, uint64_t h_label)
@@ -539,18 +556,28 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
 
     if (a->grouped && a->item_cnt[it] > 0 && it != a->cur_item)
         ungroup(a);
+    if (a->packed && (an > QR_AGR_PACK_MAX || lb > QR_AGR_PACK_MAX))
+        unpack(a);
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 1024;
-        a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
-        a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
+        if (a->packed) {
+            a->j_al = qr_xrealloc(a->j_al, a->cap * sizeof(*a->j_al));
+        } else {
+            a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
+            a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
+        }
         if (!a->grouped) {
             a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
             a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
         }
     }
     uint32_t j = (uint32_t)a->n++;
-    a->j_ann[j] = an;
-    a->j_label[j] = lb;
+    if (a->packed) {
+        a->j_al[j] = an | lb << 16;
+    } else {
+        a->j_ann[j] = an;
+        a->j_label[j] = lb;
+    }
     if (!a->grouped) {
         a->j_item[j] = it;
         a->j_next[j] = a->item_cnt[it] ? a->item_head[it] : 0;
@@ -561,10 +588,10 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
     if (a->item_cnt[it] == QR_AGR_LIST_MAX) {
         if (a->grouped) {
             for (uint32_t x = j + 1 - QR_AGR_LIST_MAX; x <= j; x++)
-                seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x], x);
+                seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x), x);
         } else {
             for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
-                seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x - 1], x - 1);
+                seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x - 1), x - 1);
         }
     } else if (a->item_cnt[it] > QR_AGR_LIST_MAX) {
         seen_insert(a, ((uint64_t)it + 1) << 32 | an, j);

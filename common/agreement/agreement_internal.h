@@ -14,6 +14,7 @@
 #include "agreement.h"
 
 #define QR_AGR_LIST_MAX 16
+#define QR_AGR_PACK_MAX 0xffffu
 
 /* One interned string. */
 typedef struct {
@@ -61,9 +62,15 @@ struct qr_agreement_s {
     qr_strtab_t items;
     qr_strtab_t annotators;
     qr_strtab_t labels;
-    uint32_t *j_item;    /* per judgement: item id (NULL while grouped) */
-    uint32_t *j_ann;     /* per judgement: annotator id */
-    uint32_t *j_label;   /* per judgement: label id */
+    uint32_t *j_item; /* per judgement: item id (NULL while grouped) */
+    /* Per judgement, its annotator and label ids: both in j_al (annotator |
+     * label << 16) while every id is at most QR_AGR_PACK_MAX (packed != 0), in
+     * j_ann and j_label from the first id past it on. Read them with
+     * qr_agr_ann_of() and qr_agr_label_of(). */
+    int packed;
+    uint32_t *j_al;
+    uint32_t *j_ann;
+    uint32_t *j_label;
     size_t n;            /* judgements */
     size_t cap;          /* capacity of the j_* arrays */
     uint32_t *j_next;    /* per judgement: previous judgement of its item + 1, 0 = none
@@ -86,6 +93,16 @@ struct qr_agreement_s {
     size_t label_cap;            /* capacity of the two arrays above */
     uint32_t non_numeric;        /* labels that are not numbers */
 };
+
+static inline uint32_t qr_agr_ann_of(const qr_agreement_t *a, size_t j)
+{
+    return a->packed ? a->j_al[j] & QR_AGR_PACK_MAX : a->j_ann[j];
+}
+
+static inline uint32_t qr_agr_label_of(const qr_agreement_t *a, size_t j)
+{
+    return a->packed ? a->j_al[j] >> 16 : a->j_label[j];
+}
 
 static inline const char *qr_strtab_str(const qr_strtab_t *t, uint32_t id)
 {

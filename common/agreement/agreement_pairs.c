@@ -58,7 +58,7 @@ static int pair_pass_dense(an_t *s)
         for (uint32_t x = b; x < e; x++) {
             for (uint32_t y = x + 1; y < e; y++) {
                 uint64_t ra = an_rank(s, x), rb = an_rank(s, y);
-                uint32_t la = s->ilab[x], lb = s->ilab[y];
+                uint32_t la = an_lab(s, x), lb = an_lab(s, y);
                 if (ra > rb) {
                     uint64_t t = ra;
                     ra = rb, rb = t;
@@ -137,14 +137,14 @@ static void pair_pass(an_t *s)
         }
         uint32_t nb = 0;
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t p = s->apos[q], it = s->pitem[p], la = s->ilab[p];
+            uint32_t p = s->apos[q], it = s->pitem[p], la = an_lab(s, p);
             for (uint32_t p2 = s->istart[it]; p2 < s->istart[it + 1]; p2++) {
                 uint32_t rb = an_rank(s, p2);
                 if (rb <= r)
                     continue;
                 rec[nrec].b = rb;
                 rec[nrec].la = la;
-                rec[nrec].lb = s->ilab[p2];
+                rec[nrec].lb = an_lab(s, p2);
                 nrec++;
                 if (bcnt[rb]++ == 0)
                     btouched[nb++] = rb;

@@ -180,6 +180,7 @@ static void layout(an_t *s)
         uint32_t acc = 0;
         for (uint32_t i = 0; i < s->ni; i++)
             s->istart[i + 1] = acc += a->item_cnt[i];
+        s->ipack = a->packed ? a->j_al : NULL;
         s->iann = a->j_ann;
         s->ilab = a->j_label;
     } else {
@@ -187,22 +188,28 @@ static void layout(an_t *s)
             s->istart[a->j_item[j] + 1]++;
         for (uint32_t i = 0; i < s->ni; i++)
             s->istart[i + 1] += s->istart[i];
-        s->own_pos = qr_xmalloc(2 * s->n * sizeof(uint32_t) + 1);
-        uint32_t *iann = s->own_pos, *ilab = s->own_pos + s->n;
+        s->own_pos = qr_xmalloc((a->packed ? 1 : 2) * s->n * sizeof(uint32_t) + 1);
         fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
         memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
-        for (size_t j = 0; j < s->n; j++) {
-            uint32_t p = fill[a->j_item[j]]++;
-            iann[p] = a->j_ann[j];
-            ilab[p] = a->j_label[j];
+        if (a->packed) {
+            for (size_t j = 0; j < s->n; j++)
+                s->own_pos[fill[a->j_item[j]]++] = a->j_al[j];
+            s->ipack = s->own_pos;
+        } else {
+            uint32_t *iann = s->own_pos, *ilab = s->own_pos + s->n;
+            for (size_t j = 0; j < s->n; j++) {
+                uint32_t p = fill[a->j_item[j]]++;
+                iann[p] = a->j_ann[j];
+                ilab[p] = a->j_label[j];
+            }
+            s->iann = iann;
+            s->ilab = ilab;
         }
         free(fill);
-        s->iann = iann;
-        s->ilab = ilab;
     }
     for (size_t p = 0; p < s->n; p++) {
         s->astart[an_rank(s, (uint32_t)p) + 1]++;
-        s->label_count[s->ilab[p]]++;
+        s->label_count[an_lab(s, p)]++;
     }
     for (uint32_t r = 0; r < s->na; r++)
         s->astart[r + 1] += s->astart[r];
@@ -266,7 +273,7 @@ static void item_pass(an_t *s, int per_item)
         uint64_t sumsq = 0;
 
         for (uint32_t p = b; p < e; p++) {
-            uint32_t l = s->ilab[p];
+            uint32_t l = an_lab(s, p);
             if (cnt[l]++ == 0)
                 touched[d++] = l;
         }
@@ -326,7 +333,7 @@ static void item_pass(an_t *s, int per_item)
             }
             /* Majority of the others: the counts minus this judgement. */
             for (uint32_t p = b; p < e; p++) {
-                uint32_t l = s->ilab[p];
+                uint32_t l = an_lab(s, p);
                 int64_t win = -1;
                 if (l != l1 && l != l2) {
                     if (c1 > c2)
@@ -441,10 +448,10 @@ static void item_pass(an_t *s, int per_item)
                     continue;
                 double us = 0, uss = 0;
                 for (uint32_t p = b; p < e; p++)
-                    us += f[s->lev_of_label[s->ilab[p]]];
+                    us += f[s->lev_of_label[an_lab(s, p)]];
                 double um = us / k;
                 for (uint32_t p = b; p < e; p++) {
-                    double dv = f[s->lev_of_label[s->ilab[p]]] - um;
+                    double dv = f[s->lev_of_label[an_lab(s, p)]] - um;
                     uss += dv * dv;
                 }
                 do_ord += 2.0 * k * uss / (k - 1);
@@ -527,7 +534,7 @@ static void davies_fleiss(an_t *s)
     for (uint32_t r = 0; r < s->na; r++) {
         uint32_t d = 0;
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t l = s->ilab[s->apos[q]];
+            uint32_t l = an_lab(s, s->apos[q]);
             if (cnt[l]++ == 0)
                 touched[d++] = l;
         }
@@ -570,8 +577,8 @@ static void two_annotators(an_t *s)
         for (uint32_t i = 0; i < s->ni; i++) {
             if (s->istart[i + 1] - s->istart[i] != 2)
                 continue;
-            present[s->lev_of_label[s->ilab[s->istart[i]]]] = 1;
-            present[s->lev_of_label[s->ilab[s->istart[i] + 1]]] = 1;
+            present[s->lev_of_label[an_lab(s, s->istart[i])]] = 1;
+            present[s->lev_of_label[an_lab(s, s->istart[i] + 1)]] = 1;
         }
         for (uint32_t v = 0, r = 0; v < s->nlev; v++)
             if (present[v])
@@ -583,7 +590,7 @@ static void two_annotators(an_t *s)
         if (s->istart[i + 1] - b != 2)
             continue;
         uint32_t p0 = an_rank(s, b) == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
-        uint32_t la = s->ilab[p0], lb = s->ilab[p1];
+        uint32_t la = an_lab(s, p0), lb = an_lab(s, p1);
         n++;
         agree += la == lb;
         ra[la]++;

@@ -49,11 +49,15 @@ typedef struct {
     const qr_agreement_t *a;
     uint32_t ni, na, nl;
     size_t n;
-    uint32_t *istart;      /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
-    const uint32_t *iann;  /* per position: annotator id (see an_rank) */
-    const uint32_t *ilab;  /* per position: label id */
-    uint32_t *own_pos;     /* iann and ilab when s owns them (one block), else NULL: they are
-                            * a's j_ann and j_label (grouped judgements are in item order) */
+    uint32_t *istart; /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
+    /* Per position, its annotator and label ids (read them with an_ann,
+     * an_rank and an_lab): packed in ipack as in qr_agreement_t.j_al, or in
+     * iann and ilab. */
+    const uint32_t *ipack;
+    const uint32_t *iann;
+    const uint32_t *ilab;
+    uint32_t *own_pos;     /* the arrays above when s owns them (one block), else NULL: they are
+                            * a's (grouped judgements are in item order already) */
     uint32_t *pitem;       /* per position: item id */
     uint32_t *astart;      /* na + 1: by annotator rank, into apos */
     uint32_t *apos;        /* item-order positions grouped by annotator rank */
@@ -76,10 +80,20 @@ typedef struct {
     int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
 } an_t;
 
-/* The annotator rank of position p. */
+/* The annotator id, the annotator rank and the label id of position p. */
+static inline uint32_t an_ann(const an_t *s, uint32_t p)
+{
+    return s->ipack ? s->ipack[p] & QR_AGR_PACK_MAX : s->iann[p];
+}
+
 static inline uint32_t an_rank(const an_t *s, uint32_t p)
 {
-    return s->rank_of_ann[s->iann[p]];
+    return s->rank_of_ann[an_ann(s, p)];
+}
+
+static inline uint32_t an_lab(const an_t *s, uint32_t p)
+{
+    return s->ipack ? s->ipack[p] >> 16 : s->ilab[p];
 }
 
 /* Fills s (its previous contents are ignored) with the analysis of a: the
