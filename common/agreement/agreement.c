@@ -54,6 +54,7 @@ static uint64_t mix64(uint64_t k)
 static void strtab_init(qr_strtab_t *t, uint64_t seed)
 {
     memset(t, 0, sizeof(*t));
+    t->off = qr_xcalloc(1, sizeof(*t->off));
     t->mask = 63;
     t->slots = qr_xcalloc(t->mask + 1, sizeof(*t->slots));
     t->seed = seed;
@@ -63,7 +64,7 @@ static void strtab_init(qr_strtab_t *t, uint64_t seed)
 static void strtab_free(qr_strtab_t *t)
 {
     free(t->bytes);
-    free(t->ent);
+    free(t->off);
     free(t->slots);
 }
 
@@ -78,36 +79,26 @@ static inline size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n,
         if (v == 0)
             return i;
         if ((v >> 32) == tag) {
-            const qr_strent_t *e = &t->ent[(uint32_t)v - 1];
-            if (e->len == n && qr_agr_bytes_eq(t->bytes + e->off, s, n))
+            uint32_t id = (uint32_t)v - 1;
+            if (qr_strtab_len(t, id) == n && qr_agr_bytes_eq(qr_strtab_str(t, id), s, n))
                 return i;
         }
         i = (i + 1) & t->mask;
     }
 }
 
-/* Puts id (whose full hash is h) into a slot table of ncap slots. */
-static inline void slots_put(uint64_t *slots, size_t ncap, uint64_t h, uint32_t id)
+/* Fills empty slots (a table of at least 2n + 2 of them) with every id,
+ * hashing the strings in id order (the arena is read front to back). */
+static void strtab_rehash(qr_strtab_t *t, size_t ncap)
 {
-    size_t j = (size_t)h & (ncap - 1);
-    while (slots[j])
-        j = (j + 1) & (ncap - 1);
-    slots[j] = (h >> 32) << 32 | ((uint64_t)id + 1);
-}
-
-/* Doubles the slot table; each string's full hash is its slot's high half and
- * its entry's low half, so no string is read again. */
-static void strtab_grow(qr_strtab_t *t)
-{
-    size_t ncap = (t->mask + 1) * 2;
     uint64_t *ns = qr_xcalloc(ncap, sizeof(*ns));
 
-    for (size_t i = 0; i <= t->mask; i++) {
-        uint64_t v = t->slots[i];
-        if (v == 0)
-            continue;
-        uint64_t h = (v & ~(uint64_t)UINT32_MAX) | t->ent[(uint32_t)v - 1].hlo;
-        slots_put(ns, ncap, h, (uint32_t)v - 1);
+    for (uint32_t id = 0; id < t->n; id++) {
+        uint64_t h = qr_agr_hash(t->seed, qr_strtab_str(t, id), qr_strtab_len(t, id));
+        size_t j = (size_t)h & (ncap - 1);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = (h >> 32) << 32 | ((uint64_t)id + 1);
     }
     free(t->slots);
     t->slots = ns;
@@ -122,16 +113,7 @@ static void strtab_index(qr_strtab_t *t)
 
     while ((size_t)t->n * 2 + 2 > ncap)
         ncap *= 2;
-    if (ncap != t->mask + 1) {
-        free(t->slots);
-        t->slots = qr_xcalloc(ncap, sizeof(*t->slots));
-        t->mask = ncap - 1;
-    }
-    for (uint32_t id = 0; id < t->n; id++) {
-        uint64_t h = qr_agr_hash(t->seed, t->bytes + t->ent[id].off, t->ent[id].len);
-        t->ent[id].hlo = (uint32_t)h;
-        slots_put(t->slots, ncap, h, id);
-    }
+    strtab_rehash(t, ncap);
     t->order = 0;
 }
 
@@ -139,8 +121,8 @@ static void strtab_index(qr_strtab_t *t)
  * it is that string. */
 static inline int strtab_above(const qr_strtab_t *t, const char *s, size_t n, uint32_t id)
 {
-    const char *x = t->bytes + t->ent[id].off;
-    size_t m = t->ent[id].len;
+    const char *x = qr_strtab_str(t, id);
+    size_t m = qr_strtab_len(t, id);
     int c = memcmp(s, x, n < m ? n : m);
 
     if (c == 0 && n == m)
@@ -157,29 +139,26 @@ static inline int strtab_cmp(const qr_strtab_t *t, unsigned o, const char *s, si
     return up < 0 ? 0 : ((unsigned)up & o) ? 1 : -1;
 }
 
-/* Adds s as a new id (the caller found it absent); h is its hash when the
- * table hashes. */
-static inline int strtab_append(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id)
+/* Adds s as a new id (the caller found it absent). */
+static inline int strtab_append(qr_strtab_t *t, const char *s, size_t n, uint32_t *id)
 {
     if (t->n >= MAX_IDS || n >= UINT32_MAX)
         return QR_ETOOBIG;
     if (t->n == t->cap_id) {
         t->cap_id = t->cap_id ? (t->cap_id > MAX_IDS / 2 ? MAX_IDS : t->cap_id * 2) : 64;
-        t->ent = qr_xrealloc(t->ent, (size_t)t->cap_id * sizeof(*t->ent));
+        t->off = qr_xrealloc(t->off, ((size_t)t->cap_id + 1) * sizeof(*t->off));
     }
-    if (t->cap - t->used < n + 1) {
+    size_t used = t->off[t->n];
+    if (t->cap - used < n + 1) {
         size_t ncap = t->cap ? t->cap : 4096;
-        while (ncap - t->used < n + 1)
+        while (ncap - used < n + 1)
             ncap *= 2;
         t->bytes = qr_xrealloc(t->bytes, ncap);
         t->cap = ncap;
     }
-    memcpy(t->bytes + t->used, s, n);
-    t->bytes[t->used + n] = '\0';
-    t->ent[t->n].off = t->used;
-    t->ent[t->n].len = (uint32_t)n;
-    t->ent[t->n].hlo = (uint32_t)h;
-    t->used += n + 1;
+    memcpy(t->bytes + used, s, n);
+    t->bytes[used + n] = '\0';
+    t->off[t->n + 1] = used + n + 1;
     *id = t->last = t->n++;
     return 0;
 }
@@ -192,7 +171,8 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
 {
     *added = 0;
     /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && t->ent[t->last].len == n && qr_agr_bytes_eq(t->bytes + t->ent[t->last].off, s, n)) {
+    if (t->n && qr_strtab_len(t, t->last) == n &&
+        qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
         *id = t->last;
         return 0;
     }
@@ -209,7 +189,7 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
             keep &= (unsigned)up;
         }
         if (keep) {
-            int rc = strtab_append(t, s, n, 0, id);
+            int rc = strtab_append(t, s, n, id);
             if (rc == 0) {
                 t->order = keep;
                 *added = 1;
@@ -226,13 +206,13 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
         *id = t->last = (uint32_t)t->slots[i] - 1;
         return 0;
     }
-    int rc = strtab_append(t, s, n, h, id);
+    int rc = strtab_append(t, s, n, id);
     if (rc < 0)
         return rc;
     t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
     *added = 1;
     if ((size_t)t->n * 2 > t->mask + 1)
-        strtab_grow(t);
+        strtab_rehash(t, (t->mask + 1) * 2);
     return 0;
 }
 
@@ -365,6 +345,7 @@ qr_agreement_t *qr_agreement_new(void)
     strtab_init(&a->annotators, seed);
     strtab_init(&a->labels, seed);
     a->grouped = 1;
+    a->item_end = qr_xcalloc(1, sizeof(*a->item_end));
     a->packed = 1;
     return a;
 }
@@ -381,6 +362,7 @@ void qr_agreement_free(qr_agreement_t *a)
     free(a->j_ann);
     free(a->j_label);
     free(a->j_next);
+    free(a->item_end);
     free(a->item_head);
     free(a->item_cnt);
     free(a->seen);
@@ -433,10 +415,9 @@ static void seen_insert(qr_agreement_t *a, uint64_t key, uint32_t j)
 
 long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
 {
-    if (a->item_cnt[it] < QR_AGR_LIST_MAX) {
+    if (qr_agr_item_count(a, it) < QR_AGR_LIST_MAX) {
         if (a->grouped) {
-            uint32_t end = a->item_head[it];
-            for (uint32_t j = end - a->item_cnt[it]; j < end; j++)
+            for (uint32_t j = a->item_end[it]; j < a->item_end[it + 1]; j++)
                 if (qr_agr_ann_of(a, j) == an)
                     return (long)j;
             return -1;
@@ -487,19 +468,26 @@ int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const
 }
 
 /* An item gets a judgement while another item's came last: the judgements are
- * no longer grouped by item, so the item of each and its item's chain are
- * written out (items lie in id order, each over its index range). */
+ * no longer grouped by item, so the item of each, its item's chain and the
+ * per-item head and count are written out (items lie in id order, each over
+ * its index range). */
 static void ungroup(qr_agreement_t *a)
 {
-    a->j_item = qr_xmalloc(a->cap * sizeof(*a->j_item));
-    a->j_next = qr_xmalloc(a->cap * sizeof(*a->j_next));
+    a->j_item = qr_xmalloc(a->cap * sizeof(*a->j_item) + 1);
+    a->j_next = qr_xmalloc(a->cap * sizeof(*a->j_next) + 1);
+    a->item_head = qr_xmalloc((size_t)a->item_cap * sizeof(*a->item_head) + 1);
+    a->item_cnt = qr_xmalloc((size_t)a->item_cap * sizeof(*a->item_cnt) + 1);
     for (uint32_t i = 0; i < a->items.n; i++) {
-        uint32_t end = a->item_head[i], start = end - a->item_cnt[i];
+        uint32_t start = a->item_end[i], end = a->item_end[i + 1];
         for (uint32_t j = start; j < end; j++) {
             a->j_item[j] = i;
             a->j_next[j] = j == start ? 0 : j; /* the previous one, plus 1 */
         }
+        a->item_head[i] = end > start ? end : 0;
+        a->item_cnt[i] = end - start;
     }
+    free(a->item_end);
+    a->item_end = NULL;
     a->grouped = 0;
 }
 
@@ -536,25 +524,33 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
     if (added) {
         if (it >= a->item_cap) {
             a->item_cap = a->item_cap ? a->item_cap * 2 : 1024;
-            a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
-            a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
+            if (a->grouped) {
+                a->item_end =
+                    qr_xrealloc(a->item_end, ((size_t)a->item_cap + 1) * sizeof(uint32_t));
+            } else {
+                a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
+                a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
+            }
         }
-        /* An empty range at the end: a grouped item starts at a->n. */
-        a->item_head[it] = (uint32_t)a->n;
-        a->item_cnt[it] = 0;
+        if (a->grouped) {
+            a->item_end[it + 1] = a->item_end[it]; /* empty, after the others */
+        } else {
+            a->item_head[it] = 0;
+            a->item_cnt[it] = 0;
+        }
     }
     if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, h_ann, &an, &added)) < 0)
         return rc;
     /* A duplicate needs the item and the annotator to exist already, so the
      * interning above never leaves a judgement-less item behind. */
-    if (!added && a->item_cnt[it] > 0 && qr_agr_judgement_of(a, it, an) >= 0)
+    if (!added && qr_agr_item_count(a, it) > 0 && qr_agr_judgement_of(a, it, an) >= 0)
         return QR_ECONFLCT;
     if ((rc = strtab_intern(&a->labels, label, label_len, h_label, &lb, &added)) < 0)
         return rc;
     if (added)
         label_added(a, lb);
 
-    if (a->grouped && a->item_cnt[it] > 0 && it != a->cur_item)
+    if (a->grouped && it != a->items.n - 1)
         ungroup(a);
     if (a->packed && (an > QR_AGR_PACK_MAX || lb > QR_AGR_PACK_MAX))
         unpack(a);
@@ -571,21 +567,23 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
             a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
         }
     }
-    uint32_t j = (uint32_t)a->n++;
+    uint32_t j = (uint32_t)a->n++, cnt;
     if (a->packed) {
         a->j_al[j] = an | lb << 16;
     } else {
         a->j_ann[j] = an;
         a->j_label[j] = lb;
     }
-    if (!a->grouped) {
+    if (a->grouped) {
+        a->item_end[it + 1] = j + 1;
+        cnt = j + 1 - a->item_end[it];
+    } else {
         a->j_item[j] = it;
-        a->j_next[j] = a->item_cnt[it] ? a->item_head[it] : 0;
+        a->j_next[j] = a->item_head[it];
+        a->item_head[it] = j + 1;
+        cnt = ++a->item_cnt[it];
     }
-    a->item_head[it] = j + 1;
-    a->item_cnt[it]++;
-    a->cur_item = it;
-    if (a->item_cnt[it] == QR_AGR_LIST_MAX) {
+    if (cnt == QR_AGR_LIST_MAX) {
         if (a->grouped) {
             for (uint32_t x = j + 1 - QR_AGR_LIST_MAX; x <= j; x++)
                 seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x), x);
@@ -593,7 +591,7 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
             for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
                 seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x - 1), x - 1);
         }
-    } else if (a->item_cnt[it] > QR_AGR_LIST_MAX) {
+    } else if (cnt > QR_AGR_LIST_MAX) {
         seen_insert(a, ((uint64_t)it + 1) << 32 | an, j);
     }
     return 0;

@@ -16,13 +16,6 @@
 #define QR_AGR_LIST_MAX 16
 #define QR_AGR_PACK_MAX 0xffffu
 
-/* One interned string. */
-typedef struct {
-    uint64_t off; /* offset of its bytes in the arena (NUL-terminated there) */
-    uint32_t len; /* length in bytes, without the NUL */
-    uint32_t hlo; /* low 32 bits of its hash (the high half is in its slot) */
-} qr_strent_t;
-
 /* Interned strings: ids run from 0 in order of first appearance. The hash is
  * seeded per agreement set (the same seed for its three tables) from the OS
  * random source, so the slot layout differs from
@@ -37,26 +30,27 @@ typedef struct {
 enum { QR_STRTAB_BYTES = 1, QR_STRTAB_SHORTLEX = 2 };
 
 typedef struct {
-    char *bytes;      /* arena; each string is NUL-terminated */
-    size_t used;      /* bytes used in the arena */
-    size_t cap;       /* bytes allocated for the arena */
-    qr_strent_t *ent; /* per id */
-    uint32_t n;       /* number of ids */
-    uint32_t cap_id;  /* capacity of ent[] */
-    uint32_t last;    /* id interned or found last (valid when n > 0) */
-    unsigned order;   /* QR_STRTAB_*: orders ids 0..n-1 are strictly increasing in; while
-                       * non-zero the slots are empty and ent[].hlo is not set */
-    uint64_t *slots;  /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
-    size_t mask;      /* slot count - 1; slot count is a power of two */
-    uint64_t seed;    /* hash seed */
+    char *bytes;     /* arena; the strings back to back, each NUL-terminated */
+    uint64_t *off;   /* per id and one more: where its string starts in the arena (so
+                      * off[n] is the bytes used, and a length is a difference) */
+    size_t cap;      /* bytes allocated for the arena */
+    uint32_t n;      /* number of ids */
+    uint32_t cap_id; /* capacity of off[], less one */
+    uint32_t last;   /* id interned or found last (valid when n > 0) */
+    unsigned order;  /* QR_STRTAB_*: orders ids 0..n-1 are strictly increasing in; while
+                      * non-zero the slots are empty */
+    uint64_t *slots; /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
+    size_t mask;     /* slot count - 1; slot count is a power of two */
+    uint64_t seed;   /* hash seed */
 } qr_strtab_t;
 
 /*
  * Judgements are stored in order of addition. While every item's judgements
- * are adjacent (grouped != 0: exports list them so), item i's judgements are
- * the indexes [item_head[i] - item_cnt[i], item_head[i]), items in id order,
- * and j_item and j_next are not kept (NULL). The first judgement added to an
- * item other than the latest one builds both and clears grouped.
+ * are adjacent and items come in id order (grouped != 0: exports list them
+ * so), item i's judgements are the indexes [item_end[i], item_end[i + 1]),
+ * and j_item, j_next, item_head and item_cnt are not kept (NULL). The first
+ * judgement added to an item other than the latest one builds them, frees
+ * item_end and clears grouped. qr_agr_item_count() reads either form.
  */
 struct qr_agreement_s {
     qr_strtab_t items;
@@ -76,11 +70,10 @@ struct qr_agreement_s {
     uint32_t *j_next;    /* per judgement: previous judgement of its item + 1, 0 = none
                           * (NULL while grouped) */
     int grouped;         /* see above */
-    uint32_t cur_item;   /* item of the latest judgement (valid when n > 0) */
-    uint32_t *item_head; /* per item: its latest judgement + 1 (an item without one yet:
-                          * the index its first will have while grouped) */
-    uint32_t *item_cnt;  /* per item: judgements */
-    uint32_t item_cap;   /* capacity of item_head[] and item_cnt[] */
+    uint32_t *item_end;  /* item_cap + 1 (while grouped): item i ends where i + 1 starts */
+    uint32_t *item_head; /* per item: its latest judgement + 1, 0 = none (NULL while grouped) */
+    uint32_t *item_cnt;  /* per item: judgements (NULL while grouped) */
+    uint32_t item_cap;   /* capacity of the item arrays (item_end has one more) */
     /* Duplicate check: an item with few judgements walks its judgements; the
      * judgements of items with QR_AGR_LIST_MAX or more go into this hash set,
      * so the common case touches no large table. */
@@ -104,14 +97,20 @@ static inline uint32_t qr_agr_label_of(const qr_agreement_t *a, size_t j)
     return a->packed ? a->j_al[j] >> 16 : a->j_label[j];
 }
 
+/* Judgements on item i. */
+static inline uint32_t qr_agr_item_count(const qr_agreement_t *a, uint32_t i)
+{
+    return a->grouped ? a->item_end[i + 1] - a->item_end[i] : a->item_cnt[i];
+}
+
 static inline const char *qr_strtab_str(const qr_strtab_t *t, uint32_t id)
 {
-    return t->bytes + t->ent[id].off;
+    return t->bytes + t->off[id];
 }
 
 static inline uint32_t qr_strtab_len(const qr_strtab_t *t, uint32_t id)
 {
-    return t->ent[id].len;
+    return (uint32_t)(t->off[id + 1] - t->off[id] - 1);
 }
 
 /* 64 x 64 -> 128-bit multiply, folded (the wyhash/mum primitive). */

@@ -173,21 +173,20 @@ static void layout(an_t *s)
     }
 
     s->label_count = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
-    s->istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
     s->astart = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
     if (a->grouped) {
         /* Already in item order: positions are judgement indexes. */
-        uint32_t acc = 0;
-        for (uint32_t i = 0; i < s->ni; i++)
-            s->istart[i + 1] = acc += a->item_cnt[i];
+        s->istart = a->item_end;
         s->ipack = a->packed ? a->j_al : NULL;
         s->iann = a->j_ann;
         s->ilab = a->j_label;
     } else {
+        uint32_t *istart = s->own_istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
         for (size_t j = 0; j < s->n; j++)
-            s->istart[a->j_item[j] + 1]++;
+            istart[a->j_item[j] + 1]++;
         for (uint32_t i = 0; i < s->ni; i++)
-            s->istart[i + 1] += s->istart[i];
+            istart[i + 1] += istart[i];
+        s->istart = istart;
         s->own_pos = qr_xmalloc((a->packed ? 1 : 2) * s->n * sizeof(uint32_t) + 1);
         fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
         memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
@@ -678,7 +677,7 @@ static void two_annotators(an_t *s)
 
 void qr_agr_analysis_free(an_t *s)
 {
-    free(s->istart);
+    free(s->own_istart);
     free(s->own_pos);
     free(s->pitem);
     free(s->astart);
@@ -712,7 +711,7 @@ int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out)
     uint32_t i = it->order[it->pos++];
     out->item = qr_strtab_str(&a->items, i);
     out->item_len = qr_strtab_len(&a->items, i);
-    out->judgements = a->item_cnt[i];
+    out->judgements = qr_agr_item_count(a, i);
     out->has_agreement = it->agr[i] >= 0;
     out->agreement = it->agr[i] >= 0 ? it->agr[i] : 0;
     if (it->major[i] >= 0) {

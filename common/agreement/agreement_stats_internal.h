@@ -49,7 +49,8 @@ typedef struct {
     const qr_agreement_t *a;
     uint32_t ni, na, nl;
     size_t n;
-    uint32_t *istart; /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
+    const uint32_t *istart; /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
+    uint32_t *own_istart;   /* istart when s owns it, else NULL (it is a's item_end) */
     /* Per position, its annotator and label ids (read them with an_ann,
      * an_rank and an_lab): packed in ipack as in qr_agreement_t.j_al, or in
      * iann and ilab. */
