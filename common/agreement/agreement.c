@@ -66,6 +66,7 @@ static void strtab_free(qr_strtab_t *t)
     free(t->bytes);
     free(t->off);
     free(t->slots);
+    free(t->memo);
 }
 
 /* Slot index of s in t: the slot holding it, or the empty slot where it goes. */
@@ -115,6 +116,16 @@ static void strtab_index(qr_strtab_t *t)
         ncap *= 2;
     strtab_rehash(t, ncap);
     t->order = 0;
+    t->memo = qr_xcalloc((size_t)1 << QR_STRTAB_MEMO_BITS, sizeof(*t->memo));
+}
+
+/* The memo entry for a short string's key (any mixing will do: a collision
+ * only costs a lookup in the slots). */
+static inline qr_strmemo_t *strtab_memo(const qr_strtab_t *t, uint64_t ka, uint64_t kb, size_t n)
+{
+    uint64_t x =
+        (ka ^ t->seed) * UINT64_C(0x9e3779b97f4a7c15) ^ (kb + n) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    return &t->memo[(x ^ x >> 29) * UINT64_C(0xbf58476d1ce4e5b9) >> (64 - QR_STRTAB_MEMO_BITS)];
 }
 
 /* Which orders s[0..n) is above id's string in (QR_STRTAB_* bits), or -1 if
@@ -163,19 +174,11 @@ static inline int strtab_append(qr_strtab_t *t, const char *s, size_t n, uint32_
     return 0;
 }
 
-/* Id of s (found or newly added) through *id; *added says which. h is the
- * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
- * stays at or below one half. */
-static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
-                                int *added)
+/* strtab_intern() past its quick checks: the ordered mode, the memo, the
+ * slots. */
+static __attribute__((noinline)) int strtab_intern_slow(qr_strtab_t *t, const char *s, size_t n,
+                                                        uint64_t h, uint32_t *id, int *added)
 {
-    *added = 0;
-    /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && qr_strtab_len(t, t->last) == n &&
-        qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
-        *id = t->last;
-        return 0;
-    }
     if (t->order) {
         /* In order so far: greater than the last string (in an order all the
          * others keep) means new; equal to it means found. */
@@ -204,16 +207,52 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
 
     if (t->slots[i]) {
         *id = t->last = (uint32_t)t->slots[i] - 1;
+    } else {
+        int rc = strtab_append(t, s, n, id);
+        if (rc < 0)
+            return rc;
+        t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
+        *added = 1;
+        if ((size_t)t->n * 2 > t->mask + 1)
+            strtab_rehash(t, (t->mask + 1) * 2);
+    }
+    if (n - 1 < 16) {
+        uint64_t ka, kb;
+        qr_agr_short_key(s, n, &ka, &kb);
+        qr_strmemo_t *m = strtab_memo(t, ka, kb, n);
+        m->a = ka;
+        m->b = kb;
+        m->len = (uint32_t)n;
+        m->id = *id;
+    }
+    return 0;
+}
+
+/* Id of s (found or newly added) through *id; *added says which. h is the
+ * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
+ * stays at or below one half. */
+static inline __attribute__((always_inline)) int
+strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id, int *added)
+{
+    *added = 0;
+    /* Exports are usually grouped by item: the same string again is common. */
+    if (t->n && qr_strtab_len(t, t->last) == n &&
+        qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
+        *id = t->last;
         return 0;
     }
-    int rc = strtab_append(t, s, n, id);
-    if (rc < 0)
-        return rc;
-    t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
-    *added = 1;
-    if ((size_t)t->n * 2 > t->mask + 1)
-        strtab_rehash(t, (t->mask + 1) * 2);
-    return 0;
+    /* A short string looked up before (1 to 16 bytes; an unused entry has
+     * length 0). */
+    if (t->memo && n - 1 < 16) {
+        uint64_t ka, kb;
+        qr_agr_short_key(s, n, &ka, &kb);
+        const qr_strmemo_t *m = strtab_memo(t, ka, kb, n);
+        if (m->a == ka && m->b == kb && m->len == n) {
+            *id = t->last = m->id;
+            return 0;
+        }
+    }
+    return strtab_intern_slow(t, s, n, h, id, added);
 }
 
 /* Id of s, or -1 when it was never interned. */
@@ -543,8 +582,15 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
         return rc;
     /* A duplicate needs the item and the annotator to exist already, so the
      * interning above never leaves a judgement-less item behind. */
-    if (!added && qr_agr_item_count(a, it) > 0 && qr_agr_judgement_of(a, it, an) >= 0)
-        return QR_ECONFLCT;
+    if (!added) {
+        if (a->grouped && a->item_end[it + 1] - a->item_end[it] < QR_AGR_LIST_MAX) {
+            for (uint32_t j = a->item_end[it]; j < a->item_end[it + 1]; j++)
+                if (qr_agr_ann_of(a, j) == an)
+                    return QR_ECONFLCT;
+        } else if (qr_agr_item_count(a, it) > 0 && qr_agr_judgement_of(a, it, an) >= 0) {
+            return QR_ECONFLCT;
+        }
+    }
     if ((rc = strtab_intern(&a->labels, label, label_len, h_label, &lb, &added)) < 0)
         return rc;
     if (added)

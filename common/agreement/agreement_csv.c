@@ -255,7 +255,7 @@ static void add_row(reader_t *r, const char *it, size_t it_len, uint64_t it_h, c
         fail(r, r->rec_line, "%s", rc == QR_ETOOBIG ? "too many judgements" : "invalid row");
         return;
     }
-    uint64_t j = qr_agreement_count(r->a) - 1, off = (uint64_t)r->rec_line - j;
+    uint64_t j = r->a->n - 1, off = (uint64_t)r->rec_line - j;
     if (r->nseg && r->seg[r->nseg - 1].off == off)
         return;
     if (r->nseg == r->cap_seg) {

@@ -29,19 +29,30 @@
  * table hashes from then on (order == 0). */
 enum { QR_STRTAB_BYTES = 1, QR_STRTAB_SHORTLEX = 2 };
 
+/* A remembered lookup: a string of up to 16 bytes as two words (see
+ * qr_agr_short_key) and its length, and its id. */
 typedef struct {
-    char *bytes;     /* arena; the strings back to back, each NUL-terminated */
-    uint64_t *off;   /* per id and one more: where its string starts in the arena (so
-                      * off[n] is the bytes used, and a length is a difference) */
-    size_t cap;      /* bytes allocated for the arena */
-    uint32_t n;      /* number of ids */
-    uint32_t cap_id; /* capacity of off[], less one */
-    uint32_t last;   /* id interned or found last (valid when n > 0) */
-    unsigned order;  /* QR_STRTAB_*: orders ids 0..n-1 are strictly increasing in; while
-                      * non-zero the slots are empty */
-    uint64_t *slots; /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
-    size_t mask;     /* slot count - 1; slot count is a power of two */
-    uint64_t seed;   /* hash seed */
+    uint64_t a, b;
+    uint32_t len, id;
+} qr_strmemo_t;
+
+#define QR_STRTAB_MEMO_BITS 8
+
+typedef struct {
+    char *bytes;        /* arena; the strings back to back, each NUL-terminated */
+    uint64_t *off;      /* per id and one more: where its string starts in the arena (so
+                         * off[n] is the bytes used, and a length is a difference) */
+    size_t cap;         /* bytes allocated for the arena */
+    uint32_t n;         /* number of ids */
+    uint32_t cap_id;    /* capacity of off[], less one */
+    uint32_t last;      /* id interned or found last (valid when n > 0) */
+    unsigned order;     /* QR_STRTAB_*: orders ids 0..n-1 are strictly increasing in; while
+                         * non-zero the slots are empty */
+    uint64_t *slots;    /* open addressing: (hash >> 32) << 32 | (id + 1); 0 is empty */
+    qr_strmemo_t *memo; /* direct-mapped, 1 << QR_STRTAB_MEMO_BITS entries: the short strings
+                         * looked up last, found without hashing (NULL while in order) */
+    size_t mask;        /* slot count - 1; slot count is a power of two */
+    uint64_t seed;      /* hash seed */
 } qr_strtab_t;
 
 /*
@@ -133,6 +144,25 @@ static inline uint64_t qr_agr_load32(const char *p)
     uint32_t w;
     memcpy(&w, p, 4);
     return w;
+}
+
+/* The bytes of s[0..n), n <= 16, as two words that tell any two strings of
+ * the same length apart (the loads overlap instead of reading past s[n-1]). */
+static inline void qr_agr_short_key(const char *s, size_t n, uint64_t *a, uint64_t *b)
+{
+    if (n >= 8) {
+        *a = qr_agr_load64(s);
+        *b = qr_agr_load64(s + n - 8);
+    } else if (n >= 4) {
+        *a = qr_agr_load32(s) << 32 | qr_agr_load32(s + n - 4);
+        *b = 0;
+    } else if (n > 0) {
+        *a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
+             (unsigned char)s[n - 1];
+        *b = 0;
+    } else {
+        *a = *b = 0;
+    }
 }
 
 /*
