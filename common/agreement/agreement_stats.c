@@ -206,14 +206,8 @@ static void layout(an_t *s)
         }
         free(fill);
     }
-    for (size_t p = 0; p < s->n; p++) {
-        s->astart[an_rank(s, (uint32_t)p) + 1]++;
-        s->label_count[an_lab(s, p)]++;
-    }
-    for (uint32_t r = 0; r < s->na; r++)
-        s->astart[r + 1] += s->astart[r];
-    for (uint32_t l = 0; l < s->nl; l++)
-        s->labels_used += s->label_count[l] > 0;
+    /* astart[] and label_count[] are counted in item_pass(), which reads
+     * every position anyway. */
 }
 
 /* The annotator-major layout (pitem, apos), built only by the passes that
@@ -259,6 +253,9 @@ static void item_pass(an_t *s, int per_item)
     uint32_t kmin = UINT32_MAX, kmax = 0;
     int ratio_ok = s->numeric && s->lev_value[0] >= 0;
 
+    uint32_t *lab = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);  /* an item's labels */
+    uint32_t *rank = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1); /* and annotators */
+
     s->maj_agree = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
     s->maj_compared = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
     if (per_item) {
@@ -271,8 +268,12 @@ static void item_pass(an_t *s, int per_item)
         uint32_t c1 = 0, c2 = 0, c3 = 0, l1 = UINT32_MAX, l2 = UINT32_MAX;
         uint64_t sumsq = 0;
 
-        for (uint32_t p = b; p < e; p++) {
-            uint32_t l = an_lab(s, p);
+        /* k <= na: no annotator labels an item twice. */
+        an_decode(s, b, e, lab, rank);
+        for (uint32_t t = 0; t < k; t++) {
+            uint32_t l = lab[t];
+            s->label_count[l]++;
+            s->astart[rank[t] + 1]++;
             if (cnt[l]++ == 0)
                 touched[d++] = l;
         }
@@ -331,8 +332,8 @@ static void item_pass(an_t *s, int per_item)
                 }
             }
             /* Majority of the others: the counts minus this judgement. */
-            for (uint32_t p = b; p < e; p++) {
-                uint32_t l = an_lab(s, p);
+            for (uint32_t t = 0; t < k; t++) {
+                uint32_t l = lab[t];
                 int64_t win = -1;
                 if (l != l1 && l != l2) {
                     if (c1 > c2)
@@ -346,7 +347,7 @@ static void item_pass(an_t *s, int per_item)
                     win = l1;
                 }
                 if (win >= 0) {
-                    uint32_t r = an_rank(s, p);
+                    uint32_t r = rank[t];
                     s->maj_compared[r]++;
                     s->maj_agree[r] += (uint32_t)win == l;
                 }
@@ -355,6 +356,11 @@ static void item_pass(an_t *s, int per_item)
         for (uint32_t t = 0; t < d; t++)
             cnt[touched[t]] = 0;
     }
+
+    for (uint32_t r = 0; r < s->na; r++)
+        s->astart[r + 1] += s->astart[r];
+    for (uint32_t l = 0; l < s->nl; l++)
+        s->labels_used += s->label_count[l] > 0;
 
     /* percent_agreement */
     if (s->pairable == 0)
@@ -446,11 +452,12 @@ static void item_pass(an_t *s, int per_item)
                 if (k < 2)
                     continue;
                 double us = 0, uss = 0;
-                for (uint32_t p = b; p < e; p++)
-                    us += f[s->lev_of_label[an_lab(s, p)]];
+                an_decode(s, b, e, lab, NULL);
+                for (uint32_t t = 0; t < k; t++)
+                    us += f[s->lev_of_label[lab[t]]];
                 double um = us / k;
-                for (uint32_t p = b; p < e; p++) {
-                    double dv = f[s->lev_of_label[an_lab(s, p)]] - um;
+                for (uint32_t t = 0; t < k; t++) {
+                    double dv = f[s->lev_of_label[lab[t]]] - um;
                     uss += dv * dv;
                 }
                 do_ord += 2.0 * k * uss / (k - 1);
@@ -504,6 +511,8 @@ static void item_pass(an_t *s, int per_item)
     free(touched);
     free(pc);
     free(pi_sum);
+    free(lab);
+    free(rank);
 }
 
 /* davies_fleiss_kappa: needs per-annotator label counts, so one pass over the

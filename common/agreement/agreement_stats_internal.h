@@ -97,6 +97,26 @@ static inline uint32_t an_lab(const an_t *s, uint32_t p)
     return s->ipack ? s->ipack[p] >> 16 : s->ilab[p];
 }
 
+/* The label ids of positions b..e into lab[0..e-b) and, when rank is not
+ * NULL, their annotator ranks into rank[]. */
+static inline void an_decode(const an_t *s, uint32_t b, uint32_t e, uint32_t *lab, uint32_t *rank)
+{
+    if (s->ipack) {
+        for (uint32_t p = b; p < e; p++) {
+            uint32_t v = s->ipack[p];
+            lab[p - b] = v >> 16;
+            if (rank)
+                rank[p - b] = s->rank_of_ann[v & QR_AGR_PACK_MAX];
+        }
+    } else {
+        for (uint32_t p = b; p < e; p++) {
+            lab[p - b] = s->ilab[p];
+            if (rank)
+                rank[p - b] = s->rank_of_ann[s->iann[p]];
+        }
+    }
+}
+
 /* Fills s (its previous contents are ignored) with the analysis of a: the
  * layouts, every coefficient and, when per_item, the per-item results (the
  * pair table is a pass of its own, qr_agr_pair_table). Free with
