@@ -409,85 +409,22 @@ static size_t split_bytes(reader_t *r, const unsigned char *p, const unsigned ch
     }
 }
 
-#ifdef __SSE2__
 /*
- * split_bytes() sixteen bytes at a time for a line without quotes, CRs or
- * NULs (SSE2, which every x86-64 has): the number of fields, 0 if the line is
- * not plain, or -1 if it holds one of those bytes (split_bytes() then says).
- * Reads up to 15 bytes past end, which the read buffer has.
+ * The rest of the fast path, once a line s[0..len) (no line feed, no final CR)
+ * is split into r->fs as nf plain fields; hi says a byte is 0x80 or above.
+ * 1 if done (judgement added, or its error recorded as libcsv's path would),
+ * 0 if the line must go to libcsv, nothing done.
  */
-static long split_sse2(reader_t *r, const unsigned char *p, const unsigned char *end, unsigned *hi)
+static int fast_fields(reader_t *r, size_t nf, unsigned hi, const char *s, size_t len)
 {
-    const __m128i comma = _mm_set1_epi8(','), quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'),
-                  zero = _mm_setzero_si128();
     const char **fs = r->fs;
-    size_t len = (size_t)(end - p), nf = 0;
-    unsigned high = 0;
 
-    fs[0] = (const char *)p;
-    for (size_t off = 0; off < len; off += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + off));
-        unsigned valid = len - off >= 16 ? 0xffffu : (1u << (len - off)) - 1;
-        unsigned bad = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
-                         _mm_cmpeq_epi8(v, zero)));
-        if (bad & valid)
-            return -1;
-        high |= (unsigned)_mm_movemask_epi8(v) & valid;
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) & valid;
-        while (m) {
-            const unsigned char *c = p + off + (unsigned)__builtin_ctz(m);
-            m &= m - 1;
-            if (nf + 1 == r->ncols)
-                return 0; /* too many fields */
-            fs[2 * nf + 1] = (const char *)c;
-            fs[2 * nf + 2] = (const char *)c + 1;
-            nf++;
-        }
-    }
-    fs[2 * nf + 1] = (const char *)end;
-    nf++;
-    for (size_t i = 0; i < nf; i++) {
-        const char *f0 = fs[2 * i], *f1 = fs[2 * i + 1];
-        if (f1 > f0 && (is_blank(f0[0]) || is_blank(f1[-1])))
-            return 0; /* libcsv trims */
-    }
-    *hi = high != 0;
-    return (long)nf;
-}
-#endif
-
-/*
- * The fast path for one data line s[0..e) (e at its line feed): 1 if it was
- * plain (see the top of the file) and is done, its judgement added or its
- * error recorded exactly as libcsv's callbacks would have; 0 if it must go to
- * libcsv, nothing done.
- */
-static int fast_line(reader_t *r, const char *s, const char *e)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = (const unsigned char *)e;
-    const char **fs = r->fs;
-    size_t nf;
-    unsigned hi = 0;
-
-    if (end > p && end[-1] == '\r')
-        end--;
-    if (end == p) { /* blank: a row of no fields */
-        r->line++;
-        return 1;
-    }
-#ifdef __SSE2__
-    long got = split_sse2(r, p, end, &hi);
-    nf = got >= 0 ? (size_t)got : split_bytes(r, p, end, &hi);
-#else
-    nf = split_bytes(r, p, end, &hi);
-#endif
     if (nf != r->ncols)
         return 0;
-    if (hi)
-        for (size_t i = 0; i < nf; i++)
-            if (!qr_agreement_utf8_valid(fs[2 * i], (size_t)(fs[2 * i + 1] - fs[2 * i])))
-                return 0;
+    /* Commas and quotes are ASCII: the line is valid UTF-8 if and only if
+     * every field is. */
+    if (hi && !qr_agreement_utf8_valid(s, len))
+        return 0;
     const char *v[NCOLS];
     size_t n[NCOLS];
     for (int k = 0; k < NCOLS; k++) {
@@ -507,6 +444,94 @@ static int fast_line(reader_t *r, const char *s, const char *e)
     r->line++;
     return 1;
 }
+
+/*
+ * The fast path for one data line s[0..e) (e at its line feed), a byte at a
+ * time: 1 if it was plain (see the top of the file) and is done, 0 if it must
+ * go to libcsv, nothing done.
+ */
+static int fast_line(reader_t *r, const char *s, const char *e)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = (const unsigned char *)e;
+    unsigned hi = 0;
+
+    if (end > p && end[-1] == '\r')
+        end--;
+    if (end == p) { /* blank: a row of no fields */
+        r->line++;
+        return 1;
+    }
+    size_t nf = split_bytes(r, p, end, &hi);
+    return nf && fast_fields(r, nf, hi, s, (size_t)(end - p));
+}
+
+#ifdef __SSE2__
+/*
+ * The fast path sixteen bytes at a time (SSE2, which every x86-64 has), for a
+ * line of at most 63 bytes before its line feed without quotes, CRs (but that
+ * of a CRLF) or NULs: finds the line feed from s on (before stop; *nl, or
+ * NULL if it is not in the first 64 bytes) and, if the line is plain, does it
+ * as fast_line() would: 1 if done, 0 if not (fast_line() or libcsv then
+ * decide). Reads up to 64 bytes from s, which the read buffer has.
+ */
+static int fast_line_sse2(reader_t *r, const char *s, const char *stop, const char **nl)
+{
+    const __m128i lf = _mm_set1_epi8('\n'), comma = _mm_set1_epi8(','), quote = _mm_set1_epi8('"'),
+                  cr = _mm_set1_epi8('\r'), zero = _mm_setzero_si128(), sp = _mm_set1_epi8(' '),
+                  tab = _mm_set1_epi8('\t');
+    uint64_t m_lf = 0, m_comma = 0, m_bad = 0, m_blank = 0, m_high = 0;
+    size_t avail = (size_t)(stop - s);
+
+    for (unsigned off = 0; off < 64; off += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + off));
+        m_lf |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << off;
+        m_comma |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) << off;
+        m_bad |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                     _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
+                                  _mm_cmpeq_epi8(v, zero)))
+                 << off;
+        m_blank |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                       _mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(v, tab)))
+                   << off;
+        m_high |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << off;
+        if (m_lf)
+            break;
+    }
+    if (avail < 64)
+        m_lf &= (UINT64_C(1) << avail) - 1; /* past stop: not read in */
+    if (!m_lf)
+        return 0;
+    size_t len = (size_t)__builtin_ctzll(m_lf);
+    *nl = s + len;
+    if (len && s[len - 1] == '\r')
+        len--;
+    if (len == 0) { /* blank: a row of no fields */
+        r->line++;
+        return 1;
+    }
+    uint64_t valid = (UINT64_C(1) << len) - 1;
+    m_comma &= valid;
+    if (m_bad & valid)
+        return 0;
+    /* A space or tab first or last in a field: libcsv trims it. */
+    if (m_blank & valid & (m_comma << 1 | 1 | m_comma >> 1 | UINT64_C(1) << (len - 1)))
+        return 0;
+    const char **fs = r->fs;
+    size_t nf = 0;
+    fs[0] = s;
+    while (m_comma) {
+        size_t c = (size_t)__builtin_ctzll(m_comma);
+        m_comma &= m_comma - 1;
+        if (nf + 1 == r->ncols)
+            return 0; /* too many fields */
+        fs[2 * nf + 1] = s + c;
+        fs[2 * nf + 2] = s + c + 1;
+        nf++;
+    }
+    fs[2 * nf + 1] = s + len;
+    return fast_fields(r, nf + 1, (m_high & valid) != 0, s, len);
+}
+#endif
 
 int qr_agr_read_csv_mode(FILE *f, qr_agreement_t *a, char *err, size_t errlen, int fast)
 {
@@ -574,8 +599,16 @@ int qr_agr_read_csv_mode(FILE *f, qr_agreement_t *a, char *err, size_t errlen, i
         }
         /* Whole lines: plain ones here, the others (and the header, and the
          * lines of a record libcsv holds part of) to libcsv. */
-        const char *nl;
-        while (!r.failed && (nl = memchr(s, '\n', (size_t)(stop - s))) != NULL) {
+        while (!r.failed && s < stop) {
+            const char *nl = NULL;
+#ifdef __SSE2__
+            if (!in_record && r.header_done && fast_line_sse2(&r, s, stop, &nl)) {
+                s = nl + 1;
+                continue;
+            }
+#endif
+            if (!nl && !(nl = memchr(s, '\n', (size_t)(stop - s))))
+                break;
             if (in_record || !r.header_done || !fast_line(&r, s, nl)) {
                 sl.row_lf = 0;
                 if ((code = slow_feed(&sl, s, (size_t)(nl + 1 - s))) != 0) {
