@@ -235,15 +235,9 @@ static inline __attribute__((always_inline)) int
 strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id, int *added)
 {
     *added = 0;
-    /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && qr_strtab_len(t, t->last) == n &&
-        qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
-        *id = t->last;
-        return 0;
-    }
-    /* A short string looked up before (1 to 16 bytes; an unused entry has
-     * length 0). */
     if (t->memo && n - 1 < 16) {
+        /* A short string looked up before (1 to 16 bytes; an unused entry
+         * has length 0); the last one is among them. */
         uint64_t ka, kb;
         qr_agr_short_key(s, n, &ka, &kb);
         const qr_strmemo_t *m = strtab_memo(t, ka, kb, n);
@@ -251,6 +245,12 @@ strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
             *id = t->last = m->id;
             return 0;
         }
+    } else if (t->n && qr_strtab_len(t, t->last) == n &&
+               qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
+        /* Exports are usually grouped by item: the same string again is
+         * common. */
+        *id = t->last;
+        return 0;
     }
     return strtab_intern_slow(t, s, n, h, id, added);
 }
@@ -554,9 +554,11 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
 
     /* Checked up front so that interning below cannot fail half-way and leave
      * an item or annotator without a judgement. */
-    if (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
-        a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
-        label_len >= UINT32_MAX)
+    if (((a->n | a->items.n | a->annotators.n | a->labels.n) >= MAX_IDS ||
+         (item_len | annotator_len | label_len) >= UINT32_MAX) && /* one test for the usual case */
+        (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
+         a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
+         label_len >= UINT32_MAX))
         return QR_ETOOBIG;
     if ((rc = strtab_intern(&a->items, item, item_len, h_item, &it, &added)) < 0)
         return rc;
