@@ -5,8 +5,12 @@
  * The coefficients themselves are in agreement_stats.c and agreement_pairs.c,
  * their JSON form in agreement_json.c.
  *
- * Everything is kept in flat arrays of 32-bit ids so that a million judgements
- * take about 40 MiB and the statistics pass runs over contiguous memory.
+ * Everything is kept in flat arrays of ids, and only what the input needs:
+ * judgements grouped by item (as exports are) keep no item id or chain per
+ * judgement, ids that fit 16 bits are packed in pairs, names that arrive in
+ * order are not hashed. A million judgements of 200,000 items then take about
+ * 10 MiB, which matters as much as the instructions: where a fresh page costs
+ * microseconds (virtual machines), memory first touched is much of the time.
  */
 #include "agreement_internal.h"
 
@@ -54,16 +58,19 @@ static uint64_t mix64(uint64_t k)
 static void strtab_init(qr_strtab_t *t, uint64_t seed)
 {
     memset(t, 0, sizeof(*t));
+    t->off = qr_xcalloc(1, sizeof(*t->off));
     t->mask = 63;
     t->slots = qr_xcalloc(t->mask + 1, sizeof(*t->slots));
     t->seed = seed;
+    t->order = QR_STRTAB_BYTES | QR_STRTAB_SHORTLEX;
 }
 
 static void strtab_free(qr_strtab_t *t)
 {
     free(t->bytes);
-    free(t->ent);
+    free(t->off);
     free(t->slots);
+    free(t->memo);
 }
 
 /* Slot index of s in t: the slot holding it, or the empty slot where it goes. */
@@ -77,47 +84,126 @@ static inline size_t strtab_probe(const qr_strtab_t *t, const char *s, size_t n,
         if (v == 0)
             return i;
         if ((v >> 32) == tag) {
-            const qr_strent_t *e = &t->ent[(uint32_t)v - 1];
-            if (e->len == n && qr_agr_bytes_eq(t->bytes + e->off, s, n))
+            uint32_t id = (uint32_t)v - 1;
+            if (qr_strtab_len(t, id) == n && qr_agr_bytes_eq(qr_strtab_str(t, id), s, n))
                 return i;
         }
         i = (i + 1) & t->mask;
     }
 }
 
-/* Doubles the slot table; each string's full hash is its slot's high half and
- * its entry's low half, so no string is read again. */
-static void strtab_grow(qr_strtab_t *t)
+/* Fills empty slots (a table of at least 2n + 2 of them) with every id,
+ * hashing the strings in id order (the arena is read front to back). */
+static void strtab_rehash(qr_strtab_t *t, size_t ncap)
 {
-    size_t ncap = (t->mask + 1) * 2;
     uint64_t *ns = qr_xcalloc(ncap, sizeof(*ns));
 
-    for (size_t i = 0; i <= t->mask; i++) {
-        uint64_t v = t->slots[i];
-        if (v == 0)
-            continue;
-        uint64_t h = (v & ~(uint64_t)UINT32_MAX) | t->ent[(uint32_t)v - 1].hlo;
+    for (uint32_t id = 0; id < t->n; id++) {
+        uint64_t h = qr_agr_hash(t->seed, qr_strtab_str(t, id), qr_strtab_len(t, id));
         size_t j = (size_t)h & (ncap - 1);
         while (ns[j])
             j = (j + 1) & (ncap - 1);
-        ns[j] = v;
+        ns[j] = (h >> 32) << 32 | ((uint64_t)id + 1);
     }
     free(t->slots);
     t->slots = ns;
     t->mask = ncap - 1;
 }
 
-/* Id of s (found or newly added) through *id; *added says which. h is the
- * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
- * stays at or below one half. */
-static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id,
-                                int *added)
+/* The table leaves its ordered mode: every string is hashed into the slots,
+ * sized so that the load stays at or below one half. */
+static void strtab_index(qr_strtab_t *t)
 {
-    *added = 0;
-    /* Exports are usually grouped by item: the same string again is common. */
-    if (t->n && t->ent[t->last].len == n && qr_agr_bytes_eq(t->bytes + t->ent[t->last].off, s, n)) {
-        *id = t->last;
-        return 0;
+    size_t ncap = t->mask + 1;
+
+    while ((size_t)t->n * 2 + 2 > ncap)
+        ncap *= 2;
+    strtab_rehash(t, ncap);
+    t->order = 0;
+    t->memo = qr_xcalloc((size_t)1 << QR_STRTAB_MEMO_BITS, sizeof(*t->memo));
+}
+
+/* The memo entry for a short string's key (any mixing will do: a collision
+ * only costs a lookup in the slots). */
+static inline qr_strmemo_t *strtab_memo(const qr_strtab_t *t, uint64_t ka, uint64_t kb, size_t n)
+{
+    uint64_t x =
+        (ka ^ t->seed) * UINT64_C(0x9e3779b97f4a7c15) ^ (kb + n) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    return &t->memo[(x ^ x >> 29) * UINT64_C(0xbf58476d1ce4e5b9) >> (64 - QR_STRTAB_MEMO_BITS)];
+}
+
+/* Which orders s[0..n) is above id's string in (QR_STRTAB_* bits), or -1 if
+ * it is that string. */
+static inline int strtab_above(const qr_strtab_t *t, const char *s, size_t n, uint32_t id)
+{
+    const char *x = qr_strtab_str(t, id);
+    size_t m = qr_strtab_len(t, id);
+    int c = memcmp(s, x, n < m ? n : m);
+
+    if (c == 0 && n == m)
+        return -1;
+    int bytes = c > 0 || (c == 0 && n > m);
+    int shortlex = n > m || (n == m && c > 0);
+    return (bytes ? QR_STRTAB_BYTES : 0) | (shortlex ? QR_STRTAB_SHORTLEX : 0);
+}
+
+/* -1, 0 or 1 as s[0..n) is below, at or above id's string in the order o. */
+static inline int strtab_cmp(const qr_strtab_t *t, unsigned o, const char *s, size_t n, uint32_t id)
+{
+    int up = strtab_above(t, s, n, id);
+    return up < 0 ? 0 : ((unsigned)up & o) ? 1 : -1;
+}
+
+/* Adds s as a new id (the caller found it absent). */
+static inline int strtab_append(qr_strtab_t *t, const char *s, size_t n, uint32_t *id)
+{
+    if (t->n >= MAX_IDS || n >= UINT32_MAX)
+        return QR_ETOOBIG;
+    if (t->n == t->cap_id) {
+        t->cap_id = t->cap_id ? (t->cap_id > MAX_IDS / 2 ? MAX_IDS : t->cap_id * 2) : 64;
+        t->off = qr_xrealloc(t->off, ((size_t)t->cap_id + 1) * sizeof(*t->off));
+    }
+    size_t used = t->off[t->n];
+    if (t->cap - used < n + 1) {
+        size_t ncap = t->cap ? t->cap : 4096;
+        while (ncap - used < n + 1)
+            ncap *= 2;
+        t->bytes = qr_xrealloc(t->bytes, ncap);
+        t->cap = ncap;
+    }
+    memcpy(t->bytes + used, s, n);
+    t->bytes[used + n] = '\0';
+    t->off[t->n + 1] = used + n + 1;
+    *id = t->last = t->n++;
+    return 0;
+}
+
+/* strtab_intern() past its quick checks: the ordered mode, the memo, the
+ * slots. */
+static __attribute__((noinline)) int strtab_intern_slow(qr_strtab_t *t, const char *s, size_t n,
+                                                        uint64_t h, uint32_t *id, int *added)
+{
+    if (t->order) {
+        /* In order so far: greater than the last string (in an order all the
+         * others keep) means new; equal to it means found. */
+        unsigned keep = t->order;
+        if (t->n) {
+            int up = strtab_above(t, s, n, t->n - 1);
+            if (up < 0) {
+                *id = t->last = t->n - 1;
+                return 0;
+            }
+            keep &= (unsigned)up;
+        }
+        if (keep) {
+            int rc = strtab_append(t, s, n, id);
+            if (rc == 0) {
+                t->order = keep;
+                *added = 1;
+            }
+            return rc;
+        }
+        strtab_index(t);
     }
     if (h == 0)
         h = qr_agr_hash(t->seed, s, n);
@@ -125,38 +211,73 @@ static inline int strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_
 
     if (t->slots[i]) {
         *id = t->last = (uint32_t)t->slots[i] - 1;
+    } else {
+        int rc = strtab_append(t, s, n, id);
+        if (rc < 0)
+            return rc;
+        t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
+        *added = 1;
+        if ((size_t)t->n * 2 > t->mask + 1)
+            strtab_rehash(t, (t->mask + 1) * 2);
+    }
+    if (n - 1 < 16) {
+        uint64_t ka, kb;
+        qr_agr_short_key(s, n, &ka, &kb);
+        qr_strmemo_t *m = strtab_memo(t, ka, kb, n);
+        m->a = ka;
+        m->b = kb;
+        m->len = (uint32_t)n;
+        m->id = *id;
+    }
+    return 0;
+}
+
+/* Id of s (found or newly added) through *id; *added says which. h is the
+ * string's hash, or 0 to compute it. Returns 0 or QR_ETOOBIG. Load factor
+ * stays at or below one half. */
+static inline __attribute__((always_inline)) int
+strtab_intern(qr_strtab_t *t, const char *s, size_t n, uint64_t h, uint32_t *id, int *added)
+{
+    *added = 0;
+    if (t->memo && n - 1 < 16) {
+        /* A short string looked up before (1 to 16 bytes; an unused entry
+         * has length 0); the last one is among them. */
+        uint64_t ka, kb;
+        qr_agr_short_key(s, n, &ka, &kb);
+        const qr_strmemo_t *m = strtab_memo(t, ka, kb, n);
+        if (m->a == ka && m->b == kb && m->len == n) {
+            *id = t->last = m->id;
+            return 0;
+        }
+    } else if (t->n && qr_strtab_len(t, t->last) == n &&
+               qr_agr_bytes_eq(qr_strtab_str(t, t->last), s, n)) {
+        /* Exports are usually grouped by item: the same string again is
+         * common. */
+        *id = t->last;
         return 0;
     }
-    if (t->n >= MAX_IDS || n >= UINT32_MAX)
-        return QR_ETOOBIG;
-    if (t->n == t->cap_id) {
-        t->cap_id = t->cap_id ? (t->cap_id > MAX_IDS / 2 ? MAX_IDS : t->cap_id * 2) : 64;
-        t->ent = qr_xrealloc(t->ent, (size_t)t->cap_id * sizeof(*t->ent));
-    }
-    if (t->cap - t->used < n + 1) {
-        size_t ncap = t->cap ? t->cap : 4096;
-        while (ncap - t->used < n + 1)
-            ncap *= 2;
-        t->bytes = qr_xrealloc(t->bytes, ncap);
-        t->cap = ncap;
-    }
-    memcpy(t->bytes + t->used, s, n);
-    t->bytes[t->used + n] = '\0';
-    t->ent[t->n].off = t->used;
-    t->ent[t->n].len = (uint32_t)n;
-    t->ent[t->n].hlo = (uint32_t)h;
-    t->used += n + 1;
-    *id = t->last = t->n++;
-    t->slots[i] = (h >> 32) << 32 | ((uint64_t)*id + 1);
-    *added = 1;
-    if ((size_t)t->n * 2 > t->mask + 1)
-        strtab_grow(t);
-    return 0;
+    return strtab_intern_slow(t, s, n, h, id, added);
 }
 
 /* Id of s, or -1 when it was never interned. */
 static long strtab_find(const qr_strtab_t *t, const char *s, size_t n)
 {
+    if (t->order) {
+        /* Sorted in (at least) this order: binary search. */
+        unsigned o = t->order & QR_STRTAB_BYTES ? QR_STRTAB_BYTES : QR_STRTAB_SHORTLEX;
+        uint32_t lo = 0, hi = t->n;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            int c = strtab_cmp(t, o, s, n, mid);
+            if (c == 0)
+                return (long)mid;
+            if (c < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return -1;
+    }
     size_t i = strtab_probe(t, s, n, qr_agr_hash(t->seed, s, n));
     return t->slots[i] ? (long)((uint32_t)t->slots[i] - 1) : -1;
 }
@@ -266,6 +387,9 @@ qr_agreement_t *qr_agreement_new(void)
     strtab_init(&a->items, seed);
     strtab_init(&a->annotators, seed);
     strtab_init(&a->labels, seed);
+    a->grouped = 1;
+    a->item_end = qr_xcalloc(1, sizeof(*a->item_end));
+    a->packed = 1;
     return a;
 }
 
@@ -277,9 +401,11 @@ void qr_agreement_free(qr_agreement_t *a)
     strtab_free(&a->annotators);
     strtab_free(&a->labels);
     free(a->j_item);
+    free(a->j_al);
     free(a->j_ann);
     free(a->j_label);
     free(a->j_next);
+    free(a->item_end);
     free(a->item_head);
     free(a->item_cnt);
     free(a->seen);
@@ -330,12 +456,17 @@ static void seen_insert(qr_agreement_t *a, uint64_t key, uint32_t j)
     a->seen_n++;
 }
 
-/* Judgement index of (it, an), or -1. */
-static long judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
+long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t it, uint32_t an)
 {
-    if (a->item_cnt[it] < QR_AGR_LIST_MAX) {
+    if (qr_agr_item_count(a, it) < QR_AGR_LIST_MAX) {
+        if (a->grouped) {
+            for (uint32_t j = a->item_end[it]; j < a->item_end[it + 1]; j++)
+                if (qr_agr_ann_of(a, j) == an)
+                    return (long)j;
+            return -1;
+        }
         for (uint32_t j = a->item_head[it]; j; j = a->j_next[j - 1])
-            if (a->j_ann[j - 1] == an)
+            if (qr_agr_ann_of(a, j - 1) == an)
                 return (long)j - 1;
         return -1;
     }
@@ -351,7 +482,7 @@ long qr_agreement_find(const qr_agreement_t *a, const char *item, size_t item_le
 
     if (it < 0 || an < 0)
         return -1;
-    return judgement_of(a, (uint32_t)it, (uint32_t)an);
+    return qr_agr_judgement_of(a, (uint32_t)it, (uint32_t)an);
 }
 
 /* Records the numeric facts of a newly interned label. */
@@ -379,6 +510,45 @@ int qr_agreement_add(qr_agreement_t *a, const char *item, size_t item_len, const
     return qr_agr_add_valid(a, item, item_len, 0, annotator, annotator_len, 0, label, label_len, 0);
 }
 
+/* An item gets a judgement while another item's came last: the judgements are
+ * no longer grouped by item, so the item of each, its item's chain and the
+ * per-item head and count are written out (items lie in id order, each over
+ * its index range). */
+static void ungroup(qr_agreement_t *a)
+{
+    a->j_item = qr_xmalloc(a->cap * sizeof(*a->j_item) + 1);
+    a->j_next = qr_xmalloc(a->cap * sizeof(*a->j_next) + 1);
+    a->item_head = qr_xmalloc((size_t)a->item_cap * sizeof(*a->item_head) + 1);
+    a->item_cnt = qr_xmalloc((size_t)a->item_cap * sizeof(*a->item_cnt) + 1);
+    for (uint32_t i = 0; i < a->items.n; i++) {
+        uint32_t start = a->item_end[i], end = a->item_end[i + 1];
+        for (uint32_t j = start; j < end; j++) {
+            a->j_item[j] = i;
+            a->j_next[j] = j == start ? 0 : j; /* the previous one, plus 1 */
+        }
+        a->item_head[i] = end > start ? end : 0;
+        a->item_cnt[i] = end - start;
+    }
+    free(a->item_end);
+    a->item_end = NULL;
+    a->grouped = 0;
+}
+
+/* An id past QR_AGR_PACK_MAX: annotator and label ids move to arrays of their
+ * own. */
+static void unpack(qr_agreement_t *a)
+{
+    a->j_ann = qr_xmalloc(a->cap * sizeof(*a->j_ann) + 1);
+    a->j_label = qr_xmalloc(a->cap * sizeof(*a->j_label) + 1);
+    for (size_t j = 0; j < a->n; j++) {
+        a->j_ann[j] = a->j_al[j] & QR_AGR_PACK_MAX;
+        a->j_label[j] = a->j_al[j] >> 16;
+    }
+    free(a->j_al);
+    a->j_al = NULL;
+    a->packed = 0;
+}
+
 int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint64_t h_item,
                      const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
                      size_t label_len, uint64_t h_label)
@@ -388,50 +558,92 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
 
     /* Checked up front so that interning below cannot fail half-way and leave
      * an item or annotator without a judgement. */
-    if (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
-        a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
-        label_len >= UINT32_MAX)
+    if (((a->n | a->items.n | a->annotators.n | a->labels.n) >= MAX_IDS ||
+         (item_len | annotator_len | label_len) >= UINT32_MAX) && /* one test for the usual case */
+        (a->n >= MAX_IDS || a->items.n >= MAX_IDS || a->annotators.n >= MAX_IDS ||
+         a->labels.n >= MAX_IDS || item_len >= UINT32_MAX || annotator_len >= UINT32_MAX ||
+         label_len >= UINT32_MAX))
         return QR_ETOOBIG;
     if ((rc = strtab_intern(&a->items, item, item_len, h_item, &it, &added)) < 0)
         return rc;
     if (added) {
         if (it >= a->item_cap) {
             a->item_cap = a->item_cap ? a->item_cap * 2 : 1024;
-            a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
-            a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
+            if (a->grouped) {
+                a->item_end =
+                    qr_xrealloc(a->item_end, ((size_t)a->item_cap + 1) * sizeof(uint32_t));
+            } else {
+                a->item_head = qr_xrealloc(a->item_head, (size_t)a->item_cap * sizeof(uint32_t));
+                a->item_cnt = qr_xrealloc(a->item_cnt, (size_t)a->item_cap * sizeof(uint32_t));
+            }
         }
-        a->item_head[it] = 0;
-        a->item_cnt[it] = 0;
+        if (a->grouped) {
+            a->item_end[it + 1] = a->item_end[it]; /* empty, after the others */
+        } else {
+            a->item_head[it] = 0;
+            a->item_cnt[it] = 0;
+        }
     }
     if ((rc = strtab_intern(&a->annotators, annotator, annotator_len, h_ann, &an, &added)) < 0)
         return rc;
     /* A duplicate needs the item and the annotator to exist already, so the
      * interning above never leaves a judgement-less item behind. */
-    if (!added && a->item_cnt[it] > 0 && judgement_of(a, it, an) >= 0)
-        return QR_ECONFLCT;
+    if (!added) {
+        if (a->grouped && a->item_end[it + 1] - a->item_end[it] < QR_AGR_LIST_MAX) {
+            for (uint32_t j = a->item_end[it]; j < a->item_end[it + 1]; j++)
+                if (qr_agr_ann_of(a, j) == an)
+                    return QR_ECONFLCT;
+        } else if (qr_agr_item_count(a, it) > 0 && qr_agr_judgement_of(a, it, an) >= 0) {
+            return QR_ECONFLCT;
+        }
+    }
     if ((rc = strtab_intern(&a->labels, label, label_len, h_label, &lb, &added)) < 0)
         return rc;
     if (added)
         label_added(a, lb);
 
+    if (a->grouped && it != a->items.n - 1)
+        ungroup(a);
+    if (a->packed && (an > QR_AGR_PACK_MAX || lb > QR_AGR_PACK_MAX))
+        unpack(a);
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 1024;
-        a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
-        a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
-        a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
-        a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
+        if (a->packed) {
+            a->j_al = qr_xrealloc(a->j_al, a->cap * sizeof(*a->j_al));
+        } else {
+            a->j_ann = qr_xrealloc(a->j_ann, a->cap * sizeof(*a->j_ann));
+            a->j_label = qr_xrealloc(a->j_label, a->cap * sizeof(*a->j_label));
+        }
+        if (!a->grouped) {
+            a->j_item = qr_xrealloc(a->j_item, a->cap * sizeof(*a->j_item));
+            a->j_next = qr_xrealloc(a->j_next, a->cap * sizeof(*a->j_next));
+        }
     }
-    uint32_t j = (uint32_t)a->n++;
-    a->j_item[j] = it;
-    a->j_ann[j] = an;
-    a->j_label[j] = lb;
-    a->j_next[j] = a->item_head[it];
-    a->item_head[it] = j + 1;
-    a->item_cnt[it]++;
-    if (a->item_cnt[it] == QR_AGR_LIST_MAX) {
-        for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
-            seen_insert(a, ((uint64_t)it + 1) << 32 | a->j_ann[x - 1], x - 1);
-    } else if (a->item_cnt[it] > QR_AGR_LIST_MAX) {
+    uint32_t j = (uint32_t)a->n++, cnt;
+    if (a->packed) {
+        a->j_al[j] = an | lb << 16;
+    } else {
+        a->j_ann[j] = an;
+        a->j_label[j] = lb;
+    }
+    if (a->grouped) {
+        a->item_end[it + 1] = j + 1;
+        cnt = j + 1 - a->item_end[it];
+    } else {
+        a->j_item[j] = it;
+        a->j_next[j] = a->item_head[it];
+        a->item_head[it] = j + 1;
+        cnt = ++a->item_cnt[it];
+    }
+    if (cnt == QR_AGR_LIST_MAX) {
+        if (a->grouped) {
+            for (uint32_t x = j + 1 - QR_AGR_LIST_MAX; x <= j; x++)
+                seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x), x);
+        } else {
+            for (uint32_t x = a->item_head[it]; x; x = a->j_next[x - 1])
+                seen_insert(a, ((uint64_t)it + 1) << 32 | qr_agr_ann_of(a, x - 1), x - 1);
+        }
+    } else if (cnt > QR_AGR_LIST_MAX) {
         seen_insert(a, ((uint64_t)it + 1) << 32 | an, j);
     }
     return 0;

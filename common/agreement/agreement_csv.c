@@ -2,30 +2,41 @@
  * agreement_csv.c - reads judgements from a CSV file into an agreement set,
  * for `quorumctl agreement FILE.csv`.
  *
- * Parsing is Debian's libcsv in strict mode (RFC 4180 quoting; a stray quote or
- * an unterminated quoted field is an error). libcsv does not count lines, so
- * it runs with CSV_REPALL_NL: every unquoted line feed then ends a row (blank
- * lines are rows of no fields), and line feeds inside quoted fields are
- * counted in the field data. Every error names the line where the offending
- * record starts. The caller owns the FILE *; nothing here opens or closes
- * files.
+ * The reference parser is Debian's libcsv in strict mode (RFC 4180 quoting; a
+ * stray quote or an unterminated quoted field is an error). libcsv does not
+ * count lines, so it runs with CSV_REPALL_NL: every unquoted line feed then
+ * ends a row (blank lines are rows of no fields), and line feeds inside
+ * quoted fields are counted in the field data. Every error names the line
+ * where the offending record starts. The caller owns the FILE *; nothing here
+ * opens or closes files.
+ *
+ * Most lines of an export are plain: fields without quotes (or quoted without
+ * anything to unquote), no space at a field's edge (libcsv trims it), no CR
+ * but the one of a CRLF, no NUL, valid UTF-8, the header's number of fields,
+ * no empty value where one is needed. Such a line is split here and its
+ * judgement added directly, which is what libcsv's callbacks would have led
+ * to; any other line (and the header, and every line of a record that spans
+ * lines) goes through libcsv and the same callbacks as before, so results and
+ * errors are libcsv's in every case.
  */
 #include "agreement_internal.h"
 
 #include <csv.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "text_out.h"
 #include "util.h"
 
-#define READ_CHUNK (256 * 1024) /* bytes per fread */
+#define READ_CHUNK (256 * 1024) /* bytes per fread, at least */
+#define READ_SLACK 64           /* bytes past the read buffer that the fast path may read */
 
 enum { COL_ITEM, COL_ANNOTATOR, COL_LABEL, NCOLS };
 static const char *const col_names[NCOLS] = {"item", "annotator", "label"};
@@ -55,8 +66,14 @@ typedef struct {
     unsigned long fail_line; /* the line the error names */
     char *err;
     size_t errlen;
-    uint32_t *lines; /* per judgement: the line its record started on */
-    size_t cap_lines;
+    /* The line each judgement's record started on, as runs: from judgement
+     * seg[k].j on, judgement j is on line j + seg[k].off (a file without
+     * blank lines or multi-line records is one run). */
+    struct {
+        uint64_t j, off;
+    } * seg;
+    size_t nseg, cap_seg;
+    const char **fs; /* fast path: per header field, its start and end (2 x ncols) */
 } reader_t;
 
 static void fail(reader_t *r, unsigned long line, const char *fmt, ...)
@@ -200,10 +217,59 @@ static void on_field(reader_t *r, const char *s, size_t len, unsigned flags)
     r->field++;
 }
 
+/* The line judgement j's record started on (0 for one added before reading). */
+static unsigned long line_of(const reader_t *r, size_t j)
+{
+    size_t lo = 0, hi = r->nseg;
+
+    while (lo < hi) { /* the last run starting at or before j */
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->seg[mid].j <= j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    uint64_t line = j + r->seg[lo - 1].off;
+    return line > UINT32_MAX ? UINT32_MAX : (unsigned long)line;
+}
+
+/* Adds the judgement of the record that started on r->rec_line (hashes as
+ * for qr_agr_add_valid). */
+static void add_row(reader_t *r, const char *it, size_t it_len, uint64_t it_h, const char *an,
+                    size_t an_len, uint64_t an_h, const char *lb, size_t lb_len, uint64_t lb_h)
+{
+    char sv[2][64];
+    int rc = qr_agr_add_valid(r->a, it, it_len, it_h, an, an_len, an_h, lb, lb_len, lb_h);
+
+    if (rc == QR_ECONFLCT) {
+        long j = qr_agreement_find(r->a, it, it_len, an, an_len);
+        fail(r, r->rec_line,
+             "duplicate judgement: annotator \"%s\" already labeled item \"%s\" on line %lu",
+             show(sv[0], an, an_len), show(sv[1], it, it_len),
+             j >= 0 ? line_of(r, (size_t)j) : 0UL);
+        return;
+    }
+    if (rc < 0) {
+        fail(r, r->rec_line, "%s", rc == QR_ETOOBIG ? "too many judgements" : "invalid row");
+        return;
+    }
+    uint64_t j = r->a->n - 1, off = (uint64_t)r->rec_line - j;
+    if (r->nseg && r->seg[r->nseg - 1].off == off)
+        return;
+    if (r->nseg == r->cap_seg) {
+        r->cap_seg = r->cap_seg ? r->cap_seg * 2 : 16;
+        r->seg = qr_xrealloc(r->seg, r->cap_seg * sizeof(*r->seg));
+    }
+    r->seg[r->nseg].j = j;
+    r->seg[r->nseg].off = off;
+    r->nseg++;
+}
+
 static void on_row(reader_t *r, int term)
 {
     size_t nf = r->field;
-    char sv[2][64];
 
     r->field = 0;
     if (term == '\n')
@@ -220,6 +286,7 @@ static void on_row(reader_t *r, int term)
             }
         }
         r->ncols = nf;
+        r->fs = qr_xmalloc(2 * nf * sizeof(*r->fs));
         r->colk = qr_xmalloc(nf);
         memset(r->colk, -1, nf);
         for (int k = 0; k < NCOLS; k++)
@@ -239,209 +306,241 @@ static void on_row(reader_t *r, int term)
         }
     }
     const val_t *it = &r->val[COL_ITEM], *an = &r->val[COL_ANNOTATOR], *lb = &r->val[COL_LABEL];
-    int rc =
-        qr_agr_add_valid(r->a, it->s, it->len, it->h, an->s, an->len, an->h, lb->s, lb->len, lb->h);
-    if (rc == QR_ECONFLCT) {
-        long j = qr_agreement_find(r->a, it->s, it->len, an->s, an->len);
-        fail(r, r->rec_line,
-             "duplicate judgement: annotator \"%s\" already labeled item \"%s\" on line %lu",
-             show(sv[0], an->s, an->len), show(sv[1], it->s, it->len),
-             j >= 0 ? (unsigned long)r->lines[j] : 0UL);
-        return;
-    }
-    if (rc < 0) {
-        fail(r, r->rec_line, "%s", rc == QR_ETOOBIG ? "too many judgements" : "invalid row");
-        return;
-    }
-    size_t n = qr_agreement_count(r->a);
-    if (n > r->cap_lines) {
-        r->cap_lines = r->cap_lines ? r->cap_lines * 2 : 4096;
-        r->lines = qr_xrealloc(r->lines, r->cap_lines * sizeof(*r->lines));
-    }
-    r->lines[n - 1] = r->rec_line > UINT32_MAX ? UINT32_MAX : (uint32_t)r->rec_line;
+    add_row(r, it->s, it->len, it->h, an->s, an->len, an->h, lb->s, lb->len, lb->h);
+}
+
+/* libcsv's side: its callbacks go straight to on_field() and on_row(). */
+typedef struct {
+    reader_t *r;
+    struct csv_parser p;
+    int row_lf; /* the last callback was the end of a row at a line feed */
+} slow_t;
+
+static void slow_field(void *data, size_t len, void *ctx)
+{
+    slow_t *sl = ctx;
+
+    sl->row_lf = 0;
+    on_field(sl->r, data, len, len ? scan_field(data, len) : 0);
+}
+
+static void slow_row(int term, void *ctx)
+{
+    slow_t *sl = ctx;
+
+    sl->row_lf = term == '\n';
+    on_row(sl->r, term);
+}
+
+/* Feeds s[0..n) to libcsv; 0, or the csv_error() code. */
+static int slow_feed(slow_t *sl, const char *s, size_t n)
+{
+    if (n && csv_parse(&sl->p, s, n, slow_field, slow_row, sl) != n)
+        return csv_error(&sl->p) ? csv_error(&sl->p) : CSV_EPARSE;
+    return 0;
+}
+
+/* Byte classes of the fast path. */
+enum { C_PLAIN, C_COMMA, C_QUOTE, C_HIGH, C_STOP };
+
+static const unsigned char cls[256] = {
+    [0] = C_STOP,    ['\r'] = C_STOP,          ['\n'] = C_STOP, [','] = C_COMMA,
+    ['"'] = C_QUOTE, [0x80 ... 0xff] = C_HIGH, /* a GNU C range, as gcc and clang take */
+};
+
+static inline int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
 }
 
 /*
- * Reading runs as a two-stage pipeline. The producer (a second thread) does
- * fread() and libcsv's byte-by-byte parse and logs its callbacks into batches:
- * each field's bytes and length, each row end. The consumer (the calling
- * thread) replays the batches in order through on_field() and on_row() above,
- * which check, intern and add. The callbacks thus see exactly the sequence
- * that a direct csv_parse() would give them, so every result and every error
- * (first in file order wins) is the same; the two halves of the work merely
- * overlap on two cores. If the thread cannot be created, the same code runs
- * both stages in turn on the calling thread.
+ * Splits a plain line p[0..end) (no line feed, no final CR) into its fields
+ * (start and end of each into r->fs), a byte at a time: the number of fields,
+ * or 0 if the line is not plain. *hi is set when a byte is 0x80 or above.
  */
-#define NBATCH      3
-#define BATCH_BYTES (512 * 1024) /* field bytes per batch before it is handed over */
-#define BATCH_EV    (64 * 1024)  /* events per batch before it is handed over */
-
-enum { END_NONE, END_OK, END_INIT, END_PARSE, END_FINI, END_READ, END_STOPPED };
-
-typedef struct batch_s {
-    char *bytes; /* the fields' bytes, back to back */
-    size_t used, cap;
-    uint64_t *ev; /* len << 4 | flags << 1 for a field, term << 1 | 1 for a row end */
-    size_t nev, cap_ev;
-    int end;      /* END_*: the last batch says how parsing ended */
-    int end_code; /* csv_error() for END_PARSE, errno for END_READ */
-    struct batch_s *next;
-} batch_t;
-
-typedef struct {
-    FILE *f;
-    reader_t *r; /* the consumer's state (used directly when !threaded) */
-    int threaded;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_full, cv_free;
-    batch_t *full_head, *full_tail; /* FIFO of filled batches */
-    batch_t *free_list;
-    atomic_int stop; /* set by the consumer once it failed: parsing can end */
-    batch_t *cur;    /* the producer's batch being filled */
-    batch_t all[NBATCH];
-} pipe_t;
-
-static void replay(reader_t *r, const batch_t *b)
+static size_t split_bytes(reader_t *r, const unsigned char *p, const unsigned char *end,
+                          unsigned *hi)
 {
-    size_t off = 0;
+    const char **fs = r->fs;
+    size_t nf = 0;
 
-    for (size_t e = 0; e < b->nev && !r->failed; e++) {
-        uint64_t v = b->ev[e];
-        if (v & 1) {
-            on_row(r, (int)(v >> 1));
-        } else {
-            on_field(r, b->bytes + off, (size_t)(v >> 4), (unsigned)(v >> 1) & 7);
-            off += (size_t)(v >> 4);
-        }
-    }
-}
-
-/* Producer: hands the current batch over and, unless it is the last, takes
- * an empty one. */
-static void submit(pipe_t *pp, int last)
-{
-    batch_t *b = pp->cur;
-
-    if (!pp->threaded) {
-        replay(pp->r, b);
-        b->used = b->nev = 0;
-        return;
-    }
-    pthread_mutex_lock(&pp->mu);
-    b->next = NULL;
-    if (pp->full_tail)
-        pp->full_tail->next = b;
-    else
-        pp->full_head = b;
-    pp->full_tail = b;
-    pthread_cond_signal(&pp->cv_full);
-    if (last) {
-        pthread_mutex_unlock(&pp->mu);
-        return;
-    }
-    while (!pp->free_list)
-        pthread_cond_wait(&pp->cv_free, &pp->mu);
-    pp->cur = pp->free_list;
-    pp->free_list = pp->cur->next;
-    pthread_mutex_unlock(&pp->mu);
-    pp->cur->used = pp->cur->nev = 0;
-    pp->cur->end = END_NONE;
-}
-
-static inline void log_event(pipe_t *pp, uint64_t v)
-{
-    batch_t *b = pp->cur;
-
-    if (b->nev == b->cap_ev) {
-        b->cap_ev *= 2;
-        b->ev = qr_xrealloc(b->ev, b->cap_ev * sizeof(*b->ev));
-    }
-    b->ev[b->nev++] = v;
-    if (b->nev >= BATCH_EV || b->used >= BATCH_BYTES)
-        submit(pp, 0);
-}
-
-static void log_field(void *data, size_t len, void *ctx)
-{
-    pipe_t *pp = ctx;
-    batch_t *b = pp->cur;
-
-    if (b->cap - b->used < len) {
-        while (b->cap - b->used < len)
-            b->cap *= 2;
-        b->bytes = qr_xrealloc(b->bytes, b->cap);
-    }
-    unsigned flags = 0;
-    if (len) {
-        memcpy(b->bytes + b->used, data, len);
-        flags = scan_field(data, len);
-    }
-    b->used += len;
-    log_event(pp, (uint64_t)len << 4 | flags << 1);
-}
-
-static void log_row(int term, void *ctx)
-{
-    log_event(ctx, (uint64_t)(unsigned)term << 1 | 1);
-}
-
-/* The producer: read, parse, log; the last batch carries how it ended. */
-static void *produce(void *arg)
-{
-    pipe_t *pp = arg;
-    struct csv_parser p;
-    char *buf = NULL;
-    int first = 1, end = END_OK, code = 0;
-
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL) != 0) {
-        end = END_INIT;
-        goto out;
-    }
-    buf = qr_xmalloc(READ_CHUNK);
     for (;;) {
-        if (atomic_load_explicit(&pp->stop, memory_order_relaxed) ||
-            (!pp->threaded && pp->r->failed)) {
-            end = END_STOPPED;
-            break;
-        }
-        size_t got = fread(buf, 1, READ_CHUNK, pp->f);
-        if (got == 0) {
-            if (ferror(pp->f)) {
-                end = END_READ;
-                code = errno;
+        const unsigned char *q = p, *f0 = p, *f1;
+        if (nf == r->ncols)
+            return 0; /* too many fields */
+        if (q < end && *q == '"') {
+            /* Quoted, nothing to unquote: "..." then a comma or the end. */
+            for (q++; q < end; q++) {
+                unsigned c = cls[*q];
+                if (c == C_PLAIN || c == C_COMMA)
+                    continue;
+                if (c == C_HIGH)
+                    *hi = 1;
+                else
+                    break;
             }
-            break;
+            if (q == end || *q != '"')
+                return 0;
+            f0 = p + 1;
+            f1 = q++;
+            if (q < end && *q != ',')
+                return 0;
+        } else {
+            for (; q < end; q++) {
+                unsigned c = cls[*q];
+                if (c == C_PLAIN)
+                    continue;
+                if (c == C_COMMA)
+                    break;
+                if (c != C_HIGH)
+                    return 0; /* a quote inside, a CR or a NUL */
+                *hi = 1;
+            }
+            f1 = q;
+            if (f1 > f0 && (is_blank((char)f0[0]) || is_blank((char)f1[-1])))
+                return 0; /* libcsv trims */
         }
-        const char *s = buf;
-        if (first) {
-            first = 0;
-            if (got >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
-                s += 3, got -= 3;
-        }
-        if (csv_parse(&p, s, got, log_field, log_row, pp) != got) {
-            end = END_PARSE;
-            code = csv_error(&p);
-            break;
-        }
+        fs[2 * nf] = (const char *)f0;
+        fs[2 * nf + 1] = (const char *)f1;
+        nf++;
+        if (q == end)
+            return nf;
+        p = q + 1; /* past the comma; a comma last means an empty field last */
     }
-    if (end == END_OK && csv_fini(&p, log_field, log_row, pp) != 0)
-        end = END_FINI;
-    csv_free(&p);
-out:
-    free(buf);
-    pp->cur->end = end;
-    pp->cur->end_code = code;
-    if (pp->threaded)
-        submit(pp, 1);
-    return NULL;
 }
 
-int qr_agreement_read_csv(FILE *f, qr_agreement_t *a, char *err, size_t errlen)
+/*
+ * The rest of the fast path, once a line s[0..len) (no line feed, no final CR)
+ * is split into r->fs as nf plain fields; hi says a byte is 0x80 or above.
+ * 1 if done (judgement added, or its error recorded as libcsv's path would),
+ * 0 if the line must go to libcsv, nothing done.
+ */
+static int fast_fields(reader_t *r, size_t nf, unsigned hi, const char *s, size_t len)
+{
+    const char **fs = r->fs;
+
+    if (nf != r->ncols)
+        return 0;
+    /* Commas and quotes are ASCII: the line is valid UTF-8 if and only if
+     * every field is. */
+    if (hi && !qr_agreement_utf8_valid(s, len))
+        return 0;
+    const char *v[NCOLS];
+    size_t n[NCOLS];
+    for (int k = 0; k < NCOLS; k++) {
+        v[k] = fs[2 * r->col[k]];
+        n[k] = (size_t)(fs[2 * r->col[k] + 1] - v[k]);
+        if (n[k] && v[k][0] == '\'') {
+            size_t skip = qr_csv_cell_value(v[k], n[k]);
+            v[k] += skip;
+            n[k] -= skip;
+        }
+        if (n[k] == 0)
+            return 0; /* an empty value: libcsv's path says which */
+    }
+    r->rec_line = r->line;
+    add_row(r, v[COL_ITEM], n[COL_ITEM], 0, v[COL_ANNOTATOR], n[COL_ANNOTATOR], 0, v[COL_LABEL],
+            n[COL_LABEL], 0);
+    r->line++;
+    return 1;
+}
+
+/*
+ * The fast path for one data line s[0..e) (e at its line feed), a byte at a
+ * time: 1 if it was plain (see the top of the file) and is done, 0 if it must
+ * go to libcsv, nothing done.
+ */
+static int fast_line(reader_t *r, const char *s, const char *e)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = (const unsigned char *)e;
+    unsigned hi = 0;
+
+    if (end > p && end[-1] == '\r')
+        end--;
+    if (end == p) { /* blank: a row of no fields */
+        r->line++;
+        return 1;
+    }
+    size_t nf = split_bytes(r, p, end, &hi);
+    return nf && fast_fields(r, nf, hi, s, (size_t)(end - p));
+}
+
+#ifdef __SSE2__
+/*
+ * The fast path sixteen bytes at a time (SSE2, which every x86-64 has), for a
+ * line of at most 63 bytes before its line feed without quotes, CRs (but that
+ * of a CRLF) or NULs: finds the line feed from s on (before stop; *nl, or
+ * NULL if it is not in the first 64 bytes) and, if the line is plain, does it
+ * as fast_line() would: 1 if done, 0 if not (fast_line() or libcsv then
+ * decide). Reads up to 64 bytes from s, which the read buffer has.
+ */
+static int fast_line_sse2(reader_t *r, const char *s, const char *stop, const char **nl)
+{
+    const __m128i lf = _mm_set1_epi8('\n'), comma = _mm_set1_epi8(','), quote = _mm_set1_epi8('"'),
+                  cr = _mm_set1_epi8('\r'), zero = _mm_setzero_si128(), sp = _mm_set1_epi8(' '),
+                  tab = _mm_set1_epi8('\t');
+    uint64_t m_lf = 0, m_comma = 0, m_bad = 0, m_blank = 0, m_high = 0;
+    size_t avail = (size_t)(stop - s);
+
+    for (unsigned off = 0; off < 64; off += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + off));
+        m_lf |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << off;
+        m_comma |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) << off;
+        m_bad |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                     _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
+                                  _mm_cmpeq_epi8(v, zero)))
+                 << off;
+        m_blank |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                       _mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(v, tab)))
+                   << off;
+        m_high |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << off;
+        if (m_lf)
+            break;
+    }
+    if (avail < 64)
+        m_lf &= (UINT64_C(1) << avail) - 1; /* past stop: not read in */
+    if (!m_lf)
+        return 0;
+    size_t len = (size_t)__builtin_ctzll(m_lf);
+    *nl = s + len;
+    if (len && s[len - 1] == '\r')
+        len--;
+    if (len == 0) { /* blank: a row of no fields */
+        r->line++;
+        return 1;
+    }
+    uint64_t valid = (UINT64_C(1) << len) - 1;
+    m_comma &= valid;
+    if (m_bad & valid)
+        return 0;
+    /* A space or tab first or last in a field: libcsv trims it. */
+    if (m_blank & valid & (m_comma << 1 | 1 | m_comma >> 1 | UINT64_C(1) << (len - 1)))
+        return 0;
+    const char **fs = r->fs;
+    size_t nf = 0;
+    fs[0] = s;
+    while (m_comma) {
+        size_t c = (size_t)__builtin_ctzll(m_comma);
+        m_comma &= m_comma - 1;
+        if (nf + 1 == r->ncols)
+            return 0; /* too many fields */
+        fs[2 * nf + 1] = s + c;
+        fs[2 * nf + 2] = s + c + 1;
+        nf++;
+    }
+    fs[2 * nf + 1] = s + len;
+    return fast_fields(r, nf + 1, (m_high & valid) != 0, s, len);
+}
+#endif
+
+int qr_agr_read_csv_mode(FILE *f, qr_agreement_t *a, char *err, size_t errlen, int fast)
 {
     reader_t r;
-    pipe_t pp;
-    pthread_t th;
-    int end = END_NONE, code = 0;
+    slow_t sl;
+    char *buf;
+    size_t cap = READ_CHUNK, have = 0;
+    int first = 1, code = 0, in_record = 0;
+    enum { END_OK, END_PARSE, END_READ, END_STOPPED } end = END_OK;
 
     memset(&r, 0, sizeof(r));
     r.a = a;
@@ -456,63 +555,86 @@ int qr_agreement_read_csv(FILE *f, qr_agreement_t *a, char *err, size_t errlen)
         r.col[k] = -1;
     if (errlen)
         err[0] = '\0';
-
-    memset(&pp, 0, sizeof(pp));
-    pp.f = f;
-    pp.r = &r;
-    atomic_init(&pp.stop, 0);
-    for (int i = 0; i < NBATCH; i++) {
-        batch_t *b = &pp.all[i];
-        b->cap = BATCH_BYTES + 4096;
-        b->bytes = qr_xmalloc(b->cap);
-        b->cap_ev = BATCH_EV;
-        b->ev = qr_xmalloc(b->cap_ev * sizeof(*b->ev));
-        b->next = i + 1 < NBATCH ? &pp.all[i + 1] : NULL;
-    }
-    pp.cur = &pp.all[0];
-    pp.free_list = &pp.all[1];
-    pthread_mutex_init(&pp.mu, NULL);
-    pthread_cond_init(&pp.cv_full, NULL);
-    pthread_cond_init(&pp.cv_free, NULL);
-    pp.threaded = 1; /* read by the thread: set before it starts */
-    if (pthread_create(&th, NULL, produce, &pp) != 0)
-        pp.threaded = 0;
-    if (pp.threaded) {
-        while (end == END_NONE) {
-            pthread_mutex_lock(&pp.mu);
-            while (!pp.full_head)
-                pthread_cond_wait(&pp.cv_full, &pp.mu);
-            batch_t *b = pp.full_head;
-            pp.full_head = b->next;
-            if (!pp.full_head)
-                pp.full_tail = NULL;
-            pthread_mutex_unlock(&pp.mu);
-
-            replay(&r, b);
-            if (r.failed)
-                atomic_store_explicit(&pp.stop, 1, memory_order_relaxed);
-            end = b->end;
-            code = b->end_code;
-
-            pthread_mutex_lock(&pp.mu);
-            b->next = pp.free_list;
-            pp.free_list = b;
-            pthread_cond_signal(&pp.cv_free);
-            pthread_mutex_unlock(&pp.mu);
-        }
-        pthread_join(th, NULL);
-    } else {
-        produce(&pp);
-        replay(&r, pp.cur);
-        end = pp.cur->end;
-        code = pp.cur->end_code;
-    }
-
-    /* How parsing ended, judged as a direct parse would: after every callback
-     * before it, and only if none of them failed (fail() keeps the first). */
-    if (end == END_INIT) {
+    memset(&sl, 0, sizeof(sl));
+    sl.r = &r;
+    if (csv_init(&sl.p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL) != 0) {
         fail(&r, 1, "out of memory");
-    } else if (end == END_PARSE) {
+        return -1;
+    }
+
+    /* buf[0..have) is the start of a line (or, past the fast path, anything
+     * libcsv has not seen yet) that the next fread continues. */
+    buf = qr_xcalloc(1, cap + READ_SLACK);
+    for (;;) {
+        if (r.failed) {
+            end = END_STOPPED;
+            break;
+        }
+        if (cap - have < READ_CHUNK / 2) {
+            cap *= 2;
+            buf = qr_xrealloc(buf, cap + READ_SLACK);
+            memset(buf + cap, 0, READ_SLACK);
+        }
+        size_t got = fread(buf + have, 1, cap - have, f);
+        if (got == 0) {
+            if (ferror(f)) {
+                end = END_READ;
+                code = errno;
+            }
+            break;
+        }
+        const char *s = buf, *stop = buf + have + got;
+        if (first) {
+            first = 0;
+            if (got >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+                s += 3;
+        }
+        if (!fast) {
+            if ((code = slow_feed(&sl, s, (size_t)(stop - s))) != 0)
+                end = END_PARSE;
+            have = 0;
+            if (end != END_OK)
+                break;
+            continue;
+        }
+        /* Whole lines: plain ones here, the others (and the header, and the
+         * lines of a record libcsv holds part of) to libcsv. */
+        while (!r.failed && s < stop) {
+            const char *nl = NULL;
+#ifdef __SSE2__
+            if (!in_record && r.header_done && fast_line_sse2(&r, s, stop, &nl)) {
+                s = nl + 1;
+                continue;
+            }
+#endif
+            if (!nl && !(nl = memchr(s, '\n', (size_t)(stop - s))))
+                break;
+            if (in_record || !r.header_done || !fast_line(&r, s, nl)) {
+                sl.row_lf = 0;
+                if ((code = slow_feed(&sl, s, (size_t)(nl + 1 - s))) != 0) {
+                    end = END_PARSE;
+                    break;
+                }
+                /* The line feed ended the record, or it is inside a quoted
+                 * field and libcsv holds part of the record. */
+                in_record = !sl.row_lf;
+            }
+            s = nl + 1;
+        }
+        if (end != END_OK)
+            break;
+        have = (size_t)(stop - s);
+        memmove(buf, s, have);
+    }
+    /* What is left (a last line without a line feed, the part of a line
+     * before a read error) goes to libcsv, then how parsing ended. */
+    if (!r.failed && end != END_PARSE && (code = slow_feed(&sl, buf, have)) != 0)
+        end = END_PARSE;
+    free(buf);
+
+    /* How parsing ended, judged after every callback before it, and only if
+     * none of them failed (fail() keeps the first). */
+    if (end == END_PARSE) {
         /* The bad byte is in the record after the last completed row. */
         if (code == CSV_EPARSE)
             fail(&r, r.field ? r.rec_line : r.line,
@@ -523,23 +645,23 @@ int qr_agreement_read_csv(FILE *f, qr_agreement_t *a, char *err, size_t errlen)
             fail(&r, r.line, "%s", csv_strerror(code));
     } else if (end == END_READ) {
         fail(&r, r.line, "read error: %s", strerror(code));
-    } else if (end == END_FINI) {
+    } else if (end == END_OK && !r.failed && csv_fini(&sl.p, slow_field, slow_row, &sl) != 0) {
         fail(&r, r.field ? r.rec_line : r.line,
              "unterminated quoted field in the record starting on this line");
     }
     if (!r.failed && !r.header_done)
         fail(&r, 1, "empty file: expected a header row naming item, annotator and label");
 
-    pthread_mutex_destroy(&pp.mu);
-    pthread_cond_destroy(&pp.cv_full);
-    pthread_cond_destroy(&pp.cv_free);
-    for (int i = 0; i < NBATCH; i++) {
-        free(pp.all[i].bytes);
-        free(pp.all[i].ev);
-    }
-    free(r.lines);
+    csv_free(&sl.p);
+    free(r.seg);
+    free(r.fs);
     free(r.colk);
     for (int k = 0; k < NCOLS; k++)
         free(r.val[k].s);
     return r.failed ? -(int)(r.fail_line > INT32_MAX ? INT32_MAX : r.fail_line) : 0;
+}
+
+int qr_agreement_read_csv(FILE *f, qr_agreement_t *a, char *err, size_t errlen)
+{
+    return qr_agr_read_csv_mode(f, a, err, errlen, 1);
 }

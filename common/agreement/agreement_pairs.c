@@ -53,20 +53,25 @@ static int pair_pass_dense(an_t *s)
     uint32_t *agree = qr_xcalloc(np, sizeof(uint32_t));
     uint32_t *ca = qr_xcalloc(np * s->nl, sizeof(uint32_t));
     uint32_t *cb = qr_xcalloc(np * s->nl, sizeof(uint32_t));
+    /* Pairs (a, b), a < b, are numbered in order of a then b: pair (a, b) is
+     * row[a] + b. */
+    uint64_t *row = qr_xmalloc(na * sizeof(uint64_t));
+    uint32_t *lab = qr_xmalloc(na * sizeof(uint32_t)), *rank = qr_xmalloc(na * sizeof(uint32_t));
+    for (uint64_t ra = 0; ra < na; ra++)
+        row[ra] = ra * na - ra * (ra + 1) / 2 - ra - 1;
     for (uint32_t i = 0; i < s->ni; i++) {
-        uint32_t b = s->istart[i], e = s->istart[i + 1];
-        for (uint32_t x = b; x < e; x++) {
-            for (uint32_t y = x + 1; y < e; y++) {
-                uint64_t ra = s->irank[x], rb = s->irank[y];
-                uint32_t la = s->ilab[x], lb = s->ilab[y];
+        uint32_t b = s->istart[i], k = s->istart[i + 1] - b; /* k <= na */
+        an_decode(s, b, b + k, lab, rank);
+        for (uint32_t x = 0; x < k; x++) {
+            for (uint32_t y = x + 1; y < k; y++) {
+                uint32_t ra = rank[x], rb = rank[y], la = lab[x], lb = lab[y];
                 if (ra > rb) {
-                    uint64_t t = ra;
+                    uint32_t t = ra;
                     ra = rb, rb = t;
-                    uint32_t u = la;
-                    la = lb, lb = u;
+                    t = la;
+                    la = lb, lb = t;
                 }
-                /* Pairs (a, b), a < b, numbered in order of a then b. */
-                uint64_t idx = ra * na - ra * (ra + 1) / 2 + (rb - ra - 1);
+                uint64_t idx = row[ra] + rb;
                 items[idx]++;
                 agree[idx] += la == lb;
                 ca[idx * s->nl + la]++;
@@ -74,6 +79,9 @@ static int pair_pass_dense(an_t *s)
             }
         }
     }
+    free(row);
+    free(lab);
+    free(rank);
     uint64_t idx = 0;
     for (uint32_t ra = 0; ra < s->na; ra++) {
         for (uint32_t rb = ra + 1; rb < s->na; rb++, idx++) {
@@ -137,14 +145,14 @@ static void pair_pass(an_t *s)
         }
         uint32_t nb = 0;
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t p = s->apos[q], it = s->pitem[p], la = s->ilab[p];
+            uint32_t p = s->apos[q], it = s->pitem[p], la = an_lab(s, p);
             for (uint32_t p2 = s->istart[it]; p2 < s->istart[it + 1]; p2++) {
-                uint32_t rb = s->irank[p2];
+                uint32_t rb = an_rank(s, p2);
                 if (rb <= r)
                     continue;
                 rec[nrec].b = rb;
                 rec[nrec].la = la;
-                rec[nrec].lb = s->ilab[p2];
+                rec[nrec].lb = an_lab(s, p2);
                 nrec++;
                 if (bcnt[rb]++ == 0)
                     btouched[nb++] = rb;

@@ -173,30 +173,41 @@ static void layout(an_t *s)
     }
 
     s->label_count = qr_xcalloc((size_t)s->nl + 1, sizeof(uint64_t));
-    s->istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
     s->astart = qr_xcalloc((size_t)s->na + 1, sizeof(uint32_t));
-    for (size_t j = 0; j < s->n; j++) {
-        s->istart[a->j_item[j] + 1]++;
-        s->astart[s->rank_of_ann[a->j_ann[j]] + 1]++;
-        s->label_count[a->j_label[j]]++;
+    if (a->grouped) {
+        /* Already in item order: positions are judgement indexes. */
+        s->istart = a->item_end;
+        s->ipack = a->packed ? a->j_al : NULL;
+        s->iann = a->j_ann;
+        s->ilab = a->j_label;
+    } else {
+        uint32_t *istart = s->own_istart = qr_xcalloc((size_t)s->ni + 1, sizeof(uint32_t));
+        for (size_t j = 0; j < s->n; j++)
+            istart[a->j_item[j] + 1]++;
+        for (uint32_t i = 0; i < s->ni; i++)
+            istart[i + 1] += istart[i];
+        s->istart = istart;
+        s->own_pos = qr_xmalloc((a->packed ? 1 : 2) * s->n * sizeof(uint32_t) + 1);
+        fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
+        memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
+        if (a->packed) {
+            for (size_t j = 0; j < s->n; j++)
+                s->own_pos[fill[a->j_item[j]]++] = a->j_al[j];
+            s->ipack = s->own_pos;
+        } else {
+            uint32_t *iann = s->own_pos, *ilab = s->own_pos + s->n;
+            for (size_t j = 0; j < s->n; j++) {
+                uint32_t p = fill[a->j_item[j]]++;
+                iann[p] = a->j_ann[j];
+                ilab[p] = a->j_label[j];
+            }
+            s->iann = iann;
+            s->ilab = ilab;
+        }
+        free(fill);
     }
-    for (uint32_t i = 0; i < s->ni; i++)
-        s->istart[i + 1] += s->istart[i];
-    for (uint32_t r = 0; r < s->na; r++)
-        s->astart[r + 1] += s->astart[r];
-    for (uint32_t l = 0; l < s->nl; l++)
-        s->labels_used += s->label_count[l] > 0;
-
-    s->irank = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
-    s->ilab = qr_xmalloc(s->n * sizeof(uint32_t) + 1);
-    fill = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
-    memcpy(fill, s->istart, (size_t)s->ni * sizeof(uint32_t));
-    for (size_t j = 0; j < s->n; j++) {
-        uint32_t p = fill[a->j_item[j]]++;
-        s->irank[p] = s->rank_of_ann[a->j_ann[j]];
-        s->ilab[p] = a->j_label[j];
-    }
-    free(fill);
+    /* astart[] and label_count[] are counted in item_pass(), which reads
+     * every position anyway. */
 }
 
 /* The annotator-major layout (pitem, apos), built only by the passes that
@@ -212,7 +223,7 @@ void qr_agr_layout_by_annotator(an_t *s)
     for (uint32_t i = 0; i < s->ni; i++) {
         for (uint32_t p = s->istart[i]; p < s->istart[i + 1]; p++) {
             s->pitem[p] = i;
-            s->apos[fill[s->irank[p]]++] = p;
+            s->apos[fill[an_rank(s, p)]++] = p;
         }
     }
     free(fill);
@@ -242,6 +253,9 @@ static void item_pass(an_t *s, int per_item)
     uint32_t kmin = UINT32_MAX, kmax = 0;
     int ratio_ok = s->numeric && s->lev_value[0] >= 0;
 
+    uint32_t *lab = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);  /* an item's labels */
+    uint32_t *rank = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1); /* and annotators */
+
     s->maj_agree = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
     s->maj_compared = qr_xcalloc((size_t)s->na + 1, sizeof(uint64_t));
     if (per_item) {
@@ -254,8 +268,12 @@ static void item_pass(an_t *s, int per_item)
         uint32_t c1 = 0, c2 = 0, c3 = 0, l1 = UINT32_MAX, l2 = UINT32_MAX;
         uint64_t sumsq = 0;
 
-        for (uint32_t p = b; p < e; p++) {
-            uint32_t l = s->ilab[p];
+        /* k <= na: no annotator labels an item twice. */
+        an_decode(s, b, e, lab, rank);
+        for (uint32_t t = 0; t < k; t++) {
+            uint32_t l = lab[t];
+            s->label_count[l]++;
+            s->astart[rank[t] + 1]++;
             if (cnt[l]++ == 0)
                 touched[d++] = l;
         }
@@ -314,8 +332,8 @@ static void item_pass(an_t *s, int per_item)
                 }
             }
             /* Majority of the others: the counts minus this judgement. */
-            for (uint32_t p = b; p < e; p++) {
-                uint32_t l = s->ilab[p];
+            for (uint32_t t = 0; t < k; t++) {
+                uint32_t l = lab[t];
                 int64_t win = -1;
                 if (l != l1 && l != l2) {
                     if (c1 > c2)
@@ -329,14 +347,20 @@ static void item_pass(an_t *s, int per_item)
                     win = l1;
                 }
                 if (win >= 0) {
-                    s->maj_compared[s->irank[p]]++;
-                    s->maj_agree[s->irank[p]] += (uint32_t)win == l;
+                    uint32_t r = rank[t];
+                    s->maj_compared[r]++;
+                    s->maj_agree[r] += (uint32_t)win == l;
                 }
             }
         }
         for (uint32_t t = 0; t < d; t++)
             cnt[touched[t]] = 0;
     }
+
+    for (uint32_t r = 0; r < s->na; r++)
+        s->astart[r + 1] += s->astart[r];
+    for (uint32_t l = 0; l < s->nl; l++)
+        s->labels_used += s->label_count[l] > 0;
 
     /* percent_agreement */
     if (s->pairable == 0)
@@ -428,11 +452,12 @@ static void item_pass(an_t *s, int per_item)
                 if (k < 2)
                     continue;
                 double us = 0, uss = 0;
-                for (uint32_t p = b; p < e; p++)
-                    us += f[s->lev_of_label[s->ilab[p]]];
+                an_decode(s, b, e, lab, NULL);
+                for (uint32_t t = 0; t < k; t++)
+                    us += f[s->lev_of_label[lab[t]]];
                 double um = us / k;
-                for (uint32_t p = b; p < e; p++) {
-                    double dv = f[s->lev_of_label[s->ilab[p]]] - um;
+                for (uint32_t t = 0; t < k; t++) {
+                    double dv = f[s->lev_of_label[lab[t]]] - um;
                     uss += dv * dv;
                 }
                 do_ord += 2.0 * k * uss / (k - 1);
@@ -486,6 +511,8 @@ static void item_pass(an_t *s, int per_item)
     free(touched);
     free(pc);
     free(pi_sum);
+    free(lab);
+    free(rank);
 }
 
 /* davies_fleiss_kappa: needs per-annotator label counts, so one pass over the
@@ -515,7 +542,7 @@ static void davies_fleiss(an_t *s)
     for (uint32_t r = 0; r < s->na; r++) {
         uint32_t d = 0;
         for (uint32_t q = s->astart[r]; q < s->astart[r + 1]; q++) {
-            uint32_t l = s->ilab[s->apos[q]];
+            uint32_t l = an_lab(s, s->apos[q]);
             if (cnt[l]++ == 0)
                 touched[d++] = l;
         }
@@ -558,8 +585,8 @@ static void two_annotators(an_t *s)
         for (uint32_t i = 0; i < s->ni; i++) {
             if (s->istart[i + 1] - s->istart[i] != 2)
                 continue;
-            present[s->lev_of_label[s->ilab[s->istart[i]]]] = 1;
-            present[s->lev_of_label[s->ilab[s->istart[i] + 1]]] = 1;
+            present[s->lev_of_label[an_lab(s, s->istart[i])]] = 1;
+            present[s->lev_of_label[an_lab(s, s->istart[i] + 1)]] = 1;
         }
         for (uint32_t v = 0, r = 0; v < s->nlev; v++)
             if (present[v])
@@ -570,8 +597,8 @@ static void two_annotators(an_t *s)
         uint32_t b = s->istart[i];
         if (s->istart[i + 1] - b != 2)
             continue;
-        uint32_t p0 = s->irank[b] == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
-        uint32_t la = s->ilab[p0], lb = s->ilab[p1];
+        uint32_t p0 = an_rank(s, b) == 0 ? b : b + 1, p1 = p0 == b ? b + 1 : b;
+        uint32_t la = an_lab(s, p0), lb = an_lab(s, p1);
         n++;
         agree += la == lb;
         ra[la]++;
@@ -659,9 +686,8 @@ static void two_annotators(an_t *s)
 
 void qr_agr_analysis_free(an_t *s)
 {
-    free(s->istart);
-    free(s->irank);
-    free(s->ilab);
+    free(s->own_istart);
+    free(s->own_pos);
     free(s->pitem);
     free(s->astart);
     free(s->apos);
@@ -694,7 +720,7 @@ int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out)
     uint32_t i = it->order[it->pos++];
     out->item = qr_strtab_str(&a->items, i);
     out->item_len = qr_strtab_len(&a->items, i);
-    out->judgements = a->item_cnt[i];
+    out->judgements = qr_agr_item_count(a, i);
     out->has_agreement = it->agr[i] >= 0;
     out->agreement = it->agr[i] >= 0 ? it->agr[i] : 0;
     if (it->major[i] >= 0) {

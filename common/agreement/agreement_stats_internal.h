@@ -49,9 +49,16 @@ typedef struct {
     const qr_agreement_t *a;
     uint32_t ni, na, nl;
     size_t n;
-    uint32_t *istart;      /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
-    uint32_t *irank;       /* per position: annotator rank */
-    uint32_t *ilab;        /* per position: label id */
+    const uint32_t *istart; /* ni + 1: item i's judgements are positions istart[i]..istart[i+1] */
+    uint32_t *own_istart;   /* istart when s owns it, else NULL (it is a's item_end) */
+    /* Per position, its annotator and label ids (read them with an_ann,
+     * an_rank and an_lab): packed in ipack as in qr_agreement_t.j_al, or in
+     * iann and ilab. */
+    const uint32_t *ipack;
+    const uint32_t *iann;
+    const uint32_t *ilab;
+    uint32_t *own_pos;     /* the arrays above when s owns them (one block), else NULL: they are
+                            * a's (grouped judgements are in item order already) */
     uint32_t *pitem;       /* per position: item id */
     uint32_t *astart;      /* na + 1: by annotator rank, into apos */
     uint32_t *apos;        /* item-order positions grouped by annotator rank */
@@ -73,6 +80,42 @@ typedef struct {
     double *item_agr;       /* per item (per_item only): share of agreeing pairs, or -1 */
     int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
 } an_t;
+
+/* The annotator id, the annotator rank and the label id of position p. */
+static inline uint32_t an_ann(const an_t *s, uint32_t p)
+{
+    return s->ipack ? s->ipack[p] & QR_AGR_PACK_MAX : s->iann[p];
+}
+
+static inline uint32_t an_rank(const an_t *s, uint32_t p)
+{
+    return s->rank_of_ann[an_ann(s, p)];
+}
+
+static inline uint32_t an_lab(const an_t *s, uint32_t p)
+{
+    return s->ipack ? s->ipack[p] >> 16 : s->ilab[p];
+}
+
+/* The label ids of positions b..e into lab[0..e-b) and, when rank is not
+ * NULL, their annotator ranks into rank[]. */
+static inline void an_decode(const an_t *s, uint32_t b, uint32_t e, uint32_t *lab, uint32_t *rank)
+{
+    if (s->ipack) {
+        for (uint32_t p = b; p < e; p++) {
+            uint32_t v = s->ipack[p];
+            lab[p - b] = v >> 16;
+            if (rank)
+                rank[p - b] = s->rank_of_ann[v & QR_AGR_PACK_MAX];
+        }
+    } else {
+        for (uint32_t p = b; p < e; p++) {
+            lab[p - b] = s->ilab[p];
+            if (rank)
+                rank[p - b] = s->rank_of_ann[s->iann[p]];
+        }
+    }
+}
 
 /* Fills s (its previous contents are ignored) with the analysis of a: the
  * layouts, every coefficient and, when per_item, the per-item results (the

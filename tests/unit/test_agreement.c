@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "agreement_internal.h"
 #include "util.h"
 
 static void add(qr_agreement_t *a, const char *item, const char *ann, const char *label)
@@ -737,6 +738,111 @@ static void test_items_iterator_and_seed(void **state)
     free(order);
 }
 
+/*
+ * The store keeps judgements grouped by item without per-judgement item ids
+ * while it can, packs annotator and label ids while they fit 16 bits, and
+ * interns names that arrive in order without hashing. Each pair of sets below
+ * differs in one of those forms only (item ids in the same order, each item's
+ * judgements in the same order), so the reports must be byte for byte the
+ * same, and lookups and duplicates must be found in every form.
+ */
+static void add_form(qr_agreement_t *a, int items, int per_item, int spread, int round_robin,
+                     const char *fmt)
+{
+    char it[32], an[32], lb[32];
+    for (int x = 0; x < items * per_item; x++) {
+        int i = round_robin ? x % items : x / per_item, k = round_robin ? x / items : x % per_item;
+        snprintf(it, sizeof it, fmt, i);
+        snprintf(an, sizeof an, "ann%d", spread ? i * per_item + k : k);
+        /* Labels first appear in the same order either way (item 0's, then
+         * the first judgements'), so their ids and the sums over them are
+         * the same. */
+        snprintf(lb, sizeof lb, "%d", (i + k + i * k % 3) % 5 + 1);
+        add(a, it, an, lb);
+    }
+}
+
+static void expect_same_report(qr_agreement_t *x, qr_agreement_t *y)
+{
+    qr_agreement_items_t *ix, *iy;
+    json_t *rx = qr_agreement_report(x, &ix), *ry = qr_agreement_report(y, &iy);
+    char *sx = json_dumps(rx, JSON_COMPACT), *sy = json_dumps(ry, JSON_COMPACT);
+    assert_string_equal(sx, sy);
+    free(sx);
+    free(sy);
+    json_decref(rx);
+    json_decref(ry);
+    /* Per item, without a JSON tree (jansson is slow at 15,000 objects). */
+    qr_agreement_item_t ex, ey;
+    assert_int_equal(qr_agreement_items_count(ix), qr_agreement_items_count(iy));
+    while (qr_agreement_items_next(ix, &ex)) {
+        assert_true(qr_agreement_items_next(iy, &ey));
+        assert_string_equal(ex.item, ey.item);
+        assert_int_equal(ex.judgements, ey.judgements);
+        assert_int_equal(ex.has_agreement, ey.has_agreement);
+        assert_memory_equal(&ex.agreement, &ey.agreement, sizeof(double));
+        assert_true(ex.majority == ey.majority ||
+                    (ex.majority && ey.majority && strcmp(ex.majority, ey.majority) == 0));
+    }
+    qr_agreement_items_free(ix);
+    qr_agreement_items_free(iy);
+}
+
+static void test_store_forms(void **state)
+{
+    static const struct {
+        int items, per_item, spread;
+        const char *fmt;
+    } cases[] = {
+        {3000, 5, 0, "item-%06d"}, /* in byte order */
+        {3000, 5, 0, "%d"},        /* shorter first: 9 before 10 */
+        {500, 20, 0, "%d"},        /* items past QR_AGR_LIST_MAX judgements */
+        {13200, 5, 1, "%d"},       /* 66,000 annotators: ids past 16 bits */
+        {3000, 5, 0, "x%dy"},      /* "x10y" < "x9y": hashed after the tenth */
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        qr_agreement_t *g = qr_agreement_new(), *rr = qr_agreement_new();
+        add_form(g, cases[c].items, cases[c].per_item, cases[c].spread, 0, cases[c].fmt);
+        add_form(rr, cases[c].items, cases[c].per_item, cases[c].spread, 1, cases[c].fmt);
+        assert_int_equal(g->grouped, 1);
+        assert_int_equal(rr->grouped, 0);
+        assert_int_equal(g->packed, !cases[c].spread);
+        expect_same_report(g, rr);
+        /* Every judgement is found, at its index, and refused again. */
+        qr_agreement_t *sets[2] = {g, rr};
+        for (int w = 0; w < 2; w++) {
+            for (int i = 0; i < cases[c].items; i += 97) {
+                for (int k = 0; k < cases[c].per_item; k++) {
+                    char it[32], an[32];
+                    snprintf(it, sizeof it, cases[c].fmt, i);
+                    snprintf(an, sizeof an, "ann%d",
+                             cases[c].spread ? i * cases[c].per_item + k : k);
+                    long want = w ? (long)k * cases[c].items + i : (long)i * cases[c].per_item + k;
+                    assert_int_equal(qr_agreement_find(sets[w], it, strlen(it), an, strlen(an)),
+                                     want);
+                    assert_int_equal(
+                        qr_agreement_add(sets[w], it, strlen(it), an, strlen(an), "9", 1),
+                        QR_ECONFLCT);
+                }
+                char it[32];
+                snprintf(it, sizeof it, cases[c].fmt, i);
+                assert_int_equal(qr_agreement_find(sets[w], it, strlen(it), "nobody", 6), -1);
+            }
+            assert_int_equal(qr_agreement_find(sets[w], "absent", 6, "ann0", 4), -1);
+        }
+        /* A judgement for an earlier item ends the grouped form: nothing
+         * changes but that. */
+        char it[32];
+        snprintf(it, sizeof it, cases[c].fmt, 0);
+        add(g, it, "late", "1");
+        add(rr, it, "late", "1");
+        assert_int_equal(g->grouped, 0);
+        expect_same_report(g, rr);
+        qr_agreement_free(g);
+        qr_agreement_free(rr);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_coefficient_relations),
         cmocka_unit_test(test_pairwise_dense_and_sparse),
         cmocka_unit_test(test_items_iterator_and_seed),
+        cmocka_unit_test(test_store_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "agreement_internal.h"
 #include "util.h"
 
 /* Reads text (len bytes) into a fresh set; returns the reader's result and
@@ -149,9 +150,9 @@ static void test_empty_inputs(void **state)
     EXPECT_ERROR("item,annotator,label\n,a,x\n", 2, "empty item");
 }
 
-/* Large inputs cross many of the reader's batches (its producer thread hands
- * over at most 64K callbacks at a time): results and error lines must be what
- * a single pass gives, wherever the batch boundaries fall. */
+/* Large inputs cross many of the reader's buffers (it reads 256 KiB at a
+ * time): results and error lines must be what a single pass gives, wherever
+ * the boundaries fall. */
 static char *big_csv(int rows, int dup_at, int quoted_at, size_t *len)
 {
     qr_buf_t b;
@@ -206,6 +207,158 @@ static void test_large_input_batches(void **state)
     free(text);
 }
 
+/* Reads text with the fast path on or off; the report (per item, compact
+ * JSON) or the error into *out (caller frees). */
+static int read_mode(const char *text, size_t len, int fast, char **out)
+{
+    static char empty[1];
+    char err[512];
+    FILE *f = fmemopen(len ? (void *)text : empty, len ? len : 1, "r");
+    assert_non_null(f);
+    if (!len)
+        fseek(f, 1, SEEK_SET);
+    qr_agreement_t *a = qr_agreement_new();
+    int rc = qr_agr_read_csv_mode(f, a, err, sizeof err, fast);
+    fclose(f);
+    json_t *r = qr_agreement_json(a, 1);
+    char *dump = json_dumps(r, JSON_COMPACT);
+    assert_non_null(dump);
+    size_t n = strlen(err) + strlen(dump) + 64;
+    *out = qr_xmalloc(n);
+    snprintf(*out, n, "rc %d err %s report %s", rc, err, dump);
+    free(dump);
+    json_decref(r);
+    qr_agreement_free(a);
+    return rc;
+}
+
+/* Asserts that the fast path and libcsv alone read text the same way. */
+static void expect_same(const char *text, size_t len)
+{
+    char *fast, *ref;
+    read_mode(text, len, 1, &fast);
+    read_mode(text, len, 0, &ref);
+    if (strcmp(fast, ref) != 0)
+        fail_msg("fast path and libcsv differ on \"%.*s\":\n fast: %.300s\n  ref: %.300s",
+                 (int)(len < 200 ? len : 200), text, fast, ref);
+    free(fast);
+    free(ref);
+}
+
+/* Every line shape the fast path takes or hands to libcsv: the same report,
+ * or the same error on the same line, either way. */
+static void test_fast_path_edges(void **state)
+{
+    static const char *const cases[] = {
+        "item,annotator,label\n1,a,x\n1,b,y\n",
+        "item,annotator,label\r\n1,a,x\r\n1,b,y\r\n",
+        "item,annotator,label\r1,a,x\r1,b,y\r",       /* lone CRs end rows */
+        "item,annotator,label\n1,a,x\r2,b,y\n",       /* a CR inside a line */
+        "item,annotator,label\n1,a,x\r\r\n1,b,y\n",   /* CR CR LF */
+        "item,annotator,label\n 1,a,x\n1 ,b,x\n",     /* spaces libcsv trims */
+        "item,annotator,label\n1,\ta,x\n1,b,x\t\n",   /* tabs too */
+        "item,annotator,label\n1,a b,x y\n1,b,x y\n", /* inner spaces stay */
+        "item,annotator,label\n1,a,\" x \"\n1,b,x\n", /* quoted spaces stay */
+        "item,annotator,label\n\"1\",\"a\",\"x\"\n\"1\",b,\"x, y\"\n",
+        "item,annotator,label\n1,a,\"x\"\"y\"\n1,b,x\n", /* a doubled quote */
+        "item,annotator,label\n1,a,\"x\" \n1,b,x\n",     /* a space after the quote */
+        "item,annotator,label\n1,a,\"x\"y\n",            /* text after the quote */
+        "item,annotator,label\n1,a,x\"y\n",              /* a quote inside */
+        "item,annotator,label\n1,a,\"x\n\n1,b,y\n",      /* unterminated */
+        "item,annotator,label\n\"1\n2\",a,x\n\"1\n2\",b,x\n3,a,x\n3,a,y\n",
+        "item,annotator,label\n1,a,x\n\n\n1,b,x\n   \n\t\n2,a,x\n",
+        "item,annotator,label\n1,a,x\n1,b", /* no final line feed */
+        "item,annotator,label\n1,a,x\n1,b,",
+        "item,annotator,label\n1,a,x\n1,b,\"y",
+        "item,annotator,label\n1,a,\n",
+        "item,annotator,label\n,a,x\n",
+        "item,annotator,label\n1,\"\",x\n",
+        "item,annotator,label\n1,a\n",
+        "item,annotator,label\n1,a,x,y\n",
+        "item,annotator,label,\n1,a,x,\n1,b,y,\n",
+        "label,x,annotator,y,item\n1,,a,,i\n2,,b,,i\n",
+        "task_id,annotator,label\n1,a,x\n1,b,x\n",
+        "item,annotator,label\n1,a,'=x\n1,b,'=x\n2,a,'x\n2,b,''=y\n",
+        "item,annotator,label\n1,a,\xc3\xa9\n1,b,\xe6\x97\xa5\n",
+        "item,annotator,label\n1,a,\xff\n",
+        "item,annotator,label\n1,\xc3,x\n",
+        "item,annotator,label,note\n1,a,x,\xed\xa0\x80\n",
+        "item,annotator,label\n1,a,x\n1,a,y\n",
+        "item,annotator,label\n1,a,x\n2,a,y\n1,b,x\n2,b,y\n1,a,z\n",
+        "item,annotator,label\nb,a,x\na,a,y\nb,b,x\nc,a,x\na,a,z\n",
+        "item,annotator,label\n10,a,x\n9,a,y\n10,b,x\n",
+        "\xef\xbb\xbfitem,annotator,label\n1,a,x\n1,b,x\n",
+        "\n\nitem,annotator,label\n1,a,x\n",
+        "item,annotator,label\n1,a,x\n1,b,x\n2,a,1234567890123456789\n2,b,12345678901234567\n",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_same(cases[i], strlen(cases[i]));
+    /* A NUL byte inside a line. */
+    static const char nul[] = "item,annotator,label\n1,a,x\0y\n1,b,x\n";
+    expect_same(nul, sizeof nul - 1);
+}
+
+/* Random lines from pieces that each path treats differently, in files
+ * long enough to cross the read buffer: the same result either way. */
+static void test_fast_path_random(void **state)
+{
+    static const char *const pieces[] = {
+        "a",   "b",        "x y",  " a", "a ", "\t", "\"a\"", "\"a,b\"", "\"a\"\"b\"", "\"a\nb\"",
+        "'=a", "\xc3\xa9", "\xff", "1",  "2",  "10", "1.0",   "",        "\"\"",       "\r",
+    };
+    uint64_t rnd = 88172645463325252u;
+#define NEXT() (rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17, rnd)
+    for (int round = 0; round < 60; round++) {
+        qr_buf_t b;
+        qr_buf_init(&b);
+        qr_buf_appends(&b, round % 3 ? "item,annotator,label\n" : "label,item,note,annotator\r\n");
+        int rows = round < 50 ? 40 : 30000, odd = (int)(NEXT() % 4);
+        for (int i = 0; i < rows; i++) {
+            int ncol = NEXT() % 50 == 0 ? 3 + (int)(NEXT() % 3) : (round % 3 ? 3 : 4);
+            for (int c = 0; c < ncol; c++) {
+                if (c)
+                    qr_buf_append(&b, ",", 1);
+                if (NEXT() % 40 < (uint64_t)odd) {
+                    qr_buf_appends(&b, pieces[NEXT() % (sizeof(pieces) / sizeof(pieces[0]))]);
+                } else if (c == (round % 3 ? 0 : 1)) {
+                    qr_buf_appendf(&b, "it%d", round % 2 ? i / 4 : (int)(NEXT() % (rows / 3 + 1)));
+                } else if (c == (round % 3 ? 1 : 3)) {
+                    qr_buf_appendf(&b, "ann%d", round % 2 ? i % 4 : (int)(NEXT() % 7));
+                } else {
+                    qr_buf_appendf(&b, "%d", (int)(NEXT() % 5));
+                }
+            }
+            qr_buf_appends(&b, NEXT() % 30 == 0 ? "\r\n" : "\n");
+        }
+        expect_same(b.data, b.len);
+        qr_buf_free(&b);
+    }
+#undef NEXT
+}
+
+/* A line longer than the read buffer, and lines of every length around the
+ * sixteen-byte steps of the fast path's split. */
+static void test_fast_path_long_lines(void **state)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_buf_appends(&b, "item,annotator,label\n");
+    for (int len = 1; len < 70; len++) {
+        for (int k = 0; k < 2; k++) {
+            qr_buf_appendf(&b, "i%d,a%d,", len, k);
+            for (int c = 0; c < len; c++)
+                qr_buf_append(&b, c == len - 1 && k ? " " : "l", 1);
+            qr_buf_append(&b, "\n", 1);
+        }
+    }
+    qr_buf_appends(&b, "big,a,");
+    for (int c = 0; c < 700000; c++)
+        qr_buf_append(&b, "abcdefg" + c % 7, 1);
+    qr_buf_appends(&b, "\nbig,b,x\n");
+    expect_same(b.data, b.len);
+    qr_buf_free(&b);
+}
+
 /* The message always fits the buffer and is NUL-terminated. */
 static void test_small_error_buffer(void **state)
 {
@@ -223,7 +376,8 @@ int main(void)
         cmocka_unit_test(test_duplicate),           cmocka_unit_test(test_missing_column),
         cmocka_unit_test(test_ragged_quote),        cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_empty_inputs),        cmocka_unit_test(test_small_error_buffer),
-        cmocka_unit_test(test_large_input_batches),
+        cmocka_unit_test(test_large_input_batches), cmocka_unit_test(test_fast_path_edges),
+        cmocka_unit_test(test_fast_path_random),    cmocka_unit_test(test_fast_path_long_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
