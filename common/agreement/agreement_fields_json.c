@@ -232,8 +232,19 @@ int qr_fields_adopt_agreement(qr_fields_t *fs, const char *name, size_t len, qr_
     for (uint32_t i = 0; i < a->annotators.n; i++)
         qr_fmap_intern(&fs->anns, qr_strtab_str(&a->annotators, i),
                        qr_strtab_len(&a->annotators, i), &ann_id[i], &added);
-    for (size_t j = 0; j < a->n; j++)
-        qr_field_push(fd, item_id[a->j_item[j]], ann_id[a->j_ann[j]], a->j_label[j]);
+    /* The store keeps item ids per judgement only once items came out of
+     * order; while grouped, item i's judgements are [item_end[i],
+     * item_end[i + 1]). Annotator and label ids may be packed. */
+    uint32_t it = 0;
+    for (size_t j = 0; j < a->n; j++) {
+        if (a->grouped) {
+            while (j >= a->item_end[it + 1])
+                it++;
+        } else {
+            it = a->j_item[j];
+        }
+        qr_field_push(fd, item_id[it], ann_id[qr_agr_ann_of(a, j)], qr_agr_label_of(a, j));
+    }
     free(item_id);
     free(ann_id);
     return f;
