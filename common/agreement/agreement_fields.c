@@ -201,6 +201,8 @@ static void field_free(qr_field_t *fd)
     free(fd->norm_cp_len);
     free(fd->cps);
     qr_fmap_free(&fd->texts);
+    qr_fmap_free(&fd->raw);
+    free(fd->raw_val);
     free(fd->item_text);
     free(fd);
 }
@@ -254,6 +256,7 @@ int qr_fields_declare(qr_fields_t *fs, const char *name, size_t len, qr_field_ty
     fd->cps = qr_xmalloc(fd->cps_cap * sizeof(int32_t));
     qr_fmap_init(&fd->vals);
     qr_fmap_init(&fd->texts);
+    qr_fmap_init(&fd->raw);
     qr_fmap_init(&fd->big);
     qr_fmap_init(&fd->choices);
     qr_fmap_init(&fd->norms);
@@ -315,7 +318,10 @@ int qr_fields_set_scale(qr_fields_t *fs, int f, double min, double step)
 
 /* ---- judgements ----------------------------------------------------------- */
 
-#define LIST_MAX 16 /* items with fewer judgements walk their list */
+#define LIST_MAX 16
+#define RAW_MAX                                                                                    \
+    65536 /* multi_choice values remembered as given */ /* items with fewer judgements walk their  \
+                                                           list */
 
 /* Judgement of (item, annotator) in fd, or -1: an item with few judgements
  * walks its own list (contiguous in the common case of grouped input); the
@@ -367,13 +373,22 @@ static int judgement_begin(qr_fields_t *fs, qr_field_t *fd, const char *item, si
                            const char *ann, size_t ann_len, uint32_t *it, uint32_t *an)
 {
     int added, rc;
+    const qr_fmap_t *im = &fs->items;
 
-    if (!valid_str(item, item_len) || !valid_str(ann, ann_len))
+    /* The item of the last judgement again (grouped input): checked then. */
+    if (im->n && qr_fmap_len(im, im->last) == item_len &&
+        key_eq(qr_fmap_str(im, im->last), item, item_len)) {
+        *it = im->last;
+    } else {
+        if (!valid_str(item, item_len))
+            return QR_EINVAL;
+        if ((rc = qr_fmap_intern(&fs->items, item, item_len, it, &added)) < 0)
+            return rc;
+    }
+    if (!valid_str(ann, ann_len))
         return QR_EINVAL;
     if (fd->n >= MAX_IDS)
         return QR_ETOOBIG;
-    if ((rc = qr_fmap_intern(&fs->items, item, item_len, it, &added)) < 0)
-        return rc;
     if ((rc = qr_fmap_intern(&fs->anns, ann, ann_len, an, &added)) < 0)
         return rc;
     if (judgement_of(fd, *it, *an) >= 0)
@@ -518,6 +533,27 @@ int qr_fields_add_multi(qr_fields_t *fs, int f, const char *item, size_t item_le
     qr_field_t *fd = fs->f[f];
     if ((rc = judgement_begin(fs, fd, item, item_len, ann, ann_len, &it, &an)) < 0)
         return rc;
+    /* The choices as given (length-prefixed) map straight to their set once
+     * seen: no choice is looked up on the common path. */
+    unsigned char rawbuf[512], *raw = rawbuf;
+    size_t rlen = 0, rcap = sizeof(rawbuf);
+    for (size_t i = 0; i < n; i++) {
+        if (rcap - rlen < lens[i] + 4 || lens[i] >= UINT32_MAX) {
+            raw = NULL; /* too long to be worth it */
+            break;
+        }
+        uint32_t l = (uint32_t)lens[i];
+        memcpy(raw + rlen, &l, 4);
+        memcpy(raw + rlen + 4, choices[i], lens[i]);
+        rlen += 4 + lens[i];
+    }
+    if (raw) {
+        long rid = qr_fmap_find(&fd->raw, raw, rlen);
+        if (rid >= 0) {
+            qr_field_push(fd, it, an, fd->raw_val[rid]);
+            return 0;
+        }
+    }
     if (n > 64)
         ids = qr_xmalloc(n * sizeof(uint32_t));
     for (size_t i = 0; i < n; i++) {
@@ -558,6 +594,16 @@ int qr_fields_add_multi(qr_fields_t *fs, int f, const char *item, size_t item_le
         fd->v_cnt[id] = (uint32_t)n;
         fd->v_mask[id] = mask;
         fd->set_used += n;
+    }
+    if (raw && fd->raw.n < RAW_MAX) {
+        uint32_t rid;
+        if (qr_fmap_intern(&fd->raw, raw, rlen, &rid, &added) == 0 && added) {
+            if (rid >= fd->raw_cap) {
+                fd->raw_cap = fd->raw_cap ? fd->raw_cap * 2 : 64;
+                fd->raw_val = qr_xrealloc(fd->raw_val, fd->raw_cap * sizeof(uint32_t));
+            }
+            fd->raw_val[rid] = id;
+        }
     }
     qr_field_push(fd, it, an, id);
 done:

@@ -72,6 +72,11 @@ typedef struct {
      * order first. */
     qr_fmap_t choices;
     uint32_t schema_choices; /* how many were declared */
+    /* multi_choice: values as given (choices length-prefixed, in the given
+     * order) -> value id, for the first RAW_MAX distinct ones */
+    qr_fmap_t raw;
+    uint32_t *raw_val;
+    size_t raw_cap;
 
     /* per value id: */
     size_t vcap;
