@@ -80,7 +80,7 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
         return;
     }
     /* Fresh: the report's agreement covers every annotation it counted. */
-    qr_live_agreement_get(c->b->agreement, c->project->id, 1, on_report_agreement, c);
+    qr_live_agreement_get(c->b->agreement, c->project->id, 1, 0, on_report_agreement, c);
 }
 
 /* The organization whose crew a vendor's reads are limited to, as a
@@ -118,10 +118,11 @@ static void on_live_agreement(int status, json_t *report, const char *err, void 
 
 void h_agreement(ctx_t *c)
 {
-    char v[16];
+    char v[16], w[16];
     const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
+    const char *per_item = query_param(c->req->query, "per_item", w, sizeof w);
     qr_live_agreement_get(c->b->agreement, c->project->id, fresh && strcmp(fresh, "0"),
-                          on_live_agreement, c);
+                          per_item && strcmp(per_item, "0"), on_live_agreement, c);
 }
 
 /* --- GET /v1/projects/{id}/throughput ---------------------------------------- */

@@ -111,6 +111,30 @@ static json_int_t count_of(const json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
+static void items_head(FILE *out, int w)
+{
+    fprintf(out, "\nPer item (share of agreeing pairs; unique most common label)\n  ");
+    put_name(out, "ITEM", w);
+    fprintf(out, "  %10s  %9s  %s\n", "judgements", "agreement", "majority");
+}
+
+static void item_row(FILE *out, int w, const char *item, size_t judgements, int has_agreement,
+                     double agreement, const char *majority)
+{
+    fputs("  ", out);
+    put_name(out, item ? item : "?", w);
+    fprintf(out, "  %10zu  ", judgements);
+    if (has_agreement)
+        fprintf(out, "%9.4f  ", agreement);
+    else
+        fprintf(out, "%9s  ", "-");
+    if (majority)
+        put_name(out, majority, 0);
+    else
+        fputs("(tie)", out);
+    fputc('\n', out);
+}
+
 static void print_text(FILE *out, const json_t *r, qr_agreement_items_t *items, const char *source)
 {
     const json_t *counts = json_object_get(r, "counts");
@@ -209,24 +233,32 @@ static void print_text(FILE *out, const json_t *r, qr_agreement_items_t *items, 
         }
         qr_agreement_items_rewind(items);
         w = w > 32 ? 32 : w;
-        fprintf(out, "\nPer item (share of agreeing pairs; unique most common label)\n  ");
-        put_name(out, "ITEM", w);
-        fprintf(out, "  %10s  %9s  %s\n", "judgements", "agreement", "majority");
-        while (qr_agreement_items_next(items, &e)) {
-            fputs("  ", out);
-            put_name(out, e.item, w);
-            fprintf(out, "  %10zu  ", e.judgements);
-            if (e.has_agreement)
-                fprintf(out, "%9.4f  ", e.agreement);
-            else
-                fprintf(out, "%9s  ", "-");
-            if (e.majority)
-                put_name(out, e.majority, 0);
-            else
-                fputs("(tie)", out);
-            fputc('\n', out);
+        items_head(out, w);
+        while (qr_agreement_items_next(items, &e))
+            item_row(out, w, e.item, e.judgements, e.has_agreement, e.agreement, e.majority);
+    } else if (json_is_array(json_object_get(r, "per_item"))) {
+        const json_t *list = json_object_get(r, "per_item");
+        w = 4;
+        json_array_foreach(list, i, v)
+        {
+            int n = name_width(json_string_value(json_object_get(v, "item")));
+            w = n > w ? n : w;
+        }
+        w = w > 32 ? 32 : w;
+        items_head(out, w);
+        json_array_foreach(list, i, v)
+        {
+            const json_t *agr = json_object_get(v, "agreement");
+            item_row(out, w, json_string_value(json_object_get(v, "item")),
+                     (size_t)count_of(v, "judgements"), json_is_number(agr), json_number_value(agr),
+                     json_string_value(json_object_get(v, "majority_label")));
         }
     }
+}
+
+void qr_ctl_agreement_text(FILE *out, const json_t *report, const char *source)
+{
+    print_text(out, report, NULL, source);
 }
 
 /*

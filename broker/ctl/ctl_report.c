@@ -10,6 +10,7 @@
 #include <ctype.h>
 
 #include "cli.h"
+#include "ctl_agreement.h"
 #include "ctl_throughput.h"
 #include "protocol.h"
 #include "text_out.h"
@@ -310,6 +311,63 @@ static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
     return rc;
 }
 
+/* "gold accuracy  0.9100  (82 of 90 judgements on gold tasks)", or why
+ * there is none. */
+static void print_gold_accuracy(json_t *o)
+{
+    json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
+    if (json_is_number(json_object_get(gold, "value")))
+        printf("%-28s %.4f  (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " judgements on gold tasks)\n",
+               "gold accuracy", json_number_value(json_object_get(gold, "value")),
+               json_integer_value(json_object_get(gold, "agree")),
+               json_integer_value(json_object_get(gold, "compared")));
+    else if (json_is_object(gold))
+        printf("%-28s n/a (%s)\n", "gold accuracy",
+               json_string_value(json_object_get(gold, "reason")));
+}
+
+/* Names a row's annotator as the tables do ("name@organization" for
+ * another organization's), in place. */
+static void relabel(json_t *report, json_t *row, const char *key, const char *prefix)
+{
+    char name[512];
+    json_object_set_new(row, key,
+                        json_string(annotator_label(report, row, key, prefix, name, sizeof name)));
+}
+
+/* --per-item: the offline command's text (coefficients, labels, pairwise,
+ * per annotator, per item), then the gold answers. */
+static void show_agreement_items(json_t *o)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(o, "per_annotator"), i, row)
+    {
+        relabel(o, row, "annotator", "");
+    }
+    json_array_foreach(json_object_get(o, "pairwise"), i, row)
+    {
+        relabel(o, row, "a", "a_");
+        relabel(o, row, "b", "b_");
+    }
+    char source[64];
+    snprintf(source, sizeof source, "project %" JSON_INTEGER_FORMAT " (live)",
+             json_integer_value(json_object_get(o, "project")));
+    qr_ctl_agreement_text(stdout, o, source);
+    printf("\nGold answers\n");
+    print_gold_accuracy(o);
+    json_array_foreach(json_object_get(json_object_get(o, "gold"), "per_annotator"), i, row)
+    {
+        char name[512];
+        printf("  %-26s %.4f  (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT ")\n",
+               annotator_label(o, row, "annotator", "", name, sizeof name),
+               json_number_value(json_object_get(row, "accuracy")),
+               json_integer_value(json_object_get(row, "agree")),
+               json_integer_value(json_object_get(row, "compared")));
+    }
+}
+
 static void show_agreement(json_t *o)
 {
     json_t *counts = json_object_get(o, "counts");
@@ -330,9 +388,7 @@ static void show_agreement(json_t *o)
                    status && !strcmp(status, "undefined") ? "undefined" : "n/a",
                    json_string_value(json_object_get(m, "reason")));
     }
-    json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
-    if (json_is_number(json_object_get(gold, "value")))
-        printf("%-28s %.4f\n", "gold accuracy", json_number_value(json_object_get(gold, "value")));
+    print_gold_accuracy(o);
     json_t *per = json_object_get(o, "per_annotator");
     if (json_array_size(per) == 0)
         return;
@@ -354,7 +410,8 @@ static void show_agreement(json_t *o)
 }
 
 static const char live_agreement_help[] =
-    "usage: quorumctl agreement --project ID [--json] [--fresh] [connection flags]\n"
+    "usage: quorumctl agreement --project ID [--json] [--fresh] [--per-item]\n"
+    "                           [connection flags]\n"
     "       quorumctl agreement FILE.csv [--json] [--per-item]   (offline)\n"
     "\n"
     "With --project, the broker's live agreement report over the project's\n"
@@ -366,16 +423,20 @@ static const char live_agreement_help[] =
     "  --project ID   the project's id\n"
     "  --json         the broker's JSON report\n"
     "  --fresh        wait for a report that includes every annotation so far\n"
+    "  --per-item     the offline command's sections too (labels, pairwise, per\n"
+    "                 annotator) and one line per task: its agreement and\n"
+    "                 majority label (computed for this request, like --fresh)\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (GET .../agreement).\n"
     "Writes: stdout: text, one coefficient a line, then one annotator a line:\n"
     "          krippendorff_alpha_nominal   0.7312\n"
-    "          gold accuracy                0.9100\n"
+    "          gold accuracy                0.9100  (82 of 90 judgements on gold tasks)\n"
     "        with --json the broker's JSON (docs/API.md, GET .../agreement),\n"
     "        {\"counts\":{\"items\":1400,...},\"metrics\":{...},\"gold\":{...},...}.\n"
     "\n"
-    "Example:\n"
+    "Examples:\n"
     "  quorumctl agreement --project 7 --fresh\n"
+    "  quorumctl agreement --project 7 --per-item\n"
     "\n"
     "%s"
     "\n"
@@ -385,7 +446,7 @@ static const char live_agreement_help[] =
 int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *project = NULL;
-    int as_json = 0, fresh = 0;
+    int as_json = 0, fresh = 0, per_item = 0;
     long long pid;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -401,6 +462,8 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
             as_json = 1;
         } else if (strcmp(argv[i], "--fresh") == 0) {
             fresh = 1;
+        } else if (strcmp(argv[i], "--per-item") == 0) {
+            per_item = 1;
         } else {
             return qr_cli_usage_error(prog, "agreement ", "agreement: unexpected argument '%s'",
                                       argv[i]);
@@ -408,8 +471,10 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (qr_cli_project_id(prog, "agreement ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s", pid, fresh ? "?fresh=1" : "");
-    int rc = get_and_print(cfg, path, as_json, show_agreement);
+    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s%s%s", pid, fresh || per_item ? "?" : "",
+                              fresh ? "fresh=1" : "",
+                              per_item ? (fresh ? "&per_item=1" : "per_item=1") : "");
+    int rc = get_and_print(cfg, path, as_json, per_item ? show_agreement_items : show_agreement);
     free(path);
     return rc;
 }

@@ -25,6 +25,7 @@
 typedef struct waiter_s {
     qr_live_agreement_cb cb;
     void *arg;
+    int per_item; /* wants the report's "per_item" list */
     struct waiter_s *next;
 } waiter_t;
 
@@ -43,7 +44,9 @@ typedef struct entry_s {
     int64_t report_ms; /* monotonic time of report */
     waiter_t *waiters; /* requests waiting for the running refresh */
     uv_work_t work;
+    int items_run; /* the running refresh lists items too */
     json_t *computed;
+    json_t *computed_items; /* its "per_item" list, kept out of the cache */
     struct entry_s *next;
 } entry_t;
 
@@ -73,6 +76,7 @@ static void entry_free(entry_t *e)
     json_decref(e->gold);
     json_decref(e->who);
     json_decref(e->computed);
+    json_decref(e->computed_items);
     while (e->waiters) {
         waiter_t *w = e->waiters;
         e->waiters = w->next;
@@ -116,27 +120,46 @@ static entry_t *entry_of(qr_live_agreement_t *la, int64_t project)
     return e;
 }
 
-/* Answers every waiter with the current report (or the error). */
-static void answer_waiters(entry_t *e, const char *err)
+/* Answers the waiters with the current report (or the error). Waiters for
+ * the per-item list stay when the refresh just done did not list items
+ * (they joined it while it ran) and keep is set, else they get err; returns
+ * how many stayed. */
+static int answer_waiters(entry_t *e, const char *err, int keep)
 {
-    waiter_t *w = e->waiters;
+    waiter_t *w = e->waiters, *kept = NULL;
+    int nkept = 0;
     e->waiters = NULL;
     while (w) {
         waiter_t *next = w->next;
-        if (e->report)
-            w->cb(200, json_deep_copy(e->report), NULL, w->arg);
-        else
+        if (e->report && w->per_item && !e->computed_items && keep) {
+            w->next = kept;
+            kept = w;
+            nkept++;
+            w = next;
+            continue;
+        }
+        if (e->report && (!w->per_item || e->computed_items)) {
+            json_t *r = json_deep_copy(e->report);
+            if (r && w->per_item)
+                json_object_set_new(r, "per_item", json_deep_copy(e->computed_items));
+            w->cb(r ? 200 : 503, r, r ? NULL : "out of memory", w->arg);
+        } else {
             w->cb(503, NULL, err ? err : "no report", w->arg);
+        }
         free(w);
         w = next;
     }
+    e->waiters = kept;
+    return nkept;
 }
 
 static void refresh_failed(entry_t *e, const char *err)
 {
     qr_warn("agreement of project %" PRId64 ": %s", e->project, err);
     e->busy = 0;
-    answer_waiters(e, err);
+    json_decref(e->computed_items);
+    e->computed_items = NULL;
+    answer_waiters(e, err, 0);
 }
 
 /* The identity of an annotator: id, name and organization. */
@@ -173,9 +196,13 @@ static void compute(uv_work_t *w)
 {
     qr_thread_background();
     entry_t *e = w->data;
-    e->computed = qr_agreement_json(e->agr, 0);
+    e->computed = qr_agreement_json(e->agr, e->items_run);
     if (!e->computed)
         return;
+    if (e->items_run) {
+        e->computed_items = json_incref(json_object_get(e->computed, "per_item"));
+        json_object_del(e->computed, "per_item");
+    }
     size_t i;
     json_t *row;
     json_array_foreach(json_object_get(e->computed, "per_annotator"), i, row)
@@ -188,6 +215,8 @@ static void compute(uv_work_t *w)
         identify(e->who, row, "b", "b_");
     }
 }
+
+static void start_refresh(entry_t *e);
 
 static void computed(uv_work_t *w, int status)
 {
@@ -211,7 +240,10 @@ static void computed(uv_work_t *w, int status)
     json_object_set(e->report, "gold", e->gold ? e->gold : json_null());
     json_object_set_new(e->report, "as_of_ms", json_integer(qr_now_ms()));
     e->report_ms = qr_mono_ms();
-    answer_waiters(e, NULL);
+    if (answer_waiters(e, NULL, 1) > 0)
+        start_refresh(e); /* for the per-item waiters that joined late */
+    json_decref(e->computed_items);
+    e->computed_items = NULL;
 }
 
 static void on_gold(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -252,8 +284,6 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
     }
     e->la->working++;
 }
-
-static void start_refresh(entry_t *e);
 
 static void on_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
@@ -310,6 +340,9 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
 static void start_refresh(entry_t *e)
 {
     e->busy = 1;
+    e->items_run = 0;
+    for (waiter_t *w = e->waiters; w; w = w->next)
+        e->items_run |= w->per_item;
     char proj[24], after[24];
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     snprintf(after, sizeof after, "%" PRId64, e->last_id);
@@ -318,12 +351,12 @@ static void start_refresh(entry_t *e)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 
-void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh,
+void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh, int per_item,
                            qr_live_agreement_cb cb, void *arg)
 {
     entry_t *e = entry_of(la, project);
     int stale = !e->report || qr_mono_ms() - e->report_ms > la->max_age_ms;
-    if (e->report && !fresh) {
+    if (e->report && !fresh && !per_item) {
         cb(200, json_deep_copy(e->report), NULL, arg);
         if (stale && !e->busy) {
             e->full_reload = 0;
@@ -334,6 +367,7 @@ void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh,
     waiter_t *w = qr_xcalloc(1, sizeof *w);
     w->cb = cb;
     w->arg = arg;
+    w->per_item = per_item;
     w->next = e->waiters;
     e->waiters = w;
     if (!e->busy) {

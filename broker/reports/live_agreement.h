@@ -29,8 +29,11 @@ typedef void (*qr_live_agreement_cb)(int status, json_t *report, const char *err
 
 qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max_age_ms);
 
-/* The report for project; fresh forces a refresh before answering. */
-void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh,
+/* The report for project; fresh forces a refresh before answering.
+ * per_item adds the report's "per_item" list (one entry per task, as
+ * qr_agreement_json(a, 1) lists them); it is computed by a refresh of its
+ * own, like fresh, and not kept in the cache. */
+void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh, int per_item,
                            qr_live_agreement_cb cb, void *arg);
 
 /* Frees every cache; call when no refresh is running (after the loop ran

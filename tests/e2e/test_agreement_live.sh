@@ -44,6 +44,26 @@ check "report's alpha = live alpha (to the report's 12 digits)" \
     "$(jq '.metrics.krippendorff_alpha_nominal.value * 1e9 | round' "$E2E_DIR/live.json")" \
     "$(echo "$REPORT" | jq '.agreement.krippendorff_alpha_nominal * 1e9 | round')"
 "$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq '^krippendorff_alpha_nominal' && pass "plain-text live report" || fail "plain-text live report"
+
+# The live view has the offline view's breakdowns (issue 15).
+"$QR_BIN_DIR/quorumctl" agreement "$E2E_DIR/export.csv" --json --per-item >"$E2E_DIR/offline_items.json"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" --per-item --json >"$E2E_DIR/live_items.json"
+check "live per_item: one entry per task" 150 "$(jq '.per_item | length' "$E2E_DIR/live_items.json")"
+check "live per_item = offline per_item" "$(jq -cS .per_item "$E2E_DIR/offline_items.json")" "$(jq -cS .per_item "$E2E_DIR/live_items.json")"
+check "the cached report keeps no per-item list" null "$(api GET "/v1/projects/$P/agreement" | cut -d' ' -f2- | jq -c .per_item)"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" --per-item >"$E2E_DIR/live_items.txt"
+"$QR_BIN_DIR/quorumctl" agreement "$E2E_DIR/export.csv" --per-item >"$E2E_DIR/offline_items.txt"
+for section in "Labels (judgements)" "Pairwise (annotator pairs with shared items)" \
+    "Per annotator (agreement with the unique majority of the others)" "Per item (share of agreeing pairs; unique most common label)"; do
+    grepq -F "$section" "$E2E_DIR/live_items.txt" && pass "--per-item text: $section" || fail "--per-item text: $section"
+done
+check "--per-item text: the offline sections, line for line" \
+    "$(sed -n '/^Labels/,$p' "$E2E_DIR/offline_items.txt" | md5sum)" \
+    "$(sed -n '/^Labels/,/^Gold answers/p' "$E2E_DIR/live_items.txt" | sed '$d' | sed '$d' | md5sum)"
+check "gold accuracy printed with its count" 1 \
+    "$(grep -cE "^gold accuracy +0\.[0-9]{4}  \($(jq .gold.accuracy.agree "$E2E_DIR/live.json") of 90 judgements on gold tasks\)$" "$E2E_DIR/live_items.txt")"
+check "gold: one line per annotator" 4 "$(sed -n '/^Gold answers/,$p' "$E2E_DIR/live_items.txt" | grep -c '^  sim-')"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq "judgements on gold tasks)$" && pass "plain live report: gold count" || fail "plain live report: gold count"
 r=$(api GET "/v1/projects/$P/export?format=xml")
 check "export in an unknown format: 422" 422 "${r%% *}"
 
