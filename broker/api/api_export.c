@@ -18,6 +18,10 @@
  */
 #include "api_int.h"
 
+#include <math.h>
+
+#include "agreement_fields.h"
+
 /* Rows per page. A Label Studio task carries its data and annotations:
  * fewer of them per page. */
 #define PAGE_ROWS    1000
@@ -33,19 +37,20 @@ enum ex_phase { PH_ANNOTATIONS, PH_UNDOS, PH_TASKS, PH_DONE };
 enum ex_wait { W_NONE, W_QUERY, W_DRAIN };
 
 struct export_s {
-    int format;     /* enum ex_format */
-    int kind;       /* enum ex_kind */
-    int phase;      /* enum ex_phase: which rows the next page reads */
-    int wait;       /* enum ex_wait: what the export waits for */
-    int gone;       /* the client went away */
-    int rows;       /* rows written so far (for Label Studio's commas) */
-    int schema;     /* a label schema project: labels are canonical JSON (label_schema.h) */
-    char *snapshot; /* the export's snapshot S, the next cursor (owned) */
-    char *since;    /* the cursor given, or NULL (owned) */
-    char org[24];   /* crew scope: 0, or a vendor's organization */
-    char after[24]; /* the page's key: the last id of the page before */
-    char page[24];  /* the page size */
-    qr_buf_t out;   /* the page being formatted */
+    int format; /* enum ex_format */
+    int kind;   /* enum ex_kind */
+    int phase;  /* enum ex_phase: which rows the next page reads */
+    int wait;   /* enum ex_wait: what the export waits for */
+    int gone;   /* the client went away */
+    int rows;   /* rows written so far (for Label Studio's commas) */
+    int schema; /* a label schema project: labels are canonical JSON (label_schema.h) */
+    qr_label_schema_t *fields; /* its schema, for the consensus per field (owned) */
+    char *snapshot;            /* the export's snapshot S, the next cursor (owned) */
+    char *since;               /* the cursor given, or NULL (owned) */
+    char org[24];              /* crew scope: 0, or a vendor's organization */
+    char after[24];            /* the page's key: the last id of the page before */
+    char page[24];             /* the page size */
+    qr_buf_t out;              /* the page being formatted */
 };
 
 void export_free(ctx_t *c)
@@ -55,6 +60,8 @@ void export_free(ctx_t *c)
         return;
     free(e->snapshot);
     free(e->since);
+    if (e->fields)
+        qr_label_schema_free(e->fields);
     qr_buf_free(&e->out);
     free(e);
     c->exp = NULL;
@@ -258,9 +265,99 @@ static void put_undos(struct export_s *e, const PGresult *res)
     }
 }
 
+/* Field f's consensus among a task's labels objects into consensus and
+ * support (null when there is none). */
+static void field_consensus(const qr_label_field_t *f, json_t *all, size_t need, json_t *consensus,
+                            json_t *support)
+{
+    qr_field_type_t type;
+    json_t *vals[256];
+    size_t n = 0, i;
+    json_t *one, *out = NULL;
+    double share = 0;
+    json_array_foreach(all, i, one)
+    {
+        json_t *v = json_object_get(one, f->name);
+        if (v && !json_is_null(v) && n < sizeof vals / sizeof vals[0])
+            vals[n++] = v;
+    }
+    size_t lens[QR_LABEL_CHOICES_MAX];
+    qr_consensus_opts_t opts = {.iou_threshold = 0.5};
+    if (f->type == QR_LABEL_RATING) {
+        opts.has_grid = 1;
+        opts.grid_min = f->min;
+        opts.grid_step = f->step;
+    }
+    if (f->type == QR_LABEL_MULTI_CHOICE) {
+        for (int k = 0; k < f->nchoices && k < QR_LABEL_CHOICES_MAX; k++)
+            lens[k] = strlen(f->choices[k]);
+        opts.choices = (const char *const *)f->choices;
+        opts.choice_lens = lens;
+        opts.nchoices = (size_t)f->nchoices;
+    }
+    char err[160];
+    if (n >= need && n > 0 && qr_field_type_parse(qr_label_type_name(f->type), &type) == 0 &&
+        qr_field_consensus(type, &opts, vals, n, &out, &share, err, sizeof err) == 0 && out) {
+        json_object_set_new(consensus, f->name, out);
+        json_object_set_new(support, f->name, json_real(round(share * 1e4) / 1e4));
+        return;
+    }
+    json_decref(out);
+    json_object_set_new(consensus, f->name, json_null());
+    json_object_set_new(support, f->name, json_null());
+}
+
+/* Formats a page of QR_SQL_EXPORT_CONSENSUS_FIELDS: each field's consensus
+ * (agreement_fields.h) and its support, by field name. */
+static void put_consensus_fields(struct export_s *e, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *all =
+            PQgetisnull(res, i, 2) ? json_array() : json_loads(PQgetvalue(res, i, 2), 0, NULL);
+        long required = strtol(PQgetvalue(res, i, 3), NULL, 10);
+        size_t need = required < 2 ? (size_t)(required > 0 ? required : 1) : 2;
+        json_t *consensus = json_object(), *support = json_object();
+        for (int f = 0; f < e->fields->nfields; f++)
+            field_consensus(&e->fields->fields[f], all, need, consensus, support);
+        json_decref(all);
+        if (e->format == EX_CSV) {
+            static const int cols[] = {0, 1, -1, -1, 4, 5, 6};
+            char *c = json_dumps(consensus, JSON_COMPACT), *s = json_dumps(support, JSON_COMPACT);
+            for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+                if (k)
+                    qr_buf_append(&e->out, ",", 1);
+                if (k == 2 || k == 3)
+                    qr_csv_cell(&e->out, k == 2 ? c : s);
+                else if (!PQgetisnull(res, i, cols[k]))
+                    qr_csv_cell(&e->out, PQgetvalue(res, i, cols[k]));
+            }
+            qr_buf_appends(&e->out, ",\r\n"); /* the labels column: none for a consensus */
+            free(c);
+            free(s);
+            json_decref(consensus);
+            json_decref(support);
+            continue;
+        }
+        json_t *data = json_loads(PQgetvalue(res, i, 6), JSON_DECODE_ANY, NULL);
+        json_t *o = json_object();
+        json_object_set_new(o, "task_id", int_or_null(res, i, 0));
+        json_object_set_new(o, "external_id", str_or_null(res, i, 1));
+        json_object_set_new(o, "consensus", consensus);
+        json_object_set_new(o, "support", support);
+        json_object_set_new(o, "annotators", int_or_null(res, i, 4));
+        json_object_set_new(o, "gold", str_or_null(res, i, 5));
+        json_object_set_new(o, "data", data ? data : json_null());
+        put_line(&e->out, o);
+    }
+}
+
 /* Formats a page of QR_SQL_EXPORT_CONSENSUS. */
 static void put_consensus(struct export_s *e, const PGresult *res)
 {
+    if (e->fields) {
+        put_consensus_fields(e, res);
+        return;
+    }
     for (int i = 0; i < PQntuples(res); i++) {
         if (e->format == EX_CSV) {
             static const int cols[] = {0, 1, 2, 3, 4, 5, 6};
@@ -359,6 +456,7 @@ static void next_page(ctx_t *c)
     const char *sql = e->phase == PH_ANNOTATIONS ? QR_SQL_EXPORT_ANNOTATIONS
                       : e->phase == PH_UNDOS     ? QR_SQL_EXPORT_UNDOS
                       : e->format == EX_LS       ? QR_SQL_EXPORT_LS
+                      : e->fields                ? QR_SQL_EXPORT_CONSENSUS_FIELDS
                                                  : QR_SQL_EXPORT_CONSENSUS;
     const char *params[] = {
         i64(c->project->id, proj), e->snapshot, e->since, e->org, e->after, e->page};
@@ -486,6 +584,14 @@ void h_export(ctx_t *c)
     e->format = format;
     e->kind = kind;
     e->schema = !c->project->schema->implied;
+    if (e->schema && kind == EX_CONSENSUS) {
+        /* A copy: the project cache may replace its entry while we stream. */
+        json_t *sj = qr_label_schema_to_json(c->project->schema);
+        qr_label_error_t lerr;
+        if (!sj || qr_label_schema_parse(sj, &e->fields, &lerr) < 0)
+            e->fields = NULL;
+        json_decref(sj);
+    }
     e->phase = kind == EX_CONSENSUS || format == EX_LS ? PH_TASKS : PH_ANNOTATIONS;
     e->since = since;
     /* A vendor (another organization than the project's) exports its crew's. */

@@ -35,6 +35,14 @@ static json_t *metric_value(json_t *agr, const char *name)
     return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
 }
 
+/* The project's label schema as the live agreement reads it; NULL for a
+ * plain project. The caller json_decref()s it. */
+static json_t *schema_of(const ctx_t *c)
+{
+    const qr_label_schema_t *s = c->project->schema;
+    return s && !s->implied ? qr_label_schema_to_json(s) : NULL;
+}
+
 static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;
@@ -80,7 +88,9 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
         return;
     }
     /* Fresh: the report's agreement covers every annotation it counted. */
-    qr_live_agreement_get(c->b->agreement, c->project->id, 1, 0, on_report_agreement, c);
+    json_t *schema = schema_of(c);
+    qr_live_agreement_get(c->b->agreement, c->project->id, schema, 1, 0, on_report_agreement, c);
+    json_decref(schema);
 }
 
 /* The organization whose crew a vendor's reads are limited to, as a
@@ -121,8 +131,10 @@ void h_agreement(ctx_t *c)
     char v[16], w[16];
     const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
     const char *per_item = query_param(c->req->query, "per_item", w, sizeof w);
-    qr_live_agreement_get(c->b->agreement, c->project->id, fresh && strcmp(fresh, "0"),
+    json_t *schema = schema_of(c);
+    qr_live_agreement_get(c->b->agreement, c->project->id, schema, fresh && strcmp(fresh, "0"),
                           per_item && strcmp(per_item, "0"), on_live_agreement, c);
+    json_decref(schema);
 }
 
 /* --- GET /v1/projects/{id}/throughput ---------------------------------------- */

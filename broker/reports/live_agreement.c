@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "agreement_fields.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -33,6 +34,9 @@ typedef struct entry_s {
     qr_live_agreement_t *la;
     int64_t project;
     qr_agreement_t *agr;
+    qr_fields_t *fs;   /* a schema project's fields (NULL: plain, agr) */
+    json_t *schema;    /* its schema */
+    char *text_keys;   /* "{k1,k2}": the data keys span fields refer to, or NULL */
     int64_t last_id;   /* highest annotation id fed into agr */
     int64_t fed;       /* judgements fed */
     int busy;          /* a refresh is running */
@@ -46,7 +50,7 @@ typedef struct entry_s {
     uv_work_t work;
     int items_run; /* the running refresh lists items too */
     json_t *computed;
-    json_t *computed_items; /* its "per_item" list, kept out of the cache */
+    json_t *computed_items; /* the report with its per-item lists, not cached */
     struct entry_s *next;
 } entry_t;
 
@@ -72,6 +76,9 @@ static void entry_free(entry_t *e)
 {
     if (e->agr)
         qr_agreement_free(e->agr);
+    qr_fields_free(e->fs);
+    json_decref(e->schema);
+    free(e->text_keys);
     json_decref(e->report);
     json_decref(e->gold);
     json_decref(e->who);
@@ -105,7 +112,58 @@ void qr_live_agreement_free(qr_live_agreement_t *la)
     la_free_now(la);
 }
 
-static entry_t *entry_of(qr_live_agreement_t *la, int64_t project)
+/* A new, empty judgement store for the entry's kind of project. */
+static void store_new(entry_t *e)
+{
+    if (!e->schema) {
+        e->agr = qr_agreement_new();
+        return;
+    }
+    char err[256];
+    e->fs = qr_fields_new();
+    if (qr_fields_load_schema(e->fs, e->schema, err, sizeof err) < 0)
+        qr_warn("agreement of project %" PRId64 ": schema: %s", e->project, err);
+}
+
+static void store_free(entry_t *e)
+{
+    if (e->agr)
+        qr_agreement_free(e->agr);
+    qr_fields_free(e->fs);
+    e->agr = NULL;
+    e->fs = NULL;
+}
+
+/* "{k1,k2}", a text[] literal of the keys span fields are over, or NULL. */
+static char *text_keys_of(const json_t *schema)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(schema, "fields"), i, f)
+    {
+        const char *over = json_string_value(json_object_get(f, "over"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        if (!over || !type || strcmp(type, "spans"))
+            continue;
+        qr_buf_appends(&b, b.len ? ",\"" : "{\"");
+        for (const char *p = over; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                qr_buf_append(&b, "\\", 1);
+            qr_buf_append(&b, p, 1);
+        }
+        qr_buf_appends(&b, "\"");
+    }
+    if (!b.len) {
+        qr_buf_free(&b);
+        return NULL;
+    }
+    qr_buf_append(&b, "}", 2); /* and the NUL */
+    return b.data;
+}
+
+static entry_t *entry_of(qr_live_agreement_t *la, int64_t project, const json_t *schema)
 {
     for (entry_t *e = la->entries; e; e = e->next)
         if (e->project == project)
@@ -113,7 +171,9 @@ static entry_t *entry_of(qr_live_agreement_t *la, int64_t project)
     entry_t *e = qr_xcalloc(1, sizeof *e);
     e->la = la;
     e->project = project;
-    e->agr = qr_agreement_new();
+    e->schema = schema ? json_deep_copy(schema) : NULL;
+    e->text_keys = schema ? text_keys_of(schema) : NULL;
+    store_new(e);
     e->who = json_object();
     e->next = la->entries;
     la->entries = e;
@@ -139,9 +199,7 @@ static int answer_waiters(entry_t *e, const char *err, int keep)
             continue;
         }
         if (e->report && (!w->per_item || e->computed_items)) {
-            json_t *r = json_deep_copy(e->report);
-            if (r && w->per_item)
-                json_object_set_new(r, "per_item", json_deep_copy(e->computed_items));
+            json_t *r = json_deep_copy(w->per_item ? e->computed_items : e->report);
             w->cb(r ? 200 : 503, r, r ? NULL : "out of memory", w->arg);
         } else {
             w->cb(503, NULL, err ? err : "no report", w->arg);
@@ -190,30 +248,64 @@ static void identify(json_t *who, json_t *o, const char *key, const char *prefix
     json_object_set(o, name, json_object_get(id, "organization"));
 }
 
+static void identify_rows(json_t *who, json_t *report)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(report, "per_annotator"), i, row)
+    {
+        identify(who, row, "annotator", "");
+    }
+    json_array_foreach(json_object_get(report, "pairwise"), i, row)
+    {
+        identify(who, row, "a", "a_");
+        identify(who, row, "b", "b_");
+    }
+}
+
+/* A plain project's one field, "label", from its report. */
+static void add_label_field(json_t *report)
+{
+    json_t *f =
+        json_pack("{s:s s:O s:O s:O}", "type", "choice", "counts",
+                  json_object_get(report, "counts"), "metrics", json_object_get(report, "metrics"),
+                  "per_annotator", json_object_get(report, "per_annotator"));
+    if (f && json_object_get(report, "per_item"))
+        json_object_set(f, "per_item", json_object_get(report, "per_item"));
+    json_object_set_new(report, "fields", json_pack("{s:o}", "label", f));
+}
+
 /* Runs on the thread pool while the entry is busy: no refresh writes `who`
  * meanwhile. */
 static void compute(uv_work_t *w)
 {
     qr_thread_background();
     entry_t *e = w->data;
-    e->computed = qr_agreement_json(e->agr, e->items_run);
-    if (!e->computed)
+    json_t *r =
+        e->fs ? qr_fields_json(e->fs, e->items_run) : qr_agreement_json(e->agr, e->items_run);
+    if (!r)
         return;
+    if (!e->fs)
+        add_label_field(r);
+    identify_rows(e->who, r);
+    const char *name;
+    json_t *field;
+    json_object_foreach(json_object_get(r, "fields"), name, field)
+    {
+        if (e->fs) /* a plain report's field shares its rows, identified above */
+            identify_rows(e->who, field);
+    }
     if (e->items_run) {
-        e->computed_items = json_incref(json_object_get(e->computed, "per_item"));
-        json_object_del(e->computed, "per_item");
+        /* The cache keeps the report without its per-item lists. */
+        e->computed_items = r;
+        r = json_deep_copy(r);
+        json_object_del(r, "per_item");
+        json_object_foreach(json_object_get(r, "fields"), name, field)
+        {
+            json_object_del(field, "per_item");
+        }
     }
-    size_t i;
-    json_t *row;
-    json_array_foreach(json_object_get(e->computed, "per_annotator"), i, row)
-    {
-        identify(e->who, row, "annotator", "");
-    }
-    json_array_foreach(json_object_get(e->computed, "pairwise"), i, row)
-    {
-        identify(e->who, row, "a", "a_");
-        identify(e->who, row, "b", "b_");
-    }
+    e->computed = r;
 }
 
 static void start_refresh(entry_t *e);
@@ -236,9 +328,12 @@ static void computed(uv_work_t *w, int status)
     json_decref(e->report);
     e->report = e->computed;
     e->computed = NULL;
-    json_object_set_new(e->report, "project", json_integer(e->project));
-    json_object_set(e->report, "gold", e->gold ? e->gold : json_null());
-    json_object_set_new(e->report, "as_of_ms", json_integer(qr_now_ms()));
+    json_t *targets[2] = {e->report, e->computed_items};
+    for (int t = 0; t < 2 && targets[t]; t++) {
+        json_object_set_new(targets[t], "project", json_integer(e->project));
+        json_object_set(targets[t], "gold", e->gold ? e->gold : json_null());
+        json_object_set_new(targets[t], "as_of_ms", json_integer(qr_now_ms()));
+    }
     e->report_ms = qr_mono_ms();
     if (answer_waiters(e, NULL, 1) > 0)
         start_refresh(e); /* for the per-item waiters that joined late */
@@ -285,6 +380,39 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
     e->la->working++;
 }
 
+/* Feeds row i of a schema project (label: the canonical labels object;
+ * column 8: the task's texts) into its fields. 0 when it counted. */
+static int feed_fields(entry_t *e, const PGresult *res, int i, const char *ann, size_t ann_len)
+{
+    const char *item = PQgetvalue(res, i, 1);
+    size_t item_len = (size_t)PQgetlength(res, i, 1);
+    json_t *labels = json_loads(PQgetvalue(res, i, 2), 0, NULL);
+    json_t *texts = PQgetisnull(res, i, 8) ? NULL : json_loads(PQgetvalue(res, i, 8), 0, NULL);
+    const char *name;
+    json_t *v;
+    int counted = -1;
+    json_object_foreach(labels, name, v)
+    {
+        int f = qr_fields_find(e->fs, name, strlen(name));
+        if (f < 0 || json_is_null(v))
+            continue;
+        char err[160];
+        if (qr_fields_add_json(e->fs, f, item, item_len, ann, ann_len, v, err, sizeof err) == 0)
+            counted = 0;
+        if (qr_fields_type(e->fs, f) != QR_FIELD_SPANS)
+            continue;
+        const json_t *field = json_array_get(json_object_get(e->schema, "fields"), (size_t)f);
+        const char *over = json_string_value(json_object_get(field, "over"));
+        const json_t *text = over ? json_object_get(texts, over) : NULL;
+        if (json_is_string(text))
+            (void)qr_fields_set_text(e->fs, f, item, item_len, json_string_value(text),
+                                     json_string_length(text)); /* the first stays */
+    }
+    json_decref(texts);
+    json_decref(labels);
+    return counted;
+}
+
 static void on_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     entry_t *e = arg;
@@ -307,9 +435,10 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
         if (!json_object_get(e->who, key.data))
             json_object_set_new(e->who, key.data,
                                 identity(id, name, PQgetvalue(res, i, 6), PQgetvalue(res, i, 7)));
-        int rc = qr_agreement_add(e->agr, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1),
-                                  key.data, key.len - 1, PQgetvalue(res, i, 2),
-                                  (size_t)PQgetlength(res, i, 2));
+        int rc = e->fs ? feed_fields(e, res, i, key.data, key.len - 1)
+                       : qr_agreement_add(e->agr, PQgetvalue(res, i, 1),
+                                          (size_t)PQgetlength(res, i, 1), key.data, key.len - 1,
+                                          PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
         if (rc == 0)
             e->fed++;
         e->last_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -322,8 +451,8 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
         qr_info("agreement of project %" PRId64 ": reloading (%" PRId64 " fed, %" PRId64
                 " in PostgreSQL)",
                 e->project, e->fed, total);
-        qr_agreement_free(e->agr);
-        e->agr = qr_agreement_new();
+        store_free(e);
+        store_new(e);
         e->fed = 0;
         e->last_id = 0;
         e->full_reload = 1;
@@ -346,15 +475,15 @@ static void start_refresh(entry_t *e)
     char proj[24], after[24];
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     snprintf(after, sizeof after, "%" PRId64, e->last_id);
-    const char *params[] = {proj, after};
-    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_NEW, 2, params, on_rows, e) < 0)
+    const char *params[] = {proj, after, e->text_keys};
+    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_NEW, 3, params, on_rows, e) < 0)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 
-void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh, int per_item,
-                           qr_live_agreement_cb cb, void *arg)
+void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_t *schema,
+                           int fresh, int per_item, qr_live_agreement_cb cb, void *arg)
 {
-    entry_t *e = entry_of(la, project);
+    entry_t *e = entry_of(la, project, schema);
     int stale = !e->report || qr_mono_ms() - e->report_ms > la->max_age_ms;
     if (e->report && !fresh && !per_item) {
         cb(200, json_deep_copy(e->report), NULL, arg);

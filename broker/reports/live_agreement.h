@@ -29,12 +29,17 @@ typedef void (*qr_live_agreement_cb)(int status, json_t *report, const char *err
 
 qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max_age_ms);
 
-/* The report for project; fresh forces a refresh before answering.
+/* The report for project; fresh forces a refresh before answering. schema
+ * is the project's label schema ({"fields": [...]}; NULL for a plain
+ * project), read the first time a project is asked for (a schema never
+ * changes): its report has an entry per field under "fields" (issue 15),
+ * with the first choice or rating field's figures at the top level. A plain
+ * project's report has today's keys and "fields": {"label": ...}.
  * per_item adds the report's "per_item" list (one entry per task, as
  * qr_agreement_json(a, 1) lists them); it is computed by a refresh of its
  * own, like fresh, and not kept in the cache. */
-void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, int fresh, int per_item,
-                           qr_live_agreement_cb cb, void *arg);
+void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_t *schema,
+                           int fresh, int per_item, qr_live_agreement_cb cb, void *arg);
 
 /* Frees every cache; call when no refresh is running (after the loop ran
  * dry, or from the broker's final free). */

@@ -159,6 +159,17 @@
     "  coalesce(r.total, 0), pg.gold, pg.data::text"                                               \
     " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1 ORDER BY pg.id"
 
+/* kind=consensus of a schema project -> task id, external id, the task's
+ * labels objects (a JSON array of the canonical values), its overlap
+ * (required), annotations, gold, data (JSON text), in task order; the
+ * broker takes each field's consensus (agreement_fields.h). */
+#define QR_SQL_EXPORT_CONSENSUS_FIELDS                                                             \
+    "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
+    " c AS (SELECT task_id, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s GROUP BY 1)"   \
+    " SELECT pg.id, pg.external_id, c.labels::text, pg.required, coalesce(c.n, 0), pg.gold,"       \
+    "  pg.data::text"                                                                              \
+    " FROM pg LEFT JOIN c ON c.task_id = pg.id ORDER BY pg.id"
+
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions
  * (kept whole at import), and annotations: the imported ones as they came

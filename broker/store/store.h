@@ -419,15 +419,21 @@
  * have an "alice". */
 
 /* New annotations of a project since an id, and the project's total (to
- * notice rows committed out of id order). $1 project, $2 after id -> id,
+ * notice rows committed out of id order). $1 project, $2 after id, $3 the
+ * data keys whose text span fields refer to (a text[]; NULL: none) -> id,
  * task id, label, total, annotator id, annotator name, organization id,
- * organization name. */
+ * organization name, the task's texts under those keys (a JSON object, or
+ * NULL). */
 #define QR_SQL_AGREEMENT_NEW                                                                       \
     "SELECT a.id, a.task_id::text, a.label,"                                                       \
     " (SELECT count(*) FROM annotations WHERE project_id = $1),"                                   \
-    " u.id, u.name, u.org_id, o.name"                                                              \
+    " u.id, u.name, u.org_id, o.name, x.texts"                                                     \
     " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
     " JOIN organizations o ON o.id = u.org_id"                                                     \
+    " LEFT JOIN LATERAL (SELECT jsonb_object_agg(k, t.data->k)::text AS texts"                     \
+    "   FROM tasks t, unnest($3::text[]) k"                                                        \
+    "   WHERE $3::text[] IS NOT NULL AND t.id = a.task_id AND jsonb_typeof(t.data->k) = 'string')" \
+    "   x ON true"                                                                                 \
     " WHERE a.project_id = $1 AND a.id > $2 ORDER BY a.id"
 
 /* Agreement with gold answers, per annotator. $1 project -> annotator id,

@@ -44,6 +44,8 @@ check "report's alpha = live alpha (to the report's 12 digits)" \
     "$(jq '.metrics.krippendorff_alpha_nominal.value * 1e9 | round' "$E2E_DIR/live.json")" \
     "$(echo "$REPORT" | jq '.agreement.krippendorff_alpha_nominal * 1e9 | round')"
 "$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq '^krippendorff_alpha_nominal' && pass "plain-text live report" || fail "plain-text live report"
+check "a plain project is one field, label, of type choice" "choice" "$(jq -r '.fields | keys == ["label"] and .label.type == "choice" | if . then "choice" else "no" end' "$E2E_DIR/live.json")"
+check "fields.label.metrics = the top-level metrics" "$(jq -cS .metrics "$E2E_DIR/live.json")" "$(jq -cS .fields.label.metrics "$E2E_DIR/live.json")"
 
 # The live view has the offline view's breakdowns (issue 15).
 "$QR_BIN_DIR/quorumctl" agreement "$E2E_DIR/export.csv" --json --per-item >"$E2E_DIR/offline_items.json"
