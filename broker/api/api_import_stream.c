@@ -582,6 +582,7 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     qr_import_opts_t opts = {.stratify_field = p->stratify_field,
                              .labels = p->labels,
                              .nlabels = p->nlabels,
+                             .schema = p->schema && !p->schema->implied,
                              .external_id_key = c->external_id_key,
                              .delimiter = s->delimiter};
     qr_import_policy_t pol = {

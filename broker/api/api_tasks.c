@@ -447,6 +447,7 @@ void h_import(ctx_t *c)
     job->delimiter = c->delimiter ? c->delimiter : tsv ? '\t' : 0;
     job->external_id_key = c->external_id_key;
     job->nlabels = c->project->nlabels;
+    job->schema = c->project->schema && !c->project->schema->implied;
     char **labels = qr_xcalloc((size_t)job->nlabels + 1, sizeof *labels);
     for (int i = 0; i < job->nlabels; i++)
         labels[i] = qr_xstrdup(c->project->labels[i]);

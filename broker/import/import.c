@@ -106,6 +106,14 @@ int qr_import_check_label(const qr_import_opts_t *opts, const char *l, size_t le
         l++, len--;
     while (len && isspace((unsigned char)l[len - 1]))
         len--;
+    if (opts && opts->schema) {
+        /* A schema project stores labels objects checked against its
+         * schema; a label read here would be stored unchecked. */
+        snprintf(why, whylen,
+                 "a project with a label schema takes no labels in an import yet (gold answers, "
+                 "predictions, Label Studio choices): import the tasks' data without them");
+        return -1;
+    }
     if (!opts || opts->nlabels == 0)
         return 0;
     for (int i = 0; i < opts->nlabels; i++)

@@ -62,6 +62,7 @@ typedef struct qr_import_opts_s {
     const char *stratify_field; /* may be NULL */
     char *const *labels;        /* the project's labels; nlabels 0: not checked */
     int nlabels;
+    int schema; /* a label schema project: no label is taken from an import (yet) */
     const char *external_id_key; /* the key (JSON) or column (CSV) holding the external
                                     id; NULL: "external_id", or a Label Studio task's "id" */
     char delimiter;              /* CSV: the field separator; 0: detected from the header */

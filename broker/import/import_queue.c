@@ -43,6 +43,7 @@ static void run_parse(uv_work_t *w)
     qr_import_opts_t opts = {.stratify_field = job->stratify_field,
                              .labels = job->labels,
                              .nlabels = job->nlabels,
+                             .schema = job->schema,
                              .external_id_key = job->external_id_key,
                              .delimiter = job->delimiter};
     job->rc = qr_import_parse_opts(job->format, job->body, job->len, &opts, &job->limits, &job->imp,

@@ -33,6 +33,7 @@ struct qr_import_job_s {
     const char *stratify_field; /* may be NULL */
     char *const *labels;        /* the project's labels (import.h, qr_import_opts_t) */
     int nlabels;
+    int schema;                  /* a label schema project (import.h) */
     const char *external_id_key; /* may be NULL */
     char delimiter;              /* CSV; 0: detected */
     qr_import_limits_t limits;
