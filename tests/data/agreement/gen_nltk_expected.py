@@ -16,6 +16,7 @@ Jaccard divide by zero on two empty sets).
 import json
 import os
 import random
+import subprocess
 
 from nltk.metrics.agreement import AnnotationTask
 from nltk.metrics.distance import binary_distance, jaccard_distance, masi_distance
@@ -115,6 +116,8 @@ def main():
         f.write("\n")
     with open(os.path.join(HERE, "nltk_cases.h"), "w") as f:
         f.write("\n".join(header) + "\n")
+    # In the repository's C style, as checked in.
+    subprocess.run(["clang-format", "-i", os.path.join(HERE, "nltk_cases.h")], check=True)
     for name, vals in expected.items():
         print("%-10s rows %4d  masi %.6f  jaccard %.6f" % (name, len(sets[name]), vals["masi"],
                                                            vals["jaccard"]))
