@@ -381,7 +381,8 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
 }
 
 /* Feeds row i of a schema project (label: the canonical labels object;
- * column 8: the task's texts) into its fields. 0 when it counted. */
+ * column 8: the task's texts) into its fields. 0 when it counted (a labels
+ * object; -1 for text that is not one). */
 static int feed_fields(entry_t *e, const PGresult *res, int i, const char *ann, size_t ann_len)
 {
     const char *item = PQgetvalue(res, i, 1);
@@ -390,15 +391,17 @@ static int feed_fields(entry_t *e, const PGresult *res, int i, const char *ann, 
     json_t *texts = PQgetisnull(res, i, 8) ? NULL : json_loads(PQgetvalue(res, i, 8), 0, NULL);
     const char *name;
     json_t *v;
-    int counted = -1;
+    /* Every stored labels object counts as fed, also one whose fields are
+     * all left out: the feed's count is matched against PostgreSQL's, and
+     * a row that did not count would reload the project on every refresh. */
+    int counted = json_is_object(labels) ? 0 : -1;
     json_object_foreach(labels, name, v)
     {
         int f = qr_fields_find(e->fs, name, strlen(name));
         if (f < 0 || json_is_null(v))
             continue;
         char err[160];
-        if (qr_fields_add_json(e->fs, f, item, item_len, ann, ann_len, v, err, sizeof err) == 0)
-            counted = 0;
+        (void)qr_fields_add_json(e->fs, f, item, item_len, ann, ann_len, v, err, sizeof err);
         if (qr_fields_type(e->fs, f) != QR_FIELD_SPANS)
             continue;
         const json_t *field = json_array_get(json_object_get(e->schema, "fields"), (size_t)f);
