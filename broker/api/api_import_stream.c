@@ -579,10 +579,11 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     s->import_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     ctx_t *c = s->c;
     qr_project_t *p = c->project;
+    qr_import_schema_t *schema = qr_import_schema_new(p->schema); /* the stream copies it */
     qr_import_opts_t opts = {.stratify_field = p->stratify_field,
                              .labels = p->labels,
                              .nlabels = p->nlabels,
-                             .schema = p->schema && !p->schema->implied,
+                             .schema = schema,
                              .external_id_key = c->external_id_key,
                              .delimiter = s->delimiter};
     qr_import_policy_t pol = {
@@ -598,6 +599,7 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     uint64_t seed = import_seed();
     s->st = qr_import_stream_new(s->csv ? QR_IMPORT_CSV : QR_IMPORT_JSON_ANY, &opts,
                                  &c->b->cfg.import, &pol, seed);
+    qr_import_schema_free(schema);
     if (take_range(s, res) < 0)
         return;
     if (qr_pg_copy_open(s->b->pg, QR_SQL_TASKS_COPY, on_copy_ready, on_copy_drain, on_copy_done, s,

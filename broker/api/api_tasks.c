@@ -294,6 +294,7 @@ static void on_import_parsed(qr_import_job_t *job, int status)
     for (int i = 0; i < job->nlabels; i++)
         free(job->labels[i]);
     free((char **)job->labels);
+    qr_import_schema_free((qr_import_schema_t *)job->schema);
     free(job);
     /* Parsed (and hashed): the body is not needed any more, and held until
      * the COPY commits it would sit beside the tasks and their rows. */
@@ -447,7 +448,7 @@ void h_import(ctx_t *c)
     job->delimiter = c->delimiter ? c->delimiter : tsv ? '\t' : 0;
     job->external_id_key = c->external_id_key;
     job->nlabels = c->project->nlabels;
-    job->schema = c->project->schema && !c->project->schema->implied;
+    job->schema = qr_import_schema_new(c->project->schema);
     char **labels = qr_xcalloc((size_t)job->nlabels + 1, sizeof *labels);
     for (int i = 0; i < job->nlabels; i++)
         labels[i] = qr_xstrdup(c->project->labels[i]);
@@ -464,6 +465,7 @@ void h_import(ctx_t *c)
         for (int i = 0; i < job->nlabels; i++)
             free(job->labels[i]);
         free((char **)job->labels);
+        qr_import_schema_free((qr_import_schema_t *)job->schema);
         free(job);
         if (rc == UV_ECANCELED)
             respond_error(c, 503, QR_CODE_UNAVAILABLE, "the broker is stopping; retry");

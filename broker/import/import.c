@@ -3,6 +3,8 @@
  */
 #include "import.h"
 #include "import_int.h"
+#include "label_schema.h"
+#include "ls_result.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -106,14 +108,6 @@ int qr_import_check_label(const qr_import_opts_t *opts, const char *l, size_t le
         l++, len--;
     while (len && isspace((unsigned char)l[len - 1]))
         len--;
-    if (opts && opts->schema) {
-        /* A schema project stores labels objects checked against its
-         * schema; a label read here would be stored unchecked. */
-        snprintf(why, whylen,
-                 "a project with a label schema takes no labels in an import yet (gold answers, "
-                 "predictions, Label Studio choices): import the tasks' data without them");
-        return -1;
-    }
     if (!opts || opts->nlabels == 0)
         return 0;
     for (int i = 0; i < opts->nlabels; i++)
@@ -136,6 +130,108 @@ int qr_import_check_score(double v, char *why, size_t whylen)
         return 0;
     snprintf(why, whylen, "score %g is outside [0, 1]", v);
     return -1;
+}
+
+qr_import_schema_t *qr_import_schema_new(const qr_label_schema_t *schema)
+{
+    if (!schema || schema->implied)
+        return NULL;
+    json_t *j = qr_label_schema_to_json(schema);
+    qr_import_schema_t *s = qr_xcalloc(1, sizeof *s);
+    qr_label_error_t err;
+    if (!j || qr_label_schema_parse(j, &s->schema, &err) < 0 ||
+        qr_label_schema_parse(j, &s->relaxed, &err) < 0) {
+        /* A schema the broker stored parses again: anything else is a bug. */
+        fprintf(stderr, "quorum: a stored label schema does not parse: %s\n", err.message);
+        abort();
+    }
+    for (int i = 0; i < s->relaxed->nfields; i++)
+        s->relaxed->fields[i].required = 0;
+    s->fields = json_incref(json_object_get(j, "fields"));
+    json_decref(j);
+    return s;
+}
+
+void qr_import_schema_free(qr_import_schema_t *s)
+{
+    if (!s)
+        return;
+    qr_label_schema_free(s->schema);
+    qr_label_schema_free(s->relaxed);
+    json_decref(s->fields);
+    free(s);
+}
+
+char *qr_import_schema_labels(const qr_import_opts_t *opts, json_t *value, json_t *data,
+                              int relaxed, char *why, size_t whylen)
+{
+    const qr_label_schema_t *s = relaxed ? opts->schema->relaxed : opts->schema->schema;
+    qr_label_error_t err;
+    json_t *labels = NULL;
+    if (json_is_object(value)) {
+        labels = json_incref(value);
+    } else if (json_is_string(value)) {
+        labels = qr_label_from_single(s, value, &err);
+        if (!labels) {
+            snprintf(why, whylen, "%s", err.message);
+            return NULL;
+        }
+    } else {
+        snprintf(why, whylen,
+                 "must be a labels object ({\"<field>\": value, ...}) for this project's schema");
+        return NULL;
+    }
+    /* Span ends are checked against the task's text, in code points. */
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int64_t lengths[QR_LABEL_FIELDS_MAX];
+    int n = qr_label_data_keys(s, labels, keys, QR_LABEL_FIELDS_MAX);
+    if (n > QR_LABEL_FIELDS_MAX)
+        n = QR_LABEL_FIELDS_MAX;
+    for (int i = 0; i < n; i++) {
+        json_t *x = data ? json_object_get(data, keys[i]) : NULL;
+        lengths[i] = !x ? QR_LABEL_DATA_MISSING
+                     : !json_is_string(x)
+                         ? QR_LABEL_DATA_NOT_TEXT
+                         : qr_label_utf8_length(json_string_value(x), json_string_length(x));
+    }
+    qr_label_data_t d = {.n = n, .keys = keys, .lengths = lengths};
+    char *canonical = NULL;
+    int rc = qr_label_check(s, labels, &d, &canonical, &err);
+    json_decref(labels);
+    if (rc < 0) {
+        snprintf(why, whylen, "%s", err.message);
+        return NULL;
+    }
+    return canonical;
+}
+
+/* A Label Studio result array mapped onto the schema's fields and checked
+ * (relaxed: no field required): canonical text; NULL with *empty set when
+ * the result fills no field; NULL with v (in field) when it breaks a rule. */
+static char *schema_result(const qr_import_opts_t *opts, json_t *result, json_t *data, int relaxed,
+                           const char *field, int *empty, verdict_t *v)
+{
+    char why[384];
+    *empty = 0;
+    if (!json_is_array(result)) {
+        reject(v, field, "must be an array (Label Studio's result)");
+        return NULL;
+    }
+    json_t *labels = qr_ls_result_to_labels(opts->schema->fields, result, data, why, sizeof why);
+    if (!labels) {
+        reject(v, field, "%s", why);
+        return NULL;
+    }
+    if (json_object_size(labels) == 0) {
+        json_decref(labels);
+        *empty = 1;
+        return NULL;
+    }
+    char *canonical = qr_import_schema_labels(opts, labels, data, relaxed, why, sizeof why);
+    json_decref(labels);
+    if (!canonical)
+        reject(v, field, "%s", why);
+    return canonical;
 }
 
 /* A label-valued JSON string checked and trimmed: heap text, or NULL with
@@ -224,7 +320,7 @@ static int check_result(const qr_import_opts_t *opts, json_t *result, const char
 /* Label Studio's "predictions": kept whole in t->predictions; the best
  * scored (else the first) becomes the task's prediction {"label", "score",
  * "model_version"} unless the row also has a "prediction". */
-static int take_predictions(const qr_import_opts_t *opts, json_t *preds, int has_own,
+static int take_predictions(const qr_import_opts_t *opts, json_t *preds, json_t *data, int has_own,
                             qr_import_task_t *t, verdict_t *v)
 {
     if (!json_is_array(preds))
@@ -232,6 +328,7 @@ static int take_predictions(const qr_import_opts_t *opts, json_t *preds, int has
     size_t i, best = 0;
     double best_score = NAN;
     const char *best_label = NULL;
+    char *best_labels = NULL; /* a schema project's: canonical text */
     json_t *p;
     json_array_foreach(preds, i, p)
     {
@@ -242,27 +339,44 @@ static int take_predictions(const qr_import_opts_t *opts, json_t *preds, int has
         double score;
         snprintf(f, sizeof f, "predictions[%zu].score", i);
         if (take_score(json_object_get(p, "score"), f, &score, v) < 0)
-            return -1;
+            goto fail;
         const char *single = NULL;
+        char *labels = NULL;
         json_t *result = json_object_get(p, "result");
         snprintf(f, sizeof f, "predictions[%zu].result", i);
-        if (result && check_result(opts, result, f, &single, v) < 0)
-            return -1;
+        if (result && opts && opts->schema) {
+            /* A model may fill some fields only: none is required here. */
+            int empty;
+            labels = schema_result(opts, result, data, 1, f, &empty, v);
+            if (!labels && !empty)
+                goto fail;
+        } else if (result && check_result(opts, result, f, &single, v) < 0) {
+            goto fail;
+        }
         if (i == 0 || (!isnan(score) && (isnan(best_score) || score > best_score))) {
             best = i;
             best_score = score;
             best_label = single;
+            free(best_labels);
+            best_labels = labels;
+        } else {
+            free(labels);
         }
     }
     if (json_array_size(preds) == 0)
         return 0;
     t->predictions = json_dumps(preds, JSON_COMPACT | KEPT_PRECISION);
-    if (has_own)
+    if (has_own) {
+        free(best_labels);
         return 0;
+    }
     json_t *top = json_array_get(preds, best);
     json_t *own = json_object();
     if (best_label)
         json_object_set_new(own, "label", json_string(best_label));
+    if (best_labels)
+        json_object_set_new(own, "labels", json_loads(best_labels, 0, NULL));
+    free(best_labels);
     if (!isnan(best_score))
         json_object_set_new(own, "score", json_real(best_score));
     json_t *mv = json_object_get(top, "model_version");
@@ -272,17 +386,21 @@ static int take_predictions(const qr_import_opts_t *opts, json_t *preds, int has
     t->score = best_score;
     json_decref(own);
     return 0;
+fail:
+    free(best_labels);
+    return -1;
 }
 
 /* Label Studio's "annotations", normalized into t->annotations (import.h). */
-static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_import_task_t *t,
-                            verdict_t *v)
+static int take_annotations(const qr_import_opts_t *opts, json_t *anns, json_t *data,
+                            qr_import_task_t *t, verdict_t *v)
 {
     if (!json_is_array(anns))
         return reject(v, "annotations", "must be an array");
     if (json_array_size(anns) == 0)
         return 0;
     json_t *out = json_array();
+    char *labels = NULL; /* a schema project's label: canonical text */
     size_t i;
     json_t *a;
     json_array_foreach(anns, i, a)
@@ -294,8 +412,16 @@ static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_impor
             goto rejected_obj;
         json_t *result = json_object_get(a, "result");
         snprintf(f, sizeof f, "annotations[%zu].result", i);
-        if (check_result(opts, result ? result : json_null(), f, &single, v) < 0)
+        if (opts && opts->schema) {
+            /* As a submission: every required field. An empty result
+             * (a skipped task) has no label, as one without choices. */
+            int empty;
+            labels = schema_result(opts, result ? result : json_null(), data, 0, f, &empty, v);
+            if (!labels && !empty)
+                goto fail;
+        } else if (check_result(opts, result ? result : json_null(), f, &single, v) < 0) {
             goto fail;
+        }
         json_t *lead = json_object_get(a, "lead_time");
         snprintf(f, sizeof f, "annotations[%zu].lead_time", i);
         if (lead && !json_is_null(lead) &&
@@ -342,7 +468,12 @@ static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_impor
             }
         }
         json_t *n = json_object();
-        json_object_set_new(n, "label", single ? json_string(single) : json_null());
+        json_object_set_new(n, "label",
+                            labels   ? json_string(labels)
+                            : single ? json_string(single)
+                                     : json_null());
+        free(labels);
+        labels = NULL;
         json_object_set(n, "result", result);
         json_object_set(n, "lead_time", lead && json_is_number(lead) ? lead : json_null());
         json_object_set_new(n, "was_cancelled", json_boolean(json_is_true(cancelled)));
@@ -361,6 +492,7 @@ static int take_annotations(const qr_import_opts_t *opts, json_t *anns, qr_impor
     json_decref(out);
     return 0;
 fail:
+    free(labels);
     json_decref(out);
     return -1;
 }
@@ -424,6 +556,37 @@ static int take_external_id(const qr_import_opts_t *opts, json_t *o, json_t *dat
     return rc;
 }
 
+/* A schema project's own prediction ({"labels": {...}, "score"}, or
+ * {"label": ...} for a schema of one choice field): kept with its labels
+ * checked (no field required: a model may fill some) and canonical. */
+static int schema_prediction(const qr_import_opts_t *opts, json_t *pred, json_t *data,
+                             qr_import_task_t *t, verdict_t *v)
+{
+    json_t *labels = json_object_get(pred, "labels");
+    json_t *label = json_object_get(pred, "label");
+    const char *field = "prediction.labels";
+    if ((!labels || json_is_null(labels)) && label && !json_is_null(label)) {
+        labels = label;
+        field = "prediction.label";
+    }
+    json_t *copy = json_deep_copy(pred);
+    json_object_del(copy, "label");
+    json_object_del(copy, "labels");
+    if (labels && !json_is_null(labels)) {
+        char why[384];
+        char *canonical = qr_import_schema_labels(opts, labels, data, 1, why, sizeof why);
+        if (!canonical) {
+            json_decref(copy);
+            return reject(v, field, "%s", why);
+        }
+        json_object_set_new(copy, "labels", json_loads(canonical, 0, NULL));
+        free(canonical);
+    }
+    t->prediction = json_dumps(copy, JSON_COMPACT | KEPT_PRECISION);
+    json_decref(copy);
+    return 0;
+}
+
 /* Reads one task into t: 0, or -1 with v filled. */
 static int parse_task(json_t *o, const qr_import_opts_t *opts, qr_import_task_t *t, verdict_t *v)
 {
@@ -446,7 +609,10 @@ static int parse_task(json_t *o, const qr_import_opts_t *opts, qr_import_task_t 
             if (take_score(json_object_get(pred, "score"), "prediction.score", &t->score, v) < 0)
                 return -1;
             json_t *label = json_object_get(pred, "label");
-            if (label && !json_is_null(label)) {
+            if (opts && opts->schema) {
+                if (schema_prediction(opts, pred, data, t, v) < 0)
+                    return -1;
+            } else if (label && !json_is_null(label)) {
                 char *l = take_label(opts, label, "prediction.label", v);
                 if (!l)
                     return -1;
@@ -459,12 +625,17 @@ static int parse_task(json_t *o, const qr_import_opts_t *opts, qr_import_task_t 
                 t->prediction = json_dumps(pred, JSON_COMPACT);
             }
         }
-        if (preds && !json_is_null(preds) && take_predictions(opts, preds, has_own, t, v) < 0)
+        if (preds && !json_is_null(preds) && take_predictions(opts, preds, data, has_own, t, v) < 0)
             return -1;
-        if (anns && !json_is_null(anns) && take_annotations(opts, anns, t, v) < 0)
+        if (anns && !json_is_null(anns) && take_annotations(opts, anns, data, t, v) < 0)
             return -1;
         if (gold && !json_is_null(gold)) {
-            t->gold = take_label(opts, gold, "gold", v);
+            char why[384];
+            t->gold = opts && opts->schema
+                          ? qr_import_schema_labels(opts, gold, data, 0, why, sizeof why)
+                          : take_label(opts, gold, "gold", v);
+            if (!t->gold && opts && opts->schema)
+                reject(v, "gold", "%s", why);
             if (!t->gold)
                 return -1;
         }

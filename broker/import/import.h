@@ -57,12 +57,31 @@ typedef struct qr_import_s {
  * score outside [0, 1]. The broker answers 422 naming the line and field. */
 #define QR_IMPORT_EREJECT (-10101)
 
+/* A label schema project's schema as an import reads labels against it:
+ * owned copies, so a parse in the thread pool never shares the project
+ * cache's entry (which may be replaced meanwhile). */
+typedef struct qr_import_schema_s {
+    struct qr_label_schema_s *schema;  /* the schema (label_schema.h) */
+    struct qr_label_schema_s *relaxed; /* the same with no field required: predictions */
+    struct json_t *fields;             /* its "fields" JSON, for Label Studio's shapes */
+} qr_import_schema_t;
+
+/* Copies of schema, or NULL when schema is NULL or the implied schema of a
+ * plain label list (such a project reads labels as strings). */
+qr_import_schema_t *qr_import_schema_new(const struct qr_label_schema_s *schema);
+void qr_import_schema_free(qr_import_schema_t *s);
+
 /* What the project and the request say about one parse. */
 typedef struct qr_import_opts_s {
     const char *stratify_field; /* may be NULL */
     char *const *labels;        /* the project's labels; nlabels 0: not checked */
     int nlabels;
-    int schema; /* a label schema project: no label is taken from an import (yet) */
+    /* A label schema project's schema, or NULL. Then every label an import
+     * carries is a labels object checked against it with the task's data
+     * (a gold answer, a prediction's "labels"; a Label Studio result mapped
+     * onto its fields, ls_result.h) and kept in its canonical text; a bare
+     * label is taken only by a schema of one choice field. */
+    const qr_import_schema_t *schema;
     const char *external_id_key; /* the key (JSON) or column (CSV) holding the external
                                     id; NULL: "external_id", or a Label Studio task's "id" */
     char delimiter;              /* CSV: the field separator; 0: detected from the header */

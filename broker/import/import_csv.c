@@ -171,7 +171,10 @@ static void on_field(void *s, size_t len, void *arg)
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
         char why[320];
-        if (len && qr_import_check_label(r->opts, p, len, why, sizeof why) < 0) {
+        /* A schema project's labels need the whole row (a span field's
+         * text): checked in on_row. */
+        if (len && !(r->opts && r->opts->schema) &&
+            qr_import_check_label(r->opts, p, len, why, sizeof why) < 0) {
             reject(r, r->cols[k], "%s", why);
             return;
         }
@@ -222,6 +225,37 @@ static void row_reset(reader_t *r)
     r->score = NAN;
 }
 
+/* A schema project's gold and prediction cells: a labels object as JSON
+ * text (or a bare choice for a schema of one choice field), checked with
+ * the row's data and replaced by its canonical text. 0, or -1 rejected. */
+static int schema_cells(reader_t *r)
+{
+    char **cells[2] = {&r->gold, &r->pred};
+    int cols[2] = {r->gold_col, r->pred_col};
+    for (int i = 0; i < 2; i++) {
+        if (!*cells[i])
+            continue;
+        json_t *v = json_loads(*cells[i], JSON_DECODE_ANY, NULL);
+        if (!json_is_object(v)) {
+            json_decref(v);
+            v = json_string(*cells[i]);
+        }
+        char why[384];
+        char *canonical =
+            v ? qr_import_schema_labels(r->opts, v, r->row, i == 1, why, sizeof why) : NULL;
+        if (!v)
+            snprintf(why, sizeof why, "is not valid UTF-8");
+        json_decref(v);
+        if (!canonical) {
+            reject(r, r->cols[cols[i]], "%s", why);
+            return -1;
+        }
+        free(*cells[i]);
+        *cells[i] = canonical;
+    }
+    return 0;
+}
+
 static void on_row(int term, void *arg)
 {
     reader_t *r = arg;
@@ -240,6 +274,10 @@ static void on_row(int term, void *arg)
         row_reset(r);
         return;
     }
+    if (r->opts && r->opts->schema && schema_cells(r) < 0) {
+        row_reset(r);
+        return;
+    }
     size_t transient = r->header_cost + r->row_cost;
     qr_import_task_t one = {.score = NAN, .where = (int64_t)r->rec_line};
     qr_import_task_t *t =
@@ -255,7 +293,9 @@ static void on_row(int term, void *arg)
     t->score = r->score;
     if (r->pred || !isnan(r->score)) {
         json_t *pr = json_object();
-        if (r->pred)
+        if (r->pred && r->opts && r->opts->schema)
+            json_object_set_new(pr, "labels", json_loads(r->pred, 0, NULL));
+        else if (r->pred)
             json_object_set_new(pr, "label", json_string(r->pred));
         if (!isnan(r->score))
             json_object_set_new(pr, "score", json_real(r->score));

@@ -6,6 +6,8 @@
 #ifndef QR_IMPORT_INT_H
 #define QR_IMPORT_INT_H
 
+#include <jansson.h>
+
 #include "import.h"
 
 /* One parse's output and its accounting. */
@@ -75,6 +77,14 @@ int qr_import_parse_csv_bounded(const char *body, size_t len, const qr_import_op
  * with "\"l\" is not one of the project's labels (a, b, ...)" in why. */
 int qr_import_check_label(const qr_import_opts_t *opts, const char *l, size_t len, char *why,
                           size_t whylen);
+
+/* A label value of an import into a schema project (opts->schema set): a
+ * labels object, or a bare choice for a schema of one choice field, checked
+ * against the schema (relaxed: with no field required) with the task's data
+ * (NULL: none, so a span field's text is missing). Returns its canonical
+ * text (heap), or NULL with the reason ("<field>: ...") in why. */
+char *qr_import_schema_labels(const qr_import_opts_t *opts, json_t *value, json_t *data,
+                              int relaxed, char *why, size_t whylen);
 
 /* A score that must lie in [0, 1]: 0, or -1 with the reason in why. */
 int qr_import_check_score(double v, char *why, size_t whylen);

@@ -22,7 +22,7 @@ typedef struct qr_import_job_s qr_import_job_t;
 typedef void (*qr_import_done_cb)(qr_import_job_t *job, int status);
 
 /* One parse. The caller owns the job and sets the inputs; body,
- * stratify_field, labels and external_id_key must stay valid until the done
+ * stratify_field, labels, schema and external_id_key must stay valid until the done
  * callback. The worker
  * thread reads the inputs and writes the outputs, nothing else. */
 struct qr_import_job_s {
@@ -33,9 +33,9 @@ struct qr_import_job_s {
     const char *stratify_field; /* may be NULL */
     char *const *labels;        /* the project's labels (import.h, qr_import_opts_t) */
     int nlabels;
-    int schema;                  /* a label schema project (import.h) */
-    const char *external_id_key; /* may be NULL */
-    char delimiter;              /* CSV; 0: detected */
+    const qr_import_schema_t *schema; /* a label schema project's (import.h), or NULL */
+    const char *external_id_key;      /* may be NULL */
+    char delimiter;                   /* CSV; 0: detected */
     qr_import_limits_t limits;
     int cancelled; /* set on the loop thread: a job not yet started never runs */
     void *data;    /* free for the caller's use */

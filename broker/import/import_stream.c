@@ -28,7 +28,8 @@ enum { A_OPEN, A_ELEMENT, A_AFTER, A_CLOSED };
 typedef struct priv_s {
     qr_import_opts_t opts; /* strings copied */
     char **labels;
-    qr_import_policy_t pol; /* strings copied */
+    qr_import_schema_t *schema; /* a copy of opts->schema's */
+    qr_import_policy_t pol;     /* strings copied */
     size_t max_bytes;
     int64_t max_tasks;
     uint64_t rng;
@@ -78,6 +79,8 @@ qr_import_stream_t *qr_import_stream_new(qr_import_format_t format, const qr_imp
         for (int i = 0; i < opts->nlabels; i++)
             p->labels[i] = qr_xstrdup(opts->labels[i]);
         p->opts.labels = p->labels;
+        p->schema = opts->schema ? qr_import_schema_new(opts->schema->schema) : NULL;
+        p->opts.schema = p->schema;
     }
     p->pol = *pol;
     p->pol.sampling = dup_or_null(pol->sampling);
@@ -112,6 +115,7 @@ void qr_import_stream_free(qr_import_stream_t *s)
     for (int i = 0; p->labels && i < p->opts.nlabels; i++)
         free(p->labels[i]);
     free(p->labels);
+    qr_import_schema_free(p->schema);
     free((char *)p->pol.sampling);
     free((char *)p->pol.stratify_field);
     EVP_MD_CTX_free(p->sha);

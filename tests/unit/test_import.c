@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "import.h"
+#include "label_schema.h"
 
 static qr_import_policy_t policy(const char *sampling)
 {
@@ -988,6 +989,129 @@ static void test_stream_limits(void **state)
     qr_buf_free(&out);
 }
 
+/* --- label schema projects (issue 15) ------------------------------------------------- */
+
+static qr_import_schema_t *schema_of(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    qr_label_schema_t *s;
+    qr_label_error_t e;
+    if (qr_label_schema_parse(j, &s, &e) < 0)
+        fail_msg("%s", e.message);
+    json_decref(j);
+    qr_import_schema_t *is = qr_import_schema_new(s);
+    qr_label_schema_free(s); /* the import keeps its own copies */
+    return is;
+}
+
+static const char schema_text[] =
+    "{\"fields\": [{\"name\": \"sentiment\", \"type\": \"choice\", \"choices\": [\"pos\", "
+    "\"neg\"]},"
+    " {\"name\": \"tags\", \"type\": \"multi_choice\", \"choices\": [\"a\", \"b\", \"c\"]},"
+    " {\"name\": \"ents\", \"type\": \"spans\", \"over\": \"text\", \"labels\": [\"ORG\"],"
+    "  \"required\": false}]}";
+
+/* Gold answers, predictions and Label Studio annotations of a schema
+ * project become canonical labels objects, span ends checked against the
+ * task's text in code points (Label Studio's UTF-16 offsets converted). */
+static void test_schema_labels(void **state)
+{
+    (void)state;
+    qr_import_schema_t *sch = schema_of(schema_text);
+    qr_import_opts_t o = {.schema = sch};
+    /* "\xf0\x9f\x98\x80" (an emoji) is one code point and two UTF-16 units. */
+    const char *body =
+        "{\"data\": {\"text\": \"\xf0\x9f\x98\x80 Acme\"}, \"gold\": {\"tags\": [\"c\", \"a\"], "
+        "\"ents\": [{\"start\": 2, \"end\": 6, \"label\": \"ORG\"}], \"sentiment\": \"pos\"}, "
+        "\"predictions\": [{\"score\": 0.7, \"result\": [{\"from_name\": \"tags\", \"type\": "
+        "\"choices\", \"value\": {\"choices\": [\"b\"]}}]}], "
+        "\"annotations\": [{\"id\": 4, \"result\": [{\"from_name\": \"sentiment\", \"type\": "
+        "\"choices\", \"value\": {\"choices\": [\"neg\"]}}, {\"from_name\": \"tags\", \"type\": "
+        "\"choices\", \"value\": {\"choices\": []}}, {\"type\": \"labels\", \"value\": {\"start\": "
+        "3, \"end\": 7, \"labels\": [\"ORG\"]}}]}, {\"was_cancelled\": true, \"result\": []}]}\n";
+    qr_import_t imp;
+    char err[512] = "";
+    if (qr_import_parse_opts(QR_IMPORT_JSONL, body, strlen(body), &o, NULL, &imp, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(imp.n, 1);
+    assert_string_equal(imp.tasks[0].gold, "{\"sentiment\":\"pos\",\"tags\":[\"a\",\"c\"],\"ents\":"
+                                           "[{\"start\":2,\"end\":6,\"label\":\"ORG\"}]}");
+    /* A prediction need not fill every field. */
+    assert_string_equal(imp.tasks[0].prediction, "{\"labels\":{\"tags\":[\"b\"]},\"score\":0.7}");
+    json_t *anns = json_loads(imp.tasks[0].annotations, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(anns, 0), "label")),
+                        "{\"sentiment\":\"neg\",\"tags\":[],\"ents\":[{\"start\":2,\"end\":6,"
+                        "\"label\":\"ORG\"}]}");
+    assert_true(json_is_null(json_object_get(json_array_get(anns, 1), "label")));
+    json_decref(anns);
+    qr_import_free(&imp);
+
+    /* Refusals name the field; nothing is kept. */
+    static const struct {
+        const char *body, *field, *why;
+    } bad[] = {
+        {"{\"data\": {\"text\": \"abc\"}, \"gold\": {\"sentiment\": \"pos\", \"tags\": [], "
+         "\"ents\": "
+         "[{\"start\": 1, \"end\": 4, \"label\": \"ORG\"}]}}",
+         "gold", "ents: span 0"},
+        {"{\"data\": {\"text\": \"abc\"}, \"gold\": {\"sentiment\": \"pos\"}}", "gold",
+         "tags: required"},
+        {"{\"data\": {\"text\": \"abc\"}, \"gold\": 3}", "gold", "must be a labels object"},
+        {"{\"data\": {\"text\": \"abc\"}, \"prediction\": {\"label\": \"pos\"}}",
+         "prediction.label", "labels: this project's schema has 3 fields"},
+        {"{\"data\": {\"text\": \"abc\"}, \"annotations\": [{\"result\": [{\"type\": \"rating\", "
+         "\"value\": {\"rating\": 3}}]}]}",
+         "annotations[0].result", "result[0]"},
+        {"{\"data\": {\"text\": \"abc\"}, \"predictions\": [{\"result\": [{\"from_name\": "
+         "\"tags\", "
+         "\"type\": \"choices\", \"value\": {\"choices\": [\"z\"]}}]}]}",
+         "predictions[0].result", "tags: \"z\""},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int rc = qr_import_parse_opts(QR_IMPORT_JSONL, bad[k].body, strlen(bad[k].body), &o, NULL,
+                                      &imp, err, sizeof err);
+        if (rc != QR_IMPORT_EREJECT || strcmp(imp.fail_field, bad[k].field) ||
+            !strstr(err, bad[k].why))
+            fail_msg("case %zu: rc %d field \"%s\": %s", k, rc, imp.fail_field, err);
+        assert_int_equal(imp.n, 0);
+        qr_import_free(&imp);
+    }
+
+    /* CSV: a gold cell is a labels object's JSON, checked once the whole
+     * row (the text after it too) is read; a bare label is no object. */
+    const char *csv = "gold,text\n\"{\"\"sentiment\"\": \"\"neg\"\", \"\"tags\"\": [\"\"b\"\"], "
+                      "\"\"ents\"\": [{\"\"start\"\": 0, \"\"end\"\": 3, \"\"label\"\": "
+                      "\"\"ORG\"\"}]}\",abc\n";
+    if (qr_import_parse_opts(QR_IMPORT_CSV, csv, strlen(csv), &o, NULL, &imp, err, sizeof err))
+        fail_msg("%s", err);
+    assert_string_equal(imp.tasks[0].gold, "{\"sentiment\":\"neg\",\"tags\":[\"b\"],\"ents\":"
+                                           "[{\"start\":0,\"end\":3,\"label\":\"ORG\"}]}");
+    qr_import_free(&imp);
+    const char *csv_bad = "text,gold\nab,pos\n";
+    assert_int_equal(qr_import_parse_opts(QR_IMPORT_CSV, csv_bad, strlen(csv_bad), &o, NULL, &imp,
+                                          err, sizeof err),
+                     QR_IMPORT_EREJECT);
+    assert_string_equal(imp.fail_field, "gold");
+    qr_import_free(&imp);
+
+    /* Streamed, in any pieces: what the whole-body parse says. */
+    static const size_t chunks[] = {0, 1, 5, 64};
+    same_as_whole_body(QR_IMPORT_JSON_ANY, &o, body, chunks, 4);
+    same_as_whole_body(QR_IMPORT_CSV, &o, csv, chunks, 4);
+    same_as_whole_body(QR_IMPORT_CSV, &o, csv_bad, chunks, 4);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        same_as_whole_body(QR_IMPORT_JSON_ANY, &o, bad[k].body, chunks, 4);
+    qr_import_schema_free(sch);
+
+    /* A plain project's implied schema is no schema for an import. */
+    const char *const labels[] = {"x"};
+    qr_label_schema_t *implied = qr_label_schema_implied(labels, 1);
+    assert_null(qr_import_schema_new(implied));
+    assert_null(qr_import_schema_new(NULL));
+    qr_label_schema_free(implied);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1010,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_stratified_follows_distribution),
         cmocka_unit_test(test_stream_matches_whole_body),
         cmocka_unit_test(test_stream_limits),
+        cmocka_unit_test(test_schema_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
