@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "agreement_fields.h"
+#include "ls_result.h"
 
 /* Rows per page. A Label Studio task carries its data and annotations:
  * fewer of them per page. */
@@ -45,12 +46,15 @@ struct export_s {
     int rows;   /* rows written so far (for Label Studio's commas) */
     int schema; /* a label schema project: labels are canonical JSON (label_schema.h) */
     qr_label_schema_t *fields; /* its schema, for the consensus per field (owned) */
-    char *snapshot;            /* the export's snapshot S, the next cursor (owned) */
-    char *since;               /* the cursor given, or NULL (owned) */
-    char org[24];              /* crew scope: 0, or a vendor's organization */
-    char after[24];            /* the page's key: the last id of the page before */
-    char page[24];             /* the page size */
-    qr_buf_t out;              /* the page being formatted */
+    json_t *ls_fields;         /* its "fields" JSON, for Label Studio's shapes (owned) */
+    char *ls_to_name; /* what choice, rating and text results describe when no imported result
+                         names it: the first span or box field's data key, else "text" */
+    char *snapshot;   /* the export's snapshot S, the next cursor (owned) */
+    char *since;      /* the cursor given, or NULL (owned) */
+    char org[24];     /* crew scope: 0, or a vendor's organization */
+    char after[24];   /* the page's key: the last id of the page before */
+    char page[24];    /* the page size */
+    qr_buf_t out;     /* the page being formatted */
 };
 
 void export_free(ctx_t *c)
@@ -62,6 +66,8 @@ void export_free(ctx_t *c)
     free(e->since);
     if (e->fields)
         qr_label_schema_free(e->fields);
+    json_decref(e->ls_fields);
+    free(e->ls_to_name);
     qr_buf_free(&e->out);
     free(e);
     c->exp = NULL;
@@ -380,13 +386,41 @@ static void put_consensus(struct export_s *e, const PGresult *res)
     }
 }
 
+/* A row of QR_SQL_EXPORT_LS_FIELDS: the task object with each of the
+ * broker's annotations' "labels" turned into Label Studio's "result". */
+static void put_ls_fields(struct export_s *e, const PGresult *res, int i)
+{
+    json_t *task = json_loads(PQgetvalue(res, i, 1), 0, NULL);
+    const char *to_name = PQgetisnull(res, i, 2) ? e->ls_to_name : PQgetvalue(res, i, 2);
+    json_t *data = json_object_get(task, "data");
+    size_t k;
+    json_t *a;
+    json_array_foreach(json_object_get(task, "annotations"), k, a)
+    {
+        json_t *labels = json_object_get(a, "labels");
+        if (!labels)
+            continue; /* an imported annotation: its result as it came */
+        json_object_set_new(a, "result",
+                            qr_ls_labels_to_result(e->ls_fields, labels, data, to_name));
+        json_object_del(a, "labels");
+    }
+    char *text = task ? json_dumps(task, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    /* PostgreSQL wrote the object: it parses, unless memory ran out. */
+    qr_buf_appends(&e->out, text ? text : PQgetvalue(res, i, 1));
+    free(text);
+    json_decref(task);
+}
+
 /* Formats a page of QR_SQL_EXPORT_LS: the task objects of one JSON array,
  * one per line. */
 static void put_ls(struct export_s *e, const PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         qr_buf_appends(&e->out, e->rows + i ? ",\n" : "\n");
-        qr_buf_appends(&e->out, PQgetvalue(res, i, 1));
+        if (e->ls_fields)
+            put_ls_fields(e, res, i);
+        else
+            qr_buf_appends(&e->out, PQgetvalue(res, i, 1));
     }
 }
 
@@ -455,6 +489,7 @@ static void next_page(ctx_t *c)
     char proj[24];
     const char *sql = e->phase == PH_ANNOTATIONS ? QR_SQL_EXPORT_ANNOTATIONS
                       : e->phase == PH_UNDOS     ? QR_SQL_EXPORT_UNDOS
+                      : e->ls_fields             ? QR_SQL_EXPORT_LS_FIELDS
                       : e->format == EX_LS       ? QR_SQL_EXPORT_LS
                       : e->fields                ? QR_SQL_EXPORT_CONSENSUS_FIELDS
                                                  : QR_SQL_EXPORT_CONSENSUS;
@@ -554,14 +589,6 @@ void h_export(ctx_t *c)
     char fv[8];
     if (!query_param(c->req->query, "format", fv, sizeof fv))
         format = EX_CSV; /* what the export gave before it had formats */
-    if (format == EX_LS && !c->project->schema->implied) {
-        /* Label Studio's result shapes for each field type are issue 15's
-         * data-in-and-out step; until then, no half-right tasks. */
-        respond_error(c, 422, QR_CODE_INVALID,
-                      "Label Studio export of schema projects: not yet (use format=jsonl or "
-                      "format=csv)");
-        return;
-    }
     if (format == EX_LS && kind == EX_CONSENSUS) {
         respond_error(c, 422, QR_CODE_INVALID,
                       "format=ls exports tasks with their annotations: use kind=annotations "
@@ -590,6 +617,18 @@ void h_export(ctx_t *c)
         qr_label_error_t lerr;
         if (!sj || qr_label_schema_parse(sj, &e->fields, &lerr) < 0)
             e->fields = NULL;
+        json_decref(sj);
+    }
+    if (e->schema && format == EX_LS) {
+        /* Copies: the project cache may replace its entry while we stream. */
+        json_t *sj = qr_label_schema_to_json(c->project->schema);
+        e->ls_fields = json_incref(json_object_get(sj, "fields"));
+        const qr_label_schema_t *s = c->project->schema;
+        for (int i = 0; i < s->nfields && !e->ls_to_name; i++)
+            if (s->fields[i].over)
+                e->ls_to_name = qr_xstrdup(s->fields[i].over);
+        if (!e->ls_to_name)
+            e->ls_to_name = qr_xstrdup("text");
         json_decref(sj);
     }
     e->phase = kind == EX_CONSENSUS || format == EX_LS ? PH_TASKS : PH_ANNOTATIONS;

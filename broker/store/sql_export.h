@@ -179,13 +179,27 @@
  * else "label"/"text"). An annotation of the broker that mirrors an
  * imported one (an import counted toward overlap) is left out. */
 #define QR_SQL_EXPORT_LS                                                                           \
+    QR_SQL_EXPORT_LS_OF("'result', jsonb_build_array(jsonb_build_object("                           \
+                        "'from_name', coalesce(names.from_name, 'label'),"                         \
+                        "'to_name', coalesce(names.to_name, 'text'), 'type', 'choices',"           \
+                        "'value', jsonb_build_object('choices', jsonb_build_array(s.label))))", "")
+
+/* format=ls of a schema project: as QR_SQL_EXPORT_LS, but each of the
+ * broker's annotations carries "labels", its labels object, where Label
+ * Studio's "result" goes (the broker maps it, ls_result.h), and a third
+ * column gives the to_name of the project's imported results (NULL: none). */
+#define QR_SQL_EXPORT_LS_FIELDS QR_SQL_EXPORT_LS_OF("'labels', s.label::jsonb", ", names.to_name")
+
+/* The format=ls query: ann is the pair(s) of a broker annotation's object
+ * that say its value; extra, columns after the task object. */
+#define QR_SQL_EXPORT_LS_OF(ann, extra)                                                            \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
-    " names AS (SELECT coalesce((SELECT r->>'from_name' FROM imported_annotations ia,"             \
-    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'from_name' LIMIT 1),"\
-    "   'label') AS from_name,"                                                                    \
-    "   coalesce((SELECT r->>'to_name' FROM imported_annotations ia,"                              \
-    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'to_name' LIMIT 1),"  \
-    "   'text') AS to_name)"                                                                       \
+    " names AS (SELECT (SELECT r->>'from_name' FROM imported_annotations ia,"                      \
+    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'from_name' LIMIT 1)" \
+    "   AS from_name,"                                                                             \
+    "   (SELECT r->>'to_name' FROM imported_annotations ia,"                                       \
+    "     jsonb_array_elements(ia.result) r WHERE ia.project_id = $1 AND r ? 'to_name' LIMIT 1)"   \
+    "   AS to_name)"                                                                               \
     " SELECT pg.id, jsonb_build_object('id', pg.id, 'data', pg.data,"                              \
     "  'meta', jsonb_build_object('quorum_task_id', pg.id, 'external_id', pg.external_id),"        \
     "  'predictions', coalesce(pg.predictions, '[]'::jsonb),"                                      \
@@ -197,20 +211,17 @@
     "     'lead_time', ia.lead_time,"                                                              \
     "     'was_cancelled', ia.was_cancelled, 'ground_truth', ia.ground_truth,"                     \
     "     'created_at', " QR_SQL_EXPORT_TIME("ia.created_at") ") AS o"                             \
-    "   FROM imported_annotations ia WHERE ia.project_id = $1 AND ia.task_id = pg.id"                                     \
+    "   FROM imported_annotations ia WHERE ia.project_id = $1 AND ia.task_id = pg.id"              \
     "     AND ($4::bigint = 0 OR EXISTS (SELECT 1 FROM users w WHERE w.id = ia.annotator_id"       \
     "       AND w.org_id = $4::bigint))"                                                           \
     "   UNION ALL"                                                                                 \
-    "   SELECT 1, s.id, jsonb_build_object('id', s.id,"                                            \
-    "     'result', jsonb_build_array(jsonb_build_object('from_name', names.from_name,"            \
-    "       'to_name', names.to_name, 'type', 'choices',"                                          \
-    "       'value', jsonb_build_object('choices', jsonb_build_array(s.label)))),"                 \
+    "   SELECT 1, s.id, jsonb_build_object('id', s.id, " ann ","                                   \
     "     'completed_by', s.annotator_id, 'lead_time', " QR_SQL_EXPORT_LEAD("s") ","               \
     "     'was_cancelled', false, 'ground_truth', coalesce(s.label = pg.gold, false),"             \
     "     'created_at', " QR_SQL_EXPORT_TIME("s.created_at") ")"                                   \
-    "   FROM s, names WHERE s.task_id = pg.id AND NOT EXISTS (SELECT 1 FROM imported_annotations"  \
+    "   FROM s WHERE s.task_id = pg.id AND NOT EXISTS (SELECT 1 FROM imported_annotations"         \
     "     m WHERE m.task_id = pg.id AND m.annotator_id = s.annotator_id)) z), '[]'::jsonb)"        \
-    " )::text FROM pg ORDER BY pg.id"
+    " )::text" extra " FROM pg, names ORDER BY pg.id"
 
 // clang-format on
 
