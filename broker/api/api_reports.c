@@ -43,6 +43,41 @@ static json_t *schema_of(const ctx_t *c)
     return s && !s->implied ? qr_label_schema_to_json(s) : NULL;
 }
 
+/* The headline figures of each field type, as the report shows them. */
+static const struct {
+    const char *type;
+    const char *metrics[3];
+} headline[] = {
+    {"choice", {"krippendorff_alpha_nominal", "percent_agreement", NULL}},
+    {"multi_choice", {"krippendorff_alpha_masi", "krippendorff_alpha_jaccard", NULL}},
+    {"rating", {"krippendorff_alpha_interval", "krippendorff_alpha_ordinal", NULL}},
+    {"spans", {"span_f1_exact", "span_f1_overlap", "token_alpha_nominal"}},
+    {"boxes", {"box_f1", "box_mean_iou", NULL}},
+    {"text", {"text_exact_agreement", "text_mean_similarity", NULL}},
+};
+
+/* A schema project's fields for the report: {"<field>": {"type", "pairable_tasks",
+ * "<metric>": value or null, ...}}, the headline figures of each type. */
+static json_t *report_fields(json_t *fields)
+{
+    json_t *out = json_object();
+    const char *name;
+    json_t *f;
+    json_object_foreach(fields, name, f)
+    {
+        const char *type = json_string_value(json_object_get(f, "type"));
+        json_t *o = json_pack(
+            "{s:s s:I}", "type", type ? type : "", "pairable_tasks",
+            json_integer_value(json_object_get(json_object_get(f, "counts"), "pairable_items")));
+        for (size_t k = 0; type && k < sizeof headline / sizeof headline[0]; k++)
+            for (int m = 0; !strcmp(headline[k].type, type) && m < 3 && headline[k].metrics[m]; m++)
+                json_object_set_new(o, headline[k].metrics[m],
+                                    metric_value(f, headline[k].metrics[m]));
+        json_object_set_new(out, name, o);
+    }
+    return out;
+}
+
 static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;
@@ -62,6 +97,9 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
                   metric_value(report, "krippendorff_alpha_nominal"), "pairable_tasks",
                   json_integer_value(json_object_get(counts, "pairable_items")), "judgements",
                   json_integer_value(json_object_get(counts, "judgements"))));
+    if (c->project->schema && !c->project->schema->implied)
+        json_object_set_new(json_object_get(o, "agreement"), "fields",
+                            report_fields(json_object_get(report, "fields")));
     json_decref(report);
     respond_json(c, 200, o);
 }

@@ -85,6 +85,53 @@ static const char *alpha_reading(double alpha)
     return "too low to rely on";
 }
 
+/* A schema project's agreement by field: a line each, its headline figures
+ * (the report's agreement.fields) by the names `quorumctl agreement` prints. */
+static void print_fields(json_t *fields)
+{
+    static const struct {
+        const char *key, *name;
+    } names[] = {
+        {"krippendorff_alpha_nominal", "alpha nominal"},
+        {"percent_agreement", "percent"},
+        {"krippendorff_alpha_masi", "alpha MASI"},
+        {"krippendorff_alpha_jaccard", "alpha Jaccard"},
+        {"krippendorff_alpha_interval", "alpha interval"},
+        {"krippendorff_alpha_ordinal", "alpha ordinal"},
+        {"span_f1_exact", "F1 exact"},
+        {"span_f1_overlap", "F1 overlap"},
+        {"token_alpha_nominal", "token alpha"},
+        {"box_f1", "F1 at IoU 0.5"},
+        {"box_mean_iou", "mean IoU"},
+        {"text_exact_agreement", "exact"},
+        {"text_mean_similarity", "similarity"},
+    };
+    if (!json_is_object(fields) || json_object_size(fields) == 0)
+        return;
+    printf("%-22s (quorumctl agreement --project ID for every figure)\n", "agreement by field");
+    const char *field;
+    json_t *f;
+    json_object_foreach(fields, field, f)
+    {
+        char head[128];
+        snprintf(head, sizeof head, "%s (%s)", field,
+                 json_string_value(json_object_get(f, "type")));
+        printf("  %-20s", head);
+        int shown = 0;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            json_t *v = json_object_get(f, names[k].key);
+            if (!v)
+                continue;
+            if (json_is_number(v))
+                printf("%s%s %.3f", shown++ ? ", " : " ", names[k].name, json_number_value(v));
+            else
+                printf("%s%s undefined", shown++ ? ", " : " ", names[k].name);
+        }
+        printf("  (%lld tasks)\n",
+               (long long)json_integer_value(json_object_get(f, "pairable_tasks")));
+    }
+}
+
 /* The two agreement lines, each with what it means and what it counts. */
 static void print_agreement(json_t *agreement)
 {
@@ -97,6 +144,13 @@ static void print_agreement(json_t *agreement)
     double pairable = json_number_value(json_object_get(agreement, "pairable_tasks"));
     double pa = num_or_nan(json_object_get(agreement, "percent_agreement"));
     double alpha = num_or_nan(json_object_get(agreement, "krippendorff_alpha_nominal"));
+    json_t *fields = json_object_get(agreement, "fields");
+    if (pairable <= 0 && json_object_size(fields) > 0) {
+        /* A schema project without a choice or rating field has no
+         * top-level figures: its fields say it all. */
+        print_fields(fields);
+        return;
+    }
     if (pairable <= 0) {
         printf("%-22s none yet: no task has two or more annotations to compare\n", "agreement");
         return;
@@ -115,6 +169,7 @@ static void print_agreement(json_t *agreement)
         printf("%-22s %.3f  %s\n%-22s (agreement beyond chance, over the same %.0f tasks; "
                ">= 0.80 is reliable,\n%-22s  0.67 to 0.80 tentative, < 0.67 too low to use)\n",
                "Krippendorff's alpha", alpha, alpha_reading(alpha), "", pairable, "");
+    print_fields(fields);
 }
 
 /*

@@ -122,6 +122,23 @@ check "the cached report keeps no per-item list" 0 \
 check "every field reports its type" "choice multi_choice rating spans boxes text" \
     "$(jq -r '[.fields | to_entries[] | .value.type] | join(" ")' "$E2E_DIR/hi.json")"
 
+# quorumctl report: the agreement of each field, its headline figures.
+"$CTL" report --project "$HI" --json >"$E2E_DIR/report.json"
+check "report JSON: agreement.fields, 13 headline figures of 6 fields, each the live report's" \
+    '[13,6,true]' \
+    "$(jq -cn --slurpfile h "$E2E_DIR/hi.json" --slurpfile r "$E2E_DIR/report.json" \
+        '$r[0].agreement.fields | [to_entries[] | .key as $f | .value | to_entries[]
+          | select(.key != "type" and .key != "pairable_tasks")
+          | ((.value - $h[0].fields[$f].metrics[.key].value) | fabs) < 1e-6]
+        | [length, ($r[0].agreement.fields | length), all]')"
+"$CTL" report --project "$HI" >"$E2E_DIR/report.txt"
+for f in "sentiment (choice)" "tags (multi_choice)" "score (rating)" "entities (spans)" "objects (boxes)" "note (text)"; do
+    grepq "^  $f" <"$E2E_DIR/report.txt" && pass "report text: a line for $f" || fail "report text: $f ($(cat "$E2E_DIR/report.txt"))"
+done
+check "the MASI alpha as the live report has it, 3 places" \
+    "$(jq -r '.fields.tags.metrics.krippendorff_alpha_masi.value * 1000 | round / 1000' "$E2E_DIR/hi.json")" \
+    "$(sed -n 's/^  tags (multi_choice) *alpha MASI \([0-9.-]*\),.*/\1/p' "$E2E_DIR/report.txt" | sed 's/0*$//')"
+
 # The exact crew's consensus is the truth, field by field.
 "$CTL" export --project "$EXACT" --kind consensus --format jsonl >"$E2E_DIR/consensus.jsonl" 2>/dev/null
 check "consensus: one row per task" 60 "$(wc -l <"$E2E_DIR/consensus.jsonl")"
