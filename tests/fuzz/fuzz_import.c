@@ -9,7 +9,10 @@
  * more than its budget nor keeps more tasks than its cap; a successful one has at least one task,
  * each with its data; and every COPY row is one line of exactly thirteen tab-separated columns
  * (those of QR_SQL_TASKS_COPY) (anything else would let a task's text inject rows or columns into
- * COPY).
+ * COPY). A quarter of the inputs parse as for a project with a label schema of
+ * every field type: then every gold answer and imported annotation's label
+ * kept is a labels object's canonical text, which the schema's check gives
+ * back unchanged.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -17,18 +20,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "import.h"
+#include "label_schema.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static qr_import_schema_t *schema;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     qr_log_init("fuzz_import", QR_LOG_ERROR);
+    json_t *j = json_loads(
+        "{\"fields\": [{\"name\": \"sentiment\", \"type\": \"choice\", \"choices\": [\"pos\", "
+        "\"neg\"]}, {\"name\": \"tags\", \"type\": \"multi_choice\", \"choices\": [\"a\", \"b\"], "
+        "\"required\": false}, {\"name\": \"score\", \"type\": \"rating\", \"min\": 1, \"max\": 5, "
+        "\"required\": false}, {\"name\": \"ents\", \"type\": \"spans\", \"over\": \"text\", "
+        "\"labels\": [\"ORG\"], \"required\": false}, {\"name\": \"objects\", \"type\": \"boxes\", "
+        "\"over\": \"image\", \"labels\": [\"car\"], \"required\": false}, {\"name\": \"note\", "
+        "\"type\": \"text\", \"required\": false}]}",
+        0, NULL);
+    qr_label_schema_t *s = NULL;
+    qr_label_error_t e;
+    if (!j || qr_label_schema_parse(j, &s, &e) < 0)
+        abort();
+    schema = qr_import_schema_new(s);
+    qr_label_schema_free(s);
+    json_decref(j);
     return 0;
+}
+
+/* A kept label of a schema project: canonical text the check keeps as it
+ * is (span ends are not checked again: that needs the task's text). */
+static void check_canonical(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    char *again = NULL;
+    qr_label_error_t e;
+    if (!json_is_object(j) || qr_label_check(schema->schema, j, NULL, &again, &e) < 0 ||
+        strcmp(again, text) != 0) {
+        fprintf(stderr, "fuzz_import: kept label %s is not canonical\n", text);
+        abort();
+    }
+    free(again);
+    json_decref(j);
 }
 
 static void check_rows(const qr_buf_t *out, int64_t n)
@@ -77,7 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * never more tasks than the cap. */
     qr_import_limits_t tight = {4096, 5};
     int limited = size && (data[size - 1] & 2);
-    int rc = limited ? qr_import_parse_bounded(fmt, s, size, field, &tight, &imp, err, sizeof err)
+    int with_schema = size && (data[size - 1] & 12) == 4;
+    qr_import_opts_t opts = {.stratify_field = field, .schema = schema};
+    int rc = with_schema ? qr_import_parse_opts(fmt, s, size, &opts, limited ? &tight : NULL, &imp,
+                                                err, sizeof err)
+             : limited ? qr_import_parse_bounded(fmt, s, size, field, &tight, &imp, err, sizeof err)
              : fmt == QR_IMPORT_JSON_ARRAY
                  ? qr_import_parse_json_array(s, size, field, &imp, err, sizeof err)
              : fmt == QR_IMPORT_JSONL ? qr_import_parse(s, size, field, &imp, err, sizeof err)
@@ -104,6 +148,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!imp.tasks[i].data)
             abort();
         ids[i] = 1000 + 3 * i;
+        if (with_schema && imp.tasks[i].gold)
+            check_canonical(imp.tasks[i].gold);
+        json_t *anns = with_schema && imp.tasks[i].annotations
+                           ? json_loads(imp.tasks[i].annotations, 0, NULL)
+                           : NULL;
+        size_t k;
+        json_t *a;
+        json_array_foreach(anns, k, a)
+        {
+            const char *l = json_string_value(json_object_get(a, "label"));
+            if (l)
+                check_canonical(l);
+        }
+        json_decref(anns);
     }
 
     /* A prior count per stratum, sorted with strcmp as the API reads it. */
