@@ -78,6 +78,32 @@ static json_t *report_fields(json_t *fields)
     return out;
 }
 
+/* Each per_annotator row of the report gets "gold_accuracy": {"value",
+ * "low", "high" (its 95 % interval), "compared"} from the live report's
+ * gold section (matched by annotator id), or null with no gold answer
+ * compared. */
+static void put_gold_accuracy(json_t *o, const json_t *gold)
+{
+    const json_t *per = json_object_get(gold, "per_annotator");
+    size_t i, k;
+    json_t *row, *g;
+    json_array_foreach(json_object_get(o, "per_annotator"), i, row)
+    {
+        json_int_t id = json_integer_value(json_object_get(row, "annotator_id"));
+        json_t *acc = json_null();
+        json_array_foreach(per, k, g)
+        {
+            if (json_integer_value(json_object_get(g, "annotator_id")) != id)
+                continue;
+            acc = json_pack("{s:O s:O s:O s:O}", "value", json_object_get(g, "accuracy"), "low",
+                            json_object_get(g, "low"), "high", json_object_get(g, "high"),
+                            "compared", json_object_get(g, "compared"));
+            break;
+        }
+        json_object_set_new(row, "gold_accuracy", acc ? acc : json_null());
+    }
+}
+
 static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;
@@ -87,6 +113,16 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     }
     json_t *o = c->out;
     c->out = NULL;
+    put_gold_accuracy(o, json_object_get(report, "gold"));
+    if (c->user.org_id != c->project->org_id) {
+        /* A vendor's report covers its crew only; the agreement report
+         * covers every organization's annotators, so it is left out (its
+         * crew's gold accuracy, per annotator, is theirs). */
+        json_object_set_new(o, "agreement", json_null());
+        json_decref(report);
+        respond_json(c, 200, o);
+        return;
+    }
     /* pairable_tasks: the tasks with two or more annotations, the ones
      * both figures are computed over; judgements: every annotation read. */
     json_t *counts = json_object_get(report, "counts");
@@ -114,15 +150,6 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
     c->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     if (!c->out) {
         respond_backend(c, "PostgreSQL", "bad report row");
-        return;
-    }
-    if (c->user.org_id != c->project->org_id) {
-        /* A vendor's report covers its crew only; the agreement report
-         * covers every organization's annotators, so it is left out. */
-        json_t *o = c->out;
-        c->out = NULL;
-        json_object_set_new(o, "agreement", json_null());
-        respond_json(c, 200, o);
         return;
     }
     /* Fresh: the report's agreement covers every annotation it counted. */

@@ -366,18 +366,29 @@ static int get_and_print(qr_client_config_t *cfg, const char *path, int raw,
     return rc;
 }
 
-/* "gold accuracy  0.9100  (82 of 90 judgements on gold tasks)", or why
- * there is none. */
+/* "  95% interval 0.8343-0.9543" of an accuracy with "low" and "high",
+ * then the line's end. */
+static void print_interval(const json_t *acc)
+{
+    json_t *low = json_object_get(acc, "low"), *high = json_object_get(acc, "high");
+    if (json_is_number(low) && json_is_number(high))
+        printf("  95%% interval %.4f-%.4f", json_number_value(low), json_number_value(high));
+    printf("\n");
+}
+
+/* "gold accuracy  0.9100  (82 of 90 judgements on gold tasks)  95% interval
+ * 0.8343-0.9543", or why there is none. */
 static void print_gold_accuracy(json_t *o)
 {
     json_t *gold = json_object_get(json_object_get(o, "gold"), "accuracy");
-    if (json_is_number(json_object_get(gold, "value")))
+    if (json_is_number(json_object_get(gold, "value"))) {
         printf("%-28s %.4f  (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
-               " judgements on gold tasks)\n",
+               " judgements on gold tasks)",
                "gold accuracy", json_number_value(json_object_get(gold, "value")),
                json_integer_value(json_object_get(gold, "agree")),
                json_integer_value(json_object_get(gold, "compared")));
-    else if (json_is_object(gold))
+        print_interval(gold);
+    } else if (json_is_object(gold))
         printf("%-28s n/a (%s)\n", "gold accuracy",
                json_string_value(json_object_get(gold, "reason")));
 }
@@ -415,11 +426,12 @@ static void show_agreement_items(json_t *o)
     json_array_foreach(json_object_get(json_object_get(o, "gold"), "per_annotator"), i, row)
     {
         char name[512];
-        printf("  %-26s %.4f  (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT ")\n",
+        printf("  %-26s %.4f  (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT ")",
                annotator_label(o, row, "annotator", "", name, sizeof name),
                json_number_value(json_object_get(row, "accuracy")),
                json_integer_value(json_object_get(row, "agree")),
                json_integer_value(json_object_get(row, "compared")));
+        print_interval(row);
     }
 }
 
@@ -485,7 +497,8 @@ static const char live_agreement_help[] =
     "Reads:  no file: the broker's JSON answer (GET .../agreement).\n"
     "Writes: stdout: text, one coefficient a line, then one annotator a line:\n"
     "          krippendorff_alpha_nominal   0.7312\n"
-    "          gold accuracy                0.9100  (82 of 90 judgements on gold tasks)\n"
+    "          gold accuracy                0.9100  (82 of 90 judgements on gold tasks)"
+    "  95% interval 0.8343-0.9543\n"
     "        with --json the broker's JSON (docs/API.md, GET .../agreement),\n"
     "        {\"counts\":{\"items\":1400,...},\"metrics\":{...},\"gold\":{...},...}.\n"
     "\n"

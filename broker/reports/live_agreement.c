@@ -11,6 +11,7 @@
 
 #include "agreement.h"
 #include "agreement_fields.h"
+#include "agreement_interval.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -341,6 +342,16 @@ static void computed(uv_work_t *w, int status)
     e->computed_items = NULL;
 }
 
+/* "low" and "high": the 95 % Wilson interval of agree in n (n > 0). */
+static void put_interval(json_t *o, int64_t agree, int64_t n)
+{
+    double low, high;
+    if (qr_wilson_interval(agree, n, QR_Z95, &low, &high) < 0)
+        return;
+    json_object_set_new(o, "low", json_real(low));
+    json_object_set_new(o, "high", json_real(high));
+}
+
 static void on_gold(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     entry_t *e = arg;
@@ -362,6 +373,7 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
         json_object_set_new(row, "compared", json_integer((json_int_t)n));
         json_object_set_new(row, "agree", json_integer((json_int_t)agree));
         json_object_set_new(row, "accuracy", json_real((double)agree / (double)n));
+        put_interval(row, agree, n);
         json_array_append_new(per, row);
     }
     json_t *overall =
@@ -369,6 +381,8 @@ static void on_gold(const PGresult *res, const char *err, const char *sqlstate, 
                           "defined", "agree", (json_int_t)agree_all, "compared", (json_int_t)n_all)
               : json_pack("{s:n s:s s:s}", "value", "status", "not_applicable", "reason",
                           "no annotated task carries a gold answer");
+    if (n_all)
+        put_interval(overall, agree_all, n_all);
     json_decref(e->gold);
     e->gold = json_pack("{s:o s:o}", "accuracy", overall, "per_annotator", per);
     e->work.data = e;

@@ -39,7 +39,18 @@ check "gold accuracy matches SQL" \
     "$(sql "SELECT count(*) FILTER (WHERE a.label = t.gold) FROM annotations a JOIN tasks t ON t.id = a.task_id WHERE t.project_id = $P AND t.gold IS NOT NULL")" \
     "$(jq .gold.accuracy.agree "$E2E_DIR/live.json")"
 check "gold accuracy near the crew's 0.8" true "$(jq '.gold.accuracy.value > 0.6 and .gold.accuracy.value < 0.95' "$E2E_DIR/live.json")"
+# Each gold accuracy carries its 95 % Wilson interval, computed here again.
+WILSON='def w($k; $n): 1.959963984540054 as $z | ($k / $n) as $p | (($p + $z*$z/(2*$n)) / (1 + $z*$z/$n)) as $c
+  | ($z / (1 + $z*$z/$n) * ($p*(1-$p)/$n + $z*$z/(4*$n*$n) | sqrt)) as $h | [$c - $h, $c + $h];'
+check "gold: the overall and every annotator's 95% interval, as Wilson's formula gives" "true 5" \
+    "$(jq -r "$WILSON"' [.gold.accuracy, .gold.per_annotator[] | {agree: (.agree), compared, low, high}
+        | w(.agree; .compared) as $i | (.low - $i[0] | fabs) < 1e-9 and (.high - $i[1] | fabs) < 1e-9]
+        | "\(all) \(length)"' "$E2E_DIR/live.json")"
 REPORT=$("$QR_BIN_DIR/quorumctl" report --project "$P" --json)
+R9='map(map_values(. * 1e9 | round))'
+check "report: each annotator's gold_accuracy, the live report's, with its interval (to 9 digits)" \
+    "$(jq -cS "[.gold.per_annotator[] | {id: .annotator_id, value: .accuracy, low, high, compared}] | sort_by(.id) | $R9" "$E2E_DIR/live.json")" \
+    "$(echo "$REPORT" | jq -cS "[.per_annotator[] | {id: .annotator_id} + (.gold_accuracy | {value, low, high, compared})] | sort_by(.id) | $R9")"
 check "report's alpha = live alpha (to the report's 12 digits)" \
     "$(jq '.metrics.krippendorff_alpha_nominal.value * 1e9 | round' "$E2E_DIR/live.json")" \
     "$(echo "$REPORT" | jq '.agreement.krippendorff_alpha_nominal * 1e9 | round')"
@@ -63,9 +74,9 @@ check "--per-item text: the offline sections, line for line" \
     "$(sed -n '/^Labels/,$p' "$E2E_DIR/offline_items.txt" | md5sum)" \
     "$(sed -n '/^Labels/,/^Gold answers/p' "$E2E_DIR/live_items.txt" | sed '$d' | sed '$d' | md5sum)"
 check "gold accuracy printed with its count" 1 \
-    "$(grep -cE "^gold accuracy +0\.[0-9]{4}  \($(jq .gold.accuracy.agree "$E2E_DIR/live.json") of 90 judgements on gold tasks\)$" "$E2E_DIR/live_items.txt")"
+    "$(grep -cE "^gold accuracy +0\.[0-9]{4}  \($(jq .gold.accuracy.agree "$E2E_DIR/live.json") of 90 judgements on gold tasks\)  95% interval 0\.[0-9]{4}-[01]\.[0-9]{4}$" "$E2E_DIR/live_items.txt")"
 check "gold: one line per annotator" 4 "$(sed -n '/^Gold answers/,$p' "$E2E_DIR/live_items.txt" | grep -c '^  sim-')"
-"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq "judgements on gold tasks)$" && pass "plain live report: gold count" || fail "plain live report: gold count"
+"$QR_BIN_DIR/quorumctl" agreement --project "$P" | grepq "judgements on gold tasks)  95% interval" && pass "plain live report: gold count" || fail "plain live report: gold count"
 r=$(api GET "/v1/projects/$P/export?format=xml")
 check "export in an unknown format: 422" 422 "${r%% *}"
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "agreement_interval.h"
 #include "agreement_internal.h"
 #include "util.h"
 
@@ -843,6 +844,36 @@ static void test_store_forms(void **state)
     }
 }
 
+/* The Wilson score interval against Newcombe (1998), "Two-sided confidence
+ * intervals for the single proportion", Statistics in Medicine 17, Table I,
+ * method 3 (4 decimals); and its edges. */
+static void test_wilson_interval(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t k, n;
+        double low, high;
+    } cases[] = {
+        {81, 263, 0.2553, 0.3662},
+        {15, 148, 0.0624, 0.1605},
+        {0, 20, 0.0, 0.1611},
+        {1, 29, 0.0061, 0.1718},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double lo, hi;
+        assert_int_equal(qr_wilson_interval(cases[i].k, cases[i].n, QR_Z95, &lo, &hi), 0);
+        if (fabs(lo - cases[i].low) > 5e-5 || fabs(hi - cases[i].high) > 5e-5)
+            fail_msg("%lld/%lld: [%.5f, %.5f], want [%.4f, %.4f]", (long long)cases[i].k,
+                     (long long)cases[i].n, lo, hi, cases[i].low, cases[i].high);
+    }
+    double lo, hi;
+    assert_int_equal(qr_wilson_interval(5, 5, QR_Z95, &lo, &hi), 0);
+    assert_true(hi == 1.0 && lo > 0.5 && lo < 0.6); /* 0.5655 */
+    assert_int_equal(qr_wilson_interval(0, 0, QR_Z95, &lo, &hi), -1);
+    assert_int_equal(qr_wilson_interval(3, 2, QR_Z95, &lo, &hi), -1);
+    assert_int_equal(qr_wilson_interval(-1, 2, QR_Z95, &lo, &hi), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_pairwise_dense_and_sparse),
         cmocka_unit_test(test_items_iterator_and_seed),
         cmocka_unit_test(test_store_forms),
+        cmocka_unit_test(test_wilson_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
