@@ -141,6 +141,7 @@ void h_project_list(ctx_t *c)
  * owned (freed by patch_free). */
 typedef struct patch_s {
     char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
+    char *aa_set, *aa_conf, *aa_audit; /* auto-accept: "true" when the confidence is given */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -153,6 +154,9 @@ static void patch_free(patch_t *pt)
     free(pt->ttl);
     free(pt->sampling);
     free(pt->field);
+    free(pt->aa_set);
+    free(pt->aa_conf);
+    free(pt->aa_audit);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -236,6 +240,8 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "lease_ttl_ms",
                                        "sampling",
                                        "stratify_field",
+                                       "auto_accept_confidence",
+                                       "auto_accept_audit",
                                        NULL};
     const char *key;
     json_t *v;
@@ -344,6 +350,17 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     }
     if (!strcmp(sampling, "stratified") && !pt->field && !p->stratify_field)
         return refuse(why, "stratified sampling needs stratify_field (a data field)");
+    /* Auto-accept applies to tasks imported from then on. */
+    int set;
+    double conf, audit;
+    if (qr_validate_auto_accept(body, p->auto_accept_confidence, &set, &conf, &audit, why) < 0)
+        return -1;
+    if (set) {
+        pt->aa_set = qr_xstrdup("true");
+        pt->aa_conf = isnan(conf) ? NULL : qr_xasprintf("%.17g", conf);
+    }
+    if (!isnan(audit))
+        pt->aa_audit = qr_xasprintf("%.17g", audit);
     return 0;
 }
 
@@ -385,10 +402,20 @@ void h_project_update(ctx_t *c)
         return;
     }
     char proj[24], org[24];
-    const char *params[] = {
-        i64(c->project->id, proj), i64(c->user.org_id, org), pt.name, pt.labels,   pt.apt,
-        pt.overlap_annotations,    pt.overlap_fraction,      pt.ttl,  pt.sampling, pt.field};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 10, params, on_project_updated, c);
+    const char *params[] = {i64(c->project->id, proj),
+                            i64(c->user.org_id, org),
+                            pt.name,
+                            pt.labels,
+                            pt.apt,
+                            pt.overlap_annotations,
+                            pt.overlap_fraction,
+                            pt.ttl,
+                            pt.sampling,
+                            pt.field,
+                            pt.aa_set ? pt.aa_set : "false",
+                            pt.aa_conf,
+                            pt.aa_audit};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 13, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

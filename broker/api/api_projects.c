@@ -55,8 +55,10 @@ void h_project_create(ctx_t *c)
      * same doubles they were checked as (label_schema.h). */
     char *schema_text =
         pb.schema ? json_dumps(pb.schema, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-    char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24];
+    char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24], conf[40], audit[40];
     snprintf(fr, sizeof fr, "%.17g", fraction);
+    snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
+    snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
     const char *params[] = {i64(c->user.org_id, org),
                             name,
                             labels_text,
@@ -70,8 +72,10 @@ void h_project_create(ctx_t *c)
                             field,
                             pb.max_leases_per_annotator ? i64(pb.max_leases_per_annotator, ml)
                                                         : NULL,
-                            schema_text};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 13, params, on_project_created, c);
+                            schema_text,
+                            isnan(pb.auto_accept_confidence) ? NULL : conf,
+                            audit};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 15, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

@@ -139,15 +139,21 @@ static void import_write(ctx_t *c, int64_t *ids, int64_t import_id)
         qr_buf_appends(&task_ids, "}");
         qr_buf_appends(&anns, "]");
     }
-    const char *post[] = {proj, c->annotations_as, c->count_annotations ? "true" : "false",
-                          task_ids.data, anns.data};
+    const char *post[] = {proj,
+                          c->annotations_as,
+                          c->count_annotations ? "true" : "false",
+                          task_ids.data,
+                          anns.data,
+                          imp,
+                          first,
+                          last};
     free(ids);
     qr_import_free(&c->imp);
-    /* The import's row, its tasks and their annotations commit together, or
-     * nothing does. */
+    /* The import's row, its tasks, their annotations and the auto-accept of
+     * its confident ones commit together, or nothing does. */
     if (qr_pg_copy_in_tx_post(c->b->pg, QR_SQL_IMPORT_BEGIN, 11, params, QR_SQL_TASKS_COPY,
-                              rows_data, rows_len, task_ids.data ? QR_SQL_IMPORT_ANNOTATIONS : NULL,
-                              5, post, on_import_copied, c) < 0)
+                              rows_data, rows_len, QR_SQL_IMPORT_POST, 8, post, on_import_copied,
+                              c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
     free(external);
     qr_buf_free(&task_ids);

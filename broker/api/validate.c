@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,41 @@ rest:
                       "stratified sampling needs stratify_field (a data field)");
     out->sampling = s;
     out->stratify_field = strcmp(s, "stratified") ? NULL : field;
+    int set;
+    if (qr_validate_auto_accept(body, NAN, &set, &out->auto_accept_confidence,
+                                &out->auto_accept_audit, why) < 0)
+        return -1;
+    if (isnan(out->auto_accept_audit))
+        out->auto_accept_audit = 0;
+    return 0;
+}
+
+int qr_validate_auto_accept(json_t *body, double held, int *set_conf, double *conf, double *audit,
+                            qr_invalid_t *why)
+{
+    json_t *c = json_object_get(body, "auto_accept_confidence");
+    json_t *a = json_object_get(body, "auto_accept_audit");
+    *set_conf = c != NULL;
+    *conf = NAN;
+    *audit = NAN;
+    if (c && !json_is_null(c)) {
+        if (!json_is_number(c) || !(json_number_value(c) >= 0 && json_number_value(c) <= 1))
+            return refuse(why, 422, "invalid",
+                          "auto_accept_confidence must be a number from 0 to 1 (a prediction "
+                          "scored at least this completes without a human), or null for none");
+        *conf = json_number_value(c);
+    }
+    if (a && !json_is_null(a)) {
+        if (!json_is_number(a) || !(json_number_value(a) >= 0 && json_number_value(a) <= 1))
+            return refuse(why, 422, "invalid",
+                          "auto_accept_audit must be a number from 0 to 1 (the share of "
+                          "confident predictions still sent to humans)");
+        *audit = json_number_value(a);
+        if (json_number_value(a) > 0 && isnan(*set_conf ? *conf : held))
+            return refuse(why, 422, "invalid",
+                          "auto_accept_audit goes with auto_accept_confidence: without it no "
+                          "prediction is auto-accepted, so there is nothing to audit");
+    }
     return 0;
 }
 

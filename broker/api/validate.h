@@ -120,7 +120,20 @@ typedef struct qr_project_body_s {
     const char *sampling;       /* "sequential" (default), "random", "uncertainty", "stratified" */
     const char *stratify_field; /* set only for stratified sampling, else NULL */
     int64_t max_leases_per_annotator; /* 1 to 10000; 0 when absent (the broker's default) */
+    /* Confident predictions auto-accepted (issue 16): a score from 0 to 1,
+     * or NAN when absent or null (none are); the share of them audited by
+     * humans, 0 to 1 (default 0). */
+    double auto_accept_confidence;
+    double auto_accept_audit;
 } qr_project_body_t;
+
+/* auto_accept_confidence (a number from 0 to 1, or null: off) and
+ * auto_accept_audit (0 to 1) of a project body, when given: *set_conf 1
+ * and *conf (NAN for null) when the first is given, *audit (or NAN when not
+ * given). An audit share without a confidence, given or held (held: the
+ * project's current one, NAN when none), is refused. */
+int qr_validate_auto_accept(json_t *body, double held, int *set_conf, double *conf, double *audit,
+                            qr_invalid_t *why);
 
 int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why);
 

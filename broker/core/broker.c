@@ -6,6 +6,7 @@
 #include "broker_int.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +329,9 @@ qr_project_t *qr_project_from_json(json_t *o)
     const char *archived_at = json_string_value(json_object_get(o, "archived_at"));
     p->archived_at = archived_at ? qr_xstrdup(archived_at) : NULL;
     p->max_leases = (int)json_integer_value(json_object_get(o, "max_leases_per_annotator"));
+    json_t *conf = json_object_get(o, "auto_accept_confidence");
+    p->auto_accept_confidence = json_is_number(conf) ? json_number_value(conf) : NAN;
+    p->auto_accept_audit = json_number_value(json_object_get(o, "auto_accept_audit"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -366,6 +370,10 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_object_set_new(o, "schema",
                         p->schema && !p->schema->implied ? qr_label_schema_to_json(p->schema)
                                                          : json_null());
+    json_object_set_new(o, "auto_accept_confidence",
+                        isnan(p->auto_accept_confidence) ? json_null()
+                                                         : json_real(p->auto_accept_confidence));
+    json_object_set_new(o, "auto_accept_audit", json_real(p->auto_accept_audit));
     return o;
 }
 

@@ -50,14 +50,16 @@ typedef struct qr_project_s {
     int lease_ttl_ms;
     double overlap_fraction; /* share of each import that gets overlap_annotations */
     int overlap_annotations;
-    int overlap_first;    /* overlap tasks served first */
-    char *sampling;       /* sequential, random, uncertainty, stratified */
-    char *stratify_field; /* NULL unless stratified */
-    qr_share_t *shares;   /* the vendors it is shared with (nshares of them) */
-    int nshares;          /* 0: the project is its organization's alone */
-    char *paused_at;      /* when it was paused (PostgreSQL's text), NULL: it runs */
-    char *archived_at;    /* when it was archived (PostgreSQL's text), NULL: in use */
-    int max_leases;       /* live leases per annotator; 0: the broker's default */
+    int overlap_first;             /* overlap tasks served first */
+    char *sampling;                /* sequential, random, uncertainty, stratified */
+    char *stratify_field;          /* NULL unless stratified */
+    qr_share_t *shares;            /* the vendors it is shared with (nshares of them) */
+    int nshares;                   /* 0: the project is its organization's alone */
+    char *paused_at;               /* when it was paused (PostgreSQL's text), NULL: it runs */
+    char *archived_at;             /* when it was archived (PostgreSQL's text), NULL: in use */
+    int max_leases;                /* live leases per annotator; 0: the broker's default */
+    double auto_accept_confidence; /* NAN: no prediction is auto-accepted */
+    double auto_accept_audit;      /* the share of those audited by humans */
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

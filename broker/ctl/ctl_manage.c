@@ -8,6 +8,7 @@
 #include "ctl_manage.h"
 
 #include "cli.h"
+#include "ctl_project.h"
 #include "ctl_schema.h"
 #include "protocol.h"
 #include "text_out.h"
@@ -70,14 +71,17 @@ static const char update_help[] =
     "                [--annotations-per-task K] [--overlap-annotations K]\n"
     "                [--overlap-fraction F] [--lease-ttl-ms MS]\n"
     "                [--sampling sequential|random|uncertainty|stratified]\n"
-    "                [--stratify-field FIELD] [--json]\n"
+    "                [--stratify-field FIELD] [--auto-accept-confidence C|off]\n"
+    "                [--auto-accept-audit S] [--json]\n"
     "\n"
     "Changes a project (PATCH /v1/projects/{id}); what is not named stays.\n"
     "Labels can only be added: --labels is the whole new list (every current\n"
     "label must be in it), --add-label adds one (repeatable). Overlap\n"
     "(--annotations-per-task, --overlap-annotations, --overlap-fraction) can\n"
     "only rise; it applies to tasks imported from now on, as --sampling does.\n"
-    "--lease-ttl-ms applies to leases granted from now on. Prints the project\n"
+    "--lease-ttl-ms applies to leases granted from now on, and\n"
+    "--auto-accept-confidence (off: none) and --auto-accept-audit (see project\n"
+    "create --help) to tasks imported from now on. Prints the project\n"
     "as \"key: value\" lines (as project show), or its JSON with --json.\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (PATCH /v1/projects/{id}).\n"
@@ -299,6 +303,7 @@ static int append_labels(json_t *arr, const char *s)
  * (printed). add holds the --add-label values (count nadd). */
 typedef struct update_flags_s {
     const char *name, *labels, *apt, *ov_ann, *ov_frac, *ttl, *sampling, *field;
+    const char *aa_conf, *aa_audit;
     const char *add[64];
     int nadd;
 } update_flags_t;
@@ -369,6 +374,10 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
         json_object_set_new(body, "sampling", json_string(f->sampling));
     if (f->field)
         json_object_set_new(body, "stratify_field", json_string(f->field));
+    if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0) {
+        json_decref(body);
+        return NULL;
+    }
     if (json_object_size(body) == 0) {
         qr_cli_usage_error(prog, cmd, "project update: nothing to change (see --help)");
         json_decref(body);
@@ -471,7 +480,11 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
                   0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--lease-ttl-ms", &f.ttl)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--sampling", &f.sampling)) != 0 ||
-              (r = qr_cli_take_value(prog, argc, argv, &i, "--stratify-field", &f.field)) != 0))) {
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--stratify-field", &f.field)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence",
+                                     &f.aa_conf)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &f.aa_audit)) !=
+                  0))) {
             if (r < 0)
                 return QR_EXIT_USAGE;
             if (add) {

@@ -19,10 +19,40 @@
 
 static const char *const prog = "quorumctl";
 
+int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, const char *cmd)
+{
+    double v;
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    if (conf && !strcmp(conf, "off")) {
+        json_object_set_new(body, "auto_accept_confidence", json_null());
+    } else if (conf) {
+        if (qr_cli_parse_double(conf, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --auto-accept-confidence must be a score from 0 to 1 (or "
+                               "off), not '%s'",
+                               cmd, conf);
+            return -1;
+        }
+        json_object_set_new(body, "auto_accept_confidence", json_real(v));
+    }
+    if (audit) {
+        if (qr_cli_parse_double(audit, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --auto-accept-audit must be a share from 0 to 1, not '%s'", cmd,
+                               audit);
+            return -1;
+        }
+        json_object_set_new(body, "auto_accept_audit", json_real(v));
+    }
+    return 0;
+}
+
 static const char project_help[] =
     "Usage: quorumctl project create --name N (--labels a,b,c | --schema FILE|-)\n"
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
-    "                 [--max-leases-per-annotator N] [--json]\n"
+    "                 [--max-leases-per-annotator N]\n"
+    "                 [--auto-accept-confidence C [--auto-accept-audit S]] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -39,6 +69,12 @@ static const char project_help[] =
     "  --lease-ttl-ms MS          how long a lease lasts (broker default 60000)\n"
     "  --max-leases-per-annotator N   live leases one annotator may hold at once\n"
     "                             (1-10000; broker default 10)\n"
+    "  --auto-accept-confidence C   a task imported with a prediction scored C or\n"
+    "                             more (0-1) completes without a human, as\n"
+    "                             auto-accepted (default: none is)\n"
+    "  --auto-accept-audit S      the share of those sent to humans anyway (0-1,\n"
+    "                             drawn uniformly), so the report can tell how\n"
+    "                             often the confident predictions are right\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -52,6 +88,8 @@ static const char project_help[] =
     "  echo '{\"fields\": [{\"name\": \"score\", \"type\": \"rating\", \"min\": 1, \"max\": 5},\n"
     "        {\"name\": \"note\", \"type\": \"text\", \"required\": false}]}' |\n"
     "      quorumctl project create --name reviews --schema -\n"
+    "  quorumctl project create --name triage --labels spam,ham \\\n"
+    "      --auto-accept-confidence 0.95 --auto-accept-audit 0.1\n"
     "\n"
     "Other project commands, each with its own --help: list, show, update,\n"
     "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
@@ -87,7 +125,7 @@ fail:
 int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
-               *schema_file = NULL;
+               *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL;
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -115,7 +153,10 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
                 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--lease-ttl-ms", &ttl)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--max-leases-per-annotator",
-                                   &max_live)) != 0) {
+                                   &max_live)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence", &aa_conf)) !=
+                0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &aa_audit)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -159,6 +200,10 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         (max_live &&
          json_object_set_new(body, "max_leases_per_annotator", json_integer(max_leases)) < 0)) {
         fprintf(stderr, "%s: cannot build the request (is --name valid UTF-8?)\n", prog);
+        json_decref(body);
+        return QR_EXIT_USAGE;
+    }
+    if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

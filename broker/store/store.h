@@ -134,19 +134,22 @@
     " 'overlap_first', overlap_first, 'sampling', sampling, 'stratify_field', "                    \
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
     "max_leases_per_annotator, 'archived_at', archived_at, 'schema', schema,"                      \
+    " 'auto_accept_confidence', auto_accept_confidence, 'auto_accept_audit', auto_accept_audit,"   \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
  * per task, $5 lease TTL ms, $6 creator, $7 overlap fraction, $8 overlap
  * annotations, $9 overlap first, $10 sampling, $11 stratify field, $12 the
  * bound on each annotator's live leases (NULL: the broker's default), $13
- * the label schema (normalized JSON; NULL: a plain project) -> the project
+ * the label schema (normalized JSON; NULL: a plain project), $14 the
+ * auto-accept confidence (NULL: none), $15 its audit share -> the project
  * as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
-    " max_leases_per_annotator, schema)"                                                           \
-    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb) "              \
+    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit)"                \
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
+    "  $14::double precision, $15::double precision) "                                             \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -222,8 +225,7 @@
  * task ids, $13 their annotations; none when $12 is NULL). */
 #define QR_SQL_IMPORT_STREAM_END                                                                   \
     "SELECT quorum_import_begin($1, $2, $3, $4, $5, $6, $7, $8, $9, false, NULL),"                 \
-    " CASE WHEN $12::text IS NULL THEN 0"                                                          \
-    " ELSE quorum_import_annotations($1, $10, $11::boolean, $12::bigint[], $13::jsonb) END"
+    " quorum_import_post($1, $10, $11::boolean, $12::bigint[], $13::jsonb, $2, $8, $9)"
 
 /* After a streamed import's COPY failed on an external id the project
  * holds: $1 project, $2 SHA-256 of the body, $3 the file's external ids
@@ -243,11 +245,13 @@
 /* After an import's COPY, in its transaction (qr_pg_copy_in_tx_post): the
  * imported annotations of project $1 by user $2 (a name; NULL: the
  * `imported` pseudo-user), counted toward the overlap when $3; $4 the task
- * ids (a bigint[] literal) and $5 their annotations, a JSON array of arrays
- * aligned with $4 (sql/0021_import_rules.sql). An unknown user raises
+ * ids (a bigint[] literal; NULL: none) and $5 their annotations, a JSON
+ * array of arrays aligned with $4 (sql/0021_import_rules.sql); then the
+ * auto-accept of import $6's confident tasks, ids $7..$8
+ * (sql/0026_auto_accept.sql). An unknown user raises
  * QR_SQLSTATE_IMPORT_USER. */
-#define QR_SQL_IMPORT_ANNOTATIONS                                                                  \
-    "SELECT quorum_import_annotations($1, $2, $3, $4::bigint[], $5::jsonb)"
+#define QR_SQL_IMPORT_POST                                                                         \
+    "SELECT quorum_import_post($1, $2, $3, $4::bigint[], $5::jsonb, $6, $7, $8)"
 #define QR_SQLSTATE_IMPORT_USER "QI422"
 
 /* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
@@ -352,6 +356,29 @@
     "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1) FROM annotations"           \
     " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
+/* The report's quality counts (sql/0026_auto_accept.sql): tasks
+ * auto-accepted and audited, the human labels saved, and how many audited
+ * tasks have a human consensus (the unique most common label) and how many
+ * of those agree with the prediction (a schema project's labels compared
+ * as JSON values). */
+#define QR_SQL_REPORT_QUALITY                                                                      \
+    " votes AS (SELECT an.task_id, an.label, count(*) AS n FROM annotations an"                    \
+    "   JOIN tasks t ON t.id = an.task_id"                                                         \
+    "   WHERE t.project_id = $1 AND t.auto_accept = 'audit' GROUP BY 1, 2),"                       \
+    " top AS (SELECT task_id, label, rank() OVER (PARTITION BY task_id ORDER BY n DESC) AS r,"     \
+    "   count(*) OVER (PARTITION BY task_id, n) AS same FROM votes),"                              \
+    " cons AS (SELECT task_id, label FROM top WHERE r = 1 AND same = 1),"                          \
+    " quality AS (SELECT"                                                                          \
+    "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'accepted')"           \
+    "     AS accepted,"                                                                            \
+    "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'audit') AS audited,"  \
+    "   (SELECT coalesce(sum(auto_accept_saved), 0) FROM tasks WHERE project_id = $1"              \
+    "     AND auto_accept = 'accepted') AS saved,"                                                 \
+    "   (SELECT count(*) FROM cons) AS compared,"                                                  \
+    "   (SELECT count(*) FROM cons c JOIN tasks t ON t.id = c.task_id"                             \
+    "     WHERE CASE WHEN t.prediction ? 'labels' THEN c.label::jsonb = t.prediction->'labels'"    \
+    "       ELSE c.label = t.prediction->>'label' END) AS agree)"
+
 /* $1 project, $2 organization (0: every annotator; else only that
  * organization's crew), $3 idle threshold ms, $4 pace span ms, $5 now ms ->
  * the report's counts as one JSON object. Rows of per_annotator are one per
@@ -375,7 +402,8 @@
     " pace AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$3::float8") " / 1000 AS s"          \
     "   FROM g, span WHERE g.created_at > span.last - $4::bigint * interval '1 millisecond'),"     \
     " rem AS (SELECT coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0)"  \
-    "   AS n FROM tasks WHERE project_id = $1)"                                                    \
+    "   AS n FROM tasks WHERE project_id = $1),"                                                   \
+    QR_SQL_REPORT_QUALITY                                                                          \
     " SELECT json_build_object("                                                                   \
     "  'project', $1::bigint,"                                                                     \
     "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
@@ -410,8 +438,13 @@
     "     'annotations', x.n, 'annotator_id', u.id, 'organization_id', u.org_id,"                  \
     "     'organization', o.name) ORDER BY u.name, u.id), '[]'::json)"                             \
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
-    "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id)"          \
-    " )::text FROM span, work, pace, rem"
+    "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id),"         \
+    "  'quality', CASE WHEN $2::bigint = 0 THEN json_build_object("                                \
+    "     'auto_accepted', quality.accepted, 'audited', quality.audited,"                          \
+    "     'audited_accuracy', json_build_object('agree', quality.agree,"                           \
+    "       'compared', quality.compared),"                                                        \
+    "     'human_labels_saved', quality.saved) END"                                                \
+    " )::text FROM span, work, pace, rem, quality"
 // clang-format on
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
@@ -548,7 +581,10 @@
     " overlap_fraction = coalesce($7::double precision, overlap_fraction),"                        \
     " lease_ttl_ms = coalesce($8::integer, lease_ttl_ms), sampling = coalesce($9, sampling),"      \
     " stratify_field = CASE WHEN coalesce($9, sampling) = 'stratified'"                            \
-    "   THEN coalesce($10, stratify_field) END"                                                    \
+    "   THEN coalesce($10, stratify_field) END,"                                                   \
+    " auto_accept_confidence = CASE WHEN $11::boolean THEN $12::double precision"                  \
+    "   ELSE auto_accept_confidence END,"                                                          \
+    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit)"                      \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
