@@ -323,8 +323,23 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         long required = strtol(PQgetvalue(res, i, 3), NULL, 10);
         size_t need = required < 2 ? (size_t)(required > 0 ? required : 1) : 2;
         json_t *consensus = json_object(), *support = json_object();
-        for (int f = 0; f < e->fields->nfields; f++)
-            field_consensus(&e->fields->fields[f], all, need, consensus, support);
+        int accepted = !strcmp(PQgetvalue(res, i, 7), "t");
+        json_t *predicted =
+            accepted && !PQgetisnull(res, i, 8) ? json_loads(PQgetvalue(res, i, 8), 0, NULL) : NULL;
+        for (int f = 0; f < e->fields->nfields; f++) {
+            const char *name = e->fields->fields[f].name;
+            json_t *v = json_object_get(predicted, name);
+            if (!accepted) {
+                field_consensus(&e->fields->fields[f], all, need, consensus, support);
+                continue;
+            }
+            /* Auto-accepted: the prediction's value, backed by its score. */
+            json_object_set_new(consensus, name, v ? json_incref(v) : json_null());
+            json_object_set_new(support, name,
+                                v ? json_real(round(atof(PQgetvalue(res, i, 9)) * 1e4) / 1e4)
+                                  : json_null());
+        }
+        json_decref(predicted);
         json_decref(all);
         if (e->format == EX_CSV) {
             static const int cols[] = {0, 1, -1, -1, 4, 5, 6};
@@ -353,6 +368,7 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "annotators", int_or_null(res, i, 4));
         json_object_set_new(o, "gold", str_or_null(res, i, 5));
         json_object_set_new(o, "data", data ? data : json_null());
+        json_object_set_new(o, "auto_accepted", json_boolean(accepted));
         put_line(&e->out, o);
     }
 }
@@ -382,6 +398,7 @@ static void put_consensus(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "annotators", int_or_null(res, i, 4));
         json_object_set_new(o, "gold", str_or_null(res, i, 5));
         json_object_set_new(o, "data", data ? data : json_null());
+        json_object_set_new(o, "auto_accepted", json_boolean(!strcmp(PQgetvalue(res, i, 7), "t")));
         put_line(&e->out, o);
     }
 }

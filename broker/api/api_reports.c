@@ -4,6 +4,8 @@
  */
 #include "api_int.h"
 
+#include "agreement_interval.h"
+
 /* --- GET /v1/projects/{id}/progress ----------------------------------------------------------- */
 
 static void on_progress(const PGresult *res, const char *err, const char *sqlstate, void *arg)
@@ -140,6 +142,22 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     respond_json(c, 200, o);
 }
 
+/* The quality object's audited_accuracy, {"agree", "compared"} as the
+ * report's SQL counts them, gets "value", "low" and "high" (its 95 %
+ * Wilson interval), null when no audited task has a human consensus yet. */
+static void put_audited_accuracy(json_t *acc)
+{
+    json_int_t agree = json_integer_value(json_object_get(acc, "agree"));
+    json_int_t n = json_integer_value(json_object_get(acc, "compared"));
+    double low, high;
+    int ok = qr_wilson_interval(agree, n, QR_Z95, &low, &high) == 0;
+    if (!acc)
+        return;
+    json_object_set_new(acc, "value", ok ? json_real((double)agree / (double)n) : json_null());
+    json_object_set_new(acc, "low", ok ? json_real(low) : json_null());
+    json_object_set_new(acc, "high", ok ? json_real(high) : json_null());
+}
+
 static void on_report_counts(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -152,6 +170,7 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
         respond_backend(c, "PostgreSQL", "bad report row");
         return;
     }
+    put_audited_accuracy(json_object_get(json_object_get(c->out, "quality"), "audited_accuracy"));
     /* Fresh: the report's agreement covers every annotation it counted. */
     json_t *schema = schema_of(c);
     qr_live_agreement_get(c->b->agreement, c->project->id, schema, 1, 0, on_report_agreement, c);

@@ -36,9 +36,11 @@ static void scrape_finish(scrape_t *s)
     static const char *const states[] = {"waiting", "in_progress", "complete", "auto_accepted"};
     qr_metrics_family(&b, "quorum_tasks", "gauge",
                       "Tasks per project by state: waiting (no annotation yet, leased or not), "
-                      "in_progress (some annotations in), complete, auto_accepted (always 0).");
+                      "in_progress (some annotations in), complete (every required annotation "
+                      "in), auto_accepted (complete without a human: a confident prediction).");
     for (int i = 0; i < s->n; i++) {
-        int64_t v[] = {s->rows[i].waiting, s->rows[i].in_progress, s->rows[i].complete, 0};
+        int64_t v[] = {s->rows[i].waiting, s->rows[i].in_progress, s->rows[i].complete,
+                       s->rows[i].auto_accepted};
         for (int k = 0; k < 4; k++)
             qr_buf_appendf(&b, "quorum_tasks{project=\"%lld\",state=\"%s\"} %lld\n",
                            (long long)s->rows[i].project, states[k], (long long)v[k]);

@@ -132,6 +132,33 @@ static void print_fields(json_t *fields)
     }
 }
 
+/* Auto-accepted predictions and their audit (the report's quality), when
+ * the project auto-accepted or audited any. */
+static void print_quality(json_t *q)
+{
+    json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
+    json_int_t audited = json_integer_value(json_object_get(q, "audited"));
+    if (accepted == 0 && audited == 0)
+        return;
+    printf("%-22s %" JSON_INTEGER_FORMAT
+           " tasks completed by a confident prediction, %" JSON_INTEGER_FORMAT
+           " human labels saved\n",
+           "auto-accepted", accepted, json_integer_value(json_object_get(q, "human_labels_saved")));
+    json_t *acc = json_object_get(q, "audited_accuracy");
+    printf("%-22s %" JSON_INTEGER_FORMAT " confident tasks sent to humans instead; ", "audit",
+           audited);
+    if (json_is_number(json_object_get(acc, "value")))
+        printf("the prediction matched their consensus on %" JSON_INTEGER_FORMAT
+               " of %" JSON_INTEGER_FORMAT ": accuracy %.3f, 95%% interval %.3f-%.3f\n",
+               json_integer_value(json_object_get(acc, "agree")),
+               json_integer_value(json_object_get(acc, "compared")),
+               json_number_value(json_object_get(acc, "value")),
+               json_number_value(json_object_get(acc, "low")),
+               json_number_value(json_object_get(acc, "high")));
+    else
+        printf("no human consensus on them yet\n");
+}
+
 /* The two agreement lines, each with what it means and what it counts. */
 static void print_agreement(json_t *agreement)
 {
@@ -245,6 +272,7 @@ static void print_report(json_t *r)
         1000 * num(pace, "working_seconds"), 1000 * num(pace, "span_seconds"),
         num_or_nan(json_object_get(r, "seconds_since_last_annotation")), idle_ms, NULL);
     print_agreement(json_object_get(r, "agreement"));
+    print_quality(json_object_get(r, "quality"));
 
     if (!json_is_array(per) || json_array_size(per) == 0)
         return;

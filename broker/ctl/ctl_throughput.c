@@ -268,11 +268,12 @@ static void print_summary(json_t *r, int flags)
            fmt_pct(b, at(r, "outcomes.skipped_share")),
            fmt_pct(c, at(r, "outcomes.released_share")),
            fmt_pct(d, at(r, "outcomes.expired_share")), fmt_num(e, at(r, "outcomes.ended"), 0));
-    /* No auto-accepted count: that feature is not built (queue.auto_accepted
-     * stays 0 in the JSON for the clients that read it). */
-    printf("queue           waiting %s  in progress %s  complete %s  leases live %s\n",
+    printf("queue           waiting %s  in progress %s  complete %s  leases live %s",
            fmt_num(a, at(r, "queue.waiting"), 0), fmt_num(b, at(r, "queue.in_progress"), 0),
            fmt_num(c, at(r, "queue.complete"), 0), fmt_num(d, at(r, "queue.leases_live"), 0));
+    if (json_number_value(at(r, "queue.auto_accepted")) > 0)
+        printf("  auto-accepted %s", fmt_num(a, at(r, "queue.auto_accepted"), 0));
+    printf("\n");
     if (flags & QR_CTL_TP_NO_ETA)
         return;
     printf("ETA             ");

@@ -101,11 +101,12 @@ QR_MUST_CHECK int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64
 /* One project's queue, as GET /metrics reports it. */
 typedef struct qr_analytics_queue_s {
     int64_t project;
-    int64_t waiting;     /* not complete, no annotation yet (leased or not) */
-    int64_t in_progress; /* not complete, some annotations in */
-    int64_t complete;    /* every required annotation in */
-    int64_t remaining;   /* annotations still needed (sum of required - done) */
-    int64_t annotations; /* annotations stored */
+    int64_t waiting;       /* not complete, no annotation yet (leased or not) */
+    int64_t in_progress;   /* not complete, some annotations in */
+    int64_t complete;      /* every required annotation in */
+    int64_t remaining;     /* annotations still needed (sum of required - done) */
+    int64_t annotations;   /* annotations stored */
+    int64_t auto_accepted; /* complete without a human: a confident prediction */
 } qr_analytics_queue_t;
 
 /* rows: n projects by id (valid during the callback only), or NULL with err

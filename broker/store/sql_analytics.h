@@ -183,7 +183,9 @@
     "   AND e.at > " NOW " - (SELECT lease_ttl_ms FROM proj) * interval '1 millisecond'" \
     "  GROUP BY e.token HAVING bool_and(e.kind IN ('grant', 'heartbeat')))," \
     " counts AS (SELECT count(*) AS tasks," \
-    "   count(*) FILTER (WHERE state = 'complete') AS complete," \
+    "   count(*) FILTER (WHERE state = 'complete' AND auto_accept IS DISTINCT FROM 'accepted')" \
+    "    AS complete," \
+    "   count(*) FILTER (WHERE auto_accept = 'accepted') AS accepted," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
     "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining," \
     "   coalesce(sum(done_count), 0) AS annotations" \
@@ -201,8 +203,9 @@
     "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
-    " queue AS (SELECT c.tasks, c.complete, c.partial + l.n AS in_progress," \
-    "   c.tasks - c.complete - c.partial - l.n AS waiting, c.remaining FROM counts c, leased l)," \
+    " queue AS (SELECT c.tasks, c.complete, c.accepted, c.partial + l.n AS in_progress," \
+    "   c.tasks - c.complete - c.accepted - c.partial - l.n AS waiting, c.remaining" \
+    "  FROM counts c, leased l)," \
     DONE_W \
     " pres AS (SELECT coalesce(sum(active_ms), 0) AS a, coalesce(sum(idle_ms), 0) AS i," \
     "   coalesce(sum(idle_gaps), 0) AS g FROM presence)," \
@@ -244,7 +247,8 @@
     "   'released_share', " SHARE("outc.r", "outc.ended") "," \
     "   'expired_share', " SHARE("outc.x", "outc.ended") ")," \
     "  'queue', json_build_object('tasks', queue.tasks, 'waiting', queue.waiting," \
-    "   'in_progress', queue.in_progress, 'complete', queue.complete, 'auto_accepted', 0," \
+    "   'in_progress', queue.in_progress, 'complete', queue.complete," \
+    "   'auto_accepted', queue.accepted," \
     "   'ready_window', NULL, 'leases_live', (SELECT count(*) FROM live)," \
     "   'annotations_remaining', queue.remaining)," \
     "  'eta', json_build_object('annotations_remaining', queue.remaining," \
@@ -482,16 +486,18 @@
     "  ON a.h = h.h" \
     " LEFT JOIN hstats e ON e.h = h.h"
 
-/* Per project: waiting, in progress and complete tasks, annotations
- * remaining, annotations stored. */
+/* Per project: waiting, in progress and complete tasks (the auto-accepted
+ * apart), annotations remaining, annotations stored, auto-accepted tasks. */
 #define SQL_QUEUE \
     "SELECT p.id, coalesce(t.waiting, 0), coalesce(t.in_progress, 0), coalesce(t.complete, 0)," \
-    " coalesce(t.remaining, 0), coalesce(a.n, 0)" \
+    " coalesce(t.remaining, 0), coalesce(a.n, 0), coalesce(t.accepted, 0)" \
     " FROM projects p" \
     " LEFT JOIN (SELECT project_id," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count = 0) AS waiting," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS in_progress," \
-    "   count(*) FILTER (WHERE state = 'complete') AS complete," \
+    "   count(*) FILTER (WHERE state = 'complete' AND auto_accept IS DISTINCT FROM 'accepted')" \
+    "    AS complete," \
+    "   count(*) FILTER (WHERE auto_accept = 'accepted') AS accepted," \
     "   sum(required - done_count) FILTER (WHERE state <> 'complete') AS remaining" \
     "  FROM tasks GROUP BY project_id) t ON t.project_id = p.id" \
     " LEFT JOIN (SELECT project_id, count(*) AS n FROM annotations GROUP BY project_id) a" \

@@ -142,9 +142,11 @@
 
 /* kind=consensus -> task id, external id, consensus (NULL: a tie, or fewer
  * annotations than min(2, the task's overlap)), support (the share of the
- * annotations that gave it), annotations, gold, data (JSON text), in task
- * id order. The majority is the unique most frequent label, as
- * `quorumctl agreement --per-item` computes it. */
+ * annotations that gave it), annotations, gold, data (JSON text), whether
+ * the task was auto-accepted, in task id order. The majority is the unique
+ * most frequent label, as `quorumctl agreement --per-item` computes it; an
+ * auto-accepted task's consensus is its prediction, its support the
+ * prediction's score (sql/0026_auto_accept.sql). */
 #define QR_SQL_EXPORT_CONSENSUS                                                                    \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
     " c AS (SELECT task_id, label, count(*) AS n FROM s GROUP BY 1, 2),"                          \
@@ -153,21 +155,28 @@
     "   count(*) OVER (PARTITION BY task_id, n) AS same"                       \
     "   FROM c WINDOW w AS (PARTITION BY task_id))"                                                \
     " SELECT pg.id, pg.external_id,"                                                               \
-    "  CASE WHEN r.same = 1 AND r.total >= least(2, pg.required) THEN r.label END,"                \
-    "  CASE WHEN r.same = 1 AND r.total >= least(2, pg.required)"                                  \
+    "  CASE WHEN pg.auto_accept = 'accepted' THEN coalesce(pg.prediction->>'label',"               \
+    "    (pg.prediction->'labels')::text)"                                                         \
+    "   WHEN r.same = 1 AND r.total >= least(2, pg.required) THEN r.label END,"                    \
+    "  CASE WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"          \
+    "   WHEN r.same = 1 AND r.total >= least(2, pg.required)"                                      \
     "   THEN round(r.n::numeric / r.total, 4) END,"                                                \
-    "  coalesce(r.total, 0), pg.gold, pg.data::text"                                               \
+    "  coalesce(r.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted'"                  \
     " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1 ORDER BY pg.id"
 
 /* kind=consensus of a schema project -> task id, external id, the task's
  * labels objects (a JSON array of the canonical values), its overlap
- * (required), annotations, gold, data (JSON text), in task order; the
- * broker takes each field's consensus (agreement_fields.h). */
+ * (required), annotations, gold, data (JSON text), whether it was
+ * auto-accepted, then its prediction's labels and score (an auto-accepted
+ * task only), in task order; the broker takes each field's consensus
+ * (agreement_fields.h). */
 #define QR_SQL_EXPORT_CONSENSUS_FIELDS                                                             \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
     " c AS (SELECT task_id, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s GROUP BY 1)"   \
     " SELECT pg.id, pg.external_id, c.labels::text, pg.required, coalesce(c.n, 0), pg.gold,"       \
-    "  pg.data::text"                                                                              \
+    "  pg.data::text, pg.auto_accept = 'accepted',"                                                \
+    "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
+    "  pg.prediction_score"                                                                        \
     " FROM pg LEFT JOIN c ON c.task_id = pg.id ORDER BY pg.id"
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
