@@ -317,15 +317,17 @@ int qr_dawid_skene_run(size_t n, const uint32_t *item, const uint32_t *annotator
             out->label[i] = -1;
         out->converged = 1;
     } else {
+        double before = 0;
         start(&d);
         while (out->iterations < opt->max_iterations) {
             m_step(&d);
             out->max_change = e_step(&d);
-            out->iterations++;
-            if (out->max_change <= opt->tolerance) {
+            if (out->iterations++ > 0 &&
+                fabs(out->log_likelihood - before) <= opt->tolerance * (double)n) {
                 out->converged = 1;
                 break;
             }
+            before = out->log_likelihood;
         }
         finish(&d);
     }

@@ -19,8 +19,16 @@
  *   E-step: T[i][k] proportional to p[k] * prod_j pi[a_j][k][l_j] over item
  *           i's judgements j (summed as logarithms, so no product underflows);
  *
- * one iteration being an M-step and then an E-step, until no posterior T[i][k]
- * moved by more than the tolerance in an iteration, or the iteration cap. The
+ * one iteration being an M-step and then an E-step. The run stops when an
+ * iteration changed the log-likelihood by no more than the tolerance per
+ * judgement (|L_t - L_t-1| <= tolerance n; the first iteration has nothing
+ * to compare with, so a run takes two unless capped at one), or at the
+ * iteration cap. On the likelihood, not on each posterior: near the optimum
+ * EM creeps along flat directions (on a crew of 5 at mixed accuracies, the
+ * posteriors still move by 1e-6 after 100 iterations while the estimates
+ * have not changed in the fourth decimal since the twentieth), and where the
+ * model cannot be identified (one annotator alone) the likelihood is flat
+ * and the posteriors would drift for as long as they are let. The
  * parameters returned are the ones the last E-step used, so the posteriors,
  * the parameters and the log-likelihood describe one and the same model.
  *
@@ -42,7 +50,7 @@
 #include "agreement.h"
 #include "util.h"
 
-#define QR_DAWID_SKENE_TOLERANCE      1e-6 /* default: largest posterior change at convergence */
+#define QR_DAWID_SKENE_TOLERANCE      1e-6 /* default: log-likelihood change per judgement */
 #define QR_DAWID_SKENE_MAX_ITERATIONS 100  /* default iteration cap */
 #define QR_DAWID_SKENE_SMOOTHING      0.01 /* default pseudo-count per cell */
 
@@ -51,8 +59,8 @@
 #define QR_DAWID_SKENE_MAX_CELLS (UINT64_C(1) << 25)
 
 typedef struct {
-    double tolerance;        /* converged when no posterior T[i][k] changed by more than this
-                              * in the last iteration (>= 0) */
+    double tolerance;        /* converged when the last iteration changed the log-likelihood
+                              * by at most this per judgement (>= 0) */
     unsigned max_iterations; /* stop after this many iterations (>= 1) */
     double smoothing;        /* pseudo-count added to every confusion cell and every class
                               * count (> 0) */
@@ -77,9 +85,10 @@ typedef struct {
                             * answer right on an item drawn from the prior */
     uint64_t *judgements;  /* per annotator: judgements given */
     unsigned iterations;   /* iterations run */
-    int converged;         /* 1 when the last one moved no posterior by more than the
-                            * tolerance, 0 when the cap stopped it */
-    double max_change;     /* the largest posterior change of the last iteration */
+    int converged;         /* 1 when the last one changed the log-likelihood by no more than
+                            * the tolerance per judgement, 0 when the cap stopped it */
+    double max_change;     /* the largest change of a posterior T[i][k] in the last
+                            * iteration, for information */
     double log_likelihood; /* natural log of P(judgements | p, pi), 0 with no judgement */
     double tolerance;      /* the options the run used */
     unsigned max_iterations;
@@ -97,7 +106,7 @@ typedef struct {
  * judgement has the uniform confusion rows of the smoothing alone, so an
  * estimated accuracy of 1/K; with K = 1 every judged item gets label 0 with
  * support 1 and every annotator accuracy 1; with no judgement at all the run
- * stops after one iteration, converged, with the uniform prior; with K = 0
+ * stops after two iterations, converged, with the uniform prior; with K = 0
  * (which needs n = 0) accuracies are 0. A single annotator's labels are the
  * consensus, with an accuracy near 1: nothing contradicts them.
  *
