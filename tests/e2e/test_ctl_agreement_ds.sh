@@ -30,12 +30,12 @@ check() { # check DESCRIPTION EXPECTED ACTUAL
 command -v jq >/dev/null || { echo "not ok - jq is needed"; exit 1; }
 command -v python3 >/dev/null || { echo "not ok - python3 is needed"; exit 1; }
 
-# run ARGS... : sets RC, OUT (stdout) and ERR (stderr); stdout in $DIR/out.
+# run ARGS... : sets RC and OUT (stdout); stdout in $DIR/out, stderr in
+# $DIR/err.
 run() {
     RC=0
     "$Q" agreement "$@" >"$DIR/out" 2>"$DIR/err" || RC=$?
     OUT=$(cat "$DIR/out")
-    ERR=$(cat "$DIR/err")
 }
 
 # The crew, from Python's Mersenne Twister with a fixed seed (the same rows
