@@ -555,23 +555,18 @@ int qr_ctl_agreement(int argc, char **argv)
     } else {
         jsonl = strcmp(format, "jsonl") == 0;
     }
-    if (schema && !jsonl) {
+    const char *mismatch = NULL;
+    if (schema && !jsonl)
+        mismatch = "--schema goes with JSONL input (a CSV is one choice field, label)";
+    else if (jsonl && dawid_skene)
+        mismatch = "--method dawid_skene goes with CSV input for now (JSONL fields have their "
+                   "own consensus per type)";
+    if (mismatch) {
         if (in != f)
             fclose(in);
         if (f != stdin)
             fclose(f);
-        return qr_cli_usage_error(prog, "", "%s",
-                                  "--schema goes with JSONL input (a CSV is one "
-                                  "choice field, label)");
-    }
-    if (jsonl && dawid_skene) {
-        if (in != f)
-            fclose(in);
-        if (f != stdin)
-            fclose(f);
-        return qr_cli_usage_error(prog, "", "%s",
-                                  "--method dawid_skene goes with CSV input for now (JSONL "
-                                  "fields have their own consensus per type)");
+        return qr_cli_usage_error(prog, "", "%s", mismatch);
     }
     if (jsonl) {
         rc = qr_ctl_agreement_jsonl(in, source, schema, iou, as_json, per_item);
