@@ -63,51 +63,80 @@ typedef struct {
     uint32_t *istart;  /* ni + 1: item i's positions */
     uint32_t *cell;    /* per position: annotator K + label */
     uint32_t judged;   /* items with at least one judgement */
-    double *count;     /* na K K, [a][l][k]: sum of T[i][k] over a's judgements l */
-    double *logpi;     /* na K K, [a][l][k]: log pi[a][k][l] */
-    double *rowsum;    /* na K: sum over l of count[a][l][k] */
-    double *class_sum; /* K: sum over items of T[i][k] */
+    double *count;     /* na K K, [a][l][k]: sum of T[i][k] over a's judgements l, for the
+                        * next M-step */
+    double *class_sum; /* K: sum over judged items of T[i][k], for the next M-step */
+    double *pi;        /* na K K, [a][l][k]: pi[a][k][l], from the last M-step */
+    double *logpi;     /* na K K: their logarithms */
     double *logp;      /* K: log p[k] */
-    double *score;     /* K: one item's log joint, then its exponentials */
+    double *score;     /* K: one item's log joint, then its exponentials; the M-step's row
+                        * sums */
     qr_dawid_skene_t *r;
 } ds_t;
 
-/* Sorts the judgements into the CSR layout: by cell (a stable counting sort
- * into order[]), then by item (stable again), so that within an item they
- * run by annotator, then label: an order that the order of input does not
- * change. Counts each annotator's judgements on the way. */
-static void layout(ds_t *d, size_t n, const uint32_t *item, const uint32_t *annotator,
-                   const uint32_t *label, uint32_t *cell_count, uint32_t *order)
+static int cmp_cell(const void *p, const void *q)
 {
-    size_t ncell = (size_t)d->na * d->K;
+    uint32_t x = *(const uint32_t *)p, y = *(const uint32_t *)q;
+    return (x > y) - (x < y);
+}
 
-    for (size_t j = 0; j < n; j++)
-        cell_count[(size_t)annotator[j] * d->K + label[j] + 1]++;
-    for (size_t c = 0; c < ncell; c++) {
-        d->r->judgements[c / d->K] += cell_count[c + 1];
-        cell_count[c + 1] += cell_count[c];
-    }
-    for (size_t j = 0; j < n; j++)
-        order[cell_count[(size_t)annotator[j] * d->K + label[j]]++] = (uint32_t)j;
-
-    for (size_t j = 0; j < n; j++)
+/* Puts the judgements in the CSR layout: grouped by item (a counting sort:
+ * two passes that read the input in order), then each item's cells sorted
+ * (insertion sort for the few an item usually has), so that within an item
+ * they run by annotator, then label: an order that the order of input does
+ * not change. Equal cells are equal numbers, so no sort needs to be stable.
+ * Counts each annotator's judgements on the way. */
+static void layout(ds_t *d, size_t n, const uint32_t *item, const uint32_t *annotator,
+                   const uint32_t *label)
+{
+    for (size_t j = 0; j < n; j++) {
         d->istart[item[j] + 1]++;
+        d->r->judgements[annotator[j]]++;
+    }
     for (uint32_t i = 0; i < d->ni; i++) {
         d->judged += d->istart[i + 1] > 0;
         d->istart[i + 1] += d->istart[i];
     }
     /* istart[i] is used as item i's fill pointer, which leaves it at
      * item i + 1's start: shifted back afterwards. */
-    for (size_t p = 0; p < n; p++) {
-        uint32_t j = order[p];
+    for (size_t j = 0; j < n; j++)
         d->cell[d->istart[item[j]]++] = annotator[j] * d->K + label[j];
-    }
     for (uint32_t i = d->ni; i > 0; i--)
         d->istart[i] = d->istart[i - 1];
     d->istart[0] = 0;
+    for (uint32_t i = 0; i < d->ni; i++) {
+        uint32_t *c = d->cell + d->istart[i], m = d->istart[i + 1] - d->istart[i];
+        if (m > 32) {
+            qsort(c, m, sizeof(*c), cmp_cell);
+            continue;
+        }
+        for (uint32_t x = 1; x < m; x++) {
+            uint32_t v = c[x], y = x;
+            for (; y > 0 && c[y - 1] > v; y--)
+                c[y] = c[y - 1];
+            c[y] = v;
+        }
+    }
 }
 
-/* The soft majority vote: T[i][k] = share of item i's judgements saying k. */
+/* Adds the posterior t of the item whose judgements are positions b..e to
+ * the counts the next M-step reads. Items in index order, so that every sum
+ * is taken in one order. */
+static inline void add_counts(ds_t *d, uint32_t b, uint32_t e, const double *t)
+{
+    const uint32_t K = d->K;
+
+    for (uint32_t p = b; p < e; p++) {
+        double *c = d->count + (size_t)d->cell[p] * K;
+        for (uint32_t k = 0; k < K; k++)
+            c[k] += t[k];
+    }
+    for (uint32_t k = 0; k < K; k++)
+        d->class_sum[k] += t[k];
+}
+
+/* The soft majority vote, T[i][k] = share of item i's judgements saying k,
+ * and its counts. */
 static void start(ds_t *d)
 {
     const uint32_t K = d->K;
@@ -115,61 +144,59 @@ static void start(ds_t *d)
     for (uint32_t i = 0; i < d->ni; i++) {
         double *t = d->r->posterior + (size_t)i * K;
         uint32_t b = d->istart[i], e = d->istart[i + 1];
+        if (b == e)
+            continue;
         for (uint32_t p = b; p < e; p++)
             t[d->cell[p] % K] += 1;
-        for (uint32_t k = 0; k < K && e > b; k++)
+        for (uint32_t k = 0; k < K; k++)
             t[k] /= (double)(e - b);
+        add_counts(d, b, e, t);
     }
 }
 
-/* The M-step: class prior and confusion matrices from the posteriors, as
- * logarithms for the E-step; the prior also into r->prior. */
+/* The M-step: the class prior (into r->prior) and the confusion matrices
+ * from the counts of the posteriors, with their logarithms for the
+ * E-step. */
 static void m_step(ds_t *d)
 {
     const uint32_t K = d->K;
-    const size_t ncell = (size_t)d->na * K * K;
     const double s = d->s;
+    double *row = d->score;
 
-    memset(d->count, 0, ncell * sizeof(double));
-    memset(d->class_sum, 0, K * sizeof(double));
-    for (uint32_t i = 0; i < d->ni; i++) {
-        const double *t = d->r->posterior + (size_t)i * K;
-        for (uint32_t p = d->istart[i]; p < d->istart[i + 1]; p++) {
-            double *c = d->count + (size_t)d->cell[p] * K;
-            for (uint32_t k = 0; k < K; k++)
-                c[k] += t[k];
-        }
-        if (d->istart[i + 1] > d->istart[i])
-            for (uint32_t k = 0; k < K; k++)
-                d->class_sum[k] += t[k];
-    }
     for (uint32_t k = 0; k < K; k++) {
         d->r->prior[k] = (d->class_sum[k] + s) / ((double)d->judged + K * s);
         d->logp[k] = log(d->r->prior[k]);
     }
     for (uint32_t a = 0; a < d->na; a++) {
-        double *row = d->rowsum + (size_t)a * K;
-        const double *c = d->count + (size_t)a * K * K;
-        double *lp = d->logpi + (size_t)a * K * K;
+        const size_t at = (size_t)a * K * K;
+        const double *c = d->count + at;
         memset(row, 0, K * sizeof(double));
         for (uint32_t l = 0; l < K; l++)
             for (uint32_t k = 0; k < K; k++)
                 row[k] += c[(size_t)l * K + k];
-        for (uint32_t l = 0; l < K; l++)
-            for (uint32_t k = 0; k < K; k++)
-                lp[(size_t)l * K + k] = log((c[(size_t)l * K + k] + s) / (row[k] + K * s));
+        for (uint32_t l = 0; l < K; l++) {
+            for (uint32_t k = 0; k < K; k++) {
+                size_t x = at + (size_t)l * K + k;
+                d->pi[x] = (d->count[x] + s) / (row[k] + K * s);
+                d->logpi[x] = log(d->pi[x]);
+            }
+        }
     }
 }
 
-/* The E-step: every judged item's posterior under the current parameters.
- * Returns the largest change of any T[i][k]; adds the log-likelihood to
- * r->log_likelihood (zeroed by the caller). */
+/* The E-step: every judged item's posterior under the parameters of the
+ * last M-step, and the counts of the next one (added while the item is at
+ * hand, which saves a pass over every judgement). Sets r->log_likelihood;
+ * returns the largest change of any T[i][k]. */
 static double e_step(ds_t *d)
 {
     const uint32_t K = d->K;
-    double change = 0, ll = 0;
+    double change = 0, tops = 0, prod = 1;
+    long scale = 0; /* log L = tops + log(prod) + scale log 2: one log a step, not one an item */
     double *sc = d->score;
 
+    memset(d->count, 0, (size_t)d->na * K * K * sizeof(double));
+    memset(d->class_sum, 0, K * sizeof(double));
     for (uint32_t i = 0; i < d->ni; i++) {
         uint32_t b = d->istart[i], e = d->istart[i + 1];
         if (b == e)
@@ -188,14 +215,24 @@ static double e_step(ds_t *d)
             sc[k] = exp(sc[k] - top);
             sum += sc[k];
         }
-        ll += top + log(sum);
+        /* sum is in [1, K]: prod only grows, and is brought back below
+         * 2^900 exactly, by its binary exponent. */
+        tops += top;
+        prod *= sum;
+        if (prod > 0x1p900) {
+            int x;
+            prod = frexp(prod, &x);
+            scale += x;
+        }
+        const double inv = 1 / sum;
         for (uint32_t k = 0; k < K; k++) {
-            double v = sc[k] / sum, dv = fabs(v - t[k]);
+            double v = sc[k] * inv, dv = fabs(v - t[k]);
             change = dv > change ? dv : change;
             t[k] = v;
         }
+        add_counts(d, b, e, t);
     }
-    d->r->log_likelihood = ll;
+    d->r->log_likelihood = tops + (log(prod) + (double)scale * 0.693147180559945309417);
     return change;
 }
 
@@ -219,12 +256,12 @@ static void finish(ds_t *d)
         r->support[i] = t[best];
     }
     for (uint32_t a = 0; a < d->na; a++) {
-        const double *c = d->count + (size_t)a * K * K, *row = d->rowsum + (size_t)a * K;
-        double *pi = r->confusion + (size_t)a * K * K, acc = 0;
+        const double *from = d->pi + (size_t)a * K * K;
+        double *to = r->confusion + (size_t)a * K * K, acc = 0;
         for (uint32_t k = 0; k < K; k++) {
             for (uint32_t l = 0; l < K; l++)
-                pi[(size_t)k * K + l] = (c[(size_t)l * K + k] + d->s) / (row[k] + K * d->s);
-            acc += r->prior[k] * pi[(size_t)k * K + k];
+                to[(size_t)k * K + l] = from[(size_t)l * K + k];
+            acc += r->prior[k] * to[(size_t)k * K + k];
         }
         r->accuracy[a] = acc;
     }
@@ -238,7 +275,6 @@ int qr_dawid_skene_run(size_t n, const uint32_t *item, const uint32_t *annotator
     qr_dawid_skene_options_t defaults;
     const uint32_t K = labels;
     const uint64_t ncell = (uint64_t)annotators * K * K;
-    uint32_t *cell_count = NULL, *order = NULL;
     ds_t d = {.ni = items, .na = annotators, .K = K, .r = out};
     int rc = -ENOMEM;
 
@@ -292,25 +328,20 @@ int qr_dawid_skene_run(size_t n, const uint32_t *item, const uint32_t *annotator
     out->judgements = calloc((size_t)annotators + 1, sizeof(uint64_t));
     d.istart = calloc((size_t)items + 1, sizeof(uint32_t));
     d.cell = malloc(n * sizeof(uint32_t) + 1);
-    d.count = malloc(ncell * sizeof(double) + 1);
+    d.count = calloc(ncell + 1, sizeof(double));
+    d.pi = malloc(ncell * sizeof(double) + 1);
     d.logpi = malloc(ncell * sizeof(double) + 1);
-    d.rowsum = malloc((size_t)annotators * K * sizeof(double) + 1);
-    d.class_sum = malloc(K * sizeof(double) + 1);
+    d.class_sum = calloc((size_t)K + 1, sizeof(double));
     d.logp = malloc(K * sizeof(double) + 1);
     d.score = malloc(K * sizeof(double) + 1);
-    cell_count = calloc((size_t)annotators * K + 1, sizeof(uint32_t));
-    order = malloc(n * sizeof(uint32_t) + 1);
     if (!out->label || !out->support || !out->posterior || !out->prior || !out->confusion ||
-        !out->accuracy || !out->judgements || !d.istart || !d.cell || !d.count || !d.logpi ||
-        !d.rowsum || !d.class_sum || !d.logp || !d.score || !cell_count || !order) {
+        !out->accuracy || !out->judgements || !d.istart || !d.cell || !d.count || !d.pi ||
+        !d.logpi || !d.class_sum || !d.logp || !d.score) {
         fail_with(err, errlen, rc, "out of memory for Dawid-Skene over %zu judgements", n);
         goto fail;
     }
 
-    layout(&d, n, item, annotator, label, cell_count, order);
-    free(order);
-    free(cell_count);
-    order = cell_count = NULL;
+    layout(&d, n, item, annotator, label);
     if (K == 0) {
         /* No label, so no judgement: nothing to estimate. */
         for (uint32_t i = 0; i < items; i++)
@@ -336,13 +367,11 @@ fail:
     free(d.istart);
     free(d.cell);
     free(d.count);
+    free(d.pi);
     free(d.logpi);
-    free(d.rowsum);
     free(d.class_sum);
     free(d.logp);
     free(d.score);
-    free(cell_count);
-    free(order);
     if (rc != 0)
         qr_dawid_skene_free(out);
     return rc;
