@@ -145,11 +145,16 @@ void qr_ctl_agreement_ds_text(FILE *out, const qr_ctl_ds_t *ds, const json_t *re
 
     fprintf(out, "\nDawid-Skene (EM over per-annotator confusion matrices, from the majority "
                  "vote)\n");
-    fprintf(out,
-            "  %u iterations, %s (log-likelihood change at most %g per judgement, or %u "
-            "iterations)\n",
-            r->iterations, r->converged ? "converged" : "not converged", r->tolerance,
-            r->max_iterations);
+    if (r->converged)
+        fprintf(out,
+                "  %u iterations; converged: the last changed the log-likelihood by at most %g "
+                "per judgement\n",
+                r->iterations, r->tolerance);
+    else
+        fprintf(out,
+                "  %u iterations; not converged: stopped at the cap before the log-likelihood "
+                "changed by at most %g per judgement\n",
+                r->iterations, r->tolerance);
     fprintf(out, "  log-likelihood %.4f\n  ", r->log_likelihood);
     for (uint32_t a = 0; a < r->annotators; a++) {
         int n = qr_ctl_agreement_name_width(annotator_name(report, a));

@@ -144,6 +144,9 @@ fi
 run "$DIR/crew.csv" --method dawid_skene --per-item
 check "text: exit code 0" 0 "$RC"
 check "text: the section" 1 "$(grep -c '^Dawid-Skene (EM over per-annotator confusion matrices' "$DIR/out")"
+check "text: the iterations and convergence, as in the JSON" \
+    "$(jq -r .dawid_skene.iterations "$DIR/ds.json") iterations; converged:" \
+    "$(grep -o '^  [0-9]* iterations; converged:' "$DIR/out" | sed 's/^  //')"
 check "text: ann1's estimated accuracy, as in the JSON" \
     "$(jq -r '.dawid_skene.per_annotator[0].estimated_accuracy * 10000 | round / 10000' "$DIR/ds.json")" \
     "$(awk '$1 == "ann1" && NF == 3 { print $3 + 0 }' "$DIR/out")"
