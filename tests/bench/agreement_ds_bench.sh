@@ -18,23 +18,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=${1:-$root/build-rel}
 runs=${2:-5}
 out=${3:-agreement_ds_bench.json}
-case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
-
-if [ ! -x "$build/bin/agreement_ds_bench" ] || [ ! -x "$build/bin/quorumctl" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    nice cmake --build "$build" --target agreement_ds_bench quorumctl -j2 >/dev/null
-fi
-bt=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
-[ "$bt" = Release ] || echo "agreement_ds_bench: warning: $build is a $bt build, not Release" >&2
-
-if [ -n "${QR_BENCH_DIR:-}" ]; then
-    dir=$QR_BENCH_DIR; mkdir -p "$dir"
-else
-    dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-fi
+. "$here/bench_lib.sh"
+bench_release agreement_ds_bench "${1:-$root/build-rel}" agreement_ds_bench quorumctl
+bench_data_dir
 
 echo "agreement_ds_bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
 lib=$("$build/bin/agreement_ds_bench" "$runs")
@@ -58,20 +46,12 @@ if [ ! -s "$csv" ]; then
         }
     }' >"$csv"
 fi
-now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
-# cli NAME ARGS...: median wall seconds of RUNS runs of quorumctl agreement.
+# cli NAME ARGS...: prints the median wall seconds of RUNS runs of
+# quorumctl agreement FILE.csv ARGS, and a line on stderr.
 cli() {
-    local name=$1 t0 t1 walls=() sorted median
+    local name=$1
     shift
-    "$build/bin/quorumctl" agreement "$csv" "$@" >/dev/null # warm the page cache
-    for ((t = 0; t < runs; t++)); do
-        t0=$(now_us)
-        "$build/bin/quorumctl" agreement "$csv" "$@" >/dev/null
-        t1=$(now_us)
-        walls+=("$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e6 }')")
-    done
-    sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
-    median=$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' <<<"$sorted")
+    bench_median_wall "$runs" "$build/bin/quorumctl" agreement "$csv" "$@"
     printf '%-22s median %.3f s  (quorumctl agreement FILE.csv %s; all: %s)\n' \
         "$name" "$median" "$*" "${walls[*]}" >&2
     echo "$median"
