@@ -17,17 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-runs=${2:-5}
-out=${3:-agreement_ds_bench.json}
 . "$here/bench_lib.sh"
-bench_release agreement_ds_bench "${1:-$root/build-rel}" agreement_ds_bench quorumctl
-bench_data_dir
-
-echo "agreement_ds_bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
-lib=$("$build/bin/agreement_ds_bench" "$runs")
-echo "$lib" | grep -v '^JSON '
-lib_json=$(echo "$lib" | sed -n 's/^JSON //p')
+bench_init agreement_ds_bench agreement_ds_bench quorumctl -- "$@"
 
 # The same shape as a CSV: 200,000 items x 5 annotators of 50 (ann-NN at
 # accuracy 0.5 + 0.45 NN / 49), 10 labels, errors uniform over the others.

@@ -16,17 +16,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-runs=${2:-5}
-out=${3:-agreement_fields_bench.json}
 . "$here/bench_lib.sh"
-bench_release agreement_fields_bench "${1:-$root/build-rel}" agreement_fields_bench quorumctl
-bench_data_dir
-
-echo "agreement_fields_bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
-lib=$("$build/bin/agreement_fields_bench" "$runs")
-echo "$lib" | grep -v '^JSON '
-lib_json=$(echo "$lib" | sed -n 's/^JSON //p')
+bench_init agreement_fields_bench agreement_fields_bench quorumctl -- "$@"
 
 # 1,000,000 JSONL lines: 200,000 items x 5 annotators of 50, a tags field of
 # 10 choices (the truth's 1-3 tags, each choice flipped with p = 0.1).

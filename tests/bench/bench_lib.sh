@@ -1,31 +1,48 @@
 # shellcheck shell=bash
 # bench_lib.sh - sourced by the benchmark scripts that run a C benchmark of
-# tests/bench and time quorumctl on a generated file: the Release build they
-# need, the folder for their data, and a median of wall times.
+# tests/bench and time quorumctl on a generated file: their arguments, the
+# Release build they need, the folder for their data, the C benchmark's run,
+# and a median of wall times.
 #
-# Usage, after setting here (this folder) and root (the checkout):
+# Usage, with here set to this folder:
 #   . "$here/bench_lib.sh"
-#   bench_release NAME BUILD_DIR TARGET...
-#   bench_data_dir
-#   bench_median_wall RUNS CMD...   (sets walls and median)
+#   bench_init NAME TARGET... -- "$@"   (NAME: the C benchmark, also a TARGET)
+#   ... generate data in "$dir", time with bench_median_wall RUNS CMD...
 
-# bench_release NAME BUILD_DIR TARGET...: sets build (BUILD_DIR made
-# absolute) and bt (its build type); configures BUILD_DIR as a Release build
-# and builds the TARGETs (binaries in BUILD_DIR/bin) when one is missing;
-# warns on stderr when BUILD_DIR is not a Release build.
-bench_release() {
-    local name=$1 t missing=0
-    : "${root:?bench_release needs root, the checkout}"
-    build=$2
-    shift 2
+# bench_init NAME TARGET... -- [BUILD_DIR] [RUNS] [OUT.json]: sets root (the
+# checkout), build (BUILD_DIR, default build-rel, made absolute), bt (its
+# build type), runs (default 5), out (default NAME.json) and dir (see
+# bench_data_dir); configures BUILD_DIR as a Release build and builds the
+# TARGETs when one is missing (warns when it is not a Release build); runs
+# the C benchmark NAME for RUNS runs, prints its lines and sets lib_json to
+# its "JSON " line.
+bench_init() {
+    local name=$1 targets=() t missing=0 lib
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        targets+=("$1")
+        shift
+    done
+    shift
+    root=$(cd "${here:?bench_init needs here, the folder of bench_lib.sh}/../.." && pwd)
+    build=${1:-$root/build-rel}
+    runs=${2:-5}
+    # shellcheck disable=SC2034 # out and lib_json are the caller's
+    out=${3:-$name.json}
     case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
-    for t in "$@"; do [ -x "$build/bin/$t" ] || missing=1; done
+    for t in "${targets[@]}"; do [ -x "$build/bin/$t" ] || missing=1; done
     if [ "$missing" = 1 ]; then
         cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        nice cmake --build "$build" --target "$@" -j2 >/dev/null
+        nice cmake --build "$build" --target "${targets[@]}" -j2 >/dev/null
     fi
     bt=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
     [ "$bt" = Release ] || echo "$name: warning: $build is a $bt build, not Release" >&2
+    bench_data_dir
+    echo "$name: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
+    lib=$("$build/bin/$name" "$runs")
+    echo "$lib" | grep -v '^JSON '
+    # shellcheck disable=SC2034
+    lib_json=$(echo "$lib" | sed -n 's/^JSON //p')
 }
 
 # bench_data_dir: sets dir to $QR_BENCH_DIR (kept) or to a temporary folder
