@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "ctl_agreement_ds.h"
 #include "ctl_agreement_fields.h"
 #include "cli.h"
 #include "protocol.h"
@@ -26,6 +27,7 @@
 static const char help_text[] =
     "Usage: quorumctl agreement FILE.csv|FILE.jsonl|- [--json] [--per-item]\n"
     "         [--format csv|jsonl] [--schema FILE] [--iou-threshold X]\n"
+    "         [--method majority|dawid_skene]\n"
     "\n"
     "Computes inter-annotator agreement on a CSV or JSONL file of judgements,\n"
     "offline. The format is told by the first byte ('{': JSONL) unless --format\n"
@@ -65,6 +67,14 @@ static const char help_text[] =
     "  --schema FILE  field types of JSONL input: {\"fields\": [...]} as in a\n"
     "               project schema, or {\"schema\": {\"fields\": [...]}}\n"
     "  --iou-threshold X  IoU at which two boxes match (default 0.5)\n"
+    "  --method M   the consensus beside the agreement: majority (default: the\n"
+    "               report above) or dawid_skene (CSV only), which adds the\n"
+    "               Dawid-Skene model of the crew: EM over each annotator's\n"
+    "               confusion matrix, started from the majority vote, until the\n"
+    "               log-likelihood changes by at most 1e-6 per judgement (or 100\n"
+    "               iterations), smoothing 0.01; each annotator's estimated\n"
+    "               accuracy and, with --per-item, each item's consensus and\n"
+    "               its posterior probability (support)\n"
     "  --project ID the live agreement of a broker project instead (see\n"
     "               `quorumctl agreement --project ID --help`)\n"
     "  --help       show this help\n"
@@ -81,11 +91,17 @@ static const char help_text[] =
     "        with --json one JSON object {\"counts\":{...},\"metrics\":{...},...,\n"
     "        \"fields\":{\"label\":{...}}}; JSONL: a section per field, and in JSON\n"
     "        \"fields\":{\"tags\":{\"type\":...,\"counts\":...,\"metrics\":...}}.\n"
+    "        --method dawid_skene: a Dawid-Skene section; in JSON\n"
+    "        \"dawid_skene\":{\"iterations\":...,\"converged\":...,\"per_annotator\":\n"
+    "        [{\"annotator\":...,\"estimated_accuracy\":...}]} and, in each entry of\n"
+    "        \"per_item\", \"consensus\" and \"support\" (the majority's stay under\n"
+    "        \"fields\").\n"
     "\n"
     "Examples:\n"
     "  quorumctl agreement judgements.csv --per-item\n"
     "  quorumctl export --project 7 | quorumctl agreement - --json\n"
     "  quorumctl agreement judgements.jsonl --schema schema.json --json\n"
+    "  quorumctl agreement judgements.csv --method dawid_skene --per-item\n"
     "\n"
     "Exit codes: 0 success, 1 output error, 2 usage error or bad input (a\n"
     "duplicate (item, annotator), an empty label, invalid UTF-8, a missing\n"
@@ -387,7 +403,7 @@ static void w_real(wbuf_t *w, real_memo_t memo[64], double v)
     w_puts(w, m->s);
 }
 
-static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *items)
+static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *items, qr_ctl_ds_t *ds)
 {
     char *head = json_dumps(report, JSON_INDENT(2));
     size_t hn = head ? strlen(head) : 0;
@@ -407,6 +423,7 @@ static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *ite
     qr_agreement_item_t e;
     char num[32];
     int first = 1, rc;
+    size_t pos = 0;
 
     if (!wp || !memo) {
         free(wp);
@@ -436,6 +453,14 @@ static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *ite
             w_string(wp, e.majority, e.majority_len);
         else
             w_puts(wp, "null");
+        if (ds) {
+            size_t dn = 0;
+            const char *d = qr_ctl_agreement_ds_item_json(ds, pos++, &dn);
+            if (d)
+                w_put(wp, d, dn);
+            else
+                wp->failed = 1;
+        }
         w_puts(wp, "\n    }");
     }
     w_puts(wp, first ? "]\n}" : "\n  ]\n}");
@@ -449,7 +474,7 @@ static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *ite
 int qr_ctl_agreement(int argc, char **argv)
 {
     const char *path = NULL, *schema = NULL, *format = NULL;
-    int as_json = 0, per_item = 0, only_files = 0, jsonl = 0;
+    int as_json = 0, per_item = 0, only_files = 0, jsonl = 0, dawid_skene = 0;
     double iou = 0.5;
     char err[512];
     FILE *f;
@@ -464,8 +489,9 @@ int qr_ctl_agreement(int argc, char **argv)
             as_json = 1;
         } else if (!only_files && strcmp(arg, "--per-item") == 0) {
             per_item = 1;
-        } else if (!only_files && (strcmp(arg, "--format") == 0 || strcmp(arg, "--schema") == 0 ||
-                                   strcmp(arg, "--iou-threshold") == 0)) {
+        } else if (!only_files &&
+                   (strcmp(arg, "--format") == 0 || strcmp(arg, "--schema") == 0 ||
+                    strcmp(arg, "--iou-threshold") == 0 || strcmp(arg, "--method") == 0)) {
             if (i + 1 >= argc)
                 return qr_cli_usage_error(prog, "", "%s needs a value", arg);
             const char *val = argv[++i];
@@ -475,6 +501,11 @@ int qr_ctl_agreement(int argc, char **argv)
                 format = val;
             } else if (strcmp(arg, "--schema") == 0) {
                 schema = val;
+            } else if (strcmp(arg, "--method") == 0) {
+                if (strcmp(val, "majority") != 0 && strcmp(val, "dawid_skene") != 0)
+                    return qr_cli_usage_error(prog, "",
+                                              "--method is majority or dawid_skene; got %s", val);
+                dawid_skene = strcmp(val, "dawid_skene") == 0;
             } else {
                 char *end;
                 errno = 0;
@@ -524,14 +555,18 @@ int qr_ctl_agreement(int argc, char **argv)
     } else {
         jsonl = strcmp(format, "jsonl") == 0;
     }
-    if (schema && !jsonl) {
+    const char *mismatch = NULL;
+    if (schema && !jsonl)
+        mismatch = "--schema goes with JSONL input (a CSV is one choice field, label)";
+    else if (jsonl && dawid_skene)
+        mismatch = "--method dawid_skene goes with CSV input for now (JSONL fields have their "
+                   "own consensus per type)";
+    if (mismatch) {
         if (in != f)
             fclose(in);
         if (f != stdin)
             fclose(f);
-        return qr_cli_usage_error(prog, "", "%s",
-                                  "--schema goes with JSONL input (a CSV is one "
-                                  "choice field, label)");
+        return qr_cli_usage_error(prog, "", "%s", mismatch);
     }
     if (jsonl) {
         rc = qr_ctl_agreement_jsonl(in, source, schema, iou, as_json, per_item);
@@ -555,14 +590,27 @@ int qr_ctl_agreement(int argc, char **argv)
     qr_agreement_items_t *items = NULL;
     json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
     void *fields = NULL;
+    qr_ctl_ds_t *ds = NULL;
+    /* Before the field engine may take a over. */
+    if (dawid_skene && (rc = qr_ctl_agreement_ds_new(a, &ds)) != QR_EXIT_OK) {
+        qr_agreement_items_free(items);
+        qr_agreement_free(a);
+        json_decref(report);
+        return rc;
+    }
     if (as_json) {
         fields = qr_ctl_agreement_csv_fields(report, &a, per_item);
-        if (print_json(stdout, report, items) != 0)
+        if (ds)
+            qr_ctl_agreement_ds_json(ds, report);
+        if (print_json(stdout, report, items, ds) != 0)
             rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
     } else {
         print_text(stdout, report, items, strcmp(path, "-") ? path : "stdin");
+        if (ds)
+            qr_ctl_agreement_ds_text(stdout, ds, report, items);
     }
+    qr_ctl_agreement_ds_free(ds);
     qr_agreement_items_free(items);
     qr_ctl_agreement_csv_done(fields);
     qr_agreement_free(a);
@@ -572,4 +620,14 @@ int qr_ctl_agreement(int argc, char **argv)
         rc = QR_EXIT_ERROR;
     }
     return rc;
+}
+
+int qr_ctl_agreement_name_width(const char *s)
+{
+    return name_width(s);
+}
+
+void qr_ctl_agreement_put_name(FILE *out, const char *s, int width)
+{
+    put_name(out, s, width);
 }

@@ -254,6 +254,18 @@ int qr_agr_add_valid(qr_agreement_t *a, const char *item, size_t item_len, uint6
                      const char *annotator, size_t annotator_len, uint64_t h_ann, const char *label,
                      size_t label_len, uint64_t h_label);
 
+/* Ids of t in the order the report lists them into out[t->n]: byte order of
+ * the strings (a shorter prefix first), or numeric order (then byte order)
+ * when values (per id) is non-NULL. In agreement_stats.c. */
+void qr_agr_sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out);
+
+/* 1 when every label of a is a number (and there is one): the report then
+ * lists labels in numeric order and the numeric coefficients apply. */
+static inline int qr_agr_labels_numeric(const qr_agreement_t *a)
+{
+    return a->labels.n > 0 && a->non_numeric == 0;
+}
+
 /* Judgement index of (item id, annotator id), or -1. */
 long qr_agr_judgement_of(const qr_agreement_t *a, uint32_t item, uint32_t annotator);
 

@@ -110,9 +110,7 @@ static int cmp_key_value(const void *p, const void *q)
     return cmp_bytes(x, y);
 }
 
-/* Ids of t in output order into out[t->n]: byte order, or numeric order when
- * values is non-NULL. */
-static void sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out)
+void qr_agr_sort_ids(const qr_strtab_t *t, const double *values, uint32_t *out)
 {
     /* Exports usually list items (and often annotators) in name order: then
      * the order of first appearance is the answer, found in one pass. */
@@ -153,13 +151,13 @@ static void layout(an_t *s)
 
     s->ann_by_rank = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
     s->rank_of_ann = qr_xmalloc((size_t)s->na * sizeof(uint32_t) + 1);
-    sort_ids(&a->annotators, NULL, s->ann_by_rank);
+    qr_agr_sort_ids(&a->annotators, NULL, s->ann_by_rank);
     for (uint32_t r = 0; r < s->na; r++)
         s->rank_of_ann[s->ann_by_rank[r]] = r;
 
-    s->numeric = s->nl > 0 && a->non_numeric == 0;
+    s->numeric = qr_agr_labels_numeric(a);
     s->lab_order = qr_xmalloc((size_t)s->nl * sizeof(uint32_t) + 1);
-    sort_ids(&a->labels, s->numeric ? a->label_value : NULL, s->lab_order);
+    qr_agr_sort_ids(&a->labels, s->numeric ? a->label_value : NULL, s->lab_order);
     s->lev_of_label = qr_xcalloc((size_t)s->nl + 1, sizeof(uint32_t));
     s->lev_value = qr_xmalloc((size_t)s->nl * sizeof(double) + 1);
     if (s->numeric) {
@@ -761,7 +759,7 @@ qr_agreement_items_t *qr_agr_items_new(an_t *s)
     it->a = s->a;
     it->n = s->ni;
     it->order = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
-    sort_ids(&s->a->items, NULL, it->order);
+    qr_agr_sort_ids(&s->a->items, NULL, it->order);
     it->agr = s->item_agr;
     it->major = s->item_major;
     s->item_agr = NULL;

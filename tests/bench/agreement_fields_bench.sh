@@ -16,29 +16,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-build=${1:-$root/build-rel}
-runs=${2:-5}
-out=${3:-agreement_fields_bench.json}
-case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
-
-if [ ! -x "$build/bin/agreement_fields_bench" ] || [ ! -x "$build/bin/quorumctl" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    nice cmake --build "$build" --target agreement_fields_bench quorumctl -j2 >/dev/null
-fi
-bt=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
-[ "$bt" = Release ] || echo "agreement_fields_bench: warning: $build is a $bt build, not Release" >&2
-
-if [ -n "${QR_BENCH_DIR:-}" ]; then
-    dir=$QR_BENCH_DIR; mkdir -p "$dir"
-else
-    dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-fi
-
-echo "agreement_fields_bench: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), build $build ($bt)"
-lib=$("$build/bin/agreement_fields_bench" "$runs")
-echo "$lib" | grep -v '^JSON '
-lib_json=$(echo "$lib" | sed -n 's/^JSON //p')
+. "$here/bench_lib.sh"
+bench_init agreement_fields_bench agreement_fields_bench quorumctl -- "$@"
 
 # 1,000,000 JSONL lines: 200,000 items x 5 annotators of 50, a tags field of
 # 10 choices (the truth's 1-3 tags, each choice flipped with p = 0.1).
@@ -62,17 +41,7 @@ if [ ! -s "$jsonl" ]; then
         }
     }' >"$jsonl"
 fi
-now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
-walls=()
-"$build/bin/quorumctl" agreement "$jsonl" --json >/dev/null # warm the page cache
-for ((t = 0; t < runs; t++)); do
-    t0=$(now_us)
-    "$build/bin/quorumctl" agreement "$jsonl" --json >/dev/null
-    t1=$(now_us)
-    walls+=("$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e6 }')")
-done
-sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
-median=$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' <<<"$sorted")
+bench_median_wall "$runs" "$build/bin/quorumctl" agreement "$jsonl" --json
 printf 'cli_jsonl_1m  median %.3f s  (quorumctl agreement FILE.jsonl --json, 1000000 lines, %s bytes; all: %s)\n' \
     "$median" "$(wc -c <"$jsonl")" "${walls[*]}"
 
