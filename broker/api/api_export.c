@@ -20,6 +20,7 @@
 
 #include <math.h>
 
+#include "agreement_ds.h"
 #include "agreement_fields.h"
 #include "ls_result.h"
 
@@ -35,7 +36,22 @@
 enum ex_format { EX_JSONL, EX_CSV, EX_LS };
 enum ex_kind { EX_ANNOTATIONS, EX_CONSENSUS };
 enum ex_phase { PH_ANNOTATIONS, PH_UNDOS, PH_TASKS, PH_DONE };
-enum ex_wait { W_NONE, W_QUERY, W_DRAIN };
+enum ex_wait { W_NONE, W_QUERY, W_DRAIN, W_WORK };
+
+/* kind=consensus&method=dawid_skene: the crew's model, fitted off the loop
+ * on every judgement as of the export's snapshot before the first row is
+ * written (agreement_ds.h). */
+typedef struct ds_s {
+    uv_work_t work;
+    ctx_t *c;                            /* the export's request */
+    char *labels_text, *judgements_text; /* the query's answer, until parsed (owned) */
+    int64_t *task;                       /* per item: its task id, ascending */
+    char **labels;                       /* per label index: the label (owned) */
+    uint32_t nlabels;
+    qr_dawid_skene_t fit;
+    int rc; /* of the parse and the fit: 0, or a QR_E* code with err */
+    char err[200];
+} ds_t;
 
 struct export_s {
     int format; /* enum ex_format */
@@ -55,7 +71,28 @@ struct export_s {
     char after[24];   /* the page's key: the last id of the page before */
     char page[24];    /* the page size */
     qr_buf_t out;     /* the page being formatted */
+    ds_t *ds;         /* method=dawid_skene: its fit (owned), else NULL */
 };
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void ds_free(ds_t *d)
+{
+    if (!d)
+        return;
+    free(d->labels_text);
+    free(d->judgements_text);
+    free(d->task);
+    for (uint32_t k = 0; d->labels && k < d->nlabels; k++)
+        free(d->labels[k]);
+    free(d->labels);
+    qr_dawid_skene_free(&d->fit);
+    free(d);
+}
 
 void export_free(ctx_t *c)
 {
@@ -68,6 +105,7 @@ void export_free(ctx_t *c)
         qr_label_schema_free(e->fields);
     json_decref(e->ls_fields);
     free(e->ls_to_name);
+    ds_free(e->ds);
     qr_buf_free(&e->out);
     free(e);
     c->exp = NULL;
@@ -373,6 +411,54 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
     }
 }
 
+/* Row i of QR_SQL_EXPORT_CONSENSUS with the Dawid-Skene consensus: the
+ * label of highest posterior and that posterior as its support (an
+ * auto-accepted task keeps its prediction; a task nobody labeled has none). */
+static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
+{
+    const ds_t *d = e->ds;
+    int64_t task = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    const int64_t *at =
+        d->fit.items ? bsearch(&task, d->task, d->fit.items, sizeof *d->task, cmp_i64) : NULL;
+    int accepted = !strcmp(PQgetvalue(res, i, 7), "t");
+    const char *label = NULL;
+    char support[32] = "";
+    if (accepted) {
+        label = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
+        snprintf(support, sizeof support, "%s", PQgetvalue(res, i, 3));
+    } else if (at && d->fit.label[at - d->task] >= 0) {
+        size_t item = (size_t)(at - d->task);
+        label = d->labels[d->fit.label[item]];
+        snprintf(support, sizeof support, "%.4f", d->fit.support[item]);
+    }
+    if (e->format == EX_CSV) {
+        static const int cols[] = {0, 1, -1, -1, 4, 5, 6};
+        for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+            if (k)
+                qr_buf_append(&e->out, ",", 1);
+            if (k == 2 && label)
+                qr_csv_cell(&e->out, label);
+            else if (k == 3 && label)
+                qr_csv_cell(&e->out, support);
+            else if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]))
+                qr_csv_cell(&e->out, PQgetvalue(res, i, cols[k]));
+        }
+        qr_buf_appends(&e->out, "\r\n");
+        return;
+    }
+    json_t *data = json_loads(PQgetvalue(res, i, 6), JSON_DECODE_ANY, NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "task_id", int_or_null(res, i, 0));
+    json_object_set_new(o, "external_id", str_or_null(res, i, 1));
+    json_object_set_new(o, "consensus", label ? json_string(label) : json_null());
+    json_object_set_new(o, "support", label ? json_real(atof(support)) : json_null());
+    json_object_set_new(o, "annotators", int_or_null(res, i, 4));
+    json_object_set_new(o, "gold", str_or_null(res, i, 5));
+    json_object_set_new(o, "data", data ? data : json_null());
+    json_object_set_new(o, "auto_accepted", json_boolean(accepted));
+    put_line(&e->out, o);
+}
+
 /* Formats a page of QR_SQL_EXPORT_CONSENSUS. */
 static void put_consensus(struct export_s *e, const PGresult *res)
 {
@@ -381,6 +467,10 @@ static void put_consensus(struct export_s *e, const PGresult *res)
         return;
     }
     for (int i = 0; i < PQntuples(res); i++) {
+        if (e->ds) {
+            put_consensus_ds(e, res, i);
+            continue;
+        }
         if (e->format == EX_CSV) {
             static const int cols[] = {0, 1, 2, 3, 4, 5, 6};
             put_cells(&e->out, res, i, cols, sizeof cols / sizeof cols[0], NULL, e->schema, 2);
@@ -521,6 +611,118 @@ static void next_page(ctx_t *c)
     }
 }
 
+static void start_stream(ctx_t *c);
+
+/* --- method=dawid_skene ---------------------------------------------------------------------- */
+
+/* In a worker thread: the judgements' text to dense indexes (items in task
+ * order, annotators in id order), then the fit. Touches only d. */
+static void ds_work(uv_work_t *w)
+{
+    ds_t *d = w->data;
+    json_t *labels = json_loads(d->labels_text, 0, NULL);
+    d->nlabels = (uint32_t)json_array_size(labels);
+    d->labels = qr_xcalloc(d->nlabels + 1, sizeof *d->labels);
+    for (uint32_t k = 0; k < d->nlabels; k++)
+        d->labels[k] = qr_xstrdup(json_string_value(json_array_get(labels, k)));
+    json_decref(labels);
+    const char *p = d->judgements_text;
+    size_t n = *p ? 1 : 0;
+    for (const char *q = p; *q; q++)
+        n += *q == ',';
+    int64_t *task = qr_xcalloc(n + 1, sizeof *task), *who = qr_xcalloc(n + 1, sizeof *who);
+    uint32_t *item = qr_xcalloc(n + 1, sizeof *item), *ann = qr_xcalloc(n + 1, sizeof *ann);
+    uint32_t *lab = qr_xcalloc(n + 1, sizeof *lab);
+    uint32_t items = 0;
+    d->task = qr_xcalloc(n + 1, sizeof *d->task);
+    for (size_t j = 0; j < n; j++) {
+        char *end;
+        task[j] = strtoll(p, &end, 10);
+        who[j] = strtoll(end, &end, 10);
+        lab[j] = (uint32_t)strtoul(end, &end, 10);
+        p = *end == ',' ? end + 1 : end;
+        if (j == 0 || task[j] != task[j - 1])
+            d->task[items++] = task[j];
+        item[j] = items - 1;
+    }
+    /* Annotators: their ids sorted and made unique, each judgement's index
+     * found by bisection. */
+    int64_t *ids = qr_xcalloc(n + 1, sizeof *ids);
+    memcpy(ids, who, n * sizeof *ids);
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    uint32_t anns = 0;
+    for (size_t j = 0; j < n; j++)
+        if (j == 0 || ids[j] != ids[anns - 1])
+            ids[anns++] = ids[j];
+    for (size_t j = 0; j < n; j++)
+        ann[j] = (uint32_t)((int64_t *)bsearch(&who[j], ids, anns, sizeof *ids, cmp_i64) - ids);
+    d->rc = qr_dawid_skene_run(n, item, ann, lab, items, anns, d->nlabels, NULL, &d->fit, d->err,
+                               sizeof d->err);
+    free(task);
+    free(who);
+    free(item);
+    free(ann);
+    free(lab);
+    free(ids);
+}
+
+/* On the loop: the fit is in; the rows follow. */
+static void ds_done(uv_work_t *w, int status)
+{
+    ds_t *d = w->data;
+    ctx_t *c = d->c;
+    c->exp->wait = W_NONE;
+    if (status < 0) {
+        respond_backend(c, "the Dawid-Skene fit", uv_strerror(status));
+        return;
+    }
+    if (d->rc < 0) {
+        respond_backend(c, "the Dawid-Skene fit", d->err[0] ? d->err : "it failed");
+        return;
+    }
+    qr_info("project %" PRId64 ": Dawid-Skene over %u tasks, %u annotators, %u labels: %u "
+            "iterations%s",
+            c->project->id, d->fit.items, d->fit.annotators, d->fit.labels, d->fit.iterations,
+            d->fit.converged ? ", converged" : ", at the cap");
+    start_stream(c);
+}
+
+static void on_ds_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    (void)sqlstate;
+    ctx_t *c = arg;
+    struct export_s *e = c->exp;
+    e->wait = W_NONE;
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no judgements row");
+        return;
+    }
+    e->ds->labels_text = qr_xstrdup(PQgetvalue(res, 0, 0));
+    e->ds->judgements_text = qr_xstrdup(PQgetvalue(res, 0, 1));
+    e->ds->work.data = e->ds;
+    e->ds->c = c;
+    int rc = uv_queue_work(c->b->loop, &e->ds->work, ds_work, ds_done);
+    if (rc < 0) {
+        respond_backend(c, "the Dawid-Skene fit", uv_strerror(rc));
+        return;
+    }
+    e->wait = W_WORK;
+}
+
+/* Reads every judgement as of the snapshot, then fits the model. */
+static void ds_load(ctx_t *c)
+{
+    struct export_s *e = c->exp;
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj), e->snapshot, e->org};
+    e->wait = W_QUERY;
+    if (qr_pg_query_unprepared(c->b->pg, QR_SQL_EXPORT_DS_JUDGEMENTS, 3, params, on_ds_rows, c) <
+        0) {
+        e->wait = W_NONE;
+        respond_backend(c, "PostgreSQL", "pool closing");
+    }
+}
+
 static void on_begin(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -545,6 +747,18 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
         return;
     }
     e->snapshot = qr_xstrdup(PQgetvalue(res, 0, 0));
+    if (e->ds) {
+        ds_load(c);
+        return;
+    }
+    start_stream(c);
+}
+
+/* Sends the head (200, the cursor) and the format's opening, then asks for
+ * the first page. */
+static void start_stream(ctx_t *c)
+{
+    struct export_s *e = c->exp;
     char *headers = qr_xasprintf("X-Quorum-Cursor: %s\r\n%s", e->snapshot, c->b->deployment_header);
     const char *ctype = e->format == EX_CSV  ? "text/csv; charset=utf-8"
                         : e->format == EX_LS ? "application/json"
@@ -599,10 +813,24 @@ void h_export(ctx_t *c)
 {
     static const char *const formats[] = {"jsonl", "csv", "ls"};
     static const char *const kinds[] = {"annotations", "consensus"};
-    int format, kind;
+    static const char *const methods[] = {"majority", "dawid_skene"};
+    int format, kind, method;
     if (choice_param(c, "format", formats, 3, &format) < 0 ||
-        choice_param(c, "kind", kinds, 2, &kind) < 0)
+        choice_param(c, "kind", kinds, 2, &kind) < 0 ||
+        choice_param(c, "method", methods, 2, &method) < 0)
         return;
+    if (method == 1 && kind != EX_CONSENSUS) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "method=dawid_skene is how the consensus is taken: it goes with "
+                      "kind=consensus");
+        return;
+    }
+    if (method == 1 && !c->project->schema->implied) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "method=dawid_skene takes a project of one choice (labels); this project "
+                      "has a label schema: use method=majority (each field's consensus)");
+        return;
+    }
     char fv[8];
     if (!query_param(c->req->query, "format", fv, sizeof fv))
         format = EX_CSV; /* what the export gave before it had formats */
@@ -627,6 +855,7 @@ void h_export(ctx_t *c)
     memset(e, 0, sizeof *e);
     e->format = format;
     e->kind = kind;
+    e->ds = method == 1 ? qr_xcalloc(1, sizeof *e->ds) : NULL;
     e->schema = !c->project->schema->implied;
     if (e->schema && kind == EX_CONSENSUS) {
         /* A copy: the project cache may replace its entry while we stream. */

@@ -164,6 +164,22 @@
     "  coalesce(r.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted'"                  \
     " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1 ORDER BY pg.id"
 
+/* kind=consensus&method=dawid_skene: every judgement of the project as of
+ * S ($1 project, $2 snapshot S, $3 the crew's organization or 0) in one
+ * row: the labels (a JSON array, sorted) and the judgements as one text,
+ * "task annotator k" triples joined by ',' in (task, annotator) order, k
+ * the label's index in that array. One row: a million judgements are some
+ * 20 MB of text rather than a million rows of a result. */
+#define QR_SQL_EXPORT_DS_JUDGEMENTS                                                                \
+    "WITH j AS (SELECT x.task_id, x.annotator_id, x.label FROM " QR_SQL_AS_OF_S("> 0") " x"        \
+    "  JOIN users us ON us.id = x.annotator_id WHERE $3::bigint = 0 OR us.org_id = $3::bigint),"   \
+    " labs AS (SELECT label, row_number() OVER (ORDER BY label COLLATE \"C\") - 1 AS k"             \
+    "  FROM (SELECT DISTINCT label FROM j) d)"                                                     \
+    " SELECT (SELECT coalesce(json_agg(label ORDER BY k), '[]'::json) FROM labs)::text,"           \
+    "  (SELECT coalesce(string_agg(j.task_id::text || ' ' || j.annotator_id::text || ' '"          \
+    "     || labs.k::text, ',' ORDER BY j.task_id, j.annotator_id), '')"                           \
+    "   FROM j JOIN labs ON labs.label = j.label)"
+
 /* kind=consensus of a schema project -> task id, external id, the task's
  * labels objects (a JSON array of the canonical values), its overlap
  * (required), annotations, gold, data (JSON text), whether it was

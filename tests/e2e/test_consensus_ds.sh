@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The consensus export with method=dawid_skene (issue 16, point 7): three
+# annotators of known accuracy (0.95, 0.6, 0.55) label 400 tasks; the
+# Dawid-Skene consensus the broker exports is closer to the truth than the
+# majority, and is, task by task, what `quorumctl agreement --method
+# dawid_skene` computes offline from the same annotations.
+. "$(dirname "$0")/lib.sh"
+
+start_broker
+CTL="$QR_BIN_DIR/quorumctl"
+P=$(new_project '{"name": "ds", "labels": ["a", "b", "c", "d"], "annotations_per_task": 3}')
+python3 -c '
+import json, random
+r = random.Random(7)
+for i in range(400):
+    print(json.dumps({"data": {"n": i, "_true_label": r.choice("abcd")}}))' >"$E2E_DIR/tasks.jsonl"
+"$CTL" import --project "$P" "$E2E_DIR/tasks.jsonl" >/dev/null
+# Three crews of one, side by side: each annotator labels every task once,
+# at a known accuracy (a crew of one never completes the project: it runs
+# until every task holds its label, then its --duration ends it).
+seed=1
+pids=()
+for acc in 0.95 0.6 0.55; do
+    timeout 300 "$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 1 --accuracy "$acc" \
+        --think-ms 0-0 --seed "$seed" --duration 120 >"$E2E_DIR/sim$seed.log" 2>&1 &
+    pids+=($!)
+    seed=$((seed + 1))
+done
+for _ in $(seq 1 1500); do
+    [ "$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")" = 1200 ] && break
+    sleep 0.1
+done
+kill "${pids[@]}" 2>/dev/null || true
+wait "${pids[@]}" 2>/dev/null || true
+check "three annotators, 1200 annotations" "3 1200" \
+    "$(sql "SELECT count(DISTINCT annotator_id) || ' ' || count(*) FROM annotations WHERE project_id = $P")"
+
+export_consensus() { # export_consensus [METHOD] -> JSON lines on stdout
+    curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" \
+        "$URL/v1/projects/$P/export?kind=consensus&format=jsonl${1:+&method=$1}"
+}
+export_consensus >"$E2E_DIR/majority.jsonl"
+export_consensus dawid_skene >"$E2E_DIR/ds.jsonl"
+check "one row per task, either way" "400 400" "$(wc -l <"$E2E_DIR/majority.jsonl") $(wc -l <"$E2E_DIR/ds.jsonl")"
+right() { jq -s '[.[] | select(.consensus == .data._true_label)] | length' "$1"; }
+MAJ=$(right "$E2E_DIR/majority.jsonl")
+DS=$(right "$E2E_DIR/ds.jsonl")
+echo "# consensus right on: majority $MAJ of 400, Dawid-Skene $DS of 400"
+check "Dawid-Skene is right more often than the majority" true "$([ "$DS" -gt "$MAJ" ] && echo true || echo false)"
+check "every task has a Dawid-Skene answer, its support a posterior in (0, 1]" 400 \
+    "$(jq -c 'select(.consensus != null and .support > 0 and .support <= 1)' "$E2E_DIR/ds.jsonl" | wc -l)"
+
+# The same annotations offline: the same consensus, task by task.
+"$CTL" export --project "$P" --format csv >"$E2E_DIR/annotations.csv" 2>/dev/null
+"$CTL" agreement "$E2E_DIR/annotations.csv" --method dawid_skene --per-item --json >"$E2E_DIR/offline.json"
+check "the export's consensus = quorumctl agreement --method dawid_skene's, per task" \
+    "$(jq -r '.per_item[] | "\(.item) \(.consensus) \(.support * 10000 | round)"' "$E2E_DIR/offline.json" | sort)" \
+    "$(jq -r '"\(.task_id) \(.consensus) \(.support * 10000 | round)"' "$E2E_DIR/ds.jsonl" | sort)"
+curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    "$URL/v1/projects/$P/export?kind=consensus&format=csv&method=dawid_skene" >"$E2E_DIR/ds.csv"
+check "CSV: the same answers" "$(jq -r '"\(.task_id),\(.consensus)"' "$E2E_DIR/ds.jsonl" | sort)" \
+    "$(tail -n +2 "$E2E_DIR/ds.csv" | cut -d, -f1,3 | sort)"
+
+# Refusals.
+r=$(api GET "/v1/projects/$P/export?kind=annotations&method=dawid_skene")
+check "method=dawid_skene with kind=annotations: 422" 422 "${r%% *}"
+r=$(api GET "/v1/projects/$P/export?kind=consensus&method=vote")
+check "an unknown method: 422 naming the choices" "422 true" \
+    "${r%% *} $(echo "${r#* }" | jq '.error.message | test("majority or dawid_skene")')"
+S=$(new_project '{"name": "s", "schema": {"fields": [{"name": "x", "type": "text"}]}}')
+r=$(api GET "/v1/projects/$S/export?kind=consensus&method=dawid_skene")
+check "a schema project: 422" 422 "${r%% *}"
+
+finish
