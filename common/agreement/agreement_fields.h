@@ -216,6 +216,16 @@ typedef struct {
 /* Field f's iterator; the field is analysed (its figures too) once more. */
 qr_fields_items_t *qr_fields_items_new(qr_fields_t *fs, int f);
 
+/*
+ * The entries of the choice field that qr_fields_adopt_agreement() makes of
+ * a store a, bit for bit, drawn from a's own per-item iterator
+ * (qr_agreement_report(a, &items)) instead of a copy of its judgements: the
+ * consensus is issue 4's majority label (the unique plurality), its support
+ * the share of judgements that gave it. Reads and advances items, which
+ * stays the caller's: free the result first.
+ */
+qr_fields_items_t *qr_fields_items_of_agreement(qr_agreement_items_t *items);
+
 /* The next entry into *e: 1, or 0 past the last one (*e is then unset). */
 int qr_fields_items_next(qr_fields_items_t *it, qr_fields_item_t *e);
 

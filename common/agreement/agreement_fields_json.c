@@ -99,10 +99,12 @@ static json_t *per_annotator_json(const qr_field_an_t *an)
     return arr;
 }
 
-/* One field's analysis, kept for its per-item entries. */
+/* One field's analysis, kept for its per-item entries; or the issue-4
+ * iterator of the store the field would adopt. */
 struct qr_fields_items_s {
     qr_field_an_t an;
-    uint32_t pos; /* next listed item */
+    uint32_t pos;              /* next listed item */
+    qr_agreement_items_t *agr; /* not owned; when set, an is unused */
 };
 
 /* Field f analysed; sorted: items in byte order, as the listings need. */
@@ -118,10 +120,39 @@ qr_fields_items_t *qr_fields_items_new(qr_fields_t *fs, int f)
     return items_analyse(fs, f, 1);
 }
 
+qr_fields_items_t *qr_fields_items_of_agreement(qr_agreement_items_t *items)
+{
+    qr_fields_items_t *it = qr_xcalloc(1, sizeof(*it));
+    it->agr = items;
+    return it;
+}
+
+/* The next entry of it->agr. A choice field's consensus is the unique
+ * plurality (agreement_consensus.c) and its support top / k, and its
+ * agreement the share of agreeing pairs: what issue 4 computes per item,
+ * to the bit (both are ratios of the same integers). */
+static int agreement_next(qr_fields_items_t *it, qr_fields_item_t *e)
+{
+    qr_agreement_item_t a;
+
+    if (!qr_agreement_items_next(it->agr, &a))
+        return 0;
+    e->item = a.item;
+    e->item_len = a.item_len;
+    e->judgements = a.judgements;
+    e->has_agreement = a.has_agreement;
+    e->agreement = a.agreement;
+    e->consensus = a.majority ? json_stringn_nocheck(a.majority, a.majority_len) : json_null();
+    e->support = a.majority ? (double)a.majority_count / (double)a.judgements : 0;
+    return 1;
+}
+
 int qr_fields_items_next(qr_fields_items_t *it, qr_fields_item_t *e)
 {
     const qr_field_an_t *an = &it->an;
 
+    if (it->agr)
+        return agreement_next(it, e);
     if (it->pos >= an->ni)
         return 0;
     uint32_t i = it->pos++, b = an->istart[i], k = an->istart[i + 1] - b;

@@ -901,6 +901,78 @@ static void test_items_iterator(void **state)
     qr_fields_free(fs);
 }
 
+/* Fills a with n items of 1 to 6 judgements over a few labels (ties,
+ * single judgements and unanimity all occur); deterministic. */
+static void fill_store(qr_agreement_t *a, int n, const char *const *labels, int nl)
+{
+    uint32_t x = 12345;
+    char item[32], ann[16];
+
+    for (int i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        int k = 1 + (int)((x >> 16) % 6);
+        snprintf(item, sizeof(item), "item-%03d%s", (i * 37) % n, i % 11 ? "" : "\"\\x");
+        for (int j = 0; j < k; j++) {
+            x = x * 1103515245u + 12345u;
+            snprintf(ann, sizeof(ann), "a%d", j);
+            const char *l = labels[(x >> 16) % (uint32_t)(i % 3 ? nl : 2)];
+            assert_int_equal(
+                qr_agreement_add(a, item, strlen(item), ann, strlen(ann), l, strlen(l)), 0);
+        }
+    }
+}
+
+/* The entries of an adopted store's field, drawn from the store's own
+ * iterator (qr_fields_items_of_agreement), are those of the field engine's
+ * copy, bit for bit: the same items in the same order, the same agreement,
+ * consensus and support. */
+static void test_items_of_agreement(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"pos", "neg", "neu", "m\xc3\xa9h"};
+    static const char *const numbers[] = {"1", "2", "3.5", "10"};
+    const char *const *sets[] = {words, numbers};
+
+    for (int set = 0; set < 2; set++) {
+        qr_agreement_t *a = qr_agreement_new(), *copy = qr_agreement_new();
+        fill_store(a, 400, sets[set], 4);
+        fill_store(copy, 400, sets[set], 4);
+        qr_fields_t *fs = qr_fields_new();
+        int f = qr_fields_adopt_agreement(fs, "label", 5, copy);
+        assert_int_equal(f, 0);
+        qr_agreement_items_t *items = NULL;
+        json_t *report = qr_agreement_report(a, &items);
+        qr_fields_items_t *want = qr_fields_items_new(fs, f);
+        qr_fields_items_t *got = qr_fields_items_of_agreement(items);
+        qr_fields_item_t w, g;
+        size_t n = 0, ties = 0, singles = 0;
+        while (qr_fields_items_next(want, &w)) {
+            assert_int_equal(qr_fields_items_next(got, &g), 1);
+            assert_int_equal(g.item_len, w.item_len);
+            assert_memory_equal(g.item, w.item, w.item_len);
+            assert_int_equal(g.judgements, w.judgements);
+            assert_int_equal(g.has_agreement, w.has_agreement);
+            assert_memory_equal(&g.agreement, &w.agreement, sizeof(double));
+            expect_json_equal(w.consensus, g.consensus);
+            assert_memory_equal(&g.support, &w.support, sizeof(double));
+            ties += json_is_null(w.consensus);
+            singles += w.judgements == 1;
+            n++;
+            json_decref(w.consensus);
+            json_decref(g.consensus);
+        }
+        assert_int_equal(qr_fields_items_next(got, &g), 0);
+        assert_int_equal(n, 400);
+        assert_true(ties > 0 && singles > 0);
+        qr_fields_items_free(got);
+        qr_fields_items_free(want);
+        qr_agreement_items_free(items);
+        json_decref(report);
+        qr_fields_free(fs);
+        qr_agreement_free(a);
+    }
+}
+
 /* An item with many annotators (past the per-item list, into the map of
  * big items): duplicates are still found, before and after the switch. */
 static void test_many_annotators(void **state)
@@ -950,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_jsonl),
         cmocka_unit_test(test_many_annotators),
         cmocka_unit_test(test_items_iterator),
+        cmocka_unit_test(test_items_of_agreement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
