@@ -43,102 +43,82 @@ static void member(qr_jsonw_t *w, int indent, const char *key)
     qr_jsonw_puts(w, key);
 }
 
-/* Opens entry number n of a list and writes the members both kinds of entry
- * start with: item, judgements, agreement. */
-static void entry_head(qr_jsonw_t *w, int indent, size_t n, const char *item, size_t item_len,
-                       size_t judgements, int has_agreement, double agreement)
+/* The next entry of list k into *e; for the top-level list, with no
+ * consensus but the majority label in *top. 1, or 0 past the last one. */
+static int next_entry(lists_t *ls, int k, qr_fields_item_t *e, qr_agreement_item_t *top)
 {
-    char num[32];
-
-    if (n > 0)
-        qr_jsonw_put(w, ",", 1);
-    qr_jsonw_newline(w, indent + 2);
-    qr_jsonw_put(w, "{", 1);
-    qr_jsonw_newline(w, indent + 4);
-    qr_jsonw_puts(w, "\"item\": ");
-    qr_jsonw_string(w, item, item_len);
-    member(w, indent, "\"judgements\": ");
-    snprintf(num, sizeof(num), "%zu", judgements);
-    qr_jsonw_puts(w, num);
-    member(w, indent, "\"agreement\": ");
-    if (has_agreement)
-        qr_jsonw_real(w, agreement);
-    else
-        qr_jsonw_puts(w, "null");
+    if (!ls->list[k].top)
+        return qr_fields_items_next(ls->list[k].field, e);
+    if (!qr_agreement_items_next(ls->list[k].top, top))
+        return 0;
+    e->item = top->item;
+    e->item_len = top->item_len;
+    e->judgements = top->judgements;
+    e->has_agreement = top->has_agreement;
+    e->agreement = top->agreement;
+    e->consensus = NULL;
+    return 1;
 }
 
-static void entry_end(qr_jsonw_t *w, int indent)
-{
-    qr_jsonw_newline(w, indent + 2);
-    qr_jsonw_put(w, "}", 1);
-}
-
-static void list_end(qr_jsonw_t *w, int indent, size_t n)
-{
-    if (n > 0)
-        qr_jsonw_newline(w, indent);
-    qr_jsonw_put(w, "]", 1);
-}
-
-/* The top-level list: {"item", "judgements", "agreement", "majority_label"
- * [, Dawid-Skene's "consensus", "support"]}. */
-static int write_top(qr_jsonw_t *w, qr_agreement_items_t *it, int indent, qr_ctl_ds_t *ds)
-{
-    qr_agreement_item_t e;
-    const char *d;
-    size_t n = 0, dn;
-
-    qr_jsonw_put(w, "[", 1);
-    for (; qr_agreement_items_next(it, &e); n++) {
-        entry_head(w, indent, n, e.item, e.item_len, e.judgements, e.has_agreement, e.agreement);
-        member(w, indent, "\"majority_label\": ");
-        if (e.majority)
-            qr_jsonw_string(w, e.majority, e.majority_len);
-        else
-            qr_jsonw_puts(w, "null");
-        if (ds) {
-            if (!(d = qr_ctl_agreement_ds_item_json(ds, n, &dn)))
-                return QR_EIO;
-            qr_jsonw_put(w, d, dn);
-        }
-        entry_end(w, indent);
-    }
-    list_end(w, indent, n);
-    return 0;
-}
-
-/* A field's list: {"item", "judgements", "agreement", "consensus",
- * "support"}. */
-static void write_field(qr_jsonw_t *w, qr_fields_items_t *it, int indent)
-{
-    qr_fields_item_t e;
-    size_t n = 0;
-
-    qr_jsonw_put(w, "[", 1);
-    for (; qr_fields_items_next(it, &e); n++) {
-        entry_head(w, indent, n, e.item, e.item_len, e.judgements, e.has_agreement, e.agreement);
-        member(w, indent, "\"consensus\": ");
-        qr_jsonw_value(w, e.consensus, indent + 4);
-        member(w, indent, "\"support\": ");
-        if (json_is_null(e.consensus))
-            qr_jsonw_puts(w, "null");
-        else
-            qr_jsonw_real(w, e.support);
-        json_decref(e.consensus);
-        entry_end(w, indent);
-    }
-    list_end(w, indent, n);
-}
-
+/* Writes list k, whose key is indent spaces in: entries {"item",
+ * "judgements", "agreement", then "majority_label" (the top-level list, and
+ * Dawid-Skene's "consensus" and "support" with ls->ds) or "consensus" and
+ * "support" (a field's)}. */
 static int fill(qr_jsonw_t *w, int k, int indent, void *data)
 {
     lists_t *ls = data;
+    qr_fields_item_t e;
+    qr_agreement_item_t top;
+    char num[32];
+    const char *d;
+    size_t n, dn;
 
-    if (ls->list[k].top) {
+    if (ls->list[k].top)
         qr_agreement_items_rewind(ls->list[k].top); /* a CSV's field read it first */
-        return write_top(w, ls->list[k].top, indent, ls->ds);
+    qr_jsonw_put(w, "[", 1);
+    for (n = 0; next_entry(ls, k, &e, &top); n++) {
+        if (n > 0)
+            qr_jsonw_put(w, ",", 1);
+        qr_jsonw_newline(w, indent + 2);
+        qr_jsonw_put(w, "{", 1);
+        qr_jsonw_newline(w, indent + 4);
+        qr_jsonw_puts(w, "\"item\": ");
+        qr_jsonw_string(w, e.item, e.item_len);
+        member(w, indent, "\"judgements\": ");
+        snprintf(num, sizeof(num), "%zu", e.judgements);
+        qr_jsonw_puts(w, num);
+        member(w, indent, "\"agreement\": ");
+        if (e.has_agreement)
+            qr_jsonw_real(w, e.agreement);
+        else
+            qr_jsonw_puts(w, "null");
+        if (ls->list[k].top) {
+            member(w, indent, "\"majority_label\": ");
+            if (top.majority)
+                qr_jsonw_string(w, top.majority, top.majority_len);
+            else
+                qr_jsonw_puts(w, "null");
+            if (ls->ds) {
+                if (!(d = qr_ctl_agreement_ds_item_json(ls->ds, n, &dn)))
+                    return QR_EIO;
+                qr_jsonw_put(w, d, dn);
+            }
+        } else {
+            member(w, indent, "\"consensus\": ");
+            qr_jsonw_value(w, e.consensus, indent + 4);
+            member(w, indent, "\"support\": ");
+            if (json_is_null(e.consensus))
+                qr_jsonw_puts(w, "null");
+            else
+                qr_jsonw_real(w, e.support);
+            json_decref(e.consensus);
+        }
+        qr_jsonw_newline(w, indent + 2);
+        qr_jsonw_put(w, "}", 1);
     }
-    write_field(w, ls->list[k].field, indent);
+    if (n > 0)
+        qr_jsonw_newline(w, indent);
+    qr_jsonw_put(w, "]", 1);
     return 0;
 }
 
