@@ -3,15 +3,15 @@
  * inter-annotator agreement on a CSV of judgements, offline (issue 4).
  *
  * Reading is qr_agreement_read_csv() and the math is qr_agreement_json(), both
- * in common/agreement*.c; this file parses flags and renders the report, as
- * JSON or as plain text drawn from that same JSON so the two never disagree.
+ * in common/agreement*.c; this file parses flags and renders the report as
+ * plain text drawn from that same JSON, so the two never disagree; the JSON
+ * is written by ctl_agreement_json.c.
  * On bad input nothing is printed on stdout: only the error, on stderr.
  */
 #include "ctl_agreement.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "agreement.h"
 #include "ctl_agreement_ds.h"
 #include "ctl_agreement_fields.h"
+#include "ctl_agreement_json.h"
 #include "cli.h"
 #include "protocol.h"
 #include "text_out.h"
@@ -308,169 +309,6 @@ void qr_ctl_agreement_text(FILE *out, const json_t *report, const char *source)
     print_text(out, report, NULL, source);
 }
 
-/*
- * The JSON report with "per_item" streamed: byte for byte what
- * json_dumpf(JSON_INDENT(2)) prints for qr_agreement_json(a, 1), without
- * building one jansson object per item. The report proper is dumped by
- * jansson; each item is written here, with jansson formatting every number
- * and every string that needs escaping, so the two cannot drift apart.
- */
-typedef struct {
-    FILE *out;
-    char buf[64 * 1024];
-    size_t n;
-    int failed;
-} wbuf_t;
-
-static void w_flush(wbuf_t *w)
-{
-    if (w->n && fwrite(w->buf, 1, w->n, w->out) != w->n)
-        w->failed = 1;
-    w->n = 0;
-}
-
-static void w_put(wbuf_t *w, const char *s, size_t n)
-{
-    if (n > sizeof(w->buf) - w->n) {
-        w_flush(w);
-        if (n > sizeof(w->buf)) {
-            if (fwrite(s, 1, n, w->out) != n)
-                w->failed = 1;
-            return;
-        }
-    }
-    memcpy(w->buf + w->n, s, n);
-    w->n += n;
-}
-
-static void w_puts(wbuf_t *w, const char *s)
-{
-    w_put(w, s, strlen(s));
-}
-
-/* Dumps j (a string or number) through jansson into w. */
-static void w_json(wbuf_t *w, json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-
-    if (!s)
-        w->failed = 1;
-    else
-        w_puts(w, s);
-    free(s);
-    json_decref(j);
-}
-
-static void w_string(wbuf_t *w, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == '"' || c == '\\') {
-            w_json(w, json_stringn_nocheck(s, n));
-            return;
-        }
-    }
-    w_put(w, "\"", 1);
-    w_put(w, s, n);
-    w_put(w, "\"", 1);
-}
-
-/* Per-item agreements take few distinct values: each is formatted by
- * jansson once and then served from this cache. */
-typedef struct {
-    double v;
-    int set;
-    char s[40];
-} real_memo_t;
-
-static void w_real(wbuf_t *w, real_memo_t memo[64], double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof(bits));
-    real_memo_t *m = &memo[(bits * UINT64_C(0x9e3779b97f4a7c15)) >> 58];
-    if (!m->set || memcmp(&m->v, &v, sizeof(v)) != 0) {
-        json_t *j = json_real(v);
-        size_t n = j ? json_dumpb(j, m->s, sizeof(m->s) - 1, JSON_ENCODE_ANY) : 0;
-        json_decref(j);
-        if (n == 0 || n >= sizeof(m->s)) {
-            w->failed = 1;
-            return;
-        }
-        m->s[n] = '\0';
-        m->v = v;
-        m->set = 1;
-    }
-    w_puts(w, m->s);
-}
-
-static int print_json(FILE *out, const json_t *report, qr_agreement_items_t *items, qr_ctl_ds_t *ds)
-{
-    char *head = json_dumps(report, JSON_INDENT(2));
-    size_t hn = head ? strlen(head) : 0;
-
-    if (!items) {
-        int rc = head && fwrite(head, 1, hn, out) == hn ? 0 : -1;
-        free(head);
-        return rc;
-    }
-    /* The report ends with "\n}": "per_item" goes in as its last key. */
-    if (!head || hn < 2 || strcmp(head + hn - 2, "\n}") != 0) {
-        free(head);
-        return -1;
-    }
-    wbuf_t *wp = malloc(sizeof(*wp));
-    real_memo_t *memo = calloc(64, sizeof(*memo));
-    qr_agreement_item_t e;
-    char num[32];
-    int first = 1, rc;
-    size_t pos = 0;
-
-    if (!wp || !memo) {
-        free(wp);
-        free(memo);
-        free(head);
-        return -1;
-    }
-    wp->out = out;
-    wp->n = 0;
-    wp->failed = 0;
-    w_put(wp, head, hn - 2);
-    free(head);
-    w_puts(wp, ",\n  \"per_item\": [");
-    while (qr_agreement_items_next(items, &e)) {
-        w_puts(wp, first ? "\n    {\n      \"item\": " : ",\n    {\n      \"item\": ");
-        first = 0;
-        w_string(wp, e.item, e.item_len);
-        int n = snprintf(num, sizeof(num), ",\n      \"judgements\": %zu", e.judgements);
-        w_put(wp, num, (size_t)n);
-        w_puts(wp, ",\n      \"agreement\": ");
-        if (e.has_agreement)
-            w_real(wp, memo, e.agreement);
-        else
-            w_puts(wp, "null");
-        w_puts(wp, ",\n      \"majority_label\": ");
-        if (e.majority)
-            w_string(wp, e.majority, e.majority_len);
-        else
-            w_puts(wp, "null");
-        if (ds) {
-            size_t dn = 0;
-            const char *d = qr_ctl_agreement_ds_item_json(ds, pos++, &dn);
-            if (d)
-                w_put(wp, d, dn);
-            else
-                wp->failed = 1;
-        }
-        w_puts(wp, "\n    }");
-    }
-    w_puts(wp, first ? "]\n}" : "\n  ]\n}");
-    w_flush(wp);
-    rc = wp->failed ? -1 : 0;
-    free(wp);
-    free(memo);
-    return rc;
-}
-
 int qr_ctl_agreement(int argc, char **argv)
 {
     const char *path = NULL, *schema = NULL, *format = NULL;
@@ -589,9 +427,7 @@ int qr_ctl_agreement(int argc, char **argv)
     }
     qr_agreement_items_t *items = NULL;
     json_t *report = qr_agreement_report(a, per_item ? &items : NULL);
-    void *fields = NULL;
     qr_ctl_ds_t *ds = NULL;
-    /* Before the field engine may take a over. */
     if (dawid_skene && (rc = qr_ctl_agreement_ds_new(a, &ds)) != QR_EXIT_OK) {
         qr_agreement_items_free(items);
         qr_agreement_free(a);
@@ -599,10 +435,7 @@ int qr_ctl_agreement(int argc, char **argv)
         return rc;
     }
     if (as_json) {
-        fields = qr_ctl_agreement_csv_fields(report, &a, per_item);
-        if (ds)
-            qr_ctl_agreement_ds_json(ds, report);
-        if (print_json(stdout, report, items, ds) != 0)
+        if (qr_ctl_agreement_json_csv(stdout, report, items, ds) != 0)
             rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
     } else {
@@ -612,7 +445,6 @@ int qr_ctl_agreement(int argc, char **argv)
     }
     qr_ctl_agreement_ds_free(ds);
     qr_agreement_items_free(items);
-    qr_ctl_agreement_csv_done(fields);
     qr_agreement_free(a);
     json_decref(report);
     if (fflush(stdout) != 0 || ferror(stdout)) {

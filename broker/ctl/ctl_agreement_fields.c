@@ -1,8 +1,8 @@
 /*
  * ctl_agreement_fields.c - the field side of `quorumctl agreement` (issue
- * 15): telling JSONL from CSV by the first byte, the JSONL path (schema,
- * reading, the report of every field as JSON or text), and the "fields" key
- * a CSV report gains (one field, "label"). The math is agreement_fields.h.
+ * 15): telling JSONL from CSV by the first byte and the JSONL path
+ * (schema, reading, the report of every field as text; the JSON is written
+ * by ctl_agreement_json.c). The math is agreement_fields.h.
  */
 #include "ctl_agreement_fields.h"
 
@@ -13,6 +13,7 @@
 
 #include "agreement_fields.h"
 #include "cli.h"
+#include "ctl_agreement_json.h"
 #include "protocol.h"
 #include "text_out.h"
 #include "util.h"
@@ -78,37 +79,6 @@ FILE *qr_ctl_agreement_sniff(FILE *f, int *jsonl)
     if (!g)
         free(p);
     return g;
-}
-
-/* ---- JSON: the "fields" of a CSV report ---------------------------------- */
-
-void *qr_ctl_agreement_csv_fields(json_t *report, qr_agreement_t **a, int per_item)
-{
-    json_t *fields = json_object();
-    qr_fields_t *fs = NULL;
-
-    if (!per_item) {
-        json_t *o = json_object();
-        json_object_set_new(o, "type", json_string("choice"));
-        json_object_set(o, "counts", json_object_get(report, "counts"));
-        json_object_set(o, "metrics", json_object_get(report, "metrics"));
-        json_object_set(o, "per_annotator", json_object_get(report, "per_annotator"));
-        json_object_set_new(fields, "label", o);
-    } else {
-        /* Per-item consensus and support need the judgements: the field
-         * engine takes the store over. */
-        fs = qr_fields_new();
-        int f = qr_fields_adopt_agreement(fs, "label", 5, *a); /* cannot fail: fs is new */
-        *a = NULL;
-        json_object_set_new(fields, "label", qr_fields_field_json(fs, f, 1, report));
-    }
-    json_object_set_new(report, "fields", fields);
-    return fs;
-}
-
-void qr_ctl_agreement_csv_done(void *fields)
-{
-    qr_fields_free(fields);
 }
 
 /* ---- text ------------------------------------------------------------------ */
@@ -259,12 +229,12 @@ int qr_ctl_agreement_jsonl(FILE *f, const char *source, const char *schema_path,
         qr_fields_free(fs);
         return QR_EXIT_USAGE;
     }
-    json_t *report = qr_fields_json(fs, per_item);
     if (as_json) {
-        if (json_dumpf(report, stdout, JSON_INDENT(2)) != 0)
+        if (qr_ctl_agreement_json_fields(stdout, fs, per_item) != 0)
             rc = QR_EXIT_ERROR;
         fputc('\n', stdout);
     } else {
+        json_t *report = qr_fields_json(fs, per_item);
         const json_t *fields = json_object_get(report, "fields"), *fo;
         const char *name;
         fprintf(stdout, "Agreement on ");
@@ -275,8 +245,8 @@ int qr_ctl_agreement_jsonl(FILE *f, const char *source, const char *schema_path,
         {
             print_field(stdout, name, fo);
         }
+        json_decref(report);
     }
-    json_decref(report);
     qr_fields_free(fs);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "%s: cannot write the report: %s\n", prog, strerror(errno));

@@ -73,13 +73,14 @@ json_t *qr_agreement_json(qr_agreement_t *a, int per_item);
 typedef struct qr_agreement_items_s qr_agreement_items_t;
 
 typedef struct {
-    const char *item;     /* the item's name (NUL-terminated) */
-    size_t item_len;      /* its length in bytes */
-    size_t judgements;    /* judgements on the item */
-    int has_agreement;    /* 0 when the item has fewer than 2 judgements */
-    double agreement;     /* share of agreeing pairs, when has_agreement */
-    const char *majority; /* the unique most common label, or NULL on a tie */
-    size_t majority_len;  /* its length in bytes */
+    const char *item;      /* the item's name (NUL-terminated) */
+    size_t item_len;       /* its length in bytes */
+    size_t judgements;     /* judgements on the item */
+    int has_agreement;     /* 0 when the item has fewer than 2 judgements */
+    double agreement;      /* share of agreeing pairs, when has_agreement */
+    const char *majority;  /* the unique most common label, or NULL on a tie */
+    size_t majority_len;   /* its length in bytes */
+    size_t majority_count; /* judgements that gave it (0 on a tie) */
 } qr_agreement_item_t;
 
 json_t *qr_agreement_report(qr_agreement_t *a, qr_agreement_items_t **items);

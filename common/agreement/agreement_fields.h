@@ -194,6 +194,60 @@ json_t *qr_fields_json(qr_fields_t *fs, int per_item);
 json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item, const json_t *report);
 
 /*
+ * Per-item entries without a JSON tree (200,000 items as jansson objects
+ * cost more than the whole analysis), so that a caller can write them one at
+ * a time: an iterator over the entries that qr_fields_field_json(fs, f, 1,
+ * ...) lists under "per_item", in the same order and with the same values.
+ * It reads fs's strings: free it with qr_fields_items_free() before fs, and
+ * add nothing to fs meanwhile.
+ */
+typedef struct qr_fields_items_s qr_fields_items_t;
+
+typedef struct {
+    const char *item;  /* the item's name (NUL-terminated), valid while fs is */
+    size_t item_len;   /* its length in bytes */
+    size_t judgements; /* judgements of the field on the item */
+    int has_agreement; /* 0 when the item has fewer than 2 judgements */
+    double agreement;  /* mean pair score, when has_agreement */
+    json_t *consensus; /* a new reference (json_decref() it); JSON null when none */
+    double support;    /* share of the annotators backing it; 0 when none */
+} qr_fields_item_t;
+
+/* Field f's iterator; the field is analysed (its figures too) once more. */
+qr_fields_items_t *qr_fields_items_new(qr_fields_t *fs, int f);
+
+/*
+ * The entries of the choice field that qr_fields_adopt_agreement() makes of
+ * a store a, bit for bit, drawn from a's own per-item iterator
+ * (qr_agreement_report(a, &items)) instead of a copy of its judgements: the
+ * consensus is issue 4's majority label (the unique plurality), its support
+ * the share of judgements that gave it. Reads and advances items, which
+ * stays the caller's: free the result first.
+ */
+qr_fields_items_t *qr_fields_items_of_agreement(qr_agreement_items_t *items);
+
+/* The next entry into *e: 1, or 0 past the last one (*e is then unset). */
+int qr_fields_items_next(qr_fields_items_t *it, qr_fields_item_t *e);
+
+/* Frees the iterator; NULL is a no-op. */
+void qr_fields_items_free(qr_fields_items_t *it);
+
+/*
+ * The report of qr_fields_json(fs, 1) with every per-item list given as an
+ * iterator instead, from the one analysis that made the figures: each
+ * "per_item" key is in its place with the value null. *top (NULL when fs has
+ * no choice or rating field) lists the top-level "per_item";
+ * items[0..qr_fields_count(fs)) each field's, in order of declaration. The
+ * caller frees the report and every iterator (before fs).
+ */
+json_t *qr_fields_report(qr_fields_t *fs, qr_agreement_items_t **top, qr_fields_items_t **items);
+
+/* Field f's entry as qr_fields_field_json(fs, f, 1, report) gives it, with
+ * "per_item": null and its entries in *items (qr_fields_items_free()). */
+json_t *qr_fields_field_report(qr_fields_t *fs, int f, const json_t *report,
+                               qr_fields_items_t **items);
+
+/*
  * Declares a choice field named name backed by a (issue 4's store, say as
  * qr_agreement_read_csv filled it): fs takes a over (qr_fields_free frees
  * it) and copies its judgements, so the field has per-item entries too.

@@ -3,6 +3,9 @@
  * (agreement_fields.h, qr_fields_json): per field its type, counts, metrics
  * under the contract's names, per-annotator and per-item breakdowns; before
  * "fields", the issue-4 top-level keys of the first choice or rating field.
+ * The per-item entries come from one iterator (qr_fields_items_t), which
+ * builds the lists here and lets a caller that writes them itself get the
+ * report without them (qr_fields_report).
  * Also qr_fields_adopt_agreement(), which turns a CSV read by the issue-4
  * reader into the one field "label".
  */
@@ -96,60 +99,157 @@ static json_t *per_annotator_json(const qr_field_an_t *an)
     return arr;
 }
 
-static json_t *per_item_json(const qr_field_an_t *an)
-{
-    const qr_fields_t *fs = an->fs;
-    json_t *arr = json_array();
+/* One field's analysis, kept for its per-item entries; or the issue-4
+ * iterator of the store the field would adopt. */
+struct qr_fields_items_s {
+    qr_field_an_t an;
+    uint32_t pos;              /* next listed item */
+    qr_agreement_items_t *agr; /* not owned; when set, an is unused */
+};
 
-    for (uint32_t i = 0; i < an->ni; i++) {
-        uint32_t b = an->istart[i], k = an->istart[i + 1] - b;
-        double support;
-        json_t *c = qr_field_consensus_of(fs, an->fd, an->jpos + b, k, &support);
+/* Field f analysed; sorted: items in byte order, as the listings need. */
+static qr_fields_items_t *items_analyse(qr_fields_t *fs, int f, int sorted)
+{
+    qr_fields_items_t *it = qr_xcalloc(1, sizeof(*it));
+    qr_field_analyse(&it->an, fs, fs->f[f], sorted);
+    return it;
+}
+
+qr_fields_items_t *qr_fields_items_new(qr_fields_t *fs, int f)
+{
+    return items_analyse(fs, f, 1);
+}
+
+qr_fields_items_t *qr_fields_items_of_agreement(qr_agreement_items_t *items)
+{
+    qr_fields_items_t *it = qr_xcalloc(1, sizeof(*it));
+    it->agr = items;
+    return it;
+}
+
+/* The next entry of it->agr. A choice field's consensus is the unique
+ * plurality (agreement_consensus.c) and its support top / k, and its
+ * agreement the share of agreeing pairs: what issue 4 computes per item,
+ * to the bit (both are ratios of the same integers). */
+static int agreement_next(qr_fields_items_t *it, qr_fields_item_t *e)
+{
+    qr_agreement_item_t a;
+
+    if (!qr_agreement_items_next(it->agr, &a))
+        return 0;
+    e->item = a.item;
+    e->item_len = a.item_len;
+    e->judgements = a.judgements;
+    e->has_agreement = a.has_agreement;
+    e->agreement = a.agreement;
+    e->consensus = a.majority ? json_stringn_nocheck(a.majority, a.majority_len) : json_null();
+    e->support = a.majority ? (double)a.majority_count / (double)a.judgements : 0;
+    return 1;
+}
+
+int qr_fields_items_next(qr_fields_items_t *it, qr_fields_item_t *e)
+{
+    const qr_field_an_t *an = &it->an;
+
+    if (it->agr)
+        return agreement_next(it, e);
+    if (it->pos >= an->ni)
+        return 0;
+    uint32_t i = it->pos++, b = an->istart[i], k = an->istart[i + 1] - b;
+    e->item = qr_fmap_str(&an->fs->items, an->items[i]);
+    e->item_len = qr_fmap_len(&an->fs->items, an->items[i]);
+    e->judgements = k;
+    e->has_agreement = an->item_agr[i] >= 0;
+    e->agreement = e->has_agreement ? an->item_agr[i] : 0;
+    e->consensus = qr_field_consensus_of(an->fs, an->fd, an->jpos + b, k, &e->support);
+    if (json_is_null(e->consensus))
+        e->support = 0;
+    return 1;
+}
+
+void qr_fields_items_free(qr_fields_items_t *it)
+{
+    if (!it)
+        return;
+    qr_field_analysis_free(&it->an);
+    free(it);
+}
+
+/* The entries of it not yet read, as a "per_item" list. */
+static json_t *per_item_json(qr_fields_items_t *it)
+{
+    json_t *arr = json_array();
+    qr_fields_item_t e;
+
+    while (qr_fields_items_next(it, &e)) {
         json_t *o = json_object();
-        json_object_set_new(o, "item", name_json(&fs->items, an->items[i]));
-        json_object_set_new(o, "judgements", json_integer(k));
-        json_object_set_new(o, "agreement",
-                            an->item_agr[i] >= 0 ? json_real(an->item_agr[i]) : json_null());
-        json_object_set_new(o, "consensus", c);
-        json_object_set_new(o, "support", json_is_null(c) ? json_null() : json_real(support));
+        json_object_set_new(o, "item", json_stringn_nocheck(e.item, e.item_len));
+        json_object_set_new(o, "judgements", json_integer((json_int_t)e.judgements));
+        json_object_set_new(o, "agreement", e.has_agreement ? json_real(e.agreement) : json_null());
+        json_object_set_new(o, "consensus", e.consensus);
+        json_object_set_new(o, "support",
+                            json_is_null(e.consensus) ? json_null() : json_real(e.support));
         json_array_append_new(arr, o);
     }
     return arr;
 }
 
-/* Field f's entry; for choice and rating, report is its issue-4 report. */
-static json_t *field_json(qr_fields_t *fs, int f, int per_item, const json_t *report)
+/* Field f's entry; for choice and rating, report is its issue-4 report.
+ * With per_item and items, "per_item" is null and its entries go to *items
+ * (the iterator that holds the analysis); without items, they are listed. */
+static json_t *field_json(qr_fields_t *fs, int f, int per_item, const json_t *report,
+                          qr_fields_items_t **items)
 {
     const qr_field_t *fd = fs->f[f];
-    qr_field_an_t an;
+    qr_fields_items_t *it = items_analyse(fs, f, per_item);
+    const qr_field_an_t *an = &it->an;
     json_t *o = json_object();
 
-    qr_field_analyse(&an, fs, fd, per_item);
     json_object_set_new(o, "type", json_string(qr_field_type_name(fd->type)));
-    json_object_set_new(o, "counts", counts_json(an.ni, an.nann, fd->n, an.pairable));
+    json_object_set_new(o, "counts", counts_json(an->ni, an->nann, fd->n, an->pairable));
     if (report && fd->agr) {
         json_object_set(o, "metrics", json_object_get(report, "metrics"));
         json_object_set(o, "per_annotator", json_object_get(report, "per_annotator"));
     } else {
-        json_object_set_new(o, "metrics", metrics_json(&an));
-        json_object_set_new(o, "per_annotator", per_annotator_json(&an));
+        json_object_set_new(o, "metrics", metrics_json(an));
+        json_object_set_new(o, "per_annotator", per_annotator_json(an));
+    }
+    if (per_item && items) {
+        json_object_set_new(o, "per_item", json_null());
+        *items = it;
+        return o;
     }
     if (per_item)
-        json_object_set_new(o, "per_item", per_item_json(&an));
-    qr_field_analysis_free(&an);
+        json_object_set_new(o, "per_item", per_item_json(it));
+    qr_fields_items_free(it);
+    return o;
+}
+
+/* qr_fields_field_json() and qr_fields_field_report(). */
+static json_t *field_entry(qr_fields_t *fs, int f, int per_item, const json_t *report,
+                           qr_fields_items_t **items)
+{
+    const qr_field_t *fd = fs->f[f];
+    json_t *own = fd->agr && !report ? qr_agreement_json(fd->agr, 0) : NULL;
+    json_t *o = field_json(fs, f, per_item, own ? own : report, items);
+    json_decref(own);
     return o;
 }
 
 json_t *qr_fields_field_json(qr_fields_t *fs, int f, int per_item, const json_t *report)
 {
-    const qr_field_t *fd = fs->f[f];
-    json_t *own = fd->agr && !report ? qr_agreement_json(fd->agr, 0) : NULL;
-    json_t *o = field_json(fs, f, per_item, own ? own : report);
-    json_decref(own);
-    return o;
+    return field_entry(fs, f, per_item, report, NULL);
 }
 
-json_t *qr_fields_json(qr_fields_t *fs, int per_item)
+json_t *qr_fields_field_report(qr_fields_t *fs, int f, const json_t *report,
+                               qr_fields_items_t **items)
+{
+    return field_entry(fs, f, 1, report, items);
+}
+
+/* qr_fields_json() and, with top and field_items, qr_fields_report(). */
+static json_t *fields_json(qr_fields_t *fs, int per_item, qr_agreement_items_t **top,
+                           qr_fields_items_t **field_items)
 {
     json_t *root = NULL, *fields = json_object(), *first = NULL;
     int first_f = -1;
@@ -160,7 +260,13 @@ json_t *qr_fields_json(qr_fields_t *fs, int per_item)
             break;
         }
     }
-    if (first_f >= 0) {
+    if (top)
+        *top = NULL;
+    if (first_f >= 0 && top) {
+        root = qr_agreement_report(fs->f[first_f]->agr, top);
+        json_object_set_new(root, "per_item", json_null()); /* where qr_agreement_json puts it */
+        first = root;
+    } else if (first_f >= 0) {
         root = qr_agreement_json(fs->f[first_f]->agr, per_item);
         first = root;
     } else {
@@ -199,11 +305,23 @@ json_t *qr_fields_json(qr_fields_t *fs, int per_item)
         json_t *report = NULL;
         if (fs->f[f]->agr)
             report = f == first_f ? json_incref(first) : qr_agreement_json(fs->f[f]->agr, 0);
-        json_object_set_new_nocheck(fields, fs->f[f]->name, field_json(fs, f, per_item, report));
+        json_object_set_new_nocheck(
+            fields, fs->f[f]->name,
+            field_json(fs, f, per_item, report, field_items ? &field_items[f] : NULL));
         json_decref(report);
     }
     json_object_set_new(root, "fields", fields);
     return root;
+}
+
+json_t *qr_fields_json(qr_fields_t *fs, int per_item)
+{
+    return fields_json(fs, per_item, NULL, NULL);
+}
+
+json_t *qr_fields_report(qr_fields_t *fs, qr_agreement_items_t **top, qr_fields_items_t **items)
+{
+    return fields_json(fs, 1, top, items);
 }
 
 int qr_fields_adopt_agreement(qr_fields_t *fs, const char *name, size_t len, qr_agreement_t *a)

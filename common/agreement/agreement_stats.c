@@ -259,6 +259,7 @@ static void item_pass(an_t *s, int per_item)
     if (per_item) {
         s->item_agr = qr_xmalloc((size_t)s->ni * sizeof(double) + 1);
         s->item_major = qr_xmalloc((size_t)s->ni * sizeof(int64_t) + 1);
+        s->item_top = qr_xmalloc((size_t)s->ni * sizeof(uint32_t) + 1);
     }
 
     for (uint32_t i = 0; i < s->ni; i++) {
@@ -295,6 +296,7 @@ static void item_pass(an_t *s, int per_item)
         if (per_item) {
             s->item_agr[i] = k >= 2 ? (double)(sumsq - k) / ((double)k * (double)(k - 1)) : -1.0;
             s->item_major[i] = c1 > c2 ? (int64_t)l1 : -1;
+            s->item_top[i] = c1 > c2 ? c1 : 0;
         }
 
         if (k >= 2) {
@@ -700,6 +702,7 @@ void qr_agr_analysis_free(an_t *s)
     free(s->maj_compared);
     free(s->item_agr);
     free(s->item_major);
+    free(s->item_top);
 }
 
 struct qr_agreement_items_s {
@@ -708,6 +711,7 @@ struct qr_agreement_items_s {
     uint32_t *order; /* item ids in byte order of their names */
     double *agr;     /* per item id: share of agreeing pairs, or -1 */
     int64_t *major;  /* per item id: unique plurality label, or -1 */
+    uint32_t *top;   /* per item id: judgements with that label, or 0 */
 };
 
 int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out)
@@ -728,6 +732,7 @@ int qr_agreement_items_next(qr_agreement_items_t *it, qr_agreement_item_t *out)
         out->majority = NULL;
         out->majority_len = 0;
     }
+    out->majority_count = it->top[i];
     return 1;
 }
 
@@ -748,6 +753,7 @@ void qr_agreement_items_free(qr_agreement_items_t *it)
     free(it->order);
     free(it->agr);
     free(it->major);
+    free(it->top);
     free(it);
 }
 
@@ -762,8 +768,10 @@ qr_agreement_items_t *qr_agr_items_new(an_t *s)
     qr_agr_sort_ids(&s->a->items, NULL, it->order);
     it->agr = s->item_agr;
     it->major = s->item_major;
+    it->top = s->item_top;
     s->item_agr = NULL;
     s->item_major = NULL;
+    s->item_top = NULL;
     return it;
 }
 

@@ -79,6 +79,7 @@ typedef struct {
     uint64_t *maj_compared; /* per rank */
     double *item_agr;       /* per item (per_item only): share of agreeing pairs, or -1 */
     int64_t *item_major;    /* per item (per_item only): unique plurality label, or -1 */
+    uint32_t *item_top;     /* per item (per_item only): judgements with that label, or 0 */
 } an_t;
 
 /* The annotator id, the annotator rank and the label id of position p. */

@@ -722,6 +722,11 @@ static void test_items_iterator_and_seed(void **state)
                     assert_string_equal(e.majority, json_string_value(mj));
                 else
                     assert_true(json_is_null(mj));
+                /* Its count (test_agreement_fields.c checks the value). */
+                if (e.majority)
+                    assert_true(e.majority_count >= 1 && e.majority_count <= e.judgements);
+                else
+                    assert_int_equal(e.majority_count, 0);
             }
             assert_int_equal(k, json_array_size(arr));
             qr_agreement_items_rewind(it);
