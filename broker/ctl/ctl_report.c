@@ -578,6 +578,7 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
 static const char export_help[] =
     "usage: quorumctl export --project ID [--format csv|jsonl|ls]\n"
     "                        [--kind annotations|consensus] [--since CURSOR]\n"
+    "                        [--method majority|dawid_skene]\n"
     "                        [connection flags]\n"
     "\n"
     "Writes the project's labels to stdout as they stream from the broker (never\n"
@@ -601,7 +602,11 @@ static const char export_help[] =
     "  --kind consensus    one row per task: task_id, external_id, consensus\n"
     "                 (the majority label, empty/null on a tie or with fewer\n"
     "                 than two annotations where two or more are asked for),\n"
-    "                 support (its share), annotators, gold, data\n"
+    "                 support (its share), annotators, gold, data, auto_accepted\n"
+    "  --method dawid_skene  with --kind consensus: each task's label from the\n"
+    "                 Dawid-Skene model of the crew (EM over each annotator's\n"
+    "                 confusion matrix), support its posterior; annotators who\n"
+    "                 are often right count for more. Default majority\n"
     "  --since CURSOR only what changed after the export that printed CURSOR\n"
     "\n"
     "Reads:  no file: the broker's export (GET /v1/projects/{id}/export), streamed.\n"
@@ -642,7 +647,8 @@ static char *query_escape(const char *s)
 
 int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL, *format = "csv", *kind = "annotations", *since = NULL;
+    const char *project = NULL, *format = "csv", *kind = "annotations", *since = NULL,
+               *method = NULL;
     long long pid;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -654,7 +660,8 @@ int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--format", &format)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--kind", &kind)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--since", &since)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--since", &since)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--method", &method)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else {
@@ -670,9 +677,17 @@ int qr_ctl_export(int argc, char **argv, qr_client_config_t *cfg)
                                   "export: --kind must be annotations or consensus");
     if (since && !since[0])
         return qr_cli_usage_error(prog, "export ", "export: --since needs a cursor");
+    if (method && strcmp(method, "majority") && strcmp(method, "dawid_skene"))
+        return qr_cli_usage_error(prog, "export ",
+                                  "export: --method must be majority or dawid_skene");
+    if (method && strcmp(kind, "consensus"))
+        return qr_cli_usage_error(prog, "export ",
+                                  "export: --method is how the consensus is taken: it goes with "
+                                  "--kind consensus");
     char *esc = since ? query_escape(since) : NULL;
-    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s&kind=%s%s%s", pid, format, kind,
-                              esc ? "&since=" : "", esc ? esc : "");
+    char *path = qr_xasprintf(QR_API_EXPORT("%lld") "?format=%s&kind=%s%s%s%s%s", pid, format, kind,
+                              esc ? "&since=" : "", esc ? esc : "", method ? "&method=" : "",
+                              method ? method : "");
     free(esc);
     qr_client_call_t call;
     int rc = qr_cli_connect(prog, cfg, &call);

@@ -61,6 +61,12 @@ curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" \
 check "CSV: the same answers" "$(jq -r '"\(.task_id),\(.consensus)"' "$E2E_DIR/ds.jsonl" | sort)" \
     "$(tail -n +2 "$E2E_DIR/ds.csv" | cut -d, -f1,3 | sort)"
 
+"$CTL" export --project "$P" --kind consensus --format jsonl --method dawid_skene >"$E2E_DIR/ctl.jsonl" 2>/dev/null
+check "quorumctl export --method dawid_skene: the same rows" "$(md5sum <"$E2E_DIR/ds.jsonl")" "$(md5sum <"$E2E_DIR/ctl.jsonl")"
+rc=0
+"$CTL" export --project "$P" --method dawid_skene >/dev/null 2>"$E2E_DIR/err" || rc=$?
+check "quorumctl export --method without --kind consensus: usage error" 2 "$rc"
+
 # Refusals.
 r=$(api GET "/v1/projects/$P/export?kind=annotations&method=dawid_skene")
 check "method=dawid_skene with kind=annotations: 422" 422 "${r%% *}"
