@@ -106,6 +106,28 @@ static void put_gold_accuracy(json_t *o, const json_t *gold)
     }
 }
 
+/* Each per_annotator row of the report gets "estimated_accuracy", the
+ * Dawid-Skene estimate of the live report (a plain project's), matched by
+ * annotator id; left out when there is none. */
+static void put_estimated_accuracy(json_t *o, const json_t *ds)
+{
+    const json_t *per = json_object_get(ds, "per_annotator");
+    size_t i, k;
+    json_t *row, *g;
+    json_array_foreach(json_object_get(o, "per_annotator"), i, row)
+    {
+        json_int_t id = json_integer_value(json_object_get(row, "annotator_id"));
+        json_array_foreach(per, k, g)
+        {
+            if (json_integer_value(json_object_get(g, "annotator_id")) == id) {
+                json_object_set(row, "estimated_accuracy",
+                                json_object_get(g, "estimated_accuracy"));
+                break;
+            }
+        }
+    }
+}
+
 static void on_report_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;
@@ -116,6 +138,7 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     json_t *o = c->out;
     c->out = NULL;
     put_gold_accuracy(o, json_object_get(report, "gold"));
+    put_estimated_accuracy(o, json_object_get(report, "dawid_skene"));
     if (c->user.org_id != c->project->org_id) {
         /* A vendor's report covers its crew only; the agreement report
          * covers every organization's annotators, so it is left out (its

@@ -85,26 +85,8 @@ static const char *annotator_name(const json_t *report, uint32_t a)
 
 void qr_ctl_agreement_ds_json(const qr_ctl_ds_t *ds, json_t *report)
 {
-    const qr_dawid_skene_t *r = &ds->r;
-    json_t *o = json_object(), *priors = json_object(), *anns = json_array();
-
-    json_object_set_new(o, "iterations", json_integer(r->iterations));
-    json_object_set_new(o, "converged", json_boolean(r->converged));
-    json_object_set_new(o, "log_likelihood", json_real(r->log_likelihood));
-    json_object_set_new(o, "tolerance", json_real(r->tolerance));
-    json_object_set_new(o, "max_iterations", json_integer(r->max_iterations));
-    json_object_set_new(o, "smoothing", json_real(r->smoothing));
-    for (uint32_t k = 0; k < r->labels; k++)
-        json_object_set_new(priors, ds->label[k], json_real(r->prior[k]));
-    json_object_set_new(o, "priors", priors);
-    for (uint32_t a = 0; a < r->annotators; a++) {
-        const char *name = annotator_name(report, a);
-        json_array_append_new(anns, json_pack("{s:s?, s:I, s:f}", "annotator", name, "judgements",
-                                              (json_int_t)r->judgements[a], "estimated_accuracy",
-                                              r->accuracy[a]));
-    }
-    json_object_set_new(o, "per_annotator", anns);
-    json_object_set_new(report, "dawid_skene", o);
+    json_object_set_new(report, "dawid_skene",
+                        qr_dawid_skene_json(&ds->r, (const char *const *)ds->label, report));
 }
 
 const char *qr_ctl_agreement_ds_item_json(qr_ctl_ds_t *ds, size_t pos, size_t *len)

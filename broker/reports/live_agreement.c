@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "agreement_ds.h"
 #include "agreement_fields.h"
 #include "agreement_interval.h"
 #include "log.h"
@@ -264,6 +265,25 @@ static void identify_rows(json_t *who, json_t *report)
     }
 }
 
+/* A plain project's Dawid-Skene fit (agreement_ds.h): each annotator's
+ * estimated accuracy, as `quorumctl agreement --method dawid_skene` gives
+ * it for the project's export. Left out if the fit fails (it does only
+ * past its size limits). */
+static void add_dawid_skene(const qr_agreement_t *a, json_t *report)
+{
+    qr_dawid_skene_t fit;
+    char err[160];
+    if (qr_dawid_skene_agreement(a, NULL, &fit, err, sizeof err) != 0)
+        return;
+    const char **names = qr_xcalloc((size_t)fit.labels + 1, sizeof *names);
+    size_t *lens = qr_xcalloc((size_t)fit.labels + 1, sizeof *lens);
+    qr_dawid_skene_label_names(a, names, lens);
+    json_object_set_new(report, "dawid_skene", qr_dawid_skene_json(&fit, names, report));
+    free(names);
+    free(lens);
+    qr_dawid_skene_free(&fit);
+}
+
 /* A plain project's one field, "label", from its report. */
 static void add_label_field(json_t *report)
 {
@@ -286,9 +306,12 @@ static void compute(uv_work_t *w)
         e->fs ? qr_fields_json(e->fs, e->items_run) : qr_agreement_json(e->agr, e->items_run);
     if (!r)
         return;
-    if (!e->fs)
+    if (!e->fs) {
         add_label_field(r);
+        add_dawid_skene(e->agr, r);
+    }
     identify_rows(e->who, r);
+    identify_rows(e->who, json_object_get(r, "dawid_skene"));
     const char *name;
     json_t *field;
     json_object_foreach(json_object_get(r, "fields"), name, field)

@@ -451,3 +451,34 @@ void qr_dawid_skene_label_names(const qr_agreement_t *a, const char **name, size
     }
     free(by_rank);
 }
+
+/* The name of the annotator at position a of the report's "per_annotator". */
+static const char *annotator_name(const json_t *report, uint32_t a)
+{
+    const json_t *e = json_array_get(json_object_get(report, "per_annotator"), a);
+    return json_string_value(json_object_get(e, "annotator"));
+}
+
+json_t *qr_dawid_skene_json(const qr_dawid_skene_t *r, const char *const *label,
+                            const json_t *report)
+{
+    json_t *o = json_object(), *priors = json_object(), *anns = json_array();
+
+    json_object_set_new(o, "iterations", json_integer(r->iterations));
+    json_object_set_new(o, "converged", json_boolean(r->converged));
+    json_object_set_new(o, "log_likelihood", json_real(r->log_likelihood));
+    json_object_set_new(o, "tolerance", json_real(r->tolerance));
+    json_object_set_new(o, "max_iterations", json_integer(r->max_iterations));
+    json_object_set_new(o, "smoothing", json_real(r->smoothing));
+    for (uint32_t k = 0; k < r->labels; k++)
+        json_object_set_new(priors, label[k], json_real(r->prior[k]));
+    json_object_set_new(o, "priors", priors);
+    for (uint32_t a = 0; a < r->annotators; a++) {
+        const char *name = annotator_name(report, a);
+        json_array_append_new(anns, json_pack("{s:s?, s:I, s:f}", "annotator", name, "judgements",
+                                              (json_int_t)r->judgements[a], "estimated_accuracy",
+                                              r->accuracy[a]));
+    }
+    json_object_set_new(o, "per_annotator", anns);
+    return o;
+}

@@ -141,4 +141,13 @@ QR_MUST_CHECK int qr_dawid_skene_agreement(const qr_agreement_t *a,
  * names are a's: valid until a is freed or added to. */
 void qr_dawid_skene_label_names(const qr_agreement_t *a, const char **name, size_t *len);
 
+/* A fit as the agreement report's "dawid_skene" key: {"iterations",
+ * "converged", "log_likelihood", "tolerance", "max_iterations", "smoothing",
+ * "priors" (by label, label[k] naming index k), "per_annotator": [{"annotator",
+ * "judgements", "estimated_accuracy"}]}, annotator a named as row a of the
+ * report's "per_annotator" (qr_dawid_skene_agreement's order). A new
+ * reference. */
+json_t *qr_dawid_skene_json(const qr_dawid_skene_t *r, const char *const *label,
+                            const json_t *report);
+
 #endif

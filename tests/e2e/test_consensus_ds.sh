@@ -67,6 +67,26 @@ rc=0
 "$CTL" export --project "$P" --method dawid_skene >/dev/null 2>"$E2E_DIR/err" || rc=$?
 check "quorumctl export --method without --kind consensus: usage error" 2 "$rc"
 
+# The live report: each annotator's estimated accuracy, as the offline fit
+# gives it, near the accuracy each was simulated at; and in the report.
+"$CTL" agreement --project "$P" --fresh --json >"$E2E_DIR/live.json"
+"$CTL" agreement "$E2E_DIR/annotations.csv" --method dawid_skene --json >"$E2E_DIR/offline_ds.json"
+check "live dawid_skene: each annotator's estimate = the offline fit's" \
+    "$(jq -c '[.dawid_skene.per_annotator[] | {annotator, e: (.estimated_accuracy * 1e9 | round)}] | sort_by(.annotator)' "$E2E_DIR/offline_ds.json")" \
+    "$(jq -c '[.dawid_skene.per_annotator[] | {annotator, e: (.estimated_accuracy * 1e9 | round)}] | sort_by(.annotator)' "$E2E_DIR/live.json")"
+echo "# estimated accuracies (simulated at 0.95, 0.6, 0.55): $(jq -c '[.dawid_skene.per_annotator[].estimated_accuracy * 1000 | round / 1000] | sort | reverse' "$E2E_DIR/live.json")"
+# Three annotators on 400 tasks is the least the model needs: the best one's
+# estimate is low here (about 0.84; on 20,000 tasks the same crew's come
+# within 0.01); the issue's crew of five is held within 0.05 by
+# tests/unit/test_agreement_ds.c.
+check "the estimates rank the annotators as simulated, each within 0.15" true \
+    "$(jq --slurpfile a <(sql "SELECT json_agg(x) FROM (SELECT a.annotator_id AS id, avg((a.label = t.data->>'_true_label')::int)::float8 AS acc FROM annotations a JOIN tasks t ON t.id = a.task_id WHERE t.project_id = $P GROUP BY 1) x") \
+        '[.dawid_skene.per_annotator[] | .annotator_id as $id | {e: .estimated_accuracy, s: ($a[0][] | select(.id == $id) | .acc)}]
+         | (sort_by(.e) | map(.s)) == (sort_by(.s) | map(.s)) and all(.[]; (.e - .s | fabs) < 0.15)' "$E2E_DIR/live.json")"
+check "the report's per_annotator carries the same estimates" \
+    "$(jq -c '[.dawid_skene.per_annotator[] | {id: .annotator_id, e: (.estimated_accuracy * 1e6 | round)}] | sort_by(.id)' "$E2E_DIR/live.json")" \
+    "$("$CTL" report --project "$P" --json | jq -c '[.per_annotator[] | {id: .annotator_id, e: (.estimated_accuracy * 1e6 | round)}] | sort_by(.id)')"
+
 # Refusals.
 r=$(api GET "/v1/projects/$P/export?kind=annotations&method=dawid_skene")
 check "method=dawid_skene with kind=annotations: 422" 422 "${r%% *}"
