@@ -80,51 +80,43 @@ static json_t *report_fields(json_t *fields)
     return out;
 }
 
-/* Each per_annotator row of the report gets "gold_accuracy": {"value",
- * "low", "high" (its 95 % interval), "compared"} from the live report's
- * gold section (matched by annotator id), or null with no gold answer
- * compared. */
-static void put_gold_accuracy(json_t *o, const json_t *gold)
+/* The row of rows (a live report's per_annotator) whose annotator_id is id,
+ * or NULL. */
+static json_t *row_of(const json_t *rows, json_int_t id)
 {
-    const json_t *per = json_object_get(gold, "per_annotator");
-    size_t i, k;
-    json_t *row, *g;
-    json_array_foreach(json_object_get(o, "per_annotator"), i, row)
+    size_t k;
+    json_t *g;
+    json_array_foreach(rows, k, g)
     {
-        json_int_t id = json_integer_value(json_object_get(row, "annotator_id"));
-        json_t *acc = json_null();
-        json_array_foreach(per, k, g)
-        {
-            if (json_integer_value(json_object_get(g, "annotator_id")) != id)
-                continue;
-            acc = json_pack("{s:O s:O s:O s:O}", "value", json_object_get(g, "accuracy"), "low",
-                            json_object_get(g, "low"), "high", json_object_get(g, "high"),
-                            "compared", json_object_get(g, "compared"));
-            break;
-        }
-        json_object_set_new(row, "gold_accuracy", acc ? acc : json_null());
+        if (json_integer_value(json_object_get(g, "annotator_id")) == id)
+            return g;
     }
+    return NULL;
 }
 
-/* Each per_annotator row of the report gets "estimated_accuracy", the
- * Dawid-Skene estimate of the live report (a plain project's), matched by
- * annotator id; left out when there is none. */
-static void put_estimated_accuracy(json_t *o, const json_t *ds)
+/* Each per_annotator row of the report (o) gets, from the live report
+ * (matched by annotator id): "gold_accuracy": {"value", "low", "high" (its
+ * 95 % interval), "compared"} from its gold section, null with no gold
+ * answer compared; and "estimated_accuracy", its Dawid-Skene estimate (a
+ * plain project's), when it has one. */
+static void put_live_accuracies(json_t *o, const json_t *live)
 {
-    const json_t *per = json_object_get(ds, "per_annotator");
-    size_t i, k;
-    json_t *row, *g;
+    const json_t *gold = json_object_get(json_object_get(live, "gold"), "per_annotator");
+    const json_t *ds = json_object_get(json_object_get(live, "dawid_skene"), "per_annotator");
+    size_t i;
+    json_t *row;
     json_array_foreach(json_object_get(o, "per_annotator"), i, row)
     {
         json_int_t id = json_integer_value(json_object_get(row, "annotator_id"));
-        json_array_foreach(per, k, g)
-        {
-            if (json_integer_value(json_object_get(g, "annotator_id")) == id) {
-                json_object_set(row, "estimated_accuracy",
-                                json_object_get(g, "estimated_accuracy"));
-                break;
-            }
-        }
+        json_t *g = row_of(gold, id), *d = row_of(ds, id);
+        json_t *acc =
+            g ? json_pack("{s:O s:O s:O s:O}", "value", json_object_get(g, "accuracy"), "low",
+                          json_object_get(g, "low"), "high", json_object_get(g, "high"), "compared",
+                          json_object_get(g, "compared"))
+              : NULL;
+        json_object_set_new(row, "gold_accuracy", acc ? acc : json_null());
+        if (d)
+            json_object_set(row, "estimated_accuracy", json_object_get(d, "estimated_accuracy"));
     }
 }
 
@@ -137,8 +129,7 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     }
     json_t *o = c->out;
     c->out = NULL;
-    put_gold_accuracy(o, json_object_get(report, "gold"));
-    put_estimated_accuracy(o, json_object_get(report, "dawid_skene"));
+    put_live_accuracies(o, report);
     if (c->user.org_id != c->project->org_id) {
         /* A vendor's report covers its crew only; the agreement report
          * covers every organization's annotators, so it is left out (its
