@@ -187,7 +187,8 @@ static void on_report_counts(const PGresult *res, const char *err, const char *s
     put_audited_accuracy(json_object_get(json_object_get(c->out, "quality"), "audited_accuracy"));
     /* Fresh: the report's agreement covers every annotation it counted. */
     json_t *schema = schema_of(c);
-    qr_live_agreement_get(c->b->agreement, c->project->id, schema, 1, 0, on_report_agreement, c);
+    qr_live_agreement_get(c->b->agreement, c->project->id, schema, 1, QR_LIVE_DAWID_SKENE,
+                          on_report_agreement, c);
     json_decref(schema);
 }
 
@@ -226,12 +227,15 @@ static void on_live_agreement(int status, json_t *report, const char *err, void 
 
 void h_agreement(ctx_t *c)
 {
-    char v[16], w[16];
+    char v[16], w[16], d[16];
     const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
     const char *per_item = query_param(c->req->query, "per_item", w, sizeof w);
+    const char *ds = query_param(c->req->query, "dawid_skene", d, sizeof d);
+    int extras = (per_item && strcmp(per_item, "0") ? QR_LIVE_ITEMS : 0) |
+                 (ds && strcmp(ds, "0") ? QR_LIVE_DAWID_SKENE : 0);
     json_t *schema = schema_of(c);
     qr_live_agreement_get(c->b->agreement, c->project->id, schema, fresh && strcmp(fresh, "0"),
-                          per_item && strcmp(per_item, "0"), on_live_agreement, c);
+                          extras, on_live_agreement, c);
     json_decref(schema);
 }
 

@@ -430,6 +430,8 @@ static void relabel(json_t *report, json_t *row, const char *key, const char *pr
                         json_string(annotator_label(report, row, key, prefix, name, sizeof name)));
 }
 
+static void print_dawid_skene(json_t *o);
+
 /* --per-item: the offline command's text (coefficients, labels, pairwise,
  * per annotator, per item), then the gold answers. */
 static void show_agreement_items(json_t *o)
@@ -460,6 +462,29 @@ static void show_agreement_items(json_t *o)
                json_integer_value(json_object_get(row, "agree")),
                json_integer_value(json_object_get(row, "compared")));
         print_interval(row);
+    }
+    print_dawid_skene(o);
+}
+
+/* With --method dawid_skene: the crew's model, an annotator a line. */
+static void print_dawid_skene(json_t *o)
+{
+    json_t *ds = json_object_get(o, "dawid_skene");
+    if (!json_is_object(ds))
+        return;
+    printf("\nDawid-Skene (%" JSON_INTEGER_FORMAT " iterations, %s)\n%-28s %10s  %s\n",
+           json_integer_value(json_object_get(ds, "iterations")),
+           json_is_true(json_object_get(ds, "converged")) ? "converged" : "stopped at the cap",
+           "annotator", "judgements", "estimated accuracy");
+    size_t i;
+    json_t *row;
+    char name[512];
+    json_array_foreach(json_object_get(ds, "per_annotator"), i, row)
+    {
+        printf("%-28s %10" JSON_INTEGER_FORMAT "  %.4f\n",
+               annotator_label(o, row, "annotator", "", name, sizeof name),
+               json_integer_value(json_object_get(row, "judgements")),
+               json_number_value(json_object_get(row, "estimated_accuracy")));
     }
 }
 
@@ -502,11 +527,12 @@ static void show_agreement(json_t *o)
         else
             printf("undefined\n");
     }
+    print_dawid_skene(o);
 }
 
 static const char live_agreement_help[] =
     "usage: quorumctl agreement --project ID [--json] [--fresh] [--per-item]\n"
-    "                           [connection flags]\n"
+    "                           [--method dawid_skene] [connection flags]\n"
     "       quorumctl agreement FILE.csv [--json] [--per-item]   (offline)\n"
     "\n"
     "With --project, the broker's live agreement report over the project's\n"
@@ -521,6 +547,9 @@ static const char live_agreement_help[] =
     "  --per-item     the offline command's sections too (labels, pairwise, per\n"
     "                 annotator) and one line per task: its agreement and\n"
     "                 majority label (computed for this request, like --fresh)\n"
+    "  --method dawid_skene  also the Dawid-Skene model of the crew (a project\n"
+    "                 of one choice): each annotator's estimated accuracy,\n"
+    "                 without gold answers (computed for this request)\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (GET .../agreement).\n"
     "Writes: stdout: text, one coefficient a line, then one annotator a line:\n"
@@ -533,6 +562,7 @@ static const char live_agreement_help[] =
     "Examples:\n"
     "  quorumctl agreement --project 7 --fresh\n"
     "  quorumctl agreement --project 7 --per-item\n"
+    "  quorumctl agreement --project 7 --method dawid_skene\n"
     "\n"
     "%s"
     "\n"
@@ -541,7 +571,7 @@ static const char live_agreement_help[] =
 /* `agreement --project ID`: the live report; anything else is offline. */
 int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
 {
-    const char *project = NULL;
+    const char *project = NULL, *method = NULL;
     int as_json = 0, fresh = 0, per_item = 0;
     long long pid;
     for (int i = 1; i < argc; i++) {
@@ -551,7 +581,8 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
             return QR_EXIT_OK;
         }
         if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--method", &method)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -567,9 +598,12 @@ int qr_ctl_live_agreement(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (qr_cli_project_id(prog, "agreement ", project, &pid) != QR_EXIT_OK)
         return QR_EXIT_USAGE;
-    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "%s%s%s", pid, fresh || per_item ? "?" : "",
-                              fresh ? "fresh=1" : "",
-                              per_item ? (fresh ? "&per_item=1" : "per_item=1") : "");
+    if (method && strcmp(method, "majority") && strcmp(method, "dawid_skene"))
+        return qr_cli_usage_error(prog, "agreement ",
+                                  "agreement: --method is majority or dawid_skene; got %s", method);
+    int ds = method && !strcmp(method, "dawid_skene");
+    char *path = qr_xasprintf(QR_API_AGREEMENT("%lld") "?fresh=%d&per_item=%d&dawid_skene=%d", pid,
+                              fresh, per_item, ds);
     int rc = get_and_print(cfg, path, as_json, per_item ? show_agreement_items : show_agreement);
     free(path);
     return rc;

@@ -28,7 +28,7 @@
 typedef struct waiter_s {
     qr_live_agreement_cb cb;
     void *arg;
-    int per_item; /* wants the report's "per_item" list */
+    int extras; /* QR_LIVE_* it wants beside the cached report */
     struct waiter_s *next;
 } waiter_t;
 
@@ -50,9 +50,9 @@ typedef struct entry_s {
     int64_t report_ms; /* monotonic time of report */
     waiter_t *waiters; /* requests waiting for the running refresh */
     uv_work_t work;
-    int items_run; /* the running refresh lists items too */
+    int extras_run; /* QR_LIVE_* the running (or last) refresh computes too */
     json_t *computed;
-    json_t *computed_items; /* the report with its per-item lists, not cached */
+    json_t *computed_items; /* the report with those extras, not cached */
     struct entry_s *next;
 } entry_t;
 
@@ -182,8 +182,24 @@ static entry_t *entry_of(qr_live_agreement_t *la, int64_t project, const json_t 
     return e;
 }
 
+/* Takes the extras (QR_LIVE_*) of mask out of report r. */
+static void strip_extras(json_t *r, int mask)
+{
+    const char *name;
+    json_t *field;
+    if (mask & QR_LIVE_ITEMS) {
+        json_object_del(r, "per_item");
+        json_object_foreach(json_object_get(r, "fields"), name, field)
+        {
+            json_object_del(field, "per_item");
+        }
+    }
+    if (mask & QR_LIVE_DAWID_SKENE)
+        json_object_del(r, "dawid_skene");
+}
+
 /* Answers the waiters with the current report (or the error). Waiters for
- * the per-item list stay when the refresh just done did not list items
+ * extras stay when the refresh just done did not list items
  * (they joined it while it ran) and keep is set, else they get err; returns
  * how many stayed. */
 static int answer_waiters(entry_t *e, const char *err, int keep)
@@ -193,15 +209,18 @@ static int answer_waiters(entry_t *e, const char *err, int keep)
     e->waiters = NULL;
     while (w) {
         waiter_t *next = w->next;
-        if (e->report && w->per_item && !e->computed_items && keep) {
+        int covered = e->computed_items && !(w->extras & ~e->extras_run);
+        if (e->report && w->extras && !covered && keep) {
             w->next = kept;
             kept = w;
             nkept++;
             w = next;
             continue;
         }
-        if (e->report && (!w->per_item || e->computed_items)) {
-            json_t *r = json_deep_copy(w->per_item ? e->computed_items : e->report);
+        if (e->report && (!w->extras || covered)) {
+            json_t *r = json_deep_copy(w->extras ? e->computed_items : e->report);
+            if (r)
+                strip_extras(r, ~w->extras);
             w->cb(r ? 200 : 503, r, r ? NULL : "out of memory", w->arg);
         } else {
             w->cb(503, NULL, err ? err : "no report", w->arg);
@@ -302,13 +321,14 @@ static void compute(uv_work_t *w)
 {
     qr_thread_background();
     entry_t *e = w->data;
-    json_t *r =
-        e->fs ? qr_fields_json(e->fs, e->items_run) : qr_agreement_json(e->agr, e->items_run);
+    int items = (e->extras_run & QR_LIVE_ITEMS) != 0;
+    json_t *r = e->fs ? qr_fields_json(e->fs, items) : qr_agreement_json(e->agr, items);
     if (!r)
         return;
     if (!e->fs) {
         add_label_field(r);
-        add_dawid_skene(e->agr, r);
+        if (e->extras_run & QR_LIVE_DAWID_SKENE)
+            add_dawid_skene(e->agr, r);
     }
     identify_rows(e->who, r);
     identify_rows(e->who, json_object_get(r, "dawid_skene"));
@@ -319,15 +339,12 @@ static void compute(uv_work_t *w)
         if (e->fs) /* a plain report's field shares its rows, identified above */
             identify_rows(e->who, field);
     }
-    if (e->items_run) {
-        /* The cache keeps the report without its per-item lists. */
+    if (e->extras_run) {
+        /* The cache keeps the report without its extras. */
         e->computed_items = r;
         r = json_deep_copy(r);
-        json_object_del(r, "per_item");
-        json_object_foreach(json_object_get(r, "fields"), name, field)
-        {
-            json_object_del(field, "per_item");
-        }
+        if (r)
+            strip_extras(r, e->extras_run);
     }
     e->computed = r;
 }
@@ -509,9 +526,9 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
 static void start_refresh(entry_t *e)
 {
     e->busy = 1;
-    e->items_run = 0;
+    e->extras_run = 0;
     for (waiter_t *w = e->waiters; w; w = w->next)
-        e->items_run |= w->per_item;
+        e->extras_run |= w->extras;
     char proj[24], after[24];
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     snprintf(after, sizeof after, "%" PRId64, e->last_id);
@@ -521,11 +538,11 @@ static void start_refresh(entry_t *e)
 }
 
 void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_t *schema,
-                           int fresh, int per_item, qr_live_agreement_cb cb, void *arg)
+                           int fresh, int extras, qr_live_agreement_cb cb, void *arg)
 {
     entry_t *e = entry_of(la, project, schema);
     int stale = !e->report || qr_mono_ms() - e->report_ms > la->max_age_ms;
-    if (e->report && !fresh && !per_item) {
+    if (e->report && !fresh && !extras) {
         cb(200, json_deep_copy(e->report), NULL, arg);
         if (stale && !e->busy) {
             e->full_reload = 0;
@@ -536,7 +553,7 @@ void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_
     waiter_t *w = qr_xcalloc(1, sizeof *w);
     w->cb = cb;
     w->arg = arg;
-    w->per_item = per_item;
+    w->extras = extras;
     w->next = e->waiters;
     e->waiters = w;
     if (!e->busy) {

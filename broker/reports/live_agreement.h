@@ -35,11 +35,15 @@ qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max
  * changes): its report has an entry per field under "fields" (issue 15),
  * with the first choice or rating field's figures at the top level. A plain
  * project's report has today's keys and "fields": {"label": ...}.
- * per_item adds the report's "per_item" list (one entry per task, as
- * qr_agreement_json(a, 1) lists them); it is computed by a refresh of its
- * own, like fresh, and not kept in the cache. */
+ * extras adds what the cached report leaves out, each computed by a refresh
+ * of its own, like fresh, and not kept in the cache: QR_LIVE_ITEMS the
+ * report's "per_item" list (one entry per task, as qr_agreement_json(a, 1)
+ * lists them); QR_LIVE_DAWID_SKENE a plain project's "dawid_skene" fit
+ * (agreement_ds.h), which costs several times the rest of a refresh. */
+#define QR_LIVE_ITEMS       1
+#define QR_LIVE_DAWID_SKENE 2
 void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_t *schema,
-                           int fresh, int per_item, qr_live_agreement_cb cb, void *arg);
+                           int fresh, int extras, qr_live_agreement_cb cb, void *arg);
 
 /* Frees every cache; call when no refresh is running (after the loop ran
  * dry, or from the broker's final free). */

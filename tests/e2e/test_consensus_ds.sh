@@ -69,7 +69,15 @@ check "quorumctl export --method without --kind consensus: usage error" 2 "$rc"
 
 # The live report: each annotator's estimated accuracy, as the offline fit
 # gives it, near the accuracy each was simulated at; and in the report.
-"$CTL" agreement --project "$P" --fresh --json >"$E2E_DIR/live.json"
+"$CTL" agreement --project "$P" --fresh --json >"$E2E_DIR/plain.json"
+check "the live report leaves the fit out unless asked (it costs several refreshes)" null \
+    "$(jq -c .dawid_skene "$E2E_DIR/plain.json")"
+"$CTL" agreement --project "$P" --method dawid_skene --json >"$E2E_DIR/live.json"
+"$CTL" agreement --project "$P" --method dawid_skene >"$E2E_DIR/live.txt"
+check "text: a line per annotator under Dawid-Skene" 3 \
+    "$(sed -n '/^Dawid-Skene/,$p' "$E2E_DIR/live.txt" | grep -c '^sim-')"
+check "and the cached report still leaves it out" null \
+    "$(api GET "/v1/projects/$P/agreement" | cut -d' ' -f2- | jq -c .dawid_skene)"
 "$CTL" agreement "$E2E_DIR/annotations.csv" --method dawid_skene --json >"$E2E_DIR/offline_ds.json"
 check "live dawid_skene: each annotator's estimate = the offline fit's" \
     "$(jq -c '[.dawid_skene.per_annotator[] | {annotator, e: (.estimated_accuracy * 1e9 | round)}] | sort_by(.annotator)' "$E2E_DIR/offline_ds.json")" \
