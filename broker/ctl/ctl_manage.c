@@ -227,6 +227,12 @@ static void show_project(json_t *p)
     if (json_is_string(json_object_get(p, "stratify_field")))
         printf("stratify_field: %s\n",
                qr_term_escape_to(name, sizeof name, str_or(p, "stratify_field", "")));
+    json_t *conf = json_object_get(p, "auto_accept_confidence");
+    if (json_is_number(conf))
+        printf("auto_accept_confidence: %g\nauto_accept_audit: %g\n", json_number_value(conf),
+               json_number_value(json_object_get(p, "auto_accept_audit")));
+    else
+        printf("auto_accept_confidence: off\n");
     printf("paused_at: %s\n", str_or(p, "paused_at", "-"));
     printf("archived_at: %s\n", str_or(p, "archived_at", "-"));
     qr_buf_free(&b);

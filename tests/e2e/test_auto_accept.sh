@@ -31,6 +31,9 @@ P=$("$CTL" project create --name triage --labels a,b,c,d --annotations-per-task 
 check "the project shows its settings" "0.9 0.1" \
     "$(api GET "/v1/projects/$P" | cut -d' ' -f2- | jq -r '"\(.auto_accept_confidence) \(.auto_accept_audit)"')"
 
+check "project show says it" "auto_accept_confidence: 0.9 auto_accept_audit: 0.1" \
+    "$("$CTL" project show "$P" | grep '^auto_accept' | tr '\n' ' ' | sed 's/ $//')"
+
 # N tasks; 60 % carry a confident prediction (score >= 0.9) that is right
 # 90 % of the time, the rest an unsure one right half the time.
 python3 - "$N" "$E2E_DIR/tasks.jsonl" "$E2E_DIR/truth.txt" <<'PY'
