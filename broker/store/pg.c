@@ -656,6 +656,7 @@ static int tx_next(conn_t *c, query_t *q)
         return 1;
     }
     if (step == TX_PRE || (step == TX_POST && q->stream)) {
+        PQclear(q->pre_res); /* a stream's statement before the COPY: the post one's is kept */
         q->pre_res = q->res; /* what the callback gets */
     } else {
         PQclear(q->res);
@@ -1101,11 +1102,19 @@ int qr_pg_copy_in_tx_post(qr_pg_t *pg, const char *pre_sql, int nparams, const c
 int qr_pg_copy_open(qr_pg_t *pg, const char *copy_sql, qr_pg_copy_event_cb on_ready,
                     qr_pg_copy_event_cb on_drain, qr_pg_cb cb, void *arg, qr_pg_copy_t **out)
 {
+    return qr_pg_copy_open_pre(pg, NULL, copy_sql, on_ready, on_drain, cb, arg, out);
+}
+
+int qr_pg_copy_open_pre(qr_pg_t *pg, const char *pre_sql, const char *copy_sql,
+                        qr_pg_copy_event_cb on_ready, qr_pg_copy_event_cb on_drain, qr_pg_cb cb,
+                        void *arg, qr_pg_copy_t **out)
+{
     if (pg->closing)
         return QR_EIO;
     if (!copy_sql || !cb || !on_ready || !on_drain || !out)
         return QR_EINVAL;
     query_t *q = copy_query_take(copy_sql, NULL, 0, cb, arg);
+    q->pre_sql = pre_sql ? qr_xstrdup(pre_sql) : NULL;
     q->stream = 1;
     q->cap = 1;
     q->on_ready = on_ready;

@@ -108,6 +108,13 @@ QR_MUST_CHECK int qr_pg_copy_open(qr_pg_t *pg, const char *copy_sql, qr_pg_copy_
                                   qr_pg_copy_event_cb on_drain, qr_pg_cb cb, void *arg,
                                   qr_pg_copy_t **out);
 
+/* As qr_pg_copy_open with one statement (no parameters, never prepared)
+ * between BEGIN and the COPY, such as the CREATE TEMPORARY TABLE the COPY
+ * fills; NULL: none. Its result is dropped; its error fails the stream. */
+QR_MUST_CHECK int qr_pg_copy_open_pre(qr_pg_t *pg, const char *pre_sql, const char *copy_sql,
+                                      qr_pg_copy_event_cb on_ready, qr_pg_copy_event_cb on_drain,
+                                      qr_pg_cb cb, void *arg, qr_pg_copy_t **out);
+
 /* Adds len bytes of COPY text (copied) after on_ready. Returns 0; 1 when
  * the caller should wait for on_drain before the next put (the bytes were
  * taken all the same); or QR_EIO when the stream is failing (cb follows). */
