@@ -527,6 +527,109 @@ void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), vo
         refill_finish(r);
 }
 
+/* --- window refresh --------------------------------------------------------- */
+
+typedef struct refresh_s {
+    qr_broker_t *b;
+    int64_t project;
+    void (*cb)(void *);
+    void *arg;
+} refresh_t;
+
+static void refresh_finish(void *arg)
+{
+    refresh_t *r = arg;
+    if (r->cb)
+        r->cb(r->arg);
+    free(r);
+}
+
+static void on_refresh_reopened(int rc, void *arg)
+{
+    refresh_t *r = arg;
+    (void)rc; /* Redis down: the window reloads when it is back */
+    qr_window_refill(r->b, r->project, refresh_finish, r);
+}
+
+static void refresh_reopen(refresh_t *r)
+{
+    if (qr_lease_window_reopen(r->b->lease, r->project, on_refresh_reopened, r) < 0)
+        refresh_finish(r);
+}
+
+static void on_rescored(int rc, void *arg)
+{
+    refresh_t *r = arg;
+    if (rc < 0)
+        qr_warn("project %" PRId64 ": the window's new priorities were not set in Redis",
+                r->project);
+    refresh_reopen(r);
+}
+
+static void on_rescore_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    refresh_t *r = arg;
+    (void)sqlstate;
+    if (!res) {
+        qr_warn("project %" PRId64 ": reading the window's new priorities failed: %s", r->project,
+                err);
+        refresh_reopen(r);
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        refresh_reopen(r);
+        return;
+    }
+    int64_t *ids = qr_xcalloc((size_t)n, sizeof *ids);
+    double *prios = qr_xcalloc((size_t)n, sizeof *prios);
+    int *slots = qr_xcalloc((size_t)n, sizeof *slots);
+    for (int i = 0; i < n; i++) {
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        prios[i] = strtod(PQgetvalue(res, i, 1), NULL);
+        slots[i] = atoi(PQgetvalue(res, i, 2));
+    }
+    int rc = qr_lease_window_rescore(r->b->lease, r->project, n, ids, prios, slots, on_rescored, r);
+    free(ids);
+    free(prios);
+    free(slots);
+    if (rc < 0)
+        refresh_finish(r);
+}
+
+static void on_window_ids(int rc, const int64_t *ids, int n, void *arg)
+{
+    refresh_t *r = arg;
+    if (rc < 0 || n == 0) {
+        refresh_reopen(r);
+        return;
+    }
+    qr_buf_t list;
+    qr_buf_init(&list);
+    qr_buf_appends(&list, "{");
+    for (int i = 0; i < n; i++)
+        qr_buf_appendf(&list, "%s%" PRId64, i ? "," : "", ids[i]);
+    qr_buf_appends(&list, "}");
+    char project[24];
+    snprintf(project, sizeof project, "%" PRId64, r->project);
+    const char *params[] = {project, list.data};
+    rc = qr_pg_query(r->b->pg, QR_SQL_WINDOW_RESCORE, 2, params, on_rescore_rows, r);
+    qr_buf_free(&list);
+    if (rc < 0)
+        refresh_finish(r);
+}
+
+void qr_window_refresh(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg)
+{
+    refresh_t *r = qr_xcalloc(1, sizeof *r);
+    r->b = b;
+    r->project = project;
+    r->cb = cb;
+    r->arg = arg;
+    if (qr_lease_window_ids(b->lease, project, on_window_ids, r) < 0)
+        refresh_finish(r);
+}
+
 /* --- reaper ----------------------------------------------------------------- */
 
 static void on_history_written(const PGresult *res, const char *err, const char *sqlstate,

@@ -155,4 +155,12 @@ json_t *qr_project_to_json(const qr_project_t *p);
  * whatever happened (it may be NULL). */
 void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg);
 
+/* After tasks' priorities or auto-accept changed in PostgreSQL (a
+ * predictions update): the tasks of the Redis window take their new
+ * priorities (those completed leave it), and the window reopens and refills
+ * from the start of the new order, so the next grants follow it at once.
+ * Touches the window's tasks only, not the project's. cb(arg) runs when
+ * done, whatever happened (Redis down: the next refill catches up). */
+void qr_window_refresh(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg);
+
 #endif

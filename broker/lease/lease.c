@@ -549,6 +549,51 @@ int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_
     return refill_end(e, project, "reopen", cb, arg);
 }
 
+/* --- window refresh ------------------------------------------------------ */
+
+static void on_window_ids(redisReply *r, const char *err, void *arg)
+{
+    op_t *op = arg;
+    qr_lease_ids_cb cb = (qr_lease_ids_cb)op->cb;
+    if (reply_failed(r, err, "window ids") || r->type != REDIS_REPLY_ARRAY) {
+        cb(QR_EIO, NULL, 0, op->arg);
+        op_free(op);
+        return;
+    }
+    int64_t *ids = qr_xcalloc(r->elements + 1, sizeof *ids);
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            ids[n++] = strtoll(r->element[i]->str, NULL, 10);
+    cb(0, ids, n, op->arg);
+    free(ids);
+    op_free(op);
+}
+
+int qr_lease_window_ids(qr_lease_engine_t *e, int64_t project, qr_lease_ids_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    op_arg(op, qr_xstrdup("HKEYS"));
+    op_arg(op, project_key(project, "free"));
+    int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_window_ids, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
+int qr_lease_window_rescore(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
+                            const double *priorities, const int *slots, qr_lease_done_cb cb,
+                            void *arg)
+{
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_RESCORE, (void (*)(void))cb, arg);
+    for (int i = 0; i < n; i++) {
+        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
+        op_arg(op, qr_xasprintf("%.17g", priorities[i]));
+        op_arg(op, qr_xasprintf("%d", slots[i]));
+    }
+    return send_op(op, on_done);
+}
+
 /* --- a project's end ---------------------------------------------------- */
 
 static void on_unregistered(redisReply *r, const char *err, void *arg)

@@ -13,7 +13,8 @@
  *   {p:P}:free         HASH  task id -> free slots (required - done - leased)
  *   {p:P}:held         HASH  task id -> live leases
  *   {p:P}:data         HASH  task id -> task data (JSON text)
- *   {p:P}:prio         HASH  task id -> priority (the ready set's score)
+ *   {p:P}:prio         HASH  task id -> priority (the ready set's score; a
+ *                      predictions update changes it, qr_lease_window_rescore)
  *   {p:P}:seen         ZSET  "task:annotator" scored by task id: who holds or
  *                      did each task
  *   {p:P}:leases       ZSET  fencing token -> expiry (ms since the epoch)
@@ -93,7 +94,7 @@ typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *ar
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
 
 /* The Lua text of a script by name (grant, touch, end, reap, window_add,
- * refill_begin, refill_end, init), or NULL: for benchmarks and debugging. */
+ * rescore, refill_begin, refill_end, init), or NULL: for benchmarks and debugging. */
 const char *qr_lease_script_text(const char *name);
 void qr_lease_engine_free(qr_lease_engine_t *e);
 
@@ -122,6 +123,20 @@ QR_MUST_CHECK int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t f
  * beginning again and the window is no longer exhausted. */
 QR_MUST_CHECK int qr_lease_window_reopen(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb,
                                          void *arg);
+
+/* The ids of the tasks in the project's window (ready or held), in no
+ * order; ids valid during the callback. */
+typedef void (*qr_lease_ids_cb)(int rc, const int64_t *ids, int n, void *arg);
+QR_MUST_CHECK int qr_lease_window_ids(qr_lease_engine_t *e, int64_t project, qr_lease_ids_cb cb,
+                                      void *arg);
+
+/* Gives tasks of the window what PostgreSQL holds now (after their
+ * predictions changed): ids[i] takes priority priorities[i], or leaves the
+ * ready set when slots[i] is 0 (complete, auto-accepted), and the window
+ * once no lease of it is live. Tasks not in the window are left alone. */
+QR_MUST_CHECK int qr_lease_window_rescore(qr_lease_engine_t *e, int64_t project, int n,
+                                          const int64_t *ids, const double *priorities,
+                                          const int *slots, qr_lease_done_cb cb, void *arg);
 
 /* Reads the refill state: cursor ("" or "priority id", valid during the
  * callback) and whether the last refill found nothing; takes the project's

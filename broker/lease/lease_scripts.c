@@ -286,6 +286,37 @@ static const char WINDOW_ADD_LUA[] =
     "redis.call('SET', cursor, ARGV[1])\n"
     "return redis.call('ZCARD', ready)\n";
 
+/* ARGV: (id, priority, slots) triples: tasks of the window as PostgreSQL
+ * holds them now (slots: required - done_count). A task still in the window
+ * takes its new priority (its place in the ready set, if it is there); one
+ * with no slot left in PostgreSQL (auto-accepted meanwhile) leaves the ready
+ * set at once, and the window once no lease of it is live. Tasks not in the
+ * window are left to the refill. Returns how many tasks it changed. */
+static const char RESCORE_LUA[] =
+    "local ready, free, held, prio, data, seen = unpack(KEYS)\n"
+    "local n = 0\n"
+    "for i = 1, #ARGV, 3 do\n"
+    "  local tid = ARGV[i]\n"
+    "  if redis.call('HEXISTS', free, tid) == 1 then\n"
+    "    n = n + 1\n"
+    "    if tonumber(ARGV[i + 2]) <= 0 then\n"
+    "      redis.call('ZREM', ready, tid)\n"
+    "      redis.call('HSET', free, tid, 0)\n"
+    "      if tonumber(redis.call('HGET', held, tid) or '0') <= 0 then\n"
+    "        redis.call('HDEL', free, tid)\n"
+    "        redis.call('HDEL', held, tid)\n"
+    "        redis.call('HDEL', prio, tid)\n"
+    "        redis.call('HDEL', data, tid)\n"
+    "        redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
+    "      end\n"
+    "    else\n"
+    "      redis.call('HSET', prio, tid, ARGV[i + 1])\n"
+    "      if redis.call('ZSCORE', ready, tid) then redis.call('ZADD', ready, ARGV[i + 1], tid) end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
 /* ARGV: lock ms, want lock ('1' or '0'). Returns {cursor, exhausted,
  * locked, built}; the cursor is "" when the window starts from the
  * beginning, and built 0 when the project's state must be built first. */
@@ -375,6 +406,9 @@ const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
     [QR_LEASE_SCRIPT_WINDOW_ADD] = {"window_add",
                                     WINDOW_ADD_LUA,
                                     {"ready", "free", "held", "prio", "data", "seen", "cursor"}},
+    [QR_LEASE_SCRIPT_RESCORE] = {"rescore",
+                                 RESCORE_LUA,
+                                 {"ready", "free", "held", "prio", "data", "seen"}},
     [QR_LEASE_SCRIPT_REFILL_BEGIN] = {"refill_begin",
                                       REFILL_BEGIN_LUA,
                                       {"cursor", "exhausted", "built", "refill"}},
