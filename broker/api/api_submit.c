@@ -112,6 +112,34 @@ static void body_conflict(ctx_t *c)
     respond_body_conflict(c);
 }
 
+static void on_slots_left(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    (void)err;
+    (void)sqlstate;
+    /* Complete in PostgreSQL (filled by others, or auto-accepted by a
+     * predictions update while this lease was live): the lease ends and its
+     * slot goes with it, else the window would grant the task again, each
+     * submit refused in turn. Otherwise (this annotator labeled it already,
+     * or PostgreSQL cannot say) the slot returns. */
+    int complete = res && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) <= 0;
+    int rc = complete
+                 ? qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c)
+                 : qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c);
+    if (rc < 0)
+        on_lease_ended(QR_EIO, c);
+}
+
+/* PostgreSQL refused a live lease's annotation as full (qr_lease_submit_abort
+ * or _commit, as the task's state in PostgreSQL says), answered 409. */
+static void refused_full(ctx_t *c)
+{
+    char task[24];
+    const char *params[] = {i64(c->task_id, task)};
+    if (qr_pg_query(c->b->pg, QR_SQL_TASK_SLOTS_LEFT, 1, params, on_slots_left, c) < 0)
+        on_slots_left(NULL, "pool closing", "", c);
+}
+
 /* An earlier submission with this idempotency key, if any, is the answer,
  * when it was made on this very lease with the same body (a resend); on
  * another lease (idem_conflict) or with another body (body_conflict) it is a
@@ -150,9 +178,7 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
         return;
     }
     if (c->task_id) {
-        /* Lease was live but PostgreSQL refused: give the slot back. */
-        if (qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
-            on_lease_ended(QR_EIO, c);
+        refused_full(c);
         return;
     }
     lease_unknown(c);
@@ -186,8 +212,7 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
             find_idempotent(c);
             return;
         }
-        if (qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
-            on_lease_ended(QR_EIO, c);
+        refused_full(c);
         return;
     }
     c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)annotation_id, "task_id",

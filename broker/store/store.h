@@ -176,6 +176,13 @@
     "                                    split_part($2, ' ', 2)::bigint))"                         \
     " ORDER BY priority, id LIMIT $3"
 
+/* The tasks of project $1 among ids $2 (an array: the Redis window's) as
+ * they are now: id, priority, free slots (0 once complete), for a window
+ * refresh after their priorities changed (qr_window_refresh). */
+#define QR_SQL_WINDOW_RESCORE                                                                      \
+    "SELECT id, priority, required - done_count FROM tasks"                                        \
+    " WHERE project_id = $1 AND id = ANY ($2::bigint[])"
+
 /* $1 project -> the highest fencing token PostgreSQL holds for it. */
 #define QR_SQL_MAX_TOKEN                                                                           \
     "SELECT greatest((SELECT max(fencing_token) FROM leases WHERE project_id = $1),"               \
@@ -253,6 +260,24 @@
 #define QR_SQL_IMPORT_POST                                                                         \
     "SELECT quorum_import_post($1, $2, $3, $4::bigint[], $5::jsonb, $6, $7, $8)"
 #define QR_SQLSTATE_IMPORT_USER "QI422"
+
+/* PUT /v1/projects/{id}/predictions, in one transaction streamed by
+ * qr_pg_copy_open_pre: the temporary table the body's rows are copied into
+ * (dropped at commit), the COPY, and the update of project $1's tasks from
+ * them -> one row: updated, auto_accepted, reopened
+ * (sql/0029_predictions_update.sql). A row naming no task of the project,
+ * or one named before, raises QR_SQLSTATE_PREDICTIONS with "line N: ...". */
+#define QR_SQL_PREDICTIONS_TABLE                                                                   \
+    "CREATE TEMPORARY TABLE quorum_predictions_in (line bigint NOT NULL, task_id bigint,"          \
+    " external_id text, prediction jsonb, score double precision) ON COMMIT DROP"
+#define QR_SQL_PREDICTIONS_COPY                                                                    \
+    "COPY quorum_predictions_in (line, task_id, external_id, prediction, score) FROM STDIN"
+#define QR_SQL_PREDICTIONS_APPLY "SELECT * FROM quorum_predictions_apply($1)"
+#define QR_SQLSTATE_PREDICTIONS  "QP422"
+
+/* $1 task -> its free slots in PostgreSQL (required - done_count): after a
+ * submit refused as full, 0 says the task is complete. */
+#define QR_SQL_TASK_SLOTS_LEFT "SELECT required - done_count FROM tasks WHERE id = $1"
 
 /* Before an import's COPY, in its transaction (qr_pg_copy_in_tx): records
  * import $2 of project $1, or refuses a duplicate with SQLSTATE QI409
