@@ -61,6 +61,8 @@
 #define QR_API_WEBHOOKS(p)      QR_API_PROJECT(p) "/webhooks"
 #define QR_API_WEBHOOK(p, w)    QR_API_WEBHOOKS(p) "/" w
 #define QR_API_DELIVERIES(p, w) QR_API_WEBHOOK(p, w) "/deliveries"
+/* PUT: predictions updated in bulk (issue 16, point 5). */
+#define QR_API_PREDICTIONS(p) QR_API_PROJECT(p) "/predictions"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 
@@ -106,7 +108,11 @@
 #define QR_CODE_UNKNOWN_LABEL "unknown_label"
 /* 422 (import): a task breaking the project's rules (the error names its
  * "line" and "field"); annotations_as naming no user of the organization. */
-#define QR_CODE_INVALID_TASK        "invalid_task"
+#define QR_CODE_INVALID_TASK "invalid_task"
+/* 422 (PUT .../predictions): a line naming no task of the project, a task
+ * named twice, or a value or score against the project's rules (the error
+ * names its "line"). */
+#define QR_CODE_INVALID_PREDICTION  "invalid_prediction"
 #define QR_CODE_IMPORT_UNKNOWN_USER "unknown_user"
 /* 422 (issue 15): a project's label schema, or a submission's labels against
  * it, breaks a rule; the error names the "field" and its message starts

@@ -76,6 +76,7 @@ typedef struct route_s {
 #define ROUTE_NOT_VENDOR 1 /* refused to an organization the project is shared with */
 #define ROUTE_IMPORT     2 /* takes an import body (its own limit, parsed by the import queue) */
 #define ROUTE_METRICS    4 /* open without a token under --metrics-public */
+#define ROUTE_STREAM     8 /* a body streamed by its handler (h_predictions_stream) */
 
 /* One request in flight. */
 struct ctx_s {
@@ -218,6 +219,11 @@ void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_fil
  * (the whole-body import, h_import, takes it). */
 int h_import_stream(ctx_t *c);
 void h_import_list(ctx_t *c);
+
+/* api_predictions.c: PUT .../predictions, streamed from its head (the
+ * route's ROUTE_STREAM); h_predictions, its table entry, is never reached. */
+void h_predictions_stream(ctx_t *c);
+void h_predictions(ctx_t *c);
 
 /* api_leases.c */
 void h_lease(ctx_t *c);

@@ -87,6 +87,10 @@ static void let_body_in(ctx_t *c)
 {
     if ((c->route->flags & ROUTE_IMPORT) && h_import_stream(c) == 0)
         return; /* streamed: it lets the body in itself */
+    if (c->route->flags & ROUTE_STREAM) {
+        h_predictions_stream(c);
+        return;
+    }
     size_t limit =
         c->route->flags & ROUTE_IMPORT ? c->b->cfg.max_body_bytes : c->b->cfg.max_json_body_bytes;
     qr_http_on_gone(c->req, on_req_gone, c);

@@ -25,6 +25,8 @@ const route_t qr_api_routes[] = {
      ROUTE_IMPORT | ROUTE_NOT_VENDOR},
     {"GET", QR_API_IMPORTS("*"), h_import_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_NOT_VENDOR},
+    {"PUT", QR_API_PREDICTIONS("*"), h_predictions, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_STREAM | ROUTE_NOT_VENDOR},
     {"POST", QR_API_LEASES("*"), h_lease, QR_ROLE_LEASE, 1, 0},
     {"POST", QR_API_LEASE_HEARTBEAT("*", "*"), h_heartbeat, QR_ROLE_LEASE, 1, 0},
     {"POST", QR_API_LEASE_SUBMIT("*", "*"), h_submit, QR_ROLE_LEASE, 1, 0},

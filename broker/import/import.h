@@ -306,4 +306,27 @@ char *qr_import_external_ids(const qr_import_t *imp);
 /* Appends s to out escaped for COPY's text format (\\, \n, \r, \t). */
 void qr_import_copy_escape(qr_buf_t *out, const char *s);
 
+/* --- PUT /v1/projects/{id}/predictions (import_predictions.c) --------------------------- */
+
+/* One body's parse, fed piece by piece: zero it, set opts (the project's
+ * labels or schema) and max_rows (0: no bound). */
+typedef struct qr_predictions_parse_s {
+    const qr_import_opts_t *opts;
+    int64_t max_rows;
+    int64_t line;      /* lines read so far */
+    int64_t rows;      /* rows made so far */
+    int64_t fail_line; /* where it failed */
+    char err[512];     /* "line N: ..." */
+} qr_predictions_parse_t;
+
+/* Reads the whole lines of len bytes at data (with last, the rest as the
+ * last line too) into COPY rows for sql/0029_predictions_update.sql's
+ * table: line, task id, external id, prediction, score. *taken: the bytes
+ * read; what is left is a line's beginning, to be given again with more.
+ * Returns 0, or QR_EINVAL (not JSON, not an object, a bad key or id),
+ * QR_IMPORT_EREJECT (a value, or score, against the project's rules) or
+ * QR_ETOOBIG (more than max_rows) with p->err and p->fail_line set. */
+int qr_predictions_parse(qr_predictions_parse_t *p, const char *data, size_t len, int last,
+                         qr_buf_t *out, size_t *taken);
+
 #endif

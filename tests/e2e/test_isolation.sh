@@ -46,6 +46,7 @@ GET /v1/projects/*                            401 401 401  200 200 200 200  200 
 POST /v1/projects/*/tasks                     401 401 401  201 201 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/shares                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/imports                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+PUT /v1/projects/*/predictions                401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 PUT /v1/projects/*/shares/*                   401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 DELETE /v1/projects/*/shares/*                401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/leases                    401 401 401  200 200 403 200  200 200 403 200  403 403 403 403
@@ -104,6 +105,7 @@ sleep 1.2
 r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"iso","labels":["a","b"],"annotations_per_task":3,"lease_ttl_ms":600000}')
 P=$(echo "${r#* }" | jq .id)
 seq 1 50 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$P" - >/dev/null
+FIRST_TASK=$(sql "SELECT min(id) FROM tasks WHERE project_id = $P")
 r=$(api PUT "/v1/projects/$P/shares/${ORG[V]}" "$ADMIN_TOKEN" '{}')
 check "the project is shared with V" 201 "${r%% *}"
 
@@ -118,6 +120,7 @@ body_for() { # ROUTE TAG -> a valid body
     "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
     "POST /v1/projects/*/submit") echo '{"results":[{"lease":"999999","label":"a"}]}' ;;
     "PATCH /v1/projects/*") echo '{"name":"iso"}' ;;
+    "PUT /v1/projects/*/predictions") echo "{\"task_id\":$FIRST_TASK,\"value\":\"a\",\"score\":0.5}" ;;
     POST*) echo '{}' ;;
     *) echo "" ;;
     esac
