@@ -2,7 +2,9 @@
  * ctl_import.c - `quorumctl import` (POST /v1/projects/{id}/tasks) and
  * `quorumctl import list` (GET /v1/projects/{id}/imports): a manager fills
  * a project with tasks from a JSONL, JSON or CSV file, and sees what was
- * imported, when and by whom.
+ * imported, when and by whom; `quorumctl predictions` (PUT
+ * /v1/projects/{id}/predictions) uploads a model's predictions for them the
+ * same way.
  *
  * The file is streamed as it is read (Content-Length for a regular file,
  * chunked otherwise), with the file's name and a random import key; the
@@ -672,4 +674,150 @@ int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
         return qr_cli_usage_error(
             prog, "import ", "import: --format must be jsonl, json, csv or tsv, not '%s'", format);
     return import_file(cfg, pid, file, content_type, &fl);
+}
+
+/* --- quorumctl predictions ------------------------------------------------------------------ */
+
+static const char predictions_help[] =
+    "Usage: quorumctl predictions --project ID FILE|-\n"
+    "\n"
+    "Updates the predictions of tasks the project holds, in bulk, from a JSON\n"
+    "lines file (or stdin with -): one line a task,\n"
+    "  {\"task_id\": 17, \"value\": \"positive\", \"score\": 0.97, \"model_version\": \"m2\"}\n"
+    "or {\"external_id\": \"rev-17\", ...} to name the task by its external id.\n"
+    "\"value\" is one of the project's labels, or for a project with a label\n"
+    "schema a labels object ({\"<field>\": value}; span fields cannot be\n"
+    "predicted here: they need the task's text, so they come with the import);\n"
+    "\"score\" is in [0, 1]. Each is optional: the task's prediction becomes\n"
+    "exactly what its line says (a line with neither clears it).\n"
+    "What follows at once: a project sampled by uncertainty serves the least\n"
+    "confident tasks first by the new scores; with auto-accept on, an open task\n"
+    "nobody labeled whose new score reaches the threshold is auto-accepted\n"
+    "(unless drawn for the audit), and an auto-accepted one whose new score\n"
+    "falls below it goes back to humans.\n"
+    "All or nothing: a bad line (not JSON, an unknown key, a label the project\n"
+    "does not have, a task it does not hold, a task named twice) fails the\n"
+    "whole update, naming its line; nothing changes. Running the same file\n"
+    "twice sets the same values twice.\n"
+    "Ctrl-C before the whole file was sent stops the upload: nothing changes;\n"
+    "after, the broker may still commit it (run the same file again to be sure).\n"
+    "\n"
+    "  --project ID   the project's id\n"
+    "\n"
+    "Reads:  FILE or stdin, JSON lines as above.\n"
+    "Writes: stdout: \"updated 1000000 predictions (3120 auto-accepted, 4 reopened)\".\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl predictions --project 3 predictions.jsonl\n"
+    "  my-model --predict | quorumctl predictions --project 3 -\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error (a refused line too), 2\n"
+    "usage error (an unreadable FILE too), 130 interrupted by Ctrl-C.\n";
+
+static int predictions_upload(qr_client_config_t *cfg, long long pid, const char *file)
+{
+    upload_t u = {0};
+    if (open_input(file, &u) < 0)
+        return interrupts ? QR_EXIT_INTERRUPTED : QR_EXIT_USAGE;
+    qr_client_call_t call;
+    int rc = qr_cli_connect(prog, cfg, &call);
+    if (rc != QR_EXIT_OK) {
+        if (u.fd != STDIN_FILENO)
+            close(u.fd);
+        return rc;
+    }
+    char *path = qr_xasprintf(QR_API_PREDICTIONS("%lld"), pid);
+    int r = qr_client_call_setup(&call, "PUT", path, "", 0, "application/x-ndjson", cfg->token);
+    free(path);
+    if (r == 0)
+        r = perform_upload(&call, &u);
+    if (u.fd != STDIN_FILENO)
+        close(u.fd);
+    if (u.read_errno) {
+        fprintf(stderr, "%s: cannot read %s: %s (nothing updated)\n", prog, file,
+                strerror(u.read_errno));
+        qr_client_call_free(&call);
+        return QR_EXIT_USAGE;
+    }
+    if (interrupts) {
+        if (!u.body_done)
+            fprintf(stderr, "%s: interrupted: the update was NOT committed (nothing changed)\n",
+                    prog);
+        else if (r == 0 && call.status < 300)
+            fprintf(stderr, "%s: interrupted: the update WAS committed\n", prog);
+        else if (call.status >= 400 && call.status < 500)
+            fprintf(stderr, "%s: interrupted: the update was NOT committed: %s\n", prog,
+                    call.message);
+        else
+            fprintf(stderr,
+                    "%s: interrupted after the whole file was sent: the broker may still commit "
+                    "the update; run the same file again to be sure\n",
+                    prog);
+        qr_client_call_free(&call);
+        return QR_EXIT_INTERRUPTED;
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s: predictions update failed: %s%s\n", prog,
+                u.stalled ? "the upload sent nothing for 60 s" : call.message,
+                call.status >= 400 && call.status < 500 ? " (nothing changed)" : "");
+        qr_client_call_free(&call);
+        return QR_EXIT_ERROR;
+    }
+    json_t *res = qr_cli_answer(&call);
+    json_t *n = json_object_get(res, "updated");
+    if (!json_is_integer(n)) {
+        fprintf(stderr, "%s: %s\n", prog, res ? "broker's answer lacks \"updated\"" : call.message);
+        rc = QR_EXIT_ERROR;
+    } else {
+        printf("updated %" JSON_INTEGER_FORMAT " predictions (%" JSON_INTEGER_FORMAT
+               " auto-accepted, %" JSON_INTEGER_FORMAT " reopened)\n",
+               json_integer_value(n), json_integer_value(json_object_get(res, "auto_accepted")),
+               json_integer_value(json_object_get(res, "reopened")));
+    }
+    json_decref(res);
+    qr_client_call_free(&call);
+    return rc;
+}
+
+int qr_ctl_predictions(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *file = NULL;
+    long long pid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, predictions_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return qr_cli_usage_error(prog, "predictions ", "predictions: unknown flag '%s'",
+                                      argv[i]);
+        } else if (file) {
+            return qr_cli_usage_error(prog, "predictions ",
+                                      "predictions: only one FILE, got also '%s'", argv[i]);
+        } else {
+            file = argv[i];
+        }
+    }
+    if (qr_cli_project_id(prog, "predictions ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    if (!file)
+        return qr_cli_usage_error(prog, "predictions ",
+                                  "predictions: FILE (or - for stdin) is required");
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    interrupts = 0;
+    int have_old = sigaction(SIGINT, &sa, &old) == 0;
+    int rc = predictions_upload(cfg, pid, file);
+    if (have_old)
+        sigaction(SIGINT, &old, NULL);
+    return rc;
 }

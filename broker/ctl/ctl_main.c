@@ -3,7 +3,7 @@
  * given before the command, the help, and the dispatch to a command's own
  * file (all over the broker's HTTPS API, docs/API.md):
  *   ctl_project.c     project create
- *   ctl_import.c      import, import list
+ *   ctl_import.c      import, import list, predictions
  *   ctl_user.c        user create, token create|list|revoke
  *   ctl_report.c      report, agreement --project, export
  *   ctl_throughput.c  throughput
@@ -52,6 +52,7 @@ static const char main_help[] =
     "                                                import tasks (JSONL, JSON, CSV)\n"
     "  import list --project ID [--json]             a project's imports: id, file, rows,\n"
     "                                                time, who\n"
+    "  predictions --project ID FILE|-               update tasks' predictions (JSONL)\n"
     "  report --project ID [--json]                  progress, throughput, agreement\n"
     "  user create --name N --role R                 create a user; prints its token\n"
     "  token create|list|revoke                      API tokens (create shows it once)\n"
@@ -137,6 +138,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_project(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "import") == 0)
         rc = qr_ctl_import(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "predictions") == 0)
+        rc = qr_ctl_predictions(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "report") == 0)
         rc = qr_ctl_report(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "user") == 0)
