@@ -24,6 +24,8 @@ start_broker
 # by the owner answers 409 tasks_leased: the lease rows above left leases
 # live (their TTL of 10 minutes outlasts the table; the project is still
 # needed below).
+# A predictions update (PUT .../predictions) is an import's kin: the
+# owner's admins and managers only (the body sets one task's prediction).
 # Webhooks receive every organization's annotations: only the owner's admins
 # and managers make, list or delete them (POST with "{}" is 422: no url; the
 # webhook 999999 does not exist: 404).
