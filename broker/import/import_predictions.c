@@ -165,7 +165,7 @@ static int take_line(qr_predictions_parse_t *p, const char *s, size_t n, int64_t
     size_t mark = out->len;
     qr_buf_appendf(out, "%" PRId64 "\t", line);
     json_t *pred = NULL;
-    double score;
+    double score = NAN;
     int rc = take_task(p, o, line, out);
     if (rc == 0)
         rc = take_prediction(p, o, line, &pred, &score);
