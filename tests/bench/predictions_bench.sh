@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# predictions_bench.sh - a benchmark, not a test: a predictions update of
+# ROWS tasks (PUT /v1/projects/{id}/predictions through `quorumctl
+# predictions`) against a raw COPY on the same PostgreSQL, side by side on
+# one private stack with a Release quorumd (issue 16, point 5: "at >= 0.5x
+# COPY speed").
+#
+#   tests/bench/predictions_bench.sh [ROWS] [RUNS] [OUT.json]
+#
+# ROWS (default 1000000) tasks are imported once into a project sampled by
+# uncertainty. Each of RUNS (default 3) rounds then times, end to end:
+#   - copy_tasks: `psql \copy` of the same ROWS task rows into a table like
+#     tasks (CREATE TABLE ... (LIKE tasks INCLUDING ALL): the same columns
+#     and indexes), the reference the import benchmark uses;
+#   - copy_rows: `psql \copy` of the ROWS prediction rows (id, prediction,
+#     score) into a bare table: the least any update must do to get them in;
+#   - update: `quorumctl predictions` of ROWS lines, each a new label and
+#     score for one task (TLS upload, parse, COPY, the update of tasks with
+#     their new priorities, the window's refresh, commit).
+# Prints each run, the medians (rows/s) and the ratios update / copy_tasks
+# (the issue's figure) and update / copy_rows; writes the figures as JSON
+# (default build/predictions_bench.json).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROWS=${1:-1000000}
+RUNS=${2:-3}
+OUT=${3:-$ROOT/build/predictions_bench.json}
+B="$ROOT/build-rel"
+cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$B" --target quorumd quorumctl -j"$(nproc)" >/dev/null
+W=$(mktemp -d /tmp/quorum-bench.XXXXXX)
+cleanup() {
+    [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+    "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+for v in $(env | grep -o '^QUORUM_[A-Z_]*' || true); do unset "$v"; done
+"$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
+. "$W/stack/env"
+. "$ROOT/deploy/common.sh"
+"$B/bin/quorumd" migrate --pg "$QR_PG_CONNINFO" --sql-dir "$ROOT/sql" 2>/dev/null
+TOKEN=$("$B/bin/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO")
+make_certs "$W/tls" 1
+start_quorumd "$B/bin/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
+    --cert "$W/tls/server.crt" --key "$W/tls/server.key" --auth-fail-rate 0 --rate-limit 0 \
+    --max-import-tasks "$ROWS" || exit 1
+QPID=$QD_PID URL="https://127.0.0.1:$QD_PORT" CA="$W/tls/ca.crt"
+wait_https "$URL" "$CA" "$QPID"
+export QUORUM_URL=$URL QUORUM_TOKEN=$TOKEN QUORUM_CA=$CA
+psql_() { psql "$QR_PG_CONNINFO" -Atq "$@"; }
+now() { date +%s.%N; }
+
+P=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" --data-binary \
+    '{"name": "bench", "labels": ["pos", "neg"], "sampling": "uncertainty"}' "$URL/v1/projects" | jq .id)
+python3 - "$ROWS" "$W/tasks.jsonl" "$W/tasks.copy" <<'PY'
+import sys
+n = int(sys.argv[1])
+with open(sys.argv[2], "w") as a, open(sys.argv[3], "w") as b:
+    for i in range(1, n + 1):
+        d = '{"text": "review %d: the product arrived on time and works as described", "source": "web", "stars": %d}' % (i, i % 5 + 1)
+        a.write('{"data": %s, "prediction": {"label": "pos", "score": %.4f}}\n' % (d, (i % 997) / 997))
+        b.write("0\t%s\t1\t%d\n" % (d.replace("\\", "\\\\"), i))
+PY
+"$B/bin/quorumctl" import --project "$P" "$W/tasks.jsonl" >/dev/null
+FIRST=$(psql_ -c "SELECT min(id) FROM tasks WHERE project_id = $P")
+sed -i "s/^0\t/$P\t/" "$W/tasks.copy"
+psql_ -c "VACUUM ANALYZE tasks"
+echo "rows: $ROWS; runs: $RUNS"
+
+round() { # RUN
+    local r=$1 t0 t1 ct cr up
+    python3 - "$ROWS" "$FIRST" "$r" "$W/pred.jsonl" "$W/pred.copy" <<'PY'
+import sys
+n, first, r = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+with open(sys.argv[4], "w") as a, open(sys.argv[5], "w") as b:
+    for k in range(n):
+        score = ((k * 7 + r * 131) % 1000) / 1000
+        label = "pos" if (k + r) % 2 else "neg"
+        a.write('{"task_id": %d, "value": "%s", "score": %.3f, "model_version": "m%d"}\n' % (first + k, label, score, r))
+        b.write('%d\t{"label": "%s", "score": %.3f, "model_version": "m%d"}\t%.3f\n' % (first + k, label, score, r, score))
+PY
+    psql_ -c "DROP TABLE IF EXISTS copy_ref; CREATE TABLE copy_ref (LIKE tasks INCLUDING ALL)"
+    t0=$(now)
+    psql_ -c "\\copy copy_ref (project_id, data, required, priority) FROM '$W/tasks.copy'"
+    t1=$(now)
+    ct=$(echo "$t1 - $t0" | bc)
+    psql_ -c "DROP TABLE copy_ref; DROP TABLE IF EXISTS copy_rows; CREATE TABLE copy_rows (task_id bigint, prediction jsonb, score double precision)"
+    t0=$(now)
+    psql_ -c "\\copy copy_rows FROM '$W/pred.copy'"
+    t1=$(now)
+    cr=$(echo "$t1 - $t0" | bc)
+    psql_ -c "DROP TABLE copy_rows; CHECKPOINT"
+    t0=$(now)
+    "$B/bin/quorumctl" predictions --project "$P" "$W/pred.jsonl" >"$W/up.out" 2>&1 || {
+        echo "update failed: $(cat "$W/up.out")" >&2
+        exit 1
+    }
+    t1=$(now)
+    up=$(echo "$t1 - $t0" | bc)
+    jq -nc --argjson rows "$ROWS" --argjson run "$r" --argjson ct "$ct" --argjson cr "$cr" --argjson up "$up" \
+        '{rows: $rows, run: $run, copy_tasks_seconds: $ct, copy_rows_seconds: $cr, update_seconds: $up,
+          copy_tasks_rows_per_s: ($rows / $ct | floor), copy_rows_rows_per_s: ($rows / $cr | floor),
+          update_rows_per_s: ($rows / $up | floor)}'
+    psql_ -c "VACUUM tasks"
+}
+for r in $(seq 1 "$RUNS"); do round "$r"; done | tee "$W/runs.jsonl"
+# The next leases follow the last update: their scores are the least in
+# PostgreSQL (ties among equal scores go in Redis's member order).
+got=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" --data-binary '{"max": 3}' \
+    "$URL/v1/projects/$P/leases" | jq -r '[.leases[].task_id] | join(",")')
+check_order=$(psql_ -c "SELECT string_agg(prediction_score::text, ',' ORDER BY prediction_score) FROM tasks WHERE id IN ($got)")
+want=$(psql_ -c "SELECT string_agg(s::text, ',') FROM (SELECT prediction_score AS s FROM tasks WHERE project_id = $P ORDER BY priority, id LIMIT 3) x")
+jq -s --arg got "$check_order" --arg want "$want" '{runs: .,
+    median_copy_tasks_rows_per_s: (map(.copy_tasks_rows_per_s) | sort | .[length / 2 | floor]),
+    median_copy_rows_rows_per_s: (map(.copy_rows_rows_per_s) | sort | .[length / 2 | floor]),
+    median_update_rows_per_s: (map(.update_rows_per_s) | sort | .[length / 2 | floor]),
+    next_leases: $got, least_confident_in_postgresql: $want}
+    | .ratio_vs_copy_tasks = ((.median_update_rows_per_s / .median_copy_tasks_rows_per_s * 100 | round) / 100)
+    | .ratio_vs_copy_rows = ((.median_update_rows_per_s / .median_copy_rows_rows_per_s * 100 | round) / 100)' \
+    "$W/runs.jsonl" >"$OUT"
+jq -r '"median of \(.runs | length): update \(.median_update_rows_per_s) rows/s; COPY of the task rows \(.median_copy_tasks_rows_per_s) rows/s (ratio \(.ratio_vs_copy_tasks), goal >= 0.5); bare COPY of the prediction rows \(.median_copy_rows_rows_per_s) rows/s (ratio \(.ratio_vs_copy_rows))",
+       "scores of the next 3 leases after the last update: \(.next_leases); the 3 least in PostgreSQL: \(.least_confident_in_postgresql)"' "$OUT"
+echo "written: $OUT"
