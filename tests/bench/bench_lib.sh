@@ -76,3 +76,36 @@ bench_median_wall() {
     # shellcheck disable=SC2034
     median=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 }
+
+# bench_broker BUILD [quorumd serve flags...]: a private stack (PostgreSQL
+# and Redis) in a temporary folder W, migrated, with a bootstrap admin, TLS
+# certificates and BUILD's quorumd serving on it with rate limits off and
+# the flags given; every QUORUM_* variable of the caller's shell unset
+# first. Sets W, QPID, URL, CA, TOKEN, exports QUORUM_URL, QUORUM_TOKEN and
+# QUORUM_CA, sources the stack's env (QR_PG_CONNINFO, QR_REDIS_PORT) and
+# deploy/common.sh; everything is stopped and removed on exit.
+bench_broker() {
+    local bin=$1 v
+    shift
+    root=${root:-$(cd "${here:?bench_broker needs here, the folder of bench_lib.sh}/../.." && pwd)}
+    W=$(mktemp -d /tmp/quorum-bench.XXXXXX)
+    trap bench_broker_stop EXIT
+    for v in $(env | grep -o '^QUORUM_[A-Z_]*' || true); do unset "$v"; done
+    "$root/deploy/stack.sh" start "$W/stack" >/dev/null
+    . "$W/stack/env"
+    . "$root/deploy/common.sh"
+    "$bin/quorumd" migrate --pg "$QR_PG_CONNINFO" --sql-dir "$root/sql" 2>/dev/null
+    TOKEN=$("$bin/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO")
+    make_certs "$W/tls" 1
+    start_quorumd "$bin/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
+        --cert "$W/tls/server.crt" --key "$W/tls/server.key" --auth-fail-rate 0 --rate-limit 0 "$@" || exit 1
+    QPID=$QD_PID URL="https://127.0.0.1:$QD_PORT" CA="$W/tls/ca.crt"
+    wait_https "$URL" "$CA" "$QPID"
+    export QUORUM_URL=$URL QUORUM_TOKEN=$TOKEN QUORUM_CA=$CA
+}
+
+bench_broker_stop() {
+    [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+    "$root/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
+    rm -rf "$W"
+}

@@ -28,26 +28,9 @@ OUT=${3:-$ROOT/build/predictions_bench.json}
 B="$ROOT/build-rel"
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" --target quorumd quorumctl -j"$(nproc)" >/dev/null
-W=$(mktemp -d /tmp/quorum-bench.XXXXXX)
-cleanup() {
-    [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
-    "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
-    rm -rf "$W"
-}
-trap cleanup EXIT
-for v in $(env | grep -o '^QUORUM_[A-Z_]*' || true); do unset "$v"; done
-"$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
-. "$W/stack/env"
-. "$ROOT/deploy/common.sh"
-"$B/bin/quorumd" migrate --pg "$QR_PG_CONNINFO" --sql-dir "$ROOT/sql" 2>/dev/null
-TOKEN=$("$B/bin/quorumd" bootstrap-admin --pg "$QR_PG_CONNINFO")
-make_certs "$W/tls" 1
-start_quorumd "$B/bin/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" --redis "127.0.0.1:$QR_REDIS_PORT" \
-    --cert "$W/tls/server.crt" --key "$W/tls/server.key" --auth-fail-rate 0 --rate-limit 0 \
-    --max-import-tasks "$ROWS" || exit 1
-QPID=$QD_PID URL="https://127.0.0.1:$QD_PORT" CA="$W/tls/ca.crt"
-wait_https "$URL" "$CA" "$QPID"
-export QUORUM_URL=$URL QUORUM_TOKEN=$TOKEN QUORUM_CA=$CA
+here=$(dirname "$0")
+. "$here/bench_lib.sh"
+bench_broker "$B/bin" --max-import-tasks "$ROWS"
 psql_() { psql "$QR_PG_CONNINFO" -Atq "$@"; }
 now() { date +%s.%N; }
 
