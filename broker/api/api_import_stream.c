@@ -7,7 +7,7 @@
  * and is cut into batches of about BATCH_BYTES; each batch is parsed in
  * libuv's thread pool, one at a time per import (so in order), into COPY
  * rows with task ids drawn in blocks of ID_BLOCK; the rows go into one COPY
- * streamed into PostgreSQL (qr_pg_copy_open) in the import's transaction,
+ * streamed into PostgreSQL (stream_open) in the import's transaction,
  * which ends with the import's record and its imported annotations
  * (QR_SQL_IMPORT_STREAM_END) and commits. Backpressure runs back from
  * PostgreSQL's socket: a COPY that cannot take more stops the batches,
@@ -21,6 +21,9 @@
  * holds, the same file imported before) at its end. The transaction is
  * then rolled back: nothing is imported.
  *
+ * The plumbing of a streamed body (the answer taken once, the COPY
+ * abandoned, the client's reading paused) is api_stream.c's.
+ *
  * Life: the stream (istream_t) outlives the request: the request's context
  * is answered (and freed) once, and the stream is freed when nothing of it
  * is pending any more (a batch in the pool, the COPY, an id block).
@@ -33,22 +36,16 @@
 #define ID_BLOCK    131072      /* task ids drawn at once */
 
 typedef struct istream_s {
-    ctx_t *c; /* NULL once answered */
-    qr_broker_t *b;
+    body_stream_t bs; /* first: the stream's callbacks get &bs */
     qr_import_stream_t *st;
-    qr_pg_copy_t *copy; /* until its callback ran */
-    int copy_full;      /* qr_pg_copy_put said full: waiting for on_drain */
-    qr_buf_t in;        /* received, not yet in a batch */
-    int64_t *ids;       /* fresh task ids, ascending: ids[idpos..nids) unused */
+    int64_t *ids; /* fresh task ids, ascending: ids[idpos..nids) unused */
     size_t nids, idpos;
-    int ids_pending;  /* an id block is being drawn */
-    size_t block;     /* ids asked for in that block */
-    int64_t length;   /* the body's Content-Length (-1: chunked) */
-    int64_t received; /* bytes of it so far */
+    int ids_pending; /* an id block is being drawn */
+    size_t block;    /* ids asked for in that block */
+    int64_t length;  /* the body's Content-Length (-1: chunked) */
     int64_t import_id;
-    /* The batch in the thread pool (working), and its outcome. */
+    /* The batch in the thread pool (bs.working), and its outcome. */
     uv_work_t work;
-    int working;
     char *batch;
     size_t batch_len;
     int batch_last;
@@ -61,21 +58,15 @@ typedef struct istream_s {
     int stuck;      /* and took none: wait for a new block first */
     int csv;        /* the body is CSV (or TSV) */
     char delimiter; /* its delimiter; 0: detected from the header line */
-    int body_done;  /* the body ended (on_end) */
-    int last_sent;  /* the batch with the body's end was handed to the pool */
-    int finished;   /* qr_pg_copy_finish was called */
-    int paused;     /* the client's reading is paused */
-    int answered;   /* the client has its answer, or is gone */
 } istream_t;
 
-static void pump(istream_t *s);
-
-static void maybe_free(istream_t *s)
+static void maybe_free(body_stream_t *bs)
 {
-    if (!s->answered || s->working || s->copy || s->ids_pending)
+    istream_t *s = (istream_t *)bs;
+    if (!bs->answered || bs->working || bs->copy || s->ids_pending)
         return;
     qr_import_stream_free(s->st);
-    qr_buf_free(&s->in);
+    qr_buf_free(&bs->in);
     qr_buf_free(&s->rows);
     free(s->ids);
     free(s->batch);
@@ -83,36 +74,15 @@ static void maybe_free(istream_t *s)
     free(s);
 }
 
-/* Takes the request's context out of the stream for an answer: NULL when
- * answered already. */
-static ctx_t *take_ctx(istream_t *s)
-{
-    if (s->answered)
-        return NULL;
-    s->answered = 1;
-    ctx_t *c = s->c;
-    s->c = NULL;
-    if (c->req)
-        qr_http_on_gone(c->req, NULL, NULL);
-    return c;
-}
-
-/* Fails the COPY (rolled back: nothing imported) unless its end was sent. */
-static void abandon(istream_t *s, const char *why)
-{
-    if (s->copy && !s->finished)
-        qr_pg_copy_abort(s->copy, why);
-}
-
 /* Answers an error with words and status as the whole-body import does;
  * nothing is imported. */
 static void fail(istream_t *s, int status, const char *code, const char *msg, int64_t line,
                  const char *field)
 {
-    ctx_t *c = take_ctx(s);
+    ctx_t *c = stream_take_ctx(&s->bs);
     if (!c)
         return;
-    abandon(s, "import refused");
+    stream_abandon(&s->bs, "import refused");
     if (field)
         respond_json(c, status,
                      json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code", code, "message", msg,
@@ -123,33 +93,7 @@ static void fail(istream_t *s, int status, const char *code, const char *msg, in
                                (json_int_t)line));
     else
         respond_error(c, status, code, "%s", msg);
-    maybe_free(s);
-}
-
-static void fail_backend(istream_t *s, const char *what, const char *err)
-{
-    ctx_t *c = take_ctx(s);
-    if (!c)
-        return;
-    abandon(s, "backend failure");
-    respond_backend(c, what, err);
-    maybe_free(s);
-}
-
-/* The client went away before its answer. */
-static void on_gone(qr_http_request_t *req, void *arg)
-{
-    istream_t *s = arg;
-    (void)req;
-    if (s->body_done)
-        return; /* the body is whole: the import goes on and commits, answered to nobody */
-    ctx_t *c = take_ctx(s);
-    if (!c)
-        return;
-    abandon(s, "the client went away");
-    /* Nobody to tell: a client that left mid-body imports nothing. */
-    respond_error(c, 400, QR_CODE_BAD_REQUEST, "the connection ended before the import's end");
-    maybe_free(s);
+    maybe_free(&s->bs);
 }
 
 /* --- task ids, in blocks --------------------------------------------------------------------- */
@@ -161,7 +105,7 @@ static size_t block_size(const istream_t *s)
 {
     if (s->length < 0 || s->stuck)
         return ID_BLOCK; /* unknown, or a batch of rows shorter than 3 bytes waits */
-    int64_t left = s->length - s->received;
+    int64_t left = s->length - s->bs.received;
     int64_t n = (left > 0 ? left : 0) / 3 + 16;
     return n < ID_BLOCK ? (size_t)n : ID_BLOCK;
 }
@@ -184,12 +128,12 @@ static void on_id_rows(const PGresult *res, const char *err, const char *sqlstat
     istream_t *s = arg;
     (void)sqlstate;
     s->ids_pending = 0;
-    if (s->answered) {
-        maybe_free(s);
+    if (s->bs.answered) {
+        maybe_free(&s->bs);
         return;
     }
     if (!res || PQntuples(res) < 1) {
-        fail_backend(s, "PostgreSQL", err ? err : "no task ids");
+        stream_fail_backend(&s->bs, "PostgreSQL", err ? err : "no task ids");
         return;
     }
     size_t n = (size_t)PQntuples(res);
@@ -198,7 +142,7 @@ static void on_id_rows(const PGresult *res, const char *err, const char *sqlstat
         ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
     add_ids(s, ids, n);
     free(ids);
-    pump(s);
+    stream_pump(&s->bs);
 }
 
 /* A block drawn as a range (QR_SQL_TASK_ID_RANGE, or the first one with
@@ -213,8 +157,8 @@ static int take_range(istream_t *s, const PGresult *res)
         /* Another import drew ids meanwhile: draw them one by one. */
         char num[24];
         const char *params[] = {i64((int64_t)s->block, num)};
-        if (qr_pg_query(s->b->pg, QR_SQL_TASK_IDS, 1, params, on_id_rows, s) < 0) {
-            fail_backend(s, "PostgreSQL", "pool closing");
+        if (qr_pg_query(s->bs.b->pg, QR_SQL_TASK_IDS, 1, params, on_id_rows, s) < 0) {
+            stream_fail_backend(&s->bs, "PostgreSQL", "pool closing");
             return -1;
         }
         s->ids_pending = 1;
@@ -233,12 +177,12 @@ static int take_range(istream_t *s, const PGresult *res)
 static int ids_arrived(istream_t *s, const PGresult *res, const char *err, const char *what)
 {
     s->ids_pending = 0;
-    if (s->answered) {
-        maybe_free(s);
+    if (s->bs.answered) {
+        maybe_free(&s->bs);
         return 0;
     }
     if (!res || PQntuples(res) != 1) {
-        fail_backend(s, "PostgreSQL", err ? err : what);
+        stream_fail_backend(&s->bs, "PostgreSQL", err ? err : what);
         return 0;
     }
     return 1;
@@ -251,7 +195,7 @@ static void on_id_range(const PGresult *res, const char *err, const char *sqlsta
     if (!ids_arrived(s, res, err, "no task ids"))
         return;
     if (take_range(s, res) == 0 && !s->ids_pending)
-        pump(s);
+        stream_pump(&s->bs);
 }
 
 /* Draws the next block unless one is on its way. */
@@ -262,8 +206,8 @@ static void draw_ids(istream_t *s)
     char num[24];
     s->block = block_size(s);
     const char *params[] = {i64((int64_t)s->block, num)};
-    if (qr_pg_query(s->b->pg, QR_SQL_TASK_ID_RANGE, 1, params, on_id_range, s) < 0) {
-        fail_backend(s, "PostgreSQL", "pool closing");
+    if (qr_pg_query(s->bs.b->pg, QR_SQL_TASK_ID_RANGE, 1, params, on_id_range, s) < 0) {
+        stream_fail_backend(&s->bs, "PostgreSQL", "pool closing");
         return;
     }
     s->ids_pending = 1;
@@ -289,14 +233,14 @@ static void on_duplicates(const PGresult *res, const char *err, const char *sqls
     istream_t *s = arg;
     (void)sqlstate;
     s->ids_pending = 0;
-    ctx_t *c = take_ctx(s);
+    ctx_t *c = stream_take_ctx(&s->bs);
     if (!c) {
-        maybe_free(s);
+        maybe_free(&s->bs);
         return;
     }
     if (!res || PQntuples(res) != 1) {
         respond_backend(c, "PostgreSQL", err ? err : "no answer");
-        maybe_free(s);
+        maybe_free(&s->bs);
         return;
     }
     int same = !PQgetisnull(res, 0, 0);
@@ -315,40 +259,40 @@ static void on_duplicates(const PGresult *res, const char *err, const char *sqls
                       "an external_id of this file, or its import key, is in project %" PRId64
                       " already (another import took it meanwhile); nothing imported",
                       c->project->id);
-    maybe_free(s);
+    maybe_free(&s->bs);
 }
 
 static void on_copy_done(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     istream_t *s = arg;
-    s->copy = NULL;
-    if (s->answered) {
-        maybe_free(s);
+    s->bs.copy = NULL;
+    if (s->bs.answered) {
+        maybe_free(&s->bs);
         return;
     }
-    ctx_t *c = s->c;
+    ctx_t *c = s->bs.c;
     if (!res) {
         long long dups = 0, earlier = 0;
         int same = 0;
-        if (!s->finished) {
+        if (!s->bs.finished) {
             /* Failed before the end was sent: the connection, or the pool. */
-            fail_backend(s, "PostgreSQL", err);
+            stream_fail_backend(&s->bs, "PostgreSQL", err);
             return;
         }
         if (!strcmp(sqlstate, QR_SQLSTATE_DUPLICATE_IMPORT) &&
             sscanf(err, "%lld %lld %d", &dups, &earlier, &same) == 3) {
-            take_ctx(s);
+            stream_take_ctx(&s->bs);
             c->ntasks = s->st->tasks;
             memcpy(c->import_sha256, s->st->sha256, sizeof c->import_sha256);
             respond_duplicate(c, dups, earlier, same);
-            maybe_free(s);
+            maybe_free(&s->bs);
             return;
         }
         if (!strcmp(sqlstate, QR_SQLSTATE_IMPORT_USER)) {
-            take_ctx(s);
+            stream_take_ctx(&s->bs);
             respond_error(c, 422, QR_CODE_IMPORT_UNKNOWN_USER,
                           "annotations_as: %s; nothing imported", err);
-            maybe_free(s);
+            maybe_free(&s->bs);
             return;
         }
         if (!strcmp(sqlstate, "23505")) {
@@ -357,19 +301,20 @@ static void on_copy_done(const PGresult *res, const char *err, const char *sqlst
             char proj[24];
             char *external = qr_import_stream_external_ids(s->st);
             const char *params[] = {i64(c->project->id, proj), s->st->sha256, external};
-            int rc = qr_pg_query(s->b->pg, QR_SQL_IMPORT_DUPLICATES, 3, params, on_duplicates, s);
+            int rc =
+                qr_pg_query(s->bs.b->pg, QR_SQL_IMPORT_DUPLICATES, 3, params, on_duplicates, s);
             free(external);
             if (rc < 0) {
-                fail_backend(s, "PostgreSQL", "pool closing");
+                stream_fail_backend(&s->bs, "PostgreSQL", "pool closing");
                 return;
             }
             s->ids_pending = 1; /* pending, as an id block is */
             return;
         }
-        fail_backend(s, "PostgreSQL", err);
+        stream_fail_backend(&s->bs, "PostgreSQL", err);
         return;
     }
-    take_ctx(s);
+    stream_take_ctx(&s->bs);
     qr_import_stream_t *st = s->st;
     c->ntasks = st->tasks;
     c->out = json_pack("{sI sI sI sI}", "imported", (json_int_t)st->tasks, "first_task_id",
@@ -377,7 +322,7 @@ static void on_copy_done(const PGresult *res, const char *err, const char *sqlst
                        "import_id", (json_int_t)s->import_id);
     qr_info("project %" PRId64 ": imported %" PRId64 " tasks (streamed)", c->project->id,
             st->tasks);
-    maybe_free(s);
+    maybe_free(&s->bs);
     if (qr_lease_window_reopen(c->b->lease, c->project->id, on_window_reopened, c) < 0)
         on_window_reopened(QR_EIO, c);
 }
@@ -386,7 +331,7 @@ static void on_copy_done(const PGresult *res, const char *err, const char *sqlst
  * annotations, COMMIT. */
 static void finish(istream_t *s)
 {
-    ctx_t *c = s->c;
+    ctx_t *c = s->bs.c;
     qr_import_stream_t *st = s->st;
     char proj[24], imp[24], user[24], count[24], first[24], last[24];
     const char *params[] = {i64(c->project->id, proj),
@@ -402,8 +347,8 @@ static void finish(istream_t *s)
                             c->count_annotations ? "true" : "false",
                             st->annotated ? st->ann_tasks.data : NULL,
                             st->annotated ? st->anns.data : NULL};
-    s->finished = 1;
-    qr_pg_copy_finish(s->copy, QR_SQL_IMPORT_STREAM_END, 13, params);
+    s->bs.finished = 1;
+    qr_pg_copy_finish(s->bs.copy, QR_SQL_IMPORT_STREAM_END, 13, params);
 }
 
 /* --- batches ------------------------------------------------------------------------------------
@@ -422,15 +367,15 @@ static void batch_work(uv_work_t *w)
 static void batch_done(uv_work_t *w, int status)
 {
     istream_t *s = w->data;
-    s->working = 0;
+    s->bs.working = 0;
     free(s->batch);
     s->batch = NULL;
     s->idpos += s->batch_used;
-    if (s->answered || status < 0) {
+    if (s->bs.answered || status < 0) {
         qr_buf_reset(&s->rows);
         if (status < 0)
-            fail_backend(s, "the import parser", uv_strerror(status));
-        maybe_free(s);
+            stream_fail_backend(&s->bs, "the import parser", uv_strerror(status));
+        maybe_free(&s->bs);
         return;
     }
     if (s->rc < 0) {
@@ -446,11 +391,11 @@ static void batch_done(uv_work_t *w, int status)
         return;
     }
     if (s->rows.len) {
-        int r = qr_pg_copy_put(s->copy, s->rows.data, s->rows.len);
+        int r = qr_pg_copy_put(s->bs.copy, s->rows.data, s->rows.len);
         qr_buf_reset(&s->rows);
         if (r < 0)
             return; /* the COPY is failing: its callback answers */
-        s->copy_full = r == 1;
+        s->bs.copy_full = r == 1;
     }
     s->more_ids = s->rc == 1;
     s->stuck = s->more_ids && s->batch_used == 0;
@@ -458,25 +403,24 @@ static void batch_done(uv_work_t *w, int status)
         finish(s);
         return;
     }
-    pump(s);
+    stream_pump(&s->bs);
 }
 
 /* Hands what was received to the pool as the next batch, when it is time
- * and the way is clear; pauses and resumes the client's reading. */
-/* Hands what was received to the pool as the next batch, when it is time
  * and the way is clear (no batch working, the COPY not full, ids on hand). */
-static void submit(istream_t *s)
+static void submit(body_stream_t *bs)
 {
-    int ready = s->more_ids || s->in.len >= BATCH_BYTES || (s->body_done && !s->last_sent);
+    istream_t *s = (istream_t *)bs;
+    int ready = s->more_ids || s->bs.in.len >= BATCH_BYTES || (s->bs.body_done && !s->bs.last_sent);
     size_t avail = s->nids - s->idpos;
-    if ((avail < ID_BLOCK / 2 && !s->body_done) || (ready && (avail == 0 || s->stuck)))
+    if ((avail < ID_BLOCK / 2 && !s->bs.body_done) || (ready && (avail == 0 || s->stuck)))
         draw_ids(s); /* ahead of need, or needed now */
-    if (!ready || s->copy_full || avail == 0 || s->answered || (s->stuck && s->ids_pending))
+    if (!ready || s->bs.copy_full || avail == 0 || s->bs.answered || (s->stuck && s->ids_pending))
         return;
-    s->batch_len = s->in.len;
-    s->batch = s->in.len ? qr_buf_steal(&s->in) : NULL;
-    s->batch_last = s->body_done;
-    s->last_sent = s->body_done;
+    s->batch_len = s->bs.in.len;
+    s->batch = s->bs.in.len ? qr_buf_steal(&s->bs.in) : NULL;
+    s->batch_last = s->bs.body_done;
+    s->bs.last_sent = s->bs.body_done;
     /* As many ids as it likely takes (one a line, or a task every 64
      * bytes, whichever is more; all of them when the last batch wanted
      * more): a batch that needs more asks again. */
@@ -494,79 +438,12 @@ static void submit(istream_t *s)
     memcpy(s->batch_ids, s->ids + s->idpos, avail * sizeof *s->batch_ids);
     s->batch_used = 0;
     s->work.data = s;
-    int rc = uv_queue_work(s->b->loop, &s->work, batch_work, batch_done);
+    int rc = uv_queue_work(s->bs.b->loop, &s->work, batch_work, batch_done);
     if (rc < 0) {
-        fail_backend(s, "the import parser", uv_strerror(rc));
+        stream_fail_backend(&s->bs, "the import parser", uv_strerror(rc));
         return;
     }
-    s->working = 1;
-}
-
-/* Submits what is due; pauses and resumes the client's reading. */
-static void pump(istream_t *s)
-{
-    if (s->answered || s->finished)
-        return;
-    if (!s->working)
-        submit(s);
-    if (s->answered || s->body_done)
-        return;
-    /* Reading waits while a batch's worth waits its turn. */
-    int full = s->in.len >= BATCH_BYTES;
-    if (full && !s->paused) {
-        s->paused = 1;
-        qr_http_stream_pause(s->c->req);
-    } else if (!full && s->paused) {
-        s->paused = 0;
-        qr_http_stream_resume(s->c->req); /* may call on_chunk: pump runs again, nested */
-    }
-}
-
-static void on_chunk(qr_http_request_t *req, const char *data, size_t len, void *arg)
-{
-    istream_t *s = arg;
-    (void)req;
-    if (s->answered)
-        return;
-    qr_buf_append(&s->in, data, len);
-    s->received += (int64_t)len;
-    if (s->in.len >= BATCH_BYTES)
-        pump(s);
-}
-
-static void on_end(qr_http_request_t *req, void *arg)
-{
-    istream_t *s = arg;
-    (void)req;
-    s->body_done = 1;
-    s->paused = 0;
-    pump(s);
-}
-
-static void on_copy_drain(void *arg)
-{
-    istream_t *s = arg;
-    s->copy_full = 0;
-    pump(s);
-}
-
-/* The COPY is open: the body may come. */
-static void on_copy_ready(void *arg)
-{
-    istream_t *s = arg;
-    if (s->answered)
-        return; /* abandoned already: the COPY's callback follows */
-    ctx_t *c = s->c;
-    if (qr_http_continue_stream(c->req, c->b->cfg.max_stream_bytes, on_chunk, on_end, s) < 0) {
-        /* Answered (413: over the limit from its head) or gone, and freed:
-         * the request is no more, so it is forgotten before anything else
-         * touches it. */
-        c->req = NULL;
-        take_ctx(s);
-        ctx_free(c);
-        qr_pg_copy_abort(s->copy, "no body");
-        maybe_free(s);
-    }
+    s->bs.working = 1;
 }
 
 /* The first block of ids, with the import's id: the stream and its COPY. */
@@ -577,7 +454,7 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     if (!ids_arrived(s, res, err, "no id range"))
         return;
     s->import_id = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    ctx_t *c = s->c;
+    ctx_t *c = s->bs.c;
     qr_project_t *p = c->project;
     qr_import_schema_t *schema = qr_import_schema_new(p->schema); /* the stream copies it */
     qr_import_opts_t opts = {.stratify_field = p->stratify_field,
@@ -602,11 +479,8 @@ static void on_first_ids(const PGresult *res, const char *err, const char *sqlst
     qr_import_schema_free(schema);
     if (take_range(s, res) < 0)
         return;
-    if (qr_pg_copy_open(s->b->pg, QR_SQL_TASKS_COPY, on_copy_ready, on_copy_drain, on_copy_done, s,
-                        &s->copy) < 0) {
-        s->copy = NULL;
-        fail_backend(s, "PostgreSQL", "pool closing");
-    }
+    if (stream_open(&s->bs, NULL, QR_SQL_TASKS_COPY, on_copy_done) < 0)
+        stream_fail_backend(&s->bs, "PostgreSQL", "pool closing");
 }
 
 int h_import_stream(ctx_t *c)
@@ -626,15 +500,19 @@ int h_import_stream(ctx_t *c)
     if (import_params(c) < 0)
         return 0; /* answered */
     istream_t *s = qr_xcalloc(1, sizeof *s);
-    s->c = c;
-    s->b = c->b;
+    s->bs.c = c;
+    s->bs.b = c->b;
+    s->bs.what = "import";
+    s->bs.pause_at = BATCH_BYTES;
+    s->bs.submit = submit;
+    s->bs.maybe_free = maybe_free;
     /* As h_import reads the Content-Type: text/csv is CSV (its delimiter
      * ?delimiter= or detected), text/tab-separated-values TSV. */
     int tsv = ct && !strncasecmp(ct, "text/tab-separated-values", 25);
     s->csv = tsv || (ct && !strncasecmp(ct, "text/csv", 8));
     s->delimiter = c->delimiter ? c->delimiter : tsv ? '\t' : 0;
     s->length = c->req->content_length;
-    qr_buf_init(&s->in);
+    qr_buf_init(&s->bs.in);
     qr_buf_init(&s->rows);
     char num[24];
     s->block = block_size(s);
@@ -645,6 +523,6 @@ int h_import_stream(ctx_t *c)
         return 0;
     }
     s->ids_pending = 1;
-    qr_http_on_gone(c->req, on_gone, s);
+    stream_watch(&s->bs);
     return 0;
 }

@@ -220,6 +220,47 @@ void respond_duplicate(ctx_t *c, long long dups, long long earlier, int same_fil
 int h_import_stream(ctx_t *c);
 void h_import_list(ctx_t *c);
 
+/* api_stream.c: a body streamed into a PostgreSQL COPY as it arrives (an
+ * import, a predictions update). The owner's struct starts with it; the
+ * owner fills c, b, what, pause_at, submit and maybe_free, then calls
+ * stream_open and stream_watch. */
+typedef struct body_stream_s body_stream_t;
+struct body_stream_s {
+    ctx_t *c; /* NULL once answered */
+    qr_broker_t *b;
+    const char *what;   /* "import": the words of a refusal */
+    qr_pg_copy_t *copy; /* until its callback ran */
+    int copy_full;      /* qr_pg_copy_put said full: waiting for its drain */
+    qr_buf_t in;        /* received, not yet in a batch */
+    size_t pause_at;    /* the client's reading pauses while in holds this much */
+    int64_t received;   /* bytes of the body so far */
+    int working;        /* a batch is in the thread pool */
+    int body_done;      /* the body ended */
+    int last_sent;      /* the batch with the body's end was handed to the pool */
+    int finished;       /* qr_pg_copy_finish was called */
+    int paused;         /* the client's reading is paused */
+    int answered;       /* the client has its answer, or is gone */
+    /* Hands what is due to the pool as the next batch (not while working). */
+    void (*submit)(body_stream_t *s);
+    /* Frees the owner when nothing of it is pending any more. */
+    void (*maybe_free)(body_stream_t *s);
+};
+/* Takes the request's context out of the stream for an answer: NULL when
+ * answered already. */
+ctx_t *stream_take_ctx(body_stream_t *s);
+/* Fails the COPY (rolled back: nothing changes) unless its end was sent. */
+void stream_abandon(body_stream_t *s, const char *why);
+void stream_fail_backend(body_stream_t *s, const char *what, const char *err);
+/* Submits what is due; pauses and resumes the client's reading. */
+void stream_pump(body_stream_t *s);
+/* Opens the COPY (after pre_sql, unless NULL) in a transaction of its own;
+ * once it is in progress the body is let in. on_done(arg = s) gets its
+ * end. -1: the pool is closing (nothing was opened). */
+int stream_open(body_stream_t *s, const char *pre_sql, const char *copy_sql, qr_pg_cb on_done);
+/* A client gone before the body's end changes nothing: the COPY is
+ * abandoned and the context answered to nobody. */
+void stream_watch(body_stream_t *s);
+
 /* api_predictions.c: PUT .../predictions, streamed from its head (the
  * route's ROUTE_STREAM); h_predictions, its table entry, is never reached. */
 void h_predictions_stream(ctx_t *c);
