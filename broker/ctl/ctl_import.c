@@ -361,6 +361,20 @@ static int perform_upload(qr_client_call_t *call, upload_t *u)
     return r;
 }
 
+/* Sends u's file as the body of METHOD path on call, then closes the file.
+ * Returns perform_upload's result (-1 when the request could not be set
+ * up); u->read_errno says whether reading the file failed. */
+static int send_file(qr_client_call_t *call, upload_t *u, const char *method, const char *path,
+                     const char *content_type, const char *token)
+{
+    int r = qr_client_call_setup(call, method, path, "", 0, content_type, token);
+    if (r == 0)
+        r = perform_upload(call, u);
+    if (u->fd != STDIN_FILENO)
+        close(u->fd);
+    return r;
+}
+
 /* Says in one line how an interrupted import ended. Returns the exit code. */
 static int say_interrupted(int r, qr_client_call_t *call, const upload_t *u,
                            qr_client_config_t *cfg, long long pid, const char *key)
@@ -430,12 +444,8 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
     curl_free(ext);
     curl_free(as);
     curl_free(delim);
-    int r = qr_client_call_setup(&call, "POST", path, "", 0, content_type, cfg->token);
+    int r = send_file(&call, &u, "POST", path, content_type, cfg->token);
     free(path);
-    if (r == 0)
-        r = perform_upload(&call, &u);
-    if (u.fd != STDIN_FILENO)
-        close(u.fd);
     if (u.read_errno) {
         fprintf(stderr, "%s: cannot read %s: %s (nothing imported)\n", prog, file,
                 strerror(u.read_errno));
@@ -490,10 +500,20 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
     return rc;
 }
 
+static int predictions_upload(qr_client_config_t *cfg, long long pid, const char *file);
+
+/* What an upload needs, for Ctrl-C's wrapper below. */
+typedef struct upload_job_s {
+    qr_client_config_t *cfg;
+    long long pid;
+    const char *file;
+    const char *content_type;
+    const import_flags_t *fl; /* NULL: a predictions update */
+} upload_job_t;
+
 /* The upload with Ctrl-C counted from its start: a Ctrl-C before anything
  * was sent is answered in one line too. */
-static int import_file(qr_client_config_t *cfg, long long pid, const char *file,
-                       const char *content_type, const import_flags_t *fl)
+static int with_ctrl_c(const upload_job_t *j)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -501,7 +521,8 @@ static int import_file(qr_client_config_t *cfg, long long pid, const char *file,
     sigemptyset(&sa.sa_mask);
     interrupts = 0;
     int have_old = sigaction(SIGINT, &sa, &old) == 0;
-    int rc = import_upload(cfg, pid, file, content_type, fl);
+    int rc = j->fl ? import_upload(j->cfg, j->pid, j->file, j->content_type, j->fl)
+                   : predictions_upload(j->cfg, j->pid, j->file);
     if (have_old)
         sigaction(SIGINT, &old, NULL);
     return rc;
@@ -673,7 +694,8 @@ int qr_ctl_import(int argc, char **argv, qr_client_config_t *cfg)
     if (!content_type)
         return qr_cli_usage_error(
             prog, "import ", "import: --format must be jsonl, json, csv or tsv, not '%s'", format);
-    return import_file(cfg, pid, file, content_type, &fl);
+    upload_job_t job = {cfg, pid, file, content_type, &fl};
+    return with_ctrl_c(&job);
 }
 
 /* --- quorumctl predictions ------------------------------------------------------------------ */
@@ -729,12 +751,8 @@ static int predictions_upload(qr_client_config_t *cfg, long long pid, const char
         return rc;
     }
     char *path = qr_xasprintf(QR_API_PREDICTIONS("%lld"), pid);
-    int r = qr_client_call_setup(&call, "PUT", path, "", 0, "application/x-ndjson", cfg->token);
+    int r = send_file(&call, &u, "PUT", path, "application/x-ndjson", cfg->token);
     free(path);
-    if (r == 0)
-        r = perform_upload(&call, &u);
-    if (u.fd != STDIN_FILENO)
-        close(u.fd);
     if (u.read_errno) {
         fprintf(stderr, "%s: cannot read %s: %s (nothing updated)\n", prog, file,
                 strerror(u.read_errno));
@@ -810,14 +828,6 @@ int qr_ctl_predictions(int argc, char **argv, qr_client_config_t *cfg)
     if (!file)
         return qr_cli_usage_error(prog, "predictions ",
                                   "predictions: FILE (or - for stdin) is required");
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    interrupts = 0;
-    int have_old = sigaction(SIGINT, &sa, &old) == 0;
-    int rc = predictions_upload(cfg, pid, file);
-    if (have_old)
-        sigaction(SIGINT, &old, NULL);
-    return rc;
+    upload_job_t job = {cfg, pid, file, "application/x-ndjson", NULL};
+    return with_ctrl_c(&job);
 }
