@@ -132,10 +132,32 @@ static void print_fields(json_t *fields)
     }
 }
 
+/* What dynamic overlap did (the report's quality.dynamic_overlap), when
+ * the project has it: annotations per complete task and those saved
+ * against a fixed overlap_max. */
+static void print_dynamic_overlap(json_t *d)
+{
+    if (!json_is_object(d))
+        return;
+    json_t *per = json_object_get(d, "per_task");
+    printf("%-22s %" JSON_INTEGER_FORMAT " complete tasks, %" JSON_INTEGER_FORMAT " annotations (",
+           "dynamic overlap", json_integer_value(json_object_get(d, "tasks_complete")),
+           json_integer_value(json_object_get(d, "annotations")));
+    if (json_is_number(per))
+        printf("%.2f per task", json_number_value(per));
+    else
+        printf("none yet");
+    printf("), %" JSON_INTEGER_FORMAT " annotators added, %" JSON_INTEGER_FORMAT
+           " annotations saved against a fixed maximum\n",
+           json_integer_value(json_object_get(d, "extensions")),
+           json_integer_value(json_object_get(d, "saved_vs_max")));
+}
+
 /* Auto-accepted predictions and their audit (the report's quality), when
- * the project auto-accepted or audited any. */
+ * the project auto-accepted or audited any; and dynamic overlap. */
 static void print_quality(json_t *q)
 {
+    print_dynamic_overlap(json_object_get(q, "dynamic_overlap"));
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
     if (accepted == 0 && audited == 0)
