@@ -3,6 +3,7 @@
 # ctest as e2e.test_chaos).
 #
 #   deploy/chaos.sh [--bin DIR] [--tasks N] [--annotators N] [--out FILE]
+#                   [--dynamic-overlap]
 #
 # Two quorumd on one PostgreSQL and one Redis; a crew of simulated annotators
 # spread over both (skips, releases, abandoned leases, batch submits); one
@@ -10,8 +11,10 @@
 # restart. Then it checks, in PostgreSQL: every task holds exactly its
 # required annotations; no (task, annotator) pair twice; every submit an
 # agent saw acknowledged is stored; no lease open past TTL + reaper period.
-# Exits non-zero if a check fails; writes the figures as JSON (--out,
-# default build/chaos.json).
+# With --dynamic-overlap the project has dynamic overlap (2 to 4 annotations
+# a task, one more while support < 0.75) and one more check: no task needs
+# or holds more than 4. Exits non-zero if a check fails; writes the figures
+# as JSON (--out, default build/chaos.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/build/bin"
@@ -19,6 +22,7 @@ TASKS=17000
 ANNOTATORS=200
 OUT="$ROOT/build/chaos.json"
 TTL_MS=3000
+DYNAMIC=false
 REAPER_MS=200
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -26,7 +30,8 @@ while [ $# -gt 0 ]; do
     --tasks) TASKS=$2; shift 2 ;;
     --annotators) ANNOTATORS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --dynamic-overlap) DYNAMIC=true; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -83,13 +88,18 @@ restart_broker1() {
 }
 export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/tls/ca.crt"
 
+OVERLAP='"annotations_per_task":1'
+if [ "$DYNAMIC" = true ]; then
+    OVERLAP='"overlap_min":2,"overlap_max":4,"overlap_agreement_threshold":0.75'
+fi
 PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
-    --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],\"annotations_per_task\":1,
+    --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],$OVERLAP,
              \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS}" \
     "$QUORUM_URL/v1/projects" | jq .id)
 seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("abc", $1 % 3 + 1, 1)}' >"$W/tasks.jsonl"
 "$BIN/quorumctl" import --project "$PROJECT" "$W/tasks.jsonl" >/dev/null
 REQUIRED=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT")
+[ "$DYNAMIC" = true ] && say "dynamic overlap: 2 to 4 annotations a task (required grows as tasks disagree)"
 say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on $P1 and $P2"
 
 "$BIN/quorum-agent" simulate --project "$PROJECT" --annotators "$ANNOTATORS" --accuracy 0.9 \
@@ -149,6 +159,12 @@ sleep $(( (TTL_MS + REAPER_MS) / 1000 + 1 ))
 # --- checks ---------------------------------------------------------------------
 bad_overlap=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND
     t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")
+# Dynamic overlap: no task needs or holds more than overlap_max (always 0
+# without it).
+over_max=$(sql "SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id
+    WHERE t.project_id = $PROJECT AND p.overlap_max IS NOT NULL AND (t.required > p.overlap_max
+    OR (SELECT count(*) FROM annotations a WHERE a.task_id = t.id) > p.overlap_max)")
+REQUIRED_END=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT")
 dup_pairs=$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
     GROUP BY task_id, annotator_id HAVING count(*) > 1) d")
 acked=$(cut -f3 "$W/acks.tsv" | sort -u | wc -l)
@@ -166,7 +182,7 @@ live=$(redis-cli -p "$QR_REDIS_PORT" zcard "{p:$PROJECT}:leases")
 completions=$(done_count)
 outcomes=$(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases
     WHERE project_id = $PROJECT GROUP BY outcome ORDER BY outcome) o")
-say "completions $completions (required $REQUIRED); acknowledged $acked; lease outcomes: $outcomes"
+say "completions $completions (required $REQUIRED at import, $REQUIRED_END at the end); acknowledged $acked; lease outcomes: $outcomes"
 # Both brokers stop cleanly (SIGTERM), and neither logged a sanitizer report
 # or a crash (the test build runs with ASan + UBSan).
 BROKERS_OK=true
@@ -186,17 +202,20 @@ if grep -l 'Sanitizer\|runtime error' "$W/q1.log" "$W/q2.log"; then
 fi
 ok() { [ "$1" = 0 ] && echo true || echo false; }
 EXACT=$(ok "$bad_overlap"); NODUP=$(ok "$dup_pairs"); ACKED=$(ok "$missing"); NOSTALE=$(ok "$stale")
-say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live)"
+WITHIN=$(ok "$over_max")
+say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live) within_overlap_max=$WITHIN ($over_max)"
 jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argjson acked "$acked" \
     --argjson kills "$KILLS" --argjson flushes "$FLUSHES" --argjson pgr "$PGRESTARTS" \
     --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" \
     --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
+    --argjson within "$WITHIN" --argjson dynamic "$DYNAMIC" --argjson required_end "$REQUIRED_END" \
     --arg outcomes "$outcomes" --slurpfile sim "$W/sim.json" \
-    '{completions: $completions, required: $required, acknowledged: $acked, tasks: $tasks,
+    '{completions: $completions, required: $required, required_end: $required_end,
+      dynamic_overlap: $dynamic, acknowledged: $acked, tasks: $tasks,
       annotators: $annotators, brokers: 2, simulate_exit: $simrc, lease_outcomes: $outcomes,
       faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
       checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
-               no_stale_leases: $nostale, brokers_clean: $brokers},
+               no_stale_leases: $nostale, brokers_clean: $brokers, within_overlap_max: $within},
       simulate: ($sim[0] // null)}' >"$OUT"
 say "wrote $OUT"
-[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]
+[ "$EXACT" = true ] && [ "$WITHIN" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]

@@ -103,6 +103,7 @@ struct ctx_s {
     int64_t idem_annotation, idem_task, idem_token; /* submit: what the key names already */
     char *idem_label;    /* submit: the label the key's annotation holds */
     int64_t idem_active; /* submit: its active ms (-1: none) */
+    int idem_extended;   /* submit: its commit gave its task one more annotator */
     int64_t active_ms;
     const char *list_key; /* on_json_list: the answer's one key */
     int64_t org_target;   /* users, tokens: the organization named in the body (0: the caller's) */

@@ -141,7 +141,8 @@ void h_project_list(ctx_t *c)
  * owned (freed by patch_free). */
 typedef struct patch_s {
     char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
-    char *aa_set, *aa_conf, *aa_audit; /* auto-accept: "true" when the confidence is given */
+    char *aa_set, *aa_conf, *aa_audit;       /* auto-accept: "true" when the confidence is given */
+    char *ov_set, *ov_min, *ov_max, *ov_thr; /* dynamic overlap: "true" when any key is given */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -157,6 +158,10 @@ static void patch_free(patch_t *pt)
     free(pt->aa_set);
     free(pt->aa_conf);
     free(pt->aa_audit);
+    free(pt->ov_set);
+    free(pt->ov_min);
+    free(pt->ov_max);
+    free(pt->ov_thr);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -219,6 +224,53 @@ static int refuse(qr_invalid_t *why, const char *fmt, ...)
     return -1;
 }
 
+/* The dynamic overlap keys of a PATCH (validate.h): the three are set
+ * together or cleared together. With dynamic overlap on afterwards,
+ * annotations_per_task is overlap_min: a new overlap_min sets it (so it may
+ * only rise, as annotations_per_task does), and annotations_per_task alone
+ * may not move away from it. An overlap fraction's overlap_annotations may
+ * not pass overlap_max. Lowering overlap_max below what a task already
+ * needs is refused by PostgreSQL (sql/0027, QR_SQLSTATE_OVERLAP_MAX), the
+ * only place that knows every task. Turning it off keeps every task's
+ * count as it is; the project goes on with fixed overlap. */
+static int patch_dynamic_overlap(json_t *body, const qr_project_t *p, patch_t *pt,
+                                 qr_invalid_t *why)
+{
+    int set;
+    int64_t min, max;
+    double thr;
+    if (qr_validate_dynamic_overlap(body, p->overlap_min, p->overlap_max, p->overlap_threshold,
+                                    &set, &min, &max, &thr, why) < 0)
+        return -1;
+    if (min && set && min < p->annotations_per_task)
+        return refuse(why,
+                      "overlap_min is the annotations a task starts with (annotations_per_task), "
+                      "which can only rise: it is %d, so overlap_min %" PRId64 " is refused",
+                      p->annotations_per_task, min);
+    if (min && pt->apt && strtoll(pt->apt, NULL, 10) != min)
+        return refuse(why,
+                      "annotations_per_task is overlap_min (%" PRId64 ") with dynamic overlap, "
+                      "so %s is refused: change overlap_min instead",
+                      min, pt->apt);
+    double frac = pt->overlap_fraction ? strtod(pt->overlap_fraction, NULL) : p->overlap_fraction;
+    int64_t ova = pt->overlap_annotations ? strtoll(pt->overlap_annotations, NULL, 10)
+                                          : p->overlap_annotations;
+    if (min && frac > 0 && ova > max)
+        return refuse(why,
+                      "overlap_annotations (%" PRId64 ") may not pass overlap_max (%" PRId64
+                      "): no task may need more than overlap_max annotations",
+                      ova, max);
+    if (!set)
+        return 0;
+    pt->ov_set = qr_xstrdup("true");
+    if (min) {
+        pt->ov_min = qr_xasprintf("%" PRId64, min);
+        pt->ov_max = qr_xasprintf("%" PRId64, max);
+        pt->ov_thr = qr_xasprintf("%.17g", thr);
+    }
+    return 0;
+}
+
 /*
  * Checks a PATCH body against the project as this broker knows it and
  * fills pt: name; labels (the whole new list, trimmed: every label the
@@ -242,6 +294,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "stratify_field",
                                        "auto_accept_confidence",
                                        "auto_accept_audit",
+                                       "overlap_min",
+                                       "overlap_max",
+                                       "overlap_agreement_threshold",
                                        NULL};
     const char *key;
     json_t *v;
@@ -266,7 +321,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
             return refuse(why,
                           "unknown field \"%.40s\": a project's name, labels, "
                           "annotations_per_task, overlap_annotations, overlap_fraction, "
-                          "lease_ttl_ms, sampling and stratify_field may change",
+                          "lease_ttl_ms, sampling, stratify_field, the auto_accept_* and the "
+                          "overlap_min, overlap_max and overlap_agreement_threshold settings "
+                          "may change",
                           key);
     }
     if (json_object_size(body) == 0)
@@ -361,13 +418,30 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     }
     if (!isnan(audit))
         pt->aa_audit = qr_xasprintf("%.17g", audit);
-    return 0;
+    return patch_dynamic_overlap(body, p, pt, why);
 }
 
 static void on_project_updated(const PGresult *res, const char *err, const char *sqlstate,
                                void *arg)
 {
     ctx_t *c = arg;
+    if (!res && sqlstate && !strcmp(sqlstate, QR_SQLSTATE_OVERLAP_MAX)) {
+        /* PostgreSQL's message names the count a task already needs. */
+        const char *m = err ? strstr(err, "overlap_max") : NULL;
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", m ? m : "overlap_max is below what a task needs");
+        msg[strcspn(msg, "\r\n")] = '\0';
+        respond_error(c, 422, QR_CODE_INVALID, "%s; nothing changed", msg);
+        return;
+    }
+    if (!res && sqlstate && !strcmp(sqlstate, "23514") && err &&
+        strstr(err, "projects_dynamic_overlap_check")) {
+        /* The project changed meanwhile (another broker's PATCH). */
+        respond_error(c, 409, QR_CODE_CONFLICT,
+                      "project %" PRId64 " changed meanwhile (overlap): read it again and retry",
+                      c->project->id);
+        return;
+    }
     if (!res && sqlstate && !strcmp(sqlstate, "23514")) {
         respond_error(c, 422, QR_CODE_INVALID,
                       "stratified sampling needs stratify_field (a data field)");
@@ -414,8 +488,12 @@ void h_project_update(ctx_t *c)
                             pt.field,
                             pt.aa_set ? pt.aa_set : "false",
                             pt.aa_conf,
-                            pt.aa_audit};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 13, params, on_project_updated, c);
+                            pt.aa_audit,
+                            pt.ov_set ? pt.ov_set : "false",
+                            pt.ov_min,
+                            pt.ov_max,
+                            pt.ov_thr};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 17, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

@@ -56,6 +56,8 @@ void h_project_create(ctx_t *c)
     char *schema_text =
         pb.schema ? json_dumps(pb.schema, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24], conf[40], audit[40];
+    char omin[24], omax[24], othr[40];
+    snprintf(othr, sizeof othr, "%.17g", pb.overlap_agreement_threshold);
     snprintf(fr, sizeof fr, "%.17g", fraction);
     snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
     snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
@@ -74,8 +76,11 @@ void h_project_create(ctx_t *c)
                                                         : NULL,
                             schema_text,
                             isnan(pb.auto_accept_confidence) ? NULL : conf,
-                            audit};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 15, params, on_project_created, c);
+                            audit,
+                            pb.overlap_min ? i64(pb.overlap_min, omin) : NULL,
+                            pb.overlap_min ? i64(pb.overlap_max, omax) : NULL,
+                            pb.overlap_min ? othr : NULL};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 18, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

@@ -79,6 +79,16 @@ static void idem_conflict(ctx_t *c)
     respond_idem_conflict(c);
 }
 
+/* Ends the lease of a stored annotation found by its idempotency key (a
+ * resend after a submit died half-way): as committed, or as extended when
+ * that commit gave its task one more annotator (c->idem_extended). */
+static int end_committed(ctx_t *c, qr_lease_done_cb cb)
+{
+    if (c->idem_extended)
+        return qr_lease_submit_extend(c->b->lease, c->project->id, c->ids[1], cb, c);
+    return qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], cb, c);
+}
+
 static void respond_body_conflict(ctx_t *c)
 {
     char was[48] = "", now[48] = "";
@@ -106,8 +116,7 @@ static void on_body_conflict_ended(int rc, void *arg)
  * annotation is stored. */
 static void body_conflict(ctx_t *c)
 {
-    if (c->task_id && qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1],
-                                             on_body_conflict_ended, c) == 0)
+    if (c->task_id && end_committed(c, on_body_conflict_ended) == 0)
         return;
     respond_body_conflict(c);
 }
@@ -164,15 +173,16 @@ static void on_idem_found(const PGresult *res, const char *err, const char *sqls
         }
         c->idem_label = qr_xstrdup(PQgetvalue(res, 0, 3));
         c->idem_active = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+        c->idem_extended = !strcmp(PQgetvalue(res, 0, 5), "t");
         if (strcmp(c->idem_label, c->label) || c->idem_active != c->active_ms) {
             body_conflict(c);
             return;
         }
         c->out = json_pack("{sI sI s:b}", "annotation_id", (json_int_t)c->idem_annotation,
                            "task_id", (json_int_t)c->idem_task, "replayed", 1);
-        /* The lease, if still pinned by a submit that died half-way, ends. */
-        if (c->task_id &&
-            qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) == 0)
+        /* The lease, if still pinned by a submit that died half-way, ends
+         * as that submit's commit would have ended it. */
+        if (c->task_id && end_committed(c, on_lease_ended) == 0)
             return;
         on_lease_ended(0, c);
         return;
@@ -192,8 +202,18 @@ static void find_idempotent(ctx_t *c)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
-static void on_committed(int rc, int64_t annotation_id, const char *outcome, const char *err,
-                         void *arg)
+/* The task of a committed submit got one more annotator, and its slot is
+ * in Redis: one long poll of the project may take it. */
+static void on_extended(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc == 0)
+        qr_broker_slots_freed(c->b, c->project->id, 1);
+    on_lease_ended(rc, c);
+}
+
+static void on_committed(int rc, int64_t annotation_id, const char *outcome, int extended,
+                         const char *err, void *arg)
 {
     ctx_t *c = arg;
     if (rc < 0) {
@@ -223,7 +243,14 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, con
                  c->project->schema->implied ? c->label : NULL, NULL);
     /* The annotation is committed: the answer is "created" even if Redis is
      * unreachable now (the pinned lease then expires, and PostgreSQL's
-     * done_count keeps the task from being over-filled). */
+     * done_count keeps the task from being over-filled). A commit that gave
+     * its task one more annotator (dynamic overlap) leaves it a free slot,
+     * and one long poll of the project wakes for it. */
+    if (extended) {
+        if (qr_lease_submit_extend(c->b->lease, c->project->id, c->ids[1], on_extended, c) < 0)
+            on_lease_ended(QR_EIO, c);
+        return;
+    }
     if (qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
         on_lease_ended(QR_EIO, c);
 }

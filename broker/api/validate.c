@@ -344,6 +344,87 @@ rest:
         return -1;
     if (isnan(out->auto_accept_audit))
         out->auto_accept_audit = 0;
+    int dyn;
+    if (qr_validate_dynamic_overlap(body, 0, 0, NAN, &dyn, &out->overlap_min, &out->overlap_max,
+                                    &out->overlap_agreement_threshold, why) < 0)
+        return -1;
+    if (out->overlap_min) {
+        /* A task starts with overlap_min annotations: that is what
+         * annotations_per_task means, so the two cannot differ. */
+        json_t *apt = json_object_get(body, "annotations_per_task");
+        if (apt && !json_is_null(apt) && out->annotations_per_task != out->overlap_min)
+            return refuse(why, 422, "invalid",
+                          "annotations_per_task is overlap_min with dynamic overlap (the "
+                          "annotations a task starts with): %" PRId64 " and %" PRId64
+                          " differ; leave annotations_per_task out",
+                          out->annotations_per_task, out->overlap_min);
+        json_t *ova = json_object_get(body, "overlap_annotations");
+        out->annotations_per_task = out->overlap_min;
+        if (!ova || json_is_null(ova))
+            out->overlap_annotations = out->overlap_min;
+        if (out->overlap_fraction > 0 && out->overlap_annotations > out->overlap_max)
+            return refuse(why, 422, "invalid",
+                          "overlap_annotations (%" PRId64 ") may not pass overlap_max (%" PRId64
+                          "): no task may need more than overlap_max annotations",
+                          out->overlap_annotations, out->overlap_max);
+    }
+    return 0;
+}
+
+int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max, double held_thr,
+                                int *set, int64_t *min, int64_t *max, double *thr,
+                                qr_invalid_t *why)
+{
+    json_t *jmin = json_object_get(body, "overlap_min");
+    json_t *jmax = json_object_get(body, "overlap_max");
+    json_t *jthr = json_object_get(body, "overlap_agreement_threshold");
+    *set = jmin || jmax || jthr;
+    *min = held_min;
+    *max = held_max;
+    *thr = held_thr;
+    if (jmin) {
+        *min = 0;
+        if (!json_is_null(jmin) && (!json_is_integer(jmin) || json_integer_value(jmin) < 1 ||
+                                    json_integer_value(jmin) > 100))
+            return refuse(why, 422, "invalid",
+                          "overlap_min must be an integer from 1 to 100 (the annotations every "
+                          "task gets), or null for fixed overlap");
+        if (!json_is_null(jmin))
+            *min = json_integer_value(jmin);
+    }
+    if (jmax) {
+        *max = 0;
+        if (!json_is_null(jmax) && (!json_is_integer(jmax) || json_integer_value(jmax) < 1 ||
+                                    json_integer_value(jmax) > 100))
+            return refuse(why, 422, "invalid",
+                          "overlap_max must be an integer from 1 to 100 (the most annotations a "
+                          "task may get), or null for fixed overlap");
+        if (!json_is_null(jmax))
+            *max = json_integer_value(jmax);
+    }
+    if (jthr) {
+        *thr = NAN;
+        if (!json_is_null(jthr) && (!json_is_number(jthr) ||
+                                    !(json_number_value(jthr) > 0 && json_number_value(jthr) <= 1)))
+            return refuse(why, 422, "invalid",
+                          "overlap_agreement_threshold must be a number above 0 and at most 1 "
+                          "(a task below this support gets one more annotator), or null for "
+                          "fixed overlap");
+        if (!json_is_null(jthr))
+            *thr = json_number_value(jthr);
+    }
+    int on = (*min > 0) + (*max > 0) + !isnan(*thr);
+    if (on != 0 && on != 3)
+        return refuse(why, 422, "invalid",
+                      "overlap_min, overlap_max and overlap_agreement_threshold go together: "
+                      "all three (dynamic overlap) or none (fixed overlap); missing: %s%s%s%s%s",
+                      *min ? "" : "overlap_min", !*min && (!*max || isnan(*thr)) ? ", " : "",
+                      *max ? "" : "overlap_max", !*max && isnan(*thr) ? ", " : "",
+                      isnan(*thr) ? "overlap_agreement_threshold" : "");
+    if (on == 3 && *min > *max)
+        return refuse(why, 422, "invalid",
+                      "overlap_min (%" PRId64 ") may not exceed overlap_max (%" PRId64 ")", *min,
+                      *max);
     return 0;
 }
 

@@ -125,7 +125,24 @@ typedef struct qr_project_body_s {
      * humans, 0 to 1 (default 0). */
     double auto_accept_confidence;
     double auto_accept_audit;
+    /* Dynamic overlap (issue 16): overlap_min to overlap_max annotations per
+     * task, one more while support is below overlap_agreement_threshold; 0,
+     * 0 and NAN when off (fixed overlap). With it on, annotations_per_task
+     * is overlap_min. */
+    int64_t overlap_min, overlap_max;
+    double overlap_agreement_threshold;
 } qr_project_body_t;
+
+/* The dynamic overlap keys of a project body (POST, or PATCH over the
+ * held values: held_min 0 and held_thr NAN when the project has none):
+ * overlap_min and overlap_max (integers from 1 to 100, min <= max) and
+ * overlap_agreement_threshold (a number in (0, 1]), each may be null. *set
+ * is 1 when the body names any of them; *min, *max, *thr are the values the
+ * project has after it (0, 0, NAN: off). Refused (422): a bad value, the
+ * keys not all set or all null after it, min above max. */
+int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max, double held_thr,
+                                int *set, int64_t *min, int64_t *max, double *thr,
+                                qr_invalid_t *why);
 
 /* auto_accept_confidence (a number from 0 to 1, or null: off) and
  * auto_accept_audit (0 to 1) of a project body, when given: *set_conf 1

@@ -332,6 +332,10 @@ qr_project_t *qr_project_from_json(json_t *o)
     json_t *conf = json_object_get(o, "auto_accept_confidence");
     p->auto_accept_confidence = json_is_number(conf) ? json_number_value(conf) : NAN;
     p->auto_accept_audit = json_number_value(json_object_get(o, "auto_accept_audit"));
+    p->overlap_min = (int)json_integer_value(json_object_get(o, "overlap_min"));
+    p->overlap_max = (int)json_integer_value(json_object_get(o, "overlap_max"));
+    json_t *thr = json_object_get(o, "overlap_agreement_threshold");
+    p->overlap_threshold = json_is_number(thr) ? json_number_value(thr) : NAN;
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -374,6 +378,13 @@ json_t *qr_project_to_json(const qr_project_t *p)
                         isnan(p->auto_accept_confidence) ? json_null()
                                                          : json_real(p->auto_accept_confidence));
     json_object_set_new(o, "auto_accept_audit", json_real(p->auto_accept_audit));
+    json_object_set_new(o, "overlap_min",
+                        p->overlap_min ? json_integer(p->overlap_min) : json_null());
+    json_object_set_new(o, "overlap_max",
+                        p->overlap_max ? json_integer(p->overlap_max) : json_null());
+    json_object_set_new(o, "overlap_agreement_threshold",
+                        isnan(p->overlap_threshold) ? json_null()
+                                                    : json_real(p->overlap_threshold));
     return o;
 }
 

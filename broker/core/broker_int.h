@@ -60,6 +60,10 @@ typedef struct qr_project_s {
     int max_leases;                /* live leases per annotator; 0: the broker's default */
     double auto_accept_confidence; /* NAN: no prediction is auto-accepted */
     double auto_accept_audit;      /* the share of those audited by humans */
+    /* Dynamic overlap (sql/0027): overlap_min to overlap_max annotations a
+     * task, one more while support < overlap_threshold; 0, 0, NAN: off. */
+    int overlap_min, overlap_max;
+    double overlap_threshold;
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

@@ -72,7 +72,9 @@ static const char update_help[] =
     "                [--overlap-fraction F] [--lease-ttl-ms MS]\n"
     "                [--sampling sequential|random|uncertainty|stratified]\n"
     "                [--stratify-field FIELD] [--auto-accept-confidence C|off]\n"
-    "                [--auto-accept-audit S] [--json]\n"
+    "                [--auto-accept-audit S] [--overlap-min N|off]\n"
+    "                [--overlap-max M|off] [--overlap-agreement-threshold T|off]\n"
+    "                [--json]\n"
     "\n"
     "Changes a project (PATCH /v1/projects/{id}); what is not named stays.\n"
     "Labels can only be added: --labels is the whole new list (every current\n"
@@ -81,7 +83,11 @@ static const char update_help[] =
     "only rise; it applies to tasks imported from now on, as --sampling does.\n"
     "--lease-ttl-ms applies to leases granted from now on, and\n"
     "--auto-accept-confidence (off: none) and --auto-accept-audit (see project\n"
-    "create --help) to tasks imported from now on. Prints the project\n"
+    "create --help) to tasks imported from now on. Dynamic overlap\n"
+    "(--overlap-min, --overlap-max, --overlap-agreement-threshold; see project\n"
+    "create --help; off on all three: fixed overlap) applies to tasks as they\n"
+    "complete; --overlap-min sets annotations-per-task and can only rise, and\n"
+    "--overlap-max may not drop below what a task already needs. Prints the project\n"
     "as \"key: value\" lines (as project show), or its JSON with --json.\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (PATCH /v1/projects/{id}).\n"
@@ -233,6 +239,13 @@ static void show_project(json_t *p)
                json_number_value(json_object_get(p, "auto_accept_audit")));
     else
         printf("auto_accept_confidence: off\n");
+    if (json_is_integer(json_object_get(p, "overlap_max")))
+        printf("dynamic_overlap: %lld to %lld annotations, one more while support < %g\n",
+               (long long)json_integer_value(json_object_get(p, "overlap_min")),
+               (long long)json_integer_value(json_object_get(p, "overlap_max")),
+               json_number_value(json_object_get(p, "overlap_agreement_threshold")));
+    else
+        printf("dynamic_overlap: off\n");
     printf("paused_at: %s\n", str_or(p, "paused_at", "-"));
     printf("archived_at: %s\n", str_or(p, "archived_at", "-"));
     qr_buf_free(&b);
@@ -310,6 +323,7 @@ static int append_labels(json_t *arr, const char *s)
 typedef struct update_flags_s {
     const char *name, *labels, *apt, *ov_ann, *ov_frac, *ttl, *sampling, *field;
     const char *aa_conf, *aa_audit;
+    const char *ov_min, *ov_max, *ov_thr;
     const char *add[64];
     int nadd;
 } update_flags_t;
@@ -380,7 +394,8 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
         json_object_set_new(body, "sampling", json_string(f->sampling));
     if (f->field)
         json_object_set_new(body, "stratify_field", json_string(f->field));
-    if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0) {
+    if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0 ||
+        qr_ctl_dynamic_overlap_flags(f->ov_min, f->ov_max, f->ov_thr, body, "project update") < 0) {
         json_decref(body);
         return NULL;
     }
@@ -490,7 +505,11 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
               (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence",
                                      &f.aa_conf)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &f.aa_audit)) !=
-                  0))) {
+                  0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-min", &f.ov_min)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &f.ov_max)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
+                                     &f.ov_thr)) != 0))) {
             if (r < 0)
                 return QR_EXIT_USAGE;
             if (add) {

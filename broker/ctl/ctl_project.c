@@ -48,11 +48,44 @@ int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, 
     return 0;
 }
 
+int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *thr, json_t *body,
+                                 const char *cmd)
+{
+    const char *flags[] = {"--overlap-min", "--overlap-max", "--overlap-agreement-threshold"};
+    const char *keys[] = {"overlap_min", "overlap_max", "overlap_agreement_threshold"};
+    const char *vals[] = {min, max, thr};
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    for (int i = 0; i < 3; i++) {
+        if (!vals[i])
+            continue;
+        if (!strcmp(vals[i], "off")) {
+            json_object_set_new(body, keys[i], json_null());
+            continue;
+        }
+        long long n;
+        double v;
+        if (i < 2 && qr_cli_parse_ll(vals[i], 1, 100, &n) == 0) {
+            json_object_set_new(body, keys[i], json_integer(n));
+        } else if (i == 2 && qr_cli_parse_double(vals[i], 0, 1, &v) == 0) {
+            json_object_set_new(body, keys[i], json_real(v));
+        } else {
+            qr_cli_usage_error(prog, sub, "%s: %s must be %s (or off), not '%s'", cmd, flags[i],
+                               i < 2 ? "an integer from 1 to 100" : "a support from 0 to 1",
+                               vals[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static const char project_help[] =
     "Usage: quorumctl project create --name N (--labels a,b,c | --schema FILE|-)\n"
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
     "                 [--max-leases-per-annotator N]\n"
-    "                 [--auto-accept-confidence C [--auto-accept-audit S]] [--json]\n"
+    "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
+    "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T]\n"
+    "                 [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -75,6 +108,12 @@ static const char project_help[] =
     "  --auto-accept-audit S      the share of those sent to humans anyway (0-1,\n"
     "                             drawn uniformly), so the report can tell how\n"
     "                             often the confident predictions are right\n"
+    "  --overlap-min N --overlap-max M --overlap-agreement-threshold T\n"
+    "                             dynamic overlap, the three together: each task\n"
+    "                             gets N annotations (N is annotations-per-task),\n"
+    "                             then one more at a time while the share of its\n"
+    "                             annotations that agree on its most common value\n"
+    "                             is below T (0-1), up to M (N <= M <= 100)\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -90,6 +129,8 @@ static const char project_help[] =
     "      quorumctl project create --name reviews --schema -\n"
     "  quorumctl project create --name triage --labels spam,ham \\\n"
     "      --auto-accept-confidence 0.95 --auto-accept-audit 0.1\n"
+    "  quorumctl project create --name triage --labels spam,ham \\\n"
+    "      --overlap-min 2 --overlap-max 5 --overlap-agreement-threshold 0.7\n"
     "\n"
     "Other project commands, each with its own --help: list, show, update,\n"
     "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
@@ -125,7 +166,8 @@ fail:
 int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
-               *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL;
+               *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL, *ov_min = NULL,
+               *ov_max = NULL, *ov_thr = NULL;
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -156,7 +198,11 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
                                    &max_live)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence", &aa_conf)) !=
                 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &aa_audit)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &aa_audit)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-min", &ov_min)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &ov_max)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
+                                   &ov_thr)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -203,7 +249,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         json_decref(body);
         return QR_EXIT_USAGE;
     }
-    if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0) {
+    if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
+        qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

@@ -20,4 +20,11 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg);
  * cmd ("project create: "). */
 int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, const char *cmd);
 
+/* --overlap-min N, --overlap-max M (1-100) and --overlap-agreement-threshold
+ * T (0-1), each "off" for null (all three off: fixed overlap), either NULL
+ * when not given, into a project body. The broker judges how they go
+ * together. Returns 0, or -1 after printing a usage error starting with cmd. */
+int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *thr, json_t *body,
+                                 const char *cmd);
+
 #endif

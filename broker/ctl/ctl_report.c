@@ -29,7 +29,8 @@ static const char report_help[] =
     "Usage: quorumctl report --project ID [--window W] [--json] [--watch[=S]]\n"
     "\n"
     "Prints a project's report: progress, annotations, duplicate and overfilled\n"
-    "counts, working time, rate, ETA, agreement, and annotations per annotator;\n"
+    "counts, working time, rate, ETA, agreement, the quality figures (auto-accepted\n"
+    "predictions and their audit, dynamic overlap), and annotations per annotator;\n"
     "then the crew's throughput over the window as a table, annotators as rows\n"
     "(rate, time on task, active and idle time, lease outcomes, flags) with\n"
     "totals and the queue (as `quorumctl throughput` prints it). A vendor's\n"
@@ -39,7 +40,9 @@ static const char report_help[] =
     "pause of more than 5 minutes (no annotation stored) left out; a rate is\n"
     "annotations / working time. The ETA divides the annotations still needed\n"
     "by the pace of the last 10 minutes of work (the annotations of the 10\n"
-    "minutes up to the latest one, over their working time).\n"
+    "minutes up to the latest one, over their working time). With dynamic\n"
+    "overlap, the annotations still needed are those tasks need now, not those\n"
+    "disagreement may add.\n"
     "\n"
     "  --project ID   the project's id\n"
     "  --window W     15m, 1h, 1d, ... or FROM..TO (default 1h)\n"
@@ -132,10 +135,32 @@ static void print_fields(json_t *fields)
     }
 }
 
+/* What dynamic overlap did (the report's quality.dynamic_overlap), when
+ * the project has it: annotations per complete task and those saved
+ * against a fixed overlap_max. */
+static void print_dynamic_overlap(json_t *d)
+{
+    if (!json_is_object(d))
+        return;
+    json_t *per = json_object_get(d, "per_task");
+    printf("%-22s %" JSON_INTEGER_FORMAT " complete tasks, %" JSON_INTEGER_FORMAT " annotations (",
+           "dynamic overlap", json_integer_value(json_object_get(d, "tasks_complete")),
+           json_integer_value(json_object_get(d, "annotations")));
+    if (json_is_number(per))
+        printf("%.2f per task", json_number_value(per));
+    else
+        printf("none yet");
+    printf("), %" JSON_INTEGER_FORMAT " annotators added, %" JSON_INTEGER_FORMAT
+           " annotations saved against a fixed maximum\n",
+           json_integer_value(json_object_get(d, "extensions")),
+           json_integer_value(json_object_get(d, "saved_vs_max")));
+}
+
 /* Auto-accepted predictions and their audit (the report's quality), when
- * the project auto-accepted or audited any. */
+ * the project auto-accepted or audited any; and dynamic overlap. */
 static void print_quality(json_t *q)
 {
+    print_dynamic_overlap(json_object_get(q, "dynamic_overlap"));
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
     if (accepted == 0 && audited == 0)

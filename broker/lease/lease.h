@@ -219,6 +219,15 @@ QR_MUST_CHECK int qr_lease_peek(qr_lease_engine_t *e, int64_t project, int64_t a
 QR_MUST_CHECK int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
                                          qr_lease_done_cb cb, void *arg);
 
+/* As qr_lease_submit_commit, for a submit whose commit raised its task's
+ * required count by one (dynamic overlap, sql/0027): the slot is consumed
+ * and the task gets one new free slot, so it stays in the window (even if
+ * it would have left it) and goes back to the ready set; the annotator
+ * stays among those who did it. Nothing happens when the lease is gone (a
+ * reaped lease returned its slot already, which is the new one). */
+QR_MUST_CHECK int qr_lease_submit_extend(qr_lease_engine_t *e, int64_t project, int64_t token,
+                                         qr_lease_done_cb cb, void *arg);
+
 /* The submit failed in PostgreSQL: the lease ends and its slot returns. */
 QR_MUST_CHECK int qr_lease_submit_abort(qr_lease_engine_t *e, int64_t project, int64_t token,
                                         qr_lease_done_cb cb, void *arg);

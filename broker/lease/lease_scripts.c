@@ -194,7 +194,10 @@ static const char REGRANT_LUA[] =
     "redis.call('ZADD', leases, exp, tok)\n"
     "return {tok, exp}\n";
 
-/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'abort'
+/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'extend'
+ * consumes it and gives the task one new free slot (PostgreSQL raised its
+ * required count: dynamic overlap), so the task stays in the window, ready,
+ * and the annotator stays in its seen set; 'abort'
  * returns it; 'return' returns it and lets the annotator have the task
  * again (a submit refused before anything was stored); 'release' and 'skip'
  * first check the lease is live and the annotator's, then return the slot
@@ -217,6 +220,11 @@ static const char END_LUA[] =
     "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
     "if mode == 'release' or mode == 'return' then\n"
     "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
+    "end\n"
+    "if mode == 'extend' then\n"
+    "  redis.call('HINCRBY', free, tid, 1)\n"
+    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "  return {tid, l.granted, l.expires}\n"
     "end\n"
     "if mode ~= 'commit' then\n"
     "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"

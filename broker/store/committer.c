@@ -11,9 +11,9 @@
 #include "util.h"
 
 #define SUBMIT_BATCH_SQL                                                                           \
-    "SELECT ord, annotation_id, outcome FROM quorum_submit_batch($1::bigint[], $2::bigint[],"      \
-    " $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::integer[], $8::bigint[],"            \
-    " $9::bigint[])"
+    "SELECT ord, annotation_id, outcome, extended FROM quorum_submit_batch($1::bigint[],"          \
+    " $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::integer[],"            \
+    " $8::bigint[], $9::bigint[])"
 
 typedef struct item_s {
     qr_commit_row_t row; /* label and key owned */
@@ -112,12 +112,13 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
     for (int i = 0; i < bt->n; i++) {
         item_t *it = bt->items[i];
         if (!ok) {
-            it->cb(QR_EIO, 0, NULL, err ? err : "PostgreSQL failed", it->arg);
+            it->cb(QR_EIO, 0, NULL, 0, err ? err : "PostgreSQL failed", it->arg);
         } else {
             int ord = atoi(PQgetvalue(res, i, 0)) - 1;
             item_t *x = ord >= 0 && ord < bt->n ? bt->items[ord] : it;
             int64_t id = PQgetisnull(res, i, 1) ? 0 : strtoll(PQgetvalue(res, i, 1), NULL, 10);
-            x->cb(0, id, PQgetvalue(res, i, 2), NULL, x->arg);
+            int extended = !strcmp(PQgetvalue(res, i, 3), "t");
+            x->cb(0, id, PQgetvalue(res, i, 2), extended, NULL, x->arg);
         }
     }
     for (int i = 0; i < bt->n; i++)

@@ -26,10 +26,13 @@ typedef struct qr_commit_row_s {
 
 /* rc 0: outcome is "created" (annotation_id set), "full" (the task needs no
  * more annotations, or this annotator labeled it before) or "duplicate" (a
- * unique constraint refused the row: a reused idempotency key). rc < 0:
- * PostgreSQL failed, err says why, nothing of this row was stored. */
-typedef void (*qr_commit_cb)(int rc, int64_t annotation_id, const char *outcome, const char *err,
-                             void *arg);
+ * unique constraint refused the row: a reused idempotency key); extended is
+ * 1 when this annotation's commit raised its task's required count by one
+ * (dynamic overlap, sql/0027: one row per such task says so), so the lease
+ * engine must leave the task a new free slot. rc < 0: PostgreSQL failed,
+ * err says why, nothing of this row was stored. */
+typedef void (*qr_commit_cb)(int rc, int64_t annotation_id, const char *outcome, int extended,
+                             const char *err, void *arg);
 
 qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch);
 

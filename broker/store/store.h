@@ -135,6 +135,8 @@
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
     "max_leases_per_annotator, 'archived_at', archived_at, 'schema', schema,"                      \
     " 'auto_accept_confidence', auto_accept_confidence, 'auto_accept_audit', auto_accept_audit,"   \
+    " 'overlap_min', overlap_min, 'overlap_max', overlap_max,"                                     \
+    " 'overlap_agreement_threshold', overlap_agreement_threshold,"                                 \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -142,14 +144,17 @@
  * annotations, $9 overlap first, $10 sampling, $11 stratify field, $12 the
  * bound on each annotator's live leases (NULL: the broker's default), $13
  * the label schema (normalized JSON; NULL: a plain project), $14 the
- * auto-accept confidence (NULL: none), $15 its audit share -> the project
- * as JSON. */
+ * auto-accept confidence (NULL: none), $15 its audit share, $16 overlap_min,
+ * $17 overlap_max, $18 overlap_agreement_threshold (all NULL: fixed
+ * overlap; sql/0027_dynamic_overlap.sql) -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
-    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit)"                \
+    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
+    " overlap_min, overlap_max, overlap_agreement_threshold)"                                      \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
-    "  $14::double precision, $15::double precision) "                                             \
+    "  $14::double precision, $15::double precision, $16::integer, $17::integer,"                  \
+    "  $18::double precision) "                                                                    \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -296,6 +301,11 @@
  * "DUPLICATES EARLIER_IMPORT SAME_FILE". */
 #define QR_SQLSTATE_DUPLICATE_IMPORT "QI409"
 
+/* sql/0027_dynamic_overlap.sql's refusal of a task's required count above
+ * its project's overlap_max (a PATCH lowering it, answered 422 with the
+ * message). */
+#define QR_SQLSTATE_OVERLAP_MAX "QO422"
+
 /* $1 project, $2 import key ("" for all) -> the project's imports as one
  * JSON array, newest first, with who made each. */
 #define QR_SQL_IMPORT_LIST                                                                         \
@@ -374,18 +384,24 @@
     "    AND e.kind IN ('submit', 'skip', 'release', 'expire'))"
 
 /* $1 project, $2 annotator, $3 idempotency key -> annotation id, task id,
- * fencing token, label, active ms (-1: none). Keys are unique per (project,
- * annotator) (sql/0014_idempotency_scope.sql); the label and active ms are
- * what the submit's body said, so a resend is told from a conflict. */
+ * fencing token, label, active ms (-1: none), and whether its commit gave
+ * its task one more annotator (sql/0027: the lease, if still pinned, ends
+ * as qr_lease_submit_extend). Keys are unique per (project, annotator)
+ * (sql/0014_idempotency_scope.sql); the label and active ms are what the
+ * submit's body said, so a resend is told from a conflict. */
 #define QR_SQL_ANNOTATION_BY_KEY                                                                   \
-    "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1) FROM annotations"           \
-    " WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
+    "SELECT id, task_id, fencing_token, label, coalesce(active_ms, -1),"                           \
+    " EXISTS (SELECT 1 FROM overlap_extensions e WHERE e.annotation_id = annotations.id)"          \
+    " FROM annotations WHERE project_id = $1 AND annotator_id = $2 AND idempotency_key = $3"
 
 /* The report's quality counts (sql/0026_auto_accept.sql): tasks
  * auto-accepted and audited, the human labels saved, and how many audited
  * tasks have a human consensus (the unique most common label) and how many
  * of those agree with the prediction (a schema project's labels compared
- * as JSON values). */
+ * as JSON values); and what dynamic overlap did (sql/0027): over the
+ * complete tasks humans labeled, their count, their annotations and
+ * overlap_max less those (saved against a fixed overlap_max), and the
+ * annotators it added. */
 #define QR_SQL_REPORT_QUALITY                                                                      \
     " votes AS (SELECT an.task_id, an.label, count(*) AS n FROM annotations an"                    \
     "   JOIN tasks t ON t.id = an.task_id"                                                         \
@@ -393,6 +409,11 @@
     " top AS (SELECT task_id, label, rank() OVER (PARTITION BY task_id ORDER BY n DESC) AS r,"     \
     "   count(*) OVER (PARTITION BY task_id, n) AS same FROM votes),"                              \
     " cons AS (SELECT task_id, label FROM top WHERE r = 1 AND same = 1),"                          \
+    " dyn AS (SELECT p.overlap_max AS mx, count(t.id) AS n,"                                       \
+    "   coalesce(sum(t.done_count), 0) AS a, coalesce(sum(p.overlap_max - t.done_count), 0) AS s," \
+    "   (SELECT count(*) FROM overlap_extensions WHERE project_id = $1) AS ext"                    \
+    "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id AND t.state = 'complete'"         \
+    "    AND t.auto_accept IS DISTINCT FROM 'accepted' WHERE p.id = $1 GROUP BY p.overlap_max),"   \
     " quality AS (SELECT"                                                                          \
     "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'accepted')"           \
     "     AS accepted,"                                                                            \
@@ -468,8 +489,12 @@
     "     'auto_accepted', quality.accepted, 'audited', quality.audited,"                          \
     "     'audited_accuracy', json_build_object('agree', quality.agree,"                           \
     "       'compared', quality.compared),"                                                        \
-    "     'human_labels_saved', quality.saved) END"                                                \
-    " )::text FROM span, work, pace, rem, quality"
+    "     'human_labels_saved', quality.saved,"                                                    \
+    "     'dynamic_overlap', CASE WHEN dyn.mx IS NOT NULL THEN json_build_object("                 \
+    "       'tasks_complete', dyn.n, 'annotations', dyn.a, 'per_task', CASE WHEN dyn.n > 0"        \
+    "       THEN round(dyn.a::numeric / dyn.n, 3) END, 'saved_vs_max', dyn.s,"                     \
+    "       'extensions', dyn.ext) END) END"                                                       \
+    " )::text FROM span, work, pace, rem, quality, dyn"
 // clang-format on
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
@@ -595,13 +620,19 @@
 /* Changes a project. $1 project, $2 its organization, $3 name, $4 labels
  * (JSON array), $5 annotations per task, $6 overlap annotations, $7 overlap
  * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field; NULL keeps a
- * value. The guards hold the rules against a concurrent change: labels are
- * only added (the new list holds every old one), overlap only rises. ->
- * the project as JSON; no row: not the organization's, or a guard failed.
- * A stratified sampling without a field: 23514. */
+ * value; $11 true when $12 is the new auto-accept confidence, $13 its
+ * audit share; $14 true when $15..$17 are the new overlap_min, overlap_max
+ * and overlap_agreement_threshold (all NULL: fixed overlap from now on;
+ * set, annotations_per_task becomes overlap_min). The guards hold the rules
+ * against a concurrent change: labels are only added (the new list holds
+ * every old one), overlap (and overlap_min) only rises. -> the project as
+ * JSON; no row: not the organization's, or a guard failed. A stratified
+ * sampling without a field, or dynamic overlap keys that do not fit the
+ * project (projects_dynamic_overlap_check): 23514; an overlap_max below a
+ * task's required count: QR_SQLSTATE_OVERLAP_MAX. */
 #define QR_SQL_PROJECT_UPDATE                                                                      \
     "UPDATE projects SET name = coalesce($3, name), labels = coalesce($4::jsonb, labels),"         \
-    " annotations_per_task = coalesce($5::integer, annotations_per_task),"                         \
+    " annotations_per_task = coalesce($15::integer, $5::integer, annotations_per_task),"           \
     " overlap_annotations = coalesce($6::integer, overlap_annotations),"                           \
     " overlap_fraction = coalesce($7::double precision, overlap_fraction),"                        \
     " lease_ttl_ms = coalesce($8::integer, lease_ttl_ms), sampling = coalesce($9, sampling),"      \
@@ -609,9 +640,14 @@
     "   THEN coalesce($10, stratify_field) END,"                                                   \
     " auto_accept_confidence = CASE WHEN $11::boolean THEN $12::double precision"                  \
     "   ELSE auto_accept_confidence END,"                                                          \
-    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit)"                      \
+    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit),"                     \
+    " overlap_min = CASE WHEN $14::boolean THEN $15::integer ELSE overlap_min END,"                \
+    " overlap_max = CASE WHEN $14::boolean THEN $16::integer ELSE overlap_max END,"                \
+    " overlap_agreement_threshold = CASE WHEN $14::boolean THEN $17::double precision"             \
+    "   ELSE overlap_agreement_threshold END"                                                      \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
+    "  AND ($15::integer IS NULL OR $15::integer >= annotations_per_task)"                         \
     "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
     "  AND ($6::integer IS NULL OR $6::integer >= overlap_annotations)"                            \
     "  AND ($7::double precision IS NULL OR $7::double precision >= overlap_fraction)"             \

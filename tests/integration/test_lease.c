@@ -77,7 +77,10 @@ static void raw(const char *a, const char *b, const char *c)
 
 static void on_int_reply(redisReply *r, const char *err, void *arg)
 {
-    *(long long *)arg = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    /* An integer reply, or a string holding one (HGET). */
+    *(long long *)arg = r && r->type == REDIS_REPLY_INTEGER  ? r->integer
+                        : r && r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                             : -1;
     done = 1;
 }
 
@@ -218,6 +221,56 @@ static void test_heartbeat_and_submit_rules(void **state)
     assert_int_equal(redis_int("HLEN", "{p:9002}:free", NULL), 1); /* only the other task */
     assert_int_equal(redis_int("HEXISTS", "{p:9002}:lease", "1"), 0);
     assert_int_equal(redis_int("ZCARD", "{p:9002}:seen", NULL), 0); /* nobody did the other */
+}
+
+/* Dynamic overlap (sql/0027): a commit that raised its task's required
+ * count ends its lease with extend, which consumes the slot and gives the
+ * task a new one: the task, which would have left the window, stays ready;
+ * its annotators do not get it again, someone else does. An extend of a
+ * lease that is gone changes nothing. */
+static void test_submit_extend(void **state)
+{
+    project = 9010;
+    fill_window(1, 2);
+    int64_t now = qr_now_ms(), tok[3];
+    for (int a = 0; a < 2; a++) {
+        assert_int_equal(qr_lease_grant(engine, project, a + 1, 1, now, 60000, on_grant, NULL), 0);
+        wait_done();
+        assert_int_equal(ngot, 1);
+        tok[a] = got[0].token;
+    }
+    assert_int_equal(qr_lease_submit_commit(engine, project, tok[0], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(redis_int("ZCARD", "{p:9010}:ready", NULL), 0);
+    /* The second annotation brings the task to its count, and PostgreSQL
+     * asked for one more. */
+    assert_int_equal(qr_lease_submit_extend(engine, project, tok[1], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("HGET", "{p:9010}:free", "1"), 1);
+    assert_int_equal(redis_int("HGET", "{p:9010}:held", "1"), 0);
+    assert_int_equal(redis_int("ZCARD", "{p:9010}:ready", NULL), 1);
+    assert_int_equal(redis_int("ZCARD", "{p:9010}:seen", NULL), 2);
+    for (int a = 0; a < 2; a++) {
+        assert_int_equal(qr_lease_grant(engine, project, a + 1, 1, now, 60000, on_grant, NULL), 0);
+        wait_done();
+        assert_int_equal(ngot, 0); /* never the same task twice */
+    }
+    assert_int_equal(qr_lease_grant(engine, project, 3, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 1);
+    tok[2] = got[0].token;
+    /* A lease already gone (reaped: its slot came back then) changes nothing. */
+    assert_int_equal(qr_lease_submit_extend(engine, project, tok[0], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("HGET", "{p:9010}:free", "1"), 0);
+    /* The third agrees: a plain commit, and the task leaves the window. */
+    assert_int_equal(qr_lease_submit_commit(engine, project, tok[2], on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(redis_int("HLEN", "{p:9010}:free", NULL), 0);
+    assert_int_equal(redis_int("ZCARD", "{p:9010}:seen", NULL), 0);
 }
 
 static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
@@ -520,6 +573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_overlap),
         cmocka_unit_test(test_heartbeat_and_submit_rules),
+        cmocka_unit_test(test_submit_extend),
         cmocka_unit_test(test_reaper_returns_slots),
         cmocka_unit_test(test_scripts_survive_flush),
         cmocka_unit_test(test_priority_release_and_skip),
