@@ -344,6 +344,69 @@ static void on_lease_counts(const PGresult *res, const char *err, const char *sq
         respond_backend(c, "Redis", "lease counters");
 }
 
+/* A grant's answer waiting for its tasks' predictions (show_predictions). */
+typedef struct shown_s {
+    ctx_t *c;
+    json_t *answer;     /* {"leases": [...], ...} */
+    qr_lease_t *leases; /* tokens and tasks, to give back if nobody takes them */
+    int n;
+} shown_t;
+
+static void on_predictions(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    shown_t *s = arg;
+    ctx_t *c = s->c;
+    (void)sqlstate;
+    if (!res)
+        qr_warn("project %" PRId64 ": the leased tasks' predictions could not be read (%s); "
+                "the leases go without them",
+                c->project->id, err);
+    /* Each lease gets its task's prediction, or null. */
+    json_t *arr = json_object_get(s->answer, "leases");
+    size_t i;
+    json_t *l;
+    json_array_foreach(arr, i, l)
+    {
+        json_t *p = NULL;
+        json_int_t task = json_integer_value(json_object_get(l, "task_id"));
+        for (int r = 0; res && r < PQntuples(res) && !p; r++)
+            if (strtoll(PQgetvalue(res, r, 0), NULL, 10) == task && !PQgetisnull(res, r, 1))
+                p = json_loads(PQgetvalue(res, r, 1), 0, NULL);
+        json_object_set_new(l, "prediction", p ? p : json_null());
+    }
+    qr_broker_t *b = c->b;
+    int64_t project = c->project->id, annotator = c->user.id;
+    if (respond_json(c, 200, s->answer) < 0)
+        give_back(b, project, annotator, s->leases, s->n);
+    free(s->leases);
+    free(s);
+}
+
+/* Answers a grant once its tasks' predictions are read (one statement for
+ * the batch); the leases are given back if the client is gone by then. */
+static void with_predictions(ctx_t *c, json_t *answer, const qr_lease_t *leases, int n)
+{
+    shown_t *s = qr_xcalloc(1, sizeof *s);
+    s->c = c;
+    s->answer = answer;
+    s->n = n;
+    s->leases = qr_xcalloc((size_t)n, sizeof *s->leases);
+    qr_buf_t ids;
+    qr_buf_init(&ids);
+    qr_buf_appends(&ids, "{");
+    for (int i = 0; i < n; i++) {
+        s->leases[i] = (qr_lease_t){.task_id = leases[i].task_id, .token = leases[i].token};
+        qr_buf_appendf(&ids, "%s%" PRId64, i ? "," : "", leases[i].task_id);
+    }
+    qr_buf_appends(&ids, "}");
+    char proj[24];
+    const char *params[] = {i64(c->project->id, proj), ids.data};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_PREDICTIONS, 2, params, on_predictions, s);
+    qr_buf_free(&ids);
+    if (rc < 0)
+        on_predictions(NULL, "pool closing", "", s);
+}
+
 static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, int why,
                        void *arg)
 {
@@ -407,6 +470,10 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     /* Fewer than asked because of a bound: say which. */
     if (why_name(why))
         json_object_set_new(o, "reason", json_string(why_name(why)));
+    if (c->project->show_predictions) {
+        with_predictions(c, o, leases, n);
+        return;
+    }
     qr_broker_t *b = c->b;
     int64_t project = c->project->id, annotator = c->user.id;
     if (respond_json(c, 200, o) < 0)

@@ -143,6 +143,7 @@ typedef struct patch_s {
     char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
     char *aa_set, *aa_conf, *aa_audit;       /* auto-accept: "true" when the confidence is given */
     char *ov_set, *ov_min, *ov_max, *ov_thr; /* dynamic overlap: "true" when any key is given */
+    const char *shown;                       /* show_predictions: "true", "false" or NULL */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -297,6 +298,7 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "overlap_min",
                                        "overlap_max",
                                        "overlap_agreement_threshold",
+                                       "show_predictions",
                                        NULL};
     const char *key;
     json_t *v;
@@ -323,7 +325,7 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                           "annotations_per_task, overlap_annotations, overlap_fraction, "
                           "lease_ttl_ms, sampling, stratify_field, the auto_accept_* and the "
                           "overlap_min, overlap_max and overlap_agreement_threshold settings "
-                          "may change",
+                          "and show_predictions may change",
                           key);
     }
     if (json_object_size(body) == 0)
@@ -418,6 +420,11 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     }
     if (!isnan(audit))
         pt->aa_audit = qr_xasprintf("%.17g", audit);
+    int shown_set, shown;
+    if (qr_validate_show_predictions(body, &shown_set, &shown, why) < 0)
+        return -1;
+    if (shown_set)
+        pt->shown = shown ? "true" : "false";
     return patch_dynamic_overlap(body, p, pt, why);
 }
 
@@ -492,8 +499,9 @@ void h_project_update(ctx_t *c)
                             pt.ov_set ? pt.ov_set : "false",
                             pt.ov_min,
                             pt.ov_max,
-                            pt.ov_thr};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 17, params, on_project_updated, c);
+                            pt.ov_thr,
+                            pt.shown};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 18, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

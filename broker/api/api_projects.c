@@ -79,8 +79,9 @@ void h_project_create(ctx_t *c)
                             audit,
                             pb.overlap_min ? i64(pb.overlap_min, omin) : NULL,
                             pb.overlap_min ? i64(pb.overlap_max, omax) : NULL,
-                            pb.overlap_min ? othr : NULL};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 18, params, on_project_created, c);
+                            pb.overlap_min ? othr : NULL,
+                            pb.show_predictions ? "true" : "false"};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 19, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

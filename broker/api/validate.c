@@ -368,6 +368,19 @@ rest:
                           "): no task may need more than overlap_max annotations",
                           out->overlap_annotations, out->overlap_max);
     }
+    int shown;
+    return qr_validate_show_predictions(body, &shown, &out->show_predictions, why);
+}
+
+int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *why)
+{
+    json_t *v = json_object_get(body, "show_predictions");
+    *set = v && !json_is_null(v);
+    *on = json_is_true(v);
+    if (v && !json_is_boolean(v) && !json_is_null(v))
+        return refuse(why, 422, "invalid",
+                      "show_predictions must be true (each leased task comes with its "
+                      "prediction) or false");
     return 0;
 }
 

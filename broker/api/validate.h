@@ -131,7 +131,15 @@ typedef struct qr_project_body_s {
      * is overlap_min. */
     int64_t overlap_min, overlap_max;
     double overlap_agreement_threshold;
+    /* Predictions shown to annotators with each lease (issue 16, point 9):
+     * 0 or 1 (default 0). */
+    int show_predictions;
 } qr_project_body_t;
+
+/* show_predictions of a project body, when given: 0 with *set 1 and *on
+ * the value (true or false), or *set 0 when absent or null; -1 with why
+ * (422) when it is not a boolean. */
+int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *why);
 
 /* The dynamic overlap keys of a project body (POST, or PATCH over the
  * held values: held_min 0 and held_thr NAN when the project has none):

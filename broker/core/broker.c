@@ -336,6 +336,7 @@ qr_project_t *qr_project_from_json(json_t *o)
     p->overlap_max = (int)json_integer_value(json_object_get(o, "overlap_max"));
     json_t *thr = json_object_get(o, "overlap_agreement_threshold");
     p->overlap_threshold = json_is_number(thr) ? json_number_value(thr) : NAN;
+    p->show_predictions = json_is_true(json_object_get(o, "show_predictions"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -385,6 +386,7 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_object_set_new(o, "overlap_agreement_threshold",
                         isnan(p->overlap_threshold) ? json_null()
                                                     : json_real(p->overlap_threshold));
+    json_object_set_new(o, "show_predictions", json_boolean(p->show_predictions));
     return o;
 }
 

@@ -64,6 +64,7 @@ typedef struct qr_project_s {
      * task, one more while support < overlap_threshold; 0, 0, NAN: off. */
     int overlap_min, overlap_max;
     double overlap_threshold;
+    int show_predictions; /* each lease carries its task's prediction (sql/0030) */
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

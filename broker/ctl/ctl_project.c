@@ -48,6 +48,20 @@ int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, 
     return 0;
 }
 
+int qr_ctl_show_predictions_flag(const char *v, json_t *body, const char *cmd)
+{
+    if (!v)
+        return 0;
+    if (strcmp(v, "on") && strcmp(v, "off")) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s ", cmd);
+        qr_cli_usage_error(prog, sub, "%s: --show-predictions must be on or off, not '%s'", cmd, v);
+        return -1;
+    }
+    json_object_set_new(body, "show_predictions", json_boolean(!strcmp(v, "on")));
+    return 0;
+}
+
 int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *thr, json_t *body,
                                  const char *cmd)
 {
@@ -85,7 +99,7 @@ static const char project_help[] =
     "                 [--max-leases-per-annotator N]\n"
     "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
     "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T]\n"
-    "                 [--json]\n"
+    "                 [--show-predictions on|off] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -114,6 +128,10 @@ static const char project_help[] =
     "                             then one more at a time while the share of its\n"
     "                             annotations that agree on its most common value\n"
     "                             is below T (0-1), up to M (N <= M <= 100)\n"
+    "  --show-predictions on|off  each leased task comes with its model prediction\n"
+    "                             (pre-annotation: the labeler shows it, `a`\n"
+    "                             accepts it; the exec bridge gets it); the report\n"
+    "                             says how often humans gave it (default off)\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -167,7 +185,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
                *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL, *ov_min = NULL,
-               *ov_max = NULL, *ov_thr = NULL;
+               *ov_max = NULL, *ov_thr = NULL, *shown = NULL;
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -202,7 +220,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-min", &ov_min)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &ov_max)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
-                                   &ov_thr)) != 0) {
+                                   &ov_thr)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &shown)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -250,7 +269,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         return QR_EXIT_USAGE;
     }
     if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
-        qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0) {
+        qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0 ||
+        qr_ctl_show_predictions_flag(shown, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

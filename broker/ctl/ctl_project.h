@@ -24,6 +24,10 @@ int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, 
  * T (0-1), each "off" for null (all three off: fixed overlap), either NULL
  * when not given, into a project body. The broker judges how they go
  * together. Returns 0, or -1 after printing a usage error starting with cmd. */
+/* --show-predictions on|off (NULL: not given) into a project body. Returns
+ * 0, or -1 after printing a usage error that starts with cmd. */
+int qr_ctl_show_predictions_flag(const char *v, json_t *body, const char *cmd);
+
 int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *thr, json_t *body,
                                  const char *cmd);
 

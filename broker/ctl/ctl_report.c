@@ -30,7 +30,8 @@ static const char report_help[] =
     "\n"
     "Prints a project's report: progress, annotations, duplicate and overfilled\n"
     "counts, working time, rate, ETA, agreement, the quality figures (auto-accepted\n"
-    "predictions and their audit, dynamic overlap), and annotations per annotator;\n"
+    "predictions and their audit, dynamic overlap, how often humans gave the\n"
+    "prediction they were shown), and annotations per annotator;\n"
     "then the crew's throughput over the window as a table, annotators as rows\n"
     "(rate, time on task, active and idle time, lease outcomes, flags) with\n"
     "totals and the queue (as `quorumctl throughput` prints it). A vendor's\n"
@@ -156,11 +157,29 @@ static void print_dynamic_overlap(json_t *d)
            json_integer_value(json_object_get(d, "saved_vs_max")));
 }
 
+/* How often humans gave the prediction they were shown (the report's
+ * quality.shown_predictions), when the project shows predictions. */
+static void print_shown_predictions(json_t *d)
+{
+    if (!json_is_object(d))
+        return;
+    json_t *rate = json_object_get(d, "rate");
+    printf("%-22s humans gave the model's prediction in %" JSON_INTEGER_FORMAT
+           " of %" JSON_INTEGER_FORMAT " labels",
+           "predictions shown", json_integer_value(json_object_get(d, "accepted")),
+           json_integer_value(json_object_get(d, "compared")));
+    if (json_is_number(rate))
+        printf(" (%.1f %%)", 100 * json_number_value(rate));
+    printf("\n");
+}
+
 /* Auto-accepted predictions and their audit (the report's quality), when
- * the project auto-accepted or audited any; and dynamic overlap. */
+ * the project auto-accepted or audited any; dynamic overlap; predictions
+ * shown to annotators. */
 static void print_quality(json_t *q)
 {
     print_dynamic_overlap(json_object_get(q, "dynamic_overlap"));
+    print_shown_predictions(json_object_get(q, "shown_predictions"));
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
     if (accepted == 0 && audited == 0)

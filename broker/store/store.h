@@ -137,6 +137,7 @@
     " 'auto_accept_confidence', auto_accept_confidence, 'auto_accept_audit', auto_accept_audit,"   \
     " 'overlap_min', overlap_min, 'overlap_max', overlap_max,"                                     \
     " 'overlap_agreement_threshold', overlap_agreement_threshold,"                                 \
+    " 'show_predictions', show_predictions,"                                                       \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -146,15 +147,16 @@
  * the label schema (normalized JSON; NULL: a plain project), $14 the
  * auto-accept confidence (NULL: none), $15 its audit share, $16 overlap_min,
  * $17 overlap_max, $18 overlap_agreement_threshold (all NULL: fixed
- * overlap; sql/0027_dynamic_overlap.sql) -> the project as JSON. */
+ * overlap; sql/0027_dynamic_overlap.sql), $19 show_predictions (sql/0030)
+ * -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
     " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
-    " overlap_min, overlap_max, overlap_agreement_threshold)"                                      \
+    " overlap_min, overlap_max, overlap_agreement_threshold, show_predictions)"                    \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
     "  $14::double precision, $15::double precision, $16::integer, $17::integer,"                  \
-    "  $18::double precision) "                                                                    \
+    "  $18::double precision, $19::boolean) "                                                      \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -280,6 +282,11 @@
 #define QR_SQL_PREDICTIONS_APPLY "SELECT * FROM quorum_predictions_apply($1)"
 #define QR_SQLSTATE_PREDICTIONS  "QP422"
 
+/* The predictions shown with leased tasks (sql/0030): $1 project, $2 task
+ * ids (an array) -> id, prediction (JSON text, or NULL). */
+#define QR_SQL_TASK_PREDICTIONS                                                                    \
+    "SELECT id, prediction::text FROM tasks WHERE project_id = $1 AND id = ANY ($2::bigint[])"
+
 /* $1 task -> its free slots in PostgreSQL (required - done_count): after a
  * submit refused as full, 0 says the task is complete. */
 #define QR_SQL_TASK_SLOTS_LEFT "SELECT required - done_count FROM tasks WHERE id = $1"
@@ -401,7 +408,9 @@
  * as JSON values); and what dynamic overlap did (sql/0027): over the
  * complete tasks humans labeled, their count, their annotations and
  * overlap_max less those (saved against a fixed overlap_max), and the
- * annotators it added. */
+ * annotators it added; and, for a project that shows predictions
+ * (sql/0030), the human labels on tasks with a prediction and how many
+ * equal it (the prediction as the task holds it now). */
 #define QR_SQL_REPORT_QUALITY                                                                      \
     " votes AS (SELECT an.task_id, an.label, count(*) AS n FROM annotations an"                    \
     "   JOIN tasks t ON t.id = an.task_id"                                                         \
@@ -414,6 +423,12 @@
     "   (SELECT count(*) FROM overlap_extensions WHERE project_id = $1) AS ext"                    \
     "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id AND t.state = 'complete'"         \
     "    AND t.auto_accept IS DISTINCT FROM 'accepted' WHERE p.id = $1 GROUP BY p.overlap_max),"   \
+    " shown AS (SELECT p.show_predictions AS on, count(an.id) AS n, count(an.id) FILTER (WHERE"    \
+    "   CASE WHEN t.prediction ? 'labels' THEN an.label::jsonb = t.prediction->'labels'"           \
+    "   ELSE an.label = t.prediction->>'label' END) AS k"                                          \
+    "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id"                                  \
+    "    AND (t.prediction ? 'label' OR t.prediction ? 'labels')"                                  \
+    "   LEFT JOIN annotations an ON an.task_id = t.id WHERE p.id = $1 GROUP BY 1),"                \
     " quality AS (SELECT"                                                                          \
     "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'accepted')"           \
     "     AS accepted,"                                                                            \
@@ -493,8 +508,11 @@
     "     'dynamic_overlap', CASE WHEN dyn.mx IS NOT NULL THEN json_build_object("                 \
     "       'tasks_complete', dyn.n, 'annotations', dyn.a, 'per_task', CASE WHEN dyn.n > 0"        \
     "       THEN round(dyn.a::numeric / dyn.n, 3) END, 'saved_vs_max', dyn.s,"                     \
-    "       'extensions', dyn.ext) END) END"                                                       \
-    " )::text FROM span, work, pace, rem, quality, dyn"
+    "       'extensions', dyn.ext) END,"                                                           \
+    "     'shown_predictions', CASE WHEN shown.on THEN json_build_object("                         \
+    "       'compared', shown.n, 'accepted', shown.k, 'rate', CASE WHEN shown.n > 0"               \
+    "       THEN round(shown.k::numeric / shown.n, 4) END) END) END"                               \
+    " )::text FROM span, work, pace, rem, quality, dyn, shown"
 // clang-format on
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
@@ -623,7 +641,7 @@
  * value; $11 true when $12 is the new auto-accept confidence, $13 its
  * audit share; $14 true when $15..$17 are the new overlap_min, overlap_max
  * and overlap_agreement_threshold (all NULL: fixed overlap from now on;
- * set, annotations_per_task becomes overlap_min). The guards hold the rules
+ * set, annotations_per_task becomes overlap_min); $18 show_predictions. The guards hold the rules
  * against a concurrent change: labels are only added (the new list holds
  * every old one), overlap (and overlap_min) only rises. -> the project as
  * JSON; no row: not the organization's, or a guard failed. A stratified
@@ -644,7 +662,8 @@
     " overlap_min = CASE WHEN $14::boolean THEN $15::integer ELSE overlap_min END,"                \
     " overlap_max = CASE WHEN $14::boolean THEN $16::integer ELSE overlap_max END,"                \
     " overlap_agreement_threshold = CASE WHEN $14::boolean THEN $17::double precision"             \
-    "   ELSE overlap_agreement_threshold END"                                                      \
+    "   ELSE overlap_agreement_threshold END,"                                                     \
+    " show_predictions = coalesce($18::boolean, show_predictions)"                                 \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($15::integer IS NULL OR $15::integer >= annotations_per_task)"                         \
