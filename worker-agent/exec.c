@@ -426,6 +426,12 @@ static cmd_outcome_t ask_command(worker_t *w, json_t *l, const char *lease, int6
     /* A schema project's fields; plain projects' tasks stay as they were. */
     if (task && run->ag.schema && json_object_set(task, "schema", run->ag.schema) < 0)
         abort(); /* out of memory */
+    /* Pre-annotation: the model's prediction, when the project shows it. */
+    json_t *prediction = agent_lease_prediction(l);
+    if (task && prediction && json_object_set_new(task, "prediction", prediction) < 0)
+        abort(); /* out of memory */
+    if (!task)
+        json_decref(prediction);
     char *text = task ? json_dumps(task, JSON_COMPACT) : NULL;
     json_decref(task);
     *answer = NULL;

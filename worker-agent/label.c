@@ -89,6 +89,7 @@ void label_task_free(task_t *t)
 {
     free(t->lease);
     json_decref(t->data);
+    json_decref(t->prediction);
     free(t->prev_label);
     memset(t, 0, sizeof *t);
 }
@@ -229,6 +230,17 @@ static int wrapped(qr_buf_t *out, const char *text, int width, int max_lines)
 }
 
 /* Draws the whole screen for the task on screen (NULL: waiting). */
+/* The label `a` submits on a plain project: the prediction's, when it is
+ * one of the project's labels; else NULL. */
+static const char *accept_label(const label_t *lb, const task_t *cur)
+{
+    const char *l = json_string_value(json_object_get(cur->prediction, "label"));
+    for (size_t i = 0; l && !lb->ag.schema && i < lb->ag.nlabels; i++)
+        if (!strcmp(lb->ag.labels[i], l))
+            return lb->ag.labels[i];
+    return NULL;
+}
+
 static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
 {
     struct winsize ws;
@@ -275,6 +287,15 @@ static void draw(label_t *lb, const task_t *cur, int64_t shown_ms)
         else
             snprintf(title, sizeof title, "Task %lld", (long long)cur->task_id);
         used += label_line(&out, title, cols);
+        if (cur->prediction) {
+            /* Pre-annotation: the project shows its model's prediction. */
+            char *text = agent_prediction_text(cur->prediction);
+            char *line = qr_xasprintf("model suggests: %s%s", text,
+                                      accept_label(lb, cur) ? "   (a accepts)" : "");
+            used += wrapped(&out, line, cols, 2);
+            free(line);
+            free(text);
+        }
         const char *key;
         json_t *v;
         int shown = 0;
@@ -644,6 +665,16 @@ int qr_label_run(const qr_label_options_t *opt, const qr_client_config_t *cfg, q
                 continue;
             }
             submit(&lb, &cur, json_string(lb.ag.labels[k]), active);
+            have = 0;
+        } else if ((c == 'a' || c == 'A') && cur.prediction) {
+            const char *l = accept_label(&lb, &cur);
+            if (!l) {
+                label_lock(&lb);
+                label_set_status(&lb, "the suggestion is not one of the project's labels");
+                label_unlock(&lb);
+                continue;
+            }
+            submit(&lb, &cur, json_string(l), active);
             have = 0;
         } else if (c == 's' || c == 'S') {
             label_lock(&lb);

@@ -22,6 +22,7 @@ typedef struct task_s {
     char *lease;          /* lease name (owned) */
     int64_t task_id;      /* the task */
     json_t *data;         /* its data (owned reference) */
+    json_t *prediction;   /* the model's prediction shown with it (owned), or NULL */
     int64_t expires_ms;   /* the lease's expiry as last heard (wall-clock ms), 0 unknown */
     char *prev_label;     /* the label an undo took back, as text (owned), or NULL */
     int64_t on_screen_ms; /* time on screen before it was put back in the queue */

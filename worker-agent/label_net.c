@@ -53,6 +53,7 @@ static int fetch(label_t *lb, agent_sess_t *s, int n)
                 (task_t){.lease = name,
                          .task_id = json_integer_value(json_object_get(l, "task_id")),
                          .data = json_incref(json_object_get(l, "data")),
+                         .prediction = agent_lease_prediction(l),
                          .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms"))};
             got++;
         }
@@ -186,6 +187,7 @@ static void undo(label_t *lb, agent_sess_t *s)
             task_t t = {.lease = name,
                         .task_id = tid ? tid : task,
                         .data = json_incref(json_object_get(l, "data")),
+                        .prediction = agent_lease_prediction(l),
                         .expires_ms = json_integer_value(json_object_get(l, "expires_at_ms")),
                         .prev_label = qr_xstrdup(label)};
             lb->queue = qr_xrealloc(lb->queue, (lb->nqueue + 1) * sizeof *lb->queue);

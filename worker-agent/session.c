@@ -377,6 +377,26 @@ char *agent_lease_name(json_t *lease)
     return NULL;
 }
 
+json_t *agent_lease_prediction(json_t *lease)
+{
+    json_t *p = json_object_get(lease, "prediction");
+    return json_is_object(p) ? json_incref(p) : NULL;
+}
+
+char *agent_prediction_text(const json_t *prediction)
+{
+    json_t *v = json_object_get(prediction, "labels");
+    if (!v)
+        v = json_object_get(prediction, "label");
+    char *value = v ? agent_value_text(v) : qr_xstrdup("(no value)");
+    json_t *score = json_object_get(prediction, "score");
+    char *text = json_is_number(score)
+                     ? qr_xasprintf("%s (score %.2f)", value, json_number_value(score))
+                     : qr_xstrdup(value);
+    free(value);
+    return text;
+}
+
 /* Appends a rejected result with its reason to "<spool>.rejected" (fsynced).
  * Called with ag->lock held. Failure is only reported. */
 static void write_rejected(agent_t *ag, const char *payload, const char *reason)

@@ -251,4 +251,12 @@ char *agent_value_text(const json_t *value);
 /* The lease name of a lease object ({"lease": "17"} or 17), heap, or NULL. */
 char *agent_lease_name(json_t *lease);
 
+/* The model's prediction a lease carries when its project shows
+ * predictions ({"label" or "labels", "score", "model_version"}): a new
+ * reference, or NULL when there is none. */
+json_t *agent_lease_prediction(json_t *lease);
+
+/* A prediction as the annotator reads it: "positive (score 0.93)"; heap. */
+char *agent_prediction_text(const json_t *prediction);
+
 #endif
