@@ -158,6 +158,7 @@ typedef struct upload_s {
     int64_t shown_ms;   /* when progress was last shown */
     int tty;            /* stderr is a terminal: progress redrawn in place */
     int shown;          /* a progress line is on the terminal */
+    const char *doing;  /* what the broker does once the body is sent ("writing the tasks") */
     int64_t moved_ms;   /* when a byte was last sent */
     int64_t moved_at;   /* u->sent then */
     int stalled;        /* the upload stopped moving for UPLOAD_STALL_MS */
@@ -227,8 +228,9 @@ static void show_progress(upload_t *u)
     }
     double rate = secs > 0 ? (double)u->lines / secs : 0;
     if (u->body_done)
-        fprintf(stderr, "%s%s sent (%" PRId64 " lines); the broker is writing the tasks...%s",
-                u->tty ? "\r\033[K" : "", sent, u->lines, u->tty ? "" : "\n");
+        fprintf(stderr, "%s%s sent (%" PRId64 " lines); the broker is %s...%s",
+                u->tty ? "\r\033[K" : "", sent, u->lines, u->doing ? u->doing : "writing the tasks",
+                u->tty ? "" : "\n");
     else
         fprintf(stderr, "%s%s / %s  %.0f rows/s  ETA %s%s", u->tty ? "\r\033[K" : "", sent, total,
                 rate, eta, u->tty ? "" : "\n");
@@ -740,7 +742,7 @@ static const char predictions_help[] =
 
 static int predictions_upload(qr_client_config_t *cfg, long long pid, const char *file)
 {
-    upload_t u = {0};
+    upload_t u = {.doing = "updating the predictions"};
     if (open_input(file, &u) < 0)
         return interrupts ? QR_EXIT_INTERRUPTED : QR_EXIT_USAGE;
     qr_client_call_t call;
