@@ -142,6 +142,8 @@ void h_project_list(ctx_t *c)
 typedef struct patch_s {
     char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
     char *aa_set, *aa_conf, *aa_audit; /* auto-accept: "true" when the confidence is given */
+    char *g_rate, *g_onboarding, *g_min_set, *g_min, *g_count; /* gold (issue 16) */
+    int gold_changed; /* a gold key is given: the lease engine reloads the gold set */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -157,6 +159,11 @@ static void patch_free(patch_t *pt)
     free(pt->aa_set);
     free(pt->aa_conf);
     free(pt->aa_audit);
+    free(pt->g_rate);
+    free(pt->g_onboarding);
+    free(pt->g_min_set);
+    free(pt->g_min);
+    free(pt->g_count);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -242,6 +249,10 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "stratify_field",
                                        "auto_accept_confidence",
                                        "auto_accept_audit",
+                                       "gold_rate",
+                                       "gold_onboarding",
+                                       "gold_min_accuracy",
+                                       "gold_min_count",
                                        NULL};
     const char *key;
     json_t *v;
@@ -266,7 +277,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
             return refuse(why,
                           "unknown field \"%.40s\": a project's name, labels, "
                           "annotations_per_task, overlap_annotations, overlap_fraction, "
-                          "lease_ttl_ms, sampling and stratify_field may change",
+                          "lease_ttl_ms, sampling, stratify_field, auto_accept_confidence, "
+                          "auto_accept_audit, gold_rate, gold_onboarding, gold_min_accuracy and "
+                          "gold_min_count may change",
                           key);
     }
     if (json_object_size(body) == 0)
@@ -361,7 +374,36 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     }
     if (!isnan(audit))
         pt->aa_audit = qr_xasprintf("%.17g", audit);
+    /* Gold: switching serving on or off turns the project's open gold tasks
+     * into control tasks or back (sql/0028_gold_serving.sql). */
+    qr_gold_settings_t g;
+    if (qr_validate_gold(body, p->gold_rate, p->gold_onboarding, p->gold_min_accuracy, &g, why) < 0)
+        return -1;
+    if (!isnan(g.rate))
+        pt->g_rate = qr_xasprintf("%.17g", g.rate);
+    if (g.onboarding >= 0)
+        pt->g_onboarding = qr_xasprintf("%" PRId64, g.onboarding);
+    if (g.min_set) {
+        pt->g_min_set = qr_xstrdup("true");
+        pt->g_min = isnan(g.min_accuracy) ? NULL : qr_xasprintf("%.17g", g.min_accuracy);
+    }
+    if (g.min_count >= 0)
+        pt->g_count = qr_xasprintf("%" PRId64, g.min_count);
+    pt->gold_changed = !isnan(g.rate) || g.onboarding >= 0 || g.min_set || g.min_count >= 0;
     return 0;
+}
+
+static void on_gold_reopened(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = c->then_project;
+    c->then_project = NULL;
+    if (rc < 0)
+        qr_warn("project %" PRId64 ": gold settings changed but the window was not reopened (%d); "
+                "an import or a Redis rebuild reloads it",
+                p->id, rc);
+    respond_json(c, 200, qr_project_to_json(p));
+    qr_project_release(p);
 }
 
 static void on_project_updated(const PGresult *res, const char *err, const char *sqlstate,
@@ -386,6 +428,15 @@ static void on_project_updated(const PGresult *res, const char *err, const char 
         return;
     qr_broker_project_changed(c->b, p->id);
     qr_info("project %" PRId64 " updated by user %" PRId64, p->id, c->user.id);
+    if (c->gold_changed) {
+        /* Control tasks may have changed: the gold set and the window are
+         * read again from PostgreSQL. The answer waits for it, so that the
+         * next grant serves the new settings. */
+        c->then_project = p;
+        if (qr_lease_window_reopen(c->b->lease, p->id, on_gold_reopened, c) < 0)
+            on_gold_reopened(QR_EIO, c);
+        return;
+    }
     respond_json(c, 200, qr_project_to_json(p));
     qr_project_release(p);
 }
@@ -414,8 +465,14 @@ void h_project_update(ctx_t *c)
                             pt.field,
                             pt.aa_set ? pt.aa_set : "false",
                             pt.aa_conf,
-                            pt.aa_audit};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 13, params, on_project_updated, c);
+                            pt.aa_audit,
+                            pt.g_rate,
+                            pt.g_onboarding,
+                            pt.g_min_set ? pt.g_min_set : "false",
+                            pt.g_min,
+                            pt.g_count};
+    c->gold_changed = pt.gold_changed;
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 18, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

@@ -332,6 +332,11 @@ qr_project_t *qr_project_from_json(json_t *o)
     json_t *conf = json_object_get(o, "auto_accept_confidence");
     p->auto_accept_confidence = json_is_number(conf) ? json_number_value(conf) : NAN;
     p->auto_accept_audit = json_number_value(json_object_get(o, "auto_accept_audit"));
+    p->gold_rate = json_number_value(json_object_get(o, "gold_rate"));
+    p->gold_onboarding = (int)json_integer_value(json_object_get(o, "gold_onboarding"));
+    json_t *gmin = json_object_get(o, "gold_min_accuracy");
+    p->gold_min_accuracy = json_is_number(gmin) ? json_number_value(gmin) : NAN;
+    p->gold_min_count = (int)json_integer_value(json_object_get(o, "gold_min_count"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -374,6 +379,12 @@ json_t *qr_project_to_json(const qr_project_t *p)
                         isnan(p->auto_accept_confidence) ? json_null()
                                                          : json_real(p->auto_accept_confidence));
     json_object_set_new(o, "auto_accept_audit", json_real(p->auto_accept_audit));
+    json_object_set_new(o, "gold_rate", json_real(p->gold_rate));
+    json_object_set_new(o, "gold_onboarding", json_integer(p->gold_onboarding));
+    json_object_set_new(o, "gold_min_accuracy",
+                        isnan(p->gold_min_accuracy) ? json_null()
+                                                    : json_real(p->gold_min_accuracy));
+    json_object_set_new(o, "gold_min_count", json_integer(p->gold_min_count));
     return o;
 }
 

@@ -60,6 +60,10 @@ typedef struct qr_project_s {
     int max_leases;                /* live leases per annotator; 0: the broker's default */
     double auto_accept_confidence; /* NAN: no prediction is auto-accepted */
     double auto_accept_audit;      /* the share of those audited by humans */
+    double gold_rate;              /* share of gold leases after onboarding (issue 16) */
+    int gold_onboarding;           /* the first gold leases of each annotator */
+    double gold_min_accuracy;      /* NAN: nobody is paused */
+    int gold_min_count;            /* gold answers judged before a pause */
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

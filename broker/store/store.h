@@ -135,6 +135,8 @@
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
     "max_leases_per_annotator, 'archived_at', archived_at, 'schema', schema,"                      \
     " 'auto_accept_confidence', auto_accept_confidence, 'auto_accept_audit', auto_accept_audit,"   \
+    " 'gold_rate', gold_rate, 'gold_onboarding', gold_onboarding,"                                 \
+    " 'gold_min_accuracy', gold_min_accuracy, 'gold_min_count', gold_min_count,"                   \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -142,14 +144,17 @@
  * annotations, $9 overlap first, $10 sampling, $11 stratify field, $12 the
  * bound on each annotator's live leases (NULL: the broker's default), $13
  * the label schema (normalized JSON; NULL: a plain project), $14 the
- * auto-accept confidence (NULL: none), $15 its audit share -> the project
- * as JSON. */
+ * auto-accept confidence (NULL: none), $15 its audit share, $16 the gold
+ * rate, $17 gold onboarding, $18 gold minimum accuracy (NULL: none), $19
+ * gold minimum count -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
-    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit)"                \
+    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit, gold_rate,"     \
+    " gold_onboarding, gold_min_accuracy, gold_min_count)"                                         \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
-    "  $14::double precision, $15::double precision) "                                             \
+    "  $14::double precision, $15::double precision, $16::double precision, $17::integer,"         \
+    "  $18::double precision, $19::integer) "                                                      \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -164,6 +169,7 @@
 
 /* The next tasks for a project's Redis window, in priority order, after the
  * cursor ("" for the beginning, else "priority id" of the last row read).
+ * Control (gold) tasks are not in the window: the gold set serves them.
  * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor,
  * and who annotated or skipped the task already (comma-separated ids). */
 #define QR_SQL_WINDOW_REFILL                                                                       \
@@ -171,7 +177,7 @@
     "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
     "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION"                     \
     "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
-    " FROM tasks t WHERE project_id = $1 AND state <> 'complete'"                                  \
+    " FROM tasks t WHERE project_id = $1 AND state <> 'complete' AND NOT control"                  \
     "  AND ($2 = '' OR (priority, id) > (split_part($2, ' ', 1)::float8,"                          \
     "                                    split_part($2, ' ', 2)::bigint))"                         \
     " ORDER BY priority, id LIMIT $3"
@@ -294,7 +300,8 @@
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
-    "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete')"
+    "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete'"         \
+    " AND NOT control)"
 
 /* Records a released or skipped lease. $1 project, $2 token, $3 task,
  * $4 annotator, $5 granted ms, $6 expires ms, $7 outcome, $8 reason. */
@@ -304,14 +311,15 @@
     " outcome, reason) VALUES ($1, $2, $3, $4, to_timestamp($5::bigint / 1000.0),"                 \
     " to_timestamp($6::bigint / 1000.0), $7, $8) ON CONFLICT DO NOTHING"
 
-/* $1 project, $2 annotator -> the progress line's figures as JSON. */
+/* $1 project, $2 annotator -> the progress line's figures as JSON. Control
+ * (gold) tasks are not counted: they are never done. */
 #define QR_SQL_PROGRESS                                                                            \
     "SELECT json_build_object("                                                                    \
-    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1 AND NOT control),"               \
     "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
     "'complete'),"                                                                                 \
     "  'annotations_remaining', (SELECT coalesce(sum(required - done_count), 0) FROM tasks"        \
-    "     WHERE project_id = $1 AND state <> 'complete'),"                                         \
+    "     WHERE project_id = $1 AND state <> 'complete' AND NOT control),"                         \
     "  'my_annotations', (SELECT count(*) FROM annotations WHERE project_id = $1"                  \
     "     AND annotator_id = $2),"                                                                 \
     "  'my_annotations_today', (SELECT count(*) FROM annotations WHERE project_id = $1"            \
@@ -381,7 +389,10 @@
 
 /* $1 project, $2 organization (0: every annotator; else only that
  * organization's crew), $3 idle threshold ms, $4 pace span ms, $5 now ms ->
- * the report's counts as one JSON object. Rows of per_annotator are one per
+ * the report's counts as one JSON object. Annotations of control (gold)
+ * tasks are left out of every count and rate (they feed gold accuracy
+ * only); quality.paused_annotators lists the pauses (live and past) of the
+ * annotators in scope. Rows of per_annotator are one per
  * annotator id, with the organization's name. duplicate_assignments and
  * overfilled_tasks are counted over what PostgreSQL holds. Working time,
  * rates, pace and ETA follow sql_work.h: completions_per_second and
@@ -394,7 +405,8 @@
 // clang-format off
 #define QR_SQL_REPORT                                                                              \
     "WITH a AS (SELECT an.* FROM annotations an JOIN users u ON u.id = an.annotator_id"            \
-    "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                   \
+    "  JOIN tasks ct ON ct.id = an.task_id"                                                        \
+    "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint) AND NOT ct.control)," \
     " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s,"                 \
     "   max(created_at) AS last FROM a),"                                                          \
     " g AS (SELECT created_at, " QR_SQL_GAP_MS("created_at") " AS gap FROM a),"                    \
@@ -402,11 +414,18 @@
     " pace AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$3::float8") " / 1000 AS s"          \
     "   FROM g, span WHERE g.created_at > span.last - $4::bigint * interval '1 millisecond'),"     \
     " rem AS (SELECT coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0)"  \
-    "   AS n FROM tasks WHERE project_id = $1),"                                                   \
+    "   AS n FROM tasks WHERE project_id = $1 AND NOT control),"                                   \
+    " paused AS (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"                  \
+    "     'annotator_id', u.id, 'organization', o.name, 'reason', ap.reason,"                      \
+    "     'accuracy', ap.accuracy, 'count', ap.compared, 'paused_at', ap.paused_at,"               \
+    "     'reinstated_at', ap.reinstated_at) ORDER BY ap.paused_at, ap.id), '[]'::json) AS j"      \
+    "   FROM annotator_pauses ap JOIN users u ON u.id = ap.annotator_id"                           \
+    "   JOIN organizations o ON o.id = u.org_id"                                                   \
+    "   WHERE ap.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                  \
     QR_SQL_REPORT_QUALITY                                                                          \
     " SELECT json_build_object("                                                                   \
     "  'project', $1::bigint,"                                                                     \
-    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1 AND NOT control),"               \
     "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
     "'complete'),"                                                                                 \
     "  'annotations', work.n,"                                                                     \
@@ -443,8 +462,9 @@
     "     'auto_accepted', quality.accepted, 'audited', quality.audited,"                          \
     "     'audited_accuracy', json_build_object('agree', quality.agree,"                           \
     "       'compared', quality.compared),"                                                        \
-    "     'human_labels_saved', quality.saved) END"                                                \
-    " )::text FROM span, work, pace, rem, quality"
+    "     'human_labels_saved', quality.saved, 'paused_annotators', paused.j)"                     \
+    "     ELSE json_build_object('paused_annotators', paused.j) END"                               \
+    " )::text FROM span, work, pace, rem, quality, paused"
 // clang-format on
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
@@ -452,16 +472,19 @@
  * have an "alice". */
 
 /* New annotations of a project since an id, and the project's total (to
- * notice rows committed out of id order). $1 project, $2 after id, $3 the
+ * notice rows committed out of id order), those of control (gold) tasks
+ * left out: they feed gold accuracy only. $1 project, $2 after id, $3 the
  * data keys whose text span fields refer to (a text[]; NULL: none) -> id,
  * task id, label, total, annotator id, annotator name, organization id,
  * organization name, the task's texts under those keys (a JSON object, or
  * NULL). */
 #define QR_SQL_AGREEMENT_NEW                                                                       \
     "SELECT a.id, a.task_id::text, a.label,"                                                       \
-    " (SELECT count(*) FROM annotations WHERE project_id = $1),"                                   \
+    " (SELECT count(*) FROM annotations ca JOIN tasks ct ON ct.id = ca.task_id"                    \
+    "   WHERE ca.project_id = $1 AND NOT ct.control),"                                             \
     " u.id, u.name, u.org_id, o.name, x.texts"                                                     \
     " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
+    " JOIN tasks tk ON tk.id = a.task_id AND NOT tk.control"                                       \
     " JOIN organizations o ON o.id = u.org_id"                                                     \
     " LEFT JOIN LATERAL (SELECT jsonb_object_agg(k, t.data->k)::text AS texts"                     \
     "   FROM tasks t, unnest($3::text[]) k"                                                        \
@@ -545,7 +568,46 @@
  * engine's quota and cap counters start from (qr_lease_count_seed). */
 #define QR_SQL_LEASE_COUNTS                                                                        \
     "SELECT u.org_id, a.annotator_id, count(*) FROM annotations a"                                 \
-    " JOIN users u ON u.id = a.annotator_id WHERE a.project_id = $1 GROUP BY 1, 2"
+    " JOIN users u ON u.id = a.annotator_id JOIN tasks t ON t.id = a.task_id"                      \
+    " WHERE a.project_id = $1 AND NOT t.control GROUP BY 1, 2"
+
+/* --- gold served at a rate, annotators paused (sql/0028_gold_serving.sql) --------------------- */
+
+/* What the lease engine's gold set is built from (qr_lease_gold_load), $1
+ * project -> kind, id, count, data, done-by; kind 't': a control task (id),
+ * its annotations so far, its data and who answered or skipped it ('' when
+ * nobody; none when the project serves no gold); 'a': an annotator (id) and
+ * their gold answers; 'p': a paused annotator (id). */
+#define QR_SQL_GOLD_LOAD                                                                           \
+    "SELECT 't', t.id, t.done_count::bigint, t.data::text,"                                        \
+    "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
+    "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION"                     \
+    "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
+    " FROM tasks t WHERE t.project_id = $1 AND t.control AND quorum_gold_serving($1)"              \
+    " UNION ALL SELECT 'a', a.annotator_id, count(*), NULL, NULL FROM annotations a"               \
+    "  JOIN tasks t ON t.id = a.task_id WHERE a.project_id = $1 AND t.control"                     \
+    "  GROUP BY a.annotator_id"                                                                    \
+    " UNION ALL SELECT 'p', annotator_id, 0, NULL, NULL FROM annotator_pauses"                     \
+    "  WHERE project_id = $1 AND reinstated_at IS NULL"
+
+/* After a gold annotation committed: $1 project, $2 annotator -> paused,
+ * whether this call paused them, the reason (quorum_gold_judge). */
+#define QR_SQL_GOLD_JUDGE "SELECT paused, created, reason FROM quorum_gold_judge($1, $2)"
+
+/* $1 project, $2 annotator -> the reason of their live pause (no row: none). */
+#define QR_SQL_PAUSE_REASON                                                                        \
+    "SELECT reason FROM annotator_pauses WHERE project_id = $1 AND annotator_id = $2"              \
+    " AND reinstated_at IS NULL"
+
+/* Reinstates a paused annotator: $1 project, $2 annotator, $3 the manager
+ * -> the pause as JSON (no row: they were not paused). Their gold accuracy
+ * is judged again on gold answers given from now on (quorum_gold_tally). */
+#define QR_SQL_REINSTATE                                                                           \
+    "UPDATE annotator_pauses SET reinstated_at = now(), reinstated_by = $3"                        \
+    " WHERE project_id = $1 AND annotator_id = $2 AND reinstated_at IS NULL"                       \
+    " RETURNING json_build_object('annotator_id', annotator_id, 'reason', reason,"                 \
+    "  'accuracy', accuracy, 'compared', compared, 'paused_at', paused_at,"                        \
+    "  'reinstated_at', reinstated_at, 'reinstated_by', reinstated_by)::text"
 
 /* The reaper's history of expired leases: $1..$6 arrays of project,
  * fencing token, task, annotator, granted and expiry (epoch ms). */
@@ -569,11 +631,13 @@
 
 /* Changes a project. $1 project, $2 its organization, $3 name, $4 labels
  * (JSON array), $5 annotations per task, $6 overlap annotations, $7 overlap
- * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field; NULL keeps a
- * value. The guards hold the rules against a concurrent change: labels are
- * only added (the new list holds every old one), overlap only rises. ->
- * the project as JSON; no row: not the organization's, or a guard failed.
- * A stratified sampling without a field: 23514. */
+ * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field, $11 whether
+ * $12 is the auto-accept confidence, $13 its audit share, $14 gold rate,
+ * $15 gold onboarding, $16 whether $17 is the gold minimum accuracy, $18
+ * gold minimum count; NULL keeps a value. The guards hold the rules against a concurrent change:
+ * labels are only added (the new list holds every old one), overlap only rises. -> the project as
+ * JSON; no row: not the organization's, or a guard failed. A stratified sampling without a field:
+ * 23514. */
 #define QR_SQL_PROJECT_UPDATE                                                                      \
     "UPDATE projects SET name = coalesce($3, name), labels = coalesce($4::jsonb, labels),"         \
     " annotations_per_task = coalesce($5::integer, annotations_per_task),"                         \
@@ -584,7 +648,12 @@
     "   THEN coalesce($10, stratify_field) END,"                                                   \
     " auto_accept_confidence = CASE WHEN $11::boolean THEN $12::double precision"                  \
     "   ELSE auto_accept_confidence END,"                                                          \
-    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit)"                      \
+    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit),"                     \
+    " gold_rate = coalesce($14::double precision, gold_rate),"                                     \
+    " gold_onboarding = coalesce($15::integer, gold_onboarding),"                                  \
+    " gold_min_accuracy = CASE WHEN $16::boolean THEN $17::double precision"                       \
+    "   ELSE gold_min_accuracy END,"                                                               \
+    " gold_min_count = coalesce($18::integer, gold_min_count)"                                     \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
