@@ -48,11 +48,86 @@ int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, 
     return 0;
 }
 
+int qr_ctl_gold_take(qr_ctl_gold_flags_t *g, int argc, char **argv, int *i)
+{
+    int r;
+    if ((r = qr_cli_take_value(prog, argc, argv, i, "--gold-rate", &g->rate)) != 0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-onboarding", &g->onboarding)) != 0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-min-accuracy", &g->min_accuracy)) !=
+            0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-min-count", &g->min_count)) != 0)
+        return r;
+    return 0;
+}
+
+int qr_ctl_gold_flags(const qr_ctl_gold_flags_t *g, json_t *body, const char *cmd)
+{
+    double v;
+    long long n;
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    if (g->rate) {
+        if (qr_cli_parse_double(g->rate, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-rate must be a share from 0 to 1, not '%s'",
+                               cmd, g->rate);
+            return -1;
+        }
+        json_object_set_new(body, "gold_rate", json_real(v));
+    }
+    if (g->onboarding) {
+        if (qr_cli_parse_ll(g->onboarding, 0, 10000, &n) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-onboarding must be 0-10000, not '%s'", cmd,
+                               g->onboarding);
+            return -1;
+        }
+        json_object_set_new(body, "gold_onboarding", json_integer(n));
+    }
+    if (g->min_accuracy && !strcmp(g->min_accuracy, "off")) {
+        json_object_set_new(body, "gold_min_accuracy", json_null());
+    } else if (g->min_accuracy) {
+        if (qr_cli_parse_double(g->min_accuracy, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --gold-min-accuracy must be an accuracy from 0 to 1 (or "
+                               "off), not '%s'",
+                               cmd, g->min_accuracy);
+            return -1;
+        }
+        json_object_set_new(body, "gold_min_accuracy", json_real(v));
+    }
+    if (g->min_count) {
+        if (qr_cli_parse_ll(g->min_count, 1, 100000, &n) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-min-count must be 1-100000, not '%s'", cmd,
+                               g->min_count);
+            return -1;
+        }
+        json_object_set_new(body, "gold_min_count", json_integer(n));
+    }
+    return 0;
+}
+
+void qr_ctl_gold_print(json_t *p)
+{
+    double rate = json_number_value(json_object_get(p, "gold_rate"));
+    json_int_t onb = json_integer_value(json_object_get(p, "gold_onboarding"));
+    json_t *min = json_object_get(p, "gold_min_accuracy");
+    if (rate > 0 || onb > 0)
+        printf("gold_rate: %g\ngold_onboarding: %" JSON_INTEGER_FORMAT "\n", rate, onb);
+    else
+        printf("gold served: off\n");
+    if (json_is_number(min))
+        printf("gold_min_accuracy: %g\ngold_min_count: %" JSON_INTEGER_FORMAT "\n",
+               json_number_value(min), json_integer_value(json_object_get(p, "gold_min_count")));
+    else
+        printf("gold_min_accuracy: off\n");
+}
+
 static const char project_help[] =
     "Usage: quorumctl project create --name N (--labels a,b,c | --schema FILE|-)\n"
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
     "                 [--max-leases-per-annotator N]\n"
-    "                 [--auto-accept-confidence C [--auto-accept-audit S]] [--json]\n"
+    "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
+    "                 [--gold-rate P] [--gold-onboarding N]\n"
+    "                 [--gold-min-accuracy A [--gold-min-count N]] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -75,6 +150,13 @@ static const char project_help[] =
     "  --auto-accept-audit S      the share of those sent to humans anyway (0-1,\n"
     "                             drawn uniformly), so the report can tell how\n"
     "                             often the confident predictions are right\n"
+    "  --gold-rate P              the share of each annotator's tasks, after the\n"
+    "                             onboarding ones, that are gold tasks (0-1;\n"
+    "                             tasks imported with a gold answer; default 0)\n"
+    "  --gold-onboarding N        each annotator's first N tasks are gold tasks\n"
+    "  --gold-min-accuracy A      pause an annotator whose accuracy on gold tasks\n"
+    "                             is below A (0-1) after --gold-min-count of them\n"
+    "                             (default 10), until `quorumctl reinstate`\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -90,6 +172,8 @@ static const char project_help[] =
     "      quorumctl project create --name reviews --schema -\n"
     "  quorumctl project create --name triage --labels spam,ham \\\n"
     "      --auto-accept-confidence 0.95 --auto-accept-audit 0.1\n"
+    "  quorumctl project create --name checked --labels spam,ham --gold-rate 0.1 \\\n"
+    "      --gold-onboarding 10 --gold-min-accuracy 0.8 --gold-min-count 20\n"
     "\n"
     "Other project commands, each with its own --help: list, show, update,\n"
     "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
@@ -126,6 +210,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
                *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL;
+    qr_ctl_gold_flags_t gold = {0};
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -156,7 +241,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
                                    &max_live)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence", &aa_conf)) !=
                 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &aa_audit)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &aa_audit)) != 0 ||
+            (r = qr_ctl_gold_take(&gold, argc, argv, &i)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -203,7 +289,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
         json_decref(body);
         return QR_EXIT_USAGE;
     }
-    if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0) {
+    if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
+        qr_ctl_gold_flags(&gold, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

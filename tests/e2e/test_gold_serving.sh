@@ -35,6 +35,19 @@ done
 case "$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "x", "labels": ["a"], "gold_min_accuracy": 0.7}')" in
 *"needs gold tasks served"*) pass "a minimum accuracy without gold served: it says why" ;; *) fail "message" ;; esac
 check "nothing made" 0 "$(sql "SELECT count(*) FROM projects")"
+rc=0
+"$CTL" project create --name y --labels a --gold-rate 2 >/dev/null 2>"$E2E_DIR/err" || rc=$?
+check "quorumctl: --gold-rate 2 is a usage error" 2 "$rc"
+grepq "must be a share from 0 to 1" <"$E2E_DIR/err" && pass "and says why" || fail "stderr: $(cat "$E2E_DIR/err")"
+rc=0
+"$CTL" project create --name y --labels a --gold-min-accuracy 0.5 >/dev/null 2>"$E2E_DIR/err" || rc=$?
+check "quorumctl: a minimum accuracy without gold served is refused by the broker" 1 "$rc"
+Q=$("$CTL" project create --name ctl --labels a,b --gold-rate 0.1 --gold-onboarding 3 --gold-min-accuracy 0.8 --gold-min-count 12)
+check "quorumctl project show: the gold settings" "gold_rate: 0.1 gold_onboarding: 3 gold_min_accuracy: 0.8 gold_min_count: 12" \
+    "$("$CTL" project show "$Q" | grep '^gold_' | tr '\n' ' ' | sed 's/ $//')"
+"$CTL" project update "$Q" --gold-min-accuracy off --gold-rate 0 --gold-onboarding 0 >/dev/null
+check "quorumctl project update: gold off" "gold served: off gold_min_accuracy: off" \
+    "$("$CTL" project show "$Q" | grep '^gold' | tr '\n' ' ' | sed 's/ $//')"
 
 P=$(new_project '{"name": "gold", "labels": ["a", "b", "c", "d"], "annotations_per_task": 2,
     "gold_rate": 0.3, "gold_onboarding": 5, "gold_min_accuracy": 0.7, "gold_min_count": 30}')
