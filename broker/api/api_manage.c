@@ -406,6 +406,13 @@ static void on_gold_reopened(int rc, void *arg)
     qr_project_release(p);
 }
 
+static void on_gold_emptied(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0 || qr_lease_window_reopen(c->b->lease, c->then_project->id, on_gold_reopened, c) < 0)
+        on_gold_reopened(rc < 0 ? rc : QR_EIO, c);
+}
+
 static void on_project_updated(const PGresult *res, const char *err, const char *sqlstate,
                                void *arg)
 {
@@ -431,9 +438,15 @@ static void on_project_updated(const PGresult *res, const char *err, const char 
     if (c->gold_changed) {
         /* Control tasks may have changed: the gold set and the window are
          * read again from PostgreSQL. The answer waits for it, so that the
-         * next grant serves the new settings. */
+         * next grant serves the new settings. With serving off no grant
+         * asks for the gold set again, so it is emptied now: its tasks are
+         * normal tasks again, and the window takes them back. */
         c->then_project = p;
-        if (qr_lease_window_reopen(c->b->lease, p->id, on_gold_reopened, c) < 0)
+        int rc = p->gold_rate > 0 || p->gold_onboarding > 0
+                     ? qr_lease_window_reopen(c->b->lease, p->id, on_gold_reopened, c)
+                     : qr_lease_gold_load(c->b->lease, p->id, 0, NULL, NULL, NULL, NULL, 0, NULL,
+                                          NULL, 0, NULL, on_gold_emptied, c);
+        if (rc < 0)
             on_gold_reopened(QR_EIO, c);
         return;
     }
