@@ -188,6 +188,13 @@ grepq "^paused  *$(name_of 3): gold accuracy" <"$E2E_DIR/report.txt" && pass "qu
 THR=$(api GET "/v1/projects/$P/throughput" | cut -d' ' -f2-)
 check "throughput: annotations without gold" "$(jq .annotations "$E2E_DIR/report.json")" "$(echo "$THR" | jq .totals.annotations)"
 
+# A vendor's manager sees its own crew's pauses only (none here).
+V=$(api POST /v1/organizations "$ADMIN_TOKEN" '{"name": "vend", "kind": "vendor"}' | cut -d' ' -f2- | jq -r .id)
+api PUT "/v1/projects/$P/shares/$V" "$ADMIN_TOKEN" '{}' >/dev/null
+VM=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user": "vm", "role": "manager", "organization": "vend"}' | cut -d' ' -f2- | jq -r .token)
+check "a vendor's manager: quality holds its crew's pauses only" '{"paused_annotators":[]}' \
+    "$(api GET "/v1/projects/$P/report" "$VM" | cut -d' ' -f2- | jq -c .quality)"
+
 # --- reinstate: refused to the wrong callers, then done ----------------------------------
 ANN_TOKEN=$(new_annotator ann1)
 REV_TOKEN=$(api POST /v1/users "$ADMIN_TOKEN" '{"name": "rev", "role": "reviewer"}' | cut -d' ' -f2- | jq -r .token)
@@ -217,4 +224,22 @@ r=$(api PATCH "/v1/projects/$P" "$ADMIN_TOKEN" '{"gold_rate": 0, "gold_onboardin
 check "serving off: 200" 200 "${r%% *}"
 check "the gold tasks are normal tasks again, complete (they hold their annotations)" "0 40" \
     "$(sql "SELECT count(*) FILTER (WHERE control) || ' ' || count(*) FILTER (WHERE gold IS NOT NULL AND state = 'complete') FROM tasks WHERE project_id = $P")"
+
+# --- the long-run share: one annotator, more gold than it can see -------------------------------
+# 300 normal tasks and 300 gold ones at rate 0.25 without onboarding: the
+# annotator's leases are gold about a quarter of the time (within 4 standard
+# deviations), never the same one twice.
+R=$(new_project '{"name": "share", "labels": ["a", "b"], "gold_rate": 0.25}')
+python3 -c 'import json
+for i in range(300): print(json.dumps({"data": {"n": i, "_true_label": "a"}, "gold": "a"}))
+for i in range(300): print(json.dumps({"data": {"n": 1000 + i, "_true_label": "b"}}))' >"$E2E_DIR/share.jsonl"
+"$CTL" import --project "$R" "$E2E_DIR/share.jsonl" >/dev/null
+timeout 300 "$QR_BIN_DIR/quorum-agent" simulate --project "$R" --annotators 1 --accuracy 1 \
+    --think-ms 0-0 --seed 3 --max-seconds 240 >"$E2E_DIR/share.log" 2>&1 || { tail -3 "$E2E_DIR/share.log"; fail "simulate"; }
+read -r G N <<<"$(sql "SELECT count(*) FILTER (WHERE t.control) || ' ' || count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id WHERE a.project_id = $R")"
+echo "# rate 0.25: $G gold of $N annotations ($(python3 -c "print(round($G / $N, 3))"))"
+check "the gold share is the rate" true \
+    "$(python3 -c "import math; n=$N; g=$G; print(str(abs(g - 0.25*n) <= 4*math.sqrt(n*0.25*0.75)).lower())")"
+check "all 300 normal tasks done once, no gold task twice" "300 0" \
+    "$(sql "SELECT count(*) FILTER (WHERE state = 'complete' AND NOT control) || ' ' || count(*) FILTER (WHERE control AND done_count > 1) FROM tasks WHERE project_id = $R")"
 finish
