@@ -163,6 +163,12 @@ for u in "$URL" "$URL2"; do
     check "broker $u: 403 annotator_paused" "403 annotator_paused" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
     case "$r" in *"below the project's minimum 0.7"*) pass "with the reason" ;; *) fail "reason: $r" ;; esac
 done
+rc=0
+QUORUM_TOKEN=$LOW_TOKEN timeout 60 "$QR_BIN_DIR/quorum-agent" exec --project "$P" --idle-exit 1 \
+    --spool "$E2E_DIR/spool" -- cat >"$E2E_DIR/exec.out" 2>"$E2E_DIR/exec.err" || rc=$?
+check "quorum-agent exec of the paused annotator: exit 8" 8 "$rc"
+grepq "you are paused in project $P (gold accuracy below its minimum)" <"$E2E_DIR/exec.err" &&
+    pass "it says why" || fail "exec stderr: $(cat "$E2E_DIR/exec.err")"
 # After Redis lost its state, the pause holds (rebuilt from PostgreSQL).
 redis-cli -p "$QR_REDIS_PORT" flushall >/dev/null
 r=$(api POST "/v1/projects/$P/leases" "$LOW_TOKEN" '{"max": 1}')
