@@ -105,8 +105,9 @@ typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *ar
 
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
 
-/* The Lua text of a script by name (grant, touch, end, reap, window_add,
- * refill_begin, refill_end, init), or NULL: for benchmarks and debugging. */
+/* The Lua text of a script by name (grant, seed, touch, regrant, end, reap,
+ * window_add, refill_begin, refill_end, init, drop, gold_load, pause), or
+ * NULL: for benchmarks and debugging. */
 const char *qr_lease_script_text(const char *name);
 void qr_lease_engine_free(qr_lease_engine_t *e);
 
