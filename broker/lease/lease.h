@@ -39,7 +39,8 @@
  *                      (qr_lease_count_seed); missing: grants wait for it
  *   {p:P}:gold         ZSET  the project's gold (control) tasks, scored by how
  *                      often each was served (issue 16): never in ready, free
- *                      or held; a lease of one takes no slot
+ *                      or held; a lease of one takes no slot, and its
+ *                      annotator stays in seen however it ends
  *   {p:P}:gold_data    HASH  gold task id -> task data (JSON text)
  *   {p:P}:gold_served  HASH  annotator -> gold leases granted (onboarding)
  *   {p:P}:paused       HASH  annotator -> '1': paused below the gold accuracy

@@ -265,8 +265,9 @@ static const char REGRANT_LUA[] =
  * first check the lease is live and the annotator's, then return the slot
  * ('release' also lets the annotator have the task again). Every mode takes
  * the lease off its annotator's live count. A lease of a gold task (in the
- * gold set) held no slot: it ends without touching the window, and keeps
- * the annotator in seen unless it is released or returned. Returns {task,
+ * gold set) held no slot: it ends without touching the window, and the
+ * annotator stays in seen however it ends (nobody sees a gold task twice).
+ * Returns {task,
  * granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
     "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused,"
@@ -281,12 +282,7 @@ static const char END_LUA[] =
     "redis.call('HDEL', lease, tok)\n"
     "redis.call('ZREM', leases, tok)\n"
     "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
-    "if redis.call('ZSCORE', gold, tid) then\n"
-    "  if mode == 'release' or mode == 'return' then\n"
-    "    redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
-    "  end\n"
-    "  return {tid, l.granted, l.expires}\n"
-    "end\n"
+    "if redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
     "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
     "if mode == 'release' or mode == 'return' then\n"
     "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
@@ -310,7 +306,7 @@ static const char END_LUA[] =
     "return {tid, l.granted, l.expires}\n";
 
 /* ARGV: now, limit. Ends up to limit leases expired at now and returns
- * their slots (a gold task's lease has none: only its annotator leaves
+ * their slots (a gold task's lease has none, and its annotator stays in
  * seen). Returns them as {token, task, ann, granted, expires}... */
 static const char REAP_LUA[] =
     "local leases, lease, ready, alive, held, free, seen, prio, counted, vused, aused, gold ="
@@ -329,8 +325,8 @@ static const char REAP_LUA[] =
     "      redis.call('HINCRBY', vused, l.org, -1)\n"
     "      redis.call('HINCRBY', aused, l.ann, -1)\n"
     "    end\n"
-    "    redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
     "    if not redis.call('ZSCORE', gold, l.task) then\n"
+    "      redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
     "      redis.call('HINCRBY', free, l.task, 1)\n"
     "      redis.call('HINCRBY', held, l.task, -1)\n"
     "      redis.call('ZADD', ready, redis.call('HGET', prio, l.task) or l.task, l.task)\n"
