@@ -656,8 +656,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "print-script")) {
         const char *text = argc > optind ? qr_lease_script_text(argv[optind]) : NULL;
         if (!text) {
-            fprintf(stderr, "quorumd: print-script wants one of grant, touch, end, reap, "
-                            "window_add, refill_begin, refill_end, init\n");
+            fprintf(stderr, "quorumd: print-script wants one of grant, seed, touch, regrant, end, "
+                            "reap, window_add, refill_begin, refill_end, init, drop, gold_load, "
+                            "pause\n");
             return 2;
         }
         fputs(text, stdout);

@@ -37,6 +37,7 @@
 #define QR_API_PROJECTS              "/v1/projects"
 #define QR_API_PROJECT(p)            QR_API_PROJECTS "/" p
 #define QR_API_PAUSE(p)              QR_API_PROJECT(p) "/pause"
+#define QR_API_REINSTATE(p, user)    QR_API_PROJECT(p) "/annotators/" user "/reinstate"
 #define QR_API_RESUME(p)             QR_API_PROJECT(p) "/resume"
 #define QR_API_TASKS(p)              QR_API_PROJECT(p) "/tasks"
 #define QR_API_IMPORTS(p)            QR_API_PROJECT(p) "/imports"
@@ -96,6 +97,9 @@
 #define QR_CODE_PROJECT_PAUSED "project_paused"
 /* 409: a lease request on an archived project (quorum-agent exits QR_EXIT_PAUSED). */
 #define QR_CODE_PROJECT_ARCHIVED "project_archived"
+/* 403: the annotator is paused in this project (gold accuracy below its
+ * minimum) until a manager reinstates them. */
+#define QR_CODE_ANNOTATOR_PAUSED "annotator_paused"
 /* 409: DELETE of a project while leases of it are live (?force=true drops them). */
 #define QR_CODE_TASKS_LEASED "tasks_leased"
 /* 422: a user name that names several users (name@organization tells them apart). */

@@ -2,24 +2,28 @@
 # chaos.sh - the lease engine under faults (deploy/dev.sh chaos; also run by
 # ctest as e2e.test_chaos).
 #
-#   deploy/chaos.sh [--bin DIR] [--tasks N] [--annotators N] [--out FILE]
+#   deploy/chaos.sh [--bin DIR] [--tasks N] [--annotators N] [--gold N] [--out FILE]
 #                   [--dynamic-overlap]
 #
 # Two quorumd on one PostgreSQL and one Redis; a crew of simulated annotators
 # spread over both (skips, releases, abandoned leases, batch submits); one
 # broker SIGKILLed mid-run and restarted, one Redis FLUSHALL, one PostgreSQL
-# restart. Then it checks, in PostgreSQL: every task holds exactly its
-# required annotations; no (task, annotator) pair twice; every submit an
-# agent saw acknowledged is stored; no lease open past TTL + reaper period.
-# With --dynamic-overlap the project has dynamic overlap (2 to 4 annotations
-# a task, one more while support < 0.75) and one more check: no task needs
-# or holds more than 4. Exits non-zero if a check fails; writes the figures
-# as JSON (--out, default build/chaos.json).
+# restart. --gold N (default 200) of the tasks carry a gold answer and the
+# project serves them (gold_rate 0.1 after 3 onboarding ones, annotators
+# judged against a minimum accuracy of 0.5 after 10; --gold 0: none). Then
+# it checks, in PostgreSQL: every normal task holds exactly its required
+# annotations; no (task, annotator) pair twice (gold tasks included); every
+# submit an agent saw acknowledged is stored; no lease open past TTL +
+# reaper period. With --dynamic-overlap the project has dynamic overlap (2
+# to 4 annotations a task, one more while support < 0.75) and one more
+# check: no task needs or holds more than 4. Exits non-zero if a check
+# fails; writes the figures as JSON (--out, default build/chaos.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/build/bin"
 TASKS=17000
 ANNOTATORS=200
+GOLD=200
 OUT="$ROOT/build/chaos.json"
 TTL_MS=3000
 DYNAMIC=false
@@ -29,9 +33,10 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2; shift 2 ;;
     --tasks) TASKS=$2; shift 2 ;;
     --annotators) ANNOTATORS=$2; shift 2 ;;
+    --gold) GOLD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --dynamic-overlap) DYNAMIC=true; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -94,13 +99,19 @@ if [ "$DYNAMIC" = true ]; then
 fi
 PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
     --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],$OVERLAP,
-             \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS}" \
+             \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS,
+             \"gold_rate\":$([ "$GOLD" -gt 0 ] && echo 0.1 || echo 0),
+             \"gold_onboarding\":$([ "$GOLD" -gt 0 ] && echo 3 || echo 0),
+             \"gold_min_accuracy\":$([ "$GOLD" -gt 0 ] && echo 0.5 || echo null),
+             \"gold_min_count\":10}" \
     "$QUORUM_URL/v1/projects" | jq .id)
-seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("abc", $1 % 3 + 1, 1)}' >"$W/tasks.jsonl"
+seq 1 "$TASKS" | awk -v g="$GOLD" '{l = substr("abc", $1 % 3 + 1, 1)
+    if ($1 <= g) printf "{\"data\":{\"n\":%d,\"true_label\":\"%s\"},\"gold\":\"%s\"}\n", $1, l, l
+    else printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, l}' >"$W/tasks.jsonl"
 "$BIN/quorumctl" import --project "$PROJECT" "$W/tasks.jsonl" >/dev/null
-REQUIRED=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT")
+REQUIRED=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT AND NOT control")
 [ "$DYNAMIC" = true ] && say "dynamic overlap: 2 to 4 annotations a task (required grows as tasks disagree)"
-say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on $P1 and $P2"
+say "project $PROJECT: $TASKS tasks ($GOLD gold), $REQUIRED annotations required; brokers on $P1 and $P2"
 
 "$BIN/quorum-agent" simulate --project "$PROJECT" --annotators "$ANNOTATORS" --accuracy 0.9 \
     --think-ms 0-20 --seed 11 --prefetch 2 --batch --skip-rate 0.03 --release-rate 0.03 \
@@ -109,7 +120,10 @@ say "project $PROJECT: $TASKS tasks, $REQUIRED annotations required; brokers on 
     --ack-log "$W/acks.tsv" --json-summary "$W/sim.json" --max-seconds 600 >"$W/sim.out" 2>"$W/sim.err" &
 SIM=$!
 
-done_count() { sql "SELECT count(*) FROM annotations WHERE project_id = $PROJECT" 2>/dev/null || echo 0; }
+done_count() { # annotations of normal tasks (gold answers never fill an overlap)
+    sql "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id
+         WHERE a.project_id = $PROJECT AND NOT t.control" 2>/dev/null || echo 0
+}
 wait_for() { # fraction of REQUIRED, then return
     local target=$(( REQUIRED * $1 / 100 ))
     while [ "$(done_count)" -lt "$target" ]; do
@@ -157,14 +171,17 @@ say "crew finished (exit $SIM_RC): $(done_count) of $REQUIRED annotations"
 sleep $(( (TTL_MS + REAPER_MS) / 1000 + 1 ))
 
 # --- checks ---------------------------------------------------------------------
-bad_overlap=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND
+bad_overlap=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND NOT t.control AND
     t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")
 # Dynamic overlap: no task needs or holds more than overlap_max (always 0
-# without it).
+# without it; gold tasks, needing no count, are left out).
 over_max=$(sql "SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id
-    WHERE t.project_id = $PROJECT AND p.overlap_max IS NOT NULL AND (t.required > p.overlap_max
+    WHERE t.project_id = $PROJECT AND NOT t.control AND p.overlap_max IS NOT NULL
+    AND (t.required > p.overlap_max
     OR (SELECT count(*) FROM annotations a WHERE a.task_id = t.id) > p.overlap_max)")
-REQUIRED_END=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT")
+REQUIRED_END=$(sql "SELECT sum(required) FROM tasks WHERE project_id = $PROJECT AND NOT control")
+gold_answers=$(sql "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id
+    WHERE a.project_id = $PROJECT AND t.control")
 dup_pairs=$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
     GROUP BY task_id, annotator_id HAVING count(*) > 1) d")
 acked=$(cut -f3 "$W/acks.tsv" | sort -u | wc -l)
@@ -182,7 +199,7 @@ live=$(redis-cli -p "$QR_REDIS_PORT" zcard "{p:$PROJECT}:leases")
 completions=$(done_count)
 outcomes=$(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases
     WHERE project_id = $PROJECT GROUP BY outcome ORDER BY outcome) o")
-say "completions $completions (required $REQUIRED at import, $REQUIRED_END at the end); acknowledged $acked; lease outcomes: $outcomes"
+say "completions $completions (required $REQUIRED at import, $REQUIRED_END at the end); gold answers $gold_answers; acknowledged $acked; lease outcomes: $outcomes"
 # Both brokers stop cleanly (SIGTERM), and neither logged a sanitizer report
 # or a crash (the test build runs with ASan + UBSan).
 BROKERS_OK=true
@@ -209,10 +226,12 @@ jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argj
     --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" \
     --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
     --argjson within "$WITHIN" --argjson dynamic "$DYNAMIC" --argjson required_end "$REQUIRED_END" \
+    --argjson gold "$GOLD" --argjson gold_answers "$gold_answers" \
     --arg outcomes "$outcomes" --slurpfile sim "$W/sim.json" \
     '{completions: $completions, required: $required, required_end: $required_end,
       dynamic_overlap: $dynamic, acknowledged: $acked, tasks: $tasks,
       annotators: $annotators, brokers: 2, simulate_exit: $simrc, lease_outcomes: $outcomes,
+      gold: {tasks: $gold, answers: $gold_answers},
       faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
       checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
                no_stale_leases: $nostale, brokers_clean: $brokers, within_overlap_max: $within},

@@ -54,7 +54,9 @@
     "  7  stopped with results still spooled (they are sent first at the next start)\n"            \
     "  8  the project is paused or archived (409 project_paused, project_archived):\n"             \
     "     no new task is leased, the tasks held are finished or given back first;\n"               \
-    "     run again once it is resumed (an archived one takes no more work)\n"                     \
+    "     run again once it is resumed (an archived one takes no more work); also\n"               \
+    "     when you are paused below the project's gold accuracy (403\n"                            \
+    "     annotator_paused): run again once a manager reinstates you\n"                            \
     "  9  exec: CMD failed --max-failures times in a row (or --attempts times on one\n"            \
     "     task); its leases were released, spooled results are kept\n"
 

@@ -30,8 +30,14 @@ static int fetch(label_t *lb, agent_sess_t *s, int n)
     if (r == AGENT_FAILED && agent_exit_code(&s->call) == QR_EXIT_PAUSED) {
         /* The tasks already here may still be labeled; then the UI leaves. */
         lb->paused = 1;
-        label_set_status(lb, "project %lld is %s: no new tasks after these", lb->ag.project,
-                         agent_project_archived() ? "archived" : "paused");
+        if (s->call.status == 403)
+            label_set_status(lb,
+                             "you are paused in project %lld (gold accuracy below its "
+                             "minimum): no new tasks after these",
+                             lb->ag.project);
+        else
+            label_set_status(lb, "project %lld is %s: no new tasks after these", lb->ag.project,
+                             agent_project_archived() ? "archived" : "paused");
     } else if (r == AGENT_FAILED) {
         label_set_status(lb, "lease: %s", s->call.message);
         if (s->call.status == 401 || s->call.status == 403 || s->call.status == 404 ||

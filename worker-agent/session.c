@@ -59,6 +59,7 @@ void agent_free(agent_t *ag)
 
 /* Set once by any thread; read when the agent stops. */
 static atomic_int archived_seen;
+static atomic_int annotator_paused_seen; /* 403 annotator_paused: this annotator, not the project */
 
 int agent_project_archived(void)
 {
@@ -67,6 +68,13 @@ int agent_project_archived(void)
 
 void agent_say_paused(const agent_t *ag, const char *what)
 {
+    if (atomic_load(&annotator_paused_seen) && !agent_project_archived()) {
+        fprintf(stderr,
+                "quorum-agent: you are paused in project %lld (gold accuracy below its "
+                "minimum); %s; run again once a manager reinstates you (exit 8)\n",
+                ag->project, what);
+        return;
+    }
     if (agent_project_archived()) {
         fprintf(stderr,
                 "quorum-agent: project %lld is archived: it hands out no more tasks; %s; "
@@ -149,6 +157,12 @@ int agent_exit_code(const qr_client_call_t *call)
      * 403 "no access to project N", exactly as one that does not exist. */
     if (call->status == 404 || (call->status == 403 && strstr(call->message, QR_MSG_NO_ACCESS)))
         return QR_EXIT_PROJECT;
+    /* Paused below the project's gold accuracy: the token is fine, and a
+     * manager's reinstatement lets the annotator lease again. */
+    if (call->status == 403 && !strcmp(call->code, QR_CODE_ANNOTATOR_PAUSED)) {
+        atomic_store(&annotator_paused_seen, 1);
+        return QR_EXIT_PAUSED;
+    }
     if (call->status == 401 || call->status == 403)
         return QR_EXIT_AUTH;
     if (call->status == 409 && !strcmp(call->code, QR_CODE_PROJECT_PAUSED))

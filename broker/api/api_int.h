@@ -109,7 +109,12 @@ struct ctx_s {
     int64_t org_target;   /* users, tokens: the organization named in the body (0: the caller's) */
     int why;              /* lease: why the last grant stopped short (QR_LEASE_*) */
     int seeded;           /* lease: the counters were built since the last grant answered */
-    void (*then)(ctx_t *c); /* lease: what runs once project_refresh has the project */
+    int gold_loaded;      /* lease: the gold set was loaded since the last grant answered */
+    int pause_checked;    /* lease: a pause Redis held but PostgreSQL did not was lifted */
+    int gold;             /* submit: the lease is of a gold task */
+    int gold_changed;     /* project update: a gold key changed */
+    qr_project_t *then_project; /* project update: the answer, held while Redis catches up */
+    void (*then)(ctx_t *c);     /* lease: what runs once project_refresh has the project */
     int64_t ntasks;
     /* resolve_user: the id the name stands for */
     int64_t user_resolved;
@@ -193,6 +198,7 @@ void h_project_create(ctx_t *c);
 void h_project_get(ctx_t *c);
 qr_project_t *cache_project_result(ctx_t *c, const PGresult *res, const char *err);
 void h_project_pause(ctx_t *c);
+void h_annotator_reinstate(ctx_t *c);
 void h_share_put(ctx_t *c);
 void h_share_delete(ctx_t *c);
 void h_share_list(ctx_t *c);

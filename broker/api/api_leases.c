@@ -407,6 +407,98 @@ static void with_predictions(ctx_t *c, json_t *answer, const qr_lease_t *leases,
         on_predictions(NULL, "pool closing", "", s);
 }
 
+static void on_gold_loaded(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        respond_backend(c, "Redis", "gold set");
+        return;
+    }
+    lease_try(c);
+}
+
+/* The project's gold set is not in Redis (new, settings changed, new gold
+ * tasks, or Redis lost its state): load it from PostgreSQL with the
+ * annotators' gold counts and the paused annotators, then grant again. */
+static void on_gold_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res), nt = 0, ns = 0, np = 0;
+    int64_t *ids = qr_xcalloc((size_t)n + 1, sizeof *ids);
+    int64_t *serves = qr_xcalloc((size_t)n + 1, sizeof *serves);
+    const char **datas = qr_xcalloc((size_t)n + 1, sizeof *datas);
+    const char **done_by = qr_xcalloc((size_t)n + 1, sizeof *done_by);
+    int64_t *anns = qr_xcalloc((size_t)n + 1, sizeof *anns);
+    int64_t *served = qr_xcalloc((size_t)n + 1, sizeof *served);
+    int64_t *paused = qr_xcalloc((size_t)n + 1, sizeof *paused);
+    for (int i = 0; i < n; i++) {
+        char kind = PQgetvalue(res, i, 0)[0];
+        int64_t id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        int64_t count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        if (kind == 't') {
+            ids[nt] = id;
+            serves[nt] = count;
+            datas[nt] = PQgetvalue(res, i, 3);
+            done_by[nt++] = PQgetvalue(res, i, 4);
+        } else if (kind == 'a') {
+            anns[ns] = id;
+            served[ns++] = count;
+        } else {
+            paused[np++] = id;
+        }
+    }
+    int rc = qr_lease_gold_load(c->b->lease, c->project->id, nt, ids, serves, datas, done_by, ns,
+                                anns, served, np, paused, on_gold_loaded, c);
+    free(ids);
+    free(serves);
+    free(datas);
+    free(done_by);
+    free(anns);
+    free(served);
+    free(paused);
+    if (rc < 0)
+        respond_backend(c, "Redis", "gold set");
+}
+
+static void on_pause_cleared(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0) {
+        respond_backend(c, "Redis", "annotator pause");
+        return;
+    }
+    lease_try(c);
+}
+
+/* A paused annotator: 403 annotator_paused with the pause's reason. Redis
+ * said paused; PostgreSQL has the reason. A pause PostgreSQL no longer
+ * holds (a reinstatement whose Redis step failed) is lifted in Redis, and
+ * the grant runs again. */
+static void on_pause_reason(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) == 0 && !c->pause_checked) {
+        c->pause_checked = 1;
+        if (qr_lease_annotator_pause(c->b->lease, c->project->id, c->user.id, 0, on_pause_cleared,
+                                     c) < 0)
+            respond_backend(c, "Redis", "annotator pause");
+        return;
+    }
+    respond_error(c, 403, QR_CODE_ANNOTATOR_PAUSED,
+                  "you are paused in project %" PRId64 ": %s; a manager of the project may "
+                  "reinstate you",
+                  c->project->id,
+                  PQntuples(res) ? PQgetvalue(res, 0, 0) : "gold accuracy below the minimum");
+}
+
 static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, int why,
                        void *arg)
 {
@@ -415,6 +507,24 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
         respond_backend(c, "Redis", "lease grant");
         return;
     }
+    if (why == QR_LEASE_GOLD_UNLOADED || why == QR_LEASE_PAUSED) {
+        char proj[24], user[24];
+        const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
+        if (why == QR_LEASE_PAUSED) {
+            if (qr_pg_query(c->b->pg, QR_SQL_PAUSE_REASON, 2, params, on_pause_reason, c) < 0)
+                respond_backend(c, "PostgreSQL", "pool closing");
+            return;
+        }
+        if (c->gold_loaded) {
+            respond_backend(c, "Redis", "gold set (lost again)");
+            return;
+        }
+        c->gold_loaded = 1;
+        if (qr_pg_query(c->b->pg, QR_SQL_GOLD_LOAD, 1, params, on_gold_rows, c) < 0)
+            respond_backend(c, "PostgreSQL", "pool closing");
+        return;
+    }
+    c->gold_loaded = 0;
     if (why == QR_LEASE_UNCOUNTED) {
         char proj[24];
         const char *params[] = {i64(c->project->id, proj)};
@@ -507,9 +617,14 @@ static void lease_grant(ctx_t *c)
     }
     c->granted_ms = qr_now_ms();
     const qr_share_t *s = caller_share(c);
-    qr_lease_limits_t lim = {c->user.org_id, s ? s->quota : -1, s ? s->cap : -1,
+    qr_lease_limits_t lim = {c->user.org_id,
+                             s ? s->quota : -1,
+                             s ? s->cap : -1,
                              c->project->max_leases ? c->project->max_leases
-                                                    : c->b->cfg.max_leases_per_annotator};
+                                                    : c->b->cfg.max_leases_per_annotator,
+                             c->project->gold_rate,
+                             c->project->gold_onboarding,
+                             !isnan(c->project->gold_min_accuracy)};
     if (qr_lease_grant_limited(c->b->lease, c->project->id, c->user.id, &lim, c->max, c->granted_ms,
                                c->project->lease_ttl_ms, on_granted, c) < 0)
         respond_backend(c, "Redis", "lease grant");

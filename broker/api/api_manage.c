@@ -144,6 +144,8 @@ typedef struct patch_s {
     char *aa_set, *aa_conf, *aa_audit;       /* auto-accept: "true" when the confidence is given */
     char *ov_set, *ov_min, *ov_max, *ov_thr; /* dynamic overlap: "true" when any key is given */
     const char *shown;                       /* show_predictions: "true", "false" or NULL */
+    char *g_rate, *g_onboarding, *g_min_set, *g_min, *g_count; /* gold (issue 16) */
+    int gold_changed; /* a gold key is given: the lease engine reloads the gold set */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -163,6 +165,11 @@ static void patch_free(patch_t *pt)
     free(pt->ov_min);
     free(pt->ov_max);
     free(pt->ov_thr);
+    free(pt->g_rate);
+    free(pt->g_onboarding);
+    free(pt->g_min_set);
+    free(pt->g_min);
+    free(pt->g_count);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -299,6 +306,10 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "overlap_max",
                                        "overlap_agreement_threshold",
                                        "show_predictions",
+                                       "gold_rate",
+                                       "gold_onboarding",
+                                       "gold_min_accuracy",
+                                       "gold_min_count",
                                        NULL};
     const char *key;
     json_t *v;
@@ -323,9 +334,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
             return refuse(why,
                           "unknown field \"%.40s\": a project's name, labels, "
                           "annotations_per_task, overlap_annotations, overlap_fraction, "
-                          "lease_ttl_ms, sampling, stratify_field, the auto_accept_* and the "
-                          "overlap_min, overlap_max and overlap_agreement_threshold settings "
-                          "and show_predictions may change",
+                          "lease_ttl_ms, sampling, stratify_field, the auto_accept_*, "
+                          "overlap_min, overlap_max and overlap_agreement_threshold, "
+                          "show_predictions and the gold_* settings may change",
                           key);
     }
     if (json_object_size(body) == 0)
@@ -425,7 +436,43 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
         return -1;
     if (shown_set)
         pt->shown = shown ? "true" : "false";
+    /* Gold: switching serving on or off turns the project's open gold tasks
+     * into control tasks or back (sql/0028_gold_serving.sql). */
+    qr_gold_settings_t g;
+    if (qr_validate_gold(body, p->gold_rate, p->gold_onboarding, p->gold_min_accuracy, &g, why) < 0)
+        return -1;
+    if (!isnan(g.rate))
+        pt->g_rate = qr_xasprintf("%.17g", g.rate);
+    if (g.onboarding >= 0)
+        pt->g_onboarding = qr_xasprintf("%" PRId64, g.onboarding);
+    if (g.min_set) {
+        pt->g_min_set = qr_xstrdup("true");
+        pt->g_min = isnan(g.min_accuracy) ? NULL : qr_xasprintf("%.17g", g.min_accuracy);
+    }
+    if (g.min_count >= 0)
+        pt->g_count = qr_xasprintf("%" PRId64, g.min_count);
+    pt->gold_changed = !isnan(g.rate) || g.onboarding >= 0 || g.min_set || g.min_count >= 0;
     return patch_dynamic_overlap(body, p, pt, why);
+}
+
+static void on_gold_reopened(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    qr_project_t *p = c->then_project;
+    c->then_project = NULL;
+    if (rc < 0)
+        qr_warn("project %" PRId64 ": gold settings changed but the window was not reopened (%d); "
+                "an import or a Redis rebuild reloads it",
+                p->id, rc);
+    respond_json(c, 200, qr_project_to_json(p));
+    qr_project_release(p);
+}
+
+static void on_gold_emptied(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0 || qr_lease_window_reopen(c->b->lease, c->then_project->id, on_gold_reopened, c) < 0)
+        on_gold_reopened(rc < 0 ? rc : QR_EIO, c);
 }
 
 static void on_project_updated(const PGresult *res, const char *err, const char *sqlstate,
@@ -467,6 +514,21 @@ static void on_project_updated(const PGresult *res, const char *err, const char 
         return;
     qr_broker_project_changed(c->b, p->id);
     qr_info("project %" PRId64 " updated by user %" PRId64, p->id, c->user.id);
+    if (c->gold_changed) {
+        /* Control tasks may have changed: the gold set and the window are
+         * read again from PostgreSQL. The answer waits for it, so that the
+         * next grant serves the new settings. With serving off no grant
+         * asks for the gold set again, so it is emptied now: its tasks are
+         * normal tasks again, and the window takes them back. */
+        c->then_project = p;
+        int rc = p->gold_rate > 0 || p->gold_onboarding > 0
+                     ? qr_lease_window_reopen(c->b->lease, p->id, on_gold_reopened, c)
+                     : qr_lease_gold_load(c->b->lease, p->id, 0, NULL, NULL, NULL, NULL, 0, NULL,
+                                          NULL, 0, NULL, on_gold_emptied, c);
+        if (rc < 0)
+            on_gold_reopened(QR_EIO, c);
+        return;
+    }
     respond_json(c, 200, qr_project_to_json(p));
     qr_project_release(p);
 }
@@ -500,8 +562,14 @@ void h_project_update(ctx_t *c)
                             pt.ov_min,
                             pt.ov_max,
                             pt.ov_thr,
-                            pt.shown};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 18, params, on_project_updated, c);
+                            pt.shown,
+                            pt.g_rate,
+                            pt.g_onboarding,
+                            pt.g_min_set ? pt.g_min_set : "false",
+                            pt.g_min,
+                            pt.g_count};
+    c->gold_changed = pt.gold_changed;
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 23, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

@@ -58,6 +58,9 @@ void h_project_create(ctx_t *c)
     char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24], conf[40], audit[40];
     char omin[24], omax[24], othr[40];
     snprintf(othr, sizeof othr, "%.17g", pb.overlap_agreement_threshold);
+    char grate[40], gonb[24], gmin[40], gcount[24];
+    snprintf(grate, sizeof grate, "%.17g", isnan(pb.gold.rate) ? 0 : pb.gold.rate);
+    snprintf(gmin, sizeof gmin, "%.17g", pb.gold.min_accuracy);
     snprintf(fr, sizeof fr, "%.17g", fraction);
     snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
     snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
@@ -80,8 +83,12 @@ void h_project_create(ctx_t *c)
                             pb.overlap_min ? i64(pb.overlap_min, omin) : NULL,
                             pb.overlap_min ? i64(pb.overlap_max, omax) : NULL,
                             pb.overlap_min ? othr : NULL,
-                            pb.show_predictions ? "true" : "false"};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 19, params, on_project_created, c);
+                            pb.show_predictions ? "true" : "false",
+                            grate,
+                            i64(pb.gold.onboarding > 0 ? pb.gold.onboarding : 0, gonb),
+                            isnan(pb.gold.min_accuracy) ? NULL : gmin,
+                            i64(pb.gold.min_count > 0 ? pb.gold.min_count : 10, gcount)};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 23, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)
@@ -136,6 +143,58 @@ void h_project_pause(ctx_t *c)
     const char *params[] = {i64(c->project->id, proj), i64(c->user.org_id, org),
                             pause ? "true" : "false"};
     if (qr_pg_query(c->b->pg, QR_SQL_PROJECT_PAUSE, 3, params, on_project_paused, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- POST /v1/projects/{id}/annotators/{user}/reinstate ---------------------------------------
+ *
+ * An annotator paused below the project's gold accuracy (issue 16) gets
+ * leases again: PostgreSQL first (the truth, and the report's record), then
+ * the flag every broker's grant reads in Redis. A manager's retry after a
+ * failed Redis step finds no live pause (404) but clears the flag all the
+ * same; a grant that finds the flag without a pause in PostgreSQL clears it
+ * too (api_leases.c). */
+
+static void on_reinstated_redis(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = c->out;
+    c->out = NULL;
+    if (rc < 0) {
+        json_decref(o);
+        respond_backend(c, "Redis", "annotator pause");
+        return;
+    }
+    if (!o) {
+        respond_error(c, 404, QR_CODE_NOT_FOUND,
+                      "annotator %" PRId64 " is not paused in project %" PRId64, c->ids[1],
+                      c->project->id);
+        return;
+    }
+    qr_info("project %" PRId64 ": annotator %" PRId64 " reinstated by user %" PRId64,
+            c->project->id, c->ids[1], c->user.id);
+    respond_json(c, 200, o);
+}
+
+static void on_reinstated(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) == 1)
+        c->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    if (qr_lease_annotator_pause(c->b->lease, c->project->id, c->ids[1], 0, on_reinstated_redis,
+                                 c) < 0)
+        on_reinstated_redis(QR_EIO, c);
+}
+
+void h_annotator_reinstate(ctx_t *c)
+{
+    char proj[24], ann[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->ids[1], ann), i64(c->user.id, user)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REINSTATE, 3, params, on_reinstated, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

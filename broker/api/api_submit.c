@@ -22,6 +22,60 @@ static void on_lease_ended(int rc, void *arg)
 
 static void lease_unknown(ctx_t *c);
 
+/* --- gold answers judged (issue 16) -------------------------------------------------------------
+ *
+ * After an annotation of a gold task committed, in a project that sets
+ * gold_min_accuracy, PostgreSQL judges the annotator's gold answers
+ * (quorum_gold_judge, sql/0028_gold_serving.sql); a pause, new or found,
+ * is written to Redis, where every broker's grant reads it, before the
+ * submit is answered: the annotator's next lease request is refused on any
+ * broker. Should the Redis step fail, the next gold answer judges again and
+ * a rebuild of the gold set reloads every live pause. The submit's answer
+ * does not change: the annotation is stored either way. */
+
+static void on_paused(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (rc < 0)
+        qr_warn("project %" PRId64 ": annotator %" PRId64
+                " paused in PostgreSQL, not in Redis (%d)",
+                c->project->id, c->user.id, rc);
+    on_lease_ended(0, c);
+}
+
+static void on_gold_judged(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res || PQntuples(res) != 1) {
+        qr_warn("project %" PRId64 ": judging annotator %" PRId64 "'s gold answers failed: %s",
+                c->project->id, c->user.id, err ? err : "no row");
+        on_lease_ended(0, c);
+        return;
+    }
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        on_lease_ended(0, c);
+        return;
+    }
+    if (PQgetvalue(res, 0, 1)[0] == 't')
+        qr_info("project %" PRId64 ": annotator %" PRId64 " paused: %s", c->project->id, c->user.id,
+                PQgetvalue(res, 0, 2));
+    if (qr_lease_annotator_pause(c->b->lease, c->project->id, c->user.id, 1, on_paused, c) < 0)
+        on_paused(QR_EIO, c);
+}
+
+static void on_lease_committed(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    if (!c->gold || isnan(c->project->gold_min_accuracy)) {
+        on_lease_ended(rc, c);
+        return;
+    }
+    char proj[24], user[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
+    if (qr_pg_query(c->b->pg, QR_SQL_GOLD_JUDGE, 2, params, on_gold_judged, c) < 0)
+        on_lease_ended(rc, c);
+}
+
 static void respond_idem_conflict(ctx_t *c)
 {
     respond_error(c, 409, QR_CODE_IDEMPOTENCY_CONFLICT,
@@ -245,14 +299,15 @@ static void on_committed(int rc, int64_t annotation_id, const char *outcome, int
      * unreachable now (the pinned lease then expires, and PostgreSQL's
      * done_count keeps the task from being over-filled). A commit that gave
      * its task one more annotator (dynamic overlap) leaves it a free slot,
-     * and one long poll of the project wakes for it. */
+     * and one long poll of the project wakes for it; a gold answer is judged
+     * once its lease ended (on_lease_committed). */
     if (extended) {
         if (qr_lease_submit_extend(c->b->lease, c->project->id, c->ids[1], on_extended, c) < 0)
             on_lease_ended(QR_EIO, c);
         return;
     }
-    if (qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c) < 0)
-        on_lease_ended(QR_EIO, c);
+    if (qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_committed, c) < 0)
+        on_lease_committed(QR_EIO, c);
 }
 
 static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg);
@@ -279,7 +334,7 @@ static void on_init_time(int rc, int64_t init_ms, void *arg)
     }
     qr_info("project %" PRId64 ": lease %" PRId64 " lost with Redis; accepted from the lease log",
             c->project->id, c->ids[1]);
-    qr_lease_info_t info = {c->task_id, c->granted_ms, c->granted_ms + c->project->lease_ttl_ms};
+    qr_lease_info_t info = {c->task_id, c->granted_ms, c->granted_ms + c->project->lease_ttl_ms, 0};
     c->task_id = 0;
     on_submit_begun(0, &info, c);
 }
@@ -408,6 +463,7 @@ static void on_submit_begun(int rc, const qr_lease_info_t *info, void *arg)
     c->task_id = info->task_id;
     c->granted_ms = info->granted_ms;
     c->expires_ms = info->expires_ms;
+    c->gold = info->gold;
     if (c->labels) {
         /* Only a lease from the lease log gets here unchecked: one live in
          * Redis was checked before it began (on_peeked). */

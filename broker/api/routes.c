@@ -21,6 +21,8 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"POST", QR_API_RESUME("*"), h_project_pause, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_NOT_VENDOR},
+    {"POST", QR_API_REINSTATE("*", "*"), h_annotator_reinstate, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
     {"POST", QR_API_TASKS("*"), h_import, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_IMPORT | ROUTE_NOT_VENDOR},
     {"GET", QR_API_IMPORTS("*"), h_import_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,

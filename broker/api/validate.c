@@ -369,7 +369,9 @@ rest:
                           out->overlap_annotations, out->overlap_max);
     }
     int shown;
-    return qr_validate_show_predictions(body, &shown, &out->show_predictions, why);
+    if (qr_validate_show_predictions(body, &shown, &out->show_predictions, why) < 0)
+        return -1;
+    return qr_validate_gold(body, 0, 0, NAN, &out->gold, why);
 }
 
 int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *why)
@@ -438,6 +440,56 @@ int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max
         return refuse(why, 422, "invalid",
                       "overlap_min (%" PRId64 ") may not exceed overlap_max (%" PRId64 ")", *min,
                       *max);
+    return 0;
+}
+
+int qr_validate_gold(json_t *body, double held_rate, int held_onboarding, double held_min,
+                     qr_gold_settings_t *out, qr_invalid_t *why)
+{
+    json_t *v;
+    out->rate = NAN;
+    out->onboarding = -1;
+    out->min_set = 0;
+    out->min_accuracy = NAN;
+    out->min_count = -1;
+    if ((v = json_object_get(body, "gold_rate"))) {
+        if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) <= 1))
+            return refuse(why, 422, "invalid",
+                          "gold_rate must be a number from 0 to 1 (the share of each "
+                          "annotator's tasks after onboarding that are gold tasks)");
+        out->rate = json_number_value(v);
+    }
+    if ((v = json_object_get(body, "gold_onboarding"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000)
+            return refuse(why, 422, "invalid",
+                          "gold_onboarding must be an integer from 0 to 10000 (the first tasks "
+                          "of each annotator that are gold tasks)");
+        out->onboarding = json_integer_value(v);
+    }
+    if ((v = json_object_get(body, "gold_min_accuracy"))) {
+        out->min_set = 1;
+        if (!json_is_null(v)) {
+            if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) <= 1))
+                return refuse(why, 422, "invalid",
+                              "gold_min_accuracy must be a number from 0 to 1 (an annotator "
+                              "below it on gold tasks is paused), or null for none");
+            out->min_accuracy = json_number_value(v);
+        }
+    }
+    if ((v = json_object_get(body, "gold_min_count"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000)
+            return refuse(why, 422, "invalid",
+                          "gold_min_count must be an integer from 1 to 100000 (the gold answers "
+                          "an annotator gives before gold_min_accuracy applies)");
+        out->min_count = json_integer_value(v);
+    }
+    double rate = isnan(out->rate) ? held_rate : out->rate;
+    int64_t onboarding = out->onboarding >= 0 ? out->onboarding : held_onboarding;
+    double min = out->min_set ? out->min_accuracy : held_min;
+    if (!isnan(min) && !(rate > 0 || onboarding > 0))
+        return refuse(why, 422, "invalid",
+                      "gold_min_accuracy needs gold tasks served: set gold_rate or "
+                      "gold_onboarding above 0 (or gold_min_accuracy to null)");
     return 0;
 }
 

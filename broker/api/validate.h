@@ -104,6 +104,16 @@ typedef struct qr_token_body_s {
 
 int qr_validate_token_body(json_t *body, int caller_role, qr_token_body_t *out, qr_invalid_t *why);
 
+/* Gold served at a rate and annotators paused below a gold accuracy (issue
+ * 16): the keys of a project body, each as given or "not given". */
+typedef struct qr_gold_settings_s {
+    double rate;         /* gold_rate, 0 to 1; NAN: not given */
+    int64_t onboarding;  /* gold_onboarding, 0 to 10000; -1: not given */
+    int min_set;         /* 1: gold_min_accuracy given (min_accuracy NAN for null) */
+    double min_accuracy; /* gold_min_accuracy, 0 to 1 */
+    int64_t min_count;   /* gold_min_count, 1 to 100000; -1: not given */
+} qr_gold_settings_t;
+
 /* POST /v1/projects: labels (a plain project) or schema, not both. */
 typedef struct qr_project_body_s {
     const char *name;
@@ -134,6 +144,7 @@ typedef struct qr_project_body_s {
     /* Predictions shown to annotators with each lease (issue 16, point 9):
      * 0 or 1 (default 0). */
     int show_predictions;
+    qr_gold_settings_t gold; /* the gold keys (qr_validate_gold) */
 } qr_project_body_t;
 
 /* show_predictions of a project body, when given: 0 with *set 1 and *on
@@ -159,6 +170,13 @@ int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max
  * project's current one, NAN when none), is refused. */
 int qr_validate_auto_accept(json_t *body, double held, int *set_conf, double *conf, double *audit,
                             qr_invalid_t *why);
+
+/* Reads the gold keys of a project body into out. held_*: the project's
+ * current values (a new project's defaults: 0, 0, NAN). A minimum accuracy
+ * (given or held) without gold served (a rate or an onboarding above 0,
+ * given or held) is refused: nobody could be judged. */
+int qr_validate_gold(json_t *body, double held_rate, int held_onboarding, double held_min,
+                     qr_gold_settings_t *out, qr_invalid_t *why);
 
 int qr_validate_project_body(json_t *body, qr_project_body_t *out, qr_invalid_t *why);
 

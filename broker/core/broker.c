@@ -337,6 +337,11 @@ qr_project_t *qr_project_from_json(json_t *o)
     json_t *thr = json_object_get(o, "overlap_agreement_threshold");
     p->overlap_threshold = json_is_number(thr) ? json_number_value(thr) : NAN;
     p->show_predictions = json_is_true(json_object_get(o, "show_predictions"));
+    p->gold_rate = json_number_value(json_object_get(o, "gold_rate"));
+    p->gold_onboarding = (int)json_integer_value(json_object_get(o, "gold_onboarding"));
+    json_t *gmin = json_object_get(o, "gold_min_accuracy");
+    p->gold_min_accuracy = json_is_number(gmin) ? json_number_value(gmin) : NAN;
+    p->gold_min_count = (int)json_integer_value(json_object_get(o, "gold_min_count"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -387,6 +392,12 @@ json_t *qr_project_to_json(const qr_project_t *p)
                         isnan(p->overlap_threshold) ? json_null()
                                                     : json_real(p->overlap_threshold));
     json_object_set_new(o, "show_predictions", json_boolean(p->show_predictions));
+    json_object_set_new(o, "gold_rate", json_real(p->gold_rate));
+    json_object_set_new(o, "gold_onboarding", json_integer(p->gold_onboarding));
+    json_object_set_new(o, "gold_min_accuracy",
+                        isnan(p->gold_min_accuracy) ? json_null()
+                                                    : json_real(p->gold_min_accuracy));
+    json_object_set_new(o, "gold_min_count", json_integer(p->gold_min_count));
     return o;
 }
 

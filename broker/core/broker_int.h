@@ -64,7 +64,11 @@ typedef struct qr_project_s {
      * task, one more while support < overlap_threshold; 0, 0, NAN: off. */
     int overlap_min, overlap_max;
     double overlap_threshold;
-    int show_predictions; /* each lease carries its task's prediction (sql/0030) */
+    int show_predictions;     /* each lease carries its task's prediction (sql/0030) */
+    double gold_rate;         /* share of gold leases after onboarding (issue 16) */
+    int gold_onboarding;      /* the first gold leases of each annotator */
+    double gold_min_accuracy; /* NAN: nobody is paused */
+    int gold_min_count;       /* gold answers judged before a pause */
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

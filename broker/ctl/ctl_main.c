@@ -7,7 +7,8 @@
  *   ctl_user.c        user create, token create|list|revoke
  *   ctl_report.c      report, agreement --project, export
  *   ctl_throughput.c  throughput
- *   ctl_org.c         org create|list, project share|unshare|shares|pause|resume
+ *   ctl_org.c         org create|list, project share|unshare|shares|pause|resume,
+ *                     reinstate
  *   ctl_cert.c        cert add|list|revoke
  *   ctl_manage.c      project list|show|update|archive|unarchive|delete, user list
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
@@ -72,6 +73,8 @@ static const char main_help[] =
     "                                                share a project with a vendor\n"
     "  project shares --project ID [--json]          a project's shares and their use\n"
     "  project pause|resume --project ID             stop or restart handing out tasks\n"
+    "  reinstate --project ID --user NAME|ID         lease again to an annotator paused\n"
+    "                                                below the gold accuracy\n"
     "  project list [--json]                         the projects you may see\n"
     "  project show ID [--json]                      one project's settings and state\n"
     "  project update ID [--name N] [--add-label L] [--labels a,b,c] ... [--json]\n"
@@ -156,6 +159,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_export(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "webhook") == 0)
         rc = qr_ctl_webhook(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "reinstate") == 0)
+        rc = qr_ctl_reinstate(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

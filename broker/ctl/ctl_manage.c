@@ -74,7 +74,8 @@ static const char update_help[] =
     "                [--stratify-field FIELD] [--auto-accept-confidence C|off]\n"
     "                [--auto-accept-audit S] [--overlap-min N|off]\n"
     "                [--overlap-max M|off] [--overlap-agreement-threshold T|off]\n"
-    "                [--show-predictions on|off] [--json]\n"
+    "                [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
+    "                [--gold-min-accuracy A|off] [--gold-min-count N] [--json]\n"
     "\n"
     "Changes a project (PATCH /v1/projects/{id}); what is not named stays.\n"
     "Labels can only be added: --labels is the whole new list (every current\n"
@@ -89,7 +90,10 @@ static const char update_help[] =
     "complete; --overlap-min sets annotations-per-task and can only rise, and\n"
     "--overlap-max may not drop below what a task already needs.\n"
     "--show-predictions (see project create --help) applies to leases granted\n"
-    "from now on. Prints the project\n"
+    "from now on; the gold flags (see project create --help;\n"
+    "--gold-min-accuracy off: nobody is paused) to the next lease requests, and\n"
+    "serving gold on or off turns the tasks with a gold answer into control\n"
+    "tasks or back at once. Prints the project\n"
     "as \"key: value\" lines (as project show), or its JSON with --json.\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (PATCH /v1/projects/{id}).\n"
@@ -250,6 +254,7 @@ static void show_project(json_t *p)
         printf("dynamic_overlap: off\n");
     printf("show_predictions: %s\n",
            json_is_true(json_object_get(p, "show_predictions")) ? "on" : "off");
+    qr_ctl_gold_print(p);
     printf("paused_at: %s\n", str_or(p, "paused_at", "-"));
     printf("archived_at: %s\n", str_or(p, "archived_at", "-"));
     qr_buf_free(&b);
@@ -329,6 +334,7 @@ typedef struct update_flags_s {
     const char *aa_conf, *aa_audit;
     const char *ov_min, *ov_max, *ov_thr;
     const char *shown;
+    qr_ctl_gold_flags_t gold;
     const char *add[64];
     int nadd;
 } update_flags_t;
@@ -401,7 +407,8 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
         json_object_set_new(body, "stratify_field", json_string(f->field));
     if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0 ||
         qr_ctl_dynamic_overlap_flags(f->ov_min, f->ov_max, f->ov_thr, body, "project update") < 0 ||
-        qr_ctl_show_predictions_flag(f->shown, body, "project update") < 0) {
+        qr_ctl_show_predictions_flag(f->shown, body, "project update") < 0 ||
+        qr_ctl_gold_flags(&f->gold, body, "project update") < 0) {
         json_decref(body);
         return NULL;
     }
@@ -516,8 +523,8 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
               (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &f.ov_max)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                      &f.ov_thr)) != 0 ||
-              (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &f.shown)) !=
-                  0))) {
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &f.shown)) != 0 ||
+              (r = qr_ctl_gold_take(&f.gold, argc, argv, &i)) != 0))) {
             if (r < 0)
                 return QR_EXIT_USAGE;
             if (add) {

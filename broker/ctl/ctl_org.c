@@ -352,3 +352,119 @@ int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg)
     json_decref(o);
     return rc;
 }
+
+/* --- reinstate ------------------------------------------------------------------------------ */
+
+static const char reinstate_help[] =
+    "Usage: quorumctl reinstate --project ID --user NAME|ID [--json]\n"
+    "\n"
+    "Reinstates an annotator the project paused because their accuracy on gold\n"
+    "tasks fell below its gold_min_accuracy (POST\n"
+    "/v1/projects/{id}/annotators/{user_id}/reinstate): every broker grants them\n"
+    "leases again, and their gold accuracy is judged afresh, on the gold tasks\n"
+    "they answer from now on. A NAME is looked up among the project's paused\n"
+    "annotators (the report's quality.paused_annotators; NAME@ORGANIZATION\n"
+    "tells two of one name apart). Only the project's own organization's admins\n"
+    "and managers may.\n"
+    "\n"
+    "  --project ID      the project's id\n"
+    "  --user NAME|ID    the paused annotator\n"
+    "  --json            print the broker's JSON (the pause, now reinstated)\n"
+    "\n"
+    "Reads:  no file: with a NAME, the project's report (GET .../report), then\n"
+    "        the broker's JSON answer.\n"
+    "Writes: stderr \"annotator 12 (alice) reinstated in project 7\"; with --json,\n"
+    "        stdout {\"annotator_id\":12,\"reason\":\"...\",\"accuracy\":0.55,\n"
+    "        \"compared\":20,\"paused_at\":\"...\",\"reinstated_at\":\"...\",\n"
+    "        \"reinstated_by\":1}.\n"
+    "\n"
+    "Examples:\n"
+    "  quorumctl reinstate --project 7 --user alice\n"
+    "  quorumctl reinstate --project 7 --user 12 --json\n"
+    "\n"
+    "%s"
+    "\n"
+    "Exit codes: 0 success, 1 broker or network error (or the annotator is\n"
+    "not paused, or no access to the project), 2 usage error.\n";
+
+/* The id of the live pause's annotator named `user` in project pid's
+ * report, or -1 (message printed, *rc the exit code). */
+static long long paused_user_id(qr_client_config_t *cfg, long long pid, const char *user, int *rc)
+{
+    char path[64];
+    snprintf(path, sizeof path, QR_API_REPORT("%lld"), pid);
+    json_t *o, *x;
+    size_t k;
+    long long id = -1;
+    int found = 0;
+    *rc = qr_cli_request(prog, cfg, "GET", path, NULL, 0, &o);
+    json_array_foreach(json_object_get(json_object_get(o, "quality"), "paused_annotators"), k, x)
+    {
+        const char *name = json_string_value(json_object_get(x, "annotator"));
+        const char *org = json_string_value(json_object_get(x, "organization"));
+        char full[512];
+        snprintf(full, sizeof full, "%s@%s", name ? name : "", org ? org : "");
+        if (!json_is_null(json_object_get(x, "reinstated_at")) || !name ||
+            (strcmp(name, user) && strcmp(full, user)))
+            continue;
+        id = (long long)json_integer_value(json_object_get(x, "annotator_id"));
+        found++;
+    }
+    json_decref(o);
+    if (*rc != QR_EXIT_OK)
+        return -1;
+    if (found != 1) {
+        char esc[256];
+        fprintf(stderr,
+                found ? "%s: several paused annotators are named '%s': give NAME@ORGANIZATION "
+                        "or the id\n"
+                      : "%s: no paused annotator '%s' in project %lld (see quorumctl report)\n",
+                prog, qr_term_escape_to(esc, sizeof esc, user), pid);
+        *rc = QR_EXIT_ERROR;
+        return -1;
+    }
+    return id;
+}
+
+int qr_ctl_reinstate(int argc, char **argv, qr_client_config_t *cfg)
+{
+    const char *project = NULL, *user = NULL;
+    int as_json = 0, rc;
+    long long pid, uid;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (qr_cli_is_help(argv[i])) {
+            qr_cli_help(stdout, reinstate_help);
+            return QR_EXIT_OK;
+        }
+        if ((r = qr_cli_config_flag(cfg, prog, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--project", &project)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--user", &user)) != 0) {
+            if (r < 0)
+                return QR_EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else {
+            return qr_cli_usage_error(prog, "reinstate ", "reinstate: unexpected argument '%s'",
+                                      argv[i]);
+        }
+    }
+    if (qr_cli_project_id(prog, "reinstate ", project, &pid) != QR_EXIT_OK)
+        return QR_EXIT_USAGE;
+    if (!user || !*user)
+        return qr_cli_usage_error(prog, "reinstate ", "reinstate: --user NAME|ID is required");
+    if (qr_cli_parse_ll(user, 1, INT64_MAX, &uid) < 0 &&
+        (uid = paused_user_id(cfg, pid, user, &rc)) < 0)
+        return rc;
+    char path[128];
+    snprintf(path, sizeof path, QR_API_REINSTATE("%lld", "%lld"), pid, uid);
+    json_t *o;
+    rc = qr_cli_request(prog, cfg, "POST", path, NULL, as_json ? QR_CLI_ECHO : 0, &o);
+    if (rc == QR_EXIT_OK && !as_json) {
+        char esc[256];
+        fprintf(stderr, "annotator %lld (%s) reinstated in project %lld\n", uid,
+                qr_term_escape_to(esc, sizeof esc, user), pid);
+    }
+    json_decref(o);
+    return rc;
+}

@@ -22,4 +22,9 @@ int qr_ctl_share_command(const char *sub);
  * qr_ctl_org. */
 int qr_ctl_share(int argc, char **argv, qr_client_config_t *cfg);
 
+/* `quorumctl reinstate --project ID --user NAME|ID`: an annotator paused
+ * below the project's gold accuracy gets leases again (issue 16). Returns an
+ * exit code. */
+int qr_ctl_reinstate(int argc, char **argv, qr_client_config_t *cfg);
+
 #endif

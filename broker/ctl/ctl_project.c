@@ -93,13 +93,87 @@ int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *t
     return 0;
 }
 
+int qr_ctl_gold_take(qr_ctl_gold_flags_t *g, int argc, char **argv, int *i)
+{
+    int r;
+    if ((r = qr_cli_take_value(prog, argc, argv, i, "--gold-rate", &g->rate)) != 0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-onboarding", &g->onboarding)) != 0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-min-accuracy", &g->min_accuracy)) !=
+            0 ||
+        (r = qr_cli_take_value(prog, argc, argv, i, "--gold-min-count", &g->min_count)) != 0)
+        return r;
+    return 0;
+}
+
+int qr_ctl_gold_flags(const qr_ctl_gold_flags_t *g, json_t *body, const char *cmd)
+{
+    double v;
+    long long n;
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    if (g->rate) {
+        if (qr_cli_parse_double(g->rate, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-rate must be a share from 0 to 1, not '%s'",
+                               cmd, g->rate);
+            return -1;
+        }
+        json_object_set_new(body, "gold_rate", json_real(v));
+    }
+    if (g->onboarding) {
+        if (qr_cli_parse_ll(g->onboarding, 0, 10000, &n) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-onboarding must be 0-10000, not '%s'", cmd,
+                               g->onboarding);
+            return -1;
+        }
+        json_object_set_new(body, "gold_onboarding", json_integer(n));
+    }
+    if (g->min_accuracy && !strcmp(g->min_accuracy, "off")) {
+        json_object_set_new(body, "gold_min_accuracy", json_null());
+    } else if (g->min_accuracy) {
+        if (qr_cli_parse_double(g->min_accuracy, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --gold-min-accuracy must be an accuracy from 0 to 1 (or "
+                               "off), not '%s'",
+                               cmd, g->min_accuracy);
+            return -1;
+        }
+        json_object_set_new(body, "gold_min_accuracy", json_real(v));
+    }
+    if (g->min_count) {
+        if (qr_cli_parse_ll(g->min_count, 1, 100000, &n) < 0) {
+            qr_cli_usage_error(prog, sub, "%s: --gold-min-count must be 1-100000, not '%s'", cmd,
+                               g->min_count);
+            return -1;
+        }
+        json_object_set_new(body, "gold_min_count", json_integer(n));
+    }
+    return 0;
+}
+
+void qr_ctl_gold_print(json_t *p)
+{
+    double rate = json_number_value(json_object_get(p, "gold_rate"));
+    json_int_t onb = json_integer_value(json_object_get(p, "gold_onboarding"));
+    json_t *min = json_object_get(p, "gold_min_accuracy");
+    if (rate > 0 || onb > 0)
+        printf("gold_rate: %g\ngold_onboarding: %" JSON_INTEGER_FORMAT "\n", rate, onb);
+    else
+        printf("gold served: off\n");
+    if (json_is_number(min))
+        printf("gold_min_accuracy: %g\ngold_min_count: %" JSON_INTEGER_FORMAT "\n",
+               json_number_value(min), json_integer_value(json_object_get(p, "gold_min_count")));
+    else
+        printf("gold_min_accuracy: off\n");
+}
+
 static const char project_help[] =
     "Usage: quorumctl project create --name N (--labels a,b,c | --schema FILE|-)\n"
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
     "                 [--max-leases-per-annotator N]\n"
     "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
     "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T]\n"
-    "                 [--show-predictions on|off] [--json]\n"
+    "                 [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
+    "                 [--gold-min-accuracy A [--gold-min-count N]] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -132,6 +206,13 @@ static const char project_help[] =
     "                             (pre-annotation: the labeler shows it, `a`\n"
     "                             accepts it; the exec bridge gets it); the report\n"
     "                             says how often humans gave it (default off)\n"
+    "  --gold-rate P              the share of each annotator's tasks, after the\n"
+    "                             onboarding ones, that are gold tasks (0-1;\n"
+    "                             tasks imported with a gold answer; default 0)\n"
+    "  --gold-onboarding N        each annotator's first N tasks are gold tasks\n"
+    "  --gold-min-accuracy A      pause an annotator whose accuracy on gold tasks\n"
+    "                             is below A (0-1) after --gold-min-count of them\n"
+    "                             (default 10), until `quorumctl reinstate`\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -149,6 +230,8 @@ static const char project_help[] =
     "      --auto-accept-confidence 0.95 --auto-accept-audit 0.1\n"
     "  quorumctl project create --name triage --labels spam,ham \\\n"
     "      --overlap-min 2 --overlap-max 5 --overlap-agreement-threshold 0.7\n"
+    "  quorumctl project create --name checked --labels spam,ham --gold-rate 0.1 \\\n"
+    "      --gold-onboarding 10 --gold-min-accuracy 0.8 --gold-min-count 20\n"
     "\n"
     "Other project commands, each with its own --help: list, show, update,\n"
     "archive, unarchive, delete, share, unshare, shares, pause, resume.\n"
@@ -186,6 +269,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
                *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL, *ov_min = NULL,
                *ov_max = NULL, *ov_thr = NULL, *shown = NULL;
+    qr_ctl_gold_flags_t gold = {0};
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
 
@@ -221,7 +305,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &ov_max)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                    &ov_thr)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &shown)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &shown)) != 0 ||
+            (r = qr_ctl_gold_take(&gold, argc, argv, &i)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -270,7 +355,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
         qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0 ||
-        qr_ctl_show_predictions_flag(shown, body, "project create") < 0) {
+        qr_ctl_show_predictions_flag(shown, body, "project create") < 0 ||
+        qr_ctl_gold_flags(&gold, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

@@ -173,15 +173,38 @@ static void print_shown_predictions(json_t *d)
     printf("\n");
 }
 
+/* Annotators paused below the project's gold accuracy (the report's
+ * quality.paused_annotators), live and past, one line each. */
+static void print_paused(json_t *q)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(q, "paused_annotators"), i, p)
+    {
+        const char *back = json_string_value(json_object_get(p, "reinstated_at"));
+        const char *n = json_string_value(json_object_get(p, "annotator"));
+        const char *why = json_string_value(json_object_get(p, "reason"));
+        const char *when = json_string_value(json_object_get(p, "paused_at"));
+        char name[256], reason[512], at[64], rat[64];
+        qr_term_escape_to(name, sizeof name, n ? n : "?");
+        qr_term_escape_to(reason, sizeof reason, why ? why : "");
+        qr_term_escape_to(at, sizeof at, when ? when : "?");
+        qr_term_escape_to(rat, sizeof rat, back ? back : "");
+        printf("%-22s %s: %s; paused at %s, %s%s\n", "paused", name, reason, at,
+               back ? "reinstated at " : "still paused", back ? rat : "");
+    }
+}
+
 /* Auto-accepted predictions and their audit (the report's quality), when
  * the project auto-accepted or audited any; dynamic overlap; predictions
- * shown to annotators. */
+ * shown to annotators; paused annotators. */
 static void print_quality(json_t *q)
 {
     print_dynamic_overlap(json_object_get(q, "dynamic_overlap"));
     print_shown_predictions(json_object_get(q, "shown_predictions"));
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
+    print_paused(q);
     if (accepted == 0 && audited == 0)
         return;
     printf("%-22s %" JSON_INTEGER_FORMAT

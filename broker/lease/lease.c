@@ -216,6 +216,8 @@ static void on_grant(redisReply *r, const char *err, void *arg)
             : !strcmp(why, "cap_reached")        ? QR_LEASE_CAP_REACHED
             : !strcmp(why, "uncounted")          ? QR_LEASE_UNCOUNTED
             : !strcmp(why, "max_leases_reached") ? QR_LEASE_MAX_LEASES
+            : !strcmp(why, "gold_unloaded")      ? QR_LEASE_GOLD_UNLOADED
+            : !strcmp(why, "annotator_paused")   ? QR_LEASE_PAUSED
                                                  : QR_LEASE_GRANTED,
             op->arg);
     } else {
@@ -258,7 +260,45 @@ int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annota
     op_arg(op, qr_xasprintf("%" PRId64, lim->org));
     op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
     op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
+    if (lim->gold_rate > 0 || lim->gold_onboarding > 0 || lim->gold_judged) {
+        op_arg(op, qr_xasprintf("%.17g", lim->gold_rate));
+        op_arg(op, qr_xasprintf("%d", lim->gold_onboarding));
+        op_arg(op, qr_xstrdup(lim->gold_judged ? "1" : "0"));
+    }
     return send_op(op, on_grant);
+}
+
+int qr_lease_gold_load(qr_lease_engine_t *e, int64_t project, int ntasks, const int64_t *ids,
+                       const int64_t *serves, const char *const *datas, const char *const *done_by,
+                       int nserved, const int64_t *annotators, const int64_t *served, int npaused,
+                       const int64_t *paused, qr_lease_done_cb cb, void *arg)
+{
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_GOLD_LOAD, (void (*)(void))cb, arg);
+    op_arg(op, qr_xasprintf("%d", ntasks));
+    op_arg(op, qr_xasprintf("%d", nserved));
+    op_arg(op, qr_xasprintf("%d", npaused));
+    for (int i = 0; i < ntasks; i++) {
+        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, serves[i]));
+        op_arg(op, qr_xstrdup(datas[i]));
+        op_arg(op, qr_xstrdup(done_by[i] ? done_by[i] : ""));
+    }
+    for (int i = 0; i < nserved; i++) {
+        op_arg(op, qr_xasprintf("%" PRId64, annotators[i]));
+        op_arg(op, qr_xasprintf("%" PRId64, served[i]));
+    }
+    for (int i = 0; i < npaused; i++)
+        op_arg(op, qr_xasprintf("%" PRId64, paused[i]));
+    return send_op(op, on_done);
+}
+
+int qr_lease_annotator_pause(qr_lease_engine_t *e, int64_t project, int64_t annotator, int paused,
+                             qr_lease_done_cb cb, void *arg)
+{
+    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_PAUSE, (void (*)(void))cb, arg);
+    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xstrdup(paused ? "1" : "0"));
+    return send_op(op, on_done);
 }
 
 int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int64_t *orgs,
@@ -282,11 +322,12 @@ static void on_touch(redisReply *r, const char *err, void *arg)
     qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
     if (reply_failed(r, err, "lease touch")) {
         cb(QR_EIO, NULL, op->arg);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
         cb(QR_ECONFLCT, NULL, op->arg);
     } else {
         qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
-                                reply_int(r->element[2])};
+                                reply_int(r->element[2]),
+                                r->elements > 3 && reply_int(r->element[3]) == 1};
         cb(0, &info, op->arg);
     }
     op_free(op);
@@ -345,7 +386,7 @@ static void on_ended(redisReply *r, const char *err, void *arg)
             cb(QR_ECONFLCT, NULL, op->arg);
     } else if (cb) {
         qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
-                                reply_int(r->element[2])};
+                                reply_int(r->element[2]), 0};
         cb(0, &info, op->arg);
     }
     op_free(op);
@@ -420,7 +461,7 @@ static void on_regranted(redisReply *r, const char *err, void *arg)
         cb(QR_EIO, NULL, op->arg);
     } else {
         /* For a regrant, info carries the new token in task_id's place. */
-        qr_lease_info_t info = {reply_int(r->element[0]), 0, reply_int(r->element[1])};
+        qr_lease_info_t info = {reply_int(r->element[0]), 0, reply_int(r->element[1]), 0};
         cb(0, &info, op->arg);
     }
     op_free(op);

@@ -38,6 +38,19 @@
  *                      bound on live leases, qr_lease_limits_t.live)
  *   {p:P}:counted      STRING set once vused/aused were built from PostgreSQL
  *                      (qr_lease_count_seed); missing: grants wait for it
+ *   {p:P}:gold         ZSET  the project's gold (control) tasks, scored by how
+ *                      often each was served (issue 16): never in ready, free
+ *                      or held; a lease of one takes no slot, and its
+ *                      annotator stays in seen however it ends
+ *   {p:P}:gold_data    HASH  gold task id -> task data (JSON text)
+ *   {p:P}:gold_served  HASH  annotator -> gold leases granted (onboarding)
+ *   {p:P}:paused       HASH  annotator -> '1': paused below the gold accuracy
+ *                      (annotator_pauses in PostgreSQL is the truth)
+ *   {p:P}:gold_built   STRING set once gold, gold_served and paused were
+ *                      loaded from PostgreSQL (qr_lease_gold_load); a reopen
+ *                      (import, settings changed) and a FLUSHALL drop it, and
+ *                      a grant of a project serving or judging gold then
+ *                      answers QR_LEASE_GOLD_UNLOADED until it is loaded
  *   quorum:projects    SET   projects the reaper visits; outside every
  *                      project's slot, so no script touches it: init and
  *                      reopen add the project with a plain SADD before
@@ -79,6 +92,7 @@ typedef struct qr_lease_info_s {
     int64_t task_id;
     int64_t granted_ms;
     int64_t expires_ms;
+    int gold; /* heartbeat, submit begin, peek: 1 when the task is a gold task */
 } qr_lease_info_t;
 
 /* rc: 0, QR_ECONFLCT (expired, unknown, or someone else's), QR_EIO (Redis). */
@@ -93,8 +107,9 @@ typedef void (*qr_lease_expired_cb)(const qr_lease_expired_t *e, int n, void *ar
 
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis);
 
-/* The Lua text of a script by name (grant, touch, end, reap, window_add,
- * rescore, refill_begin, refill_end, init), or NULL: for benchmarks and debugging. */
+/* The Lua text of a script by name (grant, seed, touch, regrant, end, reap,
+ * window_add, rescore, refill_begin, refill_end, init, drop, gold_load,
+ * pause), or NULL: for benchmarks and debugging. */
 const char *qr_lease_script_text(const char *name);
 void qr_lease_engine_free(qr_lease_engine_t *e);
 
@@ -160,10 +175,13 @@ QR_MUST_CHECK int qr_lease_grant(qr_lease_engine_t *e, int64_t project, int64_t 
 
 /* Who asks for a counted grant, and the bounds of their share (-1: none). */
 typedef struct qr_lease_limits_s {
-    int64_t org;   /* the annotator's organization */
-    int64_t quota; /* annotations (submitted + live leases) of all of org's annotators */
-    int64_t cap;   /* tasks (submitted + live leases) of this annotator */
-    int live;      /* live leases of this annotator (0: no bound) */
+    int64_t org;         /* the annotator's organization */
+    int64_t quota;       /* annotations (submitted + live leases) of all of org's annotators */
+    int64_t cap;         /* tasks (submitted + live leases) of this annotator */
+    int live;            /* live leases of this annotator (0: no bound) */
+    double gold_rate;    /* share of gold leases after onboarding (0: none) */
+    int gold_onboarding; /* the first gold leases of each annotator (0: none) */
+    int gold_judged;     /* 1: a paused annotator gets nothing */
 } qr_lease_limits_t;
 
 /* Why a counted grant gave fewer leases than asked (or none). */
@@ -173,6 +191,8 @@ enum {
     QR_LEASE_CAP_REACHED,   /* this annotator's cap is used up */
     QR_LEASE_UNCOUNTED,     /* the counters are not built: qr_lease_count_seed first */
     QR_LEASE_MAX_LEASES,    /* this annotator holds lim.live live leases */
+    QR_LEASE_GOLD_UNLOADED, /* the gold set is not loaded: qr_lease_gold_load first */
+    QR_LEASE_PAUSED,        /* the annotator is paused (gold accuracy too low) */
 };
 typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int n,
                                           int64_t ready_left, int why, void *arg);
@@ -194,6 +214,25 @@ QR_MUST_CHECK int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, 
 QR_MUST_CHECK int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n,
                                       const int64_t *orgs, const int64_t *annotators,
                                       const int64_t *counts, qr_lease_done_cb cb, void *arg);
+
+/* Loads the project's gold set from PostgreSQL, as the grant asks after
+ * QR_LEASE_GOLD_UNLOADED: ntasks control tasks ids[i] with serves[i]
+ * annotations so far, data datas[i] and done_by[i] (comma-separated
+ * annotators who answered or skipped it); nserved annotators[i] with
+ * served[i] gold answers (the onboarding count); npaused paused
+ * annotators. Counts already higher in Redis are kept; the paused set is
+ * replaced. Two brokers may race: both load the same rows. */
+QR_MUST_CHECK int qr_lease_gold_load(qr_lease_engine_t *e, int64_t project, int ntasks,
+                                     const int64_t *ids, const int64_t *serves,
+                                     const char *const *datas, const char *const *done_by,
+                                     int nserved, const int64_t *annotators, const int64_t *served,
+                                     int npaused, const int64_t *paused, qr_lease_done_cb cb,
+                                     void *arg);
+
+/* Marks an annotator paused (paused 1) or reinstated (0) in the project:
+ * every broker's next grant to them sees it. */
+QR_MUST_CHECK int qr_lease_annotator_pause(qr_lease_engine_t *e, int64_t project, int64_t annotator,
+                                           int paused, qr_lease_done_cb cb, void *arg);
 
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
 QR_MUST_CHECK int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator,

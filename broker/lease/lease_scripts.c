@@ -41,7 +41,8 @@
     "    l.granted, l.expires, l.state, l.pinned, l.org))\n"                                       \
     "end\n"
 
-/* ARGV: annotator, max, now, ttl, scan, live[, org, quota, cap]. Grants up
+/* ARGV: annotator, max, now, ttl, scan, live[, org, quota, cap[, gold rate,
+ * gold onboarding, judged]]. Grants up
  * to max leases scanning at most scan ready tasks, and no lease past live
  * ones of this annotator (-1: no bound): alive counts each annotator's live
  * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
@@ -52,17 +53,37 @@
  * counters built (counted): until they are, nothing is granted and the
  * reason is 'uncounted'. Nothing is granted either from a window not built
  * (INIT_LUA): the grant finds it empty, and the broker refills it.
+ * Gold (issue 16): with a gold rate p or an onboarding count N above 0, each
+ * lease is a gold task while the annotator was served fewer than N
+ * (gold_served), else when a hash of the annotator and the next fencing
+ * token (uniform, and unknown to the annotator) falls below p; the gold task
+ * is the least served one (the gold set's score) the annotator has not seen,
+ * and when none is left the lease is normal work. A gold lease takes no
+ * slot, counts in alive but not against quota or cap (org '-'), and looks
+ * like any other. With judged '1' (the project pauses annotators below a
+ * gold accuracy) a paused annotator gets nothing ('annotator_paused').
+ * Gold and pauses need the gold set loaded from PostgreSQL (gold_built,
+ * GOLD_LOAD_LUA): until it is, nothing is granted ('gold_unloaded').
  * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
  * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
- * than asked, or none, because of live) or 'uncounted'. */
+ * than asked, or none, because of live), 'uncounted', 'gold_unloaded' or
+ * 'annotator_paused'. */
 static const char GRANT_LUA[] =
     "local built, ready, leases, alive, counted, vused, aused, seen, free, held, fence, lease,"
-    " data = unpack(KEYS)\n"
+    " data, gold, gold_data, gold_served, paused, gold_built = unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "local grate, gonb = tonumber(ARGV[10] or '0'), tonumber(ARGV[11] or '0')\n"
+    "local judged, gon = ARGV[12] == '1', grate > 0 or gonb > 0\n"
     "if redis.call('EXISTS', built) == 0 then return {0, {}, ''} end\n"
+    "if (gon or judged) and redis.call('EXISTS', gold_built) == 0 then\n"
+    "  return {redis.call('ZCARD', ready), {}, 'gold_unloaded'}\n"
+    "end\n"
+    "if judged and redis.call('HEXISTS', paused, ann) == 1 then\n"
+    "  return {redis.call('ZCARD', ready), {}, 'annotator_paused'}\n"
+    "end\n"
     "local nvused, naused = 0, 0\n"
     "if org then\n"
     "  if redis.call('EXISTS', counted) == 0 then\n"
@@ -81,31 +102,67 @@ static const char GRANT_LUA[] =
     "if live >= 0 and nalive >= live then\n"
     "  return {redis.call('ZCARD', ready), {}, 'max_leases_reached'}\n"
     "end\n"
+    "local ngold = gon and tonumber(redis.call('HGET', gold_served, ann) or '0') or 0\n"
+    "local golds = nil\n"
+    "local cand = redis.call('ZRANGE', ready, 0, scan - 1)\n"
+    "local ci = 1\n"
     "local out = {}\n"
-    "for _, tid in ipairs(redis.call('ZRANGE', ready, 0, scan - 1)) do\n"
-    "  if #out >= max then break end\n"
+    "while #out < max do\n"
     "  if (quota >= 0 and nvused >= quota) or (cap >= 0 and naused >= cap) then break end\n"
     "  if live >= 0 and nalive >= live then break end\n"
-    "  if not redis.call('ZSCORE', seen, tid .. ':' .. ann) then\n"
-    "    if tonumber(redis.call('HGET', free, tid) or '0') <= 0 then\n"
-    "      redis.call('ZREM', ready, tid)\n"
-    "    else\n"
-    "      if redis.call('HINCRBY', free, tid, -1) <= 0 then redis.call('ZREM', ready, tid) end\n"
-    "      redis.call('HINCRBY', held, tid, 1)\n"
-    "      redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
-    "      local tok = redis.call('INCR', fence)\n"
-    "      local exp = now + ttl\n"
-    "      lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp,\n"
-    "        state = 'live', pinned = '-', org = org or '-'})\n"
-    "      redis.call('ZADD', leases, exp, tok)\n"
-    "      nalive = redis.call('HINCRBY', alive, ann, 1)\n"
-    "      if org then\n"
-    "        nvused = redis.call('HINCRBY', vused, org, 1)\n"
-    "        naused = redis.call('HINCRBY', aused, ann, 1)\n"
+    "  local tid, isgold = nil, false\n"
+    "  if gon then\n"
+    "    local due = ngold < gonb\n"
+    "    if not due and grate > 0 then\n"
+    "      local nexttok = tonumber(redis.call('GET', fence) or '0') + 1\n"
+    "      local h = redis.sha1hex(ann .. ':' .. nexttok)\n"
+    "      due = tonumber(string.sub(h, 1, 8), 16) < grate * 4294967296\n"
+    "    end\n"
+    "    if due then\n"
+    "      golds = golds or redis.call('ZRANGE', gold, 0, -1)\n"
+    "      for _, g in ipairs(golds) do\n"
+    "        if not redis.call('ZSCORE', seen, g .. ':' .. ann) then\n"
+    "          tid, isgold = g, true\n"
+    "          break\n"
+    "        end\n"
     "      end\n"
-    "      out[#out + 1] = {tid, tok, exp, redis.call('HGET', data, tid) or '{}'}\n"
     "    end\n"
     "  end\n"
+    "  while not tid and ci <= #cand do\n"
+    "    local c = cand[ci]\n"
+    "    ci = ci + 1\n"
+    "    if not redis.call('ZSCORE', seen, c .. ':' .. ann) then\n"
+    "      if tonumber(redis.call('HGET', free, c) or '0') <= 0 then\n"
+    "        redis.call('ZREM', ready, c)\n"
+    "      else\n"
+    "        tid = c\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if not tid then break end\n"
+    "  local lorg, body = org or '-', nil\n"
+    "  if isgold then\n"
+    "    redis.call('ZINCRBY', gold, 1, tid)\n"
+    "    ngold = redis.call('HINCRBY', gold_served, ann, 1)\n"
+    "    lorg = '-'\n"
+    "    body = redis.call('HGET', gold_data, tid)\n"
+    "  else\n"
+    "    if redis.call('HINCRBY', free, tid, -1) <= 0 then redis.call('ZREM', ready, tid) end\n"
+    "    redis.call('HINCRBY', held, tid, 1)\n"
+    "    body = redis.call('HGET', data, tid)\n"
+    "    if org then\n"
+    "      nvused = redis.call('HINCRBY', vused, org, 1)\n"
+    "      naused = redis.call('HINCRBY', aused, ann, 1)\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
+    "  local tok = redis.call('INCR', fence)\n"
+    "  local exp = now + ttl\n"
+    "  lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp,\n"
+    "    state = 'live', pinned = '-', org = lorg})\n"
+    "  redis.call('ZADD', leases, exp, tok)\n"
+    "  nalive = redis.call('HINCRBY', alive, ann, 1)\n"
+    "  out[#out + 1] = {tid, tok, exp, body or '{}'}\n"
     "end\n"
     "local why = ''\n"
     "if #out < max and live >= 0 and nalive >= live then why = 'max_leases_reached' end\n"
@@ -141,10 +198,11 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
  * annotator while the pin holds: the submit that pinned it may have died
  * with its broker before committing, and the agent's resend (same
  * idempotency key) must then go through; PostgreSQL keeps two racing
- * submits to one row. Returns {task, granted, expires} or 0 when the lease
- * is not live (or pinned) and the caller's. */
+ * submits to one row. Returns {task, granted, expires, gold} (gold 1 when
+ * the task is one of the gold set's) or 0 when the lease is not live (or
+ * pinned) and the caller's. */
 static const char TOUCH_LUA[] =
-    "local lease, leases = unpack(KEYS)\n"
+    "local lease, leases, gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local tok, mode = ARGV[4], ARGV[5]\n"
     "local l = lease_get(lease, tok)\n"
@@ -155,7 +213,8 @@ static const char TOUCH_LUA[] =
     "elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
     "  return 0\n"
     "end\n"
-    "if mode == 'peek' then return {l.task, l.granted, l.expires} end\n"
+    "local isgold = redis.call('ZSCORE', gold, l.task) and 1 or 0\n"
+    "if mode == 'peek' then return {l.task, l.granted, l.expires, isgold} end\n"
     "if mode == 'begin' then\n"
     "  l.state, l.pinned = 'submitting', ARGV[3]\n"
     "else\n"
@@ -163,7 +222,7 @@ static const char TOUCH_LUA[] =
     "end\n"
     "lease_put(lease, tok, l)\n"
     "redis.call('ZADD', leases, ARGV[3], tok)\n"
-    "return {l.task, l.granted, l.expires}\n";
+    "return {l.task, l.granted, l.expires, isgold}\n";
 
 /* ARGV: task, annotator, now, ttl, priority, data[, organization]. An
  * undone annotation: its slot goes straight back to the annotator who undid
@@ -171,25 +230,31 @@ static const char TOUCH_LUA[] =
  * window if it had left it). The quota counters do not move: one annotation
  * less, one live lease more. The lease counts among the annotator's live
  * ones, but is never refused for them: the annotator asked for this very
- * task back. Returns {token, expires}. */
+ * task back. A gold task (in the gold set) stays out of the window: the
+ * lease is uncounted, as its grant was. Returns {token, expires}. */
 static const char REGRANT_LUA[] =
-    "local leases, alive, free, held, prio, data, seen, fence, lease ="
+    "local leases, alive, free, held, prio, data, seen, fence, lease, gold ="
     " unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local tid, ann = ARGV[1], ARGV[2]\n"
     "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "if redis.call('HEXISTS', free, tid) == 0 then\n"
-    "  redis.call('HSET', free, tid, 0)\n"
-    "  redis.call('HSET', held, tid, 0)\n"
-    "  redis.call('HSET', prio, tid, ARGV[5])\n"
-    "  redis.call('HSET', data, tid, ARGV[6])\n"
+    "local org = ARGV[7] or '-'\n"
+    "if redis.call('ZSCORE', gold, tid) then\n"
+    "  org = '-'\n"
+    "else\n"
+    "  if redis.call('HEXISTS', free, tid) == 0 then\n"
+    "    redis.call('HSET', free, tid, 0)\n"
+    "    redis.call('HSET', held, tid, 0)\n"
+    "    redis.call('HSET', prio, tid, ARGV[5])\n"
+    "    redis.call('HSET', data, tid, ARGV[6])\n"
+    "  end\n"
+    "  redis.call('HINCRBY', held, tid, 1)\n"
     "end\n"
-    "redis.call('HINCRBY', held, tid, 1)\n"
     "redis.call('ZADD', seen, tid, tid .. ':' .. ann)\n"
     "local tok = redis.call('INCR', fence)\n"
     "local exp = now + ttl\n"
     "lease_put(lease, tok, {task = tid, ann = ann, granted = now, expires = exp, state = 'live',\n"
-    "  pinned = '-', org = ARGV[7] or '-'})\n"
+    "  pinned = '-', org = org})\n"
     "redis.call('HINCRBY', alive, ann, 1)\n"
     "redis.call('ZADD', leases, exp, tok)\n"
     "return {tok, exp}\n";
@@ -202,11 +267,14 @@ static const char REGRANT_LUA[] =
  * again (a submit refused before anything was stored); 'release' and 'skip'
  * first check the lease is live and the annotator's, then return the slot
  * ('release' also lets the annotator have the task again). Every mode takes
- * the lease off its annotator's live count. Returns {task, granted,
- * expires}, or 0 when there was no such (live) lease. */
+ * the lease off its annotator's live count. A lease of a gold task (in the
+ * gold set) held no slot: it ends without touching the window, and the
+ * annotator stays in seen however it ends (nobody sees a gold task twice).
+ * Returns {task,
+ * granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
-    "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused ="
-    " unpack(KEYS)\n"
+    "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused,"
+    " gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local tok, mode = ARGV[1], ARGV[2]\n"
     "local l = lease_get(lease, tok)\n"
@@ -217,6 +285,7 @@ static const char END_LUA[] =
     "redis.call('HDEL', lease, tok)\n"
     "redis.call('ZREM', leases, tok)\n"
     "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
+    "if redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
     "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
     "if mode == 'release' or mode == 'return' then\n"
     "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
@@ -245,9 +314,10 @@ static const char END_LUA[] =
     "return {tid, l.granted, l.expires}\n";
 
 /* ARGV: now, limit. Ends up to limit leases expired at now and returns
- * their slots. Returns them as {token, task, ann, granted, expires}... */
+ * their slots (a gold task's lease has none, and its annotator stays in
+ * seen). Returns them as {token, task, ann, granted, expires}... */
 static const char REAP_LUA[] =
-    "local leases, lease, ready, alive, held, free, seen, prio, counted, vused, aused ="
+    "local leases, lease, ready, alive, held, free, seen, prio, counted, vused, aused, gold ="
     " unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local out = {}\n"
@@ -263,10 +333,12 @@ static const char REAP_LUA[] =
     "      redis.call('HINCRBY', vused, l.org, -1)\n"
     "      redis.call('HINCRBY', aused, l.ann, -1)\n"
     "    end\n"
-    "    redis.call('HINCRBY', free, l.task, 1)\n"
-    "    redis.call('HINCRBY', held, l.task, -1)\n"
-    "    redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
-    "    redis.call('ZADD', ready, redis.call('HGET', prio, l.task) or l.task, l.task)\n"
+    "    if not redis.call('ZSCORE', gold, l.task) then\n"
+    "      redis.call('ZREM', seen, l.task .. ':' .. l.ann)\n"
+    "      redis.call('HINCRBY', free, l.task, 1)\n"
+    "      redis.call('HINCRBY', held, l.task, -1)\n"
+    "      redis.call('ZADD', ready, redis.call('HGET', prio, l.task) or l.task, l.task)\n"
+    "    end\n"
     "    out[#out + 1] = {tok, l.task, l.ann, l.granted, l.expires}\n"
     "  end\n"
     "end\n"
@@ -366,11 +438,12 @@ static const char INIT_LUA[] =
 /* ARGV: exhausted flag ('1', '0', or 'reopen': new tasks exist, so forget
  * the cursor and exhaustion; tasks already in the window are kept; the
  * caller registered the project for the reaper first). '1' and '0' drop
- * the refill lock. */
+ * the refill lock. A reopen also marks the gold set for a reload (new gold
+ * tasks, or the project's gold settings changed). */
 static const char REFILL_END_LUA[] =
-    "local exhausted, cursor, refill = unpack(KEYS)\n"
+    "local exhausted, cursor, refill, gold_built = unpack(KEYS)\n"
     "if ARGV[1] == 'reopen' then\n"
-    "  redis.call('DEL', exhausted, cursor)\n"
+    "  redis.call('DEL', exhausted, cursor, gold_built)\n"
     "  return 1\n"
     "end\n"
     "if ARGV[1] == '1' then redis.call('SET', exhausted, '1') end\n"
@@ -384,33 +457,93 @@ static const char REFILL_END_LUA[] =
  * project out of the reaper's registry (outside the project's slot). */
 static const char DROP_LUA[] =
     "local leases, lease, ready, free, held, prio, data, seen, alive, counted, vused, aused,"
-    " cursor, exhausted, refill, built, fence, init = unpack(KEYS)\n"
+    " cursor, exhausted, refill, built, fence, init, gold, gold_data, gold_served, paused,"
+    " gold_built = unpack(KEYS)\n"
     "local live = redis.call('ZCOUNT', leases, '(' .. ARGV[1], '+inf')\n"
     "if live > 0 and ARGV[2] ~= '1' then return {0, live} end\n"
     "redis.call('DEL', leases, lease, ready, free, held, prio, data, seen, alive, counted, vused,\n"
-    "  aused, cursor, exhausted, refill, built, fence, init)\n"
+    "  aused, cursor, exhausted, refill, built, fence, init, gold, gold_data, gold_served, paused,\n"
+    "  gold_built)\n"
     "return {1, live}\n";
+/* ARGV: ntasks, nserved, npaused, then ntasks (id, serves, data, done-by)
+ * quadruples, nserved (annotator, gold served) pairs and npaused
+ * annotators, all from PostgreSQL. Builds the gold set (control tasks by
+ * how often they were served, keeping the higher of Redis's and
+ * PostgreSQL's count, with their data), each annotator's gold served count
+ * (the higher one too), the paused annotators, and adds the done-by lists
+ * to seen; a task of the set leaves the normal window (it was open work
+ * before serving was switched on). Tasks in the set that PostgreSQL no
+ * longer lists leave it. Marks the set built. Returns the set's size. */
+static const char GOLD_LOAD_LUA[] =
+    "local gold, gold_data, gold_served, paused, gold_built, seen, ready, free, held, prio, data ="
+    " unpack(KEYS)\n"
+    "local nt, ns, np = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local keep = {}\n"
+    "local i = 4\n"
+    "for _ = 1, nt do\n"
+    "  local tid, serves = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  keep[tid] = true\n"
+    "  local s = tonumber(redis.call('ZSCORE', gold, tid) or '-1')\n"
+    "  if s < serves then redis.call('ZADD', gold, serves, tid) end\n"
+    "  redis.call('HSET', gold_data, tid, ARGV[i + 2])\n"
+    "  for a in string.gmatch(ARGV[i + 3], '[^,]+') do\n"
+    "    redis.call('ZADD', seen, tid, tid .. ':' .. a)\n"
+    "  end\n"
+    "  redis.call('ZREM', ready, tid)\n"
+    "  redis.call('HDEL', free, tid)\n"
+    "  redis.call('HDEL', held, tid)\n"
+    "  redis.call('HDEL', prio, tid)\n"
+    "  redis.call('HDEL', data, tid)\n"
+    "  i = i + 4\n"
+    "end\n"
+    "for _, tid in ipairs(redis.call('ZRANGE', gold, 0, -1)) do\n"
+    "  if not keep[tid] then\n"
+    "    redis.call('ZREM', gold, tid)\n"
+    "    redis.call('HDEL', gold_data, tid)\n"
+    "  end\n"
+    "end\n"
+    "for _ = 1, ns do\n"
+    "  local n = tonumber(redis.call('HGET', gold_served, ARGV[i]) or '0')\n"
+    "  if n < tonumber(ARGV[i + 1]) then redis.call('HSET', gold_served, ARGV[i], ARGV[i + 1]) end\n"
+    "  i = i + 2\n"
+    "end\n"
+    "redis.call('DEL', paused)\n"
+    "for _ = 1, np do\n"
+    "  redis.call('HSET', paused, ARGV[i], '1')\n"
+    "  i = i + 1\n"
+    "end\n"
+    "redis.call('SET', gold_built, '1')\n"
+    "return redis.call('ZCARD', gold)\n";
+
+/* ARGV: annotator, '1' to pause them or '0' to reinstate them. Every grant
+ * of a project that judges gold reads this (GRANT_LUA), so a pause holds on
+ * every broker at once. */
+static const char PAUSE_LUA[] =
+    "local paused = unpack(KEYS)\n"
+    "if ARGV[2] == '1' then return redis.call('HSET', paused, ARGV[1], '1') end\n"
+    "return redis.call('HDEL', paused, ARGV[1])\n";
 /* clang-format on */
 
 const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
     [QR_LEASE_SCRIPT_GRANT] = {"grant",
                                GRANT_LUA,
                                {"built", "ready", "leases", "alive", "counted", "vused", "aused",
-                                "seen", "free", "held", "fence", "lease", "data"}},
+                                "seen", "free", "held", "fence", "lease", "data", "gold",
+                                "gold_data", "gold_served", "paused", "gold_built"}},
     [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA, {"counted", "vused", "aused", "lease"}},
-    [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases"}},
+    [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases", "gold"}},
     [QR_LEASE_SCRIPT_REGRANT] = {"regrant",
                                  REGRANT_LUA,
                                  {"leases", "alive", "free", "held", "prio", "data", "seen",
-                                  "fence", "lease"}},
+                                  "fence", "lease", "gold"}},
     [QR_LEASE_SCRIPT_END] = {"end",
                              END_LUA,
                              {"lease", "leases", "ready", "alive", "held", "free", "seen", "prio",
-                              "data", "counted", "vused", "aused"}},
+                              "data", "counted", "vused", "aused", "gold"}},
     [QR_LEASE_SCRIPT_REAP] = {"reap",
                               REAP_LUA,
                               {"leases", "lease", "ready", "alive", "held", "free", "seen", "prio",
-                               "counted", "vused", "aused"}},
+                               "counted", "vused", "aused", "gold"}},
     [QR_LEASE_SCRIPT_WINDOW_ADD] = {"window_add",
                                     WINDOW_ADD_LUA,
                                     {"ready", "free", "held", "prio", "data", "seen", "cursor"}},
@@ -427,10 +560,15 @@ const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
                                "cursor", "exhausted"}},
     [QR_LEASE_SCRIPT_REFILL_END] = {"refill_end",
                                     REFILL_END_LUA,
-                                    {"exhausted", "cursor", "refill"}},
-    [QR_LEASE_SCRIPT_DROP] = {"drop",
-                              DROP_LUA,
-                              {"leases", "lease", "ready", "free", "held", "prio", "data", "seen",
-                               "alive", "counted", "vused", "aused", "cursor", "exhausted",
-                               "refill", "built", "fence", "init"}},
+                                    {"exhausted", "cursor", "refill", "gold_built"}},
+    [QR_LEASE_SCRIPT_DROP] =
+        {"drop", DROP_LUA, {"leases", "lease",     "ready",       "free",    "held",      "prio",
+                            "data",   "seen",      "alive",       "counted", "vused",     "aused",
+                            "cursor", "exhausted", "refill",      "built",   "fence",     "init",
+                            "gold",   "gold_data", "gold_served", "paused",  "gold_built"}},
+    [QR_LEASE_SCRIPT_GOLD_LOAD] = {"gold_load",
+                                   GOLD_LOAD_LUA,
+                                   {"gold", "gold_data", "gold_served", "paused", "gold_built",
+                                    "seen", "ready", "free", "held", "prio", "data"}},
+    [QR_LEASE_SCRIPT_PAUSE] = {"pause", PAUSE_LUA, {"paused"}},
 };

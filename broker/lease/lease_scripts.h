@@ -21,11 +21,13 @@ typedef enum qr_lease_script_id_e {
     QR_LEASE_SCRIPT_INIT,
     QR_LEASE_SCRIPT_REFILL_END,
     QR_LEASE_SCRIPT_DROP,
+    QR_LEASE_SCRIPT_GOLD_LOAD,
+    QR_LEASE_SCRIPT_PAUSE,
     QR_LEASE_NSCRIPTS
 } qr_lease_script_id_t;
 
 /* The most keys a script takes. */
-#define QR_LEASE_MAX_KEYS 18
+#define QR_LEASE_MAX_KEYS 24
 
 /* A script and the keys it takes. Every key a script reads or writes is one
  * of the project's, {p:P}:<name>, passed in KEYS in the order of keys[]; a

@@ -52,6 +52,10 @@ _Static_assert((int)QR_EV_GRANT == (int)QR_METRIC_GRANT &&
  * minute or hour, annotator) in key order, so that two brokers merging into
  * the same rows lock them in the same order. Time on task is the reported
  * active time, else submit - grant, in ms, clamped to [0, 2^31 - 1].
+ * Events of a control (gold) task are logged but not rolled up: the
+ * throughput report never counts gold work (sql/0028_gold_serving.sql); a
+ * hashed lookup over the tasks_control index, empty for projects without
+ * gold.
  *
  * The hour rows: counts add up; the histogram (label, bucket, n, sum) is
  * merged and kept sorted; the activity inside the hour (gaps of at most
@@ -77,6 +81,8 @@ _Static_assert((int)QR_EV_GRANT == (int)QR_METRIC_GRANT &&
     "   AS x(p, a, k, t, u, f, g, m, l, r))," \
     " ins AS (INSERT INTO lease_events (project_id, at, kind, task_id, annotator_id, token," \
     "   granted_at, active_ms, label, reason) SELECT p, at, k, t, u, f, g, m, l, r FROM e)," \
+    " er AS (SELECT * FROM e WHERE e.t IS NULL OR e.t NOT IN (SELECT ct.id FROM tasks ct" \
+    "   WHERE ct.control AND ct.project_id IN (SELECT DISTINCT p FROM e)))," \
     " mins AS (INSERT INTO lease_event_minutes AS o (project_id, minute, annotator_id, granted," \
     "  heartbeats, submitted, skipped, released, expired, first_at, last_at, tot_ms, tot_label)" \
     " SELECT p, date_trunc('minute', at), u, count(*) FILTER (WHERE k = 'grant')," \
@@ -85,7 +91,7 @@ _Static_assert((int)QR_EV_GRANT == (int)QR_METRIC_GRANT &&
     "  count(*) FILTER (WHERE k = 'expire'), min(at), max(at)," \
     "  coalesce(array_agg(tot) FILTER (WHERE tot IS NOT NULL), '{}')," \
     "  coalesce(array_agg(l) FILTER (WHERE tot IS NOT NULL), '{}')" \
-    " FROM e GROUP BY 1, 2, 3 ORDER BY 1, 2, 3" \
+    " FROM er GROUP BY 1, 2, 3 ORDER BY 1, 2, 3" \
     " ON CONFLICT (project_id, minute, annotator_id) DO UPDATE SET" \
     "  granted = o.granted + excluded.granted, heartbeats = o.heartbeats + excluded.heartbeats," \
     "  submitted = o.submitted + excluded.submitted, skipped = o.skipped + excluded.skipped," \
@@ -96,7 +102,7 @@ _Static_assert((int)QR_EV_GRANT == (int)QR_METRIC_GRANT &&
     "  RETURNING o.project_id, o.annotator_id, o.minute, o.first_at, o.last_at)," \
     " eh AS (SELECT p, u, date_trunc('hour', at, 'UTC') AS h, at, k, l, tot," \
     "   " MS("at - lag(at) OVER (PARTITION BY p, u, date_trunc('hour', at, 'UTC') ORDER BY at)") " AS gap" \
-    "  FROM e)," \
+    "  FROM er)," \
     " hh AS (SELECT p, h, u, count(*) FILTER (WHERE k = 'grant') AS granted," \
     "   count(*) FILTER (WHERE k = 'heartbeat') AS heartbeats," \
     "   count(*) FILTER (WHERE k = 'submit') AS submitted," \

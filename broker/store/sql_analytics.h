@@ -28,6 +28,12 @@
 #define SCOPE(u, a) \
     "($2::bigint = 0 OR " u ".org_id = $2::bigint)" \
     " AND ($3::bigint = 0 OR " a ".annotator_id = $3::bigint)"
+/* Not about a control (gold) task of the project (sql/0028_gold_serving.sql):
+ * gold leases and their annotations feed gold accuracy, never throughput.
+ * x is a row carrying task_id; a hashed subplan over the tasks_control
+ * index, empty (and free) for a project without gold served. */
+#define GOLD_OUT(x) \
+    x ".task_id NOT IN (SELECT ct.id FROM tasks ct WHERE ct.project_id = $1::bigint AND ct.control)"
 /* Time on task of a submit event e: reported active time, else submit - grant. */
 #define TOT(e) \
     "coalesce(" e ".active_ms::float8," \
@@ -72,12 +78,12 @@
     "   CASE WHEN e.kind = 'submit' THEN " TOT("e") " END AS tot" \
     "  FROM lease_events e JOIN users u ON u.id = e.annotator_id" \
     "  WHERE e.project_id = $1::bigint AND e.at >= " T0 " AND e.at < " T1 \
-    "   AND " SCOPE("u", "e") ")," \
+    "   AND " SCOPE("u", "e") " AND " GOLD_OUT("e") ")," \
     " crew_each AS (SELECT e.annotator_id, count(*) AS n," \
     "   percentile_cont(0.5) WITHIN GROUP (ORDER BY " TOT("e") ") AS med" \
     "  FROM lease_events e WHERE e.project_id = $1::bigint AND e.kind = 'submit'" \
     "   AND e.at >= " T0 " AND e.at < " T1 \
-    "   AND (e.active_ms IS NOT NULL OR e.granted_at IS NOT NULL)" \
+    "   AND (e.active_ms IS NOT NULL OR e.granted_at IS NOT NULL) AND " GOLD_OUT("e") \
     "  GROUP BY e.annotator_id)," \
     " crew AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY med) AS med, count(*) AS n" \
     "  FROM crew_each WHERE n >= $9::int)," \
@@ -136,14 +142,15 @@
     " wg AS (SELECT " QR_SQL_GAP_MS("a.created_at") " AS gap" \
     "  FROM annotations a JOIN users u ON u.id = a.annotator_id" \
     "  WHERE $13::text = 'events' AND a.project_id = $1::bigint" \
-    "   AND a.created_at >= " T0 " AND a.created_at < " T1 " AND " SCOPE("u", "a") ")," \
+    "   AND a.created_at >= " T0 " AND a.created_at < " T1 " AND " SCOPE("u", "a") \
+    "   AND " GOLD_OUT("a") ")," \
     " wk AS (SELECT CASE WHEN $13::text = 'events' THEN " QR_SQL_WORK_MS("gap", "$7::float8") \
     "   END AS ms, count(*) AS n FROM wg)," \
     " pg AS (SELECT a.created_at AS at, " QR_SQL_GAP_MS("a.created_at") " AS gap" \
     "  FROM span, annotations a JOIN users u ON u.id = a.annotator_id" \
     "  WHERE a.project_id = $1::bigint AND a.created_at <= span.last" \
     "   AND a.created_at > span.last - ($14::bigint + $7::bigint) * interval '1 millisecond'" \
-    "   AND " SCOPE("u", "a") ")," \
+    "   AND " SCOPE("u", "a") " AND " GOLD_OUT("a") ")," \
     " pace0 AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$7::float8") " AS ms" \
     "  FROM pg, span WHERE pg.at > span.last - $14::bigint * interval '1 millisecond')," \
     " pace AS (SELECT pace0.*, CASE WHEN queue.remaining = 0 THEN 0 WHEN pace0.ms > 0" \
@@ -158,11 +165,11 @@
     "  UNION ALL SELECT a.annotator_id, date_trunc('hour', a.created_at, 'UTC'), count(*)" \
     "  FROM ab, annotations a JOIN users u ON u.id = a.annotator_id" \
     "  WHERE a.project_id = $1::bigint AND " ANN_RAW("a") " AND " SCOPE("u", "a") \
-    "  GROUP BY 1, 2)," \
+    "   AND " GOLD_OUT("a") " GROUP BY 1, 2)," \
     " recent AS (SELECT count(*) AS n FROM annotations a JOIN users u ON u.id = a.annotator_id" \
     "  WHERE a.project_id = $1::bigint AND a.created_at < " NOW \
     "   AND a.created_at >= to_timestamp(($6::bigint - $11::bigint) / 1000.0)" \
-    "   AND " SCOPE("u", "a") ")," \
+    "   AND " SCOPE("u", "a") " AND " GOLD_OUT("a") ")," \
     " pan AS (SELECT annotator_id, sum(n) AS n FROM annc GROUP BY annotator_id)," \
     " who AS (SELECT w.annotator_id, u.name, u.org_id, o.name AS org," \
     "   coalesce(pan.n, 0) AS annotations, coalesce(per.n, 0) AS n, per.med, per.p90, per.mean," \
@@ -189,17 +196,18 @@
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
     "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining," \
     "   coalesce(sum(done_count), 0) AS annotations" \
-    "  FROM tasks WHERE project_id = $1::bigint)," \
+    "  FROM tasks WHERE project_id = $1::bigint AND NOT control)," \
     " span AS MATERIALIZED (SELECT CASE WHEN $2::bigint = 0 AND $3::bigint = 0" \
     "    THEN (SELECT annotations FROM counts)" \
     "    ELSE (SELECT coalesce(sum(c.n), 0) FROM (SELECT annotator_id, count(*) AS n" \
-    "     FROM annotations WHERE project_id = $1::bigint GROUP BY annotator_id) c" \
+    "     FROM annotations a WHERE a.project_id = $1::bigint AND " GOLD_OUT("a") \
+    "     GROUP BY annotator_id) c" \
     "     JOIN users u ON u.id = c.annotator_id WHERE " SCOPE("u", "c") ") END AS n," \
     "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") " AND " GOLD_OUT("a") \
     "    ORDER BY a.created_at LIMIT 1) AS first," \
     "   (SELECT a.created_at FROM annotations a JOIN users u ON u.id = a.annotator_id" \
-    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") \
+    "    WHERE a.project_id = $1::bigint AND " SCOPE("u", "a") " AND " GOLD_OUT("a") \
     "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
@@ -357,7 +365,7 @@
     " proj AS (SELECT id, org_id, lease_ttl_ms FROM projects WHERE id = $1::bigint)," \
     " edge AS (SELECT e.annotator_id, e.at, e.kind, e.label, CASE WHEN e.kind = 'submit'" \
     "   THEN greatest(0, least(round(" TOT("e") "), 2147483647))::integer END AS tot" \
-    "  FROM lease_events e WHERE e.project_id = $1::bigint" \
+    "  FROM lease_events e WHERE e.project_id = $1::bigint AND " GOLD_OUT("e") \
     "   AND ((e.at >= " T0 " AND e.at < " M0 ") OR (e.at >= " M1 " AND e.at < " T1 ")))," \
     " mm AS (SELECT r.annotator_id, r.hour AS minute, r.granted, r.submitted, r.skipped," \
     "   r.released, r.expired, r.first_at, r.last_at, r.active_ms AS ia, r.idle_ms AS ii," \
@@ -499,7 +507,7 @@
     "    AS complete," \
     "   count(*) FILTER (WHERE auto_accept = 'accepted') AS accepted," \
     "   sum(required - done_count) FILTER (WHERE state <> 'complete') AS remaining" \
-    "  FROM tasks GROUP BY project_id) t ON t.project_id = p.id" \
+    "  FROM tasks WHERE NOT control GROUP BY project_id) t ON t.project_id = p.id" \
     " LEFT JOIN (SELECT project_id, count(*) AS n FROM annotations GROUP BY project_id) a" \
     "  ON a.project_id = p.id" \
     " ORDER BY p.id"

@@ -138,6 +138,8 @@
     " 'overlap_min', overlap_min, 'overlap_max', overlap_max,"                                     \
     " 'overlap_agreement_threshold', overlap_agreement_threshold,"                                 \
     " 'show_predictions', show_predictions,"                                                       \
+    " 'gold_rate', gold_rate, 'gold_onboarding', gold_onboarding,"                                 \
+    " 'gold_min_accuracy', gold_min_accuracy, 'gold_min_count', gold_min_count,"                   \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -147,16 +149,19 @@
  * the label schema (normalized JSON; NULL: a plain project), $14 the
  * auto-accept confidence (NULL: none), $15 its audit share, $16 overlap_min,
  * $17 overlap_max, $18 overlap_agreement_threshold (all NULL: fixed
- * overlap; sql/0027_dynamic_overlap.sql), $19 show_predictions (sql/0030)
- * -> the project as JSON. */
+ * overlap; sql/0027_dynamic_overlap.sql), $19 show_predictions (sql/0030),
+ * $20 the gold rate, $21 gold onboarding, $22 gold minimum accuracy (NULL:
+ * none), $23 gold minimum count (sql/0028) -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
     " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
-    " overlap_min, overlap_max, overlap_agreement_threshold, show_predictions)"                    \
+    " overlap_min, overlap_max, overlap_agreement_threshold, show_predictions, gold_rate,"         \
+    " gold_onboarding, gold_min_accuracy, gold_min_count)"                                         \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
     "  $14::double precision, $15::double precision, $16::integer, $17::integer,"                  \
-    "  $18::double precision, $19::boolean) "                                                      \
+    "  $18::double precision, $19::boolean, $20::double precision, $21::integer,"                  \
+    "  $22::double precision, $23::integer) "                                                      \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -171,6 +176,7 @@
 
 /* The next tasks for a project's Redis window, in priority order, after the
  * cursor ("" for the beginning, else "priority id" of the last row read).
+ * Control (gold) tasks are not in the window: the gold set serves them.
  * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor,
  * and who annotated or skipped the task already (comma-separated ids). */
 #define QR_SQL_WINDOW_REFILL                                                                       \
@@ -178,7 +184,7 @@
     "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
     "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION"                     \
     "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
-    " FROM tasks t WHERE project_id = $1 AND state <> 'complete'"                                  \
+    " FROM tasks t WHERE project_id = $1 AND state <> 'complete' AND NOT control"                  \
     "  AND ($2 = '' OR (priority, id) > (split_part($2, ' ', 1)::float8,"                          \
     "                                    split_part($2, ' ', 2)::bigint))"                         \
     " ORDER BY priority, id LIMIT $3"
@@ -336,7 +342,8 @@
 
 /* $1 project -> true when every task has all its annotations. */
 #define QR_SQL_PROJECT_COMPLETE                                                                    \
-    "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete')"
+    "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1 AND state <> 'complete'"         \
+    " AND NOT control)"
 
 /* Records a released or skipped lease. $1 project, $2 token, $3 task,
  * $4 annotator, $5 granted ms, $6 expires ms, $7 outcome, $8 reason. */
@@ -346,14 +353,15 @@
     " outcome, reason) VALUES ($1, $2, $3, $4, to_timestamp($5::bigint / 1000.0),"                 \
     " to_timestamp($6::bigint / 1000.0), $7, $8) ON CONFLICT DO NOTHING"
 
-/* $1 project, $2 annotator -> the progress line's figures as JSON. */
+/* $1 project, $2 annotator -> the progress line's figures as JSON. Control
+ * (gold) tasks are not counted: they are never done. */
 #define QR_SQL_PROGRESS                                                                            \
     "SELECT json_build_object("                                                                    \
-    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1 AND NOT control),"               \
     "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
     "'complete'),"                                                                                 \
     "  'annotations_remaining', (SELECT coalesce(sum(required - done_count), 0) FROM tasks"        \
-    "     WHERE project_id = $1 AND state <> 'complete'),"                                         \
+    "     WHERE project_id = $1 AND state <> 'complete' AND NOT control),"                         \
     "  'my_annotations', (SELECT count(*) FROM annotations WHERE project_id = $1"                  \
     "     AND annotator_id = $2),"                                                                 \
     "  'my_annotations_today', (SELECT count(*) FROM annotations WHERE project_id = $1"            \
@@ -427,7 +435,7 @@
     "   CASE WHEN t.prediction ? 'labels' THEN an.label::jsonb = t.prediction->'labels'"           \
     "   ELSE an.label = t.prediction->>'label' END) AS k"                                          \
     "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id"                                  \
-    "    AND (t.prediction ? 'label' OR t.prediction ? 'labels')"                                  \
+    "    AND (t.prediction ? 'label' OR t.prediction ? 'labels') AND NOT t.control"                \
     "   LEFT JOIN annotations an ON an.task_id = t.id WHERE p.id = $1 GROUP BY 1),"                \
     " quality AS (SELECT"                                                                          \
     "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'accepted')"           \
@@ -442,7 +450,10 @@
 
 /* $1 project, $2 organization (0: every annotator; else only that
  * organization's crew), $3 idle threshold ms, $4 pace span ms, $5 now ms ->
- * the report's counts as one JSON object. Rows of per_annotator are one per
+ * the report's counts as one JSON object. Annotations of control (gold)
+ * tasks are left out of every count and rate (they feed gold accuracy
+ * only); quality.paused_annotators lists the pauses (live and past) of the
+ * annotators in scope. Rows of per_annotator are one per
  * annotator id, with the organization's name. duplicate_assignments and
  * overfilled_tasks are counted over what PostgreSQL holds. Working time,
  * rates, pace and ETA follow sql_work.h: completions_per_second and
@@ -455,7 +466,8 @@
 // clang-format off
 #define QR_SQL_REPORT                                                                              \
     "WITH a AS (SELECT an.* FROM annotations an JOIN users u ON u.id = an.annotator_id"            \
-    "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                   \
+    "  JOIN tasks ct ON ct.id = an.task_id"                                                        \
+    "  WHERE an.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint) AND NOT ct.control)," \
     " span AS (SELECT extract(epoch FROM max(created_at) - min(created_at)) AS s,"                 \
     "   max(created_at) AS last FROM a),"                                                          \
     " g AS (SELECT created_at, " QR_SQL_GAP_MS("created_at") " AS gap FROM a),"                    \
@@ -463,11 +475,18 @@
     " pace AS (SELECT count(*) AS n, " QR_SQL_WORK_MS("gap", "$3::float8") " / 1000 AS s"          \
     "   FROM g, span WHERE g.created_at > span.last - $4::bigint * interval '1 millisecond'),"     \
     " rem AS (SELECT coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0)"  \
-    "   AS n FROM tasks WHERE project_id = $1),"                                                   \
+    "   AS n FROM tasks WHERE project_id = $1 AND NOT control),"                                   \
+    " paused AS (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"                  \
+    "     'annotator_id', u.id, 'organization', o.name, 'reason', ap.reason,"                      \
+    "     'accuracy', ap.accuracy, 'count', ap.compared, 'paused_at', ap.paused_at,"               \
+    "     'reinstated_at', ap.reinstated_at) ORDER BY ap.paused_at, ap.id), '[]'::json) AS j"      \
+    "   FROM annotator_pauses ap JOIN users u ON u.id = ap.annotator_id"                           \
+    "   JOIN organizations o ON o.id = u.org_id"                                                   \
+    "   WHERE ap.project_id = $1 AND ($2::bigint = 0 OR u.org_id = $2::bigint)),"                  \
     QR_SQL_REPORT_QUALITY                                                                          \
     " SELECT json_build_object("                                                                   \
     "  'project', $1::bigint,"                                                                     \
-    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1),"                               \
+    "  'tasks', (SELECT count(*) FROM tasks WHERE project_id = $1 AND NOT control),"               \
     "  'tasks_complete', (SELECT count(*) FROM tasks WHERE project_id = $1 AND state = "           \
     "'complete'),"                                                                                 \
     "  'annotations', work.n,"                                                                     \
@@ -511,8 +530,10 @@
     "       'extensions', dyn.ext) END,"                                                           \
     "     'shown_predictions', CASE WHEN shown.on THEN json_build_object("                         \
     "       'compared', shown.n, 'accepted', shown.k, 'rate', CASE WHEN shown.n > 0"               \
-    "       THEN round(shown.k::numeric / shown.n, 4) END) END) END"                               \
-    " )::text FROM span, work, pace, rem, quality, dyn, shown"
+    "       THEN round(shown.k::numeric / shown.n, 4) END) END,"                                   \
+    "     'paused_annotators', paused.j)"                                                          \
+    "     ELSE json_build_object('paused_annotators', paused.j) END"                               \
+    " )::text FROM span, work, pace, rem, quality, dyn, shown, paused"
 // clang-format on
 
 /* --- agreement (live_agreement.c) -------------------------------------------------------------
@@ -520,16 +541,19 @@
  * have an "alice". */
 
 /* New annotations of a project since an id, and the project's total (to
- * notice rows committed out of id order). $1 project, $2 after id, $3 the
+ * notice rows committed out of id order), those of control (gold) tasks
+ * left out: they feed gold accuracy only. $1 project, $2 after id, $3 the
  * data keys whose text span fields refer to (a text[]; NULL: none) -> id,
  * task id, label, total, annotator id, annotator name, organization id,
  * organization name, the task's texts under those keys (a JSON object, or
  * NULL). */
 #define QR_SQL_AGREEMENT_NEW                                                                       \
     "SELECT a.id, a.task_id::text, a.label,"                                                       \
-    " (SELECT count(*) FROM annotations WHERE project_id = $1),"                                   \
+    " (SELECT count(*) FROM annotations ca JOIN tasks ct ON ct.id = ca.task_id"                    \
+    "   WHERE ca.project_id = $1 AND NOT ct.control),"                                             \
     " u.id, u.name, u.org_id, o.name, x.texts"                                                     \
     " FROM annotations a JOIN users u ON u.id = a.annotator_id"                                    \
+    " JOIN tasks tk ON tk.id = a.task_id AND NOT tk.control"                                       \
     " JOIN organizations o ON o.id = u.org_id"                                                     \
     " LEFT JOIN LATERAL (SELECT jsonb_object_agg(k, t.data->k)::text AS texts"                     \
     "   FROM tasks t, unnest($3::text[]) k"                                                        \
@@ -613,7 +637,46 @@
  * engine's quota and cap counters start from (qr_lease_count_seed). */
 #define QR_SQL_LEASE_COUNTS                                                                        \
     "SELECT u.org_id, a.annotator_id, count(*) FROM annotations a"                                 \
-    " JOIN users u ON u.id = a.annotator_id WHERE a.project_id = $1 GROUP BY 1, 2"
+    " JOIN users u ON u.id = a.annotator_id JOIN tasks t ON t.id = a.task_id"                      \
+    " WHERE a.project_id = $1 AND NOT t.control GROUP BY 1, 2"
+
+/* --- gold served at a rate, annotators paused (sql/0028_gold_serving.sql) --------------------- */
+
+/* What the lease engine's gold set is built from (qr_lease_gold_load), $1
+ * project -> kind, id, count, data, done-by; kind 't': a control task (id),
+ * its annotations so far, its data and who answered or skipped it ('' when
+ * nobody; none when the project serves no gold); 'a': an annotator (id) and
+ * their gold answers; 'p': a paused annotator (id). */
+#define QR_SQL_GOLD_LOAD                                                                           \
+    "SELECT 't', t.id, t.done_count::bigint, t.data::text,"                                        \
+    "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
+    "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION"                     \
+    "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
+    " FROM tasks t WHERE t.project_id = $1 AND t.control AND quorum_gold_serving($1)"              \
+    " UNION ALL SELECT 'a', a.annotator_id, count(*), NULL, NULL FROM annotations a"               \
+    "  JOIN tasks t ON t.id = a.task_id WHERE a.project_id = $1 AND t.control"                     \
+    "  GROUP BY a.annotator_id"                                                                    \
+    " UNION ALL SELECT 'p', annotator_id, 0, NULL, NULL FROM annotator_pauses"                     \
+    "  WHERE project_id = $1 AND reinstated_at IS NULL"
+
+/* After a gold annotation committed: $1 project, $2 annotator -> paused,
+ * whether this call paused them, the reason (quorum_gold_judge). */
+#define QR_SQL_GOLD_JUDGE "SELECT paused, created, reason FROM quorum_gold_judge($1, $2)"
+
+/* $1 project, $2 annotator -> the reason of their live pause (no row: none). */
+#define QR_SQL_PAUSE_REASON                                                                        \
+    "SELECT reason FROM annotator_pauses WHERE project_id = $1 AND annotator_id = $2"              \
+    " AND reinstated_at IS NULL"
+
+/* Reinstates a paused annotator: $1 project, $2 annotator, $3 the manager
+ * -> the pause as JSON (no row: they were not paused). Their gold accuracy
+ * is judged again on gold answers given from now on (quorum_gold_tally). */
+#define QR_SQL_REINSTATE                                                                           \
+    "UPDATE annotator_pauses SET reinstated_at = now(), reinstated_by = $3"                        \
+    " WHERE project_id = $1 AND annotator_id = $2 AND reinstated_at IS NULL"                       \
+    " RETURNING json_build_object('annotator_id', annotator_id, 'reason', reason,"                 \
+    "  'accuracy', accuracy, 'compared', compared, 'paused_at', paused_at,"                        \
+    "  'reinstated_at', reinstated_at, 'reinstated_by', reinstated_by)::text"
 
 /* The reaper's history of expired leases: $1..$6 arrays of project,
  * fencing token, task, annotator, granted and expiry (epoch ms). */
@@ -641,7 +704,9 @@
  * value; $11 true when $12 is the new auto-accept confidence, $13 its
  * audit share; $14 true when $15..$17 are the new overlap_min, overlap_max
  * and overlap_agreement_threshold (all NULL: fixed overlap from now on;
- * set, annotations_per_task becomes overlap_min); $18 show_predictions. The guards hold the rules
+ * set, annotations_per_task becomes overlap_min); $18 show_predictions;
+ * $19 gold rate, $20 gold onboarding, $21 whether $22 is the gold minimum
+ * accuracy, $23 gold minimum count. The guards hold the rules
  * against a concurrent change: labels are only added (the new list holds
  * every old one), overlap (and overlap_min) only rises. -> the project as
  * JSON; no row: not the organization's, or a guard failed. A stratified
@@ -663,7 +728,12 @@
     " overlap_max = CASE WHEN $14::boolean THEN $16::integer ELSE overlap_max END,"                \
     " overlap_agreement_threshold = CASE WHEN $14::boolean THEN $17::double precision"             \
     "   ELSE overlap_agreement_threshold END,"                                                     \
-    " show_predictions = coalesce($18::boolean, show_predictions)"                                 \
+    " show_predictions = coalesce($18::boolean, show_predictions),"                                \
+    " gold_rate = coalesce($19::double precision, gold_rate),"                                     \
+    " gold_onboarding = coalesce($20::integer, gold_onboarding),"                                  \
+    " gold_min_accuracy = CASE WHEN $21::boolean THEN $22::double precision"                       \
+    "   ELSE gold_min_accuracy END,"                                                               \
+    " gold_min_count = coalesce($23::integer, gold_min_count)"                                     \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($15::integer IS NULL OR $15::integer >= annotations_per_task)"                         \

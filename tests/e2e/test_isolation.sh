@@ -29,6 +29,8 @@ start_broker
 # Webhooks receive every organization's annotations: only the owner's admins
 # and managers make, list or delete them (POST with "{}" is 422: no url; the
 # webhook 999999 does not exist: 404).
+# Only the owner's admins and managers reinstate a paused annotator (user
+# 999999 is not paused: 404).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -66,6 +68,7 @@ GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 
 GET /v1/projects/*/report                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 POST /v1/projects/*/pause                     401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/resume                    401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/annotators/*/reinstate    401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects                              401 401 401  200 200 200 200  200 200 200 200  200 200 200 200
 GET /v1/users                                 401 401 401  200 200 200 403  200 200 200 403  200 200 200 403
 PATCH /v1/projects/*                          401 401 401  200 200 403 403  403 403 403 403  403 403 403 403

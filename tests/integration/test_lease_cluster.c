@@ -46,6 +46,7 @@ static int calls_after; /* MONITOR shows a script call after its commands */
 static int done;
 static int last_rc;
 static int64_t tokens[16];
+static int64_t got_tasks[16];
 static int ngot;
 static int why;
 static int refill[3]; /* rc, locked, initialised */
@@ -67,8 +68,10 @@ static void on_grant(int rc, const qr_lease_t *l, int n, int64_t ready_left, voi
 {
     last_rc = rc;
     ngot = n;
-    for (int i = 0; i < n && i < 16; i++)
+    for (int i = 0; i < n && i < 16; i++) {
         tokens[i] = l[i].token;
+        got_tasks[i] = l[i].task_id;
+    }
     done = 1;
 }
 
@@ -195,7 +198,7 @@ static void plain_leases(int64_t p, int64_t now)
 /* Counted grants: refused until the counters are built, then bounded. */
 static void counted_leases(int64_t p, int64_t now)
 {
-    qr_lease_limits_t lim = {3, 10, 5, 4};
+    qr_lease_limits_t lim = {.org = 3, .quota = 10, .cap = 5, .live = 4};
     assert_int_equal(qr_lease_grant_limited(engine, p, 4, &lim, 2, now, 60000, on_limited, NULL),
                      0);
     wait_done();
@@ -220,6 +223,47 @@ static void counted_leases(int64_t p, int64_t now)
     wait_done();
     assert_int_equal(last_rc, 0);
     assert_true(regranted > 1000); /* above the fencing floor */
+}
+
+/* Gold tasks (issue 16): refused until the gold set is loaded, then served
+ * first during onboarding, ended without a slot, and nothing for a paused
+ * annotator. */
+static void gold_leases(int64_t p, int64_t now)
+{
+    qr_lease_limits_t lim = {.org = 3,
+                             .quota = -1,
+                             .cap = -1,
+                             .live = 0,
+                             .gold_rate = 0.5,
+                             .gold_onboarding = 1,
+                             .gold_judged = 1};
+    assert_int_equal(qr_lease_grant_limited(engine, p, 7, &lim, 1, now, 60000, on_limited, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(why, QR_LEASE_GOLD_UNLOADED);
+    int64_t ids[] = {900}, serves[] = {0}, anns[] = {8}, served[] = {1}, paused[] = {9};
+    const char *datas[] = {"{\"text\":\"gold\"}"}, *done_by[] = {"8"};
+    assert_int_equal(qr_lease_gold_load(engine, p, 1, ids, serves, datas, done_by, 1, anns, served,
+                                        1, paused, on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(qr_lease_grant_limited(engine, p, 7, &lim, 1, now, 60000, on_limited, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got_tasks[0], 900);
+    int64_t t = tokens[0];
+    assert_int_equal(qr_lease_release(engine, p, 7, t, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(qr_lease_grant_limited(engine, p, 9, &lim, 1, now, 60000, on_limited, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(why, QR_LEASE_PAUSED);
+    assert_int_equal(qr_lease_annotator_pause(engine, p, 9, 0, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
 }
 
 /* Short leases the reaper returns; the project was registered by init,
@@ -542,6 +586,7 @@ static void test_scripts_touch_only_declared_keys_of_one_slot(void **state)
         build_window(projects[i]);
         plain_leases(projects[i], now);
         counted_leases(projects[i], now);
+        gold_leases(projects[i], now);
         expiring_leases(projects[i], now);
     }
     /* The reaper finds both projects through the registry alone. */

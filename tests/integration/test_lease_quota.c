@@ -114,7 +114,7 @@ static long long alive(int ann)
 
 static void grant_live(int ann, int org, int quota, int cap, int live, int max, int64_t now)
 {
-    qr_lease_limits_t lim = {org, quota, cap, live};
+    qr_lease_limits_t lim = {.org = org, .quota = quota, .cap = cap, .live = live};
     assert_int_equal(
         qr_lease_grant_limited(engine, project, ann, &lim, max, now, 1000, on_limited, NULL), 0);
     wait_done();
@@ -123,7 +123,7 @@ static void grant_live(int ann, int org, int quota, int cap, int live, int max, 
 
 static void grant(int ann, int org, int quota, int cap, int max, int64_t now)
 {
-    qr_lease_limits_t lim = {org, quota, cap, 0};
+    qr_lease_limits_t lim = {.org = org, .quota = quota, .cap = cap, .live = 0};
     assert_int_equal(
         qr_lease_grant_limited(engine, project, ann, &lim, max, now, 1000, on_limited, NULL), 0);
     wait_done();
