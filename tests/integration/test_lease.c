@@ -273,6 +273,50 @@ static void test_submit_extend(void **state)
     assert_int_equal(redis_int("ZCARD", "{p:9010}:seen", NULL), 0);
 }
 
+static int nwindow = -1;
+static void on_window_ids(int rc, const int64_t *ids, int n, void *arg)
+{
+    (void)ids;
+    (void)arg;
+    last_rc = rc;
+    nwindow = n;
+    done = 1;
+}
+
+/* A predictions update's refresh (qr_lease_window_rescore): a task takes
+ * its new place; one PostgreSQL completed leaves the ready set at once, and
+ * the window too unless a lease of it is live; a task not in the window is
+ * left alone. */
+static void test_window_rescore(void **state)
+{
+    project = 9011;
+    fill_window(3, 1); /* served 3, 2, 1 */
+    int64_t now = qr_now_ms();
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 3);
+    int64_t ids[] = {1, 2, 3, 99};
+    double prios[] = {0.5, 2, 1, 7};
+    int slots[] = {1, 0, 0, 0};
+    assert_int_equal(qr_lease_window_rescore(engine, project, 4, ids, prios, slots, on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("HEXISTS", "{p:9011}:free", "2"), 0);  /* gone */
+    assert_int_equal(redis_int("HGET", "{p:9011}:free", "3"), 0);     /* held: stays, no slot */
+    assert_int_equal(redis_int("ZCARD", "{p:9011}:ready", NULL), 1);  /* task 1 alone */
+    assert_int_equal(redis_int("HEXISTS", "{p:9011}:free", "99"), 0); /* not added */
+    assert_int_equal(qr_lease_window_ids(engine, project, on_window_ids, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(nwindow, 2);
+    assert_int_equal(qr_lease_grant(engine, project, 2, 3, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].task_id, 1);
+}
+
 static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
 {
     int *count = arg;
@@ -574,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_exact_overlap),
         cmocka_unit_test(test_heartbeat_and_submit_rules),
         cmocka_unit_test(test_submit_extend),
+        cmocka_unit_test(test_window_rescore),
         cmocka_unit_test(test_reaper_returns_slots),
         cmocka_unit_test(test_scripts_survive_flush),
         cmocka_unit_test(test_priority_release_and_skip),

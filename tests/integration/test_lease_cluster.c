@@ -150,6 +150,13 @@ static void build_window(int64_t p)
                      0);
     wait_done();
     assert_int_equal(last_rc, 0);
+    /* A predictions update's refresh: new places, one task not in the window. */
+    int64_t moved[] = {8, 99};
+    double places[] = {8.5, 1};
+    int left[] = {2, 0};
+    assert_int_equal(qr_lease_window_rescore(engine, p, 2, moved, places, left, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
     assert_int_equal(qr_lease_refill_end(engine, p, 1, on_done, NULL), 0);
     wait_done();
     assert_int_equal(qr_lease_window_reopen(engine, p, on_done, NULL), 0);
