@@ -141,7 +141,8 @@ void h_project_list(ctx_t *c)
  * owned (freed by patch_free). */
 typedef struct patch_s {
     char *name, *labels, *apt, *overlap_annotations, *overlap_fraction, *ttl, *sampling, *field;
-    char *aa_set, *aa_conf, *aa_audit; /* auto-accept: "true" when the confidence is given */
+    char *aa_set, *aa_conf, *aa_audit;       /* auto-accept: "true" when the confidence is given */
+    char *rv_mode, *rv_share, *rv_threshold; /* review settings given, or NULL */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -157,6 +158,9 @@ static void patch_free(patch_t *pt)
     free(pt->aa_set);
     free(pt->aa_conf);
     free(pt->aa_audit);
+    free(pt->rv_mode);
+    free(pt->rv_share);
+    free(pt->rv_threshold);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -242,6 +246,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "stratify_field",
                                        "auto_accept_confidence",
                                        "auto_accept_audit",
+                                       "review_mode",
+                                       "review_share",
+                                       "review_agreement_threshold",
                                        NULL};
     const char *key;
     json_t *v;
@@ -361,6 +368,14 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     }
     if (!isnan(audit))
         pt->aa_audit = qr_xasprintf("%.17g", audit);
+    /* Review settings apply to tasks completing from then on. */
+    const char *rv_mode;
+    double rv_share, rv_threshold;
+    if (qr_validate_review(body, &rv_mode, &rv_share, &rv_threshold, why) < 0)
+        return -1;
+    pt->rv_mode = rv_mode ? qr_xstrdup(rv_mode) : NULL;
+    pt->rv_share = isnan(rv_share) ? NULL : qr_xasprintf("%.17g", rv_share);
+    pt->rv_threshold = isnan(rv_threshold) ? NULL : qr_xasprintf("%.17g", rv_threshold);
     return 0;
 }
 
@@ -414,8 +429,11 @@ void h_project_update(ctx_t *c)
                             pt.field,
                             pt.aa_set ? pt.aa_set : "false",
                             pt.aa_conf,
-                            pt.aa_audit};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 13, params, on_project_updated, c);
+                            pt.aa_audit,
+                            pt.rv_mode,
+                            pt.rv_share,
+                            pt.rv_threshold};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 16, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

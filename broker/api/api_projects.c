@@ -56,6 +56,9 @@ void h_project_create(ctx_t *c)
     char *schema_text =
         pb.schema ? json_dumps(pb.schema, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     char org[24], user[24], a[24], t[24], fr[40], oa[24], ml[24], conf[40], audit[40];
+    char rv_share[40], rv_threshold[40];
+    snprintf(rv_share, sizeof rv_share, "%.17g", pb.review_share);
+    snprintf(rv_threshold, sizeof rv_threshold, "%.17g", pb.review_agreement_threshold);
     snprintf(fr, sizeof fr, "%.17g", fraction);
     snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
     snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
@@ -74,8 +77,11 @@ void h_project_create(ctx_t *c)
                                                         : NULL,
                             schema_text,
                             isnan(pb.auto_accept_confidence) ? NULL : conf,
-                            audit};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 15, params, on_project_created, c);
+                            audit,
+                            pb.review_mode,
+                            isnan(pb.review_share) ? NULL : rv_share,
+                            isnan(pb.review_agreement_threshold) ? NULL : rv_threshold};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 18, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

@@ -344,6 +344,42 @@ rest:
         return -1;
     if (isnan(out->auto_accept_audit))
         out->auto_accept_audit = 0;
+    return qr_validate_review(body, &out->review_mode, &out->review_share,
+                              &out->review_agreement_threshold, why);
+}
+
+int qr_validate_review(json_t *body, const char **mode, double *share, double *threshold,
+                       qr_invalid_t *why)
+{
+    json_t *m = json_object_get(body, "review_mode");
+    json_t *s = json_object_get(body, "review_share");
+    json_t *t = json_object_get(body, "review_agreement_threshold");
+    *mode = NULL;
+    *share = *threshold = NAN;
+    if (m) {
+        const char *v = json_string_value(m);
+        if (!v || (strcmp(v, "none") && strcmp(v, "all") && strcmp(v, "share") &&
+                   strcmp(v, "low_agreement")))
+            return refuse(why, 422, "invalid",
+                          "review_mode must be none, all, share (review_share of completed "
+                          "tasks) or low_agreement (below review_agreement_threshold, or a tie)");
+        *mode = v;
+    }
+    if (s) {
+        if (!json_is_number(s) || !(json_number_value(s) >= 0 && json_number_value(s) <= 1))
+            return refuse(why, 422, "invalid",
+                          "review_share must be a number from 0 to 1 (the share of completed "
+                          "tasks reviewed when review_mode is share)");
+        *share = json_number_value(s);
+    }
+    if (t) {
+        if (!json_is_number(t) || !(json_number_value(t) >= 0 && json_number_value(t) <= 1))
+            return refuse(why, 422, "invalid",
+                          "review_agreement_threshold must be a number from 0 to 1 (a task "
+                          "whose majority holds a smaller share is reviewed under "
+                          "low_agreement)");
+        *threshold = json_number_value(t);
+    }
     return 0;
 }
 

@@ -125,7 +125,17 @@ typedef struct qr_project_body_s {
      * humans, 0 to 1 (default 0). */
     double auto_accept_confidence;
     double auto_accept_audit;
+    /* Review (issue 16): review_mode (NULL: absent), review_share and
+     * review_agreement_threshold (NAN: absent). */
+    const char *review_mode;
+    double review_share, review_agreement_threshold;
 } qr_project_body_t;
+
+/* review_mode (none, all, share, low_agreement), review_share (0-1) and
+ * review_agreement_threshold (0-1) of a project body, when given: *mode
+ * NULL and the numbers NAN for those absent. */
+int qr_validate_review(json_t *body, const char **mode, double *share, double *threshold,
+                       qr_invalid_t *why);
 
 /* auto_accept_confidence (a number from 0 to 1, or null: off) and
  * auto_accept_audit (0 to 1) of a project body, when given: *set_conf 1

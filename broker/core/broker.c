@@ -332,6 +332,11 @@ qr_project_t *qr_project_from_json(json_t *o)
     json_t *conf = json_object_get(o, "auto_accept_confidence");
     p->auto_accept_confidence = json_is_number(conf) ? json_number_value(conf) : NAN;
     p->auto_accept_audit = json_number_value(json_object_get(o, "auto_accept_audit"));
+    const char *rv_mode = json_string_value(json_object_get(o, "review_mode"));
+    snprintf(p->review_mode, sizeof p->review_mode, "%s", rv_mode ? rv_mode : "none");
+    p->review_share = json_number_value(json_object_get(o, "review_share"));
+    p->review_agreement_threshold =
+        json_number_value(json_object_get(o, "review_agreement_threshold"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -374,6 +379,9 @@ json_t *qr_project_to_json(const qr_project_t *p)
                         isnan(p->auto_accept_confidence) ? json_null()
                                                          : json_real(p->auto_accept_confidence));
     json_object_set_new(o, "auto_accept_audit", json_real(p->auto_accept_audit));
+    json_object_set_new(o, "review_mode", json_string(p->review_mode));
+    json_object_set_new(o, "review_share", json_real(p->review_share));
+    json_object_set_new(o, "review_agreement_threshold", json_real(p->review_agreement_threshold));
     return o;
 }
 

@@ -60,6 +60,8 @@ typedef struct qr_project_s {
     int max_leases;                /* live leases per annotator; 0: the broker's default */
     double auto_accept_confidence; /* NAN: no prediction is auto-accepted */
     double auto_accept_audit;      /* the share of those audited by humans */
+    char review_mode[16];          /* none, all, share, low_agreement (sql/0031) */
+    double review_share, review_agreement_threshold;
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

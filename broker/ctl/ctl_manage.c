@@ -72,7 +72,8 @@ static const char update_help[] =
     "                [--overlap-fraction F] [--lease-ttl-ms MS]\n"
     "                [--sampling sequential|random|uncertainty|stratified]\n"
     "                [--stratify-field FIELD] [--auto-accept-confidence C|off]\n"
-    "                [--auto-accept-audit S] [--json]\n"
+    "                [--auto-accept-audit S] [--review-mode M] [--review-share S]\n"
+    "                [--review-agreement-threshold T] [--json]\n"
     "\n"
     "Changes a project (PATCH /v1/projects/{id}); what is not named stays.\n"
     "Labels can only be added: --labels is the whole new list (every current\n"
@@ -81,7 +82,8 @@ static const char update_help[] =
     "only rise; it applies to tasks imported from now on, as --sampling does.\n"
     "--lease-ttl-ms applies to leases granted from now on, and\n"
     "--auto-accept-confidence (off: none) and --auto-accept-audit (see project\n"
-    "create --help) to tasks imported from now on. Prints the project\n"
+    "create --help) to tasks imported from now on; the --review-* flags (see\n"
+    "project create --help) to tasks completing from now on. Prints the project\n"
     "as \"key: value\" lines (as project show), or its JSON with --json.\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (PATCH /v1/projects/{id}).\n"
@@ -233,6 +235,12 @@ static void show_project(json_t *p)
                json_number_value(json_object_get(p, "auto_accept_audit")));
     else
         printf("auto_accept_confidence: off\n");
+    printf("review_mode: %s\n", str_or(p, "review_mode", "none"));
+    if (!strcmp(str_or(p, "review_mode", "none"), "share"))
+        printf("review_share: %g\n", json_number_value(json_object_get(p, "review_share")));
+    if (!strcmp(str_or(p, "review_mode", "none"), "low_agreement"))
+        printf("review_agreement_threshold: %g\n",
+               json_number_value(json_object_get(p, "review_agreement_threshold")));
     printf("paused_at: %s\n", str_or(p, "paused_at", "-"));
     printf("archived_at: %s\n", str_or(p, "archived_at", "-"));
     qr_buf_free(&b);
@@ -310,6 +318,7 @@ static int append_labels(json_t *arr, const char *s)
 typedef struct update_flags_s {
     const char *name, *labels, *apt, *ov_ann, *ov_frac, *ttl, *sampling, *field;
     const char *aa_conf, *aa_audit;
+    const char *rv_mode, *rv_share, *rv_threshold;
     const char *add[64];
     int nadd;
 } update_flags_t;
@@ -380,7 +389,8 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
         json_object_set_new(body, "sampling", json_string(f->sampling));
     if (f->field)
         json_object_set_new(body, "stratify_field", json_string(f->field));
-    if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0) {
+    if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0 ||
+        qr_ctl_review_flags(f->rv_mode, f->rv_share, f->rv_threshold, body, "project update") < 0) {
         json_decref(body);
         return NULL;
     }
@@ -490,7 +500,11 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
               (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-confidence",
                                      &f.aa_conf)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--auto-accept-audit", &f.aa_audit)) !=
-                  0))) {
+                  0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-mode", &f.rv_mode)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-share", &f.rv_share)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-agreement-threshold",
+                                     &f.rv_threshold)) != 0))) {
             if (r < 0)
                 return QR_EXIT_USAGE;
             if (add) {

@@ -20,4 +20,10 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg);
  * cmd ("project create: "). */
 int qr_ctl_auto_accept_flags(const char *conf, const char *audit, json_t *body, const char *cmd);
 
+/* --review-mode M, --review-share S and --review-agreement-threshold T,
+ * each NULL when not given, into a project body; 0, or -1 after a usage
+ * error (printed). */
+int qr_ctl_review_flags(const char *mode, const char *share, const char *threshold, json_t *body,
+                        const char *cmd);
+
 #endif

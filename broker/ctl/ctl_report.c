@@ -138,6 +138,10 @@ static void print_quality(json_t *q)
 {
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
+    json_int_t reviewed = json_integer_value(json_object_get(q, "reviewed"));
+    if (reviewed > 0)
+        printf("%-22s %" JSON_INTEGER_FORMAT " tasks, their answer the reviewer's\n", "reviewed",
+               reviewed);
     if (accepted == 0 && audited == 0)
         return;
     printf("%-22s %" JSON_INTEGER_FORMAT

@@ -135,6 +135,8 @@
     "stratify_field, 'paused_at', paused_at, 'max_leases_per_annotator', "                         \
     "max_leases_per_annotator, 'archived_at', archived_at, 'schema', schema,"                      \
     " 'auto_accept_confidence', auto_accept_confidence, 'auto_accept_audit', auto_accept_audit,"   \
+    " 'review_mode', review_mode, 'review_share', review_share,"                                   \
+    " 'review_agreement_threshold', review_agreement_threshold,"                                   \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -142,14 +144,17 @@
  * annotations, $9 overlap first, $10 sampling, $11 stratify field, $12 the
  * bound on each annotator's live leases (NULL: the broker's default), $13
  * the label schema (normalized JSON; NULL: a plain project), $14 the
- * auto-accept confidence (NULL: none), $15 its audit share -> the project
- * as JSON. */
+ * auto-accept confidence (NULL: none), $15 its audit share, $16 the review
+ * mode, $17 review share, $18 review agreement threshold (NULL: the
+ * defaults) -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
-    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit)"                \
+    " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
+    " review_mode, review_share, review_agreement_threshold)"                                      \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
-    "  $14::double precision, $15::double precision) "                                             \
+    "  $14::double precision, $15::double precision, coalesce($16, 'none'),"                       \
+    "  coalesce($17::double precision, 0), coalesce($18::double precision, 0.5)) "                 \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -461,14 +466,19 @@
     "  'project_org_id', (SELECT org_id FROM projects WHERE id = $1),"                             \
     "  'per_annotator', (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"          \
     "     'annotations', x.n, 'annotator_id', u.id, 'organization_id', u.org_id,"                  \
-    "     'organization', o.name) ORDER BY u.name, u.id), '[]'::json)"                             \
+    "     'organization', o.name, 'review_acceptance', (SELECT json_build_object('value',"         \
+    "       round(avg((an.label = rv.value)::int)::numeric, 4), 'compared', count(*))"             \
+    "       FROM a an JOIN reviews rv ON rv.task_id = an.task_id AND rv.state = 'done'"            \
+    "       WHERE an.annotator_id = u.id)) ORDER BY u.name, u.id), '[]'::json)"                    \
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
     "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id),"         \
     "  'quality', CASE WHEN $2::bigint = 0 THEN json_build_object("                                \
     "     'auto_accepted', quality.accepted, 'audited', quality.audited,"                          \
     "     'audited_accuracy', json_build_object('agree', quality.agree,"                           \
     "       'compared', quality.compared),"                                                        \
-    "     'human_labels_saved', quality.saved) END"                                                \
+    "     'human_labels_saved', quality.saved,"                                                    \
+    "     'reviewed', (SELECT count(*) FROM reviews WHERE project_id = $1 AND state = 'done'))"   \
+    "   END"                                                                                       \
     " )::text FROM span, work, pace, rem, quality"
 // clang-format on
 
@@ -594,7 +604,9 @@
 
 /* Changes a project. $1 project, $2 its organization, $3 name, $4 labels
  * (JSON array), $5 annotations per task, $6 overlap annotations, $7 overlap
- * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field; NULL keeps a
+ * fraction, $8 lease TTL ms, $9 sampling, $10 stratify field, $11 true to
+ * set the auto-accept confidence to $12, $13 its audit share, $14 review
+ * mode, $15 review share, $16 review agreement threshold; NULL keeps a
  * value. The guards hold the rules against a concurrent change: labels are
  * only added (the new list holds every old one), overlap only rises. ->
  * the project as JSON; no row: not the organization's, or a guard failed.
@@ -609,7 +621,10 @@
     "   THEN coalesce($10, stratify_field) END,"                                                   \
     " auto_accept_confidence = CASE WHEN $11::boolean THEN $12::double precision"                  \
     "   ELSE auto_accept_confidence END,"                                                          \
-    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit)"                      \
+    " auto_accept_audit = coalesce($13::double precision, auto_accept_audit),"                     \
+    " review_mode = coalesce($14, review_mode),"                                                   \
+    " review_share = coalesce($15::double precision, review_share),"                               \
+    " review_agreement_threshold = coalesce($16::double precision, review_agreement_threshold)"    \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($5::integer IS NULL OR $5::integer >= annotations_per_task)"                           \
