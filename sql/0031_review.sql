@@ -89,17 +89,22 @@ DECLARE
     v_threshold double precision;
     c record;
 BEGIN
-    SELECT review_mode, review_share, review_agreement_threshold
-      INTO v_mode, v_share, v_threshold FROM projects WHERE id = p_project;
-    SELECT * INTO c FROM quorum_review_consensus(p_task);
-    IF c.total IS NULL THEN
-        RETURN;
-    END IF;
     -- A requeued review is the reviewer's own request: it is reviewed again
     -- whatever the mode says now.
-    UPDATE reviews SET state = 'pending', support = c.support
-     WHERE task_id = p_task AND state = 'requeued';
-    IF FOUND OR v_mode IS NULL OR v_mode = 'none' THEN
+    IF EXISTS (SELECT 1 FROM reviews WHERE task_id = p_task AND state = 'requeued') THEN
+        SELECT * INTO c FROM quorum_review_consensus(p_task);
+        UPDATE reviews SET state = 'pending', support = c.support
+         WHERE task_id = p_task AND state = 'requeued';
+        RETURN;
+    END IF;
+    -- Most projects review nothing: one lookup by primary key, no vote.
+    SELECT review_mode, review_share, review_agreement_threshold
+      INTO v_mode, v_share, v_threshold FROM projects WHERE id = p_project;
+    IF v_mode IS NULL OR v_mode = 'none' THEN
+        RETURN;
+    END IF;
+    SELECT * INTO c FROM quorum_review_consensus(p_task);
+    IF c.total IS NULL THEN
         RETURN;
     END IF;
     IF v_mode = 'all'

@@ -211,8 +211,10 @@ static void on_review_decided(const PGresult *res, const char *err, const char *
 }
 
 /* Reads a corrected value into c->idem_label: the label (a plain project)
- * or the canonical labels text (a schema project), checked as a submit's.
- * Answers 422 and returns -1 when it is not a value of the project. */
+ * or the canonical labels text (a schema project), checked as a submit's;
+ * c->labels keeps a labels object whose span fields still need the task's
+ * text lengths. Answers 422 and returns -1 when it is not a value of the
+ * project. */
 static int read_value(ctx_t *c, json_t *value)
 {
     const qr_label_schema_t *schema = c->project->schema;
@@ -230,19 +232,10 @@ static int read_value(ctx_t *c, json_t *value)
         json_t *labels = NULL;
         rc = qr_validate_result_labels(o, schema, &r, &canonical, &labels, &why);
         const char *keys[1];
-        if (rc == 0 && labels && qr_label_data_keys(schema, labels, keys, 1) > 0) {
-            /* Span offsets need the task's text: not checked here yet. */
-            free(canonical);
-            canonical = NULL;
-            rc = -1;
-            snprintf(why.message, sizeof why.message,
-                     "a corrected value with span fields is not taken by review yet: pick the "
-                     "annotation closest to it");
-            why.status = 422;
-            why.code = QR_CODE_INVALID;
-            why.field[0] = 0;
-        }
-        json_decref(labels);
+        if (rc == 0 && labels && qr_label_data_keys(schema, labels, keys, 1) > 0)
+            c->labels = labels; /* span offsets: checked against the task's text next */
+        else
+            json_decref(labels);
         c->idem_label = canonical;
     }
     json_decref(o);
@@ -251,6 +244,76 @@ static int read_value(ctx_t *c, json_t *value)
         return -1;
     }
     return 0;
+}
+
+static void decide(ctx_t *c)
+{
+    char proj[24], user[24], tok[24], a[24];
+    const char *params[] = {i64(c->project->id, proj),
+                            i64(c->user.id, user),
+                            i64(c->ids[1], tok),
+                            c->label,
+                            c->idem_annotation ? i64(c->idem_annotation, a) : NULL,
+                            c->idem_label,
+                            c->retried ? "true" : "false"};
+    if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_DECIDE, 7, params, on_review_decided, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* A corrected value with span fields, against its task's text lengths. */
+static void on_review_text_lengths(const PGresult *res, const char *err, const char *sqlstate,
+                                   void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    int n = PQntuples(res);
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int64_t lengths[QR_LABEL_FIELDS_MAX];
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++) {
+        keys[i] = PQgetvalue(res, i, 0);
+        lengths[i] = PQgetisnull(res, i, 1) ? QR_LABEL_DATA_MISSING
+                     : strcmp(PQgetvalue(res, i, 1), "string")
+                         ? QR_LABEL_DATA_NOT_TEXT
+                         : strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    }
+    qr_label_data_t data = {n < QR_LABEL_FIELDS_MAX ? n : QR_LABEL_FIELDS_MAX, keys, lengths};
+    qr_label_error_t lerr;
+    if (qr_label_check(c->project->schema, c->labels, &data, NULL, &lerr) < 0) {
+        qr_invalid_t why;
+        qr_validate_labels_refusal(&lerr, &why);
+        respond_invalid(c, &why);
+        return;
+    }
+    decide(c);
+}
+
+static void on_review_task(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    ctx_t *c = arg;
+    if (!res) {
+        respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        decide(c); /* no such lease of this reviewer: the decision says which refusal */
+        return;
+    }
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int n = qr_label_data_keys(c->project->schema, c->labels, keys, QR_LABEL_FIELDS_MAX);
+    json_t *list = json_array();
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++)
+        json_array_append_new(list, json_string(keys[i]));
+    char *keys_text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    char proj[24];
+    const char *params[] = {PQgetvalue(res, 0, 0), i64(c->project->id, proj), keys_text};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_TEXT_LENGTHS, 3, params, on_review_text_lengths, c);
+    free(keys_text);
+    if (rc < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
 }
 
 void h_review_submit(ctx_t *c)
@@ -304,14 +367,14 @@ void h_review_submit(ctx_t *c)
         return;
     c->label = qr_xstrdup(d);
     c->retried = json_is_true(requeue);
-    char proj[24], user[24], tok[24], a[24];
-    const char *params[] = {i64(c->project->id, proj),
-                            i64(c->user.id, user),
-                            i64(c->ids[1], tok),
-                            d,
-                            ann ? i64(json_integer_value(ann), a) : NULL,
-                            c->idem_label,
-                            c->retried ? "true" : "false"};
-    if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_DECIDE, 7, params, on_review_decided, c) < 0)
+    c->idem_annotation = ann ? (int64_t)json_integer_value(ann) : 0;
+    if (!c->labels) {
+        decide(c);
+        return;
+    }
+    /* Span fields: their task's text lengths first (the task of this lease). */
+    char proj[24], user[24], tok[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user), i64(c->ids[1], tok)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_TASK, 3, params, on_review_task, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }

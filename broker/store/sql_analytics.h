@@ -487,10 +487,11 @@
     " LEFT JOIN hstats e ON e.h = h.h"
 
 /* Per project: waiting, in progress and complete tasks (the auto-accepted
- * apart), annotations remaining, annotations stored, auto-accepted tasks. */
+ * and reviewed apart), annotations remaining, annotations stored,
+ * auto-accepted tasks, reviewed tasks (a decided review, sql/0031). */
 #define SQL_QUEUE \
     "SELECT p.id, coalesce(t.waiting, 0), coalesce(t.in_progress, 0), coalesce(t.complete, 0)," \
-    " coalesce(t.remaining, 0), coalesce(a.n, 0), coalesce(t.accepted, 0)" \
+    " coalesce(t.remaining, 0), coalesce(a.n, 0), coalesce(t.accepted, 0), coalesce(rv.n, 0)" \
     " FROM projects p" \
     " LEFT JOIN (SELECT project_id," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count = 0) AS waiting," \
@@ -502,6 +503,8 @@
     "  FROM tasks GROUP BY project_id) t ON t.project_id = p.id" \
     " LEFT JOIN (SELECT project_id, count(*) AS n FROM annotations GROUP BY project_id) a" \
     "  ON a.project_id = p.id" \
+    " LEFT JOIN (SELECT project_id, count(*) AS n FROM reviews WHERE state = 'done'" \
+    "  GROUP BY project_id) rv ON rv.project_id = p.id" \
     " ORDER BY p.id"
 
 // clang-format on

@@ -250,7 +250,37 @@ check "man1's acceptance is the share of their labels the review kept" \
 "$CTL" report --project "$P" >"$E2E_DIR/report.txt"
 grepq "^reviewed  *$NREV tasks" <"$E2E_DIR/report.txt" && pass "quorumctl report prints it" ||
     fail "report: $(cat "$E2E_DIR/report.txt")"
+curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" >"$E2E_DIR/metrics.txt"
+check "metrics: quorum_tasks{state=reviewed}, apart from complete" "$NREV $((N - NREV))" \
+    "$(for s in reviewed complete; do grep "^quorum_tasks{project=\"$P\",state=\"$s\"}" "$E2E_DIR/metrics.txt" | awk '{print $2}'; done | tr '\n' ' ' | sed 's/ $//')"
 r=$(api POST "/v1/projects/$P/reviews/leases" "$R1" '{"max": 5}')
 check "nothing left to review" "200 0" "${r%% *} $(echo "${r#* }" | jq '.leases | length')"
+
+# --- a schema project: values are labels objects, spans checked against the task's text -------
+S=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "rv-schema", "annotations_per_task": 2, "review_mode": "all",
+  "schema": {"fields": [{"name": "sentiment", "type": "choice", "choices": ["positive", "negative"]},
+  {"name": "entities", "type": "spans", "over": "text", "labels": ["PER", "ORG"]}]}}' | cut -d' ' -f2- | jq .id)
+printf '{"text": "Ada met Bob"}\n' | "$CTL" import --project "$S" - >/dev/null
+for M in "$M1" "$M2"; do
+    r=$(api POST "/v1/projects/$S/leases" "$M" '{"max": 1}')
+    api POST "/v1/projects/$S/leases/$(echo "${r#* }" | jq -r '.leases[0].lease')/submit" "$M" \
+        '{"labels": {"sentiment": "positive", "entities": [{"start": 0, "end": 3, "label": "PER"}]}}' >/dev/null
+done
+r=$(api POST "/v1/projects/$S/reviews/leases" "$R1" '{"max": 1}')
+check "the schema task is up for review, its values objects" "2 positive" \
+    "$(echo "${r#* }" | jq -r '.leases[0] | "\(.annotations | length) \(.consensus.value.sentiment)"')"
+LS=$(echo "${r#* }" | jq -r '.leases[0].lease')
+r=$(api POST "/v1/projects/$S/reviews/leases/$LS/submit" "$R1" \
+    '{"decision": "correct", "value": {"sentiment": "positive", "entities": [{"start": 8, "end": 40, "label": "PER"}]}}')
+check "a span beyond the task's text: 422 invalid_labels" "422 invalid_labels" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
+r=$(api POST "/v1/projects/$S/reviews/leases/$LS/submit" "$R1" '{"decision": "correct", "value": {"sentiment": "meh"}}')
+check "a choice not in the schema: 422" 422 "${r%% *}"
+check "nothing decided" pending "$(sql "SELECT state FROM reviews WHERE project_id = $S")"
+r=$(api POST "/v1/projects/$S/reviews/leases/$LS/submit" "$R1" \
+    '{"decision": "correct", "value": {"sentiment": "positive", "entities": [{"start": 0, "end": 3, "label": "PER"}, {"start": 8, "end": 11, "label": "PER"}]}}')
+check "a corrected value with two spans" 200 "${r%% *}"
+check "the export's answer is the corrected labels object" "8 rev1 correct" \
+    "$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/v1/projects/$S/export?kind=consensus&format=jsonl" |
+        jq -r '"\(.consensus.entities[1].start) \(.reviewer) \(.review_decision)"')"
 
 finish
