@@ -256,6 +256,19 @@ check "metrics: quorum_tasks{state=reviewed}, apart from complete" "$NREV $((N -
 r=$(api POST "/v1/projects/$P/reviews/leases" "$R1" '{"max": 5}')
 check "nothing left to review" "200 0" "${r%% *} $(echo "${r#* }" | jq '.leases | length')"
 
+# --- review_mode share: a stable draw of the completed tasks -------------------------------------
+SH=$(new_project '{"name": "rv-share", "labels": ["a", "b"], "review_mode": "share", "review_share": 0.3}')
+seq 1 300 | sed 's/.*/{"n":&,"_true_label":"a"}/' | "$CTL" import --project "$SH" - >/dev/null
+timeout 300 "$QR_BIN_DIR/quorum-agent" simulate --project "$SH" --annotators 2 --accuracy 1.0 \
+    --think-ms 0-1 --seed 9 >"$E2E_DIR/sim3.log" 2>&1 || { tail -5 "$E2E_DIR/sim3.log"; fail "simulate 3"; }
+NSH=$(sql "SELECT count(*) FROM reviews WHERE project_id = $SH")
+check "share 0.3: the tasks the hash draws, every one of them" "$NSH" \
+    "$(sql "SELECT count(*) FROM tasks WHERE project_id = $SH AND (hashint8(id # 6148914691236517205) & 65535) < 0.3 * 65536")"
+check "about 30 % of 300 (within 4 standard deviations)" true \
+    "$(python3 -c "import math; print(str(abs($NSH - 90) <= 4 * math.sqrt(300 * 0.3 * 0.7)).lower())")"
+check "every review names its task's project" 0 \
+    "$(sql "SELECT count(*) FROM reviews r JOIN tasks t ON t.id = r.task_id WHERE r.project_id <> t.project_id")"
+
 # --- a schema project: values are labels objects, spans checked against the task's text -------
 S=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "rv-schema", "annotations_per_task": 2, "review_mode": "all",
   "schema": {"fields": [{"name": "sentiment", "type": "choice", "choices": ["positive", "negative"]},
