@@ -9,7 +9,8 @@
 # broker SIGKILLed mid-run and restarted, one Redis FLUSHALL, one PostgreSQL
 # restart. Then it checks, in PostgreSQL: every task holds exactly its
 # required annotations; no (task, annotator) pair twice; every submit an
-# agent saw acknowledged is stored; no lease open past TTL + reaper period.
+# agent saw acknowledged is stored; no lease open past TTL + reaper period;
+# with review_mode all, every completed task has exactly one review item.
 # Exits non-zero if a check fails; writes the figures as JSON (--out,
 # default build/chaos.json).
 set -euo pipefail
@@ -85,7 +86,8 @@ export QUORUM_URL="https://127.0.0.1:$P1" QUORUM_TOKEN="$TOKEN" QUORUM_CA="$W/tl
 
 PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
     --data "{\"name\":\"chaos\",\"labels\":[\"a\",\"b\",\"c\"],\"annotations_per_task\":1,
-             \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS}" \
+             \"overlap_fraction\":0.1,\"overlap_annotations\":3,\"lease_ttl_ms\":$TTL_MS,
+             \"review_mode\":\"all\"}" \
     "$QUORUM_URL/v1/projects" | jq .id)
 seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("abc", $1 % 3 + 1, 1)}' >"$W/tasks.jsonl"
 "$BIN/quorumctl" import --project "$PROJECT" "$W/tasks.jsonl" >/dev/null
@@ -151,6 +153,8 @@ bad_overlap=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AN
     t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")
 dup_pairs=$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
     GROUP BY task_id, annotator_id HAVING count(*) > 1) d")
+bad_reviews=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND
+    (t.state = 'complete') <> EXISTS (SELECT 1 FROM reviews r WHERE r.task_id = t.id)")
 acked=$(cut -f3 "$W/acks.tsv" | sort -u | wc -l)
 cut -f1,3 "$W/acks.tsv" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$W/acks.csv"
 missing=$(psql "$PG" -Atq <<SQL
@@ -186,17 +190,18 @@ if grep -l 'Sanitizer\|runtime error' "$W/q1.log" "$W/q2.log"; then
 fi
 ok() { [ "$1" = 0 ] && echo true || echo false; }
 EXACT=$(ok "$bad_overlap"); NODUP=$(ok "$dup_pairs"); ACKED=$(ok "$missing"); NOSTALE=$(ok "$stale")
-say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live)"
+REVIEWS=$(ok "$bad_reviews")
+say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live) reviews_selected=$REVIEWS ($bad_reviews tasks off)"
 jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argjson acked "$acked" \
     --argjson kills "$KILLS" --argjson flushes "$FLUSHES" --argjson pgr "$PGRESTARTS" \
-    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" \
+    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" --argjson reviews "$REVIEWS" \
     --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
     --arg outcomes "$outcomes" --slurpfile sim "$W/sim.json" \
     '{completions: $completions, required: $required, acknowledged: $acked, tasks: $tasks,
       annotators: $annotators, brokers: 2, simulate_exit: $simrc, lease_outcomes: $outcomes,
       faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
       checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
-               no_stale_leases: $nostale, brokers_clean: $brokers},
+               no_stale_leases: $nostale, brokers_clean: $brokers, reviews_selected: $reviews},
       simulate: ($sim[0] // null)}' >"$OUT"
 say "wrote $OUT"
-[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]
+[ "$EXACT" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$REVIEWS" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]

@@ -29,7 +29,8 @@ static const char report_help[] =
     "Usage: quorumctl report --project ID [--window W] [--json] [--watch[=S]]\n"
     "\n"
     "Prints a project's report: progress, annotations, duplicate and overfilled\n"
-    "counts, working time, rate, ETA, agreement, and annotations per annotator;\n"
+    "counts, working time, rate, ETA, agreement, and annotations per annotator\n"
+    "(with reviews, the share of each one's reviewed answers the review kept);\n"
     "then the crew's throughput over the window as a table, annotators as rows\n"
     "(rate, time on task, active and idle time, lease outcomes, flags) with\n"
     "totals and the queue (as `quorumctl throughput` prints it). A vendor's\n"
@@ -292,14 +293,26 @@ static void print_report(json_t *r)
         if (len > width && len <= 64)
             width = len;
     }
-    printf("\n%-*s  %11s\n", width, "annotator", "annotations");
+    /* With reviews, the share of each one's reviewed answers the review kept. */
+    int reviewed =
+        json_integer_value(json_object_get(json_object_get(r, "quality"), "reviewed")) > 0;
+    printf("\n%-*s  %11s%s\n", width, "annotator", "annotations",
+           reviewed ? "  review accepted" : "");
     json_array_foreach(per, i, row)
     {
         char esc[512]; /* a name cannot forge rows (text_out.h) */
-        printf("%-*s  %11.0f\n", width,
+        printf("%-*s  %11.0f", width,
                qr_term_escape_to(esc, sizeof esc,
                                  annotator_label(r, row, "annotator", "", name, sizeof name)),
                num(row, "annotations"));
+        json_t *acc = json_object_get(row, "review_acceptance");
+        if (reviewed && json_is_number(json_object_get(acc, "value")))
+            printf("  %.4f of %" JSON_INTEGER_FORMAT,
+                   json_number_value(json_object_get(acc, "value")),
+                   json_integer_value(json_object_get(acc, "compared")));
+        else if (reviewed)
+            printf("  -");
+        printf("\n");
     }
 }
 

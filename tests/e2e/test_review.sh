@@ -272,6 +272,9 @@ check "man1's acceptance is the share of their labels the review kept" \
 "$CTL" report --project "$P" >"$E2E_DIR/report.txt"
 grepq "^reviewed  *$NREV tasks" <"$E2E_DIR/report.txt" && pass "quorumctl report prints it" ||
     fail "report: $(cat "$E2E_DIR/report.txt")"
+check "and each annotator's acceptance" \
+    "$(echo "$R" | jq -r '.per_annotator[] | select(.annotator == "man1") | .review_acceptance | "\(.value) of \(.compared)"')" \
+    "$(grep -m1 '^man1 ' "$E2E_DIR/report.txt" | awk '{print ($3 + 0) " of " $5}')"
 curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" >"$E2E_DIR/metrics.txt"
 check "metrics: quorum_tasks{state=reviewed}, apart from complete" "$NREV $((N - NREV))" \
     "$(for s in reviewed complete; do grep "^quorum_tasks{project=\"$P\",state=\"$s\"}" "$E2E_DIR/metrics.txt" | awk '{print $2}'; done | tr '\n' ' ' | sed 's/ $//')"
@@ -290,6 +293,28 @@ check "about 30 % of 300 (within 4 standard deviations)" true \
     "$(python3 -c "import math; print(str(abs($NSH - 90) <= 4 * math.sqrt(300 * 0.3 * 0.7)).lower())")"
 check "every review names its task's project" 0 \
     "$(sql "SELECT count(*) FROM reviews r JOIN tasks t ON t.id = r.task_id WHERE r.project_id <> t.project_id")"
+
+# --- a tie has no consensus to accept ----------------------------------------------------------
+TP=$(new_project '{"name": "rv-tie", "labels": ["a", "b"], "annotations_per_task": 2, "review_mode": "low_agreement"}')
+echo '{"n": 1}' | "$CTL" import --project "$TP" - >/dev/null
+for pair in "$M1 a" "$M2 b"; do
+    set -- $pair
+    r=$(api POST "/v1/projects/$TP/leases" "$1" '{"max": 1}')
+    api POST "/v1/projects/$TP/leases/$(echo "${r#* }" | jq -r '.leases[0].lease')/submit" "$1" "{\"label\": \"$2\"}" >/dev/null
+done
+for M in "$M1" "$M2"; do
+    r=$(api POST "/v1/projects/$TP/reviews/leases" "$M" '{"max": 1}')
+    check "a manager who labeled the task is never given its review" "200 0" "${r%% *} $(echo "${r#* }" | jq '.leases | length')"
+done
+r=$(api POST "/v1/projects/$TP/reviews/leases" "$R1" '{"max": 1}')
+check "a tie is selected, its consensus null" "true null" \
+    "$(echo "${r#* }" | jq -r '.leases[0].consensus | "\(.tie) \(.value)"')"
+LT=$(echo "${r#* }" | jq -r '.leases[0].lease')
+r=$(api POST "/v1/projects/$TP/reviews/leases/$LT/submit" "$R1" '{"decision": "accept"}')
+check "accept on a tie: 409" 409 "${r%% *}"
+B=$(sql "SELECT id FROM annotations WHERE project_id = $TP AND label = 'b'")
+r=$(api POST "/v1/projects/$TP/reviews/leases/$LT/submit" "$R1" "{\"decision\": \"pick\", \"annotation_id\": $B}")
+check "pick settles it" "200 b" "${r%% *} $(echo "${r#* }" | jq -r .value)"
 
 # --- a schema project: values are labels objects, spans checked against the task's text -------
 S=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "rv-schema", "annotations_per_task": 2, "review_mode": "all",
@@ -314,6 +339,8 @@ check "nothing decided" pending "$(sql "SELECT state FROM reviews WHERE project_
 r=$(api POST "/v1/projects/$S/reviews/leases/$LS/submit" "$R1" \
     '{"decision": "correct", "value": {"sentiment": "positive", "entities": [{"start": 0, "end": 3, "label": "PER"}, {"start": 8, "end": 11, "label": "PER"}]}}')
 check "a corrected value with two spans" 200 "${r%% *}"
+r=$(api POST "/v1/projects/$S/reviews/leases/$LS/submit" "$R1" '{"decision": "accept"}')
+check "a lease decided already: 409" 409 "${r%% *}"
 check "the export's answer is the corrected labels object" "8 rev1 correct" \
     "$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/v1/projects/$S/export?kind=consensus&format=jsonl" |
         jq -r '"\(.consensus.entities[1].start) \(.reviewer) \(.review_decision)"')"
