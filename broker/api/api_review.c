@@ -11,8 +11,10 @@
  * window to refill. The lease keeps the engine's guarantees: a TTL (the
  * project's lease_ttl_ms), a fencing token that never repeats, one reviewer
  * per item (FOR UPDATE SKIP LOCKED), never a reviewer on a task they
- * annotated. An expired lease is simply granted again; wait_ms is accepted
- * for the lease body's shape but a review grant answers at once.
+ * annotated. An expired lease is simply granted again. A grant with wait_ms
+ * that finds nothing asks again every REVIEW_POLL_MS until its deadline
+ * (review items appear as tasks complete, on any broker: PostgreSQL is the
+ * one place that knows, and a reviewer's poll costs one indexed query).
  *
  * The routes are the owning organization's admins, managers and reviewers
  * (ROUTE_NOT_VENDOR): a reviewer sees every annotator's answer.
@@ -20,13 +22,63 @@
 #include "api_int.h"
 #include "sql_review.h"
 
+/* How often a waiting review grant asks PostgreSQL again (ms). */
+#define REVIEW_POLL_MS 250
+
 /* --- POST /v1/projects/{id}/reviews/leases ------------------------------------------------ */
+
+static void review_try(ctx_t *c);
+
+static void on_review_poll(uv_timer_t *t)
+{
+    ctx_t *c = t->data;
+    if (qr_http_request_gone(c->req)) {
+        respond_json(c, 200, json_pack("{s:[]}", "leases")); /* to nobody: frees c */
+        return;
+    }
+    review_try(c);
+}
+
+/* Waits REVIEW_POLL_MS (or what is left of c's wait) and asks again;
+ * answers the empty list when the wait is over. */
+static void review_wait(ctx_t *c)
+{
+    int64_t left = c->wait_until_ms - qr_mono_ms();
+    if (left <= 0 || qr_http_request_gone(c->req)) {
+        respond_json(c, 200, json_pack("{s:[]}", "leases"));
+        return;
+    }
+    if (!c->timer_inited) {
+        if (uv_timer_init(c->b->loop, &c->wait_timer) < 0) {
+            respond_json(c, 200, json_pack("{s:[]}", "leases"));
+            return;
+        }
+        c->timer_inited = 1;
+    }
+    c->wait_timer.data = c;
+    c->timed = 0; /* its time is the long-poll wait, not the broker's */
+    if (uv_timer_start(&c->wait_timer, on_review_poll,
+                       (uint64_t)(left < REVIEW_POLL_MS ? left : REVIEW_POLL_MS), 0) < 0)
+        respond_json(c, 200, json_pack("{s:[]}", "leases"));
+}
+
+static void on_review_given_back(const PGresult *res, const char *err, const char *sqlstate,
+                                 void *arg)
+{
+    (void)arg;
+    if (!res)
+        qr_warn("giving back a review lease failed: %s", err ? err : "?");
+}
 
 static void on_review_granted(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
     if (!res) {
         respond_backend(c, "PostgreSQL", err);
+        return;
+    }
+    if (PQntuples(res) == 0 && c->wait_until_ms) {
+        review_wait(c);
         return;
     }
     json_t *arr = json_array();
@@ -38,33 +90,54 @@ static void on_review_granted(const PGresult *res, const char *err, const char *
     if (json_array_size(arr))
         qr_info("project %" PRId64 ": %zu review leases to user %" PRId64, c->project->id,
                 json_array_size(arr), c->user.id);
-    /* A lease whose answer is lost expires after its TTL and is granted
-     * again: nothing to give back by hand. */
-    respond_json(c, 200, json_pack("{s:o}", "leases", arr));
+    /* Leases whose answer could not be written are given back at once (else
+     * they would wait out their TTL). */
+    qr_broker_t *b = c->b;
+    char proj[24], user[24];
+    i64(c->project->id, proj);
+    i64(c->user.id, user);
+    /* "O": the answer takes a reference of its own; arr is ours until the end. */
+    if (respond_json(c, 200, json_pack("{s:O}", "leases", arr)) < 0) {
+        size_t i;
+        json_t *l;
+        json_array_foreach(arr, i, l)
+        {
+            const char *params[] = {proj, user, json_string_value(json_object_get(l, "lease"))};
+            if (qr_pg_query(b->pg, QR_SQL_REVIEW_RELEASE, 3, params, on_review_given_back, NULL) <
+                0)
+                break;
+        }
+    }
+    json_decref(arr);
+}
+
+static void review_try(ctx_t *c)
+{
+    char proj[24], user[24], n[24], ttl[24];
+    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user), i64(c->max, n),
+                            i64(c->project->lease_ttl_ms, ttl)};
+    if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_GRANT, 4, params, on_review_granted, c) < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
 }
 
 void h_review_lease(ctx_t *c)
 {
     if (parse_body(c, 1) < 0)
         return;
-    int64_t max, wait_ms;
+    int64_t max = 1, wait_ms = 0;
     qr_invalid_t why;
-    if (c->body && qr_validate_lease_body(c->body, &max, &wait_ms, &why) < 0) {
+    if (qr_validate_lease_body(c->body, &max, &wait_ms, &why) < 0) {
         respond_invalid(c, &why);
         return;
     }
-    if (!c->body)
-        max = 1;
     if (c->project->archived_at) {
         respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
                       "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
         return;
     }
-    char proj[24], user[24], n[24], ttl[24];
-    const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user), i64(max, n),
-                            i64(c->project->lease_ttl_ms, ttl)};
-    if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_GRANT, 4, params, on_review_granted, c) < 0)
-        respond_backend(c, "PostgreSQL", "pool closing");
+    c->max = (int)max;
+    c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
+    review_try(c);
 }
 
 /* --- heartbeat and release ---------------------------------------------------------------- */

@@ -297,16 +297,31 @@ check "every review names its task's project" 0 \
 # --- a tie has no consensus to accept ----------------------------------------------------------
 TP=$(new_project '{"name": "rv-tie", "labels": ["a", "b"], "annotations_per_task": 2, "review_mode": "low_agreement"}')
 echo '{"n": 1}' | "$CTL" import --project "$TP" - >/dev/null
-for pair in "$M1 a" "$M2 b"; do
-    set -- $pair
-    r=$(api POST "/v1/projects/$TP/leases" "$1" '{"max": 1}')
+label_one() { # TOKEN LABEL: one lease of project TP, submitted
+    local r; r=$(api POST "/v1/projects/$TP/leases" "$1" '{"max": 1}')
     api POST "/v1/projects/$TP/leases/$(echo "${r#* }" | jq -r '.leases[0].lease')/submit" "$1" "{\"label\": \"$2\"}" >/dev/null
-done
+}
+label_one "$M1" a
+# A reviewer's long poll waits for the item the next submit makes.
+t0=$(date +%s%N)
+api POST "/v1/projects/$TP/reviews/leases" "$R1" '{"max": 1, "wait_ms": 20000}' >"$E2E_DIR/poll" &
+POLL=$!
+sleep 1
+label_one "$M2" b
+wait $POLL
+r=$(cat "$E2E_DIR/poll")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a waiting review grant gets the item once the task completes (in ${ms} ms)" "200 1 true" \
+    "${r%% *} $(echo "${r#* }" | jq '.leases | length') $([ "$ms" -lt 10000 ] && echo true)"
 for M in "$M1" "$M2"; do
-    r=$(api POST "/v1/projects/$TP/reviews/leases" "$M" '{"max": 1}')
-    check "a manager who labeled the task is never given its review" "200 0" "${r%% *} $(echo "${r#* }" | jq '.leases | length')"
+    q=$(api POST "/v1/projects/$TP/reviews/leases" "$M" '{"max": 1}')
+    check "a manager who labeled the task is never given its review" "200 0" "${q%% *} $(echo "${q#* }" | jq '.leases | length')"
 done
-r=$(api POST "/v1/projects/$TP/reviews/leases" "$R1" '{"max": 1}')
+t0=$(date +%s%N)
+q=$(api POST "/v1/projects/$TP/reviews/leases" "$R2" '{"max": 1, "wait_ms": 600}')
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "with nothing to review, a long poll answers empty at its deadline" "200 0 true" \
+    "${q%% *} $(echo "${q#* }" | jq '.leases | length') $([ "$ms" -ge 550 ] && [ "$ms" -lt 3000 ] && echo true)"
 check "a tie is selected, its consensus null" "true null" \
     "$(echo "${r#* }" | jq -r '.leases[0].consensus | "\(.tie) \(.value)"')"
 LT=$(echo "${r#* }" | jq -r '.leases[0].lease')
