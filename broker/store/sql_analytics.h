@@ -186,6 +186,8 @@
     "   count(*) FILTER (WHERE state = 'complete' AND auto_accept IS DISTINCT FROM 'accepted')" \
     "    AS complete," \
     "   count(*) FILTER (WHERE auto_accept = 'accepted') AS accepted," \
+    "   (SELECT count(*) FROM reviews WHERE project_id = $1::bigint AND state = 'done')" \
+    "    AS reviewed," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
     "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining," \
     "   coalesce(sum(done_count), 0) AS annotations" \
@@ -203,7 +205,8 @@
     "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
-    " queue AS (SELECT c.tasks, c.complete, c.accepted, c.partial + l.n AS in_progress," \
+    " queue AS (SELECT c.tasks, c.complete - c.reviewed AS complete, c.reviewed, c.accepted," \
+    "   c.partial + l.n AS in_progress," \
     "   c.tasks - c.complete - c.accepted - c.partial - l.n AS waiting, c.remaining" \
     "  FROM counts c, leased l)," \
     DONE_W \
@@ -230,7 +233,8 @@
     "   'annotators', (SELECT count(*) FROM who)," \
     "   'working_ms', round(wk.ms)::bigint, 'annotations_per_working_hour', CASE WHEN wk.ms > 0" \
     "    THEN round((wk.n * 3600000 / wk.ms)::numeric, 2) END," \
-    "   'tasks_completed', queue.complete, 'tasks_completed_in_window', done_w.n," \
+    "   'tasks_completed', queue.complete + queue.reviewed," \
+    "   'tasks_completed_in_window', done_w.n," \
     "   'leases_granted', outc.granted)," \
     "  'time_on_task', json_build_object('n', tot.n, 'median_ms', " R1("tot.med") "," \
     "   'p90_ms', " R1("tot.p90") ", 'mean_ms', " R1("tot.mean") "," \
@@ -248,7 +252,7 @@
     "   'expired_share', " SHARE("outc.x", "outc.ended") ")," \
     "  'queue', json_build_object('tasks', queue.tasks, 'waiting', queue.waiting," \
     "   'in_progress', queue.in_progress, 'complete', queue.complete," \
-    "   'auto_accepted', queue.accepted," \
+    "   'auto_accepted', queue.accepted, 'reviewed', queue.reviewed," \
     "   'ready_window', NULL, 'leases_live', (SELECT count(*) FROM live)," \
     "   'annotations_remaining', queue.remaining)," \
     "  'eta', json_build_object('annotations_remaining', queue.remaining," \

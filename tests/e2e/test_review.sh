@@ -278,6 +278,8 @@ check "and each annotator's acceptance" \
 curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" >"$E2E_DIR/metrics.txt"
 check "metrics: quorum_tasks{state=reviewed}, apart from complete" "$NREV $((N - NREV))" \
     "$(for s in reviewed complete; do grep "^quorum_tasks{project=\"$P\",state=\"$s\"}" "$E2E_DIR/metrics.txt" | awk '{print $2}'; done | tr '\n' ' ' | sed 's/ $//')"
+check "throughput: the queue's reviewed apart from complete, tasks_completed both" "$NREV $((N - NREV)) $N" \
+    "$(api GET "/v1/projects/$P/throughput" | cut -d' ' -f2- | jq -r '"\(.queue.reviewed) \(.queue.complete) \(.totals.tasks_completed)"')"
 r=$(api POST "/v1/projects/$P/reviews/leases" "$R1" '{"max": 5}')
 check "nothing left to review" "200 0" "${r%% *} $(echo "${r#* }" | jq '.leases | length')"
 
