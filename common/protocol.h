@@ -64,6 +64,12 @@
 #define QR_API_DELIVERIES(p, w) QR_API_WEBHOOK(p, w) "/deliveries"
 /* PUT: predictions updated in bulk (issue 16, point 5). */
 #define QR_API_PREDICTIONS(p) QR_API_PROJECT(p) "/predictions"
+/* Review leases (issue 16, point 2): POST to lease review items, then a
+ * lease's decision (submit), heartbeat and release. */
+#define QR_API_REVIEW_LEASES(p)             QR_API_PROJECT(p) "/reviews/leases"
+#define QR_API_REVIEW_LEASE_SUBMIT(p, l)    QR_API_REVIEW_LEASES(p) "/" l "/submit"
+#define QR_API_REVIEW_LEASE_HEARTBEAT(p, l) QR_API_REVIEW_LEASES(p) "/" l "/heartbeat"
+#define QR_API_REVIEW_LEASE_RELEASE(p, l)   QR_API_REVIEW_LEASES(p) "/" l "/release"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 

@@ -14,7 +14,8 @@
 # it checks, in PostgreSQL: every normal task holds exactly its required
 # annotations; no (task, annotator) pair twice (gold tasks included); every
 # submit an agent saw acknowledged is stored; no lease open past TTL +
-# reaper period. With --dynamic-overlap the project has dynamic overlap (2
+# reaper period; with review_mode all, every completed task has exactly one
+# review item. With --dynamic-overlap the project has dynamic overlap (2
 # to 4 annotations a task, one more while support < 0.75) and one more
 # check: no task needs or holds more than 4. Exits non-zero if a check
 # fails; writes the figures as JSON (--out, default build/chaos.json).
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --gold) GOLD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --dynamic-overlap) DYNAMIC=true; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -103,7 +104,7 @@ PROJECT=$(curl -fsS --cacert "$W/tls/ca.crt" -H "Authorization: Bearer $TOKEN" \
              \"gold_rate\":$([ "$GOLD" -gt 0 ] && echo 0.1 || echo 0),
              \"gold_onboarding\":$([ "$GOLD" -gt 0 ] && echo 3 || echo 0),
              \"gold_min_accuracy\":$([ "$GOLD" -gt 0 ] && echo 0.5 || echo null),
-             \"gold_min_count\":10}" \
+             \"gold_min_count\":10,\"review_mode\":\"all\"}" \
     "$QUORUM_URL/v1/projects" | jq .id)
 seq 1 "$TASKS" | awk -v g="$GOLD" '{l = substr("abc", $1 % 3 + 1, 1)
     if ($1 <= g) printf "{\"data\":{\"n\":%d,\"true_label\":\"%s\"},\"gold\":\"%s\"}\n", $1, l, l
@@ -184,6 +185,8 @@ gold_answers=$(sql "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.
     WHERE a.project_id = $PROJECT AND t.control")
 dup_pairs=$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
     GROUP BY task_id, annotator_id HAVING count(*) > 1) d")
+bad_reviews=$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $PROJECT AND
+    (t.state = 'complete') <> EXISTS (SELECT 1 FROM reviews r WHERE r.task_id = t.id)")
 acked=$(cut -f3 "$W/acks.tsv" | sort -u | wc -l)
 cut -f1,3 "$W/acks.tsv" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$W/acks.csv"
 missing=$(psql "$PG" -Atq <<SQL
@@ -220,10 +223,11 @@ fi
 ok() { [ "$1" = 0 ] && echo true || echo false; }
 EXACT=$(ok "$bad_overlap"); NODUP=$(ok "$dup_pairs"); ACKED=$(ok "$missing"); NOSTALE=$(ok "$stale")
 WITHIN=$(ok "$over_max")
-say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live) within_overlap_max=$WITHIN ($over_max)"
+REVIEWS=$(ok "$bad_reviews")
+say "brokers_clean=$BROKERS_OK exact_overlap=$EXACT ($bad_overlap tasks off) no_duplicate_pairs=$NODUP ($dup_pairs) acknowledged_present=$ACKED ($missing missing of $acked) no_stale_leases=$NOSTALE ($stale stale, $live live) within_overlap_max=$WITHIN ($over_max) reviews_selected=$REVIEWS ($bad_reviews tasks off)"
 jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argjson acked "$acked" \
     --argjson kills "$KILLS" --argjson flushes "$FLUSHES" --argjson pgr "$PGRESTARTS" \
-    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" \
+    --argjson exact "$EXACT" --argjson nodup "$NODUP" --argjson ackp "$ACKED" --argjson nostale "$NOSTALE" --argjson brokers "$BROKERS_OK" --argjson reviews "$REVIEWS" \
     --argjson annotators "$ANNOTATORS" --argjson tasks "$TASKS" --argjson simrc "$SIM_RC" \
     --argjson within "$WITHIN" --argjson dynamic "$DYNAMIC" --argjson required_end "$REQUIRED_END" \
     --argjson gold "$GOLD" --argjson gold_answers "$gold_answers" \
@@ -234,7 +238,8 @@ jq -n --argjson completions "$completions" --argjson required "$REQUIRED" --argj
       gold: {tasks: $gold, answers: $gold_answers},
       faults: {broker_kill: $kills, redis_flush: $flushes, postgres_restart: $pgr},
       checks: {exact_overlap: $exact, no_duplicate_pairs: $nodup, acknowledged_present: $ackp,
-               no_stale_leases: $nostale, brokers_clean: $brokers, within_overlap_max: $within},
+               no_stale_leases: $nostale, brokers_clean: $brokers, within_overlap_max: $within,
+               reviews_selected: $reviews},
       simulate: ($sim[0] // null)}' >"$OUT"
 say "wrote $OUT"
-[ "$EXACT" = true ] && [ "$WITHIN" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]
+[ "$EXACT" = true ] && [ "$WITHIN" = true ] && [ "$NODUP" = true ] && [ "$ACKED" = true ] && [ "$NOSTALE" = true ] && [ "$REVIEWS" = true ] && [ "$SIM_RC" = 0 ] && [ "$BROKERS_OK" = true ]

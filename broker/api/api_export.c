@@ -353,6 +353,18 @@ static void field_consensus(const qr_label_field_t *f, json_t *all, size_t need,
 
 /* Formats a page of QR_SQL_EXPORT_CONSENSUS_FIELDS: each field's consensus
  * (agreement_fields.h) and its support, by field name. */
+/* A reviewed task's line (sql/0031_review.sql) says so: reviewed, the
+ * reviewer and the decision, when column k (the reviewed value) is set;
+ * an unreviewed task's line is as it was. */
+static void mark_review(json_t *o, const PGresult *res, int i, int k)
+{
+    if (PQgetisnull(res, i, k))
+        return;
+    json_object_set_new(o, "reviewed", json_true());
+    json_object_set_new(o, "reviewer", str_or_null(res, i, k + 1));
+    json_object_set_new(o, "review_decision", str_or_null(res, i, k + 2));
+}
+
 static void put_consensus_fields(struct export_s *e, const PGresult *res)
 {
     for (int i = 0; i < PQntuples(res); i++) {
@@ -379,6 +391,16 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         }
         json_decref(predicted);
         json_decref(all);
+        json_t *reviewed =
+            PQgetisnull(res, i, 10) ? NULL : json_loads(PQgetvalue(res, i, 10), 0, NULL);
+        if (reviewed) {
+            /* The reviewer's value is the answer, every field of it. */
+            json_decref(consensus);
+            consensus = reviewed;
+            json_object_clear(support);
+            for (int f = 0; f < e->fields->nfields; f++)
+                json_object_set_new(support, e->fields->fields[f].name, json_null());
+        }
         if (e->format == EX_CSV) {
             static const int cols[] = {0, 1, -1, -1, 4, 5, 6};
             char *c = json_dumps(consensus, JSON_COMPACT), *s = json_dumps(support, JSON_COMPACT);
@@ -407,6 +429,7 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "gold", str_or_null(res, i, 5));
         json_object_set_new(o, "data", data ? data : json_null());
         json_object_set_new(o, "auto_accepted", json_boolean(accepted));
+        mark_review(o, res, i, 10);
         put_line(&e->out, o);
     }
 }
@@ -423,7 +446,11 @@ static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
     int accepted = !strcmp(PQgetvalue(res, i, 7), "t");
     const char *label = NULL;
     char support[32] = "";
-    if (accepted) {
+    int reviewed = !PQgetisnull(res, i, 8);
+    if (reviewed) {
+        /* The reviewer's value, not a vote: no support. */
+        label = PQgetvalue(res, i, 8);
+    } else if (accepted) {
         label = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
         snprintf(support, sizeof support, "%s", PQgetvalue(res, i, 3));
     } else if (at && d->fit.label[at - d->task] >= 0) {
@@ -438,7 +465,7 @@ static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
                 qr_buf_append(&e->out, ",", 1);
             if (k == 2 && label)
                 qr_csv_cell(&e->out, label);
-            else if (k == 3 && label)
+            else if (k == 3 && label && !reviewed)
                 qr_csv_cell(&e->out, support);
             else if (cols[k] >= 0 && !PQgetisnull(res, i, cols[k]))
                 qr_csv_cell(&e->out, PQgetvalue(res, i, cols[k]));
@@ -451,11 +478,12 @@ static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
     json_object_set_new(o, "task_id", int_or_null(res, i, 0));
     json_object_set_new(o, "external_id", str_or_null(res, i, 1));
     json_object_set_new(o, "consensus", label ? json_string(label) : json_null());
-    json_object_set_new(o, "support", label ? json_real(atof(support)) : json_null());
+    json_object_set_new(o, "support", label && !reviewed ? json_real(atof(support)) : json_null());
     json_object_set_new(o, "annotators", int_or_null(res, i, 4));
     json_object_set_new(o, "gold", str_or_null(res, i, 5));
     json_object_set_new(o, "data", data ? data : json_null());
     json_object_set_new(o, "auto_accepted", json_boolean(accepted));
+    mark_review(o, res, i, 8);
     put_line(&e->out, o);
 }
 
@@ -489,6 +517,7 @@ static void put_consensus(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "gold", str_or_null(res, i, 5));
         json_object_set_new(o, "data", data ? data : json_null());
         json_object_set_new(o, "auto_accepted", json_boolean(!strcmp(PQgetvalue(res, i, 7), "t")));
+        mark_review(o, res, i, 8);
         put_line(&e->out, o);
     }
 }

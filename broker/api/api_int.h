@@ -47,6 +47,8 @@ void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
 /* Who may hold leases: annotators, and managers and admins trying a project;
  * reviewers read, they do not label. */
 #define QR_ROLE_LEASE (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_ANNOTATOR)
+/* Who may review (issue 16): reviewers, managers and admins. */
+#define QR_ROLE_REVIEW (QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER)
 
 /* JSON bodies larger than this are parsed in libuv's thread pool, not on
  * the loop (up to the JSON limit, 1 MiB by default: some 10 ms of parsing). */
@@ -293,6 +295,12 @@ void h_webhook_create(ctx_t *c);
 void h_webhook_list(ctx_t *c);
 void h_webhook_delete(ctx_t *c);
 void h_webhook_deliveries(ctx_t *c);
+
+/* api_review.c */
+void h_review_lease(ctx_t *c);
+void h_review_submit(ctx_t *c);
+void h_review_heartbeat(ctx_t *c);
+void h_review_release(ctx_t *c);
 
 /* api_submit.c */
 void h_submit(ctx_t *c);

@@ -146,6 +146,7 @@ typedef struct patch_s {
     const char *shown;                       /* show_predictions: "true", "false" or NULL */
     char *g_rate, *g_onboarding, *g_min_set, *g_min, *g_count; /* gold (issue 16) */
     int gold_changed; /* a gold key is given: the lease engine reloads the gold set */
+    char *rv_mode, *rv_share, *rv_threshold; /* review settings given, or NULL */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -170,6 +171,9 @@ static void patch_free(patch_t *pt)
     free(pt->g_min_set);
     free(pt->g_min);
     free(pt->g_count);
+    free(pt->rv_mode);
+    free(pt->rv_share);
+    free(pt->rv_threshold);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -310,6 +314,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "gold_onboarding",
                                        "gold_min_accuracy",
                                        "gold_min_count",
+                                       "review_mode",
+                                       "review_share",
+                                       "review_agreement_threshold",
                                        NULL};
     const char *key;
     json_t *v;
@@ -452,6 +459,14 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     if (g.min_count >= 0)
         pt->g_count = qr_xasprintf("%" PRId64, g.min_count);
     pt->gold_changed = !isnan(g.rate) || g.onboarding >= 0 || g.min_set || g.min_count >= 0;
+    /* Review settings apply to tasks completing from then on. */
+    const char *rv_mode;
+    double rv_share, rv_threshold;
+    if (qr_validate_review(body, &rv_mode, &rv_share, &rv_threshold, why) < 0)
+        return -1;
+    pt->rv_mode = rv_mode ? qr_xstrdup(rv_mode) : NULL;
+    pt->rv_share = isnan(rv_share) ? NULL : qr_xasprintf("%.17g", rv_share);
+    pt->rv_threshold = isnan(rv_threshold) ? NULL : qr_xasprintf("%.17g", rv_threshold);
     return patch_dynamic_overlap(body, p, pt, why);
 }
 
@@ -567,9 +582,12 @@ void h_project_update(ctx_t *c)
                             pt.g_onboarding,
                             pt.g_min_set ? pt.g_min_set : "false",
                             pt.g_min,
-                            pt.g_count};
+                            pt.g_count,
+                            pt.rv_mode,
+                            pt.rv_share,
+                            pt.rv_threshold};
     c->gold_changed = pt.gold_changed;
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 23, params, on_project_updated, c);
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 26, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

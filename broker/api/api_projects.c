@@ -61,6 +61,9 @@ void h_project_create(ctx_t *c)
     char grate[40], gonb[24], gmin[40], gcount[24];
     snprintf(grate, sizeof grate, "%.17g", isnan(pb.gold.rate) ? 0 : pb.gold.rate);
     snprintf(gmin, sizeof gmin, "%.17g", pb.gold.min_accuracy);
+    char rv_share[40], rv_threshold[40];
+    snprintf(rv_share, sizeof rv_share, "%.17g", pb.review_share);
+    snprintf(rv_threshold, sizeof rv_threshold, "%.17g", pb.review_agreement_threshold);
     snprintf(fr, sizeof fr, "%.17g", fraction);
     snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
     snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
@@ -87,8 +90,11 @@ void h_project_create(ctx_t *c)
                             grate,
                             i64(pb.gold.onboarding > 0 ? pb.gold.onboarding : 0, gonb),
                             isnan(pb.gold.min_accuracy) ? NULL : gmin,
-                            i64(pb.gold.min_count > 0 ? pb.gold.min_count : 10, gcount)};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 23, params, on_project_created, c);
+                            i64(pb.gold.min_count > 0 ? pb.gold.min_count : 10, gcount),
+                            pb.review_mode,
+                            isnan(pb.review_share) ? NULL : rv_share,
+                            isnan(pb.review_agreement_threshold) ? NULL : rv_threshold};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 26, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

@@ -72,6 +72,15 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"GET", QR_API_DELIVERIES("*", "*"), h_webhook_deliveries, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
      ROUTE_NOT_VENDOR},
+    /* Review (api_review.c): the owner's reviewers, managers and admins; a
+     * reviewer sees every annotator's answer, so no vendor. */
+    {"POST", QR_API_REVIEW_LEASES("*"), h_review_lease, QR_ROLE_REVIEW, 1, ROUTE_NOT_VENDOR},
+    {"POST", QR_API_REVIEW_LEASE_SUBMIT("*", "*"), h_review_submit, QR_ROLE_REVIEW, 1,
+     ROUTE_NOT_VENDOR},
+    {"POST", QR_API_REVIEW_LEASE_HEARTBEAT("*", "*"), h_review_heartbeat, QR_ROLE_REVIEW, 1,
+     ROUTE_NOT_VENDOR},
+    {"POST", QR_API_REVIEW_LEASE_RELEASE("*", "*"), h_review_release, QR_ROLE_REVIEW, 1,
+     ROUTE_NOT_VENDOR},
 };
 
 const size_t qr_api_nroutes = sizeof qr_api_routes / sizeof qr_api_routes[0];

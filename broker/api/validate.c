@@ -371,7 +371,10 @@ rest:
     int shown;
     if (qr_validate_show_predictions(body, &shown, &out->show_predictions, why) < 0)
         return -1;
-    return qr_validate_gold(body, 0, 0, NAN, &out->gold, why);
+    if (qr_validate_gold(body, 0, 0, NAN, &out->gold, why) < 0)
+        return -1;
+    return qr_validate_review(body, &out->review_mode, &out->review_share,
+                              &out->review_agreement_threshold, why);
 }
 
 int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *why)
@@ -490,6 +493,41 @@ int qr_validate_gold(json_t *body, double held_rate, int held_onboarding, double
         return refuse(why, 422, "invalid",
                       "gold_min_accuracy needs gold tasks served: set gold_rate or "
                       "gold_onboarding above 0 (or gold_min_accuracy to null)");
+    return 0;
+}
+
+int qr_validate_review(json_t *body, const char **mode, double *share, double *threshold,
+                       qr_invalid_t *why)
+{
+    json_t *m = json_object_get(body, "review_mode");
+    json_t *s = json_object_get(body, "review_share");
+    json_t *t = json_object_get(body, "review_agreement_threshold");
+    *mode = NULL;
+    *share = *threshold = NAN;
+    if (m) {
+        const char *v = json_string_value(m);
+        if (!v || (strcmp(v, "none") && strcmp(v, "all") && strcmp(v, "share") &&
+                   strcmp(v, "low_agreement")))
+            return refuse(why, 422, "invalid",
+                          "review_mode must be none, all, share (review_share of completed "
+                          "tasks) or low_agreement (below review_agreement_threshold, or a tie)");
+        *mode = v;
+    }
+    if (s) {
+        if (!json_is_number(s) || !(json_number_value(s) >= 0 && json_number_value(s) <= 1))
+            return refuse(why, 422, "invalid",
+                          "review_share must be a number from 0 to 1 (the share of completed "
+                          "tasks reviewed when review_mode is share)");
+        *share = json_number_value(s);
+    }
+    if (t) {
+        if (!json_is_number(t) || !(json_number_value(t) >= 0 && json_number_value(t) <= 1))
+            return refuse(why, 422, "invalid",
+                          "review_agreement_threshold must be a number from 0 to 1 (a task "
+                          "whose majority holds a smaller share is reviewed under "
+                          "low_agreement)");
+        *threshold = json_number_value(t);
+    }
     return 0;
 }
 

@@ -145,6 +145,10 @@ typedef struct qr_project_body_s {
      * 0 or 1 (default 0). */
     int show_predictions;
     qr_gold_settings_t gold; /* the gold keys (qr_validate_gold) */
+    /* Review (issue 16): review_mode (NULL: absent), review_share and
+     * review_agreement_threshold (NAN: absent). */
+    const char *review_mode;
+    double review_share, review_agreement_threshold;
 } qr_project_body_t;
 
 /* show_predictions of a project body, when given: 0 with *set 1 and *on
@@ -162,6 +166,12 @@ int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *
 int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max, double held_thr,
                                 int *set, int64_t *min, int64_t *max, double *thr,
                                 qr_invalid_t *why);
+
+/* review_mode (none, all, share, low_agreement), review_share (0-1) and
+ * review_agreement_threshold (0-1) of a project body, when given: *mode
+ * NULL and the numbers NAN for those absent. */
+int qr_validate_review(json_t *body, const char **mode, double *share, double *threshold,
+                       qr_invalid_t *why);
 
 /* auto_accept_confidence (a number from 0 to 1, or null: off) and
  * auto_accept_audit (0 to 1) of a project body, when given: *set_conf 1

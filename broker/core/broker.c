@@ -342,6 +342,11 @@ qr_project_t *qr_project_from_json(json_t *o)
     json_t *gmin = json_object_get(o, "gold_min_accuracy");
     p->gold_min_accuracy = json_is_number(gmin) ? json_number_value(gmin) : NAN;
     p->gold_min_count = (int)json_integer_value(json_object_get(o, "gold_min_count"));
+    const char *rv_mode = json_string_value(json_object_get(o, "review_mode"));
+    snprintf(p->review_mode, sizeof p->review_mode, "%s", rv_mode ? rv_mode : "none");
+    p->review_share = json_number_value(json_object_get(o, "review_share"));
+    p->review_agreement_threshold =
+        json_number_value(json_object_get(o, "review_agreement_threshold"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -398,6 +403,9 @@ json_t *qr_project_to_json(const qr_project_t *p)
                         isnan(p->gold_min_accuracy) ? json_null()
                                                     : json_real(p->gold_min_accuracy));
     json_object_set_new(o, "gold_min_count", json_integer(p->gold_min_count));
+    json_object_set_new(o, "review_mode", json_string(p->review_mode));
+    json_object_set_new(o, "review_share", json_real(p->review_share));
+    json_object_set_new(o, "review_agreement_threshold", json_real(p->review_agreement_threshold));
     return o;
 }
 

@@ -69,6 +69,8 @@ typedef struct qr_project_s {
     int gold_onboarding;      /* the first gold leases of each annotator */
     double gold_min_accuracy; /* NAN: nobody is paused */
     int gold_min_count;       /* gold answers judged before a pause */
+    char review_mode[16];     /* none, all, share, low_agreement (sql/0031) */
+    double review_share, review_agreement_threshold;
     /* The label schema submissions are checked against: the project's own
      * (sql/0025), or for a plain project the one its labels imply
      * (schema->implied: one choice field "label", stored as the label). */

@@ -33,15 +33,17 @@ static void scrape_finish(scrape_t *s)
     qr_metrics_family(&b, "quorum_queue_up", "gauge",
                       "1 when the queue figures below could be read from PostgreSQL.");
     qr_buf_appendf(&b, "quorum_queue_up %d\n", s->rows ? 1 : 0);
-    static const char *const states[] = {"waiting", "in_progress", "complete", "auto_accepted"};
+    static const char *const states[] = {"waiting", "in_progress", "complete", "auto_accepted",
+                                         "reviewed"};
     qr_metrics_family(&b, "quorum_tasks", "gauge",
                       "Tasks per project by state: waiting (no annotation yet, leased or not), "
                       "in_progress (some annotations in), complete (every required annotation "
-                      "in), auto_accepted (complete without a human: a confident prediction).");
+                      "in), auto_accepted (complete without a human: a confident prediction), "
+                      "reviewed (complete, its answer a reviewer's).");
     for (int i = 0; i < s->n; i++) {
         int64_t v[] = {s->rows[i].waiting, s->rows[i].in_progress, s->rows[i].complete,
-                       s->rows[i].auto_accepted};
-        for (int k = 0; k < 4; k++)
+                       s->rows[i].auto_accepted, s->rows[i].reviewed};
+        for (int k = 0; k < 5; k++)
             qr_buf_appendf(&b, "quorum_tasks{project=\"%lld\",state=\"%s\"} %lld\n",
                            (long long)s->rows[i].project, states[k], (long long)v[k]);
     }

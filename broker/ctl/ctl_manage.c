@@ -75,7 +75,9 @@ static const char update_help[] =
     "                [--auto-accept-audit S] [--overlap-min N|off]\n"
     "                [--overlap-max M|off] [--overlap-agreement-threshold T|off]\n"
     "                [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
-    "                [--gold-min-accuracy A|off] [--gold-min-count N] [--json]\n"
+    "                [--gold-min-accuracy A|off] [--gold-min-count N]\n"
+    "                [--review-mode M] [--review-share S]\n"
+    "                [--review-agreement-threshold T] [--json]\n"
     "\n"
     "Changes a project (PATCH /v1/projects/{id}); what is not named stays.\n"
     "Labels can only be added: --labels is the whole new list (every current\n"
@@ -93,7 +95,8 @@ static const char update_help[] =
     "from now on; the gold flags (see project create --help;\n"
     "--gold-min-accuracy off: nobody is paused) to the next lease requests, and\n"
     "serving gold on or off turns the tasks with a gold answer into control\n"
-    "tasks or back at once. Prints the project\n"
+    "tasks or back at once; the --review-* flags (see project create --help) to\n"
+    "tasks completing from now on. Prints the project\n"
     "as \"key: value\" lines (as project show), or its JSON with --json.\n"
     "\n"
     "Reads:  no file: the broker's JSON answer (PATCH /v1/projects/{id}).\n"
@@ -255,6 +258,12 @@ static void show_project(json_t *p)
     printf("show_predictions: %s\n",
            json_is_true(json_object_get(p, "show_predictions")) ? "on" : "off");
     qr_ctl_gold_print(p);
+    printf("review_mode: %s\n", str_or(p, "review_mode", "none"));
+    if (!strcmp(str_or(p, "review_mode", "none"), "share"))
+        printf("review_share: %g\n", json_number_value(json_object_get(p, "review_share")));
+    if (!strcmp(str_or(p, "review_mode", "none"), "low_agreement"))
+        printf("review_agreement_threshold: %g\n",
+               json_number_value(json_object_get(p, "review_agreement_threshold")));
     printf("paused_at: %s\n", str_or(p, "paused_at", "-"));
     printf("archived_at: %s\n", str_or(p, "archived_at", "-"));
     qr_buf_free(&b);
@@ -335,6 +344,7 @@ typedef struct update_flags_s {
     const char *ov_min, *ov_max, *ov_thr;
     const char *shown;
     qr_ctl_gold_flags_t gold;
+    const char *rv_mode, *rv_share, *rv_threshold;
     const char *add[64];
     int nadd;
 } update_flags_t;
@@ -408,7 +418,8 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
     if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0 ||
         qr_ctl_dynamic_overlap_flags(f->ov_min, f->ov_max, f->ov_thr, body, "project update") < 0 ||
         qr_ctl_show_predictions_flag(f->shown, body, "project update") < 0 ||
-        qr_ctl_gold_flags(&f->gold, body, "project update") < 0) {
+        qr_ctl_gold_flags(&f->gold, body, "project update") < 0 ||
+        qr_ctl_review_flags(f->rv_mode, f->rv_share, f->rv_threshold, body, "project update") < 0) {
         json_decref(body);
         return NULL;
     }
@@ -524,7 +535,11 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
               (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                      &f.ov_thr)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &f.shown)) != 0 ||
-              (r = qr_ctl_gold_take(&f.gold, argc, argv, &i)) != 0))) {
+              (r = qr_ctl_gold_take(&f.gold, argc, argv, &i)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-mode", &f.rv_mode)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-share", &f.rv_share)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--review-agreement-threshold",
+                                     &f.rv_threshold)) != 0))) {
             if (r < 0)
                 return QR_EXIT_USAGE;
             if (add) {

@@ -150,6 +150,44 @@ int qr_ctl_gold_flags(const qr_ctl_gold_flags_t *g, json_t *body, const char *cm
     return 0;
 }
 
+int qr_ctl_review_flags(const char *mode, const char *share, const char *threshold, json_t *body,
+                        const char *cmd)
+{
+    double v;
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    if (mode) {
+        if (strcmp(mode, "none") && strcmp(mode, "all") && strcmp(mode, "share") &&
+            strcmp(mode, "low_agreement")) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --review-mode must be none, all, share or low_agreement, "
+                               "not '%s'",
+                               cmd, mode);
+            return -1;
+        }
+        json_object_set_new(body, "review_mode", json_string(mode));
+    }
+    if (share) {
+        if (qr_cli_parse_double(share, 0, 1, &v) < 0) {
+            qr_cli_usage_error(
+                prog, sub, "%s: --review-share must be a share from 0 to 1, not '%s'", cmd, share);
+            return -1;
+        }
+        json_object_set_new(body, "review_share", json_real(v));
+    }
+    if (threshold) {
+        if (qr_cli_parse_double(threshold, 0, 1, &v) < 0) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --review-agreement-threshold must be a share from 0 to 1, "
+                               "not '%s'",
+                               cmd, threshold);
+            return -1;
+        }
+        json_object_set_new(body, "review_agreement_threshold", json_real(v));
+    }
+    return 0;
+}
+
 void qr_ctl_gold_print(json_t *p)
 {
     double rate = json_number_value(json_object_get(p, "gold_rate"));
@@ -173,7 +211,9 @@ static const char project_help[] =
     "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
     "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T]\n"
     "                 [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
-    "                 [--gold-min-accuracy A [--gold-min-count N]] [--json]\n"
+    "                 [--gold-min-accuracy A [--gold-min-count N]]\n"
+    "                 [--review-mode none|all|share|low_agreement] [--review-share S]\n"
+    "                 [--review-agreement-threshold T] [--json]\n"
     "\n"
     "Creates a labeling project (POST /v1/projects) and prints its id alone on\n"
     "stdout, or the whole project object with --json.\n"
@@ -213,6 +253,13 @@ static const char project_help[] =
     "  --gold-min-accuracy A      pause an annotator whose accuracy on gold tasks\n"
     "                             is below A (0-1) after --gold-min-count of them\n"
     "                             (default 10), until `quorumctl reinstate`\n"
+    "  --review-mode M            which completed tasks reviewers see: none (default),\n"
+    "                             all, share (--review-share of them) or\n"
+    "                             low_agreement (majority share below\n"
+    "                             --review-agreement-threshold, default 0.5, or a tie)\n"
+    "  --review-share S           the share reviewed under --review-mode share (0-1)\n"
+    "  --review-agreement-threshold T   the majority share under which a task is\n"
+    "                             reviewed under --review-mode low_agreement (0-1)\n"
     "  --json                     print the project as JSON\n"
     "\n"
     "Reads:  with --schema, FILE (or stdin): a JSON label schema; the broker's\n"
@@ -268,7 +315,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
 {
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
                *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL, *ov_min = NULL,
-               *ov_max = NULL, *ov_thr = NULL, *shown = NULL;
+               *ov_max = NULL, *ov_thr = NULL, *shown = NULL, *rv_mode = NULL, *rv_share = NULL,
+               *rv_threshold = NULL;
     qr_ctl_gold_flags_t gold = {0};
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
@@ -306,7 +354,11 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                    &ov_thr)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &shown)) != 0 ||
-            (r = qr_ctl_gold_take(&gold, argc, argv, &i)) != 0) {
+            (r = qr_ctl_gold_take(&gold, argc, argv, &i)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--review-mode", &rv_mode)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--review-share", &rv_share)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--review-agreement-threshold",
+                                   &rv_threshold)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -356,7 +408,8 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
         qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0 ||
         qr_ctl_show_predictions_flag(shown, body, "project create") < 0 ||
-        qr_ctl_gold_flags(&gold, body, "project create") < 0) {
+        qr_ctl_gold_flags(&gold, body, "project create") < 0 ||
+        qr_ctl_review_flags(rv_mode, rv_share, rv_threshold, body, "project create") < 0) {
         json_decref(body);
         return QR_EXIT_USAGE;
     }

@@ -48,4 +48,10 @@ int qr_ctl_gold_take(qr_ctl_gold_flags_t *g, int argc, char **argv, int *i);
  * (quorumctl project show). */
 void qr_ctl_gold_print(json_t *project);
 
+/* --review-mode M, --review-share S and --review-agreement-threshold T,
+ * each NULL when not given, into a project body; 0, or -1 after a usage
+ * error (printed). */
+int qr_ctl_review_flags(const char *mode, const char *share, const char *threshold, json_t *body,
+                        const char *cmd);
+
 #endif

@@ -31,7 +31,9 @@ static const char report_help[] =
     "Prints a project's report: progress, annotations, duplicate and overfilled\n"
     "counts, working time, rate, ETA, agreement, the quality figures (auto-accepted\n"
     "predictions and their audit, dynamic overlap, how often humans gave the\n"
-    "prediction they were shown), and annotations per annotator;\n"
+    "prediction they were shown, paused annotators, reviewed tasks), and\n"
+    "annotations per annotator (with reviews, the share of each one's reviewed\n"
+    "answers the review kept);\n"
     "then the crew's throughput over the window as a table, annotators as rows\n"
     "(rate, time on task, active and idle time, lease outcomes, flags) with\n"
     "totals and the queue (as `quorumctl throughput` prints it). A vendor's\n"
@@ -205,6 +207,10 @@ static void print_quality(json_t *q)
     json_int_t accepted = json_integer_value(json_object_get(q, "auto_accepted"));
     json_int_t audited = json_integer_value(json_object_get(q, "audited"));
     print_paused(q);
+    json_int_t reviewed = json_integer_value(json_object_get(q, "reviewed"));
+    if (reviewed > 0)
+        printf("%-22s %" JSON_INTEGER_FORMAT " tasks, their answer the reviewer's\n", "reviewed",
+               reviewed);
     if (accepted == 0 && audited == 0)
         return;
     printf("%-22s %" JSON_INTEGER_FORMAT
@@ -355,14 +361,26 @@ static void print_report(json_t *r)
         if (len > width && len <= 64)
             width = len;
     }
-    printf("\n%-*s  %11s\n", width, "annotator", "annotations");
+    /* With reviews, the share of each one's reviewed answers the review kept. */
+    int reviewed =
+        json_integer_value(json_object_get(json_object_get(r, "quality"), "reviewed")) > 0;
+    printf("\n%-*s  %11s%s\n", width, "annotator", "annotations",
+           reviewed ? "  review accepted" : "");
     json_array_foreach(per, i, row)
     {
         char esc[512]; /* a name cannot forge rows (text_out.h) */
-        printf("%-*s  %11.0f\n", width,
+        printf("%-*s  %11.0f", width,
                qr_term_escape_to(esc, sizeof esc,
                                  annotator_label(r, row, "annotator", "", name, sizeof name)),
                num(row, "annotations"));
+        json_t *acc = json_object_get(row, "review_acceptance");
+        if (reviewed && json_is_number(json_object_get(acc, "value")))
+            printf("  %.4f of %" JSON_INTEGER_FORMAT,
+                   json_number_value(json_object_get(acc, "value")),
+                   json_integer_value(json_object_get(acc, "compared")));
+        else if (reviewed)
+            printf("  -");
+        printf("\n");
     }
 }
 

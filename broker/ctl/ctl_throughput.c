@@ -273,6 +273,8 @@ static void print_summary(json_t *r, int flags)
            fmt_num(c, at(r, "queue.complete"), 0), fmt_num(d, at(r, "queue.leases_live"), 0));
     if (json_number_value(at(r, "queue.auto_accepted")) > 0)
         printf("  auto-accepted %s", fmt_num(a, at(r, "queue.auto_accepted"), 0));
+    if (json_number_value(at(r, "queue.reviewed")) > 0)
+        printf("  reviewed %s", fmt_num(a, at(r, "queue.reviewed"), 0));
     printf("\n");
     if (flags & QR_CTL_TP_NO_ETA)
         return;

@@ -365,11 +365,12 @@ static void on_queue(const PGresult *res, const char *err, const char *sqlstate,
     int n = PQntuples(res);
     qr_analytics_queue_t *rows = qr_xcalloc(n > 0 ? (size_t)n : 1, sizeof *rows);
     for (int i = 0; i < n; i++) {
-        int64_t *f[] = {&rows[i].project,      &rows[i].waiting,   &rows[i].in_progress,
-                        &rows[i].complete,     &rows[i].remaining, &rows[i].annotations,
-                        &rows[i].auto_accepted};
-        for (int k = 0; k < 7; k++)
+        int64_t *f[] = {&rows[i].project,       &rows[i].waiting,   &rows[i].in_progress,
+                        &rows[i].complete,      &rows[i].remaining, &rows[i].annotations,
+                        &rows[i].auto_accepted, &rows[i].reviewed};
+        for (int k = 0; k < 8; k++)
             *f[k] = strtoll(PQgetvalue(res, i, k), NULL, 10);
+        rows[i].complete -= rows[i].reviewed;
     }
     cb(rows, n, NULL, cb_arg);
     free(rows);

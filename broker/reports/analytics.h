@@ -107,6 +107,7 @@ typedef struct qr_analytics_queue_s {
     int64_t remaining;     /* annotations still needed (sum of required - done) */
     int64_t annotations;   /* annotations stored */
     int64_t auto_accepted; /* complete without a human: a confident prediction */
+    int64_t reviewed;      /* complete, its answer a reviewer's (counted apart from complete) */
 } qr_analytics_queue_t;
 
 /* rows: n projects by id (valid during the callback only), or NULL with err

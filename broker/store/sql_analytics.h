@@ -193,6 +193,8 @@
     "   count(*) FILTER (WHERE state = 'complete' AND auto_accept IS DISTINCT FROM 'accepted')" \
     "    AS complete," \
     "   count(*) FILTER (WHERE auto_accept = 'accepted') AS accepted," \
+    "   (SELECT count(*) FROM reviews WHERE project_id = $1::bigint AND state = 'done')" \
+    "    AS reviewed," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count > 0) AS partial," \
     "   coalesce(sum(required - done_count) FILTER (WHERE state <> 'complete'), 0) AS remaining," \
     "   coalesce(sum(done_count), 0) AS annotations" \
@@ -211,7 +213,8 @@
     "    ORDER BY a.created_at DESC LIMIT 1) AS last)," \
     " leased AS (SELECT count(*) AS n FROM tasks t WHERE t.id IN (SELECT task_id FROM live)" \
     "  AND t.project_id = $1::bigint AND t.state <> 'complete' AND t.done_count = 0)," \
-    " queue AS (SELECT c.tasks, c.complete, c.accepted, c.partial + l.n AS in_progress," \
+    " queue AS (SELECT c.tasks, c.complete - c.reviewed AS complete, c.reviewed, c.accepted," \
+    "   c.partial + l.n AS in_progress," \
     "   c.tasks - c.complete - c.accepted - c.partial - l.n AS waiting, c.remaining" \
     "  FROM counts c, leased l)," \
     DONE_W \
@@ -238,7 +241,8 @@
     "   'annotators', (SELECT count(*) FROM who)," \
     "   'working_ms', round(wk.ms)::bigint, 'annotations_per_working_hour', CASE WHEN wk.ms > 0" \
     "    THEN round((wk.n * 3600000 / wk.ms)::numeric, 2) END," \
-    "   'tasks_completed', queue.complete, 'tasks_completed_in_window', done_w.n," \
+    "   'tasks_completed', queue.complete + queue.reviewed," \
+    "   'tasks_completed_in_window', done_w.n," \
     "   'leases_granted', outc.granted)," \
     "  'time_on_task', json_build_object('n', tot.n, 'median_ms', " R1("tot.med") "," \
     "   'p90_ms', " R1("tot.p90") ", 'mean_ms', " R1("tot.mean") "," \
@@ -256,7 +260,7 @@
     "   'expired_share', " SHARE("outc.x", "outc.ended") ")," \
     "  'queue', json_build_object('tasks', queue.tasks, 'waiting', queue.waiting," \
     "   'in_progress', queue.in_progress, 'complete', queue.complete," \
-    "   'auto_accepted', queue.accepted," \
+    "   'auto_accepted', queue.accepted, 'reviewed', queue.reviewed," \
     "   'ready_window', NULL, 'leases_live', (SELECT count(*) FROM live)," \
     "   'annotations_remaining', queue.remaining)," \
     "  'eta', json_build_object('annotations_remaining', queue.remaining," \
@@ -495,10 +499,11 @@
     " LEFT JOIN hstats e ON e.h = h.h"
 
 /* Per project: waiting, in progress and complete tasks (the auto-accepted
- * apart), annotations remaining, annotations stored, auto-accepted tasks. */
+ * and reviewed apart), annotations remaining, annotations stored,
+ * auto-accepted tasks, reviewed tasks (a decided review, sql/0031). */
 #define SQL_QUEUE \
     "SELECT p.id, coalesce(t.waiting, 0), coalesce(t.in_progress, 0), coalesce(t.complete, 0)," \
-    " coalesce(t.remaining, 0), coalesce(a.n, 0), coalesce(t.accepted, 0)" \
+    " coalesce(t.remaining, 0), coalesce(a.n, 0), coalesce(t.accepted, 0), coalesce(rv.n, 0)" \
     " FROM projects p" \
     " LEFT JOIN (SELECT project_id," \
     "   count(*) FILTER (WHERE state <> 'complete' AND done_count = 0) AS waiting," \
@@ -510,6 +515,8 @@
     "  FROM tasks WHERE NOT control GROUP BY project_id) t ON t.project_id = p.id" \
     " LEFT JOIN (SELECT project_id, count(*) AS n FROM annotations GROUP BY project_id) a" \
     "  ON a.project_id = p.id" \
+    " LEFT JOIN (SELECT project_id, count(*) AS n FROM reviews WHERE state = 'done'" \
+    "  GROUP BY project_id) rv ON rv.project_id = p.id" \
     " ORDER BY p.id"
 
 // clang-format on

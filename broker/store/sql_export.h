@@ -134,11 +134,21 @@
     "      AND " QR_SQL_IN_WINDOW("a.written_xid")                                                 \
     "    UNION SELECT u.task_id FROM annotation_undos u WHERE u.project_id = $1"                   \
     "      AND (" QR_SQL_IN_WINDOW("u.written_xid") " OR "                                         \
-    QR_SQL_IN_WINDOW("u.annotation_xid") ")))"                                                     \
+    QR_SQL_IN_WINDOW("u.annotation_xid") ")"                                                       \
+    "    UNION SELECT rv.task_id FROM reviews rv WHERE rv.project_id = $1 AND rv.state = 'done'"    \
+    "      AND " QR_SQL_IN_WINDOW("rv.written_xid") "))"                                           \
     "  ORDER BY t.id LIMIT $6),"                                                                   \
     " s AS (SELECT x.* FROM " QR_SQL_AS_OF_S("IN (SELECT id FROM pg)") " x"                        \
     "  JOIN users us ON us.id = x.annotator_id"                                                    \
     "  WHERE $4::bigint = 0 OR us.org_id = $4::bigint)"
+
+/* A task's review decided as of S (sql/0031_review.sql): rv, and its
+ * reviewer ru; none for a vendor's export (the review weighs every
+ * organization's answers). */
+#define QR_SQL_EXPORT_REVIEW                                                                       \
+    " LEFT JOIN reviews rv ON rv.task_id = pg.id AND rv.state = 'done' AND $4::bigint = 0"         \
+    "  AND pg_visible_in_snapshot(rv.written_xid, $2::text::pg_snapshot)"                          \
+    " LEFT JOIN users ru ON ru.id = rv.reviewer_id"
 
 /* kind=consensus -> task id, external id, consensus (NULL: a tie, or fewer
  * annotations than min(2, the task's overlap)), support (the share of the
@@ -146,7 +156,9 @@
  * the task was auto-accepted, in task id order. The majority is the unique
  * most frequent label, as `quorumctl agreement --per-item` computes it; an
  * auto-accepted task's consensus is its prediction, its support the
- * prediction's score (sql/0026_auto_accept.sql). */
+ * prediction's score (sql/0026_auto_accept.sql); a reviewed task's is the
+ * reviewer's value, without a support; then the reviewed value, the
+ * reviewer's name and the decision (NULLs: not reviewed). */
 #define QR_SQL_EXPORT_CONSENSUS                                                                    \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
     " c AS (SELECT task_id, label, count(*) AS n FROM s GROUP BY 1, 2),"                          \
@@ -155,14 +167,18 @@
     "   count(*) OVER (PARTITION BY task_id, n) AS same"                       \
     "   FROM c WINDOW w AS (PARTITION BY task_id))"                                                \
     " SELECT pg.id, pg.external_id,"                                                               \
-    "  CASE WHEN pg.auto_accept = 'accepted' THEN coalesce(pg.prediction->>'label',"               \
+    "  CASE WHEN rv.id IS NOT NULL THEN rv.value"                                                  \
+    "   WHEN pg.auto_accept = 'accepted' THEN coalesce(pg.prediction->>'label',"                   \
     "    (pg.prediction->'labels')::text)"                                                         \
     "   WHEN r.same = 1 AND r.total >= least(2, pg.required) THEN r.label END,"                    \
-    "  CASE WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"          \
+    "  CASE WHEN rv.id IS NOT NULL THEN NULL"                                                      \
+    "   WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"              \
     "   WHEN r.same = 1 AND r.total >= least(2, pg.required)"                                      \
     "   THEN round(r.n::numeric / r.total, 4) END,"                                                \
-    "  coalesce(r.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted'"                  \
-    " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1 ORDER BY pg.id"
+    "  coalesce(r.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                 \
+    "  rv.value, ru.name, rv.decision"                                                             \
+    " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1" QR_SQL_EXPORT_REVIEW                  \
+    " ORDER BY pg.id"
 
 /* kind=consensus&method=dawid_skene: every judgement of the project as of
  * S ($1 project, $2 snapshot S, $3 the crew's organization or 0) in one
@@ -184,16 +200,17 @@
  * labels objects (a JSON array of the canonical values), its overlap
  * (required), annotations, gold, data (JSON text), whether it was
  * auto-accepted, then its prediction's labels and score (an auto-accepted
- * task only), in task order; the broker takes each field's consensus
- * (agreement_fields.h). */
+ * task only), then the reviewed value, the reviewer's name and the
+ * decision (NULLs: not reviewed), in task order; the broker takes each
+ * field's consensus (agreement_fields.h). */
 #define QR_SQL_EXPORT_CONSENSUS_FIELDS                                                             \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
     " c AS (SELECT task_id, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s GROUP BY 1)"   \
     " SELECT pg.id, pg.external_id, c.labels::text, pg.required, coalesce(c.n, 0), pg.gold,"       \
     "  pg.data::text, pg.auto_accept = 'accepted',"                                                \
     "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
-    "  pg.prediction_score"                                                                        \
-    " FROM pg LEFT JOIN c ON c.task_id = pg.id ORDER BY pg.id"
+    "  pg.prediction_score, rv.value, ru.name, rv.decision"                                        \
+    " FROM pg LEFT JOIN c ON c.task_id = pg.id" QR_SQL_EXPORT_REVIEW " ORDER BY pg.id"
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions

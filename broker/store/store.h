@@ -140,6 +140,8 @@
     " 'show_predictions', show_predictions,"                                                       \
     " 'gold_rate', gold_rate, 'gold_onboarding', gold_onboarding,"                                 \
     " 'gold_min_accuracy', gold_min_accuracy, 'gold_min_count', gold_min_count,"                   \
+    " 'review_mode', review_mode, 'review_share', review_share,"                                   \
+    " 'review_agreement_threshold', review_agreement_threshold,"                                   \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -151,17 +153,21 @@
  * $17 overlap_max, $18 overlap_agreement_threshold (all NULL: fixed
  * overlap; sql/0027_dynamic_overlap.sql), $19 show_predictions (sql/0030),
  * $20 the gold rate, $21 gold onboarding, $22 gold minimum accuracy (NULL:
- * none), $23 gold minimum count (sql/0028) -> the project as JSON. */
+ * none), $23 gold minimum count (sql/0028), $24 the review mode, $25 review
+ * share, $26 review agreement threshold (NULL: the defaults; sql/0031) ->
+ * the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
     " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
     " overlap_min, overlap_max, overlap_agreement_threshold, show_predictions, gold_rate,"         \
-    " gold_onboarding, gold_min_accuracy, gold_min_count)"                                         \
+    " gold_onboarding, gold_min_accuracy, gold_min_count, review_mode, review_share,"              \
+    " review_agreement_threshold)"                                                                 \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
     "  $14::double precision, $15::double precision, $16::integer, $17::integer,"                  \
     "  $18::double precision, $19::boolean, $20::double precision, $21::integer,"                  \
-    "  $22::double precision, $23::integer) "                                                      \
+    "  $22::double precision, $23::integer, coalesce($24, 'none'),"                                \
+    "  coalesce($25::double precision, 0), coalesce($26::double precision, 0.5)) "                 \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -516,7 +522,10 @@
     "  'project_org_id', (SELECT org_id FROM projects WHERE id = $1),"                             \
     "  'per_annotator', (SELECT coalesce(json_agg(json_build_object('annotator', u.name,"          \
     "     'annotations', x.n, 'annotator_id', u.id, 'organization_id', u.org_id,"                  \
-    "     'organization', o.name) ORDER BY u.name, u.id), '[]'::json)"                             \
+    "     'organization', o.name, 'review_acceptance', (SELECT json_build_object('value',"         \
+    "       round(avg((an.label = rv.value)::int)::numeric, 4), 'compared', count(*))"             \
+    "       FROM a an JOIN reviews rv ON rv.task_id = an.task_id AND rv.state = 'done'"            \
+    "       WHERE an.annotator_id = u.id)) ORDER BY u.name, u.id), '[]'::json)"                    \
     "     FROM (SELECT annotator_id, count(*) AS n FROM a GROUP BY annotator_id) x"                \
     "     JOIN users u ON u.id = x.annotator_id JOIN organizations o ON o.id = u.org_id),"         \
     "  'quality', CASE WHEN $2::bigint = 0 THEN json_build_object("                                \
@@ -531,6 +540,7 @@
     "     'shown_predictions', CASE WHEN shown.on THEN json_build_object("                         \
     "       'compared', shown.n, 'accepted', shown.k, 'rate', CASE WHEN shown.n > 0"               \
     "       THEN round(shown.k::numeric / shown.n, 4) END) END,"                                   \
+    "     'reviewed', (SELECT count(*) FROM reviews WHERE project_id = $1 AND state = 'done'),"    \
     "     'paused_annotators', paused.j)"                                                          \
     "     ELSE json_build_object('paused_annotators', paused.j) END"                               \
     " )::text FROM span, work, pace, rem, quality, dyn, shown, paused"
@@ -706,7 +716,8 @@
  * and overlap_agreement_threshold (all NULL: fixed overlap from now on;
  * set, annotations_per_task becomes overlap_min); $18 show_predictions;
  * $19 gold rate, $20 gold onboarding, $21 whether $22 is the gold minimum
- * accuracy, $23 gold minimum count. The guards hold the rules
+ * accuracy, $23 gold minimum count; $24 review mode, $25 review share,
+ * $26 review agreement threshold. The guards hold the rules
  * against a concurrent change: labels are only added (the new list holds
  * every old one), overlap (and overlap_min) only rises. -> the project as
  * JSON; no row: not the organization's, or a guard failed. A stratified
@@ -733,7 +744,10 @@
     " gold_onboarding = coalesce($20::integer, gold_onboarding),"                                  \
     " gold_min_accuracy = CASE WHEN $21::boolean THEN $22::double precision"                       \
     "   ELSE gold_min_accuracy END,"                                                               \
-    " gold_min_count = coalesce($23::integer, gold_min_count)"                                     \
+    " gold_min_count = coalesce($23::integer, gold_min_count),"                                    \
+    " review_mode = coalesce($24, review_mode),"                                                   \
+    " review_share = coalesce($25::double precision, review_share),"                               \
+    " review_agreement_threshold = coalesce($26::double precision, review_agreement_threshold)"    \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($15::integer IS NULL OR $15::integer >= annotations_per_task)"                         \

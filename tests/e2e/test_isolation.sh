@@ -31,6 +31,11 @@ start_broker
 # webhook 999999 does not exist: 404).
 # Only the owner's admins and managers reinstate a paused annotator (user
 # 999999 is not paused: 404).
+# Review (issue 16): the owner's admins, managers and reviewers lease review
+# items and decide them; annotators and every vendor are refused (a reviewer
+# sees every organization's answers). The project reviews nothing, so a
+# grant is empty; the review lease 999999 does not exist (submit 404,
+# heartbeat and release 409).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -79,6 +84,10 @@ POST /v1/projects/*/webhooks                  401 401 401  422 422 403 403  403 
 GET /v1/projects/*/webhooks                   401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 DELETE /v1/projects/*/webhooks/*              401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/webhooks/*/deliveries      401 401 401  404 404 403 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/reviews/leases            401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/reviews/leases/*/submit   401 401 401  404 404 404 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/reviews/leases/*/heartbeat 401 401 401 409 409 409 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/reviews/leases/*/release  401 401 401  409 409 409 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
@@ -125,6 +134,8 @@ body_for() { # ROUTE TAG -> a valid body
     "POST /v1/projects/*/leases/*/submit") echo '{"label":"a"}' ;;
     "POST /v1/projects/*/submit") echo '{"results":[{"lease":"999999","label":"a"}]}' ;;
     "PATCH /v1/projects/*") echo '{"name":"iso"}' ;;
+    "POST /v1/projects/*/reviews/leases") echo '{"max":1}' ;;
+    "POST /v1/projects/*/reviews/leases/*/submit") echo '{"decision":"accept"}' ;;
     "PUT /v1/projects/*/predictions") echo "{\"task_id\":$FIRST_TASK,\"value\":\"a\",\"score\":0.5}" ;;
     POST*) echo '{}' ;;
     *) echo "" ;;
