@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quality loop's settings together on one project (issue 16): gold
-# served at a rate, dynamic overlap, predictions shown and auto-accept, with
-# a predictions update on the way. Each keeps its own guarantee with the
+# served at a rate, dynamic overlap, predictions shown, auto-accept and
+# review of every completed task, with a predictions update on the way. Each keeps its own guarantee with the
 # others on: gold (control) tasks are never auto-accepted and never bound
 # by overlap_max, overlap_max can still be lowered, a crew finishes the
 # normal tasks within overlap_max, and no control task completes.
@@ -12,9 +12,9 @@ CTL="$QR_BIN_DIR/quorumctl"
 
 P=$(new_project '{"name": "all", "labels": ["a", "b"], "overlap_min": 2, "overlap_max": 4,
     "overlap_agreement_threshold": 0.75, "gold_rate": 0.2, "gold_onboarding": 2,
-    "show_predictions": true, "auto_accept_confidence": 0.95}')
-check "the project holds every setting" "2 4 0.2 true 0.95" \
-    "$(api GET "/v1/projects/$P" | cut -d' ' -f2- | jq -r '"\(.overlap_min) \(.overlap_max) \(.gold_rate) \(.show_predictions) \(.auto_accept_confidence)"')"
+    "show_predictions": true, "auto_accept_confidence": 0.95, "review_mode": "all"}')
+check "the project holds every setting" "2 4 0.2 true 0.95 all" \
+    "$(api GET "/v1/projects/$P" | cut -d' ' -f2- | jq -r '"\(.overlap_min) \(.overlap_max) \(.gold_rate) \(.show_predictions) \(.auto_accept_confidence) \(.review_mode)"')"
 # 60 normal tasks with an unsure prediction, 10 gold tasks.
 python3 - "$E2E_DIR/tasks.jsonl" <<'PY'
 import json, sys
@@ -50,6 +50,9 @@ check "gold answers were given" t "$(sql "SELECT count(*) > 0 FROM annotations a
 check "no annotator answered a gold task twice" 0 \
     "$(sql "SELECT count(*) FROM (SELECT a.task_id, a.annotator_id FROM annotations a JOIN tasks t ON t.id = a.task_id
         WHERE t.project_id = $P GROUP BY 1, 2 HAVING count(*) > 1) x")"
+check "every task humans completed is up for review, no other" "58 0" \
+    "$(sql "SELECT count(*) FILTER (WHERE NOT t.control AND t.auto_accept IS NULL) || ' ' || count(*) FILTER (WHERE t.control OR t.auto_accept = 'accepted')
+        FROM reviews r JOIN tasks t ON t.id = r.task_id WHERE r.project_id = $P")"
 q=$(api GET "/v1/projects/$P/report" | cut -d' ' -f2- | jq -c '.quality | {auto_accepted, shown: (.shown_predictions.compared > 0), dyn: (.dynamic_overlap.tasks_complete)}')
 check "the report's quality has each part" '{"auto_accepted":2,"shown":true,"dyn":58}' "$q"
 
