@@ -217,3 +217,26 @@ void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, i
                      .reason = reason};
     qr_events_add(c->b->events, &ev);
 }
+
+int check_text_lengths(ctx_t *c, const PGresult *res)
+{
+    int n = PQntuples(res);
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int64_t lengths[QR_LABEL_FIELDS_MAX];
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++) {
+        keys[i] = PQgetvalue(res, i, 0);
+        lengths[i] = PQgetisnull(res, i, 1) ? QR_LABEL_DATA_MISSING
+                     : strcmp(PQgetvalue(res, i, 1), "string")
+                         ? QR_LABEL_DATA_NOT_TEXT
+                         : strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    }
+    qr_label_data_t data = {n < QR_LABEL_FIELDS_MAX ? n : QR_LABEL_FIELDS_MAX, keys, lengths};
+    qr_label_error_t lerr;
+    if (qr_label_check(c->project->schema, c->labels, &data, NULL, &lerr) < 0) {
+        qr_invalid_t why;
+        qr_validate_labels_refusal(&lerr, &why);
+        respond_invalid(c, &why);
+        return -1;
+    }
+    return 0;
+}

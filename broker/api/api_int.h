@@ -169,6 +169,11 @@ char *i64(int64_t v, char buf[24]);
  * from the system's random source, else the clock. */
 uint64_t import_seed(void);
 void respond_invalid(ctx_t *c, const qr_invalid_t *why);
+
+/* A span-carrying value (c->labels) checked against its task's text: res
+ * is QR_SQL_TASK_TEXT_LENGTHS's answer (key, JSON type, length in code
+ * points). 0 when it fits; else -1, answered 422 as a submit's refusal. */
+int check_text_lengths(ctx_t *c, const PGresult *res);
 int parse_body(ctx_t *c, int allow_empty);
 int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out);
 const char *query_param(const char *query, const char *key, char *buf, size_t len);
