@@ -217,6 +217,15 @@ static void on_window_reopened(int rc, void *arg)
 static void on_review_decided(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
+    if (!res && !strcmp(sqlstate, QR_SQLSTATE_OVERLAP_MAX)) {
+        /* A requeue past dynamic overlap's overlap_max (sql/0027's guard):
+         * the transaction rolled back, so nothing changed. */
+        respond_error(c, 409, QR_CODE_CONFLICT,
+                      "the task needs overlap_max annotations already (dynamic overlap): it "
+                      "cannot be requeued for one more; nothing changed (%s)",
+                      err);
+        return;
+    }
     if (!res || PQntuples(res) != 1) {
         respond_backend(c, "PostgreSQL", err ? err : "no answer");
         return;

@@ -53,6 +53,19 @@ check "no annotator answered a gold task twice" 0 \
 check "every task humans completed is up for review, no other" "58 0" \
     "$(sql "SELECT count(*) FILTER (WHERE NOT t.control AND t.auto_accept IS NULL) || ' ' || count(*) FILTER (WHERE t.control OR t.auto_accept = 'accepted')
         FROM reviews r JOIN tasks t ON t.id = r.task_id WHERE r.project_id = $P")"
+# A requeue past overlap_max is refused, and changes nothing.
+r=$(api POST "/v1/projects/$P/reviews/leases" "$ADMIN_TOKEN" '{"max": 100}' | cut -d' ' -f2-)
+L=$(echo "$r" | jq -r '[.leases[] | select((.annotations | length) == 3)][0].lease')
+T=$(echo "$r" | jq -r '[.leases[] | select((.annotations | length) == 3)][0].task_id')
+if [ "$L" != null ]; then
+    r=$(api POST "/v1/projects/$P/reviews/leases/$L/submit" "$ADMIN_TOKEN" '{"decision": "accept", "requeue": true}')
+    check "a requeue past overlap_max: 409" 409 "${r%% *}"
+    grepq "cannot be requeued" <<<"$r" && pass "it says why" || fail "answer: $r"
+    check "nothing changed" "3 complete 0" \
+        "$(sql "SELECT required || ' ' || state || ' ' || (SELECT count(*) FROM reviews WHERE task_id = $T AND state <> 'pending') FROM tasks WHERE id = $T")"
+else
+    fail "no review item of a task with 3 annotations: $(echo "$r" | jq -c '[.leases[].annotations | length]')"
+fi
 q=$(api GET "/v1/projects/$P/report" | cut -d' ' -f2- | jq -c '.quality | {auto_accepted, shown: (.shown_predictions.compared > 0), dyn: (.dynamic_overlap.tasks_complete)}')
 check "the report's quality has each part" '{"auto_accepted":2,"shown":true,"dyn":58}' "$q"
 
