@@ -187,14 +187,14 @@ static void on_slots_left(const PGresult *res, const char *err, const char *sqls
      * or PostgreSQL cannot say) the slot returns. */
     int complete = res && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) <= 0;
     int rc = complete
-                 ? qr_lease_submit_commit(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c)
+                 ? qr_lease_submit_drop(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c)
                  : qr_lease_submit_abort(c->b->lease, c->project->id, c->ids[1], on_lease_ended, c);
     if (rc < 0)
         on_lease_ended(QR_EIO, c);
 }
 
 /* PostgreSQL refused a live lease's annotation as full (qr_lease_submit_abort
- * or _commit, as the task's state in PostgreSQL says), answered 409. */
+ * or _drop, as the task's state in PostgreSQL says), answered 409. */
 static void refused_full(ctx_t *c)
 {
     char task[24];

@@ -435,6 +435,12 @@ int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
     return end_simple(e, project, token, "commit", cb, arg);
 }
 
+int qr_lease_submit_drop(qr_lease_engine_t *e, int64_t project, int64_t token, qr_lease_done_cb cb,
+                         void *arg)
+{
+    return end_simple(e, project, token, "drop", cb, arg);
+}
+
 int qr_lease_submit_extend(qr_lease_engine_t *e, int64_t project, int64_t token,
                            qr_lease_done_cb cb, void *arg)
 {

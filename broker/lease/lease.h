@@ -258,6 +258,13 @@ QR_MUST_CHECK int qr_lease_peek(qr_lease_engine_t *e, int64_t project, int64_t a
 QR_MUST_CHECK int qr_lease_submit_commit(qr_lease_engine_t *e, int64_t project, int64_t token,
                                          qr_lease_done_cb cb, void *arg);
 
+/* The submit was refused because PostgreSQL holds the task complete
+ * (filled by others, or auto-accepted while leased): the lease ends and
+ * its slot goes with it, nothing stored, so the window does not grant the
+ * task again; the share's counts drop as for an abort. */
+QR_MUST_CHECK int qr_lease_submit_drop(qr_lease_engine_t *e, int64_t project, int64_t token,
+                                       qr_lease_done_cb cb, void *arg);
+
 /* As qr_lease_submit_commit, for a submit whose commit raised its task's
  * required count by one (dynamic overlap, sql/0027): the slot is consumed
  * and the task gets one new free slot, so it stays in the window (even if

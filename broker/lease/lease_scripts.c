@@ -262,8 +262,10 @@ static const char REGRANT_LUA[] =
 /* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'extend'
  * consumes it and gives the task one new free slot (PostgreSQL raised its
  * required count: dynamic overlap), so the task stays in the window, ready,
- * and the annotator stays in its seen set; 'abort'
- * returns it; 'return' returns it and lets the annotator have the task
+ * and the annotator stays in its seen set; 'drop' consumes it with
+ * nothing stored (PostgreSQL holds the task complete: the counts of the
+ * share drop as for an abort, and the task leaves the window as after a
+ * commit); 'abort' returns it; 'return' returns it and lets the annotator have the task
  * again (a submit refused before anything was stored); 'release' and 'skip'
  * first check the lease is live and the annotator's, then return the slot
  * ('release' also lets the annotator have the task again). Every mode takes
@@ -294,6 +296,13 @@ static const char END_LUA[] =
     "  redis.call('HINCRBY', free, tid, 1)\n"
     "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
     "  return {tid, l.granted, l.expires}\n"
+    "end\n"
+    "if mode == 'drop' then\n"
+    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "    redis.call('HINCRBY', vused, l.org, -1)\n"
+    "    redis.call('HINCRBY', aused, l.ann, -1)\n"
+    "  end\n"
+    "  mode = 'commit'\n"
     "end\n"
     "if mode ~= 'commit' then\n"
     "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"

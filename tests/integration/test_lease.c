@@ -296,6 +296,7 @@ static void test_window_rescore(void **state)
     wait_done();
     assert_int_equal(ngot, 1);
     assert_int_equal(got[0].task_id, 3);
+    int64_t held3 = got[0].token;
     int64_t ids[] = {1, 2, 3, 99};
     double prios[] = {0.5, 2, 1, 7};
     int slots[] = {1, 0, 0, 0};
@@ -315,6 +316,14 @@ static void test_window_rescore(void **state)
     wait_done();
     assert_int_equal(ngot, 1);
     assert_int_equal(got[0].task_id, 1);
+    /* The lease held on task 3 meets PostgreSQL's "full": it ends with its
+     * slot (nothing returns to the ready set) and the task leaves. */
+    assert_int_equal(qr_lease_submit_drop(engine, project, held3, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("HEXISTS", "{p:9011}:free", "3"), 0);
+    assert_int_equal(redis_int("ZSCORE", "{p:9011}:ready", "3"), -1);
+    assert_int_equal(redis_int("HGET", "{p:9011}:alive", "1"), -1);
 }
 
 static void on_expired(const qr_lease_expired_t *e, int n, void *arg)
