@@ -218,6 +218,22 @@ void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, i
     qr_events_add(c->b->events, &ev);
 }
 
+int query_text_lengths(ctx_t *c, const char *task, qr_pg_cb cb)
+{
+    const char *keys[QR_LABEL_FIELDS_MAX];
+    int n = qr_label_data_keys(c->project->schema, c->labels, keys, QR_LABEL_FIELDS_MAX);
+    json_t *list = json_array();
+    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++)
+        json_array_append_new(list, json_string(keys[i]));
+    char *keys_text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    char proj[24];
+    const char *params[] = {task, i64(c->project->id, proj), keys_text};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_TEXT_LENGTHS, 3, params, cb, c);
+    free(keys_text);
+    return rc;
+}
+
 int check_text_lengths(ctx_t *c, const PGresult *res)
 {
     int n = PQntuples(res);

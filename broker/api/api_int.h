@@ -174,6 +174,10 @@ void respond_invalid(ctx_t *c, const qr_invalid_t *why);
  * is QR_SQL_TASK_TEXT_LENGTHS's answer (key, JSON type, length in code
  * points). 0 when it fits; else -1, answered 422 as a submit's refusal. */
 int check_text_lengths(ctx_t *c, const PGresult *res);
+/* Asks QR_SQL_TASK_TEXT_LENGTHS for task (its id as text) and the data keys
+ * c->labels' span fields need; cb(arg = c) gets the answer for
+ * check_text_lengths. Returns qr_pg_query's code. */
+int query_text_lengths(ctx_t *c, const char *task, qr_pg_cb cb);
 int parse_body(ctx_t *c, int allow_empty);
 int int_field(ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out);
 const char *query_param(const char *query, const char *key, char *buf, size_t len);

@@ -367,18 +367,7 @@ static void on_review_task(const PGresult *res, const char *err, const char *sql
         decide(c); /* no such lease of this reviewer: the decision says which refusal */
         return;
     }
-    const char *keys[QR_LABEL_FIELDS_MAX];
-    int n = qr_label_data_keys(c->project->schema, c->labels, keys, QR_LABEL_FIELDS_MAX);
-    json_t *list = json_array();
-    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++)
-        json_array_append_new(list, json_string(keys[i]));
-    char *keys_text = json_dumps(list, JSON_COMPACT);
-    json_decref(list);
-    char proj[24];
-    const char *params[] = {PQgetvalue(res, 0, 0), i64(c->project->id, proj), keys_text};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_TEXT_LENGTHS, 3, params, on_review_text_lengths, c);
-    free(keys_text);
-    if (rc < 0)
+    if (query_text_lengths(c, PQgetvalue(res, 0, 0), on_review_text_lengths) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

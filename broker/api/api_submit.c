@@ -398,19 +398,9 @@ static void on_text_lengths(const PGresult *res, const char *err, const char *sq
  * then runs then(c); or answers 422 (nothing stored), 409 or 503. */
 static void check_with_data(ctx_t *c, int64_t task, void (*then)(ctx_t *c))
 {
-    const char *keys[QR_LABEL_FIELDS_MAX];
-    int n = qr_label_data_keys(c->project->schema, c->labels, keys, QR_LABEL_FIELDS_MAX);
-    json_t *list = json_array();
-    for (int i = 0; i < n && i < QR_LABEL_FIELDS_MAX; i++)
-        json_array_append_new(list, json_string(keys[i]));
-    char *keys_text = json_dumps(list, JSON_COMPACT);
-    json_decref(list);
-    char t[24], proj[24];
-    const char *params[] = {i64(task, t), i64(c->project->id, proj), keys_text};
+    char t[24];
     c->then = then;
-    int rc = qr_pg_query(c->b->pg, QR_SQL_TASK_TEXT_LENGTHS, 3, params, on_text_lengths, c);
-    free(keys_text);
-    if (rc < 0)
+    if (query_text_lengths(c, i64(task, t), on_text_lengths) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
