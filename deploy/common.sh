@@ -140,3 +140,47 @@ wait_https() {
     done
     return 1
 }
+
+# start_redis RDIR FIRST_PORT [redis-server flags...]: a redis-server with
+# its files in RDIR, on FIRST_PORT if given and free, else on a free port;
+# sets RPORT_UP; fails (status 1) when no port would do.
+start_redis() {
+    local rdir=$1 port=$2 try ok
+    shift 2
+    mkdir -p "$rdir"
+    for try in $(seq 1 10); do
+        [ -n "$port" ] && [ "$try" = 1 ] || port=$(free_port)
+        rm -f "$rdir/redis.pid"
+        if redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$rdir" \
+            --pidfile "$rdir/redis.pid" --logfile "$rdir/redis.log" "$@" >/dev/null; then
+            # --daemonize returns before the bind: wait until a server answers
+            # and is ours (its dir is rdir), not one that holds the port.
+            ok=0
+            for _ in $(seq 1 100); do
+                if [ "$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)" = "$rdir" ]; then
+                    ok=1
+                    break
+                fi
+                grep -q 'Address already in use\|Could not create server TCP' "$rdir/redis.log" 2>/dev/null && break
+                sleep 0.1
+            done
+            [ $ok = 1 ] && { RPORT_UP=$port; return 0; }
+            if [ -f "$rdir/redis.pid" ]; then kill "$(cat "$rdir/redis.pid")" 2>/dev/null || true; fi
+            : >"$rdir/redis.log"
+        fi
+    done
+    echo "redis-server did not start (see $rdir/redis.log)" >&2
+    return 1
+}
+
+# stop_redis PORT RDIR NOSAVE: asks the server on PORT to shut down (a kept
+# Redis writes its append-only file out first), then makes sure the process
+# named in RDIR/redis.pid is gone.
+stop_redis() {
+    local port=$1 rdir=$2 rpid
+    [ -z "$port" ] || redis-cli -p "$port" shutdown $3 >/dev/null 2>&1 || true
+    rpid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
+    [ -n "$rpid" ] || return 0
+    for _ in $(seq 1 50); do grep -qs redis "/proc/$rpid/comm" || return 0; sleep 0.1; done
+    kill "$rpid" 2>/dev/null || true
+}

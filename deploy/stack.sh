@@ -85,37 +85,6 @@ start_pg() {
     die "postgres did not start"
 }
 
-# start_redis RDIR FIRST_PORT [redis-server flags...]: a redis-server with
-# its files in RDIR, on FIRST_PORT if given and free, else on a free port;
-# sets RPORT_UP.
-start_redis() {
-    local rdir=$1 port=$2 try ok
-    shift 2
-    mkdir -p "$rdir"
-    for try in $(seq 1 10); do
-        [ -n "$port" ] && [ "$try" = 1 ] || port=$(free_port)
-        rm -f "$rdir/redis.pid"
-        if redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$rdir" \
-            --pidfile "$rdir/redis.pid" --logfile "$rdir/redis.log" "$@" >/dev/null; then
-            # --daemonize returns before the bind: wait until a server answers
-            # and is ours (its dir is rdir), not one that holds the port.
-            ok=0
-            for _ in $(seq 1 100); do
-                if [ "$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)" = "$rdir" ]; then
-                    ok=1
-                    break
-                fi
-                grep -q 'Address already in use\|Could not create server TCP' "$rdir/redis.log" 2>/dev/null && break
-                sleep 0.1
-            done
-            [ $ok = 1 ] && { RPORT_UP=$port; return 0; }
-            if [ -f "$rdir/redis.pid" ]; then kill "$(cat "$rdir/redis.pid")" 2>/dev/null || true; fi
-            : >"$rdir/redis.log"
-        fi
-    done
-    die "redis-server did not start"
-}
-
 write_env() { # DIR DATA BIN PGPORT RPORT KEEP
     cat >"$1/env.tmp" <<ENV
 QR_STACK_DATA='$2'
@@ -144,7 +113,7 @@ start() {
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     start_pg "$bin" "$data/db" "$data/postgres.log" "$data" ""
     "$bin/createdb" -h 127.0.0.1 -p "$PGPORT_UP" -U quorum quorum || die "createdb failed"
-    start_redis "$data/redis" "" --save '' --appendonly no
+    start_redis "$data/redis" "" --save '' --appendonly no || die "redis-server did not start"
 
     write_env "$dir" "$data" "$bin" "$PGPORT_UP" "$RPORT_UP" 0
     echo "stack up: postgres on 127.0.0.1:$PGPORT_UP, redis on 127.0.0.1:$RPORT_UP ($dir/env)"
@@ -199,23 +168,11 @@ start_keep() {
 
     local rdir="$dir/redis"
     start_redis "$rdir" "$(cat "$rdir/port" 2>/dev/null || true)" --save '' \
-        --appendonly yes --appendfsync everysec
+        --appendonly yes --appendfsync everysec || die "redis-server did not start"
     echo "$RPORT_UP" >"$rdir/port.tmp" && mv -f "$rdir/port.tmp" "$rdir/port"
 
     write_env "$dir" "$dir" "$bin" "$PGPORT_UP" "$RPORT_UP" 1
     echo "stack up: postgres on 127.0.0.1:$PGPORT_UP, redis on 127.0.0.1:$RPORT_UP, data kept in $dir"
-}
-
-# stop_redis PORT RDIR NOSAVE: asks the server on PORT to shut down (a kept
-# Redis writes its append-only file out first), then makes sure the process
-# named in RDIR/redis.pid is gone.
-stop_redis() {
-    local port=$1 rdir=$2 rpid
-    [ -z "$port" ] || redis-cli -p "$port" shutdown $3 >/dev/null 2>&1 || true
-    rpid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
-    [ -n "$rpid" ] || return 0
-    for _ in $(seq 1 50); do grep -qs redis "/proc/$rpid/comm" || return 0; sleep 0.1; done
-    kill "$rpid" 2>/dev/null || true
 }
 
 # stop DIR: stops a throwaway stack and removes its data.
@@ -226,6 +183,13 @@ stop() {
     # shellcheck disable=SC1091
     . "$dir/env"
     stop_redis "${QR_REDIS_PORT:-}" "$QR_STACK_DATA/redis" nosave
+    # The end-to-end tests' own Redis servers (tests/e2e/lib.sh), left by a
+    # test killed before its cleanup.
+    local r
+    for r in "$dir"/e2e-redis/*/redis.pid; do
+        [ -f "$r" ] && kill "$(cat "$r")" 2>/dev/null || true
+    done
+    rm -rf "$dir/e2e-redis"
     if [ -d "$QR_STACK_DATA/db" ]; then
         as_pg "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -m fast -w stop >/dev/null 2>&1 || true
     fi

@@ -3,7 +3,10 @@
 # kernel picks. Expects QR_TEST_STACK, QR_SOURCE_DIR and QR_BIN_DIR (set by
 # ctest) and nothing else: no QUORUM_* variable reaches the test (hermetic.sh),
 # which runs in its own folder, E2E_DIR, with its own profile and spool
-# folders. With E2E_KEEP=1 E2E_DIR (logs, spools) stays in /tmp for a
+# folders. Each test has a redis-server of its own (the stack's PostgreSQL
+# is shared, one database per test): project ids restart at 1 in every
+# database, so two tests on one Redis would share keys, and with their own
+# Redis the tests run side by side. With E2E_KEEP=1 E2E_DIR (logs, spools) stays in /tmp for a
 # post-mortem.
 set -euo pipefail
 
@@ -20,6 +23,7 @@ QUORUMD_PID=""
 HELPER_PIDS=() # background helpers (servers, proxies) killed at exit
 FAILS=0
 PASSES=0
+E2E_REDIS_PORT=""
 
 AT_EXIT=() # commands a test adds with at_exit, run first by cleanup
 
@@ -36,10 +40,23 @@ cleanup() {
     local p
     for p in ${HELPER_PIDS[@]+"${HELPER_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
     psql "$QR_PG_CONNINFO" -qc "DROP DATABASE IF EXISTS $E2E_DB" >/dev/null 2>&1 || true
+    if [ -n "$E2E_REDIS_PORT" ]; then
+        stop_redis "$E2E_REDIS_PORT" "$E2E_REDIS_DIR" nosave
+        rm -rf "$E2E_REDIS_DIR"
+    fi
     [ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_DIR"
     exit $rc
 }
 trap cleanup EXIT
+
+# This test's Redis: every use of QR_REDIS_PORT below and in the tests
+# (brokers, redis-cli) means it, never the stack's.
+# Its files sit in the stack's folder, so that stopping the stack stops a
+# Redis whose test was killed before its cleanup ran (a ctest timeout).
+E2E_REDIS_DIR="$QR_TEST_STACK/e2e-redis/${E2E_DIR##*/}"
+start_redis "$E2E_REDIS_DIR" "" --save '' --appendonly no || exit 1
+E2E_REDIS_PORT=$RPORT_UP
+QR_REDIS_PORT=$RPORT_UP
 
 # Stops quorumd with SIGTERM; fails if it does not stop cleanly or its log
 # holds a sanitizer report (the tests run the ASan + UBSan build).
