@@ -31,6 +31,12 @@
 -- the product capped at 10^6. Never below 2, nor below the number of
 -- distinct values the task's annotations carry.
 --
+-- Curtailment, with confidence only: a task whose most common value leads
+-- the next by more than the annotations it may still get (overlap_max less
+-- those it has) also stops, whatever its confidence: no further annotation
+-- up to overlap_max could change or tie its majority, so it ends with the
+-- majority it would have at overlap_max on the same labels, sooner.
+--
 -- Both are computed inside quorum_submit_batch under the task row locks it
 -- already takes (as support is), so the decision is exact across brokers.
 -- overlap_extensions records the confidence of each extension made under
@@ -97,10 +103,19 @@ LANGUAGE sql STABLE AS $$
       FROM m, b, kk
 $$;
 
+-- The lead of a task's most common value over the next (over 0 when it is
+-- the only one; 0 for a task without annotations).
+CREATE FUNCTION quorum_task_lead(p_task bigint) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(max(n) FILTER (WHERE rk = 1) - coalesce(max(n) FILTER (WHERE rk = 2), 0), 0)::integer
+      FROM (SELECT count(*) AS n, row_number() OVER (ORDER BY count(*) DESC) AS rk
+              FROM annotations WHERE task_id = p_task GROUP BY label) v
+$$;
+
 -- quorum_submit_batch as in sql/0027_dynamic_overlap.sql; only the
 -- extension's measure changes: support or confidence, as the project says
--- (support, the default, exactly as before), and overlap_extensions records
--- the confidence too.
+-- (support, the default, exactly as before; confidence with curtailment),
+-- and overlap_extensions records the confidence too.
 CREATE OR REPLACE FUNCTION quorum_submit_batch(
     p_task bigint[], p_project bigint[], p_annotator bigint[], p_label text[],
     p_token bigint[], p_idem text[], p_active integer[], p_granted bigint[], p_expires bigint[])
@@ -163,8 +178,10 @@ BEGIN
           FROM tasks t JOIN projects p ON p.id = t.project_id
          WHERE t.id = ANY (ext_task) AND p.overlap_max IS NOT NULL
            AND t.required < p.overlap_max
-           AND CASE WHEN p.overlap_measure = 'confidence' THEN quorum_task_confidence(t.id)
-                    ELSE quorum_task_support(t.id) END < p.overlap_agreement_threshold;
+           AND CASE WHEN p.overlap_measure = 'confidence'
+                    THEN quorum_task_confidence(t.id) < p.overlap_agreement_threshold
+                         AND quorum_task_lead(t.id) <= p.overlap_max - t.required
+                    ELSE quorum_task_support(t.id) < p.overlap_agreement_threshold END;
         SELECT coalesce(array_agg(m.o ORDER BY m.o), '{}') INTO ext_ord
           FROM (SELECT max(o) AS o FROM unnest(ok_ord) AS o
                  WHERE p_task[o] = ANY (ext_task) GROUP BY p_task[o]) m;

@@ -21,10 +21,12 @@
 # Why the numbers. Without gold answers each annotator is taken to be right
 # with overlap_prior_accuracy (0.75); with K = 2 values a lead of d votes
 # has posterior 3^d / (3^d + 1): 0.9 at d = 2, 0.964 at d = 3. So at
-# threshold 0.95 a task stops at 3-0 (probability 0.8^3 + 0.2^3 = 0.52)
-# or at 5 annotations: expected 3 * 0.52 + 5 * 0.48 = 3.96 per task at a crew accuracy of 0.8, and since
-# a 3-0 start decides the majority of any 5, the same consensus as fixed 5
-# on the same labels (accuracy 0.942). The two runs are separate random
+# threshold 0.95 a task stops at 3-0 (probability 0.8^3 + 0.2^3 = 0.52),
+# by curtailment at 3-1 (a lead of 2 with one annotation left: 0.3264) or
+# at 5: expected 3 * 0.52 + 4 * 0.3264 + 5 * 0.1536 = 3.63 per task at a
+# crew accuracy of 0.8 (3.96 without curtailment). Every stop before 5
+# holds a lead the rest cannot overturn, so the consensus is the one fixed
+# overlap 5 reaches on the same labels (accuracy 0.942). The two runs are separate random
 # runs of N tasks each: the difference of their accuracies has a standard
 # deviation of sqrt(2 * 0.942 * 0.058 / N) = 0.0074 at N = 2000; the margin
 # is 3.5 of them (computed from the measured accuracies), so a correct
@@ -78,9 +80,9 @@ check "dynamic: every task imported needing overlap_min" "$NS 2 $N 2" \
     "$(sql "SELECT count(*) || ' ' || max(required) FROM tasks WHERE project_id = $DYN") $(sql "SELECT count(*) || ' ' || max(required) FROM tasks WHERE project_id = $CONF")"
 
 # --- the crews --------------------------------------------------------------------------------
-# Each project gets a crew of 8 at accuracy 0.8, all at once; the dynamic
-# ones' annotators are spread over both brokers, submitting in batches of
-# up to 4 so that one group commit may carry several rows of a task.
+# Each project gets a crew of 8 at accuracy 0.8, all at once, spread over
+# both brokers and submitting in batches of up to 4, so that one group
+# commit may carry several rows of a task.
 simulate() { # simulate PROJECT SEED URLS [FLAGS...]
     local p=$1 seed=$2 urls=$3
     shift 3
@@ -89,9 +91,9 @@ simulate() { # simulate PROJECT SEED URLS [FLAGS...]
 }
 simulate "$CONF" 11 "$URL,$URL2" --prefetch 4 --batch &
 S1=$!
-simulate "$F5" 12 "$URL" &
+simulate "$F5" 12 "$URL2,$URL" --prefetch 4 --batch &
 S2=$!
-simulate "$DYN" 13 "$URL2,$URL" --prefetch 4 --batch &
+simulate "$DYN" 13 "$URL,$URL2" --prefetch 4 --batch &
 S3=$!
 for s in $S1 $S2 $S3; do
     wait "$s" || { tail -n 5 "$E2E_DIR"/sim*.log; fail "a crew did not finish (simulate $s)"; }
@@ -120,9 +122,13 @@ check "support: every complete task reached 5 or has support >= $THR" 0 \
               AND t.done_count < 5 AND quorum_task_support(t.id) < $THR")"
 check "support: no annotator was added to a task whose support had reached $THR" "0 0" \
     "$(sql "SELECT count(*) FILTER (WHERE support >= $THR) || ' ' || count(confidence) FROM overlap_extensions WHERE project_id = $DYN")"
-check "confidence: every complete task reached 5 or has confidence >= $CTHR" 0 \
+check "confidence: every complete task reached 5, has confidence >= $CTHR or a lead above the annotations left" 0 \
     "$(sql "SELECT count(*) FROM tasks t WHERE t.project_id = $CONF AND t.state = 'complete'
-              AND t.done_count < 5 AND quorum_task_confidence(t.id) < $CTHR")"
+              AND t.done_count < 5 AND quorum_task_confidence(t.id) < $CTHR
+              AND quorum_task_lead(t.id) <= 5 - t.done_count")"
+check "confidence: curtailment stopped some tasks at 4 (3-1) below the threshold" true \
+    "$(sql "SELECT (count(*) > 0)::text FROM tasks t WHERE t.project_id = $CONF AND t.done_count = 4
+              AND quorum_task_confidence(t.id) < $CTHR")"
 check "confidence: no annotator was added to a task whose confidence had reached $CTHR" "0 0" \
     "$(sql "SELECT count(*) FILTER (WHERE confidence >= $CTHR) || ' ' || count(*) FILTER (WHERE confidence IS NULL) FROM overlap_extensions WHERE project_id = $CONF")"
 # The leading value's margin over the next (a lone value: over nothing).
@@ -190,6 +196,32 @@ grep '^dynamic overlap' "$E2E_DIR/report.txt" | sed 's/^/# /'
 grepq "^dynamic overlap  *$N complete tasks, $TOTAL annotations (" <"$E2E_DIR/report.txt" && pass "quorumctl report prints the line" || fail "report: $(cat "$E2E_DIR/report.txt")"
 grepq "$((5 * N - TOTAL)) annotations saved against a fixed maximum (one more while confidence < $CTHR)" <"$E2E_DIR/report.txt" &&
     pass "with the annotations saved and the measure" || fail "report: $(grep dynamic "$E2E_DIR/report.txt")"
+
+# --- the measure itself, on known inputs ----------------------------------------------------------
+# Two labels, no gold: q = 0.75 for everyone, so a 3-0 task's confidence
+# is 27 / 28 and a 2-0 task's 9 / 10.
+check "confidence of the tasks stopped at 3 (3-0, q 0.75): 27/28" "$(python3 -c 'print(round(27 / 28, 6))')" \
+    "$(sql "SELECT DISTINCT round(quorum_task_confidence(id)::numeric, 6) FROM tasks WHERE project_id = $CONF AND done_count = 3")"
+# Gold: an annotator who answered 2 gold tasks right has q = (2 + 4 * 0.75)
+# / (2 + 4) = 5/6; with one without gold (0.75) agreeing on a task:
+# 5/6 * 3/4 / (5/6 * 3/4 + 1/6 * 1/4) = 0.9375 (0.9 without the gold).
+G=$(new_project '{"name": "gold", "labels": ["yes", "no"], "overlap_min": 2, "overlap_max": 5, "overlap_agreement_threshold": 0.95, "overlap_measure": "confidence", "gold_rate": 0.5}')
+printf '%s\n' '{"data": {"n": 1}}' '{"data": {"n": 2}, "gold": "yes"}' '{"data": {"n": 3}, "gold": "no"}' >"$E2E_DIR/gold.jsonl"
+"$CTL" import --project "$G" "$E2E_DIR/gold.jsonl" >/dev/null
+read -r U1 U2 <<<"$(sql "SELECT string_agg(annotator_id::text, ' ') FROM (SELECT DISTINCT annotator_id FROM annotations WHERE project_id = $CONF ORDER BY 1 LIMIT 2) x")"
+GT=$(sql "SELECT id FROM tasks WHERE project_id = $G AND NOT control")
+check "the gold project: two control tasks" 2 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $G AND control")"
+sql "INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token)
+     SELECT id, $G, $U1, gold, 900 + id FROM tasks WHERE project_id = $G AND control;
+     INSERT INTO annotations (task_id, project_id, annotator_id, label, fencing_token)
+     VALUES ($GT, $G, $U1, 'yes', 990), ($GT, $G, $U2, 'yes', 991)" >/dev/null
+check "confidence with an annotator's gold accuracy smoothed toward the prior" 0.9375 \
+    "$(sql "SELECT round(quorum_task_confidence($GT)::numeric, 6)::float8")"
+check "K of a schema: choice 2 x rating 1-5 x optional text (1000 + absent)" 10010 \
+    "$(sql "SELECT quorum_value_count('{\"fields\": [{\"name\": \"s\", \"type\": \"choice\", \"choices\": [\"a\", \"b\"], \"required\": true},
+              {\"name\": \"r\", \"type\": \"rating\", \"min\": 1, \"max\": 5, \"step\": 1, \"required\": true},
+              {\"name\": \"n\", \"type\": \"text\", \"required\": false}]}', '[]')")"
+check "K is never below 2 (a plain project of one label)" 2 "$(sql "SELECT quorum_value_count(NULL, '[\"a\"]')")"
 
 # --- the database's own guards ------------------------------------------------------------------
 T=$(sql "SELECT id FROM tasks WHERE project_id = $DYN AND required = 5 LIMIT 1")
