@@ -147,6 +147,7 @@ typedef struct patch_s {
     char *g_rate, *g_onboarding, *g_min_set, *g_min, *g_count; /* gold (issue 16) */
     int gold_changed; /* a gold key is given: the lease engine reloads the gold set */
     char *rv_mode, *rv_share, *rv_threshold; /* review settings given, or NULL */
+    char *ov_measure, *ov_prior;             /* dynamic overlap's measure (sql/0034), or NULL */
 } patch_t;
 
 static void patch_free(patch_t *pt)
@@ -174,6 +175,8 @@ static void patch_free(patch_t *pt)
     free(pt->rv_mode);
     free(pt->rv_share);
     free(pt->rv_threshold);
+    free(pt->ov_measure);
+    free(pt->ov_prior);
 }
 
 /* A label as stored: without the white space around it (a copy). */
@@ -317,6 +320,8 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                                        "review_mode",
                                        "review_share",
                                        "review_agreement_threshold",
+                                       "overlap_measure",
+                                       "overlap_prior_accuracy",
                                        NULL};
     const char *key;
     json_t *v;
@@ -342,8 +347,9 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
                           "unknown field \"%.40s\": a project's name, labels, "
                           "annotations_per_task, overlap_annotations, overlap_fraction, "
                           "lease_ttl_ms, sampling, stratify_field, the auto_accept_*, "
-                          "overlap_min, overlap_max and overlap_agreement_threshold, "
-                          "show_predictions and the gold_* settings may change",
+                          "overlap_min, overlap_max, overlap_agreement_threshold, "
+                          "overlap_measure and overlap_prior_accuracy, show_predictions, the "
+                          "gold_* and the review_* settings may change",
                           key);
     }
     if (json_object_size(body) == 0)
@@ -467,6 +473,13 @@ static int patch_check(json_t *body, const qr_project_t *p, patch_t *pt, qr_inva
     pt->rv_mode = rv_mode ? qr_xstrdup(rv_mode) : NULL;
     pt->rv_share = isnan(rv_share) ? NULL : qr_xasprintf("%.17g", rv_share);
     pt->rv_threshold = isnan(rv_threshold) ? NULL : qr_xasprintf("%.17g", rv_threshold);
+    /* The measure applies to tasks reaching their count from then on. */
+    const char *measure;
+    double prior;
+    if (qr_validate_overlap_measure(body, &measure, &prior, why) < 0)
+        return -1;
+    pt->ov_measure = measure ? qr_xstrdup(measure) : NULL;
+    pt->ov_prior = isnan(prior) ? NULL : qr_xasprintf("%.17g", prior);
     return patch_dynamic_overlap(body, p, pt, why);
 }
 
@@ -585,9 +598,11 @@ void h_project_update(ctx_t *c)
                             pt.g_count,
                             pt.rv_mode,
                             pt.rv_share,
-                            pt.rv_threshold};
+                            pt.rv_threshold,
+                            pt.ov_measure,
+                            pt.ov_prior};
     c->gold_changed = pt.gold_changed;
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 26, params, on_project_updated, c);
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_UPDATE, 28, params, on_project_updated, c);
     patch_free(&pt);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");

@@ -64,6 +64,8 @@ void h_project_create(ctx_t *c)
     char rv_share[40], rv_threshold[40];
     snprintf(rv_share, sizeof rv_share, "%.17g", pb.review_share);
     snprintf(rv_threshold, sizeof rv_threshold, "%.17g", pb.review_agreement_threshold);
+    char ov_prior[40];
+    snprintf(ov_prior, sizeof ov_prior, "%.17g", pb.overlap_prior_accuracy);
     snprintf(fr, sizeof fr, "%.17g", fraction);
     snprintf(conf, sizeof conf, "%.17g", pb.auto_accept_confidence);
     snprintf(audit, sizeof audit, "%.17g", pb.auto_accept_audit);
@@ -93,8 +95,10 @@ void h_project_create(ctx_t *c)
                             i64(pb.gold.min_count > 0 ? pb.gold.min_count : 10, gcount),
                             pb.review_mode,
                             isnan(pb.review_share) ? NULL : rv_share,
-                            isnan(pb.review_agreement_threshold) ? NULL : rv_threshold};
-    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 26, params, on_project_created, c);
+                            isnan(pb.review_agreement_threshold) ? NULL : rv_threshold,
+                            pb.overlap_measure,
+                            isnan(pb.overlap_prior_accuracy) ? NULL : ov_prior};
+    int rc = qr_pg_query(c->b->pg, QR_SQL_PROJECT_CREATE, 28, params, on_project_created, c);
     free(labels_text);
     free(schema_text);
     if (rc < 0)

@@ -373,6 +373,9 @@ rest:
         return -1;
     if (qr_validate_gold(body, 0, 0, NAN, &out->gold, why) < 0)
         return -1;
+    if (qr_validate_overlap_measure(body, &out->overlap_measure, &out->overlap_prior_accuracy,
+                                    why) < 0)
+        return -1;
     return qr_validate_review(body, &out->review_mode, &out->review_share,
                               &out->review_agreement_threshold, why);
 }
@@ -443,6 +446,32 @@ int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max
         return refuse(why, 422, "invalid",
                       "overlap_min (%" PRId64 ") may not exceed overlap_max (%" PRId64 ")", *min,
                       *max);
+    return 0;
+}
+
+int qr_validate_overlap_measure(json_t *body, const char **measure, double *prior,
+                                qr_invalid_t *why)
+{
+    json_t *m = json_object_get(body, "overlap_measure");
+    json_t *q = json_object_get(body, "overlap_prior_accuracy");
+    *measure = NULL;
+    *prior = NAN;
+    if (m) {
+        const char *v = json_string_value(m);
+        if (!v || (strcmp(v, "support") && strcmp(v, "confidence")))
+            return refuse(why, 422, "invalid",
+                          "overlap_measure must be support (the share of a task's annotations "
+                          "on its most common value) or confidence (the posterior probability "
+                          "of its consensus)");
+        *measure = v;
+    }
+    if (q) {
+        if (!json_is_number(q) || !(json_number_value(q) > 0 && json_number_value(q) < 1))
+            return refuse(why, 422, "invalid",
+                          "overlap_prior_accuracy must be a number above 0 and below 1 (how "
+                          "often an annotator without gold answers is taken to be right)");
+        *prior = json_number_value(q);
+    }
     return 0;
 }
 

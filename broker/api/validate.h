@@ -149,6 +149,11 @@ typedef struct qr_project_body_s {
      * review_agreement_threshold (NAN: absent). */
     const char *review_mode;
     double review_share, review_agreement_threshold;
+    /* What dynamic overlap compares with its threshold (sql/0034):
+     * overlap_measure "support" or "confidence" (NULL: absent, the default
+     * support), overlap_prior_accuracy in (0, 1) (NAN: absent, 0.75). */
+    const char *overlap_measure;
+    double overlap_prior_accuracy;
 } qr_project_body_t;
 
 /* show_predictions of a project body, when given: 0 with *set 1 and *on
@@ -165,6 +170,13 @@ int qr_validate_show_predictions(json_t *body, int *set, int *on, qr_invalid_t *
  * keys not all set or all null after it, min above max. */
 int qr_validate_dynamic_overlap(json_t *body, int64_t held_min, int64_t held_max, double held_thr,
                                 int *set, int64_t *min, int64_t *max, double *thr,
+                                qr_invalid_t *why);
+
+/* overlap_measure (support or confidence) and overlap_prior_accuracy (a
+ * number above 0 and below 1) of a project body, when given: *measure NULL
+ * and *prior NAN for those absent. Refused (422): another measure, a prior
+ * out of range; null is refused too (both always have a value). */
+int qr_validate_overlap_measure(json_t *body, const char **measure, double *prior,
                                 qr_invalid_t *why);
 
 /* review_mode (none, all, share, low_agreement), review_share (0-1) and

@@ -347,6 +347,9 @@ qr_project_t *qr_project_from_json(json_t *o)
     p->review_share = json_number_value(json_object_get(o, "review_share"));
     p->review_agreement_threshold =
         json_number_value(json_object_get(o, "review_agreement_threshold"));
+    const char *measure = json_string_value(json_object_get(o, "overlap_measure"));
+    snprintf(p->overlap_measure, sizeof p->overlap_measure, "%s", measure ? measure : "support");
+    p->overlap_prior_accuracy = json_number_value(json_object_get(o, "overlap_prior_accuracy"));
     p->refs = 1;
     json_t *schema = json_object_get(o, "schema");
     if (json_is_null(schema) || !schema) {
@@ -406,6 +409,8 @@ json_t *qr_project_to_json(const qr_project_t *p)
     json_object_set_new(o, "review_mode", json_string(p->review_mode));
     json_object_set_new(o, "review_share", json_real(p->review_share));
     json_object_set_new(o, "review_agreement_threshold", json_real(p->review_agreement_threshold));
+    json_object_set_new(o, "overlap_measure", json_string(p->overlap_measure));
+    json_object_set_new(o, "overlap_prior_accuracy", json_real(p->overlap_prior_accuracy));
     return o;
 }
 

@@ -64,6 +64,10 @@ typedef struct qr_project_s {
      * task, one more while support < overlap_threshold; 0, 0, NAN: off. */
     int overlap_min, overlap_max;
     double overlap_threshold;
+    /* What the threshold is compared with (sql/0034): "support" or
+     * "confidence"; the annotator accuracy assumed without gold answers. */
+    char overlap_measure[16];
+    double overlap_prior_accuracy;
     int show_predictions;     /* each lease carries its task's prediction (sql/0030) */
     double gold_rate;         /* share of gold leases after onboarding (issue 16) */
     int gold_onboarding;      /* the first gold leases of each annotator */

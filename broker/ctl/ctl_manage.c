@@ -74,6 +74,7 @@ static const char update_help[] =
     "                [--stratify-field FIELD] [--auto-accept-confidence C|off]\n"
     "                [--auto-accept-audit S] [--overlap-min N|off]\n"
     "                [--overlap-max M|off] [--overlap-agreement-threshold T|off]\n"
+    "                [--overlap-measure support|confidence] [--overlap-prior-accuracy Q]\n"
     "                [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
     "                [--gold-min-accuracy A|off] [--gold-min-count N]\n"
     "                [--review-mode M] [--review-share S]\n"
@@ -87,9 +88,10 @@ static const char update_help[] =
     "--lease-ttl-ms applies to leases granted from now on, and\n"
     "--auto-accept-confidence (off: none) and --auto-accept-audit (see project\n"
     "create --help) to tasks imported from now on. Dynamic overlap\n"
-    "(--overlap-min, --overlap-max, --overlap-agreement-threshold; see project\n"
-    "create --help; off on all three: fixed overlap) applies to tasks as they\n"
-    "complete; --overlap-min sets annotations-per-task and can only rise, and\n"
+    "(--overlap-min, --overlap-max, --overlap-agreement-threshold,\n"
+    "--overlap-measure, --overlap-prior-accuracy; see project create --help;\n"
+    "off on the first three: fixed overlap) applies to tasks as they complete; --overlap-min sets "
+    "annotations-per-task and can only rise, and\n"
     "--overlap-max may not drop below what a task already needs.\n"
     "--show-predictions (see project create --help) applies to leases granted\n"
     "from now on; the gold flags (see project create --help;\n"
@@ -248,7 +250,15 @@ static void show_project(json_t *p)
                json_number_value(json_object_get(p, "auto_accept_audit")));
     else
         printf("auto_accept_confidence: off\n");
-    if (json_is_integer(json_object_get(p, "overlap_max")))
+    if (json_is_integer(json_object_get(p, "overlap_max")) &&
+        !strcmp(str_or(p, "overlap_measure", "support"), "confidence"))
+        printf("dynamic_overlap: %lld to %lld annotations, one more while confidence < %g "
+               "(prior accuracy %g)\n",
+               (long long)json_integer_value(json_object_get(p, "overlap_min")),
+               (long long)json_integer_value(json_object_get(p, "overlap_max")),
+               json_number_value(json_object_get(p, "overlap_agreement_threshold")),
+               json_number_value(json_object_get(p, "overlap_prior_accuracy")));
+    else if (json_is_integer(json_object_get(p, "overlap_max")))
         printf("dynamic_overlap: %lld to %lld annotations, one more while support < %g\n",
                (long long)json_integer_value(json_object_get(p, "overlap_min")),
                (long long)json_integer_value(json_object_get(p, "overlap_max")),
@@ -342,6 +352,7 @@ typedef struct update_flags_s {
     const char *name, *labels, *apt, *ov_ann, *ov_frac, *ttl, *sampling, *field;
     const char *aa_conf, *aa_audit;
     const char *ov_min, *ov_max, *ov_thr;
+    const char *ov_measure, *ov_prior;
     const char *shown;
     qr_ctl_gold_flags_t gold;
     const char *rv_mode, *rv_share, *rv_threshold;
@@ -417,6 +428,7 @@ static json_t *update_body(qr_client_config_t *cfg, long long id, const update_f
         json_object_set_new(body, "stratify_field", json_string(f->field));
     if (qr_ctl_auto_accept_flags(f->aa_conf, f->aa_audit, body, "project update") < 0 ||
         qr_ctl_dynamic_overlap_flags(f->ov_min, f->ov_max, f->ov_thr, body, "project update") < 0 ||
+        qr_ctl_overlap_measure_flags(f->ov_measure, f->ov_prior, body, "project update") < 0 ||
         qr_ctl_show_predictions_flag(f->shown, body, "project update") < 0 ||
         qr_ctl_gold_flags(&f->gold, body, "project update") < 0 ||
         qr_ctl_review_flags(f->rv_mode, f->rv_share, f->rv_threshold, body, "project update") < 0) {
@@ -534,6 +546,10 @@ int qr_ctl_project_manage(int argc, char **argv, qr_client_config_t *cfg)
               (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &f.ov_max)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                      &f.ov_thr)) != 0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-measure", &f.ov_measure)) !=
+                  0 ||
+              (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-prior-accuracy",
+                                     &f.ov_prior)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &f.shown)) != 0 ||
               (r = qr_ctl_gold_take(&f.gold, argc, argv, &i)) != 0 ||
               (r = qr_cli_take_value(prog, argc, argv, &i, "--review-mode", &f.rv_mode)) != 0 ||

@@ -93,6 +93,34 @@ int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *t
     return 0;
 }
 
+int qr_ctl_overlap_measure_flags(const char *measure, const char *prior, json_t *body,
+                                 const char *cmd)
+{
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s ", cmd);
+    if (measure) {
+        if (strcmp(measure, "support") && strcmp(measure, "confidence")) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --overlap-measure must be support or confidence, not '%s'", cmd,
+                               measure);
+            return -1;
+        }
+        json_object_set_new(body, "overlap_measure", json_string(measure));
+    }
+    if (prior) {
+        double v;
+        if (qr_cli_parse_double(prior, 0, 1, &v) < 0 || !(v > 0 && v < 1)) {
+            qr_cli_usage_error(prog, sub,
+                               "%s: --overlap-prior-accuracy must be a number above 0 and below "
+                               "1, not '%s'",
+                               cmd, prior);
+            return -1;
+        }
+        json_object_set_new(body, "overlap_prior_accuracy", json_real(v));
+    }
+    return 0;
+}
+
 int qr_ctl_gold_take(qr_ctl_gold_flags_t *g, int argc, char **argv, int *i)
 {
     int r;
@@ -209,7 +237,8 @@ static const char project_help[] =
     "                 [--annotations-per-task K] [--lease-ttl-ms MS]\n"
     "                 [--max-leases-per-annotator N]\n"
     "                 [--auto-accept-confidence C [--auto-accept-audit S]]\n"
-    "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T]\n"
+    "                 [--overlap-min N --overlap-max M --overlap-agreement-threshold T\n"
+    "                  [--overlap-measure support|confidence] [--overlap-prior-accuracy Q]]\n"
     "                 [--show-predictions on|off] [--gold-rate P] [--gold-onboarding N]\n"
     "                 [--gold-min-accuracy A [--gold-min-count N]]\n"
     "                 [--review-mode none|all|share|low_agreement] [--review-share S]\n"
@@ -242,6 +271,13 @@ static const char project_help[] =
     "                             then one more at a time while the share of its\n"
     "                             annotations that agree on its most common value\n"
     "                             is below T (0-1), up to M (N <= M <= 100)\n"
+    "  --overlap-measure support|confidence   what T is compared with: support\n"
+    "                             (default: the share above) or confidence (the\n"
+    "                             posterior probability of the task's consensus,\n"
+    "                             each annotator right with their smoothed gold\n"
+    "                             accuracy, else --overlap-prior-accuracy)\n"
+    "  --overlap-prior-accuracy Q   the accuracy assumed of an annotator without\n"
+    "                             gold answers (above 0, below 1; default 0.75)\n"
     "  --show-predictions on|off  each leased task comes with its model prediction\n"
     "                             (pre-annotation: the labeler shows it, `a`\n"
     "                             accepts it; the exec bridge gets it); the report\n"
@@ -277,6 +313,8 @@ static const char project_help[] =
     "      --auto-accept-confidence 0.95 --auto-accept-audit 0.1\n"
     "  quorumctl project create --name triage --labels spam,ham \\\n"
     "      --overlap-min 2 --overlap-max 5 --overlap-agreement-threshold 0.7\n"
+    "  quorumctl project create --name triage --labels spam,ham --overlap-min 2 \\\n"
+    "      --overlap-max 5 --overlap-agreement-threshold 0.95 --overlap-measure confidence\n"
     "  quorumctl project create --name checked --labels spam,ham --gold-rate 0.1 \\\n"
     "      --gold-onboarding 10 --gold-min-accuracy 0.8 --gold-min-count 20\n"
     "\n"
@@ -316,7 +354,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     const char *name = NULL, *labels = NULL, *per_task = NULL, *ttl = NULL, *max_live = NULL,
                *schema_file = NULL, *aa_conf = NULL, *aa_audit = NULL, *ov_min = NULL,
                *ov_max = NULL, *ov_thr = NULL, *shown = NULL, *rv_mode = NULL, *rv_share = NULL,
-               *rv_threshold = NULL;
+               *rv_threshold = NULL, *ov_measure = NULL, *ov_prior = NULL;
     qr_ctl_gold_flags_t gold = {0};
     int as_json = 0;
     long long k = 0, ttl_ms = 0, max_leases = 0;
@@ -353,6 +391,9 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-max", &ov_max)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-agreement-threshold",
                                    &ov_thr)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-measure", &ov_measure)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--overlap-prior-accuracy", &ov_prior)) !=
+                0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--show-predictions", &shown)) != 0 ||
             (r = qr_ctl_gold_take(&gold, argc, argv, &i)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--review-mode", &rv_mode)) != 0 ||
@@ -407,6 +448,7 @@ int qr_ctl_project(int argc, char **argv, qr_client_config_t *cfg)
     }
     if (qr_ctl_auto_accept_flags(aa_conf, aa_audit, body, "project create") < 0 ||
         qr_ctl_dynamic_overlap_flags(ov_min, ov_max, ov_thr, body, "project create") < 0 ||
+        qr_ctl_overlap_measure_flags(ov_measure, ov_prior, body, "project create") < 0 ||
         qr_ctl_show_predictions_flag(shown, body, "project create") < 0 ||
         qr_ctl_gold_flags(&gold, body, "project create") < 0 ||
         qr_ctl_review_flags(rv_mode, rv_share, rv_threshold, body, "project create") < 0) {

@@ -31,6 +31,12 @@ int qr_ctl_show_predictions_flag(const char *v, json_t *body, const char *cmd);
 int qr_ctl_dynamic_overlap_flags(const char *min, const char *max, const char *thr, json_t *body,
                                  const char *cmd);
 
+/* --overlap-measure support|confidence and --overlap-prior-accuracy Q
+ * (above 0, below 1), either NULL when not given, into a project body.
+ * Returns 0, or -1 after printing a usage error starting with cmd. */
+int qr_ctl_overlap_measure_flags(const char *measure, const char *prior, json_t *body,
+                                 const char *cmd);
+
 /* The gold flags (issue 16), each NULL when not given: --gold-rate P (0-1),
  * --gold-onboarding N (0-10000), --gold-min-accuracy A (0-1, or "off":
  * nobody is paused) and --gold-min-count N (1-100000), into a project body.

@@ -139,8 +139,9 @@ static void print_fields(json_t *fields)
 }
 
 /* What dynamic overlap did (the report's quality.dynamic_overlap), when
- * the project has it: annotations per complete task and those saved
- * against a fixed overlap_max. */
+ * the project has it: annotations per complete task, those saved against
+ * a fixed overlap_max, and the measure that decided (support or
+ * confidence, below its threshold). */
 static void print_dynamic_overlap(json_t *d)
 {
     if (!json_is_object(d))
@@ -153,10 +154,12 @@ static void print_dynamic_overlap(json_t *d)
         printf("%.2f per task", json_number_value(per));
     else
         printf("none yet");
+    const char *measure = json_string_value(json_object_get(d, "measure"));
     printf("), %" JSON_INTEGER_FORMAT " annotators added, %" JSON_INTEGER_FORMAT
-           " annotations saved against a fixed maximum\n",
+           " annotations saved against a fixed maximum (one more while %s < %g)\n",
            json_integer_value(json_object_get(d, "extensions")),
-           json_integer_value(json_object_get(d, "saved_vs_max")));
+           json_integer_value(json_object_get(d, "saved_vs_max")), measure ? measure : "support",
+           json_number_value(json_object_get(d, "threshold")));
 }
 
 /* How often humans gave the prediction they were shown (the report's

@@ -142,6 +142,7 @@
     " 'gold_min_accuracy', gold_min_accuracy, 'gold_min_count', gold_min_count,"                   \
     " 'review_mode', review_mode, 'review_share', review_share,"                                   \
     " 'review_agreement_threshold', review_agreement_threshold,"                                   \
+    " 'overlap_measure', overlap_measure, 'overlap_prior_accuracy', overlap_prior_accuracy,"       \
     " 'shares', " QR_SQL_PROJECT_SHARES ")::text"
 
 /* $1 org, $2 name, $3 labels (JSON array; [] with a schema), $4 annotations
@@ -154,20 +155,22 @@
  * overlap; sql/0027_dynamic_overlap.sql), $19 show_predictions (sql/0030),
  * $20 the gold rate, $21 gold onboarding, $22 gold minimum accuracy (NULL:
  * none), $23 gold minimum count (sql/0028), $24 the review mode, $25 review
- * share, $26 review agreement threshold (NULL: the defaults; sql/0031) ->
- * the project as JSON. */
+ * share, $26 review agreement threshold (NULL: the defaults; sql/0031), $27
+ * the dynamic overlap measure, $28 its prior accuracy (NULL: the defaults;
+ * sql/0034) -> the project as JSON. */
 #define QR_SQL_PROJECT_CREATE                                                                      \
     "INSERT INTO projects (org_id, name, labels, annotations_per_task, lease_ttl_ms, created_by,"  \
     " overlap_fraction, overlap_annotations, overlap_first, sampling, stratify_field,"             \
     " max_leases_per_annotator, schema, auto_accept_confidence, auto_accept_audit,"                \
     " overlap_min, overlap_max, overlap_agreement_threshold, show_predictions, gold_rate,"         \
     " gold_onboarding, gold_min_accuracy, gold_min_count, review_mode, review_share,"              \
-    " review_agreement_threshold)"                                                                 \
+    " review_agreement_threshold, overlap_measure, overlap_prior_accuracy)"                        \
     " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"               \
     "  $14::double precision, $15::double precision, $16::integer, $17::integer,"                  \
     "  $18::double precision, $19::boolean, $20::double precision, $21::integer,"                  \
     "  $22::double precision, $23::integer, coalesce($24, 'none'),"                                \
-    "  coalesce($25::double precision, 0), coalesce($26::double precision, 0.5)) "                 \
+    "  coalesce($25::double precision, 0), coalesce($26::double precision, 0.5),"                  \
+    "  coalesce($27, 'support'), coalesce($28::double precision, 0.75)) "                          \
     "RETURNING " QR_SQL_PROJECT_JSON
 
 /* $1 project id -> the project as JSON. */
@@ -432,11 +435,12 @@
     " top AS (SELECT task_id, label, rank() OVER (PARTITION BY task_id ORDER BY n DESC) AS r,"     \
     "   count(*) OVER (PARTITION BY task_id, n) AS same FROM votes),"                              \
     " cons AS (SELECT task_id, label FROM top WHERE r = 1 AND same = 1),"                          \
-    " dyn AS (SELECT p.overlap_max AS mx, count(t.id) AS n,"                                       \
+    " dyn AS (SELECT p.overlap_max AS mx, p.overlap_measure AS ms,"                                \
+    "   p.overlap_agreement_threshold AS thr, count(t.id) AS n,"                                   \
     "   coalesce(sum(t.done_count), 0) AS a, coalesce(sum(p.overlap_max - t.done_count), 0) AS s," \
     "   (SELECT count(*) FROM overlap_extensions WHERE project_id = $1) AS ext"                    \
     "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id AND t.state = 'complete'"         \
-    "    AND t.auto_accept IS DISTINCT FROM 'accepted' WHERE p.id = $1 GROUP BY p.overlap_max),"   \
+    "    AND t.auto_accept IS DISTINCT FROM 'accepted' WHERE p.id = $1 GROUP BY 1, 2, 3),"         \
     " shown AS (SELECT p.show_predictions AS on, count(an.id) AS n, count(an.id) FILTER (WHERE"    \
     "   CASE WHEN t.prediction ? 'labels' THEN an.label::jsonb = t.prediction->'labels'"           \
     "   ELSE an.label = t.prediction->>'label' END) AS k"                                          \
@@ -536,7 +540,7 @@
     "     'dynamic_overlap', CASE WHEN dyn.mx IS NOT NULL THEN json_build_object("                 \
     "       'tasks_complete', dyn.n, 'annotations', dyn.a, 'per_task', CASE WHEN dyn.n > 0"        \
     "       THEN round(dyn.a::numeric / dyn.n, 3) END, 'saved_vs_max', dyn.s,"                     \
-    "       'extensions', dyn.ext) END,"                                                           \
+    "       'extensions', dyn.ext, 'measure', dyn.ms, 'threshold', dyn.thr) END,"                  \
     "     'shown_predictions', CASE WHEN shown.on THEN json_build_object("                         \
     "       'compared', shown.n, 'accepted', shown.k, 'rate', CASE WHEN shown.n > 0"               \
     "       THEN round(shown.k::numeric / shown.n, 4) END) END,"                                   \
@@ -717,7 +721,8 @@
  * set, annotations_per_task becomes overlap_min); $18 show_predictions;
  * $19 gold rate, $20 gold onboarding, $21 whether $22 is the gold minimum
  * accuracy, $23 gold minimum count; $24 review mode, $25 review share,
- * $26 review agreement threshold. The guards hold the rules
+ * $26 review agreement threshold; $27 overlap measure, $28 overlap prior
+ * accuracy (sql/0034). The guards hold the rules
  * against a concurrent change: labels are only added (the new list holds
  * every old one), overlap (and overlap_min) only rises. -> the project as
  * JSON; no row: not the organization's, or a guard failed. A stratified
@@ -747,7 +752,9 @@
     " gold_min_count = coalesce($23::integer, gold_min_count),"                                    \
     " review_mode = coalesce($24, review_mode),"                                                   \
     " review_share = coalesce($25::double precision, review_share),"                               \
-    " review_agreement_threshold = coalesce($26::double precision, review_agreement_threshold)"    \
+    " review_agreement_threshold = coalesce($26::double precision, review_agreement_threshold),"   \
+    " overlap_measure = coalesce($27, overlap_measure),"                                           \
+    " overlap_prior_accuracy = coalesce($28::double precision, overlap_prior_accuracy)"            \
     " WHERE id = $1 AND org_id = $2 AND ($4::jsonb IS NULL OR ($4::jsonb @> labels"                \
     "   AND schema IS NULL))"                                                                      \
     "  AND ($15::integer IS NULL OR $15::integer >= annotations_per_task)"                         \
