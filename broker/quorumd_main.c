@@ -39,6 +39,7 @@ static void usage(FILE *f)
             "                         create the first organization and admin; prints a token\n"
             "  print-script NAME      print a lease engine Lua script (benchmarks)\n"
             "  routes                 the API's routes and roles, as JSON lines\n"
+            "  openapi                the API's OpenAPI 3.1 document (GET /v1/openapi.json)\n"
             "\n"
             "Reads:  serve: the TLS certificate and key (PEM), PostgreSQL and Redis;\n"
             "        migrate: DIR/NNNN_*.sql.\n"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
             "        on stdout (qr_ and 64 hex digits); routes: one JSON object a line,\n"
             "        {\"method\":\"GET\",\"path\":\"/v1/whoami\",\"project\":false,\n"
             "        \"roles\":[\"admin\",\"manager\",\"reviewer\",\"annotator\"]};\n"
-            "        print-script: Lua source.\n"
+            "        openapi: one JSON document; print-script: Lua source.\n"
             "\n"
             "Examples:\n"
             "  quorumd migrate --pg 'host=127.0.0.1 dbname=quorum'\n"
@@ -653,6 +654,8 @@ int main(int argc, char **argv)
         qr_api_print_routes(stdout);
         return 0;
     }
+    if (!strcmp(cmd, "openapi"))
+        return qr_api_print_openapi(stdout) == 0 ? 0 : 1;
     if (!strcmp(cmd, "print-script")) {
         const char *text = argc > optind ? qr_lease_script_text(argv[optind]) : NULL;
         if (!text) {

@@ -25,6 +25,8 @@
 #define QR_API_HEALTHZ "/healthz"
 #define QR_API_READYZ  "/readyz"
 #define QR_API_METRICS "/metrics"
+/* The OpenAPI 3.1 document of every route (no authentication). */
+#define QR_API_OPENAPI "/v1/openapi.json"
 
 #define QR_API_WHOAMI        "/v1/whoami"
 #define QR_API_USERS         "/v1/users"
@@ -133,6 +135,8 @@
 #define QR_CODE_RATE_LIMITED "rate_limited"
 /* 431: request line and headers over the limit. */
 #define QR_CODE_HEADERS_TOO_LARGE "headers_too_large"
+/* 500: the broker broke a rule of its own (a bug); the message says which. */
+#define QR_CODE_INTERNAL "internal"
 /* 503: PostgreSQL or Redis unreachable, the broker stopping or full; retry. */
 #define QR_CODE_UNAVAILABLE "unavailable"
 #define QR_CODE_BUSY        "busy"

@@ -413,8 +413,29 @@ demo() {
     [ "$ok" = true ] || die "the report breaks an invariant (see above)"
 }
 
+# The tests' tools from the npm registry (tests/node/package-lock.json pins
+# them): Node.js and npm from Debian when the machine has none.
+test_deps() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        say "installing: nodejs npm"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            nodejs npm >/dev/null
+    fi
+    local n="$ROOT/tests/node"
+    if [ ! -f "$n/node_modules/.package-lock.json" ] ||
+        ! cmp -s <(jq -S '.packages | del(."")' "$n/package-lock.json") \
+            <(jq -S '.packages' "$n/node_modules/.package-lock.json"); then
+        say "installing the tests' npm packages (tests/node)"
+        (cd "$n" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+            die "npm ci in tests/node failed"
+    fi
+}
+
 run_tests() {
     deps
+    test_deps
     local b="$ROOT/build-asan"
     cmake -S "$ROOT" -B "$b" -DQUORUM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
     cmake --build "$b" -j"$(nproc)" -- --no-print-directory >/dev/null

@@ -17,4 +17,9 @@ extern const qr_broker_api_t qr_api;
  * for ids, project, roles): what the isolation test enumerates. */
 void qr_api_print_routes(FILE *f);
 
+/* Writes the OpenAPI 3.1 document of the routes (GET /v1/openapi.json);
+ * -1 (and why, on stderr) when a route has no description or a
+ * description no route. */
+int qr_api_print_openapi(FILE *f);
+
 #endif

@@ -187,6 +187,9 @@ void record_event(ctx_t *c, qr_event_kind_t kind, int64_t task, int64_t token, i
 
 /* api_ops.c */
 void h_healthz(ctx_t *c);
+void h_openapi(ctx_t *c);
+/* The OpenAPI document (openapi.c), or NULL and why in err. */
+json_t *qr_api_openapi(char *err, size_t errlen);
 void h_metrics(ctx_t *c);
 void h_readyz(ctx_t *c);
 

@@ -7,6 +7,7 @@
 const route_t qr_api_routes[] = {
     {"GET", QR_API_HEALTHZ, h_healthz, 0, 0, 0},
     {"GET", QR_API_READYZ, h_readyz, 0, 0, 0},
+    {"GET", QR_API_OPENAPI, h_openapi, 0, 0, 0},
     {"GET", QR_API_WHOAMI, h_whoami, QR_ROLE_ANY, 0, 0},
     {"POST", QR_API_USERS, h_user_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0, 0},
     {"POST", QR_API_PROJECTS, h_project_create, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 0, 0},

@@ -13,6 +13,7 @@
  *   ctl_manage.c      project list|show|update|archive|unarchive|delete, user list
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
  *   ctl_webhook.c     webhook add|list|rm|deliveries
+ *   ctl_openapi.c     openapi
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -23,6 +24,7 @@
 #include "ctl_cert.h"
 #include "ctl_import.h"
 #include "ctl_manage.h"
+#include "ctl_openapi.h"
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
@@ -86,6 +88,7 @@ static const char main_help[] =
     "  user list [--json]                            your organization's users\n"
     "  webhook add|list|rm|deliveries --project ID   a project's webhooks (signed POSTs of\n"
     "                                                its events) and their delivery log\n"
+    "  openapi                                       the API's OpenAPI 3.1 document\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -161,6 +164,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_webhook(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "reinstate") == 0)
         rc = qr_ctl_reinstate(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "openapi") == 0)
+        rc = qr_ctl_openapi(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();
