@@ -1,25 +1,37 @@
--- 0035_tasks_update_room.sql - a task row updated in place costs less
--- (issue 16, point 5: a predictions update of 1M tasks at >= 0.5x COPY).
+-- 0035_tasks_update_room.sql - a predictions update rewrites its tasks
+-- cheaply (issue 16, point 5: a predictions update of 1M tasks at >= 0.5x
+-- the speed of a COPY of the task rows).
 --
--- A predictions update (sql/0029, 0032) rewrites every row it names. With
--- full pages each new row version went to a new page at the end of the
--- table, logged whole, with an entry in each of the table's indexes. Two
--- changes make that cheaper, measured on 1M tasks after a checkpoint
--- (WAL written by the UPDATE of tasks alone):
+-- quorum_predictions_apply (sql/0032) rewrites every task its body names.
+-- What that cost, and what each change here saves, measured on 1M tasks of
+-- one project right after a checkpoint, in WAL written by its UPDATE of
+-- tasks (WAL is what the update waits on; times on the shared 2-core test
+-- machine vary with its load, the WAL does not):
+--   before: 2,170 MB (every new row version on a new page, logged whole,
+--           with an entry in each of four indexes, the pages visited in
+--           hash order, below).
+--   - The join without a hash join. A hash join larger than work_mem runs
+--     in batches, and its output then visits the table in hash order:
+--     each page is dirtied once per batch, evicted between them, and logged
+--     whole again after each checkpoint the update's own WAL sets off
+--     (with fillfactor 50 below: 2,910 MB, 390,607 full-page images).
+--     Joined in task id order (a merge join on the sorted rows, or index
+--     lookups for a small body) each page is visited once, in the order
+--     the import wrote it: 1,128 MB with full pages, 900 MB with
+--     fillfactor 50 (92,197 full-page images).
 --   - fillfactor 50: pages written from now on (an import's COPY, a row
---     moved by an update) keep half their room free, so the new version of
---     a row stays on its page: its WAL record carries only the bytes that
---     changed, and an update that changes no indexed column (a prediction
---     of a project not sampled by uncertainty; a submit's done_count that
---     does not complete the task) is a HOT update, with no index entry at
---     all (1,372 MB -> 1,059 MB for an update that moves the priority;
---     433 MB for one that does not);
+--     an update moves) keep half their room, so a row's new version stays
+--     on its page: its WAL record carries only the bytes that changed, and
+--     an update that changes no indexed column is a HOT update, with no
+--     index entry at all (529 MB for a predictions update that moves no
+--     priority: a project not sampled by uncertainty; a submit's done_count
+--     that does not complete its task is one too).
 --   - tasks_stratum dropped: every task row and every non-HOT update paid
---     an entry in it (1,059 MB -> 894 MB), for one query, the strata's
---     counts before a stratified import (QR_SQL_STRATA), which now reads
---     the project's rows through tasks_project_id instead of the index
---     alone.
+--     an entry in it, for one query, the strata's counts before a
+--     stratified import (QR_SQL_STRATA), which now reads the project's rows
+--     through tasks_project_id instead of the index alone.
 -- Pages written before this migration stay full until their rows move.
 
 DROP INDEX tasks_stratum;
 ALTER TABLE tasks SET (fillfactor = 50);
+ALTER FUNCTION quorum_predictions_apply(bigint) SET enable_hashjoin = off;

@@ -143,7 +143,7 @@ ANN2=$(new_annotator ann2)
 check "and the next lease is it (score 0.4 is the least confident left)" "$(id_of 10)" \
     "$(api POST "/v1/projects/$P/leases" "$ANN2" '{"max": 1}' | cut -d' ' -f2- | jq -r '.leases[0].task_id')"
 
-# --- the rows are rewritten in place (sql/0035: fillfactor 50) ----------------------------------
+# --- the rows are rewritten in place (sql/0035: fillfactor 50, no hash join) --------------------
 # An imported page keeps half its room, so a task's new version stays on
 # the page of the old one: a cheaper update (only the changed bytes are
 # logged), and no index entry at all when no indexed column changes (a
@@ -161,6 +161,10 @@ check "a sequential project's 60 tasks updated" "updated 60 predictions (0 auto-
 check "each task's new version is on the page of its old one" "$before" "$(pages)"
 check "tasks keeps half of each new page free" "{fillfactor=50}" \
     "$(sql "SELECT reloptions FROM pg_class WHERE relname = 'tasks'")"
+# A hash join in batches would visit the pages in hash order, each many
+# times (sql/0035): a replacement of the function must keep this setting.
+check "the update joins its rows in task id order, never by a hash join" "{enable_hashjoin=off}" \
+    "$(sql "SELECT proconfig FROM pg_proc WHERE proname = 'quorum_predictions_apply'")"
 
 # --- a schema project: a labels object ------------------------------------------------------------
 S=$(new_project '{"name": "schema", "schema": {"fields": [{"name": "sentiment", "type": "choice", "choices": ["pos", "neg"]}, {"name": "topics", "type": "multi_choice", "choices": ["price", "delivery"]}]}}')
