@@ -5,8 +5,8 @@
 -- quorum_predictions_apply (sql/0032) rewrites every task its body names.
 -- What that cost, and what each change here saves, measured on 1M tasks of
 -- one project right after a checkpoint, in WAL written by its UPDATE of
--- tasks (WAL is what the update waits on; times on the shared 2-core test
--- machine vary with its load, the WAL does not):
+-- tasks (times on the shared 2-core test machine vary with its load; the
+-- WAL does not):
 --   before: 1,432 to 2,595 MB (tests/bench/predictions_bench.sh, three
 --           rounds; the COPY of the task rows: 491 MB): every new row
 --           version on another page, logged whole, with an entry in each
