@@ -18,7 +18,10 @@
 #     score for one task (TLS upload, parse, COPY, the update of tasks with
 #     their new priorities, the window's refresh, commit).
 # Prints each run, the medians (rows/s) and the ratios update / copy_tasks
-# (the issue's figure) and update / copy_rows; writes the figures as JSON
+# (the issue's figure) and update / copy_rows, and the WAL each run's COPY
+# of the task rows and update wrote (bytes: the same on a busy machine,
+# where the times are not; the load average is recorded with each run);
+# writes the figures as JSON
 # (default build/predictions_bench.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,6 +36,8 @@ here=$(dirname "$0")
 bench_broker "$B/bin" --max-import-tasks "$ROWS"
 psql_() { psql "$QR_PG_CONNINFO" -Atq "$@"; }
 now() { date +%s.%N; }
+lsn() { psql_ -c "SELECT pg_current_wal_lsn()"; }
+wal_since() { psql_ -c "SELECT (pg_current_wal_lsn() - '$1'::pg_lsn)::bigint"; } # bytes
 
 P=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" --data-binary \
     '{"name": "bench", "labels": ["pos", "neg"], "sampling": "uncertainty"}' "$URL/v1/projects" | jq .id)
@@ -64,16 +69,19 @@ with open(sys.argv[4], "w") as a, open(sys.argv[5], "w") as b:
         b.write('%d\t{"label": "%s", "score": %.3f, "model_version": "m%d"}\t%.3f\n' % (first + k, label, score, r, score))
 PY
     psql_ -c "DROP TABLE IF EXISTS copy_ref; CREATE TABLE copy_ref (LIKE tasks INCLUDING ALL)"
+    l0=$(lsn)
     t0=$(now)
     psql_ -c "\\copy copy_ref (project_id, data, required, priority) FROM '$W/tasks.copy'"
     t1=$(now)
     ct=$(echo "$t1 - $t0" | bc)
+    cw=$(wal_since "$l0")
     psql_ -c "DROP TABLE copy_ref; DROP TABLE IF EXISTS copy_rows; CREATE TABLE copy_rows (task_id bigint, prediction jsonb, score double precision)"
     t0=$(now)
     psql_ -c "\\copy copy_rows FROM '$W/pred.copy'"
     t1=$(now)
     cr=$(echo "$t1 - $t0" | bc)
     psql_ -c "DROP TABLE copy_rows; CHECKPOINT"
+    l0=$(lsn)
     t0=$(now)
     "$B/bin/quorumctl" predictions --project "$P" "$W/pred.jsonl" >"$W/up.out" 2>&1 || {
         echo "update failed: $(cat "$W/up.out")" >&2
@@ -81,10 +89,13 @@ PY
     }
     t1=$(now)
     up=$(echo "$t1 - $t0" | bc)
+    uw=$(wal_since "$l0")
     jq -nc --argjson rows "$ROWS" --argjson run "$r" --argjson ct "$ct" --argjson cr "$cr" --argjson up "$up" \
+        --argjson cw "$cw" --argjson uw "$uw" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
         '{rows: $rows, run: $run, copy_tasks_seconds: $ct, copy_rows_seconds: $cr, update_seconds: $up,
           copy_tasks_rows_per_s: ($rows / $ct | floor), copy_rows_rows_per_s: ($rows / $cr | floor),
-          update_rows_per_s: ($rows / $up | floor)}'
+          update_rows_per_s: ($rows / $up | floor), copy_tasks_wal_bytes: $cw, update_wal_bytes: $uw,
+          load_after: $load}'
     psql_ -c "VACUUM tasks"
 }
 for r in $(seq 1 "$RUNS"); do round "$r"; done | tee "$W/runs.jsonl"
@@ -98,10 +109,13 @@ jq -s --arg got "$check_order" --arg want "$want" '{runs: .,
     median_copy_tasks_rows_per_s: (map(.copy_tasks_rows_per_s) | sort | .[length / 2 | floor]),
     median_copy_rows_rows_per_s: (map(.copy_rows_rows_per_s) | sort | .[length / 2 | floor]),
     median_update_rows_per_s: (map(.update_rows_per_s) | sort | .[length / 2 | floor]),
+    median_copy_tasks_wal_bytes: (map(.copy_tasks_wal_bytes) | sort | .[length / 2 | floor]),
+    median_update_wal_bytes: (map(.update_wal_bytes) | sort | .[length / 2 | floor]),
     next_leases: $got, least_confident_in_postgresql: $want}
     | .ratio_vs_copy_tasks = ((.median_update_rows_per_s / .median_copy_tasks_rows_per_s * 100 | round) / 100)
     | .ratio_vs_copy_rows = ((.median_update_rows_per_s / .median_copy_rows_rows_per_s * 100 | round) / 100)' \
     "$W/runs.jsonl" >"$OUT"
 jq -r '"median of \(.runs | length): update \(.median_update_rows_per_s) rows/s; COPY of the task rows \(.median_copy_tasks_rows_per_s) rows/s (ratio \(.ratio_vs_copy_tasks), goal >= 0.5); bare COPY of the prediction rows \(.median_copy_rows_rows_per_s) rows/s (ratio \(.ratio_vs_copy_rows))",
+       "WAL written (medians): update \(.median_update_wal_bytes / 1e6 | floor) MB, COPY of the task rows \(.median_copy_tasks_wal_bytes / 1e6 | floor) MB",
        "scores of the next 3 leases after the last update: \(.next_leases); the 3 least in PostgreSQL: \(.least_confident_in_postgresql)"' "$OUT"
 echo "written: $OUT"
