@@ -13,6 +13,7 @@
  *   ctl_manage.c      project list|show|update|archive|unarchive|delete, user list
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
  *   ctl_webhook.c     webhook add|list|rm|deliveries
+ *   ctl_round.c       round, rounds
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -26,6 +27,7 @@
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
+#include "ctl_round.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
 #include "ctl_webhook.h"
@@ -86,6 +88,11 @@ static const char main_help[] =
     "  user list [--json]                            your organization's users\n"
     "  webhook add|list|rm|deliveries --project ID   a project's webhooks (signed POSTs of\n"
     "                                                its events) and their delivery log\n"
+    "  round --project ID [--annotations N] (--tasks 1,2,3 | --import ID | --field PATH=VALUE |\n"
+    "        --completed-after T --completed-before T | --agreement-below X)\n"
+    "                                                send complete tasks back for N more\n"
+    "                                                annotations in a new round\n"
+    "  rounds --project ID [--json]                  a project's relabel rounds\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -161,6 +168,10 @@ int main(int argc, char **argv)
         rc = qr_ctl_webhook(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "reinstate") == 0)
         rc = qr_ctl_reinstate(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "round") == 0)
+        rc = qr_ctl_round(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "rounds") == 0)
+        rc = qr_ctl_rounds(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();
