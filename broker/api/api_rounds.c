@@ -211,7 +211,8 @@ void h_round_open(ctx_t *c)
         json_decref(sel);
         return;
     }
-    char *seltext = json_dumps(sel, JSON_COMPACT | JSON_SORT_KEYS);
+    /* 15 digits: a share the client wrote as 0.7 is stored as 0.7. */
+    char *seltext = json_dumps(sel, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     json_decref(sel);
     if (!seltext) {
         respond_backend(c, "the broker", "selector text");
