@@ -334,7 +334,7 @@
  * id that is not the project's) or QR_SQLSTATE_ROUND_INVALID (nothing
  * selected, a listed task not complete, more than 100 annotations), or
  * QR_SQLSTATE_OVERLAP_MAX; each with a message for the client. */
-#define QR_SQL_ROUND_OPEN "SELECT quorum_round_open($1, $2, $3::integer, $4::jsonb)"
+#define QR_SQL_ROUND_OPEN           "SELECT quorum_round_open($1, $2, $3::integer, $4::jsonb)"
 #define QR_SQLSTATE_ROUND_NOT_FOUND "QR404"
 #define QR_SQLSTATE_ROUND_INVALID   "QR422"
 
@@ -573,9 +573,9 @@
  * left out: they feed gold accuracy only. $1 project, $2 after id, $3 the
  * data keys whose text span fields refer to (a text[]; NULL: none) -> id,
  * the item (the task id, and "/N" for an annotation of round N > 1: the
- * agreement of different rounds is never compared), label, total, annotator id, annotator name, organization id,
- * organization name, the task's texts under those keys (a JSON object, or
- * NULL). */
+ * agreement of different rounds is never compared), label, total,
+ * annotator id, annotator name, organization id, organization name, the
+ * task's texts under those keys (a JSON object, or NULL). */
 #define QR_SQL_AGREEMENT_NEW                                                                       \
     "SELECT a.id, a.task_id::text || CASE WHEN a.round > 1 THEN '/' || a.round ELSE '' END,"       \
     " a.label,"                                                                                    \
