@@ -431,6 +431,7 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "data", data ? data : json_null());
         json_object_set_new(o, "auto_accepted", json_boolean(accepted));
         mark_review(o, res, i, 10);
+        json_object_set_new(o, "round", int_or_null(res, i, 13));
         put_line(&e->out, o);
     }
 }

@@ -211,21 +211,31 @@
     "     || labs.k::text, ',' ORDER BY j.task_id, j.annotator_id), '')"                           \
     "   FROM j JOIN labs ON labs.label = j.label)"
 
-/* kind=consensus of a schema project -> task id, external id, the task's
- * labels objects (a JSON array of the canonical values), its overlap
- * (required), annotations, gold, data (JSON text), whether it was
+/* kind=consensus of a schema project -> one row per task and round, as
+ * QR_SQL_EXPORT_CONSENSUS: task id, external id, the round's labels
+ * objects (a JSON array of the canonical values), its overlap (the task's
+ * required in round 1, the annotations a later round asked, those a past
+ * round got), annotations, gold, data (JSON text), whether it was
  * auto-accepted, then its prediction's labels and score (an auto-accepted
  * task only), then the reviewed value, the reviewer's name and the
- * decision (NULLs: not reviewed), in task order; the broker takes each
- * field's consensus (agreement_fields.h). */
+ * decision (NULLs: not reviewed), then the round, in task and round order;
+ * the broker takes each field's consensus (agreement_fields.h). */
 #define QR_SQL_EXPORT_CONSENSUS_FIELDS                                                             \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
-    " c AS (SELECT task_id, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s GROUP BY 1)"   \
-    " SELECT pg.id, pg.external_id, c.labels::text, pg.required, coalesce(c.n, 0), pg.gold,"       \
+    " pr AS (SELECT pg.id, x.rn FROM pg, LATERAL (SELECT s.round FROM s WHERE s.task_id = pg.id"   \
+    "   UNION SELECT pg.round) x(rn)),"                                                            \
+    " c AS (SELECT task_id, round, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s"        \
+    "   GROUP BY 1, 2),"                                                                           \
+    " q AS (SELECT pg.*, pr.rn, c.labels, c.n,"                                                    \
+    "   CASE WHEN pr.rn < pg.round THEN coalesce(c.n, 0) WHEN pg.round = 1 THEN pg.required"       \
+    "    ELSE (SELECT rd.annotations FROM rounds rd WHERE rd.project_id = $1"                      \
+    "          AND rd.number = pg.round) END AS overlap"                                           \
+    "   FROM pg JOIN pr ON pr.id = pg.id LEFT JOIN c ON c.task_id = pg.id AND c.round = pr.rn)"   \
+    " SELECT pg.id, pg.external_id, pg.labels::text, pg.overlap, coalesce(pg.n, 0), pg.gold,"      \
     "  pg.data::text, pg.auto_accept = 'accepted',"                                                \
     "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
-    "  pg.prediction_score, rv.value, ru.name, rv.decision"                                        \
-    " FROM pg LEFT JOIN c ON c.task_id = pg.id" QR_SQL_EXPORT_REVIEW " ORDER BY pg.id"
+    "  pg.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
+    " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions

@@ -199,4 +199,22 @@ check "live agreement: its items are the (task, round) units" "$UNITS" "$(jq '.c
 check "live agreement: round 2 items named task/2" "$LOW" \
     "$(jq -r '[.per_item[]? | .item | select(endswith("/2"))] | length' "$E2E_DIR/live.json")"
 
+# --- a schema project: the consensus per field, per round ----------------------------------
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name": "rounds-schema", "annotations_per_task": 2, "schema": {"fields": [
+    {"name": "sentiment", "type": "choice", "choices": ["pos", "neg", "neu"]}]}}')
+PS=$(echo "${r#* }" | jq .id)
+for i in 1 2 3 4 5 6; do echo "{\"n\": $i, \"_true_label\": {\"sentiment\": \"pos\"}}"; done |
+    "$CTL" import --project "$PS" - >/dev/null
+timeout 300 "$AGENT" simulate --project "$PS" --annotators 3 --accuracy 0.3 --think-ms 0-1 \
+    --seed 3 >"$E2E_DIR/sim3.log" 2>&1 || { tail -5 "$E2E_DIR/sim3.log"; fail "schema crew 1"; }
+TS=$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM tasks WHERE project_id = $PS")
+"$CTL" round --project "$PS" --tasks "$TS" >/dev/null 2>&1
+timeout 300 "$AGENT" simulate --project "$PS" --annotators 3 --accuracy 1.0 --think-ms 0-1 \
+    --seed 4 >"$E2E_DIR/sim4.log" 2>&1 || { tail -5 "$E2E_DIR/sim4.log"; fail "schema crew 2"; }
+"$CTL" export --project "$PS" --kind consensus --format jsonl >"$E2E_DIR/cons_s.jsonl" 2>/dev/null
+check "schema consensus: a row per task and round, 2 annotators each" "6:2 6:2" \
+    "$(jq -rs 'group_by(.round) | map("\(length):\(map(.annotators) | unique | join(","))") | join(" ")' "$E2E_DIR/cons_s.jsonl")"
+check "schema consensus: round 2 (an exact crew) says pos on every task" 6 \
+    "$(jq -c 'select(.round == 2 and .consensus.sentiment == "pos")' "$E2E_DIR/cons_s.jsonl" | wc -l)"
+
 finish
