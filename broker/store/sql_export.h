@@ -229,10 +229,10 @@
     " q AS (SELECT pg.*, pr.rn, c.labels, c.n,"                                                    \
     "   CASE WHEN pr.rn < pg.round THEN coalesce(c.n, 0) WHEN pg.round = 1 THEN pg.required"       \
     "    ELSE (SELECT rd.annotations FROM rounds rd WHERE rd.project_id = $1"                      \
-    "          AND rd.number = pg.round) END AS overlap"                                           \
+    "          AND rd.number = pg.round) END AS round_overlap"                                     \
     "   FROM pg JOIN pr ON pr.id = pg.id LEFT JOIN c ON c.task_id = pg.id AND c.round = pr.rn)"   \
-    " SELECT pg.id, pg.external_id, pg.labels::text, pg.overlap, coalesce(pg.n, 0), pg.gold,"      \
-    "  pg.data::text, pg.auto_accept = 'accepted',"                                                \
+    " SELECT pg.id, pg.external_id, pg.labels::text, pg.round_overlap, coalesce(pg.n, 0),"         \
+    "  pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                                       \
     "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
     "  pg.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
     " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
