@@ -20,9 +20,9 @@
 -- never an open one: an open task still collects its current round, and
 -- its free slots may be in the Redis window, which a round could not move
 -- exactly. Nor a task waiting for its review (a pending review item):
--- the reviewer would decide on a task that is open again. A selected task gets required = done_count + N (all rounds
--- counted: done_count and required keep their CHECKs) and state
--- 'waiting'; an auto-accepted one loses its mark (humans now label it,
+-- the reviewer would decide on a task that is open again. A selected task
+-- gets required = done_count + N (all rounds counted: done_count and
+-- required keep their CHECKs) and state 'waiting'; an auto-accepted one loses its mark (humans now label it,
 -- auto_accept_saved is dropped). The broker then reopens the Redis window.
 
 ALTER TABLE tasks ADD COLUMN round integer NOT NULL DEFAULT 1 CHECK (round >= 1);
