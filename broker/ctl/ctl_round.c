@@ -246,7 +246,8 @@ int qr_ctl_rounds(int argc, char **argv, qr_client_config_t *cfg)
                "created_at", "selection");
         json_array_foreach(json_object_get(o, "rounds"), k, r)
         {
-            char *sel = json_dumps(json_object_get(r, "selection"), JSON_COMPACT | JSON_SORT_KEYS);
+            char *sel = json_dumps(json_object_get(r, "selection"),
+                                   JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
             const char *user = json_string_value(json_object_get(r, "user"));
             const char *at = json_string_value(json_object_get(r, "created_at"));
             char esc[256], sesc[1024];
