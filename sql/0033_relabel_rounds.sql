@@ -158,8 +158,18 @@ BEGIN
                 OR quorum_task_completed_at(t.id) >= (p_sel->>'completed_after')::timestamptz)
            AND (NOT p_sel ? 'completed_before'
                 OR quorum_task_completed_at(t.id) < (p_sel->>'completed_before')::timestamptz)
-           AND (NOT p_sel ? 'agreement_below'
-                OR quorum_task_support(t.id) < (p_sel->>'agreement_below')::double precision);
+           AND (NOT p_sel ? 'agreement_below' OR t.id IN (
+                -- the support of every task's current round in one pass,
+                -- as quorum_task_support counts it (no annotation: 1)
+                SELECT v.task_id FROM (
+                    SELECT a.task_id, count(*) AS n,
+                           sum(count(*)) OVER (PARTITION BY a.task_id) AS total
+                      FROM annotations a JOIN tasks ta ON ta.id = a.task_id
+                     WHERE a.project_id = p_project AND a.round = ta.round
+                     GROUP BY a.task_id, a.label) v
+                 GROUP BY v.task_id
+                HAVING max(v.n)::double precision / max(v.total)
+                       < (p_sel->>'agreement_below')::double precision));
     END IF;
     v_count := coalesce(cardinality(v_ids), 0);
     IF v_count = 0 THEN
