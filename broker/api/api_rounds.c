@@ -41,9 +41,11 @@ static void on_round_opened(const PGresult *res, const char *err, const char *sq
         respond_error(c, 404, QR_CODE_NOT_FOUND, "%s; nothing changed", err);
         return;
     }
+    /* Class 22, a data exception: a time of the right shape that is no
+     * date (2026-13-45T00:00:00Z), which PostgreSQL's cast refuses. */
     if (!res && sqlstate &&
         (!strcmp(sqlstate, QR_SQLSTATE_ROUND_INVALID) ||
-         !strcmp(sqlstate, QR_SQLSTATE_OVERLAP_MAX))) {
+         !strcmp(sqlstate, QR_SQLSTATE_OVERLAP_MAX) || !strncmp(sqlstate, "22", 2))) {
         respond_error(c, 422, QR_CODE_INVALID, "%s; nothing changed", err);
         return;
     }
