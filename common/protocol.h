@@ -72,6 +72,8 @@
 #define QR_API_REVIEW_LEASE_SUBMIT(p, l)    QR_API_REVIEW_LEASES(p) "/" l "/submit"
 #define QR_API_REVIEW_LEASE_HEARTBEAT(p, l) QR_API_REVIEW_LEASES(p) "/" l "/heartbeat"
 #define QR_API_REVIEW_LEASE_RELEASE(p, l)   QR_API_REVIEW_LEASES(p) "/" l "/release"
+/* Relabel rounds (issue 16, point 6): POST opens one, GET lists them. */
+#define QR_API_ROUNDS(p) QR_API_PROJECT(p) "/rounds"
 
 /* --- error codes: {"error": {"code": CODE, "message": "..."}} ------------------------------ */
 

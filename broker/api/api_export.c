@@ -280,6 +280,7 @@ static void put_annotations(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "annotator_id", int_or_null(res, i, 7));
         json_object_set_new(o, "organization", str_or_null(res, i, 8));
         json_object_set_new(o, "organization_id", int_or_null(res, i, 9));
+        json_object_set_new(o, "round", int_or_null(res, i, 11));
         put_line(&e->out, o);
     }
 }
@@ -430,6 +431,7 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "data", data ? data : json_null());
         json_object_set_new(o, "auto_accepted", json_boolean(accepted));
         mark_review(o, res, i, 10);
+        json_object_set_new(o, "round", int_or_null(res, i, 13));
         put_line(&e->out, o);
     }
 }
@@ -484,6 +486,7 @@ static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
     json_object_set_new(o, "data", data ? data : json_null());
     json_object_set_new(o, "auto_accepted", json_boolean(accepted));
     mark_review(o, res, i, 8);
+    json_object_set_new(o, "round", int_or_null(res, i, 11));
     put_line(&e->out, o);
 }
 
@@ -518,6 +521,7 @@ static void put_consensus(struct export_s *e, const PGresult *res)
         json_object_set_new(o, "data", data ? data : json_null());
         json_object_set_new(o, "auto_accepted", json_boolean(!strcmp(PQgetvalue(res, i, 7), "t")));
         mark_review(o, res, i, 8);
+        json_object_set_new(o, "round", int_or_null(res, i, 11));
         put_line(&e->out, o);
     }
 }

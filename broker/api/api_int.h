@@ -314,6 +314,10 @@ void h_review_submit(ctx_t *c);
 void h_review_heartbeat(ctx_t *c);
 void h_review_release(ctx_t *c);
 
+/* api_rounds.c */
+void h_round_open(ctx_t *c);
+void h_round_list(ctx_t *c);
+
 /* api_submit.c */
 void h_submit(ctx_t *c);
 void h_batch_submit(ctx_t *c);

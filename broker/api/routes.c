@@ -82,6 +82,12 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"POST", QR_API_REVIEW_LEASE_RELEASE("*", "*"), h_review_release, QR_ROLE_REVIEW, 1,
      ROUTE_NOT_VENDOR},
+    /* Relabel rounds (api_rounds.c): the owner's managers and admins open
+     * them; its reviewers may read the list too. */
+    {"POST", QR_API_ROUNDS("*"), h_round_open, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
+    {"GET", QR_API_ROUNDS("*"), h_round_list, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1,
+     ROUTE_NOT_VENDOR},
 };
 
 const size_t qr_api_nroutes = sizeof qr_api_routes / sizeof qr_api_routes[0];

@@ -14,6 +14,7 @@
  *   ctl_agreement.c   agreement FILE.csv (offline, no broker)
  *   ctl_webhook.c     webhook add|list|rm|deliveries
  *   ctl_openapi.c     openapi
+ *   ctl_round.c       round, rounds
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -28,6 +29,7 @@
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
+#include "ctl_round.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
 #include "ctl_webhook.h"
@@ -89,6 +91,11 @@ static const char main_help[] =
     "  webhook add|list|rm|deliveries --project ID   a project's webhooks (signed POSTs of\n"
     "                                                its events) and their delivery log\n"
     "  openapi                                       the API's OpenAPI 3.1 document\n"
+    "  round --project ID [--annotations N] (--tasks 1,2,3 | --import ID | --field PATH=VALUE |\n"
+    "        --completed-after T --completed-before T | --agreement-below X)\n"
+    "                                                send complete tasks back for N more\n"
+    "                                                annotations in a new round\n"
+    "  rounds --project ID [--json]                  a project's relabel rounds\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -166,6 +173,10 @@ int main(int argc, char **argv)
         rc = qr_ctl_reinstate(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "openapi") == 0)
         rc = qr_ctl_openapi(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "round") == 0)
+        rc = qr_ctl_round(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "rounds") == 0)
+        rc = qr_ctl_rounds(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

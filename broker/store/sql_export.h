@@ -43,15 +43,15 @@
 
 /* The annotations of the project as of S, live or undone since: the
  * columns id, task_id, annotator_id, label, active_ms, created_at,
- * fencing_token, written_xid. tf: a condition on the task id t (SQL). */
+ * fencing_token, written_xid, round. tf: a condition on the task id t (SQL). */
 #define QR_SQL_AS_OF_S(tf)                                                                         \
     "(SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"                 \
-    "   a.fencing_token, a.written_xid FROM annotations a"                                         \
+    "   a.fencing_token, a.written_xid, a.round FROM annotations a"                                \
     "  WHERE a.project_id = $1 AND pg_visible_in_snapshot(a.written_xid, $2::text::pg_snapshot)"         \
     "    AND a.task_id " tf                                                                        \
     " UNION ALL"                                                                                   \
     " SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"    \
-    "   u.fencing_token, u.annotation_xid FROM annotation_undos u"                                 \
+    "   u.fencing_token, u.annotation_xid, u.round FROM annotation_undos u"                        \
     "  WHERE u.project_id = $1 AND pg_visible_in_snapshot(u.annotation_xid, $2::text::pg_snapshot)"      \
     "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot) AND u.task_id " tf ")"
 
@@ -88,20 +88,21 @@
 /* kind=annotations, the annotations of the window -> annotation id, task
  * id, external id, annotator (name@organization for another organization
  * than the project's), label, lead time (s), created_at, annotator id,
- * organization, organization id, the user's name, in annotation id order.
+ * organization, organization id, the user's name, the round it was made in
+ * (sql/0033_relabel_rounds.sql), in annotation id order.
  * $5 after annotation id. Each branch is limited before the union, so a
  * page reads $6 rows of an index, not the whole project. */
 #define QR_SQL_EXPORT_ANNOTATIONS                                                                  \
     "SELECT x.id, x.task_id, t.external_id, " QR_SQL_EXPORT_WHO ", x.label,"                       \
     " " QR_SQL_EXPORT_LEAD("x") ", " QR_SQL_EXPORT_TIME("x.created_at") ","                        \
-    " us.id, o.name, us.org_id, us.name"                                                           \
+    " us.id, o.name, us.org_id, us.name, x.round"                                                  \
     " FROM ((SELECT a.id, a.task_id, a.annotator_id, a.label, a.active_ms, a.created_at,"          \
-    "   a.fencing_token FROM annotations a"                                                        \
+    "   a.fencing_token, a.round FROM annotations a"                                               \
     "  WHERE a.project_id = $1 AND a.id > $5 AND " QR_SQL_IN_WINDOW("a.written_xid")               \
     "    AND " QR_SQL_EXPORT_CREW("a") " ORDER BY a.id LIMIT $6)"                                  \
     " UNION ALL"                                                                                   \
     " (SELECT u.annotation_id, u.task_id, u.annotator_id, u.label, u.active_ms, u.annotated_at,"   \
-    "   u.fencing_token FROM annotation_undos u"                                                   \
+    "   u.fencing_token, u.round FROM annotation_undos u"                                          \
     "  WHERE u.project_id = $1 AND u.annotation_id > $5"                                           \
     "    AND NOT pg_visible_in_snapshot(u.written_xid, $2::text::pg_snapshot)"                     \
     "    AND " QR_SQL_IN_WINDOW("u.annotation_xid") " AND " QR_SQL_EXPORT_CREW("u")                \
@@ -145,40 +146,54 @@
 /* A task's review decided as of S (sql/0031_review.sql): rv, and its
  * reviewer ru; none for a vendor's export (the review weighs every
  * organization's answers). */
-#define QR_SQL_EXPORT_REVIEW                                                                       \
+#define QR_SQL_EXPORT_REVIEW QR_SQL_EXPORT_REVIEW_IF("")
+/* The same, with a further condition on rv (SQL, starting with AND). */
+#define QR_SQL_EXPORT_REVIEW_IF(cond)                                                              \
     " LEFT JOIN reviews rv ON rv.task_id = pg.id AND rv.state = 'done' AND $4::bigint = 0"         \
-    "  AND pg_visible_in_snapshot(rv.written_xid, $2::text::pg_snapshot)"                          \
+    "  AND pg_visible_in_snapshot(rv.written_xid, $2::text::pg_snapshot)" cond                     \
     " LEFT JOIN users ru ON ru.id = rv.reviewer_id"
 
-/* kind=consensus -> task id, external id, consensus (NULL: a tie, or fewer
- * annotations than min(2, the task's overlap)), support (the share of the
+/* kind=consensus -> one row per task and round (sql/0033_relabel_rounds.sql:
+ * each round the task has annotations in, and its current round): task
+ * id, external id, consensus (NULL: a tie, or fewer annotations than
+ * min(2, the round's overlap: the task's required in round 1, the
+ * annotations a later round asked, or those a past round got)), support (the share of the
  * annotations that gave it), annotations, gold, data (JSON text), whether
  * the task was auto-accepted, in task id order. The majority is the unique
  * most frequent label, as `quorumctl agreement --per-item` computes it; an
  * auto-accepted task's consensus is its prediction, its support the
  * prediction's score (sql/0026_auto_accept.sql); a reviewed task's is the
  * reviewer's value, without a support; then the reviewed value, the
- * reviewer's name and the decision (NULLs: not reviewed). */
+ * reviewer's name and the decision (NULLs: not reviewed; a review belongs
+ * to the round its task was in when selected), then the round. */
 #define QR_SQL_EXPORT_CONSENSUS                                                                    \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
-    " c AS (SELECT task_id, label, count(*) AS n FROM s GROUP BY 1, 2),"                          \
-    " r AS (SELECT task_id, label, n, sum(n) OVER w AS total,"                                     \
-    "   row_number() OVER (PARTITION BY task_id ORDER BY n DESC, label) AS rk,"                    \
-    "   count(*) OVER (PARTITION BY task_id, n) AS same"                       \
-    "   FROM c WINDOW w AS (PARTITION BY task_id))"                                                \
+    " pr AS (SELECT pg.id, x.rn FROM pg, LATERAL (SELECT s.round FROM s WHERE s.task_id = pg.id"   \
+    "   UNION SELECT pg.round) x(rn)),"                                                            \
+    " c AS (SELECT task_id, round, label, count(*) AS n FROM s GROUP BY 1, 2, 3),"                \
+    " r AS (SELECT task_id, round, label, n, sum(n) OVER w AS total,"                              \
+    "   row_number() OVER (PARTITION BY task_id, round ORDER BY n DESC, label) AS rk,"             \
+    "   count(*) OVER (PARTITION BY task_id, round, n) AS same"                                    \
+    "   FROM c WINDOW w AS (PARTITION BY task_id, round)),"                                        \
+    " q AS (SELECT pg.*, pr.rn, r.label AS top, r.n, r.total, r.same,"                             \
+    "   r.total >= CASE WHEN pr.rn < pg.round THEN least(2, r.total)"                              \
+    "    WHEN pg.round = 1 THEN least(2, pg.required)"                                             \
+    "    ELSE least(2, (SELECT rd.annotations FROM rounds rd WHERE rd.project_id = $1"             \
+    "                   AND rd.number = pg.round)) END AS enough"                                  \
+    "   FROM pg JOIN pr ON pr.id = pg.id"                                                          \
+    "   LEFT JOIN r ON r.task_id = pg.id AND r.round = pr.rn AND r.rk = 1)"                        \
     " SELECT pg.id, pg.external_id,"                                                               \
     "  CASE WHEN rv.id IS NOT NULL THEN rv.value"                                                  \
     "   WHEN pg.auto_accept = 'accepted' THEN coalesce(pg.prediction->>'label',"                   \
     "    (pg.prediction->'labels')::text)"                                                         \
-    "   WHEN r.same = 1 AND r.total >= least(2, pg.required) THEN r.label END,"                    \
+    "   WHEN pg.same = 1 AND pg.enough THEN pg.top END,"                                           \
     "  CASE WHEN rv.id IS NOT NULL THEN NULL"                                                      \
     "   WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"              \
-    "   WHEN r.same = 1 AND r.total >= least(2, pg.required)"                                      \
-    "   THEN round(r.n::numeric / r.total, 4) END,"                                                \
-    "  coalesce(r.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                 \
-    "  rv.value, ru.name, rv.decision"                                                             \
-    " FROM pg LEFT JOIN r ON r.task_id = pg.id AND r.rk = 1" QR_SQL_EXPORT_REVIEW                  \
-    " ORDER BY pg.id"
+    "   WHEN pg.same = 1 AND pg.enough THEN round(pg.n::numeric / pg.total, 4) END,"               \
+    "  coalesce(pg.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                \
+    "  rv.value, ru.name, rv.decision, pg.rn"                                                      \
+    " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn")                                  \
+    " ORDER BY pg.id, pg.rn"
 
 /* kind=consensus&method=dawid_skene: every judgement of the project as of
  * S ($1 project, $2 snapshot S, $3 the crew's organization or 0) in one
@@ -196,21 +211,31 @@
     "     || labs.k::text, ',' ORDER BY j.task_id, j.annotator_id), '')"                           \
     "   FROM j JOIN labs ON labs.label = j.label)"
 
-/* kind=consensus of a schema project -> task id, external id, the task's
- * labels objects (a JSON array of the canonical values), its overlap
- * (required), annotations, gold, data (JSON text), whether it was
+/* kind=consensus of a schema project -> one row per task and round, as
+ * QR_SQL_EXPORT_CONSENSUS: task id, external id, the round's labels
+ * objects (a JSON array of the canonical values), its overlap (the task's
+ * required in round 1, the annotations a later round asked, those a past
+ * round got), annotations, gold, data (JSON text), whether it was
  * auto-accepted, then its prediction's labels and score (an auto-accepted
  * task only), then the reviewed value, the reviewer's name and the
- * decision (NULLs: not reviewed), in task order; the broker takes each
- * field's consensus (agreement_fields.h). */
+ * decision (NULLs: not reviewed), then the round, in task and round order;
+ * the broker takes each field's consensus (agreement_fields.h). */
 #define QR_SQL_EXPORT_CONSENSUS_FIELDS                                                             \
     "WITH " QR_SQL_EXPORT_TASK_PAGE ","                                                            \
-    " c AS (SELECT task_id, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s GROUP BY 1)"   \
-    " SELECT pg.id, pg.external_id, c.labels::text, pg.required, coalesce(c.n, 0), pg.gold,"       \
-    "  pg.data::text, pg.auto_accept = 'accepted',"                                                \
+    " pr AS (SELECT pg.id, x.rn FROM pg, LATERAL (SELECT s.round FROM s WHERE s.task_id = pg.id"   \
+    "   UNION SELECT pg.round) x(rn)),"                                                            \
+    " c AS (SELECT task_id, round, jsonb_agg(label::jsonb) AS labels, count(*) AS n FROM s"        \
+    "   GROUP BY 1, 2),"                                                                           \
+    " q AS (SELECT pg.*, pr.rn, c.labels, c.n,"                                                    \
+    "   CASE WHEN pr.rn < pg.round THEN coalesce(c.n, 0) WHEN pg.round = 1 THEN pg.required"       \
+    "    ELSE (SELECT rd.annotations FROM rounds rd WHERE rd.project_id = $1"                      \
+    "          AND rd.number = pg.round) END AS round_overlap"                                     \
+    "   FROM pg JOIN pr ON pr.id = pg.id LEFT JOIN c ON c.task_id = pg.id AND c.round = pr.rn)"   \
+    " SELECT pg.id, pg.external_id, pg.labels::text, pg.round_overlap, coalesce(pg.n, 0),"         \
+    "  pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                                       \
     "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
-    "  pg.prediction_score, rv.value, ru.name, rv.decision"                                        \
-    " FROM pg LEFT JOIN c ON c.task_id = pg.id" QR_SQL_EXPORT_REVIEW " ORDER BY pg.id"
+    "  pg.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
+    " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions

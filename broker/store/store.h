@@ -328,6 +328,24 @@
  * message). */
 #define QR_SQLSTATE_OVERLAP_MAX "QO422"
 
+/* --- relabel rounds (issue 16, point 6; sql/0033_relabel_rounds.sql) -------------------------- */
+
+/* Opens the next round of project $1 for user $2: the tasks selector $4
+ * (JSON: exactly one of task_ids, import_id, field, completed_after and/or
+ * completed_before, agreement_below) selects need $3 more annotations each
+ * -> the round as JSON text. Refusals raise QR_SQLSTATE_ROUND_NOT_FOUND (an
+ * id that is not the project's) or QR_SQLSTATE_ROUND_INVALID (nothing
+ * selected, a listed task not complete, more than 100 annotations), or
+ * QR_SQLSTATE_OVERLAP_MAX; each with a message for the client. */
+#define QR_SQL_ROUND_OPEN           "SELECT quorum_round_open($1, $2, $3::integer, $4::jsonb)"
+#define QR_SQLSTATE_ROUND_NOT_FOUND "QR404"
+#define QR_SQLSTATE_ROUND_INVALID   "QR422"
+
+/* $1 project -> its rounds as one JSON array, oldest first. */
+#define QR_SQL_ROUND_LIST                                                                          \
+    "SELECT coalesce(json_agg(quorum_round_json(r)::json ORDER BY r.number), '[]')::text"          \
+    " FROM rounds r WHERE r.project_id = $1"
+
 /* $1 project, $2 import key ("" for all) -> the project's imports as one
  * JSON array, newest first, with who made each. */
 #define QR_SQL_IMPORT_LIST                                                                         \
@@ -389,9 +407,9 @@
     "    AND l.expires_at > now()"                                                                 \
     "  RETURNING an.*),"                                                                           \
     " u AS (INSERT INTO annotation_undos (project_id, task_id, annotation_id, annotator_id,"       \
-    "  label, active_ms, fencing_token, annotated_at, annotation_xid)"                             \
+    "  label, active_ms, fencing_token, annotated_at, annotation_xid, round)"                      \
     "  SELECT project_id, task_id, id, annotator_id, label, active_ms, fencing_token, created_at," \
-    "  written_xid FROM a),"                                                                       \
+    "  written_xid, round FROM a),"                                                                \
     " l AS (UPDATE leases SET outcome = 'released', reason = 'undone'"                             \
     "  FROM a WHERE leases.project_id = $3 AND leases.fencing_token = a.fencing_token),"           \
     " t AS (UPDATE tasks SET done_count = done_count - 1, state = 'waiting'"                       \
@@ -558,11 +576,13 @@
  * notice rows committed out of id order), those of control (gold) tasks
  * left out: they feed gold accuracy only. $1 project, $2 after id, $3 the
  * data keys whose text span fields refer to (a text[]; NULL: none) -> id,
- * task id, label, total, annotator id, annotator name, organization id,
- * organization name, the task's texts under those keys (a JSON object, or
- * NULL). */
+ * the item (the task id, and "/N" for an annotation of round N > 1: the
+ * agreement of different rounds is never compared), label, total,
+ * annotator id, annotator name, organization id, organization name, the
+ * task's texts under those keys (a JSON object, or NULL). */
 #define QR_SQL_AGREEMENT_NEW                                                                       \
-    "SELECT a.id, a.task_id::text, a.label,"                                                       \
+    "SELECT a.id, a.task_id::text || CASE WHEN a.round > 1 THEN '/' || a.round ELSE '' END,"       \
+    " a.label,"                                                                                    \
     " (SELECT count(*) FROM annotations ca JOIN tasks ct ON ct.id = ca.task_id"                    \
     "   WHERE ca.project_id = $1 AND NOT ct.control),"                                             \
     " u.id, u.name, u.org_id, o.name, x.texts"                                                     \

@@ -36,6 +36,9 @@ start_broker
 # sees every organization's answers). The project reviews nothing, so a
 # grant is empty; the review lease 999999 does not exist (submit 404,
 # heartbeat and release 409).
+# Relabel rounds (issue 16): only the owner's admins and managers open one
+# (no task is complete, so the selection is empty: 422); its reviewers may
+# list them too; no vendor (a round reopens every organization's work).
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -89,6 +92,8 @@ POST /v1/projects/*/reviews/leases            401 401 401  200 200 200 403  403 
 POST /v1/projects/*/reviews/leases/*/submit   401 401 401  404 404 404 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/reviews/leases/*/heartbeat 401 401 401 409 409 409 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/reviews/leases/*/release  401 401 401  409 409 409 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/rounds                     401 401 401  422 422 403 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/rounds                      401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
 TABLE
 
 # --- callers ----------------------------------------------------------------------------
@@ -137,6 +142,7 @@ body_for() { # ROUTE TAG -> a valid body
     "PATCH /v1/projects/*") echo '{"name":"iso"}' ;;
     "POST /v1/projects/*/reviews/leases") echo '{"max":1}' ;;
     "POST /v1/projects/*/reviews/leases/*/submit") echo '{"decision":"accept"}' ;;
+    "POST /v1/projects/*/rounds") echo '{"agreement_below":0.5}' ;;
     "PUT /v1/projects/*/predictions") echo "{\"task_id\":$FIRST_TASK,\"value\":\"a\",\"score\":0.5}" ;;
     POST*) echo '{}' ;;
     *) echo "" ;;
