@@ -1,6 +1,7 @@
 /*
- * api_ui.c - the web pages at /ui/: the team lead's dashboard, served from
- * the bytes CMake built into the binary (broker/ui/, cmake/embed.cmake).
+ * api_ui.c - the web pages at /ui/: the team lead's dashboard and the
+ * annotators' labeler, served from the bytes CMake built into the binary
+ * (broker/ui/, cmake/embed.cmake).
  *
  * The pages hold no data and need no authentication: they are the same for
  * everyone, and everything they show comes from the API, called by the
@@ -13,7 +14,8 @@
  * A page is found by its exact name in the embedded set (ui_files.c,
  * written by CMake from the list in broker/CMakeLists.txt), never through
  * the file system: no path, "..", percent-encoding or NUL can reach
- * anything but those files; any other name under /ui/ is 404.
+ * anything but those files; any other name under /ui/ is 404. One name
+ * stands for a page: /ui/label/N (N a project id) is the labeler.
  */
 #include "api_int.h"
 
@@ -66,11 +68,21 @@ static void respond_json_error(qr_http_request_t *req, int status, const char *c
     free(s);
 }
 
-/* The page a name under /ui/ stands for, or NULL; "" is the dashboard. */
+/* 1 when s is 1 to 18 digits and nothing else (a project id). */
+static int is_id(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n > 0 && n <= 18 && s[n] == '\0';
+}
+
+/* The page a name under /ui/ stands for, or NULL; "" is the dashboard,
+ * "label/N" the labeler (label.html, which reads N from its address). */
 static const ui_file_t *find(const char *name)
 {
     if (!*name)
         name = "index.html";
+    else if (!strncmp(name, "label/", 6) && is_id(name + 6))
+        name = "label.html";
     for (size_t i = 0; i < qr_ui_nfiles; i++)
         if (!strcmp(qr_ui_files[i].name, name))
             return &qr_ui_files[i];

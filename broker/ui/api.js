@@ -66,3 +66,33 @@ export async function projects() {
     after = page.next_after;
   }
 }
+
+// POST path with a JSON body; as get() for the answer. opts.keepalive lets
+// a request outlive the page (a release when the tab closes).
+export async function post(path, body, opts) {
+  const t = token();
+  let r;
+  try {
+    r = await fetch(path, {
+      method: 'POST',
+      headers: Object.assign({ 'Content-Type': 'application/json' }, t ? { Authorization: 'Bearer ' + t } : {}),
+      body: JSON.stringify(body || {}),
+      cache: 'no-store',
+      credentials: 'omit',
+      keepalive: !!(opts && opts.keepalive),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'unreachable', 'the broker cannot be reached (' + e.message + ')');
+  }
+  let out = null;
+  try {
+    out = await r.json();
+  } catch (e) {
+    out = null;
+  }
+  if (!r.ok) {
+    const err = out && out.error ? out.error : {};
+    throw new ApiError(r.status, err.code || 'http_' + r.status, err.message || 'the broker answered ' + r.status);
+  }
+  return out;
+}
