@@ -33,14 +33,18 @@ extern const size_t qr_ui_nfiles;
  * origin only (no inline script, no eval), fetches to this origin only (the
  * API), images of this origin or data: URLs, and no framing (clickjacking);
  * no-cache makes a browser ask again, so a new broker's pages show at once. */
-#define UI_HEADERS                                                                                 \
+#define UI_HEADERS_IMG(img)                                                                        \
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "              \
+    "img-src " img "; connect-src 'self'; base-uri 'none'; form-action 'none'; "                   \
     "frame-ancestors 'none'\r\n"                                                                   \
     "X-Content-Type-Options: nosniff\r\n"                                                          \
     "X-Frame-Options: DENY\r\n"                                                                    \
     "Referrer-Policy: no-referrer\r\n"                                                             \
     "Cache-Control: no-cache\r\n"
+#define UI_HEADERS UI_HEADERS_IMG("'self' data:")
+/* The labeler shows the task's image from wherever its URL points (a box
+ * field's "over"): images only, never scripts or fetches. */
+#define UI_HEADERS_LABELER UI_HEADERS_IMG("'self' data: https:")
 
 static const char *type_of(const char *name)
 {
@@ -111,6 +115,7 @@ int qr_api_ui_serve(qr_http_request_t *req)
                            "no such page under /ui/ (the dashboard is /ui/)", UI_HEADERS);
         return 1;
     }
-    qr_http_respond(req, 200, type_of(f->name), (const char *)f->data, *f->len, UI_HEADERS);
+    qr_http_respond(req, 200, type_of(f->name), (const char *)f->data, *f->len,
+                    strcmp(f->name, "label.html") ? UI_HEADERS : UI_HEADERS_LABELER);
     return 1;
 }

@@ -1,6 +1,5 @@
-// label.js - the browser labeler at /ui/label/{project} for a project with
-// a plain label list (a project with a label schema is not labeled here
-// yet: quorum-agent label or exec take it).
+// label.js - the browser labeler at /ui/label/{project}: a plain label list
+// (a key or a click per label) or a label schema's form (form.js).
 //
 // The next task shows at once: up to PREFETCH leases are held ahead (one
 // batch lease request, a long poll when the queue is empty) and
@@ -15,6 +14,7 @@
 // starting with "_" (the agents' rule), gold status, other annotators.
 
 import * as api from './api.js';
+import { SchemaForm } from './form.js';
 
 const PREFETCH = 5;
 const $ = (id) => document.getElementById(id);
@@ -23,6 +23,7 @@ const OUTBOX = `quorum.outbox.${project}`;
 
 let me = null;
 let proj = null;
+let form = null; // a SchemaForm for a project with a label schema
 let queue = []; // leases held, the first one on screen
 let shownAt = 0; // performance.now() when the current task showed
 let leasing = false;
@@ -74,14 +75,17 @@ function render() {
       : backoff ? 'Waiting for the broker: no task is held ahead. Your labels are kept.' : 'Waiting for a task…'));
     t.dataset.lease = '';
     $('choices').hidden = true;
+    $('form').hidden = true;
     return;
   }
-  $('choices').hidden = false;
+  $('choices').hidden = !!form;
+  $('form').hidden = !form;
   t.dataset.lease = l.lease;
   t.dataset.task = String(l.task_id);
   const data = l.data || {};
-  const shown = Object.keys(data).filter((k) => !k.startsWith('_'));
-  if (typeof data.text === 'string') {
+  const own = form ? form.overKeys() : [];
+  const shown = Object.keys(data).filter((k) => !k.startsWith('_') && !own.includes(k));
+  if (typeof data.text === 'string' && shown.includes('text')) {
     const p = document.createElement('p');
     p.className = 'task-text';
     p.textContent = data.text;
@@ -108,6 +112,7 @@ function render() {
   small.className = 'muted';
   small.textContent = `task #${l.task_id}`;
   t.appendChild(small);
+  if (form) form.reset(data);
   shownAt = performance.now();
   if (pendingShow) {
     window.quorumLabelTimes.push(shownAt - pendingShow);
@@ -190,7 +195,8 @@ async function send() {
           batch.push(o);
         }
         const r = await api.post(`/v1/projects/${project}/submit`, {
-          results: batch.map((o) => ({ lease: o.lease, label: o.label, idempotency_key: o.key, active_ms: o.active_ms })),
+          results: batch.map((o) => Object.assign({ lease: o.lease, idempotency_key: o.key, active_ms: o.active_ms },
+            o.labels ? { labels: o.labels } : { label: o.label })),
         });
         r.results.forEach((res, i) => {
           if (res.status === 200 || res.status === 201) {
@@ -262,6 +268,25 @@ function label(i) {
   next();
 }
 
+// A schema project's form, when every required field has a value.
+function submitForm() {
+  const l = queue[0];
+  if (!l || !form) return;
+  let labels;
+  try {
+    labels = form.value();
+  } catch (e) {
+    status('Not yet: ' + e.message + '.', 'warn');
+    return;
+  }
+  status(outboxStatus());
+  pendingShow = performance.now();
+  put({ kind: 'submit', lease: l.lease, task_id: l.task_id, labels, key: key(),
+    active_ms: Math.round(performance.now() - shownAt) });
+  done++;
+  next();
+}
+
 function skip() {
   const l = queue[0];
   if (!l) return;
@@ -313,13 +338,15 @@ async function start() {
   }
   $('title').textContent = `labeling: ${proj.name}`;
   if (proj.schema) {
-    status('This project has a label schema: the browser labeler takes only a plain label list so far. ' +
-      'Use quorum-agent label or exec.', 'warn');
-    return;
+    form = new SchemaForm(proj.schema, $('form'));
+    $('submit').hidden = false;
+    $('keys').textContent = 'Keys: Tab moves between fields, the numbers pick in the active one (select text first ' +
+      'for a span; drag on the image for a box), Backspace removes the last span or box, Enter submits; ' +
+      'S skip, R give back, U undo the last submission. Saved in the background.';
   }
   const c = $('choices');
   c.replaceChildren();
-  proj.labels.forEach((name, i) => {
+  (proj.labels || []).forEach((name, i) => {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'choice';
@@ -340,8 +367,20 @@ async function start() {
 }
 
 document.addEventListener('keydown', (ev) => {
-  if ($('work').hidden || ev.target.tagName === 'INPUT' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-  if (/^[1-9]$/.test(ev.key)) label(Number(ev.key) - 1);
+  if ($('work').hidden || ev.target.tagName === 'INPUT') return;
+  if (ev.target.tagName === 'TEXTAREA') {
+    // Typing a text field: Escape leaves it, Ctrl+Enter submits.
+    if (ev.key === 'Escape') ev.target.blur();
+    else if (ev.key === 'Enter' && ev.ctrlKey) submitForm();
+    else if (ev.key === 'Tab' && form) form.key(ev);
+    else return;
+    ev.preventDefault();
+    return;
+  }
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (form && form.key(ev)) ev.preventDefault();
+  else if (form && ev.key === 'Enter') submitForm();
+  else if (!form && /^[1-9]$/.test(ev.key)) label(Number(ev.key) - 1);
   else if (ev.key === 's' || ev.key === 'S') skip();
   else if (ev.key === 'r' || ev.key === 'R') giveBack();
   else if (ev.key === 'u' || ev.key === 'U') undo();
@@ -361,6 +400,7 @@ window.addEventListener('pagehide', () => {
 
 document.addEventListener('DOMContentLoaded', async () => {
   $('skip').addEventListener('click', skip);
+  $('submit').addEventListener('click', submitForm);
   $('release').addEventListener('click', giveBack);
   $('undo').addEventListener('click', undo);
   $('logout').addEventListener('click', () => {
