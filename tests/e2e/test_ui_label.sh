@@ -33,7 +33,7 @@ SYNC="$E2E_DIR/sync"
 mkdir -p "$SYNC"
 SHOTS="$QR_SOURCE_DIR/build/ui-screenshots"
 mkdir -p "$SHOTS"
-timeout 150 "$PY" "$QR_SOURCE_DIR/tests/ui/label.py" --url "$URL" --token "$T" --project "$P" \
+timeout 150 "$PY" "$QR_SOURCE_DIR/tests/ui/label.py" --url "$URL" --ca "$CA" --token "$T" --project "$P" \
     --n 200 --sync "$SYNC" --shots "$SHOTS" --out "$E2E_DIR/given.txt" \
     >"$E2E_DIR/label.out" 2>"$E2E_DIR/browser.log" &
 LP=$!

@@ -31,7 +31,7 @@ U=$(sql "SELECT id FROM users WHERE name = 'ann1'")
 
 SHOTS="$QR_SOURCE_DIR/build/ui-screenshots"
 mkdir -p "$SHOTS"
-if out=$(timeout 120 "$PY" "$QR_SOURCE_DIR/tests/ui/label_schema.py" --url "$URL" --token "$T" --project "$P" \
+if out=$(timeout 120 "$PY" "$QR_SOURCE_DIR/tests/ui/label_schema.py" --url "$URL" --ca "$CA" --token "$T" --project "$P" \
     --n 10 --shots "$SHOTS" --out "$E2E_DIR/given.jsonl" 2>"$E2E_DIR/browser.log"); then :; else
     fail "tests/ui/label_schema.py exited $?: $(tail -20 "$E2E_DIR/browser.log")"
 fi

@@ -12,15 +12,16 @@ Prints one "ok - ..." or "not ok - ..." line per check (TAP-like, counted by
 the shell test); exits 0 when it ran to its end.
 """
 import argparse
+import os
 import json
 import ssl
 import sys
 import time
 import urllib.request
 
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -53,16 +54,7 @@ def check(desc, expected, actual):
         print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = '/usr/bin/chromium'
-for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-          '--window-size=1400,1800', '--hide-scrollbars'):
-    opts.add_argument(a)
-# The test's CA is not in the browser's store (that would need an NSS
-# database): accept the broker's certificate for this session only.
-opts.accept_insecure_certs = True
-opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-drv = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
+drv = browser.chromium(args.ca, 1400, 1800)
 wait = WebDriverWait(drv, 15)
 
 
@@ -114,6 +106,8 @@ try:
     drv.get(args.url + '/ui')
     check('/ui leads to /ui/', args.url + '/ui/', drv.current_url.split('#')[0])
     visible('#login-form')
+    check('the page loaded with the stack\'s CA trusted and nothing else accepted (no certificate warning)',
+          'Quorum — dashboard', drv.title)
 
     # A bad token: the login says so, and nothing is kept.
     login('qr_' + '0' * 64)

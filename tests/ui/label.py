@@ -18,14 +18,15 @@ import statistics
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--url', required=True)
+ap.add_argument('--ca', required=True)
 ap.add_argument('--token', required=True)
 ap.add_argument('--project', type=int, required=True)
 ap.add_argument('--n', type=int, default=200)
@@ -46,12 +47,7 @@ def check(desc, expected, actual):
         print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = '/usr/bin/chromium'
-for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1200,800'):
-    opts.add_argument(a)
-opts.accept_insecure_certs = True  # the test CA is not in the browser's store
-drv = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
+drv = browser.chromium(args.ca, 1200, 800)
 wait = WebDriverWait(drv, 30, poll_frequency=0.01)
 
 

@@ -11,11 +11,12 @@ screen); on even tasks Tab and a note typed; Enter. Writes one JSON line
 per task, {"task", "labels"} with the values given, to --out.
 """
 import argparse
+import os
 import json
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -23,6 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--url', required=True)
+ap.add_argument('--ca', required=True)
 ap.add_argument('--token', required=True)
 ap.add_argument('--project', type=int, required=True)
 ap.add_argument('--n', type=int, default=10)
@@ -41,12 +43,7 @@ def check(desc, expected, actual):
         print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
-opts = webdriver.ChromeOptions()
-opts.binary_location = '/usr/bin/chromium'
-for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1200,1400'):
-    opts.add_argument(a)
-opts.accept_insecure_certs = True  # the test CA is not in the browser's store
-drv = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
+drv = browser.chromium(args.ca, 1200, 1400)
 wait = WebDriverWait(drv, 30, poll_frequency=0.02)
 
 SELECT = """
