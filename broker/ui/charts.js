@@ -125,12 +125,12 @@ export function barChart(bars, opts) {
 export function heatmap(names, cell, opts) {
   const n = names.length;
   const C = Math.max(28, Math.min(56, 420 / Math.max(n, 1)));
-  const L = 130, T = 130;
+  const L = 170, T = 160; // room for names up to 26 characters
   const W = L + n * C + 90, H = T + n * C + 20;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart heatmap', role: 'img', 'aria-label': opts.title,
     width: W, height: H });
   svg.appendChild(el('text', { x: 4, y: 16, class: 'chart-title' }, opts.title));
-  const short = (s) => shorten(s, 18);
+  const short = (s) => shorten(s, 26);
   names.forEach((nm, i) => {
     svg.appendChild(el('text', { x: L - 6, y: T + i * C + C / 2 + 4, 'text-anchor': 'end', class: 'tick' }, short(nm)));
     svg.appendChild(el('text', { x: 0, y: 0, class: 'tick',
