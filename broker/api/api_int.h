@@ -190,6 +190,10 @@ void h_healthz(ctx_t *c);
 void h_openapi(ctx_t *c);
 /* The OpenAPI document (openapi.c), or NULL and why in err. */
 json_t *qr_api_openapi(char *err, size_t errlen);
+
+/* Answers a request for /ui or a page under /ui/ from its head (api_ui.c)
+ * and returns 1; 0 when the path is not the pages' (the API's, then). */
+int qr_api_ui_serve(qr_http_request_t *req);
 void h_metrics(ctx_t *c);
 void h_readyz(ctx_t *c);
 

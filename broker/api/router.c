@@ -283,6 +283,8 @@ void qr_api_print_routes(FILE *f)
 
 void qr_api_head(qr_http_request_t *req, void *user)
 {
+    if (qr_api_ui_serve(req))
+        return; /* a page: not a route, no token (api_ui.c) */
     ctx_t *c = qr_xcalloc(1, sizeof *c);
     c->b = user;
     c->req = req;

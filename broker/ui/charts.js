@@ -1,0 +1,193 @@
+// charts.js - small hand-written SVG charts (no library): a line chart with
+// labelled axes, a bar chart, a heatmap and a progress bar. Each returns an
+// SVG or HTML element built with the DOM (no innerHTML of data), so text
+// from the API can never become markup.
+
+const NS = 'http://www.w3.org/2000/svg';
+
+function el(name, attrs, text) {
+  const e = document.createElementNS(NS, name);
+  for (const k in attrs) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Rounded tick values covering [lo, hi].
+function ticks(lo, hi, n) {
+  if (hi <= lo) hi = lo + 1;
+  const raw = (hi - lo) / n;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  let v = Math.floor(lo / step) * step;
+  for (; v < hi - step * 1e-9; v += step) out.push(v);
+  out.push(v); // the last tick is at or above hi: nothing drawn is off the chart
+  return out;
+}
+
+export function fmtNumber(v, digits) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '—';
+  return Number(v).toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 0 : digits });
+}
+
+export function fmtClock(ms) {
+  const d = new Date(ms);
+  return d.toTimeString().slice(0, 5);
+}
+
+// A line chart. series: [{name, points: [[x, y]...], dashed, cls}], x in ms
+// since the epoch (shown as hh:mm). opts: {title, xLabel, yLabel, width,
+// height, yMax}.
+export function lineChart(series, opts) {
+  const W = opts.width || 560, H = opts.height || 240;
+  const L = 64, R = 16, T = 44, B = 44;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': opts.title });
+  svg.appendChild(el('text', { x: 8, y: 16, class: 'chart-title' }, opts.title));
+  const pts = series.flatMap((s) => s.points);
+  if (!pts.length) {
+    svg.appendChild(el('text', { x: W / 2, y: H / 2, class: 'chart-empty', 'text-anchor': 'middle' },
+      opts.empty || 'no data yet'));
+    return svg;
+  }
+  let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
+  if (x1 === x0) x1 = x0 + 60000;
+  const yt = ticks(0, Math.max(opts.yMax || 0, ...pts.map((p) => p[1])) || 1, 4);
+  const y1 = yt[yt.length - 1];
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y) => H - B - (y / y1) * (H - T - B);
+  for (const v of yt) {
+    svg.appendChild(el('line', { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: 'grid' }));
+    svg.appendChild(el('text', { x: L - 6, y: sy(v) + 4, 'text-anchor': 'end', class: 'tick' }, fmtNumber(v, 1)));
+  }
+  const nx = 5;
+  for (let i = 0; i <= nx; i++) {
+    const x = x0 + ((x1 - x0) * i) / nx;
+    svg.appendChild(el('text', { x: sx(x), y: H - B + 16, 'text-anchor': 'middle', class: 'tick' }, fmtClock(x)));
+  }
+  svg.appendChild(el('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'axis' }));
+  svg.appendChild(el('line', { x1: L, x2: L, y1: T, y2: H - B, class: 'axis' }));
+  svg.appendChild(el('text', { x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-label' }, opts.xLabel));
+  svg.appendChild(el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'axis-label',
+    transform: `rotate(-90 14 ${(T + H - B) / 2})` }, opts.yLabel));
+  let lx = L;
+  for (const s of series) {
+    if (!s.points.length) continue;
+    const d = s.points.map((p, i) => (i ? 'L' : 'M') + sx(p[0]).toFixed(1) + ' ' + sy(p[1]).toFixed(1)).join(' ');
+    svg.appendChild(el('path', { d, class: 'line ' + (s.cls || ''), 'stroke-dasharray': s.dashed ? '5 4' : 'none' }));
+    svg.appendChild(el('line', { x1: lx, x2: lx + 18, y1: 30, y2: 30, class: 'line ' + (s.cls || ''),
+      'stroke-dasharray': s.dashed ? '5 4' : 'none' }));
+    svg.appendChild(el('text', { x: lx + 22, y: 34, class: 'legend' }, s.name));
+    lx += 40 + 6 * s.name.length;
+  }
+  return svg;
+}
+
+// Vertical bars. bars: [{label, value}]; opts as lineChart (no x axis ticks
+// but each bar's label).
+export function barChart(bars, opts) {
+  const W = opts.width || Math.max(560, 64 + 16 + 90 * (opts.labelEvery ? 0 : bars.length)), H = opts.height || 240;
+  const L = 64, R = 16, T = 28, B = 56;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': opts.title });
+  if (W > 560) svg.style.width = W + 'px';
+  svg.appendChild(el('text', { x: 8, y: 16, class: 'chart-title' }, opts.title));
+  if (!bars.length) {
+    svg.appendChild(el('text', { x: W / 2, y: H / 2, class: 'chart-empty', 'text-anchor': 'middle' }, 'no data yet'));
+    return svg;
+  }
+  const yt = ticks(0, Math.max(...bars.map((b) => b.value || 0)) || 1, 4);
+  const y1 = yt[yt.length - 1];
+  const sy = (y) => H - B - (y / y1) * (H - T - B);
+  for (const v of yt) {
+    svg.appendChild(el('line', { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: 'grid' }));
+    svg.appendChild(el('text', { x: L - 6, y: sy(v) + 4, 'text-anchor': 'end', class: 'tick' }, fmtNumber(v, 1)));
+  }
+  const bw = (W - L - R) / bars.length;
+  bars.forEach((b, i) => {
+    const x = L + i * bw + bw * 0.15;
+    const r = el('rect', { x, y: sy(b.value || 0), width: bw * 0.7, height: H - B - sy(b.value || 0), class: 'bar' });
+    r.appendChild(el('title', {}, b.label + ': ' + fmtNumber(b.value, 1)));
+    svg.appendChild(r);
+    const every = opts.labelEvery || 1;
+    if (i % every === 0 || i === bars.length - 1) {
+      const lab = shorten(b.label, Math.max(4, Math.floor((bw * every) / 6.5)));
+      svg.appendChild(el('text', { x: x + bw * 0.35, y: H - B + 14, 'text-anchor': 'middle', class: 'tick' }, lab));
+    }
+  });
+  svg.appendChild(el('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'axis' }));
+  svg.appendChild(el('text', { x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-label' }, opts.xLabel));
+  svg.appendChild(el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'axis-label',
+    transform: `rotate(-90 14 ${(T + H - B) / 2})` }, opts.yLabel));
+  return svg;
+}
+
+// A square heatmap of values 0-1 (null: no shared items). names: the row
+// and column labels; cell(i, j) -> {value, items}.
+export function heatmap(names, cell, opts) {
+  const n = names.length;
+  const C = Math.max(28, Math.min(56, 420 / Math.max(n, 1)));
+  const L = 170, T = 160; // room for names up to 26 characters
+  const W = L + n * C + 90, H = T + n * C + 20;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart heatmap', role: 'img', 'aria-label': opts.title,
+    width: W, height: H });
+  svg.appendChild(el('text', { x: 4, y: 16, class: 'chart-title' }, opts.title));
+  const short = (s) => shorten(s, 26);
+  names.forEach((nm, i) => {
+    svg.appendChild(el('text', { x: L - 6, y: T + i * C + C / 2 + 4, 'text-anchor': 'end', class: 'tick' }, short(nm)));
+    svg.appendChild(el('text', { x: 0, y: 0, class: 'tick',
+      transform: `translate(${L + i * C + C / 2 + 4} ${T - 6}) rotate(-60)` }, short(nm)));
+  });
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const c = cell(i, j);
+      const v = c ? c.value : null;
+      const r = el('rect', { x: L + j * C, y: T + i * C, width: C - 2, height: C - 2,
+        class: v === null ? 'cell-none' : 'cell', fill: v === null ? '' : colour(v) });
+      r.appendChild(el('title', {}, `${names[i]} × ${names[j]}: ` +
+        (v === null ? 'no task in common' : `${fmtNumber(v * 100, 0)} % agree over ${c.items} tasks`)));
+      svg.appendChild(r);
+      if (v !== null && C >= 28)
+        svg.appendChild(el('text', { x: L + j * C + C / 2 - 1, y: T + i * C + C / 2 + 4, 'text-anchor': 'middle',
+          class: 'cell-text' }, fmtNumber(v * 100, 0)));
+    }
+  }
+  // The colour key.
+  const kx = L + n * C + 20;
+  for (let k = 0; k <= 10; k++)
+    svg.appendChild(el('rect', { x: kx, y: T + (10 - k) * 12, width: 16, height: 12, fill: colour(k / 10) }));
+  svg.appendChild(el('text', { x: kx + 20, y: T + 10, class: 'tick' }, '100 %'));
+  svg.appendChild(el('text', { x: kx + 20, y: T + 130, class: 'tick' }, '0 %'));
+  return svg;
+}
+
+// s in at most n characters, its middle left out: annotators' names often
+// differ only at their end ("sim-3f1e9a06-1", "sim-3f1e9a06-2").
+export function shorten(s, n) {
+  if (s.length <= n) return s;
+  const tail = Math.ceil((n - 1) / 2);
+  return s.slice(0, n - 1 - tail) + '…' + s.slice(s.length - tail);
+}
+
+// 0 (red) .. 1 (green), through yellow.
+export function colour(v) {
+  const h = Math.max(0, Math.min(1, v)) * 120;
+  return `hsl(${h.toFixed(0)}, 70%, 62%)`;
+}
+
+// A progress bar: done of total, with the numbers in words beside it.
+export function progressBar(done, total) {
+  const wrap = document.createElement('div');
+  wrap.className = 'progress';
+  const bar = document.createElement('div');
+  bar.className = 'progress-bar';
+  const fill = document.createElement('div');
+  fill.className = 'progress-fill';
+  const pct = total ? (100 * done) / total : 0;
+  fill.style.width = pct.toFixed(1) + '%';
+  bar.appendChild(fill);
+  const txt = document.createElement('span');
+  txt.className = 'progress-text';
+  txt.textContent = `${fmtNumber(done)} of ${fmtNumber(total)} tasks (${fmtNumber(pct, 1)} %)`;
+  wrap.appendChild(bar);
+  wrap.appendChild(txt);
+  return wrap;
+}
