@@ -166,10 +166,11 @@ check "annotations export: every line carries its round, as stored" \
 check "consensus export: one row per task and round" \
     "$(sql "SELECT count(*) FROM (SELECT DISTINCT task_id, round FROM annotations WHERE project_id = $P) x")" \
     "$(jq -r '"\(.task_id) \(.round)"' "$E2E_DIR/cons.jsonl" | sort -u | wc -l)"
-check "each row's annotators are its round's" 0 \
-    "$(jq -r '"\(.task_id) \(.round) \(.annotators)"' "$E2E_DIR/cons.jsonl" | while read -r t rd n; do
-        [ "$n" = "$(sql "SELECT count(*) FROM annotations WHERE task_id = $t AND round = $rd")" ] || echo x
-    done | wc -l)"
+# (One query for every row: a psql per row cost two minutes.)
+check "each row's annotators are its round's" "" \
+    "$(diff <(jq -r '"\(.task_id) \(.round) \(.annotators)"' "$E2E_DIR/cons.jsonl" | sort) \
+        <(sql "SELECT task_id || ' ' || round || ' ' || count(*) FROM annotations WHERE project_id = $P
+               GROUP BY task_id, round" | sort))"
 # Consensus accuracy against the truth, per round (round 1 over the tasks relabeled in round 2).
 read -r C1 C2 <<<"$(jq -rs '
     [.[] | select(.round == 1 or .round == 2)] as $rows
