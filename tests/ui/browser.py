@@ -33,3 +33,12 @@ def chromium(ca, width, height):
     env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, '.config'),
                XDG_CACHE_HOME=os.path.join(home, '.cache'))
     return webdriver.Chrome(service=Service('/usr/bin/chromedriver', env=env), options=opts)
+
+
+def check(desc, expected, actual):
+    """One TAP line: the calling test script counts the "ok" and "not ok"
+    lines of the script's output."""
+    if expected == actual:
+        print('ok - ' + desc)
+    else:
+        print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))

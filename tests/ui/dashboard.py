@@ -22,6 +22,7 @@ import urllib.request
 from selenium.common.exceptions import TimeoutException
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser  # noqa: E402
+from browser import check  # noqa: E402
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -36,7 +37,6 @@ args = ap.parse_args()
 
 ctx = ssl.create_default_context(cafile=args.ca)
 P = args.project
-fails = 0
 
 
 def api(path, token):
@@ -44,14 +44,6 @@ def api(path, token):
     with urllib.request.urlopen(req, context=ctx) as r:
         return json.loads(r.read())
 
-
-def check(desc, expected, actual):
-    global fails
-    if expected == actual:
-        print('ok - ' + desc)
-    else:
-        fails += 1
-        print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
 drv = browser.chromium(args.ca, 1400, 1800)
@@ -210,7 +202,6 @@ try:
             not ('/agreement' in e['message'] and '403' in e['message'])]
     check('no error in the browser console (CSP violations, script errors)', [], [e['message'] for e in errs])
 except TimeoutException as e:
-    fails += 1
     print('not ok - the page did not show what was awaited: %s' % e)
     try:
         shot('failure')

@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser  # noqa: E402
+from browser import check  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -35,16 +36,7 @@ ap.add_argument('--shots', required=True)
 ap.add_argument('--out', required=True)
 args = ap.parse_args()
 LABELS = ['sports', 'technology', 'cooking', 'weather']
-fails = 0
 
-
-def check(desc, expected, actual):
-    global fails
-    if expected == actual:
-        print('ok - ' + desc)
-    else:
-        fails += 1
-        print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
 drv = browser.chromium(args.ca, 1200, 800)
@@ -143,7 +135,6 @@ try:
             'Failed to load resource' not in e['message'] and 'ERR_CONNECTION_REFUSED' not in e['message']]
     check('no script error or CSP violation in the console', [], errs)
 except Exception as e:
-    fails += 1
     print('not ok - the labeler run stopped: %r' % e)
     try:
         drv.save_screenshot(args.shots + '/label-failure.png')

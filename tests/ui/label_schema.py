@@ -17,6 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser  # noqa: E402
+from browser import check  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -31,16 +32,7 @@ ap.add_argument('--n', type=int, default=10)
 ap.add_argument('--shots', required=True)
 ap.add_argument('--out', required=True)
 args = ap.parse_args()
-fails = 0
 
-
-def check(desc, expected, actual):
-    global fails
-    if expected == actual:
-        print('ok - ' + desc)
-    else:
-        fails += 1
-        print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
 
 
 drv = browser.chromium(args.ca, 1200, 1400)
@@ -134,7 +126,6 @@ try:
     errs = [e['message'] for e in drv.get_log('browser') if e['level'] == 'SEVERE']
     check('no script error or CSP violation in the console', [], errs)
 except Exception as e:
-    fails += 1
     print('not ok - the labeler run stopped: %r' % e)
     try:
         drv.save_screenshot(args.shots + '/label-schema-failure.png')
