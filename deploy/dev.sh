@@ -421,6 +421,8 @@ test_deps() {
         local sudo=""
         [ "$(id -u)" = 0 ] || sudo="sudo"
         say "installing: nodejs npm"
+        # (deps updates the package lists only when it installs something.)
+        $sudo apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
             nodejs npm >/dev/null
     fi
