@@ -9,8 +9,8 @@
 # moved and relabeled, the note rewritten); the annotations in PostgreSQL
 # are exactly the predictions for the first five and the edits for the
 # others, and the report's quality.shown_predictions agrees (10 compared, 5
-# accepted). On a plain project Enter accepts the suggested label and a
-# number gives another. Projects without show_predictions whose tasks carry
+# accepted). On a plain project Enter accepts the suggested label (an undo
+# shows the task again with its suggestion) and a number gives another. Projects without show_predictions whose tasks carry
 # predictions show no suggestion: the page's DOM has none.
 . "$(dirname "$0")/lib.sh"
 
@@ -112,6 +112,8 @@ check "the report's shown predictions agree: 10 compared, 5 accepted" '{"compare
 check "plain: the suggestion accepted, another label given, the task without one labeled" "fine pos|meh pos|bad neg" \
     "$(sql "SELECT string_agg(t.data->>'text' || ' ' || an.label, '|' ORDER BY t.id) FROM annotations an
             JOIN tasks t ON t.id = an.task_id WHERE an.project_id = $Q")"
+check "plain: the accepted label was undone once and given again" 1 \
+    "$(sql "SELECT count(*) FROM annotation_undos WHERE project_id = $Q")"
 check "plain: the report, 2 compared, 1 accepted" '{"compared":2,"accepted":1,"rate":0.5}' \
     "$(api GET "/v1/projects/$Q/report" | cut -d' ' -f2- | jq -c .quality.shown_predictions)"
 check "nothing was labeled in the projects without suggestions" 0 \

@@ -15,7 +15,8 @@ note replaced; every field then says "edited"; Enter. Writes one JSON line
 per task, {"task", "accepted", "labels"}, to --out.
 
 On the plain project (--plain): Enter gives the suggested label of the
-first task, key 1 overrides the second's, the third (no prediction) shows
+first task (U takes it back: the task shows again with its suggestion, and
+Enter gives it again), key 1 overrides the second's, the third (no prediction) shows
 no suggestion and gets key 2. On the projects of --without (no
 show_predictions, tasks with predictions): no suggestion in the DOM.
 """
@@ -176,6 +177,13 @@ try:
     check('plain: the suggested label is marked', ['pos'], [e.get_attribute('data-label') for e in
                                                           drv.find_elements(By.CSS_SELECTOR, '#choices .choice.suggested')])
     drv.save_screenshot(args.shots + '/label_prediction_plain.png')
+    key(Keys.ENTER)
+    lease, _ = current(lease)
+    # Undo: the task is back on screen, with its suggestion; Enter again.
+    key('u')
+    lease, again = current(lease)
+    check('plain: undo shows the task again', task, again)
+    check('plain: with its suggestion', 'model suggestion (score 0.91, model m7): pos.', banner()[:45])
     key(Keys.ENTER)
     lease, task = current(lease)
     check('plain: the next task shows its own suggestion', 'model suggestion (score 0.55)', banner()[:29])
