@@ -4,8 +4,8 @@
 // (Tab moves between fields, the number keys pick in the active one,
 // Backspace removes the selected or else the last span or box, Enter
 // submits) or the mouse (a click on a span or a box selects it: a number
-// key then relabels it; a box is moved by dragging it and resized by its
-// corner).
+// key then relabels it, the arrows move a span's end (Shift: its start); a
+// box is moved by dragging it and resized by its corner).
 // A model's suggestion (the lease's prediction, show_predictions) pre-fills
 // the form: every field it gives, spans and boxes as regions drawn already,
 // each field marked "suggested" until the annotator changes it ("edited").
@@ -196,6 +196,16 @@ export class SchemaForm {
       this.removeLast(this.active);
       return true;
     }
+    // A selected span's ends: the arrows move its end, with Shift its start (code points).
+    if ((ev.key === 'ArrowLeft' || ev.key === 'ArrowRight') && f.type === 'spans' && this.sel[f.name] >= 0) {
+      const s = this.values[f.name][this.sel[f.name]];
+      const len = Array.from(typeof this.data[f.over] === 'string' ? this.data[f.over] : '').length;
+      const d = ev.key === 'ArrowLeft' ? -1 : 1;
+      if (ev.shiftKey) s.start = Math.min(s.end - 1, Math.max(0, s.start + d));
+      else s.end = Math.min(len, Math.max(s.start + 1, s.end + d));
+      this.render();
+      return true;
+    }
     if (ev.key === 'Escape' && (f.type === 'spans' || f.type === 'boxes') && this.sel[f.name] >= 0) {
       this.select(this.active, -1);
       return true;
@@ -298,7 +308,7 @@ export class SchemaForm {
           list.appendChild(it);
         });
         if (items.length && this.sel[f.name] >= 0) {
-          list.appendChild(el('span', null, f.type === 'spans' ? ' — selected: a number relabels it, Backspace removes it, Esc unselects.'
+          list.appendChild(el('span', null, f.type === 'spans' ? ' — selected: a number relabels it, \u2190/\u2192 move its end (with Shift its start), Backspace removes it, Esc unselects.'
             : ' — selected: drag it to move, its corner to resize; a number relabels it, Backspace removes it.'));
         }
         box.appendChild(list);

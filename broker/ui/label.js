@@ -403,11 +403,11 @@ async function start() {
   if (proj.schema) {
     form = new SchemaForm(proj.schema, $('form'));
     $('submit').hidden = false;
-    $('keys').textContent = 'Keys: Tab moves between fields, the numbers pick in the active one (select text first ' +
-      'for a span; drag on the image for a box; click a span or box to select it: a number relabels it, a drag ' +
-      'moves a box, its corner resizes it), Backspace removes the selected or last span or box, Enter submits ' +
-      '(a model suggestion as it stands, or as you changed it); S skip, R give back, U undo the last submission. ' +
-      'Saved in the background.';
+    $('keys').textContent = 'Keys: Tab moves between fields, the numbers pick in the active one (select text ' +
+      'first for a span; drag on the image for a box; click a span or box to select it: a number relabels it, ' +
+      'the arrows move a span\u2019s end, Shift+arrows its start, a drag moves a box, its corner resizes it), ' +
+      'Backspace removes the selected or last span or box, Enter submits (a model suggestion as it stands, or ' +
+      'as you changed it); S skip, R give back, U undo the last submission. Saved in the background.';
   } else {
     const k = document.createElement('kbd');
     k.textContent = 'Enter';

@@ -8,8 +8,9 @@ prediction of every field): each task shows a "model suggestion (score S)"
 banner and its form holds the prediction (each field marked as the
 suggestion, the spans marked in the text, the box drawn). The first five
 tasks are accepted as they stand with Enter; the next five edited: the
-other sentiment, "service" added to the tags, another score, the ORG span
-clicked and removed with Delete and "Paris" selected as ORG, the box
+other sentiment, "service" added to the tags, another score, the PER span
+clicked, its end moved one on with the arrows and its start with Shift, the ORG span clicked and
+removed with Delete and "Paris" selected as ORG, the box
 dragged 10 % right and down and relabeled "car" (key 1 while selected), the
 note replaced; every field then says "edited"; Enter. Writes one JSON line
 per task, {"task", "accepted", "labels"}, to --out.
@@ -134,6 +135,15 @@ try:
             key(Keys.TAB, str(score))
             labels['score'] = score
             key(Keys.TAB)
+            zoe = drv.execute_script(
+                "return Array.from(document.querySelectorAll('p.span-text[data-field=entities] .marked'))"
+                ".find(e => e.textContent === 'Zoë')")
+            ActionChains(drv).click(zoe).perform()
+            # Its end two on and one back, its start one on ("oë "); unselected.
+            ActionChains(drv).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_LEFT).key_down(Keys.SHIFT) \
+                .send_keys(Keys.ARROW_RIGHT).key_up(Keys.SHIFT).send_keys(Keys.ESCAPE).perform()
+            check('task %d: the arrows moved the span\'s end' % task, 'PER [1, 4)', drv.execute_script(
+                "return document.querySelector('section[data-field=entities] .items .item').textContent"))
             acme = drv.execute_script(
                 "return Array.from(document.querySelectorAll('p.span-text[data-field=entities] .marked'))"
                 ".find(e => e.textContent === 'ACME')")
@@ -144,7 +154,7 @@ try:
             key(Keys.DELETE)
             s = drv.execute_script(SELECT, 'entities', 'Paris')
             key('2')
-            labels['entities'] = [{'start': 0, 'end': 3, 'label': 'PER'}, {'start': s, 'end': s + 5, 'label': 'ORG'}]
+            labels['entities'] = [{'start': 1, 'end': 4, 'label': 'PER'}, {'start': s, 'end': s + 5, 'label': 'ORG'}]
             img = drv.find_element(By.CSS_SELECTOR, 'section.field[data-field=objects] img.box-image')
             w, h = img.size['width'], img.size['height']
             box = drv.find_element(By.CSS_SELECTOR, 'section.field[data-field=objects] .box[data-i="0"]')
