@@ -5,9 +5,9 @@
 # (choice, multi_choice, rating, text, spans and boxes drawn as editable
 # regions). In Debian's chromium (tests/ui/label_predictions.py) an
 # annotator accepts 5 suggestions unchanged with Enter and edits 5 (another
-# choice, a tag more, another rating, a span removed and one added, the box
-# moved and relabeled, the note rewritten); the annotations in PostgreSQL
-# are exactly the predictions for the first five and the edits for the
+# choice, a tag more, another rating, a span's ends moved, a span removed
+# and one added, the box moved, resized and relabeled, the note rewritten);
+# the annotations in PostgreSQL are exactly the predictions for the first five and the edits for the
 # others, and the report's quality.shown_predictions agrees (10 compared, 5
 # accepted). On a plain project Enter accepts the suggested label (an undo
 # shows the task again with its suggestion) and a number gives another. Projects without show_predictions whose tasks carry

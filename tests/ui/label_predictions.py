@@ -9,10 +9,10 @@ banner and its form holds the prediction (each field marked as the
 suggestion, the spans marked in the text, the box drawn). The first five
 tasks are accepted as they stand with Enter; the next five edited: the
 other sentiment, "service" added to the tags, another score, the PER span
-clicked, its end moved one on with the arrows and its start with Shift, the ORG span clicked and
-removed with Delete and "Paris" selected as ORG, the box
-dragged 10 % right and down and relabeled "car" (key 1 while selected), the
-note replaced; every field then says "edited"; Enter. Writes one JSON line
+clicked, its end moved one on with the arrows and its start with Shift,
+the ORG span clicked and removed with Delete and "Paris" selected as ORG,
+the box dragged 10 % right and down, its corner 5 % right and 10 % down,
+and relabeled "car" (key 1 while selected), the note replaced; every field then says "edited"; Enter. Writes one JSON line
 per task, {"task", "accepted", "labels"}, to --out.
 
 On the plain project (--plain): Enter gives the suggested label of the
@@ -160,13 +160,16 @@ try:
             box = drv.find_element(By.CSS_SELECTOR, 'section.field[data-field=objects] .box[data-i="0"]')
             ActionChains(drv).move_to_element(box).click_and_hold().move_by_offset(int(0.05 * w), int(0.05 * h)) \
                 .move_by_offset(int(0.05 * w), int(0.05 * h)).release().perform()
+            handle = drv.find_element(By.CSS_SELECTOR, 'section.field[data-field=objects] .box[data-i="0"] .box-handle')
+            ActionChains(drv).move_to_element(handle).click_and_hold().move_by_offset(int(0.05 * w), int(0.1 * h)) \
+                .release().perform()
             key('1')  # the dragged box is selected (and its field active): 1 relabels it
             key(Keys.TAB)  # the note, its text selected whole and typed over
             ActionChains(drv).key_down(Keys.CONTROL).send_keys('a').key_up(Keys.CONTROL) \
                 .send_keys('edited %d' % task, Keys.ESCAPE).perform()
             b = dict(want['objects'][0])
-            labels['objects'] = [{'x': b['x'] + 10, 'y': b['y'] + 10, 'width': b['width'], 'height': b['height'],
-                                  'label': 'car'}]
+            labels['objects'] = [{'x': b['x'] + 10, 'y': b['y'] + 10, 'width': b['width'] + 5,
+                                  'height': b['height'] + 10, 'label': 'car'}]
             labels['note'] = 'edited %d' % task
             if i == 5:
                 drv.save_screenshot(args.shots + '/label_prediction_edit.png')
