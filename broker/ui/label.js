@@ -128,6 +128,8 @@ function render() {
   small.textContent = `task #${l.task_id}`;
   t.appendChild(small);
   if (form) form.reset(data, sugg ? sugg.labels : null);
+  // Nothing the form could hold (no field of the schema, no fitting value): no suggestion.
+  if (sugg && form && !Object.keys(form.suggested || {}).length) sugg.banner.remove();
   suggested = sugg && !form ? sugg.index : -1;
   for (const b of $('choices').children) {
     b.classList.toggle('suggested', b.dataset.label === (suggested >= 0 ? proj.labels[suggested] : null));
