@@ -12,6 +12,14 @@
 // waiting. Undo takes back the last acknowledged label (the broker gives
 // its task back on a new lease). Never shown: keys of the task data
 // starting with "_" (the agents' rule), gold status, other annotators.
+//
+// Pre-annotation: a lease of a project with show_predictions carries its
+// task's prediction (a project without it sends no "prediction" key, and the
+// page then shows no suggestion). A prediction is shown as a "model
+// suggestion (score S)" banner and pre-fills the answer: a plain project's
+// suggested label is marked and Enter gives it (a number gives another); a
+// schema project's form holds the suggested values (spans and boxes drawn,
+// editable) and Enter submits them as they stand.
 
 import * as api from './api.js';
 import { SchemaForm } from './form.js';
@@ -23,6 +31,7 @@ const OUTBOX = `quorum.outbox.${project}`;
 
 let me = null;
 let proj = null;
+let suggested = -1; // a plain project: the index of the label the task's prediction suggests
 let form = null; // a SchemaForm for a project with a label schema
 let queue = []; // leases held, the first one on screen
 let shownAt = 0; // performance.now() when the current task showed
@@ -35,8 +44,11 @@ let lastDone = null; // {annotation_id, lease} of the last acknowledged label
 let done = 0;
 let dropped = [];
 let pendingShow = 0; // performance.now() of the label that waits for the next task
-// Submit-to-next-task times (ms), for the browser test.
+// Submit-to-next-task times (ms), for the browser tests: until the next
+// task is in the page (quorumLabelTimes), and until it is painted, its
+// images decoded (quorumLabelPaint: the next animation frame after both).
 window.quorumLabelTimes = [];
+window.quorumLabelPaint = [];
 
 function status(text, cls) {
   const s = $('status');
@@ -76,12 +88,15 @@ function render() {
     t.dataset.lease = '';
     $('choices').hidden = true;
     $('form').hidden = true;
+    $('submit').hidden = !form;
     return;
   }
   $('choices').hidden = !!form;
   $('form').hidden = !form;
   t.dataset.lease = l.lease;
   t.dataset.task = String(l.task_id);
+  const sugg = suggestion(l);
+  if (sugg) t.appendChild(sugg.banner);
   const data = l.data || {};
   const own = form ? form.overKeys() : [];
   const shown = Object.keys(data).filter((k) => !k.startsWith('_') && !own.includes(k));
@@ -112,12 +127,53 @@ function render() {
   small.className = 'muted';
   small.textContent = `task #${l.task_id}`;
   t.appendChild(small);
-  if (form) form.reset(data);
+  if (form) form.reset(data, sugg ? sugg.labels : null);
+  // Nothing the form could hold (no field of the schema, no fitting value): no suggestion.
+  if (sugg && form && !Object.keys(form.suggested || {}).length) sugg.banner.remove();
+  suggested = sugg && !form ? sugg.index : -1;
+  for (const b of $('choices').children) {
+    b.classList.toggle('suggested', b.dataset.label === (suggested >= 0 ? proj.labels[suggested] : null));
+  }
+  $('submit').hidden = !form && suggested < 0;
   shownAt = performance.now();
   if (pendingShow) {
-    window.quorumLabelTimes.push(shownAt - pendingShow);
+    const t0 = pendingShow;
+    window.quorumLabelTimes.push(shownAt - t0);
     pendingShow = 0;
+    const imgs = Array.from(document.querySelectorAll('#work img'));
+    Promise.all(imgs.map((i) => i.decode().catch(() => {}))).then(() =>
+      requestAnimationFrame(() => setTimeout(() => window.quorumLabelPaint.push(performance.now() - t0), 0)));
   }
+}
+
+// The suggestion of lease l's prediction: {banner, labels (a schema
+// project's values), index (a plain project's label)}, or null when the
+// lease has none or none this project's labels can show.
+function suggestion(l) {
+  const p = l.prediction;
+  if (!p || typeof p !== 'object') return null;
+  let labels = null, index = -1, what = '';
+  if (form) {
+    labels = p.labels && typeof p.labels === 'object' ? p.labels : null;
+    // A schema of one choice field may have a bare label.
+    const only = proj.schema.fields.length === 1 && proj.schema.fields[0].type === 'choice' ? proj.schema.fields[0] : null;
+    if (!labels && only && typeof p.label === 'string') labels = { [only.name]: p.label };
+    if (!labels || !Object.keys(labels).length) return null;
+    what = ': pre-filled below. Enter accepts it as it stands; or change it first (each field says whether it is the suggestion or edited).';
+  } else {
+    index = (proj.labels || []).indexOf(p.label);
+    if (index < 0) return null;
+    what = `: ${p.label}. Enter accepts it; or press another label's number.`;
+  }
+  const banner = document.createElement('div');
+  banner.className = 'suggestion';
+  banner.dataset.score = typeof p.score === 'number' ? String(p.score) : '';
+  const score = typeof p.score === 'number' ? `score ${p.score.toFixed(2)}` : 'no score';
+  const model = typeof p.model_version === 'string' && p.model_version ? `, model ${p.model_version}` : '';
+  const strong = document.createElement('strong');
+  strong.textContent = `model suggestion (${score}${model})`;
+  banner.append(strong, what);
+  return { banner, labels, index };
 }
 
 function next() {
@@ -200,7 +256,7 @@ async function send() {
         });
         r.results.forEach((res, i) => {
           if (res.status === 200 || res.status === 201) {
-            lastDone = { annotation_id: res.annotation_id, lease: batch[i].lease };
+            lastDone = { annotation_id: res.annotation_id, lease: batch[i].lease, prediction: batch[i].prediction };
           } else if (res.status < 500) {
             dropped.push(`task #${batch[i].task_id}: ${res.error ? res.error.message : res.status}`);
           } else {
@@ -263,9 +319,16 @@ function label(i) {
   if (!l || name === undefined) return;
   pendingShow = performance.now();
   put({ kind: 'submit', lease: l.lease, task_id: l.task_id, label: name, key: key(),
-    active_ms: Math.round(performance.now() - shownAt) });
+    active_ms: Math.round(performance.now() - shownAt), prediction: l.prediction });
   done++;
   next();
+}
+
+// Enter, or the submit button: a schema project's form, or a plain
+// project's suggested label.
+function submitKey() {
+  if (form) submitForm();
+  else if (suggested >= 0) label(suggested);
 }
 
 // A schema project's form, when every required field has a value.
@@ -282,7 +345,7 @@ function submitForm() {
   status(outboxStatus());
   pendingShow = performance.now();
   put({ kind: 'submit', lease: l.lease, task_id: l.task_id, labels, key: key(),
-    active_ms: Math.round(performance.now() - shownAt) });
+    active_ms: Math.round(performance.now() - shownAt), prediction: l.prediction });
   done++;
   next();
 }
@@ -310,6 +373,8 @@ async function undo() {
   }
   try {
     const r = await api.post(`/v1/projects/${project}/annotations/${lastDone.annotation_id}/undo`, {});
+    // The new lease has no prediction of its own: the task's shows again.
+    if (r.lease && !('prediction' in r.lease) && lastDone.prediction !== undefined) r.lease.prediction = lastDone.prediction;
     lastDone = null;
     done--;
     queue.unshift(r.lease);
@@ -340,9 +405,17 @@ async function start() {
   if (proj.schema) {
     form = new SchemaForm(proj.schema, $('form'));
     $('submit').hidden = false;
-    $('keys').textContent = 'Keys: Tab moves between fields, the numbers pick in the active one (select text first ' +
-      'for a span; drag on the image for a box), Backspace removes the last span or box, Enter submits; ' +
-      'S skip, R give back, U undo the last submission. Saved in the background.';
+    $('keys').textContent = 'Keys: Tab moves between fields, the numbers pick in the active one (select text ' +
+      'first for a span; drag on the image for a box; click a span or box to select it: a number relabels it, ' +
+      'the arrows move a span\u2019s end, Shift+arrows its start, a drag moves a box, its corner resizes it), ' +
+      'Backspace removes the selected or last span or box, Enter submits (a model suggestion as it stands, or ' +
+      'as you changed it); S skip, R give back, U undo the last submission. Saved in the background.';
+  } else {
+    const k = document.createElement('kbd');
+    k.textContent = 'Enter';
+    $('submit').replaceChildren('Accept the suggestion ', k);
+    $('keys').textContent = 'Keys: the number of a label, Enter accepts the model\u2019s suggestion when one is shown, ' +
+      'S skip, R give back, U undo the last label. Labels are saved in the background; the next task shows at once.';
   }
   const c = $('choices');
   c.replaceChildren();
@@ -379,7 +452,7 @@ document.addEventListener('keydown', (ev) => {
   }
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (form && form.key(ev)) ev.preventDefault();
-  else if (form && ev.key === 'Enter') submitForm();
+  else if (ev.key === 'Enter' && (form || suggested >= 0)) submitKey();
   else if (!form && /^[1-9]$/.test(ev.key)) label(Number(ev.key) - 1);
   else if (ev.key === 's' || ev.key === 'S') skip();
   else if (ev.key === 'r' || ev.key === 'R') giveBack();
@@ -400,7 +473,7 @@ window.addEventListener('pagehide', () => {
 
 document.addEventListener('DOMContentLoaded', async () => {
   $('skip').addEventListener('click', skip);
-  $('submit').addEventListener('click', submitForm);
+  $('submit').addEventListener('click', submitKey);
   $('release').addEventListener('click', giveBack);
   $('undo').addEventListener('click', undo);
   $('logout').addEventListener('click', () => {

@@ -6,6 +6,11 @@
 # keys, Enter) and the mouse (a label button for a selected span, a box
 # dragged on the image). The annotations in PostgreSQL are the values given:
 # every field exact, the boxes within a percent of where they were drawn.
+# Then the time from a submission to the next task on screen per label type
+# (issue 17's acceptance, for each type): 101 tasks in a project of one
+# field of each type, labeled with that type's least input, 100 figures
+# each; a table is printed and the figures written to
+# build/ui-screenshots/latency.json.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3 # Debian's, which has python3-selenium
@@ -26,13 +31,31 @@ IMG="data:image/svg+xml;base64,$(printf '%s' '<svg xmlns="http://www.w3.org/2000
 for i in $(seq 1 10); do
     printf '{"data":{"text":"Zoë met Bob at ACME in Paris, visit %d","image":"%s"}}\n' "$i" "$IMG"
 done | "$CTL" import --project "$P" - >/dev/null
+# One project of one field per type, 101 tasks each, for the latency run.
+LN=101
+LAT=""
+for spec in 'choice:{"type": "choice", "choices": ["yes", "no", "maybe"]}' \
+    'multi_choice:{"type": "multi_choice", "choices": ["food", "service", "price"]}' \
+    'rating:{"type": "rating", "min": 1, "max": 5}' \
+    'text:{"type": "text", "max_length": 100}' \
+    'spans:{"type": "spans", "over": "text", "labels": ["PER", "ORG"]}' \
+    'boxes:{"type": "boxes", "over": "image", "labels": ["car", "dog"]}'; do
+    kind=${spec%%:*}
+    echo "{\"fields\": [$(jq -c '. + {name: "f"}' <<<"${spec#*:}")]}" >"$E2E_DIR/schema-$kind.json"
+    L=$("$CTL" project create --name "latency $kind" --schema "$E2E_DIR/schema-$kind.json" --annotations-per-task 1)
+    for i in $(seq 1 $LN); do
+        printf '{"data":{"text":"Zoë met Bob at ACME in Paris, visit %d","image":"%s"}}\n' "$i" "$IMG"
+    done | "$CTL" import --project "$L" - >/dev/null
+    LAT="$LAT${LAT:+,}$kind:$L"
+done
 T=$(new_annotator ann1)
 U=$(sql "SELECT id FROM users WHERE name = 'ann1'")
 
 SHOTS="$QR_SOURCE_DIR/build/ui-screenshots"
 mkdir -p "$SHOTS"
-if out=$(timeout 120 "$PY" "$QR_SOURCE_DIR/tests/ui/label_schema.py" --url "$URL" --ca "$CA" --token "$T" --project "$P" \
-    --n 10 --shots "$SHOTS" --out "$E2E_DIR/given.jsonl" 2>"$E2E_DIR/browser.log"); then :; else
+if out=$(timeout 400 "$PY" "$QR_SOURCE_DIR/tests/ui/label_schema.py" --url "$URL" --ca "$CA" --token "$T" --project "$P" \
+    --n 10 --shots "$SHOTS" --out "$E2E_DIR/given.jsonl" --latency "$LAT" --latency-n $LN \
+    --latency-out "$SHOTS/latency.json" 2>"$E2E_DIR/browser.log"); then :; else
     fail "tests/ui/label_schema.py exited $?: $(tail -20 "$E2E_DIR/browser.log")"
 fi
 echo "$out"
@@ -60,5 +83,11 @@ for t, g in given.items():
         print('task %d boxes: %s != %s' % (t, gb, sb)); bad += 1
 sys.exit(1 if bad or set(given) != set(stored) else 0)
 PY
+for kv in ${LAT//,/ }; do
+    check "latency ${kv%%:*}: all $LN tasks labeled" $LN \
+        "$(sql "SELECT count(*) FROM annotations WHERE project_id = ${kv#*:} AND annotator_id = $U")"
+done
+check "latency.json has the six types" "boxes choice multi_choice rating spans text" \
+    "$(jq -r '.types | keys | join(" ")' "$SHOTS/latency.json" 2>&1)"
 check "screenshot label-schema.png written" true "$([ -s "$SHOTS/label-schema.png" ] && echo true || echo false)"
 finish

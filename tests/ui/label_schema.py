@@ -9,11 +9,23 @@ selected then a click on ORG; Tab, key 2 (dog) and a box dragged with the
 mouse over the image (its expected place computed from the image's size on
 screen); on even tasks Tab and a note typed; Enter. Writes one JSON line
 per task, {"task", "labels"} with the values given, to --out.
+
+Then, with --latency TYPE:PROJECT,..., the time from a submission to the
+next task on screen per label type: in each of those projects (one field
+of that type) --latency-n tasks are labeled with that type's least input
+(a choice key and Enter; two tags and Enter; a rating key and Enter; Tab,
+"ok" and Ctrl+Enter; a selected span, its key and Enter; a box dragged and
+Enter), and the page's own figures are read: until the next task is in the
+page (quorumLabelTimes) and until it is painted with its images decoded
+(quorumLabelPaint). Prints a table of their p50, p99 and max per type and
+writes them to --latency-out (JSON).
 """
 import argparse
 import os
 import json
+import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser  # noqa: E402
@@ -31,6 +43,9 @@ ap.add_argument('--project', type=int, required=True)
 ap.add_argument('--n', type=int, default=10)
 ap.add_argument('--shots', required=True)
 ap.add_argument('--out', required=True)
+ap.add_argument('--latency', default='')
+ap.add_argument('--latency-n', type=int, default=100)
+ap.add_argument('--latency-out', default='')
 args = ap.parse_args()
 
 
@@ -70,6 +85,75 @@ def current(prev):
         lease = t.get_attribute('data-lease')
         return lease and lease != prev and (lease, int(t.get_attribute('data-task')))
     return wait.until(ready)
+
+
+def figures(xs):
+    """p50, p99 and max (ms) of xs; p99 the value at rank ceil(0.99 n)."""
+    xs = sorted(xs)
+    return {'n': len(xs), 'p50': round(statistics.median(xs), 2),
+            'p99': round(xs[min(len(xs) - 1, -(-99 * len(xs) // 100) - 1)], 2), 'max': round(xs[-1], 2)}
+
+
+def one(kind):
+    """Labels the task on screen of a one-field project of type kind ("f")
+    with that type's least input, and submits it."""
+    if kind == 'choice':
+        key('1', Keys.ENTER)
+    elif kind == 'multi_choice':
+        key('1', '3', Keys.ENTER)
+    elif kind == 'rating':
+        key('3', Keys.ENTER)
+    elif kind == 'text':
+        ActionChains(drv).send_keys(Keys.TAB, 'ok').key_down(Keys.CONTROL).send_keys(Keys.ENTER) \
+            .key_up(Keys.CONTROL).perform()
+    elif kind == 'spans':
+        drv.execute_script(SELECT, 'f', 'ACME')
+        key('1', Keys.ENTER)
+    elif kind == 'boxes':
+        img = wait.until(lambda d: d.execute_script(
+            "const i = document.querySelector('section.field[data-field=f] img.box-image');"
+            "return i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0 && i"))
+        w, h = img.size['width'], img.size['height']
+        ActionChains(drv).move_to_element_with_offset(img, int(-0.3 * w), int(-0.3 * h)).click_and_hold() \
+            .move_to_element_with_offset(img, int(0.1 * w), int(0.1 * h)).release().send_keys(Keys.ENTER).perform()
+
+
+def latency():
+    """Submit to next task on screen, per label type (--latency)."""
+    out = {'tasks_per_type': args.latency_n, 'load_average': [round(x, 2) for x in os.getloadavg()],
+           'measured_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'types': {}}
+    for item in args.latency.split(','):
+        kind, p = item.split(':')
+        drv.get('%s/ui/label/%d' % (args.url, int(p)))
+        lease, task = current(None)
+        for i in range(args.latency_n):
+            one(kind)
+            if i + 1 < args.latency_n:
+                lease, task = current(lease)
+        ok = WebDriverWait(drv, 60).until(
+            lambda d: d.find_element(By.ID, 'pending').get_attribute('data-value') == '0')
+        check('%s: %d submissions acknowledged' % (kind, args.latency_n), True, ok)
+        st = drv.find_element(By.ID, 'status').text
+        check('%s: no submission refused' % kind, '', st if 'not stored' in st or 'Not yet' in st else '')
+        # The last submission has no next task: n - 1 figures.
+        dom = drv.execute_script('return window.quorumLabelTimes')
+        paint = WebDriverWait(drv, 5).until(lambda d: (lambda a: len(a) >= len(dom) and a)(
+            d.execute_script('return window.quorumLabelPaint')))
+        check('%s: a figure for every submission but the last' % kind, args.latency_n - 1, len(dom))
+        out['types'][kind] = {'in_page_ms': figures(dom), 'painted_ms': figures(paint)}
+        check('%s: submit to next task in the page, p50 under 50 ms' % kind, True,
+              out['types'][kind]['in_page_ms']['p50'] < 50)
+    print('# submit -> next task on screen, per label type (%d tasks each; load %s)' %
+          (args.latency_n, ' '.join(map(str, out['load_average']))))
+    print('# %-13s %28s   %28s' % ('type', 'in the page: p50 / p99 / max', 'painted: p50 / p99 / max'))
+    for kind, f in out['types'].items():
+        a, b = f['in_page_ms'], f['painted_ms']
+        print('# %-13s %8.2f / %7.2f / %7.2f ms   %8.2f / %7.2f / %7.2f ms' %
+              (kind, a['p50'], a['p99'], a['max'], b['p50'], b['p99'], b['max']))
+    if args.latency_out:
+        with open(args.latency_out, 'w') as f:
+            json.dump(out, f, indent=1)
+            f.write('\n')
 
 
 given = []
@@ -123,6 +207,8 @@ try:
     check('every submission acknowledged: the outbox is empty', True, ok)
     st = drv.find_element(By.ID, 'status').text
     check('no submission refused', '', st if 'not stored' in st or 'Not yet' in st else '')
+    if args.latency:
+        latency()
     errs = [e['message'] for e in drv.get_log('browser') if e['level'] == 'SEVERE']
     check('no script error or CSP violation in the console', [], errs)
 except Exception as e:
