@@ -7,8 +7,8 @@
 # dragged on the image). The annotations in PostgreSQL are the values given:
 # every field exact, the boxes within a percent of where they were drawn.
 # Then the time from a submission to the next task on screen per label type
-# (issue 17's acceptance, for each type): 101 tasks in a project of one
-# field of each type, labeled with that type's least input, 100 figures
+# (issue 17's acceptance, for each type): 51 tasks in a project of one
+# field of each type, labeled with that type's least input, 50 figures
 # each; a table is printed and the figures written to
 # build/ui-screenshots/latency.json.
 . "$(dirname "$0")/lib.sh"
@@ -31,8 +31,8 @@ IMG="data:image/svg+xml;base64,$(printf '%s' '<svg xmlns="http://www.w3.org/2000
 for i in $(seq 1 10); do
     printf '{"data":{"text":"Zoë met Bob at ACME in Paris, visit %d","image":"%s"}}\n' "$i" "$IMG"
 done | "$CTL" import --project "$P" - >/dev/null
-# One project of one field per type, 101 tasks each, for the latency run.
-LN=101
+# One project of one field per type, 51 tasks each, for the latency run.
+LN=51
 LAT=""
 for spec in 'choice:{"type": "choice", "choices": ["yes", "no", "maybe"]}' \
     'multi_choice:{"type": "multi_choice", "choices": ["food", "service", "price"]}' \
