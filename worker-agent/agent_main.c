@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 /* Upper bound on --annotators: each holds a connection and a file descriptor. */
-#define MAX_ANNOTATORS 1000
+#define MAX_ANNOTATORS 20000
 
 /* Appended to every help text after the connection flags. */
 #define PROFILE_HELP                                                                               \
@@ -115,7 +115,7 @@ static const char simulate_help[] =
     "logged on stderr and its lease dropped.\n"
     "\n"
     "  --project ID          the project's id\n"
-    "  --annotators N        number of virtual annotators (1-1000)\n"
+    "  --annotators N        number of virtual annotators (1-20000)\n"
     "  --accuracy P[-Q]      probability of the true label, 0 to 1; with a range,\n"
     "                        each annotator's is drawn uniformly in [P, Q]\n"
     "  --think-ms MIN[-MAX]  think time per task, uniform in ms (default 0-5)\n"

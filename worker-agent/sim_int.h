@@ -115,8 +115,10 @@ typedef struct sim_s {
     qr_client_config_t *cfgs; /* one per broker: cfg with another url (shallow copies) */
     int nurls;
     CURLM *multi;
-    char run_id[9]; /* 4 random bytes in hex: makes user names unique */
-    char **labels;  /* the project's label choices */
+    int epfd;            /* epoll set of the multi handle's sockets (sim_driver.c), or -1 */
+    int64_t curl_due_ms; /* when libcurl asked to be called back, -1: not asked */
+    char run_id[9];      /* 4 random bytes in hex: makes user names unique */
+    char **labels;       /* the project's label choices */
     size_t nlabels;
     json_t *schema;       /* the project's label schema (owned), NULL: a plain project */
     annotator_t *ann;     /* opt->annotators of them */
@@ -202,6 +204,12 @@ int sim_spool_due(sim_t *s, annotator_t *a);
 void sim_install_stop_handlers(void);
 /* Creates the crew's users over the multi handle. Returns 0 or -1 (printed). */
 int sim_create_users(sim_t *s);
+
+/* Hooks the multi handle's sockets and timer to an epoll set, so each turn
+ * of the loops handles only the connections with news (the multi-socket
+ * API: no scan of every transfer). Returns 0 or -1 (printed). */
+int sim_driver_open(sim_t *s);
+void sim_driver_close(sim_t *s);
 /* The annotation loop, until every annotator is done or the run must end.
  * Returns 0, or -1 on a libcurl, spool or ack-log failure (printed). */
 int sim_run_loop(sim_t *s);

@@ -29,8 +29,10 @@
  *
  * Waiting annotators sit in a binary heap keyed by the time they act next
  * (end of think time, backoff), so a loop turn costs O(log n) per annotator
- * that acts, not a scan of the crew. The loop sleeps in curl_multi_poll until
- * a transfer has news or the earliest annotator is due.
+ * that acts, not a scan of the crew. The loop sleeps in epoll_wait until a
+ * connection has news, libcurl's timer or the earliest annotator is due, and
+ * libcurl then acts on those connections alone (the multi-socket API), so
+ * neither side scans the crew.
  *
  * What an annotator does with a task (label, think time, skip / release /
  * abandon / submit) is hashed from (seed, task id, annotator index): the same
@@ -212,6 +214,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     char spool_dir[256] = "";
 
     memset(&s, 0, sizeof s);
+    s.epfd = -1;
     s.opt = opt;
     s.cfg = cfg;
     make_configs(&s);
@@ -272,6 +275,8 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
         fprintf(stderr, "quorum-agent: CURLMOPT_MAXCONNECTS: %s\n", curl_multi_strerror(mc));
         goto out;
     }
+    if (sim_driver_open(&s) < 0)
+        goto out;
     for (int i = 0; i < opt->annotators; i++) {
         annotator_t *a = &s.ann[i];
         if (qr_client_call_init(&a->call, &s.cfgs[a->url], REQUEST_TIMEOUT_MS) < 0) {
@@ -357,6 +362,7 @@ out:
         if (cmc != CURLM_OK)
             fprintf(stderr, "quorum-agent: curl_multi_cleanup: %s\n", curl_multi_strerror(cmc));
     }
+    sim_driver_close(&s); /* after the cleanup, which may still tell sockets to go */
     for (size_t i = 0; i < s.nlabels; i++)
         free(s.labels[i]);
     free(s.labels);
