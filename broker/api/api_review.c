@@ -35,6 +35,17 @@
 /* How often a waiting review grant asks PostgreSQL again (ms). */
 #define REVIEW_POLL_MS 250
 
+/* Answers 409 and returns 1 when the project is archived: nothing of it is
+ * reviewed, nor selected for review. */
+static int refused_archived(ctx_t *c)
+{
+    if (!c->project->archived_at)
+        return 0;
+    respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
+                  "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
+    return 1;
+}
+
 /* --- POST /v1/projects/{id}/reviews/leases ------------------------------------------------ */
 
 static void review_try(ctx_t *c);
@@ -140,11 +151,8 @@ void h_review_lease(ctx_t *c)
         respond_invalid(c, &why);
         return;
     }
-    if (c->project->archived_at) {
-        respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
-                      "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
+    if (refused_archived(c))
         return;
-    }
     c->max = (int)max;
     c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
     review_try(c);
@@ -545,11 +553,8 @@ void h_review_select(ctx_t *c)
         respond_invalid(c, &why);
         return;
     }
-    if (c->project->archived_at) {
-        respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
-                      "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
+    if (refused_archived(c))
         return;
-    }
     int ds = !strcmp(body.method, "dawid_skene");
     if (ds && !c->project->schema->implied) {
         respond_error(c, 422, QR_CODE_INVALID,

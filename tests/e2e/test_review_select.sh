@@ -99,6 +99,9 @@ refused 403 '{"method": "dawid_skene", "support_below": 0.8}' "$ANN"
 refused 401 '{"method": "dawid_skene", "support_below": 0.8}' ""
 S=$(new_project '{"name": "s", "schema": {"fields": [{"name": "x", "type": "text"}]}}')
 refused 422 '{"method": "dawid_skene", "support_below": 0.8}' "$ADMIN_TOKEN" "$S"
+A=$(new_project '{"name": "arch", "labels": ["a", "b"]}')
+api POST "/v1/projects/$A/archive" >/dev/null
+refused 409 '{"method": "majority", "support_below": 0.8}' "$ADMIN_TOKEN" "$A"
 check "no refusal recorded anything" "$before" "$(rows)"
 r=$(api POST "/v1/projects/$P/reviews/select" "$ADMIN_TOKEN" '{"method": "em", "support_below": 0.8}')
 grepq "majority" <<<"$r" && grepq "dawid_skene" <<<"$r" && pass "an unknown method's error names both" ||
@@ -165,60 +168,8 @@ check "the selected tasks are wrong at 3 times the rate of the others, and by 0.
     "$(python3 -c "print(str($SEL_RATE >= 3 * $UNSEL_RATE and $SEL_RATE >= $UNSEL_RATE + 0.1).lower())")"
 
 # --- the reviewer crew -------------------------------------------------------------------------
-# Leases with a token and decides by the truth (accept the consensus when
-# it is the truth, else pick an annotation that is, else correct); logs
-# "task reviewer decision value". Any refusal fails the crew.
-cat >"$E2E_DIR/crew.py" <<'PY'
-import json, ssl, sys, threading, urllib.request, urllib.error
-url, ca, project, log = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-crew = [t.split("=", 1) for t in sys.argv[5:]]
-ctx = ssl.create_default_context(cafile=ca)
-lock = threading.Lock()
-out = open(log, "a")
-errors = []
-def call(path, token, body):
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": "Bearer " + token,
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-def reviewer(name, token):
-    while True:
-        st, body = call("/v1/projects/%s/reviews/leases" % project, token, {"max": 3})
-        if st != 200:
-            errors.append((name, st, body))
-            return
-        if not body["leases"]:
-            return
-        for l in body["leases"]:
-            truth = l["data"]["_true_label"]
-            cons = l["consensus"]
-            if not cons["tie"] and cons["value"] == truth:
-                d = {"decision": "accept"}
-            else:
-                picks = [a["annotation_id"] for a in l["annotations"] if a["value"] == truth]
-                d = {"decision": "pick", "annotation_id": picks[0]} if picks else \
-                    {"decision": "correct", "value": truth}
-            st, r = call("/v1/projects/%s/reviews/leases/%s/submit" % (project, l["lease"]), token, d)
-            if st != 200 or r["value"] != truth:
-                errors.append((name, st, r))
-                continue
-            with lock:
-                out.write("%d %s %s %s\n" % (l["task_id"], name, d["decision"], r["value"]))
-                out.flush()
-threads = [threading.Thread(target=reviewer, args=(n, t)) for n, t in crew]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-for e in errors:
-    print("crew error:", e)
-sys.exit(1 if errors else 0)
-PY
-timeout 300 python3 "$E2E_DIR/crew.py" "$URL" "$CA" "$P" "$E2E_DIR/decisions.log" \
+# It decides by the truth (tests/e2e/review_crew.py).
+timeout 300 python3 "$QR_SOURCE_DIR/tests/e2e/review_crew.py" "$URL" "$CA" "$P" "$E2E_DIR/decisions.log" \
     "rev1=$R1" "rev2=$R2" "man1=$M1" && pass "the reviewer crew ran without a refusal" ||
     fail "the reviewer crew"
 check "every selected item decided, once, by the crew's log" "$NLOW $NLOW" \
