@@ -72,6 +72,9 @@
 #define QR_API_REVIEW_LEASE_SUBMIT(p, l)    QR_API_REVIEW_LEASES(p) "/" l "/submit"
 #define QR_API_REVIEW_LEASE_HEARTBEAT(p, l) QR_API_REVIEW_LEASES(p) "/" l "/heartbeat"
 #define QR_API_REVIEW_LEASE_RELEASE(p, l)   QR_API_REVIEW_LEASES(p) "/" l "/release"
+/* POST: complete tasks selected for review by their consensus support
+ * (issue 16, point 7: what the crew model is least sure of). */
+#define QR_API_REVIEW_SELECT(p) QR_API_PROJECT(p) "/reviews/select"
 /* Relabel rounds (issue 16, point 6): POST opens one, GET lists them. */
 #define QR_API_ROUNDS(p) QR_API_PROJECT(p) "/rounds"
 

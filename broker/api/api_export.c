@@ -20,8 +20,8 @@
 
 #include <math.h>
 
-#include "agreement_ds.h"
 #include "agreement_fields.h"
+#include "ds_fit.h"
 #include "ls_result.h"
 
 /* Rows per page. A Label Studio task carries its data and annotations:
@@ -37,21 +37,6 @@ enum ex_format { EX_JSONL, EX_CSV, EX_LS };
 enum ex_kind { EX_ANNOTATIONS, EX_CONSENSUS };
 enum ex_phase { PH_ANNOTATIONS, PH_UNDOS, PH_TASKS, PH_DONE };
 enum ex_wait { W_NONE, W_QUERY, W_DRAIN, W_WORK };
-
-/* kind=consensus&method=dawid_skene: the crew's model, fitted off the loop
- * on every judgement as of the export's snapshot before the first row is
- * written (agreement_ds.h). */
-typedef struct ds_s {
-    uv_work_t work;
-    ctx_t *c;                            /* the export's request */
-    char *labels_text, *judgements_text; /* the query's answer, until parsed (owned) */
-    int64_t *task;                       /* per item: its task id, ascending */
-    char **labels;                       /* per label index: the label (owned) */
-    uint32_t nlabels;
-    qr_dawid_skene_t fit;
-    int rc; /* of the parse and the fit: 0, or a QR_E* code with err */
-    char err[200];
-} ds_t;
 
 struct export_s {
     int format; /* enum ex_format */
@@ -71,28 +56,11 @@ struct export_s {
     char after[24];   /* the page's key: the last id of the page before */
     char page[24];    /* the page size */
     qr_buf_t out;     /* the page being formatted */
-    ds_t *ds;         /* method=dawid_skene: its fit (owned), else NULL */
+    /* method=dawid_skene: the crew's model, fitted off the loop on every
+     * judgement as of the export's snapshot before the first row is
+     * written (ds_fit.h); owned, else NULL */
+    qr_ds_fit_t *ds;
 };
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static void ds_free(ds_t *d)
-{
-    if (!d)
-        return;
-    free(d->labels_text);
-    free(d->judgements_text);
-    free(d->task);
-    for (uint32_t k = 0; d->labels && k < d->nlabels; k++)
-        free(d->labels[k]);
-    free(d->labels);
-    qr_dawid_skene_free(&d->fit);
-    free(d);
-}
 
 void export_free(ctx_t *c)
 {
@@ -105,7 +73,10 @@ void export_free(ctx_t *c)
         qr_label_schema_free(e->fields);
     json_decref(e->ls_fields);
     free(e->ls_to_name);
-    ds_free(e->ds);
+    if (e->ds) {
+        qr_ds_fit_free(e->ds);
+        free(e->ds);
+    }
     qr_buf_free(&e->out);
     free(e);
     c->exp = NULL;
@@ -441,10 +412,8 @@ static void put_consensus_fields(struct export_s *e, const PGresult *res)
  * auto-accepted task keeps its prediction; a task nobody labeled has none). */
 static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
 {
-    const ds_t *d = e->ds;
-    int64_t task = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-    const int64_t *at =
-        d->fit.items ? bsearch(&task, d->task, d->fit.items, sizeof *d->task, cmp_i64) : NULL;
+    const qr_ds_fit_t *d = e->ds;
+    int64_t item = qr_ds_fit_item(d, strtoll(PQgetvalue(res, i, 0), NULL, 10));
     int accepted = !strcmp(PQgetvalue(res, i, 7), "t");
     const char *label = NULL;
     char support[32] = "";
@@ -455,8 +424,7 @@ static void put_consensus_ds(struct export_s *e, const PGresult *res, int i)
     } else if (accepted) {
         label = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
         snprintf(support, sizeof support, "%s", PQgetvalue(res, i, 3));
-    } else if (at && d->fit.label[at - d->task] >= 0) {
-        size_t item = (size_t)(at - d->task);
+    } else if (item >= 0 && d->fit.label[item] >= 0) {
         label = d->labels[d->fit.label[item]];
         snprintf(support, sizeof support, "%.4f", d->fit.support[item]);
     }
@@ -648,109 +616,29 @@ static void start_stream(ctx_t *c);
 
 /* --- method=dawid_skene ---------------------------------------------------------------------- */
 
-/* In a worker thread: the judgements' text to dense indexes (items in task
- * order, annotators in id order), then the fit. Touches only d. */
-static void ds_work(uv_work_t *w)
+/* The fit is in (or failed); the rows follow. */
+static void on_ds_fit(qr_ds_fit_t *f, int status, void *arg)
 {
-    ds_t *d = w->data;
-    json_t *labels = json_loads(d->labels_text, 0, NULL);
-    d->nlabels = (uint32_t)json_array_size(labels);
-    d->labels = qr_xcalloc(d->nlabels + 1, sizeof *d->labels);
-    for (uint32_t k = 0; k < d->nlabels; k++)
-        d->labels[k] = qr_xstrdup(json_string_value(json_array_get(labels, k)));
-    json_decref(labels);
-    const char *p = d->judgements_text;
-    size_t n = *p ? 1 : 0;
-    for (const char *q = p; *q; q++)
-        n += *q == ',';
-    int64_t *task = qr_xcalloc(n + 1, sizeof *task), *who = qr_xcalloc(n + 1, sizeof *who);
-    uint32_t *item = qr_xcalloc(n + 1, sizeof *item), *ann = qr_xcalloc(n + 1, sizeof *ann);
-    uint32_t *lab = qr_xcalloc(n + 1, sizeof *lab);
-    uint32_t items = 0;
-    d->task = qr_xcalloc(n + 1, sizeof *d->task);
-    for (size_t j = 0; j < n; j++) {
-        char *end;
-        task[j] = strtoll(p, &end, 10);
-        who[j] = strtoll(end, &end, 10);
-        lab[j] = (uint32_t)strtoul(end, &end, 10);
-        p = *end == ',' ? end + 1 : end;
-        if (j == 0 || task[j] != task[j - 1])
-            d->task[items++] = task[j];
-        item[j] = items - 1;
-    }
-    /* Annotators: their ids sorted and made unique, each judgement's index
-     * found by bisection. */
-    int64_t *ids = qr_xcalloc(n + 1, sizeof *ids);
-    memcpy(ids, who, n * sizeof *ids);
-    qsort(ids, n, sizeof *ids, cmp_i64);
-    uint32_t anns = 0;
-    for (size_t j = 0; j < n; j++)
-        if (j == 0 || ids[j] != ids[anns - 1])
-            ids[anns++] = ids[j];
-    for (size_t j = 0; j < n; j++)
-        ann[j] = (uint32_t)((int64_t *)bsearch(&who[j], ids, anns, sizeof *ids, cmp_i64) - ids);
-    d->rc = qr_dawid_skene_run(n, item, ann, lab, items, anns, d->nlabels, NULL, &d->fit, d->err,
-                               sizeof d->err);
-    free(task);
-    free(who);
-    free(item);
-    free(ann);
-    free(lab);
-    free(ids);
-}
-
-/* On the loop: the fit is in; the rows follow. */
-static void ds_done(uv_work_t *w, int status)
-{
-    ds_t *d = w->data;
-    ctx_t *c = d->c;
+    ctx_t *c = arg;
     c->exp->wait = W_NONE;
     if (status < 0) {
-        respond_backend(c, "the Dawid-Skene fit", uv_strerror(status));
-        return;
-    }
-    if (d->rc < 0) {
-        respond_backend(c, "the Dawid-Skene fit", d->err[0] ? d->err : "it failed");
+        respond_backend(c, f->failed, f->err);
         return;
     }
     qr_info("project %" PRId64 ": Dawid-Skene over %u tasks, %u annotators, %u labels: %u "
             "iterations%s",
-            c->project->id, d->fit.items, d->fit.annotators, d->fit.labels, d->fit.iterations,
-            d->fit.converged ? ", converged" : ", at the cap");
+            c->project->id, f->fit.items, f->fit.annotators, f->fit.labels, f->fit.iterations,
+            f->fit.converged ? ", converged" : ", at the cap");
     start_stream(c);
-}
-
-static void on_ds_rows(const PGresult *res, const char *err, const char *sqlstate, void *arg)
-{
-    (void)sqlstate;
-    ctx_t *c = arg;
-    struct export_s *e = c->exp;
-    e->wait = W_NONE;
-    if (!res || PQntuples(res) != 1) {
-        respond_backend(c, "PostgreSQL", err ? err : "no judgements row");
-        return;
-    }
-    e->ds->labels_text = qr_xstrdup(PQgetvalue(res, 0, 0));
-    e->ds->judgements_text = qr_xstrdup(PQgetvalue(res, 0, 1));
-    e->ds->work.data = e->ds;
-    e->ds->c = c;
-    int rc = uv_queue_work(c->b->loop, &e->ds->work, ds_work, ds_done);
-    if (rc < 0) {
-        respond_backend(c, "the Dawid-Skene fit", uv_strerror(rc));
-        return;
-    }
-    e->wait = W_WORK;
 }
 
 /* Reads every judgement as of the snapshot, then fits the model. */
 static void ds_load(ctx_t *c)
 {
     struct export_s *e = c->exp;
-    char proj[24];
-    const char *params[] = {i64(c->project->id, proj), e->snapshot, e->org};
-    e->wait = W_QUERY;
-    if (qr_pg_query_unprepared(c->b->pg, QR_SQL_EXPORT_DS_JUDGEMENTS, 3, params, on_ds_rows, c) <
-        0) {
+    e->wait = W_WORK;
+    if (qr_ds_fit_start(e->ds, c->b->loop, c->b->pg, c->project->id, e->snapshot,
+                        strtoll(e->org, NULL, 10), on_ds_fit, c) < 0) {
         e->wait = W_NONE;
         respond_backend(c, "PostgreSQL", "pool closing");
     }

@@ -317,6 +317,7 @@ void h_review_lease(ctx_t *c);
 void h_review_submit(ctx_t *c);
 void h_review_heartbeat(ctx_t *c);
 void h_review_release(ctx_t *c);
+void h_review_select(ctx_t *c);
 
 /* api_rounds.c */
 void h_round_open(ctx_t *c);

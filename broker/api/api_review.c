@@ -16,14 +16,35 @@
  * (review items appear as tasks complete, on any broker: PostgreSQL is the
  * one place that knows, and a reviewer's poll costs one indexed query).
  *
+ * POST /v1/projects/{id}/reviews/select records review items on request:
+ * the complete tasks whose consensus support, by the majority or by the
+ * crew's Dawid-Skene model (fitted off the loop, broker/reports/ds_fit.h,
+ * as the consensus export fits it), is below a share, least sure first.
+ * The items are rows of reviews like those the completion trigger makes,
+ * so the grant above hands them out with no more to do: PostgreSQL is the
+ * review items' one queue.
+ *
  * The routes are the owning organization's admins, managers and reviewers
- * (ROUTE_NOT_VENDOR): a reviewer sees every annotator's answer.
+ * (ROUTE_NOT_VENDOR): a reviewer sees every annotator's answer; selecting
+ * is the admins' and managers'.
  */
 #include "api_int.h"
+#include "ds_fit.h"
 #include "sql_review.h"
 
 /* How often a waiting review grant asks PostgreSQL again (ms). */
 #define REVIEW_POLL_MS 250
+
+/* Answers 409 and returns 1 when the project is archived: nothing of it is
+ * reviewed, nor selected for review. */
+static int refused_archived(ctx_t *c)
+{
+    if (!c->project->archived_at)
+        return 0;
+    respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
+                  "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
+    return 1;
+}
 
 /* --- POST /v1/projects/{id}/reviews/leases ------------------------------------------------ */
 
@@ -130,11 +151,8 @@ void h_review_lease(ctx_t *c)
         respond_invalid(c, &why);
         return;
     }
-    if (c->project->archived_at) {
-        respond_error(c, 409, QR_CODE_PROJECT_ARCHIVED,
-                      "project %" PRId64 " is archived: nothing is reviewed", c->project->id);
+    if (refused_archived(c))
         return;
-    }
     c->max = (int)max;
     c->wait_until_ms = wait_ms ? qr_mono_ms() + wait_ms : 0;
     review_try(c);
@@ -432,4 +450,131 @@ void h_review_submit(ctx_t *c)
     const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user), i64(c->ids[1], tok)};
     if (qr_pg_query(c->b->pg, QR_SQL_REVIEW_TASK, 3, params, on_review_task, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
+}
+
+/* --- POST .../reviews/select ------------------------------------------------------------------ */
+
+/* One selection in flight (owned by its callbacks; freed before the answer). */
+typedef struct select_s {
+    ctx_t *c;
+    qr_review_select_body_t body;
+    qr_ds_fit_t fit; /* dawid_skene: the crew's model */
+} select_t;
+
+static void on_selected(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    (void)sqlstate;
+    select_t *s = arg;
+    ctx_t *c = s->c;
+    qr_review_select_body_t body = s->body;
+    free(s);
+    if (!res || PQntuples(res) != 1) {
+        respond_backend(c, "PostgreSQL", err ? err : "no counts");
+        return;
+    }
+    json_int_t considered = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    json_int_t selected = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    json_int_t already = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    qr_info("project %" PRId64 ": %" PRId64 " of %" PRId64 " complete task(s) selected for review "
+            "by user %" PRId64 " (%s support below %g; %" PRId64 " selected before)",
+            c->project->id, (int64_t)selected, (int64_t)considered, c->user.id, body.method,
+            body.support_below, (int64_t)already);
+    respond_json(c, 200,
+                 json_pack("{s:s s:f s:I s:I s:I}", "method", body.method, "support_below",
+                           body.support_below, "considered", considered, "selected", selected,
+                           "already_selected", already));
+}
+
+/* Runs the selection: tasks and supports NULL for the majority (PostgreSQL
+ * takes it), else the model's, as bigint[] and float8[] literals. */
+static void select_run(select_t *s, const char *tasks, const char *supports)
+{
+    ctx_t *c = s->c;
+    char proj[24], below[40], limit[24];
+    snprintf(below, sizeof below, "%.17g", s->body.support_below);
+    const char *params[] = {i64(c->project->id, proj),
+                            below,
+                            s->body.limit ? i64(s->body.limit, limit) : NULL,
+                            s->body.method,
+                            tasks,
+                            supports};
+    if (qr_pg_query(c->b->pg, tasks ? QR_SQL_REVIEW_SELECT_GIVEN : QR_SQL_REVIEW_SELECT_MAJORITY,
+                    tasks ? 6 : 4, params, on_selected, s) < 0) {
+        free(s);
+        respond_backend(c, "PostgreSQL", "pool closing");
+    }
+}
+
+/* The model is fitted: each judged task's support is its consensus's
+ * posterior to 4 decimals, as the consensus export shows it, so a task
+ * selected below 0.8 is one the export shows below 0.8. */
+static void on_select_fit(qr_ds_fit_t *f, int status, void *arg)
+{
+    select_t *s = arg;
+    ctx_t *c = s->c;
+    if (status < 0) {
+        respond_backend(c, f->failed, f->err);
+        qr_ds_fit_free(f);
+        free(s);
+        return;
+    }
+    qr_info("project %" PRId64 ": Dawid-Skene for review selection over %u tasks, %u annotators, "
+            "%u labels: %u iterations%s",
+            c->project->id, f->fit.items, f->fit.annotators, f->fit.labels, f->fit.iterations,
+            f->fit.converged ? ", converged" : ", at the cap");
+    qr_buf_t ids, sup;
+    qr_buf_init(&ids);
+    qr_buf_init(&sup);
+    qr_buf_appends(&ids, "{");
+    qr_buf_appends(&sup, "{");
+    int n = 0;
+    for (uint32_t i = 0; i < f->fit.items; i++) {
+        if (f->fit.label[i] < 0)
+            continue;
+        qr_buf_appendf(&ids, "%s%" PRId64, n ? "," : "", f->task[i]);
+        qr_buf_appendf(&sup, "%s%.4f", n ? "," : "", f->fit.support[i]);
+        n++;
+    }
+    qr_buf_appends(&ids, "}");
+    qr_buf_appends(&sup, "}");
+    qr_ds_fit_free(f);
+    select_run(s, ids.data, sup.data);
+    qr_buf_free(&ids);
+    qr_buf_free(&sup);
+}
+
+void h_review_select(ctx_t *c)
+{
+    if (parse_body(c, 0) < 0)
+        return;
+    qr_review_select_body_t body;
+    qr_invalid_t why;
+    if (qr_validate_review_select(c->body, &body, &why) < 0) {
+        respond_invalid(c, &why);
+        return;
+    }
+    if (refused_archived(c))
+        return;
+    int ds = !strcmp(body.method, "dawid_skene");
+    if (ds && !c->project->schema->implied) {
+        respond_error(c, 422, QR_CODE_INVALID,
+                      "method dawid_skene takes a project of one choice (labels); this project "
+                      "has a label schema: use majority");
+        return;
+    }
+    select_t *s = qr_xcalloc(1, sizeof *s);
+    s->c = c;
+    s->body = body;
+    if (!ds) {
+        select_run(s, NULL, NULL);
+        return;
+    }
+    /* The model as of now, over every annotator's judgements (the owner's
+     * view, as an owner's export fits it). */
+    if (qr_ds_fit_start(&s->fit, c->b->loop, c->b->pg, c->project->id, NULL, 0, on_select_fit, s) <
+        0) {
+        qr_ds_fit_free(&s->fit);
+        free(s);
+        respond_backend(c, "PostgreSQL", "pool closing");
+    }
 }

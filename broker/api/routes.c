@@ -82,6 +82,9 @@ const route_t qr_api_routes[] = {
      ROUTE_NOT_VENDOR},
     {"POST", QR_API_REVIEW_LEASE_RELEASE("*", "*"), h_review_release, QR_ROLE_REVIEW, 1,
      ROUTE_NOT_VENDOR},
+    /* Selecting tasks for review is the owner's managers' and admins'. */
+    {"POST", QR_API_REVIEW_SELECT("*"), h_review_select, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,
+     ROUTE_NOT_VENDOR},
     /* Relabel rounds (api_rounds.c): the owner's managers and admins open
      * them; its reviewers may read the list too. */
     {"POST", QR_API_ROUNDS("*"), h_round_open, QR_ROLE_ADMIN | QR_ROLE_MANAGER, 1,

@@ -722,3 +722,40 @@ int qr_validate_batch_entry(json_t *o, int64_t *lease, qr_invalid_t *why)
         return refuse(why, 422, "invalid", "each result needs an object with a lease");
     return 0;
 }
+
+int qr_validate_review_select(json_t *body, qr_review_select_body_t *out, qr_invalid_t *why)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "method") && strcmp(key, "support_below") && strcmp(key, "limit"))
+            return refuse(why, 422, "invalid",
+                          "unknown field '%.64s' (a review selection has method, support_below "
+                          "and limit)",
+                          key);
+    }
+    const char *m = json_string_value(json_object_get(body, "method"));
+    if (!m || (strcmp(m, "majority") && strcmp(m, "dawid_skene")))
+        return refuse(why, 422, "invalid",
+                      "method must be majority (the share of a task's annotations giving its "
+                      "most common value) or dawid_skene (the crew model's posterior of its "
+                      "consensus)");
+    out->method = !strcmp(m, "majority") ? "majority" : "dawid_skene";
+    json_t *b = json_object_get(body, "support_below");
+    if (!json_is_number(b) || !(json_number_value(b) >= 0 && json_number_value(b) <= 1))
+        return refuse(why, 422, "invalid",
+                      "support_below must be a number from 0 to 1 (a complete task whose "
+                      "consensus support is below it is selected for review)");
+    out->support_below = json_number_value(b);
+    json_t *l = json_object_get(body, "limit");
+    if (l && !json_is_null(l) &&
+        (!json_is_integer(l) || json_integer_value(l) < 1 ||
+         json_integer_value(l) > QR_REVIEW_SELECT_MAX))
+        return refuse(why, 422, "invalid",
+                      "limit must be an integer from 1 to %d (the most tasks selected, least "
+                      "sure first)",
+                      QR_REVIEW_SELECT_MAX);
+    out->limit = l && !json_is_null(l) ? json_integer_value(l) : 0;
+    return 0;
+}

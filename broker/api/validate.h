@@ -250,4 +250,23 @@ int qr_validate_batch_body(json_t *body, json_t **results, qr_invalid_t *why);
  */
 int qr_validate_batch_entry(json_t *o, int64_t *lease, qr_invalid_t *why);
 
+/* The most review items one POST .../reviews/select may record. */
+#define QR_REVIEW_SELECT_MAX 1000000
+
+/* POST .../reviews/select (issue 16, point 7): which measure of a task's
+ * consensus support picks the tasks to review, below what. */
+typedef struct {
+    const char *method;   /* "majority" or "dawid_skene" (static) */
+    double support_below; /* 0..1: tasks whose support is below it */
+    int64_t limit;        /* at most this many items; 0: no limit */
+} qr_review_select_body_t;
+
+/*
+ * The body of POST .../reviews/select: method (majority or dawid_skene,
+ * required), support_below (a number from 0 to 1, required), limit (an
+ * integer from 1 to QR_REVIEW_SELECT_MAX, optional), no other key. A
+ * refusal is 422 invalid.
+ */
+int qr_validate_review_select(json_t *body, qr_review_select_body_t *out, qr_invalid_t *why);
+
 #endif

@@ -15,6 +15,7 @@
  *   ctl_webhook.c     webhook add|list|rm|deliveries
  *   ctl_openapi.c     openapi
  *   ctl_round.c       round, rounds
+ *   ctl_review.c      review-select
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -29,6 +30,7 @@
 #include "ctl_org.h"
 #include "ctl_project.h"
 #include "ctl_report.h"
+#include "ctl_review.h"
 #include "ctl_round.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
@@ -96,6 +98,9 @@ static const char main_help[] =
     "                                                send complete tasks back for N more\n"
     "                                                annotations in a new round\n"
     "  rounds --project ID [--json]                  a project's relabel rounds\n"
+    "  review-select PROJECT --below X [--method dawid_skene|majority] [--limit N]\n"
+    "                                                review the complete tasks whose\n"
+    "                                                consensus support is below X\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -177,6 +182,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_round(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "rounds") == 0)
         rc = qr_ctl_rounds(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "review-select") == 0)
+        rc = qr_ctl_review_select(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

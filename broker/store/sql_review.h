@@ -76,6 +76,46 @@
  * not_yours, expired, tie, bad_annotation, full), task, the final value. */
 #define QR_SQL_REVIEW_DECIDE                                                                       \
     "SELECT result, task, value FROM quorum_review_decide($1, $2, $3, $4, $5, $6, $7::boolean)"
+/* POST .../reviews/select (sql/0037_review_select.sql): cand(task_id,
+ * support) is each task's consensus support by the chosen measure; of the
+ * project's complete tasks (never a control task) among them, those below
+ * $2 that have no review item yet get one, pending, least sure first (then
+ * by task id), at most $3 (NULL: no limit), selected_by $4. -> considered
+ * (complete tasks with a support), selected (items made), already_selected
+ * (below $2 but an item of any state exists). ON CONFLICT: a task another
+ * selection (or its completion) recorded meanwhile is skipped, counted in
+ * neither. */
+#define QR_SQL_REVIEW_SELECT_TAIL                                                                  \
+    " elig AS (SELECT cand.task_id, cand.support FROM cand JOIN tasks t ON t.id = cand.task_id"    \
+    "   WHERE t.project_id = $1 AND t.state = 'complete' AND NOT t.control),"                      \
+    " low AS (SELECT elig.task_id, elig.support,"                                                  \
+    "   EXISTS (SELECT 1 FROM reviews r WHERE r.task_id = elig.task_id) AS had"                    \
+    "   FROM elig WHERE elig.support < $2::float8),"                                               \
+    " ins AS (INSERT INTO reviews (project_id, task_id, support, selected_by)"                     \
+    "   SELECT $1, low.task_id, low.support, $4::text FROM low WHERE NOT low.had"                  \
+    "   ORDER BY low.support, low.task_id LIMIT $3::bigint"                                        \
+    "   ON CONFLICT (task_id) DO NOTHING RETURNING task_id)"                                       \
+    " SELECT (SELECT count(*) FROM elig), (SELECT count(*) FROM ins),"                             \
+    "  (SELECT count(*) FROM low WHERE low.had)"
+
+/* $1 project, $2 below, $3 limit, $4 'majority' -> as the tail. The
+ * majority's support as quorum_review_consensus takes it (the share of the
+ * task's current round's annotations giving its most common value), every
+ * task in one pass. */
+#define QR_SQL_REVIEW_SELECT_MAJORITY                                                              \
+    "WITH v AS (SELECT a.task_id, a.label, count(*) AS n FROM annotations a"                       \
+    "   JOIN tasks t ON t.id = a.task_id AND a.round = t.round"                                    \
+    "  WHERE a.project_id = $1 AND t.state = 'complete' AND NOT t.control GROUP BY 1, 2),"         \
+    " cand AS (SELECT v.task_id, max(v.n)::float8 / sum(v.n)::float8 AS support FROM v"            \
+    "  GROUP BY 1)," QR_SQL_REVIEW_SELECT_TAIL
+
+/* $1 project, $2 below, $3 limit, $4 'dawid_skene', $5 task ids (a bigint[]
+ * literal), $6 their supports (a float8[] literal, in the same order) ->
+ * as the tail. The broker fitted the model (broker/reports/ds_fit.h). */
+#define QR_SQL_REVIEW_SELECT_GIVEN                                                                 \
+    "WITH cand AS (SELECT u.task_id, u.support"                                                    \
+    "  FROM unnest($5::bigint[], $6::float8[]) AS u(task_id, support)),"                           \
+    QR_SQL_REVIEW_SELECT_TAIL
 // clang-format on
 
 #endif

@@ -35,7 +35,9 @@ start_broker
 # items and decide them; annotators and every vendor are refused (a reviewer
 # sees every organization's answers). The project reviews nothing, so a
 # grant is empty; the review lease 999999 does not exist (submit 404,
-# heartbeat and release 409).
+# heartbeat and release 409). Selecting tasks for review (reviews/select)
+# is the owner's admins' and managers' (nothing is complete: 200, none
+# selected).
 # Relabel rounds (issue 16): only the owner's admins and managers open one
 # (no task is complete, so the selection is empty: 422); its reviewers may
 # list them too; no vendor (a round reopens every organization's work).
@@ -92,6 +94,7 @@ POST /v1/projects/*/reviews/leases            401 401 401  200 200 200 403  403 
 POST /v1/projects/*/reviews/leases/*/submit   401 401 401  404 404 404 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/reviews/leases/*/heartbeat 401 401 401 409 409 409 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/reviews/leases/*/release  401 401 401  409 409 409 403  403 403 403 403  403 403 403 403
+POST /v1/projects/*/reviews/select            401 401 401  200 200 403 403  403 403 403 403  403 403 403 403
 POST /v1/projects/*/rounds                     401 401 401  422 422 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/rounds                      401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
 TABLE
@@ -143,6 +146,7 @@ body_for() { # ROUTE TAG -> a valid body
     "POST /v1/projects/*/reviews/leases") echo '{"max":1}' ;;
     "POST /v1/projects/*/reviews/leases/*/submit") echo '{"decision":"accept"}' ;;
     "POST /v1/projects/*/rounds") echo '{"agreement_below":0.5}' ;;
+    "POST /v1/projects/*/reviews/select") echo '{"method":"dawid_skene","support_below":0.5}' ;;
     "PUT /v1/projects/*/predictions") echo "{\"task_id\":$FIRST_TASK,\"value\":\"a\",\"score\":0.5}" ;;
     POST*) echo '{}' ;;
     *) echo "" ;;

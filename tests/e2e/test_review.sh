@@ -57,66 +57,6 @@ with open(out, "w") as f:
 PY
 "$CTL" import --project "$P" "$E2E_DIR/tasks.jsonl" >/dev/null
 
-# The reviewer crew's driver: leases with a token and decides by the truth
-# (accept the consensus when it is the truth, else pick an annotation that
-# is, else correct to the truth); logs "task reviewer decision value". Each
-# reviewer runs in a thread of its own; any refusal fails the crew.
-cat >"$E2E_DIR/crew.py" <<'PY'
-import json, ssl, sys, threading, urllib.request, urllib.error
-urls, ca, project, log = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
-crew = [t.split("=", 1) for t in sys.argv[5:]]
-ctx = ssl.create_default_context(cafile=ca)
-lock = threading.Lock()
-out = open(log, "a")
-errors = []
-def call(url, path, token, body):
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": "Bearer " + token,
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-def reviewer(k, name, token):
-    # Each reviewer alternates between the brokers, all at once.
-    n = 0
-    while True:
-        url = urls[n % len(urls)]
-        n += 1
-        st, body = call(url, "/v1/projects/%s/reviews/leases" % project, token, {"max": 3})
-        if st != 200:
-            errors.append((name, st, body))
-            return
-        if not body["leases"]:
-            return
-        for l in body["leases"]:
-            truth = l["data"]["_true_label"]
-            cons = l["consensus"]
-            if not cons["tie"] and cons["value"] == truth:
-                d = {"decision": "accept"}
-            else:
-                picks = [a["annotation_id"] for a in l["annotations"] if a["value"] == truth]
-                d = {"decision": "pick", "annotation_id": picks[0]} if picks else \
-                    {"decision": "correct", "value": truth}
-            st, r = call(url, "/v1/projects/%s/reviews/leases/%s/submit" % (project, l["lease"]),
-                         token, d)
-            if st != 200 or r["value"] != truth:
-                errors.append((name, st, r))
-                continue
-            with lock:
-                out.write("%d %s %s %s\n" % (l["task_id"], name, d["decision"], r["value"]))
-                out.flush()
-threads = [threading.Thread(target=reviewer, args=(k, n, t)) for k, (n, t) in enumerate(crew)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-for e in errors:
-    print("crew error:", e)
-sys.exit(1 if errors else 0)
-PY
-
 # --- the managers label some tasks, the crew the rest ----------------------------------------
 for M in "$M1" "$M2"; do
     r=$(api POST "/v1/projects/$P/leases" "$M" '{"max": 10}')
@@ -220,7 +160,7 @@ check "the fourth annotation came, and the review is pending again" "complete 4 
 # Two brokers, every reviewer at once on both: SKIP LOCKED keeps one
 # reviewer per item whatever broker grants it.
 start_second_broker || fail "a second broker"
-python3 "$E2E_DIR/crew.py" "$URL,$URL2" "$CA" "$P" "$E2E_DIR/decisions" rev1="$R1" rev2="$R2" \
+python3 "$QR_SOURCE_DIR/tests/e2e/review_crew.py" "$URL,$URL2" "$CA" "$P" "$E2E_DIR/decisions" rev1="$R1" rev2="$R2" \
     man1="$M1" man2="$M2" || fail "the reviewer crew"
 NREV=$(sql "SELECT count(*) FROM reviews WHERE project_id = $P")
 check "every selected task has exactly one decided review" "$NLOW $NLOW $NLOW" \

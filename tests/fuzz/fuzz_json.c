@@ -155,6 +155,16 @@ static void check_lease_and_release(json_t *b)
         check_refusal(&why);
     else if (reason && strlen(reason) > 500)
         broken("reason longer than 500 bytes accepted", NULL);
+    qr_review_select_body_t sel;
+    if (qr_validate_review_select(b, &sel, &why) < 0) {
+        check_refusal(&why);
+    } else {
+        if (strcmp(sel.method, "majority") && strcmp(sel.method, "dawid_skene"))
+            broken("unknown review selection method accepted", sel.method);
+        if (!(sel.support_below >= 0 && sel.support_below <= 1))
+            broken("support_below out of range", NULL);
+        check_in(sel.limit, 0, QR_REVIEW_SELECT_MAX, "limit");
+    }
 }
 
 /* One result (a submit's body or a batch entry) against a fixed label set. */
