@@ -39,6 +39,9 @@ start_broker
 # Relabel rounds (issue 16): only the owner's admins and managers open one
 # (no task is complete, so the selection is empty: 422); its reviewers may
 # list them too; no vendor (a round reopens every organization's work).
+# One task with its annotations (issue 17): the owner's and a sharing
+# vendor's admins, managers and reviewers (a vendor sees its crew's
+# annotations only), never an annotator; task 999999 does not exist: 404.
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -71,6 +74,7 @@ POST /v1/projects/*/submit                    401 401 401  200 200 403 200  200 
 POST /v1/projects/*/annotations/*/undo        401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
 GET /v1/projects/*/progress                   401 401 401  200 200 200 200  200 200 200 200  403 403 403 403
 GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/tasks/*                    401 401 401  404 404 404 403  404 404 404 403  403 403 403 403
 GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 GET /metrics                                  401 401 401  200 403 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
