@@ -15,6 +15,7 @@
  *   ctl_webhook.c     webhook add|list|rm|deliveries
  *   ctl_openapi.c     openapi
  *   ctl_round.c       round, rounds
+ *   ctl_task.c        task
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -30,6 +31,7 @@
 #include "ctl_project.h"
 #include "ctl_report.h"
 #include "ctl_round.h"
+#include "ctl_task.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
 #include "ctl_webhook.h"
@@ -96,6 +98,7 @@ static const char main_help[] =
     "                                                send complete tasks back for N more\n"
     "                                                annotations in a new round\n"
     "  rounds --project ID [--json]                  a project's relabel rounds\n"
+    "  task PROJECT TASK [--json]                    one task: its data, annotations, review\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -177,6 +180,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_round(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "rounds") == 0)
         rc = qr_ctl_rounds(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "task") == 0)
+        rc = qr_ctl_task(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();
