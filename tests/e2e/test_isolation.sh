@@ -289,9 +289,16 @@ c=$(api POST "/v1/projects/$P/annotations/999999/undo" "$O" '{}')
 check "another annotator cannot undo it, and cannot tell it from no annotation" \
     "409 $(echo "${c#* }" | jq -r .error.code)" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
 check "still one annotation" 1 "$(sql "SELECT count(*) FROM annotations")"
-# There is no route that reads a task by id: an annotator sees task data only
-# in the leases it is granted (every route is in the table above).
-check "no route reads a task by its id" "" \
+# An annotator sees task data only in the leases it is granted: the one
+# route that reads a task by id (issue 17, the quality view's task view)
+# refuses every annotator, of the owner and of the vendor, for a real task
+# as for none (every route is in the table above).
+check "one route reads a task by its id" "/v1/projects/*/tasks/*" \
     "$("$QR_BIN_DIR/quorumd" routes | jq -r 'select(.path | test("tasks/\\*")) | .path')"
+for who in A:annotator V:annotator; do
+    check "$who may not read a task it labeled, by its id" 403 \
+        "$(api GET "/v1/projects/$P/tasks/$FIRST_TASK" "${TOK[$who]}" | cut -d' ' -f1)"
+done
+check "the owner's manager reads it" 200 "$(api GET "/v1/projects/$P/tasks/$FIRST_TASK" "${TOK[A:manager]}" | cut -d' ' -f1)"
 
 finish
