@@ -130,6 +130,14 @@ check "start_ms is start" true \
     "$(jq '[.over_time.fields.label[] | (.start | fromdateiso8601) * 1000 == .start_ms] | all' "$E2E_DIR/ag.json")"
 check "the confusion does not move with time" "$(expected confusion)" "$(jq -cS '.confusion.label' "$E2E_DIR/ag.json")"
 
+# A project with no complete task: empty figures, not an error.
+EP=$(new_project '{"name":"empty","labels":["a","b"]}')
+r=$(api GET "/v1/projects/$EP/agreement?confusion=1&over_time=1")
+check "no complete task: 200" 200 "${r%% *}"
+check "no complete task: a zero matrix, no bucket, no point" \
+    '{"labels":["a","b"],"matrix":[[0,0],[0,0]],"annotations":0,"tasks":0,"tasks_without_consensus":0}|{"bucket":null,"completed_tasks":0,"fields":{"label":[]}}' \
+    "$(echo "${r#* }" | jq -c '.confusion.label')|$(echo "${r#* }" | jq -c '.over_time')"
+
 # --- who may read them: the route's own rule (no vendor, no annotator) ------------------------
 check "a reviewer reads them" 200 "$(api GET "/v1/projects/$P/agreement?confusion=1&over_time=1" "$REVIEWER" | cut -d' ' -f1)"
 check "the vendor's manager may not (the agreement report covers every organization)" 403 \
