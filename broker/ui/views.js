@@ -342,9 +342,19 @@ function confusionBlock(name, c) {
       `${fmtNumber(c.tasks_without_consensus)} tasks tied (no majority label) are left out.`));
 }
 
+// The agreement report's confusion and over_time cost a pass over the
+// project's complete tasks in PostgreSQL (some 2 s each at 100,000 tasks):
+// asked at most once a minute per project, the polls between reuse them.
+const EXTRAS_MS = 60000;
+const extras = new Map();
+
 export async function qualityView(id) {
   const p = await api.get(`/v1/projects/${id}`);
-  const ag = await api.get(`/v1/projects/${id}/agreement?per_item=1&confusion=1&over_time=1`);
+  const old = extras.get(id);
+  const fresh = old && Date.now() - old.at < EXTRAS_MS;
+  const ag = await api.get(`/v1/projects/${id}/agreement?per_item=1` + (fresh ? '' : '&confusion=1&over_time=1'));
+  if (fresh) Object.assign(ag, { confusion: old.confusion, over_time: old.over_time });
+  else extras.set(id, { at: Date.now(), confusion: ag.confusion, over_time: ag.over_time });
   const m = ag.metrics || {};
   const alpha = metricValue(m.krippendorff_alpha_nominal);
   const pa = metricValue(m.percent_agreement);
