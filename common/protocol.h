@@ -42,6 +42,7 @@
 #define QR_API_REINSTATE(p, user)    QR_API_PROJECT(p) "/annotators/" user "/reinstate"
 #define QR_API_RESUME(p)             QR_API_PROJECT(p) "/resume"
 #define QR_API_TASKS(p)              QR_API_PROJECT(p) "/tasks"
+#define QR_API_TASK(p, t)            QR_API_TASKS(p) "/" t
 #define QR_API_IMPORTS(p)            QR_API_PROJECT(p) "/imports"
 #define QR_API_LEASES(p)             QR_API_PROJECT(p) "/leases"
 #define QR_API_LEASE_HEARTBEAT(p, l) QR_API_LEASES(p) "/" l "/heartbeat"

@@ -301,6 +301,8 @@ void h_heartbeat(ctx_t *c);
 void h_progress(ctx_t *c);
 void h_report(ctx_t *c);
 void h_agreement(ctx_t *c);
+/* api_task.c */
+void h_task_get(ctx_t *c);
 void h_throughput(ctx_t *c);
 
 /* api_export.c */

@@ -5,6 +5,7 @@
 #include "api_int.h"
 
 #include "agreement_interval.h"
+#include "sql_quality.h"
 
 /* --- GET /v1/projects/{id}/progress ----------------------------------------------------------- */
 
@@ -212,6 +213,71 @@ void h_report(ctx_t *c)
 /* --- GET /v1/projects/{id}/agreement ------------------------------------------------------------
  */
 
+/* The agreement report's extras asked in the query string beyond the live
+ * report's own (?confusion=1, ?over_time=1), run one after the other on
+ * c->out once the live report is in (kept in c->max, which only lease
+ * requests use otherwise). */
+#define EXTRA_CONFUSION 1
+#define EXTRA_OVER_TIME 2
+
+static void agreement_extras(ctx_t *c);
+
+/* The project's choice fields as QR_SQL_AGREEMENT_CONFUSION takes them:
+ * [{"field", "labels"}, ...] in schema order (a plain project: "label"). */
+static char *choice_fields(const ctx_t *c)
+{
+    const qr_label_schema_t *s = c->project->schema;
+    json_t *a = json_array();
+    for (int i = 0; s && i < s->nfields; i++) {
+        const qr_label_field_t *f = &s->fields[i];
+        if (f->type != QR_LABEL_CHOICE)
+            continue;
+        json_t *labels = json_array();
+        for (int k = 0; k < f->nchoices; k++)
+            json_array_append_new(labels, json_string(f->choices[k]));
+        json_array_append_new(a, json_pack("{s:s s:o}", "field", f->name, "labels", labels));
+    }
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+static void on_agreement_extra(const PGresult *res, const char *err, const char *sqlstate,
+                               void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = res && PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (!o) {
+        respond_backend(c, "PostgreSQL", err ? err : "bad agreement row");
+        return;
+    }
+    int which = c->max & EXTRA_CONFUSION ? EXTRA_CONFUSION : EXTRA_OVER_TIME;
+    json_object_set_new(c->out, which == EXTRA_CONFUSION ? "confusion" : "over_time", o);
+    c->max &= ~which;
+    agreement_extras(c);
+}
+
+static void agreement_extras(ctx_t *c)
+{
+    if (!c->max) {
+        json_t *o = c->out;
+        c->out = NULL;
+        respond_json(c, 200, o);
+        return;
+    }
+    char proj[24];
+    char *fields = choice_fields(c);
+    const char *params[] = {i64(c->project->id, proj), fields,
+                            !c->project->schema || c->project->schema->implied ? "true" : "false"};
+    int rc = qr_pg_query(c->b->pg,
+                         c->max & EXTRA_CONFUSION ? QR_SQL_AGREEMENT_CONFUSION
+                                                  : QR_SQL_AGREEMENT_OVER_TIME,
+                         3, params, on_agreement_extra, c);
+    free(fields);
+    if (rc < 0)
+        respond_backend(c, "PostgreSQL", "pool closing");
+}
+
 static void on_live_agreement(int status, json_t *report, const char *err, void *arg)
 {
     ctx_t *c = arg;
@@ -222,20 +288,27 @@ static void on_live_agreement(int status, json_t *report, const char *err, void 
     c->full_precision = 1;
     /* Tables name annotators of other organizations "name@organization". */
     json_object_set_new(report, "project_org_id", json_integer((json_int_t)c->project->org_id));
-    respond_json(c, 200, report);
+    c->out = report;
+    agreement_extras(c);
+}
+
+/* A query flag: present and not "0". */
+static int flag_param(const ctx_t *c, const char *key)
+{
+    char v[16];
+    const char *s = query_param(c->req->query, key, v, sizeof v);
+    return s && strcmp(s, "0");
 }
 
 void h_agreement(ctx_t *c)
 {
-    char v[16], w[16], d[16];
-    const char *fresh = query_param(c->req->query, "fresh", v, sizeof v);
-    const char *per_item = query_param(c->req->query, "per_item", w, sizeof w);
-    const char *ds = query_param(c->req->query, "dawid_skene", d, sizeof d);
-    int extras = (per_item && strcmp(per_item, "0") ? QR_LIVE_ITEMS : 0) |
-                 (ds && strcmp(ds, "0") ? QR_LIVE_DAWID_SKENE : 0);
+    int extras = (flag_param(c, "per_item") ? QR_LIVE_ITEMS : 0) |
+                 (flag_param(c, "dawid_skene") ? QR_LIVE_DAWID_SKENE : 0);
+    c->max = (flag_param(c, "confusion") ? EXTRA_CONFUSION : 0) |
+             (flag_param(c, "over_time") ? EXTRA_OVER_TIME : 0);
     json_t *schema = schema_of(c);
-    qr_live_agreement_get(c->b->agreement, c->project->id, schema, fresh && strcmp(fresh, "0"),
-                          extras, on_live_agreement, c);
+    qr_live_agreement_get(c->b->agreement, c->project->id, schema, flag_param(c, "fresh"), extras,
+                          on_live_agreement, c);
     json_decref(schema);
 }
 

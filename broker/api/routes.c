@@ -40,6 +40,9 @@ const route_t qr_api_routes[] = {
     {"GET", QR_API_PROGRESS("*"), h_progress, QR_ROLE_ANY, 1, 0},
     {"GET", QR_API_AGREEMENT("*"), h_agreement, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
      1, ROUTE_NOT_VENDOR},
+    /* One task and its annotations (api_task.c): a vendor's crew's only. */
+    {"GET", QR_API_TASK("*", "*"), h_task_get, QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER,
+     1, 0},
     {"GET", QR_API_THROUGHPUT("*"), h_throughput,
      QR_ROLE_ADMIN | QR_ROLE_MANAGER | QR_ROLE_REVIEWER, 1, 0},
     /* Metrics cover every organization's projects: admins only. */

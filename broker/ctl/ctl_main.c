@@ -16,6 +16,7 @@
  *   ctl_openapi.c     openapi
  *   ctl_round.c       round, rounds
  *   ctl_review.c      review-select
+ *   ctl_task.c        task
  *
  * Exit codes (protocol.h): 0 success, 1 the broker or the network failed
  * the request, 2 the command line (or the connection settings) was wrong.
@@ -32,6 +33,7 @@
 #include "ctl_report.h"
 #include "ctl_review.h"
 #include "ctl_round.h"
+#include "ctl_task.h"
 #include "ctl_throughput.h"
 #include "ctl_user.h"
 #include "ctl_webhook.h"
@@ -101,6 +103,7 @@ static const char main_help[] =
     "  review-select PROJECT --below X [--method dawid_skene|majority] [--limit N]\n"
     "                                                review the complete tasks whose\n"
     "                                                consensus support is below X\n"
+    "  task PROJECT TASK [--json]                    one task: its data, annotations, review\n"
     "\n"
     "Run `quorumctl COMMAND --help` for a command's flags.\n"
     "\n"
@@ -184,6 +187,8 @@ int main(int argc, char **argv)
         rc = qr_ctl_rounds(argc - i, argv + i, &cfg);
     else if (strcmp(cmd, "review-select") == 0)
         rc = qr_ctl_review_select(argc - i, argv + i, &cfg);
+    else if (strcmp(cmd, "task") == 0)
+        rc = qr_ctl_task(argc - i, argv + i, &cfg);
     else
         rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
     qr_client_global_cleanup();

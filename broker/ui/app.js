@@ -1,11 +1,12 @@
 // app.js - the dashboard's shell: login and logout, the view for the URL's
-// fragment (#/, #/project/ID, #/project/ID/quality) and its polling. A view
+// fragment (#/, #/project/ID, #/project/ID/quality, #/project/ID/task/TASK)
+// and its polling. A view
 // is fetched again every POLL_MS (quality every QUALITY_POLL_MS: its
 // per-task list is computed for each request); the next poll is scheduled
 // when the last one ended, so a slow broker is never asked twice at once.
 
 import * as api from './api.js';
-import { projectsView, projectView, qualityView, h } from './views.js';
+import { projectsView, projectView, qualityView, taskView, h } from './views.js';
 
 const POLL_MS = 5000;
 const QUALITY_POLL_MS = 15000;
@@ -63,6 +64,8 @@ function start() {
 }
 
 function route() {
+  const t = location.hash.match(/^#\/project\/(\d+)\/task\/(\d+)$/);
+  if (t) return { view: () => taskView(Number(t[1]), Number(t[2]), me), every: POLL_MS };
   const m = location.hash.match(/^#\/project\/(\d+)(\/quality)?$/);
   if (!m) return { view: () => projectsView(), every: POLL_MS };
   const id = Number(m[1]);

@@ -35,9 +35,11 @@ export function fmtClock(ms) {
   return d.toTimeString().slice(0, 5);
 }
 
-// A line chart. series: [{name, points: [[x, y]...], dashed, cls}], x in ms
-// since the epoch (shown as hh:mm). opts: {title, xLabel, yLabel, width,
-// height, yMax}.
+// A line chart. series: [{name, points: [[x, y]...], dashed, cls, dots}], x
+// in ms since the epoch (shown as hh:mm, or by opts.xFormat(ms)). opts:
+// {title, xLabel, yLabel, width, height, yMax, yMin (below 0 when a point
+// is), xFormat}. A series with dots marks each point with a circle (class
+// "pt", its values in data-x and data-y) that names it on hover.
 export function lineChart(series, opts) {
   const W = opts.width || 560, H = opts.height || 240;
   const L = 64, R = 16, T = 44, B = 44;
@@ -51,19 +53,21 @@ export function lineChart(series, opts) {
   }
   let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
   if (x1 === x0) x1 = x0 + 60000;
-  const yt = ticks(0, Math.max(opts.yMax || 0, ...pts.map((p) => p[1])) || 1, 4);
-  const y1 = yt[yt.length - 1];
+  const ylo = Math.min(opts.yMin || 0, ...pts.map((p) => p[1]));
+  const yt = ticks(ylo, Math.max(opts.yMax || 0, ...pts.map((p) => p[1])) || 1, 4);
+  const y0 = yt[0], y1 = yt[yt.length - 1];
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y) => H - B - (y / y1) * (H - T - B);
+  const sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  const fx = opts.xFormat || fmtClock;
   for (const v of yt) {
     svg.appendChild(el('line', { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: 'grid' }));
     svg.appendChild(el('text', { x: L - 6, y: sy(v) + 4, 'text-anchor': 'end', class: 'tick' }, fmtNumber(v, 1)));
   }
-  const nx = 5;
-  for (let i = 0; i <= nx; i++) {
-    const x = x0 + ((x1 - x0) * i) / nx;
-    svg.appendChild(el('text', { x: sx(x), y: H - B + 16, 'text-anchor': 'middle', class: 'tick' }, fmtClock(x)));
-  }
+  // With few distinct x (buckets), a tick at each; else 6 evenly spread.
+  const xs = [...new Set(pts.map((p) => p[0]))].sort((a, b) => a - b);
+  const xticks = opts.xFormat && xs.length <= 8 ? xs : [0, 1, 2, 3, 4, 5].map((i) => x0 + ((x1 - x0) * i) / 5);
+  for (const x of xticks)
+    svg.appendChild(el('text', { x: sx(x), y: H - B + 16, 'text-anchor': 'middle', class: 'tick' }, fx(x)));
   svg.appendChild(el('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'axis' }));
   svg.appendChild(el('line', { x1: L, x2: L, y1: T, y2: H - B, class: 'axis' }));
   svg.appendChild(el('text', { x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-label' }, opts.xLabel));
@@ -74,6 +78,14 @@ export function lineChart(series, opts) {
     if (!s.points.length) continue;
     const d = s.points.map((p, i) => (i ? 'L' : 'M') + sx(p[0]).toFixed(1) + ' ' + sy(p[1]).toFixed(1)).join(' ');
     svg.appendChild(el('path', { d, class: 'line ' + (s.cls || ''), 'stroke-dasharray': s.dashed ? '5 4' : 'none' }));
+    if (s.dots) {
+      for (const p of s.points) {
+        const c = el('circle', { cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: 3.5, class: 'pt ' + (s.cls || ''),
+          'data-x': String(p[0]), 'data-y': String(p[1]) });
+        c.appendChild(el('title', {}, `${s.name}, ${fx(p[0])}: ${fmtNumber(p[1], 3)}` + (p[2] ? ` (${p[2]})` : '')));
+        svg.appendChild(c);
+      }
+    }
     svg.appendChild(el('line', { x1: lx, x2: lx + 18, y1: 30, y2: 30, class: 'line ' + (s.cls || ''),
       'stroke-dasharray': s.dashed ? '5 4' : 'none' }));
     svg.appendChild(el('text', { x: lx + 22, y: 34, class: 'legend' }, s.name));
@@ -156,6 +168,56 @@ export function heatmap(names, cell, opts) {
     svg.appendChild(el('rect', { x: kx, y: T + (10 - k) * 12, width: 16, height: 12, fill: colour(k / 10) }));
   svg.appendChild(el('text', { x: kx + 20, y: T + 10, class: 'tick' }, '100 %'));
   svg.appendChild(el('text', { x: kx + 20, y: T + 130, class: 'tick' }, '0 %'));
+  return svg;
+}
+
+// A confusion matrix: labels on both axes, matrix[i][j] the count of row
+// label i (an annotator's label) on tasks whose consensus is column label j.
+// Each cell shows its count and its share of the row, coloured by that
+// share (the diagonal, agreeing with the consensus, in green; the rest in
+// red); each rect carries data-row, data-col, data-count and data-share.
+export function confusionMatrix(labels, matrix, opts) {
+  const n = labels.length;
+  const C = Math.max(44, Math.min(64, 480 / Math.max(n, 1)));
+  const L = 150, T = 130;
+  const W = L + n * C + 110, H = T + n * C + 44;
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart heatmap confusion', role: 'img',
+    'aria-label': opts.title, width: W, height: H });
+  svg.appendChild(el('text', { x: 4, y: 16, class: 'chart-title' }, opts.title));
+  svg.appendChild(el('text', { x: L + (n * C) / 2, y: 36, 'text-anchor': 'middle', class: 'axis-label' },
+    opts.colLabel || 'consensus label'));
+  svg.appendChild(el('text', { x: 14, y: T + (n * C) / 2, 'text-anchor': 'middle', class: 'axis-label',
+    transform: `rotate(-90 14 ${T + (n * C) / 2})` }, opts.rowLabel || 'label given'));
+  const short = (s) => shorten(s, 18);
+  labels.forEach((nm, i) => {
+    svg.appendChild(el('text', { x: L - 6, y: T + i * C + C / 2 + 4, 'text-anchor': 'end', class: 'tick' }, short(nm)));
+    svg.appendChild(el('text', { x: 0, y: 0, class: 'tick',
+      transform: `translate(${L + i * C + C / 2 + 4} ${T - 6}) rotate(-60)` }, short(nm)));
+  });
+  svg.appendChild(el('text', { x: L + n * C + 10, y: T - 8, class: 'tick' }, 'row total'));
+  for (let i = 0; i < n; i++) {
+    const row = matrix[i] || [];
+    const total = row.reduce((a, b) => a + b, 0);
+    for (let j = 0; j < n; j++) {
+      const v = row[j] || 0;
+      const share = total ? v / total : null;
+      const fill = share === null || v === 0 ? '#f4f5f7' : i === j ? `hsl(120, 55%, ${(92 - 40 * share).toFixed(0)}%)`
+        : `hsl(0, 70%, ${(94 - 34 * share).toFixed(0)}%)`;
+      const r = el('rect', { x: L + j * C, y: T + i * C, width: C - 2, height: C - 2, class: 'conf-cell', fill,
+        'data-row': labels[i], 'data-col': labels[j], 'data-count': String(v), 'data-share': share === null ? '' : String(share) });
+      r.appendChild(el('title', {}, `given ${labels[i]}, consensus ${labels[j]}: ${fmtNumber(v)} annotation(s)` +
+        (share === null ? '' : `, ${fmtNumber(share * 100, 1)} % of the ${fmtNumber(total)} labelled ${labels[i]}`)));
+      svg.appendChild(r);
+      svg.appendChild(el('text', { x: L + j * C + C / 2 - 1, y: T + i * C + C / 2 - 1, 'text-anchor': 'middle',
+        class: 'cell-text' }, fmtNumber(v)));
+      if (share !== null)
+        svg.appendChild(el('text', { x: L + j * C + C / 2 - 1, y: T + i * C + C / 2 + 12, 'text-anchor': 'middle',
+          class: 'cell-sub' }, fmtNumber(share * 100, 0) + ' %'));
+    }
+    svg.appendChild(el('text', { x: L + n * C + 10, y: T + i * C + C / 2 + 4, class: 'tick' }, fmtNumber(total)));
+  }
+  svg.appendChild(el('text', { x: L, y: T + n * C + 20, class: 'tick' },
+    'each cell: annotations, and their share of the row (the label given)'));
   return svg;
 }
 

@@ -1,13 +1,14 @@
-// views.js - the dashboard's three views: the projects list, a project
-// (burn-down, completions per minute, per-annotator and per-vendor tables)
-// and its quality (agreement per field, the annotator x annotator heatmap,
-// the lowest-agreement tasks). Each view is an async function that fetches
+// views.js - the dashboard's views: the projects list, a project
+// (burn-down, completions per minute, per-annotator and per-vendor tables),
+// its quality (agreement per field and over time, the annotator x annotator
+// heatmap, per-label confusion against the consensus, the lowest-agreement
+// tasks) and one task with its annotations. Each view is an async function that fetches
 // what it shows from the API and returns a DOM tree; app.js calls it again
 // on every poll. Numbers shown carry their raw value in data-value, so a
 // test can compare them with the API's.
 
 import * as api from './api.js';
-import { barChart, fmtNumber, heatmap, lineChart, progressBar } from './charts.js';
+import { barChart, confusionMatrix, fmtNumber, heatmap, lineChart, progressBar } from './charts.js';
 
 export function h(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -160,7 +161,8 @@ export function tabs(id, which) {
   return h('nav', { class: 'tabs' },
     h('a', { href: '#/', class: '' }, '← All projects'),
     h('a', { href: `#/project/${id}`, class: which === 'project' ? 'on' : '' }, 'Throughput'),
-    h('a', { href: `#/project/${id}/quality`, class: which === 'quality' ? 'on' : '' }, 'Quality'));
+    h('a', { href: `#/project/${id}/quality`, class: which === 'quality' ? 'on' : '' }, 'Quality'),
+    which === 'task' ? h('a', { href: location.hash, class: 'on' }, 'Task') : null);
 }
 
 export async function projectView(id, me) {
@@ -303,9 +305,56 @@ function alphaReading(a) {
   return 'too low to rely on (< 0.667)';
 }
 
+// The x axis of the over-time chart for its bucket: a clock for minutes,
+// day and hour for hours (your clock), the UTC date for days.
+function bucketFormat(bucket) {
+  if (bucket === 'day') return (ms) => new Date(ms).toISOString().slice(0, 10);
+  if (bucket === 'hour') return (ms) => {
+    const d = new Date(ms);
+    return `${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${d.toTimeString().slice(0, 5)}`;
+  };
+  return (ms) => new Date(ms).toTimeString().slice(0, 5);
+}
+
+function overTimeChart(name, points, bucket) {
+  const pa = points.map((q) => [q.start_ms, q.percent_agreement, `${q.tasks} task(s)`]);
+  const alpha = points.filter((q) => q.krippendorff_alpha_nominal !== null)
+    .map((q) => [q.start_ms, q.krippendorff_alpha_nominal, `${q.tasks} task(s)`]);
+  const chart = lineChart([
+    { name: 'percent agreement', points: pa, cls: 's1', dots: true },
+    { name: 'Krippendorff alpha', points: alpha, cls: 's2', dots: true, dashed: true }],
+  { title: `${name}: agreement of the tasks completed each ${bucket}`, xLabel: `${bucket} the tasks completed in`,
+    yLabel: 'agreement (1 = perfect)', yMax: 1, xFormat: bucketFormat(bucket), empty: 'no task with two annotations complete yet' });
+  chart.setAttribute('data-field', name);
+  chart.setAttribute('data-points', String(points.length));
+  chart.classList.add('over-time');
+  return chart;
+}
+
+function confusionBlock(name, c) {
+  if (!c.labels.length || !c.annotations)
+    return h('p', { class: 'muted', 'data-field': name }, `${name}: no complete task with a consensus yet.`);
+  const chart = confusionMatrix(c.labels, c.matrix, { title: `${name}: label given × the task's consensus`,
+    rowLabel: 'label an annotator gave', colLabel: 'consensus of the task (majority label)' });
+  chart.setAttribute('data-field', name);
+  return h('div', {}, chart,
+    h('p', { class: 'note' }, `${fmtNumber(c.annotations)} annotations of ${fmtNumber(c.tasks)} complete tasks with a consensus; ` +
+      `${fmtNumber(c.tasks_without_consensus)} tasks tied (no majority label) are left out.`));
+}
+
+// The agreement report's confusion and over_time cost a pass over the
+// project's complete tasks in PostgreSQL (some 2 s each at 100,000 tasks):
+// asked at most once a minute per project, the polls between reuse them.
+const EXTRAS_MS = 60000;
+const extras = new Map();
+
 export async function qualityView(id) {
   const p = await api.get(`/v1/projects/${id}`);
-  const ag = await api.get(`/v1/projects/${id}/agreement?per_item=1`);
+  const old = extras.get(id);
+  const fresh = old && Date.now() - old.at < EXTRAS_MS;
+  const ag = await api.get(`/v1/projects/${id}/agreement?per_item=1` + (fresh ? '' : '&confusion=1&over_time=1'));
+  if (fresh) Object.assign(ag, { confusion: old.confusion, over_time: old.over_time });
+  else extras.set(id, { at: Date.now(), confusion: ag.confusion, over_time: ag.over_time });
   const m = ag.metrics || {};
   const alpha = metricValue(m.krippendorff_alpha_nominal);
   const pa = metricValue(m.percent_agreement);
@@ -360,7 +409,18 @@ export async function qualityView(id) {
       ann.length > 1 ? heatmap(names, cell, { title: 'Annotator × annotator: % of shared tasks labelled alike' })
         : h('p', { class: 'muted' }, 'The heatmap needs two annotators with tasks in common.'),
       barChart(labels, { title: 'Labels given (all annotations)', xLabel: 'label', yLabel: 'annotations' })),
-    h('p', { class: 'note' }, 'Per-label confusion against the consensus is not shown: the API does not give it yet (the agreement report has label counts, above).'),
+    h('h3', {}, 'Agreement over time'),
+    h('div', { class: 'charts', id: 'over-time' },
+      Object.entries((ag.over_time && ag.over_time.fields) || {}).map(([name, pts]) => overTimeChart(name, pts, ag.over_time.bucket))),
+    h('p', { class: 'note' }, 'Per choice field, the tasks that completed in each ' + ((ag.over_time && ag.over_time.bucket) || 'bucket') +
+      ' (by their last annotation) with two or more annotations: percent agreement = the share of their pairs of annotations that agree; ' +
+      'Krippendorff\u2019s alpha (nominal) = agreement beyond chance, left out of a bucket holding one label only.'),
+    h('h3', {}, 'Confusion against the consensus'),
+    h('div', { class: 'charts', id: 'confusion' },
+      Object.entries(ag.confusion || {}).map(([name, c]) => confusionBlock(name, c))),
+    h('p', { class: 'note' }, 'Rows: the label an annotator gave; columns: the consensus of the task, its unique most common label ' +
+      '(complete tasks with two or more annotations). Off the diagonal: annotations that went against the majority — ' +
+      'a dark cell names two labels the crew mixes up.'),
     h('h3', {}, 'Annotators against the majority and gold'),
     h('table', { class: 'data', id: 'quality-annotators' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Annotator'), h('th', { class: 'num' }, 'Annotations'),
@@ -376,8 +436,80 @@ export async function qualityView(id) {
     items.length ? h('table', { class: 'data', id: 'low-tasks' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Task'), h('th', { class: 'num' }, 'Annotations'),
         h('th', { class: 'num' }, 'Agreeing pairs'), h('th', {}, 'Majority label'))),
-      h('tbody', {}, items.map((x) => h('tr', {}, h('td', {}, '#' + x.item), num('judgements', x.judgements),
-        pct('agreement', x.agreement), h('td', {}, x.majority_label === null ? 'tie' : String(x.majority_label))))))
+      h('tbody', {}, items.map((x) => {
+        const task = String(x.item).split('/')[0];
+        return h('tr', { 'data-task': task }, h('td', {}, h('a', { href: `#/project/${id}/task/${task}`, class: 'task-link' }, '#' + x.item)),
+          num('judgements', x.judgements), pct('agreement', x.agreement),
+          h('td', {}, x.majority_label === null ? 'tie' : String(x.majority_label)));
+      })))
       : h('p', { class: 'muted' }, 'No task has two annotations yet.'),
-    h('p', { class: 'note' }, `Export a task\u2019s annotations with: quorumctl export --project ${id}`));
+    h('p', { class: 'note' }, `Open a task to see what each annotator said (or: quorumctl task ${id} TASK). ` +
+      'A task shown as 12/2 is task 12 in relabel round 2.'));
+}
+
+// --- one task ------------------------------------------------------------------------------
+
+function valueText(v) {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+// The unique most common value of a round's annotations, or null (a tie).
+function majority(anns) {
+  const n = new Map();
+  for (const a of anns) n.set(valueText(a.value), (n.get(valueText(a.value)) || 0) + 1);
+  const top = [...n.entries()].sort((a, b) => b[1] - a[1]);
+  if (!top.length || (top.length > 1 && top[0][1] === top[1][1])) return null;
+  return top[0][0];
+}
+
+export async function taskView(id, taskId, me) {
+  const [p, t] = await Promise.all([api.get(`/v1/projects/${id}`), api.get(`/v1/projects/${id}/tasks/${taskId}`)]);
+  const own = me.organization_id === p.org_id;
+  const rounds = new Map();
+  for (const a of t.annotations) {
+    if (!rounds.has(a.round)) rounds.set(a.round, []);
+    rounds.get(a.round).push(a);
+  }
+  const maj = new Map([...rounds.entries()].map(([r, anns]) => [r, majority(anns)]));
+  const rows = t.annotations.map((a) => {
+    const m = maj.get(a.round);
+    const v = valueText(a.value);
+    const agrees = m === null || rounds.get(a.round).length < 2 ? null : v === m;
+    return h('tr', { 'data-annotation': a.annotation_id, class: agrees === false ? 'disagrees' : '' },
+      h('td', { class: 'name', 'data-k': 'annotator' }, a.organization_id === p.org_id ? a.annotator : `${a.annotator}@${a.organization}`),
+      h('td', { 'data-k': 'organization' }, a.organization),
+      num('round', a.round),
+      h('td', { 'data-k': 'created_at' }, new Date(a.created_at).toLocaleString()),
+      h('td', { class: 'value', 'data-k': 'value', 'data-value': v }, v),
+      h('td', { 'data-k': 'agrees' }, agrees === null ? '—' : agrees ? 'yes' : 'no'));
+  });
+  const rv = t.review;
+  return h('section', {},
+    h('h2', {}, p.name, h('span', { class: 'muted' }, ` #${p.id}`), ` — task ${t.task_id}`),
+    tabs(id, 'task'),
+    h('div', { class: 'tiles' },
+      tile('State', t.state, 'state', t.state),
+      tile('Annotations', `${fmtNumber(t.done_count)} of ${fmtNumber(t.required)}`, 'done_count', t.done_count,
+        own ? 'in its current round' : 'in its current round, every organization'),
+      tile('Round', fmtNumber(t.round), 'round', t.round, t.round > 1 ? 'relabelled' : 'as imported'),
+      tile('Majority of this round', !(rounds.get(t.round) || []).length ? '—' : maj.get(t.round) === null ? 'tie' : maj.get(t.round),
+        'majority', maj.get(t.round) || '', (rounds.get(t.round) || []).length < 2 ? 'needs two annotations'
+          : maj.get(t.round) === null ? 'no label holds more annotations than every other' : 'the most common value shown'),
+      tile('External id', t.external_id === null ? '—' : t.external_id, 'external_id', t.external_id === null ? '' : t.external_id),
+      'gold' in t ? tile('Gold answer', t.gold === null ? '—' : valueText(t.gold), 'gold', t.gold === null ? '' : valueText(t.gold),
+        'shown to the owner\u2019s admins and managers only') : null,
+      tile('Review', rv ? (rv.decision || rv.state) : own ? 'none' : '—', 'review', rv ? (rv.decision || rv.state) : '',
+        rv && rv.value !== null && rv.value !== undefined ? `final value: ${valueText(rv.value)}` + (rv.reviewer ? `, by ${rv.reviewer}` : '')
+          : own ? 'never selected for review' : 'not shown to vendors')),
+    h('h3', {}, 'Data'),
+    h('pre', { class: 'task-data', id: 'task-data' }, JSON.stringify(t.data, null, 2)),
+    h('h3', {}, 'Annotations' + (own ? '' : ' (your organization\u2019s crew only)')),
+    h('table', { class: 'data', id: 'task-annotations' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Annotator'), h('th', {}, 'Organization'), h('th', { class: 'num' }, 'Round'),
+        h('th', {}, 'When (your clock)'), h('th', {}, 'Value given'), h('th', {}, 'With the majority of its round'))),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No annotation yet.')))),
+    h('p', { class: 'note' }, 'The majority is the unique most common value of a round\u2019s annotations shown here; ' +
+      '— when they tie or there is one. ' + (own ? '' : 'You see your crew\u2019s annotations only, so the majority is theirs. ') +
+      `Command line: quorumctl task ${id} ${t.task_id}`),
+    h('p', {}, own ? h('a', { href: `#/project/${id}/quality` }, '← Back to quality') : h('a', { href: `#/project/${id}` }, '← Back to the project')));
 }

@@ -41,6 +41,9 @@ start_broker
 # Relabel rounds (issue 16): only the owner's admins and managers open one
 # (no task is complete, so the selection is empty: 422); its reviewers may
 # list them too; no vendor (a round reopens every organization's work).
+# One task with its annotations (issue 17): the owner's and a sharing
+# vendor's admins, managers and reviewers (a vendor sees its crew's
+# annotations only), never an annotator; task 999999 does not exist: 404.
 # columns: none revoked expired | A:admin A:manager A:reviewer A:annotator | V:admin V:manager V:reviewer V:annotator | W:admin W:manager W:reviewer W:annotator
 read -r -d '' EXPECTED <<'TABLE' || true
 GET /healthz                                  200 200 200  200 200 200 200  200 200 200 200  200 200 200 200
@@ -73,6 +76,7 @@ POST /v1/projects/*/submit                    401 401 401  200 200 403 200  200 
 POST /v1/projects/*/annotations/*/undo        401 401 401  409 409 403 409  409 409 403 409  403 403 403 403
 GET /v1/projects/*/progress                   401 401 401  200 200 200 200  200 200 200 200  403 403 403 403
 GET /v1/projects/*/agreement                  401 401 401  200 200 200 403  403 403 403 403  403 403 403 403
+GET /v1/projects/*/tasks/*                    401 401 401  404 404 404 403  404 404 404 403  403 403 403 403
 GET /v1/projects/*/throughput                 401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
 GET /metrics                                  401 401 401  200 403 403 403  403 403 403 403  403 403 403 403
 GET /v1/projects/*/export                     401 401 401  200 200 200 403  200 200 200 403  403 403 403 403
@@ -289,9 +293,16 @@ c=$(api POST "/v1/projects/$P/annotations/999999/undo" "$O" '{}')
 check "another annotator cannot undo it, and cannot tell it from no annotation" \
     "409 $(echo "${c#* }" | jq -r .error.code)" "${r%% *} $(echo "${r#* }" | jq -r .error.code)"
 check "still one annotation" 1 "$(sql "SELECT count(*) FROM annotations")"
-# There is no route that reads a task by id: an annotator sees task data only
-# in the leases it is granted (every route is in the table above).
-check "no route reads a task by its id" "" \
+# An annotator sees task data only in the leases it is granted: the one
+# route that reads a task by id (issue 17, the quality view's task view)
+# refuses every annotator, of the owner and of the vendor, for a real task
+# as for none (every route is in the table above).
+check "one route reads a task by its id" "/v1/projects/*/tasks/*" \
     "$("$QR_BIN_DIR/quorumd" routes | jq -r 'select(.path | test("tasks/\\*")) | .path')"
+for who in A:annotator V:annotator; do
+    check "$who may not read a task it labeled, by its id" 403 \
+        "$(api GET "/v1/projects/$P/tasks/$FIRST_TASK" "${TOK[$who]}" | cut -d' ' -f1)"
+done
+check "the owner's manager reads it" 200 "$(api GET "/v1/projects/$P/tasks/$FIRST_TASK" "${TOK[A:manager]}" | cut -d' ' -f1)"
 
 finish

@@ -8,8 +8,11 @@
 # project worked by an owner's crew and a vendor's crew (quorum-agent
 # simulate), a bad token refused at the login, the dashboard's numbers
 # equal to the API's, a vendor manager's dashboard with only their crew, and
-# the token in no URL and not in localStorage. Screenshots of each view go
-# to build/ui-screenshots/ under the source root.
+# the token in no URL and not in localStorage; the quality view's confusion
+# matrix and agreement over time equal to the API's; a low-agreement task
+# clicked open, its annotations the per-task route's and PostgreSQL's, and
+# the same task as a vendor's manager sees it (their crew only). Screenshots
+# of each view go to build/ui-screenshots/ under the source root.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3 # Debian's, which has python3-selenium
@@ -89,11 +92,17 @@ check "the crews left part of the work: some annotations, not all 900" true \
 check "two of the annotators are the vendor's" 2 \
     "$(sql "SELECT count(*) FROM users u JOIN organizations o ON o.id = u.org_id WHERE o.name = 'vendor-v' AND u.role = 'annotator'")"
 
+# The tasks completed so far are spread over the last 5 minutes (by task id),
+# so the quality view's agreement over time has several points.
+sql "UPDATE annotations a SET created_at = a.created_at - (t.id % 5) * interval '1 minute'
+     FROM tasks t WHERE t.id = a.task_id AND t.project_id = $P AND t.state = 'complete'" >/dev/null
+
 # --- in the browser -----------------------------------------------------------------------------
 SHOTS="$QR_SOURCE_DIR/build/ui-screenshots"
 mkdir -p "$SHOTS"
 if out=$(timeout 120 "$PY" "$QR_SOURCE_DIR/tests/ui/dashboard.py" --url "$URL" --ca "$CA" \
-    --admin "$ADMIN_TOKEN" --vendor "$VMGR" --project "$P" --shots "$SHOTS" 2>"$E2E_DIR/browser.log"); then
+    --admin "$ADMIN_TOKEN" --vendor "$VMGR" --project "$P" --shots "$SHOTS" --dump "$E2E_DIR/shown.json" \
+    2>"$E2E_DIR/browser.log"); then
     :
 else
     fail "tests/ui/dashboard.py exited $?: $(tail -20 "$E2E_DIR/browser.log")"
@@ -102,7 +111,18 @@ echo "$out"
 PASSES=$((PASSES + $(grep -c '^ok - ' <<<"$out" || true)))
 FAILS=$((FAILS + $(grep -c '^not ok - ' <<<"$out" || true)))
 check "the browser checks ran" true "$([ "$(grep -c '^ok - ' <<<"$out" || true)" -ge 10 ] && echo true || echo false)"
-for s in login projects project quality vendor-project vendor-quality; do
+# The task the browser opened: its annotations as PostgreSQL holds them.
+T=$(jq .task "$E2E_DIR/shown.json" 2>/dev/null || echo 0)
+check "the task view showed the task's annotations as PostgreSQL holds them" \
+    "$(sql "SELECT coalesce(json_object_agg(id, label), '{}') FROM annotations WHERE task_id = $T" | jq -cS .)" \
+    "$(jq -cS .admin "$E2E_DIR/shown.json" 2>/dev/null)"
+check "the vendor's manager's: their crew's, as PostgreSQL holds them" \
+    "$(sql "SELECT coalesce(json_object_agg(a.id, a.label), '{}') FROM annotations a JOIN users u ON u.id = a.annotator_id
+            JOIN organizations o ON o.id = u.org_id WHERE a.task_id = $T AND o.name = 'vendor-v'" | jq -cS .)" \
+    "$(jq -cS .vendor "$E2E_DIR/shown.json" 2>/dev/null)"
+check "the task has annotations of both organizations (the vendor's view is a true subset)" true \
+    "$(sql "SELECT count(DISTINCT u.org_id) = 2 FROM annotations a JOIN users u ON u.id = a.annotator_id WHERE a.task_id = $T" | sed 's/^t$/true/; s/^f$/false/')"
+for s in login projects project quality task vendor-project vendor-quality vendor-task; do
     check "screenshot $s.png written" true "$([ -s "$SHOTS/$s.png" ] && echo true || echo false)"
 done
 finish

@@ -5,8 +5,12 @@ tests/e2e/test_ui_dashboard.sh.
 
 Logs in through the page (a bad token first), reads the numbers the pages
 show (each shown number carries its raw value in data-value) and compares
-them with the API's answers to the same token; logs in as a vendor's
-manager and checks that only their crew shows; checks that the token is in
+them with the API's answers to the same token (the confusion matrix's cells
+and the agreement-over-time chart's points too); opens a low-agreement
+task from the quality view and compares its annotations with the per-task
+route's (and writes them to --dump, which the shell test compares with
+PostgreSQL); logs in as a vendor's manager and checks that only their crew
+shows, in the project and in the same task's view; checks that the token is in
 no URL and not in localStorage. Writes a screenshot of each view to --shots.
 Prints one "ok - ..." or "not ok - ..." line per check (TAP-like, counted by
 the shell test); exits 0 when it ran to its end.
@@ -33,6 +37,7 @@ ap.add_argument('--admin', required=True)
 ap.add_argument('--vendor', required=True)
 ap.add_argument('--project', type=int, required=True)
 ap.add_argument('--shots', required=True)
+ap.add_argument('--dump', required=True, help='where to write the annotations the task views showed (JSON)')
 args = ap.parse_args()
 
 ctx = ssl.create_default_context(cafile=args.ca)
@@ -164,8 +169,60 @@ try:
           len(drv.find_elements(By.CSS_SELECTOR, 'svg.heatmap rect.cell, svg.heatmap rect.cell-none')))
     check('quality: the lowest-agreement tasks are listed', True,
           len(drv.find_elements(By.CSS_SELECTOR, '#low-tasks tbody tr')) > 0)
+
+    # The confusion matrix and agreement over time, against the API's.
+    agq = api('/v1/projects/%d/agreement?confusion=1&over_time=1' % P, args.admin)
+    conf = agq['confusion']['label']
+    svg = visible('#confusion svg.confusion[data-field="label"]')
+    cells = {(r.get_attribute('data-row'), r.get_attribute('data-col')): int(r.get_attribute('data-count'))
+             for r in svg.find_elements(By.CSS_SELECTOR, 'rect.conf-cell')}
+    want = {(a, b): conf['matrix'][i][j] for i, a in enumerate(conf['labels']) for j, b in enumerate(conf['labels'])}
+    check('quality: the confusion matrix has a cell per pair of labels (4 x 4)', 16, len(cells))
+    check('quality: every confusion cell is the API\'s count', want, cells)
+    check('quality: the crew agreed with some majority (the diagonal is not empty)', True,
+          sum(conf['matrix'][i][i] for i in range(len(conf['labels']))) > 0)
+    shares = [float(r.get_attribute('data-share')) for r in svg.find_elements(By.CSS_SELECTOR, 'rect.conf-cell')
+              if r.get_attribute('data-share')]
+    row_sums = {}
+    for r in svg.find_elements(By.CSS_SELECTOR, 'rect.conf-cell'):
+        if r.get_attribute('data-share'):
+            row_sums[r.get_attribute('data-row')] = row_sums.get(r.get_attribute('data-row'), 0) + float(r.get_attribute('data-share'))
+    check('quality: each row\'s shares add up to 1', True,
+          bool(shares) and all(abs(v - 1) < 1e-9 for v in row_sums.values()))
+    pts = agq['over_time']['fields']['label']
+    ot = visible('#over-time svg.over-time[data-field="label"]')
+    check('quality: the over-time chart says how many points the API gave', str(len(pts)), ot.get_attribute('data-points'))
+    drawn = [(int(c.get_attribute('data-x')), float(c.get_attribute('data-y')))
+             for c in ot.find_elements(By.CSS_SELECTOR, 'circle.pt.s1')]
+    check('quality: the over-time chart draws the API\'s points (percent agreement per bucket)',
+          [(q['start_ms'], round(q['percent_agreement'], 9)) for q in pts], [(x, round(y, 9)) for x, y in drawn])
+    check('quality: several buckets (tasks completed over several minutes)', True, len(pts) >= 3)
     shot('quality')
     nothing_leaked('admin', args.admin)
+
+    # A low-agreement task, clicked: its annotations as the per-task route gives them.
+    # The first listed task with annotations of both organizations, so the
+    # vendor's view of it below is a true part of it.
+    visible('#low-tasks a.task-link')
+    task = None
+    for r in drv.find_elements(By.CSS_SELECTOR, '#low-tasks tr[data-task]'):
+        cand = int(r.get_attribute('data-task'))
+        orgs = {a['organization'] for a in api('/v1/projects/%d/tasks/%d' % (P, cand), args.admin)['annotations']}
+        if len(orgs) == 2:
+            task = cand
+            break
+    check('quality: a listed task has annotations of both organizations', True, task is not None)
+    drv.find_element(By.CSS_SELECTOR, '#low-tasks tr[data-task="%d"] a.task-link' % task).click()
+    visible('#task-annotations')
+    t = api('/v1/projects/%d/tasks/%d' % (P, task), args.admin)
+    rows = {r.get_attribute('data-annotation'): r.find_element(By.CSS_SELECTOR, '[data-k=value]').get_attribute('data-value')
+            for r in drv.find_elements(By.CSS_SELECTOR, '#task-annotations tr[data-annotation]')}
+    check('task view: opened from the quality list', '#/project/%d/task/%d' % (P, task), '#' + drv.current_url.split('#')[1])
+    check('task view: its annotations are the per-task route\'s', {str(a['annotation_id']): a['value'] for a in t['annotations']}, rows)
+    check('task view: at least two annotations (a task with agreement)', True, len(rows) >= 2)
+    check('task view: the data shown is the task\'s', t['data'], json.loads(drv.find_element(By.ID, 'task-data').text))
+    dump = {'task': task, 'admin': rows}
+    shot('task')
 
     # Log out: the login again, the token forgotten.
     drv.find_element(By.ID, 'logout').click()
@@ -194,7 +251,23 @@ try:
     check('vendor: the quality view is refused as the API refuses it (403)', True,
           el is not None and 'may not' in el.text)
     shot('vendor-quality')
+
+    # The vendor's manager opens the same task: their crew's annotations only.
+    drv.get(args.url + '/ui/#/project/%d/task/%d' % (P, task))
+    visible('#task-annotations')
+    vt = api('/v1/projects/%d/tasks/%d' % (P, task), args.vendor)
+    vrows = {r.get_attribute('data-annotation'): r.find_element(By.CSS_SELECTOR, '[data-k=value]').get_attribute('data-value')
+             for r in drv.find_elements(By.CSS_SELECTOR, '#task-annotations tr[data-annotation]')}
+    check('vendor task view: the per-task route\'s annotations, their crew\'s', {str(a['annotation_id']): a['value'] for a in vt['annotations']}, vrows)
+    check('vendor task view: every row is of vendor-v', True,
+          all(r.find_element(By.CSS_SELECTOR, '[data-k=organization]').text == 'vendor-v'
+              for r in drv.find_elements(By.CSS_SELECTOR, '#task-annotations tr[data-annotation]')))
+    check('vendor task view: no gold tile', 0, len(drv.find_elements(By.CSS_SELECTOR, '.tile-value[data-k=gold]')))
+    dump['vendor'] = vrows
+    shot('vendor-task')
     nothing_leaked('vendor', args.vendor)
+    with open(args.dump, 'w') as f:
+        json.dump(dump, f)
 
     # The bad token's 401 and the vendor's 403 are the refusals the test asked for.
     errs = [e for e in drv.get_log('browser') if e['level'] == 'SEVERE' and
