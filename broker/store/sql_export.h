@@ -158,9 +158,10 @@
  * id, external id, consensus (NULL: a tie, or fewer annotations than
  * min(2, the round's overlap: the task's required in round 1, the
  * annotations a later round asked, or those a past round got)), support (the share of the
- * annotations that gave it), annotations, gold, data (JSON text), whether
- * the task was auto-accepted, in task id order. The majority is the unique
- * most frequent label, as `quorumctl agreement --per-item` computes it; an
+ * annotations that gave it), annotations, gold (NULL in a vendor's crew
+ * export, $4: a vendor never learns the gold answers its crew is measured
+ * by), data (JSON text), whether the task was auto-accepted, in task id
+ * order. The majority is the unique most frequent label, as `quorumctl agreement --per-item` computes it; an
  * auto-accepted task's consensus is its prediction, its support the
  * prediction's score (sql/0026_auto_accept.sql); a reviewed task's is the
  * reviewer's value, without a support; then the reviewed value, the
@@ -190,7 +191,8 @@
     "  CASE WHEN rv.id IS NOT NULL THEN NULL"                                                      \
     "   WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"              \
     "   WHEN pg.same = 1 AND pg.enough THEN round(pg.n::numeric / pg.total, 4) END,"               \
-    "  coalesce(pg.total, 0), pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                \
+    "  coalesce(pg.total, 0), CASE WHEN $4::bigint = 0 THEN pg.gold END, pg.data::text,"           \
+    "  pg.auto_accept = 'accepted',"                                                               \
     "  rv.value, ru.name, rv.decision, pg.rn"                                                      \
     " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn")                                  \
     " ORDER BY pg.id, pg.rn"
@@ -232,7 +234,7 @@
     "          AND rd.number = pg.round) END AS round_overlap"                                     \
     "   FROM pg JOIN pr ON pr.id = pg.id LEFT JOIN c ON c.task_id = pg.id AND c.round = pr.rn)"   \
     " SELECT pg.id, pg.external_id, pg.labels::text, pg.round_overlap, coalesce(pg.n, 0),"         \
-    "  pg.gold, pg.data::text, pg.auto_accept = 'accepted',"                                       \
+    "  CASE WHEN $4::bigint = 0 THEN pg.gold END, pg.data::text, pg.auto_accept = 'accepted',"     \
     "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
     "  pg.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
     " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
@@ -284,7 +286,8 @@
     "   UNION ALL"                                                                                 \
     "   SELECT 1, s.id, jsonb_build_object('id', s.id, " ann ","                                   \
     "     'completed_by', s.annotator_id, 'lead_time', " QR_SQL_EXPORT_LEAD("s") ","               \
-    "     'was_cancelled', false, 'ground_truth', coalesce(s.label = pg.gold, false),"             \
+    "     'was_cancelled', false, 'ground_truth',"                                                 \
+    "      coalesce($4::bigint = 0 AND s.label = pg.gold, false),"                                 \
     "     'created_at', " QR_SQL_EXPORT_TIME("s.created_at") ")"                                   \
     "   FROM s WHERE s.task_id = pg.id AND NOT EXISTS (SELECT 1 FROM imported_annotations"         \
     "     m WHERE m.task_id = pg.id AND m.annotator_id = s.annotator_id)) z), '[]'::jsonb)"        \

@@ -239,4 +239,24 @@ rc=0; "$CTL" task "$P" 999999 >/dev/null 2>"$E2E_DIR/err" || rc=$?
 check "quorumctl task of no such task: 1" 1 "$rc"
 grepq "has no task 999999" <"$E2E_DIR/err" && pass "and says why" || fail "stderr: $(cat "$E2E_DIR/err")"
 
+
+# --- gold answers never reach a vendor through an export ----------------------------------------
+ngold=$(sql "SELECT count(*) FROM tasks WHERE project_id = $P AND gold IS NOT NULL")
+r=$(api GET "/v1/projects/$P/export?kind=consensus&format=jsonl" "$MANAGER")
+check "the owner's manager's consensus export carries the gold answers" "$ngold" \
+    "$(echo "${r#* }" | jq -s '[.[] | select(.gold != null)] | length')"
+r=$(api GET "/v1/projects/$P/export?kind=consensus&format=jsonl" "$VM")
+check "the vendor's consensus export: 200" 200 "${r%% *}"
+check "and not one gold answer in it" "0 true" \
+    "$(echo "${r#* }" | jq -s '[.[] | select(.gold != null)] | length') $(echo "${r#* }" | jq -s 'length > 0')"
+r=$(api GET "/v1/projects/$P/export?kind=consensus&format=csv" "$VM")
+check "nor in its CSV (the gold column empty)" 0 \
+    "$(echo "${r#* }" | tail -n +2 | python3 -c 'import csv,sys; print(sum(1 for row in csv.reader(sys.stdin) if row[5]))')"
+r=$(api GET "/v1/projects/$P/export?format=ls" "$VM")
+check "its Label Studio export marks no annotation as ground truth" 0 \
+    "$(echo "${r#* }" | jq '[.. | objects | select(.ground_truth? == true)] | length')"
+r=$(api GET "/v1/projects/$P/export?format=ls" "$MANAGER")
+check "the owner's does, where a label equals the gold answer" true \
+    "$(echo "${r#* }" | jq '[.. | objects | select(.ground_truth? == true)] | length > 0')"
+
 finish
