@@ -168,6 +168,10 @@ SIM_RC=0
 wait "$SIM" || SIM_RC=$?
 SIM=""
 say "crew finished (exit $SIM_RC): $(done_count) of $REQUIRED annotations"
+if [ "$SIM_RC" != 0 ]; then # what the crew said, so a failed run can be read
+    say "the crew's last words:"
+    tail -n 25 "$W/sim.err" | sed 's/^/  /'
+fi
 # Let the reapers run past the TTL once more, then look for stale leases.
 sleep $(( (TTL_MS + REAPER_MS) / 1000 + 1 ))
 

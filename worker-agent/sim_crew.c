@@ -195,7 +195,7 @@ void sim_finish(annotator_t *a, state_t st)
     sim_t *s = a->sim;
     sim_heap_remove(s, a);
     if (a->state != ST_DONE && a->state != ST_STOPPED && a->state != ST_PAUSED &&
-        a->state != ST_FAILED)
+        a->state != ST_BENCHED && a->state != ST_FAILED)
         s->live--;
     a->state = st;
     sim_free_held(a);

@@ -316,6 +316,12 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
             s->paused = 1;
             s->archived |= !strcmp(a->call.code, QR_CODE_PROJECT_ARCHIVED);
             sim_finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
+        } else if (a->call.status == 403 && !strcmp(a->call.code, QR_CODE_ANNOTATOR_PAUSED)) {
+            /* The project's gold gate at work, not a fault: this annotator
+             * stops (holding nothing) and the others go on. */
+            sim_say(s, "%s: paused by the project: %s", a->name, a->call.message);
+            s->benched++;
+            sim_finish(a, ST_BENCHED);
         } else if (qr_client_call_retryable(&a->call)) {
             sim_retry_later(a, now);
         } else {

@@ -62,6 +62,7 @@ typedef enum {
     ST_DONE,    /* saw project_complete */
     ST_STOPPED, /* --duration over: stopped leasing with nothing left to send */
     ST_PAUSED,  /* the project was paused: stopped leasing with nothing left to send */
+    ST_BENCHED, /* 403 annotator_paused: the project's gold gate stopped this one */
     ST_FAILED   /* a non-retryable error (bad token, no such project) */
 } state_t;
 
@@ -149,6 +150,7 @@ typedef struct sim_s {
     int timed_out;
     int interrupted;
     int paused;   /* a lease request answered 409 project_paused (or project_archived) */
+    int benched;  /* annotators the gold gate stopped (403 annotator_paused) */
     int archived; /* it was project_archived */
 } sim_t;
 

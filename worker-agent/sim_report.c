@@ -41,6 +41,8 @@ static const char *state_name(state_t st)
         return "stopped";
     case ST_PAUSED:
         return "paused";
+    case ST_BENCHED:
+        return "paused_by_gold";
     case ST_FAILED:
         return "failed";
     default:
@@ -147,6 +149,11 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
         latency_json(&s->lease_hist), "submit_latency_ms", latency_json(&s->submit_hist),
         "project_complete", complete, "stopped_by_duration", s->stopping, "timed_out", s->timed_out,
         "interrupted", s->interrupted, "paused", s->paused);
+    if (body &&
+        json_object_set_new(body, "annotators_paused_by_gold", json_integer(s->benched)) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (!body || json_object_update(root, body) < 0) {
         json_decref(body);
         goto fail;
@@ -223,6 +230,8 @@ void sim_print_summary(const sim_t *s, double elapsed, int complete)
     printf("project complete: %s%s%s%s%s\n", complete ? "yes" : "no",
            s->stopping ? " (--duration over)" : "", s->timed_out ? " (--max-seconds reached)" : "",
            s->interrupted ? " (interrupted)" : "", s->paused ? " (paused)" : "");
+    if (s->benched)
+        printf("annotators paused by the project's gold gate: %d\n", s->benched);
     printf("errors:");
     int any = 0;
     for (size_t i = 0; i <= MAX_ERROR_KINDS; i++) {

@@ -19,6 +19,8 @@
  *                                   --wait-ms; an instant empty answer backs
  *                                   off 20-50 ms)
  *         --empty, project_complete--> DONE
+ *         --403 annotator_paused--> BENCHED (the gold gate stopped this
+ *                                   one; the others go on)
  *         --409 project_paused--> PAUSED; every other annotator finishes what
  *                                 it holds and stops at its next lease
  *                                 request (the run exits 8)
@@ -310,12 +312,17 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     int loop_rc = sim_run_loop(&s);
     double elapsed = (double)(qr_mono_ms() - s.start_ms) / 1000.0;
 
+    /* Complete: the crew saw project_complete, every annotator but those
+     * the gold gate stopped (403 annotator_paused) to the end. */
     int complete = loop_rc == 0 && !s.timed_out && !s.interrupted;
-    int finished = complete;
+    int finished = complete, done = 0;
     for (int i = 0; i < opt->annotators; i++) {
-        complete = complete && s.ann[i].state == ST_DONE;
-        finished = finished && (s.ann[i].state == ST_DONE || s.ann[i].state == ST_STOPPED);
+        state_t st = s.ann[i].state;
+        done += st == ST_DONE;
+        complete = complete && (st == ST_DONE || st == ST_BENCHED);
+        finished = finished && (st == ST_DONE || st == ST_STOPPED || st == ST_BENCHED);
     }
+    complete = complete && done > 0;
     sim_print_summary(&s, elapsed, complete);
     rc = complete || (opt->duration > 0 && finished) ? 0 : 1;
     if (rc && s.paused && s.archived && loop_rc == 0 && !s.timed_out && !s.interrupted) {

@@ -156,7 +156,7 @@ check "the 0.6 annotator is paused, and nobody else" "$LOW" \
 check "after the minimum count, below the minimum accuracy" "true true" \
     "$(sql "SELECT (compared >= 30)::text || ' ' || (accuracy < 0.7)::text FROM annotator_pauses WHERE annotator_id = $LOW")"
 check "the pause is logged once" 1 "$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "annotator $LOW paused: gold accuracy")"
-check "its simulated annotator stopped on 403" failed "$(jq -r '.per_annotator[0].state' "$E2E_DIR/sim3.json")"
+check "its simulated annotator stopped on 403 annotator_paused" paused_by_gold "$(jq -r '.per_annotator[0].state' "$E2E_DIR/sim3.json")"
 LOW_TOKEN=$(api POST /v1/tokens "$ADMIN_TOKEN" "{\"user\": \"$(name_of 3)\", \"role\": \"annotator\"}" | cut -d' ' -f2- | jq -r .token)
 for u in "$URL" "$URL2"; do
     r=$(API_URL=$u api POST "/v1/projects/$P/leases" "$LOW_TOKEN" '{"max": 1}')
