@@ -461,6 +461,14 @@ document.addEventListener('keydown', (ev) => {
   ev.preventDefault();
 });
 
+// Closing the tab while labels wait would drop them with the tab's
+// sessionStorage: the browser asks first (its own "Leave site?" prompt).
+window.addEventListener('beforeunload', (ev) => {
+  if (outbox.length === 0) return;
+  ev.preventDefault();
+  ev.returnValue = '';
+});
+
 // Leaving the page gives back the leases held ahead (not the labels waiting:
 // they stay in the outbox and go on the next visit).
 window.addEventListener('pagehide', () => {

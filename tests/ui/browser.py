@@ -42,3 +42,13 @@ def check(desc, expected, actual):
         print('ok - ' + desc)
     else:
         print('not ok - %s (expected %r, got %r)' % (desc, expected, actual))
+
+
+def wait_saved(drv, timeout=30):
+    """Until the labeler's outbox is empty (every label acknowledged), so
+    leaving the page asks nothing (its beforeunload prompt while labels
+    wait)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(drv, timeout).until(
+        lambda d: d.find_element(By.ID, 'pending').get_attribute('data-value') == '0')

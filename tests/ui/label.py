@@ -111,6 +111,9 @@ try:
             check('outage: the page says the connection is lost and how many labels wait', True,
                   'Connection lost' in txt and 'waiting' in txt)
             print('# outage: the page said: ' + txt)
+            leave = 'const e = new Event("beforeunload", {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented'
+            check('outage: closing the tab with labels waiting asks first (beforeunload)', True,
+                  drv.execute_script(leave))
             drv.save_screenshot(args.shots + '/label-outage.png')
             while not os.path.exists(os.path.join(args.sync, 'back')):
                 time.sleep(0.1)
@@ -121,6 +124,8 @@ try:
     # Everything acknowledged: the outbox is empty.
     ok = WebDriverWait(drv, 40).until(lambda d: d.find_element(By.ID, 'pending').get_attribute('data-value') == '0')
     check('every label acknowledged: the outbox is empty', True, ok)
+    check('with nothing waiting, closing the tab asks nothing', False, drv.execute_script(
+        'const e = new Event("beforeunload", {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented'))
     times = drv.execute_script('return window.quorumLabelTimes')
     times = sorted(times)
     if times:

@@ -97,6 +97,7 @@ def banner():
 
 
 def open_project(p):
+    browser.wait_saved(drv)
     drv.get('%s/ui/label/%d' % (args.url, p))
     wait.until(lambda d: d.find_element(By.ID, 'work').is_displayed())
 

@@ -124,6 +124,7 @@ def latency():
            'measured_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'types': {}}
     for item in args.latency.split(','):
         kind, p = item.split(':')
+        browser.wait_saved(drv)
         drv.get('%s/ui/label/%d' % (args.url, int(p)))
         lease, task = current(None)
         for i in range(args.latency_n):
