@@ -103,6 +103,57 @@ int qr_cli_usage_error(const char *prog, const char *cmd, const char *fmt, ...)
     return QR_EXIT_USAGE;
 }
 
+/* Optimal string alignment distance of a and b (a transposition is one
+ * edit), or a number above 2 as soon as it must be: only near words matter. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64 || (n > m ? n - m : m - n) > 2)
+        return 3;
+    size_t d[65][65];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[n][m];
+}
+
+const char *qr_cli_nearest(const char *word, const char *const *known)
+{
+    const char *best = NULL;
+    size_t best_d = 3, len = strlen(word);
+    for (; *known; known++) {
+        size_t dist = edit_distance(word, *known);
+        if (dist < best_d && dist * 2 < len) {
+            best = *known;
+            best_d = dist;
+        }
+    }
+    return best;
+}
+
+int qr_cli_unknown_command(const char *prog, const char *word, const char *const *known)
+{
+    const char *near = qr_cli_nearest(word, known);
+    if (near)
+        return qr_cli_usage_error(prog, "", "unknown command '%s'; did you mean '%s'?", word, near);
+    return qr_cli_usage_error(prog, "", "unknown command '%s'", word);
+}
+
 int qr_cli_project_id(const char *prog, const char *cmd, const char *value, long long *out)
 {
     int name_len = cmd[0] ? (int)strlen(cmd) - 1 : 0; /* cmd without its trailing space */

@@ -59,6 +59,20 @@ int qr_cli_usage_error(const char *prog, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * The known word nearest to word (edit distance with transpositions), when
+ * it is near enough to be a typo of it (at most 2 edits, and fewer than
+ * half the word's length); NULL otherwise. known ends with NULL.
+ */
+const char *qr_cli_nearest(const char *word, const char *const *known);
+
+/*
+ * The usage error for an unknown command: "PROG: unknown command 'X'", with
+ * "; did you mean 'Y'?" when a known one is near (qr_cli_nearest). Returns
+ * QR_EXIT_USAGE. known ends with NULL.
+ */
+int qr_cli_unknown_command(const char *prog, const char *word, const char *const *known);
+
+/*
  * The value of a command's `--project ID` (NULL when not given) as a
  * positive integer in *out. Returns QR_EXIT_OK, or QR_EXIT_USAGE after a
  * usage error "CMD: --project ID is required" or "CMD: --project must be a

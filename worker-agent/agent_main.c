@@ -859,6 +859,9 @@ static int cmd_spool(int argc, char **argv, qr_client_config_t *cfg)
     return rc;
 }
 
+/* Every command main dispatches, for "did you mean" on a typo. */
+static const char *const commands[] = {"simulate", "login", "label", "exec", "spool", "help", NULL};
+
 int main(int argc, char **argv)
 {
     qr_client_config_t cfg;
@@ -883,7 +886,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[i], "help") == 0)
         rc = (qr_cli_help(stdout, main_help), 0);
     else
-        rc = qr_cli_usage_error(prog, "", "unknown command '%s'", argv[i]);
+        rc = qr_cli_unknown_command(prog, argv[i], commands);
     qr_client_config_free(&cfg);
     return rc;
 }

@@ -121,6 +121,12 @@ static int has_flag(int argc, char **argv, const char *flag)
     return 0;
 }
 
+/* Every command main dispatches, for "did you mean" on a typo. */
+static const char *const commands[] = {
+    "agreement", "help",  "org",    "project",       "user",   "import",  "predictions",
+    "report",    "token", "cert",   "throughput",    "export", "webhook", "reinstate",
+    "openapi",   "round", "rounds", "review-select", "task",   NULL};
+
 int main(int argc, char **argv)
 {
     qr_client_config_t cfg;
@@ -190,7 +196,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "task") == 0)
         rc = qr_ctl_task(argc - i, argv + i, &cfg);
     else
-        rc = qr_cli_usage_error(prog, "", "unknown command '%s'", cmd);
+        rc = qr_cli_unknown_command(prog, cmd, commands);
     qr_client_global_cleanup();
     qr_client_config_free(&cfg);
     return rc;

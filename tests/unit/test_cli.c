@@ -149,6 +149,36 @@ static void test_parse_numbers(void **state)
     assert_true(d == 0.25);
 }
 
+static void test_unknown_command_suggests_the_nearest(void **state)
+{
+    (void)state;
+    static const char *const known[] = {"report", "review-select", "task", "import", NULL};
+    assert_string_equal(qr_cli_nearest("reveiw-select", known), "review-select"); /* swap */
+    assert_string_equal(qr_cli_nearest("repot", known), "report");                /* drop */
+    assert_string_equal(qr_cli_nearest("imports", known), "import");              /* add */
+    assert_string_equal(qr_cli_nearest("taks", known), "task");
+    assert_null(qr_cli_nearest("xyz", known));     /* nothing near */
+    assert_null(qr_cli_nearest("ta", known));      /* 2 edits of a 2-letter word: not a typo */
+    assert_null(qr_cli_nearest("reprtxx", known)); /* 3 edits */
+    assert_null(qr_cli_nearest("", known));
+
+    capture_t c;
+    capture_start(&c, stderr);
+    int rc = qr_cli_unknown_command("quorumctl", "repot", known);
+    char *err = capture_end(&c);
+    assert_int_equal(rc, QR_EXIT_USAGE);
+    assert_string_equal(err, "quorumctl: unknown command 'repot'; did you mean 'report'?\n"
+                             "Run `quorumctl --help` for usage.\n");
+    free(err);
+    capture_start(&c, stderr);
+    rc = qr_cli_unknown_command("quorumctl", "frobnicate", known);
+    err = capture_end(&c);
+    assert_int_equal(rc, QR_EXIT_USAGE);
+    assert_string_equal(err, "quorumctl: unknown command 'frobnicate'\n"
+                             "Run `quorumctl --help` for usage.\n");
+    free(err);
+}
+
 static void test_usage_error_and_project_id(void **state)
 {
     (void)state;
@@ -478,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_call_reports_the_api_error),
         cmocka_unit_test(test_call_refuses_an_answer_that_is_not_json),
         cmocka_unit_test(test_call_without_a_broker),
+        cmocka_unit_test(test_unknown_command_suggests_the_nearest),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
