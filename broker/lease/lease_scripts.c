@@ -43,7 +43,9 @@
 
 /* ARGV: annotator, max, now, ttl, scan, live[, org, quota, cap[, gold rate,
  * gold onboarding, judged]]. Grants up
- * to max leases scanning at most scan ready tasks, and no lease past live
+ * to max leases scanning at most scan ready tasks (read a page at a time:
+ * 2 max + 8 first, which is nearly always enough, then 64 at a time; the
+ * ranks of the next page step back over the members this call took out), and no lease past live
  * ones of this annotator (-1: no bound): alive counts each annotator's live
  * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
  * With org (the annotator's organization) the grant is counted: each lease
@@ -104,8 +106,14 @@ static const char GRANT_LUA[] =
     "end\n"
     "local ngold = gon and tonumber(redis.call('HGET', gold_served, ann) or '0') or 0\n"
     "local golds = nil\n"
-    "local cand = redis.call('ZRANGE', ready, 0, scan - 1)\n"
-    "local ci = 1\n"
+    "local cand, ci, got, gone = {}, 1, 0, 0\n"
+    "local function page()\n"
+    "  if got >= scan then return false end\n"
+    "  local n = math.min(scan - got, got == 0 and max * 2 + 8 or 64)\n"
+    "  cand, ci = redis.call('ZRANGE', ready, got - gone, got - gone + n - 1), 1\n"
+    "  got = #cand < n and scan or got + n\n"
+    "  return #cand > 0\n"
+    "end\n"
     "local out = {}\n"
     "while #out < max do\n"
     "  if (quota >= 0 and nvused >= quota) or (cap >= 0 and naused >= cap) then break end\n"
@@ -128,12 +136,12 @@ static const char GRANT_LUA[] =
     "      end\n"
     "    end\n"
     "  end\n"
-    "  while not tid and ci <= #cand do\n"
+    "  while not tid and (ci <= #cand or page()) do\n"
     "    local c = cand[ci]\n"
     "    ci = ci + 1\n"
     "    if not redis.call('ZSCORE', seen, c .. ':' .. ann) then\n"
     "      if tonumber(redis.call('HGET', free, c) or '0') <= 0 then\n"
-    "        redis.call('ZREM', ready, c)\n"
+    "        gone = gone + redis.call('ZREM', ready, c)\n"
     "      else\n"
     "        tid = c\n"
     "      end\n"
@@ -147,7 +155,9 @@ static const char GRANT_LUA[] =
     "    lorg = '-'\n"
     "    body = redis.call('HGET', gold_data, tid)\n"
     "  else\n"
-    "    if redis.call('HINCRBY', free, tid, -1) <= 0 then redis.call('ZREM', ready, tid) end\n"
+    "    if redis.call('HINCRBY', free, tid, -1) <= 0 then\n"
+    "      gone = gone + redis.call('ZREM', ready, tid)\n"
+    "    end\n"
     "    redis.call('HINCRBY', held, tid, 1)\n"
     "    body = redis.call('HGET', data, tid)\n"
     "    if org then\n"

@@ -166,6 +166,49 @@ static void test_exact_overlap(void **state)
         assert_int_equal(count[t], SLOTS); /* exactly the overlap asked for */
 }
 
+/* The grant script reads the window a page at a time (2 max + 8 first,
+ * then 64): a page turn after the call took tasks out of the window (their
+ * last slot) must go on right after the last member it read, not skip the
+ * ones the removals moved up. */
+static void test_grant_pages_over_seen_tasks(void **state)
+{
+    project = 9020;
+    fill_window(NTASKS, 2); /* served from task 60 down */
+    int held = 0;
+    while (held < 14) {
+        int want = 14 - held < 4 ? 14 - held : 4;
+        assert_int_equal(
+            qr_lease_grant(engine, project, 2, want, qr_now_ms(), 60000, on_grant, NULL), 0);
+        wait_done();
+        assert_int_equal(last_rc, 0);
+        assert_int_equal(ngot, want);
+        for (int i = 0; i < ngot; i++)
+            assert_int_equal(got[i].task_id, NTASKS - held - i); /* 60, 59, ... 47 */
+        held += ngot;
+    }
+    /* Two new tasks of one slot at the head of the window. */
+    int64_t ids[2] = {101, 102};
+    int free_slots[2] = {1, 1};
+    double prios[2] = {0.1, 0.2};
+    const char *datas[2] = {"{}", "{}"};
+    assert_int_equal(qr_lease_window_add(engine, project, 2, ids, free_slots, prios, datas, NULL,
+                                         "", on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    /* The first page (16) is 101, 102 and the 14 tasks annotator 2 holds:
+     * it takes 101 and 102 (out of the window: their last slot), then the
+     * next page starts at task 46. */
+    assert_int_equal(qr_lease_grant(engine, project, 2, 4, qr_now_ms(), 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(ngot, 4);
+    assert_int_equal(got[0].task_id, 101);
+    assert_int_equal(got[1].task_id, 102);
+    assert_int_equal(got[2].task_id, 46);
+    assert_int_equal(got[3].task_id, 45);
+}
+
 static void test_heartbeat_and_submit_rules(void **state)
 {
     project = 9002;
@@ -625,6 +668,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_overlap),
+        cmocka_unit_test(test_grant_pages_over_seen_tasks),
         cmocka_unit_test(test_heartbeat_and_submit_rules),
         cmocka_unit_test(test_submit_extend),
         cmocka_unit_test(test_window_rescore),
