@@ -36,17 +36,22 @@ SECONDS_PER_RUN=15
 RUNS=3
 OUT="$ROOT/build/bench.json"
 SKIP_PEER=0 SKIP_CURVE=0 SKIP_IDLE=0
+usage_error() { echo "bench.sh: $*" >&2; exit 2; }
+count() { # OPTION VALUE: VALUE, a positive integer
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || usage_error "$1 wants a positive integer, not '${2:-}'"
+    echo "$2"
+}
 while [ $# -gt 0 ]; do
     case "$1" in
-    --agents) AGENTS=$2; shift 2 ;;
-    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
-    --runs) RUNS=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --agents) AGENTS=$(count "$1" "${2:-}"); shift 2 ;;
+    --seconds) SECONDS_PER_RUN=$(count "$1" "${2:-}"); shift 2 ;;
+    --runs) RUNS=$(count "$1" "${2:-}"); shift 2 ;;
+    --out) [ -n "${2:-}" ] || usage_error "--out wants a file"; OUT=$2; shift 2 ;;
     --skip-peer) SKIP_PEER=1; shift ;;
     --skip-curve) SKIP_CURVE=1; shift ;;
     --skip-idle) SKIP_IDLE=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+    *) usage_error "unknown option $1 (--help lists them)" ;;
     esac
 done
 B="$ROOT/build-rel"
@@ -74,7 +79,8 @@ peer_install() {
     cp "$ROOT/deploy/peer/package.json" "$ROOT/deploy/peer/package-lock.json" "$PEER_DIR/"
     echo "installing BullMQ (npm ci in $PEER_DIR)..."
     if ! (cd "$PEER_DIR" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$PEER_DIR/npm.log" 2>&1; then
-        PEER_REASON="npm ci failed (offline?): $(grep -v '^ *$' "$PEER_DIR/npm.log" | tail -1)"
+        PEER_REASON="npm ci failed (offline?), $PEER_DIR/npm.log: $(grep -m1 'Error:' "$PEER_DIR/npm.log" ||
+            grep -m1 . "$PEER_DIR/npm.log" || true)"
         rm -f "$PEER_DIR/package-lock.json" # so that the next run tries again
     fi
 }
@@ -298,10 +304,10 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson run
 jq '{agents, completions_per_second, lease_latency_ms, submit_latency_ms, redis_calls_per_completion,
      pg_transactions_per_completion, broker_rss_mb, redis_lease_script_ceiling_per_second,
      redis_lease_script_unpipelined_per_second, ratio_to_ceiling}' "$OUT"
-jq -r '"saturation: single \(.saturation.single) /s, batched \(.saturation.batched) /s",
+jq -r '"saturation: single \(.saturation.single | round) /s, batched \(.saturation.batched | round) /s",
     "cpu us per batched completion: " + (.saturation.cpu_us_per_completion | to_entries
         | map("\(.key) \(.value * 10 | round / 10)") | join(", ")),
     if .peer == null then "peer: null"
-    else "peer: BullMQ \(.peer.bullmq_version) \(.peer.bullmq_jobs_per_second) no-op jobs/s (node \(.peer.node_cpu_us_per_job) + redis \(.peer.redis_cpu_us_per_job) us of CPU per job); ratio \(.peer.ratio * 100 | round / 100) (Quorum batched / BullMQ)" end,
+    else "peer: BullMQ \(.peer.bullmq_version) \(.peer.bullmq_jobs_per_second | round) no-op jobs/s (node \(.peer.node_cpu_us_per_job) + redis \(.peer.redis_cpu_us_per_job) us of CPU per job); ratio \(.peer.ratio * 100 | round / 100) (Quorum batched / BullMQ)" end,
     "latency_curve: \(if .latency_curve == null then "null" else "written" end); idle_agents: \(if .idle_agents == null then "null" else "written" end)"' "$OUT"
 echo "wrote $OUT (medians of $RUNS runs; latencies of the batched mode, single mode under single_mode_latency_ms)"
