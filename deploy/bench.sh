@@ -237,8 +237,9 @@ if [ -z "$PEER_REASON" ]; then
         echo "peer: $PEER_REASON; peer will be null"
     fi
 fi
-# Neither hook needs this stack: each starts its own.
+# Neither hook needs this stack or its broker: each starts its own.
 stop_stack
+unset QUORUM_URL QUORUM_TOKEN QUORUM_CA
 
 # hook KEY SKIP SCRIPT ARGS...: when SCRIPT exists and is not skipped, runs
 # it with ARGS --out FILE and prints FILE's JSON object; else (or when it
