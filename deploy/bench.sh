@@ -20,9 +20,10 @@
 #                  cpu_us_per_completion {postgres, redis, broker, agents,
 #                  total} (total: the median of each run's sum);
 #   peer           BullMQ's no-op jobs/s on the same Redis (its own key
-#                  prefix), R runs of 5,000 x S jobs, and ratio = batched
-#                  completions/s / BullMQ's (deploy/peer/, installed with
-#                  npm ci into build/peer); null when npm cannot install it;
+#                  prefix), R runs of 5,000 x S jobs (each run at most
+#                  2 x S seconds), and ratio = batched completions/s /
+#                  BullMQ's (deploy/peer/, installed with npm ci into
+#                  build/peer); null when npm cannot install it;
 #   latency_curve  what deploy/bench_curve.sh --bin DIR --capacity C --out F
 #                  writes (C: the batched completions/s), when it exists;
 #   idle_agents    what deploy/bench_idle.sh --bin DIR --out F writes, when
@@ -225,13 +226,14 @@ SATURATION=$(jq -n --argjson single "$SINGLE" --argjson batched "$BATCHED" \
 # peer: BullMQ's no-op jobs/s on this Redis, under its own key prefix.
 PEER=null
 if [ -z "$PEER_REASON" ]; then
-    echo "peer: BullMQ, $RUNS runs of $((5000 * SECONDS_PER_RUN)) no-op jobs on the same Redis"
+    echo "peer: BullMQ, $RUNS runs of $((5000 * SECONDS_PER_RUN)) no-op jobs (at most $((2 * SECONDS_PER_RUN)) s each) on the same Redis"
     if node "$PEER_DIR/bullmq_noop.js" --port "$QR_REDIS_PORT" --jobs $((5000 * SECONDS_PER_RUN)) --runs "$RUNS" \
-        --concurrency 100 --prefix bullmq-peer >"$W/peer.json" && jq -e '.jobs_per_second > 0' "$W/peer.json" >/dev/null; then
+        --max-seconds $((2 * SECONDS_PER_RUN)) --concurrency 100 --prefix bullmq-peer >"$W/peer.json" &&
+        jq -e '.jobs_per_second > 0' "$W/peer.json" >/dev/null; then
         PEER=$(jq -c --argjson batched "$BATCHED" \
             '{bullmq_jobs_per_second: .jobs_per_second, ratio: ($batched / .jobs_per_second), bullmq_version,
               node_version, jobs_per_run, concurrency, node_cpu_us_per_job, redis_cpu_us_per_job,
-              runs: [.runs[] | {jobs_per_second, node_cpu_us_per_job, redis_cpu_us_per_job}]}' "$W/peer.json")
+              runs: [.runs[] | {jobs, seconds, jobs_per_second, node_cpu_us_per_job, redis_cpu_us_per_job}]}' "$W/peer.json")
     else
         PEER_REASON="bullmq_noop.js failed (see above)"
         echo "peer: $PEER_REASON; peer will be null"

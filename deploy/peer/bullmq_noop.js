@@ -2,12 +2,14 @@
 // Quorum's batched completions/s against (on the same Redis, in the same run).
 //
 //   node bullmq_noop.js --port P [--host H] [--jobs N] [--runs R]
-//                       [--concurrency C] [--prefix P]
+//                       [--concurrency C] [--prefix P] [--max-seconds M]
 //
 // Per run: a fresh queue under its own key prefix; a producer adds N jobs
 // with addBulk (in bulks of 1,000; not timed, as Quorum's tasks are imported
 // before its runs); then one Worker with a no-op processor and C concurrent
-// jobs drains them, timed from its start to the N-th "completed" event.
+// jobs drains them, timed from its start to the N-th "completed" event (or
+// to M seconds, when fewer jobs were done by then: a slow machine's run stays
+// short; the rate is then the jobs done over M).
 // Completed jobs are removed (removeOnComplete), so nothing is kept: BullMQ
 // here is a queue, not a store. Measured per run: jobs/s, this process's CPU
 // time per job (process.cpuUsage, worker only) and Redis's (INFO cpu). The
@@ -20,11 +22,12 @@ const IORedis = require('ioredis');
 function usage(msg) {
   if (msg) process.stderr.write(`bullmq_noop.js: ${msg}\n`);
   process.stderr.write('usage: node bullmq_noop.js --port P [--host H] [--jobs N] [--runs R] ' +
-    '[--concurrency C] [--prefix P]\n');
+    '[--concurrency C] [--prefix P] [--max-seconds M]\n');
   process.exit(2);
 }
 
-const opt = { host: '127.0.0.1', port: 0, jobs: 100000, runs: 3, concurrency: 100, prefix: 'bullmq-peer' };
+const opt = { host: '127.0.0.1', port: 0, jobs: 100000, runs: 3, concurrency: 100, prefix: 'bullmq-peer',
+  'max-seconds': 60 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const k = argv[i].replace(/^--/, '');
@@ -48,8 +51,9 @@ async function redisCpuSeconds(r) {
 }
 
 function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
   const n = s.length;
+  if (n === 0) return null;
   return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
@@ -73,6 +77,7 @@ async function oneRun(run, admin) {
   const t0 = process.hrtime.bigint();
   const worker = new Worker(name, async () => {}, { connection, prefix: opt.prefix, concurrency: opt.concurrency });
   const count = () => { if (++done === opt.jobs) finish(); };
+  const timer = setTimeout(finish, opt['max-seconds'] * 1000);
   worker.on('completed', count);
   worker.on('failed', () => { failed++; count(); });
   worker.on('error', (err) => process.stderr.write(`bullmq_noop.js: worker: ${err.message}\n`));
@@ -80,17 +85,19 @@ async function oneRun(run, admin) {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   const redis1 = await redisCpuSeconds(admin);
+  const jobs = done;
+  clearTimeout(timer);
   await worker.close();
   await queue.obliterate({ force: true });
   await queue.close();
   return {
     run,
-    jobs: opt.jobs,
+    jobs,
     failed,
     seconds: Number(seconds.toFixed(3)),
-    jobs_per_second: Number((opt.jobs / seconds).toFixed(1)),
-    node_cpu_us_per_job: Number(((cpu.user + cpu.system) / opt.jobs).toFixed(2)),
-    redis_cpu_us_per_job: Number((((redis1 - redis0) * 1e6) / opt.jobs).toFixed(2)),
+    jobs_per_second: Number((jobs / seconds).toFixed(1)),
+    node_cpu_us_per_job: jobs ? Number(((cpu.user + cpu.system) / jobs).toFixed(2)) : null,
+    redis_cpu_us_per_job: jobs ? Number((((redis1 - redis0) * 1e6) / jobs).toFixed(2)) : null,
   };
 }
 
@@ -110,6 +117,7 @@ async function main() {
     bullmq_version: pkg.version,
     node_version: process.version,
     jobs_per_run: opt.jobs,
+    max_seconds_per_run: opt['max-seconds'],
     concurrency: opt.concurrency,
     prefix: opt.prefix,
     jobs_per_second: med('jobs_per_second'),
