@@ -3,47 +3,111 @@
 # not a test: it prints figures and writes them as JSON.
 #
 #   deploy/bench.sh [--agents N] [--seconds S] [--runs R] [--out FILE]
+#                   [--skip-peer] [--skip-curve] [--skip-idle]
 #
 # A Release build, a private PostgreSQL + Redis, one quorumd; N simulated
-# agents over TLS (keep-alive) for S seconds, R runs of each mode:
+# agents (default 1,000) over TLS (keep-alive) for S seconds (default 15),
+# R runs (default 3) of each mode:
 #   single   one lease per request, one submit per request;
 #   batched  up to 8 leases per request, their results in one batch submit.
 # Every annotation is durable (committed before its ack). Per run it reads
 # Redis calls (INFO commandstats) and PostgreSQL commits (pg_stat_database)
-# per completion and the broker's RSS; and, on the same Redis, the ceiling
-# redis-benchmark reaches with the lease (grant) script. Medians over runs.
+# per completion, the broker's RSS and the CPU time (/proc) of PostgreSQL,
+# Redis, the broker and the agents per completion; and, on the same Redis,
+# the ceiling redis-benchmark reaches with the lease (grant) script. Medians
+# over runs. Then, written to FILE (default build/bench.json) beside those:
+#   saturation     single and batched completions/s, and the batched run's
+#                  cpu_us_per_completion {postgres, redis, broker, agents,
+#                  total} (total: the median of each run's sum);
+#   peer           BullMQ's no-op jobs/s on the same Redis (its own key
+#                  prefix), R runs of 5,000 x S jobs (each run at most
+#                  2 x S seconds), and ratio = batched completions/s /
+#                  BullMQ's (deploy/peer/, installed with npm ci into
+#                  build/peer); null when npm cannot install it;
+#   latency_curve  what deploy/bench_curve.sh --bin DIR --capacity C --out F
+#                  writes (C: the batched completions/s), when it exists;
+#   idle_agents    what deploy/bench_idle.sh --bin DIR --out F writes, when
+#                  it exists.
+# A key whose part was skipped (--skip-peer, --skip-curve, --skip-idle) or
+# failed is null, with a line printed saying why; the rest is written.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENTS=1000
 SECONDS_PER_RUN=15
 RUNS=3
 OUT="$ROOT/build/bench.json"
+SKIP_PEER=0 SKIP_CURVE=0 SKIP_IDLE=0
+usage_error() { echo "bench.sh: $*" >&2; exit 2; }
+count() { # OPTION VALUE: VALUE, a positive integer
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || usage_error "$1 wants a positive integer, not '${2:-}'"
+    echo "$2"
+}
 while [ $# -gt 0 ]; do
     case "$1" in
-    --agents) AGENTS=$2; shift 2 ;;
-    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
-    --runs) RUNS=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+    --agents) AGENTS=$(count "$1" "${2:-}"); shift 2 ;;
+    --seconds) SECONDS_PER_RUN=$(count "$1" "${2:-}"); shift 2 ;;
+    --runs) RUNS=$(count "$1" "${2:-}"); shift 2 ;;
+    --out) [ -n "${2:-}" ] || usage_error "--out wants a file"; OUT=$2; shift 2 ;;
+    --skip-peer) SKIP_PEER=1; shift ;;
+    --skip-curve) SKIP_CURVE=1; shift ;;
+    --skip-idle) SKIP_IDLE=1; shift ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
+    *) usage_error "unknown option $1 (--help lists them)" ;;
     esac
 done
 B="$ROOT/build-rel"
 echo "building (Release)..."
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$B" --target quorumd quorumctl quorum-agent -j"$(nproc)" >/dev/null
+nice cmake --build "$B" --target quorumd quorumctl quorum-agent -j2 >/dev/null
 mkdir -p "$(dirname "$OUT")"
+
+# The peer: BullMQ from deploy/peer (package.json and its lock file, pinned)
+# into build/peer, installed before the runs so that npm does not run beside
+# them; again only when the lock file changed. Sets PEER_REASON when it
+# cannot be installed.
+PEER_DIR="$ROOT/build/peer" PEER_REASON=""
+peer_install() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        PEER_REASON="node or npm is not installed"
+        return
+    fi
+    mkdir -p "$PEER_DIR"
+    cp "$ROOT/deploy/peer/bullmq_noop.js" "$PEER_DIR/"
+    if cmp -s "$ROOT/deploy/peer/package-lock.json" "$PEER_DIR/package-lock.json" &&
+        [ -f "$PEER_DIR/node_modules/bullmq/package.json" ]; then
+        return
+    fi
+    cp "$ROOT/deploy/peer/package.json" "$ROOT/deploy/peer/package-lock.json" "$PEER_DIR/"
+    echo "installing BullMQ (npm ci in $PEER_DIR)..."
+    if ! (cd "$PEER_DIR" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$PEER_DIR/npm.log" 2>&1; then
+        PEER_REASON="npm ci failed (offline?), $PEER_DIR/npm.log: $(grep -m1 'Error:' "$PEER_DIR/npm.log" ||
+            grep -m1 . "$PEER_DIR/npm.log" || true)"
+        rm -f "$PEER_DIR/package-lock.json" # so that the next run tries again
+    fi
+}
+if [ "$SKIP_PEER" = 1 ]; then PEER_REASON="skipped (--skip-peer)"; else peer_install; fi
+[ -z "$PEER_REASON" ] || echo "peer: $PEER_REASON; peer will be null"
+
 W=$(mktemp -d /tmp/quorum-bench.XXXXXX)
-cleanup() {
-    [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+stop_stack() {
+    if [ -n "${QPID:-}" ]; then
+        kill "$QPID" 2>/dev/null || true
+        wait "$QPID" 2>/dev/null || true
+        QPID=""
+    fi
     "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
+}
+cleanup() {
+    stop_stack
     rm -rf "$W"
 }
 trap cleanup EXIT
 "$ROOT/deploy/stack.sh" start "$W/stack" >/dev/null
+# shellcheck disable=SC1091 # written by stack.sh
 . "$W/stack/env"
 PG="$QR_PG_CONNINFO"
 R=(redis-cli -p "$QR_REDIS_PORT")
+# shellcheck disable=SC1091
 . "$ROOT/deploy/common.sh"
 make_certs "$W/tls" 1
 "$B/bin/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
@@ -66,7 +130,7 @@ cpu_ms() { # PID...
     done
     echo $((t * 1000 / $(getconf CLK_TCK)))
 }
-pg_pids() { local pm; pm=$(head -1 "$QR_STACK_DATA/db/postmaster.pid"); echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"; }
+pg_pids() { local pm; pm=$(head -1 "$QR_STACK_DATA/db/postmaster.pid"); echo "$pm"; pgrep -P "$pm"; }
 REDIS_PID=$(cat "$QR_STACK_DATA/redis/redis.pid")
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
@@ -84,17 +148,17 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     for part in "$W"/tasks.part.*; do
         "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
     done
-    local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp
-    pgp=$(pg_pids)
+    local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp=()
+    mapfile -t pgp < <(pg_pids)
     rc0=$(redis_calls); pc0=$(pg_commits)
-    qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms $pgp)
+    qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms "${pgp[@]}")
     n0=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
     local TIMEFORMAT=%U,%S
     { time "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
         --think-ms 0 --seed "$run" --duration "$SECONDS_PER_RUN" --max-seconds $((SECONDS_PER_RUN + 120)) \
         --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true; } 2>"$W/agent.time"
     local rc1 pc1 n1 rss qc1 rcpu1 pcpu1 acpu
-    qc1=$(cpu_ms "$QPID"); rcpu1=$(cpu_ms "$REDIS_PID"); pcpu1=$(cpu_ms $pgp)
+    qc1=$(cpu_ms "$QPID"); rcpu1=$(cpu_ms "$REDIS_PID"); pcpu1=$(cpu_ms "${pgp[@]}")
     acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.time")
     rc1=$(redis_calls); pc1=$(pg_commits)
     n1=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
@@ -109,7 +173,8 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
           pg_transactions_per_completion: (if $dn > 0 then $dp / $dn else null end),
           broker_rss_mb: ($rss / 1024),
           cpu_us_per_completion: (if $dn > 0 then {broker: ($cq * 1000 / $dn), agents: ($ca * 1000 / $dn),
-            redis: ($cr * 1000 / $dn), postgres: ($cp * 1000 / $dn)} else null end)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
+            redis: ($cr * 1000 / $dn), postgres: ($cp * 1000 / $dn),
+            total: (($cq + $ca + $cr + $cp) * 1000 / $dn)} else null end)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
 }
 
 echo "$AGENTS agents, $SECONDS_PER_RUN s per run, $RUNS runs per mode"
@@ -149,6 +214,68 @@ cpu_med() { # MODE -> {broker, agents, redis, postgres} medians
 }
 SINGLE=$(med single .completions_per_second)
 BATCHED=$(med batched .completions_per_second)
+# saturation: the batched run's CPU per completion, total the median of each
+# run's sum (a sum of medians would mix runs).
+SATURATION=$(jq -n --argjson single "$SINGLE" --argjson batched "$BATCHED" \
+    --argjson pg "$(med batched .cpu_us_per_completion.postgres)" --argjson redis "$(med batched .cpu_us_per_completion.redis)" \
+    --argjson broker "$(med batched .cpu_us_per_completion.broker)" --argjson agents "$(med batched .cpu_us_per_completion.agents)" \
+    --argjson total "$(med batched .cpu_us_per_completion.total)" \
+    '{single: $single, batched: $batched,
+      cpu_us_per_completion: {postgres: $pg, redis: $redis, broker: $broker, agents: $agents, total: $total}}')
+
+# peer: BullMQ's no-op jobs/s on this Redis, under its own key prefix.
+PEER=null
+if [ -z "$PEER_REASON" ]; then
+    echo "peer: BullMQ, $RUNS runs of $((5000 * SECONDS_PER_RUN)) no-op jobs (at most $((2 * SECONDS_PER_RUN)) s each) on the same Redis"
+    if node "$PEER_DIR/bullmq_noop.js" --port "$QR_REDIS_PORT" --jobs $((5000 * SECONDS_PER_RUN)) --runs "$RUNS" \
+        --max-seconds $((2 * SECONDS_PER_RUN)) --concurrency 100 --prefix bullmq-peer >"$W/peer.json" &&
+        jq -e '.jobs_per_second > 0' "$W/peer.json" >/dev/null; then
+        PEER=$(jq -c --argjson batched "$BATCHED" \
+            '{bullmq_jobs_per_second: .jobs_per_second, ratio: ($batched / .jobs_per_second), bullmq_version,
+              node_version, jobs_per_run, concurrency, node_cpu_us_per_job, redis_cpu_us_per_job,
+              runs: [.runs[] | {jobs, seconds, jobs_per_second, node_cpu_us_per_job, redis_cpu_us_per_job}]}' "$W/peer.json")
+    else
+        PEER_REASON="bullmq_noop.js failed (see above)"
+        echo "peer: $PEER_REASON; peer will be null"
+    fi
+fi
+# Neither hook needs this stack or its broker: each starts its own.
+stop_stack
+unset QUORUM_URL QUORUM_TOKEN QUORUM_CA
+
+# hook KEY SKIP SCRIPT ARGS...: when SCRIPT exists and is not skipped, runs
+# it with ARGS --out FILE and prints FILE's JSON object; else (or when it
+# fails) prints null, with a line on stderr saying why.
+hook() {
+    local key=$1 skip=$2 script=$3 out="$W/$1.json" rc=0
+    shift 3
+    if [ "$skip" = 1 ]; then
+        echo "$key: skipped; $key will be null" >&2
+    elif [ ! -f "$script" ]; then
+        echo "$key: ${script#"$ROOT"/} does not exist; $key will be null" >&2
+    else
+        echo "$key: ${script#"$ROOT"/} $*" >&2
+        bash "$script" "$@" --out "$out" >&2 || rc=$?
+        if [ "$rc" != 0 ]; then
+            echo "$key: ${script#"$ROOT"/} failed (exit $rc); $key will be null" >&2
+        elif ! jq -e 'type == "object"' "$out" >/dev/null 2>&1; then
+            echo "$key: ${script#"$ROOT"/} wrote no JSON object to $out; $key will be null" >&2
+        else
+            jq -c . "$out"
+            return
+        fi
+    fi
+    echo null
+}
+CAPACITY=$(awk -v c="$BATCHED" 'BEGIN {printf "%.0f", c}')
+if [ "$CAPACITY" -gt 0 ]; then
+    CURVE=$(hook latency_curve "$SKIP_CURVE" "$ROOT/deploy/bench_curve.sh" --bin "$B/bin" --capacity "$CAPACITY")
+else
+    echo "latency_curve: no batched capacity measured; latency_curve will be null"
+    CURVE=null
+fi
+IDLE=$(hook idle_agents "$SKIP_IDLE" "$ROOT/deploy/bench_idle.sh" --bin "$B/bin")
+
 jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson runs "$RUNS" \
     --argjson single "$SINGLE" --argjson batched "$BATCHED" \
     --argjson l50 "$(med batched .lease_latency_ms.p50)" --argjson l99 "$(med batched .lease_latency_ms.p99)" \
@@ -162,6 +289,7 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson run
     --argjson rss "$(jq -r .broker_rss_mb "$W/runs.jsonl" | sort -g | tail -1)" \
     --argjson ceil "$CEIL_PIPE" --argjson ceil1 "$CEIL_SINGLE" --slurpfile all "$W/runs.jsonl" \
     --argjson cpus "$(cpu_med single)" --argjson cpub "$(cpu_med batched)" \
+    --argjson saturation "$SATURATION" --argjson peer "$PEER" --argjson curve "$CURVE" --argjson idle "$IDLE" \
     '{agents: $agents, seconds_per_run: $secs, runs_per_mode: $runs,
       completions_per_second: {single: $single, batched: $batched},
       lease_latency_ms: {p50: $l50, p99: $l99, p999: $l999},
@@ -174,8 +302,15 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECONDS_PER_RUN" --argjson run
       redis_lease_script_ceiling_per_second: $ceil,
       redis_lease_script_unpipelined_per_second: $ceil1,
       ratio_to_ceiling: {single: ($single / $ceil), batched: ($batched / $ceil)},
+      saturation: $saturation, peer: $peer, latency_curve: $curve, idle_agents: $idle,
       runs: $all}' >"$OUT"
 jq '{agents, completions_per_second, lease_latency_ms, submit_latency_ms, redis_calls_per_completion,
      pg_transactions_per_completion, broker_rss_mb, redis_lease_script_ceiling_per_second,
-     redis_lease_script_unpipelined_per_second, ratio_to_ceiling, cpu_us_per_completion}' "$OUT"
+     redis_lease_script_unpipelined_per_second, ratio_to_ceiling}' "$OUT"
+jq -r '"saturation: single \(.saturation.single | round) /s, batched \(.saturation.batched | round) /s",
+    "cpu us per batched completion: " + (.saturation.cpu_us_per_completion | to_entries
+        | map("\(.key) \(.value * 10 | round / 10)") | join(", ")),
+    if .peer == null then "peer: null"
+    else "peer: BullMQ \(.peer.bullmq_version) \(.peer.bullmq_jobs_per_second | round) no-op jobs/s (node \(.peer.node_cpu_us_per_job) + redis \(.peer.redis_cpu_us_per_job) us of CPU per job); ratio \(.peer.ratio * 100 | round / 100) (Quorum batched / BullMQ)" end,
+    "latency_curve: \(if .latency_curve == null then "null" else "written" end); idle_agents: \(if .idle_agents == null then "null" else "written" end)"' "$OUT"
 echo "wrote $OUT (medians of $RUNS runs; latencies of the batched mode, single mode under single_mode_latency_ms)"

@@ -9,7 +9,8 @@
 #   deploy/dev.sh demo [--json-report FILE]   the whole job end to end on a throwaway stack
 #   deploy/dev.sh test                  deps, sanitizer build, every test, 10 s per fuzz harness
 #   deploy/dev.sh chaos                 the lease engine under faults (build/chaos.json)
-#   deploy/dev.sh bench                 lease throughput and latency (build/bench.json)
+#   deploy/dev.sh bench [FLAGS]         lease throughput and latency, CPU per completion, BullMQ as
+#                                       peer (build/bench.json; FLAGS: deploy/bench.sh --help)
 #   deploy/dev.sh fuzz [SECONDS]        every libFuzzer harness, SECONDS in all (default 600)
 #
 # The local stack lives in .quorum/ (git-ignored) and outlives `down`, Ctrl-C
