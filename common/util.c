@@ -60,19 +60,42 @@ char *qr_xstrndup(const char *s, size_t n)
 
 char *qr_xasprintf(const char *fmt, ...)
 {
-    qr_buf_t b;
+    /* One formatting pass for the short strings most calls make. */
+    char small[128];
     va_list ap;
-    qr_buf_init(&b);
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
     if (n < 0)
         oom(0);
-    b.data = qr_xmalloc((size_t)n + 1);
+    char *out = qr_xmalloc((size_t)n + 1);
+    if ((size_t)n < sizeof small) {
+        memcpy(out, small, (size_t)n + 1);
+        return out;
+    }
     va_start(ap, fmt);
-    vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    return b.data;
+    return out;
+}
+
+char *qr_xi64(int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    *--p = '\0';
+    /* Through the unsigned magnitude: -INT64_MIN does not fit an int64_t. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    char *out = qr_xmalloc(n);
+    memcpy(out, p, n);
+    return out;
 }
 
 void qr_buf_init(qr_buf_t *b)
@@ -132,16 +155,24 @@ void qr_buf_appends(qr_buf_t *b, const char *s)
 
 void qr_buf_appendf(qr_buf_t *b, const char *fmt, ...)
 {
+    /* Straight into the room left when it fits (one formatting pass), else
+     * grow and format again. */
+    reserve(b, 0);
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        b->data[b->len] = '\0';
         return;
-    reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 

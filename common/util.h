@@ -41,6 +41,9 @@ char *qr_xstrdup(const char *s);
 char *qr_xstrndup(const char *s, size_t n);
 /* printf into a fresh heap string; the caller frees it. */
 char *qr_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* v in decimal, in a fresh heap string (what qr_xasprintf("%" PRId64, v)
+ * gives, without printf's cost); the caller frees it. */
+char *qr_xi64(int64_t v);
 
 /* Lowers the calling thread's priority (nice 10), once per thread: for
  * libuv's thread-pool work (parsing large bodies, agreement reports), so

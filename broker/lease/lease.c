@@ -92,6 +92,17 @@ static char *project_key(int64_t project, const char *name)
     return qr_xasprintf("{p:%" PRId64 "}:%s", project, name);
 }
 
+/* The same from the prefix {p:P}: formatted once per script call, not
+ * once per key. */
+static char *prefixed_key(const char *prefix, size_t plen, const char *name)
+{
+    size_t nlen = strlen(name);
+    char *k = qr_xmalloc(plen + nlen + 1);
+    memcpy(k, prefix, plen);
+    memcpy(k + plen, name, nlen + 1);
+    return k;
+}
+
 /* A call of script id: the op, with the script's keys as its first
  * arguments (the caller appends the rest). */
 static op_t *op_script(qr_lease_engine_t *e, int64_t project, qr_lease_script_id_t id,
@@ -99,8 +110,10 @@ static op_t *op_script(qr_lease_engine_t *e, int64_t project, qr_lease_script_id
 {
     op_t *op = op_new(e, project, cb, arg);
     op->id = id;
+    char prefix[40];
+    int plen = snprintf(prefix, sizeof prefix, "{p:%" PRId64 "}:", project);
     for (const char *const *k = qr_lease_scripts[id].keys; *k; k++, op->nkeys++)
-        op_arg(op, project_key(project, *k));
+        op_arg(op, prefixed_key(prefix, (size_t)plen, *k));
     return op;
 }
 
@@ -232,14 +245,14 @@ static op_t *grant_op(qr_lease_engine_t *e, int64_t project, int64_t annotator, 
                       int64_t now_ms, int ttl_ms, void (*cb)(void), void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_GRANT, cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, annotator));
-    op_arg(op, qr_xasprintf("%d", max));
-    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    op_arg(op, qr_xasprintf("%d", ttl_ms));
+    op_arg(op, qr_xi64(annotator));
+    op_arg(op, qr_xi64(max));
+    op_arg(op, qr_xi64(now_ms));
+    op_arg(op, qr_xi64(ttl_ms));
     /* Scan enough candidates to step over the tasks this annotator has seen
      * at the head of the window. */
-    op_arg(op, qr_xasprintf("%d", 256 + 4 * max));
-    op_arg(op, qr_xasprintf("%d", live > 0 ? live : -1));
+    op_arg(op, qr_xi64(256 + 4 * max));
+    op_arg(op, qr_xi64(live > 0 ? live : -1));
     return op;
 }
 
@@ -257,12 +270,12 @@ int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annota
     op_t *op =
         grant_op(e, project, annotator, max, lim->live, now_ms, ttl_ms, (void (*)(void))cb, arg);
     op->limited = 1;
-    op_arg(op, qr_xasprintf("%" PRId64, lim->org));
-    op_arg(op, qr_xasprintf("%" PRId64, lim->quota));
-    op_arg(op, qr_xasprintf("%" PRId64, lim->cap));
+    op_arg(op, qr_xi64(lim->org));
+    op_arg(op, qr_xi64(lim->quota));
+    op_arg(op, qr_xi64(lim->cap));
     if (lim->gold_rate > 0 || lim->gold_onboarding > 0 || lim->gold_judged) {
         op_arg(op, qr_xasprintf("%.17g", lim->gold_rate));
-        op_arg(op, qr_xasprintf("%d", lim->gold_onboarding));
+        op_arg(op, qr_xi64(lim->gold_onboarding));
         op_arg(op, qr_xstrdup(lim->gold_judged ? "1" : "0"));
     }
     return send_op(op, on_grant);
@@ -274,21 +287,21 @@ int qr_lease_gold_load(qr_lease_engine_t *e, int64_t project, int ntasks, const 
                        const int64_t *paused, qr_lease_done_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_GOLD_LOAD, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%d", ntasks));
-    op_arg(op, qr_xasprintf("%d", nserved));
-    op_arg(op, qr_xasprintf("%d", npaused));
+    op_arg(op, qr_xi64(ntasks));
+    op_arg(op, qr_xi64(nserved));
+    op_arg(op, qr_xi64(npaused));
     for (int i = 0; i < ntasks; i++) {
-        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
-        op_arg(op, qr_xasprintf("%" PRId64, serves[i]));
+        op_arg(op, qr_xi64(ids[i]));
+        op_arg(op, qr_xi64(serves[i]));
         op_arg(op, qr_xstrdup(datas[i]));
         op_arg(op, qr_xstrdup(done_by[i] ? done_by[i] : ""));
     }
     for (int i = 0; i < nserved; i++) {
-        op_arg(op, qr_xasprintf("%" PRId64, annotators[i]));
-        op_arg(op, qr_xasprintf("%" PRId64, served[i]));
+        op_arg(op, qr_xi64(annotators[i]));
+        op_arg(op, qr_xi64(served[i]));
     }
     for (int i = 0; i < npaused; i++)
-        op_arg(op, qr_xasprintf("%" PRId64, paused[i]));
+        op_arg(op, qr_xi64(paused[i]));
     return send_op(op, on_done);
 }
 
@@ -296,7 +309,7 @@ int qr_lease_annotator_pause(qr_lease_engine_t *e, int64_t project, int64_t anno
                              qr_lease_done_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_PAUSE, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, annotator));
+    op_arg(op, qr_xi64(annotator));
     op_arg(op, qr_xstrdup(paused ? "1" : "0"));
     return send_op(op, on_done);
 }
@@ -307,9 +320,9 @@ int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int6
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_SEED, (void (*)(void))cb, arg);
     for (int i = 0; i < n; i++) {
-        op_arg(op, qr_xasprintf("%" PRId64, orgs[i]));
-        op_arg(op, qr_xasprintf("%" PRId64, annotators[i]));
-        op_arg(op, qr_xasprintf("%" PRId64, counts[i]));
+        op_arg(op, qr_xi64(orgs[i]));
+        op_arg(op, qr_xi64(annotators[i]));
+        op_arg(op, qr_xi64(counts[i]));
     }
     return send_op(op, on_done);
 }
@@ -338,10 +351,10 @@ static int touch(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64
                  void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_TOUCH, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, annotator));
-    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    op_arg(op, qr_xasprintf("%" PRId64, new_expiry));
-    op_arg(op, qr_xasprintf("%" PRId64, token));
+    op_arg(op, qr_xi64(annotator));
+    op_arg(op, qr_xi64(now_ms));
+    op_arg(op, qr_xi64(new_expiry));
+    op_arg(op, qr_xi64(token));
     op_arg(op, qr_xstrdup(mode));
     return send_op(op, on_touch);
 }
@@ -396,10 +409,10 @@ static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, i
                      int64_t now_ms, const char *mode, qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_END, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, token));
+    op_arg(op, qr_xi64(token));
     op_arg(op, qr_xstrdup(mode));
-    op_arg(op, qr_xasprintf("%" PRId64, annotator));
-    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xi64(annotator));
+    op_arg(op, qr_xi64(now_ms));
     return send_op(op, on_ended);
 }
 
@@ -478,14 +491,14 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
                      qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REGRANT, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, task));
-    op_arg(op, qr_xasprintf("%" PRId64, annotator));
-    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
-    op_arg(op, qr_xasprintf("%d", ttl_ms));
+    op_arg(op, qr_xi64(task));
+    op_arg(op, qr_xi64(annotator));
+    op_arg(op, qr_xi64(now_ms));
+    op_arg(op, qr_xi64(ttl_ms));
     op_arg(op, qr_xasprintf("%.17g", priority));
     op_arg(op, qr_xstrdup(data));
     if (org > 0)
-        op_arg(op, qr_xasprintf("%" PRId64, org));
+        op_arg(op, qr_xi64(org));
     return send_op(op, on_regranted);
 }
 
@@ -505,8 +518,8 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_WINDOW_ADD, (void (*)(void))cb, arg);
     op_arg(op, qr_xstrdup(cursor));
     for (int i = 0; i < n; i++) {
-        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
-        op_arg(op, qr_xasprintf("%d", free_slots[i]));
+        op_arg(op, qr_xi64(ids[i]));
+        op_arg(op, qr_xi64(free_slots[i]));
         op_arg(op, qr_xasprintf("%.17g", priorities[i]));
     }
     /* The task data and done-by lists are large: argv borrows them, in
@@ -545,7 +558,7 @@ int qr_lease_refill_begin(qr_lease_engine_t *e, int64_t project, int lock_ms, qr
                           void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REFILL_BEGIN, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%d", lock_ms));
+    op_arg(op, qr_xi64(lock_ms));
     op_arg(op, qr_xstrdup(lock_ms > 0 ? "1" : "0"));
     return send_op(op, on_refill_begin);
 }
@@ -592,8 +605,8 @@ int qr_lease_init(qr_lease_engine_t *e, int64_t project, int64_t fence_floor, qr
                   void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_INIT, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, fence_floor));
-    op_arg(op, qr_xasprintf("%" PRId64, qr_now_ms()));
+    op_arg(op, qr_xi64(fence_floor));
+    op_arg(op, qr_xi64(qr_now_ms()));
     return send_registered(op, on_done);
 }
 
@@ -640,9 +653,9 @@ int qr_lease_window_rescore(qr_lease_engine_t *e, int64_t project, int n, const 
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_RESCORE, (void (*)(void))cb, arg);
     for (int i = 0; i < n; i++) {
-        op_arg(op, qr_xasprintf("%" PRId64, ids[i]));
+        op_arg(op, qr_xi64(ids[i]));
         op_arg(op, qr_xasprintf("%.17g", priorities[i]));
-        op_arg(op, qr_xasprintf("%d", slots[i]));
+        op_arg(op, qr_xi64(slots[i]));
     }
     return send_op(op, on_done);
 }
@@ -682,7 +695,7 @@ int qr_lease_project_drop(qr_lease_engine_t *e, int64_t project, int64_t now_ms,
                           qr_lease_drop_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_DROP, (void (*)(void))cb, arg);
-    op_arg(op, qr_xasprintf("%" PRId64, now_ms));
+    op_arg(op, qr_xi64(now_ms));
     op_arg(op, qr_xstrdup(force ? "1" : "0"));
     return send_op(op, on_dropped);
 }
@@ -742,7 +755,7 @@ static void on_reap_projects(redisReply *r, const char *err, void *arg)
             continue;
         int64_t project = strtoll(r->element[i]->str, NULL, 10);
         op_t *op = op_script(rp->e, project, QR_LEASE_SCRIPT_REAP, NULL, rp);
-        op_arg(op, qr_xasprintf("%" PRId64, rp->now_ms));
+        op_arg(op, qr_xi64(rp->now_ms));
         op_arg(op, qr_xstrdup("1000"));
         rp->pending++;
         if (send_op(op, on_reap_project) < 0)

@@ -1,14 +1,55 @@
 /*
  * test_util_text_out.c - common/text_out.c: CSV cells neutralized against
  * formula injection (OWASP's rule, reversibly), and text escaped for the
- * terminal so that a name cannot move the cursor or forge a row.
+ * terminal so that a name cannot move the cursor or forge a row; and
+ * common/util.c's formatting into heap strings and buffers (one pass when
+ * the text fits, two when it does not).
  */
 #include "testlib.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "text_out.h"
 #include "util.h"
+
+static void test_formatting(void **state)
+{
+    (void)state;
+    const int64_t vals[] = {0, 7, -7, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%" PRId64, vals[i]);
+        char *got = qr_xi64(vals[i]);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    char *s = qr_xasprintf("{p:%d}:%s", 42, "ready");
+    assert_string_equal(s, "{p:42}:ready");
+    free(s);
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    s = qr_xasprintf("<%s>", big); /* past the one-pass buffer */
+    assert_int_equal(strlen(s), sizeof big + 1);
+    assert_int_equal(s[0], '<');
+    assert_int_equal(s[sizeof big], '>');
+    free(s);
+
+    qr_buf_t b;
+    qr_buf_init(&b);
+    qr_buf_appendf(&b, "%d,", 1);
+    for (int i = 0; i < 3; i++)
+        qr_buf_appendf(&b, "%s", big); /* grows past its room: formatted again */
+    qr_buf_appendf(&b, ",%s", "end");
+    assert_int_equal(b.len, 2 + 3 * (sizeof big - 1) + 4);
+    assert_int_equal(strlen(b.data), b.len);
+    assert_memory_equal(b.data, "1,xxx", 5);
+    assert_string_equal(b.data + b.len - 4, ",end");
+    qr_buf_free(&b);
+}
 
 static void expect_cell(const char *in, const char *out)
 {
@@ -86,9 +127,8 @@ static void test_term_escape_cut(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv_neutralized),
-        cmocka_unit_test(test_csv_value),
-        cmocka_unit_test(test_term_escape),
+        cmocka_unit_test(test_formatting),      cmocka_unit_test(test_csv_neutralized),
+        cmocka_unit_test(test_csv_value),       cmocka_unit_test(test_term_escape),
         cmocka_unit_test(test_term_escape_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
