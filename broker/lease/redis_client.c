@@ -457,6 +457,46 @@ qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
     return s;
 }
 
+/* Appends "<mark><n>\r\n" without printf. */
+static void append_header(qr_buf_t *b, char mark, size_t n)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    *--p = '\n';
+    *--p = '\r';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *--p = mark;
+    qr_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* Queues a command with hiredis in the protocol's own form, written here
+ * in one buffer: hiredis's argv formatting (sdscatfmt for every
+ * argument's header) cost more than a whole script call's argument
+ * building. argvlen NULL: each argument is a C string. */
+static int send_argv(redisAsyncContext *ac, void *privdata, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    qr_buf_t b;
+    qr_buf_init(&b);
+    size_t total = 16;
+    for (int i = 0; i < argc; i++)
+        total += (argvlen ? argvlen[i] : strlen(argv[i])) + 24;
+    qr_buf_reserve(&b, total);
+    append_header(&b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+        append_header(&b, '$', n);
+        qr_buf_append(&b, argv[i], n);
+        qr_buf_append(&b, "\r\n", 2);
+    }
+    int rc = redisAsyncFormattedCommand(ac, on_reply, privdata, b.data, b.len);
+    qr_buf_free(&b);
+    return rc;
+}
+
 /* c was handed to hiredis: start its timeout. */
 static void track(qr_redis_t *r, cmd_t *c)
 {
@@ -475,7 +515,7 @@ static int submit(qr_redis_t *r, cmd_t *c, int argc, const char **argv, const si
         fail_later(r, c, "redis not connected");
         return 0;
     }
-    if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+    if (send_argv(r->ac, c, argc, argv, argvlen) != REDIS_OK) {
         fail_later(r, c, "redis connection is closing");
         return 0;
     }
@@ -500,7 +540,7 @@ static int send_eval(qr_redis_t *r, cmd_t *c, int by_sha)
     }
     int rc = REDIS_ERR;
     if (r->ac && r->state == ST_UP)
-        rc = redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, lens);
+        rc = send_argv(r->ac, c, argc, argv, lens);
     free(argv);
     free(lens);
     return rc;
