@@ -457,43 +457,45 @@ qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
     return s;
 }
 
-/* Appends "<mark><n>\r\n" without printf. */
-static void append_header(qr_buf_t *b, char mark, size_t n)
+/* Writes "<mark><n>\r\n" at p without printf; returns the end. */
+static char *put_header(char *p, char mark, size_t n)
 {
     char tmp[24];
-    char *p = tmp + sizeof tmp;
-    *--p = '\n';
-    *--p = '\r';
+    char *q = tmp + sizeof tmp;
+    *--q = '\n';
+    *--q = '\r';
     do {
-        *--p = (char)('0' + n % 10);
+        *--q = (char)('0' + n % 10);
         n /= 10;
     } while (n);
-    *--p = mark;
-    qr_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+    *--q = mark;
+    size_t len = (size_t)(tmp + sizeof tmp - q);
+    memcpy(p, q, len);
+    return p + len;
 }
 
 /* Queues a command with hiredis in the protocol's own form, written here
- * in one buffer: hiredis's argv formatting (sdscatfmt for every
- * argument's header) cost more than a whole script call's argument
- * building. argvlen NULL: each argument is a C string. */
+ * in one buffer sized in advance: hiredis's argv formatting (sdscatfmt
+ * for every argument's header) cost more than building the whole script
+ * call. argvlen NULL: each argument is a C string. */
 static int send_argv(redisAsyncContext *ac, void *privdata, int argc, const char **argv,
                      const size_t *argvlen)
 {
-    qr_buf_t b;
-    qr_buf_init(&b);
-    size_t total = 16;
+    size_t total = 24;
     for (int i = 0; i < argc; i++)
-        total += (argvlen ? argvlen[i] : strlen(argv[i])) + 24;
-    qr_buf_reserve(&b, total);
-    append_header(&b, '*', (size_t)argc);
+        total += (argvlen ? argvlen[i] : strlen(argv[i])) + 26; /* "$<20 digits>\r\n" "\r\n" */
+    char *buf = qr_xmalloc(total);
+    char *p = put_header(buf, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
-        append_header(&b, '$', n);
-        qr_buf_append(&b, argv[i], n);
-        qr_buf_append(&b, "\r\n", 2);
+        p = put_header(p, '$', n);
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    int rc = redisAsyncFormattedCommand(ac, on_reply, privdata, b.data, b.len);
-    qr_buf_free(&b);
+    int rc = redisAsyncFormattedCommand(ac, on_reply, privdata, buf, (size_t)(p - buf));
+    free(buf);
     return rc;
 }
 
