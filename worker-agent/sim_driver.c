@@ -13,6 +13,7 @@
 #include "sim_int.h"
 
 #include "protocol.h"
+#include "sim_open.h"
 #include "sim_values.h"
 #include "util.h"
 
@@ -383,6 +384,8 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
         a->nheld++;
     }
     json_decref(root);
+    if (s->open)
+        sim_open_leased(a, now);
     sim_next_step(a, now);
 }
 
@@ -653,8 +656,11 @@ static void wake(sim_t *s, annotator_t *a, int64_t now)
             sim_finish(a, ST_PAUSED);
         else if (s->stopping)
             sim_finish(a, ST_STOPPED);
-        else
+        else {
+            if (s->open)
+                sim_open_lease_sending(a, now);
             (void)start_request(a, now);
+        }
         break;
     case OP_THINK:
         a->held[a->head].ready = 1;
@@ -679,10 +685,7 @@ int sim_run_loop(sim_t *s)
     annotator_t **due = qr_xcalloc((size_t)n, sizeof *due);
     int rc = 0;
 
-    for (int i = 0; i < n; i++) {
-        s->ann[i].op = OP_LEASE;
-        sim_schedule(&s->ann[i], s->start_ms);
-    }
+    sim_open_start(s); /* every annotator leases now, or at its first intent */
     for (;;) {
         int64_t now = qr_mono_ms();
 

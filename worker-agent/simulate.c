@@ -54,6 +54,7 @@
  * or batch).
  */
 #include "sim_int.h"
+#include "sim_open.h"
 
 #include "cli.h"
 #include "protocol.h"
@@ -374,6 +375,7 @@ out:
         free(s.labels[i]);
     free(s.labels);
     json_decref(s.schema);
+    sim_open_free(&s);
     free(s.ann);
     free(s.heap);
     free(s.cfgs);
