@@ -137,18 +137,25 @@ void sim_driver_close(sim_t *s)
     s->epfd = -1;
 }
 
-/* Waits up to wait_ms (less when libcurl's timer is due sooner) for socket
- * news, and lets libcurl act on each socket that has some and on its timer.
- * Returns 0 or -1 (printed). */
+/* Waits until the ms tick wait_ms after the current one begins (sooner
+ * when libcurl's timer is due) for socket news, and lets libcurl act on
+ * each socket that has some and on its timer. The sleep is timed to the µs
+ * (epoll_pwait2), not rounded up to whole ms past now: an open-loop intent
+ * due at a tick goes out at that tick (sim_open.c). Returns 0 or -1
+ * (printed). */
 static int drive(sim_t *s, int64_t wait_ms)
 {
     struct epoll_event ev[EPOLL_BATCH];
-    int64_t now = qr_mono_ms();
+    int64_t now_us = mono_us(), now = now_us / 1000;
     if (s->curl_due_ms >= 0 && s->curl_due_ms - now < wait_ms)
         wait_ms = s->curl_due_ms > now ? s->curl_due_ms - now : 0;
     if (wait_ms < 0)
         wait_ms = 0;
-    int n = epoll_wait(s->epfd, ev, EPOLL_BATCH, (int)wait_ms);
+    int64_t left_us = wait_ms > 0 ? (now + wait_ms) * 1000 - now_us : 0;
+    struct timespec ts = {(time_t)(left_us / 1000000), (long)(left_us % 1000000) * 1000};
+    int n = epoll_pwait2(s->epfd, ev, EPOLL_BATCH, &ts, NULL);
+    if (n < 0 && errno == ENOSYS) /* a kernel before 5.11 */
+        n = epoll_wait(s->epfd, ev, EPOLL_BATCH, (int)wait_ms);
     if (n < 0) {
         if (errno == EINTR)
             return 0; /* a stop signal: the caller looks */
@@ -177,6 +184,11 @@ static int drive(sim_t *s, int64_t wait_ms)
         }
     }
     return 0;
+}
+
+int sim_drive(sim_t *s, int64_t wait_ms)
+{
+    return drive(s, wait_ms);
 }
 
 /* JSON body for a submit of l (single, or one entry of a batch): "label"

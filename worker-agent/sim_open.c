@@ -34,6 +34,7 @@
  */
 #include "sim_open.h"
 
+#include "protocol.h"
 #include "util.h"
 
 #include <math.h>
@@ -80,6 +81,64 @@ int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
     if (!(v < THINK_MAX_MS)) /* also NaN */
         v = THINK_MAX_MS;
     return (int)(v + 0.5);
+}
+
+int sim_open_connect(sim_t *s)
+{
+    int n = s->opt->annotators, done = 0, failed = 0;
+    char first[sizeof s->ann[0].call.message + 128] = "";
+    for (int i = 0; i < n; i++) {
+        annotator_t *a = &s->ann[i];
+        CURLMcode mc;
+        if (qr_client_call_setup(&a->call, "GET", QR_API_WHOAMI, NULL, 0, NULL, a->token) < 0) {
+            fprintf(stderr, "quorum-agent: %s: %s\n", a->name, a->call.message);
+            return -1;
+        }
+        CURLcode cc = curl_easy_setopt(a->call.easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+        if (cc != CURLE_OK) {
+            fprintf(stderr, "quorum-agent: CURLOPT_TIMEOUT_MS: %s\n", curl_easy_strerror(cc));
+            return -1;
+        }
+        if ((mc = curl_multi_add_handle(s->multi, a->call.easy)) != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
+            return -1;
+        }
+        a->state = ST_BUSY;
+    }
+    while (done < n) {
+        if (sim_drive(s, 100) < 0)
+            return -1;
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(s->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *easy = msg->easy_handle;
+            CURLcode result = msg->data.result;
+            char *priv = NULL;
+            if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+                fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+                return -1;
+            }
+            annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
+            CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+            if (mc != CURLM_OK) {
+                fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
+                        curl_multi_strerror(mc));
+                return -1;
+            }
+            a->state = ST_IDLE;
+            done++;
+            if (qr_client_call_finish(&a->call, result) < 0 && failed++ == 0)
+                snprintf(first, sizeof first, "%s: %s", a->name, a->call.message);
+        }
+    }
+    if (failed) {
+        fprintf(stderr, "quorum-agent: %d of %d annotators could not connect (%s)\n", failed, n,
+                first);
+        return -1;
+    }
+    return 0;
 }
 
 /* An exponential gap (µs) of mean m from the generator at *rng. */

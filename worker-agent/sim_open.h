@@ -19,6 +19,15 @@
  * from the two uniforms u1, u2 in [0, 1) (Box-Muller), capped at 1 hour. */
 int sim_open_think_ms(double median_ms, double sigma, double u1, double u2);
 
+/* Open mode: connects every annotator before the run, each with a request
+ * of its own (GET /v1/whoami with its token), all in flight at once so
+ * that each gets a connection of its own and the broker knows its token:
+ * the TLS handshakes and token lookups of N agents are set-up, not the
+ * run's first seconds. Returns 0 or -1 (printed). */
+int sim_open_connect(sim_t *s);
+/* sim_driver.c: waits up to wait_ms for socket news and lets libcurl act. */
+int sim_drive(sim_t *s, int64_t wait_ms);
+
 /* Sets up the open mode (when opt->arrival_rate > 0) and schedules each
  * annotator's first lease intent at a random start offset: uniform over the
  * warm-up (or over one mean gap between intents without one). Without the
