@@ -22,9 +22,11 @@
 # in ms; each level also carries asked_per_second, achieved_per_second,
 # waited_share and wait {p50, p99, p999} (the time intents waited for
 # their agent before the lease went out: the generator's share of the lease
-# latency), agent_cpu_us_per_completion and broker_cpu_us_per_completion
-# (process CPU time, user + system, per completion of the run), and the
-# machine's load average when the level started.
+# latency), agent_cpu_us_per_completion (simulate's CPU time from the start
+# of its loop, set-up left out), agent_process_cpu_us_per_completion and
+# broker_cpu_us_per_completion (the whole process, user + system, set-up of
+# N users and their TLS connections included), each per completion of the
+# run, and the machine's load average when the level started.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../tests/bench" && pwd)
 # shellcheck disable=SC2034 # root is bench_broker's
@@ -96,7 +98,7 @@ if [ "$CAP" = auto ]; then
 fi
 
 run_level() { # PERCENT -> $W/level.PERCENT.json
-    local pct=$1 rate load qc0 qc1 acpu
+    local pct=$1 rate load qc0 qc1 acpu rc=0
     rate=$(awk -v c="$CAP" -v p="$pct" 'BEGIN { printf "%.3f", c * p / 100 }')
     # A project per level, its tasks for the whole run and a margin.
     P=$(new_project "latency-curve-$pct" "$(awk -v r="$rate" -v s="$SECS" -v w="$WARMUP" 'BEGIN { printf "%d", r * (s + w) * 1.3 + 5000 }')")
@@ -107,7 +109,12 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
         --arrival-rate "$rate" --think-lognormal "$THINK" --warmup "$WARMUP" \
         --duration "$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print s + w }')" --max-seconds "$MAX_S" \
         --no-spool --seed "$((SEED + pct))" --json-summary "$W/sim.$pct.json" >"$W/sim.$pct.out" 2>"$W/sim.$pct.err" ||
-        { tail -5 "$W/sim.$pct.err" >&2; exit 1; }; } 2>"$W/agent.$pct.time"
+        rc=$?; } 2>"$W/agent.$pct.time"
+    if [ "$rc" != 0 ]; then
+        echo "bench_curve: the $pct % level failed (exit $rc):" >&2
+        grep -v '^\[' "$W/sim.$pct.err" | tail -5 >&2
+        exit 1
+    fi
     qc1=$(cpu_ms "$QPID")
     acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.$pct.time")
     jq --argjson asked "$rate" --argjson load "$load" --argjson ca "$acpu" --argjson cq $((qc1 - qc0)) \
@@ -119,7 +126,8 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
          capacity_per_second: $cap, measured_seconds: $o.measured_seconds, intents: $o.intents,
          intents_unserved: $o.intents_unserved, waited_share: $o.waited_share, wait: ($o.wait | p3),
          completions: $n, errors: .errors,
-         agent_cpu_us_per_completion: (if $n > 0 then $ca * 1000 / $n else null end),
+         agent_cpu_us_per_completion: $o.cpu_us_per_completion,
+         agent_process_cpu_us_per_completion: (if $n > 0 then $ca * 1000 / $n else null end),
          broker_cpu_us_per_completion: (if $n > 0 then $cq * 1000 / $n else null end),
          load_average: $load}' "$W/sim.$pct.json" >"$W/level.$pct.json"
 }

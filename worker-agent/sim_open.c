@@ -30,7 +30,9 @@
  * achieved_per_second the window's intents that ended in an acknowledged
  * submit (a lease held at the end of --duration is still submitted; an
  * intent not leased by then is "unserved"), so a backlog left by the
- * warm-up does not count toward it.
+ * warm-up does not count toward it. cpu_us_per_completion is this
+ * process's CPU time (getrusage) from the loop's start to the summary over
+ * every completion of the run: user creation and connecting left out.
  */
 #include "sim_open.h"
 
@@ -41,8 +43,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
+/* Connecting before the run: requests in flight at once (1,000 TLS
+ * handshakes at once time out on a loaded machine), and tries per agent. */
+#define CONNECT_CONCURRENCY 64
+#define CONNECT_ATTEMPTS    3
 /* The longest think time drawn (ms), as --think-ms's limit. */
 #define THINK_MAX_MS 3600000.0
 
@@ -62,10 +69,21 @@ struct sim_open_s {
     qr_hist_t lease;      /* µs, measured intents */
     qr_hist_t submit;
     qr_hist_t wait;
-    long intents;  /* measured intents taken (a lease request sent for them) */
-    long waited;   /* of those, how many came while their annotator was busy */
-    long achieved; /* measured intents that ended in an acknowledged submit */
+    long intents;    /* measured intents taken (a lease request sent for them) */
+    long waited;     /* of those, how many came while their annotator was busy */
+    long achieved;   /* measured intents that ended in an acknowledged submit */
+    int64_t cpu0_us; /* this process's CPU time (user + system) when the loop started */
 };
+
+/* This process's CPU time so far (µs, user + system), -1 if unknown. */
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1;
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
 
 static int64_t mono_us(void)
 {
@@ -83,62 +101,104 @@ int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
     return (int)(v + 0.5);
 }
 
-int sim_open_connect(sim_t *s)
+/* Starts annotator a's connecting request on a connection of its own.
+ * Returns 0 or -1 (printed). */
+static int start_connect(sim_t *s, annotator_t *a)
 {
-    int n = s->opt->annotators, done = 0, failed = 0;
-    char first[sizeof s->ann[0].call.message + 128] = "";
-    for (int i = 0; i < n; i++) {
-        annotator_t *a = &s->ann[i];
-        CURLMcode mc;
-        if (qr_client_call_setup(&a->call, "GET", QR_API_WHOAMI, NULL, 0, NULL, a->token) < 0) {
-            fprintf(stderr, "quorum-agent: %s: %s\n", a->name, a->call.message);
-            return -1;
-        }
-        CURLcode cc = curl_easy_setopt(a->call.easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        if (cc != CURLE_OK) {
-            fprintf(stderr, "quorum-agent: CURLOPT_TIMEOUT_MS: %s\n", curl_easy_strerror(cc));
-            return -1;
-        }
-        if ((mc = curl_multi_add_handle(s->multi, a->call.easy)) != CURLM_OK) {
-            fprintf(stderr, "quorum-agent: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
-            return -1;
-        }
-        a->state = ST_BUSY;
-    }
-    while (done < n) {
-        if (sim_drive(s, 100) < 0)
-            return -1;
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(s->multi, &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            CURL *easy = msg->easy_handle;
-            CURLcode result = msg->data.result;
-            char *priv = NULL;
-            if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
-                fprintf(stderr, "quorum-agent: transfer without its annotator\n");
-                return -1;
-            }
-            annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
-            CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
-            if (mc != CURLM_OK) {
-                fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
-                        curl_multi_strerror(mc));
-                return -1;
-            }
-            a->state = ST_IDLE;
-            done++;
-            if (qr_client_call_finish(&a->call, result) < 0 && failed++ == 0)
-                snprintf(first, sizeof first, "%s: %s", a->name, a->call.message);
-        }
-    }
-    if (failed) {
-        fprintf(stderr, "quorum-agent: %d of %d annotators could not connect (%s)\n", failed, n,
-                first);
+    if (qr_client_call_setup(&a->call, "GET", QR_API_WHOAMI, NULL, 0, NULL, a->token) < 0) {
+        fprintf(stderr, "quorum-agent: %s: %s\n", a->name, a->call.message);
         return -1;
     }
+    CURLcode cc = curl_easy_setopt(a->call.easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(a->call.easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "quorum-agent: curl_easy_setopt: %s\n", curl_easy_strerror(cc));
+        return -1;
+    }
+    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    if (mc != CURLM_OK) {
+        fprintf(stderr, "quorum-agent: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
+        return -1;
+    }
+    a->state = ST_BUSY;
+    a->attempts++;
     return 0;
+}
+
+/* Handles the connecting requests that finished: a failed one is tried
+ * again (queued at *retry) up to CONNECT_ATTEMPTS times. Returns the count
+ * finished for good, or -1 (printed). */
+static int connects_done(sim_t *s, annotator_t **retry, int *nretry, int *failed, char *first,
+                         size_t first_size)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        char *priv = NULL;
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+            return -1;
+        }
+        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
+        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+        CURLcode cc = curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L);
+        if (mc != CURLM_OK || cc != CURLE_OK) {
+            fprintf(stderr, "quorum-agent: %s\n",
+                    mc != CURLM_OK ? curl_multi_strerror(mc) : curl_easy_strerror(cc));
+            return -1;
+        }
+        a->state = ST_IDLE;
+        if (qr_client_call_finish(&a->call, result) == 0) {
+            n++;
+        } else if (a->attempts < CONNECT_ATTEMPTS && qr_client_call_retryable(&a->call)) {
+            retry[(*nretry)++] = a;
+        } else {
+            if ((*failed)++ == 0)
+                snprintf(first, first_size, "%s: %s", a->name, a->call.message);
+            n++;
+        }
+    }
+    return n;
+}
+
+int sim_open_connect(sim_t *s)
+{
+    int n = s->opt->annotators, next = 0, inflight = 0, done = 0, failed = 0, nretry = 0;
+    char first[sizeof s->ann[0].call.message + 128] = "";
+    annotator_t **retry = qr_xcalloc((size_t)n, sizeof *retry);
+    int rc = -1;
+    for (int i = 0; i < n; i++)
+        s->ann[i].attempts = 0;
+    while (done < n) {
+        while (inflight < CONNECT_CONCURRENCY && (nretry > 0 || next < n)) {
+            annotator_t *a = nretry > 0 ? retry[--nretry] : &s->ann[next++];
+            if (start_connect(s, a) < 0)
+                goto out;
+            inflight++;
+        }
+        if (sim_drive(s, 100) < 0)
+            goto out;
+        int before = nretry;
+        int k = connects_done(s, retry, &nretry, &failed, first, sizeof first);
+        if (k < 0)
+            goto out;
+        done += k;
+        inflight -= k + (nretry - before);
+    }
+    if (failed) /* not fatal: their first lease connects again */
+        fprintf(stderr,
+                "quorum-agent: warning: %d of %d annotators could not connect before the "
+                "run (%s)\n",
+                failed, n, first);
+    rc = 0;
+out:
+    free(retry);
+    return rc;
 }
 
 /* An exponential gap (µs) of mean m from the generator at *rng. */
@@ -185,6 +245,7 @@ void sim_open_start(sim_t *s)
     p->agents = qr_xcalloc((size_t)n, sizeof *p->agents);
     p->gap_us = 1e6 * (double)n / o->arrival_rate;
     p->warm_end_ms = s->start_ms + (int64_t)(o->warmup * 1000.0);
+    p->cpu0_us = cpu_us();
     double spread_us = o->warmup > 0 ? o->warmup * 1e6 : p->gap_us;
     for (int i = 0; i < n; i++) {
         open_agent_t *oa = &p->agents[i];
@@ -278,6 +339,7 @@ typedef struct window_s {
     long left;        /* of those, never sent */
     double offered_s; /* per second */
     double achieved_s;
+    double cpu_us; /* this process's CPU per completion of the run since the loop started */
 } window_t;
 
 static window_t window_of(const sim_t *s, double elapsed)
@@ -290,6 +352,10 @@ static window_t window_of(const sim_t *s, double elapsed)
     w.offered = p->intents + w.left;
     w.offered_s = w.seconds > 0 ? (double)w.offered / w.seconds : 0.0;
     w.achieved_s = w.seconds > 0 ? (double)p->achieved / w.seconds : 0.0;
+    int64_t cpu = cpu_us();
+    w.cpu_us = cpu >= 0 && p->cpu0_us >= 0 && s->total_submitted > 0
+                   ? (double)(cpu - p->cpu0_us) / (double)s->total_submitted
+                   : 0.0;
     return w;
 }
 
@@ -326,6 +392,10 @@ int sim_open_summary_json(const sim_t *s, json_t *root, double elapsed)
         (json_int_t)p->waited, "completions", (json_int_t)p->achieved, "waited_share",
         p->intents ? (double)p->waited / (double)p->intents : 0.0, "lease", percentiles(&p->lease),
         "submit", percentiles(&p->submit), "wait", percentiles(&p->wait));
+    if (j && json_object_set_new(j, "cpu_us_per_completion", json_real(w.cpu_us)) < 0) {
+        json_decref(j);
+        return -1;
+    }
     return j ? json_object_set_new(root, "open_loop", j) : -1;
 }
 
@@ -350,6 +420,8 @@ void sim_open_print(const sim_t *s, double elapsed)
     print_line("lease latency from the intended time", &p->lease);
     print_line("submit latency from the intended time", &p->submit);
     print_line("wait before the lease went out", &p->wait);
+    printf("open loop CPU of this process: %.1f us per completion (the run, not its set-up)\n",
+           w.cpu_us);
 }
 
 void sim_open_free(sim_t *s)

@@ -83,6 +83,7 @@ check "the window's completions are fewer than those stored" true \
 check "lease and submit latencies: 0 < p50 <= p99 <= p99.9" true \
     "$(jq '[.open_loop.lease, .open_loop.submit] | all(.p50 > 0 and .p50 <= .p99 and .p99 <= .p999)' "$S1")"
 check "the think time is log-normal, as asked" '{"median_ms":10,"sigma":0.5}' "$(jq -c .think_lognormal "$S1")"
+check "the CPU per completion of the loop is reported" true "$(jq '.open_loop.cpu_us_per_completion > 0' "$S1")"
 grepq "open loop: 50.0 intents/s asked" <"$E2E_DIR/open.out" && pass "the text summary says it" ||
     fail "text summary: $(grep 'open loop' "$E2E_DIR/open.out")"
 
