@@ -15,8 +15,8 @@
 # (default 10 ms median, sigma 0.5), random start offsets over a warm-up of
 # W s (default 5) left out of the figures, then S s measured (default 15).
 # C is the batched capacity in completions/s (deploy/bench.sh measures it);
-# "auto" measures it first with a 10 s closed-loop batched run of the same
-# agents. FILE gets the latency_curve object:
+# "auto" measures it first with a 15 s closed-loop batched run of the same
+# agents (--connect-first; completions/s over its working time). FILE gets the latency_curve object:
 #   {"25": {"offered_per_second", "lease": {"p50", "p99", "p999"},
 #           "submit": {...}, ...}, "50": ..., "75": ..., "90": ...}
 # in ms; each level also carries asked_per_second, achieved_per_second,
@@ -90,11 +90,14 @@ echo "bench_curve: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $AGENT
 
 if [ "$CAP" = auto ]; then
     P=$(new_project capacity 250000)
+    # Every agent connected first: N TLS handshakes and token lookups at
+    # once took several seconds of a loaded machine, inside the run.
     "$BIN/quorum-agent" simulate --project "$P" --annotators "$AGENTS" --accuracy 0.9 --think-ms 0 \
-        --prefetch 8 --batch --no-spool --duration 10 --max-seconds 130 --seed "$SEED" \
+        --prefetch 8 --batch --connect-first --no-spool --duration 15 --max-seconds 135 --seed "$SEED" \
         --json-summary "$W/cap.json" >/dev/null 2>"$W/cap.err" || { tail -5 "$W/cap.err" >&2; exit 1; }
     CAP=$(jq .completions_per_second "$W/cap.json")
-    echo "bench_curve: capacity measured: $CAP completions/s (10 s closed loop, batched, prefetch 8)"
+    num "$CAP" || { echo "bench_curve: no capacity measured:" >&2; tail -5 "$W/cap.err" >&2; exit 1; }
+    echo "bench_curve: capacity measured: $CAP completions/s (15 s closed loop, batched, prefetch 8, agents connected first)"
 fi
 
 run_level() { # PERCENT -> $W/level.PERCENT.json

@@ -93,6 +93,7 @@ static const char simulate_help[] =
     "           [--urls URL1,URL2,...] [--ack-log FILE] [--duration S]\n"
     "           [--seed S] [--max-seconds S] [--json-summary FILE]\n"
     "           [--arrival-rate R [--warmup S]] [--think-lognormal MEDIAN_MS,SIGMA]\n"
+    "           [--connect-first]\n"
     "\n"
     "Creates N annotator users (sim-<run>-<i>, new names each run) with the\n"
     "admin or manager token of the connection settings, then runs them in one\n"
@@ -156,6 +157,10 @@ static const char simulate_help[] =
     "                        waits included. Every agent connects first (set-up,\n"
     "                        not measured). Takes neither --prefetch above 1 nor\n"
     "                        --batch\n"
+    "  --connect-first       connect every agent (its own TLS connection, its token\n"
+    "                        checked) before the run starts, as the open loop\n"
+    "                        always does: N handshakes at once are set-up, not\n"
+    "                        the run's first seconds\n"
     "  --warmup S            open loop: intents before S seconds are left out of\n"
     "                        the latencies and rates (default 0; below --duration)\n"
     "  --seed S              seed for label choices, think times and lease outcomes\n"
@@ -478,7 +483,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL,
                *skip = NULL, *release = NULL, *abandon = NULL, *wait = NULL, *ack_log = NULL,
                *urls = NULL, *duration = NULL, *arrival = NULL, *warmup = NULL, *lognormal = NULL;
-    int no_spool = 0, batch = 0;
+    int no_spool = 0, batch = 0, connect_first = 0;
     qr_sim_options_t opt;
     long long v;
 
@@ -493,6 +498,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--no-spool", &no_spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--batch", &batch)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--connect-first", &connect_first)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--annotators", &annotators)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--think-ms", &think)) != 0 ||
@@ -563,6 +569,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         opt.prefetch = (int)v;
     }
     opt.batch = batch;
+    opt.connect_first = connect_first;
     const char *rate_names[] = {"--skip-rate", "--release-rate", "--abandon-rate"};
     const char *rate_values[] = {skip, release, abandon};
     double *rate_slots[] = {&opt.skip_rate, &opt.release_rate, &opt.abandon_rate};

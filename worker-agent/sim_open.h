@@ -19,7 +19,7 @@
  * from the two uniforms u1, u2 in [0, 1) (Box-Muller), capped at 1 hour. */
 int sim_open_think_ms(double median_ms, double sigma, double u1, double u2);
 
-/* Open mode: connects every annotator before the run, each with a request
+/* Open mode (or --connect-first): connects every annotator before the run, each with a request
  * of its own (GET /v1/whoami with its token), all in flight at once so
  * that each gets a connection of its own and the broker knows its token:
  * the TLS handshakes and token lookups of N agents are set-up, not the

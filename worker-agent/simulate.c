@@ -307,7 +307,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
             s.run_id, opt->annotators, opt->project, what, s.nurls,
             (double)(qr_mono_ms() - setup_start) / 1000.0);
 
-    if (opt->arrival_rate > 0 && sim_open_connect(&s) < 0)
+    if ((opt->arrival_rate > 0 || opt->connect_first) && sim_open_connect(&s) < 0)
         goto out;
     s.start_ms = qr_mono_ms();
     s.setup_seconds = (double)(s.start_ms - setup_start) / 1000.0;

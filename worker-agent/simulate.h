@@ -44,6 +44,7 @@ typedef struct qr_sim_options_s {
     double warmup;            /* open loop: intents before this many seconds are not measured */
     double think_median_ms;   /* > 0: think time log-normal with this median (ms), instead */
     double think_sigma;       /* of think_min/max_ms, and this sigma (of its logarithm) */
+    int connect_first;        /* connect every annotator before the run (always in open loop) */
 } qr_sim_options_t;
 
 /*

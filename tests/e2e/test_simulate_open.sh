@@ -103,4 +103,12 @@ check "intents never sent are counted" true "$(jq '.open_loop.intents_unserved >
 check "their waits are in the lease latency (p99 over 500 ms)" true "$(jq '.open_loop.lease.p99 > 500' "$S2")"
 check "but not in the submit latency (p50 under 100 ms)" true "$(jq '.open_loop.submit.p50 < 100' "$S2")"
 
+# --- --connect-first: the closed loop connects its agents first too -----------------------------
+S3=$E2E_DIR/closed.json
+timeout 120 "$AGENT" simulate --project "$P" --annotators 5 --accuracy 0.9 --no-spool --seed 4 \
+    --think-ms 0-5 --connect-first --duration 2 --max-seconds 60 --json-summary "$S3" \
+    >"$E2E_DIR/closed.out" 2>"$E2E_DIR/closed.err" || { tail -5 "$E2E_DIR/closed.err"; fail "--connect-first run"; }
+check "--connect-first: a closed-loop run, no open_loop in its summary" "null" "$(jq -c .open_loop "$S3")"
+check "--connect-first: it annotated" true "$(jq '.completions > 0' "$S3")"
+
 finish
