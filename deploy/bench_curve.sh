@@ -16,7 +16,8 @@
 # W s (default 5) left out of the figures, then S s measured (default 15).
 # C is the batched capacity in completions/s (deploy/bench.sh measures it);
 # "auto" measures it first with a 15 s closed-loop batched run of the same
-# agents (--connect-first; completions/s over its working time). FILE gets the latency_curve object:
+# agents (--connect-first; completions/s over its working time). FILE gets
+# the latency_curve object:
 #   {"25": {"offered_per_second", "lease": {"p50", "p99", "p999"},
 #           "submit": {...}, ...}, "50": ..., "75": ..., "90": ...}
 # in ms; each level also carries asked_per_second, achieved_per_second,
@@ -32,7 +33,9 @@ here=$(cd "$(dirname "$0")/../tests/bench" && pwd)
 # shellcheck disable=SC2034 # root is bench_broker's
 root=$(cd "$here/../.." && pwd)
 BIN="" CAP="" OUT="" AGENTS=1000 SECS=15 WARMUP=5 THINK=10,0.5 SEED=18
-usage() { sed -n '7,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The header above, without its "# ".
+header() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { header | sed -n '6,7p' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) BIN=${2:?}; shift 2 ;;
@@ -43,7 +46,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=${2:?}; shift 2 ;;
     --think) THINK=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) header; exit 0 ;;
     *) echo "bench_curve.sh: unknown option $1" >&2; usage ;;
     esac
 done
