@@ -92,6 +92,8 @@ static const char simulate_help[] =
     "           [--skip-rate P] [--release-rate P] [--abandon-rate P] [--wait-ms N]\n"
     "           [--urls URL1,URL2,...] [--ack-log FILE] [--duration S]\n"
     "           [--seed S] [--max-seconds S] [--json-summary FILE]\n"
+    "           [--arrival-rate R [--warmup S]] [--think-lognormal MEDIAN_MS,SIGMA]\n"
+    "           [--connect-first]\n"
     "\n"
     "Creates N annotator users (sim-<run>-<i>, new names each run) with the\n"
     "admin or manager token of the connection settings, then runs them in one\n"
@@ -119,6 +121,9 @@ static const char simulate_help[] =
     "  --accuracy P[-Q]      probability of the true label, 0 to 1; with a range,\n"
     "                        each annotator's is drawn uniformly in [P, Q]\n"
     "  --think-ms MIN[-MAX]  think time per task, uniform in ms (default 0-5)\n"
+    "  --think-lognormal MEDIAN_MS,SIGMA\n"
+    "                        think time log-normal instead: MEDIAN_MS * e^(SIGMA*z),\n"
+    "                        z standard normal (median 0-3600000 ms, sigma 0-5)\n"
     "  --truth-field NAME    task data field with the true label (default _true_label,\n"
     "                        else true_label; keys starting with _ are never shown\n"
     "                        to annotators); for a schema, an object by field name\n"
@@ -141,6 +146,23 @@ static const char simulate_help[] =
     "  --duration S          stop leasing after S seconds, finish and send what is\n"
     "                        held, and exit 0 even if the project is not complete\n"
     "                        (benchmarks)\n"
+    "  --arrival-rate R      open loop: the crew's lease intents arrive at R per\n"
+    "                        second, each annotator's as a Poisson process of rate\n"
+    "                        R/N from a random start offset (uniform over the\n"
+    "                        warm-up), whatever the broker answers; an annotator\n"
+    "                        serves its intents in order, one task each (lease,\n"
+    "                        think, submit), so an intent due while it is busy\n"
+    "                        waits. Latencies run from the INTENDED time: lease\n"
+    "                        granted - intent, submit acknowledged - (lease + think),\n"
+    "                        waits included. Every agent connects first (set-up,\n"
+    "                        not measured). Takes neither --prefetch above 1 nor\n"
+    "                        --batch\n"
+    "  --connect-first       connect every agent (its own TLS connection, its token\n"
+    "                        checked) before the run starts, as the open loop\n"
+    "                        always does: N handshakes at once are set-up, not\n"
+    "                        the run's first seconds\n"
+    "  --warmup S            open loop: intents before S seconds are left out of\n"
+    "                        the latencies and rates (default 0; below --duration)\n"
     "  --seed S              seed for label choices, think times and lease outcomes\n"
     "                        (default: random, printed in the summary); same seed,\n"
     "                        same decisions per task and annotator\n"
@@ -148,7 +170,11 @@ static const char simulate_help[] =
     "  --json-summary FILE   also write the summary as JSON to FILE (completions,\n"
     "                        completions_per_second, lease_latency_ms and\n"
     "                        submit_latency_ms {p50, p99, p999, n}, requests,\n"
-    "                        skipped, released, abandoned, errors by kind, ...)\n"
+    "                        skipped, released, abandoned, errors by kind, ...;\n"
+    "                        with --arrival-rate, open_loop {arrival_rate,\n"
+    "                        offered_per_second, achieved_per_second, lease, submit\n"
+    "                        and wait {p50, p99, p999, n}, waited_share,\n"
+    "                        cpu_us_per_completion, ...})\n"
     "  --spool FILE          spool results in FILE (default: a private temporary\n"
     "                        directory, removed when the run ends with nothing\n"
     "                        pending); each result is fsynced before it is sent\n"
@@ -172,6 +198,8 @@ static const char simulate_help[] =
     "  quorum-agent simulate --project 7 --annotators 8 --accuracy 0.7-0.95 --think-ms 200-2000\n"
     "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --think-ms 0 \\\n"
     "      --prefetch 8 --batch --no-spool --duration 30 --json-summary sim.json\n"
+    "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --no-spool \\\n"
+    "      --arrival-rate 3000 --think-lognormal 20,0.5 --warmup 5 --duration 20\n"
     "\n"
     "%s" PROFILE_HELP "\n"
     "Exit codes: 0 the project completed (or --duration ended cleanly), 1 broker\n"
@@ -386,6 +414,21 @@ static int parse_think(const char *s, int *min, int *max)
     return 0;
 }
 
+/* "MEDIAN_MS,SIGMA" with 0 < MEDIAN_MS <= 1 hour and 0 <= SIGMA <= 5. */
+static int parse_lognormal(const char *s, double *median, double *sigma)
+{
+    const char *comma = strchr(s, ',');
+    char first[64];
+    if (!comma || (size_t)(comma - s) >= sizeof first)
+        return -1;
+    memcpy(first, s, (size_t)(comma - s));
+    first[comma - s] = '\0';
+    if (qr_cli_parse_double(first, 0.0, 3600000.0, median) < 0 || !(*median > 0) ||
+        qr_cli_parse_double(comma + 1, 0.0, 5.0, sigma) < 0)
+        return -1;
+    return 0;
+}
+
 /* "P" or "P-Q" with 0 <= P <= Q <= 1. */
 static int parse_accuracy(const char *s, double *lo, double *hi)
 {
@@ -439,8 +482,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     const char *project = NULL, *annotators = NULL, *accuracy = NULL, *think = NULL, *truth = NULL,
                *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL,
                *skip = NULL, *release = NULL, *abandon = NULL, *wait = NULL, *ack_log = NULL,
-               *urls = NULL, *duration = NULL;
-    int no_spool = 0, batch = 0;
+               *urls = NULL, *duration = NULL, *arrival = NULL, *warmup = NULL, *lognormal = NULL;
+    int no_spool = 0, batch = 0, connect_first = 0;
     qr_sim_options_t opt;
     long long v;
 
@@ -455,6 +498,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--spool", &spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--no-spool", &no_spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--batch", &batch)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--connect-first", &connect_first)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--annotators", &annotators)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--think-ms", &think)) != 0 ||
@@ -469,7 +513,10 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_take_value(prog, argc, argv, &i, "--wait-ms", &wait)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--ack-log", &ack_log)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--urls", &urls)) != 0 ||
-            (r = qr_cli_take_value(prog, argc, argv, &i, "--duration", &duration)) != 0) {
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--duration", &duration)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--arrival-rate", &arrival)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--warmup", &warmup)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--think-lognormal", &lognormal)) != 0) {
             if (r < 0)
                 return QR_EXIT_USAGE;
         } else {
@@ -502,6 +549,15 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             "simulate: --think-ms must be MIN or MIN-MAX in ms (MIN <= MAX <= "
             "3600000), not '%s'",
             think);
+    if (lognormal && think)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --think-ms and --think-lognormal exclude each other");
+    if (lognormal && parse_lognormal(lognormal, &opt.think_median_ms, &opt.think_sigma) < 0)
+        return qr_cli_usage_error(
+            prog, "simulate ",
+            "simulate: --think-lognormal must be MEDIAN_MS,SIGMA with 0 < MEDIAN_MS <= 3600000 "
+            "and 0 <= SIGMA <= 5, not '%s'",
+            lognormal);
     opt.truth_field = truth ? truth : QR_SIM_TRUTH_FIELD;
     if (!opt.truth_field[0])
         return qr_cli_usage_error(prog, "simulate ", "simulate: --truth-field must not be empty");
@@ -513,6 +569,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         opt.prefetch = (int)v;
     }
     opt.batch = batch;
+    opt.connect_first = connect_first;
     const char *rate_names[] = {"--skip-rate", "--release-rate", "--abandon-rate"};
     const char *rate_values[] = {skip, release, abandon};
     double *rate_slots[] = {&opt.skip_rate, &opt.release_rate, &opt.abandon_rate};
@@ -538,6 +595,27 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         return qr_cli_usage_error(prog, "simulate ",
                                   "simulate: --duration must be a positive number, not '%s'",
                                   duration);
+    if (arrival && qr_cli_parse_double(arrival, 0.001, 1e6, &opt.arrival_rate) < 0)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --arrival-rate must be a number of lease intents per "
+                                  "second from 0.001 to 1000000, not '%s'",
+                                  arrival);
+    if (arrival && (opt.prefetch > 1 || batch))
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --arrival-rate leases one task per intent: it takes "
+                                  "neither --prefetch above 1 nor --batch");
+    if (warmup && !arrival)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --warmup goes with --arrival-rate (the open loop)");
+    if (warmup && qr_cli_parse_double(warmup, 0.0, 1e7, &opt.warmup) < 0)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --warmup must be a number of seconds >= 0, not '%s'",
+                                  warmup);
+    if (warmup && opt.duration > 0 && opt.warmup >= opt.duration)
+        return qr_cli_usage_error(prog, "simulate ",
+                                  "simulate: --warmup %s leaves nothing of --duration %s to "
+                                  "measure: it must be shorter",
+                                  warmup, duration);
     opt.ack_log = ack_log;
     if (ack_log && !ack_log[0])
         return qr_cli_usage_error(prog, "simulate ", "simulate: --ack-log must name a file");

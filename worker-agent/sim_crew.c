@@ -8,6 +8,7 @@
  */
 #include "sim_int.h"
 
+#include "sim_open.h"
 #include "sim_values.h"
 #include "util.h"
 
@@ -274,6 +275,10 @@ void sim_plan(annotator_t *a, held_lease_t *l, json_t *data, int64_t now)
         l->label = choose_label(s, a, l);
     l->active_ms =
         o->think_min_ms + (int)(decide(s, l->task_id, a->index, 3) % (uint64_t)(span + 1));
+    if (o->think_median_ms > 0)
+        l->active_ms = sim_open_think_ms(o->think_median_ms, o->think_sigma,
+                                         sim_unit(decide(s, l->task_id, a->index, 3)),
+                                         sim_unit(decide(s, l->task_id, a->index, 6)));
     if (qr_random_hex(16, l->idem) < 0) {
         /* The CSPRNG failing is not expected; a unique-enough fallback keeps
          * the idempotency contract within this run. */
@@ -316,7 +321,7 @@ void sim_next_step(annotator_t *a, int64_t now)
     }
     sim_free_held(a);
     a->op = OP_LEASE;
-    sim_schedule(a, now);
+    sim_schedule(a, s->open ? sim_open_next_lease_ms(a, now) : now);
 }
 
 /* Schedules the same request again after a backoff; after a network error
@@ -357,6 +362,8 @@ void sim_acknowledged(annotator_t *a, held_lease_t *l, long status, json_t *answ
     s->last_submit_ms = now;
     if (status == 200)
         a->replayed++;
+    if (s->open)
+        sim_open_acknowledged(a);
     if (l->truths) {
         /* Each field's value against its truth. */
         const char *field;

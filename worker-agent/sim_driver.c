@@ -13,6 +13,7 @@
 #include "sim_int.h"
 
 #include "protocol.h"
+#include "sim_open.h"
 #include "sim_values.h"
 #include "util.h"
 
@@ -136,18 +137,25 @@ void sim_driver_close(sim_t *s)
     s->epfd = -1;
 }
 
-/* Waits up to wait_ms (less when libcurl's timer is due sooner) for socket
- * news, and lets libcurl act on each socket that has some and on its timer.
- * Returns 0 or -1 (printed). */
+/* Waits until the ms tick wait_ms after the current one begins (sooner
+ * when libcurl's timer is due) for socket news, and lets libcurl act on
+ * each socket that has some and on its timer. The sleep is timed to the µs
+ * (epoll_pwait2), not rounded up to whole ms past now: an open-loop intent
+ * due at a tick goes out at that tick (sim_open.c). Returns 0 or -1
+ * (printed). */
 static int drive(sim_t *s, int64_t wait_ms)
 {
     struct epoll_event ev[EPOLL_BATCH];
-    int64_t now = qr_mono_ms();
+    int64_t now_us = mono_us(), now = now_us / 1000;
     if (s->curl_due_ms >= 0 && s->curl_due_ms - now < wait_ms)
         wait_ms = s->curl_due_ms > now ? s->curl_due_ms - now : 0;
     if (wait_ms < 0)
         wait_ms = 0;
-    int n = epoll_wait(s->epfd, ev, EPOLL_BATCH, (int)wait_ms);
+    int64_t left_us = wait_ms > 0 ? (now + wait_ms) * 1000 - now_us : 0;
+    struct timespec ts = {(time_t)(left_us / 1000000), (long)(left_us % 1000000) * 1000};
+    int n = epoll_pwait2(s->epfd, ev, EPOLL_BATCH, &ts, NULL);
+    if (n < 0 && errno == ENOSYS) /* a kernel before 5.11 */
+        n = epoll_wait(s->epfd, ev, EPOLL_BATCH, (int)wait_ms);
     if (n < 0) {
         if (errno == EINTR)
             return 0; /* a stop signal: the caller looks */
@@ -176,6 +184,11 @@ static int drive(sim_t *s, int64_t wait_ms)
         }
     }
     return 0;
+}
+
+int sim_drive(sim_t *s, int64_t wait_ms)
+{
+    return drive(s, wait_ms);
 }
 
 /* JSON body for a submit of l (single, or one entry of a batch): "label"
@@ -383,6 +396,8 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
         a->nheld++;
     }
     json_decref(root);
+    if (s->open)
+        sim_open_leased(a, now);
     sim_next_step(a, now);
 }
 
@@ -653,8 +668,11 @@ static void wake(sim_t *s, annotator_t *a, int64_t now)
             sim_finish(a, ST_PAUSED);
         else if (s->stopping)
             sim_finish(a, ST_STOPPED);
-        else
+        else {
+            if (s->open)
+                sim_open_lease_sending(a, now);
             (void)start_request(a, now);
+        }
         break;
     case OP_THINK:
         a->held[a->head].ready = 1;
@@ -679,10 +697,7 @@ int sim_run_loop(sim_t *s)
     annotator_t **due = qr_xcalloc((size_t)n, sizeof *due);
     int rc = 0;
 
-    for (int i = 0; i < n; i++) {
-        s->ann[i].op = OP_LEASE;
-        sim_schedule(&s->ann[i], s->start_ms);
-    }
+    sim_open_start(s); /* every annotator leases now, or at its first intent */
     for (;;) {
         int64_t now = qr_mono_ms();
 

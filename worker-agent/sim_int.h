@@ -7,6 +7,8 @@
  *                 annotators, their state changes, results and the spool
  *   sim_driver.c  the libcurl multi driver: requests out, answers in
  *   sim_report.c  the progress lines and the summary (text and JSON)
+ *   sim_open.c    the open loop (--arrival-rate) and log-normal think
+ *                 times: its hooks are declared in sim_open.h
  * The state machine is described at the top of simulate.c.
  */
 #ifndef QR_SIM_INT_H
@@ -121,6 +123,8 @@ typedef struct sim_s {
     char run_id[9];      /* 4 random bytes in hex: makes user names unique */
     char **labels;       /* the project's label choices */
     size_t nlabels;
+    /* --arrival-rate: the open loop's state (sim_open.c), else NULL */
+    struct sim_open_s *open;
     json_t *schema;       /* the project's label schema (owned), NULL: a plain project */
     annotator_t *ann;     /* opt->annotators of them */
     annotator_t **heap;   /* waiting annotators, earliest wake_ms first */

@@ -5,6 +5,7 @@
  * with --json-summary, the same as JSON.
  */
 #include "sim_int.h"
+#include "sim_open.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -163,6 +164,7 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
         json_object_set_new(root, "working_seconds", json_real(working(s))) < 0 ||
         json_object_set(root, "requests", requests) < 0 ||
         json_object_set(root, "errors", errors) < 0 ||
+        sim_open_summary_json(s, root, elapsed) < 0 ||
         json_object_set(root, "per_annotator", per) < 0)
         goto fail;
     json_decref(requests);
@@ -227,6 +229,7 @@ void sim_print_summary(const sim_t *s, double elapsed, int complete)
            s->total_released, s->total_abandoned, total_requests(s));
     print_latency("lease", &s->lease_hist);
     print_latency("submit", &s->submit_hist);
+    sim_open_print(s, elapsed);
     printf("project complete: %s%s%s%s%s\n", complete ? "yes" : "no",
            s->stopping ? " (--duration over)" : "", s->timed_out ? " (--max-seconds reached)" : "",
            s->interrupted ? " (interrupted)" : "", s->paused ? " (paused)" : "");

@@ -54,6 +54,7 @@
  * or batch).
  */
 #include "sim_int.h"
+#include "sim_open.h"
 
 #include "cli.h"
 #include "protocol.h"
@@ -306,6 +307,8 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
             s.run_id, opt->annotators, opt->project, what, s.nurls,
             (double)(qr_mono_ms() - setup_start) / 1000.0);
 
+    if ((opt->arrival_rate > 0 || opt->connect_first) && sim_open_connect(&s) < 0)
+        goto out;
     s.start_ms = qr_mono_ms();
     s.setup_seconds = (double)(s.start_ms - setup_start) / 1000.0;
     s.stop_ms = s.start_ms + (int64_t)(opt->duration * 1000.0);
@@ -374,6 +377,7 @@ out:
         free(s.labels[i]);
     free(s.labels);
     json_decref(s.schema);
+    sim_open_free(&s);
     free(s.ann);
     free(s.heap);
     free(s.cfgs);

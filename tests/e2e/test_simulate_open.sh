@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# quorum-agent simulate's open loop (--arrival-rate, issue 18): lease intents
+# arrive as Poisson processes whatever the broker answers, latencies run
+# from the intended time. Bad flag values are refused with exit 2 before
+# anything is made; at a low rate the crew offers and achieves the rate
+# asked (within 15 %); intents of the warm-up are left out; and an
+# annotator that cannot keep up counts its backlog in its latencies (no
+# coordinated omission) while the offered rate stays the one asked.
+. "$(dirname "$0")/lib.sh"
+
+start_broker
+AGENT="$QR_BIN_DIR/quorum-agent"
+P=$(new_project '{"name": "open", "labels": ["a", "b", "c"], "annotations_per_task": 1}')
+seq 1 3000 | awk '{printf "{\"n\":%d,\"_true_label\":\"a\"}\n", $1}' >"$E2E_DIR/tasks.jsonl"
+"$QR_BIN_DIR/quorumctl" import --project "$P" "$E2E_DIR/tasks.jsonl" >/dev/null
+check "3000 tasks imported" 3000 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P")"
+
+# --- bad values: exit 2, a message saying why, no user made ------------------------------------
+USERS=$(sql "SELECT count(*) FROM users")
+refused() { # refused DESCRIPTION EXPECTED_MESSAGE FLAGS...
+    local what=$1 msg=$2 rc=0
+    shift 2
+    "$AGENT" simulate --project "$P" --annotators 2 --accuracy 0.9 --no-spool "$@" \
+        >/dev/null 2>"$E2E_DIR/err" || rc=$?
+    if [ "$rc" = 2 ] && grepq -F -- "$msg" <"$E2E_DIR/err"; then
+        pass "$what: exit 2, says why"
+    else
+        fail "$what: exit $rc, stderr: $(cat "$E2E_DIR/err")"
+    fi
+}
+refused "--arrival-rate 0" "--arrival-rate must be a number of lease intents per second" \
+    --arrival-rate 0
+refused "--arrival-rate abc" "not 'abc'" --arrival-rate abc
+refused "--arrival-rate -5" "--arrival-rate must be" --arrival-rate -5
+refused "--arrival-rate with --prefetch 4" "takes neither --prefetch above 1 nor --batch" \
+    --arrival-rate 10 --prefetch 4
+refused "--arrival-rate with --batch" "takes neither --prefetch above 1 nor --batch" \
+    --arrival-rate 10 --batch
+refused "--warmup without --arrival-rate" "--warmup goes with --arrival-rate" --warmup 2
+refused "--warmup -1" "--warmup must be a number of seconds >= 0" --arrival-rate 10 --warmup -1
+refused "--warmup as long as --duration" "leaves nothing of --duration 5 to measure" \
+    --arrival-rate 10 --warmup 5 --duration 5
+refused "--think-lognormal 0,1" "--think-lognormal must be MEDIAN_MS,SIGMA" --think-lognormal 0,1
+refused "--think-lognormal 20" "not '20'" --think-lognormal 20
+refused "--think-lognormal 20,9" "0 <= SIGMA <= 5" --think-lognormal 20,9
+refused "--think-ms with --think-lognormal" "exclude each other" --think-ms 5 --think-lognormal 20,0.5
+check "no user made by a refused run" "$USERS" "$(sql "SELECT count(*) FROM users")"
+"$AGENT" simulate --help | grepq -- "--arrival-rate R" && pass "--help names --arrival-rate" ||
+    fail "--help lacks --arrival-rate"
+
+# --- a low rate: offered and achieved as asked, the warm-up left out ---------------------------
+# 100 annotators at 50 intents/s: each has an intent every 2 s and a cycle
+# (lease, 10 ms of thought, submit) far shorter, even on a loaded machine.
+S1=$E2E_DIR/open.json
+timeout 120 "$AGENT" simulate --project "$P" --annotators 100 --accuracy 0.9 --no-spool --seed 7 \
+    --arrival-rate 50 --think-lognormal 10,0.5 --warmup 2 --duration 8 --max-seconds 60 \
+    --json-summary "$S1" >"$E2E_DIR/open.out" 2>"$E2E_DIR/open.err" ||
+    { tail -5 "$E2E_DIR/open.err"; fail "the open-loop run"; }
+jq -c '.open_loop | del(.lease, .submit, .wait)' "$S1"
+jq -c '.open_loop | {lease, submit, wait}' "$S1"
+within() { # within VALUE TARGET FRACTION -> true|false
+    awk -v v="$1" -v t="$2" -v f="$3" 'BEGIN { print (v >= t * (1 - f) && v <= t * (1 + f)) ? "true" : "false" }'
+}
+check "offered 50/s within 15 %" true "$(within "$(jq .open_loop.offered_per_second "$S1")" 50 0.15)"
+check "achieved 50/s within 15 %" true "$(within "$(jq .open_loop.achieved_per_second "$S1")" 50 0.15)"
+check "measured over the 6 s after the warm-up" true "$(within "$(jq .open_loop.measured_seconds "$S1")" 6 0.01)"
+check "at most 5 % of the intents left unserved at the end" true \
+    "$(jq '.open_loop.intents_unserved <= 0.05 * .open_loop.intents' "$S1")"
+check "the run stopped cleanly" "true" "$(jq .stopped_by_duration "$S1")"
+check "a lease latency for (nearly) every measured intent" true \
+    "$(jq '.open_loop.lease.n >= 0.9 * .open_loop.intents and .open_loop.lease.n <= .open_loop.intents' "$S1")"
+# Each annotator's first intent lies in the warm-up (its start offset), and
+# the crew ramps up over it: about 150 leases (100 first ones + half of 2 s
+# at 50/s) are made but not measured.
+ALL=$(jq .lease_latency_ms.n "$S1")
+MEASURED=$(jq .open_loop.lease.n "$S1")
+check "the warm-up's leases are left out (100-250 of $ALL)" true \
+    "$(awk -v d=$((ALL - MEASURED)) 'BEGIN { print (d >= 100 && d <= 250) ? "true" : "false" }')"
+STORED=$(sql "SELECT count(*) FROM annotations WHERE project_id = $P")
+check "every acknowledged submit stored" "$(jq .completions "$S1")" "$STORED"
+check "the window's completions are fewer than those stored" true \
+    "$([ "$(jq .open_loop.completions "$S1")" -lt "$STORED" ] && echo true || echo false)"
+check "lease and submit latencies: 0 < p50 <= p99 <= p99.9" true \
+    "$(jq '[.open_loop.lease, .open_loop.submit] | all(.p50 > 0 and .p50 <= .p99 and .p99 <= .p999)' "$S1")"
+check "the think time is log-normal, as asked" '{"median_ms":10,"sigma":0.5}' "$(jq -c .think_lognormal "$S1")"
+check "the CPU per completion of the loop is reported" true "$(jq '.open_loop.cpu_us_per_completion > 0' "$S1")"
+grepq "open loop: 50.0 intents/s asked" <"$E2E_DIR/open.out" && pass "the text summary says it" ||
+    fail "text summary: $(grep 'open loop' "$E2E_DIR/open.out")"
+
+# --- one annotator offered twice what it can do: the backlog is counted -------------------------
+S2=$E2E_DIR/backlog.json
+timeout 120 "$AGENT" simulate --project "$P" --annotators 1 --accuracy 0.9 --no-spool --seed 3 \
+    --arrival-rate 20 --think-lognormal 100,0 --warmup 1 --duration 5 --max-seconds 60 \
+    --json-summary "$S2" >"$E2E_DIR/backlog.out" 2>"$E2E_DIR/backlog.err" ||
+    { tail -5 "$E2E_DIR/backlog.err"; fail "the overloaded run"; }
+jq -c '.open_loop | del(.lease, .submit, .wait)' "$S2"
+check "offered stays about 20/s (within 35 %: 80 intents)" true \
+    "$(within "$(jq .open_loop.offered_per_second "$S2")" 20 0.35)"
+check "achieved is what 100 ms of thought allows (at most 10/s)" true \
+    "$(jq '.open_loop.achieved_per_second <= 10.5 and .open_loop.achieved_per_second >= 3' "$S2")"
+check "most intents waited for the annotator" true "$(jq '.open_loop.waited_share > 0.5' "$S2")"
+check "intents never sent are counted" true "$(jq '.open_loop.intents_unserved > 10' "$S2")"
+check "their waits are in the lease latency (p99 over 500 ms)" true "$(jq '.open_loop.lease.p99 > 500' "$S2")"
+check "but not in the submit latency (p50 under 100 ms)" true "$(jq '.open_loop.submit.p50 < 100' "$S2")"
+
+# --- --connect-first: the closed loop connects its agents first too -----------------------------
+S3=$E2E_DIR/closed.json
+timeout 120 "$AGENT" simulate --project "$P" --annotators 5 --accuracy 0.9 --no-spool --seed 4 \
+    --think-ms 0-5 --connect-first --duration 2 --max-seconds 60 --json-summary "$S3" \
+    >"$E2E_DIR/closed.out" 2>"$E2E_DIR/closed.err" || { tail -5 "$E2E_DIR/closed.err"; fail "--connect-first run"; }
+check "--connect-first: a closed-loop run, no open_loop in its summary" "null" "$(jq -c .open_loop "$S3")"
+check "--connect-first: it annotated" true "$(jq '.completions > 0' "$S3")"
+
+finish

@@ -1,0 +1,434 @@
+/*
+ * sim_open.c - the open-loop mode of `quorum-agent simulate` (sim_open.h).
+ *
+ * Each annotator i owns a Poisson process of lease intents of rate R / N
+ * (exponential gaps drawn from its own generator, seeded from --seed and
+ * i), started at a random offset: uniform over the warm-up, so the offered
+ * load ramps up while the crew connects. An annotator serves its intents
+ * in order, one at a time (lease, think, submit): when it finishes a task
+ * and its next intent is already due, it leases at once and that intent
+ * counts the time it waited; otherwise it sleeps (in the crew's heap) until
+ * the intent is due. The arrivals never depend on the broker's answers.
+ *
+ * Latencies, on the loop's ms clock for intended times and the µs clock
+ * for answers (both CLOCK_MONOTONIC):
+ *   lease  = lease granted - intended time of its intent (retries and
+ *            empty answers included: the intent stays the same);
+ *   submit = submit acknowledged - intended submit time (the ms the lease
+ *            was handled + the think time), retries included;
+ *   wait   = lease request sent - intended time (the annotator still busy,
+ *            or the loop late: the generator's own share of the lease
+ *            latency).
+ * An intended time is a whole ms, never later than the true one, so the
+ * latencies err high by less than 1 ms, never low.
+ *
+ * Intents intended before the end of --warmup are left out of the
+ * latencies (with the whole cycle they start: their submits too); the
+ * measured window runs from then to the end of --duration (or of the run).
+ * offered_per_second counts every intent of the window, served or not (the
+ * processes are drawn on to the window's end for the summary);
+ * achieved_per_second the window's intents that ended in an acknowledged
+ * submit (a lease held at the end of --duration is still submitted; an
+ * intent not leased by then is "unserved"), so a backlog left by the
+ * warm-up does not count toward it. cpu_us_per_completion is this
+ * process's CPU time (getrusage) from the loop's start to the summary over
+ * every completion of the run: user creation and connecting left out.
+ */
+#include "sim_open.h"
+
+#include "protocol.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* Connecting before the run: requests in flight at once (1,000 TLS
+ * handshakes at once time out on a loaded machine), and tries per agent. */
+#define CONNECT_CONCURRENCY 64
+#define CONNECT_ATTEMPTS    3
+/* The longest think time drawn (ms), as --think-ms's limit. */
+#define THINK_MAX_MS 3600000.0
+
+typedef struct open_agent_s {
+    uint64_t rng;      /* the annotator's arrival process */
+    int64_t next_us;   /* monotonic µs of its next intent not yet taken */
+    int64_t cur_ms;    /* intended ms of the intent being served (leasing), -1: none */
+    int64_t submit_ms; /* intended ms of the submit of the lease held */
+    int measured;      /* the cycle's intent lies in the measured window */
+    int waited;        /* the next intent came while the annotator was busy */
+} open_agent_t;
+
+struct sim_open_s {
+    open_agent_t *agents; /* one per annotator, by index - 1 */
+    double gap_us;        /* mean gap between one annotator's intents */
+    int64_t warm_end_ms;  /* intents from then on are measured */
+    qr_hist_t lease;      /* µs, measured intents */
+    qr_hist_t submit;
+    qr_hist_t wait;
+    long intents;    /* measured intents taken (a lease request sent for them) */
+    long waited;     /* of those, how many came while their annotator was busy */
+    long achieved;   /* measured intents that ended in an acknowledged submit */
+    int64_t cpu0_us; /* this process's CPU time (user + system) when the loop started */
+};
+
+/* This process's CPU time so far (µs, user + system), -1 if unknown. */
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1;
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
+{
+    double z = sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
+    double v = median_ms * exp(sigma * z);
+    if (!(v < THINK_MAX_MS)) /* also NaN */
+        v = THINK_MAX_MS;
+    return (int)(v + 0.5);
+}
+
+/* Starts annotator a's connecting request on a connection of its own.
+ * Returns 0 or -1 (printed). */
+static int start_connect(sim_t *s, annotator_t *a)
+{
+    if (qr_client_call_setup(&a->call, "GET", QR_API_WHOAMI, NULL, 0, NULL, a->token) < 0) {
+        fprintf(stderr, "quorum-agent: %s: %s\n", a->name, a->call.message);
+        return -1;
+    }
+    CURLcode cc = curl_easy_setopt(a->call.easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(a->call.easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "quorum-agent: curl_easy_setopt: %s\n", curl_easy_strerror(cc));
+        return -1;
+    }
+    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    if (mc != CURLM_OK) {
+        fprintf(stderr, "quorum-agent: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
+        return -1;
+    }
+    a->state = ST_BUSY;
+    a->attempts++;
+    return 0;
+}
+
+/* Handles the connecting requests that finished: a failed one is tried
+ * again (queued at *retry) up to CONNECT_ATTEMPTS times. Returns the count
+ * finished for good, or -1 (printed). */
+static int connects_done(sim_t *s, annotator_t **retry, int *nretry, int *failed, char *first,
+                         size_t first_size)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        char *priv = NULL;
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+            return -1;
+        }
+        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
+        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+        CURLcode cc = curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L);
+        if (mc != CURLM_OK || cc != CURLE_OK) {
+            fprintf(stderr, "quorum-agent: %s\n",
+                    mc != CURLM_OK ? curl_multi_strerror(mc) : curl_easy_strerror(cc));
+            return -1;
+        }
+        a->state = ST_IDLE;
+        if (qr_client_call_finish(&a->call, result) == 0) {
+            n++;
+        } else if (a->attempts < CONNECT_ATTEMPTS && qr_client_call_retryable(&a->call)) {
+            retry[(*nretry)++] = a;
+        } else {
+            if ((*failed)++ == 0)
+                snprintf(first, first_size, "%s: %s", a->name, a->call.message);
+            n++;
+        }
+    }
+    return n;
+}
+
+int sim_open_connect(sim_t *s)
+{
+    int n = s->opt->annotators, next = 0, inflight = 0, done = 0, failed = 0, nretry = 0;
+    char first[sizeof s->ann[0].call.message + 128] = "";
+    annotator_t **retry = qr_xcalloc((size_t)n, sizeof *retry);
+    int rc = -1;
+    for (int i = 0; i < n; i++)
+        s->ann[i].attempts = 0;
+    while (done < n) {
+        while (inflight < CONNECT_CONCURRENCY && (nretry > 0 || next < n)) {
+            annotator_t *a = nretry > 0 ? retry[--nretry] : &s->ann[next++];
+            if (start_connect(s, a) < 0)
+                goto out;
+            inflight++;
+        }
+        if (sim_drive(s, 100) < 0)
+            goto out;
+        int before = nretry;
+        int k = connects_done(s, retry, &nretry, &failed, first, sizeof first);
+        if (k < 0)
+            goto out;
+        done += k;
+        inflight -= k + (nretry - before);
+    }
+    if (failed) /* not fatal: their first lease connects again */
+        fprintf(stderr,
+                "quorum-agent: warning: %d of %d annotators could not connect before the "
+                "run (%s)\n",
+                failed, n, first);
+    rc = 0;
+out:
+    free(retry);
+    return rc;
+}
+
+/* An exponential gap (µs) of mean m from the generator at *rng. */
+static double exp_gap(uint64_t *rng, double m)
+{
+    *rng = sim_mix64(*rng);
+    return -log(1.0 - sim_unit(*rng)) * m;
+}
+
+/* The whole ms an intent at t_us is intended at (t rounded down: never
+ * later than the truth). */
+static int64_t intent_ms(int64_t t_us)
+{
+    return t_us / 1000;
+}
+
+/* End (ms) of the measured window of a run that lasted elapsed seconds. */
+static int64_t window_end_ms(const sim_t *s, double elapsed)
+{
+    int64_t end = s->start_ms + (int64_t)(elapsed * 1000.0);
+    if (s->opt->duration > 0 && s->stop_ms < end)
+        end = s->stop_ms;
+    return end;
+}
+
+static int in_window(const sim_t *s, int64_t ms)
+{
+    return ms >= s->open->warm_end_ms && (s->opt->duration <= 0 || ms < s->stop_ms);
+}
+
+void sim_open_start(sim_t *s)
+{
+    const qr_sim_options_t *o = s->opt;
+    int n = o->annotators;
+    if (o->arrival_rate <= 0) {
+        for (int i = 0; i < n; i++) {
+            s->ann[i].op = OP_LEASE;
+            sim_schedule(&s->ann[i], s->start_ms);
+        }
+        return;
+    }
+    struct sim_open_s *p = qr_xcalloc(1, sizeof *p);
+    s->open = p;
+    p->agents = qr_xcalloc((size_t)n, sizeof *p->agents);
+    p->gap_us = 1e6 * (double)n / o->arrival_rate;
+    p->warm_end_ms = s->start_ms + (int64_t)(o->warmup * 1000.0);
+    p->cpu0_us = cpu_us();
+    double spread_us = o->warmup > 0 ? o->warmup * 1e6 : p->gap_us;
+    for (int i = 0; i < n; i++) {
+        open_agent_t *oa = &p->agents[i];
+        oa->rng = sim_mix64(o->seed ^ sim_mix64((uint64_t)(i + 1) << 8 | 7));
+        oa->rng = sim_mix64(oa->rng);
+        oa->next_us = s->start_ms * 1000 + (int64_t)(sim_unit(oa->rng) * spread_us);
+        oa->cur_ms = -1;
+        s->ann[i].op = OP_LEASE;
+        sim_schedule(&s->ann[i], intent_ms(oa->next_us));
+    }
+}
+
+int64_t sim_open_next_lease_ms(annotator_t *a, int64_t now)
+{
+    sim_t *s = a->sim;
+    open_agent_t *oa = &s->open->agents[a->index - 1];
+    if (oa->cur_ms >= 0)
+        return now; /* still serving an intent */
+    int64_t due = intent_ms(oa->next_us);
+    oa->waited = due < now;
+    if (s->opt->duration > 0 && due > s->stop_ms)
+        due = s->stop_ms; /* it wakes to stop */
+    return due > now ? due : now;
+}
+
+void sim_open_lease_sending(annotator_t *a, int64_t now)
+{
+    (void)now;
+    sim_t *s = a->sim;
+    struct sim_open_s *p = s->open;
+    open_agent_t *oa = &p->agents[a->index - 1];
+    if (oa->cur_ms >= 0)
+        return; /* the same intent, asked again */
+    oa->cur_ms = intent_ms(oa->next_us);
+    oa->next_us += (int64_t)exp_gap(&oa->rng, p->gap_us);
+    oa->measured = in_window(s, oa->cur_ms);
+    if (oa->measured) {
+        int64_t w = mono_us() - oa->cur_ms * 1000;
+        p->intents++;
+        p->waited += oa->waited;
+        qr_hist_record(&p->wait, (uint64_t)(w > 0 ? w : 0));
+    }
+    oa->waited = 0;
+}
+
+void sim_open_leased(annotator_t *a, int64_t now)
+{
+    struct sim_open_s *p = a->sim->open;
+    open_agent_t *oa = &p->agents[a->index - 1];
+    if (oa->cur_ms < 0)
+        return;
+    int64_t lat = mono_us() - oa->cur_ms * 1000;
+    if (oa->measured)
+        qr_hist_record(&p->lease, (uint64_t)(lat > 0 ? lat : 0));
+    oa->cur_ms = -1;
+    oa->submit_ms = now + (a->nheld > 0 ? a->held[0].active_ms : 0);
+}
+
+void sim_open_acknowledged(annotator_t *a)
+{
+    struct sim_open_s *p = a->sim->open;
+    open_agent_t *oa = &p->agents[a->index - 1];
+    int64_t lat = mono_us() - oa->submit_ms * 1000;
+    if (oa->measured) {
+        qr_hist_record(&p->submit, (uint64_t)(lat > 0 ? lat : 0));
+        p->achieved++;
+    }
+}
+
+/* Intents of the window not taken by the end: each process drawn on (on
+ * copies of its state) to the window's end. */
+static long unserved(const sim_t *s, int64_t end_ms)
+{
+    const struct sim_open_s *p = s->open;
+    long n = 0;
+    for (int i = 0; i < s->opt->annotators; i++) {
+        uint64_t rng = p->agents[i].rng;
+        int64_t t = p->agents[i].next_us;
+        while (intent_ms(t) < end_ms) {
+            n += intent_ms(t) >= p->warm_end_ms;
+            t += (int64_t)exp_gap(&rng, p->gap_us);
+        }
+    }
+    return n;
+}
+
+/* The measured window's figures. */
+typedef struct window_s {
+    double seconds;   /* its length */
+    long offered;     /* intents in it, served or not */
+    long left;        /* of those, never sent */
+    double offered_s; /* per second */
+    double achieved_s;
+    double cpu_us; /* this process's CPU per completion of the run since the loop started */
+} window_t;
+
+static window_t window_of(const sim_t *s, double elapsed)
+{
+    const struct sim_open_s *p = s->open;
+    window_t w;
+    int64_t end = window_end_ms(s, elapsed);
+    w.seconds = end > p->warm_end_ms ? (double)(end - p->warm_end_ms) / 1000.0 : 0.0;
+    w.left = end > p->warm_end_ms ? unserved(s, end) : 0;
+    w.offered = p->intents + w.left;
+    w.offered_s = w.seconds > 0 ? (double)w.offered / w.seconds : 0.0;
+    w.achieved_s = w.seconds > 0 ? (double)p->achieved / w.seconds : 0.0;
+    int64_t cpu = cpu_us();
+    w.cpu_us = cpu >= 0 && p->cpu0_us >= 0 && s->total_submitted > 0
+                   ? (double)(cpu - p->cpu0_us) / (double)s->total_submitted
+                   : 0.0;
+    return w;
+}
+
+static double ms_of(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+/* {"p50", "p99", "p999", "n"} in ms from a histogram in µs. */
+static json_t *percentiles(const qr_hist_t *h)
+{
+    return json_pack("{s:f, s:f, s:f, s:I}", "p50", ms_of(qr_hist_quantile(h, 0.50)), "p99",
+                     ms_of(qr_hist_quantile(h, 0.99)), "p999", ms_of(qr_hist_quantile(h, 0.999)),
+                     "n", (json_int_t)h->count);
+}
+
+int sim_open_summary_json(const sim_t *s, json_t *root, double elapsed)
+{
+    const qr_sim_options_t *o = s->opt;
+    if (o->think_median_ms > 0 &&
+        json_object_set_new(
+            root, "think_lognormal",
+            json_pack("{s:f, s:f}", "median_ms", o->think_median_ms, "sigma", o->think_sigma)) < 0)
+        return -1;
+    if (!s->open)
+        return 0;
+    const struct sim_open_s *p = s->open;
+    window_t w = window_of(s, elapsed);
+    json_t *j = json_pack(
+        "{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "arrival_rate",
+        o->arrival_rate, "offered_per_second", w.offered_s, "achieved_per_second", w.achieved_s,
+        "warmup_seconds", o->warmup, "measured_seconds", w.seconds, "intents",
+        (json_int_t)w.offered, "intents_unserved", (json_int_t)w.left, "intents_waited",
+        (json_int_t)p->waited, "completions", (json_int_t)p->achieved, "waited_share",
+        p->intents ? (double)p->waited / (double)p->intents : 0.0, "lease", percentiles(&p->lease),
+        "submit", percentiles(&p->submit), "wait", percentiles(&p->wait));
+    if (j && json_object_set_new(j, "cpu_us_per_completion", json_real(w.cpu_us)) < 0) {
+        json_decref(j);
+        return -1;
+    }
+    return j ? json_object_set_new(root, "open_loop", j) : -1;
+}
+
+static void print_line(const char *what, const qr_hist_t *h)
+{
+    printf("open loop %s: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms (%llu)\n", what,
+           ms_of(qr_hist_quantile(h, 0.50)), ms_of(qr_hist_quantile(h, 0.99)),
+           ms_of(qr_hist_quantile(h, 0.999)), (unsigned long long)h->count);
+}
+
+void sim_open_print(const sim_t *s, double elapsed)
+{
+    if (!s->open)
+        return;
+    const struct sim_open_s *p = s->open;
+    window_t w = window_of(s, elapsed);
+    printf("open loop: %.1f intents/s asked, %.1f/s offered, %.1f completions/s achieved over "
+           "%.2f s after a %.2f s warm-up; %.1f%% of intents waited for their annotator, %ld "
+           "never sent\n",
+           s->opt->arrival_rate, w.offered_s, w.achieved_s, w.seconds, s->opt->warmup,
+           p->intents ? 100.0 * (double)p->waited / (double)p->intents : 0.0, w.left);
+    print_line("lease latency from the intended time", &p->lease);
+    print_line("submit latency from the intended time", &p->submit);
+    print_line("wait before the lease went out", &p->wait);
+    printf("open loop CPU of this process: %.1f us per completion (the run, not its set-up)\n",
+           w.cpu_us);
+}
+
+void sim_open_free(sim_t *s)
+{
+    if (!s->open)
+        return;
+    free(s->open->agents);
+    free(s->open);
+    s->open = NULL;
+}
