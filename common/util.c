@@ -79,10 +79,10 @@ char *qr_xasprintf(const char *fmt, ...)
     return out;
 }
 
-char *qr_xi64(int64_t v)
+/* v in decimal, NUL-terminated, ending at end[-1]: returns its start. */
+static char *i64_digits(int64_t v, char *end)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
+    char *p = end;
     *--p = '\0';
     /* Through the unsigned magnitude: -INT64_MIN does not fit an int64_t. */
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -92,6 +92,13 @@ char *qr_xi64(int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
+    return p;
+}
+
+char *qr_xi64(int64_t v)
+{
+    char tmp[24];
+    char *p = i64_digits(v, tmp + sizeof tmp);
     size_t n = (size_t)(tmp + sizeof tmp - p);
     char *out = qr_xmalloc(n);
     memcpy(out, p, n);
@@ -174,6 +181,13 @@ void qr_buf_appendf(qr_buf_t *b, const char *fmt, ...)
         va_end(ap);
     }
     b->len += (size_t)n;
+}
+
+void qr_buf_append_i64(qr_buf_t *b, int64_t v)
+{
+    char tmp[24];
+    char *p = i64_digits(v, tmp + sizeof tmp);
+    qr_buf_append(b, p, (size_t)(tmp + sizeof tmp - 1 - p));
 }
 
 char *qr_buf_steal(qr_buf_t *b)

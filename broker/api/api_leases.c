@@ -396,7 +396,9 @@ static void with_predictions(ctx_t *c, json_t *answer, const qr_lease_t *leases,
     qr_buf_appends(&ids, "{");
     for (int i = 0; i < n; i++) {
         s->leases[i] = (qr_lease_t){.task_id = leases[i].task_id, .token = leases[i].token};
-        qr_buf_appendf(&ids, "%s%" PRId64, i ? "," : "", leases[i].task_id);
+        if (i)
+            qr_buf_append(&ids, ",", 1);
+        qr_buf_append_i64(&ids, leases[i].task_id);
     }
     qr_buf_appends(&ids, "}");
     char proj[24];

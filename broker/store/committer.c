@@ -87,7 +87,7 @@ static void array_int(qr_buf_t *b, int64_t v, int null, int first)
     if (null)
         qr_buf_appends(b, "NULL");
     else
-        qr_buf_appendf(b, "%" PRId64, v);
+        qr_buf_append_i64(b, v);
 }
 
 static void item_free(item_t *it)

@@ -326,18 +326,18 @@ static void build_arrays(const qr_events_t *ev, qr_buf_t cols[NCOLS])
         if (i)
             for (int c = 0; c < NCOLS; c++)
                 qr_buf_appends(&cols[c], ",");
-        qr_buf_appendf(&cols[COL_PROJECT], "%" PRId64, r->project_id);
-        qr_buf_appendf(&cols[COL_AT], "%" PRId64, r->at_ms);
+        qr_buf_append_i64(&cols[COL_PROJECT], r->project_id);
+        qr_buf_append_i64(&cols[COL_AT], r->at_ms);
         qr_buf_appends(&cols[COL_KIND], kind_names[r->kind]);
-        qr_buf_appendf(&cols[COL_TASK], "%" PRId64, r->task_id);
-        qr_buf_appendf(&cols[COL_ANN], "%" PRId64, r->annotator_id);
-        qr_buf_appendf(&cols[COL_TOKEN], "%" PRId64, r->token);
+        qr_buf_append_i64(&cols[COL_TASK], r->task_id);
+        qr_buf_append_i64(&cols[COL_ANN], r->annotator_id);
+        qr_buf_append_i64(&cols[COL_TOKEN], r->token);
         if (r->granted_ms > 0)
-            qr_buf_appendf(&cols[COL_GRANTED], "%" PRId64, r->granted_ms);
+            qr_buf_append_i64(&cols[COL_GRANTED], r->granted_ms);
         else
             qr_buf_appends(&cols[COL_GRANTED], "NULL");
         if (r->active_ms >= 0)
-            qr_buf_appendf(&cols[COL_ACTIVE], "%" PRId64, r->active_ms);
+            qr_buf_append_i64(&cols[COL_ACTIVE], r->active_ms);
         else
             qr_buf_appends(&cols[COL_ACTIVE], "NULL");
         append_text_elem(&cols[COL_LABEL], r->label);

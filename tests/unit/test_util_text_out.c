@@ -25,6 +25,13 @@ static void test_formatting(void **state)
         char *got = qr_xi64(vals[i]);
         assert_string_equal(got, want);
         free(got);
+        qr_buf_t nb;
+        qr_buf_init(&nb);
+        qr_buf_append(&nb, "{", 1);
+        qr_buf_append_i64(&nb, vals[i]);
+        assert_int_equal(nb.len, 1 + strlen(want));
+        assert_string_equal(nb.data + 1, want);
+        qr_buf_free(&nb);
     }
     char *s = qr_xasprintf("{p:%d}:%s", 42, "ready");
     assert_string_equal(s, "{p:42}:ready");
