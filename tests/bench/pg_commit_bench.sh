@@ -4,6 +4,7 @@
 #
 #   tests/bench/pg_commit_bench.sh [--agents N] [--seconds S] [--runs R]
 #                                  [--tasks T] [--build DIR] [--out FILE]
+#                                  [--no-statements]
 #
 # A Release build (DIR, default build-rel), a private PostgreSQL + Redis
 # (pg_stat_statements preloaded, track = all, track_planning on), one
@@ -22,6 +23,8 @@
 # commit function show there), with their calls per completion and their
 # µs per call. Medians over R runs (default 3); the statements of the
 # median run (by pg_cpu_us). Default output build/pg_commit_bench.json.
+# pg_stat_statements (track all, planning) costs CPU of its own: with
+# --no-statements it is not loaded and the statements list is empty.
 #
 # deploy/stack.sh takes no extra server settings: the script sets them with
 # ALTER SYSTEM on its private cluster and restarts it before the broker
@@ -33,6 +36,7 @@ AGENTS=500
 SECS=15
 RUNS=3
 TASKS=150000
+STATEMENTS=1
 B="$ROOT/build-rel"
 OUT="$ROOT/build/pg_commit_bench.json"
 while [ $# -gt 0 ]; do
@@ -43,7 +47,8 @@ while [ $# -gt 0 ]; do
     --tasks) TASKS=$2; shift 2 ;;
     --build) B=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-statements) STATEMENTS=0; shift ;;
+    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "pg_commit_bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -72,17 +77,19 @@ PG="$QR_PG_CONNINFO"
 q() { psql "$PG" -Atqc "$1"; }
 
 # pg_stat_statements needs a preload, hence a restart.
-q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
-if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
-else
-    "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
+if [ "$STATEMENTS" = 1 ]; then
+    q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
+    else
+        "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
+    fi
+    # Its own settings are known once it is loaded.
+    q "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
+    q "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
+    q "SELECT pg_reload_conf()" >/dev/null
+    q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 fi
-# Its own settings are known once it is loaded.
-q "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
-q "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
-q "SELECT pg_reload_conf()" >/dev/null
-q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 
 make_certs "$W/tls" 1
 "$B/bin/quorumd" migrate --pg "$PG" --sql-dir "$ROOT/sql" 2>/dev/null
@@ -121,7 +128,7 @@ run() { # RUN -> a JSON line appended to $W/runs.jsonl, statements to $W/stmts.R
         "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
     done
     q "CHECKPOINT" >/dev/null
-    q "SELECT pg_stat_statements_reset()" >/dev/null
+    [ "$STATEMENTS" = 0 ] || q "SELECT pg_stat_statements_reset()" >/dev/null
     local n0 lsn0 x0 p0 b0
     n0=$(q "SELECT count(*) FROM annotations")
     lsn0=$(q "SELECT pg_current_wal_lsn()")
@@ -137,7 +144,8 @@ run() { # RUN -> a JSON line appended to $W/runs.jsonl, statements to $W/stmts.R
     x1=$(q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
     local n=$((n1 - n0))
     [ "$n" -gt 0 ] || { echo "run $r: no completion" >&2; cat "$W/sim.err" >&2; return 1; }
-    q "SELECT coalesce(json_agg(s), '[]') FROM (
+    [ "$STATEMENTS" = 1 ] || { echo '[]' >"$W/stmts.$r.json"; }
+    [ "$STATEMENTS" = 0 ] || q "SELECT coalesce(json_agg(s), '[]') FROM (
          SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query, toplevel, calls,
                 round((calls::numeric / $n), 3) AS calls_per_completion,
                 round(((total_exec_time + total_plan_time) * 1000 / $n)::numeric, 2) AS us_per_completion,
@@ -163,9 +171,10 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECS" --argjson runs "$RUNS" \
     --argjson cps "$(med .completions_per_second)" --argjson pcpu "$(med .pg_cpu_us)" \
     --argjson bcpu "$(med .broker_cpu_us)" --argjson wal "$(med .wal_bytes)" \
     --argjson x "$(med .transactions)" --slurpfile all "$W/runs.jsonl" \
-    --slurpfile st "$W/stmts.$MID.json" --argjson mid "$MID" \
+    --slurpfile st "$W/stmts.$MID.json" --argjson mid "$MID" --argjson stm "$STATEMENTS" \
     '{agents: $agents, seconds_per_run: $secs, runs: $runs, mode: "batched",
       completions_per_second: $cps,
+      pg_stat_statements: ($stm == 1),
       per_completion: {pg_cpu_us: $pcpu, wal_bytes: $wal, transactions: $x, broker_cpu_us: $bcpu},
       statements_run: $mid, statements: $st[0], all_runs: $all}' >"$OUT"
 jq -r '"median of \(.runs): \(.completions_per_second | floor)/s; per completion: PostgreSQL \(.per_completion.pg_cpu_us | floor) µs CPU, \(.per_completion.wal_bytes | floor) WAL bytes, \(.per_completion.transactions) transactions; broker \(.per_completion.broker_cpu_us | floor) µs"' "$OUT"
