@@ -96,6 +96,7 @@ struct ctx_s {
     /* handler state */
     int max;
     int retried;
+    int window_more;    /* lease: the refill just run says open tasks remain */
     int full_precision; /* numbers with 17 significant digits */
     int64_t task_id, granted_ms, expires_ms;
     char *label, *idem_key;

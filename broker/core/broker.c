@@ -419,15 +419,16 @@ json_t *qr_project_to_json(const qr_project_t *p)
 typedef struct refill_s {
     qr_broker_t *b;
     int64_t project;
-    void (*cb)(void *);
+    void (*cb)(int more, void *arg);
     void *arg;
     int exhausted;
+    int more; /* open tasks are known to remain: rows loaded, or another refill under way */
 } refill_t;
 
 static void refill_finish(refill_t *r)
 {
     if (r->cb)
-        r->cb(r->arg);
+        r->cb(r->more, r->arg);
     free(r);
 }
 
@@ -459,6 +460,7 @@ static void on_refill_rows(const PGresult *res, const char *err, const char *sql
     }
     int n = PQntuples(res);
     r->exhausted = n < r->b->cfg.window_tasks;
+    r->more = n > 0;
     if (n == 0) {
         if (qr_lease_refill_end(r->b->lease, r->project, 1, on_refill_ended, r) < 0)
             refill_finish(r);
@@ -524,6 +526,9 @@ static void on_refill_begun(int rc, const char *cursor, int exhausted, int locke
                             void *arg)
 {
     refill_t *r = arg;
+    /* Another refill holds the lock of a window not exhausted: it is
+     * loading open tasks. */
+    r->more = rc == 0 && !exhausted && !locked;
     if (rc < 0 || exhausted || !locked) {
         refill_finish(r);
         return;
@@ -553,7 +558,7 @@ static void refill_load(refill_t *r, const char *cursor)
     }
 }
 
-void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg)
+void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(int more, void *arg), void *arg)
 {
     refill_t *r = qr_xcalloc(1, sizeof *r);
     r->b = b;
@@ -581,11 +586,17 @@ static void refresh_finish(void *arg)
     free(r);
 }
 
+static void on_refresh_refilled(int more, void *arg)
+{
+    (void)more;
+    refresh_finish(arg);
+}
+
 static void on_refresh_reopened(int rc, void *arg)
 {
     refresh_t *r = arg;
     (void)rc; /* Redis down: the window reloads when it is back */
-    qr_window_refill(r->b, r->project, refresh_finish, r);
+    qr_window_refill(r->b, r->project, on_refresh_refilled, r);
 }
 
 static void refresh_reopen(refresh_t *r)

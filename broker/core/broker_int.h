@@ -166,9 +166,12 @@ qr_project_t *qr_project_from_json(json_t *o);
 json_t *qr_project_to_json(const qr_project_t *p);
 
 /* Loads more of a project's tasks from PostgreSQL into its Redis window
- * (one refill at a time across all brokers); cb(arg) runs when done,
- * whatever happened (it may be NULL). */
-void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(void *arg), void *arg);
+ * (one refill at a time across all brokers); cb(more, arg) runs when done,
+ * whatever happened (it may be NULL). more is 1 when open tasks are known
+ * to remain (this refill loaded some, or another broker's refill of a window
+ * not exhausted is under way): the project is not complete, and nothing
+ * needs to scan PostgreSQL to say so. 0 says nothing either way. */
+void qr_window_refill(qr_broker_t *b, int64_t project, void (*cb)(int more, void *arg), void *arg);
 
 /* After tasks' priorities or auto-accept changed in PostgreSQL (a
  * predictions update): the tasks of the Redis window take their new
