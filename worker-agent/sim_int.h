@@ -7,6 +7,7 @@
  *                 annotators, their state changes, results and the spool
  *   sim_driver.c  the libcurl multi driver: requests out, answers in
  *   sim_report.c  the progress lines and the summary (text and JSON)
+ *   sim_idle.c    --idle: connected agents that long-poll and heartbeat
  * The state machine is described at the top of simulate.c.
  */
 #ifndef QR_SIM_INT_H
@@ -212,9 +213,18 @@ int sim_create_users(sim_t *s);
  * API: no scan of every transfer). Returns 0 or -1 (printed). */
 int sim_driver_open(sim_t *s);
 void sim_driver_close(sim_t *s);
+/* One turn of the driver: waits up to wait_ms for socket news (less when
+ * libcurl's timer is due) and lets libcurl act on it. Returns 0 or -1. */
+int sim_drive(sim_t *s, int64_t wait_ms);
 /* The annotation loop, until every annotator is done or the run must end.
  * Returns 0, or -1 on a libcurl, spool or ack-log failure (printed). */
 int sim_run_loop(sim_t *s);
+
+/* --- sim_idle.c ----------------------------------------------------------------------------- */
+
+/* The --idle run, once the users exist: its loop, its summary (text, and
+ * JSON to opt->json_summary). Returns the process exit code. */
+int sim_idle_run(sim_t *s);
 
 /* --- sim_report.c --------------------------------------------------------------------------- */
 

@@ -40,6 +40,8 @@ typedef struct qr_sim_options_s {
     char **urls;              /* brokers to spread the crew over (borrowed), or NULL: cfg->url */
     int nurls;                /* entries in urls */
     double duration;          /* > 0: stop leasing after this many seconds, then exit 0 */
+    int idle;                 /* --idle: connected agents long-poll and heartbeat (sim_idle.c) */
+    int spread_ms;            /* --idle: each agent starts at a random offset in [0, spread_ms] */
 } qr_sim_options_t;
 
 /*
