@@ -9,7 +9,8 @@
  *     as one ends empty (after --wait-ms, jittered, when the broker answered at
  *     once without waiting, so a crew never spins);
  *   - holds any lease it is handed and heartbeats it at the period
- *     `quorum-agent exec` uses (the project's lease_ttl_ms / 3), never
+ *     `quorum-agent exec` uses (the project's lease_ttl_ms / 3; sooner when
+ *     an answer came so late that half the lease's time left is less), never
  *     submitting it: how many agents hold leases is how many tasks the project
  *     has;
  *   - after a failed request (no answer, 5xx, 429) retries it after
@@ -221,6 +222,21 @@ out:
     return rc;
 }
 
+/* When to beat next: the period, or sooner when the answer came so late
+ * that half of what is left of the lease (its expires_at_ms, wall clock) is
+ * less. */
+static int64_t next_beat(const idle_t *d, json_t *answer, int64_t now)
+{
+    json_t *exp = json_object_get(answer, "expires_at_ms");
+    int64_t in = d->beat_ms;
+    if (json_is_integer(exp)) {
+        int64_t half = ((int64_t)json_integer_value(exp) - qr_now_ms()) / 2;
+        if (half < in)
+            in = half > 100 ? half : 100;
+    }
+    return now + in;
+}
+
 static void drop_lease(idle_t *d, idle_agent_t *g)
 {
     if (!g->lease)
@@ -311,7 +327,7 @@ static void on_lease_answer(idle_t *d, annotator_t *a, int ok, int64_t now, int6
         if (++d->holding > d->holding_max)
             d->holding_max = d->holding;
         g->op = IOP_HEARTBEAT;
-        sim_schedule(a, now + d->beat_ms);
+        sim_schedule(a, next_beat(d, l, now));
     } else if (g->hello || was_hello || took_us / 1000 >= IDLE_INSTANT_MS) {
         sim_schedule(a, now); /* long-poll at once */
     } else {
@@ -327,9 +343,13 @@ static void on_beat_answer(idle_t *d, annotator_t *a, int ok, int64_t now, int64
     sim_t *s = d->s;
     idle_agent_t *g = agent_of(d, a);
     if (ok) {
+        json_error_t jerr;
+        json_t *root =
+            json_loadb(a->call.body.data ? a->call.body.data : "", a->call.body.len, 0, &jerr);
         d->heartbeats++;
         qr_hist_record(&d->beat_hist, (uint64_t)took_us);
-        sim_schedule(a, now + d->beat_ms);
+        sim_schedule(a, next_beat(d, root, now));
+        json_decref(root);
         return;
     }
     sim_count_error(s, &a->call);

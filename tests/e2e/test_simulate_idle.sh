@@ -45,7 +45,7 @@ for i in $(seq 1 20); do echo "{\"text\": \"t$i\"}"; done >"$E2E_DIR/tasks.jsonl
 check "20 tasks imported" 20 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P")"
 
 SUMMARY=$E2E_DIR/idle.json
-"$AGENT" simulate --idle --project "$P" --annotators $N --wait-ms 4000 --spread-ms 3000 \
+"$AGENT" simulate --idle --project "$P" --annotators $N --wait-ms 4000 --spread-ms 5000 \
     --duration 120 --token "$ADMIN_TOKEN" --ca "$CA" --json-summary "$SUMMARY" \
     >"$E2E_DIR/sim.out" 2>"$E2E_DIR/sim.err" &
 SIM=$!
