@@ -134,24 +134,26 @@ seq 1 $((ACTIVE_RATE * ACTIVE_SECONDS * 2 + 1000)) |
     >"$W/idle.out" 2>"$W/idle.err" &
 SIM_PID=$!
 wait_line "$W/idle.err" "idle: $AGENTS agents start" 600 "$SIM_PID" || fail "the idle agents' users were not created"
-cpu0=$(cpu_ms "$QPID") t0=$(now_ms)
+cpu0=$(cpu_ms "$QPID") t0=$(now_ms) acpu0=$(cpu_ms "$SIM_PID")
 wait_line "$W/idle.err" "idle: all $AGENTS agents connected" $((SPREAD_MS / 1000 + 300)) "$SIM_PID" ||
     fail "the idle agents did not all connect"
-cpu1=$(cpu_ms "$QPID") t1=$(now_ms)
+cpu1=$(cpu_ms "$QPID") t1=$(now_ms) acpu1=$(cpu_ms "$SIM_PID")
 conns=$(sed -n "s/.*idle: all $AGENTS agents connected (\([0-9]*\) connections made).*/\1/p" "$W/idle.err")
 handshake_us=$(awk -v c=$((cpu1 - cpu0)) -v n="$conns" 'BEGIN {printf "%.0f", n ? c * 1000 / n : 0}')
-echo "connect: $conns TLS connections in $(((t1 - t0) / 1000)) s, broker CPU $((cpu1 - cpu0)) ms: $handshake_us us per handshake"
+agent_hs_us=$(awk -v c=$((acpu1 - acpu0)) -v n="$conns" 'BEGIN {printf "%.0f", n ? c * 1000 / n : 0}')
+echo "connect: $conns TLS connections in $(((t1 - t0) / 1000)) s, broker CPU $((cpu1 - cpu0)) ms: $handshake_us us per handshake (the agents': $agent_hs_us us)"
 
 # 2. Idle: RSS and CPU.
 sleep 3
-cpu2=$(cpu_ms "$QPID") t2=$(now_ms)
+cpu2=$(cpu_ms "$QPID") t2=$(now_ms) acpu2=$(cpu_ms "$SIM_PID")
 sleep "$IDLE_SECONDS"
-cpu3=$(cpu_ms "$QPID") t3=$(now_ms)
+cpu3=$(cpu_ms "$QPID") t3=$(now_ms) acpu3=$(cpu_ms "$SIM_PID")
 rss=$(rss_mb "$QPID")
 idle_cpu=$(awk -v c=$((cpu3 - cpu2)) -v w=$((t3 - t2)) 'BEGIN {printf "%.2f", 100 * c / w}')
+agent_idle_cpu=$(awk -v c=$((acpu3 - acpu2)) -v w=$((t3 - t2)) 'BEGIN {printf "%.2f", 100 * c / w}')
 conns_open=$(curl -fsS --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
     awk '$1 == "quorum_http_connections" {print $2}')
-echo "idle: RSS $rss MiB, CPU $idle_cpu % of a core over $(((t3 - t2) / 1000)) s, $conns_open connections open"
+echo "idle: RSS $rss MiB, CPU $idle_cpu % of a core over $(((t3 - t2) / 1000)) s (the agents': $agent_idle_cpu %), $conns_open connections open"
 
 # 3. The active subset at a fixed rate, beside the idle crew.
 think=$((ACTIVE * 1000 / ACTIVE_RATE))
@@ -171,6 +173,7 @@ t4=$(now_ms)
 kill -TERM "$QPID"
 wait "$QPID" 2>/dev/null || true
 t5=$(now_ms)
+acpu4=$(cpu_ms "$SIM_PID")
 kill -USR1 "$SIM_PID"
 QD_LISTEN=127.0.0.1:$QD_PORT start_quorumd "$BIN/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" \
     --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$W/tls/server.crt" --key "$W/tls/server.key" \
@@ -178,9 +181,9 @@ QD_LISTEN=127.0.0.1:$QD_PORT start_quorumd "$BIN/quorumd" "$W/q.log" --pg "$QR_P
 QPID=$QD_PID
 wait_line "$W/idle.err" "idle: all $AGENTS agents served again" 300 "$SIM_PID" ||
     fail "the idle agents were not all served again"
-cpu_storm=$(cpu_ms "$QPID")
+cpu_storm=$(cpu_ms "$QPID") acpu5=$(cpu_ms "$SIM_PID")
 reconnect=$(sed -n "s/.*idle: all $AGENTS agents served again \([0-9.]*\) s after the mark.*/\1/p" "$W/idle.err")
-echo "restart: stopped in $(((t5 - t4))) ms; all $AGENTS agents served again $reconnect s after the mark (new broker's CPU $cpu_storm ms)"
+echo "restart: stopped in $(((t5 - t4))) ms; all $AGENTS agents served again $reconnect s after the mark (new broker's CPU $cpu_storm ms, the agents' $((acpu5 - acpu4)) ms)"
 
 kill -TERM "$SIM_PID"
 wait "$SIM_PID" || fail "simulate --idle failed"
@@ -194,6 +197,8 @@ jq -n --argjson agents "$AGENTS" --argjson rss "$rss" --argjson idle_cpu "$idle_
     --argjson beat "$(j .heartbeat_period_ms)" --argjson lost "$(j .leases_lost)" \
     --argjson active "$ACTIVE" --argjson arate "$active_rate" --argjson rss_active "$rss_active" \
     --argjson stop_ms $((t5 - t4)) --argjson storm_cpu "$cpu_storm" \
+    --argjson agent_hs "$agent_hs_us" --argjson agent_idle "$agent_idle_cpu" \
+    --argjson agent_storm $((acpu5 - acpu4)) --argjson conns_open "${conns_open:-0}" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg build "$(basename "$(dirname "$BIN")")" \
     '{agents: $agents, broker_rss_mb: $rss, broker_idle_cpu_percent: $idle_cpu,
       handshake_cpu_us: $hs, active_lease_p99_ms: $p99, reconnect_all_seconds: $rc,
@@ -201,7 +206,9 @@ jq -n --argjson agents "$AGENTS" --argjson rss "$rss" --argjson idle_cpu "$idle_
       heartbeat_period_ms: $beat, connections: $conns, connect_seconds: $connect_s,
       active_agents: $active, active_completions_per_second: $arate,
       broker_rss_mb_with_active: $rss_active, stop_ms: $stop_ms,
-      restart_broker_cpu_ms: $storm_cpu, load_average: $load, build: $build}' >"$OUT"
+      connections_open: $conns_open, agents_cpu_us_per_handshake: $agent_hs,
+      agents_idle_cpu_percent: $agent_idle, restart_broker_cpu_ms: $storm_cpu,
+      restart_agents_cpu_ms: $agent_storm, load_average: $load, build: $build}' >"$OUT"
 
 printf '\n%-28s %12s %s\n' "idle_agents" "measured" "acceptance"
 printf '%-28s %12s\n' "agents" "$AGENTS"
