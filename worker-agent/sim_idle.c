@@ -38,6 +38,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,25 @@
 /* Heartbeat period when the project does not say its lease_ttl_ms. */
 #define DEFAULT_TTL_MS 60000
 
+/* Agents per libcurl multi handle. libcurl 7.88 walks its whole connection
+ * cache each time a transfer is removed from a multi handle (to close
+ * connect-only connections), so 10,000 agents on one multi handle spend
+ * their time there: each shard has its own multi handle, and so its own
+ * cache of SHARD_AGENTS connections or so. */
+#define SHARD_AGENTS     64
+#define IDLE_EPOLL_BATCH 256
+
 typedef enum { IOP_LEASE, IOP_HEARTBEAT, IOP_RELEASE } iop_t;
+
+struct idle_s;
+
+typedef struct shard_s {
+    struct idle_s *d;
+    int index;
+    CURLM *multi;
+    int64_t due_ms; /* when libcurl asked to be called back, -1: not asked */
+    int news;       /* a transfer may have finished: read its messages */
+} shard_t;
 
 typedef struct idle_agent_s {
     iop_t op;
@@ -71,6 +91,9 @@ typedef struct idle_agent_s {
 
 typedef struct idle_s {
     sim_t *s;
+    shard_t *shards; /* agent i is on shard (i - 1) / SHARD_AGENTS */
+    int nshards;
+    int epfd;               /* every shard's sockets, or -1 */
     idle_agent_t *ag;       /* one per annotator, by index - 1 */
     int64_t beat_ms;        /* heartbeat period */
     int64_t ttl_ms;         /* the project's lease_ttl_ms */
@@ -128,6 +151,174 @@ static int64_t mono_us(void)
 static idle_agent_t *agent_of(idle_t *d, const annotator_t *a)
 {
     return &d->ag[a->index - 1];
+}
+
+static CURLM *multi_of(idle_t *d, const annotator_t *a)
+{
+    return d->shards[(a->index - 1) / SHARD_AGENTS].multi;
+}
+
+/* --- the sharded multi-socket driver (as sim_driver.c's, one multi per shard) --- */
+
+/* The epoll entry of a socket: its shard in the high half, its fd in the low. */
+static uint64_t ev_key(const shard_t *h, curl_socket_t fd)
+{
+    return (uint64_t)(uint32_t)h->index << 32 | (uint32_t)fd;
+}
+
+static int on_shard_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    shard_t *h = userp;
+    struct epoll_event ev = {0};
+    ev.data.u64 = ev_key(h, fd);
+    if (what == CURL_POLL_REMOVE) {
+        if (socketp && epoll_ctl(h->d->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT &&
+            errno != EBADF)
+            fprintf(stderr, "quorum-agent: epoll_ctl(DEL): %s\n", strerror(errno));
+        (void)curl_multi_assign(h->multi, fd, NULL);
+        return 0;
+    }
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(h->d->epfd, op, fd, &ev) < 0) {
+        if (op == EPOLL_CTL_ADD && errno == EEXIST)
+            op = EPOLL_CTL_MOD, errno = 0;
+        else if (op == EPOLL_CTL_MOD && errno == ENOENT)
+            op = EPOLL_CTL_ADD, errno = 0;
+        if (errno || epoll_ctl(h->d->epfd, op, fd, &ev) < 0) {
+            fprintf(stderr, "quorum-agent: epoll_ctl: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    if (!socketp && curl_multi_assign(h->multi, fd, h) != CURLM_OK)
+        return -1;
+    return 0;
+}
+
+static int on_shard_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    shard_t *h = userp;
+    h->due_ms = timeout_ms < 0 ? -1 : qr_mono_ms() + timeout_ms;
+    return 0;
+}
+
+/* Opens the epoll set and a multi handle per shard. Returns 0 or -1. */
+static int shards_open(idle_t *d)
+{
+    sim_t *s = d->s;
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (d->epfd < 0) {
+        fprintf(stderr, "quorum-agent: epoll_create1: %s\n", strerror(errno));
+        return -1;
+    }
+    d->nshards = (s->opt->annotators + SHARD_AGENTS - 1) / SHARD_AGENTS;
+    d->shards = qr_xcalloc((size_t)d->nshards, sizeof *d->shards);
+    for (int k = 0; k < d->nshards; k++) {
+        shard_t *h = &d->shards[k];
+        h->d = d;
+        h->index = k;
+        h->due_ms = -1;
+        h->multi = curl_multi_init();
+        if (!h->multi) {
+            fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
+            return -1;
+        }
+        CURLMcode mc = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)SHARD_AGENTS + 8);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_shard_socket);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_shard_timer);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: libcurl multi set-up: %s\n", curl_multi_strerror(mc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Takes every transfer still in flight off its multi handle, then closes
+ * the multi handles and the epoll set. */
+static void shards_close(idle_t *d)
+{
+    sim_t *s = d->s;
+    for (int i = 0; d->shards && i < s->opt->annotators; i++) {
+        annotator_t *a = &s->ann[i];
+        if (a->state != ST_BUSY)
+            continue;
+        CURLMcode mc = curl_multi_remove_handle(multi_of(d, a), a->call.easy);
+        if (mc != CURLM_OK)
+            fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
+                    curl_multi_strerror(mc));
+        a->state = ST_STOPPED;
+    }
+    for (int k = 0; k < d->nshards; k++) {
+        CURLMcode mc = d->shards[k].multi ? curl_multi_cleanup(d->shards[k].multi) : CURLM_OK;
+        if (mc != CURLM_OK)
+            fprintf(stderr, "quorum-agent: curl_multi_cleanup: %s\n", curl_multi_strerror(mc));
+    }
+    free(d->shards);
+    d->shards = NULL;
+    if (d->epfd >= 0 && close(d->epfd) < 0)
+        fprintf(stderr, "quorum-agent: close(epoll): %s\n", strerror(errno));
+    d->epfd = -1;
+}
+
+/* Waits up to wait_ms (less when a shard's timer is due sooner) for socket
+ * news and lets each shard's libcurl act on it. Returns 0 or -1. */
+static int shards_drive(idle_t *d, int64_t wait_ms)
+{
+    struct epoll_event ev[IDLE_EPOLL_BATCH];
+    int64_t now = qr_mono_ms();
+    for (int k = 0; k < d->nshards; k++) {
+        int64_t due = d->shards[k].due_ms;
+        if (due >= 0 && due - now < wait_ms)
+            wait_ms = due > now ? due - now : 0;
+    }
+    if (wait_ms < 0)
+        wait_ms = 0;
+    int n = epoll_wait(d->epfd, ev, IDLE_EPOLL_BATCH, (int)wait_ms);
+    if (n < 0) {
+        if (errno == EINTR)
+            return 0;
+        fprintf(stderr, "quorum-agent: epoll_wait: %s\n", strerror(errno));
+        return -1;
+    }
+    int running = 0;
+    for (int i = 0; i < n; i++) {
+        shard_t *h = &d->shards[ev[i].data.u64 >> 32];
+        curl_socket_t fd = (curl_socket_t)(uint32_t)ev[i].data.u64;
+        int flags = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                    (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                    (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        CURLMcode mc = curl_multi_socket_action(h->multi, fd, flags, &running);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_socket_action: %s\n",
+                    curl_multi_strerror(mc));
+            return -1;
+        }
+        h->news = 1;
+    }
+    now = qr_mono_ms();
+    for (int k = 0; k < d->nshards; k++) {
+        shard_t *h = &d->shards[k];
+        if (h->due_ms < 0 || now < h->due_ms)
+            continue;
+        h->due_ms = -1;
+        CURLMcode mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: curl_multi_socket_action: %s\n",
+                    curl_multi_strerror(mc));
+            return -1;
+        }
+        h->news = 1;
+    }
+    return 0;
 }
 
 /* The project's lease_ttl_ms (a heartbeat every third of it, as
@@ -200,7 +391,7 @@ static int start_idle(idle_t *d, annotator_t *a, int64_t now)
                  curl_easy_strerror(cc));
         goto out;
     }
-    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    CURLMcode mc = curl_multi_add_handle(multi_of(d, a), a->call.easy);
     if (mc != CURLM_OK) {
         snprintf(a->call.message, sizeof a->call.message, "curl_multi_add_handle: %s",
                  curl_multi_strerror(mc));
@@ -365,12 +556,28 @@ static void on_beat_answer(idle_t *d, annotator_t *a, int ok, int64_t now, int64
 }
 
 /* Collects finished transfers. Returns 0 or -1. */
+static int collect_shard(idle_t *d, shard_t *h);
+
 static int collect_idle(idle_t *d)
+{
+    for (int k = 0; k < d->nshards; k++) {
+        shard_t *h = &d->shards[k];
+        if (!h->news)
+            continue;
+        h->news = 0;
+        if (collect_shard(d, h) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Collects the finished transfers of shard h. Returns 0 or -1. */
+static int collect_shard(idle_t *d, shard_t *h)
 {
     sim_t *s = d->s;
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
+    while ((msg = curl_multi_info_read(h->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
@@ -384,7 +591,7 @@ static int collect_idle(idle_t *d)
         if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
             d->connects += nconn;
         annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
-        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+        CURLMcode mc = curl_multi_remove_handle(h->multi, easy);
         if (mc != CURLM_OK) {
             fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
                     curl_multi_strerror(mc));
@@ -450,7 +657,7 @@ static void drop_long_polls(idle_t *d)
         annotator_t *a = &s->ann[i];
         if (a->state != ST_BUSY || d->ag[i].op != IOP_LEASE)
             continue;
-        CURLMcode mc = curl_multi_remove_handle(s->multi, a->call.easy);
+        CURLMcode mc = curl_multi_remove_handle(multi_of(d, a), a->call.easy);
         if (mc != CURLM_OK)
             fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
                     curl_multi_strerror(mc));
@@ -588,6 +795,11 @@ int sim_idle_run(sim_t *s)
     d.s = s;
     if (load_ttl(&d) < 0)
         return 1;
+    d.epfd = -1;
+    if (shards_open(&d) < 0) {
+        shards_close(&d);
+        return 1;
+    }
     d.ag = qr_xcalloc((size_t)s->opt->annotators, sizeof *d.ag);
     install_idle_signals();
 
@@ -667,7 +879,7 @@ int sim_idle_run(sim_t *s)
         int64_t wait = until - now;
         if (wait > 250)
             wait = 250; /* bounds the latency of noticing a signal */
-        if (sim_drive(s, wait) < 0) {
+        if (shards_drive(&d, wait) < 0) {
             failed_loop = 1;
             break;
         }
@@ -684,6 +896,7 @@ int sim_idle_run(sim_t *s)
                 s->opt->max_seconds);
         rc = 1;
     }
+    shards_close(&d);
     for (int i = 0; i < n; i++)
         free(d.ag[i].lease);
     free(d.ag);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# quorum-agent simulate --idle (issue 18, idle_agents, at a small scale): 200
-# connected agents on a project of 20 tasks with a 10 s lease TTL. 20 agents
-# hold a lease each and heartbeat it (every 3.3 s), the other 180 sit in long
-# polls. Checked: every agent connected, the broker holds their connections,
+# quorum-agent simulate --idle (issue 18, idle_agents, at a small scale): 100
+# connected agents (the ASan build on a shared 2-core machine) on a project of
+# 10 tasks with a 10 s lease TTL. 10 agents hold a lease each and heartbeat it
+# (every 3.3 s), the other 90 sit in long polls. Checked: every agent connected, the broker holds their connections,
 # the leases outlive their TTL (no lease lost, none expired, across the
 # restart too), the long polls come back empty; then the broker is stopped
 # (SIGTERM) and started again on the same port, and every agent is served
@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 AGENT=$QR_BIN_DIR/quorum-agent
-N=200
+N=100
 
 # --- flags ---------------------------------------------------------------------------------------
 usage() { # usage ARGS... -> "STATUS first line of stderr"
@@ -40,12 +40,12 @@ r=$(api POST /v1/projects "$ADMIN_TOKEN" \
     '{"name": "idle", "labels": ["a", "b"], "annotations_per_task": 1, "lease_ttl_ms": 10000}')
 check "project with a 10 s lease TTL: 201" 201 "${r%% *}"
 P=$(echo "${r#* }" | jq .id)
-for i in $(seq 1 20); do echo "{\"text\": \"t$i\"}"; done >"$E2E_DIR/tasks.jsonl"
+for i in $(seq 1 10); do echo "{\"text\": \"t$i\"}"; done >"$E2E_DIR/tasks.jsonl"
 "$QR_BIN_DIR/quorumctl" import --project "$P" "$E2E_DIR/tasks.jsonl" >/dev/null
-check "20 tasks imported" 20 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P")"
+check "10 tasks imported" 10 "$(sql "SELECT count(*) FROM tasks WHERE project_id = $P")"
 
 SUMMARY=$E2E_DIR/idle.json
-"$AGENT" simulate --idle --project "$P" --annotators $N --wait-ms 4000 --spread-ms 5000 \
+"$AGENT" simulate --idle --project "$P" --annotators $N --wait-ms 4000 --spread-ms 3000 \
     --duration 120 --token "$ADMIN_TOKEN" --ca "$CA" --json-summary "$SUMMARY" \
     >"$E2E_DIR/sim.out" 2>"$E2E_DIR/sim.err" &
 SIM=$!
@@ -67,7 +67,7 @@ wait_line "idle: all $N agents connected" 60 && pass "all $N agents connected" |
 # Past the TTL: the holders' heartbeats keep their leases.
 sleep 12
 # The crew's connections are libcurl's pool: an agent takes any idle one, so
-# the 20 holders between heartbeats may leave a few fewer than N open.
+# the 10 holders between heartbeats may leave a few fewer than N open.
 conns=$(curl -fsS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" |
     awk '$1 == "quorum_http_connections" {print $2}')
 [ "${conns:-0}" -ge $((N * 9 / 10)) ] && pass "the broker holds the agents' connections ($conns)" ||
@@ -102,15 +102,15 @@ check "summary: heartbeat every 3333 ms" 3333 "$(j .heartbeat_period_ms)"
 # A lease whose heartbeats the restart held back past its TTL (a loaded
 # machine) is lost and its task leased by another agent: reported, not failed.
 echo "# leases held at most $(j .holding_max), lost $(j .leases_lost) (after the restart)"
-[ "$(j .heartbeats)" -ge 60 ] && pass "summary: heartbeats ($(j .heartbeats)): 3 or more per holder" ||
+[ "$(j .heartbeats)" -ge 30 ] && pass "summary: heartbeats ($(j .heartbeats)): 3 or more per holder" ||
     fail "summary: heartbeats ($(j .heartbeats)): 3 or more per holder"
-[ "$(j .long_polls)" -ge 180 ] && pass "summary: long polls ended empty ($(j .long_polls))" ||
+[ "$(j .long_polls)" -ge 90 ] && pass "summary: long polls ended empty ($(j .long_polls))" ||
     fail "summary: long polls ended empty ($(j .long_polls))"
 check "summary: every agent served again after the mark" $N "$(j .restart.served_again)"
 [ "$(j '.restart.all_served_again_seconds < 30')" = true ] &&
     pass "summary: all served again within 30 s ($(j .restart.all_served_again_seconds) s)" ||
     fail "summary: all served again within 30 s ($(j .restart.all_served_again_seconds))"
-check "the holders released the 20 leases at the end" 20 \
+check "the holders released the 10 leases at the end" 10 \
     "$(sql "SELECT count(*) FROM leases WHERE project_id = $P AND outcome = 'released'")"
 check "no lease expired but those the agents lost" "$(j .leases_lost)" \
     "$(sql "SELECT count(*) FROM leases WHERE project_id = $P AND outcome = 'expired'")"
