@@ -62,7 +62,15 @@
  * connect-only connections), so 10,000 agents on one multi handle spend
  * their time there: each shard has its own multi handle, and so its own
  * cache of SHARD_AGENTS connections or so. */
-#define SHARD_AGENTS     64
+#define SHARD_AGENTS 64
+/* Requests that may need a new TLS connection (an agent's first, and every
+ * one after a failure) in flight at once. Each costs this process a full
+ * client handshake (2+ ms of OpenSSL 3 CPU): 10,000 of them at once would
+ * starve it past the request timeout, and the time-outs would cost more
+ * handshakes. The rest wait their turn, JOIN_WAIT_MIN..MAX ms at a time. */
+#define CONNECT_SLOTS    256
+#define JOIN_WAIT_MIN    20
+#define JOIN_WAIT_MAX    100
 #define IDLE_EPOLL_BATCH 256
 
 typedef enum { IOP_LEASE, IOP_HEARTBEAT, IOP_RELEASE } iop_t;
@@ -82,6 +90,7 @@ typedef struct idle_agent_s {
     char *lease;       /* the lease it holds, or NULL */
     int hello;         /* its next lease request asks without waiting */
     int sent_hello;    /* the one in flight does */
+    int joining;       /* the one in flight holds a connect slot */
     int cut;           /* a request failed and none was answered since */
     int connected;     /* had an answer at least once */
     int served_mark;   /* answered a request sent after the mark */
@@ -94,6 +103,7 @@ typedef struct idle_s {
     shard_t *shards; /* agent i is on shard (i - 1) / SHARD_AGENTS */
     int nshards;
     int epfd;               /* every shard's sockets, or -1 */
+    int joining;            /* connect slots in use */
     idle_agent_t *ag;       /* one per annotator, by index - 1 */
     int64_t beat_ms;        /* heartbeat period */
     int64_t ttl_ms;         /* the project's lease_ttl_ms */
@@ -599,6 +609,10 @@ static int collect_shard(idle_t *d, shard_t *h)
         }
         a->state = ST_WAITING;
         idle_agent_t *g = agent_of(d, a);
+        if (g->joining) {
+            g->joining = 0;
+            d->joining--;
+        }
         int ok = qr_client_call_finish(&a->call, result) == 0;
         int64_t took_us = mono_us() - a->sent_us;
         int64_t now = qr_mono_ms();
@@ -846,8 +860,17 @@ int sim_idle_run(sim_t *s)
         } else {
             while (s->nheap > 0 && s->heap[0]->wake_ms <= now) {
                 annotator_t *a = s->heap[0];
+                idle_agent_t *g = agent_of(&d, a);
+                int joins = !g->connected || g->cut;
+                if (joins && d.joining >= CONNECT_SLOTS) {
+                    sim_schedule(a, now + sim_jitter(a, JOIN_WAIT_MIN, JOIN_WAIT_MAX));
+                    continue;
+                }
                 sim_heap_remove(s, a);
-                (void)start_idle(&d, a, now);
+                if (start_idle(&d, a, now) == 0 && joins) {
+                    g->joining = 1;
+                    d.joining++;
+                }
             }
         }
         if (collect_idle(&d) < 0) {
