@@ -14,7 +14,7 @@
 #  1. N agents (default 10000) of `quorum-agent simulate --idle` connect over
 #     TLS within S ms (default 10000) to a project of H tasks (default N/10):
 #     H agents hold a lease and heartbeat it every 20 s (lease TTL 60 s), the
-#     others sit in long polls of W ms (default 30000). handshake_cpu_us: the
+#     others sit in long polls of W ms (default 60000, the broker's most). handshake_cpu_us: the
 #     broker's CPU time (user + system) from the agents' start until each had
 #     its first answer, divided by the TLS connections they made.
 #  2. broker_rss_mb: the broker's VmRSS with them all connected;
@@ -38,27 +38,28 @@
 # the agents' and the broker's output there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="" OUT="" AGENTS=10000 ACTIVE=100 ACTIVE_RATE=200 HOLDERS="" WAIT_MS=30000 SPREAD_MS=10000
+BIN="" OUT="" AGENTS=10000 ACTIVE=100 ACTIVE_RATE=200 HOLDERS="" WAIT_MS=60000 SPREAD_MS=10000
 IDLE_SECONDS=10 ACTIVE_SECONDS=15 LOGS="" WARMUP_S=2
 usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "bench_idle.sh: $*" >&2; exit 2; }
 int_arg() { # NAME VALUE MIN MAX
-    [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
+    if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then
         die "$1 must be an integer $3-$4, not '$2'"
+    fi
 }
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || case "$1" in -h | --help) ;; *) die "$1 needs a value" ;; esac
     case "$1" in
     --bin) BIN=$2 ;;
     --out) OUT=$2 ;;
-    --agents) int_arg "$1" "$2" 1 20000 && AGENTS=$2 ;;
-    --active) int_arg "$1" "$2" 1 1000 && ACTIVE=$2 ;;
-    --active-rate) int_arg "$1" "$2" 1 100000 && ACTIVE_RATE=$2 ;;
-    --holders) int_arg "$1" "$2" 0 20000 && HOLDERS=$2 ;;
-    --wait-ms) int_arg "$1" "$2" 1000 60000 && WAIT_MS=$2 ;;
-    --spread-ms) int_arg "$1" "$2" 0 600000 && SPREAD_MS=$2 ;;
-    --idle-seconds) int_arg "$1" "$2" 10 600 && IDLE_SECONDS=$2 ;;
-    --active-seconds) int_arg "$1" "$2" 4 600 && ACTIVE_SECONDS=$2 ;;
+    --agents) int_arg "$1" "$2" 1 20000; AGENTS=$2 ;;
+    --active) int_arg "$1" "$2" 1 1000; ACTIVE=$2 ;;
+    --active-rate) int_arg "$1" "$2" 1 100000; ACTIVE_RATE=$2 ;;
+    --holders) int_arg "$1" "$2" 0 20000; HOLDERS=$2 ;;
+    --wait-ms) int_arg "$1" "$2" 1000 60000; WAIT_MS=$2 ;;
+    --spread-ms) int_arg "$1" "$2" 0 600000; SPREAD_MS=$2 ;;
+    --idle-seconds) int_arg "$1" "$2" 10 600; IDLE_SECONDS=$2 ;;
+    --active-seconds) int_arg "$1" "$2" 4 600; ACTIVE_SECONDS=$2 ;;
     --logs) LOGS=$2 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1" ;;
@@ -92,7 +93,8 @@ cleanup_idle() {
     local p
     for p in $SIM_PID $ACT_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     if [ -n "$LOGS" ]; then
-        mkdir -p "$LOGS" && cp "$W"/*.err "$W"/*.out "$W"/*.json "$W/q.log" "$LOGS/" 2>/dev/null || true
+        mkdir -p "$LOGS"
+        cp "$W"/*.err "$W"/*.out "$W"/*.json "$W/q.log" "$LOGS/" 2>/dev/null || true
     fi
     bench_broker_stop
 }
@@ -192,7 +194,7 @@ wait_line "$W/idle.err" "idle: all $AGENTS agents served again" 300 "$SIM_PID" |
     fail "the idle agents were not all served again"
 cpu_storm=$(cpu_ms "$QPID") acpu5=$(cpu_ms "$SIM_PID")
 reconnect=$(sed -n "s/.*idle: all $AGENTS agents served again \([0-9.]*\) s after the mark.*/\1/p" "$W/idle.err")
-echo "restart: stopped in $(((t5 - t4))) ms; all $AGENTS agents served again $reconnect s after the mark (new broker's CPU $cpu_storm ms, the agents' $((acpu5 - acpu4)) ms)"
+echo "restart: stopped in $((t5 - t4)) ms; all $AGENTS agents served again $reconnect s after the mark (new broker's CPU $cpu_storm ms, the agents' $((acpu5 - acpu4)) ms)"
 
 kill -TERM "$SIM_PID"
 wait "$SIM_PID" || fail "simulate --idle failed"

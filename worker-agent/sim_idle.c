@@ -67,7 +67,8 @@
  * one after a failure) in flight at once. Each costs this process a full
  * client handshake (2+ ms of OpenSSL 3 CPU): 10,000 of them at once would
  * starve it past the request timeout, and the time-outs would cost more
- * handshakes. The rest wait their turn, JOIN_WAIT_MIN..MAX ms at a time. */
+ * handshakes. The rest wait their turn, JOIN_WAIT_MIN..MAX ms at a time;
+ * a heartbeat does not wait (its lease would expire). */
 #define CONNECT_SLOTS    256
 #define JOIN_WAIT_MIN    20
 #define JOIN_WAIT_MAX    100
@@ -861,7 +862,8 @@ int sim_idle_run(sim_t *s)
             while (s->nheap > 0 && s->heap[0]->wake_ms <= now) {
                 annotator_t *a = s->heap[0];
                 idle_agent_t *g = agent_of(&d, a);
-                int joins = !g->connected || g->cut;
+                /* A heartbeat never waits: its lease would expire. */
+                int joins = (!g->connected || g->cut) && g->op == IOP_LEASE;
                 if (joins && d.joining >= CONNECT_SLOTS) {
                     sim_schedule(a, now + sim_jitter(a, JOIN_WAIT_MIN, JOIN_WAIT_MAX));
                     continue;
