@@ -139,7 +139,7 @@ void sim_driver_close(sim_t *s)
 /* Waits up to wait_ms (less when libcurl's timer is due sooner) for socket
  * news, and lets libcurl act on each socket that has some and on its timer.
  * Returns 0 or -1 (printed). */
-int sim_drive(sim_t *s, int64_t wait_ms)
+static int drive(sim_t *s, int64_t wait_ms)
 {
     struct epoll_event ev[EPOLL_BATCH];
     int64_t now = qr_mono_ms();
@@ -638,7 +638,7 @@ int sim_create_users(sim_t *s)
         int wait = 100;
         if (s->nheap > 0 && s->heap[0]->wake_ms - now < wait)
             wait = (int)(s->heap[0]->wake_ms > now ? s->heap[0]->wake_ms - now : 0);
-        if (sim_drive(s, wait) < 0)
+        if (drive(s, wait) < 0)
             return -1;
     }
     return 0;
@@ -749,7 +749,7 @@ int sim_run_loop(sim_t *s)
         int64_t wait = until - now;
         if (wait > 250)
             wait = 250; /* bounds the latency of noticing a stop signal */
-        if (sim_drive(s, wait) < 0) {
+        if (drive(s, wait) < 0) {
             rc = -1;
             goto out;
         }

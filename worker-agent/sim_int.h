@@ -213,9 +213,6 @@ int sim_create_users(sim_t *s);
  * API: no scan of every transfer). Returns 0 or -1 (printed). */
 int sim_driver_open(sim_t *s);
 void sim_driver_close(sim_t *s);
-/* One turn of the driver: waits up to wait_ms for socket news (less when
- * libcurl's timer is due) and lets libcurl act on it. Returns 0 or -1. */
-int sim_drive(sim_t *s, int64_t wait_ms);
 /* The annotation loop, until every annotator is done or the run must end.
  * Returns 0, or -1 on a libcurl, spool or ack-log failure (printed). */
 int sim_run_loop(sim_t *s);
