@@ -78,7 +78,7 @@ static void usage(FILE *f)
             "  --idle-timeout-ms N   close idle connections after N ms [QUORUM_IDLE_TIMEOUT_MS]\n"
             "                        (30000)\n"
             "  --max-connections N   open connections; past it a new one gets 503 and is\n"
-            "                        closed [QUORUM_MAX_CONNECTIONS] (10000, or fewer if the\n"
+            "                        closed [QUORUM_MAX_CONNECTIONS] (16384, or fewer if the\n"
             "                        hard open-files limit is lower; the soft one is raised)\n"
             "  --client-ca FILE      verify client certificates against this PEM CA bundle;\n"
             "                        a mapped certificate (quorumctl cert add) authenticates\n"

@@ -94,6 +94,8 @@ static const char simulate_help[] =
     "           [--seed S] [--max-seconds S] [--json-summary FILE]\n"
     "           [--arrival-rate R [--warmup S]] [--think-lognormal MEDIAN_MS,SIGMA]\n"
     "           [--connect-first]\n"
+    "       quorum-agent simulate --idle --project ID --annotators N [--wait-ms N]\n"
+    "           [--spread-ms N] [--duration S] [--max-seconds S] [--json-summary FILE]\n"
     "\n"
     "Creates N annotator users (sim-<run>-<i>, new names each run) with the\n"
     "admin or manager token of the connection settings, then runs them in one\n"
@@ -180,6 +182,23 @@ static const char simulate_help[] =
     "                        pending); each result is fsynced before it is sent\n"
     "  --no-spool            do not spool (pure load tests)\n"
     "\n"
+    "--idle: N connected agents that do no work (10,000 waiting agents, say).\n"
+    "Each sits in long-poll lease requests (--wait-ms, default 30000) over\n"
+    "keep-alive TLS connections (libcurl's pool, about one per agent); an agent\n"
+    "handed a lease holds it and heartbeats it every lease_ttl_ms / 3, as\n"
+    "`quorum-agent exec` does (sooner if an answer came late), never submitting\n"
+    "it (so as many agents hold leases as the project has tasks). A failed\n"
+    "request is retried after exponential backoff with jitter (200 ms doubling\n"
+    "up to 5 s).\n"
+    "SIGUSR1 marks a broker restart: stderr then says when every agent had an\n"
+    "answer to a request sent after it (\"idle: all N agents served again S s\n"
+    "after the mark\"). The run ends at --duration, SIGINT or SIGTERM (exit 0;\n"
+    "the holders release their leases first). Without --accuracy; --batch,\n"
+    "--prefetch, --think-ms, the rates, --ack-log and the spool do not apply.\n"
+    "  --idle                connected idle agents (above)\n"
+    "  --spread-ms N         each agent starts at a random offset in [0, N] ms\n"
+    "                        (0-600000, default 5000; --idle only)\n"
+    "\n"
     "Progress goes to stderr once a second (completions/s, lease p99); the\n"
     "summary (per annotator counts, total, elapsed, completions/s, latencies,\n"
     "errors by kind) to stdout.\n"
@@ -193,6 +212,10 @@ static const char simulate_help[] =
     "        \"lease_latency_ms\":{\"p50\":...,\"p99\":...,\"p999\":...,\"n\":...},...};\n"
     "        --ack-log FILE: lines task_id<TAB>annotator<TAB>annotation_id<TAB>lease,\n"
     "        e.g. \"5\tsim-ab12-3\t99\t1000017\".\n"
+    "        --idle --json-summary FILE: {\"mode\":\"idle\",\"agents\":N,\"connected\":N,\n"
+    "        \"connections\":...,\"long_polls\":...,\"heartbeats\":...,\"leases_lost\":0,\n"
+    "        \"restart\":{\"mark_unix_ms\":...,\"served_again\":N,\n"
+    "        \"all_served_again_seconds\":...},...}.\n"
     "\n"
     "Examples:\n"
     "  quorum-agent simulate --project 7 --annotators 8 --accuracy 0.7-0.95 --think-ms 200-2000\n"
@@ -200,6 +223,8 @@ static const char simulate_help[] =
     "      --prefetch 8 --batch --no-spool --duration 30 --json-summary sim.json\n"
     "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --no-spool \\\n"
     "      --arrival-rate 3000 --think-lognormal 20,0.5 --warmup 5 --duration 20\n"
+    "  quorum-agent simulate --idle --project 8 --annotators 10000 --wait-ms 30000 \\\n"
+    "      --spread-ms 10000 --duration 120 --json-summary idle.json\n"
     "\n"
     "%s" PROFILE_HELP "\n"
     "Exit codes: 0 the project completed (or --duration ended cleanly), 1 broker\n"
@@ -482,8 +507,9 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
     const char *project = NULL, *annotators = NULL, *accuracy = NULL, *think = NULL, *truth = NULL,
                *prefetch = NULL, *seed = NULL, *max_seconds = NULL, *summary = NULL, *spool = NULL,
                *skip = NULL, *release = NULL, *abandon = NULL, *wait = NULL, *ack_log = NULL,
-               *urls = NULL, *duration = NULL, *arrival = NULL, *warmup = NULL, *lognormal = NULL;
-    int no_spool = 0, batch = 0, connect_first = 0;
+               *urls = NULL, *duration = NULL, *arrival = NULL, *warmup = NULL, *lognormal = NULL,
+               *spread = NULL;
+    int no_spool = 0, batch = 0, connect_first = 0, idle = 0;
     qr_sim_options_t opt;
     long long v;
 
@@ -499,6 +525,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             (r = qr_cli_flag(argv[i], "--no-spool", &no_spool)) != 0 ||
             (r = qr_cli_flag(argv[i], "--batch", &batch)) != 0 ||
             (r = qr_cli_flag(argv[i], "--connect-first", &connect_first)) != 0 ||
+            (r = qr_cli_flag(argv[i], "--idle", &idle)) != 0 ||
+            (r = qr_cli_take_value(prog, argc, argv, &i, "--spread-ms", &spread)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--annotators", &annotators)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--accuracy", &accuracy)) != 0 ||
             (r = qr_cli_take_value(prog, argc, argv, &i, "--think-ms", &think)) != 0 ||
@@ -535,6 +563,36 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                                   "simulate: --annotators must be 1-%d, not '%s'", MAX_ANNOTATORS,
                                   annotators);
     opt.annotators = (int)v;
+    if (idle) {
+        const char *given = batch           ? "--batch"
+                            : accuracy      ? "--accuracy"
+                            : think         ? "--think-ms"
+                            : truth         ? "--truth-field"
+                            : prefetch      ? "--prefetch"
+                            : skip          ? "--skip-rate"
+                            : release       ? "--release-rate"
+                            : abandon       ? "--abandon-rate"
+                            : ack_log       ? "--ack-log"
+                            : spool         ? "--spool"
+                            : arrival       ? "--arrival-rate"
+                            : lognormal     ? "--think-lognormal"
+                            : connect_first ? "--connect-first"
+                                            : NULL;
+        if (given)
+            return qr_cli_usage_error(
+                prog, "simulate ", "simulate: --idle sends no results: %s does not apply", given);
+        accuracy = "1";
+    } else if (spread) {
+        return qr_cli_usage_error(prog, "simulate ", "simulate: --spread-ms needs --idle");
+    }
+    opt.idle = idle;
+    opt.spread_ms = 5000;
+    if (spread) {
+        if (qr_cli_parse_ll(spread, 0, 600000, &v) < 0)
+            return qr_cli_usage_error(prog, "simulate ",
+                                      "simulate: --spread-ms must be 0-600000, not '%s'", spread);
+        opt.spread_ms = (int)v;
+    }
     if (!accuracy)
         return qr_cli_usage_error(prog, "simulate ", "simulate: --accuracy P is required");
     if (parse_accuracy(accuracy, &opt.accuracy, &opt.accuracy_max) < 0)
@@ -584,7 +642,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
             prog, "simulate ",
             "simulate: --skip-rate, --release-rate and --abandon-rate add up to "
             "more than 1");
-    opt.wait_ms = 2000;
+    opt.wait_ms = idle ? 30000 : 2000;
     if (wait) {
         if (qr_cli_parse_ll(wait, 0, 60000, &v) < 0)
             return qr_cli_usage_error(prog, "simulate ",
@@ -634,7 +692,8 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         }
         opt.seed = strtoull(hex, NULL, 16); /* 56 bits: fits a JSON integer */
     }
-    opt.max_seconds = 600;
+    /* An idle run of a given duration is not cut short by the default. */
+    opt.max_seconds = idle && opt.duration > 0 ? opt.duration + 60 : 600;
     if (max_seconds && qr_cli_parse_double(max_seconds, 0.001, 1e7, &opt.max_seconds) < 0)
         return qr_cli_usage_error(prog, "simulate ",
                                   "simulate: --max-seconds must be a positive number, not '%s'",

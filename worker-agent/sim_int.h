@@ -9,6 +9,7 @@
  *   sim_report.c  the progress lines and the summary (text and JSON)
  *   sim_open.c    the open loop (--arrival-rate) and log-normal think
  *                 times: its hooks are declared in sim_open.h
+ *   sim_idle.c    --idle: connected agents that long-poll and heartbeat
  * The state machine is described at the top of simulate.c.
  */
 #ifndef QR_SIM_INT_H
@@ -219,6 +220,12 @@ void sim_driver_close(sim_t *s);
 /* The annotation loop, until every annotator is done or the run must end.
  * Returns 0, or -1 on a libcurl, spool or ack-log failure (printed). */
 int sim_run_loop(sim_t *s);
+
+/* --- sim_idle.c ----------------------------------------------------------------------------- */
+
+/* The --idle run, once the users exist: its loop, its summary (text, and
+ * JSON to opt->json_summary). Returns the process exit code. */
+int sim_idle_run(sim_t *s);
 
 /* --- sim_report.c --------------------------------------------------------------------------- */
 

@@ -293,6 +293,10 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     int64_t setup_start = qr_mono_ms();
     if (sim_create_users(&s) < 0)
         goto out;
+    if (opt->idle) { /* no results, so no spool (sim_idle.c) */
+        rc = sim_idle_run(&s);
+        goto out;
+    }
     if (opt->use_spool && open_sim_spool(&s, spool_dir, sizeof spool_dir) < 0)
         goto out;
     char what[64];

@@ -45,6 +45,8 @@ typedef struct qr_sim_options_s {
     double think_median_ms;   /* > 0: think time log-normal with this median (ms), instead */
     double think_sigma;       /* of think_min/max_ms, and this sigma (of its logarithm) */
     int connect_first;        /* connect every annotator before the run (always in open loop) */
+    int idle;                 /* --idle: connected agents long-poll and heartbeat (sim_idle.c) */
+    int spread_ms;            /* --idle: each agent starts at a random offset in [0, spread_ms] */
 } qr_sim_options_t;
 
 /*

@@ -33,7 +33,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->max_stream_bytes = (size_t)16 << 30;
     cfg->max_header_bytes = 16u << 10;
     cfg->idle_timeout_ms = 30000;
-    cfg->max_connections = 10000;
+    cfg->max_connections = 16384; /* room above 10,000 agents (issue 18) */
     cfg->reaper_ms = 1000;
     cfg->window_tasks = 4000;
     cfg->window_low = 1500;

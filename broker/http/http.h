@@ -82,7 +82,7 @@ typedef struct qr_http_config_s {
     qr_http_handler_cb head_handler; /* sees each head first (see above); NULL: every body
                                         is read at max_body_bytes */
     int idle_timeout_ms;             /* default 30000 */
-    int max_connections;             /* default 10000; past it new connections get 503 and close */
+    int max_connections;             /* default 16384; past it new connections get 503 and close */
     const char *client_ca_file; /* PEM CA bundle: verify client certificates (NULL: none asked) */
     int require_client_cert;    /* with client_ca_file: no certificate, no handshake */
 } qr_http_config_t;
