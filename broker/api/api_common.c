@@ -64,6 +64,15 @@ int respond_json(ctx_t *c, int status, json_t *j)
     return rc;
 }
 
+int respond_json_text(ctx_t *c, int status, const char *s, size_t len)
+{
+    if (c->timed)
+        qr_metrics_request((qr_metric_request_t)(c->timed - 1), uv_hrtime() - c->start_ns, status);
+    int rc = qr_http_respond(c->req, status, "application/json", s, len, c->b->deployment_header);
+    ctx_free(c);
+    return rc;
+}
+
 void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];

@@ -161,6 +161,10 @@ extern const size_t qr_api_nroutes;
 /* api_common.c */
 void ctx_free(ctx_t *c);
 int respond_json(ctx_t *c, int status, json_t *j);
+/* Answers c with JSON text already written (valid JSON, as respond_json
+ * would send) and frees c; not for a child of a batch (c->parent), which
+ * hands its parent a json_t. Returns as respond_json. */
+int respond_json_text(ctx_t *c, int status, const char *s, size_t len);
 void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void respond_backend(ctx_t *c, const char *what, const char *err);
