@@ -55,11 +55,22 @@ void sim_install_stop_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int64_t mono_us(void)
+int64_t sim_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+annotator_t *sim_msg_annotator(CURLMsg *msg)
+{
+    char *priv = NULL;
+    annotator_t *a = NULL;
+    if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv) == CURLE_OK && priv)
+        a = ((qr_client_call_t *)(void *)priv)->data;
+    if (!a)
+        fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+    return a;
 }
 
 /* --- the multi-socket driver ----------------------------------------------------------------- */
@@ -146,7 +157,7 @@ void sim_driver_close(sim_t *s)
 static int drive(sim_t *s, int64_t wait_ms)
 {
     struct epoll_event ev[EPOLL_BATCH];
-    int64_t now_us = mono_us(), now = now_us / 1000;
+    int64_t now_us = sim_mono_us(), now = now_us / 1000;
     if (s->curl_due_ms >= 0 && s->curl_due_ms - now < wait_ms)
         wait_ms = s->curl_due_ms > now ? s->curl_due_ms - now : 0;
     if (wait_ms < 0)
@@ -283,7 +294,7 @@ static int start_request(annotator_t *a, int64_t now)
     }
     sim_heap_remove(s, a);
     a->state = ST_BUSY;
-    a->sent_us = mono_us();
+    a->sent_us = sim_mono_us();
     s->requests[a->op]++;
     rc = 0;
 out:
@@ -556,17 +567,9 @@ static int collect_done(sim_t *s)
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
-        char *priv = NULL;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
-            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+        annotator_t *a = sim_msg_annotator(msg);
+        if (!a)
             return -1;
-        }
-        /* qr_client_call_init stores the call as the private pointer. */
-        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
-        if (!a) {
-            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
-            return -1;
-        }
         /* Removing the handle invalidates msg: everything needed was copied. */
         CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
         if (mc != CURLM_OK) {
@@ -576,7 +579,7 @@ static int collect_done(sim_t *s)
         }
         a->state = ST_WAITING;
         int ok = qr_client_call_finish(&a->call, result) == 0;
-        int64_t took_us = mono_us() - a->sent_us;
+        int64_t took_us = sim_mono_us() - a->sent_us;
         int64_t now = qr_mono_ms();
         if (a->call.status != 0) {
             if (a->op == OP_LEASE) {

@@ -152,13 +152,6 @@ static void install_idle_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static idle_agent_t *agent_of(idle_t *d, const annotator_t *a)
 {
     return &d->ag[a->index - 1];
@@ -410,7 +403,7 @@ static int start_idle(idle_t *d, annotator_t *a, int64_t now)
     }
     sim_heap_remove(s, a);
     a->state = ST_BUSY;
-    a->sent_us = mono_us();
+    a->sent_us = sim_mono_us();
     g->sent_ms = now;
     s->requests[g->op == IOP_LEASE ? OP_LEASE : OP_RELEASE]++;
     rc = 0;
@@ -593,15 +586,12 @@ static int collect_shard(idle_t *d, shard_t *h)
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
-        char *priv = NULL;
         long nconn = 0;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
-            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+        annotator_t *a = sim_msg_annotator(msg);
+        if (!a)
             return -1;
-        }
         if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
             d->connects += nconn;
-        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
         CURLMcode mc = curl_multi_remove_handle(h->multi, easy);
         if (mc != CURLM_OK) {
             fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
@@ -615,7 +605,7 @@ static int collect_shard(idle_t *d, shard_t *h)
             d->joining--;
         }
         int ok = qr_client_call_finish(&a->call, result) == 0;
-        int64_t took_us = mono_us() - a->sent_us;
+        int64_t took_us = sim_mono_us() - a->sent_us;
         int64_t now = qr_mono_ms();
         if (!answered(&a->call)) {
             if (g->op == IOP_RELEASE) { /* the run is over: not retried */

@@ -209,6 +209,11 @@ int sim_spool_due(sim_t *s, annotator_t *a);
 
 /* SIGINT and SIGTERM stop the run at the next loop turn. */
 void sim_install_stop_handlers(void);
+/* Microseconds on the monotonic clock. */
+int64_t sim_mono_us(void);
+/* The annotator of a finished transfer (its private pointer is the
+ * annotator's call, qr_client_call_init), or NULL after a message. */
+annotator_t *sim_msg_annotator(CURLMsg *msg);
 /* Creates the crew's users over the multi handle. Returns 0 or -1 (printed). */
 int sim_create_users(sim_t *s);
 

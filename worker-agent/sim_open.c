@@ -85,13 +85,6 @@ static int64_t cpu_us(void)
            ru.ru_stime.tv_usec;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
 {
     double z = sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
@@ -139,12 +132,9 @@ static int connects_done(sim_t *s, annotator_t **retry, int *nretry, int *failed
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
-        char *priv = NULL;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
-            fprintf(stderr, "quorum-agent: transfer without its annotator\n");
+        annotator_t *a = sim_msg_annotator(msg);
+        if (!a)
             return -1;
-        }
-        annotator_t *a = ((qr_client_call_t *)(void *)priv)->data;
         CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
         CURLcode cc = curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L);
         if (mc != CURLM_OK || cc != CURLE_OK) {
@@ -283,7 +273,7 @@ void sim_open_lease_sending(annotator_t *a, int64_t now)
     oa->next_us += (int64_t)exp_gap(&oa->rng, p->gap_us);
     oa->measured = in_window(s, oa->cur_ms);
     if (oa->measured) {
-        int64_t w = mono_us() - oa->cur_ms * 1000;
+        int64_t w = sim_mono_us() - oa->cur_ms * 1000;
         p->intents++;
         p->waited += oa->waited;
         qr_hist_record(&p->wait, (uint64_t)(w > 0 ? w : 0));
@@ -297,7 +287,7 @@ void sim_open_leased(annotator_t *a, int64_t now)
     open_agent_t *oa = &p->agents[a->index - 1];
     if (oa->cur_ms < 0)
         return;
-    int64_t lat = mono_us() - oa->cur_ms * 1000;
+    int64_t lat = sim_mono_us() - oa->cur_ms * 1000;
     if (oa->measured)
         qr_hist_record(&p->lease, (uint64_t)(lat > 0 ? lat : 0));
     oa->cur_ms = -1;
@@ -308,7 +298,7 @@ void sim_open_acknowledged(annotator_t *a)
 {
     struct sim_open_s *p = a->sim->open;
     open_agent_t *oa = &p->agents[a->index - 1];
-    int64_t lat = mono_us() - oa->submit_ms * 1000;
+    int64_t lat = sim_mono_us() - oa->submit_ms * 1000;
     if (oa->measured) {
         qr_hist_record(&p->submit, (uint64_t)(lat > 0 ? lat : 0));
         p->achieved++;
