@@ -4,11 +4,15 @@
  * environment variable; flags win.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -60,6 +64,12 @@ static void usage(FILE *f)
             "  --pg CONNINFO         libpq connection string [QUORUM_PG]\n"
             "  --pg-pool N           PostgreSQL connections [QUORUM_PG_POOL] (8)\n"
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
+            "  --redis-sentinel HOST:PORT[,HOST:PORT...]\n"
+            "                        find the Redis primary through these Sentinels (names\n"
+            "                        resolved once, at startup), and follow its failovers;\n"
+            "                        with --redis-master, instead of --redis\n"
+            "                        [QUORUM_REDIS_SENTINEL]\n"
+            "  --redis-master NAME   the master's name in Sentinel [QUORUM_REDIS_MASTER]\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
             "  --max-body-bytes N    largest import body read whole (POST .../tasks with an\n"
@@ -153,6 +163,52 @@ static int parse_hostport(const char *s, char *buf, size_t hostlen, const char *
     *host = buf;
     *port = (int)p;
     return 0;
+}
+
+/* The Sentinel list "host:port,..." with every host an IP address (names
+ * resolved here, once, before the loop runs); 0, or -1 after saying why. */
+static int resolve_sentinels(const char *list, char *out, size_t outlen)
+{
+    size_t len = 0;
+    const char *p = list;
+    out[0] = '\0';
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[300], host[256], ip[INET6_ADDRSTRLEN];
+        const char *h;
+        int port;
+        if (n >= sizeof item)
+            goto bad;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (parse_hostport(item, host, sizeof host, &h, &port) < 0 || !*h || port == 0)
+            goto bad;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+        int rc = getaddrinfo(h, NULL, &hints, &res);
+        if (rc != 0) {
+            fprintf(stderr, "quorumd: --redis-sentinel: cannot resolve '%s': %s\n", h,
+                    gai_strerror(rc));
+            return -1;
+        }
+        const void *a = res->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        const char *ok = inet_ntop(res->ai_family, a, ip, sizeof ip);
+        freeaddrinfo(res);
+        if (!ok)
+            goto bad;
+        int w = snprintf(out + len, outlen - len, "%s%s:%d", len ? "," : "", ip, port);
+        if (w < 0 || (size_t)w >= outlen - len)
+            goto bad;
+        len += (size_t)w;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+bad:
+    fprintf(stderr, "quorumd: --redis-sentinel wants HOST:PORT[,HOST:PORT...], not '%s'\n", list);
+    return -1;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -343,6 +399,9 @@ int main(int argc, char **argv)
     }
     const char *listen = env_or("QUORUM_LISTEN", NULL);
     const char *redis = env_or("QUORUM_REDIS", NULL);
+    const char *sentinel = env_or("QUORUM_REDIS_SENTINEL", NULL);
+    const char *master = env_or("QUORUM_REDIS_MASTER", NULL);
+    char sentinel_ips[1024];
     const char *sql_dir = env_or("QUORUM_SQL_DIR", QR_SQL_DIR);
     const char *org = "owner", *user = "admin";
     char listen_host[256], redis_host[256];
@@ -413,6 +472,8 @@ int main(int argc, char **argv)
         O_PG,
         O_POOL,
         O_REDIS,
+        O_SENTINEL,
+        O_MASTER,
         O_CERT,
         O_KEY,
         O_BODY,
@@ -444,6 +505,8 @@ int main(int argc, char **argv)
         {"pg", required_argument, 0, O_PG},
         {"pg-pool", required_argument, 0, O_POOL},
         {"redis", required_argument, 0, O_REDIS},
+        {"redis-sentinel", required_argument, 0, O_SENTINEL},
+        {"redis-master", required_argument, 0, O_MASTER},
         {"cert", required_argument, 0, O_CERT},
         {"key", required_argument, 0, O_KEY},
         {"max-body-bytes", required_argument, 0, O_BODY},
@@ -490,6 +553,12 @@ int main(int argc, char **argv)
             break;
         case O_REDIS:
             redis = optarg;
+            break;
+        case O_SENTINEL:
+            sentinel = optarg;
+            break;
+        case O_MASTER:
+            master = optarg;
             break;
         case O_CERT:
             cfg.cert_file = optarg;
@@ -635,6 +704,20 @@ int main(int argc, char **argv)
                                 &cfg.redis_port) < 0) {
         fprintf(stderr, "quorumd: --redis wants HOST:PORT, not '%s'\n", redis);
         return 2;
+    }
+    if (sentinel || master) {
+        if (!sentinel || !*sentinel || !master || !*master) {
+            fprintf(stderr, "quorumd: --redis-sentinel and --redis-master go together\n");
+            return 2;
+        }
+        if (redis) {
+            fprintf(stderr, "quorumd: --redis and --redis-sentinel exclude each other\n");
+            return 2;
+        }
+        if (resolve_sentinels(sentinel, sentinel_ips, sizeof sentinel_ips) < 0)
+            return 2;
+        cfg.redis_sentinels = sentinel_ips;
+        cfg.redis_master = master;
     }
     if (webhook_key_file && !strcmp(cmd, "serve")) {
         char err[256];

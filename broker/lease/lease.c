@@ -29,12 +29,57 @@ const char *qr_lease_script_text(const char *name)
     return NULL;
 }
 
+/* The registry of projects the reaper visits (see send_registered). */
+#define REGISTRY "quorum:projects"
+/* The run_id of the primary that the projects' state was last checked
+ * against (behind Sentinel). */
+#define PRIMARY "quorum:primary"
+
+/* The primary check behind Sentinel (qr_redis_set_primary_check). KEYS:
+ * PRIMARY, REGISTRY; ARGV: the primary's run_id. A primary whose run_id is
+ * not the one recorded is one this deployment has not checked: a replica
+ * promoted by a failover (or a restarted server) that may lack writes the
+ * old primary acknowledged. Then every registered project's state is
+ * dropped, as a FLUSHALL would, except its fencing counter (the rebuild
+ * lifts it past PostgreSQL's tokens anyway), so the next grant rebuilds it
+ * from PostgreSQL; and the run_id is recorded, in the same script, so only
+ * the first broker to reach the new primary drops anything. Returns the
+ * number of projects dropped, or -1 when the primary was checked already.
+ * It names the projects' keys itself (from the registry), which only a
+ * single Redis allows: it is never run on a cluster. */
+static char *primary_check_lua(void)
+{
+    size_t cap = 4096, len = 0;
+    char *lua = qr_xmalloc(cap);
+    len += (size_t)snprintf(lua + len, cap - len, "%s",
+                            "if redis.call('GET', KEYS[1]) == ARGV[1] then return -1 end\n"
+                            "local n = 0\n"
+                            "for _, p in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+                            "  local k = '{p:' .. p .. '}:'\n"
+                            "  redis.call('DEL'");
+    for (const char *const *k = qr_lease_scripts[QR_LEASE_SCRIPT_DROP].keys; *k; k++)
+        if (strcmp(*k, "fence"))
+            len += (size_t)snprintf(lua + len, cap - len, ", k .. '%s'", *k);
+    len += (size_t)snprintf(lua + len, cap - len, "%s",
+                            ")\n"
+                            "  n = n + 1\n"
+                            "end\n"
+                            "redis.call('SET', KEYS[1], ARGV[1])\n"
+                            "return n\n");
+    QR_ASSERT(len < cap);
+    return lua;
+}
+
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
     e->redis = redis;
     for (int i = 0; i < QR_LEASE_NSCRIPTS; i++)
         e->script[i] = qr_redis_script(redis, qr_lease_scripts[i].lua);
+    char *lua = primary_check_lua();
+    const char *keys[] = {PRIMARY, REGISTRY};
+    qr_redis_set_primary_check(redis, lua, 2, keys);
+    free(lua);
     return e;
 }
 
@@ -163,8 +208,6 @@ static int send_op(op_t *op, qr_redis_cb cb)
  * plain command first, and run their script only once it is registered, so
  * a project whose state exists is always in the registry. The reaper
  * tolerates a registered project whose keys are gone. */
-#define REGISTRY "quorum:projects"
-
 static void on_registered(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;

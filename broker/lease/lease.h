@@ -55,6 +55,12 @@
  *                      project's slot, so no script touches it: init and
  *                      reopen add the project with a plain SADD before
  *                      their script runs
+ *   quorum:primary     STRING the run_id of the primary the projects' state
+ *                      was last checked against, behind Sentinel only: a
+ *                      primary with another run_id (a promoted replica)
+ *                      gets every registered project's state dropped but
+ *                      its fence, once, before any broker uses it (see
+ *                      qr_redis_set_primary_check; lease.c)
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
  *

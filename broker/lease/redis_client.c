@@ -29,12 +29,16 @@
 
 #include "hiredis_uv.h"
 #include "log.h"
+#include "sentinel.h"
 #include "util.h"
 
-#define BACKOFF_MIN_MS 100  /* first reconnect delay */
-#define BACKOFF_MAX_MS 5000 /* reconnect delay cap */
+#define BACKOFF_MIN_MS      100  /* first reconnect delay */
+#define BACKOFF_MAX_MS      5000 /* reconnect delay cap */
+#define BACKOFF_SENTINEL_MS 1000 /* the cap behind Sentinel: a failover takes seconds */
 
-enum { ST_DOWN, ST_CONNECTING, ST_UP };
+/* ST_CHECKING: connected to the address Sentinel gave; ROLE, INFO and the
+ * primary check run before commands are taken. */
+enum { ST_DOWN, ST_CONNECTING, ST_CHECKING, ST_UP };
 
 struct qr_redis_script_s {
     qr_redis_script_t *next;
@@ -89,13 +93,19 @@ struct qr_redis_s {
     int open_handles; /* timers not yet closed */
     void (*close_cb)(void *arg);
     void *close_arg;
-    char errbuf[160];   /* message for the callback being run */
+    char errbuf[160];        /* message for the callback being run */
+    qr_sentinel_t *sentinel; /* NULL: host and port are fixed */
+    int locating;            /* a locate is running */
+    char *check_lua;         /* the primary check (qr_redis_set_primary_check) */
+    int check_nkeys;
+    char **check_keys;
     qr_latency_t stats; /* round trips and failed commands (qr_redis_stats) */
 };
 
 static void connect_now(qr_redis_t *r);
 static void finish_close(qr_redis_t *r);
 static void on_handle_closed(uv_handle_t *h);
+static void on_sentinel_closed(void *arg);
 
 static void on_reconnect_timer(uv_timer_t *t)
 {
@@ -236,6 +246,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
         rep = NULL;
     }
+    if (rep && r->sentinel && rep->type == REDIS_REPLY_ERROR && rep->str &&
+        !strncmp(rep->str, "READONLY", 8) && r->ac == ac && r->state == ST_UP) {
+        /* The server was demoted to a replica: this command fails (the
+         * caller answers 503 or retries), and the client asks Sentinel for
+         * the primary again once the connection is closed. */
+        qr_warn("redis: %s:%d is a replica now; asking Sentinel for the primary", r->host, r->port);
+        r->state = ST_CONNECTING;
+        redisAsyncDisconnect(ac);
+    }
     list_remove(&r->pending, c);
     c->done = 1;
     if (rep && rep->type != REDIS_REPLY_ERROR)
@@ -261,7 +280,8 @@ static void schedule_reconnect(qr_redis_t *r)
     int rc = uv_timer_start(&r->reconnect, on_reconnect_timer, (uint64_t)r->backoff_ms, 0);
     if (rc < 0)
         qr_error("redis: reconnect timer: %s", uv_strerror(rc));
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+    int cap = r->sentinel ? BACKOFF_SENTINEL_MS : BACKOFF_MAX_MS;
+    r->backoff_ms = r->backoff_ms * 2 > cap ? cap : r->backoff_ms * 2;
 }
 
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
@@ -288,6 +308,118 @@ static void load_script(qr_redis_t *r, qr_redis_script_t *s)
         qr_warn("redis: cannot queue SCRIPT LOAD");
 }
 
+/* Takes commands from now on: loads the scripts. */
+static void mark_up(qr_redis_t *r)
+{
+    r->state = ST_UP;
+    r->gen++;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    qr_info("redis: connected to %s:%d%s", r->host, r->port, r->sentinel ? " (primary)" : "");
+    for (qr_redis_script_t *s = r->scripts; s; s = s->next)
+        load_script(r, s);
+}
+
+/* The check of a new connection failed: close it; the disconnect callback
+ * asks Sentinel again after the backoff. */
+static void check_failed(qr_redis_t *r, redisAsyncContext *ac, const char *what, const char *why)
+{
+    qr_warn("redis: %s:%d %s: %s", r->host, r->port, what, why);
+    r->state = ST_CONNECTING;
+    redisAsyncDisconnect(ac);
+}
+
+static void on_primary_checked(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return; /* the connection is going */
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        check_failed(r, ac, "primary check failed",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        return;
+    }
+    if (rep->integer > 0)
+        qr_warn("redis: %s:%d is a primary this deployment has not used before: it may have lost "
+                "writes, so the state of %lld projects is rebuilt from PostgreSQL",
+                r->host, r->port, (long long)rep->integer);
+    else if (rep->integer == 0)
+        qr_info("redis: %s:%d is a primary this deployment has not used before (no project "
+                "state on it yet)",
+                r->host, r->port);
+    mark_up(r);
+}
+
+/* "run_id:<40 hex>" in INFO server's text, copied to out; 0 or -1. */
+static int find_run_id(const char *info, char *out, size_t outlen)
+{
+    const char *p = strstr(info, "run_id:");
+    if (!p)
+        return -1;
+    p += 7;
+    size_t n = strcspn(p, "\r\n");
+    if (n == 0 || n >= outlen)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static void on_info(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return;
+    char run_id[64];
+    if (rep->type != REDIS_REPLY_STRING || find_run_id(rep->str, run_id, sizeof run_id) < 0) {
+        check_failed(r, ac, "INFO server", rep->type == REDIS_REPLY_ERROR ? rep->str : "no run_id");
+        return;
+    }
+    if (!r->check_lua) {
+        mark_up(r);
+        return;
+    }
+    int argc = 4 + r->check_nkeys;
+    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    char nkeys[16];
+    snprintf(nkeys, sizeof nkeys, "%d", r->check_nkeys);
+    argv[0] = "EVAL";
+    argv[1] = r->check_lua;
+    argv[2] = nkeys;
+    for (int i = 0; i < r->check_nkeys; i++)
+        argv[3 + i] = r->check_keys[i];
+    argv[argc - 1] = run_id;
+    int rc = redisAsyncCommandArgv(ac, on_primary_checked, NULL, argc, argv, NULL);
+    free(argv);
+    if (rc != REDIS_OK)
+        check_failed(r, ac, "primary check", "cannot queue it");
+}
+
+static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "master")) {
+        check_failed(r, ac, "is not the primary (ROLE)",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str
+                     : rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                             rep->element[0]->type == REDIS_REPLY_STRING
+                         ? rep->element[0]->str
+                         : "unexpected reply");
+        return;
+    }
+    const char *argv[] = {"INFO", "server"};
+    if (redisAsyncCommandArgv(ac, on_info, NULL, 2, argv, NULL) != REDIS_OK)
+        check_failed(r, ac, "INFO server", "cannot queue it");
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     qr_redis_t *r = cac->data;
@@ -300,12 +432,18 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_reconnect(r);
         return;
     }
-    r->state = ST_UP;
-    r->gen++;
-    r->backoff_ms = BACKOFF_MIN_MS;
-    qr_info("redis: connected to %s:%d", r->host, r->port);
-    for (qr_redis_script_t *s = r->scripts; s; s = s->next)
-        load_script(r, s);
+    if (!r->sentinel) {
+        mark_up(r);
+        return;
+    }
+    /* Sentinel's answer may be stale (a failover under way): take commands
+     * only once the server says it is the primary, and the primary check
+     * has run on it. */
+    r->state = ST_CHECKING;
+    const char *argv[] = {"ROLE"};
+    redisAsyncContext *ac = r->ac;
+    if (redisAsyncCommandArgv(ac, on_role, NULL, 1, argv, NULL) != REDIS_OK)
+        check_failed(r, ac, "ROLE", "cannot queue it");
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -383,13 +521,53 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     connect_to(r, addr);
 }
 
-/* Starts one connect attempt: resolves the host without blocking the loop
- * (hiredis would call getaddrinfo itself) unless it is already an address. */
-static void connect_now(qr_redis_t *r)
+static void connect_host(qr_redis_t *r);
+
+static void on_located(const char *host, int port, void *arg)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
+    qr_redis_t *r = arg;
+    r->locating = 0;
     if (r->closing)
         return;
+    if (!host) {
+        r->state = ST_DOWN;
+        schedule_reconnect(r);
+        return;
+    }
+    if (strcmp(r->host, host) || r->port != port)
+        qr_info("redis: Sentinel names %s:%d the primary", host, port);
+    free(r->host);
+    r->host = qr_xstrdup(host);
+    r->port = port;
+    connect_host(r);
+}
+
+/* Starts one connect attempt: behind Sentinel, asks it for the primary
+ * first. */
+static void connect_now(qr_redis_t *r)
+{
+    if (r->closing)
+        return;
+    if (r->sentinel) {
+        int rc = qr_sentinel_locate(r->sentinel, on_located, r);
+        if (rc < 0) {
+            qr_warn("redis: cannot ask Sentinel (%d)", rc);
+            r->state = ST_DOWN;
+            schedule_reconnect(r);
+            return;
+        }
+        r->locating = 1;
+        r->state = ST_CONNECTING;
+        return;
+    }
+    connect_host(r);
+}
+
+/* Connects to r->host: resolves it without blocking the loop (hiredis
+ * would call getaddrinfo itself) unless it is already an address. */
+static void connect_host(qr_redis_t *r)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
     if (inet_pton(AF_INET, r->host, buf) == 1 || inet_pton(AF_INET6, r->host, buf) == 1) {
         connect_to(r, r->host);
         return;
@@ -409,15 +587,36 @@ static void connect_now(qr_redis_t *r)
 
 /* ---- public API ---- */
 
+static int open_client(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
+                       int command_timeout_ms, qr_redis_t **out);
+
 int qr_redis_open(uv_loop_t *loop, const char *host, int port, int command_timeout_ms,
                   qr_redis_t **out)
 {
     if (!loop || !host || port <= 0 || port > 65535 || command_timeout_ms <= 0 || !out)
         return QR_EINVAL;
+    return open_client(loop, host, port, NULL, command_timeout_ms, out);
+}
+
+int qr_redis_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *master,
+                           int command_timeout_ms, qr_redis_t **out)
+{
+    if (!loop || !sentinels || !master || !*master || command_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_sentinel_t *s = qr_sentinel_new(loop, sentinels, master);
+    if (!s)
+        return QR_EINVAL;
+    return open_client(loop, master, 0, s, command_timeout_ms, out);
+}
+
+static int open_client(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
+                       int command_timeout_ms, qr_redis_t **out)
+{
     qr_redis_t *r = qr_xcalloc(1, sizeof *r);
     r->loop = loop;
     r->host = qr_xstrdup(host);
     r->port = port;
+    r->sentinel = sentinel;
     r->timeout_ms = command_timeout_ms;
     r->backoff_ms = BACKOFF_MIN_MS;
     r->scripts_tail = &r->scripts;
@@ -441,9 +640,26 @@ fail:
     r->closing = 1;
     for (int i = 0; i < r->open_handles; i++)
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
+    if (r->sentinel) {
+        r->open_handles++;
+        qr_sentinel_close(r->sentinel, on_sentinel_closed, r);
+    }
     if (r->open_handles == 0)
         finish_close(r);
     return rc;
+}
+
+void qr_redis_set_primary_check(qr_redis_t *r, const char *lua, int nkeys, const char *const *keys)
+{
+    free(r->check_lua);
+    for (int i = 0; i < r->check_nkeys; i++)
+        free(r->check_keys[i]);
+    free(r->check_keys);
+    r->check_lua = qr_xstrdup(lua);
+    r->check_nkeys = nkeys;
+    r->check_keys = qr_xcalloc(nkeys > 0 ? (size_t)nkeys : 1, sizeof *r->check_keys);
+    for (int i = 0; i < nkeys; i++)
+        r->check_keys[i] = qr_xstrdup(keys[i]);
 }
 
 qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
@@ -616,6 +832,10 @@ static void finish_close(qr_redis_t *r)
 {
     if (r->open_handles > 0 || r->resolving)
         return;
+    free(r->check_lua);
+    for (int i = 0; i < r->check_nkeys; i++)
+        free(r->check_keys[i]);
+    free(r->check_keys);
     void (*cb)(void *) = r->close_cb;
     void *arg = r->close_arg;
     qr_redis_script_t *s = r->scripts;
@@ -634,6 +854,15 @@ static void finish_close(qr_redis_t *r)
 static void on_handle_closed(uv_handle_t *h)
 {
     qr_redis_t *r = h->data;
+    r->open_handles--;
+    finish_close(r);
+}
+
+static void on_sentinel_closed(void *arg)
+{
+    qr_redis_t *r = arg;
+    r->sentinel = NULL;
+    r->locating = 0;
     r->open_handles--;
     finish_close(r);
 }
@@ -677,4 +906,8 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
     uv_close((uv_handle_t *)&r->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&r->deadline, on_handle_closed);
     uv_close((uv_handle_t *)&r->defer, on_handle_closed);
+    if (r->sentinel) { /* a running locate is dropped: its callback never runs */
+        r->open_handles++;
+        qr_sentinel_close(r->sentinel, on_sentinel_closed, r);
+    }
 }

@@ -34,6 +34,22 @@ typedef void (*qr_redis_cb)(redisReply *reply, const char *err, void *arg);
 int qr_redis_open(uv_loop_t *loop, const char *host, int port, int command_timeout_ms,
                   qr_redis_t **out);
 
+/* As qr_redis_open, with the primary found through Redis Sentinel: the
+ * sentinels "ip:port[,ip:port...]" are asked for master's address before
+ * every connect (after a lost connection, or a READONLY error that says the
+ * server was demoted), and a connection takes commands only once ROLE says
+ * master and the primary check (below) has run. QR_EINVAL when the list
+ * does not parse. */
+int qr_redis_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *master,
+                           int command_timeout_ms, qr_redis_t **out);
+
+/* Behind Sentinel only: on every connect to a primary, before any other
+ * command, EVAL lua nkeys keys... RUN_ID (the server's INFO run_id) runs and
+ * must answer an integer (negative: nothing to say; else logged as the
+ * projects whose state it dropped); an error closes the connection and the
+ * client tries again. Copies its arguments. */
+void qr_redis_set_primary_check(qr_redis_t *r, const char *lua, int nkeys, const char *const *keys);
+
 /* Registers a Lua script (text copied). Do this before or after open; the
  * script is loaded on every connect. The handle lives as long as the client. */
 qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua);
