@@ -70,6 +70,10 @@ static void usage(FILE *f)
             "                        with --redis-master, instead of --redis\n"
             "                        [QUORUM_REDIS_SENTINEL]\n"
             "  --redis-master NAME   the master's name in Sentinel [QUORUM_REDIS_MASTER]\n"
+            "  --redis-cluster HOST:PORT[,HOST:PORT...]\n"
+            "                        a Redis Cluster's nodes (any of them: the slot map is\n"
+            "                        read from them; names resolved once, at startup),\n"
+            "                        instead of --redis [QUORUM_REDIS_CLUSTER]\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
             "  --max-body-bytes N    largest import body read whole (POST .../tasks with an\n"
@@ -165,9 +169,9 @@ static int parse_hostport(const char *s, char *buf, size_t hostlen, const char *
     return 0;
 }
 
-/* The Sentinel list "host:port,..." with every host an IP address (names
+/* The Sentinel (or cluster node) list "host:port,..." with every host an IP address (names
  * resolved here, once, before the loop runs); 0, or -1 after saying why. */
-static int resolve_sentinels(const char *list, char *out, size_t outlen)
+static int resolve_sentinels(const char *flag, const char *list, char *out, size_t outlen)
 {
     size_t len = 0;
     const char *p = list;
@@ -187,8 +191,7 @@ static int resolve_sentinels(const char *list, char *out, size_t outlen)
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
         int rc = getaddrinfo(h, NULL, &hints, &res);
         if (rc != 0) {
-            fprintf(stderr, "quorumd: --redis-sentinel: cannot resolve '%s': %s\n", h,
-                    gai_strerror(rc));
+            fprintf(stderr, "quorumd: %s: cannot resolve '%s': %s\n", flag, h, gai_strerror(rc));
             return -1;
         }
         const void *a = res->ai_family == AF_INET6
@@ -207,7 +210,7 @@ static int resolve_sentinels(const char *list, char *out, size_t outlen)
         p = comma + 1;
     }
 bad:
-    fprintf(stderr, "quorumd: --redis-sentinel wants HOST:PORT[,HOST:PORT...], not '%s'\n", list);
+    fprintf(stderr, "quorumd: %s wants HOST:PORT[,HOST:PORT...], not '%s'\n", flag, list);
     return -1;
 }
 
@@ -401,7 +404,8 @@ int main(int argc, char **argv)
     const char *redis = env_or("QUORUM_REDIS", NULL);
     const char *sentinel = env_or("QUORUM_REDIS_SENTINEL", NULL);
     const char *master = env_or("QUORUM_REDIS_MASTER", NULL);
-    char sentinel_ips[1024];
+    char sentinel_ips[1024], cluster_ips[1024];
+    const char *cluster = env_or("QUORUM_REDIS_CLUSTER", NULL);
     const char *sql_dir = env_or("QUORUM_SQL_DIR", QR_SQL_DIR);
     const char *org = "owner", *user = "admin";
     char listen_host[256], redis_host[256];
@@ -474,6 +478,7 @@ int main(int argc, char **argv)
         O_REDIS,
         O_SENTINEL,
         O_MASTER,
+        O_CLUSTER,
         O_CERT,
         O_KEY,
         O_BODY,
@@ -507,6 +512,7 @@ int main(int argc, char **argv)
         {"redis", required_argument, 0, O_REDIS},
         {"redis-sentinel", required_argument, 0, O_SENTINEL},
         {"redis-master", required_argument, 0, O_MASTER},
+        {"redis-cluster", required_argument, 0, O_CLUSTER},
         {"cert", required_argument, 0, O_CERT},
         {"key", required_argument, 0, O_KEY},
         {"max-body-bytes", required_argument, 0, O_BODY},
@@ -559,6 +565,9 @@ int main(int argc, char **argv)
             break;
         case O_MASTER:
             master = optarg;
+            break;
+        case O_CLUSTER:
+            cluster = optarg;
             break;
         case O_CERT:
             cfg.cert_file = optarg;
@@ -714,10 +723,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "quorumd: --redis and --redis-sentinel exclude each other\n");
             return 2;
         }
-        if (resolve_sentinels(sentinel, sentinel_ips, sizeof sentinel_ips) < 0)
+        if (resolve_sentinels("--redis-sentinel", sentinel, sentinel_ips, sizeof sentinel_ips) < 0)
             return 2;
         cfg.redis_sentinels = sentinel_ips;
         cfg.redis_master = master;
+    }
+    if (cluster) {
+        if (redis || sentinel) {
+            fprintf(stderr, "quorumd: --redis-cluster excludes --redis and --redis-sentinel\n");
+            return 2;
+        }
+        if (resolve_sentinels("--redis-cluster", cluster, cluster_ips, sizeof cluster_ips) < 0)
+            return 2;
+        cfg.redis_cluster = cluster_ips;
     }
     if (webhook_key_file && !strcmp(cmd, "serve")) {
         char err[256];

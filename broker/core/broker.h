@@ -29,6 +29,7 @@ typedef struct qr_broker_config_s {
     const char *redis_sentinels; /* "ip:port,...": find the primary through Sentinel (NULL:
                                     redis_host) */
     const char *redis_master;    /* with redis_sentinels: the master's name */
+    const char *redis_cluster;   /* "ip:port,...": a Redis Cluster's nodes (NULL: none) */
     const char *cert_file, *key_file;
     size_t max_body_bytes;        /* import bodies read whole; default 64 MiB */
     size_t max_stream_bytes;      /* import bodies streamed (never held); default 16 GiB */

@@ -70,6 +70,159 @@ static char *primary_check_lua(void)
     return lua;
 }
 
+/* The primary check on a cluster (qr_redis_set_node_check): as the
+ * Sentinel one, per node, with plain commands (a script may touch one slot
+ * only). The node's stamp, <tag>:primary (a slot of the node), holds the
+ * run_id it was last checked with; when it differs, every project whose
+ * state the node holds (SCAN for {p:*}:built, the first key a build writes
+ * after the fence) loses it but its fence, one DEL of its keys (one slot),
+ * and then the stamp is written. Two brokers may both drop: as two
+ * FLUSHALLs, which the rebuild survives. */
+static char *project_key(int64_t project, const char *name);
+static int reply_failed(redisReply *r, const char *err, const char *what);
+
+typedef struct node_check_s {
+    qr_redis_t *node;
+    unsigned token;
+    char run_id[64];
+    char *stamp;
+    int outstanding; /* commands out */
+    int scanning;    /* SCAN not at its end */
+    int failed;
+    int dropped;
+} node_check_t;
+
+static void node_check_step(node_check_t *k);
+
+static void node_check_end(node_check_t *k, int ok)
+{
+    qr_redis_check_done(k->node, k->token, ok);
+    free(k->stamp);
+    free(k);
+}
+
+static void on_node_cmd(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    if (reply_failed(r, err, "node check"))
+        k->failed = 1;
+    node_check_step(k);
+}
+
+static void on_node_stamped(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    int ok = !reply_failed(r, err, "node stamp");
+    if (ok && k->dropped)
+        qr_warn("redis: a cluster primary this deployment has not used before (it may have lost "
+                "writes): the state of %d projects on it is rebuilt from PostgreSQL",
+                k->dropped);
+    node_check_end(k, ok);
+}
+
+static void on_node_scan(redisReply *r, const char *err, void *arg);
+
+static int node_send(node_check_t *k, int argc, const char **argv, qr_redis_cb cb)
+{
+    int rc = qr_redis_check_command(k->node, k->token, argc, argv, NULL, cb, k);
+    if (rc == 0)
+        k->outstanding++;
+    else
+        k->failed = 1;
+    return rc;
+}
+
+static void scan_from(node_check_t *k, const char *cursor)
+{
+    const char *argv[] = {"SCAN", cursor, "MATCH", "{p:*}:built", "COUNT", "1000"};
+    k->scanning = 1;
+    if (node_send(k, 6, argv, on_node_scan) < 0)
+        k->scanning = 0;
+}
+
+static void on_node_scan(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    k->scanning = 0;
+    if (reply_failed(r, err, "node scan") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        k->failed = 1;
+        node_check_step(k);
+        return;
+    }
+    redisReply *keys = r->element[1];
+    const qr_lease_script_def_t *drop = &qr_lease_scripts[QR_LEASE_SCRIPT_DROP];
+    for (size_t i = 0; i < keys->elements && !k->failed; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t project = strtoll(keys->element[i]->str + 3, NULL, 10); /* "{p:" */
+        char *argv[QR_LEASE_MAX_KEYS + 1];
+        int argc = 0;
+        argv[argc++] = qr_xstrdup("DEL");
+        for (const char *const *n = drop->keys; *n; n++)
+            if (strcmp(*n, "fence"))
+                argv[argc++] = project_key(project, *n);
+        node_send(k, argc, (const char **)argv, on_node_cmd);
+        k->dropped++;
+        for (int j = 0; j < argc; j++)
+            free(argv[j]);
+    }
+    if (!k->failed && strcmp(r->element[0]->str, "0"))
+        scan_from(k, r->element[0]->str);
+    node_check_step(k);
+}
+
+static void on_node_stamp(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    if (reply_failed(r, err, "node stamp")) {
+        k->failed = 1;
+        node_check_step(k);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING && !strcmp(r->str, k->run_id)) {
+        node_check_end(k, 1); /* checked with this primary already */
+        return;
+    }
+    scan_from(k, "0");
+    node_check_step(k);
+}
+
+/* Once nothing is out: fail, or write the stamp. */
+static void node_check_step(node_check_t *k)
+{
+    if (k->outstanding > 0 || k->scanning)
+        return;
+    if (k->failed) {
+        node_check_end(k, 0);
+        return;
+    }
+    const char *argv[] = {"SET", k->stamp, k->run_id};
+    if (qr_redis_check_command(k->node, k->token, 3, argv, NULL, on_node_stamped, k) < 0)
+        node_check_end(k, 0);
+}
+
+static void node_check(qr_redis_t *node, unsigned token, const char *run_id, const char *tag,
+                       void *arg)
+{
+    (void)arg;
+    if (!tag) { /* the node serves no slot: it holds no project */
+        qr_redis_check_done(node, token, 1);
+        return;
+    }
+    node_check_t *k = qr_xcalloc(1, sizeof *k);
+    k->node = node;
+    k->token = token;
+    snprintf(k->run_id, sizeof k->run_id, "%s", run_id);
+    k->stamp = qr_xasprintf("%s:primary", tag);
+    const char *argv[] = {"GET", k->stamp};
+    if (node_send(k, 2, argv, on_node_stamp) < 0)
+        node_check_end(k, 0);
+}
+
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
@@ -80,6 +233,8 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
     const char *keys[] = {PRIMARY, REGISTRY};
     qr_redis_set_primary_check(redis, lua, 2, keys);
     free(lua);
+    if (qr_redis_is_cluster(redis))
+        qr_redis_set_node_check(redis, node_check, e);
     return e;
 }
 

@@ -33,7 +33,36 @@ struct qr_notify_s {
     qr_sentinel_t *sentinel; /* NULL: host and port are fixed */
     int locating;            /* a locate is running */
     int open;                /* handles (timer, locator) not yet closed */
+    char *nodes;             /* a cluster's nodes "ip:port,...": tried in turn */
+    int next_node;
 };
+
+/* A cluster: the next node of the list, in n->host and n->port (a message
+ * published on any node of a cluster reaches the subscribers of every
+ * node). */
+static void next_node(qr_notify_t *n)
+{
+    int count = 1;
+    for (const char *p = n->nodes; *p; p++)
+        count += *p == ',';
+    int want = n->next_node++ % count;
+    const char *p = n->nodes;
+    for (int i = 0; i < want; i++)
+        p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    char item[80];
+    if (len >= sizeof item)
+        return;
+    memcpy(item, p, len);
+    item[len] = '\0';
+    char *colon = strrchr(item, ':');
+    if (!colon)
+        return;
+    *colon = '\0';
+    free(n->host);
+    n->host = qr_xstrdup(item);
+    n->port = atoi(colon + 1);
+}
 
 static void on_retry(uv_timer_t *t);
 
@@ -133,6 +162,8 @@ static void on_located(const char *host, int port, void *arg)
  * message published on it, and its replicas too). */
 static void start(qr_notify_t *n)
 {
+    if (n->nodes)
+        next_node(n);
     if (n->sentinel) {
         if (qr_sentinel_locate(n->sentinel, on_located, n) < 0)
             schedule_retry(n);
@@ -153,15 +184,23 @@ static void on_retry(uv_timer_t *t)
 }
 
 static int open_notify(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
-                       qr_notify_cb cb, void *arg, qr_notify_t **out);
+                       const char *nodes, qr_notify_cb cb, void *arg, qr_notify_t **out);
 
 int qr_notify_open(uv_loop_t *loop, const char *host, int port, qr_notify_cb cb, void *arg,
                    qr_notify_t **out)
 {
-    return open_notify(loop, host, port, NULL, cb, arg, out);
+    return open_notify(loop, host, port, NULL, NULL, cb, arg, out);
 }
 
 static void on_part_closed(void *arg);
+
+int qr_notify_open_cluster(uv_loop_t *loop, const char *nodes, qr_notify_cb cb, void *arg,
+                           qr_notify_t **out)
+{
+    if (!nodes || !*nodes)
+        return QR_EINVAL;
+    return open_notify(loop, "", 0, NULL, nodes, cb, arg, out);
+}
 
 int qr_notify_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *master,
                             qr_notify_cb cb, void *arg, qr_notify_t **out)
@@ -169,17 +208,18 @@ int qr_notify_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *
     qr_sentinel_t *s = qr_sentinel_new(loop, sentinels, master);
     if (!s)
         return QR_EINVAL;
-    int rc = open_notify(loop, master, 0, s, cb, arg, out);
+    int rc = open_notify(loop, master, 0, s, NULL, cb, arg, out);
     if (rc < 0)
         qr_sentinel_close(s, NULL, NULL);
     return rc;
 }
 
 static int open_notify(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
-                       qr_notify_cb cb, void *arg, qr_notify_t **out)
+                       const char *nodes, qr_notify_cb cb, void *arg, qr_notify_t **out)
 {
     qr_notify_t *n = qr_xcalloc(1, sizeof *n);
     n->sentinel = sentinel;
+    n->nodes = nodes ? qr_xstrdup(nodes) : NULL;
     n->loop = loop;
     n->host = qr_xstrdup(host);
     n->port = port;
@@ -189,6 +229,7 @@ static int open_notify(uv_loop_t *loop, const char *host, int port, qr_sentinel_
     int rc = uv_timer_init(loop, &n->retry);
     if (rc < 0) {
         free(n->host);
+        free(n->nodes);
         free(n);
         return rc;
     }
@@ -207,6 +248,7 @@ static void on_part_closed(void *part)
     void (*done)(void *) = n->done;
     void *arg = n->done_arg;
     free(n->host);
+    free(n->nodes);
     free(n);
     if (done)
         done(arg);

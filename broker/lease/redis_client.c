@@ -29,6 +29,7 @@
 
 #include "hiredis_uv.h"
 #include "log.h"
+#include "redis_cluster.h"
 #include "sentinel.h"
 #include "util.h"
 
@@ -45,6 +46,7 @@ struct qr_redis_script_s {
     char *lua;
     char sha[41];        /* SHA1 from SCRIPT LOAD; "" until the first load */
     unsigned loaded_gen; /* r->gen of the connection that loaded it */
+    int index;           /* registration order: the cluster's handle for it */
 };
 
 typedef struct cmd_s cmd_t;
@@ -99,7 +101,13 @@ struct qr_redis_s {
     char *check_lua;         /* the primary check (qr_redis_set_primary_check) */
     int check_nkeys;
     char **check_keys;
-    qr_latency_t stats; /* round trips and failed commands (qr_redis_stats) */
+    qr_cluster_t *cluster;          /* a cluster's router: commands go to its nodes */
+    qr_redis_node_check_fn node_fn; /* a cluster node: the check before commands */
+    void *node_arg;
+    unsigned check_token; /* bumped on every connect: a check's identity */
+    int is_master;        /* the last ROLE said master */
+    int nscripts;         /* registered so far */
+    qr_latency_t stats;   /* round trips and failed commands (qr_redis_stats) */
 };
 
 static void connect_now(qr_redis_t *r);
@@ -378,6 +386,10 @@ static void on_info(redisAsyncContext *ac, void *reply, void *privdata)
         check_failed(r, ac, "INFO server", rep->type == REDIS_REPLY_ERROR ? rep->str : "no run_id");
         return;
     }
+    if (r->node_fn) {
+        r->node_fn(r, r->check_token, run_id, NULL, r->node_arg);
+        return;
+    }
     if (!r->check_lua) {
         mark_up(r);
         return;
@@ -405,8 +417,17 @@ static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
     (void)privdata;
     if (!rep || r->ac != ac || r->state != ST_CHECKING)
         return;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "master")) {
+    if (r->node_fn) { /* a cluster node: a replica serves CLUSTER SLOTS only */
+        r->is_master = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                       rep->element[0]->type == REDIS_REPLY_STRING &&
+                       !strcmp(rep->element[0]->str, "master");
+        if (!r->is_master) {
+            mark_up(r);
+            return;
+        }
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+               rep->element[0]->type != REDIS_REPLY_STRING ||
+               strcmp(rep->element[0]->str, "master")) {
         check_failed(r, ac, "is not the primary (ROLE)",
                      rep->type == REDIS_REPLY_ERROR ? rep->str
                      : rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
@@ -432,10 +453,12 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_reconnect(r);
         return;
     }
-    if (!r->sentinel) {
+    if (!r->sentinel && !r->node_fn) {
         mark_up(r);
         return;
     }
+    r->check_token++;
+    r->is_master = 0;
     /* Sentinel's answer may be stale (a failover under way): take commands
      * only once the server says it is the primary, and the primary check
      * has run on it. */
@@ -666,6 +689,9 @@ qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
 {
     qr_redis_script_t *s = qr_xcalloc(1, sizeof *s);
     s->lua = qr_xstrdup(lua);
+    s->index = r->nscripts++;
+    if (r->cluster)
+        qr_cluster_add_script(r->cluster, lua);
     *r->scripts_tail = s;
     r->scripts_tail = &s->next;
     if (r->state == ST_UP && r->ac)
@@ -771,6 +797,8 @@ int qr_redis_eval(qr_redis_t *r, qr_redis_script_t *s, int nkeys, int argc, cons
         return QR_EIO;
     if (!s || !cb || nkeys < 0 || argc < nkeys || (argc > 0 && !argv))
         return QR_EINVAL;
+    if (r->cluster)
+        return qr_cluster_send(r->cluster, s->index, nkeys, argc, argv, argvlen, cb, arg);
     cmd_t *c = cmd_new(r, cb, arg);
     c->script = s;
     snprintf(c->numkeys, sizeof c->numkeys, "%d", nkeys);
@@ -810,6 +838,8 @@ int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *a
         return QR_EIO;
     if (!cb || argc <= 0 || !argv)
         return QR_EINVAL;
+    if (r->cluster)
+        return qr_cluster_send(r->cluster, -1, 0, argc, argv, argvlen, cb, arg);
     return submit(r, cmd_new(r, cb, arg), argc, argv, argvlen);
 }
 
@@ -820,12 +850,105 @@ const qr_latency_t *qr_redis_stats(const qr_redis_t *r)
 
 int qr_redis_ready(const qr_redis_t *r)
 {
+    if (r->cluster)
+        return qr_cluster_ready(r->cluster);
     if (r->state != ST_UP || !r->ac)
         return 0;
     for (const qr_redis_script_t *s = r->scripts; s; s = s->next)
         if (s->loaded_gen != r->gen)
             return 0;
     return 1;
+}
+
+/* ---- what a cluster's router asks of its nodes ---- */
+
+void qr_redis_set_node_check(qr_redis_t *r, qr_redis_node_check_fn fn, void *arg)
+{
+    if (r->cluster) {
+        qr_cluster_set_node_check(r->cluster, fn, arg);
+        return;
+    }
+    r->node_fn = fn;
+    r->node_arg = arg;
+}
+
+typedef struct check_cmd_s {
+    qr_redis_cb cb;
+    void *arg;
+} check_cmd_t;
+
+static void on_check_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    check_cmd_t *k = privdata;
+    (void)ac;
+    if (reply)
+        k->cb(reply, NULL, k->arg);
+    else
+        k->cb(NULL, "redis connection lost", k->arg);
+    free(k);
+}
+
+int qr_redis_check_command(qr_redis_t *r, unsigned token, int argc, const char **argv,
+                           const size_t *argvlen, qr_redis_cb cb, void *arg)
+{
+    if (r->closing || r->state != ST_CHECKING || !r->ac || token != r->check_token)
+        return QR_ECONFLCT;
+    check_cmd_t *k = qr_xmalloc(sizeof *k);
+    k->cb = cb;
+    k->arg = arg;
+    if (redisAsyncCommandArgv(r->ac, on_check_reply, k, argc, argv, argvlen) != REDIS_OK) {
+        free(k);
+        return QR_EIO;
+    }
+    return 0;
+}
+
+void qr_redis_check_done(qr_redis_t *r, unsigned token, int ok)
+{
+    if (r->closing || r->state != ST_CHECKING || !r->ac || token != r->check_token)
+        return; /* a check of a connection that is gone */
+    if (ok)
+        mark_up(r);
+    else
+        check_failed(r, r->ac, "node check", "failed");
+}
+
+int qr_redis_is_cluster(const qr_redis_t *r)
+{
+    return r->cluster != NULL;
+}
+
+int qr_redis_is_master(const qr_redis_t *r)
+{
+    return r->state == ST_UP && r->is_master;
+}
+
+void qr_redis_reconnect(qr_redis_t *r)
+{
+    if (r->closing || r->state != ST_UP || !r->ac)
+        return;
+    r->state = ST_CONNECTING;
+    redisAsyncDisconnect(r->ac);
+}
+
+int qr_redis_open_cluster(uv_loop_t *loop, const char *nodes, int command_timeout_ms,
+                          qr_redis_t **out)
+{
+    if (!loop || !nodes || command_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_redis_t *r = qr_xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->host = qr_xstrdup("cluster");
+    r->timeout_ms = command_timeout_ms;
+    r->scripts_tail = &r->scripts;
+    r->cluster = qr_cluster_new(loop, nodes, command_timeout_ms, &r->stats);
+    if (!r->cluster) {
+        free(r->host);
+        free(r);
+        return QR_EINVAL;
+    }
+    *out = r;
+    return 0;
 }
 
 static void finish_close(qr_redis_t *r)
@@ -867,6 +990,14 @@ static void on_sentinel_closed(void *arg)
     finish_close(r);
 }
 
+static void on_cluster_closed(void *arg)
+{
+    qr_redis_t *r = arg;
+    r->cluster = NULL;
+    r->open_handles--;
+    finish_close(r);
+}
+
 void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
 {
     if (r->closing)
@@ -874,6 +1005,10 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
     r->closing = 1;
     r->close_cb = cb;
     r->close_arg = arg;
+    if (r->cluster) {
+        r->open_handles++;
+        qr_cluster_close(r->cluster, on_cluster_closed, r);
+    }
 
     /* Fail everything the user waits for. Commands still held by hiredis are
      * freed when hiredis hands them back (NULL reply) in redisAsyncFree. */
@@ -903,6 +1038,8 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
         if (rc < 0) /* already running: its callback comes anyway */
             qr_debug("redis: uv_cancel(getaddrinfo): %s", uv_strerror(rc));
     }
+    if (r->cluster)
+        return; /* a router has no timers of its own */
     uv_close((uv_handle_t *)&r->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&r->deadline, on_handle_closed);
     uv_close((uv_handle_t *)&r->defer, on_handle_closed);
