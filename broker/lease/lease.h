@@ -61,6 +61,11 @@
  *                      gets every registered project's state dropped but
  *                      its fence, once, before any broker uses it (see
  *                      qr_redis_set_primary_check; lease.c)
+ *   {q:N}:primary      STRING on a Redis Cluster, one per primary ({q:N} a tag
+ *                      of one of its slots): the run_id it was checked
+ *                      with; another run_id (a promoted replica) drops the
+ *                      state of the projects it holds but their fences
+ *                      (qr_redis_set_node_check; lease.c)
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
  *
