@@ -1005,7 +1005,8 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
     r->closing = 1;
     r->close_cb = cb;
     r->close_arg = arg;
-    if (r->cluster) {
+    int router = r->cluster != NULL;
+    if (router) {
         r->open_handles++;
         qr_cluster_close(r->cluster, on_cluster_closed, r);
     }
@@ -1038,7 +1039,7 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
         if (rc < 0) /* already running: its callback comes anyway */
             qr_debug("redis: uv_cancel(getaddrinfo): %s", uv_strerror(rc));
     }
-    if (r->cluster)
+    if (router)
         return; /* a router has no timers of its own */
     uv_close((uv_handle_t *)&r->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&r->deadline, on_handle_closed);
