@@ -141,8 +141,11 @@ for s in "${SIMS[@]}"; do wait "$s" || SIM_FAILS=$((SIM_FAILS + 1)); done
 check "every crew finished" 0 "$SIM_FAILS"
 echo "# ${SECONDS}s: the crews are done"
 [ "$SIM_FAILS" = 0 ] || tail -n 5 "$E2E_DIR"/sim-*.err | head -40
-check "one broker found the new primary unchecked and dropped its projects' state" 1 \
-    "$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "a cluster primary this deployment has not used before" || true)"
+# (Both brokers may check the new primary at once and both drop: that is
+# two FLUSHALLs of its projects, which the rebuild survives.)
+n=$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "a cluster primary this deployment has not used before" || true)
+[ "$n" -ge 1 ] && pass "a broker found the new primary unchecked and dropped its projects' state ($n)" ||
+    fail "no broker dropped the state on the new primary"
 floor=$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" |
     sed -n "s/.*project ${PROJECTS[0]}: building its Redis state from PostgreSQL (tokens from \([0-9]*\)).*/\1/p" |
     sort -n | tail -1)

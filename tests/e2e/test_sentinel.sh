@@ -122,10 +122,11 @@ check "the crew finished" 0 "$SIM_RC"
 [ "$SIM_RC" = 0 ] || tail -n 20 "$E2E_DIR/sim.err"
 check "one broker found the new primary unchecked and dropped the state to rebuild" 1 \
     "$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "127.0.0.1:$P2 is a primary this deployment has not used before" || true)"
-check "both brokers connected to the new primary" 2 \
-    "$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "connected to 127.0.0.1:$P2 (primary)")"
-check "the project's state was built from PostgreSQL again after the failover" 2 \
-    "$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "project $PROJECT: building its Redis state" || true)"
+check "both brokers connected to the new primary" "1 1" \
+    "$(for l in quorumd quorumd2; do grep -q "connected to 127.0.0.1:$P2 (primary)" "$E2E_DIR/$l.log" && echo 1 || echo 0; done | xargs)"
+builds=$(cat "$E2E_DIR/quorumd.log" "$E2E_DIR/quorumd2.log" | grep -c "project $PROJECT: building its Redis state" || true)
+[ "$builds" -ge 2 ] && pass "the project's state was built from PostgreSQL again after the failover" ||
+    fail "the project's state was built $builds times (wanted the first build and one after the failover)"
 
 # The time to recover: from the kill to the first lease granted from the
 # state rebuilt on the new primary (its fencing tokens start at the floor
