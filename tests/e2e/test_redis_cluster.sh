@@ -28,10 +28,25 @@ bad "wants HOST:PORT[,HOST:PORT...]" --redis-cluster 127.0.0.1
 bad "excludes --redis" --redis-cluster 127.0.0.1:1 --redis 127.0.0.1:2
 
 # --- the cluster --------------------------------------------------------------
+# node_port N: a port P of 127.0.0.1 for a node, nothing listening on P
+# nor on its cluster bus port P + 10000 (an ephemeral port above 55535 would
+# have none). Each node gets its own slice of the range.
+node_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + ($1 - 1) * 1500 + RANDOM % 1500))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
 # The six nodes start side by side (each in a subshell that writes its port).
 STARTS=()
 for i in 1 2 3 4 5 6; do
-    (start_redis "$CD/n$i" "" --save '' --appendonly no --cluster-enabled yes \
+    (start_redis "$CD/n$i" "$(node_port "$i")" --save '' --appendonly no --cluster-enabled yes \
         --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
         --repl-diskless-sync-delay 0 && echo "$RPORT_UP" >"$CD/n$i.port") &
     STARTS+=($!)
@@ -47,8 +62,10 @@ kill_nodes() {
     done
 }
 at_exit kill_nodes
+echo "# ${SECONDS}s: six nodes started"
 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${PORTS[@]}") --cluster-replicas 1 \
     --cluster-yes >"$CD/create.log" 2>&1 || { cat "$CD/create.log"; fail "cluster create"; finish; }
+echo "# ${SECONDS}s: the cluster made"
 for p in "${PORTS[@]}"; do
     for _ in $(seq 1 200); do
         redis-cli -p "$p" cluster info | grepq 'cluster_state:ok' && break
