@@ -19,6 +19,8 @@
 struct qr_lease_engine_s {
     qr_redis_t *redis;
     qr_redis_script_t *script[QR_LEASE_NSCRIPTS]; /* by qr_lease_script_id_t */
+    int sweep_wanted; /* cluster: register the projects of every primary again
+                         (registry_sweep), at the next reap */
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -82,6 +84,7 @@ static char *project_key(int64_t project, const char *name);
 static int reply_failed(redisReply *r, const char *err, const char *what);
 
 typedef struct node_check_s {
+    qr_lease_engine_t *e;
     qr_redis_t *node;
     unsigned token;
     char run_id[64];
@@ -110,15 +113,84 @@ static void on_node_cmd(redisReply *r, const char *err, void *arg)
     node_check_step(k);
 }
 
+/* The registry sweep: after a primary new to the deployment took over,
+ * the registry (one key, on one node) may have lost projects that other
+ * nodes still hold: at the next reap (the broker reaps only while every
+ * slot has a ready primary) every primary is scanned for the projects
+ * whose state it holds ({p:*}:built), and each is registered again; a
+ * failed step asks for another sweep. */
+typedef struct sweep_s {
+    qr_lease_engine_t *e;
+    qr_redis_t *node;
+} sweep_t;
+
+static void on_swept_one(redisReply *r, const char *err, void *arg)
+{
+    qr_lease_engine_t *e = arg;
+    if (reply_failed(r, err, "project registry"))
+        e->sweep_wanted = 1;
+}
+
+static void sweep_from(sweep_t *w, const char *cursor);
+
+static void on_sweep_scan(redisReply *r, const char *err, void *arg)
+{
+    sweep_t *w = arg;
+    if (reply_failed(r, err, "registry sweep") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        w->e->sweep_wanted = 1;
+        free(w);
+        return;
+    }
+    redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, (int64_t)strtoll(keys->element[i]->str + 3, NULL, 10));
+        const char *argv[] = {"SADD", REGISTRY, id};
+        if (qr_redis_command(w->e->redis, 3, argv, NULL, on_swept_one, w->e) < 0)
+            break; /* closing */
+    }
+    if (strcmp(r->element[0]->str, "0"))
+        sweep_from(w, r->element[0]->str);
+    else
+        free(w);
+}
+
+static void sweep_from(sweep_t *w, const char *cursor)
+{
+    const char *argv[] = {"SCAN", cursor, "MATCH", "{p:*}:built", "COUNT", "1000"};
+    if (qr_redis_command(w->node, 6, argv, NULL, on_sweep_scan, w) < 0)
+        free(w);
+}
+
+static void registry_sweep(qr_lease_engine_t *e)
+{
+    e->sweep_wanted = 0;
+    qr_redis_t *nodes[64];
+    int n = qr_redis_primaries(e->redis, nodes, 64);
+    for (int i = 0; i < n; i++) {
+        sweep_t *w = qr_xcalloc(1, sizeof *w);
+        w->e = e;
+        w->node = nodes[i];
+        sweep_from(w, "0");
+    }
+}
+
 static void on_node_stamped(redisReply *r, const char *err, void *arg)
 {
     node_check_t *k = arg;
+    qr_lease_engine_t *e = k->e;
     int ok = !reply_failed(r, err, "node stamp");
     if (ok && k->dropped)
         qr_warn("redis: a cluster primary this deployment has not used before (it may have lost "
                 "writes): the state of %d projects on it is rebuilt from PostgreSQL",
                 k->dropped);
     node_check_end(k, ok);
+    if (ok)
+        e->sweep_wanted = 1;
 }
 
 static void on_node_scan(redisReply *r, const char *err, void *arg);
@@ -208,12 +280,12 @@ static void node_check_step(node_check_t *k)
 static void node_check(qr_redis_t *node, unsigned token, const char *run_id, const char *tag,
                        void *arg)
 {
-    (void)arg;
     if (!tag) { /* the node serves no slot: it holds no project */
         qr_redis_check_done(node, token, 1);
         return;
     }
     node_check_t *k = qr_xcalloc(1, sizeof *k);
+    k->e = arg;
     k->node = node;
     k->token = token;
     snprintf(k->run_id, sizeof k->run_id, "%s", run_id);
@@ -970,6 +1042,8 @@ int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expi
     rp->cb = expired_cb;
     rp->arg = arg;
     rp->pending = 1;
+    if (e->sweep_wanted && qr_redis_ready(e->redis))
+        registry_sweep(e);
     const char *argv[] = {"SMEMBERS", REGISTRY};
     int rc = qr_redis_command(e->redis, 2, argv, NULL, on_reap_projects, rp);
     if (rc < 0)

@@ -913,6 +913,11 @@ void qr_redis_check_done(qr_redis_t *r, unsigned token, int ok)
         check_failed(r, r->ac, "node check", "failed");
 }
 
+int qr_redis_primaries(const qr_redis_t *r, qr_redis_t **out, int max)
+{
+    return r->cluster ? qr_cluster_primaries(r->cluster, out, max) : 0;
+}
+
 int qr_redis_is_cluster(const qr_redis_t *r)
 {
     return r->cluster != NULL;

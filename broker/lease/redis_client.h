@@ -81,6 +81,10 @@ void qr_redis_check_done(qr_redis_t *node, unsigned token, int ok);
 /* For the cluster's router: 1 when the node is connected and said master;
  * drop the connection and connect again (the check runs again). */
 int qr_redis_is_master(const qr_redis_t *r);
+/* A cluster's primaries that take commands now (at most max, in out; 0 for
+ * a client that is not a cluster's): each a client of its own, whose
+ * commands go to that node alone (SCAN a node's keys). */
+int qr_redis_primaries(const qr_redis_t *r, qr_redis_t **out, int max);
 /* 1 for a client opened with qr_redis_open_cluster. */
 int qr_redis_is_cluster(const qr_redis_t *r);
 void qr_redis_reconnect(qr_redis_t *r);

@@ -550,6 +550,15 @@ void qr_cluster_set_node_check(qr_cluster_t *c, qr_redis_node_check_fn fn, void 
     c->check_arg = arg;
 }
 
+int qr_cluster_primaries(const qr_cluster_t *c, qr_redis_t **out, int max)
+{
+    int n = 0;
+    for (int k = 0; k < c->nnodes && n < max; k++)
+        if (c->nodes[k]->first_slot >= 0 && qr_redis_is_master(c->nodes[k]->r))
+            out[n++] = c->nodes[k]->r;
+    return n;
+}
+
 int qr_cluster_ready(const qr_cluster_t *c)
 {
     return !c->closing && all_ready(c);

@@ -24,6 +24,9 @@ void qr_cluster_set_node_check(qr_cluster_t *c, qr_redis_node_check_fn fn, void 
  * a command (argv[1] its key, if any). As qr_redis_eval/qr_redis_command. */
 int qr_cluster_send(qr_cluster_t *c, int script, int nkeys, int argc, const char **argv,
                     const size_t *argvlen, qr_redis_cb cb, void *arg);
+/* Up to max distinct primaries of the map that take commands, in out;
+ * returns how many. */
+int qr_cluster_primaries(const qr_cluster_t *c, qr_redis_t **out, int max);
 /* 1 when every slot has a primary that is connected and checked. */
 int qr_cluster_ready(const qr_cluster_t *c);
 /* The hash slot of a key (its {tag} if it has one). */
