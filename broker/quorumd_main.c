@@ -215,10 +215,14 @@ static const char *default_sql_dir(void)
         if (len > 0 && (size_t)len < sizeof dir)
             d = opendir(dir);
     }
-    if (d)
+    char real[PATH_MAX];
+    if (d) {
         closedir(d);
-    else
+        if (realpath(dir, real)) /* /usr/share/quorum/sql, not /usr/bin/../share/... */
+            memcpy(dir, real, strlen(real) + 1);
+    } else {
         snprintf(dir, sizeof dir, "%s", QR_SQL_DIR);
+    }
     return dir;
 }
 
