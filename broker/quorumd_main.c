@@ -60,6 +60,7 @@ static void usage(FILE *f)
             "  quorumd migrate --pg 'host=127.0.0.1 dbname=quorum'\n"
             "  quorumd bootstrap-admin --pg 'host=127.0.0.1 dbname=quorum' > admin.token\n"
             "  quorumd serve --listen 0.0.0.0:8443 --cert server.crt --key server.key\n"
+            "  quorumd --config /etc/quorum/quorumd.conf --check-config\n"
             "  quorumd routes | jq -r '.method + \" \" + .path'\n"
             "\n"
             "options (environment variable in brackets):\n"
@@ -146,7 +147,7 @@ static void usage(FILE *f)
             "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate, key and\n"
             "client CA\n"
             "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error (a bad\n"
-            "option, variable or config line)\n",
+            "option or config line)\n",
             default_sql_dir());
 }
 
