@@ -923,6 +923,10 @@ fail:
 
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
 {
+    if (b->stopping) { /* the server may be freed already; the broker follows */
+        snprintf(err, errlen, "the broker is stopping");
+        return QR_EINVAL;
+    }
     return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
 }
 
