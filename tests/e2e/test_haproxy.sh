@@ -61,12 +61,12 @@ seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("
 "$QR_BIN_DIR/quorum-agent" simulate --project "$P" --annotators 200 --accuracy 0.9 \
     --think-ms 20-120 --seed 19 --prefetch 2 --batch --skip-rate 0.02 --release-rate 0.02 \
     --abandon-rate 0.01 --wait-ms 1000 --url "$HURL" --token "$ADMIN_TOKEN" --ca "$CA" \
-    --duration 18 --max-seconds 60 --ack-log "$E2E_DIR/acks.tsv" \
+    --duration 16 --max-seconds 60 --ack-log "$E2E_DIR/acks.tsv" \
     --json-summary "$E2E_DIR/sim.json" >"$E2E_DIR/sim.out" 2>"$E2E_DIR/sim.err" &
 SIM=$!
 at_exit 'kill $SIM 2>/dev/null'
 done_count() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
-sleep 4
+sleep 3
 
 # roll NAME PIDVAR PORT LOG: SIGTERM, wait for the exit (timed), start again
 # on the same port, wait until HAProxy has it UP again.
