@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A rolling restart behind HAProxy loses no request (issue 19): two quorumd
 # on one PostgreSQL and one Redis behind HAProxy (deploy/haproxy/quorum.cfg,
-# with this test's ports and CA), 200 simulated agents through HAProxy;
+# with this test's ports and CA), 200 simulated agents and one
+# `quorum-agent exec` (4 workers) through HAProxy;
 # each broker in turn gets SIGTERM while the agents run, drains, and is
 # started again (the next one only once HAProxy has it UP again). Then:
-# no failed request in the agents' summary (no error of any kind, no
-# retry), and the chaos checks: no task over its overlap and every
+# no failed request in the crew's summary (no error of any kind, no
+# retry) nor in exec's log, and the chaos checks: no task over its overlap and every
 # completed task exactly at it, no (task, annotator) pair twice, every
 # acknowledged annotation stored, no lease left past its TTL. Prints the
 # time each drain took.
@@ -65,8 +66,18 @@ seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"%s\"}\n", $1, substr("
     --json-summary "$E2E_DIR/sim.json" >"$E2E_DIR/sim.out" 2>"$E2E_DIR/sim.err" &
 SIM=$!
 at_exit 'kill $SIM 2>/dev/null'
+# And one quorum-agent exec (its own libcurl handle a worker, not simulate's
+# shared pool), four workers, through the same HAProxy.
+EXEC_TOKEN=$(new_annotator exec-bot)
+printf '#!/bin/sh\ncat >/dev/null\nsleep 0.05\necho %s\n' "'{\"label\":\"a\"}'" >"$E2E_DIR/cmd.sh"
+chmod +x "$E2E_DIR/cmd.sh"
+QUORUM_URL=$HURL QUORUM_TOKEN=$EXEC_TOKEN "$QR_BIN_DIR/quorum-agent" exec --project "$P" \
+    --concurrency 4 --spool "$E2E_DIR/exec.spool" -- "$E2E_DIR/cmd.sh" 2>"$E2E_DIR/exec.err" &
+EXEC=$!
+at_exit 'kill $EXEC 2>/dev/null'
 done_count() { sql "SELECT count(*) FROM annotations WHERE project_id = $P"; }
-sleep 3
+# The crew at work first: 300 annotations (at most 10 s).
+for _ in $(seq 1 100); do [ "$(done_count)" -ge 300 ] && break; sleep 0.1; done
 
 # roll NAME PIDVAR PORT LOG: SIGTERM, wait for the exit (timed), start again
 # on the same port, wait until HAProxy has it UP again.
@@ -94,6 +105,15 @@ check "HAProxy took each broker out while it drained" "1 1" "$(down_count quorum
 SIM_RC=0
 wait "$SIM" || SIM_RC=$?
 check "the crew ran to its end (exit 0)" 0 "$SIM_RC"
+EXEC_RC=0
+kill -TERM "$EXEC"
+wait "$EXEC" || EXEC_RC=$?
+check "quorum-agent exec stops cleanly (exit 0)" 0 "$EXEC_RC"
+sed 's/^/# exec: /' "$E2E_DIR/exec.err" | tail -n 3
+check "quorum-agent exec saw no failed request (no retry in its log)" 0 \
+    "$(grep -c 'retrying\|cannot reach\|unavailable' "$E2E_DIR/exec.err" || true)"
+exec_submitted=$(sed -n 's/.*exec: \([0-9]*\) submitted.*/\1/p' "$E2E_DIR/exec.err")
+if [ "${exec_submitted:-0}" -gt 20 ]; then pass "exec labeled through the restarts ($exec_submitted)"; else fail "exec submitted '$exec_submitted'"; fi
 tail -n 4 "$E2E_DIR/sim.out" | sed 's/^/# /'
 sleep 1 # a few reaper periods: a lease expired before now is gone by then
 
@@ -125,7 +145,7 @@ check "every acknowledged annotation stored ($acked acknowledged)" 0 "$missing"
 now_ms=$(( $(date +%s%N) / 1000000 ))
 check "no lease left past its expiry (reaper every $REAPER_MS ms)" 0 \
     "$(redis-cli -p "$QR_REDIS_PORT" zcount "{p:$P}:leases" -inf $(( now_ms - REAPER_MS - 2000 )))"
-check "stored annotations match the acknowledged ones" "$acked" "$(done_count)"
+check "stored annotations are the crew's acknowledged ones and exec's" "$((acked + ${exec_submitted:-0}))" "$(done_count)"
 # Both stop at once (each drains on its own); then their logs are read.
 kill -TERM "$QUORUMD_PID" "$QUORUMD2_PID"
 st1=0 st2=0
