@@ -5,9 +5,10 @@
 # listening window (a health checker asked /readyz), then refused; the
 # broker exits 0 well within --drain-ms, and the lease another annotator
 # holds is still live in Redis (nothing is released by a drain). Then: a
-# drain waiting for a client half-way through a request stops at once on
-# SIGINT; without a health checker the listener closes at once; and bad
-# --drain-ms / QUORUM_DRAIN_MS values are refused.
+# drain waiting for a client half-way through a request stops at once on a
+# second SIGTERM; without a health checker the listener closes at once;
+# SIGINT alone stops at once, no drain; and bad --drain-ms /
+# QUORUM_DRAIN_MS values are refused.
 . "$(dirname "$0")/lib.sh"
 PROBE="$QR_SOURCE_DIR/tests/e2e/drain_probe.py"
 
@@ -56,25 +57,40 @@ if grep -q 'Sanitizer\|runtime error' "$E2E_DIR/quorumd.log"; then fail "sanitiz
 check "a1's lease is still live in Redis" 1 "$(redis-cli -p "$QR_REDIS_PORT" zcard "{p:$P}:leases")"
 check "and not released in PostgreSQL" 0 "$(sql "SELECT count(*) FROM leases WHERE project_id = $P AND outcome = 'released'")"
 
-# --- a client the drain waits for; SIGINT ends the wait ---------------------------------------
+# --- a client the drain waits for; a second SIGTERM ends the wait -----------------------------
+# hold_client PORT: a connection half-way through a request head, kept until fd 7 closes.
+hold_client() {
+    : >"$E2E_DIR/hold.out"
+    exec 7> >(exec python3 "$PROBE" hold "$1" "$CA" >"$E2E_DIR/hold.out" 2>&1)
+    for _ in $(seq 1 50); do grep -q held "$E2E_DIR/hold.out" 2>/dev/null && return 0; sleep 0.1; done
+    fail "the held client did not connect"
+}
+# stop_now SIGNAL WHAT: SIGNAL to the second broker, which must exit 0 at once.
+stop_now() {
+    local t0 st=0 ms
+    t0=$(date +%s%N)
+    kill "-$1" "$QUORUMD2_PID"
+    wait "$QUORUMD2_PID" || st=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    QUORUMD2_PID=""
+    exec 7>&-
+    check "$2: stopped at once, status 0" 0 "$st"
+    if [ "$ms" -lt 3000 ]; then pass "$2: in $ms ms"; else fail "$2 took $ms ms"; fi
+    if grep -q 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log"; then fail "$2: sanitizer report"; else pass "$2: no sanitizer report"; fi
+}
 start_second_broker --drain-ms 60000
-P2=${URL2##*:}
-exec 7> >(exec python3 "$PROBE" hold "$P2" "$CA" >"$E2E_DIR/hold.out" 2>&1)
-for _ in $(seq 1 50); do grep -q held "$E2E_DIR/hold.out" 2>/dev/null && break; sleep 0.1; done
+hold_client "${URL2##*:}"
 kill -TERM "$QUORUMD2_PID"
 sleep 1
 check "no health checker asked /readyz: the listener closes at once" 000 \
     "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" "$URL2/healthz" || true)"
 if kill -0 "$QUORUMD2_PID" 2>/dev/null; then pass "the drain waits for a request half read"; else fail "the broker left a request half read"; fi
-t0=$(date +%s%N)
-kill -INT "$QUORUMD2_PID"
-st=0
-wait "$QUORUMD2_PID" || st=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-QUORUMD2_PID=""
-exec 7>&-
-check "SIGINT during the drain: stopped at once, status 0" 0 "$st"
-if [ "$ms" -lt 3000 ]; then pass "in $ms ms"; else fail "SIGINT took $ms ms"; fi
-if grep -q 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log"; then fail "sanitizer report (2)"; else pass "no sanitizer report (2)"; fi
+stop_now TERM "a second SIGTERM during the drain"
+
+# --- SIGINT alone stops at once, as it always did, whoever is connected ----------------------
+start_second_broker --drain-ms 60000
+hold_client "${URL2##*:}"
+stop_now INT "SIGINT with a request half read"
+check "no drain on SIGINT" 0 "$(grep -c 'draining' "$E2E_DIR/quorumd2.log")"
 
 finish
