@@ -134,6 +134,12 @@ static void usage(FILE *f)
             "                        days after they were made, once none is still being\n"
             "                        delivered (decimals allowed) [QUORUM_WEBHOOK_KEEP_DAYS]\n"
             "                        (30)\n"
+            "  --drain-ms N          on SIGTERM, drain for at most N ms before stopping:\n"
+            "                        /readyz answers 503 at once; new connections are\n"
+            "                        accepted min(2000, N/4) ms more if /readyz was asked\n"
+            "                        in the last 30 s (none otherwise); in-flight requests\n"
+            "                        and long polls answered, with Connection: close; 0 =\n"
+            "                        stop at once [QUORUM_DRAIN_MS] (10000)\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
             "                        a temporary file renamed over it); with port 0 in\n"
             "                        --listen, how a script learns the port the kernel chose\n"
@@ -144,8 +150,8 @@ static void usage(FILE *f)
             "                        (owner, admin)\n"
             "  -h, --help            this text\n"
             "\n"
-            "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate, key and\n"
-            "client CA\n"
+            "signals: SIGTERM drains (--drain-ms), then stops; SIGINT, or a second SIGTERM,\n"
+            "stops at once, cleanly; SIGHUP reloads the TLS certificate, key and client CA\n"
             "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error (a bad\n"
             "option or config line)\n",
             default_sql_dir());
@@ -413,16 +419,35 @@ static void on_hup(uv_signal_t *s, int signum)
         qr_error("SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+static int signals_open; /* sig_int, sig_term and sig_hup are to be closed */
+
+/* The broker is freed (stopped, after a drain or not): the signal handlers
+ * go too, and the loop ends. */
+static void on_broker_stopped(void *arg)
 {
-    qr_info("signal %d: stopping", signum);
+    broker = NULL;
+    if (!signals_open)
+        return;
+    signals_open = 0;
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
-    if (broker) {
-        qr_broker_stop(broker, NULL, NULL);
-        broker = NULL;
+}
+
+/* SIGTERM drains first (a rolling restart behind a load balancer), unless
+ * --drain-ms is 0; SIGINT, or a signal during the drain, stops at once. */
+static void on_signal(uv_signal_t *s, int signum)
+{
+    int drain_ms = *(const int *)s->data;
+    if (!broker)
+        return; /* stopping already */
+    if (signum == SIGTERM && drain_ms > 0 && !qr_broker_draining(broker)) {
+        qr_info("signal %d: draining, then stopping", signum);
+        qr_broker_drain(broker, on_broker_stopped, NULL);
+        return;
     }
+    qr_info("signal %d: stopping", signum);
+    qr_broker_stop(broker, on_broker_stopped, NULL);
 }
 
 /*
@@ -493,6 +518,7 @@ static int serve(qr_broker_config_t *cfg)
     for (; nsigs < 3; nsigs++) {
         if ((rc = uv_signal_init(&loop, sigs[nsigs])) < 0)
             break;
+        sigs[nsigs]->data = &cfg->drain_ms;
         if ((rc = uv_signal_start(sigs[nsigs], cbs[nsigs], signums[nsigs])) < 0) {
             nsigs++; /* initialised: it is closed below */
             break;
@@ -504,6 +530,7 @@ static int serve(qr_broker_config_t *cfg)
             uv_close((uv_handle_t *)sigs[i], NULL);
         goto stop;
     }
+    signals_open = 1;
     status = 0;
     goto drain;
 stop:
@@ -596,6 +623,13 @@ int main(int argc, char **argv)
             e);
         return 2;
     }
+    if ((e = env_or("QUORUM_DRAIN_MS", NULL))) {
+        if (parse_int(e, 0, 3600000, &v) < 0) {
+            fprintf(stderr, "quorumd: QUORUM_DRAIN_MS wants ms in 0..3600000, not '%s'\n", e);
+            return 2;
+        }
+        cfg.drain_ms = (int)v;
+    }
 
     enum {
         O_LISTEN = 1000,
@@ -631,7 +665,8 @@ int main(int argc, char **argv)
         O_WEBHOOK_KEEP,
         O_STREAM_BODY,
         O_CONFIG,
-        O_CHECK_CONFIG
+        O_CHECK_CONFIG,
+        O_DRAIN
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -666,6 +701,7 @@ int main(int argc, char **argv)
         {"webhook-retry-ms", required_argument, 0, O_WEBHOOK_RETRY},
         {"webhook-allow-private", no_argument, 0, O_WEBHOOK_PRIVATE},
         {"webhook-keep-days", required_argument, 0, O_WEBHOOK_KEEP},
+        {"drain-ms", required_argument, 0, O_DRAIN},
         {"config", required_argument, 0, O_CONFIG},
         {"check-config", no_argument, 0, O_CHECK_CONFIG},
         {"help", no_argument, 0, 'h'},
@@ -823,6 +859,11 @@ int main(int argc, char **argv)
         case O_WEBHOOK_KEEP:
             if (parse_days(optarg, &cfg.webhook_keep_days) < 0)
                 goto bad;
+            break;
+        case O_DRAIN:
+            if (parse_int(optarg, 0, 3600000, &v) < 0)
+                goto bad;
+            cfg.drain_ms = (int)v;
             break;
         case O_CONFIG:
             if (!conf_path || strcmp(optarg, conf_path)) {

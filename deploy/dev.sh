@@ -48,7 +48,7 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev l
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
     postgresql redis-server openssl curl jq ca-certificates tmux python3 bc clang libclang-rt-14-dev
     prometheus libutf8proc-dev chromium chromium-driver python3-selenium
-    libnss3-tools systemd adduser)
+    libnss3-tools systemd adduser haproxy)
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }

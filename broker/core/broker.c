@@ -48,6 +48,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->import.max_tasks = QR_IMPORT_MAX_TASKS;
     cfg->import_parses = 2;
     cfg->webhook_retry_ms = 1000;
+    cfg->drain_ms = 10000;
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -922,6 +923,10 @@ fail:
 
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
 {
+    if (b->stopping) { /* the server may be freed already; the broker follows */
+        snprintf(err, errlen, "the broker is stopping");
+        return QR_EINVAL;
+    }
     return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
 }
 
@@ -1025,13 +1030,25 @@ static void broker_abort(qr_broker_t *b, int reaper_open)
     one_closed(b);
 }
 
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+    one_closed(h->data);
+}
+
 void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
 {
+    if (b->stopping)
+        return;
     b->stop_cb = cb;
     b->stop_arg = arg;
     b->stopping = 1;
     b->api.wake(b, 0, 0); /* long polls end now, empty */
     b->closing = b->webhooks ? 7 : 6;
+    if (b->drain_timer_open) {
+        b->drain_timer_open = 0;
+        b->closing++;
+        uv_close((uv_handle_t *)&b->drain_timer, on_drain_timer_closed);
+    }
     if (b->webhooks)
         qr_webhook_close(b->webhooks, one_closed, b);
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
@@ -1042,4 +1059,66 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     qr_redis_close(b->redis, one_closed, b);
     /* The event log writes what it holds first: only then may the pool go. */
     qr_events_close(b->events, on_events_closed, b);
+}
+
+/* --- drain ------------------------------------------------------------------ */
+
+#define DRAIN_TICK_MS 50 /* how often the drain looks at what is left */
+
+/* The drain's clock: the listener closes after its window; the broker
+ * stops once no connection is left, or at the deadline. */
+static void on_drain_tick(uv_timer_t *t)
+{
+    qr_broker_t *b = t->data;
+    int64_t took = qr_mono_ms() - b->drain_start_ms;
+    if (took < b->drain_listen_ms)
+        return;
+    qr_http_server_stop_listening(b->http);
+    int left = qr_http_connections(b->http);
+    if (left == 0) {
+        qr_info("drained in %" PRId64 " ms: every client answered; stopping", took);
+    } else if (took >= b->cfg.drain_ms) {
+        qr_warn("drain deadline (%d ms) reached with %d connection(s) open: cut; stopping",
+                b->cfg.drain_ms, left);
+    } else {
+        return;
+    }
+    qr_broker_stop(b, b->stop_cb, b->stop_arg);
+}
+
+void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg)
+{
+    if (b->draining || b->stopping)
+        return;
+    b->draining = 1;
+    b->stop_cb = cb;
+    b->stop_arg = arg;
+    b->drain_start_ms = qr_mono_ms();
+    b->drain_listen_ms = 0;
+    if (b->readyz_ms && b->drain_start_ms - b->readyz_ms < QR_DRAIN_CHECKER_MS)
+        b->drain_listen_ms =
+            b->cfg.drain_ms / 4 < QR_DRAIN_LISTEN_MS ? b->cfg.drain_ms / 4 : QR_DRAIN_LISTEN_MS;
+    qr_info("draining: /readyz answers 503; new connections accepted for %" PRId64
+            " ms more; at most %d ms in all",
+            b->drain_listen_ms, b->cfg.drain_ms);
+    qr_http_server_drain(b->http);
+    if (b->drain_listen_ms == 0)
+        qr_http_server_stop_listening(b->http);
+    b->api.wake(b, 0, 0); /* long polls end now, empty */
+    int rc = uv_timer_init(b->loop, &b->drain_timer);
+    if (rc == 0) {
+        b->drain_timer_open = 1;
+        b->drain_timer.data = b;
+        rc = uv_timer_start(&b->drain_timer, on_drain_tick, DRAIN_TICK_MS, DRAIN_TICK_MS);
+    }
+    if (rc < 0) {
+        /* Neither fails on a working loop; without the clock, stop now. */
+        qr_warn("drain: uv_timer_init/start: %s; stopping now", uv_strerror(rc));
+        qr_broker_stop(b, cb, arg);
+    }
+}
+
+int qr_broker_draining(const qr_broker_t *b)
+{
+    return b->draining;
 }

@@ -113,6 +113,12 @@ struct qr_broker_s {
     int deployment_asked;         /* the query for it is under way */
     int deployment_warned;        /* why it is not known was logged */
     int stopping;                 /* qr_broker_stop was called */
+    int draining;                 /* qr_broker_drain was called */
+    uv_timer_t drain_timer;       /* the drain's progress, every DRAIN_TICK_MS */
+    int drain_timer_open;         /* it is initialised and not yet closed */
+    int64_t drain_start_ms;       /* monotonic */
+    int64_t drain_listen_ms;      /* how long the drain still accepts connections */
+    int64_t readyz_ms;            /* the last GET /readyz (monotonic), 0: none yet */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);
     void *stop_arg;

@@ -207,6 +207,22 @@ void qr_http_stream_on_drain(qr_http_request_t *req, qr_http_drain_cb cb, void *
 int qr_http_stream_end(qr_http_request_t *req);
 void qr_http_stream_abort(qr_http_request_t *req);
 
+/*
+ * Graceful drain, for a broker leaving a pool behind a load balancer. From
+ * qr_http_server_drain on, every response carries Connection: close and its
+ * connection closes once it is sent (close_notify, then FIN); connections
+ * idle between requests close at once, the same way; a request already
+ * being read or with the handler is answered as usual. New connections are
+ * still accepted (each gets one answer, then closes) until
+ * qr_http_server_stop_listening, so a health checker can still be told "not
+ * ready". qr_http_connections then falls to 0 once every client was answered
+ * and has gone (the caller watches it, with its own deadline, and ends with
+ * qr_http_server_close, which cuts whatever is left). Both may be called more
+ * than once; neither fails.
+ */
+void qr_http_server_drain(qr_http_server_t *srv);
+void qr_http_server_stop_listening(qr_http_server_t *srv);
+
 /* Stops listening, closes every connection (pending requests are answered
  * by nobody: their later qr_http_respond calls just free them), and frees
  * the server once all handles have closed. cb (may be NULL) runs then. */
