@@ -79,6 +79,18 @@ check "the replica holds the 80 annotations" 80 \
 lag() {
     API_URL=$URL2 api GET /metrics | sed -n 's/^quorum_pg_read_lag_seconds \(.*\)$/\1/p'
 }
+# promcheck DESCRIPTION: promtool parses and lints the second broker's /metrics.
+promcheck() {
+    local m out
+    m=$(API_URL=$URL2 api GET /metrics)
+    if ! command -v promtool >/dev/null; then
+        fail "$1: promtool not found (deploy/dev.sh deps installs prometheus)"
+    elif out=$(promtool check metrics <<<"${m#* }" 2>&1); then
+        pass "$1: promtool check metrics finds nothing wrong"
+    else
+        fail "$1: promtool check metrics: $out"
+    fi
+}
 for i in $(seq 1 50); do
     l=$(lag)
     [ -n "$l" ] && [ "$l" != "+Inf" ] && awk -v l="$l" 'BEGIN { exit !(l < 3) }' && break
@@ -88,6 +100,7 @@ awk -v l="$l" 'BEGIN { exit !(l >= 0 && l < 3) }' && pass "/metrics: quorum_pg_r
     fail "/metrics lag: '$l'"
 API_URL=$URL2 api GET /metrics | grepq 'quorum_pg_read_connections{state="size"} 2' &&
     pass "/metrics: the replica's pool" || fail "no quorum_pg_read_connections"
+promcheck "caught up"
 api GET /metrics | grepq quorum_pg_read_ && fail "a broker without --pg-read has no pg_read metric" ||
     pass "a broker without --pg-read has no pg_read metric"
 
@@ -174,6 +187,7 @@ b=$(API_URL=$URL2 api GET "/v1/projects/$P/export?format=jsonl")
 check "replica stopped: export 200" 200 "${b%% *}"
 l=$(lag)
 check "replica stopped: the lag is not known (+Inf)" "+Inf" "$l"
+promcheck "replica stopped"
 grepq "pg-read: the replica does not answer" <"$E2E_DIR/quorumd2.log" && pass "the broker logged the fallback" ||
     fail "no fallback in the log"
 
