@@ -4,8 +4,9 @@
  *
  * The probe is two statements, one after the other, never two probes at
  * once (a tick that finds one under way is skipped): the primary's WAL
- * insert position, read on the broker's pool, then on the replica whether
- * it is in recovery and has replayed that far. The insert position is at
+ * insert position (and system identifier), read on the broker's pool, then
+ * on the replica whether it is in recovery, a copy of the same cluster, and
+ * has replayed that far. The insert position is at
  * or past the commit record of every transaction acknowledged before the
  * statement ran, whatever synchronous_commit says, so "replayed that far"
  * means "holds every commit acknowledged before the probe was sent". The
@@ -21,13 +22,20 @@
 
 #include "log.h"
 
-/* The primary's WAL insert position, as text. */
-#define SQL_PRIMARY_LSN "SELECT pg_current_wal_insert_lsn()::text"
+/* The primary's WAL insert position and its cluster's system identifier,
+ * as text. */
+#define SQL_PRIMARY_LSN                                                                            \
+    "SELECT pg_current_wal_insert_lsn()::text,"                                                    \
+    " (SELECT system_identifier FROM pg_control_system())::text"
 
-/* $1 a position of the primary's WAL -> whether this server is a standby,
- * and whether it has replayed up to $1. */
+/* $1 a position of the primary's WAL, $2 the primary's system identifier
+ * -> whether this server is a standby, whether it has replayed up to $1,
+ * and whether it is a copy of the primary's cluster (a physical replica
+ * keeps its system identifier; positions of another cluster's WAL mean
+ * nothing here). */
 #define SQL_REPLICA_CAUGHT                                                                         \
-    "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)"
+    "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false),"         \
+    " (SELECT system_identifier FROM pg_control_system())::text = $2"
 
 struct qr_read_pool_s {
     qr_pg_t *primary;     /* borrowed */
@@ -98,6 +106,11 @@ static void on_replica(const PGresult *res, const char *err, const char *sqlstat
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         r->known = 0;
         note_usable(r, 0, "the --pg-read server is not a standby (not in recovery)");
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        r->known = 0;
+        note_usable(r, 0,
+                    "the --pg-read server is a standby of another cluster than --pg's (another "
+                    "system identifier)");
     } else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
         if (!r->known || r->probe_ms > r->confirmed_ms)
             r->confirmed_ms = r->probe_ms;
@@ -120,8 +133,8 @@ static void on_primary_lsn(const PGresult *res, const char *err, const char *sql
         probe_end(r);
         return;
     }
-    const char *params[] = {PQgetvalue(res, 0, 0)};
-    if (qr_pg_query(r->probe, SQL_REPLICA_CAUGHT, 1, params, on_replica, r) < 0)
+    const char *params[] = {PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)};
+    if (qr_pg_query(r->probe, SQL_REPLICA_CAUGHT, 2, params, on_replica, r) < 0)
         probe_end(r);
 }
 

@@ -211,4 +211,15 @@ check "the --pg-read broker stops cleanly" 0 "$st"
 grepq 'Sanitizer\|runtime error' <"$E2E_DIR/quorumd2.log" && fail "sanitizer report: $(grep -A20 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log" | head -40)" ||
     pass "no sanitizer report"
 
+# --- a --pg-read server that is no standby (here the primary itself) is never read ------------
+start_second_broker --pg-read "$E2E_PG"
+for i in $(seq 1 50); do
+    grepq "not a standby" <"$E2E_DIR/quorumd2.log" && break
+    sleep 0.1
+done
+grepq "pg-read: the --pg-read server is not a standby" <"$E2E_DIR/quorumd2.log" &&
+    pass "a --pg-read server in no recovery: the broker says it is not a standby" || fail "log: $(cat "$E2E_DIR/quorumd2.log")"
+b=$(API_URL=$URL2 api GET "/v1/projects/$P/progress")
+check "and reads the reports from the primary" "200 primary" "${b%% *} $(echo "${b#* }" | jq -r .read_from)"
+
 finish
