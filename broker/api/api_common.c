@@ -70,6 +70,14 @@ qr_pg_t *report_pg(ctx_t *c)
     return c->read.pg;
 }
 
+int report_query(ctx_t *c, int unprepared, const char *sql, int nparams, const char *const *params,
+                 qr_pg_cb cb)
+{
+    if (!c->read.pg)
+        report_pg(c);
+    return qr_read_query(&c->read, unprepared, sql, nparams, params, cb, c);
+}
+
 void put_read_from(const ctx_t *c, json_t *o)
 {
     if (c->read.from == QR_READ_NONE || !json_is_object(o))

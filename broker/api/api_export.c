@@ -606,7 +606,7 @@ static void next_page(ctx_t *c)
     e->wait = W_QUERY;
     /* Unprepared: the best plan of a full export and of a small increment
      * differ, and a page costs far more than its planning. */
-    if (qr_pg_query_unprepared(c->read.pg, sql, 6, params, on_page, c) < 0) {
+    if (report_query(c, 1, sql, 6, params, on_page) < 0) {
         e->wait = W_NONE;
         fail_stream(c, "pool closing");
     }
@@ -664,10 +664,10 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
     if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 && c->read.from == QR_READ_REPLICA) {
         /* A cursor the primary printed, which the replica has not reached
          * yet: the primary holds it. */
-        c->read = (qr_read_t){.pg = c->b->pg, .from = QR_READ_PRIMARY};
+        c->read = (qr_read_t){.pg = c->b->pg, .primary = c->b->pg, .from = QR_READ_PRIMARY};
         const char *params[] = {e->since};
         e->wait = W_QUERY;
-        if (qr_pg_query(c->read.pg, QR_SQL_EXPORT_BEGIN, 1, params, on_begin, c) < 0) {
+        if (report_query(c, 0, QR_SQL_EXPORT_BEGIN, 1, params, on_begin) < 0) {
             e->wait = W_NONE;
             respond_backend(c, "PostgreSQL", "pool closing");
         }
@@ -831,8 +831,10 @@ void h_export(ctx_t *c)
     const char *params[] = {since};
     e->wait = W_QUERY;
     /* The snapshot, every page and the fit read the one server chosen
-     * here: a snapshot of the primary is not yet whole on a replica. */
-    if (qr_pg_query(report_pg(c), QR_SQL_EXPORT_BEGIN, 1, params, on_begin, c) < 0) {
+     * here: a snapshot of the primary is not yet whole on a replica. (A
+     * page the replica fails is read on the primary, and so are the
+     * rest: the primary holds every row a snapshot of its replica sees.) */
+    if (report_query(c, 0, QR_SQL_EXPORT_BEGIN, 1, params, on_begin) < 0) {
         e->wait = W_NONE;
         respond_backend(c, "PostgreSQL", "pool closing");
     }

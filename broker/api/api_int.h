@@ -174,6 +174,12 @@ char *i64(int64_t v, char buf[24]);
  * in c->read for put_read_from. Only for reads that may lag the latest
  * commit (docs/DESIGN.md, "The reports' replica"). */
 qr_pg_t *report_pg(ctx_t *c);
+/* One statement of a report (cb's arg is c): where c->read says, chosen
+ * first if it is not yet (report_pg); sent again to the primary, and
+ * c->read changed, if the replica fails it (qr_read_query). Returns as
+ * qr_pg_query. */
+int report_query(ctx_t *c, int unprepared, const char *sql, int nparams, const char *const *params,
+                 qr_pg_cb cb);
 /* A report's answer o gets, when a replica is configured, "read_from"
  * ("replica" or "primary") and, read from the replica, "stale_seconds_max";
  * keys o holds already (a part read apart, such as the live agreement's)

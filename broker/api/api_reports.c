@@ -25,7 +25,7 @@ void h_progress(ctx_t *c)
 {
     char proj[24], user[24];
     const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
-    if (qr_pg_query(report_pg(c), QR_SQL_PROGRESS, 2, params, on_progress, c) < 0)
+    if (report_query(c, 0, QR_SQL_PROGRESS, 2, params, on_progress) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -216,7 +216,7 @@ void h_report(ctx_t *c)
     const char *params[] = {i64(c->project->id, proj), crew_scope(c, org),
                             i64(QR_ANALYTICS_IDLE_GAP_MS, idle),
                             i64(QR_ANALYTICS_PACE_SPAN_MS, pace), i64(qr_now_ms(), now)};
-    if (qr_pg_query(report_pg(c), QR_SQL_REPORT, 5, params, on_report_counts, c) < 0)
+    if (report_query(c, 0, QR_SQL_REPORT, 5, params, on_report_counts) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -281,10 +281,9 @@ static void agreement_extras(ctx_t *c)
     const char *params[] = {i64(c->project->id, proj), fields,
                             !c->project->schema || c->project->schema->implied ? "true" : "false"};
     /* The extras read where the first of them did. */
-    qr_pg_t *pg = c->read.pg ? c->read.pg : report_pg(c);
-    int rc = qr_pg_query(
-        pg, c->max & EXTRA_CONFUSION ? QR_SQL_AGREEMENT_CONFUSION : QR_SQL_AGREEMENT_OVER_TIME, 3,
-        params, on_agreement_extra, c);
+    int rc = report_query(
+        c, 0, c->max & EXTRA_CONFUSION ? QR_SQL_AGREEMENT_CONFUSION : QR_SQL_AGREEMENT_OVER_TIME, 3,
+        params, on_agreement_extra);
     free(fields);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
@@ -359,8 +358,8 @@ static void throughput_run(ctx_t *c)
         q.annotator = c->user_resolved;
     /* A vendor (another organization than the project's) sees its own crew. */
     int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
-    if (qr_analytics_throughput(report_pg(c), c->project->id, org, &q, now_ms, on_throughput, c) <
-        0)
+    report_pg(c);
+    if (qr_analytics_throughput(&c->read, c->project->id, org, &q, now_ms, on_throughput, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

@@ -196,7 +196,7 @@ fail:
 
 qr_read_t qr_read_pool_choose(const qr_read_pool_t *r, qr_pg_t *primary)
 {
-    qr_read_t rd = {.pg = primary, .from = QR_READ_NONE, .as_of_ms = 0};
+    qr_read_t rd = {.pg = primary, .primary = primary, .from = QR_READ_NONE, .as_of_ms = 0};
     if (!r)
         return rd;
     rd.from = QR_READ_PRIMARY;
@@ -207,6 +207,85 @@ qr_read_t qr_read_pool_choose(const qr_read_pool_t *r, qr_pg_t *primary)
     rd.from = QR_READ_REPLICA;
     rd.as_of_ms = r->confirmed_ms;
     return rd;
+}
+
+/* --- a report's statement, tried on the primary when the replica fails --- */
+
+typedef struct read_query_s {
+    qr_read_t *rd; /* the caller's */
+    int unprepared;
+    char *sql;
+    int nparams;
+    char **params; /* copies, for the second try */
+    qr_pg_cb cb;
+    void *arg;
+} read_query_t;
+
+static void read_query_free(read_query_t *q)
+{
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q);
+}
+
+/* A failure that says the replica, not the statement, is at fault. */
+static int replica_failed(const char *sqlstate)
+{
+    return !sqlstate || !sqlstate[0] || !strncmp(sqlstate, "08", 2) ||
+           !strncmp(sqlstate, "57", 2) || !strcmp(sqlstate, "40001");
+}
+
+static int read_query_send(read_query_t *q);
+
+static void on_read_result(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    read_query_t *q = arg;
+    qr_read_t *rd = q->rd;
+    if (!res && rd->from == QR_READ_REPLICA && rd->primary && replica_failed(sqlstate)) {
+        qr_warn("pg-read: a report's statement failed on the replica (%s%s%s); sent to the "
+                "primary",
+                err ? err : "?", sqlstate && sqlstate[0] ? ", SQLSTATE " : "",
+                sqlstate ? sqlstate : "");
+        rd->pg = rd->primary;
+        rd->from = QR_READ_PRIMARY;
+        rd->as_of_ms = 0;
+        if (read_query_send(q) == 0)
+            return;
+        res = NULL;
+        err = "the PostgreSQL pool is closing";
+        sqlstate = "";
+    }
+    q->cb(res, err, sqlstate, q->arg);
+    read_query_free(q);
+}
+
+static int read_query_send(read_query_t *q)
+{
+    const char *const *params = (const char *const *)q->params;
+    return q->unprepared
+               ? qr_pg_query_unprepared(q->rd->pg, q->sql, q->nparams, params, on_read_result, q)
+               : qr_pg_query(q->rd->pg, q->sql, q->nparams, params, on_read_result, q);
+}
+
+int qr_read_query(qr_read_t *rd, int unprepared, const char *sql, int nparams,
+                  const char *const *params, qr_pg_cb cb, void *arg)
+{
+    read_query_t *q = qr_xcalloc(1, sizeof *q);
+    q->rd = rd;
+    q->unprepared = unprepared;
+    q->sql = qr_xstrdup(sql);
+    q->nparams = nparams;
+    q->params = qr_xcalloc(nparams > 0 ? (size_t)nparams : 1, sizeof *q->params);
+    for (int i = 0; i < nparams; i++)
+        q->params[i] = params[i] ? qr_xstrdup(params[i]) : NULL;
+    q->cb = cb;
+    q->arg = arg;
+    int rc = read_query_send(q);
+    if (rc < 0)
+        read_query_free(q);
+    return rc;
 }
 
 double qr_read_stale_s(const qr_read_t *rd)

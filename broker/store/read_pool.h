@@ -44,6 +44,7 @@ enum {
 
 typedef struct qr_read_s {
     qr_pg_t *pg;      /* the pool to send the report's statements to */
+    qr_pg_t *primary; /* the primary's pool (qr_read_query's second try) */
     int from;         /* QR_READ_* */
     int64_t as_of_ms; /* QR_READ_REPLICA: monotonic time (qr_mono_ms) before
                          which every acknowledged commit is visible there */
@@ -58,6 +59,16 @@ QR_MUST_CHECK int qr_read_pool_open(uv_loop_t *loop, qr_pg_t *primary,
 /* Where a report should read now. r may be NULL (no replica): the primary,
  * QR_READ_NONE. */
 qr_read_t qr_read_pool_choose(const qr_read_pool_t *r, qr_pg_t *primary);
+
+/* As qr_pg_query (unprepared: qr_pg_query_unprepared) on rd->pg. When rd
+ * is the replica and the statement fails there for want of the replica
+ * (the connection lost or none up, SQLSTATE class 08 or 57, or 40001: a
+ * query cancelled by a conflict with recovery), it is sent once more to
+ * the primary, and *rd says so (QR_READ_PRIMARY) before cb runs. Any other
+ * error, and every error on the primary, goes to cb as it is. rd is the
+ * caller's and must stay valid until cb has run. Returns as qr_pg_query. */
+QR_MUST_CHECK int qr_read_query(qr_read_t *rd, int unprepared, const char *sql, int nparams,
+                                const char *const *params, qr_pg_cb cb, void *arg);
 
 /* Seconds a read from the replica may be stale, as of now: rd is what
  * qr_read_pool_choose gave (0 unless QR_READ_REPLICA). */

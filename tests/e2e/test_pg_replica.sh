@@ -9,8 +9,9 @@
 # second saying "read_from": "replica" and how stale it may be, and /metrics
 # must carry the lag. Replay is then paused: the replica's reports keep the
 # old figures (and say so) until the lag passes --pg-read-max-lag, then read
-# the primary. Last, the replica is stopped: the reports still answer, from
-# the primary. The stack's cluster needs nothing more for replication than
+# the primary. Then the replica's connections drop under a report, which
+# is read on the primary instead; last, the replica is stopped: the reports
+# still answer, from the primary. The stack's cluster needs nothing more for replication than
 # PostgreSQL 15's defaults (wal_level replica, max_wal_senders 10, and
 # initdb's pg_hba.conf, which trusts replication connections on loopback).
 . "$(dirname "$0")/lib.sh"
@@ -192,8 +193,29 @@ done
 check "replay resumed: progress from the replica again, the new count" "replica 41" \
     "$(echo "${b#* }" | jq -r '.read_from + " " + (.tasks | tostring)')"
 
+# --- the replica fails under a report: the report is read on the primary -----------------------
+# The replica's client backends are stopped (SIGSTOP), so a report sent
+# there waits; then they are killed: its connection drops, and the broker
+# sends the statement to the primary instead of answering 503.
+PM=$(head -1 "$RDIR/db/postmaster.pid")
+BACKENDS=$(ps -o pid=,args= --ppid "$PM" | awk '/postgres: quorum / { print $1 }')
+check "the replica serves the broker's connections (pool of 2, and the probe's)" 3 "$(echo $BACKENDS | wc -w)"
+# shellcheck disable=SC2086 # one pid a word
+kill -STOP $BACKENDS
+(API_URL=$URL2 api GET "/v1/projects/$P/progress" >"$E2E_DIR/inflight") &
+INFLIGHT=$!
+sleep 1.5
+# shellcheck disable=SC2086
+kill -KILL $BACKENDS
+wait "$INFLIGHT"
+b=$(cat "$E2E_DIR/inflight")
+check "a report whose replica connection dropped under it: 200, read from the primary" "200 primary 41" \
+    "${b%% *} $(echo "${b#* }" | jq -r '.read_from + " " + (.tasks | tostring)')"
+grepq "pg-read: a report's statement failed on the replica" <"$E2E_DIR/quorumd2.log" &&
+    pass "the broker logged the second try" || fail "no second try in the log"
+
 # --- the replica stopped: the reports still answer, from the primary ---------------------------
-as_pg "$QR_PG_BINDIR/pg_ctl" -D "$RDIR/db" -m fast -w stop >/dev/null
+as_pg "$QR_PG_BINDIR/pg_ctl" -D "$RDIR/db" -m immediate -w stop >/dev/null
 compare "replica stopped" primary
 b=$(API_URL=$URL2 api GET "/v1/projects/$P/export?format=jsonl")
 check "replica stopped: export 200" 200 "${b%% *}"
