@@ -225,13 +225,19 @@ promcheck "replica stopped"
 grepq "pg-read: the replica does not answer" <"$E2E_DIR/quorumd2.log" && pass "the broker logged the fallback" ||
     fail "no fallback in the log"
 
-kill -TERM "$QUORUMD2_PID"
-st=0
-wait "$QUORUMD2_PID" || st=$?
-QUORUMD2_PID=""
-check "the --pg-read broker stops cleanly" 0 "$st"
-grepq 'Sanitizer\|runtime error' <"$E2E_DIR/quorumd2.log" && fail "sanitizer report: $(grep -A20 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log" | head -40)" ||
-    pass "no sanitizer report"
+# stop_second WHAT: SIGTERM to the second broker; it must stop cleanly, with
+# no sanitizer report in its log.
+stop_second() {
+    local st=0
+    kill -TERM "$QUORUMD2_PID"
+    wait "$QUORUMD2_PID" || st=$?
+    QUORUMD2_PID=""
+    check "$1 stops cleanly" 0 "$st"
+    grepq 'Sanitizer\|runtime error' <"$E2E_DIR/quorumd2.log" &&
+        fail "$1: sanitizer report: $(grep -A20 'Sanitizer\|runtime error' "$E2E_DIR/quorumd2.log" | head -40)" ||
+        pass "$1: no sanitizer report"
+}
+stop_second "the --pg-read broker"
 
 # --- a --pg-read server that is no standby (here the primary itself) is never read ------------
 start_second_broker --pg-read "$E2E_PG"
@@ -243,5 +249,6 @@ grepq "pg-read: the --pg-read server is not a standby" <"$E2E_DIR/quorumd2.log" 
     pass "a --pg-read server in no recovery: the broker says it is not a standby" || fail "log: $(cat "$E2E_DIR/quorumd2.log")"
 b=$(API_URL=$URL2 api GET "/v1/projects/$P/progress")
 check "and reads the reports from the primary" "200 primary" "${b%% *} $(echo "${b#* }" | jq -r .read_from)"
+stop_second "the broker reading no standby"
 
 finish
