@@ -75,6 +75,12 @@ static void usage(FILE *f)
             "  --listen HOST:PORT    HTTPS address [QUORUM_LISTEN] (127.0.0.1:8443; port 0 = any)\n"
             "  --pg CONNINFO         libpq connection string [QUORUM_PG]\n"
             "  --pg-pool N           PostgreSQL connections [QUORUM_PG_POOL] (8)\n"
+            "  --pg-read CONNINFO    a streaming replica of --pg that the reports (throughput,\n"
+            "                        agreement, report, progress, export) read while it is\n"
+            "                        caught up; they say so (\"read_from\") [QUORUM_PG_READ]\n"
+            "  --pg-read-pool N      its connections [QUORUM_PG_READ_POOL] (4)\n"
+            "  --pg-read-max-lag S   seconds it may lag before reports read the primary\n"
+            "                        instead [QUORUM_PG_READ_MAX_LAG] (10)\n"
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
@@ -374,6 +380,17 @@ static int check_config(const qr_broker_config_t *cfg, const char *cmd, const ch
     return 0;
 }
 
+/* A number of seconds in [0.001, 86400], decimals allowed, as whole ms. */
+static int parse_seconds_ms(const char *s, int *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= 0.001) || v > 86400)
+        return -1;
+    *out = (int)(v * 1000 + 0.5);
+    return 0;
+}
+
 /* --max-connections or QUORUM_MAX_CONNECTIONS was given (not the default). */
 static int max_connections_given;
 
@@ -389,7 +406,8 @@ static int max_connections_given;
 static void fit_max_connections(qr_broker_config_t *cfg)
 {
     struct rlimit rl;
-    rlim_t reserve = 64 + 32 + 2 * (rlim_t)cfg->pg_pool;
+    rlim_t reserve = 64 + 32 + 2 * (rlim_t)cfg->pg_pool +
+                     (cfg->pg_read_conninfo ? 2 * ((rlim_t)cfg->pg_read_pool + 1) : 0);
     rlim_t need = (rlim_t)cfg->max_connections + reserve;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
         return;
@@ -566,6 +584,8 @@ int main(int argc, char **argv)
     const char *org = "owner", *user = "admin";
     char listen_host[256], redis_host[256];
     cfg.pg_conninfo = env_or("QUORUM_PG", cfg.pg_conninfo);
+    cfg.pg_read_conninfo = env_or("QUORUM_PG_READ", NULL);
+    int read_tuned = 0; /* a --pg-read-* flag or variable was given */
     cfg.cert_file = env_or("QUORUM_TLS_CERT", NULL);
     cfg.key_file = env_or("QUORUM_TLS_KEY", NULL);
     long v;
@@ -631,6 +651,26 @@ int main(int argc, char **argv)
         cfg.drain_ms = (int)v;
     }
 
+    if ((e = env_or("QUORUM_PG_READ_POOL", NULL))) {
+        if (parse_int(e, 1, 100, &v) < 0) {
+            fprintf(stderr, "quorumd: QUORUM_PG_READ_POOL must be a number in [1, 100], not '%s'\n",
+                    e);
+            return 2;
+        }
+        cfg.pg_read_pool = (int)v;
+        read_tuned = 1;
+    }
+    if ((e = env_or("QUORUM_PG_READ_MAX_LAG", NULL))) {
+        if (parse_seconds_ms(e, &cfg.pg_read_max_lag_ms) < 0) {
+            fprintf(stderr,
+                    "quorumd: QUORUM_PG_READ_MAX_LAG must be a number of seconds in [0.001, "
+                    "86400], not '%s'\n",
+                    e);
+            return 2;
+        }
+        read_tuned = 1;
+    }
+
     enum {
         O_LISTEN = 1000,
         O_JSON_BODY,
@@ -666,12 +706,18 @@ int main(int argc, char **argv)
         O_STREAM_BODY,
         O_CONFIG,
         O_CHECK_CONFIG,
-        O_DRAIN
+        O_DRAIN,
+        O_PG_READ,
+        O_PG_READ_POOL,
+        O_PG_READ_MAX_LAG
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"pg", required_argument, 0, O_PG},
         {"pg-pool", required_argument, 0, O_POOL},
+        {"pg-read", required_argument, 0, O_PG_READ},
+        {"pg-read-pool", required_argument, 0, O_PG_READ_POOL},
+        {"pg-read-max-lag", required_argument, 0, O_PG_READ_MAX_LAG},
         {"redis", required_argument, 0, O_REDIS},
         {"cert", required_argument, 0, O_CERT},
         {"key", required_argument, 0, O_KEY},
@@ -735,6 +781,22 @@ int main(int argc, char **argv)
             if (parse_int(optarg, 1, 100, &v) < 0)
                 goto bad;
             cfg.pg_pool = (int)v;
+            break;
+        case O_PG_READ:
+            if (!*optarg)
+                goto bad;
+            cfg.pg_read_conninfo = optarg;
+            break;
+        case O_PG_READ_POOL:
+            if (parse_int(optarg, 1, 100, &v) < 0)
+                goto bad;
+            cfg.pg_read_pool = (int)v;
+            read_tuned = 1;
+            break;
+        case O_PG_READ_MAX_LAG:
+            if (parse_seconds_ms(optarg, &cfg.pg_read_max_lag_ms) < 0)
+                goto bad;
+            read_tuned = 1;
             break;
         case O_REDIS:
             redis = optarg;
@@ -884,6 +946,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(cmd, "print-script")) {
         fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (read_tuned && !cfg.pg_read_conninfo) {
+        fprintf(stderr, "quorumd: --pg-read-pool and --pg-read-max-lag tune --pg-read, which is "
+                        "not given (nor QUORUM_PG_READ)\n");
         return 2;
     }
     if (cfg.window_low >= cfg.window_tasks) {

@@ -27,6 +27,8 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->listen_port = 8443;
     cfg->pg_conninfo = "host=127.0.0.1 dbname=quorum";
     cfg->pg_pool = 8;
+    cfg->pg_read_pool = 4;
+    cfg->pg_read_max_lag_ms = 10000;
     cfg->redis_host = "127.0.0.1";
     cfg->redis_port = 6379;
     cfg->max_body_bytes = 64u << 20;
@@ -846,6 +848,19 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);
         goto fail;
     }
+    if (cfg->pg_read_conninfo) {
+        qr_read_pool_config_t rc_cfg = {
+            .conninfo = cfg->pg_read_conninfo,
+            .size = cfg->pg_read_pool,
+            .max_lag_ms = cfg->pg_read_max_lag_ms,
+            .interval_ms = 1000,
+        };
+        rc = qr_read_pool_open(loop, b->pg, &rc_cfg, &b->read);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot open the --pg-read pool (%d)", rc);
+            goto fail;
+        }
+    }
     rc = qr_events_open(loop, b->pg, 200, 1000, &b->events);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the event log (%d)", rc);
@@ -858,7 +873,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     }
     ask_deployment(b);
     b->lease = qr_lease_engine_new(b->redis);
-    b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
+    b->agreement = qr_live_agreement_new(loop, b->pg, b->read, 1000);
     b->imports = qr_import_queue_new(loop, cfg->import_parses);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
     if (cfg->webhooks) {
@@ -974,10 +989,22 @@ static void one_closed(void *arg)
         broker_free(b);
 }
 
+/* The replica's pool closes last: a report's statement failing on the
+ * primary's close may still ask where to read (qr_read_pool_choose), and
+ * the replica's probe may be waiting on the primary. */
+static void on_pg_closed(void *arg)
+{
+    qr_broker_t *b = arg;
+    if (b->read)
+        qr_read_pool_close(b->read, one_closed, b);
+    else
+        one_closed(b);
+}
+
 static void on_events_closed(void *arg)
 {
     qr_broker_t *b = arg;
-    qr_pg_close(b->pg, one_closed, b);
+    qr_pg_close(b->pg, on_pg_closed, b);
 }
 
 static void on_reaper_closed(uv_handle_t *h)
@@ -1025,7 +1052,7 @@ static void broker_abort(qr_broker_t *b, int reaper_open)
         qr_events_close(b->events, on_events_closed, b);
     } else if (b->pg) {
         b->closing++;
-        qr_pg_close(b->pg, one_closed, b);
+        qr_pg_close(b->pg, on_pg_closed, b);
     }
     one_closed(b);
 }

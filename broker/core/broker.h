@@ -16,6 +16,7 @@
 #include "import.h"
 #include "lease.h"
 #include "pg.h"
+#include "read_pool.h"
 #include "redis_client.h"
 #include "webhook.h"
 
@@ -57,6 +58,12 @@ typedef struct qr_broker_config_s {
     int webhook_allow_private; /* 1: webhooks may post into private networks (default 0) */
     double webhook_keep_days;  /* events and their deliveries kept this long; 0: 30 */
     int drain_ms;              /* qr_broker_drain's deadline; default 10000 */
+    /* A streaming replica the reports read (read_pool.h); NULL: they read
+     * the primary. Its connections (default 4), and how stale it may be
+     * before reports read the primary instead (ms, default 10000). */
+    const char *pg_read_conninfo;
+    int pg_read_pool;
+    int pg_read_max_lag_ms;
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;

@@ -91,6 +91,7 @@ struct qr_broker_s {
     uv_loop_t *loop;
     qr_broker_config_t cfg;
     qr_pg_t *pg;
+    qr_read_pool_t *read; /* the reports' replica (--pg-read), or NULL */
     qr_redis_t *redis;
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
