@@ -1097,9 +1097,16 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
 static void on_drain_tick(uv_timer_t *t)
 {
     qr_broker_t *b = t->data;
-    int64_t took = qr_mono_ms() - b->drain_start_ms;
-    if (took < b->drain_listen_ms)
-        return;
+    int64_t now = qr_mono_ms(), took = now - b->drain_start_ms;
+    if (took < b->drain_listen_ms) {
+        /* Open while the health checker has not seen the 503, or clients
+         * still come: they were sent before it did. */
+        int64_t last = qr_http_accepted_ms(b->http);
+        if (last < b->drain_start_ms)
+            last = b->drain_start_ms;
+        if (b->readyz_ms < b->drain_start_ms || now - last < QR_DRAIN_QUIET_MS)
+            return;
+    }
     qr_http_server_stop_listening(b->http);
     int left = qr_http_connections(b->http);
     if (left == 0) {
@@ -1125,9 +1132,9 @@ void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     if (b->readyz_ms && b->drain_start_ms - b->readyz_ms < QR_DRAIN_CHECKER_MS)
         b->drain_listen_ms =
             b->cfg.drain_ms / 4 < QR_DRAIN_LISTEN_MS ? b->cfg.drain_ms / 4 : QR_DRAIN_LISTEN_MS;
-    qr_info("draining: /readyz answers 503; new connections accepted for %" PRId64
-            " ms more; at most %d ms in all",
-            b->drain_listen_ms, b->cfg.drain_ms);
+    qr_info("draining: /readyz answers 503; new connections accepted until the health checker saw "
+            "it and none came for %d ms, for at most %" PRId64 " ms; at most %d ms in all",
+            QR_DRAIN_QUIET_MS, b->drain_listen_ms, b->cfg.drain_ms);
     qr_http_server_drain(b->http);
     if (b->drain_listen_ms == 0)
         qr_http_server_stop_listening(b->http);

@@ -99,15 +99,19 @@ int qr_broker_port(const qr_broker_t *b);
  * would, and new ones do not wait; every response carries Connection: close
  * and idle connections close (qr_http_server_drain). If a health checker
  * asked GET /readyz within the last QR_DRAIN_CHECKER_MS, new connections are
- * still accepted for QR_DRAIN_LISTEN_MS (at most a quarter of the deadline),
- * long enough for it to see the 503 and send no more clients; without one,
- * nobody is there to tell, and the listener closes at once. Once every client was answered and
+ * still accepted until it was answered the 503 and no connection came for
+ * QR_DRAIN_QUIET_MS (the balancer took the broker out), for at most
+ * QR_DRAIN_LISTEN_MS (and a quarter of the deadline): a connection the
+ * balancer had already handed over is then served, not reset in the
+ * listener's queue; without a checker, nobody is there to tell, and the
+ * listener closes at once. Once every client was answered and
  * gone, or at cfg.drain_ms, whichever comes first, the broker stops as qr_broker_stop does and
  * cb(arg) runs after it is freed. Leases are left as they are in Redis: the other brokers serve
  * them. qr_broker_stop during a drain stops at once (its cb replaces this one). A second call does
  * nothing.
  */
-#define QR_DRAIN_LISTEN_MS  2000
+#define QR_DRAIN_LISTEN_MS  5000
+#define QR_DRAIN_QUIET_MS   1000
 #define QR_DRAIN_CHECKER_MS 30000
 void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg);
 

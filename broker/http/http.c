@@ -420,6 +420,7 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    srv->accepted_ms = qr_mono_ms();
     rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
         qr_warn("http: uv_accept: %s", uv_strerror(rc));
@@ -615,6 +616,11 @@ int qr_http_port(const qr_http_server_t *srv)
 int qr_http_connections(const qr_http_server_t *srv)
 {
     return srv->nconns;
+}
+
+int64_t qr_http_accepted_ms(const qr_http_server_t *srv)
+{
+    return srv->accepted_ms;
 }
 
 /* 1 if c waits for its client's next request with nothing of it read: no

@@ -106,6 +106,9 @@ int qr_http_port(const qr_http_server_t *srv);
 /* Connections open now (accepted and not yet closing; GET /metrics). */
 int qr_http_connections(const qr_http_server_t *srv);
 
+/* When the last connection was accepted (qr_mono_ms), 0 if none was. */
+int64_t qr_http_accepted_ms(const qr_http_server_t *srv);
+
 /* From the head handler: lets req's body in, at most max_body_bytes of it
  * (capped by the server's max_body_bytes), then passes the complete
  * request to the request handler. Sends 100 Continue if the client asked.

@@ -81,6 +81,7 @@ struct qr_http_server_s {
     int port;
     conn_t *conns;                /* connections not yet closing, doubly linked */
     int nconns;                   /* entries in conns */
+    int64_t accepted_ms;          /* the last connection accepted (qr_mono_ms), 0: none */
     int live;                     /* listener + connections not yet freed */
     int closing;                  /* qr_http_server_close was called */
     int draining;                 /* qr_http_server_drain: no keep-alive any more */
