@@ -1,11 +1,14 @@
 /*
  * quorumd_main.c - the quorumd command: `serve` (the broker), `migrate`
  * (apply sql/) and `bootstrap-admin` (first admin token). Every flag has an
- * environment variable; flags win.
+ * environment variable; flags win. Every long option is also a key of the
+ * --config file, which both override.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -18,9 +21,13 @@
 #include "admin.h"
 #include "api.h"
 #include "broker.h"
+#include "conf.h"
 #include "lease.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
+
+static const char *default_sql_dir(void);
 
 /* The "Commands:" section is read by tests/e2e/test_docs.sh: one command a
  * line, "  NAME [SUBCOMMAND|SUBCOMMAND] ARGS  description" (two spaces end the
@@ -57,12 +64,27 @@ static void usage(FILE *f)
             "  quorumd migrate --pg 'host=127.0.0.1 dbname=quorum'\n"
             "  quorumd bootstrap-admin --pg 'host=127.0.0.1 dbname=quorum' > admin.token\n"
             "  quorumd serve --listen 0.0.0.0:8443 --cert server.crt --key server.key\n"
+            "  quorumd --config /etc/quorum/quorumd.conf --check-config\n"
             "  quorumd routes | jq -r '.method + \" \" + .path'\n"
             "\n"
             "options (environment variable in brackets):\n"
+            "  --config FILE         read options from FILE first: one `key = value` a line,\n"
+            "                        the key a long option below without its --\n"
+            "                        (`listen = 0.0.0.0:8443`, `metrics-public = yes`), `#`\n"
+            "                        comments; a flag or a set variable wins over its key\n"
+            "  --check-config        check the options, the file and the files they name\n"
+            "                        (certificate and key, client CA, webhook key, sql dir),\n"
+            "                        print \"config ok\" and exit 0 (2 if not), connecting to\n"
+            "                        nothing\n"
             "  --listen HOST:PORT    HTTPS address [QUORUM_LISTEN] (127.0.0.1:8443; port 0 = any)\n"
             "  --pg CONNINFO         libpq connection string [QUORUM_PG]\n"
             "  --pg-pool N           PostgreSQL connections [QUORUM_PG_POOL] (8)\n"
+            "  --pg-read CONNINFO    a streaming replica of --pg that the reports (throughput,\n"
+            "                        agreement, report, progress, export) read while it is\n"
+            "                        caught up; they say so (\"read_from\") [QUORUM_PG_READ]\n"
+            "  --pg-read-pool N      its connections [QUORUM_PG_READ_POOL] (4)\n"
+            "  --pg-read-max-lag S   seconds it may lag before reports read the primary\n"
+            "                        instead [QUORUM_PG_READ_MAX_LAG] (10)\n"
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
             "  --redis-sentinel HOST:PORT[,HOST:PORT...]\n"
             "                        find the Redis primary through these Sentinels (names\n"
@@ -132,18 +154,28 @@ static void usage(FILE *f)
             "                        days after they were made, once none is still being\n"
             "                        delivered (decimals allowed) [QUORUM_WEBHOOK_KEEP_DAYS]\n"
             "                        (30)\n"
+            "  --drain-ms N          on SIGTERM, drain for at most N ms before stopping:\n"
+            "                        /readyz answers 503 at once; new connections are\n"
+            "                        accepted while they still come (at most min(5000, N/4)\n"
+            "                        ms) if /readyz was asked in the last 30 s, until it\n"
+            "                        saw the 503 (none otherwise); in-flight requests\n"
+            "                        and long polls answered, with Connection: close; 0 =\n"
+            "                        stop at once [QUORUM_DRAIN_MS] (10000)\n"
             "  --port-file FILE      once listening, write the bound port to FILE (atomically:\n"
             "                        a temporary file renamed over it); with port 0 in\n"
             "                        --listen, how a script learns the port the kernel chose\n"
-            "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s)\n"
+            "  --sql-dir DIR         migrations (migrate) [QUORUM_SQL_DIR] (%s:\n"
+            "                        ../share/quorum/sql beside the binary's folder if it\n"
+            "                        exists, as installed, else the source tree's sql/)\n"
             "  --org NAME, --user NAME   bootstrap-admin: organization and admin user\n"
             "                        (owner, admin)\n"
             "  -h, --help            this text\n"
             "\n"
-            "signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the TLS certificate, key and\n"
-            "client CA\n"
-            "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error\n",
-            QR_SQL_DIR);
+            "signals: SIGTERM drains (--drain-ms), then stops; SIGINT, or a second SIGTERM,\n"
+            "stops at once, cleanly; SIGHUP reloads the TLS certificate, key and client CA\n"
+            "exit codes: 0 clean stop, 1 start-up or runtime failure, 2 usage error (a bad\n"
+            "option or config line)\n",
+            default_sql_dir());
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -167,6 +199,28 @@ static int parse_hostport(const char *s, char *buf, size_t hostlen, const char *
     *host = buf;
     *port = (int)p;
     return 0;
+}
+
+/* 1 when list reads "host:port[,host:port...]" (names not resolved). */
+static int hostport_list_ok(const char *list)
+{
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[300], host[256];
+        const char *h;
+        int port;
+        if (n == 0 || n >= sizeof item)
+            return 0;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (parse_hostport(item, host, sizeof host, &h, &port) < 0 || !*h || port == 0)
+            return 0;
+        if (!comma)
+            return 1;
+        p = comma + 1;
+    }
 }
 
 /* The Sentinel (or cluster node) list "host:port,..." with every host an IP address (names
@@ -235,6 +289,190 @@ static int parse_days(const char *s, double *out)
     return 0;
 }
 
+/*
+ * The migrations' folder when neither --sql-dir nor QUORUM_SQL_DIR names
+ * one: ../share/quorum/sql beside the running binary's folder when it
+ * exists (an installed /usr/bin/quorumd finds /usr/share/quorum/sql), else
+ * the source tree's sql/ the binary was built from (QR_SQL_DIR).
+ */
+static const char *default_sql_dir(void)
+{
+    static char dir[PATH_MAX];
+    if (dir[0])
+        return dir;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    DIR *d = NULL;
+    if (slash) {
+        *slash = '\0';
+        int len = snprintf(dir, sizeof dir, "%s/../share/quorum/sql", exe);
+        if (len > 0 && (size_t)len < sizeof dir)
+            d = opendir(dir);
+    }
+    char real[PATH_MAX];
+    if (d) {
+        closedir(d);
+        if (realpath(dir, real)) /* /usr/share/quorum/sql, not /usr/bin/../share/... */
+            memcpy(dir, real, strlen(real) + 1);
+    } else {
+        snprintf(dir, sizeof dir, "%s", QR_SQL_DIR);
+    }
+    return dir;
+}
+
+/* --config's file and, for the arguments it put first in getopt's argv
+ * (indices 1 to conf_n), the file line each came from. */
+static const char *conf_path;
+static int *conf_lines;
+static int conf_n;
+
+/* The config file line of the option getopt_long just returned, or 0 when
+ * it came from the command line. */
+static int conf_line(void)
+{
+    return conf_lines && optind - 1 >= 1 && optind - 1 <= conf_n ? conf_lines[optind - 1] : 0;
+}
+
+/* The variable that stands for the long option name: QUORUM_ and the name
+ * upper-cased with '-' as '_', but for the few named otherwise. */
+static const char *env_of(const char *name, char *buf, size_t len)
+{
+    static const char *const renamed[][2] = {{"cert", "QUORUM_TLS_CERT"},
+                                             {"key", "QUORUM_TLS_KEY"}};
+    for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++)
+        if (!strcmp(name, renamed[i][0]))
+            return renamed[i][1];
+    size_t j = snprintf(buf, len, "QUORUM_");
+    for (; *name && j + 1 < len; name++)
+        buf[j++] = *name == '-' ? '_' : (char)(*name >= 'a' && *name <= 'z' ? *name - 32 : *name);
+    buf[j] = '\0';
+    return buf;
+}
+
+/*
+ * --config FILE: the argv getopt_long reads, argv[0], then one argument per
+ * line of the file ("--KEY=VALUE", or "--KEY" for a flag set to yes), then
+ * argv[1..]. The command line comes after the file, so its flags win; a key
+ * whose QUORUM_* variable is set is left out, so the variable, read before,
+ * wins too (its value is then not checked). Any long option is a key but
+ * config, check-config and help. Sets conf_lines and conf_n. Returns the
+ * new argc with *out (static: it lives as long as the process; cfg points
+ * into it), or -1 with the reason printed, naming the file and the line.
+ */
+static int config_argv(const char *path, const struct option *opts, int argc, char **argv,
+                       char ***out)
+{
+    qr_conf_t conf = {0};
+    char err[512];
+    if (qr_conf_read(path, &conf, err, sizeof err) < 0) {
+        fprintf(stderr, "quorumd: %s\n", err);
+        qr_conf_free(&conf);
+        return -1;
+    }
+    static char **args;
+    args = qr_xcalloc(conf.n + (size_t)argc + 1, sizeof *args);
+    conf_lines = qr_xcalloc(conf.n + 1, sizeof *conf_lines);
+    int n = 0;
+    args[n++] = argv[0];
+    for (size_t i = 0; i < conf.n; i++) {
+        const qr_conf_entry_t *e = &conf.entries[i];
+        const struct option *o = opts;
+        while (o->name && strcmp(o->name, e->key))
+            o++;
+        if (!o->name || !strcmp(e->key, "config") || !strcmp(e->key, "check-config") ||
+            !strcmp(e->key, "help")) {
+            fprintf(stderr,
+                    "quorumd: %s:%d: unknown key '%s' (the keys are the long options of "
+                    "quorumd --help without their --, but config, check-config and help)\n",
+                    path, e->line, e->key);
+            goto fail;
+        }
+        char envbuf[128];
+        const char *env = getenv(env_of(o->name, envbuf, sizeof envbuf));
+        if (env && *env)
+            continue;
+        if (o->has_arg == no_argument) {
+            const char *v = e->value;
+            if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+                continue;
+            if (strcmp(v, "yes") && strcmp(v, "true") && strcmp(v, "on") && strcmp(v, "1")) {
+                fprintf(stderr, "quorumd: %s:%d: %s wants yes or no, not '%s'\n", path, e->line,
+                        e->key, v);
+                goto fail;
+            }
+            args[n] = qr_xasprintf("--%s", o->name);
+        } else {
+            args[n] = qr_xasprintf("--%s=%s", o->name, e->value);
+        }
+        conf_lines[n++] = e->line;
+    }
+    conf_n = n - 1;
+    for (int i = 1; i < argc; i++)
+        args[n++] = argv[i];
+    qr_conf_free(&conf);
+    *out = args;
+    return n;
+fail:
+    qr_conf_free(&conf);
+    return -1;
+}
+
+/*
+ * --check-config: what serve would read from the files the options name,
+ * read now: the certificate and key (loaded and matched), the client CA,
+ * the migrations' folder. The webhook key was read before. Connects to
+ * nothing. Prints "config ok" and returns 0, or the reason and 2.
+ */
+static int check_config(const qr_broker_config_t *cfg, const char *cmd, const char *sql_dir)
+{
+    char err[512] = "";
+    if (!cfg->cert_file != !cfg->key_file) {
+        fprintf(stderr, "quorumd: --cert and --key go together: only --%s is set\n",
+                cfg->cert_file ? "cert" : "key");
+        return 2;
+    }
+    if (cfg->cert_file) {
+        SSL_CTX *ctx = qr_tls_server_ctx(cfg->cert_file, cfg->key_file, err, sizeof err);
+        int bad = !ctx;
+        if (ctx && cfg->client_ca_file &&
+            qr_tls_verify_clients(ctx, cfg->client_ca_file, cfg->require_client_cert, err,
+                                  sizeof err) < 0)
+            bad = 1;
+        SSL_CTX_free(ctx);
+        if (bad) {
+            fprintf(stderr, "quorumd: %s\n", err);
+            return 2;
+        }
+    } else if (!strcmp(cmd, "serve")) {
+        fprintf(stderr, "quorumd: note: no --cert and --key (cert and key in the file): serve "
+                        "will not start without them\n");
+    }
+    if (cfg->require_client_cert && !cfg->client_ca_file) {
+        fprintf(stderr, "quorumd: --require-client-cert needs --client-ca FILE\n");
+        return 2;
+    }
+    DIR *d = opendir(sql_dir);
+    if (!d) {
+        fprintf(stderr, "quorumd: --sql-dir %s: %s\n", sql_dir, strerror(errno));
+        return 2;
+    }
+    closedir(d);
+    printf("config ok\n");
+    return 0;
+}
+
+/* A number of seconds in [0.001, 86400], decimals allowed, as whole ms. */
+static int parse_seconds_ms(const char *s, int *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= 0.001) || v > 86400)
+        return -1;
+    *out = (int)(v * 1000 + 0.5);
+    return 0;
+}
+
 /* --max-connections or QUORUM_MAX_CONNECTIONS was given (not the default). */
 static int max_connections_given;
 
@@ -250,7 +488,8 @@ static int max_connections_given;
 static void fit_max_connections(qr_broker_config_t *cfg)
 {
     struct rlimit rl;
-    rlim_t reserve = 64 + 32 + 2 * (rlim_t)cfg->pg_pool;
+    rlim_t reserve = 64 + 32 + 2 * (rlim_t)cfg->pg_pool +
+                     (cfg->pg_read_conninfo ? 2 * ((rlim_t)cfg->pg_read_pool + 1) : 0);
     rlim_t need = (rlim_t)cfg->max_connections + reserve;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
         return;
@@ -280,16 +519,35 @@ static void on_hup(uv_signal_t *s, int signum)
         qr_error("SIGHUP: TLS certificate not reloaded, the old one stays: %s", err);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+static int signals_open; /* sig_int, sig_term and sig_hup are to be closed */
+
+/* The broker is freed (stopped, after a drain or not): the signal handlers
+ * go too, and the loop ends. */
+static void on_broker_stopped(void *arg)
 {
-    qr_info("signal %d: stopping", signum);
+    broker = NULL;
+    if (!signals_open)
+        return;
+    signals_open = 0;
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
-    if (broker) {
-        qr_broker_stop(broker, NULL, NULL);
-        broker = NULL;
+}
+
+/* SIGTERM drains first (a rolling restart behind a load balancer), unless
+ * --drain-ms is 0; SIGINT, or a signal during the drain, stops at once. */
+static void on_signal(uv_signal_t *s, int signum)
+{
+    int drain_ms = *(const int *)s->data;
+    if (!broker)
+        return; /* stopping already */
+    if (signum == SIGTERM && drain_ms > 0 && !qr_broker_draining(broker)) {
+        qr_info("signal %d: draining, then stopping", signum);
+        qr_broker_drain(broker, on_broker_stopped, NULL);
+        return;
     }
+    qr_info("signal %d: stopping", signum);
+    qr_broker_stop(broker, on_broker_stopped, NULL);
 }
 
 /*
@@ -360,6 +618,7 @@ static int serve(qr_broker_config_t *cfg)
     for (; nsigs < 3; nsigs++) {
         if ((rc = uv_signal_init(&loop, sigs[nsigs])) < 0)
             break;
+        sigs[nsigs]->data = &cfg->drain_ms;
         if ((rc = uv_signal_start(sigs[nsigs], cbs[nsigs], signums[nsigs])) < 0) {
             nsigs++; /* initialised: it is closed below */
             break;
@@ -371,6 +630,7 @@ static int serve(qr_broker_config_t *cfg)
             uv_close((uv_handle_t *)sigs[i], NULL);
         goto stop;
     }
+    signals_open = 1;
     status = 0;
     goto drain;
 stop:
@@ -406,10 +666,12 @@ int main(int argc, char **argv)
     const char *master = env_or("QUORUM_REDIS_MASTER", NULL);
     char sentinel_ips[1024], cluster_ips[1024];
     const char *cluster = env_or("QUORUM_REDIS_CLUSTER", NULL);
-    const char *sql_dir = env_or("QUORUM_SQL_DIR", QR_SQL_DIR);
+    const char *sql_dir = env_or("QUORUM_SQL_DIR", default_sql_dir());
     const char *org = "owner", *user = "admin";
     char listen_host[256], redis_host[256];
     cfg.pg_conninfo = env_or("QUORUM_PG", cfg.pg_conninfo);
+    cfg.pg_read_conninfo = env_or("QUORUM_PG_READ", NULL);
+    int read_tuned = 0; /* a --pg-read-* flag or variable was given */
     cfg.cert_file = env_or("QUORUM_TLS_CERT", NULL);
     cfg.key_file = env_or("QUORUM_TLS_KEY", NULL);
     long v;
@@ -467,6 +729,33 @@ int main(int argc, char **argv)
             e);
         return 2;
     }
+    if ((e = env_or("QUORUM_DRAIN_MS", NULL))) {
+        if (parse_int(e, 0, 3600000, &v) < 0) {
+            fprintf(stderr, "quorumd: QUORUM_DRAIN_MS wants ms in 0..3600000, not '%s'\n", e);
+            return 2;
+        }
+        cfg.drain_ms = (int)v;
+    }
+
+    if ((e = env_or("QUORUM_PG_READ_POOL", NULL))) {
+        if (parse_int(e, 1, 100, &v) < 0) {
+            fprintf(stderr, "quorumd: QUORUM_PG_READ_POOL must be a number in [1, 100], not '%s'\n",
+                    e);
+            return 2;
+        }
+        cfg.pg_read_pool = (int)v;
+        read_tuned = 1;
+    }
+    if ((e = env_or("QUORUM_PG_READ_MAX_LAG", NULL))) {
+        if (parse_seconds_ms(e, &cfg.pg_read_max_lag_ms) < 0) {
+            fprintf(stderr,
+                    "quorumd: QUORUM_PG_READ_MAX_LAG must be a number of seconds in [0.001, "
+                    "86400], not '%s'\n",
+                    e);
+            return 2;
+        }
+        read_tuned = 1;
+    }
 
     enum {
         O_LISTEN = 1000,
@@ -503,12 +792,21 @@ int main(int argc, char **argv)
         O_WEBHOOK_RETRY,
         O_WEBHOOK_PRIVATE,
         O_WEBHOOK_KEEP,
-        O_STREAM_BODY
+        O_STREAM_BODY,
+        O_CONFIG,
+        O_CHECK_CONFIG,
+        O_DRAIN,
+        O_PG_READ,
+        O_PG_READ_POOL,
+        O_PG_READ_MAX_LAG
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"pg", required_argument, 0, O_PG},
         {"pg-pool", required_argument, 0, O_POOL},
+        {"pg-read", required_argument, 0, O_PG_READ},
+        {"pg-read-pool", required_argument, 0, O_PG_READ_POOL},
+        {"pg-read-max-lag", required_argument, 0, O_PG_READ_MAX_LAG},
         {"redis", required_argument, 0, O_REDIS},
         {"redis-sentinel", required_argument, 0, O_SENTINEL},
         {"redis-master", required_argument, 0, O_MASTER},
@@ -541,13 +839,32 @@ int main(int argc, char **argv)
         {"webhook-retry-ms", required_argument, 0, O_WEBHOOK_RETRY},
         {"webhook-allow-private", no_argument, 0, O_WEBHOOK_PRIVATE},
         {"webhook-keep-days", required_argument, 0, O_WEBHOOK_KEEP},
+        {"drain-ms", required_argument, 0, O_DRAIN},
+        {"config", required_argument, 0, O_CONFIG},
+        {"check-config", no_argument, 0, O_CHECK_CONFIG},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    int o;
+    int o, checking = 0;
+    /* --config is read before the other options, which it puts first. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        const char *path = !strcmp(argv[i], "--config") && i + 1 < argc ? argv[++i]
+                           : !strncmp(argv[i], "--config=", 9)          ? argv[i] + 9
+                                                                        : NULL;
+        if (path && conf_path) {
+            fprintf(stderr, "quorumd: --config is given twice\n");
+            return 2;
+        }
+        conf_path = path ? path : conf_path;
+    }
+    if (conf_path && (argc = config_argv(conf_path, opts, argc, argv, &argv)) < 0)
+        return 2;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case O_LISTEN:
             listen = optarg;
+            if (conf_line() && parse_hostport(listen, listen_host, sizeof listen_host,
+                                              &cfg.listen_host, &cfg.listen_port) < 0)
+                goto bad;
             break;
         case O_PG:
             cfg.pg_conninfo = optarg;
@@ -557,17 +874,42 @@ int main(int argc, char **argv)
                 goto bad;
             cfg.pg_pool = (int)v;
             break;
+        case O_PG_READ:
+            if (!*optarg)
+                goto bad;
+            cfg.pg_read_conninfo = optarg;
+            break;
+        case O_PG_READ_POOL:
+            if (parse_int(optarg, 1, 100, &v) < 0)
+                goto bad;
+            cfg.pg_read_pool = (int)v;
+            read_tuned = 1;
+            break;
+        case O_PG_READ_MAX_LAG:
+            if (parse_seconds_ms(optarg, &cfg.pg_read_max_lag_ms) < 0)
+                goto bad;
+            read_tuned = 1;
+            break;
         case O_REDIS:
             redis = optarg;
+            if (conf_line() && parse_hostport(redis, redis_host, sizeof redis_host, &cfg.redis_host,
+                                              &cfg.redis_port) < 0)
+                goto bad;
             break;
         case O_SENTINEL:
             sentinel = optarg;
+            if (conf_line() && !hostport_list_ok(sentinel))
+                goto bad;
             break;
         case O_MASTER:
             master = optarg;
+            if (conf_line() && !*master)
+                goto bad;
             break;
         case O_CLUSTER:
             cluster = optarg;
+            if (conf_line() && !hostport_list_ok(cluster))
+                goto bad;
             break;
         case O_CERT:
             cfg.cert_file = optarg;
@@ -687,6 +1029,20 @@ int main(int argc, char **argv)
             if (parse_days(optarg, &cfg.webhook_keep_days) < 0)
                 goto bad;
             break;
+        case O_DRAIN:
+            if (parse_int(optarg, 0, 3600000, &v) < 0)
+                goto bad;
+            cfg.drain_ms = (int)v;
+            break;
+        case O_CONFIG:
+            if (!conf_path || strcmp(optarg, conf_path)) {
+                fprintf(stderr, "quorumd: spell --config out in full\n");
+                return 2;
+            }
+            break;
+        case O_CHECK_CONFIG:
+            checking = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -697,6 +1053,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(cmd, "print-script")) {
         fprintf(stderr, "quorumd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (read_tuned && !cfg.pg_read_conninfo) {
+        fprintf(stderr, "quorumd: --pg-read-pool and --pg-read-max-lag tune --pg-read, which is "
+                        "not given (nor QUORUM_PG_READ)\n");
         return 2;
     }
     if (cfg.window_low >= cfg.window_tasks) {
@@ -737,7 +1098,7 @@ int main(int argc, char **argv)
             return 2;
         cfg.redis_cluster = cluster_ips;
     }
-    if (webhook_key_file && !strcmp(cmd, "serve")) {
+    if (webhook_key_file && (!strcmp(cmd, "serve") || checking)) {
         char err[256];
         if (qr_webhook_key_load(webhook_key_file, cfg.webhook_key, err, sizeof err) < 0) {
             fprintf(stderr, "quorumd: %s\n", err);
@@ -745,6 +1106,8 @@ int main(int argc, char **argv)
         }
         cfg.webhooks = 1;
     }
+    if (checking)
+        return check_config(&cfg, cmd, sql_dir);
     if (!strcmp(cmd, "serve"))
         return serve(&cfg);
     if (!strcmp(cmd, "migrate"))
@@ -776,8 +1139,12 @@ int main(int argc, char **argv)
     return 2;
 bad:
     /* The option by its value: the table's order need not follow the enum's. */
-    for (const struct option *x = opts; x->name; x++)
-        if (x->val == o)
+    for (const struct option *x = opts; x->name; x++) {
+        if (x->val == o && conf_line())
+            fprintf(stderr, "quorumd: %s:%d: bad value '%s' for %s\n", conf_path, conf_line(),
+                    optarg, x->name);
+        else if (x->val == o)
             fprintf(stderr, "quorumd: bad value '%s' for --%s\n", optarg, x->name);
+    }
     return 2;
 }

@@ -1,6 +1,9 @@
 /*
- * log.h - one-line logs to stderr: "2026-11-27T17:40:07.123Z quorumd warn: text".
- * The level threshold comes from qr_log_init (QUORUM_LOG_LEVEL overrides).
+ * log.h - one line per event on stderr, in key=value pairs:
+ *   ts=2026-11-27T17:40:07.123Z level=warn prog=quorumd msg="text"
+ * or, when stderr is journald's stream, "<4>level=warn msg="text"" (log.c
+ * says why). The level threshold comes from qr_log_init (QUORUM_LOG_LEVEL
+ * overrides). Thread-safe: each event is one fwrite.
  */
 #ifndef QR_LOG_H
 #define QR_LOG_H

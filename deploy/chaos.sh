@@ -214,7 +214,7 @@ for q in 1 2; do # not our children (started in a subshell): poll, then read the
     pid=Q$q
     kill -TERM "${!pid}" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "${!pid}" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "${!pid}" 2>/dev/null || [ "$(tail -n1 "$W/q$q.log" | grep -c 'quorumd info: stopped')" != 1 ]; then
+    if kill -0 "${!pid}" 2>/dev/null || [ "$(tail -n1 "$W/q$q.log" | grep -c 'level=info prog=quorumd msg="stopped"$')" != 1 ]; then
         say "broker $q did not stop cleanly: $(tail -n1 "$W/q$q.log")"
         BROKERS_OK=false
     fi

@@ -12,6 +12,8 @@
 #   deploy/dev.sh bench [FLAGS]         lease throughput and latency, CPU per completion, BullMQ as
 #                                       peer (build/bench.json; FLAGS: deploy/bench.sh --help)
 #   deploy/dev.sh fuzz [SECONDS]        every libFuzzer harness, SECONDS in all (default 600)
+#   deploy/dev.sh package               the Debian package from a Release build (in build-rel/):
+#                                       build/quorum_<version>_amd64.deb (docs/OPERATIONS.md)
 #
 # The local stack lives in .quorum/ (git-ignored) and outlives `down`, Ctrl-C
 # and a crash: PostgreSQL's cluster (.quorum/stack/pg) and Redis's
@@ -46,7 +48,7 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev l
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
     postgresql redis-server openssl curl jq ca-certificates tmux python3 bc clang libclang-rt-14-dev
     prometheus libutf8proc-dev chromium chromium-driver python3-selenium
-    libnss3-tools)
+    libnss3-tools systemd adduser haproxy)
 
 say() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -437,6 +439,27 @@ test_deps() {
     fi
 }
 
+# The Debian package (cmake/package.cmake): CPack's DEB generator over a
+# Release build in build-rel/, written to build/quorum_<version>_amd64.deb,
+# the version being the top-level CMakeLists.txt's project() version.
+package() {
+    deps
+    local b="$ROOT/build-rel" version
+    version=$(sed -n 's/^project(quorum VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
+    [ -n "$version" ] || die "no project(quorum VERSION x.y.z) in CMakeLists.txt"
+    say "building (Release, in $b)"
+    cmake -S "$ROOT" -B "$b" -DCMAKE_BUILD_TYPE=Release -DQUORUM_SANITIZE=OFF >/dev/null
+    cmake --build "$b" -j"$(nproc)" -- --no-print-directory >/dev/null
+    local out="$b/package"
+    rm -rf "$out"
+    (cd "$b" && cpack -G DEB -B "$out" >"$b/cpack.log" 2>&1) || { cat "$b/cpack.log" >&2; die "cpack failed"; }
+    mkdir -p "$ROOT/build"
+    local deb="$ROOT/build/quorum_${version}_amd64.deb"
+    mv "$out/quorum_${version}_amd64.deb" "$deb" || die "cpack wrote no quorum_${version}_amd64.deb"
+    rm -rf "$out"
+    say "$deb"
+}
+
 run_tests() {
     deps
     test_deps
@@ -469,6 +492,7 @@ test) run_tests ;;
 chaos) take_lock chaos; need_bin; "$ROOT/deploy/chaos.sh" --bin "$BIN" "$@" 9>&- ;;
 bench) take_lock bench; deps; "$ROOT/deploy/bench.sh" "$@" 9>&- ;;
 fuzz) deps; "$ROOT/deploy/fuzz.sh" "$@" ;;
+package) [ $# = 0 ] || usage_error "package takes no arguments"; package ;;
 -h|--help|help) usage ;;
 "") usage >&2; exit 2 ;;
 *) usage_error "unknown command $cmd" ;;

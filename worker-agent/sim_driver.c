@@ -556,6 +556,38 @@ static int on_user_done(annotator_t *a, int ok, int64_t now)
     return -1;
 }
 
+/* Sends of one request on a new connection after its connection died. */
+#define FRESH_ATTEMPTS 3
+
+/*
+ * A request whose connection closed before any byte of an answer came back
+ * (a broker that drains, or closes an idle kept-alive connection just as
+ * the request goes out) never reached a handler or got no answer from one:
+ * it is sent again at once, on a new connection, and is not a failure.
+ * libcurl retries such a request itself, but on the next connection of the
+ * multi handle's shared pool, and a draining broker (or the proxy in front
+ * of it) closes many of those at once: five dead ones in a row and libcurl
+ * gives up. A lease sent twice is safe (one whose answer reached nobody is
+ * given back by the broker, or expires); submits carry their idempotency
+ * keys. Returns 1 when easy was added again, 0 when the caller goes on.
+ */
+static int resend_fresh(sim_t *s, annotator_t *a, CURL *easy, CURLcode result)
+{
+    long status = 0;
+    if ((result != CURLE_SEND_ERROR && result != CURLE_RECV_ERROR && result != CURLE_GOT_NOTHING) ||
+        a->fresh >= FRESH_ATTEMPTS ||
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 0)
+        return 0;
+    qr_buf_reset(&a->call.body);
+    if (curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
+        curl_multi_add_handle(s->multi, easy) != CURLM_OK)
+        return 0;
+    a->fresh++;
+    a->state = ST_BUSY;
+    s->reconnects++;
+    return 1;
+}
+
 /* Collects finished transfers from the multi handle and hands each to its
  * annotator. Returns 0 or -1. */
 static int collect_done(sim_t *s)
@@ -576,6 +608,13 @@ static int collect_done(sim_t *s)
             fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
                     curl_multi_strerror(mc));
             return -1;
+        }
+        if (resend_fresh(s, a, easy, result))
+            continue;
+        if (a->fresh) {
+            a->fresh = 0;
+            if (curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L) != CURLE_OK)
+                return -1; /* cannot fail on an option libcurl knows */
         }
         a->state = ST_WAITING;
         int ok = qr_client_call_finish(&a->call, result) == 0;

@@ -106,6 +106,7 @@ typedef struct annotator_s {
     long released;      /* leases released */
     long abandoned;     /* leases abandoned */
     long failovers;     /* moves to the next broker after a network error */
+    int fresh;          /* sends of the current request on a new connection (resend_fresh) */
 } annotator_t;
 
 typedef struct error_kind_s {
@@ -137,12 +138,13 @@ typedef struct sim_s {
     int stopping;         /* stop_ms passed */
     long total_submitted; /* sum over annotators */
     long total_skipped, total_released, total_abandoned;
-    int64_t first_submit_ms;                  /* monotonic time of the first stored annotation */
-    int64_t last_submit_ms;                   /* monotonic time of the last stored annotation */
-    long requests[OP_COUNT];                  /* requests sent, by kind */
-    qr_hist_t lease_hist;                     /* lease request latency (µs), whole run */
-    qr_hist_t submit_hist;                    /* submit / batch submit latency (µs), whole run */
-    qr_hist_t lease_second;                   /* lease latency since the last progress line */
+    long reconnects;         /* requests sent again on a new connection, their first one dead */
+    int64_t first_submit_ms; /* monotonic time of the first stored annotation */
+    int64_t last_submit_ms;  /* monotonic time of the last stored annotation */
+    long requests[OP_COUNT]; /* requests sent, by kind */
+    qr_hist_t lease_hist;    /* lease request latency (µs), whole run */
+    qr_hist_t submit_hist;   /* submit / batch submit latency (µs), whole run */
+    qr_hist_t lease_second;  /* lease latency since the last progress line */
     error_kind_t errors[MAX_ERROR_KINDS + 1]; /* the last one is "other" */
     size_t nerrors;
     int noisy;        /* failure messages printed so far (capped) */

@@ -161,6 +161,7 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
     }
     json_decref(body);
     if (json_object_set_new(root, "completions_per_second", json_real(rate(s))) < 0 ||
+        json_object_set_new(root, "reconnects", json_integer((json_int_t)s->reconnects)) < 0 ||
         json_object_set_new(root, "working_seconds", json_real(working(s))) < 0 ||
         json_object_set(root, "requests", requests) < 0 ||
         json_object_set(root, "errors", errors) < 0 ||

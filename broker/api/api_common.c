@@ -64,6 +64,36 @@ int respond_json(ctx_t *c, int status, json_t *j)
     return rc;
 }
 
+qr_pg_t *report_pg(ctx_t *c)
+{
+    c->read = qr_read_pool_choose(c->b->read, c->b->pg);
+    return c->read.pg;
+}
+
+int report_query(ctx_t *c, int unprepared, const char *sql, int nparams, const char *const *params,
+                 qr_pg_cb cb)
+{
+    if (!c->read.pg)
+        report_pg(c);
+    return qr_read_query(&c->read, unprepared, sql, nparams, params, cb, c);
+}
+
+void put_read_from(const ctx_t *c, json_t *o)
+{
+    if (c->read.from == QR_READ_NONE || !json_is_object(o))
+        return;
+    if (c->read.from == QR_READ_REPLICA) {
+        double stale = qr_read_stale_s(&c->read);
+        json_t *had = json_object_get(o, "stale_seconds_max");
+        if (json_is_number(had) && json_number_value(had) > stale)
+            stale = json_number_value(had);
+        json_object_set_new(o, "read_from", json_string("replica"));
+        json_object_set_new(o, "stale_seconds_max", json_real(stale));
+    } else if (!json_object_get(o, "read_from")) {
+        json_object_set_new(o, "read_from", json_string("primary"));
+    }
+}
+
 int respond_json_text(ctx_t *c, int status, const char *s, size_t len)
 {
     if (c->timed)

@@ -606,7 +606,7 @@ static void next_page(ctx_t *c)
     e->wait = W_QUERY;
     /* Unprepared: the best plan of a full export and of a small increment
      * differ, and a page costs far more than its planning. */
-    if (qr_pg_query_unprepared(c->b->pg, sql, 6, params, on_page, c) < 0) {
+    if (report_query(c, 1, sql, 6, params, on_page) < 0) {
         e->wait = W_NONE;
         fail_stream(c, "pool closing");
     }
@@ -637,7 +637,7 @@ static void ds_load(ctx_t *c)
 {
     struct export_s *e = c->exp;
     e->wait = W_WORK;
-    if (qr_ds_fit_start(e->ds, c->b->loop, c->b->pg, c->project->id, e->snapshot,
+    if (qr_ds_fit_start(e->ds, c->b->loop, c->read.pg, c->project->id, e->snapshot,
                         strtoll(e->org, NULL, 10), on_ds_fit, c) < 0) {
         e->wait = W_NONE;
         respond_backend(c, "PostgreSQL", "pool closing");
@@ -661,6 +661,18 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
         respond_backend(c, "PostgreSQL", err ? err : "no snapshot");
         return;
     }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 && c->read.from == QR_READ_REPLICA) {
+        /* A cursor the primary printed, which the replica has not reached
+         * yet: the primary holds it. */
+        c->read = (qr_read_t){.pg = c->b->pg, .primary = c->b->pg, .from = QR_READ_PRIMARY};
+        const char *params[] = {e->since};
+        e->wait = W_QUERY;
+        if (report_query(c, 0, QR_SQL_EXPORT_BEGIN, 1, params, on_begin) < 0) {
+            e->wait = W_NONE;
+            respond_backend(c, "PostgreSQL", "pool closing");
+        }
+        return;
+    }
     if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
         respond_error(c, 422, QR_CODE_INVALID,
                       "since is a cursor from after the database's present: not one this "
@@ -680,7 +692,17 @@ static void on_begin(const PGresult *res, const char *err, const char *sqlstate,
 static void start_stream(ctx_t *c)
 {
     struct export_s *e = c->exp;
-    char *headers = qr_xasprintf("X-Quorum-Cursor: %s\r\n%s", e->snapshot, c->b->deployment_header);
+    /* Not JSON: where it was read is said in headers, as the JSON reports
+     * say it in keys (put_read_from). */
+    char from[96] = "";
+    if (c->read.from == QR_READ_REPLICA)
+        snprintf(from, sizeof from,
+                 "X-Quorum-Read-From: replica\r\nX-Quorum-Stale-Seconds-Max: %.3f\r\n",
+                 qr_read_stale_s(&c->read));
+    else if (c->read.from == QR_READ_PRIMARY)
+        snprintf(from, sizeof from, "X-Quorum-Read-From: primary\r\n");
+    char *headers =
+        qr_xasprintf("X-Quorum-Cursor: %s\r\n%s%s", e->snapshot, from, c->b->deployment_header);
     const char *ctype = e->format == EX_CSV  ? "text/csv; charset=utf-8"
                         : e->format == EX_LS ? "application/json"
                                              : "application/x-ndjson";
@@ -808,7 +830,11 @@ void h_export(ctx_t *c)
     c->exp = e;
     const char *params[] = {since};
     e->wait = W_QUERY;
-    if (qr_pg_query(c->b->pg, QR_SQL_EXPORT_BEGIN, 1, params, on_begin, c) < 0) {
+    /* The snapshot, every page and the fit read the one server chosen
+     * here: a snapshot of the primary is not yet whole on a replica. (A
+     * page the replica fails is read on the primary, and so are the
+     * rest: the primary holds every row a snapshot of its replica sees.) */
+    if (report_query(c, 0, QR_SQL_EXPORT_BEGIN, 1, params, on_begin) < 0) {
         e->wait = W_NONE;
         respond_backend(c, "PostgreSQL", "pool closing");
     }

@@ -146,6 +146,7 @@ struct ctx_s {
     int pending; /* batch submit: results still running */
     json_t *out;
     struct export_s *exp; /* export: its state (api_export.c), or NULL */
+    qr_read_t read;       /* a report: where it reads (report_pg), or QR_READ_NONE */
     uint64_t start_ns;    /* uv_hrtime() when the request was complete (metrics) */
     int timed;            /* 1 + the qr_metric_request_t to record, or 0 */
 };
@@ -169,6 +170,21 @@ void respond_error(ctx_t *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void respond_backend(ctx_t *c, const char *what, const char *err);
 char *i64(int64_t v, char buf[24]);
+/* A report's pool: the replica or the primary (qr_read_pool_choose), noted
+ * in c->read for put_read_from. Only for reads that may lag the latest
+ * commit (docs/DESIGN.md, "The reports' replica"). */
+qr_pg_t *report_pg(ctx_t *c);
+/* One statement of a report (cb's arg is c): where c->read says, chosen
+ * first if it is not yet (report_pg); sent again to the primary, and
+ * c->read changed, if the replica fails it (qr_read_query). Returns as
+ * qr_pg_query. */
+int report_query(ctx_t *c, int unprepared, const char *sql, int nparams, const char *const *params,
+                 qr_pg_cb cb);
+/* A report's answer o gets, when a replica is configured, "read_from"
+ * ("replica" or "primary") and, read from the replica, "stale_seconds_max";
+ * keys o holds already (a part read apart, such as the live agreement's)
+ * are merged: "replica" and the larger bound win. */
+void put_read_from(const ctx_t *c, json_t *o);
 
 /* A fresh seed for an import's random choices (overlap draw, random order):
  * from the system's random source, else the clock. */

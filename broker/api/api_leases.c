@@ -158,7 +158,7 @@ static void wait_for_work(ctx_t *c)
     return;
 pass:
     /* c is answered and freed; the wake it held goes on all the same. */
-    if (hops > 0 && !b->stopping)
+    if (hops > 0 && !b->stopping && !b->draining)
         wake(b, project, 1, hops - 1, NULL);
 }
 
@@ -197,7 +197,7 @@ static void wake(qr_broker_t *b, int64_t project, int slots, int hops, ctx_t *sk
         woken = c->wait_next;
         c->wait_next = NULL;
         c->retried = 0;
-        if (b->stopping)
+        if (b->stopping || b->draining) /* the drain answers long polls now */
             respond_no_lease(c, 0);
         else
             lease_try(c);
@@ -296,7 +296,7 @@ static void on_complete_checked(const PGresult *res, const char *err, const char
         return;
     }
     int complete = PQgetvalue(res, 0, 0)[0] == 't';
-    if (!complete && c->wait_until_ms > qr_mono_ms() && !c->b->stopping) {
+    if (!complete && c->wait_until_ms > qr_mono_ms() && !c->b->draining && !c->b->stopping) {
         wait_for_work(c);
         return;
     }
@@ -552,7 +552,7 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
     if (n == 0 && why != QR_LEASE_GRANTED) {
         /* Quota, cap or bound on live leases: a long poll waits for a lease
          * of theirs to end. */
-        if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
+        if (c->wait_until_ms > qr_mono_ms() && !c->b->draining && !c->b->stopping)
             wait_for_work(c);
         else
             respond_no_lease(c, 0);
@@ -573,7 +573,7 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
          * completions while the window was smaller than the leases in
          * flight). Used once: a later wake asks again. */
         c->window_more = 0;
-        if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
+        if (c->wait_until_ms > qr_mono_ms() && !c->b->draining && !c->b->stopping)
             wait_for_work(c);
         else
             respond_no_lease(c, 0);
@@ -672,7 +672,7 @@ static void lease_grant(ctx_t *c)
         return;
     }
     if (c->project->paused_at) {
-        if (c->wait_until_ms > qr_mono_ms() && !c->b->stopping)
+        if (c->wait_until_ms > qr_mono_ms() && !c->b->draining && !c->b->stopping)
             wait_for_work(c);
         else
             respond_paused(c);

@@ -151,6 +151,16 @@ static void on_ready_deadline(uv_timer_t *t)
 
 void h_readyz(ctx_t *c)
 {
+    c->b->readyz_ms = qr_mono_ms(); /* a health checker watches: a drain tells it first */
+    if (c->b->draining) {
+        /* Leaving the pool (SIGTERM): a load balancer's health check
+         * learns it here, before the listener closes. */
+        respond_json(c, 503,
+                     json_pack("{s:b s:b s:{s:s s:s}}", "ready", 0, "draining", 1, "error", "code",
+                               QR_CODE_UNAVAILABLE, "message",
+                               "the broker is draining before it stops; use another one"));
+        return;
+    }
     ready_t *r = qr_xcalloc(1, sizeof *r);
     r->c = c;
     r->start_ns = uv_hrtime();

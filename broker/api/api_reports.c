@@ -17,6 +17,7 @@ static void on_progress(const PGresult *res, const char *err, const char *sqlsta
         respond_backend(c, "PostgreSQL", err ? err : "bad progress row");
         return;
     }
+    put_read_from(c, o);
     respond_json(c, 200, o);
 }
 
@@ -24,7 +25,7 @@ void h_progress(ctx_t *c)
 {
     char proj[24], user[24];
     const char *params[] = {i64(c->project->id, proj), i64(c->user.id, user)};
-    if (qr_pg_query(c->b->pg, QR_SQL_PROGRESS, 2, params, on_progress, c) < 0)
+    if (report_query(c, 0, QR_SQL_PROGRESS, 2, params, on_progress) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -131,6 +132,15 @@ static void on_report_agreement(int status, json_t *report, const char *err, voi
     json_t *o = c->out;
     c->out = NULL;
     put_live_accuracies(o, report);
+    /* Where the counts were read, merged with where the agreement was. */
+    json_t *from = json_object_get(report, "read_from");
+    if (from) {
+        json_object_set(o, "read_from", from);
+        json_t *stale = json_object_get(report, "stale_seconds_max");
+        if (stale)
+            json_object_set(o, "stale_seconds_max", stale);
+    }
+    put_read_from(c, o);
     if (c->user.org_id != c->project->org_id) {
         /* A vendor's report covers its crew only; the agreement report
          * covers every organization's annotators, so it is left out (its
@@ -206,7 +216,7 @@ void h_report(ctx_t *c)
     const char *params[] = {i64(c->project->id, proj), crew_scope(c, org),
                             i64(QR_ANALYTICS_IDLE_GAP_MS, idle),
                             i64(QR_ANALYTICS_PACE_SPAN_MS, pace), i64(qr_now_ms(), now)};
-    if (qr_pg_query(c->b->pg, QR_SQL_REPORT, 5, params, on_report_counts, c) < 0)
+    if (report_query(c, 0, QR_SQL_REPORT, 5, params, on_report_counts) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 
@@ -262,6 +272,7 @@ static void agreement_extras(ctx_t *c)
     if (!c->max) {
         json_t *o = c->out;
         c->out = NULL;
+        put_read_from(c, o);
         respond_json(c, 200, o);
         return;
     }
@@ -269,10 +280,10 @@ static void agreement_extras(ctx_t *c)
     char *fields = choice_fields(c);
     const char *params[] = {i64(c->project->id, proj), fields,
                             !c->project->schema || c->project->schema->implied ? "true" : "false"};
-    int rc = qr_pg_query(c->b->pg,
-                         c->max & EXTRA_CONFUSION ? QR_SQL_AGREEMENT_CONFUSION
-                                                  : QR_SQL_AGREEMENT_OVER_TIME,
-                         3, params, on_agreement_extra, c);
+    /* The extras read where the first of them did. */
+    int rc = report_query(
+        c, 0, c->max & EXTRA_CONFUSION ? QR_SQL_AGREEMENT_CONFUSION : QR_SQL_AGREEMENT_OVER_TIME, 3,
+        params, on_agreement_extra);
     free(fields);
     if (rc < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
@@ -319,6 +330,7 @@ static void on_throughput(qr_report_status_t st, json_t *data, const char *messa
     ctx_t *c = arg;
     switch (st) {
     case QR_REPORT_OK:
+        put_read_from(c, data);
         respond_json(c, 200, data);
         return;
     case QR_REPORT_NOT_FOUND:
@@ -346,7 +358,8 @@ static void throughput_run(ctx_t *c)
         q.annotator = c->user_resolved;
     /* A vendor (another organization than the project's) sees its own crew. */
     int64_t org = c->user.org_id == c->project->org_id ? 0 : c->user.org_id;
-    if (qr_analytics_throughput(c->b->pg, c->project->id, org, &q, now_ms, on_throughput, c) < 0)
+    report_pg(c);
+    if (qr_analytics_throughput(&c->read, c->project->id, org, &q, now_ms, on_throughput, c) < 0)
         respond_backend(c, "PostgreSQL", "pool closing");
 }
 

@@ -27,6 +27,8 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->listen_port = 8443;
     cfg->pg_conninfo = "host=127.0.0.1 dbname=quorum";
     cfg->pg_pool = 8;
+    cfg->pg_read_pool = 4;
+    cfg->pg_read_max_lag_ms = 10000;
     cfg->redis_host = "127.0.0.1";
     cfg->redis_port = 6379;
     cfg->max_body_bytes = 64u << 20;
@@ -48,6 +50,7 @@ void qr_broker_config_defaults(qr_broker_config_t *cfg)
     cfg->import.max_tasks = QR_IMPORT_MAX_TASKS;
     cfg->import_parses = 2;
     cfg->webhook_retry_ms = 1000;
+    cfg->drain_ms = 10000;
 }
 
 /* --- token cache ---------------------------------------------------------- */
@@ -845,6 +848,19 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         snprintf(err, errlen, "cannot open the PostgreSQL pool (%d)", rc);
         goto fail;
     }
+    if (cfg->pg_read_conninfo) {
+        qr_read_pool_config_t rc_cfg = {
+            .conninfo = cfg->pg_read_conninfo,
+            .size = cfg->pg_read_pool,
+            .max_lag_ms = cfg->pg_read_max_lag_ms,
+            .interval_ms = 1000,
+        };
+        rc = qr_read_pool_open(loop, b->pg, &rc_cfg, &b->read);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot open the --pg-read pool (%d)", rc);
+            goto fail;
+        }
+    }
     rc = qr_events_open(loop, b->pg, 200, 1000, &b->events);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the event log (%d)", rc);
@@ -862,7 +878,7 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     }
     ask_deployment(b);
     b->lease = qr_lease_engine_new(b->redis);
-    b->agreement = qr_live_agreement_new(loop, b->pg, 1000);
+    b->agreement = qr_live_agreement_new(loop, b->pg, b->read, 1000);
     b->imports = qr_import_queue_new(loop, cfg->import_parses);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
     if (cfg->webhooks) {
@@ -933,6 +949,10 @@ fail:
 
 int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen)
 {
+    if (b->stopping) { /* the server may be freed already; the broker follows */
+        snprintf(err, errlen, "the broker is stopping");
+        return QR_EINVAL;
+    }
     return qr_http_reload_tls(b->http, b->cfg.cert_file, b->cfg.key_file, err, errlen);
 }
 
@@ -980,10 +1000,22 @@ static void one_closed(void *arg)
         broker_free(b);
 }
 
+/* The replica's pool closes last: a report's statement failing on the
+ * primary's close may still ask where to read (qr_read_pool_choose), and
+ * the replica's probe may be waiting on the primary. */
+static void on_pg_closed(void *arg)
+{
+    qr_broker_t *b = arg;
+    if (b->read)
+        qr_read_pool_close(b->read, one_closed, b);
+    else
+        one_closed(b);
+}
+
 static void on_events_closed(void *arg)
 {
     qr_broker_t *b = arg;
-    qr_pg_close(b->pg, one_closed, b);
+    qr_pg_close(b->pg, on_pg_closed, b);
 }
 
 static void on_reaper_closed(uv_handle_t *h)
@@ -1031,18 +1063,30 @@ static void broker_abort(qr_broker_t *b, int reaper_open)
         qr_events_close(b->events, on_events_closed, b);
     } else if (b->pg) {
         b->closing++;
-        qr_pg_close(b->pg, one_closed, b);
+        qr_pg_close(b->pg, on_pg_closed, b);
     }
     one_closed(b);
 }
 
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+    one_closed(h->data);
+}
+
 void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
 {
+    if (b->stopping)
+        return;
     b->stop_cb = cb;
     b->stop_arg = arg;
     b->stopping = 1;
     b->api.wake(b, 0, 0); /* long polls end now, empty */
     b->closing = b->webhooks ? 7 : 6;
+    if (b->drain_timer_open) {
+        b->drain_timer_open = 0;
+        b->closing++;
+        uv_close((uv_handle_t *)&b->drain_timer, on_drain_timer_closed);
+    }
     if (b->webhooks)
         qr_webhook_close(b->webhooks, one_closed, b);
     uv_close((uv_handle_t *)&b->reaper, on_reaper_closed);
@@ -1053,4 +1097,73 @@ void qr_broker_stop(qr_broker_t *b, void (*cb)(void *arg), void *arg)
     qr_redis_close(b->redis, one_closed, b);
     /* The event log writes what it holds first: only then may the pool go. */
     qr_events_close(b->events, on_events_closed, b);
+}
+
+/* --- drain ------------------------------------------------------------------ */
+
+#define DRAIN_TICK_MS 50 /* how often the drain looks at what is left */
+
+/* The drain's clock: the listener closes after its window; the broker
+ * stops once no connection is left, or at the deadline. */
+static void on_drain_tick(uv_timer_t *t)
+{
+    qr_broker_t *b = t->data;
+    int64_t now = qr_mono_ms(), took = now - b->drain_start_ms;
+    if (took < b->drain_listen_ms) {
+        /* Open while the health checker has not seen the 503, or clients
+         * still come: they were sent before it did. */
+        int64_t last = qr_http_accepted_ms(b->http);
+        if (last < b->drain_start_ms)
+            last = b->drain_start_ms;
+        if (b->readyz_ms < b->drain_start_ms || now - last < QR_DRAIN_QUIET_MS)
+            return;
+    }
+    qr_http_server_stop_listening(b->http);
+    int left = qr_http_connections(b->http);
+    if (left == 0) {
+        qr_info("drained in %" PRId64 " ms: every client answered; stopping", took);
+    } else if (took >= b->cfg.drain_ms) {
+        qr_warn("drain deadline (%d ms) reached with %d connection(s) open: cut; stopping",
+                b->cfg.drain_ms, left);
+    } else {
+        return;
+    }
+    qr_broker_stop(b, b->stop_cb, b->stop_arg);
+}
+
+void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg)
+{
+    if (b->draining || b->stopping)
+        return;
+    b->draining = 1;
+    b->stop_cb = cb;
+    b->stop_arg = arg;
+    b->drain_start_ms = qr_mono_ms();
+    b->drain_listen_ms = 0;
+    if (b->readyz_ms && b->drain_start_ms - b->readyz_ms < QR_DRAIN_CHECKER_MS)
+        b->drain_listen_ms =
+            b->cfg.drain_ms / 4 < QR_DRAIN_LISTEN_MS ? b->cfg.drain_ms / 4 : QR_DRAIN_LISTEN_MS;
+    qr_info("draining: /readyz answers 503; new connections accepted until the health checker saw "
+            "it and none came for %d ms, for at most %" PRId64 " ms; at most %d ms in all",
+            QR_DRAIN_QUIET_MS, b->drain_listen_ms, b->cfg.drain_ms);
+    qr_http_server_drain(b->http);
+    if (b->drain_listen_ms == 0)
+        qr_http_server_stop_listening(b->http);
+    b->api.wake(b, 0, 0); /* long polls end now, empty */
+    int rc = uv_timer_init(b->loop, &b->drain_timer);
+    if (rc == 0) {
+        b->drain_timer_open = 1;
+        b->drain_timer.data = b;
+        rc = uv_timer_start(&b->drain_timer, on_drain_tick, DRAIN_TICK_MS, DRAIN_TICK_MS);
+    }
+    if (rc < 0) {
+        /* Neither fails on a working loop; without the clock, stop now. */
+        qr_warn("drain: uv_timer_init/start: %s; stopping now", uv_strerror(rc));
+        qr_broker_stop(b, cb, arg);
+    }
+}
+
+int qr_broker_draining(const qr_broker_t *b)
+{
+    return b->draining;
 }

@@ -16,6 +16,7 @@
 #include "import.h"
 #include "lease.h"
 #include "pg.h"
+#include "read_pool.h"
 #include "redis_client.h"
 #include "webhook.h"
 
@@ -60,6 +61,13 @@ typedef struct qr_broker_config_s {
     int webhook_retry_ms;      /* the first retry's delay, doubling; default 1000 */
     int webhook_allow_private; /* 1: webhooks may post into private networks (default 0) */
     double webhook_keep_days;  /* events and their deliveries kept this long; 0: 30 */
+    int drain_ms;              /* qr_broker_drain's deadline; default 10000 */
+    /* A streaming replica the reports read (read_pool.h); NULL: they read
+     * the primary. Its connections (default 4), and how stale it may be
+     * before reports read the primary instead (ms, default 10000). */
+    const char *pg_read_conninfo;
+    int pg_read_pool;
+    int pg_read_max_lag_ms;
 } qr_broker_config_t;
 
 typedef struct qr_broker_s qr_broker_t;
@@ -88,6 +96,31 @@ int qr_broker_reload_tls(qr_broker_t *b, char *err, size_t errlen);
 
 /* The HTTPS port bound. */
 int qr_broker_port(const qr_broker_t *b);
+
+/*
+ * Leaves the pool gracefully (SIGTERM behind a load balancer): GET /readyz
+ * answers 503 at once; long polls are answered now, empty, as their timeout
+ * would, and new ones do not wait; every response carries Connection: close
+ * and idle connections close (qr_http_server_drain). If a health checker
+ * asked GET /readyz within the last QR_DRAIN_CHECKER_MS, new connections are
+ * still accepted until it was answered the 503 and no connection came for
+ * QR_DRAIN_QUIET_MS (the balancer took the broker out), for at most
+ * QR_DRAIN_LISTEN_MS (and a quarter of the deadline): a connection the
+ * balancer had already handed over is then served, not reset in the
+ * listener's queue; without a checker, nobody is there to tell, and the
+ * listener closes at once. Once every client was answered and
+ * gone, or at cfg.drain_ms, whichever comes first, the broker stops as qr_broker_stop does and
+ * cb(arg) runs after it is freed. Leases are left as they are in Redis: the other brokers serve
+ * them. qr_broker_stop during a drain stops at once (its cb replaces this one). A second call does
+ * nothing.
+ */
+#define QR_DRAIN_LISTEN_MS  5000
+#define QR_DRAIN_QUIET_MS   1000
+#define QR_DRAIN_CHECKER_MS 30000
+void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg);
+
+/* 1 from qr_broker_drain on (GET /readyz answers 503). */
+int qr_broker_draining(const qr_broker_t *b);
 
 /* Stops listening and closes every backend; frees the broker when all its
  * handles are closed, then runs cb (may be NULL). */

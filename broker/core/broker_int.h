@@ -91,6 +91,7 @@ struct qr_broker_s {
     uv_loop_t *loop;
     qr_broker_config_t cfg;
     qr_pg_t *pg;
+    qr_read_pool_t *read; /* the reports' replica (--pg-read), or NULL */
     qr_redis_t *redis;
     qr_lease_engine_t *lease;
     qr_http_server_t *http;
@@ -113,6 +114,12 @@ struct qr_broker_s {
     int deployment_asked;         /* the query for it is under way */
     int deployment_warned;        /* why it is not known was logged */
     int stopping;                 /* qr_broker_stop was called */
+    int draining;                 /* qr_broker_drain was called */
+    uv_timer_t drain_timer;       /* the drain's progress, every DRAIN_TICK_MS */
+    int drain_timer_open;         /* it is initialised and not yet closed */
+    int64_t drain_start_ms;       /* monotonic */
+    int64_t drain_listen_ms;      /* how long the drain still accepts connections */
+    int64_t readyz_ms;            /* the last GET /readyz (monotonic), 0: none yet */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);
     void *stop_arg;

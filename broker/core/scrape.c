@@ -115,6 +115,12 @@ int qr_broker_scrape(qr_broker_t *b, qr_scrape_cb cb, void *arg)
         .events_dropped = qr_events_dropped(b->events),
         .commit_batches = qr_committer_batches(b->committer),
     };
+    if (b->read) {
+        s->src.pg_read = 1;
+        s->src.pg_read_lag_s = qr_read_pool_lag_s(b->read);
+        s->src.pg_read_connected = qr_read_pool_connected(b->read);
+        s->src.pg_read_pool = qr_read_pool_size(b->read);
+    }
     s->cb = cb;
     s->arg = arg;
     int rc = qr_analytics_queue(b->pg, on_queue_rows, s);

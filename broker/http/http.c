@@ -420,6 +420,7 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    srv->accepted_ms = qr_mono_ms();
     rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
         qr_warn("http: uv_accept: %s", uv_strerror(rc));
@@ -589,7 +590,7 @@ fail:
      * on the caller's next turn of the loop. */
     srv->closing = 1;
     close_aux(srv);
-    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    qr_http_server_stop_listening(srv);
     return rc;
 }
 
@@ -617,6 +618,41 @@ int qr_http_connections(const qr_http_server_t *srv)
     return srv->nconns;
 }
 
+int64_t qr_http_accepted_ms(const qr_http_server_t *srv)
+{
+    return srv->accepted_ms;
+}
+
+/* 1 if c waits for its client's next request with nothing of it read: no
+ * request parsed, with the handler or being read, no byte of a head. */
+static int conn_between_requests(const conn_t *c)
+{
+    return c->state == CONN_OPEN && c->handshake_done && !c->inflight && !c->body_req &&
+           !c->head_ready && !c->ready && !c->in_process && c->in_head && c->head_bytes == 0 &&
+           c->in.len == 0 && !c->discard_message;
+}
+
+void qr_http_server_drain(qr_http_server_t *srv)
+{
+    if (srv->draining || srv->closing)
+        return;
+    srv->draining = 1;
+    /* next is read first: a finish that fails aborts c, which unlinks it. */
+    for (conn_t *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (conn_between_requests(c))
+            qr_http_conn_finish(c, 1);
+    }
+}
+
+void qr_http_server_stop_listening(qr_http_server_t *srv)
+{
+    if (srv->listener_closed)
+        return;
+    srv->listener_closed = 1;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+}
+
 void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *arg)
 {
     if (srv->closing)
@@ -624,7 +660,7 @@ void qr_http_server_close(qr_http_server_t *srv, void (*cb)(void *arg), void *ar
     srv->closing = 1;
     srv->close_cb = cb;
     srv->close_arg = arg;
-    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    qr_http_server_stop_listening(srv);
     close_aux(srv);
     while (srv->conns)
         qr_http_conn_abort(srv->conns);

@@ -106,6 +106,9 @@ int qr_http_port(const qr_http_server_t *srv);
 /* Connections open now (accepted and not yet closing; GET /metrics). */
 int qr_http_connections(const qr_http_server_t *srv);
 
+/* When the last connection was accepted (qr_mono_ms), 0 if none was. */
+int64_t qr_http_accepted_ms(const qr_http_server_t *srv);
+
 /* From the head handler: lets req's body in, at most max_body_bytes of it
  * (capped by the server's max_body_bytes), then passes the complete
  * request to the request handler. Sends 100 Continue if the client asked.
@@ -206,6 +209,22 @@ int qr_http_stream_busy(const qr_http_request_t *req);
 void qr_http_stream_on_drain(qr_http_request_t *req, qr_http_drain_cb cb, void *arg);
 int qr_http_stream_end(qr_http_request_t *req);
 void qr_http_stream_abort(qr_http_request_t *req);
+
+/*
+ * Graceful drain, for a broker leaving a pool behind a load balancer. From
+ * qr_http_server_drain on, every response carries Connection: close and its
+ * connection closes once it is sent (close_notify, then FIN); connections
+ * idle between requests close at once, the same way; a request already
+ * being read or with the handler is answered as usual. New connections are
+ * still accepted (each gets one answer, then closes) until
+ * qr_http_server_stop_listening, so a health checker can still be told "not
+ * ready". qr_http_connections then falls to 0 once every client was answered
+ * and has gone (the caller watches it, with its own deadline, and ends with
+ * qr_http_server_close, which cuts whatever is left). Both may be called more
+ * than once; neither fails.
+ */
+void qr_http_server_drain(qr_http_server_t *srv);
+void qr_http_server_stop_listening(qr_http_server_t *srv);
 
 /* Stops listening, closes every connection (pending requests are answered
  * by nobody: their later qr_http_respond calls just free them), and frees

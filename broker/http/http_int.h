@@ -81,8 +81,11 @@ struct qr_http_server_s {
     int port;
     conn_t *conns;                /* connections not yet closing, doubly linked */
     int nconns;                   /* entries in conns */
+    int64_t accepted_ms;          /* the last connection accepted (qr_mono_ms), 0: none */
     int live;                     /* listener + connections not yet freed */
     int closing;                  /* qr_http_server_close was called */
+    int draining;                 /* qr_http_server_drain: no keep-alive any more */
+    int listener_closed;          /* uv_close was called on the listener */
     void (*close_cb)(void *arg);  /* run once everything is freed */
     void *close_arg;              /* its argument */
     char readbuf[READ_BUF_BYTES]; /* safe to share: each read is consumed in its callback */

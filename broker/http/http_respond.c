@@ -267,7 +267,8 @@ int qr_http_respond(qr_http_request_t *req, int status, const char *content_type
     }
     if (!body)
         body_len = 0;
-    int keep = r->keep_alive && !c->srv->closing && !c->peer_done && !unread_body && !early;
+    int keep = r->keep_alive && !c->srv->closing && !c->srv->draining && !c->peer_done &&
+               !unread_body && !early;
     qr_buf_t out;
     qr_buf_init(&out);
     qr_http_format_response(&out, status, content_type, body, body_len, extra_headers, keep,
@@ -302,8 +303,8 @@ int qr_http_stream_start(qr_http_request_t *req, int status, const char *content
         http_parser_pause(&c->parser, 0);
     }
     /* HTTP/1.0 knows no chunks: the body runs to the connection's end. */
-    r->stream_keep =
-        r->keep_alive && !r->http10 && !c->srv->closing && !c->peer_done && !unread_body;
+    r->stream_keep = r->keep_alive && !r->http10 && !c->srv->closing && !c->srv->draining &&
+                     !c->peer_done && !unread_body;
     r->streaming = 1;
     qr_buf_t out;
     qr_buf_init(&out);
@@ -383,7 +384,7 @@ int qr_http_stream_end(qr_http_request_t *req)
     }
     r->conn = NULL;
     c->inflight = NULL;
-    int keep = r->stream_keep && !c->srv->closing && !c->peer_done;
+    int keep = r->stream_keep && !c->srv->closing && !c->srv->draining && !c->peer_done;
     int rc = 0;
     if (!r->http10 && !r->head)
         rc = qr_http_tls_send(c, "0\r\n\r\n", 5);

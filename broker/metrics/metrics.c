@@ -201,6 +201,21 @@ void qr_metrics_render_process(const qr_metrics_sources_t *src, qr_buf_t *out)
                       "PostgreSQL pool connections by state (up, size).");
     qr_buf_appendf(out, "quorum_pg_connections{state=\"up\"} %d\n", src->pg_connected);
     qr_buf_appendf(out, "quorum_pg_connections{state=\"size\"} %d\n", src->pg_pool);
+    if (src->pg_read) {
+        qr_metrics_family(out, "quorum_pg_read_lag_seconds", "gauge",
+                          "How stale a report read from the --pg-read replica may be now: the "
+                          "time since the last probe that found it had replayed the primary's "
+                          "WAL (+Inf: not known, the replica is down or never caught up).");
+        if (src->pg_read_lag_s < 0)
+            qr_buf_appendf(out, "quorum_pg_read_lag_seconds +Inf\n");
+        else
+            qr_buf_appendf(out, "quorum_pg_read_lag_seconds %.3f\n", src->pg_read_lag_s);
+        qr_metrics_family(out, "quorum_pg_read_connections", "gauge",
+                          "The --pg-read replica's pool connections by state (up, size).");
+        qr_buf_appendf(out, "quorum_pg_read_connections{state=\"up\"} %d\n",
+                       src->pg_read_connected);
+        qr_buf_appendf(out, "quorum_pg_read_connections{state=\"size\"} %d\n", src->pg_read_pool);
+    }
     backend(out, "quorum_redis_command_duration_seconds",
             "Redis round trips: command sent to its reply.", "quorum_redis_errors_total",
             "Redis commands that failed (error reply, timeout, not connected, connection lost).",

@@ -60,6 +60,13 @@ typedef struct qr_metrics_sources_s {
     int redis_ready;           /* 1 when Redis is connected, scripts loaded */
     uint64_t events_dropped;   /* lease events lost (events.h) */
     uint64_t commit_batches;   /* group commits of annotations */
+    /* The reports' replica (--pg-read): pg_read 1 when there is one; how
+     * stale a read from it may be now (s; < 0: not known); its
+     * connections up and pool size. */
+    int pg_read;
+    double pg_read_lag_s;
+    int pg_read_connected;
+    int pg_read_pool;
 } qr_metrics_sources_t;
 
 /* Appends the process-local families (lease counters, request, PostgreSQL

@@ -302,7 +302,7 @@ static void on_report(const PGresult *res, const char *err, const char *sqlstate
     cb(QR_REPORT_OK, body, NULL, cb_arg);
 }
 
-int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id,
+int qr_analytics_throughput(qr_read_t *rd, int64_t project_id, int64_t only_org_id,
                             const qr_throughput_query_t *qp, int64_t now_ms, qr_analytics_cb cb,
                             void *arg)
 {
@@ -337,8 +337,8 @@ int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id
     r->arg = arg;
     r->project = project_id;
     /* Unprepared: the best plan depends on the window (see qr_pg_query_unprepared). */
-    int rc = qr_pg_query_unprepared(pg, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 14, params,
-                                    on_report, r);
+    int rc = qr_read_query(rd, 1, rollup ? SQL_THROUGHPUT_ROLLUP : SQL_THROUGHPUT, 14, params,
+                           on_report, r);
     if (rc < 0)
         free(r);
     return rc;

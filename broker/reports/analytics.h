@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "pg.h"
+#include "read_pool.h"
 #include "report.h"
 #include "util.h"
 
@@ -89,12 +90,14 @@ int qr_analytics_parse_query(const char *query, int64_t now_ms, qr_throughput_qu
  * reported; see the document). now_ms: the wall clock (epoch ms), passed in
  * so tests can fix it.
  *
+ * rd: where to read (qr_read_pool_choose; a failing replica is left for
+ * the primary, qr_read_query), the caller's until cb has run.
  * cb runs exactly once, later, from the loop. Returns a negative code,
  * without calling cb, only when the pool refuses the query (it is closing),
  * or QR_EINVAL when q names an annotator by a name not looked up yet
  * (annotator_name set, annotator 0).
  */
-QR_MUST_CHECK int qr_analytics_throughput(qr_pg_t *pg, int64_t project_id, int64_t only_org_id,
+QR_MUST_CHECK int qr_analytics_throughput(qr_read_t *rd, int64_t project_id, int64_t only_org_id,
                                           const qr_throughput_query_t *q, int64_t now_ms,
                                           qr_analytics_cb cb, void *arg);
 

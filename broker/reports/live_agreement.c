@@ -53,23 +53,28 @@ typedef struct entry_s {
     int extras_run; /* QR_LIVE_* the running (or last) refresh computes too */
     json_t *computed;
     json_t *computed_items; /* the report with those extras, not cached */
+    qr_read_t run_read;     /* where the running refresh reads */
+    qr_read_t report_read;  /* where report was read */
     struct entry_s *next;
 } entry_t;
 
 struct qr_live_agreement_s {
     uv_loop_t *loop;
     qr_pg_t *pg;
+    qr_read_pool_t *read; /* the replica, or NULL */
     int max_age_ms;
     entry_t *entries;
     int working; /* thread-pool jobs out */
     int dying;   /* free requested while jobs were out */
 };
 
-qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max_age_ms)
+qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, qr_read_pool_t *read,
+                                           int max_age_ms)
 {
     qr_live_agreement_t *la = qr_xcalloc(1, sizeof *la);
     la->loop = loop;
     la->pg = pg;
+    la->read = read;
     la->max_age_ms = max_age_ms;
     return la;
 }
@@ -198,6 +203,21 @@ static void strip_extras(json_t *r, int mask)
         json_object_del(r, "dawid_skene");
 }
 
+/* A copy of report r (NULL: out of memory) saying where it was read
+ * (qr_live_agreement_new). */
+static json_t *report_copy(const entry_t *e, const json_t *r)
+{
+    json_t *c = json_deep_copy(r);
+    const qr_read_t *rd = &e->report_read;
+    if (!c || rd->from == QR_READ_NONE)
+        return c;
+    json_object_set_new(c, "read_from",
+                        json_string(rd->from == QR_READ_REPLICA ? "replica" : "primary"));
+    if (rd->from == QR_READ_REPLICA)
+        json_object_set_new(c, "stale_seconds_max", json_real(qr_read_stale_s(rd)));
+    return c;
+}
+
 /* Answers the waiters with the current report (or the error). Waiters for
  * extras stay when the refresh just done did not list items
  * (they joined it while it ran) and keep is set, else they get err; returns
@@ -218,7 +238,7 @@ static int answer_waiters(entry_t *e, const char *err, int keep)
             continue;
         }
         if (e->report && (!w->extras || covered)) {
-            json_t *r = json_deep_copy(w->extras ? e->computed_items : e->report);
+            json_t *r = report_copy(e, w->extras ? e->computed_items : e->report);
             if (r)
                 strip_extras(r, ~w->extras);
             w->cb(r ? 200 : 503, r, r ? NULL : "out of memory", w->arg);
@@ -376,6 +396,7 @@ static void computed(uv_work_t *w, int status)
         json_object_set_new(targets[t], "as_of_ms", json_integer(qr_now_ms()));
     }
     e->report_ms = qr_mono_ms();
+    e->report_read = e->run_read;
     if (answer_waiters(e, NULL, 1) > 0)
         start_refresh(e); /* for the per-item waiters that joined late */
     json_decref(e->computed_items);
@@ -519,7 +540,7 @@ static void on_rows(const PGresult *res, const char *err, const char *sqlstate, 
     char proj[24];
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     const char *params[] = {proj};
-    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_GOLD, 1, params, on_gold, e) < 0)
+    if (qr_pg_query(e->run_read.pg, QR_SQL_AGREEMENT_GOLD, 1, params, on_gold, e) < 0)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 
@@ -533,7 +554,9 @@ static void start_refresh(entry_t *e)
     snprintf(proj, sizeof proj, "%" PRId64, e->project);
     snprintf(after, sizeof after, "%" PRId64, e->last_id);
     const char *params[] = {proj, after, e->text_keys};
-    if (qr_pg_query(e->la->pg, QR_SQL_AGREEMENT_NEW, 3, params, on_rows, e) < 0)
+    /* Every statement of the refresh reads where its first did. */
+    e->run_read = qr_read_pool_choose(e->la->read, e->la->pg);
+    if (qr_pg_query(e->run_read.pg, QR_SQL_AGREEMENT_NEW, 3, params, on_rows, e) < 0)
         refresh_failed(e, "PostgreSQL pool closing");
 }
 
@@ -543,7 +566,8 @@ void qr_live_agreement_get(qr_live_agreement_t *la, int64_t project, const json_
     entry_t *e = entry_of(la, project, schema);
     int stale = !e->report || qr_mono_ms() - e->report_ms > la->max_age_ms;
     if (e->report && !fresh && !extras) {
-        cb(200, json_deep_copy(e->report), NULL, arg);
+        json_t *r = report_copy(e, e->report);
+        cb(r ? 200 : 503, r, r ? NULL : "out of memory", arg);
         if (stale && !e->busy) {
             e->full_reload = 0;
             start_refresh(e);

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "pg.h"
+#include "read_pool.h"
 
 typedef struct qr_live_agreement_s qr_live_agreement_t;
 
@@ -27,7 +28,14 @@ typedef struct qr_live_agreement_s qr_live_agreement_t;
  * report NULL and err set. */
 typedef void (*qr_live_agreement_cb)(int status, json_t *report, const char *err, void *arg);
 
-qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, int max_age_ms);
+/* pg: the primary; read: the replica's pool (NULL: none). Each refresh
+ * reads where qr_read_pool_choose says, and every report it gives then
+ * says so: "read_from" ("replica" or "primary"; absent without a replica)
+ * and, from the replica, "stale_seconds_max": how long before the answer
+ * the newest commit it may miss was acknowledged (the report's age
+ * included). Both are borrowed and outlive la. */
+qr_live_agreement_t *qr_live_agreement_new(uv_loop_t *loop, qr_pg_t *pg, qr_read_pool_t *read,
+                                           int max_age_ms);
 
 /* The report for project; fresh forces a refresh before answering. schema
  * is the project's label schema ({"fields": [...]}; NULL for a plain

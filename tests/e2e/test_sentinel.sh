@@ -30,6 +30,8 @@ bad "exclude each other" --redis 127.0.0.1:1 --redis-sentinel 127.0.0.1:1 --redi
 bad "wants HOST:PORT[,HOST:PORT...]" --redis-sentinel 127.0.0.1 --redis-master qm
 bad "wants HOST:PORT[,HOST:PORT...]" --redis-sentinel 127.0.0.1:1,:5 --redis-master qm
 bad "cannot resolve" --redis-sentinel no-such-host.invalid:26379 --redis-master qm
+printf 'redis-master = qm\nredis-sentinel = 127.0.0.1\n' >"$E2E_DIR/bad.conf"
+bad "bad.conf:2: bad value '127.0.0.1' for redis-sentinel" --config "$E2E_DIR/bad.conf"
 
 # --- the servers --------------------------------------------------------------
 # No delay before a full sync (the default waits 5 s for more replicas).

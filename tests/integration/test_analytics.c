@@ -376,7 +376,10 @@ static int throughput(int64_t proj, int64_t org, const char *query)
         on_report(QR_REPORT_INVALID, NULL, msg, NULL);
         return 0;
     }
-    return qr_analytics_throughput(pool, proj, org, &q, NOW, on_report, NULL);
+    /* The primary alone; static: the report reads it until its callback. */
+    static qr_read_t rd;
+    rd = (qr_read_t){.pg = pool, .primary = pool, .from = QR_READ_NONE};
+    return qr_analytics_throughput(&rd, proj, org, &q, NOW, on_report, NULL);
 }
 
 static json_t *report_as(int64_t org, const char *query, int want_status)

@@ -264,6 +264,8 @@ typedef struct fixture_s {
     int drains;                /* times the handler waited for the client */
     size_t body_bytes;         /* what the client decoded */
     int body_ok;               /* and whether every byte was the expected one */
+    volatile int drain_now;    /* the client thread wants the server drained */
+    uv_async_t kick;           /* and wakes the loop to see it */
 } fixture_t;
 
 static void on_wake(uv_async_t *a)
@@ -965,6 +967,71 @@ static void test_server_close_with_pending_request(void **state)
     fixture_stop(f);
 }
 
+/* --- graceful drain ------------------------------------------------------------ */
+
+/* An idle kept-alive connection (b) and one whose request is with the
+ * handler (a) when the server drains; then a new connection once the
+ * listener is closed. */
+static void *drain_client(void *arg)
+{
+    fixture_t *f = arg;
+    client_t *a = client_new(), *b = client_new(), *c = client_new();
+    f->rc[0] = client_open(b, f->port, 0, 0, 0);
+    f->rc[1] = client_open(a, f->port, 0, 0, 0);
+    if (f->rc[0] == 0 && f->rc[1] == 0) {
+        client_sends(b, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+        f->rc[2] = client_response(b, f->resp[0], sizeof f->resp[0]);
+        client_sends(a, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+        usleep(100 * 1000); /* with the handler by now (async_ms 300) */
+        f->drain_now = 1;
+        uv_async_send(&f->kick);
+        f->closed[0] = client_closed(b);
+        f->rc[3] = client_response(a, f->resp[1], sizeof f->resp[1]);
+        f->closed[1] = client_closed(a);
+        f->rc[4] = client_open(c, f->port, 0, 0, 0);
+    }
+    client_free(c);
+    client_free(b);
+    client_free(a);
+    client_done(f);
+    return NULL;
+}
+
+static void test_drain(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_start(H_ASYNC, NULL);
+    f->async_ms = 300;
+    f->done = 0;
+    assert_int_equal(uv_async_init(&f->loop, &f->kick, NULL), 0);
+    assert_int_equal(pthread_create(&f->thread, NULL, drain_client, f), 0);
+    assert_int_equal(qr_test_run_until(&f->loop, &f->drain_now, 10000), 1);
+    qr_http_server_drain(f->srv);
+    qr_http_server_stop_listening(f->srv);
+    qr_http_server_drain(f->srv); /* a second call changes nothing */
+    qr_http_server_stop_listening(f->srv);
+    assert_int_equal(qr_test_run_until(&f->loop, &f->done, 10000), 1);
+    assert_int_equal(pthread_join(f->thread, NULL), 0);
+    assert_int_equal(f->rc[0], 0);
+    assert_int_equal(f->rc[1], 0);
+    assert_true(f->rc[2] > 0);
+    assert_non_null(strstr(f->resp[0], "\r\nConnection: keep-alive\r\n"));
+    assert_int_equal(f->closed[0], 1); /* idle: closed at once */
+    assert_true(f->rc[3] > 0);         /* in flight: answered, */
+    assert_string_equal(body_of(f->resp[1]), "GET /slow? ct=- auth=- body=");
+    assert_non_null(strstr(f->resp[1], "\r\nConnection: close\r\n")); /* with close, */
+    assert_int_equal(f->closed[1], 1);                                /* then closed */
+    assert_int_equal(f->rc[4], -1);                                   /* nobody listens */
+    assert_int_equal(f->handled, 2);
+    for (int i = 0; i < 200 && qr_http_connections(f->srv) > 0; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    assert_int_equal(qr_http_connections(f->srv), 0);
+    uv_close((uv_handle_t *)&f->kick, NULL);
+    fixture_stop(f);
+}
+
 /* --- overload ------------------------------------------------------------------ */
 
 static void *overload_client(void *arg)
@@ -1557,6 +1624,7 @@ int main(void)
         cmocka_unit_test(test_async_response),
         cmocka_unit_test(test_client_gone_before_async_response),
         cmocka_unit_test(test_server_close_with_pending_request),
+        cmocka_unit_test(test_drain),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_tls_old_versions_refused),
         cmocka_unit_test(test_tls12_and_tls13_accepted),
