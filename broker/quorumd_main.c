@@ -6,12 +6,16 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -82,6 +86,16 @@ static void usage(FILE *f)
             "  --pg-read-max-lag S   seconds it may lag before reports read the primary\n"
             "                        instead [QUORUM_PG_READ_MAX_LAG] (10)\n"
             "  --redis HOST:PORT     Redis address [QUORUM_REDIS] (127.0.0.1:6379)\n"
+            "  --redis-sentinel HOST:PORT[,HOST:PORT...]\n"
+            "                        find the Redis primary through these Sentinels (names\n"
+            "                        resolved once, at startup), and follow its failovers;\n"
+            "                        with --redis-master, instead of --redis\n"
+            "                        [QUORUM_REDIS_SENTINEL]\n"
+            "  --redis-master NAME   the master's name in Sentinel [QUORUM_REDIS_MASTER]\n"
+            "  --redis-cluster HOST:PORT[,HOST:PORT...]\n"
+            "                        a Redis Cluster's nodes (any of them: the slot map is\n"
+            "                        read from them; names resolved once, at startup),\n"
+            "                        instead of --redis [QUORUM_REDIS_CLUSTER]\n"
             "  --cert FILE           TLS certificate chain, PEM [QUORUM_TLS_CERT]\n"
             "  --key FILE            TLS private key, PEM [QUORUM_TLS_KEY]\n"
             "  --max-body-bytes N    largest import body read whole (POST .../tasks with an\n"
@@ -185,6 +199,73 @@ static int parse_hostport(const char *s, char *buf, size_t hostlen, const char *
     *host = buf;
     *port = (int)p;
     return 0;
+}
+
+/* 1 when list reads "host:port[,host:port...]" (names not resolved). */
+static int hostport_list_ok(const char *list)
+{
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[300], host[256];
+        const char *h;
+        int port;
+        if (n == 0 || n >= sizeof item)
+            return 0;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (parse_hostport(item, host, sizeof host, &h, &port) < 0 || !*h || port == 0)
+            return 0;
+        if (!comma)
+            return 1;
+        p = comma + 1;
+    }
+}
+
+/* The Sentinel (or cluster node) list "host:port,..." with every host an IP address (names
+ * resolved here, once, before the loop runs); 0, or -1 after saying why. */
+static int resolve_sentinels(const char *flag, const char *list, char *out, size_t outlen)
+{
+    size_t len = 0;
+    const char *p = list;
+    out[0] = '\0';
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[300], host[256], ip[INET6_ADDRSTRLEN];
+        const char *h;
+        int port;
+        if (n >= sizeof item)
+            goto bad;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (parse_hostport(item, host, sizeof host, &h, &port) < 0 || !*h || port == 0)
+            goto bad;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+        int rc = getaddrinfo(h, NULL, &hints, &res);
+        if (rc != 0) {
+            fprintf(stderr, "quorumd: %s: cannot resolve '%s': %s\n", flag, h, gai_strerror(rc));
+            return -1;
+        }
+        const void *a = res->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        const char *ok = inet_ntop(res->ai_family, a, ip, sizeof ip);
+        freeaddrinfo(res);
+        if (!ok)
+            goto bad;
+        int w = snprintf(out + len, outlen - len, "%s%s:%d", len ? "," : "", ip, port);
+        if (w < 0 || (size_t)w >= outlen - len)
+            goto bad;
+        len += (size_t)w;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+bad:
+    fprintf(stderr, "quorumd: %s wants HOST:PORT[,HOST:PORT...], not '%s'\n", flag, list);
+    return -1;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -581,6 +662,10 @@ int main(int argc, char **argv)
     }
     const char *listen = env_or("QUORUM_LISTEN", NULL);
     const char *redis = env_or("QUORUM_REDIS", NULL);
+    const char *sentinel = env_or("QUORUM_REDIS_SENTINEL", NULL);
+    const char *master = env_or("QUORUM_REDIS_MASTER", NULL);
+    char sentinel_ips[1024], cluster_ips[1024];
+    const char *cluster = env_or("QUORUM_REDIS_CLUSTER", NULL);
     const char *sql_dir = env_or("QUORUM_SQL_DIR", default_sql_dir());
     const char *org = "owner", *user = "admin";
     char listen_host[256], redis_host[256];
@@ -680,6 +765,9 @@ int main(int argc, char **argv)
         O_PG,
         O_POOL,
         O_REDIS,
+        O_SENTINEL,
+        O_MASTER,
+        O_CLUSTER,
         O_CERT,
         O_KEY,
         O_BODY,
@@ -720,6 +808,9 @@ int main(int argc, char **argv)
         {"pg-read-pool", required_argument, 0, O_PG_READ_POOL},
         {"pg-read-max-lag", required_argument, 0, O_PG_READ_MAX_LAG},
         {"redis", required_argument, 0, O_REDIS},
+        {"redis-sentinel", required_argument, 0, O_SENTINEL},
+        {"redis-master", required_argument, 0, O_MASTER},
+        {"redis-cluster", required_argument, 0, O_CLUSTER},
         {"cert", required_argument, 0, O_CERT},
         {"key", required_argument, 0, O_KEY},
         {"max-body-bytes", required_argument, 0, O_BODY},
@@ -803,6 +894,21 @@ int main(int argc, char **argv)
             redis = optarg;
             if (conf_line() && parse_hostport(redis, redis_host, sizeof redis_host, &cfg.redis_host,
                                               &cfg.redis_port) < 0)
+                goto bad;
+            break;
+        case O_SENTINEL:
+            sentinel = optarg;
+            if (conf_line() && !hostport_list_ok(sentinel))
+                goto bad;
+            break;
+        case O_MASTER:
+            master = optarg;
+            if (conf_line() && !*master)
+                goto bad;
+            break;
+        case O_CLUSTER:
+            cluster = optarg;
+            if (conf_line() && !hostport_list_ok(cluster))
                 goto bad;
             break;
         case O_CERT:
@@ -968,6 +1074,29 @@ int main(int argc, char **argv)
                                 &cfg.redis_port) < 0) {
         fprintf(stderr, "quorumd: --redis wants HOST:PORT, not '%s'\n", redis);
         return 2;
+    }
+    if (sentinel || master) {
+        if (!sentinel || !*sentinel || !master || !*master) {
+            fprintf(stderr, "quorumd: --redis-sentinel and --redis-master go together\n");
+            return 2;
+        }
+        if (redis) {
+            fprintf(stderr, "quorumd: --redis and --redis-sentinel exclude each other\n");
+            return 2;
+        }
+        if (resolve_sentinels("--redis-sentinel", sentinel, sentinel_ips, sizeof sentinel_ips) < 0)
+            return 2;
+        cfg.redis_sentinels = sentinel_ips;
+        cfg.redis_master = master;
+    }
+    if (cluster) {
+        if (redis || sentinel) {
+            fprintf(stderr, "quorumd: --redis-cluster excludes --redis and --redis-sentinel\n");
+            return 2;
+        }
+        if (resolve_sentinels("--redis-cluster", cluster, cluster_ips, sizeof cluster_ips) < 0)
+            return 2;
+        cfg.redis_cluster = cluster_ips;
     }
     if (webhook_key_file && (!strcmp(cmd, "serve") || checking)) {
         char err[256];

@@ -866,7 +866,12 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
         snprintf(err, errlen, "cannot open the event log (%d)", rc);
         goto fail;
     }
-    rc = qr_redis_open(loop, cfg->redis_host, cfg->redis_port, 5000, &b->redis);
+    if (cfg->redis_cluster)
+        rc = qr_redis_open_cluster(loop, cfg->redis_cluster, 5000, &b->redis);
+    else if (cfg->redis_sentinels)
+        rc = qr_redis_open_sentinel(loop, cfg->redis_sentinels, cfg->redis_master, 5000, &b->redis);
+    else
+        rc = qr_redis_open(loop, cfg->redis_host, cfg->redis_port, 5000, &b->redis);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the Redis client (%d)", rc);
         goto fail;
@@ -891,7 +896,13 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
             goto fail;
         }
     }
-    rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
+    if (cfg->redis_cluster)
+        rc = qr_notify_open_cluster(loop, cfg->redis_cluster, on_notified, b, &b->notify);
+    else if (cfg->redis_sentinels)
+        rc = qr_notify_open_sentinel(loop, cfg->redis_sentinels, cfg->redis_master, on_notified, b,
+                                     &b->notify);
+    else
+        rc = qr_notify_open(loop, cfg->redis_host, cfg->redis_port, on_notified, b, &b->notify);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the Redis subscriber (%d)", rc);
         goto fail;

@@ -21,12 +21,16 @@
 #include "webhook.h"
 
 typedef struct qr_broker_config_s {
-    const char *listen_host; /* default 127.0.0.1 */
-    int listen_port;         /* default 8443; 0 picks a free port */
-    const char *pg_conninfo; /* libpq connection string */
-    int pg_pool;             /* connections; default 8 */
-    const char *redis_host;  /* default 127.0.0.1 */
-    int redis_port;          /* default 6379 */
+    const char *listen_host;     /* default 127.0.0.1 */
+    int listen_port;             /* default 8443; 0 picks a free port */
+    const char *pg_conninfo;     /* libpq connection string */
+    int pg_pool;                 /* connections; default 8 */
+    const char *redis_host;      /* default 127.0.0.1 */
+    int redis_port;              /* default 6379 */
+    const char *redis_sentinels; /* "ip:port,...": find the primary through Sentinel (NULL:
+                                    redis_host) */
+    const char *redis_master;    /* with redis_sentinels: the master's name */
+    const char *redis_cluster;   /* "ip:port,...": a Redis Cluster's nodes (NULL: none) */
     const char *cert_file, *key_file;
     size_t max_body_bytes;        /* import bodies read whole; default 64 MiB */
     size_t max_stream_bytes;      /* import bodies streamed (never held); default 16 GiB */

@@ -19,6 +19,8 @@
 struct qr_lease_engine_s {
     qr_redis_t *redis;
     qr_redis_script_t *script[QR_LEASE_NSCRIPTS]; /* by qr_lease_script_id_t */
+    int sweep_wanted; /* cluster: register the projects of every primary again
+                         (registry_sweep), at the next reap */
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -29,12 +31,282 @@ const char *qr_lease_script_text(const char *name)
     return NULL;
 }
 
+/* The registry of projects the reaper visits (see send_registered). */
+#define REGISTRY "quorum:projects"
+/* The run_id of the primary that the projects' state was last checked
+ * against (behind Sentinel). */
+#define PRIMARY "quorum:primary"
+
+/* The primary check behind Sentinel (qr_redis_set_primary_check). KEYS:
+ * PRIMARY, REGISTRY; ARGV: the primary's run_id. A primary whose run_id is
+ * not the one recorded is one this deployment has not checked: a replica
+ * promoted by a failover (or a restarted server) that may lack writes the
+ * old primary acknowledged. Then every registered project's state is
+ * dropped, as a FLUSHALL would, except its fencing counter (the rebuild
+ * lifts it past PostgreSQL's tokens anyway), so the next grant rebuilds it
+ * from PostgreSQL; and the run_id is recorded, in the same script, so only
+ * the first broker to reach the new primary drops anything. Returns the
+ * number of projects dropped, or -1 when the primary was checked already.
+ * It names the projects' keys itself (from the registry), which only a
+ * single Redis allows: it is never run on a cluster. */
+static char *primary_check_lua(void)
+{
+    size_t cap = 4096, len = 0;
+    char *lua = qr_xmalloc(cap);
+    len += (size_t)snprintf(lua + len, cap - len, "%s",
+                            "if redis.call('GET', KEYS[1]) == ARGV[1] then return -1 end\n"
+                            "local n = 0\n"
+                            "for _, p in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+                            "  local k = '{p:' .. p .. '}:'\n"
+                            "  redis.call('DEL'");
+    for (const char *const *k = qr_lease_scripts[QR_LEASE_SCRIPT_DROP].keys; *k; k++)
+        if (strcmp(*k, "fence"))
+            len += (size_t)snprintf(lua + len, cap - len, ", k .. '%s'", *k);
+    len += (size_t)snprintf(lua + len, cap - len, "%s",
+                            ")\n"
+                            "  n = n + 1\n"
+                            "end\n"
+                            "redis.call('SET', KEYS[1], ARGV[1])\n"
+                            "return n\n");
+    QR_ASSERT(len < cap);
+    return lua;
+}
+
+/* The primary check on a cluster (qr_redis_set_node_check): as the
+ * Sentinel one, per node, with plain commands (a script may touch one slot
+ * only). The node's stamp, <tag>:primary (a slot of the node), holds the
+ * run_id it was last checked with; when it differs, every project whose
+ * state the node holds (SCAN for {p:*}:built, the first key a build writes
+ * after the fence) loses it but its fence, one DEL of its keys (one slot),
+ * and then the stamp is written. Two brokers may both drop: as two
+ * FLUSHALLs, which the rebuild survives. */
+static char *project_key(int64_t project, const char *name);
+static int reply_failed(redisReply *r, const char *err, const char *what);
+
+typedef struct node_check_s {
+    qr_lease_engine_t *e;
+    qr_redis_t *node;
+    unsigned token;
+    char run_id[64];
+    char *stamp;
+    int outstanding; /* commands out */
+    int scanning;    /* SCAN not at its end */
+    int failed;
+    int dropped;
+} node_check_t;
+
+static void node_check_step(node_check_t *k);
+
+static void node_check_end(node_check_t *k, int ok)
+{
+    qr_redis_check_done(k->node, k->token, ok);
+    free(k->stamp);
+    free(k);
+}
+
+static void on_node_cmd(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    if (reply_failed(r, err, "node check"))
+        k->failed = 1;
+    node_check_step(k);
+}
+
+/* The registry sweep: after a primary new to the deployment took over,
+ * the registry (one key, on one node) may have lost projects that other
+ * nodes still hold: at the next reap (the broker reaps only while every
+ * slot has a ready primary) every primary is scanned for the projects
+ * whose state it holds ({p:*}:built), and each is registered again; a
+ * failed step asks for another sweep. */
+typedef struct sweep_s {
+    qr_lease_engine_t *e;
+    qr_redis_t *node;
+} sweep_t;
+
+static void on_swept_one(redisReply *r, const char *err, void *arg)
+{
+    qr_lease_engine_t *e = arg;
+    if (reply_failed(r, err, "project registry"))
+        e->sweep_wanted = 1;
+}
+
+static void sweep_from(sweep_t *w, const char *cursor);
+
+static void on_sweep_scan(redisReply *r, const char *err, void *arg)
+{
+    sweep_t *w = arg;
+    if (reply_failed(r, err, "registry sweep") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        w->e->sweep_wanted = 1;
+        free(w);
+        return;
+    }
+    redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, (int64_t)strtoll(keys->element[i]->str + 3, NULL, 10));
+        const char *argv[] = {"SADD", REGISTRY, id};
+        if (qr_redis_command(w->e->redis, 3, argv, NULL, on_swept_one, w->e) < 0)
+            break; /* closing */
+    }
+    if (strcmp(r->element[0]->str, "0"))
+        sweep_from(w, r->element[0]->str);
+    else
+        free(w);
+}
+
+static void sweep_from(sweep_t *w, const char *cursor)
+{
+    const char *argv[] = {"SCAN", cursor, "MATCH", "{p:*}:built", "COUNT", "1000"};
+    if (qr_redis_command(w->node, 6, argv, NULL, on_sweep_scan, w) < 0)
+        free(w);
+}
+
+static void registry_sweep(qr_lease_engine_t *e)
+{
+    e->sweep_wanted = 0;
+    qr_redis_t *nodes[64];
+    int n = qr_redis_primaries(e->redis, nodes, 64);
+    for (int i = 0; i < n; i++) {
+        sweep_t *w = qr_xcalloc(1, sizeof *w);
+        w->e = e;
+        w->node = nodes[i];
+        sweep_from(w, "0");
+    }
+}
+
+static void on_node_stamped(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    qr_lease_engine_t *e = k->e;
+    int ok = !reply_failed(r, err, "node stamp");
+    if (ok && k->dropped)
+        qr_warn("redis: a cluster primary this deployment has not used before (it may have lost "
+                "writes): the state of %d projects on it is rebuilt from PostgreSQL",
+                k->dropped);
+    node_check_end(k, ok);
+    if (ok)
+        e->sweep_wanted = 1;
+}
+
+static void on_node_scan(redisReply *r, const char *err, void *arg);
+
+static int node_send(node_check_t *k, int argc, const char **argv, qr_redis_cb cb)
+{
+    int rc = qr_redis_check_command(k->node, k->token, argc, argv, NULL, cb, k);
+    if (rc == 0)
+        k->outstanding++;
+    else
+        k->failed = 1;
+    return rc;
+}
+
+static void scan_from(node_check_t *k, const char *cursor)
+{
+    const char *argv[] = {"SCAN", cursor, "MATCH", "{p:*}:built", "COUNT", "1000"};
+    k->scanning = 1;
+    if (node_send(k, 6, argv, on_node_scan) < 0)
+        k->scanning = 0;
+}
+
+static void on_node_scan(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    k->scanning = 0;
+    if (reply_failed(r, err, "node scan") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        k->failed = 1;
+        node_check_step(k);
+        return;
+    }
+    redisReply *keys = r->element[1];
+    const qr_lease_script_def_t *drop = &qr_lease_scripts[QR_LEASE_SCRIPT_DROP];
+    for (size_t i = 0; i < keys->elements && !k->failed; i++) {
+        if (keys->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t project = strtoll(keys->element[i]->str + 3, NULL, 10); /* "{p:" */
+        char *argv[QR_LEASE_MAX_KEYS + 1];
+        int argc = 0;
+        argv[argc++] = qr_xstrdup("DEL");
+        for (const char *const *n = drop->keys; *n; n++)
+            if (strcmp(*n, "fence"))
+                argv[argc++] = project_key(project, *n);
+        node_send(k, argc, (const char **)argv, on_node_cmd);
+        k->dropped++;
+        for (int j = 0; j < argc; j++)
+            free(argv[j]);
+    }
+    if (!k->failed && strcmp(r->element[0]->str, "0"))
+        scan_from(k, r->element[0]->str);
+    node_check_step(k);
+}
+
+static void on_node_stamp(redisReply *r, const char *err, void *arg)
+{
+    node_check_t *k = arg;
+    k->outstanding--;
+    if (reply_failed(r, err, "node stamp")) {
+        k->failed = 1;
+        node_check_step(k);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING && !strcmp(r->str, k->run_id)) {
+        node_check_end(k, 1); /* checked with this primary already */
+        return;
+    }
+    scan_from(k, "0");
+    node_check_step(k);
+}
+
+/* Once nothing is out: fail, or write the stamp. */
+static void node_check_step(node_check_t *k)
+{
+    if (k->outstanding > 0 || k->scanning)
+        return;
+    if (k->failed) {
+        node_check_end(k, 0);
+        return;
+    }
+    const char *argv[] = {"SET", k->stamp, k->run_id};
+    if (qr_redis_check_command(k->node, k->token, 3, argv, NULL, on_node_stamped, k) < 0)
+        node_check_end(k, 0);
+}
+
+static void node_check(qr_redis_t *node, unsigned token, const char *run_id, const char *tag,
+                       void *arg)
+{
+    if (!tag) { /* the node serves no slot: it holds no project */
+        qr_redis_check_done(node, token, 1);
+        return;
+    }
+    node_check_t *k = qr_xcalloc(1, sizeof *k);
+    k->e = arg;
+    k->node = node;
+    k->token = token;
+    snprintf(k->run_id, sizeof k->run_id, "%s", run_id);
+    k->stamp = qr_xasprintf("%s:primary", tag);
+    const char *argv[] = {"GET", k->stamp};
+    if (node_send(k, 2, argv, on_node_stamp) < 0)
+        node_check_end(k, 0);
+}
+
 qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
     e->redis = redis;
     for (int i = 0; i < QR_LEASE_NSCRIPTS; i++)
         e->script[i] = qr_redis_script(redis, qr_lease_scripts[i].lua);
+    char *lua = primary_check_lua();
+    const char *keys[] = {PRIMARY, REGISTRY};
+    qr_redis_set_primary_check(redis, lua, 2, keys);
+    free(lua);
+    if (qr_redis_is_cluster(redis))
+        qr_redis_set_node_check(redis, node_check, e);
     return e;
 }
 
@@ -163,8 +435,6 @@ static int send_op(op_t *op, qr_redis_cb cb)
  * plain command first, and run their script only once it is registered, so
  * a project whose state exists is always in the registry. The reaper
  * tolerates a registered project whose keys are gone. */
-#define REGISTRY "quorum:projects"
-
 static void on_registered(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
@@ -772,6 +1042,8 @@ int qr_lease_reap(qr_lease_engine_t *e, int64_t now_ms, qr_lease_expired_cb expi
     rp->cb = expired_cb;
     rp->arg = arg;
     rp->pending = 1;
+    if (e->sweep_wanted && qr_redis_ready(e->redis))
+        registry_sweep(e);
     const char *argv[] = {"SMEMBERS", REGISTRY};
     int rc = qr_redis_command(e->redis, 2, argv, NULL, on_reap_projects, rp);
     if (rc < 0)

@@ -55,6 +55,17 @@
  *                      project's slot, so no script touches it: init and
  *                      reopen add the project with a plain SADD before
  *                      their script runs
+ *   quorum:primary     STRING the run_id of the primary the projects' state
+ *                      was last checked against, behind Sentinel only: a
+ *                      primary with another run_id (a promoted replica)
+ *                      gets every registered project's state dropped but
+ *                      its fence, once, before any broker uses it (see
+ *                      qr_redis_set_primary_check; lease.c)
+ *   {q:N}:primary      STRING on a Redis Cluster, one per primary ({q:N} a tag
+ *                      of one of its slots): the run_id it was checked
+ *                      with; another run_id (a promoted replica) drops the
+ *                      state of the projects it holds but their fences
+ *                      (qr_redis_set_node_check; lease.c)
  * A task leaves the window once all its slots are done (free = held = 0), so
  * Redis memory follows the window size, not the dataset.
  *

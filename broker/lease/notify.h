@@ -33,6 +33,18 @@ typedef void (*qr_notify_cb)(int64_t project, int slots, uint64_t origin, void *
 int qr_notify_open(uv_loop_t *loop, const char *host, int port, qr_notify_cb cb, void *arg,
                    qr_notify_t **out);
 
+/* As qr_notify_open, subscribed on the primary that Redis Sentinel names
+ * (sentinels "ip:port[,ip:port...]", master's name), asked again after
+ * every lost connection. QR_EINVAL when the list does not parse. */
+int qr_notify_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *master,
+                            qr_notify_cb cb, void *arg, qr_notify_t **out);
+
+/* As qr_notify_open, on one node of a Redis Cluster ("ip:port,..."; the
+ * next one after every lost connection): a cluster delivers a message
+ * published on any node to the subscribers of every node. */
+int qr_notify_open_cluster(uv_loop_t *loop, const char *nodes, qr_notify_cb cb, void *arg,
+                           qr_notify_t **out);
+
 /* Unsubscribes, closes, frees; done (may be NULL) runs once all is closed. */
 void qr_notify_close(qr_notify_t *n, void (*done)(void *arg), void *arg);
 

@@ -29,18 +29,24 @@
 
 #include "hiredis_uv.h"
 #include "log.h"
+#include "redis_cluster.h"
+#include "sentinel.h"
 #include "util.h"
 
-#define BACKOFF_MIN_MS 100  /* first reconnect delay */
-#define BACKOFF_MAX_MS 5000 /* reconnect delay cap */
+#define BACKOFF_MIN_MS      100  /* first reconnect delay */
+#define BACKOFF_MAX_MS      5000 /* reconnect delay cap */
+#define BACKOFF_SENTINEL_MS 1000 /* the cap behind Sentinel: a failover takes seconds */
 
-enum { ST_DOWN, ST_CONNECTING, ST_UP };
+/* ST_CHECKING: connected to the address Sentinel gave; ROLE, INFO and the
+ * primary check run before commands are taken. */
+enum { ST_DOWN, ST_CONNECTING, ST_CHECKING, ST_UP };
 
 struct qr_redis_script_s {
     qr_redis_script_t *next;
     char *lua;
     char sha[41];        /* SHA1 from SCRIPT LOAD; "" until the first load */
     unsigned loaded_gen; /* r->gen of the connection that loaded it */
+    int index;           /* registration order: the cluster's handle for it */
 };
 
 typedef struct cmd_s cmd_t;
@@ -89,13 +95,25 @@ struct qr_redis_s {
     int open_handles; /* timers not yet closed */
     void (*close_cb)(void *arg);
     void *close_arg;
-    char errbuf[160];   /* message for the callback being run */
-    qr_latency_t stats; /* round trips and failed commands (qr_redis_stats) */
+    char errbuf[160];        /* message for the callback being run */
+    qr_sentinel_t *sentinel; /* NULL: host and port are fixed */
+    int locating;            /* a locate is running */
+    char *check_lua;         /* the primary check (qr_redis_set_primary_check) */
+    int check_nkeys;
+    char **check_keys;
+    qr_cluster_t *cluster;          /* a cluster's router: commands go to its nodes */
+    qr_redis_node_check_fn node_fn; /* a cluster node: the check before commands */
+    void *node_arg;
+    unsigned check_token; /* bumped on every connect: a check's identity */
+    int is_master;        /* the last ROLE said master */
+    int nscripts;         /* registered so far */
+    qr_latency_t stats;   /* round trips and failed commands (qr_redis_stats) */
 };
 
 static void connect_now(qr_redis_t *r);
 static void finish_close(qr_redis_t *r);
 static void on_handle_closed(uv_handle_t *h);
+static void on_sentinel_closed(void *arg);
 
 static void on_reconnect_timer(uv_timer_t *t)
 {
@@ -236,6 +254,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
         rep = NULL;
     }
+    if (rep && r->sentinel && rep->type == REDIS_REPLY_ERROR && rep->str &&
+        !strncmp(rep->str, "READONLY", 8) && r->ac == ac && r->state == ST_UP) {
+        /* The server was demoted to a replica: this command fails (the
+         * caller answers 503 or retries), and the client asks Sentinel for
+         * the primary again once the connection is closed. */
+        qr_warn("redis: %s:%d is a replica now; asking Sentinel for the primary", r->host, r->port);
+        r->state = ST_CONNECTING;
+        redisAsyncDisconnect(ac);
+    }
     list_remove(&r->pending, c);
     c->done = 1;
     if (rep && rep->type != REDIS_REPLY_ERROR)
@@ -261,7 +288,8 @@ static void schedule_reconnect(qr_redis_t *r)
     int rc = uv_timer_start(&r->reconnect, on_reconnect_timer, (uint64_t)r->backoff_ms, 0);
     if (rc < 0)
         qr_error("redis: reconnect timer: %s", uv_strerror(rc));
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+    int cap = r->sentinel ? BACKOFF_SENTINEL_MS : BACKOFF_MAX_MS;
+    r->backoff_ms = r->backoff_ms * 2 > cap ? cap : r->backoff_ms * 2;
 }
 
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
@@ -288,6 +316,131 @@ static void load_script(qr_redis_t *r, qr_redis_script_t *s)
         qr_warn("redis: cannot queue SCRIPT LOAD");
 }
 
+/* Takes commands from now on: loads the scripts. */
+static void mark_up(qr_redis_t *r)
+{
+    r->state = ST_UP;
+    r->gen++;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    qr_info("redis: connected to %s:%d%s", r->host, r->port, r->sentinel ? " (primary)" : "");
+    for (qr_redis_script_t *s = r->scripts; s; s = s->next)
+        load_script(r, s);
+}
+
+/* The check of a new connection failed: close it; the disconnect callback
+ * asks Sentinel again after the backoff. */
+static void check_failed(qr_redis_t *r, redisAsyncContext *ac, const char *what, const char *why)
+{
+    qr_warn("redis: %s:%d %s: %s", r->host, r->port, what, why);
+    r->state = ST_CONNECTING;
+    redisAsyncDisconnect(ac);
+}
+
+static void on_primary_checked(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return; /* the connection is going */
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        check_failed(r, ac, "primary check failed",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        return;
+    }
+    if (rep->integer > 0)
+        qr_warn("redis: %s:%d is a primary this deployment has not used before: it may have lost "
+                "writes, so the state of %lld projects is rebuilt from PostgreSQL",
+                r->host, r->port, (long long)rep->integer);
+    else if (rep->integer == 0)
+        qr_info("redis: %s:%d is a primary this deployment has not used before (no project "
+                "state on it yet)",
+                r->host, r->port);
+    mark_up(r);
+}
+
+/* "run_id:<40 hex>" in INFO server's text, copied to out; 0 or -1. */
+static int find_run_id(const char *info, char *out, size_t outlen)
+{
+    const char *p = strstr(info, "run_id:");
+    if (!p)
+        return -1;
+    p += 7;
+    size_t n = strcspn(p, "\r\n");
+    if (n == 0 || n >= outlen)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static void on_info(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return;
+    char run_id[64];
+    if (rep->type != REDIS_REPLY_STRING || find_run_id(rep->str, run_id, sizeof run_id) < 0) {
+        check_failed(r, ac, "INFO server", rep->type == REDIS_REPLY_ERROR ? rep->str : "no run_id");
+        return;
+    }
+    if (r->node_fn) {
+        r->node_fn(r, r->check_token, run_id, NULL, r->node_arg);
+        return;
+    }
+    if (!r->check_lua) {
+        mark_up(r);
+        return;
+    }
+    int argc = 4 + r->check_nkeys;
+    const char **argv = qr_xcalloc((size_t)argc, sizeof *argv);
+    char nkeys[16];
+    snprintf(nkeys, sizeof nkeys, "%d", r->check_nkeys);
+    argv[0] = "EVAL";
+    argv[1] = r->check_lua;
+    argv[2] = nkeys;
+    for (int i = 0; i < r->check_nkeys; i++)
+        argv[3 + i] = r->check_keys[i];
+    argv[argc - 1] = run_id;
+    int rc = redisAsyncCommandArgv(ac, on_primary_checked, NULL, argc, argv, NULL);
+    free(argv);
+    if (rc != REDIS_OK)
+        check_failed(r, ac, "primary check", "cannot queue it");
+}
+
+static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    qr_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)privdata;
+    if (!rep || r->ac != ac || r->state != ST_CHECKING)
+        return;
+    if (r->node_fn) { /* a cluster node: a replica serves CLUSTER SLOTS only */
+        r->is_master = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                       rep->element[0]->type == REDIS_REPLY_STRING &&
+                       !strcmp(rep->element[0]->str, "master");
+        if (!r->is_master) {
+            mark_up(r);
+            return;
+        }
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+               rep->element[0]->type != REDIS_REPLY_STRING ||
+               strcmp(rep->element[0]->str, "master")) {
+        check_failed(r, ac, "is not the primary (ROLE)",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str
+                     : rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                             rep->element[0]->type == REDIS_REPLY_STRING
+                         ? rep->element[0]->str
+                         : "unexpected reply");
+        return;
+    }
+    const char *argv[] = {"INFO", "server"};
+    if (redisAsyncCommandArgv(ac, on_info, NULL, 2, argv, NULL) != REDIS_OK)
+        check_failed(r, ac, "INFO server", "cannot queue it");
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     qr_redis_t *r = cac->data;
@@ -300,12 +453,20 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_reconnect(r);
         return;
     }
-    r->state = ST_UP;
-    r->gen++;
-    r->backoff_ms = BACKOFF_MIN_MS;
-    qr_info("redis: connected to %s:%d", r->host, r->port);
-    for (qr_redis_script_t *s = r->scripts; s; s = s->next)
-        load_script(r, s);
+    if (!r->sentinel && !r->node_fn) {
+        mark_up(r);
+        return;
+    }
+    r->check_token++;
+    r->is_master = 0;
+    /* Sentinel's answer may be stale (a failover under way): take commands
+     * only once the server says it is the primary, and the primary check
+     * has run on it. */
+    r->state = ST_CHECKING;
+    const char *argv[] = {"ROLE"};
+    redisAsyncContext *ac = r->ac;
+    if (redisAsyncCommandArgv(ac, on_role, NULL, 1, argv, NULL) != REDIS_OK)
+        check_failed(r, ac, "ROLE", "cannot queue it");
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -383,13 +544,53 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     connect_to(r, addr);
 }
 
-/* Starts one connect attempt: resolves the host without blocking the loop
- * (hiredis would call getaddrinfo itself) unless it is already an address. */
-static void connect_now(qr_redis_t *r)
+static void connect_host(qr_redis_t *r);
+
+static void on_located(const char *host, int port, void *arg)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
+    qr_redis_t *r = arg;
+    r->locating = 0;
     if (r->closing)
         return;
+    if (!host) {
+        r->state = ST_DOWN;
+        schedule_reconnect(r);
+        return;
+    }
+    if (strcmp(r->host, host) || r->port != port)
+        qr_info("redis: Sentinel names %s:%d the primary", host, port);
+    free(r->host);
+    r->host = qr_xstrdup(host);
+    r->port = port;
+    connect_host(r);
+}
+
+/* Starts one connect attempt: behind Sentinel, asks it for the primary
+ * first. */
+static void connect_now(qr_redis_t *r)
+{
+    if (r->closing)
+        return;
+    if (r->sentinel) {
+        int rc = qr_sentinel_locate(r->sentinel, on_located, r);
+        if (rc < 0) {
+            qr_warn("redis: cannot ask Sentinel (%d)", rc);
+            r->state = ST_DOWN;
+            schedule_reconnect(r);
+            return;
+        }
+        r->locating = 1;
+        r->state = ST_CONNECTING;
+        return;
+    }
+    connect_host(r);
+}
+
+/* Connects to r->host: resolves it without blocking the loop (hiredis
+ * would call getaddrinfo itself) unless it is already an address. */
+static void connect_host(qr_redis_t *r)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
     if (inet_pton(AF_INET, r->host, buf) == 1 || inet_pton(AF_INET6, r->host, buf) == 1) {
         connect_to(r, r->host);
         return;
@@ -409,15 +610,36 @@ static void connect_now(qr_redis_t *r)
 
 /* ---- public API ---- */
 
+static int open_client(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
+                       int command_timeout_ms, qr_redis_t **out);
+
 int qr_redis_open(uv_loop_t *loop, const char *host, int port, int command_timeout_ms,
                   qr_redis_t **out)
 {
     if (!loop || !host || port <= 0 || port > 65535 || command_timeout_ms <= 0 || !out)
         return QR_EINVAL;
+    return open_client(loop, host, port, NULL, command_timeout_ms, out);
+}
+
+int qr_redis_open_sentinel(uv_loop_t *loop, const char *sentinels, const char *master,
+                           int command_timeout_ms, qr_redis_t **out)
+{
+    if (!loop || !sentinels || !master || !*master || command_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_sentinel_t *s = qr_sentinel_new(loop, sentinels, master);
+    if (!s)
+        return QR_EINVAL;
+    return open_client(loop, master, 0, s, command_timeout_ms, out);
+}
+
+static int open_client(uv_loop_t *loop, const char *host, int port, qr_sentinel_t *sentinel,
+                       int command_timeout_ms, qr_redis_t **out)
+{
     qr_redis_t *r = qr_xcalloc(1, sizeof *r);
     r->loop = loop;
     r->host = qr_xstrdup(host);
     r->port = port;
+    r->sentinel = sentinel;
     r->timeout_ms = command_timeout_ms;
     r->backoff_ms = BACKOFF_MIN_MS;
     r->scripts_tail = &r->scripts;
@@ -441,15 +663,35 @@ fail:
     r->closing = 1;
     for (int i = 0; i < r->open_handles; i++)
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
+    if (r->sentinel) {
+        r->open_handles++;
+        qr_sentinel_close(r->sentinel, on_sentinel_closed, r);
+    }
     if (r->open_handles == 0)
         finish_close(r);
     return rc;
+}
+
+void qr_redis_set_primary_check(qr_redis_t *r, const char *lua, int nkeys, const char *const *keys)
+{
+    free(r->check_lua);
+    for (int i = 0; i < r->check_nkeys; i++)
+        free(r->check_keys[i]);
+    free(r->check_keys);
+    r->check_lua = qr_xstrdup(lua);
+    r->check_nkeys = nkeys;
+    r->check_keys = qr_xcalloc(nkeys > 0 ? (size_t)nkeys : 1, sizeof *r->check_keys);
+    for (int i = 0; i < nkeys; i++)
+        r->check_keys[i] = qr_xstrdup(keys[i]);
 }
 
 qr_redis_script_t *qr_redis_script(qr_redis_t *r, const char *lua)
 {
     qr_redis_script_t *s = qr_xcalloc(1, sizeof *s);
     s->lua = qr_xstrdup(lua);
+    s->index = r->nscripts++;
+    if (r->cluster)
+        qr_cluster_add_script(r->cluster, lua);
     *r->scripts_tail = s;
     r->scripts_tail = &s->next;
     if (r->state == ST_UP && r->ac)
@@ -555,6 +797,8 @@ int qr_redis_eval(qr_redis_t *r, qr_redis_script_t *s, int nkeys, int argc, cons
         return QR_EIO;
     if (!s || !cb || nkeys < 0 || argc < nkeys || (argc > 0 && !argv))
         return QR_EINVAL;
+    if (r->cluster)
+        return qr_cluster_send(r->cluster, s->index, nkeys, argc, argv, argvlen, cb, arg);
     cmd_t *c = cmd_new(r, cb, arg);
     c->script = s;
     snprintf(c->numkeys, sizeof c->numkeys, "%d", nkeys);
@@ -594,6 +838,8 @@ int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *a
         return QR_EIO;
     if (!cb || argc <= 0 || !argv)
         return QR_EINVAL;
+    if (r->cluster)
+        return qr_cluster_send(r->cluster, -1, 0, argc, argv, argvlen, cb, arg);
     return submit(r, cmd_new(r, cb, arg), argc, argv, argvlen);
 }
 
@@ -604,6 +850,8 @@ const qr_latency_t *qr_redis_stats(const qr_redis_t *r)
 
 int qr_redis_ready(const qr_redis_t *r)
 {
+    if (r->cluster)
+        return qr_cluster_ready(r->cluster);
     if (r->state != ST_UP || !r->ac)
         return 0;
     for (const qr_redis_script_t *s = r->scripts; s; s = s->next)
@@ -612,10 +860,110 @@ int qr_redis_ready(const qr_redis_t *r)
     return 1;
 }
 
+/* ---- what a cluster's router asks of its nodes ---- */
+
+void qr_redis_set_node_check(qr_redis_t *r, qr_redis_node_check_fn fn, void *arg)
+{
+    if (r->cluster) {
+        qr_cluster_set_node_check(r->cluster, fn, arg);
+        return;
+    }
+    r->node_fn = fn;
+    r->node_arg = arg;
+}
+
+typedef struct check_cmd_s {
+    qr_redis_cb cb;
+    void *arg;
+} check_cmd_t;
+
+static void on_check_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    check_cmd_t *k = privdata;
+    (void)ac;
+    if (reply)
+        k->cb(reply, NULL, k->arg);
+    else
+        k->cb(NULL, "redis connection lost", k->arg);
+    free(k);
+}
+
+int qr_redis_check_command(qr_redis_t *r, unsigned token, int argc, const char **argv,
+                           const size_t *argvlen, qr_redis_cb cb, void *arg)
+{
+    if (r->closing || r->state != ST_CHECKING || !r->ac || token != r->check_token)
+        return QR_ECONFLCT;
+    check_cmd_t *k = qr_xmalloc(sizeof *k);
+    k->cb = cb;
+    k->arg = arg;
+    if (redisAsyncCommandArgv(r->ac, on_check_reply, k, argc, argv, argvlen) != REDIS_OK) {
+        free(k);
+        return QR_EIO;
+    }
+    return 0;
+}
+
+void qr_redis_check_done(qr_redis_t *r, unsigned token, int ok)
+{
+    if (r->closing || r->state != ST_CHECKING || !r->ac || token != r->check_token)
+        return; /* a check of a connection that is gone */
+    if (ok)
+        mark_up(r);
+    else
+        check_failed(r, r->ac, "node check", "failed");
+}
+
+int qr_redis_primaries(const qr_redis_t *r, qr_redis_t **out, int max)
+{
+    return r->cluster ? qr_cluster_primaries(r->cluster, out, max) : 0;
+}
+
+int qr_redis_is_cluster(const qr_redis_t *r)
+{
+    return r->cluster != NULL;
+}
+
+int qr_redis_is_master(const qr_redis_t *r)
+{
+    return r->state == ST_UP && r->is_master;
+}
+
+void qr_redis_reconnect(qr_redis_t *r)
+{
+    if (r->closing || r->state != ST_UP || !r->ac)
+        return;
+    r->state = ST_CONNECTING;
+    redisAsyncDisconnect(r->ac);
+}
+
+int qr_redis_open_cluster(uv_loop_t *loop, const char *nodes, int command_timeout_ms,
+                          qr_redis_t **out)
+{
+    if (!loop || !nodes || command_timeout_ms <= 0 || !out)
+        return QR_EINVAL;
+    qr_redis_t *r = qr_xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->host = qr_xstrdup("cluster");
+    r->timeout_ms = command_timeout_ms;
+    r->scripts_tail = &r->scripts;
+    r->cluster = qr_cluster_new(loop, nodes, command_timeout_ms, &r->stats);
+    if (!r->cluster) {
+        free(r->host);
+        free(r);
+        return QR_EINVAL;
+    }
+    *out = r;
+    return 0;
+}
+
 static void finish_close(qr_redis_t *r)
 {
     if (r->open_handles > 0 || r->resolving)
         return;
+    free(r->check_lua);
+    for (int i = 0; i < r->check_nkeys; i++)
+        free(r->check_keys[i]);
+    free(r->check_keys);
     void (*cb)(void *) = r->close_cb;
     void *arg = r->close_arg;
     qr_redis_script_t *s = r->scripts;
@@ -638,6 +986,23 @@ static void on_handle_closed(uv_handle_t *h)
     finish_close(r);
 }
 
+static void on_sentinel_closed(void *arg)
+{
+    qr_redis_t *r = arg;
+    r->sentinel = NULL;
+    r->locating = 0;
+    r->open_handles--;
+    finish_close(r);
+}
+
+static void on_cluster_closed(void *arg)
+{
+    qr_redis_t *r = arg;
+    r->cluster = NULL;
+    r->open_handles--;
+    finish_close(r);
+}
+
 void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
 {
     if (r->closing)
@@ -645,6 +1010,11 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
     r->closing = 1;
     r->close_cb = cb;
     r->close_arg = arg;
+    int router = r->cluster != NULL;
+    if (router) {
+        r->open_handles++;
+        qr_cluster_close(r->cluster, on_cluster_closed, r);
+    }
 
     /* Fail everything the user waits for. Commands still held by hiredis are
      * freed when hiredis hands them back (NULL reply) in redisAsyncFree. */
@@ -674,7 +1044,13 @@ void qr_redis_close(qr_redis_t *r, void (*cb)(void *arg), void *arg)
         if (rc < 0) /* already running: its callback comes anyway */
             qr_debug("redis: uv_cancel(getaddrinfo): %s", uv_strerror(rc));
     }
+    if (router)
+        return; /* a router has no timers of its own */
     uv_close((uv_handle_t *)&r->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&r->deadline, on_handle_closed);
     uv_close((uv_handle_t *)&r->defer, on_handle_closed);
+    if (r->sentinel) { /* a running locate is dropped: its callback never runs */
+        r->open_handles++;
+        qr_sentinel_close(r->sentinel, on_sentinel_closed, r);
+    }
 }

@@ -57,6 +57,9 @@ E2E_REDIS_DIR="$QR_TEST_STACK/e2e-redis/${E2E_DIR##*/}"
 start_redis "$E2E_REDIS_DIR" "" --save '' --appendonly no || exit 1
 E2E_REDIS_PORT=$RPORT_UP
 QR_REDIS_PORT=$RPORT_UP
+# How the brokers reach Redis: this Redis, unless a test (behind Sentinel,
+# say) sets other flags before start_broker.
+E2E_REDIS_FLAGS=(--redis "127.0.0.1:$QR_REDIS_PORT")
 
 # Stops quorumd with SIGTERM; fails if it does not stop cleanly or its log
 # holds a sanitizer report (the tests run the ASan + UBSan build).
@@ -108,7 +111,7 @@ start_broker() {
     "$QR_BIN_DIR/quorumd" migrate --pg "$E2E_PG" --sql-dir "$QR_SOURCE_DIR/sql" 2>"$E2E_DIR/migrate.log"
     ADMIN_TOKEN=$("$QR_BIN_DIR/quorumd" bootstrap-admin --pg "$E2E_PG")
     start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd.log" --pg "$E2E_PG" \
-        --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
+        "${E2E_REDIS_FLAGS[@]}" --cert "$E2E_DIR/tls/server.crt" \
         --key "$E2E_DIR/tls/server.key" "$@" || exit 1
     QUORUMD_PID=$QD_PID
     PORT=$QD_PORT
@@ -128,7 +131,7 @@ start_broker() {
 start_second_broker() {
     : >"$E2E_DIR/quorumd2.log"
     start_quorumd "$QR_BIN_DIR/quorumd" "$E2E_DIR/quorumd2.log" --pg "$E2E_PG" \
-        --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$E2E_DIR/tls/server.crt" \
+        "${E2E_REDIS_FLAGS[@]}" --cert "$E2E_DIR/tls/server.crt" \
         --key "$E2E_DIR/tls/server.key" "$@" || return 1
     QUORUMD2_PID=$QD_PID
     URL2="https://127.0.0.1:$QD_PORT"
