@@ -159,6 +159,20 @@ api() {
 
 sql() { psql "$E2E_PG" -Atqc "$1"; }
 
+# acks_missing ACK_LOG...: how many of the annotations simulate's ack logs
+# acknowledged (--ack-log: task, annotator, annotation id and time,
+# tab-separated) are not stored with their task in PostgreSQL; leaves the
+# (task, annotation) pairs in $E2E_DIR/acks.csv.
+acks_missing() {
+    cat "$@" | cut -f1,3 | sort -u | awk -F'\t' '{print $1 "," $2}' >"$E2E_DIR/acks.csv"
+    psql "$E2E_PG" -Atq <<SQL
+CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
+\copy acks FROM '$E2E_DIR/acks.csv' WITH (FORMAT csv)
+SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
+ WHERE a.id IS NULL;
+SQL
+}
+
 # wait_sql EXPECTED QUERY: until the query gives EXPECTED (10 s); prints the last answer.
 wait_sql() {
     local i v=""

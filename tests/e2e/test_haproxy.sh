@@ -133,15 +133,8 @@ check "every completed task exactly at its overlap" 0 "$(sql "SELECT count(*) FR
     AND t.state = 'complete' AND (SELECT count(*) FROM annotations a WHERE a.task_id = t.id) <> t.required")"
 check "no (task, annotator) pair twice" 0 "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $P
     GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
-cut -f1,3 "$E2E_DIR/acks.tsv" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$E2E_DIR/acks.csv"
+missing=$(acks_missing "$E2E_DIR/acks.tsv")
 acked=$(wc -l <"$E2E_DIR/acks.csv")
-missing=$(psql "$E2E_PG" -Atq <<SQL
-CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
-\copy acks FROM '$E2E_DIR/acks.csv' WITH (FORMAT csv)
-SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
- WHERE a.id IS NULL;
-SQL
-)
 check "every acknowledged annotation stored ($acked acknowledged)" 0 "$missing"
 now_ms=$(( $(date +%s%N) / 1000000 ))
 check "no lease left past its expiry (reaper every $REAPER_MS ms)" 0 \

@@ -187,15 +187,8 @@ check "exact overlap: every task holds its required annotations" 0 \
     "$(sql "SELECT count(*) FROM tasks t WHERE t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")"
 check "no duplicate (task, annotator) pairs" 0 \
     "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
-cat "$E2E_DIR"/acks-*.tsv | cut -f1,3 | sort -u | awk -F'\t' '{print $1 "," $2}' >"$E2E_DIR/acks.csv"
+missing=$(acks_missing "$E2E_DIR"/acks-*.tsv)
 acked=$(wc -l <"$E2E_DIR/acks.csv")
-missing=$(psql "$E2E_PG" -Atq <<SQL
-CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
-\copy acks FROM '$E2E_DIR/acks.csv' WITH (FORMAT csv)
-SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
- WHERE a.id IS NULL;
-SQL
-)
 check "every acknowledged annotation is present ($acked acknowledged)" 0 "$missing"
 now_ms=$(($(date +%s%N) / 1000000))
 stale=0

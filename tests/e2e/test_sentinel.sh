@@ -158,14 +158,7 @@ check "no duplicate (task, annotator) pairs" 0 \
     "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations WHERE project_id = $PROJECT
         GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
 acked=$(cut -f3 "$E2E_DIR/acks.tsv" | sort -u | wc -l)
-cut -f1,3 "$E2E_DIR/acks.tsv" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$E2E_DIR/acks.csv"
-missing=$(psql "$E2E_PG" -Atq <<SQL
-CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
-\copy acks FROM '$E2E_DIR/acks.csv' WITH (FORMAT csv)
-SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
- WHERE a.id IS NULL;
-SQL
-)
+missing=$(acks_missing "$E2E_DIR/acks.tsv")
 check "every acknowledged annotation is present ($acked acknowledged)" 0 "$missing"
 [ "$acked" -ge "$REQUIRED" ] && pass "$acked acknowledgements for $REQUIRED required" || fail "only $acked acknowledged"
 now_ms=$(($(date +%s%N) / 1000000))

@@ -61,14 +61,7 @@ check "no (task, annotator) pair twice" 0 \
 
 # The ack log: four tab-separated fields a line; every annotation_id stored, with its task.
 check "ack log: 4 fields on every line" 0 "$(awk -F'\t' 'NF != 4' "$ACKS" | wc -l)"
-cut -f1,3 "$ACKS" | sort -u | awk -F'\t' '{print $1 "," $2}' >"$E2E_DIR/acks.csv"
-missing=$(psql "$E2E_PG" -Atq <<SQL
-CREATE TEMP TABLE acks (task_id bigint, annotation_id bigint);
-\copy acks FROM '$E2E_DIR/acks.csv' WITH (FORMAT csv)
-SELECT count(*) FROM acks k LEFT JOIN annotations a ON a.id = k.annotation_id AND a.task_id = k.task_id
- WHERE a.id IS NULL;
-SQL
-)
+missing=$(acks_missing "$ACKS")
 check "every acknowledged annotation is stored with its task" 0 "$missing"
 check "every stored annotation was acknowledged to the crew" 1000 \
     "$(cut -f3 "$ACKS" | sort -u | wc -l)"
