@@ -112,6 +112,9 @@ int qr_broker_scrape(qr_broker_t *b, qr_scrape_cb cb, void *arg)
         .pg_connected = qr_pg_connected(b->pg),
         .pg_pool = b->cfg.pg_pool,
         .redis_ready = qr_lease_ready(b->lease),
+        .redis_moved = qr_redis_redirects(b->redis)->moved,
+        .redis_ask = qr_redis_redirects(b->redis)->ask,
+        .redis_tryagain = qr_redis_redirects(b->redis)->tryagain,
         .events_dropped = qr_events_dropped(b->events),
         .commit_batches = qr_committer_batches(b->committer),
     };

@@ -104,10 +104,11 @@ struct qr_redis_s {
     qr_cluster_t *cluster;          /* a cluster's router: commands go to its nodes */
     qr_redis_node_check_fn node_fn; /* a cluster node: the check before commands */
     void *node_arg;
-    unsigned check_token; /* bumped on every connect: a check's identity */
-    int is_master;        /* the last ROLE said master */
-    int nscripts;         /* registered so far */
-    qr_latency_t stats;   /* round trips and failed commands (qr_redis_stats) */
+    unsigned check_token;           /* bumped on every connect: a check's identity */
+    int is_master;                  /* the last ROLE said master */
+    int nscripts;                   /* registered so far */
+    qr_latency_t stats;             /* round trips and failed commands (qr_redis_stats) */
+    qr_redis_redirects_t redirects; /* a cluster's router's (qr_redis_redirects) */
 };
 
 static void connect_now(qr_redis_t *r);
@@ -848,6 +849,11 @@ const qr_latency_t *qr_redis_stats(const qr_redis_t *r)
     return &r->stats;
 }
 
+const qr_redis_redirects_t *qr_redis_redirects(const qr_redis_t *r)
+{
+    return &r->redirects;
+}
+
 int qr_redis_ready(const qr_redis_t *r)
 {
     if (r->cluster)
@@ -946,7 +952,7 @@ int qr_redis_open_cluster(uv_loop_t *loop, const char *nodes, int command_timeou
     r->host = qr_xstrdup("cluster");
     r->timeout_ms = command_timeout_ms;
     r->scripts_tail = &r->scripts;
-    r->cluster = qr_cluster_new(loop, nodes, command_timeout_ms, &r->stats);
+    r->cluster = qr_cluster_new(loop, nodes, command_timeout_ms, &r->stats, &r->redirects);
     if (!r->cluster) {
         free(r->host);
         free(r);

@@ -16,6 +16,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "histogram.h"
@@ -108,6 +109,19 @@ int qr_redis_command(qr_redis_t *r, int argc, const char **argv, const size_t *a
  * (error reply, timeout, not connected, connection lost) since open
  * (GET /metrics). Valid as long as the client. */
 const qr_latency_t *qr_redis_stats(const qr_redis_t *r);
+
+/* What a cluster client's router did with the answers that name another
+ * node or ask to wait (GET /metrics): MOVED and ASK answers followed (the
+ * command resent to the node named), TRYAGAIN answers retried after a
+ * pause (a multi-key script on a slot being migrated whose keys are split
+ * between its two nodes). All zero for a client that is not a cluster's.
+ * Valid as long as the client. */
+typedef struct qr_redis_redirects_s {
+    uint64_t moved;    /* MOVED answers followed */
+    uint64_t ask;      /* ASK answers followed (ASKING, then the command) */
+    uint64_t tryagain; /* TRYAGAIN answers retried */
+} qr_redis_redirects_t;
+const qr_redis_redirects_t *qr_redis_redirects(const qr_redis_t *r);
 
 /* 1 when connected and every script is loaded. */
 int qr_redis_ready(const qr_redis_t *r);

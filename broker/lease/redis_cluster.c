@@ -16,9 +16,15 @@
  * ready primary or after a MOVED or a lost connection.
  *
  * Requests. A request keeps a copy of its arguments until its callback ran,
- * so that a MOVED or ASK answer resends it (up to 5 times). A request that
- * cannot be sent fails from the next loop turn (503 upstream), never
- * inside the call that sent it.
+ * so that a MOVED or ASK answer resends it (up to 5 times in a row). While
+ * a slot migrates, a script whose keys are split between the two nodes (or,
+ * on the importing node, not all there yet) is answered TRYAGAIN: it is
+ * routed again after 25 ms, as long as the command timeout since it was
+ * first sent allows; the migration finishes meanwhile (a failed request
+ * would be a 503, and the reaper's would be lost for a round). A request
+ * that cannot be sent fails from the next loop turn (503 upstream), never
+ * inside the call that sent it. The client counts what was followed
+ * (qr_redis_redirects).
  */
 #include "redis_cluster.h"
 
@@ -38,6 +44,7 @@
 #define REFRESH_MS    5000 /* the map's refresh when all is well */
 #define HURRY_MS      300  /* ... when it is not */
 #define MAX_REDIRECTS 5    /* MOVED/ASK answers followed for one request */
+#define TRYAGAIN_MS   25   /* the pause before a TRYAGAIN answer's retry */
 
 typedef struct node_s {
     qr_cluster_t *c;
@@ -56,7 +63,7 @@ typedef struct node_s {
 typedef struct req_s req_t;
 struct req_s {
     qr_cluster_t *c;
-    req_t *next; /* in c->failing */
+    req_t *next; /* in c->failing or c->waiting */
     int script;  /* -1: a command */
     int nkeys;
     int argc;
@@ -64,8 +71,9 @@ struct req_s {
     size_t *lens;
     qr_redis_cb cb;
     void *arg;
-    int redirects;
-    uint64_t sent_ns;
+    int redirects;     /* MOVED/ASK followed since the last (re)route */
+    uint64_t first_ms; /* uv_now() when first routed: TRYAGAIN's deadline */
+    uint64_t sent_ns;  /* uv_hrtime() when first sent (the metrics' round trip) */
     const char *err;
 };
 
@@ -73,6 +81,7 @@ struct qr_cluster_s {
     uv_loop_t *loop;
     int timeout_ms;
     qr_latency_t *stats;
+    qr_redis_redirects_t *redirects; /* the client's counters */
     node_t **nodes;
     int nnodes;
     int16_t owner[NSLOTS]; /* node index, -1: unknown */
@@ -89,6 +98,8 @@ struct qr_cluster_s {
     uv_timer_t refresh;
     uv_timer_t defer;
     req_t *failing, **failing_tail;
+    uv_timer_t retry;               /* routes c->waiting again */
+    req_t *waiting, **waiting_tail; /* answered TRYAGAIN, to route again */
     int closing;
     int open; /* timers and clients not yet closed */
     void (*done)(void *);
@@ -413,6 +424,8 @@ static void on_reply(redisReply *r, const char *err, void *arg);
 static void send_to(qr_cluster_t *c, req_t *q, int k, int asking)
 {
     node_t *n = c->nodes[k];
+    if (!q->sent_ns)
+        q->sent_ns = uv_hrtime();
     if (asking) {
         const char *a[] = {"ASKING"};
         /* Its answer is not needed: the command after it says all. */
@@ -477,6 +490,35 @@ static int redirect_target(qr_cluster_t *c, const char *s, int *slot)
     return add_node(c, host, port);
 }
 
+static void on_retry(uv_timer_t *t)
+{
+    qr_cluster_t *c = t->data;
+    req_t *q = c->waiting;
+    c->waiting = NULL;
+    c->waiting_tail = &c->waiting;
+    while (q && !c->closing) {
+        req_t *next = q->next;
+        route(c, q);
+        q = next;
+    }
+}
+
+/* q was answered TRYAGAIN: it waits TRYAGAIN_MS and is routed again (its
+ * slot's owner may have changed meanwhile). */
+static void retry_later(qr_cluster_t *c, req_t *q)
+{
+    c->redirects->tryagain++;
+    q->redirects = 0;
+    q->next = NULL;
+    *c->waiting_tail = q;
+    c->waiting_tail = &q->next;
+    if (uv_is_active((uv_handle_t *)&c->retry))
+        return;
+    int rc = uv_timer_start(&c->retry, on_retry, TRYAGAIN_MS, 0);
+    if (rc < 0)
+        qr_error("redis cluster: retry timer: %s", uv_strerror(rc));
+}
+
 static void on_reply(redisReply *r, const char *err, void *arg)
 {
     req_t *q = arg;
@@ -484,13 +526,22 @@ static void on_reply(redisReply *r, const char *err, void *arg)
         return; /* ASKING's answer */
     qr_cluster_t *c = q->c;
     if (r && r->type == REDIS_REPLY_ERROR && r->str && !c->closing &&
+        !strncmp(r->str, "TRYAGAIN", 8) &&
+        uv_now(c->loop) + TRYAGAIN_MS < q->first_ms + (uint64_t)c->timeout_ms) {
+        retry_later(c, q);
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR && r->str && !c->closing &&
         q->redirects < MAX_REDIRECTS &&
         (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4))) {
         int slot, ask = r->str[0] == 'A';
         int k = redirect_target(c, r->str, &slot);
         q->redirects++;
         if (k >= 0 && qr_redis_ready(c->nodes[k]->r)) {
-            if (!ask) {
+            if (ask) {
+                c->redirects->ask++;
+            } else {
+                c->redirects->moved++;
                 c->owner[slot] = (int16_t)k;
                 hurry(c);
             }
@@ -502,6 +553,12 @@ static void on_reply(redisReply *r, const char *err, void *arg)
     if (!r || (r->type == REDIS_REPLY_ERROR && r->str &&
                (!strncmp(r->str, "CLUSTERDOWN", 11) || !strncmp(r->str, "MOVED", 5))))
         hurry(c); /* a lost node, a failover under way */
+    /* The client's figures, as a single Redis counts them: a round trip
+     * from the first send, redirections and retries included. */
+    if (r && r->type != REDIS_REPLY_ERROR)
+        qr_latency_observe(c->stats, uv_hrtime() - q->sent_ns);
+    else
+        c->stats->errors++;
     q->cb(r, err, q->arg);
     req_free(q);
 }
@@ -518,6 +575,7 @@ int qr_cluster_send(qr_cluster_t *c, int script, int nkeys, int argc, const char
     q->argc = argc;
     q->cb = cb;
     q->arg = arg;
+    q->first_ms = uv_now(c->loop);
     q->argv = qr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *q->argv);
     q->lens = qr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *q->lens);
     for (int i = 0; i < argc; i++) {
@@ -598,7 +656,7 @@ static int parse_nodes(qr_cluster_t *c, const char *list)
 }
 
 qr_cluster_t *qr_cluster_new(uv_loop_t *loop, const char *nodes, int timeout_ms,
-                             qr_latency_t *stats)
+                             qr_latency_t *stats, qr_redis_redirects_t *redirects)
 {
     if (parse_nodes(NULL, nodes) <= 0)
         return NULL;
@@ -606,18 +664,24 @@ qr_cluster_t *qr_cluster_new(uv_loop_t *loop, const char *nodes, int timeout_ms,
     c->loop = loop;
     c->timeout_ms = timeout_ms;
     c->stats = stats;
+    c->redirects = redirects;
     c->failing_tail = &c->failing;
+    c->waiting_tail = &c->waiting;
     for (int s = 0; s < NSLOTS; s++)
         c->owner[s] = -1;
     int rc = uv_timer_init(loop, &c->refresh);
     if (rc == 0) {
         c->open++;
         rc = uv_timer_init(loop, &c->defer);
-        if (rc == 0)
+        if (rc == 0) {
             c->open++;
+            rc = uv_timer_init(loop, &c->retry);
+            if (rc == 0)
+                c->open++;
+        }
     }
     QR_ASSERT(rc == 0); /* uv_timer_init cannot fail on Linux */
-    c->refresh.data = c->defer.data = c;
+    c->refresh.data = c->defer.data = c->retry.data = c;
     parse_nodes(c, nodes);
     c->asking = -1;
     arm_refresh(c, 0);
@@ -666,6 +730,12 @@ void qr_cluster_close(qr_cluster_t *c, void (*done)(void *arg), void *arg)
         req_free(q);
     }
     c->failing_tail = &c->failing;
+    while ((q = c->waiting)) {
+        c->waiting = q->next;
+        q->cb(NULL, "redis cluster: closing", q->arg);
+        req_free(q);
+    }
+    c->waiting_tail = &c->waiting;
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
@@ -673,6 +743,7 @@ void qr_cluster_close(qr_cluster_t *c, void (*done)(void *arg), void *arg)
     }
     uv_close((uv_handle_t *)&c->refresh, on_timer_closed);
     uv_close((uv_handle_t *)&c->defer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->retry, on_timer_closed);
     /* Each node's client fails what it holds (their callbacks free the
      * requests) and closes. */
     for (int k = 0; k < c->nnodes; k++)

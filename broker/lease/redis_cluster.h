@@ -14,9 +14,10 @@
 
 typedef struct qr_cluster_s qr_cluster_t;
 
-/* NULL when the node list does not parse. stats: the client's figures. */
+/* NULL when the node list does not parse. stats, redirects: the client's
+ * figures, which the router counts into. */
 qr_cluster_t *qr_cluster_new(uv_loop_t *loop, const char *nodes, int timeout_ms,
-                             qr_latency_t *stats);
+                             qr_latency_t *stats, qr_redis_redirects_t *redirects);
 /* Registers the client's script number n (in order: 0, 1, ...). */
 void qr_cluster_add_script(qr_cluster_t *c, const char *lua);
 void qr_cluster_set_node_check(qr_cluster_t *c, qr_redis_node_check_fn fn, void *arg);

@@ -12,6 +12,7 @@
 #include "metrics.h"
 
 #include <hiredis/hiredis.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -223,6 +224,17 @@ void qr_metrics_render_process(const qr_metrics_sources_t *src, qr_buf_t *out)
     qr_metrics_family(out, "quorum_redis_up", "gauge",
                       "1 when Redis is connected and the lease scripts are loaded.");
     qr_buf_appendf(out, "quorum_redis_up %d\n", src->redis_ready ? 1 : 0);
+    qr_metrics_family(out, "quorum_redis_redirects_total", "counter",
+                      "Redis Cluster answers naming another node that were followed: MOVED "
+                      "(the slot moved; the command resent there) and ASK (the slot is "
+                      "migrating; ASKING and the command sent there).");
+    qr_buf_appendf(out, "quorum_redis_redirects_total{kind=\"moved\"} %" PRIu64 "\n",
+                   src->redis_moved);
+    qr_buf_appendf(out, "quorum_redis_redirects_total{kind=\"ask\"} %" PRIu64 "\n", src->redis_ask);
+    qr_metrics_family(out, "quorum_redis_tryagain_total", "counter",
+                      "Redis Cluster TRYAGAIN answers (a script's keys split between the two "
+                      "nodes of a migrating slot) retried after a pause.");
+    qr_buf_appendf(out, "quorum_redis_tryagain_total %" PRIu64 "\n", src->redis_tryagain);
 
     qr_metrics_family(out, "quorum_http_connections", "gauge", "Open HTTPS connections.");
     qr_buf_appendf(out, "quorum_http_connections %d\n", src->connections);

@@ -58,8 +58,11 @@ typedef struct qr_metrics_sources_s {
     const qr_latency_t *redis; /* Redis round trips, or NULL */
     int pg_connected, pg_pool; /* PostgreSQL connections up, pool size */
     int redis_ready;           /* 1 when Redis is connected, scripts loaded */
-    uint64_t events_dropped;   /* lease events lost (events.h) */
-    uint64_t commit_batches;   /* group commits of annotations */
+    /* A Redis Cluster's answers the client followed: MOVED, ASK, and
+     * TRYAGAIN retried (0 on a single Redis). */
+    uint64_t redis_moved, redis_ask, redis_tryagain;
+    uint64_t events_dropped; /* lease events lost (events.h) */
+    uint64_t commit_batches; /* group commits of annotations */
     /* The reports' replica (--pg-read): pg_read 1 when there is one; how
      * stale a read from it may be now (s; < 0: not known); its
      * connections up and pool size. */
