@@ -14,6 +14,7 @@
 # is refused with a clear message. (The crews of 3 never skip: two skips of
 # one task would leave it an annotator short for its overlap of 2.)
 . "$(dirname "$0")/lib.sh"
+. "$QR_SOURCE_DIR/tests/e2e/cluster_lib.sh"
 
 TTL_MS=3000
 CD=$E2E_DIR/cluster
@@ -29,51 +30,8 @@ bad "wants HOST:PORT[,HOST:PORT...]" --redis-cluster 127.0.0.1
 bad "excludes --redis" --redis-cluster 127.0.0.1:1 --redis 127.0.0.1:2
 
 # --- the cluster --------------------------------------------------------------
-# node_port N: a port P of 127.0.0.1 for a node, nothing listening on P
-# nor on its cluster bus port P + 10000 (an ephemeral port above 55535 would
-# have none). Each node gets its own slice of the range.
-node_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + ($1 - 1) * 1500 + RANDOM % 1500))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-# The six nodes start side by side (each in a subshell that writes its port).
-STARTS=()
-for i in 1 2 3 4 5 6; do
-    (start_redis "$CD/n$i" "$(node_port "$i")" --save '' --appendonly no --cluster-enabled yes \
-        --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
-        --repl-diskless-sync-delay 0 && echo "$RPORT_UP" >"$CD/n$i.port") &
-    STARTS+=($!)
-done
-for i in "${STARTS[@]}"; do wait "$i" || { fail "a node did not start"; finish; }; done
-PORTS=()
-for i in 1 2 3 4 5 6; do PORTS+=("$(cat "$CD/n$i.port")"); done
-kill_nodes() {
-    local i p
-    for i in 1 2 3 4 5 6; do
-        p=$(cat "$CD/n$i/redis.pid" 2>/dev/null || true)
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
-    done
-}
-at_exit kill_nodes
-echo "# ${SECONDS}s: six nodes started"
-redis-cli --cluster create $(printf '127.0.0.1:%s ' "${PORTS[@]}") --cluster-replicas 1 \
-    --cluster-yes >"$CD/create.log" 2>&1 || { cat "$CD/create.log"; fail "cluster create"; finish; }
-echo "# ${SECONDS}s: the cluster made"
-for p in "${PORTS[@]}"; do
-    for _ in $(seq 1 200); do
-        redis-cli -p "$p" cluster info | grepq 'cluster_state:ok' && break
-        sleep 0.1
-    done
-done
-check "the cluster is up" ok "$(redis-cli -p "${PORTS[0]}" cluster info | tr -d '\r' | sed -n 's/^cluster_state://p')"
+cluster_start "$CD" 6 1 20000
+echo "# ${SECONDS}s: six nodes started, the cluster made"
 # primaries: "port" of each node that is a master with slots
 primaries() {
     redis-cli -p "$1" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { split($2, a, "[:@]"); print a[2] }' | sort

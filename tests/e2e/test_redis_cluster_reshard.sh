@@ -16,6 +16,7 @@
 # exact overlap, no duplicate pairs, every acknowledged annotation present,
 # no stale lease.
 . "$(dirname "$0")/lib.sh"
+. "$QR_SOURCE_DIR/tests/e2e/cluster_lib.sh"
 
 # Longer than the move: a submit that waits out TRYAGAIN answers while the
 # slot migrates must not find its lease expired.
@@ -24,47 +25,7 @@ CD=$E2E_DIR/cluster
 NPROJ=4
 
 # --- the cluster --------------------------------------------------------------
-# node_port N: a port P of 127.0.0.1 for a node, nothing listening on P nor
-# on its cluster bus port P + 10000. Each node gets its own slice of the range.
-node_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((30000 + ($1 - 1) * 1500 + RANDOM % 1500))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-STARTS=()
-for i in 1 2 3; do
-    (start_redis "$CD/n$i" "$(node_port "$i")" --save '' --appendonly no --cluster-enabled yes \
-        --cluster-config-file nodes.conf --cluster-node-timeout 1000 &&
-        echo "$RPORT_UP" >"$CD/n$i.port") &
-    STARTS+=($!)
-done
-for i in "${STARTS[@]}"; do wait "$i" || { fail "a node did not start"; finish; }; done
-PORTS=()
-for i in 1 2 3; do PORTS+=("$(cat "$CD/n$i.port")"); done
-kill_nodes() {
-    local i p
-    for i in 1 2 3; do
-        p=$(cat "$CD/n$i/redis.pid" 2>/dev/null || true)
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
-    done
-}
-at_exit kill_nodes
-redis-cli --cluster create $(printf '127.0.0.1:%s ' "${PORTS[@]}") --cluster-replicas 0 \
-    --cluster-yes >"$CD/create.log" 2>&1 || { cat "$CD/create.log"; fail "cluster create"; finish; }
-for p in "${PORTS[@]}"; do
-    for _ in $(seq 1 200); do
-        redis-cli -p "$p" cluster info | grepq 'cluster_state:ok' && break
-        sleep 0.1
-    done
-done
-check "the cluster is up" ok "$(redis-cli -p "${PORTS[0]}" cluster info | tr -d '\r' | sed -n 's/^cluster_state://p')"
+cluster_start "$CD" 3 0 30000
 echo "# ${SECONDS}s: the cluster is up"
 
 # --- brokers, projects, crews ---------------------------------------------------

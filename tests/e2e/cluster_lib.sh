@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# cluster_lib.sh - a Redis Cluster of the test's own, sourced after lib.sh by
+# the cluster tests: Debian's redis-server with --cluster-enabled on
+# loopback ports, joined with redis-cli --cluster create, killed at exit.
+
+# cluster_node_port N BASE: a port P of 127.0.0.1 for node N, nothing
+# listening on P nor on its cluster bus port P + 10000 (an ephemeral port
+# above 55535 would have none). Each node gets its own slice of 1500 ports
+# from BASE (tests running side by side pick different BASEs).
+cluster_node_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$(($2 + ($1 - 1) * 1500 + RANDOM % 1500))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# cluster_start DIR NODES REPLICAS BASE: NODES nodes in DIR/n1.. started side
+# by side (cluster-node-timeout 1000 ms), made one cluster with REPLICAS
+# replicas a primary, killed (SIGKILL) at exit; sets PORTS (node i's port
+# at i - 1) once every node says cluster_state:ok. Fails the test if not.
+cluster_start() {
+    local dir=$1 nodes=$2 replicas=$3 base=$4 i p starts=()
+    for i in $(seq 1 "$nodes"); do
+        (start_redis "$dir/n$i" "$(cluster_node_port "$i" "$base")" --save '' --appendonly no \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
+            --repl-diskless-sync-delay 0 && echo "$RPORT_UP" >"$dir/n$i.port") &
+        starts+=($!)
+    done
+    for i in "${starts[@]}"; do wait "$i" || { fail "a node did not start"; finish; }; done
+    PORTS=()
+    for i in $(seq 1 "$nodes"); do PORTS+=("$(cat "$dir/n$i.port")"); done
+    CLUSTER_DIR=$dir CLUSTER_NODES=$nodes
+    at_exit cluster_kill_nodes
+    # shellcheck disable=SC2046 # one argument a node
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${PORTS[@]}") --cluster-replicas "$replicas" \
+        --cluster-yes >"$dir/create.log" 2>&1 || { cat "$dir/create.log"; fail "cluster create"; finish; }
+    for p in "${PORTS[@]}"; do
+        for _ in $(seq 1 200); do
+            redis-cli -p "$p" cluster info | grepq 'cluster_state:ok' && break
+            sleep 0.1
+        done
+    done
+    check "the cluster is up" ok "$(redis-cli -p "${PORTS[0]}" cluster info | tr -d '\r' | sed -n 's/^cluster_state://p')"
+}
+
+cluster_kill_nodes() {
+    local i p
+    for i in $(seq 1 "$CLUSTER_NODES"); do
+        p=$(cat "$CLUSTER_DIR/n$i/redis.pid" 2>/dev/null || true)
+        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+    done
+}
