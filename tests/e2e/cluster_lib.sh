@@ -56,3 +56,28 @@ cluster_kill_nodes() {
         [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
     done
 }
+
+# cluster_chaos_checks NODE_PORT PROJECTS...: after the crews, the chaos
+# checks over every project of the test's database: exact overlap, no
+# duplicate (task, annotator) pair, every annotation the crews' ack logs
+# ($E2E_DIR/acks-*.tsv) acknowledged present, and no lease in Redis (asked
+# through NODE_PORT, following redirections) past its expiry by more than
+# the reaper's turn (TTL_MS of the test).
+cluster_chaos_checks() {
+    local node=$1 p n stale=0 missing acked now_ms
+    shift
+    sleep 1
+    check "exact overlap: every task holds its required annotations" 0 \
+        "$(sql "SELECT count(*) FROM tasks t WHERE t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")"
+    check "no duplicate (task, annotator) pairs" 0 \
+        "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
+    missing=$(acks_missing "$E2E_DIR"/acks-*.tsv)
+    acked=$(wc -l <"$E2E_DIR/acks.csv")
+    check "every acknowledged annotation is present ($acked acknowledged)" 0 "$missing"
+    now_ms=$(($(date +%s%N) / 1000000))
+    for p in "$@"; do
+        n=$(redis-cli -c -p "$node" zcount "{p:$p}:leases" -inf $((now_ms - TTL_MS - 1200)))
+        stale=$((stale + n))
+    done
+    check "no stale lease in any project" 0 "$stale"
+}

@@ -140,21 +140,7 @@ else
 fi
 
 # --- the chaos checks ---------------------------------------------------------
-sleep 1
-check "exact overlap: every task holds its required annotations" 0 \
-    "$(sql "SELECT count(*) FROM tasks t WHERE t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")"
-check "no duplicate (task, annotator) pairs" 0 \
-    "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
-missing=$(acks_missing "$E2E_DIR"/acks-*.tsv)
-acked=$(wc -l <"$E2E_DIR/acks.csv")
-check "every acknowledged annotation is present ($acked acknowledged)" 0 "$missing"
-now_ms=$(($(date +%s%N) / 1000000))
-stale=0
-for p in "${PROJECTS[@]}"; do
-    n=$(redis-cli -c -p "${PORTS[5]}" zcount "{p:$p}:leases" -inf $((now_ms - TTL_MS - 1200)))
-    stale=$((stale + n))
-done
-check "no stale lease in any project" 0 "$stale"
+cluster_chaos_checks "${PORTS[5]}" "${PROJECTS[@]}"
 check "the registry lists the $NPROJ projects again" "$NPROJ" "$(redis-cli -c -p "${PORTS[5]}" scard quorum:projects)"
 echo "# completions $(done_count) of $REQUIRED; lease outcomes: $(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases GROUP BY outcome ORDER BY outcome) o")"
 finish

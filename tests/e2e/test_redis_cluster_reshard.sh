@@ -6,7 +6,7 @@
 # given the nodes (--redis-cluster). While simulated crews label four
 # projects, the slot of the busiest one's {p:<id>} moves from its primary
 # to another the standard way: CLUSTER SETSLOT IMPORTING on the target,
-# MIGRATING on the source, MIGRATE of its keys two at a time with a pause
+# MIGRATING on the source, MIGRATE of its keys eight at a time with a pause
 # between batches (the brokers meet ASK, and TRYAGAIN for a script whose
 # keys are split between the two nodes), then CLUSTER SETSLOT NODE on every
 # primary (the brokers meet MOVED). Every crew finishes without an error;
@@ -92,12 +92,17 @@ check "MIGRATING on the source" OK "$(redis-cli -p "$SRC" cluster setslot "$SLOT
 batches=0 bad=0
 for _ in $(seq 1 40); do
     # (redis-cli prints an empty line for an empty list)
-    mapfile -t keys < <(redis-cli -p "$SRC" cluster getkeysinslot "$SLOT" 2 | grep -v '^$')
+    mapfile -t keys < <(redis-cli -p "$SRC" cluster getkeysinslot "$SLOT" 8 | grep -v '^$')
     [ "${#keys[@]}" = 0 ] && break
     r=$(redis-cli -p "$SRC" migrate 127.0.0.1 "$DST" "" 0 5000 keys "${keys[@]}")
     case $r in OK | NOKEY) ;; *) bad=$((bad + 1)) && echo "# MIGRATE: $r" ;; esac
     batches=$((batches + 1))
-    sleep 0.25 # the brokers meet ASK and TRYAGAIN meanwhile
+    # The brokers meet ASK and TRYAGAIN meanwhile. The slot stays split
+    # for the whole move, and a request retries TRYAGAIN for at most the
+    # broker's 5 s command timeout: batches of 8, near redis-cli's own
+    # reshard (10), keep the move well inside it on a loaded machine
+    # (batches of 2: one run took 12 s and failed 7 requests with 503).
+    sleep 0.15
 done
 check "every MIGRATE answered OK" 0 "$bad"
 sleep 0.3 # all keys on the target, the slot not yet moved: ASK for every command
@@ -141,20 +146,6 @@ on_dst=$(redis-cli -p "$DST" cluster countkeysinslot "$SLOT")
 check "none on the source" 0 "$(redis-cli -p "$SRC" cluster countkeysinslot "$SLOT")"
 
 # --- the chaos checks ---------------------------------------------------------
-sleep 1
-check "exact overlap: every task holds its required annotations" 0 \
-    "$(sql "SELECT count(*) FROM tasks t WHERE t.required <> (SELECT count(*) FROM annotations a WHERE a.task_id = t.id)")"
-check "no duplicate (task, annotator) pairs" 0 \
-    "$(sql "SELECT count(*) FROM (SELECT 1 FROM annotations GROUP BY task_id, annotator_id HAVING count(*) > 1) d")"
-missing=$(acks_missing "$E2E_DIR"/acks-*.tsv)
-acked=$(wc -l <"$E2E_DIR/acks.csv")
-check "every acknowledged annotation is present ($acked acknowledged)" 0 "$missing"
-now_ms=$(($(date +%s%N) / 1000000))
-stale=0
-for p in "${PROJECTS[@]}"; do
-    n=$(redis-cli -c -p "${PORTS[2]}" zcount "{p:$p}:leases" -inf $((now_ms - TTL_MS - 1200)))
-    stale=$((stale + n))
-done
-check "no stale lease in any project" 0 "$stale"
+cluster_chaos_checks "${PORTS[2]}" "${PROJECTS[@]}"
 echo "# completions $(sql "SELECT count(*) FROM annotations") of $REQUIRED; lease outcomes: $(sql "SELECT string_agg(outcome || '=' || n, ' ') FROM (SELECT outcome, count(*) n FROM leases GROUP BY outcome ORDER BY outcome) o")"
 finish
