@@ -468,11 +468,10 @@ run_tests() {
     cmake --build "$b" -j"$(nproc)" -- --no-print-directory >/dev/null
     cd "$b"
     local rc=0
-    # Two tests more than the cores: the end-to-end tests spend much of their
+    # One test more than the cores: the end-to-end tests spend much of their
     # time waiting (leases expiring, brokers restarting, browsers), so with
-    # one per core the CPU idles (user+sys was 55 % of 2 cores at -j2, and
-    # the whole run's 69 % at -j3, where ctest took 906 s).
-    ctest --output-on-failure -j"$(($(nproc) + 2))" --timeout 600 || rc=$?
+    # one per core the CPU idles (user+sys was 55 % of 2 cores at -j2).
+    ctest --output-on-failure -j"$(($(nproc) + 1))" --timeout 600 || rc=$?
     # Never leave the test stack behind, whatever happened.
     "$ROOT/deploy/stack.sh" stop "$b/teststack" >/dev/null 2>&1 || true
     # Every libFuzzer harness 10 s on its seeds (clang build in build-fuzz).
