@@ -99,6 +99,17 @@ int qr_sentinel_list_valid(const char *sentinels)
     return parse_list(sentinels, NULL) > 0 ? 0 : -1;
 }
 
+/* Frees what qr_sentinel_new allocated (its timer closed or never open). */
+static void sentinel_free(qr_sentinel_t *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->ips[i]);
+    free(s->ips);
+    free(s->ports);
+    free(s->master);
+    free(s);
+}
+
 qr_sentinel_t *qr_sentinel_new(uv_loop_t *loop, const char *sentinels, const char *master)
 {
     int n = parse_list(sentinels, NULL);
@@ -113,12 +124,7 @@ qr_sentinel_t *qr_sentinel_new(uv_loop_t *loop, const char *sentinels, const cha
     int rc = uv_timer_init(loop, &s->timer);
     if (rc < 0) {
         qr_error("sentinel: uv_timer_init: %s", uv_strerror(rc));
-        for (int i = 0; i < s->n; i++)
-            free(s->ips[i]);
-        free(s->ips);
-        free(s->ports);
-        free(s->master);
-        free(s);
+        sentinel_free(s);
         return NULL;
     }
     s->timer.data = s;
@@ -259,12 +265,7 @@ static void on_closed(uv_handle_t *h)
     qr_sentinel_t *s = h->data;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
-    for (int i = 0; i < s->n; i++)
-        free(s->ips[i]);
-    free(s->ips);
-    free(s->ports);
-    free(s->master);
-    free(s);
+    sentinel_free(s);
     done(arg);
 }
 
