@@ -69,13 +69,39 @@ static void fail(pstream_t *s, int status, const char *code, const char *msg, in
 
 /* --- the end ------------------------------------------------------------------------------- */
 
+static void on_pruned(const PGresult *res, const char *err, const char *sqlstate, void *arg)
+{
+    int64_t *project = arg;
+    (void)sqlstate;
+    if (!res)
+        qr_warn("project %" PRId64 ": deleting superseded predictions failed (the next update "
+                "tries again): %s",
+                *project, err);
+    else if (PQntuples(res) == 1)
+        qr_info("project %" PRId64 ": %s superseded predictions deleted", *project,
+                PQgetvalue(res, 0, 0));
+    free(project);
+}
+
 static void on_refreshed(void *arg)
 {
     ctx_t *c = arg;
-    qr_broker_work_ready(c->b, c->project->id); /* reopened tasks wake long polls */
+    qr_broker_t *b = c->b;
+    int64_t *project = qr_xcalloc(1, sizeof *project);
+    *project = c->project->id;
+    qr_broker_work_ready(b, *project); /* reopened tasks wake long polls */
     json_t *o = c->out;
     c->out = NULL;
     respond_json(c, 200, o);
+    /* After the answer: the rows this update superseded, which the window's
+     * refill would otherwise step over (sql/0040_task_scores.sql). */
+    char proj[24];
+    const char *params[] = {i64(*project, proj)};
+    if (qr_pg_query(b->pg, QR_SQL_TASK_SCORES_PRUNE, 1, params, on_pruned, project) < 0) {
+        qr_warn("project %" PRId64 ": superseded predictions kept: the PostgreSQL pool is closing",
+                *project);
+        free(project);
+    }
 }
 
 static void on_copy_done(const PGresult *res, const char *err, const char *sqlstate, void *arg)

@@ -185,16 +185,17 @@
     "   LEFT JOIN r ON r.task_id = pg.id AND r.round = pr.rn AND r.rk = 1)"                        \
     " SELECT pg.id, pg.external_id,"                                                               \
     "  CASE WHEN rv.id IS NOT NULL THEN rv.value"                                                  \
-    "   WHEN pg.auto_accept = 'accepted' THEN coalesce(pg.prediction->>'label',"                   \
-    "    (pg.prediction->'labels')::text)"                                                         \
+    "   WHEN pg.auto_accept = 'accepted' THEN coalesce(ps.prediction->>'label',"                   \
+    "    (ps.prediction->'labels')::text)"                                                         \
     "   WHEN pg.same = 1 AND pg.enough THEN pg.top END,"                                           \
     "  CASE WHEN rv.id IS NOT NULL THEN NULL"                                                      \
-    "   WHEN pg.auto_accept = 'accepted' THEN round(pg.prediction_score::numeric, 4)"              \
+    "   WHEN pg.auto_accept = 'accepted' THEN round(ps.prediction_score::numeric, 4)"              \
     "   WHEN pg.same = 1 AND pg.enough THEN round(pg.n::numeric / pg.total, 4) END,"               \
     "  coalesce(pg.total, 0), CASE WHEN $4::bigint = 0 THEN pg.gold END, pg.data::text,"           \
     "  pg.auto_accept = 'accepted',"                                                               \
     "  rv.value, ru.name, rv.decision, pg.rn"                                                      \
-    " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn")                                  \
+    " FROM q pg LEFT JOIN tasks_scored ps ON pg.auto_accept = 'accepted' AND ps.id = pg.id"        \
+    QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn")                                  \
     " ORDER BY pg.id, pg.rn"
 
 /* kind=consensus&method=dawid_skene: every judgement of the project as of
@@ -235,9 +236,10 @@
     "   FROM pg JOIN pr ON pr.id = pg.id LEFT JOIN c ON c.task_id = pg.id AND c.round = pr.rn)"   \
     " SELECT pg.id, pg.external_id, pg.labels::text, pg.round_overlap, coalesce(pg.n, 0),"         \
     "  CASE WHEN $4::bigint = 0 THEN pg.gold END, pg.data::text, pg.auto_accept = 'accepted',"     \
-    "  CASE WHEN pg.auto_accept = 'accepted' THEN (pg.prediction->'labels')::text END,"            \
-    "  pg.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
-    " FROM q pg" QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
+    "  CASE WHEN pg.auto_accept = 'accepted' THEN (ps.prediction->'labels')::text END,"            \
+    "  ps.prediction_score, rv.value, ru.name, rv.decision, pg.rn"                                 \
+    " FROM q pg JOIN tasks_scored ps ON ps.id = pg.id"                                             \
+    QR_SQL_EXPORT_REVIEW_IF(" AND rv.round = pg.rn") " ORDER BY pg.id, pg.rn"
 
 /* format=ls -> task id, and the task as one Label Studio task object (JSON
  * text): data, meta (Quorum's task id and the external id), predictions

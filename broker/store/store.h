@@ -186,26 +186,37 @@
 /* The next tasks for a project's Redis window, in priority order, after the
  * cursor ("" for the beginning, else "priority id" of the last row read).
  * Control (gold) tasks are not in the window: the gold set serves them.
+ * The order is tasks_open's until the project's first predictions update,
+ * then task_scores_order's, each task at its newest row
+ * (sql/0040_task_scores.sql): one branch runs, the other stops at its
+ * one-time filter (the second is quorum_window_scores, whose walk of the
+ * index stops at its limit).
  * $1 project, $2 cursor, $3 limit -> id, free slots, priority, data, cursor,
  * and who annotated or skipped the task already (comma-separated ids; an
  * id may appear twice, which the seen set's ZADD absorbs: UNION ALL spares a
  * hash aggregate per task, most of the refill's time). */
 #define QR_SQL_WINDOW_REFILL                                                                       \
-    "SELECT id, required - done_count, priority, data::text, priority::text || ' ' || id::text,"   \
+    "WITH o AS ((SELECT t.id, t.priority AS pr FROM tasks t"                                       \
+    "  WHERE t.project_id = $1 AND t.state <> 'complete' AND NOT t.control"                        \
+    "   AND NOT EXISTS (SELECT 1 FROM projects WHERE id = $1 AND scores_from IS NOT NULL)"         \
+    "   AND ($2 = '' OR (t.priority, t.id) > (split_part($2, ' ', 1)::float8,"                     \
+    "                                         split_part($2, ' ', 2)::bigint))"                    \
+    "  ORDER BY t.priority, t.id LIMIT $3)"                                                        \
+    " UNION ALL (SELECT w.id, w.pr FROM quorum_window_scores($1, $2, $3) w"                        \
+    "  WHERE EXISTS (SELECT 1 FROM projects WHERE id = $1 AND scores_from IS NOT NULL)))"          \
+    " SELECT t.id, t.required - t.done_count, o.pr, t.data::text,"                                 \
+    "  o.pr::text || ' ' || t.id::text,"                                                           \
     "  coalesce((SELECT string_agg(x.a::text, ',') FROM ("                                         \
     "    SELECT annotator_id AS a FROM annotations WHERE task_id = t.id UNION ALL"                 \
     "    SELECT annotator_id FROM leases WHERE task_id = t.id AND outcome = 'skipped') x), '')"    \
-    " FROM tasks t WHERE project_id = $1 AND state <> 'complete' AND NOT control"                  \
-    "  AND ($2 = '' OR (priority, id) > (split_part($2, ' ', 1)::float8,"                          \
-    "                                    split_part($2, ' ', 2)::bigint))"                         \
-    " ORDER BY priority, id LIMIT $3"
+    " FROM o JOIN tasks t ON t.id = o.id ORDER BY o.pr, o.id"
 
 /* The tasks of project $1 among ids $2 (an array: the Redis window's) as
  * they are now: id, priority, free slots (0 once complete), for a window
  * refresh after their priorities changed (qr_window_refresh). */
 #define QR_SQL_WINDOW_RESCORE                                                                      \
-    "SELECT id, priority, required - done_count FROM tasks"                                        \
-    " WHERE project_id = $1 AND id = ANY ($2::bigint[])"
+    "SELECT t.id, s.priority, t.required - t.done_count FROM tasks t"                              \
+    " JOIN tasks_scored s ON s.id = t.id WHERE t.project_id = $1 AND t.id = ANY ($2::bigint[])"
 
 /* $1 project -> the highest fencing token PostgreSQL holds for it. */
 #define QR_SQL_MAX_TOKEN                                                                           \
@@ -298,11 +309,15 @@
     "COPY quorum_predictions_in (line, task_id, external_id, prediction, score) FROM STDIN"
 #define QR_SQL_PREDICTIONS_APPLY "SELECT * FROM quorum_predictions_apply($1)"
 #define QR_SQLSTATE_PREDICTIONS  "QP422"
+/* After an update: $1 project -> how many of its task_scores rows a newer
+ * row of their task superseded, now deleted (sql/0040_task_scores.sql). */
+#define QR_SQL_TASK_SCORES_PRUNE "SELECT quorum_task_scores_prune($1)"
 
 /* The predictions shown with leased tasks (sql/0030): $1 project, $2 task
  * ids (an array) -> id, prediction (JSON text, or NULL). */
 #define QR_SQL_TASK_PREDICTIONS                                                                    \
-    "SELECT id, prediction::text FROM tasks WHERE project_id = $1 AND id = ANY ($2::bigint[])"
+    "SELECT id, prediction::text FROM tasks_scored"                                                \
+    " WHERE project_id = $1 AND id = ANY ($2::bigint[])"
 
 /* $1 task -> its free slots in PostgreSQL (required - done_count): after a
  * submit refused as full, 0 says the task is complete. */
@@ -415,8 +430,8 @@
     " l AS (UPDATE leases SET outcome = 'released', reason = 'undone'"                             \
     "  FROM a WHERE leases.project_id = $3 AND leases.fencing_token = a.fencing_token),"           \
     " t AS (UPDATE tasks SET done_count = done_count - 1, state = 'waiting'"                       \
-    "  FROM a WHERE tasks.id = a.task_id RETURNING tasks.id, tasks.priority, tasks.data::text)"    \
-    " SELECT id, priority, data FROM t"
+    "  FROM a WHERE tasks.id = a.task_id RETURNING tasks.id, tasks.data::text)"                    \
+    " SELECT t.id, s.priority, t.data FROM t JOIN tasks_scored s ON s.id = t.id"
 
 /* A lease as PostgreSQL's lease log knows it, if granted to this annotator
  * and not ended since. $1 project, $2 token, $3 annotator -> task id,
@@ -464,8 +479,9 @@
     " shown AS (SELECT p.show_predictions AS on, count(an.id) AS n, count(an.id) FILTER (WHERE"    \
     "   CASE WHEN t.prediction ? 'labels' THEN an.label::jsonb = t.prediction->'labels'"           \
     "   ELSE an.label = t.prediction->>'label' END) AS k"                                          \
-    "   FROM projects p LEFT JOIN tasks t ON t.project_id = p.id"                                  \
-    "    AND (t.prediction ? 'label' OR t.prediction ? 'labels') AND NOT t.control"                \
+    "   FROM projects p LEFT JOIN (SELECT s.id, s.prediction FROM tasks_scored s JOIN tasks c"     \
+    "    ON c.id = s.id WHERE s.project_id = $1 AND NOT c.control) t ON p.show_predictions"        \
+    "    AND (t.prediction ? 'label' OR t.prediction ? 'labels')"                                  \
     "   LEFT JOIN annotations an ON an.task_id = t.id WHERE p.id = $1 GROUP BY 1),"                \
     " quality AS (SELECT"                                                                          \
     "   (SELECT count(*) FROM tasks WHERE project_id = $1 AND auto_accept = 'accepted')"           \
@@ -474,7 +490,7 @@
     "   (SELECT coalesce(sum(auto_accept_saved), 0) FROM tasks WHERE project_id = $1"              \
     "     AND auto_accept = 'accepted') AS saved,"                                                 \
     "   (SELECT count(*) FROM cons) AS compared,"                                                  \
-    "   (SELECT count(*) FROM cons c JOIN tasks t ON t.id = c.task_id"                             \
+    "   (SELECT count(*) FROM cons c JOIN tasks_scored t ON t.id = c.task_id"                      \
     "     WHERE CASE WHEN t.prediction ? 'labels' THEN c.label::jsonb = t.prediction->'labels'"    \
     "       ELSE c.label = t.prediction->>'label' END) AS agree)"
 

@@ -15,8 +15,11 @@
 #   - copy_rows: `psql \copy` of the ROWS prediction rows (id, prediction,
 #     score) into a bare table: the least any update must do to get them in;
 #   - update: `quorumctl predictions` of ROWS lines, each a new label and
-#     score for one task (TLS upload, parse, COPY, the update of tasks with
-#     their new priorities, the window's refresh, commit).
+#     score for one task (TLS upload, parse, COPY, the new rows appended to
+#     task_scores with their priorities, the window's refresh, commit);
+#   - prune_after: from the update's answer to the broker's deletion of
+#     the rows it superseded (sql/0040_task_scores.sql), which runs after
+#     the answer and is waited for before the next round.
 # Prints each run, the medians (rows/s) and the ratios update / copy_tasks
 # (the issue's figure) and update / copy_rows, and the WAL each run's COPY
 # of the task rows and update wrote (bytes: the same on a busy machine,
@@ -90,21 +93,29 @@ PY
     t1=$(now)
     up=$(echo "$t1 - $t0" | bc)
     uw=$(wal_since "$l0")
-    jq -nc --argjson rows "$ROWS" --argjson run "$r" --argjson ct "$ct" --argjson cr "$cr" --argjson up "$up" \
+    # After its answer the broker deletes the rows the update superseded
+    # (sql/0040_task_scores.sql): timed apart, and waited for, so that the
+    # next round's COPY does not share the machine with it.
+    while [ "$(grep -c 'superseded predictions deleted' "$W/q.log")" -lt "$r" ]; do
+        grep -q 'deleting superseded predictions failed' "$W/q.log" && { echo "prune failed" >&2; exit 1; }
+        sleep 0.05
+    done
+    pr=$(echo "$(now) - $t1" | bc)
+    jq -nc --argjson rows "$ROWS" --argjson run "$r" --argjson ct "$ct" --argjson cr "$cr" --argjson up "$up" --argjson pr "$pr" \
         --argjson cw "$cw" --argjson uw "$uw" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-        '{rows: $rows, run: $run, copy_tasks_seconds: $ct, copy_rows_seconds: $cr, update_seconds: $up,
+        '{rows: $rows, run: $run, copy_tasks_seconds: $ct, copy_rows_seconds: $cr, update_seconds: $up, prune_after_seconds: $pr,
           copy_tasks_rows_per_s: ($rows / $ct | floor), copy_rows_rows_per_s: ($rows / $cr | floor),
           update_rows_per_s: ($rows / $up | floor), copy_tasks_wal_bytes: $cw, update_wal_bytes: $uw,
           load_after: $load}'
-    psql_ -c "VACUUM tasks"
+    psql_ -c "VACUUM tasks, task_scores"
 }
 for r in $(seq 1 "$RUNS"); do round "$r"; done | tee "$W/runs.jsonl"
 # The next leases follow the last update: their scores are the least in
 # PostgreSQL (ties among equal scores go in Redis's member order).
 got=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" --data-binary '{"max": 3}' \
     "$URL/v1/projects/$P/leases" | jq -r '[.leases[].task_id] | join(",")')
-check_order=$(psql_ -c "SELECT string_agg(prediction_score::text, ',' ORDER BY prediction_score) FROM tasks WHERE id IN ($got)")
-want=$(psql_ -c "SELECT string_agg(s::text, ',') FROM (SELECT prediction_score AS s FROM tasks WHERE project_id = $P ORDER BY priority, id LIMIT 3) x")
+check_order=$(psql_ -c "SELECT string_agg(prediction_score::text, ',' ORDER BY prediction_score) FROM tasks_scored WHERE id IN ($got)")
+want=$(psql_ -c "SELECT string_agg(s::text, ',') FROM (SELECT prediction_score AS s FROM tasks_scored WHERE project_id = $P ORDER BY priority, id LIMIT 3) x")
 jq -s --arg got "$check_order" --arg want "$want" '{runs: .,
     median_copy_tasks_rows_per_s: (map(.copy_tasks_rows_per_s) | sort | .[length / 2 | floor]),
     median_copy_rows_rows_per_s: (map(.copy_rows_rows_per_s) | sort | .[length / 2 | floor]),

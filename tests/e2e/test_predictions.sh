@@ -49,19 +49,32 @@ PY
 out=$("$CTL" predictions --project "$P" "$E2E_DIR/pred.jsonl")
 check "quorumctl predictions says what it did" "updated 300 predictions (0 auto-accepted, 0 reopened)" "$out"
 check "each task holds its new prediction" '{"label": "neg", "score": 0.75, "model_version": "m2"}' \
-    "$(sql "SELECT prediction FROM tasks WHERE id = $(id_of 250)")"
+    "$(sql "SELECT prediction FROM tasks_scored WHERE id = $(id_of 250)")"
 check "and its score as its priority" "0.701 0.701" \
-    "$(sql "SELECT round(prediction_score::numeric, 3) || ' ' || round(priority::numeric, 3) FROM tasks WHERE id = $(id_of 299)")"
+    "$(sql "SELECT round(prediction_score::numeric, 3) || ' ' || round(priority::numeric, 3) FROM tasks_scored WHERE id = $(id_of 299)")"
+check "appended, not rewritten: the task rows keep their import's prediction" "0.299" \
+    "$(sql "SELECT prediction_score FROM tasks WHERE id = $(id_of 299)")"
 check "after: the next leases follow the new scores, from outside the window too" \
     "$(id_of 300) $(id_of 299) $(id_of 298)" "$(lease_ids 3)"
 check "the window's earlier tasks moved back: task 4 is now scored 0.996" "0.996" \
     "$(redis-cli -p "$QR_REDIS_PORT" zscore "{p:$P}:ready" "$(id_of 4)")"
 out=$("$CTL" predictions --project "$P" "$E2E_DIR/pred.jsonl")
 check "the same file twice: the same values" "updated 300 predictions (0 auto-accepted, 0 reopened) 300" \
-    "$out $(sql "SELECT count(*) FROM tasks WHERE project_id = $P AND prediction->>'model_version' = 'm2' AND priority = prediction_score")"
+    "$out $(sql "SELECT count(*) FROM tasks_scored WHERE project_id = $P AND prediction->>'model_version' = 'm2' AND priority = prediction_score")"
 
 # --- refusals: nothing changes ------------------------------------------------------------------
-BEFORE=$(sql "SELECT md5(string_agg(id || ' ' || prediction::text || ' ' || priority || ' ' || state, ',' ORDER BY id)) FROM tasks WHERE project_id = $P")
+state_of_p() { sql "SELECT md5(string_agg(s.id || ' ' || s.prediction::text || ' ' || s.priority || ' ' || t.state, ',' ORDER BY s.id)) || ' ' || (SELECT count(*) FROM task_scores WHERE project_id = $P) FROM tasks_scored s JOIN tasks t ON t.id = s.id WHERE s.project_id = $P"; }
+# The prune of the superseded rows runs after the answer: wait for it.
+pruned() { # PROJECT -> the rows of project PROJECT in task_scores once no row is superseded (10 s at most)
+    local k
+    for k in $(seq 100); do
+        [ "$(sql "SELECT count(*) FROM task_scores s WHERE s.project_id = $1 AND EXISTS (SELECT 1 FROM task_scores n WHERE n.task_id = s.task_id AND n.update_id > s.update_id)")" = 0 ] && break
+        sleep 0.1
+    done
+    sql "SELECT count(*) FROM task_scores WHERE project_id = $1"
+}
+check "the superseded rows are deleted after the answer: one row per task" 300 "$(pruned "$P")"
+BEFORE=$(state_of_p)
 refuse() { # DESCRIPTION STATUS CODE LINE BODY
     local r
     r=$(curl -sS --cacert "$CA" -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/x-ndjson' \
@@ -87,8 +100,7 @@ refuse "an unknown key" 400 invalid_jsonl 1 "{\"task_id\": $(id_of 2), \"scroe\"
 refuse "no task named" 400 invalid_jsonl 1 '{"value": "pos"}'
 refuse "both task_id and external_id" 400 invalid_jsonl 1 "{\"task_id\": $(id_of 2), \"external_id\": \"r2\"}"
 refuse "an empty body" 400 bad_request 0 ""
-check "after every refusal nothing changed" "$BEFORE" \
-    "$(sql "SELECT md5(string_agg(id || ' ' || prediction::text || ' ' || priority || ' ' || state, ',' ORDER BY id)) FROM tasks WHERE project_id = $P")"
+check "after every refusal nothing changed" "$BEFORE" "$(state_of_p)"
 rc=0
 printf '%s\n{"task_id": 999999999}\n' "$OK1" | "$CTL" predictions --project "$P" - >/dev/null 2>"$E2E_DIR/err" || rc=$?
 check "quorumctl: a refused line exits 1" 1 "$rc"
@@ -143,28 +155,65 @@ ANN2=$(new_annotator ann2)
 check "and the next lease is it (score 0.4 is the least confident left)" "$(id_of 10)" \
     "$(api POST "/v1/projects/$P/leases" "$ANN2" '{"max": 1}' | cut -d' ' -f2- | jq -r '.leases[0].task_id')"
 
-# --- the rows are rewritten in place (sql/0035: fillfactor 50, no hash join) --------------------
-# An imported page keeps half its room, so a task's new version stays on
-# the page of the old one: a cheaper update (only the changed bytes are
-# logged), and no index entry at all when no indexed column changes (a
-# project not sampled by uncertainty keeps its priorities).
-Q=$(new_project '{"name": "in-place", "labels": ["pos", "neg"]}')
+# --- appended, never rewritten (sql/0040_task_scores.sql) ----------------------------------------
+# A project not sampled by uncertainty: its first update names 40 of its 60
+# tasks; no task row gets a new version (same place, same writing
+# transaction), the 20 others keep their import priority in task_scores.
+Q=$(new_project '{"name": "appended", "labels": ["pos", "neg"]}')
 python3 -c '
 for k in range(1, 61):
     print("{\"data\": {\"text\": \"row %d\"}, \"prediction\": {\"label\": \"pos\", \"score\": 0.1}}" % k)' |
     "$CTL" import --project "$Q" - >/dev/null
-pages() { sql "SELECT string_agg((ctid::text::point)[0]::text, ',' ORDER BY id) FROM tasks WHERE project_id = $Q"; }
-before=$(pages)
-sql "SELECT id FROM tasks WHERE project_id = $Q" | jq -c '{task_id: ., value: "neg", score: 0.9}' >"$E2E_DIR/q.jsonl"
+rows() { sql "SELECT md5(string_agg(ctid::text || xmin::text, ',' ORDER BY id)) FROM tasks WHERE project_id = $Q"; }
+before=$(rows)
+sql "SELECT id FROM tasks WHERE project_id = $Q ORDER BY id LIMIT 40" | jq -c '{task_id: ., value: "neg", score: 0.9}' >"$E2E_DIR/q.jsonl"
 out=$("$CTL" predictions --project "$Q" "$E2E_DIR/q.jsonl")
-check "a sequential project's 60 tasks updated" "updated 60 predictions (0 auto-accepted, 0 reopened)" "$out"
-check "each task's new version is on the page of its old one" "$before" "$(pages)"
-check "tasks keeps half of each new page free" "{fillfactor=50}" \
-    "$(sql "SELECT reloptions FROM pg_class WHERE relname = 'tasks'")"
-# A hash join in batches would visit the pages in hash order, each many
-# times (sql/0035): a replacement of the function must keep this setting.
-check "the update joins its rows in task id order, never by a hash join" "{enable_hashjoin=off}" \
+check "a sequential project's 40 tasks updated" "updated 40 predictions (0 auto-accepted, 0 reopened)" "$out"
+check "no task row was rewritten" "$before" "$(rows)"
+check "40 new predictions, 20 import ones, the import order kept" "40 20 60" \
+    "$(sql "SELECT concat_ws(' ', count(*) FILTER (WHERE prediction->>'label' = 'neg'), count(*) FILTER (WHERE prediction->>'label' = 'pos'), count(*) FILTER (WHERE priority = id)) FROM tasks_scored WHERE project_id = $Q")"
+check "the project is served from task_scores now, a row for each task" "t 60" \
+    "$(sql "SELECT (SELECT CASE WHEN scores_from IS NOT NULL THEN 't' END FROM projects WHERE id = $Q) || ' ' || count(*) FROM task_scores WHERE project_id = $Q")"
+# The update's join must not be a hash join in batches (sql/0035): a
+# replacement of the function must keep this setting.
+check "the update joins its rows in task id order, never by a hash join" "{enable_hashjoin=off,work_mem=256MB}" \
     "$(sql "SELECT proconfig FROM pg_proc WHERE proname = 'quorum_predictions_apply'")"
+
+# --- uncertainty: a first update naming a few tasks, then an import -------------------------------
+# 60 tasks scored k/100 (more than the window's 40); the first update names
+# 5 of them: the next leases merge their new scores with the import scores
+# of the 55 others, which the window's refill reads from task_scores now.
+U=$(new_project '{"name": "partial", "labels": ["pos", "neg"], "sampling": "uncertainty"}')
+python3 -c '
+for k in range(1, 61):
+    print("{\"data\": {\"text\": \"u%d\"}, \"external_id\": \"u%d\", \"prediction\": {\"label\": \"pos\", \"score\": %s}}" % (k, k, k / 100))' |
+    "$CTL" import --project "$U" - >/dev/null
+UF=$(sql "SELECT min(id) FROM tasks WHERE project_id = $U")
+uid() { echo $((UF + $1 - 1)); }
+# u1..u5 now scored 0.5, 0.035, 0.9, 0.015, 0.055
+printf '%s\n' '{"external_id": "u1", "score": 0.5}' '{"external_id": "u2", "score": 0.035}' \
+    '{"external_id": "u3", "score": 0.9}' '{"external_id": "u4", "score": 0.015}' '{"external_id": "u5", "score": 0.055}' |
+    "$CTL" predictions --project "$U" - >/dev/null
+UA=$(new_annotator uann)
+ulease() { api POST "/v1/projects/$U/leases" "$UA" "{\"max\": $1}" | cut -d' ' -f2- | jq -r '[.leases[].task_id] | join(" ")'; }
+check "the first leases merge the new scores (u4 .015, u2 .035) with the import's (u6 .06)" \
+    "$(uid 4) $(uid 2) $(uid 5) $(uid 6) $(uid 7)" "$(ulease 5)"
+# An import after the first update: its tasks get their rows too, and its
+# least confident task is next.
+printf '%s\n' '{"data": {"text": "late"}, "prediction": {"label": "pos", "score": 0.001}}' |
+    "$CTL" import --project "$U" - >/dev/null
+LATE=$(sql "SELECT id FROM tasks WHERE project_id = $U AND data->>'text' = 'late'")
+check "a task imported after the update has its row" 1 "$(sql "SELECT count(*) FROM task_scores WHERE task_id = $LATE")"
+# The import reopens the window; its next refill (below 10 of 40) walks
+# task_scores from the start again and takes the late task in.
+ulease 30 >/dev/null
+for k in $(seq 50); do
+    [ -n "$(redis-cli -p "$QR_REDIS_PORT" zscore "{p:$U}:ready" "$LATE")" ] && break
+    sleep 0.1
+done
+check "the window's next refill takes it in, and it is leased next" "$LATE" "$(ulease 1)"
+check "deleting the project deletes its task_scores rows" "0" \
+    "$(sql "DELETE FROM projects WHERE id = $U"; sql "SELECT count(*) FROM task_scores WHERE project_id = $U")"
 
 # --- a schema project: a labels object ------------------------------------------------------------
 S=$(new_project '{"name": "schema", "schema": {"fields": [{"name": "sentiment", "type": "choice", "choices": ["pos", "neg"]}, {"name": "topics", "type": "multi_choice", "choices": ["price", "delivery"]}]}}')
@@ -175,7 +224,7 @@ r=$(curl -sS --cacert "$CA" -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
     -w ' %{http_code}' "$URL/v1/projects/$S/predictions")
 check "schema project: 200" 200 "${r##* }"
 check "the labels object stored canonical (choices in the schema's order)" '{"score": 0.8, "labels": {"topics": ["price", "delivery"], "sentiment": "neg"}}' \
-    "$(sql "SELECT prediction FROM tasks WHERE id = $ST")"
+    "$(sql "SELECT prediction FROM tasks_scored WHERE id = $ST")"
 r=$(curl -sS --cacert "$CA" -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
     --data-binary "{\"task_id\": $ST, \"value\": {\"sentiment\": \"meh\"}}" -w ' %{http_code}' "$URL/v1/projects/$S/predictions")
 check "schema project: a value against the schema is 422" 422 "${r##* }"
