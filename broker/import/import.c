@@ -19,6 +19,29 @@
  * priority (ids stay below 2^53). */
 #define OVERLAP_FIRST_SHIFT 1e16
 
+void qr_import_json_string(qr_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    qr_buf_append(b, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        qr_buf_append(b, s + from, i - from);
+        from = i + 1;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            qr_buf_append(b, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            qr_buf_append(b, esc, 6);
+        }
+    }
+    qr_buf_append(b, s + from, n - from);
+    qr_buf_append(b, "\"", 1);
+}
+
 void qr_import_copy_escape(qr_buf_t *b, const char *s)
 {
     /* Runs of plain bytes are appended at once: a byte at a time was a

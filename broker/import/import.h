@@ -305,6 +305,9 @@ char *qr_import_external_ids(const qr_import_t *imp);
 
 /* Appends s to out escaped for COPY's text format (\\, \n, \r, \t). */
 void qr_import_copy_escape(qr_buf_t *out, const char *s);
+/* Appends the n bytes at s (UTF-8, as jansson gives a string) as a JSON
+ * string: quoted, with '"', '\\' and control bytes (NUL too) escaped. */
+void qr_import_json_string(qr_buf_t *out, const char *s, size_t n);
 
 /* --- PUT /v1/projects/{id}/predictions (import_predictions.c) --------------------------- */
 

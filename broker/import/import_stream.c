@@ -536,18 +536,10 @@ char *qr_import_stream_external_ids(const qr_import_stream_t *s)
     for (size_t i = 0; i < p->cap; i++) {
         if (!p->seen[i].id)
             continue;
-        /* Ids are UTF-8 text from jansson: only '"', '\\' and controls need escaping. */
-        qr_buf_appends(&b, first ? "\"" : ",\"");
+        if (!first)
+            qr_buf_appends(&b, ",");
         first = 0;
-        for (const unsigned char *c = (const unsigned char *)p->seen[i].id; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                qr_buf_appendf(&b, "\\%c", *c);
-            else if (*c < 0x20)
-                qr_buf_appendf(&b, "\\u%04x", *c);
-            else
-                qr_buf_append(&b, (const char *)c, 1);
-        }
-        qr_buf_appends(&b, "\"");
+        qr_import_json_string(&b, p->seen[i].id, strlen(p->seen[i].id));
     }
     qr_buf_appends(&b, "]");
     return qr_buf_steal(&b);
