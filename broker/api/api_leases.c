@@ -808,9 +808,10 @@ static void on_undone(const PGresult *res, const char *err, const char *sqlstate
     }
     c->task_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     c->label = qr_xstrdup(PQgetvalue(res, 0, 2)); /* the task's data, kept for the answer */
+    const qr_share_t *s = caller_share(c);
     if (qr_lease_regrant(c->b->lease, c->project->id, c->task_id, c->user.id, c->user.org_id,
-                         qr_now_ms(), c->project->lease_ttl_ms, strtod(PQgetvalue(res, 0, 1), NULL),
-                         c->label, on_regranted, c) < 0)
+                         s && (s->quota >= 0 || s->cap >= 0), qr_now_ms(), c->project->lease_ttl_ms,
+                         strtod(PQgetvalue(res, 0, 1), NULL), c->label, on_regranted, c) < 0)
         on_regranted(QR_EIO, NULL, c);
 }
 

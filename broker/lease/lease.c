@@ -597,6 +597,18 @@ int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int6
     return send_op(op, on_done);
 }
 
+/* One plain DEL of a key of the project's slot: no script needed. */
+int qr_lease_count_reset(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    op_arg(op, qr_xstrdup("DEL"));
+    op_arg(op, project_key(project, "counted"));
+    int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_done, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
 /* --- heartbeat and submit ---------------------------------------------- */
 
 static void on_touch(redisReply *r, const char *err, void *arg)
@@ -757,8 +769,8 @@ static void on_regranted(redisReply *r, const char *err, void *arg)
 }
 
 int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
-                     int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
-                     qr_lease_info_cb cb, void *arg)
+                     int64_t org, int counted, int64_t now_ms, int ttl_ms, double priority,
+                     const char *data, qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REGRANT, (void (*)(void))cb, arg);
     op_arg(op, qr_xi64(task));
@@ -767,8 +779,10 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xi64(ttl_ms));
     op_arg(op, qr_xasprintf("%.17g", priority));
     op_arg(op, qr_xstrdup(data));
-    if (org > 0)
+    if (org > 0) {
         op_arg(op, qr_xi64(org));
+        op_arg(op, qr_xstrdup(counted ? "1" : "0"));
+    }
     return send_op(op, on_regranted);
 }
 

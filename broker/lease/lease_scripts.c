@@ -24,7 +24,11 @@
 /* A lease is one field of {p:P}:lease: its fencing token maps to
  * "task annotator granted expires state pinned org", where state is 'live'
  * or 'submitting' (pinned: the end of the submit's grace, ms) and org is
- * the organization a counted lease counts against; '-' when none. */
+ * the organization a counted lease counts against; '~' and the
+ * organization for a lease granted uncounted (its share sets no quota and
+ * no cap: SEED_LUA counts it should the counters be built while it is
+ * live); '-' for a gold lease or one without an organization. Only a
+ * counted lease (lease_counted) moves the counters when it ends. */
 #define LEASE_CODEC_LUA                                                                            \
     "local function lease_parse(v)\n"                                                              \
     "  local t, a, g, x, s, pin, org =\n"                                                          \
@@ -35,6 +39,9 @@
     "  local v = redis.call('HGET', key, tok)\n"                                                   \
     "  if v then return lease_parse(v) end\n"                                                      \
     "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function lease_counted(l)\n"                                                            \
+    "  return l.org ~= '-' and string.byte(l.org, 1) ~= 126\n"                                     \
     "end\n"                                                                                        \
     "local function lease_put(key, tok, l)\n"                                                      \
     "  redis.call('HSET', key, tok, string.format('%s %s %d %d %s %s %s', l.task, l.ann,\n"        \
@@ -48,12 +55,14 @@
  * ranks of the next page step back over the members this call took out), and no lease past live
  * ones of this annotator (-1: no bound): alive counts each annotator's live
  * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
- * With org (the annotator's organization) the grant is counted: each lease
- * adds one to vused[org] and aused[ann] (submitted annotations plus live
- * leases; see SEED_LUA), and no lease is granted past the quota of the
- * organization or the cap of the annotator (-1: none). Counting needs the
- * counters built (counted): until they are, nothing is granted and the
- * reason is 'uncounted'. Nothing is granted either from a window not built
+ * With org (the annotator's organization) and a quota or a cap (-1: none)
+ * the grant is counted: each lease adds one to vused[org] and aused[ann]
+ * (submitted annotations plus live leases; see SEED_LUA), and no lease is
+ * granted past the quota of the organization or the cap of the annotator.
+ * Counting needs the counters built (counted): until they are, nothing is
+ * granted and the reason is 'uncounted'. With neither a quota nor a cap
+ * the counters are neither read nor written (most grants: issue 18), and
+ * the lease carries '~org' (see LEASE_CODEC_LUA). Nothing is granted either from a window not built
  * (INIT_LUA): the grant finds it empty, and the broker refills it.
  * Gold (issue 16): with a gold rate p or an onboarding count N above 0, each
  * lease is a gold task while the annotator was served fewer than N
@@ -77,6 +86,9 @@ static const char GRANT_LUA[] =
     "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "local lorg0 = org and '~' .. org or '-'\n"
+    "if quota < 0 and cap < 0 then org = nil end\n"
+    "if org then lorg0 = org end\n"
     "local grate, gonb = tonumber(ARGV[10] or '0'), tonumber(ARGV[11] or '0')\n"
     "local judged, gon = ARGV[12] == '1', grate > 0 or gonb > 0\n"
     "if redis.call('EXISTS', built) == 0 then return {0, {}, ''} end\n"
@@ -148,7 +160,7 @@ static const char GRANT_LUA[] =
     "    end\n"
     "  end\n"
     "  if not tid then break end\n"
-    "  local lorg, body = org or '-', nil\n"
+    "  local lorg, body = lorg0, nil\n"
     "  if isgold then\n"
     "    redis.call('ZINCRBY', gold, 1, tid)\n"
     "    ngold = redis.call('HINCRBY', gold_served, ann, 1)\n"
@@ -181,8 +193,10 @@ static const char GRANT_LUA[] =
 /* ARGV: (org, annotator, annotations) triples from PostgreSQL. Builds the
  * quota and cap counters of a project unless they exist: each
  * organization's and each annotator's submitted annotations, plus the live
- * leases Redis holds (a counted lease carries its organization). Returns 1
- * when built, 0 when they existed. */
+ * leases Redis holds (a lease carries its organization, '~org' when it was
+ * granted uncounted: such a lease is counted from now on, and rewritten as
+ * counted so that its end takes it off again). Returns 1 when built, 0 when
+ * they existed. */
 static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS)\n"
     LEASE_CODEC_LUA
                                "if redis.call('EXISTS', counted) == 1 then return 0 end\n"
@@ -191,9 +205,15 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
                                "  redis.call('HINCRBY', vused, ARGV[i], ARGV[i + 2])\n"
                                "  redis.call('HINCRBY', aused, ARGV[i + 1], ARGV[i + 2])\n"
                                "end\n"
-                               "for _, v in ipairs(redis.call('HVALS', lease)) do\n"
-                               "  local l = lease_parse(v)\n"
+                               "local all = redis.call('HGETALL', lease)\n"
+                               "for i = 1, #all, 2 do\n"
+                               "  local l = lease_parse(all[i + 1])\n"
+                               "  l.tok = all[i]\n"
                                "  if l.org ~= '-' then\n"
+                               "    if not lease_counted(l) then\n"
+                               "      l.org = string.sub(l.org, 2)\n"
+                               "      lease_put(lease, l.tok, l)\n"
+                               "    end\n"
                                "    redis.call('HINCRBY', vused, l.org, 1)\n"
                                "    redis.call('HINCRBY', aused, l.ann, 1)\n"
                                "  end\n"
@@ -234,7 +254,8 @@ static const char TOUCH_LUA[] =
     "redis.call('ZADD', leases, ARGV[3], tok)\n"
     "return {l.task, l.granted, l.expires, isgold}\n";
 
-/* ARGV: task, annotator, now, ttl, priority, data[, organization]. An
+/* ARGV: task, annotator, now, ttl, priority, data[, organization,
+ * counted ('1': the share sets a quota or a cap)]. An
  * undone annotation: its slot goes straight back to the annotator who undid
  * it, as a new lease with a new fencing token (the task re-enters the
  * window if it had left it). The quota counters do not move: one annotation
@@ -249,6 +270,7 @@ static const char REGRANT_LUA[] =
     "local tid, ann = ARGV[1], ARGV[2]\n"
     "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local org = ARGV[7] or '-'\n"
+    "if ARGV[7] and ARGV[8] ~= '1' then org = '~' .. org end\n"
     "if redis.call('ZSCORE', gold, tid) then\n"
     "  org = '-'\n"
     "else\n"
@@ -308,14 +330,14 @@ static const char END_LUA[] =
     "  return {tid, l.granted, l.expires}\n"
     "end\n"
     "if mode == 'drop' then\n"
-    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "  if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "    redis.call('HINCRBY', vused, l.org, -1)\n"
     "    redis.call('HINCRBY', aused, l.ann, -1)\n"
     "  end\n"
     "  mode = 'commit'\n"
     "end\n"
     "if mode ~= 'commit' then\n"
-    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "  if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "    redis.call('HINCRBY', vused, l.org, -1)\n"
     "    redis.call('HINCRBY', aused, l.ann, -1)\n"
     "  end\n"
@@ -348,7 +370,7 @@ static const char REAP_LUA[] =
     "  if l then\n"
     "    if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) "
     "end\n"
-    "    if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "    if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "      redis.call('HINCRBY', vused, l.org, -1)\n"
     "      redis.call('HINCRBY', aused, l.ann, -1)\n"
     "    end\n"

@@ -176,9 +176,17 @@ static void test_counters(void **state)
     assert_int_equal(ngot, 1);
     /* An undone annotation's lease (it carries its organization) before it. */
     assert_int_equal(
-        qr_lease_regrant(engine, project, 20, 1, ORG_V, now, 60000, 20, "{}", on_info, NULL), 0);
+        qr_lease_regrant(engine, project, 20, 1, ORG_V, 1, now, 60000, 20, "{}", on_info, NULL), 0);
     wait_done();
     assert_int_equal(last_rc, 0);
+
+    /* A grant of a share with neither quota nor cap needs no counters and
+     * moves none: it is not counted (issue 18). */
+    grant(5, ORG_V, -1, -1, 1, now);
+    assert_int_equal(last_why, QR_LEASE_GRANTED);
+    assert_int_equal(ngot, 1);
+    int64_t uncounted = tokens[0];
+    assert_int_equal(command("EXISTS", "{p:41}:vused", NULL), 0);
 
     /* No counted grant until the counters exist. */
     grant(1, ORG_V, 10, 10, 1, now);
@@ -191,7 +199,15 @@ static void test_counters(void **state)
     assert_int_equal(qr_lease_count_seed(engine, project, 3, orgs, anns, counts, on_done, NULL), 0);
     wait_done();
     assert_int_equal(last_rc, 0);
-    assert_int_equal(vused(ORG_V), 4); /* 3 annotations + the regranted live lease */
+    /* 3 annotations + the regranted live lease + the uncounted one, which
+     * the build counts from now on: its release takes it off again. */
+    assert_int_equal(vused(ORG_V), 5);
+    assert_int_equal(aused(5), 1);
+    assert_int_equal(qr_lease_release(engine, project, 5, uncounted, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(vused(ORG_V), 4);
+    assert_int_equal(aused(5), 0);
     assert_int_equal(aused(1), 3);
     assert_int_equal(vused(ORG_W), 4);
     assert_int_equal(aused(99), 0); /* uncounted */
@@ -237,8 +253,18 @@ static void test_counters(void **state)
     wait_done();
     assert_int_equal(vused(ORG_V), 5);
 
+    /* Once the counters exist, a grant without quota or cap still leaves
+     * them alone, and so does its end. */
+    grant(4, ORG_W, -1, -1, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(vused(ORG_W), 4);
+    assert_int_equal(aused(4), 0);
+    assert_int_equal(qr_lease_release(engine, project, 4, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(vused(ORG_W), 4);
+
     /* Expiry: W's annotator 3 takes 2 leases (1 s); the reaper returns them. */
-    grant(3, ORG_W, -1, -1, 2, now);
+    grant(3, ORG_W, 100, -1, 2, now);
     assert_int_equal(ngot, 2);
     assert_int_equal(vused(ORG_W), 6);
     assert_int_equal(qr_lease_reap(engine, now + 1500, NULL, NULL), 0);
