@@ -257,6 +257,21 @@ QR_MUST_CHECK int qr_lease_gold_load(qr_lease_engine_t *e, int64_t project, int 
 QR_MUST_CHECK int qr_lease_annotator_pause(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                                            int paused, qr_lease_done_cb cb, void *arg);
 
+/* Corks the engine: until the matching qr_lease_uncork, heartbeats, submit
+ * begins, peeks and every way a lease ends (submit commit, extend, drop,
+ * abort, return, release, skip) are queued instead of sent; their
+ * functions return 0 and their callbacks run later, as uncorked. Corks
+ * nest. */
+void qr_lease_cork(qr_lease_engine_t *e);
+
+/* Ends a cork; the outermost sends what was queued, one script call per
+ * project (and per run of steps of one kind: a begin queued after an end
+ * of the same project goes in a call after it), each step answered as its
+ * own call would be: the same checks, per lease, in the order queued (a
+ * stale token is refused, the others go through). A client closing
+ * answers each queued step QR_EIO, from within this call. */
+void qr_lease_uncork(qr_lease_engine_t *e);
+
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
 QR_MUST_CHECK int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                                      int64_t token, int64_t now_ms, int ttl_ms, qr_lease_info_cb cb,

@@ -221,38 +221,47 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
                                "redis.call('SET', counted, '1')\n"
                                "return 1\n";
 
-/* ARGV: annotator, now, new expiry, token, mode. mode 'hb' extends a live
- * lease; 'begin' pins it for the submit until the new expiry; 'peek'
- * changes nothing and answers as 'begin' would (a submit checking its value
- * against the task first). A lease already pinned may be begun again by its
- * annotator while the pin holds: the submit that pinned it may have died
- * with its broker before committing, and the agent's resend (same
- * idempotency key) must then go through; PostgreSQL keeps two racing
- * submits to one row. Returns {task, granted, expires, gold} (gold 1 when
- * the task is one of the gold set's) or 0 when the lease is not live (or
- * pinned) and the caller's. */
+/* ARGV: steps of 5 (annotator, now, new expiry, token, mode), each on one
+ * lease, taken in order as separate calls would take them: a submit batch
+ * pins all of its leases of the project in one call (issue 18). mode 'hb'
+ * extends a live lease; 'begin' pins it for the submit until the new
+ * expiry; 'peek' changes nothing and answers as 'begin' would (a submit
+ * checking its value against the task first). A lease already pinned may
+ * be begun again by its annotator while the pin holds: the submit that
+ * pinned it may have died with its broker before committing, and the
+ * agent's resend (same idempotency key) must then go through; PostgreSQL
+ * keeps two racing submits to one row. Returns one answer per step:
+ * {task, granted, expires, gold} (gold 1 when the task is one of the gold
+ * set's), or 0 when the lease is not live (or pinned) and the caller's. */
 static const char TOUCH_LUA[] =
     "local lease, leases, gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
-    "local tok, mode = ARGV[4], ARGV[5]\n"
-    "local l = lease_get(lease, tok)\n"
-    "if not l or l.ann ~= ARGV[1] then return 0 end\n"
-    "local now = tonumber(ARGV[2])\n"
-    "if l.state == 'live' then\n"
-    "  if tonumber(l.expires) <= now then return 0 end\n"
-    "elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
-    "  return 0\n"
+    "local hasgold = redis.call('EXISTS', gold) == 1\n"
+    "local function touch(ann, now, newexp, tok, mode)\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  if not l or l.ann ~= ann then return 0 end\n"
+    "  now = tonumber(now)\n"
+    "  if l.state == 'live' then\n"
+    "    if tonumber(l.expires) <= now then return 0 end\n"
+    "  elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
+    "    return 0\n"
+    "  end\n"
+    "  local isgold = hasgold and redis.call('ZSCORE', gold, l.task) and 1 or 0\n"
+    "  if mode == 'peek' then return {l.task, l.granted, l.expires, isgold} end\n"
+    "  if mode == 'begin' then\n"
+    "    l.state, l.pinned = 'submitting', newexp\n"
+    "  else\n"
+    "    l.expires = newexp\n"
+    "  end\n"
+    "  lease_put(lease, tok, l)\n"
+    "  redis.call('ZADD', leases, newexp, tok)\n"
+    "  return {l.task, l.granted, l.expires, isgold}\n"
     "end\n"
-    "local isgold = redis.call('ZSCORE', gold, l.task) and 1 or 0\n"
-    "if mode == 'peek' then return {l.task, l.granted, l.expires, isgold} end\n"
-    "if mode == 'begin' then\n"
-    "  l.state, l.pinned = 'submitting', ARGV[3]\n"
-    "else\n"
-    "  l.expires = ARGV[3]\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 5 do\n"
+    "  out[#out + 1] = touch(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])\n"
     "end\n"
-    "lease_put(lease, tok, l)\n"
-    "redis.call('ZADD', leases, ARGV[3], tok)\n"
-    "return {l.task, l.granted, l.expires, isgold}\n";
+    "return out\n";
 
 /* ARGV: task, annotator, now, ttl, priority, data[, organization,
  * counted ('1': the share sets a quota or a cap)]. An
@@ -291,68 +300,78 @@ static const char REGRANT_LUA[] =
     "redis.call('ZADD', leases, exp, tok)\n"
     "return {tok, exp}\n";
 
-/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'extend'
+/* ARGV: steps of 4 (token, mode, annotator, now), each ending one lease,
+ * taken in order as separate calls would take them: the leases of one
+ * project whose annotations one group commit stored end in one call
+ * (issue 18). 'commit' consumes the slot; 'extend'
  * consumes it and gives the task one new free slot (PostgreSQL raised its
  * required count: dynamic overlap), so the task stays in the window, ready,
  * and the annotator stays in its seen set; 'drop' consumes it with
  * nothing stored (PostgreSQL holds the task complete: the counts of the
  * share drop as for an abort, and the task leaves the window as after a
- * commit); 'abort' returns it; 'return' returns it and lets the annotator have the task
- * again (a submit refused before anything was stored); 'release' and 'skip'
- * first check the lease is live and the annotator's, then return the slot
- * ('release' also lets the annotator have the task again). Every mode takes
- * the lease off its annotator's live count. A lease of a gold task (in the
- * gold set) held no slot: it ends without touching the window, and the
- * annotator stays in seen however it ends (nobody sees a gold task twice).
- * Returns {task,
+ * commit); 'abort' returns it; 'return' returns it and lets the annotator
+ * have the task again (a submit refused before anything was stored);
+ * 'release' and 'skip' first check the lease is live and the annotator's,
+ * then return the slot ('release' also lets the annotator have the task
+ * again). Every mode takes the lease off its annotator's live count. A
+ * lease of a gold task (in the gold set) held no slot: it ends without
+ * touching the window, and the annotator stays in seen however it ends
+ * (nobody sees a gold task twice). Returns one answer per step: {task,
  * granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
     "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused,"
     " gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
-    "local tok, mode = ARGV[1], ARGV[2]\n"
-    "local l = lease_get(lease, tok)\n"
-    "if not l then return 0 end\n"
-    "if (mode == 'release' or mode == 'skip') and (l.ann ~= ARGV[3] or l.state ~= 'live' or\n"
-    "    tonumber(l.expires) <= tonumber(ARGV[4])) then return 0 end\n"
-    "local tid = l.task\n"
-    "redis.call('HDEL', lease, tok)\n"
-    "redis.call('ZREM', leases, tok)\n"
-    "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
-    "if redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
-    "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
-    "if mode == 'release' or mode == 'return' then\n"
-    "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
-    "end\n"
-    "if mode == 'extend' then\n"
-    "  redis.call('HINCRBY', free, tid, 1)\n"
-    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
-    "  return {tid, l.granted, l.expires}\n"
-    "end\n"
-    "if mode == 'drop' then\n"
+    "local hasgold = redis.call('EXISTS', gold) == 1\n"
+    "local function uncount(l)\n"
     "  if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "    redis.call('HINCRBY', vused, l.org, -1)\n"
     "    redis.call('HINCRBY', aused, l.ann, -1)\n"
     "  end\n"
-    "  mode = 'commit'\n"
     "end\n"
-    "if mode ~= 'commit' then\n"
-    "  if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
-    "    redis.call('HINCRBY', vused, l.org, -1)\n"
-    "    redis.call('HINCRBY', aused, l.ann, -1)\n"
+    "local function finish(tok, mode, ann, now)\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  if not l then return 0 end\n"
+    "  if (mode == 'release' or mode == 'skip') and (l.ann ~= ann or l.state ~= 'live' or\n"
+    "      tonumber(l.expires) <= tonumber(now)) then return 0 end\n"
+    "  local tid = l.task\n"
+    "  redis.call('HDEL', lease, tok)\n"
+    "  redis.call('ZREM', leases, tok)\n"
+    "  if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
+    "  if hasgold and redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
+    "  local nheld = redis.call('HINCRBY', held, tid, -1)\n"
+    "  if mode == 'release' or mode == 'return' then\n"
+    "    redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
     "  end\n"
-    "  redis.call('HINCRBY', free, tid, 1)\n"
-    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "  if mode == 'extend' then\n"
+    "    redis.call('HINCRBY', free, tid, 1)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "    return {tid, l.granted, l.expires}\n"
+    "  end\n"
+    "  if mode == 'drop' then\n"
+    "    uncount(l)\n"
+    "    mode = 'commit'\n"
+    "  end\n"
+    "  if mode ~= 'commit' then\n"
+    "    uncount(l)\n"
+    "    redis.call('HINCRBY', free, tid, 1)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "    return {tid, l.granted, l.expires}\n"
+    "  end\n"
+    "  if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
+    "    redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
+    "    redis.call('HDEL', free, tid)\n"
+    "    redis.call('HDEL', held, tid)\n"
+    "    redis.call('HDEL', data, tid)\n"
+    "    redis.call('HDEL', prio, tid)\n"
+    "  end\n"
     "  return {tid, l.granted, l.expires}\n"
     "end\n"
-    "if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
-    "  redis.call('HDEL', free, tid)\n"
-    "  redis.call('HDEL', held, tid)\n"
-    "  redis.call('HDEL', data, tid)\n"
-    "  redis.call('HDEL', prio, tid)\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 4 do\n"
+    "  out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])\n"
     "end\n"
-    "return {tid, l.granted, l.expires}\n";
+    "return out\n";
 
 /* ARGV: now, limit. Ends up to limit leases expired at now and returns
  * their slots (a gold task's lease has none, and its annotator stays in

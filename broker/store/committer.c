@@ -35,6 +35,8 @@ struct qr_committer_s {
     item_t *head, *tail; /* queued, oldest first */
     int queued;
     uint64_t batches, rows;
+    void (*before)(void *), (*after)(void *); /* around a batch's callbacks */
+    void *hook_arg;
 };
 
 qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch)
@@ -44,6 +46,14 @@ qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch)
     c->max_inflight = max_inflight < 1 ? 1 : max_inflight;
     c->max_batch = max_batch < 1 ? 1 : max_batch;
     return c;
+}
+
+void qr_committer_set_batch_hooks(qr_committer_t *c, void (*before)(void *arg),
+                                  void (*after)(void *arg), void *arg)
+{
+    c->before = before;
+    c->after = after;
+    c->hook_arg = arg;
 }
 
 void qr_committer_free(qr_committer_t *c)
@@ -109,6 +119,8 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
         err = "quorum_submit_batch returned the wrong number of rows";
     if (ok)
         c->rows += (uint64_t)bt->n;
+    if (c->before)
+        c->before(c->hook_arg);
     for (int i = 0; i < bt->n; i++) {
         item_t *it = bt->items[i];
         if (!ok) {
@@ -121,6 +133,8 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
             x->cb(0, id, PQgetvalue(res, i, 2), extended, NULL, x->arg);
         }
     }
+    if (c->after)
+        c->after(c->hook_arg);
     for (int i = 0; i < bt->n; i++)
         item_free(bt->items[i]);
     free(bt->items);
