@@ -24,6 +24,8 @@ struct qr_lease_engine_s {
     int corked;                 /* qr_lease_cork depth: steps are queued while > 0 */
     struct step_s *queue;       /* the queued steps, oldest first */
     struct step_s **queue_tail; /* where the next queued step goes */
+    void (*before)(void *), (*after)(void *); /* around one call's step answers */
+    void *hook_arg;
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -692,9 +694,22 @@ static void on_steps(redisReply *r, const char *err, void *arg)
                 r->type == REDIS_REPLY_ARRAY ? r->elements : 0, sc->n);
         ok = 0;
     }
+    qr_lease_engine_t *e = op->e;
+    if (e->before)
+        e->before(e->hook_arg);
     for (int i = 0; i < sc->n; i++)
         step_answer(sc->steps[i], ok ? r->element[i] : NULL);
+    if (e->after)
+        e->after(e->hook_arg);
     steps_call_free(sc);
+}
+
+void qr_lease_set_step_hooks(qr_lease_engine_t *e, void (*before)(void *arg),
+                             void (*after)(void *arg), void *arg)
+{
+    e->before = before;
+    e->after = after;
+    e->hook_arg = arg;
 }
 
 /* Sends steps[0..n) (one project, one script) in one call. Returns 0, or a

@@ -272,6 +272,14 @@ void qr_lease_cork(qr_lease_engine_t *e);
  * answers each queued step QR_EIO, from within this call. */
 void qr_lease_uncork(qr_lease_engine_t *e);
 
+/* Hooks run around the answers of one call of steps: before(arg) ahead of
+ * the first step's callback, after(arg) behind the last, so the caller can
+ * gather what those callbacks start (the group commit's hold: a submit
+ * batch's rows, pinned in one call, go to PostgreSQL in one batch). Either
+ * may be NULL. */
+void qr_lease_set_step_hooks(qr_lease_engine_t *e, void (*before)(void *arg),
+                             void (*after)(void *arg), void *arg);
+
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
 QR_MUST_CHECK int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                                      int64_t token, int64_t now_ms, int ttl_ms, qr_lease_info_cb cb,

@@ -37,6 +37,7 @@ struct qr_committer_s {
     uint64_t batches, rows;
     void (*before)(void *), (*after)(void *); /* around a batch's callbacks */
     void *hook_arg;
+    int held; /* qr_committer_hold depth: rows only queue while > 0 */
 };
 
 qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch)
@@ -142,10 +143,11 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
     flush(c);
 }
 
-/* Sends queued items while fewer than max_inflight batches are out. */
+/* Sends queued items while fewer than max_inflight batches are out and
+ * nobody holds the committer. */
 static void flush(qr_committer_t *c)
 {
-    while (c->head && c->inflight < c->max_inflight) {
+    while (c->head && c->inflight < c->max_inflight && !c->held) {
         batch_t *bt = qr_xcalloc(1, sizeof *bt);
         bt->c = c;
         int n = c->queued < c->max_batch ? c->queued : c->max_batch;
@@ -207,4 +209,16 @@ void qr_committer_add(qr_committer_t *c, const qr_commit_row_t *row, qr_commit_c
     c->tail = it;
     c->queued++;
     flush(c);
+}
+
+void qr_committer_hold(qr_committer_t *c)
+{
+    c->held++;
+}
+
+void qr_committer_release(qr_committer_t *c)
+{
+    QR_ASSERT(c->held > 0);
+    if (--c->held == 0)
+        flush(c);
 }
