@@ -478,7 +478,7 @@ static void on_grant(redisReply *r, const char *err, void *arg)
     if (reply_failed(r, err, "grant") || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_ARRAY) {
         if (op->limited)
-            lcb(QR_EIO, NULL, 0, 0, QR_LEASE_GRANTED, op->arg);
+            lcb(QR_EIO, NULL, 0, 0, QR_LEASE_GRANTED, 0, op->arg);
         else
             cb(QR_EIO, NULL, 0, 0, op->arg);
         op_free(op);
@@ -509,6 +509,9 @@ static void on_grant(redisReply *r, const char *err, void *arg)
             : !strcmp(why, "gold_unloaded")      ? QR_LEASE_GOLD_UNLOADED
             : !strcmp(why, "annotator_paused")   ? QR_LEASE_PAUSED
                                                  : QR_LEASE_GRANTED,
+            r->elements > 4 && reply_int(r->element[3]) > 0   ? QR_LEASE_EXHAUSTED
+            : r->elements > 4 && reply_int(r->element[4]) > 0 ? QR_LEASE_REFILLING
+                                                              : QR_LEASE_REFILL_USEFUL,
             op->arg);
     } else {
         cb(0, leases, k, reply_int(r->element[0]), op->arg);

@@ -205,8 +205,15 @@ enum {
     QR_LEASE_GOLD_UNLOADED, /* the gold set is not loaded: qr_lease_gold_load first */
     QR_LEASE_PAUSED,        /* the annotator is paused (gold accuracy too low) */
 };
+/* What a refill started now would do, as the grant saw the window. */
+enum {
+    QR_LEASE_REFILL_USEFUL = 0, /* it may load tasks (or the state is not built) */
+    QR_LEASE_EXHAUSTED,         /* nothing: the last refill found no more tasks */
+    QR_LEASE_REFILLING,         /* nothing: another refill holds the lock */
+};
+/* window is one of the QR_LEASE_REFILL_USEFUL... values. */
 typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int n,
-                                          int64_t ready_left, int why, void *arg);
+                                          int64_t ready_left, int why, int window, void *arg);
 
 /* As qr_lease_grant, and counted when lim sets a quota or a cap: in the
  * same script that grants, each lease adds one to the organization's and

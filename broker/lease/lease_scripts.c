@@ -75,13 +75,16 @@
  * gold accuracy) a paused annotator gets nothing ('annotator_paused').
  * Gold and pauses need the gold set loaded from PostgreSQL (gold_built,
  * GOLD_LOAD_LUA): until it is, nothing is granted ('gold_unloaded').
- * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
- * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
- * than asked, or none, because of live), 'uncounted', 'gold_unloaded' or
- * 'annotator_paused'. */
+ * Returns {ready_left, {task, token, expires, data}..., reason, exhausted,
+ * refilling}; reason is '', 'quota_reached', 'cap_reached',
+ * 'max_leases_reached' (fewer leases than asked, or none, because of live),
+ * 'uncounted', 'gold_unloaded' or 'annotator_paused'; exhausted 1 when the
+ * last refill found no more tasks, refilling 1 when a refill holds the
+ * lock: then a refill now would load nothing, and the broker asks no
+ * refill_begin (issue 18). Both are missing from the early answers. */
 static const char GRANT_LUA[] =
     "local built, ready, leases, alive, counted, vused, aused, seen, free, held, fence, lease,"
-    " data, gold, gold_data, gold_served, paused, gold_built = unpack(KEYS)\n"
+    " data, gold, gold_data, gold_served, paused, gold_built, exhausted, refill = unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
@@ -188,7 +191,8 @@ static const char GRANT_LUA[] =
     "end\n"
     "local why = ''\n"
     "if #out < max and live >= 0 and nalive >= live then why = 'max_leases_reached' end\n"
-    "return {redis.call('ZCARD', ready), out, why}\n";
+    "return {redis.call('ZCARD', ready), out, why, redis.call('EXISTS', exhausted),\n"
+    "  redis.call('EXISTS', refill)}\n";
 
 /* ARGV: (org, annotator, annotations) triples from PostgreSQL. Builds the
  * quota and cap counters of a project unless they exist: each
@@ -587,9 +591,10 @@ static const char PAUSE_LUA[] =
 const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
     [QR_LEASE_SCRIPT_GRANT] = {"grant",
                                GRANT_LUA,
-                               {"built", "ready", "leases", "alive", "counted", "vused", "aused",
-                                "seen", "free", "held", "fence", "lease", "data", "gold",
-                                "gold_data", "gold_served", "paused", "gold_built"}},
+                               {"built",       "ready",  "leases",     "alive",     "counted",
+                                "vused",       "aused",  "seen",       "free",      "held",
+                                "fence",       "lease",  "data",       "gold",      "gold_data",
+                                "gold_served", "paused", "gold_built", "exhausted", "refill"}},
     [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA, {"counted", "vused", "aused", "lease"}},
     [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases", "gold"}},
     [QR_LEASE_SCRIPT_REGRANT] = {"regrant",

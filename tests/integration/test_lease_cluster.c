@@ -75,7 +75,8 @@ static void on_grant(int rc, const qr_lease_t *l, int n, int64_t ready_left, voi
     done = 1;
 }
 
-static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int w, void *arg)
+static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int w, int idle,
+                       void *arg)
 {
     why = w;
     on_grant(rc, l, n, ready_left, arg);

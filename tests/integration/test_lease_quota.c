@@ -30,6 +30,7 @@ static int64_t project = 41;
 static int done;
 static int last_rc;
 static int last_why;
+static int last_idle;
 static int ngot;
 static int64_t tokens[16];
 
@@ -39,10 +40,12 @@ static void on_done(int rc, void *arg)
     done = 1;
 }
 
-static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int why, void *arg)
+static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int why, int idle,
+                       void *arg)
 {
     last_rc = rc;
     last_why = why;
+    last_idle = idle;
     ngot = n;
     for (int i = 0; i < n && i < 16; i++)
         tokens[i] = l[i].token;
@@ -51,7 +54,7 @@ static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, i
 
 static void on_plain(int rc, const qr_lease_t *l, int n, int64_t ready_left, void *arg)
 {
-    on_limited(rc, l, n, ready_left, QR_LEASE_GRANTED, arg);
+    on_limited(rc, l, n, ready_left, QR_LEASE_GRANTED, 0, arg);
 }
 
 static void on_info(int rc, const qr_lease_info_t *i, void *arg)
@@ -316,6 +319,31 @@ static void test_live_bound(void **state)
     assert_int_equal(ngot, 2);
     assert_int_equal(last_why, QR_LEASE_GRANTED); /* asked 2, got 2 */
     assert_int_equal(alive(6), 2);
+
+    /* The grant tells whether a refill would load anything (issue 18):
+     * not once the window is exhausted, again after a reopen. */
+    assert_int_equal(last_idle, QR_LEASE_REFILL_USEFUL);
+    assert_int_equal(qr_lease_refill_end(engine, project, 1, on_done, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(last_idle, QR_LEASE_EXHAUSTED);
+    assert_int_equal(qr_lease_window_reopen(engine, project, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(last_idle, QR_LEASE_REFILL_USEFUL);
+    /* A refill under way (its lock held): a refill now would load nothing. */
+    assert_int_equal(command("SET", "{p:42}:refill", "1"), 0);
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(last_idle, QR_LEASE_REFILLING);
+    assert_int_equal(command("DEL", "{p:42}:refill", NULL), 1);
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
 
     /* A release, a submit, a returned submit each free one place. */
     assert_int_equal(qr_lease_release(engine, project, 5, t[0], now, 0, on_info, NULL), 0);
