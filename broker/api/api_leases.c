@@ -509,7 +509,7 @@ static void on_pause_reason(const PGresult *res, const char *err, const char *sq
 static void respond_leases_text(ctx_t *c, const qr_lease_t *leases, int n, int why);
 
 static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_left, int why,
-                       void *arg)
+                       int window, void *arg)
 {
     ctx_t *c = arg;
     if (rc < 0) {
@@ -558,13 +558,20 @@ static void on_granted(int rc, const qr_lease_t *leases, int n, int64_t ready_le
             respond_no_lease(c, 0);
         return;
     }
-    if (n == 0 && !c->retried) {
-        /* The window may just be empty: load more and try once again. */
+    if (n == 0 && !c->retried && window != QR_LEASE_EXHAUSTED) {
+        /* The window may just be empty: load more and try once again. An
+         * exhausted window (the grant says so) would load nothing, and the
+         * grant again would find what this one found: on to the checks
+         * below at once (issue 18: one Redis call per lease request). */
         c->retried = 1;
         qr_window_refill(c->b, c->project->id, on_refilled, c);
         return;
     }
-    if (ready_left < c->b->cfg.window_low)
+    /* Below the low mark, load more in the background, unless the grant
+     * said a refill would load nothing (exhausted, or one under way): that
+     * refill_begin call was one in ten per completion near a project's end
+     * (issue 18). */
+    if (ready_left < c->b->cfg.window_low && window == QR_LEASE_REFILL_USEFUL)
         qr_window_refill(c->b, c->project->id, on_background_refill, NULL);
     if (n == 0 && c->window_more) {
         /* The refill just run found open tasks (or another is loading
@@ -808,9 +815,10 @@ static void on_undone(const PGresult *res, const char *err, const char *sqlstate
     }
     c->task_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     c->label = qr_xstrdup(PQgetvalue(res, 0, 2)); /* the task's data, kept for the answer */
+    const qr_share_t *s = caller_share(c);
     if (qr_lease_regrant(c->b->lease, c->project->id, c->task_id, c->user.id, c->user.org_id,
-                         qr_now_ms(), c->project->lease_ttl_ms, strtod(PQgetvalue(res, 0, 1), NULL),
-                         c->label, on_regranted, c) < 0)
+                         s && (s->quota >= 0 || s->cap >= 0), qr_now_ms(), c->project->lease_ttl_ms,
+                         strtod(PQgetvalue(res, 0, 1), NULL), c->label, on_regranted, c) < 0)
         on_regranted(QR_EIO, NULL, c);
 }
 

@@ -249,6 +249,24 @@ static json_t *int_or_null(const PGresult *res, int col)
                                     : json_integer(strtoll(PQgetvalue(res, 0, col), NULL, 10));
 }
 
+/* The share's quota or cap may be new: grants of a share without either
+ * were not counted, so the project's counters are rebuilt from PostgreSQL
+ * by the next counted grant (qr_lease_count_reset). Should Redis not
+ * answer, the share is stored but the answer is 503: a PUT sent again
+ * resets them. */
+static void on_counts_reset(int rc, void *arg)
+{
+    ctx_t *c = arg;
+    json_t *o = c->out;
+    c->out = NULL;
+    if (rc < 0) {
+        json_decref(o);
+        respond_backend(c, "Redis", "lease counters reset");
+        return;
+    }
+    share_reload(c, c->max, o);
+}
+
 static void on_share_put(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
     ctx_t *c = arg;
@@ -264,11 +282,12 @@ static void on_share_put(const PGresult *res, const char *err, const char *sqlst
         return;
     }
     int created = PQgetvalue(res, 0, 3)[0] == 't';
-    share_reload(c, created ? 201 : 200,
-                 json_pack("{sI sI s:o s:o s:b}", "project_id", (json_int_t)c->project->id,
-                           "org_id", (json_int_t)c->ids[1], "quota_annotations",
-                           int_or_null(res, 1), "max_tasks_per_annotator", int_or_null(res, 2),
-                           "created", created));
+    c->out = json_pack("{sI sI s:o s:o s:b}", "project_id", (json_int_t)c->project->id, "org_id",
+                       (json_int_t)c->ids[1], "quota_annotations", int_or_null(res, 1),
+                       "max_tasks_per_annotator", int_or_null(res, 2), "created", created);
+    c->max = created ? 201 : 200;
+    if (qr_lease_count_reset(c->b->lease, c->project->id, on_counts_reset, c) < 0)
+        on_counts_reset(QR_EIO, c);
 }
 
 void h_share_put(ctx_t *c)

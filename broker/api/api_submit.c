@@ -562,6 +562,8 @@ void h_batch_submit(ctx_t *c)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(c->out, json_null());
     c->pending = (int)n + 1; /* +1 until every child has started */
+    /* The children's leases are pinned (or peeked at) in one Redis call. */
+    qr_lease_cork(c->b->lease);
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_array_get(results, i);
         ctx_t *k = qr_xcalloc(1, sizeof *k);
@@ -585,6 +587,7 @@ void h_batch_submit(ctx_t *c)
             continue;
         submit_start(k);
     }
+    qr_lease_uncork(c->b->lease);
     if (--c->pending == 0) {
         json_t *o = json_pack("{s:O}", "results", c->out);
         respond_json(c, 200, o);

@@ -827,6 +827,30 @@ void qr_broker_project_changed(qr_broker_t *b, int64_t project)
     qr_redis_command(b->redis, 3, argv, NULL, on_published, NULL);
 }
 
+/* Around the callbacks of one group commit: the leases its rows end go to
+ * Redis in one call per project (qr_lease_cork). */
+static void lease_cork(void *arg)
+{
+    qr_lease_cork(arg);
+}
+
+static void lease_uncork(void *arg)
+{
+    qr_lease_uncork(arg);
+}
+
+/* Around the answers of one call of lease steps: the rows a submit
+ * batch's pins let through go to PostgreSQL in one batch. */
+static void committer_hold(void *arg)
+{
+    qr_committer_hold(arg);
+}
+
+static void committer_release(void *arg)
+{
+    qr_committer_release(arg);
+}
+
 /* --- lifecycle -------------------------------------------------------------- */
 
 static void broker_abort(qr_broker_t *b, int reaper_open);
@@ -881,6 +905,8 @@ int qr_broker_start(uv_loop_t *loop, const qr_broker_config_t *cfg, const qr_bro
     b->agreement = qr_live_agreement_new(loop, b->pg, b->read, 1000);
     b->imports = qr_import_queue_new(loop, cfg->import_parses);
     b->committer = qr_committer_new(b->pg, cfg->pg_pool > 1 ? cfg->pg_pool / 2 : 1, 256);
+    qr_committer_set_batch_hooks(b->committer, lease_cork, lease_uncork, b->lease);
+    qr_lease_set_step_hooks(b->lease, committer_hold, committer_release, b->committer);
     if (cfg->webhooks) {
         qr_webhook_config_t wc;
         qr_webhook_config_defaults(&wc);

@@ -19,8 +19,13 @@
 struct qr_lease_engine_s {
     qr_redis_t *redis;
     qr_redis_script_t *script[QR_LEASE_NSCRIPTS]; /* by qr_lease_script_id_t */
-    int sweep_wanted; /* cluster: register the projects of every primary again
-                         (registry_sweep), at the next reap */
+    int sweep_wanted;           /* cluster: register the projects of every primary again
+                                   (registry_sweep), at the next reap */
+    int corked;                 /* qr_lease_cork depth: steps are queued while > 0 */
+    struct step_s *queue;       /* the queued steps, oldest first */
+    struct step_s **queue_tail; /* where the next queued step goes */
+    void (*before)(void *), (*after)(void *); /* around one call's step answers */
+    void *hook_arg;
 };
 
 const char *qr_lease_script_text(const char *name)
@@ -299,6 +304,7 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 {
     qr_lease_engine_t *e = qr_xcalloc(1, sizeof *e);
     e->redis = redis;
+    e->queue_tail = &e->queue;
     for (int i = 0; i < QR_LEASE_NSCRIPTS; i++)
         e->script[i] = qr_redis_script(redis, qr_lease_scripts[i].lua);
     char *lua = primary_check_lua();
@@ -312,6 +318,7 @@ qr_lease_engine_t *qr_lease_engine_new(qr_redis_t *redis)
 
 void qr_lease_engine_free(qr_lease_engine_t *e)
 {
+    QR_ASSERT(!e->queue); /* never freed while corked with steps queued */
     free(e);
 }
 
@@ -471,7 +478,7 @@ static void on_grant(redisReply *r, const char *err, void *arg)
     if (reply_failed(r, err, "grant") || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_ARRAY) {
         if (op->limited)
-            lcb(QR_EIO, NULL, 0, 0, QR_LEASE_GRANTED, op->arg);
+            lcb(QR_EIO, NULL, 0, 0, QR_LEASE_GRANTED, 0, op->arg);
         else
             cb(QR_EIO, NULL, 0, 0, op->arg);
         op_free(op);
@@ -502,6 +509,9 @@ static void on_grant(redisReply *r, const char *err, void *arg)
             : !strcmp(why, "gold_unloaded")      ? QR_LEASE_GOLD_UNLOADED
             : !strcmp(why, "annotator_paused")   ? QR_LEASE_PAUSED
                                                  : QR_LEASE_GRANTED,
+            r->elements > 4 && reply_int(r->element[3]) > 0   ? QR_LEASE_EXHAUSTED
+            : r->elements > 4 && reply_int(r->element[4]) > 0 ? QR_LEASE_REFILLING
+                                                              : QR_LEASE_REFILL_USEFUL,
             op->arg);
     } else {
         cb(0, leases, k, reply_int(r->element[0]), op->arg);
@@ -597,36 +607,224 @@ int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n, const int6
     return send_op(op, on_done);
 }
 
+/* One plain DEL of a key of the project's slot: no script needed. */
+int qr_lease_count_reset(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb, void *arg)
+{
+    op_t *op = op_new(e, project, (void (*)(void))cb, arg);
+    op_arg(op, qr_xstrdup("DEL"));
+    op_arg(op, project_key(project, "counted"));
+    int rc = qr_redis_command(e->redis, 2, (const char **)op->args, NULL, on_done, op);
+    if (rc < 0)
+        op_free(op);
+    return rc;
+}
+
 /* --- heartbeat and submit ---------------------------------------------- */
 
-static void on_touch(redisReply *r, const char *err, void *arg)
+/* --- steps: touch and end, batched per project ------------------------------
+ *
+ * A heartbeat, a submit's pin (or peek) and every way a lease ends are
+ * steps of the touch or the end script, which take any number of steps in
+ * one call (lease_scripts.c) and answer each as a call of its own would.
+ * Uncorked, a step goes out at once, alone. Between qr_lease_cork and
+ * qr_lease_uncork steps are queued, and the uncork sends them: one call
+ * per run of steps of one script in one project, in the order they were
+ * queued, so one project's steps keep their order (issue 18: a submit
+ * batch pins its leases in one call, a group commit ends its leases in one
+ * call per project). */
+
+typedef struct step_s {
+    struct step_s *next;
+    int64_t project;
+    qr_lease_script_id_t id; /* QR_LEASE_SCRIPT_TOUCH or QR_LEASE_SCRIPT_END */
+    char *args[5];           /* the step's ARGV (5 for touch, 4 for end) */
+    qr_lease_info_cb cb;
+    void *arg;
+} step_t;
+
+/* One script call of steps: op's args hold the keys and every step's ARGV. */
+typedef struct steps_call_s {
+    op_t *op;
+    int n;
+    step_t **steps;
+} steps_call_t;
+
+static int step_nargs(const step_t *st)
+{
+    return st->id == QR_LEASE_SCRIPT_TOUCH ? 5 : 4;
+}
+
+static void step_free(step_t *st)
+{
+    for (int i = 0; i < 5; i++)
+        free(st->args[i]);
+    free(st);
+}
+
+/* Answers one step from its element of the reply (NULL: the call failed). */
+static void step_answer(step_t *st, const redisReply *x)
+{
+    if (!st->cb)
+        return;
+    int touch = st->id == QR_LEASE_SCRIPT_TOUCH;
+    if (!x) {
+        st->cb(QR_EIO, NULL, st->arg);
+    } else if (x->type != REDIS_REPLY_ARRAY || x->elements != (touch ? 4u : 3u)) {
+        st->cb(QR_ECONFLCT, NULL, st->arg);
+    } else {
+        qr_lease_info_t info = {reply_int(x->element[0]), reply_int(x->element[1]),
+                                reply_int(x->element[2]), touch && reply_int(x->element[3]) == 1};
+        st->cb(0, &info, st->arg);
+    }
+}
+
+static void steps_call_free(steps_call_t *sc)
+{
+    for (int i = 0; i < sc->n; i++)
+        step_free(sc->steps[i]);
+    free(sc->steps);
+    op_free(sc->op);
+    free(sc);
+}
+
+static void on_steps(redisReply *r, const char *err, void *arg)
 {
     op_t *op = arg;
-    qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
-    if (reply_failed(r, err, "lease touch")) {
-        cb(QR_EIO, NULL, op->arg);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        cb(QR_ECONFLCT, NULL, op->arg);
-    } else {
-        qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
-                                reply_int(r->element[2]),
-                                r->elements > 3 && reply_int(r->element[3]) == 1};
-        cb(0, &info, op->arg);
+    steps_call_t *sc = op->arg;
+    int ok = !reply_failed(r, err, op->id == QR_LEASE_SCRIPT_TOUCH ? "lease touch" : "lease end");
+    if (ok && (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)sc->n)) {
+        qr_warn("redis lease steps: %zu answers to %d steps",
+                r->type == REDIS_REPLY_ARRAY ? r->elements : 0, sc->n);
+        ok = 0;
     }
-    op_free(op);
+    qr_lease_engine_t *e = op->e;
+    if (e->before)
+        e->before(e->hook_arg);
+    for (int i = 0; i < sc->n; i++)
+        step_answer(sc->steps[i], ok ? r->element[i] : NULL);
+    if (e->after)
+        e->after(e->hook_arg);
+    steps_call_free(sc);
+}
+
+void qr_lease_set_step_hooks(qr_lease_engine_t *e, void (*before)(void *arg),
+                             void (*after)(void *arg), void *arg)
+{
+    e->before = before;
+    e->after = after;
+    e->hook_arg = arg;
+}
+
+/* Sends steps[0..n) (one project, one script) in one call. Returns 0, or a
+ * negative code (the client is closing) with no callback run and the steps
+ * still the caller's. */
+static int steps_send(qr_lease_engine_t *e, step_t **steps, int n)
+{
+    steps_call_t *sc = qr_xcalloc(1, sizeof *sc);
+    sc->op = op_script(e, steps[0]->project, steps[0]->id, NULL, sc);
+    sc->n = n;
+    sc->steps = qr_xmalloc((size_t)n * sizeof *sc->steps);
+    for (int i = 0; i < n; i++) {
+        sc->steps[i] = steps[i];
+        for (int k = 0; k < step_nargs(steps[i]); k++) {
+            op_arg(sc->op, steps[i]->args[k]);
+            steps[i]->args[k] = NULL; /* the op owns it now */
+        }
+    }
+    int rc = eval_op(sc->op, on_steps);
+    if (rc < 0) {
+        sc->n = 0; /* the steps stay the caller's */
+        steps_call_free(sc);
+    }
+    return rc;
+}
+
+/* Queues st while corked, else sends it alone. Returns 0 (its callback will
+ * run) or a negative code (closing: st freed, no callback). */
+static int step_run(qr_lease_engine_t *e, step_t *st)
+{
+    if (e->corked > 0) {
+        *e->queue_tail = st;
+        e->queue_tail = &st->next;
+        return 0;
+    }
+    int rc = steps_send(e, &st, 1);
+    if (rc < 0)
+        step_free(st);
+    return rc;
+}
+
+void qr_lease_cork(qr_lease_engine_t *e)
+{
+    e->corked++;
+}
+
+void qr_lease_uncork(qr_lease_engine_t *e)
+{
+    QR_ASSERT(e->corked > 0);
+    if (--e->corked > 0 || !e->queue)
+        return;
+    step_t *q = e->queue;
+    e->queue = NULL;
+    e->queue_tail = &e->queue;
+    int n = 0;
+    for (step_t *st = q; st; st = st->next)
+        n++;
+    step_t **all = qr_xmalloc((size_t)n * sizeof *all);
+    step_t **run = qr_xmalloc((size_t)n * sizeof *run);
+    n = 0;
+    for (step_t *st = q; st; st = st->next)
+        all[n++] = st;
+    /* Runs of steps: each run takes, in order, the pending steps of the
+     * first project not yet sent, up to the first step of the other script
+     * (which starts the project's next run). */
+    for (int i = 0; i < n; i++) {
+        if (!all[i])
+            continue;
+        int64_t project = all[i]->project;
+        qr_lease_script_id_t id = all[i]->id;
+        int m = 0;
+        for (int j = i; j < n; j++) {
+            if (!all[j] || all[j]->project != project)
+                continue;
+            if (all[j]->id != id)
+                break;
+            run[m++] = all[j];
+            all[j] = NULL;
+        }
+        if (steps_send(e, run, m) < 0)
+            for (int k = 0; k < m; k++) {
+                /* The client is closing: each step hears so, as if Redis
+                 * were down (its caller was told the step is on its way). */
+                step_answer(run[k], NULL);
+                step_free(run[k]);
+            }
+    }
+    free(run);
+    free(all);
+}
+
+static step_t *step_new(int64_t project, qr_lease_script_id_t id, qr_lease_info_cb cb, void *arg)
+{
+    step_t *st = qr_xcalloc(1, sizeof *st);
+    st->project = project;
+    st->id = id;
+    st->cb = cb;
+    st->arg = arg;
+    return st;
 }
 
 static int touch(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                  int64_t now_ms, int64_t new_expiry, const char *mode, qr_lease_info_cb cb,
                  void *arg)
 {
-    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_TOUCH, (void (*)(void))cb, arg);
-    op_arg(op, qr_xi64(annotator));
-    op_arg(op, qr_xi64(now_ms));
-    op_arg(op, qr_xi64(new_expiry));
-    op_arg(op, qr_xi64(token));
-    op_arg(op, qr_xstrdup(mode));
-    return send_op(op, on_touch);
+    step_t *st = step_new(project, QR_LEASE_SCRIPT_TOUCH, cb, arg);
+    st->args[0] = qr_xi64(annotator);
+    st->args[1] = qr_xi64(now_ms);
+    st->args[2] = qr_xi64(new_expiry);
+    st->args[3] = qr_xi64(token);
+    st->args[4] = qr_xstrdup(mode);
+    return step_run(e, st);
 }
 
 int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
@@ -657,33 +855,15 @@ static void on_done(redisReply *r, const char *err, void *arg)
     op_free(op);
 }
 
-static void on_ended(redisReply *r, const char *err, void *arg)
-{
-    op_t *op = arg;
-    qr_lease_info_cb cb = (qr_lease_info_cb)op->cb;
-    if (reply_failed(r, err, "lease end")) {
-        if (cb)
-            cb(QR_EIO, NULL, op->arg);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        if (cb)
-            cb(QR_ECONFLCT, NULL, op->arg);
-    } else if (cb) {
-        qr_lease_info_t info = {reply_int(r->element[0]), reply_int(r->element[1]),
-                                reply_int(r->element[2]), 0};
-        cb(0, &info, op->arg);
-    }
-    op_free(op);
-}
-
 static int end_lease(qr_lease_engine_t *e, int64_t project, int64_t annotator, int64_t token,
                      int64_t now_ms, const char *mode, qr_lease_info_cb cb, void *arg)
 {
-    op_t *op = op_script(e, project, QR_LEASE_SCRIPT_END, (void (*)(void))cb, arg);
-    op_arg(op, qr_xi64(token));
-    op_arg(op, qr_xstrdup(mode));
-    op_arg(op, qr_xi64(annotator));
-    op_arg(op, qr_xi64(now_ms));
-    return send_op(op, on_ended);
+    step_t *st = step_new(project, QR_LEASE_SCRIPT_END, cb, arg);
+    st->args[0] = qr_xi64(token);
+    st->args[1] = qr_xstrdup(mode);
+    st->args[2] = qr_xi64(annotator);
+    st->args[3] = qr_xi64(now_ms);
+    return step_run(e, st);
 }
 
 /* Adapts a done-callback to the info-callback end_lease reports through. */
@@ -757,8 +937,8 @@ static void on_regranted(redisReply *r, const char *err, void *arg)
 }
 
 int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_t annotator,
-                     int64_t org, int64_t now_ms, int ttl_ms, double priority, const char *data,
-                     qr_lease_info_cb cb, void *arg)
+                     int64_t org, int counted, int64_t now_ms, int ttl_ms, double priority,
+                     const char *data, qr_lease_info_cb cb, void *arg)
 {
     op_t *op = op_script(e, project, QR_LEASE_SCRIPT_REGRANT, (void (*)(void))cb, arg);
     op_arg(op, qr_xi64(task));
@@ -767,8 +947,10 @@ int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task, int64_
     op_arg(op, qr_xi64(ttl_ms));
     op_arg(op, qr_xasprintf("%.17g", priority));
     op_arg(op, qr_xstrdup(data));
-    if (org > 0)
+    if (org > 0) {
         op_arg(op, qr_xi64(org));
+        op_arg(op, qr_xstrdup(counted ? "1" : "0"));
+    }
     return send_op(op, on_regranted);
 }
 

@@ -205,15 +205,27 @@ enum {
     QR_LEASE_GOLD_UNLOADED, /* the gold set is not loaded: qr_lease_gold_load first */
     QR_LEASE_PAUSED,        /* the annotator is paused (gold accuracy too low) */
 };
+/* What a refill started now would do, as the grant saw the window. */
+enum {
+    QR_LEASE_REFILL_USEFUL = 0, /* it may load tasks (or the state is not built) */
+    QR_LEASE_EXHAUSTED,         /* nothing: the last refill found no more tasks */
+    QR_LEASE_REFILLING,         /* nothing: another refill holds the lock */
+};
+/* window is one of the QR_LEASE_REFILL_USEFUL... values. */
 typedef void (*qr_lease_grant_limited_cb)(int rc, const qr_lease_t *leases, int n,
-                                          int64_t ready_left, int why, void *arg);
+                                          int64_t ready_left, int why, int window, void *arg);
 
-/* As qr_lease_grant, and counted: in the same script that grants, each lease
- * adds one to the organization's and the annotator's counts, and no lease is
- * granted past lim's quota or cap, so the bounds hold exactly whatever the
- * number of brokers. A lease granted so carries its organization; when it
- * ends without an annotation (release, skip, expiry, abort) the counts drop
- * by one; a submit turns it into an annotation and leaves them. */
+/* As qr_lease_grant, and counted when lim sets a quota or a cap: in the
+ * same script that grants, each lease adds one to the organization's and
+ * the annotator's counts, and no lease is granted past lim's quota or cap,
+ * so the bounds hold exactly whatever the number of brokers. A lease granted
+ * so carries its organization; when it ends without an annotation (release,
+ * skip, expiry, abort) the counts drop by one; a submit turns it into an
+ * annotation and leaves them. With neither a quota nor a cap the counters
+ * are not touched (nor needed: no QR_LEASE_UNCOUNTED); the lease is marked
+ * with its organization as uncounted, so that counters built while it is
+ * live (qr_lease_count_seed) count it. A share that gains or changes a
+ * quota or cap must have its counters rebuilt: qr_lease_count_reset. */
 QR_MUST_CHECK int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                                          const qr_lease_limits_t *lim, int max, int64_t now_ms,
                                          int ttl_ms, qr_lease_grant_limited_cb cb, void *arg);
@@ -225,6 +237,13 @@ QR_MUST_CHECK int qr_lease_grant_limited(qr_lease_engine_t *e, int64_t project, 
 QR_MUST_CHECK int qr_lease_count_seed(qr_lease_engine_t *e, int64_t project, int n,
                                       const int64_t *orgs, const int64_t *annotators,
                                       const int64_t *counts, qr_lease_done_cb cb, void *arg);
+
+/* Drops the project's counters, so that the next counted grant answers
+ * QR_LEASE_UNCOUNTED and they are built again from PostgreSQL: after a
+ * share's quota or cap was set or changed (grants of a share without
+ * either were not counted). */
+QR_MUST_CHECK int qr_lease_count_reset(qr_lease_engine_t *e, int64_t project, qr_lease_done_cb cb,
+                                       void *arg);
 
 /* Loads the project's gold set from PostgreSQL, as the grant asks after
  * QR_LEASE_GOLD_UNLOADED: ntasks control tasks ids[i] with serves[i]
@@ -244,6 +263,29 @@ QR_MUST_CHECK int qr_lease_gold_load(qr_lease_engine_t *e, int64_t project, int 
  * every broker's next grant to them sees it. */
 QR_MUST_CHECK int qr_lease_annotator_pause(qr_lease_engine_t *e, int64_t project, int64_t annotator,
                                            int paused, qr_lease_done_cb cb, void *arg);
+
+/* Corks the engine: until the matching qr_lease_uncork, heartbeats, submit
+ * begins, peeks and every way a lease ends (submit commit, extend, drop,
+ * abort, return, release, skip) are queued instead of sent; their
+ * functions return 0 and their callbacks run later, as uncorked. Corks
+ * nest. */
+void qr_lease_cork(qr_lease_engine_t *e);
+
+/* Ends a cork; the outermost sends what was queued, one script call per
+ * project (and per run of steps of one kind: a begin queued after an end
+ * of the same project goes in a call after it), each step answered as its
+ * own call would be: the same checks, per lease, in the order queued (a
+ * stale token is refused, the others go through). A client closing
+ * answers each queued step QR_EIO, from within this call. */
+void qr_lease_uncork(qr_lease_engine_t *e);
+
+/* Hooks run around the answers of one call of steps: before(arg) ahead of
+ * the first step's callback, after(arg) behind the last, so the caller can
+ * gather what those callbacks start (the group commit's hold: a submit
+ * batch's rows, pinned in one call, go to PostgreSQL in one batch). Either
+ * may be NULL. */
+void qr_lease_set_step_hooks(qr_lease_engine_t *e, void (*before)(void *arg),
+                             void (*after)(void *arg), void *arg);
 
 /* Extends a live lease of this annotator to now + ttl. cb gets the info. */
 QR_MUST_CHECK int qr_lease_heartbeat(qr_lease_engine_t *e, int64_t project, int64_t annotator,
@@ -307,12 +349,13 @@ QR_MUST_CHECK int qr_lease_release(qr_lease_engine_t *e, int64_t project, int64_
 /* Undo: a new lease of task for annotator of organization org (who just
  * retracted their annotation of it), bypassing the queue; the task re-enters
  * the window with priority and data if it had left it. The lease is counted
- * like a granted one (org > 0). cb's info holds the new fencing token in
- * task_id and the expiry in expires_ms. */
+ * like a granted one when org > 0 and counted is 1 (the annotator's share
+ * sets a quota or a cap, as qr_lease_grant_limited counts). cb's info holds
+ * the new fencing token in task_id and the expiry in expires_ms. */
 QR_MUST_CHECK int qr_lease_regrant(qr_lease_engine_t *e, int64_t project, int64_t task,
-                                   int64_t annotator, int64_t org, int64_t now_ms, int ttl_ms,
-                                   double priority, const char *data, qr_lease_info_cb cb,
-                                   void *arg);
+                                   int64_t annotator, int64_t org, int counted, int64_t now_ms,
+                                   int ttl_ms, double priority, const char *data,
+                                   qr_lease_info_cb cb, void *arg);
 
 /* Returns every lease expired at now_ms, in every project, to its queue;
  * reports them (batched per project) through expired_cb. */

@@ -24,7 +24,11 @@
 /* A lease is one field of {p:P}:lease: its fencing token maps to
  * "task annotator granted expires state pinned org", where state is 'live'
  * or 'submitting' (pinned: the end of the submit's grace, ms) and org is
- * the organization a counted lease counts against; '-' when none. */
+ * the organization a counted lease counts against; '~' and the
+ * organization for a lease granted uncounted (its share sets no quota and
+ * no cap: SEED_LUA counts it should the counters be built while it is
+ * live); '-' for a gold lease or one without an organization. Only a
+ * counted lease (lease_counted) moves the counters when it ends. */
 #define LEASE_CODEC_LUA                                                                            \
     "local function lease_parse(v)\n"                                                              \
     "  local t, a, g, x, s, pin, org =\n"                                                          \
@@ -35,6 +39,9 @@
     "  local v = redis.call('HGET', key, tok)\n"                                                   \
     "  if v then return lease_parse(v) end\n"                                                      \
     "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function lease_counted(l)\n"                                                            \
+    "  return l.org ~= '-' and string.byte(l.org, 1) ~= 126\n"                                     \
     "end\n"                                                                                        \
     "local function lease_put(key, tok, l)\n"                                                      \
     "  redis.call('HSET', key, tok, string.format('%s %s %d %d %s %s %s', l.task, l.ann,\n"        \
@@ -48,12 +55,14 @@
  * ranks of the next page step back over the members this call took out), and no lease past live
  * ones of this annotator (-1: no bound): alive counts each annotator's live
  * leases, and whatever ends a lease (END_LUA, REAP_LUA) takes it off again.
- * With org (the annotator's organization) the grant is counted: each lease
- * adds one to vused[org] and aused[ann] (submitted annotations plus live
- * leases; see SEED_LUA), and no lease is granted past the quota of the
- * organization or the cap of the annotator (-1: none). Counting needs the
- * counters built (counted): until they are, nothing is granted and the
- * reason is 'uncounted'. Nothing is granted either from a window not built
+ * With org (the annotator's organization) and a quota or a cap (-1: none)
+ * the grant is counted: each lease adds one to vused[org] and aused[ann]
+ * (submitted annotations plus live leases; see SEED_LUA), and no lease is
+ * granted past the quota of the organization or the cap of the annotator.
+ * Counting needs the counters built (counted): until they are, nothing is
+ * granted and the reason is 'uncounted'. With neither a quota nor a cap
+ * the counters are neither read nor written (most grants: issue 18), and
+ * the lease carries '~org' (see LEASE_CODEC_LUA). Nothing is granted either from a window not built
  * (INIT_LUA): the grant finds it empty, and the broker refills it.
  * Gold (issue 16): with a gold rate p or an onboarding count N above 0, each
  * lease is a gold task while the annotator was served fewer than N
@@ -66,17 +75,23 @@
  * gold accuracy) a paused annotator gets nothing ('annotator_paused').
  * Gold and pauses need the gold set loaded from PostgreSQL (gold_built,
  * GOLD_LOAD_LUA): until it is, nothing is granted ('gold_unloaded').
- * Returns {ready_left, {task, token, expires, data}..., reason}; reason is
- * '', 'quota_reached', 'cap_reached', 'max_leases_reached' (fewer leases
- * than asked, or none, because of live), 'uncounted', 'gold_unloaded' or
- * 'annotator_paused'. */
+ * Returns {ready_left, {task, token, expires, data}..., reason, exhausted,
+ * refilling}; reason is '', 'quota_reached', 'cap_reached',
+ * 'max_leases_reached' (fewer leases than asked, or none, because of live),
+ * 'uncounted', 'gold_unloaded' or 'annotator_paused'; exhausted 1 when the
+ * last refill found no more tasks, refilling 1 when a refill holds the
+ * lock: then a refill now would load nothing, and the broker asks no
+ * refill_begin (issue 18). Both are missing from the early answers. */
 static const char GRANT_LUA[] =
     "local built, ready, leases, alive, counted, vused, aused, seen, free, held, fence, lease,"
-    " data, gold, gold_data, gold_served, paused, gold_built = unpack(KEYS)\n"
+    " data, gold, gold_data, gold_served, paused, gold_built, exhausted, refill = unpack(KEYS)\n"
     LEASE_CODEC_LUA
     "local ann, max, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local scan, live = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local org, quota, cap = ARGV[7], tonumber(ARGV[8] or '-1'), tonumber(ARGV[9] or '-1')\n"
+    "local lorg0 = org and '~' .. org or '-'\n"
+    "if quota < 0 and cap < 0 then org = nil end\n"
+    "if org then lorg0 = org end\n"
     "local grate, gonb = tonumber(ARGV[10] or '0'), tonumber(ARGV[11] or '0')\n"
     "local judged, gon = ARGV[12] == '1', grate > 0 or gonb > 0\n"
     "if redis.call('EXISTS', built) == 0 then return {0, {}, ''} end\n"
@@ -148,7 +163,7 @@ static const char GRANT_LUA[] =
     "    end\n"
     "  end\n"
     "  if not tid then break end\n"
-    "  local lorg, body = org or '-', nil\n"
+    "  local lorg, body = lorg0, nil\n"
     "  if isgold then\n"
     "    redis.call('ZINCRBY', gold, 1, tid)\n"
     "    ngold = redis.call('HINCRBY', gold_served, ann, 1)\n"
@@ -176,13 +191,16 @@ static const char GRANT_LUA[] =
     "end\n"
     "local why = ''\n"
     "if #out < max and live >= 0 and nalive >= live then why = 'max_leases_reached' end\n"
-    "return {redis.call('ZCARD', ready), out, why}\n";
+    "return {redis.call('ZCARD', ready), out, why, redis.call('EXISTS', exhausted),\n"
+    "  redis.call('EXISTS', refill)}\n";
 
 /* ARGV: (org, annotator, annotations) triples from PostgreSQL. Builds the
  * quota and cap counters of a project unless they exist: each
  * organization's and each annotator's submitted annotations, plus the live
- * leases Redis holds (a counted lease carries its organization). Returns 1
- * when built, 0 when they existed. */
+ * leases Redis holds (a lease carries its organization, '~org' when it was
+ * granted uncounted: such a lease is counted from now on, and rewritten as
+ * counted so that its end takes it off again). Returns 1 when built, 0 when
+ * they existed. */
 static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS)\n"
     LEASE_CODEC_LUA
                                "if redis.call('EXISTS', counted) == 1 then return 0 end\n"
@@ -191,9 +209,15 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
                                "  redis.call('HINCRBY', vused, ARGV[i], ARGV[i + 2])\n"
                                "  redis.call('HINCRBY', aused, ARGV[i + 1], ARGV[i + 2])\n"
                                "end\n"
-                               "for _, v in ipairs(redis.call('HVALS', lease)) do\n"
-                               "  local l = lease_parse(v)\n"
+                               "local all = redis.call('HGETALL', lease)\n"
+                               "for i = 1, #all, 2 do\n"
+                               "  local l = lease_parse(all[i + 1])\n"
+                               "  l.tok = all[i]\n"
                                "  if l.org ~= '-' then\n"
+                               "    if not lease_counted(l) then\n"
+                               "      l.org = string.sub(l.org, 2)\n"
+                               "      lease_put(lease, l.tok, l)\n"
+                               "    end\n"
                                "    redis.call('HINCRBY', vused, l.org, 1)\n"
                                "    redis.call('HINCRBY', aused, l.ann, 1)\n"
                                "  end\n"
@@ -201,40 +225,50 @@ static const char SEED_LUA[] = "local counted, vused, aused, lease = unpack(KEYS
                                "redis.call('SET', counted, '1')\n"
                                "return 1\n";
 
-/* ARGV: annotator, now, new expiry, token, mode. mode 'hb' extends a live
- * lease; 'begin' pins it for the submit until the new expiry; 'peek'
- * changes nothing and answers as 'begin' would (a submit checking its value
- * against the task first). A lease already pinned may be begun again by its
- * annotator while the pin holds: the submit that pinned it may have died
- * with its broker before committing, and the agent's resend (same
- * idempotency key) must then go through; PostgreSQL keeps two racing
- * submits to one row. Returns {task, granted, expires, gold} (gold 1 when
- * the task is one of the gold set's) or 0 when the lease is not live (or
- * pinned) and the caller's. */
+/* ARGV: steps of 5 (annotator, now, new expiry, token, mode), each on one
+ * lease, taken in order as separate calls would take them: a submit batch
+ * pins all of its leases of the project in one call (issue 18). mode 'hb'
+ * extends a live lease; 'begin' pins it for the submit until the new
+ * expiry; 'peek' changes nothing and answers as 'begin' would (a submit
+ * checking its value against the task first). A lease already pinned may
+ * be begun again by its annotator while the pin holds: the submit that
+ * pinned it may have died with its broker before committing, and the
+ * agent's resend (same idempotency key) must then go through; PostgreSQL
+ * keeps two racing submits to one row. Returns one answer per step:
+ * {task, granted, expires, gold} (gold 1 when the task is one of the gold
+ * set's), or 0 when the lease is not live (or pinned) and the caller's. */
 static const char TOUCH_LUA[] =
     "local lease, leases, gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
-    "local tok, mode = ARGV[4], ARGV[5]\n"
-    "local l = lease_get(lease, tok)\n"
-    "if not l or l.ann ~= ARGV[1] then return 0 end\n"
-    "local now = tonumber(ARGV[2])\n"
-    "if l.state == 'live' then\n"
-    "  if tonumber(l.expires) <= now then return 0 end\n"
-    "elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
-    "  return 0\n"
+    "local hasgold = redis.call('EXISTS', gold) == 1\n"
+    "local function touch(ann, now, newexp, tok, mode)\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  if not l or l.ann ~= ann then return 0 end\n"
+    "  now = tonumber(now)\n"
+    "  if l.state == 'live' then\n"
+    "    if tonumber(l.expires) <= now then return 0 end\n"
+    "  elseif l.state ~= 'submitting' or mode == 'hb' or tonumber(l.pinned) <= now then\n"
+    "    return 0\n"
+    "  end\n"
+    "  local isgold = hasgold and redis.call('ZSCORE', gold, l.task) and 1 or 0\n"
+    "  if mode == 'peek' then return {l.task, l.granted, l.expires, isgold} end\n"
+    "  if mode == 'begin' then\n"
+    "    l.state, l.pinned = 'submitting', newexp\n"
+    "  else\n"
+    "    l.expires = newexp\n"
+    "  end\n"
+    "  lease_put(lease, tok, l)\n"
+    "  redis.call('ZADD', leases, newexp, tok)\n"
+    "  return {l.task, l.granted, l.expires, isgold}\n"
     "end\n"
-    "local isgold = redis.call('ZSCORE', gold, l.task) and 1 or 0\n"
-    "if mode == 'peek' then return {l.task, l.granted, l.expires, isgold} end\n"
-    "if mode == 'begin' then\n"
-    "  l.state, l.pinned = 'submitting', ARGV[3]\n"
-    "else\n"
-    "  l.expires = ARGV[3]\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 5 do\n"
+    "  out[#out + 1] = touch(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])\n"
     "end\n"
-    "lease_put(lease, tok, l)\n"
-    "redis.call('ZADD', leases, ARGV[3], tok)\n"
-    "return {l.task, l.granted, l.expires, isgold}\n";
+    "return out\n";
 
-/* ARGV: task, annotator, now, ttl, priority, data[, organization]. An
+/* ARGV: task, annotator, now, ttl, priority, data[, organization,
+ * counted ('1': the share sets a quota or a cap)]. An
  * undone annotation: its slot goes straight back to the annotator who undid
  * it, as a new lease with a new fencing token (the task re-enters the
  * window if it had left it). The quota counters do not move: one annotation
@@ -249,6 +283,7 @@ static const char REGRANT_LUA[] =
     "local tid, ann = ARGV[1], ARGV[2]\n"
     "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local org = ARGV[7] or '-'\n"
+    "if ARGV[7] and ARGV[8] ~= '1' then org = '~' .. org end\n"
     "if redis.call('ZSCORE', gold, tid) then\n"
     "  org = '-'\n"
     "else\n"
@@ -269,68 +304,78 @@ static const char REGRANT_LUA[] =
     "redis.call('ZADD', leases, exp, tok)\n"
     "return {tok, exp}\n";
 
-/* ARGV: token, mode, annotator, now. 'commit' consumes the slot; 'extend'
+/* ARGV: steps of 4 (token, mode, annotator, now), each ending one lease,
+ * taken in order as separate calls would take them: the leases of one
+ * project whose annotations one group commit stored end in one call
+ * (issue 18). 'commit' consumes the slot; 'extend'
  * consumes it and gives the task one new free slot (PostgreSQL raised its
  * required count: dynamic overlap), so the task stays in the window, ready,
  * and the annotator stays in its seen set; 'drop' consumes it with
  * nothing stored (PostgreSQL holds the task complete: the counts of the
  * share drop as for an abort, and the task leaves the window as after a
- * commit); 'abort' returns it; 'return' returns it and lets the annotator have the task
- * again (a submit refused before anything was stored); 'release' and 'skip'
- * first check the lease is live and the annotator's, then return the slot
- * ('release' also lets the annotator have the task again). Every mode takes
- * the lease off its annotator's live count. A lease of a gold task (in the
- * gold set) held no slot: it ends without touching the window, and the
- * annotator stays in seen however it ends (nobody sees a gold task twice).
- * Returns {task,
+ * commit); 'abort' returns it; 'return' returns it and lets the annotator
+ * have the task again (a submit refused before anything was stored);
+ * 'release' and 'skip' first check the lease is live and the annotator's,
+ * then return the slot ('release' also lets the annotator have the task
+ * again). Every mode takes the lease off its annotator's live count. A
+ * lease of a gold task (in the gold set) held no slot: it ends without
+ * touching the window, and the annotator stays in seen however it ends
+ * (nobody sees a gold task twice). Returns one answer per step: {task,
  * granted, expires}, or 0 when there was no such (live) lease. */
 static const char END_LUA[] =
     "local lease, leases, ready, alive, held, free, seen, prio, data, counted, vused, aused,"
     " gold = unpack(KEYS)\n"
     LEASE_CODEC_LUA
-    "local tok, mode = ARGV[1], ARGV[2]\n"
-    "local l = lease_get(lease, tok)\n"
-    "if not l then return 0 end\n"
-    "if (mode == 'release' or mode == 'skip') and (l.ann ~= ARGV[3] or l.state ~= 'live' or\n"
-    "    tonumber(l.expires) <= tonumber(ARGV[4])) then return 0 end\n"
-    "local tid = l.task\n"
-    "redis.call('HDEL', lease, tok)\n"
-    "redis.call('ZREM', leases, tok)\n"
-    "if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
-    "if redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
-    "local nheld = redis.call('HINCRBY', held, tid, -1)\n"
-    "if mode == 'release' or mode == 'return' then\n"
-    "  redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
-    "end\n"
-    "if mode == 'extend' then\n"
-    "  redis.call('HINCRBY', free, tid, 1)\n"
-    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
-    "  return {tid, l.granted, l.expires}\n"
-    "end\n"
-    "if mode == 'drop' then\n"
-    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "local hasgold = redis.call('EXISTS', gold) == 1\n"
+    "local function uncount(l)\n"
+    "  if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "    redis.call('HINCRBY', vused, l.org, -1)\n"
     "    redis.call('HINCRBY', aused, l.ann, -1)\n"
     "  end\n"
-    "  mode = 'commit'\n"
     "end\n"
-    "if mode ~= 'commit' then\n"
-    "  if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
-    "    redis.call('HINCRBY', vused, l.org, -1)\n"
-    "    redis.call('HINCRBY', aused, l.ann, -1)\n"
+    "local function finish(tok, mode, ann, now)\n"
+    "  local l = lease_get(lease, tok)\n"
+    "  if not l then return 0 end\n"
+    "  if (mode == 'release' or mode == 'skip') and (l.ann ~= ann or l.state ~= 'live' or\n"
+    "      tonumber(l.expires) <= tonumber(now)) then return 0 end\n"
+    "  local tid = l.task\n"
+    "  redis.call('HDEL', lease, tok)\n"
+    "  redis.call('ZREM', leases, tok)\n"
+    "  if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) end\n"
+    "  if hasgold and redis.call('ZSCORE', gold, tid) then return {tid, l.granted, l.expires} end\n"
+    "  local nheld = redis.call('HINCRBY', held, tid, -1)\n"
+    "  if mode == 'release' or mode == 'return' then\n"
+    "    redis.call('ZREM', seen, tid .. ':' .. l.ann)\n"
     "  end\n"
-    "  redis.call('HINCRBY', free, tid, 1)\n"
-    "  redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "  if mode == 'extend' then\n"
+    "    redis.call('HINCRBY', free, tid, 1)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "    return {tid, l.granted, l.expires}\n"
+    "  end\n"
+    "  if mode == 'drop' then\n"
+    "    uncount(l)\n"
+    "    mode = 'commit'\n"
+    "  end\n"
+    "  if mode ~= 'commit' then\n"
+    "    uncount(l)\n"
+    "    redis.call('HINCRBY', free, tid, 1)\n"
+    "    redis.call('ZADD', ready, redis.call('HGET', prio, tid) or tid, tid)\n"
+    "    return {tid, l.granted, l.expires}\n"
+    "  end\n"
+    "  if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
+    "    redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
+    "    redis.call('HDEL', free, tid)\n"
+    "    redis.call('HDEL', held, tid)\n"
+    "    redis.call('HDEL', data, tid)\n"
+    "    redis.call('HDEL', prio, tid)\n"
+    "  end\n"
     "  return {tid, l.granted, l.expires}\n"
     "end\n"
-    "if tonumber(redis.call('HGET', free, tid) or '0') <= 0 and nheld <= 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', seen, tid, tid)\n"
-    "  redis.call('HDEL', free, tid)\n"
-    "  redis.call('HDEL', held, tid)\n"
-    "  redis.call('HDEL', data, tid)\n"
-    "  redis.call('HDEL', prio, tid)\n"
+    "local out = {}\n"
+    "for i = 1, #ARGV, 4 do\n"
+    "  out[#out + 1] = finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])\n"
     "end\n"
-    "return {tid, l.granted, l.expires}\n";
+    "return out\n";
 
 /* ARGV: now, limit. Ends up to limit leases expired at now and returns
  * their slots (a gold task's lease has none, and its annotator stays in
@@ -348,7 +393,7 @@ static const char REAP_LUA[] =
     "  if l then\n"
     "    if redis.call('HINCRBY', alive, l.ann, -1) <= 0 then redis.call('HDEL', alive, l.ann) "
     "end\n"
-    "    if l.org ~= '-' and redis.call('EXISTS', counted) == 1 then\n"
+    "    if lease_counted(l) and redis.call('EXISTS', counted) == 1 then\n"
     "      redis.call('HINCRBY', vused, l.org, -1)\n"
     "      redis.call('HINCRBY', aused, l.ann, -1)\n"
     "    end\n"
@@ -546,9 +591,10 @@ static const char PAUSE_LUA[] =
 const qr_lease_script_def_t qr_lease_scripts[QR_LEASE_NSCRIPTS] = {
     [QR_LEASE_SCRIPT_GRANT] = {"grant",
                                GRANT_LUA,
-                               {"built", "ready", "leases", "alive", "counted", "vused", "aused",
-                                "seen", "free", "held", "fence", "lease", "data", "gold",
-                                "gold_data", "gold_served", "paused", "gold_built"}},
+                               {"built",       "ready",  "leases",     "alive",     "counted",
+                                "vused",       "aused",  "seen",       "free",      "held",
+                                "fence",       "lease",  "data",       "gold",      "gold_data",
+                                "gold_served", "paused", "gold_built", "exhausted", "refill"}},
     [QR_LEASE_SCRIPT_SEED] = {"seed", SEED_LUA, {"counted", "vused", "aused", "lease"}},
     [QR_LEASE_SCRIPT_TOUCH] = {"touch", TOUCH_LUA, {"lease", "leases", "gold"}},
     [QR_LEASE_SCRIPT_REGRANT] = {"regrant",

@@ -35,6 +35,9 @@ struct qr_committer_s {
     item_t *head, *tail; /* queued, oldest first */
     int queued;
     uint64_t batches, rows;
+    void (*before)(void *), (*after)(void *); /* around a batch's callbacks */
+    void *hook_arg;
+    int held; /* qr_committer_hold depth: rows only queue while > 0 */
 };
 
 qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch)
@@ -44,6 +47,14 @@ qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch)
     c->max_inflight = max_inflight < 1 ? 1 : max_inflight;
     c->max_batch = max_batch < 1 ? 1 : max_batch;
     return c;
+}
+
+void qr_committer_set_batch_hooks(qr_committer_t *c, void (*before)(void *arg),
+                                  void (*after)(void *arg), void *arg)
+{
+    c->before = before;
+    c->after = after;
+    c->hook_arg = arg;
 }
 
 void qr_committer_free(qr_committer_t *c)
@@ -109,6 +120,8 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
         err = "quorum_submit_batch returned the wrong number of rows";
     if (ok)
         c->rows += (uint64_t)bt->n;
+    if (c->before)
+        c->before(c->hook_arg);
     for (int i = 0; i < bt->n; i++) {
         item_t *it = bt->items[i];
         if (!ok) {
@@ -121,6 +134,8 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
             x->cb(0, id, PQgetvalue(res, i, 2), extended, NULL, x->arg);
         }
     }
+    if (c->after)
+        c->after(c->hook_arg);
     for (int i = 0; i < bt->n; i++)
         item_free(bt->items[i]);
     free(bt->items);
@@ -128,10 +143,11 @@ static void on_batch(const PGresult *res, const char *err, const char *sqlstate,
     flush(c);
 }
 
-/* Sends queued items while fewer than max_inflight batches are out. */
+/* Sends queued items while fewer than max_inflight batches are out and
+ * nobody holds the committer. */
 static void flush(qr_committer_t *c)
 {
-    while (c->head && c->inflight < c->max_inflight) {
+    while (c->head && c->inflight < c->max_inflight && !c->held) {
         batch_t *bt = qr_xcalloc(1, sizeof *bt);
         bt->c = c;
         int n = c->queued < c->max_batch ? c->queued : c->max_batch;
@@ -193,4 +209,16 @@ void qr_committer_add(qr_committer_t *c, const qr_commit_row_t *row, qr_commit_c
     c->tail = it;
     c->queued++;
     flush(c);
+}
+
+void qr_committer_hold(qr_committer_t *c)
+{
+    c->held++;
+}
+
+void qr_committer_release(qr_committer_t *c)
+{
+    QR_ASSERT(c->held > 0);
+    if (--c->held == 0)
+        flush(c);
 }

@@ -36,6 +36,21 @@ typedef void (*qr_commit_cb)(int rc, int64_t annotation_id, const char *outcome,
 
 qr_committer_t *qr_committer_new(qr_pg_t *pg, int max_inflight, int max_batch);
 
+/* Hooks run around the callbacks of one batch: before(arg) ahead of the
+ * first, after(arg) behind the last, so the caller can gather what those
+ * callbacks start (the lease engine's cork: one Redis call ends the
+ * batch's leases of a project). Either may be NULL. */
+void qr_committer_set_batch_hooks(qr_committer_t *c, void (*before)(void *arg),
+                                  void (*after)(void *arg), void *arg);
+
+/* Holds the committer: until the matching qr_committer_release, added rows
+ * only queue; the outermost release sends them (as many batches as the
+ * rows and the batches in flight allow). Holds nest. For rows added in one
+ * go (a submit batch's, pinned in one Redis call), so they commit together
+ * rather than the first ones alone. */
+void qr_committer_hold(qr_committer_t *c);
+void qr_committer_release(qr_committer_t *c);
+
 /* Queues one annotation; cb runs once, later (or before this returns when
  * the pool is already closing). */
 void qr_committer_add(qr_committer_t *c, const qr_commit_row_t *row, qr_commit_cb cb, void *arg);

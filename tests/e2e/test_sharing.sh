@@ -181,6 +181,34 @@ r=$(api POST "/v1/projects/$P2/leases" "${VANN[1]}" '{"max":5}')
 check "a skipped lease frees its unit of the cap" 1 "$(echo "${r#* }" | jq '.leases | length')"
 P=$P_SAVE
 
+# A quota set again while leases granted without one are live: a share with
+# neither quota nor cap is not counted in Redis (issue 18), so the PUT drops
+# the counters and the next counted grant rebuilds them from PostgreSQL's
+# annotations and the live leases; the quota then holds exactly.
+lease_n() { # PROJECT TOKEN MAX -> "granted reason"
+    local r; r=$(api POST "/v1/projects/$1/leases" "$2" "{\"max\":$3}")
+    echo "${r#* }" | jq -r '"\(.leases | length) \(.reason)"'
+}
+P5=$("$CTL" project create --name late-quota --labels a,b)
+seq 1 20 | sed 's/.*/{"n":&}/' | "$CTL" import --project "$P5" - >/dev/null
+"$CTL" project share --project "$P5" --org vendor-v --quota 100 >/dev/null
+r=$(api POST "/v1/projects/$P5/leases" "${VANN[1]}" '{"max":1}')
+api POST "/v1/projects/$P5/leases/$(echo "${r#* }" | jq -r '.leases[0].lease')/submit" "${VANN[1]}" \
+    '{"label":"a"}' >/dev/null
+"$CTL" project share --project "$P5" --org vendor-v >/dev/null
+r=$(api POST "/v1/projects/$P5/leases" "${VANN[1]}" '{"max":2}')
+check "no bound: leases granted uncounted" 2 "$(echo "${r#* }" | jq '.leases | length')"
+api POST "/v1/projects/$P5/leases/$(echo "${r#* }" | jq -r '.leases[0].lease')/submit" "${VANN[1]}" \
+    '{"label":"a"}' >/dev/null
+LIVE=$(echo "${r#* }" | jq -r '.leases[1].lease')
+"$CTL" project share --project "$P5" --org vendor-v --quota 4 >/dev/null
+check "quota 4 after 2 annotations and 1 live lease: one more lease" "1 null" \
+    "$(lease_n "$P5" "${VANN[2]}" 5)"
+check "and then none" "0 quota_reached" "$(lease_n "$P5" "${VANN[3]}" 1)"
+api POST "/v1/projects/$P5/leases/$LIVE/release" "${VANN[1]}" '{}' >/dev/null
+check "the lease granted uncounted frees its unit when released" "1 null" \
+    "$(lease_n "$P5" "${VANN[3]}" 1)"
+
 # An expired lease and an undone annotation keep the count right: with a cap
 # of 1, lease and submit (1 used), refused, undo (the annotation goes, its
 # task comes back as a new lease: still 1), let that lease expire (0), lease.

@@ -4,7 +4,8 @@
 # task filled within the batch, a key used for another task, a pair twice, a
 # task of another project and no task at all; what it stores (annotations,
 # done_count, state, 'submitted' leases); and two batches over the same
-# tasks in opposite orders at once: no deadlock, no task over-filled.
+# tasks in opposite orders at once: no deadlock, no task over-filled; and a
+# batch through the broker: one group commit, two Redis calls.
 . "$(dirname "$0")/lib.sh"
 
 start_broker
@@ -81,5 +82,37 @@ check "opposite orders at once: no deadlock, 200 created in all" 200 "$first"
 check "no task over-filled, 200 annotations" "0 200" \
     "$(sql "SELECT count(*) FILTER (WHERE done_count <> 1 OR state <> 'complete') FROM tasks WHERE project_id = $R") $(sql "SELECT count(*) FROM annotations WHERE project_id = $R")"
 check "as many 'submitted' leases" 200 "$(sql "SELECT count(*) FROM leases WHERE project_id = $R")"
+
+# Through the broker (issue 18): a batch submit of 6 results, one of them a
+# lease id never granted, pins its leases in one Redis call, commits its
+# rows in one group commit and ends its leases in one more call; each
+# result is answered as alone (the stale one 409, the others 201).
+r=$(api POST /v1/projects "$ADMIN_TOKEN" '{"name":"calls","labels":["a","b"]}')
+C=$(echo "${r#* }" | jq .id)
+seq 1 8 | sed 's/.*/{"n":&}/' | "$QR_BIN_DIR/quorumctl" import --project "$C" - >/dev/null
+r=$(api POST /v1/tokens "$ADMIN_TOKEN" '{"user":"c1","role":"annotator"}')
+CT=$(echo "${r#* }" | jq -r .token)
+r=$(api POST "/v1/projects/$C/leases" "$CT" '{"max":5}')
+body=$(echo "${r#* }" | jq -c '{results: ([.leases[] | {lease, label: "a"}] + [{lease: "999999", label: "a"}])}')
+check "5 leases granted" 5 "$(echo "$body" | jq '.results | length - 1')"
+# Script calls but the reaper's (it runs every second, one ZRANGEBYSCORE
+# per call, which no other script runs).
+scripts() {
+    redis-cli -p "$QR_REDIS_PORT" info commandstats |
+        awk -F'[=,:]' '/^cmdstat_evalsha:/ {s += $3} /^cmdstat_zrangebyscore:/ {s -= $3} END {print s}'
+}
+commits() {
+    curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" |
+        awk '/^quorum_annotation_commits_total / {print $2}'
+}
+s0=$(scripts) c0=$(commits)
+r=$(api POST "/v1/projects/$C/submit" "$CT" "$body")
+s1=$(scripts) c1=$(commits)
+check "each result answered as alone" "200 201 201 201 201 201 409" \
+    "${r%% *} $(echo "${r#* }" | jq -r '[.results[].status] | join(" ")')"
+check "one group commit for the batch" 1 "$((c1 - c0))"
+check "two Redis script calls for the batch (pin, end)" 2 "$((s1 - s0))"
+check "5 annotations, none left leased" "5 0" \
+    "$(sql "SELECT count(*) FROM annotations WHERE project_id = $C") $(redis-cli -p "$QR_REDIS_PORT" hlen "{p:$C}:lease")"
 
 finish

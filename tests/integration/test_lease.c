@@ -6,6 +6,7 @@
  */
 #include "testlib.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -664,6 +665,110 @@ static void test_task_leaves_no_trace(void **state)
     assert_int_equal(redis_int("EXISTS", "{p:9010}:lease", "{p:9010}:alive"), 0);
 }
 
+/* Steps queued between qr_lease_cork and qr_lease_uncork. */
+static int step_rc[8], nanswered, nexpected, all_answered;
+
+static void on_step(int rc, const qr_lease_info_t *i, void *arg)
+{
+    step_rc[(intptr_t)arg] = rc;
+    if (++nanswered == nexpected)
+        all_answered = 1;
+}
+
+static void on_info_reply(redisReply *r, const char *err, void *arg)
+{
+    const char *at =
+        r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_evalsha:calls=") : NULL;
+    *(long long *)arg = at ? atoll(at + strlen("cmdstat_evalsha:calls=")) : 0;
+    done = 1;
+}
+
+/* Script calls Redis has run so far (INFO commandstats). */
+static long long script_calls(void)
+{
+    long long v = -1;
+    const char *argv[] = {"INFO", "commandstats"};
+    assert_int_equal(qr_redis_command(redis, 2, argv, NULL, on_info_reply, &v), 0);
+    wait_done();
+    return v;
+}
+
+/* Runs the loop until n steps counted from nanswered's last reset were
+ * answered. */
+static void run_corked(int n)
+{
+    nexpected = n;
+    all_answered = 0;
+    assert_true(qr_test_run_until(&loop, &all_answered, 5000));
+}
+
+/* Issue 18: a submit batch pins its leases, and a group commit ends them,
+ * in one script call per project, each lease answered as alone: a stale
+ * token or another annotator's lease is refused, the others go through. */
+static void test_corked_steps(void **state)
+{
+    int64_t now = qr_now_ms(), tok[4];
+    project = 9032;
+    fill_window(1, 1);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1);
+    tok[3] = got[0].token;
+    project = 9031;
+    fill_window(3, 1);
+    assert_int_equal(qr_lease_grant(engine, project, 1, 3, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 3);
+    for (int i = 0; i < 3; i++)
+        tok[i] = got[i].token;
+
+    long long calls = script_calls();
+    nanswered = 0;
+    qr_lease_cork(engine);
+    for (intptr_t i = 0; i < 3; i++)
+        assert_int_equal(
+            qr_lease_submit_begin(engine, 9031, 1, tok[i], now, 30000, on_step, (void *)i), 0);
+    assert_int_equal(
+        qr_lease_submit_begin(engine, 9031, 1, tok[2] + 1000, now, 30000, on_step, (void *)3), 0);
+    assert_int_equal(qr_lease_submit_begin(engine, 9031, 2, tok[0], now, 30000, on_step, (void *)4),
+                     0);
+    assert_int_equal(qr_lease_submit_begin(engine, 9032, 1, tok[3], now, 30000, on_step, (void *)5),
+                     0);
+    qr_test_run_for(&loop, 50);
+    assert_int_equal(nanswered, 0); /* nothing sent while corked */
+    qr_lease_uncork(engine);
+    run_corked(6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(step_rc[i], i == 3 || i == 4 ? QR_ECONFLCT : 0);
+    assert_int_equal(script_calls() - calls, 2); /* one per project */
+
+    /* The ends: two commits and an abort in 9031, a commit in 9032 and a
+     * stale token, which changes nothing. */
+    calls = script_calls();
+    nanswered = 0;
+    qr_lease_cork(engine);
+    qr_lease_cork(engine); /* corks nest */
+    assert_int_equal(qr_lease_submit_commit(engine, 9031, tok[0], NULL, NULL), 0);
+    assert_int_equal(qr_lease_submit_return(engine, 9031, tok[2] + 1000, on_step, (void *)0), 0);
+    assert_int_equal(qr_lease_submit_commit(engine, 9032, tok[3], NULL, NULL), 0);
+    assert_int_equal(qr_lease_submit_abort(engine, 9031, tok[1], NULL, NULL), 0);
+    assert_int_equal(qr_lease_submit_return(engine, 9031, tok[2], on_step, (void *)1), 0);
+    qr_lease_uncork(engine);
+    qr_test_run_for(&loop, 50);
+    assert_int_equal(nanswered, 0);
+    qr_lease_uncork(engine);
+    run_corked(2);
+    assert_int_equal(step_rc[0], QR_ECONFLCT);
+    assert_int_equal(step_rc[1], 0);
+    qr_test_run_for(&loop, 50); /* the replies without a callback */
+    assert_int_equal(script_calls() - calls, 2);
+    assert_int_equal(redis_int("HLEN", "{p:9031}:lease", NULL), 0);
+    assert_int_equal(redis_int("HLEN", "{p:9032}:lease", NULL), 0);
+    assert_int_equal(redis_int("EXISTS", "{p:9032}:free", NULL), 0); /* its task is done */
+    assert_int_equal(redis_int("ZCARD", "{p:9031}:ready", NULL), 2); /* aborted, returned */
+    assert_int_equal(redis_int("HLEN", "{p:9031}:free", NULL), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_script_edges),
         cmocka_unit_test(test_rebuild_drops_older_layout),
         cmocka_unit_test(test_task_leaves_no_trace),
+        cmocka_unit_test(test_corked_steps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

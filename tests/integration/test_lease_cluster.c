@@ -75,7 +75,8 @@ static void on_grant(int rc, const qr_lease_t *l, int n, int64_t ready_left, voi
     done = 1;
 }
 
-static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int w, void *arg)
+static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int w, int idle,
+                       void *arg)
 {
     why = w;
     on_grant(rc, l, n, ready_left, arg);
@@ -224,7 +225,7 @@ static void counted_leases(int64_t p, int64_t now)
     assert_int_equal(last_rc, 0);
     /* Undo: task 1 straight back to annotator 4, counted. */
     int64_t regranted = 0;
-    assert_int_equal(qr_lease_regrant(engine, p, 1, 4, 3, now, 60000, 1.0, "{\"text\":\"t\"}",
+    assert_int_equal(qr_lease_regrant(engine, p, 1, 4, 3, 1, now, 60000, 1.0, "{\"text\":\"t\"}",
                                       on_info, &regranted),
                      0);
     wait_done();

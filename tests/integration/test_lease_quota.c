@@ -30,6 +30,7 @@ static int64_t project = 41;
 static int done;
 static int last_rc;
 static int last_why;
+static int last_idle;
 static int ngot;
 static int64_t tokens[16];
 
@@ -39,10 +40,12 @@ static void on_done(int rc, void *arg)
     done = 1;
 }
 
-static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int why, void *arg)
+static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, int why, int idle,
+                       void *arg)
 {
     last_rc = rc;
     last_why = why;
+    last_idle = idle;
     ngot = n;
     for (int i = 0; i < n && i < 16; i++)
         tokens[i] = l[i].token;
@@ -51,7 +54,7 @@ static void on_limited(int rc, const qr_lease_t *l, int n, int64_t ready_left, i
 
 static void on_plain(int rc, const qr_lease_t *l, int n, int64_t ready_left, void *arg)
 {
-    on_limited(rc, l, n, ready_left, QR_LEASE_GRANTED, arg);
+    on_limited(rc, l, n, ready_left, QR_LEASE_GRANTED, 0, arg);
 }
 
 static void on_info(int rc, const qr_lease_info_t *i, void *arg)
@@ -176,9 +179,17 @@ static void test_counters(void **state)
     assert_int_equal(ngot, 1);
     /* An undone annotation's lease (it carries its organization) before it. */
     assert_int_equal(
-        qr_lease_regrant(engine, project, 20, 1, ORG_V, now, 60000, 20, "{}", on_info, NULL), 0);
+        qr_lease_regrant(engine, project, 20, 1, ORG_V, 1, now, 60000, 20, "{}", on_info, NULL), 0);
     wait_done();
     assert_int_equal(last_rc, 0);
+
+    /* A grant of a share with neither quota nor cap needs no counters and
+     * moves none: it is not counted (issue 18). */
+    grant(5, ORG_V, -1, -1, 1, now);
+    assert_int_equal(last_why, QR_LEASE_GRANTED);
+    assert_int_equal(ngot, 1);
+    int64_t uncounted = tokens[0];
+    assert_int_equal(command("EXISTS", "{p:41}:vused", NULL), 0);
 
     /* No counted grant until the counters exist. */
     grant(1, ORG_V, 10, 10, 1, now);
@@ -191,7 +202,15 @@ static void test_counters(void **state)
     assert_int_equal(qr_lease_count_seed(engine, project, 3, orgs, anns, counts, on_done, NULL), 0);
     wait_done();
     assert_int_equal(last_rc, 0);
-    assert_int_equal(vused(ORG_V), 4); /* 3 annotations + the regranted live lease */
+    /* 3 annotations + the regranted live lease + the uncounted one, which
+     * the build counts from now on: its release takes it off again. */
+    assert_int_equal(vused(ORG_V), 5);
+    assert_int_equal(aused(5), 1);
+    assert_int_equal(qr_lease_release(engine, project, 5, uncounted, now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(vused(ORG_V), 4);
+    assert_int_equal(aused(5), 0);
     assert_int_equal(aused(1), 3);
     assert_int_equal(vused(ORG_W), 4);
     assert_int_equal(aused(99), 0); /* uncounted */
@@ -237,8 +256,18 @@ static void test_counters(void **state)
     wait_done();
     assert_int_equal(vused(ORG_V), 5);
 
+    /* Once the counters exist, a grant without quota or cap still leaves
+     * them alone, and so does its end. */
+    grant(4, ORG_W, -1, -1, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(vused(ORG_W), 4);
+    assert_int_equal(aused(4), 0);
+    assert_int_equal(qr_lease_release(engine, project, 4, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    assert_int_equal(vused(ORG_W), 4);
+
     /* Expiry: W's annotator 3 takes 2 leases (1 s); the reaper returns them. */
-    grant(3, ORG_W, -1, -1, 2, now);
+    grant(3, ORG_W, 100, -1, 2, now);
     assert_int_equal(ngot, 2);
     assert_int_equal(vused(ORG_W), 6);
     assert_int_equal(qr_lease_reap(engine, now + 1500, NULL, NULL), 0);
@@ -290,6 +319,31 @@ static void test_live_bound(void **state)
     assert_int_equal(ngot, 2);
     assert_int_equal(last_why, QR_LEASE_GRANTED); /* asked 2, got 2 */
     assert_int_equal(alive(6), 2);
+
+    /* The grant tells whether a refill would load anything (issue 18):
+     * not once the window is exhausted, again after a reopen. */
+    assert_int_equal(last_idle, QR_LEASE_REFILL_USEFUL);
+    assert_int_equal(qr_lease_refill_end(engine, project, 1, on_done, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(last_idle, QR_LEASE_EXHAUSTED);
+    assert_int_equal(qr_lease_window_reopen(engine, project, on_done, NULL), 0);
+    wait_done();
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(last_idle, QR_LEASE_REFILL_USEFUL);
+    /* A refill under way (its lock held): a refill now would load nothing. */
+    assert_int_equal(command("SET", "{p:42}:refill", "1"), 0);
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
+    grant_live(7, ORG_V, -1, -1, 3, 1, now);
+    assert_int_equal(last_idle, QR_LEASE_REFILLING);
+    assert_int_equal(command("DEL", "{p:42}:refill", NULL), 1);
+    assert_int_equal(qr_lease_release(engine, project, 7, tokens[0], now, 0, on_info, NULL), 0);
+    wait_done();
 
     /* A release, a submit, a returned submit each free one place. */
     assert_int_equal(qr_lease_release(engine, project, 5, t[0], now, 0, on_info, NULL), 0);
