@@ -204,6 +204,10 @@ printf '%s\n' '{"data": {"text": "late"}, "prediction": {"label": "pos", "score"
     "$CTL" import --project "$U" - >/dev/null
 LATE=$(sql "SELECT id FROM tasks WHERE project_id = $U AND data->>'text' = 'late'")
 check "a task imported after the update has its row" 1 "$(sql "SELECT count(*) FROM task_scores WHERE task_id = $LATE")"
+# A row the prune has not deleted yet (the broker stopped first): u60's
+# import row again, as an older update that put it first of all. The walk
+# must step over it, u60's newest row (0.6) being the one that counts.
+sql "INSERT INTO task_scores (project_id, task_id, update_id, priority) VALUES ($U, $(uid 60), 0, -5)" >/dev/null
 # The import reopens the window; its next refill (below 10 of 40) walks
 # task_scores from the start again and takes the late task in.
 ulease 30 >/dev/null
@@ -212,6 +216,8 @@ for k in $(seq 50); do
     sleep 0.1
 done
 check "the window's next refill takes it in, and it is leased next" "$LATE" "$(ulease 1)"
+check "a superseded row is stepped over: u60 came in at 0.60, its newest row, not at -5" "0.60" \
+    "$(printf '%.2f' "$(redis-cli -p "$QR_REDIS_PORT" zscore "{p:$U}:ready" "$(uid 60)")")"
 check "deleting the project deletes its task_scores rows" "0" \
     "$(sql "DELETE FROM projects WHERE id = $U"; sql "SELECT count(*) FROM task_scores WHERE project_id = $U")"
 
