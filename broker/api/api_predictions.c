@@ -69,38 +69,47 @@ static void fail(pstream_t *s, int status, const char *code, const char *msg, in
 
 /* --- the end ------------------------------------------------------------------------------- */
 
+typedef struct prune_s {
+    qr_broker_t *b;
+    int64_t project;
+} prune_t;
+
 static void on_pruned(const PGresult *res, const char *err, const char *sqlstate, void *arg)
 {
-    int64_t *project = arg;
+    prune_t *pr = arg;
     (void)sqlstate;
     if (!res)
         qr_warn("project %" PRId64 ": deleting superseded predictions failed (the next update "
                 "tries again): %s",
-                *project, err);
+                pr->project, err);
     else if (PQntuples(res) == 1)
-        qr_info("project %" PRId64 ": %s superseded predictions deleted", *project,
+        qr_info("project %" PRId64 ": %s superseded predictions deleted", pr->project,
                 PQgetvalue(res, 0, 0));
-    free(project);
+    qr_broker_background_end(pr->b);
+    free(pr);
 }
 
 static void on_refreshed(void *arg)
 {
     ctx_t *c = arg;
-    qr_broker_t *b = c->b;
-    int64_t *project = qr_xcalloc(1, sizeof *project);
-    *project = c->project->id;
-    qr_broker_work_ready(b, *project); /* reopened tasks wake long polls */
+    prune_t *pr = qr_xcalloc(1, sizeof *pr);
+    pr->b = c->b;
+    pr->project = c->project->id;
+    qr_broker_work_ready(pr->b, pr->project); /* reopened tasks wake long polls */
     json_t *o = c->out;
     c->out = NULL;
     respond_json(c, 200, o);
     /* After the answer: the rows this update superseded, which the window's
-     * refill would otherwise step over (sql/0040_task_scores.sql). */
+     * refill would otherwise step over (sql/0040_task_scores.sql); a drain
+     * waits for it. */
     char proj[24];
-    const char *params[] = {i64(*project, proj)};
-    if (qr_pg_query(b->pg, QR_SQL_TASK_SCORES_PRUNE, 1, params, on_pruned, project) < 0) {
+    const char *params[] = {i64(pr->project, proj)};
+    qr_broker_background_begin(pr->b);
+    if (qr_pg_query(pr->b->pg, QR_SQL_TASK_SCORES_PRUNE, 1, params, on_pruned, pr) < 0) {
         qr_warn("project %" PRId64 ": superseded predictions kept: the PostgreSQL pool is closing",
-                *project);
-        free(project);
+                pr->project);
+        qr_broker_background_end(pr->b);
+        free(pr);
     }
 }
 

@@ -1146,11 +1146,12 @@ static void on_drain_tick(uv_timer_t *t)
     }
     qr_http_server_stop_listening(b->http);
     int left = qr_http_connections(b->http);
-    if (left == 0) {
+    if (left == 0 && b->background == 0) {
         qr_info("drained in %" PRId64 " ms: every client answered; stopping", took);
     } else if (took >= b->cfg.drain_ms) {
-        qr_warn("drain deadline (%d ms) reached with %d connection(s) open: cut; stopping",
-                b->cfg.drain_ms, left);
+        qr_warn("drain deadline (%d ms) reached with %d connection(s) open and %d piece(s) of "
+                "work after an answer unfinished: cut; stopping",
+                b->cfg.drain_ms, left, b->background);
     } else {
         return;
     }
@@ -1187,6 +1188,17 @@ void qr_broker_drain(qr_broker_t *b, void (*cb)(void *arg), void *arg)
         qr_warn("drain: uv_timer_init/start: %s; stopping now", uv_strerror(rc));
         qr_broker_stop(b, cb, arg);
     }
+}
+
+void qr_broker_background_begin(qr_broker_t *b)
+{
+    b->background++;
+}
+
+void qr_broker_background_end(qr_broker_t *b)
+{
+    if (b->background > 0)
+        b->background--;
 }
 
 int qr_broker_draining(const qr_broker_t *b)

@@ -120,10 +120,17 @@ struct qr_broker_s {
     int64_t drain_start_ms;       /* monotonic */
     int64_t drain_listen_ms;      /* how long the drain still accepts connections */
     int64_t readyz_ms;            /* the last GET /readyz (monotonic), 0: none yet */
+    int background;               /* work started after an answer, not done yet */
     int closing;                  /* handles still to close before freeing */
     void (*stop_cb)(void *);
     void *stop_arg;
 };
+
+/* Work a route starts after its answer (the deletion of superseded
+ * predictions) begins and ends: a drain waits for it as for a client,
+ * within its deadline. */
+void qr_broker_background_begin(qr_broker_t *b);
+void qr_broker_background_end(qr_broker_t *b);
 
 /* Work became ready in project (an import, a refill, a resume): wakes every
  * long poll of it, this broker's now and every other broker's through
