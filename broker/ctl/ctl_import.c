@@ -779,9 +779,17 @@ static int predictions_upload(qr_client_config_t *cfg, long long pid, const char
         return QR_EXIT_INTERRUPTED;
     }
     if (r < 0) {
+        /* The broker commits only after the body's end: a connection lost
+         * before the request was all sent (a failed send: the body's last
+         * bytes or its chunked end never left) changed nothing; one lost
+         * after may have (the same file again gives the same values). */
+        int all_sent = u.body_done && call.result != CURLE_SEND_ERROR;
         fprintf(stderr, "%s: predictions update failed: %s%s\n", prog,
                 u.stalled ? "the upload sent nothing for 60 s" : call.message,
-                call.status >= 400 && call.status < 500 ? " (nothing changed)" : "");
+                call.status >= 400 && call.status < 500 ? " (nothing changed)"
+                : !all_sent ? " (nothing changed: the file was not all sent)"
+                            : " (the broker may have committed the update: run the same file "
+                              "again to be sure)");
         qr_client_call_free(&call);
         return QR_EXIT_ERROR;
     }

@@ -106,6 +106,20 @@ printf '%s\n{"task_id": 999999999}\n' "$OK1" | "$CTL" predictions --project "$P"
 check "quorumctl: a refused line exits 1" 1 "$rc"
 grepq "line 2: task 999999999 is not a task of project $P; nothing updated" <"$E2E_DIR/err" && pass "and names the line" ||
     fail "stderr: $(cat "$E2E_DIR/err")"
+# A broker lost while the body streams: nothing changed, and quorumctl says so.
+start_second_broker || fail "a second broker did not start"
+rc=0
+# After the kill the body goes on for 2 MB: a send fails, not only the read
+# of an answer.
+( head -100 "$E2E_DIR/pred.jsonl"; sleep 3; yes "$(head -1 "$E2E_DIR/pred.jsonl")" | head -25000 ) |
+    QUORUM_URL=$URL2 "$CTL" predictions --project "$P" - >/dev/null 2>"$E2E_DIR/err" & CP=$!
+sleep 1.5
+kill -9 "$QUORUMD2_PID"
+wait "$CP" || rc=$?
+check "quorumctl: a broker killed mid-body exits 1" 1 "$rc"
+grepq "(nothing changed: the file was not all sent)" <"$E2E_DIR/err" && pass "and says nothing changed" ||
+    fail "stderr: $(cat "$E2E_DIR/err")"
+check "and nothing did" "$BEFORE" "$(state_of_p)"
 rc=0
 "$CTL" predictions "$E2E_DIR/pred.jsonl" >/dev/null 2>&1 || rc=$?
 check "quorumctl: no --project is a usage error" 2 "$rc"
