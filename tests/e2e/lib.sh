@@ -39,7 +39,7 @@ cleanup() {
     local rc=$? c
     for c in ${AT_EXIT[@]+"${AT_EXIT[@]}"}; do eval "$c" || true; done
     stop_broker || rc=1
-    if [ -n "${QUORUMD2_PID:-}" ]; then kill -TERM "$QUORUMD2_PID" 2>/dev/null; wait "$QUORUMD2_PID" 2>/dev/null || true; fi
+    if [ -n "${QUORUMD2_PID:-}" ]; then kill -TERM "$QUORUMD2_PID" 2>/dev/null || true; wait "$QUORUMD2_PID" 2>/dev/null || true; fi
     if [ -n "${S_SERVER_PID:-}" ]; then kill "$S_SERVER_PID" 2>/dev/null || true; fi
     local p
     for p in ${HELPER_PIDS[@]+"${HELPER_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done

@@ -115,6 +115,8 @@ rc=0
     QUORUM_URL=$URL2 "$CTL" predictions --project "$P" - >/dev/null 2>"$E2E_DIR/err" & CP=$!
 sleep 1.5
 kill -9 "$QUORUMD2_PID"
+wait "$QUORUMD2_PID" 2>/dev/null || true
+QUORUMD2_PID="" # gone: the cleanup has none to stop
 wait "$CP" || rc=$?
 check "quorumctl: a broker killed mid-body exits 1" 1 "$rc"
 grepq "(nothing changed: the file was not all sent)" <"$E2E_DIR/err" && pass "and says nothing changed" ||
