@@ -10,10 +10,14 @@
 # R runs (default 3) of each mode:
 #   single   one lease per request, one submit per request;
 #   batched  up to 8 leases per request, their results in one batch submit.
-# Every annotation is durable (committed before its ack). Per run it reads
+# Every annotation is durable (committed before its ack). The agents connect
+# first (N TLS handshakes and token checks: set-up, whose broker CPU each run
+# records as setup_broker_cpu_ms); the run and its figures start once all
+# are connected. Per run it reads
 # Redis calls (INFO commandstats) and PostgreSQL commits (pg_stat_database)
 # per completion, the broker's RSS and the CPU time (/proc) of PostgreSQL,
-# Redis, the broker and the agents per completion; and, on the same Redis,
+# Redis, the broker and the agents (simulate's loop_cpu_ms) per completion,
+# from the run's start to its end; and, on the same Redis,
 # the ceiling redis-benchmark reaches with the lease (grant) script. Medians
 # over runs. Then, written to FILE (default build/bench.json) beside those:
 #   saturation     single and batched completions/s, and the batched run's
@@ -148,26 +152,39 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     for part in "$W"/tasks.part.*; do
         "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
     done
-    local rc0 pc0 n0 qc0 rcpu0 pcpu0 pgp=()
+    local rc0 pc0 n0 qc0 rcpu0 pcpu0 qcs pgp=() sim i
     mapfile -t pgp < <(pg_pids)
-    rc0=$(redis_calls); pc0=$(pg_commits)
-    qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms "${pgp[@]}")
+    # No lease is asked for before the run starts, so the count before the
+    # crew's set-up is the count at its start.
     n0=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
-    local TIMEFORMAT=%U,%S
-    { time "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
+    qcs=$(cpu_ms "$QPID")
+    # Every agent connects first (its TLS handshake, its token checked): that
+    # set-up is not the run. The figures start at simulate's "the run
+    # starts" line; the agents' CPU is simulate's own from that moment on.
+    "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
         --think-ms 0 --seed "$run" --duration "$SECONDS_PER_RUN" --max-seconds $((SECONDS_PER_RUN + 120)) \
-        --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true; } 2>"$W/agent.time"
+        --connect-first --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" &
+    sim=$!
+    for i in $(seq 1 6000); do
+        grep -q 'the run starts' "$W/sim.err" && break
+        kill -0 "$sim" 2>/dev/null || break
+        sleep 0.02
+    done
+    qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms "${pgp[@]}")
+    rc0=$(redis_calls); pc0=$(pg_commits)
+    wait "$sim" || true
     local rc1 pc1 n1 rss qc1 rcpu1 pcpu1 acpu
     qc1=$(cpu_ms "$QPID"); rcpu1=$(cpu_ms "$REDIS_PID"); pcpu1=$(cpu_ms "${pgp[@]}")
-    acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.time")
+    acpu=$(jq '.loop_cpu_ms // 0 | round' "$W/sim.json" 2>/dev/null || echo 0)
     rc1=$(redis_calls); pc1=$(pg_commits)
     n1=$(psql "$PG" -Atqc "SELECT count(*) FROM annotations")
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$QPID/status")
     jq -c --arg mode "$mode" --argjson run "$run" --argjson dr $((rc1 - rc0)) --argjson dp $((pc1 - pc0)) \
         --argjson dn $((n1 - n0)) --argjson rss "$rss" \
         --argjson cq $((qc1 - qc0)) --argjson cr $((rcpu1 - rcpu0)) --argjson cp $((pcpu1 - pcpu0)) \
-        --argjson ca "$acpu" \
+        --argjson ca "$acpu" --argjson setup $((qc0 - qcs)) \
         '{mode: $mode, run: $run, completions: $dn, completions_per_second: .completions_per_second,
+          setup_seconds, setup_broker_cpu_ms: $setup,
           lease_latency_ms: .lease_latency_ms, submit_latency_ms: .submit_latency_ms,
           redis_calls_per_completion: (if $dn > 0 then $dr / $dn else null end),
           pg_transactions_per_completion: (if $dn > 0 then $dp / $dn else null end),

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 const char *const sim_op_names[OP_COUNT] = {"lease",   "think",        "submit",     "skip",
                                             "release", "batch_submit", "create_user"};
@@ -39,6 +40,15 @@ static uint64_t decide(const sim_t *s, int64_t task_id, int index, uint64_t salt
 double sim_unit(uint64_t h)
 {
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int64_t sim_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1;
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
 }
 
 int64_t sim_jitter(annotator_t *a, int64_t min_ms, int64_t max_ms)

@@ -134,6 +134,7 @@ typedef struct sim_s {
     int live;             /* annotators not yet DONE, STOPPED or FAILED */
     int64_t start_ms;     /* monotonic start of the annotation loop */
     double setup_seconds; /* user creation and connection set-up before it */
+    int64_t cpu0_us;      /* this process's CPU time when the loop started, -1: unknown */
     int64_t stop_ms;      /* --duration: no lease requested from then on */
     int stopping;         /* stop_ms passed */
     long total_submitted; /* sum over annotators */
@@ -170,6 +171,8 @@ extern const char *const sim_op_names[OP_COUNT];
  * random ms in [min_ms, max_ms] from the annotator's own generator. */
 uint64_t sim_mix64(uint64_t x);
 double sim_unit(uint64_t h);
+/* This process's CPU time so far (µs, user + system), -1 if unknown. */
+int64_t sim_cpu_us(void);
 int64_t sim_jitter(annotator_t *a, int64_t min_ms, int64_t max_ms);
 
 /* Takes a out of the heap of waiting annotators (no-op when not in it). */

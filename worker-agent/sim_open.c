@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 /* Connecting before the run: requests in flight at once (1,000 TLS
@@ -69,21 +68,10 @@ struct sim_open_s {
     qr_hist_t lease;      /* µs, measured intents */
     qr_hist_t submit;
     qr_hist_t wait;
-    long intents;    /* measured intents taken (a lease request sent for them) */
-    long waited;     /* of those, how many came while their annotator was busy */
-    long achieved;   /* measured intents that ended in an acknowledged submit */
-    int64_t cpu0_us; /* this process's CPU time (user + system) when the loop started */
+    long intents;  /* measured intents taken (a lease request sent for them) */
+    long waited;   /* of those, how many came while their annotator was busy */
+    long achieved; /* measured intents that ended in an acknowledged submit */
 };
-
-/* This process's CPU time so far (µs, user + system), -1 if unknown. */
-static int64_t cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return -1;
-    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
-           ru.ru_stime.tv_usec;
-}
 
 int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
 {
@@ -235,7 +223,6 @@ void sim_open_start(sim_t *s)
     p->agents = qr_xcalloc((size_t)n, sizeof *p->agents);
     p->gap_us = 1e6 * (double)n / o->arrival_rate;
     p->warm_end_ms = s->start_ms + (int64_t)(o->warmup * 1000.0);
-    p->cpu0_us = cpu_us();
     double spread_us = o->warmup > 0 ? o->warmup * 1e6 : p->gap_us;
     for (int i = 0; i < n; i++) {
         open_agent_t *oa = &p->agents[i];
@@ -342,9 +329,9 @@ static window_t window_of(const sim_t *s, double elapsed)
     w.offered = p->intents + w.left;
     w.offered_s = w.seconds > 0 ? (double)w.offered / w.seconds : 0.0;
     w.achieved_s = w.seconds > 0 ? (double)p->achieved / w.seconds : 0.0;
-    int64_t cpu = cpu_us();
-    w.cpu_us = cpu >= 0 && p->cpu0_us >= 0 && s->total_submitted > 0
-                   ? (double)(cpu - p->cpu0_us) / (double)s->total_submitted
+    int64_t cpu = sim_cpu_us();
+    w.cpu_us = cpu >= 0 && s->cpu0_us >= 0 && s->total_submitted > 0
+                   ? (double)(cpu - s->cpu0_us) / (double)s->total_submitted
                    : 0.0;
     return w;
 }

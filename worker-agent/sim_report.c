@@ -94,6 +94,15 @@ static long total_requests(const sim_t *s)
 }
 
 /* Builds the run's summary as JSON (NULL only if jansson runs out of memory). */
+/* This process's CPU time (ms) from the annotation loop's start, set-up
+ * (users, --connect-first) left out; null when unknown. */
+static json_t *loop_cpu_ms(const sim_t *s)
+{
+    int64_t now = sim_cpu_us();
+    return now >= 0 && s->cpu0_us >= 0 ? json_real((double)(now - s->cpu0_us) / 1000.0)
+                                       : json_null();
+}
+
 static json_t *summary_json(const sim_t *s, double elapsed, int complete)
 {
     const qr_sim_options_t *o = s->opt;
@@ -163,6 +172,7 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
     if (json_object_set_new(root, "completions_per_second", json_real(rate(s))) < 0 ||
         json_object_set_new(root, "reconnects", json_integer((json_int_t)s->reconnects)) < 0 ||
         json_object_set_new(root, "working_seconds", json_real(working(s))) < 0 ||
+        json_object_set_new(root, "loop_cpu_ms", loop_cpu_ms(s)) < 0 ||
         json_object_set(root, "requests", requests) < 0 ||
         json_object_set(root, "errors", errors) < 0 ||
         sim_open_summary_json(s, root, elapsed) < 0 ||

@@ -110,5 +110,11 @@ timeout 120 "$AGENT" simulate --project "$P" --annotators 5 --accuracy 0.9 --no-
     >"$E2E_DIR/closed.out" 2>"$E2E_DIR/closed.err" || { tail -5 "$E2E_DIR/closed.err"; fail "--connect-first run"; }
 check "--connect-first: a closed-loop run, no open_loop in its summary" "null" "$(jq -c .open_loop "$S3")"
 check "--connect-first: it annotated" true "$(jq '.completions > 0' "$S3")"
+check "--connect-first: says when its 5 agents are connected and the run starts" 1 \
+    "$(grep -c '^quorum-agent: 5 annotators connected in [0-9.]* s; the run starts$' "$E2E_DIR/closed.err")"
+# The run's own CPU, set-up left out: more than nothing, less than the
+# whole process's (users made, 5 handshakes).
+check "--connect-first: loop_cpu_ms counts the run's CPU" true \
+    "$(jq '.loop_cpu_ms > 0 and .loop_cpu_ms < 60000' "$S3")"
 
 finish
