@@ -55,6 +55,7 @@ void qr_api_wake(qr_broker_t *b, int64_t project, int slots);
 #define PARSE_OFF_LOOP_BYTES (64 << 10)
 
 typedef struct ctx_s ctx_t;
+typedef struct wait_list_s wait_list_t; /* a project's long-poll waiters (api_leases.c) */
 typedef void (*handler_fn)(ctx_t *c);
 
 /* A body parsed in the thread pool: the result, or why it was refused. */
@@ -132,13 +133,14 @@ struct ctx_s {
     char import_sha256[65];         /* import: the body's digest */
     qr_strata_t strata;
     int64_t wait_until_ms; /* long poll deadline (monotonic), 0 = none */
-    int waiting;           /* on the broker's waiter list */
+    int waiting;           /* on its project's waiter list (api_leases.c) */
     uv_timer_t wait_timer;
     int timer_inited;
     ctx_t *wait_prev, *wait_next;
-    int handoff;   /* woken for freed slots: waiters to pass the wake on to if
-                      this one gets nothing (qr_api_wake) */
-    ctx_t *parent; /* batch submit: the request this result belongs to */
+    wait_list_t *wait_list; /* the list it waits on */
+    int handoff;            /* woken for freed slots: waiters to pass the wake on to if
+                               this one gets nothing (qr_api_wake) */
+    ctx_t *parent;          /* batch submit: the request this result belongs to */
     /* batch submit: takes this result's answer (status, j taken) instead
      * of the client */
     void (*child_done)(ctx_t *child, int status, json_t *j);

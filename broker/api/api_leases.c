@@ -8,21 +8,92 @@
 static void lease_try(ctx_t *c);
 
 /* Long-poll waiters: requests that found nothing and wait for work. They sit
- * on the broker's list, newest first, until woken (qr_api_wake), their
- * deadline passes, or their client goes away (on_lease_gone). */
+ * on their project's list, newest first, until woken (qr_api_wake), their
+ * deadline passes, or their client goes away (on_lease_gone). The lists hang
+ * in a small hash by project id (b->api_waiters, made with the first waiter
+ * and freed with the last), so that a wake of one project walks its own
+ * waiters, not the thousands of idle agents long-polling other projects. */
+#define WAIT_BUCKETS 256
+
+struct wait_list_s {
+    int64_t project;
+    ctx_t *newest, *oldest;
+    int n;                     /* waiters on it */
+    struct wait_list_s *chain; /* next list in the same bucket */
+};
+
+typedef struct waiters_s {
+    wait_list_t *bucket[WAIT_BUCKETS];
+    int lists; /* lists in the hash */
+    int busy;  /* a wake walks the hash: it frees the hash, not waiter_remove */
+} waiters_t;
+
+static wait_list_t **wait_slot(waiters_t *w, int64_t project)
+{
+    wait_list_t **slot = &w->bucket[(uint64_t)project % WAIT_BUCKETS];
+    while (*slot && (*slot)->project != project)
+        slot = &(*slot)->chain;
+    return slot;
+}
+
+static void waiters_free_if_empty(qr_broker_t *b)
+{
+    waiters_t *w = b->api_waiters;
+    if (w && w->lists == 0 && w->busy == 0) {
+        free(w);
+        b->api_waiters = NULL;
+    }
+}
+
+static void waiter_add(ctx_t *c)
+{
+    waiters_t *w = c->b->api_waiters;
+    if (!w)
+        w = c->b->api_waiters = qr_xcalloc(1, sizeof *w);
+    wait_list_t **slot = wait_slot(w, c->project->id);
+    if (!*slot) {
+        *slot = qr_xcalloc(1, sizeof **slot);
+        (*slot)->project = c->project->id;
+        w->lists++;
+    }
+    wait_list_t *l = *slot;
+    c->wait_list = l;
+    c->wait_prev = NULL;
+    c->wait_next = l->newest;
+    if (l->newest)
+        l->newest->wait_prev = c;
+    else
+        l->oldest = c;
+    l->newest = c;
+    l->n++;
+    c->waiting = 1;
+}
+
 static void waiter_remove(ctx_t *c)
 {
     if (!c->waiting)
         return;
+    wait_list_t *l = c->wait_list;
     if (c->wait_prev)
         c->wait_prev->wait_next = c->wait_next;
     else
-        c->b->api_waiters = c->wait_next;
+        l->newest = c->wait_next;
     if (c->wait_next)
         c->wait_next->wait_prev = c->wait_prev;
+    else
+        l->oldest = c->wait_prev;
     c->wait_prev = c->wait_next = NULL;
+    c->wait_list = NULL;
     c->waiting = 0;
     uv_timer_stop(&c->wait_timer);
+    if (--l->n == 0) {
+        waiters_t *w = c->b->api_waiters;
+        wait_list_t **slot = wait_slot(w, l->project);
+        *slot = l->chain;
+        free(l);
+        w->lists--;
+        waiters_free_if_empty(c->b);
+    }
 }
 
 /* Why a grant gave fewer leases than asked, as the answer's "reason"; NULL
@@ -146,13 +217,8 @@ static void wait_for_work(ctx_t *c)
         respond_no_lease(c, 0);
         goto pass;
     }
-    c->waiting = 1;
     c->timed = 0; /* its time is the long-poll wait, not the broker's */
-    c->wait_prev = NULL;
-    c->wait_next = c->b->api_waiters;
-    if (c->wait_next)
-        c->wait_next->wait_prev = c;
-    c->b->api_waiters = c;
+    waiter_add(c);
     if (hops > 0)
         wake(b, project, 1, hops - 1, c);
     return;
@@ -170,28 +236,49 @@ pass:
  * at its own bound) still reaches one that can. skip is not woken. */
 static void wake(qr_broker_t *b, int64_t project, int slots, int hops, ctx_t *skip)
 {
-    ctx_t *oldest = NULL;
+    waiters_t *w = b->api_waiters;
+    if (!w)
+        return;
     int waiting = 0;
-    for (ctx_t *c = b->api_waiters; c; c = c->wait_next) {
-        oldest = c;
-        if (!project || c->project->id == project)
-            waiting++;
+    wait_list_t *one = NULL;
+    if (project) {
+        one = *wait_slot(w, project);
+        if (!one)
+            return;
+        waiting = one->n;
+    } else {
+        for (int i = 0; i < WAIT_BUCKETS; i++)
+            for (wait_list_t *l = w->bucket[i]; l; l = l->chain)
+                waiting += l->n;
     }
     if (hops < 0)
         hops = waiting - 1;
-    /* Detach them first, oldest first: a retry may park them again. */
+    /* Detach them first, oldest first: a retry may park them again. A list
+     * emptied here is freed as its last waiter leaves; the hash is kept
+     * until the walk is over. */
     ctx_t *woken = NULL, **tail = &woken;
     int n = 0;
-    for (ctx_t *c = oldest, *prev; c && (slots <= 0 || n < slots); c = prev) {
-        prev = c->wait_prev;
-        if ((project && c->project->id != project) || c == skip)
-            continue;
-        waiter_remove(c);
-        c->handoff = slots > 0 ? hops : 0;
-        *tail = c;
-        tail = &c->wait_next;
-        n++;
+    w->busy++;
+    for (int i = 0; i < WAIT_BUCKETS && (slots <= 0 || n < slots); i++) {
+        wait_list_t *l = one ? one : w->bucket[i], *next_list;
+        for (; l && (slots <= 0 || n < slots); l = next_list) {
+            next_list = one ? NULL : l->chain;
+            for (ctx_t *c = l->oldest, *prev; c && (slots <= 0 || n < slots); c = prev) {
+                prev = c->wait_prev;
+                if (c == skip)
+                    continue;
+                waiter_remove(c); /* may free l: prev and next_list are read */
+                c->handoff = slots > 0 ? hops : 0;
+                *tail = c;
+                tail = &c->wait_next;
+                n++;
+            }
+        }
+        if (one)
+            break;
     }
+    w->busy--;
+    waiters_free_if_empty(b);
     while (woken) {
         ctx_t *c = woken;
         woken = c->wait_next;

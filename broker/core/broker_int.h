@@ -107,7 +107,7 @@ struct qr_broker_s {
     qr_project_t *projects[256];  /* project cache by id */
     rate_entry_t *rates[256];     /* request rate buckets by token digest */
     rate_entry_t *authfails[256]; /* failed-authentication buckets by client address */
-    void *api_waiters;            /* long-poll lease requests (api_leases.c) */
+    void *api_waiters;            /* long-poll lease requests by project (api_leases.c) */
     uint64_t instance;            /* random id of this broker in pub/sub messages */
     char deployment[37];          /* the deployment's id (sql/0016), "" until known */
     char deployment_header[80];   /* "Quorum-Deployment: <id>\r\n" once known, else "" */

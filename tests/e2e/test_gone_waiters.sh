@@ -74,4 +74,43 @@ check "and logged as released" 5 \
 r=$(api POST "/v1/projects/$P2/leases" "$LIVE" '{"max":10}')
 check "all 5 tasks leasable again" 5 "$(echo "${r#* }" | jq '.leases | length')"
 
+# Long polls wait on their own project's list: work in one project wakes
+# its waiters, and none of another project's.
+Q1=$("$CTL" project create --name wake1 --labels a,b --lease-ttl-ms 3600000)
+Q2=$("$CTL" project create --name wake2 --labels a,b --lease-ttl-ms 3600000)
+for q in "$Q1" "$Q2"; do
+    echo '{"n":0}' | "$CTL" import --project "$q" - >/dev/null
+    r=$(api POST "/v1/projects/$q/leases" "$LIVE" '{"max":1}') # held: the polls below wait
+done
+HELD2=$(echo "${r#* }" | jq -r '.leases[0].lease')
+W1=$(tok waiter1 annotator) W2=$(tok waiter2 annotator) W3=$(tok waiter3 annotator)
+wpoll() { # TOKEN PROJECT OUT -> a long poll writing its answer to OUT, pid in POLL_PID
+    curl -sS --cacert "$CA" -X POST -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+        --data-binary '{"max":1,"wait_ms":20000}' "$URL/v1/projects/$2/leases" >"$3" 2>&1 &
+    POLL_PID=$!
+}
+answered() { # FILE... -> how many have an answer
+    local f n=0
+    for f in "$@"; do [ -s "$f" ] && n=$((n + 1)); done
+    echo "$n"
+}
+wpoll "$W1" "$Q1" "$E2E_DIR/w1.json"; PW1=$POLL_PID
+wpoll "$W2" "$Q1" "$E2E_DIR/w2.json"; PW2=$POLL_PID
+wpoll "$W3" "$Q2" "$E2E_DIR/w3.json"; PW3=$POLL_PID
+sleep 1 # all three parked
+check "three long polls wait" 0 "$(answered "$E2E_DIR"/w[123].json)"
+echo '{"n":1}' | "$CTL" import --project "$Q1" - >/dev/null
+for i in $(seq 1 50); do [ "$(answered "$E2E_DIR"/w[12].json)" = 0 ] || break; sleep 0.1; done
+sleep 0.3
+check "work in wake1: one of its two waiters takes the new task, within 5 s" 1 \
+    "$(cat "$E2E_DIR"/w[12].json | jq -s 'map(.leases | length) | add')"
+check "the other waits on, and so does wake2's" "1 0" \
+    "$(answered "$E2E_DIR"/w[12].json) $(answered "$E2E_DIR/w3.json")"
+api POST "/v1/projects/$Q2/leases/$HELD2/release" "$LIVE" '{}' >/dev/null
+for i in $(seq 1 50); do [ "$(answered "$E2E_DIR/w3.json")" = 0 ] || break; sleep 0.1; done
+check "a release in wake2 wakes wake2's waiter with that task" 1 "$(jq '.leases | length' "$E2E_DIR/w3.json")"
+check "and not wake1's other waiter" 1 "$(answered "$E2E_DIR"/w[12].json)"
+kill "$PW1" "$PW2" "$PW3" 2>/dev/null || true
+wait "$PW1" "$PW2" "$PW3" 2>/dev/null || true
+
 finish
