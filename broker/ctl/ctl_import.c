@@ -466,7 +466,21 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
         return QR_EXIT_ERROR;
     }
     if (r < 0) {
-        fprintf(stderr, "%s: import failed: %s\n", prog, call.message);
+        /* The broker commits only after the body's end: a connection lost
+         * before the request was all sent (a failed send: the body's last
+         * bytes or its chunked end never left) imported nothing; one lost
+         * after may have, and the import key tells. */
+        int all_sent = u.body_done && call.result != CURLE_SEND_ERROR;
+        int refused = call.status >= 400 && call.status < 500;
+        fprintf(stderr, "%s: import failed: %s%s\n", prog, call.message,
+                refused ? (strstr(call.message, "nothing imported") ? "" : " (nothing imported)")
+                : !all_sent ? " (nothing imported: the file was not all sent)"
+                            : "");
+        if (!refused && all_sent)
+            fprintf(stderr,
+                    "%s: the whole file was sent, so the broker may have committed the import: "
+                    "`quorumctl import list --project %lld --import-key %s` tells\n",
+                    prog, pid, key);
         qr_client_call_free(&call);
         return QR_EXIT_ERROR;
     }

@@ -197,4 +197,22 @@ case "$line" in
 *) fail "an unexpected line: $line" ;;
 esac
 
+# --- the broker lost while the body streams -----------------------------------------------------
+# Nothing is imported, and quorumctl says so; after the kill the body goes
+# on for 2 MB, so a send fails, not only the read of an answer.
+P4=$("$CTL" project create --name lost --labels a,b)
+start_second_broker || fail "a second broker did not start"
+rc=0
+( seq 1 100 | sed 's/.*/{"text":"lost &"}/'; sleep 3; yes '{"text":"lost"}' | head -130000 ) |
+    QUORUM_URL=$URL2 "$CTL" import --project "$P4" --format jsonl - >/dev/null 2>"$E2E_DIR/lost.err" & CP=$!
+sleep 1.5
+kill -9 "$QUORUMD2_PID"
+wait "$QUORUMD2_PID" 2>/dev/null || true
+QUORUMD2_PID="" # gone: the cleanup has none to stop
+wait "$CP" || rc=$?
+check "a broker killed mid-body: quorumctl exits 1" 1 "$rc"
+grepq "(nothing imported: the file was not all sent)" <"$E2E_DIR/lost.err" && pass "and says nothing was imported" ||
+    fail "stderr: $(cat "$E2E_DIR/lost.err")"
+check "and PostgreSQL holds nothing of it" "0 0" "$(tasks "$P4") $(imports "$P4")"
+
 finish
