@@ -10,19 +10,24 @@
 -- found through the minute rollup's key (project, minute, annotator): all
 -- of the project's rows of that hour, for each annotator of the batch.
 --
--- The hour's activity is a sum over its minute rows in order: each row's
+-- The row's activity as this statement's snapshot sees it is a sum over
+-- its minute rows as that snapshot sees them, in order: each row's
 -- span (last - first: every gap inside a minute is active) and the gap
 -- from the row before (active up to 300,000 ms, else idle). A batch only
 -- changes the rows from the minute of its first event in the hour (m0)
--- on, so the new activity is the row's, minus that sum over the rows from
--- m0 on as they were, plus the same sum as they are now; the first of
+-- on, so the new activity is the snapshot's, minus that sum over the rows
+-- from m0 on as the snapshot has them, plus the same sum as they are now
+-- (another broker's batch for the same annotator, committed since the
+-- snapshot, counts as the old recomputation counted it); the first of
 -- those rows' gap is measured from the last row before m0, read among the
 -- five minutes before m0 (an older one is more than 300,000 ms away: that
 -- gap is idle either way, and only its end moves). Rows are found by
 -- their whole key, minute by minute, from m0 to the row's last minute.
--- The differences are summed as numeric (exact to the microsecond), so
--- the row's figures move by exactly what the batch added and every report
--- figure stays the same (tests/integration/test_analytics.c,
+-- The differences are summed as numeric (exact to the microsecond) and
+-- added to the snapshot's figures as numeric (float8 to numeric keeps 15
+-- digits, which drops the float noise of earlier merges), so the row's
+-- figures move by exactly what the batch added and every report figure,
+-- rounded as the reports round them, stays the same (tests/integration/test_analytics.c,
 -- test_event_hours_merge; tests/e2e/test_throughput_crew.sh). Everything
 -- else is the body of sql/0038_generic_plans.sql, unchanged.
 
@@ -93,19 +98,24 @@ BEGIN
       first_at = least(o.first_at, excluded.first_at),
       last_at = greatest(o.last_at, excluded.last_at),
       (active_ms, idle_ms, idle_gaps) = (SELECT
-        CASE WHEN s.gap IS NULL THEN o.active_ms + r.a::float8
+        CASE WHEN s.gap IS NULL THEN (h0.a::numeric + r.a)::float8
          ELSE o.active_ms + excluded.active_ms
           + CASE WHEN s.gap <= 300000 THEN s.gap ELSE 0 END END,
-        CASE WHEN s.gap IS NULL THEN o.idle_ms + r.i::float8
+        CASE WHEN s.gap IS NULL THEN (h0.i::numeric + r.i)::float8
          ELSE o.idle_ms + excluded.idle_ms
           + CASE WHEN s.gap > 300000 THEN s.gap ELSE 0 END END,
-        CASE WHEN s.gap IS NULL THEN o.idle_gaps + r.g
+        CASE WHEN s.gap IS NULL THEN h0.g + r.g
          ELSE o.idle_gaps + excluded.idle_gaps + (s.gap > 300000)::int END
        FROM (SELECT CASE WHEN excluded.first_at >= o.last_at
           THEN (extract(epoch FROM excluded.first_at - o.last_at)::float8 * 1000)
          WHEN excluded.last_at <= o.first_at THEN (extract(epoch FROM o.first_at - excluded.last_at)::float8 * 1000)
          END AS gap,
          date_trunc('minute', excluded.first_at) AS m0) s
+       LEFT JOIN LATERAL (SELECT coalesce(hs.active_ms, 0) AS a, coalesce(hs.idle_ms, 0) AS i,
+          coalesce(hs.idle_gaps, 0) AS g, hs.first_at AS f
+        FROM (SELECT 1) one LEFT JOIN lease_event_hours hs ON hs.project_id = o.project_id
+         AND hs.hour = o.hour AND hs.annotator_id = o.annotator_id
+        WHERE s.gap IS NULL) h0 ON true
        LEFT JOIN LATERAL (SELECT
           sum(q.sign * q.span) + coalesce(sum(q.sign * q.gap) FILTER (WHERE q.gap <= 300000), 0) AS a,
           coalesce(sum(q.sign * q.gap) FILTER (WHERE q.gap > 300000), 0) AS i,
@@ -120,7 +130,7 @@ BEGIN
               s.m0 - interval '5 minutes'])
              AND v.minute >= o.hour
             ORDER BY v.minute DESC LIMIT 1),
-           CASE WHEN o.first_at < s.m0 THEN s.m0 - interval '6 minutes' END) AS l) pv,
+           CASE WHEN h0.f < s.m0 THEN s.m0 - interval '6 minutes' END) AS l) pv,
           (SELECT 1 AS sign, x.minute, x.first_at, x.last_at FROM mins x
             WHERE x.project_id = o.project_id AND x.annotator_id = o.annotator_id
              AND x.minute >= s.m0 AND x.minute < o.hour + interval '1 hour'
