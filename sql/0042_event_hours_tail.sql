@@ -27,9 +27,10 @@
 -- added to the snapshot's figures as numeric (float8 to numeric keeps 15
 -- digits, which drops the float noise of earlier merges), so the row's
 -- figures move by exactly what the batch added and every report figure,
--- rounded as the reports round them, stays the same (tests/integration/test_analytics.c,
--- test_event_hours_merge; tests/e2e/test_throughput_crew.sh). Everything
--- else is the body of sql/0038_generic_plans.sql, unchanged.
+-- rounded as the reports round them, stays the same
+-- (tests/integration/test_analytics.c, test_event_hours_merge;
+-- tests/e2e/test_throughput_crew.sh). Everything else is the body of
+-- sql/0038_generic_plans.sql, unchanged.
 
 CREATE OR REPLACE FUNCTION quorum_lease_events_add(bigint[], bigint[], text[], bigint[], bigint[],
                                         bigint[], bigint[], integer[], text[], text[])
