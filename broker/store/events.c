@@ -10,7 +10,11 @@
  * also counted for GET /metrics (metrics.h).
  *
  * At most one INSERT is in flight: batches stay in order and the recorder
- * never takes more than one connection of the pool from the lease path. The
+ * never takes more than one connection of the pool from the lease path.
+ * Under load (qr_events_set_busy) the recorder waits longer between batches:
+ * what a batch costs PostgreSQL is mostly its rollup merges, one per
+ * annotator and minute and one per annotator and hour it touches, so a
+ * batch holding five times the events costs little more than one. The
  * buffer is a ring that grows up to QR_EVENTS_MAX_BUFFERED events (buffered
  * plus in flight); past that the oldest buffered events are dropped and
  * counted. A batch that fails because PostgreSQL is unreachable goes back to
@@ -96,6 +100,9 @@ struct qr_events_s {
     qr_pg_t *pg;          /* borrowed; must outlive the recorder */
     uv_timer_t timer;     /* one-shot: next flush, or the retry after a failure */
     int flush_ms;         /* longest an event waits in the buffer */
+    int busy_ms;          /* the wait instead, after a busy batch (qr_events_set_busy) */
+    int busy_rows;        /* a batch of at least this many events is busy; 0: never */
+    int busy;             /* the last batch sent was busy */
     int max_batch;        /* rows per INSERT */
     rec_t *ring;          /* buffered events, oldest at head */
     size_t cap;           /* ring slots */
@@ -278,12 +285,14 @@ static void finish(qr_events_t *ev)
     uv_close((uv_handle_t *)&ev->timer, on_timer_closed);
 }
 
-/* Arms the one-shot timer unless it is armed already. */
+/* Arms the one-shot timer unless it is armed already: flush_ms, or busy_ms
+ * after a busy batch (a retry after a failure waits flush_ms). */
 static void arm_timer(qr_events_t *ev)
 {
     if (ev->closing || uv_is_active((uv_handle_t *)&ev->timer))
         return;
-    int rc = uv_timer_start(&ev->timer, on_timer, (uint64_t)ev->flush_ms, 0);
+    int ms = ev->busy && !ev->backing_off ? ev->busy_ms : ev->flush_ms;
+    int rc = uv_timer_start(&ev->timer, on_timer, (uint64_t)ms, 0);
     if (rc < 0) /* only for a closing handle, which closing above rules out */
         qr_error("lease log: uv_timer_start: %s", uv_strerror(rc));
 }
@@ -398,6 +407,7 @@ static void flush(qr_events_t *ev)
         ev->head = (ev->head + n) % ev->cap;
         ev->count -= n;
         ev->nbatch = n;
+        ev->busy = ev->busy_rows > 0 && n >= (size_t)ev->busy_rows;
 
         qr_buf_t cols[NCOLS];
         build_arrays(ev, cols);
@@ -493,6 +503,15 @@ void qr_events_add(qr_events_t *ev, const qr_event_t *e)
         flush(ev);
     else
         arm_timer(ev);
+}
+
+int qr_events_set_busy(qr_events_t *ev, int busy_rows, int busy_ms)
+{
+    if (busy_rows < 0 || busy_ms < ev->flush_ms || busy_ms > 3600000)
+        return QR_EINVAL;
+    ev->busy_rows = busy_rows;
+    ev->busy_ms = busy_ms;
+    return 0;
 }
 
 uint64_t qr_events_dropped(const qr_events_t *ev)

@@ -43,6 +43,14 @@ typedef struct qr_events_s qr_events_t;
  * (e.g. 200); max_batch: events per INSERT (e.g. 1000). */
 int qr_events_open(uv_loop_t *loop, qr_pg_t *pg, int flush_ms, int max_batch, qr_events_t **out);
 
+/* Under load, waits longer between batches so that each holds more events:
+ * once a batch of at least busy_rows events has been sent, the next one
+ * waits busy_ms (>= flush_ms) instead of flush_ms; a smaller batch brings
+ * back flush_ms. busy_rows 0 (the default) turns it off. QR_EINVAL for a
+ * negative busy_rows or a busy_ms outside [flush_ms, 3,600,000]; nothing
+ * changes then. */
+QR_MUST_CHECK int qr_events_set_busy(qr_events_t *ev, int busy_rows, int busy_ms);
+
 /* Buffers one event (copied). Never blocks, never fails: past 100,000
  * buffered events (PostgreSQL down), the oldest are dropped and counted. */
 void qr_events_add(qr_events_t *ev, const qr_event_t *e);

@@ -202,6 +202,56 @@ static void test_events_timer_flush(void **state)
     close_all();
 }
 
+/* Rows of project p in lease_events, after running the loop for ms. */
+static int64_t events_after(int64_t p, int ms)
+{
+    char buf[24];
+    const char *params[] = {num(buf, p)};
+    volatile int never = 0;
+    qr_test_run_until(&loop, &never, ms);
+    return sql_int(g_db, "SELECT count(*) FROM lease_events WHERE project_id = $1", 1, params);
+}
+
+/* Under load the recorder waits longer: after a batch of at least
+ * busy_rows events the next waits busy_ms, and a smaller batch brings back
+ * flush_ms. Bad settings are refused and change nothing. */
+static void test_events_busy_wait(void **state)
+{
+    open_all(g_conninfo, 20, 1000);
+    assert_int_equal(qr_events_set_busy(events, -1, 100), QR_EINVAL);
+    assert_int_equal(qr_events_set_busy(events, 5, 10), QR_EINVAL); /* below flush_ms */
+    assert_int_equal(qr_events_set_busy(events, 5, 3600001), QR_EINVAL);
+    assert_int_equal(qr_events_set_busy(events, 5, 1500), 0);
+    /* Five events: a busy batch, sent after flush_ms. */
+    for (int i = 0; i < 5; i++)
+        add(QR_EV_GRANT, 904, i, 7, i, T0 + i, 0, -1, NULL, NULL);
+    int64_t n = 0;
+    for (int tries = 0; tries < 100 && n < 5; tries++)
+        n = events_after(904, 20);
+    assert_int_equal(n, 5);
+    /* Two more wait busy_ms (1.5 s): not there after 0.5 s, there by 5 s.
+     * The loop's clock is brought up to date first: the timer counts from
+     * it, so that it cannot fire before 1.5 s of real time have passed
+     * (less a margin for the clock reads). */
+    uv_update_time(&loop);
+    uint64_t t0 = uv_hrtime();
+    for (int i = 5; i < 7; i++)
+        add(QR_EV_GRANT, 904, i, 7, i, T0 + i, 0, -1, NULL, NULL);
+    assert_int_equal(events_after(904, 500), 5);
+    for (int tries = 0; tries < 100 && n < 7; tries++)
+        n = events_after(904, 50);
+    assert_int_equal(n, 7);
+    assert_true(uv_hrtime() - t0 >= 1400 * (uint64_t)1000000);
+    /* That batch held two: the next goes after flush_ms again. */
+    t0 = uv_hrtime();
+    add(QR_EV_GRANT, 904, 7, 7, 7, T0 + 7, 0, -1, NULL, NULL);
+    for (int tries = 0; tries < 100 && n < 8; tries++)
+        n = events_after(904, 20);
+    assert_int_equal(n, 8);
+    assert_true(uv_hrtime() - t0 < 1500 * (uint64_t)1000000);
+    close_all();
+}
+
 /* PostgreSQL unreachable: the buffer stays bounded, the oldest events are
  * dropped and counted, and close still ends cleanly. */
 static void test_events_bounded_when_down(void **state)
@@ -947,6 +997,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_close_flushes),
         cmocka_unit_test(test_events_timer_flush),
+        cmocka_unit_test(test_events_busy_wait),
         cmocka_unit_test(test_events_bounded_when_down),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_metrics_queue),
