@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --passes) PASSES=$(count "$1" "${2:-}" 50); shift 2 ;;
     --build) [ -n "${2:-}" ] || usage_error "--build wants a folder"; B=$2; shift 2 ;;
     --out) [ -n "${2:-}" ] || usage_error "--out wants a file"; OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) usage_error "unknown option $1 (--help lists them)" ;;
     esac
 done
