@@ -228,6 +228,29 @@ pass:
         wake(b, project, 1, hops - 1, NULL);
 }
 
+/* What a wake takes off the lists: the waiters, oldest first, chained by
+ * wait_next from woken, and how many; at most slots when slots > 0. */
+typedef struct wake_take_s {
+    int slots, hops, n;
+    ctx_t *skip, *woken, **tail;
+} wake_take_t;
+
+/* Detaches list l's waiters, oldest first, into t. The last to leave frees
+ * l (waiter_remove): its links are read before. */
+static void wake_take(wait_list_t *l, wake_take_t *t)
+{
+    for (ctx_t *c = l->oldest, *prev; c && (t->slots <= 0 || t->n < t->slots); c = prev) {
+        prev = c->wait_prev;
+        if (c == t->skip)
+            continue;
+        waiter_remove(c);
+        c->handoff = t->slots > 0 ? t->hops : 0;
+        *t->tail = c;
+        t->tail = &c->wait_next;
+        t->n++;
+    }
+}
+
 /* Wakes the waiters of project (of every project when 0), oldest first:
  * all of them when slots <= 0, else at most slots. One woken for a slot
  * carries hops: how many more waiters it passes the wake on to, one at a
@@ -239,46 +262,33 @@ static void wake(qr_broker_t *b, int64_t project, int slots, int hops, ctx_t *sk
     waiters_t *w = b->api_waiters;
     if (!w)
         return;
+    wait_list_t *one = project ? *wait_slot(w, project) : NULL;
+    if (project && !one)
+        return;
     int waiting = 0;
-    wait_list_t *one = NULL;
-    if (project) {
-        one = *wait_slot(w, project);
-        if (!one)
-            return;
+    if (one)
         waiting = one->n;
-    } else {
+    else
         for (int i = 0; i < WAIT_BUCKETS; i++)
             for (wait_list_t *l = w->bucket[i]; l; l = l->chain)
                 waiting += l->n;
-    }
-    if (hops < 0)
-        hops = waiting - 1;
+    wake_take_t t = {.slots = slots, .hops = hops < 0 ? waiting - 1 : hops, .skip = skip};
+    t.tail = &t.woken;
     /* Detach them first, oldest first: a retry may park them again. A list
      * emptied here is freed as its last waiter leaves; the hash is kept
      * until the walk is over. */
-    ctx_t *woken = NULL, **tail = &woken;
-    int n = 0;
     w->busy++;
-    for (int i = 0; i < WAIT_BUCKETS && (slots <= 0 || n < slots); i++) {
-        wait_list_t *l = one ? one : w->bucket[i], *next_list;
-        for (; l && (slots <= 0 || n < slots); l = next_list) {
-            next_list = one ? NULL : l->chain;
-            for (ctx_t *c = l->oldest, *prev; c && (slots <= 0 || n < slots); c = prev) {
-                prev = c->wait_prev;
-                if (c == skip)
-                    continue;
-                waiter_remove(c); /* may free l: prev and next_list are read */
-                c->handoff = slots > 0 ? hops : 0;
-                *tail = c;
-                tail = &c->wait_next;
-                n++;
+    if (one)
+        wake_take(one, &t);
+    else
+        for (int i = 0; i < WAIT_BUCKETS; i++)
+            for (wait_list_t *l = w->bucket[i], *next; l; l = next) {
+                next = l->chain;
+                wake_take(l, &t);
             }
-        }
-        if (one)
-            break;
-    }
     w->busy--;
     waiters_free_if_empty(b);
+    ctx_t *woken = t.woken;
     while (woken) {
         ctx_t *c = woken;
         woken = c->wait_next;
