@@ -93,7 +93,6 @@ static long total_requests(const sim_t *s)
     return n;
 }
 
-/* Builds the run's summary as JSON (NULL only if jansson runs out of memory). */
 /* This process's CPU time (ms) from the annotation loop's start, set-up
  * (users, --connect-first) left out; null when unknown. */
 static json_t *loop_cpu_ms(const sim_t *s)
@@ -103,6 +102,7 @@ static json_t *loop_cpu_ms(const sim_t *s)
                                        : json_null();
 }
 
+/* Builds the run's summary as JSON (NULL only if jansson runs out of memory). */
 static json_t *summary_json(const sim_t *s, double elapsed, int complete)
 {
     const qr_sim_options_t *o = s->opt;

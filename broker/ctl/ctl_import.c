@@ -164,6 +164,15 @@ typedef struct upload_s {
     int stalled;        /* the upload stopped moving for UPLOAD_STALL_MS */
 } upload_t;
 
+/* After a failed call: whether the broker got the whole body. It commits
+ * only after the body's end, so a connection lost before the request was
+ * all sent (a failed send: the body's last bytes or its chunked end never
+ * left) changed nothing; one lost after may have. */
+static int body_all_sent(const upload_t *u, const qr_client_call_t *call)
+{
+    return u->body_done && call->result != CURLE_SEND_ERROR;
+}
+
 static size_t read_body(char *buf, size_t size, size_t nmemb, void *arg)
 {
     upload_t *u = arg;
@@ -466,11 +475,9 @@ static int import_upload(qr_client_config_t *cfg, long long pid, const char *fil
         return QR_EXIT_ERROR;
     }
     if (r < 0) {
-        /* The broker commits only after the body's end: a connection lost
-         * before the request was all sent (a failed send: the body's last
-         * bytes or its chunked end never left) imported nothing; one lost
-         * after may have, and the import key tells. */
-        int all_sent = u.body_done && call.result != CURLE_SEND_ERROR;
+        /* Nothing was imported unless the whole body was sent; then the
+         * import key tells. */
+        int all_sent = body_all_sent(&u, &call);
         int refused = call.status >= 400 && call.status < 500;
         fprintf(stderr, "%s: import failed: %s%s\n", prog, call.message,
                 refused ? (strstr(call.message, "nothing imported") ? "" : " (nothing imported)")
@@ -793,11 +800,9 @@ static int predictions_upload(qr_client_config_t *cfg, long long pid, const char
         return QR_EXIT_INTERRUPTED;
     }
     if (r < 0) {
-        /* The broker commits only after the body's end: a connection lost
-         * before the request was all sent (a failed send: the body's last
-         * bytes or its chunked end never left) changed nothing; one lost
-         * after may have (the same file again gives the same values). */
-        int all_sent = u.body_done && call.result != CURLE_SEND_ERROR;
+        /* Nothing changed unless the whole body was sent (the same file
+         * again gives the same values). */
+        int all_sent = body_all_sent(&u, &call);
         fprintf(stderr, "%s: predictions update failed: %s%s\n", prog,
                 u.stalled ? "the upload sent nothing for 60 s" : call.message,
                 call.status >= 400 && call.status < 500 ? " (nothing changed)"
