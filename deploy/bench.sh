@@ -102,6 +102,8 @@ stop_stack() {
     "$ROOT/deploy/stack.sh" stop "$W/stack" >/dev/null 2>&1 || true
 }
 cleanup() {
+    # A crew started in the background ignores Ctrl-C: stop it with the rest.
+    [ -z "${SIM_PID:-}" ] || kill "$SIM_PID" 2>/dev/null || true
     stop_stack
     rm -rf "$W"
 }
@@ -152,7 +154,7 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     for part in "$W"/tasks.part.*; do
         "$B/bin/quorumctl" import --project "$project" "$part" >/dev/null
     done
-    local rc0 pc0 n0 qc0 rcpu0 pcpu0 qcs pgp=() sim i
+    local rc0 pc0 n0 qc0 rcpu0 pcpu0 qcs pgp=() i
     mapfile -t pgp < <(pg_pids)
     # No lease is asked for before the run starts, so the count before the
     # crew's set-up is the count at its start.
@@ -164,15 +166,16 @@ run_mode() { # MODE RUN -> appends a JSON line to $W/runs.jsonl
     "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
         --think-ms 0 --seed "$run" --duration "$SECONDS_PER_RUN" --max-seconds $((SECONDS_PER_RUN + 120)) \
         --connect-first --no-spool "${extra[@]}" --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" &
-    sim=$!
+    SIM_PID=$!
     for i in $(seq 1 6000); do
         grep -q 'the run starts' "$W/sim.err" && break
-        kill -0 "$sim" 2>/dev/null || break
+        kill -0 "$SIM_PID" 2>/dev/null || break
         sleep 0.02
     done
     qc0=$(cpu_ms "$QPID"); rcpu0=$(cpu_ms "$REDIS_PID"); pcpu0=$(cpu_ms "${pgp[@]}")
     rc0=$(redis_calls); pc0=$(pg_commits)
-    wait "$sim" || true
+    wait "$SIM_PID" || true
+    SIM_PID=""
     local rc1 pc1 n1 rss qc1 rcpu1 pcpu1 acpu
     qc1=$(cpu_ms "$QPID"); rcpu1=$(cpu_ms "$REDIS_PID"); pcpu1=$(cpu_ms "${pgp[@]}")
     acpu=$(jq '.loop_cpu_ms // 0 | round' "$W/sim.json" 2>/dev/null || echo 0)
