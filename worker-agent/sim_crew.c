@@ -208,6 +208,8 @@ void sim_finish(annotator_t *a, state_t st)
     if (a->state != ST_DONE && a->state != ST_STOPPED && a->state != ST_PAUSED &&
         a->state != ST_BENCHED && a->state != ST_FAILED)
         s->live--;
+    if (st == ST_FAILED && a->state != ST_FAILED)
+        s->failed++;
     a->state = st;
     sim_free_held(a);
 }

@@ -132,6 +132,7 @@ typedef struct sim_s {
     annotator_t **heap;   /* waiting annotators, earliest wake_ms first */
     int nheap;            /* entries in heap */
     int live;             /* annotators not yet DONE, STOPPED or FAILED */
+    int failed;           /* annotators FAILED */
     int64_t start_ms;     /* monotonic start of the annotation loop */
     double setup_seconds; /* user creation and connection set-up before it */
     int64_t cpu0_us;      /* this process's CPU time when the loop started, -1: unknown */
