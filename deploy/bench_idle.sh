@@ -27,8 +27,8 @@
 #     lookups): the largest of the p99s of each later second (from simulate's
 #     progress lines), which bounds the p99 of them all from above.
 #  4. reconnect_all_seconds: the broker gets SIGTERM, and once it has exited
-#     the idle agents are told (SIGUSR1: the restart mark) and the same
-#     quorumd starts again on the same port; the seconds from that mark until
+#     the idle agents are told (SIGUSR1: the restart mark), and once they
+#     have taken it the same quorumd starts again on the same port; the seconds from that mark until
 #     every idle agent had an answer to a request sent after it (long pollers
 #     ask at once, holders at their next heartbeat, failed requests retry
 #     with exponential backoff and jitter).
@@ -186,6 +186,11 @@ wait "$QPID" 2>/dev/null || true
 t5=$(now_ms)
 acpu4=$(cpu_ms "$SIM_PID")
 kill -USR1 "$SIM_PID"
+# The new broker starts once the agents have taken the mark: a request that
+# reached it before would count as sent before the restart, and a long poll
+# of --wait-ms sent that way is only answered, and its agent only counted as
+# served again, when it ends.
+wait_line "$W/idle.err" "idle: restart mark at" 30 "$SIM_PID" || fail "the idle agents did not take the restart mark"
 QD_LISTEN=127.0.0.1:$QD_PORT start_quorumd "$BIN/quorumd" "$W/q.log" --pg "$QR_PG_CONNINFO" \
     --redis "127.0.0.1:$QR_REDIS_PORT" --cert "$W/tls/server.crt" --key "$W/tls/server.key" \
     --auth-fail-rate 0 --rate-limit 0 "${BROKER_FLAGS[@]}" || fail "quorumd did not start again"
