@@ -92,7 +92,7 @@ static const char simulate_help[] =
     "           [--skip-rate P] [--release-rate P] [--abandon-rate P] [--wait-ms N]\n"
     "           [--urls URL1,URL2,...] [--ack-log FILE] [--duration S]\n"
     "           [--seed S] [--max-seconds S] [--json-summary FILE]\n"
-    "           [--arrival-rate R [--warmup S]] [--think-lognormal MEDIAN_MS,SIGMA]\n"
+    "           [--arrival-rate R] [--warmup S] [--think-lognormal MEDIAN_MS,SIGMA]\n"
     "           [--connect-first]\n"
     "       quorum-agent simulate --idle --project ID --annotators N [--wait-ms N]\n"
     "           [--spread-ms N] [--duration S] [--max-seconds S] [--json-summary FILE]\n"
@@ -163,8 +163,10 @@ static const char simulate_help[] =
     "                        checked) before the run starts, as the open loop\n"
     "                        always does: N handshakes at once are set-up, not\n"
     "                        the run's first seconds\n"
-    "  --warmup S            open loop: intents before S seconds are left out of\n"
-    "                        the latencies and rates (default 0; below --duration)\n"
+    "  --warmup S            the first S seconds are left out of the latencies\n"
+    "                        (default 0; below --duration): with --arrival-rate,\n"
+    "                        the intents before them (and out of the rates); else\n"
+    "                        the lease and submit answers before them\n"
     "  --seed S              seed for label choices, think times and lease outcomes\n"
     "                        (default: random, printed in the summary); same seed,\n"
     "                        same decisions per task and annotator\n"
@@ -579,6 +581,7 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                             : arrival       ? "--arrival-rate"
                             : lognormal     ? "--think-lognormal"
                             : connect_first ? "--connect-first"
+                            : warmup        ? "--warmup"
                                             : NULL;
         if (given)
             return qr_cli_usage_error(
@@ -664,9 +667,6 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
         return qr_cli_usage_error(prog, "simulate ",
                                   "simulate: --arrival-rate leases one task per intent: it takes "
                                   "neither --prefetch above 1 nor --batch");
-    if (warmup && !arrival)
-        return qr_cli_usage_error(prog, "simulate ",
-                                  "simulate: --warmup goes with --arrival-rate (the open loop)");
     if (warmup && qr_cli_parse_double(warmup, 0.0, 1e7, &opt.warmup) < 0)
         return qr_cli_usage_error(prog, "simulate ",
                                   "simulate: --warmup must be a number of seconds >= 0, not '%s'",

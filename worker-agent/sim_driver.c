@@ -621,10 +621,14 @@ static int collect_done(sim_t *s)
         int64_t took_us = sim_mono_us() - a->sent_us;
         int64_t now = qr_mono_ms();
         if (a->call.status != 0) {
+            /* A closed loop's --warmup: answers before it are left out of
+             * the run's latencies (not of its progress lines). */
+            int measured = s->open || now >= s->warm_end_ms;
             if (a->op == OP_LEASE) {
-                qr_hist_record(&s->lease_hist, (uint64_t)took_us);
+                if (measured)
+                    qr_hist_record(&s->lease_hist, (uint64_t)took_us);
                 qr_hist_record(&s->lease_second, (uint64_t)took_us);
-            } else if (a->op == OP_SUBMIT || a->op == OP_BATCH) {
+            } else if ((a->op == OP_SUBMIT || a->op == OP_BATCH) && measured) {
                 qr_hist_record(&s->submit_hist, (uint64_t)took_us);
             }
         }

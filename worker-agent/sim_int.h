@@ -137,6 +137,7 @@ typedef struct sim_s {
     double setup_seconds; /* user creation and connection set-up before it */
     int64_t cpu0_us;      /* this process's CPU time when the loop started, -1: unknown */
     int64_t stop_ms;      /* --duration: no lease requested from then on */
+    int64_t warm_end_ms;  /* closed loop: answers from then on are in lease_hist, submit_hist */
     int stopping;         /* stop_ms passed */
     long total_submitted; /* sum over annotators */
     long total_skipped, total_released, total_abandoned;

@@ -144,21 +144,21 @@ static json_t *summary_json(const sim_t *s, double elapsed, int complete)
             goto fail;
     double span = to_last(s);
     json_t *body = json_pack(
-        "{s:I, s:s, s:I, s:i, s:f, s:[f,f], s:i, s:[i,i], s:b, s:i, s:f, s:f, s:f, s:f, s:O, "
+        "{s:I, s:s, s:I, s:i, s:f, s:[f,f], s:i, s:[i,i], s:b, s:i, s:f, s:f, s:f, s:f, s:f, s:O, "
         "s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:o, s:b, s:b, s:b, s:b, s:b}",
         "project", (json_int_t)o->project, "run", s->run_id, "seed", (json_int_t)o->seed,
         "annotators", o->annotators, "accuracy", (o->accuracy + o->accuracy_max) / 2,
         "accuracy_range", o->accuracy, o->accuracy_max, "prefetch", o->prefetch, "think_ms",
         o->think_min_ms, o->think_max_ms, "batch", o->batch, "wait_ms", o->wait_ms, "skip_rate",
         o->skip_rate, "release_rate", o->release_rate, "abandon_rate", o->abandon_rate,
-        "duration_seconds", o->duration, "urls", urls, "total_submitted",
-        (json_int_t)s->total_submitted, "completions", (json_int_t)s->total_submitted,
-        "setup_seconds", s->setup_seconds, "elapsed_seconds", elapsed, "last_annotation_seconds",
-        span, "skipped", (json_int_t)s->total_skipped, "released", (json_int_t)s->total_released,
-        "abandoned", (json_int_t)s->total_abandoned, "lease_latency_ms",
-        latency_json(&s->lease_hist), "submit_latency_ms", latency_json(&s->submit_hist),
-        "project_complete", complete, "stopped_by_duration", s->stopping, "timed_out", s->timed_out,
-        "interrupted", s->interrupted, "paused", s->paused);
+        "duration_seconds", o->duration, "warmup_seconds", o->warmup, "urls", urls,
+        "total_submitted", (json_int_t)s->total_submitted, "completions",
+        (json_int_t)s->total_submitted, "setup_seconds", s->setup_seconds, "elapsed_seconds",
+        elapsed, "last_annotation_seconds", span, "skipped", (json_int_t)s->total_skipped,
+        "released", (json_int_t)s->total_released, "abandoned", (json_int_t)s->total_abandoned,
+        "lease_latency_ms", latency_json(&s->lease_hist), "submit_latency_ms",
+        latency_json(&s->submit_hist), "project_complete", complete, "stopped_by_duration",
+        s->stopping, "timed_out", s->timed_out, "interrupted", s->interrupted, "paused", s->paused);
     if (body &&
         json_object_set_new(body, "annotators_paused_by_gold", json_integer(s->benched)) < 0) {
         json_decref(body);

@@ -323,6 +323,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     s.cpu0_us = sim_cpu_us();
     s.setup_seconds = (double)(s.start_ms - setup_start) / 1000.0;
     s.stop_ms = s.start_ms + (int64_t)(opt->duration * 1000.0);
+    s.warm_end_ms = s.start_ms + (int64_t)(opt->warmup * 1000.0);
     int loop_rc = sim_run_loop(&s);
     double elapsed = (double)(qr_mono_ms() - s.start_ms) / 1000.0;
 

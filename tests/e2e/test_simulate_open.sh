@@ -36,7 +36,10 @@ refused "--arrival-rate with --prefetch 4" "takes neither --prefetch above 1 nor
     --arrival-rate 10 --prefetch 4
 refused "--arrival-rate with --batch" "takes neither --prefetch above 1 nor --batch" \
     --arrival-rate 10 --batch
-refused "--warmup without --arrival-rate" "--warmup goes with --arrival-rate" --warmup 2
+rc=0
+"$AGENT" simulate --idle --project "$P" --annotators 2 --warmup 2 >/dev/null 2>"$E2E_DIR/err" || rc=$?
+[ "$rc" = 2 ] && grepq -F -- "--idle sends no results: --warmup does not apply" <"$E2E_DIR/err" &&
+    pass "--warmup with --idle: exit 2, says why" || fail "--warmup with --idle: exit $rc, $(cat "$E2E_DIR/err")"
 refused "--warmup -1" "--warmup must be a number of seconds >= 0" --arrival-rate 10 --warmup -1
 refused "--warmup as long as --duration" "leaves nothing of --duration 5 to measure" \
     --arrival-rate 10 --warmup 5 --duration 5
@@ -104,9 +107,11 @@ check "their waits are in the lease latency (p99 over 500 ms)" true "$(jq '.open
 check "but not in the submit latency (p50 under 100 ms)" true "$(jq '.open_loop.submit.p50 < 100' "$S2")"
 
 # --- --connect-first: the closed loop connects its agents first too -----------------------------
+# With --warmup 1: the lease and submit answers of its first second are
+# left out of the run's latencies.
 S3=$E2E_DIR/closed.json
 timeout 120 "$AGENT" simulate --project "$P" --annotators 5 --accuracy 0.9 --no-spool --seed 4 \
-    --think-ms 0-5 --connect-first --duration 2 --max-seconds 60 --json-summary "$S3" \
+    --think-ms 0-5 --connect-first --warmup 1 --duration 2 --max-seconds 60 --json-summary "$S3" \
     >"$E2E_DIR/closed.out" 2>"$E2E_DIR/closed.err" || { tail -5 "$E2E_DIR/closed.err"; fail "--connect-first run"; }
 check "--connect-first: a closed-loop run, no open_loop in its summary" "null" "$(jq -c .open_loop "$S3")"
 check "--connect-first: it annotated" true "$(jq '.completions > 0' "$S3")"
@@ -116,5 +121,11 @@ check "--connect-first: says when its 5 agents are connected and the run starts"
 # whole process's (users made, 5 handshakes).
 check "--connect-first: loop_cpu_ms counts the run's CPU" true \
     "$(jq '.loop_cpu_ms > 0 and .loop_cpu_ms < 60000' "$S3")"
+jq -c '{warmup_seconds, requests, lease: .lease_latency_ms.n, submit: .submit_latency_ms.n}' "$S3"
+check "closed loop --warmup 1: in the summary" 1 "$(jq .warmup_seconds "$S3")"
+check "closed loop --warmup 1: some lease answers measured, those of the first second not" true \
+    "$(jq '.lease_latency_ms.n > 0 and .lease_latency_ms.n < .requests.lease' "$S3")"
+check "closed loop --warmup 1: likewise the submits" true \
+    "$(jq '.submit_latency_ms.n > 0 and .submit_latency_ms.n < .requests.submit' "$S3")"
 
 finish
