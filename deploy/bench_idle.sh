@@ -52,7 +52,12 @@ int_arg() { # NAME VALUE MIN MAX
     fi
 }
 while [ $# -gt 0 ]; do
-    [ $# -ge 2 ] || case "$1" in -h | --help) ;; *) die "$1 needs a value" ;; esac
+    case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --bin | --out | --agents | --active | --active-rate | --holders | --wait-ms | --spread-ms | \
+        --idle-seconds | --active-seconds | --logs) [ $# -ge 2 ] || die "$1 needs a value" ;;
+    *) die "unknown option $1 (--help lists them)" ;;
+    esac
     case "$1" in
     --bin) BIN=$2 ;;
     --out) OUT=$2 ;;
@@ -65,8 +70,6 @@ while [ $# -gt 0 ]; do
     --idle-seconds) int_arg "$1" "$2" 10 600; IDLE_SECONDS=$2 ;;
     --active-seconds) int_arg "$1" "$2" 4 600; ACTIVE_SECONDS=$2 ;;
     --logs) LOGS=$2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) die "unknown option $1" ;;
     esac
     shift 2
 done
