@@ -238,6 +238,8 @@ void sim_print_summary(const sim_t *s, double elapsed, int complete)
            rate(s), working(s));
     printf("skipped %ld, released %ld, abandoned %ld; %ld requests\n", s->total_skipped,
            s->total_released, s->total_abandoned, total_requests(s));
+    if (!s->open && o->warmup > 0)
+        printf("latencies of the answers after the %.3g s warm-up:\n", o->warmup);
     print_latency("lease", &s->lease_hist);
     print_latency("submit", &s->submit_hist);
     sim_open_print(s, elapsed);

@@ -123,6 +123,8 @@ check "--connect-first: loop_cpu_ms counts the run's CPU" true \
     "$(jq '.loop_cpu_ms > 0 and .loop_cpu_ms < 60000' "$S3")"
 jq -c '{warmup_seconds, requests, lease: .lease_latency_ms.n, submit: .submit_latency_ms.n}' "$S3"
 check "closed loop --warmup 1: in the summary" 1 "$(jq .warmup_seconds "$S3")"
+grepq "^latencies of the answers after the 1 s warm-up:$" <"$E2E_DIR/closed.out" &&
+    pass "closed loop --warmup 1: the text summary says so" || fail "text summary: $(cat "$E2E_DIR/closed.out")"
 check "closed loop --warmup 1: some lease answers measured, those of the first second not" true \
     "$(jq '.lease_latency_ms.n > 0 and .lease_latency_ms.n < .requests.lease' "$S3")"
 check "closed loop --warmup 1: likewise the submits" true \
