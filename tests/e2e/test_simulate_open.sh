@@ -151,6 +151,20 @@ grepq "open loop: 160.0 tasks/s asked (K = 4 tasks per lease intent, one batch s
     <"$E2E_DIR/batched.out" && pass "batched: the text summary says tasks/s and K" ||
     fail "batched text summary: $(grep 'open loop' "$E2E_DIR/batched.out")"
 
+# --- K = 4 without --batch: each result is sent once thought about, and meant then ------------------
+# 100 ms of thought per task (fixed): a result timed from the lease's first
+# thought would be 100, 200 and 300 ms late for the 2nd, 3rd and 4th task.
+S5=$E2E_DIR/prefetch.json
+timeout 120 "$AGENT" simulate --project "$PB" --annotators 10 --accuracy 0.9 --no-spool --seed 6 \
+    --arrival-rate 40 --prefetch 4 --think-lognormal 100,0 --warmup 1 --duration 3 \
+    --max-seconds 60 --json-summary "$S5" >"$E2E_DIR/prefetch.out" 2>"$E2E_DIR/prefetch.err" ||
+    { tail -5 "$E2E_DIR/prefetch.err"; fail "the K = 4 run without --batch"; }
+jq -c '{requests, open_loop: (.open_loop | {tasks_per_intent, batch, completions, lease, submit})}' "$S5"
+check "K = 4 without --batch: one submit per task, no batch" true \
+    "$(jq '.open_loop.tasks_per_intent == 4 and .open_loop.batch == false and .requests.batch_submit == 0 and .requests.submit == .completions' "$S5")"
+check "K = 4 without --batch: a submit latency per measured completion, p50 under 90 ms" true \
+    "$(jq '.open_loop.submit.n == .open_loop.completions and .open_loop.submit.n > 0 and .open_loop.submit.p50 < 90' "$S5")"
+
 # --- --connect-first: the closed loop connects its agents first too -----------------------------
 S3=$E2E_DIR/closed.json
 timeout 120 "$AGENT" simulate --project "$P" --annotators 5 --accuracy 0.9 --no-spool --seed 4 \
