@@ -29,7 +29,12 @@
 #                  BullMQ's (deploy/peer/, installed with npm ci into
 #                  build/peer); null when npm cannot install it;
 #   latency_curve  what deploy/bench_curve.sh --bin DIR --capacity C --out F
-#                  writes (C: the batched completions/s), when it exists;
+#                  writes (C: the batched completions/s), when it exists:
+#                  the curve is batched (K = 8: each lease request asks
+#                  for up to 8 tasks, their results go in one batch
+#                  submit), the shape the batched capacity is measured in,
+#                  so 50 % is half of what that shape carries; rates in
+#                  tasks/s, tasks_per_lease 8 in each level;
 #   idle_agents    what deploy/bench_idle.sh --bin DIR --out F writes, when
 #                  it exists.
 # A key whose part was skipped (--skip-peer, --skip-curve, --skip-idle) or

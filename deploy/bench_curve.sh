@@ -5,7 +5,7 @@
 # a test: it prints a table and writes the curve as JSON.
 #
 #   deploy/bench_curve.sh --bin DIR --capacity C|auto --out FILE [--agents N]
-#       [--seconds S] [--warmup W] [--think MEDIAN_MS,SIGMA] [--seed K]
+#       [--seconds S] [--warmup W] [--think MEDIAN_MS,SIGMA] [--seed N] [--batch K]
 #
 # DIR holds quorumd, quorumctl and quorum-agent (a Release build). Starts
 # its own PostgreSQL + Redis and quorumd (tests/bench/bench_lib.sh
@@ -14,13 +14,25 @@
 # --arrival-rate` run of N agents (default 1000): log-normal think time
 # (default 10 ms median, sigma 0.5), random start offsets over a warm-up of
 # W s (default 5) left out of the figures, then S s measured (default 15).
+# The load is offered in the shape the capacity was measured in: with
+# --batch K (default 8) an intent is one lease request of up to K tasks,
+# labeled one after another (a think time each), their results sent in one
+# batch submit (`simulate --prefetch K --batch`); the rate stays tasks per
+# second. The batched capacity (--prefetch 8 --batch) is about 2.5 times
+# what one lease and one submit request per task carry, so offering a share
+# of it one task per request overloads that mode from about 35-40 %: its queue,
+# not the broker's latency at that load, is what such a curve measures.
+# --batch 1 is that single-request curve (one lease, one submit per task);
+# give it single-request mode's own capacity.
 # C is the batched capacity in completions/s (deploy/bench.sh measures it);
 # "auto" measures it first with a 15 s closed-loop batched run of the same
 # agents (--connect-first; completions/s over its working time). FILE gets
 # the latency_curve object:
 #   {"25": {"offered_per_second", "lease": {"p50", "p99", "p999"},
 #           "submit": {...}, ...}, "50": ..., "75": ..., "90": ...}
-# in ms; each level also carries asked_per_second, achieved_per_second,
+# in ms (lease: one per lease request, submit: one per result); rates in
+# tasks per second; each level also carries tasks_per_lease (K),
+# asked_per_second, achieved_per_second, intents (lease requests),
 # waited_share and wait {p50, p99, p999} (the time intents waited for
 # their agent before the lease went out: the generator's share of the lease
 # latency), agent_cpu_us_per_completion (simulate's CPU time from the start
@@ -32,7 +44,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../tests/bench" && pwd)
 # shellcheck disable=SC2034 # root is bench_broker's
 root=$(cd "$here/../.." && pwd)
-BIN="" CAP="" OUT="" AGENTS=1000 SECS=15 WARMUP=5 THINK=10,0.5 SEED=18
+BIN="" CAP="" OUT="" AGENTS=1000 SECS=15 WARMUP=5 THINK=10,0.5 SEED=18 K=8
 # The header above, without its "# ".
 header() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 usage() { header | sed -n '6,7p' >&2; exit 2; }
@@ -46,6 +58,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=${2:?}; shift 2 ;;
     --think) THINK=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
+    --batch) K=${2:?}; shift 2 ;;
     -h|--help) header; exit 0 ;;
     *) echo "bench_curve.sh: unknown option $1" >&2; usage ;;
     esac
@@ -59,6 +72,10 @@ num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v v="$1" 'BEGIN { exit !(v > 0)
 [ "$CAP" = auto ] || num "$CAP" || { echo "bench_curve.sh: --capacity must be a positive number or auto, not '$CAP'" >&2; exit 2; }
 if ! num "$AGENTS" || ! num "$SECS"; then
     echo "bench_curve.sh: --agents and --seconds must be positive numbers" >&2
+    exit 2
+fi
+if ! [[ $K =~ ^[0-9]+$ ]] || [ "$K" -lt 1 ] || [ "$K" -gt 100 ]; then
+    echo "bench_curve.sh: --batch must be 1-100 tasks per lease request, not '$K'" >&2
     exit 2
 fi
 [[ $WARMUP =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "bench_curve.sh: --warmup must be a number of seconds, not '$WARMUP'" >&2; exit 2; }
@@ -89,7 +106,11 @@ new_project() {
     rm -f "$W"/tasks.part.*
     echo "$p"
 }
-echo "bench_curve: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $AGENTS agents, think $THINK (ms median, sigma), ${WARMUP} s warm-up + ${SECS} s per level"
+# --batch K: K tasks per lease request and their results in one batch
+# submit; K = 1: one lease and one submit request per task.
+SHAPE=(--prefetch "$K" --batch)
+[ "$K" = 1 ] && SHAPE=()
+echo "bench_curve: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $AGENTS agents, think $THINK (ms median, sigma), ${WARMUP} s warm-up + ${SECS} s per level, $K task(s) per lease request$([ "$K" -gt 1 ] && echo ", one batch submit each")"
 
 if [ "$CAP" = auto ]; then
     P=$(new_project capacity 250000)
@@ -112,7 +133,7 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
     qc0=$(cpu_ms "$QPID")
     local TIMEFORMAT=%U,%S
     { time "$BIN/quorum-agent" simulate --project "$P" --annotators "$AGENTS" --accuracy 0.9 \
-        --arrival-rate "$rate" --think-lognormal "$THINK" --warmup "$WARMUP" \
+        --arrival-rate "$rate" "${SHAPE[@]}" --think-lognormal "$THINK" --warmup "$WARMUP" \
         --duration "$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print s + w }')" --max-seconds "$MAX_S" \
         --no-spool --seed "$((SEED + pct))" --json-summary "$W/sim.$pct.json" >"$W/sim.$pct.out" 2>"$W/sim.$pct.err" ||
         rc=$?; } 2>"$W/agent.$pct.time"
@@ -124,11 +145,11 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
     qc1=$(cpu_ms "$QPID")
     acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.$pct.time")
     jq --argjson asked "$rate" --argjson load "$load" --argjson ca "$acpu" --argjson cq $((qc1 - qc0)) \
-        --argjson cap "$CAP" '
+        --argjson cap "$CAP" --argjson k "$K" '
         def p3: {p50, p99, p999};
         .completions as $n | .open_loop as $o |
         {offered_per_second: $o.offered_per_second, lease: ($o.lease | p3), submit: ($o.submit | p3),
-         asked_per_second: $asked, achieved_per_second: $o.achieved_per_second,
+         tasks_per_lease: $k, asked_per_second: $asked, achieved_per_second: $o.achieved_per_second,
          capacity_per_second: $cap, measured_seconds: $o.measured_seconds, intents: $o.intents,
          intents_unserved: $o.intents_unserved, waited_share: $o.waited_share, wait: ($o.wait | p3),
          completions: $n, errors: .errors,
@@ -152,4 +173,4 @@ jq -r 'to_entries[] | .key as $k | .value |
      "\(.waited_share * 1000 | round / 10)%", (.agent_cpu_us_per_completion | round),
      (.broker_cpu_us_per_completion | round), .load_average] | @tsv' "$OUT" |
     awk -F'\t' '{printf "%5s %9.1f %9.1f %9.1f | %24s | %24s | %7s %9s %9s %5s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
-echo "bench_curve: wrote $OUT (capacity $CAP completions/s; latencies from the intended send time, warm-up left out)"
+echo "bench_curve: wrote $OUT (capacity $CAP completions/s; $K task(s) per lease request; rates in tasks/s; latencies from the intended send time, warm-up left out)"

@@ -148,17 +148,23 @@ static const char simulate_help[] =
     "  --duration S          stop leasing after S seconds, finish and send what is\n"
     "                        held, and exit 0 even if the project is not complete\n"
     "                        (benchmarks)\n"
-    "  --arrival-rate R      open loop: the crew's lease intents arrive at R per\n"
-    "                        second, each annotator's as a Poisson process of rate\n"
-    "                        R/N from a random start offset (uniform over the\n"
-    "                        warm-up), whatever the broker answers; an annotator\n"
-    "                        serves its intents in order, one task each (lease,\n"
-    "                        think, submit), so an intent due while it is busy\n"
-    "                        waits. Latencies run from the INTENDED time: lease\n"
-    "                        granted - intent, submit acknowledged - (lease + think),\n"
-    "                        waits included. Every agent connects first (set-up,\n"
-    "                        not measured). Takes neither --prefetch above 1 nor\n"
-    "                        --batch\n"
+    "  --arrival-rate R      open loop: the crew is offered R tasks per second.\n"
+    "                        An intent is one lease request of up to K tasks\n"
+    "                        (--prefetch K, default 1); each annotator's intents\n"
+    "                        arrive as a Poisson process of rate R/(N*K) from a\n"
+    "                        random start offset (uniform over the warm-up),\n"
+    "                        whatever the broker answers. An annotator serves its\n"
+    "                        intents in order: it leases, labels the tasks one\n"
+    "                        after another (a think time each) and submits each\n"
+    "                        when ready, or with --batch all in one batch submit\n"
+    "                        once the last is ready (--prefetch 8 --batch: the\n"
+    "                        shape of the batched capacity); an intent due while\n"
+    "                        it is busy waits. Latencies run from the INTENDED\n"
+    "                        time: lease granted - intent (one per intent);\n"
+    "                        per result, submit acknowledged - (lease + the think\n"
+    "                        times up to its own, or with --batch of all the\n"
+    "                        tasks leased), waits included. Rates are in tasks/s.\n"
+    "                        Every agent connects first (set-up, not measured)\n"
     "  --connect-first       connect every agent (its own TLS connection, its token\n"
     "                        checked) before the run starts, as the open loop\n"
     "                        always does: N handshakes at once are set-up, not\n"
@@ -178,9 +184,10 @@ static const char simulate_help[] =
     "                        loop_cpu_ms (this process's CPU from the run's\n"
     "                        start, set-up left out), ...;\n"
     "                        with --arrival-rate, open_loop {arrival_rate,\n"
-    "                        offered_per_second, achieved_per_second, lease, submit\n"
-    "                        and wait {p50, p99, p999, n}, waited_share,\n"
-    "                        cpu_us_per_completion, ...})\n"
+    "                        offered_per_second, achieved_per_second (tasks/s),\n"
+    "                        tasks_per_intent (K), batch, intents (lease\n"
+    "                        requests), lease, submit and wait {p50, p99, p999,\n"
+    "                        n}, waited_share, cpu_us_per_completion, ...})\n"
     "  --spool FILE          spool results in FILE (default: a private temporary\n"
     "                        directory, removed when the run ends with nothing\n"
     "                        pending); each result is fsynced before it is sent\n"
@@ -227,6 +234,9 @@ static const char simulate_help[] =
     "      --prefetch 8 --batch --no-spool --duration 30 --json-summary sim.json\n"
     "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --no-spool \\\n"
     "      --arrival-rate 3000 --think-lognormal 20,0.5 --warmup 5 --duration 20\n"
+    "  quorum-agent simulate --project 7 --annotators 1000 --accuracy 0.9 --no-spool \\\n"
+    "      --arrival-rate 4000 --prefetch 8 --batch --think-lognormal 10,0.5 \\\n"
+    "      --warmup 5 --duration 20\n"
     "  quorum-agent simulate --idle --project 8 --annotators 10000 --wait-ms 30000 \\\n"
     "      --spread-ms 10000 --duration 120 --json-summary idle.json\n"
     "\n"
@@ -660,13 +670,9 @@ static int cmd_simulate(int argc, char **argv, qr_client_config_t *cfg)
                                   duration);
     if (arrival && qr_cli_parse_double(arrival, 0.001, 1e6, &opt.arrival_rate) < 0)
         return qr_cli_usage_error(prog, "simulate ",
-                                  "simulate: --arrival-rate must be a number of lease intents per "
+                                  "simulate: --arrival-rate must be a number of tasks per "
                                   "second from 0.001 to 1000000, not '%s'",
                                   arrival);
-    if (arrival && (opt.prefetch > 1 || batch))
-        return qr_cli_usage_error(prog, "simulate ",
-                                  "simulate: --arrival-rate leases one task per intent: it takes "
-                                  "neither --prefetch above 1 nor --batch");
     if (warmup && qr_cli_parse_double(warmup, 0.0, 1e7, &opt.warmup) < 0)
         return qr_cli_usage_error(prog, "simulate ",
                                   "simulate: --warmup must be a number of seconds >= 0, not '%s'",

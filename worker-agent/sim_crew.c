@@ -375,7 +375,7 @@ void sim_acknowledged(annotator_t *a, held_lease_t *l, long status, json_t *answ
     if (status == 200)
         a->replayed++;
     if (s->open)
-        sim_open_acknowledged(a);
+        sim_open_acknowledged(a, l);
     if (l->truths) {
         /* Each field's value against its truth. */
         const char *field;

@@ -41,6 +41,7 @@ typedef struct held_lease_s {
     const char *label; /* label chosen (borrowed from sim); NULL for a schema project */
     json_t *labels;    /* schema projects: the values given (owned, sim_values.h) */
     int active_ms;     /* think time */
+    int64_t submit_ms; /* open loop: monotonic ms its result is intended to be sent (sim_open.h) */
     char idem[33];     /* idempotency key of the result: 16 random bytes */
     uint64_t spool_id; /* spool record of the result, 0 if not spooled (yet) */
     int ready;         /* batch: thought about; its result waits to be sent */

@@ -1,21 +1,32 @@
 /*
  * sim_open.c - the open-loop mode of `quorum-agent simulate` (sim_open.h).
  *
- * Each annotator i owns a Poisson process of lease intents of rate R / N
+ * R is tasks (completions) per second for the whole crew, and an intent is
+ * one lease request of up to K tasks (--prefetch K, default 1): each
+ * annotator i owns a Poisson process of lease intents of rate R / (N * K)
  * (exponential gaps drawn from its own generator, seeded from --seed and
  * i), started at a random offset: uniform over the warm-up, so the offered
  * load ramps up while the crew connects. An annotator serves its intents
- * in order, one at a time (lease, think, submit): when it finishes a task
- * and its next intent is already due, it leases at once and that intent
- * counts the time it waited; otherwise it sleeps (in the crew's heap) until
- * the intent is due. The arrivals never depend on the broker's answers.
+ * in order, one at a time: it leases up to K tasks, labels them one after
+ * another (a think time each) and sends each result when it is ready, or
+ * with --batch all of them in one batch submit once the last is ready --
+ * the shape the batched capacity (--prefetch 8 --batch) is measured in.
+ * K = 1 without --batch is one lease, think, submit per intent. When it
+ * finishes an intent and its next one is already due, it leases at once
+ * and that intent counts the time it waited; otherwise it sleeps (in the
+ * crew's heap) until the intent is due. The arrivals never depend on the
+ * broker's answers.
  *
  * Latencies, on the loop's ms clock for intended times and the µs clock
  * for answers (both CLOCK_MONOTONIC):
  *   lease  = lease granted - intended time of its intent (retries and
- *            empty answers included: the intent stays the same);
- *   submit = submit acknowledged - intended submit time (the ms the lease
- *            was handled + the think time), retries included;
+ *            empty answers included: the intent stays the same), one per
+ *            intent;
+ *   submit = per acknowledged result, acknowledged - its intended submit
+ *            time, retries included: the ms the lease was handled + the
+ *            think times of the intent's tasks up to and including its
+ *            own, or with --batch of all of them (the batch goes when the
+ *            last is ready; an abandoned task takes no time);
  *   wait   = lease request sent - intended time (the annotator still busy,
  *            or the loop late: the generator's own share of the lease
  *            latency).
@@ -25,12 +36,13 @@
  * Intents intended before the end of --warmup are left out of the
  * latencies (with the whole cycle they start: their submits too); the
  * measured window runs from then to the end of --duration (or of the run).
- * offered_per_second counts every intent of the window, served or not (the
- * processes are drawn on to the window's end for the summary);
- * achieved_per_second the window's intents that ended in an acknowledged
- * submit (a lease held at the end of --duration is still submitted; an
- * intent not leased by then is "unserved"), so a backlog left by the
- * warm-up does not count toward it. cpu_us_per_completion is this
+ * Both rates are in tasks per second: offered_per_second counts every
+ * intent of the window, served or not (the processes are drawn on to the
+ * window's end for the summary), times K; achieved_per_second the
+ * acknowledged results of the window's intents (a lease held at the end of
+ * --duration is still submitted; an intent not leased by then is
+ * "unserved"), so a backlog left by the warm-up does not count toward it.
+ * "intents" and the counts beside it are lease requests (intents). cpu_us_per_completion is this
  * process's CPU time (getrusage) from the loop's start to the summary over
  * every completion of the run: user creation and connecting left out.
  */
@@ -53,24 +65,24 @@
 #define THINK_MAX_MS 3600000.0
 
 typedef struct open_agent_s {
-    uint64_t rng;      /* the annotator's arrival process */
-    int64_t next_us;   /* monotonic µs of its next intent not yet taken */
-    int64_t cur_ms;    /* intended ms of the intent being served (leasing), -1: none */
-    int64_t submit_ms; /* intended ms of the submit of the lease held */
-    int measured;      /* the cycle's intent lies in the measured window */
-    int waited;        /* the next intent came while the annotator was busy */
+    uint64_t rng;    /* the annotator's arrival process */
+    int64_t next_us; /* monotonic µs of its next intent not yet taken */
+    int64_t cur_ms;  /* intended ms of the intent being served (leasing), -1: none */
+    int measured;    /* the cycle's intent lies in the measured window */
+    int waited;      /* the next intent came while the annotator was busy */
 } open_agent_t;
 
 struct sim_open_s {
     open_agent_t *agents; /* one per annotator, by index - 1 */
-    double gap_us;        /* mean gap between one annotator's intents */
+    double gap_us;        /* mean gap between one annotator's intents: N * K / R s */
+    int per_intent;       /* K: tasks asked for by one intent's lease request */
     int64_t warm_end_ms;  /* intents from then on are measured */
     qr_hist_t lease;      /* µs, measured intents */
     qr_hist_t submit;
     qr_hist_t wait;
     long intents;  /* measured intents taken (a lease request sent for them) */
     long waited;   /* of those, how many came while their annotator was busy */
-    long achieved; /* measured intents that ended in an acknowledged submit */
+    long achieved; /* acknowledged results of measured intents (tasks) */
 };
 
 int sim_open_think_ms(double median_ms, double sigma, double u1, double u2)
@@ -221,7 +233,8 @@ void sim_open_start(sim_t *s)
     struct sim_open_s *p = qr_xcalloc(1, sizeof *p);
     s->open = p;
     p->agents = qr_xcalloc((size_t)n, sizeof *p->agents);
-    p->gap_us = 1e6 * (double)n / o->arrival_rate;
+    p->per_intent = o->prefetch > 0 ? o->prefetch : 1;
+    p->gap_us = 1e6 * (double)n * (double)p->per_intent / o->arrival_rate;
     p->warm_end_ms = s->start_ms + (int64_t)(o->warmup * 1000.0);
     double spread_us = o->warmup > 0 ? o->warmup * 1e6 : p->gap_us;
     for (int i = 0; i < n; i++) {
@@ -272,20 +285,31 @@ void sim_open_leased(annotator_t *a, int64_t now)
 {
     struct sim_open_s *p = a->sim->open;
     open_agent_t *oa = &p->agents[a->index - 1];
+    /* The held leases are worked through in order, each after the one
+     * before was thought about (and, one by one, sent): an abandoned one
+     * takes no time (sim_next_step). */
+    int64_t think = 0;
+    for (size_t i = 0; i < a->nheld; i++) {
+        if (a->held[i].action != ACT_ABANDON)
+            think += a->held[i].active_ms;
+        a->held[i].submit_ms = now + think;
+    }
+    if (a->sim->opt->batch)
+        for (size_t i = 0; i < a->nheld; i++)
+            a->held[i].submit_ms = now + think;
     if (oa->cur_ms < 0)
         return;
     int64_t lat = sim_mono_us() - oa->cur_ms * 1000;
     if (oa->measured)
         qr_hist_record(&p->lease, (uint64_t)(lat > 0 ? lat : 0));
     oa->cur_ms = -1;
-    oa->submit_ms = now + (a->nheld > 0 ? a->held[0].active_ms : 0);
 }
 
-void sim_open_acknowledged(annotator_t *a)
+void sim_open_acknowledged(annotator_t *a, const held_lease_t *l)
 {
     struct sim_open_s *p = a->sim->open;
     open_agent_t *oa = &p->agents[a->index - 1];
-    int64_t lat = sim_mono_us() - oa->submit_ms * 1000;
+    int64_t lat = sim_mono_us() - l->submit_ms * 1000;
     if (oa->measured) {
         qr_hist_record(&p->submit, (uint64_t)(lat > 0 ? lat : 0));
         p->achieved++;
@@ -314,7 +338,7 @@ typedef struct window_s {
     double seconds;   /* its length */
     long offered;     /* intents in it, served or not */
     long left;        /* of those, never sent */
-    double offered_s; /* per second */
+    double offered_s; /* tasks per second: intents * K / seconds */
     double achieved_s;
     double cpu_us; /* this process's CPU per completion of the run since the loop started */
 } window_t;
@@ -327,7 +351,7 @@ static window_t window_of(const sim_t *s, double elapsed)
     w.seconds = end > p->warm_end_ms ? (double)(end - p->warm_end_ms) / 1000.0 : 0.0;
     w.left = end > p->warm_end_ms ? unserved(s, end) : 0;
     w.offered = p->intents + w.left;
-    w.offered_s = w.seconds > 0 ? (double)w.offered / w.seconds : 0.0;
+    w.offered_s = w.seconds > 0 ? (double)w.offered * p->per_intent / w.seconds : 0.0;
     w.achieved_s = w.seconds > 0 ? (double)p->achieved / w.seconds : 0.0;
     int64_t cpu = sim_cpu_us();
     w.cpu_us = cpu >= 0 && s->cpu0_us >= 0 && s->total_submitted > 0
@@ -369,7 +393,9 @@ int sim_open_summary_json(const sim_t *s, json_t *root, double elapsed)
         (json_int_t)p->waited, "completions", (json_int_t)p->achieved, "waited_share",
         p->intents ? (double)p->waited / (double)p->intents : 0.0, "lease", percentiles(&p->lease),
         "submit", percentiles(&p->submit), "wait", percentiles(&p->wait));
-    if (j && json_object_set_new(j, "cpu_us_per_completion", json_real(w.cpu_us)) < 0) {
+    if (j && (json_object_set_new(j, "cpu_us_per_completion", json_real(w.cpu_us)) < 0 ||
+              json_object_set_new(j, "tasks_per_intent", json_integer(p->per_intent)) < 0 ||
+              json_object_set_new(j, "batch", json_boolean(o->batch)) < 0)) {
         json_decref(j);
         return -1;
     }
@@ -389,10 +415,12 @@ void sim_open_print(const sim_t *s, double elapsed)
         return;
     const struct sim_open_s *p = s->open;
     window_t w = window_of(s, elapsed);
-    printf("open loop: %.1f intents/s asked, %.1f/s offered, %.1f completions/s achieved over "
-           "%.2f s after a %.2f s warm-up; %.1f%% of intents waited for their annotator, %ld "
-           "never sent\n",
-           s->opt->arrival_rate, w.offered_s, w.achieved_s, w.seconds, s->opt->warmup,
+    printf("open loop: %.1f tasks/s asked (K = %d tasks per lease intent, %s), %.1f tasks/s "
+           "offered, %.1f completions/s achieved over %.2f s after a %.2f s warm-up; %.1f%% of "
+           "intents waited for their annotator, %ld never sent\n",
+           s->opt->arrival_rate, p->per_intent,
+           s->opt->batch ? "one batch submit each" : "one submit per task", w.offered_s,
+           w.achieved_s, w.seconds, s->opt->warmup,
            p->intents ? 100.0 * (double)p->waited / (double)p->intents : 0.0, w.left);
     print_line("lease latency from the intended time", &p->lease);
     print_line("submit latency from the intended time", &p->submit);

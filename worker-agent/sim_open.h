@@ -1,7 +1,8 @@
 /*
  * sim_open.h - the open-loop mode of `quorum-agent simulate`
- * (--arrival-rate): each annotator's lease intents arrive as a Poisson
- * process of rate R / N whatever the broker does, and latencies run from
+ * (--arrival-rate R, tasks per second): each annotator's lease intents (one
+ * lease request of up to K = --prefetch tasks each) arrive as a Poisson
+ * process of rate R / (N * K) whatever the broker does, and latencies run from
  * the intended send time, so an intent that waits (for its annotator to
  * finish the task before, or for the broker) counts its wait: no
  * coordinated omission. Also the log-normal think time
@@ -39,13 +40,14 @@ int64_t sim_open_next_lease_ms(annotator_t *a, int64_t now);
 /* A lease request is about to go out: the annotator takes its next intent
  * unless it is still serving one (a retry, or a lease answered empty). */
 void sim_open_lease_sending(annotator_t *a, int64_t now);
-/* A lease was granted (its held lease is planned): records the lease
- * latency from the intended time; the submit is intended at now plus the
- * think time. */
+/* A lease request was granted (its held leases are planned): records the
+ * lease latency from the intended time, and sets each held lease's
+ * intended submit time (submit_ms): now plus the think times up to and
+ * including its own, or with --batch of all the held leases. */
 void sim_open_leased(annotator_t *a, int64_t now);
-/* A submit was acknowledged: records its latency from the intended time
- * and counts it toward the achieved rate. */
-void sim_open_acknowledged(annotator_t *a);
+/* The submit of held lease l was acknowledged: records its latency from
+ * l's intended submit time and counts it toward the achieved rate. */
+void sim_open_acknowledged(annotator_t *a, const held_lease_t *l);
 
 /* Adds "think_lognormal" (when set) and "open_loop" (open mode) to the
  * JSON summary of a run that lasted elapsed seconds (0, or -1 when jansson

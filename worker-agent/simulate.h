@@ -40,7 +40,7 @@ typedef struct qr_sim_options_s {
     char **urls;              /* brokers to spread the crew over (borrowed), or NULL: cfg->url */
     int nurls;                /* entries in urls */
     double duration;          /* > 0: stop leasing after this many seconds, then exit 0 */
-    double arrival_rate;      /* > 0: open loop, lease intents/s of the whole crew (sim_open.h) */
+    double arrival_rate;      /* > 0: open loop, tasks/s of the whole crew (sim_open.h) */
     double warmup;            /* open loop: intents before this many seconds are not measured */
     double think_median_ms;   /* > 0: think time log-normal with this median (ms), instead */
     double think_sigma;       /* of think_min/max_ms, and this sigma (of its logarithm) */

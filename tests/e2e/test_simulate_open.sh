@@ -5,7 +5,11 @@
 # anything is made; at a low rate the crew offers and achieves the rate
 # asked (within 15 %); intents of the warm-up are left out; and an
 # annotator that cannot keep up counts its backlog in its latencies (no
-# coordinated omission) while the offered rate stays the one asked.
+# coordinated omission) while the offered rate stays the one asked. With
+# --prefetch K (--batch) an intent is one lease request of up to K tasks
+# (their results in one batch submit): the rate stays tasks per second, a
+# K-th of the lease requests go out, and each result's submit latency runs
+# from the time its batch was meant to go.
 . "$(dirname "$0")/lib.sh"
 
 start_broker
@@ -28,14 +32,16 @@ refused() { # refused DESCRIPTION EXPECTED_MESSAGE FLAGS...
         fail "$what: exit $rc, stderr: $(cat "$E2E_DIR/err")"
     fi
 }
-refused "--arrival-rate 0" "--arrival-rate must be a number of lease intents per second" \
+refused "--arrival-rate 0" "--arrival-rate must be a number of tasks per second" \
     --arrival-rate 0
 refused "--arrival-rate abc" "not 'abc'" --arrival-rate abc
 refused "--arrival-rate -5" "--arrival-rate must be" --arrival-rate -5
-refused "--arrival-rate with --prefetch 4" "takes neither --prefetch above 1 nor --batch" \
-    --arrival-rate 10 --prefetch 4
-refused "--arrival-rate with --batch" "takes neither --prefetch above 1 nor --batch" \
-    --arrival-rate 10 --batch
+refused "--arrival-rate with --prefetch 0" "--prefetch must be 1-100, not '0'" \
+    --arrival-rate 10 --prefetch 0 --batch
+refused "--arrival-rate with --prefetch 101" "--prefetch must be 1-100, not '101'" \
+    --arrival-rate 10 --prefetch 101 --batch
+refused "--arrival-rate with --prefetch 4x" "--prefetch must be 1-100, not '4x'" \
+    --arrival-rate 10 --prefetch 4x
 rc=0
 "$AGENT" simulate --idle --project "$P" --annotators 2 --warmup 2 >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" = 2 ] && grepq -F -- "--idle sends no results: --warmup does not apply" <"$E2E_DIR/err" &&
@@ -50,6 +56,8 @@ refused "--think-ms with --think-lognormal" "exclude each other" --think-ms 5 --
 check "no user made by a refused run" "$USERS" "$(sql "SELECT count(*) FROM users")"
 "$AGENT" simulate --help | grepq -- "--arrival-rate R" && pass "--help names --arrival-rate" ||
     fail "--help lacks --arrival-rate"
+"$AGENT" simulate --help | grepq -- "one lease request of up to K tasks" &&
+    pass "--help says an intent leases up to K tasks" || fail "--help lacks the batched open loop"
 
 # --- a low rate: offered and achieved as asked, the warm-up left out ---------------------------
 # 100 annotators at 50 intents/s: each has an intent every 2 s and a cycle
@@ -87,7 +95,10 @@ check "lease and submit latencies: 0 < p50 <= p99 <= p99.9" true \
     "$(jq '[.open_loop.lease, .open_loop.submit] | all(.p50 > 0 and .p50 <= .p99 and .p99 <= .p999)' "$S1")"
 check "the think time is log-normal, as asked" '{"median_ms":10,"sigma":0.5}' "$(jq -c .think_lognormal "$S1")"
 check "the CPU per completion of the loop is reported" true "$(jq '.open_loop.cpu_us_per_completion > 0' "$S1")"
-grepq "open loop: 50.0 intents/s asked" <"$E2E_DIR/open.out" && pass "the text summary says it" ||
+check "K = 1, no batch: one task per intent" '{"tasks_per_intent":1,"batch":false}' \
+    "$(jq -c '.open_loop | {tasks_per_intent, batch}' "$S1")"
+grepq "open loop: 50.0 tasks/s asked (K = 1 tasks per lease intent, one submit per task)" \
+    <"$E2E_DIR/open.out" && pass "the text summary says it" ||
     fail "text summary: $(grep 'open loop' "$E2E_DIR/open.out")"
 
 # --- one annotator offered twice what it can do: the backlog is counted -------------------------
@@ -105,6 +116,57 @@ check "most intents waited for the annotator" true "$(jq '.open_loop.waited_shar
 check "intents never sent are counted" true "$(jq '.open_loop.intents_unserved > 10' "$S2")"
 check "their waits are in the lease latency (p99 over 500 ms)" true "$(jq '.open_loop.lease.p99 > 500' "$S2")"
 check "but not in the submit latency (p50 under 100 ms)" true "$(jq '.open_loop.submit.p50 < 100' "$S2")"
+
+# --- batched: an intent leases 4 tasks, their results go in one batch submit ---------------------
+# 20 annotators offered 160 tasks/s, 4 tasks per lease request: 40 intents/s,
+# one every 0.5 s per annotator, each 4 x 50 ms of thought (fixed: sigma 0)
+# and one batch submit. A project of its own, to count what it stored.
+PB=$(new_project '{"name": "open-batched", "labels": ["a", "b", "c"], "annotations_per_task": 1}')
+"$QR_BIN_DIR/quorumctl" import --project "$PB" "$E2E_DIR/tasks.jsonl" >/dev/null
+S4=$E2E_DIR/batched.json
+timeout 120 "$AGENT" simulate --project "$PB" --annotators 20 --accuracy 0.9 --no-spool --seed 5 \
+    --arrival-rate 160 --prefetch 4 --batch --think-lognormal 50,0 --warmup 1 --duration 6 \
+    --max-seconds 60 --ack-log "$E2E_DIR/batched.acks" --json-summary "$S4" \
+    >"$E2E_DIR/batched.out" 2>"$E2E_DIR/batched.err" && pass "batched open loop: exit 0" ||
+    { tail -5 "$E2E_DIR/batched.err"; fail "the batched open-loop run"; }
+jq -c '.open_loop | del(.lease, .submit, .wait)' "$S4"
+jq -c '{requests, open_loop: (.open_loop | {lease, submit, wait})}' "$S4"
+check "batched: open_loop.tasks_per_intent 4, batch true" '{"tasks_per_intent":4,"batch":true}' \
+    "$(jq -c '.open_loop | {tasks_per_intent, batch}' "$S4")"
+check "batched: a lease request per 4 completions (within 10 %)" true \
+    "$(jq '(.completions / 4) as $c | .requests.lease >= 0.9 * $c and .requests.lease <= 1.1 * $c + 2' "$S4")"
+check "batched: a batch submit per lease request, no single submit" true \
+    "$(jq '.requests.batch_submit >= 0.9 * .requests.lease and .requests.submit == 0' "$S4")"
+check "batched: offered 160 tasks/s within 20 %" true "$(within "$(jq .open_loop.offered_per_second "$S4")" 160 0.2)"
+check "batched: achieved 160 tasks/s within 20 %" true "$(within "$(jq .open_loop.achieved_per_second "$S4")" 160 0.2)"
+check "batched: a submit latency per measured completion" "$(jq .open_loop.completions "$S4")" \
+    "$(jq .open_loop.submit.n "$S4")"
+check "batched: a lease latency per intent (4 tasks each)" true \
+    "$(jq '.open_loop.lease.n >= 0.9 * .open_loop.intents and .open_loop.lease.n * 4 >= .open_loop.completions' "$S4")"
+# The batch is meant to go after all 4 thoughts (200 ms after the lease):
+# timed from the first one's end instead, the median would be over 150 ms.
+check "batched: submit p50 from the batch's intended time (under 100 ms)" true \
+    "$(jq '.open_loop.submit.p50 > 0 and .open_loop.submit.p50 < 100' "$S4")"
+check "batched: every acknowledged submit stored" "$(jq .completions "$S4")" \
+    "$(sql "SELECT count(*) FROM annotations WHERE project_id = $PB")"
+check "batched: every acknowledged annotation is in PostgreSQL" 0 "$(acks_missing "$E2E_DIR/batched.acks")"
+grepq "open loop: 160.0 tasks/s asked (K = 4 tasks per lease intent, one batch submit each)" \
+    <"$E2E_DIR/batched.out" && pass "batched: the text summary says tasks/s and K" ||
+    fail "batched text summary: $(grep 'open loop' "$E2E_DIR/batched.out")"
+
+# --- K = 4 without --batch: each result is sent once thought about, and meant then ------------------
+# 100 ms of thought per task (fixed): a result timed from the lease's first
+# thought would be 100, 200 and 300 ms late for the 2nd, 3rd and 4th task.
+S5=$E2E_DIR/prefetch.json
+timeout 120 "$AGENT" simulate --project "$PB" --annotators 10 --accuracy 0.9 --no-spool --seed 6 \
+    --arrival-rate 40 --prefetch 4 --think-lognormal 100,0 --warmup 1 --duration 3 \
+    --max-seconds 60 --json-summary "$S5" >"$E2E_DIR/prefetch.out" 2>"$E2E_DIR/prefetch.err" ||
+    { tail -5 "$E2E_DIR/prefetch.err"; fail "the K = 4 run without --batch"; }
+jq -c '{requests, open_loop: (.open_loop | {tasks_per_intent, batch, completions, lease, submit})}' "$S5"
+check "K = 4 without --batch: one submit per task, no batch" true \
+    "$(jq '.open_loop.tasks_per_intent == 4 and .open_loop.batch == false and .requests.batch_submit == 0 and .requests.submit == .completions' "$S5")"
+check "K = 4 without --batch: a submit latency per measured completion, p50 under 90 ms" true \
+    "$(jq '.open_loop.submit.n == .open_loop.completions and .open_loop.submit.n > 0 and .open_loop.submit.p50 < 90' "$S5")"
 
 # --- --connect-first: the closed loop connects its agents first too -----------------------------
 # With --warmup 1: the lease and submit answers of its first second are
