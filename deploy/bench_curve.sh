@@ -12,8 +12,9 @@
 # bench_broker, pool of 8 like deploy/bench.sh), then per level a project
 # with enough tasks and one `quorum-agent simulate
 # --arrival-rate` run of N agents (default 1000): log-normal think time
-# (default 10 ms median, sigma 0.5), random start offsets over a warm-up of
-# W s (default 5) left out of the figures, then S s measured (default 15).
+# (default 10 ms median, sigma 0.5), each intent taken by a free agent, a
+# warm-up of W s (default 5) left out of the figures, then S s measured
+# (default 15).
 # The load is offered in the shape the capacity was measured in: with
 # --batch K (default 8) an intent is one lease request of up to K tasks,
 # labeled one after another (a think time each), their results sent in one

@@ -340,6 +340,8 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
             s->paused = 1;
             s->archived |= !strcmp(a->call.code, QR_CODE_PROJECT_ARCHIVED);
             sim_finish(a, ST_PAUSED); /* it holds nothing: it leases only then */
+            if (s->open)
+                sim_open_end(s, ST_PAUSED);
         } else if (a->call.status == 403 && !strcmp(a->call.code, QR_CODE_ANNOTATOR_PAUSED)) {
             /* The project's gold gate at work, not a fault: this annotator
              * stops (holding nothing) and the others go on. */
@@ -371,11 +373,15 @@ static void on_lease_done(annotator_t *a, int ok, int64_t now, int64_t took_ms)
         json_decref(root);
         qr_backoff_reset(&a->backoff);
         a->op = OP_LEASE;
-        if (complete)
+        if (complete) {
             sim_finish(a, ST_DONE);
-        else if (s->paused)
+            if (s->open)
+                sim_open_end(s, ST_DONE);
+        } else if (s->paused) {
             sim_finish(a, ST_PAUSED);
-        else if (s->stopping)
+            if (s->open)
+                sim_open_end(s, ST_PAUSED);
+        } else if (s->stopping)
             sim_finish(a, ST_STOPPED);
         else if (took_ms < INSTANT_ANSWER_MS)
             sim_schedule(a, now + sim_jitter(a, EMPTY_BACKOFF_MIN_MS, EMPTY_BACKOFF_MAX_MS));
@@ -757,6 +763,8 @@ int sim_run_loop(sim_t *s)
         }
         if (s->opt->duration > 0 && !s->stopping && now >= s->stop_ms)
             s->stopping = 1;
+        /* The open loop's intents due now go to free annotators. */
+        int64_t next_intent = s->open ? sim_open_dispatch(s, now) : INT64_MAX;
         /* The annotators due now, earliest first. */
         int ndue = 0;
         while (s->nheap > 0 && s->heap[0]->wake_ms <= now) {
@@ -807,6 +815,8 @@ int sim_run_loop(sim_t *s)
             until = s->stop_ms;
         if (s->nheap > 0 && s->heap[0]->wake_ms < until)
             until = s->heap[0]->wake_ms;
+        if (next_intent < until)
+            until = next_intent;
         int64_t wait = until - now;
         if (wait > 250)
             wait = 250; /* bounds the latency of noticing a stop signal */

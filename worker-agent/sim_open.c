@@ -2,20 +2,24 @@
  * sim_open.c - the open-loop mode of `quorum-agent simulate` (sim_open.h).
  *
  * R is tasks (completions) per second for the whole crew, and an intent is
- * one lease request of up to K tasks (--prefetch K, default 1): each
- * annotator i owns a Poisson process of lease intents of rate R / (N * K)
- * (exponential gaps drawn from its own generator, seeded from --seed and
- * i), started at a random offset: uniform over the warm-up, so the offered
- * load ramps up while the crew connects. An annotator serves its intents
- * in order, one at a time: it leases up to K tasks, labels them one after
- * another (a think time each) and sends each result when it is ready, or
- * with --batch all of them in one batch submit once the last is ready --
- * the shape the batched capacity (--prefetch 8 --batch) is measured in.
- * K = 1 without --batch is one lease, think, submit per intent. When it
- * finishes an intent and its next one is already due, it leases at once
- * and that intent counts the time it waited; otherwise it sleeps (in the
- * crew's heap) until the intent is due. The arrivals never depend on the
- * broker's answers.
+ * one lease request of up to K tasks (--prefetch K, default 1). The crew's
+ * intents are one Poisson process of rate R / K (exponential gaps from a
+ * generator seeded from --seed), from the loop's start on; each is handed
+ * to a free annotator, the one that has waited longest for work (so every
+ * annotator's connection is used in turn), or, when none is free, queued
+ * until one is: the first to finish its intent takes the oldest queued one
+ * at once, and that intent counts the time it waited. This is a crew
+ * offered work, an M/G/N queue: with one annotator it is that annotator's
+ * own arrivals, and an intent waits only when all N are busy -- not, as
+ * when each annotator had its own process, whenever its one annotator
+ * happened to be (at 5 % busy, 5 % of intents waited up to a whole cycle,
+ * the generator's share of the lease p99, not the broker's). An annotator
+ * serves one intent at a time: it leases up to K tasks, labels them one
+ * after another (a think time each) and sends each result when it is
+ * ready, or with --batch all of them in one batch submit once the last is
+ * ready -- the shape the batched capacity (--prefetch 8 --batch) is
+ * measured in. K = 1 without --batch is one lease, think, submit per
+ * intent. The arrivals never depend on the broker's answers.
  *
  * Latencies, on the loop's ms clock for intended times and the µs clock
  * for answers (both CLOCK_MONOTONIC):
@@ -65,23 +69,30 @@
 #define THINK_MAX_MS 3600000.0
 
 typedef struct open_agent_s {
-    uint64_t rng;    /* the annotator's arrival process */
-    int64_t next_us; /* monotonic µs of its next intent not yet taken */
-    int64_t cur_ms;  /* intended ms of the intent being served (leasing), -1: none */
-    int measured;    /* the cycle's intent lies in the measured window */
-    int waited;      /* the next intent came while the annotator was busy */
+    int64_t given_ms; /* intended ms of the intent handed to it, not yet sent, -1: none */
+    int64_t cur_ms;   /* intended ms of the intent being served (leasing), -1: none */
+    int measured;     /* the cycle's intent lies in the measured window */
+    int waited;       /* its intent waited for a free annotator */
+    int free;         /* in the free ring, waiting for an intent */
 } open_agent_t;
 
 struct sim_open_s {
     open_agent_t *agents; /* one per annotator, by index - 1 */
-    double gap_us;        /* mean gap between one annotator's intents: N * K / R s */
+    uint64_t rng;         /* the crew's arrival process */
+    int64_t next_us;      /* monotonic µs of its next intent not yet handed out */
+    double gap_us;        /* mean gap between the crew's intents: K / R s */
     int per_intent;       /* K: tasks asked for by one intent's lease request */
     int64_t warm_end_ms;  /* intents from then on are measured */
-    qr_hist_t lease;      /* µs, measured intents */
+    annotator_t **free;   /* ring of free annotators, longest free first */
+    int free_head, nfree; /* its first slot and length (capacity: N) */
+    int64_t *queue;       /* ring of intended ms of intents no annotator was free for */
+    size_t queue_head, nqueue, queue_cap;
+    int ended;       /* the project is complete or paused: no annotator waits for work */
+    qr_hist_t lease; /* µs, measured intents */
     qr_hist_t submit;
     qr_hist_t wait;
     long intents;  /* measured intents taken (a lease request sent for them) */
-    long waited;   /* of those, how many came while their annotator was busy */
+    long waited;   /* of those, how many waited for a free annotator */
     long achieved; /* acknowledged results of measured intents (tasks) */
 };
 
@@ -233,45 +244,119 @@ void sim_open_start(sim_t *s)
     struct sim_open_s *p = qr_xcalloc(1, sizeof *p);
     s->open = p;
     p->agents = qr_xcalloc((size_t)n, sizeof *p->agents);
+    p->free = qr_xcalloc((size_t)n, sizeof *p->free);
     p->per_intent = o->prefetch > 0 ? o->prefetch : 1;
-    p->gap_us = 1e6 * (double)n * (double)p->per_intent / o->arrival_rate;
+    p->gap_us = 1e6 * (double)p->per_intent / o->arrival_rate;
     p->warm_end_ms = s->start_ms + (int64_t)(o->warmup * 1000.0);
-    double spread_us = o->warmup > 0 ? o->warmup * 1e6 : p->gap_us;
+    p->rng = sim_mix64(sim_mix64(o->seed ^ 0x6f70656e6c6f6f70ULL));
+    p->next_us = s->start_ms * 1000 + (int64_t)exp_gap(&p->rng, p->gap_us);
     for (int i = 0; i < n; i++) {
-        open_agent_t *oa = &p->agents[i];
-        oa->rng = sim_mix64(o->seed ^ sim_mix64((uint64_t)(i + 1) << 8 | 7));
-        oa->rng = sim_mix64(oa->rng);
-        oa->next_us = s->start_ms * 1000 + (int64_t)(sim_unit(oa->rng) * spread_us);
-        oa->cur_ms = -1;
+        p->agents[i].given_ms = p->agents[i].cur_ms = -1;
         s->ann[i].op = OP_LEASE;
-        sim_schedule(&s->ann[i], intent_ms(oa->next_us));
+        sim_schedule(&s->ann[i], sim_open_next_lease_ms(&s->ann[i], s->start_ms)); /* free */
+    }
+}
+
+/* When a free annotator wakes: to stop at the end of --duration, else not
+ * before an intent is handed to it. */
+static int64_t free_until(const sim_t *s)
+{
+    return s->opt->duration > 0 ? s->stop_ms : INT64_MAX / 4;
+}
+
+/* Hands the intent intended at t_ms to annotator a, to be leased at now. */
+static void hand(sim_t *s, annotator_t *a, int64_t t_ms, int64_t now)
+{
+    open_agent_t *oa = &s->open->agents[a->index - 1];
+    oa->given_ms = t_ms;
+    oa->waited = 0;
+    sim_schedule(a, now);
+}
+
+int64_t sim_open_dispatch(sim_t *s, int64_t now)
+{
+    struct sim_open_s *p = s->open;
+    for (;;) {
+        int64_t t = intent_ms(p->next_us);
+        if (t > now || (s->opt->duration > 0 && t >= s->stop_ms))
+            return t;
+        p->next_us += (int64_t)exp_gap(&p->rng, p->gap_us);
+        annotator_t *a = NULL;
+        while (p->nfree > 0 && !a) {
+            a = p->free[p->free_head];
+            p->free_head = (p->free_head + 1) % s->opt->annotators;
+            p->nfree--;
+            p->agents[a->index - 1].free = 0;
+            if (a->state != ST_WAITING) /* finished meanwhile (stopped, done) */
+                a = NULL;
+        }
+        if (a) {
+            hand(s, a, t, now);
+            continue;
+        }
+        if (p->nqueue == p->queue_cap) { /* grow the ring, oldest first */
+            size_t cap = p->queue_cap ? 2 * p->queue_cap : 256;
+            int64_t *q = qr_xcalloc(cap, sizeof *q);
+            for (size_t i = 0; i < p->nqueue; i++)
+                q[i] = p->queue[(p->queue_head + i) % p->queue_cap];
+            free(p->queue);
+            p->queue = q;
+            p->queue_head = 0;
+            p->queue_cap = cap;
+        }
+        p->queue[(p->queue_head + p->nqueue++) % p->queue_cap] = t;
     }
 }
 
 int64_t sim_open_next_lease_ms(annotator_t *a, int64_t now)
 {
     sim_t *s = a->sim;
-    open_agent_t *oa = &s->open->agents[a->index - 1];
-    if (oa->cur_ms >= 0)
-        return now; /* still serving an intent */
-    int64_t due = intent_ms(oa->next_us);
-    oa->waited = due < now;
-    if (s->opt->duration > 0 && due > s->stop_ms)
-        due = s->stop_ms; /* it wakes to stop */
-    return due > now ? due : now;
+    struct sim_open_s *p = s->open;
+    open_agent_t *oa = &p->agents[a->index - 1];
+    if (oa->cur_ms >= 0 || oa->given_ms >= 0)
+        return now;      /* still serving an intent, or handed one */
+    if (p->nqueue > 0) { /* the oldest intent no annotator was free for */
+        int64_t t = p->queue[p->queue_head];
+        p->queue_head = (p->queue_head + 1) % p->queue_cap;
+        p->nqueue--;
+        oa->given_ms = t;
+        oa->waited = 1;
+        return now;
+    }
+    if (p->ended)
+        return now; /* a lease of no intent, to hear that the project ended */
+    if (!oa->free) {
+        p->free[(p->free_head + p->nfree++) % s->opt->annotators] = a;
+        oa->free = 1;
+    }
+    return free_until(s);
+}
+
+void sim_open_end(sim_t *s, state_t st)
+{
+    struct sim_open_s *p = s->open;
+    p->ended = 1;
+    for (; p->nfree > 0; p->nfree--) {
+        annotator_t *a = p->free[p->free_head];
+        p->free_head = (p->free_head + 1) % s->opt->annotators;
+        p->agents[a->index - 1].free = 0;
+        if (a->state == ST_WAITING)
+            sim_finish(a, st);
+    }
 }
 
 void sim_open_lease_sending(annotator_t *a, int64_t now)
 {
-    (void)now;
     sim_t *s = a->sim;
     struct sim_open_s *p = s->open;
     open_agent_t *oa = &p->agents[a->index - 1];
     if (oa->cur_ms >= 0)
         return; /* the same intent, asked again */
-    oa->cur_ms = intent_ms(oa->next_us);
-    oa->next_us += (int64_t)exp_gap(&oa->rng, p->gap_us);
-    oa->measured = in_window(s, oa->cur_ms);
+    /* Leasing without an intent (once the project ended, or a free
+     * annotator woken, which only stops): left out of the figures. */
+    oa->cur_ms = oa->given_ms >= 0 ? oa->given_ms : now;
+    oa->measured = oa->given_ms >= 0 && in_window(s, oa->cur_ms);
+    oa->given_ms = -1;
     if (oa->measured) {
         int64_t w = sim_mono_us() - oa->cur_ms * 1000;
         p->intents++;
@@ -316,20 +401,24 @@ void sim_open_acknowledged(annotator_t *a, const held_lease_t *l)
     }
 }
 
-/* Intents of the window not taken by the end: each process drawn on (on
- * copies of its state) to the window's end. */
+/* Intents of the window not taken by the end: those queued, those handed
+ * out but not sent, and the crew's process drawn on (on a copy of its
+ * state) to the window's end. */
 static long unserved(const sim_t *s, int64_t end_ms)
 {
     const struct sim_open_s *p = s->open;
     long n = 0;
-    for (int i = 0; i < s->opt->annotators; i++) {
-        uint64_t rng = p->agents[i].rng;
-        int64_t t = p->agents[i].next_us;
-        while (intent_ms(t) < end_ms) {
-            n += intent_ms(t) >= p->warm_end_ms;
-            t += (int64_t)exp_gap(&rng, p->gap_us);
-        }
+    for (size_t i = 0; i < p->nqueue; i++) {
+        int64_t t = p->queue[(p->queue_head + i) % p->queue_cap];
+        n += t >= p->warm_end_ms && t < end_ms;
     }
+    for (int i = 0; i < s->opt->annotators; i++) {
+        int64_t t = p->agents[i].given_ms;
+        n += t >= p->warm_end_ms && t < end_ms;
+    }
+    uint64_t rng = p->rng;
+    for (int64_t t = p->next_us; intent_ms(t) < end_ms; t += (int64_t)exp_gap(&rng, p->gap_us))
+        n += intent_ms(t) >= p->warm_end_ms;
     return n;
 }
 
@@ -417,7 +506,7 @@ void sim_open_print(const sim_t *s, double elapsed)
     window_t w = window_of(s, elapsed);
     printf("open loop: %.1f tasks/s asked (K = %d tasks per lease intent, %s), %.1f tasks/s "
            "offered, %.1f completions/s achieved over %.2f s after a %.2f s warm-up; %.1f%% of "
-           "intents waited for their annotator, %ld never sent\n",
+           "intents waited for a free annotator, %ld never sent\n",
            s->opt->arrival_rate, p->per_intent,
            s->opt->batch ? "one batch submit each" : "one submit per task", w.offered_s,
            w.achieved_s, w.seconds, s->opt->warmup,
@@ -434,6 +523,8 @@ void sim_open_free(sim_t *s)
     if (!s->open)
         return;
     free(s->open->agents);
+    free(s->open->free);
+    free(s->open->queue);
     free(s->open);
     s->open = NULL;
 }

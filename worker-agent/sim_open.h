@@ -1,11 +1,11 @@
 /*
  * sim_open.h - the open-loop mode of `quorum-agent simulate`
- * (--arrival-rate R, tasks per second): each annotator's lease intents (one
- * lease request of up to K = --prefetch tasks each) arrive as a Poisson
- * process of rate R / (N * K) whatever the broker does, and latencies run from
- * the intended send time, so an intent that waits (for its annotator to
- * finish the task before, or for the broker) counts its wait: no
- * coordinated omission. Also the log-normal think time
+ * (--arrival-rate R, tasks per second): the crew's lease intents (one lease
+ * request of up to K = --prefetch tasks each) arrive as a Poisson process of
+ * rate R / K whatever the broker does, each handed to a free annotator (or
+ * queued until one is free), and latencies run from the intended send
+ * time, so an intent that waits (for a free annotator, or for the broker)
+ * counts its wait: no coordinated omission. Also the log-normal think time
  * (--think-lognormal), which the closed loop may use too.
  *
  * The crew (sim_crew.c) and the driver (sim_driver.c) call these hooks
@@ -29,14 +29,20 @@ int sim_open_connect(sim_t *s);
 /* sim_driver.c: waits up to wait_ms for socket news and lets libcurl act. */
 int sim_drive(sim_t *s, int64_t wait_ms);
 
-/* Sets up the open mode (when opt->arrival_rate > 0) and schedules each
- * annotator's first lease intent at a random start offset: uniform over the
- * warm-up (or over one mean gap between intents without one). Without the
- * open mode, schedules every annotator to lease at once. */
+/* Sets up the open mode (when opt->arrival_rate > 0): every annotator free,
+ * the crew's first intent one random gap after the loop's start. Without
+ * the open mode, schedules every annotator to lease at once. */
 void sim_open_start(sim_t *s);
-/* The time (ms) an annotator that has finished a task leases next: its
- * next intent's intended time, or now when that is past (it waited). */
+/* Hands each intent intended by now to a free annotator (scheduled to
+ * lease now), or queues it; returns the ms the next intent is intended at. */
+int64_t sim_open_dispatch(sim_t *s, int64_t now);
+/* The time (ms) an annotator that has finished an intent leases next: now,
+ * with the oldest queued intent, or it is free until an intent is handed to
+ * it (the end of --duration, when it wakes to stop). */
 int64_t sim_open_next_lease_ms(annotator_t *a, int64_t now);
+/* The project is complete or paused: the free annotators end in state st
+ * (they would wait for intents nobody can serve). */
+void sim_open_end(sim_t *s, state_t st);
 /* A lease request is about to go out: the annotator takes its next intent
  * unless it is still serving one (a retry, or a lease answered empty). */
 void sim_open_lease_sending(annotator_t *a, int64_t now);
