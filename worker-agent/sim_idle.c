@@ -63,12 +63,11 @@
  * their time there: each shard has its own multi handle, and so its own
  * cache of SHARD_AGENTS connections or so. */
 #define SHARD_AGENTS 64
-/* Requests that may need a new TLS connection (an agent's first, and every
- * one after a failure) in flight at once. Each costs this process a full
- * client handshake (2+ ms of OpenSSL 3 CPU): 10,000 of them at once would
- * starve it past the request timeout, and the time-outs would cost more
- * handshakes. The rest wait their turn, JOIN_WAIT_MIN..MAX ms at a time;
- * a heartbeat does not wait (its lease would expire). */
+/* Requests that may need a new TLS connection (an agent's first, every one
+ * after a failure, and its first after a restart mark) in flight at once. Each costs this process a
+ * full client handshake (2+ ms of OpenSSL 3 CPU): 10,000 of them at once would starve it past the
+ * request timeout, and the time-outs would cost more handshakes. The rest wait their turn,
+ * JOIN_WAIT_MIN..MAX ms at a time; a heartbeat does not wait (its lease would expire). */
 #define CONNECT_SLOTS    256
 #define JOIN_WAIT_MIN    20
 #define JOIN_WAIT_MAX    100
@@ -850,8 +849,13 @@ int sim_idle_run(sim_t *s)
             while (s->nheap > 0 && s->heap[0]->wake_ms <= now) {
                 annotator_t *a = s->heap[0];
                 idle_agent_t *g = agent_of(&d, a);
-                /* A heartbeat never waits: its lease would expire. */
-                int joins = (!g->connected || g->cut) && g->op == IOP_LEASE;
+                /* A heartbeat never waits: its lease would expire. After a
+                 * restart mark every connection is new: a lease request not
+                 * yet served since takes a connect slot too (9,000 TLS
+                 * handshakes under way at once here and in the broker each
+                 * took so long that thousands timed out and began again). */
+                int joins = (!g->connected || g->cut || (d.mark_ms && !g->served_mark)) &&
+                            g->op == IOP_LEASE;
                 if (joins && d.joining >= CONNECT_SLOTS) {
                     sim_schedule(a, now + sim_jitter(a, JOIN_WAIT_MIN, JOIN_WAIT_MAX));
                     continue;
