@@ -243,8 +243,9 @@ static const char simulate_help[] =
     "\n"
     "%s" PROFILE_HELP "\n"
     "Exit codes: 0 the project completed (or --duration ended cleanly), 1 broker\n"
-    "or network error, or --max-seconds reached first, 2 usage error, 8 the\n"
-    "project was paused (annotators finished what they held, then stopped).\n";
+    "or network error, --max-seconds reached first, or SIGINT/SIGTERM before the\n"
+    "end, 2 usage error, 8 the project was paused (annotators finished what they\n"
+    "held, then stopped).\n";
 
 static const char login_help[] =
     "Usage: quorum-agent login --url URL --token TOKEN [--ca FILE] [--cert FILE --key FILE]\n"
