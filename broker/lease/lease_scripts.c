@@ -411,7 +411,9 @@ static const char REAP_LUA[] =
 /* ARGV: cursor, then (id, free, priority, data, done-by) quintuples;
  * done-by lists (comma-separated) the annotators who annotated or skipped
  * the task already. The cursor ("priority id" of the last row read from
- * PostgreSQL) is where the next refill starts. Returns the ready count. */
+ * PostgreSQL) is where the next refill starts; '*' leaves it as it is (the
+ * chunks of a refill but its last, qr_lease_window_add). Returns the ready
+ * count. */
 static const char WINDOW_ADD_LUA[] =
     "local ready, free, held, prio, data, seen, cursor = unpack(KEYS)\n"
     "for i = 2, #ARGV, 5 do\n"
@@ -427,7 +429,7 @@ static const char WINDOW_ADD_LUA[] =
     "    if nfree > 0 then redis.call('ZADD', ready, ARGV[i + 2], tid) end\n"
     "  end\n"
     "end\n"
-    "redis.call('SET', cursor, ARGV[1])\n"
+    "if ARGV[1] ~= '*' then redis.call('SET', cursor, ARGV[1]) end\n"
     "return redis.call('ZCARD', ready)\n";
 
 /* ARGV: (id, priority, slots) triples: tasks of the window as PostgreSQL

@@ -769,6 +769,84 @@ static void test_corked_steps(void **state)
     assert_int_equal(redis_int("HLEN", "{p:9031}:free", NULL), 2);
 }
 
+static int nadded;
+
+static void on_added(int rc, void *arg)
+{
+    last_rc = rc;
+    nadded++;
+    done = 1;
+}
+
+static void on_cursor_reply(redisReply *r, const char *err, void *arg)
+{
+    snprintf(arg, 32, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "(none)");
+    done = 1;
+}
+
+/* A refill of 700 tasks goes to Redis in chunks (of 256): one call of
+ * thousands held Redis for tens of ms. Its callback runs once, after the
+ * last chunk; every task is in the window; the cursor is the refill's
+ * (the earlier chunks leave it alone), and a task already in the window
+ * keeps its state. A run of corked steps goes 64 to a call the same way. */
+static void test_window_add_chunks(void **state)
+{
+    enum { N = 700 };
+    project = 9041;
+    assert_int_equal(qr_lease_init(engine, project, 0, on_done, NULL), 0);
+    wait_done();
+    fill_window(1, 1); /* task 1, one slot */
+    int64_t now = qr_now_ms();
+    assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 1); /* task 1 is out of the ready set now */
+    static int64_t ids[N];
+    static int free_slots[N];
+    static double prios[N];
+    static const char *datas[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = i + 1;
+        free_slots[i] = 2;
+        prios[i] = (double)i;
+        datas[i] = "{\"n\":1}";
+    }
+    long long calls = script_calls();
+    nadded = 0;
+    assert_int_equal(qr_lease_window_add(engine, project, N, ids, free_slots, prios, datas, NULL,
+                                         "699 700", on_added, NULL),
+                     0);
+    wait_done();
+    qr_test_run_for(&loop, 50); /* a second callback would come now */
+    assert_int_equal(nadded, 1);
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(script_calls() - calls, 3); /* 256 + 256 + 188 */
+    assert_int_equal(redis_int("HLEN", "{p:9041}:data", NULL), N);
+    assert_int_equal(redis_int("ZCARD", "{p:9041}:ready", NULL), N - 1);
+    assert_int_equal(redis_int("HGET", "{p:9041}:free", "1"), 0); /* kept as it was */
+    char cursor[32] = "";
+    const char *argv[] = {"GET", "{p:9041}:cursor"};
+    assert_int_equal(qr_redis_command(redis, 2, argv, NULL, on_cursor_reply, cursor), 0);
+    wait_done();
+    assert_string_equal(cursor, "699 700");
+
+    /* A group commit's ends likewise go 64 steps to a script call: 70
+     * pins of stale tokens, each answered once (refused), in 2 calls. */
+    calls = script_calls();
+    nanswered = 0;
+    qr_lease_cork(engine);
+    for (int i = 0; i < 70; i++)
+        assert_int_equal(qr_lease_submit_begin(engine, project, 1, 100000 + i, now, 30000, on_step,
+                                               (void *)(intptr_t)(i % 8)),
+                         0);
+    qr_lease_uncork(engine);
+    run_corked(70);
+    qr_test_run_for(&loop, 50); /* a second answer would come now */
+    assert_int_equal(nanswered, 70);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(step_rc[i], QR_ECONFLCT);
+    assert_int_equal(script_calls() - calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_rebuild_drops_older_layout),
         cmocka_unit_test(test_task_leaves_no_trace),
         cmocka_unit_test(test_corked_steps),
+        cmocka_unit_test(test_window_add_chunks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
