@@ -24,6 +24,7 @@
 #include "conf.h"
 #include "lease.h"
 #include "log.h"
+#include "loop_watch.h"
 #include "tls.h"
 #include "util.h"
 
@@ -600,6 +601,9 @@ static int serve(qr_broker_config_t *cfg)
     }
     int status = 1;
     char err[512] = "";
+    qr_loop_watch_t watch;
+    if ((rc = qr_loop_watch_start(&loop, &watch)) < 0)
+        qr_warn("event loop busy times not measured: %s", uv_strerror(rc));
     rc = qr_broker_start(&loop, cfg, &qr_api, &broker, err, sizeof err);
     if (rc < 0) {
         /* qr_broker_start has closed what it opened: drain and go. */
@@ -638,6 +642,8 @@ stop:
     broker = NULL;
 drain:
     uv_run(&loop, UV_RUN_DEFAULT);
+    qr_loop_watch_close(&watch);
+    uv_run(&loop, UV_RUN_NOWAIT); /* its close */
     rc = uv_loop_close(&loop);
     if (rc < 0)
         qr_warn("loop closed with handles open: %s", uv_strerror(rc));

@@ -33,7 +33,8 @@ static slot_t *slots; /* the table, cap entries */
 static size_t cap;    /* a power of two, or 0 */
 static size_t used;   /* occupied entries */
 static qr_latency_t requests[QR_METRIC_NREQUESTS];
-static int64_t start_ms; /* process start, epoch ms */
+static qr_latency_t loop_turns; /* the event loop's busy time per turn */
+static int64_t start_ms;        /* process start, epoch ms */
 
 __attribute__((constructor)) static void record_start(void)
 {
@@ -88,12 +89,18 @@ void qr_metrics_request(qr_metric_request_t kind, uint64_t ns, int status)
         requests[kind].errors++;
 }
 
+void qr_metrics_loop_turn(uint64_t ns)
+{
+    qr_latency_observe(&loop_turns, ns);
+}
+
 void qr_metrics_reset(void)
 {
     free(slots);
     slots = NULL;
     cap = used = 0;
     memset(requests, 0, sizeof requests);
+    memset(&loop_turns, 0, sizeof loop_turns);
 }
 
 /* --- rendering -------------------------------------------------------------------- */
@@ -193,6 +200,11 @@ void qr_metrics_render_process(const qr_metrics_sources_t *src, qr_buf_t *out)
     for (int k = 0; k < QR_METRIC_NREQUESTS; k++)
         qr_buf_appendf(out, "quorum_request_errors_total{endpoint=\"%s\"} %llu\n", req_names[k],
                        (unsigned long long)requests[k].errors);
+
+    qr_metrics_family(out, "quorum_loop_busy_seconds", "histogram",
+                      "Time one turn of the event loop kept it from waiting for events (its "
+                      "callbacks); every request under way waits for a long turn.");
+    histogram_samples(out, "quorum_loop_busy_seconds", "", &loop_turns);
 
     backend(out, "quorum_pg_query_duration_seconds",
             "PostgreSQL round trips: statement sent to its last result.", "quorum_pg_errors_total",

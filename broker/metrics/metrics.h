@@ -51,6 +51,10 @@ void qr_metrics_lease_event(qr_metric_lease_t kind, int64_t project);
  * status answered (5xx count as errors as well). */
 void qr_metrics_request(qr_metric_request_t kind, uint64_t ns, int status);
 
+/* Records one turn of the event loop that kept it busy (not waiting for
+ * events) for ns nanoseconds (loop_watch.h). */
+void qr_metrics_loop_turn(uint64_t ns);
+
 /* The process-local values the renderer needs from the broker. */
 typedef struct qr_metrics_sources_s {
     int connections;           /* open HTTPS connections */

@@ -86,12 +86,19 @@ check "submitted counter = annotations stored" "$stored" "$(value "$E2E_DIR/m3" 
 check "quorum_annotations gauge = annotations stored" "$stored" "$(value "$E2E_DIR/m3" "quorum_annotations{project=\"$P\"}")"
 for s in 'quorum_request_duration_seconds_count{endpoint="lease"}' \
     'quorum_request_duration_seconds_count{endpoint="submit"}' \
-    quorum_pg_query_duration_seconds_count quorum_redis_command_duration_seconds_count; do
+    quorum_pg_query_duration_seconds_count quorum_redis_command_duration_seconds_count \
+    quorum_loop_busy_seconds_count; do
     check_gt "$s moved" "$(value "$E2E_DIR/m3" "$s")" "$(value "$E2E_DIR/m1" "$s")"
 done
 check "lease histogram: +Inf bucket = count" \
     "$(value "$E2E_DIR/m3" 'quorum_request_duration_seconds_count{endpoint="lease"}')" \
     "$(value "$E2E_DIR/m3" 'quorum_request_duration_seconds_bucket{endpoint="lease",le="+Inf"}')"
+check "loop turns histogram: +Inf bucket = count" \
+    "$(value "$E2E_DIR/m3" quorum_loop_busy_seconds_count)" \
+    "$(value "$E2E_DIR/m3" 'quorum_loop_busy_seconds_bucket{le="+Inf"}')"
+# The turns' busy time is a share of the time between the scrapes.
+check_gt "loop turns: some busy time counted" "$(value "$E2E_DIR/m3" quorum_loop_busy_seconds_sum)" 0
+check_gt "loop turns: busy less than the broker has run" "$(awk -v s="$(ps -o etimes= -p "$QUORUMD_PID")" 'BEGIN { print s + 1 }')" "$(value "$E2E_DIR/m3" quorum_loop_busy_seconds_sum)"
 check_gt "the queue moved: complete tasks" \
     "$(value "$E2E_DIR/m3" "quorum_tasks{project=\"$P\",state=\"complete\"}")" \
     "$(value "$E2E_DIR/m1" "quorum_tasks{project=\"$P\",state=\"complete\"}")"
