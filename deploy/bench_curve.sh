@@ -6,6 +6,7 @@
 #
 #   deploy/bench_curve.sh --bin DIR --capacity C|auto --out FILE [--agents N]
 #       [--seconds S] [--warmup W] [--think MEDIAN_MS,SIGMA] [--seed N] [--batch K]
+#       [--levels "P..."] [--metrics MDIR]
 #
 # DIR holds quorumd, quorumctl and quorum-agent (a Release build). Starts
 # its own PostgreSQL + Redis and quorumd (tests/bench/bench_lib.sh
@@ -41,14 +42,20 @@
 # broker_cpu_us_per_completion (the whole process, user + system, set-up of
 # N users and their TLS connections included), each per completion of the
 # run, and the machine's load average when the level started.
+# --levels runs other levels (percentages, default "25 50 75 90"; FILE then
+# has those keys). --metrics keeps the broker's GET /metrics before and
+# after each level as MDIR/metrics.P.before and MDIR/metrics.P.after
+# (request, Redis and PostgreSQL round-trip and event-loop turn histograms:
+# the broker's own share of the latencies).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../tests/bench" && pwd)
 # shellcheck disable=SC2034 # root is bench_broker's
 root=$(cd "$here/../.." && pwd)
-BIN="" CAP="" OUT="" AGENTS=1000 SECS=15 WARMUP=5 THINK=10,0.5 SEED=18 K=8
+BIN="" CAP="" OUT="" AGENTS=1000 SECS=15 WARMUP=5 THINK=10,0.5 SEED=18 K=8 MDIR=""
+LEVELS=(25 50 75 90)
 # The header above, without its "# ".
 header() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-usage() { header | sed -n '6,7p' >&2; exit 2; }
+usage() { header | sed -n '6,8p' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) BIN=${2:?}; shift 2 ;;
@@ -60,6 +67,8 @@ while [ $# -gt 0 ]; do
     --think) THINK=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
     --batch) K=${2:?}; shift 2 ;;
+    --levels) read -r -a LEVELS <<<"${2:?}"; shift 2 ;;
+    --metrics) MDIR=${2:?}; shift 2 ;;
     -h|--help) header; exit 0 ;;
     *) echo "bench_curve.sh: unknown option $1" >&2; usage ;;
     esac
@@ -80,6 +89,17 @@ if ! [[ $K =~ ^[0-9]+$ ]] || [ "$K" -lt 1 ] || [ "$K" -gt 100 ]; then
     exit 2
 fi
 [[ $WARMUP =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "bench_curve.sh: --warmup must be a number of seconds, not '$WARMUP'" >&2; exit 2; }
+[ "${#LEVELS[@]}" -gt 0 ] || { echo "bench_curve.sh: --levels needs at least one percentage" >&2; exit 2; }
+for pct in "${LEVELS[@]}"; do
+    if ! [[ $pct =~ ^[0-9]+$ ]] || [ "$pct" -lt 1 ] || [ "$pct" -gt 100 ]; then
+        echo "bench_curve.sh: --levels takes whole percentages 1-100, not '$pct'" >&2
+        exit 2
+    fi
+done
+if [ -n "$MDIR" ]; then
+    mkdir -p "$MDIR" || exit 2
+    case "$MDIR" in /*) ;; *) MDIR="$PWD/$MDIR" ;; esac
+fi
 
 # shellcheck source=tests/bench/bench_lib.sh
 . "$here/bench_lib.sh"
@@ -93,7 +113,6 @@ cpu_ms() { # PID...
     done
     echo $((t * 1000 / $(getconf CLK_TCK)))
 }
-LEVELS=(25 50 75 90)
 MAX_S=$((${SECS%.*} + ${WARMUP%.*} + 120))
 
 # new_project NAME TASKS: a project of TASKS tasks, imported 100,000 at a
@@ -125,12 +144,18 @@ if [ "$CAP" = auto ]; then
     echo "bench_curve: capacity measured: $CAP completions/s (15 s closed loop, batched, prefetch 8, agents connected first)"
 fi
 
+scrape() { # FILE: the broker's GET /metrics
+    curl -fsS --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$1" ||
+        echo "bench_curve: GET /metrics failed" >&2
+}
+
 run_level() { # PERCENT -> $W/level.PERCENT.json
     local pct=$1 rate load qc0 qc1 acpu rc=0
     rate=$(awk -v c="$CAP" -v p="$pct" 'BEGIN { printf "%.3f", c * p / 100 }')
     # A project per level, its tasks for the whole run and a margin.
     P=$(new_project "latency-curve-$pct" "$(awk -v r="$rate" -v s="$SECS" -v w="$WARMUP" 'BEGIN { printf "%d", r * (s + w) * 1.3 + 5000 }')")
     load=$(cut -d' ' -f1 /proc/loadavg)
+    [ -z "$MDIR" ] || scrape "$MDIR/metrics.$pct.before"
     qc0=$(cpu_ms "$QPID")
     local TIMEFORMAT=%U,%S
     { time "$BIN/quorum-agent" simulate --project "$P" --annotators "$AGENTS" --accuracy 0.9 \
@@ -144,6 +169,7 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
         exit 1
     fi
     qc1=$(cpu_ms "$QPID")
+    [ -z "$MDIR" ] || scrape "$MDIR/metrics.$pct.after"
     acpu=$(awk -F, '{printf "%d", ($1 + $2) * 1000}' "$W/agent.$pct.time")
     jq --argjson asked "$rate" --argjson load "$load" --argjson ca "$acpu" --argjson cq $((qc1 - qc0)) \
         --argjson cap "$CAP" --argjson k "$K" '
@@ -162,8 +188,7 @@ run_level() { # PERCENT -> $W/level.PERCENT.json
 
 for pct in "${LEVELS[@]}"; do run_level "$pct"; done
 mkdir -p "$(dirname "$OUT")"
-jq -n --slurpfile a "$W/level.25.json" --slurpfile b "$W/level.50.json" --slurpfile c "$W/level.75.json" \
-    --slurpfile d "$W/level.90.json" '{"25": $a[0], "50": $b[0], "75": $c[0], "90": $d[0]}' >"$OUT"
+for pct in "${LEVELS[@]}"; do jq --arg k "$pct" '{($k): .}' "$W/level.$pct.json"; done | jq -s 'add' >"$OUT"
 
 printf '%5s %9s %9s %9s | %24s | %24s | %7s %9s %9s %5s\n' load% asked/s offered/s achieved \
     "lease p50/p99/p99.9 ms" "submit p50/p99/p99.9 ms" waited agent-us broker-us load
