@@ -1004,35 +1004,76 @@ static int window_add_call(qr_lease_engine_t *e, int64_t project, int n, const i
     return rc;
 }
 
-/* The chunks of one window add, answered once the last is. */
-typedef struct add_join_s {
+/*
+ * A refill's tasks go to Redis WINDOW_ADD_CHUNK at a time, each chunk its
+ * own script call, the cursor moved by the last, and each chunk sent only
+ * once the one before it has answered. One call of a 4,000-task refill
+ * held Redis for 21-43 ms (its slow log, at half the batched capacity);
+ * sent all at once, the chunks still stood in one queue on the broker's one
+ * connection, and a grant or submit sent behind them waited for all of
+ * them. Sent one after another, a command waits for one chunk at most. A
+ * chunk leaves the tasks already in the window as they are, so a failed
+ * chunk is repaired by the next refill, which starts from the cursor not
+ * moved; the chunks after a failed one are not sent.
+ */
+#define WINDOW_ADD_CHUNK 256
+
+/* The rest of a window add, copied: its chunks are sent from callbacks,
+ * after the caller's arrays are gone. */
+typedef struct add_chain_s {
+    qr_lease_engine_t *e;
+    int64_t project;
+    int n, at;    /* tasks, and the first not yet sent */
+    int64_t *ids; /* n each */
+    int *free_slots;
+    double *priorities;
+    const char **datas; /* into text */
+    const char **done_by;
+    char *text;   /* the data and done-by strings, one block */
+    char *cursor; /* the last chunk's */
     qr_lease_done_cb cb;
     void *arg;
-    int left; /* chunk calls sent and not yet answered */
-    int rc;   /* the first failure, or 0 */
-} add_join_t;
+} add_chain_t;
+
+static void add_chain_free(add_chain_t *c)
+{
+    free(c->ids);
+    free(c->free_slots);
+    free(c->priorities);
+    free(c->datas);
+    free(c->done_by);
+    free(c->text);
+    free(c->cursor);
+    free(c);
+}
+
+static void on_add_chunk(int rc, void *arg);
+
+static void *copy_of(const void *p, size_t n)
+{
+    return memcpy(qr_xmalloc(n), p, n);
+}
+
+/* Sends the chain's next chunk: 0, or a negative code (nothing sent). */
+static int add_chain_next(add_chain_t *c)
+{
+    int m = c->n - c->at < WINDOW_ADD_CHUNK ? c->n - c->at : WINDOW_ADD_CHUNK;
+    int at = c->at;
+    c->at += m;
+    return window_add_call(c->e, c->project, m, c->ids + at, c->free_slots + at, c->priorities + at,
+                           c->datas + at, c->done_by + at, c->at == c->n ? c->cursor : "*",
+                           on_add_chunk, c);
+}
 
 static void on_add_chunk(int rc, void *arg)
 {
-    add_join_t *j = arg;
-    if (rc < 0 && j->rc == 0)
-        j->rc = rc;
-    if (--j->left > 0)
+    add_chain_t *c = arg;
+    if (rc == 0 && c->at < c->n && (rc = add_chain_next(c)) == 0)
         return;
-    if (j->cb)
-        j->cb(j->rc, j->arg);
-    free(j);
+    if (c->cb)
+        c->cb(rc, c->arg);
+    add_chain_free(c);
 }
-
-/*
- * A refill's tasks go to Redis WINDOW_ADD_CHUNK at a time, each chunk its
- * own script call, the cursor moved by the last: one call of a 4,000-task
- * refill held Redis for 21-43 ms (its slow log, at half the batched
- * capacity), and every grant and submit queued behind it. A chunk leaves
- * the tasks already in the window as they are, so a failed chunk is
- * repaired by the next refill, which starts from the cursor not moved.
- */
-#define WINDOW_ADD_CHUNK 256
 
 int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int64_t *ids,
                         const int *free_slots, const double *priorities, const char *const *datas,
@@ -1042,26 +1083,34 @@ int qr_lease_window_add(qr_lease_engine_t *e, int64_t project, int n, const int6
     if (n <= WINDOW_ADD_CHUNK)
         return window_add_call(e, project, n, ids, free_slots, priorities, datas, done_by, cursor,
                                cb, arg);
-    add_join_t *j = qr_xcalloc(1, sizeof *j);
-    j->cb = cb;
-    j->arg = arg;
-    for (int at = 0; at < n; at += WINDOW_ADD_CHUNK) {
-        int m = n - at < WINDOW_ADD_CHUNK ? n - at : WINDOW_ADD_CHUNK;
-        j->left++;
-        int rc = window_add_call(e, project, m, ids + at, free_slots + at, priorities + at,
-                                 datas + at, done_by ? done_by + at : NULL,
-                                 at + m == n ? cursor : "*", on_add_chunk, j);
-        if (rc < 0) {
-            j->left--;
-            if (j->left == 0) { /* nothing sent: no callback */
-                free(j);
-                return rc;
-            }
-            j->rc = rc; /* the chunks sent answer, then cb hears of it */
-            return 0;
-        }
+    add_chain_t *c = qr_xcalloc(1, sizeof *c);
+    c->e = e;
+    c->project = project;
+    c->n = n;
+    c->cb = cb;
+    c->arg = arg;
+    c->cursor = qr_xstrdup(cursor);
+    c->ids = copy_of(ids, (size_t)n * sizeof *ids);
+    c->free_slots = copy_of(free_slots, (size_t)n * sizeof *free_slots);
+    c->priorities = copy_of(priorities, (size_t)n * sizeof *priorities);
+    c->datas = qr_xcalloc((size_t)n, sizeof *c->datas);
+    c->done_by = qr_xcalloc((size_t)n, sizeof *c->done_by);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += strlen(datas[i]) + 1 + (done_by ? strlen(done_by[i]) : 0) + 1;
+    char *p = c->text = qr_xmalloc(total);
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(datas[i]) + 1;
+        c->datas[i] = memcpy(p, datas[i], k);
+        p += k;
+        k = done_by ? strlen(done_by[i]) + 1 : 1;
+        c->done_by[i] = memcpy(p, done_by ? done_by[i] : "", k);
+        p += k;
     }
-    return 0;
+    int rc = add_chain_next(c);
+    if (rc < 0)
+        add_chain_free(c); /* nothing sent: no callback */
+    return rc;
 }
 
 static void on_refill_begin(redisReply *r, const char *err, void *arg)

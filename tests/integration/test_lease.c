@@ -784,11 +784,23 @@ static void on_cursor_reply(redisReply *r, const char *err, void *arg)
     done = 1;
 }
 
+static int ping_answered, ping_saw_added;
+
+static void on_ping(redisReply *r, const char *err, void *arg)
+{
+    ping_answered = 1;
+    ping_saw_added = nadded;
+}
+
 /* A refill of 700 tasks goes to Redis in chunks (of 256): one call of
- * thousands held Redis for tens of ms. Its callback runs once, after the
- * last chunk; every task is in the window; the cursor is the refill's
- * (the earlier chunks leave it alone), and a task already in the window
- * keeps its state. A run of corked steps goes 64 to a call the same way. */
+ * thousands held Redis for tens of ms. Each chunk goes once the one before
+ * answered, so a command sent meanwhile waits for one chunk, not for all
+ * (it is answered before the add's callback); the chunks are sent from
+ * copies (the caller's arrays are freed at once). Its callback runs once,
+ * after the last chunk; every task is in the window; the cursor is the
+ * refill's (the earlier chunks leave it alone), and a task already in the
+ * window keeps its state. A run of corked steps goes 64 to a call the same
+ * way. */
 static void test_window_add_chunks(void **state)
 {
     enum { N = 700 };
@@ -800,23 +812,40 @@ static void test_window_add_chunks(void **state)
     assert_int_equal(qr_lease_grant(engine, project, 1, 1, now, 60000, on_grant, NULL), 0);
     wait_done();
     assert_int_equal(ngot, 1); /* task 1 is out of the ready set now */
-    static int64_t ids[N];
-    static int free_slots[N];
-    static double prios[N];
-    static const char *datas[N];
+    int64_t *ids = calloc(N, sizeof *ids);
+    int *free_slots = calloc(N, sizeof *free_slots);
+    double *prios = calloc(N, sizeof *prios);
+    char **datas = calloc(N, sizeof *datas);
+    assert_non_null(ids);
+    assert_non_null(free_slots);
+    assert_non_null(prios);
+    assert_non_null(datas);
     for (int i = 0; i < N; i++) {
         ids[i] = i + 1;
         free_slots[i] = 2;
         prios[i] = (double)i;
-        datas[i] = "{\"n\":1}";
+        datas[i] = strdup("{\"n\":1}");
+        assert_non_null(datas[i]);
     }
     long long calls = script_calls();
     nadded = 0;
-    assert_int_equal(qr_lease_window_add(engine, project, N, ids, free_slots, prios, datas, NULL,
-                                         "699 700", on_added, NULL),
+    ping_answered = 0;
+    assert_int_equal(qr_lease_window_add(engine, project, N, ids, free_slots, prios,
+                                         (const char *const *)datas, NULL, "699 700", on_added,
+                                         NULL),
                      0);
+    for (int i = 0; i < N; i++)
+        free(datas[i]);
+    free(datas);
+    free(prios);
+    free(free_slots);
+    free(ids);
+    const char *ping[] = {"PING"};
+    assert_int_equal(qr_redis_command(redis, 1, ping, NULL, on_ping, NULL), 0);
     wait_done();
-    qr_test_run_for(&loop, 50); /* a second callback would come now */
+    assert_int_equal(ping_answered, 1);
+    assert_int_equal(ping_saw_added, 0); /* answered between the chunks */
+    qr_test_run_for(&loop, 50);          /* a second callback would come now */
     assert_int_equal(nadded, 1);
     assert_int_equal(last_rc, 0);
     assert_int_equal(script_calls() - calls, 3); /* 256 + 256 + 188 */
