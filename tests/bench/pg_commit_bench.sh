@@ -4,7 +4,7 @@
 #
 #   tests/bench/pg_commit_bench.sh [--agents N] [--seconds S] [--runs R]
 #                                  [--tasks T] [--build DIR] [--out FILE]
-#                                  [--no-statements]
+#                                  [--no-statements] [--pg-set NAME=VALUE]...
 #
 # A Release build (DIR, default build-rel), a private PostgreSQL + Redis
 # (pg_stat_statements preloaded, track = all, track_planning on), one
@@ -25,6 +25,8 @@
 # median run (by pg_cpu_us). Default output build/pg_commit_bench.json.
 # pg_stat_statements (track all, planning) costs CPU of its own: with
 # --no-statements it is not loaded and the statements list is empty.
+# --pg-set sets a server setting (ALTER SYSTEM, then the restart below) to
+# measure it against the default; the JSON lists them as pg_settings.
 #
 # deploy/stack.sh takes no extra server settings: the script sets them with
 # ALTER SYSTEM on its private cluster and restarts it before the broker
@@ -37,6 +39,7 @@ SECS=15
 RUNS=3
 TASKS=150000
 STATEMENTS=1
+PGSET=()
 B="$ROOT/build-rel"
 OUT="$ROOT/build/pg_commit_bench.json"
 while [ $# -gt 0 ]; do
@@ -48,7 +51,10 @@ while [ $# -gt 0 ]; do
     --build) B=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-statements) STATEMENTS=0; shift ;;
-    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --pg-set)
+        [[ ${2:-} =~ ^[a-z_.]+=[^\']+$ ]] || { echo "pg_commit_bench.sh: --pg-set takes NAME=VALUE, not '${2:-}'" >&2; exit 2; }
+        PGSET+=("$2"); shift 2 ;;
+    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "pg_commit_bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -76,14 +82,17 @@ for v in $(env | grep -o '^QUORUM_[A-Z_]*' || true); do unset "$v"; done
 PG="$QR_PG_CONNINFO"
 q() { psql "$PG" -Atqc "$1"; }
 
-# pg_stat_statements needs a preload, hence a restart.
-if [ "$STATEMENTS" = 1 ]; then
-    q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+# pg_stat_statements needs a preload, hence a restart; so may --pg-set.
+for kv in ${PGSET[@]+"${PGSET[@]}"}; do q "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'"; done
+if [ "$STATEMENTS" = 1 ] || [ "${#PGSET[@]}" -gt 0 ]; then
+    [ "$STATEMENTS" = 0 ] || q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
     if [ "$(id -u)" = 0 ]; then
         runuser -u postgres -- "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
     else
         "$QR_PG_BINDIR/pg_ctl" -D "$QR_STACK_DATA/db" -w -t 60 restart >/dev/null
     fi
+fi
+if [ "$STATEMENTS" = 1 ]; then
     # Its own settings are known once it is loaded.
     q "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
     q "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
@@ -172,7 +181,8 @@ jq -n --argjson agents "$AGENTS" --argjson secs "$SECS" --argjson runs "$RUNS" \
     --argjson bcpu "$(med .broker_cpu_us)" --argjson wal "$(med .wal_bytes)" \
     --argjson x "$(med .transactions)" --slurpfile all "$W/runs.jsonl" \
     --slurpfile st "$W/stmts.$MID.json" --argjson mid "$MID" --argjson stm "$STATEMENTS" \
-    '{agents: $agents, seconds_per_run: $secs, runs: $runs, mode: "batched",
+    --argjson pgset "$(printf '%s\n' ${PGSET[@]+"${PGSET[@]}"} | jq -R 'select(length > 0)' | jq -s .)" \
+    '{agents: $agents, seconds_per_run: $secs, runs: $runs, mode: "batched", pg_settings: $pgset,
       completions_per_second: $cps,
       pg_stat_statements: ($stm == 1),
       per_completion: {pg_cpu_us: $pcpu, wal_bytes: $wal, transactions: $x, broker_cpu_us: $bcpu},
