@@ -82,15 +82,17 @@ annotator_t *sim_msg_annotator(CURLMsg *msg)
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
-    sim_t *s = userp;
+    sim_shard_t *h = userp;
+    sim_t *s = h->s;
     struct epoll_event ev = {0};
-    ev.data.fd = fd;
+    /* The shard and the socket: epoll hands both back. */
+    ev.data.u64 = (uint64_t)(h - s->shards) << 32 | (uint32_t)fd;
     if (what == CURL_POLL_REMOVE) {
         /* libcurl may already have closed it: ENOENT/EBADF are expected. */
         if (socketp && epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT &&
             errno != EBADF)
             fprintf(stderr, "quorum-agent: epoll_ctl(DEL): %s\n", strerror(errno));
-        (void)curl_multi_assign(s->multi, fd, NULL);
+        (void)curl_multi_assign(h->multi, fd, NULL);
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
@@ -105,7 +107,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
             return -1; /* libcurl fails the transfer */
         }
     }
-    if (!socketp && curl_multi_assign(s->multi, fd, s) != CURLM_OK)
+    if (!socketp && curl_multi_assign(h->multi, fd, h) != CURLM_OK)
         return -1;
     return 0;
 }
@@ -114,35 +116,64 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    sim_t *s = userp;
-    s->curl_due_ms = timeout_ms < 0 ? -1 : qr_mono_ms() + timeout_ms;
+    sim_shard_t *h = userp;
+    h->curl_due_ms = timeout_ms < 0 ? -1 : qr_mono_ms() + timeout_ms;
     return 0;
 }
 
-int sim_driver_open(sim_t *s)
+int sim_driver_open(sim_t *s, int annotators)
 {
-    s->curl_due_ms = -1;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) {
         fprintf(stderr, "quorum-agent: epoll_create1: %s\n", strerror(errno));
         return -1;
     }
-    CURLMcode mc = curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-    if (mc != CURLM_OK) {
-        fprintf(stderr, "quorum-agent: libcurl multi-socket set-up: %s\n", curl_multi_strerror(mc));
-        return -1;
+    s->nshards = (annotators + SIM_SHARD_AGENTS - 1) / SIM_SHARD_AGENTS;
+    s->shards = qr_xcalloc((size_t)s->nshards, sizeof *s->shards);
+    for (int i = 0; i < s->nshards; i++) {
+        sim_shard_t *h = &s->shards[i];
+        h->s = s;
+        h->curl_due_ms = -1;
+        h->multi = curl_multi_init();
+        if (!h->multi) {
+            fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
+            return -1;
+        }
+        /* The multi handle owns the connection cache, and by default sizes
+         * it by the handles currently added: annotators that are thinking
+         * are not, so their connections would be closed. Keep one per
+         * annotator and broker. */
+        CURLMcode mc = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+                                         (long)SIM_SHARD_AGENTS * s->nurls + 8);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+        if (mc == CURLM_OK)
+            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "quorum-agent: libcurl multi-socket set-up: %s\n",
+                    curl_multi_strerror(mc));
+            return -1;
+        }
     }
     return 0;
 }
 
 void sim_driver_close(sim_t *s)
 {
+    for (int i = 0; i < s->nshards; i++)
+        if (s->shards[i].multi) {
+            CURLMcode mc = curl_multi_cleanup(s->shards[i].multi);
+            if (mc != CURLM_OK)
+                fprintf(stderr, "quorum-agent: curl_multi_cleanup: %s\n", curl_multi_strerror(mc));
+        }
+    free(s->shards);
+    s->shards = NULL;
+    s->nshards = 0;
+    /* After the cleanups, which may still tell sockets to go. */
     if (s->epfd >= 0 && close(s->epfd) < 0)
         fprintf(stderr, "quorum-agent: close(epoll): %s\n", strerror(errno));
     s->epfd = -1;
@@ -158,8 +189,11 @@ static int drive(sim_t *s, int64_t wait_ms)
 {
     struct epoll_event ev[EPOLL_BATCH];
     int64_t now_us = sim_mono_us(), now = now_us / 1000;
-    if (s->curl_due_ms >= 0 && s->curl_due_ms - now < wait_ms)
-        wait_ms = s->curl_due_ms > now ? s->curl_due_ms - now : 0;
+    for (int i = 0; i < s->nshards; i++) {
+        int64_t due = s->shards[i].curl_due_ms;
+        if (due >= 0 && due - now < wait_ms)
+            wait_ms = due > now ? due - now : 0;
+    }
     if (wait_ms < 0)
         wait_ms = 0;
     int64_t left_us = wait_ms > 0 ? (now + wait_ms) * 1000 - now_us : 0;
@@ -178,16 +212,22 @@ static int drive(sim_t *s, int64_t wait_ms)
         int flags = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
                     (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                     (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        CURLMcode mc = curl_multi_socket_action(s->multi, ev[i].data.fd, flags, &running);
+        sim_shard_t *h = &s->shards[ev[i].data.u64 >> 32];
+        curl_socket_t fd = (curl_socket_t)(uint32_t)ev[i].data.u64;
+        CURLMcode mc = curl_multi_socket_action(h->multi, fd, flags, &running);
         if (mc != CURLM_OK) {
             fprintf(stderr, "quorum-agent: curl_multi_socket_action: %s\n",
                     curl_multi_strerror(mc));
             return -1;
         }
     }
-    if (s->curl_due_ms >= 0 && qr_mono_ms() >= s->curl_due_ms) {
-        s->curl_due_ms = -1;
-        CURLMcode mc = curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    now = qr_mono_ms();
+    for (int i = 0; i < s->nshards; i++) {
+        sim_shard_t *h = &s->shards[i];
+        if (h->curl_due_ms < 0 || now < h->curl_due_ms)
+            continue;
+        h->curl_due_ms = -1;
+        CURLMcode mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         if (mc != CURLM_OK) {
             fprintf(stderr, "quorum-agent: curl_multi_socket_action: %s\n",
                     curl_multi_strerror(mc));
@@ -286,7 +326,7 @@ static int start_request(annotator_t *a, int64_t now)
                  curl_easy_strerror(cc));
         goto out;
     }
-    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    CURLMcode mc = curl_multi_add_handle(sim_multi_of(s, a), a->call.easy);
     if (mc != CURLM_OK) {
         snprintf(a->call.message, sizeof a->call.message, "curl_multi_add_handle: %s",
                  curl_multi_strerror(mc));
@@ -586,7 +626,7 @@ static int resend_fresh(sim_t *s, annotator_t *a, CURL *easy, CURLcode result)
         return 0;
     qr_buf_reset(&a->call.body);
     if (curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
-        curl_multi_add_handle(s->multi, easy) != CURLM_OK)
+        curl_multi_add_handle(sim_multi_of(s, a), easy) != CURLM_OK)
         return 0;
     a->fresh++;
     a->state = ST_BUSY;
@@ -594,27 +634,41 @@ static int resend_fresh(sim_t *s, annotator_t *a, CURL *easy, CURLcode result)
     return 1;
 }
 
-/* Collects finished transfers from the multi handle and hands each to its
+int sim_next_done(sim_t *s, int *shard, annotator_t **a, CURL **easy, CURLcode *result)
+{
+    for (; *shard < s->nshards; (*shard)++) {
+        CURLM *multi = s->shards[*shard].multi;
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            *easy = msg->easy_handle;
+            *result = msg->data.result;
+            if (!(*a = sim_msg_annotator(msg)))
+                return -1;
+            /* Removing the handle invalidates msg: everything needed was copied. */
+            CURLMcode mc = curl_multi_remove_handle(multi, *easy);
+            if (mc != CURLM_OK) {
+                fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
+                        curl_multi_strerror(mc));
+                return -1;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Collects finished transfers from the multi handles and hands each to its
  * annotator. Returns 0 or -1. */
 static int collect_done(sim_t *s)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        annotator_t *a = sim_msg_annotator(msg);
-        if (!a)
-            return -1;
-        /* Removing the handle invalidates msg: everything needed was copied. */
-        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
-        if (mc != CURLM_OK) {
-            fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
-                    curl_multi_strerror(mc));
-            return -1;
-        }
+    annotator_t *a;
+    CURL *easy;
+    CURLcode result;
+    int shard = 0, got;
+    while ((got = sim_next_done(s, &shard, &a, &easy, &result)) > 0) {
         if (resend_fresh(s, a, easy, result))
             continue;
         if (a->fresh) {
@@ -654,6 +708,8 @@ static int collect_done(sim_t *s)
             break;
         }
     }
+    if (got < 0)
+        return -1;
     if (s->ack && s->ack_dirty) {
         if (fflush(s->ack) != 0)
             s->ack_failed = 1;

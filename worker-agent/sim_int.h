@@ -115,16 +115,29 @@ typedef struct error_kind_s {
     long count;
 } error_kind_t;
 
+/* Annotators per multi handle: libcurl 7.88 walks a multi handle's whole
+ * connection cache on every curl_multi_remove_handle, once per answer, so
+ * one multi handle for a crew of 1,000 cost that walk of 1,000 connections
+ * per request (10-15 % of simulate's CPU in a batched run). Annotator i
+ * uses shard (i - 1) / SIM_SHARD_AGENTS. */
+#define SIM_SHARD_AGENTS 64
+
+typedef struct sim_shard_s {
+    struct sim_s *s;
+    CURLM *multi;
+    int64_t curl_due_ms; /* when libcurl asked to be called back, -1: not asked */
+} sim_shard_t;
+
 typedef struct sim_s {
     const qr_sim_options_t *opt;
     const qr_client_config_t *cfg;
     qr_client_config_t *cfgs; /* one per broker: cfg with another url (shallow copies) */
     int nurls;
-    CURLM *multi;
-    int epfd;            /* epoll set of the multi handle's sockets (sim_driver.c), or -1 */
-    int64_t curl_due_ms; /* when libcurl asked to be called back, -1: not asked */
-    char run_id[9];      /* 4 random bytes in hex: makes user names unique */
-    char **labels;       /* the project's label choices */
+    sim_shard_t *shards; /* the multi handles, SIM_SHARD_AGENTS annotators each */
+    int nshards;
+    int epfd;       /* epoll set of the multi handles' sockets (sim_driver.c), or -1 */
+    char run_id[9]; /* 4 random bytes in hex: makes user names unique */
+    char **labels;  /* the project's label choices */
     size_t nlabels;
     /* --arrival-rate: the open loop's state (sim_open.c), else NULL */
     struct sim_open_s *open;
@@ -164,6 +177,12 @@ typedef struct sim_s {
     int benched;  /* annotators the gold gate stopped (403 annotator_paused) */
     int archived; /* it was project_archived */
 } sim_t;
+
+/* The multi handle annotator a's requests go through. */
+static inline CURLM *sim_multi_of(const sim_t *s, const annotator_t *a)
+{
+    return s->shards[(a->index - 1) / SIM_SHARD_AGENTS].multi;
+}
 
 /* What each op_t is called in messages and in the summary's "requests". */
 extern const char *const sim_op_names[OP_COUNT];
@@ -225,11 +244,17 @@ annotator_t *sim_msg_annotator(CURLMsg *msg);
 /* Creates the crew's users over the multi handle. Returns 0 or -1 (printed). */
 int sim_create_users(sim_t *s);
 
-/* Hooks the multi handle's sockets and timer to an epoll set, so each turn
- * of the loops handles only the connections with news (the multi-socket
- * API: no scan of every transfer). Returns 0 or -1 (printed). */
-int sim_driver_open(sim_t *s);
+/* Makes the multi handles for a crew of annotators (one per
+ * SIM_SHARD_AGENTS) and hooks their sockets and timers to one epoll set, so
+ * each turn of the loops handles only the connections with news (the
+ * multi-socket API: no scan of every transfer). Returns 0 or -1 (printed);
+ * sim_driver_close frees what it made either way. */
+int sim_driver_open(sim_t *s, int annotators);
 void sim_driver_close(sim_t *s);
+/* The next finished transfer of any multi handle, its easy handle already
+ * removed from it: 1 (*a, *easy and *result set), 0 (none left), -1
+ * (printed). *shard starts at 0 and carries the walk from call to call. */
+int sim_next_done(sim_t *s, int *shard, annotator_t **a, CURL **easy, CURLcode *result);
 /* The annotation loop, until every annotator is done or the run must end.
  * Returns 0, or -1 on a libcurl, spool or ack-log failure (printed). */
 int sim_run_loop(sim_t *s);

@@ -120,7 +120,7 @@ static int start_connect(sim_t *s, annotator_t *a)
         fprintf(stderr, "quorum-agent: curl_easy_setopt: %s\n", curl_easy_strerror(cc));
         return -1;
     }
-    CURLMcode mc = curl_multi_add_handle(s->multi, a->call.easy);
+    CURLMcode mc = curl_multi_add_handle(sim_multi_of(s, a), a->call.easy);
     if (mc != CURLM_OK) {
         fprintf(stderr, "quorum-agent: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
         return -1;
@@ -136,21 +136,14 @@ static int start_connect(sim_t *s, annotator_t *a)
 static int connects_done(sim_t *s, annotator_t **retry, int *nretry, int *failed, char *first,
                          size_t first_size)
 {
-    CURLMsg *msg;
-    int left, n = 0;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        annotator_t *a = sim_msg_annotator(msg);
-        if (!a)
-            return -1;
-        CURLMcode mc = curl_multi_remove_handle(s->multi, easy);
+    annotator_t *a;
+    CURL *easy;
+    CURLcode result;
+    int n = 0, shard = 0, got;
+    while ((got = sim_next_done(s, &shard, &a, &easy, &result)) > 0) {
         CURLcode cc = curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L);
-        if (mc != CURLM_OK || cc != CURLE_OK) {
-            fprintf(stderr, "quorum-agent: %s\n",
-                    mc != CURLM_OK ? curl_multi_strerror(mc) : curl_easy_strerror(cc));
+        if (cc != CURLE_OK) {
+            fprintf(stderr, "quorum-agent: %s\n", curl_easy_strerror(cc));
             return -1;
         }
         a->state = ST_IDLE;
@@ -164,7 +157,7 @@ static int connects_done(sim_t *s, annotator_t **retry, int *nretry, int *failed
             n++;
         }
     }
-    return n;
+    return got < 0 ? -1 : n;
 }
 
 int sim_open_connect(sim_t *s)

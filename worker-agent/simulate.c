@@ -1,12 +1,13 @@
 /*
- * simulate.c - N virtual annotators over one libcurl multi handle: the
+ * simulate.c - N virtual annotators over libcurl multi handles: the
  * run's set-up (project, users, spool, ack log), its loop and its summary.
  * The crew model, the libcurl driver and the report are files of their own
  * (sim_int.h lists them); this comment describes the whole.
  *
  * Each annotator owns one easy handle, reused for every request; its
- * connections stay alive in the multi handle's connection cache (sized to one
- * per annotator and broker) between requests. Each annotator is a small state
+ * connections stay alive in its multi handle's connection cache (a multi
+ * handle per 64 annotators, its cache sized to one connection per annotator
+ * and broker) between requests. Each annotator is a small state
  * machine with at most one request in flight:
  *
  *   LEASE --leases--> for each lease, in order, after its think time:
@@ -264,21 +265,7 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
         }
     }
 
-    s.multi = curl_multi_init();
-    if (!s.multi) {
-        fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
-        goto out;
-    }
-    /* The multi handle owns the connection cache, and by default sizes it by
-     * the handles currently added: annotators that are thinking are not, so
-     * their connections would be closed. Keep one per annotator and broker. */
-    CURLMcode mc =
-        curl_multi_setopt(s.multi, CURLMOPT_MAXCONNECTS, (long)opt->annotators * s.nurls + 8);
-    if (mc != CURLM_OK) {
-        fprintf(stderr, "quorum-agent: CURLMOPT_MAXCONNECTS: %s\n", curl_multi_strerror(mc));
-        goto out;
-    }
-    if (sim_driver_open(&s) < 0)
+    if (sim_driver_open(&s, opt->annotators) < 0)
         goto out;
     for (int i = 0; i < opt->annotators; i++) {
         annotator_t *a = &s.ann[i];
@@ -366,7 +353,7 @@ out:
         annotator_t *a = &s.ann[i];
         if (a->call_ready) {
             if (a->state == ST_BUSY) {
-                CURLMcode rmc = curl_multi_remove_handle(s.multi, a->call.easy);
+                CURLMcode rmc = curl_multi_remove_handle(sim_multi_of(&s, a), a->call.easy);
                 if (rmc != CURLM_OK)
                     fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",
                             curl_multi_strerror(rmc));
@@ -379,12 +366,7 @@ out:
         free(a->name);
         free(a->token);
     }
-    if (s.multi) {
-        CURLMcode cmc = curl_multi_cleanup(s.multi);
-        if (cmc != CURLM_OK)
-            fprintf(stderr, "quorum-agent: curl_multi_cleanup: %s\n", curl_multi_strerror(cmc));
-    }
-    sim_driver_close(&s); /* after the cleanup, which may still tell sockets to go */
+    sim_driver_close(&s); /* the multi handles, then the epoll set */
     for (size_t i = 0; i < s.nlabels; i++)
         free(s.labels[i]);
     free(s.labels);
