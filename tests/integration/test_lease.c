@@ -876,6 +876,85 @@ static void test_window_add_chunks(void **state)
     assert_int_equal(script_calls() - calls, 2);
 }
 
+static int ncommitted;
+
+static void on_committed_step(int rc, void *arg)
+{
+    if (rc == 0)
+        ncommitted++;
+    if (ncommitted == 3)
+        done = 1;
+}
+
+/* window_add writes each key once for all of its tasks, and end takes the
+ * tasks that leave the window out once its steps are done: a task named
+ * twice in one add is added once (the first), one already in the window is
+ * left as it is, a done-by list longer than Lua can unpack at once (10,000 arguments) goes in
+ * whole; three corked commits of one annotator in one call leave no trace
+ * of their tasks or of the annotator's live count, while a task with a
+ * slot left stays. */
+static void test_window_add_in_bulk(void **state)
+{
+    enum { NDONE = 5000 };
+    project = 9042;
+    assert_int_equal(qr_lease_init(engine, project, 0, on_done, NULL), 0);
+    wait_done();
+    static char many[NDONE * 5];
+    size_t at = 0;
+    for (int i = 1; i <= NDONE; i++)
+        at += (size_t)snprintf(many + at, sizeof many - at, "%s%d", i > 1 ? "," : "", 1000 + i);
+    int64_t ids[] = {1, 2, 1, 3, 4};
+    int free_slots[] = {1, 0, 5, 1, 2};
+    double prios[] = {1, 2, 3, 4, 5};
+    const char *datas[] = {"{\"n\":1}", "{\"n\":2}", "{\"n\":9}", "{\"n\":3}", "{\"n\":4}"};
+    const char *done_by[] = {many, "7", "999", "", ""};
+    assert_int_equal(qr_lease_window_add(engine, project, 5, ids, free_slots, prios, datas, done_by,
+                                         "5 4", on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(last_rc, 0);
+    assert_int_equal(redis_int("HLEN", "{p:9042}:free", NULL), 4);
+    assert_int_equal(redis_int("HGET", "{p:9042}:free", "1"), 1); /* the first of the two */
+    assert_int_equal(redis_int("ZCARD", "{p:9042}:seen", NULL), NDONE + 1);
+    assert_int_equal(redis_int("ZSCORE", "{p:9042}:seen", "1:1600"), 1);
+    assert_int_equal(redis_int("ZCARD", "{p:9042}:ready", NULL), 3); /* not task 2: no slot */
+    /* Again, with other values: tasks in the window stay as they are. */
+    int other[] = {7, 7, 7, 7, 7};
+    assert_int_equal(qr_lease_window_add(engine, project, 2, ids + 3, other, prios, datas, NULL,
+                                         "*", on_done, NULL),
+                     0);
+    wait_done();
+    assert_int_equal(redis_int("HGET", "{p:9042}:free", "4"), 2);
+
+    /* Annotator 5 takes tasks 1, 3 and 4 (by priority) and commits all
+     * three in one call. */
+    int64_t now = qr_now_ms();
+    assert_int_equal(qr_lease_grant(engine, project, 5, 3, now, 60000, on_grant, NULL), 0);
+    wait_done();
+    assert_int_equal(ngot, 3);
+    ncommitted = 0;
+    qr_lease_cork(engine);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            qr_lease_submit_commit(engine, project, got[i].token, on_committed_step, NULL), 0);
+    qr_lease_uncork(engine);
+    wait_done();
+    assert_int_equal(ncommitted, 3);
+    assert_int_equal(redis_int("HLEN", "{p:9042}:free", NULL), 2);   /* tasks 2 and 4 */
+    assert_int_equal(redis_int("HEXISTS", "{p:9042}:free", "4"), 1); /* a slot left */
+    for (int t = 1; t <= 3; t += 2) {
+        char tid[4];
+        snprintf(tid, sizeof tid, "%d", t);
+        assert_int_equal(redis_int("HEXISTS", "{p:9042}:held", tid), 0);
+        assert_int_equal(redis_int("HEXISTS", "{p:9042}:data", tid), 0);
+        assert_int_equal(redis_int("HEXISTS", "{p:9042}:prio", tid), 0);
+    }
+    /* Task 1's 5,000 done-by members went with it; task 2's one and the
+     * annotator's mark on task 4 stay. */
+    assert_int_equal(redis_int("ZCARD", "{p:9042}:seen", NULL), 2);
+    assert_int_equal(redis_int("HEXISTS", "{p:9042}:alive", "5"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_task_leaves_no_trace),
         cmocka_unit_test(test_corked_steps),
         cmocka_unit_test(test_window_add_chunks),
+        cmocka_unit_test(test_window_add_in_bulk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
