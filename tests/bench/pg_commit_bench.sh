@@ -18,6 +18,7 @@
 #   wal_bytes       pg_current_wal_lsn() after minus before;
 #   transactions    xact_commit + xact_rollback of pg_stat_database;
 #   broker_cpu_us   quorumd's CPU, for context;
+#   redis_cpu_us    redis-server's CPU, likewise;
 # and the statements with the most time (execution + planning) from
 # pg_stat_statements, nested ones included (the statements inside the
 # commit function show there), with their calls per completion and their
@@ -125,6 +126,7 @@ pg_ticks() {
     echo "$t"
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+RPID=$(cat "$QR_STACK_DATA/redis/redis.pid")
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 seq 1 "$TASKS" | awk '{printf "{\"n\":%d,\"true_label\":\"a\"}\n", $1}' >"$W/tasks.jsonl"
@@ -138,16 +140,16 @@ run() { # RUN -> a JSON line appended to $W/runs.jsonl, statements to $W/stmts.R
     done
     q "CHECKPOINT" >/dev/null
     [ "$STATEMENTS" = 0 ] || q "SELECT pg_stat_statements_reset()" >/dev/null
-    local n0 lsn0 x0 p0 b0
+    local n0 lsn0 x0 p0 b0 r0 r1
     n0=$(q "SELECT count(*) FROM annotations")
     lsn0=$(q "SELECT pg_current_wal_lsn()")
     x0=$(q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
-    p0=$(pg_ticks) b0=$(ticks "$QPID")
+    p0=$(pg_ticks) b0=$(ticks "$QPID") r0=$(ticks "$RPID")
     "$B/bin/quorum-agent" simulate --project "$project" --annotators "$AGENTS" --accuracy 0.9 \
         --think-ms 0 --seed "$r" --duration "$SECS" --max-seconds $((SECS + 120)) \
         --no-spool --prefetch 8 --batch --json-summary "$W/sim.json" >"$W/sim.out" 2>"$W/sim.err" || true
     local p1 b1 n1 wal x1
-    p1=$(pg_ticks) b1=$(ticks "$QPID")
+    p1=$(pg_ticks) b1=$(ticks "$QPID") r1=$(ticks "$RPID")
     n1=$(q "SELECT count(*) FROM annotations")
     wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')")
     x1=$(q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
@@ -164,9 +166,11 @@ run() { # RUN -> a JSON line appended to $W/runs.jsonl, statements to $W/stmts.R
            FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
           ORDER BY total_exec_time + total_plan_time DESC LIMIT 15) s" >"$W/stmts.$r.json"
     jq -c --argjson run "$r" --argjson n "$n" --argjson pcpu $(((p1 - p0) * 1000000 / TCK)) \
-        --argjson bcpu $(((b1 - b0) * 1000000 / TCK)) --argjson wal "$wal" --argjson x $((x1 - x0)) \
+        --argjson bcpu $(((b1 - b0) * 1000000 / TCK)) --argjson rcpu $(((r1 - r0) * 1000000 / TCK)) \
+        --argjson wal "$wal" --argjson x $((x1 - x0)) \
         '{run: $run, completions: $n, completions_per_second: .completions_per_second,
-          pg_cpu_us: ($pcpu / $n), broker_cpu_us: ($bcpu / $n), wal_bytes: ($wal / $n),
+          pg_cpu_us: ($pcpu / $n), broker_cpu_us: ($bcpu / $n), redis_cpu_us: ($rcpu / $n),
+          wal_bytes: ($wal / $n),
           transactions: ($x / $n)}' "$W/sim.json" | tee -a "$W/runs.jsonl"
 }
 
@@ -178,16 +182,18 @@ med() { jq -r "$1" "$W/runs.jsonl" | median; }
 MID=$(jq -r '"\(.pg_cpu_us) \(.run)"' "$W/runs.jsonl" | sort -g | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}')
 jq -n --argjson agents "$AGENTS" --argjson secs "$SECS" --argjson runs "$RUNS" \
     --argjson cps "$(med .completions_per_second)" --argjson pcpu "$(med .pg_cpu_us)" \
-    --argjson bcpu "$(med .broker_cpu_us)" --argjson wal "$(med .wal_bytes)" \
+    --argjson bcpu "$(med .broker_cpu_us)" --argjson rcpu "$(med .redis_cpu_us)" \
+    --argjson wal "$(med .wal_bytes)" \
     --argjson x "$(med .transactions)" --slurpfile all "$W/runs.jsonl" \
     --slurpfile st "$W/stmts.$MID.json" --argjson mid "$MID" --argjson stm "$STATEMENTS" \
     --argjson pgset "$(printf '%s\n' ${PGSET[@]+"${PGSET[@]}"} | jq -R 'select(length > 0)' | jq -s .)" \
     '{agents: $agents, seconds_per_run: $secs, runs: $runs, mode: "batched", pg_settings: $pgset,
       completions_per_second: $cps,
       pg_stat_statements: ($stm == 1),
-      per_completion: {pg_cpu_us: $pcpu, wal_bytes: $wal, transactions: $x, broker_cpu_us: $bcpu},
+      per_completion: {pg_cpu_us: $pcpu, wal_bytes: $wal, transactions: $x, broker_cpu_us: $bcpu,
+                       redis_cpu_us: $rcpu},
       statements_run: $mid, statements: $st[0], all_runs: $all}' >"$OUT"
-jq -r '"median of \(.runs): \(.completions_per_second | floor)/s; per completion: PostgreSQL \(.per_completion.pg_cpu_us | floor) µs CPU, \(.per_completion.wal_bytes | floor) WAL bytes, \(.per_completion.transactions) transactions; broker \(.per_completion.broker_cpu_us | floor) µs"' "$OUT"
+jq -r '"median of \(.runs): \(.completions_per_second | floor)/s; per completion: PostgreSQL \(.per_completion.pg_cpu_us | floor) µs CPU, \(.per_completion.wal_bytes | floor) WAL bytes, \(.per_completion.transactions) transactions; broker \(.per_completion.broker_cpu_us | floor) µs, Redis \(.per_completion.redis_cpu_us | floor) µs"' "$OUT"
 echo "top statements (run $MID): µs per completion | calls per completion | µs per call (plan) | query"
 jq -r '.statements[] | "\(.us_per_completion)\t\(.calls_per_completion)\t\(.us_per_call) (\(.plan_us_per_call))\t\(if .toplevel then "" else "  > " end)\(.query)"' "$OUT"
 echo "wrote $OUT"
