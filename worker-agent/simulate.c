@@ -281,6 +281,11 @@ int qr_sim_run(const qr_sim_options_t *opt, const qr_client_config_t *cfg)
     if (sim_create_users(&s) < 0)
         goto out;
     if (opt->idle) { /* no results, so no spool (sim_idle.c) */
+        /* The idle crew uses multi handles of its own: the connections
+         * the users' creation left in the driver's would stay open beside
+         * theirs (with a multi handle per 64 annotators, one per annotator:
+         * 20,000 connections for 10,000 agents, past the broker's cap). */
+        sim_driver_close(&s);
         rc = sim_idle_run(&s);
         goto out;
     }
@@ -352,7 +357,7 @@ out:
     for (int i = 0; i < opt->annotators; i++) {
         annotator_t *a = &s.ann[i];
         if (a->call_ready) {
-            if (a->state == ST_BUSY) {
+            if (a->state == ST_BUSY && s.shards) {
                 CURLMcode rmc = curl_multi_remove_handle(sim_multi_of(&s, a), a->call.easy);
                 if (rmc != CURLM_OK)
                     fprintf(stderr, "quorum-agent: curl_multi_remove_handle: %s\n",

@@ -72,6 +72,10 @@ conns=$(curl -fsS --cacert "$CA" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/m
     awk '$1 == "quorum_http_connections" {print $2}')
 [ "${conns:-0}" -ge $((N * 9 / 10)) ] && pass "the broker holds the agents' connections ($conns)" ||
     fail "the broker holds the agents' connections (got ${conns:-none}, want >= $((N * 9 / 10)))"
+# ...and no more: the connections that created the users are closed (kept,
+# they doubled the broker's connections: 20,000 for 10,000 agents).
+[ "${conns:-0}" -le $((N + 10)) ] && pass "no connection left from the users' creation ($conns)" ||
+    fail "no connection left from the users' creation (got ${conns:-none}, want <= $((N + 10)))"
 check "no lease expired or ended while the holders heartbeat" 0 \
     "$(sql "SELECT count(*) FROM leases WHERE project_id = $P")"
 lost_before=$(grep '^\[' "$E2E_DIR/sim.err" | tail -n1 | sed 's/.*lost \([0-9]*\).*/\1/')
