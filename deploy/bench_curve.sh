@@ -56,19 +56,20 @@ LEVELS=(25 50 75 90)
 # The header above, without its "# ".
 header() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 usage() { header | sed -n '6,8p' >&2; exit 2; }
+need() { [ -n "${2-}" ] || { echo "bench_curve.sh: $1 needs a value" >&2; usage; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
-    --bin) BIN=${2:?}; shift 2 ;;
-    --capacity) CAP=${2:?}; shift 2 ;;
-    --out) OUT=${2:?}; shift 2 ;;
-    --agents) AGENTS=${2:?}; shift 2 ;;
-    --seconds) SECS=${2:?}; shift 2 ;;
-    --warmup) WARMUP=${2:?}; shift 2 ;;
-    --think) THINK=${2:?}; shift 2 ;;
-    --seed) SEED=${2:?}; shift 2 ;;
-    --batch) K=${2:?}; shift 2 ;;
-    --levels) read -r -a LEVELS <<<"${2:?}"; shift 2 ;;
-    --metrics) MDIR=${2:?}; shift 2 ;;
+    --bin) need "$1" "${2-}"; BIN=$2; shift 2 ;;
+    --capacity) need "$1" "${2-}"; CAP=$2; shift 2 ;;
+    --out) need "$1" "${2-}"; OUT=$2; shift 2 ;;
+    --agents) need "$1" "${2-}"; AGENTS=$2; shift 2 ;;
+    --seconds) need "$1" "${2-}"; SECS=$2; shift 2 ;;
+    --warmup) need "$1" "${2-}"; WARMUP=$2; shift 2 ;;
+    --think) need "$1" "${2-}"; THINK=$2; shift 2 ;;
+    --seed) need "$1" "${2-}"; SEED=$2; shift 2 ;;
+    --batch) need "$1" "${2-}"; K=$2; shift 2 ;;
+    --levels) need "$1" "${2-}"; read -r -a LEVELS <<<"$2"; shift 2 ;;
+    --metrics) need "$1" "${2-}"; MDIR=$2; shift 2 ;;
     -h|--help) header; exit 0 ;;
     *) echo "bench_curve.sh: unknown option $1" >&2; usage ;;
     esac
