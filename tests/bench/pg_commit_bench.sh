@@ -43,14 +43,15 @@ STATEMENTS=1
 PGSET=()
 B="$ROOT/build-rel"
 OUT="$ROOT/build/pg_commit_bench.json"
+need() { [ -n "${2-}" ] || { echo "pg_commit_bench.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
-    --agents) AGENTS=$2; shift 2 ;;
-    --seconds) SECS=$2; shift 2 ;;
-    --runs) RUNS=$2; shift 2 ;;
-    --tasks) TASKS=$2; shift 2 ;;
-    --build) B=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --agents) need "$1" "${2-}"; AGENTS=$2; shift 2 ;;
+    --seconds) need "$1" "${2-}"; SECS=$2; shift 2 ;;
+    --runs) need "$1" "${2-}"; RUNS=$2; shift 2 ;;
+    --tasks) need "$1" "${2-}"; TASKS=$2; shift 2 ;;
+    --build) need "$1" "${2-}"; B=$2; shift 2 ;;
+    --out) need "$1" "${2-}"; OUT=$2; shift 2 ;;
     --no-statements) STATEMENTS=0; shift ;;
     --pg-set)
         [[ ${2:-} =~ ^[a-z_.]+=[^\']+$ ]] || { echo "pg_commit_bench.sh: --pg-set takes NAME=VALUE, not '${2:-}'" >&2; exit 2; }
@@ -58,6 +59,9 @@ while [ $# -gt 0 ]; do
     -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "pg_commit_bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
+done
+for v in "--agents $AGENTS" "--seconds $SECS" "--runs $RUNS" "--tasks $TASKS"; do
+    [[ ${v#* } =~ ^[1-9][0-9]*$ ]] || { echo "pg_commit_bench.sh: ${v% *} takes a whole number above 0, not '${v#* }'" >&2; exit 2; }
 done
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 if ! [ -x "$B/bin/quorumd" ] || ! [ -x "$B/bin/quorum-agent" ] || ! [ -x "$B/bin/quorumctl" ]; then
