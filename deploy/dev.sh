@@ -44,7 +44,7 @@ SAMPLE="$ROOT/deploy/sample/news.jsonl"
 SAMPLE_LABELS="sports,technology,cooking,weather"
 . "$ROOT/deploy/common.sh"
 
-PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev libssl-dev
+PACKAGES=(build-essential cmake pkg-config libuv1-dev libpq-dev libhiredis-dev libssl-dev libjemalloc-dev
     libhttp-parser-dev libjansson-dev libcurl4-openssl-dev libcsv-dev libcmocka-dev
     postgresql redis-server openssl curl jq ca-certificates tmux python3 bc clang libclang-rt-14-dev
     prometheus libutf8proc-dev chromium chromium-driver python3-selenium
