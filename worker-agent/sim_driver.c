@@ -121,6 +121,31 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+CURLM *sim_multi_new(long max_connects, curl_socket_callback on_socket,
+                     curl_multi_timer_callback on_timer, void *data)
+{
+    CURLM *multi = curl_multi_init();
+    if (!multi) {
+        fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
+        return NULL;
+    }
+    CURLMcode mc = curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, max_connects);
+    if (mc == CURLM_OK)
+        mc = curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    if (mc == CURLM_OK)
+        mc = curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, data);
+    if (mc == CURLM_OK)
+        mc = curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    if (mc == CURLM_OK)
+        mc = curl_multi_setopt(multi, CURLMOPT_TIMERDATA, data);
+    if (mc != CURLM_OK) {
+        fprintf(stderr, "quorum-agent: libcurl multi-socket set-up: %s\n", curl_multi_strerror(mc));
+        curl_multi_cleanup(multi);
+        return NULL;
+    }
+    return multi;
+}
+
 int sim_driver_open(sim_t *s, int annotators)
 {
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -134,30 +159,14 @@ int sim_driver_open(sim_t *s, int annotators)
         sim_shard_t *h = &s->shards[i];
         h->s = s;
         h->curl_due_ms = -1;
-        h->multi = curl_multi_init();
-        if (!h->multi) {
-            fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
-            return -1;
-        }
         /* The multi handle owns the connection cache, and by default sizes
          * it by the handles currently added: annotators that are thinking
          * are not, so their connections would be closed. Keep one per
          * annotator and broker. */
-        CURLMcode mc = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-                                         (long)SIM_SHARD_AGENTS * s->nurls + 8);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-        if (mc != CURLM_OK) {
-            fprintf(stderr, "quorum-agent: libcurl multi-socket set-up: %s\n",
-                    curl_multi_strerror(mc));
+        h->multi =
+            sim_multi_new((long)SIM_SHARD_AGENTS * s->nurls + 8, on_curl_socket, on_curl_timer, h);
+        if (!h->multi)
             return -1;
-        }
     }
     return 0;
 }

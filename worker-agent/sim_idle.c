@@ -62,7 +62,7 @@
  * connect-only connections), so 10,000 agents on one multi handle spend
  * their time there: each shard has its own multi handle, and so its own
  * cache of SHARD_AGENTS connections or so. */
-#define SHARD_AGENTS 64
+#define SHARD_AGENTS SIM_SHARD_AGENTS
 /* Requests that may need a new TLS connection (an agent's first, every one
  * after a failure, and its first after a restart mark) in flight at once. Each costs this process a
  * full client handshake (2+ ms of OpenSSL 3 CPU): 10,000 of them at once would starve it past the
@@ -223,24 +223,9 @@ static int shards_open(idle_t *d)
         h->d = d;
         h->index = k;
         h->due_ms = -1;
-        h->multi = curl_multi_init();
-        if (!h->multi) {
-            fprintf(stderr, "quorum-agent: cannot start libcurl (curl_multi_init failed)\n");
+        h->multi = sim_multi_new((long)SHARD_AGENTS + 8, on_shard_socket, on_shard_timer, h);
+        if (!h->multi)
             return -1;
-        }
-        CURLMcode mc = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)SHARD_AGENTS + 8);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_shard_socket);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_shard_timer);
-        if (mc == CURLM_OK)
-            mc = curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-        if (mc != CURLM_OK) {
-            fprintf(stderr, "quorum-agent: libcurl multi set-up: %s\n", curl_multi_strerror(mc));
-            return -1;
-        }
     }
     return 0;
 }

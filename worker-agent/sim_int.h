@@ -250,6 +250,11 @@ int sim_create_users(sim_t *s);
  * multi-socket API: no scan of every transfer). Returns 0 or -1 (printed);
  * sim_driver_close frees what it made either way. */
 int sim_driver_open(sim_t *s, int annotators);
+/* A multi handle whose sockets and timer go to on_socket and on_timer
+ * (both with data), its connection cache max_connects; NULL (printed) when
+ * libcurl refuses. */
+CURLM *sim_multi_new(long max_connects, curl_socket_callback on_socket,
+                     curl_multi_timer_callback on_timer, void *data);
 void sim_driver_close(sim_t *s);
 /* The next finished transfer of any multi handle, its easy handle already
  * removed from it: 1 (*a, *easy and *result set), 0 (none left), -1
